@@ -1,0 +1,48 @@
+using Pipelines.Model;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Pipelines.Cli;
+
+/// <summary>Exit codes and the one place where failures become messages.</summary>
+internal static class Cli
+{
+    public const int Ok = 0;
+    public const int Failed = 1;
+    public const int Invalid = 2;
+
+    public static async Task<int> Guard(Func<Task<int>> body)
+    {
+        try
+        {
+            return await body().ConfigureAwait(false);
+        }
+        catch (WorkflowInvalidException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return Invalid;
+        }
+        catch (PipelinesException e)
+        {
+            Console.Error.WriteLine("error: " + e.Message);
+            return Failed;
+        }
+        catch (CommandAppException e)
+        {
+            Console.Error.WriteLine("error: " + e.Message);
+            return Invalid;
+        }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("stopped");
+            return 130;
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            Console.Error.WriteLine("error: PostgreSQL: " + e.GetBaseException().Message);
+            return Failed;
+        }
+    }
+
+    public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+}

@@ -1,0 +1,160 @@
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pipelines.Hosting;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace Pipelines.Cli.Commands;
+
+/// <summary>`pipelines run FILE`: plan, run, wait, summarise. Exit 0 all tasks succeeded, 1 a task failed, 2 invalid file.</summary>
+public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
+{
+    public sealed class Settings : WorkflowSettings
+    {
+        [CommandOption("-w|--local-workers <N>")]
+        [Description("Tasks this process runs at once (default Worker:Concurrency, 4). With PostgreSQL, 0 leaves the tasks to `pipelines worker` processes.")]
+        public int? LocalWorkers { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
+        var values = new Dictionary<string, string?>();
+        if (settings.LocalWorkers is { } n)
+        {
+            values["Worker:Concurrency"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var config = EngineHost.Configuration(settings.Config, values);
+        var postgres = EngineHost.UsesPostgres(config);
+        var workers = settings.LocalWorkers ?? (int.TryParse(config["Worker:Concurrency"], out var c) ? c : 4);
+        if (workers < 0 || (workers == 0 && !postgres))
+        {
+            throw new PipelinesException("--local-workers must be at least 1 without PostgreSQL: nothing else would run the tasks", retryHelps: false);
+        }
+
+        using var host = EngineHost.Build(config, worker: workers > 0, settings.Verbose ? LogLevel.Information : LogLevel.Warning);
+        var store = host.Services.GetRequiredService<IRunStore>();
+        await store.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var submitted = await host.Services.GetRequiredService<RunSubmitter>()
+                .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken).ConfigureAwait(false);
+            RunIndex.Record(submitted.RunId, submitted.OutputUri);
+            Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
+            Console.WriteLine($"output: {submitted.OutputUri}");
+            var run = await WaitAsync(store, submitted.RunId, cancellationToken).ConfigureAwait(false);
+            var stores = host.Services.GetRequiredService<ObjectStoreFactory>();
+            await PrintSummaryAsync(store, stores, run, clock.Elapsed, cancellationToken).ConfigureAwait(false);
+            return run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<RunRecord> WaitAsync(IRunStore store, string runId, CancellationToken ct)
+    {
+        if (Cli.Interactive)
+        {
+            RunRecord? result = null;
+            await AnsiConsole.Progress()
+                .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .StartAsync(async ctx =>
+                {
+                    var bar = ctx.AddTask("tasks");
+                    while (true)
+                    {
+                        var run = (await store.GetRunAsync(runId, ct).ConfigureAwait(false))!;
+                        var counts = await store.CountTasksAsync(runId, ct).ConfigureAwait(false);
+                        bar.MaxValue = Math.Max(1, counts.Total);
+                        bar.Value = counts.Ended;
+                        bar.Description = $"{counts.Ended}/{counts.Total} ended, {counts.Running} running, {counts.Failed} failed" + (run.State == RunState.Gathering ? ", gathering" : "");
+                        if (run.State.IsTerminal())
+                        {
+                            result = run;
+                            return;
+                        }
+
+                        await Task.Delay(250, ct).ConfigureAwait(false);
+                    }
+                }).ConfigureAwait(false);
+            return result!;
+        }
+
+        string? last = null;
+        var lastPrint = Stopwatch.StartNew();
+        while (true)
+        {
+            var run = (await store.GetRunAsync(runId, ct).ConfigureAwait(false))!;
+            if (run.State.IsTerminal())
+            {
+                return run;
+            }
+
+            var counts = await store.CountTasksAsync(runId, ct).ConfigureAwait(false);
+            var line = $"{counts.Ended}/{counts.Total} tasks ended ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed), {counts.Running} running" + (run.State == RunState.Gathering ? ", gathering" : "");
+            if (line != last && lastPrint.Elapsed > TimeSpan.FromSeconds(2))
+            {
+                Console.WriteLine(line);
+                last = line;
+                lastPrint.Restart();
+            }
+
+            await Task.Delay(250, ct).ConfigureAwait(false);
+        }
+    }
+
+    internal static async Task PrintSummaryAsync(IRunStore store, ObjectStoreFactory stores, RunRecord run, TimeSpan wall, CancellationToken ct)
+    {
+        var counts = await store.CountTasksAsync(run.RunId, ct).ConfigureAwait(false);
+        Console.WriteLine($"run {run.RunId} {run.State.Name()} in {wall.TotalSeconds:0.0}s");
+        Console.WriteLine($"  tasks:   {counts.Total} ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed, {counts.Cancelled} cancelled)");
+        var output = stores.Open(run.OutputUri);
+        try
+        {
+            using var doc = JsonDocument.Parse(await output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), ct).ConfigureAwait(false));
+            foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
+            {
+                var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()));
+                Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt32()} rows gathered ({files})");
+            }
+        }
+        catch (ObjectNotFoundException)
+        {
+            Console.WriteLine("  results: none (run.json was not written)");
+        }
+
+        if (run.Error is not null)
+        {
+            Console.WriteLine($"  error:   {run.Error}");
+        }
+
+        if (counts.Failed > 0)
+        {
+            var failed = (await store.GetTasksAsync(run.RunId, ct).ConfigureAwait(false)).Where(t => t.State == TaskState.Failed).ToList();
+            foreach (var t in failed.Take(5))
+            {
+                var first = (t.Error ?? "").Split('\n')[0];
+                Console.WriteLine($"  failed:  task {t.Index} ({t.TaskId}, {string.Join(" ", t.Inputs.Take(2).Select(i => i.Key))}{(t.Inputs.Count > 2 ? " ..." : "")}): {first}");
+            }
+
+            if (failed.Count > 5)
+            {
+                Console.WriteLine($"  failed:  ... and {failed.Count - 5} more (see provenance/tasks.parquet)");
+            }
+        }
+
+        Console.WriteLine($"  output:  {run.OutputUri}");
+    }
+}

@@ -1,0 +1,52 @@
+using System.ComponentModel;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pipelines.Hosting;
+using Pipelines.RunStore;
+using Spectre.Console.Cli;
+
+namespace Pipelines.Cli.Commands;
+
+/// <summary>`pipelines worker`: run task and gather jobs from PostgreSQL until SIGTERM or Ctrl+C.</summary>
+public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
+{
+    public sealed class Settings : CommonSettings
+    {
+        [CommandOption("-w|--concurrency <N>")]
+        [Description("Tasks run at once (default Worker:Concurrency, 4).")]
+        public int? Concurrency { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var values = new Dictionary<string, string?>();
+        if (settings.Concurrency is { } n)
+        {
+            values["Worker:Concurrency"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var config = EngineHost.Configuration(settings.Config, values);
+        if (!EngineHost.UsesPostgres(config))
+        {
+            throw new PipelinesException("a worker needs PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+        }
+
+        using var host = EngineHost.Build(config, worker: true, settings.Verbose ? LogLevel.Information : LogLevel.Warning);
+        await host.Services.GetRequiredService<IRunStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
+        await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM or Ctrl+C: Hangfire hands unfinished jobs back to the queue on stop.
+        }
+
+        await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        Console.WriteLine("worker stopped");
+        return Cli.Ok;
+    }
+}

@@ -1,0 +1,28 @@
+using Pipelines.Cli;
+using Pipelines.Cli.Commands;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(c =>
+{
+    c.SetApplicationName("pipelines");
+    c.PropagateExceptions();
+    c.AddCommand<ValidateCommand>("validate").WithDescription("Check a workflow file; exit 0, or 2 with every problem.");
+    c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
+    c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
+    c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs from PostgreSQL until stopped.");
+});
+
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    stop.Cancel();
+};
+using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+{
+    ctx.Cancel = true;
+    stop.Cancel();
+});
+
+return await Cli.Guard(() => app.RunAsync(args, stop.Token));

@@ -1,0 +1,20 @@
+namespace Pipelines.Containers;
+
+/// <summary>How containers are run (configuration section Docker).</summary>
+public sealed record DockerOptions
+{
+    /// <summary>The engine's endpoint; DOCKER_HOST, else the local socket.</summary>
+    public string Endpoint { get; init; } = Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock";
+
+    /// <summary>The non-root user the algorithm runs as.</summary>
+    public string User { get; init; } = "65534:65534";
+
+    /// <summary>Relative CPU weight (the engine's default is 1024): the host's own work comes first.</summary>
+    public long CpuShares { get; init; } = 256;
+
+    /// <summary>Size of the writable /tmp.</summary>
+    public string TmpSize { get; init; } = "64m";
+
+    /// <summary>At most this much of a step's stdout and stderr is kept (the rest is cut with a note).</summary>
+    public int MaxLogBytes { get; init; } = 1024 * 1024;
+}

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+
+namespace Pipelines.Containers;
+
+/// <summary>
+/// Containers through the Docker Engine API: no network, a non-root user, a read-only root file
+/// system, every capability dropped, no-new-privileges, cpu/memory/pids limits and a timeout
+/// that kills. Each container carries the label <see cref="ManagedLabel"/> so that cleanup finds
+/// only ours on a shared engine.
+/// </summary>
+public sealed class DockerRuntime : IContainerRuntime, IDisposable
+{
+    public const string ManagedLabel = "org.pipelines.managed";
+
+    private readonly DockerClient _client;
+    private readonly DockerOptions _options;
+
+    public DockerRuntime(DockerOptions options)
+    {
+        _options = options;
+
+        // No API version is set on purpose: the client then sends unversioned URLs, which both
+        // old engines (Debian's 20.10, API 1.41) and new ones accept.
+        _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
+    }
+
+    public async Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var inspect = await _client.Images.InspectImageAsync(image, cancellationToken).ConfigureAwait(false);
+            return inspect.ID;
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new PipelinesException($"image '{image}' is not on the Docker engine at {_options.Endpoint}; build or load it there first (`docker images` lists what is there)", retryHelps: false, e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            throw Unreachable(e);
+        }
+    }
+
+    public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
+    {
+        var labels = new Dictionary<string, string>(spec.Labels) { [ManagedLabel] = "true" };
+        var parameters = new CreateContainerParameters
+        {
+            Image = spec.ImageId,
+            Entrypoint = [spec.Command[0]],
+            Cmd = spec.Command.Skip(1).ToList(),
+            Env = spec.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+            User = _options.User,
+            WorkingDir = "/out",
+            Labels = labels,
+            NetworkDisabled = true,
+            HostConfig = new HostConfig
+            {
+                NetworkMode = "none",
+                ReadonlyRootfs = true,
+                CapDrop = ["ALL"],
+                SecurityOpt = ["no-new-privileges"],
+                Memory = spec.Resources.MemoryBytes,
+                MemorySwap = spec.Resources.MemoryBytes,
+                NanoCPUs = (long)(spec.Resources.Cpus * 1_000_000_000),
+                PidsLimit = spec.Resources.Pids,
+                CPUShares = _options.CpuShares,
+                Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
+                Tmpfs = new Dictionary<string, string> { ["/tmp"] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
+            },
+        };
+
+        string id;
+        try
+        {
+            id = (await _client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new PipelinesException($"image {spec.ImageId} is no longer on the Docker engine", retryHelps: false, e);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or System.Net.Sockets.SocketException)
+        {
+            throw Unreachable(e);
+        }
+
+        var clock = Stopwatch.StartNew();
+        try
+        {
+            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            var timedOut = false;
+            long exitCode;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                timeout.CancelAfter(spec.Resources.Timeout);
+                try
+                {
+                    var wait = await _client.Containers.WaitContainerAsync(id, timeout.Token).ConfigureAwait(false);
+                    exitCode = wait.StatusCode;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    timedOut = true;
+                    await KillQuietlyAsync(id).ConfigureAwait(false);
+                    exitCode = (await _client.Containers.WaitContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).StatusCode;
+                }
+            }
+
+            var state = (await _client.Containers.InspectContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).State;
+            var log = await ReadLogsAsync(id).ConfigureAwait(false);
+            return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, clock.Elapsed);
+        }
+        catch (OperationCanceledException)
+        {
+            // Shutdown: the attempt is abandoned and will be delivered again; do not leave it running.
+            await KillQuietlyAsync(id).ConfigureAwait(false);
+            throw;
+        }
+        finally
+        {
+            try
+            {
+                await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                // Already gone: nothing to clean.
+            }
+        }
+    }
+
+    /// <summary>Removes every container of ours that is left over (after a crash).</summary>
+    public async Task<int> RemoveLeftoversAsync(CancellationToken cancellationToken)
+    {
+        var list = await _client.Containers.ListContainersAsync(
+            new ContainersListParameters
+            {
+                All = true,
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [ManagedLabel + "=true"] = true } },
+            },
+            cancellationToken).ConfigureAwait(false);
+        foreach (var c in list)
+        {
+            await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, cancellationToken).ConfigureAwait(false);
+        }
+
+        return list.Count;
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    private async Task KillQuietlyAsync(string id)
+    {
+        try
+        {
+            await _client.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (DockerApiException)
+        {
+            // It ended by itself between the timeout and the kill.
+        }
+    }
+
+    private async Task<string> ReadLogsAsync(string id)
+    {
+        using var stream = await _client.Containers.GetContainerLogsAsync(
+            id,
+            new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = false },
+            CancellationToken.None).ConfigureAwait(false);
+        var sb = new StringBuilder();
+        var buffer = new byte[16384];
+        long total = 0;
+        while (true)
+        {
+            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, CancellationToken.None).ConfigureAwait(false);
+            if (read.EOF)
+            {
+                break;
+            }
+
+            total += read.Count;
+            if (sb.Length < _options.MaxLogBytes)
+            {
+                sb.Append(Encoding.UTF8.GetString(buffer, 0, read.Count));
+            }
+        }
+
+        if (total > _options.MaxLogBytes)
+        {
+            sb.Append(CultureInfo.InvariantCulture, $"\n[pipelines: log cut at {_options.MaxLogBytes} of {total} bytes]\n");
+        }
+
+        return sb.ToString();
+    }
+
+    private PipelinesException Unreachable(Exception e) =>
+        new($"cannot reach the Docker engine at {_options.Endpoint}: {e.GetBaseException().Message}", retryHelps: true, e);
+}

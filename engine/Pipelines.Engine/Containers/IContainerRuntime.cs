@@ -1,0 +1,36 @@
+using Pipelines.Model;
+
+namespace Pipelines.Containers;
+
+/// <summary>Runs one locked-down container to its end. Knows nothing of storage or workflows.</summary>
+public interface IContainerRuntime
+{
+    /// <summary>The immutable id (sha256 digest) of an image present on the engine.</summary>
+    Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken);
+
+    /// <summary>Creates, starts, waits for, reads the logs of and removes a container.</summary>
+    Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken);
+}
+
+/// <summary>A host folder visible inside the container.</summary>
+public sealed record Mount(string HostPath, string ContainerPath, bool ReadOnly);
+
+/// <summary>What to run and under which limits. The first command element is the program.</summary>
+public sealed record ContainerSpec(
+    string ImageId,
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env,
+    IReadOnlyList<Mount> Mounts,
+    Resources Resources,
+    IReadOnlyDictionary<string, string> Labels);
+
+/// <summary>How a container ended. <see cref="Log"/> holds stdout and stderr as they came.</summary>
+public sealed record ContainerResult(long ExitCode, bool TimedOut, bool OomKilled, string Log, TimeSpan Duration)
+{
+    public bool Succeeded => ExitCode == 0 && !TimedOut && !OomKilled;
+
+    public string? Error => TimedOut ? "timed out and was killed"
+        : OomKilled ? "was killed for exceeding its memory limit"
+        : ExitCode != 0 ? $"exited with code {ExitCode}"
+        : null;
+}

@@ -1,0 +1,118 @@
+using Hangfire;
+using Hangfire.InMemory;
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipelines.Containers;
+using Pipelines.Gather;
+using Pipelines.Queue;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+using Pipelines.Worker;
+
+namespace Pipelines.Hosting;
+
+/// <summary>
+/// Wires the engine's parts for one process. With a PostgreSQL connection string (configuration
+/// key Postgres, or PIPELINES_POSTGRES) the run store and Hangfire live in PostgreSQL; without
+/// one, every role runs in this process on Hangfire.InMemory (the embedded mode).
+/// </summary>
+public static class EngineHost
+{
+    /// <summary>The configuration: pipelines.json files, PIPELINES_* variables, then the given values.</summary>
+    public static IConfiguration Configuration(string? configFile, IEnumerable<KeyValuePair<string, string?>>? values = null)
+    {
+        var builder = new ConfigurationBuilder()
+            .AddJsonFile("/etc/pipelines/pipelines.json", optional: true)
+            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "pipelines.json"), optional: true);
+        if (configFile is not null)
+        {
+            if (!File.Exists(configFile))
+            {
+                throw new PipelinesException($"configuration file {configFile} does not exist", retryHelps: false);
+            }
+
+            builder.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+        }
+
+        return builder.AddEnvironmentVariables("PIPELINES_").AddInMemoryCollection(values ?? []).Build();
+    }
+
+    public static bool UsesPostgres(IConfiguration config) => !string.IsNullOrWhiteSpace(config["Postgres"]);
+
+    /// <summary>Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs.</summary>
+    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddConfiguration(config);
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        }).SetMinimumLevel(logLevel);
+        builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
+
+        var services = builder.Services;
+        var workerOptions = config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(workerOptions);
+        services.AddSingleton(config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions());
+        services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
+        services.AddSingleton<DockerRuntime>();
+        services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
+        services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
+        services.AddSingleton<TaskRunner>();
+        services.AddSingleton<GatherRunner>();
+        services.AddSingleton<RunSubmitter>();
+        services.AddTransient<TaskJob>();
+        services.AddTransient<GatherJob>();
+
+        var postgres = config["Postgres"];
+        if (!string.IsNullOrWhiteSpace(postgres))
+        {
+            services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
+            services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddHangfire(c => Common(c).UsePostgreSqlStorage(
+                o => o.UseNpgsqlConnection(postgres),
+                new PostgreSqlStorageOptions
+                {
+                    SchemaName = config["Hangfire:Schema"] ?? "hangfire",
+                    PrepareSchemaIfNecessary = true,
+
+                    // A worker that dies leaves its job invisible until this timeout; sliding keeps a
+                    // live worker's long job from being delivered twice (facts.md).
+                    InvisibilityTimeout = TimeSpan.FromMinutes(5),
+                    UseSlidingInvisibilityTimeout = true,
+                    QueuePollInterval = TimeSpan.FromSeconds(1),
+                    EnableLongPolling = true,
+                }));
+        }
+        else
+        {
+            services.AddSingleton<IRunStore, InMemoryRunStore>();
+            services.AddHangfire(c => Common(c).UseInMemoryStorage(new InMemoryStorageOptions()));
+        }
+
+        if (worker)
+        {
+            services.AddHangfireServer(o =>
+            {
+                o.WorkerCount = Math.Max(1, workerOptions.Concurrency);
+                o.ServerName = workerOptions.Name;
+                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
+                o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+            });
+        }
+
+        return builder.Build();
+    }
+
+    private static IGlobalConfiguration Common(IGlobalConfiguration c) => c
+        .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+        .UseSimpleAssemblyNameTypeSerializer()
+        .UseRecommendedSerializerSettings();
+}

@@ -1,0 +1,97 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Pipelines.Model;
+
+/// <summary>Sizes (<c>512Mi</c>, <c>2G</c>) and durations (<c>10m</c>, <c>1h30m</c>) as users write them.</summary>
+public static partial class Quantities
+{
+    public static bool TryParseSize(string text, out long bytes)
+    {
+        bytes = 0;
+        var m = SizePattern().Match(text.Trim());
+        if (!m.Success)
+        {
+            return false;
+        }
+
+        var number = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
+        double factor = m.Groups[2].Value switch
+        {
+            "" or "B" => 1,
+            "k" or "K" or "KB" => 1e3,
+            "M" or "MB" => 1e6,
+            "G" or "GB" => 1e9,
+            "T" or "TB" => 1e12,
+            "Ki" or "KiB" => 1024,
+            "Mi" or "MiB" => 1024 * 1024,
+            "Gi" or "GiB" => 1024.0 * 1024 * 1024,
+            "Ti" or "TiB" => 1024.0 * 1024 * 1024 * 1024,
+            _ => -1,
+        };
+        if (factor < 0)
+        {
+            return false;
+        }
+
+        var value = number * factor;
+        if (value > long.MaxValue)
+        {
+            return false;
+        }
+
+        bytes = (long)value;
+        return true;
+    }
+
+    public static bool TryParseDuration(string text, out TimeSpan duration)
+    {
+        duration = TimeSpan.Zero;
+        var trimmed = text.Trim();
+        if (trimmed.Length == 0)
+        {
+            return false;
+        }
+
+        var total = TimeSpan.Zero;
+        var position = 0;
+        foreach (Match part in DurationPart().Matches(trimmed))
+        {
+            if (part.Index != position)
+            {
+                return false;
+            }
+
+            position = part.Index + part.Length;
+            var n = double.Parse(part.Groups[1].Value, CultureInfo.InvariantCulture);
+            total += part.Groups[2].Value switch
+            {
+                "ms" => TimeSpan.FromMilliseconds(n),
+                "s" => TimeSpan.FromSeconds(n),
+                "m" => TimeSpan.FromMinutes(n),
+                "h" => TimeSpan.FromHours(n),
+                _ => TimeSpan.FromDays(n),
+            };
+        }
+
+        if (position != trimmed.Length)
+        {
+            return false;
+        }
+
+        duration = total;
+        return true;
+    }
+
+    public static string FormatDuration(TimeSpan d) =>
+        d.TotalSeconds < 1 ? $"{d.TotalMilliseconds:0}ms"
+        : d.TotalMinutes < 1 ? $"{d.TotalSeconds:0.0}s"
+        : d.TotalHours < 1 ? $"{(int)d.TotalMinutes}m{d.Seconds:00}s"
+        : $"{(int)d.TotalHours}h{d.Minutes:00}m";
+
+    [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$")]
+    private static partial Regex SizePattern();
+
+    [GeneratedRegex(@"(\d+(?:\.\d+)?)(ms|s|m|h|d)")]
+    private static partial Regex DurationPart();
+}

@@ -1,0 +1,60 @@
+namespace Pipelines.Model;
+
+/// <summary>A validated workflow file, version 1 (see docs/workflow-spec.md).</summary>
+public sealed record Workflow(
+    int Version,
+    string Name,
+    string? Description,
+    InputSpec Input,
+    IReadOnlyList<StepSpec> Steps,
+    IReadOnlyList<GatherSpec> Gather,
+    OutputSpec Output,
+    OnError OnError,
+    TriggerSpec? Trigger);
+
+/// <summary>Where the dataset is and how it is split into units and tasks.</summary>
+public sealed record InputSpec(
+    string Uri,
+    IReadOnlyList<string> Include,
+    IReadOnlyList<string> Exclude,
+    string? GroupBy,
+    int Batch,
+    string? Samplesheet);
+
+/// <summary>One container step of every task.</summary>
+public sealed record StepSpec(
+    string Name,
+    string Image,
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env,
+    Resources Resources,
+    int Retries,
+    IReadOnlyList<string> Outputs);
+
+/// <summary>The limits a step's container runs under.</summary>
+public sealed record Resources(double Cpus, long MemoryBytes, TimeSpan Timeout, long Pids)
+{
+    public static Resources Default { get; } = new(1, 512L * 1024 * 1024, TimeSpan.FromMinutes(10), 256);
+}
+
+/// <summary>A table merged from every task's kept outputs after the tasks end.</summary>
+public sealed record GatherSpec(
+    string Name,
+    string FromStep,
+    string FromGlob,
+    TableFormat Format,
+    bool Header,
+    IReadOnlyList<string>? Columns,
+    IReadOnlyList<ResultFormat> To);
+
+/// <summary>Where a run writes what it leaves.</summary>
+public sealed record OutputSpec(string Uri);
+
+/// <summary>Start runs when new objects land (acted on by the trigger role).</summary>
+public sealed record TriggerSpec(string Uri, IReadOnlyList<string> Include, TimeSpan Settle);
+
+public enum OnError { Continue, Fail }
+
+public enum TableFormat { Tsv, Csv }
+
+public enum ResultFormat { Parquet, Csv }

@@ -1,0 +1,26 @@
+using Pipelines.Model;
+
+namespace Pipelines.Planning;
+
+/// <summary>One input file of a task: its key relative to input.uri, size and content tag (ETag or sha256).</summary>
+public sealed record InputFile(string Key, long Size, string Hash);
+
+/// <summary>The files that are processed together (one file, a read pair, a sample sheet row).</summary>
+public sealed record Unit(IReadOnlyList<InputFile> Files, IReadOnlyDictionary<string, string> Captures);
+
+/// <summary>A task: units batched together, with the id that names its work.</summary>
+public sealed record PlannedTask(int Index, string TaskId, IReadOnlyList<InputFile> Inputs, IReadOnlyDictionary<string, string> Captures);
+
+/// <summary>A step with its placeholders expanded for one task.</summary>
+public sealed record ExpandedStep(
+    string Name,
+    string Image,
+    string ImageDigest,
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env,
+    Resources Resources,
+    int Retries,
+    IReadOnlyList<string> Outputs);
+
+/// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>
+public sealed record Plan(IReadOnlyList<PlannedTask> Tasks, int FilesListed, int FilesSelected, int FilesUngrouped);

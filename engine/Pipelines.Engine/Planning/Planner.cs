@@ -1,0 +1,262 @@
+using System.Globalization;
+using System.Text;
+using System.Text.RegularExpressions;
+using CsvHelper;
+using CsvHelper.Configuration;
+using Pipelines.Model;
+using Pipelines.Storage;
+
+namespace Pipelines.Planning;
+
+/// <summary>
+/// Turns a listing (or a sample sheet) into units and tasks with ids. Pure: the caller lists
+/// the input and reads the sheet; nothing here knows about Hangfire or Docker.
+/// </summary>
+public static class Planner
+{
+    /// <summary>Files below this size are hashed with sha256 when the store has no version tag.</summary>
+    public const string ContainerInputRoot = "/in/";
+
+    public static Plan Plan(Workflow workflow, IReadOnlyList<InputFile> listing, string? samplesheetCsv, IReadOnlyDictionary<string, string> imageDigests)
+    {
+        List<Unit> units;
+        int selected, ungrouped = 0;
+        if (workflow.Input.Samplesheet is not null)
+        {
+            units = UnitsFromSheet(samplesheetCsv ?? "", listing, workflow.Input.Samplesheet);
+            selected = units.Sum(u => u.Files.Count);
+        }
+        else
+        {
+            var filter = new GlobFilter(workflow.Input.Include, workflow.Input.Exclude);
+            var files = listing.Where(f => filter.IsMatch(f.Key)).OrderBy(f => f.Key, StringComparer.Ordinal).ToList();
+            selected = files.Count;
+            if (workflow.Input.GroupBy is null)
+            {
+                units = files.Select(f => new Unit([f], new Dictionary<string, string>())).ToList();
+            }
+            else
+            {
+                (units, ungrouped) = Group(files, workflow.Input.GroupBy);
+            }
+        }
+
+        var tasks = new List<PlannedTask>();
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var batch = workflow.Input.Batch;
+        for (var start = 0; start < units.Count; start += batch)
+        {
+            var chunk = units.Skip(start).Take(batch).ToList();
+            var inputs = chunk.SelectMany(u => u.Files).OrderBy(f => f.Key, StringComparer.Ordinal).ToList();
+            var captures = batch == 1 ? chunk[0].Captures : new Dictionary<string, string>();
+            CheckSingleInput(workflow, inputs);
+            var id = TaskId(workflow, imageDigests, inputs, captures);
+            if (ids.TryGetValue(id, out var earlier))
+            {
+                throw new WorkflowInvalidException("the plan", [new WorkflowProblem("input", $"tasks {earlier} and {tasks.Count} would do the same work on the same inputs ({string.Join(", ", inputs.Select(i => i.Key))}); list each file once", 0, 0)]);
+            }
+
+            ids[id] = tasks.Count;
+            tasks.Add(new PlannedTask(tasks.Count, id, inputs, captures));
+        }
+
+        return new Plan(tasks, listing.Count, selected, ungrouped);
+    }
+
+    /// <summary>The steps of a task with placeholders expanded; {task} stays literal when taskId is null.</summary>
+    public static IReadOnlyList<ExpandedStep> Expand(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures, string? taskId)
+    {
+        var values = new PlaceholderValues(inputs.Select(i => ContainerInputRoot + i.Key).ToList(), taskId ?? "{task}", captures);
+        return workflow.Steps.Select(s => new ExpandedStep(
+            s.Name,
+            s.Image,
+            imageDigests.TryGetValue(s.Image, out var d) ? d : throw new InvalidOperationException($"no digest resolved for image {s.Image}"),
+            s.Command.SelectMany(a => Placeholders.ExpandArgument(a, values)).ToList(),
+            s.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => Placeholders.Expand(kv.Value, values), StringComparer.Ordinal),
+            s.Resources,
+            s.Retries,
+            s.Outputs)).ToList();
+    }
+
+    /// <summary>
+    /// A digest of what determines a task's result: the steps with image digests, expanded
+    /// commands and env, kept outputs, and the inputs' keys and content tags.
+    /// </summary>
+    public static string TaskId(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures)
+    {
+        var sb = new StringBuilder("pipelines-task-v1\n");
+        foreach (var s in Expand(workflow, imageDigests, inputs, captures, taskId: null))
+        {
+            sb.Append("step\0").Append(s.Name).Append('\0').Append(s.ImageDigest).Append('\n');
+            foreach (var a in s.Command)
+            {
+                sb.Append("arg\0").Append(a).Append('\n');
+            }
+
+            foreach (var (k, v) in s.Env)
+            {
+                sb.Append("env\0").Append(k).Append('\0').Append(v).Append('\n');
+            }
+
+            foreach (var o in s.Outputs)
+            {
+                sb.Append("keep\0").Append(o).Append('\n');
+            }
+        }
+
+        foreach (var i in inputs)
+        {
+            sb.Append("in\0").Append(i.Key).Append('\0').Append(i.Hash).Append('\n');
+        }
+
+        return Hashing.Sha256Hex(Encoding.UTF8.GetBytes(sb.ToString()))[..24];
+    }
+
+    private static void CheckSingleInput(Workflow workflow, List<InputFile> inputs)
+    {
+        if (inputs.Count == 1)
+        {
+            return;
+        }
+
+        for (var i = 0; i < workflow.Steps.Count; i++)
+        {
+            var step = workflow.Steps[i];
+            if (step.Command.Concat(step.Env.Values).Any(t => Placeholders.Scan(t).Names.Contains(Placeholders.Input)))
+            {
+                throw new WorkflowInvalidException("the plan", [new WorkflowProblem($"steps[{i}].command", $"uses {{input}}, but a task has {inputs.Count} inputs ({string.Join(", ", inputs.Take(3).Select(f => f.Key))}{(inputs.Count > 3 ? ", ..." : "")}); use {{inputs}}", 0, 0)]);
+            }
+        }
+    }
+
+    private static (List<Unit> Units, int Ungrouped) Group(List<InputFile> files, string pattern)
+    {
+        var regex = new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
+        var names = regex.GetGroupNames().Where(n => !int.TryParse(n, CultureInfo.InvariantCulture, out _)).ToList();
+        var groups = new Dictionary<string, (List<InputFile> Files, Dictionary<string, string> Captures)>(StringComparer.Ordinal);
+        var order = new List<string>();
+        var ungrouped = 0;
+        foreach (var f in files)
+        {
+            var m = regex.Match(f.Key);
+            if (!m.Success)
+            {
+                ungrouped++;
+                continue;
+            }
+
+            var captures = names.ToDictionary(n => n, n => m.Groups[n].Value, StringComparer.Ordinal);
+            var key = string.Join("\0", names.Select(n => captures[n]));
+            if (!groups.TryGetValue(key, out var g))
+            {
+                g = ([], captures);
+                groups[key] = g;
+                order.Add(key);
+            }
+
+            g.Files.Add(f);
+        }
+
+        return (order.Select(k => new Unit(groups[k].Files, groups[k].Captures)).ToList(), ungrouped);
+    }
+
+    private static List<Unit> UnitsFromSheet(string csv, IReadOnlyList<InputFile> listing, string sheetName)
+    {
+        var byKey = listing.ToDictionary(f => f.Key, StringComparer.Ordinal);
+        var problems = new List<WorkflowProblem>();
+        using var reader = new StringReader(csv);
+        var config = new CsvConfiguration(CultureInfo.InvariantCulture) { TrimOptions = TrimOptions.Trim, DetectColumnCountChanges = true };
+        using var parser = new CsvReader(reader, config);
+        if (!parser.Read() || !parser.ReadHeader() || parser.HeaderRecord is null)
+        {
+            throw Invalid(sheetName, "is empty; it needs a header row such as sample,fastq_1,fastq_2");
+        }
+
+        var header = parser.HeaderRecord;
+        if (!header.Contains("sample"))
+        {
+            throw Invalid(sheetName, $"has no 'sample' column (its columns: {string.Join(", ", header)})");
+        }
+
+        var fileColumns = header.Where(h => h != "sample").ToList();
+        if (fileColumns.Count == 0)
+        {
+            throw Invalid(sheetName, "has no file column besides 'sample' (e.g. fastq_1, fastq_2)");
+        }
+
+        var units = new List<(string Sample, List<InputFile> Files)>();
+        var bySample = new Dictionary<string, int>(StringComparer.Ordinal);
+        try
+        {
+            while (parser.Read())
+            {
+                var line = parser.Parser.Row;
+                var sample = parser.GetField("sample") ?? "";
+                if (sample.Length == 0)
+                {
+                    problems.Add(new WorkflowProblem("input.samplesheet", $"{sheetName}, line {line}: the 'sample' cell is empty", 0, 0));
+                    continue;
+                }
+
+                var rowFiles = new List<InputFile>();
+                foreach (var column in fileColumns)
+                {
+                    var key = (parser.GetField(column) ?? "").TrimStart('/');
+                    if (key.Length == 0)
+                    {
+                        continue;
+                    }
+
+                    if (key.Split('/').Any(s => s is ".." or "."))
+                    {
+                        problems.Add(new WorkflowProblem("input.samplesheet", $"{sheetName}, line {line}, column {column}: '{key}' leaves input.uri", 0, 0));
+                    }
+                    else if (!byKey.TryGetValue(key, out var file))
+                    {
+                        problems.Add(new WorkflowProblem("input.samplesheet", $"{sheetName}, line {line}, column {column}: '{key}' is not under input.uri", 0, 0));
+                    }
+                    else
+                    {
+                        rowFiles.Add(file);
+                    }
+                }
+
+                if (rowFiles.Count == 0)
+                {
+                    problems.Add(new WorkflowProblem("input.samplesheet", $"{sheetName}, line {line}: sample '{sample}' names no file", 0, 0));
+                    continue;
+                }
+
+                if (bySample.TryGetValue(sample, out var at))
+                {
+                    // Rows of one sample (several lanes) form one unit, as nf-core sample sheets do.
+                    units[at].Files.AddRange(rowFiles);
+                }
+                else
+                {
+                    bySample[sample] = units.Count;
+                    units.Add((sample, rowFiles));
+                }
+            }
+        }
+        catch (CsvHelperException e)
+        {
+            throw Invalid(sheetName, $"line {e.Context?.Parser?.Row}: not valid CSV: {e.Message.Split('\n')[0]}");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new WorkflowInvalidException(sheetName, problems);
+        }
+
+        if (units.Count == 0)
+        {
+            throw Invalid(sheetName, "has a header but no rows");
+        }
+
+        return units.Select(u => new Unit(u.Files.Distinct().ToList(), new Dictionary<string, string>(StringComparer.Ordinal) { ["sample"] = u.Sample })).ToList();
+    }
+
+    private static WorkflowInvalidException Invalid(string sheet, string message) =>
+        new(sheet, [new WorkflowProblem("input.samplesheet", $"{sheet} {message}", 0, 0)]);
+}

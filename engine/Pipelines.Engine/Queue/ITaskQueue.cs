@@ -1,0 +1,11 @@
+namespace Pipelines.Queue;
+
+/// <summary>The seam to Hangfire: jobs carry ids only, never payloads.</summary>
+public interface ITaskQueue
+{
+    /// <summary>One job per task of the run.</summary>
+    Task EnqueueTasksAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken);
+
+    /// <summary>The gather job; enqueuing it twice is harmless (only one begins).</summary>
+    Task EnqueueGatherAsync(string runId, CancellationToken cancellationToken);
+}

@@ -1,0 +1,46 @@
+namespace Pipelines.RunStore;
+
+/// <summary>
+/// Runs, tasks and provenance rows. Every state change that a second delivery of a job could
+/// repeat is a conditional update, so doing it twice is harmless. Failures are never hidden.
+/// </summary>
+public interface IRunStore
+{
+    Task InitializeAsync(CancellationToken cancellationToken);
+
+    /// <summary>Creates a run with all its tasks, queued, in one transaction.</summary>
+    Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken);
+
+    Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken);
+
+    Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken);
+
+    Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks a queued (or abandoned running) task running for a new attempt and returns the
+    /// number of attempts made before this one; null when the task has ended or the run stops.
+    /// </summary>
+    Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Ends a task once: only a task that has not ended changes, and its provenance rows are
+    /// written in the same transaction. Returns the tasks of the run still to end, and whether
+    /// this call was the one that ended the task.
+    /// </summary>
+    Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken);
+
+    /// <summary>Asks a run to stop: tasks not yet started end as cancelled. The first reason wins.</summary>
+    Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken);
+
+    /// <summary>Moves a run whose tasks have all ended to gathering, for one gather job only (the same job may call again).</summary>
+    Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken);
+
+    Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken);
+}

@@ -1,0 +1,170 @@
+namespace Pipelines.RunStore;
+
+/// <summary>
+/// The run store of the embedded mode (no PostgreSQL configured): one process, kept in memory
+/// with the same conditional semantics as <see cref="PostgresRunStore"/>. What a user keeps of
+/// a run (run.json, provenance, results) is written to the output location either way.
+/// </summary>
+public sealed class InMemoryRunStore : IRunStore
+{
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, RunRecord> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TaskRecord[]> _tasks = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<(int Index, ProvenanceRow Row)>> _provenance = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _gatherJobs = new(StringComparer.Ordinal);
+
+    public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_runs.TryAdd(run.RunId, run))
+            {
+                throw new InvalidOperationException($"run {run.RunId} exists already");
+            }
+
+            _tasks[run.RunId] = tasks.OrderBy(t => t.Index).ToArray();
+            _provenance[run.RunId] = [];
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult(_runs.GetValueOrDefault(runId));
+        }
+    }
+
+    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<RunRecord>>(_runs.Values.OrderByDescending(r => r.CreatedAt).Take(limit).ToList());
+        }
+    }
+
+    public Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult(_tasks.TryGetValue(runId, out var t) && index >= 0 && index < t.Length ? t[index] : null);
+        }
+    }
+
+    public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<TaskRecord>>(_tasks.TryGetValue(runId, out var t) ? t.ToList() : []);
+        }
+    }
+
+    public Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var t = _tasks.GetValueOrDefault(runId) ?? [];
+            int C(TaskState s) => t.Count(x => x.State == s);
+            return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)));
+        }
+    }
+
+    public Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var run = _runs[runId];
+            var task = _tasks[runId][index];
+            if (task.State is not (TaskState.Queued or TaskState.Running) || run.StopReason is not null || run.State != RunState.Running)
+            {
+                return Task.FromResult<int?>(null);
+            }
+
+            _tasks[runId][index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now };
+            return Task.FromResult<int?>(task.Attempts);
+        }
+    }
+
+    public Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var task = _tasks[runId][index];
+            var run = _runs[runId];
+            if (task.State is not (TaskState.Queued or TaskState.Running))
+            {
+                return Task.FromResult((false, run.Remaining));
+            }
+
+            _tasks[runId][index] = task with
+            {
+                State = outcome.State,
+                ExitCode = outcome.ExitCode,
+                Error = outcome.Error,
+                FinishedAt = outcome.FinishedAt,
+                Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
+            };
+            _provenance[runId].AddRange(rows.Select(r => (index, r)));
+            run = run with { Remaining = run.Remaining - 1 };
+            _runs[runId] = run;
+            return Task.FromResult((true, run.Remaining));
+        }
+    }
+
+    public Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var run = _runs[runId];
+            if (run.StopReason is null)
+            {
+                _runs[runId] = run with { StopReason = reason };
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var run = _runs[runId];
+            var mine = run.State == RunState.Gathering && _gatherJobs.GetValueOrDefault(runId) == gatherJobId;
+            if (run.Remaining != 0 || !(run.State == RunState.Running || mine))
+            {
+                return Task.FromResult(false);
+            }
+
+            _runs[runId] = run with { State = RunState.Gathering };
+            _gatherJobs[runId] = gatherJobId;
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var run = _runs[runId];
+            if (!run.State.IsTerminal())
+            {
+                _runs[runId] = run with { State = state, Error = error, FinishedAt = now };
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<ProvenanceRow>>(_provenance[runId].OrderBy(p => p.Index).ThenBy(p => p.Row.Attempt).ThenBy(p => p.Row.Step, StringComparer.Ordinal).Select(p => p.Row).ToList());
+        }
+    }
+}

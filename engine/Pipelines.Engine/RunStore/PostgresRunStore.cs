@@ -1,0 +1,300 @@
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+using Pipelines.Planning;
+
+namespace Pipelines.RunStore;
+
+/// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
+public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
+{
+    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at";
+    private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
+
+    private string S => schema;
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+
+        // Two processes starting at once would race on CREATE ... IF NOT EXISTS; the lock orders them.
+        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(7310021)", cancellationToken).ConfigureAwait(false);
+        await Exec(conn, tx, $"""
+            CREATE SCHEMA IF NOT EXISTS {S};
+            CREATE TABLE IF NOT EXISTS {S}.runs (
+                run_id text PRIMARY KEY,
+                workflow_name text NOT NULL,
+                workflow_yaml text NOT NULL,
+                definition jsonb NOT NULL,
+                output_uri text NOT NULL,
+                state text NOT NULL,
+                task_count int NOT NULL,
+                remaining int NOT NULL,
+                created_at timestamptz NOT NULL,
+                finished_at timestamptz,
+                stop_reason text,
+                gather_job text,
+                error text);
+            CREATE TABLE IF NOT EXISTS {S}.tasks (
+                run_id text NOT NULL REFERENCES {S}.runs ON DELETE CASCADE,
+                task_index int NOT NULL,
+                task_id text NOT NULL,
+                state text NOT NULL,
+                inputs jsonb NOT NULL,
+                captures jsonb NOT NULL,
+                attempts int NOT NULL DEFAULT 0,
+                exit_code bigint,
+                error text,
+                worker text,
+                started_at timestamptz,
+                finished_at timestamptz,
+                PRIMARY KEY (run_id, task_index));
+            CREATE TABLE IF NOT EXISTS {S}.provenance (
+                run_id text NOT NULL REFERENCES {S}.runs ON DELETE CASCADE,
+                task_index int NOT NULL,
+                attempt int NOT NULL,
+                step text NOT NULL,
+                row jsonb NOT NULL,
+                PRIMARY KEY (run_id, task_index, attempt, step));
+            CREATE INDEX IF NOT EXISTS runs_created ON {S}.runs (created_at DESC);
+            """, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, @count, @remaining, @created, NULL, NULL, NULL)", conn, tx))
+        {
+            cmd.Parameters.AddWithValue("id", run.RunId);
+            cmd.Parameters.AddWithValue("name", run.WorkflowName);
+            cmd.Parameters.AddWithValue("yaml", run.WorkflowYaml);
+            cmd.Parameters.AddWithValue("def", NpgsqlDbType.Jsonb, run.DefinitionJson);
+            cmd.Parameters.AddWithValue("out", run.OutputUri);
+            cmd.Parameters.AddWithValue("state", run.State.Name());
+            cmd.Parameters.AddWithValue("count", run.TaskCount);
+            cmd.Parameters.AddWithValue("remaining", run.Remaining);
+            cmd.Parameters.AddWithValue("created", run.CreatedAt);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // Binary COPY: one round trip for all tasks, not one per task.
+        await using (var copy = await conn.BeginBinaryImportAsync($"COPY {S}.tasks (run_id, task_index, task_id, state, inputs, captures) FROM STDIN (FORMAT BINARY)", cancellationToken).ConfigureAwait(false))
+        {
+            foreach (var t in tasks)
+            {
+                await copy.StartRowAsync(cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(t.RunId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(t.Index, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(t.TaskId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(t.State.Name(), NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(JsonSerializer.Serialize(t.Inputs), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(JsonSerializer.Serialize(t.Captures), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+            }
+
+            await copy.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
+    {
+        var list = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs WHERE run_id = @id", p => p.AddWithValue("id", runId), cancellationToken).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
+        QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs ORDER BY created_at DESC LIMIT @limit", p => p.AddWithValue("limit", limit), cancellationToken);
+
+    public async Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
+    {
+        var list = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id AND task_index = @i", p =>
+        {
+            p.AddWithValue("id", runId);
+            p.AddWithValue("i", index);
+        }, cancellationToken).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken) =>
+        QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id ORDER BY task_index", p => p.AddWithValue("id", runId), cancellationToken);
+
+    public async Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT state, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY state");
+        cmd.Parameters.AddWithValue("id", runId);
+        var counts = new Dictionary<TaskState, int>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            counts[States.ParseTask(r.GetString(0))] = (int)r.GetInt64(1);
+        }
+
+        int C(TaskState s) => counts.GetValueOrDefault(s);
+        return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled));
+    }
+
+    public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now
+            FROM {S}.runs r
+            WHERE t.run_id = @id AND t.task_index = @i AND r.run_id = t.run_id
+              AND t.state IN ('queued', 'running') AND r.stop_reason IS NULL AND r.state = 'running'
+            RETURNING t.attempts
+            """);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("i", index);
+        cmd.Parameters.AddWithValue("w", worker);
+        cmd.Parameters.AddWithValue("now", now);
+        var result = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        return result is int attempts ? attempts : null;
+    }
+
+    public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        int updated;
+
+        // The conditional update is the commit point: a second delivery of the same task finds it
+        // ended and changes nothing, so no task is ever counted twice.
+        await using (var cmd = new NpgsqlCommand($"""
+            UPDATE {S}.tasks SET state = @s, exit_code = @e, error = @err, finished_at = @f, attempts = @a
+            WHERE run_id = @id AND task_index = @i AND state IN ('queued', 'running')
+            """, conn, tx))
+        {
+            cmd.Parameters.AddWithValue("s", outcome.State.Name());
+            cmd.Parameters.AddWithValue("e", (object?)outcome.ExitCode ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("err", (object?)outcome.Error ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
+            cmd.Parameters.AddWithValue("a", rows.Count == 0 ? 0 : rows.Max(r => r.Attempt));
+            cmd.Parameters.AddWithValue("id", runId);
+            cmd.Parameters.AddWithValue("i", index);
+            updated = await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        int remaining;
+        if (updated == 1)
+        {
+            foreach (var row in rows)
+            {
+                await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
+                ins.Parameters.AddWithValue("id", runId);
+                ins.Parameters.AddWithValue("i", index);
+                ins.Parameters.AddWithValue("a", row.Attempt);
+                ins.Parameters.AddWithValue("s", row.Step);
+                ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
+                await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            await using var dec = new NpgsqlCommand($"UPDATE {S}.runs SET remaining = remaining - 1 WHERE run_id = @id RETURNING remaining", conn, tx);
+            dec.Parameters.AddWithValue("id", runId);
+            remaining = (int)(await dec.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+        else
+        {
+            await using var get = new NpgsqlCommand($"SELECT remaining FROM {S}.runs WHERE run_id = @id", conn, tx);
+            get.Parameters.AddWithValue("id", runId);
+            remaining = (int)(await get.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return (updated == 1, remaining);
+    }
+
+    public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET stop_reason = @r WHERE run_id = @id AND stop_reason IS NULL");
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("r", reason);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.runs SET state = 'gathering', gather_job = @job
+            WHERE run_id = @id AND remaining = 0
+              AND (state = 'running' OR (state = 'gathering' AND gather_job = @job))
+            """);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("job", gatherJobId);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET state = @s, error = @e, finished_at = @f WHERE run_id = @id AND state NOT IN ('succeeded', 'failed', 'cancelled')");
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("s", state.Name());
+        cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("f", now);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT row FROM {S}.provenance WHERE run_id = @id ORDER BY task_index, attempt, step");
+        cmd.Parameters.AddWithValue("id", runId);
+        var rows = new List<ProvenanceRow>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(JsonSerializer.Deserialize<ProvenanceRow>(r.GetString(0))!);
+        }
+
+        return rows;
+    }
+
+    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private async Task<IReadOnlyList<RunRecord>> QueryRunsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand(sql);
+        bind(cmd.Parameters);
+        var list = new List<RunRecord>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(new RunRecord(
+                r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), States.ParseRun(r.GetString(5)),
+                r.GetInt32(6), r.GetInt32(7), r.GetFieldValue<DateTimeOffset>(8),
+                r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9),
+                r.IsDBNull(10) ? null : r.GetString(10),
+                r.IsDBNull(11) ? null : r.GetString(11)));
+        }
+
+        return list;
+    }
+
+    private async Task<IReadOnlyList<TaskRecord>> QueryTasksAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand(sql);
+        bind(cmd.Parameters);
+        var list = new List<TaskRecord>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(new TaskRecord(
+                r.GetString(0), r.GetInt32(1), r.GetString(2), States.ParseTask(r.GetString(3)),
+                JsonSerializer.Deserialize<List<InputFile>>(r.GetString(4))!,
+                JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(5))!,
+                r.GetInt32(6),
+                r.IsDBNull(7) ? null : r.GetInt64(7),
+                r.IsDBNull(8) ? null : r.GetString(8),
+                r.IsDBNull(9) ? null : r.GetString(9),
+                r.IsDBNull(10) ? null : r.GetFieldValue<DateTimeOffset>(10),
+                r.IsDBNull(11) ? null : r.GetFieldValue<DateTimeOffset>(11)));
+        }
+
+        return list;
+    }
+}

@@ -1,0 +1,137 @@
+using System.Text.Json.Serialization;
+using Pipelines.Planning;
+
+namespace Pipelines.RunStore;
+
+/// <summary>Where a run is. Terminal states never change again.</summary>
+public enum RunState { Running, Gathering, Succeeded, Failed, Cancelled }
+
+/// <summary>Where a task is. Terminal: succeeded, failed, cached, cancelled.</summary>
+public enum TaskState { Queued, Running, Succeeded, Failed, Cached, Cancelled }
+
+public static class States
+{
+    public static bool IsTerminal(this RunState s) => s is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
+
+    public static bool IsTerminal(this TaskState s) => s is TaskState.Succeeded or TaskState.Failed or TaskState.Cached or TaskState.Cancelled;
+
+    public static string Name(this RunState s) => s.ToString().ToLowerInvariant();
+
+    public static string Name(this TaskState s) => s.ToString().ToLowerInvariant();
+
+    public static RunState ParseRun(string s) => Enum.Parse<RunState>(s, ignoreCase: true);
+
+    public static TaskState ParseTask(string s) => Enum.Parse<TaskState>(s, ignoreCase: true);
+}
+
+/// <summary>A run as the run store keeps it. <see cref="DefinitionJson"/> is the resolved workflow and image digests.</summary>
+public sealed record RunRecord(
+    string RunId,
+    string WorkflowName,
+    string WorkflowYaml,
+    string DefinitionJson,
+    string OutputUri,
+    RunState State,
+    int TaskCount,
+    int Remaining,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    string? StopReason,
+    string? Error);
+
+/// <summary>A task as the run store keeps it.</summary>
+public sealed record TaskRecord(
+    string RunId,
+    int Index,
+    string TaskId,
+    TaskState State,
+    IReadOnlyList<InputFile> Inputs,
+    IReadOnlyDictionary<string, string> Captures,
+    int Attempts,
+    long? ExitCode,
+    string? Error,
+    string? Worker,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt);
+
+/// <summary>How a task attempt ended, written once by <see cref="IRunStore.CommitTaskAsync"/>.</summary>
+public sealed record TaskOutcome(TaskState State, long? ExitCode, string? Error, DateTimeOffset FinishedAt);
+
+/// <summary>Counts of a run's tasks by state.</summary>
+public sealed record TaskCounts(int Queued, int Running, int Succeeded, int Failed, int Cached, int Cancelled)
+{
+    public int Total => Queued + Running + Succeeded + Failed + Cached + Cancelled;
+
+    public int Ended => Succeeded + Failed + Cached + Cancelled;
+}
+
+/// <summary>A stored file: key, size and sha256 of the bytes stored.</summary>
+public sealed class FileRef
+{
+    [JsonPropertyName("key")]
+    public string Key { get; set; } = "";
+
+    [JsonPropertyName("size")]
+    public long Size { get; set; }
+
+    [JsonPropertyName("sha256")]
+    public string Sha256 { get; set; } = "";
+}
+
+/// <summary>One row of provenance/tasks.parquet: one step of one task attempt.</summary>
+public sealed class ProvenanceRow
+{
+    [JsonPropertyName("run_id")]
+    public string RunId { get; set; } = "";
+
+    [JsonPropertyName("task_id")]
+    public string TaskId { get; set; } = "";
+
+    [JsonPropertyName("task_index")]
+    public int TaskIndex { get; set; }
+
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; set; }
+
+    [JsonPropertyName("step")]
+    public string Step { get; set; } = "";
+
+    [JsonPropertyName("status")]
+    public string Status { get; set; } = "";
+
+    [JsonPropertyName("exit_code")]
+    public long? ExitCode { get; set; }
+
+    [JsonPropertyName("image")]
+    public string Image { get; set; } = "";
+
+    [JsonPropertyName("image_digest")]
+    public string ImageDigest { get; set; } = "";
+
+    [JsonPropertyName("command")]
+    public List<string> Command { get; set; } = [];
+
+    [JsonPropertyName("inputs")]
+    public List<FileRef> Inputs { get; set; } = [];
+
+    [JsonPropertyName("outputs")]
+    public List<FileRef> Outputs { get; set; } = [];
+
+    [JsonPropertyName("log")]
+    public string? Log { get; set; }
+
+    [JsonPropertyName("started_at")]
+    public DateTime StartedAt { get; set; }
+
+    [JsonPropertyName("finished_at")]
+    public DateTime FinishedAt { get; set; }
+
+    [JsonPropertyName("worker")]
+    public string Worker { get; set; } = "";
+
+    [JsonPropertyName("error")]
+    public string? Error { get; set; }
+
+    [JsonPropertyName("cached_from")]
+    public string? CachedFrom { get; set; }
+}

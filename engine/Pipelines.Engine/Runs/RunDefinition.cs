@@ -1,0 +1,36 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Pipelines.Model;
+
+namespace Pipelines.Runs;
+
+/// <summary>What a run needs besides its tasks: the resolved workflow and the image digests it is pinned to.</summary>
+public sealed record RunDefinition(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests)
+{
+    private static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public static RunDefinition FromJson(string json) =>
+        JsonSerializer.Deserialize<RunDefinition>(json, Json) ?? throw new InvalidOperationException("empty run definition");
+}
+
+/// <summary>The keys a run writes under <c>&lt;output.uri&gt;/&lt;run-id&gt;/</c> (docs/workflow-spec.md).</summary>
+public static class RunLayout
+{
+    public const string WorkflowYaml = "workflow.yaml";
+    public const string RunJson = "run.json";
+    public const string ProvenanceTasks = "provenance/tasks.parquet";
+    public const string RoCrate = "provenance/ro-crate-metadata.json";
+
+    /// <summary>Under the output root (beside the runs): one manifest per succeeded task id, for reuse.</summary>
+    public const string CachePrefix = ".cache/";
+
+    public static string TaskOutput(string taskId, string step, string relative) => $"tasks/{taskId}/{step}/{relative}";
+
+    public static string TaskStepPrefix(string taskId, string step) => $"tasks/{taskId}/{step}/";
+
+    public static string TaskLog(string taskId, string step) => $"tasks/{taskId}/{step}.log";
+
+    public static string Result(string name, string extension) => $"results/{name}.{extension}";
+}

@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
+using Pipelines.Model;
+using Pipelines.Planning;
+using Pipelines.Queue;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+
+namespace Pipelines.Runs;
+
+/// <summary>A run that was accepted and queued.</summary>
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan);
+
+/// <summary>
+/// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
+/// plan, write workflow.yaml, record the run and its tasks, enqueue one job per task.
+/// Everything that can be refused is refused before anything is written.
+/// </summary>
+public sealed partial class RunSubmitter(
+    IRunStore store,
+    ITaskQueue queue,
+    IContainerRuntime runtime,
+    ObjectStoreFactory stores,
+    TimeProvider time,
+    ILogger<RunSubmitter> log)
+{
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    {
+        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+
+        var digests = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var image in workflow.Steps.Select(s => s.Image).Distinct())
+        {
+            digests[image] = await runtime.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        }
+
+        var input = stores.Open(workflow.Input.Uri);
+        var listing = await ListInputAsync(input, cancellationToken).ConfigureAwait(false);
+        string? sheet = null;
+        if (workflow.Input.Samplesheet is not null)
+        {
+            sheet = await ReadSamplesheetAsync(workflow.Input.Samplesheet, cancellationToken).ConfigureAwait(false);
+        }
+
+        var plan = Planner.Plan(workflow, listing, sheet, digests);
+        if (plan.Tasks.Count == 0)
+        {
+            throw new PipelinesException(
+                $"input matched no files: {listing.Count} object(s) under {input.Uri}, none selected by include {string.Join(", ", workflow.Input.Include)}"
+                + (plan.FilesUngrouped > 0 ? $" and group_by (it matched none of {plan.FilesUngrouped})" : ""),
+                retryHelps: false);
+        }
+
+        var output = stores.Open(workflow.Output.Uri);
+        var now = time.GetUtcNow();
+        var runId = NewRunId(now);
+        var runOutput = output.Child(runId);
+
+        // The output location is checked by the first write, before anything is queued.
+        await runOutput.Store.PutAsync(runOutput.Key(RunLayout.WorkflowYaml), Encoding.UTF8.GetBytes(yaml), "application/yaml", cancellationToken).ConfigureAwait(false);
+        var definition = new RunDefinition(workflow, digests);
+        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, plan.Tasks.Count, plan.Tasks.Count, now, null, null, null);
+        var tasks = plan.Tasks.Select(t => new TaskRecord(runId, t.Index, t.TaskId, TaskState.Queued, t.Inputs, t.Captures, 0, null, null, null, null, null)).ToList();
+        await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
+        await queue.EnqueueTasksAsync(runId, tasks.Select(t => t.Index).ToList(), cancellationToken).ConfigureAwait(false);
+        LogSubmitted(log, runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected);
+        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan);
+    }
+
+    /// <summary>Lists the input; objects without a content tag (local files) are hashed with sha256.</summary>
+    private static async Task<List<InputFile>> ListInputAsync(StorageLocation input, CancellationToken ct)
+    {
+        var objects = new List<StoredObject>();
+        await foreach (var o in input.Store.ListAsync(input.Prefix, ct).ConfigureAwait(false))
+        {
+            objects.Add(o);
+        }
+
+        var files = new InputFile[objects.Count];
+        await Parallel.ForEachAsync(Enumerable.Range(0, objects.Count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (i, token) =>
+        {
+            var o = objects[i];
+            var hash = o.ETag;
+            if (hash is null && input.Store is LocalObjectStore local)
+            {
+                var path = Path.Combine(local.Name, o.Key);
+                hash = (await Hashing.OfFileAsync(path, token).ConfigureAwait(false)).Sha256;
+            }
+
+            files[i] = new InputFile(o.Key[input.Prefix.Length..], o.Size, hash ?? "");
+        }).ConfigureAwait(false);
+        return files.ToList();
+    }
+
+    private async Task<string> ReadSamplesheetAsync(string uri, CancellationToken ct)
+    {
+        var slash = uri.LastIndexOf('/');
+        var folder = stores.Open(uri[..(slash + 1)]);
+        var name = uri[(slash + 1)..];
+        try
+        {
+            return Encoding.UTF8.GetString(await folder.Store.ReadAllAsync(folder.Key(name), ct).ConfigureAwait(false));
+        }
+        catch (ObjectNotFoundException)
+        {
+            throw new WorkflowInvalidException("the workflow", [new WorkflowProblem("input.samplesheet", $"'{uri}' does not exist", 0, 0)]);
+        }
+    }
+
+    /// <summary>Sortable and readable: 20261126-053012-7f3a9c.</summary>
+    private static string NewRunId(DateTimeOffset now) =>
+        now.UtcDateTime.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} of {Workflow} queued: {Tasks} tasks over {Files} files")]
+    private static partial void LogSubmitted(ILogger logger, string runId, string workflow, int tasks, int files);
+}

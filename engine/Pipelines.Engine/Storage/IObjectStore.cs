@@ -1,0 +1,38 @@
+namespace Pipelines.Storage;
+
+/// <summary>
+/// One bucket or one local folder. Keys are '/'-separated and relative to the store's root.
+/// Writes are whole-object: a reader sees the old object or the new one, never a part.
+/// </summary>
+public interface IObjectStore
+{
+    /// <summary>How to name the store in messages, e.g. s3://bucket or /data/reads.</summary>
+    string Name { get; }
+
+    /// <summary>Every object under a key prefix, in ordinal key order.</summary>
+    IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>The object's size and version tag, or null when it does not exist.</summary>
+    Task<StoredObject?> StatAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Copies an object to a local file and returns what was stored: size, sha256 and md5.</summary>
+    Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken);
+
+    /// <summary>Stores a local file under a key and returns the size and hashes of the bytes stored.</summary>
+    Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken);
+
+    /// <summary>Stores bytes under a key.</summary>
+    Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken);
+
+    /// <summary>Reads a whole object into memory (small objects: tables, manifests).</summary>
+    Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>Copies an object inside the store.</summary>
+    Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken);
+}
+
+/// <summary>An entry of a listing. <see cref="ETag"/> is the store's version tag (quotes removed), null for local files.</summary>
+public sealed record StoredObject(string Key, long Size, string? ETag);
+
+/// <summary>The size and hashes of bytes that were read or written.</summary>
+public sealed record FileDigest(long Size, string Sha256, string Md5);

@@ -1,0 +1,78 @@
+using Amazon.Runtime;
+using Amazon.S3;
+using Microsoft.Extensions.Configuration;
+
+namespace Pipelines.Storage;
+
+/// <summary>Settings of the S3 client, from configuration (S3:*) or the standard AWS variables.</summary>
+public sealed record S3Settings(string? Endpoint, string? AccessKey, string? SecretKey, string Region)
+{
+    public static S3Settings From(IConfiguration config) => new(
+        config["S3:Endpoint"] ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL_S3") ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL"),
+        config["S3:AccessKey"] ?? Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID"),
+        config["S3:SecretKey"] ?? Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY"),
+        config["S3:Region"] ?? Environment.GetEnvironmentVariable("AWS_REGION") ?? Environment.GetEnvironmentVariable("AWS_DEFAULT_REGION") ?? "us-east-1");
+}
+
+/// <summary>Opens the store that a URI names: s3://bucket/prefix/ or a local folder.</summary>
+public sealed class ObjectStoreFactory(S3Settings settings) : IDisposable
+{
+    private readonly Lazy<AmazonS3Client> _client = new(() => CreateClient(settings));
+
+    public StorageLocation Open(string uri)
+    {
+        if (uri.StartsWith("s3://", StringComparison.Ordinal))
+        {
+            var rest = uri["s3://".Length..];
+            var slash = rest.IndexOf('/', StringComparison.Ordinal);
+            var bucket = slash < 0 ? rest : rest[..slash];
+            var prefix = slash < 0 ? "" : rest[(slash + 1)..];
+            if (prefix.Length > 0 && !prefix.EndsWith('/'))
+            {
+                prefix += "/";
+            }
+
+            return new StorageLocation(new S3ObjectStore(_client.Value, bucket), prefix, "s3://" + bucket + "/" + prefix);
+        }
+
+        var path = uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri;
+        var full = Path.GetFullPath(path);
+        return new StorageLocation(new LocalObjectStore(full), "", full.TrimEnd('/') + "/");
+    }
+
+    /// <summary>The S3 client, for tests and tools that create buckets.</summary>
+    public IAmazonS3 S3Client => _client.Value;
+
+    public void Dispose()
+    {
+        if (_client.IsValueCreated)
+        {
+            _client.Value.Dispose();
+        }
+    }
+
+    private static AmazonS3Client CreateClient(S3Settings s)
+    {
+        var config = new AmazonS3Config
+        {
+            ForcePathStyle = true,
+            AuthenticationRegion = s.Region,
+            RequestChecksumCalculation = RequestChecksumCalculation.WHEN_REQUIRED,
+            ResponseChecksumValidation = ResponseChecksumValidation.WHEN_REQUIRED,
+            MaxErrorRetry = 2,
+            Timeout = TimeSpan.FromMinutes(5),
+        };
+        if (s.Endpoint is not null)
+        {
+            config.ServiceURL = s.Endpoint;
+        }
+        else
+        {
+            config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(s.Region);
+        }
+
+        return s.AccessKey is not null && s.SecretKey is not null
+            ? new AmazonS3Client(new BasicAWSCredentials(s.AccessKey, s.SecretKey), config)
+            : new AmazonS3Client(config);
+    }
+}

@@ -1,0 +1,12 @@
+namespace Pipelines.Storage;
+
+/// <summary>A place named by a URI: a store plus a key prefix ('' or ending in '/').</summary>
+public sealed record StorageLocation(IObjectStore Store, string Prefix, string Uri)
+{
+    public string Key(string relative) => Prefix + relative;
+
+    public StorageLocation Child(string relative) =>
+        new(Store, Prefix + relative.TrimEnd('/') + "/", Uri.TrimEnd('/') + "/" + relative.TrimEnd('/') + "/");
+
+    public string Display(string relative) => Uri.TrimEnd('/') + "/" + relative;
+}

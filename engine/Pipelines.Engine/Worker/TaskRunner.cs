@@ -1,0 +1,390 @@
+using System.Collections.Concurrent;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
+using Pipelines.Model;
+using Pipelines.Planning;
+using Pipelines.Queue;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// One delivery of one task: stage the inputs in, run the steps in locked-down containers,
+/// stage the kept outputs and logs out, and commit once. Hangfire delivers at least once, so
+/// every part of this is safe to repeat: output keys are deterministic, and the commit is a
+/// conditional update that a second delivery cannot repeat.
+/// </summary>
+public sealed partial class TaskRunner(
+    IRunStore store,
+    ITaskQueue queue,
+    IContainerRuntime runtime,
+    ObjectStoreFactory stores,
+    WorkerOptions options,
+    TimeProvider time,
+    ILogger<TaskRunner> log)
+{
+    private static readonly ConcurrentDictionary<string, RunDefinition> Definitions = new(StringComparer.Ordinal);
+
+    public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
+    {
+        var run = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false)
+            ?? throw new PipelinesException($"run {runId} does not exist in the run store", retryHelps: false);
+        if (run.State.IsTerminal())
+        {
+            return;
+        }
+
+        var task = await store.GetTaskAsync(runId, index, cancellationToken).ConfigureAwait(false)
+            ?? throw new PipelinesException($"run {runId} has no task {index}", retryHelps: false);
+        var remaining = run.Remaining;
+        if (!task.State.IsTerminal())
+        {
+            var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
+            remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
+        }
+
+        // The fan-in: whoever sees no task left starts the gather. A crash between the commit and
+        // this line is healed by the job's next delivery, which reaches here with the task ended.
+        if (remaining == 0)
+        {
+            await queue.EnqueueGatherAsync(runId, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<int> RunTaskAsync(RunRecord run, TaskRecord task, RunDefinition definition, CancellationToken ct)
+    {
+        var workflow = definition.Workflow;
+        var runOutput = stores.Open(workflow.Output.Uri).Child(run.RunId);
+        if (run.StopReason is null)
+        {
+            var reused = await TryReuseAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+            if (reused is not null)
+            {
+                return reused.Value;
+            }
+
+            if (await store.ClaimTaskAsync(run.RunId, task.Index, options.Name, time.GetUtcNow(), ct).ConfigureAwait(false) is not null)
+            {
+                return await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+            }
+        }
+
+        // The run is stopping (on_error: fail, or a cancel): a task that has not started never will.
+        var reason = (await store.GetRunAsync(run.RunId, ct).ConfigureAwait(false))?.StopReason ?? run.StopReason ?? "run stopped";
+        var (_, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, new TaskOutcome(TaskState.Cancelled, null, "not started: " + reason, time.GetUtcNow()), [], ct).ConfigureAwait(false);
+        return remaining;
+    }
+
+    private async Task<int> ExecuteAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation runOutput, CancellationToken ct)
+    {
+        var workflow = definition.Workflow;
+        var steps = Planner.Expand(workflow, definition.ImageDigests, task.Inputs, task.Captures, task.TaskId);
+        var scratch = Path.Combine(options.Scratch, $"{run.RunId}-{task.Index}-{Guid.NewGuid():N}"[..^20]);
+        var rows = new List<ProvenanceRow>();
+        TaskOutcome outcome;
+        try
+        {
+            Directory.CreateDirectory(scratch);
+            var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
+            outcome = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
+        }
+        catch (PipelinesException e) when (!ct.IsCancellationRequested)
+        {
+            // Staging failed (an input deleted or changed since planning, the store unreachable):
+            // the task fails with the reason, and the run goes on.
+            LogTaskError(log, run.RunId, task.Index, e.Message);
+            rows.Add(Row(run, task, steps[Math.Min(rows.Count, steps.Count - 1)], attempt: rows.Count + 1, "failed", null, [], [], time.GetUtcNow(), null, e.Message));
+            outcome = new TaskOutcome(TaskState.Failed, null, e.Message, time.GetUtcNow());
+        }
+        finally
+        {
+            DeleteScratch(scratch);
+        }
+
+        var (committed, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, outcome, rows, ct).ConfigureAwait(false);
+        if (committed && outcome.State == TaskState.Succeeded)
+        {
+            await WriteCacheEntryAsync(run, task, rows, ct).ConfigureAwait(false);
+        }
+
+        if (committed && outcome.State == TaskState.Failed && workflow.OnError == OnError.Fail)
+        {
+            await store.RequestStopAsync(run.RunId, $"task {task.Index} ({task.TaskId}) failed and on_error is fail", ct).ConfigureAwait(false);
+        }
+
+        return remaining;
+    }
+
+    private async Task<List<FileRef>> StageInAsync(Workflow workflow, TaskRecord task, string inDir, CancellationToken ct)
+    {
+        var input = stores.Open(workflow.Input.Uri);
+        var refs = new FileRef[task.Inputs.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, task.Inputs.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+            async (i, token) =>
+            {
+                var file = task.Inputs[i];
+                var digest = await input.Store.DownloadAsync(input.Key(file.Key), Path.Combine(inDir, file.Key), token).ConfigureAwait(false);
+                if (!MatchesPlannedHash(file, digest))
+                {
+                    throw new PipelinesException($"input '{file.Key}' changed after the run was planned (stored content no longer matches its tag {file.Hash}); submit the run again", retryHelps: false);
+                }
+
+                refs[i] = new FileRef { Key = file.Key, Size = digest.Size, Sha256 = digest.Sha256 };
+            }).ConfigureAwait(false);
+        return refs.ToList();
+    }
+
+    private static bool MatchesPlannedHash(InputFile file, FileDigest digest) => file.Hash.Length switch
+    {
+        64 => string.Equals(file.Hash, digest.Sha256, StringComparison.OrdinalIgnoreCase),
+        32 => string.Equals(file.Hash, digest.Md5, StringComparison.OrdinalIgnoreCase),
+        _ => file.Size == digest.Size, // multipart ETags are not a content hash; the size still is checked.
+    };
+
+    private async Task<TaskOutcome> RunStepsAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, string scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
+    {
+        var kept = new List<(string Name, string Dir)>();
+        long? lastExit = null;
+        foreach (var step in steps)
+        {
+            var stepLog = new StringBuilder();
+            var succeeded = false;
+            string? error = null;
+            for (var attempt = 1; attempt <= step.Retries + 1; attempt++)
+            {
+                var outDir = Path.Combine(scratch, $"out-{step.Name}-{attempt}");
+                Directory.CreateDirectory(outDir);
+
+                // The algorithm runs as a non-root user: /out must be writable by it.
+                File.SetUnixFileMode(outDir, (UnixFileMode)0b111_111_111);
+                var mounts = new List<Mount> { new(Path.Combine(scratch, "in"), "/in", ReadOnly: true) };
+                mounts.AddRange(kept.Select(k => new Mount(k.Dir, "/steps/" + k.Name, ReadOnly: true)));
+                mounts.Add(new Mount(outDir, "/out", ReadOnly: false));
+                Directory.CreateDirectory(Path.Combine(scratch, "in"));
+                var started = time.GetUtcNow();
+                ContainerResult? result = null;
+                try
+                {
+                    result = await runtime.RunAsync(
+                        new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, new Dictionary<string, string>
+                        {
+                            ["org.pipelines.run"] = run.RunId,
+                            ["org.pipelines.task"] = task.TaskId,
+                            ["org.pipelines.step"] = step.Name,
+                        }),
+                        ct).ConfigureAwait(false);
+                    error = result.Succeeded ? null : $"step '{step.Name}' {result.Error}" + Tail(result.Log);
+                }
+                catch (PipelinesException e) when (!ct.IsCancellationRequested)
+                {
+                    error = $"step '{step.Name}' could not run: {e.Message}";
+                }
+
+                stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt)
+                    .Append(", ").Append(result is null ? "not started" : result.Error ?? "exit 0")
+                    .Append(result is null ? "" : $", {result.Duration.TotalSeconds:0.000}s").Append(" ===\n");
+                var text = result?.Log ?? error ?? "";
+                stepLog.Append(text).Append(text.Length > 0 && !text.EndsWith('\n') ? "\n" : "");
+                lastExit = result?.ExitCode;
+
+                List<FileRef> outputs = [];
+                if (error is null)
+                {
+                    outputs = await StageOutAsync(task, step, outDir, runOutput, ct).ConfigureAwait(false);
+                    kept.Add((step.Name, outDir));
+                    succeeded = true;
+                }
+
+                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error));
+                if (succeeded)
+                {
+                    break;
+                }
+
+                LogStepFailed(log, run.RunId, task.Index, step.Name, attempt, error!);
+            }
+
+            await runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct).ConfigureAwait(false);
+            if (!succeeded)
+            {
+                return new TaskOutcome(TaskState.Failed, lastExit, error, time.GetUtcNow());
+            }
+        }
+
+        return new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow());
+    }
+
+    private async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, StorageLocation runOutput, CancellationToken ct)
+    {
+        var globs = step.Outputs.Select(Glob.Parse).ToList();
+        var files = Directory.EnumerateFiles(outDir, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
+            .Select(f => Path.GetRelativePath(outDir, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(rel => globs.Any(g => g.IsMatch(rel)))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+        // Files that are not kept are deleted so that later steps see only what is kept.
+        foreach (var f in Directory.EnumerateFiles(outDir, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        {
+            var rel = Path.GetRelativePath(outDir, f).Replace(Path.DirectorySeparatorChar, '/');
+            if (!files.Contains(rel))
+            {
+                File.Delete(f);
+            }
+        }
+
+        var refs = new FileRef[files.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, files.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+            async (i, token) =>
+            {
+                var key = RunLayout.TaskOutput(task.TaskId, step.Name, files[i]);
+                var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), Path.Combine(outDir, files[i]), token).ConfigureAwait(false);
+                refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
+            }).ConfigureAwait(false);
+        return refs.ToList();
+    }
+
+    /// <summary>
+    /// Equal task ids mean equal work: a task that already succeeded in an earlier run is reused
+    /// by copying its kept outputs, each checked against the sha256 recorded when it was made.
+    /// </summary>
+    private async Task<int?> TryReuseAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation runOutput, CancellationToken ct)
+    {
+        var root = stores.Open(definition.Workflow.Output.Uri);
+        byte[] manifestBytes;
+        try
+        {
+            manifestBytes = await root.Store.ReadAllAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), ct).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+
+        var manifest = JsonSerializer.Deserialize<CacheManifest>(manifestBytes);
+        if (manifest is null || manifest.RunId == run.RunId)
+        {
+            return null;
+        }
+
+        var source = root.Child(manifest.RunId);
+        var now = time.GetUtcNow();
+        var rows = new List<ProvenanceRow>();
+        try
+        {
+            foreach (var step in manifest.Rows)
+            {
+                foreach (var output in step.Outputs)
+                {
+                    var bytes = await source.Store.ReadAllAsync(source.Key(output.Key), ct).ConfigureAwait(false);
+                    if (Hashing.Sha256Hex(bytes) != output.Sha256)
+                    {
+                        LogCacheMismatch(log, run.RunId, task.TaskId, output.Key);
+                        return null;
+                    }
+
+                    await runOutput.Store.PutAsync(runOutput.Key(output.Key), bytes, "application/octet-stream", ct).ConfigureAwait(false);
+                }
+
+                var logKey = RunLayout.TaskLog(task.TaskId, step.Step);
+                var logBytes = await source.Store.ReadAllAsync(source.Key(logKey), ct).ConfigureAwait(false);
+                await runOutput.Store.PutAsync(runOutput.Key(logKey), logBytes, "text/plain; charset=utf-8", ct).ConfigureAwait(false);
+                rows.Add(new ProvenanceRow
+                {
+                    RunId = run.RunId, TaskId = task.TaskId, TaskIndex = task.Index, Attempt = 1, Step = step.Step, Status = "cached",
+                    ExitCode = step.ExitCode, Image = step.Image, ImageDigest = step.ImageDigest, Command = step.Command,
+                    Inputs = step.Inputs, Outputs = step.Outputs, Log = logKey, StartedAt = now.UtcDateTime, FinishedAt = time.GetUtcNow().UtcDateTime,
+                    Worker = options.Name, CachedFrom = manifest.RunId,
+                });
+            }
+        }
+        catch (ObjectNotFoundException e)
+        {
+            LogCacheMissing(log, run.RunId, task.TaskId, e.Message);
+            return null;
+        }
+
+        var (_, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, new TaskOutcome(TaskState.Cached, 0, null, time.GetUtcNow()), rows, ct).ConfigureAwait(false);
+        return remaining;
+    }
+
+    private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, List<ProvenanceRow> rows, CancellationToken ct)
+    {
+        var root = stores.Open(RunDefinition.FromJson(run.DefinitionJson).Workflow.Output.Uri);
+        var manifest = new CacheManifest(run.RunId, task.TaskId, rows.Where(r => r.Status == "succeeded").ToList());
+        await root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct).ConfigureAwait(false);
+    }
+
+    private ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error) => new()
+    {
+        RunId = run.RunId,
+        TaskId = task.TaskId,
+        TaskIndex = task.Index,
+        Attempt = attempt,
+        Step = step.Name,
+        Status = status,
+        ExitCode = exit,
+        Image = step.Image,
+        ImageDigest = step.ImageDigest,
+        Command = step.Command.ToList(),
+        Inputs = inputs,
+        Outputs = outputs,
+        Log = logKey,
+        StartedAt = started.UtcDateTime,
+        FinishedAt = time.GetUtcNow().UtcDateTime,
+        Worker = options.Name,
+        Error = error,
+    };
+
+    private static string Tail(string log)
+    {
+        var trimmed = log.TrimEnd();
+        if (trimmed.Length == 0)
+        {
+            return "";
+        }
+
+        return ": " + (trimmed.Length > 2000 ? "..." + trimmed[^2000..] : trimmed);
+    }
+
+    private void DeleteScratch(string scratch)
+    {
+        try
+        {
+            if (Directory.Exists(scratch))
+            {
+                Directory.Delete(scratch, recursive: true);
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogScratchLeft(log, scratch, e.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} failed: {Error}")]
+    private static partial void LogTaskError(ILogger logger, string runId, int index, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} step {Step} attempt {Attempt} failed: {Error}")]
+    private static partial void LogStepFailed(ILogger logger, string runId, int index, string step, int attempt, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {TaskId}: cached output {Key} no longer matches its sha256; running the task again")]
+    private static partial void LogCacheMismatch(ILogger logger, string runId, string taskId, string key);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {TaskId}: cached result incomplete ({Reason}); running the task again")]
+    private static partial void LogCacheMissing(ILogger logger, string runId, string taskId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete scratch folder {Path}: {Error}")]
+    private static partial void LogScratchLeft(ILogger logger, string path, string error);
+}
+
+/// <summary>What a succeeded task left, kept under the output root for reuse by later runs.</summary>
+public sealed record CacheManifest(string RunId, string TaskId, List<ProvenanceRow> Rows);
