@@ -36,7 +36,9 @@ public static partial class WorkflowParser
 
         if (ctx.Problems.Count > 0 || workflow is null)
         {
-            throw new WorkflowInvalidException(source, ctx.Problems);
+            // In file order, as an editor shows them; problems from --set (line 0) come last.
+            var ordered = ctx.Problems.OrderBy(p => p.Line == 0 ? int.MaxValue : p.Line).ThenBy(p => p.Column).ToList();
+            throw new WorkflowInvalidException(source, ordered);
         }
 
         return workflow;

@@ -1,0 +1,132 @@
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Pipelines.Containers;
+using Pipelines.Model;
+using Pipelines.Tests.Support;
+using Resources = Pipelines.Model.Resources;
+using Mount = Pipelines.Containers.Mount;
+using ContainerSpec = Pipelines.Containers.ContainerSpec;
+
+namespace Pipelines.Tests.Containers;
+
+/// <summary>
+/// The container runtime against the real Docker engine, with the busybox image that
+/// scripts/build-images makes (pipelines-samples/pair-check:1 has busybox at /bin/busybox).
+/// </summary>
+public sealed class DockerRuntimeTests : IDisposable
+{
+    private const string Busybox = "pipelines-samples/pair-check:1";
+    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
+    private readonly TempFolder _temp = new();
+    private readonly string _label = Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task Resolve_pins_a_tag_to_its_image_digest()
+    {
+        var id = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        Assert.StartsWith("sha256:", id, StringComparison.Ordinal);
+        Assert.Equal(71, id.Length);
+    }
+
+    [Fact]
+    public async Task Resolve_names_a_missing_image_in_one_clear_line()
+    {
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => _runtime.ResolveImageAsync("pipelines-samples/no-such-image:9", CancellationToken.None));
+        Assert.Contains("image 'pipelines-samples/no-such-image:9' is not on the Docker engine", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public async Task A_container_runs_locked_down_as_a_non_root_user_without_network()
+    {
+        var script = string.Join("; ", [
+            "echo uid=$(busybox id -u) gid=$(busybox id -g)",
+            "echo ifaces=$(busybox ls /sys/class/net | busybox tr '\\n' ' ')",
+            "busybox grep -E '^(CapEff|NoNewPrivs)' /proc/self/status",
+            "(echo x > /root-write) 2>/dev/null && echo rootfs=writable || echo rootfs=readonly",
+            "(echo x > /in/new) 2>/dev/null && echo in=writable || echo in=readonly",
+            "echo y > /out/made && echo out=writable",
+            "echo z > /tmp/scratch && echo tmp=writable",
+            "echo pids=$(busybox cat /sys/fs/cgroup/pids.max 2>/dev/null || busybox cat /sys/fs/cgroup/pids/pids.max)",
+            "echo to-stderr >&2",
+        ]);
+        var result = await RunAsync(["sh", "-c", script], new Resources(0.5, 64L * 1024 * 1024, TimeSpan.FromMinutes(1), 50));
+
+        Assert.True(result.Succeeded, result.Log);
+        Assert.Contains("uid=65534 gid=65534", result.Log, StringComparison.Ordinal);
+        Assert.Matches(@"ifaces=lo\s*\n", result.Log);
+        Assert.Matches(@"CapEff:\s+0000000000000000", result.Log);
+        Assert.Matches(@"NoNewPrivs:\s+1", result.Log);
+        Assert.Contains("rootfs=readonly", result.Log, StringComparison.Ordinal);
+        Assert.Contains("in=readonly", result.Log, StringComparison.Ordinal);
+        Assert.Contains("out=writable", result.Log, StringComparison.Ordinal);
+        Assert.Contains("tmp=writable", result.Log, StringComparison.Ordinal);
+        Assert.Contains("pids=50", result.Log, StringComparison.Ordinal);
+        Assert.Contains("to-stderr", result.Log, StringComparison.Ordinal);
+        Assert.Equal("y\n", await File.ReadAllTextAsync(_temp.Combine("out", "made")));
+    }
+
+    [Fact]
+    public async Task A_non_zero_exit_is_reported_with_its_code_and_output()
+    {
+        var result = await RunAsync(["sh", "-c", "echo broken input >&2; exit 7"], Resources.Default);
+        Assert.False(result.Succeeded);
+        Assert.Equal(7, result.ExitCode);
+        Assert.Equal("exited with code 7", result.Error);
+        Assert.Contains("broken input", result.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_step_past_its_timeout_is_killed()
+    {
+        var result = await RunAsync(["sh", "-c", "echo started; busybox sleep 60"], Resources.Default with { Timeout = TimeSpan.FromSeconds(2) });
+        Assert.True(result.TimedOut);
+        Assert.False(result.Succeeded);
+        Assert.True(result.Duration < TimeSpan.FromSeconds(30), result.Duration.ToString());
+        Assert.Contains("started", result.Log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_step_over_its_memory_limit_is_killed_for_memory()
+    {
+        // awk doubles a string until the cgroup's limit kills it.
+        var result = await RunAsync(["awk", "BEGIN { s = \"xxxxxxxxxxxxxxxx\"; while (1) s = s s }"], Resources.Default with { MemoryBytes = 16L * 1024 * 1024 });
+        Assert.False(result.Succeeded);
+        Assert.True(result.OomKilled, $"exit {result.ExitCode}: {result.Log}");
+        Assert.Equal("was killed for exceeding its memory limit", result.Error);
+    }
+
+    [Fact]
+    public async Task Containers_are_removed_after_they_end()
+    {
+        await RunAsync(["sh", "-c", "exit 0"], Resources.Default);
+        await RunAsync(["sh", "-c", "exit 3"], Resources.Default);
+
+        using var client = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var left = await client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.test=" + _label] = true } },
+        });
+        Assert.Empty(left);
+    }
+
+    private async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, Resources resources)
+    {
+        var image = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var inDir = _temp.Combine("in");
+        var outDir = _temp.Combine("out");
+        Directory.CreateDirectory(inDir);
+        Directory.CreateDirectory(outDir);
+        File.SetUnixFileMode(outDir, (UnixFileMode)0b111_111_111);
+        return await _runtime.RunAsync(
+            new ContainerSpec(image, command, new Dictionary<string, string>(), [new Mount(inDir, "/in", true), new Mount(outDir, "/out", false)], resources, new Dictionary<string, string> { ["org.pipelines.test"] = _label }),
+            CancellationToken.None);
+    }
+
+    public void Dispose()
+    {
+        _runtime.Dispose();
+        _temp.Dispose();
+    }
+}

@@ -1,0 +1,74 @@
+using System.Text;
+using Pipelines.Storage;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Storage;
+
+public sealed class LocalObjectStoreTests : IDisposable
+{
+    private readonly TempFolder _temp = new();
+
+    [Fact]
+    public async Task List_returns_every_file_below_the_prefix_in_ordinal_key_order()
+    {
+        _temp.Write("b/2.txt", "22");
+        _temp.Write("a/1.txt", "1");
+        _temp.Write("a/B.txt", "B");
+        _temp.Write("c.txt", "c");
+        var store = new LocalObjectStore(_temp.Path);
+
+        var all = new List<StoredObject>();
+        await foreach (var o in store.ListAsync("", CancellationToken.None))
+        {
+            all.Add(o);
+        }
+
+        var underA = new List<string>();
+        await foreach (var o in store.ListAsync("a/", CancellationToken.None))
+        {
+            underA.Add(o.Key);
+        }
+
+        Assert.Equal(["a/1.txt", "a/B.txt", "b/2.txt", "c.txt"], all.Select(o => o.Key));
+        Assert.Equal(2, all.Single(o => o.Key == "b/2.txt").Size);
+        Assert.Equal(["a/1.txt", "a/B.txt"], underA);
+    }
+
+    [Fact]
+    public async Task Put_replaces_whole_objects_and_leaves_no_temporary_file()
+    {
+        var store = new LocalObjectStore(_temp.Path);
+        await store.PutAsync("x/y.txt", Encoding.UTF8.GetBytes("first"), "text/plain", CancellationToken.None);
+        await store.PutAsync("x/y.txt", Encoding.UTF8.GetBytes("second"), "text/plain", CancellationToken.None);
+
+        Assert.Equal("second", await File.ReadAllTextAsync(_temp.Combine("x", "y.txt")));
+        Assert.Single(Directory.GetFiles(_temp.Combine("x")));
+    }
+
+    [Theory]
+    [InlineData("../escape.txt")]
+    [InlineData("a/../../escape.txt")]
+    [InlineData("./x")]
+    public async Task Keys_that_leave_the_folder_are_refused(string key)
+    {
+        var store = new LocalObjectStore(_temp.Path);
+        await Assert.ThrowsAsync<PipelinesException>(() => store.PutAsync(key, "x"u8.ToArray(), "text/plain", CancellationToken.None));
+        Assert.False(File.Exists(Path.Combine(Path.GetDirectoryName(_temp.Path)!, "escape.txt")));
+    }
+
+    [Fact]
+    public async Task A_missing_root_folder_is_a_clear_error()
+    {
+        var store = new LocalObjectStore(_temp.Combine("does-not-exist"));
+        var e = await Assert.ThrowsAsync<PipelinesException>(async () =>
+        {
+            await foreach (var o in store.ListAsync("", CancellationToken.None))
+            {
+                Assert.Fail(o.Key);
+            }
+        });
+        Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose() => _temp.Dispose();
+}
