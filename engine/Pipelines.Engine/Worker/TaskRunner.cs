@@ -299,10 +299,23 @@ public sealed partial class TaskRunner(
                 await runOutput.Store.PutAsync(runOutput.Key(logKey), logBytes, "text/plain; charset=utf-8", ct).ConfigureAwait(false);
                 rows.Add(new ProvenanceRow
                 {
-                    RunId = run.RunId, TaskId = task.TaskId, TaskIndex = task.Index, Attempt = 1, Step = step.Step, Status = "cached",
-                    ExitCode = step.ExitCode, Image = step.Image, ImageDigest = step.ImageDigest, Command = step.Command,
-                    Inputs = step.Inputs, Outputs = step.Outputs, Log = logKey, StartedAt = now.UtcDateTime, FinishedAt = time.GetUtcNow().UtcDateTime,
-                    Worker = options.Name, CachedFrom = manifest.RunId,
+                    RunId = run.RunId,
+                    TaskId = task.TaskId,
+                    TaskIndex = task.Index,
+                    Attempt = 1,
+                    Step = step.Step,
+                    Status = "cached",
+                    ExitCode = step.ExitCode,
+                    Image = step.Image,
+                    ImageDigest = step.ImageDigest,
+                    Command = step.Command,
+                    Inputs = step.Inputs,
+                    Outputs = step.Outputs,
+                    Log = logKey,
+                    StartedAt = now.UtcDateTime,
+                    FinishedAt = time.GetUtcNow().UtcDateTime,
+                    Worker = options.Name,
+                    CachedFrom = manifest.RunId,
                 });
             }
         }

@@ -3,9 +3,9 @@ using Docker.DotNet.Models;
 using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.Tests.Support;
-using Resources = Pipelines.Model.Resources;
-using Mount = Pipelines.Containers.Mount;
 using ContainerSpec = Pipelines.Containers.ContainerSpec;
+using Mount = Pipelines.Containers.Mount;
+using Resources = Pipelines.Model.Resources;
 
 namespace Pipelines.Tests.Containers;
 

@@ -134,7 +134,15 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
 
     private static ProvenanceRow Row(string runId, int index, int attempt) => new()
     {
-        RunId = runId, TaskId = $"id{index:D4}", TaskIndex = index, Attempt = attempt, Step = "stats", Status = "succeeded",
-        Command = ["x"], Inputs = [new FileRef { Key = "k", Size = 1, Sha256 = "s" }], StartedAt = Now.UtcDateTime, FinishedAt = Now.UtcDateTime,
+        RunId = runId,
+        TaskId = $"id{index:D4}",
+        TaskIndex = index,
+        Attempt = attempt,
+        Step = "stats",
+        Status = "succeeded",
+        Command = ["x"],
+        Inputs = [new FileRef { Key = "k", Size = 1, Sha256 = "s" }],
+        StartedAt = Now.UtcDateTime,
+        FinishedAt = Now.UtcDateTime,
     };
 }
