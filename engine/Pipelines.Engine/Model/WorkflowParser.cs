@@ -47,14 +47,23 @@ public static partial class WorkflowParser
     private static YamlMappingNode? Load(string yaml, Context ctx)
     {
         var stream = new YamlStream();
+        var scanner = new Scanner(new StringReader(yaml));
         try
         {
-            stream.Load(new StringReader(yaml));
+            stream.Load(new Parser(scanner));
         }
         catch (YamlException e)
         {
             var inner = e.InnerException?.Message;
             ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: " + (inner ?? e.Message), (int)e.Start.Line, (int)e.Start.Column));
+            return null;
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet throws this instead of a YamlException on some broken files, e.g. a
+            // flow list `[a, b` left open across lines; the scanner still knows where it stopped.
+            var at = scanner.CurrentPosition;
+            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: the text cannot be read from here on; look above for an unclosed '[', '{' or quote", (int)at.Line, (int)at.Column));
             return null;
         }
 
@@ -97,7 +106,7 @@ public static partial class WorkflowParser
             s.Load(new StringReader(valueText.Length == 0 ? "''" : valueText));
             value = s.Documents.Count > 0 ? s.Documents[0].RootNode : new YamlScalarNode(valueText);
         }
-        catch (YamlException)
+        catch (Exception e) when (e is YamlException or InvalidOperationException)
         {
             value = new YamlScalarNode(valueText);
         }
@@ -143,6 +152,12 @@ public static partial class WorkflowParser
                 }
 
                 var k = new YamlScalarNode(key);
+                if (!m.Children.ContainsKey(k))
+                {
+                    // A key the file does not have (perhaps misspelt): its problems belong to --set, not to line 1 of the file.
+                    MarkOverride(k, ctx, "--set " + path);
+                }
+
                 if (last)
                 {
                     m.Children[k] = value;
@@ -154,6 +169,7 @@ public static partial class WorkflowParser
                 else
                 {
                     var created = new YamlMappingNode();
+                    MarkOverride(created, ctx, "--set " + path);
                     m.Children[k] = created;
                     current = created;
                 }

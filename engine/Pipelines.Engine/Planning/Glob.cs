@@ -108,9 +108,10 @@ public sealed class Glob
             {
                 var end = p.IndexOf(']', i + 1);
                 var body = p[(i + 1)..end];
-                if (body.StartsWith('!'))
+                if (body.StartsWith('!') || body.StartsWith('^'))
                 {
-                    body = "^" + body[1..];
+                    // Like every other glob character but '**', a negated class stays within one folder.
+                    body = "^/" + body[1..];
                 }
 
                 sb.Append('[').Append(body.Replace("\\", "\\\\", StringComparison.Ordinal)).Append(']');
