@@ -10,6 +10,7 @@ public sealed class ValidateCommand : AsyncCommand<WorkflowSettings>
     {
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
         var w = WorkflowParser.Parse(yaml, settings.File, dir, settings.Set);
+        WorkflowFile.PrintWarnings(settings.File, w);
         Console.WriteLine($"{settings.File}: valid workflow '{w.Name}': {w.Steps.Count} step(s), {w.Gather.Count} gather table(s)");
         Console.WriteLine($"  input:  {w.Input.Uri}");
         Console.WriteLine($"  output: {w.Output.Uri}");
@@ -19,6 +20,14 @@ public sealed class ValidateCommand : AsyncCommand<WorkflowSettings>
 
 internal static class WorkflowFile
 {
+    public static void PrintWarnings(string file, Workflow workflow)
+    {
+        foreach (var w in workflow.Warnings)
+        {
+            Console.Error.WriteLine($"{file}: warning: {w}");
+        }
+    }
+
     public static async Task<(string Yaml, string Directory)> ReadAsync(string file, CancellationToken ct)
     {
         if (!File.Exists(file))

@@ -10,7 +10,12 @@ public sealed record Workflow(
     IReadOnlyList<GatherSpec> Gather,
     OutputSpec Output,
     OnError OnError,
-    TriggerSpec? Trigger);
+    TriggerSpec? Trigger)
+{
+    /// <summary>What is accepted but has no effect (e.g. include next to a samplesheet), for the user to see.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public IReadOnlyList<WorkflowProblem> Warnings { get; init; } = [];
+}
 
 /// <summary>Where the dataset is and how it is split into units and tasks.</summary>
 public sealed record InputSpec(

@@ -41,7 +41,7 @@ public static partial class WorkflowParser
             throw new WorkflowInvalidException(source, ordered);
         }
 
-        return workflow;
+        return workflow with { Warnings = ctx.Warnings };
     }
 
     private static YamlMappingNode? Load(string yaml, Context ctx)
@@ -286,12 +286,12 @@ public static partial class WorkflowParser
             samplesheet = ResolveUri(f, "samplesheet", required: true, baseDir, ctx);
             if (groupBy is not null)
             {
-                ctx.Add(f.Node("samplesheet")!, "input.samplesheet", "cannot be combined with group_by: the sample sheet already says which files form a unit; remove one of them");
+                ctx.Warn(f.Node("group_by")!, "input.group_by", "is ignored: input.samplesheet says which files form a unit");
             }
 
             if (f.Node("include") is not null || f.Node("exclude") is not null)
             {
-                ctx.Add(f.Node("samplesheet")!, "input.samplesheet", "replaces include/exclude: the sample sheet lists the files; remove include and exclude");
+                ctx.Warn(f.Node(f.Node("include") is not null ? "include" : "exclude")!, "input.include/exclude", "are ignored: input.samplesheet lists the files");
             }
         }
 
@@ -656,7 +656,7 @@ public static partial class WorkflowParser
     private static void CheckPlaceholders(InputSpec input, IReadOnlyList<StepSpec> steps, Context ctx, YamlSequenceNode? stepsNode)
     {
         var captures = new HashSet<string>(StringComparer.Ordinal);
-        if (input.GroupBy is not null)
+        if (input.GroupBy is not null && input.Samplesheet is null)
         {
             try
             {
@@ -700,7 +700,7 @@ public static partial class WorkflowParser
                     {
                         ctx.Add(at, path, "uses {inputs} inside a larger argument; {inputs} must stand alone as an argument, since it becomes one argument per input");
                     }
-                    else if (name == Placeholders.Input && (input.Batch > 1 || input.GroupBy is not null))
+                    else if (name == Placeholders.Input && (input.Batch > 1 || (input.GroupBy is not null && input.Samplesheet is null)))
                     {
                         ctx.Add(at, path, input.Batch > 1
                             ? $"uses {{input}}, but batch is {input.Batch}, so a task has several inputs; use {{inputs}} or batch: 1"
@@ -744,6 +744,11 @@ public static partial class WorkflowParser
     private sealed class Context
     {
         public List<WorkflowProblem> Problems { get; } = [];
+
+        public List<WorkflowProblem> Warnings { get; } = [];
+
+        public void Warn(YamlNode node, string path, string message) =>
+            Warnings.Add(new WorkflowProblem(path, message, (int)node.Start.Line, (int)node.Start.Column));
 
         public Dictionary<YamlNode, string> Overridden { get; } = new(ReferenceEqualityComparer.Instance);
 

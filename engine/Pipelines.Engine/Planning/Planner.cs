@@ -162,7 +162,7 @@ public static class Planner
 
     private static List<Unit> UnitsFromSheet(string csv, IReadOnlyList<InputFile> listing, string sheetName)
     {
-        var byKey = listing.ToDictionary(f => f.Key, StringComparer.Ordinal);
+        var byKey = listing.GroupBy(f => f.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         var problems = new List<WorkflowProblem>();
         using var reader = new StringReader(csv);
         var config = new CsvConfiguration(CultureInfo.InvariantCulture) { TrimOptions = TrimOptions.Trim, DetectColumnCountChanges = true };

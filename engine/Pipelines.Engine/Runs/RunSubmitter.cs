@@ -11,7 +11,7 @@ using Pipelines.Storage;
 namespace Pipelines.Runs;
 
 /// <summary>A run that was accepted and queued.</summary>
-public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan);
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings);
 
 /// <summary>
 /// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
@@ -66,7 +66,7 @@ public sealed partial class RunSubmitter(
         await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         await queue.EnqueueTasksAsync(runId, tasks.Select(t => t.Index).ToList(), cancellationToken).ConfigureAwait(false);
         LogSubmitted(log, runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected);
-        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan);
+        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, workflow.Warnings);
     }
 
     /// <summary>Lists the input; objects without a content tag (local files) are hashed with sha256.</summary>

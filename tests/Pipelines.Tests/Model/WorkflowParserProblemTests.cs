@@ -487,38 +487,39 @@ public sealed class WorkflowParserProblemTests
     }
 
     [Fact]
-    public void Parse_samplesheet_with_group_by_asks_to_remove_one()
+    public void Parse_samplesheet_with_group_by_warns_that_group_by_is_ignored()
     {
-        var p = WorkflowText.Problem("""
+        var w = WorkflowText.Parse("""
             version: 1
             name: both
             input:
               uri: s3://in-bucket/data/
-              group_by: '(?<sample>[^/]+)_R[12]\.fastq$'
-              samplesheet: samples.csv
+              group_by: '(?<lane>[^/]+)_R[12]\.fastq$'
+              samplesheet: s3://in-bucket/samples.csv
             steps:
               - name: stats
                 image: tools/stats:1
-                command: ["stats", "{inputs}"]
+                command: ["stats", "{sample}", "{inputs}"]
             output:
               uri: s3://out-bucket/results/
             """);
 
-        Assert.Equal("input.samplesheet", p.Path);
-        Assert.Equal("cannot be combined with group_by: the sample sheet already says which files form a unit; remove one of them", p.Message);
-        Assert.Equal((6, 16), (p.Line, p.Column));
+        var warning = Assert.Single(w.Warnings);
+        Assert.Equal("input.group_by", warning.Path);
+        Assert.Equal("is ignored: input.samplesheet says which files form a unit", warning.Message);
+        Assert.Equal((5, 13), (warning.Line, warning.Column));
     }
 
     [Fact]
-    public void Parse_samplesheet_with_include_asks_to_remove_include()
+    public void Parse_samplesheet_with_include_warns_that_include_is_ignored()
     {
-        var p = WorkflowText.Problem("""
+        var w = WorkflowText.Parse("""
             version: 1
             name: both
             input:
               uri: s3://in-bucket/data/
               include: ["**/*.fastq"]
-              samplesheet: samples.csv
+              samplesheet: s3://in-bucket/samples.csv
             steps:
               - name: stats
                 image: tools/stats:1
@@ -527,8 +528,31 @@ public sealed class WorkflowParserProblemTests
               uri: s3://out-bucket/results/
             """);
 
-        Assert.Equal("input.samplesheet", p.Path);
-        Assert.Equal("replaces include/exclude: the sample sheet lists the files; remove include and exclude", p.Message);
+        var warning = Assert.Single(w.Warnings);
+        Assert.Equal("input.include/exclude", warning.Path);
+        Assert.Equal("are ignored: input.samplesheet lists the files", warning.Message);
+    }
+
+    [Fact]
+    public void Parse_group_by_capture_is_not_a_placeholder_when_a_samplesheet_makes_the_units()
+    {
+        var p = WorkflowText.Problem("""
+            version: 1
+            name: both
+            input:
+              uri: s3://in-bucket/data/
+              group_by: '(?<lane>[^/]+)_R[12]\.fastq$'
+              samplesheet: s3://in-bucket/samples.csv
+            steps:
+              - name: stats
+                image: tools/stats:1
+                command: ["stats", "{lane}"]
+            output:
+              uri: s3://out-bucket/results/
+            """);
+
+        Assert.Equal("steps[0].command[1]", p.Path);
+        Assert.StartsWith("uses the unknown placeholder {lane}", p.Message, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -47,6 +47,19 @@ public sealed class WorkflowParserTests
         """;
 
     [Fact]
+    public void Parse_spec_example_exactly_as_written_is_valid_and_warns_about_what_the_samplesheet_overrides()
+    {
+        var text = File.ReadAllText(Path.Combine(Support.TestEnvironment.RepoRoot, "docs", "workflow-spec.md"));
+        var start = text.IndexOf("```yaml\n", StringComparison.Ordinal) + "```yaml\n".Length;
+        var yaml = text[start..text.IndexOf("```", start, StringComparison.Ordinal)];
+
+        var w = WorkflowParser.Parse(yaml, "spec example", "/work/flows");
+
+        Assert.Equal("/work/flows/samplesheet.csv", w.Input.Samplesheet);
+        Assert.Equal(["input.group_by", "input.include/exclude"], w.Warnings.Select(x => x.Path).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void Parse_spec_example_reads_every_field()
     {
         var w = WorkflowText.Parse(SpecExample);
