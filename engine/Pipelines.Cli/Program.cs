@@ -8,6 +8,7 @@ app.Configure(c =>
     c.SetApplicationName("pipelines");
     c.PropagateExceptions();
     c.AddCommand<ValidateCommand>("validate").WithDescription("Check a workflow file; exit 0, or 2 with every problem.");
+    c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs from PostgreSQL until stopped.");

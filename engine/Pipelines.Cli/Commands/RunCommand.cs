@@ -120,7 +120,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 lastPrint.Restart();
             }
 
-            await Task.Delay(250, ct).ConfigureAwait(false);
+            await Task.Delay(100, ct).ConfigureAwait(false);
         }
     }
 

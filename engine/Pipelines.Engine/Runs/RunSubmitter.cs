@@ -10,6 +10,9 @@ using Pipelines.Storage;
 
 namespace Pipelines.Runs;
 
+/// <summary>A planned run, not yet recorded or queued.</summary>
+public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan);
+
 /// <summary>A run that was accepted and queued.</summary>
 public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings);
 
@@ -26,7 +29,8 @@ public sealed partial class RunSubmitter(
     TimeProvider time,
     ILogger<RunSubmitter> log)
 {
-    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    /// <summary>Everything up to queuing: validate, pin images, list, plan. Writes nothing.</summary>
+    public async Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
         var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
 
@@ -53,6 +57,12 @@ public sealed partial class RunSubmitter(
                 retryHelps: false);
         }
 
+        return new PreparedRun(workflow, digests, plan);
+    }
+
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    {
+        var (workflow, digests, plan) = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
         var output = stores.Open(workflow.Output.Uri);
         var now = time.GetUtcNow();
         var runId = NewRunId(now);

@@ -1,9 +1,13 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Pipelines.Storage;
 
-/// <summary>A local folder as an object store. Writes go to a temporary file and are renamed into place.</summary>
-public sealed class LocalObjectStore : IObjectStore
+/// <summary>
+/// A local folder as an object store. Writes go to a temporary file and are renamed into place.
+/// Downloads to the same file system are hard links (no bytes copied), then read once for hashes.
+/// </summary>
+public sealed partial class LocalObjectStore : IObjectStore
 {
     private readonly string _root;
 
@@ -65,6 +69,14 @@ public sealed class LocalObjectStore : IObjectStore
         }
 
         Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
+
+        // A hard link shares the bytes: only files everyone may read are linked, since the
+        // algorithm runs as another user; containers see them through a read-only mount.
+        if ((File.GetUnixFileMode(source) & UnixFileMode.OtherRead) != 0 && Link(source, localPath) == 0)
+        {
+            return await Hashing.OfFileAsync(localPath, cancellationToken).ConfigureAwait(false);
+        }
+
         await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
         await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
         return await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
@@ -120,6 +132,9 @@ public sealed class LocalObjectStore : IObjectStore
 
     public Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken) =>
         UploadAsync(destinationKey, PathOf(sourceKey), cancellationToken);
+
+    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Link(string existing, string created);
 
     private static bool IsTemporary(string key) => key.Contains(".pipelines-tmp-", StringComparison.Ordinal);
 

@@ -89,8 +89,11 @@ public sealed partial class TaskRunner(
         try
         {
             Directory.CreateDirectory(scratch);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
+            var stagedIn = clock.Elapsed;
             outcome = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
+            LogTaskTimes(log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
         }
         catch (PipelinesException e) when (!ct.IsCancellationRequested)
         {
@@ -382,6 +385,9 @@ public sealed partial class TaskRunner(
             LogScratchLeft(log, scratch, e.Message);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index}: {Inputs} inputs staged in {StageMs:0} ms, steps and stage-out {StepsMs:0} ms")]
+    private static partial void LogTaskTimes(ILogger logger, string runId, int index, int inputs, double stageMs, double stepsMs);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} failed: {Error}")]
     private static partial void LogTaskError(ILogger logger, string runId, int index, string error);

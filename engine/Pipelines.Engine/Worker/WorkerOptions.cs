@@ -10,7 +10,7 @@ public sealed record WorkerOptions
     public string Scratch { get; init; } = Path.Combine(Path.GetTempPath(), "pipelines-scratch");
 
     /// <summary>Transfers at once within one task.</summary>
-    public int TransferConcurrency { get; init; } = 8;
+    public int TransferConcurrency { get; init; } = 16;
 
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
