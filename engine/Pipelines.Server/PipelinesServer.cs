@@ -70,7 +70,7 @@ public static partial class PipelinesServer
         app.MapPipelinesHealth();
         if (options.Roles.HasFlag(ServerRoles.Api))
         {
-            app.MapOpenApi().AllowAnonymous();
+            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
             app.MapRunsApi();
         }
 

@@ -4,7 +4,6 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Pipelines.Model;
@@ -28,13 +27,14 @@ internal static partial class RunsApi
         var api = app.MapGroup("/api/runs").WithTags("runs").RequireAuthorization(Access.Access.ReadPolicy);
         api.MapPost("/", SubmitAsync).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<SubmitRunRequest>("application/json", "application/yaml")
+            .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Submit a run: a JSON {workflow, set} body, or the workflow YAML itself with ?set=key=value overrides.");
-        api.MapGet("/", ListAsync).WithSummary("List runs, newest first; filter by workflow and state; paged with offset and limit.");
-        api.MapGet("/{runId}", GetAsync).WithSummary("One run with its task counts and timings.");
-        api.MapGet("/{runId}/tasks", TasksAsync).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
-        api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy)
+        api.MapGet("/", ListAsync).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow and state; paged with offset and limit.");
+        api.MapGet("/{runId}", GetAsync).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
+        api.MapGet("/{runId}/tasks", TasksAsync).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
+        api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
-        api.MapGet("/{runId}/files/{**path}", FileAsync).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
+        api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
         return api;
     }
 
@@ -127,13 +127,13 @@ internal static partial class RunsApi
         return TypedResults.Ok(new PageView<RunView>(views, page.Total, o, l));
     }
 
-    private static async Task<Results<Ok<RunView>, NotFound<ProblemDetails>>> GetAsync(string runId, IRunStore store, CancellationToken ct)
+    private static async Task<Results<Ok<RunView>, ProblemHttpResult>> GetAsync(string runId, IRunStore store, CancellationToken ct)
     {
         var run = await store.GetRunAsync(runId, ct);
         return run is null ? NoSuchRun(runId) : TypedResults.Ok(View(run, await store.CountTasksAsync(runId, ct)));
     }
 
-    private static async Task<Results<Ok<PageView<TaskView>>, NotFound<ProblemDetails>, ProblemHttpResult>> TasksAsync(
+    private static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> TasksAsync(
         string runId, IRunStore store, string? state, int? offset, int? limit, CancellationToken ct)
     {
         TaskState? taskState = null;
@@ -168,7 +168,7 @@ internal static partial class RunsApi
         return TypedResults.Ok(new PageView<TaskView>(views, page.Total, o, l));
     }
 
-    private static async Task<Results<Accepted<RunView>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> CancelAsync(
+    private static async Task<Results<Accepted<RunView>, ProblemHttpResult>> CancelAsync(
         string runId, IRunStore store, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
         var run = await store.GetRunAsync(runId, ct);
@@ -179,7 +179,7 @@ internal static partial class RunsApi
 
         if (run.State.IsTerminal())
         {
-            return TypedResults.Conflict(new ProblemDetails { Status = 409, Title = "The run has ended", Detail = $"run {runId} ended {run.State.Name()}; there is nothing to cancel" });
+            return TypedResults.Problem(statusCode: 409, title: "The run has ended", detail: $"run {runId} ended {run.State.Name()}; there is nothing to cancel");
         }
 
         var who = Access.Access.Who(user);
@@ -189,7 +189,7 @@ internal static partial class RunsApi
         return TypedResults.Accepted(RunUrl(runId), View(run, await store.CountTasksAsync(runId, ct)));
     }
 
-    private static async Task<Results<FileContentHttpResult, NotFound<ProblemDetails>>> FileAsync(
+    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FileAsync(
         string runId, string path, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
     {
         var run = await store.GetRunAsync(runId, ct);
@@ -201,7 +201,7 @@ internal static partial class RunsApi
         var segments = path.Split('/');
         if (segments.Any(s => s is "" or "." or ".." || s.Contains('\\', StringComparison.Ordinal)))
         {
-            return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "No such file", Detail = $"'{path}' is not a file of run {runId}" });
+            return TypedResults.Problem(statusCode: 404, title: "No such file", detail: $"'{path}' is not a file of run {runId}");
         }
 
         var output = stores.Open(run.OutputUri);
@@ -212,7 +212,7 @@ internal static partial class RunsApi
         }
         catch (ObjectNotFoundException)
         {
-            return TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "No such file", Detail = $"run {runId} has no file '{path}' (yet)" });
+            return TypedResults.Problem(statusCode: 404, title: "No such file", detail: $"run {runId} has no file '{path}' (yet)");
         }
     }
 
@@ -235,8 +235,8 @@ internal static partial class RunsApi
     private static ProblemHttpResult BadPaging() =>
         TypedResults.Problem(statusCode: 400, title: "Bad paging", detail: $"offset must be 0 or more, and limit between 1 and {MaxLimit}");
 
-    private static NotFound<ProblemDetails> NoSuchRun(string runId) =>
-        TypedResults.NotFound(new ProblemDetails { Status = 404, Title = "No such run", Detail = $"there is no run {runId}" });
+    private static ProblemHttpResult NoSuchRun(string runId) =>
+        TypedResults.Problem(statusCode: 404, title: "No such run", detail: $"there is no run {runId}");
 
     private static string ContentType(string path) => Path.GetExtension(path) switch
     {
