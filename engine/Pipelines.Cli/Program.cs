@@ -12,6 +12,7 @@ app.Configure(c =>
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs from PostgreSQL until stopped.");
+    c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
 });
 
 using var stop = new CancellationTokenSource();

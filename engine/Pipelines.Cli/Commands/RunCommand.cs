@@ -16,8 +16,16 @@ namespace Pipelines.Cli.Commands;
 /// <summary>`pipelines run FILE`: plan, run, wait, summarise. Exit 0 all tasks succeeded, 1 a task failed, 2 invalid file.</summary>
 public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 {
-    public sealed class Settings : WorkflowSettings
+    public sealed class Settings : WorkflowSettings, IRemoteSettings
     {
+        [CommandOption("--server <URL>")]
+        [Description("Submit to this `pipelines server` (or PIPELINES_SERVER) instead of running in this process.")]
+        public string? Server { get; init; }
+
+        [CommandOption("--key <KEY>")]
+        [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
+        public string? Key { get; init; }
+
         [CommandOption("-w|--local-workers <N>")]
         [Description("Tasks this process runs at once (default Worker:Concurrency, 4). With PostgreSQL, 0 leaves the tasks to `pipelines worker` processes.")]
         public int? LocalWorkers { get; init; }
@@ -27,6 +35,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
     {
         var clock = Stopwatch.StartNew();
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
+        if (Remote.ServerOf(settings) is not null)
+        {
+            using var client = Remote.Client(settings);
+            return await RemoteRun.RunAsync(client, settings.File, yaml, settings.Set, clock, cancellationToken).ConfigureAwait(false);
+        }
+
         var values = new Dictionary<string, string?>();
         if (settings.LocalWorkers is { } n)
         {

@@ -12,8 +12,16 @@ namespace Pipelines.Cli.Commands;
 /// <summary>`pipelines status RUN`: the run's state and counts, from PostgreSQL or (embedded) its run.json.</summary>
 public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
 {
-    public sealed class Settings : CommonSettings
+    public sealed class Settings : CommonSettings, IRemoteSettings
     {
+        [CommandOption("--server <URL>")]
+        [Description("Submit to this `pipelines server` (or PIPELINES_SERVER) instead of running in this process.")]
+        public string? Server { get; init; }
+
+        [CommandOption("--key <KEY>")]
+        [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
+        public string? Key { get; init; }
+
         [CommandArgument(0, "<RUN>")]
         [Description("The run id that `pipelines run` printed.")]
         public string RunId { get; init; } = "";
@@ -21,6 +29,12 @@ public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
+        if (Remote.ServerOf(settings) is not null)
+        {
+            using var client = Remote.Client(settings);
+            return await RemoteRun.StatusAsync(client, settings.RunId, cancellationToken).ConfigureAwait(false);
+        }
+
         var config = EngineHost.Configuration(settings.Config);
         using var host = EngineHost.Build(config, worker: false);
         var stores = host.Services.GetRequiredService<ObjectStoreFactory>();

@@ -46,6 +46,19 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
     }
 
+    /// <summary>Whether the engine answers; for readiness checks.</summary>
+    public async Task PingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.System.PingAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException or DockerApiException)
+        {
+            throw Unreachable(e);
+        }
+    }
+
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
         var labels = new Dictionary<string, string>(spec.Labels) { [ManagedLabel] = "true" };

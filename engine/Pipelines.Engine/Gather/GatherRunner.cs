@@ -40,7 +40,13 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
 
         string? error = null;
         var results = new List<(string Name, int Rows, List<string> Keys)>();
-        if (workflow.OnError == OnError.Fail && counts.Failed > 0)
+        var cancelled = StopReasons.IsCancel(run.StopReason);
+        if (cancelled)
+        {
+            // A user's cancel: no tables from a partial run; the provenance and run.json still say what ran.
+            error = run.StopReason;
+        }
+        else if (workflow.OnError == OnError.Fail && counts.Failed > 0)
         {
             error = run.StopReason ?? "a task failed and on_error is fail";
         }
@@ -62,7 +68,9 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
         }
 
         await WriteProvenanceAsync(provenance, output, cancellationToken).ConfigureAwait(false);
-        var state = error is not null || counts.Failed > 0 ? RunState.Failed : RunState.Succeeded;
+        var state = cancelled ? RunState.Cancelled
+            : error is not null || counts.Failed > 0 ? RunState.Failed
+            : RunState.Succeeded;
         var finished = time.GetUtcNow();
         await output.Store.PutAsync(output.Key(RunLayout.RoCrate), RoCrate.Build(run, workflow, tasks, provenance, results.SelectMany(r => r.Keys).ToList(), state, finished), "application/ld+json", cancellationToken).ConfigureAwait(false);
         var runJson = new JsonObject

@@ -56,7 +56,17 @@ public static class EngineHost
         }).SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
 
-        var services = builder.Services;
+        builder.Services.AddPipelinesEngine(config, worker);
+        return builder.Build();
+    }
+
+    /// <summary>
+    /// The engine's services (run store, queue, runtime, stores, runners) for any host: the
+    /// generic host of the CLI and the web host of `pipelines server` share this wiring.
+    /// <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs.
+    /// </summary>
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker)
+    {
         var workerOptions = config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
@@ -108,7 +118,7 @@ public static class EngineHost
             });
         }
 
-        return builder.Build();
+        return services;
     }
 
     private static IGlobalConfiguration Common(IGlobalConfiguration c) => c

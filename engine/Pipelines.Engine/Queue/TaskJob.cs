@@ -1,4 +1,3 @@
-using System.ComponentModel;
 using Hangfire;
 using Hangfire.Server;
 using Pipelines.Gather;
@@ -6,13 +5,15 @@ using Pipelines.Worker;
 
 namespace Pipelines.Queue;
 
-/// <summary>The Hangfire job of one task. It carries ids only; everything else is in the run store.</summary>
+/// <summary>
+/// The Hangfire job of one task. It carries ids only; everything else is in the run store. The
+/// dashboard names jobs through the server's JobNames (a DisplayName attribute here would win over it).
+/// </summary>
 public sealed class TaskJob(TaskRunner runner)
 {
     // Failures of the algorithm are recorded as task states, not thrown. What is thrown is an
     // outage (run store, store, engine): Hangfire retries it a few times, then keeps it failed
     // on the dashboard, where it can be retried by hand.
-    [DisplayName("run {0} task {1}")]
     [AutomaticRetry(Attempts = 5, DelaysInSeconds = [5, 15, 30, 60, 120])]
     public Task RunAsync(string runId, int taskIndex, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, taskIndex, cancellationToken);
@@ -21,7 +22,6 @@ public sealed class TaskJob(TaskRunner runner)
 /// <summary>The Hangfire job that gathers a run after its last task.</summary>
 public sealed class GatherJob(GatherRunner runner)
 {
-    [DisplayName("run {0} gather")]
     [AutomaticRetry(Attempts = 5, DelaysInSeconds = [5, 15, 30, 60, 120])]
     public Task RunAsync(string runId, PerformContext? context, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, context?.BackgroundJob.Id ?? "direct", cancellationToken);

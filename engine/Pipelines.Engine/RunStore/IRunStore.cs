@@ -15,6 +15,12 @@ public interface IRunStore
 
     Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken);
 
+    /// <summary>Runs that match the query's filters, newest first, one page of them.</summary>
+    Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken);
+
+    /// <summary>Tasks of a run that match the query's state, by index, one page of them.</summary>
+    Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken);
+
     Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken);

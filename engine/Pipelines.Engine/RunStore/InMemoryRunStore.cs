@@ -47,6 +47,27 @@ public sealed class InMemoryRunStore : IRunStore
         }
     }
 
+    public Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var matching = _runs.Values
+                .Where(r => (query.Workflow is null || r.WorkflowName == query.Workflow) && (query.State is null || r.State == query.State))
+                .OrderByDescending(r => r.CreatedAt)
+                .ToList();
+            return Task.FromResult(new Page<RunRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));
+        }
+    }
+
+    public Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var matching = (_tasks.GetValueOrDefault(runId) ?? []).Where(t => query.State is null || t.State == query.State).ToList();
+            return Task.FromResult(new Page<TaskRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));
+        }
+    }
+
     public Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
     {
         lock (_lock)

@@ -109,6 +109,42 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
     public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
         QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs ORDER BY created_at DESC LIMIT @limit", p => p.AddWithValue("limit", limit), cancellationToken);
 
+    public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
+    {
+        const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state)";
+        void Bind(NpgsqlParameterCollection p)
+        {
+            p.AddWithValue("wf", NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
+            p.AddWithValue("state", NpgsqlDbType.Text, (object?)query.State?.Name() ?? DBNull.Value);
+            p.AddWithValue("offset", query.Offset);
+            p.AddWithValue("limit", query.Limit);
+        }
+
+        var items = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs {where} ORDER BY created_at DESC OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
+        await using var count = dataSource.CreateCommand($"SELECT count(*) FROM {S}.runs {where}");
+        Bind(count.Parameters);
+        var total = (long)(await count.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        return new Page<RunRecord>(items, (int)total);
+    }
+
+    public async Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken)
+    {
+        const string where = "WHERE run_id = @id AND (@state::text IS NULL OR state = @state)";
+        void Bind(NpgsqlParameterCollection p)
+        {
+            p.AddWithValue("id", runId);
+            p.AddWithValue("state", NpgsqlDbType.Text, (object?)query.State?.Name() ?? DBNull.Value);
+            p.AddWithValue("offset", query.Offset);
+            p.AddWithValue("limit", query.Limit);
+        }
+
+        var items = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks {where} ORDER BY task_index OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
+        await using var count = dataSource.CreateCommand($"SELECT count(*) FROM {S}.tasks {where}");
+        Bind(count.Parameters);
+        var total = (long)(await count.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        return new Page<TaskRecord>(items, (int)total);
+    }
+
     public async Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
     {
         var list = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id AND task_index = @i", p =>

@@ -24,6 +24,28 @@ public static class States
     public static TaskState ParseTask(string s) => Enum.Parse<TaskState>(s, ignoreCase: true);
 }
 
+/// <summary>
+/// Why a run stops. A user's cancel is told apart from on_error: fail by its prefix, so that the
+/// workers stop its running containers and the gather ends the run cancelled, not failed.
+/// </summary>
+public static class StopReasons
+{
+    private const string CancelPrefix = "cancelled by ";
+
+    public static string Cancel(string who) => CancelPrefix + who;
+
+    public static bool IsCancel(string? reason) => reason is not null && reason.StartsWith(CancelPrefix, StringComparison.Ordinal);
+}
+
+/// <summary>Which runs to list: optional filters, newest first, one page.</summary>
+public sealed record RunQuery(string? Workflow = null, RunState? State = null, int Offset = 0, int Limit = 50);
+
+/// <summary>Which tasks of a run to list: an optional state, by task index, one page.</summary>
+public sealed record TaskQuery(TaskState? State = null, int Offset = 0, int Limit = 100);
+
+/// <summary>One page of a listing and how many items match in all.</summary>
+public sealed record Page<T>(IReadOnlyList<T> Items, int Total);
+
 /// <summary>A run as the run store keeps it. <see cref="DefinitionJson"/> is the resolved workflow and image digests.</summary>
 public sealed record RunRecord(
     string RunId,

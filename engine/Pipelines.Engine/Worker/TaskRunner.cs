@@ -172,9 +172,11 @@ public sealed partial class TaskRunner(
                 Directory.CreateDirectory(Path.Combine(scratch, "in"));
                 var started = time.GetUtcNow();
                 ContainerResult? result = null;
+                string? cancelledBecause = null;
                 try
                 {
-                    result = await runtime.RunAsync(
+                    (result, cancelledBecause) = await RunUnlessCancelledAsync(
+                        run.RunId,
                         new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, new Dictionary<string, string>
                         {
                             ["org.pipelines.run"] = run.RunId,
@@ -182,11 +184,22 @@ public sealed partial class TaskRunner(
                             ["org.pipelines.step"] = step.Name,
                         }),
                         ct).ConfigureAwait(false);
-                    error = result.Succeeded ? null : $"step '{step.Name}' {result.Error}" + Tail(result.Log);
+                    error = result is null ? $"step '{step.Name}' was stopped: {cancelledBecause}"
+                        : result.Succeeded ? null
+                        : $"step '{step.Name}' {result.Error}" + Tail(result.Log);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested)
                 {
                     error = $"step '{step.Name}' could not run: {e.Message}";
+                }
+
+                if (cancelledBecause is not null)
+                {
+                    // A user's cancel stopped the container: the task ends cancelled, and is not retried.
+                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(cancelledBecause).Append(" ===\n");
+                    rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
+                    await runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct).ConfigureAwait(false);
+                    return new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow());
                 }
 
                 stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt)
@@ -221,6 +234,60 @@ public sealed partial class TaskRunner(
         }
 
         return new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Runs one container while watching the run: when a user cancels the run, the container is
+    /// stopped (the runtime kills and removes it) and the reason is returned instead of a result.
+    /// </summary>
+    private async Task<(ContainerResult? Result, string? CancelledBecause)> RunUnlessCancelledAsync(string runId, ContainerSpec spec, CancellationToken ct)
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watcher = WatchForCancelAsync(runId, cancel, watching.Token);
+        try
+        {
+            return (await runtime.RunAsync(spec, cancel.Token).ConfigureAwait(false), null);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested && cancel.IsCancellationRequested)
+        {
+            return (null, await watcher.ConfigureAwait(false) ?? "run stopped");
+        }
+        finally
+        {
+            await watching.CancelAsync().ConfigureAwait(false);
+            await watcher.ConfigureAwait(false);
+        }
+    }
+
+    private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, CancellationToken watching)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.CancelPollInterval, time, watching).ConfigureAwait(false);
+                try
+                {
+                    var reason = (await store.GetRunAsync(runId, watching).ConfigureAwait(false))?.StopReason;
+                    if (StopReasons.IsCancel(reason))
+                    {
+                        LogStoppingStep(log, runId, reason!);
+                        await cancel.CancelAsync().ConfigureAwait(false);
+                        return reason;
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The run store is out of reach for a moment: the step goes on, and the next look may see it.
+                    LogWatchFailed(log, runId, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (watching.IsCancellationRequested)
+        {
+            return null;
+        }
     }
 
     private async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, StorageLocation runOutput, CancellationToken ct)
@@ -400,6 +467,12 @@ public sealed partial class TaskRunner(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {TaskId}: cached result incomplete ({Reason}); running the task again")]
     private static partial void LogCacheMissing(ILogger logger, string runId, string taskId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: stopping a running step: {Reason}")]
+    private static partial void LogStoppingStep(ILogger logger, string runId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: could not look for a cancel: {Error}")]
+    private static partial void LogWatchFailed(ILogger logger, string runId, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete scratch folder {Path}: {Error}")]
     private static partial void LogScratchLeft(ILogger logger, string path, string error);

@@ -12,6 +12,9 @@ public sealed record WorkerOptions
     /// <summary>Transfers at once within one task.</summary>
     public int TransferConcurrency { get; init; } = 16;
 
+    /// <summary>How often a running step looks whether its run was cancelled.</summary>
+    public TimeSpan CancelPollInterval { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 }

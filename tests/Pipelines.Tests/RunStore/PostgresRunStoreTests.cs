@@ -123,6 +123,12 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         Assert.Equal("first reason", (await _store.GetRunAsync("r5", CancellationToken.None))!.StopReason);
     }
 
+    [Fact]
+    public async Task Runs_and_tasks_are_listed_by_filter_one_page_at_a_time()
+    {
+        await RunQueries.AssertPagingAndFiltersAsync(_store);
+    }
+
     private Task CreateRunAsync(string runId, int count)
     {
         var run = new RunRecord(runId, "wf", "version: 1", "{}", "/tmp/out/" + runId + "/", RunState.Running, count, count, Now, null, null, null);

@@ -1,0 +1,48 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Pipelines.Server.Access;
+
+/// <summary>Authentication (bearer key or session cookie) and the two policies, read and full.</summary>
+internal static class AccessSetup
+{
+    public static IServiceCollection AddPipelinesAccess(this IServiceCollection services, ServerOptions options)
+    {
+        services.AddSingleton(new KeyRing(options));
+        services.AddAuthentication(Access.Scheme)
+            .AddScheme<AuthenticationSchemeOptions, KeyAuthenticationHandler>(Access.Scheme, null)
+            .AddCookie(Access.CookieScheme, o =>
+            {
+                o.Cookie.Name = Access.CookieName;
+                o.Cookie.HttpOnly = true;
+                o.Cookie.SameSite = SameSiteMode.Strict;
+                o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+                o.ExpireTimeSpan = TimeSpan.FromHours(12);
+                o.SlidingExpiration = true;
+                o.LoginPath = "/login";
+                o.Events = new CookieAuthenticationEvents
+                {
+                    // A session lasts only while its key is still configured with the same role.
+                    OnValidatePrincipal = ctx =>
+                    {
+                        var ring = ctx.HttpContext.RequestServices.GetRequiredService<KeyRing>();
+                        var id = ctx.Principal?.FindFirst(Access.KeyIdClaim)?.Value;
+                        var key = id is null ? null : ring.FindById(id);
+                        if (key is null || !ctx.Principal!.IsInRole(key.Role.ToString().ToLowerInvariant()))
+                        {
+                            ctx.RejectPrincipal();
+                        }
+
+                        return Task.CompletedTask;
+                    },
+                };
+            });
+        services.AddAuthorizationBuilder()
+            .AddPolicy(Access.ReadPolicy, p => p.RequireAuthenticatedUser().RequireRole("read", "full"))
+            .AddPolicy(Access.FullPolicy, p => p.RequireAuthenticatedUser().RequireRole("full"));
+        return services;
+    }
+}

@@ -1,0 +1,58 @@
+using Pipelines.Model;
+using Pipelines.RunStore;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>A submission: the workflow YAML and optional overrides such as "input.batch=10".</summary>
+public sealed record SubmitRunRequest(string Workflow, IReadOnlyList<string>? Set);
+
+/// <summary>A run that was accepted and queued.</summary>
+public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings);
+
+/// <summary>Counts of a run's tasks by state.</summary>
+public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled)
+{
+    public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled);
+}
+
+/// <summary>A run: its state, counts and timings, and where to read more.</summary>
+public sealed record RunView(
+    string RunId,
+    string Workflow,
+    RunState State,
+    CountsView Counts,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    double DurationSeconds,
+    string OutputUri,
+    string? StopReason,
+    string? Error,
+    string Url,
+    string TasksUrl,
+    string RunJsonUrl);
+
+/// <summary>One page of a listing.</summary>
+public sealed record PageView<T>(IReadOnlyList<T> Items, int Total, int Offset, int Limit);
+
+/// <summary>One input file of a task.</summary>
+public sealed record InputView(string Key, long Size);
+
+/// <summary>A task: its inputs, attempts, exit code, and the log of each step.</summary>
+public sealed record TaskView(
+    int Index,
+    string TaskId,
+    TaskState State,
+    IReadOnlyList<InputView> Inputs,
+    int Attempts,
+    long? ExitCode,
+    string? Error,
+    string? Worker,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    IReadOnlyDictionary<string, string> Logs);
+
+/// <summary>One problem of a refused workflow, pointing at the user's line.</summary>
+public sealed record ProblemView(string Path, string Message, int Line, int Column)
+{
+    public static ProblemView From(WorkflowProblem p) => new(p.Path, p.Message, p.Line, p.Column);
+}

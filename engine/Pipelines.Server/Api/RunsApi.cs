@@ -1,0 +1,255 @@
+using System.Security.Claims;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Logging;
+using Pipelines.Model;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Server.Access;
+using Pipelines.Storage;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>
+/// The runs API under /api/runs: submit, list, one run, its tasks, cancel, and the files a run
+/// wrote (logs, results, run.json). Reading needs the read policy, changing needs full.
+/// </summary>
+internal static partial class RunsApi
+{
+    private const int MaxLimit = 500;
+
+    public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/runs").WithTags("runs").RequireAuthorization(Access.Access.ReadPolicy);
+        api.MapPost("/", SubmitAsync).RequireAuthorization(Access.Access.FullPolicy)
+            .Accepts<SubmitRunRequest>("application/json", "application/yaml")
+            .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
+            .WithSummary("Submit a run: a JSON {workflow, set} body, or the workflow YAML itself with ?set=key=value overrides.");
+        api.MapGet("/", ListAsync).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow and state; paged with offset and limit.");
+        api.MapGet("/{runId}", GetAsync).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
+        api.MapGet("/{runId}/tasks", TasksAsync).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
+        api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
+            .WithSummary("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
+        api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
+        return api;
+    }
+
+    private static async Task<Results<Accepted<SubmittedRunView>, ProblemHttpResult>> SubmitAsync(
+        HttpRequest request, RunSubmitter submitter, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    {
+        string yaml;
+        List<string> set = request.Query["set"].Where(s => s is not null).Select(s => s!).ToList();
+        if (request.HasJsonContentType())
+        {
+            SubmitRunRequest? body;
+            try
+            {
+                body = await request.ReadFromJsonAsync<SubmitRunRequest>(ct);
+            }
+            catch (JsonException e)
+            {
+                return TypedResults.Problem(statusCode: 400, title: "The body is not a submission", detail: "expected JSON {\"workflow\": \"<yaml>\", \"set\": [\"key=value\"]}: " + e.Message);
+            }
+
+            if (body is null || string.IsNullOrWhiteSpace(body.Workflow))
+            {
+                return TypedResults.Problem(statusCode: 400, title: "The body is not a submission", detail: "the field workflow (the workflow YAML) is missing");
+            }
+
+            yaml = body.Workflow;
+            set.AddRange(body.Set ?? []);
+        }
+        else
+        {
+            using var reader = new StreamReader(request.Body, Encoding.UTF8);
+            yaml = await reader.ReadToEndAsync(ct);
+        }
+
+        try
+        {
+            // An API submission has no folder: the parser refuses relative local paths (baseDirectory null).
+            var run = await submitter.SubmitAsync(yaml, "the submitted workflow", baseDirectory: null, set, ct);
+            LogSubmitted(logs.CreateLogger("Pipelines.Server.Api"), run.RunId, run.WorkflowName, Access.Access.Who(user));
+            var url = RunUrl(run.RunId);
+            var warnings = run.Warnings.Select(w => w.ToString()).ToList();
+            if (run.Plan.FilesUngrouped > 0)
+            {
+                warnings.Add($"{run.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
+            }
+
+            return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings));
+        }
+        catch (WorkflowInvalidException e)
+        {
+            return TypedResults.Problem(
+                statusCode: 400,
+                title: "The workflow is not valid",
+                detail: $"{e.Problems.Count} problem{(e.Problems.Count == 1 ? "" : "s")}: " + string.Join("; ", e.Problems),
+                extensions: new Dictionary<string, object?> { ["problems"] = e.Problems.Select(ProblemView.From).ToList() });
+        }
+        catch (PipelinesException e)
+        {
+            // The input, an image, the bucket or a credential is wrong (422), or a service is out of reach (503).
+            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The run was not started", detail: e.Message);
+        }
+    }
+
+    private static async Task<Results<Ok<PageView<RunView>>, ProblemHttpResult>> ListAsync(
+        IRunStore store, string? workflow, string? state, int? offset, int? limit, CancellationToken ct)
+    {
+        RunState? runState = null;
+        if (state is not null)
+        {
+            if (!Enum.TryParse<RunState>(state, ignoreCase: true, out var parsed) || int.TryParse(state, out _))
+            {
+                return TypedResults.Problem(statusCode: 400, title: "Unknown state", detail: $"state '{state}' is not one of {string.Join(", ", Enum.GetValues<RunState>().Select(s => s.Name()))}");
+            }
+
+            runState = parsed;
+        }
+
+        if (Paging(offset, limit, 50) is not var (o, l))
+        {
+            return BadPaging();
+        }
+
+        var page = await store.QueryRunsAsync(new RunQuery(workflow, runState, o, l), ct);
+        var views = new List<RunView>();
+        foreach (var run in page.Items)
+        {
+            views.Add(View(run, await store.CountTasksAsync(run.RunId, ct)));
+        }
+
+        return TypedResults.Ok(new PageView<RunView>(views, page.Total, o, l));
+    }
+
+    private static async Task<Results<Ok<RunView>, ProblemHttpResult>> GetAsync(string runId, IRunStore store, CancellationToken ct)
+    {
+        var run = await store.GetRunAsync(runId, ct);
+        return run is null ? NoSuchRun(runId) : TypedResults.Ok(View(run, await store.CountTasksAsync(runId, ct)));
+    }
+
+    private static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> TasksAsync(
+        string runId, IRunStore store, string? state, int? offset, int? limit, CancellationToken ct)
+    {
+        TaskState? taskState = null;
+        if (state is not null)
+        {
+            if (!Enum.TryParse<TaskState>(state, ignoreCase: true, out var parsed) || int.TryParse(state, out _))
+            {
+                return TypedResults.Problem(statusCode: 400, title: "Unknown state", detail: $"state '{state}' is not one of {string.Join(", ", Enum.GetValues<TaskState>().Select(s => s.Name()))}");
+            }
+
+            taskState = parsed;
+        }
+
+        if (Paging(offset, limit, 100) is not var (o, l))
+        {
+            return BadPaging();
+        }
+
+        var run = await store.GetRunAsync(runId, ct);
+        if (run is null)
+        {
+            return NoSuchRun(runId);
+        }
+
+        var steps = RunDefinition.FromJson(run.DefinitionJson).Workflow.Steps.Select(s => s.Name).ToList();
+        var page = await store.QueryTasksAsync(runId, new TaskQuery(taskState, o, l), ct);
+        var views = page.Items.Select(t => new TaskView(
+            t.Index, t.TaskId, t.State, t.Inputs.Select(i => new InputView(i.Key, i.Size)).ToList(), t.Attempts, t.ExitCode, t.Error, t.Worker, t.StartedAt, t.FinishedAt,
+            t.Attempts > 0 || t.State is TaskState.Cached or TaskState.Succeeded or TaskState.Failed
+                ? steps.ToDictionary(s => s, s => FileUrl(runId, RunLayout.TaskLog(t.TaskId, s)), StringComparer.Ordinal)
+                : new Dictionary<string, string>())).ToList();
+        return TypedResults.Ok(new PageView<TaskView>(views, page.Total, o, l));
+    }
+
+    private static async Task<Results<Accepted<RunView>, ProblemHttpResult>> CancelAsync(
+        string runId, IRunStore store, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    {
+        var run = await store.GetRunAsync(runId, ct);
+        if (run is null)
+        {
+            return NoSuchRun(runId);
+        }
+
+        if (run.State.IsTerminal())
+        {
+            return TypedResults.Problem(statusCode: 409, title: "The run has ended", detail: $"run {runId} ended {run.State.Name()}; there is nothing to cancel");
+        }
+
+        var who = Access.Access.Who(user);
+        await store.RequestStopAsync(runId, StopReasons.Cancel(who), ct);
+        LogCancelled(logs.CreateLogger("Pipelines.Server.Api"), runId, who);
+        run = (await store.GetRunAsync(runId, ct))!;
+        return TypedResults.Accepted(RunUrl(runId), View(run, await store.CountTasksAsync(runId, ct)));
+    }
+
+    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FileAsync(
+        string runId, string path, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+    {
+        var run = await store.GetRunAsync(runId, ct);
+        if (run is null)
+        {
+            return NoSuchRun(runId);
+        }
+
+        var segments = path.Split('/');
+        if (segments.Any(s => s is "" or "." or ".." || s.Contains('\\', StringComparison.Ordinal)))
+        {
+            return TypedResults.Problem(statusCode: 404, title: "No such file", detail: $"'{path}' is not a file of run {runId}");
+        }
+
+        var output = stores.Open(run.OutputUri);
+        try
+        {
+            var bytes = await output.Store.ReadAllAsync(output.Key(path), ct);
+            return TypedResults.File(bytes, ContentType(path), fileDownloadName: path.EndsWith(".parquet", StringComparison.Ordinal) ? segments[^1] : null);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "No such file", detail: $"run {runId} has no file '{path}' (yet)");
+        }
+    }
+
+    internal static RunView View(RunRecord run, TaskCounts counts) => new(
+        run.RunId, run.WorkflowName, run.State, CountsView.From(counts), run.CreatedAt, run.FinishedAt,
+        Math.Round(((run.FinishedAt ?? DateTimeOffset.UtcNow) - run.CreatedAt).TotalSeconds, 3),
+        run.OutputUri, run.StopReason, run.Error, RunUrl(run.RunId), RunUrl(run.RunId) + "/tasks", FileUrl(run.RunId, RunLayout.RunJson));
+
+    internal static string RunUrl(string runId) => "/api/runs/" + Uri.EscapeDataString(runId);
+
+    internal static string FileUrl(string runId, string key) => RunUrl(runId) + "/files/" + string.Join('/', key.Split('/').Select(Uri.EscapeDataString));
+
+    private static (int Offset, int Limit)? Paging(int? offset, int? limit, int defaultLimit)
+    {
+        var o = offset ?? 0;
+        var l = limit ?? defaultLimit;
+        return o < 0 || l < 1 || l > MaxLimit ? null : (o, l);
+    }
+
+    private static ProblemHttpResult BadPaging() =>
+        TypedResults.Problem(statusCode: 400, title: "Bad paging", detail: $"offset must be 0 or more, and limit between 1 and {MaxLimit}");
+
+    private static ProblemHttpResult NoSuchRun(string runId) =>
+        TypedResults.Problem(statusCode: 404, title: "No such run", detail: $"there is no run {runId}");
+
+    private static string ContentType(string path) => Path.GetExtension(path) switch
+    {
+        ".log" or ".txt" or ".tsv" => "text/plain; charset=utf-8",
+        ".csv" => "text/csv; charset=utf-8",
+        ".json" => "application/json",
+        ".yaml" or ".yml" => "application/yaml",
+        _ => "application/octet-stream",
+    };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} of {Workflow} submitted by {Who}")]
+    private static partial void LogSubmitted(ILogger logger, string runId, string workflow, string who);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} cancelled by {Who}")]
+    private static partial void LogCancelled(ILogger logger, string runId, string who);
+}

@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Text.Json;
+using Hangfire;
+using Hangfire.Dashboard;
+using Hangfire.Dashboard.Pages;
+using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Server.Api;
+using Pipelines.Storage;
+using static Pipelines.Server.Dashboard.RunHtml;
+
+namespace Pipelines.Server.Dashboard;
+
+/// <summary>One run on the dashboard: its summary, result files, and its tasks with their logs.</summary>
+internal sealed class RunPage(string runId) : RazorPage
+{
+    private const int PageSize = 100;
+
+    public override void Execute()
+    {
+        Layout = new LayoutPage("Run " + runId);
+        var http = Context.GetHttpContext();
+        var ct = http.RequestAborted;
+        var store = http.RequestServices.GetRequiredService<IRunStore>();
+
+        // Hangfire renders pages synchronously; the run store is asynchronous.
+        var run = store.GetRunAsync(runId, ct).GetAwaiter().GetResult();
+        WriteLiteral($"<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Run <code>{E(runId)}</code></h1>");
+        if (run is null)
+        {
+            WriteLiteral($"<div class=\"alert alert-warning\">There is no run {E(runId)}. <a href=\"{E(Url.To("/runs"))}\">All runs</a></div></div></div>");
+            return;
+        }
+
+        var counts = store.CountTasksAsync(runId, ct).GetAwaiter().GetResult();
+        var steps = RunDefinition.FromJson(run.DefinitionJson).Workflow.Steps.Select(s => s.Name).ToList();
+        WriteLiteral($"""
+            <dl class="dl-horizontal">
+            <dt>Workflow</dt><dd>{E(run.WorkflowName)}</dd>
+            <dt>State</dt><dd>{StateLabel(run.State.Name())}</dd>
+            <dt>Progress</dt><dd style="max-width: 40em">{Progress(counts)}</dd>
+            <dt>Tasks</dt><dd>{Counts(counts)}</dd>
+            <dt>Created</dt><dd>{Time(run.CreatedAt)}</dd>
+            <dt>Finished</dt><dd>{Time(run.FinishedAt)}</dd>
+            <dt>Duration</dt><dd>{RunDuration(run)}</dd>
+            <dt>Output</dt><dd><code>{E(run.OutputUri)}</code></dd>
+            {(run.StopReason is null ? "" : $"<dt>Stopped</dt><dd>{E(run.StopReason)}</dd>")}
+            {(run.Error is null ? "" : $"<dt>Error</dt><dd>{E(run.Error)}</dd>")}
+            </dl>
+            """);
+        if (!run.State.IsTerminal() && Access.Access.CanChange(http.User))
+        {
+            WriteLiteral($"""
+                <p><button class="btn btn-sm btn-danger" id="cancel-run" onclick="if (confirm('Cancel run {E(runId)}?')) fetch('{E(RunsApi.RunUrl(runId))}/cancel', {"{"}method: 'POST'{"}"}).then(function () {"{"} location.reload(); {"}"});">Cancel run</button></p>
+                """);
+        }
+
+        WriteResults(http.RequestServices.GetRequiredService<ObjectStoreFactory>(), run, ct);
+        WriteTasks(store, run, steps, ct);
+        WriteLiteral("</div></div>");
+        if (!run.State.IsTerminal())
+        {
+            WriteLiteral(Refresh);
+        }
+    }
+
+    private void WriteResults(ObjectStoreFactory stores, RunRecord run, CancellationToken ct)
+    {
+        WriteLiteral("<h3 id=\"results\">Results</h3>");
+        var files = new List<string>();
+        if (run.State.IsTerminal())
+        {
+            var output = stores.Open(run.OutputUri);
+            try
+            {
+                using var doc = JsonDocument.Parse(output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), ct).GetAwaiter().GetResult());
+                foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
+                {
+                    files.AddRange(r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()!));
+                }
+            }
+            catch (ObjectNotFoundException)
+            {
+                // A run that ended without run.json (a failed gather) has no result files to list.
+            }
+        }
+
+        if (!run.State.IsTerminal())
+        {
+            WriteLiteral("<p class=\"text-muted\">The result tables are written when every task has ended.</p>");
+            return;
+        }
+
+        files.AddRange([RunLayout.RunJson, RunLayout.ProvenanceTasks, RunLayout.RoCrate, RunLayout.WorkflowYaml]);
+        WriteLiteral("<ul>");
+        foreach (var f in files)
+        {
+            WriteLiteral($"<li><a href=\"{E(RunsApi.FileUrl(run.RunId, f))}\">{E(f)}</a></li>");
+        }
+
+        WriteLiteral("</ul>");
+    }
+
+    private void WriteTasks(IRunStore store, RunRecord run, List<string> steps, CancellationToken ct)
+    {
+        var state = Enum.TryParse<TaskState>(Query("state"), ignoreCase: true, out var s) ? s : (TaskState?)null;
+        var from = int.TryParse(Query("from"), NumberStyles.None, CultureInfo.InvariantCulture, out var f) ? f : 0;
+        var page = store.QueryTasksAsync(run.RunId, new TaskQuery(state, from, PageSize), ct).GetAwaiter().GetResult();
+        var self = Url.To("/runs/" + run.RunId);
+        WriteLiteral("<h3 id=\"tasks\">Tasks</h3><ul class=\"nav nav-pills\" style=\"margin-bottom: 1em\">");
+        WriteLiteral($"<li class=\"{(state is null ? "active" : "")}\"><a href=\"{E(self)}#tasks\">all</a></li>");
+        foreach (var st in Enum.GetValues<TaskState>())
+        {
+            WriteLiteral($"<li class=\"{(st == state ? "active" : "")}\"><a href=\"{E(self)}?state={st.Name()}#tasks\">{st.Name()}</a></li>");
+        }
+
+        WriteLiteral("""
+            </ul><div class="table-responsive"><table class="table table-condensed table-hover tasks-table">
+            <thead><tr><th>#</th><th>Task id</th><th>State</th><th>Inputs</th><th>Attempts</th><th>Exit</th><th>Worker</th><th>Duration</th><th>Logs</th><th>Error</th></tr></thead><tbody>
+            """);
+        foreach (var t in page.Items)
+        {
+            var inputs = string.Join(", ", t.Inputs.Take(3).Select(i => E(i.Key))) + (t.Inputs.Count > 3 ? $" and {t.Inputs.Count - 3} more" : "");
+            var logs = t.Attempts > 0 || t.State is TaskState.Cached or TaskState.Succeeded or TaskState.Failed
+                ? string.Join(" ", steps.Select(step => $"<a href=\"{E(RunsApi.FileUrl(run.RunId, RunLayout.TaskLog(t.TaskId, step)))}\">{E(step)}</a>"))
+                : "";
+            var duration = t.StartedAt is { } a && t.FinishedAt is { } b && b >= a ? Duration(b - a) : "";
+            var error = t.Error is null ? "" : (t.Error.Length > 160 ? t.Error[..160] + "..." : t.Error);
+            WriteLiteral($"<tr><td>{t.Index}</td><td><code>{E(t.TaskId)}</code></td><td>{StateLabel(t.State.Name())}</td><td><small>{inputs}</small></td><td>{t.Attempts}</td><td>{t.ExitCode}</td><td><small>{E(t.Worker)}</small></td><td>{duration}</td><td>{logs}</td><td><small>{E(error)}</small></td></tr>");
+        }
+
+        WriteLiteral($"</tbody></table></div><p class=\"text-muted\">{(page.Total == 0 ? 0 : from + 1)}-{from + page.Items.Count} of {page.Total} tasks");
+        var filter = state is null ? "" : "state=" + state.Value.Name() + "&";
+        if (from > 0)
+        {
+            WriteLiteral($" · <a href=\"{E(self)}?{filter}from={Math.Max(0, from - PageSize)}#tasks\">previous</a>");
+        }
+
+        if (from + page.Items.Count < page.Total)
+        {
+            WriteLiteral($" · <a href=\"{E(self)}?{filter}from={from + PageSize}#tasks\">next</a>");
+        }
+
+        WriteLiteral("</p>");
+    }
+}

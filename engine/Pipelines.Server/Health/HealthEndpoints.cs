@@ -1,0 +1,41 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Pipelines.Server.Health;
+
+/// <summary>/healthz: the process is up. /readyz: PostgreSQL, the bucket and Docker answer. Both open to all.</summary>
+internal static class HealthEndpoints
+{
+    private const string Ready = "ready";
+
+    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services)
+    {
+        services.AddHealthChecks()
+            .AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<BucketCheck>("bucket", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5));
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapPipelinesHealth(this IEndpointRouteBuilder app)
+    {
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync }).AllowAnonymous();
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = c => c.Tags.Contains(Ready), ResponseWriter = WriteAsync }).AllowAnonymous();
+        return app;
+    }
+
+    private static Task WriteAsync(HttpContext http, HealthReport report)
+    {
+        http.Response.ContentType = "application/json";
+        return JsonSerializer.SerializeAsync(http.Response.Body, new
+        {
+            status = report.Status.ToString().ToLowerInvariant(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new { status = e.Value.Status.ToString().ToLowerInvariant(), detail = e.Value.Description }),
+        }, cancellationToken: http.RequestAborted);
+    }
+}

@@ -1,0 +1,66 @@
+using Amazon.S3.Model;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
+using Pipelines.Containers;
+using Pipelines.Storage;
+
+namespace Pipelines.Server.Health;
+
+/// <summary>PostgreSQL answers a query.</summary>
+internal sealed class PostgresCheck(NpgsqlDataSource db) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand("SELECT 1");
+            await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+            return HealthCheckResult.Healthy("PostgreSQL answers");
+        }
+        catch (NpgsqlException e)
+        {
+            return HealthCheckResult.Unhealthy("PostgreSQL: " + e.GetBaseException().Message);
+        }
+    }
+}
+
+/// <summary>The bucket (Server:Bucket) can be listed, or, without one, the S3 endpoint answers with these credentials.</summary>
+internal sealed class BucketCheck(ObjectStoreFactory stores, ServerOptions options) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            if (options.Bucket is { Length: > 0 } bucket)
+            {
+                await stores.S3Client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = bucket, MaxKeys = 1 }, cancellationToken).ConfigureAwait(false);
+                return HealthCheckResult.Healthy($"bucket {bucket} answers");
+            }
+
+            await stores.S3Client.ListBucketsAsync(new ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
+            return HealthCheckResult.Healthy("the S3 endpoint answers");
+        }
+        catch (Exception e) when (e is Amazon.Runtime.AmazonServiceException or HttpRequestException or IOException)
+        {
+            // The message names the service's answer, never the credentials.
+            return HealthCheckResult.Unhealthy("S3: " + e.GetBaseException().Message);
+        }
+    }
+}
+
+/// <summary>The Docker engine of this process answers.</summary>
+internal sealed class DockerCheck(DockerRuntime docker) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await docker.PingAsync(cancellationToken).ConfigureAwait(false);
+            return HealthCheckResult.Healthy("Docker answers");
+        }
+        catch (PipelinesException e)
+        {
+            return HealthCheckResult.Unhealthy(e.Message);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pipelines.Hosting;
+using Pipelines.RunStore;
+using Pipelines.Server.Access;
+using Pipelines.Server.Api;
+using Pipelines.Server.Dashboard;
+using Pipelines.Server.Health;
+
+namespace Pipelines.Server;
+
+/// <summary>
+/// `pipelines server`: one ASP.NET Core host whose roles (api, dashboard, worker, triggers)
+/// come from configuration. It needs PostgreSQL: the run store and Hangfire live there, shared
+/// with every other server and worker of the cluster.
+/// </summary>
+public static partial class PipelinesServer
+{
+    /// <summary>Builds the web application; refuses without PostgreSQL.</summary>
+    public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information)
+    {
+        if (!EngineHost.UsesPostgres(config))
+        {
+            throw new PipelinesException("the server needs PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+        }
+
+        var options = ServerOptions.From(config);
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddConfiguration(config);
+        builder.WebHost.UseUrls(urls ?? options.Urls);
+        builder.Logging.ClearProviders().AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        }).SetMinimumLevel(logLevel);
+        builder.Logging.AddFilter("Hangfire", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+
+        // Session cookies are protected with keys kept in ~/.aspnet; a warning that they are not
+        // encrypted at rest on this machine would be printed at every start.
+        builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker));
+        services.AddPipelinesAccess(options);
+        services.AddPipelinesHealth();
+        services.AddProblemDetails();
+        services.AddOpenApi();
+        services.AddSingleton<JobNames>();
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));
+            o.SerializerOptions.DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull;
+        });
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapPipelinesHealth();
+        if (options.Roles.HasFlag(ServerRoles.Api))
+        {
+            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
+            app.MapRunsApi();
+        }
+
+        if (options.Roles.HasFlag(ServerRoles.Dashboard))
+        {
+            app.MapLogin();
+            app.MapPipelinesDashboard(app.Services.GetRequiredService<JobNames>());
+            app.MapGet("/", () => TypedResults.Redirect("/hangfire/runs")).ExcludeFromDescription();
+        }
+
+        return app;
+    }
+
+    /// <summary>Prepares the run store's schema, then serves until <paramref name="cancellationToken"/> fires.</summary>
+    public static async Task RunAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        await app.Services.GetRequiredService<IRunStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
+        var options = app.Services.GetRequiredService<ServerOptions>();
+        var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pipelines.Server");
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        LogStarted(log, string.Join(", ", app.Urls), options.Roles.ToString().ToLowerInvariant(), options.KeysConfigured ? $"{options.Keys.Count} key(s)" : "no keys: loopback only");
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // SIGTERM or Ctrl+C: stop serving; Hangfire hands unfinished jobs back to the queue.
+        }
+
+        await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "pipelines server listening on {Urls}; roles {Roles}; access: {Access}")]
+    private static partial void LogStarted(ILogger logger, string urls, string roles, string access);
+}

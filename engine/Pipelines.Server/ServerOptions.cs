@@ -1,0 +1,93 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Pipelines.Server;
+
+/// <summary>What one `pipelines server` process does; chosen by configuration (Server:Roles).</summary>
+[Flags]
+public enum ServerRoles
+{
+    None = 0,
+
+    /// <summary>The REST API under /api and its OpenAPI document.</summary>
+    Api = 1,
+
+    /// <summary>The Hangfire dashboard at /hangfire with the Runs page, and the login form.</summary>
+    Dashboard = 2,
+
+    /// <summary>A Hangfire server that runs task and gather jobs.</summary>
+    Worker = 4,
+
+    /// <summary>Reserved for workflow triggers, which are built separately.</summary>
+    Triggers = 8,
+
+    All = Api | Dashboard | Worker | Triggers,
+}
+
+/// <summary>What a key may do: read (view) or full (also submit, cancel, delete).</summary>
+public enum KeyRole { Read, Full }
+
+/// <summary>One configured access key (Server:Keys:N:Key, :Role, optional :Name).</summary>
+public sealed record AccessKey(string Key, KeyRole Role, string Name);
+
+/// <summary>The server's settings, read once at start (configuration section Server).</summary>
+public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> Keys, string Urls, string? Bucket)
+{
+    public const string DefaultUrls = "http://127.0.0.1:8080";
+
+    public bool KeysConfigured => Keys.Count > 0;
+
+    public static ServerOptions From(IConfiguration config)
+    {
+        var section = config.GetSection("Server");
+        return new ServerOptions(ParseRoles(section["Roles"]), ParseKeys(section.GetSection("Keys")), section["Urls"] ?? DefaultUrls, section["Bucket"]);
+    }
+
+    /// <summary>"api,dashboard" (commas or spaces); empty means every role.</summary>
+    public static ServerRoles ParseRoles(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return ServerRoles.All;
+        }
+
+        var roles = ServerRoles.None;
+        foreach (var word in text.Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            roles |= word.ToLowerInvariant() switch
+            {
+                "api" => ServerRoles.Api,
+                "dashboard" => ServerRoles.Dashboard,
+                "worker" => ServerRoles.Worker,
+                "triggers" => ServerRoles.Triggers,
+                "all" => ServerRoles.All,
+                _ => throw new PipelinesException($"Server:Roles: unknown role '{word}'; write any of api, dashboard, worker, triggers", retryHelps: false),
+            };
+        }
+
+        return roles;
+    }
+
+    private static List<AccessKey> ParseKeys(IConfigurationSection keys)
+    {
+        var list = new List<AccessKey>();
+        foreach (var entry in keys.GetChildren())
+        {
+            // The key's value is never put into a message: only its position names it.
+            var key = entry["Key"];
+            if (string.IsNullOrWhiteSpace(key) || key.Length < 16)
+            {
+                throw new PipelinesException($"Server:Keys:{entry.Key}:Key must be at least 16 characters (e.g. `openssl rand -hex 24`)", retryHelps: false);
+            }
+
+            var role = entry["Role"]?.ToLowerInvariant() switch
+            {
+                "read" => KeyRole.Read,
+                "full" => KeyRole.Full,
+                var other => throw new PipelinesException($"Server:Keys:{entry.Key}:Role is '{other}'; write read or full", retryHelps: false),
+            };
+            list.Add(new AccessKey(key, role, entry["Name"] ?? $"key {entry.Key}"));
+        }
+
+        return list;
+    }
+}
