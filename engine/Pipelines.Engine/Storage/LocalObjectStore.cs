@@ -20,38 +20,61 @@ public sealed partial class LocalObjectStore : IObjectStore
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        // The prefix may end inside a name; list the folder that holds it and filter.
-        var slash = prefix.LastIndexOf('/');
-        var folder = slash < 0 ? _root : PathOf(prefix[..slash]);
-        if (!Directory.Exists(folder))
+        if (!Directory.Exists(_root))
         {
-            if (!Directory.Exists(_root))
-            {
-                throw new PipelinesException($"local folder {_root} does not exist", retryHelps: false);
-            }
-
-            yield break;
+            throw new PipelinesException($"local folder {_root} does not exist", retryHelps: false);
         }
 
-        var keys = new List<(string Key, long Size)>();
-        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = false, AttributesToSkip = 0 };
-        foreach (var file in new DirectoryInfo(folder).EnumerateFiles("*", options))
+        // A sorted walk, one folder at a time: keys come out in ordinal order while only one
+        // folder's entries per level are held, so a million files do not have to fit in memory.
+        foreach (var o in Walk(_root, "", prefix, cancellationToken))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            var key = Path.GetRelativePath(_root, file.FullName).Replace(Path.DirectorySeparatorChar, '/');
-            if (key.StartsWith(prefix, StringComparison.Ordinal) && !IsTemporary(key))
-            {
-                keys.Add((key, file.Length));
-            }
-        }
-
-        keys.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
-        foreach (var (key, size) in keys)
-        {
-            yield return new StoredObject(key, size, null);
+            yield return o;
         }
 
         await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private static IEnumerable<StoredObject> Walk(string folder, string keyPrefix, string prefix, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var entries = new List<(string Name, bool IsFolder, long Size)>();
+        foreach (var info in new DirectoryInfo(folder).EnumerateFileSystemInfos("*", new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false }))
+        {
+            if (info is DirectoryInfo dir)
+            {
+                if (!dir.Attributes.HasFlag(FileAttributes.ReparsePoint))
+                {
+                    entries.Add((info.Name + "/", true, 0));
+                }
+            }
+            else if (!IsTemporary(info.Name))
+            {
+                entries.Add((info.Name, false, ((FileInfo)info).Length));
+            }
+        }
+
+        // A folder sorts as its name plus '/', which is where its keys fall in ordinal order.
+        entries.Sort((x, y) => string.CompareOrdinal(x.Name, y.Name));
+        foreach (var (name, isFolder, size) in entries)
+        {
+            var key = keyPrefix + name;
+            if (isFolder)
+            {
+                // Only folders that can hold keys under the prefix are entered.
+                if (key.StartsWith(prefix, StringComparison.Ordinal) || prefix.StartsWith(key, StringComparison.Ordinal))
+                {
+                    foreach (var o in Walk(Path.Combine(folder, name[..^1]), key, prefix, ct))
+                    {
+                        yield return o;
+                    }
+                }
+            }
+            else if (key.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                yield return new StoredObject(key, size, null);
+            }
+        }
     }
 
     public Task<StoredObject?> StatAsync(string key, CancellationToken cancellationToken)

@@ -35,6 +35,32 @@ public sealed class LocalObjectStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task List_walks_folders_in_the_same_ordinal_order_as_sorting_the_full_keys()
+    {
+        string[] keys = ["ab", "a/b.txt", "a.txt", "a-b/c", "a/a/z", "a/B", "b/x/y/z.fastq", "a0"];
+        foreach (var k in keys)
+        {
+            _temp.Write(k, k);
+        }
+
+        var store = new LocalObjectStore(_temp.Path);
+        var listed = new List<string>();
+        await foreach (var o in store.ListAsync("", CancellationToken.None))
+        {
+            listed.Add(o.Key);
+        }
+
+        var underA = new List<string>();
+        await foreach (var o in store.ListAsync("a/", CancellationToken.None))
+        {
+            underA.Add(o.Key);
+        }
+
+        Assert.Equal(keys.Order(StringComparer.Ordinal), listed);
+        Assert.Equal(["a/B", "a/a/z", "a/b.txt"], underA);
+    }
+
+    [Fact]
     public async Task Put_replaces_whole_objects_and_leaves_no_temporary_file()
     {
         var store = new LocalObjectStore(_temp.Path);
