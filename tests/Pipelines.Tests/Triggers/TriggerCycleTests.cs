@@ -75,7 +75,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
     {
         var cycle = Cycle();
         await PutAsync("in/a.fastq", "a");
-        await SettleAsync(cycle);
+        var first = await SettleAsync(cycle);
         await PutAsync("in/b.fastq", "b");
         await PutAsync("in/a.fastq", "a, second version");
         await PutAsync("in/old.fastq", "there before"); // the same bytes again: the same ETag, not new
@@ -83,7 +83,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
 
         Assert.Equal(2, _starter.Runs.Count);
         Assert.Equal(["in/a.fastq", "in/b.fastq"], _starter.Keys(Assert.Single(second.RunsStarted)));
-        Assert.NotEqual(_starter.Runs.Values.First().Single(o => o.Key == "in/a.fastq").ETag, _starter.Runs[second.RunsStarted[0]].Single(o => o.Key == "in/a.fastq").ETag);
+        Assert.NotEqual(_starter.Runs[Assert.Single(first.RunsStarted)].Single(o => o.Key == "in/a.fastq").ETag, _starter.Runs[second.RunsStarted[0]].Single(o => o.Key == "in/a.fastq").ETag);
     }
 
     [Fact]
@@ -157,6 +157,24 @@ public sealed class TriggerCycleTests : IAsyncLifetime
         Assert.Equal(40, keys.Distinct().Count());
         Assert.All(claims, Assert.Null);
         Assert.Equal(_starter.Attempts.Count, _starter.Attempts.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Claims_racing_without_the_lock_take_disjoint_objects_and_each_names_its_run()
+    {
+        var objects = Enumerable.Range(0, 30).Select(i => (new LedgerObject($"in/{i:D2}.fastq", i, $"etag{i}"), LedgerState.Pending, (string?)null)).ToList();
+        await _ledger.RecordAsync(_trigger.Name, _bucket, objects, "test", _time.GetUtcNow(), CancellationToken.None);
+
+        var batches = await Task.WhenAll(Enumerable.Range(0, 6).Select(i =>
+            new PostgresTriggerStore(_db, _schema).ClaimAsync(_trigger.Name, $"run-{i}", 7, _time.GetUtcNow(), CancellationToken.None)));
+
+        var claimed = batches.Where(b => b is not null).SelectMany(b => b!.Objects.Select(o => o.Key)).ToList();
+        Assert.Equal(30, claimed.Count);
+        Assert.Equal(30, claimed.Distinct().Count());
+        foreach (var b in batches.Where(b => b is not null))
+        {
+            Assert.Equal(b!.Objects.Select(o => o.Key), (await _ledger.BatchObjectsAsync(b.RunId, CancellationToken.None)).Select(o => o.Key));
+        }
     }
 
     [Fact]
