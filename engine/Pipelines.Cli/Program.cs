@@ -11,8 +11,16 @@ app.Configure(c =>
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
-    c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs from PostgreSQL until stopped.");
+    c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
+    c.AddCommand<RegisterCommand>("register").WithDescription("Register a workflow with a trigger block: new objects under trigger.uri start runs.");
+    c.AddCommand<UnregisterCommand>("unregister").WithDescription("Stop triggering a registered workflow.");
+    c.AddBranch<CommonSettings>("triggers", b =>
+    {
+        b.SetDescription("List registered triggers: last poll, objects seen, runs started.");
+        b.SetDefaultCommand<TriggersCommand>();
+        b.AddCommand<IngestCommand>("ingest").WithDescription("Feed an S3 event notification body (FILE or - for stdin) to the triggers' ledger.");
+    });
 });
 
 using var stop = new CancellationTokenSource();

@@ -50,7 +50,7 @@ public static partial class PipelinesServer
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker));
+        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers));
         services.AddPipelinesAccess(options);
         services.AddPipelinesHealth();
         services.AddProblemDetails();

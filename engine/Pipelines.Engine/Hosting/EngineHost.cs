@@ -12,6 +12,7 @@ using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Triggers;
 using Pipelines.Worker;
 
 namespace Pipelines.Hosting;
@@ -44,8 +45,11 @@ public static class EngineHost
 
     public static bool UsesPostgres(IConfiguration config) => !string.IsNullOrWhiteSpace(config["Postgres"]);
 
-    /// <summary>Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs.</summary>
-    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning)
+    /// <summary>
+    /// Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather
+    /// jobs, <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
+    /// </summary>
+    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
@@ -56,16 +60,17 @@ public static class EngineHost
         }).SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
 
-        builder.Services.AddPipelinesEngine(config, worker);
+        builder.Services.AddPipelinesEngine(config, worker, triggers);
         return builder.Build();
     }
 
     /// <summary>
     /// The engine's services (run store, queue, runtime, stores, runners) for any host: the
     /// generic host of the CLI and the web host of `pipelines server` share this wiring.
-    /// <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs.
+    /// <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs,
+    /// <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
     /// </summary>
-    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker)
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false)
     {
         var workerOptions = config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
         services.AddSingleton(TimeProvider.System);
@@ -105,6 +110,13 @@ public static class EngineHost
         {
             services.AddSingleton<IRunStore, InMemoryRunStore>();
             services.AddHangfire(c => Common(c).UseInMemoryStorage(new InMemoryStorageOptions()));
+        }
+
+        // Triggers (docs/triggers.md): the ledger, ingest and registration whenever PostgreSQL is
+        // configured; the trigger loop and the "triggers" queue's Hangfire server for that role.
+        if (!string.IsNullOrWhiteSpace(postgres))
+        {
+            TriggerHosting.Add(services, config, role: triggers);
         }
 
         if (worker)

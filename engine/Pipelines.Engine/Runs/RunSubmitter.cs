@@ -33,12 +33,7 @@ public sealed partial class RunSubmitter(
     public async Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
         var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
-
-        var digests = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var image in workflow.Steps.Select(s => s.Image).Distinct())
-        {
-            digests[image] = await runtime.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
-        }
+        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
 
         var input = stores.Open(workflow.Input.Uri);
         var listing = await ListInputAsync(input, cancellationToken).ConfigureAwait(false);
@@ -48,24 +43,65 @@ public sealed partial class RunSubmitter(
             sheet = await ReadSamplesheetAsync(workflow.Input.Samplesheet, cancellationToken).ConfigureAwait(false);
         }
 
+        return new PreparedRun(workflow, digests, PlanOrRefuse(workflow, digests, listing, sheet, input.Uri));
+    }
+
+    /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    {
+        var prepared = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, prepared, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Submits a run over an explicit listing (keys relative to <c>workflow.Input.Uri</c>, with
+    /// size and ETag) instead of listing the input: a trigger's new objects. The run id is the
+    /// caller's, so that the caller can record it before the run exists, and a second call after
+    /// a crash names the same run rather than a new one (<see cref="IRunStore.CreateRunAsync"/>
+    /// refuses a run id that exists).
+    /// </summary>
+    public async Task<SubmittedRun> SubmitListingAsync(string yaml, Workflow workflow, IReadOnlyList<InputFile> listing, string runId, CancellationToken cancellationToken)
+    {
+        if (workflow.Input.Samplesheet is not null)
+        {
+            throw new PipelinesException($"{workflow.Name}: a run over a given listing cannot use input.samplesheet", retryHelps: false);
+        }
+
+        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var plan = PlanOrRefuse(workflow, digests, listing, null, workflow.Input.Uri);
+        return await QueueAsync(yaml, new PreparedRun(workflow, digests, plan), runId, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
+    {
+        var digests = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var image in workflow.Steps.Select(s => s.Image).Distinct())
+        {
+            digests[image] = await runtime.ResolveImageAsync(image, ct).ConfigureAwait(false);
+        }
+
+        return digests;
+    }
+
+    private static Plan PlanOrRefuse(Workflow workflow, IReadOnlyDictionary<string, string> digests, IReadOnlyList<InputFile> listing, string? sheet, string inputUri)
+    {
         var plan = Planner.Plan(workflow, listing, sheet, digests);
         if (plan.Tasks.Count == 0)
         {
             throw new PipelinesException(
-                $"input matched no files: {listing.Count} object(s) under {input.Uri}, none selected by include {string.Join(", ", workflow.Input.Include)}"
+                $"input matched no files: {listing.Count} object(s) under {inputUri}, none selected by include {string.Join(", ", workflow.Input.Include)}"
                 + (plan.FilesUngrouped > 0 ? $" and group_by (it matched none of {plan.FilesUngrouped})" : ""),
                 retryHelps: false);
         }
 
-        return new PreparedRun(workflow, digests, plan);
+        return plan;
     }
 
-    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    private async Task<SubmittedRun> QueueAsync(string yaml, PreparedRun prepared, string runId, CancellationToken cancellationToken)
     {
-        var (workflow, digests, plan) = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+        var (workflow, digests, plan) = prepared;
         var output = stores.Open(workflow.Output.Uri);
         var now = time.GetUtcNow();
-        var runId = NewRunId(now);
         var runOutput = output.Child(runId);
 
         // The output location is checked by the first write, before anything is queued.
@@ -120,7 +156,7 @@ public sealed partial class RunSubmitter(
     }
 
     /// <summary>Sortable and readable: 20261126-053012-7f3a9c.</summary>
-    private static string NewRunId(DateTimeOffset now) =>
+    internal static string NewRunId(DateTimeOffset now) =>
         now.UtcDateTime.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} of {Workflow} queued: {Tasks} tasks over {Files} files")]

@@ -12,14 +12,29 @@ namespace Pipelines.Storage;
 /// </summary>
 public sealed class S3ObjectStore(IAmazonS3 client, string bucket) : IObjectStore
 {
+    /// <summary>The bucket this store reads and writes.</summary>
+    public string Bucket => bucket;
+
     public string Name => "s3://" + bucket;
 
-    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken) =>
+        ListAfterAsync(prefix, null, cancellationToken);
+
+    /// <summary>
+    /// Every object under a key prefix whose key sorts after <paramref name="startAfter"/> (S3's
+    /// StartAfter; null lists from the start). The triggers' incremental listing uses it.
+    /// </summary>
+    public async IAsyncEnumerable<StoredObject> ListAfterAsync(string prefix, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string? token = null;
         do
         {
             var request = new ListObjectsV2Request { BucketName = bucket, Prefix = prefix, ContinuationToken = token, MaxKeys = 1000 };
+            if (token is null && startAfter is not null)
+            {
+                request.StartAfter = startAfter;
+            }
+
             var response = await Call(() => client.ListObjectsV2Async(request, cancellationToken), prefix).ConfigureAwait(false);
             foreach (var o in response.S3Objects ?? [])
             {

@@ -1,0 +1,501 @@
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Pipelines.Triggers;
+
+/// <summary>
+/// The triggers' tables, in the run store's schema: registered workflows, the ledger of object
+/// versions (one row per workflow, bucket, key and ETag), the batches cut from it (one per run)
+/// and each trigger's poll checkpoint. Every write that two processes, a watcher and a webhook,
+/// or a repeated delivery could make twice is an INSERT ... ON CONFLICT DO NOTHING or a
+/// conditional UPDATE, never a read followed by a write.
+/// </summary>
+public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+{
+    private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
+
+    // pg_advisory_lock(int, int): the first number names this use, the second the trigger.
+    private const int TriggerLockClass = 7310023;
+
+    private string S => schema;
+
+    public async Task InitializeAsync(CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+
+        // The same lock as PostgresRunStore.InitializeAsync: all of the engine's DDL on this
+        // database is ordered, so two processes starting at once cannot race on CREATE SCHEMA.
+        await ExecAsync(conn, tx, "SELECT pg_advisory_xact_lock(7310021)", cancellationToken).ConfigureAwait(false);
+        await ExecAsync(conn, tx, $"""
+            CREATE SCHEMA IF NOT EXISTS {S};
+            CREATE TABLE IF NOT EXISTS {S}.workflows (
+                name text PRIMARY KEY,
+                yaml text NOT NULL,
+                source text NOT NULL,
+                base_dir text,
+                overrides jsonb NOT NULL,
+                trigger_uri text NOT NULL,
+                bucket text NOT NULL,
+                prefix text NOT NULL,
+                include jsonb NOT NULL,
+                exclude jsonb NOT NULL,
+                settle_ms bigint NOT NULL,
+                registered_at timestamptz NOT NULL,
+                updated_at timestamptz NOT NULL);
+            CREATE TABLE IF NOT EXISTS {S}.trigger_objects (
+                workflow text NOT NULL REFERENCES {S}.workflows ON DELETE CASCADE,
+                bucket text NOT NULL,
+                key text NOT NULL,
+                etag text NOT NULL,
+                size bigint NOT NULL,
+                state text NOT NULL,
+                source text NOT NULL,
+                seen_at timestamptz NOT NULL,
+                run_id text,
+                note text,
+                PRIMARY KEY (workflow, bucket, key, etag));
+            CREATE INDEX IF NOT EXISTS trigger_objects_pending ON {S}.trigger_objects (workflow, seen_at) WHERE state = 'pending';
+            CREATE INDEX IF NOT EXISTS trigger_objects_run ON {S}.trigger_objects (run_id) WHERE run_id IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS {S}.trigger_batches (
+                run_id text PRIMARY KEY,
+                workflow text NOT NULL REFERENCES {S}.workflows ON DELETE CASCADE,
+                state text NOT NULL,
+                objects int NOT NULL,
+                claimed_at timestamptz NOT NULL,
+                started_at timestamptz,
+                error text);
+            CREATE TABLE IF NOT EXISTS {S}.trigger_state (
+                workflow text PRIMARY KEY REFERENCES {S}.workflows ON DELETE CASCADE,
+                baseline_done boolean NOT NULL DEFAULT false,
+                start_after text,
+                last_full_at timestamptz,
+                last_full_listed bigint,
+                last_poll_at timestamptz,
+                last_poll_mode text,
+                last_poll_listed bigint,
+                last_error text,
+                last_error_at timestamptz);
+            """, cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Registers or updates a workflow. Returns whether its trigger needs a baseline listing: a
+    /// new registration, or a changed trigger uri (objects still pending under the old uri are
+    /// then left behind as dropped, and the checkpoint starts again).
+    /// </summary>
+    public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        string? oldUri;
+        await using (var get = new NpgsqlCommand($"SELECT trigger_uri FROM {S}.workflows WHERE name = @n FOR UPDATE", conn, tx))
+        {
+            get.Parameters.AddWithValue("n", t.Name);
+            oldUri = await get.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
+        }
+
+        await using (var up = new NpgsqlCommand($"""
+            INSERT INTO {S}.workflows ({WorkflowColumns}, updated_at)
+            VALUES (@n, @yaml, @src, @dir, @ovr, @uri, @b, @p, @inc, @exc, @settle, @now, @now)
+            ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, source = excluded.source, base_dir = excluded.base_dir,
+                overrides = excluded.overrides, trigger_uri = excluded.trigger_uri, bucket = excluded.bucket, prefix = excluded.prefix,
+                include = excluded.include, exclude = excluded.exclude, settle_ms = excluded.settle_ms, updated_at = excluded.updated_at
+            """, conn, tx))
+        {
+            up.Parameters.AddWithValue("n", t.Name);
+            up.Parameters.AddWithValue("yaml", t.Yaml);
+            up.Parameters.AddWithValue("src", t.Source);
+            up.Parameters.AddWithValue("dir", (object?)t.BaseDirectory ?? DBNull.Value);
+            up.Parameters.AddWithValue("ovr", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Overrides));
+            up.Parameters.AddWithValue("uri", t.Uri);
+            up.Parameters.AddWithValue("b", t.Bucket);
+            up.Parameters.AddWithValue("p", t.Prefix);
+            up.Parameters.AddWithValue("inc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Include));
+            up.Parameters.AddWithValue("exc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Exclude));
+            up.Parameters.AddWithValue("settle", (long)t.Settle.TotalMilliseconds);
+            up.Parameters.AddWithValue("now", now);
+            await up.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var needsBaseline = oldUri is null || !string.Equals(oldUri, t.Uri, StringComparison.Ordinal);
+        if (needsBaseline)
+        {
+            await using var reset = new NpgsqlCommand($"""
+                UPDATE {S}.trigger_objects SET state = 'dropped', note = 'pending when the trigger uri changed from ' || @old
+                WHERE workflow = @n AND state = 'pending';
+                DELETE FROM {S}.trigger_state WHERE workflow = @n;
+                INSERT INTO {S}.trigger_state (workflow, baseline_done) VALUES (@n, false);
+                """, conn, tx);
+            reset.Parameters.AddWithValue("n", t.Name);
+            reset.Parameters.AddWithValue("old", oldUri ?? "");
+            await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await using var ensure = new NpgsqlCommand($"INSERT INTO {S}.trigger_state (workflow) VALUES (@n) ON CONFLICT DO NOTHING", conn, tx);
+            ensure.Parameters.AddWithValue("n", t.Name);
+            await ensure.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return needsBaseline || !await IsBaselineDoneAsync(t.Name, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends a registration: from now on the trigger's cycle runs (see <see cref="UpsertAsync"/>).</summary>
+    public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.trigger_state SET baseline_done = true, start_after = @sa, last_full_at = @now, last_full_listed = @listed,
+                last_poll_at = @now, last_poll_mode = 'baseline', last_poll_listed = @listed
+            WHERE workflow = @n
+            """);
+        cmd.Parameters.AddWithValue("n", workflow);
+        cmd.Parameters.AddWithValue("sa", (object?)startAfter ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("listed", listed);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n");
+        cmd.Parameters.AddWithValue("n", workflow);
+        return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
+    }
+
+    /// <summary>Removes a registration with its ledger; runs already started are not touched.</summary>
+    public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"DELETE FROM {S}.workflows WHERE name = @n");
+        cmd.Parameters.AddWithValue("n", workflow);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name");
+        var list = new List<RegisteredTrigger>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new RegisteredTrigger(
+                r.GetString(0), r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
+                JsonSerializer.Deserialize<List<string>>(r.GetString(4))!,
+                r.GetString(5), r.GetString(6), r.GetString(7),
+                JsonSerializer.Deserialize<List<string>>(r.GetString(8))!,
+                JsonSerializer.Deserialize<List<string>>(r.GetString(9))!,
+                TimeSpan.FromMilliseconds(r.GetInt64(10)),
+                r.GetFieldValue<DateTimeOffset>(11)));
+        }
+
+        return list;
+    }
+
+    public async Task<RegisteredTrigger?> GetAsync(string workflow, CancellationToken cancellationToken) =>
+        (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Name == workflow);
+
+    /// <summary>
+    /// Records object versions (full keys) in one statement. A version already in the ledger is
+    /// left as it is (ON CONFLICT DO NOTHING), whoever reported it and however often, except
+    /// one that was deleted before its run, which a new sighting makes pending again. Returns
+    /// how many rows were new (or revived).
+    /// </summary>
+    public async Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (objects.Count == 0)
+        {
+            return 0;
+        }
+
+        await using var cmd = dataSource.CreateCommand($"""
+            INSERT INTO {S}.trigger_objects AS o (workflow, bucket, key, etag, size, state, source, seen_at, note)
+            SELECT @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
+            ON CONFLICT (workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
+                WHERE o.state = 'deleted' AND excluded.state = 'pending'
+            """);
+        cmd.Parameters.AddWithValue("w", workflow);
+        cmd.Parameters.AddWithValue("b", bucket);
+        cmd.Parameters.AddWithValue("src", source);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("keys", objects.Select(o => o.Object.Key).ToArray());
+        cmd.Parameters.AddWithValue("etags", objects.Select(o => o.Object.ETag).ToArray());
+        cmd.Parameters.AddWithValue("sizes", objects.Select(o => o.Object.Size).ToArray());
+        cmd.Parameters.AddWithValue("states", objects.Select(o => Name(o.State)).ToArray());
+        cmd.Parameters.Add(new NpgsqlParameter("notes", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = objects.Select(o => (object?)o.Note ?? DBNull.Value).ToArray() });
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>An object was removed: its versions still waiting for a run will not get one. Claimed ones are not touched.</summary>
+    public async Task<int> MarkDeletedAsync(string workflow, string bucket, string key, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.trigger_objects SET state = 'deleted', note = 'removed ' || to_char(@now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' before a run took it'
+            WHERE workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
+            """);
+        cmd.Parameters.AddWithValue("w", workflow);
+        cmd.Parameters.AddWithValue("b", bucket);
+        cmd.Parameters.AddWithValue("k", key);
+        cmd.Parameters.AddWithValue("now", now);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<PendingObjects> PendingAsync(string workflow, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'");
+        cmd.Parameters.AddWithValue("w", workflow);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+        return new PendingObjects((int)r.GetInt64(0), r.IsDBNull(1) ? null : r.GetFieldValue<DateTimeOffset>(1));
+    }
+
+    /// <summary>
+    /// Claims up to <paramref name="max"/> pending versions, oldest first, for the run id given,
+    /// and records the batch, in one transaction. Returns null when nothing was pending.
+    /// </summary>
+    public async Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var objects = new List<LedgerObject>();
+
+        // At most once: a row moves from pending to claimed only here, by a conditional update
+        // under row locks (SKIP LOCKED: a second claimer at the same moment takes other rows or
+        // none), and the run id it names is recorded in the same transaction as the batch row.
+        // Nothing is lost: if this process dies after the commit, the batch stays 'claimed' and
+        // the next cycle of any trigger process submits it under this same run id.
+        await using (var claim = new NpgsqlCommand($"""
+            WITH pick AS (
+                SELECT bucket, key, etag FROM {S}.trigger_objects
+                WHERE workflow = @w AND state = 'pending'
+                ORDER BY seen_at, key
+                LIMIT @max
+                FOR UPDATE SKIP LOCKED)
+            UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
+            FROM pick
+            WHERE o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
+            RETURNING o.key, o.size, o.etag
+            """, conn, tx))
+        {
+            claim.Parameters.AddWithValue("w", workflow);
+            claim.Parameters.AddWithValue("run", runId);
+            claim.Parameters.AddWithValue("max", max);
+            await using var r = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                objects.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+            }
+        }
+
+        if (objects.Count == 0)
+        {
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        await using (var batch = new NpgsqlCommand($"INSERT INTO {S}.trigger_batches (run_id, workflow, state, objects, claimed_at) VALUES (@run, @w, 'claimed', @n, @now)", conn, tx))
+        {
+            batch.Parameters.AddWithValue("run", runId);
+            batch.Parameters.AddWithValue("w", workflow);
+            batch.Parameters.AddWithValue("n", objects.Count);
+            batch.Parameters.AddWithValue("now", now);
+            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now);
+    }
+
+    /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>
+    public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
+    {
+        var batches = new List<(string RunId, DateTimeOffset At)>();
+        await using (var cmd = dataSource.CreateCommand($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id"))
+        {
+            cmd.Parameters.AddWithValue("w", workflow);
+            await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                batches.Add((r.GetString(0), r.GetFieldValue<DateTimeOffset>(1)));
+            }
+        }
+
+        var result = new List<TriggerBatch>();
+        foreach (var (runId, at) in batches)
+        {
+            result.Add(new TriggerBatch(runId, workflow, await BatchObjectsAsync(runId, cancellationToken).ConfigureAwait(false), at));
+        }
+
+        return result;
+    }
+
+    public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key");
+        cmd.Parameters.AddWithValue("run", runId);
+        var list = new List<LedgerObject>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+        }
+
+        return list;
+    }
+
+    /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will); only once.</summary>
+    public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'");
+        cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("s", started ? "started" : "failed");
+        cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("now", now);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<TriggerPollState> GetPollStateAsync(string workflow, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w");
+        cmd.Parameters.AddWithValue("w", workflow);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return new TriggerPollState(null, null, null);
+        }
+
+        return new TriggerPollState(
+            r.IsDBNull(0) ? null : r.GetString(0),
+            r.IsDBNull(1) ? null : r.GetFieldValue<DateTimeOffset>(1),
+            r.IsDBNull(2) ? null : r.GetInt64(2));
+    }
+
+    /// <summary>Saves what a poll did; a full listing also moves the reconciliation time.</summary>
+    public async Task SavePollAsync(string workflow, PollOutcome poll, bool full, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.trigger_state SET last_poll_at = @at, last_poll_mode = @mode, last_poll_listed = @listed,
+                start_after = coalesce(@sa, start_after),
+                last_full_at = CASE WHEN @full THEN @at ELSE last_full_at END,
+                last_full_listed = CASE WHEN @full THEN @listed ELSE last_full_listed END
+            WHERE workflow = @w
+            """);
+        cmd.Parameters.AddWithValue("w", workflow);
+        cmd.Parameters.AddWithValue("at", poll.At);
+        cmd.Parameters.AddWithValue("mode", poll.Mode);
+        cmd.Parameters.AddWithValue("listed", poll.Listed);
+        cmd.Parameters.Add(new NpgsqlParameter("sa", NpgsqlDbType.Text) { Value = (object?)poll.StartAfter ?? DBNull.Value });
+        cmd.Parameters.AddWithValue("full", full);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Keeps the last error of a trigger's cycle for `pipelines triggers`; null clears it.</summary>
+    public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w");
+        cmd.Parameters.AddWithValue("w", workflow);
+        cmd.Parameters.Add(new NpgsqlParameter("e", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
+        cmd.Parameters.AddWithValue("now", now);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<TriggerSummary>> SummariesAsync(CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT w.name, w.trigger_uri, w.settle_ms, w.registered_at,
+                   s.last_poll_at, s.last_poll_mode, s.last_poll_listed, s.last_error, s.last_error_at,
+                   coalesce(o.seen, 0), coalesce(o.pending, 0), coalesce(o.baseline, 0), coalesce(o.rejected, 0),
+                   coalesce(b.started, 0), coalesce(b.failed, 0), l.run_id, l.claimed_at
+            FROM {S}.workflows w
+            LEFT JOIN {S}.trigger_state s ON s.workflow = w.name
+            LEFT JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE state NOT IN ('baseline', 'rejected')) AS seen,
+                       count(*) FILTER (WHERE state = 'pending') AS pending,
+                       count(*) FILTER (WHERE state = 'baseline') AS baseline,
+                       count(*) FILTER (WHERE state = 'rejected') AS rejected
+                FROM {S}.trigger_objects WHERE workflow = w.name) o ON true
+            LEFT JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE state = 'started') AS started, count(*) FILTER (WHERE state = 'failed') AS failed
+                FROM {S}.trigger_batches WHERE workflow = w.name) b ON true
+            LEFT JOIN LATERAL (
+                SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = w.name AND state = 'started'
+                ORDER BY claimed_at DESC LIMIT 1) l ON true
+            ORDER BY w.name
+            """);
+        var list = new List<TriggerSummary>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new TriggerSummary(
+                r.GetString(0), r.GetString(1), TimeSpan.FromMilliseconds(r.GetInt64(2)), r.GetFieldValue<DateTimeOffset>(3),
+                r.IsDBNull(4) ? null : r.GetFieldValue<DateTimeOffset>(4),
+                r.IsDBNull(5) ? null : r.GetString(5),
+                r.IsDBNull(6) ? null : r.GetInt64(6),
+                r.IsDBNull(7) ? null : r.GetString(7),
+                r.IsDBNull(8) ? null : r.GetFieldValue<DateTimeOffset>(8),
+                r.GetInt64(9), r.GetInt64(10), r.GetInt64(11), r.GetInt64(12), r.GetInt64(13), r.GetInt64(14),
+                r.IsDBNull(15) ? null : r.GetString(15),
+                r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16)));
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Takes the trigger's session lock if it is free: one cycle of a trigger at a time across
+    /// every trigger process. Null when another holds it. The lock ends with the returned
+    /// handle, or with the connection if this process dies.
+    /// </summary>
+    public async Task<IAsyncDisposable?> TryLockAsync(string workflow, CancellationToken cancellationToken)
+    {
+        var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@c, hashtext(@k))", conn);
+            cmd.Parameters.AddWithValue("c", TriggerLockClass);
+            cmd.Parameters.AddWithValue("k", S + "/" + workflow);
+            if (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
+            {
+                return new HeldLock(conn, S + "/" + workflow);
+            }
+        }
+        catch
+        {
+            await conn.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
+        await conn.DisposeAsync().ConfigureAwait(false);
+        return null;
+    }
+
+    internal static string Name(LedgerState s) => s.ToString().ToLowerInvariant();
+
+    private static async Task ExecAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand(sql, conn, tx);
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private sealed class HeldLock(NpgsqlConnection conn, string key) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                await using var cmd = new NpgsqlCommand("SELECT pg_advisory_unlock(@c, hashtext(@k))", conn);
+                cmd.Parameters.AddWithValue("c", TriggerLockClass);
+                cmd.Parameters.AddWithValue("k", key);
+                await cmd.ExecuteScalarAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Closing returns the connection to the pool, which resets the session
+                // (DISCARD ALL) before reuse, so a failed unlock cannot leak the lock.
+                await conn.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+}

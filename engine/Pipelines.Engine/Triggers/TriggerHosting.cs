@@ -1,0 +1,40 @@
+using Hangfire;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Pipelines.Worker;
+
+namespace Pipelines.Triggers;
+
+/// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it.</summary>
+public static class TriggerHosting
+{
+    /// <summary>
+    /// The ledger, event ingest and registration (needed by the CLI's trigger commands and,
+    /// later, the web server); with <paramref name="role"/>, also the trigger loop and a Hangfire
+    /// server for the "triggers" queue that runs the reconciliation jobs.
+    /// </summary>
+    public static void Add(IServiceCollection services, IConfiguration config, bool role)
+    {
+        services.AddSingleton(TriggerOptions.From(config));
+        services.AddSingleton(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+        services.AddSingleton<S3EventIngest>();
+        services.AddSingleton<TriggerRegistrar>();
+        services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();
+        services.AddSingleton<TriggerCycle>();
+        services.AddTransient<TriggerJob>();
+        if (!role)
+        {
+            return;
+        }
+
+        services.AddHostedService<TriggerService>();
+        services.AddHangfireServer((sp, o) =>
+        {
+            o.ServerName = sp.GetRequiredService<WorkerOptions>().Name + ":triggers";
+            o.Queues = [TriggerJob.Queue];
+            o.WorkerCount = 1;
+            o.SchedulePollingInterval = TimeSpan.FromSeconds(15);
+        });
+    }
+}

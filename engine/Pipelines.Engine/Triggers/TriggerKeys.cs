@@ -1,0 +1,42 @@
+namespace Pipelines.Triggers;
+
+/// <summary>
+/// Which keys a trigger may hand to a run. A task stages each input to /in/&lt;relative key&gt;, so
+/// a key with '..' segments would write outside the task's folder: such keys never become work.
+/// </summary>
+public static class TriggerKeys
+{
+    /// <summary>Why the key (relative to the trigger's prefix) can never be an input, or null when it can.</summary>
+    public static string? Problem(string relativeKey)
+    {
+        if (relativeKey.Length == 0)
+        {
+            return "the key is the prefix itself";
+        }
+
+        if (relativeKey.StartsWith('/'))
+        {
+            return "the key has an empty segment after the prefix ('//')";
+        }
+
+        if (relativeKey.Contains('\0', StringComparison.Ordinal) || relativeKey.Contains('\\', StringComparison.Ordinal))
+        {
+            return "the key holds a NUL or backslash";
+        }
+
+        foreach (var segment in relativeKey.Split('/'))
+        {
+            if (segment is ".." or ".")
+            {
+                return "the key escapes the prefix ('.' or '..' segment)";
+            }
+
+            if (segment.Length == 0)
+            {
+                return "the key has an empty segment ('//') or ends in '/'";
+            }
+        }
+
+        return null;
+    }
+}

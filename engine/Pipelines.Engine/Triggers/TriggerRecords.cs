@@ -1,0 +1,83 @@
+namespace Pipelines.Triggers;
+
+/// <summary>
+/// A registered workflow with a trigger block: its YAML as registered (with the --set overrides
+/// and the folder relative paths resolve against), and the trigger's fields that the ledger needs
+/// without parsing the YAML again.
+/// </summary>
+public sealed record RegisteredTrigger(
+    string Name,
+    string Yaml,
+    string Source,
+    string? BaseDirectory,
+    IReadOnlyList<string> Overrides,
+    string Uri,
+    string Bucket,
+    string Prefix,
+    IReadOnlyList<string> Include,
+    IReadOnlyList<string> Exclude,
+    TimeSpan Settle,
+    DateTimeOffset RegisteredAt)
+{
+    /// <summary>The Hangfire recurring job's id, readable on the dashboard.</summary>
+    public string RecurringJobId => RecurringJobIdOf(Name);
+
+    public static string RecurringJobIdOf(string name) => "trigger:" + name;
+}
+
+/// <summary>Where an object version is in the ledger.</summary>
+public enum LedgerState
+{
+    /// <summary>Seen, waiting for settle and a run.</summary>
+    Pending,
+
+    /// <summary>Taken by a run (the row names the run id).</summary>
+    Claimed,
+
+    /// <summary>Was there when the trigger was registered: not new work.</summary>
+    Baseline,
+
+    /// <summary>Deleted (an ObjectRemoved event) before a run took it.</summary>
+    Deleted,
+
+    /// <summary>Never work: the key escapes the prefix. The row keeps the reason.</summary>
+    Rejected,
+
+    /// <summary>Pending when the trigger's uri changed: left behind with the old uri.</summary>
+    Dropped,
+}
+
+/// <summary>One object version as the ledger knows it; <see cref="Key"/> is the full key in the bucket.</summary>
+public sealed record LedgerObject(string Key, long Size, string ETag);
+
+/// <summary>A group of object versions claimed for one run, recorded before the run is created.</summary>
+public sealed record TriggerBatch(string RunId, string Workflow, IReadOnlyList<LedgerObject> Objects, DateTimeOffset ClaimedAt);
+
+/// <summary>The objects waiting for a run: how many, and when the newest of them was first seen.</summary>
+public sealed record PendingObjects(int Count, DateTimeOffset? NewestSeenAt);
+
+/// <summary>The poll checkpoint of one trigger.</summary>
+public sealed record TriggerPollState(string? StartAfter, DateTimeOffset? LastFullAt, long? LastFullListed);
+
+/// <summary>What one poll did, for `pipelines triggers`.</summary>
+public sealed record PollOutcome(DateTimeOffset At, string Mode, long Listed, int Recorded, string? StartAfter, string? Error);
+
+/// <summary>One line of `pipelines triggers`.</summary>
+public sealed record TriggerSummary(
+    string Name,
+    string Uri,
+    TimeSpan Settle,
+    DateTimeOffset RegisteredAt,
+    DateTimeOffset? LastPollAt,
+    string? LastPollMode,
+    long? LastPollListed,
+    string? LastError,
+    DateTimeOffset? LastErrorAt,
+    long ObjectsSeen,
+    long Pending,
+    long Baseline,
+    long Rejected,
+    long RunsStarted,
+    long BatchesFailed,
+    string? LastRunId,
+    DateTimeOffset? LastRunAt);

@@ -1,0 +1,72 @@
+using Hangfire;
+using Pipelines.Model;
+using Pipelines.Storage;
+
+namespace Pipelines.Triggers;
+
+/// <summary>What `pipelines register` did.</summary>
+public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long Existing, bool ProcessExisting);
+
+/// <summary>
+/// Registers a workflow with a trigger block: validate, record it, take the baseline (the objects
+/// already under trigger.uri are not new work, unless asked), and add the recurring job.
+/// </summary>
+public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, TimeProvider time)
+{
+    public async Task<Registration> RegisterAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, bool processExisting, CancellationToken cancellationToken)
+    {
+        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        var spec = workflow.Trigger
+            ?? throw new PipelinesException($"{source} has no trigger block: there is nothing to register (`pipelines run` runs it once)", retryHelps: false);
+        if (!spec.Uri.StartsWith("s3://", StringComparison.Ordinal))
+        {
+            throw new PipelinesException($"{source}: trigger.uri '{spec.Uri}' is not s3://bucket/prefix/: a trigger watches a bucket", retryHelps: false);
+        }
+
+        if (workflow.Input.Samplesheet is not null)
+        {
+            throw new PipelinesException($"{source}: a triggered workflow cannot use input.samplesheet: its runs take the new objects under trigger.uri", retryHelps: false);
+        }
+
+        var location = stores.Open(spec.Uri);
+        var bucket = ((S3ObjectStore)location.Store).Bucket;
+        var trigger = new RegisteredTrigger(
+            workflow.Name, yaml, source, baseDirectory, overrides, location.Uri, bucket, location.Prefix,
+            spec.Include, workflow.Input.Exclude, spec.Settle, time.GetUtcNow());
+
+        // The runs' view of the workflow must plan: checked now, not at the first upload.
+        SubmitterRunStarter.ForTrigger(trigger);
+
+        await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        var needsBaseline = await ledger.UpsertAsync(trigger, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        long existing = 0;
+        if (needsBaseline)
+        {
+            // Until CompleteBaselineAsync, trigger processes leave this trigger alone; a register
+            // that stops here is finished by registering again (recording is idempotent).
+            var now = time.GetUtcNow();
+            var (listed, _, last) = await TriggerCycle.ListIntoLedgerAsync(
+                stores, ledger, trigger, null, processExisting ? LedgerState.Pending : LedgerState.Baseline, "register", now, cancellationToken).ConfigureAwait(false);
+            existing = listed;
+            await ledger.CompleteBaselineAsync(trigger.Name, last, now, listed, cancellationToken).ConfigureAwait(false);
+        }
+
+        AddRecurringJob(recurring, trigger.Name, options);
+        return new Registration(trigger, needsBaseline, existing, processExisting);
+    }
+
+    public async Task<bool> UnregisterAsync(string name, CancellationToken cancellationToken)
+    {
+        await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
+        recurring.RemoveIfExists(RegisteredTrigger.RecurringJobIdOf(name));
+        return await ledger.RemoveAsync(name, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The reconciliation job of a trigger, on the dashboard's Recurring Jobs page as trigger:&lt;name&gt;.</summary>
+    public static void AddRecurringJob(IRecurringJobManager recurring, string name, TriggerOptions options) =>
+        recurring.AddOrUpdate<TriggerJob>(
+            RegisteredTrigger.RecurringJobIdOf(name),
+            TriggerJob.Queue,
+            j => j.ReconcileAsync(name, CancellationToken.None),
+            options.ReconcileCron());
+}
