@@ -72,6 +72,7 @@ public static partial class PipelinesServer
         {
             app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
             app.MapRunsApi();
+            app.MapTriggersApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))

@@ -1,0 +1,107 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Server;
+
+/// <summary>
+/// Workflows with triggers over the REST API, and S3 event notifications posted to the server:
+/// the same ledger as the watcher, so an object version starts one task however it is reported.
+/// </summary>
+[Collection("server")]
+public sealed class ServerTriggersApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    [Fact]
+    public async Task A_workflow_registered_over_the_API_runs_the_objects_that_events_report_once()
+    {
+        using var http = fixture.Server.Client();
+        var bucket = fixture.Bucket;
+        var yaml = File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "workflows", "fastq-stats-triggered.yaml"));
+        var set = new[]
+        {
+            $"input.uri=s3://{bucket}/incoming/", $"trigger.uri=s3://{bucket}/incoming/",
+            $"output.uri=s3://{bucket}/triggered/", "trigger.settle=1s",
+        };
+
+        using (var bad = await http.PostAsJsonAsync("/api/workflows", new { workflow = "version: 1\nname: x\n", set = Array.Empty<string>() }))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        }
+
+        using (var registered = await http.PostAsJsonAsync("/api/workflows", new { workflow = yaml, set }))
+        {
+            Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+            Assert.Equal("/api/workflows/fastq-stats-triggered", registered.Headers.Location?.OriginalString);
+        }
+
+        var incoming = fixture.Stores.Open($"s3://{bucket}/incoming/");
+        var file = Path.Combine(TestEnvironment.SampleFastq, "lane1", "S001_R1.fastq");
+        var digest = await incoming.Store.UploadAsync(incoming.Key("drop/S001_R1.fastq"), file, CancellationToken.None);
+        var body = JsonSerializer.Serialize(new
+        {
+            Records = new[]
+            {
+                new
+                {
+                    eventVersion = "2.1",
+                    eventSource = "aws:s3",
+                    eventName = "ObjectCreated:Put",
+                    s3 = new { bucket = new { name = bucket }, @object = new { key = "incoming/drop/S001_R1.fastq", size = digest.Size, eTag = digest.Md5 } },
+                },
+            },
+        });
+
+        var first = await PostEventAsync(http, body);
+        var second = await PostEventAsync(http, body);
+        Assert.Equal(HttpStatusCode.OK, first.Status);
+        Assert.Equal(HttpStatusCode.OK, second.Status);
+        Assert.Equal(1, first.Json.GetProperty("accepted").GetInt32() + first.Json.GetProperty("duplicates").GetInt32());
+        Assert.Equal(1, second.Json.GetProperty("duplicates").GetInt32());
+        var malformed = await PostEventAsync(http, "{\"Records\": 7");
+        Assert.Equal(HttpStatusCode.BadRequest, malformed.Status);
+
+        var list = await http.GetFromJsonAsync<JsonElement>("/api/workflows");
+        Assert.Contains(list.EnumerateArray(), w => w.GetProperty("name").GetString() == "fastq-stats-triggered");
+
+        // Settle, then one run over the one new object, gathered.
+        JsonElement run = default;
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (DateTime.UtcNow < deadline)
+        {
+            var runs = await http.GetFromJsonAsync<JsonElement>("/api/runs?workflow=fastq-stats-triggered");
+            var items = runs.GetProperty("items").EnumerateArray().ToList();
+            if (items.Count > 0 && items[0].GetProperty("state").GetString() is "succeeded" or "failed")
+            {
+                Assert.Single(items);
+                run = items[0];
+                break;
+            }
+
+            await Task.Delay(500);
+        }
+
+        Assert.Equal("succeeded", run.GetProperty("state").GetString());
+        Assert.Equal(1, run.GetProperty("counts").GetProperty("total").GetInt32());
+        var tasks = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{run.GetProperty("runId").GetString()}/tasks");
+        var inputs = tasks.GetProperty("items")[0].GetProperty("inputs").EnumerateArray().ToList();
+        Assert.Equal("drop/S001_R1.fastq", Assert.Single(inputs).GetProperty("key").GetString());
+
+        using (var deleted = await http.DeleteAsync("/api/workflows/fastq-stats-triggered"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        }
+
+        using var again = await http.DeleteAsync("/api/workflows/fastq-stats-triggered");
+        Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+    }
+
+    private static async Task<(HttpStatusCode Status, JsonElement Json)> PostEventAsync(HttpClient http, string body)
+    {
+        using var content = new StringContent(body, Encoding.UTF8, "application/json");
+        using var response = await http.PostAsync("/api/triggers/events", content);
+        var text = await response.Content.ReadAsStringAsync();
+        return (response.StatusCode, JsonDocument.Parse(text).RootElement.Clone());
+    }
+}
