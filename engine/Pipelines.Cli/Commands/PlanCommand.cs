@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Hosting;
+using Pipelines.Planning;
 using Pipelines.Runs;
 using Spectre.Console.Cli;
 
@@ -15,27 +16,37 @@ public sealed class PlanCommand : AsyncCommand<WorkflowSettings>
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
         var config = EngineHost.Configuration(settings.Config);
         using var host = EngineHost.Build(config, worker: false);
-        var prepared = await host.Services.GetRequiredService<RunSubmitter>()
-            .PrepareAsync(yaml, settings.File, dir, settings.Set, cancellationToken).ConfigureAwait(false);
-        foreach (var w in prepared.Workflow.Warnings)
+        var preview = await host.Services.GetRequiredService<RunSubmitter>()
+            .PreviewAsync(yaml, settings.File, dir, settings.Set, cancellationToken).ConfigureAwait(false);
+        foreach (var w in preview.Workflow.Warnings)
         {
             Console.Error.WriteLine($"{settings.File}: warning: {w}");
         }
 
-        var plan = prepared.Plan;
-        Console.WriteLine($"{prepared.Workflow.Name}: {plan.Tasks.Count} task(s) over {plan.FilesSelected} of {plan.FilesListed} listed file(s)"
-            + (plan.FilesUngrouped > 0 ? $", {plan.FilesUngrouped} left out by group_by" : ""));
-        foreach (var t in plan.Tasks.Take(5))
+        // Tasks are counted as they stream by; only the first few are kept to show.
+        var first = new List<PlannedTask>();
+        await foreach (var t in preview.Tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            if (first.Count < 5)
+            {
+                first.Add(t);
+            }
+        }
+
+        var counter = preview.Counter;
+        Console.WriteLine($"{preview.Workflow.Name}: {counter.Tasks} task(s) over {counter.Selected} of {counter.Listed} listed file(s)"
+            + (preview.FilesUngrouped > 0 ? $", {preview.FilesUngrouped} left out by group_by" : ""));
+        foreach (var t in first)
         {
             Console.WriteLine($"  task {t.Index} {t.TaskId}: {t.Inputs.Count} input(s), {string.Join(" ", t.Inputs.Take(3).Select(i => i.Key))}{(t.Inputs.Count > 3 ? " ..." : "")}");
         }
 
-        if (plan.Tasks.Count > 5)
+        if (counter.Tasks > first.Count)
         {
-            Console.WriteLine($"  ... and {plan.Tasks.Count - 5} more");
+            Console.WriteLine($"  ... and {counter.Tasks - first.Count} more");
         }
 
-        foreach (var (image, digest) in prepared.ImageDigests)
+        foreach (var (image, digest) in preview.ImageDigests)
         {
             Console.WriteLine($"  image {image} = {digest}");
         }

@@ -24,3 +24,13 @@ public sealed record ExpandedStep(
 
 /// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>
 public sealed record Plan(IReadOnlyList<PlannedTask> Tasks, int FilesListed, int FilesSelected, int FilesUngrouped);
+
+/// <summary>What a streamed plan has seen so far: files listed and selected, tasks made.</summary>
+public sealed class PlanCounter
+{
+    public int Listed { get; set; }
+
+    public int Selected { get; set; }
+
+    public int Tasks { get; set; }
+}

@@ -63,6 +63,66 @@ public static class Planner
         return new Plan(tasks, listing.Count, selected, ungrouped);
     }
 
+    /// <summary>Whether a plan can be made while the listing streams: no group_by and no sample sheet.</summary>
+    public static bool CanStream(Workflow workflow) => workflow.Input.GroupBy is null && workflow.Input.Samplesheet is null;
+
+    /// <summary>
+    /// The same tasks as <see cref="Plan"/> for a workflow that <see cref="CanStream"/>, made while
+    /// the listing streams: only one batch of inputs is held at a time, so planning a million files
+    /// takes bounded memory. The listing must come in ordinal key order, as stores list.
+    /// </summary>
+    public static async IAsyncEnumerable<PlannedTask> PlanStreamAsync(
+        Workflow workflow,
+        IAsyncEnumerable<InputFile> listing,
+        IReadOnlyDictionary<string, string> imageDigests,
+        PlanCounter counter,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!CanStream(workflow))
+        {
+            throw new InvalidOperationException("group_by and samplesheet plans need the whole listing: use Plan");
+        }
+
+        var filter = new GlobFilter(workflow.Input.Include, workflow.Input.Exclude);
+        var batch = new List<InputFile>(Math.Min(workflow.Input.Batch, 4096));
+        string? previous = null;
+        await foreach (var file in listing.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            counter.Listed++;
+            if (previous is not null && string.CompareOrdinal(previous, file.Key) >= 0)
+            {
+                throw new InvalidOperationException($"the listing is not in ordinal key order: '{file.Key}' after '{previous}'");
+            }
+
+            previous = file.Key;
+            if (!filter.IsMatch(file.Key))
+            {
+                continue;
+            }
+
+            counter.Selected++;
+            batch.Add(file);
+            if (batch.Count == workflow.Input.Batch)
+            {
+                yield return Task(batch);
+                batch = new List<InputFile>(batch.Count);
+            }
+        }
+
+        if (batch.Count > 0)
+        {
+            yield return Task(batch);
+        }
+
+        PlannedTask Task(List<InputFile> inputs)
+        {
+            // Keys are unique and sorted, so no two tasks of a streamed plan can share an id.
+            var none = new Dictionary<string, string>();
+            CheckSingleInput(workflow, inputs);
+            return new PlannedTask(counter.Tasks++, TaskId(workflow, imageDigests, inputs, none), inputs, none);
+        }
+    }
+
     /// <summary>The steps of a task with placeholders expanded; {task} stays literal when taskId is null.</summary>
     public static IReadOnlyList<ExpandedStep> Expand(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures, string? taskId)
     {

@@ -11,6 +11,12 @@ public interface IRunStore
     /// <summary>Creates a run with all its tasks, queued, in one transaction.</summary>
     Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Creates a run with tasks that are still being planned, in one transaction; the run's task
+    /// count is what the stream held. A stream of no task creates nothing and returns 0.
+    /// </summary>
+    Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken);
+
     Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken);

@@ -31,6 +31,22 @@ public sealed class InMemoryRunStore : IRunStore
         return Task.CompletedTask;
     }
 
+    public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        var list = new List<TaskRecord>();
+        await foreach (var t in tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(t);
+        }
+
+        if (list.Count > 0)
+        {
+            await CreateRunAsync(run with { TaskCount = list.Count, Remaining = list.Count }, list, cancellationToken).ConfigureAwait(false);
+        }
+
+        return list.Count;
+    }
+
     public Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
         lock (_lock)

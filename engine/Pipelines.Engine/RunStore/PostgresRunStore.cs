@@ -62,11 +62,14 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken) =>
+        await CreateRunAsync(run, Stream(tasks), cancellationToken).ConfigureAwait(false);
+
+    public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
     {
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, @count, @remaining, @created, NULL, NULL, NULL)", conn, tx))
+        await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, 0, 0, @created, NULL, NULL, NULL)", conn, tx))
         {
             cmd.Parameters.AddWithValue("id", run.RunId);
             cmd.Parameters.AddWithValue("name", run.WorkflowName);
@@ -74,16 +77,15 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             cmd.Parameters.AddWithValue("def", NpgsqlDbType.Jsonb, run.DefinitionJson);
             cmd.Parameters.AddWithValue("out", run.OutputUri);
             cmd.Parameters.AddWithValue("state", run.State.Name());
-            cmd.Parameters.AddWithValue("count", run.TaskCount);
-            cmd.Parameters.AddWithValue("remaining", run.Remaining);
             cmd.Parameters.AddWithValue("created", run.CreatedAt);
             await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        // Binary COPY: one round trip for all tasks, not one per task.
+        // Binary COPY as the plan streams: one round trip for all tasks, never one per file.
+        var count = 0;
         await using (var copy = await conn.BeginBinaryImportAsync($"COPY {S}.tasks (run_id, task_index, task_id, state, inputs, captures) FROM STDIN (FORMAT BINARY)", cancellationToken).ConfigureAwait(false))
         {
-            foreach (var t in tasks)
+            await foreach (var t in tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
             {
                 await copy.StartRowAsync(cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(t.RunId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
@@ -92,12 +94,37 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 await copy.WriteAsync(t.State.Name(), NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(JsonSerializer.Serialize(t.Inputs), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(JsonSerializer.Serialize(t.Captures), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                count++;
             }
 
             await copy.CompleteAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        if (count == 0)
+        {
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return 0;
+        }
+
+        await using (var cmd = new NpgsqlCommand($"UPDATE {S}.runs SET task_count = @n, remaining = @n WHERE run_id = @id", conn, tx))
+        {
+            cmd.Parameters.AddWithValue("id", run.RunId);
+            cmd.Parameters.AddWithValue("n", count);
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return count;
+    }
+
+    private static async IAsyncEnumerable<TaskRecord> Stream(IReadOnlyList<TaskRecord> tasks)
+    {
+        foreach (var t in tasks)
+        {
+            yield return t;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)

@@ -13,6 +13,9 @@ namespace Pipelines.Runs;
 /// <summary>A planned run, not yet recorded or queued.</summary>
 public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan);
 
+/// <summary>A plan to look at: its tasks come as they are planned; the counter fills as they do.</summary>
+public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped);
+
 /// <summary>A run that was accepted and queued.</summary>
 public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings);
 
@@ -49,8 +52,91 @@ public sealed partial class RunSubmitter(
     /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
     public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
+        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        if (Planner.CanStream(workflow))
+        {
+            return await SubmitStreamingAsync(yaml, workflow, cancellationToken).ConfigureAwait(false);
+        }
+
         var prepared = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
         return await QueueAsync(yaml, prepared, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The plan as it streams, without holding the listing: what can be planned a batch at a
+    /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing.
+    /// </summary>
+    public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    {
+        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        if (!Planner.CanStream(workflow))
+        {
+            var prepared = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+            var counted = new PlanCounter { Listed = prepared.Plan.FilesListed, Selected = prepared.Plan.FilesSelected, Tasks = prepared.Plan.Tasks.Count };
+            return new PlanPreview(workflow, prepared.ImageDigests, AsAsync(prepared.Plan.Tasks), counted, prepared.Plan.FilesUngrouped);
+        }
+
+        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var counter = new PlanCounter();
+        var input = stores.Open(workflow.Input.Uri);
+        return new PlanPreview(workflow, digests, Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, cancellationToken), digests, counter, cancellationToken), counter, 0);
+    }
+
+    /// <summary>
+    /// Plans while the listing streams and copies the tasks into the run store as they are made,
+    /// so a million inputs never sit in memory at once (docs/benchmarks.md).
+    /// </summary>
+    private async Task<SubmittedRun> SubmitStreamingAsync(string yaml, Workflow workflow, CancellationToken cancellationToken)
+    {
+        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var input = stores.Open(workflow.Input.Uri);
+        var now = time.GetUtcNow();
+        var runId = NewRunId(now);
+        var runOutput = stores.Open(workflow.Output.Uri).Child(runId);
+        var definition = new RunDefinition(workflow, digests);
+        var counter = new PlanCounter();
+        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, now, null, null, null);
+        var tasks = Records(Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, cancellationToken), digests, counter, cancellationToken), runId);
+        var count = await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
+        if (count == 0)
+        {
+            throw new PipelinesException(
+                $"input matched no files: {counter.Listed} object(s) under {input.Uri}, none selected by include {string.Join(", ", workflow.Input.Include)}",
+                retryHelps: false);
+        }
+
+        try
+        {
+            await runOutput.Store.PutAsync(runOutput.Key(RunLayout.WorkflowYaml), Encoding.UTF8.GetBytes(yaml), "application/yaml", cancellationToken).ConfigureAwait(false);
+        }
+        catch (PipelinesException e)
+        {
+            // Recorded but never queued: the run ends failed with the reason, not half-started.
+            await store.FinishRunAsync(runId, RunState.Failed, "the output location cannot be written: " + e.Message, time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
+        LogSubmitted(log, runId, workflow.Name, count, counter.Selected);
+        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), workflow.Warnings);
+    }
+
+    private static async IAsyncEnumerable<TaskRecord> Records(IAsyncEnumerable<PlannedTask> tasks, string runId)
+    {
+        await foreach (var t in tasks.ConfigureAwait(false))
+        {
+            yield return new TaskRecord(runId, t.Index, t.TaskId, TaskState.Queued, t.Inputs, t.Captures, 0, null, null, null, null, null);
+        }
+    }
+
+    private static async IAsyncEnumerable<PlannedTask> AsAsync(IReadOnlyList<PlannedTask> tasks)
+    {
+        foreach (var t in tasks)
+        {
+            yield return t;
+        }
+
+        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     /// <summary>
@@ -115,15 +201,48 @@ public sealed partial class RunSubmitter(
         return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, workflow.Warnings);
     }
 
-    /// <summary>Lists the input; objects without a content tag (local files) are hashed with sha256.</summary>
+    /// <summary>Lists the input whole (group_by and sample sheets need all of it).</summary>
     private static async Task<List<InputFile>> ListInputAsync(StorageLocation input, CancellationToken ct)
     {
-        var objects = new List<StoredObject>();
-        await foreach (var o in input.Store.ListAsync(input.Prefix, ct).ConfigureAwait(false))
+        var files = new List<InputFile>();
+        await foreach (var f in ListInputStreamAsync(input, ct).ConfigureAwait(false))
         {
-            objects.Add(o);
+            files.Add(f);
         }
 
+        return files;
+    }
+
+    /// <summary>
+    /// Lists the input in key order; objects without a content tag (local files) are hashed with
+    /// sha256, a chunk at a time in parallel, so that only one chunk is held.
+    /// </summary>
+    private static async IAsyncEnumerable<InputFile> ListInputStreamAsync(StorageLocation input, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        const int Chunk = 512;
+        var chunk = new List<StoredObject>(Chunk);
+        await foreach (var o in input.Store.ListAsync(input.Prefix, ct).ConfigureAwait(false))
+        {
+            chunk.Add(o);
+            if (chunk.Count == Chunk)
+            {
+                foreach (var f in await TagAsync(input, chunk, ct).ConfigureAwait(false))
+                {
+                    yield return f;
+                }
+
+                chunk.Clear();
+            }
+        }
+
+        foreach (var f in await TagAsync(input, chunk, ct).ConfigureAwait(false))
+        {
+            yield return f;
+        }
+    }
+
+    private static async Task<InputFile[]> TagAsync(StorageLocation input, List<StoredObject> objects, CancellationToken ct)
+    {
         var files = new InputFile[objects.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, objects.Count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (i, token) =>
         {
@@ -137,7 +256,7 @@ public sealed partial class RunSubmitter(
 
             files[i] = new InputFile(o.Key[input.Prefix.Length..], o.Size, hash ?? "");
         }).ConfigureAwait(false);
-        return files.ToList();
+        return files;
     }
 
     private async Task<string> ReadSamplesheetAsync(string uri, CancellationToken ct)

@@ -58,6 +58,29 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_run_created_from_a_stream_of_tasks_counts_them_and_an_empty_stream_creates_nothing()
+    {
+        var run = new RunRecord("rs", "wf", "version: 1", "{}", "/tmp/out/rs/", RunState.Running, 0, 0, Now, null, null, null);
+
+        Assert.Equal(0, await _store.CreateRunAsync(run, Tasks("rs", 0), CancellationToken.None));
+        Assert.Null(await _store.GetRunAsync("rs", CancellationToken.None));
+
+        Assert.Equal(5, await _store.CreateRunAsync(run, Tasks("rs", 5), CancellationToken.None));
+        var created = await _store.GetRunAsync("rs", CancellationToken.None);
+        Assert.Equal((5, 5), (created!.TaskCount, created.Remaining));
+        Assert.Equal(5, (await _store.GetTasksAsync("rs", CancellationToken.None)).Count);
+
+        static async IAsyncEnumerable<TaskRecord> Tasks(string runId, int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                yield return new TaskRecord(runId, i, $"id{i}", TaskState.Queued, [new InputFile($"f{i}", 1, "h")], new Dictionary<string, string>(), 0, null, null, null, null, null);
+                await Task.Yield();
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_task_commits_once_and_a_second_delivery_changes_nothing()
     {
         await CreateRunAsync("r2", 2);
