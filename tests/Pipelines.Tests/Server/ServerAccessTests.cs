@@ -143,7 +143,14 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             using var __ = await http.PostAsync("/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["key"] = key }));
         }
 
+        // The server's output is read by another process's pipe: wait for the refusal's line.
         var log = fixture.Server.Output;
+        for (var waited = 0; !log.Contains("login refused from 127.0.0.1", StringComparison.Ordinal) && waited < 100; waited++)
+        {
+            await Task.Delay(100);
+            log = fixture.Server.Output;
+        }
+
         Assert.Contains("login refused from 127.0.0.1", log, StringComparison.Ordinal);
         Assert.DoesNotContain(ServerFixture.ReadKey, log, StringComparison.Ordinal);
         Assert.DoesNotContain(ServerFixture.FullKey, log, StringComparison.Ordinal);
