@@ -4,7 +4,7 @@ using Pipelines.RunStore;
 namespace Pipelines.Server.Api;
 
 /// <summary>A submission: the workflow YAML and optional overrides such as "input.batch=10".</summary>
-public sealed record SubmitRunRequest(string Workflow, IReadOnlyList<string>? Set);
+public sealed record SubmitRunRequest(string Workflow, IReadOnlyList<string>? Set, [property: System.Text.Json.Serialization.JsonPropertyName("process_existing")] bool ProcessExisting = false);
 
 /// <summary>A run that was accepted and queued.</summary>
 public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings);

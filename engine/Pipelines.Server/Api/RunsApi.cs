@@ -41,38 +41,16 @@ internal static partial class RunsApi
     private static async Task<Results<Accepted<SubmittedRunView>, ProblemHttpResult>> SubmitAsync(
         HttpRequest request, RunSubmitter submitter, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
-        string yaml;
-        List<string> set = request.Query["set"].Where(s => s is not null).Select(s => s!).ToList();
-        if (request.HasJsonContentType())
+        var (body, problem) = await WorkflowBody.ReadAsync(request, "submission", ct);
+        if (body is null)
         {
-            SubmitRunRequest? body;
-            try
-            {
-                body = await request.ReadFromJsonAsync<SubmitRunRequest>(ct);
-            }
-            catch (JsonException e)
-            {
-                return TypedResults.Problem(statusCode: 400, title: "The body is not a submission", detail: "expected JSON {\"workflow\": \"<yaml>\", \"set\": [\"key=value\"]}: " + e.Message);
-            }
-
-            if (body is null || string.IsNullOrWhiteSpace(body.Workflow))
-            {
-                return TypedResults.Problem(statusCode: 400, title: "The body is not a submission", detail: "the field workflow (the workflow YAML) is missing");
-            }
-
-            yaml = body.Workflow;
-            set.AddRange(body.Set ?? []);
-        }
-        else
-        {
-            using var reader = new StreamReader(request.Body, Encoding.UTF8);
-            yaml = await reader.ReadToEndAsync(ct);
+            return problem!;
         }
 
         try
         {
             // An API submission has no folder: the parser refuses relative local paths (baseDirectory null).
-            var run = await submitter.SubmitAsync(yaml, "the submitted workflow", baseDirectory: null, set, ct);
+            var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct);
             LogSubmitted(logs.CreateLogger("Pipelines.Server.Api"), run.RunId, run.WorkflowName, Access.Access.Who(user));
             var url = RunUrl(run.RunId);
             var warnings = run.Warnings.Select(w => w.ToString()).ToList();
@@ -83,18 +61,9 @@ internal static partial class RunsApi
 
             return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings));
         }
-        catch (WorkflowInvalidException e)
-        {
-            return TypedResults.Problem(
-                statusCode: 400,
-                title: "The workflow is not valid",
-                detail: $"{e.Problems.Count} problem{(e.Problems.Count == 1 ? "" : "s")}: " + string.Join("; ", e.Problems),
-                extensions: new Dictionary<string, object?> { ["problems"] = e.Problems.Select(ProblemView.From).ToList() });
-        }
         catch (PipelinesException e)
         {
-            // The input, an image, the bucket or a credential is wrong (422), or a service is out of reach (503).
-            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The run was not started", detail: e.Message);
+            return WorkflowBody.Refusal(e, "The run was not started");
         }
     }
 

@@ -22,7 +22,7 @@ internal static partial class TriggersApi
     {
         var workflows = app.MapGroup("/api/workflows").WithTags("workflows").RequireAuthorization(Access.Access.ReadPolicy);
         workflows.MapPost("/", RegisterAsync).RequireAuthorization(Access.Access.FullPolicy)
-            .Accepts<RegisterWorkflowRequest>("application/json", "application/yaml")
+            .Accepts<SubmitRunRequest>("application/json", "application/yaml")
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Register a workflow with a trigger block: a JSON {workflow, set, process_existing} body, or the YAML itself.");
         workflows.MapGet("/", ListAsync).WithSummary("Registered workflows with their triggers: last poll, objects seen, runs started.");
@@ -37,53 +37,21 @@ internal static partial class TriggersApi
     private static async Task<Results<Created<Registration>, ProblemHttpResult>> RegisterAsync(
         HttpRequest request, TriggerRegistrar registrar, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
-        string yaml;
-        var set = request.Query["set"].Where(s => s is not null).Select(s => s!).ToList();
-        var processExisting = string.Equals(request.Query["process_existing"], "true", StringComparison.OrdinalIgnoreCase);
-        if (request.HasJsonContentType())
+        var (body, problem) = await WorkflowBody.ReadAsync(request, "registration", ct);
+        if (body is null)
         {
-            RegisterWorkflowRequest? body;
-            try
-            {
-                body = await request.ReadFromJsonAsync<RegisterWorkflowRequest>(ct);
-            }
-            catch (JsonException e)
-            {
-                return TypedResults.Problem(statusCode: 400, title: "The body is not a registration", detail: "expected JSON {\"workflow\": \"<yaml>\", \"set\": [\"key=value\"], \"process_existing\": false}: " + e.Message);
-            }
-
-            if (body is null || string.IsNullOrWhiteSpace(body.Workflow))
-            {
-                return TypedResults.Problem(statusCode: 400, title: "The body is not a registration", detail: "the field workflow (the workflow YAML) is missing");
-            }
-
-            yaml = body.Workflow;
-            set.AddRange(body.Set ?? []);
-            processExisting |= body.ProcessExisting;
-        }
-        else
-        {
-            using var reader = new StreamReader(request.Body, Encoding.UTF8);
-            yaml = await reader.ReadToEndAsync(ct);
+            return problem!;
         }
 
         try
         {
-            var registration = await registrar.RegisterAsync(yaml, "the submitted workflow", baseDirectory: null, set, processExisting, ct);
+            var registration = await registrar.RegisterAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, body.ProcessExisting, ct);
             LogRegistered(logs.CreateLogger("Pipelines.Server.Api"), registration.Trigger.Name, Access.Access.Who(user));
             return TypedResults.Created($"/api/workflows/{Uri.EscapeDataString(registration.Trigger.Name)}", registration);
         }
-        catch (WorkflowInvalidException e)
-        {
-            return TypedResults.Problem(
-                statusCode: 400,
-                title: "The workflow is not valid",
-                detail: $"{e.Problems.Count} problem{(e.Problems.Count == 1 ? "" : "s")}: " + string.Join("; ", e.Problems),
-                extensions: new Dictionary<string, object?> { ["problems"] = e.Problems.Select(ProblemView.From).ToList() });
-        }
         catch (PipelinesException e)
         {
-            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The workflow was not registered", detail: e.Message);
+            return WorkflowBody.Refusal(e, "The workflow was not registered");
         }
     }
 
@@ -123,6 +91,3 @@ internal static partial class TriggersApi
     [LoggerMessage(Level = LogLevel.Information, Message = "workflow {Name} unregistered by {Who}")]
     private static partial void LogUnregistered(ILogger logger, string name, string who);
 }
-
-/// <summary>The JSON form of a registration.</summary>
-internal sealed record RegisterWorkflowRequest(string? Workflow, IReadOnlyList<string>? Set, [property: System.Text.Json.Serialization.JsonPropertyName("process_existing")] bool ProcessExisting);
