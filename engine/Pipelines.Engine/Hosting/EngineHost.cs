@@ -100,7 +100,7 @@ public static class EngineHost
 
                     // A worker that dies leaves its job invisible until this timeout; sliding keeps a
                     // live worker's long job from being delivered twice (facts.md).
-                    InvisibilityTimeout = TimeSpan.FromMinutes(5),
+                    InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
                     UseSlidingInvisibilityTimeout = true,
                     QueuePollInterval = TimeSpan.FromSeconds(1),
                     EnableLongPolling = true,
