@@ -142,7 +142,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
     {
         var counts = await store.CountTasksAsync(run.RunId, ct).ConfigureAwait(false);
         Console.WriteLine($"run {run.RunId} {run.State.Name()} in {wall.TotalSeconds:0.0}s");
-        Console.WriteLine($"  tasks:   {counts.Total} ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed, {counts.Cancelled} cancelled)");
+        Console.WriteLine($"  tasks:   {counts.Total} ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed, {counts.Cancelled} cancelled{(counts.Split > 0 ? $", {counts.Split} split" : "")})");
         var output = stores.Open(run.OutputUri);
         try
         {

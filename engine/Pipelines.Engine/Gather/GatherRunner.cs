@@ -86,6 +86,7 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                 ["cached"] = counts.Cached,
                 ["failed"] = counts.Failed,
                 ["cancelled"] = counts.Cancelled,
+                ["split"] = counts.Split,
                 ["inputs"] = tasks.Sum(t => t.Inputs.Count),
             },
             ["results"] = new JsonObject(results.Select(r => KeyValuePair.Create(r.Name, (JsonNode?)new JsonObject
@@ -110,7 +111,11 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
     {
         var glob = Glob.Parse(spec.FromGlob);
         var parts = new List<(string TaskId, string Key)>();
-        foreach (var row in provenance.Where(r => r.Step == spec.FromStep && r.Status is "succeeded" or "cached"))
+
+        // Only tasks that ended well contribute: a failed or split task's earlier steps may have
+        // succeeded, but its inputs are reported as failed (or run again as tasks of their own).
+        var contributing = tasks.Where(t => t.State is TaskState.Succeeded or TaskState.Cached).Select(t => t.Index).ToHashSet();
+        foreach (var row in provenance.Where(r => r.Step == spec.FromStep && r.Status is "succeeded" or "cached" && contributing.Contains(r.TaskIndex)))
         {
             var prefix = RunLayout.TaskStepPrefix(row.TaskId, row.Step);
             parts.AddRange(row.Outputs.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && glob.IsMatch(o.Key[prefix.Length..])).Select(o => (row.TaskId, o.Key)));

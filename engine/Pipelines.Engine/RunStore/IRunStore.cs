@@ -46,6 +46,14 @@ public interface IRunStore
     /// </summary>
     Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Ends a failed batch as split and adds its inputs as tasks of their own, in one
+    /// transaction: only a task that has not ended changes, and only then are the children
+    /// added (numbered after the run's last task) and counted in the run's remaining tasks.
+    /// Returns whether this call split it, the children's indexes, and the tasks still to end.
+    /// </summary>
+    Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken);
+
     /// <summary>Asks a run to stop: tasks not yet started end as cancelled. The first reason wins.</summary>
     Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken);
 

@@ -106,7 +106,7 @@ public sealed class InMemoryRunStore : IRunStore
         {
             var t = _tasks.GetValueOrDefault(runId) ?? [];
             int C(TaskState s) => t.Count(x => x.State == s);
-            return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)));
+            return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) });
         }
     }
 
@@ -149,6 +149,35 @@ public sealed class InMemoryRunStore : IRunStore
             run = run with { Remaining = run.Remaining - 1 };
             _runs[runId] = run;
             return Task.FromResult((true, run.Remaining));
+        }
+    }
+
+    public Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var tasks = _tasks[runId];
+            var task = tasks[index];
+            var run = _runs[runId];
+            if (task.State is not (TaskState.Queued or TaskState.Running))
+            {
+                return Task.FromResult<(bool, IReadOnlyList<int>, int)>((false, [], run.Remaining));
+            }
+
+            tasks[index] = task with
+            {
+                State = TaskState.Split,
+                ExitCode = outcome.ExitCode,
+                Error = outcome.Error,
+                FinishedAt = outcome.FinishedAt,
+                Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
+            };
+            _provenance[runId].AddRange(rows.Select(r => (index, r)));
+            var added = children.Select((c, i) => c with { RunId = runId, Index = tasks.Length + i, State = TaskState.Queued, ParentIndex = index }).ToArray();
+            _tasks[runId] = [.. tasks, .. added];
+            run = run with { TaskCount = run.TaskCount + added.Length, Remaining = run.Remaining - 1 + added.Length };
+            _runs[runId] = run;
+            return Task.FromResult<(bool, IReadOnlyList<int>, int)>((true, added.Select(a => a.Index).ToList(), run.Remaining));
         }
     }
 

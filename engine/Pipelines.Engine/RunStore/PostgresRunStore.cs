@@ -8,7 +8,7 @@ namespace Pipelines.RunStore;
 /// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
 public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
 {
-    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at";
+    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index";
     private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
 
     private string S => schema;
@@ -58,6 +58,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 row jsonb NOT NULL,
                 PRIMARY KEY (run_id, task_index, attempt, step));
             CREATE INDEX IF NOT EXISTS runs_created ON {S}.runs (created_at DESC);
+            ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
             """, cancellationToken).ConfigureAwait(false);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -197,7 +198,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         }
 
         int C(TaskState s) => counts.GetValueOrDefault(s);
-        return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled));
+        return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) };
     }
 
     public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken)
@@ -267,6 +268,80 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return (updated == 1, remaining);
+    }
+
+    public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
+    {
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+
+        // The run's row is locked first, so that two splits of one run number their children apart.
+        int taskCount;
+        await using (var lockRun = new NpgsqlCommand($"SELECT task_count FROM {S}.runs WHERE run_id = @id FOR UPDATE", conn, tx))
+        {
+            lockRun.Parameters.AddWithValue("id", runId);
+            taskCount = (int)(await lockRun.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        int updated;
+        await using (var cmd = new NpgsqlCommand($"""
+            UPDATE {S}.tasks SET state = 'split', exit_code = @e, error = @err, finished_at = @f, attempts = @a
+            WHERE run_id = @id AND task_index = @i AND state IN ('queued', 'running')
+            """, conn, tx))
+        {
+            cmd.Parameters.AddWithValue("e", (object?)outcome.ExitCode ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("err", (object?)outcome.Error ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
+            cmd.Parameters.AddWithValue("a", rows.Count == 0 ? 0 : rows.Max(r => r.Attempt));
+            cmd.Parameters.AddWithValue("id", runId);
+            cmd.Parameters.AddWithValue("i", index);
+            updated = await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (updated == 0)
+        {
+            // A second delivery of a task that was already split (or ended): nothing changes.
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            var run = await GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+            return (false, [], run?.Remaining ?? 0);
+        }
+
+        foreach (var row in rows)
+        {
+            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
+            ins.Parameters.AddWithValue("id", runId);
+            ins.Parameters.AddWithValue("i", index);
+            ins.Parameters.AddWithValue("a", row.Attempt);
+            ins.Parameters.AddWithValue("s", row.Step);
+            ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
+            await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var indexes = new List<int>();
+        foreach (var child in children)
+        {
+            var childIndex = taskCount + indexes.Count;
+            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.tasks (run_id, task_index, task_id, state, inputs, captures, parent_index) VALUES (@id, @i, @t, 'queued', @in, @cap, @p)", conn, tx);
+            ins.Parameters.AddWithValue("id", runId);
+            ins.Parameters.AddWithValue("i", childIndex);
+            ins.Parameters.AddWithValue("t", child.TaskId);
+            ins.Parameters.AddWithValue("in", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Inputs));
+            ins.Parameters.AddWithValue("cap", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Captures));
+            ins.Parameters.AddWithValue("p", index);
+            await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            indexes.Add(childIndex);
+        }
+
+        int remaining;
+        await using (var upd = new NpgsqlCommand($"UPDATE {S}.runs SET task_count = task_count + @n, remaining = remaining - 1 + @n WHERE run_id = @id RETURNING remaining", conn, tx))
+        {
+            upd.Parameters.AddWithValue("id", runId);
+            upd.Parameters.AddWithValue("n", children.Count);
+            remaining = (int)(await upd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return (true, indexes, remaining);
     }
 
     public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
@@ -355,7 +430,10 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 r.IsDBNull(8) ? null : r.GetString(8),
                 r.IsDBNull(9) ? null : r.GetString(9),
                 r.IsDBNull(10) ? null : r.GetFieldValue<DateTimeOffset>(10),
-                r.IsDBNull(11) ? null : r.GetFieldValue<DateTimeOffset>(11)));
+                r.IsDBNull(11) ? null : r.GetFieldValue<DateTimeOffset>(11))
+            {
+                ParentIndex = r.IsDBNull(12) ? null : r.GetInt32(12),
+            });
         }
 
         return list;

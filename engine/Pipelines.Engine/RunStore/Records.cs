@@ -6,14 +6,17 @@ namespace Pipelines.RunStore;
 /// <summary>Where a run is. Terminal states never change again.</summary>
 public enum RunState { Running, Gathering, Succeeded, Failed, Cancelled }
 
-/// <summary>Where a task is. Terminal: succeeded, failed, cached, cancelled.</summary>
-public enum TaskState { Queued, Running, Succeeded, Failed, Cached, Cancelled }
+/// <summary>
+/// Where a task is. Terminal: succeeded, failed, cached, cancelled, and split (a failed batch
+/// whose inputs went on as tasks of their own).
+/// </summary>
+public enum TaskState { Queued, Running, Succeeded, Failed, Cached, Cancelled, Split }
 
 public static class States
 {
     public static bool IsTerminal(this RunState s) => s is RunState.Succeeded or RunState.Failed or RunState.Cancelled;
 
-    public static bool IsTerminal(this TaskState s) => s is TaskState.Succeeded or TaskState.Failed or TaskState.Cached or TaskState.Cancelled;
+    public static bool IsTerminal(this TaskState s) => s is TaskState.Succeeded or TaskState.Failed or TaskState.Cached or TaskState.Cancelled or TaskState.Split;
 
     public static string Name(this RunState s) => s.ToString().ToLowerInvariant();
 
@@ -74,7 +77,11 @@ public sealed record TaskRecord(
     string? Error,
     string? Worker,
     DateTimeOffset? StartedAt,
-    DateTimeOffset? FinishedAt);
+    DateTimeOffset? FinishedAt)
+{
+    /// <summary>The batch this task was split from, if it was.</summary>
+    public int? ParentIndex { get; init; }
+}
 
 /// <summary>How a task attempt ended, written once by <see cref="IRunStore.CommitTaskAsync"/>.</summary>
 public sealed record TaskOutcome(TaskState State, long? ExitCode, string? Error, DateTimeOffset FinishedAt);
@@ -82,9 +89,12 @@ public sealed record TaskOutcome(TaskState State, long? ExitCode, string? Error,
 /// <summary>Counts of a run's tasks by state.</summary>
 public sealed record TaskCounts(int Queued, int Running, int Succeeded, int Failed, int Cached, int Cancelled)
 {
-    public int Total => Queued + Running + Succeeded + Failed + Cached + Cancelled;
+    /// <summary>Failed batches whose inputs went on as tasks of their own.</summary>
+    public int Split { get; init; }
 
-    public int Ended => Succeeded + Failed + Cached + Cancelled;
+    public int Total => Queued + Running + Succeeded + Failed + Cached + Cancelled + Split;
+
+    public int Ended => Succeeded + Failed + Cached + Cancelled + Split;
 }
 
 /// <summary>A stored file: key, size and sha256 of the bytes stored.</summary>

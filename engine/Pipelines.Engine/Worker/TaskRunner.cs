@@ -41,7 +41,18 @@ public sealed partial class TaskRunner(
         var task = await store.GetTaskAsync(runId, index, cancellationToken).ConfigureAwait(false)
             ?? throw new PipelinesException($"run {runId} has no task {index}", retryHelps: false);
         var remaining = run.Remaining;
-        if (!task.State.IsTerminal())
+        if (task.State == TaskState.Split)
+        {
+            // A delivery after the split committed (the worker died before enqueuing the
+            // children): enqueue the children still queued; a second job for one is harmless.
+            var queued = (await store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false))
+                .Where(t => t.ParentIndex == index && t.State == TaskState.Queued).Select(t => t.Index).ToList();
+            if (queued.Count > 0)
+            {
+                await queue.EnqueueTasksAsync(runId, queued, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else if (!task.State.IsTerminal())
         {
             var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
             remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
@@ -108,6 +119,11 @@ public sealed partial class TaskRunner(
             DeleteScratch(scratch);
         }
 
+        if (outcome.State == TaskState.Failed && CanSplit(run, task, workflow))
+        {
+            return await SplitAsync(run, task, definition, outcome, rows, ct).ConfigureAwait(false);
+        }
+
         var (committed, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, outcome, rows, ct).ConfigureAwait(false);
         if (committed && outcome.State == TaskState.Succeeded)
         {
@@ -117,6 +133,38 @@ public sealed partial class TaskRunner(
         if (committed && outcome.State == TaskState.Failed && workflow.OnError == OnError.Fail)
         {
             await store.RequestStopAsync(run.RunId, $"task {task.Index} ({task.TaskId}) failed and on_error is fail", ct).ConfigureAwait(false);
+        }
+
+        return remaining;
+    }
+
+    /// <summary>
+    /// A failed batch of plain files (no group_by, no sample sheet) under on_error: continue is
+    /// split, so that one bad input does not cost the results of the others.
+    /// </summary>
+    private static bool CanSplit(RunRecord run, TaskRecord task, Workflow workflow) =>
+        workflow.OnError == OnError.Continue && task.Inputs.Count > 1 && Planner.CanStream(workflow) && run.StopReason is null;
+
+    /// <summary>
+    /// Ends the batch as split and queues each of its inputs as a task of its own, with the task
+    /// id a plan of batch 1 would give it: per-file outcomes, provenance and retries, and later
+    /// runs can reuse their results.
+    /// </summary>
+    private async Task<int> SplitAsync(RunRecord run, TaskRecord task, RunDefinition definition, TaskOutcome outcome, List<ProvenanceRow> rows, CancellationToken ct)
+    {
+        var none = new Dictionary<string, string>();
+        var children = task.Inputs
+            .Select(i => new TaskRecord(run.RunId, -1, Planner.TaskId(definition.Workflow, definition.ImageDigests, [i], none), TaskState.Queued, [i], none, 0, null, null, null, null, null))
+            .ToList();
+        var note = $"{outcome.Error} [the batch of {task.Inputs.Count} inputs was split: each input runs again as a task of its own]";
+        var (split, indexes, remaining) = await store.SplitTaskAsync(run.RunId, task.Index, outcome with { Error = note }, rows, children, ct).ConfigureAwait(false);
+        if (split)
+        {
+            LogSplit(log, run.RunId, task.Index, indexes.Count, indexes[0], indexes[^1]);
+
+            // At-least-once: a crash before this line is healed by the parent's next delivery,
+            // which finds it split and enqueues the children still queued.
+            await queue.EnqueueTasksAsync(run.RunId, indexes, ct).ConfigureAwait(false);
         }
 
         return remaining;
@@ -455,6 +503,9 @@ public sealed partial class TaskRunner(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index}: {Inputs} inputs staged in {StageMs:0} ms, steps and stage-out {StepsMs:0} ms")]
     private static partial void LogTaskTimes(ILogger logger, string runId, int index, int inputs, double stageMs, double stepsMs);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} failed as a batch: split into tasks {First}-{Last} ({Count} inputs)")]
+    private static partial void LogSplit(ILogger logger, string runId, int index, int count, int first, int last);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} failed: {Error}")]
     private static partial void LogTaskError(ILogger logger, string runId, int index, string error);

@@ -10,9 +10,9 @@ public sealed record SubmitRunRequest(string Workflow, IReadOnlyList<string>? Se
 public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings);
 
 /// <summary>Counts of a run's tasks by state.</summary>
-public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled)
+public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled, int Split)
 {
-    public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled);
+    public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled, c.Split);
 }
 
 /// <summary>A run: its state, counts and timings, and where to read more.</summary>

@@ -40,6 +40,7 @@ internal static class RunHtml
             + Bar(c.Succeeded + c.Cached, "success", "succeeded or cached")
             + Bar(c.Failed, "danger", "failed")
             + Bar(c.Cancelled, "warning", "cancelled")
+            + Bar(c.Split, "warning", "split into tasks of their own")
             + Bar(c.Running, "info progress-bar-striped active", "running")
             + $"</div><small class=\"text-muted\">{percent}% ({c.Ended}/{c.Total})</small>";
     }
@@ -61,6 +62,7 @@ internal static class RunHtml
         Add(c.Cached, "cached");
         Add(c.Failed, "failed");
         Add(c.Cancelled, "cancelled");
+        Add(c.Split, "split");
         return sb.ToString();
     }
 

@@ -137,6 +137,41 @@ public sealed class EmbeddedRunTests : IDisposable
     }
 
     [Fact]
+    public async Task A_batch_with_a_malformed_input_is_split_so_only_that_input_fails()
+    {
+        var input = _temp.Combine("input-batch");
+        var good = new[] { "lane1/S001_R1.fastq", "lane1/S001_R2.fastq", "lane1/S002_R1.fastq" };
+        foreach (var name in good)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(input, name))!);
+            File.Copy(Path.Combine(TestEnvironment.SampleFastq, name), Path.Combine(input, name));
+        }
+
+        File.Copy(Path.Combine(TestEnvironment.RepoRoot, "sample-data", "invalid", "missing_plus.fastq"), Path.Combine(input, "lane1", "S002_R2.fastq"));
+
+        var result = await RunAsync("workflows/fastq-stats.yaml", "input.batch=10", "input.uri=" + input, "steps[0].retries=0");
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("tasks:   5 (3 succeeded, 0 cached, 1 failed, 0 cancelled, 1 split)", result.Stdout, StringComparison.Ordinal);
+        var run = Folder(result);
+        var rows = await run.ResultAsync("stats");
+        Assert.Equal(good, rows.Select(r => (string)r["file"]!));
+
+        var provenance = await run.ProvenanceAsync();
+        var batch = provenance.Single(p => p.Inputs.Count == 4);
+        Assert.Equal("failed", batch.Status);
+        var failed = provenance.Single(p => p.Inputs.Count == 1 && p.Status == "failed");
+        Assert.Equal("lane1/S002_R2.fastq", failed.Inputs.Single().Key);
+        Assert.Contains("fastq-stats: lane1/S002_R2.fastq:", failed.Error, StringComparison.Ordinal);
+        Assert.Equal(3, provenance.Count(p => p.Inputs.Count == 1 && p.Status == "succeeded"));
+        await run.AssertOutputHashesAsync(provenance);
+
+        // The split tasks have the ids a plan of batch 1 gives: a later run with batch 1 reuses them.
+        var again = await RunAsync("workflows/fastq-stats.yaml", "input.batch=1", "input.uri=" + input, "steps[0].retries=0");
+        Assert.Contains("(0 succeeded, 3 cached, 1 failed, 0 cancelled)", again.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task On_error_fail_stops_the_run_and_presents_no_results()
     {
         var input = _temp.Combine("input-fail");

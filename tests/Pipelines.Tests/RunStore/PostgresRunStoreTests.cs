@@ -81,6 +81,30 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_split_adds_the_children_once_after_the_last_task_and_counts_them_as_remaining()
+    {
+        await CreateRunAsync("rsplit", 3);
+        var children = Enumerable.Range(0, 2).Select(i => new TaskRecord("rsplit", -1, $"child{i}", TaskState.Queued, [new InputFile($"in/c{i}", 1, "h")], new Dictionary<string, string>(), 0, null, null, null, null, null)).ToList();
+        var outcome = new TaskOutcome(TaskState.Failed, 2, "bad input", Now);
+
+        var first = await _store.SplitTaskAsync("rsplit", 1, outcome, [Row("rsplit", 1, 1)], children, CancellationToken.None);
+        var second = await _store.SplitTaskAsync("rsplit", 1, outcome, [Row("rsplit", 1, 1)], children, CancellationToken.None);
+
+        Assert.True(first.Committed);
+        Assert.Equal([3, 4], first.Children);
+        Assert.Equal(4, first.Remaining); // 3 - the split one + 2 children
+        Assert.False(second.Committed);
+        Assert.Empty(second.Children);
+        var tasks = await _store.GetTasksAsync("rsplit", CancellationToken.None);
+        Assert.Equal(5, tasks.Count);
+        Assert.Equal(TaskState.Split, tasks[1].State);
+        Assert.All(tasks.Skip(3), t => Assert.Equal((TaskState.Queued, (int?)1), (t.State, t.ParentIndex)));
+        var counts = await _store.CountTasksAsync("rsplit", CancellationToken.None);
+        Assert.Equal((5, 1, 1), (counts.Total, counts.Ended, counts.Split));
+        Assert.Equal(5, (await _store.GetRunAsync("rsplit", CancellationToken.None))!.TaskCount);
+    }
+
+    [Fact]
     public async Task A_task_commits_once_and_a_second_delivery_changes_nothing()
     {
         await CreateRunAsync("r2", 2);
