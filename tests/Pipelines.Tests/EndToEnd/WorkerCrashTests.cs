@@ -94,6 +94,15 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         });
         Assert.EndsWith(":" + first.Id.ToString(CultureInfo.InvariantCulture), task.Worker, StringComparison.Ordinal);
 
+        // Kill while the step's container runs (the task is marked running before staging).
+        using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var byRun = new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + task.RunId] = true } },
+        };
+        await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).FirstOrDefault());
+
         // SIGKILL: no shutdown, no requeue; the job stays fetched until its invisibility times out.
         first.Kill(entireProcessTree: true);
         await first.WaitForExitAsync();
@@ -115,13 +124,8 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         var sizes = await folder.ResultAsync("sizes");
         Assert.Equal(new FileInfo(Path.Combine(input, "a.fastq")).Length, Assert.Single(sizes)["bytes"]);
 
-        // The killed worker's container ran on; remove it by its run's label.
-        using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
-        var left = await docker.Containers.ListContainersAsync(new ContainersListParameters
-        {
-            All = true,
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + task.RunId] = true } },
-        });
+        // The killed worker's container ran on (the second worker's was removed); remove it.
+        var left = await docker.Containers.ListContainersAsync(byRun);
         Assert.Single(left);
         foreach (var c in left)
         {
