@@ -130,22 +130,12 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var task = _tasks[runId][index];
             var run = _runs[runId];
-            if (task.State is not (TaskState.Queued or TaskState.Running))
+            if (!EndTask(runId, index, outcome.State, outcome, rows))
             {
                 return Task.FromResult((false, run.Remaining));
             }
 
-            _tasks[runId][index] = task with
-            {
-                State = outcome.State,
-                ExitCode = outcome.ExitCode,
-                Error = outcome.Error,
-                FinishedAt = outcome.FinishedAt,
-                Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
-            };
-            _provenance[runId].AddRange(rows.Select(r => (index, r)));
             run = run with { Remaining = run.Remaining - 1 };
             _runs[runId] = run;
             return Task.FromResult((true, run.Remaining));
@@ -157,28 +147,39 @@ public sealed class InMemoryRunStore : IRunStore
         lock (_lock)
         {
             var tasks = _tasks[runId];
-            var task = tasks[index];
             var run = _runs[runId];
-            if (task.State is not (TaskState.Queued or TaskState.Running))
+            if (!EndTask(runId, index, TaskState.Split, outcome, rows))
             {
                 return Task.FromResult<(bool, IReadOnlyList<int>, int)>((false, [], run.Remaining));
             }
 
-            tasks[index] = task with
-            {
-                State = TaskState.Split,
-                ExitCode = outcome.ExitCode,
-                Error = outcome.Error,
-                FinishedAt = outcome.FinishedAt,
-                Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
-            };
-            _provenance[runId].AddRange(rows.Select(r => (index, r)));
             var added = children.Select((c, i) => c with { RunId = runId, Index = tasks.Length + i, State = TaskState.Queued, ParentIndex = index }).ToArray();
             _tasks[runId] = [.. tasks, .. added];
             run = run with { TaskCount = run.TaskCount + added.Length, Remaining = run.Remaining - 1 + added.Length };
             _runs[runId] = run;
             return Task.FromResult<(bool, IReadOnlyList<int>, int)>((true, added.Select(a => a.Index).ToList(), run.Remaining));
         }
+    }
+
+    /// <summary>Ends a task that has not ended yet, with its provenance rows (under the lock); false when it had ended.</summary>
+    private bool EndTask(string runId, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows)
+    {
+        var task = _tasks[runId][index];
+        if (task.State is not (TaskState.Queued or TaskState.Running))
+        {
+            return false;
+        }
+
+        _tasks[runId][index] = task with
+        {
+            State = state,
+            ExitCode = outcome.ExitCode,
+            Error = outcome.Error,
+            FinishedAt = outcome.FinishedAt,
+            Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
+        };
+        _provenance[runId].AddRange(rows.Select(r => (index, r)));
+        return true;
     }
 
     public Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)

@@ -222,39 +222,12 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
     {
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        int updated;
-
         // The conditional update is the commit point: a second delivery of the same task finds it
         // ended and changes nothing, so no task is ever counted twice.
-        await using (var cmd = new NpgsqlCommand($"""
-            UPDATE {S}.tasks SET state = @s, exit_code = @e, error = @err, finished_at = @f, attempts = @a
-            WHERE run_id = @id AND task_index = @i AND state IN ('queued', 'running')
-            """, conn, tx))
-        {
-            cmd.Parameters.AddWithValue("s", outcome.State.Name());
-            cmd.Parameters.AddWithValue("e", (object?)outcome.ExitCode ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("err", (object?)outcome.Error ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
-            cmd.Parameters.AddWithValue("a", rows.Count == 0 ? 0 : rows.Max(r => r.Attempt));
-            cmd.Parameters.AddWithValue("id", runId);
-            cmd.Parameters.AddWithValue("i", index);
-            updated = await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
+        var updated = await EndTaskAsync(conn, tx, runId, index, outcome.State, outcome, rows, cancellationToken).ConfigureAwait(false);
         int remaining;
-        if (updated == 1)
+        if (updated)
         {
-            foreach (var row in rows)
-            {
-                await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
-                ins.Parameters.AddWithValue("id", runId);
-                ins.Parameters.AddWithValue("i", index);
-                ins.Parameters.AddWithValue("a", row.Attempt);
-                ins.Parameters.AddWithValue("s", row.Step);
-                ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
-                await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-
             await using var dec = new NpgsqlCommand($"UPDATE {S}.runs SET remaining = remaining - 1 WHERE run_id = @id RETURNING remaining", conn, tx);
             dec.Parameters.AddWithValue("id", runId);
             remaining = (int)(await dec.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
@@ -267,7 +240,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return (updated == 1, remaining);
+        return (updated, remaining);
     }
 
     public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
@@ -283,38 +256,12 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             taskCount = (int)(await lockRun.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         }
 
-        int updated;
-        await using (var cmd = new NpgsqlCommand($"""
-            UPDATE {S}.tasks SET state = 'split', exit_code = @e, error = @err, finished_at = @f, attempts = @a
-            WHERE run_id = @id AND task_index = @i AND state IN ('queued', 'running')
-            """, conn, tx))
-        {
-            cmd.Parameters.AddWithValue("e", (object?)outcome.ExitCode ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("err", (object?)outcome.Error ?? DBNull.Value);
-            cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
-            cmd.Parameters.AddWithValue("a", rows.Count == 0 ? 0 : rows.Max(r => r.Attempt));
-            cmd.Parameters.AddWithValue("id", runId);
-            cmd.Parameters.AddWithValue("i", index);
-            updated = await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        if (updated == 0)
+        if (!await EndTaskAsync(conn, tx, runId, index, TaskState.Split, outcome, rows, cancellationToken).ConfigureAwait(false))
         {
             // A second delivery of a task that was already split (or ended): nothing changes.
             await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
             var run = await GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
             return (false, [], run?.Remaining ?? 0);
-        }
-
-        foreach (var row in rows)
-        {
-            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
-            ins.Parameters.AddWithValue("id", runId);
-            ins.Parameters.AddWithValue("i", index);
-            ins.Parameters.AddWithValue("a", row.Attempt);
-            ins.Parameters.AddWithValue("s", row.Step);
-            ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
-            await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         var indexes = new List<int>();
@@ -342,6 +289,44 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return (true, indexes, remaining);
+    }
+
+    /// <summary>
+    /// Ends a task that has not ended yet, with its provenance rows, inside the caller's
+    /// transaction; false (and nothing written) when it had ended already.
+    /// </summary>
+    private async Task<bool> EndTaskAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string runId, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    {
+        await using (var cmd = new NpgsqlCommand($"""
+            UPDATE {S}.tasks SET state = @s, exit_code = @e, error = @err, finished_at = @f, attempts = @a
+            WHERE run_id = @id AND task_index = @i AND state IN ('queued', 'running')
+            """, conn, tx))
+        {
+            cmd.Parameters.AddWithValue("s", state.Name());
+            cmd.Parameters.AddWithValue("e", (object?)outcome.ExitCode ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("err", (object?)outcome.Error ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
+            cmd.Parameters.AddWithValue("a", rows.Count == 0 ? 0 : rows.Max(r => r.Attempt));
+            cmd.Parameters.AddWithValue("id", runId);
+            cmd.Parameters.AddWithValue("i", index);
+            if (await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 0)
+            {
+                return false;
+            }
+        }
+
+        foreach (var row in rows)
+        {
+            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
+            ins.Parameters.AddWithValue("id", runId);
+            ins.Parameters.AddWithValue("i", index);
+            ins.Parameters.AddWithValue("a", row.Attempt);
+            ins.Parameters.AddWithValue("s", row.Step);
+            ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
+            await ins.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        return true;
     }
 
     public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
