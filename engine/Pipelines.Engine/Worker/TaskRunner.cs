@@ -27,6 +27,9 @@ public sealed partial class TaskRunner(
     TimeProvider time,
     ILogger<TaskRunner> log)
 {
+    // Parsed run definitions, so that the tasks of a run do not parse its JSON again each; a
+    // long-lived worker sees many runs, so the cache is dropped whole when it grows past a bound.
+    private const int MaxCachedDefinitions = 256;
     private static readonly ConcurrentDictionary<string, RunDefinition> Definitions = new(StringComparer.Ordinal);
 
     public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
@@ -54,6 +57,11 @@ public sealed partial class TaskRunner(
         }
         else if (!task.State.IsTerminal())
         {
+            if (Definitions.Count >= MaxCachedDefinitions)
+            {
+                Definitions.Clear();
+            }
+
             var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
             remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
         }
@@ -127,7 +135,7 @@ public sealed partial class TaskRunner(
         var (committed, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, outcome, rows, ct).ConfigureAwait(false);
         if (committed && outcome.State == TaskState.Succeeded)
         {
-            await WriteCacheEntryAsync(run, task, rows, ct).ConfigureAwait(false);
+            await WriteCacheEntryAsync(run, task, workflow, rows, ct).ConfigureAwait(false);
         }
 
         if (committed && outcome.State == TaskState.Failed && workflow.OnError == OnError.Fail)
@@ -447,9 +455,9 @@ public sealed partial class TaskRunner(
         return remaining;
     }
 
-    private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, List<ProvenanceRow> rows, CancellationToken ct)
+    private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, Workflow workflow, List<ProvenanceRow> rows, CancellationToken ct)
     {
-        var root = stores.Open(RunDefinition.FromJson(run.DefinitionJson).Workflow.Output.Uri);
+        var root = stores.Open(workflow.Output.Uri);
         var manifest = new CacheManifest(run.RunId, task.TaskId, rows.Where(r => r.Status == "succeeded").ToList());
         await root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct).ConfigureAwait(false);
     }
