@@ -15,7 +15,7 @@ public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
     public sealed class Settings : CommonSettings, IRemoteSettings
     {
         [CommandOption("--server <URL>")]
-        [Description("Submit to this `pipelines server` (or PIPELINES_SERVER) instead of running in this process.")]
+        [Description("Ask this `pipelines server` (or PIPELINES_SERVER) instead of the local configuration.")]
         public string? Server { get; init; }
 
         [CommandOption("--key <KEY>")]

@@ -33,9 +33,11 @@ public sealed partial class RunSubmitter(
     ILogger<RunSubmitter> log)
 {
     /// <summary>Everything up to queuing: validate, pin images, list, plan. Writes nothing.</summary>
-    public async Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    public Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken) =>
+        PrepareAsync(WorkflowParser.Parse(yaml, source, baseDirectory, overrides), cancellationToken);
+
+    private async Task<PreparedRun> PrepareAsync(Workflow workflow, CancellationToken cancellationToken)
     {
-        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
 
         var input = stores.Open(workflow.Input.Uri);
@@ -58,7 +60,7 @@ public sealed partial class RunSubmitter(
             return await SubmitStreamingAsync(yaml, workflow, cancellationToken).ConfigureAwait(false);
         }
 
-        var prepared = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+        var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);
         return await QueueAsync(yaml, prepared, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
     }
 
@@ -71,7 +73,7 @@ public sealed partial class RunSubmitter(
         var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
         if (!Planner.CanStream(workflow))
         {
-            var prepared = await PrepareAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+            var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);
             var counted = new PlanCounter { Listed = prepared.Plan.FilesListed, Selected = prepared.Plan.FilesSelected, Tasks = prepared.Plan.Tasks.Count };
             return new PlanPreview(workflow, prepared.ImageDigests, AsAsync(prepared.Plan.Tasks), counted, prepared.Plan.FilesUngrouped);
         }
