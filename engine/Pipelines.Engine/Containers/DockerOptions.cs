@@ -15,6 +15,12 @@ public sealed record DockerOptions
     /// <summary>Size of the writable /tmp.</summary>
     public string TmpSize { get; init; } = "64m";
 
+    /// <summary>
+    /// The cap on the engine's own json log of a container (its log-opts max-size, one file), so a
+    /// step that prints without end cannot fill the engine's disk; the engine keeps MaxLogBytes of it.
+    /// </summary>
+    public string LogMaxSize { get; init; } = "10m";
+
     /// <summary>At most this much of a step's stdout and stderr is kept (the rest is cut with a note).</summary>
     public int MaxLogBytes { get; init; } = 1024 * 1024;
 }

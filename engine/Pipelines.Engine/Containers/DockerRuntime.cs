@@ -85,6 +85,11 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
                 CPUShares = _options.CpuShares,
                 Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
                 Tmpfs = new Dictionary<string, string> { ["/tmp"] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
+                LogConfig = new LogConfig
+                {
+                    Type = "json-file",
+                    Config = new Dictionary<string, string> { ["max-size"] = _options.LogMaxSize, ["max-file"] = "1" },
+                },
             },
         };
 

@@ -91,7 +91,7 @@ public static class EngineHost
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddHangfire(c => Common(c).UsePostgreSqlStorage(
+            services.AddHangfire((sp, c) => Common(c, sp).UsePostgreSqlStorage(
                 o => o.UseNpgsqlConnection(postgres),
                 new PostgreSqlStorageOptions
                 {
@@ -109,7 +109,7 @@ public static class EngineHost
         else
         {
             services.AddSingleton<IRunStore, InMemoryRunStore>();
-            services.AddHangfire(c => Common(c).UseInMemoryStorage(new InMemoryStorageOptions()));
+            services.AddHangfire((sp, c) => Common(c, sp).UseInMemoryStorage(new InMemoryStorageOptions()));
         }
 
         // Triggers (docs/triggers.md): the ledger, ingest and registration whenever PostgreSQL is
@@ -133,8 +133,9 @@ public static class EngineHost
         return services;
     }
 
-    private static IGlobalConfiguration Common(IGlobalConfiguration c) => c
+    private static IGlobalConfiguration Common(IGlobalConfiguration c, IServiceProvider services) => c
         .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
         .UseSimpleAssemblyNameTypeSerializer()
-        .UseRecommendedSerializerSettings();
+        .UseRecommendedSerializerSettings()
+        .UseFilter(new EndWhenJobFails(services));
 }

@@ -97,6 +97,28 @@ public static partial class Quantities
         : d.TotalHours < 1 ? $"{(int)d.TotalMinutes}m{d.Seconds:00}s"
         : $"{(int)d.TotalHours}h{d.Minutes:00}m";
 
+    /// <summary>A byte count the way a user writes one: 512Mi, 10Gi, 1.5Gi, 300 bytes.</summary>
+    public static string FormatSize(long bytes)
+    {
+        string[] units = ["Ki", "Mi", "Gi", "Ti"];
+        if (bytes < 1024)
+        {
+            return $"{bytes} bytes";
+        }
+
+        double value = bytes;
+        var unit = -1;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+
+        return value == Math.Floor(value)
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0}{units[unit]}")
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0.#}{units[unit]}");
+    }
+
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$")]
     private static partial Regex SizePattern();
 

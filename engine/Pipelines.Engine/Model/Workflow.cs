@@ -37,7 +37,11 @@ public sealed record StepSpec(
     IReadOnlyList<string> Outputs);
 
 /// <summary>The limits a step's container runs under.</summary>
-public sealed record Resources(double Cpus, long MemoryBytes, TimeSpan Timeout, long Pids)
+/// <summary>
+/// A step's limits. <see cref="DiskBytes"/> and <see cref="Files"/> bound what the step may
+/// leave in /out (0: the worker's limit, Worker:MaxOutputBytes and Worker:MaxOutputFiles).
+/// </summary>
+public sealed record Resources(double Cpus, long MemoryBytes, TimeSpan Timeout, long Pids, long DiskBytes = 0, long Files = 0)
 {
     public static Resources Default { get; } = new(1, 512L * 1024 * 1024, TimeSpan.FromMinutes(10), 256);
 }

@@ -397,7 +397,7 @@ public static partial class WorkflowParser
         }
 
         var f = new Fields(node, path, ctx);
-        f.Known("cpus", "memory", "timeout", "pids");
+        f.Known("cpus", "memory", "timeout", "pids", "disk", "files");
         var cpusText = f.String("cpus", required: false);
         var cpus = r.Cpus;
         if (cpusText is not null)
@@ -441,7 +441,22 @@ public static partial class WorkflowParser
             ctx.Add(f.Node("pids")!, path + ".pids", $"is {pids}; a container needs at least 1 process");
         }
 
-        return new Resources(cpus, memory, timeout, Math.Max(pids, 1));
+        long disk = 0;
+        var diskText = f.String("disk", required: false);
+        if (diskText is not null && (!Quantities.TryParseSize(diskText, out disk) || disk <= 0))
+        {
+            ctx.Add(f.Node("disk")!, path + ".disk", $"'{diskText}' is not a size (e.g. 100Mi, 10Gi): the bytes the step may leave in /out");
+            disk = 0;
+        }
+
+        var files = f.Int("files", required: false) ?? 0;
+        if (files < 0 || f.Node("files") is not null && files == 0)
+        {
+            ctx.Add(f.Node("files")!, path + ".files", $"is {files}; the number of files a step may leave in /out is at least 1");
+            files = 0;
+        }
+
+        return new Resources(cpus, memory, timeout, Math.Max(pids, 1), disk, files);
     }
 
     private static List<GatherSpec>? BuildGather(YamlSequenceNode? node, Context ctx, IReadOnlyList<StepSpec>? steps)

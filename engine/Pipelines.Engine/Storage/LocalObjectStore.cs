@@ -164,7 +164,9 @@ public sealed partial class LocalObjectStore : IObjectStore
     private static string TempPath(string target)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        return target + ".pipelines-tmp-" + Guid.NewGuid().ToString("N")[..12];
+        // Beside the target (a rename stays on one file system), with a short name of its own:
+        // the target's name may already be near the 255-byte limit of a name.
+        return Path.Combine(Path.GetDirectoryName(target)!, ".pipelines-tmp-" + Guid.NewGuid().ToString("N")[..12]);
     }
 
     private string PathOf(string key)

@@ -103,24 +103,29 @@ public sealed partial class TaskRunner(
         var workflow = definition.Workflow;
         var steps = Planner.Expand(workflow, definition.ImageDigests, task.Inputs, task.Captures, task.TaskId);
         var scratch = Path.Combine(options.Scratch, $"{run.RunId}-{task.Index}-{Guid.NewGuid():N}"[..^20]);
+        PrepareScratchRoot();
         var rows = new List<ProvenanceRow>();
         TaskOutcome outcome;
         try
         {
-            Directory.CreateDirectory(scratch);
+            // Only the engine may enter a task's scratch folder: containers see their binds, not the path to them.
+            Directory.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
             var stagedIn = clock.Elapsed;
             outcome = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
             LogTaskTimes(log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
         }
-        catch (PipelinesException e) when (!ct.IsCancellationRequested)
+        catch (Exception e) when (!ct.IsCancellationRequested && !IsOutage(e))
         {
-            // Staging failed (an input deleted or changed since planning, the store unreachable):
-            // the task fails with the reason, and the run goes on.
-            LogTaskError(log, run.RunId, task.Index, e.Message);
-            rows.Add(Row(run, task, steps[Math.Min(rows.Count, steps.Count - 1)], attempt: rows.Count + 1, "failed", null, [], [], time.GetUtcNow(), null, e.Message));
-            outcome = new TaskOutcome(TaskState.Failed, null, e.Message, time.GetUtcNow());
+            // Anything else that went wrong in staging or stage-out (an input deleted or changed
+            // since planning, a file the engine cannot read or write, a bug): the task ends failed
+            // with the reason, and the run goes on. Outages are thrown on to Hangfire, which
+            // delivers the job again after a delay; EndTaskWhenJobFails ends it once retries run out.
+            var reason = e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            LogTaskError(log, run.RunId, task.Index, reason);
+            rows.Add(Row(run, task, steps[Math.Min(rows.Count, steps.Count - 1)], attempt: rows.Count + 1, "failed", null, [], [], time.GetUtcNow(), null, reason));
+            outcome = new TaskOutcome(TaskState.Failed, null, reason, time.GetUtcNow());
         }
         finally
         {
@@ -227,11 +232,13 @@ public sealed partial class TaskRunner(
                 mounts.Add(new Mount(outDir, "/out", ReadOnly: false));
                 Directory.CreateDirectory(Path.Combine(scratch, "in"));
                 var started = time.GetUtcNow();
+                var limits = Limits(step);
                 ContainerResult? result = null;
                 string? cancelledBecause = null;
+                string? stoppedBecause = null;
                 try
                 {
-                    (result, cancelledBecause) = await RunUnlessCancelledAsync(
+                    (result, cancelledBecause, stoppedBecause) = await RunWatchedAsync(
                         run.RunId,
                         new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, new Dictionary<string, string>
                         {
@@ -239,12 +246,15 @@ public sealed partial class TaskRunner(
                             ["org.pipelines.task"] = task.TaskId,
                             ["org.pipelines.step"] = step.Name,
                         }),
+                        outDir,
+                        limits,
                         ct).ConfigureAwait(false);
-                    error = result is null ? $"step '{step.Name}' was stopped: {cancelledBecause}"
+                    error = stoppedBecause is not null ? $"step '{step.Name}' was stopped: {stoppedBecause}"
+                        : result is null ? $"step '{step.Name}' was stopped: {cancelledBecause}"
                         : result.Succeeded ? null
                         : $"step '{step.Name}' {result.Error}" + Tail(result.Log);
                 }
-                catch (PipelinesException e) when (!ct.IsCancellationRequested)
+                catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
                 {
                     error = $"step '{step.Name}' could not run: {e.Message}";
                 }
@@ -268,9 +278,19 @@ public sealed partial class TaskRunner(
                 List<FileRef> outputs = [];
                 if (error is null)
                 {
-                    outputs = await StageOutAsync(task, step, outDir, runOutput, ct).ConfigureAwait(false);
-                    kept.Add((step.Name, outDir));
-                    succeeded = true;
+                    try
+                    {
+                        outputs = await StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        kept.Add((step.Name, outDir));
+                        succeeded = true;
+                    }
+                    catch (OutputRefusedException e)
+                    {
+                        // What the step left cannot be taken (a link, a fifo, a bad name, a quota):
+                        // the attempt fails, like an exit code, and may be retried.
+                        error = $"step '{step.Name}' left outputs that cannot be taken: {e.Message}";
+                        stepLog.Append("=== pipelines: ").Append(error).Append(" ===\n");
+                    }
                 }
 
                 rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error));
@@ -293,27 +313,73 @@ public sealed partial class TaskRunner(
     }
 
     /// <summary>
-    /// Runs one container while watching the run: when a user cancels the run, the container is
-    /// stopped (the runtime kills and removes it) and the reason is returned instead of a result.
+    /// Runs one container while watching the run and the step's /out: when a user cancels the
+    /// run, or the step passes a quota of /out or leaves the scratch disk too little room, the
+    /// container is stopped (the runtime kills and removes it) and the reason is returned
+    /// instead of a result.
     /// </summary>
-    private async Task<(ContainerResult? Result, string? CancelledBecause)> RunUnlessCancelledAsync(string runId, ContainerSpec spec, CancellationToken ct)
+    private async Task<(ContainerResult? Result, string? CancelledBecause, string? StoppedBecause)> RunWatchedAsync(string runId, ContainerSpec spec, string outDir, OutputLimits limits, CancellationToken ct)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var watcher = WatchForCancelAsync(runId, cancel, watching.Token);
+        var quota = WatchQuotaAsync(outDir, limits, cancel, watching.Token);
         try
         {
-            return (await runtime.RunAsync(spec, cancel.Token).ConfigureAwait(false), null);
+            var result = await runtime.RunAsync(spec, cancel.Token).ConfigureAwait(false);
+            return (result, null, null);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && cancel.IsCancellationRequested)
         {
-            return (null, await watcher.ConfigureAwait(false) ?? "run stopped");
+            await watching.CancelAsync().ConfigureAwait(false);
+            var over = await quota.ConfigureAwait(false);
+            return over is not null ? (null, null, over) : (null, await watcher.ConfigureAwait(false) ?? "run stopped", null);
         }
         finally
         {
             await watching.CancelAsync().ConfigureAwait(false);
             await watcher.ConfigureAwait(false);
+            await quota.ConfigureAwait(false);
         }
+    }
+
+    private async Task<string?> WatchQuotaAsync(string outDir, OutputLimits limits, CancellationTokenSource cancel, CancellationToken watching)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.QuotaPollInterval, time, watching).ConfigureAwait(false);
+                var (files, bytes) = OutputFolder.Measure(outDir, limits);
+                var (free, total) = UnixFiles.Space(outDir);
+                var reserve = Math.Min(options.MinScratchFree, total / 10);
+                var over = files > limits.MaxFiles ? $"it wrote more than {limits.MaxFiles} files and folders to /out, over its quota ({limits.FilesSource})"
+                    : bytes > limits.MaxBytes ? $"it wrote more than {Quantities.FormatSize(limits.MaxBytes)} to /out, over its quota ({limits.BytesSource})"
+                    : free < reserve ? $"the worker's scratch disk ({options.Scratch}) has only {Quantities.FormatSize(free)} free, less than the {Quantities.FormatSize(reserve)} kept in reserve (Worker:MinScratchFree)"
+                    : null;
+                if (over is not null)
+                {
+                    LogQuotaStop(log, outDir, over);
+                    await cancel.CancelAsync().ConfigureAwait(false);
+                    return over;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (watching.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    private OutputLimits Limits(ExpandedStep step)
+    {
+        var bytes = step.Resources.DiskBytes > 0 && step.Resources.DiskBytes <= options.MaxOutputBytes
+            ? (step.Resources.DiskBytes, $"resources.disk of step '{step.Name}' is {Quantities.FormatSize(step.Resources.DiskBytes)}")
+            : (options.MaxOutputBytes, $"Worker:MaxOutputBytes is {Quantities.FormatSize(options.MaxOutputBytes)}");
+        var files = step.Resources.Files > 0 && step.Resources.Files <= options.MaxOutputFiles
+            ? (step.Resources.Files, $"resources.files of step '{step.Name}' is {step.Resources.Files}")
+            : (options.MaxOutputFiles, $"Worker:MaxOutputFiles is {options.MaxOutputFiles}");
+        return new OutputLimits(bytes.Item1, files.Item1, bytes.Item2, files.Item2);
     }
 
     private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, CancellationToken watching)
@@ -346,33 +412,32 @@ public sealed partial class TaskRunner(
         }
     }
 
-    private async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, StorageLocation runOutput, CancellationToken ct)
+    /// <summary>
+    /// Uploads the kept outputs of a finished step. The container has been removed, and
+    /// <see cref="OutputFolder"/> reads /out without following any link: only regular files
+    /// inside it are taken, each opened by descriptor and uploaded through that descriptor.
+    /// </summary>
+    private async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct)
     {
         var globs = step.Outputs.Select(Glob.Parse).ToList();
-        var files = Directory.EnumerateFiles(outDir, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 })
-            .Select(f => Path.GetRelativePath(outDir, f).Replace(Path.DirectorySeparatorChar, '/'))
-            .Where(rel => globs.Any(g => g.IsMatch(rel)))
-            .Order(StringComparer.Ordinal)
-            .ToList();
-
-        // Files that are not kept are deleted so that later steps see only what is kept.
-        foreach (var f in Directory.EnumerateFiles(outDir, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
+        var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
+        foreach (var warning in scan.Warnings)
         {
-            var rel = Path.GetRelativePath(outDir, f).Replace(Path.DirectorySeparatorChar, '/');
-            if (!files.Contains(rel))
-            {
-                File.Delete(f);
-            }
+            stepLog.Append("=== pipelines: warning: ").Append(warning).Append(" ===\n");
         }
 
-        var refs = new FileRef[files.Count];
+        var refs = new FileRef[scan.Kept.Count];
         await Parallel.ForEachAsync(
-            Enumerable.Range(0, files.Count),
+            Enumerable.Range(0, scan.Kept.Count),
             new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
             async (i, token) =>
             {
-                var key = RunLayout.TaskOutput(task.TaskId, step.Name, files[i]);
-                var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), Path.Combine(outDir, files[i]), token).ConfigureAwait(false);
+                var file = scan.Kept[i];
+                var key = RunLayout.TaskOutput(task.TaskId, step.Name, file.Path);
+                using var handle = OutputFolder.OpenKept(outDir, file.Path);
+
+                // The store reads the file through the descriptor already judged, not by its path again.
+                var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), $"/proc/self/fd/{handle.DangerousGetHandle()}", token).ConfigureAwait(false);
                 refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
             }).ConfigureAwait(false);
         return refs.ToList();
@@ -410,19 +475,15 @@ public sealed partial class TaskRunner(
             {
                 foreach (var output in step.Outputs)
                 {
-                    var bytes = await source.Store.ReadAllAsync(source.Key(output.Key), ct).ConfigureAwait(false);
-                    if (Hashing.Sha256Hex(bytes) != output.Sha256)
+                    if (!await CopyVerifiedAsync(source, runOutput, output.Key, output.Sha256, ct).ConfigureAwait(false))
                     {
                         LogCacheMismatch(log, run.RunId, task.TaskId, output.Key);
                         return null;
                     }
-
-                    await runOutput.Store.PutAsync(runOutput.Key(output.Key), bytes, "application/octet-stream", ct).ConfigureAwait(false);
                 }
 
                 var logKey = RunLayout.TaskLog(task.TaskId, step.Step);
-                var logBytes = await source.Store.ReadAllAsync(source.Key(logKey), ct).ConfigureAwait(false);
-                await runOutput.Store.PutAsync(runOutput.Key(logKey), logBytes, "text/plain; charset=utf-8", ct).ConfigureAwait(false);
+                await CopyVerifiedAsync(source, runOutput, logKey, null, ct).ConfigureAwait(false);
                 rows.Add(new ProvenanceRow
                 {
                     RunId = run.RunId,
@@ -454,6 +515,43 @@ public sealed partial class TaskRunner(
         var (_, remaining) = await store.CommitTaskAsync(run.RunId, task.Index, new TaskOutcome(TaskState.Cached, 0, null, time.GetUtcNow()), rows, ct).ConfigureAwait(false);
         return remaining;
     }
+
+    /// <summary>
+    /// Copies an object of an earlier run into this run through a local file, so that memory
+    /// does not grow with its size, and only when its bytes still have the recorded sha256.
+    /// </summary>
+    private async Task<bool> CopyVerifiedAsync(StorageLocation source, StorageLocation target, string key, string? sha256, CancellationToken ct)
+    {
+        PrepareScratchRoot();
+        var temp = Path.Combine(options.Scratch, "reuse-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var digest = await source.Store.DownloadAsync(source.Key(key), temp, ct).ConfigureAwait(false);
+            if (sha256 is not null && !string.Equals(digest.Sha256, sha256, StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+
+            await target.Store.UploadAsync(target.Key(key), temp, ct).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private void PrepareScratchRoot()
+    {
+        if (!Directory.Exists(options.Scratch))
+        {
+            Directory.CreateDirectory(options.Scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
+    /// <summary>An outage (the store, the run store or the Docker engine out of reach): a retry helps, the algorithm is not to blame.</summary>
+    private static bool IsOutage(Exception e) =>
+        e is PipelinesException { RetryHelps: true } or Npgsql.NpgsqlException { IsTransient: true } or TimeoutException or OperationCanceledException;
 
     private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, Workflow workflow, List<ProvenanceRow> rows, CancellationToken ct)
     {
@@ -498,12 +596,10 @@ public sealed partial class TaskRunner(
     {
         try
         {
-            if (Directory.Exists(scratch))
-            {
-                Directory.Delete(scratch, recursive: true);
-            }
+            // Never through a link, whatever the names: a container made this tree.
+            OutputFolder.DeleteTree(scratch);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
         {
             LogScratchLeft(log, scratch, e.Message);
         }
@@ -532,6 +628,9 @@ public sealed partial class TaskRunner(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: could not look for a cancel: {Error}")]
     private static partial void LogWatchFailed(ILogger logger, string runId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stopping the step writing to {OutDir}: {Reason}")]
+    private static partial void LogQuotaStop(ILogger logger, string outDir, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete scratch folder {Path}: {Error}")]
     private static partial void LogScratchLeft(ILogger logger, string path, string error);

@@ -15,6 +15,21 @@ public sealed record WorkerOptions
     /// <summary>How often a running step looks whether its run was cancelled.</summary>
     public TimeSpan CancelPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>At most this many bytes may a step leave in /out (a step's resources.disk may ask for less).</summary>
+    public long MaxOutputBytes { get; init; } = 10L * 1024 * 1024 * 1024;
+
+    /// <summary>At most this many files and folders may a step leave in /out (a step's resources.files may ask for less).</summary>
+    public long MaxOutputFiles { get; init; } = 100_000;
+
+    /// <summary>How often a running step's /out is measured against its quotas and the scratch disk's free space.</summary>
+    public TimeSpan QuotaPollInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// A running step is stopped when the scratch file system has less than this free (or less
+    /// than a tenth of its size, whichever is smaller), so one step cannot fill the worker's disk.
+    /// </summary>
+    public long MinScratchFree { get; init; } = 256L * 1024 * 1024;
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 }

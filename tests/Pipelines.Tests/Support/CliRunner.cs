@@ -46,9 +46,35 @@ public static class CliRunner
         return Process.Start(psi)!;
     }
 
-    public static async Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
+    public static async Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null) =>
+        (await RunMeasuredAsync(args, env, timeout)).Result;
+
+    /// <summary>Runs the CLI and samples its peak resident memory (VmHWM) while it runs.</summary>
+    public static async Task<(Result Result, long PeakRssBytes)> RunMeasuredAsync(IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
     {
         using var p = Start(args, env);
+        long peak = 0;
+        using var sampling = new CancellationTokenSource();
+        var sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                try
+                {
+                    var line = File.ReadLines($"/proc/{p.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+                    if (line is not null)
+                    {
+                        peak = Math.Max(peak, long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) * 1024);
+                    }
+                }
+                catch (IOException)
+                {
+                    // The process has just ended.
+                }
+
+                await Task.Delay(50, CancellationToken.None);
+            }
+        });
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
         p.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (stdout) { stdout.AppendLine(e.Data); } } };
@@ -67,6 +93,8 @@ public static class CliRunner
         }
 
         p.WaitForExit();
-        return new Result(p.ExitCode, stdout.ToString(), stderr.ToString());
+        await sampling.CancelAsync();
+        await sampler;
+        return (new Result(p.ExitCode, stdout.ToString(), stderr.ToString()), peak);
     }
 }

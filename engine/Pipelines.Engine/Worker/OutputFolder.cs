@@ -1,0 +1,262 @@
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// What a step left in its <c>/out</c>, read without trusting it: the container is other
+/// people's code, and the engine runs as root. Every entry is looked at relative to an open
+/// folder descriptor and never through a link (<see cref="UnixFiles"/>); only regular files
+/// can be outputs; names must be UTF-8 without control characters; the step's quotas on files
+/// and bytes are checked while walking, before anything is copied.
+/// </summary>
+internal static class OutputFolder
+{
+    /// <summary>S3's limit on a key; a kept output's path under /out must leave room for the run's prefix.</summary>
+    public const int MaxPathBytes = 768;
+
+    /// <summary>
+    /// Walks a finished step's /out: returns the regular files that <paramref name="keep"/>
+    /// accepts, removes everything else (a link is removed itself, its target never touched),
+    /// and fails the attempt with a reason naming the path for a kept entry that is not a
+    /// regular file, a bad name, or a quota passed.
+    /// </summary>
+    public static OutputScan Collect(string outDir, Func<string, bool> keep, OutputLimits limits)
+    {
+        var kept = new List<OutputFile>();
+        var warnings = new List<string>();
+        long files = 0, bytes = 0;
+        using var root = UnixFiles.OpenDirectory(outDir);
+        Walk(root, "", depth: 0);
+        kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
+        return new OutputScan(kept, warnings);
+
+        void Walk(UnixFiles.SafeDirectory folder, string prefix, int depth)
+        {
+            foreach (var raw in UnixFiles.ReadNames(folder, Shown(prefix)))
+            {
+                var rel = prefix + CheckedName(raw, prefix);
+                var shown = Shown(rel);
+                if (++files > limits.MaxFiles)
+                {
+                    throw Refused($"the step left more than {limits.MaxFiles} files and folders in /out, over its quota ({limits.FilesSource})");
+                }
+
+                if (Encoding.UTF8.GetByteCount(rel) > MaxPathBytes)
+                {
+                    throw Refused($"{Shown(rel[..Math.Min(rel.Length, 80)])}...: an output path may be at most {MaxPathBytes} bytes long");
+                }
+
+                var entry = UnixFiles.Stat(folder, raw, shown);
+                if (entry is null)
+                {
+                    continue;
+                }
+
+                switch (entry.Value.Kind)
+                {
+                    case UnixFiles.Kind.Directory:
+                        using (var child = UnixFiles.OpenDirectory(folder, raw, shown))
+                        {
+                            Walk(child, rel + "/", depth + 1);
+                        }
+
+                        break;
+                    case UnixFiles.Kind.Regular:
+                        bytes += entry.Value.Size;
+                        if (bytes > limits.MaxBytes)
+                        {
+                            throw Refused($"the step left more than {Model.Quantities.FormatSize(limits.MaxBytes)} in /out (at {shown}, {Model.Quantities.FormatSize(entry.Value.Size)}), over its quota ({limits.BytesSource})");
+                        }
+
+                        if (keep(rel))
+                        {
+                            kept.Add(new OutputFile(rel, entry.Value.Size));
+                        }
+                        else
+                        {
+                            UnixFiles.Remove(folder, raw, folder: false, shown);
+                        }
+
+                        break;
+                    default:
+                        if (keep(rel))
+                        {
+                            throw Refused($"{shown} is {UnixFiles.Describe(entry.Value.Kind)}; outputs must be regular files");
+                        }
+
+                        // Not an output: removed (a link itself, never what it points at), and said.
+                        UnixFiles.Remove(folder, raw, folder: false, shown);
+                        warnings.Add($"{shown} is {UnixFiles.Describe(entry.Value.Kind)} and not a kept output: removed");
+                        break;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// How much a running step has written so far: entries and allocated bytes (a sparse file
+    /// counts what it really takes on disk), stopping as soon as a limit is passed. Entries that
+    /// vanish or are odd while the container writes are skipped; the final walk judges them.
+    /// </summary>
+    public static (long Files, long Bytes) Measure(string outDir, OutputLimits limits)
+    {
+        long files = 0, bytes = 0;
+        try
+        {
+            using var root = UnixFiles.OpenDirectory(outDir);
+            Walk(root, 0);
+        }
+        catch (PipelinesException)
+        {
+            // A folder removed or replaced mid-walk: what was counted stands.
+        }
+
+        return (files, bytes);
+
+        void Walk(UnixFiles.SafeDirectory folder, int depth)
+        {
+            foreach (var raw in UnixFiles.ReadNames(folder, "/out"))
+            {
+                if (++files > limits.MaxFiles || bytes > limits.MaxBytes)
+                {
+                    return;
+                }
+
+                var entry = UnixFiles.Stat(folder, raw, "/out");
+                if (entry is null)
+                {
+                    continue;
+                }
+
+                bytes += entry.Value.Allocated;
+                if (entry.Value.Kind == UnixFiles.Kind.Directory && depth < 512)
+                {
+                    using var child = UnixFiles.OpenDirectory(folder, raw, "/out");
+                    Walk(child, depth + 1);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens a kept output for reading by walking its path one folder at a time, never through
+    /// a link, and checks it is still a regular file: what is read is what was judged.
+    /// </summary>
+    public static SafeFileHandle OpenKept(string outDir, string relative)
+    {
+        var parts = relative.Split('/');
+        var folder = UnixFiles.OpenDirectory(outDir);
+        try
+        {
+            for (var i = 0; i < parts.Length - 1; i++)
+            {
+                var next = UnixFiles.OpenDirectory(folder, Encoding.UTF8.GetBytes(parts[i]), Shown(relative));
+                folder.Dispose();
+                folder = next;
+            }
+
+            return UnixFiles.OpenRegularFile(folder, Encoding.UTF8.GetBytes(parts[^1]), Shown(relative));
+        }
+        finally
+        {
+            folder.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Removes a folder and everything in it without following any link, whatever the names
+    /// (raw bytes, so a name that is not UTF-8 is removed too).
+    /// </summary>
+    public static void DeleteTree(string path)
+    {
+        if (!Directory.Exists(path) || new FileInfo(path).LinkTarget is not null)
+        {
+            return;
+        }
+
+        using (var root = UnixFiles.OpenDirectory(path))
+        {
+            Empty(root, path);
+        }
+
+        Directory.Delete(path);
+
+        static void Empty(UnixFiles.SafeDirectory folder, string shown)
+        {
+            foreach (var raw in UnixFiles.ReadNames(folder, shown))
+            {
+                var entry = UnixFiles.Stat(folder, raw, shown);
+                if (entry is { Kind: UnixFiles.Kind.Directory })
+                {
+                    using (var child = UnixFiles.OpenDirectory(folder, raw, shown))
+                    {
+                        Empty(child, shown);
+                    }
+
+                    UnixFiles.Remove(folder, raw, folder: true, shown);
+                }
+                else if (entry is not null)
+                {
+                    UnixFiles.Remove(folder, raw, folder: false, shown);
+                }
+            }
+        }
+    }
+
+    /// <summary>A name as the user should see it: control characters and bytes that are not UTF-8 escaped.</summary>
+    public static string Escape(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        foreach (var c in text)
+        {
+            _ = c switch
+            {
+                '\n' => sb.Append("\\n"),
+                '\r' => sb.Append("\\r"),
+                '\t' => sb.Append("\\t"),
+                _ when char.IsControl(c) => sb.Append($"\\x{(int)c:x2}"),
+                _ => sb.Append(c),
+            };
+        }
+
+        return sb.ToString();
+    }
+
+    private static string CheckedName(byte[] raw, string prefix)
+    {
+        string name;
+        try
+        {
+            name = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(raw);
+        }
+        catch (DecoderFallbackException)
+        {
+            var shown = string.Concat(raw.Select(b => b is >= 0x20 and < 0x7f ? ((char)b).ToString() : $"\\x{b:x2}"));
+            throw Refused($"/out/{Escape(prefix)}{shown}: the name is not valid UTF-8; output names must be UTF-8");
+        }
+
+        if (name.Any(char.IsControl))
+        {
+            throw Refused($"/out/{Escape(prefix + name)}: the name holds a control character; output names may not");
+        }
+
+        return name;
+    }
+
+    private static string Shown(string relative) => "/out/" + Escape(relative);
+
+    private static OutputRefusedException Refused(string message) => new(message);
+}
+
+/// <summary>How much a step may leave in /out, and where each limit comes from (for the message).</summary>
+internal sealed record OutputLimits(long MaxBytes, long MaxFiles, string BytesSource, string FilesSource);
+
+/// <summary>A kept output: its path under /out and its size when it was judged.</summary>
+internal sealed record OutputFile(string Path, long Size);
+
+/// <summary>The kept outputs of a step, in ordinal order, and what was removed with a warning.</summary>
+internal sealed record OutputScan(IReadOnlyList<OutputFile> Kept, IReadOnlyList<string> Warnings);
+
+/// <summary>What a step left in /out cannot be taken: the attempt fails with this reason.</summary>
+internal sealed class OutputRefusedException(string message) : PipelinesException(message, retryHelps: false);

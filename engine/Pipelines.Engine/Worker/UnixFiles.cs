@@ -1,0 +1,268 @@
+using System.Runtime.InteropServices;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// The few libc calls that let the engine look at a folder a container wrote without trusting
+/// it: every name is resolved relative to an open directory descriptor, with
+/// <c>O_NOFOLLOW</c> and <c>AT_SYMLINK_NOFOLLOW</c>, so no symbolic link is ever followed and no
+/// path is looked up twice. Names are raw bytes, as the kernel keeps them.
+/// </summary>
+internal static unsafe partial class UnixFiles
+{
+    // Flag values differ between architectures for O_DIRECTORY and O_NOFOLLOW (asm-generic vs x86).
+    private static readonly bool IsArm = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
+    private const int ORdOnly = 0;
+    private const int ONonBlock = 0x800;
+    private const int OCloExec = 0x80000;
+    private static readonly int ODirectory = IsArm ? 0x4000 : 0x10000;
+    private static readonly int ONoFollow = IsArm ? 0x8000 : 0x20000;
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const int AtRemoveDir = 0x200;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxBasicStats = 0x7ff;
+    private const int ENOENT = 2;
+
+    /// <summary>What kind of entry a name is, as lstat tells it.</summary>
+    public enum Kind { Regular, Directory, SymbolicLink, Fifo, Socket, CharDevice, BlockDevice, Unknown }
+
+    /// <summary>An entry's kind, apparent size, allocated bytes and inode.</summary>
+    public readonly record struct Entry(Kind Kind, long Size, long Allocated, ulong Inode);
+
+    /// <summary>Opens a folder without following a link at its last component.</summary>
+    public static SafeDirectory OpenDirectory(string path)
+    {
+        var fd = OpenAt(AtFdCwd, System.Text.Encoding.UTF8.GetBytes(path), ORdOnly | ODirectory | ONoFollow | OCloExec);
+        return fd >= 0 ? new SafeDirectory(fd) : throw Error("cannot open folder", path);
+    }
+
+    /// <summary>Opens a child folder of an open folder, never through a link.</summary>
+    public static SafeDirectory OpenDirectory(SafeDirectory parent, byte[] name, string shownAs)
+    {
+        var fd = OpenAt(parent.Fd, name, ORdOnly | ODirectory | ONoFollow | OCloExec);
+        return fd >= 0 ? new SafeDirectory(fd) : throw Error("cannot open folder", shownAs);
+    }
+
+    /// <summary>
+    /// Opens a regular file of an open folder for reading, never through a link and never
+    /// blocking (a fifo put in its place opens at once and is then refused).
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenRegularFile(SafeDirectory parent, byte[] name, string shownAs)
+    {
+        var fd = OpenAt(parent.Fd, name, ORdOnly | ONoFollow | ONonBlock | OCloExec);
+        if (fd < 0)
+        {
+            throw Error("cannot open", shownAs);
+        }
+
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        var entry = StatDescriptor(fd, shownAs);
+        if (entry.Kind != Kind.Regular)
+        {
+            handle.Dispose();
+            throw new PipelinesException($"{shownAs} is not a regular file ({Describe(entry.Kind)})", retryHelps: false);
+        }
+
+        return handle;
+    }
+
+    /// <summary>The entry a name is in an open folder, without following a link; null when it is gone.</summary>
+    public static Entry? Stat(SafeDirectory parent, byte[] name, string shownAs)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        fixed (byte* n = Terminated(name))
+        fixed (byte* b = buffer)
+        {
+            if (Statx(parent.Fd, n, AtSymlinkNoFollow, StatxBasicStats, b) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                return errno == ENOENT ? null : throw Error("cannot look at", shownAs, errno);
+            }
+        }
+
+        return Parse(buffer);
+    }
+
+    /// <summary>The names in an open folder, as raw bytes, without "." and "..".</summary>
+    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs)
+    {
+        // fdopendir takes the descriptor it is given; a duplicate keeps ours open for *at() calls.
+        var dup = Dup(folder.Fd);
+        if (dup < 0)
+        {
+            throw Error("cannot read folder", shownAs);
+        }
+
+        var dir = FdOpenDir(dup);
+        if (dir == IntPtr.Zero)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            Close(dup);
+            throw Error("cannot read folder", shownAs, errno);
+        }
+
+        var names = new List<byte[]>();
+        try
+        {
+            while (true)
+            {
+                Marshal.SetLastPInvokeError(0);
+                var entry = ReadDir(dir);
+                if (entry == IntPtr.Zero)
+                {
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != 0)
+                    {
+                        throw Error("cannot read folder", shownAs, errno);
+                    }
+
+                    break;
+                }
+
+                // struct dirent on 64-bit Linux: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+                var name = MemoryMarshal.CreateReadOnlySpanFromNullTerminated((byte*)entry + 19);
+                if (name.SequenceEqual("."u8) || name.SequenceEqual(".."u8))
+                {
+                    continue;
+                }
+
+                names.Add(name.ToArray());
+            }
+        }
+        finally
+        {
+            CloseDir(dir);
+        }
+
+        return names;
+    }
+
+    /// <summary>Removes a name (a file, a link itself, a fifo...) from an open folder; a folder with <paramref name="folder"/>.</summary>
+    public static void Remove(SafeDirectory parent, byte[] name, bool folder, string shownAs)
+    {
+        fixed (byte* n = Terminated(name))
+        {
+            if (UnlinkAt(parent.Fd, n, folder ? AtRemoveDir : 0) != 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != ENOENT)
+                {
+                    throw Error("cannot remove", shownAs, errno);
+                }
+            }
+        }
+    }
+
+    /// <summary>Free and total bytes of the file system that holds a path (statvfs).</summary>
+    public static (long Free, long Total) Space(string path)
+    {
+        var drive = new DriveInfo(path);
+        return (drive.AvailableFreeSpace, drive.TotalSize);
+    }
+
+    public static string Describe(Kind kind) => kind switch
+    {
+        Kind.SymbolicLink => "a symbolic link, which is never followed",
+        Kind.Fifo => "a named pipe",
+        Kind.Socket => "a socket",
+        Kind.CharDevice => "a character device",
+        Kind.BlockDevice => "a block device",
+        Kind.Directory => "a folder",
+        Kind.Regular => "a regular file",
+        _ => "of an unknown kind",
+    };
+
+    private static Entry StatDescriptor(int fd, string shownAs)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        byte empty = 0;
+        fixed (byte* b = buffer)
+        {
+            if (Statx(fd, &empty, AtEmptyPath | AtSymlinkNoFollow, StatxBasicStats, b) != 0)
+            {
+                throw Error("cannot look at", shownAs);
+            }
+        }
+
+        return Parse(buffer);
+    }
+
+    // struct statx: stx_mode (u16) at 28, stx_ino (u64) at 32, stx_size (u64) at 40, stx_blocks (u64, 512-byte units) at 48.
+    private static Entry Parse(ReadOnlySpan<byte> b)
+    {
+        var mode = BitConverter.ToUInt16(b[28..]);
+        var kind = (mode & 0xF000) switch
+        {
+            0x8000 => Kind.Regular,
+            0x4000 => Kind.Directory,
+            0xA000 => Kind.SymbolicLink,
+            0x1000 => Kind.Fifo,
+            0xC000 => Kind.Socket,
+            0x2000 => Kind.CharDevice,
+            0x6000 => Kind.BlockDevice,
+            _ => Kind.Unknown,
+        };
+        return new Entry(kind, (long)BitConverter.ToUInt64(b[40..]), (long)BitConverter.ToUInt64(b[48..]) * 512, BitConverter.ToUInt64(b[32..]));
+    }
+
+    private static int OpenAt(int dirFd, byte[] name, int flags)
+    {
+        fixed (byte* n = Terminated(name))
+        {
+            return OpenAtNative(dirFd, n, flags, 0);
+        }
+    }
+
+    private static byte[] Terminated(byte[] name)
+    {
+        var z = new byte[name.Length + 1];
+        name.CopyTo(z, 0);
+        return z;
+    }
+
+    private static PipelinesException Error(string what, string shownAs, int? errno = null)
+    {
+        var code = errno ?? Marshal.GetLastPInvokeError();
+        return new PipelinesException($"{what} {shownAs}: {Marshal.GetPInvokeErrorMessage(code)}", retryHelps: false);
+    }
+
+    [LibraryImport("libc", EntryPoint = "openat", SetLastError = true)]
+    private static partial int OpenAtNative(int dirFd, byte* path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
+    private static partial int Statx(int dirFd, byte* path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
+    private static partial int UnlinkAt(int dirFd, byte* path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "dup", SetLastError = true)]
+    private static partial int Dup(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    internal static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "fdopendir", SetLastError = true)]
+    private static partial IntPtr FdOpenDir(int fd);
+
+    [LibraryImport("libc", EntryPoint = "readdir", SetLastError = true)]
+    private static partial IntPtr ReadDir(IntPtr dir);
+
+    [LibraryImport("libc", EntryPoint = "closedir", SetLastError = true)]
+    private static partial int CloseDir(IntPtr dir);
+
+    /// <summary>An open folder descriptor, closed on dispose.</summary>
+    public sealed class SafeDirectory(int fd) : IDisposable
+    {
+        public int Fd { get; private set; } = fd;
+
+        public void Dispose()
+        {
+            if (Fd >= 0)
+            {
+                _ = Close(Fd);
+                Fd = -1;
+            }
+        }
+    }
+}

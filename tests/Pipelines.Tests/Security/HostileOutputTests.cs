@@ -1,0 +1,182 @@
+using System.Text;
+using Pipelines.Storage;
+using Pipelines.Tests.EndToEnd;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Security;
+
+/// <summary>
+/// One embedded run whose tasks are hostile algorithms: each input is a shell script that a
+/// real container (tests/images/hostile: busybox and a socket maker) runs, leaving links to host
+/// files and folders, fifos, sockets, odd names, deep paths and too much in /out. The engine
+/// runs as root on the host, so every case must end its task with a reason, read nothing
+/// outside /out and touch nothing outside its scratch folder.
+/// </summary>
+public sealed class HostileRunFixture : IAsyncLifetime
+{
+    public TempFolder Temp { get; } = new();
+
+    public string Secret { get; } = "hostile-secret-" + Guid.NewGuid().ToString("N");
+
+    public string VictimFile => Temp.Combine("victim", "shadow");
+
+    public string VictimDir => Temp.Combine("victim", "dir");
+
+    public string Scratch => Temp.Combine("scratch");
+
+    public CliRunner.Result Result { get; private set; } = null!;
+
+    public long PeakRssBytes { get; private set; }
+
+    public RunFolder Run { get; private set; } = null!;
+
+    public IList<Pipelines.RunStore.ProvenanceRow> Provenance { get; private set; } = [];
+
+    public static readonly Dictionary<string, string> Cases = new()
+    {
+        ["link-host-file"] = "ln -s {victim-file} /out/s.tsv",
+        ["link-engine-environ"] = "ln -s /proc/self/environ /out/env.tsv",
+        ["link-host-dir-not-kept"] = "ln -s {victim-dir} /out/d; echo ok > /out/r.tsv",
+        ["link-host-dir-kept"] = "mkdir /out/keep; ln -s {victim-dir} /out/keep/d",
+        ["link-dev-zero"] = "ln -s /dev/zero /out/z.tsv",
+        ["link-up-the-tree"] = "ln -s ../../../../.. /out/up.tsv",
+        ["fifo-kept"] = "mkfifo /out/p.tsv",
+        ["fifo-not-kept"] = "mkfifo /out/p; echo ok > /out/r.tsv",
+        ["socket-kept"] = "mksock /out/s.tsv",
+        ["long-name"] = "echo ok > /out/" + new string('n', 240) + ".tsv",
+        ["deep-path"] = "cd /out; mkdir keep; cd keep; for i in $(seq 200); do mkdir aaaaaaaaaaaaaaaaaaaaaaaa; cd aaaaaaaaaaaaaaaaaaaaaaaa; done; echo x > f",
+        ["too-many-bytes"] = "dd if=/dev/zero of=/out/big.tsv bs=1048576 count=64 2>/dev/null",
+        ["sparse-file"] = "truncate -s 100G /out/sparse.tsv",
+        ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
+        ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
+        ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
+        ["well-behaved"] = "echo ok > /out/r.tsv",
+    };
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(VictimDir);
+        await File.WriteAllTextAsync(VictimFile, Secret + "\n");
+        await File.WriteAllTextAsync(Path.Combine(VictimDir, "keep-me.txt"), Secret + "\n");
+        var input = Temp.Combine("cases");
+        Directory.CreateDirectory(input);
+        foreach (var (name, script) in Cases)
+        {
+            await File.WriteAllTextAsync(Path.Combine(input, name + ".sh"), script.Replace("{victim-file}", VictimFile, StringComparison.Ordinal).Replace("{victim-dir}", VictimDir, StringComparison.Ordinal) + "\n");
+        }
+
+        var workflow = Temp.Write("hostile.yaml", $"""
+            version: 1
+            name: hostile
+            input:
+              uri: {input}
+            steps:
+              - name: act
+                image: pipelines-tests/hostile:1
+                command: ["sh", "{"{input}"}"]
+                outputs: ["*.tsv", "keep/**"]
+                resources: {"{ disk: 20Mi, files: 1000, timeout: 2m }"}
+            output:
+              uri: {Temp.Combine("out")}
+            """);
+        var env = new Dictionary<string, string?>
+        {
+            ["PIPELINES_HOME"] = Temp.Combine("home"),
+            ["PIPELINES_Worker__Scratch"] = Scratch,
+            ["HOSTILE_TEST_SECRET"] = Secret,
+        };
+        (Result, PeakRssBytes) = await CliRunner.RunMeasuredAsync(["run", workflow], env, TimeSpan.FromMinutes(4));
+        var factory = new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1"));
+        Run = new RunFolder(factory.Open(Temp.Combine("out")).Child(RunFolder.RunIdFrom(Result)));
+        Provenance = await Run.ProvenanceAsync();
+    }
+
+    public Pipelines.RunStore.ProvenanceRow Row(string name) =>
+        Provenance.Single(p => p.Inputs.Any(i => i.Key == name + ".sh") || p.Command.Contains("/in/" + name + ".sh"));
+
+    public Task DisposeAsync()
+    {
+        Temp.Dispose();
+        return Task.CompletedTask;
+    }
+}
+
+[Collection("end-to-end")]
+public sealed class HostileOutputTests(HostileRunFixture f) : IClassFixture<HostileRunFixture>
+{
+    [Theory]
+    [InlineData("link-host-file", "/out/s.tsv is a symbolic link, which is never followed; outputs must be regular files")]
+    [InlineData("link-engine-environ", "/out/env.tsv is a symbolic link")]
+    [InlineData("link-host-dir-kept", "/out/keep/d is a symbolic link")]
+    [InlineData("link-dev-zero", "/out/z.tsv is a symbolic link")]
+    [InlineData("link-up-the-tree", "/out/up.tsv is a symbolic link")]
+    [InlineData("fifo-kept", "/out/p.tsv is a named pipe; outputs must be regular files")]
+    [InlineData("socket-kept", "/out/s.tsv is a socket; outputs must be regular files")]
+    [InlineData("deep-path", "an output path may be at most 768 bytes long")]
+    [InlineData("too-many-bytes", "over its quota (resources.disk of step 'act' is 20Mi)")]
+    [InlineData("sparse-file", "over its quota (resources.disk of step 'act' is 20Mi)")]
+    [InlineData("too-many-files", "more than 1000 files and folders")]
+    [InlineData("name-not-utf8", "/out/\\xff.tsv: the name is not valid UTF-8")]
+    [InlineData("name-with-newline", "/out/a\\nb.tsv: the name holds a control character")]
+    public void A_hostile_output_fails_its_attempt_with_a_reason_naming_it(string name, string reason)
+    {
+        var row = f.Row(name);
+        Assert.Equal("failed", row.Status);
+        Assert.Contains(reason, row.Error, StringComparison.Ordinal);
+        Assert.Empty(row.Outputs);
+    }
+
+    [Theory]
+    [InlineData("link-host-dir-not-kept", "/out/d is a symbolic link, which is never followed and not a kept output: removed")]
+    [InlineData("fifo-not-kept", "/out/p is a named pipe and not a kept output: removed")]
+    public async Task An_odd_entry_that_is_not_kept_is_removed_with_a_warning_in_the_task_log(string name, string warning)
+    {
+        var row = f.Row(name);
+        Assert.Equal("succeeded", row.Status);
+        Assert.Equal(["r.tsv"], row.Outputs.Select(o => o.Key.Split('/')[^1]));
+        var log = Encoding.UTF8.GetString(await f.Run.ReadAsync(row.Log!));
+        Assert.Contains(warning, log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_name_near_the_255_byte_limit_is_kept()
+    {
+        var row = f.Row("long-name");
+        Assert.Equal("succeeded", row.Status);
+        Assert.Equal(new string('n', 240) + ".tsv", row.Outputs.Single().Key.Split('/')[^1]);
+    }
+
+    [Fact]
+    public async Task The_run_ends_and_says_how_many_tasks_failed()
+    {
+        Assert.Equal(1, f.Result.ExitCode);
+        using var json = await f.Run.RunJsonAsync();
+        Assert.Equal("failed", json.RootElement.GetProperty("status").GetString());
+        Assert.Equal(HostileRunFixture.Cases.Count - 4, json.RootElement.GetProperty("counts").GetProperty("failed").GetInt32());
+        Assert.Equal(4, json.RootElement.GetProperty("counts").GetProperty("succeeded").GetInt32());
+        Assert.DoesNotContain("   at ", f.Result.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task No_host_file_is_read_into_the_output_and_none_is_touched()
+    {
+        var secret = Encoding.UTF8.GetBytes(f.Secret);
+        foreach (var file in Directory.EnumerateFiles(f.Temp.Combine("out"), "*", SearchOption.AllDirectories))
+        {
+            var bytes = await File.ReadAllBytesAsync(file);
+            Assert.True(bytes.AsSpan().IndexOf(secret) < 0, $"{file} holds the host's secret");
+        }
+
+        Assert.Equal(f.Secret + "\n", await File.ReadAllTextAsync(f.VictimFile));
+        Assert.Equal(f.Secret + "\n", await File.ReadAllTextAsync(Path.Combine(f.VictimDir, "keep-me.txt")));
+    }
+
+    [Fact]
+    public void Every_scratch_folder_is_removed_and_the_engine_stays_small()
+    {
+        Assert.Empty(Directory.EnumerateFileSystemEntries(f.Scratch));
+
+        // Links to /dev/zero and up the host's tree, and a 100G sparse file, are never read.
+        Assert.InRange(f.PeakRssBytes, 1, 400L * 1024 * 1024);
+    }
+}
