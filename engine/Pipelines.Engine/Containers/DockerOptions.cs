@@ -16,11 +16,12 @@ public sealed record DockerOptions
     public string TmpSize { get; init; } = "64m";
 
     /// <summary>
-    /// The cap on the engine's own json log of a container (its log-opts max-size, one file), so a
-    /// step that prints without end cannot fill the engine's disk; the engine keeps MaxLogBytes of it.
+    /// The cap on each of the two files of the engine's own json log of a container (log-opts
+    /// max-size, max-file 2), so a step that prints without end cannot fill the engine's disk; the
+    /// engine keeps MaxLogBytes of what is left (the first and last halves).
     /// </summary>
-    public string LogMaxSize { get; init; } = "10m";
+    public string LogMaxSize { get; init; } = "8m";
 
-    /// <summary>At most this much of a step's stdout and stderr is kept (the rest is cut with a note).</summary>
+    /// <summary>At most this much of a step's stdout and stderr is kept: its first and last halves, the middle cut with a note.</summary>
     public int MaxLogBytes { get; init; } = 1024 * 1024;
 }

@@ -97,6 +97,46 @@ public sealed class DockerRuntimeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_step_that_prints_without_end_keeps_the_engines_json_log_under_its_cap()
+    {
+        // 24 MB to stdout, then a mark in /out, then a wait: the engine's json log of the
+        // container is measured on the host while the container still runs.
+        using var cancel = new CancellationTokenSource();
+        var run = RunAsync(["sh", "-c", "yes 0123456789abcdef | head -c 24000000; echo printed > /out/printed; sleep 120"], Resources.Default, cancel.Token);
+        var mark = _temp.Combine("out", "printed");
+        var deadline = DateTime.UtcNow.AddMinutes(2);
+        while (!File.Exists(mark) && DateTime.UtcNow < deadline && !run.IsCompleted)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(File.Exists(mark), "the container did not finish printing");
+        using var client = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var container = (await client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.test=" + _label] = true } },
+        })).Single();
+        var inspect = await client.Containers.InspectContainerAsync(container.ID);
+        Assert.Equal("json-file", inspect.HostConfig?.LogConfig?.Type);
+        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*");
+        Assert.InRange(logs.Sum(l => new FileInfo(l).Length), 1, 2 * (8L * 1024 * 1024 + 64 * 1024));
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
+    }
+
+    [Fact]
+    public async Task The_engine_keeps_the_first_and_last_half_MiB_of_a_steps_output_and_says_it_cut()
+    {
+        var result = await RunAsync(["sh", "-c", "echo FIRST; yes 0123456789abcdef | head -c 3000000; echo; echo LAST"], Resources.Default);
+        Assert.True(result.Succeeded, result.Error);
+        Assert.StartsWith("FIRST\n", result.Log, StringComparison.Ordinal);
+        Assert.EndsWith("\nLAST\n", result.Log, StringComparison.Ordinal);
+        Assert.Contains("[pipelines: log cut: the first and last 524288 of 3000012 bytes are kept]", result.Log, StringComparison.Ordinal);
+        Assert.InRange(System.Text.Encoding.UTF8.GetByteCount(result.Log), 1024 * 1024, 1024 * 1024 + 200);
+    }
+
+    [Fact]
     public async Task Containers_are_removed_after_they_end()
     {
         await RunAsync(["sh", "-c", "exit 0"], Resources.Default);
@@ -111,7 +151,7 @@ public sealed class DockerRuntimeTests : IDisposable
         Assert.Empty(left);
     }
 
-    private async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, Resources resources)
+    private async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, Resources resources, CancellationToken cancellationToken = default)
     {
         var image = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);
         var inDir = _temp.Combine("in");
@@ -121,7 +161,7 @@ public sealed class DockerRuntimeTests : IDisposable
         File.SetUnixFileMode(outDir, (UnixFileMode)0b111_111_111);
         return await _runtime.RunAsync(
             new ContainerSpec(image, command, new Dictionary<string, string>(), [new Mount(inDir, "/in", true), new Mount(outDir, "/out", false)], resources, new Dictionary<string, string> { ["org.pipelines.test"] = _label }),
-            CancellationToken.None);
+            cancellationToken);
     }
 
     public void Dispose()
