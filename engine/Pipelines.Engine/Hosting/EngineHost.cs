@@ -91,7 +91,7 @@ public static class EngineHost
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddHangfire((sp, c) => Common(c, sp).UsePostgreSqlStorage(
+            services.AddHangfire((sp, c) => Common(c, sp, config).UsePostgreSqlStorage(
                 o => o.UseNpgsqlConnection(postgres),
                 new PostgreSqlStorageOptions
                 {
@@ -109,7 +109,7 @@ public static class EngineHost
         else
         {
             services.AddSingleton<IRunStore, InMemoryRunStore>();
-            services.AddHangfire((sp, c) => Common(c, sp).UseInMemoryStorage(new InMemoryStorageOptions()));
+            services.AddHangfire((sp, c) => Common(c, sp, config).UseInMemoryStorage(new InMemoryStorageOptions()));
         }
 
         // Triggers (docs/triggers.md): the ledger, ingest and registration whenever PostgreSQL is
@@ -133,9 +133,36 @@ public static class EngineHost
         return services;
     }
 
-    private static IGlobalConfiguration Common(IGlobalConfiguration c, IServiceProvider services) => c
-        .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
-        .UseSimpleAssemblyNameTypeSerializer()
-        .UseRecommendedSerializerSettings()
-        .UseFilter(new EndWhenJobFails(services));
+    /// <summary>
+    /// How long an outage is waited out: a task or gather job that throws one is delivered again
+    /// after each delay (Hangfire:Retries, Hangfire:RetryDelays in seconds; the last delay
+    /// repeats), about 48 minutes in all by default, before EndWhenJobFails ends it.
+    /// </summary>
+    public static AutomaticRetryAttribute RetryPolicy(IConfiguration config)
+    {
+        var attempts = config.GetValue("Hangfire:Retries", 10);
+        var delays = config.GetSection("Hangfire:RetryDelays").Get<int[]>() is { Length: > 0 } d ? d : [5, 15, 30, 60, 120, 300, 300, 600, 600, 900];
+        return new AutomaticRetryAttribute
+        {
+            Attempts = Math.Max(0, attempts),
+            DelaysInSeconds = Enumerable.Range(0, Math.Max(1, attempts)).Select(i => delays[Math.Min(i, delays.Length - 1)]).ToArray(),
+        };
+    }
+
+    private static IGlobalConfiguration Common(IGlobalConfiguration c, IServiceProvider services, IConfiguration config)
+    {
+        // Hangfire's filters are global: replace ours (and its default retry) rather than add a
+        // second copy when a process builds more than one host.
+        foreach (var old in GlobalJobFilters.Filters.Where(f => f.Instance is AutomaticRetryAttribute or EndWhenJobFails).ToList())
+        {
+            GlobalJobFilters.Filters.Remove(old.Instance);
+        }
+
+        return c
+            .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
+            .UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings()
+            .UseFilter(RetryPolicy(config))
+            .UseFilter(new EndWhenJobFails(services));
+    }
 }

@@ -1,4 +1,3 @@
-using Hangfire;
 using Hangfire.Server;
 using Pipelines.Gather;
 using Pipelines.Worker;
@@ -12,9 +11,8 @@ namespace Pipelines.Queue;
 public sealed class TaskJob(TaskRunner runner)
 {
     // Failures of the algorithm are recorded as task states, not thrown. What is thrown is an
-    // outage (run store, store, engine): Hangfire retries it a few times, then keeps it failed
-    // on the dashboard, where it can be retried by hand.
-    [AutomaticRetry(Attempts = 5, DelaysInSeconds = [5, 15, 30, 60, 120])]
+    // outage (run store, store, engine): Hangfire retries it with the engine's retry policy
+    // (EngineHost, Hangfire:Retries), and when retries run out EndWhenJobFails ends the task.
     public Task RunAsync(string runId, int taskIndex, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, taskIndex, cancellationToken);
 }
@@ -22,7 +20,6 @@ public sealed class TaskJob(TaskRunner runner)
 /// <summary>The Hangfire job that gathers a run after its last task.</summary>
 public sealed class GatherJob(GatherRunner runner)
 {
-    [AutomaticRetry(Attempts = 5, DelaysInSeconds = [5, 15, 30, 60, 120])]
     public Task RunAsync(string runId, PerformContext? context, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, context?.BackgroundJob.Id ?? "direct", cancellationToken);
 }

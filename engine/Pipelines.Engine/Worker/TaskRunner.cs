@@ -106,6 +106,7 @@ public sealed partial class TaskRunner(
         PrepareScratchRoot();
         var rows = new List<ProvenanceRow>();
         TaskOutcome outcome;
+        var splittable = true;
         try
         {
             // Only the engine may enter a task's scratch folder: containers see their binds, not the path to them.
@@ -113,7 +114,7 @@ public sealed partial class TaskRunner(
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
             var stagedIn = clock.Elapsed;
-            outcome = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
+            (outcome, splittable) = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
             LogTaskTimes(log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
         }
         catch (Exception e) when (!ct.IsCancellationRequested && !IsOutage(e))
@@ -132,7 +133,7 @@ public sealed partial class TaskRunner(
             DeleteScratch(scratch);
         }
 
-        if (outcome.State == TaskState.Failed && CanSplit(run, task, workflow))
+        if (outcome.State == TaskState.Failed && splittable && CanSplit(run, task, workflow))
         {
             return await SplitAsync(run, task, definition, outcome, rows, ct).ConfigureAwait(false);
         }
@@ -153,7 +154,10 @@ public sealed partial class TaskRunner(
 
     /// <summary>
     /// A failed batch of plain files (no group_by, no sample sheet) under on_error: continue is
-    /// split, so that one bad input does not cost the results of the others.
+    /// split, so that one bad input does not cost the results of the others. Only a failure that
+    /// one input can cause splits: an exit code or a stage-in error, not a timeout, an OOM kill or
+    /// a quota (each input run alone would pay it again: one broken image in a batch of 1,000
+    /// would cost 1,001 timeouts).
     /// </summary>
     private static bool CanSplit(RunRecord run, TaskRecord task, Workflow workflow) =>
         workflow.OnError == OnError.Continue && task.Inputs.Count > 1 && Planner.CanStream(workflow) && run.StopReason is null;
@@ -211,10 +215,11 @@ public sealed partial class TaskRunner(
         _ => file.Size == digest.Size, // multipart ETags are not a content hash; the size still is checked.
     };
 
-    private async Task<TaskOutcome> RunStepsAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, string scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
+    private async Task<(TaskOutcome Outcome, bool Splittable)> RunStepsAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, string scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
     {
         var kept = new List<(string Name, string Dir)>();
         long? lastExit = null;
+        var splittable = false;
         foreach (var step in steps)
         {
             var stepLog = new StringBuilder();
@@ -265,7 +270,7 @@ public sealed partial class TaskRunner(
                     stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(cancelledBecause).Append(" ===\n");
                     rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
                     await runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct).ConfigureAwait(false);
-                    return new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow());
+                    return (new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow()), false);
                 }
 
                 stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt)
@@ -274,6 +279,7 @@ public sealed partial class TaskRunner(
                 var text = result?.Log ?? error ?? "";
                 stepLog.Append(text).Append(text.Length > 0 && !text.EndsWith('\n') ? "\n" : "");
                 lastExit = result?.ExitCode;
+                splittable = result is { TimedOut: false, OomKilled: false } && stoppedBecause is null;
 
                 List<FileRef> outputs = [];
                 if (error is null)
@@ -305,11 +311,11 @@ public sealed partial class TaskRunner(
             await runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct).ConfigureAwait(false);
             if (!succeeded)
             {
-                return new TaskOutcome(TaskState.Failed, lastExit, error, time.GetUtcNow());
+                return (new TaskOutcome(TaskState.Failed, lastExit, error, time.GetUtcNow()), splittable);
             }
         }
 
-        return new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow());
+        return (new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow()), false);
     }
 
     /// <summary>

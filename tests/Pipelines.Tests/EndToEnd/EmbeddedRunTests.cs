@@ -172,6 +172,38 @@ public sealed class EmbeddedRunTests : IDisposable
     }
 
     [Fact]
+    public async Task A_batch_that_times_out_is_not_split_since_each_input_alone_would_time_out_again()
+    {
+        var input = _temp.Combine("input-slow");
+        Directory.CreateDirectory(input);
+        foreach (var name in new[] { "a.txt", "b.txt", "c.txt" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(input, name), name);
+        }
+
+        var workflow = _temp.Write("slow.yaml", $"""
+            version: 1
+            name: slow
+            input:
+              uri: {input}
+              batch: 3
+            steps:
+              - name: s
+                image: pipelines-samples/pair-check:1
+                command: ["sh", "-c", "sleep 30"]
+                resources: {"{ timeout: 1s }"}
+            output:
+              uri: {_temp.Combine("out")}
+            """);
+        var result = await CliRunner.RunAsync(["run", workflow], _env);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("tasks:   1 (0 succeeded, 0 cached, 1 failed, 0 cancelled)", result.Stdout, StringComparison.Ordinal);
+        var provenance = await Folder(result).ProvenanceAsync();
+        Assert.Contains("timed out and was killed", Assert.Single(provenance).Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task On_error_fail_stops_the_run_and_presents_no_results()
     {
         var input = _temp.Combine("input-fail");
