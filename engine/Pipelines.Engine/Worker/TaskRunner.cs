@@ -62,8 +62,21 @@ public sealed partial class TaskRunner(
                 Definitions.Clear();
             }
 
-            var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
-            remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
+                remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsOutage(e))
+            {
+                // The one place a task's outcome is settled when something unforeseen threw
+                // (a bug, a corrupt definition, a file the engine cannot handle): the task ends
+                // failed with the reason now, rather than after an outage's worth of retries.
+                // Outages go on to Hangfire, and EndWhenJobFails ends the task if they outlast it.
+                var reason = e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                LogTaskError(log, runId, index, reason);
+                (_, remaining) = await store.CommitTaskAsync(runId, index, new TaskOutcome(TaskState.Failed, null, reason, time.GetUtcNow()), [], cancellationToken).ConfigureAwait(false);
+            }
         }
 
         // The fan-in: whoever sees no task left starts the gather. A crash between the commit and
@@ -466,7 +479,18 @@ public sealed partial class TaskRunner(
             return null;
         }
 
-        var manifest = JsonSerializer.Deserialize<CacheManifest>(manifestBytes);
+        CacheManifest? manifest;
+        try
+        {
+            manifest = JsonSerializer.Deserialize<CacheManifest>(manifestBytes);
+        }
+        catch (JsonException e)
+        {
+            // A damaged cache entry is a miss, not a failure: the task runs and writes a new one.
+            LogCacheMissing(log, run.RunId, task.TaskId, "the cache entry is not valid JSON: " + e.Message);
+            return null;
+        }
+
         if (manifest is null || manifest.RunId == run.RunId)
         {
             return null;
