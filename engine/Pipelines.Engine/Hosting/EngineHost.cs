@@ -80,6 +80,7 @@ public static class EngineHost
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
+        services.AddSingleton<OutageGate>();
         services.AddSingleton<TaskRunner>();
         services.AddSingleton<GatherRunner>();
         services.AddSingleton<RunSubmitter>();

@@ -24,6 +24,7 @@ public sealed partial class TaskRunner(
     IContainerRuntime runtime,
     ObjectStoreFactory stores,
     WorkerOptions options,
+    OutageGate gate,
     TimeProvider time,
     ILogger<TaskRunner> log)
 {
@@ -32,7 +33,22 @@ public sealed partial class TaskRunner(
     private const int MaxCachedDefinitions = 256;
     private static readonly ConcurrentDictionary<string, RunDefinition> Definitions = new(StringComparer.Ordinal);
 
-    public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
+    /// <summary>
+    /// One delivery of a task job. An outage met on the way is waited out here, in-process and
+    /// with backoff (<see cref="OutageGate"/>): every step below is safe to do again.
+    /// </summary>
+    public Task RunAsync(string runId, int index, CancellationToken cancellationToken) =>
+        gate.RunAsync(
+            async () =>
+            {
+                await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
+                return true;
+            },
+            IsOutage,
+            $"run {runId} task {index}",
+            cancellationToken);
+
+    private async Task DeliverAsync(string runId, int index, CancellationToken cancellationToken)
     {
         var run = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false)
             ?? throw new PipelinesException($"run {runId} does not exist in the run store", retryHelps: false);

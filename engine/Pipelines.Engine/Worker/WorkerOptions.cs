@@ -30,6 +30,12 @@ public sealed record WorkerOptions
     /// </summary>
     public long MinScratchFree { get; init; } = 256L * 1024 * 1024;
 
+    /// <summary>
+    /// How long one job waits an outage out in-process (with backoff, the worker taking no new
+    /// work meanwhile) before it gives up to Hangfire's retries (Hangfire:Retries).
+    /// </summary>
+    public TimeSpan OutageWait { get; init; } = TimeSpan.FromMinutes(30);
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 }

@@ -29,7 +29,20 @@ public sealed class EveryTaskEndsTests : IDisposable
         var task = Assert.Single(tasks);
         Assert.Equal(TaskState.Failed, task.State);
         Assert.Equal("gave up after 2 deliveries: cannot reach the Docker engine at unix:///nowhere.sock: Connection refused", task.Error);
-        Assert.Equal(2, runtime.Calls);
+
+        // Each delivery tried twice in-process (after 1 s; a 2 s wait would pass Worker:OutageWait).
+        Assert.Equal(4, runtime.Calls);
+    }
+
+    [Fact]
+    public async Task A_short_outage_is_waited_out_in_the_worker_and_the_task_succeeds_without_a_retry()
+    {
+        var runtime = new ThrowingRuntime(() => new PipelinesException("cannot reach the Docker engine at unix:///nowhere.sock: Connection refused", retryHelps: true), failures: 2);
+        var (run, tasks) = await RunToEndAsync(runtime, outageWait: "00:01:00");
+
+        Assert.Equal(RunState.Succeeded, run.State);
+        Assert.Equal(TaskState.Succeeded, Assert.Single(tasks).State);
+        Assert.Equal(3, runtime.Calls);
     }
 
     [Fact]
@@ -45,7 +58,7 @@ public sealed class EveryTaskEndsTests : IDisposable
         Assert.Equal(1, runtime.Calls);
     }
 
-    private async Task<(RunRecord Run, IReadOnlyList<TaskRecord> Tasks)> RunToEndAsync(IContainerRuntime runtime)
+    private async Task<(RunRecord Run, IReadOnlyList<TaskRecord> Tasks)> RunToEndAsync(IContainerRuntime runtime, string outageWait = "00:00:02")
     {
         var input = _temp.Combine("in");
         Directory.CreateDirectory(input);
@@ -70,6 +83,7 @@ public sealed class EveryTaskEndsTests : IDisposable
             ["Hangfire:RetryDelays:0"] = "1",
             ["Worker:Scratch"] = _temp.Combine("scratch"),
             ["Worker:Concurrency"] = "1",
+            ["Worker:OutageWait"] = outageWait,
         }).Build();
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
@@ -99,8 +113,8 @@ public sealed class EveryTaskEndsTests : IDisposable
 
     public void Dispose() => _temp.Dispose();
 
-    /// <summary>A container runtime whose every run throws what it is given.</summary>
-    private sealed class ThrowingRuntime(Func<Exception> error) : IContainerRuntime
+    /// <summary>A container runtime whose first <paramref name="failures"/> runs throw what it is given, and the rest succeed.</summary>
+    private sealed class ThrowingRuntime(Func<Exception> error, int failures = int.MaxValue) : IContainerRuntime
     {
         private int _calls;
 
@@ -111,8 +125,9 @@ public sealed class EveryTaskEndsTests : IDisposable
 
         public Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
         {
-            Interlocked.Increment(ref _calls);
-            throw error();
+            return Interlocked.Increment(ref _calls) <= failures
+                ? throw error()
+                : Task.FromResult(new ContainerResult(0, false, false, "", TimeSpan.Zero));
         }
     }
 }
