@@ -83,6 +83,7 @@ public static class EngineHost
         services.AddSingleton<OutageGate>();
         services.AddSingleton<TaskRunner>();
         services.AddSingleton<GatherRunner>();
+        services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));
         services.AddSingleton<RunSubmitter>();
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();

@@ -29,12 +29,16 @@ public sealed partial class RunSubmitter(
     ITaskQueue queue,
     IContainerRuntime runtime,
     ObjectStoreFactory stores,
+    LocalRoots localRoots,
     TimeProvider time,
     ILogger<RunSubmitter> log)
 {
     /// <summary>Everything up to queuing: validate, pin images, list, plan. Writes nothing.</summary>
     public Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken) =>
-        PrepareAsync(WorkflowParser.Parse(yaml, source, baseDirectory, overrides), cancellationToken);
+        PrepareAsync(Parse(yaml, source, baseDirectory, overrides), cancellationToken);
+
+    private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
+        localRoots.Parse(yaml, source, baseDirectory, overrides);
 
     private async Task<PreparedRun> PrepareAsync(Workflow workflow, CancellationToken cancellationToken)
     {
@@ -54,7 +58,7 @@ public sealed partial class RunSubmitter(
     /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
     public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
-        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        var workflow = Parse(yaml, source, baseDirectory, overrides);
         if (Planner.CanStream(workflow))
         {
             return await SubmitStreamingAsync(yaml, workflow, cancellationToken).ConfigureAwait(false);
@@ -70,7 +74,7 @@ public sealed partial class RunSubmitter(
     /// </summary>
     public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
-        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        var workflow = Parse(yaml, source, baseDirectory, overrides);
         if (!Planner.CanStream(workflow))
         {
             var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);

@@ -11,11 +11,11 @@ public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long E
 /// Registers a workflow with a trigger block: validate, record it, take the baseline (the objects
 /// already under trigger.uri are not new work, unless asked), and add the recurring job.
 /// </summary>
-public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, TimeProvider time)
+public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
 {
     public async Task<Registration> RegisterAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, bool processExisting, CancellationToken cancellationToken)
     {
-        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        var workflow = localRoots.Parse(yaml, source, baseDirectory, overrides);
         var spec = workflow.Trigger
             ?? throw new PipelinesException($"{source} has no trigger block: there is nothing to register (`pipelines run` runs it once)", retryHelps: false);
         if (!spec.Uri.StartsWith("s3://", StringComparison.Ordinal))

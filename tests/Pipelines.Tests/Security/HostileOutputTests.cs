@@ -89,6 +89,23 @@ public sealed class HostileRunFixture : IAsyncLifetime
         var factory = new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1"));
         Run = new RunFolder(factory.Open(Temp.Combine("out")).Child(RunFolder.RunIdFrom(Result)));
         Provenance = await Run.ProvenanceAsync();
+        await WriteReportAsync();
+    }
+
+    /// <summary>Each case's status, time and reason, kept as .build/test-results/hostile-cases.md for docs/security.md.</summary>
+    public async Task WriteReportAsync()
+    {
+        var sb = new StringBuilder("| case | status | seconds | reason |\n| --- | --- | ---: | --- |\n");
+        foreach (var name in Cases.Keys)
+        {
+            var row = Row(name);
+            sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"| {name} | {row.Status} | {(row.FinishedAt - row.StartedAt).TotalSeconds:0.00} | {row.Error?.Replace("|", "\\|", StringComparison.Ordinal)} |\n");
+        }
+
+        sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"\nengine peak RSS: {PeakRssBytes / 1024 / 1024} MiB; scratch left: {Directory.EnumerateFileSystemEntries(Scratch).Count()} entries\n");
+        var path = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", "hostile-cases.md");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        await File.WriteAllTextAsync(path, sb.ToString());
     }
 
     public Pipelines.RunStore.ProvenanceRow Row(string name) =>

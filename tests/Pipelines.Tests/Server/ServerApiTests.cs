@@ -153,6 +153,20 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
     }
 
     [Fact]
+    public async Task A_workflow_over_the_API_may_not_read_or_write_the_servers_own_folders()
+    {
+        // The server runs as root: a key holder must not get /etc as input, nor write under /root.
+        using var http = fixture.Server.Client();
+        var yaml = fixture.StatsWorkflow + "\n";
+        using var response = await http.PostAsJsonAsync("/api/runs", new { workflow = yaml, set = new[] { "input.uri=/etc", "output.uri=file:///root/out" } });
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problems = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("problems").EnumerateArray().ToList();
+        Assert.Contains(problems, p => p.GetProperty("path").GetString() == "input.uri" && p.GetProperty("message").GetString()!.Contains("'/etc' is a local folder of the server; for a workflow submitted over the API none are allowed on this server (Submit:LocalRoots); use s3://", StringComparison.Ordinal));
+        Assert.Contains(problems, p => p.GetProperty("path").GetString() == "output.uri");
+    }
+
+    [Fact]
     public async Task The_OpenAPI_document_and_the_health_endpoints_are_served()
     {
         using var http = fixture.Server.Client();

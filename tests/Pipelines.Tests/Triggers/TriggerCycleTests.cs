@@ -254,7 +254,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
             output: {"{"} uri: "s3://{_bucket}/out/" {"}"}
             trigger: {"{"} uri: "s3://{_bucket}/in/", include: ["**/*.fastq"], settle: 30s {"}"}
             """;
-        var registrar = new TriggerRegistrar(_ledger, _stores, new RecurringJobManager(new InMemoryStorage()), new TriggerOptions(), _time);
+        var registrar = new TriggerRegistrar(_ledger, _stores, new RecurringJobManager(new InMemoryStorage()), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, _time);
         var registration = await registrar.RegisterAsync(yaml, "test.yaml", null, [], processExisting: false, CancellationToken.None);
         Assert.Equal(2, registration.Existing);
         return registration.Trigger;

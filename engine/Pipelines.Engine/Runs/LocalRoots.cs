@@ -1,0 +1,82 @@
+using Pipelines.Model;
+
+namespace Pipelines.Runs;
+
+/// <summary>
+/// Which local folders a workflow that did not come from a file on this machine (one submitted
+/// or registered over the API) may name. The engine runs as root: without this rule a key
+/// holder could read any host folder as input, or write into any as output. Configuration key
+/// <c>Submit:LocalRoots</c> (none by default: such workflows use s3:// only). Links on the way
+/// are resolved before the check, so a link under a root cannot lead out of it.
+/// </summary>
+public sealed record LocalRoots(IReadOnlyList<string> Roots)
+{
+    public static LocalRoots None { get; } = new([]);
+
+    /// <summary>
+    /// Parses a workflow; one that was not read from a file on this machine (an API submission,
+    /// <paramref name="baseDirectory"/> null) may name local folders only under the roots.
+    /// </summary>
+    public Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides)
+    {
+        var workflow = WorkflowParser.Parse(yaml, source, baseDirectory, overrides);
+        if (baseDirectory is null)
+        {
+            Check(workflow);
+        }
+
+        return workflow;
+    }
+
+    /// <summary>Throws a workflow problem for each local location outside the roots.</summary>
+    public void Check(Workflow workflow)
+    {
+        var problems = new List<WorkflowProblem>();
+        Add("input.uri", workflow.Input.Uri);
+        Add("output.uri", workflow.Output.Uri);
+        Add("input.samplesheet", workflow.Input.Samplesheet);
+        Add("trigger.uri", workflow.Trigger?.Uri);
+        if (problems.Count > 0)
+        {
+            throw new WorkflowInvalidException("the submitted workflow", problems);
+        }
+
+        void Add(string field, string? uri)
+        {
+            if (uri is null || uri.StartsWith("s3://", StringComparison.Ordinal) || Allows(uri))
+            {
+                return;
+            }
+
+            var allowed = Roots.Count == 0
+                ? "none are allowed on this server (Submit:LocalRoots); use s3://"
+                : "allowed are: " + string.Join(", ", Roots) + " (Submit:LocalRoots)";
+            problems.Add(new WorkflowProblem(field, $"'{uri}' is a local folder of the server; for a workflow submitted over the API {allowed}", 0, 0));
+        }
+    }
+
+    private bool Allows(string path)
+    {
+        var real = Resolve(path);
+        return Roots.Select(Resolve).Any(root => real == root || real.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));
+    }
+
+    /// <summary>The path with every link on the way resolved, as far as the path exists.</summary>
+    private static string Resolve(string path)
+    {
+        var full = Path.GetFullPath(path);
+        var resolved = "/";
+        foreach (var part in full.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = Path.Combine(resolved, part);
+            for (var hops = 0; hops < 40 && new FileInfo(next).LinkTarget is { } target; hops++)
+            {
+                next = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(next)!, target));
+            }
+
+            resolved = next;
+        }
+
+        return resolved;
+    }
+}
