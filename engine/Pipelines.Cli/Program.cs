@@ -21,6 +21,13 @@ app.Configure(c =>
         b.SetDefaultCommand<TriggersCommand>();
         b.AddCommand<IngestCommand>("ingest").WithDescription("Feed an S3 event notification body (FILE or - for stdin) to the triggers' ledger.");
     });
+    c.AddBranch<CommonSettings>("s3", b =>
+    {
+        b.SetDescription("Make a bucket, list it, copy files in and out, with the engine's S3 settings.");
+        b.AddCommand<S3Commands.MakeBucketCommand>("mb").WithDescription("Make a bucket: pipelines s3 mb s3://raw");
+        b.AddCommand<S3Commands.ListCommand>("ls").WithDescription("List objects under a prefix: pipelines s3 ls s3://raw/run-42/");
+        b.AddCommand<S3Commands.CopyCommand>("cp").WithDescription("Copy a file or folder in, or objects out: pipelines s3 cp sample-data/fastq s3://raw/run-42/");
+    });
 });
 
 using var stop = new CancellationTokenSource();
