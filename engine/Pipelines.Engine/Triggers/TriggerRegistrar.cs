@@ -37,6 +37,13 @@ public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFac
         // The runs' view of the workflow must plan: checked now, not at the first upload.
         SubmitterRunStarter.ForTrigger(trigger);
 
+        // The bucket must answer before anything is recorded: a registration over a missing bucket
+        // or with wrong credentials is refused whole, not left behind with a job that fails.
+        await foreach (var _ in location.Store.ListAsync(location.Prefix, cancellationToken).ConfigureAwait(false))
+        {
+            break;
+        }
+
         await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
         var needsBaseline = await ledger.UpsertAsync(trigger, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         long existing = 0;
@@ -45,10 +52,19 @@ public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFac
             // Until CompleteBaselineAsync, trigger processes leave this trigger alone; a register
             // that stops here is finished by registering again (recording is idempotent).
             var now = time.GetUtcNow();
-            var (listed, _, last) = await TriggerCycle.ListIntoLedgerAsync(
-                stores, ledger, trigger, null, processExisting ? LedgerState.Pending : LedgerState.Baseline, "register", now, cancellationToken).ConfigureAwait(false);
-            existing = listed;
-            await ledger.CompleteBaselineAsync(trigger.Name, last, now, listed, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var (listed, _, last) = await TriggerCycle.ListIntoLedgerAsync(
+                    stores, ledger, trigger, null, processExisting ? LedgerState.Pending : LedgerState.Baseline, "register", now, cancellationToken).ConfigureAwait(false);
+                existing = listed;
+                await ledger.CompleteBaselineAsync(trigger.Name, last, now, listed, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PipelinesException e) when (!e.RetryHelps)
+            {
+                // The bucket went away or refused us midway: nothing half-registered stays.
+                await ledger.RemoveAsync(trigger.Name, CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
         }
 
         AddRecurringJob(recurring, trigger.Name, options);

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text;
 using Hangfire;
 using Hangfire.InMemory;
+using Hangfire.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
@@ -237,6 +238,29 @@ public sealed class TriggerCycleTests : IAsyncLifetime
         new(ledger ?? _ledger, _stores, _starter, new TriggerOptions { MaxObjectsPerRun = maxObjectsPerRun, FullListingLimit = 10_000 }, _time, NullLogger<TriggerCycle>.Instance);
 
     /// <summary>A poll, then settle, then a poll that cuts.</summary>
+    [Fact]
+    public async Task A_registration_over_a_missing_bucket_is_refused_and_leaves_nothing_registered()
+    {
+        var missing = TestEnvironment.NewName("gone-");
+        var yaml = $"""
+            version: 1
+            name: gone
+            input: {"{"} uri: "s3://{missing}/in/" {"}"}
+            steps: [{"{"} name: s, image: "pipelines-samples/fastq-stats:1", command: [x] {"}"}]
+            output: {"{"} uri: "s3://{_bucket}/out/" {"}"}
+            trigger: {"{"} uri: "s3://{missing}/in/", include: ["**/*.fastq"], settle: 30s {"}"}
+            """;
+        var storage = new InMemoryStorage();
+        var registrar = new TriggerRegistrar(_ledger, _stores, new RecurringJobManager(storage), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, _time);
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => registrar.RegisterAsync(yaml, "gone.yaml", null, [], processExisting: false, CancellationToken.None));
+
+        Assert.Equal($"s3://{missing}: the bucket does not exist", e.Message);
+        Assert.Null(await _ledger.GetAsync("gone", CancellationToken.None));
+        using var connection = storage.GetConnection();
+        Assert.Empty(connection.GetRecurringJobs());
+    }
+
     private async Task<CycleResult> SettleAsync(TriggerCycle cycle, RegisteredTrigger? trigger = null)
     {
         await cycle.RunAsync(trigger ?? _trigger, reconcile: false, CancellationToken.None);
