@@ -39,7 +39,10 @@ internal static class Cli
         }
         catch (Npgsql.NpgsqlException e)
         {
-            Console.Error.WriteLine("error: PostgreSQL: " + e.GetBaseException().Message);
+            // Npgsql says where ("Failed to connect to 127.0.0.1:5432") and the socket says why.
+            var why = e.GetBaseException().Message;
+            var where = e.Message == why ? "" : char.ToLowerInvariant(e.Message[0]) + e.Message[1..].TrimEnd('.') + ": ";
+            Console.Error.WriteLine($"error: PostgreSQL: {where}{why} (is it running? the connection string is the Postgres setting, PIPELINES_POSTGRES)");
             return Failed;
         }
     }

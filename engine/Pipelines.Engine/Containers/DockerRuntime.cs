@@ -235,6 +235,12 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         return text.Append(Encoding.UTF8.GetString(ordered)).ToString();
     }
 
-    private PipelinesException Unreachable(Exception e) =>
-        new($"cannot reach the Docker engine at {_options.Endpoint}: {e.GetBaseException().Message}", retryHelps: true, e);
+    private PipelinesException Unreachable(Exception e)
+    {
+        var socket = _options.Endpoint.StartsWith("unix://", StringComparison.Ordinal) ? _options.Endpoint["unix://".Length..] : null;
+        var why = socket is not null && !File.Exists(socket)
+            ? $"there is no socket at {socket}"
+            : e.GetBaseException().Message;
+        return new($"cannot reach the Docker engine at {_options.Endpoint}: {why} (is dockerd running? the endpoint is DOCKER_HOST or Docker:Endpoint)", retryHelps: true, e);
+    }
 }
