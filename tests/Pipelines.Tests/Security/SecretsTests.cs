@@ -1,0 +1,160 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Docker.DotNet;
+using Npgsql;
+using Pipelines.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Pipelines.Tests.Security;
+
+/// <summary>
+/// No secret of the engine's configuration (S3 secret key, access keys, database password, other
+/// values of its environment) appears in anything a run leaves: stored objects, the run store and
+/// Hangfire's tables, API answers, dashboard pages, the server's log, the CLI's output, or the
+/// environment of a step's container.
+/// </summary>
+[Collection("server")]
+public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelper output) : IClassFixture<SecretsFixture>
+{
+    [Fact]
+    public async Task No_secret_appears_in_any_object_the_runs_leave_in_the_bucket()
+    {
+        var objects = await fixture.StoredObjectsAsync();
+
+        foreach (var run in fixture.RunIds)
+        {
+            Assert.Contains(objects, o => o.Where.EndsWith($"/{run}/run.json", StringComparison.Ordinal));
+            Assert.Contains(objects, o => o.Where.EndsWith($"/{run}/provenance/tasks.parquet (decoded)", StringComparison.Ordinal));
+            Assert.Contains(objects, o => o.Where.EndsWith($"/{run}/workflow.yaml", StringComparison.Ordinal));
+        }
+
+        Assert.Contains(objects, o => o.Where.EndsWith("/env.txt", StringComparison.Ordinal));
+        Assert.Contains(objects, o => o.Where.Contains("ro-crate", StringComparison.Ordinal));
+        Assert.Contains(objects, o => o.Text.Contains("failing on purpose", StringComparison.Ordinal));
+        output.WriteLine(fixture.AssertNoSecret(objects));
+    }
+
+    [Fact]
+    public async Task No_secret_appears_in_the_run_store_or_hangfire_tables()
+    {
+        var rows = await fixture.DatabaseRowsAsync();
+
+        Assert.Contains(rows, r => r.Where.EndsWith(".job", StringComparison.Ordinal) && r.Text.Length > 0);
+        output.WriteLine(fixture.AssertNoSecret(rows));
+    }
+
+    [Fact]
+    public async Task No_secret_appears_in_any_api_answer_including_errors()
+    {
+        using var full = fixture.Server.Client(fixture.FullKey);
+        var answers = new List<(string Where, string Text)>(fixture.ErrorAnswers)
+        {
+            await SecretsFixture.GetAsync(full, "/api/runs"),
+            await SecretsFixture.GetAsync(full, "/healthz"),
+            await SecretsFixture.GetAsync(full, "/readyz"),
+            await SecretsFixture.GetAsync(full, "/openapi/v1.json"),
+            await SecretsFixture.GetAsync(full, "/api/workflows"),
+        };
+        foreach (var run in fixture.RunIds)
+        {
+            answers.Add(await SecretsFixture.GetAsync(full, $"/api/runs/{run}"));
+            answers.Add(await SecretsFixture.GetAsync(full, $"/api/runs/{run}/tasks?limit=500"));
+            foreach (var file in await fixture.RunFilesAsync(run))
+            {
+                answers.Add(await SecretsFixture.GetAsync(full, $"/api/runs/{run}/files/{file}"));
+            }
+
+            answers.Add(await SecretsFixture.GetAsync(full, $"/api/runs/{run}/files/no/such/file.txt"));
+        }
+
+        Assert.Contains(answers, a => a.Where.StartsWith("GET /readyz (200)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(401)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(403)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(404)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(400)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(422)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(409)", StringComparison.Ordinal));
+        Assert.Contains(answers, a => a.Where.Contains("(500)", StringComparison.Ordinal));
+        output.WriteLine(fixture.AssertNoSecret(answers));
+    }
+
+    [Fact]
+    public async Task No_secret_appears_in_any_dashboard_page()
+    {
+        using var full = fixture.Server.Client(fixture.FullKey);
+        var pages = new List<(string Where, string Text)>
+        {
+            await SecretsFixture.GetAsync(full, "/hangfire"),
+            await SecretsFixture.GetAsync(full, "/hangfire/runs"),
+            await SecretsFixture.GetAsync(full, "/hangfire/jobs/succeeded"),
+            await SecretsFixture.GetAsync(full, "/hangfire/jobs/failed"),
+            await SecretsFixture.GetAsync(full, "/hangfire/jobs/processing"),
+            await SecretsFixture.GetAsync(full, "/hangfire/jobs/deleted"),
+            await SecretsFixture.GetAsync(full, "/hangfire/retries"),
+            await SecretsFixture.GetAsync(full, "/hangfire/recurring"),
+            await SecretsFixture.GetAsync(full, "/hangfire/servers"),
+            await SecretsFixture.GetAsync(full, "/login"),
+        };
+        foreach (var run in fixture.RunIds)
+        {
+            pages.Add(await SecretsFixture.GetAsync(full, $"/hangfire/runs/{run}"));
+        }
+
+        var jobs = JobLink().Matches(pages[2].Text).Select(m => m.Groups["id"].Value).Distinct().ToList();
+        Assert.NotEmpty(jobs);
+        foreach (var job in jobs.Take(5))
+        {
+            pages.Add(await SecretsFixture.GetAsync(full, $"/hangfire/jobs/details/{job}"));
+        }
+
+        Assert.All(pages, p => Assert.Contains("(200)", p.Where, StringComparison.Ordinal));
+        Assert.Contains(pages, p => p.Where.Contains("/jobs/details/", StringComparison.Ordinal) && p.Text.Contains("TaskJob", StringComparison.Ordinal));
+        output.WriteLine(fixture.AssertNoSecret(pages));
+    }
+
+    [Fact]
+    public void No_secret_appears_in_the_server_log_or_the_CLI_output()
+    {
+        Assert.Contains($"run {fixture.SucceededRun} of envdump submitted by operator", fixture.Server.Output, StringComparison.Ordinal);
+        Assert.Contains(fixture.CliRun, fixture.CliStatusResult.Stdout, StringComparison.Ordinal);
+        output.WriteLine(fixture.AssertNoSecret(
+        [
+            ("the server's stdout and stderr", fixture.Server.Output),
+            ("pipelines run --server", fixture.CliRunResult.ToString()),
+            ("pipelines status --server", fixture.CliStatusResult.ToString()),
+            ("pipelines status --server --key <wrong>", fixture.CliWrongKeyResult.ToString()),
+        ]));
+    }
+
+    [Fact]
+    public async Task A_step_container_gets_its_own_env_and_the_image_env_but_nothing_of_the_engine()
+    {
+        var objects = await fixture.StoredObjectsAsync();
+        var dump = objects.Single(o => o.Where.Contains($"/envdump/{fixture.SucceededRun}/", StringComparison.Ordinal) && o.Where.EndsWith("/env.txt", StringComparison.Ordinal)).Text;
+        var names = dump.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('=')[0]).ToHashSet(StringComparer.Ordinal);
+
+        using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var image = await docker.Images.InspectImageAsync("pipelines-samples/pair-check:1");
+        var allowed = (image.Config?.Env ?? []).Select(e => e.Split('=')[0])
+            .Concat(["STEP_OWN", "HOSTNAME", "HOME", "PWD", "SHLVL"])
+            .ToHashSet(StringComparer.Ordinal);
+
+        Assert.Contains("STEP_OWN=step-value", dump, StringComparison.Ordinal);
+        Assert.Empty(names.Except(allowed));
+        Assert.Empty(names.Intersect(fixture.Env.Keys.Concat(["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "DOCKER_HOST"])));
+        output.WriteLine(fixture.AssertNoSecret([("env.txt", dump)]));
+    }
+
+    [Fact]
+    public async Task Npgsql_leaves_the_password_out_of_the_connection_string_a_data_source_shows()
+    {
+        await using var db = NpgsqlDataSource.Create(fixture.Postgres);
+
+        Assert.Contains(fixture.DbPassword, fixture.Postgres, StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.DbPassword, db.ConnectionString, StringComparison.Ordinal);
+        Assert.DoesNotContain("Password", db.ConnectionString, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [GeneratedRegex("/jobs/details/(?<id>[0-9]+)")]
+    private static partial Regex JobLink();
+}
