@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Docker.DotNet;
@@ -153,6 +154,25 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         Assert.Contains(fixture.DbPassword, fixture.Postgres, StringComparison.Ordinal);
         Assert.DoesNotContain(fixture.DbPassword, db.ConnectionString, StringComparison.Ordinal);
         Assert.DoesNotContain("Password", db.ConnectionString, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Theory]
+    [InlineData("Host=127.0.0.1;Port=1;Username=postgres;Password={0};Database=pipelines;Timeout=2", "error: PostgreSQL: ")]
+    [InlineData("Host=127.0.0.1;Port={0};Password=x", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: the value of port cannot be used")]
+    [InlineData("Host=127.0.0.1;Password=ab;{0}=cd", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs")]
+    [InlineData("Host=127.0.0.1;Password=ab;{0}", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs")]
+    [InlineData("Host=127.0.0.1;Port=55432;Username=no_such_user;Password={0};Database=pipelines", "error: PostgreSQL: 28000: role \"no_such_user\" does not exist")]
+    public async Task A_server_with_a_bad_connection_string_says_so_in_one_line_without_any_of_it(string template, string expected)
+    {
+        var secret = fixture.DbPassword;
+        var result = await CliRunner.RunAsync(
+            ["server", "--urls", "http://127.0.0.1:9"],
+            new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = string.Format(CultureInfo.InvariantCulture, template, secret), ["PIPELINES_HOME"] = fixture.Temp.Combine("badpg") });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Single(result.Stderr.Trim().Split('\n'));
+        Assert.StartsWith(expected, result.Stderr, StringComparison.Ordinal);
+        output.WriteLine(fixture.AssertNoSecret([("pipelines server with a bad connection string", result.ToString())]));
     }
 
     [GeneratedRegex("/jobs/details/(?<id>[0-9]+)")]
