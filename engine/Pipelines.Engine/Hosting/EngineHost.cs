@@ -101,7 +101,11 @@ public static class EngineHost
     /// </summary>
     public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false)
     {
-        var workerOptions = config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
+        var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
+        {
+            Secrets = config.GetSection("Secrets").GetChildren().Where(c => c.Value is not null)
+                .ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase),
+        };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
         services.AddSingleton(config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions());

@@ -46,8 +46,11 @@ public sealed class SecretsFixture : IAsyncLifetime
 
     public string PlainSecret { get; } = Random("plain-api-token");
 
+    /// <summary>The value of the worker's secret API_TOKEN, which a step asks for by name.</summary>
+    public string WorkflowSecret { get; } = Random("workflow-secret");
+
     /// <summary>The values that must appear nowhere: each long and random, so a hit is a leak.</summary>
-    public IReadOnlyList<string> Secrets => [DbPassword, ReadKey, FullKey, WrongKey, TestSecret, PlainSecret];
+    public IReadOnlyList<string> Secrets => [DbPassword, ReadKey, FullKey, WrongKey, TestSecret, PlainSecret, WorkflowSecret];
 
     public string SucceededRun { get; private set; } = null!;
 
@@ -56,6 +59,10 @@ public sealed class SecretsFixture : IAsyncLifetime
     public string CancelledRun { get; private set; } = null!;
 
     public string CliRun { get; private set; } = null!;
+
+    public string SecretRun { get; private set; } = null!;
+
+    public string MissingSecretRun { get; private set; } = null!;
 
     public CliRunner.Result CliRunResult { get; private set; } = null!;
 
@@ -91,6 +98,7 @@ public sealed class SecretsFixture : IAsyncLifetime
             ["PIPELINES_S3__SecretKey"] = TestEnvironment.Require("AWS_SECRET_ACCESS_KEY"),
             ["PIPELINES_TEST_SECRET"] = TestSecret,
             ["MY_API_TOKEN"] = PlainSecret,
+            ["PIPELINES_Secrets__API_TOKEN"] = WorkflowSecret,
         };
 
         var input = Stores.Open($"s3://{Bucket}/raw/");
@@ -104,6 +112,8 @@ public sealed class SecretsFixture : IAsyncLifetime
 
         SucceededRun = await ServerFixture.SubmitAsync(http, EnvWorkflow);
         FailedRun = await ServerFixture.SubmitAsync(http, FailingWorkflow);
+        SecretRun = await ServerFixture.SubmitAsync(http, SecretWorkflow);
+        MissingSecretRun = await ServerFixture.SubmitAsync(http, SecretWorkflow.Replace("[API_TOKEN]", "[NOT_ON_THIS_WORKER]", StringComparison.Ordinal).Replace("/with-secret/", "/missing-secret/", StringComparison.Ordinal));
         CancelledRun = await ServerFixture.SubmitAsync(http, SleepWorkflow);
         await ServerFixture.WaitForAsync(http, CancelledRun, r => r.GetProperty("counts").GetProperty("running").GetInt32() > 0, TimeSpan.FromMinutes(1));
         while ((await ServerFixture.ContainersOfAsync(CancelledRun)).Count == 0)
@@ -119,6 +129,8 @@ public sealed class SecretsFixture : IAsyncLifetime
         await ServerFixture.WaitForAsync(http, SucceededRun, r => r.GetProperty("state").GetString() == "succeeded", TimeSpan.FromMinutes(2));
         await ServerFixture.WaitForAsync(http, FailedRun, r => r.GetProperty("state").GetString() == "failed", TimeSpan.FromMinutes(2));
         await ServerFixture.WaitForAsync(http, CancelledRun, r => r.GetProperty("state").GetString() == "cancelled", TimeSpan.FromMinutes(1));
+        await ServerFixture.WaitForAsync(http, SecretRun, r => r.GetProperty("state").GetString() == "succeeded", TimeSpan.FromMinutes(2));
+        await ServerFixture.WaitForAsync(http, MissingSecretRun, r => r.GetProperty("state").GetString() == "failed", TimeSpan.FromMinutes(2));
 
         var cliEnv = new Dictionary<string, string?> { ["PIPELINES_HOME"] = Temp.Combine("cli-home"), ["PIPELINES_SERVER_KEY"] = FullKey, ["PIPELINES_TEST_SECRET"] = TestSecret };
         var workflow = Temp.Write("env.yaml", EnvWorkflow.Replace("/envdump/", "/cli/", StringComparison.Ordinal));
@@ -201,6 +213,29 @@ public sealed class SecretsFixture : IAsyncLifetime
           uri: s3://{{Bucket}}/envdump/
         """;
 
+    /// <summary>
+    /// A step that asks for the worker's secret API_TOKEN, keeps its sha256 (so the test knows the
+    /// container saw it) and prints it, which the kept log must not show.
+    /// </summary>
+    public string SecretWorkflow => $$"""
+        version: 1
+        name: with-secret
+        input:
+          uri: s3://{{Bucket}}/raw/
+          include: ["lane1/*.fastq"]
+          batch: 10
+        steps:
+          - name: use
+            image: pipelines-samples/pair-check:1
+            command: ["busybox", "sh", "-c", "printf %s \"$API_TOKEN\" | sha256sum | cut -d ' ' -f 1 > /out/token.sha256; echo \"token is $API_TOKEN\"; echo \"$API_TOKEN\" >&2"]
+            secrets: [API_TOKEN]
+            resources: { cpus: 0.1, memory: 32Mi, timeout: 2m }
+            retries: 0
+            outputs: ["*.sha256"]
+        output:
+          uri: s3://{{Bucket}}/with-secret/
+        """;
+
     public string FailingWorkflow => $$"""
         version: 1
         name: failing
@@ -238,7 +273,7 @@ public sealed class SecretsFixture : IAsyncLifetime
           uri: s3://{{Bucket}}/sleepy/
         """;
 
-    public IEnumerable<string> RunIds => [SucceededRun, FailedRun, CancelledRun, CliRun];
+    public IEnumerable<string> RunIds => [SucceededRun, FailedRun, CancelledRun, CliRun, SecretRun, MissingSecretRun];
 
     /// <summary>Every object in the bucket but the inputs, as text; Parquet files also decoded (their pages are compressed).</summary>
     public async Task<List<(string Where, string Text)>> StoredObjectsAsync()

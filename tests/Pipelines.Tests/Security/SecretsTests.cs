@@ -1,5 +1,8 @@
 using System.Globalization;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Docker.DotNet;
 using Npgsql;
@@ -144,6 +147,32 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         Assert.Empty(names.Except(allowed));
         Assert.Empty(names.Intersect(fixture.Env.Keys.Concat(["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "DOCKER_HOST"])));
         output.WriteLine(fixture.AssertNoSecret([("env.txt", dump)]));
+    }
+
+    [Fact]
+    public async Task A_step_gets_the_worker_secret_it_names_and_its_printed_value_is_masked_in_the_log()
+    {
+        var objects = await fixture.StoredObjectsAsync();
+        string Object(string suffix) => objects.Single(o => o.Where.Contains($"/{fixture.SecretRun}/", StringComparison.Ordinal) && o.Where.EndsWith(suffix, StringComparison.Ordinal)).Text;
+
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(fixture.WorkflowSecret))), Object("/token.sha256").Trim());
+        Assert.Contains("token is ***\n", Object("/use.log"), StringComparison.Ordinal);
+        Assert.Contains("secrets: [API_TOKEN]", Object("/workflow.yaml"), StringComparison.Ordinal);
+        output.WriteLine(fixture.AssertNoSecret(objects));
+    }
+
+    [Fact]
+    public async Task A_step_that_names_a_secret_the_worker_lacks_fails_and_says_which_setting_to_add()
+    {
+        using var http = fixture.Server.Client(fixture.ReadKey);
+        var tasks = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{fixture.MissingSecretRun}/tasks?state=failed");
+        var task = tasks.GetProperty("items")[0];
+
+        Assert.Equal("failed", task.GetProperty("state").GetString());
+        Assert.StartsWith(
+            "step 'use' could not run: this worker has no secret NOT_ON_THIS_WORKER: set Secrets:NOT_ON_THIS_WORKER in its configuration, or PIPELINES_Secrets__NOT_ON_THIS_WORKER",
+            task.GetProperty("error").GetString(),
+            StringComparison.Ordinal);
     }
 
     [Fact]
