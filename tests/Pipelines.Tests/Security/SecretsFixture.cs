@@ -359,15 +359,16 @@ public sealed class SecretsFixture : IAsyncLifetime
 
     /// <summary>
     /// Fails with every place where a secret was found. Besides the random values, it looks for
-    /// the S3 secret key whole (Swift's is a short word, so only as a word) and for the names of
-    /// secret settings, which only a dump of the configuration or environment would print.
+    /// the S3 secret key whole (Swift's is a short word, so only as a word) and for secret
+    /// settings followed by a value, which only a dump of the configuration or environment prints.
     /// </summary>
     /// <returns>What was searched, for the test's output.</returns>
     public string AssertNoSecret(IEnumerable<(string Where, string Text)> haystack)
     {
         long chars = 0;
         var s3Secret = new Regex("(?<![A-Za-z0-9])" + Regex.Escape(TestEnvironment.Require("AWS_SECRET_ACCESS_KEY")) + "(?![A-Za-z0-9])");
-        string[] names = ["AWS_SECRET_ACCESS_KEY", "SecretKey", "PIPELINES_TEST_SECRET", "MY_API_TOKEN", "Password=", "Server__Keys"];
+        // Error messages may name a setting to check; a name followed by a value is a dump.
+        string[] names = ["AWS_SECRET_ACCESS_KEY=", "SecretKey=", "\"SecretKey\":", "PIPELINES_TEST_SECRET=", "MY_API_TOKEN=", "Password=", "Server__Keys__"];
         var hits = new List<string>();
         var searched = 0;
         foreach (var (where, text) in haystack)

@@ -204,6 +204,39 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         output.WriteLine(fixture.AssertNoSecret([("pipelines server with a bad connection string", result.ToString())]));
     }
 
+    [Fact]
+    public async Task A_server_with_a_wrong_S3_secret_key_is_not_ready_and_refuses_runs_without_quoting_the_key()
+    {
+        var wrongS3 = "wrong-s3-secret-" + Guid.NewGuid().ToString("N");
+        var env = new Dictionary<string, string?>(fixture.Env) { ["PIPELINES_S3__SecretKey"] = wrongS3, ["PIPELINES_HOME"] = fixture.Temp.Combine("wrong-s3"), ["PIPELINES_Server__Roles"] = "api" };
+
+        // API only: it shares the fixture's queue, and must not take the other server's jobs.
+        await using var server = await ServerProcess.StartAsync(env);
+        using var http = server.Client(fixture.FullKey);
+
+        var ready = await SecretsFixture.GetAsync(http, "/readyz");
+        var submit = await SecretsFixture.PostJsonAsync(http, "/api/runs", new { workflow = fixture.EnvWorkflow });
+
+        Assert.StartsWith("GET /readyz (503)", ready.Where, StringComparison.Ordinal);
+        Assert.StartsWith("POST /api/runs (422)", submit.Where, StringComparison.Ordinal);
+        var found = new List<(string Where, string Text)> { ready, submit, ("the server's log", server.Output) };
+        Assert.DoesNotContain(found, f => f.Text.Contains(wrongS3, StringComparison.Ordinal));
+        output.WriteLine(fixture.AssertNoSecret(found));
+    }
+
+    [Fact]
+    public async Task A_server_with_a_too_short_access_key_names_its_position_not_the_key()
+    {
+        var shortKey = "sk-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6));
+        var result = await CliRunner.RunAsync(
+            ["server", "--urls", "http://127.0.0.1:9"],
+            new Dictionary<string, string?>(fixture.Env) { ["PIPELINES_Server__Keys__1__Key"] = shortKey, ["PIPELINES_HOME"] = fixture.Temp.Combine("short-key") });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal("error: Server:Keys:1:Key must be at least 16 characters (e.g. `openssl rand -hex 24`)", result.Stderr.Trim());
+        Assert.DoesNotContain(shortKey, result.ToString(), StringComparison.Ordinal);
+    }
+
     [GeneratedRegex("/jobs/details/(?<id>[0-9]+)")]
     private static partial Regex JobLink();
 }
