@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Docker.DotNet;
 using Npgsql;
+using Pipelines.Storage;
 using Pipelines.Tests.Support;
 using Xunit.Abstractions;
 
@@ -235,6 +236,17 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         Assert.Equal(1, result.ExitCode);
         Assert.Equal("error: Server:Keys:1:Key must be at least 16 characters (e.g. `openssl rand -hex 24`)", result.Stderr.Trim());
         Assert.DoesNotContain(shortKey, result.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Settings_that_hold_a_secret_leave_it_out_when_formatted()
+    {
+        var s3 = new S3Settings("http://s3.example", "access", fixture.TestSecret, "us-east-1");
+        var key = new Pipelines.Server.AccessKey(fixture.FullKey, Pipelines.Server.KeyRole.Full, "operator");
+
+        Assert.Equal("S3Settings { Endpoint = http://s3.example, AccessKey = access, Region = us-east-1 }", s3.ToString());
+        Assert.Equal("AccessKey { Role = Full, Name = operator }", key.ToString());
+        Assert.DoesNotContain(fixture.TestSecret, $"{s3} {s3 with { Region = "x" }}", StringComparison.Ordinal);
     }
 
     [GeneratedRegex("/jobs/details/(?<id>[0-9]+)")]
