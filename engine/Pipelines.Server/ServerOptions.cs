@@ -27,7 +27,15 @@ public enum ServerRoles
 public enum KeyRole { Read, Full }
 
 /// <summary>One configured access key (Server:Keys:N:Key, :Role, optional :Name).</summary>
-public sealed record AccessKey(string Key, KeyRole Role, string Name);
+public sealed record AccessKey(string Key, KeyRole Role, string Name)
+{
+    // A record's ToString prints every member; the key itself is left out of it.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Role = ").Append(Role).Append(", Name = ").Append(Name);
+        return true;
+    }
+}
 
 /// <summary>The server's settings, read once at start (configuration section Server).</summary>
 public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> Keys, string Urls, string? Bucket)

@@ -67,7 +67,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             Image = spec.ImageId,
             Entrypoint = [spec.Command[0]],
             Cmd = spec.Command.Skip(1).ToList(),
-            Env = spec.Env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+            Env = spec.Env.Concat(spec.Secrets).Select(kv => $"{kv.Key}={kv.Value}").ToList(),
             User = _options.User,
             WorkingDir = "/out",
             Labels = labels,
@@ -132,7 +132,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             }
 
             var state = (await _client.Containers.InspectContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).State;
-            var log = await ReadLogsAsync(id).ConfigureAwait(false);
+            var log = Mask(await ReadLogsAsync(id).ConfigureAwait(false), spec.Secrets);
             return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, clock.Elapsed);
         }
         catch (OperationCanceledException)
@@ -173,6 +173,17 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
     }
 
     public void Dispose() => _client.Dispose();
+
+    /// <summary>A step that prints a secret does not get it kept: its log, which is stored and shown, has *** instead.</summary>
+    private static string Mask(string log, IReadOnlyDictionary<string, string> secrets)
+    {
+        foreach (var value in secrets.Values.Where(v => v.Length > 0).OrderByDescending(v => v.Length))
+        {
+            log = log.Replace(value, "***", StringComparison.Ordinal);
+        }
+
+        return log;
+    }
 
     private async Task KillQuietlyAsync(string id)
     {

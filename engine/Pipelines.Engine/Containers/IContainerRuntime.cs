@@ -22,7 +22,14 @@ public sealed record ContainerSpec(
     IReadOnlyDictionary<string, string> Env,
     IReadOnlyList<Mount> Mounts,
     Resources Resources,
-    IReadOnlyDictionary<string, string> Labels);
+    IReadOnlyDictionary<string, string> Labels)
+{
+    /// <summary>
+    /// Variables added to <see cref="Env"/> in the container only: the runtime never records,
+    /// logs or returns them, and masks their values in the log it returns.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
+}
 
 /// <summary>How a container ended. <see cref="Log"/> holds stdout and stderr as they came.</summary>
 public sealed record ContainerResult(long ExitCode, bool TimedOut, bool OomKilled, string Log, TimeSpan Duration)

@@ -43,7 +43,36 @@ public static class EngineHost
         return builder.AddEnvironmentVariables("PIPELINES_").AddInMemoryCollection(values ?? []).Build();
     }
 
-    public static bool UsesPostgres(IConfiguration config) => !string.IsNullOrWhiteSpace(config["Postgres"]);
+    /// <summary>Whether a PostgreSQL connection string is configured; refuses one that Npgsql cannot read.</summary>
+    public static bool UsesPostgres(IConfiguration config) => PostgresOf(config) is not null;
+
+    /// <summary>
+    /// The configured connection string, checked once here so that a bad one is a one-line error
+    /// that names the setting. Npgsql's own exceptions quote values, and a password holding an
+    /// unquoted ';' turns into keywords, so no part of the string is ever put into the message.
+    /// </summary>
+    private static string? PostgresOf(IConfiguration config)
+    {
+        var text = config["Postgres"];
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(text);
+            return text;
+        }
+        catch (ArgumentException e)
+        {
+            var known = e.ParamName is { Length: > 0 } keyword && new NpgsqlConnectionStringBuilder().ContainsKey(keyword);
+            throw new PipelinesException(
+                "the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: "
+                + (known ? $"the value of {e.ParamName} cannot be used" : "write Key=value pairs separated by ';' with keywords Npgsql knows (Host, Port, Username, Password, Database, ...), and quote a value that holds ';' or '='"),
+                retryHelps: false);
+        }
+    }
 
     /// <summary>
     /// Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather
@@ -72,7 +101,11 @@ public static class EngineHost
     /// </summary>
     public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false)
     {
-        var workerOptions = config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions();
+        var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
+        {
+            Secrets = config.GetSection("Secrets").GetChildren().Where(c => c.Value is not null)
+                .ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase),
+        };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
         services.AddSingleton(config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions());
@@ -88,8 +121,8 @@ public static class EngineHost
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
 
-        var postgres = config["Postgres"];
-        if (!string.IsNullOrWhiteSpace(postgres))
+        var postgres = PostgresOf(config);
+        if (postgres is not null)
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
@@ -116,7 +149,7 @@ public static class EngineHost
 
         // Triggers (docs/triggers.md): the ledger, ingest and registration whenever PostgreSQL is
         // configured; the trigger loop and the "triggers" queue's Hangfire server for that role.
-        if (!string.IsNullOrWhiteSpace(postgres))
+        if (postgres is not null)
         {
             TriggerHosting.Add(services, config, role: triggers);
         }

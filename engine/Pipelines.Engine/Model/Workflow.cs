@@ -34,7 +34,14 @@ public sealed record StepSpec(
     IReadOnlyDictionary<string, string> Env,
     Resources Resources,
     int Retries,
-    IReadOnlyList<string> Outputs);
+    IReadOnlyList<string> Outputs)
+{
+    /// <summary>
+    /// Names of variables the worker takes from its own configuration (Secrets:NAME) and puts into
+    /// the container's environment at run time; only the names are in the workflow and the run.
+    /// </summary>
+    public IReadOnlyList<string> Secrets { get; init; } = [];
+}
 
 /// <summary>The limits a step's container runs under.</summary>
 /// <summary>

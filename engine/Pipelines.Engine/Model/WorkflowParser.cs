@@ -333,7 +333,7 @@ public static partial class WorkflowParser
             }
 
             var f = new Fields(map, path, ctx);
-            f.Known("name", "image", "command", "env", "resources", "retries", "outputs");
+            f.Known("name", "image", "command", "env", "secrets", "resources", "retries", "outputs");
             var name = f.String("name", required: true);
             if (name is not null && !StepNamePattern().IsMatch(name))
             {
@@ -366,6 +366,20 @@ public static partial class WorkflowParser
                 ctx.Add(f.Node("env")!, $"{path}.env.{key}", "is not a valid environment variable name");
             }
 
+            var secrets = f.StringList("secrets") ?? [];
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (secret, si) in secrets.Select((s, si) => (s, si)))
+            {
+                var problem = !EnvNamePattern().IsMatch(secret) ? $"'{secret}' is not a valid environment variable name"
+                    : env.ContainsKey(secret) ? $"'{secret}' is also in env; a variable is either a value in the workflow or a secret of the worker"
+                    : !seen.Add(secret) ? $"'{secret}' is listed twice"
+                    : null;
+                if (problem is not null)
+                {
+                    ctx.Add(f.Node("secrets")!, $"{path}.secrets[{si}]", problem);
+                }
+            }
+
             var resources = BuildResources(f.Map("resources", required: false), path + ".resources", ctx);
             var retries = f.Int("retries", required: false) ?? 0;
             if (retries is < 0 or > 10)
@@ -381,7 +395,7 @@ public static partial class WorkflowParser
 
             if (name is not null && image is not null && command is { Count: > 0 })
             {
-                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs));
+                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs) { Secrets = secrets });
             }
         }
 

@@ -20,7 +20,11 @@ public sealed record ExpandedStep(
     IReadOnlyDictionary<string, string> Env,
     Resources Resources,
     int Retries,
-    IReadOnlyList<string> Outputs);
+    IReadOnlyList<string> Outputs)
+{
+    /// <summary>The names of the worker's secrets the step's container gets (never their values).</summary>
+    public IReadOnlyList<string> Secrets { get; init; } = [];
+}
 
 /// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>
 public sealed record Plan(IReadOnlyList<PlannedTask> Tasks, int FilesListed, int FilesSelected, int FilesUngrouped);

@@ -135,7 +135,8 @@ public static class Planner
             s.Env.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToDictionary(kv => kv.Key, kv => Placeholders.Expand(kv.Value, values), StringComparer.Ordinal),
             s.Resources,
             s.Retries,
-            s.Outputs)).ToList();
+            s.Outputs)
+        { Secrets = s.Secrets }).ToList();
     }
 
     /// <summary>

@@ -12,6 +12,14 @@ public sealed record S3Settings(string? Endpoint, string? AccessKey, string? Sec
         config["S3:AccessKey"] ?? Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID"),
         config["S3:SecretKey"] ?? Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY"),
         config["S3:Region"] ?? Environment.GetEnvironmentVariable("AWS_REGION") ?? Environment.GetEnvironmentVariable("AWS_DEFAULT_REGION") ?? "us-east-1");
+
+    // A record's ToString prints every member; the secret key is left out, so that no message,
+    // log line or debugger view that formats the settings can show it.
+    private bool PrintMembers(System.Text.StringBuilder builder)
+    {
+        builder.Append("Endpoint = ").Append(Endpoint).Append(", AccessKey = ").Append(AccessKey).Append(", Region = ").Append(Region);
+        return true;
+    }
 }
 
 /// <summary>Opens the store that a URI names: s3://bucket/prefix/ or a local folder.</summary>

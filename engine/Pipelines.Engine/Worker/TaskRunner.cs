@@ -279,7 +279,8 @@ public sealed partial class TaskRunner(
                             ["org.pipelines.run"] = run.RunId,
                             ["org.pipelines.task"] = task.TaskId,
                             ["org.pipelines.step"] = step.Name,
-                        }),
+                        })
+                        { Secrets = options.SecretsFor(step.Name, step.Secrets) },
                         outDir,
                         limits,
                         ct).ConfigureAwait(false);

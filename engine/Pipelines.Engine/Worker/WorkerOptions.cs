@@ -36,6 +36,20 @@ public sealed record WorkerOptions
     /// </summary>
     public TimeSpan OutageWait { get; init; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>
+    /// Values of the secrets steps may ask for by name (configuration section Secrets, e.g.
+    /// PIPELINES_Secrets__API_TOKEN), read once at start; never recorded, logged or printed.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>The secrets one step asks for, by the names it gives; a name this worker lacks fails the step.</summary>
+    public IReadOnlyDictionary<string, string> SecretsFor(string step, IReadOnlyList<string> names) => names.ToDictionary(
+        n => n,
+        n => Secrets.TryGetValue(n, out var v)
+            ? v
+            : throw new PipelinesException($"this worker has no secret {n}: set Secrets:{n} in its configuration, or PIPELINES_Secrets__{n} (step '{step}' asks for it)", retryHelps: false),
+        StringComparer.Ordinal);
 }
