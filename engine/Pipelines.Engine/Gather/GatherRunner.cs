@@ -80,6 +80,15 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                         LogGatherFailed(log, runId, spec.Name, e.Message);
                         break;
                     }
+                    catch (IOException e)
+                    {
+                        // A local file (the temporary folder on a full disk, or a local output folder): the run
+                        // ends failed and says so, rather than staying 'gathering' behind a job that cannot
+                        // begin the gather a second time.
+                        error = $"gather '{spec.Name}': reading or writing local files failed (temporary folder {scratch}): {e.Message}";
+                        LogGatherFailed(log, runId, spec.Name, e.Message);
+                        break;
+                    }
                 }
 
                 if (error is null && problems.Count > 0)
