@@ -77,8 +77,10 @@ internal static class RemoteRun
                 foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
                 {
                     var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(x => x.GetString()));
-                    Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt32()} rows gathered ({files})");
+                    Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt64()} rows gathered ({files})");
                 }
+
+                RunJsonNotes.Print(doc.RootElement);
             }
         }
 

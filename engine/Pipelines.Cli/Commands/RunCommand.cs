@@ -150,8 +150,10 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
             foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
             {
                 var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()));
-                Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt32()} rows gathered ({files})");
+                Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt64()} rows gathered ({files})");
             }
+
+            RunJsonNotes.Print(doc.RootElement);
         }
         catch (ObjectNotFoundException)
         {

@@ -69,6 +69,12 @@ public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
             Console.WriteLine($"run {settings.RunId} ({root.GetProperty("workflow").GetString()}): {status}");
             Console.WriteLine($"  tasks:   {counts.GetProperty("tasks").GetInt32()} ({counts.GetProperty("succeeded").GetInt32()} succeeded, {counts.GetProperty("cached").GetInt32()} cached, {counts.GetProperty("failed").GetInt32()} failed, {counts.GetProperty("cancelled").GetInt32()} cancelled)");
             Console.WriteLine($"  created: {root.GetProperty("created_at").GetString()}, finished {root.GetProperty("finished_at").GetString()}");
+            if (root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String)
+            {
+                Console.WriteLine($"  error:   {error.GetString()}");
+            }
+
+            RunJsonNotes.Print(root);
             Console.WriteLine($"  output:  {outputUri}");
             return status == "failed" ? Cli.Failed : Cli.Ok;
         }

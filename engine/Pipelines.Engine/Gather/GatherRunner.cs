@@ -39,35 +39,71 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
         var counts = await store.CountTasksAsync(runId, cancellationToken).ConfigureAwait(false);
 
         string? error = null;
-        var results = new List<(string Name, int Rows, List<string> Keys)>();
+        var results = new List<GatheredTable>();
+        var warnings = new List<string>();
+        var problems = new List<string>();
         var cancelled = StopReasons.IsCancel(run.StopReason);
-        if (cancelled)
+
+        // Parts and result files are local copies here: the tables stream through the disk, not memory.
+        var scratch = Path.Combine(Path.GetTempPath(), "pipelines-gather", runId + "-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(scratch);
+        try
         {
-            // A user's cancel: no tables from a partial run; the provenance and run.json still say what ran.
-            error = run.StopReason;
-        }
-        else if (workflow.OnError == OnError.Fail && counts.Failed > 0)
-        {
-            error = run.StopReason ?? "a task failed and on_error is fail";
-        }
-        else
-        {
-            foreach (var spec in workflow.Gather)
+            if (cancelled)
             {
-                try
+                // A user's cancel: no tables from a partial run; the provenance and run.json still say what ran.
+                error = run.StopReason;
+            }
+            else if (workflow.OnError == OnError.Fail && counts.Failed > 0)
+            {
+                error = run.StopReason ?? "a task failed and on_error is fail";
+            }
+            else
+            {
+                foreach (var spec in workflow.Gather)
                 {
-                    results.Add(await GatherTableAsync(spec, tasks, provenance, output, cancellationToken).ConfigureAwait(false));
+                    var (parts, partWarnings) = TableGather.SelectParts(spec, tasks, provenance);
+                    warnings.AddRange(partWarnings);
+                    try
+                    {
+                        var table = await TableGather.GatherAsync(spec, parts, output, leaveOutMalformed: workflow.OnError == OnError.Continue, scratch, cancellationToken).ConfigureAwait(false);
+                        results.Add(table);
+                        problems.AddRange(table.Problems);
+                        foreach (var p in table.Problems)
+                        {
+                            LogPartLeftOut(log, runId, spec.Name, p);
+                        }
+                    }
+                    catch (PipelinesException e)
+                    {
+                        error = e.Message;
+                        LogGatherFailed(log, runId, spec.Name, e.Message);
+                        break;
+                    }
+                    catch (IOException e)
+                    {
+                        // A local file (the temporary folder on a full disk, or a local output folder): the run
+                        // ends failed and says so, rather than staying 'gathering' behind a job that cannot
+                        // begin the gather a second time.
+                        error = $"gather '{spec.Name}': reading or writing local files failed (temporary folder {scratch}): {e.Message}";
+                        LogGatherFailed(log, runId, spec.Name, e.Message);
+                        break;
+                    }
                 }
-                catch (PipelinesException e)
+
+                if (error is null && problems.Count > 0)
                 {
-                    error = e.Message;
-                    LogGatherFailed(log, runId, spec.Name, e.Message);
-                    break;
+                    error = $"{problems.Count} malformed table part(s) left out of the gathered results (see problems in run.json)";
                 }
             }
+
+            await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            DeleteScratch(scratch);
         }
 
-        await WriteProvenanceAsync(provenance, output, cancellationToken).ConfigureAwait(false);
         var state = cancelled ? RunState.Cancelled
             : error is not null || counts.Failed > 0 ? RunState.Failed
             : RunState.Succeeded;
@@ -94,6 +130,8 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                 ["rows"] = r.Rows,
                 ["files"] = new JsonArray(r.Keys.Select(k => (JsonNode?)JsonValue.Create(k)).ToArray()),
             }))),
+            ["problems"] = new JsonArray(problems.Select(p => (JsonNode?)JsonValue.Create(p)).ToArray()),
+            ["warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)JsonValue.Create(w)).ToArray()),
             ["created_at"] = run.CreatedAt.UtcDateTime.ToString("O"),
             ["finished_at"] = finished.UtcDateTime.ToString("O"),
             ["duration_seconds"] = Math.Round((finished - run.CreatedAt).TotalSeconds, 3),
@@ -107,71 +145,42 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
         LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed);
     }
 
-    private static async Task<(string Name, int Rows, List<string> Keys)> GatherTableAsync(GatherSpec spec, IReadOnlyList<TaskRecord> tasks, List<ProvenanceRow> provenance, StorageLocation output, CancellationToken ct)
+    private static async Task WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
     {
-        var glob = Glob.Parse(spec.FromGlob);
-        var parts = new List<(string TaskId, string Key)>();
-
-        // Only tasks that ended well contribute: a failed or split task's earlier steps may have
-        // succeeded, but its inputs are reported as failed (or run again as tasks of their own).
-        var contributing = tasks.Where(t => t.State is TaskState.Succeeded or TaskState.Cached).Select(t => t.Index).ToHashSet();
-        foreach (var row in provenance.Where(r => r.Step == spec.FromStep && r.Status is "succeeded" or "cached" && contributing.Contains(r.TaskIndex)))
+        var path = Path.Combine(scratch, "tasks.parquet");
+        await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
         {
-            var prefix = RunLayout.TaskStepPrefix(row.TaskId, row.Step);
-            parts.AddRange(row.Outputs.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && glob.IsMatch(o.Key[prefix.Length..])).Select(o => (row.TaskId, o.Key)));
+            await ParquetSerializer.SerializeAsync(provenance, file, cancellationToken: ct).ConfigureAwait(false);
         }
 
-        var contents = new byte[parts.Count][];
-        await Parallel.ForEachAsync(Enumerable.Range(0, parts.Count), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (i, token) =>
-        {
-            contents[i] = await output.Store.ReadAllAsync(output.Key(parts[i].Key), token).ConfigureAwait(false);
-        }).ConfigureAwait(false);
-
-        IReadOnlyList<string>? columns = spec.Header ? null : spec.Columns;
-        var rows = new List<string?[]>();
-        for (var i = 0; i < parts.Count; i++)
-        {
-            var part = TablePart.Read(contents[i], parts[i].Key, spec);
-            if (spec.Header && part.Header is not null)
-            {
-                if (columns is null)
-                {
-                    columns = spec.Columns is not null && spec.Columns.Count == part.Header.Count ? spec.Columns : part.Header;
-                }
-                else if (!part.Header.SequenceEqual(spec.Columns is not null && spec.Columns.Count == part.Header.Count ? part.Header : columns))
-                {
-                    throw new PipelinesException($"gather '{spec.Name}': {parts[i].Key} has the header ({string.Join(", ", part.Header)}), but earlier parts have ({string.Join(", ", columns)})", retryHelps: false);
-                }
-            }
-
-            rows.AddRange(part.Rows.Select(r => r.Append(parts[i].TaskId).ToArray()));
-        }
-
-        columns ??= spec.Columns ?? [];
-        var allColumns = columns.Append("_task_id").ToList();
-        var keys = new List<string>();
-        foreach (var format in spec.To)
-        {
-            var (ext, bytes, type) = format == ResultFormat.Parquet
-                ? ("parquet", await TableWriter.ToParquetAsync(allColumns, rows, ct).ConfigureAwait(false), "application/vnd.apache.parquet")
-                : ("csv", TableWriter.ToCsv(allColumns, rows), "text/csv");
-            var key = RunLayout.Result(spec.Name, ext);
-            await output.Store.PutAsync(output.Key(key), bytes, type, ct).ConfigureAwait(false);
-            keys.Add(key);
-        }
-
-        return (spec.Name, rows.Count, keys);
+        await output.Store.UploadAsync(output.Key(RunLayout.ProvenanceTasks), path, "application/vnd.apache.parquet", ct).ConfigureAwait(false);
     }
 
-    private static async Task WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, CancellationToken ct)
+    private void DeleteScratch(string scratch)
     {
-        using var stream = new MemoryStream();
-        await ParquetSerializer.SerializeAsync(provenance, stream, cancellationToken: ct).ConfigureAwait(false);
-        await output.Store.PutAsync(output.Key(RunLayout.ProvenanceTasks), stream.ToArray(), "application/vnd.apache.parquet", ct).ConfigureAwait(false);
+        try
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        catch (IOException e)
+        {
+            // A leftover in the temporary folder must not fail a run whose results are written.
+            LogScratchLeft(log, scratch, e.Message);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            LogScratchLeft(log, scratch, e.Message);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: gather {Name} failed: {Error}")]
     private static partial void LogGatherFailed(ILogger logger, string runId, string name, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: gather {Name} left out a part: {Problem}")]
+    private static partial void LogPartLeftOut(ILogger logger, string runId, string name, string problem);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete the gather's temporary folder {Folder}: {Error}")]
+    private static partial void LogScratchLeft(ILogger logger, string folder, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} ended {State}: {Tasks} tasks, {Failed} failed")]
     private static partial void LogRunFinished(ILogger logger, string runId, string state, int tasks, int failed);

@@ -1,103 +1,179 @@
 using System.Globalization;
 using System.Text;
 using CsvHelper;
+using CsvHelper.Configuration;
 using Parquet;
 using Parquet.Schema;
 
 namespace Pipelines.Gather;
 
-/// <summary>Writes a merged table as Parquet (typed columns) and CSV (cells as they came).</summary>
-public static class TableWriter
+/// <summary>
+/// Writes a merged table row by row as Parquet (typed columns, in row groups of bounded size)
+/// and CSV (cells as they came). Memory holds one row group at most, whatever the table's size.
+/// </summary>
+internal sealed class TableWriter : IAsyncDisposable
 {
-    /// <summary>A column is INT64 when every cell is a whole number, DOUBLE when every cell is a number, else text.</summary>
-    public enum ColumnType { Int64, Double, Text }
+    /// <summary>Rows per Parquet row group, at most.</summary>
+    public const int RowGroupRows = 65_536;
 
-    public static ColumnType Infer(IReadOnlyList<string?[]> rows, int column)
+    // A row group is also cut when its text cells reach this many characters, so a table of
+    // wide rows keeps the same bound on memory as one of narrow rows.
+    private const long RowGroupChars = 16 * 1024 * 1024;
+
+    private readonly DataField[] _fields;
+    private readonly ColumnType[] _types;
+    private readonly ParquetWriter? _parquet;
+    private readonly StreamWriter? _csvText;
+    private readonly CsvWriter? _csv;
+    private readonly long?[][] _longs;
+    private readonly double?[][] _doubles;
+    private readonly string[][] _strings;
+    private int _buffered;
+    private long _bufferedChars;
+
+    private TableWriter(IReadOnlyList<string> columns, ColumnType[] types, DataField[] fields, ParquetWriter? parquet, Stream? csv)
     {
-        var type = ColumnType.Int64;
-        var any = false;
-        foreach (var row in rows)
+        _types = types;
+        _fields = fields;
+        _parquet = parquet;
+        _longs = types.Select(t => t == ColumnType.Int64 ? new long?[RowGroupRows] : []).ToArray();
+        _doubles = types.Select(t => t == ColumnType.Double ? new double?[RowGroupRows] : []).ToArray();
+        _strings = types.Select(t => t == ColumnType.Text ? new string[RowGroupRows] : []).ToArray();
+        if (csv is not null)
         {
-            var cell = row[column];
-            if (cell is null)
+            _csvText = new StreamWriter(csv, new UTF8Encoding(false), bufferSize: 65536, leaveOpen: true);
+            _csv = new CsvWriter(_csvText, new CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" });
+            foreach (var c in columns)
             {
-                continue;
+                _csv.WriteField(c);
             }
 
-            any = true;
-            if (type == ColumnType.Int64 && !long.TryParse(cell, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out _))
+            _csv.NextRecord();
+        }
+    }
+
+    /// <summary>Rows written so far.</summary>
+    public long Rows { get; private set; }
+
+    /// <summary>
+    /// A writer of the given columns and types to either output or both (null: not written). The
+    /// streams stay open: the caller owns them.
+    /// </summary>
+    public static async Task<TableWriter> CreateAsync(IReadOnlyList<string> columns, IReadOnlyList<ColumnType> types, Stream? parquet, Stream? csv, CancellationToken cancellationToken)
+    {
+        var typeArray = types.ToArray();
+
+        // Parquet.Net writes a column by the field object its schema holds: the same instances are kept.
+        var fields = Fields(columns, typeArray);
+        var writer = parquet is null ? null : await ParquetWriter.CreateAsync(new ParquetSchema(fields), parquet, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return new TableWriter(columns, typeArray, fields, writer, csv);
+    }
+
+    /// <summary>Adds a row; its cells must suit the column types given at creation.</summary>
+    public async ValueTask WriteAsync(string?[] row, CancellationToken cancellationToken)
+    {
+        if (_csv is not null)
+        {
+            foreach (var cell in row)
             {
-                type = ColumnType.Double;
+                _csv.WriteField(cell ?? "");
             }
 
-            if (type == ColumnType.Double && !double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
+            _csv.NextRecord();
+        }
+
+        Rows++;
+        if (_parquet is null)
+        {
+            return;
+        }
+
+        for (var i = 0; i < row.Length; i++)
+        {
+            var cell = row[i];
+            switch (_types[i])
             {
-                return ColumnType.Text;
+                case ColumnType.Int64:
+                    _longs[i][_buffered] = cell is null ? null : ColumnTypes.ParseInt64(cell);
+                    break;
+                case ColumnType.Double:
+                    _doubles[i][_buffered] = cell is null ? null : ColumnTypes.ParseDouble(cell);
+                    break;
+                default:
+                    // Parquet.Net's string overload takes nulls for a nullable field.
+                    _strings[i][_buffered] = cell!;
+                    _bufferedChars += cell?.Length ?? 0;
+                    break;
             }
         }
 
-        return any ? type : ColumnType.Text;
+        _buffered++;
+        if (_buffered == RowGroupRows || _bufferedChars >= RowGroupChars)
+        {
+            await FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
-    public static async Task<byte[]> ToParquetAsync(IReadOnlyList<string> columns, IReadOnlyList<string?[]> rows, CancellationToken cancellationToken)
+    /// <summary>Writes what is buffered and the Parquet footer, and flushes the CSV.</summary>
+    public async Task CompleteAsync(CancellationToken cancellationToken)
     {
-        var types = Enumerable.Range(0, columns.Count).Select(i => Infer(rows, i)).ToArray();
-        var fields = columns.Select((c, i) => types[i] switch
+        // A table without rows still gets one (empty) row group, as before: readers see its schema.
+        if (_parquet is not null && (_buffered > 0 || Rows == 0))
+        {
+            await FlushRowGroupAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (_csvText is not null)
+        {
+            await _csv!.FlushAsync().ConfigureAwait(false);
+            await _csvText.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task FlushRowGroupAsync(CancellationToken ct)
+    {
+        using (var group = _parquet!.CreateRowGroup())
+        {
+            for (var i = 0; i < _fields.Length; i++)
+            {
+                switch (_types[i])
+                {
+                    case ColumnType.Int64:
+                        await group.WriteAsync<long>(_fields[i], _longs[i].AsMemory(0, _buffered), cancellationToken: ct).ConfigureAwait(false);
+                        break;
+                    case ColumnType.Double:
+                        await group.WriteAsync<double>(_fields[i], _doubles[i].AsMemory(0, _buffered), cancellationToken: ct).ConfigureAwait(false);
+                        break;
+                    default:
+                        await group.WriteAsync(_fields[i], new ArraySegment<string>(_strings[i], 0, _buffered)).ConfigureAwait(false);
+                        Array.Clear(_strings[i], 0, _buffered);
+                        break;
+                }
+            }
+        }
+
+        _buffered = 0;
+        _bufferedChars = 0;
+    }
+
+    private static DataField[] Fields(IReadOnlyList<string> columns, ColumnType[] types) =>
+        columns.Select((c, i) => types[i] switch
         {
             ColumnType.Int64 => (DataField)new DataField<long?>(c),
             ColumnType.Double => new DataField<double?>(c),
             _ => new DataField<string>(c, true),
         }).ToArray();
-        var schema = new ParquetSchema(fields);
-        using var stream = new MemoryStream();
-        await using (var writer = await ParquetWriter.CreateAsync(schema, stream, cancellationToken: cancellationToken).ConfigureAwait(false))
-        {
-            using var group = writer.CreateRowGroup();
-            for (var i = 0; i < columns.Count; i++)
-            {
-                switch (types[i])
-                {
-                    case ColumnType.Int64:
-                        var longs = rows.Select(r => r[i] is null ? (long?)null : long.Parse(r[i]!, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture)).ToArray();
-                        await group.WriteAsync<long>(fields[i], longs.AsMemory(), cancellationToken: cancellationToken).ConfigureAwait(false);
-                        break;
-                    case ColumnType.Double:
-                        var doubles = rows.Select(r => r[i] is null ? (double?)null : double.Parse(r[i]!, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();
-                        await group.WriteAsync<double>(fields[i], doubles.AsMemory(), cancellationToken: cancellationToken).ConfigureAwait(false);
-                        break;
-                    default:
-                        await group.WriteAsync(fields[i], rows.Select(r => r[i]!).ToArray()).ConfigureAwait(false);
-                        break;
-                }
-            }
-        }
 
-        return stream.ToArray();
-    }
-
-    public static byte[] ToCsv(IReadOnlyList<string> columns, IReadOnlyList<string?[]> rows)
+    public async ValueTask DisposeAsync()
     {
-        using var stream = new MemoryStream();
-        using (var writer = new StreamWriter(stream, new UTF8Encoding(false)))
-        using (var csv = new CsvWriter(writer, new CsvHelper.Configuration.CsvConfiguration(CultureInfo.InvariantCulture) { NewLine = "\n" }))
+        if (_csv is not null)
         {
-            foreach (var c in columns)
-            {
-                csv.WriteField(c);
-            }
-
-            csv.NextRecord();
-            foreach (var row in rows)
-            {
-                foreach (var cell in row)
-                {
-                    csv.WriteField(cell ?? "");
-                }
-
-                csv.NextRecord();
-            }
+            await _csv.DisposeAsync().ConfigureAwait(false);
         }
 
-        return stream.ToArray();
+        if (_parquet is not null)
+        {
+            await _parquet.DisposeAsync().ConfigureAwait(false);
+        }
     }
 }

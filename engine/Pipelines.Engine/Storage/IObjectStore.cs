@@ -19,7 +19,11 @@ public interface IObjectStore
     Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken);
 
     /// <summary>Stores a local file under a key and returns the size and hashes of the bytes stored.</summary>
-    Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken);
+    Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>
+        UploadAsync(key, localPath, "application/octet-stream", cancellationToken);
+
+    /// <summary>Stores a local file under a key, streamed from the file, with a content type.</summary>
+    Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken);
 
     /// <summary>Stores bytes under a key.</summary>
     Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken);
@@ -27,7 +31,7 @@ public interface IObjectStore
     /// <summary>Reads a whole object into memory (small objects: tables, manifests).</summary>
     Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken);
 
-    /// <summary>Copies an object inside the store.</summary>
+    /// <summary>Copies an object inside the store, streamed (objects of any size).</summary>
     Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken);
 }
 

@@ -105,7 +105,11 @@ public sealed partial class LocalObjectStore : IObjectStore
         return await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken)
+    public Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>
+        UploadAsync(key, localPath, "application/octet-stream", cancellationToken);
+
+    // A folder keeps no content type.
+    public async Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken)
     {
         var target = PathOf(key);
         var temp = TempPath(target);

@@ -1,17 +1,27 @@
 using System.Net;
 using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
 using Amazon.S3;
 using Amazon.S3.Model;
 
 namespace Pipelines.Storage;
 
 /// <summary>
-/// One bucket of an S3-compatible server. Uploads are sent whole, never aws-chunked (OpenStack
-/// Swift refuses chunked uploads and some emulators store them corrupted), with Content-MD5 so
-/// the server checks what it received.
+/// One bucket of an S3-compatible server. Uploads are never aws-chunked (OpenStack Swift refuses
+/// chunked uploads and some emulators store them corrupted) and carry Content-MD5 so the server
+/// checks what it received: a file below <paramref name="multipartThreshold"/> is one PUT, a
+/// larger one a multipart upload of <paramref name="partSize"/> parts (one PUT stops at 5 GB).
 /// </summary>
-public sealed class S3ObjectStore(IAmazonS3 client, string bucket) : IObjectStore
+public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipartThreshold = S3ObjectStore.DefaultMultipartThreshold, long partSize = S3ObjectStore.DefaultPartSize) : IObjectStore
 {
+    /// <summary>Files from this size up are uploaded in parts.</summary>
+    public const long DefaultMultipartThreshold = 256L * 1024 * 1024;
+
+    /// <summary>The size of each part but the last (S3 wants at least 5 MiB, and at most 10,000 parts).</summary>
+    public const long DefaultPartSize = 64L * 1024 * 1024;
+
+    private const int MaxParts = 10_000;
+
     /// <summary>The bucket this store reads and writes.</summary>
     public string Bucket => bucket;
 
@@ -80,8 +90,24 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket) : IObjectStor
         return digest;
     }
 
-    public async Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken)
+    public Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>
+        UploadAsync(key, localPath, "application/octet-stream", cancellationToken);
+
+    public async Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken)
     {
+        long size;
+
+        // The size of what opening the path gives, not of a link: workers upload through /proc/self/fd/N.
+        using (var handle = File.OpenHandle(localPath))
+        {
+            size = RandomAccess.GetLength(handle);
+        }
+
+        if (size >= multipartThreshold)
+        {
+            return await UploadInPartsAsync(key, localPath, size, contentType, cancellationToken).ConfigureAwait(false);
+        }
+
         var digest = await Hashing.OfFileAsync(localPath, cancellationToken).ConfigureAwait(false);
         var request = new PutObjectRequest
         {
@@ -90,10 +116,102 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket) : IObjectStor
             FilePath = localPath,
             UseChunkEncoding = false,
             MD5Digest = Convert.ToBase64String(Convert.FromHexString(digest.Md5)),
-            ContentType = "application/octet-stream",
+            ContentType = contentType,
         };
         await Call(() => client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
         return digest;
+    }
+
+    private async Task<FileDigest> UploadInPartsAsync(string key, string localPath, long size, string contentType, CancellationToken ct)
+    {
+        // Parts grow past partSize only for files beyond 10,000 parts (640 GB at 64 MiB).
+        var part = Math.Max(partSize, (size + MaxParts - 1) / MaxParts);
+        var (digest, partMd5s) = await HashPartsAsync(localPath, part, ct).ConfigureAwait(false);
+        var upload = await Call(() => client.InitiateMultipartUploadAsync(new InitiateMultipartUploadRequest { BucketName = bucket, Key = key, ContentType = contentType }, ct), key).ConfigureAwait(false);
+        try
+        {
+            var etags = new List<PartETag>(partMd5s.Count);
+            for (var i = 0; i < partMd5s.Count; i++)
+            {
+                var request = new UploadPartRequest
+                {
+                    BucketName = bucket,
+                    Key = key,
+                    UploadId = upload.UploadId,
+                    PartNumber = i + 1,
+                    FilePath = localPath,
+                    FilePosition = i * part,
+                    PartSize = Math.Min(part, size - (i * part)),
+                    UseChunkEncoding = false,
+                    MD5Digest = Convert.ToBase64String(partMd5s[i]),
+                };
+                var response = await Call(() => client.UploadPartAsync(request, ct), key).ConfigureAwait(false);
+                etags.Add(new PartETag(i + 1, response.ETag));
+            }
+
+            await Call(() => client.CompleteMultipartUploadAsync(new CompleteMultipartUploadRequest { BucketName = bucket, Key = key, UploadId = upload.UploadId, PartETags = etags }, ct), key).ConfigureAwait(false);
+            return digest;
+        }
+        catch (Exception e)
+        {
+            // Parts of an upload that is neither completed nor aborted are kept (and billed) by the server.
+            if (await TryAbortAsync(key, upload.UploadId).ConfigureAwait(false) is { } abortError)
+            {
+                throw new PipelinesException($"{Name}/{key}: a multipart upload failed ({e.Message}), and aborting it failed too ({abortError.Message}): its parts stay until the bucket's lifecycle rule (AbortIncompleteMultipartUpload) removes them", retryHelps: e is not PipelinesException p || p.RetryHelps, e);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>Aborts a multipart upload; returns the error when that fails too.</summary>
+    private async Task<Exception?> TryAbortAsync(string key, string uploadId)
+    {
+        try
+        {
+            // Not the caller's token: a cancelled upload is still aborted.
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await client.AbortMultipartUploadAsync(new AbortMultipartUploadRequest { BucketName = bucket, Key = key, UploadId = uploadId }, timeout.Token).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e) when (e is Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException or HttpRequestException or OperationCanceledException)
+        {
+            return e;
+        }
+    }
+
+    /// <summary>One read of the file: the whole file's size, sha256 and md5, and each part's md5 (for its Content-MD5).</summary>
+    private static async Task<(FileDigest Digest, List<byte[]> PartMd5s)> HashPartsAsync(string path, long part, CancellationToken ct)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        using var partMd5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        var parts = new List<byte[]>();
+        var buffer = new byte[1024 * 1024];
+        long total = 0;
+        long inPart = 0;
+        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.Asynchronous | FileOptions.SequentialScan);
+        int read;
+        while ((read = await f.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, part - inPart)), ct).ConfigureAwait(false)) > 0)
+        {
+            sha.AppendData(buffer, 0, read);
+            md5.AppendData(buffer, 0, read);
+            partMd5.AppendData(buffer, 0, read);
+            total += read;
+            inPart += read;
+            if (inPart == part)
+            {
+                parts.Add(partMd5.GetHashAndReset());
+                inPart = 0;
+            }
+        }
+
+        if (inPart > 0)
+        {
+            parts.Add(partMd5.GetHashAndReset());
+        }
+
+        return (new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), Convert.ToHexStringLower(md5.GetHashAndReset())), parts);
     }
 
     public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
@@ -122,10 +240,19 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket) : IObjectStor
 
     public async Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken)
     {
-        // A read and a write rather than CopyObject: the SDK escapes '/' in x-amz-copy-source as
-        // %2F, which some S3-compatible servers do not decode. Objects copied here are small.
-        var bytes = await ReadAllAsync(sourceKey, cancellationToken).ConfigureAwait(false);
-        await PutAsync(destinationKey, bytes, "application/octet-stream", cancellationToken).ConfigureAwait(false);
+        // Through a local file rather than CopyObject: the SDK escapes '/' in x-amz-copy-source
+        // as %2F, which some S3-compatible servers (Swift) do not decode. The file keeps memory
+        // flat, gives the upload its Content-MD5, and lets a large object go up in parts.
+        var temp = Path.Combine(Path.GetTempPath(), "pipelines-copy-" + Guid.NewGuid().ToString("N")[..12]);
+        try
+        {
+            await DownloadAsync(sourceKey, temp, cancellationToken).ConfigureAwait(false);
+            await UploadAsync(destinationKey, temp, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
     }
 
     private async Task<T> Call<T>(Func<Task<T>> call, string key)

@@ -33,6 +33,49 @@ public sealed class S3ObjectStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task A_file_above_the_multipart_threshold_goes_up_in_parts_and_reads_back_byte_for_byte()
+    {
+        var bucket = await TestEnvironment.NewBucketAsync(_factory.S3Client);
+        var store = new S3ObjectStore(_factory.S3Client, bucket, multipartThreshold: 8 * 1024 * 1024, partSize: 5 * 1024 * 1024);
+        var bytes = RandomNumberGenerator.GetBytes((20 * 1024 * 1024) + 12_345);
+        var local = _temp.Combine("big.bin");
+        await File.WriteAllBytesAsync(local, bytes);
+
+        var up = await store.UploadAsync("big/table.parquet", local, "application/vnd.apache.parquet", CancellationToken.None);
+        var down = await store.DownloadAsync("big/table.parquet", _temp.Combine("big-back.bin"), CancellationToken.None);
+
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), up.Sha256);
+        Assert.Equal(Convert.ToHexStringLower(MD5.HashData(bytes)), up.Md5);
+        Assert.Equal(bytes.Length, up.Size);
+        Assert.Equal(up, down);
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(_temp.Combine("big-back.bin")));
+
+        // A multipart object's ETag is the md5 of the parts' md5s and their count: five parts here.
+        var stat = await store.StatAsync("big/table.parquet", CancellationToken.None);
+        Assert.NotNull(stat);
+        Assert.EndsWith("-5", stat.ETag, StringComparison.Ordinal);
+        var uploads = await _factory.S3Client.ListMultipartUploadsAsync(bucket);
+        Assert.Empty(uploads.MultipartUploads ?? []);
+    }
+
+    [Fact]
+    public async Task Copy_streams_an_object_of_several_parts_to_another_key()
+    {
+        var bucket = await TestEnvironment.NewBucketAsync(_factory.S3Client);
+        var store = new S3ObjectStore(_factory.S3Client, bucket, multipartThreshold: 6 * 1024 * 1024, partSize: 5 * 1024 * 1024);
+        var bytes = RandomNumberGenerator.GetBytes(11 * 1024 * 1024);
+        var local = _temp.Combine("copy.bin");
+        await File.WriteAllBytesAsync(local, bytes);
+        await store.UploadAsync("runs/a/tasks/x/out.bin", local, CancellationToken.None);
+
+        await store.CopyAsync("runs/a/tasks/x/out.bin", "runs/b/tasks/x/out.bin", CancellationToken.None);
+
+        var copied = await store.DownloadAsync("runs/b/tasks/x/out.bin", _temp.Combine("copied.bin"), CancellationToken.None);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), copied.Sha256);
+        Assert.Equal(bytes.Length, copied.Size);
+    }
+
+    [Fact]
     public async Task List_pages_through_more_than_one_thousand_objects_in_key_order()
     {
         var bucket = await TestEnvironment.NewBucketAsync(_factory.S3Client);

@@ -1,0 +1,153 @@
+using System.Globalization;
+using System.Text;
+using Parquet;
+using Pipelines.Gather;
+using Pipelines.Model;
+using Pipelines.Storage;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Gather;
+
+/// <summary>One gather's two passes over real parts in a local run folder, read back with Parquet.Net's reader.</summary>
+public sealed class TableGatherTests : IDisposable
+{
+    private static readonly GatherSpec Spec = new("table", "make", "*.tsv", TableFormat.Tsv, Header: true, Columns: null, [ResultFormat.Parquet, ResultFormat.Csv]);
+
+    private readonly TempFolder _temp = new();
+    private readonly StorageLocation _run;
+
+    public TableGatherTests()
+    {
+        _run = new StorageLocation(new LocalObjectStore(_temp.Combine("run")), "", _temp.Combine("run") + "/");
+        Directory.CreateDirectory(_temp.Combine("run"));
+    }
+
+    [Fact]
+    public async Task A_table_of_several_row_groups_reads_back_row_for_row_with_its_types()
+    {
+        // 200,000 rows in three parts: more than three row groups of 65,536 rows.
+        var parts = new List<TablePartRef>();
+        var n = 0;
+        foreach (var (task, count) in new[] { ("t1", 90_000), ("t2", 60_000), ("t3", 50_000) })
+        {
+            var text = new StringBuilder("n\tratio\tname\tmaybe\n");
+            for (var i = 0; i < count; i++, n++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{n}\t{n / 4.0}\tname-{n}\t{(n % 3 == 0 ? "" : n.ToString(CultureInfo.InvariantCulture))}\n");
+            }
+
+            parts.Add(await PartAsync(task, "part.tsv", text.ToString()));
+        }
+
+        var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(200_000, table.Rows);
+        Assert.Empty(table.Problems);
+        Assert.Equal(["results/table.parquet", "results/table.csv"], table.Keys);
+        var bytes = await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet"));
+        await using (var reader = await ParquetReader.CreateAsync(new MemoryStream(bytes)))
+        {
+            Assert.True(reader.RowGroupCount >= 4, $"{reader.RowGroupCount} row groups");
+            Assert.All(Enumerable.Range(0, reader.RowGroupCount), g => Assert.True(reader.OpenRowGroupReader(g).RowCount <= TableWriter.RowGroupRows));
+        }
+
+        var rows = await ParquetTables.ReadAsync(bytes);
+        Assert.Equal(200_000, rows.Count);
+        foreach (var i in new[] { 0, 1, 65_535, 65_536, 89_999, 90_000, 131_072, 199_999 })
+        {
+            Assert.Equal((long)i, rows[i]["n"]);
+            Assert.Equal(i / 4.0, rows[i]["ratio"]);
+            Assert.Equal($"name-{i}", rows[i]["name"]);
+            Assert.Equal(i % 3 == 0 ? null : (long?)i, Cell(rows[i], "maybe"));
+            Assert.Equal(i < 90_000 ? "t1" : i < 150_000 ? "t2" : "t3", rows[i]["_task_id"]);
+        }
+
+        var csv = await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv"));
+        Assert.Equal("n,ratio,name,maybe,_task_id", csv[0]);
+        Assert.Equal(200_001, csv.Length);
+        Assert.Equal("65536,16384,name-65536,65536,t1", csv[65_537]);
+        Assert.Equal("90000,22500,name-90000,,t2", csv[90_001]);
+    }
+
+    [Fact]
+    public async Task A_column_is_double_when_one_part_has_a_fraction_and_text_when_one_has_a_word()
+    {
+        var parts = new[]
+        {
+            await PartAsync("t1", "a.tsv", "x\ty\n1\t2\n"),
+            await PartAsync("t2", "a.tsv", "x\ty\n1.5\tword\n\t3\n"),
+        };
+
+        await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch"), CancellationToken.None);
+
+        var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
+        Assert.Equal([1.0, 1.5, null], rows.Select(r => Cell(r, "x")));
+        Assert.Equal(["2", "word", "3"], rows.Select(r => r["y"]));
+    }
+
+    [Fact]
+    public async Task Under_continue_malformed_parts_are_left_out_and_named_and_the_types_come_from_the_kept_parts()
+    {
+        var parts = new[]
+        {
+            await PartAsync("t1", "a.tsv", "x\ty\n1\t2\n"),
+            await PartAsync("t2", "a.tsv", "x\tz\n3\t4\n"),
+            await PartAsync("t3", "a.tsv", "x\ty\nnot-a-number\t5\n6\n"),
+            await PartAsync("t4", "a.tsv", "x\ty\n7\t8\n"),
+        };
+
+        var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: true, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(2, table.Rows);
+        Assert.Equal(
+            [
+                "gather 'table': task t2: tasks/t2/make/a.tsv has the header (x, z), but earlier parts have (x, y)",
+                "gather 'table': task t3: tasks/t3/make/a.tsv, line 3: 1 cells, expected 2 (x, y)",
+            ],
+            table.Problems);
+        var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
+        Assert.Equal([1L, 7L], rows.Select(r => r["x"]));
+        Assert.Equal(["t1", "t4"], rows.Select(r => r["_task_id"]));
+    }
+
+    [Fact]
+    public async Task Under_fail_the_first_malformed_part_fails_the_gather_and_writes_no_result()
+    {
+        var parts = new[]
+        {
+            await PartAsync("t1", "a.tsv", "x\ty\n1\t2\n"),
+            await PartAsync("t2", "a.tsv", "x\ty\n3\t4\t5\n"),
+        };
+
+        var e = await Assert.ThrowsAsync<MalformedPartException>(() => TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch"), CancellationToken.None));
+
+        Assert.Equal("gather 'table': task t2: tasks/t2/make/a.tsv, line 2: 3 cells, expected 2 (x, y)", e.Message);
+        Assert.False(Directory.Exists(_temp.Combine("run", "results")));
+    }
+
+    [Fact]
+    public async Task A_gather_without_parts_writes_an_empty_table_that_still_reads_back()
+    {
+        var spec = Spec with { Header = false, Columns = ["a", "b"] };
+
+        var table = await TableGather.GatherAsync(spec, [], _run, leaveOutMalformed: true, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(0, table.Rows);
+        var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
+        Assert.Empty(rows);
+        Assert.Equal(["a,b,_task_id"], await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv")));
+    }
+
+    // Parquet.Net's untyped reader leaves null cells out of a row.
+    private static object? Cell(IDictionary<string, object?> row, string column) => row.TryGetValue(column, out var v) ? v : null;
+
+    private async Task<TablePartRef> PartAsync(string task, string name, string content)
+    {
+        var key = $"tasks/{task}/make/{name}";
+        Directory.CreateDirectory(Path.GetDirectoryName(_temp.Combine("run", key))!);
+        await File.WriteAllTextAsync(_temp.Combine("run", key), content);
+        return new TablePartRef(task, key);
+    }
+
+    public void Dispose() => _temp.Dispose();
+}
