@@ -75,7 +75,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
             }
             Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
             Console.WriteLine($"output: {submitted.OutputUri}");
-            var run = await WaitAsync(store, submitted.RunId, cancellationToken).ConfigureAwait(false);
+            // With no local worker, say so when no worker at all is connected: the run would wait for good.
+            Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi().Servers().Count : null;
+            var run = await WaitAsync(store, submitted.RunId, liveWorkers, cancellationToken).ConfigureAwait(false);
             var stores = host.Services.GetRequiredService<ObjectStoreFactory>();
             await PrintSummaryAsync(store, stores, run, clock.Elapsed, cancellationToken).ConfigureAwait(false);
             return run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
@@ -86,8 +88,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         }
     }
 
-    private static async Task<RunRecord> WaitAsync(IRunStore store, string runId, CancellationToken ct)
+    private static async Task<RunRecord> WaitAsync(IRunStore store, string runId, Func<int>? liveWorkers, CancellationToken ct)
     {
+        var follow = new RunFollower(store, runId, liveWorkers);
         if (Cli.Interactive)
         {
             RunRecord? result = null;
@@ -98,18 +101,19 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                     var bar = ctx.AddTask("tasks");
                     while (true)
                     {
-                        var run = (await store.GetRunAsync(runId, ct).ConfigureAwait(false))!;
-                        var counts = await store.CountTasksAsync(runId, ct).ConfigureAwait(false);
-                        bar.MaxValue = Math.Max(1, counts.Total);
-                        bar.Value = counts.Ended;
-                        bar.Description = $"{counts.Ended}/{counts.Total} ended, {counts.Running} running, {counts.Failed} failed" + (run.State == RunState.Gathering ? ", gathering" : "");
-                        if (run.State.IsTerminal())
+                        if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
                         {
-                            result = run;
-                            return;
+                            bar.MaxValue = Math.Max(1, counts.Total);
+                            bar.Value = counts.Ended;
+                            bar.Description = $"{counts.Ended}/{counts.Total} ended, {counts.Running} running, {counts.Failed} failed" + (run.State == RunState.Gathering ? ", gathering" : "");
+                            if (run.State.IsTerminal())
+                            {
+                                result = run;
+                                return;
+                            }
                         }
 
-                        await Task.Delay(250, ct).ConfigureAwait(false);
+                        await Task.Delay(follow.Delay(250), ct).ConfigureAwait(false);
                     }
                 }).ConfigureAwait(false);
             return result!;
@@ -119,22 +123,23 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var lastPrint = Stopwatch.StartNew();
         while (true)
         {
-            var run = (await store.GetRunAsync(runId, ct).ConfigureAwait(false))!;
-            if (run.State.IsTerminal())
+            if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
             {
-                return run;
+                if (run.State.IsTerminal())
+                {
+                    return run;
+                }
+
+                var line = $"{counts.Ended}/{counts.Total} tasks ended ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed), {counts.Running} running" + (run.State == RunState.Gathering ? ", gathering" : "");
+                if (line != last && lastPrint.Elapsed > TimeSpan.FromSeconds(2))
+                {
+                    Console.WriteLine(line);
+                    last = line;
+                    lastPrint.Restart();
+                }
             }
 
-            var counts = await store.CountTasksAsync(runId, ct).ConfigureAwait(false);
-            var line = $"{counts.Ended}/{counts.Total} tasks ended ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed), {counts.Running} running" + (run.State == RunState.Gathering ? ", gathering" : "");
-            if (line != last && lastPrint.Elapsed > TimeSpan.FromSeconds(2))
-            {
-                Console.WriteLine(line);
-                last = line;
-                lastPrint.Restart();
-            }
-
-            await Task.Delay(100, ct).ConfigureAwait(false);
+            await Task.Delay(follow.Delay(100), ct).ConfigureAwait(false);
         }
     }
 

@@ -141,16 +141,36 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             await KillQuietlyAsync(id).ConfigureAwait(false);
             throw;
         }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            // The engine went away while the step ran (a restart, a crash): an outage, not the
+            // algorithm's failure; the attempt is run again once the engine answers.
+            throw Unreachable(e);
+        }
         finally
         {
-            try
-            {
-                await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
-            }
-            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
-            {
-                // Already gone: nothing to clean.
-            }
+            await RemoveQuietlyAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    private static bool IsConnectionFailure(Exception e) =>
+        e is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException
+        || (e is DockerApiException { StatusCode: HttpStatusCode.InternalServerError or HttpStatusCode.ServiceUnavailable } && e.Message.Contains("shutting down", StringComparison.OrdinalIgnoreCase));
+
+    private async Task RemoveQuietlyAsync(string id)
+    {
+        try
+        {
+            await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            // Already gone: nothing to clean.
+        }
+        catch (Exception e) when (IsConnectionFailure(e) || e is DockerApiException)
+        {
+            // The engine is out of reach: the container is left with our labels, and the
+            // cleanup of leftovers removes it once the engine is back.
         }
     }
 

@@ -8,6 +8,7 @@ using Pipelines.Planning;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Worker;
 
 namespace Pipelines.Gather;
 
@@ -16,12 +17,28 @@ namespace Pipelines.Gather;
 /// provenance (tasks.parquet, RO-Crate) and run.json, and ends the run. It reads only task
 /// outputs, never inputs. run.json is written last: a run folder without it is not finished.
 /// </summary>
-public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory stores, TimeProvider time, ILogger<GatherRunner> log)
+public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log)
 {
     public static string EngineVersion { get; } =
         typeof(GatherRunner).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
 
-    public async Task RunAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Gathers a run once its tasks have ended. An outage on the way (the bucket or the run store
+    /// out of reach) is waited out in-process with backoff (<see cref="OutageGate"/>): a gather
+    /// begun by this job id may begin again, and every write goes to a deterministic key.
+    /// </summary>
+    public Task RunAsync(string runId, string gatherJobId, CancellationToken cancellationToken) =>
+        gate.RunAsync(
+            async () =>
+            {
+                await GatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false);
+                return true;
+            },
+            OutageGate.IsOutage,
+            $"run {runId} gather",
+            cancellationToken);
+
+    private async Task GatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
     {
         if (!await store.TryBeginGatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false))
         {
@@ -74,7 +91,7 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                             LogPartLeftOut(log, runId, spec.Name, p);
                         }
                     }
-                    catch (PipelinesException e)
+                    catch (PipelinesException e) when (!e.RetryHelps)
                     {
                         error = e.Message;
                         LogGatherFailed(log, runId, spec.Name, e.Message);
@@ -83,10 +100,17 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                     catch (IOException e)
                     {
                         // A local file (the temporary folder on a full disk, or a local output folder): the run
-                        // ends failed and says so, rather than staying 'gathering' behind a job that cannot
-                        // begin the gather a second time.
+                        // ends failed and says so, rather than staying 'gathering'.
                         error = $"gather '{spec.Name}': reading or writing local files failed (temporary folder {scratch}): {e.Message}";
                         LogGatherFailed(log, runId, spec.Name, e.Message);
+                        break;
+                    }
+                    catch (Exception e) when (!OutageGate.IsOutage(e))
+                    {
+                        // Anything unforeseen (a table the writer cannot take, a bug): the run ends failed
+                        // with the reason now. Outages go on: the gather is waited out and tried again.
+                        error = $"gather '{spec.Name}' failed: {e.GetType().Name}: {e.Message}";
+                        LogGatherFailed(log, runId, spec.Name, error);
                         break;
                     }
                 }

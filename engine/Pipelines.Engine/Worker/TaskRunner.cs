@@ -596,9 +596,7 @@ public sealed partial class TaskRunner(
         }
     }
 
-    /// <summary>An outage (the store, the run store or the Docker engine out of reach): a retry helps, the algorithm is not to blame.</summary>
-    private static bool IsOutage(Exception e) =>
-        e is PipelinesException { RetryHelps: true } or Npgsql.NpgsqlException { IsTransient: true } or TimeoutException or OperationCanceledException;
+    private static bool IsOutage(Exception e) => OutageGate.IsOutage(e);
 
     private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, Workflow workflow, List<ProvenanceRow> rows, CancellationToken ct)
     {

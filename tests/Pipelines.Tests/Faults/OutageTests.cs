@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Text;
+using Npgsql;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+using Pipelines.Tests.EndToEnd;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Faults;
+
+/// <summary>
+/// Stops a service the tests share (PostgreSQL, the S3 server, the Docker engine), so its tests
+/// run alone, after every parallel collection (xunit's DisableParallelization).
+/// </summary>
+[CollectionDefinition("faults", DisableParallelization = true)]
+public sealed class FaultsCollection;
+
+/// <summary>
+/// An outage is not a failure: a real run on PostgreSQL with a real `pipelines worker` process
+/// goes on while a real service is stopped and started under it (scripts/services), and ends
+/// with every task succeeded exactly once, no batch split, and the CLI following it to the end.
+/// </summary>
+[Collection("faults")]
+public sealed class OutageTests : IAsyncLifetime
+{
+    private readonly TempFolder _temp = new();
+    private readonly string _schema = TestEnvironment.NewName("fault_");
+    private readonly List<Process> _processes = [];
+    private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
+    private Dictionary<string, string?> _env = null!;
+    private NpgsqlDataSource _db = null!;
+    private PostgresRunStore _store = null!;
+
+    public async Task InitializeAsync()
+    {
+        _env = new()
+        {
+            ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
+            ["PIPELINES_Schema"] = _schema,
+            ["PIPELINES_Hangfire__Schema"] = _schema + "_hangfire",
+            ["PIPELINES_HOME"] = _temp.Combine("home"),
+        };
+        _db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+        _store = new PostgresRunStore(_db, _schema);
+        await _store.InitializeAsync(CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var p in _processes)
+        {
+            if (!p.HasExited)
+            {
+                p.Kill(entireProcessTree: true);
+                await p.WaitForExitAsync();
+            }
+
+            p.Dispose();
+        }
+
+        // Whatever happened, the shared services are up again for the tests after these.
+        await ServicesAsync("start");
+        await using (var cmd = _db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
+        {
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        await _db.DisposeAsync();
+        _stores.Dispose();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task PostgreSQL_restarted_twice_mid_run_the_workers_reconnect_and_the_CLI_follows_the_run_to_its_end()
+    {
+        var (workflow, files) = await LocalWorkflowAsync(10);
+        Start(["worker", "--concurrency", "2"]);
+        var run = Start(["run", workflow, "--local-workers", "0"]);
+
+        await WaitForSucceededAsync(1);
+        await ServicesAsync("stop", "postgres");
+        await ServicesAsync("start", "postgres");
+        await WaitForSucceededAsync(4);
+        await ServicesAsync("stop", "postgres");
+        await ServicesAsync("start", "postgres");
+
+        var (exit, stdout, stderr) = await EndAsync(run);
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.Contains("lost the run store for a moment", stderr, StringComparison.Ordinal);
+        await AssertEveryTaskOnceAsync(RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr)), files);
+
+        // No job is left fetched and unprocessed.
+        await using var cmd = _db.CreateCommand($"SELECT count(*) FROM {_schema}_hangfire.jobqueue WHERE fetchedat IS NOT NULL");
+        Assert.Equal(0L, (long)(await cmd.ExecuteScalarAsync())!);
+    }
+
+    [Fact]
+    public async Task The_S3_server_stopped_for_30_seconds_mid_run_fails_and_splits_nothing()
+    {
+        var bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
+        var input = _stores.Open($"s3://{bucket}/in/");
+        var files = new Dictionary<string, long>();
+        for (var i = 0; i < 8; i++)
+        {
+            var content = Encoding.UTF8.GetBytes(new string('x', 100 + i));
+            await input.Store.PutAsync(input.Key($"f{i}.txt"), content, "text/plain", CancellationToken.None);
+            files[$"f{i}.txt"] = content.Length;
+        }
+
+        var workflow = Workflow($"s3://{bucket}/in/", $"s3://{bucket}/out/", batch: 2);
+        Start(["worker", "--concurrency", "2"]);
+        var run = Start(["run", workflow, "--local-workers", "0"]);
+
+        await WaitForSucceededAsync(1);
+        await ServicesAsync("stop", "swift");
+        var stopped = Stopwatch.StartNew();
+
+        // The fault is the outage's length: 30 s of no S3 while tasks want to stage in and out.
+        await Task.Delay(TimeSpan.FromSeconds(30));
+        await ServicesAsync("start", "swift");
+
+        var (exit, stdout, stderr) = await EndAsync(run);
+        Assert.True(exit == 0, stdout + stderr);
+        Assert.True(stopped.Elapsed >= TimeSpan.FromSeconds(30));
+        var runId = RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr));
+        var tasks = await _store.GetTasksAsync(runId, CancellationToken.None);
+        Assert.Equal(4, tasks.Count);
+        Assert.All(tasks, t => Assert.Equal(TaskState.Succeeded, t.State));
+        var provenance = await _store.GetProvenanceAsync(runId, CancellationToken.None);
+        Assert.Equal(4, provenance.Count);
+        Assert.All(provenance, p => Assert.Equal(1, p.Attempt));
+        var sizes = await new RunFolder(_stores.Open($"s3://{bucket}/out/").Child(runId)).ResultAsync("sizes");
+        Assert.Equal(files.Values.Order(), sizes.Select(r => (long)r["bytes"]!).Order());
+    }
+
+    [Fact]
+    public async Task The_Docker_engine_restarted_mid_run_fails_no_task()
+    {
+        var (workflow, files) = await LocalWorkflowAsync(6);
+        Start(["worker", "--concurrency", "2"]);
+        var run = Start(["run", workflow, "--local-workers", "0"]);
+
+        await WaitForRunningAsync();
+        await ServicesAsync("stop", "docker");
+        await ServicesAsync("start", "docker");
+
+        var (exit, stdout, stderr) = await EndAsync(run);
+        Assert.True(exit == 0, stdout + stderr);
+        await AssertEveryTaskOnceAsync(RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr)), files);
+    }
+
+    private async Task AssertEveryTaskOnceAsync(string runId, Dictionary<string, long> files)
+    {
+        var tasks = await _store.GetTasksAsync(runId, CancellationToken.None);
+        Assert.Equal(files.Count, tasks.Count);
+        Assert.All(tasks, t => Assert.Equal(TaskState.Succeeded, t.State));
+        var provenance = await _store.GetProvenanceAsync(runId, CancellationToken.None);
+        Assert.Equal(files.Count, provenance.Count);
+        Assert.Equal(files.Keys.Order(StringComparer.Ordinal), provenance.Select(p => p.Inputs.Single().Key).Order(StringComparer.Ordinal));
+        var sizes = await new RunFolder(_stores.Open(_temp.Combine("out")).Child(runId)).ResultAsync("sizes");
+        Assert.Equal(files.Values.Order(), sizes.Select(r => (long)r["bytes"]!).Order());
+    }
+
+    private async Task<(string Workflow, Dictionary<string, long> Files)> LocalWorkflowAsync(int count)
+    {
+        var input = _temp.Combine("in");
+        Directory.CreateDirectory(input);
+        var files = new Dictionary<string, long>();
+        for (var i = 0; i < count; i++)
+        {
+            var text = new string('y', 50 + i);
+            await File.WriteAllTextAsync(Path.Combine(input, $"f{i:00}.txt"), text);
+            files[$"f{i:00}.txt"] = text.Length;
+        }
+
+        return (Workflow(input, _temp.Combine("out"), batch: 1), files);
+    }
+
+    private string Workflow(string input, string output, int batch) => _temp.Write($"fault-{Guid.NewGuid():N}.yaml", $$"""
+        version: 1
+        name: fault
+        input:
+          uri: {{input}}
+          batch: {{batch}}
+        steps:
+          - name: size
+            image: pipelines-samples/pair-check:1
+            command: ["sh", "-c", "sleep 2; for f in {inputs}; do wc -c < $f; done > /out/size.txt"]
+            outputs: ["size.txt"]
+        gather:
+          - name: sizes
+            from: size/size.txt
+            header: false
+            columns: [bytes]
+        output:
+          uri: {{output}}
+        """);
+
+    private Process Start(IEnumerable<string> args)
+    {
+        var p = CliRunner.Start(args, _env);
+        _processes.Add(p);
+        return p;
+    }
+
+    private static async Task<(int Exit, string Stdout, string Stderr)> EndAsync(Process run)
+    {
+        var stdout = run.StandardOutput.ReadToEndAsync();
+        var stderr = run.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        await run.WaitForExitAsync(limit.Token);
+        return (run.ExitCode, await stdout, await stderr);
+    }
+
+    private Task WaitForSucceededAsync(int count) => WaitForAsync(async () =>
+    {
+        var runs = await _store.ListRunsAsync(1, CancellationToken.None);
+        return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Succeeded >= count;
+    });
+
+    private Task WaitForRunningAsync() => WaitForAsync(async () =>
+    {
+        var runs = await _store.ListRunsAsync(1, CancellationToken.None);
+        return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Running > 0;
+    });
+
+    private static async Task WaitForAsync(Func<Task<bool>> probe)
+    {
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            try
+            {
+                if (await probe())
+                {
+                    return;
+                }
+            }
+            catch (NpgsqlException)
+            {
+                // PostgreSQL is coming back: look again.
+            }
+
+            await Task.Delay(200);
+        }
+
+        throw new TimeoutException("the run did not get there in 2 minutes");
+    }
+
+    private static async Task ServicesAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo(Path.Combine(TestEnvironment.RepoRoot, "scripts", "services"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = TestEnvironment.RepoRoot,
+        };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        Assert.True(p.ExitCode == 0, $"scripts/services {string.Join(' ', args)}: {output}");
+    }
+}
