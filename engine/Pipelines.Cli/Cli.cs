@@ -11,7 +11,12 @@ internal static class Cli
     public const int Failed = 1;
     public const int Invalid = 2;
 
-    public static async Task<int> Guard(Func<Task<int>> body)
+    /// <summary>
+    /// Runs a command and turns every failure into one line on stderr and an exit code: the
+    /// engine's own failures by their kind, anything else as an unexpected error, with its stack
+    /// trace only when <paramref name="verbose"/> (-v) asks for it.
+    /// </summary>
+    public static async Task<int> Guard(Func<Task<int>> body, bool verbose)
     {
         try
         {
@@ -45,7 +50,26 @@ internal static class Cli
             Console.Error.WriteLine($"error: PostgreSQL: {where}{why} (is it running? the connection string is the Postgres setting, PIPELINES_POSTGRES)");
             return Failed;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The file system said no (a path that cannot be read or written): the environment, not a bug.
+            Console.Error.WriteLine("error: " + OneLine(e.Message));
+            return Failed;
+        }
+        catch (Exception e)
+        {
+            // A failure no one planned for is still one line, never a crash with a trace; -v shows where it came from.
+            Console.Error.WriteLine($"error: unexpected {e.GetType().Name}: {OneLine(e.Message)}" + (verbose ? "" : " (run again with --verbose to see where it came from)"));
+            if (verbose)
+            {
+                Console.Error.WriteLine(e.ToString());
+            }
+
+            return Failed;
+        }
     }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
     public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 }

@@ -74,6 +74,11 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 Console.Error.WriteLine($"{settings.File}: warning: {submitted.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
             }
             Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
+            if (submitted.ListingNote is not null)
+            {
+                Console.WriteLine($"note: {submitted.ListingNote}");
+            }
+
             Console.WriteLine($"output: {submitted.OutputUri}");
             var run = await WaitAsync(store, submitted.RunId, cancellationToken).ConfigureAwait(false);
             var stores = host.Services.GetRequiredService<ObjectStoreFactory>();

@@ -37,6 +37,8 @@ public static class TriggerKeys
             }
         }
 
-        return null;
+        // The rule every run's listing applies (control characters, bad UTF-8, S3's length limit):
+        // such a key is recorded as rejected with the reason, never handed to a run.
+        return Storage.KeyNames.Problem(relativeKey) is { } problem ? "the key " + problem : null;
     }
 }
