@@ -11,18 +11,24 @@ namespace Pipelines.Runs;
 /// </summary>
 public sealed partial class InputScope
 {
-    private readonly StorageLocation _input;
+    private readonly string _inputUri;
 
     /// <summary>The output location relative to the input, when it is inside it (or is it): "" or "results/".</summary>
     private readonly string? _outputInside;
 
     public InputScope(StorageLocation input, StorageLocation output)
+        : this(input.Uri, output.Uri)
     {
-        _input = input;
-        OutputUri = output.Uri;
-        if (input.Store.GetType() == output.Store.GetType() && output.Uri.StartsWith(input.Uri, StringComparison.Ordinal))
+    }
+
+    /// <summary>A scope from the two URIs (s3://bucket/prefix/ or an absolute folder), as the triggers know them.</summary>
+    public InputScope(string inputUri, string outputUri)
+    {
+        _inputUri = Folder(inputUri);
+        OutputUri = Folder(outputUri);
+        if (OutputUri.StartsWith(_inputUri, StringComparison.Ordinal))
         {
-            _outputInside = output.Uri[input.Uri.Length..];
+            _outputInside = OutputUri[_inputUri.Length..];
         }
     }
 
@@ -35,8 +41,7 @@ public sealed partial class InputScope
     /// <summary>Whether the key (relative to the input) is input; throws when it is one the engine refuses.</summary>
     public bool Admit(string relativeKey)
     {
-        if (_outputInside is not null && relativeKey.StartsWith(_outputInside, StringComparison.Ordinal)
-            && EngineOwned().IsMatch(relativeKey.AsSpan(_outputInside.Length)))
+        if (IsEngineOutput(relativeKey))
         {
             LeftOut++;
             return false;
@@ -45,15 +50,23 @@ public sealed partial class InputScope
         if (KeyNames.Problem(relativeKey) is { } problem)
         {
             throw new PipelinesException(
-                $"input {KeyNames.Escape(relativeKey)} under {_input.Uri} {problem}: rename it (names like this are refused, never skipped)",
+                $"input {KeyNames.Escape(relativeKey)} under {_inputUri} {problem}: rename it (names like this are refused, never skipped)",
                 retryHelps: false);
         }
 
         return true;
     }
 
+    /// <summary>Whether the key (relative to the input) is in a run folder or the cache that the engine wrote under the output location.</summary>
+    public bool IsEngineOutput(string relativeKey) =>
+        _outputInside is not null && relativeKey.StartsWith(_outputInside, StringComparison.Ordinal)
+        && EngineOwned().IsMatch(relativeKey.AsSpan(_outputInside.Length));
+
     /// <summary>The note for the run's start output, or null when nothing was left out.</summary>
     public string? Note => LeftOut == 0 ? null : $"{LeftOut} file(s) under the output location {OutputUri} (earlier runs' results) were left out of the input";
+
+    private static string Folder(string uri) =>
+        (uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri).TrimEnd('/') + "/";
 
     /// <summary>A run's folder (20261126-053012-7f3a9c/) or the reuse cache, as the engine writes them.</summary>
     [GeneratedRegex(@"\A(?:[0-9]{8}-[0-9]{6}-[0-9a-f]{6}|\.cache)/")]
