@@ -160,10 +160,7 @@ public sealed partial class LocalObjectStore : IObjectStore
     public async Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken)
     {
         var source = PathOf(key);
-        if (!File.Exists(source))
-        {
-            throw new ObjectNotFoundException(Name, key);
-        }
+        RequireFile(source, key);
 
         // link(2) does not follow a symbolic link: it would stage the link itself, whose target
         // may be relative, or outside the container's view. Stage the file it leads to.
@@ -235,10 +232,7 @@ public sealed partial class LocalObjectStore : IObjectStore
     public async Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
-        if (!File.Exists(path))
-        {
-            throw new ObjectNotFoundException(Name, key);
-        }
+        RequireFile(path, key);
 
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
@@ -290,6 +284,23 @@ public sealed partial class LocalObjectStore : IObjectStore
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Only a regular file (or a link to one) is read: opening a fifo would block until a writer
+    /// came, and a device has no end. An entry may change kind between listing and reading.
+    /// </summary>
+    private void RequireFile(string path, string key)
+    {
+        if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
+        {
+            throw errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false);
+        }
+
+        if (st.Kind != UnixFileKind.Regular)
+        {
+            throw new PipelinesException($"{path} is {UnixFile.Describe(st.Kind)}, not a file to read", retryHelps: false);
+        }
     }
 
     private static PipelinesException WriteFailed(string target, Exception e) =>

@@ -241,6 +241,18 @@ public sealed class LocalInputRulesTests : IDisposable
         Assert.Equal((await Hashing.OfFileAsync(target, CancellationToken.None)).Sha256, digest.Sha256);
     }
 
+    [Fact]
+    public async Task ReadAll_of_a_fifo_is_refused_without_blocking()
+    {
+        Directory.CreateDirectory(_temp.Combine("in"));
+        Run("mkfifo", _temp.Combine("in", "samplesheet.csv"));
+        var store = new LocalObjectStore(_temp.Combine("in"));
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => store.ReadAllAsync("samplesheet.csv", CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal($"{_temp.Combine("in", "samplesheet.csv")} is a named pipe (fifo), not a file to read", e.Message);
+    }
+
     private static async Task<List<StoredObject>> ListAsync(string root)
     {
         var listed = new List<StoredObject>();
