@@ -11,7 +11,12 @@ internal static class Cli
     public const int Failed = 1;
     public const int Invalid = 2;
 
-    public static async Task<int> Guard(Func<Task<int>> body)
+    /// <summary>
+    /// Runs a command and turns every failure into one line on stderr and an exit code: the
+    /// engine's own failures by their kind, anything else as an unexpected error, with its stack
+    /// trace only when <paramref name="verbose"/> (-v) asks for it. Lines go to <paramref name="error"/> (stderr).
+    /// </summary>
+    public static async Task<int> Guard(Func<Task<int>> body, bool verbose, TextWriter error)
     {
         try
         {
@@ -19,22 +24,22 @@ internal static class Cli
         }
         catch (WorkflowInvalidException e)
         {
-            Console.Error.WriteLine(e.Message);
+            error.WriteLine(e.Message);
             return Invalid;
         }
         catch (PipelinesException e)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            error.WriteLine("error: " + OneLine(e.Message));
             return Failed;
         }
         catch (CommandAppException e)
         {
-            Console.Error.WriteLine("error: " + e.Message);
+            error.WriteLine("error: " + e.Message);
             return Invalid;
         }
         catch (OperationCanceledException)
         {
-            Console.Error.WriteLine("stopped");
+            error.WriteLine("stopped");
             return 130;
         }
         catch (Npgsql.NpgsqlException e)
@@ -42,10 +47,29 @@ internal static class Cli
             // Npgsql says where ("Failed to connect to 127.0.0.1:5432") and the socket says why.
             var why = e.GetBaseException().Message;
             var where = e.Message == why ? "" : char.ToLowerInvariant(e.Message[0]) + e.Message[1..].TrimEnd('.') + ": ";
-            Console.Error.WriteLine($"error: PostgreSQL: {where}{why} (is it running? the connection string is the Postgres setting, PIPELINES_POSTGRES)");
+            error.WriteLine($"error: PostgreSQL: {where}{why} (is it running? the connection string is the Postgres setting, PIPELINES_POSTGRES)");
+            return Failed;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The file system said no (a path that cannot be read or written): the environment, not a bug.
+            error.WriteLine("error: " + OneLine(e.Message));
+            return Failed;
+        }
+        catch (Exception e)
+        {
+            // A failure no one planned for is still one line, never a crash with a trace; -v shows where it came from.
+            error.WriteLine($"error: unexpected {e.GetType().Name}: {OneLine(e.Message)}" + (verbose ? "" : " (run again with --verbose to see where it came from)"));
+            if (verbose)
+            {
+                error.WriteLine(e.ToString());
+            }
+
             return Failed;
         }
     }
+
+    private static string OneLine(string message) => message.ReplaceLineEndings(" ").Trim();
 
     public static bool Interactive => !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 }

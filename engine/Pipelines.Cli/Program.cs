@@ -42,4 +42,4 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
     stop.Cancel();
 });
 
-return await Cli.Guard(() => app.RunAsync(args, stop.Token));
+return await Cli.Guard(() => app.RunAsync(args, stop.Token), verbose: args.Contains("-v") || args.Contains("--verbose"), Console.Error);

@@ -36,6 +36,11 @@ public sealed class PlanCommand : AsyncCommand<WorkflowSettings>
         var counter = preview.Counter;
         Console.WriteLine($"{preview.Workflow.Name}: {counter.Tasks} task(s) over {counter.Selected} of {counter.Listed} listed file(s)"
             + (preview.FilesUngrouped > 0 ? $", {preview.FilesUngrouped} left out by group_by" : ""));
+        if (preview.Scope.Note is { } note)
+        {
+            Console.WriteLine($"note: {note}");
+        }
+
         foreach (var t in first)
         {
             Console.WriteLine($"  task {t.Index} {t.TaskId}: {t.Inputs.Count} input(s), {string.Join(" ", t.Inputs.Take(3).Select(i => i.Key))}{(t.Inputs.Count > 3 ? " ..." : "")}");

@@ -74,6 +74,11 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 Console.Error.WriteLine($"{settings.File}: warning: {submitted.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
             }
             Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
+            if (submitted.ListingNote is not null)
+            {
+                Console.WriteLine($"note: {submitted.ListingNote}");
+            }
+
             Console.WriteLine($"output: {submitted.OutputUri}");
             // With no local worker, say so when no worker at all is connected: the run would wait for good.
             Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi().Servers().Count : null;

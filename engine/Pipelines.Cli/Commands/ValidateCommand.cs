@@ -32,7 +32,8 @@ internal static class WorkflowFile
     {
         if (!File.Exists(file))
         {
-            throw new WorkflowInvalidException(file, [new WorkflowProblem("(file)", $"{file} does not exist", 0, 0)]);
+            var what = Directory.Exists(file) ? "is a folder, not a workflow file" : "does not exist";
+            throw new WorkflowInvalidException(file, [new WorkflowProblem("(file)", $"{file} {what}", 0, 0)]);
         }
 
         var full = Path.GetFullPath(file);

@@ -113,7 +113,7 @@ public static partial class WorkflowParser
 
         MarkOverride(value, ctx, "--set " + path);
         var segments = OverrideSegment().Matches(path).Select(m => m.Value).ToList();
-        if (segments.Count == 0 || string.Concat(segments) != path.Replace(".", "", StringComparison.Ordinal))
+        if (!OverridePath().IsMatch(path))
         {
             ctx.Problems.Add(new WorkflowProblem("--set " + path, "is not a field path; write e.g. input.batch or steps[0].resources.memory", 0, 0));
             return;
@@ -126,8 +126,9 @@ public static partial class WorkflowParser
             var last = i == segments.Count - 1;
             if (seg.StartsWith('['))
             {
-                var index = int.Parse(seg.AsSpan(1, seg.Length - 2), CultureInfo.InvariantCulture);
-                if (current is not YamlSequenceNode seq || index >= seq.Children.Count)
+                // An index too large for an int names no item either (steps[99999999999]).
+                if (!int.TryParse(seg.AsSpan(1, seg.Length - 2), NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                    || current is not YamlSequenceNode seq || index >= seq.Children.Count)
                 {
                     ctx.Problems.Add(new WorkflowProblem("--set " + path, $"there is no item {seg} to set", 0, 0));
                     return;
@@ -769,6 +770,10 @@ public static partial class WorkflowParser
 
     [GeneratedRegex(@"[^.\[\]]+|\[\d+\]")]
     private static partial Regex OverrideSegment();
+
+    /// <summary>A whole override path: a field, then .field or [index] parts; no empty part (a..b), no sign ([-1]).</summary>
+    [GeneratedRegex(@"^[^.\[\]]+(?:\.[^.\[\]]+|\[\d+\])*$")]
+    private static partial Regex OverridePath();
 
     private sealed class Context
     {

@@ -5,7 +5,8 @@ namespace Pipelines.Planning;
 
 /// <summary>
 /// Globs over '/'-separated keys: <c>**</c> spans folders (also none), <c>*</c> and <c>?</c> stay
-/// within one folder, <c>[abc]</c> and <c>{a,b}</c> as in a shell.
+/// within one folder, <c>[abc]</c> and <c>{a,b}</c> as in a shell. Every character but '/' is
+/// matched by <c>*</c> and <c>?</c>, newlines and other control characters included.
 /// </summary>
 public sealed class Glob
 {
@@ -27,7 +28,9 @@ public sealed class Glob
             throw new ArgumentException(error, nameof(pattern));
         }
 
-        return new Glob(pattern, new Regex("^" + ToRegex(pattern) + "$", RegexOptions.CultureInvariant | RegexOptions.Compiled));
+        // Singleline and \z: '**' spans newlines too, and '$' would also match before a final
+        // newline, so a key's every character is matched (a name is kept or refused, never skipped).
+        return new Glob(pattern, new Regex(@"\A" + ToRegex(pattern) + @"\z", RegexOptions.CultureInvariant | RegexOptions.Singleline | RegexOptions.Compiled));
     }
 
     public bool IsMatch(string key) => _regex.IsMatch(key);

@@ -11,13 +11,13 @@ using Pipelines.Storage;
 namespace Pipelines.Runs;
 
 /// <summary>A planned run, not yet recorded or queued.</summary>
-public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan);
+public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan, InputScope Scope);
 
 /// <summary>A plan to look at: its tasks come as they are planned; the counter fills as they do.</summary>
-public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped);
+public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped, InputScope Scope);
 
 /// <summary>A run that was accepted and queued.</summary>
-public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings);
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings, string? ListingNote = null);
 
 /// <summary>
 /// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
@@ -45,14 +45,15 @@ public sealed partial class RunSubmitter(
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
 
         var input = stores.Open(workflow.Input.Uri);
-        var listing = await ListInputAsync(input, cancellationToken).ConfigureAwait(false);
+        var scope = OpenScope(workflow, input);
+        var listing = await ListInputAsync(input, scope, cancellationToken).ConfigureAwait(false);
         string? sheet = null;
         if (workflow.Input.Samplesheet is not null)
         {
             sheet = await ReadSamplesheetAsync(workflow.Input.Samplesheet, cancellationToken).ConfigureAwait(false);
         }
 
-        return new PreparedRun(workflow, digests, PlanOrRefuse(workflow, digests, listing, sheet, input.Uri));
+        return new PreparedRun(workflow, digests, PlanOrRefuse(workflow, digests, listing, sheet, input.Uri, scope), scope);
     }
 
     /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
@@ -79,13 +80,14 @@ public sealed partial class RunSubmitter(
         {
             var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);
             var counted = new PlanCounter { Listed = prepared.Plan.FilesListed, Selected = prepared.Plan.FilesSelected, Tasks = prepared.Plan.Tasks.Count };
-            return new PlanPreview(workflow, prepared.ImageDigests, AsAsync(prepared.Plan.Tasks), counted, prepared.Plan.FilesUngrouped);
+            return new PlanPreview(workflow, prepared.ImageDigests, AsAsync(prepared.Plan.Tasks), counted, prepared.Plan.FilesUngrouped, prepared.Scope);
         }
 
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var counter = new PlanCounter();
         var input = stores.Open(workflow.Input.Uri);
-        return new PlanPreview(workflow, digests, Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, cancellationToken), digests, counter, cancellationToken), counter, 0);
+        var scope = OpenScope(workflow, input);
+        return new PlanPreview(workflow, digests, Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, scope, cancellationToken), digests, counter, cancellationToken), counter, 0, scope);
     }
 
     /// <summary>
@@ -96,18 +98,19 @@ public sealed partial class RunSubmitter(
     {
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var input = stores.Open(workflow.Input.Uri);
+        var scope = OpenScope(workflow, input);
         var now = time.GetUtcNow();
         var runId = NewRunId(now);
         var runOutput = stores.Open(workflow.Output.Uri).Child(runId);
         var definition = new RunDefinition(workflow, digests);
         var counter = new PlanCounter();
         var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, now, null, null, null);
-        var tasks = Records(Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, cancellationToken), digests, counter, cancellationToken), runId);
+        var tasks = Records(Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, scope, cancellationToken), digests, counter, cancellationToken), runId);
         var count = await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         if (count == 0)
         {
             throw new PipelinesException(
-                $"input matched no files: {counter.Listed} object(s) under {input.Uri}, none selected by include {string.Join(", ", workflow.Input.Include)}",
+                $"input matched no files: {counter.Listed} object(s) under {input.Uri}{LeftOutClause(scope)}, none selected by include {string.Join(", ", workflow.Input.Include)}",
                 retryHelps: false);
         }
 
@@ -124,7 +127,7 @@ public sealed partial class RunSubmitter(
 
         await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
         LogSubmitted(log, runId, workflow.Name, count, counter.Selected);
-        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), workflow.Warnings);
+        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), workflow.Warnings, scope.Note);
     }
 
     private static async IAsyncEnumerable<TaskRecord> Records(IAsyncEnumerable<PlannedTask> tasks, string runId)
@@ -160,8 +163,9 @@ public sealed partial class RunSubmitter(
         }
 
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
-        var plan = PlanOrRefuse(workflow, digests, listing, null, workflow.Input.Uri);
-        return await QueueAsync(yaml, new PreparedRun(workflow, digests, plan), runId, cancellationToken).ConfigureAwait(false);
+        var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
+        var plan = PlanOrRefuse(workflow, digests, listing.Where(f => scope.Admit(f.Key)).ToList(), null, workflow.Input.Uri, scope);
+        return await QueueAsync(yaml, new PreparedRun(workflow, digests, plan, scope), runId, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
@@ -175,13 +179,13 @@ public sealed partial class RunSubmitter(
         return digests;
     }
 
-    private static Plan PlanOrRefuse(Workflow workflow, IReadOnlyDictionary<string, string> digests, IReadOnlyList<InputFile> listing, string? sheet, string inputUri)
+    private static Plan PlanOrRefuse(Workflow workflow, IReadOnlyDictionary<string, string> digests, IReadOnlyList<InputFile> listing, string? sheet, string inputUri, InputScope scope)
     {
         var plan = Planner.Plan(workflow, listing, sheet, digests);
         if (plan.Tasks.Count == 0)
         {
             throw new PipelinesException(
-                $"input matched no files: {listing.Count} object(s) under {inputUri}, none selected by include {string.Join(", ", workflow.Input.Include)}"
+                $"input matched no files: {listing.Count} object(s) under {inputUri}{LeftOutClause(scope)}, none selected by include {string.Join(", ", workflow.Input.Include)}"
                 + (plan.FilesUngrouped > 0 ? $" and group_by (it matched none of {plan.FilesUngrouped})" : ""),
                 retryHelps: false);
         }
@@ -191,7 +195,7 @@ public sealed partial class RunSubmitter(
 
     private async Task<SubmittedRun> QueueAsync(string yaml, PreparedRun prepared, string runId, CancellationToken cancellationToken)
     {
-        var (workflow, digests, plan) = prepared;
+        var (workflow, digests, plan, scope) = prepared;
         var output = stores.Open(workflow.Output.Uri);
         var now = time.GetUtcNow();
         var runOutput = output.Child(runId);
@@ -204,14 +208,32 @@ public sealed partial class RunSubmitter(
         await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         await queue.EnqueueTasksAsync(runId, tasks.Select(t => t.Index).ToList(), cancellationToken).ConfigureAwait(false);
         LogSubmitted(log, runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected);
-        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, workflow.Warnings);
+        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, workflow.Warnings, scope.Note);
     }
 
+    /// <summary>
+    /// The input's scope against the output location, which is checked here too: an output.uri
+    /// that names a file or a device is refused before anything is listed (plan and run alike).
+    /// </summary>
+    private InputScope OpenScope(Workflow workflow, StorageLocation input)
+    {
+        var output = stores.Open(workflow.Output.Uri);
+        if (output.Store is LocalObjectStore && LocalObjectStore.Blocker(output.Store.Name) is { } blocker)
+        {
+            throw new PipelinesException($"output.uri {workflow.Output.Uri} cannot be a folder: {blocker}", retryHelps: false);
+        }
+
+        return new InputScope(input, output);
+    }
+
+    private static string LeftOutClause(InputScope scope) =>
+        scope.LeftOut == 0 ? "" : $" (and {scope.LeftOut} under the output location, left out)";
+
     /// <summary>Lists the input whole (group_by and sample sheets need all of it).</summary>
-    private static async Task<List<InputFile>> ListInputAsync(StorageLocation input, CancellationToken ct)
+    private static async Task<List<InputFile>> ListInputAsync(StorageLocation input, InputScope scope, CancellationToken ct)
     {
         var files = new List<InputFile>();
-        await foreach (var f in ListInputStreamAsync(input, ct).ConfigureAwait(false))
+        await foreach (var f in ListInputStreamAsync(input, scope, ct).ConfigureAwait(false))
         {
             files.Add(f);
         }
@@ -223,12 +245,19 @@ public sealed partial class RunSubmitter(
     /// Lists the input in key order; objects without a content tag (local files) are hashed with
     /// sha256, a chunk at a time in parallel, so that only one chunk is held.
     /// </summary>
-    private static async IAsyncEnumerable<InputFile> ListInputStreamAsync(StorageLocation input, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<InputFile> ListInputStreamAsync(StorageLocation input, InputScope scope, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         const int Chunk = 512;
         var chunk = new List<StoredObject>(Chunk);
         await foreach (var o in input.Store.ListAsync(input.Prefix, ct).ConfigureAwait(false))
         {
+            // The one place a run's listing is scoped: the engine's own outputs are left out, and
+            // keys it cannot carry are refused, the same for folders and buckets.
+            if (!scope.Admit(o.Key[input.Prefix.Length..]))
+            {
+                continue;
+            }
+
             chunk.Add(o);
             if (chunk.Count == Chunk)
             {

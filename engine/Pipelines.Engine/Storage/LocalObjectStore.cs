@@ -20,14 +20,14 @@ public sealed partial class LocalObjectStore : IObjectStore
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        if (!Directory.Exists(_root))
+        if (!UnixFile.TryStat(_root, followLinks: true, out var root, out _) || root.Kind != UnixFileKind.Directory)
         {
-            throw new PipelinesException($"local folder {_root} does not exist", retryHelps: false);
+            throw new PipelinesException(Directory.Exists(_root) || File.Exists(_root) ? $"{_root} is not a folder" : $"local folder {_root} does not exist", retryHelps: false);
         }
 
         // A sorted walk, one folder at a time: keys come out in ordinal order while only one
         // folder's entries per level are held, so a million files do not have to fit in memory.
-        foreach (var o in Walk(_root, "", prefix, cancellationToken))
+        foreach (var o in Walk(_root, "", prefix, [(root.Device, root.Inode)], cancellationToken))
         {
             yield return o;
         }
@@ -35,28 +35,42 @@ public sealed partial class LocalObjectStore : IObjectStore
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private static IEnumerable<StoredObject> Walk(string folder, string keyPrefix, string prefix, CancellationToken ct)
+    /// <summary>
+    /// The input rules (docs/workflow-spec.md, "Input folders"): links to files and folders are
+    /// followed; a dangling link, a link loop, a fifo, socket or device, a name that is not UTF-8,
+    /// and a folder that cannot be read are refused, naming the path. Nothing is skipped unseen
+    /// except this store's own temporary files.
+    /// </summary>
+    private static IEnumerable<StoredObject> Walk(string folder, string keyPrefix, string prefix, HashSet<(ulong, ulong)> ancestors, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        var entries = new List<(string Name, bool IsFolder, long Size)>();
-        foreach (var info in new DirectoryInfo(folder).EnumerateFileSystemInfos("*", new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false }))
+        var entries = new List<(string Name, bool IsFolder, long Size, (ulong, ulong) Id)>();
+        foreach (var name in ReadFolder(folder))
         {
-            if (info is DirectoryInfo dir)
+            var path = Path.Combine(folder, name);
+            if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
             {
-                if (!dir.Attributes.HasFlag(FileAttributes.ReparsePoint))
-                {
-                    entries.Add((info.Name + "/", true, 0));
-                }
+                throw new PipelinesException(Refusal(path, name, errno), retryHelps: false);
             }
-            else if (!IsTemporary(info.Name))
+
+            switch (st.Kind)
             {
-                entries.Add((info.Name, false, ((FileInfo)info).Length));
+                case UnixFileKind.Directory:
+                    entries.Add((name + "/", true, 0, (st.Device, st.Inode)));
+                    break;
+                case UnixFileKind.Regular when !IsTemporary(name):
+                    entries.Add((name, false, st.Size, default));
+                    break;
+                case UnixFileKind.Regular:
+                    break;
+                default:
+                    throw new PipelinesException($"{path} is {UnixFile.Describe(st.Kind)}: an input folder may hold only files, folders and links to them", retryHelps: false);
             }
         }
 
         // A folder sorts as its name plus '/', which is where its keys fall in ordinal order.
         entries.Sort((x, y) => string.CompareOrdinal(x.Name, y.Name));
-        foreach (var (name, isFolder, size) in entries)
+        foreach (var (name, isFolder, size, id) in entries)
         {
             var key = keyPrefix + name;
             if (isFolder)
@@ -64,16 +78,76 @@ public sealed partial class LocalObjectStore : IObjectStore
                 // Only folders that can hold keys under the prefix are entered.
                 if (key.StartsWith(prefix, StringComparison.Ordinal) || prefix.StartsWith(key, StringComparison.Ordinal))
                 {
-                    foreach (var o in Walk(Path.Combine(folder, name[..^1]), key, prefix, ct))
+                    // A folder is its device and inode (folders cannot be hard-linked): meeting one
+                    // of the folders above again means a link leads back up, and the walk would not end.
+                    var path = Path.Combine(folder, name[..^1]);
+                    if (!ancestors.Add(id))
+                    {
+                        throw new PipelinesException($"{path} is a symbolic link loop: it leads back to a folder that contains it ({LinkTarget(path)})", retryHelps: false);
+                    }
+
+                    foreach (var o in Walk(path, key, prefix, ancestors, ct))
                     {
                         yield return o;
                     }
+
+                    ancestors.Remove(id);
                 }
             }
             else if (key.StartsWith(prefix, StringComparison.Ordinal))
             {
                 yield return new StoredObject(key, size, null);
             }
+        }
+    }
+
+    private static List<string> ReadFolder(string folder)
+    {
+        try
+        {
+            var names = new List<string>();
+            foreach (var path in Directory.EnumerateFileSystemEntries(folder, "*", new EnumerationOptions { AttributesToSkip = 0, IgnoreInaccessible = false }))
+            {
+                names.Add(Path.GetFileName(path));
+            }
+
+            return names;
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+            throw new PipelinesException($"cannot read folder {folder}: {e.Message}", retryHelps: false, e);
+        }
+    }
+
+    private static string Refusal(string path, string name, int errno)
+    {
+        var isLink = UnixFile.TryStat(path, followLinks: false, out var own, out var ownErrno) && own.Kind == UnixFileKind.SymbolicLink;
+        if (!isLink && ownErrno == UnixFile.ENOENT && name.Contains('\uFFFD', StringComparison.Ordinal))
+        {
+            // .NET decodes a name that is not UTF-8 with U+FFFD, and that name opens nothing.
+            return $"{path}: the name is not valid UTF-8 (shown with U+FFFD); rename it";
+        }
+
+        return errno switch
+        {
+            UnixFile.ENOENT when isLink => $"{path} is a dangling symbolic link: {LinkTarget(path)} does not exist",
+            UnixFile.ELOOP => $"{path} is a symbolic link loop",
+            UnixFile.EACCES => $"{path} cannot be read: permission denied" + (isLink ? $" (a link to {LinkTarget(path)})" : ""),
+            UnixFile.ENAMETOOLONG => $"{path} is longer than the system allows for a path",
+            UnixFile.ENOENT => $"{path} disappeared while the folder was listed",
+            _ => $"{path} cannot be read (errno {errno})",
+        };
+    }
+
+    private static string LinkTarget(string path)
+    {
+        try
+        {
+            return File.ResolveLinkTarget(path, returnFinalTarget: false)?.FullName ?? path;
+        }
+        catch (IOException)
+        {
+            return path;
         }
     }
 
@@ -86,10 +160,11 @@ public sealed partial class LocalObjectStore : IObjectStore
     public async Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken)
     {
         var source = PathOf(key);
-        if (!File.Exists(source))
-        {
-            throw new ObjectNotFoundException(Name, key);
-        }
+        RequireFile(source, key);
+
+        // link(2) does not follow a symbolic link: it would stage the link itself, whose target
+        // may be relative, or outside the container's view. Stage the file it leads to.
+        source = File.ResolveLinkTarget(source, returnFinalTarget: true)?.FullName ?? source;
 
         Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
 
@@ -125,6 +200,10 @@ public sealed partial class LocalObjectStore : IObjectStore
             File.Move(temp, target, overwrite: true);
             return digest;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(target, e);
+        }
         finally
         {
             File.Delete(temp);
@@ -140,6 +219,10 @@ public sealed partial class LocalObjectStore : IObjectStore
             await File.WriteAllBytesAsync(temp, content.ToArray(), cancellationToken).ConfigureAwait(false);
             File.Move(temp, target, overwrite: true);
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(target, e);
+        }
         finally
         {
             File.Delete(temp);
@@ -149,10 +232,7 @@ public sealed partial class LocalObjectStore : IObjectStore
     public async Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
-        if (!File.Exists(path))
-        {
-            throw new ObjectNotFoundException(Name, key);
-        }
+        RequireFile(path, key);
 
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
@@ -163,15 +243,68 @@ public sealed partial class LocalObjectStore : IObjectStore
     [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
 
-    private static bool IsTemporary(string key) => key.Contains(".pipelines-tmp-", StringComparison.Ordinal);
+    private const string TemporaryMarker = ".pipelines-tmp-";
 
-    private static string TempPath(string target)
+    /// <summary>
+    /// A write's temporary file, or one left by a crash; the older form was the target's name plus the marker.
+    /// </summary>
+    internal static bool IsTemporary(string name) => name.Contains(TemporaryMarker, StringComparison.Ordinal);
+
+    /// <summary>
+    /// A temporary name of fixed length (27 characters) in the target's folder, so the rename stays
+    /// on one file system and a target name near the 255-byte limit still has a temporary name.
+    /// </summary>
+    internal static string TempPath(string target)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        // Beside the target (a rename stays on one file system), with a short name of its own:
-        // the target's name may already be near the 255-byte limit of a name.
-        return Path.Combine(Path.GetDirectoryName(target)!, ".pipelines-tmp-" + Guid.NewGuid().ToString("N")[..12]);
+        CreateFolder(Path.GetDirectoryName(target)!);
+        return Path.Combine(Path.GetDirectoryName(target)!, TemporaryMarker + Guid.NewGuid().ToString("N")[..12]);
     }
+
+    private static void CreateFolder(string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PipelinesException($"cannot create folder {folder}: {Blocker(folder) ?? e.Message}", retryHelps: false, e);
+        }
+    }
+
+    /// <summary>The first part of the path that exists and is not a folder, said as a reason.</summary>
+    internal static string? Blocker(string folder)
+    {
+        for (var p = folder; !string.IsNullOrEmpty(p); p = Path.GetDirectoryName(p))
+        {
+            if (UnixFile.TryStat(p, followLinks: true, out var st, out _))
+            {
+                return st.Kind == UnixFileKind.Directory ? null : $"{p} is {UnixFile.Describe(st.Kind)}, not a folder";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Only a regular file (or a link to one) is read: opening a fifo would block until a writer
+    /// came, and a device has no end. An entry may change kind between listing and reading.
+    /// </summary>
+    private void RequireFile(string path, string key)
+    {
+        if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
+        {
+            throw errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false);
+        }
+
+        if (st.Kind != UnixFileKind.Regular)
+        {
+            throw new PipelinesException($"{path} is {UnixFile.Describe(st.Kind)}, not a file to read", retryHelps: false);
+        }
+    }
+
+    private static PipelinesException WriteFailed(string target, Exception e) =>
+        new($"cannot write {target}: {e.Message}", retryHelps: false, e);
 
     private string PathOf(string key)
     {

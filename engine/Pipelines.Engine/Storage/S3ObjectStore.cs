@@ -95,6 +95,7 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipar
 
     public async Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken)
     {
+        CheckKeyLength(key);
         long size;
 
         // The size of what opening the path gives, not of a link: workers upload through /proc/self/fd/N.
@@ -216,6 +217,7 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipar
 
     public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
+        CheckKeyLength(key);
         var bytes = content.ToArray();
         using var stream = new MemoryStream(bytes, writable: false);
         var request = new PutObjectRequest
@@ -252,6 +254,16 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipar
         finally
         {
             File.Delete(temp);
+        }
+    }
+
+    /// <summary>S3 refuses a key over 1024 UTF-8 bytes with a bare 400; say so before sending it.</summary>
+    private void CheckKeyLength(string key)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(key);
+        if (bytes > KeyNames.MaxKeyBytes)
+        {
+            throw new PipelinesException($"{Name}/{key[..Math.Min(key.Length, 80)]}...: the key is {bytes} bytes long in UTF-8; S3 allows at most {KeyNames.MaxKeyBytes}", retryHelps: false);
         }
     }
 

@@ -113,7 +113,7 @@ public sealed partial class S3EventIngest(PostgresTriggerStore ledger, TimeProvi
         foreach (var t in onBucket.Where(t => r.Key.StartsWith(t.Prefix, StringComparison.Ordinal)))
         {
             var relative = r.Key[t.Prefix.Length..];
-            if (TriggerKeys.Problem(relative) is { } problem)
+            if ((TriggerKeys.Problem(relative) ?? TriggerKeys.OutputProblem(TriggerKeys.OutputScope(t), relative)) is { } problem)
             {
                 // Recorded, so `pipelines triggers` counts it; it never becomes a pending version.
                 await ledger.RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size ?? 0, r.ETag ?? "-"), LedgerState.Rejected, problem)], "event", now, ct).ConfigureAwait(false);

@@ -164,6 +164,7 @@ public sealed partial class TriggerCycle(
         }
 
         var filter = new GlobFilter(trigger.Include, trigger.Exclude);
+        var outputs = TriggerKeys.OutputScope(trigger);
         var chunk = new List<(LedgerObject, LedgerState, string?)>(RecordChunk);
         long listed = 0;
         var recorded = 0;
@@ -173,7 +174,7 @@ public sealed partial class TriggerCycle(
             listed++;
             last = o.Key;
             var relative = o.Key[location.Prefix.Length..];
-            if (TriggerKeys.Problem(relative) is { } problem)
+            if ((TriggerKeys.Problem(relative) ?? TriggerKeys.OutputProblem(outputs, relative)) is { } problem)
             {
                 chunk.Add((new LedgerObject(o.Key, o.Size, o.ETag ?? "-"), LedgerState.Rejected, problem));
             }

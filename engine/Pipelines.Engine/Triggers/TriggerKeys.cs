@@ -1,3 +1,5 @@
+using Pipelines.Runs;
+
 namespace Pipelines.Triggers;
 
 /// <summary>
@@ -37,6 +39,20 @@ public static class TriggerKeys
             }
         }
 
-        return null;
+        // The rule every run's listing applies (control characters, bad UTF-8, S3's length limit):
+        // such a key is recorded as rejected with the reason, never handed to a run.
+        return Storage.KeyNames.Problem(relativeKey) is { } problem ? "the key " + problem : null;
     }
+
+    /// <summary>
+    /// The registered workflow's output location against the trigger's prefix. A run's results
+    /// written under the watched prefix must not start the next run (a loop), so the ledger
+    /// records them as rejected, with the reason, as a run's listing leaves them out.
+    /// </summary>
+    public static InputScope OutputScope(RegisteredTrigger trigger) =>
+        new(trigger.Uri, SubmitterRunStarter.ForTrigger(trigger).Output.Uri);
+
+    /// <summary>Why the key is no new work because a run of this workflow wrote it, or null.</summary>
+    public static string? OutputProblem(InputScope outputs, string relativeKey) =>
+        outputs.IsEngineOutput(relativeKey) ? $"the key is a run's output under the workflow's output.uri {outputs.OutputUri}" : null;
 }

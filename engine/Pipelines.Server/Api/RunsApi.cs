@@ -59,6 +59,11 @@ internal static partial class RunsApi
                 warnings.Add($"{run.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
             }
 
+            if (run.ListingNote is not null)
+            {
+                warnings.Add(run.ListingNote);
+            }
+
             return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings));
         }
         catch (PipelinesException e)

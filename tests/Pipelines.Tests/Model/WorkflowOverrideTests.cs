@@ -111,6 +111,13 @@ public sealed class WorkflowOverrideTests
     [InlineData("steps[3].name=a", "--set steps[3].name", "there is no item [3] to set")]
     [InlineData("name.first=a", "--set name.first", "'first' is not inside a mapping")]
     [InlineData("input[0]=a", "--set input[0]", "there is no item [0] to set")]
+    [InlineData("steps[99999999999].image=x", "--set steps[99999999999].image", "there is no item [99999999999] to set")]
+    [InlineData("steps[-1].image=x", "--set steps[-1].image", "is not a field path; write e.g. input.batch or steps[0].resources.memory")]
+    [InlineData("nonsense", "--set nonsense", "must look like key.path=value, e.g. input.batch=10")]
+    [InlineData("a..b=1", "--set a..b", "is not a field path; write e.g. input.batch or steps[0].resources.memory")]
+    [InlineData(".input.batch=1", "--set .input.batch", "is not a field path; write e.g. input.batch or steps[0].resources.memory")]
+    [InlineData("input.batch.=1", "--set input.batch.", "is not a field path; write e.g. input.batch or steps[0].resources.memory")]
+    [InlineData("[0]=1", "--set [0]", "is not a field path; write e.g. input.batch or steps[0].resources.memory")]
     public void Set_bad_path_is_reported(string assignment, string path, string message)
     {
         var p = WorkflowText.Problem(WorkflowText.Minimal, assignment);

@@ -32,6 +32,22 @@ public sealed class GlobTests
     }
 
     [Theory]
+    [InlineData("*.fastq", "new\nline.fastq", true)]
+    [InlineData("*.fastq", "a.fastq\n", false)]
+    [InlineData("**/*.fastq", "lane\n1/a.fastq", true)]
+    [InlineData("**/*.fastq", "run/lane\n1/b\rc.fastq", true)]
+    [InlineData("**", "a\nb/c\n", true)]
+    [InlineData("a/**/b.txt", "a/x\ny/b.txt", true)]
+    [InlineData("S?.txt", "S\n.txt", true)]
+    [InlineData("S?.txt", "S\t.txt", true)]
+    [InlineData("[!x].txt", "\n.txt", true)]
+    [InlineData("*", "a\n/b", false)]
+    public void IsMatch_wildcards_match_newlines_and_control_characters_but_never_a_slash(string pattern, string key, bool matches)
+    {
+        Assert.Equal(matches, Glob.Parse(pattern).IsMatch(key));
+    }
+
+    [Theory]
     [InlineData("S?.txt", "S1.txt", true)]
     [InlineData("S?.txt", "S10.txt", false)]
     [InlineData("S?.txt", "S.txt", false)]

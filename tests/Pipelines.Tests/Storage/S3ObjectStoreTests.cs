@@ -144,6 +144,18 @@ public sealed class S3ObjectStoreTests : IDisposable
         Assert.True(e.RetryHelps);
     }
 
+    [Fact]
+    public async Task Put_of_a_key_over_1024_bytes_is_refused_before_it_is_sent()
+    {
+        var bucket = await TestEnvironment.NewBucketAsync(_factory.S3Client);
+        var location = _factory.Open($"s3://{bucket}/");
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => location.Store.PutAsync(new string('k', 1025), "x"u8.ToArray(), "text/plain", CancellationToken.None));
+
+        Assert.EndsWith("...: the key is 1025 bytes long in UTF-8; S3 allows at most 1024", e.Message, StringComparison.Ordinal);
+        Assert.False(e.RetryHelps);
+    }
+
     public void Dispose()
     {
         _factory.Dispose();

@@ -234,6 +234,23 @@ public sealed class TriggerCycleTests : IAsyncLifetime
         Assert.Equal(["in/kept.fastq"], _starter.Keys(Assert.Single(cut.RunsStarted)));
     }
 
+    [Fact]
+    public async Task A_runs_outputs_under_the_watched_prefix_are_rejected_and_never_start_a_run()
+    {
+        var trigger = await RegisterAsync(maxObjectsPerRun: 1000, output: "in/results/", existing: 0);
+        var ingest = new S3EventIngest(_ledger, _time, NullLogger<S3EventIngest>.Instance);
+        await PutAsync("in/a.fastq", "a");
+        await PutAsync("in/results/20261126-053012-7f3a9c/tasks/t/s/trimmed.fastq", "a run's output");
+        var evented = await ingest.HandleAsync(S3EventParserTests.AwsEvent(_bucket, "in/results/20261126-053012-7f3a9c/tasks/t/s/again.fastq", "e1", 1), CancellationToken.None);
+
+        var cut = await SettleAsync(Cycle(), trigger);
+
+        Assert.Equal(["in/a.fastq"], _starter.Keys(Assert.Single(cut.RunsStarted)));
+        Assert.Equal(IngestOutcome.Rejected, Assert.Single(evented.Notes).Outcome);
+        Assert.Equal($"the key is a run's output under the workflow's output.uri s3://{_bucket}/in/results/", evented.Notes[0].Reason);
+        Assert.Equal(2, Assert.Single(await _ledger.SummariesAsync(CancellationToken.None)).Rejected);
+    }
+
     private TriggerCycle Cycle(int maxObjectsPerRun = 1000, PostgresTriggerStore? ledger = null) =>
         new(ledger ?? _ledger, _stores, _starter, new TriggerOptions { MaxObjectsPerRun = maxObjectsPerRun, FullListingLimit = 10_000 }, _time, NullLogger<TriggerCycle>.Instance);
 
@@ -268,19 +285,19 @@ public sealed class TriggerCycleTests : IAsyncLifetime
         return await cycle.RunAsync(trigger ?? _trigger, reconcile: false, CancellationToken.None);
     }
 
-    private async Task<RegisteredTrigger> RegisterAsync(int maxObjectsPerRun)
+    private async Task<RegisteredTrigger> RegisterAsync(int maxObjectsPerRun, string output = "out/", int existing = 2)
     {
         var yaml = $"""
             version: 1
             name: t{maxObjectsPerRun}
             input: {"{"} uri: "s3://{_bucket}/in/" {"}"}
             steps: [{"{"} name: s, image: "pipelines-samples/fastq-stats:1", command: [x] {"}"}]
-            output: {"{"} uri: "s3://{_bucket}/out/" {"}"}
+            output: {"{"} uri: "s3://{_bucket}/{output}" {"}"}
             trigger: {"{"} uri: "s3://{_bucket}/in/", include: ["**/*.fastq"], settle: 30s {"}"}
             """;
         var registrar = new TriggerRegistrar(_ledger, _stores, new RecurringJobManager(new InMemoryStorage()), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, _time);
         var registration = await registrar.RegisterAsync(yaml, "test.yaml", null, [], processExisting: false, CancellationToken.None);
-        Assert.Equal(2, registration.Existing);
+        Assert.Equal(existing, registration.Existing);
         return registration.Trigger;
     }
 

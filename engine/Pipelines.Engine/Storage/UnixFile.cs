@@ -1,0 +1,85 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+
+namespace Pipelines.Storage;
+
+/// <summary>What kind of file system entry a path names.</summary>
+internal enum UnixFileKind
+{
+    Regular,
+    Directory,
+    SymbolicLink,
+    Fifo,
+    Socket,
+    CharacterDevice,
+    BlockDevice,
+    Other,
+}
+
+/// <summary>The parts of a stat that listing needs: kind, size, and the device and inode that identify a folder.</summary>
+internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode);
+
+/// <summary>
+/// stat(2) through statx, whose struct has one layout on every architecture. .NET's FileInfo
+/// tells neither a fifo from a file nor a folder's inode, and the listing needs both: a fifo
+/// must be refused before anything opens it (open blocks), and folder links are followed with
+/// loop detection by device and inode.
+/// </summary>
+internal static partial class UnixFile
+{
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkNoFollow = 0x100;
+    private const uint StatxBasicStats = 0x7ff;
+
+    public const int ENOENT = 2;
+    public const int EACCES = 13;
+    public const int ENOTDIR = 20;
+    public const int ENAMETOOLONG = 36;
+    public const int ELOOP = 40;
+
+    /// <summary>The entry's status, following symbolic links or not; on failure, the errno.</summary>
+    public static bool TryStat(string path, bool followLinks, out UnixFileStatus status, out int errno)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        if (Statx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            status = default;
+            return false;
+        }
+
+        // struct statx: stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140.
+        var mode = BinaryPrimitives.ReadUInt16LittleEndian(buffer[28..]);
+        var kind = (mode & 0xF000) switch
+        {
+            0x8000 => UnixFileKind.Regular,
+            0x4000 => UnixFileKind.Directory,
+            0xA000 => UnixFileKind.SymbolicLink,
+            0x1000 => UnixFileKind.Fifo,
+            0xC000 => UnixFileKind.Socket,
+            0x2000 => UnixFileKind.CharacterDevice,
+            0x6000 => UnixFileKind.BlockDevice,
+            _ => UnixFileKind.Other,
+        };
+        var device = ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(buffer[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(buffer[140..]);
+        status = new UnixFileStatus(kind, (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[40..]), device, BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]));
+        errno = 0;
+        return true;
+    }
+
+    /// <summary>How a kind is named in messages.</summary>
+    public static string Describe(UnixFileKind kind) => kind switch
+    {
+        UnixFileKind.Fifo => "a named pipe (fifo)",
+        UnixFileKind.Socket => "a socket",
+        UnixFileKind.CharacterDevice => "a character device",
+        UnixFileKind.BlockDevice => "a block device",
+        UnixFileKind.Directory => "a folder",
+        UnixFileKind.SymbolicLink => "a symbolic link",
+        UnixFileKind.Regular => "a file",
+        _ => "not a regular file",
+    };
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int dirfd, string path, int flags, uint mask, ref byte buffer);
+}
