@@ -16,8 +16,8 @@ internal enum UnixFileKind
     Other,
 }
 
-/// <summary>The parts of a stat that listing needs: kind, size, and the device and inode that identify a folder.</summary>
-internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode);
+/// <summary>The parts of a stat the engine needs: kind, apparent size, the device and inode that identify a folder, and the bytes allocated on disk.</summary>
+internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated);
 
 /// <summary>
 /// stat(2) through statx, whose struct has one layout on every architecture. .NET's FileInfo
@@ -48,7 +48,15 @@ internal static partial class UnixFile
             return false;
         }
 
-        // struct statx: stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_dev_major/minor at 136/140.
+        status = Parse(buffer);
+        errno = 0;
+        return true;
+    }
+
+    /// <summary>Reads a struct statx (one layout on every architecture).</summary>
+    public static UnixFileStatus Parse(ReadOnlySpan<byte> buffer)
+    {
+        // stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_blocks (512-byte units) at 48, stx_dev_major/minor at 136/140.
         var mode = BinaryPrimitives.ReadUInt16LittleEndian(buffer[28..]);
         var kind = (mode & 0xF000) switch
         {
@@ -62,9 +70,12 @@ internal static partial class UnixFile
             _ => UnixFileKind.Other,
         };
         var device = ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(buffer[136..]) << 32) | BinaryPrimitives.ReadUInt32LittleEndian(buffer[140..]);
-        status = new UnixFileStatus(kind, (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[40..]), device, BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]));
-        errno = 0;
-        return true;
+        return new UnixFileStatus(
+            kind,
+            (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[40..]),
+            device,
+            BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]),
+            (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[48..]) * 512);
     }
 
     /// <summary>How a kind is named in messages.</summary>

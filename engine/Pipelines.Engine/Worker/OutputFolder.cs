@@ -1,12 +1,13 @@
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using Pipelines.Storage;
 
 namespace Pipelines.Worker;
 
 /// <summary>
 /// What a step left in its <c>/out</c>, read without trusting it: the container is other
 /// people's code, and the engine runs as root. Every entry is looked at relative to an open
-/// folder descriptor and never through a link (<see cref="UnixFiles"/>); only regular files
+/// folder descriptor and never through a link (<see cref="NoFollow"/>); only regular files
 /// can be outputs; names must be UTF-8 without control characters; the step's quotas on files
 /// and bytes are checked while walking, before anything is copied.
 /// </summary>
@@ -26,14 +27,14 @@ internal static class OutputFolder
         var kept = new List<OutputFile>();
         var warnings = new List<string>();
         long files = 0, bytes = 0;
-        using var root = UnixFiles.OpenDirectory(outDir);
+        using var root = NoFollow.OpenDirectory(outDir);
         Walk(root, "", depth: 0);
         kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         return new OutputScan(kept, warnings);
 
-        void Walk(UnixFiles.SafeDirectory folder, string prefix, int depth)
+        void Walk(NoFollow.SafeDirectory folder, string prefix, int depth)
         {
-            foreach (var raw in UnixFiles.ReadNames(folder, Shown(prefix)))
+            foreach (var raw in NoFollow.ReadNames(folder, Shown(prefix)))
             {
                 var rel = prefix + CheckedName(raw, prefix);
                 var shown = Shown(rel);
@@ -47,7 +48,7 @@ internal static class OutputFolder
                     throw Refused($"{Shown(rel[..Math.Min(rel.Length, 80)])}...: an output path may be at most {MaxPathBytes} bytes long");
                 }
 
-                var entry = UnixFiles.Stat(folder, raw, shown);
+                var entry = NoFollow.Stat(folder, raw, shown);
                 if (entry is null)
                 {
                     continue;
@@ -55,14 +56,14 @@ internal static class OutputFolder
 
                 switch (entry.Value.Kind)
                 {
-                    case UnixFiles.Kind.Directory:
-                        using (var child = UnixFiles.OpenDirectory(folder, raw, shown))
+                    case UnixFileKind.Directory:
+                        using (var child = NoFollow.OpenDirectory(folder, raw, shown))
                         {
                             Walk(child, rel + "/", depth + 1);
                         }
 
                         break;
-                    case UnixFiles.Kind.Regular:
+                    case UnixFileKind.Regular:
                         bytes += entry.Value.Size;
                         if (bytes > limits.MaxBytes)
                         {
@@ -75,19 +76,19 @@ internal static class OutputFolder
                         }
                         else
                         {
-                            UnixFiles.Remove(folder, raw, folder: false, shown);
+                            NoFollow.Remove(folder, raw, folder: false, shown);
                         }
 
                         break;
                     default:
                         if (keep(rel))
                         {
-                            throw Refused($"{shown} is {UnixFiles.Describe(entry.Value.Kind)}; outputs must be regular files");
+                            throw Refused($"{shown} is {NoFollow.Describe(entry.Value.Kind)}; outputs must be regular files");
                         }
 
                         // Not an output: removed (a link itself, never what it points at), and said.
-                        UnixFiles.Remove(folder, raw, folder: false, shown);
-                        warnings.Add($"{shown} is {UnixFiles.Describe(entry.Value.Kind)} and not a kept output: removed");
+                        NoFollow.Remove(folder, raw, folder: false, shown);
+                        warnings.Add($"{shown} is {NoFollow.Describe(entry.Value.Kind)} and not a kept output: removed");
                         break;
                 }
             }
@@ -104,7 +105,7 @@ internal static class OutputFolder
         long files = 0, bytes = 0;
         try
         {
-            using var root = UnixFiles.OpenDirectory(outDir);
+            using var root = NoFollow.OpenDirectory(outDir);
             Walk(root, 0);
         }
         catch (PipelinesException)
@@ -114,25 +115,25 @@ internal static class OutputFolder
 
         return (files, bytes);
 
-        void Walk(UnixFiles.SafeDirectory folder, int depth)
+        void Walk(NoFollow.SafeDirectory folder, int depth)
         {
-            foreach (var raw in UnixFiles.ReadNames(folder, "/out"))
+            foreach (var raw in NoFollow.ReadNames(folder, "/out"))
             {
                 if (++files > limits.MaxFiles || bytes > limits.MaxBytes)
                 {
                     return;
                 }
 
-                var entry = UnixFiles.Stat(folder, raw, "/out");
+                var entry = NoFollow.Stat(folder, raw, "/out");
                 if (entry is null)
                 {
                     continue;
                 }
 
                 bytes += entry.Value.Allocated;
-                if (entry.Value.Kind == UnixFiles.Kind.Directory && depth < 512)
+                if (entry.Value.Kind == UnixFileKind.Directory && depth < 512)
                 {
-                    using var child = UnixFiles.OpenDirectory(folder, raw, "/out");
+                    using var child = NoFollow.OpenDirectory(folder, raw, "/out");
                     Walk(child, depth + 1);
                 }
             }
@@ -146,17 +147,17 @@ internal static class OutputFolder
     public static SafeFileHandle OpenKept(string outDir, string relative)
     {
         var parts = relative.Split('/');
-        var folder = UnixFiles.OpenDirectory(outDir);
+        var folder = NoFollow.OpenDirectory(outDir);
         try
         {
             for (var i = 0; i < parts.Length - 1; i++)
             {
-                var next = UnixFiles.OpenDirectory(folder, Encoding.UTF8.GetBytes(parts[i]), Shown(relative));
+                var next = NoFollow.OpenDirectory(folder, Encoding.UTF8.GetBytes(parts[i]), Shown(relative));
                 folder.Dispose();
                 folder = next;
             }
 
-            return UnixFiles.OpenRegularFile(folder, Encoding.UTF8.GetBytes(parts[^1]), Shown(relative));
+            return NoFollow.OpenRegularFile(folder, Encoding.UTF8.GetBytes(parts[^1]), Shown(relative));
         }
         finally
         {
@@ -175,30 +176,30 @@ internal static class OutputFolder
             return;
         }
 
-        using (var root = UnixFiles.OpenDirectory(path))
+        using (var root = NoFollow.OpenDirectory(path))
         {
             Empty(root, path);
         }
 
         Directory.Delete(path);
 
-        static void Empty(UnixFiles.SafeDirectory folder, string shown)
+        static void Empty(NoFollow.SafeDirectory folder, string shown)
         {
-            foreach (var raw in UnixFiles.ReadNames(folder, shown))
+            foreach (var raw in NoFollow.ReadNames(folder, shown))
             {
-                var entry = UnixFiles.Stat(folder, raw, shown);
-                if (entry is { Kind: UnixFiles.Kind.Directory })
+                var entry = NoFollow.Stat(folder, raw, shown);
+                if (entry is { Kind: UnixFileKind.Directory })
                 {
-                    using (var child = UnixFiles.OpenDirectory(folder, raw, shown))
+                    using (var child = NoFollow.OpenDirectory(folder, raw, shown))
                     {
                         Empty(child, shown);
                     }
 
-                    UnixFiles.Remove(folder, raw, folder: true, shown);
+                    NoFollow.Remove(folder, raw, folder: true, shown);
                 }
                 else if (entry is not null)
                 {
-                    UnixFiles.Remove(folder, raw, folder: false, shown);
+                    NoFollow.Remove(folder, raw, folder: false, shown);
                 }
             }
         }

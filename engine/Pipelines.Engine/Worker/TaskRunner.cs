@@ -387,7 +387,7 @@ public sealed partial class TaskRunner(
             {
                 await Task.Delay(options.QuotaPollInterval, time, watching).ConfigureAwait(false);
                 var (files, bytes) = OutputFolder.Measure(outDir, limits);
-                var (free, total) = UnixFiles.Space(outDir);
+                var (free, total) = NoFollow.Space(outDir);
                 var reserve = Math.Min(options.MinScratchFree, total / 10);
                 var over = files > limits.MaxFiles ? $"it wrote more than {limits.MaxFiles} files and folders to /out, over its quota ({limits.FilesSource})"
                     : bytes > limits.MaxBytes ? $"it wrote more than {Quantities.FormatSize(limits.MaxBytes)} to /out, over its quota ({limits.BytesSource})"

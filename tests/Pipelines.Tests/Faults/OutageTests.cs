@@ -77,10 +77,10 @@ public sealed class OutageTests : IAsyncLifetime
         Start(["worker", "--concurrency", "2"]);
         var run = Start(["run", workflow, "--local-workers", "0"]);
 
-        await WaitForSucceededAsync(1);
+        await WaitForSucceededAsync(1, run);
         await ServicesAsync("stop", "postgres");
         await ServicesAsync("start", "postgres");
-        await WaitForSucceededAsync(4);
+        await WaitForSucceededAsync(4, run);
         await ServicesAsync("stop", "postgres");
         await ServicesAsync("start", "postgres");
 
@@ -111,7 +111,7 @@ public sealed class OutageTests : IAsyncLifetime
         Start(["worker", "--concurrency", "2"]);
         var run = Start(["run", workflow, "--local-workers", "0"]);
 
-        await WaitForSucceededAsync(1);
+        await WaitForSucceededAsync(1, run);
         await ServicesAsync("stop", "swift");
         var stopped = Stopwatch.StartNew();
 
@@ -140,7 +140,7 @@ public sealed class OutageTests : IAsyncLifetime
         Start(["worker", "--concurrency", "2"]);
         var run = Start(["run", workflow, "--local-workers", "0"]);
 
-        await WaitForRunningAsync();
+        await WaitForRunningAsync(run);
         await ServicesAsync("stop", "docker");
         await ServicesAsync("start", "docker");
 
@@ -185,7 +185,7 @@ public sealed class OutageTests : IAsyncLifetime
         steps:
           - name: size
             image: pipelines-samples/pair-check:1
-            command: ["sh", "-c", "sleep 2; for f in {inputs}; do wc -c < $f; done > /out/size.txt"]
+            command: ["sh", "-c", "sleep 2; for f in \"$@\"; do wc -c < $f; done > /out/size.txt", "sh", "{inputs}"]
             outputs: ["size.txt"]
         gather:
           - name: sizes
@@ -212,23 +212,28 @@ public sealed class OutageTests : IAsyncLifetime
         return (run.ExitCode, await stdout, await stderr);
     }
 
-    private Task WaitForSucceededAsync(int count) => WaitForAsync(async () =>
+    private Task WaitForSucceededAsync(int count, Process run) => WaitForAsync(run, async () =>
     {
         var runs = await _store.ListRunsAsync(1, CancellationToken.None);
         return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Succeeded >= count;
     });
 
-    private Task WaitForRunningAsync() => WaitForAsync(async () =>
+    private Task WaitForRunningAsync(Process run) => WaitForAsync(run, async () =>
     {
         var runs = await _store.ListRunsAsync(1, CancellationToken.None);
         return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Running > 0;
     });
 
-    private static async Task WaitForAsync(Func<Task<bool>> probe)
+    private static async Task WaitForAsync(Process run, Func<Task<bool>> probe)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromMinutes(2))
         {
+            if (run.HasExited)
+            {
+                throw new InvalidOperationException($"pipelines run ended early with {run.ExitCode}: {await run.StandardOutput.ReadToEndAsync()}{await run.StandardError.ReadToEndAsync()}");
+            }
+
             try
             {
                 if (await probe())

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Pipelines.Worker;
+namespace Pipelines.Storage;
 
 /// <summary>
 /// The few libc calls that let the engine look at a folder a container wrote without trusting
@@ -8,7 +8,7 @@ namespace Pipelines.Worker;
 /// <c>O_NOFOLLOW</c> and <c>AT_SYMLINK_NOFOLLOW</c>, so no symbolic link is ever followed and no
 /// path is looked up twice. Names are raw bytes, as the kernel keeps them.
 /// </summary>
-internal static unsafe partial class UnixFiles
+internal static unsafe partial class NoFollow
 {
     // Flag values differ between architectures for O_DIRECTORY and O_NOFOLLOW (asm-generic vs x86).
     private static readonly bool IsArm = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
@@ -23,12 +23,6 @@ internal static unsafe partial class UnixFiles
     private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
     private const int ENOENT = 2;
-
-    /// <summary>What kind of entry a name is, as lstat tells it.</summary>
-    public enum Kind { Regular, Directory, SymbolicLink, Fifo, Socket, CharDevice, BlockDevice, Unknown }
-
-    /// <summary>An entry's kind, apparent size, allocated bytes and inode.</summary>
-    public readonly record struct Entry(Kind Kind, long Size, long Allocated, ulong Inode);
 
     /// <summary>Opens a folder without following a link at its last component.</summary>
     public static SafeDirectory OpenDirectory(string path)
@@ -58,7 +52,7 @@ internal static unsafe partial class UnixFiles
 
         var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
         var entry = StatDescriptor(fd, shownAs);
-        if (entry.Kind != Kind.Regular)
+        if (entry.Kind != UnixFileKind.Regular)
         {
             handle.Dispose();
             throw new PipelinesException($"{shownAs} is not a regular file ({Describe(entry.Kind)})", retryHelps: false);
@@ -68,7 +62,7 @@ internal static unsafe partial class UnixFiles
     }
 
     /// <summary>The entry a name is in an open folder, without following a link; null when it is gone.</summary>
-    public static Entry? Stat(SafeDirectory parent, byte[] name, string shownAs)
+    public static UnixFileStatus? Stat(SafeDirectory parent, byte[] name, string shownAs)
     {
         Span<byte> buffer = stackalloc byte[256];
         fixed (byte* n = Terminated(name))
@@ -81,7 +75,7 @@ internal static unsafe partial class UnixFiles
             }
         }
 
-        return Parse(buffer);
+        return UnixFile.Parse(buffer);
     }
 
     /// <summary>The names in an open folder, as raw bytes, without "." and "..".</summary>
@@ -161,19 +155,12 @@ internal static unsafe partial class UnixFiles
         return (drive.AvailableFreeSpace, drive.TotalSize);
     }
 
-    public static string Describe(Kind kind) => kind switch
-    {
-        Kind.SymbolicLink => "a symbolic link, which is never followed",
-        Kind.Fifo => "a named pipe",
-        Kind.Socket => "a socket",
-        Kind.CharDevice => "a character device",
-        Kind.BlockDevice => "a block device",
-        Kind.Directory => "a folder",
-        Kind.Regular => "a regular file",
-        _ => "of an unknown kind",
-    };
+    /// <summary>How a kind is named in the messages about a container's /out.</summary>
+    public static string Describe(UnixFileKind kind) => kind == UnixFileKind.SymbolicLink
+        ? "a symbolic link, which is never followed"
+        : kind == UnixFileKind.Fifo ? "a named pipe" : UnixFile.Describe(kind);
 
-    private static Entry StatDescriptor(int fd, string shownAs)
+    private static UnixFileStatus StatDescriptor(int fd, string shownAs)
     {
         Span<byte> buffer = stackalloc byte[256];
         byte empty = 0;
@@ -185,25 +172,7 @@ internal static unsafe partial class UnixFiles
             }
         }
 
-        return Parse(buffer);
-    }
-
-    // struct statx: stx_mode (u16) at 28, stx_ino (u64) at 32, stx_size (u64) at 40, stx_blocks (u64, 512-byte units) at 48.
-    private static Entry Parse(ReadOnlySpan<byte> b)
-    {
-        var mode = BitConverter.ToUInt16(b[28..]);
-        var kind = (mode & 0xF000) switch
-        {
-            0x8000 => Kind.Regular,
-            0x4000 => Kind.Directory,
-            0xA000 => Kind.SymbolicLink,
-            0x1000 => Kind.Fifo,
-            0xC000 => Kind.Socket,
-            0x2000 => Kind.CharDevice,
-            0x6000 => Kind.BlockDevice,
-            _ => Kind.Unknown,
-        };
-        return new Entry(kind, (long)BitConverter.ToUInt64(b[40..]), (long)BitConverter.ToUInt64(b[48..]) * 512, BitConverter.ToUInt64(b[32..]));
+        return UnixFile.Parse(buffer);
     }
 
     private static int OpenAt(int dirFd, byte[] name, int flags)
