@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using Pipelines.Storage;
+using Pipelines.Tests.EndToEnd;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Faults;
+
+/// <summary>
+/// A worker whose scratch disk fills up: the step that fills it fails with a clear reason and
+/// the worker goes on serving the next task. The scratch folder is a real 16 MiB tmpfs.
+/// </summary>
+[Collection("end-to-end")]
+public sealed class ScratchFullTests : IDisposable
+{
+    private readonly TempFolder _temp = new();
+    private readonly string _scratch;
+
+    public ScratchFullTests()
+    {
+        _scratch = _temp.Combine("scratch");
+        Directory.CreateDirectory(_scratch);
+        Run("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", _scratch);
+    }
+
+    [Fact]
+    public async Task A_step_that_fills_the_scratch_disk_fails_clearly_and_the_worker_keeps_serving()
+    {
+        var input = _temp.Combine("in");
+        Directory.CreateDirectory(input);
+        await File.WriteAllTextAsync(Path.Combine(input, "a-big.txt"), "big\n");
+        await File.WriteAllTextAsync(Path.Combine(input, "b-small.txt"), "small\n");
+        var workflow = _temp.Write("full.yaml", $$"""
+            version: 1
+            name: full
+            input:
+              uri: {{input}}
+            steps:
+              - name: s
+                image: pipelines-samples/pair-check:1
+                command: ["sh", "-c", "set -e; case $1 in *big*) dd if=/dev/zero of=/out/fill.bin bs=1048576 count=40;; esac; wc -c < $1 > /out/size.txt", "sh", "{input}"]
+                outputs: ["size.txt"]
+            output:
+              uri: {{_temp.Combine("out")}}
+            """);
+
+        var result = await CliRunner.RunAsync(["run", workflow, "--local-workers", "1"], new Dictionary<string, string?>
+        {
+            ["PIPELINES_HOME"] = _temp.Combine("home"),
+            ["PIPELINES_Worker__Scratch"] = _scratch,
+        });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains("(1 succeeded, 0 cached, 1 failed, 0 cancelled)", result.Stdout, StringComparison.Ordinal);
+        var provenance = await new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(_temp.Combine("out")).Child(RunFolder.RunIdFrom(result))).ProvenanceAsync();
+        var failed = provenance.Single(p => p.Status == "failed");
+        Assert.Equal("a-big.txt", failed.Inputs.Single().Key);
+        Assert.True(
+            failed.Error!.Contains("No space left on device", StringComparison.Ordinal) || failed.Error.Contains("the worker's scratch disk", StringComparison.Ordinal),
+            failed.Error);
+        Assert.Equal("b-small.txt", provenance.Single(p => p.Status == "succeeded").Inputs.Single().Key);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_scratch));
+    }
+
+    public void Dispose()
+    {
+        Run("umount", "-l", _scratch);
+        _temp.Dispose();
+    }
+
+    private static void Run(string program, params string[] args)
+    {
+        using var p = Process.Start(new ProcessStartInfo(program, args) { RedirectStandardError = true, UseShellExecute = false })!;
+        var error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{program} {string.Join(' ', args)}: {error}");
+    }
+}
