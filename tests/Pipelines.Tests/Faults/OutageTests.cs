@@ -153,6 +153,29 @@ public sealed class OutageTests : IAsyncLifetime
         await AssertEveryTaskOnceAsync(RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr)), files, "the Docker engine restarted while steps ran (6 tasks)", wall.Elapsed);
     }
 
+    [Fact]
+    public async Task The_server_stopped_and_started_again_mid_run_completes_the_run()
+    {
+        var (workflow, files) = await LocalWorkflowAsync(8);
+        var wall = Stopwatch.StartNew();
+        var server = await ServerProcess.StartAsync(_env);
+        var run = Start(["run", workflow, "--local-workers", "0"]);
+        try
+        {
+            await WaitForSucceededAsync(1, run);
+        }
+        finally
+        {
+            // As an operator stops it (SIGTERM): its running steps are abandoned and delivered again.
+            await server.DisposeAsync();
+        }
+
+        await using var again = await ServerProcess.StartAsync(_env);
+        var (exit, stdout, stderr) = await EndAsync(run);
+        Assert.True(exit == 0, stdout + stderr);
+        await AssertEveryTaskOnceAsync(RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr)), files, "the server (every role) stopped and started again mid-run (8 tasks)", wall.Elapsed);
+    }
+
     /// <summary>One line per fault for docs/reliability.md, kept as .build/test-results/faults.md.</summary>
     internal static void Report(string fault, TimeSpan wall, int tasks, int provenanceRows, int resultRows)
     {
