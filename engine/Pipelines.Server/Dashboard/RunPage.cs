@@ -49,6 +49,18 @@ internal sealed class RunPage(string runId) : RazorPage
             {(run.Error is null ? "" : $"<dt>Error</dt><dd>{E(run.Error)}</dd>")}
             </dl>
             """);
+        if (!run.State.IsTerminal())
+        {
+            var running = store.QueryTasksAsync(runId, new TaskQuery(TaskState.Running, 0, 100), ct).GetAwaiter().GetResult().Items;
+            var ended = store.QueryTasksAsync(runId, new TaskQuery(TaskState.Succeeded, 0, 100), ct).GetAwaiter().GetResult().Items;
+            var servers = http.RequestServices.GetRequiredService<JobStorage>().GetMonitoringApi().Servers().Count;
+            var signs = StuckSigns.Of(run, counts, servers, running, ended, DateTimeOffset.UtcNow);
+            if (signs.Count > 0)
+            {
+                WriteLiteral($"<div class=\"alert alert-warning\" id=\"stuck\"><strong>This run may be stuck:</strong><ul>{string.Concat(signs.Select(x => $"<li>{E(x)}</li>"))}</ul></div>");
+            }
+        }
+
         if (!run.State.IsTerminal() && Access.Access.CanChange(http.User))
         {
             WriteLiteral($"""

@@ -3,6 +3,7 @@ using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Server.Api;
 using static Pipelines.Server.Dashboard.RunHtml;
@@ -45,16 +46,18 @@ internal sealed class RunsPage : RazorPage
             <thead><tr><th>Run</th><th>Workflow</th><th>State</th><th style="width: 22%">Progress</th><th>Tasks</th><th>Created</th><th>Duration</th><th>Files</th></tr></thead><tbody>
             """);
         var moving = false;
+        var servers = http.RequestServices.GetRequiredService<JobStorage>().GetMonitoringApi().Servers().Count;
         foreach (var run in page.Items)
         {
             var counts = store.CountTasksAsync(run.RunId, http.RequestAborted).GetAwaiter().GetResult();
+            var stuck = StuckSigns.Of(run, counts, servers, [], [], DateTimeOffset.UtcNow);
             moving |= !run.State.IsTerminal();
             var runPage = Url.To("/runs/" + run.RunId);
             WriteLiteral($"""
                 <tr data-run-id="{E(run.RunId)}">
                 <td><a href="{E(runPage)}"><code>{E(run.RunId)}</code></a></td>
                 <td>{E(run.WorkflowName)}</td>
-                <td>{StateLabel(run.State.Name())}</td>
+                <td>{StateLabel(run.State.Name())}{(stuck.Count == 0 ? "" : $" <span class=\"label label-warning stuck\" title=\"{E(string.Join("; ", stuck))}\">stuck?</span>")}</td>
                 <td>{Progress(counts)}</td>
                 <td>{Counts(counts)}</td>
                 <td>{Time(run.CreatedAt)}</td>
