@@ -138,7 +138,11 @@ public static class EngineHost
                     InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
                     UseSlidingInvisibilityTimeout = true,
                     QueuePollInterval = TimeSpan.FromSeconds(1),
-                    EnableLongPolling = true,
+
+                    // Off: in 1.21.1 a fetched job is kept alive before an unbounded wait on the
+                    // LISTEN task, which Npgsql 10.0.3 can miss the cancel of (npgsql#5975), so the
+                    // job stayed fetched and never ran until the next NOTIFY. A 1 s poll picks up as fast.
+                    EnableLongPolling = false,
                 }));
         }
         else
@@ -162,7 +166,23 @@ public static class EngineHost
                 o.ServerName = workerOptions.Name;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+
+                // A dead worker is noticed in seconds, not minutes: its server entry goes stale after
+                // ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue.
+                o.HeartbeatInterval = config.GetValue("Hangfire:HeartbeatInterval", TimeSpan.FromSeconds(5));
+                o.ServerTimeout = config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30));
+                o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
             });
+
+            if (!string.IsNullOrWhiteSpace(postgres))
+            {
+                services.AddSingleton(new QueueWatchdogOptions(
+                    config["Hangfire:Schema"] ?? "hangfire",
+                    config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30)),
+                    config.GetValue("Hangfire:WatchdogInterval", TimeSpan.FromSeconds(10))));
+                services.AddSingleton<QueueWatchdog>();
+                services.AddHostedService(sp => sp.GetRequiredService<QueueWatchdog>());
+            }
         }
 
         return services;
