@@ -174,6 +174,7 @@ public static class EngineHost
                 o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
             });
 
+            services.AddHostedService<LeftoverCleaner>();
             if (!string.IsNullOrWhiteSpace(postgres))
             {
                 services.AddSingleton(new QueueWatchdogOptions(

@@ -145,6 +145,7 @@ public sealed partial class TaskRunner(
         {
             // Only the engine may enter a task's scratch folder: containers see their binds, not the path to them.
             Directory.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            ProcessOwner.Mark(scratch);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
             var stagedIn = clock.Elapsed;
