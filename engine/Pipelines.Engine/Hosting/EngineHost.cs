@@ -126,24 +126,12 @@ public static class EngineHost
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddHangfire((sp, c) => Common(c, sp, config).UsePostgreSqlStorage(
-                o => o.UseNpgsqlConnection(postgres),
-                new PostgreSqlStorageOptions
-                {
-                    SchemaName = config["Hangfire:Schema"] ?? "hangfire",
-                    PrepareSchemaIfNecessary = true,
-
-                    // A worker that dies leaves its job invisible until this timeout; sliding keeps a
-                    // live worker's long job from being delivered twice (facts.md).
-                    InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
-                    UseSlidingInvisibilityTimeout = true,
-                    QueuePollInterval = TimeSpan.FromSeconds(1),
-
-                    // Off: in 1.21.1 a fetched job is kept alive before an unbounded wait on the
-                    // LISTEN task, which Npgsql 10.0.3 can miss the cancel of (npgsql#5975), so the
-                    // job stayed fetched and never ran until the next NOTIFY. A 1 s poll picks up as fast.
-                    EnableLongPolling = false,
-                }));
+            var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
+            services.AddHangfire((sp, c) =>
+            {
+                HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), hangfireSchema);
+                ConfigurePostgres(Common(c, sp, config), postgres, hangfireSchema, config);
+            });
         }
         else
         {
@@ -221,4 +209,26 @@ public static class EngineHost
             .UseFilter(RetryPolicy(config))
             .UseFilter(new EndWhenJobFails(services));
     }
+
+    private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, string schema, IConfiguration config) => c.UsePostgreSqlStorage(
+        o => o.UseNpgsqlConnection(postgres),
+        new PostgreSqlStorageOptions
+        {
+            SchemaName = schema,
+
+            // Installed once by HangfireSchema.Install, under a lock.
+            PrepareSchemaIfNecessary = false,
+
+            // A worker that dies leaves its job invisible until this timeout (the QueueWatchdog
+            // hands it back within a minute); sliding keeps a live worker's long job from being
+            // delivered twice (facts.md).
+            InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
+            UseSlidingInvisibilityTimeout = true,
+            QueuePollInterval = TimeSpan.FromSeconds(1),
+
+            // Off: in 1.21.1 a fetched job is kept alive before an unbounded wait on the
+            // LISTEN task, which Npgsql 10.0.3 can miss the cancel of (npgsql#5975), so the
+            // job stayed fetched and never ran until the next NOTIFY. A 1 s poll picks up as fast.
+            EnableLongPolling = false,
+        });
 }
