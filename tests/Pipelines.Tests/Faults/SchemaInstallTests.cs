@@ -14,7 +14,7 @@ namespace Pipelines.Tests.Faults;
 public sealed class SchemaInstallTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();
-    private readonly string _schema = TestEnvironment.NewName("inst_");
+    private readonly List<string> _schemas = [];
     private readonly List<(Process Process, StringBuilder Output)> _workers = [];
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -33,22 +33,30 @@ public sealed class SchemaInstallTests : IAsyncLifetime
         }
 
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
-        await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
+        foreach (var schema in _schemas)
         {
+            await using var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {schema} CASCADE; DROP SCHEMA IF EXISTS {schema}_hangfire CASCADE");
             await cmd.ExecuteNonQueryAsync();
         }
 
         _temp.Dispose();
     }
 
-    [Fact]
-    public async Task Two_workers_starting_at_once_on_fresh_schemas_log_no_exception()
+    // The race is lost in about one start in three without the lock: three rounds.
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Two_workers_starting_at_once_on_fresh_schemas_log_no_exception(int round)
     {
+        Assert.InRange(round, 1, 3);
+        var schema = TestEnvironment.NewName("inst_");
+        _schemas.Add(schema);
         var env = new Dictionary<string, string?>
         {
             ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
-            ["PIPELINES_Schema"] = _schema,
-            ["PIPELINES_Hangfire__Schema"] = _schema + "_hangfire",
+            ["PIPELINES_Schema"] = schema,
+            ["PIPELINES_Hangfire__Schema"] = schema + "_hangfire",
             ["PIPELINES_HOME"] = _temp.Combine("home"),
             ["PIPELINES_Worker__Scratch"] = _temp.Combine("scratch"),
         };
@@ -66,7 +74,7 @@ public sealed class SchemaInstallTests : IAsyncLifetime
         // Both are up when both Hangfire servers have registered.
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
         var clock = Stopwatch.StartNew();
-        while (await CountServersAsync(db) < 2)
+        while (await CountServersAsync(db, schema) < 2)
         {
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), "the workers did not both start within 60 s:\n" + string.Join("\n---\n", _workers.Select(w => Text(w.Output))));
             Assert.All(_workers, w => Assert.False(w.Process.HasExited, "a worker exited:\n" + Text(w.Output)));
@@ -83,15 +91,15 @@ public sealed class SchemaInstallTests : IAsyncLifetime
         }
     }
 
-    private async Task<long> CountServersAsync(NpgsqlDataSource db)
+    private static async Task<long> CountServersAsync(NpgsqlDataSource db, string schema)
     {
-        await using var exists = db.CreateCommand($"SELECT to_regclass('{_schema}_hangfire.server') IS NOT NULL");
+        await using var exists = db.CreateCommand($"SELECT to_regclass('{schema}_hangfire.server') IS NOT NULL");
         if (await exists.ExecuteScalarAsync() is not true)
         {
             return 0;
         }
 
-        await using var cmd = db.CreateCommand($"SELECT count(*) FROM {_schema}_hangfire.server");
+        await using var cmd = db.CreateCommand($"SELECT count(*) FROM {schema}_hangfire.server");
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
