@@ -28,8 +28,11 @@ internal sealed partial class QueueWatchdog(
     QueueWatchdogOptions options,
     ILogger<QueueWatchdog> log) : BackgroundService
 {
-    /// <summary>The advisory lock key of a scan; the run store's schema lock is 7310021.</summary>
-    private const long ScanLock = 7310022;
+    /// <summary>
+    /// The advisory lock of a scan, with the schema's hash as its second key: one process acts
+    /// per Hangfire schema (the run store's schema lock is 7310021).
+    /// </summary>
+    private const int ScanLock = 7310022;
 
     // Row id → (when it was first seen fetched and not started, its job's state then).
     private readonly Dictionary<long, (DateTime Since, string State)> _notStarted = [];
@@ -73,8 +76,9 @@ internal sealed partial class QueueWatchdog(
         var s = options.Schema;
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock({ScanLock})", conn, tx))
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock({ScanLock}, hashtext(@schema))", conn, tx))
         {
+            lockCmd.Parameters.AddWithValue("schema", s);
             if (await lockCmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
             {
                 return -1;
