@@ -154,12 +154,7 @@ public static class EngineHost
                 o.ServerName = workerOptions.Name;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(30);
-
-                // A dead worker is noticed in seconds, not minutes: its server entry goes stale after
-                // ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue.
-                o.HeartbeatInterval = config.GetValue("Hangfire:HeartbeatInterval", TimeSpan.FromSeconds(5));
-                o.ServerTimeout = config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30));
-                o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
+                SetServerTimings(o, config);
             });
 
             services.AddHostedService<LeftoverCleaner>();
@@ -208,6 +203,19 @@ public static class EngineHost
             .UseRecommendedSerializerSettings()
             .UseFilter(RetryPolicy(config))
             .UseFilter(new EndWhenJobFails(services));
+    }
+
+    /// <summary>
+    /// A dead worker is noticed in seconds, not minutes: its server entry goes stale after
+    /// ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue. Every Hangfire
+    /// server of a process (the trigger role's too) must use these: a server that beats less
+    /// often than another's ServerTimeout is removed as dead while it lives.
+    /// </summary>
+    internal static void SetServerTimings(BackgroundJobServerOptions o, IConfiguration config)
+    {
+        o.HeartbeatInterval = config.GetValue("Hangfire:HeartbeatInterval", TimeSpan.FromSeconds(5));
+        o.ServerTimeout = config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30));
+        o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
     }
 
     private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, string schema, IConfiguration config) => c.UsePostgreSqlStorage(
