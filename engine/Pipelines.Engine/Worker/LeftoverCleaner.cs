@@ -45,23 +45,21 @@ internal sealed partial class LeftoverCleaner(DockerRuntime runtime, WorkerOptio
         }
 
         var folders = 0;
-        try
+        foreach (var folder in Directory.Exists(options.Scratch) ? Directory.EnumerateDirectories(options.Scratch) : [])
         {
-            if (Directory.Exists(options.Scratch))
+            try
             {
-                foreach (var folder in Directory.EnumerateDirectories(options.Scratch))
+                if (ProcessOwner.IsGone(ProcessOwner.OwnerOf(folder)))
                 {
-                    if (ProcessOwner.IsGone(ProcessOwner.OwnerOf(folder)))
-                    {
-                        OutputFolder.DeleteTree(folder);
-                        folders++;
-                    }
+                    OutputFolder.DeleteTree(folder);
+                    folders++;
                 }
             }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
-        {
-            LogFailed(log, "scratch folders", e.Message);
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
+            {
+                // Removed meanwhile by another worker's cleanup, or not ours to remove: the others go on.
+                LogFailed(log, "scratch folder " + folder, e.Message);
+            }
         }
 
         if (containers + folders > 0)
