@@ -17,6 +17,9 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
 {
     public const string ManagedLabel = "org.pipelines.managed";
 
+    /// <summary>The label naming the process that made a container (<see cref="ProcessOwner"/>).</summary>
+    public const string OwnerLabel = "org.pipelines.owner";
+
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
 
@@ -61,7 +64,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
-        var labels = new Dictionary<string, string>(spec.Labels) { [ManagedLabel] = "true" };
+        var labels = new Dictionary<string, string>(spec.Labels) { [ManagedLabel] = "true", [OwnerLabel] = ProcessOwner.Current };
         var parameters = new CreateContainerParameters
         {
             Image = spec.ImageId,
@@ -174,8 +177,12 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
     }
 
-    /// <summary>Removes every container of ours that is left over (after a crash).</summary>
-    public async Task<int> RemoveLeftoversAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Removes the containers of ours whose owner is dead (<paramref name="isGone"/> judges the
+    /// owner label): what a worker killed mid-step left, running or not. Containers of live
+    /// workers, of other hosts and without an owner label are left alone.
+    /// </summary>
+    public async Task<int> RemoveLeftoversAsync(Func<string?, bool> isGone, CancellationToken cancellationToken)
     {
         var list = await _client.Containers.ListContainersAsync(
             new ContainersListParameters
@@ -184,12 +191,21 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
                 Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [ManagedLabel + "=true"] = true } },
             },
             cancellationToken).ConfigureAwait(false);
-        foreach (var c in list)
+        var removed = 0;
+        foreach (var c in list.Where(c => isGone(c.Labels is { } labels && labels.TryGetValue(OwnerLabel, out var owner) ? owner : null)))
         {
-            await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, cancellationToken).ConfigureAwait(false);
+                removed++;
+            }
+            catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
+            {
+                // Removed meanwhile (by another worker's cleanup), or already being removed.
+            }
         }
 
-        return list.Count;
+        return removed;
     }
 
     public void Dispose() => _client.Dispose();

@@ -126,20 +126,12 @@ public static class EngineHost
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddHangfire((sp, c) => Common(c, sp, config).UsePostgreSqlStorage(
-                o => o.UseNpgsqlConnection(postgres),
-                new PostgreSqlStorageOptions
-                {
-                    SchemaName = config["Hangfire:Schema"] ?? "hangfire",
-                    PrepareSchemaIfNecessary = true,
-
-                    // A worker that dies leaves its job invisible until this timeout; sliding keeps a
-                    // live worker's long job from being delivered twice (facts.md).
-                    InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
-                    UseSlidingInvisibilityTimeout = true,
-                    QueuePollInterval = TimeSpan.FromSeconds(1),
-                    EnableLongPolling = true,
-                }));
+            var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
+            services.AddHangfire((sp, c) =>
+            {
+                HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), hangfireSchema);
+                ConfigurePostgres(Common(c, sp, config), postgres, hangfireSchema, config);
+            });
         }
         else
         {
@@ -162,7 +154,19 @@ public static class EngineHost
                 o.ServerName = workerOptions.Name;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(30);
+                SetServerTimings(o, config);
             });
+
+            services.AddHostedService<LeftoverCleaner>();
+            if (!string.IsNullOrWhiteSpace(postgres))
+            {
+                services.AddSingleton(new QueueWatchdogOptions(
+                    config["Hangfire:Schema"] ?? "hangfire",
+                    config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30)),
+                    config.GetValue("Hangfire:WatchdogInterval", TimeSpan.FromSeconds(10))));
+                services.AddSingleton<QueueWatchdog>();
+                services.AddHostedService(sp => sp.GetRequiredService<QueueWatchdog>());
+            }
         }
 
         return services;
@@ -200,4 +204,39 @@ public static class EngineHost
             .UseFilter(RetryPolicy(config))
             .UseFilter(new EndWhenJobFails(services));
     }
+
+    /// <summary>
+    /// A dead worker is noticed in seconds, not minutes: its server entry goes stale after
+    /// ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue. Every Hangfire
+    /// server of a process (the trigger role's too) must use these: a server that beats less
+    /// often than another's ServerTimeout is removed as dead while it lives.
+    /// </summary>
+    internal static void SetServerTimings(BackgroundJobServerOptions o, IConfiguration config)
+    {
+        o.HeartbeatInterval = config.GetValue("Hangfire:HeartbeatInterval", TimeSpan.FromSeconds(5));
+        o.ServerTimeout = config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30));
+        o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
+    }
+
+    private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, string schema, IConfiguration config) => c.UsePostgreSqlStorage(
+        o => o.UseNpgsqlConnection(postgres),
+        new PostgreSqlStorageOptions
+        {
+            SchemaName = schema,
+
+            // Installed once by HangfireSchema.Install, under a lock.
+            PrepareSchemaIfNecessary = false,
+
+            // A worker that dies leaves its job invisible until this timeout (the QueueWatchdog
+            // hands it back within a minute); sliding keeps a live worker's long job from being
+            // delivered twice (facts.md).
+            InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
+            UseSlidingInvisibilityTimeout = true,
+            QueuePollInterval = TimeSpan.FromSeconds(1),
+
+            // Off: in 1.21.1 a fetched job is kept alive before an unbounded wait on the
+            // LISTEN task, which Npgsql 10.0.3 can miss the cancel of (npgsql#5975), so the
+            // job stayed fetched and never ran until the next NOTIFY. A 1 s poll picks up as fast.
+            EnableLongPolling = false,
+        });
 }

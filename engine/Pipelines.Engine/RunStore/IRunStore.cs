@@ -34,10 +34,20 @@ public interface IRunStore
     Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Marks a queued (or abandoned running) task running for a new attempt and returns the
-    /// number of attempts made before this one; null when the task has ended or the run stops.
+    /// Marks a task running for a new attempt, held by <paramref name="worker"/> until
+    /// <paramref name="leaseUntil"/>, and returns the number of attempts made before this one.
+    /// Only a queued task, or a running one whose lease has expired (its worker died), is
+    /// claimed: null when the task has ended, the run stops, or a live lease holds it, so a
+    /// second delivery of a task that still runs does not run it again.
     /// </summary>
-    Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken);
+    Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Moves the lease of the attempt that <paramref name="worker"/> claimed at
+    /// <paramref name="startedAt"/> to <paramref name="leaseUntil"/> (a time already past
+    /// releases it); false when the task has ended or another attempt holds it now.
+    /// </summary>
+    Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
 
     /// <summary>
     /// Ends a task once: only a task that has not ended changes, and its provenance rows are

@@ -110,19 +110,35 @@ public sealed class InMemoryRunStore : IRunStore
         }
     }
 
-    public Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
             var run = _runs[runId];
             var task = _tasks[runId][index];
-            if (task.State is not (TaskState.Queued or TaskState.Running) || run.StopReason is not null || run.State != RunState.Running)
+            var claimable = task.State == TaskState.Queued || (task.State == TaskState.Running && (task.LeaseUntil is null || task.LeaseUntil <= now));
+            if (!claimable || run.StopReason is not null || run.State != RunState.Running)
             {
                 return Task.FromResult<int?>(null);
             }
 
-            _tasks[runId][index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now };
+            _tasks[runId][index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil };
             return Task.FromResult<int?>(task.Attempts);
+        }
+    }
+
+    public Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var task = _tasks[runId][index];
+            if (task.State != TaskState.Running || !string.Equals(task.Worker, worker, StringComparison.Ordinal) || task.StartedAt != startedAt)
+            {
+                return Task.FromResult(false);
+            }
+
+            _tasks[runId][index] = task with { LeaseUntil = leaseUntil };
+            return Task.FromResult(true);
         }
     }
 

@@ -8,7 +8,7 @@ namespace Pipelines.RunStore;
 /// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
 public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
 {
-    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index";
+    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until";
     private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
 
     private string S => schema;
@@ -59,6 +59,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 PRIMARY KEY (run_id, task_index, attempt, step));
             CREATE INDEX IF NOT EXISTS runs_created ON {S}.runs (created_at DESC);
             ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
+            ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
             """, cancellationToken).ConfigureAwait(false);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
@@ -201,21 +202,38 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) };
     }
 
-    public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, CancellationToken cancellationToken)
+    public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
+        // A running task without a lease was claimed before leases existed: it counts as expired.
         await using var cmd = dataSource.CreateCommand($"""
-            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now
+            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until
             FROM {S}.runs r
             WHERE t.run_id = @id AND t.task_index = @i AND r.run_id = t.run_id
-              AND t.state IN ('queued', 'running') AND r.stop_reason IS NULL AND r.state = 'running'
+              AND (t.state = 'queued' OR (t.state = 'running' AND (t.lease_until IS NULL OR t.lease_until <= @now)))
+              AND r.stop_reason IS NULL AND r.state = 'running'
             RETURNING t.attempts
             """);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", index);
         cmd.Parameters.AddWithValue("w", worker);
         cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("until", leaseUntil);
         var result = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return result is int attempts ? attempts : null;
+    }
+
+    public async Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
+    {
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.tasks SET lease_until = @until
+            WHERE run_id = @id AND task_index = @i AND state = 'running' AND worker = @w AND started_at = @started
+            """);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("i", index);
+        cmd.Parameters.AddWithValue("w", worker);
+        cmd.Parameters.AddWithValue("started", startedAt);
+        cmd.Parameters.AddWithValue("until", leaseUntil);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
     public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
@@ -418,6 +436,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 r.IsDBNull(11) ? null : r.GetFieldValue<DateTimeOffset>(11))
             {
                 ParentIndex = r.IsDBNull(12) ? null : r.GetInt32(12),
+                LeaseUntil = r.IsDBNull(13) ? null : r.GetFieldValue<DateTimeOffset>(13),
             });
         }
 

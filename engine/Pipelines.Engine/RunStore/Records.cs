@@ -81,6 +81,9 @@ public sealed record TaskRecord(
 {
     /// <summary>The batch this task was split from, if it was.</summary>
     public int? ParentIndex { get; init; }
+
+    /// <summary>Until when the running attempt's worker holds the task; a claim before then fails.</summary>
+    public DateTimeOffset? LeaseUntil { get; init; }
 }
 
 /// <summary>How a task attempt ended, written once by <see cref="IRunStore.CommitTaskAsync"/>.</summary>

@@ -35,6 +35,7 @@ public static class TriggerHosting
             o.Queues = [TriggerJob.Queue];
             o.WorkerCount = 1;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(15);
+            Hosting.EngineHost.SetServerTimings(o, config);
         });
     }
 }

@@ -115,9 +115,14 @@ public sealed partial class TaskRunner(
                 return reused.Value;
             }
 
-            if (await store.ClaimTaskAsync(run.RunId, task.Index, options.Name, time.GetUtcNow(), ct).ConfigureAwait(false) is not null)
+            // The lease keeps a second delivery from running the task while this attempt runs.
+            var lease = await TaskLease.ClaimAsync(store, run.RunId, task.Index, options, time, log, ct).ConfigureAwait(false);
+            if (lease is not null)
             {
-                return await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+                await using (lease.ConfigureAwait(false))
+                {
+                    return await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+                }
             }
         }
 
@@ -140,6 +145,7 @@ public sealed partial class TaskRunner(
         {
             // Only the engine may enter a task's scratch folder: containers see their binds, not the path to them.
             Directory.CreateDirectory(scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            ProcessOwner.Mark(scratch);
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var inputs = await StageInAsync(workflow, task, Path.Combine(scratch, "in"), ct).ConfigureAwait(false);
             var stagedIn = clock.Elapsed;

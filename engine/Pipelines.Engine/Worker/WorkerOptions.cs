@@ -42,6 +42,15 @@ public sealed record WorkerOptions
     /// </summary>
     public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// How long a claim holds a running task against a second delivery; a dead worker's task
+    /// can be claimed again after this (docs/architecture.md, Delivery semantics).
+    /// </summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>How often a running task's lease is renewed; a lease survives two missed renewals.</summary>
+    public TimeSpan LeaseRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 

@@ -6,17 +6,21 @@ using Npgsql;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;
+using Xunit.Abstractions;
 using TaskState = Pipelines.RunStore.TaskState;
 
 namespace Pipelines.Tests.EndToEnd;
 
 /// <summary>
 /// At-least-once delivery with a commit that happens once: a worker killed with SIGKILL in the
-/// middle of a task leaves its Hangfire job invisible; after the invisibility timeout another
-/// worker gets it, runs the task again and commits it, and the run counts it once.
+/// middle of a task leaves its Hangfire job fetched. With the default 5-minute invisibility
+/// timeout, the queue watchdog of the live worker notices the dead server and hands the job
+/// back, the task's lease expires, and the live worker runs the task and commits it within a
+/// minute; the run counts it once, and the dead worker's container and scratch folder are
+/// removed by the live worker's cleanup of leftovers.
 /// </summary>
 [Collection("end-to-end")]
-public sealed class WorkerCrashTests : IAsyncLifetime
+public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();
     private readonly string _schema = TestEnvironment.NewName("crash_");
@@ -30,7 +34,7 @@ public sealed class WorkerCrashTests : IAsyncLifetime
             ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
             ["PIPELINES_Schema"] = _schema,
             ["PIPELINES_Hangfire__Schema"] = _schema + "_hangfire",
-            ["PIPELINES_Hangfire__InvisibilityTimeout"] = "00:00:08",
+            ["PIPELINES_Worker__Scratch"] = _temp.Combine("scratch"),
             ["PIPELINES_HOME"] = _temp.Combine("home"),
         };
         return Task.CompletedTask;
@@ -58,7 +62,7 @@ public sealed class WorkerCrashTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_task_whose_worker_is_killed_is_delivered_again_and_counted_once()
+    public async Task A_task_whose_worker_is_killed_runs_on_the_live_worker_within_a_minute_and_is_counted_once()
     {
         var input = _temp.Combine("in");
         Directory.CreateDirectory(input);
@@ -101,21 +105,41 @@ public sealed class WorkerCrashTests : IAsyncLifetime
             All = true,
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + task.RunId] = true } },
         };
-        await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).FirstOrDefault());
+        var deadContainer = await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).FirstOrDefault());
+        Assert.Contains("/" + first.Id.ToString(CultureInfo.InvariantCulture) + "/", deadContainer.Labels["org.pipelines.owner"], StringComparison.Ordinal);
 
-        // SIGKILL: no shutdown, no requeue; the job stays fetched until its invisibility times out.
+        // The killed worker's scratch folder, marked with its owner.
+        var deadScratch = Assert.Single(Directory.EnumerateDirectories(_temp.Combine("scratch")));
+
+        // SIGKILL: no shutdown, no requeue, no lease release. The job stays fetched (the default
+        // invisibility timeout is 5 minutes) until the watchdog sees the dead server.
         first.Kill(entireProcessTree: true);
         await first.WaitForExitAsync();
+        var killed = Stopwatch.StartNew();
         var second = Start(["worker", "--concurrency", "1"]);
+        var secondName = ":" + second.Id.ToString(CultureInfo.InvariantCulture);
+
+        var taken = await WaitForAsync(
+            async () => await store.GetTaskAsync(task.RunId, task.Index, CancellationToken.None) is { Worker: { } w } t && w.EndsWith(secondName, StringComparison.Ordinal) ? t : null,
+            TimeSpan.FromSeconds(90));
+        var takenAfter = killed.Elapsed;
+        output.WriteLine($"the task ran on the live worker {takenAfter.TotalSeconds:0.0} s after the kill");
+        Assert.True(takenAfter < TimeSpan.FromSeconds(60), $"the task reached the live worker {takenAfter.TotalSeconds:0.0} s after the kill");
+
+        // The live worker's cleanup removed the dead worker's container and scratch folder.
+        await WaitForAsync(
+            async () => (await docker.Containers.ListContainersAsync(byRun)).All(c => c.ID != deadContainer.ID) && !Directory.Exists(deadScratch) ? "clean" : null,
+            TimeSpan.FromSeconds(30));
 
         using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await run.WaitForExitAsync(limit.Token);
         var stdout = await run.StandardOutput.ReadToEndAsync();
         Assert.True(run.ExitCode == 0, stdout + await run.StandardError.ReadToEndAsync());
 
-        var ended = (await store.GetTasksAsync(task.RunId, CancellationToken.None)).Single();
+        var ended = Assert.Single(await store.GetTasksAsync(task.RunId, CancellationToken.None));
         Assert.Equal(TaskState.Succeeded, ended.State);
-        Assert.EndsWith(":" + second.Id.ToString(CultureInfo.InvariantCulture), ended.Worker, StringComparison.Ordinal);
+        Assert.EndsWith(secondName, ended.Worker, StringComparison.Ordinal);
+        Assert.Equal(0, (await store.GetRunAsync(task.RunId, CancellationToken.None))!.Remaining);
         var provenance = await store.GetProvenanceAsync(task.RunId, CancellationToken.None);
         var row = Assert.Single(provenance);
         Assert.Equal(1, row.Attempt);
@@ -124,13 +148,8 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         var sizes = await folder.ResultAsync("sizes");
         Assert.Equal(new FileInfo(Path.Combine(input, "a.fastq")).Length, Assert.Single(sizes)["bytes"]);
 
-        // The killed worker's container ran on (the second worker's was removed); remove it.
-        var left = await docker.Containers.ListContainersAsync(byRun);
-        Assert.Single(left);
-        foreach (var c in left)
-        {
-            await docker.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true });
-        }
+        // No container of the run is left: the dead worker's was removed by the cleanup, the live one's by itself.
+        await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).Count == 0 ? "none" : null, TimeSpan.FromSeconds(10));
     }
 
     private Process Start(IEnumerable<string> args)
@@ -140,11 +159,11 @@ public sealed class WorkerCrashTests : IAsyncLifetime
         return p;
     }
 
-    private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
+    private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe, TimeSpan? limit = null)
         where T : class
     {
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < TimeSpan.FromSeconds(60))
+        while (clock.Elapsed < (limit ?? TimeSpan.FromSeconds(60)))
         {
             if (await probe() is { } found)
             {
@@ -154,6 +173,6 @@ public sealed class WorkerCrashTests : IAsyncLifetime
             await Task.Delay(200);
         }
 
-        throw new TimeoutException("the task never started");
+        throw new TimeoutException($"not reached within {(limit ?? TimeSpan.FromSeconds(60)).TotalSeconds:0} s");
     }
 }

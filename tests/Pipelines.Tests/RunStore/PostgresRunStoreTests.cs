@@ -108,7 +108,7 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
     public async Task A_task_commits_once_and_a_second_delivery_changes_nothing()
     {
         await CreateRunAsync("r2", 2);
-        Assert.Equal(0, await _store.ClaimTaskAsync("r2", 0, "w1", Now, CancellationToken.None));
+        Assert.Equal(0, await _store.ClaimTaskAsync("r2", 0, "w1", Now, Now.AddSeconds(45), CancellationToken.None));
 
         var first = await _store.CommitTaskAsync("r2", 0, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [Row("r2", 0, 1)], CancellationToken.None);
         var second = await _store.CommitTaskAsync("r2", 0, new TaskOutcome(TaskState.Failed, 2, "late duplicate", Now), [Row("r2", 0, 2)], CancellationToken.None);
@@ -118,7 +118,7 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         var task = await _store.GetTaskAsync("r2", 0, CancellationToken.None);
         Assert.Equal(TaskState.Succeeded, task!.State);
         Assert.Single(await _store.GetProvenanceAsync("r2", CancellationToken.None));
-        Assert.Null(await _store.ClaimTaskAsync("r2", 0, "w2", Now, CancellationToken.None));
+        Assert.Null(await _store.ClaimTaskAsync("r2", 0, "w2", Now, Now.AddSeconds(45), CancellationToken.None));
     }
 
     [Fact]
@@ -166,7 +166,7 @@ public sealed class PostgresRunStoreTests : IAsyncLifetime
         await _store.RequestStopAsync("r5", "first reason", CancellationToken.None);
         await _store.RequestStopAsync("r5", "second reason", CancellationToken.None);
 
-        Assert.Null(await _store.ClaimTaskAsync("r5", 1, "w", Now, CancellationToken.None));
+        Assert.Null(await _store.ClaimTaskAsync("r5", 1, "w", Now, Now.AddSeconds(45), CancellationToken.None));
         Assert.Equal("first reason", (await _store.GetRunAsync("r5", CancellationToken.None))!.StopReason);
     }
 

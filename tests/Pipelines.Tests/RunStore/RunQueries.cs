@@ -20,7 +20,7 @@ public static class RunQueries
         }
 
         await store.FinishRunAsync("q4", RunState.Succeeded, null, Start.AddHours(1), ct);
-        Assert.NotNull(await store.ClaimTaskAsync("q0", 2, "w", Start, ct));
+        Assert.NotNull(await store.ClaimTaskAsync("q0", 2, "w", Start, Start.AddSeconds(45), ct));
 
         var first = await store.QueryRunsAsync(new RunQuery(Offset: 0, Limit: 2), ct);
         Assert.Equal(5, first.Total);

@@ -1,0 +1,180 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Pipelines.Queue;
+
+/// <summary>
+/// The safety net for Hangfire.PostgreSql's queue: hands back to the queue the jobs that are
+/// fetched but that no live worker runs, long before the invisibility timeout would.
+/// </summary>
+/// <remarks>
+/// Every scan (one process at a time, under an advisory lock) looks at fetched rows of
+/// <c>jobqueue</c> with their job's state, and clears <c>fetchedat</c> of:
+/// <list type="bullet">
+/// <item>(A) a job Processing on a server that has sent no heartbeat for longer than the server
+/// timeout, or that is gone from the server table: its worker died (SIGKILL, a lost host);</item>
+/// <item>(B) a job fetched but still Enqueued or Scheduled for longer than
+/// <see cref="QueueWatchdogOptions.StuckAfter"/> (2 min): fetched and never started. The keep-alive refreshes fetchedat, so
+/// such rows are remembered by id across scans.</item>
+/// </list>
+/// The reset is the invisibility timeout, only earlier: a guarded update of the same row (no
+/// second queue row), which fails if anyone touched the row since it was read. A delivery it
+/// causes for a task that still runs is harmless: the task's lease (IRunStore.ClaimTaskAsync)
+/// keeps it from running twice.
+/// </remarks>
+internal sealed partial class QueueWatchdog(
+    NpgsqlDataSource dataSource,
+    QueueWatchdogOptions options,
+    ILogger<QueueWatchdog> log) : BackgroundService
+{
+    /// <summary>
+    /// The advisory lock of a scan, with the schema's hash as its second key: one process acts
+    /// per Hangfire schema (the run store's schema lock is 7310021).
+    /// </summary>
+    private const int ScanLock = 7310022;
+
+    // Row id → (when it was first seen fetched and not started, its job's state then).
+    private readonly Dictionary<long, (DateTime Since, string State)> _notStarted = [];
+    private long _resets;
+
+    /// <summary>Queue rows this process has handed back so far.</summary>
+    public long Resets => Interlocked.Read(ref _resets);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await ScanAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
+            {
+                // The database is out of reach for a moment: the next scan tries again.
+                LogScanFailed(log, e.Message);
+            }
+
+            try
+            {
+                await Task.Delay(options.Interval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>One scan; returns the rows it handed back (or -1 when another process holds the scan).</summary>
+    public async Task<int> ScanAsync(CancellationToken cancellationToken)
+    {
+        var s = options.Schema;
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_try_advisory_xact_lock({ScanLock}, hashtext(@schema))", conn, tx))
+        {
+            lockCmd.Parameters.AddWithValue("schema", s);
+            if (await lockCmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is not true)
+            {
+                return -1;
+            }
+        }
+
+        var rows = new List<(long Id, long JobId, DateTime FetchedAt, string? State, bool ServerDead)>();
+        DateTime now;
+        await using (var cmd = new NpgsqlCommand($"""
+            SELECT q.id, q.jobid, q.fetchedat, j.statename,
+                   j.statename = 'Processing' AND NOT EXISTS (
+                       SELECT 1 FROM {s}.server sv
+                       WHERE sv.id = st.data->>'ServerId' AND sv.lastheartbeat > now() - @timeout),
+                   now()
+            FROM {s}.jobqueue q
+            JOIN {s}.job j ON j.id = q.jobid
+            LEFT JOIN {s}.state st ON st.id = j.stateid
+            WHERE q.fetchedat IS NOT NULL
+            """, conn, tx))
+        {
+            cmd.Parameters.AddWithValue("timeout", options.ServerTimeout);
+            now = DateTime.UtcNow;
+            await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add((r.GetInt64(0), r.GetInt64(1), r.GetDateTime(2), r.IsDBNull(3) ? null : r.GetString(3), !r.IsDBNull(4) && r.GetBoolean(4)));
+                now = r.GetDateTime(5);
+            }
+        }
+
+        var resets = 0;
+        var seen = new HashSet<long>();
+        foreach (var row in rows)
+        {
+            seen.Add(row.Id);
+            string? reason = null;
+            if (row.ServerDead)
+            {
+                reason = $"it is Processing on a server that has sent no heartbeat for {options.ServerTimeout.TotalSeconds:0} s";
+            }
+            else if (row.State is "Enqueued" or "Scheduled")
+            {
+                if (!_notStarted.TryGetValue(row.Id, out var since) || since.State != row.State)
+                {
+                    _notStarted[row.Id] = (now, row.State);
+                }
+                else if (now - since.Since >= options.StuckAfter)
+                {
+                    reason = $"it was fetched but is still {row.State} after {(now - since.Since).TotalSeconds:0} s";
+                }
+            }
+            else
+            {
+                _notStarted.Remove(row.Id);
+            }
+
+            if (reason is null)
+            {
+                continue;
+            }
+
+            // Guarded: only the row as it was read. A worker that fetched or refreshed it since wins.
+            await using var reset = new NpgsqlCommand($"UPDATE {s}.jobqueue SET fetchedat = NULL WHERE id = @id AND fetchedat = @seen", conn, tx);
+            reset.Parameters.AddWithValue("id", row.Id);
+            reset.Parameters.AddWithValue("seen", row.FetchedAt);
+            if (await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+            {
+                resets++;
+                _notStarted.Remove(row.Id);
+                LogReset(log, row.JobId.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Id, reason);
+            }
+        }
+
+        foreach (var gone in _notStarted.Keys.Where(id => !seen.Contains(id)).ToList())
+        {
+            _notStarted.Remove(gone);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        Interlocked.Add(ref _resets, resets);
+        return resets;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: job {JobId} (queue row {RowId}) handed back to the queue: {Reason}")]
+    private static partial void LogReset(ILogger logger, string jobId, long rowId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: scan failed, trying again later: {Error}")]
+    private static partial void LogScanFailed(ILogger logger, string error);
+}
+
+/// <summary>What the <see cref="QueueWatchdog"/> needs: Hangfire's schema and server timeout, and how often to scan.</summary>
+internal sealed record QueueWatchdogOptions(string Schema, TimeSpan ServerTimeout, TimeSpan Interval)
+{
+    /// <summary>
+    /// A fetched job that has not reached Processing after this long was fetched and lost; the
+    /// slowest legitimate path (Hangfire's state-change retries) takes about a minute.
+    /// </summary>
+    public TimeSpan StuckAfter { get; init; } = TimeSpan.FromMinutes(2);
+}

@@ -1,0 +1,116 @@
+using Hangfire.PostgreSql;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Pipelines.Queue;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Faults;
+
+/// <summary>
+/// The queue watchdog against Hangfire.PostgreSql's real schema: which fetched rows it hands
+/// back, and that it does so by clearing fetchedat of the same row, never by adding one.
+/// </summary>
+public sealed class QueueWatchdogTests : IAsyncLifetime
+{
+    private readonly string _schema = TestEnvironment.NewName("wd_");
+    private NpgsqlDataSource _db = null!;
+
+    public async Task InitializeAsync()
+    {
+        // Hangfire's log provider is global: an in-process host of another test sets its own and
+        // disposes it, and the installer's static logger would then fail to be made.
+        Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
+        _db = await TestEnvironment.PostgresAsync();
+        await using var conn = await _db.OpenConnectionAsync();
+        PostgreSqlObjectsInstaller.Install(conn, _schema);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await ExecAsync($"DROP SCHEMA IF EXISTS {_schema} CASCADE");
+        await _db.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task A_job_processing_on_a_dead_or_missing_server_is_handed_back_and_a_live_servers_is_not()
+    {
+        await ExecAsync($"INSERT INTO {_schema}.server (id, data, lastheartbeat) VALUES ('live:1:a', '{{}}', now()), ('stale:2:b', '{{}}', now() - interval '31 seconds')");
+        var onLive = await JobAsync("Processing", "live:1:a");
+        var onStale = await JobAsync("Processing", "stale:2:b");
+        var onMissing = await JobAsync("Processing", "gone:3:c");
+        var watchdog = Watchdog(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(2, await watchdog.ScanAsync(CancellationToken.None));
+
+        Assert.True(await FetchedAsync(onLive));
+        Assert.False(await FetchedAsync(onStale));
+        Assert.False(await FetchedAsync(onMissing));
+        Assert.Equal(2, watchdog.Resets);
+        Assert.Equal(3L, await ScalarAsync($"SELECT count(*) FROM {_schema}.jobqueue"));
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_job_fetched_but_never_started_is_handed_back_after_the_stuck_time_even_while_kept_alive()
+    {
+        var stuck = await JobAsync("Enqueued", null);
+        var starts = await JobAsync("Enqueued", null);
+        await ExecAsync($"INSERT INTO {_schema}.server (id, data, lastheartbeat) VALUES ('live:1:a', '{{}}', now())");
+        var watchdog = Watchdog(TimeSpan.FromMilliseconds(1));
+
+        // First sight: only remembered.
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+
+        // The keep-alive refreshes fetchedat; one job starts on a live server meanwhile.
+        await ExecAsync($"UPDATE {_schema}.jobqueue SET fetchedat = now() WHERE id = {stuck}");
+        await SetStateAsync(starts, "Processing", "live:1:a");
+
+        Assert.Equal(1, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.False(await FetchedAsync(stuck));
+        Assert.True(await FetchedAsync(starts));
+    }
+
+    [Fact]
+    public async Task A_job_fetched_a_moment_ago_is_left_alone()
+    {
+        var fresh = await JobAsync("Enqueued", null);
+        var watchdog = Watchdog(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.True(await FetchedAsync(fresh));
+    }
+
+    private QueueWatchdog Watchdog(TimeSpan stuckAfter) =>
+        new(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { StuckAfter = stuckAfter }, NullLogger<QueueWatchdog>.Instance);
+
+    /// <summary>A job in <paramref name="state"/> with one fetched queue row; returns the row's id.</summary>
+    private async Task<long> JobAsync(string state, string? serverId)
+    {
+        var job = (long)(await ScalarAsync($"INSERT INTO {_schema}.job (invocationdata, arguments, createdat) VALUES ('{{}}', '[]', now()) RETURNING id"))!;
+        await SetStateAsync(job, state, serverId, byRow: false);
+        return (long)(await ScalarAsync($"INSERT INTO {_schema}.jobqueue (jobid, queue, fetchedat) VALUES ({job}, 'default', now()) RETURNING id"))!;
+    }
+
+    private async Task SetStateAsync(long id, string state, string? serverId, bool byRow = true)
+    {
+        var job = byRow ? (long)(await ScalarAsync($"SELECT jobid FROM {_schema}.jobqueue WHERE id = {id}"))! : id;
+        var data = serverId is null ? "{}" : $$"""{"ServerId": "{{serverId}}", "WorkerId": "w"}""";
+        var stateId = (long)(await ScalarAsync($"INSERT INTO {_schema}.state (jobid, name, createdat, data) VALUES ({job}, '{state}', now(), '{data}') RETURNING id"))!;
+        await ExecAsync($"UPDATE {_schema}.job SET stateid = {stateId}, statename = '{state}' WHERE id = {job}");
+    }
+
+    private async Task<bool> FetchedAsync(long row) => (bool)(await ScalarAsync($"SELECT fetchedat IS NOT NULL FROM {_schema}.jobqueue WHERE id = {row}"))!;
+
+    private async Task<object?> ScalarAsync(string sql)
+    {
+        await using var cmd = _db.CreateCommand(sql);
+        return await cmd.ExecuteScalarAsync();
+    }
+
+    private async Task ExecAsync(string sql)
+    {
+        await using var cmd = _db.CreateCommand(sql);
+        await cmd.ExecuteNonQueryAsync();
+    }
+}
