@@ -15,29 +15,23 @@ internal static class HangfireSchema
     /// <summary>The key of pg_advisory_xact_lock in PostgresRunStore and PostgresTriggerStore.</summary>
     private const long SchemaLock = 7310021;
 
+    /// <remarks>PostgreSQL's own errors go on as they are: the CLI's one-line message for them names the server and the setting.</remarks>
     public static void Install(NpgsqlDataSource dataSource, string schema)
     {
+        using var conn = dataSource.OpenConnection();
+        using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_lock({SchemaLock})", conn))
+        {
+            lockCmd.ExecuteNonQuery();
+        }
+
         try
         {
-            using var conn = dataSource.OpenConnection();
-            using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_lock({SchemaLock})", conn))
-            {
-                lockCmd.ExecuteNonQuery();
-            }
-
-            try
-            {
-                PostgreSqlObjectsInstaller.Install(conn, schema);
-            }
-            finally
-            {
-                using var unlock = new NpgsqlCommand($"SELECT pg_advisory_unlock({SchemaLock})", conn);
-                unlock.ExecuteNonQuery();
-            }
+            PostgreSqlObjectsInstaller.Install(conn, schema);
         }
-        catch (NpgsqlException e)
+        finally
         {
-            throw new PipelinesException($"cannot install Hangfire's schema '{schema}' in PostgreSQL: {e.Message}", retryHelps: e.IsTransient, e);
+            using var unlock = new NpgsqlCommand($"SELECT pg_advisory_unlock({SchemaLock})", conn);
+            unlock.ExecuteNonQuery();
         }
     }
 }

@@ -270,7 +270,7 @@ public sealed class EmbeddedRunTests : IDisposable
         var result = await CliRunner.RunAsync(["run", "workflows/fastq-stats.yaml", "--set", "output.uri=" + output, "--set", "steps[0].image=pipelines-samples/absent:0"], _env);
 
         Assert.Equal(1, result.ExitCode);
-        Assert.Equal("error: image 'pipelines-samples/absent:0' is not on the Docker engine at unix:///var/run/docker.sock; build or load it there first (`docker images` lists what is there)", result.Stderr.Trim());
+        Assert.Equal($"error: image 'pipelines-samples/absent:0' is not on the Docker engine at {TestEnvironment.DockerEndpoint}; build or load it there first (`docker images` lists what is there)", result.Stderr.Trim());
         Assert.False(Directory.Exists(output));
     }
 
