@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
 
 namespace Pipelines.Model;
@@ -29,12 +28,14 @@ internal static class InputSection
         }
 
         var groupBy = f.String("group_by", required: false);
+        GroupByPattern? groupByPattern = null;
         if (groupBy is not null)
         {
             try
             {
-                var regex = new Regex(groupBy, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-                if (!regex.GetGroupNames().Any(n => !int.TryParse(n, out _)))
+                // Compiled here, once: the planner matches every listed key with this regex.
+                groupByPattern = GroupByPattern.Compile(groupBy);
+                if (groupByPattern.Captures.Count == 0)
                 {
                     ctx.Add(f.Node("group_by")!, "input.group_by", "has no named capture; files are grouped by named captures such as (?<sample>[^/]+)");
                 }
@@ -66,6 +67,6 @@ internal static class InputSection
             }
         }
 
-        return uri is null ? null : new InputSpec(uri, include, exclude, groupBy, Math.Max(batch, 1), samplesheet);
+        return uri is null ? null : new InputSpec(uri, include, exclude, groupBy, Math.Max(batch, 1), samplesheet) { GroupByPattern = groupByPattern };
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using YamlDotNet.RepresentationModel;
 
 namespace Pipelines.Model;
@@ -13,14 +12,11 @@ internal static class PlaceholderCheck
         {
             try
             {
-                foreach (var n in new Regex(input.GroupBy).GetGroupNames().Where(n => !int.TryParse(n, out _)))
-                {
-                    captures.Add(n);
-                }
+                captures.UnionWith(input.GroupByPattern!.Captures);
             }
             catch (ArgumentException)
             {
-                // Already reported by BuildInput.
+                // Not a regular expression: already reported by InputSection.
             }
         }
 
