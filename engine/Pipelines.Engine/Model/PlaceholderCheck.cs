@@ -16,7 +16,7 @@ internal static class PlaceholderCheck
             }
             catch (ArgumentException)
             {
-                // Not a regular expression: already reported by InputSection.
+                // InputSection could not compile it either (not a regular expression) and has said so.
             }
         }
 
