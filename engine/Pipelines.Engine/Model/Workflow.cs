@@ -24,7 +24,38 @@ public sealed record InputSpec(
     IReadOnlyList<string> Exclude,
     string? GroupBy,
     int Batch,
-    string? Samplesheet);
+    string? Samplesheet)
+{
+    private GroupByPattern? _groupByPattern;
+
+    /// <summary>
+    /// <see cref="GroupBy"/> compiled, for the planner; null without group_by. The parser sets it; a workflow
+    /// read back from JSON, which holds only the text, compiles it on first use.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public GroupByPattern? GroupByPattern
+    {
+        get
+        {
+            if (GroupBy is null)
+            {
+                return null;
+            }
+
+            // `with { GroupBy = ... }` copies this field too: a pattern of other text is stale.
+            var pattern = _groupByPattern;
+            if (pattern is null || !string.Equals(pattern.Text, GroupBy, StringComparison.Ordinal))
+            {
+                pattern = Model.GroupByPattern.Compile(GroupBy);
+                _groupByPattern = pattern;
+            }
+
+            return pattern;
+        }
+
+        init => _groupByPattern = value;
+    }
+}
 
 /// <summary>One container step of every task.</summary>
 public sealed record StepSpec(

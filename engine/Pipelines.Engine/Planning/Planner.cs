@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using System.Text.RegularExpressions;
 using CsvHelper;
 using CsvHelper.Configuration;
 using Pipelines.Model;
@@ -31,13 +30,13 @@ public static class Planner
             var filter = new GlobFilter(workflow.Input.Include, workflow.Input.Exclude);
             var files = listing.Where(f => filter.IsMatch(f.Key)).OrderBy(f => f.Key, StringComparer.Ordinal).ToList();
             selected = files.Count;
-            if (workflow.Input.GroupBy is null)
+            if (workflow.Input.GroupByPattern is not { } groupBy)
             {
                 units = files.Select(f => new Unit([f], new Dictionary<string, string>())).ToList();
             }
             else
             {
-                (units, ungrouped) = Group(files, workflow.Input.GroupBy);
+                (units, ungrouped) = Group(files, groupBy);
             }
         }
 
@@ -190,24 +189,22 @@ public static class Planner
         }
     }
 
-    private static (List<Unit> Units, int Ungrouped) Group(List<InputFile> files, string pattern)
+    /// <summary>Units of the files whose keys match group_by, one per value of its captures; the regex is the workflow's, compiled once.</summary>
+    private static (List<Unit> Units, int Ungrouped) Group(List<InputFile> files, GroupByPattern pattern)
     {
-        var regex = new Regex(pattern, RegexOptions.CultureInvariant, TimeSpan.FromSeconds(1));
-        var names = regex.GetGroupNames().Where(n => !int.TryParse(n, CultureInfo.InvariantCulture, out _)).ToList();
         var groups = new Dictionary<string, (List<InputFile> Files, Dictionary<string, string> Captures)>(StringComparer.Ordinal);
         var order = new List<string>();
         var ungrouped = 0;
         foreach (var f in files)
         {
-            var m = regex.Match(f.Key);
-            if (!m.Success)
+            var captures = pattern.Match(f.Key);
+            if (captures is null)
             {
                 ungrouped++;
                 continue;
             }
 
-            var captures = names.ToDictionary(n => n, n => m.Groups[n].Value, StringComparer.Ordinal);
-            var key = string.Join("\0", names.Select(n => captures[n]));
+            var key = string.Join("\0", pattern.Captures.Select(n => captures[n]));
             if (!groups.TryGetValue(key, out var g))
             {
                 g = ([], captures);
