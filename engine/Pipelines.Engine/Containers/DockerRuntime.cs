@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Pipelines.Model;
 
 namespace Pipelines.Containers;
 
@@ -72,7 +73,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             Cmd = spec.Command.Skip(1).ToList(),
             Env = spec.Env.Concat(spec.Secrets).Select(kv => $"{kv.Key}={kv.Value}").ToList(),
             User = _options.User,
-            WorkingDir = "/out",
+            WorkingDir = ContainerLayout.Out,
             Labels = labels,
             NetworkDisabled = true,
             HostConfig = new HostConfig
@@ -87,7 +88,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
                 PidsLimit = spec.Resources.Pids,
                 CPUShares = _options.CpuShares,
                 Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
-                Tmpfs = new Dictionary<string, string> { ["/tmp"] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
+                Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
                 LogConfig = new LogConfig
                 {
                     Type = "json-file",

@@ -97,7 +97,7 @@ public static class Placeholders
                 Input => values.InputPaths.Count == 1
                     ? values.InputPaths[0]
                     : throw new PipelinesException($"{{input}} needs exactly one input, this task has {values.InputPaths.Count}", retryHelps: false),
-                Out => "/out",
+                Out => ContainerLayout.Out,
                 Task => values.TaskId,
                 _ => values.Captures.TryGetValue(name, out var v)
                     ? v

@@ -13,9 +13,6 @@ namespace Pipelines.Planning;
 /// </summary>
 public static class Planner
 {
-    /// <summary>Files below this size are hashed with sha256 when the store has no version tag.</summary>
-    public const string ContainerInputRoot = "/in/";
-
     public static Plan Plan(Workflow workflow, IReadOnlyList<InputFile> listing, string? samplesheetCsv, IReadOnlyDictionary<string, string> imageDigests)
     {
         List<Unit> units;
@@ -125,7 +122,7 @@ public static class Planner
     /// <summary>The steps of a task with placeholders expanded; {task} stays literal when taskId is null.</summary>
     public static IReadOnlyList<ExpandedStep> Expand(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures, string? taskId)
     {
-        var values = new PlaceholderValues(inputs.Select(i => ContainerInputRoot + i.Key).ToList(), taskId ?? "{task}", captures);
+        var values = new PlaceholderValues(inputs.Select(i => ContainerLayout.InputPath(i.Key)).ToList(), taskId ?? "{task}", captures);
         return workflow.Steps.Select(s => new ExpandedStep(
             s.Name,
             s.Image,

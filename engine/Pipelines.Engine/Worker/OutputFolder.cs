@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.Win32.SafeHandles;
+using Pipelines.Model;
 using Pipelines.Storage;
 
 namespace Pipelines.Worker;
@@ -117,14 +118,14 @@ internal static class OutputFolder
 
         void Walk(NoFollow.SafeDirectory folder, int depth)
         {
-            foreach (var raw in NoFollow.ReadNames(folder, "/out"))
+            foreach (var raw in NoFollow.ReadNames(folder, ContainerLayout.Out))
             {
                 if (++files > limits.MaxFiles || bytes > limits.MaxBytes)
                 {
                     return;
                 }
 
-                var entry = NoFollow.Stat(folder, raw, "/out");
+                var entry = NoFollow.Stat(folder, raw, ContainerLayout.Out);
                 if (entry is null)
                 {
                     continue;
@@ -133,7 +134,7 @@ internal static class OutputFolder
                 bytes += entry.Value.Allocated;
                 if (entry.Value.Kind == UnixFileKind.Directory && depth < 512)
                 {
-                    using var child = NoFollow.OpenDirectory(folder, raw, "/out");
+                    using var child = NoFollow.OpenDirectory(folder, raw, ContainerLayout.Out);
                     Walk(child, depth + 1);
                 }
             }
@@ -234,18 +235,18 @@ internal static class OutputFolder
         catch (DecoderFallbackException)
         {
             var shown = string.Concat(raw.Select(b => b is >= 0x20 and < 0x7f ? ((char)b).ToString() : $"\\x{b:x2}"));
-            throw Refused($"/out/{Escape(prefix)}{shown}: the name is not valid UTF-8; output names must be UTF-8");
+            throw Refused($"{ContainerLayout.Out}/{Escape(prefix)}{shown}: the name is not valid UTF-8; output names must be UTF-8");
         }
 
         if (name.Any(char.IsControl))
         {
-            throw Refused($"/out/{Escape(prefix + name)}: the name holds a control character; output names may not");
+            throw Refused($"{ContainerLayout.Out}/{Escape(prefix + name)}: the name holds a control character; output names may not");
         }
 
         return name;
     }
 
-    private static string Shown(string relative) => "/out/" + Escape(relative);
+    private static string Shown(string relative) => ContainerLayout.Out + "/" + Escape(relative);
 
     private static OutputRefusedException Refused(string message) => new(message);
 }

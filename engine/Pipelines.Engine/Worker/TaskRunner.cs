@@ -267,9 +267,9 @@ public sealed partial class TaskRunner(
 
                 // The algorithm runs as a non-root user: /out must be writable by it.
                 File.SetUnixFileMode(outDir, (UnixFileMode)0b111_111_111);
-                var mounts = new List<Mount> { new(Path.Combine(scratch, "in"), "/in", ReadOnly: true) };
-                mounts.AddRange(kept.Select(k => new Mount(k.Dir, "/steps/" + k.Name, ReadOnly: true)));
-                mounts.Add(new Mount(outDir, "/out", ReadOnly: false));
+                var mounts = new List<Mount> { new(Path.Combine(scratch, "in"), ContainerLayout.In, ReadOnly: true) };
+                mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
+                mounts.Add(new Mount(outDir, ContainerLayout.Out, ReadOnly: false));
                 Directory.CreateDirectory(Path.Combine(scratch, "in"));
                 var started = time.GetUtcNow();
                 var limits = Limits(step);
