@@ -38,8 +38,6 @@ public interface IRunStore
     /// <summary>The run, or null when it does not exist.</summary>
     Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken);
 
-    Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken);
-
     /// <summary>Runs that match the query's filters, newest first (then by run id), one page of them.</summary>
     Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken);
 

@@ -88,14 +88,6 @@ public sealed class InMemoryRunStore : IRunStore
         }
     }
 
-    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            return Task.FromResult<IReadOnlyList<RunRecord>>(_runs.Values.Select(e => e.Run).OrderByDescending(r => r.CreatedAt).Take(limit).ToList());
-        }
-    }
-
     public Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
         lock (_lock)

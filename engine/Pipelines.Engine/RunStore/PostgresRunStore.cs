@@ -153,9 +153,6 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         return list.Count == 0 ? null : list[0];
     }
 
-    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
-        QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs ORDER BY created_at DESC LIMIT @limit", p => p.AddWithValue("limit", limit), cancellationToken);
-
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
         const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state)";
