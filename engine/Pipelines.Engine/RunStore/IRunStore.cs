@@ -4,73 +4,113 @@ namespace Pipelines.RunStore;
 /// Runs, tasks and provenance rows. Every state change that a second delivery of a job could
 /// repeat is a conditional update, so doing it twice is harmless. Failures are never hidden.
 /// </summary>
+/// <remarks>
+/// Both stores keep one behaviour, checked by tests/Pipelines.Tests/RunStore/RunStoreContract.cs:
+/// <list type="bullet">
+/// <item>A run's tasks are numbered 0 to n - 1 in the order given; a task's index is that number, never a position in some list.</item>
+/// <item>Reads of a run that does not exist find nothing: null for one run or task, an empty list, page or count otherwise.</item>
+/// <item>Changes that can say "no" (claim, renew, begin gather) say false or null for a run or task that does not exist;
+/// the others (commit, split, stop, finish) throw <see cref="UnknownRunException"/> and write nothing.</item>
+/// <item>Creating a run whose id exists throws <see cref="DuplicateRunException"/> and writes nothing.</item>
+/// </list>
+/// </remarks>
 public interface IRunStore
 {
+    /// <summary>Creates the store's tables if they are missing; safe to call twice and from two processes at once.</summary>
     Task InitializeAsync(CancellationToken cancellationToken);
 
-    /// <summary>Creates a run with all its tasks, queued, in one transaction.</summary>
+    /// <summary>
+    /// Creates a run with all its tasks in one transaction. The run's task count and remaining
+    /// tasks are the number of tasks given. Refused (<see cref="ArgumentException"/>, nothing
+    /// written) when there is no task or the tasks are not numbered 0 to n - 1 for this run;
+    /// <see cref="DuplicateRunException"/> when the run id exists.
+    /// </summary>
     Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken);
 
     /// <summary>
     /// Creates a run with tasks that are still being planned, in one transaction; the run's task
     /// count is what the stream held. A stream of no task creates nothing and returns 0.
+    /// <see cref="DuplicateRunException"/> when the run id exists (even for an empty stream);
+    /// <see cref="ArgumentException"/> when the tasks are not numbered 0 to n - 1 for this run.
     /// </summary>
     Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken);
 
+    /// <summary>The run, or null when it does not exist.</summary>
     Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken);
 
-    Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken);
-
-    /// <summary>Runs that match the query's filters, newest first, one page of them.</summary>
+    /// <summary>Runs that match the query's filters, newest first (then by run id), one page of them.</summary>
     Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken);
 
-    /// <summary>Tasks of a run that match the query's state, by index, one page of them.</summary>
+    /// <summary>Tasks of a run that match the query's state, by index, one page of them; empty for a run that does not exist.</summary>
     Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken);
 
+    /// <summary>The task with that index, or null when the run or the task does not exist.</summary>
     Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken);
 
+    /// <summary>All tasks of a run, by index; empty for a run that does not exist.</summary>
     Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken);
 
+    /// <summary>The run's tasks counted by state; all zero for a run that does not exist.</summary>
     Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Marks a task running for a new attempt, held by <paramref name="worker"/> until
     /// <paramref name="leaseUntil"/>, and returns the number of attempts made before this one.
     /// Only a queued task, or a running one whose lease has expired (its worker died), is
-    /// claimed: null when the task has ended, the run stops, or a live lease holds it, so a
-    /// second delivery of a task that still runs does not run it again.
+    /// claimed: null when the task has ended, the run stops or has left the running state, a
+    /// live lease holds it, or the run or task does not exist, so a second delivery of a task
+    /// that still runs does not run it again.
     /// </summary>
     Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
 
     /// <summary>
     /// Moves the lease of the attempt that <paramref name="worker"/> claimed at
     /// <paramref name="startedAt"/> to <paramref name="leaseUntil"/> (a time already past
-    /// releases it); false when the task has ended or another attempt holds it now.
+    /// releases it); false when the task has ended, another attempt holds it now, or the run or
+    /// task does not exist.
     /// </summary>
     Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
 
     /// <summary>
     /// Ends a task once: only a task that has not ended changes, and its provenance rows are
     /// written in the same transaction. Returns the tasks of the run still to end, and whether
-    /// this call was the one that ended the task.
+    /// this call was the one that ended the task; of N concurrent callers exactly one commits.
+    /// The rows are refused (<see cref="ArgumentException"/>, nothing written) when two of them
+    /// have the same attempt and step. <see cref="UnknownRunException"/> when the run or the
+    /// task does not exist.
     /// </summary>
     Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken);
 
     /// <summary>
     /// Ends a failed batch as split and adds its inputs as tasks of their own, in one
     /// transaction: only a task that has not ended changes, and only then are the children
-    /// added (numbered after the run's last task) and counted in the run's remaining tasks.
-    /// Returns whether this call split it, the children's indexes, and the tasks still to end.
+    /// added (queued, numbered after the run's last task, with this task as their parent) and
+    /// counted in the run's remaining tasks. Returns whether this call split it, the children's
+    /// indexes, and the tasks still to end. Rows and unknown runs as <see cref="CommitTaskAsync"/>.
     /// </summary>
     Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken);
 
-    /// <summary>Asks a run to stop: tasks not yet started end as cancelled. The first reason wins.</summary>
+    /// <summary>
+    /// Asks a run to stop: tasks not yet started are no longer claimed. The first reason wins.
+    /// <see cref="UnknownRunException"/> when the run does not exist.
+    /// </summary>
     Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken);
 
-    /// <summary>Moves a run whose tasks have all ended to gathering, for one gather job only (the same job may call again).</summary>
+    /// <summary>
+    /// Moves a running run whose tasks have all ended to gathering, for one gather job only (the
+    /// same job may call again and is told true); false otherwise, and for a run that does not exist.
+    /// </summary>
     Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Ends a run in <paramref name="state"/> with its error, once: a run that has ended keeps
+    /// its first ending. <see cref="UnknownRunException"/> when the run does not exist.
+    /// </summary>
     Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The provenance rows of a run's committed tasks: by task index, then by step in the order
+    /// the commit recorded the steps, then by attempt. Empty for a run that does not exist.
+    /// </summary>
     Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken);
 }

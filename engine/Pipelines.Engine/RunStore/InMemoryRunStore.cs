@@ -2,64 +2,89 @@ namespace Pipelines.RunStore;
 
 /// <summary>
 /// The run store of the embedded mode (no PostgreSQL configured): one process, kept in memory
-/// with the same conditional semantics as <see cref="PostgresRunStore"/>. What a user keeps of
-/// a run (run.json, provenance, results) is written to the output location either way.
+/// with the same conditional semantics as <see cref="PostgresRunStore"/> (the rules are on
+/// <see cref="IRunStore"/>). What a user keeps of a run (run.json, provenance, results) is
+/// written to the output location either way.
 /// </summary>
 public sealed class InMemoryRunStore : IRunStore
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<string, RunRecord> _runs = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, TaskRecord[]> _tasks = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, List<(int Index, ProvenanceRow Row)>> _provenance = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _gatherJobs = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);
+
+    /// <summary>A run with its tasks (a task's index is its position) and provenance rows.</summary>
+    private sealed class Entry(RunRecord run, List<TaskRecord> tasks)
+    {
+        public RunRecord Run { get; set; } = run;
+
+        public List<TaskRecord> Tasks { get; } = tasks;
+
+        public List<(int Index, int StepRank, ProvenanceRow Row)> Provenance { get; } = [];
+
+        public string? GatherJob { get; set; }
+    }
 
     public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
-        lock (_lock)
+        if (tasks.Count == 0)
         {
-            if (!_runs.TryAdd(run.RunId, run))
-            {
-                throw new InvalidOperationException($"run {run.RunId} exists already");
-            }
-
-            _tasks[run.RunId] = tasks.OrderBy(t => t.Index).ToArray();
-            _provenance[run.RunId] = [];
+            throw new ArgumentException($"run {run.RunId}: a run needs at least one task", nameof(tasks));
         }
 
+        Add(run, tasks);
         return Task.CompletedTask;
     }
 
     public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
     {
+        // Checked before the stream is read too, as PostgreSQL's insert of the run row does.
+        lock (_lock)
+        {
+            if (_runs.ContainsKey(run.RunId))
+            {
+                throw new DuplicateRunException(run.RunId);
+            }
+        }
+
         var list = new List<TaskRecord>();
         await foreach (var t in tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
         {
+            RunStoreRules.CheckCreated(run, t, list.Count);
             list.Add(t);
         }
 
         if (list.Count > 0)
         {
-            await CreateRunAsync(run with { TaskCount = list.Count, Remaining = list.Count }, list, cancellationToken).ConfigureAwait(false);
+            Add(run, list);
         }
 
         return list.Count;
+    }
+
+    private void Add(RunRecord run, IReadOnlyList<TaskRecord> tasks)
+    {
+        for (var i = 0; i < tasks.Count; i++)
+        {
+            RunStoreRules.CheckCreated(run, tasks[i], i);
+        }
+
+        // As PostgreSQL stores it: the counts are the tasks', and nothing has ended yet.
+        var created = run with { TaskCount = tasks.Count, Remaining = tasks.Count, FinishedAt = null, StopReason = null, Error = null };
+        lock (_lock)
+        {
+            if (!_runs.TryAdd(run.RunId, new Entry(created, [.. tasks])))
+            {
+                throw new DuplicateRunException(run.RunId);
+            }
+        }
     }
 
     public Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
-            return Task.FromResult(_runs.GetValueOrDefault(runId));
-        }
-    }
-
-    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            return Task.FromResult<IReadOnlyList<RunRecord>>(_runs.Values.OrderByDescending(r => r.CreatedAt).Take(limit).ToList());
+            return Task.FromResult(_runs.GetValueOrDefault(runId)?.Run);
         }
     }
 
@@ -67,9 +92,9 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var matching = _runs.Values
+            var matching = _runs.Values.Select(e => e.Run)
                 .Where(r => (query.Workflow is null || r.WorkflowName == query.Workflow) && (query.State is null || r.State == query.State))
-                .OrderByDescending(r => r.CreatedAt)
+                .OrderByDescending(r => r.CreatedAt).ThenBy(r => r.RunId, StringComparer.Ordinal)
                 .ToList();
             return Task.FromResult(new Page<RunRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));
         }
@@ -79,7 +104,7 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var matching = (_tasks.GetValueOrDefault(runId) ?? []).Where(t => query.State is null || t.State == query.State).ToList();
+            var matching = (_runs.GetValueOrDefault(runId)?.Tasks ?? []).Where(t => query.State is null || t.State == query.State).ToList();
             return Task.FromResult(new Page<TaskRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));
         }
     }
@@ -88,7 +113,7 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            return Task.FromResult(_tasks.TryGetValue(runId, out var t) && index >= 0 && index < t.Length ? t[index] : null);
+            return Task.FromResult(_runs.TryGetValue(runId, out var e) && index >= 0 && index < e.Tasks.Count ? e.Tasks[index] : null);
         }
     }
 
@@ -96,7 +121,7 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<TaskRecord>>(_tasks.TryGetValue(runId, out var t) ? t.ToList() : []);
+            return Task.FromResult<IReadOnlyList<TaskRecord>>(_runs.TryGetValue(runId, out var e) ? e.Tasks.ToList() : []);
         }
     }
 
@@ -104,7 +129,7 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var t = _tasks.GetValueOrDefault(runId) ?? [];
+            var t = _runs.GetValueOrDefault(runId)?.Tasks ?? [];
             int C(TaskState s) => t.Count(x => x.State == s);
             return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) });
         }
@@ -114,15 +139,20 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var run = _runs[runId];
-            var task = _tasks[runId][index];
-            var claimable = task.State == TaskState.Queued || (task.State == TaskState.Running && (task.LeaseUntil is null || task.LeaseUntil <= now));
-            if (!claimable || run.StopReason is not null || run.State != RunState.Running)
+            if (!TryFind(runId, index, out var e))
             {
                 return Task.FromResult<int?>(null);
             }
 
-            _tasks[runId][index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil };
+            // A running task without a lease was claimed before leases existed: it counts as expired.
+            var task = e.Tasks[index];
+            var claimable = task.State == TaskState.Queued || (task.State == TaskState.Running && (task.LeaseUntil is null || task.LeaseUntil <= now));
+            if (!claimable || e.Run.StopReason is not null || e.Run.State != RunState.Running)
+            {
+                return Task.FromResult<int?>(null);
+            }
+
+            e.Tasks[index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil };
             return Task.FromResult<int?>(task.Attempts);
         }
     }
@@ -131,62 +161,67 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var task = _tasks[runId][index];
+            if (!TryFind(runId, index, out var e))
+            {
+                return Task.FromResult(false);
+            }
+
+            var task = e.Tasks[index];
             if (task.State != TaskState.Running || !string.Equals(task.Worker, worker, StringComparison.Ordinal) || task.StartedAt != startedAt)
             {
                 return Task.FromResult(false);
             }
 
-            _tasks[runId][index] = task with { LeaseUntil = leaseUntil };
+            e.Tasks[index] = task with { LeaseUntil = leaseUntil };
             return Task.FromResult(true);
         }
     }
 
     public Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
     {
+        var ranks = RunStoreRules.StepRanks(rows);
         lock (_lock)
         {
-            var run = _runs[runId];
-            if (!EndTask(runId, index, outcome.State, outcome, rows))
+            var e = Find(runId, index);
+            if (!EndTask(e, index, outcome.State, outcome, rows, ranks))
             {
-                return Task.FromResult((false, run.Remaining));
+                return Task.FromResult((false, e.Run.Remaining));
             }
 
-            run = run with { Remaining = run.Remaining - 1 };
-            _runs[runId] = run;
-            return Task.FromResult((true, run.Remaining));
+            e.Run = e.Run with { Remaining = e.Run.Remaining - 1 };
+            return Task.FromResult((true, e.Run.Remaining));
         }
     }
 
     public Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
     {
+        var ranks = RunStoreRules.StepRanks(rows);
         lock (_lock)
         {
-            var tasks = _tasks[runId];
-            var run = _runs[runId];
-            if (!EndTask(runId, index, TaskState.Split, outcome, rows))
+            var e = Find(runId, index);
+            if (!EndTask(e, index, TaskState.Split, outcome, rows, ranks))
             {
-                return Task.FromResult<(bool, IReadOnlyList<int>, int)>((false, [], run.Remaining));
+                return Task.FromResult<(bool, IReadOnlyList<int>, int)>((false, [], e.Run.Remaining));
             }
 
-            var added = children.Select((c, i) => c with { RunId = runId, Index = tasks.Length + i, State = TaskState.Queued, ParentIndex = index }).ToArray();
-            _tasks[runId] = [.. tasks, .. added];
-            run = run with { TaskCount = run.TaskCount + added.Length, Remaining = run.Remaining - 1 + added.Length };
-            _runs[runId] = run;
-            return Task.FromResult<(bool, IReadOnlyList<int>, int)>((true, added.Select(a => a.Index).ToList(), run.Remaining));
+            // As PostgreSQL stores a child: its id, inputs and captures; the rest is a new queued task.
+            var first = e.Tasks.Count;
+            e.Tasks.AddRange(children.Select((c, i) => new TaskRecord(runId, first + i, c.TaskId, TaskState.Queued, c.Inputs, c.Captures, 0, null, null, null, null, null) { ParentIndex = index }));
+            e.Run = e.Run with { TaskCount = e.Run.TaskCount + children.Count, Remaining = e.Run.Remaining - 1 + children.Count };
+            return Task.FromResult<(bool, IReadOnlyList<int>, int)>((true, Enumerable.Range(first, children.Count).ToList(), e.Run.Remaining));
         }
     }
 
     /// <summary>Ends a task that has not ended yet, with its provenance rows (under the lock); false when it had ended.</summary>
-    private bool EndTask(string runId, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows)
+    private static bool EndTask(Entry e, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, int[] ranks)
     {
-        var task = _tasks[runId][index];
+        var task = e.Tasks[index];
         if (task.State is not (TaskState.Queued or TaskState.Running))
         {
             return false;
         }
 
-        _tasks[runId][index] = task with
+        e.Tasks[index] = task with
         {
             State = state,
             ExitCode = outcome.ExitCode,
@@ -194,7 +229,7 @@ public sealed class InMemoryRunStore : IRunStore
             FinishedAt = outcome.FinishedAt,
             Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
         };
-        _provenance[runId].AddRange(rows.Select(r => (index, r)));
+        e.Provenance.AddRange(rows.Select((r, i) => (index, ranks[i], r)));
         return true;
     }
 
@@ -202,10 +237,10 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var run = _runs[runId];
-            if (run.StopReason is null)
+            var e = Find(runId);
+            if (e.Run.StopReason is null)
             {
-                _runs[runId] = run with { StopReason = reason };
+                e.Run = e.Run with { StopReason = reason };
             }
         }
 
@@ -216,15 +251,19 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var run = _runs[runId];
-            var mine = run.State == RunState.Gathering && _gatherJobs.GetValueOrDefault(runId) == gatherJobId;
-            if (run.Remaining != 0 || !(run.State == RunState.Running || mine))
+            if (!_runs.TryGetValue(runId, out var e))
             {
                 return Task.FromResult(false);
             }
 
-            _runs[runId] = run with { State = RunState.Gathering };
-            _gatherJobs[runId] = gatherJobId;
+            var mine = e.Run.State == RunState.Gathering && string.Equals(e.GatherJob, gatherJobId, StringComparison.Ordinal);
+            if (e.Run.Remaining != 0 || !(e.Run.State == RunState.Running || mine))
+            {
+                return Task.FromResult(false);
+            }
+
+            e.Run = e.Run with { State = RunState.Gathering };
+            e.GatherJob = gatherJobId;
             return Task.FromResult(true);
         }
     }
@@ -233,10 +272,10 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            var run = _runs[runId];
-            if (!run.State.IsTerminal())
+            var e = Find(runId);
+            if (!e.Run.State.IsTerminal())
             {
-                _runs[runId] = run with { State = state, Error = error, FinishedAt = now };
+                e.Run = e.Run with { State = state, Error = error, FinishedAt = now };
             }
         }
 
@@ -247,7 +286,19 @@ public sealed class InMemoryRunStore : IRunStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<ProvenanceRow>>(_provenance[runId].OrderBy(p => p.Index).ThenBy(p => p.Row.Attempt).ThenBy(p => p.Row.Step, StringComparer.Ordinal).Select(p => p.Row).ToList());
+            var rows = _runs.GetValueOrDefault(runId)?.Provenance ?? [];
+            return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows.OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Row.Attempt).Select(p => p.Row).ToList());
         }
+    }
+
+    private bool TryFind(string runId, int index, out Entry e) =>
+        _runs.TryGetValue(runId, out e!) && index >= 0 && index < e.Tasks.Count;
+
+    private Entry Find(string runId) => _runs.GetValueOrDefault(runId) ?? throw new UnknownRunException(runId);
+
+    private Entry Find(string runId, int index)
+    {
+        var e = Find(runId);
+        return index >= 0 && index < e.Tasks.Count ? e : throw new UnknownRunException(runId, index);
     }
 }

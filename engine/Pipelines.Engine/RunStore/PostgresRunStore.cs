@@ -60,12 +60,20 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             CREATE INDEX IF NOT EXISTS runs_created ON {S}.runs (created_at DESC);
             ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
             ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+            ALTER TABLE {S}.provenance ADD COLUMN IF NOT EXISTS step_rank int;
             """, cancellationToken).ConfigureAwait(false);
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken) =>
+    public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
+    {
+        if (tasks.Count == 0)
+        {
+            throw new ArgumentException($"run {run.RunId}: a run needs at least one task", nameof(tasks));
+        }
+
         await CreateRunAsync(run, Stream(tasks), cancellationToken).ConfigureAwait(false);
+    }
 
     public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
     {
@@ -80,7 +88,15 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             cmd.Parameters.AddWithValue("out", run.OutputUri);
             cmd.Parameters.AddWithValue("state", run.State.Name());
             cmd.Parameters.AddWithValue("created", run.CreatedAt);
-            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // The run row is the only row of this statement: its primary key is the run id.
+                throw new DuplicateRunException(run.RunId, e);
+            }
         }
 
         // Binary COPY as the plan streams: one round trip for all tasks, never one per file.
@@ -89,6 +105,8 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         {
             await foreach (var t in tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
             {
+                // A refused task ends the COPY uncompleted, which rolls the whole run back.
+                RunStoreRules.CheckCreated(run, t, count);
                 await copy.StartRowAsync(cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(t.RunId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(t.Index, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
@@ -135,9 +153,6 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         return list.Count == 0 ? null : list[0];
     }
 
-    public Task<IReadOnlyList<RunRecord>> ListRunsAsync(int limit, CancellationToken cancellationToken) =>
-        QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs ORDER BY created_at DESC LIMIT @limit", p => p.AddWithValue("limit", limit), cancellationToken);
-
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
         const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state)";
@@ -149,7 +164,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             p.AddWithValue("limit", query.Limit);
         }
 
-        var items = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs {where} ORDER BY created_at DESC OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
+        var items = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs {where} ORDER BY created_at DESC, run_id COLLATE \"C\" OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
         await using var count = dataSource.CreateCommand($"SELECT count(*) FROM {S}.runs {where}");
         Bind(count.Parameters);
         var total = (long)(await count.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
@@ -238,11 +253,12 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
     {
+        var ranks = RunStoreRules.StepRanks(rows);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         // The conditional update is the commit point: a second delivery of the same task finds it
         // ended and changes nothing, so no task is ever counted twice.
-        var updated = await EndTaskAsync(conn, tx, runId, index, outcome.State, outcome, rows, cancellationToken).ConfigureAwait(false);
+        var updated = await EndTaskAsync(conn, tx, runId, index, outcome.State, outcome, rows, ranks, cancellationToken).ConfigureAwait(false);
         int remaining;
         if (updated)
         {
@@ -252,9 +268,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         }
         else
         {
-            await using var get = new NpgsqlCommand($"SELECT remaining FROM {S}.runs WHERE run_id = @id", conn, tx);
-            get.Parameters.AddWithValue("id", runId);
-            remaining = (int)(await get.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+            remaining = await RemainingOfEndedAsync(conn, tx, runId, index, cancellationToken).ConfigureAwait(false);
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
@@ -263,23 +277,27 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
     {
+        var ranks = RunStoreRules.StepRanks(rows);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        if (!await EndTaskAsync(conn, tx, runId, index, TaskState.Split, outcome, rows, ranks, cancellationToken).ConfigureAwait(false))
+        {
+            // A second delivery of a task that was already split (or ended): nothing changes.
+            var remainingNow = await RemainingOfEndedAsync(conn, tx, runId, index, cancellationToken).ConfigureAwait(false);
+            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return (false, [], remainingNow);
+        }
 
-        // The run's row is locked first, so that two splits of one run number their children apart.
+        // The run's row is locked after the task's, in the order a commit locks them (so that a
+        // commit and a split of one task cannot deadlock), and before the children are numbered,
+        // so that two splits of one run number their children apart. NO KEY UPDATE, as a commit's
+        // update takes: it waits for no one's foreign-key share lock (the provenance rows just
+        // written hold one), so two splits do not wait for each other's.
         int taskCount;
-        await using (var lockRun = new NpgsqlCommand($"SELECT task_count FROM {S}.runs WHERE run_id = @id FOR UPDATE", conn, tx))
+        await using (var lockRun = new NpgsqlCommand($"SELECT task_count FROM {S}.runs WHERE run_id = @id FOR NO KEY UPDATE", conn, tx))
         {
             lockRun.Parameters.AddWithValue("id", runId);
             taskCount = (int)(await lockRun.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
-        }
-
-        if (!await EndTaskAsync(conn, tx, runId, index, TaskState.Split, outcome, rows, cancellationToken).ConfigureAwait(false))
-        {
-            // A second delivery of a task that was already split (or ended): nothing changes.
-            await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
-            var run = await GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
-            return (false, [], run?.Remaining ?? 0);
         }
 
         var indexes = new List<int>();
@@ -313,7 +331,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
     /// Ends a task that has not ended yet, with its provenance rows, inside the caller's
     /// transaction; false (and nothing written) when it had ended already.
     /// </summary>
-    private async Task<bool> EndTaskAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string runId, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    private async Task<bool> EndTaskAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string runId, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, int[] ranks, CancellationToken ct)
     {
         await using (var cmd = new NpgsqlCommand($"""
             UPDATE {S}.tasks SET state = @s, exit_code = @e, error = @err, finished_at = @f, attempts = @a
@@ -333,13 +351,15 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
             }
         }
 
-        foreach (var row in rows)
+        for (var n = 0; n < rows.Count; n++)
         {
-            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, row) VALUES (@id, @i, @a, @s, @row)", conn, tx);
+            var row = rows[n];
+            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.provenance (run_id, task_index, attempt, step, step_rank, row) VALUES (@id, @i, @a, @s, @rank, @row)", conn, tx);
             ins.Parameters.AddWithValue("id", runId);
             ins.Parameters.AddWithValue("i", index);
             ins.Parameters.AddWithValue("a", row.Attempt);
             ins.Parameters.AddWithValue("s", row.Step);
+            ins.Parameters.AddWithValue("rank", ranks[n]);
             ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
             await ins.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
@@ -347,12 +367,44 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         return true;
     }
 
+    /// <summary>
+    /// The remaining tasks of a run whose task <paramref name="index"/> had ended already;
+    /// <see cref="UnknownRunException"/> when the run or the task does not exist.
+    /// </summary>
+    private async Task<int> RemainingOfEndedAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string runId, int index, CancellationToken ct)
+    {
+        await using var get = new NpgsqlCommand($"SELECT r.remaining, EXISTS (SELECT 1 FROM {S}.tasks t WHERE t.run_id = r.run_id AND t.task_index = @i) FROM {S}.runs r WHERE r.run_id = @id", conn, tx);
+        get.Parameters.AddWithValue("id", runId);
+        get.Parameters.AddWithValue("i", index);
+        await using var r = await get.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        if (!await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            throw new UnknownRunException(runId);
+        }
+
+        return r.GetBoolean(1) ? r.GetInt32(0) : throw new UnknownRunException(runId, index);
+    }
+
+    /// <summary>Throws <see cref="UnknownRunException"/> when a conditional update of a run changed nothing because the run does not exist.</summary>
+    private async Task CheckRunExistsAsync(string runId, CancellationToken ct)
+    {
+        await using var cmd = dataSource.CreateCommand($"SELECT 1 FROM {S}.runs WHERE run_id = @id");
+        cmd.Parameters.AddWithValue("id", runId);
+        if (await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is null)
+        {
+            throw new UnknownRunException(runId);
+        }
+    }
+
     public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
     {
         await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET stop_reason = @r WHERE run_id = @id AND stop_reason IS NULL");
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("r", reason);
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+        {
+            await CheckRunExistsAsync(runId, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
@@ -374,12 +426,15 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         cmd.Parameters.AddWithValue("s", state.Name());
         cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
         cmd.Parameters.AddWithValue("f", now);
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+        {
+            await CheckRunExistsAsync(runId, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT row FROM {S}.provenance WHERE run_id = @id ORDER BY task_index, attempt, step");
+        await using var cmd = dataSource.CreateCommand($"SELECT row FROM {S}.provenance WHERE run_id = @id ORDER BY task_index, step_rank, attempt, step");
         cmd.Parameters.AddWithValue("id", runId);
         var rows = new List<ProvenanceRow>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,3 @@
-using Npgsql;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
@@ -27,7 +26,7 @@ public sealed class SubmitterRunStarter(RunSubmitter submitter, IRunStore runs, 
         {
             await submitter.SubmitListingAsync(trigger.Yaml, workflow, listing, batch.RunId, cancellationToken).ConfigureAwait(false);
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        catch (DuplicateRunException)
         {
             // Another trigger process created this run id between our check and our insert (only
             // possible when it resumed this batch after losing its lock connection): the run

@@ -93,7 +93,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         var run = Start(["run", workflow, "--local-workers", "0"]);
         var task = await WaitForAsync(async () =>
         {
-            var runs = await store.ListRunsAsync(1, CancellationToken.None);
+            var runs = (await store.QueryRunsAsync(new RunQuery(Limit: 1), CancellationToken.None)).Items;
             return runs.Count == 0 ? null : (await store.GetTasksAsync(runs[0].RunId, CancellationToken.None)).FirstOrDefault(t => t.State == TaskState.Running);
         });
         Assert.EndsWith(":" + first.Id.ToString(CultureInfo.InvariantCulture), task.Worker, StringComparison.Ordinal);

@@ -253,13 +253,13 @@ public sealed class OutageTests : IAsyncLifetime
 
     private Task WaitForSucceededAsync(int count, Process run) => WaitForAsync(run, async () =>
     {
-        var runs = await _store.ListRunsAsync(1, CancellationToken.None);
+        var runs = (await _store.QueryRunsAsync(new RunQuery(Limit: 1), CancellationToken.None)).Items;
         return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Succeeded >= count;
     });
 
     private Task WaitForRunningAsync(Process run) => WaitForAsync(run, async () =>
     {
-        var runs = await _store.ListRunsAsync(1, CancellationToken.None);
+        var runs = (await _store.QueryRunsAsync(new RunQuery(Limit: 1), CancellationToken.None)).Items;
         return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Running > 0;
     });
 

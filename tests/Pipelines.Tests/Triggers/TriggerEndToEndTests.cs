@@ -149,7 +149,7 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal([key], await InputsAsync(run.RunId));
         Assert.Equal(1, run.TaskCount);
         await Task.Delay(TimeSpan.FromSeconds(4));
-        Assert.Single(await _runs.ListRunsAsync(10, CancellationToken.None));
+        Assert.Single((await _runs.QueryRunsAsync(new RunQuery(Limit: 10), CancellationToken.None)).Items);
     }
 
     [Fact]
@@ -232,7 +232,7 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         {
             try
             {
-                var runs = (await _runs.ListRunsAsync(100, CancellationToken.None)).ToList();
+                var runs = (await _runs.QueryRunsAsync(new RunQuery(Limit: 100), CancellationToken.None)).Items.ToList();
                 if (runs.All(r => r.State.IsTerminal()) && await done(runs))
                 {
                     return runs.OrderBy(r => r.CreatedAt).ToList();
@@ -247,6 +247,6 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         }
 
         var trigger = await CliRunner.RunAsync(["triggers"], _env);
-        throw new TimeoutException("the runs did not come in time\n" + trigger.Stdout + JsonSerializer.Serialize(await _runs.ListRunsAsync(100, CancellationToken.None)).ToString(CultureInfo.InvariantCulture));
+        throw new TimeoutException("the runs did not come in time\n" + trigger.Stdout + JsonSerializer.Serialize((await _runs.QueryRunsAsync(new RunQuery(Limit: 100), CancellationToken.None)).Items).ToString(CultureInfo.InvariantCulture));
     }
 }
