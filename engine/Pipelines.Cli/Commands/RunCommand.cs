@@ -1,9 +1,9 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Gather;
 using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -156,14 +156,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var output = stores.Open(run.OutputUri);
         try
         {
-            using var doc = JsonDocument.Parse(await output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), ct).ConfigureAwait(false));
-            foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
-            {
-                var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()));
-                Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt64()} rows gathered ({files})");
-            }
-
-            RunJsonNotes.Print(doc.RootElement);
+            var summary = await RunSummary.ReadAsync(output, ct).ConfigureAwait(false);
+            RunJsonNotes.PrintResults(summary);
+            RunJsonNotes.Print(summary);
         }
         catch (ObjectNotFoundException)
         {

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Runs;
+using Pipelines.Storage;
 
 namespace Pipelines.Gather;
 
@@ -71,6 +73,10 @@ public sealed record RunSummary
     public static RunSummary FromJson(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize<RunSummary>(json, Options)
         ?? throw new JsonException("run.json is null, not a run summary");
+
+    /// <summary>Reads the run.json of a run folder; <see cref="ObjectNotFoundException"/> when the run wrote none (yet).</summary>
+    public static async Task<RunSummary> ReadAsync(StorageLocation runFolder, CancellationToken cancellationToken) =>
+        FromJson(await runFolder.Store.ReadAllAsync(runFolder.Key(RunLayout.RunJson), cancellationToken).ConfigureAwait(false));
 
     /// <summary>
     /// The times as run.json has always held them (<c>2026-12-01T09:45:47.4025001Z</c>, the round-trip
