@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Gather;
 using Pipelines.Model;
 using Pipelines.Server.Api;
 
@@ -66,7 +67,7 @@ internal sealed class ServerClient : IDisposable
         return (await response.Content.ReadFromJsonAsync<PageView<TaskView>>(Json, ct).ConfigureAwait(false))!;
     }
 
-    public async Task<JsonDocument?> GetRunJsonAsync(string runId, CancellationToken ct)
+    public async Task<RunSummary?> GetRunSummaryAsync(string runId, CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/files/run.json", ct)).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.NotFound)
@@ -75,7 +76,7 @@ internal sealed class ServerClient : IDisposable
         }
 
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false), cancellationToken: ct).ConfigureAwait(false);
+        return RunSummary.FromJson(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
     }
 
     public void Dispose() => _http.Dispose();

@@ -67,20 +67,15 @@ internal static class RemoteRun
         Console.WriteLine($"  created: {run.CreatedAt.UtcDateTime:u}" + (run.FinishedAt is { } f ? $", finished {f.UtcDateTime:u} ({run.DurationSeconds:0.0}s)" : ""));
         if (run.State.IsTerminal())
         {
-            using var doc = await client.GetRunJsonAsync(run.RunId, ct).ConfigureAwait(false);
-            if (doc is null)
+            var summary = await client.GetRunSummaryAsync(run.RunId, ct).ConfigureAwait(false);
+            if (summary is null)
             {
                 Console.WriteLine("  results: none (run.json was not written)");
             }
             else
             {
-                foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
-                {
-                    var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(x => x.GetString()));
-                    Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt64()} rows gathered ({files})");
-                }
-
-                RunJsonNotes.Print(doc.RootElement);
+                RunJsonNotes.PrintResults(summary);
+                RunJsonNotes.Print(summary);
             }
         }
 

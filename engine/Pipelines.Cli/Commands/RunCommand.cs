@@ -1,9 +1,9 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Gather;
 using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -64,19 +64,15 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
             var submitted = await host.Services.GetRequiredService<RunSubmitter>()
                 .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken).ConfigureAwait(false);
             RunIndex.Record(submitted.RunId, submitted.OutputUri);
-            foreach (var w in submitted.Warnings)
+            foreach (var w in submitted.Warnings.Where(w => !w.IsNote))
             {
-                Console.Error.WriteLine($"{settings.File}: warning: {w}");
+                Console.Error.WriteLine($"{settings.File}: warning: {w.Text}");
             }
 
-            if (submitted.Plan.FilesUngrouped > 0)
-            {
-                Console.Error.WriteLine($"{settings.File}: warning: {submitted.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
-            }
             Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
-            if (submitted.ListingNote is not null)
+            foreach (var note in submitted.Warnings.Where(w => w.IsNote))
             {
-                Console.WriteLine($"note: {submitted.ListingNote}");
+                Console.WriteLine($"note: {note.Text}");
             }
 
             Console.WriteLine($"output: {submitted.OutputUri}");
@@ -156,14 +152,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var output = stores.Open(run.OutputUri);
         try
         {
-            using var doc = JsonDocument.Parse(await output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), ct).ConfigureAwait(false));
-            foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
-            {
-                var files = string.Join(", ", r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()));
-                Console.WriteLine($"  results: {r.Name}: {r.Value.GetProperty("rows").GetInt64()} rows gathered ({files})");
-            }
-
-            RunJsonNotes.Print(doc.RootElement);
+            var summary = await RunSummary.ReadAsync(output, ct).ConfigureAwait(false);
+            RunJsonNotes.PrintResults(summary);
+            RunJsonNotes.Print(summary);
         }
         catch (ObjectNotFoundException)
         {

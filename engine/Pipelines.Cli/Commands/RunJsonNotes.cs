@@ -1,4 +1,4 @@
-using System.Text.Json;
+using Pipelines.Gather;
 
 namespace Pipelines.Cli.Commands;
 
@@ -7,21 +7,23 @@ internal static class RunJsonNotes
 {
     private const int Shown = 10;
 
-    public static void Print(JsonElement runJson)
+    public static void Print(RunSummary summary)
     {
-        Print(runJson, "problems", "problem");
-        Print(runJson, "warnings", "warning");
+        Print(summary.Problems, "problem");
+        Print(summary.Warnings, "warning");
     }
 
-    private static void Print(JsonElement runJson, string property, string label)
+    /// <summary>Prints the tables the gathers wrote, a line each.</summary>
+    public static void PrintResults(RunSummary summary)
     {
-        // Runs written before these lists existed have none.
-        if (!runJson.TryGetProperty(property, out var list) || list.ValueKind != JsonValueKind.Array)
+        foreach (var (name, table) in summary.Results)
         {
-            return;
+            Console.WriteLine($"  results: {name}: {table.Rows} rows gathered ({string.Join(", ", table.Files)})");
         }
+    }
 
-        var items = list.EnumerateArray().Select(e => e.GetString()).ToList();
+    private static void Print(IReadOnlyList<string> items, string label)
+    {
         foreach (var item in items.Take(Shown))
         {
             Console.WriteLine($"  {label}: {item}");

@@ -1,6 +1,7 @@
 using System.ComponentModel;
-using System.Text.Json;
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Gather;
 using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -62,21 +63,19 @@ public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
         var output = stores.Open(outputUri);
         try
         {
-            using var doc = JsonDocument.Parse(await output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), cancellationToken).ConfigureAwait(false));
-            var root = doc.RootElement;
-            var counts = root.GetProperty("counts");
-            var status = root.GetProperty("status").GetString();
-            Console.WriteLine($"run {settings.RunId} ({root.GetProperty("workflow").GetString()}): {status}");
-            Console.WriteLine($"  tasks:   {counts.GetProperty("tasks").GetInt32()} ({counts.GetProperty("succeeded").GetInt32()} succeeded, {counts.GetProperty("cached").GetInt32()} cached, {counts.GetProperty("failed").GetInt32()} failed, {counts.GetProperty("cancelled").GetInt32()} cancelled)");
-            Console.WriteLine($"  created: {root.GetProperty("created_at").GetString()}, finished {root.GetProperty("finished_at").GetString()}");
-            if (root.TryGetProperty("error", out var error) && error.ValueKind == JsonValueKind.String)
+            var summary = await RunSummary.ReadAsync(output, cancellationToken).ConfigureAwait(false);
+            var counts = summary.Counts;
+            Console.WriteLine($"run {settings.RunId} ({summary.Workflow}): {summary.Status}");
+            Console.WriteLine($"  tasks:   {counts.Tasks} ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed, {counts.Cancelled} cancelled)");
+            Console.WriteLine($"  created: {summary.CreatedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture)}, finished {summary.FinishedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture)}");
+            if (summary.Error is not null)
             {
-                Console.WriteLine($"  error:   {error.GetString()}");
+                Console.WriteLine($"  error:   {summary.Error}");
             }
 
-            RunJsonNotes.Print(root);
+            RunJsonNotes.Print(summary);
             Console.WriteLine($"  output:  {outputUri}");
-            return status == "failed" ? Cli.Failed : Cli.Ok;
+            return summary.Status == RunState.Failed.Name() ? Cli.Failed : Cli.Ok;
         }
         catch (ObjectNotFoundException)
         {

@@ -1,6 +1,4 @@
 using System.Reflection;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
 using Parquet.Serialization;
 using Pipelines.Model;
@@ -133,38 +131,25 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
             : RunState.Succeeded;
         var finished = time.GetUtcNow();
         await output.Store.PutAsync(output.Key(RunLayout.RoCrate), RoCrate.Build(run, workflow, tasks, provenance, results.SelectMany(r => r.Keys).ToList(), state, finished), "application/ld+json", cancellationToken).ConfigureAwait(false);
-        var runJson = new JsonObject
+        var summary = new RunSummary
         {
-            ["run_id"] = runId,
-            ["workflow"] = workflow.Name,
-            ["status"] = state.Name(),
-            ["error"] = error,
-            ["counts"] = new JsonObject
-            {
-                ["tasks"] = counts.Total,
-                ["succeeded"] = counts.Succeeded,
-                ["cached"] = counts.Cached,
-                ["failed"] = counts.Failed,
-                ["cancelled"] = counts.Cancelled,
-                ["split"] = counts.Split,
-                ["inputs"] = tasks.Sum(t => t.Inputs.Count),
-            },
-            ["results"] = new JsonObject(results.Select(r => KeyValuePair.Create(r.Name, (JsonNode?)new JsonObject
-            {
-                ["rows"] = r.Rows,
-                ["files"] = new JsonArray(r.Keys.Select(k => (JsonNode?)JsonValue.Create(k)).ToArray()),
-            }))),
-            ["problems"] = new JsonArray(problems.Select(p => (JsonNode?)JsonValue.Create(p)).ToArray()),
-            ["warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)JsonValue.Create(w)).ToArray()),
-            ["created_at"] = run.CreatedAt.UtcDateTime.ToString("O"),
-            ["finished_at"] = finished.UtcDateTime.ToString("O"),
-            ["duration_seconds"] = Math.Round((finished - run.CreatedAt).TotalSeconds, 3),
-            ["input_uri"] = workflow.Input.Uri,
-            ["output_uri"] = output.Uri,
-            ["images"] = new JsonObject(definition.ImageDigests.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-            ["engine"] = new JsonObject { ["name"] = "pipelines", ["version"] = EngineVersion },
+            RunId = runId,
+            Workflow = workflow.Name,
+            Status = state.Name(),
+            Error = error,
+            Counts = new RunSummaryCounts(counts.Total, counts.Succeeded, counts.Cached, counts.Failed, counts.Cancelled, counts.Split, tasks.Sum(t => t.Inputs.Count)),
+            Results = results.ToDictionary(r => r.Name, r => new RunSummaryTable(r.Rows, r.Keys), StringComparer.Ordinal),
+            Problems = problems,
+            Warnings = warnings,
+            CreatedAt = run.CreatedAt,
+            FinishedAt = finished,
+            DurationSeconds = Math.Round((finished - run.CreatedAt).TotalSeconds, 3),
+            InputUri = workflow.Input.Uri,
+            OutputUri = output.Uri,
+            Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
+            Engine = new RunSummaryEngine("pipelines", EngineVersion),
         };
-        await output.Store.PutAsync(output.Key(RunLayout.RunJson), JsonSerializer.SerializeToUtf8Bytes(runJson, new JsonSerializerOptions { WriteIndented = true }), "application/json", cancellationToken).ConfigureAwait(false);
+        await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
         await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
         LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed);
     }

@@ -16,8 +16,8 @@ public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, 
 /// <summary>A plan to look at: its tasks come as they are planned; the counter fills as they do.</summary>
 public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped, InputScope Scope);
 
-/// <summary>A run that was accepted and queued.</summary>
-public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<WorkflowProblem> Warnings, string? ListingNote = null);
+/// <summary>A run that was accepted and queued, with every warning its submission has for the user.</summary>
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<SubmitWarning> Warnings);
 
 /// <summary>
 /// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
@@ -127,7 +127,7 @@ public sealed partial class RunSubmitter(
 
         await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
         LogSubmitted(log, runId, workflow.Name, count, counter.Selected);
-        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), workflow.Warnings, scope.Note);
+        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), SubmitWarning.Of(workflow, 0, scope));
     }
 
     private static async IAsyncEnumerable<TaskRecord> Records(IAsyncEnumerable<PlannedTask> tasks, string runId)
@@ -208,7 +208,7 @@ public sealed partial class RunSubmitter(
         await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         await queue.EnqueueTasksAsync(runId, tasks.Select(t => t.Index).ToList(), cancellationToken).ConfigureAwait(false);
         LogSubmitted(log, runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected);
-        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, workflow.Warnings, scope.Note);
+        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, SubmitWarning.Of(workflow, plan.FilesUngrouped, scope));
     }
 
     /// <summary>

@@ -53,17 +53,7 @@ internal static partial class RunsApi
             var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct);
             LogSubmitted(logs.CreateLogger("Pipelines.Server.Api"), run.RunId, run.WorkflowName, Access.Access.Who(user));
             var url = RunUrl(run.RunId);
-            var warnings = run.Warnings.Select(w => w.ToString()).ToList();
-            if (run.Plan.FilesUngrouped > 0)
-            {
-                warnings.Add($"{run.Plan.FilesUngrouped} selected file(s) do not match input.group_by and are left out");
-            }
-
-            if (run.ListingNote is not null)
-            {
-                warnings.Add(run.ListingNote);
-            }
-
+            var warnings = run.Warnings.Select(w => w.Text).ToList();
             return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings));
         }
         catch (PipelinesException e)

@@ -1,9 +1,9 @@
 using System.Globalization;
-using System.Text.Json;
 using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Gather;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Server.Api;
@@ -86,11 +86,8 @@ internal sealed class RunPage(string runId) : RazorPage
             var output = stores.Open(run.OutputUri);
             try
             {
-                using var doc = JsonDocument.Parse(output.Store.ReadAllAsync(output.Key(RunLayout.RunJson), ct).GetAwaiter().GetResult());
-                foreach (var r in doc.RootElement.GetProperty("results").EnumerateObject())
-                {
-                    files.AddRange(r.Value.GetProperty("files").EnumerateArray().Select(f => f.GetString()!));
-                }
+                var summary = RunSummary.ReadAsync(output, ct).GetAwaiter().GetResult();
+                files.AddRange(summary.Results.Values.SelectMany(r => r.Files));
             }
             catch (ObjectNotFoundException)
             {

@@ -65,6 +65,11 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
         Assert.Contains("=== pipelines: stats attempt 1, exit 0", log, StringComparison.Ordinal);
         var csv = await http.GetStringAsync($"/api/runs/{runId}/files/results/stats.csv");
         Assert.Equal(201, csv.TrimEnd('\n').Split('\n').Length);
+
+        // The dashboard's run page lists the result files that run.json names.
+        var page = await http.GetStringAsync($"/hangfire/runs/{runId}");
+        Assert.Contains($"href=\"/api/runs/{runId}/files/results/stats.parquet\"", page, StringComparison.Ordinal);
+        Assert.Contains($"href=\"/api/runs/{runId}/files/results/stats.csv\"", page, StringComparison.Ordinal);
         using var outside = await http.GetAsync($"/api/runs/{runId}/files/..%2F..%2Fraw%2Flane1%2FS001_R1.fastq");
         Assert.Equal(HttpStatusCode.NotFound, outside.StatusCode);
         using var missing = await http.GetAsync("/api/runs/20000101-000000-000000");
