@@ -218,7 +218,7 @@ public sealed partial class RunSubmitter(
     private InputScope OpenScope(Workflow workflow, StorageLocation input)
     {
         var output = stores.Open(workflow.Output.Uri);
-        if (output.Store is LocalObjectStore && LocalObjectStore.Blocker(output.Store.Name) is { } blocker)
+        if (output.Store.RootBlocker() is { } blocker)
         {
             throw new PipelinesException($"output.uri {workflow.Output.Uri} cannot be a folder: {blocker}", retryHelps: false);
         }
@@ -282,14 +282,7 @@ public sealed partial class RunSubmitter(
         await Parallel.ForEachAsync(Enumerable.Range(0, objects.Count), new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (i, token) =>
         {
             var o = objects[i];
-            var hash = o.ETag;
-            if (hash is null && input.Store is LocalObjectStore local)
-            {
-                var path = Path.Combine(local.Name, o.Key);
-                hash = (await Hashing.OfFileAsync(path, token).ConfigureAwait(false)).Sha256;
-            }
-
-            files[i] = new InputFile(o.Key[input.Prefix.Length..], o.Size, hash ?? "");
+            files[i] = new InputFile(o.Key[input.Prefix.Length..], o.Size, await input.Store.ContentTagAsync(o, token).ConfigureAwait(false));
         }).ConfigureAwait(false);
         return files;
     }

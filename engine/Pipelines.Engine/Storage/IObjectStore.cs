@@ -12,6 +12,30 @@ public interface IObjectStore
     /// <summary>Every object under a key prefix, in ordinal key order.</summary>
     IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Every object under a key prefix whose key sorts after <paramref name="startAfter"/> (S3's
+    /// StartAfter; null lists from the start), in ordinal key order. The triggers' incremental listing uses it.
+    /// </summary>
+    IAsyncEnumerable<StoredObject> ListAsync(string prefix, string? startAfter, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The content tag a task id and the stage-in check use for a listed object: the store's
+    /// version tag where it has one (an S3 ETag), else the sha256 of the bytes (local files).
+    /// </summary>
+    Task<string> ContentTagAsync(StoredObject o, CancellationToken cancellationToken) => Task.FromResult(o.ETag ?? "");
+
+    /// <summary>Whether the store answers (the bucket can be listed, the folder read); throws what is wrong, for readiness checks.</summary>
+    async Task PingAsync(CancellationToken cancellationToken)
+    {
+        await foreach (var _ in ListAsync("", cancellationToken).ConfigureAwait(false))
+        {
+            break;
+        }
+    }
+
+    /// <summary>Why this store's root cannot hold objects (a file or a device where a folder should be), or null.</summary>
+    string? RootBlocker() => null;
+
     /// <summary>The object's size and version tag, or null when it does not exist.</summary>
     Task<StoredObject?> StatAsync(string key, CancellationToken cancellationToken);
 

@@ -18,7 +18,10 @@ public sealed partial class LocalObjectStore : IObjectStore
 
     public string Name => _root;
 
-    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken) =>
+        ListAsync(prefix, startAfter: null, cancellationToken);
+
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         if (!UnixFile.TryStat(_root, followLinks: true, out var root, out _) || root.Kind != UnixFileKind.Directory)
         {
@@ -29,7 +32,10 @@ public sealed partial class LocalObjectStore : IObjectStore
         // folder's entries per level are held, so a million files do not have to fit in memory.
         foreach (var o in Walk(_root, "", prefix, [(root.Device, root.Inode)], cancellationToken))
         {
-            yield return o;
+            if (startAfter is null || string.CompareOrdinal(o.Key, startAfter) > 0)
+            {
+                yield return o;
+            }
         }
 
         await Task.CompletedTask.ConfigureAwait(false);
@@ -273,6 +279,12 @@ public sealed partial class LocalObjectStore : IObjectStore
     }
 
     /// <summary>The first part of the path that exists and is not a folder, said as a reason.</summary>
+    /// <summary>A local file has no version tag: its tag is the sha256 of its bytes.</summary>
+    public async Task<string> ContentTagAsync(StoredObject o, CancellationToken cancellationToken) =>
+        o.ETag ?? (await Hashing.OfFileAsync(PathOf(o.Key), cancellationToken).ConfigureAwait(false)).Sha256;
+
+    public string? RootBlocker() => Blocker(_root);
+
     internal static string? Blocker(string folder)
     {
         for (var p = folder; !string.IsNullOrEmpty(p); p = Path.GetDirectoryName(p))

@@ -40,12 +40,25 @@ public sealed class ObjectStoreFactory(S3Settings settings) : IDisposable
                 prefix += "/";
             }
 
-            return new StorageLocation(new S3ObjectStore(_client.Value, bucket), prefix, "s3://" + bucket + "/" + prefix);
+            return new StorageLocation(new S3ObjectStore(_client.Value, bucket), prefix, "s3://" + bucket + "/" + prefix) { Bucket = bucket };
         }
 
         var path = uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri;
         var full = Path.GetFullPath(path);
         return new StorageLocation(new LocalObjectStore(full), "", full.TrimEnd('/') + "/");
+    }
+
+    /// <summary>Whether the S3 endpoint answers with these credentials (a bucket listing); throws what is wrong.</summary>
+    public async Task PingEndpointAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.Value.ListBucketsAsync(new Amazon.S3.Model.ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
+        {
+            throw new PipelinesException("S3: " + e.GetBaseException().Message, retryHelps: true, e);
+        }
     }
 
     /// <summary>The S3 client, for tests and tools that create buckets.</summary>

@@ -28,13 +28,13 @@ public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipar
     public string Name => "s3://" + bucket;
 
     public IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken) =>
-        ListAfterAsync(prefix, null, cancellationToken);
+        ListAsync(prefix, startAfter: null, cancellationToken);
 
     /// <summary>
     /// Every object under a key prefix whose key sorts after <paramref name="startAfter"/> (S3's
     /// StartAfter; null lists from the start). The triggers' incremental listing uses it.
     /// </summary>
-    public async IAsyncEnumerable<StoredObject> ListAfterAsync(string prefix, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         string? token = null;
         do

@@ -158,7 +158,7 @@ public sealed partial class TriggerCycle(
         ObjectStoreFactory stores, PostgresTriggerStore ledger, RegisteredTrigger trigger, string? startAfter, LedgerState state, string source, DateTimeOffset now, CancellationToken ct)
     {
         var location = stores.Open(trigger.Uri);
-        if (location.Store is not S3ObjectStore s3)
+        if (location.Bucket is null)
         {
             throw new PipelinesException($"trigger.uri {trigger.Uri}: a trigger watches a bucket (s3://bucket/prefix/)", retryHelps: false);
         }
@@ -169,7 +169,7 @@ public sealed partial class TriggerCycle(
         long listed = 0;
         var recorded = 0;
         string? last = null;
-        await foreach (var o in s3.ListAfterAsync(location.Prefix, startAfter, ct).ConfigureAwait(false))
+        await foreach (var o in location.Store.ListAsync(location.Prefix, startAfter, ct).ConfigureAwait(false))
         {
             listed++;
             last = o.Key;
@@ -185,12 +185,12 @@ public sealed partial class TriggerCycle(
 
             if (chunk.Count == RecordChunk)
             {
-                recorded += await ledger.RecordAsync(trigger.Name, s3.Bucket, chunk, source, now, ct).ConfigureAwait(false);
+                recorded += await ledger.RecordAsync(trigger.Name, location.Bucket, chunk, source, now, ct).ConfigureAwait(false);
                 chunk.Clear();
             }
         }
 
-        recorded += await ledger.RecordAsync(trigger.Name, s3.Bucket, chunk, source, now, ct).ConfigureAwait(false);
+        recorded += await ledger.RecordAsync(trigger.Name, location.Bucket, chunk, source, now, ct).ConfigureAwait(false);
         return (listed, recorded, last);
     }
 

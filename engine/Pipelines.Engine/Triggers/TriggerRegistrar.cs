@@ -29,7 +29,7 @@ public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFac
         }
 
         var location = stores.Open(spec.Uri);
-        var bucket = ((S3ObjectStore)location.Store).Bucket;
+        var bucket = location.Bucket!;
         var trigger = new RegisteredTrigger(
             workflow.Name, yaml, source, baseDirectory, overrides, location.Uri, bucket, location.Prefix,
             spec.Include, workflow.Input.Exclude, spec.Settle, time.GetUtcNow());

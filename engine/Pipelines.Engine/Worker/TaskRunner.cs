@@ -233,7 +233,7 @@ public sealed partial class TaskRunner(
             {
                 var file = task.Inputs[i];
                 var digest = await input.Store.DownloadAsync(input.Key(file.Key), Path.Combine(inDir, file.Key), token).ConfigureAwait(false);
-                if (!MatchesPlannedHash(file, digest))
+                if (!ContentTags.Matches(file.Hash, file.Size, digest))
                 {
                     throw new PipelinesException($"input '{file.Key}' changed after the run was planned (stored content no longer matches its tag {file.Hash}); submit the run again", retryHelps: false);
                 }
@@ -242,13 +242,6 @@ public sealed partial class TaskRunner(
             }).ConfigureAwait(false);
         return refs.ToList();
     }
-
-    private static bool MatchesPlannedHash(InputFile file, FileDigest digest) => file.Hash.Length switch
-    {
-        64 => string.Equals(file.Hash, digest.Sha256, StringComparison.OrdinalIgnoreCase),
-        32 => string.Equals(file.Hash, digest.Md5, StringComparison.OrdinalIgnoreCase),
-        _ => file.Size == digest.Size, // multipart ETags are not a content hash; the size still is checked.
-    };
 
     private async Task<(TaskOutcome Outcome, bool Splittable)> RunStepsAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, string scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
     {

@@ -33,17 +33,17 @@ internal sealed class BucketCheck(ObjectStoreFactory stores, ServerOptions optio
         {
             if (options.Bucket is { Length: > 0 } bucket)
             {
-                await stores.S3Client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = bucket, MaxKeys = 1 }, cancellationToken).ConfigureAwait(false);
+                await stores.Open($"s3://{bucket}/").Store.PingAsync(cancellationToken).ConfigureAwait(false);
                 return HealthCheckResult.Healthy($"bucket {bucket} answers");
             }
 
-            await stores.S3Client.ListBucketsAsync(new ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
+            await stores.PingEndpointAsync(cancellationToken).ConfigureAwait(false);
             return HealthCheckResult.Healthy("the S3 endpoint answers");
         }
-        catch (Exception e) when (e is Amazon.Runtime.AmazonServiceException or HttpRequestException or IOException)
+        catch (PipelinesException e)
         {
             // The message names the service's answer, never the credentials.
-            return HealthCheckResult.Unhealthy("S3: " + e.GetBaseException().Message);
+            return HealthCheckResult.Unhealthy(e.Message.StartsWith("S3: ", StringComparison.Ordinal) ? e.Message : "S3: " + e.Message);
         }
     }
 }

@@ -235,20 +235,53 @@ public sealed class OutageTests : IAsyncLifetime
           uri: {{output}}
         """);
 
+    private readonly Dictionary<Process, (StringBuilder Out, StringBuilder Err)> _output = [];
+
+    /// <summary>
+    /// Starts the CLI and reads its output as it comes: a worker that logs a PostgreSQL restart
+    /// into a pipe nobody reads fills the pipe and blocks on its next write.
+    /// </summary>
     private Process Start(IEnumerable<string> args)
     {
         var p = CliRunner.Start(args, _env);
+        var captured = (Out: new StringBuilder(), Err: new StringBuilder());
+        p.OutputDataReceived += (_, e) => Append(captured.Out, e.Data);
+        p.ErrorDataReceived += (_, e) => Append(captured.Err, e.Data);
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
         _processes.Add(p);
+        _output[p] = captured;
         return p;
     }
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> EndAsync(Process run)
+    private static void Append(StringBuilder sb, string? line)
     {
-        var stdout = run.StandardOutput.ReadToEndAsync();
-        var stderr = run.StandardError.ReadToEndAsync();
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (sb)
+        {
+            sb.AppendLine(line);
+        }
+    }
+
+    private string Output(Process p, bool error)
+    {
+        var sb = error ? _output[p].Err : _output[p].Out;
+        lock (sb)
+        {
+            return sb.ToString();
+        }
+    }
+
+    private async Task<(int Exit, string Stdout, string Stderr)> EndAsync(Process run)
+    {
         using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4));
         await run.WaitForExitAsync(limit.Token);
-        return (run.ExitCode, await stdout, await stderr);
+        run.WaitForExit();
+        return (run.ExitCode, Output(run, error: false), Output(run, error: true));
     }
 
     private Task WaitForSucceededAsync(int count, Process run) => WaitForAsync(run, async () =>
@@ -270,7 +303,7 @@ public sealed class OutageTests : IAsyncLifetime
         {
             if (run.HasExited)
             {
-                throw new InvalidOperationException($"pipelines run ended early with {run.ExitCode}: {await run.StandardOutput.ReadToEndAsync()}{await run.StandardError.ReadToEndAsync()}");
+                throw new InvalidOperationException($"pipelines run ended early with {run.ExitCode}");
             }
 
             try
