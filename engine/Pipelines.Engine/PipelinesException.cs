@@ -10,4 +10,7 @@ public class PipelinesException : Exception
         : base(message, inner) => RetryHelps = retryHelps;
 
     public bool RetryHelps { get; }
+
+    /// <summary>How a failure is recorded as a reason: the engine's own message, or the type and message of anything unforeseen.</summary>
+    public static string Describe(Exception e) => e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 }

@@ -107,7 +107,7 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                     {
                         // Anything unforeseen (a table the writer cannot take, a bug): the run ends failed
                         // with the reason now. Outages go on: the gather is waited out and tried again.
-                        error = $"gather '{spec.Name}' failed: {e.GetType().Name}: {e.Message}";
+                        error = $"gather '{spec.Name}' failed: {PipelinesException.Describe(e)}";
                         LogGatherFailed(log, runId, spec.Name, error);
                         break;
                     }

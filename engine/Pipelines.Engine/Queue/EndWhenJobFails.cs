@@ -39,7 +39,7 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
         var queue = services.GetRequiredService<ITaskQueue>();
         var time = services.GetRequiredService<TimeProvider>();
         var log = services.GetRequiredService<ILogger<EndWhenJobFails>>();
-        var reason = $"gave up after {context.GetJobParameter<int>("RetryCount") + 1} deliveries: {Describe(failed.Exception)}";
+        var reason = $"gave up after {context.GetJobParameter<int>("RetryCount") + 1} deliveries: {PipelinesException.Describe(failed.Exception)}";
         try
         {
             if (job.Type == typeof(TaskJob) && job.Args is [string runId, int index, ..])
@@ -72,8 +72,6 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
             LogCouldNotEnd(log, context.BackgroundJob.Id, e.Message);
         }
     }
-
-    private static string Describe(Exception e) => e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} ended failed: {Reason}")]
     private static partial void LogTaskEnded(ILogger logger, string runId, int index, string reason);

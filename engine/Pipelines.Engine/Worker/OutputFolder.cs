@@ -29,11 +29,11 @@ internal static class OutputFolder
         var warnings = new List<string>();
         long files = 0, bytes = 0;
         using var root = NoFollow.OpenDirectory(outDir);
-        Walk(root, "", depth: 0);
+        Walk(root, "");
         kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         return new OutputScan(kept, warnings);
 
-        void Walk(NoFollow.SafeDirectory folder, string prefix, int depth)
+        void Walk(NoFollow.SafeDirectory folder, string prefix)
         {
             foreach (var raw in NoFollow.ReadNames(folder, Shown(prefix)))
             {
@@ -60,7 +60,7 @@ internal static class OutputFolder
                     case UnixFileKind.Directory:
                         using (var child = NoFollow.OpenDirectory(folder, raw, shown))
                         {
-                            Walk(child, rel + "/", depth + 1);
+                            Walk(child, rel + "/");
                         }
 
                         break;

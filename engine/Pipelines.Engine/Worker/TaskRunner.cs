@@ -44,7 +44,7 @@ public sealed partial class TaskRunner(
                 await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
                 return true;
             },
-            IsOutage,
+            OutageGate.IsOutage,
             $"run {runId} task {index}",
             cancellationToken);
 
@@ -83,13 +83,13 @@ public sealed partial class TaskRunner(
                 var definition = Definitions.GetOrAdd(runId, _ => RunDefinition.FromJson(run.DefinitionJson));
                 remaining = await RunTaskAsync(run, task, definition, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (!cancellationToken.IsCancellationRequested && !IsOutage(e))
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested && !OutageGate.IsOutage(e))
             {
                 // The one place a task's outcome is settled when something unforeseen threw
                 // (a bug, a corrupt definition, a file the engine cannot handle): the task ends
                 // failed with the reason now, rather than after an outage's worth of retries.
                 // Outages go on to Hangfire, and EndWhenJobFails ends the task if they outlast it.
-                var reason = e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                var reason = PipelinesException.Describe(e);
                 LogTaskError(log, runId, index, reason);
                 (_, remaining) = await store.CommitTaskAsync(runId, index, new TaskOutcome(TaskState.Failed, null, reason, time.GetUtcNow()), [], cancellationToken).ConfigureAwait(false);
             }
@@ -152,13 +152,13 @@ public sealed partial class TaskRunner(
             (outcome, splittable) = await RunStepsAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
             LogTaskTimes(log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
         }
-        catch (Exception e) when (!ct.IsCancellationRequested && !IsOutage(e))
+        catch (Exception e) when (!ct.IsCancellationRequested && !OutageGate.IsOutage(e))
         {
             // Anything else that went wrong in staging or stage-out (an input deleted or changed
             // since planning, a file the engine cannot read or write, a bug): the task ends failed
             // with the reason, and the run goes on. Outages are thrown on to Hangfire, which
             // delivers the job again after a delay; EndTaskWhenJobFails ends it once retries run out.
-            var reason = e is PipelinesException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+            var reason = PipelinesException.Describe(e);
             LogTaskError(log, run.RunId, task.Index, reason);
             rows.Add(Row(run, task, steps[Math.Min(rows.Count, steps.Count - 1)], attempt: rows.Count + 1, "failed", null, [], [], time.GetUtcNow(), null, reason));
             outcome = new TaskOutcome(TaskState.Failed, null, reason, time.GetUtcNow());
@@ -594,8 +594,6 @@ public sealed partial class TaskRunner(
             Directory.CreateDirectory(options.Scratch, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
     }
-
-    private static bool IsOutage(Exception e) => OutageGate.IsOutage(e);
 
     private async Task WriteCacheEntryAsync(RunRecord run, TaskRecord task, Workflow workflow, List<ProvenanceRow> rows, CancellationToken ct)
     {
