@@ -1,0 +1,147 @@
+using Pipelines.Model;
+
+namespace Pipelines.Containers.Warm;
+
+/// <summary>How the engine talks to a warm container, which has no network.</summary>
+public enum WarmMode
+{
+    /// <summary>
+    /// The engine's static helper is the container's first process; for each request it runs
+    /// the request's command with that request's files at /in and an empty /out, one request
+    /// at a time. The image needs no change.
+    /// </summary>
+    Fork,
+
+    /// <summary>
+    /// The image's own long-lived process serves HTTP on the Unix socket
+    /// <see cref="WarmLayout.HttpSocket"/>; up to <see cref="WarmSpec.Concurrency"/> requests at once.
+    /// </summary>
+    Http,
+}
+
+/// <summary>
+/// Everything two requests must share to be served by one container. Containers are never
+/// shared across <see cref="Owner"/>s: an owner is one function version
+/// (<c>function:NAME@VERSION</c>) or one step of one run (<c>run:RUN/step:STEP</c>).
+/// </summary>
+public sealed record WarmSpec(
+    string Owner,
+    string ImageId,
+    WarmMode Mode,
+    IReadOnlyList<string> Command,
+    IReadOnlyDictionary<string, string> Env,
+    Resources Resources,
+    IReadOnlyDictionary<string, string> Labels)
+{
+    /// <summary>Variables set in the container only, never logged or returned (as <see cref="ContainerSpec.Secrets"/>).</summary>
+    public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Requests served at once by one container: 1 in fork mode, whatever is given, and up to this in http mode.</summary>
+    public int Concurrency { get; init; } = 1;
+
+    /// <summary>Containers kept warm while idle; 0 scales to zero.</summary>
+    public int MinWarm { get; init; }
+
+    /// <summary>The most containers of this owner at once.</summary>
+    public int Max { get; init; } = 4;
+
+    /// <summary>A container idle this long is stopped (never below <see cref="MinWarm"/>).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Requests that may wait for a container; one more is refused with <see cref="PoolFullException"/>.</summary>
+    public int MaxQueue { get; init; } = 100;
+}
+
+/// <summary>
+/// Warm containers, per owner: started on demand up to <see cref="WarmSpec.Max"/>, kept at
+/// <see cref="WarmSpec.MinWarm"/>, idled out, and replaced when one crashes, hangs or breaks
+/// the protocol. One real implementation, on the Docker engine.
+/// </summary>
+public interface IWarmPool : IAsyncDisposable
+{
+    /// <summary>
+    /// A warm container of <paramref name="spec"/> for one request: waits while every container
+    /// of the owner is busy and <see cref="WarmSpec.Max"/> are running, starts one otherwise.
+    /// Throws <see cref="PoolFullException"/> when <see cref="WarmSpec.MaxQueue"/> already wait,
+    /// and <see cref="PipelinesException"/> when a container cannot be started (its reason).
+    /// </summary>
+    ValueTask<WarmLease> AcquireAsync(WarmSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>Stops every container of an owner (a run ended, a function deleted or deployed again).</summary>
+    Task RetireAsync(string owner, CancellationToken cancellationToken);
+
+    /// <summary>Figures per owner, for the dashboard and the API.</summary>
+    IReadOnlyList<WarmPoolStats> Stats();
+}
+
+/// <summary>
+/// One request's hold on one warm container. In fork mode the three folders are host folders
+/// bound in the container, empty when the lease is given: the caller puts the request's files
+/// in <see cref="InDir"/> (and earlier steps' outputs under <see cref="StepsDir"/>), runs, then
+/// reads what was left in <see cref="OutDir"/> (never trusting it: see OutputFolder). Disposing
+/// the lease empties them and /tmp and gives the container back, or replaces it when it broke.
+/// </summary>
+public abstract class WarmLease : IAsyncDisposable
+{
+    /// <summary>The Docker id of the container serving this request.</summary>
+    public abstract string ContainerId { get; }
+
+    /// <summary>Host folder seen at /in (read-only inside). Fork mode only.</summary>
+    public abstract string InDir { get; }
+
+    /// <summary>Host folder seen at /out (writable inside). Fork mode only.</summary>
+    public abstract string OutDir { get; }
+
+    /// <summary>Host folder seen at /steps (read-only inside). Fork mode only.</summary>
+    public abstract string StepsDir { get; }
+
+    /// <summary>
+    /// Fork mode: runs one process with <paramref name="command"/> (the program first) and
+    /// <paramref name="env"/> added to the container's, in /out. A timeout kills the process and
+    /// is reported as <see cref="ContainerResult.TimedOut"/>; every process the request started
+    /// is gone when this returns. A container that dies or breaks the protocol throws
+    /// <see cref="WarmContainerException"/> and is replaced.
+    /// </summary>
+    public abstract Task<ContainerResult> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Http mode: sends the request to the container's server. A timeout kills the container
+    /// (<see cref="WarmContainerException"/> with TimedOut set).
+    /// </summary>
+    public abstract Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>The caller found the container unfit (for example its output broke a rule): it is replaced, not reused.</summary>
+    public abstract void Discard(string reason);
+
+    public abstract ValueTask DisposeAsync();
+}
+
+/// <summary>The container serving a request died, hung or broke the protocol; it has been replaced.</summary>
+public sealed class WarmContainerException(string message, bool timedOut = false, Exception? inner = null)
+    : PipelinesException(message, retryHelps: false, inner)
+{
+    public bool TimedOut { get; } = timedOut;
+}
+
+/// <summary>Too many requests already wait for this owner's containers.</summary>
+public sealed class PoolFullException(string owner, int waiting)
+    : PipelinesException($"{waiting} requests already wait for a warm container of {owner}", retryHelps: false)
+{
+    public string Owner { get; } = owner;
+}
+
+/// <summary>One owner's containers and requests at a moment.</summary>
+public sealed record WarmPoolStats(string Owner, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced);
+
+/// <summary>Paths inside a warm container, beside <see cref="ContainerLayout"/>.</summary>
+public static class WarmLayout
+{
+    /// <summary>The folder the engine and the container share for their sockets.</summary>
+    public const string Control = "/run/pipelines";
+
+    /// <summary>Where an http-mode image's server listens.</summary>
+    public const string HttpSocket = Control + "/http.sock";
+
+    /// <summary>Where the engine's fork helper is mounted, read-only.</summary>
+    public const string Helper = "/.pipelines/warm";
+}
