@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
+using Pipelines.Containers.Warm;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Runs;
@@ -16,7 +17,7 @@ namespace Pipelines.Worker;
 /// each step's log (every attempt's output, with what the engine did) is stored beside its
 /// outputs. Decides how the steps went; the task shell decides what that makes of the task.
 /// </summary>
-internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log)
+internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
 {
     /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
     public sealed record Result(TaskOutcome Outcome, bool Splittable);
@@ -34,19 +35,15 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             for (var attempt = 1; attempt <= step.Retries + 1; attempt++)
             {
                 var outDir = scratch.NewOut(step.Name, attempt);
-                var mounts = new List<Mount> { new(scratch.In, ContainerLayout.In, ReadOnly: true) };
-                mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
-                mounts.Add(new Mount(outDir, ContainerLayout.Out, ReadOnly: false));
                 var started = time.GetUtcNow();
                 var limits = watch.Limits(step);
                 StepWatch.Watched watched = new(null, null, null);
                 try
                 {
-                    var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, Labels(run, task, step))
-                    {
-                        Secrets = options.SecretsFor(step.Name, step.Secrets),
-                    };
-                    watched = await watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct).ConfigureAwait(false);
+                    var secrets = options.SecretsFor(step.Name, step.Secrets);
+                    watched = step.Reuse
+                        ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
+                        : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
                     error = AttemptError(step, watched);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
@@ -109,6 +106,76 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         return new Result(new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow()), Splittable: false);
     }
 
+    /// <summary>One attempt in a new container of its own, with the task's folders bound in it.</summary>
+    private Task<StepWatch.Watched> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    {
+        var mounts = new List<Mount> { new(scratch.In, ContainerLayout.In, ReadOnly: true) };
+        mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
+        mounts.Add(new Mount(outDir, ContainerLayout.Out, ReadOnly: false));
+        var labels = new Dictionary<string, string>
+        {
+            ["org.pipelines.run"] = run.RunId,
+            ["org.pipelines.task"] = task.TaskId,
+            ["org.pipelines.step"] = step.Name,
+        };
+        var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets };
+        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct);
+    }
+
+    /// <summary>
+    /// One attempt (reuse: true) as a request to a warm container of this run's step: the task's
+    /// inputs and earlier steps' outputs are moved into the container's folders for the request
+    /// and back after it, and what the request left in /out is moved into this attempt's own
+    /// folder, so that stage-out and later steps see exactly what a container of their own would
+    /// have left. The quota watch measures the container's /out while the request runs.
+    /// </summary>
+    private async Task<StepWatch.Watched> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    {
+        if (pool is null)
+        {
+            throw new PipelinesException($"step '{step.Name}' asks for reuse: true, but this worker has no warm pool (it needs the Docker engine)", retryHelps: false);
+        }
+
+        var spec = new WarmSpec(
+            $"run:{run.RunId}/step:{step.Name}",
+            step.ImageDigest,
+            WarmMode.Fork,
+            [],
+            new Dictionary<string, string>(),
+            step.Resources,
+            new Dictionary<string, string> { ["org.pipelines.run"] = run.RunId, ["org.pipelines.step"] = step.Name })
+        {
+            Secrets = secrets,
+            Max = Math.Max(1, options.Concurrency),
+            MaxQueue = int.MaxValue,
+            IdleTimeout = options.WarmStepIdle,
+        };
+        var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            NoFollow.MoveEntries(scratch.In, lease.InDir);
+            foreach (var (name, dir) in kept)
+            {
+                Directory.Move(dir, Path.Combine(lease.StepsDir, name));
+            }
+
+            try
+            {
+                return await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                NoFollow.MoveEntries(lease.InDir, scratch.In);
+                foreach (var (name, dir) in kept)
+                {
+                    Directory.Move(Path.Combine(lease.StepsDir, name), dir);
+                }
+
+                NoFollow.MoveEntries(lease.OutDir, outDir);
+            }
+        }
+    }
+
     /// <summary>The provenance row of one attempt of one step.</summary>
     public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error) => new()
     {
@@ -129,13 +196,6 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         FinishedAt = time.GetUtcNow().UtcDateTime,
         Worker = options.Name,
         Error = error,
-    };
-
-    private static Dictionary<string, string> Labels(RunRecord run, TaskRecord task, ExpandedStep step) => new()
-    {
-        ["org.pipelines.run"] = run.RunId,
-        ["org.pipelines.task"] = task.TaskId,
-        ["org.pipelines.step"] = step.Name,
     };
 
     private static string? AttemptError(ExpandedStep step, StepWatch.Watched watched) =>
