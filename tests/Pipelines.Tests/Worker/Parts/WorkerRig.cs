@@ -145,6 +145,10 @@ internal sealed class RecordingQueue : ITaskQueue
 
     public ConcurrentQueue<string> Gathers { get; } = new();
 
+    public int Slots { get; set; } = 4;
+
+    public Task<int> WorkerSlotsAsync(CancellationToken cancellationToken) => Task.FromResult(Slots);
+
     public Task EnqueueTasksAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
     {
         foreach (var i in taskIndexes)
