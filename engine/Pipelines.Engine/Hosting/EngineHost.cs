@@ -114,7 +114,12 @@ public static class EngineHost
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
-        services.AddSingleton<TaskRunner>();
+        services.AddSingleton<RunDefinitions>();
+        services.AddSingleton<TaskCache>();
+        services.AddSingleton<Staging>();
+        services.AddSingleton<StepWatch>();
+        services.AddSingleton<StepLoop>();
+        services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();
         services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));
         services.AddSingleton<RunSubmitter>();
