@@ -29,7 +29,9 @@ public interface IRunStore
 
     /// <summary>
     /// Creates a run with tasks that are still being planned, in one transaction; the run's task
-    /// count is what the stream held. A stream of no task creates nothing and returns 0.
+    /// count is what the stream held. A stream of no task creates nothing and returns 0; a stream
+    /// that throws, even after its last task, creates nothing and the exception goes on (the
+    /// submitter's last write before the commit relies on it).
     /// <see cref="DuplicateRunException"/> when the run id exists (even for an empty stream);
     /// <see cref="ArgumentException"/> when the tasks are not numbered 0 to n - 1 for this run.
     /// </summary>

@@ -60,6 +60,20 @@ public abstract class RunStoreContract
         Assert.Equal([0, 1, 2, 3, 4], (await Store.GetTasksAsync(id, None)).Select(t => t.Index));
     }
 
+    /// <summary>The submitter writes workflow.yaml at the end of the stream: a write that fails must leave no run.</summary>
+    [Fact]
+    public async Task A_stream_that_throws_after_its_last_task_creates_nothing_and_the_error_goes_on()
+    {
+        var id = NewId();
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => Store.CreateRunAsync(Run(id), ThenThrow(Stream(Tasks(id, 700))), None));
+
+        Assert.Equal("the output location cannot be written", e.Message);
+        Assert.Null(await Store.GetRunAsync(id, None));
+        Assert.Empty(await Store.GetTasksAsync(id, None));
+        Assert.Equal(5, await Store.CreateRunAsync(Run(id), Stream(Tasks(id, 5)), None));
+    }
+
     [Fact]
     public async Task A_whole_create_of_no_task_is_refused_and_creates_nothing()
     {
@@ -586,6 +600,16 @@ public abstract class RunStoreContract
 
     private static TaskRecord Child(int i) =>
         new("ignored", -1, $"child{i}", TaskState.Failed, [new InputFile($"in/c{i}", 1, "h")], new Dictionary<string, string>(), 0, null, null, null, null, null);
+
+    private static async IAsyncEnumerable<TaskRecord> ThenThrow(IAsyncEnumerable<TaskRecord> tasks)
+    {
+        await foreach (var t in tasks)
+        {
+            yield return t;
+        }
+
+        throw new PipelinesException("the output location cannot be written", retryHelps: false);
+    }
 
     private static async IAsyncEnumerable<TaskRecord> Stream(IEnumerable<TaskRecord> tasks)
     {
