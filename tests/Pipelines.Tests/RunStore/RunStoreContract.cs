@@ -19,13 +19,6 @@ public abstract class RunStoreContract
     protected abstract IRunStore Store { get; }
 
     [Fact]
-    public async Task Initialize_can_be_called_again()
-    {
-        await Store.InitializeAsync(None);
-        await Store.InitializeAsync(None);
-    }
-
-    [Fact]
     public async Task A_created_run_reads_back_queued_with_its_counts_taken_from_its_tasks()
     {
         var id = NewId();
@@ -649,12 +642,6 @@ public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.
 {
     protected override IRunStore Store => schema.Store;
 
-    [Fact]
-    public async Task Initialize_is_safe_to_run_concurrently_from_many_stores()
-    {
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => new PostgresRunStore(schema.Db, schema.Name).InitializeAsync(CancellationToken.None))));
-    }
-
     /// <summary>A fresh schema for the class, dropped when its tests have run.</summary>
     public sealed class Schema : IAsyncLifetime
     {
@@ -667,8 +654,8 @@ public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.
         public async Task InitializeAsync()
         {
             Db = await TestEnvironment.PostgresAsync();
+            await new PostgresSchema(Db, Name).CreateAsync(CancellationToken.None);
             Store = new PostgresRunStore(Db, Name);
-            await Store.InitializeAsync(CancellationToken.None);
         }
 
         public async Task DisposeAsync()

@@ -61,7 +61,6 @@ public sealed class SubmitOutputTests : IAsyncLifetime
         // No worker: whatever a submission queues stays in Hangfire's tables to be counted.
         _host = EngineHost.Build(config, worker: false);
         await _host.StartAsync();
-        await _host.Services.GetRequiredService<Pipelines.RunStore.IRunStore>().InitializeAsync(CancellationToken.None);
 
         var large = _temp.Combine("large");
         Directory.CreateDirectory(large);
