@@ -8,7 +8,7 @@ using Pipelines.Storage;
 //        the tuned direct transfer the engine is compared with: list the input, get every
 //        object (32 at once), and put one result object per BATCH inputs; prints seconds.
 //   get s3://bucket/key FILE                  download one object
-//   warm fork|http|oneshot|cold CONCURRENCY REQUESTS
+//   warm fork|http|oneshot|fork-fastq|oneshot-fastq|cold CONCURRENCY REQUESTS [FASTQ]
 //        invoke latency of warm containers against a container per request (bench/warm)
 if (args.Length < 3)
 {
@@ -18,7 +18,7 @@ if (args.Length < 3)
 
 if (args[0] == "warm")
 {
-    return await Pipelines.Bench.WarmBench.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
+    return await Pipelines.Bench.WarmBench.RunAsync(args[1], int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture), args.Length > 4 ? args[4] : null);
 }
 
 using var stores = new ObjectStoreFactory(S3Settings.From(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build()));
