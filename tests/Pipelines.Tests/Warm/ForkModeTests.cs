@@ -118,6 +118,23 @@ public sealed class ForkModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_fork_bomb_is_held_by_the_pids_limit_and_gone_for_the_next_request()
+    {
+        var pool = _context.Pool();
+        var spec = await _context.ForkSpecAsync() with { Resources = new Pipelines.Model.Resources(1, 256L * 1024 * 1024, Minute, 64) };
+        await using var lease = await pool.AcquireAsync(spec, CancellationToken.None);
+        var bomb = await lease.RunAsync(["sh", "-c", "b() { b | b & }; b; exec sleep 30"], NoEnv, TimeSpan.FromSeconds(2), CancellationToken.None);
+        Assert.True(bomb.TimedOut, bomb.Log);
+        Assert.Contains("can't fork", bomb.Log, StringComparison.Ordinal);
+        var next = await lease.RunAsync(["sh", "-c", "ps -o pid | wc -l"], NoEnv, Minute, CancellationToken.None);
+        Assert.True(next.Succeeded, next.Log);
+
+        // The header, the helper, this shell, its ps and wc (some shells fork one more for the pipe).
+        Assert.InRange(int.Parse(next.Log.Trim(), System.Globalization.CultureInfo.InvariantCulture), 3, 5);
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
+    [Fact]
     public async Task A_failing_or_crashing_command_is_its_request_failure_not_the_containers()
     {
         var pool = _context.Pool();

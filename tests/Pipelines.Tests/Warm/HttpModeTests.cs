@@ -40,6 +40,36 @@ public sealed class HttpModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Requests_beyond_one_containers_concurrency_start_another_up_to_max()
+    {
+        var pool = _context.Pool();
+        var spec = await _context.HttpSpecAsync() with { Concurrency = 2, Max = 2 };
+        var leases = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => pool.AcquireAsync(spec, CancellationToken.None).AsTask()));
+        Assert.Equal(2, leases.Select(l => l.ContainerId).Distinct().Count());
+        Assert.All(leases.GroupBy(l => l.ContainerId), g => Assert.Equal(2, g.Count()));
+        var fifth = pool.AcquireAsync(spec, CancellationToken.None).AsTask();
+        await pool.WaitForAsync(s => s.Single().Waiting == 1, Timeout(30));
+        Assert.Equal(2, pool.Stats().Single().Started);
+
+        var answers = await Task.WhenAll(leases.Select(async l =>
+        {
+            using var response = await l.SendAsync(Post("/", "many small file"), Minute, CancellationToken.None);
+            return await response.Content.ReadAsStringAsync();
+        }));
+        Assert.All(answers, a => Assert.Equal("beaucoup petit fichier", a));
+        await leases[3].DisposeAsync();
+        await using (var served = await fifth)
+        {
+            Assert.Equal(leases[3].ContainerId, served.ContainerId);
+        }
+
+        foreach (var lease in leases.Take(3))
+        {
+            await lease.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task A_server_that_crashes_fails_its_request_with_its_stderr_and_is_replaced()
     {
         var pool = _context.Pool();
