@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
+using Pipelines.Containers.Warm;
 using Pipelines.Gather;
 using Pipelines.Queue;
 using Pipelines.Runs;
@@ -112,6 +113,9 @@ public static class EngineHost
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
+
+        // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
+        services.AddSingleton<IWarmPool, DockerWarmPool>();
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<RunDefinitions>();
