@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
+using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Queue;
 using Pipelines.Runs;
@@ -144,6 +145,9 @@ public static class EngineHost
         if (postgres is not null)
         {
             TriggerHosting.Add(services, config, role: triggers);
+
+            // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
+            FunctionHosting.Add(services, config);
         }
 
         if (worker)
