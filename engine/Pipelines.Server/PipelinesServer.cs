@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Functions;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Server.Access;
@@ -73,6 +74,7 @@ public static partial class PipelinesServer
             app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
             app.MapRunsApi();
             app.MapTriggersApi();
+            app.MapFunctionsApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))
@@ -85,10 +87,13 @@ public static partial class PipelinesServer
         return app;
     }
 
-    /// <summary>Prepares the run store's schema, then serves until <paramref name="cancellationToken"/> fires.</summary>
+    /// <summary>Prepares the run store's and the functions' schema, then serves until <paramref name="cancellationToken"/> fires.</summary>
     public static async Task RunAsync(WebApplication app, CancellationToken cancellationToken)
     {
         await app.Services.GetRequiredService<IRunStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
+
+        // The functions' tables (to move to the one schema owner of the host when it comes).
+        await app.Services.GetRequiredService<PostgresFunctionStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
         var options = app.Services.GetRequiredService<ServerOptions>();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pipelines.Server");
         await app.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -172,6 +172,9 @@ public sealed class FunctionService(
         await location.Store.DownloadAsync(location.Key(OutputKey(record.Function, record.Id)), localPath, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Removes a request's scratch folder, never following a link a container may have left in it.</summary>
+    public static void DeleteScratch(string folder) => OutputFolder.DeleteTree(folder);
+
     /// <summary>The keys of an async invocation under Functions:Output.</summary>
     public static string InputKey(string function, string id, string file) => $"{function}/{id}/in/{file}";
 

@@ -305,7 +305,8 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    internal static string Name(InvocationStatus s) => s switch
+    /// <summary>A status as stored and shown: queued, running, succeeded, failed, timed_out, refused.</summary>
+    public static string Name(InvocationStatus s) => s switch
     {
         InvocationStatus.TimedOut => "timed_out",
         _ => s.ToString().ToLowerInvariant(),
