@@ -127,7 +127,7 @@ internal sealed class ServerClient : IDisposable
     {
         await using var body = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
         using var content = new StreamContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue(ContentTypes.FromName(file));
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(ContentTypes.FromName(file));
         var url = $"api/functions/{Uri.EscapeDataString(name)}/invoke?filename={Uri.EscapeDataString(Path.GetFileName(file))}";
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
         using var response = await SendAsync(() => _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct)).ConfigureAwait(false);
