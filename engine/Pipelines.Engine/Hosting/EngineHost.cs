@@ -3,10 +3,12 @@ using Hangfire.InMemory;
 using Hangfire.PostgreSql;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
+using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Queue;
@@ -113,6 +115,10 @@ public static class EngineHost
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
+
+        // Warm containers (docs/functions.md): built on first use, disposed with the host, which stops them.
+        services.TryAddSingleton<IWarmPool>(sp => new DockerWarmPool(
+            sp.GetRequiredService<DockerRuntime>(), sp.GetService<ILogger<DockerWarmPool>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<TaskRunner>();
