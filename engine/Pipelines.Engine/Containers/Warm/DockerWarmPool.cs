@@ -206,7 +206,17 @@ public sealed partial class DockerWarmPool : IWarmPool
     }
 
     /// <summary>Stops a broken container now (a hang, a timeout in http mode), so that its request ends at once.</summary>
-    internal Task KillAsync(WarmContainer container) => _runtime.KillQuietlyAsync(container.Id);
+    internal async Task KillAsync(WarmContainer container)
+    {
+        try
+        {
+            await _runtime.KillQuietlyAsync(container.Id).ConfigureAwait(false);
+        }
+        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e))
+        {
+            // The engine is out of reach: the container is marked broken and is removed once it answers (or by LeftoverCleaner).
+        }
+    }
 
     internal Task<string> LogTailAsync(WarmContainer container) => TailAsync(container.Id);
 
