@@ -97,6 +97,45 @@ public sealed class FunctionInvokeTests(FunctionServerFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task A_command_taking_one_input_refuses_two_files_with_400()
+    {
+        using var http = fixture.Client();
+        await DeployAsync(http, $"name: single\nimage: {ForkImage}\ncommand: [\"cp\", \"{{input}}\", \"/out/copy\"]\n");
+        using var form = new MultipartFormDataContent
+        {
+            { new StringContent("a"), "file", "one.txt" },
+            { new StringContent("b"), "file", "two.txt" },
+        };
+
+        var (status, body, response) = await InvokeAsync(http, "single", form);
+        response.Dispose();
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("exactly one input file", JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_new_version_is_served_by_new_containers_and_the_old_version_s_are_removed()
+    {
+        using var http = fixture.Client();
+        await DeployAsync(http, $"name: moving\nimage: {ForkImage}\ncommand: [\"sh\", \"-c\", \"echo $WHICH > /out/v.txt\"]\nenv: {{ WHICH: one }}\n");
+        var (_, first, r1) = await InvokeAsync(http, "moving", new StringContent("x"));
+        var oldContainer = (await GetJsonAsync(http, "/api/functions/moving/invocations"))[0].GetProperty("containerId").GetString()!;
+        r1.Dispose();
+
+        await DeployAsync(http, $"name: moving\nimage: {ForkImage}\ncommand: [\"sh\", \"-c\", \"echo $WHICH > /out/v.txt\"]\nenv: {{ WHICH: two }}\n");
+        var (_, second, r2) = await InvokeAsync(http, "moving", new StringContent("x"));
+        var version = r2.Headers.GetValues("Pipelines-Function-Version").Single();
+        r2.Dispose();
+        var newContainer = (await GetJsonAsync(http, "/api/functions/moving/invocations"))[0].GetProperty("containerId").GetString()!;
+
+        Assert.Equal(("one", "two", "2"), (first.Trim(), second.Trim(), version));
+        Assert.NotEqual(oldContainer, newContainer);
+        using var docker = new Docker.DotNet.DockerClientBuilder().WithEndpoint(new Uri(Support.TestEnvironment.DockerEndpoint)).Build();
+        await Assert.ThrowsAsync<Docker.DotNet.DockerContainerNotFoundException>(() => docker.Containers.InspectContainerAsync(oldContainer));
+    }
+
+    [Fact]
     public async Task An_http_function_loads_its_model_once_and_serves_the_request_body()
     {
         using var http = fixture.Client();
