@@ -21,6 +21,15 @@ app.Configure(c =>
         b.SetDefaultCommand<TriggersCommand>();
         b.AddCommand<IngestCommand>("ingest").WithDescription("Feed an S3 event notification body (FILE or - for stdin) to the triggers' ledger.");
     });
+    c.AddBranch<CommonSettings>("function", b =>
+    {
+        b.SetDescription("Deploy, list, show and delete functions on a `pipelines server` (docs/functions.md).");
+        b.AddCommand<FunctionDeployCommand>("deploy").WithDescription("Validate a function file and deploy it: a changed file makes a new version.");
+        b.AddCommand<FunctionListCommand>("list").WithDescription("Every function's current version.");
+        b.AddCommand<FunctionShowCommand>("show").WithDescription("A function: its limits, versions, requests, errors, latency and warm containers.");
+        b.AddCommand<FunctionDeleteCommand>("delete").WithDescription("Delete a function with its versions and invocations.");
+    });
+    c.AddCommand<InvokeCommand>("invoke").WithDescription("Invoke a function with a file as its input: pipelines invoke NAME FILE [-o OUT].");
     c.AddBranch<CommonSettings>("s3", b =>
     {
         b.SetDescription("Make a bucket, list it, copy files in and out, with the engine's S3 settings.");

@@ -3,11 +3,13 @@ using Hangfire.InMemory;
 using Hangfire.PostgreSql;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
+using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Queue;
 using Pipelines.Runs;
@@ -158,6 +160,9 @@ public static class EngineHost
         if (postgres is not null)
         {
             TriggerHosting.Add(services, config, role: triggers);
+
+            // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
+            FunctionHosting.Add(services, config);
         }
 
         if (worker)
