@@ -224,7 +224,7 @@ public sealed class RunReport
         foreach (var step in shown)
         {
             var m = metric(_steps[step]);
-            var scale = (width - left - 120) / most;
+            var scale = (width - left - 250) / most;
             svg.Append(CultureInfo.InvariantCulture, $"<g class=\"step\" data-step=\"{E(step)}\"><text x=\"{left - 6}\" y=\"{y + 15}\" text-anchor=\"end\">{E(step)}</text>");
             svg.Append(CultureInfo.InvariantCulture, $"<rect class=\"max\" x=\"{left}\" y=\"{y}\" width=\"{F(Math.Max(1, m.Max * scale))}\" height=\"{barHeight}\" fill=\"#a9c6ef\"><title>max {E(format(m.Max))}</title></rect>");
             svg.Append(CultureInfo.InvariantCulture, $"<rect class=\"mean\" x=\"{left}\" y=\"{y + 5}\" width=\"{F(Math.Max(1, m.Mean * scale))}\" height=\"{barHeight - 10}\" fill=\"#2f6fc4\"><title>mean {E(format(m.Mean))} over {m.Count}</title></rect>");

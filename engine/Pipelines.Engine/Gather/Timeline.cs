@@ -131,7 +131,7 @@ public sealed class Timeline(DateTime start, DateTime end)
         for (var i = 0; i <= 5; i++)
         {
             var x = Left + (i * (Width - Left - 10) / 5.0);
-            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(x)}\" y1=\"14\" x2=\"{F(x)}\" y2=\"{y}\" stroke=\"#ccc\" stroke-dasharray=\"2,3\"/><text x=\"{F(x)}\" y=\"{y + 14}\" text-anchor=\"middle\">{Seconds(seconds * i / 5)}</text>");
+            svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{F(x)}\" y1=\"14\" x2=\"{F(x)}\" y2=\"{y}\" stroke=\"#ccc\" stroke-dasharray=\"2,3\"/><text x=\"{F(x)}\" y=\"{y + 14}\" text-anchor=\"{(i == 5 ? "end" : "middle")}\">{Seconds(seconds * i / 5)}</text>");
         }
 
         svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{Left}\" y=\"11\">{(_busy.Count == 0 ? $"{Count} step(s) of task attempts" : $"{Count} steps of task attempts, drawn as how busy each worker was")}</text>");

@@ -267,7 +267,7 @@ public sealed class LineageService(ObjectStoreFactory stores, IRunStore? runStor
             {
                 var runId = folderUri.TrimEnd('/').Split('/')[^1];
                 var run = await runStore.GetRunAsync(runId, ct).ConfigureAwait(false);
-                if (run is not null && SameFolder(stores.Open(run.OutputUri).Child(runId).Uri, location.Uri))
+                if (run is not null && SameFolder(stores.Open(run.OutputUri).Uri, location.Uri))
                 {
                     return (new RunFolder(location, runId, FromStore: true), key);
                 }

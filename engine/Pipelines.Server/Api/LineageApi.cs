@@ -55,7 +55,7 @@ internal static class LineageApi
             var run = await store.GetRunAsync(segments[i], ct);
             if (run is not null && !run.OutputUri.StartsWith("s3://", StringComparison.Ordinal))
             {
-                var folder = stores.Open(run.OutputUri).Child(run.RunId).Uri;
+                var folder = stores.Open(run.OutputUri).Uri;
                 if (full.StartsWith(folder, StringComparison.Ordinal))
                 {
                     return true;
