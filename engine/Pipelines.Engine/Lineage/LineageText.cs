@@ -47,7 +47,7 @@ public static class LineageText
         for (var i = 0; i < a.Steps.Count; i++)
         {
             var s = a.Steps[i];
-            var heading = i == 0 ? (a.Kind == "task log" ? "attempt" : "produced by") : "after";
+            var heading = i == 0 ? (a.Kind == "task log" ? "attempt" : "produced by") : "before it,";
             text.AppendLine(CultureInfo.InvariantCulture, $"{heading} task {s.TaskIndex} ({s.TaskId}), step {s.Step}, attempt {s.Attempt}: {s.Status}{(s.ExitCode is { } code ? $" (exit {code})" : "")}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  image:    {s.Image} @ {s.ImageDigest}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  command:  {string.Join(' ', s.Command.Select(Quote))}");
