@@ -130,6 +130,11 @@ internal static class TableGather
         // Pass 2: the kept parts again, in order, into the result files, each row with its lineage:
         // the task, the input file it comes from, and the part it was read from.
         columns ??= spec.Columns ?? [];
+        if (columns.FirstOrDefault(LineageColumns.Contains) is { } taken)
+        {
+            throw new PipelinesException($"gather '{spec.Name}': the parts have a column named {taken}, which the gather adds itself ({string.Join(", ", LineageColumns)}); name the columns otherwise with `columns`", retryHelps: false);
+        }
+
         var allColumns = columns.Concat(LineageColumns).ToList();
         var allTypes = Enumerable.Range(0, columns.Count).Select(i => types?[i] ?? ColumnType.Text).Concat(LineageColumns.Select(_ => ColumnType.Text)).ToList();
         var parquetPath = spec.To.Contains(ResultFormat.Parquet) ? Path.Combine(folder, "result.parquet") : null;
