@@ -86,10 +86,12 @@ public static partial class PipelinesServer
         return app;
     }
 
-    /// <summary>Prepares the run store's schema, then serves until <paramref name="cancellationToken"/> fires.</summary>
+    /// <summary>
+    /// Starts (the tables are made first, by Hosting/SchemaSetup, before Kestrel listens), then
+    /// serves until <paramref name="cancellationToken"/> fires.
+    /// </summary>
     public static async Task RunAsync(WebApplication app, CancellationToken cancellationToken)
     {
-        await app.Services.GetRequiredService<IRunStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
         var options = app.Services.GetRequiredService<ServerOptions>();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pipelines.Server");
         await app.StartAsync(cancellationToken).ConfigureAwait(false);

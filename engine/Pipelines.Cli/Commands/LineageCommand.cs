@@ -41,9 +41,10 @@ public sealed class LineageCommand : AsyncCommand<LineageCommand.Settings>
         IRunStore? store = null;
         if (EngineHost.UsesPostgres(config))
         {
-            // With the run store, a run still going (no provenance file yet) answers too.
+            // With the run store, a run still going (no provenance file yet) answers too. The start
+            // makes the tables (Hosting/SchemaSetup): on a new database, no run is there rather than no table.
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
             store = host.Services.GetRequiredService<IRunStore>();
-            await store.InitializeAsync(cancellationToken).ConfigureAwait(false);
         }
 
         var lineage = new LineageService(host.Services.GetRequiredService<ObjectStoreFactory>(), store);

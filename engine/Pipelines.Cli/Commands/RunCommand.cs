@@ -57,7 +57,8 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
         using var host = EngineHost.Build(config, worker: workers > 0, settings.Verbose ? LogLevel.Information : LogLevel.Warning);
         var store = host.Services.GetRequiredService<IRunStore>();
-        await store.InitializeAsync(cancellationToken).ConfigureAwait(false);
+
+        // The start makes the PostgreSQL tables (Hosting/SchemaSetup) before anything is submitted.
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         try
         {

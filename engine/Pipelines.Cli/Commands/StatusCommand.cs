@@ -41,8 +41,9 @@ public sealed class StatusCommand : AsyncCommand<StatusCommand.Settings>
         var stores = host.Services.GetRequiredService<ObjectStoreFactory>();
         if (EngineHost.UsesPostgres(config))
         {
+            // The start makes the tables (Hosting/SchemaSetup): on a new database, no run is there rather than no table.
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
             var store = host.Services.GetRequiredService<IRunStore>();
-            await store.InitializeAsync(cancellationToken).ConfigureAwait(false);
             var run = await store.GetRunAsync(settings.RunId, cancellationToken).ConfigureAwait(false)
                 ?? throw new PipelinesException($"no run {settings.RunId} in PostgreSQL", retryHelps: false);
             var counts = await store.CountTasksAsync(run.RunId, cancellationToken).ConfigureAwait(false);

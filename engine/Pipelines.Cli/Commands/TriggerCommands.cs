@@ -9,7 +9,7 @@ using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
 
-/// <summary>The trigger commands' shared start: PostgreSQL is required, and the ledger's tables exist.</summary>
+/// <summary>The trigger commands' shared start: PostgreSQL is required, and the host's start makes the ledger's tables.</summary>
 internal static class TriggerHost
 {
     public static async Task<IHost> StartAsync(CommonSettings settings, string what, CancellationToken ct)
@@ -23,7 +23,7 @@ internal static class TriggerHost
         var host = EngineHost.Build(config, worker: false);
         try
         {
-            await host.Services.GetRequiredService<PostgresTriggerStore>().InitializeAsync(ct).ConfigureAwait(false);
+            await host.StartAsync(ct).ConfigureAwait(false);
             return host;
         }
         catch

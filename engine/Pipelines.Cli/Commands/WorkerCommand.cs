@@ -43,7 +43,6 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         }
 
         using var host = EngineHost.Build(config, worker: roles.Contains("worker"), settings.Verbose ? LogLevel.Information : LogLevel.Warning, triggers: roles.Contains("triggers"));
-        await host.Services.GetRequiredService<IRunStore>().InitializeAsync(cancellationToken).ConfigureAwait(false);
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started ({string.Join(",", roles.Order(StringComparer.Ordinal))})");
         try

@@ -114,7 +114,12 @@ public static class EngineHost
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
-        services.AddSingleton<TaskRunner>();
+        services.AddSingleton<RunDefinitions>();
+        services.AddSingleton<TaskCache>();
+        services.AddSingleton<Staging>();
+        services.AddSingleton<StepWatch>();
+        services.AddSingleton<StepLoop>();
+        services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();
         services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));
         services.AddSingleton<RunSubmitter>();
@@ -125,6 +130,11 @@ public static class EngineHost
         if (postgres is not null)
         {
             services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
+
+            // The project's tables are made here, at host start, by their one owner; first, so
+            // that no hosted service registered after (Hangfire servers, triggers, Kestrel) meets a missing table.
+            services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddHostedService<SchemaSetup>();
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
             services.AddHangfire((sp, c) =>

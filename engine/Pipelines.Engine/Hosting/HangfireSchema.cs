@@ -1,25 +1,23 @@
 using Hangfire.PostgreSql;
 using Npgsql;
+using Pipelines.RunStore;
 
 namespace Pipelines.Hosting;
 
 /// <summary>
-/// Installs or upgrades Hangfire's schema once per process start, under the advisory lock the
-/// run store and the trigger store take for their own schemas. Hangfire.PostgreSql's installer
-/// takes no lock: two processes starting at once on an empty database raced, and the loser
-/// logged a stack trace before its retry succeeded. The storage is then built with
-/// PrepareSchemaIfNecessary off.
+/// Installs or upgrades Hangfire's schema once per process start, under the advisory lock that
+/// orders all of the engine's DDL (<see cref="PostgresSchema.Lock"/>, also held while the
+/// project's own tables are made). Hangfire.PostgreSql's installer takes no lock: two processes
+/// starting at once on an empty database raced, and the loser logged a stack trace before its
+/// retry succeeded. The storage is then built with PrepareSchemaIfNecessary off.
 /// </summary>
 internal static class HangfireSchema
 {
-    /// <summary>The key of pg_advisory_xact_lock in PostgresRunStore and PostgresTriggerStore.</summary>
-    private const long SchemaLock = 7310021;
-
     /// <remarks>PostgreSQL's own errors go on as they are: the CLI's one-line message for them names the server and the setting.</remarks>
     public static void Install(NpgsqlDataSource dataSource, string schema)
     {
         using var conn = dataSource.OpenConnection();
-        using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_lock({SchemaLock})", conn))
+        using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_lock({PostgresSchema.Lock})", conn))
         {
             lockCmd.ExecuteNonQuery();
         }
@@ -30,7 +28,7 @@ internal static class HangfireSchema
         }
         finally
         {
-            using var unlock = new NpgsqlCommand($"SELECT pg_advisory_unlock({SchemaLock})", conn);
+            using var unlock = new NpgsqlCommand($"SELECT pg_advisory_unlock({PostgresSchema.Lock})", conn);
             unlock.ExecuteNonQuery();
         }
     }

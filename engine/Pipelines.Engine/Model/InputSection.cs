@@ -46,7 +46,8 @@ internal static class InputSection
             }
         }
 
-        var batch = f.Int("batch", required: false) ?? 1;
+        var auto = f.Node("batch") is YamlScalarNode { Value: "auto" };
+        var batch = auto ? 1 : f.Int("batch", required: false) ?? 1;
         if (batch < 1)
         {
             ctx.Add(f.Node("batch")!, "input.batch", $"is {batch}; a task holds at least 1 unit");
@@ -67,6 +68,6 @@ internal static class InputSection
             }
         }
 
-        return uri is null ? null : new InputSpec(uri, include, exclude, groupBy, Math.Max(batch, 1), samplesheet) { GroupByPattern = groupByPattern };
+        return uri is null ? null : new InputSpec(uri, include, exclude, groupBy, Math.Max(batch, 1), samplesheet) { GroupByPattern = groupByPattern, BatchAuto = auto };
     }
 }

@@ -30,7 +30,7 @@ internal static class StepsSection
             }
 
             var f = new YamlFields(map, path, ctx);
-            f.Known("name", "image", "command", "env", "secrets", "resources", "retries", "outputs");
+            f.Known("name", "image", "command", "env", "secrets", "resources", "retries", "outputs", "reuse");
             var name = f.String("name", required: true);
             if (name is not null && !NamePatterns.Step().IsMatch(name))
             {
@@ -90,9 +90,10 @@ internal static class StepsSection
                 f.CheckGlob("outputs", gi, glob);
             }
 
+            var reuse = f.Bool("reuse") ?? false;
             if (name is not null && image is not null && command is { Count: > 0 })
             {
-                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs) { Secrets = secrets });
+                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs) { Secrets = secrets, Reuse = reuse });
             }
         }
 

@@ -29,6 +29,13 @@ public sealed record InputSpec(
     private GroupByPattern? _groupByPattern;
 
     /// <summary>
+    /// <c>batch: auto</c>: the submitter sizes <see cref="Batch"/> from the worker slots, the
+    /// files' count and sizes and recorded task times (Planning/AutoBatch), and the run records
+    /// the size it chose.
+    /// </summary>
+    public bool BatchAuto { get; init; }
+
+    /// <summary>
     /// <see cref="GroupBy"/> compiled, for the planner; null without group_by. The parser sets it; a workflow
     /// read back from JSON, which holds only the text, compiles it on first use.
     /// </summary>
@@ -72,6 +79,13 @@ public sealed record StepSpec(
     /// the container's environment at run time; only the names are in the workflow and the run.
     /// </summary>
     public IReadOnlyList<string> Secrets { get; init; } = [];
+
+    /// <summary>
+    /// Whether the tasks of a run run this step as requests to warm containers of the step
+    /// (fork mode, docs/functions.md) instead of a new container each. Not part of a task's
+    /// identity: the step sees the same files either way.
+    /// </summary>
+    public bool Reuse { get; init; }
 }
 
 /// <summary>The limits a step's container runs under.</summary>

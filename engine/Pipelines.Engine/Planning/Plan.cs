@@ -24,6 +24,9 @@ public sealed record ExpandedStep(
 {
     /// <summary>The names of the worker's secrets the step's container gets (never their values).</summary>
     public IReadOnlyList<string> Secrets { get; init; } = [];
+
+    /// <summary>Whether the step runs in warm containers of its run (<see cref="Model.StepSpec.Reuse"/>).</summary>
+    public bool Reuse { get; init; }
 }
 
 /// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>

@@ -132,7 +132,7 @@ public static class Planner
             s.Resources,
             s.Retries,
             s.Outputs)
-        { Secrets = s.Secrets }).ToList();
+        { Secrets = s.Secrets, Reuse = s.Reuse }).ToList();
     }
 
     /// <summary>

@@ -3,6 +3,7 @@ using Hangfire.States;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.RunStore;
+using Pipelines.Worker;
 
 namespace Pipelines.Queue;
 
@@ -18,8 +19,8 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
 {
     private readonly IServiceProvider services;
 
-    // The run store and the queue are looked up when a job fails, not when Hangfire is
-    // configured: the queue needs Hangfire's client, which needs this configuration.
+    // The run store and the task shell are looked up when a job fails, not when Hangfire is
+    // configured: the shell's queue needs Hangfire's client, which needs this configuration.
     public EndWhenJobFails(IServiceProvider services)
     {
         this.services = services;
@@ -36,7 +37,6 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
         }
 
         var store = services.GetRequiredService<IRunStore>();
-        var queue = services.GetRequiredService<ITaskQueue>();
         var time = services.GetRequiredService<TimeProvider>();
         var log = services.GetRequiredService<ILogger<EndWhenJobFails>>();
         var reason = $"gave up after {context.GetJobParameter<int>("RetryCount") + 1} deliveries: {PipelinesException.Describe(failed.Exception)}";
@@ -44,16 +44,9 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
         {
             if (job.Type == typeof(TaskJob) && job.Args is [string runId, int index, ..])
             {
-                var (committed, remaining) = store.CommitTaskAsync(runId, index, new TaskOutcome(TaskState.Failed, null, reason, time.GetUtcNow()), [], CancellationToken.None).GetAwaiter().GetResult();
-                if (committed)
-                {
-                    LogTaskEnded(log, runId, index, reason);
-                }
-
-                if (remaining == 0)
-                {
-                    queue.EnqueueGatherAsync(runId, CancellationToken.None).GetAwaiter().GetResult();
-                }
+                // The task shell ends it, with the consequences of any failure (on_error: fail
+                // stops the run; the last task to end starts the gather).
+                services.GetRequiredService<TaskRunner>().EndFailedAsync(runId, index, reason, CancellationToken.None).GetAwaiter().GetResult();
             }
             else if (job.Type == typeof(GatherJob) && job.Args is [string gatherRun, ..])
             {
@@ -72,9 +65,6 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
             LogCouldNotEnd(log, context.BackgroundJob.Id, e.Message);
         }
     }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} ended failed: {Reason}")]
-    private static partial void LogTaskEnded(ILogger logger, string runId, int index, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} ended failed: {Reason}")]
     private static partial void LogRunEnded(ILogger logger, string runId, string reason);

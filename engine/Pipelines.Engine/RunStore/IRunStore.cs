@@ -12,13 +12,11 @@ namespace Pipelines.RunStore;
 /// <item>Changes that can say "no" (claim, renew, begin gather) say false or null for a run or task that does not exist;
 /// the others (commit, split, stop, finish) throw <see cref="UnknownRunException"/> and write nothing.</item>
 /// <item>Creating a run whose id exists throws <see cref="DuplicateRunException"/> and writes nothing.</item>
+/// <item>The store makes no tables: <see cref="PostgresSchema"/> does, once at host start; a PostgreSQL store used before refuses with what to do.</item>
 /// </list>
 /// </remarks>
 public interface IRunStore
 {
-    /// <summary>Creates the store's tables if they are missing; safe to call twice and from two processes at once.</summary>
-    Task InitializeAsync(CancellationToken cancellationToken);
-
     /// <summary>
     /// Creates a run with all its tasks in one transaction. The run's task count and remaining
     /// tasks are the number of tasks given. Refused (<see cref="ArgumentException"/>, nothing
@@ -29,7 +27,9 @@ public interface IRunStore
 
     /// <summary>
     /// Creates a run with tasks that are still being planned, in one transaction; the run's task
-    /// count is what the stream held. A stream of no task creates nothing and returns 0.
+    /// count is what the stream held. A stream of no task creates nothing and returns 0; a stream
+    /// that throws, even after its last task, creates nothing and the exception goes on (the
+    /// submitter's last write before the commit relies on it).
     /// <see cref="DuplicateRunException"/> when the run id exists (even for an empty stream);
     /// <see cref="ArgumentException"/> when the tasks are not numbered 0 to n - 1 for this run.
     /// </summary>

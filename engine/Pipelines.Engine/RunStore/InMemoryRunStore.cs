@@ -23,8 +23,6 @@ public sealed class InMemoryRunStore : IRunStore
         public string? GatherJob { get; set; }
     }
 
-    public Task InitializeAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
     public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
         if (tasks.Count == 0)

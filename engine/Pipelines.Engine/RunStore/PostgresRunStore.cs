@@ -13,16 +13,9 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     private string S => schema;
 
-    public async Task InitializeAsync(CancellationToken cancellationToken)
-    {
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-
-        // Two processes starting at once would race on CREATE ... IF NOT EXISTS; the lock orders them.
-        await Exec(conn, tx, "SELECT pg_advisory_xact_lock(7310021)", cancellationToken).ConfigureAwait(false);
-        await Exec(conn, tx, $"""
-            CREATE SCHEMA IF NOT EXISTS {S};
-            CREATE TABLE IF NOT EXISTS {S}.runs (
+    /// <summary>Runs, tasks and provenance; made by <see cref="PostgresSchema"/>.</summary>
+    public static SchemaPart Tables { get; } = new("run store", 1, s => $"""
+            CREATE TABLE IF NOT EXISTS {s}.runs (
                 run_id text PRIMARY KEY,
                 workflow_name text NOT NULL,
                 workflow_yaml text NOT NULL,
@@ -36,8 +29,8 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 stop_reason text,
                 gather_job text,
                 error text);
-            CREATE TABLE IF NOT EXISTS {S}.tasks (
-                run_id text NOT NULL REFERENCES {S}.runs ON DELETE CASCADE,
+            CREATE TABLE IF NOT EXISTS {s}.tasks (
+                run_id text NOT NULL REFERENCES {s}.runs ON DELETE CASCADE,
                 task_index int NOT NULL,
                 task_id text NOT NULL,
                 state text NOT NULL,
@@ -50,23 +43,24 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
                 started_at timestamptz,
                 finished_at timestamptz,
                 PRIMARY KEY (run_id, task_index));
-            CREATE TABLE IF NOT EXISTS {S}.provenance (
-                run_id text NOT NULL REFERENCES {S}.runs ON DELETE CASCADE,
+            CREATE TABLE IF NOT EXISTS {s}.provenance (
+                run_id text NOT NULL REFERENCES {s}.runs ON DELETE CASCADE,
                 task_index int NOT NULL,
                 attempt int NOT NULL,
                 step text NOT NULL,
                 row jsonb NOT NULL,
                 PRIMARY KEY (run_id, task_index, attempt, step));
-            CREATE INDEX IF NOT EXISTS runs_created ON {S}.runs (created_at DESC);
-            ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
-            ALTER TABLE {S}.tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
-            ALTER TABLE {S}.provenance ADD COLUMN IF NOT EXISTS step_rank int;
-            """, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-    }
+            CREATE INDEX IF NOT EXISTS runs_created ON {s}.runs (created_at DESC);
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+            ALTER TABLE {s}.provenance ADD COLUMN IF NOT EXISTS step_rank int;
+        """);
+
+    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
 
     public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         if (tasks.Count == 0)
         {
             throw new ArgumentException($"run {run.RunId}: a run needs at least one task", nameof(tasks));
@@ -77,6 +71,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, 0, 0, @created, NULL, NULL, NULL)", conn, tx))
@@ -149,12 +144,14 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var list = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs WHERE run_id = @id", p => p.AddWithValue("id", runId), cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
     }
 
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state)";
         void Bind(NpgsqlParameterCollection p)
         {
@@ -173,6 +170,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         const string where = "WHERE run_id = @id AND (@state::text IS NULL OR state = @state)";
         void Bind(NpgsqlParameterCollection p)
         {
@@ -191,6 +189,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var list = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id AND task_index = @i", p =>
         {
             p.AddWithValue("id", runId);
@@ -199,11 +198,15 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         return list.Count == 0 ? null : list[0];
     }
 
-    public Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken) =>
-        QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id ORDER BY task_index", p => p.AddWithValue("id", runId), cancellationToken);
+    public async Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        return await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id ORDER BY task_index", p => p.AddWithValue("id", runId), cancellationToken).ConfigureAwait(false);
+    }
 
     public async Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT state, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY state");
         cmd.Parameters.AddWithValue("id", runId);
         var counts = new Dictionary<TaskState, int>();
@@ -219,6 +222,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         // A running task without a lease was claimed before leases existed: it counts as expired.
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until
@@ -239,6 +243,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.tasks SET lease_until = @until
             WHERE run_id = @id AND task_index = @i AND state = 'running' AND worker = @w AND started_at = @started
@@ -253,6 +258,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var ranks = RunStoreRules.StepRanks(rows);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -277,6 +283,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var ranks = RunStoreRules.StepRanks(rows);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -398,6 +405,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET stop_reason = @r WHERE run_id = @id AND stop_reason IS NULL");
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("r", reason);
@@ -409,6 +417,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.runs SET state = 'gathering', gather_job = @job
             WHERE run_id = @id AND remaining = 0
@@ -421,6 +430,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET state = @s, error = @e, finished_at = @f WHERE run_id = @id AND state NOT IN ('succeeded', 'failed', 'cancelled')");
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("s", state.Name());
@@ -434,6 +444,7 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
 
     public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT row FROM {S}.provenance WHERE run_id = @id ORDER BY task_index, step_rank, attempt, step");
         cmd.Parameters.AddWithValue("id", runId);
         var rows = new List<ProvenanceRow>();
@@ -444,12 +455,6 @@ public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema 
         }
 
         return rows;
-    }
-
-    private static async Task Exec(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, conn, tx);
-        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
     }
 
     private async Task<IReadOnlyList<RunRecord>> QueryRunsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)

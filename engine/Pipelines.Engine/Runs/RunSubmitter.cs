@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -10,19 +11,20 @@ using Pipelines.Storage;
 
 namespace Pipelines.Runs;
 
-/// <summary>A planned run, not yet recorded or queued.</summary>
-public sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan, InputScope Scope);
+/// <summary>A whole plan (group_by, a sample sheet, a given listing), not yet recorded or queued.</summary>
+internal sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, Plan Plan, InputScope Scope);
 
-/// <summary>A plan to look at: its tasks come as they are planned; the counter fills as they do.</summary>
+/// <summary>A plan to look at or to queue: its tasks come as they are planned; the counter fills as they do.</summary>
 public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped, InputScope Scope);
 
 /// <summary>A run that was accepted and queued, with every warning its submission has for the user.</summary>
-public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, Plan Plan, IReadOnlyList<SubmitWarning> Warnings);
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, IReadOnlyList<SubmitWarning> Warnings);
 
 /// <summary>
 /// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
-/// plan, write workflow.yaml, record the run and its tasks, enqueue one job per task.
-/// Everything that can be refused is refused before anything is written.
+/// plan, record the run and its tasks with workflow.yaml written last, enqueue one job per task.
+/// Everything that can be refused is refused before anything is kept: a run is recorded,
+/// written and queued whole or not at all (docs/reliability.md, "Submission").
 /// </summary>
 public sealed partial class RunSubmitter(
     IRunStore store,
@@ -33,13 +35,10 @@ public sealed partial class RunSubmitter(
     TimeProvider time,
     ILogger<RunSubmitter> log)
 {
-    /// <summary>Everything up to queuing: validate, pin images, list, plan. Writes nothing.</summary>
-    public Task<PreparedRun> PrepareAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken) =>
-        PrepareAsync(Parse(yaml, source, baseDirectory, overrides), cancellationToken);
-
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
         localRoots.Parse(yaml, source, baseDirectory, overrides);
 
+    /// <summary>Everything up to queuing for a plan made whole: validate, pin images, list, plan. Writes nothing.</summary>
     private async Task<PreparedRun> PrepareAsync(Workflow workflow, CancellationToken cancellationToken)
     {
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
@@ -59,14 +58,9 @@ public sealed partial class RunSubmitter(
     /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
     public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
     {
-        var workflow = Parse(yaml, source, baseDirectory, overrides);
-        if (Planner.CanStream(workflow))
-        {
-            return await SubmitStreamingAsync(yaml, workflow, cancellationToken).ConfigureAwait(false);
-        }
-
-        var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);
-        return await QueueAsync(yaml, prepared, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+        // The plan streams or is whole as PreviewAsync decides; from here on there is one path.
+        var plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -78,9 +72,7 @@ public sealed partial class RunSubmitter(
         var workflow = Parse(yaml, source, baseDirectory, overrides);
         if (!Planner.CanStream(workflow))
         {
-            var prepared = await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false);
-            var counted = new PlanCounter { Listed = prepared.Plan.FilesListed, Selected = prepared.Plan.FilesSelected, Tasks = prepared.Plan.Tasks.Count };
-            return new PlanPreview(workflow, prepared.ImageDigests, AsAsync(prepared.Plan.Tasks), counted, prepared.Plan.FilesUngrouped, prepared.Scope);
+            return Whole(await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false));
         }
 
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
@@ -90,51 +82,70 @@ public sealed partial class RunSubmitter(
         return new PlanPreview(workflow, digests, Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, scope, cancellationToken), digests, counter, cancellationToken), counter, 0, scope);
     }
 
-    /// <summary>
-    /// Plans while the listing streams and copies the tasks into the run store as they are made,
-    /// so a million inputs never sit in memory at once (docs/benchmarks.md).
-    /// </summary>
-    private async Task<SubmittedRun> SubmitStreamingAsync(string yaml, Workflow workflow, CancellationToken cancellationToken)
+    private static PlanPreview Whole(PreparedRun prepared)
     {
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
-        var input = stores.Open(workflow.Input.Uri);
-        var scope = OpenScope(workflow, input);
-        var now = time.GetUtcNow();
-        var runId = NewRunId(now);
+        var plan = prepared.Plan;
+        var counted = new PlanCounter { Listed = plan.FilesListed, Selected = plan.FilesSelected, Tasks = plan.Tasks.Count };
+        return new PlanPreview(prepared.Workflow, prepared.ImageDigests, AsAsync(plan.Tasks), counted, plan.FilesUngrouped, prepared.Scope);
+    }
+
+    /// <summary>
+    /// Records and queues a planned run, streamed or whole: the tasks are copied into the run
+    /// store as they are planned, so a million inputs never sit in memory at once
+    /// (docs/benchmarks.md), and the run is committed only after its last task and workflow.yaml.
+    /// </summary>
+    private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CancellationToken cancellationToken)
+    {
+        var workflow = plan.Workflow;
         var runOutput = stores.Open(workflow.Output.Uri).Child(runId);
-        var definition = new RunDefinition(workflow, digests);
-        var counter = new PlanCounter();
-        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, now, null, null, null);
-        var tasks = Records(Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, scope, cancellationToken), digests, counter, cancellationToken), runId);
+        var definition = new RunDefinition(workflow, plan.ImageDigests);
+        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null);
+        var tasks = RecordsThenWorkflowYaml(plan.Tasks, runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
         var count = await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         if (count == 0)
         {
+            // Only a streamed plan gets here (a whole one is refused when it is made); nothing was kept.
             throw new PipelinesException(
-                $"input matched no files: {counter.Listed} object(s) under {input.Uri}{LeftOutClause(scope)}, none selected by include {string.Join(", ", workflow.Input.Include)}",
+                $"input matched no files: {plan.Counter.Listed} object(s) under {workflow.Input.Uri}{LeftOutClause(plan.Scope)}, none selected by include {string.Join(", ", workflow.Input.Include)}",
                 retryHelps: false);
+        }
+
+        await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
+        LogSubmitted(log, runId, workflow.Name, count, plan.Counter.Selected);
+        return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, plan.FilesUngrouped, plan.Scope));
+    }
+
+    /// <summary>
+    /// The tasks as run-store records, then, once the last one is planned, the run's first write to
+    /// its output location (workflow.yaml). The run store commits a run only when this stream ends
+    /// (a stream that throws creates nothing, IRunStore.CreateRunAsync), so an output location
+    /// that cannot be written, like an input that cannot be planned, leaves no run anywhere: not
+    /// in the run store, not in Hangfire, not in the output location.
+    /// </summary>
+    private static async IAsyncEnumerable<TaskRecord> RecordsThenWorkflowYaml(
+        IAsyncEnumerable<PlannedTask> tasks, string runId, StorageLocation runOutput, string yaml, string outputUri, [EnumeratorCancellation] CancellationToken ct)
+    {
+        var any = false;
+        await foreach (var t in tasks.WithCancellation(ct).ConfigureAwait(false))
+        {
+            any = true;
+            yield return new TaskRecord(runId, t.Index, t.TaskId, TaskState.Queued, t.Inputs, t.Captures, 0, null, null, null, null, null);
+        }
+
+        if (!any)
+        {
+            // No task: the caller refuses the run, and nothing is written.
+            yield break;
         }
 
         try
         {
-            await runOutput.Store.PutAsync(runOutput.Key(RunLayout.WorkflowYaml), Encoding.UTF8.GetBytes(yaml), "application/yaml", cancellationToken).ConfigureAwait(false);
+            await runOutput.Store.PutAsync(runOutput.Key(RunLayout.WorkflowYaml), Encoding.UTF8.GetBytes(yaml), "application/yaml", ct).ConfigureAwait(false);
         }
         catch (PipelinesException e)
         {
-            // Recorded but never queued: the run ends failed with the reason, not half-started.
-            await store.FinishRunAsync(runId, RunState.Failed, "the output location cannot be written: " + e.Message, time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
-            throw;
-        }
-
-        await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
-        LogSubmitted(log, runId, workflow.Name, count, counter.Selected);
-        return new SubmittedRun(runId, workflow.Name, count, counter.Selected, runOutput.Uri, new Plan([], counter.Listed, counter.Selected, 0), SubmitWarning.Of(workflow, 0, scope));
-    }
-
-    private static async IAsyncEnumerable<TaskRecord> Records(IAsyncEnumerable<PlannedTask> tasks, string runId)
-    {
-        await foreach (var t in tasks.ConfigureAwait(false))
-        {
-            yield return new TaskRecord(runId, t.Index, t.TaskId, TaskState.Queued, t.Inputs, t.Captures, 0, null, null, null, null, null);
+            // An unreachable store stays an outage (RetryHelps), a missing bucket or a read-only folder a refusal.
+            throw new PipelinesException($"output.uri {outputUri} cannot be written: {e.Message}", e.RetryHelps, e);
         }
     }
 
@@ -152,7 +163,7 @@ public sealed partial class RunSubmitter(
     /// Submits a run over an explicit listing (keys relative to <c>workflow.Input.Uri</c>, with
     /// size and ETag) instead of listing the input: a trigger's new objects. The run id is the
     /// caller's, so that the caller can record it before the run exists, and a second call after
-    /// a crash names the same run rather than a new one (<see cref="IRunStore.CreateRunAsync"/>
+    /// a crash names the same run rather than a new one (<see cref="IRunStore.CreateRunAsync(RunRecord, IAsyncEnumerable{TaskRecord}, CancellationToken)"/>
     /// refuses a run id that exists).
     /// </summary>
     public async Task<SubmittedRun> SubmitListingAsync(string yaml, Workflow workflow, IReadOnlyList<InputFile> listing, string runId, CancellationToken cancellationToken)
@@ -165,7 +176,7 @@ public sealed partial class RunSubmitter(
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
         var plan = PlanOrRefuse(workflow, digests, listing.Where(f => scope.Admit(f.Key)).ToList(), null, workflow.Input.Uri, scope);
-        return await QueueAsync(yaml, new PreparedRun(workflow, digests, plan, scope), runId, cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
@@ -191,24 +202,6 @@ public sealed partial class RunSubmitter(
         }
 
         return plan;
-    }
-
-    private async Task<SubmittedRun> QueueAsync(string yaml, PreparedRun prepared, string runId, CancellationToken cancellationToken)
-    {
-        var (workflow, digests, plan, scope) = prepared;
-        var output = stores.Open(workflow.Output.Uri);
-        var now = time.GetUtcNow();
-        var runOutput = output.Child(runId);
-
-        // The output location is checked by the first write, before anything is queued.
-        await runOutput.Store.PutAsync(runOutput.Key(RunLayout.WorkflowYaml), Encoding.UTF8.GetBytes(yaml), "application/yaml", cancellationToken).ConfigureAwait(false);
-        var definition = new RunDefinition(workflow, digests);
-        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, plan.Tasks.Count, plan.Tasks.Count, now, null, null, null);
-        var tasks = plan.Tasks.Select(t => new TaskRecord(runId, t.Index, t.TaskId, TaskState.Queued, t.Inputs, t.Captures, 0, null, null, null, null, null)).ToList();
-        await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
-        await queue.EnqueueTasksAsync(runId, tasks.Select(t => t.Index).ToList(), cancellationToken).ConfigureAwait(false);
-        LogSubmitted(log, runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected);
-        return new SubmittedRun(runId, workflow.Name, plan.Tasks.Count, plan.FilesSelected, runOutput.Uri, plan, SubmitWarning.Of(workflow, plan.FilesUngrouped, scope));
     }
 
     /// <summary>
@@ -245,7 +238,7 @@ public sealed partial class RunSubmitter(
     /// Lists the input in key order; objects without a content tag (local files) are hashed with
     /// sha256, a chunk at a time in parallel, so that only one chunk is held.
     /// </summary>
-    private static async IAsyncEnumerable<InputFile> ListInputStreamAsync(StorageLocation input, InputScope scope, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    private static async IAsyncEnumerable<InputFile> ListInputStreamAsync(StorageLocation input, InputScope scope, [EnumeratorCancellation] CancellationToken ct)
     {
         const int Chunk = 512;
         var chunk = new List<StoredObject>(Chunk);

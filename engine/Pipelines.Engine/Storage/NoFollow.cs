@@ -23,6 +23,7 @@ internal static unsafe partial class NoFollow
     private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
     private const int ENOENT = 2;
+    private const uint RenameNoReplace = 1;
 
     /// <summary>Opens a folder without following a link at its last component.</summary>
     public static SafeDirectory OpenDirectory(string path)
@@ -148,6 +149,27 @@ internal static unsafe partial class NoFollow
         }
     }
 
+    /// <summary>
+    /// Moves every entry of one folder into another (renameat2, never replacing a name there),
+    /// whatever the entries are and whatever their names: a link is moved as the link, a folder
+    /// with all it holds, nothing is opened or followed. Both folders must be on one file system.
+    /// </summary>
+    public static void MoveEntries(string from, string to)
+    {
+        using var source = OpenDirectory(from);
+        using var target = OpenDirectory(to);
+        foreach (var name in ReadNames(source, from))
+        {
+            fixed (byte* n = Terminated(name))
+            {
+                if (RenameAt2(source.Fd, n, target.Fd, n, RenameNoReplace) != 0)
+                {
+                    throw Error("cannot move", Path.Combine(from, System.Text.Encoding.UTF8.GetString(name)) + " to " + to);
+                }
+            }
+        }
+    }
+
     /// <summary>Free and total bytes of the file system that holds a path (statvfs).</summary>
     public static (long Free, long Total) Space(string path)
     {
@@ -201,6 +223,9 @@ internal static unsafe partial class NoFollow
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static partial int Statx(int dirFd, byte* path, int flags, uint mask, byte* buffer);
+
+    [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true)]
+    private static partial int RenameAt2(int oldDirFd, byte* oldPath, int newDirFd, byte* newPath, uint flags);
 
     [LibraryImport("libc", EntryPoint = "unlinkat", SetLastError = true)]
     private static partial int UnlinkAt(int dirFd, byte* path, int flags);

@@ -26,9 +26,37 @@ public sealed record S3Settings(string? Endpoint, string? AccessKey, string? Sec
 public sealed class ObjectStoreFactory(S3Settings settings) : IDisposable
 {
     private readonly Lazy<AmazonS3Client> _client = new(() => CreateClient(settings));
+    private readonly Dictionary<string, IObjectStore> _schemes = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Serves URIs <c>scheme://prefix/</c> from <paramref name="store"/>, beside s3:// and local
+    /// folders: a store of another kind plugs in here, and no caller learns which it has.
+    /// </summary>
+    public ObjectStoreFactory Serve(string scheme, IObjectStore store)
+    {
+        if (scheme is "s3" or "file" || scheme.Length == 0 || !scheme.All(char.IsAsciiLetterLower))
+        {
+            throw new ArgumentException($"'{scheme}' cannot name another kind of store", nameof(scheme));
+        }
+
+        _schemes[scheme] = store;
+        return this;
+    }
 
     public StorageLocation Open(string uri)
     {
+        var colon = uri.IndexOf("://", StringComparison.Ordinal);
+        if (colon > 0 && _schemes.TryGetValue(uri[..colon], out var served))
+        {
+            var key = uri[(colon + 3)..];
+            if (key.Length > 0 && !key.EndsWith('/'))
+            {
+                key += "/";
+            }
+
+            return new StorageLocation(served, key, uri[..(colon + 3)] + key);
+        }
+
         if (uri.StartsWith("s3://", StringComparison.Ordinal))
         {
             var rest = uri["s3://".Length..];

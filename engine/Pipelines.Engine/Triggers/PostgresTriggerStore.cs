@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
+using Pipelines.RunStore;
 
 namespace Pipelines.Triggers;
 
@@ -20,17 +21,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     private string S => schema;
 
-    public async Task InitializeAsync(CancellationToken cancellationToken)
-    {
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-
-        // The same lock as PostgresRunStore.InitializeAsync: all of the engine's DDL on this
-        // database is ordered, so two processes starting at once cannot race on CREATE SCHEMA.
-        await ExecAsync(conn, tx, "SELECT pg_advisory_xact_lock(7310021)", cancellationToken).ConfigureAwait(false);
-        await ExecAsync(conn, tx, $"""
-            CREATE SCHEMA IF NOT EXISTS {S};
-            CREATE TABLE IF NOT EXISTS {S}.workflows (
+    /// <summary>Registered workflows, the ledger, batches and checkpoints; made by <see cref="PostgresSchema"/>.</summary>
+    public static SchemaPart Tables { get; } = new("trigger store", 1, s => $"""
+            CREATE TABLE IF NOT EXISTS {s}.workflows (
                 name text PRIMARY KEY,
                 yaml text NOT NULL,
                 source text NOT NULL,
@@ -44,8 +37,8 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 settle_ms bigint NOT NULL,
                 registered_at timestamptz NOT NULL,
                 updated_at timestamptz NOT NULL);
-            CREATE TABLE IF NOT EXISTS {S}.trigger_objects (
-                workflow text NOT NULL REFERENCES {S}.workflows ON DELETE CASCADE,
+            CREATE TABLE IF NOT EXISTS {s}.trigger_objects (
+                workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
                 bucket text NOT NULL,
                 key text NOT NULL,
                 etag text NOT NULL,
@@ -56,18 +49,18 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 run_id text,
                 note text,
                 PRIMARY KEY (workflow, bucket, key, etag));
-            CREATE INDEX IF NOT EXISTS trigger_objects_pending ON {S}.trigger_objects (workflow, seen_at) WHERE state = 'pending';
-            CREATE INDEX IF NOT EXISTS trigger_objects_run ON {S}.trigger_objects (run_id) WHERE run_id IS NOT NULL;
-            CREATE TABLE IF NOT EXISTS {S}.trigger_batches (
+            CREATE INDEX IF NOT EXISTS trigger_objects_pending ON {s}.trigger_objects (workflow, seen_at) WHERE state = 'pending';
+            CREATE INDEX IF NOT EXISTS trigger_objects_run ON {s}.trigger_objects (run_id) WHERE run_id IS NOT NULL;
+            CREATE TABLE IF NOT EXISTS {s}.trigger_batches (
                 run_id text PRIMARY KEY,
-                workflow text NOT NULL REFERENCES {S}.workflows ON DELETE CASCADE,
+                workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
                 state text NOT NULL,
                 objects int NOT NULL,
                 claimed_at timestamptz NOT NULL,
                 started_at timestamptz,
                 error text);
-            CREATE TABLE IF NOT EXISTS {S}.trigger_state (
-                workflow text PRIMARY KEY REFERENCES {S}.workflows ON DELETE CASCADE,
+            CREATE TABLE IF NOT EXISTS {s}.trigger_state (
+                workflow text PRIMARY KEY REFERENCES {s}.workflows ON DELETE CASCADE,
                 baseline_done boolean NOT NULL DEFAULT false,
                 start_after text,
                 last_full_at timestamptz,
@@ -77,9 +70,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 last_poll_listed bigint,
                 last_error text,
                 last_error_at timestamptz);
-            """, cancellationToken).ConfigureAwait(false);
-        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-    }
+        """);
+
+    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
 
     /// <summary>
     /// Registers or updates a workflow. Returns whether its trigger needs a baseline listing: a
@@ -88,6 +81,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         string? oldUri;
@@ -147,6 +141,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Ends a registration: from now on the trigger's cycle runs (see <see cref="UpsertAsync"/>).</summary>
     public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.trigger_state SET baseline_done = true, start_after = @sa, last_full_at = @now, last_full_listed = @listed,
                 last_poll_at = @now, last_poll_mode = 'baseline', last_poll_listed = @listed
@@ -161,6 +156,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n");
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
@@ -169,6 +165,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Removes a registration with its ledger; runs already started are not touched.</summary>
     public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"DELETE FROM {S}.workflows WHERE name = @n");
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
@@ -176,6 +173,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name");
         var list = new List<RegisteredTrigger>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -205,6 +203,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         if (objects.Count == 0)
         {
             return 0;
@@ -231,6 +230,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>An object was removed: its versions still waiting for a run will not get one. Claimed ones are not touched.</summary>
     public async Task<int> MarkDeletedAsync(string workflow, string bucket, string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.trigger_objects SET state = 'deleted', note = 'removed ' || to_char(@now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' before a run took it'
             WHERE workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
@@ -244,6 +244,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<PendingObjects> PendingAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'");
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -257,6 +258,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
@@ -311,6 +313,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var batches = new List<(string RunId, DateTimeOffset At)>();
         await using (var cmd = dataSource.CreateCommand($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id"))
         {
@@ -333,6 +336,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key");
         cmd.Parameters.AddWithValue("run", runId);
         var list = new List<LedgerObject>();
@@ -348,6 +352,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will); only once.</summary>
     public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'");
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("s", started ? "started" : "failed");
@@ -358,6 +363,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<TriggerPollState> GetPollStateAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w");
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -375,6 +381,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Saves what a poll did; a full listing also moves the reconciliation time.</summary>
     public async Task SavePollAsync(string workflow, PollOutcome poll, bool full, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.trigger_state SET last_poll_at = @at, last_poll_mode = @mode, last_poll_listed = @listed,
                 start_after = coalesce(@sa, start_after),
@@ -394,6 +401,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Keeps the last error of a trigger's cycle for `pipelines triggers`; null clears it.</summary>
     public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w");
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.Add(new NpgsqlParameter("e", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
@@ -403,6 +411,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<TriggerSummary>> SummariesAsync(CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             SELECT w.name, w.trigger_uri, w.settle_ms, w.registered_at,
                    s.last_poll_at, s.last_poll_mode, s.last_poll_listed, s.last_error, s.last_error_at,
@@ -450,6 +459,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<IAsyncDisposable?> TryLockAsync(string workflow, CancellationToken cancellationToken)
     {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -472,12 +482,6 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     }
 
     internal static string Name(LedgerState s) => s.ToString().ToLowerInvariant();
-
-    private static async Task ExecAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string sql, CancellationToken ct)
-    {
-        await using var cmd = new NpgsqlCommand(sql, conn, tx);
-        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-    }
 
     private sealed class HeldLock(NpgsqlConnection conn, string key) : IAsyncDisposable
     {

@@ -44,7 +44,6 @@ public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFac
             break;
         }
 
-        await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
         var needsBaseline = await ledger.UpsertAsync(trigger, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         long existing = 0;
         if (needsBaseline)
@@ -73,7 +72,6 @@ public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFac
 
     public async Task<bool> UnregisterAsync(string name, CancellationToken cancellationToken)
     {
-        await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
         recurring.RemoveIfExists(RegisteredTrigger.RecurringJobIdOf(name));
         return await ledger.RemoveAsync(name, cancellationToken).ConfigureAwait(false);
     }

@@ -1,7 +1,6 @@
 using Hangfire;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using Pipelines.RunStore;
 
 namespace Pipelines.Triggers;
 
@@ -14,7 +13,6 @@ namespace Pipelines.Triggers;
 /// </summary>
 public sealed partial class TriggerService(
     PostgresTriggerStore ledger,
-    IRunStore runs,
     TriggerCycle cycle,
     IRecurringJobManager recurring,
     TriggerOptions options,
@@ -25,8 +23,6 @@ public sealed partial class TriggerService(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await runs.InitializeAsync(stoppingToken).ConfigureAwait(false);
-        await ledger.InitializeAsync(stoppingToken).ConfigureAwait(false);
         using var timer = new PeriodicTimer(options.PollInterval, time);
         do
         {

@@ -51,6 +51,13 @@ public sealed record WorkerOptions
     /// <summary>How often a running task's lease is renewed; a lease survives two missed renewals.</summary>
     public TimeSpan LeaseRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How long a warm container of a run's reuse: true step is kept with no request for it
+    /// (docs/functions.md): long enough to bridge the gaps between one run's tasks, short enough
+    /// that a finished run leaves none behind for long.
+    /// </summary>
+    public TimeSpan WarmStepIdle { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The name recorded in provenance.</summary>
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 

@@ -87,8 +87,8 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
             """);
 
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+        await new PostgresSchema(db, _schema).CreateAsync(CancellationToken.None);
         var store = new PostgresRunStore(db, _schema);
-        await store.InitializeAsync(CancellationToken.None);
         var first = Start(["worker", "--concurrency", "1"]);
         var run = Start(["run", workflow, "--local-workers", "0"]);
         var task = await WaitForAsync(async () =>

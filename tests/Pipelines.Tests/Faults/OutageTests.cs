@@ -41,8 +41,8 @@ public sealed class OutageTests : IAsyncLifetime
             ["PIPELINES_HOME"] = _temp.Combine("home"),
         };
         _db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
         _store = new PostgresRunStore(_db, _schema);
-        await _store.InitializeAsync(CancellationToken.None);
     }
 
     public async Task DisposeAsync()

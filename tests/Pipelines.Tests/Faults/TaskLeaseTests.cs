@@ -38,16 +38,16 @@ public sealed class TaskLeaseTests : IAsyncLifetime
     [Fact]
     public async Task The_postgres_store_claims_a_running_task_only_after_its_lease_expires()
     {
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
         var store = new PostgresRunStore(_db, _schema);
-        await store.InitializeAsync(CancellationToken.None);
         await AssertLeaseRuleAsync(store);
     }
 
     [Fact]
     public async Task The_lease_column_is_added_to_a_database_made_before_leases()
     {
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
         var store = new PostgresRunStore(_db, _schema);
-        await store.InitializeAsync(CancellationToken.None);
         await using (var drop = _db.CreateCommand($"ALTER TABLE {_schema}.tasks DROP COLUMN lease_until"))
         {
             await drop.ExecuteNonQueryAsync();
@@ -59,8 +59,8 @@ public sealed class TaskLeaseTests : IAsyncLifetime
             await running.ExecuteNonQueryAsync();
         }
 
-        await store.InitializeAsync(CancellationToken.None);
-        await store.InitializeAsync(CancellationToken.None);
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
 
         // A task left running by a worker of before leases has no lease: it may be claimed.
         Assert.Equal(0, await store.ClaimTaskAsync("old", 0, "w", Now, Now + Lease, CancellationToken.None));

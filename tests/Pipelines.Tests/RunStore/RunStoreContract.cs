@@ -19,13 +19,6 @@ public abstract class RunStoreContract
     protected abstract IRunStore Store { get; }
 
     [Fact]
-    public async Task Initialize_can_be_called_again()
-    {
-        await Store.InitializeAsync(None);
-        await Store.InitializeAsync(None);
-    }
-
-    [Fact]
     public async Task A_created_run_reads_back_queued_with_its_counts_taken_from_its_tasks()
     {
         var id = NewId();
@@ -58,6 +51,20 @@ public abstract class RunStoreContract
         var created = await Store.GetRunAsync(id, None);
         Assert.Equal((5, 5), (created!.TaskCount, created.Remaining));
         Assert.Equal([0, 1, 2, 3, 4], (await Store.GetTasksAsync(id, None)).Select(t => t.Index));
+    }
+
+    /// <summary>The submitter writes workflow.yaml at the end of the stream: a write that fails must leave no run.</summary>
+    [Fact]
+    public async Task A_stream_that_throws_after_its_last_task_creates_nothing_and_the_error_goes_on()
+    {
+        var id = NewId();
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => Store.CreateRunAsync(Run(id), ThenThrow(Stream(Tasks(id, 700))), None));
+
+        Assert.Equal("the output location cannot be written", e.Message);
+        Assert.Null(await Store.GetRunAsync(id, None));
+        Assert.Empty(await Store.GetTasksAsync(id, None));
+        Assert.Equal(5, await Store.CreateRunAsync(Run(id), Stream(Tasks(id, 5)), None));
     }
 
     [Fact]
@@ -587,6 +594,16 @@ public abstract class RunStoreContract
     private static TaskRecord Child(int i) =>
         new("ignored", -1, $"child{i}", TaskState.Failed, [new InputFile($"in/c{i}", 1, "h")], new Dictionary<string, string>(), 0, null, null, null, null, null);
 
+    private static async IAsyncEnumerable<TaskRecord> ThenThrow(IAsyncEnumerable<TaskRecord> tasks)
+    {
+        await foreach (var t in tasks)
+        {
+            yield return t;
+        }
+
+        throw new PipelinesException("the output location cannot be written", retryHelps: false);
+    }
+
     private static async IAsyncEnumerable<TaskRecord> Stream(IEnumerable<TaskRecord> tasks)
     {
         foreach (var t in tasks)
@@ -625,12 +642,6 @@ public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.
 {
     protected override IRunStore Store => schema.Store;
 
-    [Fact]
-    public async Task Initialize_is_safe_to_run_concurrently_from_many_stores()
-    {
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => new PostgresRunStore(schema.Db, schema.Name).InitializeAsync(CancellationToken.None))));
-    }
-
     /// <summary>A fresh schema for the class, dropped when its tests have run.</summary>
     public sealed class Schema : IAsyncLifetime
     {
@@ -643,8 +654,8 @@ public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.
         public async Task InitializeAsync()
         {
             Db = await TestEnvironment.PostgresAsync();
+            await new PostgresSchema(Db, Name).CreateAsync(CancellationToken.None);
             Store = new PostgresRunStore(Db, Name);
-            await Store.InitializeAsync(CancellationToken.None);
         }
 
         public async Task DisposeAsync()

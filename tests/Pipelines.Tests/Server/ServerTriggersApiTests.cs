@@ -2,6 +2,8 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Npgsql;
+using Pipelines.RunStore;
 using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Server;
@@ -95,6 +97,63 @@ public sealed class ServerTriggersApiTests(ServerFixture fixture) : IClassFixtur
 
         using var again = await http.DeleteAsync("/api/workflows/fastq-stats-triggered");
         Assert.Equal(HttpStatusCode.NotFound, again.StatusCode);
+    }
+
+    /// <summary>
+    /// Requests never set up the schema: they all answer while another session holds the lock that
+    /// the set-up takes (before, GET /api/workflows and registration took it on every call), and a
+    /// set-up started meanwhile is still waiting for it when they have answered.
+    /// </summary>
+    [Fact]
+    public async Task Requests_answer_while_the_schema_lock_is_held_and_run_no_schema_set_up()
+    {
+        using var http = fixture.Server.Client();
+        var bucket = fixture.Bucket;
+        var yaml = $"""
+            version: 1
+            name: schema-probe
+            input: {"{"} uri: "s3://{bucket}/probe/" {"}"}
+            steps: [{"{"} name: s, image: "pipelines-samples/fastq-stats:1", command: [x] {"}"}]
+            output: {"{"} uri: "s3://{bucket}/probe-out/" {"}"}
+            trigger: {"{"} uri: "s3://{bucket}/probe/", include: ["**/*.fastq"], settle: 30s {"}"}
+            """;
+        await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+        await using var holder = await db.OpenConnectionAsync();
+        await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({PostgresSchema.Lock})", holder))
+        {
+            await take.ExecuteNonQueryAsync();
+        }
+
+        Task setUp;
+        try
+        {
+            setUp = new PostgresSchema(db, fixture.Env["PIPELINES_Schema"]!).CreateAsync(CancellationToken.None);
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            foreach (var path in new[] { "/api/workflows", "/api/runs", "/api/runs/20261201-000000-000000", "/hangfire/runs", "/readyz" })
+            {
+                using var get = await http.GetAsync(path, deadline.Token);
+                Assert.True(get.StatusCode is HttpStatusCode.OK or HttpStatusCode.NotFound, $"GET {path}: {(int)get.StatusCode}");
+            }
+
+            using (var registered = await http.PostAsJsonAsync("/api/workflows", new { workflow = yaml, set = Array.Empty<string>() }, deadline.Token))
+            {
+                Assert.Equal(HttpStatusCode.Created, registered.StatusCode);
+            }
+
+            using (var removed = await http.DeleteAsync("/api/workflows/schema-probe", deadline.Token))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, removed.StatusCode);
+            }
+
+            Assert.False(setUp.IsCompleted, "the set-up did not wait for the lock: the test would not see a request that took it");
+        }
+        finally
+        {
+            await using var release = new NpgsqlCommand($"SELECT pg_advisory_unlock({PostgresSchema.Lock})", holder);
+            await release.ExecuteNonQueryAsync();
+        }
+
+        await setUp;
     }
 
     private static async Task<(HttpStatusCode Status, JsonElement Json)> PostEventAsync(HttpClient http, string body)

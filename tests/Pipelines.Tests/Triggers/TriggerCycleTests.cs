@@ -6,6 +6,7 @@ using Hangfire.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
+using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;
 using Pipelines.Triggers;
@@ -32,6 +33,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         _db = await TestEnvironment.PostgresAsync();
+        await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);
         _ledger = new PostgresTriggerStore(_db, _schema);
         _bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
         await PutAsync("in/old.fastq", "there before");

@@ -1,0 +1,75 @@
+using System.Text;
+using Pipelines.Model;
+using Pipelines.Planning;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// Moving a task's files: its inputs from the input location into the scratch folder, each
+/// checked against the content tag it was planned with and hashed on the way, and a finished
+/// step's kept outputs from its /out into the run's output location.
+/// </summary>
+internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
+{
+    /// <summary>
+    /// Downloads the task's inputs under <paramref name="inDir"/>, at their keys relative to
+    /// input.uri. An input whose stored content no longer matches its planned tag fails the task
+    /// (no retry helps: the run must be submitted again).
+    /// </summary>
+    public async Task<List<FileRef>> StageInAsync(Workflow workflow, TaskRecord task, string inDir, CancellationToken ct)
+    {
+        var input = stores.Open(workflow.Input.Uri);
+        var refs = new FileRef[task.Inputs.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, task.Inputs.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+            async (i, token) =>
+            {
+                var file = task.Inputs[i];
+                var digest = await input.Store.DownloadAsync(input.Key(file.Key), Path.Combine(inDir, file.Key), token).ConfigureAwait(false);
+                if (!ContentTags.Matches(file.Hash, file.Size, digest))
+                {
+                    throw new PipelinesException($"input '{file.Key}' changed after the run was planned (stored content no longer matches its tag {file.Hash}); submit the run again", retryHelps: false);
+                }
+
+                refs[i] = new FileRef { Key = file.Key, Size = digest.Size, Sha256 = digest.Sha256 };
+            }).ConfigureAwait(false);
+        return refs.ToList();
+    }
+
+    /// <summary>
+    /// Uploads the kept outputs of a finished step. The container has been removed (or its
+    /// request has ended), and <see cref="OutputFolder"/> reads /out without following any
+    /// link: only regular files inside it are taken, each opened by descriptor and uploaded
+    /// through that descriptor. What was left out is told in <paramref name="stepLog"/>; what
+    /// cannot be taken throws <see cref="OutputRefusedException"/>.
+    /// </summary>
+    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct)
+    {
+        var globs = step.Outputs.Select(Glob.Parse).ToList();
+        var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
+        foreach (var warning in scan.Warnings)
+        {
+            stepLog.Append("=== pipelines: warning: ").Append(warning).Append(" ===\n");
+        }
+
+        var refs = new FileRef[scan.Kept.Count];
+        await Parallel.ForEachAsync(
+            Enumerable.Range(0, scan.Kept.Count),
+            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+            async (i, token) =>
+            {
+                var file = scan.Kept[i];
+                var key = RunLayout.TaskOutput(task.TaskId, step.Name, file.Path);
+                using var handle = OutputFolder.OpenKept(outDir, file.Path);
+
+                // The store reads the file through the descriptor already judged, not by its path again.
+                var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), $"/proc/self/fd/{handle.DangerousGetHandle()}", token).ConfigureAwait(false);
+                refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
+            }).ConfigureAwait(false);
+        return refs.ToList();
+    }
+}

@@ -1,0 +1,223 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Model;
+using Pipelines.Planning;
+using Pipelines.Runs;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// The steps of one task, in order, each attempt in a new locked-down container with the
+/// task's inputs at /in, earlier steps' kept outputs under /steps and an empty /out; an attempt
+/// that fails is tried again up to the step's retries. Each attempt is a provenance row, and
+/// each step's log (every attempt's output, with what the engine did) is stored beside its
+/// outputs. Decides how the steps went; the task shell decides what that makes of the task.
+/// </summary>
+internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
+{
+    /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
+    public sealed record Result(TaskOutcome Outcome, bool Splittable);
+
+    public async Task<Result> RunAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, Scratch scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
+    {
+        var kept = new List<(string Name, string Dir)>();
+        long? lastExit = null;
+        var splittable = false;
+        foreach (var step in steps)
+        {
+            var stepLog = new StringBuilder();
+            var succeeded = false;
+            string? error = null;
+            for (var attempt = 1; attempt <= step.Retries + 1; attempt++)
+            {
+                var outDir = scratch.NewOut(step.Name, attempt);
+                var started = time.GetUtcNow();
+                var limits = watch.Limits(step);
+                StepWatch.Watched watched = new(null, null, null);
+                try
+                {
+                    var secrets = options.SecretsFor(step.Name, step.Secrets);
+                    watched = step.Reuse
+                        ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
+                        : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                    error = AttemptError(step, watched);
+                }
+                catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
+                {
+                    error = $"step '{step.Name}' could not run: {e.Message}";
+                }
+
+                var result = watched.Result;
+                if (watched.CancelledBecause is not null)
+                {
+                    // A user's cancel stopped the container: the task ends cancelled, and is not retried.
+                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(watched.CancelledBecause).Append(" ===\n");
+                    rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
+                    await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
+                    return new Result(new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow()), Splittable: false);
+                }
+
+                stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt)
+                    .Append(", ").Append(result is null ? "not started" : result.Error ?? "exit 0")
+                    .Append(result is null ? "" : $", {result.Duration.TotalSeconds:0.000}s").Append(" ===\n");
+                var text = result?.Log ?? error ?? "";
+                stepLog.Append(text).Append(text.Length > 0 && !text.EndsWith('\n') ? "\n" : "");
+                lastExit = result?.ExitCode;
+                splittable = result is { TimedOut: false, OomKilled: false } && watched.StoppedBecause is null;
+
+                List<FileRef> outputs = [];
+                if (error is null)
+                {
+                    try
+                    {
+                        outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        kept.Add((step.Name, outDir));
+                        succeeded = true;
+                    }
+                    catch (OutputRefusedException e)
+                    {
+                        // What the step left cannot be taken (a link, a fifo, a bad name, a quota):
+                        // the attempt fails, like an exit code, and may be retried.
+                        error = $"step '{step.Name}' left outputs that cannot be taken: {e.Message}";
+                        stepLog.Append("=== pipelines: ").Append(error).Append(" ===\n");
+                    }
+                }
+
+                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error));
+                if (succeeded)
+                {
+                    break;
+                }
+
+                LogStepFailed(log, run.RunId, task.Index, step.Name, attempt, error!);
+            }
+
+            await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
+            if (!succeeded)
+            {
+                return new Result(new TaskOutcome(TaskState.Failed, lastExit, error, time.GetUtcNow()), splittable);
+            }
+        }
+
+        return new Result(new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow()), Splittable: false);
+    }
+
+    /// <summary>One attempt in a new container of its own, with the task's folders bound in it.</summary>
+    private Task<StepWatch.Watched> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    {
+        var mounts = new List<Mount> { new(scratch.In, ContainerLayout.In, ReadOnly: true) };
+        mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
+        mounts.Add(new Mount(outDir, ContainerLayout.Out, ReadOnly: false));
+        var labels = new Dictionary<string, string>
+        {
+            ["org.pipelines.run"] = run.RunId,
+            ["org.pipelines.task"] = task.TaskId,
+            ["org.pipelines.step"] = step.Name,
+        };
+        var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets };
+        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct);
+    }
+
+    /// <summary>
+    /// One attempt (reuse: true) as a request to a warm container of this run's step: the task's
+    /// inputs and earlier steps' outputs are moved into the container's folders for the request
+    /// and back after it, and what the request left in /out is moved into this attempt's own
+    /// folder, so that stage-out and later steps see exactly what a container of their own would
+    /// have left. The quota watch measures the container's /out while the request runs.
+    /// </summary>
+    private async Task<StepWatch.Watched> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    {
+        if (pool is null)
+        {
+            throw new PipelinesException($"step '{step.Name}' asks for reuse: true, but this worker has no warm pool (it needs the Docker engine)", retryHelps: false);
+        }
+
+        var spec = new WarmSpec(
+            $"run:{run.RunId}/step:{step.Name}",
+            step.ImageDigest,
+            WarmMode.Fork,
+            [],
+            new Dictionary<string, string>(),
+            step.Resources,
+            new Dictionary<string, string> { ["org.pipelines.run"] = run.RunId, ["org.pipelines.step"] = step.Name })
+        {
+            Secrets = secrets,
+            Max = Math.Max(1, options.Concurrency),
+            MaxQueue = int.MaxValue,
+            IdleTimeout = options.WarmStepIdle,
+        };
+        var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            NoFollow.MoveEntries(scratch.In, lease.InDir);
+            foreach (var (name, dir) in kept)
+            {
+                Directory.Move(dir, Path.Combine(lease.StepsDir, name));
+            }
+
+            try
+            {
+                return await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                NoFollow.MoveEntries(lease.InDir, scratch.In);
+                foreach (var (name, dir) in kept)
+                {
+                    Directory.Move(Path.Combine(lease.StepsDir, name), dir);
+                }
+
+                NoFollow.MoveEntries(lease.OutDir, outDir);
+            }
+        }
+    }
+
+    /// <summary>The provenance row of one attempt of one step.</summary>
+    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error) => new()
+    {
+        RunId = run.RunId,
+        TaskId = task.TaskId,
+        TaskIndex = task.Index,
+        Attempt = attempt,
+        Step = step.Name,
+        Status = status,
+        ExitCode = exit,
+        Image = step.Image,
+        ImageDigest = step.ImageDigest,
+        Command = step.Command.ToList(),
+        Inputs = inputs,
+        Outputs = outputs,
+        Log = logKey,
+        StartedAt = started.UtcDateTime,
+        FinishedAt = time.GetUtcNow().UtcDateTime,
+        Worker = options.Name,
+        Error = error,
+    };
+
+    private static string? AttemptError(ExpandedStep step, StepWatch.Watched watched) =>
+        watched.StoppedBecause is not null ? $"step '{step.Name}' was stopped: {watched.StoppedBecause}"
+        : watched.Result is null ? $"step '{step.Name}' was stopped: {watched.CancelledBecause}"
+        : watched.Result.Succeeded ? null
+        : $"step '{step.Name}' {watched.Result.Error}" + Tail(watched.Result.Log);
+
+    private static Task PutLogAsync(TaskRecord task, ExpandedStep step, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct) =>
+        runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct);
+
+    private static string Tail(string log)
+    {
+        var trimmed = log.TrimEnd();
+        if (trimmed.Length == 0)
+        {
+            return "";
+        }
+
+        return ": " + (trimmed.Length > 2000 ? "..." + trimmed[^2000..] : trimmed);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} step {Step} attempt {Attempt} failed: {Error}")]
+    private static partial void LogStepFailed(ILogger logger, string runId, int index, string step, int attempt, string error);
+}

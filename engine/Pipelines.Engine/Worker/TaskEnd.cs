@@ -1,0 +1,23 @@
+using Pipelines.RunStore;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// How one delivery of a task ends, as the parts of the worker decide it; the task shell
+/// (<see cref="TaskRunner"/>) alone writes it to the run store and acts on it.
+/// </summary>
+internal abstract record TaskEnd
+{
+    private TaskEnd()
+    {
+    }
+
+    /// <summary>The task ends with this outcome and these provenance rows.</summary>
+    public sealed record Settled(TaskOutcome Outcome, IReadOnlyList<ProvenanceRow> Rows) : TaskEnd;
+
+    /// <summary>A failed batch ends split, and each child runs as a task of its own.</summary>
+    public sealed record Split(TaskOutcome Outcome, IReadOnlyList<ProvenanceRow> Rows, IReadOnlyList<TaskRecord> Children) : TaskEnd;
+
+    /// <summary>Nothing to write: the task had ended already, or is another delivery's to end.</summary>
+    public sealed record Nothing : TaskEnd;
+}

@@ -1,0 +1,163 @@
+using Npgsql;
+using Pipelines.Hosting;
+using Pipelines.RunStore;
+using Pipelines.Tests.Support;
+using Pipelines.Triggers;
+
+namespace Pipelines.Tests.RunStore;
+
+/// <summary>
+/// The one owner of the project's tables against the real PostgreSQL: many processes starting at
+/// once on a fresh database, a store used before its tables exist, and tables older than the code.
+/// </summary>
+public sealed class PostgresSchemaTests : IAsyncLifetime
+{
+    private const int Starters = 8;
+    private static readonly CancellationToken None = CancellationToken.None;
+    private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
+
+    private readonly string _database = TestEnvironment.NewName("schema_");
+    private readonly string _schema = TestEnvironment.NewName("own_");
+    private NpgsqlDataSource _admin = null!;
+    private string _fresh = null!;
+
+    public async Task InitializeAsync()
+    {
+        _admin = await TestEnvironment.PostgresAsync();
+        await using (var create = _admin.CreateCommand($"CREATE DATABASE {_database}"))
+        {
+            await create.ExecuteNonQueryAsync();
+        }
+
+        _fresh = new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres) { Database = _database }.ConnectionString;
+    }
+
+    public async Task DisposeAsync()
+    {
+        // FORCE ends what a failed test left connected; every data source of the tests is disposed.
+        await using (var drop = _admin.CreateCommand($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)"))
+        {
+            await drop.ExecuteNonQueryAsync();
+        }
+
+        await _admin.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Set_up_by_many_processes_at_once_on_a_fresh_database_makes_every_part_once()
+    {
+        // A data source each, as separate processes have: no shared pool orders them.
+        var sources = Enumerable.Range(0, Starters).Select(_ => NpgsqlDataSource.Create(_fresh)).ToList();
+        try
+        {
+            using var go = new ManualResetEventSlim();
+            var starts = sources.Select(db => Task.Run(async () =>
+            {
+                go.Wait();
+                await new PostgresSchema(db, _schema).CreateAsync(None);
+            })).ToList();
+
+            // Hangfire's installer takes the same lock: set up beside ours, the two never interleave.
+            starts.Add(Task.Run(() =>
+            {
+                go.Wait();
+                HangfireSchema.Install(sources[0], _schema + "_hangfire");
+            }));
+            go.Set();
+            await Task.WhenAll(starts);
+
+            Assert.Equal(PostgresSchema.Parts.Select(p => (p.Name, p.Version)).Order(), await VersionsAsync(sources[0]));
+            Assert.Equal(
+                ["provenance", "runs", "schema_parts", "tasks", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
+                await TablesAsync(sources[0], _schema));
+            Assert.Contains("job", await TablesAsync(sources[0], _schema + "_hangfire"));
+
+            // The stores work on what was made, and a later start keeps their rows.
+            var runs = new PostgresRunStore(sources[1], _schema);
+            await runs.CreateRunAsync(Run("r1"), [OneTask("r1")], None);
+            await Task.WhenAll(sources.Select(db => new PostgresSchema(db, _schema).CreateAsync(None)));
+            Assert.Equal(1, (await runs.GetRunAsync("r1", None))!.TaskCount);
+            Assert.Empty(await new PostgresTriggerStore(sources[2], _schema).ListAsync(None));
+            Assert.Equal(PostgresSchema.Parts.Count, (await VersionsAsync(sources[0])).Count);
+        }
+        finally
+        {
+            foreach (var db in sources)
+            {
+                await db.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_store_used_before_its_tables_exist_says_what_to_do_and_works_once_they_do()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        var runs = new PostgresRunStore(db, _schema);
+        var triggers = new PostgresTriggerStore(db, _schema);
+
+        var noRuns = await Assert.ThrowsAsync<PipelinesException>(() => runs.GetRunAsync("r1", None));
+        var noTriggers = await Assert.ThrowsAsync<PipelinesException>(() => triggers.ListAsync(None));
+
+        Assert.Equal(
+            $"PostgreSQL schema '{_schema}' has no tables of the run store: a pipelines worker, server or run creates and upgrades them when it starts "
+            + "(PostgresSchema.CreateAsync); start one against this database, with the same Schema setting",
+            noRuns.Message);
+        Assert.StartsWith($"PostgreSQL schema '{_schema}' has no tables of the trigger store: ", noTriggers.Message, StringComparison.Ordinal);
+        Assert.False(noRuns.RetryHelps);
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Assert.Null(await runs.GetRunAsync("r1", None));
+        Assert.Empty(await triggers.ListAsync(None));
+    }
+
+    [Fact]
+    public async Task A_store_refuses_tables_older_than_its_code_until_a_start_upgrades_them()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await using (var old = db.CreateCommand($"UPDATE {_schema}.schema_parts SET version = 0 WHERE part = 'run store'"))
+        {
+            await old.ExecuteNonQueryAsync();
+        }
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => new PostgresRunStore(db, _schema).GetRunAsync("r1", None));
+        Assert.StartsWith($"PostgreSQL schema '{_schema}' has the run store's tables at version 0, older than this engine's {PostgresRunStore.Tables.Version}: ", e.Message, StringComparison.Ordinal);
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Assert.Null(await new PostgresRunStore(db, _schema).GetRunAsync("r1", None));
+    }
+
+    private async Task<List<(string, int)>> VersionsAsync(NpgsqlDataSource db)
+    {
+        await using var cmd = db.CreateCommand($"SELECT part, version FROM {_schema}.schema_parts ORDER BY part");
+        var list = new List<(string, int)>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            list.Add((r.GetString(0), r.GetInt32(1)));
+        }
+
+        return list;
+    }
+
+    private static async Task<List<string>> TablesAsync(NpgsqlDataSource db, string schema)
+    {
+        await using var cmd = db.CreateCommand("SELECT table_name FROM information_schema.tables WHERE table_schema = @s ORDER BY table_name");
+        cmd.Parameters.AddWithValue("s", schema);
+        var list = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            list.Add(r.GetString(0));
+        }
+
+        return list;
+    }
+
+    private static RunRecord Run(string id) => new(id, "wf", "version: 1", "{}", "/tmp/out/" + id + "/", RunState.Running, 0, 0, Now, null, null, null);
+
+    private static TaskRecord OneTask(string runId) => new(runId, 0, "id0000", TaskState.Queued, [], new Dictionary<string, string>(), 0, null, null, null, null, null);
+}
