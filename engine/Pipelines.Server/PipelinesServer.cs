@@ -75,6 +75,7 @@ public static partial class PipelinesServer
             app.MapRunsApi();
             app.MapTriggersApi();
             app.MapFunctionsApi();
+            app.MapLineageApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))
