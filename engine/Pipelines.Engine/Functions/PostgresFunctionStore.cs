@@ -1,7 +1,7 @@
 using System.Data.Common;
 using Npgsql;
-using Pipelines.RunStore;
 using NpgsqlTypes;
+using Pipelines.RunStore;
 
 namespace Pipelines.Functions;
 

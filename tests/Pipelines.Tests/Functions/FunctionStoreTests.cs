@@ -1,6 +1,6 @@
-using Pipelines.RunStore;
 using Npgsql;
 using Pipelines.Functions;
+using Pipelines.RunStore;
 using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Functions;
