@@ -11,6 +11,7 @@ app.Configure(c =>
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
+    c.AddCommand<ExplainCommand>("explain").WithDescription("Why a run's tasks ran or were taken from the cache: explain RUN [TASK] (TASK: index or task id).");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
     c.AddCommand<RegisterCommand>("register").WithDescription("Register a workflow with a trigger block: new objects under trigger.uri start runs.");

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Explain;
 using Pipelines.Gather;
 using Pipelines.Model;
 using Pipelines.Server.Api;
@@ -77,6 +78,20 @@ internal sealed class ServerClient : IDisposable
 
         await EnsureAsync(response, ct).ConfigureAwait(false);
         return RunSummary.FromJson(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
+    }
+
+    public async Task<RunExplanation> ExplainRunAsync(string runId, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/explain", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<RunExplanation>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    public async Task<TaskExplanation> ExplainTaskAsync(string runId, string task, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/tasks/{Uri.EscapeDataString(task)}/explain", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<TaskExplanation>(Json, ct).ConfigureAwait(false))!;
     }
 
     public void Dispose() => _http.Dispose();
