@@ -12,6 +12,12 @@ public sealed record DockerOptions
     /// <summary>Relative CPU weight (the engine's default is 1024): the host's own work comes first.</summary>
     public long CpuShares { get; init; } = 256;
 
+    /// <summary>
+    /// The cgroup our containers run under, in the kernel's idle class (IdleCgroup,
+    /// docs/harvesting.md); empty runs them where the engine puts its own.
+    /// </summary>
+    public string CgroupParent { get; init; } = "pipelines";
+
     /// <summary>Size of the writable /tmp.</summary>
     public string TmpSize { get; init; } = "64m";
 

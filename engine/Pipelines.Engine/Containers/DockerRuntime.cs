@@ -14,7 +14,7 @@ namespace Pipelines.Containers;
 /// that kills. Each container carries the label <see cref="ManagedLabel"/> so that cleanup finds
 /// only ours on a shared engine.
 /// </summary>
-public sealed class DockerRuntime : IContainerRuntime, IDisposable
+public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspender, IDisposable
 {
     public const string ManagedLabel = "org.pipelines.managed";
 
@@ -23,10 +23,12 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
 
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
+    private readonly Lazy<IdleCgroup> _idle;
 
     public DockerRuntime(DockerOptions options)
     {
         _options = options;
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint));
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
@@ -87,6 +89,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
                 NanoCPUs = (long)(spec.Resources.Cpus * 1_000_000_000),
                 PidsLimit = spec.Resources.Pids,
                 CPUShares = _options.CpuShares,
+                CgroupParent = Idle.Parent is { Length: > 0 } parent ? parent : null!,
                 Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
                 Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
                 LogConfig = new LogConfig
@@ -207,6 +210,45 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
 
         return removed;
+    }
+
+    /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
+    public IdleCgroup Idle => _idle.Value;
+
+    public Task<int> SuspendAllAsync(CancellationToken cancellationToken) =>
+        ForEachOursAsync("running", id => _client.Containers.PauseContainerAsync(id, cancellationToken), cancellationToken);
+
+    public Task<int> ResumeAllAsync(CancellationToken cancellationToken) =>
+        ForEachOursAsync("paused", id => _client.Containers.UnpauseContainerAsync(id, cancellationToken), cancellationToken);
+
+    /// <summary>Acts on this process's containers in <paramref name="status"/>; one that ended meanwhile is skipped.</summary>
+    private async Task<int> ForEachOursAsync(string status, Func<string, Task> act, CancellationToken cancellationToken)
+    {
+        var list = await _client.Containers.ListContainersAsync(
+            new ContainersListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>>
+                {
+                    ["label"] = new Dictionary<string, bool> { [$"{OwnerLabel}={ProcessOwner.Current}"] = true },
+                    ["status"] = new Dictionary<string, bool> { [status] = true },
+                },
+            },
+            cancellationToken).ConfigureAwait(false);
+        var done = 0;
+        foreach (var c in list)
+        {
+            try
+            {
+                await act(c.ID).ConfigureAwait(false);
+                done++;
+            }
+            catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
+            {
+                // It ended, or changed state, between the listing and now.
+            }
+        }
+
+        return done;
     }
 
     public void Dispose() => _client.Dispose();

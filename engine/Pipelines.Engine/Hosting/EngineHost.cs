@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
 using Pipelines.Gather;
+using Pipelines.Harvest;
 using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -168,6 +169,7 @@ public static class EngineHost
             });
 
             services.AddHostedService<LeftoverCleaner>();
+            AddHarvester(services, config, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {
                 services.AddSingleton(new QueueWatchdogOptions(
@@ -180,6 +182,31 @@ public static class EngineHost
         }
 
         return services;
+    }
+
+    /// <summary>
+    /// Idle-resource harvesting (docs/harvesting.md): the owner's load sampled, admission,
+    /// suspend and vacate. Making the harvester makes our cgroup parent and sets its CPU class.
+    /// </summary>
+    private static void AddHarvester(IServiceCollection services, IConfiguration config, WorkerOptions workerOptions)
+    {
+        var options = config.GetSection("Harvest").Get<HarvestOptions>() ?? new HarvestOptions();
+        var policy = Harvester.Parse(options.Policy, HarvestPolicy.Always);
+        services.AddSingleton(sp =>
+        {
+            var docker = sp.GetRequiredService<DockerRuntime>();
+            var time = sp.GetRequiredService<TimeProvider>();
+            return new Harvester(
+                new HostLoadSampler(sp.GetRequiredService<DockerOptions>().CgroupParent, time, options.OwnerCgroup),
+                policy,
+                options,
+                workerOptions.Concurrency,
+                docker.Idle.Mode,
+                docker,
+                time,
+                sp.GetRequiredService<ILogger<Harvester>>());
+        });
+        services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
@@ -31,9 +32,10 @@ public sealed partial class TaskRunner
     private readonly OutageGate _gate;
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _log;
+    private readonly Harvester? _harvester;
 
-    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log) =>
-        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _options, _gate, _time, _log) = (store, queue, stores, definitions, cache, staging, steps, options, gate, time, log);
+    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, Harvester? harvester = null) =>
+        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _options, _gate, _time, _log, _harvester) = (store, queue, stores, definitions, cache, staging, steps, options, gate, time, log, harvester);
 
     /// <summary>The shell with its parts, from the engine's services.</summary>
     public static TaskRunner Create(IServiceProvider services) => new(
@@ -47,14 +49,28 @@ public sealed partial class TaskRunner
         services.GetRequiredService<WorkerOptions>(),
         services.GetRequiredService<OutageGate>(),
         services.GetRequiredService<TimeProvider>(),
-        services.GetRequiredService<ILogger<TaskRunner>>());
+        services.GetRequiredService<ILogger<TaskRunner>>(),
+        services.GetService<Harvester>());
 
     /// <summary>
     /// One delivery of a task job. An outage met on the way is waited out here, in-process and
     /// with backoff (<see cref="OutageGate"/>): every step below is safe to do again.
     /// </summary>
-    public Task RunAsync(string runId, int index, CancellationToken cancellationToken) =>
-        _gate.RunAsync(
+    public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
+    {
+        // Admission (docs/harvesting.md): a task starts only when the machine's owner leaves room.
+        // Without room within the hold it is handed back to the queue, as a new job for any
+        // machine, rather than kept here; the task itself is untouched (still queued), so a
+        // crash after the enqueue leaves two jobs, and the claim lets only one of them run it.
+        using var slot = _harvester is null ? null : await _harvester.AdmitAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+        if (_harvester is not null && slot is null)
+        {
+            await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
+            LogHandedBack(_log, runId, index, _harvester.Why());
+            return;
+        }
+
+        await _gate.RunAsync(
             async () =>
             {
                 await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
@@ -62,7 +78,8 @@ public sealed partial class TaskRunner
             },
             OutageGate.IsOutage,
             $"run {runId} task {index}",
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Ends a task failed with <paramref name="reason"/> when its job can be delivered no more
@@ -257,6 +274,9 @@ public sealed partial class TaskRunner
     }
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
+    private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index}: {Inputs} inputs staged in {StageMs:0} ms, steps and stage-out {StepsMs:0} ms")]
     private static partial void LogTaskTimes(ILogger logger, string runId, int index, int inputs, double stageMs, double stepsMs);
