@@ -12,6 +12,7 @@ app.Configure(c =>
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
+    c.AddCommand<WorkersCommand>("workers").WithDescription("Show every live worker's harvesting figures: owner load, harvested CPU, tasks running, suspended, vacated.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
     c.AddCommand<RegisterCommand>("register").WithDescription("Register a workflow with a trigger block: new objects under trigger.uri start runs.");
     c.AddCommand<UnregisterCommand>("unregister").WithDescription("Stop triggering a registered workflow.");

@@ -216,13 +216,46 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     public IdleCgroup Idle => _idle.Value;
 
     public Task<int> SuspendAllAsync(CancellationToken cancellationToken) =>
-        ForEachOursAsync("running", id => _client.Containers.PauseContainerAsync(id, cancellationToken), cancellationToken);
+        ForEachOursAsync("running", async id =>
+        {
+            try
+            {
+                await _client.Containers.PauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.InternalServerError && Idle.Parent.Length > 0)
+            {
+                // runc gives up ("unable to freeze") when a task does not reach the freezer in
+                // time, as a task of the idle class on a machine kept busy may not: the freeze is
+                // asked of the kernel directly, which completes it when the task next runs.
+                if (!IdleCgroup.Freeze(Idle.Parent, id, frozen: true))
+                {
+                    throw;
+                }
+            }
+        }, cancellationToken);
 
-    public Task<int> ResumeAllAsync(CancellationToken cancellationToken) =>
-        ForEachOursAsync("paused", id => _client.Containers.UnpauseContainerAsync(id, cancellationToken), cancellationToken);
+    public async Task<int> ResumeAllAsync(CancellationToken cancellationToken)
+    {
+        var thawed = await ForEachOursAsync("running", id => Task.FromResult(Idle.Parent.Length > 0 && IdleCgroup.Freeze(Idle.Parent, id, frozen: false)), cancellationToken).ConfigureAwait(false);
+        return thawed + await ForEachOursAsync("paused", async id =>
+        {
+            await _client.Containers.UnpauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Acts on this process's containers in <paramref name="status"/>; one that ended meanwhile is skipped.</summary>
-    private async Task<int> ForEachOursAsync(string status, Func<string, Task> act, CancellationToken cancellationToken)
+    private Task<int> ForEachOursAsync(string status, Func<string, Task> act, CancellationToken cancellationToken) =>
+        ForEachOursAsync(
+            status,
+            async id =>
+            {
+                await act(id).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
+
+    private async Task<int> ForEachOursAsync(string status, Func<string, Task<bool>> act, CancellationToken cancellationToken)
     {
         var list = await _client.Containers.ListContainersAsync(
             new ContainersListParameters
@@ -239,8 +272,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         {
             try
             {
-                await act(c.ID).ConfigureAwait(false);
-                done++;
+                done += await act(c.ID).ConfigureAwait(false) ? 1 : 0;
             }
             catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
             {

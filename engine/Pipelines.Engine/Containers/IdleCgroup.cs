@@ -67,6 +67,19 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
         }
     }
 
+    /// <summary>
+    /// Freezes or thaws a container's cgroup through the kernel's freezer (freezer.state on v1,
+    /// cgroup.freeze on v2); false when the cgroup is not there or the state is already so.
+    /// </summary>
+    public static bool Freeze(string parent, string containerId, bool frozen)
+    {
+        var dir = PathOf("freezer", Path.Combine(parent, containerId));
+        var (file, value, now) = IsV2
+            ? ("cgroup.freeze", frozen ? "1" : "0", Read(Path.Combine(dir, "cgroup.freeze")))
+            : ("freezer.state", frozen ? "FROZEN" : "THAWED", Read(Path.Combine(dir, "freezer.state")));
+        return now is not null && now != value && TryWrite(Path.Combine(dir, file), value);
+    }
+
     /// <summary>A cgroup file's content, trimmed; null when it is not there.</summary>
     public static string? Read(string path)
     {

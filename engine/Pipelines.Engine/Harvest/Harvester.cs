@@ -238,20 +238,21 @@ public sealed partial class Harvester : BackgroundService
             LogSuspended(_log, n, sample.OwnerFraction);
         }
 
+        // Resumed first, then vacated: the engine neither kills nor removes a frozen container
+        // cleanly, so it thaws for the moment the kill takes.
+        if (resume && _suspender is not null)
+        {
+            var n = await _suspender.ResumeAllAsync(cancellationToken).ConfigureAwait(false);
+            LogResumed(_log, n, vacate.Count);
+        }
+
         foreach (var v in vacate)
         {
-            // Stopped first, then resumed: a paused container is killed as it thaws, and runs no further.
             await v.Vacate.CancelAsync().ConfigureAwait(false);
             lock (_lock)
             {
                 _vacatedTotal++;
             }
-        }
-
-        if (resume && _suspender is not null)
-        {
-            var n = await _suspender.ResumeAllAsync(cancellationToken).ConfigureAwait(false);
-            LogResumed(_log, n, vacate.Count);
         }
 
         Signal();

@@ -207,6 +207,7 @@ public static class EngineHost
                 sp.GetRequiredService<ILogger<Harvester>>());
         });
         services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
+        services.AddHostedService<HarvestBoard>();
     }
 
     /// <summary>

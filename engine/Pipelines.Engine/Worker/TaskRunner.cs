@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Harvest;
@@ -205,6 +206,11 @@ public sealed partial class TaskRunner
             }
         }
 
+        if (result.Vacated)
+        {
+            return new TaskEnd.Vacated(rows);
+        }
+
         return result.Outcome.State == TaskState.Failed && result.Splittable && BatchSplit.Applies(run, task, workflow)
             ? BatchSplit.Of(run, task, definition, result.Outcome, rows)
             : new TaskEnd.Settled(result.Outcome, rows);
@@ -233,9 +239,24 @@ public sealed partial class TaskRunner
                     return remaining;
                 }
 
+            case TaskEnd.Vacated vacated when definition is not null:
+                {
+                    // The lease is released (DecideAsync's using); the rows wait in the run's
+                    // output, under a key of their own, for the delivery that ends the task.
+                    // At-least-once: a crash before the enqueue leaves the lease to expire and
+                    // the original job's redelivery to take the task.
+                    var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+                    var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
+                    await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(vacated.Rows), "application/json", ct).ConfigureAwait(false);
+                    await _queue.EnqueueTasksAsync(run.RunId, [task.Index], ct).ConfigureAwait(false);
+                    LogVacated(_log, run.RunId, task.Index);
+                    return run.Remaining;
+                }
+
             case TaskEnd.Settled settled:
                 {
-                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, settled.Rows, ct).ConfigureAwait(false);
+                    var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
+                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded)
                     {
                         await _cache.WriteAsync(run, task, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
@@ -252,6 +273,47 @@ public sealed partial class TaskRunner
             default:
                 return run.Remaining;
         }
+    }
+
+    private static string VacatedPrefix(string taskId) => $"tasks/{taskId}/vacated/";
+
+    /// <summary>
+    /// The rows of the task's vacated attempts (kept by earlier deliveries) before this
+    /// delivery's, whose attempts are numbered after them, step by step. Only a task found
+    /// running when this delivery began (vacated, or its worker died) can have any, so most
+    /// tasks cost no listing.
+    /// </summary>
+    private async Task<IReadOnlyList<ProvenanceRow>> WithVacatedAsync(RunRecord run, TaskRecord task, RunDefinition definition, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    {
+        if (task.State != TaskState.Running)
+        {
+            return rows;
+        }
+
+        var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+        var vacated = new List<ProvenanceRow>();
+        await foreach (var o in output.Store.ListAsync(output.Key(VacatedPrefix(task.TaskId)), ct).ConfigureAwait(false))
+        {
+            vacated.AddRange(JsonSerializer.Deserialize<List<ProvenanceRow>>(await output.Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false)) ?? []);
+        }
+
+        if (vacated.Count == 0)
+        {
+            return rows;
+        }
+
+        var offsets = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var row in vacated)
+        {
+            row.Attempt = offsets[row.Step] = offsets.GetValueOrDefault(row.Step) + 1;
+        }
+
+        foreach (var row in rows)
+        {
+            row.Attempt += offsets.GetValueOrDefault(row.Step);
+        }
+
+        return [.. vacated, .. rows];
     }
 
     /// <summary>The fan-in: whoever sees no task left starts the gather (at least once; the gather runs once).</summary>
@@ -274,6 +336,9 @@ public sealed partial class TaskRunner
     }
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
+    private static partial void LogVacated(ILogger logger, string runId, int index);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
     private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);

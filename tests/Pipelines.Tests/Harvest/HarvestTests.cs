@@ -147,7 +147,7 @@ public sealed class HarvestTests : IDisposable
     [Fact]
     public async Task A_busy_owner_suspends_our_container_in_the_freezer_and_a_quiet_one_resumes_it()
     {
-        var harvester = Harvester(new HarvestOptions { StartBelow = 0.6, StartAfter = TimeSpan.Zero, SuspendAbove = 0.8, SuspendAfter = TimeSpan.FromSeconds(1), ResumeAfter = TimeSpan.FromSeconds(2) });
+        var harvester = Harvester(new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromSeconds(1), ResumeAfter = TimeSpan.FromSeconds(2) });
         using var ticking = new CancellationTokenSource();
         var ticks = TickAsync(harvester, ticking.Token);
         using var slot = await harvester.AdmitAsync(Patience, CancellationToken.None);
@@ -161,8 +161,11 @@ public sealed class HarvestTests : IDisposable
         var freezer = Path.Combine(IdleCgroup.PathOf("freezer", Parent), id, "freezer.state");
 
         _owner.Start();
-        await WaitAsync(() => IdleCgroup.Read(freezer) == "FROZEN", "the freezer to hold the container");
+        // FREEZING until every task of the container has reached the freezer (a task of the idle
+        // class on a busy machine may take a while to run at all), then FROZEN.
+        await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (owner at {harvester.Status().Latest?.OwnerFraction:P0}, ticks {ticks.Status})");
         Assert.Equal(1, harvester.Status().Suspended);
+        await Task.Delay(TimeSpan.FromSeconds(0.5));
         var frozenAt = Progress();
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(frozenAt, Progress());
@@ -238,14 +241,18 @@ public sealed class HarvestTests : IDisposable
         return id!;
     }
 
-    private static Task WaitAsync(Func<bool> condition, string what) => WaitAsync(() => Task.FromResult(condition()), what);
+    private static Task WaitAsync(Func<bool> condition, string what) => WaitAsync(() => Task.FromResult(condition()), () => what);
 
-    private static async Task WaitAsync(Func<Task<bool>> condition, string what)
+    private static Task WaitAsync(Func<bool> condition, Func<string> what) => WaitAsync(() => Task.FromResult(condition()), what);
+
+    private static Task WaitAsync(Func<Task<bool>> condition, string what) => WaitAsync(condition, () => what);
+
+    private static async Task WaitAsync(Func<Task<bool>> condition, Func<string> what)
     {
         var clock = Stopwatch.StartNew();
         while (!await condition())
         {
-            Assert.True(clock.Elapsed < Patience, $"waited {Patience.TotalSeconds:0} s for {what}");
+            Assert.True(clock.Elapsed < Patience, $"waited {Patience.TotalSeconds:0} s for {what()}");
             await Task.Delay(100);
         }
     }
