@@ -3,10 +3,13 @@ using Hangfire.InMemory;
 using Hangfire.PostgreSql;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Harvest;
 using Pipelines.Queue;
@@ -113,6 +116,9 @@ public static class EngineHost
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
+
+        // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
+        services.AddSingleton<IWarmPool, DockerWarmPool>();
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<RunDefinitions>();
@@ -155,6 +161,9 @@ public static class EngineHost
         if (postgres is not null)
         {
             TriggerHosting.Add(services, config, role: triggers);
+
+            // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
+            FunctionHosting.Add(services, config);
         }
 
         if (worker)

@@ -134,7 +134,8 @@ internal sealed class WorkerRig : IDisposable
 
     public void Dispose()
     {
-        _services.Dispose();
+        // The warm pool is IAsyncDisposable only.
+        _services.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _temp.Dispose();
     }
 }
