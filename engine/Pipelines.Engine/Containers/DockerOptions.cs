@@ -18,6 +18,13 @@ public sealed record DockerOptions
     /// </summary>
     public string CgroupParent { get; init; } = "pipelines";
 
+    /// <summary>
+    /// Whether the parent is put in the idle class: set by the engine for Harvest:Policy when-idle
+    /// and never. Off (policy always, a machine of our own), containers run under
+    /// CgroupParent-always at the normal weight, still counted as ours.
+    /// </summary>
+    public bool IdleClass { get; init; }
+
     /// <summary>Size of the writable /tmp.</summary>
     public string TmpSize { get; init; } = "64m";
 

@@ -28,7 +28,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     public DockerRuntime(DockerOptions options)
     {
         _options = options;
-        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint));
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass));
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.

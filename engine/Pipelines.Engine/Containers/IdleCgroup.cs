@@ -25,11 +25,17 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
     /// Makes the parent and sets its class; never throws: where nothing can be set (a remote
     /// engine, no permission) the mode says why, and containers run at their cpu shares alone.
     /// </summary>
-    public static IdleCgroup Prepare(string parent, string endpoint)
+    public static IdleCgroup Prepare(string parent, string endpoint, bool idle = true)
     {
         if (string.IsNullOrWhiteSpace(parent))
         {
             return new(parent, "off: Docker:CgroupParent is empty; containers run at cpu shares alone", false);
+        }
+
+        if (!idle)
+        {
+            // A parent of its own, so that a when-idle worker on the same machine keeps its idle one.
+            parent += "-always";
         }
 
         if (!endpoint.StartsWith("unix://", StringComparison.Ordinal))
@@ -46,6 +52,12 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
             {
                 // The parent's parent must hand the cpu controller down to it.
                 TryWrite(Path.Combine(Path.GetDirectoryName(cpu)!, "cgroup.subtree_control"), "+cpu +memory +pids");
+            }
+
+            if (!idle)
+            {
+                TryWrite(Path.Combine(cpu, "cpu.idle"), "0");
+                return new(parent, $"normal weight on {cpu} (Harvest:Policy always: the idle class is for when-idle)", false);
             }
 
             if (TryWrite(Path.Combine(cpu, "cpu.idle"), "1") && Read(Path.Combine(cpu, "cpu.idle")) == "1")

@@ -112,7 +112,8 @@ public static class EngineHost
         };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
-        services.AddSingleton(config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions());
+        var harvestPolicy = Harvester.Parse(config["Harvest:Policy"], HarvestPolicy.Always);
+        services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
@@ -206,7 +207,7 @@ public static class EngineHost
             var docker = sp.GetRequiredService<DockerRuntime>();
             var time = sp.GetRequiredService<TimeProvider>();
             return new Harvester(
-                new HostLoadSampler(sp.GetRequiredService<DockerOptions>().CgroupParent, time, options.OwnerCgroup),
+                new HostLoadSampler(docker.Idle.Parent, time, options.OwnerCgroup),
                 policy,
                 options,
                 workerOptions.Concurrency,

@@ -26,7 +26,7 @@ public sealed class HarvestTests : IDisposable
     private const string Busybox = "pipelines-samples/pair-check:1";
     private const string Parent = "pipelines-tests";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent });
+    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = true });
     private readonly DockerClient _docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
     private readonly OwnerBurner _owner = new();
     private readonly TempFolder _temp = new();
