@@ -76,6 +76,7 @@ public static partial class PipelinesServer
             app.MapTriggersApi();
             app.MapFunctionsApi();
             app.MapLineageApi();
+            app.MapWorkersApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Harvest;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Spectre.Console.Cli;
@@ -20,6 +21,14 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         [CommandOption("--roles <ROLES>")]
         [Description("What this process does, comma-separated: worker (task and gather jobs), triggers (watch buckets, start runs). Default: worker,triggers.")]
         public string Roles { get; init; } = "worker,triggers";
+
+        [CommandOption("--policy <POLICY>")]
+        [Description("When this machine lends its cycles: always, when-idle (default) or never (docs/harvesting.md).")]
+        public string? Policy { get; init; }
+
+        [CommandOption("--drain")]
+        [Description("Ask the running workers of this machine to finish their tasks and take no more, then exit.")]
+        public bool Drain { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -36,6 +45,16 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             throw new PipelinesException("a worker needs PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
         }
 
+        if (settings.Drain)
+        {
+            return await DrainAsync(config, cancellationToken).ConfigureAwait(false);
+        }
+
+        // A worker lends only what the owner leaves unless told otherwise.
+        values["Harvest:Policy"] = settings.Policy ?? config["Harvest:Policy"] ?? "when-idle";
+        _ = Harvester.Parse(values["Harvest:Policy"], HarvestPolicy.WhenIdle);
+        config = EngineHost.Configuration(settings.Config, values);
+
         var roles = settings.Roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         if (roles.Count == 0 || roles.Any(r => r is not ("worker" or "triggers")))
         {
@@ -44,7 +63,9 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
 
         using var host = EngineHost.Build(config, worker: roles.Contains("worker"), settings.Verbose ? LogLevel.Information : LogLevel.Warning, triggers: roles.Contains("triggers"));
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
-        Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started ({string.Join(",", roles.Order(StringComparer.Ordinal))})");
+        var harvest = roles.Contains("worker") ? host.Services.GetRequiredService<Harvester>() : null;
+        Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started ({string.Join(",", roles.Order(StringComparer.Ordinal))})"
+            + (harvest is null ? "" : $"; harvesting: policy {Harvester.Name(harvest.Policy)}, containers {harvest.IdleMode}"));
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -57,5 +78,33 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         Console.WriteLine("worker stopped");
         return Cli.Ok;
+    }
+
+    /// <summary>Asks this machine's live workers to drain, and waits until none of them runs a task.</summary>
+    private static async Task<int> DrainAsync(Microsoft.Extensions.Configuration.IConfiguration config, CancellationToken ct)
+    {
+        using var host = EngineHost.Build(config, worker: false);
+        await host.StartAsync(ct).ConfigureAwait(false);
+        var storage = host.Services.GetRequiredService<Hangfire.JobStorage>();
+        var prefix = Environment.MachineName + ":";
+        var names = HarvestBoard.RequestDrain(storage, n => n.StartsWith(prefix, StringComparison.Ordinal));
+        if (names.Count == 0)
+        {
+            Console.WriteLine($"no live worker on {Environment.MachineName} to drain");
+            return Cli.Ok;
+        }
+
+        Console.WriteLine($"draining {string.Join(", ", names)}: running tasks finish, no new task starts (the request is seen within 10 s)");
+        while (true)
+        {
+            var left = HarvestBoard.Read(storage).Where(w => names.Contains(w.Worker) && (!w.Status.Draining || w.Status.Running > 0)).ToList();
+            if (left.Count == 0)
+            {
+                Console.WriteLine("drained: no task runs on them");
+                return Cli.Ok;
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
+        }
     }
 }

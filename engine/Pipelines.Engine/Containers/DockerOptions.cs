@@ -12,6 +12,19 @@ public sealed record DockerOptions
     /// <summary>Relative CPU weight (the engine's default is 1024): the host's own work comes first.</summary>
     public long CpuShares { get; init; } = 256;
 
+    /// <summary>
+    /// The cgroup our containers run under, in the kernel's idle class (IdleCgroup,
+    /// docs/harvesting.md); empty runs them where the engine puts its own.
+    /// </summary>
+    public string CgroupParent { get; init; } = "pipelines";
+
+    /// <summary>
+    /// Whether the parent is put in the idle class: set by the engine for Harvest:Policy when-idle
+    /// and never. Off (policy always, a machine of our own), containers run under
+    /// CgroupParent-always at the normal weight, still counted as ours.
+    /// </summary>
+    public bool IdleClass { get; init; }
+
     /// <summary>Size of the writable /tmp.</summary>
     public string TmpSize { get; init; } = "64m";
 

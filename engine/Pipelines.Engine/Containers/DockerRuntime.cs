@@ -14,7 +14,7 @@ namespace Pipelines.Containers;
 /// that kills. Each container carries the label <see cref="ManagedLabel"/> so that cleanup finds
 /// only ours on a shared engine.
 /// </summary>
-public sealed class DockerRuntime : IContainerRuntime, IDisposable
+public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspender, IDisposable
 {
     public const string ManagedLabel = "org.pipelines.managed";
 
@@ -23,10 +23,12 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
 
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
+    private readonly Lazy<IdleCgroup> _idle;
 
     public DockerRuntime(DockerOptions options)
     {
         _options = options;
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass));
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
@@ -164,6 +166,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             NanoCPUs = (long)(resources.Cpus * 1_000_000_000),
             PidsLimit = resources.Pids,
             CPUShares = _options.CpuShares,
+            CgroupParent = Idle.Parent is { Length: > 0 } parent ? parent : null!,
             Binds = binds,
             Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
             LogConfig = new LogConfig
@@ -226,6 +229,77 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
 
         return removed;
+    }
+
+    /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
+    public IdleCgroup Idle => _idle.Value;
+
+    public Task<int> SuspendAllAsync(CancellationToken cancellationToken) =>
+        ForEachOursAsync("running", async id =>
+        {
+            try
+            {
+                await _client.Containers.PauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.InternalServerError && Idle.Parent.Length > 0)
+            {
+                // runc gives up ("unable to freeze") when a task does not reach the freezer in
+                // time, as a task of the idle class on a machine kept busy may not: the freeze is
+                // asked of the kernel directly, which completes it when the task next runs.
+                if (!IdleCgroup.Freeze(Idle.Parent, id, frozen: true))
+                {
+                    throw;
+                }
+            }
+        }, cancellationToken);
+
+    public async Task<int> ResumeAllAsync(CancellationToken cancellationToken)
+    {
+        var thawed = await ForEachOursAsync("running", id => Task.FromResult(Idle.Parent.Length > 0 && IdleCgroup.Freeze(Idle.Parent, id, frozen: false)), cancellationToken).ConfigureAwait(false);
+        return thawed + await ForEachOursAsync("paused", async id =>
+        {
+            await _client.Containers.UnpauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
+            return true;
+        }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Acts on this process's containers in <paramref name="status"/>; one that ended meanwhile is skipped.</summary>
+    private Task<int> ForEachOursAsync(string status, Func<string, Task> act, CancellationToken cancellationToken) =>
+        ForEachOursAsync(
+            status,
+            async id =>
+            {
+                await act(id).ConfigureAwait(false);
+                return true;
+            },
+            cancellationToken);
+
+    private async Task<int> ForEachOursAsync(string status, Func<string, Task<bool>> act, CancellationToken cancellationToken)
+    {
+        var list = await _client.Containers.ListContainersAsync(
+            new ContainersListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>>
+                {
+                    ["label"] = new Dictionary<string, bool> { [$"{OwnerLabel}={ProcessOwner.Current}"] = true },
+                    ["status"] = new Dictionary<string, bool> { [status] = true },
+                },
+            },
+            cancellationToken).ConfigureAwait(false);
+        var done = 0;
+        foreach (var c in list)
+        {
+            try
+            {
+                done += await act(c.ID).ConfigureAwait(false) ? 1 : 0;
+            }
+            catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
+            {
+                // It ended, or changed state, between the listing and now.
+            }
+        }
+
+        return done;
     }
 
     public void Dispose() => _client.Dispose();

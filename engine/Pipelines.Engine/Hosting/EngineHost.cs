@@ -11,6 +11,7 @@ using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Gather;
+using Pipelines.Harvest;
 using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -111,7 +112,8 @@ public static class EngineHost
         };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
-        services.AddSingleton(config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions());
+        var harvestPolicy = Harvester.Parse(config["Harvest:Policy"], HarvestPolicy.Always);
+        services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
         services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
@@ -177,6 +179,7 @@ public static class EngineHost
             });
 
             services.AddHostedService<LeftoverCleaner>();
+            AddHarvester(services, config, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {
                 services.AddSingleton(new QueueWatchdogOptions(
@@ -189,6 +192,32 @@ public static class EngineHost
         }
 
         return services;
+    }
+
+    /// <summary>
+    /// Idle-resource harvesting (docs/harvesting.md): the owner's load sampled, admission,
+    /// suspend and vacate. Making the harvester makes our cgroup parent and sets its CPU class.
+    /// </summary>
+    private static void AddHarvester(IServiceCollection services, IConfiguration config, WorkerOptions workerOptions)
+    {
+        var options = config.GetSection("Harvest").Get<HarvestOptions>() ?? new HarvestOptions();
+        var policy = Harvester.Parse(options.Policy, HarvestPolicy.Always);
+        services.AddSingleton(sp =>
+        {
+            var docker = sp.GetRequiredService<DockerRuntime>();
+            var time = sp.GetRequiredService<TimeProvider>();
+            return new Harvester(
+                new HostLoadSampler(docker.Idle.Parent, time, options.OwnerCgroup),
+                policy,
+                options,
+                workerOptions.Concurrency,
+                docker.Idle.Mode,
+                docker,
+                time,
+                sp.GetRequiredService<ILogger<Harvester>>());
+        });
+        services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
+        services.AddHostedService<HarvestBoard>();
     }
 
     /// <summary>

@@ -20,7 +20,14 @@ namespace Pipelines.Worker;
 internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
 {
     /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
-    public sealed record Result(TaskOutcome Outcome, bool Splittable);
+    public sealed record Result(TaskOutcome Outcome, bool Splittable)
+    {
+        /// <summary>A step was vacated: the task is handed back to the queue, its rows kept for the attempt that ends it.</summary>
+        public bool Vacated { get; init; }
+    }
+
+    /// <summary>The error recorded on a vacated attempt.</summary>
+    public const string VacatedReason = "vacated: the machine's owner needed it back; the task went back to the queue (not a failure, not counted against retries)";
 
     public async Task<Result> RunAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, Scratch scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
     {
@@ -52,6 +59,12 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 }
 
                 var result = watched.Result;
+                if (watched.Vacated)
+                {
+                    rows.Add(Row(run, task, step, attempt, "vacated", null, inputs, [], started, null, VacatedReason));
+                    return new Result(new TaskOutcome(TaskState.Queued, null, VacatedReason, time.GetUtcNow()), Splittable: false) { Vacated = true };
+                }
+
                 if (watched.CancelledBecause is not null)
                 {
                     // A user's cancel stopped the container: the task ends cancelled, and is not retried.
@@ -119,7 +132,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             ["org.pipelines.step"] = step.Name,
         };
         var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets };
-        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct);
+        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
     }
 
     /// <summary>
@@ -161,7 +174,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
 
             try
             {
-                return await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct).ConfigureAwait(false);
+                return await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
             }
             finally
             {

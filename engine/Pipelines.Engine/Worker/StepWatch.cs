@@ -13,10 +13,14 @@ namespace Pipelines.Worker;
 /// either says stop, the container is stopped (the runtime kills and removes it) and the reason
 /// is returned instead of a result.
 /// </summary>
-internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, TimeProvider time, ILogger<StepWatch> log)
+internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, TimeProvider time, ILogger<StepWatch> log, Harvest.Harvester? harvester = null)
 {
     /// <summary>How a watched step ended: its result, or why it was stopped (a cancel, or a quota or the disk).</summary>
-    public sealed record Watched(ContainerResult? Result, string? CancelledBecause, string? StoppedBecause);
+    public sealed record Watched(ContainerResult? Result, string? CancelledBecause, string? StoppedBecause)
+    {
+        /// <summary>The harvester vacated the step (the owner needed the machine): the task goes back to the queue.</summary>
+        public bool Vacated { get; init; }
+    }
 
     /// <summary>The quotas of a step's /out: its own resources where they ask for less than the worker allows.</summary>
     public OutputLimits Limits(ExpandedStep step)
@@ -34,10 +38,15 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
     /// Runs <paramref name="run"/> (the container, given a token that stops it) while watching
     /// <paramref name="runId"/> for a cancel and <paramref name="outDir"/> for its quotas.
     /// </summary>
-    public async Task<Watched> RunAsync(string runId, string outDir, OutputLimits limits, Func<CancellationToken, Task<ContainerResult>> run, CancellationToken ct)
+    public async Task<Watched> RunAsync(string runId, string outDir, OutputLimits limits, Func<CancellationToken, Task<ContainerResult>> run, CancellationToken ct, long memory = 0)
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
+
+        // The harvester may vacate the step (docs/harvesting.md): that stops the container as a cancel does.
+        using var vacate = new CancellationTokenSource();
+        using var vacating = vacate.Token.Register(cancel.Cancel);
+        using var registered = harvester?.Running(vacate, () => memory);
         var watcher = WatchForCancelAsync(runId, cancel, watching.Token);
         var quota = WatchQuotaAsync(outDir, limits, cancel, watching.Token);
         try
@@ -48,6 +57,11 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
         catch (OperationCanceledException) when (!ct.IsCancellationRequested && cancel.IsCancellationRequested)
         {
             await watching.CancelAsync().ConfigureAwait(false);
+            if (vacate.IsCancellationRequested)
+            {
+                return new Watched(null, null, null) { Vacated = true };
+            }
+
             var over = await quota.ConfigureAwait(false);
             return over is not null ? new Watched(null, null, over) : new Watched(null, await watcher.ConfigureAwait(false) ?? "run stopped", null);
         }

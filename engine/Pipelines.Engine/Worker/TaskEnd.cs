@@ -18,6 +18,12 @@ internal abstract record TaskEnd
     /// <summary>A failed batch ends split, and each child runs as a task of its own.</summary>
     public sealed record Split(TaskOutcome Outcome, IReadOnlyList<ProvenanceRow> Rows, IReadOnlyList<TaskRecord> Children) : TaskEnd;
 
+    /// <summary>
+    /// The harvester vacated the task: it goes back to the queue for another machine, and its
+    /// rows (the vacated attempt) are kept for the delivery that ends it (not a failure).
+    /// </summary>
+    public sealed record Vacated(IReadOnlyList<ProvenanceRow> Rows) : TaskEnd;
+
     /// <summary>Nothing to write: the task had ended already, or is another delivery's to end.</summary>
     public sealed record Nothing : TaskEnd;
 }

@@ -1,5 +1,7 @@
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
@@ -31,9 +33,10 @@ public sealed partial class TaskRunner
     private readonly OutageGate _gate;
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _log;
+    private readonly Harvester? _harvester;
 
-    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log) =>
-        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _options, _gate, _time, _log) = (store, queue, stores, definitions, cache, staging, steps, options, gate, time, log);
+    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, Harvester? harvester = null) =>
+        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _options, _gate, _time, _log, _harvester) = (store, queue, stores, definitions, cache, staging, steps, options, gate, time, log, harvester);
 
     /// <summary>The shell with its parts, from the engine's services.</summary>
     public static TaskRunner Create(IServiceProvider services) => new(
@@ -47,14 +50,28 @@ public sealed partial class TaskRunner
         services.GetRequiredService<WorkerOptions>(),
         services.GetRequiredService<OutageGate>(),
         services.GetRequiredService<TimeProvider>(),
-        services.GetRequiredService<ILogger<TaskRunner>>());
+        services.GetRequiredService<ILogger<TaskRunner>>(),
+        services.GetService<Harvester>());
 
     /// <summary>
     /// One delivery of a task job. An outage met on the way is waited out here, in-process and
     /// with backoff (<see cref="OutageGate"/>): every step below is safe to do again.
     /// </summary>
-    public Task RunAsync(string runId, int index, CancellationToken cancellationToken) =>
-        _gate.RunAsync(
+    public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
+    {
+        // Admission (docs/harvesting.md): a task starts only when the machine's owner leaves room.
+        // Without room within the hold it is handed back to the queue, as a new job for any
+        // machine, rather than kept here; the task itself is untouched (still queued), so a
+        // crash after the enqueue leaves two jobs, and the claim lets only one of them run it.
+        using var slot = _harvester is null ? null : await _harvester.AdmitAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+        if (_harvester is not null && slot is null)
+        {
+            await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
+            LogHandedBack(_log, runId, index, _harvester.Why());
+            return;
+        }
+
+        await _gate.RunAsync(
             async () =>
             {
                 await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
@@ -62,7 +79,8 @@ public sealed partial class TaskRunner
             },
             OutageGate.IsOutage,
             $"run {runId} task {index}",
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// Ends a task failed with <paramref name="reason"/> when its job can be delivered no more
@@ -207,6 +225,11 @@ public sealed partial class TaskRunner
             }
         }
 
+        if (result.Vacated)
+        {
+            return new TaskEnd.Vacated(rows);
+        }
+
         return result.Outcome.State == TaskState.Failed && result.Splittable && BatchSplit.Applies(run, task, workflow)
             ? BatchSplit.Of(run, task, definition, result.Outcome, rows)
             : new TaskEnd.Settled(result.Outcome, rows);
@@ -235,9 +258,24 @@ public sealed partial class TaskRunner
                     return remaining;
                 }
 
+            case TaskEnd.Vacated vacated when definition is not null:
+                {
+                    // The lease is released (DecideAsync's using); the rows wait in the run's
+                    // output, under a key of their own, for the delivery that ends the task.
+                    // At-least-once: a crash before the enqueue leaves the lease to expire and
+                    // the original job's redelivery to take the task.
+                    var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+                    var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
+                    await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(vacated.Rows), "application/json", ct).ConfigureAwait(false);
+                    await _queue.EnqueueTasksAsync(run.RunId, [task.Index], ct).ConfigureAwait(false);
+                    LogVacated(_log, run.RunId, task.Index);
+                    return run.Remaining;
+                }
+
             case TaskEnd.Settled settled:
                 {
-                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, settled.Rows, ct).ConfigureAwait(false);
+                    var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
+                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded)
                     {
                         await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
@@ -254,6 +292,47 @@ public sealed partial class TaskRunner
             default:
                 return run.Remaining;
         }
+    }
+
+    private static string VacatedPrefix(string taskId) => $"tasks/{taskId}/vacated/";
+
+    /// <summary>
+    /// The rows of the task's vacated attempts (kept by earlier deliveries) before this
+    /// delivery's, whose attempts are numbered after them, step by step. Only a task found
+    /// running when this delivery began (vacated, or its worker died) can have any, so most
+    /// tasks cost no listing.
+    /// </summary>
+    private async Task<IReadOnlyList<ProvenanceRow>> WithVacatedAsync(RunRecord run, TaskRecord task, RunDefinition definition, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    {
+        if (task.State != TaskState.Running)
+        {
+            return rows;
+        }
+
+        var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+        var vacated = new List<ProvenanceRow>();
+        await foreach (var o in output.Store.ListAsync(output.Key(VacatedPrefix(task.TaskId)), ct).ConfigureAwait(false))
+        {
+            vacated.AddRange(JsonSerializer.Deserialize<List<ProvenanceRow>>(await output.Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false)) ?? []);
+        }
+
+        if (vacated.Count == 0)
+        {
+            return rows;
+        }
+
+        var offsets = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var row in vacated)
+        {
+            row.Attempt = offsets[row.Step] = offsets.GetValueOrDefault(row.Step) + 1;
+        }
+
+        foreach (var row in rows)
+        {
+            row.Attempt += offsets.GetValueOrDefault(row.Step);
+        }
+
+        return [.. vacated, .. rows];
     }
 
     /// <summary>The fan-in: whoever sees no task left starts the gather (at least once; the gather runs once).</summary>
@@ -276,6 +355,12 @@ public sealed partial class TaskRunner
     }
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
+    private static partial void LogVacated(ILogger logger, string runId, int index);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
+    private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index}: {Inputs} inputs staged in {StageMs:0} ms, steps and stage-out {StepsMs:0} ms")]
     private static partial void LogTaskTimes(ILogger logger, string runId, int index, int inputs, double stageMs, double stepsMs);

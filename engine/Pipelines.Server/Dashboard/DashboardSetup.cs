@@ -29,6 +29,11 @@ internal static class DashboardSetup
         {
             Active = page.RequestPath.StartsWith("/functions", StringComparison.Ordinal),
         });
+        DashboardRoutes.Routes.AddRazorPage("/workers", _ => new WorkersPage());
+        NavigationMenu.Items.Add(page => new MenuItem("Workers", page.Url.To("/workers"))
+        {
+            Active = page.RequestPath.StartsWith("/workers", StringComparison.Ordinal),
+        });
         return true;
     });
 

@@ -18,7 +18,8 @@ internal static class HealthEndpoints
         services.AddHealthChecks()
             .AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<BucketCheck>("bucket", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
-            .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5));
+            .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
+            .AddCheck<HarvestCheck>("harvest", tags: [Ready]);
         return services;
     }
 

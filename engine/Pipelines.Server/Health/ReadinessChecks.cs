@@ -64,3 +64,15 @@ internal sealed class DockerCheck(DockerRuntime docker) : IHealthCheck
         }
     }
 }
+
+/// <summary>How this process harvests: its policy and our containers' CPU class (docs/harvesting.md); healthy whatever the mode.</summary>
+internal sealed class HarvestCheck(IServiceProvider services) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var harvester = services.GetService(typeof(Pipelines.Harvest.Harvester)) as Pipelines.Harvest.Harvester;
+        return Task.FromResult(HealthCheckResult.Healthy(harvester is null
+            ? "no worker role here: nothing harvested"
+            : $"policy {Pipelines.Harvest.Harvester.Name(harvester.Policy)}{(harvester.Draining ? " (draining)" : "")}, containers {harvester.IdleMode}"));
+    }
+}

@@ -31,9 +31,12 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             ("POST", "/api/workflows", true),
             ("DELETE", "/api/workflows/no-such-workflow", true),
             ("POST", "/api/triggers/events", true),
+            ("GET", "/api/workers", false),
+            ("POST", "/api/workers/no-such-worker/drain", true),
             ("GET", "/hangfire/runs", false),
             ("GET", $"/hangfire/runs/{NoRun}", false),
             ("GET", "/hangfire/servers", false),
+            ("GET", "/hangfire/workers", false),
         ];
         var data = new TheoryData<string, string, bool, Caller>();
         foreach (var (method, path, changes) in endpoints)

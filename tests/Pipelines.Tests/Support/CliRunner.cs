@@ -31,6 +31,10 @@ public static class CliRunner
 
         // The suite's own connection settings must not leak into runs that test the embedded mode.
         psi.Environment.Remove("PIPELINES_POSTGRES");
+
+        // Workers of tests run whatever the machine does (a test of harvesting says otherwise):
+        // on a machine that others keep busy, when-idle, a worker's default, would admit nothing.
+        psi.Environment["PIPELINES_Harvest__Policy"] = "always";
         foreach (var (k, v) in env ?? new Dictionary<string, string?>())
         {
             if (v is null)

@@ -26,7 +26,7 @@ internal sealed class WorkerRig : IDisposable
     private readonly TempFolder _temp = new();
     private readonly ServiceProvider _services;
 
-    public WorkerRig(ScriptedRuntime.Script script, IDictionary<string, string?>? settings = null)
+    public WorkerRig(ScriptedRuntime.Script script, IDictionary<string, string?>? settings = null, Action<IServiceCollection>? more = null)
     {
         Runtime = new ScriptedRuntime(script);
         var values = new Dictionary<string, string?>
@@ -49,6 +49,7 @@ internal sealed class WorkerRig : IDisposable
         services.AddSingleton<ITaskQueue>(Queue);
         services.AddSingleton<IContainerRuntime>(Runtime);
         services.AddSingleton(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Serve("mem", Objects));
+        more?.Invoke(services);
         _services = services.BuildServiceProvider();
         Runner = _services.GetRequiredService<TaskRunner>();
         Scratch = values["Worker:Scratch"]!;

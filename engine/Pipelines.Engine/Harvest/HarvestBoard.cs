@@ -1,0 +1,104 @@
+using System.Text.Json;
+using Hangfire;
+using Hangfire.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Pipelines.Harvest;
+
+/// <summary>
+/// The workers' harvesting figures, shared through Hangfire's storage (PostgreSQL, or memory in
+/// the embedded mode), so that the API, the dashboard and `pipelines workers` on any machine
+/// see every worker: each worker writes its <see cref="HarvestStatus"/> every 10 s to a hash
+/// that expires 2 minutes after its last write (a dead worker drops out), and reads there
+/// whether a drain was asked for it (`pipelines worker --drain`, POST /api/workers/{name}/drain).
+/// </summary>
+public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester, Worker.WorkerOptions options, ILogger<HarvestBoard> log) : BackgroundService
+{
+    private const string Workers = "pipelines:harvest-workers";
+    private static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Expiry = TimeSpan.FromMinutes(2);
+
+    /// <summary>Every live worker's latest figures, by name.</summary>
+    public static IReadOnlyList<(string Worker, HarvestStatus Status)> Read(JobStorage storage)
+    {
+        using var connection = storage.GetConnection();
+        var list = new List<(string, HarvestStatus)>();
+        foreach (var name in connection.GetAllItemsFromSet(Workers).Order(StringComparer.Ordinal))
+        {
+            var entries = connection.GetAllEntriesFromHash(Key(name));
+            if (entries is not null && entries.TryGetValue("status", out var json) && JsonSerializer.Deserialize<HarvestStatus>(json) is { } status)
+            {
+                list.Add((name, status));
+            }
+        }
+
+        return list;
+    }
+
+    /// <summary>Asks the named workers to drain; returns the names of those that are live.</summary>
+    public static IReadOnlyList<string> RequestDrain(JobStorage storage, Func<string, bool> which)
+    {
+        var names = Read(storage).Select(w => w.Worker).Where(which).ToList();
+        using var connection = storage.GetConnection();
+        foreach (var name in names)
+        {
+            connection.SetRangeInHash(Key(name), [new("drain", "1")]);
+        }
+
+        return names;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Every);
+        do
+        {
+            try
+            {
+                Publish();
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The storage is out of reach for a moment: the figures are late, nothing else.
+                LogPublishFailed(log, e.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private void Publish()
+    {
+        using var connection = storage.GetConnection();
+        if (!harvester.Draining && connection.GetAllEntriesFromHash(Key(options.Name)) is { } mine && mine.TryGetValue("drain", out var drain) && drain == "1")
+        {
+            harvester.Drain();
+        }
+
+        using var tx = connection.CreateWriteTransaction();
+        tx.AddToSet(Workers, options.Name);
+        tx.SetRangeInHash(Key(options.Name), [new("status", JsonSerializer.Serialize(harvester.Status()))]);
+        if (tx is JobStorageTransaction expiring)
+        {
+            expiring.ExpireHash(Key(options.Name), Expiry);
+        }
+
+        tx.Commit();
+
+        // Names of workers whose figures expired leave the set, so it does not grow with dead workers.
+        foreach (var name in connection.GetAllItemsFromSet(Workers).Where(n => n != options.Name))
+        {
+            if (connection.GetAllEntriesFromHash(Key(name)) is not { Count: > 0 } entries || !entries.ContainsKey("status"))
+            {
+                using var remove = connection.CreateWriteTransaction();
+                remove.RemoveFromSet(Workers, name);
+                remove.Commit();
+            }
+        }
+    }
+
+    private static string Key(string worker) => "pipelines:harvest:" + worker;
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: could not publish this worker's figures: {Error}")]
+    private static partial void LogPublishFailed(ILogger logger, string error);
+}

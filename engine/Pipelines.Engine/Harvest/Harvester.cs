@@ -1,0 +1,388 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Pipelines.Harvest;
+
+/// <summary>
+/// Takes only the cycles the machine's owner leaves (docs/harvesting.md). Every
+/// <see cref="HarvestOptions.SampleInterval"/> it samples the owner's load and from it decides
+/// how many tasks may run (admission: none until the owner has been quiet for StartAfter, then
+/// Worker:Concurrency scaled by the idle share), whether our containers are suspended (owner
+/// above SuspendAbove for SuspendAfter) or resumed (below StartBelow for ResumeAfter), and
+/// which running tasks are vacated (suspended for VacateAfter, or the largest under memory
+/// pressure). The policy always admits up to the concurrency and never suspends; never and a
+/// drain admit nothing.
+/// </summary>
+public sealed partial class Harvester : BackgroundService
+{
+    private const int HistoryPoints = 360;
+    private static readonly TimeSpan HistoryStep = TimeSpan.FromSeconds(10);
+
+    private readonly IOwnerLoad _load;
+    private readonly HarvestOptions _options;
+    private readonly int _concurrency;
+    private readonly IContainerSuspender? _suspender;
+    private readonly TimeProvider _time;
+    private readonly ILogger<Harvester> _log;
+    private readonly Lock _lock = new();
+    private readonly Queue<HarvestPoint> _history = new();
+    private readonly Dictionary<long, Vacatable> _running = [];
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private OwnerSample? _last;
+    private DateTimeOffset? _quietSince;
+    private DateTimeOffset? _busySince;
+    private DateTimeOffset? _suspendedSince;
+    private DateTimeOffset _nextPoint;
+    private int _admitted;
+    private int _vacatedTotal;
+    private long _nextId;
+    private double _harvestedCpuSeconds;
+
+    public Harvester(IOwnerLoad load, HarvestPolicy policy, HarvestOptions options, int concurrency, string idleMode, IContainerSuspender? suspender, TimeProvider time, ILogger<Harvester> log)
+    {
+        (_load, Policy, _options, _concurrency, IdleMode, _suspender, _time, _log) = (load, policy, options, Math.Max(1, concurrency), idleMode, suspender, time, log);
+
+        // The first sample covers the time since boot: taken now, so the first real interval is one interval long.
+        _load.Sample();
+        _nextPoint = time.GetUtcNow();
+    }
+
+    /// <summary>The policy in force.</summary>
+    public HarvestPolicy Policy { get; }
+
+    /// <summary>How our containers' CPU class is set (IdleCgroup.Mode): said in the start line and on /readyz.</summary>
+    public string IdleMode { get; }
+
+    /// <summary>How long a delivered task waits for room before it is handed back.</summary>
+    public TimeSpan AdmissionHold => _options.AdmissionHold;
+
+    /// <summary>Why no task may start now, for the log.</summary>
+    public string Why()
+    {
+        lock (_lock)
+        {
+            return Draining ? "this worker is draining"
+                : Policy == HarvestPolicy.Never ? "Harvest:Policy is never"
+                : _suspendedSince is not null ? "the owner is busy and our containers are suspended"
+                : _last is null || _quietSince is null ? $"the owner's load ({_last?.OwnerFraction ?? 0:P0}) is above Harvest:StartBelow ({_options.StartBelow:P0})"
+                : _admitted >= Allowed() && Allowed() > 0 ? $"all {Allowed()} slot(s) the owner leaves are taken"
+                : $"the owner has been quiet for less than Harvest:StartAfter ({_options.StartAfter.TotalSeconds:0} s)";
+        }
+    }
+
+    /// <summary>Whether a drain was asked for: running tasks finish, no new one starts.</summary>
+    public bool Draining { get; private set; }
+
+    /// <summary>The policy's name as written in configuration.</summary>
+    public static string Name(HarvestPolicy policy) => policy switch
+    {
+        HarvestPolicy.WhenIdle => "when-idle",
+        HarvestPolicy.Never => "never",
+        _ => "always",
+    };
+
+    /// <summary>Reads a policy as written in configuration or on the command line (unset: <paramref name="fallback"/>); a clear error for anything else.</summary>
+    public static HarvestPolicy Parse(string? text, HarvestPolicy fallback) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" => fallback,
+        "always" => HarvestPolicy.Always,
+        "when-idle" or "whenidle" => HarvestPolicy.WhenIdle,
+        "never" => HarvestPolicy.Never,
+        _ => throw new PipelinesException($"Harvest:Policy '{text}': write always, when-idle or never", retryHelps: false),
+    };
+
+    /// <summary>What the worker shows: the latest sample, our tasks, and the last hour.</summary>
+    public HarvestStatus Status()
+    {
+        lock (_lock)
+        {
+            return new HarvestStatus(
+                Name(Policy),
+                Draining,
+                IdleMode,
+                _last,
+                _admitted,
+                _suspendedSince is null ? 0 : _admitted,
+                _vacatedTotal,
+                Allowed(),
+                _harvestedCpuSeconds,
+                [.. _history]);
+        }
+    }
+
+    /// <summary>Finish what runs and take nothing new (pipelines worker --drain, or the API).</summary>
+    public void Drain()
+    {
+        lock (_lock)
+        {
+            Draining = true;
+        }
+
+        LogDrain(_log);
+        Signal();
+    }
+
+    /// <summary>
+    /// Waits for room for one task for at most <paramref name="hold"/>: a slot to dispose when the
+    /// task is done, or null when there was no room (the caller hands the task back to the queue
+    /// for another machine rather than keep it from them).
+    /// </summary>
+    public async Task<IDisposable?> AdmitAsync(TimeSpan hold, CancellationToken cancellationToken)
+    {
+        var deadline = _time.GetUtcNow() + hold;
+        while (true)
+        {
+            Task changed;
+            lock (_lock)
+            {
+                if (_admitted < Allowed())
+                {
+                    _admitted++;
+                    return new Slot(this);
+                }
+
+                changed = _changed.Task;
+            }
+
+            var left = deadline - _time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                return null;
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(left);
+            try
+            {
+                await changed.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The hold is over: look once more, then give up.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Registers a running step that can be vacated; <paramref name="vacate"/> is cancelled when
+    /// the harvester vacates it, with <paramref name="memory"/> telling how large it is now.
+    /// </summary>
+    public IDisposable Running(CancellationTokenSource vacate, Func<long> memory)
+    {
+        lock (_lock)
+        {
+            var id = ++_nextId;
+            _running[id] = new Vacatable(vacate, memory);
+            return new Registration(this, id);
+        }
+    }
+
+    /// <summary>One sampling round; public so tests can drive it without waiting for the loop.</summary>
+    public async Task TickAsync(CancellationToken cancellationToken)
+    {
+        var sample = _load.Sample();
+        var now = sample.At;
+        bool suspend = false, resume = false;
+        List<Vacatable> vacate = [];
+        lock (_lock)
+        {
+            var interval = _last is null ? _options.SampleInterval : now - _last.At;
+            _last = sample;
+            _harvestedCpuSeconds += sample.OursCpu * interval.TotalSeconds;
+            var quiet = sample.OwnerFraction < _options.StartBelow;
+            _quietSince = quiet ? _quietSince ?? now : null;
+            _busySince = sample.OwnerFraction > _options.SuspendAbove ? _busySince ?? now : null;
+            if (Policy == HarvestPolicy.WhenIdle)
+            {
+                if (_suspendedSince is null && _busySince is { } busy && now - busy >= _options.SuspendAfter && _admitted > 0)
+                {
+                    _suspendedSince = now;
+                    suspend = true;
+                }
+                else if (_suspendedSince is { } since)
+                {
+                    if (_quietSince is { } q && now - q >= _options.ResumeAfter)
+                    {
+                        _suspendedSince = null;
+                        resume = true;
+                    }
+                    else if (now - since >= _options.VacateAfter && _running.Count > 0)
+                    {
+                        vacate.AddRange(_running.Values);
+                        _suspendedSince = null;
+                        resume = true;
+                    }
+                }
+
+                if (sample.FreeMemoryFraction < _options.MinFreeMemory && _running.Count > 0 && vacate.Count == 0)
+                {
+                    vacate.Add(_running.Values.MaxBy(r => r.Memory())!);
+                }
+            }
+
+            if (now >= _nextPoint)
+            {
+                _history.Enqueue(new HarvestPoint(now, sample.OwnerCpu, sample.OursCpu, sample.OwnerMemory, _admitted, _suspendedSince is null ? 0 : _admitted, _vacatedTotal + vacate.Count));
+                while (_history.Count > HistoryPoints)
+                {
+                    _history.Dequeue();
+                }
+
+                _nextPoint = now + HistoryStep;
+            }
+        }
+
+        if (suspend && _suspender is not null)
+        {
+            var n = await _suspender.SuspendAllAsync(cancellationToken).ConfigureAwait(false);
+            LogSuspended(_log, n, sample.OwnerFraction);
+        }
+
+        // Resumed first, then vacated: the engine neither kills nor removes a frozen container
+        // cleanly, so it thaws for the moment the kill takes.
+        if (resume && _suspender is not null)
+        {
+            var n = await _suspender.ResumeAllAsync(cancellationToken).ConfigureAwait(false);
+            LogResumed(_log, n, vacate.Count);
+        }
+
+        foreach (var v in vacate)
+        {
+            await v.Vacate.CancelAsync().ConfigureAwait(false);
+            lock (_lock)
+            {
+                _vacatedTotal++;
+            }
+        }
+
+        Signal();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        LogStarted(_log, Name(Policy), IdleMode);
+        using var timer = new PeriodicTimer(_options.SampleInterval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    await TickAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A sample that cannot be read or an engine out of reach for a moment: the
+                    // next round tries again; what runs goes on as it was.
+                    LogTickFailed(_log, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopping: a suspended container must not stay frozen after us.
+            if (_suspender is not null)
+            {
+                await _suspender.ResumeAllAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>How many tasks may run now.</summary>
+    private int Allowed()
+    {
+        if (Draining || Policy == HarvestPolicy.Never)
+        {
+            return 0;
+        }
+
+        if (Policy == HarvestPolicy.Always)
+        {
+            return _concurrency;
+        }
+
+        if (_suspendedSince is not null || _last is null || _quietSince is not { } quiet || _last.At - quiet < _options.StartAfter)
+        {
+            return 0;
+        }
+
+        // Concurrency follows the idle share: all of it on an idle machine, fewer as the owner takes more.
+        return Math.Clamp((int)Math.Ceiling(_concurrency * (1 - _last.OwnerFraction)), 1, _concurrency);
+    }
+
+    private void Signal()
+    {
+        TaskCompletionSource old;
+        lock (_lock)
+        {
+            old = _changed;
+            _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        old.TrySetResult();
+    }
+
+    private void Release()
+    {
+        lock (_lock)
+        {
+            _admitted--;
+        }
+
+        Signal();
+    }
+
+    private sealed record Vacatable(CancellationTokenSource Vacate, Func<long> Memory);
+
+    private sealed class Slot(Harvester owner) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                owner.Release();
+            }
+        }
+    }
+
+    private sealed class Registration(Harvester owner, long id) : IDisposable
+    {
+        public void Dispose()
+        {
+            lock (owner._lock)
+            {
+                owner._running.Remove(id);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: policy {Policy}, containers {Mode}")]
+    private static partial void LogStarted(ILogger logger, string policy, string mode);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: the owner is busy ({Load:P0}): {Count} container(s) suspended")]
+    private static partial void LogSuspended(ILogger logger, int count, double load);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: {Count} container(s) resumed, {Vacated} task(s) vacated")]
+    private static partial void LogResumed(ILogger logger, int count, int vacated);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: draining: running tasks finish, no new task starts")]
+    private static partial void LogDrain(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: a sampling round failed: {Error}")]
+    private static partial void LogTickFailed(ILogger logger, string error);
+}
+
+/// <summary>A worker's harvesting figures (API, `pipelines workers`, the dashboard).</summary>
+public sealed record HarvestStatus(
+    string Policy,
+    bool Draining,
+    string IdleMode,
+    OwnerSample? Latest,
+    int Running,
+    int Suspended,
+    int Vacated,
+    int Allowed,
+    double HarvestedCpuSeconds,
+    IReadOnlyList<HarvestPoint> History);

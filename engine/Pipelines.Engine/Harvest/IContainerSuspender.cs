@@ -1,0 +1,11 @@
+namespace Pipelines.Harvest;
+
+/// <summary>Suspends and resumes this process's running containers (the cgroup freezer, through `docker pause`).</summary>
+public interface IContainerSuspender
+{
+    /// <summary>Pauses every running container of this process; returns how many it paused.</summary>
+    Task<int> SuspendAllAsync(CancellationToken cancellationToken);
+
+    /// <summary>Resumes every paused container of this process; returns how many it resumed.</summary>
+    Task<int> ResumeAllAsync(CancellationToken cancellationToken);
+}
