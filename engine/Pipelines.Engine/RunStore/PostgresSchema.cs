@@ -22,6 +22,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema = 
     [
         PostgresRunStore.Tables,
         PostgresTriggerStore.Tables,
+        Algorithms.PostgresAlgorithmStore.Tables,
     ];
 
     /// <summary>What records each part's version, so that a store can tell its tables are there and new enough.</summary>
