@@ -73,6 +73,7 @@ public static partial class PipelinesServer
             app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
             app.MapRunsApi();
             app.MapTriggersApi();
+            app.MapAlgorithmsApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))
