@@ -83,12 +83,15 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
     public async Task<string> IdOfAsync(string image) => (await Client.Images.InspectImageAsync(image)).ID;
 
-    /// <summary>Removes an image of this fixture's from the engine (every tag of it: it has only its own).</summary>
+    /// <summary>
+    /// Removes an image of this fixture's from the engine (every tag of it: it has only its own),
+    /// never its parent: a sample image retagged meanwhile leaves an untagged parent that others may have pinned.
+    /// </summary>
     public async Task RemoveImageAsync(string idOrTag)
     {
         try
         {
-            await Client.Images.DeleteImageAsync(idOrTag, new ImageDeleteParameters { Force = true });
+            await Client.Images.DeleteImageAsync(idOrTag, new ImageDeleteParameters { Force = true, NoPrune = true });
         }
         catch (DockerImageNotFoundException)
         {

@@ -1,0 +1,101 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Algorithms;
+
+/// <summary>/api/algorithms on a real `pipelines server` process: push with the tarball as the body, list, refusals, delete.</summary>
+[Collection("end-to-end")]
+public sealed class AlgorithmApiTests : IAsyncLifetime
+{
+    private readonly TempFolder _temp = new();
+    private AlgorithmFixture _f = null!;
+    private ServerProcess _server = null!;
+
+    public async Task InitializeAsync()
+    {
+        _f = await AlgorithmFixture.CreateAsync();
+        _server = await ServerProcess.StartAsync(new Dictionary<string, string?>
+        {
+            ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
+            ["PIPELINES_Schema"] = _f.Schema,
+            ["PIPELINES_Hangfire__Schema"] = _f.Schema + "_hangfire",
+            ["PIPELINES_HOME"] = _temp.Combine("home"),
+            ["PIPELINES_Server__Bucket"] = _f.Bucket,
+            ["PIPELINES_Server__Roles"] = "api",
+            ["PIPELINES_Algorithms__Store"] = _f.StoreUri,
+            ["PIPELINES_Algorithms__MaxImageBytes"] = "3000000",
+        });
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _server.DisposeAsync();
+        await _f.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    private async Task<HttpResponseMessage> PostAsync(HttpClient http, string path, string file)
+    {
+        await using var body = File.OpenRead(file);
+        var content = new StreamContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        return await http.PostAsync(path, content);
+    }
+
+    [Fact]
+    public async Task A_tarball_posted_as_the_body_is_pushed_listed_and_deleted_and_a_bad_one_is_refused_with_nothing_stored()
+    {
+        using var http = _server.Client();
+        var image = await _f.NewImageAsync();
+        var id = await _f.IdOfAsync(image);
+        var tar = await _f.SaveAsync(image, _temp.Combine("image.tar"));
+
+        var junk = _temp.Write("junk.tar", new string('j', 4000));
+        using (var refused = await PostAsync(http, "/api/algorithms/api-test/versions/1", junk))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, refused.StatusCode);
+            Assert.Contains("is not a tar archive", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        var big = _temp.Combine("big.tar");
+        await File.WriteAllBytesAsync(big, new byte[3_500_000]);
+        using (var tooBig = await PostAsync(http, "/api/algorithms/api-test/versions/1", big))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooBig.StatusCode);
+            Assert.Contains("Algorithms:MaxImageBytes", await tooBig.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var wrong = await PostAsync(http, "/api/algorithms/api-test/versions/1?digest=sha256:" + new string('1', 64), tar))
+        {
+            Assert.Equal(HttpStatusCode.UnprocessableEntity, wrong.StatusCode);
+        }
+
+        Assert.Empty(await _f.KeysAsync());
+
+        using (var created = await PostAsync(http, "/api/algorithms/api-test/versions/1?notes=from%20the%20api&digest=" + Uri.EscapeDataString(id), tar))
+        {
+            Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+            using var doc = JsonDocument.Parse(await created.Content.ReadAsStringAsync());
+            Assert.Equal(id, doc.RootElement.GetProperty("version").GetProperty("digest").GetString());
+        }
+
+        using (var second = await PostAsync(http, "/api/algorithms/api-test/versions/2", tar))
+        {
+            Assert.Equal(HttpStatusCode.Created, second.StatusCode);
+        }
+
+        Assert.Equal(["algorithms/images/sha256/" + id["sha256:".Length..] + ".tar"], await _f.KeysAsync());
+        using (var list = JsonDocument.Parse(await http.GetStringAsync("/api/algorithms")))
+        {
+            var a = Assert.Single(list.RootElement.EnumerateArray());
+            Assert.Equal("api-test", a.GetProperty("name").GetString());
+            Assert.Equal(2, a.GetProperty("versions").GetArrayLength());
+        }
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await http.DeleteAsync("/api/algorithms/api-test/versions/1")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
+    }
+}
