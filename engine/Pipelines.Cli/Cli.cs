@@ -27,6 +27,17 @@ internal static class Cli
             error.WriteLine(e.Message);
             return Invalid;
         }
+        catch (Functions.FunctionInvalidException e)
+        {
+            error.WriteLine(e.Message);
+            return Invalid;
+        }
+        catch (FunctionCallException e)
+        {
+            // The line, then the algorithm's own last lines as it wrote them.
+            error.WriteLine("error: " + OneLine(e.Message) + e.Details);
+            return Failed;
+        }
         catch (PipelinesException e)
         {
             error.WriteLine("error: " + OneLine(e.Message));

@@ -11,6 +11,7 @@ app.Configure(c =>
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
+    c.AddCommand<LineageCommand>("lineage").WithDescription("Say what produced a task output or a results file (or one row: --row N, --key VALUE): run, task, step, image, command, worker, times, inputs.");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
     c.AddCommand<RegisterCommand>("register").WithDescription("Register a workflow with a trigger block: new objects under trigger.uri start runs.");
@@ -21,6 +22,15 @@ app.Configure(c =>
         b.SetDefaultCommand<TriggersCommand>();
         b.AddCommand<IngestCommand>("ingest").WithDescription("Feed an S3 event notification body (FILE or - for stdin) to the triggers' ledger.");
     });
+    c.AddBranch<CommonSettings>("function", b =>
+    {
+        b.SetDescription("Deploy, list, show and delete functions on a `pipelines server` (docs/functions.md).");
+        b.AddCommand<FunctionDeployCommand>("deploy").WithDescription("Validate a function file and deploy it: a changed file makes a new version.");
+        b.AddCommand<FunctionListCommand>("list").WithDescription("Every function's current version.");
+        b.AddCommand<FunctionShowCommand>("show").WithDescription("A function: its limits, versions, requests, errors, latency and warm containers.");
+        b.AddCommand<FunctionDeleteCommand>("delete").WithDescription("Delete a function with its versions and invocations.");
+    });
+    c.AddCommand<InvokeCommand>("invoke").WithDescription("Invoke a function with a file as its input: pipelines invoke NAME FILE [-o OUT].");
     c.AddBranch<CommonSettings>("algorithm", b =>
     {
         b.SetDescription("Versioned algorithm images in the algorithm store: push once, run on any worker (docs/algorithms.md).");

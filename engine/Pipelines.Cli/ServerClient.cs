@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Model;
 using Pipelines.Server.Api;
@@ -79,6 +80,80 @@ internal sealed class ServerClient : IDisposable
         return RunSummary.FromJson(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
     }
 
+    /// <summary>Deploys a function file; a refused file throws <see cref="FunctionInvalidException"/> with its problems.</summary>
+    public async Task<DeployedView> DeployFunctionAsync(string yaml, string source, CancellationToken ct)
+    {
+        using var content = new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml");
+        using var response = await SendAsync(() => _http.PostAsync("api/functions", content, ct)).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.BadRequest)
+        {
+            var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
+            if (problem.Problems is { Count: > 0 } problems)
+            {
+                throw new FunctionInvalidException(source, problems.Select(p => new WorkflowProblem(p.Path, p.Message, p.Line, p.Column)).ToList());
+            }
+        }
+
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<DeployedView>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    public async Task<List<FunctionView>> ListFunctionsAsync(CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/functions", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<List<FunctionView>>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    public async Task<FunctionDetailView> GetFunctionAsync(string name, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/functions/" + Uri.EscapeDataString(name), ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<FunctionDetailView>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    public async Task DeleteFunctionAsync(string name, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.DeleteAsync("api/functions/" + Uri.EscapeDataString(name), ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Invokes a function with a file as the body (streamed, named by ?filename=) and copies the
+    /// response to <paramref name="output"/>; a refusal throws with the problem's detail and the
+    /// algorithm's last lines. Returns the response's content type and the invocation id.
+    /// </summary>
+    public async Task<(string? ContentType, string? Invocation)> InvokeAsync(string name, string file, Stream output, CancellationToken ct)
+    {
+        await using var body = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+        using var content = new StreamContent(body);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(ContentTypes.FromName(file));
+        var url = $"api/functions/{Uri.EscapeDataString(name)}/invoke?filename={Uri.EscapeDataString(Path.GetFileName(file))}";
+        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = content };
+        using var response = await SendAsync(() => _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct)).ConfigureAwait(false);
+        var invocation = response.Headers.TryGetValues("Pipelines-Invocation", out var ids) ? ids.FirstOrDefault() : null;
+        if (!response.IsSuccessStatusCode && response.Content.Headers.ContentType?.MediaType == "application/problem+json")
+        {
+            var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
+            var what = problem.Detail ?? problem.Title ?? response.ReasonPhrase;
+            var tail = problem.Stderr is { Length: > 0 } s ? Environment.NewLine + "  its output ended with:" + Environment.NewLine + "  " + s.ReplaceLineEndings(Environment.NewLine + "  ") : "";
+            throw new FunctionCallException($"{name}: {(int)response.StatusCode} {what}", tail);
+        }
+
+        await using (var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
+        {
+            await stream.CopyToAsync(output, ct).ConfigureAwait(false);
+        }
+
+        if (!response.IsSuccessStatusCode)
+        {
+            // An http-mode function's own error answer: its body was copied out as it is.
+            throw new FunctionCallException($"{name}: the function answered {(int)response.StatusCode}", "");
+        }
+
+        return (response.Content.Headers.ContentType?.ToString(), invocation);
+    }
+
     public void Dispose() => _http.Dispose();
 
     private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)
@@ -118,5 +193,11 @@ internal sealed class ServerClient : IDisposable
         }
     }
 
-    private sealed record Problem(string? Title, string? Detail, List<ProblemView>? Problems);
+    private sealed record Problem(string? Title, string? Detail, List<ProblemView>? Problems, string? Stderr = null);
+}
+
+/// <summary>An invocation the server refused or the function failed: the message, then the algorithm's last lines (printed below it).</summary>
+internal sealed class FunctionCallException(string message, string details) : PipelinesException(message, retryHelps: false)
+{
+    public string Details { get; } = details;
 }

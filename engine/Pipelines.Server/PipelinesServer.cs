@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Functions;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Server.Access;
@@ -73,6 +74,8 @@ public static partial class PipelinesServer
             app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
             app.MapRunsApi();
             app.MapTriggersApi();
+            app.MapFunctionsApi();
+            app.MapLineageApi();
             app.MapAlgorithmsApi();
         }
 

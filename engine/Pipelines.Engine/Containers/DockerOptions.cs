@@ -24,4 +24,45 @@ public sealed record DockerOptions
 
     /// <summary>At most this much of a step's stdout and stderr is kept: its first and last halves, the middle cut with a note.</summary>
     public int MaxLogBytes { get; init; } = 1024 * 1024;
+
+    /// <summary>
+    /// The engine's static fork helper (engine/native/warm-helper.c, built by scripts/build-native),
+    /// mounted read-only as the first process of fork-mode warm containers. PIPELINES_WARM_HELPER,
+    /// else warm-helper beside the engine, else .build/native/warm-helper of the checkout it runs from.
+    /// </summary>
+    public string WarmHelper { get; init; } = DefaultWarmHelper();
+
+    /// <summary>Where warm containers' host folders (/in, /out, /steps, the control folder) are made; a short path, as a Unix socket's path is at most 107 bytes.</summary>
+    public string WarmRoot { get; init; } = Path.Combine(Path.GetTempPath(), "pipelines-warm");
+
+    /// <summary>How long a warm container may take to start and answer on its socket before it counts as broken.</summary>
+    public TimeSpan WarmStartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long past a fork-mode request's own timeout the helper may take to answer before its container counts as hung.</summary>
+    public TimeSpan WarmHungGrace { get; init; } = TimeSpan.FromSeconds(5);
+
+    private static string DefaultWarmHelper()
+    {
+        if (Environment.GetEnvironmentVariable("PIPELINES_WARM_HELPER") is { Length: > 0 } configured)
+        {
+            return configured;
+        }
+
+        var beside = Path.Combine(AppContext.BaseDirectory, "warm-helper");
+        if (File.Exists(beside))
+        {
+            return beside;
+        }
+
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var built = Path.Combine(dir.FullName, ".build", "native", "warm-helper");
+            if (File.Exists(built))
+            {
+                return built;
+            }
+        }
+
+        return beside;
+    }
 }

@@ -187,39 +187,13 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
-        var labels = new Dictionary<string, string>(spec.Labels) { [ManagedLabel] = "true", [OwnerLabel] = ProcessOwner.Current };
-        var parameters = new CreateContainerParameters
-        {
-            Image = spec.ImageId,
-            Entrypoint = [spec.Command[0]],
-            Cmd = spec.Command.Skip(1).ToList(),
-            Env = spec.Env.Concat(spec.Secrets).Select(kv => $"{kv.Key}={kv.Value}").ToList(),
-            User = _options.User,
-            WorkingDir = ContainerLayout.Out,
-            Labels = labels,
-            NetworkDisabled = true,
-            HostConfig = new HostConfig
-            {
-                NetworkMode = "none",
-                ReadonlyRootfs = true,
-                CapDrop = ["ALL"],
-                SecurityOpt = ["no-new-privileges"],
-                Memory = spec.Resources.MemoryBytes,
-                MemorySwap = spec.Resources.MemoryBytes,
-                NanoCPUs = (long)(spec.Resources.Cpus * 1_000_000_000),
-                PidsLimit = spec.Resources.Pids,
-                CPUShares = _options.CpuShares,
-                Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
-                Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
-                LogConfig = new LogConfig
-                {
-                    Type = "json-file",
-
-                    // Two files: Docker 20.10 reads back only about 1 MB of a 10m log with max-file 1.
-                    Config = new Dictionary<string, string> { ["max-size"] = _options.LogMaxSize, ["max-file"] = "2" },
-                },
-            },
-        };
+        var parameters = LockedDown(
+            spec.ImageId,
+            spec.Command,
+            spec.Env.Concat(spec.Secrets),
+            spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
+            spec.Resources,
+            spec.Labels);
 
         string id;
         try
@@ -279,11 +253,56 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
     }
 
-    private static bool IsConnectionFailure(Exception e) =>
+    /// <summary>The one Docker client of this runtime, shared by the warm pool.</summary>
+    internal DockerClient Client => _client;
+
+    internal DockerOptions Options => _options;
+
+    /// <summary>
+    /// A container's parameters under the lock-down every container of ours gets, one-shot or
+    /// warm: no network, the non-root user, a read-only root, no capabilities, no-new-privileges,
+    /// memory without swap, cpu, pids, cpu shares, a small /tmp tmpfs, a capped json log and the
+    /// labels that let cleanup find it. An empty <paramref name="command"/> keeps the image's entrypoint.
+    /// </summary>
+    internal CreateContainerParameters LockedDown(string imageId, IReadOnlyList<string> command, IEnumerable<KeyValuePair<string, string>> env, IList<string> binds, Model.Resources resources, IReadOnlyDictionary<string, string> labels) => new()
+    {
+        Image = imageId,
+        // null, not empty: Docker then keeps the image's own entrypoint and command.
+        Entrypoint = command.Count > 0 ? [command[0]] : null!,
+        Cmd = command.Count > 0 ? command.Skip(1).ToList() : null!,
+        Env = env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+        User = _options.User,
+        WorkingDir = ContainerLayout.Out,
+        Labels = new Dictionary<string, string>(labels) { [ManagedLabel] = "true", [OwnerLabel] = ProcessOwner.Current },
+        NetworkDisabled = true,
+        HostConfig = new HostConfig
+        {
+            NetworkMode = "none",
+            ReadonlyRootfs = true,
+            CapDrop = ["ALL"],
+            SecurityOpt = ["no-new-privileges"],
+            Memory = resources.MemoryBytes,
+            MemorySwap = resources.MemoryBytes,
+            NanoCPUs = (long)(resources.Cpus * 1_000_000_000),
+            PidsLimit = resources.Pids,
+            CPUShares = _options.CpuShares,
+            Binds = binds,
+            Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
+            LogConfig = new LogConfig
+            {
+                Type = "json-file",
+
+                // Two files: Docker 20.10 reads back only about 1 MB of a 10m log with max-file 1.
+                Config = new Dictionary<string, string> { ["max-size"] = _options.LogMaxSize, ["max-file"] = "2" },
+            },
+        },
+    };
+
+    internal static bool IsConnectionFailure(Exception e) =>
         e is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException
         || (e is DockerApiException { StatusCode: HttpStatusCode.InternalServerError or HttpStatusCode.ServiceUnavailable } && e.Message.Contains("shutting down", StringComparison.OrdinalIgnoreCase));
 
-    private async Task RemoveQuietlyAsync(string id)
+    internal async Task RemoveQuietlyAsync(string id)
     {
         try
         {
@@ -334,7 +353,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
     public void Dispose() => _client.Dispose();
 
     /// <summary>A step that prints a secret does not get it kept: its log, which is stored and shown, has *** instead.</summary>
-    private static string Mask(string log, IReadOnlyDictionary<string, string> secrets)
+    internal static string Mask(string log, IReadOnlyDictionary<string, string> secrets)
     {
         foreach (var value in secrets.Values.Where(v => v.Length > 0).OrderByDescending(v => v.Length))
         {
@@ -344,7 +363,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         return log;
     }
 
-    private async Task KillQuietlyAsync(string id)
+    internal async Task KillQuietlyAsync(string id)
     {
         try
         {
@@ -356,7 +375,10 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         }
     }
 
-    private async Task<string> ReadLogsAsync(string id)
+    private Task<string> ReadLogsAsync(string id) => ReadLogsAsync(id, _options.MaxLogBytes);
+
+    /// <summary>A container's stdout and stderr as they came, at most <paramref name="maxBytes"/> (the first and last halves).</summary>
+    internal async Task<string> ReadLogsAsync(string id, int maxBytes)
     {
         using var stream = await _client.Containers.GetContainerLogsAsync(
             id,
@@ -364,7 +386,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
             CancellationToken.None).ConfigureAwait(false);
 
         // The head and the tail are kept (an error is usually at the end), the middle is cut and said.
-        var half = Math.Max(1, _options.MaxLogBytes / 2);
+        var half = Math.Max(1, maxBytes / 2);
         var head = new MemoryStream();
         var tail = new byte[half];
         long tailCount = 0;
@@ -405,7 +427,7 @@ public sealed class DockerRuntime : IContainerRuntime, IDisposable
         return text.Append(Encoding.UTF8.GetString(ordered)).ToString();
     }
 
-    private PipelinesException Unreachable(Exception e)
+    internal PipelinesException Unreachable(Exception e)
     {
         var socket = _options.Endpoint.StartsWith("unix://", StringComparison.Ordinal) ? _options.Endpoint["unix://".Length..] : null;
         var why = socket is not null && !File.Exists(socket)

@@ -1,6 +1,5 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
-using Parquet.Serialization;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Runs;
@@ -119,50 +118,79 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                 }
             }
 
-            await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+            var tasksParquet = await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+            var state = cancelled ? RunState.Cancelled
+                : error is not null || counts.Failed > 0 ? RunState.Failed
+                : RunState.Succeeded;
+            var finished = time.GetUtcNow();
+            var summary = new RunSummary
+            {
+                RunId = runId,
+                Workflow = workflow.Name,
+                Status = state.Name(),
+                Error = error,
+                Counts = new RunSummaryCounts(counts.Total, counts.Succeeded, counts.Cached, counts.Failed, counts.Cancelled, counts.Split, tasks.Sum(t => t.Inputs.Count)),
+                Results = results.ToDictionary(r => r.Name, r => new RunSummaryTable(r.Rows, r.Keys), StringComparer.Ordinal),
+                Problems = problems,
+                Warnings = warnings,
+                CreatedAt = run.CreatedAt,
+                FinishedAt = finished,
+                DurationSeconds = Math.Round((finished - run.CreatedAt).TotalSeconds, 3),
+                InputUri = workflow.Input.Uri,
+                OutputUri = output.Uri,
+                Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
+                Engine = new RunSummaryEngine("pipelines", EngineVersion),
+            };
+
+            // The report is read from the tasks.parquet just written, one row group at a time. A
+            // report that cannot be drawn is a warning of the run, never its failure.
+            var reportWarning = await WriteReportAsync(summary, workflow, tasksParquet, output, cancellationToken).ConfigureAwait(false);
+            if (reportWarning is not null)
+            {
+                summary = summary with { Warnings = [.. warnings, reportWarning] };
+            }
+
+            var crate = Path.Combine(scratch, "ro-crate-metadata.json");
+            await using (var file = new FileStream(crate, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
+            {
+                RoCrate.Write(file, run, workflow, definition.ImageDigests, tasks, provenance, results.SelectMany(r => r.Keys).ToList(), state, finished);
+            }
+
+            await output.Store.UploadAsync(output.Key(RunLayout.RoCrate), crate, "application/ld+json", cancellationToken).ConfigureAwait(false);
+            await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
+            await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
+            LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed);
         }
         finally
         {
             DeleteScratch(scratch);
         }
-
-        var state = cancelled ? RunState.Cancelled
-            : error is not null || counts.Failed > 0 ? RunState.Failed
-            : RunState.Succeeded;
-        var finished = time.GetUtcNow();
-        await output.Store.PutAsync(output.Key(RunLayout.RoCrate), RoCrate.Build(run, workflow, tasks, provenance, results.SelectMany(r => r.Keys).ToList(), state, finished), "application/ld+json", cancellationToken).ConfigureAwait(false);
-        var summary = new RunSummary
-        {
-            RunId = runId,
-            Workflow = workflow.Name,
-            Status = state.Name(),
-            Error = error,
-            Counts = new RunSummaryCounts(counts.Total, counts.Succeeded, counts.Cached, counts.Failed, counts.Cancelled, counts.Split, tasks.Sum(t => t.Inputs.Count)),
-            Results = results.ToDictionary(r => r.Name, r => new RunSummaryTable(r.Rows, r.Keys), StringComparer.Ordinal),
-            Problems = problems,
-            Warnings = warnings,
-            CreatedAt = run.CreatedAt,
-            FinishedAt = finished,
-            DurationSeconds = Math.Round((finished - run.CreatedAt).TotalSeconds, 3),
-            InputUri = workflow.Input.Uri,
-            OutputUri = output.Uri,
-            Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
-            Engine = new RunSummaryEngine("pipelines", EngineVersion),
-        };
-        await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
-        await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
-        LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed);
     }
 
-    private static async Task WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
+    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string tasksParquet, StorageLocation output, CancellationToken ct)
     {
-        var path = Path.Combine(scratch, "tasks.parquet");
-        await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
+        byte[] html;
+        try
         {
-            await ParquetSerializer.SerializeAsync(provenance, file, cancellationToken: ct).ConfigureAwait(false);
+            await using var file = new FileStream(tasksParquet, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
+            html = await RunReport.BuildAsync(summary, workflow.Steps.Select(s => s.Name).ToList(), file, ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
+        {
+            LogReportFailed(log, summary.RunId, PipelinesException.Describe(e));
+            return $"{RunReport.Key} was not written: {PipelinesException.Describe(e)}";
         }
 
+        await output.Store.PutAsync(output.Key(RunReport.Key), html, "text/html; charset=utf-8", ct).ConfigureAwait(false);
+        return null;
+    }
+
+    private static async Task<string> WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
+    {
+        var path = Path.Combine(scratch, "tasks.parquet");
+        await ProvenanceFile.WriteAsync(provenance, path, ct).ConfigureAwait(false);
         await output.Store.UploadAsync(output.Key(RunLayout.ProvenanceTasks), path, "application/vnd.apache.parquet", ct).ConfigureAwait(false);
+        return path;
     }
 
     private void DeleteScratch(string scratch)
@@ -190,6 +218,9 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete the gather's temporary folder {Folder}: {Error}")]
     private static partial void LogScratchLeft(ILogger logger, string folder, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: report.html was not written: {Error}")]
+    private static partial void LogReportFailed(ILogger logger, string runId, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} ended {State}: {Tasks} tasks, {Failed} failed")]
     private static partial void LogRunFinished(ILogger logger, string runId, string state, int tasks, int failed);

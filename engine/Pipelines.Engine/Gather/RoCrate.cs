@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using Pipelines.Model;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -7,93 +6,329 @@ using Pipelines.RunStore;
 namespace Pipelines.Gather;
 
 /// <summary>
-/// The run as a Workflow Run RO-Crate (https://w3id.org/ro/wfrun/workflow/0.5): the workflow
-/// file, one CreateAction for the run and one per task attempt step, with their inputs and results.
+/// The run as a Provenance Run Crate (https://w3id.org/ro/wfrun/provenance/0.5, which includes
+/// the Workflow and Process Run Crate profiles): the workflow file as a ComputationalWorkflow
+/// with a HowToStep per step; the engine's run as an OrganizeAction with the engine as its
+/// instrument and agent; the workflow's run as a CreateAction; per step a ControlAction; and per
+/// task attempt step a CreateAction with its tool (instrument), input files (object), output
+/// files (result), times, actionStatus and the container image with its digest. Ids of the run
+/// folder's files are relative to the run folder. Written as a stream: one entity at a time.
 /// </summary>
 public static class RoCrate
 {
-    public static byte[] Build(RunRecord run, Workflow workflow, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished)
+    public const string ProvenanceProfile = "https://w3id.org/ro/wfrun/provenance/0.5";
+    public const string WorkflowProfile = "https://w3id.org/ro/wfrun/workflow/0.5";
+    public const string ProcessProfile = "https://w3id.org/ro/wfrun/process/0.5";
+    public const string WorkflowRoCrate = "https://w3id.org/workflowhub/workflow-ro-crate/1.0";
+    public const string EngineId = "#pipelines-engine";
+
+    public static byte[] Build(RunRecord run, Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished)
     {
-        var graph = new JsonArray();
-        var rootParts = new JsonArray(Id(RunLayout.WorkflowYaml), Id(RunLayout.ProvenanceTasks));
-        foreach (var k in resultKeys)
-        {
-            rootParts.Add(Id(k));
-        }
+        using var buffer = new MemoryStream();
+        Write(buffer, run, workflow, imageDigests, tasks, provenance, resultKeys, state, finished);
+        return buffer.ToArray();
+    }
 
-        graph.Add(new JsonObject
-        {
-            ["@id"] = "ro-crate-metadata.json",
-            ["@type"] = "CreativeWork",
-            ["conformsTo"] = new JsonArray(Id("https://w3id.org/ro/crate/1.1"), Id("https://w3id.org/ro/wfrun/workflow/0.5")),
-            ["about"] = Id("./"),
-        });
-        graph.Add(new JsonObject
-        {
-            ["@id"] = "./",
-            ["@type"] = "Dataset",
-            ["name"] = $"{workflow.Name} run {run.RunId}",
-            ["datePublished"] = finished.UtcDateTime.ToString("O"),
-            ["conformsTo"] = new JsonArray(Id("https://w3id.org/ro/wfrun/process/0.5"), Id("https://w3id.org/ro/wfrun/workflow/0.5")),
-            ["mainEntity"] = Id(RunLayout.WorkflowYaml),
-            ["hasPart"] = rootParts,
-            ["mentions"] = new JsonArray(Id("#run-" + run.RunId)),
-        });
-        graph.Add(new JsonObject
-        {
-            ["@id"] = RunLayout.WorkflowYaml,
-            ["@type"] = new JsonArray("File", "SoftwareSourceCode", "ComputationalWorkflow"),
-            ["name"] = workflow.Name,
-            ["description"] = workflow.Description,
-            ["programmingLanguage"] = Id("#pipelines"),
-        });
-        graph.Add(new JsonObject
-        {
-            ["@id"] = "#pipelines",
-            ["@type"] = "ComputerLanguage",
-            ["name"] = "Pipelines workflow",
-            ["version"] = "1",
-        });
-        var runResults = new JsonArray();
-        foreach (var k in resultKeys)
-        {
-            runResults.Add(Id(k));
-            graph.Add(new JsonObject { ["@id"] = k, ["@type"] = "File", ["encodingFormat"] = k.EndsWith(".csv", StringComparison.Ordinal) ? "text/csv" : "application/vnd.apache.parquet" });
-        }
+    public static void Write(Stream output, RunRecord run, Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished)
+    {
+        using var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
+        w.WriteStartObject();
+        w.WriteStartArray("@context");
+        w.WriteStringValue("https://w3id.org/ro/crate/1.1/context");
+        w.WriteStringValue("https://w3id.org/ro/terms/workflow-run/context");
+        w.WriteEndArray();
+        w.WriteStartArray("@graph");
 
-        graph.Add(new JsonObject { ["@id"] = RunLayout.ProvenanceTasks, ["@type"] = "File", ["encodingFormat"] = "application/vnd.apache.parquet", ["description"] = "one row per task attempt step" });
-        var inputs = new JsonArray();
-        foreach (var key in tasks.SelectMany(t => t.Inputs).Select(i => i.Key).Distinct().Order(StringComparer.Ordinal))
+        Entity(w, "ro-crate-metadata.json", "CreativeWork", () =>
         {
-            inputs.Add(Id(workflow.Input.Uri.TrimEnd('/') + "/" + key));
-        }
-
-        graph.Add(new JsonObject
-        {
-            ["@id"] = "#run-" + run.RunId,
-            ["@type"] = "CreateAction",
-            ["name"] = $"Run {run.RunId} of {workflow.Name}",
-            ["instrument"] = Id(RunLayout.WorkflowYaml),
-            ["startTime"] = run.CreatedAt.UtcDateTime.ToString("O"),
-            ["endTime"] = finished.UtcDateTime.ToString("O"),
-            ["actionStatus"] = state == RunState.Succeeded ? "CompletedActionStatus" : "FailedActionStatus",
-            ["object"] = inputs,
-            ["result"] = runResults,
+            Ids(w, "conformsTo", ["https://w3id.org/ro/crate/1.1", WorkflowRoCrate]);
+            Ref(w, "about", "./");
         });
-        foreach (var image in provenance.Select(p => (p.Image, p.ImageDigest)).Distinct())
+
+        var runAction = "#run-" + run.RunId;
+        var organize = "#organize-" + run.RunId;
+        var rootParts = new List<string> { RunLayout.WorkflowYaml, RunLayout.ProvenanceTasks, RunLayout.RunJson, RunReport.Key };
+        rootParts.AddRange(resultKeys);
+        Entity(w, "./", "Dataset", () =>
         {
-            graph.Add(new JsonObject
+            w.WriteString("name", $"{workflow.Name} run {run.RunId}");
+            w.WriteString("description", $"Run {run.RunId} of the Pipelines workflow {workflow.Name}: {state.Name()}");
+            w.WriteString("datePublished", Time(finished));
+            w.WriteString("license", "https://spdx.org/licenses/CC0-1.0");
+            Ids(w, "conformsTo", [ProcessProfile, WorkflowProfile, ProvenanceProfile, WorkflowRoCrate]);
+            Ref(w, "mainEntity", RunLayout.WorkflowYaml);
+            Ids(w, "hasPart", rootParts);
+            Ids(w, "mentions", [runAction, organize]);
+        });
+        foreach (var (id, name, version) in new[] { (ProcessProfile, "Process Run Crate", "0.5"), (WorkflowProfile, "Workflow Run Crate", "0.5"), (ProvenanceProfile, "Provenance Run Crate", "0.5"), (WorkflowRoCrate, "Workflow RO-Crate", "1.0") })
+        {
+            Entity(w, id, "CreativeWork", () =>
             {
-                ["@id"] = "#image-" + image.ImageDigest,
-                ["@type"] = "SoftwareApplication",
-                ["name"] = image.Image,
-                ["identifier"] = image.ImageDigest,
+                w.WriteString("name", name);
+                w.WriteString("version", version);
             });
         }
 
-        var crate = new JsonObject { ["@context"] = "https://w3id.org/ro/crate/1.1/context", ["@graph"] = graph };
-        return JsonSerializer.SerializeToUtf8Bytes(crate, new JsonSerializerOptions { WriteIndented = true });
+        // The workflow and its steps: each step a HowToStep whose tool is a SoftwareApplication.
+        Entity(w, RunLayout.WorkflowYaml, ["File", "SoftwareSourceCode", "ComputationalWorkflow", "HowTo"], () =>
+        {
+            w.WriteString("name", workflow.Name);
+            if (workflow.Description is not null)
+            {
+                w.WriteString("description", workflow.Description);
+            }
+
+            w.WriteString("encodingFormat", "application/yaml");
+            Ref(w, "programmingLanguage", "#pipelines-language");
+            Ids(w, "step", workflow.Steps.Select(s => StepId(s.Name)));
+            Ids(w, "hasPart", workflow.Steps.Select(s => ToolId(s.Name)));
+        });
+        Entity(w, "#pipelines-language", "ComputerLanguage", () =>
+        {
+            w.WriteString("name", "Pipelines workflow");
+            w.WriteString("version", "1");
+            w.WriteString("url", "https://w3id.org/ro/wfrun/provenance/0.5");
+        });
+        for (var i = 0; i < workflow.Steps.Count; i++)
+        {
+            var step = workflow.Steps[i];
+            Entity(w, StepId(step.Name), "HowToStep", () =>
+            {
+                w.WriteString("name", step.Name);
+                w.WriteString("position", i.ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Ref(w, "workExample", ToolId(step.Name));
+            });
+            Entity(w, ToolId(step.Name), "SoftwareApplication", () =>
+            {
+                w.WriteString("name", $"{step.Name}: {string.Join(' ', step.Command)}");
+                Ref(w, "containerImage", ImageId(step.Image, imageDigests.GetValueOrDefault(step.Image, "")));
+            });
+        }
+
+        Entity(w, EngineId, "SoftwareApplication", () =>
+        {
+            w.WriteString("name", "Pipelines");
+            w.WriteString("version", GatherRunner.EngineVersion);
+        });
+
+        // Images: one ContainerImage per image and digest the run used.
+        foreach (var (image, digest) in imageDigests.Select(kv => (kv.Key, kv.Value)).Concat(provenance.Select(p => (p.Image, p.ImageDigest))).Distinct())
+        {
+            var (name, tag) = SplitImage(image);
+            Entity(w, ImageId(image, digest), "ContainerImage", () =>
+            {
+                Ref(w, "additionalType", "https://w3id.org/ro/terms/workflow-run#DockerImage");
+                w.WriteString("name", name);
+                if (tag is not null)
+                {
+                    w.WriteString("tag", tag);
+                }
+
+                var slash = name.IndexOf('/', StringComparison.Ordinal);
+                w.WriteString("registry", slash > 0 && name[..slash].Contains('.', StringComparison.Ordinal) ? name[..slash] : "docker.io");
+                if (digest.StartsWith("sha256:", StringComparison.Ordinal))
+                {
+                    w.WriteString("sha256", digest["sha256:".Length..]);
+                }
+
+                w.WriteString("identifier", digest);
+            });
+        }
+
+        // The engine's run, the workflow's run, and a ControlAction per step.
+        var stepRuns = provenance.Select((p, i) => (p, i)).GroupBy(x => x.p.Step, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(x => ActionId(x.p)).ToList(), StringComparer.Ordinal);
+        Entity(w, organize, "OrganizeAction", () =>
+        {
+            w.WriteString("name", $"Pipelines orchestrating run {run.RunId}");
+            Ref(w, "instrument", EngineId);
+            Ref(w, "agent", EngineId);
+            Ids(w, "object", workflow.Steps.Select(s => "#control-" + s.Name));
+            Ref(w, "result", runAction);
+            w.WriteString("startTime", Time(run.CreatedAt));
+            w.WriteString("endTime", Time(finished));
+            w.WriteString("actionStatus", Status(state));
+        });
+        var inputKeys = tasks.SelectMany(t => t.Inputs).Select(i => i.Key).Distinct().Order(StringComparer.Ordinal).ToList();
+        Entity(w, runAction, "CreateAction", () =>
+        {
+            w.WriteString("name", $"Run {run.RunId} of {workflow.Name}");
+            Ref(w, "instrument", RunLayout.WorkflowYaml);
+            Ref(w, "agent", EngineId);
+            w.WriteString("startTime", Time(run.CreatedAt));
+            w.WriteString("endTime", Time(finished));
+            w.WriteString("actionStatus", Status(state));
+            Ids(w, "object", inputKeys.Select(k => InputId(workflow, k)));
+            Ids(w, "result", resultKeys);
+        });
+        foreach (var step in workflow.Steps)
+        {
+            Entity(w, "#control-" + step.Name, "ControlAction", () =>
+            {
+                w.WriteString("name", $"orchestrate step {step.Name}");
+                Ref(w, "instrument", StepId(step.Name));
+                Ids(w, "object", stepRuns.GetValueOrDefault(step.Name) ?? []);
+            });
+        }
+
+        // Each task attempt step: a CreateAction with its tool, image, inputs, outputs and times.
+        foreach (var p in provenance)
+        {
+            Entity(w, ActionId(p), "CreateAction", () =>
+            {
+                w.WriteString("name", $"task {p.TaskIndex} ({p.TaskId}) step {p.Step} attempt {p.Attempt}");
+                Ref(w, "instrument", ToolId(p.Step));
+                Ref(w, "containerImage", ImageId(p.Image, p.ImageDigest));
+                Ref(w, "agent", EngineId);
+                w.WriteString("startTime", Time(p.StartedAt));
+                w.WriteString("endTime", Time(p.FinishedAt));
+                w.WriteString("actionStatus", p.Status is "succeeded" or "cached" ? "CompletedActionStatus" : "FailedActionStatus");
+                if (p.Error is not null)
+                {
+                    w.WriteString("error", p.Error);
+                }
+
+                if (p.CachedFrom is not null)
+                {
+                    w.WriteString("description", $"cached: reused from run {p.CachedFrom}");
+                }
+
+                w.WriteString("identifier", p.TaskId);
+                Ids(w, "object", p.Inputs.Select(i => IsRunKey(i.Key) ? i.Key : InputId(workflow, i.Key)));
+                Ids(w, "result", p.Outputs.Select(o => o.Key));
+            });
+        }
+
+        // The files: inputs (by their URI), outputs, logs, results and provenance (in the run folder).
+        var written = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in provenance)
+        {
+            foreach (var f in p.Inputs)
+            {
+                FileEntity(w, written, IsRunKey(f.Key) ? f.Key : InputId(workflow, f.Key), f.Size, f.Sha256, null);
+            }
+
+            foreach (var f in p.Outputs)
+            {
+                FileEntity(w, written, f.Key, f.Size, f.Sha256, null);
+            }
+        }
+
+        foreach (var key in inputKeys)
+        {
+            FileEntity(w, written, InputId(workflow, key), null, null, null);
+        }
+
+        foreach (var k in resultKeys)
+        {
+            FileEntity(w, written, k, null, null, k.EndsWith(".csv", StringComparison.Ordinal) ? "text/csv" : "application/vnd.apache.parquet");
+        }
+
+        FileEntity(w, written, RunLayout.ProvenanceTasks, null, null, "application/vnd.apache.parquet");
+        FileEntity(w, written, RunLayout.RunJson, null, null, "application/json");
+        FileEntity(w, written, RunReport.Key, null, null, "text/html");
+        w.WriteEndArray();
+        w.WriteEndObject();
     }
 
-    private static JsonObject Id(string id) => new() { ["@id"] = id };
+    /// <summary>The id of a task attempt step's CreateAction.</summary>
+    public static string ActionId(ProvenanceRow p) => $"#task-{p.TaskId}-{p.Step}-{p.Attempt}";
+
+    public static string StepId(string step) => "#step-" + step;
+
+    public static string ToolId(string step) => "#tool-" + step;
+
+    public static string ImageId(string image, string digest) => "#image-" + (digest.Length > 0 ? digest : image);
+
+    private static bool IsRunKey(string key) => key.StartsWith("tasks/", StringComparison.Ordinal);
+
+    private static string InputId(Workflow workflow, string key)
+    {
+        var root = workflow.Input.Uri.TrimEnd('/') + "/" + key;
+        return root.StartsWith('/') ? "file://" + root : root;
+    }
+
+    private static (string Name, string? Tag) SplitImage(string image)
+    {
+        var at = image.IndexOf('@', StringComparison.Ordinal);
+        var bare = at < 0 ? image : image[..at];
+        var colon = bare.LastIndexOf(':');
+        return colon > bare.LastIndexOf('/') ? (bare[..colon], bare[(colon + 1)..]) : (bare, null);
+    }
+
+    private static void FileEntity(Utf8JsonWriter w, HashSet<string> written, string id, long? size, string? sha256, string? format)
+    {
+        if (!written.Add(id))
+        {
+            return;
+        }
+
+        Entity(w, id, "File", () =>
+        {
+            if (size is { } s)
+            {
+                w.WriteString("contentSize", s.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+
+            if (!string.IsNullOrEmpty(sha256))
+            {
+                w.WriteString("sha256", sha256);
+            }
+
+            if (format is not null)
+            {
+                w.WriteString("encodingFormat", format);
+            }
+        });
+    }
+
+    private static string Status(RunState state) => state == RunState.Succeeded ? "CompletedActionStatus" : "FailedActionStatus";
+
+    private static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Time(DateTime t) => DateTime.SpecifyKind(t, DateTimeKind.Utc).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static void Entity(Utf8JsonWriter w, string id, string type, Action body) => Entity(w, id, [type], body);
+
+    private static void Entity(Utf8JsonWriter w, string id, string[] types, Action body)
+    {
+        w.WriteStartObject();
+        w.WriteString("@id", id);
+        if (types.Length == 1)
+        {
+            w.WriteString("@type", types[0]);
+        }
+        else
+        {
+            w.WriteStartArray("@type");
+            foreach (var t in types)
+            {
+                w.WriteStringValue(t);
+            }
+
+            w.WriteEndArray();
+        }
+
+        body();
+        w.WriteEndObject();
+    }
+
+    private static void Ref(Utf8JsonWriter w, string name, string id)
+    {
+        w.WriteStartObject(name);
+        w.WriteString("@id", id);
+        w.WriteEndObject();
+    }
+
+    private static void Ids(Utf8JsonWriter w, string name, IEnumerable<string> ids)
+    {
+        w.WriteStartArray(name);
+        foreach (var id in ids)
+        {
+            w.WriteStartObject();
+            w.WriteString("@id", id);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
 }

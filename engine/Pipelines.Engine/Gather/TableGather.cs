@@ -6,8 +6,11 @@ using Pipelines.Storage;
 
 namespace Pipelines.Gather;
 
-/// <summary>One part of a gathered table: a kept output (its key in the run's folder) of a task that ended well.</summary>
-internal sealed record TablePartRef(string TaskId, string Key);
+/// <summary>
+/// One part of a gathered table: a kept output (its key in the run's folder) of a task that ended
+/// well, and the keys of that task's inputs (for the rows' <c>_source_file</c>).
+/// </summary>
+internal sealed record TablePartRef(string TaskId, string Key, IReadOnlyList<string>? Inputs = null);
 
 /// <summary>What one gather wrote: its rows, its result keys, and the parts it left out (with why).</summary>
 internal sealed record GatheredTable(string Name, long Rows, IReadOnlyList<string> Keys, IReadOnlyList<string> Problems);
@@ -25,6 +28,13 @@ internal static class TableGather
 
     // More tasks than this that left nothing to gather are one warning, not one each.
     private const int WarningsPerTask = 5;
+
+    /// <summary>The columns every gathered table ends with (docs/workflow-spec.md): task id, input key, part key.</summary>
+    public static IReadOnlyList<string> LineageColumns { get; } = [TaskIdColumn, SourceFileColumn, PartColumn];
+
+    public const string TaskIdColumn = "_task_id";
+    public const string SourceFileColumn = "_source_file";
+    public const string PartColumn = "_part";
 
     /// <summary>
     /// The parts of a gather, in task order then key order, and a warning for each task that
@@ -44,7 +54,7 @@ internal static class TableGather
             var prefix = RunLayout.TaskStepPrefix(row.TaskId, row.Step);
             foreach (var o in row.Outputs.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && glob.IsMatch(o.Key[prefix.Length..])))
             {
-                parts.Add(new TablePartRef(row.TaskId, o.Key));
+                parts.Add(new TablePartRef(row.TaskId, o.Key, contributing[row.TaskIndex].Inputs.Select(i => i.Key).ToList()));
                 withParts.Add(row.TaskIndex);
             }
         }
@@ -117,10 +127,16 @@ internal static class TableGather
             }
         }
 
-        // Pass 2: the kept parts again, in order, into the result files.
+        // Pass 2: the kept parts again, in order, into the result files, each row with its lineage:
+        // the task, the input file it comes from, and the part it was read from.
         columns ??= spec.Columns ?? [];
-        var allColumns = columns.Append("_task_id").ToList();
-        var allTypes = Enumerable.Range(0, columns.Count).Select(i => types?[i] ?? ColumnType.Text).Append(ColumnType.Text).ToList();
+        if (columns.FirstOrDefault(LineageColumns.Contains) is { } taken)
+        {
+            throw new PipelinesException($"gather '{spec.Name}': the parts have a column named {taken}, which the gather adds itself ({string.Join(", ", LineageColumns)}); name the columns otherwise with `columns`", retryHelps: false);
+        }
+
+        var allColumns = columns.Concat(LineageColumns).ToList();
+        var allTypes = Enumerable.Range(0, columns.Count).Select(i => types?[i] ?? ColumnType.Text).Concat(LineageColumns.Select(_ => ColumnType.Text)).ToList();
         var parquetPath = spec.To.Contains(ResultFormat.Parquet) ? Path.Combine(folder, "result.parquet") : null;
         var csvPath = spec.To.Contains(ResultFormat.Csv) ? Path.Combine(folder, "result.csv") : null;
         long rows;
@@ -131,12 +147,15 @@ internal static class TableGather
             foreach (var i in kept)
             {
                 using var reader = TableReader.Open(OpenRead(files[i]), PartName(parts[i]), spec);
+                var source = new SourceFile(parts[i].Inputs ?? []);
                 while (reader.TryRead(out var row))
                 {
-                    var withTask = new string?[row.Length + 1];
-                    row.CopyTo(withTask, 0);
-                    withTask[^1] = parts[i].TaskId;
-                    await writer.WriteAsync(withTask, ct).ConfigureAwait(false);
+                    var withLineage = new string?[row.Length + LineageColumns.Count];
+                    row.CopyTo(withLineage, 0);
+                    withLineage[row.Length] = parts[i].TaskId;
+                    withLineage[row.Length + 1] = source.Of(row);
+                    withLineage[row.Length + 2] = parts[i].Key;
+                    await writer.WriteAsync(withLineage, ct).ConfigureAwait(false);
                 }
             }
 

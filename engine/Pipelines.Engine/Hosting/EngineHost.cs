@@ -3,11 +3,14 @@ using Hangfire.InMemory;
 using Hangfire.PostgreSql;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Algorithms;
 using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Queue;
 using Pipelines.Runs;
@@ -124,6 +127,9 @@ public static class EngineHost
             workerOptions.Name,
             sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<AlgorithmRuntime>>()));
+
+        // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
+        services.AddSingleton<IWarmPool, DockerWarmPool>();
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<RunDefinitions>();
@@ -168,6 +174,9 @@ public static class EngineHost
         if (postgres is not null)
         {
             TriggerHosting.Add(services, config, role: triggers);
+
+            // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
+            FunctionHosting.Add(services, config);
         }
 
         if (worker)

@@ -22,6 +22,7 @@ public sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema = 
     [
         PostgresRunStore.Tables,
         PostgresTriggerStore.Tables,
+        Functions.PostgresFunctionStore.Tables,
         Algorithms.PostgresAlgorithmStore.Tables,
     ];
 

@@ -8,6 +8,7 @@ using Pipelines.Planning;
 using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Worker;
 
 namespace Pipelines.Runs;
 
@@ -32,6 +33,7 @@ public sealed partial class RunSubmitter(
     IContainerRuntime runtime,
     ObjectStoreFactory stores,
     LocalRoots localRoots,
+    WorkerOptions workerOptions,
     TimeProvider time,
     ILogger<RunSubmitter> log)
 {
@@ -50,6 +52,12 @@ public sealed partial class RunSubmitter(
         if (workflow.Input.Samplesheet is not null)
         {
             sheet = await ReadSamplesheetAsync(workflow.Input.Samplesheet, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (workflow.Input.BatchAuto)
+        {
+            var units = Planner.Plan(workflow with { Input = workflow.Input with { Batch = 1 } }, listing, sheet, digests).Tasks;
+            workflow = await SizedAsync(workflow, units.Count, units.Sum(u => u.Inputs.Sum(i => i.Size)), cancellationToken).ConfigureAwait(false);
         }
 
         return new PreparedRun(workflow, digests, PlanOrRefuse(workflow, digests, listing, sheet, input.Uri, scope), scope);
@@ -79,6 +87,24 @@ public sealed partial class RunSubmitter(
         var counter = new PlanCounter();
         var input = stores.Open(workflow.Input.Uri);
         var scope = OpenScope(workflow, input);
+        if (workflow.Input.BatchAuto)
+        {
+            // A first pass counts what the plan will hold (names and sizes only, nothing hashed
+            // or kept), so that the streamed plan can cut tasks of the right size.
+            var filter = new GlobFilter(workflow.Input.Include, workflow.Input.Exclude);
+            var (units, bytes) = (0L, 0L);
+            await foreach (var o in input.Store.ListAsync(input.Prefix, cancellationToken).ConfigureAwait(false))
+            {
+                var key = o.Key[input.Prefix.Length..];
+                if (scope.Admit(key) && filter.IsMatch(key))
+                {
+                    (units, bytes) = (units + 1, bytes + o.Size);
+                }
+            }
+
+            workflow = await SizedAsync(workflow, units, bytes, cancellationToken).ConfigureAwait(false);
+        }
+
         return new PlanPreview(workflow, digests, Planner.PlanStreamAsync(workflow, ListInputStreamAsync(input, scope, cancellationToken), digests, counter, cancellationToken), counter, 0, scope);
     }
 
@@ -175,8 +201,33 @@ public sealed partial class RunSubmitter(
 
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
-        var plan = PlanOrRefuse(workflow, digests, listing.Where(f => scope.Admit(f.Key)).ToList(), null, workflow.Input.Uri, scope);
+        var admitted = listing.Where(f => scope.Admit(f.Key)).ToList();
+        if (workflow.Input.BatchAuto)
+        {
+            var units = Planner.Plan(workflow with { Input = workflow.Input with { Batch = 1 } }, admitted, null, digests).Tasks;
+            workflow = await SizedAsync(workflow, units.Count, units.Sum(u => u.Inputs.Sum(i => i.Size)), cancellationToken).ConfigureAwait(false);
+        }
+
+        var plan = PlanOrRefuse(workflow, digests, admitted, null, workflow.Input.Uri, scope);
         return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// input.batch: auto made a number (Planning/AutoBatch) from the live workers' slots (this
+    /// process's own when none has been seen yet) and the units to plan; the run's definition
+    /// records the number chosen.
+    /// </summary>
+    private async Task<Workflow> SizedAsync(Workflow workflow, long units, long bytes, CancellationToken ct)
+    {
+        var slots = await queue.WorkerSlotsAsync(ct).ConfigureAwait(false);
+        if (slots <= 0)
+        {
+            slots = workerOptions.Concurrency;
+        }
+
+        var (batch, why) = AutoBatch.Size(units, bytes, slots, perUnit: null);
+        LogAutoBatch(log, workflow.Name, batch, why);
+        return workflow with { Input = workflow.Input with { Batch = batch } };
     }
 
     private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
@@ -298,6 +349,9 @@ public sealed partial class RunSubmitter(
     /// <summary>Sortable and readable: 20261126-053012-7f3a9c.</summary>
     internal static string NewRunId(DateTimeOffset now) =>
         now.UtcDateTime.ToString("yyyyMMdd-HHmmss", System.Globalization.CultureInfo.InvariantCulture) + "-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3));
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Workflow}: input.batch auto is {Batch}: {Why}")]
+    private static partial void LogAutoBatch(ILogger logger, string workflow, int batch, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} of {Workflow} queued: {Tasks} tasks over {Files} files")]
     private static partial void LogSubmitted(ILogger logger, string runId, string workflow, int tasks, int files);

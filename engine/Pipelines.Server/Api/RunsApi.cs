@@ -154,7 +154,7 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FileAsync(
-        string runId, string path, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+        string runId, string path, HttpContext http, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
     {
         var run = await store.GetRunAsync(runId, ct);
         if (run is null)
@@ -172,6 +172,12 @@ internal static partial class RunsApi
         try
         {
             var bytes = await output.Store.ReadAllAsync(output.Key(path), ct);
+            if (path.EndsWith(".html", StringComparison.Ordinal))
+            {
+                // report.html is drawn by the engine and needs nothing from anywhere: it may load nothing either.
+                http.Response.Headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
+            }
+
             return TypedResults.File(bytes, ContentType(path), fileDownloadName: path.EndsWith(".parquet", StringComparison.Ordinal) ? segments[^1] : null);
         }
         catch (ObjectNotFoundException)
@@ -207,6 +213,7 @@ internal static partial class RunsApi
         ".log" or ".txt" or ".tsv" => "text/plain; charset=utf-8",
         ".csv" => "text/csv; charset=utf-8",
         ".json" => "application/json",
+        ".html" => "text/html; charset=utf-8",
         ".yaml" or ".yml" => "application/yaml",
         _ => "application/octet-stream",
     };

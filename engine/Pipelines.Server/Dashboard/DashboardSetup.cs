@@ -8,7 +8,7 @@ using Pipelines.Server.Access;
 namespace Pipelines.Server.Dashboard;
 
 /// <summary>
-/// The Hangfire dashboard at /hangfire, with the Runs pages added to its routes and navigation,
+/// The Hangfire dashboard at /hangfire, with the Runs and Functions pages added to its routes and navigation,
 /// readable job names, and access by the same keys as the API (a read key gets a read-only dashboard).
 /// </summary>
 internal static class DashboardSetup
@@ -23,6 +23,11 @@ internal static class DashboardSetup
         NavigationMenu.Items.Add(page => new MenuItem("Runs", page.Url.To("/runs"))
         {
             Active = page.RequestPath.StartsWith("/runs", StringComparison.Ordinal),
+        });
+        DashboardRoutes.Routes.AddRazorPage("/functions", _ => new FunctionsPage());
+        NavigationMenu.Items.Add(page => new MenuItem("Functions", page.Url.To("/functions"))
+        {
+            Active = page.RequestPath.StartsWith("/functions", StringComparison.Ordinal),
         });
         return true;
     });

@@ -69,6 +69,7 @@ internal sealed class RunPage(string runId) : RazorPage
         }
 
         WriteResults(http.RequestServices.GetRequiredService<ObjectStoreFactory>(), run, ct);
+        WriteTimeline(store, run, ct);
         WriteTasks(store, run, steps, ct);
         WriteLiteral("</div></div>");
         if (!run.State.IsTerminal())
@@ -101,7 +102,8 @@ internal sealed class RunPage(string runId) : RazorPage
             return;
         }
 
-        files.AddRange([RunLayout.RunJson, RunLayout.ProvenanceTasks, RunLayout.RoCrate, RunLayout.WorkflowYaml]);
+        WriteLiteral($"<p><a class=\"btn btn-sm btn-default\" id=\"run-report\" href=\"{E(RunsApi.FileUrl(run.RunId, RunReport.Key))}\">Report: timeline, time and memory per step, slowest and failed tasks</a></p>");
+        files.AddRange([RunReport.Key, RunLayout.RunJson, RunLayout.ProvenanceTasks, RunLayout.RoCrate, RunLayout.WorkflowYaml]);
         WriteLiteral("<ul>");
         foreach (var f in files)
         {
@@ -109,6 +111,35 @@ internal sealed class RunPage(string runId) : RazorPage
         }
 
         WriteLiteral("</ul>");
+    }
+
+    /// <summary>
+    /// The same timeline as report.html's, per task (its last attempt) from the run store, a page
+    /// of tasks at a time; it bounds itself (<see cref="Timeline.MaxBars"/>), so a large run costs no more memory.
+    /// </summary>
+    private void WriteTimeline(IRunStore store, RunRecord run, CancellationToken ct)
+    {
+        var timeline = new Timeline(run.CreatedAt.UtcDateTime, (run.FinishedAt ?? DateTimeOffset.UtcNow).UtcDateTime);
+        for (var from = 0; ; from += 500)
+        {
+            var page = store.QueryTasksAsync(run.RunId, new TaskQuery(null, from, 500), ct).GetAwaiter().GetResult();
+            foreach (var t in page.Items)
+            {
+                if (t.StartedAt is { } a && t.Worker is not null && t.State != TaskState.Cached)
+                {
+                    var end = t.FinishedAt ?? DateTimeOffset.UtcNow;
+                    timeline.Add(new TimelineBar(t.Worker, t.Index, t.TaskId, "task", t.Attempts, t.State.Name(), a.UtcDateTime, (end < a ? a : end).UtcDateTime));
+                }
+            }
+
+            if (from + page.Items.Count >= page.Total || page.Items.Count == 0)
+            {
+                break;
+            }
+        }
+
+        WriteLiteral("<h3 id=\"timeline-title\">Timeline</h3>");
+        WriteLiteral(timeline.Count == 0 ? "<p class=\"text-muted\">No task has started yet.</p>" : timeline.ToSvg("timeline"));
     }
 
     private void WriteTasks(IRunStore store, RunRecord run, List<string> steps, CancellationToken ct)

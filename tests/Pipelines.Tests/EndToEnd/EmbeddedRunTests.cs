@@ -43,7 +43,7 @@ public sealed class EmbeddedRunTests : IDisposable
         }
 
         var csv = System.Text.Encoding.UTF8.GetString(await run.ReadAsync("results/stats.csv")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("file,reads,bases,gc,mean_quality,_task_id", csv[0]);
+        Assert.Equal("file,reads,bases,gc,mean_quality,_task_id,_source_file,_part", csv[0]);
         Assert.Equal(201, csv.Length);
 
         var provenance = await run.ProvenanceAsync();

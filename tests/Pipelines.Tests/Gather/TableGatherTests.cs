@@ -63,10 +63,10 @@ public sealed class TableGatherTests : IDisposable
         }
 
         var csv = await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv"));
-        Assert.Equal("n,ratio,name,maybe,_task_id", csv[0]);
+        Assert.Equal("n,ratio,name,maybe,_task_id,_source_file,_part", csv[0]);
         Assert.Equal(200_001, csv.Length);
-        Assert.Equal("65536,16384,name-65536,65536,t1", csv[65_537]);
-        Assert.Equal("90000,22500,name-90000,,t2", csv[90_001]);
+        Assert.Equal("65536,16384,name-65536,65536,t1,,tasks/t1/make/part.tsv", csv[65_537]);
+        Assert.Equal("90000,22500,name-90000,,t2,,tasks/t2/make/part.tsv", csv[90_001]);
     }
 
     [Fact]
@@ -135,7 +135,7 @@ public sealed class TableGatherTests : IDisposable
         Assert.Equal(0, table.Rows);
         var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
         Assert.Empty(rows);
-        Assert.Equal(["a,b,_task_id"], await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv")));
+        Assert.Equal(["a,b,_task_id,_source_file,_part"], await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv")));
     }
 
     // Parquet.Net's untyped reader leaves null cells out of a row.

@@ -1,0 +1,181 @@
+using System.ComponentModel;
+using System.Globalization;
+using Pipelines.Model;
+using Spectre.Console.Cli;
+
+namespace Pipelines.Cli.Commands;
+
+/// <summary>The options of the function commands: they talk to a `pipelines server`.</summary>
+public class FunctionServerSettings : CommonSettings, IRemoteSettings
+{
+    [CommandOption("--server <URL>")]
+    [Description("The `pipelines server` (default PIPELINES_SERVER, else http://127.0.0.1:8080).")]
+    public string? Server { get; init; }
+
+    [CommandOption("--key <KEY>")]
+    [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
+    public string? Key { get; init; }
+
+    internal ServerClient Client() => new(Remote.ServerOf(this) ?? Pipelines.Server.ServerOptions.DefaultUrls, ServerClient.KeyFrom(Key));
+}
+
+/// <summary>The settings of a command that names one function.</summary>
+public class FunctionNameSettings : FunctionServerSettings
+{
+    [CommandArgument(0, "<NAME>")]
+    [Description("The function's name.")]
+    public string Name { get; init; } = "";
+}
+
+/// <summary>`pipelines function deploy FILE`: validate the function file and deploy it on the server.</summary>
+public sealed class FunctionDeployCommand : AsyncCommand<FunctionDeployCommand.Settings>
+{
+    public sealed class Settings : FunctionServerSettings
+    {
+        [CommandArgument(0, "<FILE>")]
+        [Description("The function file (YAML).")]
+        public string File { get; init; } = "";
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (!System.IO.File.Exists(settings.File))
+        {
+            throw new PipelinesException($"{settings.File} does not exist", retryHelps: false);
+        }
+
+        var yaml = await System.IO.File.ReadAllTextAsync(settings.File, cancellationToken).ConfigureAwait(false);
+
+        // Checked here first, so a mistake is shown with its line without a server round trip.
+        Functions.FunctionParser.Parse(yaml, settings.File);
+        using var client = settings.Client();
+        var result = await client.DeployFunctionAsync(yaml, settings.File, cancellationToken).ConfigureAwait(false);
+        var f = result.Function;
+        Console.WriteLine(result.Created
+            ? $"deployed {f.Name} version {f.Version}{(result.Replaced is { } old ? $" (was {old})" : "")}: {f.Image} ({f.ImageDigest}), {f.Mode} mode"
+            : $"{f.Name} version {f.Version} is already this content: nothing changed");
+        Console.WriteLine($"  invoke: pipelines invoke {f.Name} FILE   or   POST {f.InvokeUrl}");
+        return Cli.Ok;
+    }
+}
+
+/// <summary>`pipelines function list`: every function's current version.</summary>
+public sealed class FunctionListCommand : AsyncCommand<FunctionServerSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, FunctionServerSettings settings, CancellationToken cancellationToken)
+    {
+        using var client = settings.Client();
+        var list = await client.ListFunctionsAsync(cancellationToken).ConfigureAwait(false);
+        if (list.Count == 0)
+        {
+            Console.WriteLine("no functions deployed (`pipelines function deploy FILE` deploys one)");
+            return Cli.Ok;
+        }
+
+        foreach (var f in list)
+        {
+            Console.WriteLine($"{f.Name}  version {f.Version}  {f.Mode}  {f.Image}  deployed {f.DeployedAt.UtcDateTime:u} by {f.DeployedBy}");
+        }
+
+        return Cli.Ok;
+    }
+}
+
+/// <summary>`pipelines function show NAME`: a function's version, limits, figures and warm containers.</summary>
+public sealed class FunctionShowCommand : AsyncCommand<FunctionNameSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, FunctionNameSettings settings, CancellationToken cancellationToken)
+    {
+        using var client = settings.Client();
+        var d = await client.GetFunctionAsync(settings.Name, cancellationToken).ConfigureAwait(false);
+        var f = d.Function;
+        Console.WriteLine($"{f.Name} version {f.Version}: {f.Mode} mode, {f.Image} ({f.ImageDigest})");
+        if (f.Description is not null)
+        {
+            Console.WriteLine("  " + f.Description);
+        }
+
+        if (f.Command.Count > 0)
+        {
+            Console.WriteLine("  command:  " + string.Join(' ', f.Command));
+        }
+
+        Console.WriteLine($"  limits:   timeout {f.Timeout}, max request {Quantities.FormatSize(f.MaxRequestBytes)}, concurrency {f.Concurrency}, min_warm {f.MinWarm}, max {f.Max}, queue {f.Queue}, idle_timeout {f.IdleTimeout}");
+        Console.WriteLine($"  deployed: {f.DeployedAt.UtcDateTime:u} by {f.DeployedBy}; {d.Versions.Count} version(s)");
+        foreach (var s in d.Stats)
+        {
+            Console.WriteLine($"  version {s.Version}: {s.Requests} request(s), {s.Errors} error(s), p50 {Ms(s.P50Ms)}, p95 {Ms(s.P95Ms)}");
+        }
+
+        foreach (var w in d.Warm)
+        {
+            Console.WriteLine($"  version {w.Version}: {w.Warm} warm container(s), {w.Busy} busy, {w.Starting} starting, {w.Waiting} request(s) waiting");
+        }
+
+        return Cli.Ok;
+    }
+
+    private static string Ms(double? ms) => ms is { } v ? v.ToString("0.#", CultureInfo.InvariantCulture) + " ms" : "-";
+}
+
+/// <summary>`pipelines function delete NAME`: the function, its versions and invocations go; its warm containers stop.</summary>
+public sealed class FunctionDeleteCommand : AsyncCommand<FunctionNameSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, FunctionNameSettings settings, CancellationToken cancellationToken)
+    {
+        using var client = settings.Client();
+        await client.DeleteFunctionAsync(settings.Name, cancellationToken).ConfigureAwait(false);
+        Console.WriteLine($"deleted {settings.Name}");
+        return Cli.Ok;
+    }
+}
+
+/// <summary>`pipelines invoke NAME FILE [-o OUT]`: the file is the input, the output goes to OUT or stdout.</summary>
+public sealed class InvokeCommand : AsyncCommand<InvokeCommand.Settings>
+{
+    public sealed class Settings : FunctionNameSettings
+    {
+        [CommandArgument(1, "<FILE>")]
+        [Description("The input file (sent as the body; the command sees it at /in/<its name>).")]
+        public string File { get; init; } = "";
+
+        [CommandOption("-o|--output <OUT>")]
+        [Description("Write the output to this file (default: stdout).")]
+        public string? Output { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        if (!System.IO.File.Exists(settings.File))
+        {
+            throw new PipelinesException($"{settings.File} does not exist", retryHelps: false);
+        }
+
+        using var client = settings.Client();
+        if (settings.Output is null)
+        {
+            await using var stdout = Console.OpenStandardOutput();
+            await client.InvokeAsync(settings.Name, settings.File, stdout, cancellationToken).ConfigureAwait(false);
+            return Cli.Ok;
+        }
+
+        // Written beside the target and renamed, so a failed call leaves no half file under its name.
+        var partial = settings.Output + ".partial";
+        try
+        {
+            (string? ContentType, string? Invocation) answer;
+            await using (var file = new FileStream(partial, FileMode.Create, FileAccess.Write))
+            {
+                answer = await client.InvokeAsync(settings.Name, settings.File, file, cancellationToken).ConfigureAwait(false);
+            }
+
+            System.IO.File.Move(partial, settings.Output, overwrite: true);
+            Console.Error.WriteLine($"{settings.Output}: {new FileInfo(settings.Output).Length} bytes, {answer.ContentType} (invocation {answer.Invocation})");
+            return Cli.Ok;
+        }
+        finally
+        {
+            System.IO.File.Delete(partial);
+        }
+    }
+}

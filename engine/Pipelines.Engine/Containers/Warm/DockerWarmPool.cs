@@ -1,0 +1,645 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Docker.DotNet;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipelines.Model;
+
+namespace Pipelines.Containers.Warm;
+
+/// <summary>
+/// Warm containers on the Docker engine, per owner, under the same lock-down as every one-shot
+/// container (<see cref="DockerRuntime.LockedDown"/>). Rules (docs/functions.md, "The pool"):
+/// a free container serves the next request; when none is free and fewer than Max run, one more
+/// starts; at most MaxQueue requests wait; a container idle for IdleTimeout stops unless only
+/// MinWarm are left; a container that ends, hangs or breaks the protocol is removed and its
+/// request fails with <see cref="WarmContainerException"/>; no container ever serves two owners.
+/// </summary>
+public sealed partial class DockerWarmPool : IWarmPool
+{
+    /// <summary>The label naming a warm container's owner (a function version, a run's step).</summary>
+    public const string WarmOwnerLabel = "org.pipelines.warm.owner";
+
+    private const string ForkSocket = "warm.sock";
+    private const string HttpSocketName = "http.sock";
+
+    private readonly DockerRuntime _runtime;
+    private readonly DockerOptions _options;
+    private readonly ILogger _log;
+    private readonly TimeProvider _time;
+    private readonly Dictionary<string, OwnerPool> _owners = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _disposed = new();
+    private long _removed;
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public DockerWarmPool(DockerRuntime runtime, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
+    {
+        _runtime = runtime;
+        _options = runtime.Options;
+        _log = (ILogger?)log ?? NullLogger.Instance;
+        _time = time ?? TimeProvider.System;
+        Directory.CreateDirectory(_options.WarmRoot);
+        RemoveDeadFolders();
+    }
+
+    public async ValueTask<WarmLease> AcquireAsync(WarmSpec spec, CancellationToken cancellationToken)
+    {
+        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+        var pool = Owner(spec);
+        TaskCompletionSource<WarmContainer> waiter;
+        lock (pool)
+        {
+            if (pool.TakeFree() is { } free)
+            {
+                return new PoolLease(this, pool, free);
+            }
+
+            if (pool.Waiting.Count >= spec.MaxQueue)
+            {
+                throw new PoolFullException(spec.Owner, pool.Waiting.Count);
+            }
+
+            waiter = new TaskCompletionSource<WarmContainer>(TaskCreationOptions.RunContinuationsAsynchronously);
+            pool.Waiting.AddLast(waiter);
+            StartWhatIsNeeded(pool);
+        }
+
+        Changed();
+        using (cancellationToken.Register(() =>
+        {
+            lock (pool)
+            {
+                pool.Waiting.Remove(waiter);
+            }
+
+            waiter.TrySetCanceled(cancellationToken);
+        }))
+        {
+            try
+            {
+                return new PoolLease(this, pool, await waiter.Task.ConfigureAwait(false));
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Handed a container just as the wait was cancelled: give it back.
+                if (waiter.Task.IsCompletedSuccessfully)
+                {
+                    Release(pool, waiter.Task.Result);
+                }
+
+                throw;
+            }
+        }
+    }
+
+    public async Task RetireAsync(string owner, CancellationToken cancellationToken)
+    {
+        OwnerPool? pool;
+        lock (_owners)
+        {
+            if (_owners.Remove(owner, out pool))
+            {
+                pool.Retired = true;
+            }
+        }
+
+        if (pool is not null)
+        {
+            await StopAllAsync(pool, $"the warm containers of {owner} were retired").ConfigureAwait(false);
+        }
+
+        Changed();
+    }
+
+    public IReadOnlyList<WarmPoolStats> Stats()
+    {
+        lock (_owners)
+        {
+            return _owners.Values.Select(p =>
+            {
+                lock (p)
+                {
+                    return new WarmPoolStats(p.Spec.Owner, p.Ready.Count, p.Ready.Count(c => c.InFlight > 0), p.Starting, p.Waiting.Count, p.Started, p.Replaced);
+                }
+            }).ToList();
+        }
+    }
+
+    /// <summary>
+    /// Waits until the figures satisfy <paramref name="condition"/>, woken by every change in the
+    /// pool (a start, a request taken or given back, an idle stop, a replacement), never by a clock.
+    /// </summary>
+    public async Task WaitForAsync(Func<IReadOnlyList<WarmPoolStats>, bool> condition, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var changed = Volatile.Read(ref _changed).Task;
+            if (condition(Stats()))
+            {
+                return;
+            }
+
+            await changed.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _disposed.CancelAsync().ConfigureAwait(false);
+        List<OwnerPool> all;
+        lock (_owners)
+        {
+            all = [.. _owners.Values];
+            _owners.Clear();
+            foreach (var p in all)
+            {
+                p.Retired = true;
+            }
+        }
+
+        await Task.WhenAll(all.Select(p => StopAllAsync(p, "the warm pool was shut down"))).ConfigureAwait(false);
+        _disposed.Dispose();
+    }
+
+    internal DockerOptions Options => _options;
+
+    /// <summary>A lease ends: the container serves the next waiter, idles, or is replaced when it broke.</summary>
+    internal void Release(OwnerPool pool, WarmContainer container)
+    {
+        var stop = false;
+        lock (pool)
+        {
+            container.InFlight--;
+            if (container.Broken is not null || pool.Retired)
+            {
+                // The first lease to end on a broken container removes it; others on it (http) have failed with it.
+                stop = pool.Ready.Remove(container);
+                if (stop && container.Broken is not null && !pool.Retired)
+                {
+                    pool.Replaced++;
+                    LogReplaced(_log, container.ShortId, pool.Spec.Owner, container.Broken);
+                }
+            }
+            else
+            {
+                Dispatch(pool, container);
+            }
+
+            if (!pool.Retired)
+            {
+                StartWhatIsNeeded(pool);
+            }
+        }
+
+        if (stop)
+        {
+            _ = StopAsync(container, container.Broken ?? "retired");
+        }
+
+        Changed();
+    }
+
+    /// <summary>Stops a broken container now (a hang, a timeout in http mode), so that its request ends at once.</summary>
+    internal async Task KillAsync(WarmContainer container)
+    {
+        try
+        {
+            await _runtime.KillQuietlyAsync(container.Id).ConfigureAwait(false);
+        }
+        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e))
+        {
+            // The engine is out of reach: the container is marked broken and is removed once it answers (or by LeftoverCleaner).
+        }
+    }
+
+    internal Task<string> LogTailAsync(WarmContainer container) => TailAsync(container.Id);
+
+    private OwnerPool Owner(WarmSpec spec)
+    {
+        if (spec.Mode == WarmMode.Fork && !File.Exists(_options.WarmHelper))
+        {
+            throw new PipelinesException($"the fork helper {_options.WarmHelper} is missing: build it with scripts/build-native, or set Docker:WarmHelper (PIPELINES_WARM_HELPER)", retryHelps: false);
+        }
+
+        if (spec.Max < 1 || spec.MinWarm < 0 || spec.MinWarm > spec.Max || spec.MaxQueue < 0 || spec.Concurrency < 1 || spec.IdleTimeout <= TimeSpan.Zero)
+        {
+            throw new PipelinesException($"warm settings of {spec.Owner} are out of range: max {spec.Max} (at least 1), min_warm {spec.MinWarm} (0 to max), max_queue {spec.MaxQueue} (0 or more), concurrency {spec.Concurrency} (at least 1), idle_timeout {spec.IdleTimeout} (above 0)", retryHelps: false);
+        }
+
+        lock (_owners)
+        {
+            if (_owners.TryGetValue(spec.Owner, out var pool))
+            {
+                if (pool.Spec.ImageId != spec.ImageId || pool.Spec.Mode != spec.Mode || !pool.Spec.Command.SequenceEqual(spec.Command, StringComparer.Ordinal))
+                {
+                    throw new PipelinesException($"{spec.Owner} already has warm containers of image {pool.Spec.ImageId} in {pool.Spec.Mode} mode; a new version is a new owner (or retire this one first)", retryHelps: false);
+                }
+
+                return pool;
+            }
+
+            pool = new OwnerPool(spec);
+            _owners.Add(spec.Owner, pool);
+            return pool;
+        }
+    }
+
+    /// <summary>Hands a free container to the oldest waiter. Under the pool's lock.</summary>
+    private void Dispatch(OwnerPool pool, WarmContainer container)
+    {
+        while (container.InFlight < container.Capacity && pool.Waiting.First is { } first)
+        {
+            pool.Waiting.RemoveFirst();
+            container.InFlight++;
+            container.IdleEpoch++;
+            if (!first.Value.TrySetResult(container))
+            {
+                container.InFlight--;
+            }
+        }
+
+        if (container.InFlight == 0)
+        {
+            ArmIdleTimer(pool, container);
+        }
+    }
+
+    /// <summary>Starts containers for the waiters that free and starting ones will not serve, up to Max, and up to MinWarm. Under the pool's lock.</summary>
+    private void StartWhatIsNeeded(OwnerPool pool)
+    {
+        var spare = pool.Ready.Sum(c => c.Capacity - c.InFlight) + (pool.Starting * Capacity(pool.Spec));
+        var wanted = Math.Max(0, (pool.Waiting.Count - spare + Capacity(pool.Spec) - 1) / Capacity(pool.Spec));
+        wanted = Math.Max(wanted, pool.Spec.MinWarm - pool.Ready.Count - pool.Starting);
+        wanted = Math.Min(wanted, pool.Spec.Max - pool.Ready.Count - pool.Starting);
+        for (var i = 0; i < wanted; i++)
+        {
+            pool.Starting++;
+            _ = StartAndAddAsync(pool);
+        }
+    }
+
+    private static int Capacity(WarmSpec spec) => spec.Mode == WarmMode.Fork ? 1 : Math.Max(1, spec.Concurrency);
+
+    private async Task StartAndAddAsync(OwnerPool pool)
+    {
+        WarmContainer? container = null;
+        Exception? failure = null;
+        try
+        {
+            container = await StartAsync(pool.Spec, _disposed.Token).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            failure = e is OperationCanceledException ? new PipelinesException("the warm pool was shut down", retryHelps: true, e) : e;
+        }
+
+        var stop = false;
+        lock (pool)
+        {
+            pool.Starting--;
+            if (container is not null && !pool.Retired)
+            {
+                pool.Started++;
+                pool.Ready.Add(container);
+                Dispatch(pool, container);
+                _ = WatchAsync(pool, container);
+            }
+            else if (container is not null)
+            {
+                stop = true;
+            }
+            else if (pool.Ready.Count + pool.Starting == 0)
+            {
+                // Nothing else will serve them: every waiter gets the reason.
+                while (pool.Waiting.First is { } first)
+                {
+                    pool.Waiting.RemoveFirst();
+                    first.Value.TrySetException(failure!);
+                }
+            }
+            else if (pool.Waiting.First is { } oldest)
+            {
+                pool.Waiting.RemoveFirst();
+                oldest.Value.TrySetException(failure!);
+            }
+        }
+
+        if (stop)
+        {
+            await StopAsync(container!, "retired while it started").ConfigureAwait(false);
+        }
+
+        if (failure is not null)
+        {
+            LogStartFailed(_log, pool.Spec.Owner, failure.Message);
+        }
+
+        Changed();
+    }
+
+    /// <summary>A container that ends by itself (a crash, an OOM kill of the helper) is removed; a request on it fails through its channel.</summary>
+    private async Task WatchAsync(OwnerPool pool, WarmContainer container)
+    {
+        long code;
+        try
+        {
+            code = await container.Exited.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException || DockerRuntime.IsConnectionFailure(e) || e is DockerApiException)
+        {
+            // Shut down, or the engine is out of reach: the container is looked at again when used.
+            return;
+        }
+
+        var stop = false;
+        lock (pool)
+        {
+            container.Broken ??= $"it ended with exit code {code}";
+            if (container.InFlight == 0 && pool.Ready.Remove(container))
+            {
+                stop = true;
+                if (!pool.Retired)
+                {
+                    pool.Replaced++;
+                    StartWhatIsNeeded(pool);
+                }
+            }
+        }
+
+        if (stop)
+        {
+            LogReplaced(_log, container.ShortId, pool.Spec.Owner, container.Broken);
+            await StopAsync(container, container.Broken).ConfigureAwait(false);
+        }
+
+        Changed();
+    }
+
+    private void ArmIdleTimer(OwnerPool pool, WarmContainer container)
+    {
+        var epoch = ++container.IdleEpoch;
+        container.IdleTimer?.Dispose();
+        container.IdleTimer = _time.CreateTimer(_ => IdleOut(pool, container, epoch), null, pool.Spec.IdleTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void IdleOut(OwnerPool pool, WarmContainer container, long epoch)
+    {
+        lock (pool)
+        {
+            if (container.IdleEpoch != epoch || container.InFlight > 0 || pool.Ready.Count <= pool.Spec.MinWarm || !pool.Ready.Remove(container))
+            {
+                return;
+            }
+        }
+
+        _ = StopAsync(container, "idle");
+        Changed();
+    }
+
+    private async Task StopAllAsync(OwnerPool pool, string reason)
+    {
+        List<WarmContainer> containers;
+        lock (pool)
+        {
+            containers = [.. pool.Ready.Where(c => c.InFlight == 0)];
+            foreach (var c in pool.Ready)
+            {
+                c.Broken ??= reason;
+            }
+
+            pool.Ready.RemoveAll(c => c.InFlight == 0);
+            while (pool.Waiting.First is { } first)
+            {
+                pool.Waiting.RemoveFirst();
+                first.Value.TrySetException(new PipelinesException(reason, retryHelps: true));
+            }
+        }
+
+        // Busy ones are stopped when their lease ends (Release sees Retired).
+        await Task.WhenAll(containers.Select(c => StopAsync(c, reason))).ConfigureAwait(false);
+    }
+
+    private async Task StopAsync(WarmContainer container, string reason)
+    {
+        container.IdleTimer?.Dispose();
+        container.Fork?.Dispose();
+        container.Http?.Dispose();
+        await _runtime.RemoveQuietlyAsync(container.Id).ConfigureAwait(false);
+        DeleteFolder(container.Folder);
+        Interlocked.Increment(ref _removed);
+        LogStopped(_log, container.ShortId, container.Spec.Owner, reason);
+        Changed();
+    }
+
+    /// <summary>Containers this pool has removed (idle, broken, retired), for tests that await a removal.</summary>
+    internal long Removed => Interlocked.Read(ref _removed);
+
+    private async Task<WarmContainer> StartAsync(WarmSpec spec, CancellationToken cancellationToken)
+    {
+        var folder = Path.Combine(_options.WarmRoot, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)));
+        var socketName = spec.Mode == WarmMode.Fork ? ForkSocket : HttpSocketName;
+        var hostSocket = Path.Combine(folder, "run", socketName);
+        if (System.Text.Encoding.UTF8.GetByteCount(hostSocket) > UnixSocket.MaxPath)
+        {
+            throw new PipelinesException($"Docker:WarmRoot {_options.WarmRoot} is too long: a warm container's socket {hostSocket} would be over {UnixSocket.MaxPath} bytes", retryHelps: false);
+        }
+
+        Directory.CreateDirectory(folder, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        ProcessOwner.Mark(folder);
+        foreach (var sub in (string[])["in", "out", "steps", "run"])
+        {
+            Directory.CreateDirectory(Path.Combine(folder, sub));
+            File.SetUnixFileMode(Path.Combine(folder, sub), (UnixFileMode)0b111_101_101);
+        }
+
+        // The container's user owns /out (it writes there) and the control folder (its socket).
+        UnixSocket.Chown(Path.Combine(folder, "out"), _options.User);
+        UnixSocket.Chown(Path.Combine(folder, "run"), _options.User);
+        File.SetUnixFileMode(Path.Combine(folder, "run"), (UnixFileMode)0b111_000_000);
+
+        var binds = new List<string>
+        {
+            $"{Path.Combine(folder, "run")}:{WarmLayout.Control}:rw",
+        };
+        IReadOnlyList<string> command;
+        var env = new Dictionary<string, string>(spec.Env);
+        if (spec.Mode == WarmMode.Fork)
+        {
+            binds.Add($"{Path.Combine(folder, "in")}:{ContainerLayout.In}:ro");
+            binds.Add($"{Path.Combine(folder, "out")}:{ContainerLayout.Out}:rw");
+            binds.Add($"{Path.Combine(folder, "steps")}:{ContainerLayout.Steps}:ro");
+            binds.Add($"{_options.WarmHelper}:{WarmLayout.Helper}:ro");
+            command = [WarmLayout.Helper, WarmLayout.Control + "/" + ForkSocket];
+        }
+        else
+        {
+            command = spec.Command;
+            env["PIPELINES_HTTP_SOCKET"] = WarmLayout.HttpSocket;
+        }
+
+        var labels = new Dictionary<string, string>(spec.Labels) { [WarmOwnerLabel] = spec.Owner };
+        var parameters = _runtime.LockedDown(spec.ImageId, command, env.Concat(spec.Secrets), binds, spec.Resources, labels);
+        var client = _runtime.Client;
+        string id;
+        try
+        {
+            id = (await client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            DeleteFolder(folder);
+            throw new PipelinesException($"image {spec.ImageId} is not on the Docker engine", retryHelps: false, e);
+        }
+        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e))
+        {
+            DeleteFolder(folder);
+            throw _runtime.Unreachable(e);
+        }
+
+        try
+        {
+            await client.Containers.StartContainerAsync(id, new Docker.DotNet.Models.ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            var exited = WaitExitAsync(id);
+            var container = new WarmContainer(id, folder, spec, exited);
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            deadline.CancelAfter(_options.WarmStartTimeout);
+            try
+            {
+                if (spec.Mode == WarmMode.Fork)
+                {
+                    container.Fork = await ForkChannel.ConnectAsync(hostSocket, () => exited.IsCompleted, deadline.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    (await UnixSocket.ConnectWhenListeningAsync(hostSocket, () => exited.IsCompleted, deadline.Token).ConfigureAwait(false)).Dispose();
+                    container.Http = HttpChannel.Create(hostSocket, container.Capacity);
+                }
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new BrokenChannelException($"nothing answered on {WarmLayout.Control}/{socketName} within {_options.WarmStartTimeout.TotalSeconds:0.#} s");
+            }
+
+            LogStarted(_log, container.ShortId, spec.Owner, spec.Mode);
+            return container;
+        }
+        catch (BrokenChannelException e)
+        {
+            var tail = await TailAsync(id).ConfigureAwait(false);
+            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
+            DeleteFolder(folder);
+            throw new PipelinesException($"a warm container of {spec.Owner} did not start: {e.Message}{tail}", retryHelps: false, e);
+        }
+        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e) && e is not SocketException)
+        {
+            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
+            DeleteFolder(folder);
+            throw _runtime.Unreachable(e);
+        }
+        catch
+        {
+            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
+            DeleteFolder(folder);
+            throw;
+        }
+    }
+
+    private async Task<long> WaitExitAsync(string id) =>
+        (await _runtime.Client.Containers.WaitContainerAsync(id, _disposed.Token).ConfigureAwait(false)).StatusCode;
+
+    /// <summary>The end of a container's own output (the helper's or the server's), as a suffix for an error.</summary>
+    private async Task<string> TailAsync(string id)
+    {
+        try
+        {
+            var log = await _runtime.ReadLogsAsync(id, 4096).ConfigureAwait(false);
+            log = log.Trim();
+            return log.Length == 0 ? "" : "; its output ends: " + (log.Length > 2000 ? log[^2000..] : log);
+        }
+        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e) || e is DockerApiException)
+        {
+            return "";
+        }
+    }
+
+    private void DeleteFolder(string folder)
+    {
+        try
+        {
+            Worker.OutputFolder.DeleteTree(folder);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
+        {
+            LogFolderLeft(_log, folder, e.Message);
+        }
+    }
+
+    /// <summary>Folders a dead engine process left in WarmRoot (its containers are LeftoverCleaner's).</summary>
+    private void RemoveDeadFolders()
+    {
+        foreach (var folder in Directory.EnumerateDirectories(_options.WarmRoot))
+        {
+            if (ProcessOwner.IsGone(ProcessOwner.OwnerOf(folder)))
+            {
+                DeleteFolder(folder);
+            }
+        }
+    }
+
+    private void Changed() => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "warm container {Container} of {Owner} started ({Mode} mode)")]
+    private static partial void LogStarted(ILogger logger, string container, string owner, WarmMode mode);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "warm container {Container} of {Owner} stopped: {Reason}")]
+    private static partial void LogStopped(ILogger logger, string container, string owner, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "warm container {Container} of {Owner} is replaced: {Reason}")]
+    internal static partial void LogReplaced(ILogger logger, string container, string owner, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "a warm container of {Owner} could not start: {Error}")]
+    private static partial void LogStartFailed(ILogger logger, string owner, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "warm folder {Folder} was left: {Error}")]
+    private static partial void LogFolderLeft(ILogger logger, string folder, string error);
+
+    internal ILogger Log => _log;
+
+    /// <summary>One owner's containers and waiters; locked as a whole.</summary>
+    internal sealed class OwnerPool(WarmSpec spec)
+    {
+        public WarmSpec Spec { get; } = spec;
+
+        /// <summary>Started containers, free or busy.</summary>
+        public List<WarmContainer> Ready { get; } = [];
+
+        public LinkedList<TaskCompletionSource<WarmContainer>> Waiting { get; } = new();
+
+        public int Starting { get; set; }
+
+        public long Started { get; set; }
+
+        public long Replaced { get; set; }
+
+        public bool Retired { get; set; }
+
+        /// <summary>A fit container with room for one more request, now taken; null when none.</summary>
+        public WarmContainer? TakeFree()
+        {
+            var free = Ready.Where(c => c.Broken is null && c.InFlight < c.Capacity).MinBy(c => c.InFlight);
+            if (free is not null)
+            {
+                free.InFlight++;
+                free.IdleEpoch++;
+            }
+
+            return free;
+        }
+    }
+}

@@ -1,0 +1,172 @@
+namespace Pipelines.Containers.Warm;
+
+/// <summary>One request's hold on a container of <see cref="DockerWarmPool"/>.</summary>
+internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool owner, WarmContainer container) : WarmLease
+{
+    private int _disposed;
+    private int _running;
+    private CancellationTokenSource? _httpDeadline;
+
+    public override string ContainerId => container.Id;
+
+    public override string InDir => ForkOnly(container.InDir);
+
+    public override string OutDir => ForkOnly(container.OutDir);
+
+    public override string StepsDir => ForkOnly(container.StepsDir);
+
+    public override async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (container.Spec.Mode != WarmMode.Fork)
+        {
+            throw new InvalidOperationException($"{container.Spec.Owner} is in http mode: send requests with SendAsync");
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+        {
+            throw new InvalidOperationException("a fork-mode lease runs one command at a time");
+        }
+
+        try
+        {
+            if (container.Broken is { } broken)
+            {
+                throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} cannot serve: {broken}; it is replaced");
+            }
+
+            var frame = WarmProtocol.Request(command, env, timeout);
+            var log = new BoundedLog(pool.Options.MaxLogBytes);
+            using var hung = new CancellationTokenSource(timeout + pool.Options.WarmHungGrace);
+            try
+            {
+                var exit = await container.Fork!.RunAsync(frame, log, hung.Token, cancellationToken).ConfigureAwait(false);
+                if (exit.Cancelled)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
+                return new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, DockerRuntime.Mask(log.ToString(), container.Spec.Secrets), exit.Run);
+            }
+            catch (OperationCanceledException) when (hung.IsCancellationRequested)
+            {
+                container.Broken = $"its helper did not answer within {pool.Options.WarmHungGrace.TotalSeconds:0.#} s after the request's timeout ({timeout.TotalSeconds:0.###} s)";
+                await pool.KillAsync(container).ConfigureAwait(false);
+                throw new WarmContainerException(await Reason(log).ConfigureAwait(false), timedOut: true);
+            }
+            catch (BrokenChannelException e)
+            {
+                container.Broken = container.Exited.IsCompleted ? $"it ended (exit code {await ExitCodeAsync().ConfigureAwait(false)})" : e.Message;
+                await pool.KillAsync(container).ConfigureAwait(false);
+                throw new WarmContainerException(await Reason(log).ConfigureAwait(false), inner: e);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    public override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (container.Spec.Mode != WarmMode.Http)
+        {
+            throw new InvalidOperationException($"{container.Spec.Owner} is in fork mode: run commands with RunAsync");
+        }
+
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (container.Broken is { } broken)
+        {
+            throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} cannot serve: {broken}; it is replaced");
+        }
+
+        // Only the path and query are the caller's: the socket says where the request goes.
+        var uri = request.RequestUri;
+        request.RequestUri = new Uri(HttpChannel.BaseAddress, uri is null ? "/" : uri.IsAbsoluteUri ? uri.PathAndQuery : uri.OriginalString);
+
+        // The timeout covers the response's body too, which the caller reads while it holds the lease.
+        _httpDeadline?.Dispose();
+        _httpDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var deadline = _httpDeadline;
+        deadline.Token.Register(() =>
+        {
+            if (!cancellationToken.IsCancellationRequested && Volatile.Read(ref _disposed) == 0)
+            {
+                container.Broken ??= $"a request took longer than its timeout ({timeout.TotalSeconds:0.###} s)";
+                _ = pool.KillAsync(container);
+            }
+        });
+        deadline.CancelAfter(timeout);
+        try
+        {
+            return await container.Http!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new WarmContainerException($"the request to {container.Spec.Owner} timed out after {timeout.TotalSeconds:0.###} s; its container {container.ShortId} was killed and is replaced", timedOut: true);
+        }
+        catch (HttpRequestException e)
+        {
+            container.Broken ??= container.Exited.IsCompleted ? $"it ended (exit code {await ExitCodeAsync().ConfigureAwait(false)})" : "its server broke the HTTP exchange: " + e.Message;
+            await pool.KillAsync(container).ConfigureAwait(false);
+            throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced{await pool.LogTailAsync(container).ConfigureAwait(false)}", inner: e);
+        }
+    }
+
+    public override void Discard(string reason) => container.Broken ??= "discarded: " + reason;
+
+    public override ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return ValueTask.CompletedTask;
+        }
+
+        _httpDeadline?.Dispose();
+        if (container.Spec.Mode == WarmMode.Fork && container.Broken is null)
+        {
+            try
+            {
+                // /tmp is the helper's to empty; the bound folders are the engine's, as root.
+                WarmFolders.Empty(container.InDir);
+                WarmFolders.Empty(container.OutDir);
+                WarmFolders.Empty(container.StepsDir);
+                WarmFolders.Empty(container.ControlDir);
+                File.SetUnixFileMode(container.OutDir, (UnixFileMode)0b111_101_101);
+            }
+            catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
+            {
+                container.Broken = "its folders could not be emptied: " + e.Message;
+            }
+        }
+
+        pool.Release(owner, container);
+        return ValueTask.CompletedTask;
+    }
+
+    private string ForkOnly(string path) => container.Spec.Mode == WarmMode.Fork
+        ? path
+        : throw new InvalidOperationException($"{container.Spec.Owner} is in http mode: it has no bound /in, /out or /steps");
+
+    private async Task<long> ExitCodeAsync()
+    {
+        try
+        {
+            return await container.Exited.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            DockerWarmPool.LogReplaced(pool.Log, container.ShortId, container.Spec.Owner, "its exit code is unknown: " + e.Message);
+            return -1;
+        }
+    }
+
+    private async Task<string> Reason(BoundedLog log)
+    {
+        var request = DockerRuntime.Mask(log.Tail(2000), container.Spec.Secrets).Trim();
+        var own = await pool.LogTailAsync(container).ConfigureAwait(false);
+        return $"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced"
+            + (request.Length > 0 ? "; the request's output ends: " + request : "")
+            + own;
+    }
+}

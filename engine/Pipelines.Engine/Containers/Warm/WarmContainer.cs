@@ -1,0 +1,46 @@
+namespace Pipelines.Containers.Warm;
+
+/// <summary>
+/// One long-lived container of one owner: its Docker id, its host folders, and its channel (the
+/// fork helper's connection, or an HttpClient on the image's socket). State is changed under the
+/// owner's lock in <see cref="DockerWarmPool"/>.
+/// </summary>
+internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Task<long> exited)
+{
+    public string Id { get; } = id;
+
+    public string ShortId => Id[..Math.Min(12, Id.Length)];
+
+    /// <summary>The host folder that holds in/, out/, steps/ and run/ (the control folder).</summary>
+    public string Folder { get; } = folder;
+
+    public string InDir => Path.Combine(Folder, "in");
+
+    public string OutDir => Path.Combine(Folder, "out");
+
+    public string StepsDir => Path.Combine(Folder, "steps");
+
+    public string ControlDir => Path.Combine(Folder, "run");
+
+    public WarmSpec Spec { get; } = spec;
+
+    /// <summary>Completes with the exit code when the container ends, for whatever reason.</summary>
+    public Task<long> Exited { get; } = exited;
+
+    public ForkChannel? Fork { get; set; }
+
+    public HttpClient? Http { get; set; }
+
+    /// <summary>Requests it serves now.</summary>
+    public int InFlight { get; set; }
+
+    /// <summary>Why it must not serve again (it crashed, hung, broke the protocol, or was discarded); null while fit.</summary>
+    public string? Broken { get; set; }
+
+    /// <summary>Counts idle periods, so that an idle timer set before a later use does nothing.</summary>
+    public long IdleEpoch { get; set; }
+
+    public ITimer? IdleTimer { get; set; }
+
+    public int Capacity => Spec.Mode == WarmMode.Fork ? 1 : Math.Max(1, Spec.Concurrency);
+}

@@ -1,0 +1,22 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+
+namespace Pipelines.Functions;
+
+/// <summary>The functions' wiring, kept out of EngineHost: one call there adds all of it (PostgreSQL only).</summary>
+public static class FunctionHosting
+{
+    /// <summary>
+    /// The store, invoker, service and async job. The warm pool (IWarmPool) is registered by the
+    /// pool's own wiring; without one, invocations are refused with 503 and a reason.
+    /// </summary>
+    public static void Add(IServiceCollection services, IConfiguration config)
+    {
+        services.AddSingleton(FunctionsOptions.From(config));
+        services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+        services.AddSingleton<FunctionInvoker>();
+        services.AddSingleton<FunctionService>();
+        services.AddTransient<FunctionJob>();
+    }
+}

@@ -1,0 +1,203 @@
+using System.Text;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Storage;
+using Pipelines.Worker;
+
+namespace Pipelines.Functions;
+
+/// <summary>
+/// What the API, the CLI and the async job do with functions: deploy (validate, pin the image,
+/// record a version), delete, invoke now, or queue an invocation for a worker. Every
+/// invocation is recorded before it runs and once when it ends.
+/// </summary>
+public sealed class FunctionService(
+    PostgresFunctionStore store,
+    IContainerRuntime runtime,
+    FunctionInvoker invoker,
+    FunctionsOptions options,
+    ObjectStoreFactory stores,
+    WorkerOptions worker,
+    IServiceProvider services,
+    TimeProvider time)
+{
+    private long _nextPrune;
+
+    public PostgresFunctionStore Store => store;
+
+    /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
+    public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
+    {
+        var spec = FunctionParser.Parse(yaml, source);
+        var digest = await runtime.ResolveImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
+        var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
+        var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if (result.Replaced is { } old && services.GetService<IWarmPool>() is { } pool)
+        {
+            // The old version's warm containers serve no one now: new requests go to the new version.
+            await pool.RetireAsync(FunctionVersion.OwnerOf(spec.Name, old), cancellationToken).ConfigureAwait(false);
+        }
+
+        return result;
+    }
+
+    /// <summary>Deletes a function, its versions and invocations, and stops its warm containers; false when there is none.</summary>
+    public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        var versions = await store.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
+        if (services.GetService<IWarmPool>() is { } pool)
+        {
+            foreach (var v in versions)
+            {
+                await pool.RetireAsync(FunctionVersion.OwnerOf(name, v), cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        return versions.Count > 0;
+    }
+
+    /// <summary>A new invocation id: time-ordered, unique across processes.</summary>
+    public static string NewId() => Guid.CreateVersion7().ToString("N");
+
+    /// <summary>Runs one request now, recorded from start to end; the output is left under <paramref name="outputFolder"/>.</summary>
+    public async Task<(string Id, InvocationOutcome Outcome)> InvokeAsync(FunctionVersion function, FunctionInput input, string? caller, string outputFolder, CancellationToken cancellationToken)
+    {
+        var id = NewId();
+        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Running, isAsync: false, caller), cancellationToken).ConfigureAwait(false);
+        InvocationOutcome outcome;
+        try
+        {
+            outcome = await invoker.InvokeAsync(function, input, id, outputFolder, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // An outage or the unforeseen: still recorded, then answered by the caller.
+            await store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, e is PipelinesException { RetryHelps: true } ? 503 : 500, null, null, null, null, 0, null, PipelinesException.Describe(e)), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+        catch (OperationCanceledException)
+        {
+            await store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer"), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
+        return (id, outcome);
+    }
+
+    /// <summary>
+    /// Stores the input in the function output location (Functions:Output) under
+    /// &lt;name&gt;/&lt;id&gt;/in/, records the invocation queued and enqueues its job.
+    /// </summary>
+    public async Task<string> QueueAsync(FunctionVersion function, FunctionInput input, string? caller, CancellationToken cancellationToken)
+    {
+        var id = NewId();
+        var location = stores.Open(options.Output);
+        foreach (var file in input.Files)
+        {
+            await location.Store.UploadAsync(location.Key(InputKey(function.Name, id, file.Name)), file.Path, cancellationToken).ConfigureAwait(false);
+        }
+
+        var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));
+        await location.Store.PutAsync(location.Key(ManifestKey(function.Name, id)), manifest, "application/json", cancellationToken).ConfigureAwait(false);
+        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller), cancellationToken).ConfigureAwait(false);
+
+        // The row is written before the job: a job never looks for an invocation that is not there yet.
+        services.GetRequiredService<IBackgroundJobClient>().Enqueue<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
+        return id;
+    }
+
+    /// <summary>
+    /// The async job's work, safe to repeat (Hangfire delivers at least once): an ended
+    /// invocation is left alone, a second run writes the same output key, and the end is recorded once.
+    /// </summary>
+    public async Task RunQueuedAsync(string id, CancellationToken cancellationToken)
+    {
+        var record = await store.GetInvocationAsync(id, cancellationToken).ConfigureAwait(false);
+        if (record is null || record.Status is not (InvocationStatus.Queued or InvocationStatus.Running))
+        {
+            return;
+        }
+
+        var function = await store.GetAsync(record.Function, record.Version, cancellationToken).ConfigureAwait(false);
+        if (function is null || !await store.TryStartAsync(id, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        var location = stores.Open(options.Output);
+        var scratch = Path.Combine(worker.Scratch, "functions", id + "-" + Guid.NewGuid().ToString("N")[..8]);
+        var inDir = Path.Combine(scratch, "in");
+        var outDir = Path.Combine(scratch, "out");
+        Directory.CreateDirectory(inDir);
+        Directory.CreateDirectory(outDir);
+        try
+        {
+            var manifest = JsonSerializer.Deserialize<QueuedInput>(await location.Store.ReadAllAsync(location.Key(ManifestKey(function.Name, id)), cancellationToken).ConfigureAwait(false))!;
+            var files = new List<InputPart>();
+            foreach (var name in manifest.Files)
+            {
+                var path = Path.Combine(inDir, name);
+                var digest = await location.Store.DownloadAsync(location.Key(InputKey(function.Name, id, name)), path, cancellationToken).ConfigureAwait(false);
+                files.Add(new InputPart(name, path, digest.Size));
+            }
+
+            var outcome = await invoker.InvokeAsync(function, new FunctionInput(inDir, files, manifest.ContentType, manifest.Sha256, manifest.Bytes), id, outDir, cancellationToken).ConfigureAwait(false);
+            if (outcome.OutputPath is not null)
+            {
+                await location.Store.UploadAsync(location.Key(OutputKey(function.Name, id)), outcome.OutputPath, outcome.ContentType ?? ContentTypes.Binary, cancellationToken).ConfigureAwait(false);
+            }
+
+            await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            OutputFolder.DeleteTree(scratch);
+        }
+    }
+
+    /// <summary>Records that an async invocation's job gave up (its outage outlasted the retries).</summary>
+    public Task GiveUpAsync(string id, string reason, CancellationToken cancellationToken) =>
+        store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, 503, null, null, null, null, 0, null, reason), time.GetUtcNow(), cancellationToken);
+
+    /// <summary>Copies an async invocation's stored output to a local file.</summary>
+    public async Task DownloadOutputAsync(InvocationRecord record, string localPath, CancellationToken cancellationToken)
+    {
+        var location = stores.Open(options.Output);
+        await location.Store.DownloadAsync(location.Key(OutputKey(record.Function, record.Id)), localPath, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Removes a request's scratch folder, never following a link a container may have left in it.</summary>
+    public static void DeleteScratch(string folder) => OutputFolder.DeleteTree(folder);
+
+    /// <summary>The keys of an async invocation under Functions:Output.</summary>
+    public static string InputKey(string function, string id, string file) => $"{function}/{id}/in/{file}";
+
+    public static string ManifestKey(string function, string id) => $"{function}/{id}/input.json";
+
+    public static string OutputKey(string function, string id) => $"{function}/{id}/output";
+
+    /// <summary>Prunes at most one bounded batch, at most once per Functions:PruneInterval in this process.</summary>
+    private async Task PruneIfDueAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var due = Interlocked.Read(ref _nextPrune);
+        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextPrune, (now + options.PruneInterval).UtcTicks, due) != due)
+        {
+            return;
+        }
+
+        await store.PruneAsync(options.Retention, now, cancellationToken).ConfigureAwait(false);
+    }
+
+    private InvocationRecord Record(string id, FunctionVersion function, FunctionInput input, InvocationStatus status, bool isAsync, string? caller) => new(
+        id, function.Name, function.Version, function.ImageDigest, status, isAsync, input.Sha256, input.Bytes,
+        null, null, null, null, null, null, null, time.GetUtcNow(), null, null, caller);
+
+    private sealed record QueuedInput(List<string> Files, string? ContentType, string Sha256, long Bytes);
+}

@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Configuration;
+using Pipelines.Model;
+
+namespace Pipelines.Functions;
+
+/// <summary>The functions' settings (configuration section Functions), read once at start.</summary>
+public sealed record FunctionsOptions(string Output, InvocationRetention Retention, long MaxResponseBytes, TimeSpan PruneInterval)
+{
+    public static FunctionsOptions From(IConfiguration config)
+    {
+        var section = config.GetSection("Functions");
+        var home = Environment.GetEnvironmentVariable("PIPELINES_HOME") is { Length: > 0 } h
+            ? h
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "pipelines");
+        var keep = section.GetValue("KeepInvocations", InvocationRetention.Default.Keep);
+        if (keep < 1)
+        {
+            throw new PipelinesException($"Functions:KeepInvocations is {keep}; keep at least 1 invocation", retryHelps: false);
+        }
+
+        var keepFor = InvocationRetention.Default.KeepFor;
+        if (section["KeepInvocationsFor"] is { Length: > 0 } text && (!Quantities.TryParseDuration(text, out keepFor) || keepFor <= TimeSpan.Zero))
+        {
+            throw new PipelinesException($"Functions:KeepInvocationsFor is '{text}', not a duration (e.g. 30d, 12h)", retryHelps: false);
+        }
+
+        var maxResponse = 1024L * 1024 * 1024;
+        if (section["MaxResponseSize"] is { Length: > 0 } size && (!Quantities.TryParseSize(size, out maxResponse) || maxResponse <= 0))
+        {
+            throw new PipelinesException($"Functions:MaxResponseSize is '{size}', not a size (e.g. 100Mi, 1Gi)", retryHelps: false);
+        }
+
+        return new FunctionsOptions(
+            section["Output"] is { Length: > 0 } output ? output : Path.Combine(home, "functions"),
+            new InvocationRetention(keep, keepFor),
+            maxResponse,
+            section.GetValue("PruneInterval", TimeSpan.FromMinutes(1)));
+    }
+}

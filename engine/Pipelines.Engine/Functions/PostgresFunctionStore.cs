@@ -1,0 +1,367 @@
+using System.Data.Common;
+using Npgsql;
+using NpgsqlTypes;
+using Pipelines.RunStore;
+
+namespace Pipelines.Functions;
+
+/// <summary>
+/// Functions, their versions and their invocations, in the run store's schema. A deploy is one
+/// transaction that locks the function's row, so two deploys at once make at most one version
+/// each and an identical content never makes a second. Invocations are kept within a retention
+/// limit, pruned in bounded batches.
+/// </summary>
+public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+{
+    /// <summary>At most this many invocation rows are deleted by one prune.</summary>
+    public const int PruneBatch = 5000;
+
+    private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
+    private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller";
+
+    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+
+    private string S => schema;
+
+    /// <summary>The functions' tables, for the one schema owner (RunStore/PostgresSchema).</summary>
+    public static SchemaPart Tables { get; } = new("function store", 1, SchemaSql);
+
+    /// <summary>
+    /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
+    /// times (under the engine's schema lock: RunStore/PostgresSchema runs it at host start).
+    /// </summary>
+    public static string SchemaSql(string schema) => $"""
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        CREATE TABLE IF NOT EXISTS {schema}.functions (
+            name text PRIMARY KEY,
+            current_version int NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS {schema}.function_versions (
+            name text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            spec jsonb NOT NULL,
+            image_digest text NOT NULL,
+            yaml text NOT NULL,
+            content_sha256 text NOT NULL,
+            deployed_at timestamptz NOT NULL,
+            deployed_by text NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE TABLE IF NOT EXISTS {schema}.function_invocations (
+            id text PRIMARY KEY,
+            function text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            image_digest text NOT NULL,
+            status text NOT NULL,
+            async boolean NOT NULL,
+            input_sha256 text,
+            input_bytes bigint NOT NULL,
+            output_sha256 text,
+            output_bytes bigint,
+            output_name text,
+            content_type text,
+            http_status int,
+            latency_ms double precision,
+            container_id text,
+            started_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            error text,
+            caller text);
+        CREATE INDEX IF NOT EXISTS function_invocations_started ON {schema}.function_invocations (started_at);
+        CREATE INDEX IF NOT EXISTS function_invocations_function ON {schema}.function_invocations (function, version, started_at);
+        """;
+
+    /// <summary>
+    /// Records a deploy: a new version when the content differs from the current version's,
+    /// else the current version unchanged.
+    /// </summary>
+    public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var insert = new NpgsqlCommand($"INSERT INTO {S}.functions (name, current_version, created_at, updated_at) VALUES (@n, 0, @now, @now) ON CONFLICT (name) DO NOTHING", conn, tx))
+        {
+            insert.Parameters.AddWithValue("n", spec.Name);
+            insert.Parameters.AddWithValue("now", now);
+            await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        // The row lock orders concurrent deploys of one function: the second sees the first's version.
+        int current;
+        await using (var select = new NpgsqlCommand($"SELECT current_version FROM {S}.functions WHERE name = @n FOR UPDATE", conn, tx))
+        {
+            select.Parameters.AddWithValue("n", spec.Name);
+            current = (int)(await select.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+
+        if (current > 0)
+        {
+            var existing = await ReadVersionAsync(conn, tx, spec.Name, current, cancellationToken).ConfigureAwait(false);
+            if (existing is not null && string.Equals(existing.ContentSha256, contentSha256, StringComparison.Ordinal))
+            {
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return new DeployResult(existing, Created: false, Replaced: null);
+            }
+        }
+
+        var version = current + 1;
+        await using (var add = new NpgsqlCommand($"""
+            INSERT INTO {S}.function_versions (name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
+            VALUES (@n, @v, @spec, @digest, @yaml, @sha, @now, @by);
+            UPDATE {S}.functions SET current_version = @v, updated_at = @now WHERE name = @n;
+            """, conn, tx))
+        {
+            add.Parameters.AddWithValue("n", spec.Name);
+            add.Parameters.AddWithValue("v", version);
+            add.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, spec.ToJson());
+            add.Parameters.AddWithValue("digest", imageDigest);
+            add.Parameters.AddWithValue("yaml", yaml);
+            add.Parameters.AddWithValue("sha", contentSha256);
+            add.Parameters.AddWithValue("now", now);
+            add.Parameters.AddWithValue("by", deployedBy);
+            await add.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new DeployResult(new FunctionVersion(spec.Name, version, spec, imageDigest, yaml, contentSha256, now, deployedBy), Created: true, Replaced: current > 0 ? current : null);
+    }
+
+    /// <summary>A function's current version, or the given one; null when there is none.</summary>
+    public async Task<FunctionVersion?> GetAsync(string name, int? version, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        if (version is { } v)
+        {
+            return await ReadVersionAsync(conn, null, name, v, cancellationToken).ConfigureAwait(false);
+        }
+
+        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version WHERE f.name = @n", conn);
+        cmd.Parameters.AddWithValue("n", name);
+        var list = await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    /// <summary>Every function's current version, by name.</summary>
+    public async Task<IReadOnlyList<FunctionVersion>> ListAsync(CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"");
+        return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every version of a function, newest first.</summary>
+    public async Task<IReadOnlyList<FunctionVersion>> VersionsAsync(string name, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC");
+        cmd.Parameters.AddWithValue("n", name);
+        return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Deletes a function with its versions and invocations; the versions it had, or empty when there was no such function.</summary>
+    public async Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH gone AS (DELETE FROM {S}.functions WHERE name = @n RETURNING name)
+            SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.name = v.name
+            """);
+        cmd.Parameters.AddWithValue("n", name);
+        var versions = new List<int>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            versions.Add(reader.GetInt32(0));
+        }
+
+        return versions;
+    }
+
+    /// <summary>Records an invocation as it starts (or is queued).</summary>
+    public async Task AddInvocationAsync(InvocationRecord r, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            INSERT INTO {S}.function_invocations ({InvocationColumns})
+            VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller)
+            """);
+        cmd.Parameters.AddWithValue("id", r.Id);
+        cmd.Parameters.AddWithValue("fn", r.Function);
+        cmd.Parameters.AddWithValue("v", r.Version);
+        cmd.Parameters.AddWithValue("digest", r.ImageDigest);
+        cmd.Parameters.AddWithValue("status", Name(r.Status));
+        cmd.Parameters.AddWithValue("async", r.Async);
+        cmd.Parameters.AddWithValue("in_sha", NpgsqlDbType.Text, (object?)r.InputSha256 ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("in_bytes", r.InputBytes);
+        cmd.Parameters.AddWithValue("started", r.StartedAt);
+        cmd.Parameters.AddWithValue("caller", NpgsqlDbType.Text, (object?)r.Caller ?? DBNull.Value);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A queued invocation's job takes it: true while it is queued, or running (a second delivery
+    /// after a worker died; running it again writes the same output key). False once it has ended.
+    /// </summary>
+    public async Task<bool> TryStartAsync(string id, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.function_invocations SET status = 'running' WHERE id = @id AND status IN ('queued', 'running')");
+        cmd.Parameters.AddWithValue("id", id);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>Records how an invocation ended, once: an invocation that has ended is never changed again.</summary>
+    public async Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
+                output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error
+            WHERE id = @id AND status IN ('queued', 'running')
+            """);
+        cmd.Parameters.AddWithValue("id", id);
+        cmd.Parameters.AddWithValue("status", Name(end.Status));
+        cmd.Parameters.AddWithValue("http", end.HttpStatus);
+        cmd.Parameters.AddWithValue("out_sha", NpgsqlDbType.Text, (object?)end.OutputSha256 ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("out_bytes", NpgsqlDbType.Bigint, (object?)end.OutputBytes ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("out_name", NpgsqlDbType.Text, (object?)end.OutputName ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("ct", NpgsqlDbType.Text, (object?)end.ContentType ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("latency", end.LatencyMs);
+        cmd.Parameters.AddWithValue("container", NpgsqlDbType.Text, (object?)end.ContainerId ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("error", NpgsqlDbType.Text, (object?)end.Error ?? DBNull.Value);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id");
+        cmd.Parameters.AddWithValue("id", id);
+        var list = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    /// <summary>A function's latest invocations, newest first.</summary>
+    public async Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id LIMIT @limit");
+        cmd.Parameters.AddWithValue("fn", function);
+        cmd.Parameters.AddWithValue("limit", limit);
+        return await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Requests, errors (every ended invocation that did not succeed) and p50/p95 latency of the
+    /// ended invocations, per function and version, over what the retention keeps.
+    /// </summary>
+    public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT function, version, count(*),
+                   count(*) FILTER (WHERE status IN ('failed', 'timed_out', 'refused')),
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
+                   max(started_at)
+            FROM {S}.function_invocations
+            WHERE (@fn::text IS NULL OR function = @fn)
+            GROUP BY function, version
+            ORDER BY function COLLATE "C", version DESC
+            """);
+        cmd.Parameters.AddWithValue("fn", NpgsqlDbType.Text, (object?)function ?? DBNull.Value);
+        var list = new List<InvocationStats>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new InvocationStats(
+                reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3),
+                reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.IsDBNull(5) ? null : reader.GetDouble(5),
+                reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6)));
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Deletes at most <see cref="PruneBatch"/> invocations beyond the retention: older than
+    /// KeepFor, or beyond the newest Keep. Both go through the started_at index; the count rule
+    /// reads Keep index entries to find its cut-off. Returns how many rows went.
+    /// </summary>
+    public async Task<int> PruneAsync(InvocationRetention retention, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            WITH cut AS (
+                SELECT GREATEST(
+                    @oldest,
+                    COALESCE((SELECT started_at FROM {S}.function_invocations ORDER BY started_at DESC OFFSET @keep LIMIT 1), '-infinity'::timestamptz)) AS before),
+            doomed AS (
+                SELECT i.id FROM {S}.function_invocations i, cut
+                WHERE i.started_at < cut.before
+                ORDER BY i.started_at LIMIT @batch)
+            DELETE FROM {S}.function_invocations WHERE id IN (SELECT id FROM doomed)
+            """);
+        cmd.Parameters.AddWithValue("oldest", now - retention.KeepFor);
+
+        // The Keep-th newest start: everything strictly older goes (ties at the cut stay).
+        cmd.Parameters.AddWithValue("keep", Math.Max(0, retention.Keep - 1));
+        cmd.Parameters.AddWithValue("batch", PruneBatch);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A status as stored and shown: queued, running, succeeded, failed, timed_out, refused.</summary>
+    public static string Name(InvocationStatus s) => s switch
+    {
+        InvocationStatus.TimedOut => "timed_out",
+        _ => s.ToString().ToLowerInvariant(),
+    };
+
+    private static InvocationStatus ParseStatus(string s) => s == "timed_out" ? InvocationStatus.TimedOut : Enum.Parse<InvocationStatus>(s, ignoreCase: true);
+
+    private async Task<FunctionVersion?> ReadVersionAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string name, int version, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n AND v.version = @v", conn, tx);
+        cmd.Parameters.AddWithValue("n", name);
+        cmd.Parameters.AddWithValue("v", version);
+        var list = await ReadVersionsAsync(cmd, ct).ConfigureAwait(false);
+        return list.Count == 0 ? null : list[0];
+    }
+
+    private static async Task<List<FunctionVersion>> ReadVersionsAsync(DbCommand cmd, CancellationToken ct)
+    {
+        var list = new List<FunctionVersion>();
+        await using var reader = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await reader.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(new FunctionVersion(
+                reader.GetString(0), reader.GetInt32(1), FunctionSpec.FromJson(reader.GetString(2)), reader.GetString(3),
+                reader.GetString(4), reader.GetString(5), reader.GetFieldValue<DateTimeOffset>(6), reader.GetString(7)));
+        }
+
+        return list;
+    }
+
+    private static async Task<List<InvocationRecord>> ReadInvocationsAsync(DbCommand cmd, CancellationToken ct)
+    {
+        var list = new List<InvocationRecord>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(new InvocationRecord(
+                r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), ParseStatus(r.GetString(4)), r.GetBoolean(5),
+                r.IsDBNull(6) ? null : r.GetString(6), r.GetInt64(7),
+                r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetInt64(9),
+                r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11),
+                r.IsDBNull(12) ? null : r.GetInt32(12), r.IsDBNull(13) ? null : r.GetDouble(13),
+                r.IsDBNull(14) ? null : r.GetString(14), r.GetFieldValue<DateTimeOffset>(15),
+                r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16), r.IsDBNull(17) ? null : r.GetString(17),
+                r.IsDBNull(18) ? null : r.GetString(18)));
+        }
+
+        return list;
+    }
+}

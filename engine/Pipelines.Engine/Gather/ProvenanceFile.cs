@@ -1,0 +1,130 @@
+using Parquet;
+using Parquet.Schema;
+using Parquet.Serialization;
+using Pipelines.RunStore;
+
+namespace Pipelines.Gather;
+
+/// <summary>One row of provenance/tasks.parquet as read back: the row and the resource columns the file has (null where it has none).</summary>
+public sealed record ProvenanceEntry(ProvenanceRow Row, ResourceUse Resources);
+
+/// <summary>
+/// What an attempt's step used, from the optional columns of tasks.parquet (cpu_seconds,
+/// peak_memory_bytes, read_bytes, written_bytes, wall_seconds). Each is null when the file has
+/// no such column or the row no value.
+/// </summary>
+public sealed record ResourceUse(double? CpuSeconds, double? PeakMemoryBytes, double? ReadBytes, double? WrittenBytes, double? WallSeconds)
+{
+    public static ResourceUse None { get; } = new(null, null, null, null, null);
+
+    /// <summary>The column names, in the order of the properties.</summary>
+    public static IReadOnlyList<string> Columns { get; } = ["cpu_seconds", "peak_memory_bytes", "read_bytes", "written_bytes", "wall_seconds"];
+}
+
+/// <summary>
+/// Reads and writes provenance/tasks.parquet one row group at a time, so that memory holds one
+/// group (at most <see cref="RowGroupRows"/> rows), whatever the number of tasks.
+/// </summary>
+public static class ProvenanceFile
+{
+    /// <summary>Rows per row group of tasks.parquet, at most.</summary>
+    public const int RowGroupRows = 10_000;
+
+    /// <summary>Writes the rows to a local file in row groups of <see cref="RowGroupRows"/>.</summary>
+    public static async Task WriteAsync(IReadOnlyList<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
+    {
+        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536);
+        await ParquetSerializer.SerializeAsync(rows, file, new ParquetOptions { RowGroupSize = RowGroupRows }, cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Every row of a tasks.parquet stream (seekable), in file order, with its resource columns.</summary>
+    public static async IAsyncEnumerable<ProvenanceEntry> ReadAsync(Stream parquet, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        int groups;
+        DataField?[] resourceFields;
+        await using (var reader = await ParquetReader.CreateAsync(parquet, leaveStreamOpen: true, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            groups = reader.RowGroupCount;
+            var fields = reader.Schema.GetDataFields();
+            resourceFields = ResourceUse.Columns.Select(c => fields.FirstOrDefault(f => f.Name == c && f.MaxRepetitionLevel == 0)).ToArray();
+        }
+
+        for (var g = 0; g < groups; g++)
+        {
+            parquet.Position = 0;
+            var rows = (await ParquetSerializer.DeserializeAsync<ProvenanceRow>(parquet, null, g, cancellationToken).ConfigureAwait(false)).Data;
+            var resources = await ReadResourcesAsync(parquet, g, resourceFields, rows.Count, cancellationToken).ConfigureAwait(false);
+            for (var i = 0; i < rows.Count; i++)
+            {
+                yield return new ProvenanceEntry(rows[i], resources?[i] ?? ResourceUse.None);
+            }
+        }
+    }
+
+    private static async Task<ResourceUse[]?> ReadResourcesAsync(Stream parquet, int group, DataField?[] fields, int count, CancellationToken ct)
+    {
+        if (fields.All(f => f is null))
+        {
+            return null;
+        }
+
+        parquet.Position = 0;
+        var columns = new double?[fields.Length][];
+        await using (var reader = await ParquetReader.CreateAsync(parquet, leaveStreamOpen: true, cancellationToken: ct).ConfigureAwait(false))
+        {
+            using var rg = reader.OpenRowGroupReader(group);
+            for (var c = 0; c < fields.Length; c++)
+            {
+                columns[c] = fields[c] is { } f ? await ReadNumbersAsync(rg, f, (int)rg.RowCount, ct).ConfigureAwait(false) : new double?[count];
+            }
+        }
+
+        return Enumerable.Range(0, count).Select(i => new ResourceUse(columns[0][i], columns[1][i], columns[2][i], columns[3][i], columns[4][i])).ToArray();
+    }
+
+    /// <summary>A numeric column as doubles, whichever number type the writer chose; other types read as nulls.</summary>
+    private static async Task<double?[]> ReadNumbersAsync(ParquetRowGroupReader rg, DataField field, int count, CancellationToken ct)
+    {
+        var result = new double?[count];
+        var type = Nullable.GetUnderlyingType(field.ClrType) ?? field.ClrType;
+        if (type == typeof(double))
+        {
+            await rg.ReadAsync<double>(field, result.AsMemory(), null, ct).ConfigureAwait(false);
+        }
+        else if (type == typeof(long))
+        {
+            var v = new long?[count];
+            await rg.ReadAsync<long>(field, v.AsMemory(), null, ct).ConfigureAwait(false);
+            Copy(v, x => x);
+        }
+        else if (type == typeof(int))
+        {
+            var v = new int?[count];
+            await rg.ReadAsync<int>(field, v.AsMemory(), null, ct).ConfigureAwait(false);
+            Copy(v, x => x);
+        }
+        else if (type == typeof(float))
+        {
+            var v = new float?[count];
+            await rg.ReadAsync<float>(field, v.AsMemory(), null, ct).ConfigureAwait(false);
+            Copy(v, x => x);
+        }
+        else if (type == typeof(ulong))
+        {
+            var v = new ulong?[count];
+            await rg.ReadAsync<ulong>(field, v.AsMemory(), null, ct).ConfigureAwait(false);
+            Copy(v, x => x);
+        }
+
+        return result;
+
+        void Copy<T>(T?[] values, Func<T, double> convert)
+            where T : struct
+        {
+            for (var i = 0; i < count; i++)
+            {
+                result[i] = values[i] is { } x ? convert(x) : null;
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+using Pipelines.Containers.Warm;
+using Pipelines.Functions;
+using Pipelines.Model;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>A function's version: what it runs, under which limits, and where to call it.</summary>
+public sealed record FunctionView(
+    string Name,
+    int Version,
+    string? Description,
+    string Image,
+    string ImageDigest,
+    string Mode,
+    IReadOnlyList<string> Command,
+    string Timeout,
+    int Concurrency,
+    int MinWarm,
+    int Max,
+    int Queue,
+    string IdleTimeout,
+    long MaxRequestBytes,
+    string? Output,
+    string? ContentType,
+    DateTimeOffset DeployedAt,
+    string DeployedBy,
+    string Url,
+    string InvokeUrl)
+{
+    public static FunctionView From(FunctionVersion f) => new(
+        f.Name, f.Version, f.Spec.Description, f.Spec.Image, f.ImageDigest, f.Spec.Mode == WarmMode.Fork ? "fork" : "http", f.Spec.Command,
+        Quantities.FormatDuration(f.Spec.Resources.Timeout), f.Spec.Concurrency, f.Spec.MinWarm, f.Spec.Max, f.Spec.Queue,
+        Quantities.FormatDuration(f.Spec.IdleTimeout), f.Spec.MaxRequestBytes, f.Spec.Output, f.Spec.ContentType, f.DeployedAt, f.DeployedBy,
+        FunctionsApi.FunctionUrl(f.Name), FunctionsApi.FunctionUrl(f.Name) + "/invoke");
+}
+
+/// <summary>What a deploy did: <see cref="Created"/> false when the same content was already the current version.</summary>
+public sealed record DeployedView(FunctionView Function, bool Created, int? Replaced);
+
+/// <summary>A function with its versions, its figures per version and its warm containers.</summary>
+public sealed record FunctionDetailView(FunctionView Function, IReadOnlyList<VersionView> Versions, IReadOnlyList<StatsView> Stats, IReadOnlyList<WarmView> Warm);
+
+/// <summary>One version of a function.</summary>
+public sealed record VersionView(int Version, string ImageDigest, DateTimeOffset DeployedAt, string DeployedBy);
+
+/// <summary>Requests, errors and latency of one version over the retained invocations.</summary>
+public sealed record StatsView(int Version, long Requests, long Errors, double? P50Ms, double? P95Ms, DateTimeOffset? Last)
+{
+    public static StatsView From(InvocationStats s) => new(s.Version, s.Requests, s.Errors, s.P50Ms, s.P95Ms, s.Last);
+}
+
+/// <summary>The warm pool's figures of one version.</summary>
+public sealed record WarmView(int Version, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced);
+
+/// <summary>One recorded invocation.</summary>
+public sealed record InvocationView(
+    string Id,
+    string Function,
+    int Version,
+    string ImageDigest,
+    string Status,
+    bool Async,
+    string? InputSha256,
+    long InputBytes,
+    string? OutputSha256,
+    long? OutputBytes,
+    string? ContentType,
+    int? HttpStatus,
+    double? LatencyMs,
+    string? ContainerId,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? FinishedAt,
+    string? Error,
+    string Url,
+    string? OutputUrl)
+{
+    public static InvocationView From(InvocationRecord r)
+    {
+        var url = FunctionsApi.FunctionUrl(r.Function) + "/invocations/" + r.Id;
+        return new(r.Id, r.Function, r.Version, r.ImageDigest, PostgresFunctionStore.Name(r.Status), r.Async, r.InputSha256, r.InputBytes, r.OutputSha256,
+            r.OutputBytes, r.ContentType, r.HttpStatus, r.LatencyMs, r.ContainerId, r.StartedAt, r.FinishedAt, r.Error, url,
+            r.Async && r.OutputBytes is not null ? url + "/output" : null);
+    }
+}

@@ -1,0 +1,289 @@
+using System.Security.Claims;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers.Warm;
+using Pipelines.Functions;
+using Pipelines.Worker;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>
+/// Functions under /api/functions: deploy (the function file as the body), list, show, delete,
+/// invoke (the body is the input, the response the output), and async invocations. Reading
+/// needs a read key; deploying, deleting and invoking need a full key, as submitting a run does
+/// (an invocation runs the function's code on this cluster's machines).
+/// </summary>
+internal static partial class FunctionsApi
+{
+    public static void MapFunctionsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/functions").WithTags("functions").RequireAuthorization(Access.Access.ReadPolicy);
+        api.MapPost("/", DeployAsync).RequireAuthorization(Access.Access.FullPolicy)
+            .Accepts<string>("application/yaml", "text/plain")
+            .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
+            .WithSummary("Deploy a function: the function file (YAML) is the body. A changed file makes a new version (201); the same content again changes nothing (200).");
+        api.MapGet("/", ListAsync).WithSummary("Every function's current version.");
+        api.MapGet("/{name}", GetAsync).ProducesProblem(404).WithSummary("A function: its current version, every version, requests, errors and latency per version, warm containers.");
+        api.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+            .WithSummary("Delete a function with its versions and recorded invocations; its warm containers are stopped.");
+        api.MapPost("/{name}/invoke", InvokeAsync).RequireAuthorization(Access.Access.FullPolicy)
+            .ProducesProblem(400).ProducesProblem(404).ProducesProblem(413).ProducesProblem(429).ProducesProblem(502).ProducesProblem(503).ProducesProblem(504)
+            .WithSummary("Invoke: the body is the input (any bytes, or multipart/form-data for several files); the response is the output. ?async=true answers 202 with the invocation's location.");
+        api.MapGet("/{name}/invocations", InvocationsAsync).ProducesProblem(404).WithSummary("A function's latest invocations, newest first (limit, default 50).");
+        api.MapGet("/{name}/invocations/{id}", InvocationAsync).ProducesProblem(404).WithSummary("One invocation: status, latency, hashes, error.");
+        api.MapGet("/{name}/invocations/{id}/output", OutputAsync).ProducesProblem(404).ProducesProblem(409)
+            .WithSummary("An async invocation's output, once it has succeeded.");
+    }
+
+    internal static string FunctionUrl(string name) => "/api/functions/" + Uri.EscapeDataString(name);
+
+    private static async Task<Results<Created<DeployedView>, Ok<DeployedView>, ProblemHttpResult>> DeployAsync(
+        HttpRequest request, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    {
+        string yaml;
+        using (var reader = new StreamReader(request.Body, Encoding.UTF8))
+        {
+            yaml = await reader.ReadToEndAsync(ct);
+        }
+
+        try
+        {
+            var who = Access.Access.Who(user);
+            var result = await functions.DeployAsync(yaml, "the function file", who, ct);
+            var view = new DeployedView(FunctionView.From(result.Function), result.Created, result.Replaced);
+            LogDeployed(logs.CreateLogger("Pipelines.Server.Api"), result.Function.Name, result.Function.Version, result.Created ? "new version" : "unchanged", who);
+            return result.Created ? TypedResults.Created(FunctionUrl(result.Function.Name), view) : TypedResults.Ok(view);
+        }
+        catch (FunctionInvalidException e)
+        {
+            return TypedResults.Problem(
+                statusCode: 400,
+                title: "The function file is not valid",
+                detail: $"{e.Problems.Count} problem{(e.Problems.Count == 1 ? "" : "s")}: " + string.Join("; ", e.Problems),
+                extensions: new Dictionary<string, object?> { ["problems"] = e.Problems.Select(ProblemView.From).ToList() });
+        }
+        catch (PipelinesException e)
+        {
+            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The function was not deployed", detail: e.Message);
+        }
+    }
+
+    private static async Task<Ok<List<FunctionView>>> ListAsync(FunctionService functions, CancellationToken ct)
+    {
+        return TypedResults.Ok((await functions.Store.ListAsync(ct)).Select(FunctionView.From).ToList());
+    }
+
+    private static async Task<Results<Ok<FunctionDetailView>, ProblemHttpResult>> GetAsync(string name, FunctionService functions, IServiceProvider services, CancellationToken ct)
+    {
+        var current = await functions.Store.GetAsync(name, null, ct);
+        if (current is null)
+        {
+            return NoSuchFunction(name);
+        }
+
+        var versions = await functions.Store.VersionsAsync(name, ct);
+        var stats = await functions.Store.StatsAsync(name, ct);
+        return TypedResults.Ok(new FunctionDetailView(
+            FunctionView.From(current),
+            versions.Select(v => new VersionView(v.Version, v.ImageDigest, v.DeployedAt, v.DeployedBy)).ToList(),
+            stats.Select(StatsView.From).ToList(),
+            WarmOf(services, versions)));
+    }
+
+    /// <summary>The pool's figures of the versions given, for the API and the dashboard.</summary>
+    internal static List<WarmView> WarmOf(IServiceProvider services, IReadOnlyList<FunctionVersion> versions)
+    {
+        if (services.GetService<IWarmPool>() is not { } pool)
+        {
+            return [];
+        }
+
+        var byOwner = pool.Stats().ToDictionary(s => s.Owner, StringComparer.Ordinal);
+        return versions.Where(v => byOwner.ContainsKey(v.Owner)).Select(v =>
+        {
+            var s = byOwner[v.Owner];
+            return new WarmView(v.Version, s.Warm, s.Busy, s.Starting, s.Waiting, s.Started, s.Replaced);
+        }).ToList();
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    {
+        if (!await functions.DeleteAsync(name, ct))
+        {
+            return NoSuchFunction(name);
+        }
+
+        LogDeleted(logs.CreateLogger("Pipelines.Server.Api"), name, Access.Access.Who(user));
+        return TypedResults.NoContent();
+    }
+
+    private static async Task<IResult> InvokeAsync(
+        string name, HttpContext http, FunctionService functions, WorkerOptions worker, ClaimsPrincipal user, CancellationToken ct)
+    {
+        var function = await functions.Store.GetAsync(name, null, ct);
+        if (function is null)
+        {
+            return NoSuchFunction(name);
+        }
+
+        var isAsync = string.Equals(http.Request.Query["async"], "true", StringComparison.OrdinalIgnoreCase);
+        var folder = Path.Combine(worker.Scratch, "functions", "requests", Guid.NewGuid().ToString("N"));
+        var keep = false;
+        try
+        {
+            FunctionInput input;
+            try
+            {
+                input = await InvokeBody.ReadAsync(http.Request, function.Spec, Path.Combine(folder, "in"), ct);
+            }
+            catch (InvokeBody.RefusedException e)
+            {
+                if (e.Status == 413)
+                {
+                    // The rest of an oversized body is not read: the connection is closed after this answer.
+                    http.Response.Headers.Connection = "close";
+                }
+
+                return TypedResults.Problem(statusCode: e.Status, title: e.Status == 413 ? "The request is too large" : "Bad input", detail: e.Message);
+            }
+
+            var caller = Access.Access.Who(user);
+            if (isAsync)
+            {
+                var id = await functions.QueueAsync(function, input, caller, ct);
+                var url = FunctionUrl(name) + "/invocations/" + id;
+                var record = await functions.Store.GetInvocationAsync(id, ct);
+                return TypedResults.Accepted(url, InvocationView.From(record!));
+            }
+
+            var outputFolder = Path.Combine(folder, "out");
+            Directory.CreateDirectory(outputFolder);
+            InvocationOutcome outcome;
+            string invocation;
+            try
+            {
+                (invocation, outcome) = await functions.InvokeAsync(function, input, caller, outputFolder, ct);
+            }
+            catch (PipelinesException e) when (e.RetryHelps)
+            {
+                http.Response.Headers.RetryAfter = "5";
+                return TypedResults.Problem(statusCode: 503, title: "A service is out of reach", detail: e.Message);
+            }
+
+            http.Response.Headers["Pipelines-Invocation"] = invocation;
+            http.Response.Headers["Pipelines-Function-Version"] = function.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (outcome.OutputPath is not null)
+            {
+                // The file is removed once the answer has been sent.
+                keep = true;
+                http.Response.OnCompleted(() =>
+                {
+                    FunctionService.DeleteScratch(folder);
+                    return Task.CompletedTask;
+                });
+                http.Response.StatusCode = outcome.HttpStatus;
+                return TypedResults.Stream(new FileStream(outcome.OutputPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true), outcome.ContentType);
+            }
+
+            if (outcome.HttpStatus == 429)
+            {
+                http.Response.Headers.RetryAfter = "1";
+            }
+
+            var extensions = new Dictionary<string, object?> { ["invocation"] = invocation, ["version"] = function.Version };
+            if (outcome.StderrTail is not null)
+            {
+                extensions["stderr"] = outcome.StderrTail;
+            }
+
+            return TypedResults.Problem(statusCode: outcome.HttpStatus, title: Title(outcome.HttpStatus), detail: outcome.Error, extensions: extensions);
+        }
+        finally
+        {
+            if (!keep)
+            {
+                FunctionService.DeleteScratch(folder);
+            }
+        }
+    }
+
+    private static string Title(int status) => status switch
+    {
+        400 => "Bad input",
+        429 => "The function's queue is full",
+        500 => "The function cannot run here",
+        502 => "The function failed",
+        503 => "The function cannot be served now",
+        504 => "The function timed out",
+        _ => "The function was not run",
+    };
+
+    private static async Task<Results<Ok<List<InvocationView>>, ProblemHttpResult>> InvocationsAsync(string name, int? limit, FunctionService functions, CancellationToken ct)
+    {
+        if (await functions.Store.GetAsync(name, null, ct) is null)
+        {
+            return NoSuchFunction(name);
+        }
+
+        var l = Math.Clamp(limit ?? 50, 1, 1000);
+        return TypedResults.Ok((await functions.Store.ListInvocationsAsync(name, l, ct)).Select(InvocationView.From).ToList());
+    }
+
+    private static async Task<Results<Ok<InvocationView>, ProblemHttpResult>> InvocationAsync(string name, string id, FunctionService functions, CancellationToken ct)
+    {
+        var record = await functions.Store.GetInvocationAsync(id, ct);
+        return record is null || !string.Equals(record.Function, name, StringComparison.Ordinal) ? NoSuchInvocation(name, id) : TypedResults.Ok(InvocationView.From(record));
+    }
+
+    private static async Task<IResult> OutputAsync(string name, string id, HttpContext http, FunctionService functions, WorkerOptions worker, CancellationToken ct)
+    {
+        var record = await functions.Store.GetInvocationAsync(id, ct);
+        if (record is null || !string.Equals(record.Function, name, StringComparison.Ordinal))
+        {
+            return NoSuchInvocation(name, id);
+        }
+
+        if (!record.Async || record.OutputBytes is null)
+        {
+            return TypedResults.Problem(
+                statusCode: record.Async && record.Status is InvocationStatus.Queued or InvocationStatus.Running ? 409 : 404,
+                title: "No output",
+                detail: record.Async
+                    ? $"invocation {id} is {PostgresFunctionStore.Name(record.Status)}{(record.Error is null ? "" : ": " + record.Error)}"
+                    : $"invocation {id} was synchronous: its output was its response and is not kept");
+        }
+
+        var folder = Path.Combine(worker.Scratch, "functions", "outputs", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, "output");
+        await functions.DownloadOutputAsync(record, path, ct);
+        http.Response.OnCompleted(() =>
+        {
+            FunctionService.DeleteScratch(folder);
+            return Task.CompletedTask;
+        });
+        if (record.HttpStatus is { } status)
+        {
+            http.Response.StatusCode = status;
+        }
+
+        return TypedResults.Stream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true), record.ContentType ?? ContentTypes.Binary);
+    }
+
+    private static ProblemHttpResult NoSuchFunction(string name) =>
+        TypedResults.Problem(statusCode: 404, title: "No such function", detail: $"there is no function '{name}' (deploy one with POST /api/functions or `pipelines function deploy FILE`)");
+
+    private static ProblemHttpResult NoSuchInvocation(string name, string id) =>
+        TypedResults.Problem(statusCode: 404, title: "No such invocation", detail: $"function '{name}' has no invocation {id} (it may have been pruned: Functions:KeepInvocations)");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "function {Name} version {Version} deployed ({What}) by {Who}")]
+    private static partial void LogDeployed(ILogger logger, string name, int version, string what, string who);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "function {Name} deleted by {Who}")]
+    private static partial void LogDeleted(ILogger logger, string name, string who);
+}

@@ -1,0 +1,211 @@
+using System.Security.Cryptography;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
+using Pipelines.Functions;
+using Pipelines.Model;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>
+/// An invoke request's body, streamed to files in a folder of its own, never held in memory:
+/// the raw body is one file (named by ?filename= or its Content-Disposition, else "input"), a
+/// multipart/form-data body one file per part under the part's validated file name. A body over
+/// the function's max_request_size is refused as soon as it passes it.
+/// </summary>
+internal static class InvokeBody
+{
+    /// <summary>The body was refused: the status (400, 413) and why.</summary>
+    public sealed class RefusedException(int status, string message) : Exception(message)
+    {
+        public int Status { get; } = status;
+    }
+
+    public static async Task<FunctionInput> ReadAsync(HttpRequest request, FunctionSpec spec, string folder, CancellationToken ct)
+    {
+        var limit = spec.MaxRequestBytes;
+        if (request.ContentLength > limit)
+        {
+            throw TooLarge(request.ContentLength.Value, limit);
+        }
+
+        // Kestrel's own limit (30 MB by default) is replaced by the function's; this reader counts too.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
+        {
+            feature.MaxRequestBodySize = limit + 1;
+        }
+
+        Directory.CreateDirectory(folder);
+        await using var body = new CountingStream(request.Body, limit);
+        var files = new List<InputPart>();
+        try
+        {
+            var isMultipart = MediaTypeHeaderValue.TryParse(request.ContentType, out var type)
+                && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase);
+            if (isMultipart && spec.Mode == Containers.Warm.WarmMode.Fork)
+            {
+                await ReadPartsAsync(body, type!, folder, files, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                var name = spec.Mode == Containers.Warm.WarmMode.Http ? "body" : RawName(request);
+                files.Add(await SaveAsync(body, folder, name, ct).ConfigureAwait(false));
+            }
+
+            // Whatever follows the last part still counts and is hashed: the sha256 is of the body as sent.
+            await body.CopyToAsync(Stream.Null, ct).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            throw TooLarge(null, limit);
+        }
+
+        return new FunctionInput(folder, files, request.ContentType, body.Sha256(), body.Total);
+    }
+
+    private static string RawName(HttpRequest request)
+    {
+        string? name = request.Query["filename"];
+        if (name is null && ContentDispositionHeaderValue.TryParse(request.Headers.ContentDisposition.ToString(), out var cd))
+        {
+            name = HeaderUtilities.RemoveQuotes(cd.FileNameStar.HasValue ? cd.FileNameStar : cd.FileName).Value;
+        }
+
+        name ??= InputNames.Default;
+        return InputNames.Problem(name) is { } problem ? throw new RefusedException(400, "the input's file name " + problem) : name;
+    }
+
+    private static async Task ReadPartsAsync(Stream body, MediaTypeHeaderValue type, string folder, List<InputPart> files, CancellationToken ct)
+    {
+        var boundary = HeaderUtilities.RemoveQuotes(type.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary))
+        {
+            throw new RefusedException(400, "the multipart/form-data body has no boundary in its Content-Type");
+        }
+
+        var reader = new MultipartReader(boundary, body) { HeadersLengthLimit = 16 * 1024, BodyLengthLimit = null };
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        MultipartSection? section;
+        try
+        {
+            section = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new RefusedException(400, "the multipart/form-data body cannot be read: " + e.Message);
+        }
+
+        var index = 0;
+        while (section is not null)
+        {
+            if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var cd))
+            {
+                throw new RefusedException(400, $"part {index} of the multipart body has no Content-Disposition");
+            }
+
+            var raw = HeaderUtilities.RemoveQuotes(cd.FileNameStar.HasValue ? cd.FileNameStar : cd.FileName).Value;
+            if (string.IsNullOrEmpty(raw))
+            {
+                throw new RefusedException(400, $"part {index} of the multipart body (field '{HeaderUtilities.RemoveQuotes(cd.Name).Value}') has no filename; each part is a file at /in/<filename>");
+            }
+
+            if (InputNames.Problem(raw) is { } problem)
+            {
+                throw new RefusedException(400, $"part {index}: the file name {problem}");
+            }
+
+            if (!names.Add(raw))
+            {
+                throw new RefusedException(400, $"part {index}: the file name '{raw}' is used by an earlier part");
+            }
+
+            files.Add(await SaveAsync(section.Body, folder, raw, ct).ConfigureAwait(false));
+            index++;
+            try
+            {
+                section = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false);
+            }
+            catch (IOException e)
+            {
+                throw new RefusedException(400, "the multipart/form-data body cannot be read: " + e.Message);
+            }
+        }
+
+        if (files.Count == 0)
+        {
+            throw new RefusedException(400, "the multipart/form-data body has no parts");
+        }
+    }
+
+    private static async Task<InputPart> SaveAsync(Stream source, string folder, string name, CancellationToken ct)
+    {
+        var path = Path.Combine(folder, name);
+        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
+        await source.CopyToAsync(file, ct).ConfigureAwait(false);
+        return new InputPart(name, path, file.Length);
+    }
+
+    private static RefusedException TooLarge(long? length, long limit) => new(
+        413,
+        (length is { } n ? $"the body is {Quantities.FormatSize(n)}" : "the body passed the limit")
+        + $"; this function takes at most {Quantities.FormatSize(limit)} (max_request_size in its file)");
+
+    /// <summary>Counts and hashes what is read, and fails once more than the limit was read.</summary>
+    private sealed class CountingStream(Stream inner, long limit) : Stream
+    {
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+        public long Total { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => Total; set => throw new NotSupportedException(); }
+
+        public string Sha256() => Convert.ToHexStringLower(_sha.GetHashAndReset());
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("read asynchronously");
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
+            Total += n;
+            if (Total > limit)
+            {
+                throw new RefusedException(413, $"the body passed the limit; this function takes at most {Quantities.FormatSize(limit)} (max_request_size in its file)");
+            }
+
+            _sha.AppendData(buffer.Span[..n]);
+            return n;
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _sha.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}

@@ -1,0 +1,495 @@
+/*
+ * warm-helper: the first process (PID 1) of a fork-mode warm container.
+ *
+ *   warm-helper SOCKET
+ *
+ * Listens on the Unix socket SOCKET (in the control folder the engine binds at
+ * /run/pipelines), accepts ONE connection from the engine, then removes the socket so that no
+ * process it starts can reach the engine's channel or take its place. For each request on that
+ * connection it forks and execs the command (no shell) in /out, streams its stdout and stderr
+ * back in frames, and when the command exits, times out, is cancelled or the engine goes away,
+ * kills every other process of the container (kill(-1, SIGKILL): as PID 1 of the PID namespace it
+ * is the one process that survives), reaps them, empties /tmp, /dev/shm and /dev/mqueue and the
+ * SysV IPC objects, and replies with how the command ended.
+ *
+ * The protocol (docs/functions.md, "The helper's protocol"): every frame is
+ *   u32 length (little-endian, of what follows: 1..1 MiB), u8 type, payload.
+ * helper -> engine: 'H' hello "pipelines-warm/1" (once, on accept); 'O' stdout bytes; 'E'
+ *   stderr bytes; 'X' exit (40 bytes: u32 kind 0 exited / 1 signalled / 2 not started,
+ *   i32 code or signal, u32 flags 1 timed out / 2 oom-killed / 4 cancelled, u32 0,
+ *   u64 fork_us, u64 run_us, u64 cleanup_us); 'P' a protocol error text, then the helper exits.
+ * engine -> helper: 'R' request (u32 timeout_ms, u32 argc, u32 envc, then argc + envc strings
+ *   as u32 length + bytes, no NUL inside, env as NAME=VALUE); 'C' cancel the running request.
+ * Anything else, a short frame or a frame too long ends the helper: the engine treats the
+ * container as broken and replaces it. Exits 0 when the engine closes the connection.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FRAME (1u << 20)
+#define CHUNK 32768
+#define HELLO "pipelines-warm/1"
+
+extern char **environ;
+
+static int ctl = -1;   /* the engine's connection */
+static int sigfd = -1; /* SIGCHLD */
+
+static uint64_t now_us(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    p[0] = v & 0xff; p[1] = (v >> 8) & 0xff; p[2] = (v >> 16) & 0xff; p[3] = v >> 24;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    put32(p, (uint32_t)v);
+    put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(3); /* the engine went away: the container ends, and with it every process */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void send_frame(char type, const void *payload, uint32_t n)
+{
+    unsigned char head[5];
+    put32(head, n + 1);
+    head[4] = (unsigned char)type;
+    write_all(ctl, head, 5);
+    if (n > 0)
+        write_all(ctl, payload, n);
+}
+
+static void fail(const char *why)
+{
+    send_frame('P', why, (uint32_t)strlen(why));
+    _exit(2);
+}
+
+/* Reads exactly n bytes; 0 at a clean end before the first byte, 1 when read, exits otherwise. */
+static int read_exact(int fd, void *buf, size_t n, int eof_ok)
+{
+    char *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            _exit(3);
+        if (r == 0) {
+            if (got == 0 && eof_ok)
+                return 0;
+            _exit(3);
+        }
+        got += (size_t)r;
+    }
+    return 1;
+}
+
+/* One frame from the engine: its type, and its payload in *buf (malloc'd). 0 at a clean end. */
+static int read_frame(unsigned char *type, unsigned char **buf, uint32_t *n)
+{
+    unsigned char head[4];
+    if (!read_exact(ctl, head, 4, 1))
+        return 0;
+    uint32_t len = get32(head);
+    if (len < 1 || len > MAX_FRAME)
+        fail("frame length out of range");
+    read_exact(ctl, type, 1, 0);
+    *n = len - 1;
+    *buf = malloc(*n + 1);
+    if (!*buf)
+        fail("out of memory");
+    if (*n > 0)
+        read_exact(ctl, *buf, *n, 0);
+    (*buf)[*n] = 0;
+    return 1;
+}
+
+/* --- cleaning between requests ------------------------------------------------ */
+
+/* Removes everything inside an open folder, never following a link. */
+static void empty_at(int dfd)
+{
+    DIR *d = fdopendir(dup(dfd));
+    struct dirent *e;
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) == 0)
+            continue;
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        /* a folder made unreadable (chmod 000) is opened again after giving it back its mode */
+        int child = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child < 0 && fchmodat(dfd, e->d_name, 0700, 0) == 0)
+            child = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (child >= 0) {
+            fchmod(child, 0700);
+            empty_at(child);
+            close(child);
+        }
+        unlinkat(dfd, e->d_name, AT_REMOVEDIR);
+    }
+    closedir(d);
+}
+
+static void empty_folder(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        empty_at(fd);
+        close(fd);
+    }
+}
+
+static void remove_ipc(void)
+{
+    struct shm_info si;
+    int max = shmctl(0, SHM_INFO, (struct shmid_ds *)&si);
+    for (int i = 0; i <= max; i++) {
+        struct shmid_ds ds;
+        int id = shmctl(i, SHM_STAT, &ds);
+        if (id >= 0)
+            shmctl(id, IPC_RMID, NULL);
+    }
+    struct seminfo sem;
+    max = semctl(0, 0, SEM_INFO, &sem);
+    for (int i = 0; i <= max; i++) {
+        struct semid_ds ds;
+        int id = semctl(i, 0, SEM_STAT, &ds);
+        if (id >= 0)
+            semctl(id, 0, IPC_RMID);
+    }
+    struct msginfo mi;
+    max = msgctl(0, MSG_INFO, (struct msqid_ds *)&mi);
+    for (int i = 0; i <= max; i++) {
+        struct msqid_ds ds;
+        int id = msgctl(i, MSG_STAT, &ds);
+        if (id >= 0)
+            msgctl(id, IPC_RMID, NULL);
+    }
+}
+
+/* Kills every process but this one and reaps them all, zombies included. */
+static void kill_all(void)
+{
+    for (;;) {
+        kill(-1, SIGKILL);
+        pid_t p = waitpid(-1, NULL, 0);
+        if (p < 0 && errno == ECHILD)
+            return;
+    }
+}
+
+/* The memory cgroup's count of OOM kills (v1 memory.oom_control, v2 memory.events); -1 unknown. */
+static long oom_kills(void)
+{
+    static const char *files[] = {"/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        FILE *f = fopen(files[i], "re");
+        char line[128];
+        long n;
+        if (!f)
+            continue;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "oom_kill %ld", &n) == 1) {
+                fclose(f);
+                return n;
+            }
+        fclose(f);
+    }
+    return -1;
+}
+
+/* --- one request ------------------------------------------------------------ */
+
+static int valid_strings(const unsigned char *p, uint32_t n, uint32_t count, char **out)
+{
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (n - at < 4)
+            return 0;
+        uint32_t len = get32(p + at);
+        at += 4;
+        if (len > n - at || memchr(p + at, 0, len))
+            return 0;
+        out[i] = strndup((const char *)p + at, len);
+        if (!out[i])
+            return 0;
+        at += len;
+    }
+    return at == n;
+}
+
+/* The container's environment with the request's variables over it. */
+static char **merged_env(char **extra, uint32_t n)
+{
+    size_t base = 0;
+    while (environ[base])
+        base++;
+    char **env = calloc(base + n + 1, sizeof *env);
+    size_t k = 0;
+    if (!env)
+        return NULL;
+    for (size_t i = 0; i < base; i++) {
+        size_t name = strcspn(environ[i], "=");
+        int replaced = 0;
+        for (uint32_t j = 0; j < n && !replaced; j++)
+            replaced = strncmp(extra[j], environ[i], name) == 0 && extra[j][name] == '=';
+        if (!replaced)
+            env[k++] = environ[i];
+    }
+    for (uint32_t j = 0; j < n; j++)
+        env[k++] = extra[j];
+    return env;
+}
+
+static void run_request(const unsigned char *p, uint32_t n)
+{
+    if (n < 12)
+        fail("request too short");
+    uint32_t timeout_ms = get32(p), argc = get32(p + 4), envc = get32(p + 8);
+    if (argc < 1 || argc > 65536 || envc > 65536)
+        fail("request counts out of range");
+    char **argv = calloc((size_t)argc + 1, sizeof *argv), **extra = calloc((size_t)envc + 1, sizeof *extra);
+    if (!argv || !extra)
+        fail("out of memory");
+    if (!valid_strings(p + 12, n - 12, argc + envc, argv))
+        fail("malformed request strings");
+    for (uint32_t j = 0; j < envc; j++) {
+        extra[j] = argv[argc + j];
+        argv[argc + j] = NULL;
+        if (!strchr(extra[j], '=') || extra[j][0] == '=')
+            fail("an environment entry is not NAME=VALUE");
+    }
+
+    long oom_before = oom_kills();
+    int out[2], err[2];
+    uint64_t t0 = now_us();
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
+        fail("pipe failed");
+    pid_t child = fork();
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        int null = open("/dev/null", O_RDONLY);
+        dup2(null, 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        if (chdir("/out") != 0) {
+            dprintf(2, "pipelines-warm: cannot enter /out: %s\n", strerror(errno));
+            _exit(126);
+        }
+        char **env = merged_env(extra, envc);
+        if (env)
+            environ = env;
+        execvp(argv[0], argv);
+        dprintf(2, "pipelines-warm: cannot run '%s': %s\n", argv[0], strerror(errno));
+        _exit(errno == ENOENT ? 127 : 126);
+    }
+    close(out[1]);
+    close(err[1]);
+    uint64_t t1 = now_us();
+    uint32_t kind = 2, flags = 0;
+    int32_t value = 0;
+    if (child < 0) {
+        kind = 2;
+        value = errno;
+        const char *msg = "pipelines-warm: cannot start the command: fork failed (the container's pids limit?)\n";
+        send_frame('E', msg, (uint32_t)strlen(msg));
+    }
+
+    int open_out = 1, open_err = 1, done = child < 0;
+    uint64_t deadline = t1 + (uint64_t)timeout_ms * 1000u;
+    static char buf[CHUNK];
+    while (!done || open_out || open_err) {
+        struct pollfd fds[4] = {
+            {ctl, POLLIN, 0}, {sigfd, POLLIN, 0}, {open_out ? out[0] : -1, POLLIN, 0}, {open_err ? err[0] : -1, POLLIN, 0},
+        };
+        int wait_ms = -1;
+        if (!done) {
+            uint64_t t = now_us();
+            wait_ms = t >= deadline ? 0 : (int)((deadline - t + 999) / 1000);
+        }
+        if (poll(fds, 4, wait_ms) < 0 && errno != EINTR)
+            fail("poll failed");
+        if (!done && now_us() >= deadline) {
+            flags |= 1;
+            done = 1;
+            kill_all();
+        }
+        if (fds[0].revents) {
+            unsigned char type, *payload;
+            uint32_t len;
+            if (!read_frame(&type, &payload, &len)) {
+                kill_all();
+                _exit(0); /* the engine closed the connection: nothing will be asked again */
+            }
+            if (type != 'C' || len != 0)
+                fail("only a cancel may come while a request runs");
+            free(payload);
+            flags |= 4;
+            done = 1;
+            kill_all();
+        }
+        if (fds[1].revents) {
+            struct signalfd_siginfo si;
+            if (read(sigfd, &si, sizeof si) < 0 && errno != EAGAIN)
+                fail("signalfd read failed");
+        }
+        if (!done) {
+            int status;
+            pid_t p;
+            while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (p == child) {
+                    kind = WIFEXITED(status) ? 0 : 1;
+                    value = WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status);
+                    done = 1;
+                }
+            }
+            if (done)
+                kill_all(); /* what the command left behind goes with it, as in a one-shot container */
+        }
+        for (int i = 0; i < 2; i++) {
+            int *open_fd = i == 0 ? &open_out : &open_err;
+            int fd = i == 0 ? out[0] : err[0];
+            /* after the end every process is gone: read what is left without waiting */
+            if (*open_fd && (fds[2 + i].revents || done)) {
+                ssize_t r = read(fd, buf, sizeof buf);
+                if (r > 0)
+                    send_frame(i == 0 ? 'O' : 'E', buf, (uint32_t)r);
+                else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+                    *open_fd = 0;
+                    close(fd);
+                }
+            }
+        }
+    }
+    if (flags & 5)
+        kind = 1, value = SIGKILL;
+    uint64_t t2 = now_us();
+
+    empty_folder("/tmp");
+    empty_folder("/dev/shm");
+    empty_folder("/dev/mqueue");
+    remove_ipc();
+    long oom_after = oom_kills();
+    if (oom_before >= 0 && oom_after > oom_before)
+        flags |= 2;
+
+    for (uint32_t i = 0; i < argc; i++)
+        free(argv[i]);
+    for (uint32_t j = 0; j < envc; j++)
+        free(extra[j]);
+    free(argv);
+    free(extra);
+
+    unsigned char x[40];
+    memset(x, 0, sizeof x);
+    put32(x, kind);
+    put32(x + 4, (uint32_t)value);
+    put32(x + 8, flags);
+    put64(x + 16, t1 - t0);
+    put64(x + 24, t2 - t1);
+    put64(x + 32, now_us() - t2);
+    send_frame('X', x, sizeof x);
+}
+
+int main(int argc, char **argv)
+{
+    struct sockaddr_un addr;
+    if (argc != 2 || strlen(argv[1]) >= sizeof addr.sun_path) {
+        fprintf(stderr, "usage: warm-helper SOCKET\n");
+        return 2;
+    }
+    if (getpid() != 1) {
+        /* kill(-1) is only safe as the first process of the container's own PID namespace */
+        fprintf(stderr, "warm-helper: must be the container's first process (pid 1), not %d\n", (int)getpid());
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, NULL);
+    sigfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    strcpy(addr.sun_path, argv[1]);
+    unlink(argv[1]);
+    if (lfd < 0 || sigfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 1) != 0) {
+        fprintf(stderr, "warm-helper: cannot listen on %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (ctl < 0) {
+        fprintf(stderr, "warm-helper: accept failed: %s\n", strerror(errno));
+        return 1;
+    }
+    /* One engine, one channel: nothing a request starts can connect or listen in its place. */
+    close(lfd);
+    unlink(argv[1]);
+    send_frame('H', HELLO, (uint32_t)strlen(HELLO));
+
+    for (;;) {
+        unsigned char type, *payload;
+        uint32_t n;
+        if (!read_frame(&type, &payload, &n))
+            return 0;
+        if (type == 'R')
+            run_request(payload, n);
+        else if (type != 'C') /* a cancel that crossed the exit frame is harmless */
+            fail("unknown frame type");
+        free(payload);
+    }
+}

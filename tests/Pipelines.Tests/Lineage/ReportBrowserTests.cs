@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Text.Json.Serialization;
+using Parquet.Serialization;
+using Pipelines.Gather;
+using Pipelines.RunStore;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Lineage;
+
+/// <summary>
+/// report.html opened in headless Chromium (Debian's, driven by tests/browser/report.mjs) with the
+/// network off: the timeline and charts drew. Screenshots: .build/test-results/report*.png.
+/// </summary>
+[Collection("end-to-end")]
+public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
+{
+    [Fact]
+    public async Task The_report_of_a_real_run_draws_its_timeline_and_duration_chart_and_links_the_logs()
+    {
+        var provenance = await fixture.Run.ProvenanceAsync();
+        var html = Path.Combine(fixture.Folder, "report.html");
+        var page = await File.ReadAllTextAsync(html);
+        Assert.DoesNotContain("http://", page.Replace("http://www.w3.org/2000/svg", "", StringComparison.Ordinal), StringComparison.Ordinal);
+        Assert.DoesNotContain("https://", page, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"chart-cpu\"", page, StringComparison.Ordinal);
+
+        var png = Screenshot("report.png");
+        var result = await NodeAsync("tests/browser/report.mjs", html, png, provenance.Count.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.True(new FileInfo(png).Length > 10_000, "the screenshot is missing or empty");
+    }
+
+    [Fact]
+    public async Task With_resource_columns_in_the_provenance_the_report_draws_cpu_and_memory_per_step()
+    {
+        // The same run's provenance with the resource columns a worker records: as tasks.parquet will hold them.
+        var rows = (await fixture.Run.ProvenanceAsync()).Select((p, i) => new WithResources(p)
+        {
+            CpuSeconds = 0.05 + (i * 0.01),
+            PeakMemoryBytes = (2 + (i % 5)) * 1024 * 1024,
+            ReadBytes = 40_000 + i,
+            WrittenBytes = 1_000 + i,
+            WallSeconds = (p.FinishedAt - p.StartedAt).TotalSeconds,
+        }).ToList();
+        using var temp = new TempFolder();
+        var parquet = temp.Combine("tasks.parquet");
+        await ParquetSerializer.SerializeAsync(rows, parquet);
+        var summary = RunSummary.FromJson(await fixture.Run.ReadAsync("run.json"));
+        byte[] bytes;
+        await using (var file = File.OpenRead(parquet))
+        {
+            bytes = await RunReport.BuildAsync(summary, ["stats"], file, CancellationToken.None);
+        }
+
+        var html = temp.Combine("report.html");
+        await File.WriteAllBytesAsync(html, bytes);
+        Assert.Contains("id=\"chart-cpu\"", System.Text.Encoding.UTF8.GetString(bytes), StringComparison.Ordinal);
+
+        var png = Screenshot("report-resources.png");
+        var result = await NodeAsync("tests/browser/report.mjs", html, png, rows.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), "resources");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.True(new FileInfo(png).Length > 10_000, "the screenshot is missing or empty");
+    }
+
+    private static string Screenshot(string name)
+    {
+        var png = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", name);
+        Directory.CreateDirectory(Path.GetDirectoryName(png)!);
+        File.Delete(png);
+        return png;
+    }
+
+    private static async Task<CliRunner.Result> NodeAsync(params string[] args)
+    {
+        var psi = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = TestEnvironment.RepoRoot };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try
+        {
+            await p.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException("node " + string.Join(' ', args) + " did not end in 2 minutes");
+        }
+
+        return new CliRunner.Result(p.ExitCode, await stdout, await stderr);
+    }
+
+    /// <summary>A provenance row with the nullable resource columns (the names tasks.parquet gives them).</summary>
+    private sealed class WithResources(ProvenanceRow p)
+    {
+        [JsonPropertyName("run_id")] public string RunId { get; set; } = p.RunId;
+        [JsonPropertyName("task_id")] public string TaskId { get; set; } = p.TaskId;
+        [JsonPropertyName("task_index")] public int TaskIndex { get; set; } = p.TaskIndex;
+        [JsonPropertyName("attempt")] public int Attempt { get; set; } = p.Attempt;
+        [JsonPropertyName("step")] public string Step { get; set; } = p.Step;
+        [JsonPropertyName("status")] public string Status { get; set; } = p.Status;
+        [JsonPropertyName("exit_code")] public long? ExitCode { get; set; } = p.ExitCode;
+        [JsonPropertyName("image")] public string Image { get; set; } = p.Image;
+        [JsonPropertyName("image_digest")] public string ImageDigest { get; set; } = p.ImageDigest;
+        [JsonPropertyName("command")] public List<string> Command { get; set; } = p.Command;
+        [JsonPropertyName("inputs")] public List<FileRef> Inputs { get; set; } = p.Inputs;
+        [JsonPropertyName("outputs")] public List<FileRef> Outputs { get; set; } = p.Outputs;
+        [JsonPropertyName("log")] public string? Log { get; set; } = p.Log;
+        [JsonPropertyName("started_at")] public DateTime StartedAt { get; set; } = p.StartedAt;
+        [JsonPropertyName("finished_at")] public DateTime FinishedAt { get; set; } = p.FinishedAt;
+        [JsonPropertyName("worker")] public string Worker { get; set; } = p.Worker;
+        [JsonPropertyName("error")] public string? Error { get; set; } = p.Error;
+        [JsonPropertyName("cached_from")] public string? CachedFrom { get; set; } = p.CachedFrom;
+        [JsonPropertyName("cpu_seconds")] public double? CpuSeconds { get; set; }
+        [JsonPropertyName("peak_memory_bytes")] public long? PeakMemoryBytes { get; set; }
+        [JsonPropertyName("read_bytes")] public long? ReadBytes { get; set; }
+        [JsonPropertyName("written_bytes")] public long? WrittenBytes { get; set; }
+        [JsonPropertyName("wall_seconds")] public double? WallSeconds { get; set; }
+    }
+}
