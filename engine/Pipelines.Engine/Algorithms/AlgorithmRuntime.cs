@@ -27,6 +27,8 @@ public sealed partial class AlgorithmRuntime(
 {
     private readonly ConcurrentDictionary<string, Lazy<Task<TimeSpan>>> _loads = new(StringComparer.Ordinal);
 
+    private readonly ConcurrentDictionary<string, long> _seen = new(StringComparer.Ordinal);
+
     public async Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken)
     {
         if (AlgorithmReference.IsAlgorithm(image))
@@ -59,10 +61,21 @@ public sealed partial class AlgorithmRuntime(
     /// for the step's log when it was not (how long the load took, or how long this task waited
     /// for the load another task started), or null when it was there.
     /// </summary>
-    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <paramref name="recentlySeenWillDo"/> skips the engine's answer for a digest seen there in
+    /// the last 10 s: a function's invocations are too quick for an inspect each; a task's container start is not.
+    /// </remarks>
+    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false)
     {
-        if (!digest.StartsWith("sha256:", StringComparison.Ordinal) || await docker.HasImageAsync(digest, cancellationToken).ConfigureAwait(false))
+        if (!digest.StartsWith("sha256:", StringComparison.Ordinal)
+            || (recentlySeenWillDo && _seen.TryGetValue(digest, out var at) && time.GetElapsedTime(at) < TimeSpan.FromSeconds(10)))
         {
+            return null;
+        }
+
+        if (await docker.HasImageAsync(digest, cancellationToken).ConfigureAwait(false))
+        {
+            _seen[digest] = time.GetTimestamp();
             return null;
         }
 
