@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Algorithms;
 public sealed class AlgorithmApiTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();
+    private readonly string _warmRoot = Path.Combine("/tmp", "aw-" + Guid.NewGuid().ToString("N")[..8]);
     private AlgorithmFixture _f = null!;
     private ServerProcess _server = null!;
 
@@ -26,6 +27,8 @@ public sealed class AlgorithmApiTests : IAsyncLifetime
             ["PIPELINES_Server__Roles"] = "api",
             ["PIPELINES_Algorithms__Store"] = _f.StoreUri,
             ["PIPELINES_Algorithms__MaxImageBytes"] = "3000000",
+            ["PIPELINES_Functions__Output"] = $"s3://{_f.Bucket}/functions/",
+            ["PIPELINES_Docker__WarmRoot"] = _warmRoot,
         });
     }
 
@@ -34,6 +37,10 @@ public sealed class AlgorithmApiTests : IAsyncLifetime
         await _server.DisposeAsync();
         await _f.DisposeAsync();
         _temp.Dispose();
+        if (Directory.Exists(_warmRoot))
+        {
+            Directory.Delete(_warmRoot, recursive: true);
+        }
     }
 
     private async Task<HttpResponseMessage> PostAsync(HttpClient http, string path, string file)
@@ -97,5 +104,39 @@ public sealed class AlgorithmApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await http.DeleteAsync("/api/algorithms/api-test/versions/1")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_function_of_a_pushed_algorithm_pins_its_digest_at_deploy_and_the_server_lacking_the_image_loads_it_once()
+    {
+        using var http = _server.Client();
+        var image = await _f.NewImageAsync("pipelines-examples/warm-fork:1");
+        var pushed = await _f.Service().PushLocalImageAsync("wc", "1", image, null, "tester", CancellationToken.None);
+        await _f.RemoveImageAsync(image);
+        Assert.False(await _f.Docker.HasImageAsync(pushed.Version.Digest, CancellationToken.None));
+
+        using (var deployed = await http.PostAsync("/api/functions", new StringContent("""
+            name: wc
+            image: algorithm://wc@stable
+            command: ["wordcount"]
+            output: counts.tsv
+            max: 1
+            """, System.Text.Encoding.UTF8, "application/yaml")))
+        {
+            var body = await deployed.Content.ReadAsStringAsync();
+            Assert.True(deployed.IsSuccessStatusCode, body);
+            Assert.Contains(pushed.Version.Digest, body, StringComparison.Ordinal);
+        }
+
+        var answers = await Task.WhenAll(Enumerable.Range(1, 3).Select(async i =>
+        {
+            using var r = await http.PostAsync($"/api/functions/wc/invoke?filename=r{i}.txt", new StringContent(string.Join(' ', Enumerable.Repeat("w", i))));
+            return (r.StatusCode, await r.Content.ReadAsStringAsync());
+        }));
+        Assert.All(answers, a => Assert.True(a.StatusCode == HttpStatusCode.OK, a.Item2));
+        Assert.Contains(answers, a => a.Item2.Contains("r3.txt\t0\t3\t5", StringComparison.Ordinal));
+        Assert.Single(await _f.Catalog.LoadsAsync(pushed.Version.Digest, 10, CancellationToken.None));
+
+        // The loaded image (tagged again from its tarball) is removed by the fixture once the server and its warm containers are gone.
     }
 }

@@ -64,14 +64,14 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         Catalog, new AlgorithmOptions { Store = StoreUri, MaxImageBytes = maxImageBytes, Scratch = Path.Combine(Path.GetTempPath(), "pipelines-algorithm-tests") },
         Stores, Docker, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
 
-    /// <summary>Builds an image of this test's own (the pair-check sample plus a unique label) and returns its tag.</summary>
-    public async Task<string> NewImageAsync()
+    /// <summary>Builds an image of this test's own (a sample image plus a unique label) and returns its tag.</summary>
+    public async Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1")
     {
         var tag = "pipelines-tests/algorithm-" + Guid.NewGuid().ToString("N")[..12] + ":1";
         var psi = new ProcessStartInfo("docker", ["build", "-q", "-t", tag, "-"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.Environment["DOCKER_BUILDKIT"] = "0";
         using var p = Process.Start(psi)!;
-        await p.StandardInput.WriteAsync($"FROM pipelines-samples/pair-check:1\nLABEL org.pipelines.test={tag}\n");
+        await p.StandardInput.WriteAsync($"FROM {from}\nLABEL org.pipelines.test={tag}\n");
         p.StandardInput.Close();
         var err = p.StandardError.ReadToEndAsync();
         await p.StandardOutput.ReadToEndAsync();
