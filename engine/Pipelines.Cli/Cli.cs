@@ -22,13 +22,9 @@ internal static class Cli
         {
             return await body().ConfigureAwait(false);
         }
-        catch (WorkflowInvalidException e)
+        catch (FileInvalidException e)
         {
-            error.WriteLine(e.Message);
-            return Invalid;
-        }
-        catch (Functions.FunctionInvalidException e)
-        {
+            // A workflow or function file with every problem in it.
             error.WriteLine(e.Message);
             return Invalid;
         }

@@ -46,7 +46,7 @@ internal sealed class ServerClient : IDisposable
             var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
             if (problem.Problems is { Count: > 0 } problems)
             {
-                throw new WorkflowInvalidException(source, problems.Select(p => new WorkflowProblem(p.Path, p.Message, p.Line, p.Column)).ToList());
+                throw new WorkflowInvalidException(source, Problems(problems));
             }
         }
 
@@ -90,7 +90,7 @@ internal sealed class ServerClient : IDisposable
             var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
             if (problem.Problems is { Count: > 0 } problems)
             {
-                throw new FunctionInvalidException(source, problems.Select(p => new WorkflowProblem(p.Path, p.Message, p.Line, p.Column)).ToList());
+                throw new FunctionInvalidException(source, Problems(problems));
             }
         }
 
@@ -179,6 +179,9 @@ internal sealed class ServerClient : IDisposable
         var what = problem.Detail ?? problem.Title ?? response.ReasonPhrase;
         throw new PipelinesException($"{_server}: {(int)response.StatusCode} {what}", retryHelps: (int)response.StatusCode >= 500);
     }
+
+    private static List<WorkflowProblem> Problems(List<ProblemView> problems) =>
+        problems.Select(p => new WorkflowProblem(p.Path, p.Message, p.Line, p.Column)).ToList();
 
     private static async Task<Problem> ReadProblemAsync(HttpResponseMessage response, CancellationToken ct)
     {

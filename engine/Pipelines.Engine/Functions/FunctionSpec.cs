@@ -39,13 +39,6 @@ public sealed record FunctionSpec(
         JsonSerializer.Deserialize<FunctionSpec>(json, Json) ?? throw new PipelinesException("a stored function definition is empty", retryHelps: false);
 }
 
-/// <summary>The function file was refused before anything was deployed; carries every problem found.</summary>
+/// <summary>The function file was refused before anything was deployed.</summary>
 public sealed class FunctionInvalidException(string source, IReadOnlyList<WorkflowProblem> problems)
-    : PipelinesException(
-        $"{source} is not a valid function ({problems.Count} problem{(problems.Count == 1 ? "" : "s")}):"
-        + Environment.NewLine
-        + string.Join(Environment.NewLine, problems.Select(p => "  " + p)),
-        retryHelps: false)
-{
-    public IReadOnlyList<WorkflowProblem> Problems { get; } = problems;
-}
+    : FileInvalidException(source, "function", problems);

@@ -150,6 +150,37 @@ internal static unsafe partial class NoFollow
     }
 
     /// <summary>
+    /// Removes everything inside a folder and keeps the folder, never following a link, whatever
+    /// the names (raw bytes, so a name that is not UTF-8 goes too): a folder a container wrote in.
+    /// </summary>
+    public static void EmptyFolder(string path)
+    {
+        using var root = OpenDirectory(path);
+        Empty(root, path);
+
+        static void Empty(SafeDirectory folder, string shown)
+        {
+            foreach (var raw in ReadNames(folder, shown))
+            {
+                var entry = Stat(folder, raw, shown);
+                if (entry is { Kind: UnixFileKind.Directory })
+                {
+                    using (var child = OpenDirectory(folder, raw, shown))
+                    {
+                        Empty(child, shown);
+                    }
+
+                    Remove(folder, raw, folder: true, shown);
+                }
+                else if (entry is not null)
+                {
+                    Remove(folder, raw, folder: false, shown);
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Moves every entry of one folder into another (renameat2, never replacing a name there),
     /// whatever the entries are and whatever their names: a link is moved as the link, a folder
     /// with all it holds, nothing is opened or followed. Both folders must be on one file system.

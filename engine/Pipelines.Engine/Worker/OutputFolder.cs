@@ -177,33 +177,8 @@ internal static class OutputFolder
             return;
         }
 
-        using (var root = NoFollow.OpenDirectory(path))
-        {
-            Empty(root, path);
-        }
-
+        NoFollow.EmptyFolder(path);
         Directory.Delete(path);
-
-        static void Empty(NoFollow.SafeDirectory folder, string shown)
-        {
-            foreach (var raw in NoFollow.ReadNames(folder, shown))
-            {
-                var entry = NoFollow.Stat(folder, raw, shown);
-                if (entry is { Kind: UnixFileKind.Directory })
-                {
-                    using (var child = NoFollow.OpenDirectory(folder, raw, shown))
-                    {
-                        Empty(child, shown);
-                    }
-
-                    NoFollow.Remove(folder, raw, folder: true, shown);
-                }
-                else if (entry is not null)
-                {
-                    NoFollow.Remove(folder, raw, folder: false, shown);
-                }
-            }
-        }
     }
 
     /// <summary>A name as the user should see it: control characters and bytes that are not UTF-8 escaped.</summary>

@@ -23,9 +23,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     {
         var input = stores.Open(workflow.Input.Uri);
         var refs = new FileRef[task.Inputs.Count];
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, task.Inputs.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+        await EachAsync(
+            task.Inputs.Count,
             async (i, token) =>
             {
                 var file = task.Inputs[i];
@@ -36,7 +35,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
                 }
 
                 refs[i] = new FileRef { Key = file.Key, Size = digest.Size, Sha256 = digest.Sha256 };
-            }).ConfigureAwait(false);
+            },
+            ct).ConfigureAwait(false);
         return refs.ToList();
     }
 
@@ -57,9 +57,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
         }
 
         var refs = new FileRef[scan.Kept.Count];
-        await Parallel.ForEachAsync(
-            Enumerable.Range(0, scan.Kept.Count),
-            new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct },
+        await EachAsync(
+            scan.Kept.Count,
             async (i, token) =>
             {
                 var file = scan.Kept[i];
@@ -69,7 +68,12 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
                 // The store reads the file through the descriptor already judged, not by its path again.
                 var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), $"/proc/self/fd/{handle.DangerousGetHandle()}", token).ConfigureAwait(false);
                 refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
-            }).ConfigureAwait(false);
+            },
+            ct).ConfigureAwait(false);
         return refs.ToList();
     }
+
+    /// <summary>The transfers of one task, <see cref="WorkerOptions.TransferConcurrency"/> at a time.</summary>
+    private Task EachAsync(int count, Func<int, CancellationToken, ValueTask> transfer, CancellationToken ct) =>
+        Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct }, transfer);
 }

@@ -68,7 +68,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
 
             Assert.Equal(PostgresSchema.Parts.Select(p => (p.Name, p.Version)).Order(), await VersionsAsync(sources[0]));
             Assert.Equal(
-                ["provenance", "runs", "schema_parts", "tasks", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
+                ["function_invocations", "function_versions", "functions", "provenance", "runs", "schema_parts", "tasks", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
                 await TablesAsync(sources[0], _schema));
             Assert.Contains("job", await TablesAsync(sources[0], _schema + "_hangfire"));
 

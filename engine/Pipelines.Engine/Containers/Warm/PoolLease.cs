@@ -1,3 +1,4 @@
+using Pipelines.Storage;
 namespace Pipelines.Containers.Warm;
 
 /// <summary>One request's hold on a container of <see cref="DockerWarmPool"/>.</summary>
@@ -128,10 +129,10 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             try
             {
                 // /tmp is the helper's to empty; the bound folders are the engine's, as root.
-                WarmFolders.Empty(container.InDir);
-                WarmFolders.Empty(container.OutDir);
-                WarmFolders.Empty(container.StepsDir);
-                WarmFolders.Empty(container.ControlDir);
+                NoFollow.EmptyFolder(container.InDir);
+                NoFollow.EmptyFolder(container.OutDir);
+                NoFollow.EmptyFolder(container.StepsDir);
+                NoFollow.EmptyFolder(container.ControlDir);
                 File.SetUnixFileMode(container.OutDir, (UnixFileMode)0b111_101_101);
             }
             catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)

@@ -133,7 +133,8 @@ internal sealed class WorkerRig : IDisposable
 
     public void Dispose()
     {
-        _services.Dispose();
+        // The host's warm pool disposes only asynchronously, as a host does.
+        _services.DisposeAsync().AsTask().GetAwaiter().GetResult();
         _temp.Dispose();
     }
 }
