@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Algorithms;
@@ -52,8 +53,16 @@ public static class AlgorithmCommands
     /// <summary>`pipelines algorithm push NAME VERSION IMAGE`: a local image or a `docker save` tarball into the algorithm store.</summary>
     public sealed class PushCommand : AsyncCommand<PushCommand.Settings>
     {
-        public sealed class Settings : VersionSettings
+        public sealed class Settings : VersionSettings, IRemoteSettings
         {
+            [CommandOption("--server <URL>")]
+            [Description("Push through a `pipelines server` (POST /api/algorithms/...) instead of in-process (default PIPELINES_SERVER).")]
+            public string? Server { get; init; }
+
+            [CommandOption("--key <KEY>")]
+            [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
+            public string? Key { get; init; }
+
             [CommandArgument(2, "<IMAGE>")]
             [Description("An image on this machine's Docker engine (name or id), or the path of a `docker save` tarball.")]
             public string Image { get; init; } = "";
@@ -69,6 +78,51 @@ public static class AlgorithmCommands
 
         public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
         {
+            var r = Remote.ServerOf(settings) is null
+                ? await PushHereAsync(settings, cancellationToken).ConfigureAwait(false)
+                : await PushToServerAsync(settings, cancellationToken).ConfigureAwait(false);
+            var v = r.Version;
+            Console.WriteLine($"pushed {v.Name}@{v.Version}: {v.Digest}, {Size(v.SizeBytes)}{(r.IsStable ? " (stable: the first version)" : "")}");
+            Console.WriteLine($"  stored at {r.StoredAt}{(r.TarballWasThere ? " (already there: another version has the same image)" : "")}");
+            foreach (var note in v.LockDown)
+            {
+                Console.WriteLine($"  note: the image {note}; it is run locked down all the same");
+            }
+
+            Console.WriteLine($"  use it as  image: algorithm://{v.Name}@{v.Version}");
+            return Cli.Ok;
+        }
+
+        /// <summary>Through the server: a local image is saved from this machine's engine to a file first, then sent as the body.</summary>
+        private static async Task<PushResult> PushToServerAsync(Settings settings, CancellationToken cancellationToken)
+        {
+            using var client = Remote.Client(settings);
+            if (File.Exists(settings.Image))
+            {
+                return await client.PushAlgorithmAsync(settings.Name, settings.Version, settings.Image, settings.Digest, settings.Notes, cancellationToken).ConfigureAwait(false);
+            }
+
+            var config = EngineHost.Configuration(settings.Config);
+            using var docker = new Pipelines.Containers.DockerRuntime(config.GetSection("Docker").Get<Pipelines.Containers.DockerOptions>() ?? new Pipelines.Containers.DockerOptions());
+            var id = await docker.ResolveImageAsync(settings.Image, cancellationToken).ConfigureAwait(false);
+            var temp = Path.Combine(Path.GetTempPath(), $"pipelines-push-{Guid.NewGuid():N}.tar");
+            try
+            {
+                await using (var file = File.Create(temp))
+                {
+                    await docker.SaveImageAsync(settings.Image, file, cancellationToken).ConfigureAwait(false);
+                }
+
+                return await client.PushAlgorithmAsync(settings.Name, settings.Version, temp, settings.Digest ?? id, settings.Notes, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                File.Delete(temp);
+            }
+        }
+
+        private static async Task<PushResult> PushHereAsync(Settings settings, CancellationToken cancellationToken)
+        {
             using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
             var service = host.Services.GetRequiredService<AlgorithmService>();
             PushResult r;
@@ -82,16 +136,7 @@ public static class AlgorithmCommands
                 r = await service.PushLocalImageAsync(settings.Name, settings.Version, settings.Image, settings.Notes, Who(), cancellationToken).ConfigureAwait(false);
             }
 
-            var v = r.Version;
-            Console.WriteLine($"pushed {v.Name}@{v.Version}: {v.Digest}, {Size(v.SizeBytes)}{(r.IsStable ? " (stable: the first version)" : "")}");
-            Console.WriteLine($"  stored at {r.StoredAt}{(r.TarballWasThere ? " (already there: another version has the same image)" : "")}");
-            foreach (var note in v.LockDown)
-            {
-                Console.WriteLine($"  note: the image {note}; it is run locked down all the same");
-            }
-
-            Console.WriteLine($"  use it as  image: algorithm://{v.Name}@{v.Version}");
-            return Cli.Ok;
+            return r;
         }
     }
 

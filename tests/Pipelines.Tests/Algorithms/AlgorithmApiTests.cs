@@ -101,8 +101,18 @@ public sealed class AlgorithmApiTests : IAsyncLifetime
             Assert.Equal(2, a.GetProperty("versions").GetArrayLength());
         }
 
+        // The CLI's push through the server: a local image is saved here and sent as the body.
+        var cli = await CliRunner.RunAsync(["algorithm", "push", "api-test", "3", image, "--server", _server.Url, "--notes", "from the cli"], new Dictionary<string, string?>());
+        Assert.True(cli.ExitCode == 0, cli.ToString());
+        Assert.Contains($"pushed api-test@3: {id}", cli.Stdout, StringComparison.Ordinal);
+        Assert.Contains("(already there: another version has the same image)", cli.Stdout, StringComparison.Ordinal);
+        var refusedByCli = await CliRunner.RunAsync(["algorithm", "push", "api-test", "4", junk, "--server", _server.Url], new Dictionary<string, string?>());
+        Assert.Equal(1, refusedByCli.ExitCode);
+        Assert.Contains("is not a tar archive", refusedByCli.Stderr, StringComparison.Ordinal);
+
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await http.DeleteAsync("/api/algorithms/api-test/versions/1")).StatusCode);
         Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync("/api/algorithms/api-test/versions/3")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("/api/algorithms/api-test/versions/2")).StatusCode);
     }
 
