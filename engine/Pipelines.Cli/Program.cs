@@ -12,6 +12,7 @@ app.Configure(c =>
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
     c.AddCommand<LineageCommand>("lineage").WithDescription("Say what produced a task output or a results file (or one row: --row N, --key VALUE): run, task, step, image, command, worker, times, inputs.");
+    c.AddCommand<ExplainCommand>("explain").WithDescription("Why a run's tasks ran or were taken from the cache: explain RUN [TASK] (TASK: index or task id).");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
     c.AddCommand<RegisterCommand>("register").WithDescription("Register a workflow with a trigger block: new objects under trigger.uri start runs.");

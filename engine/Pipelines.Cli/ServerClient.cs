@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Explain;
 using Pipelines.Functions;
 using Pipelines.Gather;
 using Pipelines.Model;
@@ -165,6 +166,20 @@ internal sealed class ServerClient : IDisposable
         }
 
         return (response.Content.Headers.ContentType?.ToString(), invocation);
+    }
+
+    public async Task<RunExplanation> ExplainRunAsync(string runId, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/explain", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<RunExplanation>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    public async Task<TaskExplanation> ExplainTaskAsync(string runId, string task, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/tasks/{Uri.EscapeDataString(task)}/explain", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<TaskExplanation>(Json, ct).ConfigureAwait(false))!;
     }
 
     public void Dispose() => _http.Dispose();

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using CsvHelper;
 using CsvHelper.Configuration;
 using Pipelines.Model;
@@ -136,38 +135,21 @@ public static class Planner
     }
 
     /// <summary>
-    /// A digest of what determines a task's result: the steps with image digests, expanded
-    /// commands and env, kept outputs, and the inputs' keys and content tags.
+    /// What determines a task's result, component by component (<see cref="TaskIdentity"/>):
+    /// the steps with image digests, expanded commands and env, resources and kept outputs,
+    /// the inputs' keys and content tags, and the unit's captures.
     /// </summary>
-    public static string TaskId(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures)
-    {
-        var sb = new StringBuilder("pipelines-task-v1\n");
-        foreach (var s in Expand(workflow, imageDigests, inputs, captures, taskId: null))
-        {
-            sb.Append("step\0").Append(s.Name).Append('\0').Append(s.ImageDigest).Append('\n');
-            foreach (var a in s.Command)
-            {
-                sb.Append("arg\0").Append(a).Append('\n');
-            }
+    public static TaskIdentity Identity(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures) => new(
+        TaskIdentity.CurrentFormat,
+        inputs.Select(i => new IdentityInput(i.Key, i.Hash)).ToList(),
+        new SortedDictionary<string, string>(captures.ToDictionary(), StringComparer.Ordinal),
+        Expand(workflow, imageDigests, inputs, captures, taskId: null)
+            .Select(s => new IdentityStep(s.Name, s.Image, s.ImageDigest, s.Command, s.Env, IdentityStep.ResourcesOf(s.Resources), s.Outputs))
+            .ToList());
 
-            foreach (var (k, v) in s.Env)
-            {
-                sb.Append("env\0").Append(k).Append('\0').Append(v).Append('\n');
-            }
-
-            foreach (var o in s.Outputs)
-            {
-                sb.Append("keep\0").Append(o).Append('\n');
-            }
-        }
-
-        foreach (var i in inputs)
-        {
-            sb.Append("in\0").Append(i.Key).Append('\0').Append(i.Hash).Append('\n');
-        }
-
-        return Hashing.Sha256Hex(Encoding.UTF8.GetBytes(sb.ToString()))[..24];
-    }
+    /// <summary>The task id: the digest of the task's <see cref="Identity"/> (<see cref="TaskIdentity.TaskId"/>).</summary>
+    public static string TaskId(Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures) =>
+        Identity(workflow, imageDigests, inputs, captures).TaskId;
 
     private static void CheckSingleInput(Workflow workflow, List<InputFile> inputs)
     {

@@ -169,4 +169,11 @@ public sealed class ProvenanceRow
 
     [JsonPropertyName("cached_from")]
     public string? CachedFrom { get; set; }
+
+    /// <summary>
+    /// Why the task ran rather than being taken from the cache, as decided when the cache was
+    /// consulted (Explain.RanBecause as JSON); null on cached rows and on rows of older engines.
+    /// </summary>
+    [JsonPropertyName("ran_because")]
+    public string? RanBecause { get; set; }
 }

@@ -26,6 +26,9 @@ public static class RunLayout
     /// <summary>Under the output root (beside the runs): one manifest per succeeded task id, for reuse.</summary>
     public const string CachePrefix = ".cache/";
 
+    /// <summary>Under the output root: one small entry per workflow and unit naming its latest succeeded task, for explain.</summary>
+    public const string UnitPrefix = CachePrefix + "units/";
+
     public static string TaskOutput(string taskId, string step, string relative) => $"tasks/{taskId}/{step}/{relative}";
 
     public static string TaskStepPrefix(string taskId, string step) => $"tasks/{taskId}/{step}/";

@@ -285,9 +285,12 @@ public sealed partial class LocalObjectStore : IObjectStore
     }
 
     /// <summary>The first part of the path that exists and is not a folder, said as a reason.</summary>
-    /// <summary>A local file has no version tag: its tag is the sha256 of its bytes.</summary>
-    public async Task<string> ContentTagAsync(StoredObject o, CancellationToken cancellationToken) =>
-        o.ETag ?? (await Hashing.OfFileAsync(PathOf(o.Key), cancellationToken).ConfigureAwait(false)).Sha256;
+    /// <summary>
+    /// A local file has no version tag: its tag is the sha256 of its bytes, remembered between
+    /// runs while the file's status is the same (<see cref="LocalHashCache"/>).
+    /// </summary>
+    public Task<string> ContentTagAsync(StoredObject o, CancellationToken cancellationToken) =>
+        o.ETag is { } tag ? Task.FromResult(tag) : LocalHashCache.Default.Sha256Async(PathOf(o.Key), cancellationToken);
 
     public string? RootBlocker() => Blocker(_root);
 

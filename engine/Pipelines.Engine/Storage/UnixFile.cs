@@ -16,8 +16,12 @@ internal enum UnixFileKind
     Other,
 }
 
-/// <summary>The parts of a stat the engine needs: kind, apparent size, the device and inode that identify a folder, and the bytes allocated on disk.</summary>
-internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated);
+/// <summary>
+/// The parts of a stat the engine needs: kind, apparent size, the device and inode that identify a
+/// folder, the bytes allocated on disk, and the change and modification times (ns since the epoch)
+/// that tell a local input's remembered hash still holds.
+/// </summary>
+internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated, long ChangeTimeNs = 0, long ModifyTimeNs = 0);
 
 /// <summary>
 /// stat(2) through statx, whose struct has one layout on every architecture. .NET's FileInfo
@@ -56,7 +60,8 @@ internal static partial class UnixFile
     /// <summary>Reads a struct statx (one layout on every architecture).</summary>
     public static UnixFileStatus Parse(ReadOnlySpan<byte> buffer)
     {
-        // stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_blocks (512-byte units) at 48, stx_dev_major/minor at 136/140.
+        // stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_blocks (512-byte units) at 48,
+        // stx_ctime and stx_mtime (s64 seconds, u32 nanoseconds) at 96 and 112, stx_dev_major/minor at 136/140.
         var mode = BinaryPrimitives.ReadUInt16LittleEndian(buffer[28..]);
         var kind = (mode & 0xF000) switch
         {
@@ -75,8 +80,13 @@ internal static partial class UnixFile
             (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[40..]),
             device,
             BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]),
-            (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[48..]) * 512);
+            (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[48..]) * 512,
+            Nanoseconds(buffer[96..]),
+            Nanoseconds(buffer[112..]));
     }
+
+    private static long Nanoseconds(ReadOnlySpan<byte> timestamp) =>
+        (BinaryPrimitives.ReadInt64LittleEndian(timestamp) * 1_000_000_000) + BinaryPrimitives.ReadUInt32LittleEndian(timestamp[8..]);
 
     /// <summary>How a kind is named in messages.</summary>
     public static string Describe(UnixFileKind kind) => kind switch

@@ -1,5 +1,9 @@
+using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Logging;
+using Pipelines.Explain;
+using Pipelines.Planning;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
@@ -15,11 +19,12 @@ namespace Pipelines.Worker;
 internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time, ILogger<TaskCache> log)
 {
     /// <summary>
-    /// The provenance rows of the reused task when an earlier run's result could be copied
-    /// whole into <paramref name="runOutput"/>; null when there is none, or it is damaged or
-    /// incomplete (the task then runs).
+    /// Whether an earlier run's result could be copied whole into <paramref name="runOutput"/>:
+    /// the provenance rows of the reused task, or why it runs instead (no entry, and how the
+    /// nearest earlier task of its workflow and unit differed; a damaged entry; an output
+    /// missing or changed). An outage throws and is waited out by the shell.
     /// </summary>
-    public async Task<IReadOnlyList<ProvenanceRow>?> TryReuseAsync(RunRecord run, TaskRecord task, StorageLocation root, StorageLocation runOutput, CancellationToken ct)
+    public async Task<CacheCheck> CheckAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, StorageLocation runOutput, CancellationToken ct)
     {
         byte[] manifestBytes;
         try
@@ -28,7 +33,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         }
         catch (ObjectNotFoundException)
         {
-            return null;
+            return new CacheCheck(null, await NearestEarlierAsync(run, task, definition, root, ct).ConfigureAwait(false));
         }
 
         CacheManifest? manifest;
@@ -40,31 +45,39 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         {
             // A damaged cache entry is a miss, not a failure: the task runs and writes a new one.
             LogCacheMissing(log, run.RunId, task.TaskId, "the cache entry is not valid JSON: " + e.Message);
-            return null;
+            return Miss(RanBecause.EntryDamaged, "not valid JSON: " + e.Message, null);
         }
 
-        if (manifest?.Rows is null || manifest.RunId == run.RunId)
+        if (manifest?.Rows is null)
         {
-            return null;
+            return Miss(RanBecause.EntryDamaged, "it lists no steps", manifest?.RunId);
+        }
+
+        if (manifest.RunId == run.RunId)
+        {
+            return Miss(RanBecause.NoEarlierRun, "the cache entry for this task id is this run's own", null);
         }
 
         var source = root.Child(manifest.RunId);
         var now = time.GetUtcNow();
         var rows = new List<ProvenanceRow>();
+        var copying = "";
         try
         {
             foreach (var step in manifest.Rows)
             {
                 foreach (var output in step.Outputs)
                 {
+                    copying = output.Key;
                     if (!await CopyVerifiedAsync(source, runOutput, output.Key, output.Sha256, ct).ConfigureAwait(false))
                     {
                         LogCacheMismatch(log, run.RunId, task.TaskId, output.Key);
-                        return null;
+                        return Miss(RanBecause.OutputMismatch, output.Key, manifest.RunId);
                     }
                 }
 
                 var logKey = RunLayout.TaskLog(task.TaskId, step.Step);
+                copying = logKey;
                 await CopyVerifiedAsync(source, runOutput, logKey, null, ct).ConfigureAwait(false);
                 rows.Add(new ProvenanceRow
                 {
@@ -91,18 +104,85 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         catch (ObjectNotFoundException e)
         {
             LogCacheMissing(log, run.RunId, task.TaskId, e.Message);
-            return null;
+            return Miss(RanBecause.OutputMissing, copying, manifest.RunId);
         }
 
-        return rows;
+        // The unit's nearest earlier task is now this one, taken from the cache.
+        await WriteUnitAsync(run, task, definition, root, ct).ConfigureAwait(false);
+        return new CacheCheck(rows, null);
     }
 
-    /// <summary>Records a succeeded task's result for later runs.</summary>
-    public Task WriteAsync(RunRecord run, TaskRecord task, StorageLocation root, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    /// <summary>Records a succeeded task's result for later runs: its manifest with its identity, and its unit's latest task.</summary>
+    public async Task WriteAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
     {
-        var manifest = new CacheManifest(run.RunId, task.TaskId, rows.Where(r => r.Status == "succeeded").ToList());
-        return root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct);
+        var identity = Planner.Identity(definition.Workflow, definition.ImageDigests, task.Inputs, task.Captures);
+        var manifest = new CacheManifest(run.RunId, task.TaskId, rows.Where(r => r.Status == "succeeded").ToList()) { Identity = identity };
+        await root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct).ConfigureAwait(false);
+        await WriteUnitAsync(run, task, definition, root, ct).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The unit a task belongs to across runs: its captures (group_by, samplesheet) when it has
+    /// any, else its sorted input keys. With the workflow's name it names one small index entry,
+    /// so the nearest earlier task of a unit is one read, not a scan of the cache.
+    /// </summary>
+    public static string UnitKey(string workflow, TaskRecord task)
+    {
+        var unit = task.Captures.Count > 0
+            ? "captures\0" + string.Join("\0", task.Captures.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => c.Key + "=" + c.Value))
+            : "inputs\0" + string.Join("\0", task.Inputs.Select(i => i.Key).Order(StringComparer.Ordinal));
+        return RunLayout.UnitPrefix + Hashing.Sha256Hex(Encoding.UTF8.GetBytes(workflow + "\0" + unit))[..32] + ".json";
+    }
+
+    private Task WriteUnitAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, CancellationToken ct)
+    {
+        var entry = new UnitEntry(definition.Workflow.Name, run.RunId, task.TaskId);
+        return root.Store.PutAsync(root.Key(UnitKey(definition.Workflow.Name, task)), JsonSerializer.SerializeToUtf8Bytes(entry), "application/json", ct);
+    }
+
+    /// <summary>Why a task with no cache entry runs: its unit's nearest earlier task, and how its identity differed.</summary>
+    private async Task<RanBecause> NearestEarlierAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, CancellationToken ct)
+    {
+        UnitEntry? unit;
+        try
+        {
+            unit = JsonSerializer.Deserialize<UnitEntry>(await root.Store.ReadAllAsync(root.Key(UnitKey(definition.Workflow.Name, task)), ct).ConfigureAwait(false));
+        }
+        catch (ObjectNotFoundException)
+        {
+            return new RanBecause(RanBecause.NoEarlierRun);
+        }
+        catch (JsonException e)
+        {
+            LogUnitDamaged(log, run.RunId, task.TaskId, e.Message);
+            return new RanBecause(RanBecause.NoEarlierRun, "the unit's index entry is not valid JSON: " + e.Message);
+        }
+
+        if (unit?.TaskId is null || unit.RunId is null)
+        {
+            return new RanBecause(RanBecause.NoEarlierRun, "the unit's index entry names no task");
+        }
+
+        CacheManifest? earlier;
+        try
+        {
+            earlier = JsonSerializer.Deserialize<CacheManifest>(await root.Store.ReadAllAsync(root.Key(RunLayout.CachePrefix + unit.TaskId + ".json"), ct).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is ObjectNotFoundException or JsonException)
+        {
+            return new RanBecause(RanBecause.EarlierIdentityUnknown, "its cache entry cannot be read: " + e.Message, unit.RunId, unit.TaskId);
+        }
+
+        if (earlier?.Identity is null)
+        {
+            return new RanBecause(RanBecause.EarlierIdentityUnknown, null, unit.RunId, unit.TaskId);
+        }
+
+        var now = Planner.Identity(definition.Workflow, definition.ImageDigests, task.Inputs, task.Captures);
+        return new RanBecause(RanBecause.Changed, null, earlier.RunId, earlier.TaskId, IdentityDiff.Between(earlier.Identity, now));
+    }
+
+    private static CacheCheck Miss(string reason, string? detail, string? earlierRun) => new(null, new RanBecause(reason, detail, earlierRun));
 
     /// <summary>
     /// Copies an object of an earlier run into this run through a local file, so that memory
@@ -132,9 +212,25 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {TaskId}: cached output {Key} no longer matches its sha256; running the task again")]
     private static partial void LogCacheMismatch(ILogger logger, string runId, string taskId, string key);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {TaskId}: the unit's index entry is damaged ({Reason}); explained as no earlier run")]
+    private static partial void LogUnitDamaged(ILogger logger, string runId, string taskId, string reason);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {TaskId}: cached result incomplete ({Reason}); running the task again")]
     private static partial void LogCacheMissing(ILogger logger, string runId, string taskId, string reason);
 }
 
-/// <summary>What a succeeded task left, kept under the output root for reuse by later runs.</summary>
-internal sealed record CacheManifest(string RunId, string TaskId, List<ProvenanceRow> Rows);
+/// <summary>What a succeeded task left, kept under the output root for reuse by later runs, with the identity it was made with.</summary>
+internal sealed record CacheManifest(string RunId, string TaskId, List<ProvenanceRow> Rows)
+{
+    /// <summary>Null in an entry written before identity format 2.</summary>
+    public TaskIdentity? Identity { get; init; }
+}
+
+/// <summary>The latest task of one workflow and unit in an output location (<see cref="TaskCache.UnitKey"/>).</summary>
+internal sealed record UnitEntry(
+    [property: JsonPropertyName("workflow")] string Workflow,
+    [property: JsonPropertyName("run_id")] string RunId,
+    [property: JsonPropertyName("task_id")] string TaskId);
+
+/// <summary>What the cache said: the reused task's rows, or why the task runs.</summary>
+internal sealed record CacheCheck(IReadOnlyList<ProvenanceRow>? Reused, RanBecause? Miss);

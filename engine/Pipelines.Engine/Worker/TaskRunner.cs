@@ -138,7 +138,8 @@ public sealed partial class TaskRunner
         var runOutput = root.Child(run.RunId);
         if (run.StopReason is null)
         {
-            if (await _cache.TryReuseAsync(run, task, root, runOutput, ct).ConfigureAwait(false) is { } reused)
+            var cache = await _cache.CheckAsync(run, task, definition, root, runOutput, ct).ConfigureAwait(false);
+            if (cache.Reused is { } reused)
             {
                 return new TaskEnd.Settled(new TaskOutcome(TaskState.Cached, 0, null, _time.GetUtcNow()), reused);
             }
@@ -149,7 +150,7 @@ public sealed partial class TaskRunner
             {
                 await using (lease.ConfigureAwait(false))
                 {
-                    return await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+                    return RanBecause(await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false), cache.Miss);
                 }
             }
         }
@@ -157,6 +158,24 @@ public sealed partial class TaskRunner
         // The run is stopping (on_error: fail, or a cancel): a task that has not started never will.
         var reason = (await _store.GetRunAsync(run.RunId, ct).ConfigureAwait(false))?.StopReason ?? run.StopReason ?? "run stopped";
         return new TaskEnd.Settled(new TaskOutcome(TaskState.Cancelled, null, "not started: " + reason, _time.GetUtcNow()), []);
+    }
+
+    /// <summary>Why the task ran, as the cache said when it was consulted, kept on each of its rows (explain reads it).</summary>
+    private static TaskEnd RanBecause(TaskEnd end, Explain.RanBecause? why)
+    {
+        var rows = end switch
+        {
+            TaskEnd.Settled settled => settled.Rows,
+            TaskEnd.Split split => split.Rows,
+            _ => [],
+        };
+        var json = why?.ToJson();
+        foreach (var row in rows)
+        {
+            row.RanBecause = json;
+        }
+
+        return end;
     }
 
     /// <summary>One attempt of the task: stage in, run the steps, stage out, in a scratch folder of its own.</summary>
@@ -221,7 +240,7 @@ public sealed partial class TaskRunner
                     var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, settled.Rows, ct).ConfigureAwait(false);
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded)
                     {
-                        await _cache.WriteAsync(run, task, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
+                        await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
                     }
 
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Failed && definition.Workflow.OnError == OnError.Fail)

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
+using Pipelines.Explain;
 using Pipelines.Model;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -34,6 +35,9 @@ internal static partial class RunsApi
         api.MapGet("/{runId}/tasks", TasksAsync).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
         api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
+        api.MapGet("/{runId}/explain", ExplainRunAsync).ProducesProblem(404).WithSummary("Why the run's tasks ran: how many were cached, how many ran, and the reasons counted by component.");
+        api.MapGet("/{runId}/tasks/{task}/explain", ExplainTaskAsync).ProducesProblem(404)
+            .WithSummary("Whether a task (by index or task id) was taken from the cache and from which run, or why it ran: no earlier run, the components that changed, or a damaged cache.");
         api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
         return api;
     }
@@ -130,6 +134,25 @@ internal static partial class RunsApi
                 ? steps.ToDictionary(s => s, s => FileUrl(runId, RunLayout.TaskLog(t.TaskId, s)), StringComparer.Ordinal)
                 : new Dictionary<string, string>())).ToList();
         return TypedResults.Ok(new PageView<TaskView>(views, page.Total, o, l));
+    }
+
+    private static async Task<Results<Ok<RunExplanation>, ProblemHttpResult>> ExplainRunAsync(string runId, IRunStore store, CancellationToken ct)
+    {
+        var read = await Explainer.ReadRunStoreAsync(store, runId, ct);
+        return read is not var (rows, tasks) ? NoSuchRun(runId) : TypedResults.Ok(Explainer.Run(runId, rows, tasks));
+    }
+
+    private static async Task<Results<Ok<TaskExplanation>, ProblemHttpResult>> ExplainTaskAsync(string runId, string task, IRunStore store, CancellationToken ct)
+    {
+        var read = await Explainer.ReadRunStoreAsync(store, runId, ct);
+        if (read is not var (rows, tasks))
+        {
+            return NoSuchRun(runId);
+        }
+
+        return Explainer.Task(runId, rows, tasks, task) is { } explained
+            ? TypedResults.Ok(explained)
+            : TypedResults.Problem(statusCode: 404, title: "No such task", detail: $"run {runId} has no task '{task}' (give its index or its task id)");
     }
 
     private static async Task<Results<Accepted<RunView>, ProblemHttpResult>> CancelAsync(

@@ -94,15 +94,63 @@ public sealed class TaskIdTests
     }
 
     [Fact]
-    public void TaskId_ignores_resources_and_retries_which_do_not_change_results()
+    public void TaskId_ignores_retries_which_do_not_change_results()
     {
         var plain = Ids(Flow());
-        var bigger = Ids(Flow(step: """
-                resources: { cpus: 4, memory: 8Gi, timeout: 2h }
-                retries: 3
-            """));
+        var retried = Ids(Flow(step: "    retries: 3"));
 
-        Assert.Equal(plain, bigger);
+        Assert.Equal(plain, retried);
+    }
+
+    // Identity format 2 made resources part of the id, so that explain can name a resources
+    // change as the reason a task ran (format 1 left them out, and this test said the opposite).
+    [Theory]
+    [InlineData("resources: { cpus: 4 }")]
+    [InlineData("resources: { memory: 8Gi }")]
+    [InlineData("resources: { timeout: 2h }")]
+    public void TaskId_changes_when_a_resource_changes(string resources)
+    {
+        Assert.NotEqual(Ids(Flow())[0], Ids(Flow(step: "    " + resources))[0]);
+    }
+
+    [Fact]
+    public void TaskId_is_the_digest_of_the_identitys_canonical_form()
+    {
+        var workflow = Flow(step: "    env: { LC_ALL: C }");
+        var identity = Planner.Identity(workflow, Digests, [File("a.fastq")], new Dictionary<string, string>());
+
+        Assert.Equal(Ids(workflow, [File("a.fastq")])[0], identity.TaskId);
+        Assert.Equal(TaskIdentity.CurrentFormat, identity.Format);
+        Assert.StartsWith("pipelines-task-v2\n", identity.CanonicalForm(), StringComparison.Ordinal);
+        var step = Assert.Single(identity.Steps);
+        Assert.Equal(("stats", Image, "sha256:1111"), (step.Name, step.Image, step.ImageDigest));
+        Assert.Equal(["stats", "/in/a.fastq"], step.Command);
+        Assert.Equal("C", step.Env["LC_ALL"]);
+        Assert.Equal("536870912", step.Resources["memory"]);
+        Assert.Equal([new IdentityInput("a.fastq", "etag-a.fastq")], identity.Inputs);
+    }
+
+    [Fact]
+    public void TaskId_depends_on_captures_only_through_what_they_expand_into()
+    {
+        var listing = new[] { File("a.fastq") };
+        var s1 = new Dictionary<string, string> { ["sample"] = "s1" };
+        var s2 = new Dictionary<string, string> { ["sample"] = "s2" };
+        var unused = SheetFlow("""["stats", "{inputs}"]""");
+        var used = SheetFlow();
+
+        Assert.Equal(Planner.TaskId(unused, Digests, listing, s1), Planner.TaskId(unused, Digests, listing, s2));
+        Assert.NotEqual(Planner.TaskId(used, Digests, listing, s1), Planner.TaskId(used, Digests, listing, s2));
+        Assert.Equal("s1", Planner.Identity(unused, Digests, listing, s1).Captures["sample"]);
+    }
+
+    [Fact]
+    public void TaskId_ignores_the_images_name_when_its_digest_is_the_same()
+    {
+        var workflow = Flow();
+        var retagged = workflow with { Steps = [workflow.Steps[0] with { Image = "tools/stats:latest" }] };
+
+        Assert.Equal(Ids(workflow), Ids(retagged, digests: new Dictionary<string, string> { ["tools/stats:latest"] = "sha256:1111" }));
     }
 
     [Fact]

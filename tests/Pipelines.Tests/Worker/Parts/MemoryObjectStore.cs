@@ -26,6 +26,8 @@ internal sealed class MemoryObjectStore : IObjectStore
 
     public bool Contains(string key) => _objects.ContainsKey(key);
 
+    public void Remove(string key) => _objects.TryRemove(key, out _);
+
     public IAsyncEnumerable<StoredObject> ListAsync(string prefix, CancellationToken cancellationToken) => ListAsync(prefix, null, cancellationToken);
 
     public async IAsyncEnumerable<StoredObject> ListAsync(string prefix, string? startAfter, [EnumeratorCancellation] CancellationToken cancellationToken)

@@ -68,9 +68,11 @@ internal sealed class WorkerRig : IDisposable
 
     /// <summary>
     /// A run of a one-step workflow (<paramref name="steps"/> is its steps: section) over the
-    /// given input files (under mem://in/), planned and recorded as the submitter records it.
+    /// given input files (under mem://in/), planned and recorded as the submitter records it;
+    /// <paramref name="input"/> adds lines to the input section (group_by); <paramref name="digest"/>
+    /// pins every image to that digest instead of one made from the image's name.
     /// </summary>
-    public async Task<RunRecord> SubmitAsync(string steps, IReadOnlyList<(string Key, string Content)> files, int batch = 1, string onError = "continue", string runId = "run-1")
+    public async Task<RunRecord> SubmitAsync(string steps, IReadOnlyList<(string Key, string Content)> files, int batch = 1, string onError = "continue", string runId = "run-1", string input = "", string? digest = null)
     {
         foreach (var (key, content) in files)
         {
@@ -84,6 +86,7 @@ internal sealed class WorkerRig : IDisposable
               uri: s3://unit/in/
               include: ["*.txt"]
               batch: {batch}
+              {input}
             steps:
             {steps}
             output:
@@ -92,7 +95,7 @@ internal sealed class WorkerRig : IDisposable
             """;
         var parsed = WorkflowParser.Parse(yaml, "parts.yaml", null);
         var workflow = parsed with { Input = parsed.Input with { Uri = "mem://in/" }, Output = new OutputSpec("mem://out/") };
-        var digests = workflow.Steps.Select(s => s.Image).Distinct().ToDictionary(i => i, i => "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(i))));
+        var digests = workflow.Steps.Select(s => s.Image).Distinct().ToDictionary(i => i, i => digest ?? "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(i))));
         var listing = new List<InputFile>();
         await foreach (var o in Objects.ListAsync("in/", CancellationToken.None))
         {
