@@ -4,7 +4,7 @@ using Pipelines.Planning;
 namespace Pipelines.Explain;
 
 /// <summary>The components in which two identities of one unit differ, named by their path in the identity.</summary>
-public static class IdentityDiff
+internal static class IdentityDiff
 {
     public static IReadOnlyList<IdentityChange> Between(TaskIdentity before, TaskIdentity now)
     {

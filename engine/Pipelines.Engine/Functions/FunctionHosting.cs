@@ -5,7 +5,7 @@ using Npgsql;
 namespace Pipelines.Functions;
 
 /// <summary>The functions' wiring, kept out of EngineHost: one call there adds all of it (PostgreSQL only).</summary>
-public static class FunctionHosting
+internal static class FunctionHosting
 {
     /// <summary>
     /// The store, invoker, service and async job. The warm pool (IWarmPool) is registered by the

@@ -25,7 +25,7 @@ public sealed record ResourceUse(double? CpuSeconds, double? PeakMemoryBytes, do
 /// Reads and writes provenance/tasks.parquet one row group at a time, so that memory holds one
 /// group (at most <see cref="RowGroupRows"/> rows), whatever the number of tasks.
 /// </summary>
-public static class ProvenanceFile
+internal static class ProvenanceFile
 {
     /// <summary>Rows per row group of tasks.parquet, at most.</summary>
     public const int RowGroupRows = 10_000;

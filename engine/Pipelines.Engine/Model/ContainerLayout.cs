@@ -5,7 +5,7 @@ namespace Pipelines.Model;
 /// ("Inside a task's container"), in one place for the placeholders, the planner, the worker's
 /// mounts and the runtime.
 /// </summary>
-public static class ContainerLayout
+internal static class ContainerLayout
 {
     /// <summary>The task's inputs, read-only, under their keys relative to input.uri.</summary>
     public const string In = "/in";

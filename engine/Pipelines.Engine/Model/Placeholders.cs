@@ -6,7 +6,7 @@ namespace Pipelines.Model;
 /// The placeholders of <c>command</c> and <c>env</c>: <c>{inputs}</c>, <c>{input}</c>, <c>{out}</c>,
 /// <c>{task}</c> and named captures. <c>{{</c> and <c>}}</c> stand for literal braces.
 /// </summary>
-public static class Placeholders
+internal static class Placeholders
 {
     public const string Inputs = "inputs";
     public const string Input = "input";
@@ -111,7 +111,7 @@ public static class Placeholders
 }
 
 /// <summary>What the placeholders of one task expand to.</summary>
-public sealed record PlaceholderValues(
+internal sealed record PlaceholderValues(
     IReadOnlyList<string> InputPaths,
     string TaskId,
     IReadOnlyDictionary<string, string> Captures);

@@ -9,7 +9,7 @@ namespace Pipelines.Planning;
 /// a task holds at most <see cref="MaxTaskBytes"/> of input, runs at most
 /// <see cref="MaxTaskTime"/>, and takes at most <see cref="MaxBatch"/> units.
 /// </summary>
-public static class AutoBatch
+internal static class AutoBatch
 {
     public const int Waves = 4;
     public const int MaxBatch = 1000;

@@ -8,7 +8,7 @@ namespace Pipelines.Planning;
 /// within one folder, <c>[abc]</c> and <c>{a,b}</c> as in a shell. Every character but '/' is
 /// matched by <c>*</c> and <c>?</c>, newlines and other control characters included.
 /// </summary>
-public sealed class Glob
+internal sealed class Glob
 {
     private readonly Regex _regex;
 
@@ -145,7 +145,7 @@ public sealed class Glob
 }
 
 /// <summary>Include and exclude globs together.</summary>
-public sealed class GlobFilter(IEnumerable<string> include, IEnumerable<string> exclude)
+internal sealed class GlobFilter(IEnumerable<string> include, IEnumerable<string> exclude)
 {
     private readonly Glob[] _include = include.Select(Glob.Parse).ToArray();
     private readonly Glob[] _exclude = exclude.Select(Glob.Parse).ToArray();

@@ -6,13 +6,13 @@ namespace Pipelines.Planning;
 public sealed record InputFile(string Key, long Size, string Hash);
 
 /// <summary>The files that are processed together (one file, a read pair, a sample sheet row).</summary>
-public sealed record Unit(IReadOnlyList<InputFile> Files, IReadOnlyDictionary<string, string> Captures);
+internal sealed record Unit(IReadOnlyList<InputFile> Files, IReadOnlyDictionary<string, string> Captures);
 
 /// <summary>A task: units batched together, with the id that names its work.</summary>
 public sealed record PlannedTask(int Index, string TaskId, IReadOnlyList<InputFile> Inputs, IReadOnlyDictionary<string, string> Captures);
 
 /// <summary>A step with its placeholders expanded for one task.</summary>
-public sealed record ExpandedStep(
+internal sealed record ExpandedStep(
     string Name,
     string Image,
     string ImageDigest,
@@ -30,7 +30,7 @@ public sealed record ExpandedStep(
 }
 
 /// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>
-public sealed record Plan(IReadOnlyList<PlannedTask> Tasks, int FilesListed, int FilesSelected, int FilesUngrouped);
+internal sealed record Plan(IReadOnlyList<PlannedTask> Tasks, int FilesListed, int FilesSelected, int FilesUngrouped);
 
 /// <summary>What a streamed plan has seen so far: files listed and selected, tasks made.</summary>
 public sealed class PlanCounter

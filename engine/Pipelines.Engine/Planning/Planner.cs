@@ -10,7 +10,7 @@ namespace Pipelines.Planning;
 /// Turns a listing (or a sample sheet) into units and tasks with ids. Pure: the caller lists
 /// the input and reads the sheet; nothing here knows about Hangfire or Docker.
 /// </summary>
-public static class Planner
+internal static class Planner
 {
     public static Plan Plan(Workflow workflow, IReadOnlyList<InputFile> listing, string? samplesheetCsv, IReadOnlyDictionary<string, string> imageDigests)
     {

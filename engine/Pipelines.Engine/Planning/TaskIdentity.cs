@@ -12,7 +12,7 @@ namespace Pipelines.Planning;
 /// <see cref="CanonicalForm"/>, so equal ids mean equal identities; the components are kept
 /// (in the cache manifest) so that a later run can say which of them changed.
 /// </summary>
-public sealed record TaskIdentity(
+internal sealed record TaskIdentity(
     [property: JsonPropertyName("format")] int Format,
     [property: JsonPropertyName("inputs")] IReadOnlyList<IdentityInput> Inputs,
     [property: JsonPropertyName("captures")] IReadOnlyDictionary<string, string> Captures,
@@ -73,12 +73,12 @@ public sealed record TaskIdentity(
 }
 
 /// <summary>An input of a task's identity: its key relative to input.uri and its content tag (an ETag or a sha256).</summary>
-public sealed record IdentityInput(
+internal sealed record IdentityInput(
     [property: JsonPropertyName("key")] string Key,
     [property: JsonPropertyName("tag")] string Tag);
 
 /// <summary>A step of a task's identity, with its placeholders expanded ({task} left literal).</summary>
-public sealed record IdentityStep(
+internal sealed record IdentityStep(
     [property: JsonPropertyName("name")] string Name,
     [property: JsonPropertyName("image")] string Image,
     [property: JsonPropertyName("image_digest")] string ImageDigest,

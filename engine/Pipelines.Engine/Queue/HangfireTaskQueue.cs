@@ -3,7 +3,7 @@ using Hangfire;
 namespace Pipelines.Queue;
 
 /// <summary>Enqueues task and gather jobs through Hangfire's client.</summary>
-public sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage storage) : ITaskQueue
+internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage storage) : ITaskQueue
 {
     /// <summary>
     /// The workers of the Hangfire servers that take task jobs (the default queue) and have

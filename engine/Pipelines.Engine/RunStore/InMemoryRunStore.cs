@@ -6,7 +6,7 @@ namespace Pipelines.RunStore;
 /// <see cref="IRunStore"/>). What a user keeps of a run (run.json, provenance, results) is
 /// written to the output location either way.
 /// </summary>
-public sealed class InMemoryRunStore : IRunStore
+internal sealed class InMemoryRunStore : IRunStore
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);

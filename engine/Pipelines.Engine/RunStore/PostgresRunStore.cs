@@ -6,7 +6,7 @@ using Pipelines.Planning;
 namespace Pipelines.RunStore;
 
 /// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
-public sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
+internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
 {
     private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until";
     private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";

@@ -8,7 +8,7 @@ namespace Pipelines.RunStore;
 /// <see cref="SchemaPart"/> under one advisory lock, once when a process starts
 /// (Hosting/SchemaSetup), never on a request. The stores only check that their part is there.
 /// </summary>
-public sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema = "pipelines")
+internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema = "pipelines")
 {
     /// <summary>
     /// The advisory lock that orders all of the engine's DDL on a database: these tables and

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace Pipelines.Storage;
 
 /// <summary>Copies a stream while computing sha256 and md5 of the bytes that pass.</summary>
-public static class Hashing
+internal static class Hashing
 {
     public static async Task<FileDigest> CopyAsync(Stream source, Stream destination, CancellationToken cancellationToken)
     {

@@ -7,7 +7,7 @@ namespace Pipelines.Storage;
 /// Which object keys the engine accepts as inputs, the same for local folders and buckets, and
 /// how a key is shown in a message so that what is odd about it can be seen.
 /// </summary>
-public static class KeyNames
+internal static class KeyNames
 {
     /// <summary>S3's limit on a key, in UTF-8 bytes.</summary>
     public const int MaxKeyBytes = 1024;

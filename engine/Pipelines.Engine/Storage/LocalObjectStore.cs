@@ -7,7 +7,7 @@ namespace Pipelines.Storage;
 /// A local folder as an object store. Writes go to a temporary file and are renamed into place.
 /// Downloads to the same file system are hard links (no bytes copied), then read once for hashes.
 /// </summary>
-public sealed partial class LocalObjectStore : IObjectStore
+internal sealed partial class LocalObjectStore : IObjectStore
 {
     private readonly string _root;
 

@@ -12,7 +12,7 @@ namespace Pipelines.Storage;
 /// checks what it received: a file below <paramref name="multipartThreshold"/> is one PUT, a
 /// larger one a multipart upload of <paramref name="partSize"/> parts (one PUT stops at 5 GB).
 /// </summary>
-public sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipartThreshold = S3ObjectStore.DefaultMultipartThreshold, long partSize = S3ObjectStore.DefaultPartSize) : IObjectStore
+internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multipartThreshold = S3ObjectStore.DefaultMultipartThreshold, long partSize = S3ObjectStore.DefaultPartSize) : IObjectStore
 {
     /// <summary>Files from this size up are uploaded in parts.</summary>
     public const long DefaultMultipartThreshold = 256L * 1024 * 1024;

@@ -8,7 +8,7 @@ namespace Pipelines.Triggers;
 /// full every time (always exact), large ones incrementally, and the reconciliation job lists
 /// them in full at a slower interval for keys that do not grow (and overwritten objects).
 /// </summary>
-public static class ListingRule
+internal static class ListingRule
 {
     /// <summary>Null StartAfter means a full listing.</summary>
     public static (bool Full, string? StartAfter) Choose(TriggerPollState state, bool reconcile, int fullListingLimit)

@@ -4,20 +4,20 @@ using System.Text.Json;
 namespace Pipelines.Triggers;
 
 /// <summary>What kind of change a record reports.</summary>
-public enum S3EventKind { Created, Removed, Other }
+internal enum S3EventKind { Created, Removed, Other }
 
 /// <summary>One record of an S3 event notification, with the key URL-decoded. Missing fields are null.</summary>
-public sealed record S3EventRecord(int Index, string EventName, S3EventKind Kind, string? Bucket, string? Key, string? ETag, long? Size);
+internal sealed record S3EventRecord(int Index, string EventName, S3EventKind Kind, string? Bucket, string? Key, string? ETag, long? Size);
 
 /// <summary>A parsed body: the records, or why there are none (a test event, a subscription confirmation).</summary>
-public sealed record S3EventBody(IReadOnlyList<S3EventRecord> Records, string? Note);
+internal sealed record S3EventBody(IReadOnlyList<S3EventRecord> Records, string? Note);
 
 /// <summary>
 /// Reads S3 event notifications in the standard shape that AWS S3, MinIO and Ceph send
 /// (<c>Records[].eventName</c>, <c>Records[].s3.bucket.name</c>, <c>s3.object.key</c> URL-encoded,
 /// <c>eTag</c>, <c>size</c>), bare or inside an SNS envelope (<c>{"Type":"Notification","Message":"..."}</c>).
 /// </summary>
-public static class S3EventParser
+internal static class S3EventParser
 {
     /// <summary>The records of a body; throws <see cref="MalformedEventException"/> when the body is not such an event.</summary>
     public static S3EventBody Parse(string body)

@@ -5,7 +5,7 @@ namespace Pipelines.Triggers;
 /// or at once when there are enough for a full run (a steady flood never settles; it becomes
 /// one full run after another, and the rest waits for settle).
 /// </summary>
-public static class SettleRule
+internal static class SettleRule
 {
     /// <summary>Whether to cut a run now, and, when not, how long until the newest object has settled.</summary>
     public static (bool Cut, TimeSpan Wait) Decide(PendingObjects pending, DateTimeOffset now, TimeSpan settle, int maxObjectsPerRun)

@@ -7,7 +7,7 @@ using Pipelines.RunStore;
 namespace Pipelines.Triggers;
 
 /// <summary>Starts a batch's run through <see cref="RunSubmitter.SubmitListingAsync"/>: input.uri becomes trigger.uri.</summary>
-public sealed class SubmitterRunStarter(RunSubmitter submitter, IRunStore runs, ITaskQueue queue) : ITriggerRunStarter
+internal sealed class SubmitterRunStarter(RunSubmitter submitter, IRunStore runs, ITaskQueue queue) : ITriggerRunStarter
 {
     public async Task StartAsync(RegisteredTrigger trigger, TriggerBatch batch, CancellationToken cancellationToken)
     {

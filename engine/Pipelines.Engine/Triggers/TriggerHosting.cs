@@ -7,7 +7,7 @@ using Pipelines.Worker;
 namespace Pipelines.Triggers;
 
 /// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it.</summary>
-public static class TriggerHosting
+internal static class TriggerHosting
 {
     /// <summary>
     /// The ledger, event ingest and registration (needed by the CLI's trigger commands and,

@@ -6,7 +6,7 @@ namespace Pipelines.Triggers;
 /// Which keys a trigger may hand to a run. A task stages each input to /in/&lt;relative key&gt;, so
 /// a key with '..' segments would write outside the task's folder: such keys never become work.
 /// </summary>
-public static class TriggerKeys
+internal static class TriggerKeys
 {
     /// <summary>Why the key (relative to the trigger's prefix) can never be an input, or null when it can.</summary>
     public static string? Problem(string relativeKey)

@@ -11,7 +11,7 @@ namespace Pipelines.Triggers;
 /// fast path and the recurring job the slow full reconciliation. One trigger's failure is
 /// recorded on it and never stops the loop or the other triggers.
 /// </summary>
-public sealed partial class TriggerService(
+internal sealed partial class TriggerService(
     PostgresTriggerStore ledger,
     TriggerCycle cycle,
     IRecurringJobManager recurring,

@@ -649,7 +649,7 @@ public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.
 
         public NpgsqlDataSource Db { get; private set; } = null!;
 
-        public PostgresRunStore Store { get; private set; } = null!;
+        public IRunStore Store { get; private set; } = null!;
 
         public async Task InitializeAsync()
         {

@@ -134,7 +134,7 @@ public sealed class PoolFullException(string owner, int waiting)
 public sealed record WarmPoolStats(string Owner, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced);
 
 /// <summary>Paths inside a warm container, beside <see cref="ContainerLayout"/>.</summary>
-public static class WarmLayout
+internal static class WarmLayout
 {
     /// <summary>The folder the engine and the container share for their sockets.</summary>
     public const string Control = "/run/pipelines";
