@@ -33,6 +33,17 @@ app.Configure(c =>
         b.AddCommand<FunctionDeleteCommand>("delete").WithDescription("Delete a function with its versions and invocations.");
     });
     c.AddCommand<InvokeCommand>("invoke").WithDescription("Invoke a function with a file as its input: pipelines invoke NAME FILE [-o OUT].");
+    c.AddBranch<CommonSettings>("algorithm", b =>
+    {
+        b.SetDescription("Versioned algorithm images in the algorithm store: push once, run on any worker (docs/algorithms.md).");
+        b.AddCommand<AlgorithmCommands.PushCommand>("push").WithDescription("Push a local image or a `docker save` tarball: pipelines algorithm push NAME VERSION IMAGE");
+        b.AddCommand<AlgorithmCommands.ListCommand>("list").WithDescription("List algorithms, their versions and channels.");
+        b.AddCommand<AlgorithmCommands.ShowCommand>("show").WithDescription("Show an algorithm's versions (digest, tags, notes) and recent loads on workers.");
+        b.AddCommand<AlgorithmCommands.DeleteCommand>("delete").WithDescription("Delete a version (and its image from the store when no other version has it).");
+        b.AddCommand<AlgorithmCommands.PromoteCommand>("promote").WithDescription("Make a version the stable one.");
+        b.AddCommand<AlgorithmCommands.CanaryCommand>("canary").WithDescription("Make a version the canary: pipelines algorithm canary NAME VERSION --percent 10");
+        b.AddCommand<AlgorithmCommands.AbortCommand>("abort").WithDescription("End an algorithm's canary.");
+    });
     c.AddBranch<CommonSettings>("s3", b =>
     {
         b.SetDescription("Make a bucket, list it, copy files in and out, with the engine's S3 settings.");

@@ -82,6 +82,19 @@ internal sealed class ServerClient : IDisposable
     }
 
     /// <summary>Deploys a function file; a refused file throws <see cref="FunctionInvalidException"/> with its problems.</summary>
+    /// <summary>POST /api/algorithms/{name}/versions/{version} with the tarball streamed from the file as the body.</summary>
+    public async Task<Pipelines.Algorithms.PushResult> PushAlgorithmAsync(string name, string version, string tarball, string? digest, string? notes, CancellationToken ct)
+    {
+        await using var file = File.OpenRead(tarball);
+        using var content = new StreamContent(file, 1 << 16);
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+        var query = string.Join('&', new[] { digest is null ? null : "digest=" + Uri.EscapeDataString(digest), notes is null ? null : "notes=" + Uri.EscapeDataString(notes) }.Where(q => q is not null));
+        var url = $"api/algorithms/{Uri.EscapeDataString(name)}/versions/{Uri.EscapeDataString(version)}" + (query.Length > 0 ? "?" + query : "");
+        using var response = await SendAsync(() => _http.PostAsync(url, content, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<Pipelines.Algorithms.PushResult>(Json, ct).ConfigureAwait(false))!;
+    }
+
     public async Task<DeployedView> DeployFunctionAsync(string yaml, string source, CancellationToken ct)
     {
         using var content = new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml");

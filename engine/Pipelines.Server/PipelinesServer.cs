@@ -77,6 +77,7 @@ public static partial class PipelinesServer
             app.MapFunctionsApi();
             app.MapLineageApi();
             app.MapWorkersApi();
+            app.MapAlgorithmsApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))

@@ -52,6 +52,128 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         }
     }
 
+    /// <summary>Whether an image (by id or name) is on the engine.</summary>
+    public async Task<bool> HasImageAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _client.Images.InspectImageAsync(image, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Unreachable(e);
+        }
+    }
+
+    /// <summary>
+    /// `docker load` through the engine API: the tarball is streamed to the engine, which reports
+    /// a broken one in its progress messages rather than in the status code, so those are read too.
+    /// </summary>
+    public async Task LoadImageAsync(Stream tarball, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        try
+        {
+            await _client.Images.LoadImageAsync(
+                new ImageLoadParameters { Quiet = true },
+                tarball,
+                new Progress<JSONMessage>(m =>
+                {
+                    if (m.Error?.Message is { Length: > 0 } error)
+                    {
+                        lock (errors)
+                        {
+                            errors.Add(error);
+                        }
+                    }
+                }),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.InternalServerError && !IsConnectionFailure(e))
+        {
+            throw new PipelinesException("the Docker engine refused the image tarball: " + e.ResponseBody?.Trim(), retryHelps: false, e);
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Unreachable(e);
+        }
+
+        lock (errors)
+        {
+            if (errors.Count > 0)
+            {
+                throw new PipelinesException("the Docker engine refused the image tarball: " + string.Join("; ", errors), retryHelps: false);
+            }
+        }
+    }
+
+    /// <summary>`docker save` of one image through the engine API, streamed into <paramref name="destination"/>.</summary>
+    public async Task SaveImageAsync(string image, Stream destination, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var tar = await _client.Images.SaveImageAsync(image, cancellationToken).ConfigureAwait(false);
+            await tar.CopyToAsync(destination, cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new PipelinesException($"image '{image}' is not on the Docker engine at {_options.Endpoint} (`docker images` lists what is there)", retryHelps: false, e);
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Unreachable(e);
+        }
+    }
+
+    /// <summary>`docker pull` through the engine API, with the registry's credentials when given.</summary>
+    public async Task PullImageAsync(string reference, AuthConfig? auth, CancellationToken cancellationToken)
+    {
+        var errors = new List<string>();
+        var at = reference.LastIndexOf('@');
+        var colon = reference.LastIndexOf(':');
+        var (from, tag) = at > 0 ? (reference, (string?)null)
+            : colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..])
+            : (reference, "latest");
+        try
+        {
+            await _client.Images.CreateImageAsync(
+                new ImagesCreateParameters { FromImage = from, Tag = tag },
+                auth ?? new AuthConfig(),
+                new Progress<JSONMessage>(m =>
+                {
+                    if (m.Error?.Message is { Length: > 0 } error)
+                    {
+                        lock (errors)
+                        {
+                            errors.Add(error);
+                        }
+                    }
+                }),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (!IsConnectionFailure(e))
+        {
+            throw new PipelinesException($"the Docker engine could not pull {reference}: {e.ResponseBody?.Trim()}", retryHelps: e.StatusCode >= HttpStatusCode.InternalServerError, e);
+        }
+        catch (Exception e) when (IsConnectionFailure(e))
+        {
+            throw Unreachable(e);
+        }
+
+        lock (errors)
+        {
+            if (errors.Count > 0)
+            {
+                throw new PipelinesException($"the Docker engine could not pull {reference}: {string.Join("; ", errors)}", retryHelps: false);
+            }
+        }
+    }
+
     /// <summary>Whether the engine answers; for readiness checks.</summary>
     public async Task PingAsync(CancellationToken cancellationToken)
     {

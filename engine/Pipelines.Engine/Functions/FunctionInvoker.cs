@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
@@ -61,6 +62,12 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         WarmLease lease;
         try
         {
+            // A version of a pushed algorithm that this engine lacks is loaded first, once per digest (docs/algorithms.md).
+            if (services.GetService<IContainerRuntime>() is AlgorithmRuntime images)
+            {
+                await images.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true).ConfigureAwait(false);
+            }
+
             lease = await pool.AcquireAsync(WarmSpecOf(function, secrets), cancellationToken).ConfigureAwait(false);
         }
         catch (PoolFullException e)

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
@@ -116,7 +117,18 @@ public static class EngineHost
         services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton<DockerRuntime>();
-        services.AddSingleton<IContainerRuntime>(sp => sp.GetRequiredService<DockerRuntime>());
+        services.AddSingleton(AlgorithmOptions.From(config));
+
+        // Every part's runtime: algorithm:// resolved through the catalog, missing images loaded from the algorithm store (docs/algorithms.md).
+        services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(
+            sp.GetRequiredService<DockerRuntime>(),
+            sp.GetService<AlgorithmService>(),
+            sp.GetService<PostgresAlgorithmStore>(),
+            sp.GetRequiredService<AlgorithmOptions>(),
+            sp.GetRequiredService<ObjectStoreFactory>(),
+            workerOptions.Name,
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<AlgorithmRuntime>>()));
 
         // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
         services.AddSingleton<IWarmPool, DockerWarmPool>();
@@ -144,6 +156,8 @@ public static class EngineHost
             services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             services.AddHostedService<SchemaSetup>();
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddSingleton(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddSingleton<AlgorithmService>();
             var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
             services.AddHangfire((sp, c) =>
             {

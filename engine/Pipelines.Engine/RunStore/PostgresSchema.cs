@@ -23,6 +23,7 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         PostgresRunStore.Tables,
         PostgresTriggerStore.Tables,
         Functions.PostgresFunctionStore.Tables,
+        Algorithms.PostgresAlgorithmStore.Tables,
     ];
 
     /// <summary>What records each part's version, so that a store can tell its tables are there and new enough.</summary>

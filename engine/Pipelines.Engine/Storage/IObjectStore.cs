@@ -57,6 +57,10 @@ public interface IObjectStore
 
     /// <summary>Copies an object inside the store, streamed (objects of any size).</summary>
     Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken);
+
+    /// <summary>Removes an object; one that is not there is no error. Only stores that can delete implement it (algorithm images are removed with it).</summary>
+    Task DeleteAsync(string key, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{Name} cannot delete objects");
 }
 
 /// <summary>An entry of a listing. <see cref="ETag"/> is the store's version tag (quotes removed), null for local files.</summary>

@@ -243,6 +243,12 @@ internal sealed partial class LocalObjectStore : IObjectStore
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
 
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        File.Delete(PathOf(key));
+        return Task.CompletedTask;
+    }
+
     public Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken) =>
         UploadAsync(destinationKey, PathOf(sourceKey), cancellationToken);
 

@@ -232,6 +232,9 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
         await Call(() => client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
     }
 
+    public async Task DeleteAsync(string key, CancellationToken cancellationToken) =>
+        await Call(() => client.DeleteObjectAsync(bucket, key, cancellationToken), key).ConfigureAwait(false);
+
     public async Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken)
     {
         using var response = await Call(() => client.GetObjectAsync(bucket, key, cancellationToken), key).ConfigureAwait(false);

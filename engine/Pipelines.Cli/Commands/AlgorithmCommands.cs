@@ -1,0 +1,292 @@
+using System.ComponentModel;
+using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Pipelines.Algorithms;
+using Pipelines.Hosting;
+using Spectre.Console.Cli;
+
+namespace Pipelines.Cli.Commands;
+
+/// <summary>`pipelines algorithm ...`: versioned images in the algorithm store (docs/algorithms.md).</summary>
+public static class AlgorithmCommands
+{
+    private static async Task<IHost> StartAsync(CommonSettings settings, CancellationToken ct)
+    {
+        var config = EngineHost.Configuration(settings.Config);
+        if (!EngineHost.UsesPostgres(config))
+        {
+            throw new PipelinesException("`pipelines algorithm` needs PostgreSQL (the catalog of versions is kept there): set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+        }
+
+        var host = EngineHost.Build(config, worker: false);
+        try
+        {
+            await host.StartAsync(ct).ConfigureAwait(false);
+            return host;
+        }
+        catch
+        {
+            host.Dispose();
+            throw;
+        }
+    }
+
+    private static string Who() => $"{Environment.UserName}@{Environment.MachineName}";
+
+    private static string Size(long bytes) => bytes >= 1 << 20
+        ? (bytes / (double)(1 << 20)).ToString("0.0", CultureInfo.InvariantCulture) + " MiB"
+        : (bytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " KiB";
+
+    public class VersionSettings : CommonSettings
+    {
+        [CommandArgument(0, "<NAME>")]
+        [Description("The algorithm's name.")]
+        public string Name { get; init; } = "";
+
+        [CommandArgument(1, "<VERSION>")]
+        [Description("The version.")]
+        public string Version { get; init; } = "";
+    }
+
+    /// <summary>`pipelines algorithm push NAME VERSION IMAGE`: a local image or a `docker save` tarball into the algorithm store.</summary>
+    public sealed class PushCommand : AsyncCommand<PushCommand.Settings>
+    {
+        public sealed class Settings : VersionSettings, IRemoteSettings
+        {
+            [CommandOption("--server <URL>")]
+            [Description("Push through a `pipelines server` (POST /api/algorithms/...) instead of in-process (default PIPELINES_SERVER).")]
+            public string? Server { get; init; }
+
+            [CommandOption("--key <KEY>")]
+            [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
+            public string? Key { get; init; }
+
+            [CommandArgument(2, "<IMAGE>")]
+            [Description("An image on this machine's Docker engine (name or id), or the path of a `docker save` tarball.")]
+            public string Image { get; init; } = "";
+
+            [CommandOption("--notes <TEXT>")]
+            [Description("What changed in this version; kept with it.")]
+            public string? Notes { get; init; }
+
+            [CommandOption("--digest <DIGEST>")]
+            [Description("The image id the tarball must have (sha256:...); a tarball with another is refused.")]
+            public string? Digest { get; init; }
+        }
+
+        public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+        {
+            var r = Remote.ServerOf(settings) is null
+                ? await PushHereAsync(settings, cancellationToken).ConfigureAwait(false)
+                : await PushToServerAsync(settings, cancellationToken).ConfigureAwait(false);
+            var v = r.Version;
+            Console.WriteLine($"pushed {v.Name}@{v.Version}: {v.Digest}, {Size(v.SizeBytes)}{(r.IsStable ? " (stable: the first version)" : "")}");
+            Console.WriteLine($"  stored at {r.StoredAt}{(r.TarballWasThere ? " (already there: another version has the same image)" : "")}");
+            foreach (var note in v.LockDown)
+            {
+                Console.WriteLine($"  note: the image {note}; it is run locked down all the same");
+            }
+
+            Console.WriteLine($"  use it as  image: algorithm://{v.Name}@{v.Version}");
+            return Cli.Ok;
+        }
+
+        /// <summary>Through the server: a local image is saved from this machine's engine to a file first, then sent as the body.</summary>
+        private static async Task<PushResult> PushToServerAsync(Settings settings, CancellationToken cancellationToken)
+        {
+            using var client = Remote.Client(settings);
+            if (File.Exists(settings.Image))
+            {
+                return await client.PushAlgorithmAsync(settings.Name, settings.Version, settings.Image, settings.Digest, settings.Notes, cancellationToken).ConfigureAwait(false);
+            }
+
+            var config = EngineHost.Configuration(settings.Config);
+            using var docker = new Pipelines.Containers.DockerRuntime(config.GetSection("Docker").Get<Pipelines.Containers.DockerOptions>() ?? new Pipelines.Containers.DockerOptions());
+            var id = await docker.ResolveImageAsync(settings.Image, cancellationToken).ConfigureAwait(false);
+            var temp = Path.Combine(Path.GetTempPath(), $"pipelines-push-{Guid.NewGuid():N}.tar");
+            try
+            {
+                await using (var file = File.Create(temp))
+                {
+                    await docker.SaveImageAsync(settings.Image, file, cancellationToken).ConfigureAwait(false);
+                }
+
+                return await client.PushAlgorithmAsync(settings.Name, settings.Version, temp, settings.Digest ?? id, settings.Notes, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                File.Delete(temp);
+            }
+        }
+
+        private static async Task<PushResult> PushHereAsync(Settings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            var service = host.Services.GetRequiredService<AlgorithmService>();
+            PushResult r;
+            if (File.Exists(settings.Image))
+            {
+                await using var file = File.OpenRead(settings.Image);
+                r = await service.PushAsync(settings.Name, settings.Version, file, settings.Digest, settings.Notes, Who(), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                r = await service.PushLocalImageAsync(settings.Name, settings.Version, settings.Image, settings.Notes, Who(), cancellationToken).ConfigureAwait(false);
+            }
+
+            return r;
+        }
+    }
+
+    /// <summary>`pipelines algorithm list [NAME]`.</summary>
+    public sealed class ListCommand : AsyncCommand<ListCommand.Settings>
+    {
+        public sealed class Settings : CommonSettings
+        {
+            [CommandArgument(0, "[NAME]")]
+            [Description("Only this algorithm.")]
+            public string? Name { get; init; }
+        }
+
+        public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            var list = await host.Services.GetRequiredService<AlgorithmService>().ListAsync(settings.Name, cancellationToken).ConfigureAwait(false);
+            if (list.Count == 0)
+            {
+                Console.WriteLine(settings.Name is null ? "no algorithms pushed (`pipelines algorithm push NAME VERSION IMAGE` adds one)" : $"no algorithm is named {settings.Name}");
+                return settings.Name is null ? Cli.Ok : Cli.Failed;
+            }
+
+            foreach (var a in list)
+            {
+                Print(a, verbose: false);
+            }
+
+            return Cli.Ok;
+        }
+
+        internal static void Print(AlgorithmSummary a, bool verbose)
+        {
+            var channels = string.Join(", ", a.Channels.Select(c => c.Channel == AlgorithmReference.Canary ? $"canary {c.Version} ({c.Percent}%)" : $"{c.Channel} {c.Version}"));
+            Console.WriteLine($"{a.Name}: {a.Versions.Count} version(s){(channels.Length > 0 ? "; " + channels : "")}");
+            foreach (var v in a.Versions)
+            {
+                var marks = string.Concat(a.Channels.Where(c => c.Version == v.Version).Select(c => " [" + c.Channel + "]"));
+                Console.WriteLine($"  {v.Version,-10} {v.Digest[..19]}  {Size(v.SizeBytes),10}  {v.PushedAt.UtcDateTime:u}  {v.PushedBy}{marks}");
+                if (verbose)
+                {
+                    Console.WriteLine($"             digest {v.Digest}");
+                    if (v.RepoTags.Count > 0)
+                    {
+                        Console.WriteLine($"             tags   {string.Join(", ", v.RepoTags)}");
+                    }
+
+                    if (v.Notes is not null)
+                    {
+                        Console.WriteLine($"             notes  {v.Notes}");
+                    }
+
+                    foreach (var note in v.LockDown)
+                    {
+                        Console.WriteLine($"             locked down: the image {note}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>`pipelines algorithm show NAME`: every version with digest, tags, notes, and the recent loads on workers.</summary>
+    public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
+    {
+        public sealed class Settings : CommonSettings
+        {
+            [CommandArgument(0, "<NAME>")]
+            [Description("The algorithm's name.")]
+            public string Name { get; init; } = "";
+        }
+
+        public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            var a = (await host.Services.GetRequiredService<AlgorithmService>().ListAsync(settings.Name, cancellationToken).ConfigureAwait(false)).SingleOrDefault()
+                ?? throw new PipelinesException($"no algorithm is named {settings.Name} (`pipelines algorithm list` lists them)", retryHelps: false);
+            ListCommand.Print(a, verbose: true);
+            var catalog = host.Services.GetRequiredService<PostgresAlgorithmStore>();
+            foreach (var v in a.Versions)
+            {
+                foreach (var l in await catalog.LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false))
+                {
+                    Console.WriteLine($"  loaded {v.Version} on {l.Worker} at {l.LoadedAt.UtcDateTime:u} in {l.Seconds.ToString("0.00", CultureInfo.InvariantCulture)} s");
+                }
+            }
+
+            return Cli.Ok;
+        }
+    }
+
+    /// <summary>`pipelines algorithm delete NAME VERSION`.</summary>
+    public sealed class DeleteCommand : AsyncCommand<VersionSettings>
+    {
+        public override async Task<int> ExecuteAsync(CommandContext context, VersionSettings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            var v = await host.Services.GetRequiredService<AlgorithmService>().DeleteAsync(settings.Name, settings.Version, cancellationToken).ConfigureAwait(false)
+                ?? throw new PipelinesException($"there is no {settings.Name}@{settings.Version} (`pipelines algorithm show {settings.Name}` lists its versions)", retryHelps: false);
+            Console.WriteLine($"deleted {v.Name}@{v.Version} ({v.Digest}); runs that pinned it keep their digest, and workers that have the image keep it");
+            return Cli.Ok;
+        }
+    }
+
+    /// <summary>`pipelines algorithm promote NAME VERSION`: the version becomes stable.</summary>
+    public sealed class PromoteCommand : AsyncCommand<VersionSettings>
+    {
+        public override async Task<int> ExecuteAsync(CommandContext context, VersionSettings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            await host.Services.GetRequiredService<AlgorithmService>().PromoteAsync(settings.Name, settings.Version, Who(), cancellationToken).ConfigureAwait(false);
+            Console.WriteLine($"{settings.Name}@stable is now {settings.Version}");
+            return Cli.Ok;
+        }
+    }
+
+    /// <summary>`pipelines algorithm canary NAME VERSION --percent N`: the version becomes the canary channel.</summary>
+    public sealed class CanaryCommand : AsyncCommand<CanaryCommand.Settings>
+    {
+        public sealed class Settings : VersionSettings
+        {
+            [CommandOption("--percent <N>")]
+            [Description("The share of a function's invocations routed to the canary (0-100).")]
+            public int Percent { get; init; } = 10;
+        }
+
+        public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            await host.Services.GetRequiredService<AlgorithmService>().CanaryAsync(settings.Name, settings.Version, settings.Percent, Who(), cancellationToken).ConfigureAwait(false);
+            Console.WriteLine($"{settings.Name}@canary is now {settings.Version} ({settings.Percent}%)");
+            return Cli.Ok;
+        }
+    }
+
+    /// <summary>`pipelines algorithm abort NAME`: the canary channel ends.</summary>
+    public sealed class AbortCommand : AsyncCommand<AbortCommand.Settings>
+    {
+        public sealed class Settings : CommonSettings
+        {
+            [CommandArgument(0, "<NAME>")]
+            [Description("The algorithm's name.")]
+            public string Name { get; init; } = "";
+        }
+
+        public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+        {
+            using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
+            await host.Services.GetRequiredService<AlgorithmService>().AbortCanaryAsync(settings.Name, Who(), cancellationToken).ConfigureAwait(false);
+            Console.WriteLine($"{settings.Name} has no canary now; every reference goes to stable");
+            return Cli.Ok;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
+using Pipelines.Storage;
+using AuthConfig = Docker.DotNet.Models.AuthConfig;
+
+namespace Pipelines.Algorithms;
+
+/// <summary>
+/// The container runtime every part uses, over <see cref="DockerRuntime"/>: resolves
+/// <c>algorithm://</c> references through the catalog (so runs and functions pin a pushed
+/// version's digest at submission and deploy), pulls images named with a registry that the
+/// engine lacks, and before a container starts makes sure its image is on this worker's engine,
+/// loading it from the algorithm store once per digest however many tasks wait for it.
+/// </summary>
+public sealed partial class AlgorithmRuntime(
+    DockerRuntime docker,
+    AlgorithmService? algorithms,
+    PostgresAlgorithmStore? catalog,
+    AlgorithmOptions options,
+    ObjectStoreFactory stores,
+    string worker,
+    TimeProvider time,
+    ILogger<AlgorithmRuntime> log) : IContainerRuntime
+{
+    private readonly ConcurrentDictionary<string, Lazy<Task<TimeSpan>>> _loads = new(StringComparer.Ordinal);
+
+    private readonly ConcurrentDictionary<string, long> _seen = new(StringComparer.Ordinal);
+
+    public async Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken)
+    {
+        if (AlgorithmReference.IsAlgorithm(image))
+        {
+            if (algorithms is null)
+            {
+                throw new PipelinesException($"{image}: algorithm:// images are kept in the algorithm catalog in PostgreSQL; set PIPELINES_POSTGRES (or Postgres) and Algorithms:Store", retryHelps: false);
+            }
+
+            return (await algorithms.ResolveAsync(image, cancellationToken).ConfigureAwait(false)).Digest;
+        }
+
+        if (HasRegistry(image) && !await docker.HasImageAsync(image, cancellationToken).ConfigureAwait(false))
+        {
+            await docker.PullImageAsync(image, Auth(image), cancellationToken).ConfigureAwait(false);
+        }
+
+        return await docker.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
+    {
+        var note = await EnsureImageAsync(spec.ImageId, cancellationToken).ConfigureAwait(false);
+        var result = await docker.RunAsync(spec, cancellationToken).ConfigureAwait(false);
+        return note is null ? result : result with { Log = note + "\n" + result.Log };
+    }
+
+    /// <summary>
+    /// Makes sure the image <paramref name="digest"/> is on this worker's engine; returns a line
+    /// for the step's log when it was not (how long the load took, or how long this task waited
+    /// for the load another task started), or null when it was there.
+    /// </summary>
+    /// <remarks>
+    /// <paramref name="recentlySeenWillDo"/> skips the engine's answer for a digest seen there in
+    /// the last 10 s: a function's invocations are too quick for an inspect each; a task's container start is not.
+    /// </remarks>
+    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false)
+    {
+        if (!digest.StartsWith("sha256:", StringComparison.Ordinal)
+            || (recentlySeenWillDo && _seen.TryGetValue(digest, out var at) && time.GetElapsedTime(at) < TimeSpan.FromSeconds(10)))
+        {
+            return null;
+        }
+
+        if (await docker.HasImageAsync(digest, cancellationToken).ConfigureAwait(false))
+        {
+            _seen[digest] = time.GetTimestamp();
+            return null;
+        }
+
+        // Single flight per digest: the first task loads, the others wait for that same load.
+        var clock = Stopwatch.StartNew();
+        var mine = new Lazy<Task<TimeSpan>>(() => LoadAsync(digest), LazyThreadSafetyMode.ExecutionAndPublication);
+        var flight = _loads.GetOrAdd(digest, mine);
+        try
+        {
+            var took = await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+            return ReferenceEquals(flight, mine)
+                ? $"[pipelines: image {digest} was not on this worker's Docker engine: loaded from the algorithm store in {Seconds(took)}]"
+                : $"[pipelines: image {digest} was not on this worker's Docker engine: waited {Seconds(clock.Elapsed)} for this worker's load of it from the algorithm store]";
+        }
+        finally
+        {
+            // The next task that misses the image (it was removed since) loads it again; a failed load is tried again too.
+            if (flight.Value.IsCompleted)
+            {
+                _loads.TryRemove(new KeyValuePair<string, Lazy<Task<TimeSpan>>>(digest, flight));
+            }
+        }
+    }
+
+    private async Task<TimeSpan> LoadAsync(string digest)
+    {
+        // Not the first waiter's token: one task's cancel must not fail the others' load.
+        var ct = CancellationToken.None;
+        var clock = Stopwatch.StartNew();
+        if (options.Store is null)
+        {
+            throw new PipelinesException($"image {digest} is not on this worker's Docker engine, and no algorithm store (Algorithms:Store) is configured to load it from", retryHelps: false);
+        }
+
+        var store = stores.Open(options.Store);
+        var key = store.Key(AlgorithmService.TarballKey(digest));
+        if (await store.Store.StatAsync(key, ct).ConfigureAwait(false) is null)
+        {
+            throw new PipelinesException($"image {digest} is not on this worker's Docker engine nor in the algorithm store ({store.Display(AlgorithmService.TarballKey(digest))}): load it on every worker, or push it (`pipelines algorithm push`)", retryHelps: false);
+        }
+
+        Directory.CreateDirectory(options.ScratchFolder);
+        var temp = Path.Combine(options.ScratchFolder, $"load-{Guid.NewGuid():N}.tar");
+        try
+        {
+            var downloaded = await store.Store.DownloadAsync(key, temp, ct).ConfigureAwait(false);
+
+            // Checked before the engine sees it: a tarball whose config is not the digest is never loaded.
+            var archive = await ImageArchive.ReadAsync(temp, store.Display(AlgorithmService.TarballKey(digest)), ct).ConfigureAwait(false);
+            if (archive.Digest != digest)
+            {
+                throw new PipelinesException($"the algorithm store's tarball for {digest} holds the image {archive.Digest}: it was altered, and is not loaded", retryHelps: false);
+            }
+
+            await using (var file = File.OpenRead(temp))
+            {
+                await docker.LoadImageAsync(file, ct).ConfigureAwait(false);
+            }
+
+            if (!await docker.HasImageAsync(digest, ct).ConfigureAwait(false))
+            {
+                throw new PipelinesException($"the Docker engine loaded the tarball for {digest} but has no image {digest} after it", retryHelps: false);
+            }
+
+            var took = clock.Elapsed;
+            LogLoaded(log, digest, store.Display(AlgorithmService.TarballKey(digest)), took.TotalSeconds, downloaded.Size);
+            if (catalog is not null)
+            {
+                await catalog.RecordLoadAsync(new ImageLoad(digest, worker, store.Display(AlgorithmService.TarballKey(digest)), took.TotalSeconds, downloaded.Size, time.GetUtcNow()), ct).ConfigureAwait(false);
+            }
+
+            return took;
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    /// <summary>Whether a reference names a registry: its first part has a '.' or a ':' or is localhost (Docker's rule).</summary>
+    internal static bool HasRegistry(string image)
+    {
+        var slash = image.IndexOf('/', StringComparison.Ordinal);
+        if (slash < 0)
+        {
+            return false;
+        }
+
+        var first = image[..slash];
+        return first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost";
+    }
+
+    private AuthConfig? Auth(string image)
+    {
+        var host = image[..image.IndexOf('/', StringComparison.Ordinal)];
+        return options.Registries.TryGetValue(host, out var c)
+            ? new AuthConfig { ServerAddress = host, Username = c.Username, Password = c.Password }
+            : null;
+    }
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) + " s";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "image {Digest} loaded from {Source} in {Seconds:0.00} s ({Bytes} bytes)")]
+    private static partial void LogLoaded(ILogger logger, string digest, string source, double seconds, long bytes);
+}

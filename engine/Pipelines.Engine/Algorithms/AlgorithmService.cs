@@ -1,0 +1,273 @@
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
+using Pipelines.Storage;
+
+namespace Pipelines.Algorithms;
+
+/// <summary>What a push did: the version recorded, where its image is, and how the image will be run.</summary>
+public sealed record PushResult(AlgorithmVersion Version, string StoredAt, bool TarballWasThere, bool IsStable);
+
+/// <summary>An algorithm's versions and channels, for list and show.</summary>
+public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersion> Versions, IReadOnlyList<AlgorithmChannel> Channels);
+
+/// <summary>
+/// Algorithms as versioned images: a push checks a `docker save` tarball, keeps it in the
+/// algorithm store (Algorithms:Store) under its digest, and records the version in PostgreSQL;
+/// <see cref="ResolveAsync"/> is the one place an <c>algorithm://</c> reference becomes a digest.
+/// </summary>
+public sealed partial class AlgorithmService(
+    PostgresAlgorithmStore catalog,
+    AlgorithmOptions options,
+    ObjectStoreFactory stores,
+    DockerRuntime docker,
+    TimeProvider time,
+    ILogger<AlgorithmService> log)
+{
+    /// <summary>The key of an image's tarball under the store's prefix: content-addressed by the image id.</summary>
+    public static string TarballKey(string digest) => "images/sha256/" + digest["sha256:".Length..] + ".tar";
+
+    /// <summary>Pushes a tarball read from <paramref name="body"/> (streamed to a scratch file, at most Algorithms:MaxImageBytes).</summary>
+    public async Task<PushResult> PushAsync(string name, string version, Stream body, string? expectedDigest, string? notes, string by, CancellationToken cancellationToken)
+    {
+        var store = await CheckNewAsync(name, version, cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(options.ScratchFolder);
+        var temp = Path.Combine(options.ScratchFolder, $"push-{Guid.NewGuid():N}.tar");
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                await CopyLimitedAsync(body, file, options.MaxImageBytes, cancellationToken).ConfigureAwait(false);
+            }
+
+            return await PushFileAsync(store, name, version, temp, $"the tarball for {name}@{version}", expectedDigest, notes, by, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    /// <summary>Pushes an image on this process's Docker engine (by name or id), saved through the engine API; its id must be the tarball's digest.</summary>
+    public async Task<PushResult> PushLocalImageAsync(string name, string version, string image, string? notes, string by, CancellationToken cancellationToken)
+    {
+        var store = await CheckNewAsync(name, version, cancellationToken).ConfigureAwait(false);
+        var id = await docker.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(options.ScratchFolder);
+        var temp = Path.Combine(options.ScratchFolder, $"save-{Guid.NewGuid():N}.tar");
+        try
+        {
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                await using var limited = new LimitStream(file, options.MaxImageBytes);
+                await docker.SaveImageAsync(image, limited, cancellationToken).ConfigureAwait(false);
+            }
+
+            return await PushFileAsync(store, name, version, temp, $"image {image}", id, notes, by, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private async Task<PushResult> PushFileAsync(StorageLocation store, string name, string version, string path, string what, string? expectedDigest, string? notes, string by, CancellationToken ct)
+    {
+        var size = new FileInfo(path).Length;
+        if (size > options.MaxImageBytes)
+        {
+            throw TooBig(what);
+        }
+
+        var archive = await ImageArchive.ReadAsync(path, what, ct).ConfigureAwait(false);
+        if (expectedDigest is not null && !string.Equals(expectedDigest, archive.Digest, StringComparison.Ordinal))
+        {
+            throw new PipelinesException($"{what} has the digest {archive.Digest}, not {expectedDigest} as expected; nothing was stored", retryHelps: false);
+        }
+
+        var key = store.Key(TarballKey(archive.Digest));
+        var wasThere = false;
+        var v = new AlgorithmVersion(name, version, archive.Digest, size, by, time.GetUtcNow(), notes, archive.RepoTags, archive.LockDownNotes);
+        var added = await catalog.AddAsync(v, async token =>
+        {
+            var there = await store.Store.StatAsync(key, token).ConfigureAwait(false);
+            wasThere = there is not null && there.Size == size;
+            if (!wasThere)
+            {
+                await store.Store.UploadAsync(key, path, "application/x-tar", token).ConfigureAwait(false);
+            }
+        }, ct).ConfigureAwait(false);
+        if (!added)
+        {
+            throw Exists(name, version);
+        }
+
+        var stable = (await catalog.ChannelsAsync(name, ct).ConfigureAwait(false)).Any(c => c is { Channel: AlgorithmReference.Stable } && c.Version == version);
+        LogPushed(log, name, version, archive.Digest, size, by);
+        return new PushResult(v, store.Display(TarballKey(archive.Digest)), wasThere, stable);
+    }
+
+    public async Task<IReadOnlyList<AlgorithmSummary>> ListAsync(string? name, CancellationToken cancellationToken)
+    {
+        var versions = await catalog.ListAsync(name, cancellationToken).ConfigureAwait(false);
+        var channels = await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false);
+        return versions.GroupBy(v => v.Name, StringComparer.Ordinal)
+            .Select(g => new AlgorithmSummary(g.Key, g.ToList(), channels.Where(c => c.Name == g.Key).ToList()))
+            .ToList();
+    }
+
+    /// <summary>Deletes a version, and its tarball when no other version has the same digest. Null when there is none.</summary>
+    public async Task<AlgorithmVersion?> DeleteAsync(string name, string version, CancellationToken cancellationToken)
+    {
+        var store = Store();
+        return await catalog.DeleteAsync(name, version, (digest, token) => store.Store.DeleteAsync(store.Key(TarballKey(digest)), token), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Makes a version the stable one; a canary of that version ends.</summary>
+    public async Task PromoteAsync(string name, string version, string by, CancellationToken cancellationToken)
+    {
+        _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Stable, version, 100, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        if ((await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false)).Any(c => c.Channel == AlgorithmReference.Canary && c.Version == version))
+        {
+            await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Names a version as the canary, with the share of a function's invocations it gets.</summary>
+    public async Task CanaryAsync(string name, string version, int percent, string by, CancellationToken cancellationToken)
+    {
+        if (percent is < 0 or > 100)
+        {
+            throw new PipelinesException($"--percent {percent.ToString(CultureInfo.InvariantCulture)} is not a share: write 0 to 100", retryHelps: false);
+        }
+
+        _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, version, percent, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends a canary: the canary channel is removed and every reference goes to stable.</summary>
+    public Task AbortCanaryAsync(string name, string by, CancellationToken cancellationToken) =>
+        catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, by, time.GetUtcNow(), cancellationToken);
+
+    /// <summary>
+    /// The one home of resolution: <c>algorithm://NAME@VERSION</c> (or a channel) to the pinned
+    /// version and its digest, for run submission and function deploy alike.
+    /// </summary>
+    public async Task<AlgorithmVersion> ResolveAsync(string image, CancellationToken cancellationToken)
+    {
+        var reference = AlgorithmReference.Parse(image);
+        var version = reference.Version;
+        if (reference.IsChannel)
+        {
+            var channel = (await catalog.ChannelsAsync(reference.Name, cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Channel == reference.Version);
+            if (channel is null)
+            {
+                var known = await catalog.ListAsync(reference.Name, cancellationToken).ConfigureAwait(false);
+                throw new PipelinesException(
+                    known.Count == 0 ? NoSuch(reference.Name) : $"{image}: algorithm {reference.Name} has no {reference.Version} version (`pipelines algorithm show {reference.Name}` lists its channels)",
+                    retryHelps: false);
+            }
+
+            version = channel.Version;
+        }
+
+        return await RequireAsync(reference.Name, version, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<AlgorithmVersion> RequireAsync(string name, string version, CancellationToken ct)
+    {
+        var v = await catalog.GetAsync(name, version, ct).ConfigureAwait(false);
+        if (v is not null)
+        {
+            return v;
+        }
+
+        var known = await catalog.ListAsync(name, ct).ConfigureAwait(false);
+        throw new PipelinesException(
+            known.Count == 0 ? NoSuch(name) : $"algorithm {name} has no version {version}; it has {string.Join(", ", known.Select(k => k.Version))}",
+            retryHelps: false);
+    }
+
+    private static string NoSuch(string name) => $"no algorithm is named {name} (`pipelines algorithm push {name} VERSION IMAGE` adds one; `pipelines algorithm list` lists them)";
+
+    private async Task<StorageLocation> CheckNewAsync(string name, string version, CancellationToken ct)
+    {
+        AlgorithmReference.CheckName(name);
+        AlgorithmReference.CheckVersion(version);
+        var store = Store();
+        if (await catalog.GetAsync(name, version, ct).ConfigureAwait(false) is not null)
+        {
+            throw Exists(name, version);
+        }
+
+        return store;
+    }
+
+    private StorageLocation Store() => options.Store is { } uri
+        ? stores.Open(uri)
+        : throw new PipelinesException("no algorithm store is configured: set Algorithms:Store (PIPELINES_Algorithms__Store) to s3://bucket/prefix or a folder every worker can read", retryHelps: false);
+
+    private static PipelinesException Exists(string name, string version) =>
+        new($"{name}@{version} was pushed already: a version is immutable, push a new version", retryHelps: false);
+
+    private PipelinesException TooBig(string what) =>
+        new($"{what} is over the limit of {options.MaxImageBytes.ToString(CultureInfo.InvariantCulture)} bytes (Algorithms:MaxImageBytes); nothing was stored", retryHelps: false);
+
+    private async Task CopyLimitedAsync(Stream source, Stream destination, long max, CancellationToken ct)
+    {
+        var buffer = new byte[1 << 16];
+        long total = 0;
+        int read;
+        while ((read = await source.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+        {
+            total += read;
+            if (total > max)
+            {
+                throw TooBig("the tarball");
+            }
+
+            await destination.WriteAsync(buffer.AsMemory(0, read), ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A write-only stream that refuses to grow past a limit: a `docker save` over the size limit stops there.</summary>
+    private sealed class LimitStream(Stream inner, long max) : Stream
+    {
+        private long _written;
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => _written;
+
+        public override long Position { get => _written; set => throw new NotSupportedException(); }
+
+        public override void Flush() => inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            _written += buffer.Length;
+            if (_written > max)
+            {
+                throw new PipelinesException($"the image is over the limit of {max.ToString(CultureInfo.InvariantCulture)} bytes (Algorithms:MaxImageBytes); nothing was stored", retryHelps: false);
+            }
+
+            await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "algorithm {Name}@{Version} pushed by {By}: {Digest}, {Bytes} bytes")]
+    private static partial void LogPushed(ILogger logger, string name, string version, string digest, long bytes, string by);
+}

@@ -1,0 +1,277 @@
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+using Pipelines.RunStore;
+
+namespace Pipelines.Algorithms;
+
+/// <summary>One pushed version of an algorithm: an image kept in the algorithm store under its digest.</summary>
+public sealed record AlgorithmVersion(
+    string Name,
+    string Version,
+    string Digest,
+    long SizeBytes,
+    string PushedBy,
+    DateTimeOffset PushedAt,
+    string? Notes,
+    IReadOnlyList<string> RepoTags,
+    IReadOnlyList<string> LockDown);
+
+/// <summary>A channel (stable, canary) of an algorithm and the version it names.</summary>
+public sealed record AlgorithmChannel(string Name, string Channel, string Version, int Percent, DateTimeOffset UpdatedAt, string UpdatedBy);
+
+/// <summary>A worker's load of an image its engine lacked: where from and how long it took.</summary>
+public sealed record ImageLoad(string Digest, string Worker, string Source, double Seconds, long Bytes, DateTimeOffset LoadedAt);
+
+/// <summary>
+/// The algorithm catalog in PostgreSQL: versions (who pushed what digest, when), channels, and
+/// the loads workers did. The image bytes are in the object store (<see cref="AlgorithmService"/>).
+/// </summary>
+public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+{
+    /// <summary>The catalog's tables, created by PostgresSchema.</summary>
+    public static SchemaPart Tables { get; } = new("algorithm catalog", 1, s => $"""
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
+            name text NOT NULL,
+            version text NOT NULL,
+            digest text NOT NULL,
+            size_bytes bigint NOT NULL,
+            pushed_by text NOT NULL,
+            pushed_at timestamptz NOT NULL,
+            notes text,
+            repo_tags jsonb NOT NULL,
+            lock_down jsonb NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE INDEX IF NOT EXISTS algorithm_versions_digest ON {s}.algorithm_versions (digest);
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_channels (
+            name text NOT NULL,
+            channel text NOT NULL,
+            version text NOT NULL,
+            percent int NOT NULL DEFAULT 100,
+            updated_at timestamptz NOT NULL,
+            updated_by text NOT NULL,
+            PRIMARY KEY (name, channel),
+            FOREIGN KEY (name, version) REFERENCES {s}.algorithm_versions (name, version));
+        CREATE TABLE IF NOT EXISTS {s}.image_loads (
+            id bigserial PRIMARY KEY,
+            digest text NOT NULL,
+            worker text NOT NULL,
+            source text NOT NULL,
+            seconds double precision NOT NULL,
+            bytes bigint NOT NULL,
+            loaded_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS image_loads_digest ON {s}.image_loads (digest, loaded_at);
+        """);
+
+    /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
+    private const int DigestLock = 7310022;
+
+    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+
+    private string S => schema;
+
+    private const string Columns = "name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down";
+
+    public async Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v");
+        cmd.Parameters.AddWithValue("n", name);
+        cmd.Parameters.AddWithValue("v", version);
+        return (await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+    }
+
+    /// <summary>Every version, of one algorithm or of all, newest first within a name.</summary>
+    public async Task<IReadOnlyList<AlgorithmVersion>> ListAsync(string? name, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name, pushed_at DESC, version");
+        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT name, channel, version, percent, updated_at, updated_by FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC");
+        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        var list = new List<AlgorithmChannel>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new AlgorithmChannel(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetFieldValue<DateTimeOffset>(4), r.GetString(5)));
+        }
+
+        return list;
+    }
+
+    /// <summary>
+    /// Records a version. Under the digest's lock, <paramref name="ensureTarball"/> makes sure the
+    /// tarball is in the object store (a delete of the digest's last version cannot remove it in
+    /// between). Returns false, recording nothing, when the version exists. The first version of
+    /// a name becomes its stable channel.
+    /// </summary>
+    public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
+        await ensureTarball(cancellationToken).ConfigureAwait(false);
+        await using (var ins = new NpgsqlCommand($"""
+            INSERT INTO {S}.algorithm_versions ({Columns}) VALUES (@n, @v, @d, @size, @by, @at, @notes, @tags, @lock)
+            ON CONFLICT DO NOTHING
+            """, conn, tx))
+        {
+            ins.Parameters.AddWithValue("n", v.Name);
+            ins.Parameters.AddWithValue("v", v.Version);
+            ins.Parameters.AddWithValue("d", v.Digest);
+            ins.Parameters.AddWithValue("size", v.SizeBytes);
+            ins.Parameters.AddWithValue("by", v.PushedBy);
+            ins.Parameters.AddWithValue("at", v.PushedAt);
+            ins.Parameters.AddWithValue("notes", (object?)v.Notes ?? DBNull.Value);
+            ins.Parameters.AddWithValue("tags", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.RepoTags));
+            ins.Parameters.AddWithValue("lock", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.LockDown));
+            if (await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                return false;
+            }
+        }
+
+        await using (var stable = new NpgsqlCommand($"""
+            INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by)
+            VALUES (@n, 'stable', @v, 100, @at, @by) ON CONFLICT DO NOTHING
+            """, conn, tx))
+        {
+            stable.Parameters.AddWithValue("n", v.Name);
+            stable.Parameters.AddWithValue("v", v.Version);
+            stable.Parameters.AddWithValue("at", v.PushedAt);
+            stable.Parameters.AddWithValue("by", v.PushedBy);
+            await stable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// Removes a version; when it was the last of its digest, <paramref name="deleteTarball"/>
+    /// removes the image from the object store before the commit (a failure there keeps the
+    /// version). Returns null when there is no such version. A version a channel names is refused.
+    /// </summary>
+    public async Task<AlgorithmVersion?> DeleteAsync(string name, string version, Func<string, CancellationToken, Task> deleteTarball, CancellationToken cancellationToken)
+    {
+        var v = await GetAsync(name, version, cancellationToken).ConfigureAwait(false);
+        if (v is null)
+        {
+            return null;
+        }
+
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
+        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ') FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
+        {
+            channels.Parameters.AddWithValue("n", name);
+            channels.Parameters.AddWithValue("v", version);
+            if (await channels.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string named)
+            {
+                throw new PipelinesException($"{name}@{version} is the {named} version: promote another version (or abort the canary) before deleting it", retryHelps: false);
+            }
+        }
+
+        await using (var del = new NpgsqlCommand($"DELETE FROM {S}.algorithm_versions WHERE name = @n AND version = @v", conn, tx))
+        {
+            del.Parameters.AddWithValue("n", name);
+            del.Parameters.AddWithValue("v", version);
+            if (await del.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                return null;
+            }
+        }
+
+        await using (var others = new NpgsqlCommand($"SELECT count(*) FROM {S}.algorithm_versions WHERE digest = @d", conn, tx))
+        {
+            others.Parameters.AddWithValue("d", v.Digest);
+            if ((long)(await others.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))! == 0)
+            {
+                await deleteTarball(v.Digest, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return v;
+    }
+
+    /// <summary>Points a channel at a version (which must exist), or removes the channel when <paramref name="version"/> is null.</summary>
+    public async Task SetChannelAsync(string name, string channel, string? version, int percent, string by, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = version is null
+            ? dataSource.CreateCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c")
+            : dataSource.CreateCommand($"""
+                INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by) VALUES (@n, @c, @v, @p, @at, @by)
+                ON CONFLICT (name, channel) DO UPDATE SET version = excluded.version, percent = excluded.percent, updated_at = excluded.updated_at, updated_by = excluded.updated_by
+                """);
+        cmd.Parameters.AddWithValue("n", name);
+        cmd.Parameters.AddWithValue("c", channel);
+        cmd.Parameters.AddWithValue("v", (object?)version ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("p", percent);
+        cmd.Parameters.AddWithValue("at", now);
+        cmd.Parameters.AddWithValue("by", by);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)");
+        cmd.Parameters.AddWithValue("d", load.Digest);
+        cmd.Parameters.AddWithValue("w", load.Worker);
+        cmd.Parameters.AddWithValue("s", load.Source);
+        cmd.Parameters.AddWithValue("sec", load.Seconds);
+        cmd.Parameters.AddWithValue("b", load.Bytes);
+        cmd.Parameters.AddWithValue("at", load.LoadedAt);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The latest loads, of one digest or of all, newest first.</summary>
+    public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l");
+        cmd.Parameters.AddWithValue("d", NpgsqlDbType.Text, (object?)digest ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("l", limit);
+        var list = new List<ImageLoad>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new ImageLoad(r.GetString(0), r.GetString(1), r.GetString(2), r.GetDouble(3), r.GetInt64(4), r.GetFieldValue<DateTimeOffset>(5)));
+        }
+
+        return list;
+    }
+
+    private static async Task LockAsync(NpgsqlConnection conn, NpgsqlTransaction tx, string digest, CancellationToken ct)
+    {
+        await using var cmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({DigestLock}, hashtext(@d))", conn, tx);
+        cmd.Parameters.AddWithValue("d", digest);
+        await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private static async Task<List<AlgorithmVersion>> ReadVersionsAsync(NpgsqlCommand cmd, CancellationToken ct)
+    {
+        var list = new List<AlgorithmVersion>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            list.Add(new AlgorithmVersion(
+                r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), r.GetFieldValue<DateTimeOffset>(5),
+                r.IsDBNull(6) ? null : r.GetString(6),
+                JsonSerializer.Deserialize<List<string>>(r.GetString(7)) ?? [],
+                JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? []));
+        }
+
+        return list;
+    }
+}

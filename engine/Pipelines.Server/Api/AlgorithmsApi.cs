@@ -1,0 +1,80 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Routing;
+using Pipelines.Algorithms;
+
+namespace Pipelines.Server.Api;
+
+/// <summary>
+/// Algorithms under /api/algorithms: push a version with the `docker save` tarball as the body
+/// (streamed to a scratch file, at most Algorithms:MaxImageBytes), list, show, delete, and the
+/// loads workers did (docs/algorithms.md).
+/// </summary>
+internal static class AlgorithmsApi
+{
+    public static void MapAlgorithmsApi(this IEndpointRouteBuilder app)
+    {
+        var g = app.MapGroup("/api/algorithms").WithTags("algorithms").RequireAuthorization(Access.Access.ReadPolicy);
+        g.MapGet("/", ListAsync).WithSummary("Every algorithm with its versions and channels.");
+        g.MapGet("/loads", LoadsAsync).WithSummary("The latest loads of images onto workers' engines: digest, worker, seconds.");
+        g.MapGet("/{name}", ShowAsync).ProducesProblem(404).WithSummary("One algorithm's versions and channels.");
+        g.MapPost("/{name}/versions/{version}", PushAsync).RequireAuthorization(Access.Access.FullPolicy)
+            .Accepts<Stream>("application/x-tar").ProducesProblem(413).ProducesProblem(422).ProducesProblem(503)
+            .WithSummary("Push a version: the body is a `docker save` tarball of one image; ?digest= refuses another image id, ?notes= is kept.");
+        g.MapDelete("/{name}/versions/{version}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(422)
+            .WithSummary("Delete a version (its image goes from the store when no other version has it).");
+    }
+
+    private static async Task<Ok<IReadOnlyList<AlgorithmSummary>>> ListAsync(AlgorithmService algorithms, CancellationToken ct) =>
+        TypedResults.Ok(await algorithms.ListAsync(null, ct));
+
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ShowAsync(string name, AlgorithmService algorithms, CancellationToken ct) =>
+        (await algorithms.ListAsync(name, ct)).SingleOrDefault() is { } a
+            ? TypedResults.Ok(a)
+            : TypedResults.Problem(statusCode: 404, title: "No such algorithm", detail: $"no algorithm is named '{name}'");
+
+    private static async Task<Ok<IReadOnlyList<ImageLoad>>> LoadsAsync(PostgresAlgorithmStore catalog, CancellationToken ct) =>
+        TypedResults.Ok(await catalog.LoadsAsync(null, 100, ct));
+
+    private static async Task<Results<Created<PushResult>, ProblemHttpResult>> PushAsync(
+        string name, string version, string? digest, string? notes, HttpRequest request, AlgorithmService algorithms, AlgorithmOptions options, ClaimsPrincipal user, CancellationToken ct)
+    {
+        if (request.ContentLength > options.MaxImageBytes)
+        {
+            return TypedResults.Problem(statusCode: 413, title: "The image is too big", detail: $"the body is {request.ContentLength} bytes, over the limit of {options.MaxImageBytes} (Algorithms:MaxImageBytes); nothing was stored");
+        }
+
+        // Kestrel's own cap (30 MB) would cut an image short: the push counts against its own limit instead.
+        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = options.MaxImageBytes + 1;
+        }
+
+        try
+        {
+            var r = await algorithms.PushAsync(name, version, request.Body, digest, notes, Access.Access.Who(user), ct);
+            return TypedResults.Created($"/api/algorithms/{Uri.EscapeDataString(name)}", r);
+        }
+        catch (PipelinesException e)
+        {
+            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : e.Message.Contains("over the limit", StringComparison.Ordinal) ? 413 : 422, title: "The version was not pushed", detail: e.Message);
+        }
+    }
+
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, string version, AlgorithmService algorithms, CancellationToken ct)
+    {
+        try
+        {
+            return await algorithms.DeleteAsync(name, version, ct) is null
+                ? TypedResults.Problem(statusCode: 404, title: "No such version", detail: $"there is no {name}@{version}")
+                : TypedResults.NoContent();
+        }
+        catch (PipelinesException e)
+        {
+            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The version was not deleted", detail: e.Message);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Globalization;
+using Pipelines.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Pipelines.Tests.Algorithms;
+
+/// <summary>
+/// Push once, run anywhere: a worker process whose Docker engine lacks a pushed image loads it
+/// from the algorithm store (Swift) through the engine API, once for many tasks waiting for it,
+/// and the load shows in the step's log and in the catalog's loads.
+/// </summary>
+[Collection("end-to-end")]
+public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private readonly TempFolder _temp = new();
+    private readonly List<Process> _processes = [];
+    private AlgorithmFixture _f = null!;
+
+    public async Task InitializeAsync() => _f = await AlgorithmFixture.CreateAsync();
+
+    public async Task DisposeAsync()
+    {
+        foreach (var p in _processes)
+        {
+            if (!p.HasExited)
+            {
+                p.Kill(entireProcessTree: true);
+            }
+
+            p.Dispose();
+        }
+
+        await _f.DisposeAsync();
+        _temp.Dispose();
+    }
+
+    [Fact]
+    public async Task A_worker_whose_engine_lacks_the_image_loads_it_from_the_store_once_for_many_waiting_tasks()
+    {
+        var image = await _f.NewImageAsync();
+        var pushed = await _f.Service().PushLocalImageAsync("sizes", "1", image, null, "tester", CancellationToken.None);
+        var digest = pushed.Version.Digest;
+
+        // The worker's engine has no such image now (only this test's own image is removed).
+        await _f.RemoveImageAsync(image);
+        Assert.False(await _f.Docker.HasImageAsync(digest, CancellationToken.None));
+
+        var input = _temp.Combine("in");
+        Directory.CreateDirectory(input);
+        foreach (var f in Directory.GetFiles(Path.Combine(TestEnvironment.SampleFastq, "lane1")).Order(StringComparer.Ordinal).Take(8))
+        {
+            File.Copy(f, Path.Combine(input, Path.GetFileName(f)));
+        }
+
+        var workflow = _temp.Write("sizes.yaml", $$"""
+            version: 1
+            name: sizes
+            input:
+              uri: {{input}}
+            steps:
+              - name: size
+                image: algorithm://sizes@stable
+                command: ["sh", "-c", "busybox wc -c < {input} > /out/size.txt"]
+                outputs: ["size.txt"]
+            gather:
+              - name: sizes
+                from: size/size.txt
+                header: false
+                columns: [bytes]
+            output:
+              uri: {{_temp.Combine("out")}}
+            """);
+        var env = new Dictionary<string, string?>
+        {
+            ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
+            ["PIPELINES_Schema"] = _f.Schema,
+            ["PIPELINES_Hangfire__Schema"] = _f.Schema + "_hangfire",
+            ["PIPELINES_Algorithms__Store"] = _f.StoreUri,
+            ["PIPELINES_Worker__Scratch"] = _temp.Combine("scratch"),
+            ["PIPELINES_HOME"] = _temp.Combine("home"),
+        };
+
+        // The run is queued before the worker starts, so that all 8 tasks wait for the image at once.
+        var run = CliRunner.Start(["run", workflow, "--local-workers", "0"], env);
+        _processes.Add(run);
+        var worker = CliRunner.Start(["worker", "--concurrency", "4"], env);
+        _processes.Add(worker);
+        using (var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
+        {
+            await run.WaitForExitAsync(limit.Token);
+        }
+
+        var stdout = await run.StandardOutput.ReadToEndAsync();
+        Assert.True(run.ExitCode == 0, stdout + await run.StandardError.ReadToEndAsync());
+        Assert.Contains("8 succeeded", stdout, StringComparison.Ordinal);
+
+        // One load on this worker, recorded with its time, for 8 tasks; the engine has the image by its digest again.
+        var loads = await _f.Catalog.LoadsAsync(digest, 10, CancellationToken.None);
+        var load = Assert.Single(loads);
+        Assert.EndsWith(":" + worker.Id.ToString(CultureInfo.InvariantCulture), load.Worker, StringComparison.Ordinal);
+        Assert.Equal(pushed.Version.SizeBytes, load.Bytes);
+        output.WriteLine($"loaded {load.Bytes} bytes in {load.Seconds:0.00} s");
+        Assert.True(await _f.Docker.HasImageAsync(digest, CancellationToken.None));
+
+        // The step logs say so: the task that loaded it, and those that waited for that load.
+        var logs = Directory.GetFiles(_temp.Combine("out"), "size.log", SearchOption.AllDirectories).Select(File.ReadAllText).ToList();
+        Assert.Equal(8, logs.Count);
+        Assert.Single(logs, l => l.Contains("loaded from the algorithm store in", StringComparison.Ordinal));
+        Assert.All(logs.Where(l => l.Contains("[pipelines: image", StringComparison.Ordinal)), l => Assert.Contains(digest, l, StringComparison.Ordinal));
+        await _f.RemoveImageAsync(digest);
+    }
+}
