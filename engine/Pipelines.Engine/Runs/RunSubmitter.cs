@@ -54,11 +54,7 @@ public sealed partial class RunSubmitter(
             sheet = await ReadSamplesheetAsync(workflow.Input.Samplesheet, cancellationToken).ConfigureAwait(false);
         }
 
-        if (workflow.Input.BatchAuto)
-        {
-            var units = Planner.Plan(workflow with { Input = workflow.Input with { Batch = 1 } }, listing, sheet, digests).Tasks;
-            workflow = await SizedAsync(workflow, units.Count, units.Sum(u => u.Inputs.Sum(i => i.Size)), cancellationToken).ConfigureAwait(false);
-        }
+        workflow = await SizedAsync(workflow, listing, sheet, digests, cancellationToken).ConfigureAwait(false);
 
         return new PreparedRun(workflow, digests, PlanOrRefuse(workflow, digests, listing, sheet, input.Uri, scope), scope);
     }
@@ -202,11 +198,7 @@ public sealed partial class RunSubmitter(
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
         var admitted = listing.Where(f => scope.Admit(f.Key)).ToList();
-        if (workflow.Input.BatchAuto)
-        {
-            var units = Planner.Plan(workflow with { Input = workflow.Input with { Batch = 1 } }, admitted, null, digests).Tasks;
-            workflow = await SizedAsync(workflow, units.Count, units.Sum(u => u.Inputs.Sum(i => i.Size)), cancellationToken).ConfigureAwait(false);
-        }
+        workflow = await SizedAsync(workflow, admitted, null, digests, cancellationToken).ConfigureAwait(false);
 
         var plan = PlanOrRefuse(workflow, digests, admitted, null, workflow.Input.Uri, scope);
         return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, cancellationToken).ConfigureAwait(false);
@@ -217,6 +209,18 @@ public sealed partial class RunSubmitter(
     /// process's own when none has been seen yet) and the units to plan; the run's definition
     /// records the number chosen.
     /// </summary>
+    private async Task<Workflow> SizedAsync(Workflow workflow, IReadOnlyList<InputFile> listing, string? sheet, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
+    {
+        if (!workflow.Input.BatchAuto)
+        {
+            return workflow;
+        }
+
+        // A plan made whole: its units are the tasks of the same plan at batch 1.
+        var units = Planner.Plan(workflow with { Input = workflow.Input with { Batch = 1 } }, listing, sheet, digests).Tasks;
+        return await SizedAsync(workflow, units.Count, units.Sum(u => u.Inputs.Sum(i => i.Size)), ct).ConfigureAwait(false);
+    }
+
     private async Task<Workflow> SizedAsync(Workflow workflow, long units, long bytes, CancellationToken ct)
     {
         var slots = await queue.WorkerSlotsAsync(ct).ConfigureAwait(false);

@@ -24,7 +24,4 @@ internal sealed class RunDefinitions
 
         return _definitions.GetOrAdd(run.RunId, static (_, json) => RunDefinition.FromJson(json), run.DefinitionJson);
     }
-
-    /// <summary>How many definitions are cached now.</summary>
-    public int Count => _definitions.Count;
 }

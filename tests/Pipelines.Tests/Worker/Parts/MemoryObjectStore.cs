@@ -18,8 +18,6 @@ internal sealed class MemoryObjectStore : IObjectStore
 
     public IReadOnlyCollection<string> Keys => _objects.Keys.Order(StringComparer.Ordinal).ToList();
 
-    public int Downloads { get; private set; }
-
     public void Set(string key, byte[] content) => _objects[key] = content;
 
     public byte[] Get(string key) => _objects.TryGetValue(key, out var v) ? v : throw new ObjectNotFoundException(Name, key);
@@ -45,7 +43,6 @@ internal sealed class MemoryObjectStore : IObjectStore
     public async Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken)
     {
         var content = Get(key);
-        Downloads++;
         Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
         await File.WriteAllBytesAsync(localPath, content, cancellationToken);
         return Digest(content);
