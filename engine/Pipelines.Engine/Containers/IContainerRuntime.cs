@@ -8,6 +8,13 @@ public interface IContainerRuntime
     /// <summary>The immutable id (sha256 digest) of an image present on the engine.</summary>
     Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Makes sure an image pinned by digest is on the engine before a container of it starts
+    /// elsewhere (a warm pool): a line for the log when it had to be loaded, null when it was
+    /// there. A runtime that cannot load images has nothing to do.
+    /// </summary>
+    Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false) => Task.FromResult<string?>(null);
+
     /// <summary>Creates, starts, waits for, reads the logs of and removes a container.</summary>
     Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken);
 }

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
@@ -63,9 +62,9 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         try
         {
             // A version of a pushed algorithm that this engine lacks is loaded first, once per digest (docs/algorithms.md).
-            if (services.GetService<IContainerRuntime>() is AlgorithmRuntime images)
+            if (services.GetService<IContainerRuntime>() is { } runtime)
             {
-                await images.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true).ConfigureAwait(false);
+                await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true).ConfigureAwait(false);
             }
 
             lease = await pool.AcquireAsync(WarmSpecOf(function, secrets), cancellationToken).ConfigureAwait(false);
