@@ -14,8 +14,17 @@ public sealed record AlgorithmOptions
     /// <summary>Where tarballs are held while they are checked, pushed or loaded; the system's temporary folder by default.</summary>
     public string? Scratch { get; init; }
 
-    /// <summary>Credentials of registries that images named with a registry are pulled from, by registry host.</summary>
+    /// <summary>
+    /// Credentials of registries that images named with a registry are pulled from, by registry
+    /// host, or by any label with the host in <see cref="RegistryCredentials.Host"/> (a host with
+    /// a port, <c>registry.local:5000</c>, cannot be a configuration key: ':' separates sections).
+    /// </summary>
     public IReadOnlyDictionary<string, RegistryCredentials> Registries { get; init; } = new Dictionary<string, RegistryCredentials>();
+
+    /// <summary>The credentials for a registry host, or null when none are configured.</summary>
+    public RegistryCredentials? Credentials(string host) =>
+        Registries.Values.FirstOrDefault(c => string.Equals(c.Host, host, StringComparison.OrdinalIgnoreCase))
+        ?? (Registries.TryGetValue(host, out var byKey) && byKey.Host is null ? byKey : null);
 
     public string ScratchFolder => Scratch ?? Path.Combine(Path.GetTempPath(), "pipelines-algorithms");
 
@@ -31,6 +40,9 @@ public sealed record AlgorithmOptions
 /// <summary>A registry's user and password (or token), for pulls.</summary>
 public sealed record RegistryCredentials
 {
+    /// <summary>The registry's host (and port) when it is not the entry's key.</summary>
+    public string? Host { get; init; }
+
     public string? Username { get; init; }
 
     public string? Password { get; init; }
@@ -38,7 +50,7 @@ public sealed record RegistryCredentials
     // A record prints every member; the password never reaches a message or a log.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append("Username = ").Append(Username);
+        builder.Append("Host = ").Append(Host).Append(", Username = ").Append(Username);
         return true;
     }
 }

@@ -51,21 +51,23 @@ public sealed partial class AlgorithmRuntime(
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
-        var note = await EnsureImageAsync(spec.ImageId, cancellationToken).ConfigureAwait(false);
+        var note = await EnsureImageAsync(spec.ImageId, cancellationToken, pullFrom: spec.ImageName).ConfigureAwait(false);
         var result = await docker.RunAsync(spec, cancellationToken).ConfigureAwait(false);
         return note is null ? result : result with { Log = note + "\n" + result.Log };
     }
 
     /// <summary>
     /// Makes sure the image <paramref name="digest"/> is on this worker's engine; returns a line
-    /// for the step's log when it was not (how long the load took, or how long this task waited
-    /// for the load another task started), or null when it was there.
+    /// for the step's log when it was not (how long the load or pull took, or how long this task
+    /// waited for the one another task started), or null when it was there.
     /// </summary>
     /// <remarks>
     /// <paramref name="recentlySeenWillDo"/> skips the engine's answer for a digest seen there in
     /// the last 10 s: a function's invocations are too quick for an inspect each; a task's container start is not.
+    /// An image pinned from a name with a registry (<paramref name="pullFrom"/>) is pulled from
+    /// that registry and must still be the pinned image; any other is loaded from the algorithm store.
     /// </remarks>
-    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false)
+    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null)
     {
         if (!digest.StartsWith("sha256:", StringComparison.Ordinal)
             || (recentlySeenWillDo && _seen.TryGetValue(digest, out var at) && time.GetElapsedTime(at) < TimeSpan.FromSeconds(10)))
@@ -79,16 +81,18 @@ public sealed partial class AlgorithmRuntime(
             return null;
         }
 
-        // Single flight per digest: the first task loads, the others wait for that same load.
+        // Single flight per digest: the first task loads or pulls, the others wait for that same one.
+        var registry = pullFrom is not null && HasRegistry(pullFrom) ? pullFrom : null;
+        var from = registry is null ? "loaded from the algorithm store" : $"pulled from its registry as {registry}";
         var clock = Stopwatch.StartNew();
-        var mine = new Lazy<Task<TimeSpan>>(() => LoadAsync(digest), LazyThreadSafetyMode.ExecutionAndPublication);
+        var mine = new Lazy<Task<TimeSpan>>(() => registry is null ? LoadAsync(digest) : PullAsync(digest, registry), LazyThreadSafetyMode.ExecutionAndPublication);
         var flight = _loads.GetOrAdd(digest, mine);
         try
         {
             var took = await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
             return ReferenceEquals(flight, mine)
-                ? $"[pipelines: image {digest} was not on this worker's Docker engine: loaded from the algorithm store in {Seconds(took)}]"
-                : $"[pipelines: image {digest} was not on this worker's Docker engine: waited {Seconds(clock.Elapsed)} for this worker's load of it from the algorithm store]";
+                ? $"[pipelines: image {digest} was not on this worker's Docker engine: {from} in {Seconds(took)}]"
+                : $"[pipelines: image {digest} was not on this worker's Docker engine: waited {Seconds(clock.Elapsed)} for this worker's load of it]";
         }
         finally
         {
@@ -98,6 +102,44 @@ public sealed partial class AlgorithmRuntime(
                 _loads.TryRemove(new KeyValuePair<string, Lazy<Task<TimeSpan>>>(digest, flight));
             }
         }
+    }
+
+    /// <summary>
+    /// Pulls an image pinned from a registry name and checks that the name still gives the
+    /// pinned image: a tag moved since submission fails the task (running another image than
+    /// the one the run's identity names would be a lie in its provenance).
+    /// </summary>
+    private async Task<TimeSpan> PullAsync(string digest, string name)
+    {
+        var ct = CancellationToken.None;
+        var clock = Stopwatch.StartNew();
+        await docker.PullImageAsync(name, Auth(name), ct).ConfigureAwait(false);
+        if (!await docker.HasImageAsync(digest, ct).ConfigureAwait(false))
+        {
+            var now = await docker.ResolveImageAsync(name, ct).ConfigureAwait(false);
+            throw new PipelinesException(
+                $"pulled {name} from its registry, but it is now the image {now}, not the {digest} pinned when the run was submitted (the tag was moved): "
+                + $"name the image by its digest (`image: {Repository(name)}@sha256:…`) or submit the run again", retryHelps: false);
+        }
+
+        var took = clock.Elapsed;
+        var bytes = await docker.ImageSizeAsync(digest, ct).ConfigureAwait(false);
+        LogLoaded(log, digest, name, took.TotalSeconds, bytes);
+        if (catalog is not null)
+        {
+            await catalog.RecordLoadAsync(new ImageLoad(digest, worker, name, took.TotalSeconds, bytes, time.GetUtcNow()), ct).ConfigureAwait(false);
+        }
+
+        return took;
+    }
+
+    /// <summary>A reference without its tag or digest: <c>host:5000/team/tool:3</c> is <c>host:5000/team/tool</c>.</summary>
+    private static string Repository(string name)
+    {
+        var at = name.IndexOf('@', StringComparison.Ordinal);
+        var bare = at >= 0 ? name[..at] : name;
+        var colon = bare.LastIndexOf(':');
+        return colon > bare.LastIndexOf('/') ? bare[..colon] : bare;
     }
 
     private async Task<TimeSpan> LoadAsync(string digest)
@@ -155,9 +197,14 @@ public sealed partial class AlgorithmRuntime(
         }
     }
 
-    /// <summary>Whether a reference names a registry: its first part has a '.' or a ':' or is localhost (Docker's rule).</summary>
+    /// <summary>Whether a reference names a registry: its first part has a '.' or a ':' or is localhost (Docker's rule); an algorithm:// reference does not.</summary>
     internal static bool HasRegistry(string image)
     {
+        if (AlgorithmReference.IsAlgorithm(image))
+        {
+            return false;
+        }
+
         var slash = image.IndexOf('/', StringComparison.Ordinal);
         if (slash < 0)
         {
@@ -171,7 +218,7 @@ public sealed partial class AlgorithmRuntime(
     private AuthConfig? Auth(string image)
     {
         var host = image[..image.IndexOf('/', StringComparison.Ordinal)];
-        return options.Registries.TryGetValue(host, out var c)
+        return options.Credentials(host) is { } c
             ? new AuthConfig { ServerAddress = host, Username = c.Username, Password = c.Password }
             : null;
     }

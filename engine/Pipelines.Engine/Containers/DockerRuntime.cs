@@ -52,6 +52,19 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         }
     }
 
+    /// <summary>The size in bytes of an image on the engine (its layers, as `docker images` shows it).</summary>
+    public async Task<long> ImageSizeAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await _client.Images.InspectImageAsync(image, cancellationToken).ConfigureAwait(false)).Size;
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or TimeoutException or System.Net.Sockets.SocketException)
+        {
+            throw Unreachable(e);
+        }
+    }
+
     /// <summary>Whether an image (by id or name) is on the engine.</summary>
     public async Task<bool> HasImageAsync(string image, CancellationToken cancellationToken)
     {
@@ -158,7 +171,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         }
         catch (DockerApiException e) when (!IsConnectionFailure(e))
         {
-            throw new PipelinesException($"the Docker engine could not pull {reference}: {e.ResponseBody?.Trim()}", retryHelps: e.StatusCode >= HttpStatusCode.InternalServerError, e);
+            // The engine answers 500 for a registry out of reach (waited out) and for a refusal
+            // by a registry that answered (credentials, a missing repository or tag: not).
+            var refused = e.ResponseBody is { } body && RegistryRefusals.Any(r => body.Contains(r, StringComparison.OrdinalIgnoreCase));
+            throw new PipelinesException($"the Docker engine could not pull {reference}: {e.ResponseBody?.Trim()}", retryHelps: e.StatusCode >= HttpStatusCode.InternalServerError && !refused, e);
         }
         catch (Exception e) when (IsConnectionFailure(e))
         {
@@ -173,6 +189,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             }
         }
     }
+
+    /// <summary>What a registry that answered says when it refuses a pull (distribution's error codes and the engine's own words).</summary>
+    private static readonly string[] RegistryRefusals =
+        ["unauthorized", "authentication required", "no basic auth credentials", "denied", "manifest unknown", "name unknown", "not found", "invalid reference format"];
 
     /// <summary>Whether the engine answers; for readiness checks.</summary>
     public async Task PingAsync(CancellationToken cancellationToken)

@@ -11,9 +11,11 @@ public interface IContainerRuntime
     /// <summary>
     /// Makes sure an image pinned by digest is on the engine before a container of it starts
     /// elsewhere (a warm pool): a line for the log when it had to be loaded, null when it was
-    /// there. A runtime that cannot load images has nothing to do.
+    /// there. <paramref name="pullFrom"/> is the name the image was pinned from: when it names a
+    /// registry, the image is pulled from there instead of loaded from the algorithm store. A
+    /// runtime that cannot load images has nothing to do.
     /// </summary>
-    Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false) => Task.FromResult<string?>(null);
+    Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null) => Task.FromResult<string?>(null);
 
     /// <summary>Creates, starts, waits for, reads the logs of and removes a container.</summary>
     Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken);
@@ -36,6 +38,12 @@ public sealed record ContainerSpec(
     /// logs or returns them, and masks their values in the log it returns.
     /// </summary>
     public IReadOnlyDictionary<string, string> Secrets { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>
+    /// The name <see cref="ImageId"/> was pinned from (as the workflow wrote it), so that a
+    /// worker whose engine lacks the image can pull it from its registry; null when unknown.
+    /// </summary>
+    public string? ImageName { get; init; }
 }
 
 /// <summary>How a container ended. <see cref="Log"/> holds stdout and stderr as they came.</summary>

@@ -64,7 +64,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
             // A version of a pushed algorithm that this engine lacks is loaded first, once per digest (docs/algorithms.md).
             if (services.GetService<IContainerRuntime>() is { } runtime)
             {
-                await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true).ConfigureAwait(false);
+                await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
             }
 
             lease = await pool.AcquireAsync(WarmSpecOf(function, secrets), cancellationToken).ConfigureAwait(false);

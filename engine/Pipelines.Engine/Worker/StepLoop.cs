@@ -131,7 +131,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             ["org.pipelines.task"] = task.TaskId,
             ["org.pipelines.step"] = step.Name,
         };
-        var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets };
+        var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets, ImageName = step.Image };
         return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
     }
 
@@ -163,6 +163,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             MaxQueue = int.MaxValue,
             IdleTimeout = options.WarmStepIdle,
         };
+        // As a one-shot container would: a pinned image this engine lacks is loaded or pulled first, once per digest.
+        var note = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
         var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
         await using (lease.ConfigureAwait(false))
         {
@@ -174,7 +176,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
 
             try
             {
-                return await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
+                var watched = await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
+                return note is null || watched.Result is null ? watched : watched with { Result = watched.Result with { Log = note + "\n" + watched.Result.Log } };
             }
             finally
             {

@@ -50,6 +50,34 @@ public static class CliRunner
         return Process.Start(psi)!;
     }
 
+    /// <summary>
+    /// Stops a process as an operator would (SIGTERM: a worker removes its warm containers and
+    /// hands back its tasks), and kills it with its children if it does not end within <paramref name="grace"/>.
+    /// </summary>
+    public static async Task StopAsync(Process process, TimeSpan grace)
+    {
+        if (process.HasExited)
+        {
+            return;
+        }
+
+        using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await term.WaitForExitAsync();
+        }
+
+        using var cts = new CancellationTokenSource(grace);
+        try
+        {
+            await process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+    }
+
     public static async Task<Result> RunAsync(IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null) =>
         (await RunMeasuredAsync(args, env, timeout)).Result;
 

@@ -87,25 +87,7 @@ public sealed class ServerProcess : IAsyncDisposable
     /// <summary>Stops the server as an operator would (SIGTERM), and kills it if it does not end in time.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
-        {
-            using (var term = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await term.WaitForExitAsync();
-            }
-
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(40));
-            try
-            {
-                await _process.WaitForExitAsync(cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                _process.Kill(entireProcessTree: true);
-                await _process.WaitForExitAsync();
-            }
-        }
-
+        await CliRunner.StopAsync(_process, TimeSpan.FromSeconds(40));
         _process.Dispose();
     }
 
