@@ -9,7 +9,7 @@ RUN gcc -O2 -static -Wall -Wextra -Werror -s -o /warm-helper /src/warm-helper.c
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY . .
-RUN dotnet publish engine/Pipelines.Cli -c Release -o /app
+RUN dotnet publish engine/Pipelines.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /app
 
 FROM mcr.microsoft.com/dotnet/runtime:10.0
 WORKDIR /app

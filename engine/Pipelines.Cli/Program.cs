@@ -12,7 +12,7 @@ app.Configure(c =>
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
     c.AddCommand<LineageCommand>("lineage").WithDescription("Say what produced a task output or a results file (or one row: --row N, --key VALUE): run, task, step, image, command, worker, times, inputs.");
-    c.AddCommand<ExplainCommand>("explain").WithDescription("Why a run's tasks ran or were taken from the cache: explain RUN [TASK] (TASK: index or task id).");
+    c.AddCommand<ExplainCommand>("explain").WithDescription("Why a run's tasks ran or were taken from the cache: explain RUN [[TASK]] (TASK: index or task id).");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");
     c.AddCommand<WorkersCommand>("workers").WithDescription("Show every live worker's harvesting figures: owner load, harvested CPU, tasks running, suspended, vacated.");
     c.AddCommand<ServerCommand>("server").WithDescription("Serve the REST API and the dashboard, and run jobs (PostgreSQL; roles from Server:Roles).");
@@ -32,7 +32,7 @@ app.Configure(c =>
         b.AddCommand<FunctionShowCommand>("show").WithDescription("A function: its limits, versions, requests, errors, latency and warm containers.");
         b.AddCommand<FunctionDeleteCommand>("delete").WithDescription("Delete a function with its versions and invocations.");
     });
-    c.AddCommand<InvokeCommand>("invoke").WithDescription("Invoke a function with a file as its input: pipelines invoke NAME FILE [-o OUT].");
+    c.AddCommand<InvokeCommand>("invoke").WithDescription("Invoke a function with a file as its input: pipelines invoke NAME FILE [[-o OUT]].");
     c.AddBranch<CommonSettings>("algorithm", b =>
     {
         b.SetDescription("Versioned algorithm images in the algorithm store: push once, run on any worker (docs/algorithms.md).");
