@@ -57,6 +57,13 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
         var warnings = new List<string>();
         var problems = new List<string>();
         var cancelled = StopReasons.IsCancel(run.StopReason);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var phases = new List<string>();
+        void Phase(string name)
+        {
+            phases.Add($"{name} {clock.ElapsedMilliseconds} ms");
+            clock.Restart();
+        }
 
         // Parts and result files are local copies here: the tables stream through the disk, not memory.
         var scratch = Path.Combine(Path.GetTempPath(), "pipelines-gather", runId + "-" + Guid.NewGuid().ToString("N")[..8]);
@@ -118,7 +125,9 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                 }
             }
 
+            Phase("tables");
             var tasksParquet = await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+            Phase("provenance");
             var state = cancelled ? RunState.Cancelled
                 : error is not null || counts.Failed > 0 ? RunState.Failed
                 : RunState.Succeeded;
@@ -150,6 +159,7 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
                 summary = summary with { Warnings = [.. warnings, reportWarning] };
             }
 
+            Phase("report");
             var crate = Path.Combine(scratch, "ro-crate-metadata.json");
             await using (var file = new FileStream(crate, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
             {
@@ -158,8 +168,9 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
 
             await output.Store.UploadAsync(output.Key(RunLayout.RoCrate), crate, "application/ld+json", cancellationToken).ConfigureAwait(false);
             await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
+            Phase("crate and run.json");
             await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
-            LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed);
+            LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed, string.Join(", ", phases));
         }
         finally
         {
@@ -222,6 +233,6 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: report.html was not written: {Error}")]
     private static partial void LogReportFailed(ILogger logger, string runId, string error);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} ended {State}: {Tasks} tasks, {Failed} failed")]
-    private static partial void LogRunFinished(ILogger logger, string runId, string state, int tasks, int failed);
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} ended {State}: {Tasks} tasks, {Failed} failed (gather: {Phases})")]
+    private static partial void LogRunFinished(ILogger logger, string runId, string state, int tasks, int failed, string phases);
 }

@@ -90,7 +90,7 @@ public static class EngineHost
         builder.Logging.AddSimpleConsole(o =>
         {
             o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
+            o.TimestampFormat = "HH:mm:ss.fff ";
         }).SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
 
