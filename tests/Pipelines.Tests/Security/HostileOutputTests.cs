@@ -12,8 +12,11 @@ namespace Pipelines.Tests.Security;
 /// runs as root on the host, so every case must end its task with a reason, read nothing
 /// outside /out and touch nothing outside its scratch folder.
 /// </summary>
-public sealed class HostileRunFixture : IAsyncLifetime
+public class HostileRunFixture : IAsyncLifetime
 {
+    /// <summary>Whether the step says reuse: true (each case a request to a warm container) instead of a container each.</summary>
+    public virtual bool Reuse => false;
+
     public TempFolder Temp { get; } = new();
 
     public string Secret { get; } = "hostile-secret-" + Guid.NewGuid().ToString("N");
@@ -51,7 +54,14 @@ public sealed class HostileRunFixture : IAsyncLifetime
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
         ["well-behaved"] = "echo ok > /out/r.tsv",
+
+        // A process left running after the command ends: in a warm container it would write into the
+        // next request's /out as soon as that request's inputs are at /in (one-shot: never, /in holds only its own).
+        ["linger"] = "(while :; do for f in /in/*.sh; do [ \"$f\" = /in/linger.sh ] || echo late > /out/late.tsv; done; sleep 0.01; done) & echo ok > /out/r.tsv",
     };
+
+    /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger"];
 
     public async Task InitializeAsync()
     {
@@ -75,6 +85,7 @@ public sealed class HostileRunFixture : IAsyncLifetime
                 image: pipelines-tests/hostile:1
                 command: ["sh", "{"{input}"}"]
                 outputs: ["*.tsv", "keep/**"]
+                reuse: {(Reuse ? "true" : "false")}
                 resources: {"{ disk: 20Mi, files: 1000, timeout: 2m }"}
             output:
               uri: {Temp.Combine("out")}
@@ -85,7 +96,7 @@ public sealed class HostileRunFixture : IAsyncLifetime
             ["PIPELINES_Worker__Scratch"] = Scratch,
             ["HOSTILE_TEST_SECRET"] = Secret,
         };
-        (Result, PeakRssBytes) = await CliRunner.RunMeasuredAsync(["run", workflow], env, TimeSpan.FromMinutes(4));
+        (Result, PeakRssBytes) = await CliRunner.RunMeasuredAsync(Reuse ? ["run", workflow, "-v"] : ["run", workflow], env, TimeSpan.FromMinutes(4));
         var factory = new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1"));
         Run = new RunFolder(factory.Open(Temp.Combine("out")).Child(RunFolder.RunIdFrom(Result)));
         Provenance = await Run.ProvenanceAsync();
@@ -103,7 +114,7 @@ public sealed class HostileRunFixture : IAsyncLifetime
         }
 
         sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"\nengine peak RSS: {PeakRssBytes / 1024 / 1024} MiB; scratch left: {Directory.EnumerateFileSystemEntries(Scratch).Count()} entries\n");
-        var path = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", "hostile-cases.md");
+        var path = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", Reuse ? "hostile-cases-reuse.md" : "hostile-cases.md");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await File.WriteAllTextAsync(path, sb.ToString());
     }
@@ -118,8 +129,31 @@ public sealed class HostileRunFixture : IAsyncLifetime
     }
 }
 
+/// <summary>The same hostile cases with reuse: true: one warm container serves many of them in turn.</summary>
+public sealed class HostileWarmRunFixture : HostileRunFixture
+{
+    public override bool Reuse => true;
+}
+
 [Collection("end-to-end")]
-public sealed class HostileOutputTests(HostileRunFixture f) : IClassFixture<HostileRunFixture>
+public sealed class HostileOutputTests(HostileRunFixture f) : HostileOutputCases(f), IClassFixture<HostileRunFixture>;
+
+[Collection("end-to-end")]
+public sealed class HostileWarmOutputTests(HostileWarmRunFixture f) : HostileOutputCases(f), IClassFixture<HostileWarmRunFixture>
+{
+    [Fact]
+    public void The_cases_ran_as_requests_to_fewer_warm_containers_than_cases()
+    {
+        // The verbose log says each warm container's start; a case that replaced its container (a crash) would add one.
+        var started = System.Text.RegularExpressions.Regex.Matches(f.Result.Stdout + f.Result.Stderr, "warm container [0-9a-f]+ of run:[^ ]+/step:act started").Count;
+        Assert.Equal(HostileRunFixture.Cases.Count, f.Provenance.Count);
+        Assert.DoesNotContain(f.Provenance, p => p.Error?.Contains("could not run", StringComparison.Ordinal) == true);
+        Assert.InRange(started, 1, HostileRunFixture.Cases.Count / 2);
+    }
+}
+
+/// <summary>What every hostile case must end with, whichever way the step's containers run.</summary>
+public abstract class HostileOutputCases(HostileRunFixture f)
 {
     [Theory]
     [InlineData("link-host-file", "/out/s.tsv is a symbolic link, which is never followed; outputs must be regular files")]
@@ -156,6 +190,14 @@ public sealed class HostileOutputTests(HostileRunFixture f) : IClassFixture<Host
     }
 
     [Fact]
+    public void A_process_left_running_by_a_command_writes_into_no_other_tasks_output()
+    {
+        Assert.Equal(["r.tsv"], f.Row("linger").Outputs.Select(o => o.Key.Split('/')[^1]));
+        Assert.DoesNotContain(f.Provenance.SelectMany(p => p.Outputs), o => o.Key.EndsWith("/late.tsv", StringComparison.Ordinal));
+        Assert.Empty(Directory.EnumerateFiles(f.Temp.Combine("out"), "late.tsv", SearchOption.AllDirectories));
+    }
+
+    [Fact]
     public void A_name_near_the_255_byte_limit_is_kept()
     {
         var row = f.Row("long-name");
@@ -169,8 +211,9 @@ public sealed class HostileOutputTests(HostileRunFixture f) : IClassFixture<Host
         Assert.Equal(1, f.Result.ExitCode);
         using var json = await f.Run.RunJsonAsync();
         Assert.Equal("failed", json.RootElement.GetProperty("status").GetString());
-        Assert.Equal(HostileRunFixture.Cases.Count - 4, json.RootElement.GetProperty("counts").GetProperty("failed").GetInt32());
-        Assert.Equal(4, json.RootElement.GetProperty("counts").GetProperty("succeeded").GetInt32());
+        Assert.Equal(HostileRunFixture.Cases.Count - HostileRunFixture.Succeeding.Length, json.RootElement.GetProperty("counts").GetProperty("failed").GetInt32());
+        Assert.Equal(HostileRunFixture.Succeeding.Length, json.RootElement.GetProperty("counts").GetProperty("succeeded").GetInt32());
+        Assert.All(HostileRunFixture.Succeeding, name => Assert.Equal("succeeded", f.Row(name).Status));
         Assert.DoesNotContain("   at ", f.Result.Stderr, StringComparison.Ordinal);
     }
 
