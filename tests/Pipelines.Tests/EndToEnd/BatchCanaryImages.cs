@@ -22,6 +22,9 @@ public sealed class BatchCanaryImages : IAsyncLifetime
         done
         """;
 
+    /// <summary>Six small inputs (key, lines): two per task, three tasks.</summary>
+    public static readonly (string Key, int Lines)[] Inputs = [("a/one.txt", 3), ("a/two.txt", 5), ("b/one.txt", 7), ("b/two.txt", 8), ("c/x.txt", 11), ("c/y.txt", 13)];
+
     private readonly string _id = Guid.NewGuid().ToString("N")[..10];
     private readonly List<string> _tags = [];
 
@@ -32,6 +35,30 @@ public sealed class BatchCanaryImages : IAsyncLifetime
     public string Planted => $"pipelines-tests/canary-{_id}:planted";
 
     public string Nudged => $"pipelines-tests/canary-{_id}:nudged";
+
+    /// <summary>An input's content: its number of lines.</summary>
+    public static string Content(int lines) => string.Concat(Enumerable.Range(1, lines).Select(i => $"line {i}\n"));
+
+    /// <summary>The tests' workflow: one step of the image over the inputs, its table gathered as `scores`.</summary>
+    public static string Workflow(string image, string inputUri, string outputUri) => $$"""
+        version: 1
+        name: canary-test
+        input:
+          uri: {{inputUri}}
+          include: ["**/*.txt"]
+          batch: 2
+        steps:
+          - name: score
+            image: {{image}}
+            command: ["sh", "/score", "/out/score.tsv", "{inputs}"]
+            resources: { cpus: 1, memory: 64Mi, timeout: 2m }
+            outputs: ["*.tsv"]
+        gather:
+          - name: scores
+            from: score/*.tsv
+        output:
+          uri: {{outputUri}}
+        """;
 
     public async Task InitializeAsync()
     {

@@ -14,8 +14,7 @@ namespace Pipelines.Tests.EndToEnd;
 [Collection("end-to-end")]
 public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<BatchCanaryImages>, IDisposable
 {
-    // Six small inputs, two per task: three tasks.
-    private static readonly (string Key, int Lines)[] Inputs = [("a/one.txt", 3), ("a/two.txt", 5), ("b/one.txt", 7), ("b/two.txt", 8), ("c/x.txt", 11), ("c/y.txt", 13)];
+    private static readonly (string Key, int Lines)[] Inputs = BatchCanaryImages.Inputs;
 
     private readonly TempFolder _temp = new();
 
@@ -167,29 +166,11 @@ public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<B
             if (!File.Exists(path))
             {
                 Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-                await File.WriteAllTextAsync(path, string.Concat(Enumerable.Range(1, lines).Select(i => $"line {i}\n")));
+                await File.WriteAllTextAsync(path, BatchCanaryImages.Content(lines));
             }
         }
 
-        var workflow = _temp.Write("canary.yaml", $$"""
-            version: 1
-            name: canary-test
-            input:
-              uri: {{input}}
-              include: ["**/*.txt"]
-              batch: 2
-            steps:
-              - name: score
-                image: {{image}}
-                command: ["sh", "/score", "/out/score.tsv", "{inputs}"]
-                resources: { cpus: 1, memory: 64Mi, timeout: 2m }
-                outputs: ["*.tsv"]
-            gather:
-              - name: scores
-                from: score/*.tsv
-            output:
-              uri: {{_temp.Combine("out")}}
-            """);
+        var workflow = _temp.Write("canary.yaml", BatchCanaryImages.Workflow(image, input, _temp.Combine("out")));
         return await CliRunner.RunAsync(["run", workflow, "--local-workers", "2", .. flags], new Dictionary<string, string?> { ["PIPELINES_HOME"] = _temp.Combine("home") });
     }
 
