@@ -3,8 +3,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Npgsql;
-using Pipelines.Storage;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Support;
 
@@ -16,41 +14,25 @@ namespace Pipelines.Tests.Server;
 /// PostgreSQL for the runs and the queue, Swift (S3) for the input and the outputs.
 /// </summary>
 [Collection("server")]
-public sealed class BatchCanaryServerTests(BatchCanaryImages images) : IClassFixture<BatchCanaryImages>, IAsyncLifetime
+public sealed class BatchCanaryServerTests(BatchCanaryImages images, SplitServerFixture fixture) : IClassFixture<BatchCanaryImages>, IClassFixture<SplitServerFixture>, IAsyncLifetime
 {
-    private readonly string _schema = TestEnvironment.NewName("canary_");
-    private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
-    private readonly TempFolder _temp = new();
-    private string _bucket = null!;
-    private Dictionary<string, string?> _env = null!;
-    private ServerProcess _server = null!;
-    private Process _worker = null!;
+    private readonly string _prefix = TestEnvironment.NewName("canary-");
 
     public async Task InitializeAsync()
     {
-        _bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
-        var input = _stores.Open($"s3://{_bucket}/raw/");
+        var input = fixture.Stores.Open($"s3://{fixture.Bucket}/{_prefix}/raw/");
         foreach (var (key, lines) in BatchCanaryImages.Inputs)
         {
             await input.Store.PutAsync(input.Key(key), Encoding.UTF8.GetBytes(BatchCanaryImages.Content(lines)), "text/plain", CancellationToken.None);
         }
-
-        _env = new()
-        {
-            ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
-            ["PIPELINES_Schema"] = _schema,
-            ["PIPELINES_Hangfire__Schema"] = _schema + "_hangfire",
-            ["PIPELINES_HOME"] = _temp.Combine("home"),
-            ["PIPELINES_Worker__Concurrency"] = "2",
-        };
-        _server = await ServerProcess.StartAsync(_env, ["--roles", "api"]);
-        _worker = CliRunner.Start(["worker"], _env);
     }
+
+    public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
     public async Task A_canary_submitted_over_the_API_runs_on_a_worker_and_its_diff_is_served()
     {
-        using var http = _server.Client();
+        using var http = fixture.Server.Client();
         using var submit = await http.PostAsJsonAsync("/api/runs", new { workflow = Workflow(), candidate = "score=" + images.Planted, sample = "100%" });
         var submitted = JsonDocument.Parse(await submit.Content.ReadAsStringAsync()).RootElement;
         Assert.True(submit.StatusCode == HttpStatusCode.Accepted, submitted.ToString());
@@ -71,7 +53,7 @@ public sealed class BatchCanaryServerTests(BatchCanaryImages images) : IClassFix
                 break;
             }
 
-            Assert.True(answer.StatusCode == HttpStatusCode.Conflict, $"{(int)answer.StatusCode}: {body}\n{_server.Output}");
+            Assert.True(answer.StatusCode == HttpStatusCode.Conflict, $"{(int)answer.StatusCode}: {body}\n{fixture.Server.Output}");
             Assert.True(clock.Elapsed < TimeSpan.FromMinutes(4), "no diff within 4 minutes: " + body);
             await Task.Delay(500);
         }
@@ -83,7 +65,7 @@ public sealed class BatchCanaryServerTests(BatchCanaryImages images) : IClassFix
         Assert.Equal("succeeded", run.GetProperty("state").GetString());
         var candidate = await ServerFixture.GetRunAsync(http, runId + "-canary");
         Assert.Equal("succeeded", candidate.GetProperty("state").GetString());
-        Assert.Equal($"s3://{_bucket}/out/{runId}/canary/", candidate.GetProperty("outputUri").GetString());
+        Assert.Equal($"s3://{fixture.Bucket}/{_prefix}/out/{runId}/canary/", candidate.GetProperty("outputUri").GetString());
         var summary = await http.GetStringAsync($"/api/runs/{runId}/files/canary/summary.txt");
         Assert.Contains("1 cell(s) differ", summary, StringComparison.Ordinal);
     }
@@ -91,42 +73,22 @@ public sealed class BatchCanaryServerTests(BatchCanaryImages images) : IClassFix
     [Fact]
     public async Task The_CLI_runs_a_canary_through_the_server_and_a_bad_one_is_refused()
     {
-        var workflow = _temp.Write("canary.yaml", Workflow());
-        var result = await CliRunner.RunAsync(["run", workflow, "--server", _server.Url, "--candidate", "score=" + images.Retagged, "--sample", "1"], _env);
+        var workflow = fixture.Temp.Write(_prefix + ".yaml", Workflow());
+        var result = await CliRunner.RunAsync(["run", workflow, "--server", fixture.Server.Url, "--candidate", "score=" + images.Retagged, "--sample", "1"], fixture.Env);
 
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.Contains("canary of step score: equal", result.Stdout, StringComparison.Ordinal);
         Assert.Contains("sample:    1 of 3 task(s) (1)", result.Stdout, StringComparison.Ordinal);
 
-        using var http = _server.Client();
+        using var http = fixture.Server.Client();
         using var bad = await http.PostAsJsonAsync("/api/runs", new { workflow = Workflow(), candidate = "nosuch=" + images.Planted });
         Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("names step 'nosuch', which is not a step of workflow canary-test", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-        var refused = await CliRunner.RunAsync(["run", workflow, "--server", _server.Url, "--candidate", "score=" + images.Planted, "--sample", "150%"], _env);
+        var refused = await CliRunner.RunAsync(["run", workflow, "--server", fixture.Server.Url, "--candidate", "score=" + images.Planted, "--sample", "150%"], fixture.Env);
         Assert.True(refused.ExitCode == 2, refused.ToString());
         using var noCanary = await http.GetAsync("/api/runs/20000101-000000-000000/canary");
         Assert.Equal(HttpStatusCode.NotFound, noCanary.StatusCode);
     }
 
-    private string Workflow() => BatchCanaryImages.Workflow(images.Current, $"s3://{_bucket}/raw/", $"s3://{_bucket}/out/");
-
-    public async Task DisposeAsync()
-    {
-        if (!_worker.HasExited)
-        {
-            _worker.Kill(entireProcessTree: true);
-            await _worker.WaitForExitAsync();
-        }
-
-        _worker.Dispose();
-        await _server.DisposeAsync();
-        await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
-        await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
-        {
-            await cmd.ExecuteNonQueryAsync();
-        }
-
-        _stores.Dispose();
-        _temp.Dispose();
-    }
+    private string Workflow() => BatchCanaryImages.Workflow(images.Current, $"s3://{fixture.Bucket}/{_prefix}/raw/", $"s3://{fixture.Bucket}/{_prefix}/out/");
 }
