@@ -23,8 +23,8 @@ internal static class CanaryCompare
         var link = candidate.Definition.Canary!;
         var sampled = link.Sampled ?? [];
         var currentTasks = current.Tasks.ToDictionary(t => t.Index);
-        var currentOutputs = Outputs(current.Provenance);
-        var candidateOutputs = Outputs(candidate.Provenance);
+        var currentOutputs = Outputs(current.Provenance, sampled.ToHashSet());
+        var candidateOutputs = Outputs(candidate.Provenance, null);
         var tables = current.Definition.Workflow.Gather.Select(g => new TableAccumulator(g)).ToList();
         var tasks = new List<CanaryTask>();
         for (var i = 0; i < candidate.Tasks.Count && i < sampled.Count; i++)
@@ -127,11 +127,11 @@ internal static class CanaryCompare
 
     private static bool EndedWell(TaskRecord t) => t.State is TaskState.Succeeded or TaskState.Cached;
 
-    /// <summary>Each task's kept outputs of its steps' last good attempts, by <c>&lt;step&gt;/&lt;path&gt;</c>.</summary>
-    private static Dictionary<int, Dictionary<string, FileRef>> Outputs(IReadOnlyList<ProvenanceRow> provenance)
+    /// <summary>Each task's kept outputs of its steps' last good attempts, by <c>&lt;step&gt;/&lt;path&gt;</c>: of the tasks named, or all.</summary>
+    private static Dictionary<int, Dictionary<string, FileRef>> Outputs(IReadOnlyList<ProvenanceRow> provenance, HashSet<int>? tasks)
     {
         var byTask = new Dictionary<int, Dictionary<string, FileRef>>();
-        foreach (var row in provenance.Where(r => r.Status is "succeeded" or "cached"))
+        foreach (var row in provenance.Where(r => r.Status is "succeeded" or "cached" && (tasks is null || tasks.Contains(r.TaskIndex))))
         {
             var files = byTask.TryGetValue(row.TaskIndex, out var f) ? f : byTask[row.TaskIndex] = new(StringComparer.Ordinal);
             var prefix = $"tasks/{row.TaskId}/";
