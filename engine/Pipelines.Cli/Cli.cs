@@ -34,6 +34,12 @@ internal static class Cli
             error.WriteLine("error: " + OneLine(e.Message) + e.Details);
             return Failed;
         }
+        catch (Pipelines.Canary.CanaryRequestException e)
+        {
+            // A flag of the canary that cannot be carried out: a usage error, like a malformed option.
+            error.WriteLine("error: " + e.Message);
+            return Invalid;
+        }
         catch (PipelinesException e)
         {
             error.WriteLine("error: " + OneLine(e.Message));

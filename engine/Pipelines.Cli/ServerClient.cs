@@ -39,9 +39,19 @@ internal sealed class ServerClient : IDisposable
     public static string? KeyFrom(string? option) =>
         option ?? (Environment.GetEnvironmentVariable("PIPELINES_SERVER_KEY") is { Length: > 0 } k ? k : null);
 
-    public async Task<SubmittedRunView> SubmitAsync(string yaml, string source, IReadOnlyList<string> set, CancellationToken ct)
+    public async Task<SubmittedRunView> SubmitAsync(string yaml, string source, IReadOnlyList<string> set, CancellationToken ct, (string? Candidate, string? Sample, double? Tolerance) canary = default)
     {
-        using var response = await SendAsync(() => _http.PostAsJsonAsync("api/runs", new SubmitRunRequest(yaml, set), Json, ct)).ConfigureAwait(false);
+        var body = new SubmitRunRequest(yaml, set, Candidate: canary.Candidate, Sample: canary.Sample, Tolerance: canary.Tolerance);
+        using var response = await SendAsync(() => _http.PostAsJsonAsync("api/runs", body, Json, ct)).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.BadRequest && canary.Candidate is not null)
+        {
+            var refused = await ReadProblemAsync(response, ct).ConfigureAwait(false);
+            if (refused.Title == "The canary request is not valid" && refused.Detail is { } detail)
+            {
+                throw new Pipelines.Canary.CanaryRequestException(detail);
+            }
+        }
+
         if (response.StatusCode == HttpStatusCode.BadRequest)
         {
             var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
@@ -67,6 +77,19 @@ internal sealed class ServerClient : IDisposable
         using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/tasks?state={state}&limit={limit}", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
         return (await response.Content.ReadFromJsonAsync<PageView<TaskView>>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>A file of a run's folder (GET /api/runs/{id}/files/{path}), or null when it is not there.</summary>
+    public async Task<byte[]?> GetFileAsync(string runId, string path, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/files/{path}", ct)).ConfigureAwait(false);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
     }
 
     public async Task<RunSummary?> GetRunSummaryAsync(string runId, CancellationToken ct)

@@ -7,9 +7,9 @@ namespace Pipelines.Cli.Commands;
 /// <summary>`run` and `status` against a server: the same lines as in-process, read over the REST API.</summary>
 internal static class RemoteRun
 {
-    public static async Task<int> RunAsync(ServerClient client, string file, string yaml, IReadOnlyList<string> set, Stopwatch clock, CancellationToken ct)
+    public static async Task<int> RunAsync(ServerClient client, string file, string yaml, IReadOnlyList<string> set, RunCommand.Settings settings, Stopwatch clock, CancellationToken ct)
     {
-        var submitted = await client.SubmitAsync(yaml, file, set, ct).ConfigureAwait(false);
+        var submitted = await client.SubmitAsync(yaml, file, set, ct, (settings.Candidate, settings.Sample, settings.Tolerance)).ConfigureAwait(false);
         foreach (var w in submitted.Warnings)
         {
             Console.Error.WriteLine($"{file}: warning: {w}");
@@ -17,6 +17,11 @@ internal static class RemoteRun
 
         Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), submitted to the server");
         Console.WriteLine($"output: {submitted.OutputUri}");
+        if (submitted.CanaryRunId is not null)
+        {
+            Console.WriteLine($"canary: run {submitted.CanaryRunId} (in {Pipelines.Canary.CanaryLink.Folder})");
+        }
+
         RunView run;
         string? last = null;
         var lastPrint = Stopwatch.StartNew();
@@ -49,7 +54,22 @@ internal static class RemoteRun
         }
 
         await PrintAsync(client, run, $"in {clock.Elapsed.TotalSeconds:0.0}s", ct).ConfigureAwait(false);
-        return run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+        var code = run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+        if (submitted.CanaryRunId is { } candidate)
+        {
+            var canaryRun = await client.GetRunAsync(candidate, ct).ConfigureAwait(false);
+            while (!canaryRun.State.IsTerminal())
+            {
+                await Task.Delay(500, ct).ConfigureAwait(false);
+                canaryRun = await client.GetRunAsync(candidate, ct).ConfigureAwait(false);
+            }
+
+            var diff = await client.GetFileAsync(run.RunId, Pipelines.Canary.CanaryLink.DiffJson, ct).ConfigureAwait(false);
+            var summary = await client.GetFileAsync(run.RunId, Pipelines.Canary.CanaryLink.SummaryText, ct).ConfigureAwait(false);
+            code = CanaryOutcome.Print(code, diff, summary, canaryRun.State, canaryRun.Error);
+        }
+
+        return code;
     }
 
     public static async Task<int> StatusAsync(ServerClient client, string runId, CancellationToken ct)

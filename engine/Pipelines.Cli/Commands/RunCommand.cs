@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Canary;
 using Pipelines.Gather;
 using Pipelines.Hosting;
 using Pipelines.Runs;
@@ -26,6 +27,18 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
         public string? Key { get; init; }
 
+        [CommandOption("--candidate <STEP=IMAGE>")]
+        [Description("Batch canary: run a sample of the tasks again with this image for STEP (a local image or algorithm://NAME@VERSION) and compare; exit 1 when they differ (docs/algorithms.md).")]
+        public string? Candidate { get; init; }
+
+        [CommandOption("--sample <SHARE>")]
+        [Description("With --candidate: the tasks to compare, a share (5%, the default) or a number (3); the same tasks on every run of the same input.")]
+        public string? Sample { get; init; }
+
+        [CommandOption("--tolerance <X>")]
+        [Description("With --candidate: numbers in gathered tables whose relative difference is at most X count as equal (default 1e-9).")]
+        public double? Tolerance { get; init; }
+
         [CommandOption("-w|--local-workers <N>")]
         [Description("Tasks this process runs at once (default Worker:Concurrency, 4). With PostgreSQL, 0 leaves the tasks to `pipelines worker` processes.")]
         public int? LocalWorkers { get; init; }
@@ -34,11 +47,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+        var canary = CanaryRequest.Parse(settings.Candidate, settings.Sample, settings.Tolerance);
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
         if (Remote.ServerOf(settings) is not null)
         {
             using var client = Remote.Client(settings);
-            return await RemoteRun.RunAsync(client, settings.File, yaml, settings.Set, clock, cancellationToken).ConfigureAwait(false);
+            return await RemoteRun.RunAsync(client, settings.File, yaml, settings.Set, settings, clock, cancellationToken).ConfigureAwait(false);
         }
 
         var values = new Dictionary<string, string?>();
@@ -63,8 +77,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         try
         {
             var submitted = await host.Services.GetRequiredService<RunSubmitter>()
-                .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken).ConfigureAwait(false);
+                .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken, canary).ConfigureAwait(false);
             RunIndex.Record(submitted.RunId, submitted.OutputUri);
+            if (submitted.CanaryRunId is { } canaryRunId)
+            {
+                RunIndex.Record(canaryRunId, submitted.OutputUri.TrimEnd('/') + "/" + CanaryLink.Folder);
+            }
             foreach (var w in submitted.Warnings.Where(w => !w.IsNote))
             {
                 Console.Error.WriteLine($"{settings.File}: warning: {w.Text}");
@@ -77,12 +95,25 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
             }
 
             Console.WriteLine($"output: {submitted.OutputUri}");
+            if (submitted.CanaryRunId is not null)
+            {
+                Console.WriteLine($"canary: {submitted.CanaryTasks} task(s) again with {canary!.Step}={canary.Image}, as run {submitted.CanaryRunId} (in {CanaryLink.Folder})");
+            }
+
             // With no local worker, say so when no worker at all is connected: the run would wait for good.
             Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi().Servers().Count : null;
             var run = await WaitAsync(store, submitted.RunId, liveWorkers, cancellationToken).ConfigureAwait(false);
             var stores = host.Services.GetRequiredService<ObjectStoreFactory>();
             await PrintSummaryAsync(store, stores, run, clock.Elapsed, cancellationToken).ConfigureAwait(false);
-            return run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+            var code = run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+            if (submitted.CanaryRunId is { } candidate)
+            {
+                var canaryRun = await WaitAsync(store, candidate, liveWorkers, cancellationToken).ConfigureAwait(false);
+                var (diff, summary) = await CanaryOutcome.ReadAsync(stores.Open(run.OutputUri), cancellationToken).ConfigureAwait(false);
+                code = CanaryOutcome.Print(code, diff, summary, canaryRun.State, canaryRun.Error);
+            }
+
+            return code;
         }
         finally
         {

@@ -32,6 +32,9 @@ public sealed record RanBecause(
     /// <summary>A cached output's bytes no longer have the sha256 recorded when it was made.</summary>
     public const string OutputMismatch = "cached-output-mismatch";
 
+    /// <summary>The task is a batch canary's candidate, which always runs and uses no cache (docs/algorithms.md).</summary>
+    public const string CanaryCandidate = "canary-candidate";
+
     private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
@@ -63,6 +66,7 @@ public sealed record RanBecause(
         EntryDamaged => $"its cache entry could not be read ({Detail})",
         OutputMissing => $"its cached result (run {EarlierRun}) is incomplete: {Detail} is missing",
         OutputMismatch => $"its cached result (run {EarlierRun}) was changed: {Detail} no longer matches its sha256",
+        CanaryCandidate => "it is a batch canary's candidate, which always runs and uses no cache",
         _ => Detail ?? Reason,
     };
 }

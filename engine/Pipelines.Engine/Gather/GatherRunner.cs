@@ -1,7 +1,9 @@
 using System.Reflection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Canary;
 using Pipelines.Model;
 using Pipelines.Planning;
+using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
@@ -14,7 +16,7 @@ namespace Pipelines.Gather;
 /// provenance (tasks.parquet, RO-Crate) and run.json, and ends the run. It reads only task
 /// outputs, never inputs. run.json is written last: a run folder without it is not finished.
 /// </summary>
-public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log)
+public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log)
 {
     public static string EngineVersion { get; } =
         typeof(GatherRunner).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -37,6 +39,26 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
 
     private async Task GatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
     {
+        if (await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false) is not { } before)
+        {
+            return;
+        }
+
+        var link = RunDefinition.FromJson(before.DefinitionJson).Canary;
+        if (link?.Role == CanaryRole.Current && before.State.IsTerminal())
+        {
+            // A redelivery after this run ended: the candidate's gather may not have been asked for yet.
+            await queue.EnqueueGatherAsync(link.CandidateRunId, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        if (link?.Role == CanaryRole.Candidate
+            && (await store.GetRunAsync(link.CurrentRunId, cancellationToken).ConfigureAwait(false))?.State.IsTerminal() != true)
+        {
+            // The comparison needs the current run ended; its gather asks for this one again when it has.
+            return;
+        }
+
         if (!await store.TryBeginGatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false))
         {
             return;
@@ -45,7 +67,7 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
         var run = (await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false))!;
         var definition = RunDefinition.FromJson(run.DefinitionJson);
         var workflow = definition.Workflow;
-        var output = stores.Open(workflow.Output.Uri).Child(runId);
+        var output = definition.Folder(stores, runId);
         var tasks = await store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false);
         var stepOrder = workflow.Steps.Select((s, i) => (s.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
         var provenance = (await store.GetProvenanceAsync(runId, cancellationToken).ConfigureAwait(false))
@@ -128,6 +150,14 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
             Phase("tables");
             var tasksParquet = await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
             Phase("provenance");
+            if (definition.IsCandidate && !cancelled)
+            {
+                // The canary's one home: the candidate's gather, which runs once both sides have ended.
+                var compareError = await CompareAsync(run, definition, tasks, provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+                error ??= compareError;
+                Phase("canary comparison");
+            }
+
             var state = cancelled ? RunState.Cancelled
                 : error is not null || counts.Failed > 0 ? RunState.Failed
                 : RunState.Succeeded;
@@ -171,10 +201,63 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
             Phase("crate and run.json");
             await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
             LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed, string.Join(", ", phases));
+            if (definition.Canary is { Role: CanaryRole.Current } current)
+            {
+                await EndedCurrentAsync(current, state, error, cancellationToken).ConfigureAwait(false);
+            }
         }
         finally
         {
             DeleteScratch(scratch);
+        }
+    }
+
+    /// <summary>
+    /// The current side of a canary has ended: a cancel stops the candidate too, and the
+    /// candidate's gather is asked for (it waits for this run; at least once: a duplicate is harmless).
+    /// </summary>
+    private async Task EndedCurrentAsync(CanaryLink link, RunState state, string? error, CancellationToken ct)
+    {
+        if (state == RunState.Cancelled)
+        {
+            try
+            {
+                await store.RequestStopAsync(link.CandidateRunId, $"the current run {link.CurrentRunId} was cancelled: {error}", ct).ConfigureAwait(false);
+            }
+            catch (UnknownRunException)
+            {
+                // The candidate was never created (its submission stopped between the two runs): nothing to stop.
+            }
+        }
+
+        await queue.EnqueueGatherAsync(link.CandidateRunId, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Compares a canary's candidate run with the current run and writes canary/diff.json and
+    /// canary/summary.txt; the error that ends the candidate failed when the comparison cannot be made.
+    /// </summary>
+    private async Task<string?> CompareAsync(RunRecord run, RunDefinition definition, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
+    {
+        var link = definition.Canary!;
+        var currentRun = await store.GetRunAsync(link.CurrentRunId, ct).ConfigureAwait(false)
+            ?? throw new UnknownRunException(link.CurrentRunId);
+        var currentDefinition = RunDefinition.FromJson(currentRun.DefinitionJson);
+        var currentFolder = currentDefinition.Folder(stores, currentRun.RunId);
+        try
+        {
+            var current = new CanaryRun(currentRun, currentDefinition, await store.GetTasksAsync(currentRun.RunId, ct).ConfigureAwait(false), await store.GetProvenanceAsync(currentRun.RunId, ct).ConfigureAwait(false), currentFolder);
+            var diff = await CanaryCompare.CompareAsync(current, new CanaryRun(run, definition, tasks, provenance, output), scratch, ct).ConfigureAwait(false);
+            await currentFolder.Store.PutAsync(currentFolder.Key(CanaryLink.DiffJson), diff.ToJson(), "application/json", ct).ConfigureAwait(false);
+            await currentFolder.Store.PutAsync(currentFolder.Key(CanaryLink.SummaryText), System.Text.Encoding.UTF8.GetBytes(diff.ToText()), "text/plain; charset=utf-8", ct).ConfigureAwait(false);
+            LogCanary(log, currentRun.RunId, run.RunId, diff.Verdict);
+            return null;
+        }
+        catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
+        {
+            var why = $"the canary's comparison failed: {PipelinesException.Describe(e)}";
+            LogGatherFailed(log, run.RunId, "canary", why);
+            return why;
         }
     }
 
@@ -232,6 +315,9 @@ public sealed partial class GatherRunner(IRunStore store, ObjectStoreFactory sto
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: report.html was not written: {Error}")]
     private static partial void LogReportFailed(ILogger logger, string runId, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: canary {Candidate} compared: {Verdict}")]
+    private static partial void LogCanary(ILogger logger, string runId, string candidate, string verdict);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} ended {State}: {Tasks} tasks, {Failed} failed (gather: {Phases})")]
     private static partial void LogRunFinished(ILogger logger, string runId, string state, int tasks, int failed, string phases);

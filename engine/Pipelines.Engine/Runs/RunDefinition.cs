@@ -1,6 +1,8 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Pipelines.Canary;
 using Pipelines.Model;
+using Pipelines.Storage;
 
 namespace Pipelines.Runs;
 
@@ -8,6 +10,21 @@ namespace Pipelines.Runs;
 public sealed record RunDefinition(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests)
 {
     private static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
+
+    /// <summary>The batch canary this run is a side of; null for a run without one.</summary>
+    public CanaryLink? Canary { get; init; }
+
+    /// <summary>Whether this run is a canary's candidate: its own folder inside the current run's, and no cache.</summary>
+    [JsonIgnore]
+    public bool IsCandidate => Canary?.Role == CanaryRole.Candidate;
+
+    /// <summary>
+    /// The one home of where a run writes: <c>&lt;output.uri&gt;/&lt;run-id&gt;/</c>, or for a
+    /// canary's candidate <c>&lt;output.uri&gt;/&lt;current-run-id&gt;/canary/</c>.
+    /// </summary>
+    public StorageLocation Folder(ObjectStoreFactory stores, string runId) => IsCandidate
+        ? stores.Open(Workflow.Output.Uri).Child(Canary!.CurrentRunId).Child(CanaryLink.Folder)
+        : stores.Open(Workflow.Output.Uri).Child(runId);
 
     public string ToJson() => JsonSerializer.Serialize(this, Json);
 

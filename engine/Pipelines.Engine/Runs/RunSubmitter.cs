@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Pipelines.Canary;
 using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.Planning;
@@ -19,7 +20,14 @@ internal sealed record PreparedRun(Workflow Workflow, IReadOnlyDictionary<string
 public sealed record PlanPreview(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests, IAsyncEnumerable<PlannedTask> Tasks, PlanCounter Counter, int FilesUngrouped, InputScope Scope);
 
 /// <summary>A run that was accepted and queued, with every warning its submission has for the user.</summary>
-public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, IReadOnlyList<SubmitWarning> Warnings);
+public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, int Inputs, string OutputUri, IReadOnlyList<SubmitWarning> Warnings)
+{
+    /// <summary>The run of a batch canary's candidate, when one was asked for; null otherwise.</summary>
+    public string? CanaryRunId { get; init; }
+
+    /// <summary>How many tasks the canary's candidate runs again.</summary>
+    public int CanaryTasks { get; init; }
+}
 
 /// <summary>
 /// Turns a workflow file into a queued run: validate, pin images to digests, list the input,
@@ -60,11 +68,15 @@ public sealed partial class RunSubmitter(
     }
 
     /// <summary>Validates, plans and queues a run over the workflow's input.</summary>
-    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    /// <remarks>
+    /// With <paramref name="canary"/>, a sample of the tasks is run a second time with the
+    /// candidate's image for its step, as a run of its own in canary/ (docs/algorithms.md, "Canary for batch runs").
+    /// </remarks>
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null)
     {
         // The plan streams or is whole as PreviewAsync decides; from here on there is one path.
         var plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
-        return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -116,13 +128,21 @@ public sealed partial class RunSubmitter(
     /// store as they are planned, so a million inputs never sit in memory at once
     /// (docs/benchmarks.md), and the run is committed only after its last task and workflow.yaml.
     /// </summary>
-    private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CancellationToken cancellationToken)
+    private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CanaryRequest? canary, CancellationToken cancellationToken)
     {
         var workflow = plan.Workflow;
-        var runOutput = stores.Open(workflow.Output.Uri).Child(runId);
         var definition = new RunDefinition(workflow, plan.ImageDigests);
+        CanaryPlan? canaryPlan = null;
+        if (canary is not null)
+        {
+            // Refused before anything is kept: a step the workflow lacks, an image that does not resolve.
+            canaryPlan = await CanaryPlan.PrepareAsync(canary, definition, runId, runtime, cancellationToken).ConfigureAwait(false);
+            definition = definition with { Canary = canaryPlan.CurrentLink };
+        }
+
+        var runOutput = definition.Folder(stores, runId);
         var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null);
-        var tasks = RecordsThenWorkflowYaml(plan.Tasks, runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
+        var tasks = RecordsThenWorkflowYaml(canaryPlan is null ? plan.Tasks : canaryPlan.Observe(plan.Tasks, cancellationToken), runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
         var count = await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
         if (count == 0)
         {
@@ -132,9 +152,26 @@ public sealed partial class RunSubmitter(
                 retryHelps: false);
         }
 
+        // The candidate's run is made before either run's tasks are queued, so that the current
+        // run cannot end (and ask for the candidate's gather) before the candidate exists.
+        var canaryTasks = 0;
+        if (canaryPlan is not null)
+        {
+            canaryTasks = await canaryPlan.CreateCandidateAsync(store, stores, yaml, count, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        }
+
         await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
+        if (canaryPlan is not null)
+        {
+            await queue.EnqueueTasksAsync(canaryPlan.CurrentLink.CandidateRunId, Enumerable.Range(0, canaryTasks).ToList(), cancellationToken).ConfigureAwait(false);
+        }
+
         LogSubmitted(log, runId, workflow.Name, count, plan.Counter.Selected);
-        return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, plan.FilesUngrouped, plan.Scope));
+        return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, plan.FilesUngrouped, plan.Scope))
+        {
+            CanaryRunId = canaryPlan?.CurrentLink.CandidateRunId,
+            CanaryTasks = canaryTasks,
+        };
     }
 
     /// <summary>
@@ -201,7 +238,7 @@ public sealed partial class RunSubmitter(
         workflow = await SizedAsync(workflow, admitted, null, digests, cancellationToken).ConfigureAwait(false);
 
         var plan = PlanOrRefuse(workflow, digests, admitted, null, workflow.Input.Uri, scope);
-        return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, canary: null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

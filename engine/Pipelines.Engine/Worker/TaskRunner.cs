@@ -152,11 +152,14 @@ public sealed partial class TaskRunner
     /// <summary>How this delivery ends the task: not started (the run stops), reused, or run.</summary>
     private async Task<TaskEnd> DecideAsync(RunRecord run, TaskRecord task, RunDefinition definition, CancellationToken ct)
     {
-        var root = _stores.Open(definition.Workflow.Output.Uri);
-        var runOutput = root.Child(run.RunId);
+        var runOutput = definition.Folder(_stores, run.RunId);
         if (run.StopReason is null)
         {
-            var cache = await _cache.CheckAsync(run, task, definition, root, runOutput, ct).ConfigureAwait(false);
+            // A canary's candidate always runs, and neither reads nor writes the cache: nothing of
+            // it can stand in for the current image's results (docs/algorithms.md).
+            var cache = definition.IsCandidate
+                ? new CacheCheck(null, new Explain.RanBecause(Explain.RanBecause.CanaryCandidate))
+                : await _cache.CheckAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), runOutput, ct).ConfigureAwait(false);
             if (cache.Reused is { } reused)
             {
                 return new TaskEnd.Settled(new TaskOutcome(TaskState.Cached, 0, null, _time.GetUtcNow()), reused);
@@ -264,7 +267,7 @@ public sealed partial class TaskRunner
                     // output, under a key of their own, for the delivery that ends the task.
                     // At-least-once: a crash before the enqueue leaves the lease to expire and
                     // the original job's redelivery to take the task.
-                    var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+                    var output = definition.Folder(_stores, run.RunId);
                     var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
                     await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(vacated.Rows), "application/json", ct).ConfigureAwait(false);
                     await _queue.EnqueueTasksAsync(run.RunId, [task.Index], ct).ConfigureAwait(false);
@@ -276,7 +279,7 @@ public sealed partial class TaskRunner
                 {
                     var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
                     var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
-                    if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded)
+                    if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded && !definition.IsCandidate)
                     {
                         await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
                     }
@@ -309,7 +312,7 @@ public sealed partial class TaskRunner
             return rows;
         }
 
-        var output = _stores.Open(definition.Workflow.Output.Uri).Child(run.RunId);
+        var output = definition.Folder(_stores, run.RunId);
         var vacated = new List<ProvenanceRow>();
         await foreach (var o in output.Store.ListAsync(output.Key(VacatedPrefix(task.TaskId)), ct).ConfigureAwait(false))
         {

@@ -3,11 +3,20 @@ using Pipelines.RunStore;
 
 namespace Pipelines.Server.Api;
 
-/// <summary>A submission: the workflow YAML and optional overrides such as "input.batch=10".</summary>
-public sealed record SubmitRunRequest(string Workflow, IReadOnlyList<string>? Set, [property: System.Text.Json.Serialization.JsonPropertyName("process_existing")] bool ProcessExisting = false);
+/// <summary>
+/// A submission: the workflow YAML and optional overrides such as "input.batch=10"; for a batch
+/// canary, the candidate (STEP=IMAGE), the sample (5% or a number) and the tolerance, as the CLI's flags.
+/// </summary>
+public sealed record SubmitRunRequest(
+    string Workflow,
+    IReadOnlyList<string>? Set,
+    [property: System.Text.Json.Serialization.JsonPropertyName("process_existing")] bool ProcessExisting = false,
+    string? Candidate = null,
+    string? Sample = null,
+    double? Tolerance = null);
 
-/// <summary>A run that was accepted and queued.</summary>
-public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings);
+/// <summary>A run that was accepted and queued (with its canary's candidate run, when one was asked for).</summary>
+public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings, string? CanaryRunId = null, string? CanaryUrl = null);
 
 /// <summary>Counts of a run's tasks by state.</summary>
 public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled, int Split)

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
+using Pipelines.Canary;
 using Pipelines.Explain;
 using Pipelines.Model;
 using Pipelines.Runs;
@@ -38,6 +39,8 @@ internal static partial class RunsApi
         api.MapGet("/{runId}/explain", ExplainRunAsync).ProducesProblem(404).WithSummary("Why the run's tasks ran: how many were cached, how many ran, and the reasons counted by component.");
         api.MapGet("/{runId}/tasks/{task}/explain", ExplainTaskAsync).ProducesProblem(404)
             .WithSummary("Whether a task (by index or task id) was taken from the cache and from which run, or why it ran: no earlier run, the components that changed, or a damaged cache.");
+        api.MapGet("/{runId}/canary", CanaryAsync).ProducesProblem(404).ProducesProblem(409)
+            .WithSummary("A batch canary's comparison (canary/diff.json): 404 for a run without a canary, 409 while either side is still going.");
         api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
         return api;
     }
@@ -53,12 +56,18 @@ internal static partial class RunsApi
 
         try
         {
+            var canary = CanaryRequest.Parse(body.Canary.Candidate, body.Canary.Sample, body.Canary.Tolerance);
+
             // An API submission has no folder: the parser refuses relative local paths (baseDirectory null).
-            var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct);
+            var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct, canary);
             LogSubmitted(logs.CreateLogger("Pipelines.Server.Api"), run.RunId, run.WorkflowName, Access.Access.Who(user));
             var url = RunUrl(run.RunId);
             var warnings = run.Warnings.Select(w => w.Text).ToList();
-            return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings));
+            return TypedResults.Accepted(url, new SubmittedRunView(run.RunId, url, run.WorkflowName, run.Tasks, run.Inputs, run.OutputUri, warnings, run.CanaryRunId, run.CanaryRunId is null ? null : url + "/canary"));
+        }
+        catch (CanaryRequestException e)
+        {
+            return TypedResults.Problem(statusCode: 400, title: "The canary request is not valid", detail: e.Message);
         }
         catch (PipelinesException e)
         {
@@ -206,6 +215,36 @@ internal static partial class RunsApi
         catch (ObjectNotFoundException)
         {
             return TypedResults.Problem(statusCode: 404, title: "No such file", detail: $"run {runId} has no file '{path}' (yet)");
+        }
+    }
+
+    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> CanaryAsync(string runId, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+    {
+        var run = await store.GetRunAsync(runId, ct);
+        if (run is null)
+        {
+            return NoSuchRun(runId);
+        }
+
+        if (RunDefinition.FromJson(run.DefinitionJson).Canary is not { Role: CanaryRole.Current } link)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "No canary", detail: $"run {runId} was not submitted with a candidate");
+        }
+
+        var candidate = await store.GetRunAsync(link.CandidateRunId, ct);
+        if (!run.State.IsTerminal() || candidate is null || !candidate.State.IsTerminal())
+        {
+            return TypedResults.Problem(statusCode: 409, title: "Not compared yet", detail: $"run {runId} is {run.State.Name()} and its candidate run {link.CandidateRunId} is {candidate?.State.Name() ?? "not recorded"}: the comparison is written when both have ended");
+        }
+
+        var output = stores.Open(run.OutputUri);
+        try
+        {
+            return TypedResults.File(await output.Store.ReadAllAsync(output.Key(CanaryLink.DiffJson), ct), "application/json");
+        }
+        catch (ObjectNotFoundException)
+        {
+            return TypedResults.Problem(statusCode: 404, title: "No comparison", detail: $"the candidate run {link.CandidateRunId} ended {candidate.State.Name()} without a comparison{(candidate.Error is null ? "" : ": " + candidate.Error)}");
         }
     }
 

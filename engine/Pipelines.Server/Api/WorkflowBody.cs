@@ -13,6 +13,9 @@ namespace Pipelines.Server.Api;
 /// </summary>
 internal sealed record WorkflowBody(string Yaml, IReadOnlyList<string> Set, bool ProcessExisting)
 {
+    /// <summary>A batch canary's flags (JSON fields, or ?candidate=, ?sample=, ?tolerance= beside a YAML body); checked by CanaryRequest.Parse.</summary>
+    public (string? Candidate, string? Sample, double? Tolerance) Canary { get; init; }
+
     /// <summary>The body, or a 400 problem saying what is wrong with it.</summary>
     public static async Task<(WorkflowBody? Body, ProblemHttpResult? Problem)> ReadAsync(HttpRequest request, string what, CancellationToken ct)
     {
@@ -20,8 +23,19 @@ internal sealed record WorkflowBody(string Yaml, IReadOnlyList<string> Set, bool
         var processExisting = string.Equals(request.Query["process_existing"], "true", StringComparison.OrdinalIgnoreCase);
         if (!request.HasJsonContentType())
         {
+            double? tolerance = null;
+            if (request.Query["tolerance"].FirstOrDefault() is { } t)
+            {
+                if (!double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var parsed))
+                {
+                    return (null, TypedResults.Problem(statusCode: 400, title: $"The {what} has a bad parameter", detail: $"tolerance '{t}' is not a number, e.g. 1e-9"));
+                }
+
+                tolerance = parsed;
+            }
+
             using var reader = new StreamReader(request.Body, Encoding.UTF8);
-            return (new WorkflowBody(await reader.ReadToEndAsync(ct), set, processExisting), null);
+            return (new WorkflowBody(await reader.ReadToEndAsync(ct), set, processExisting) { Canary = (request.Query["candidate"].FirstOrDefault(), request.Query["sample"].FirstOrDefault(), tolerance) }, null);
         }
 
         SubmitRunRequest? body;
@@ -39,7 +53,7 @@ internal sealed record WorkflowBody(string Yaml, IReadOnlyList<string> Set, bool
             return (null, TypedResults.Problem(statusCode: 400, title: $"The body is not a {what}", detail: "the field workflow (the workflow YAML) is missing"));
         }
 
-        return (new WorkflowBody(body.Workflow, [.. set, .. body.Set ?? []], processExisting || body.ProcessExisting), null);
+        return (new WorkflowBody(body.Workflow, [.. set, .. body.Set ?? []], processExisting || body.ProcessExisting) { Canary = (body.Candidate, body.Sample, body.Tolerance) }, null);
     }
 
     /// <summary>

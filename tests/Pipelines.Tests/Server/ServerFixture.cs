@@ -34,6 +34,11 @@ public class ServerFixture : IAsyncLifetime
 
     protected virtual bool WithKeys => false;
 
+    /// <summary>The server's roles (all when empty); without the worker role a `pipelines worker` process runs the jobs.</summary>
+    protected virtual IReadOnlyList<string> Roles => [];
+
+    private Process? _worker;
+
     public async Task InitializeAsync()
     {
         Bucket = await TestEnvironment.NewBucketAsync(Stores.S3Client);
@@ -60,11 +65,22 @@ public class ServerFixture : IAsyncLifetime
         var files = Directory.EnumerateFiles(TestEnvironment.SampleFastq, "*", SearchOption.AllDirectories).ToList();
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, ct) =>
             await input.Store.UploadAsync(input.Key(Path.GetRelativePath(TestEnvironment.SampleFastq, f)), f, ct));
-        Server = await ServerProcess.StartAsync(Env);
+        Server = await ServerProcess.StartAsync(Env, Roles.Count == 0 ? null : ["--roles", string.Join(",", Roles)]);
+        if (Roles.Count > 0 && !Roles.Contains("worker"))
+        {
+            _worker = CliRunner.Start(["worker"], Env);
+        }
     }
 
     public async Task DisposeAsync()
     {
+        if (_worker is { HasExited: false })
+        {
+            _worker.Kill(entireProcessTree: true);
+            await _worker.WaitForExitAsync();
+        }
+
+        _worker?.Dispose();
         await Server.DisposeAsync();
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
         await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
@@ -148,4 +164,10 @@ public class ServerFixture : IAsyncLifetime
 public sealed class KeyedServerFixture : ServerFixture
 {
     protected override bool WithKeys => true;
+}
+
+/// <summary>The server/worker split: a server with the api role only, and a `pipelines worker` process running every job.</summary>
+public sealed class SplitServerFixture : ServerFixture
+{
+    protected override IReadOnlyList<string> Roles => ["api"];
 }
