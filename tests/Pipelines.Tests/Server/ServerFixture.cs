@@ -34,6 +34,9 @@ public class ServerFixture : IAsyncLifetime
 
     protected virtual bool WithKeys => false;
 
+    /// <summary>Arguments added to `pipelines server` (e.g. --roles api: a server that runs no task).</summary>
+    protected virtual IEnumerable<string>? ServerArgs => null;
+
     public async Task InitializeAsync()
     {
         Bucket = await TestEnvironment.NewBucketAsync(Stores.S3Client);
@@ -60,7 +63,7 @@ public class ServerFixture : IAsyncLifetime
         var files = Directory.EnumerateFiles(TestEnvironment.SampleFastq, "*", SearchOption.AllDirectories).ToList();
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, ct) =>
             await input.Store.UploadAsync(input.Key(Path.GetRelativePath(TestEnvironment.SampleFastq, f)), f, ct));
-        Server = await ServerProcess.StartAsync(Env);
+        Server = await ServerProcess.StartAsync(Env, ServerArgs);
     }
 
     public async Task DisposeAsync()
@@ -142,6 +145,12 @@ public class ServerFixture : IAsyncLifetime
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + runId] = true } },
         });
     }
+}
+
+/// <summary>The same, with the API role alone: every task runs on worker processes the test starts.</summary>
+public sealed class ApiServerFixture : ServerFixture
+{
+    protected override IEnumerable<string>? ServerArgs => ["--roles", "api"];
 }
 
 /// <summary>The same, with a read key and a full key configured.</summary>
