@@ -37,6 +37,9 @@ public class ServerFixture : IAsyncLifetime
     /// <summary>Arguments added to `pipelines server` (e.g. --roles api: a server that runs no task).</summary>
     protected virtual IEnumerable<string>? ServerArgs => null;
 
+    /// <summary>Settings of a fixture of its own, added to <see cref="Env"/> before the server starts.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> MoreEnv => new Dictionary<string, string?>();
+
     public async Task InitializeAsync()
     {
         Bucket = await TestEnvironment.NewBucketAsync(Stores.S3Client);
@@ -49,6 +52,11 @@ public class ServerFixture : IAsyncLifetime
             ["PIPELINES_Worker__Concurrency"] = "2",
             ["PIPELINES_Server__Bucket"] = Bucket,
         };
+        foreach (var (k, v) in MoreEnv)
+        {
+            Env[k] = v;
+        }
+
         if (WithKeys)
         {
             Env["PIPELINES_Server__Keys__0__Key"] = ReadKey;
