@@ -20,7 +20,6 @@ namespace Pipelines.Tests.Harvest;
 [Collection("harvest")]
 public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : IClassFixture<HarvestingServerFixture>, IDisposable
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
     private readonly OwnerBurner _owner = new(loops: 1, cgroup: fixture.OwnerCgroup);
 
     [Fact]
@@ -49,10 +48,10 @@ public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : ICla
 
         // A long request; then the owner gets busy and its container is frozen.
         var slow = InvokeAsync(http, "600");
-        var containerId = await WaitAsync(async () => await FunctionContainerAsync("slow-echo"), () => "the function's container");
+        var containerId = await Eventually.WaitAsync(async () => await FunctionContainerAsync("slow-echo"), () => "the function's container");
         var freezer = Path.Combine(IdleCgroup.PathOf("freezer", "pipelines"), containerId, "freezer.state");
         _owner.Start();
-        await WaitAsync(
+        await Eventually.WaitAsync(
             () => Task.FromResult(IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null),
             () => $"the request's container to be suspended (freezer.state {IdleCgroup.Read(freezer)}; request {slow.Status})\n{fixture.Server.Output}");
 
@@ -65,14 +64,14 @@ public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : ICla
         Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(3), $"refused after {clock.Elapsed.TotalSeconds:0.0} s, before Harvest:AdmissionHold (3 s)");
 
         // The suspended request is vacated: an HTTP request cannot move, so it ends and says so.
-        var (vacated, vacatedBody, _) = await slow.WaitAsync(Patience);
+        var (vacated, vacatedBody, _) = await slow.WaitAsync(Eventually.Patience);
         Assert.True(vacated == HttpStatusCode.ServiceUnavailable, $"{(int)vacated}: {vacatedBody}");
         Assert.Contains("vacated: the machine's owner needed it back", vacatedBody, StringComparison.Ordinal);
 
         _owner.Stop();
 
         // Quiet again: served (once the harvester has seen the quiet; until then, 503s that say why).
-        var served = await WaitAsync(
+        var served = await Eventually.WaitAsync(
             async () =>
             {
                 var (s, b, _) = await InvokeAsync(http, "1");
@@ -102,21 +101,6 @@ public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : ICla
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.function=" + name] = true } },
         });
         return list.FirstOrDefault(c => c.State == "running")?.ID;
-    }
-
-    private static async Task<T> WaitAsync<T>(Func<Task<T?>> probe, Func<string> what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await probe() is { } found)
-            {
-                return found;
-            }
-
-            Assert.True(clock.Elapsed < Patience, $"waited {Patience.TotalSeconds:0} s for {what()}");
-            await Task.Delay(200);
-        }
     }
 }
 

@@ -16,7 +16,6 @@ namespace Pipelines.Tests.Harvest;
 [Collection("harvest")]
 public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixture<ApiServerFixture>, IDisposable
 {
-    private static readonly TimeSpan Patience = TimeSpan.FromMinutes(3);
 
     // One core's worth: A's owner stays above SuspendAbove (a third of the machine on two
     // cores or more would do), and the other core is left for worker B and the machine.
@@ -44,7 +43,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         var runId = await ServerFixture.SubmitAsync(http, Counting);
 
         // Only A runs yet: the task's container is A's.
-        var containerId = await WaitAsync(
+        var containerId = await Eventually.WaitAsync(
             async () => (await ServerFixture.ContainersOfAsync(runId)).FirstOrDefault(c => c.State == "running")?.ID,
             () => $"the task's container to run on worker A\n{a.Output}");
         var freezer = Path.Combine(IdleCgroup.PathOf("freezer", "pipelines"), containerId, "freezer.state");
@@ -55,7 +54,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         // FREEZING until every task of the container has reached the freezer (a task of the idle
         // class may take a while to run at all), then FROZEN; the engine says paused when its
         // own pause did it.
-        await WaitAsync(
+        await Eventually.WaitAsync(
             async () => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null,
             () => $"worker A to suspend the container in the freezer (freezer.state {IdleCgroup.Read(freezer)})\n{a.Output}");
         var b = await StartWorkerAsync([]);
@@ -63,10 +62,10 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
 
         // A vacates (the attempt's rows wait under tasks/<task>/vacated/), and B completes the task.
         var output = new RunFolder(fixture.Stores.Open($"s3://{fixture.Bucket}/counting/{runId}/"));
-        await WaitAsync(
+        await Eventually.WaitAsync(
             async () => await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null,
             () => $"worker A to vacate the task\n{a.Output}");
-        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", Patience);
+        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", Eventually.Patience);
         _owner.Stop();
         Assert.True(run.GetProperty("state").GetString() == "succeeded", $"{run}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
 
@@ -134,21 +133,6 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         _workers.Add(worker);
         await worker.StartedAsync();
         return worker;
-    }
-
-    private static async Task<T> WaitAsync<T>(Func<Task<T?>> probe, Func<string> what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await probe() is { } found)
-            {
-                return found;
-            }
-
-            Assert.True(clock.Elapsed < Patience, $"waited {Patience.TotalSeconds:0} s for {what()}");
-            await Task.Delay(200);
-        }
     }
 
     /// <summary>A `pipelines worker` process: its start line, its name, and what it printed since.</summary>
