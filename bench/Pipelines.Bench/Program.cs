@@ -10,6 +10,19 @@ using Pipelines.Storage;
 //   get s3://bucket/key FILE                  download one object
 //   warm fork|http|oneshot|fork-fastq|oneshot-fastq|cold CONCURRENCY REQUESTS [FASTQ]
 //        invoke latency of warm containers against a container per request (bench/warm)
+//   harvest BUSY_S IDLE_S CYCLES PNG WORK_DIR PIPELINES_CLI DATA_DIR [WORKERS] [TASK_LOOPS]
+//        an owner busy in bursts beside a pipeline run: alone, harvesting off, on (bench/harvest)
+//   harvest-owner BUSY_S IDLE_S TOTAL_S      the owner itself (started by harvest)
+if (args.Length > 0 && args[0] == "harvest")
+{
+    return await Pipelines.Bench.HarvestBench.RunAsync(args[1..]);
+}
+
+if (args.Length == 4 && args[0] == "harvest-owner")
+{
+    return Pipelines.Bench.HarvestBench.Owner(int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture), int.Parse(args[3], System.Globalization.CultureInfo.InvariantCulture));
+}
+
 if (args.Length < 3)
 {
     Console.Error.WriteLine("usage: upload DIR s3://bucket/prefix/ | direct s3://in/ s3://out/ BATCH");

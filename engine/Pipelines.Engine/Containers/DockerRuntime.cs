@@ -24,6 +24,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
     private readonly Lazy<IdleCgroup> _idle;
+    private readonly SuspensionClock _suspended = new();
 
     public DockerRuntime(DockerOptions options)
     {
@@ -237,19 +238,30 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
             var timedOut = false;
             long exitCode;
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+
+            // The timeout counts the time the step could run: time held suspended by the harvester is not counted.
+            var suspendedAtStart = _suspended.Total;
+            while (true)
             {
-                timeout.CancelAfter(spec.Resources.Timeout);
-                try
-                {
-                    var wait = await _client.Containers.WaitContainerAsync(id, timeout.Token).ConfigureAwait(false);
-                    exitCode = wait.StatusCode;
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                var left = spec.Resources.Timeout - (clock.Elapsed - (_suspended.Total - suspendedAtStart));
+                if (left <= TimeSpan.Zero)
                 {
                     timedOut = true;
                     await KillQuietlyAsync(id).ConfigureAwait(false);
                     exitCode = (await _client.Containers.WaitContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).StatusCode;
+                    break;
+                }
+
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                timeout.CancelAfter(left);
+                try
+                {
+                    exitCode = (await _client.Containers.WaitContainerAsync(id, timeout.Token).ConfigureAwait(false)).StatusCode;
+                    break;
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Look again: part of the time may have been spent suspended.
                 }
             }
 
@@ -376,8 +388,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
     public IdleCgroup Idle => _idle.Value;
 
-    public Task<int> SuspendAllAsync(CancellationToken cancellationToken) =>
-        ForEachOursAsync("running", async id =>
+    public Task<int> SuspendAllAsync(CancellationToken cancellationToken)
+    {
+        _suspended.Suspended();
+        return ForEachOursAsync("running", async id =>
         {
             try
             {
@@ -394,15 +408,18 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
                 }
             }
         }, cancellationToken);
+    }
 
     public async Task<int> ResumeAllAsync(CancellationToken cancellationToken)
     {
         var thawed = await ForEachOursAsync("running", id => Task.FromResult(Idle.Parent.Length > 0 && IdleCgroup.Freeze(Idle.Parent, id, frozen: false)), cancellationToken).ConfigureAwait(false);
-        return thawed + await ForEachOursAsync("paused", async id =>
+        var resumed = thawed + await ForEachOursAsync("paused", async id =>
         {
             await _client.Containers.UnpauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
             return true;
         }, cancellationToken).ConfigureAwait(false);
+        _suspended.Resumed();
+        return resumed;
     }
 
     /// <summary>Acts on this process's containers in <paramref name="status"/>; one that ended meanwhile is skipped.</summary>

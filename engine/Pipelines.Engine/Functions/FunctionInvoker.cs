@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
+using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Storage;
 using Pipelines.Worker;
@@ -58,6 +59,35 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
             return InvocationOutcome.Failure(InvocationStatus.Refused, 503, "this process has no warm container pool, so it cannot serve functions", Ms(clock));
         }
 
+        // Admission (docs/harvesting.md): a request waits, as a task does, for the machine's owner
+        // to leave room, at most Harvest:AdmissionHold, then is refused with 503 (the caller tries
+        // again, maybe on another machine). While it runs it counts as ours, so a busy owner
+        // suspends its container with the rest; one suspended past Harvest:VacateAfter is vacated.
+        var harvester = services.GetService<Harvester>();
+        using var vacate = new CancellationTokenSource();
+        using var admitted = harvester is null ? null
+            : await harvester.AdmitRequestAsync(vacate, () => spec.Resources.MemoryBytes, harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+        if (harvester is not null && admitted is null)
+        {
+            return InvocationOutcome.Failure(InvocationStatus.Refused, 503, $"this worker lends no capacity now ({harvester.Why()}); waited Harvest:AdmissionHold ({harvester.AdmissionHold.TotalSeconds:0.#} s); try again later", Ms(clock));
+        }
+
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, vacate.Token);
+        try
+        {
+            return await RunAdmittedAsync(function, input, invocationId, outputFolder, pool, secrets, argv, clock, stopping.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (vacate.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // An HTTP request cannot move to another machine: it ends, and says so (docs/harvesting.md).
+            LogVacated(log, function.Name, function.Version, invocationId);
+            return InvocationOutcome.Failure(InvocationStatus.Failed, 503, "vacated: the machine's owner needed it back; the request was suspended for Harvest:VacateAfter and stopped; send it again", Ms(clock));
+        }
+    }
+
+    private async Task<InvocationOutcome> RunAdmittedAsync(FunctionVersion function, FunctionInput input, string invocationId, string outputFolder, IWarmPool pool, IReadOnlyDictionary<string, string> secrets, IReadOnlyList<string>? argv, Stopwatch clock, CancellationToken cancellationToken)
+    {
+        var spec = function.Spec;
         WarmLease lease;
         try
         {
@@ -256,6 +286,9 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
     }
 
     private static double Ms(Stopwatch clock) => Math.Round(clock.Elapsed.TotalMilliseconds, 3);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "function {Function}@{Version} invocation {Id}: vacated, the machine's owner needed it back")]
+    private static partial void LogVacated(ILogger logger, string function, int version, string id);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "function {Function}@{Version} invocation {Id}: {Status} in {LatencyMs} ms")]
     private static partial void LogInvoked(ILogger logger, string function, int version, string id, string status, double latencyMs);

@@ -27,6 +27,10 @@ public sealed partial class Harvester : BackgroundService
     private readonly Lock _lock = new();
     private readonly Queue<HarvestPoint> _history = new();
     private readonly Dictionary<long, Vacatable> _running = [];
+
+    // Vacated and not ended yet: until they have, nothing is suspended again, or a container
+    // being stopped could be frozen before it stops (and a request would never answer).
+    private readonly HashSet<long> _vacating = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private OwnerSample? _last;
     private DateTimeOffset? _quietSince;
@@ -34,6 +38,7 @@ public sealed partial class Harvester : BackgroundService
     private DateTimeOffset? _suspendedSince;
     private DateTimeOffset _nextPoint;
     private int _admitted;
+    private int _requests;
     private int _vacatedTotal;
     private long _nextId;
     private double _harvestedCpuSeconds;
@@ -102,7 +107,8 @@ public sealed partial class Harvester : BackgroundService
                 IdleMode,
                 _last,
                 _admitted,
-                _suspendedSince is null ? 0 : _admitted,
+                _requests,
+                _suspendedSince is null ? 0 : _admitted + _requests,
                 _vacatedTotal,
                 Allowed(),
                 _harvestedCpuSeconds,
@@ -127,41 +133,44 @@ public sealed partial class Harvester : BackgroundService
     /// task is done, or null when there was no room (the caller hands the task back to the queue
     /// for another machine rather than keep it from them).
     /// </summary>
-    public async Task<IDisposable?> AdmitAsync(TimeSpan hold, CancellationToken cancellationToken)
-    {
-        var deadline = _time.GetUtcNow() + hold;
-        while (true)
-        {
-            Task changed;
-            lock (_lock)
+    public Task<IDisposable?> AdmitAsync(TimeSpan hold, CancellationToken cancellationToken) =>
+        WaitForRoomAsync(
+            () =>
             {
-                if (_admitted < Allowed())
+                if (_admitted >= Allowed())
                 {
-                    _admitted++;
-                    return new Slot(this);
+                    return null;
                 }
 
-                changed = _changed.Task;
-            }
+                _admitted++;
+                return new Slot(this);
+            },
+            hold,
+            cancellationToken);
 
-            var left = deadline - _time.GetUtcNow();
-            if (left <= TimeSpan.Zero)
+    /// <summary>
+    /// Waits for at most <paramref name="hold"/> for the owner to leave room for one function
+    /// request (docs/harvesting.md): null without room (the caller answers 503). A request takes
+    /// no task slot (each function's max, concurrency and queue bound its requests), but while
+    /// it runs it counts as ours: a busy owner suspends our containers, and one suspended for
+    /// VacateAfter (or the largest under memory pressure) is vacated: <paramref name="vacate"/> is cancelled.
+    /// </summary>
+    public Task<IDisposable?> AdmitRequestAsync(CancellationTokenSource vacate, Func<long> memory, TimeSpan hold, CancellationToken cancellationToken) =>
+        WaitForRoomAsync(
+            () =>
             {
-                return null;
-            }
+                if (Allowed() == 0)
+                {
+                    return null;
+                }
 
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            timeout.CancelAfter(left);
-            try
-            {
-                await changed.WaitAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                // The hold is over: look once more, then give up.
-            }
-        }
-    }
+                _requests++;
+                var id = ++_nextId;
+                _running[id] = new Vacatable(vacate, memory);
+                return new Request(this, id);
+            },
+            hold,
+            cancellationToken);
 
     /// <summary>
     /// Registers a running step that can be vacated; <paramref name="vacate"/> is cancelled when
@@ -183,7 +192,7 @@ public sealed partial class Harvester : BackgroundService
         var sample = _load.Sample();
         var now = sample.At;
         bool suspend = false, resume = false;
-        List<Vacatable> vacate = [];
+        List<KeyValuePair<long, Vacatable>> vacate = [];
         lock (_lock)
         {
             var interval = _last is null ? _options.SampleInterval : now - _last.At;
@@ -194,7 +203,7 @@ public sealed partial class Harvester : BackgroundService
             _busySince = sample.OwnerFraction > _options.SuspendAbove ? _busySince ?? now : null;
             if (Policy == HarvestPolicy.WhenIdle)
             {
-                if (_suspendedSince is null && _busySince is { } busy && now - busy >= _options.SuspendAfter && _admitted > 0)
+                if (_suspendedSince is null && _busySince is { } busy && now - busy >= _options.SuspendAfter && _admitted + _requests > 0 && _vacating.Count == 0)
                 {
                     _suspendedSince = now;
                     suspend = true;
@@ -208,7 +217,7 @@ public sealed partial class Harvester : BackgroundService
                     }
                     else if (now - since >= _options.VacateAfter && _running.Count > 0)
                     {
-                        vacate.AddRange(_running.Values);
+                        vacate.AddRange(_running);
                         _suspendedSince = null;
                         resume = true;
                     }
@@ -216,13 +225,19 @@ public sealed partial class Harvester : BackgroundService
 
                 if (sample.FreeMemoryFraction < _options.MinFreeMemory && _running.Count > 0 && vacate.Count == 0)
                 {
-                    vacate.Add(_running.Values.MaxBy(r => r.Memory())!);
+                    vacate.Add(_running.MaxBy(r => r.Value.Memory()));
+                }
+
+                foreach (var (id, _) in vacate)
+                {
+                    _running.Remove(id);
+                    _vacating.Add(id);
                 }
             }
 
             if (now >= _nextPoint)
             {
-                _history.Enqueue(new HarvestPoint(now, sample.OwnerCpu, sample.OursCpu, sample.OwnerMemory, _admitted, _suspendedSince is null ? 0 : _admitted, _vacatedTotal + vacate.Count));
+                _history.Enqueue(new HarvestPoint(now, sample.OwnerCpu, sample.OursCpu, sample.OwnerMemory, _admitted, _suspendedSince is null ? 0 : _admitted + _requests, _vacatedTotal + vacate.Count));
                 while (_history.Count > HistoryPoints)
                 {
                     _history.Dequeue();
@@ -246,7 +261,7 @@ public sealed partial class Harvester : BackgroundService
             LogResumed(_log, n, vacate.Count);
         }
 
-        foreach (var v in vacate)
+        foreach (var (_, v) in vacate)
         {
             await v.Vacate.CancelAsync().ConfigureAwait(false);
             lock (_lock)
@@ -284,6 +299,42 @@ public sealed partial class Harvester : BackgroundService
             if (_suspender is not null)
             {
                 await _suspender.ResumeAllAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Takes what <paramref name="take"/> gives (under the lock) as soon as it gives something, waiting at most <paramref name="hold"/>.</summary>
+    private async Task<IDisposable?> WaitForRoomAsync(Func<IDisposable?> take, TimeSpan hold, CancellationToken cancellationToken)
+    {
+        var deadline = _time.GetUtcNow() + hold;
+        while (true)
+        {
+            Task changed;
+            lock (_lock)
+            {
+                if (take() is { } taken)
+                {
+                    return taken;
+                }
+
+                changed = _changed.Task;
+            }
+
+            var left = deadline - _time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                return null;
+            }
+
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(left);
+            try
+            {
+                await changed.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // The hold is over: look once more, then give up.
             }
         }
     }
@@ -347,6 +398,26 @@ public sealed partial class Harvester : BackgroundService
         }
     }
 
+    private sealed class Request(Harvester owner, long id) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                lock (owner._lock)
+                {
+                    owner._requests--;
+                    owner._running.Remove(id);
+                    owner._vacating.Remove(id);
+                }
+
+                owner.Signal();
+            }
+        }
+    }
+
     private sealed class Registration(Harvester owner, long id) : IDisposable
     {
         public void Dispose()
@@ -354,6 +425,7 @@ public sealed partial class Harvester : BackgroundService
             lock (owner._lock)
             {
                 owner._running.Remove(id);
+                owner._vacating.Remove(id);
             }
         }
     }
@@ -374,13 +446,14 @@ public sealed partial class Harvester : BackgroundService
     private static partial void LogTickFailed(ILogger logger, string error);
 }
 
-/// <summary>A worker's harvesting figures (API, `pipelines workers`, the dashboard).</summary>
+/// <summary>A worker's harvesting figures (API, `pipelines workers`, the dashboard): Running counts tasks, Requests function requests, Suspended both.</summary>
 public sealed record HarvestStatus(
     string Policy,
     bool Draining,
     string IdleMode,
     OwnerSample? Latest,
     int Running,
+    int Requests,
     int Suspended,
     int Vacated,
     int Allowed,

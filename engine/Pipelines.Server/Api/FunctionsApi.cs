@@ -194,6 +194,11 @@ internal static partial class FunctionsApi
             {
                 http.Response.Headers.RetryAfter = "1";
             }
+            else if (outcome.HttpStatus == 503)
+            {
+                // The machine's owner needs it (docs/harvesting.md): a while, not at once.
+                http.Response.Headers.RetryAfter = "10";
+            }
 
             var extensions = new Dictionary<string, object?> { ["invocation"] = invocation, ["version"] = function.Version };
             if (outcome.StderrTail is not null)

@@ -181,6 +181,28 @@ public sealed class HarvestTests : IDisposable
         await ticks;
     }
 
+    [Fact]
+    public async Task Time_held_suspended_does_not_count_against_a_steps_timeout()
+    {
+        // Six seconds of sleep against a timeout of twelve, held frozen until more than twelve
+        // have passed on the wall clock. At normal weight (not the idle class), so that on a
+        // machine that others keep busy the container runs at once when thawed.
+        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = false });
+        var clock = Stopwatch.StartNew();
+        var run = RunAsync(["busybox", "sleep", "6"], CancellationToken.None, TimeSpan.FromSeconds(12), runtime);
+        var id = await RunningContainerAsync();
+        await runtime.SuspendAllAsync(CancellationToken.None);
+        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", runtime.Idle.Parent), id, "freezer.state");
+        await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"}, {clock.Elapsed.TotalSeconds:0.0} s since the start, the step {run.Status})");
+        await WaitAsync(() => clock.Elapsed > TimeSpan.FromSeconds(14), "the timeout to pass in wall-clock time");
+        Assert.Equal(1, await runtime.ResumeAllAsync(CancellationToken.None));
+
+        var result = await run.WaitAsync(Patience);
+        Assert.False(result.TimedOut, $"timed out after {result.Duration.TotalSeconds:0.0} s: {result.Log}");
+        Assert.Equal(0, result.ExitCode);
+        Assert.True(result.Duration > TimeSpan.FromSeconds(12), $"ran {result.Duration.TotalSeconds:0.0} s");
+    }
+
     public void Dispose()
     {
         _owner.Dispose();
@@ -210,7 +232,7 @@ public sealed class HarvestTests : IDisposable
 
     private long Progress() => long.TryParse(IdleCgroup.Read(_temp.Combine("out", "n")), out var n) ? n : 0;
 
-    private Task<ContainerResult> RunAsync(IReadOnlyList<string> command, CancellationToken ct)
+    private Task<ContainerResult> RunAsync(IReadOnlyList<string> command, CancellationToken ct, TimeSpan? timeout = null, DockerRuntime? runtime = null)
     {
         Directory.CreateDirectory(_temp.Combine("out"));
         File.SetUnixFileMode(_temp.Combine("out"), (UnixFileMode)0b111_111_111);
@@ -219,9 +241,9 @@ public sealed class HarvestTests : IDisposable
             command,
             new Dictionary<string, string>(),
             [new Mount(_temp.Combine("out"), ContainerLayout.Out, ReadOnly: false)],
-            new Resources(1, 64L * 1024 * 1024, TimeSpan.FromMinutes(5), 50),
+            new Resources(1, 64L * 1024 * 1024, timeout ?? TimeSpan.FromMinutes(5), 50),
             new Dictionary<string, string> { ["org.pipelines.test"] = _label });
-        return Task.Run(() => _runtime.RunAsync(spec, ct), CancellationToken.None);
+        return Task.Run(() => (runtime ?? _runtime).RunAsync(spec, ct), CancellationToken.None);
     }
 
     private async Task<string> RunningContainerAsync()

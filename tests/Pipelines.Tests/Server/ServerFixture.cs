@@ -37,6 +37,12 @@ public class ServerFixture : IAsyncLifetime
     /// <summary>The server's roles (all when empty); without the worker role a `pipelines worker` process runs the jobs.</summary>
     protected virtual IReadOnlyList<string> Roles => [];
 
+    /// <summary>Whether the fixture starts that worker process; a test that starts its own workers says no.</summary>
+    protected virtual bool StartsWorker => Roles.Count > 0 && !Roles.Contains("worker");
+
+    /// <summary>Settings of a fixture of its own, added to <see cref="Env"/> before the server starts.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> MoreEnv => new Dictionary<string, string?>();
+
     private Process? _worker;
 
     public async Task InitializeAsync()
@@ -51,6 +57,11 @@ public class ServerFixture : IAsyncLifetime
             ["PIPELINES_Worker__Concurrency"] = "2",
             ["PIPELINES_Server__Bucket"] = Bucket,
         };
+        foreach (var (k, v) in MoreEnv)
+        {
+            Env[k] = v;
+        }
+
         if (WithKeys)
         {
             Env["PIPELINES_Server__Keys__0__Key"] = ReadKey;
@@ -66,7 +77,7 @@ public class ServerFixture : IAsyncLifetime
         await Parallel.ForEachAsync(files, new ParallelOptions { MaxDegreeOfParallelism = 16 }, async (f, ct) =>
             await input.Store.UploadAsync(input.Key(Path.GetRelativePath(TestEnvironment.SampleFastq, f)), f, ct));
         Server = await ServerProcess.StartAsync(Env, Roles.Count == 0 ? null : ["--roles", string.Join(",", Roles)]);
-        if (Roles.Count > 0 && !Roles.Contains("worker"))
+        if (StartsWorker)
         {
             _worker = CliRunner.Start(["worker"], Env);
         }
@@ -158,6 +169,14 @@ public class ServerFixture : IAsyncLifetime
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + runId] = true } },
         });
     }
+}
+
+/// <summary>The same, with the API role alone: every task runs on worker processes the test starts.</summary>
+public sealed class ApiServerFixture : ServerFixture
+{
+    protected override IReadOnlyList<string> Roles => ["api"];
+
+    protected override bool StartsWorker => false;
 }
 
 /// <summary>The same, with a read key and a full key configured.</summary>

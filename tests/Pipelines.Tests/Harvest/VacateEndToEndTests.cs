@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Text;
+using Pipelines.Containers;
+using Pipelines.Tests.EndToEnd;
+using Pipelines.Tests.Server;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Harvest;
+
+/// <summary>
+/// Vacate across machines, all of it real: a `pipelines server` (API only) and two `pipelines
+/// worker` processes on PostgreSQL, a real container on worker A, a synthetic owner on A's
+/// machine that stays busy, A's freezer holding the container, the vacate after
+/// Harvest:VacateAfter, and the task completing on worker B, recorded once.
+/// </summary>
+[Collection("harvest")]
+public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixture<ApiServerFixture>, IDisposable
+{
+
+    // One core's worth: A's owner stays above SuspendAbove (a third of the machine on two
+    // cores or more would do), and the other core is left for worker B and the machine.
+    private readonly OwnerBurner _owner = new(loops: 1, cgroup: $"pipelines-tests-owner-{Guid.NewGuid():N}"[..36]);
+    private readonly List<WorkerProcess> _workers = [];
+
+    [Fact]
+    public async Task A_task_vacated_by_a_busy_owner_on_worker_A_completes_on_worker_B_recorded_once()
+    {
+        var a = await StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["PIPELINES_Harvest__Policy"] = "when-idle",
+            ["PIPELINES_Harvest__OwnerCgroup"] = _owner.Group,
+            ["PIPELINES_Harvest__StartBelow"] = "0.2",
+            ["PIPELINES_Harvest__StartAfter"] = "00:00:00",
+            ["PIPELINES_Harvest__SuspendAbove"] = "0.3",
+            ["PIPELINES_Harvest__SuspendAfter"] = "00:00:01",
+            ["PIPELINES_Harvest__ResumeAfter"] = "00:00:05",
+            ["PIPELINES_Harvest__VacateAfter"] = "00:00:05",
+            ["PIPELINES_Harvest__AdmissionHold"] = "00:00:02",
+        });
+        Assert.Contains("harvesting: policy when-idle, containers cpu.idle=1", a.StartLine, StringComparison.Ordinal);
+
+        using var http = fixture.Server.Client();
+        var runId = await ServerFixture.SubmitAsync(http, Counting);
+
+        // Only A runs yet: the task's container is A's.
+        var containerId = await Eventually.WaitAsync(
+            async () => (await ServerFixture.ContainersOfAsync(runId)).FirstOrDefault(c => c.State == "running")?.ID,
+            () => $"the task's container to run on worker A\n{a.Output}");
+        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", "pipelines"), containerId, "freezer.state");
+        Assert.Equal("THAWED", IdleCgroup.Read(freezer));
+
+        _owner.Start();
+
+        // FREEZING until every task of the container has reached the freezer (a task of the idle
+        // class may take a while to run at all), then FROZEN; the engine says paused when its
+        // own pause did it.
+        await Eventually.WaitAsync(
+            async () => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null,
+            () => $"worker A to suspend the container in the freezer (freezer.state {IdleCgroup.Read(freezer)})\n{a.Output}");
+        var b = await StartWorkerAsync([]);
+        Assert.Contains("harvesting: policy always", b.StartLine, StringComparison.Ordinal);
+
+        // A vacates (the attempt's rows wait under tasks/<task>/vacated/), and B completes the task.
+        var output = new RunFolder(fixture.Stores.Open($"s3://{fixture.Bucket}/counting/{runId}/"));
+        await Eventually.WaitAsync(
+            async () => await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null,
+            () => $"worker A to vacate the task\n{a.Output}");
+        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", Eventually.Patience);
+        _owner.Stop();
+        Assert.True(run.GetProperty("state").GetString() == "succeeded", $"{run}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
+
+        var rows = await output.ProvenanceAsync();
+        Assert.Equal(
+            [("vacated", 1, a.Name), ("succeeded", 2, b.Name)],
+            rows.OrderBy(r => r.Attempt).Select(r => (r.Status, r.Attempt, r.Worker)));
+        Assert.StartsWith("vacated: the machine's owner needed it back", rows.Single(r => r.Status == "vacated").Error, StringComparison.Ordinal);
+
+        // retries: 0, so a vacate counted as a failure would have failed the task.
+        Assert.Equal(1, run.GetProperty("counts").GetProperty("succeeded").GetInt32());
+        Assert.Equal(0, run.GetProperty("counts").GetProperty("failed").GetInt32());
+
+        // Exactly one row per input in the results: nothing of the vacated attempt, nothing twice.
+        var inputs = Directory.EnumerateFiles(Path.Combine(TestEnvironment.SampleFastq, "lane1"), "*.fastq").Select(f => "/in/lane1/" + Path.GetFileName(f)).Order(StringComparer.Ordinal).ToList();
+        var result = await output.ResultAsync("counted");
+        Assert.Equal(inputs, result.Select(r => (string)r["file"]!).Order(StringComparer.Ordinal).ToList());
+
+        Assert.Empty(await ServerFixture.ContainersOfAsync(runId));
+    }
+
+    public void Dispose()
+    {
+        _owner.Dispose();
+        foreach (var w in _workers)
+        {
+            w.Dispose();
+        }
+    }
+
+    /// <summary>One task over lane1's files that counts for a while (usleep in steps, so that time frozen is not counted), then writes a row per input.</summary>
+    private string Counting => $$"""
+        version: 1
+        name: counting
+        input:
+          uri: s3://{{fixture.Bucket}}/raw/
+          include: ["lane1/*.fastq"]
+          batch: 1000
+        steps:
+          - name: count
+            image: pipelines-samples/pair-check:1
+            command: ["sh", "-c", 'i=0; while [ $i -lt 150 ]; do busybox usleep 100000; i=$((i+1)); done; for f in "$@"; do echo "$f,1"; done > /out/rows.csv', "sh", "{inputs}"]
+            resources: { cpus: 0.5, memory: 32Mi, timeout: 10m }
+            retries: 0
+            outputs: ["*.csv"]
+        gather:
+          - name: counted
+            from: count/*.csv
+            format: csv
+            header: false
+            columns: [file, n]
+        output:
+          uri: s3://{{fixture.Bucket}}/counting/
+        """;
+
+    private async Task<WorkerProcess> StartWorkerAsync(Dictionary<string, string?> env)
+    {
+        var all = new Dictionary<string, string?>(fixture.Env);
+        foreach (var (k, v) in env)
+        {
+            all[k] = v;
+        }
+
+        var worker = new WorkerProcess(CliRunner.Start(["worker", "--roles", "worker", "--concurrency", "1", "--verbose"], all));
+        _workers.Add(worker);
+        await worker.StartedAsync();
+        return worker;
+    }
+
+    /// <summary>A `pipelines worker` process: its start line, its name, and what it printed since.</summary>
+    private sealed class WorkerProcess(Process process) : IDisposable
+    {
+        private readonly StringBuilder _output = new();
+
+        public string StartLine { get; private set; } = "";
+
+        public string Name => StartLine.Split(' ')[1];
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public async Task StartedAsync()
+        {
+            process.ErrorDataReceived += (_, e) => Append(e.Data);
+            process.BeginErrorReadLine();
+            while (true)
+            {
+                var line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(90))
+                    ?? throw new InvalidOperationException("the worker ended before its start line\n" + Output);
+                Append(line);
+                if (line.StartsWith("worker ", StringComparison.Ordinal) && line.Contains(" started ", StringComparison.Ordinal))
+                {
+                    StartLine = line;
+                    break;
+                }
+            }
+
+            // The rest is kept for the failure messages, and so that a full pipe never stops the worker.
+            _ = Task.Run(async () =>
+            {
+                while (await process.StandardOutput.ReadLineAsync() is { } line)
+                {
+                    Append(line);
+                }
+            });
+        }
+
+        public void Dispose()
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
+
+            process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_output)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
+    }
+}
