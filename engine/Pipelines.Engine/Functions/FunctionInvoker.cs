@@ -100,7 +100,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         }
     }
 
-    /// <summary>The pool's view of a function version: one owner per version, never shared.</summary>
+    /// <summary>The pool's view of a function version: one owner per version (and per algorithm version serving it), never shared.</summary>
     public static WarmSpec WarmSpecOf(FunctionVersion function, IReadOnlyDictionary<string, string> secrets)
     {
         var spec = function.Spec;
@@ -108,6 +108,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         {
             ["org.pipelines.function"] = function.Name,
             ["org.pipelines.function.version"] = function.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["org.pipelines.algorithm.version"] = function.AlgorithmVersion ?? "",
         })
         {
             Secrets = secrets,
