@@ -65,10 +65,11 @@ public sealed partial class CanaryGuard(AlgorithmService algorithms, PostgresFun
                 + $"more than {Points(o.MaxErrorRateIncrease)} over (Algorithms:Canary:MaxErrorRateIncrease)";
         }
 
-        if (stable is { P95Ms: { } stableP95 } && stable.Ended >= o.MinRequests && canary.P95Ms is { } p95
+        // Without cold starts: a canary's first requests wait for its containers to start, stable's were warm long ago.
+        if (stable is { WarmP95Ms: { } stableP95 } && stable.Ended >= o.MinRequests && canary.WarmP95Ms is { } p95
             && p95 > stableP95 * o.MaxP95Ratio && p95 - stableP95 > o.MaxP95IncreaseMs)
         {
-            return $"p95 latency {Ms(p95)} over {canary.Ended} ended invocation(s), stable's {Ms(stableP95)} over {stable.Ended}: "
+            return $"p95 latency {Ms(p95)} (without cold starts) over {canary.Ended} ended invocation(s), stable's {Ms(stableP95)} over {stable.Ended}: "
                 + $"more than {o.MaxP95Ratio.ToString("0.##", CultureInfo.InvariantCulture)} times (Algorithms:Canary:MaxP95Ratio) and {Ms(o.MaxP95IncreaseMs)} more (Algorithms:Canary:MaxP95IncreaseMs)";
         }
 

@@ -82,9 +82,10 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         {
             try
             {
-                var outcome = spec.Mode == WarmMode.Fork
+                var outcome = (spec.Mode == WarmMode.Fork
                     ? await ForkAsync(function, lease, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
-                    : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false);
+                    : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false)) with
+                { ColdStart = lease.ColdStart };
                 LogInvoked(log, function.Name, function.Version, invocationId, PostgresFunctionStore.Name(outcome.Status), outcome.LatencyMs);
                 return outcome;
             }
@@ -95,7 +96,8 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
                     e.TimedOut ? 504 : 502,
                     e.TimedOut ? $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; the container was killed" : "the container serving the request failed: " + e.Message,
                     Ms(clock),
-                    lease.ContainerId);
+                    lease.ContainerId) with
+                { ColdStart = lease.ColdStart };
             }
         }
     }

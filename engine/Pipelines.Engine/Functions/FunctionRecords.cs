@@ -89,7 +89,8 @@ public sealed record InvocationEnd(
     double LatencyMs,
     string? ContainerId,
     string? Error,
-    bool? ShadowEqual = null);
+    bool? ShadowEqual = null,
+    bool ColdStart = false);
 
 /// <summary>
 /// Figures of one function version (and the algorithm version that served it; shadow copies
@@ -110,6 +111,12 @@ public sealed record InvocationStats(string Function, int Version, long Requests
     public long Equal { get; init; }
 
     public long Different { get; init; }
+
+    /// <summary>Invocations that waited for their warm container to start.</summary>
+    public long ColdStarts { get; init; }
+
+    /// <summary>The p95 latency of the invocations served by a container already started: what the canary guard compares.</summary>
+    public double? WarmP95Ms { get; init; }
 
     public double? ErrorRate => Ended == 0 ? null : Errors / (double)Ended;
 }

@@ -73,6 +73,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS route text;
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_of text;
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
         """;
 
     /// <summary>
@@ -234,9 +235,10 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
                 output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
-                shadow_equal = @equal
+                shadow_equal = @equal, cold_start = @cold
             WHERE id = @id AND status IN ('queued', 'running')
             """);
+        cmd.Parameters.AddWithValue("cold", end.ColdStart);
         cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("status", Name(end.Status));
@@ -273,7 +275,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
 
     /// <summary>
     /// The one query of invocation figures: requests, errors (every ended invocation that did not
-    /// succeed), p50/p95 latency of the ended invocations, and for shadow copies how many outputs
+    /// succeed), p50/p95 latency of the ended invocations (and p95 without cold starts), and for shadow copies how many outputs
     /// equalled stable's answer, per function, version and algorithm version (shadow copies
     /// apart), over what the retention keeps or since <paramref name="since"/>.
     /// </summary>
@@ -290,7 +292,9 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                    COALESCE(route = 'shadow', false) AS shadow,
                    count(*) FILTER (WHERE status NOT IN ('queued', 'running')),
                    count(*) FILTER (WHERE shadow_equal),
-                   count(*) FILTER (WHERE NOT shadow_equal)
+                   count(*) FILTER (WHERE NOT shadow_equal),
+                   count(*) FILTER (WHERE cold_start),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE cold_start IS NOT TRUE)
             FROM {S}.function_invocations
             WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
             GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
@@ -312,6 +316,8 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                 Ended = reader.GetInt64(9),
                 Equal = reader.GetInt64(10),
                 Different = reader.GetInt64(11),
+                ColdStarts = reader.GetInt64(12),
+                WarmP95Ms = reader.IsDBNull(13) ? null : reader.GetDouble(13),
             });
         }
 

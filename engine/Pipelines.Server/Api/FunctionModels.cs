@@ -72,8 +72,17 @@ public sealed record VersionView(int Version, string ImageDigest, DateTimeOffset
 public sealed record StatsView(
     int Version, string? AlgorithmVersion, bool Shadow, long Requests, long Errors, double? ErrorRate, double? P50Ms, double? P95Ms, DateTimeOffset? Last, long? Equal, long? Different)
 {
+    /// <summary>Invocations that waited for their warm container to start, and the p95 of the others (what the canary guard compares).</summary>
+    public long ColdStarts { get; init; }
+
+    public double? WarmP95Ms { get; init; }
+
     public static StatsView From(InvocationStats s) => new(
-        s.Version, s.AlgorithmVersion, s.Shadow, s.Requests, s.Errors, s.ErrorRate, s.P50Ms, s.P95Ms, s.Last, s.Shadow ? s.Equal : null, s.Shadow ? s.Different : null);
+        s.Version, s.AlgorithmVersion, s.Shadow, s.Requests, s.Errors, s.ErrorRate, s.P50Ms, s.P95Ms, s.Last, s.Shadow ? s.Equal : null, s.Shadow ? s.Different : null)
+    {
+        ColdStarts = s.ColdStarts,
+        WarmP95Ms = s.WarmP95Ms,
+    };
 }
 
 /// <summary>The warm pool's figures of one version (and algorithm version serving it).</summary>

@@ -304,7 +304,7 @@ public sealed class CanaryVerdictTests
 {
     private static readonly CanaryOptions Options = new() { MinRequests = 10, MaxErrorRateIncrease = 0.05, MaxP95Ratio = 1.5, MaxP95IncreaseMs = 100 };
 
-    private static InvocationStats Stats(long ended, long errors, double p95) => new("f", 1, ended, errors, p95 / 2, p95, null) { Ended = ended };
+    private static InvocationStats Stats(long ended, long errors, double p95) => new("f", 1, ended, errors, p95 / 2, p95 * 3, null) { Ended = ended, WarmP95Ms = p95 };
 
     [Fact]
     public void A_canary_is_judged_only_after_its_minimum_and_only_past_the_margins()
