@@ -117,7 +117,7 @@ public sealed class FunctionShowCommand : AsyncCommand<FunctionNameSettings>
             var who = $"version {s.Version}{(s.AlgorithmVersion is null ? "" : $" ({(s.Shadow ? "shadow copies on " : "algorithm ")}{s.AlgorithmVersion})")}";
             Console.WriteLine($"  {who}: {s.Requests} request(s), {s.Errors} error(s) ({Rate(s.ErrorRate)}), p50 {Ms(s.P50Ms)}, p95 {Ms(s.P95Ms)}"
                 + (s.ColdStarts > 0 ? $" ({s.ColdStarts} cold start(s); p95 without them {Ms(s.WarmP95Ms)})" : "")
-                + (s.Shadow ? $", {s.Equal} equal to stable, {s.Different} different" : ""));
+                + (s.Shadow ? $", {s.Equal} equal to stable, {s.Different} different" + (s.Refused > 0 ? $", {s.Refused} dropped" : "") : ""));
         }
 
         foreach (var w in d.Warm)

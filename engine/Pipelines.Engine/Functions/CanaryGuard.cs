@@ -52,24 +52,25 @@ public sealed partial class CanaryGuard(AlgorithmService algorithms, PostgresFun
     /// <summary>Why the canary's figures fail against stable's under <paramref name="o"/>, or null when they pass or are too few.</summary>
     public static string? Verdict(InvocationStats? canary, InvocationStats? stable, CanaryOptions o)
     {
-        if (canary is null || canary.Ended < o.MinRequests)
+        // What ran is judged: a refusal (a full queue, a dropped shadow copy) is not the version's doing.
+        if (canary is null || canary.Ran < o.MinRequests)
         {
             return null;
         }
 
-        var rate = canary.ErrorRate ?? 0;
-        var stableRate = stable?.ErrorRate ?? 0;
+        var rate = canary.RanErrorRate ?? 0;
+        var stableRate = stable?.RanErrorRate ?? 0;
         if (rate - stableRate > o.MaxErrorRateIncrease)
         {
-            return $"error rate {Percent(rate)} over {canary.Ended} ended invocation(s), stable's {Percent(stableRate)} over {stable?.Ended ?? 0}: "
+            return $"error rate {Percent(rate)} over {canary.Ran} ended invocation(s), stable's {Percent(stableRate)} over {stable?.Ran ?? 0}: "
                 + $"more than {Points(o.MaxErrorRateIncrease)} over (Algorithms:Canary:MaxErrorRateIncrease)";
         }
 
         // Without cold starts: a canary's first requests wait for its containers to start, stable's were warm long ago.
-        if (stable is { WarmP95Ms: { } stableP95 } && stable.Ended >= o.MinRequests && canary.WarmP95Ms is { } p95
+        if (stable is { WarmP95Ms: { } stableP95 } && stable.Ran >= o.MinRequests && canary.WarmP95Ms is { } p95
             && p95 > stableP95 * o.MaxP95Ratio && p95 - stableP95 > o.MaxP95IncreaseMs)
         {
-            return $"p95 latency {Ms(p95)} (without cold starts) over {canary.Ended} ended invocation(s), stable's {Ms(stableP95)} over {stable.Ended}: "
+            return $"p95 latency {Ms(p95)} (without cold starts) over {canary.Ran} ended invocation(s), stable's {Ms(stableP95)} over {stable.Ran}: "
                 + $"more than {o.MaxP95Ratio.ToString("0.##", CultureInfo.InvariantCulture)} times (Algorithms:Canary:MaxP95Ratio) and {Ms(o.MaxP95IncreaseMs)} more (Algorithms:Canary:MaxP95IncreaseMs)";
         }
 

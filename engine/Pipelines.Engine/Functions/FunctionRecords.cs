@@ -119,6 +119,15 @@ public sealed record InvocationStats(string Function, int Version, long Requests
     public double? WarmP95Ms { get; init; }
 
     public double? ErrorRate => Ended == 0 ? null : Errors / (double)Ended;
+
+    /// <summary>Invocations refused before they ran (a full queue, a dropped shadow copy): counted in <see cref="Errors"/>.</summary>
+    public long Refused { get; init; }
+
+    /// <summary>The ended invocations that ran: what the canary guard judges (a refusal is not the version's doing).</summary>
+    public long Ran => Ended - Refused;
+
+    /// <summary>The errors of the invocations that ran, over them.</summary>
+    public double? RanErrorRate => Ran <= 0 ? null : (Errors - Refused) / (double)Ran;
 }
 
 /// <summary>How many invocations are kept (Functions:KeepInvocations, Functions:KeepInvocationsFor).</summary>

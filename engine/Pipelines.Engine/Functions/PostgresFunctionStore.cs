@@ -294,7 +294,8 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                    count(*) FILTER (WHERE shadow_equal),
                    count(*) FILTER (WHERE NOT shadow_equal),
                    count(*) FILTER (WHERE cold_start),
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE cold_start IS NOT TRUE)
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE cold_start IS NOT TRUE),
+                   count(*) FILTER (WHERE status = 'refused')
             FROM {S}.function_invocations
             WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
             GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
@@ -318,6 +319,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                 Different = reader.GetInt64(11),
                 ColdStarts = reader.GetInt64(12),
                 WarmP95Ms = reader.IsDBNull(13) ? null : reader.GetDouble(13),
+                Refused = reader.GetInt64(14),
             });
         }
 

@@ -77,11 +77,15 @@ public sealed record StatsView(
 
     public double? WarmP95Ms { get; init; }
 
+    /// <summary>Invocations refused before they ran (in <see cref="Errors"/>): a full queue, or for shadow copies the ones dropped.</summary>
+    public long Refused { get; init; }
+
     public static StatsView From(InvocationStats s) => new(
         s.Version, s.AlgorithmVersion, s.Shadow, s.Requests, s.Errors, s.ErrorRate, s.P50Ms, s.P95Ms, s.Last, s.Shadow ? s.Equal : null, s.Shadow ? s.Different : null)
     {
         ColdStarts = s.ColdStarts,
         WarmP95Ms = s.WarmP95Ms,
+        Refused = s.Refused,
     };
 }
 

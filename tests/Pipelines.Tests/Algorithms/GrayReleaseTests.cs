@@ -32,6 +32,8 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
 
     public string Fail { get; private set; } = null!;
 
+    public string Slow { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Algorithms = await AlgorithmFixture.CreateAsync();
@@ -39,6 +41,7 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
         Echo = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\ncat /in/* > /out/out.txt\n" });
         Upper = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\ncat /in/* | tr a-z A-Z > /out/out.txt\n" });
         Fail = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\necho 'this version is broken' >&2\nexit 1\n" });
+        Slow = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\nsleep 2\ncat /in/* > /out/out.txt\n" });
         Server = await ServerProcess.StartAsync(Env(new Dictionary<string, string?> { ["PIPELINES_Server__Roles"] = "api,dashboard" }));
     }
 
@@ -268,6 +271,49 @@ public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayR
         Assert.Contains("0 equal to stable, 6 different", cli.Stdout, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_full_shadow_queue_drops_copies_each_with_a_record_and_the_callers_never_wait_for_them()
+    {
+        // A server of its own whose shadow queue holds one copy, and a canary that takes 2 s per copy.
+        var warm = Path.Combine("/tmp", "gq-" + Guid.NewGuid().ToString("N")[..8]);
+        await using (var server = await ServerProcess.StartAsync(f.Env(new Dictionary<string, string?>
+        {
+            ["PIPELINES_Server__Roles"] = "api",
+            ["PIPELINES_Functions__ShadowQueue"] = "1",
+            ["PIPELINES_Functions__ShadowConcurrency"] = "1",
+            ["PIPELINES_Docker__WarmRoot"] = warm,
+        })))
+        {
+            using var http = server.Client();
+            await f.DeployAsync(http, "gray-drop", ("1.0", f.Echo), ("2.0", f.Slow));
+            await PostOkAsync(http, "/api/algorithms/gray-drop/canary/2.0?shadow=true");
+            await InvokeAsync(http, "gray-drop", "warm up");
+
+            const int n = 6;
+            var answers = await Task.WhenAll(Enumerable.Range(0, n).Select(i => InvokeAsync(http, "gray-drop", $"burst {i}")));
+            Assert.All(answers, a => Assert.Equal((HttpStatusCode.OK, "1.0"), (a.Status, a.AlgorithmVersion)));
+            var primaries = answers.Select(a => a.Invocation!).ToHashSet();
+
+            // Every caller's invocation has its one shadow record: run, or dropped with the reason.
+            var shadows = await ShadowsOfAsync(http, "gray-drop", primaries);
+            var dropped = shadows.Where(s => s.GetProperty("status").GetString() == "refused").ToList();
+            Assert.NotEmpty(dropped);
+            Assert.All(dropped, d => Assert.Equal("shadow copy dropped: the shadow queue was full (Functions:ShadowQueue = 1)", d.GetProperty("error").GetString()));
+            Assert.All(shadows.Except(dropped), s => Assert.Equal("succeeded", s.GetProperty("status").GetString()));
+
+            // Drops are refusals, not the canary's errors: it is not rolled back for them.
+            var algorithm = await GetAsync(http, "/api/algorithms/gray-drop");
+            Assert.Contains(algorithm.GetProperty("channels").EnumerateArray(), c => c.GetProperty("channel").GetString() == "canary");
+            var stats = (await GetAsync(http, "/api/functions/gray-drop")).GetProperty("stats").EnumerateArray().Single(s => s.GetProperty("shadow").GetBoolean());
+            Assert.Equal(dropped.Count, stats.GetProperty("refused").GetInt64());
+        }
+
+        if (Directory.Exists(warm))
+        {
+            Directory.Delete(warm, recursive: true);
+        }
+    }
+
     /// <summary>
     /// Invokes <paramref name="n"/> times: stable answers each; then waits (polling the records,
     /// up to a generous bound) for the n shadow copies, each on <paramref name="version"/>, of one of those invocations.
@@ -282,14 +328,25 @@ public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayR
             primaries.Add(a.Invocation!);
         }
 
+        var shadows = await ShadowsOfAsync(http, "gray-shadow", primaries);
+        Assert.All(shadows, s => Assert.Equal(("succeeded", version), (s.GetProperty("status").GetString(), s.GetProperty("algorithmVersion").GetString())));
+        return shadows;
+    }
+
+    /// <summary>
+    /// The shadow records of <paramref name="primaries"/> once each has ended (polling the records,
+    /// a generous bound as the only limit); asserts that every one of them has exactly one.
+    /// </summary>
+    private static async Task<List<JsonElement>> ShadowsOfAsync(HttpClient http, string function, HashSet<string> primaries)
+    {
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
         while (true)
         {
-            var shadows = Invocations(await GetAsync(http, "/api/functions/gray-shadow/invocations?limit=1000"), "shadow")
+            var shadows = Invocations(await GetAsync(http, $"/api/functions/{function}/invocations?limit=1000"), "shadow")
                 .Where(s => primaries.Contains(s.GetProperty("shadowOf").GetString()!)).ToList();
-            if (shadows.Count == n && shadows.All(s => s.GetProperty("status").GetString() is not ("queued" or "running")))
+            if (shadows.Count >= primaries.Count && shadows.All(s => s.GetProperty("status").GetString() is not ("queued" or "running")))
             {
-                Assert.All(shadows, s => Assert.Equal(("succeeded", version), (s.GetProperty("status").GetString(), s.GetProperty("algorithmVersion").GetString())));
+                Assert.Equal(primaries.Count, shadows.Count);
                 Assert.Equal(primaries, shadows.Select(s => s.GetProperty("shadowOf").GetString()!).ToHashSet());
                 return shadows;
             }
@@ -319,5 +376,10 @@ public sealed class CanaryVerdictTests
         Assert.Null(CanaryGuard.Verdict(Stats(100, 0, 1400), Stats(100, 0, 1000), Options));
         Assert.Null(CanaryGuard.Verdict(Stats(100, 0, 5000), Stats(5, 0, 10), Options));
         Assert.Contains("p95 latency 1600 ms", CanaryGuard.Verdict(Stats(100, 0, 1600), Stats(100, 0, 1000), Options), StringComparison.Ordinal);
+
+        // Refusals (a full queue, dropped shadow copies) are not the canary's doing: only what ran is judged.
+        Assert.Null(CanaryGuard.Verdict(Stats(20, 15, 10) with { Refused = 15 }, Stats(100, 0, 10), Options));
+        Assert.Null(CanaryGuard.Verdict(Stats(30, 20, 10) with { Refused = 20 }, Stats(100, 0, 10), Options));
+        Assert.Contains("error rate 50.0% over 10", CanaryGuard.Verdict(Stats(30, 25, 10) with { Refused = 20 }, Stats(100, 0, 10), Options), StringComparison.Ordinal);
     }
 }
