@@ -170,7 +170,7 @@ public static class AlgorithmCommands
 
         internal static void Print(AlgorithmSummary a, bool verbose)
         {
-            var channels = string.Join(", ", a.Channels.Select(c => c.Channel == AlgorithmReference.Canary ? $"canary {c.Version} ({c.Percent}%)" : $"{c.Channel} {c.Version}"));
+            var channels = string.Join(", ", a.Channels.Select(c => c.Channel == AlgorithmReference.Canary ? $"{(c.Shadow ? "shadow canary" : "canary")} {c.Version} ({c.Percent}%)" : $"{c.Channel} {c.Version}"));
             Console.WriteLine($"{a.Name}: {a.Versions.Count} version(s){(channels.Length > 0 ? "; " + channels : "")}");
             foreach (var v in a.Versions)
             {
@@ -214,6 +214,11 @@ public static class AlgorithmCommands
             var a = (await host.Services.GetRequiredService<AlgorithmService>().ListAsync(settings.Name, cancellationToken).ConfigureAwait(false)).SingleOrDefault()
                 ?? throw new PipelinesException($"no algorithm is named {settings.Name} (`pipelines algorithm list` lists them)", retryHelps: false);
             ListCommand.Print(a, verbose: true);
+            foreach (var e in a.Events)
+            {
+                Console.WriteLine($"  {e.At.UtcDateTime:u}  {e.Action} {e.Version}{(e.Percent is { } p && e.Action is ChannelEvent.CanaryAction or ChannelEvent.ShadowAction ? $" ({p}%)" : "")} by {e.By}{(e.Reason is null ? "" : ": " + e.Reason)}");
+            }
+
             var catalog = host.Services.GetRequiredService<PostgresAlgorithmStore>();
             foreach (var v in a.Versions)
             {
@@ -252,21 +257,28 @@ public static class AlgorithmCommands
         }
     }
 
-    /// <summary>`pipelines algorithm canary NAME VERSION --percent N`: the version becomes the canary channel.</summary>
+    /// <summary>`pipelines algorithm canary NAME VERSION --percent N [--shadow]`: the version becomes the canary channel.</summary>
     public sealed class CanaryCommand : AsyncCommand<CanaryCommand.Settings>
     {
         public sealed class Settings : VersionSettings
         {
             [CommandOption("--percent <N>")]
-            [Description("The share of a function's invocations routed to the canary (0-100).")]
-            public int Percent { get; init; } = 10;
+            [Description("The share of the invocations of functions following @stable routed to the canary (0-100, default 10); with --shadow, the share copied to it (default 100).")]
+            public int? Percent { get; init; }
+
+            [CommandOption("--shadow")]
+            [Description("Shadow mode: stable answers every caller; a copy of the request goes to the canary and whether the outputs were equal is recorded.")]
+            public bool Shadow { get; init; }
         }
 
         public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
         {
+            var percent = settings.Percent ?? (settings.Shadow ? 100 : 10);
             using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
-            await host.Services.GetRequiredService<AlgorithmService>().CanaryAsync(settings.Name, settings.Version, settings.Percent, Who(), cancellationToken).ConfigureAwait(false);
-            Console.WriteLine($"{settings.Name}@canary is now {settings.Version} ({settings.Percent}%)");
+            await host.Services.GetRequiredService<AlgorithmService>().CanaryAsync(settings.Name, settings.Version, percent, Who(), cancellationToken, settings.Shadow).ConfigureAwait(false);
+            Console.WriteLine(settings.Shadow
+                ? $"{settings.Name}@canary is now {settings.Version} in shadow mode: {percent}% of the requests are copied to it, stable answers them all"
+                : $"{settings.Name}@canary is now {settings.Version} ({percent}% of the invocations of functions following @stable)");
             return Cli.Ok;
         }
     }
@@ -284,8 +296,8 @@ public static class AlgorithmCommands
         public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
         {
             using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
-            await host.Services.GetRequiredService<AlgorithmService>().AbortCanaryAsync(settings.Name, Who(), cancellationToken).ConfigureAwait(false);
-            Console.WriteLine($"{settings.Name} has no canary now; every reference goes to stable");
+            var ended = await host.Services.GetRequiredService<AlgorithmService>().AbortCanaryAsync(settings.Name, Who(), cancellationToken).ConfigureAwait(false);
+            Console.WriteLine(ended ? $"{settings.Name} has no canary now; every reference goes to stable" : $"{settings.Name} had no canary; every reference goes to stable");
             return Cli.Ok;
         }
     }

@@ -102,20 +102,35 @@ public sealed class FunctionShowCommand : AsyncCommand<FunctionNameSettings>
 
         Console.WriteLine($"  limits:   timeout {f.Timeout}, max request {Quantities.FormatSize(f.MaxRequestBytes)}, concurrency {f.Concurrency}, min_warm {f.MinWarm}, max {f.Max}, queue {f.Queue}, idle_timeout {f.IdleTimeout}");
         Console.WriteLine($"  deployed: {f.DeployedAt.UtcDateTime:u} by {f.DeployedBy}; {d.Versions.Count} version(s)");
+        if (d.Release is { } r)
+        {
+            Console.WriteLine($"  release:  follows {r.Algorithm}@stable: stable {r.Stable}"
+                + (r.Canary is null ? ", no canary" : r.Shadow ? $", shadow canary {r.Canary} ({r.Percent}% copied)" : $", canary {r.Canary} ({r.Percent}%)"));
+            foreach (var e in r.Events.Take(3))
+            {
+                Console.WriteLine($"            {e.At.UtcDateTime:u} {e.Action} {e.Version} by {e.By}{(e.Reason is null ? "" : ": " + e.Reason)}");
+            }
+        }
+
         foreach (var s in d.Stats)
         {
-            Console.WriteLine($"  version {s.Version}: {s.Requests} request(s), {s.Errors} error(s), p50 {Ms(s.P50Ms)}, p95 {Ms(s.P95Ms)}");
+            var who = $"version {s.Version}{(s.AlgorithmVersion is null ? "" : $" ({(s.Shadow ? "shadow copies on " : "algorithm ")}{s.AlgorithmVersion})")}";
+            Console.WriteLine($"  {who}: {s.Requests} request(s), {s.Errors} error(s) ({Rate(s.ErrorRate)}), p50 {Ms(s.P50Ms)}, p95 {Ms(s.P95Ms)}"
+                + (s.ColdStarts > 0 ? $" ({s.ColdStarts} cold start(s); p95 without them {Ms(s.WarmP95Ms)})" : "")
+                + (s.Shadow ? $", {s.Equal} equal to stable, {s.Different} different" + (s.Refused > 0 ? $", {s.Refused} dropped" : "") : ""));
         }
 
         foreach (var w in d.Warm)
         {
-            Console.WriteLine($"  version {w.Version}: {w.Warm} warm container(s), {w.Busy} busy, {w.Starting} starting, {w.Waiting} request(s) waiting");
+            Console.WriteLine($"  version {w.Version}{(w.AlgorithmVersion is null ? "" : " (" + w.AlgorithmVersion + ")")}: {w.Warm} warm container(s), {w.Busy} busy, {w.Starting} starting, {w.Waiting} request(s) waiting");
         }
 
         return Cli.Ok;
     }
 
     private static string Ms(double? ms) => ms is { } v ? v.ToString("0.#", CultureInfo.InvariantCulture) + " ms" : "-";
+
+    private static string Rate(double? rate) => rate is { } v ? (v * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%" : "-";
 }
 
 /// <summary>`pipelines function delete NAME`: the function, its versions and invocations go; its warm containers stop.</summary>

@@ -26,6 +26,9 @@ public sealed record AlgorithmOptions
         Registries.Values.FirstOrDefault(c => string.Equals(c.Host, host, StringComparison.OrdinalIgnoreCase))
         ?? (Registries.TryGetValue(host, out var byKey) && byKey.Host is null ? byKey : null);
 
+    /// <summary>When a function's canary is rolled back automatically (Algorithms:Canary).</summary>
+    public CanaryOptions Canary { get; init; } = new();
+
     public string ScratchFolder => Scratch ?? Path.Combine(Path.GetTempPath(), "pipelines-algorithms");
 
     public static AlgorithmOptions From(IConfiguration config)
@@ -33,7 +36,42 @@ public sealed record AlgorithmOptions
         var o = config.GetSection("Algorithms").Get<AlgorithmOptions>() ?? new AlgorithmOptions();
         var registries = config.GetSection("Algorithms:Registries").GetChildren()
             .ToDictionary(c => c.Key, c => c.Get<RegistryCredentials>() ?? new RegistryCredentials(), StringComparer.OrdinalIgnoreCase);
+        o.Canary.Check();
         return o with { Store = string.IsNullOrWhiteSpace(o.Store) ? null : o.Store, Registries = registries };
+    }
+}
+
+/// <summary>
+/// The canary guard's margins (Flagger's success-rate and latency checks are the model): over the
+/// last <see cref="Window"/> (and only since the canary was set), once the canary has served
+/// <see cref="MinRequests"/> invocations of a function, it is aborted when its error rate is over
+/// stable's by more than <see cref="MaxErrorRateIncrease"/>, or when its p95 latency is over
+/// stable's times <see cref="MaxP95Ratio"/> and by more than <see cref="MaxP95IncreaseMs"/>.
+/// </summary>
+public sealed record CanaryOptions
+{
+    public TimeSpan Window { get; init; } = TimeSpan.FromMinutes(5);
+
+    public int MinRequests { get; init; } = 20;
+
+    /// <summary>A fraction: 0.05 allows the canary 5 points more errors than stable.</summary>
+    public double MaxErrorRateIncrease { get; init; } = 0.05;
+
+    public double MaxP95Ratio { get; init; } = 1.5;
+
+    public double MaxP95IncreaseMs { get; init; } = 100;
+
+    /// <summary>False turns the automatic rollback off (the figures are still shown).</summary>
+    public bool AutoRollback { get; init; } = true;
+
+    public void Check()
+    {
+        if (Window <= TimeSpan.Zero || MinRequests < 1 || MaxErrorRateIncrease is < 0 or > 1 || MaxP95Ratio < 1 || MaxP95IncreaseMs < 0)
+        {
+            throw new PipelinesException(
+                $"Algorithms:Canary is not usable: Window {Window} (more than 0), MinRequests {MinRequests} (at least 1), MaxErrorRateIncrease {MaxErrorRateIncrease} (0 to 1), MaxP95Ratio {MaxP95Ratio} (at least 1), MaxP95IncreaseMs {MaxP95IncreaseMs} (at least 0)",
+                retryHelps: false);
+        }
     }
 }
 

@@ -9,7 +9,11 @@ namespace Pipelines.Algorithms;
 public sealed record PushResult(AlgorithmVersion Version, string StoredAt, bool TarballWasThere, bool IsStable);
 
 /// <summary>An algorithm's versions and channels, for list and show.</summary>
-public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersion> Versions, IReadOnlyList<AlgorithmChannel> Channels);
+public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersion> Versions, IReadOnlyList<AlgorithmChannel> Channels)
+{
+    /// <summary>The latest channel changes (canary, shadow, promote, abort, rollback with its reason), newest first.</summary>
+    public IReadOnlyList<ChannelEvent> Events { get; init; } = [];
+}
 
 /// <summary>
 /// Algorithms as versioned images: a push checks a `docker save` tarball, keeps it in the
@@ -107,12 +111,16 @@ public sealed partial class AlgorithmService(
         return new PushResult(v, store.Display(TarballKey(archive.Digest)), wasThere, stable);
     }
 
+    /// <summary>How many channel changes <see cref="ListAsync"/> gives per algorithm.</summary>
+    public const int EventsShown = 10;
+
     public async Task<IReadOnlyList<AlgorithmSummary>> ListAsync(string? name, CancellationToken cancellationToken)
     {
         var versions = await catalog.ListAsync(name, cancellationToken).ConfigureAwait(false);
         var channels = await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false);
+        var events = name is null ? [] : await catalog.EventsAsync(name, EventsShown, cancellationToken).ConfigureAwait(false);
         return versions.GroupBy(v => v.Name, StringComparer.Ordinal)
-            .Select(g => new AlgorithmSummary(g.Key, g.ToList(), channels.Where(c => c.Name == g.Key).ToList()))
+            .Select(g => new AlgorithmSummary(g.Key, g.ToList(), channels.Where(c => c.Name == g.Key).ToList()) { Events = events })
             .ToList();
     }
 
@@ -127,15 +135,17 @@ public sealed partial class AlgorithmService(
     public async Task PromoteAsync(string name, string version, string by, CancellationToken cancellationToken)
     {
         _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
-        await catalog.SetChannelAsync(name, AlgorithmReference.Stable, version, 100, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        if ((await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false)).Any(c => c.Channel == AlgorithmReference.Canary && c.Version == version))
-        {
-            await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        }
+        var now = time.GetUtcNow();
+        await catalog.SetChannelAsync(name, AlgorithmReference.Stable, version, 100, false, by, now, new ChannelEvent(name, ChannelEvent.PromoteAction, version, 100, by, null, now), cancellationToken).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, null, cancellationToken, onlyIfVersion: version).ConfigureAwait(false);
+        LogChannel(log, name, ChannelEvent.PromoteAction, version, by, null);
     }
 
-    /// <summary>Names a version as the canary, with the share of a function's invocations it gets.</summary>
-    public async Task CanaryAsync(string name, string version, int percent, string by, CancellationToken cancellationToken)
+    /// <summary>
+    /// Names a version as the canary, with the share of a function's invocations it serves; with
+    /// <paramref name="shadow"/>, the share of them copied to it while stable answers (docs/algorithms.md).
+    /// </summary>
+    public async Task CanaryAsync(string name, string version, int percent, string by, CancellationToken cancellationToken, bool shadow = false)
     {
         if (percent is < 0 or > 100)
         {
@@ -143,12 +153,46 @@ public sealed partial class AlgorithmService(
         }
 
         _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
-        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, version, percent, by, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        var now = time.GetUtcNow();
+        var action = shadow ? ChannelEvent.ShadowAction : ChannelEvent.CanaryAction;
+        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, version, percent, shadow, by, now, new ChannelEvent(name, action, version, percent, by, null, now), cancellationToken).ConfigureAwait(false);
+        LogChannel(log, name, action, version, by, null);
     }
 
-    /// <summary>Ends a canary: the canary channel is removed and every reference goes to stable.</summary>
-    public Task AbortCanaryAsync(string name, string by, CancellationToken cancellationToken) =>
-        catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, by, time.GetUtcNow(), cancellationToken);
+    /// <summary>Ends a canary: the canary channel is removed and every reference goes to stable. False when there was none.</summary>
+    public Task<bool> AbortCanaryAsync(string name, string by, CancellationToken cancellationToken) => AbortCanaryAsync(name, by, null, null, cancellationToken);
+
+    /// <summary>
+    /// Ends a canary with a recorded reason; with <paramref name="onlyVersion"/> only while that
+    /// version is still the canary (an automatic rollback never ends a canary set after it looked).
+    /// </summary>
+    public async Task<bool> AbortCanaryAsync(string name, string by, string? reason, string? onlyVersion, CancellationToken cancellationToken)
+    {
+        var current = (await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false)).FirstOrDefault(c => c.Channel == AlgorithmReference.Canary);
+        var version = onlyVersion ?? current?.Version;
+        if (version is null)
+        {
+            return false;
+        }
+
+        var now = time.GetUtcNow();
+        var action = reason is null ? ChannelEvent.AbortAction : ChannelEvent.RollbackAction;
+        var ended = await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, new ChannelEvent(name, action, version, null, by, reason, now), cancellationToken, onlyIfVersion: version).ConfigureAwait(false);
+        if (ended)
+        {
+            LogChannel(log, name, action, version, by, reason);
+        }
+
+        return ended;
+    }
+
+    /// <summary>
+    /// What a function following <c>algorithm://NAME@stable</c> is served by now: the digests of
+    /// the stable and canary versions and the canary's share, through the same catalog as <see cref="ResolveAsync"/>.
+    /// </summary>
+    public async Task<AlgorithmRoute> RouteAsync(string name, CancellationToken cancellationToken) =>
+        await catalog.RouteAsync(name, cancellationToken).ConfigureAwait(false)
+            ?? throw new PipelinesException($"algorithm {name} has no stable version (`pipelines algorithm show {name}`)", retryHelps: false);
 
     /// <summary>
     /// The one home of resolution: <c>algorithm://NAME@VERSION</c> (or a channel) to the pinned
@@ -267,6 +311,12 @@ public sealed partial class AlgorithmService(
             await inner.WriteAsync(buffer, cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "algorithm {Name}: {Action} of {Version} by {By}{Reason}")]
+    private static partial void LogChannelCore(ILogger logger, string name, string action, string version, string by, string reason);
+
+    private static void LogChannel(ILogger logger, string name, string action, string version, string by, string? reason) =>
+        LogChannelCore(logger, name, action, version, by, reason is null ? "" : ": " + reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "algorithm {Name}@{Version} pushed by {By}: {Digest}, {Bytes} bytes")]
     private static partial void LogPushed(ILogger logger, string name, string version, string digest, long bytes, string by);

@@ -17,8 +17,30 @@ public sealed record AlgorithmVersion(
     IReadOnlyList<string> RepoTags,
     IReadOnlyList<string> LockDown);
 
-/// <summary>A channel (stable, canary) of an algorithm and the version it names.</summary>
-public sealed record AlgorithmChannel(string Name, string Channel, string Version, int Percent, DateTimeOffset UpdatedAt, string UpdatedBy);
+/// <summary>
+/// A channel (stable, canary) of an algorithm and the version it names. A canary's
+/// <see cref="Percent"/> is the share of a function's invocations it serves, or with
+/// <see cref="Shadow"/> the share of them copied to it while stable answers.
+/// </summary>
+public sealed record AlgorithmChannel(string Name, string Channel, string Version, int Percent, DateTimeOffset UpdatedAt, string UpdatedBy, bool Shadow = false);
+
+/// <summary>A change of an algorithm's channels: canary, shadow, promote, abort or rollback, by whom and why.</summary>
+public sealed record ChannelEvent(string Name, string Action, string? Version, int? Percent, string By, string? Reason, DateTimeOffset At)
+{
+    public const string CanaryAction = "canary";
+    public const string ShadowAction = "shadow";
+    public const string PromoteAction = "promote";
+    public const string AbortAction = "abort";
+
+    /// <summary>An abort by the canary guard (who is <c>auto-rollback</c>), with the figures that caused it.</summary>
+    public const string RollbackAction = "rollback";
+}
+
+/// <summary>What a function following <c>@stable</c> is served by now: the stable version, and the canary with its share when there is one.</summary>
+public sealed record AlgorithmRoute(string Name, AlgorithmVersionRef Stable, AlgorithmVersionRef? Canary, int Percent, bool Shadow, DateTimeOffset? CanarySince);
+
+/// <summary>A version and the digest it pins.</summary>
+public sealed record AlgorithmVersionRef(string Version, string Digest);
 
 /// <summary>A worker's load of an image its engine lacked: where from and how long it took.</summary>
 public sealed record ImageLoad(string Digest, string Worker, string Source, double Seconds, long Bytes, DateTimeOffset LoadedAt);
@@ -30,7 +52,7 @@ public sealed record ImageLoad(string Digest, string Worker, string Source, doub
 public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines")
 {
     /// <summary>The catalog's tables, created by PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("algorithm catalog", 1, s => $"""
+    public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
         CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
             name text NOT NULL,
             version text NOT NULL,
@@ -61,6 +83,17 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
             bytes bigint NOT NULL,
             loaded_at timestamptz NOT NULL);
         CREATE INDEX IF NOT EXISTS image_loads_digest ON {s}.image_loads (digest, loaded_at);
+        ALTER TABLE {s}.algorithm_channels ADD COLUMN IF NOT EXISTS shadow boolean NOT NULL DEFAULT false;
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_events (
+            id bigserial PRIMARY KEY,
+            name text NOT NULL,
+            action text NOT NULL,
+            version text,
+            percent int,
+            by_whom text NOT NULL,
+            reason text,
+            at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS algorithm_events_name ON {s}.algorithm_events (name, at);
         """);
 
     /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
@@ -93,13 +126,13 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT name, channel, version, percent, updated_at, updated_by FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC");
+        await using var cmd = dataSource.CreateCommand($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC");
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         var list = new List<AlgorithmChannel>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            list.Add(new AlgorithmChannel(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetFieldValue<DateTimeOffset>(4), r.GetString(5)));
+            list.Add(new AlgorithmChannel(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetFieldValue<DateTimeOffset>(4), r.GetString(5), r.GetBoolean(6)));
         }
 
         return list;
@@ -203,23 +236,105 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return v;
     }
 
-    /// <summary>Points a channel at a version (which must exist), or removes the channel when <paramref name="version"/> is null.</summary>
-    public async Task SetChannelAsync(string name, string channel, string? version, int percent, string by, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Points a channel at a version (which must exist), or removes the channel when
+    /// <paramref name="version"/> is null, and records <paramref name="recorded"/> in the same
+    /// transaction. With <paramref name="onlyIfVersion"/> a removal happens only while the channel
+    /// still names that version (the guard's rollback never ends a canary set after it looked).
+    /// Returns whether the channel changed.
+    /// </summary>
+    public async Task<bool> SetChannelAsync(
+        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = version is null
-            ? dataSource.CreateCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c")
-            : dataSource.CreateCommand($"""
-                INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by) VALUES (@n, @c, @v, @p, @at, @by)
-                ON CONFLICT (name, channel) DO UPDATE SET version = excluded.version, percent = excluded.percent, updated_at = excluded.updated_at, updated_by = excluded.updated_by
-                """);
+        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (var cmd = version is null
+            ? new NpgsqlCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c AND (@only::text IS NULL OR version = @only)", conn, tx)
+            : new NpgsqlCommand($"""
+                INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by, shadow) VALUES (@n, @c, @v, @p, @at, @by, @shadow)
+                ON CONFLICT (name, channel) DO UPDATE SET version = excluded.version, percent = excluded.percent, updated_at = excluded.updated_at,
+                    updated_by = excluded.updated_by, shadow = excluded.shadow
+                """, conn, tx))
+        {
+            cmd.Parameters.AddWithValue("n", name);
+            cmd.Parameters.AddWithValue("c", channel);
+            cmd.Parameters.AddWithValue("v", NpgsqlDbType.Text, (object?)version ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("only", NpgsqlDbType.Text, (object?)onlyIfVersion ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("p", percent);
+            cmd.Parameters.AddWithValue("shadow", shadow);
+            cmd.Parameters.AddWithValue("at", now);
+            cmd.Parameters.AddWithValue("by", by);
+            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                return false;
+            }
+        }
+
+        if (recorded is not null)
+        {
+            await using var ev = new NpgsqlCommand($"INSERT INTO {S}.algorithm_events (name, action, version, percent, by_whom, reason, at) VALUES (@n, @a, @v, @p, @by, @r, @at)", conn, tx);
+            ev.Parameters.AddWithValue("n", recorded.Name);
+            ev.Parameters.AddWithValue("a", recorded.Action);
+            ev.Parameters.AddWithValue("v", NpgsqlDbType.Text, (object?)recorded.Version ?? DBNull.Value);
+            ev.Parameters.AddWithValue("p", NpgsqlDbType.Integer, (object?)recorded.Percent ?? DBNull.Value);
+            ev.Parameters.AddWithValue("by", recorded.By);
+            ev.Parameters.AddWithValue("r", NpgsqlDbType.Text, (object?)recorded.Reason ?? DBNull.Value);
+            ev.Parameters.AddWithValue("at", recorded.At);
+            await ev.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>The latest channel changes of one algorithm (or of all), newest first.</summary>
+    public async Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l");
+        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("l", limit);
+        var list = new List<ChannelEvent>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(new ChannelEvent(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetInt32(3),
+                r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.GetFieldValue<DateTimeOffset>(6)));
+        }
+
+        return list;
+    }
+
+    /// <summary>The stable and canary versions of an algorithm with their digests, in one query; null when it has no stable version.</summary>
+    public async Task<AlgorithmRoute?> RouteAsync(string name, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            SELECT c.channel, c.version, v.digest, c.percent, c.shadow, c.updated_at
+            FROM {S}.algorithm_channels c JOIN {S}.algorithm_versions v ON v.name = c.name AND v.version = c.version
+            WHERE c.name = @n
+            """);
         cmd.Parameters.AddWithValue("n", name);
-        cmd.Parameters.AddWithValue("c", channel);
-        cmd.Parameters.AddWithValue("v", (object?)version ?? DBNull.Value);
-        cmd.Parameters.AddWithValue("p", percent);
-        cmd.Parameters.AddWithValue("at", now);
-        cmd.Parameters.AddWithValue("by", by);
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        AlgorithmVersionRef? stable = null, canary = null;
+        var percent = 0;
+        var shadow = false;
+        DateTimeOffset? since = null;
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var v = new AlgorithmVersionRef(r.GetString(1), r.GetString(2));
+            if (r.GetString(0) == AlgorithmReference.Stable)
+            {
+                stable = v;
+            }
+            else
+            {
+                (canary, percent, shadow, since) = (v, r.GetInt32(3), r.GetBoolean(4), r.GetFieldValue<DateTimeOffset>(5));
+            }
+        }
+
+        return stable is null ? null : new AlgorithmRoute(name, stable, canary, percent, shadow, since);
     }
 
     public async Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken)

@@ -16,6 +16,10 @@ internal static class FunctionHosting
         services.AddSingleton(FunctionsOptions.From(config));
         services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
         services.AddSingleton<FunctionInvoker>();
+        services.AddSingleton<FunctionRouter>();
+        services.AddSingleton<CanaryGuard>();
+        services.AddSingleton<ShadowRunner>();
+        services.AddHostedService(sp => sp.GetRequiredService<ShadowRunner>());
         services.AddSingleton<FunctionService>();
         services.AddTransient<FunctionJob>();
     }

@@ -112,9 +112,10 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         {
             try
             {
-                var outcome = spec.Mode == WarmMode.Fork
+                var outcome = (spec.Mode == WarmMode.Fork
                     ? await ForkAsync(function, lease, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
-                    : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false);
+                    : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false)) with
+                { ColdStart = lease.ColdStart };
                 LogInvoked(log, function.Name, function.Version, invocationId, PostgresFunctionStore.Name(outcome.Status), outcome.LatencyMs);
                 return outcome;
             }
@@ -125,12 +126,13 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
                     e.TimedOut ? 504 : 502,
                     e.TimedOut ? $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; the container was killed" : "the container serving the request failed: " + e.Message,
                     Ms(clock),
-                    lease.ContainerId);
+                    lease.ContainerId) with
+                { ColdStart = lease.ColdStart };
             }
         }
     }
 
-    /// <summary>The pool's view of a function version: one owner per version, never shared.</summary>
+    /// <summary>The pool's view of a function version: one owner per version (and per algorithm version serving it), never shared.</summary>
     public static WarmSpec WarmSpecOf(FunctionVersion function, IReadOnlyDictionary<string, string> secrets)
     {
         var spec = function.Spec;
@@ -138,6 +140,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         {
             ["org.pipelines.function"] = function.Name,
             ["org.pipelines.function.version"] = function.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["org.pipelines.algorithm.version"] = function.AlgorithmVersion ?? "",
         })
         {
             Secrets = secrets,

@@ -3,10 +3,27 @@ namespace Pipelines.Functions;
 /// <summary>One deployed version of a function: its file, its definition and the image digest it pins.</summary>
 public sealed record FunctionVersion(string Name, int Version, FunctionSpec Spec, string ImageDigest, string Yaml, string ContentSha256, DateTimeOffset DeployedAt, string DeployedBy)
 {
-    /// <summary>The owner of its warm containers: never shared with another version.</summary>
-    public string Owner => OwnerOf(Name, Version);
+    /// <summary>
+    /// The algorithm version serving this invocation of a function that follows
+    /// <c>algorithm://NAME@stable</c> (<see cref="ImageDigest"/> is then that version's digest);
+    /// null for a function pinned to one image.
+    /// </summary>
+    public string? AlgorithmVersion { get; init; }
+
+    /// <summary>The owner of its warm containers: never shared with another function version, nor with another algorithm version.</summary>
+    public string Owner => AlgorithmVersion is null ? OwnerOf(Name, Version) : OwnerOf(Name, Version) + "/" + AlgorithmVersion;
 
     public static string OwnerOf(string name, int version) => $"function:{name}@{version}";
+
+    /// <summary>Whether a warm pool owner is one of a function version's: its own, or one per algorithm version serving it.</summary>
+    public static bool IsOwnerOf(string owner, string name, int version)
+    {
+        var own = OwnerOf(name, version);
+        return owner == own || (owner.StartsWith(own, StringComparison.Ordinal) && owner[own.Length] == '/');
+    }
+
+    /// <summary>This version as served by one algorithm version (a route of <see cref="FunctionRouter"/>).</summary>
+    public FunctionVersion ServedBy(string algorithmVersion, string digest) => this with { AlgorithmVersion = algorithmVersion, ImageDigest = digest };
 }
 
 /// <summary>What a deploy did: a new version, or none because the content was already the current one.</summary>
@@ -47,7 +64,19 @@ public sealed record InvocationRecord(
     DateTimeOffset StartedAt,
     DateTimeOffset? FinishedAt,
     string? Error,
-    string? Caller);
+    string? Caller,
+    string? AlgorithmVersion = null,
+    string? Route = null,
+    string? ShadowOf = null,
+    bool? ShadowEqual = null);
+
+/// <summary>How an invocation was routed: to stable, to the canary, or a shadow copy of another (docs/algorithms.md).</summary>
+public static class Routes
+{
+    public const string Stable = "stable";
+    public const string Canary = "canary";
+    public const string Shadow = "shadow";
+}
 
 /// <summary>How an invocation ended, as the invoker records it.</summary>
 public sealed record InvocationEnd(
@@ -59,10 +88,47 @@ public sealed record InvocationEnd(
     string? ContentType,
     double LatencyMs,
     string? ContainerId,
-    string? Error);
+    string? Error,
+    bool? ShadowEqual = null,
+    bool ColdStart = false);
 
-/// <summary>Figures of one function version over the retained invocations, computed in SQL.</summary>
-public sealed record InvocationStats(string Function, int Version, long Requests, long Errors, double? P50Ms, double? P95Ms, DateTimeOffset? Last);
+/// <summary>
+/// Figures of one function version (and the algorithm version that served it; shadow copies
+/// apart) over the retained invocations or a window, computed in SQL.
+/// </summary>
+public sealed record InvocationStats(string Function, int Version, long Requests, long Errors, double? P50Ms, double? P95Ms, DateTimeOffset? Last)
+{
+    /// <summary>The algorithm version that served these invocations; null for a function pinned to one image.</summary>
+    public string? AlgorithmVersion { get; init; }
+
+    /// <summary>Whether these are shadow copies (their answers went to no caller).</summary>
+    public bool Shadow { get; init; }
+
+    /// <summary>The invocations that have ended: what <see cref="ErrorRate"/> is over.</summary>
+    public long Ended { get; init; }
+
+    /// <summary>Shadow copies whose output had the same sha256 as stable's answer, and those whose output differed.</summary>
+    public long Equal { get; init; }
+
+    public long Different { get; init; }
+
+    /// <summary>Invocations that waited for their warm container to start.</summary>
+    public long ColdStarts { get; init; }
+
+    /// <summary>The p95 latency of the invocations served by a container already started: what the canary guard compares.</summary>
+    public double? WarmP95Ms { get; init; }
+
+    public double? ErrorRate => Ended == 0 ? null : Errors / (double)Ended;
+
+    /// <summary>Invocations refused before they ran (a full queue, a dropped shadow copy): counted in <see cref="Errors"/>.</summary>
+    public long Refused { get; init; }
+
+    /// <summary>The ended invocations that ran: what the canary guard judges (a refusal is not the version's doing).</summary>
+    public long Ran => Ended - Refused;
+
+    /// <summary>The errors of the invocations that ran, over them.</summary>
+    public double? RanErrorRate => Ran <= 0 ? null : (Errors - Refused) / (double)Ran;
+}
 
 /// <summary>How many invocations are kept (Functions:KeepInvocations, Functions:KeepInvocationsFor).</summary>
 public sealed record InvocationRetention(int Keep, TimeSpan KeepFor)

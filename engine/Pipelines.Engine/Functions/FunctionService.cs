@@ -22,6 +22,7 @@ public sealed class FunctionService(
     ObjectStoreFactory stores,
     WorkerOptions worker,
     IServiceProvider services,
+    FunctionRouter router,
     TimeProvider time)
 {
     private long _nextPrune;
@@ -35,59 +36,107 @@ public sealed class FunctionService(
         var digest = await runtime.ResolveImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        if (result.Replaced is { } old && services.GetService<IWarmPool>() is { } pool)
+        if (result.Replaced is { } old)
         {
             // The old version's warm containers serve no one now: new requests go to the new version.
-            await pool.RetireAsync(FunctionVersion.OwnerOf(spec.Name, old), cancellationToken).ConfigureAwait(false);
+            await RetireAsync(spec.Name, [old], cancellationToken).ConfigureAwait(false);
         }
 
         return result;
+    }
+
+    /// <summary>Stops the warm containers of function versions: their own, and one owner per algorithm version that served them.</summary>
+    private async Task RetireAsync(string name, IReadOnlyList<int> versions, CancellationToken cancellationToken)
+    {
+        if (services.GetService<IWarmPool>() is not { } pool)
+        {
+            return;
+        }
+
+        var owners = pool.Stats().Select(s => s.Owner).Where(o => versions.Any(v => FunctionVersion.IsOwnerOf(o, name, v)));
+        foreach (var owner in owners.Union(versions.Select(v => FunctionVersion.OwnerOf(name, v))).ToList())
+        {
+            await pool.RetireAsync(owner, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Deletes a function, its versions and invocations, and stops its warm containers; false when there is none.</summary>
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         var versions = await store.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
-        if (services.GetService<IWarmPool>() is { } pool)
-        {
-            foreach (var v in versions)
-            {
-                await pool.RetireAsync(FunctionVersion.OwnerOf(name, v), cancellationToken).ConfigureAwait(false);
-            }
-        }
-
+        await RetireAsync(name, versions, cancellationToken).ConfigureAwait(false);
         return versions.Count > 0;
     }
 
     /// <summary>A new invocation id: time-ordered, unique across processes.</summary>
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
-    /// <summary>Runs one request now, recorded from start to end; the output is left under <paramref name="outputFolder"/>.</summary>
-    public async Task<(string Id, InvocationOutcome Outcome)> InvokeAsync(FunctionVersion function, FunctionInput input, string? caller, string outputFolder, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs one request now, recorded from start to end, on the version its route picks (stable,
+    /// canary, or the pinned image); the output is left under <paramref name="outputFolder"/>.
+    /// Returns the function version as served (its <see cref="FunctionVersion.AlgorithmVersion"/> and digest).
+    /// </summary>
+    public async Task<(string Id, InvocationOutcome Outcome, FunctionVersion Served)> InvokeAsync(FunctionVersion function, FunctionInput input, string? caller, string outputFolder, CancellationToken cancellationToken)
     {
         var id = NewId();
-        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Running, isAsync: false, caller), cancellationToken).ConfigureAwait(false);
+        var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
+        await store.AddInvocationAsync(Record(id, routed.Serving, input, InvocationStatus.Running, isAsync: false, caller, time.GetUtcNow(), routed.Route), cancellationToken).ConfigureAwait(false);
+        var outcome = await RunRoutedAsync(routed, input, id, caller, outputFolder, cancellationToken, async o =>
+            await store.FinishAsync(id, o.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+        await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
+        return (id, outcome, routed.Serving);
+    }
+
+    /// <summary>
+    /// The run of one routed invocation, for both the API and the async job: a shadow copy staged
+    /// before the input is consumed, the invocation, <paramref name="finish"/> (its record), then
+    /// the shadow copy queued with stable's answer and, after a canary's invocation, the guard's check.
+    /// </summary>
+    private async Task<InvocationOutcome> RunRoutedAsync(
+        RoutedInvocation routed, FunctionInput input, string id, string? caller, string outputFolder, CancellationToken cancellationToken, Func<InvocationOutcome, Task> finish)
+    {
+        var shadow = routed is { ShadowTo: { } to, Algorithm: { } algorithm }
+            ? await services.GetRequiredService<ShadowRunner>().StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
+            : null;
         InvocationOutcome outcome;
         try
         {
-            outcome = await invoker.InvokeAsync(function, input, id, outputFolder, cancellationToken).ConfigureAwait(false);
+            outcome = await invoker.InvokeAsync(routed.Serving, input, id, outputFolder, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // An outage or the unforeseen: still recorded, then answered by the caller.
-            await store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, e is PipelinesException { RetryHelps: true } ? 503 : 500, null, null, null, null, 0, null, PipelinesException.Describe(e)), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await store.FinishAsync(id, Unforeseen(e), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await DiscardAsync(shadow, "stable's run ended with an error: " + PipelinesException.Describe(e)).ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException)
         {
             await store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer"), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await DiscardAsync(shadow, "the caller went away before stable's answer").ConfigureAwait(false);
             throw;
         }
 
-        await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-        await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
-        return (id, outcome);
+        await finish(outcome).ConfigureAwait(false);
+        if (shadow is not null)
+        {
+            await services.GetRequiredService<ShadowRunner>().EnqueueAsync(shadow, outcome).ConfigureAwait(false);
+        }
+
+        if (routed is { Route: Routes.Canary, Algorithm: { } route })
+        {
+            await services.GetRequiredService<CanaryGuard>().CheckAsync(routed.Serving, route, cancellationToken).ConfigureAwait(false);
+        }
+
+        return outcome;
     }
+
+    private Task DiscardAsync(ShadowCopy? shadow, string why) =>
+        shadow is null ? Task.CompletedTask : services.GetRequiredService<ShadowRunner>().Discard(shadow, why);
+
+    /// <summary>How an invocation that threw is recorded: an outage is a 503, anything else a 500, with its description.</summary>
+    internal static InvocationEnd Unforeseen(Exception e) =>
+        new(InvocationStatus.Failed, e is PipelinesException { RetryHelps: true } ? 503 : 500, null, null, null, null, 0, null, PipelinesException.Describe(e));
 
     /// <summary>
     /// Stores the input in the function output location (Functions:Output) under
@@ -104,7 +153,7 @@ public sealed class FunctionService(
 
         var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));
         await location.Store.PutAsync(location.Key(ManifestKey(function.Name, id)), manifest, "application/json", cancellationToken).ConfigureAwait(false);
-        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller), cancellationToken).ConfigureAwait(false);
+        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
 
         // The row is written before the job: a job never looks for an invocation that is not there yet.
         services.GetRequiredService<IBackgroundJobClient>().Enqueue<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
@@ -124,7 +173,14 @@ public sealed class FunctionService(
         }
 
         var function = await store.GetAsync(record.Function, record.Version, cancellationToken).ConfigureAwait(false);
-        if (function is null || !await store.TryStartAsync(id, cancellationToken).ConfigureAwait(false))
+        if (function is null)
+        {
+            return;
+        }
+
+        // Routed when it runs, not when it was queued: a canary aborted meanwhile serves it no more.
+        var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
+        if (!await store.TryStartAsync(id, routed.Serving, routed.Route, cancellationToken).ConfigureAwait(false))
         {
             return;
         }
@@ -146,13 +202,16 @@ public sealed class FunctionService(
                 files.Add(new InputPart(name, path, digest.Size));
             }
 
-            var outcome = await invoker.InvokeAsync(function, new FunctionInput(inDir, files, manifest.ContentType, manifest.Sha256, manifest.Bytes), id, outDir, cancellationToken).ConfigureAwait(false);
-            if (outcome.OutputPath is not null)
+            var input = new FunctionInput(inDir, files, manifest.ContentType, manifest.Sha256, manifest.Bytes);
+            await RunRoutedAsync(routed, input, id, record.Caller, outDir, cancellationToken, async outcome =>
             {
-                await location.Store.UploadAsync(location.Key(OutputKey(function.Name, id)), outcome.OutputPath, outcome.ContentType ?? ContentTypes.Binary, cancellationToken).ConfigureAwait(false);
-            }
+                if (outcome.OutputPath is not null)
+                {
+                    await location.Store.UploadAsync(location.Key(OutputKey(function.Name, id)), outcome.OutputPath, outcome.ContentType ?? ContentTypes.Binary, cancellationToken).ConfigureAwait(false);
+                }
 
-            await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+                await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            }).ConfigureAwait(false);
             await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
@@ -195,9 +254,11 @@ public sealed class FunctionService(
         await store.PruneAsync(options.Retention, now, cancellationToken).ConfigureAwait(false);
     }
 
-    private InvocationRecord Record(string id, FunctionVersion function, FunctionInput input, InvocationStatus status, bool isAsync, string? caller) => new(
+    /// <summary>An invocation's row as it starts: the function version as served (its digest and algorithm version) and its route.</summary>
+    internal static InvocationRecord Record(
+        string id, FunctionVersion function, FunctionInput input, InvocationStatus status, bool isAsync, string? caller, DateTimeOffset now, string? route = null, string? shadowOf = null) => new(
         id, function.Name, function.Version, function.ImageDigest, status, isAsync, input.Sha256, input.Bytes,
-        null, null, null, null, null, null, null, time.GetUtcNow(), null, null, caller);
+        null, null, null, null, null, null, null, now, null, null, caller, function.AlgorithmVersion, route, shadowOf);
 
     private sealed record QueuedInput(List<string> Files, string? ContentType, string Sha256, long Bytes);
 }

@@ -6,6 +6,12 @@ namespace Pipelines.Functions;
 /// <summary>The functions' settings (configuration section Functions), read once at start.</summary>
 public sealed record FunctionsOptions(string Output, InvocationRetention Retention, long MaxResponseBytes, TimeSpan PruneInterval)
 {
+    /// <summary>Shadow copies waiting to run in one process (Functions:ShadowQueue); one more is dropped, counted and recorded.</summary>
+    public int ShadowQueue { get; init; } = 100;
+
+    /// <summary>Shadow copies run at once by one process (Functions:ShadowConcurrency).</summary>
+    public int ShadowConcurrency { get; init; } = 2;
+
     public static FunctionsOptions From(IConfiguration config)
     {
         var section = config.GetSection("Functions");
@@ -30,10 +36,21 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
             throw new PipelinesException($"Functions:MaxResponseSize is '{size}', not a size (e.g. 100Mi, 1Gi)", retryHelps: false);
         }
 
+        var shadowQueue = section.GetValue("ShadowQueue", 100);
+        var shadowConcurrency = section.GetValue("ShadowConcurrency", 2);
+        if (shadowQueue < 1 || shadowConcurrency < 1)
+        {
+            throw new PipelinesException($"Functions:ShadowQueue is {shadowQueue} and Functions:ShadowConcurrency {shadowConcurrency}; both must be at least 1", retryHelps: false);
+        }
+
         return new FunctionsOptions(
             section["Output"] is { Length: > 0 } output ? output : Path.Combine(home, "functions"),
             new InvocationRetention(keep, keepFor),
             maxResponse,
-            section.GetValue("PruneInterval", TimeSpan.FromMinutes(1)));
+            section.GetValue("PruneInterval", TimeSpan.FromMinutes(1)))
+        {
+            ShadowQueue = shadowQueue,
+            ShadowConcurrency = shadowConcurrency,
+        };
     }
 }

@@ -19,8 +19,11 @@ public sealed record InvocationOutcome(
 {
     public bool Succeeded => Status == InvocationStatus.Succeeded;
 
+    /// <summary>Whether the request waited for its warm container to start (its latency includes the start).</summary>
+    public bool ColdStart { get; init; }
+
     public InvocationEnd ToEnd() => new(Status, HttpStatus, OutputSha256, OutputBytes, OutputName, ContentType, LatencyMs, ContainerId,
-        StderrTail is null ? Error : Error + Environment.NewLine + StderrTail);
+        StderrTail is null ? Error : Error + Environment.NewLine + StderrTail, ColdStart: ColdStart);
 
     public static InvocationOutcome Failure(InvocationStatus status, int httpStatus, string error, double latencyMs, string? containerId = null, string? stderrTail = null) =>
         new(status, httpStatus, null, null, null, null, null, containerId, error, stderrTail, latencyMs);

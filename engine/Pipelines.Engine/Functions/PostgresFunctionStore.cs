@@ -17,14 +17,14 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     public const int PruneBatch = 5000;
 
     private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
-    private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller";
+    private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal";
 
     private readonly SchemaGate _gate = new(dataSource, schema, Tables);
 
     private string S => schema;
 
     /// <summary>The functions' tables, for the one schema owner (RunStore/PostgresSchema).</summary>
-    public static SchemaPart Tables { get; } = new("function store", 1, SchemaSql);
+    public static SchemaPart Tables { get; } = new("function store", 2, SchemaSql);
 
     /// <summary>
     /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
@@ -69,6 +69,11 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
             caller text);
         CREATE INDEX IF NOT EXISTS function_invocations_started ON {schema}.function_invocations (started_at);
         CREATE INDEX IF NOT EXISTS function_invocations_function ON {schema}.function_invocations (function, version, started_at);
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS algorithm_version text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS route text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_of text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
         """;
 
     /// <summary>
@@ -185,8 +190,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             INSERT INTO {S}.function_invocations ({InvocationColumns})
-            VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller)
+            VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller,
+                    @alg, @route, @shadow_of, NULL)
             """);
+        cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)r.AlgorithmVersion ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)r.Route ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Text, (object?)r.ShadowOf ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", r.Id);
         cmd.Parameters.AddWithValue("fn", r.Function);
         cmd.Parameters.AddWithValue("v", r.Version);
@@ -204,11 +213,18 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// A queued invocation's job takes it: true while it is queued, or running (a second delivery
     /// after a worker died; running it again writes the same output key). False once it has ended.
     /// </summary>
-    public async Task<bool> TryStartAsync(string id, CancellationToken cancellationToken)
+    /// <remarks>The route chosen when the job runs is recorded here: the digest and algorithm version that serve it.</remarks>
+    public async Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.function_invocations SET status = 'running' WHERE id = @id AND status IN ('queued', 'running')");
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route
+            WHERE id = @id AND status IN ('queued', 'running')
+            """);
         cmd.Parameters.AddWithValue("id", id);
+        cmd.Parameters.AddWithValue("digest", servedBy.ImageDigest);
+        cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)servedBy.AlgorithmVersion ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)route ?? DBNull.Value);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -218,9 +234,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
-                output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error
+                output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
+                shadow_equal = @equal, cold_start = @cold
             WHERE id = @id AND status IN ('queued', 'running')
             """);
+        cmd.Parameters.AddWithValue("cold", end.ColdStart);
+        cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("status", Name(end.Status));
         cmd.Parameters.AddWithValue("http", end.HttpStatus);
@@ -255,10 +274,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     }
 
     /// <summary>
-    /// Requests, errors (every ended invocation that did not succeed) and p50/p95 latency of the
-    /// ended invocations, per function and version, over what the retention keeps.
+    /// The one query of invocation figures: requests, errors (every ended invocation that did not
+    /// succeed), p50/p95 latency of the ended invocations (and p95 without cold starts), and for shadow copies how many outputs
+    /// equalled stable's answer, per function, version and algorithm version (shadow copies
+    /// apart), over what the retention keeps or since <paramref name="since"/>.
     /// </summary>
-    public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         await using var cmd = dataSource.CreateCommand($"""
@@ -266,13 +287,22 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                    count(*) FILTER (WHERE status IN ('failed', 'timed_out', 'refused')),
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms),
-                   max(started_at)
+                   max(started_at),
+                   algorithm_version,
+                   COALESCE(route = 'shadow', false) AS shadow,
+                   count(*) FILTER (WHERE status NOT IN ('queued', 'running')),
+                   count(*) FILTER (WHERE shadow_equal),
+                   count(*) FILTER (WHERE NOT shadow_equal),
+                   count(*) FILTER (WHERE cold_start),
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE cold_start IS NOT TRUE),
+                   count(*) FILTER (WHERE status = 'refused')
             FROM {S}.function_invocations
-            WHERE (@fn::text IS NULL OR function = @fn)
-            GROUP BY function, version
-            ORDER BY function COLLATE "C", version DESC
+            WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
+            GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
+            ORDER BY function COLLATE "C", version DESC, shadow, algorithm_version COLLATE "C"
             """);
         cmd.Parameters.AddWithValue("fn", NpgsqlDbType.Text, (object?)function ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)since ?? DBNull.Value);
         var list = new List<InvocationStats>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -280,7 +310,17 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
             list.Add(new InvocationStats(
                 reader.GetString(0), reader.GetInt32(1), reader.GetInt64(2), reader.GetInt64(3),
                 reader.IsDBNull(4) ? null : reader.GetDouble(4), reader.IsDBNull(5) ? null : reader.GetDouble(5),
-                reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6)));
+                reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6))
+            {
+                AlgorithmVersion = reader.IsDBNull(7) ? null : reader.GetString(7),
+                Shadow = reader.GetBoolean(8),
+                Ended = reader.GetInt64(9),
+                Equal = reader.GetInt64(10),
+                Different = reader.GetInt64(11),
+                ColdStarts = reader.GetInt64(12),
+                WarmP95Ms = reader.IsDBNull(13) ? null : reader.GetDouble(13),
+                Refused = reader.GetInt64(14),
+            });
         }
 
         return list;
@@ -359,7 +399,9 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                 r.IsDBNull(12) ? null : r.GetInt32(12), r.IsDBNull(13) ? null : r.GetDouble(13),
                 r.IsDBNull(14) ? null : r.GetString(14), r.GetFieldValue<DateTimeOffset>(15),
                 r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16), r.IsDBNull(17) ? null : r.GetString(17),
-                r.IsDBNull(18) ? null : r.GetString(18)));
+                r.IsDBNull(18) ? null : r.GetString(18),
+                r.IsDBNull(19) ? null : r.GetString(19), r.IsDBNull(20) ? null : r.GetString(20),
+                r.IsDBNull(21) ? null : r.GetString(21), r.IsDBNull(22) ? null : r.GetBoolean(22)));
         }
 
         return list;

@@ -24,6 +24,12 @@ internal static class AlgorithmsApi
         g.MapPost("/{name}/versions/{version}", PushAsync).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<Stream>("application/x-tar").ProducesProblem(413).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Push a version: the body is a `docker save` tarball of one image; ?digest= refuses another image id, ?notes= is kept.");
+        g.MapPost("/{name}/canary/{version}", CanaryAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
+            .WithSummary("Make a version the canary: ?percent= (default 10) of the invocations of functions following @stable go to it; with ?shadow=true that share is copied to it while stable answers.");
+        g.MapPost("/{name}/promote/{version}", PromoteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
+            .WithSummary("Make a version stable (a canary of that version ends).");
+        g.MapPost("/{name}/abort", AbortAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+            .WithSummary("End the canary: every invocation goes to stable.");
         g.MapDelete("/{name}/versions/{version}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(422)
             .WithSummary("Delete a version (its image goes from the store when no other version has it).");
     }
@@ -62,6 +68,33 @@ internal static class AlgorithmsApi
         {
             return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : e.Message.Contains("over the limit", StringComparison.Ordinal) ? 413 : 422, title: "The version was not pushed", detail: e.Message);
         }
+    }
+
+    private static Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> CanaryAsync(
+        string name, string version, int? percent, bool? shadow, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
+        ChannelAsync(name, algorithms, () => algorithms.CanaryAsync(name, version, percent ?? (shadow == true ? 100 : 10), Access.Access.Who(user), ct, shadow == true), ct);
+
+    private static Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> PromoteAsync(string name, string version, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
+        ChannelAsync(name, algorithms, () => algorithms.PromoteAsync(name, version, Access.Access.Who(user), ct), ct);
+
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> AbortAsync(string name, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
+        await algorithms.AbortCanaryAsync(name, Access.Access.Who(user), ct)
+            ? await ChannelAsync(name, algorithms, () => Task.CompletedTask, ct)
+            : TypedResults.Problem(statusCode: 404, title: "No canary", detail: $"algorithm '{name}' has no canary");
+
+    /// <summary>A channel change, answered with the algorithm as it is after it (its events say who and why).</summary>
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ChannelAsync(string name, AlgorithmService algorithms, Func<Task> change, CancellationToken ct)
+    {
+        try
+        {
+            await change();
+        }
+        catch (PipelinesException e)
+        {
+            return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : 422, title: "The channel was not changed", detail: e.Message);
+        }
+
+        return TypedResults.Ok((await algorithms.ListAsync(name, ct)).Single());
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, string version, AlgorithmService algorithms, CancellationToken ct)

@@ -6,8 +6,10 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
+using Pipelines.Model;
 using Pipelines.Worker;
 
 namespace Pipelines.Server.Api;
@@ -28,7 +30,8 @@ internal static partial class FunctionsApi
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Deploy a function: the function file (YAML) is the body. A changed file makes a new version (201); the same content again changes nothing (200).");
         api.MapGet("/", ListAsync).WithSummary("Every function's current version.");
-        api.MapGet("/{name}", GetAsync).ProducesProblem(404).WithSummary("A function: its current version, every version, requests, errors and latency per version, warm containers.");
+        api.MapGet("/{name}", GetAsync).ProducesProblem(400).ProducesProblem(404)
+            .WithSummary("A function: its current version, every version, requests, errors, error rate and p50/p95 latency per version and algorithm version (shadow copies with equal/different), over ?window= (e.g. 5m) or every kept invocation; warm containers; its gray release.");
         api.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
             .WithSummary("Delete a function with its versions and recorded invocations; its warm containers are stopped.");
         api.MapPost("/{name}/invoke", InvokeAsync).RequireAuthorization(Access.Access.FullPolicy)
@@ -78,8 +81,15 @@ internal static partial class FunctionsApi
         return TypedResults.Ok((await functions.Store.ListAsync(ct)).Select(FunctionView.From).ToList());
     }
 
-    private static async Task<Results<Ok<FunctionDetailView>, ProblemHttpResult>> GetAsync(string name, FunctionService functions, IServiceProvider services, CancellationToken ct)
+    private static async Task<Results<Ok<FunctionDetailView>, ProblemHttpResult>> GetAsync(
+        string name, string? window, FunctionService functions, IServiceProvider services, TimeProvider time, CancellationToken ct)
     {
+        TimeSpan span = default;
+        if (window is not null && (!Quantities.TryParseDuration(window, out span) || span <= TimeSpan.Zero))
+        {
+            return TypedResults.Problem(statusCode: 400, title: "Bad window", detail: $"window '{window}' is not a duration (e.g. 5m, 1h)");
+        }
+
         var current = await functions.Store.GetAsync(name, null, ct);
         if (current is null)
         {
@@ -87,12 +97,29 @@ internal static partial class FunctionsApi
         }
 
         var versions = await functions.Store.VersionsAsync(name, ct);
-        var stats = await functions.Store.StatsAsync(name, ct);
+        var stats = await functions.Store.StatsAsync(name, ct, window is null ? null : time.GetUtcNow() - span);
         return TypedResults.Ok(new FunctionDetailView(
             FunctionView.From(current),
             versions.Select(v => new VersionView(v.Version, v.ImageDigest, v.DeployedAt, v.DeployedBy)).ToList(),
             stats.Select(StatsView.From).ToList(),
-            WarmOf(services, versions)));
+            WarmOf(services, versions))
+        {
+            Window = window is null ? null : Quantities.FormatDuration(span),
+            Release = await ReleaseOfAsync(services, current, ct),
+        });
+    }
+
+    /// <summary>The gray release of a function that follows an algorithm's stable channel, for the API and the dashboard; null for a pinned one.</summary>
+    internal static async Task<ReleaseView?> ReleaseOfAsync(IServiceProvider services, FunctionVersion function, CancellationToken ct)
+    {
+        if (FunctionRouter.FollowedAlgorithm(function.Spec) is not { } algorithm || services.GetService<AlgorithmService>() is not { } algorithms)
+        {
+            return null;
+        }
+
+        var route = await algorithms.RouteAsync(algorithm, ct);
+        var events = await services.GetRequiredService<PostgresAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
+        return ReleaseView.From(route, events);
     }
 
     /// <summary>The pool's figures of the versions given, for the API and the dashboard.</summary>
@@ -103,12 +130,12 @@ internal static partial class FunctionsApi
             return [];
         }
 
-        var byOwner = pool.Stats().ToDictionary(s => s.Owner, StringComparer.Ordinal);
-        return versions.Where(v => byOwner.ContainsKey(v.Owner)).Select(v =>
-        {
-            var s = byOwner[v.Owner];
-            return new WarmView(v.Version, s.Warm, s.Busy, s.Starting, s.Waiting, s.Started, s.Replaced);
-        }).ToList();
+        var stats = pool.Stats();
+        return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Name, v.Version)).Select(s =>
+            new WarmView(v.Version, s.Warm, s.Busy, s.Starting, s.Waiting, s.Started, s.Replaced)
+            {
+                AlgorithmVersion = s.Owner.Length > v.Owner.Length ? s.Owner[(v.Owner.Length + 1)..] : null,
+            })).ToList();
     }
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
@@ -165,9 +192,10 @@ internal static partial class FunctionsApi
             Directory.CreateDirectory(outputFolder);
             InvocationOutcome outcome;
             string invocation;
+            FunctionVersion served;
             try
             {
-                (invocation, outcome) = await functions.InvokeAsync(function, input, caller, outputFolder, ct);
+                (invocation, outcome, served) = await functions.InvokeAsync(function, input, caller, outputFolder, ct);
             }
             catch (PipelinesException e) when (e.RetryHelps)
             {
@@ -177,6 +205,11 @@ internal static partial class FunctionsApi
 
             http.Response.Headers["Pipelines-Invocation"] = invocation;
             http.Response.Headers["Pipelines-Function-Version"] = function.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (served.AlgorithmVersion is { } algorithmVersion)
+            {
+                http.Response.Headers["Pipelines-Algorithm-Version"] = algorithmVersion;
+            }
+
             if (outcome.OutputPath is not null)
             {
                 // The file is removed once the answer has been sent.
@@ -200,7 +233,7 @@ internal static partial class FunctionsApi
                 http.Response.Headers.RetryAfter = "10";
             }
 
-            var extensions = new Dictionary<string, object?> { ["invocation"] = invocation, ["version"] = function.Version };
+            var extensions = new Dictionary<string, object?> { ["invocation"] = invocation, ["version"] = function.Version, ["algorithmVersion"] = served.AlgorithmVersion };
             if (outcome.StderrTail is not null)
             {
                 extensions["stderr"] = outcome.StderrTail;

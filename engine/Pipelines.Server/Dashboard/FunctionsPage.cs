@@ -2,6 +2,7 @@ using System.Globalization;
 using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Algorithms;
 using Pipelines.Functions;
 using Pipelines.Server.Api;
 using static Pipelines.Server.Dashboard.RunHtml;
@@ -9,8 +10,10 @@ using static Pipelines.Server.Dashboard.RunHtml;
 namespace Pipelines.Server.Dashboard;
 
 /// <summary>
-/// The dashboard's Functions page: per function and version, requests, errors and p50/p95
-/// latency over the retained invocations (computed in SQL), and the warm pool's containers.
+/// The dashboard's Functions page: per function, version and algorithm version (shadow copies
+/// apart), requests, errors, error rate and p50/p95 latency over the retained invocations
+/// (computed in SQL), shadow comparisons, the warm pool's containers, and each gray release
+/// with its latest change and reason.
 /// </summary>
 internal sealed class FunctionsPage : RazorPage
 {
@@ -33,31 +36,52 @@ internal sealed class FunctionsPage : RazorPage
 
         WriteLiteral("""
             <div class="table-responsive"><table class="table table-hover functions-table">
-            <thead><tr><th>Function</th><th>Version</th><th>Mode</th><th>Image</th><th>Requests</th><th>Errors</th><th>p50</th><th>p95</th><th>Warm containers</th><th>Last request</th></tr></thead><tbody>
+            <thead><tr><th>Function</th><th>Version</th><th>Algorithm</th><th>Mode</th><th>Image</th><th>Requests</th><th>Errors</th><th>Error rate</th><th>p50</th><th>p95</th><th>Shadow: equal / different</th><th>Warm containers</th><th>Last request</th></tr></thead><tbody>
             """);
         foreach (var f in functions)
         {
             var versions = store.VersionsAsync(f.Name, http.RequestAborted).GetAwaiter().GetResult();
-            var warm = FunctionsApi.WarmOf(http.RequestServices, versions).ToDictionary(w => w.Version);
-            var shown = versions.Where(v => v.Version == f.Version || stats.Any(s => s.Function == f.Name && s.Version == v.Version) || warm.ContainsKey(v.Version));
+            var warm = FunctionsApi.WarmOf(http.RequestServices, versions);
+            var release = FunctionsApi.ReleaseOfAsync(http.RequestServices, f, http.RequestAborted).GetAwaiter().GetResult();
+            if (release is not null)
+            {
+                WriteRelease(f.Name, release);
+            }
+
+            var shown = versions.Where(v => v.Version == f.Version || stats.Any(s => s.Function == f.Name && s.Version == v.Version) || warm.Any(w => w.Version == v.Version));
             foreach (var v in shown)
             {
-                var s = stats.FirstOrDefault(x => x.Function == f.Name && x.Version == v.Version);
-                var w = warm.GetValueOrDefault(v.Version);
-                WriteLiteral($"""
-                    <tr data-function="{E(f.Name)}" data-version="{v.Version}">
-                    <td><a href="{E(FunctionsApi.FunctionUrl(f.Name))}"><code>{E(f.Name)}</code></a></td>
-                    <td>{v.Version}{(v.Version == f.Version ? " <span class=\"label label-success\">current</span>" : "")}</td>
-                    <td>{E(v.Spec.Mode.ToString().ToLowerInvariant())}</td>
-                    <td title="{E(v.ImageDigest)}">{E(v.Spec.Image)}</td>
-                    <td class="requests">{s?.Requests ?? 0}</td>
-                    <td class="errors">{(s is { Errors: > 0 } ? $"<span class=\"label label-danger\">{s.Errors}</span>" : "0")}</td>
-                    <td class="p50">{Ms(s?.P50Ms)}</td>
-                    <td class="p95">{Ms(s?.P95Ms)}</td>
-                    <td class="warm">{(w is null ? "0" : $"{w.Warm} ({w.Busy} busy, {w.Starting} starting, {w.Waiting} waiting)")}</td>
-                    <td>{Time(s?.Last)}</td>
-                    </tr>
-                    """);
+                // One row per algorithm version that served it (shadow copies apart), or one row when none did.
+                var rows = stats.Where(x => x.Function == f.Name && x.Version == v.Version).Select(x => (x.AlgorithmVersion, x.Shadow, Stats: (InvocationStats?)x))
+                    .Concat(warm.Where(w => w.Version == v.Version && !stats.Any(x => x.Function == f.Name && x.Version == v.Version && x.AlgorithmVersion == w.AlgorithmVersion))
+                        .Select(w => (w.AlgorithmVersion, Shadow: false, Stats: (InvocationStats?)null)))
+                    .ToList();
+                if (rows.Count == 0)
+                {
+                    rows.Add((null, false, null));
+                }
+
+                foreach (var (algorithmVersion, shadow, s) in rows)
+                {
+                    var w = shadow ? null : warm.FirstOrDefault(x => x.Version == v.Version && x.AlgorithmVersion == algorithmVersion);
+                    WriteLiteral($"""
+                        <tr data-function="{E(f.Name)}" data-version="{v.Version}" data-algorithm-version="{E(algorithmVersion ?? "")}" data-shadow="{(shadow ? "true" : "false")}">
+                        <td><a href="{E(FunctionsApi.FunctionUrl(f.Name))}"><code>{E(f.Name)}</code></a></td>
+                        <td>{v.Version}{(v.Version == f.Version ? " <span class=\"label label-success\">current</span>" : "")}</td>
+                        <td class="algorithm">{Algorithm(algorithmVersion, shadow, release)}</td>
+                        <td>{E(v.Spec.Mode.ToString().ToLowerInvariant())}</td>
+                        <td title="{E(v.ImageDigest)}">{E(v.Spec.Image)}</td>
+                        <td class="requests">{s?.Requests ?? 0}</td>
+                        <td class="errors">{(s is { Errors: > 0 } ? $"<span class=\"label label-danger\">{s.Errors}</span>" : "0")}</td>
+                        <td class="error-rate">{Rate(s?.ErrorRate)}</td>
+                        <td class="p50">{Ms(s?.P50Ms)}</td>
+                        <td class="p95">{Ms(s?.P95Ms)}</td>
+                        <td class="shadow">{(shadow && s is not null ? $"{s.Equal} / {s.Different}" : "")}</td>
+                        <td class="warm">{(w is null ? "0" : $"{w.Warm} ({w.Busy} busy, {w.Starting} starting, {w.Waiting} waiting)")}</td>
+                        <td>{Time(s?.Last)}</td>
+                        </tr>
+                        """);
+                }
             }
         }
 
@@ -67,4 +91,34 @@ internal sealed class FunctionsPage : RazorPage
     }
 
     private static string Ms(double? ms) => ms is { } v ? v.ToString("0.#", CultureInfo.InvariantCulture) + " ms" : "";
+
+    private static string Rate(double? rate) => rate is { } v ? (v * 100).ToString("0.#", CultureInfo.InvariantCulture) + "%" : "";
+
+    /// <summary>The algorithm version of a row, marked with the channel that names it now.</summary>
+    private static string Algorithm(string? version, bool shadow, ReleaseView? release)
+    {
+        if (version is null)
+        {
+            return "";
+        }
+
+        var mark = shadow ? "<span class=\"label label-info\">shadow</span>"
+            : release?.Stable == version ? "<span class=\"label label-success\">stable</span>"
+            : release?.Canary == version ? "<span class=\"label label-warning\">canary</span>"
+            : "";
+        return $"<code>{E(version)}</code> {mark}";
+    }
+
+    /// <summary>A function's gray release above its rows: what it follows, the canary, and the latest change with its reason (a rollback's figures).</summary>
+    private void WriteRelease(string function, ReleaseView r)
+    {
+        var canary = r.Canary is null ? "no canary" : r.Shadow ? $"shadow canary <code>{E(r.Canary)}</code> ({r.Percent}% copied)" : $"canary <code>{E(r.Canary)}</code> ({r.Percent}%)";
+        var last = r.Events.FirstOrDefault();
+        var change = last is null ? "" : $"; last change {Time(last.At)}: {E(last.Action)} {E(last.Version ?? "")} by {E(last.By)}{(last.Reason is null ? "" : ": " + E(last.Reason))}";
+        WriteLiteral($"""
+            <tr class="release{(last?.Action == ChannelEvent.RollbackAction ? " danger" : "")}" data-function="{E(function)}"><td colspan="13">
+            <code>{E(function)}</code> follows <code>{E(r.Algorithm)}@stable</code>: stable <code>{E(r.Stable)}</code>, {canary}{change}
+            </td></tr>
+            """);
+    }
 }

@@ -65,18 +65,39 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         Stores, Docker, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
 
     /// <summary>Builds an image of this test's own (a sample image plus a unique label) and returns its tag.</summary>
-    public async Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1")
+    public Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1") => NewImageAsync(from, new Dictionary<string, string>());
+
+    /// <summary>Builds an image of this test's own from <paramref name="from"/> with executable files added under /bin (name to content).</summary>
+    public async Task<string> NewImageAsync(string from, IReadOnlyDictionary<string, string> executables)
     {
         var tag = "pipelines-tests/algorithm-" + Guid.NewGuid().ToString("N")[..12] + ":1";
-        var psi = new ProcessStartInfo("docker", ["build", "-q", "-t", tag, "-"]) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.Environment["DOCKER_BUILDKIT"] = "0";
-        using var p = Process.Start(psi)!;
-        await p.StandardInput.WriteAsync($"FROM {from}\nLABEL org.pipelines.test={tag}\n");
-        p.StandardInput.Close();
-        var err = p.StandardError.ReadToEndAsync();
-        await p.StandardOutput.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, "docker build: " + await err);
+        var context = Directory.CreateTempSubdirectory("algorithm-image-");
+        try
+        {
+            var dockerfile = new System.Text.StringBuilder($"FROM {from}\n");
+            foreach (var (name, content) in executables)
+            {
+                var path = Path.Combine(context.FullName, name);
+                await File.WriteAllTextAsync(path, content);
+                File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+                dockerfile.Append($"COPY {name} /bin/{name}\n");
+            }
+
+            dockerfile.Append($"LABEL org.pipelines.test={tag}\n");
+            await File.WriteAllTextAsync(Path.Combine(context.FullName, "Dockerfile"), dockerfile.ToString());
+            var psi = new ProcessStartInfo("docker", ["build", "-q", "-t", tag, context.FullName]) { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.Environment["DOCKER_BUILDKIT"] = "0";
+            using var p = Process.Start(psi)!;
+            var err = p.StandardError.ReadToEndAsync();
+            await p.StandardOutput.ReadToEndAsync();
+            await p.WaitForExitAsync();
+            Assert.True(p.ExitCode == 0, "docker build: " + await err);
+        }
+        finally
+        {
+            context.Delete(recursive: true);
+        }
+
         _images.Add(tag);
         return tag;
     }

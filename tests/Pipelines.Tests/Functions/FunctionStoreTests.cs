@@ -105,13 +105,13 @@ public sealed class FunctionStoreTests : IAsyncLifetime
     [Fact]
     public async Task An_invocation_ends_once_and_reads_back_with_what_it_recorded()
     {
-        await DeployAsync("echo", "c1");
+        var deployed = (await DeployAsync("echo", "c1")).Function;
         await _store.AddInvocationAsync(Invocation("echo", 1, "x1", Now, InvocationStatus.Queued, isAsync: true), None);
 
-        Assert.True(await _store.TryStartAsync("x1", None));
+        Assert.True(await _store.TryStartAsync("x1", deployed, null, None));
         Assert.True(await _store.FinishAsync("x1", new InvocationEnd(InvocationStatus.Succeeded, 200, "ab", 12, "out.txt", "text/plain", 3.5, "c0ffee", null), Now.AddSeconds(1), None));
         Assert.False(await _store.FinishAsync("x1", new InvocationEnd(InvocationStatus.Failed, 502, null, null, null, null, 9, null, "late"), Now.AddSeconds(2), None));
-        Assert.False(await _store.TryStartAsync("x1", None));
+        Assert.False(await _store.TryStartAsync("x1", deployed, null, None));
 
         var r = await _store.GetInvocationAsync("x1", None);
         Assert.Equal((InvocationStatus.Succeeded, 200, "ab", 12L, "text/plain", 3.5, "c0ffee", (string?)null), (r!.Status, r.HttpStatus, r.OutputSha256, r.OutputBytes, r.ContentType, r.LatencyMs, r.ContainerId, r.Error));

@@ -86,6 +86,12 @@ public sealed class WarmPoolTests : IAsyncLifetime
         var b = await pool.AcquireAsync(spec, CancellationToken.None);
         await a.DisposeAsync();
         await b.DisposeAsync();
+
+        // Each of the first two waited for its container to start; the third is served by one already up.
+        Assert.True(a.ColdStart && b.ColdStart);
+        var c = await pool.AcquireAsync(spec, CancellationToken.None);
+        Assert.False(c.ColdStart);
+        await c.DisposeAsync();
         clock.Advance(TimeSpan.FromSeconds(31));
         await pool.WaitForAsync(s => s.Single().Warm == 1 && pool.Removed == 1, Timeout(60));
         clock.Advance(TimeSpan.FromMinutes(10));

@@ -52,7 +52,8 @@ public sealed partial class DockerWarmPool : IWarmPool
         {
             if (pool.TakeFree() is { } free)
             {
-                return new PoolLease(this, pool, free);
+                Interlocked.Increment(ref free.Leases);
+                return new PoolLease(this, pool, free, coldStart: false);
             }
 
             if (pool.Waiting.Count >= spec.MaxQueue)
@@ -78,7 +79,9 @@ public sealed partial class DockerWarmPool : IWarmPool
         {
             try
             {
-                return new PoolLease(this, pool, await waiter.Task.ConfigureAwait(false));
+                // A waiter handed a container that never served before waited for its start: a cold start.
+                var container = await waiter.Task.ConfigureAwait(false);
+                return new PoolLease(this, pool, container, coldStart: Interlocked.Increment(ref container.Leases) == 1);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {

@@ -83,6 +83,9 @@ public interface IWarmPool : IAsyncDisposable
 /// </summary>
 public abstract class WarmLease : IAsyncDisposable
 {
+    /// <summary>Whether this request waited for its container to start (its latency includes the start).</summary>
+    public virtual bool ColdStart => false;
+
     /// <summary>The Docker id of the container serving this request.</summary>
     public abstract string ContainerId { get; }
 

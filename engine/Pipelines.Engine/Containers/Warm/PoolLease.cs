@@ -2,8 +2,10 @@ using Pipelines.Storage;
 namespace Pipelines.Containers.Warm;
 
 /// <summary>One request's hold on a container of <see cref="DockerWarmPool"/>.</summary>
-internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool owner, WarmContainer container) : WarmLease
+internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool owner, WarmContainer container, bool coldStart) : WarmLease
 {
+    public override bool ColdStart => coldStart;
+
     private int _disposed;
     private int _running;
     private CancellationTokenSource? _httpDeadline;

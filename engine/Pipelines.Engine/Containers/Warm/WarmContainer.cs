@@ -34,6 +34,9 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
     /// <summary>Requests it serves now.</summary>
     public int InFlight { get; set; }
 
+    /// <summary>Leases it was given, ever (the first one given to a waiter was a cold start).</summary>
+    public int Leases;
+
     /// <summary>Why it must not serve again (it crashed, hung, broke the protocol, or was discarded); null while fit.</summary>
     public string? Broken { get; set; }
 
