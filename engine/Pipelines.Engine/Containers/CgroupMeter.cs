@@ -9,8 +9,8 @@ namespace Pipelines.Containers;
 /// cgroup of its own attempt (<see cref="NewAttempt"/>, under our parent), whose hierarchical
 /// counters keep what the container used after it is gone; they are read once it has been
 /// removed, and the attempt's cgroup is removed after. A warm container's own cgroup is read before
-/// and after each request. cgroup v1: cpuacct.usage, memory.max_usage_in_bytes and
-/// blkio.throttle.io_service_bytes_recursive; v2: cpu.stat usage_usec, memory.peak and io.stat
+/// and after each request. cgroup v1: cpuacct.usage and memory.max_usage_in_bytes (no bytes
+/// read or written: <see cref="NoBlockIoOnV1"/>); v2: cpu.stat usage_usec, memory.peak and io.stat
 /// rbytes/wbytes. A counter that cannot be read is null with a note that says why, never a zero.
 /// </summary>
 internal static class CgroupMeter
@@ -138,8 +138,8 @@ internal static class CgroupMeter
     {
         var cpu = Number(Path.Combine(IdleCgroup.PathOf("cpuacct", cgroup), "cpuacct.usage"), "CPU time", notes);
         var peak = Number(Path.Combine(IdleCgroup.PathOf("memory", cgroup), "memory.max_usage_in_bytes"), "peak memory", notes);
-        var (read, written) = BlkioV1(cgroup, notes);
-        return new Reading(cpu, peak, read, written, notes);
+        notes.Add(NoBlockIoOnV1);
+        return new Reading(cpu, peak, null, null, notes);
     }
 
     private static Reading ReadV2(string cgroup, List<string> notes)
@@ -158,57 +158,12 @@ internal static class CgroupMeter
     }
 
     /// <summary>
-    /// Bytes read from and written to block devices (v1 blkio). On recent kernels v1 counts block
-    /// I/O only while blk-throttle is active on a device: a file with no device line here and at
-    /// the root of the hierarchy means nothing is counted at all, which is said, not read as zero.
+    /// cgroup v1 has no count of a container's file I/O to trust: its blkio counts only bios that
+    /// reach a block device in the container's cgroup, buffered writes are written back by the
+    /// kernel outside it, and recent kernels count nothing on a device without a blk-throttle rule
+    /// (here even direct writes under a rule counted 0). So the columns are null, and the log says why.
     /// </summary>
-    private static (long? Read, long? Written) BlkioV1(string cgroup, List<string> notes)
-    {
-        const string file = "blkio.throttle.io_service_bytes_recursive";
-        var path = Path.Combine(IdleCgroup.PathOf("blkio", cgroup), file);
-        var text = IdleCgroup.Read(path);
-        if (text is null)
-        {
-            notes.Add($"bytes read and written not measured: {path} cannot be read");
-            return (null, null);
-        }
-
-        var (read, written, devices) = SumV1(text);
-        if (devices == 0 && SumV1(IdleCgroup.Read(Path.Combine(IdleCgroup.PathOf("blkio", "/"), file)) ?? "").Devices == 0)
-        {
-            notes.Add($"bytes read and written not measured: this kernel counts no cgroup v1 block I/O ({file} is empty here and at the root: blk-throttle is not active on any device)");
-            return (null, null);
-        }
-
-        return (read, written);
-    }
-
-    private static (long Read, long Written, int Devices) SumV1(string text)
-    {
-        long read = 0, written = 0;
-        var devices = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            // "8:0 Read 4096", "8:0 Write 0", ..., "Total 4096"
-            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (parts.Length != 3 || !long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var n))
-            {
-                continue;
-            }
-
-            devices.Add(parts[0]);
-            if (parts[1] == "Read")
-            {
-                read += n;
-            }
-            else if (parts[1] == "Write")
-            {
-                written += n;
-            }
-        }
-
-        return (read, written, devices.Count);
-    }
+    internal const string NoBlockIoOnV1 = "bytes read and written not measured: cgroup v1 keeps no reliable count of a container's I/O (blkio misses buffered writes, which the kernel writes back outside the container's cgroup, and counts nothing on recent kernels without a blk-throttle rule); cgroup v2 counts them (io.stat)";
 
     /// <summary>Bytes read and written (v2 io.stat, a line per device: "8:0 rbytes=... wbytes=... ..."); no line is no I/O.</summary>
     private static (long? Read, long? Written) IoV2(string dir, List<string> notes)
@@ -221,6 +176,12 @@ internal static class CgroupMeter
             return (null, null);
         }
 
+        return SumIoStat(text);
+    }
+
+    /// <summary>The rbytes and wbytes of every device of a v2 io.stat.</summary>
+    internal static (long Read, long Written) SumIoStat(string text)
+    {
         long read = 0, written = 0;
         foreach (var field in text.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries))
         {
