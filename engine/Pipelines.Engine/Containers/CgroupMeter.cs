@@ -46,6 +46,9 @@ internal static class CgroupMeter
     public static string? Unmeasurable(IdleCgroup idle, string endpoint) =>
         idle.Parent.Length == 0 ? "Docker:CgroupParent is empty, so containers have no cgroup of ours to read"
         : !endpoint.StartsWith("unix://", StringComparison.Ordinal) ? $"the Docker engine at {endpoint} is on another machine, whose cgroups this worker cannot read"
+
+        // The engine makes each attempt's cgroup as root; a worker that could not remove them would leave one per attempt.
+        : !Environment.IsPrivilegedProcess ? "this worker does not run as root, so it could not remove the cgroup the engine would make for each attempt"
         : null;
 
     /// <summary>
@@ -96,6 +99,41 @@ internal static class CgroupMeter
         }
 
         return note;
+    }
+
+    /// <summary>
+    /// Removes the attempt cgroups a killed worker left under our parent: those without a child
+    /// (so no container of any worker is in them) and unchanged for a minute (the removal of a
+    /// container's cgroup changes its parent, and a live attempt reads its own at once after that).
+    /// </summary>
+    public static int RemoveLeftovers(IdleCgroup idle, DateTime utcNow)
+    {
+        if (idle.Parent.Length == 0)
+        {
+            return 0;
+        }
+
+        var removed = 0;
+        foreach (var hierarchy in IdleCgroup.IsV2 ? [IdleCgroup.Root] : Directory.EnumerateDirectories(IdleCgroup.Root))
+        {
+            var parent = Path.Combine(hierarchy, idle.Parent.Trim('/'));
+            try
+            {
+                foreach (var dir in Directory.Exists(parent) ? Directory.EnumerateDirectories(parent, AttemptPrefix + "*") : [])
+                {
+                    if (!Directory.EnumerateDirectories(dir).Any() && utcNow - Directory.GetLastWriteTimeUtc(dir) > TimeSpan.FromMinutes(1) && TryRemove(dir))
+                    {
+                        removed++;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Not ours to read, or gone meanwhile: the next pass looks again.
+            }
+        }
+
+        return removed;
     }
 
     /// <summary>The folders of a cgroup in every hierarchy (v1: one per mounted controller; v2: the one tree).</summary>

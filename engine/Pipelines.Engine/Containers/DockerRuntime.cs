@@ -359,7 +359,8 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     /// <summary>
     /// Removes the containers of ours whose owner is dead (<paramref name="isGone"/> judges the
     /// owner label): what a worker killed mid-step left, running or not. Containers of live
-    /// workers, of other hosts and without an owner label are left alone.
+    /// workers, of other hosts and without an owner label are left alone. The empty attempt
+    /// cgroups such a worker left go too (<see cref="CgroupMeter.RemoveLeftovers"/>).
     /// </summary>
     public async Task<int> RemoveLeftoversAsync(Func<string?, bool> isGone, CancellationToken cancellationToken)
     {
@@ -382,6 +383,11 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             {
                 // Removed meanwhile (by another worker's cleanup), or already being removed.
             }
+        }
+
+        if (CgroupMeter.Unmeasurable(Idle, _options.Endpoint) is null)
+        {
+            CgroupMeter.RemoveLeftovers(Idle, DateTime.UtcNow);
         }
 
         return removed;

@@ -19,6 +19,42 @@ public sealed class CgroupMeterTests
     }
 
     [Fact]
+    public void Empty_attempt_cgroups_left_for_a_minute_are_removed_and_one_holding_a_container_is_not()
+    {
+        var idle = new IdleCgroup("pipelines-tests-meter", "test", Idle: false);
+        var left = CgroupMeter.NewAttempt(idle);
+        var busy = CgroupMeter.NewAttempt(idle);
+        var hierarchies = IdleCgroup.IsV2 ? [IdleCgroup.Root] : Directory.EnumerateDirectories(IdleCgroup.Root).ToList();
+        try
+        {
+            // As the engine makes them: the attempt's cgroup in every hierarchy, the container's inside.
+            foreach (var h in hierarchies)
+            {
+                Directory.CreateDirectory(Path.Combine(h, left.Trim('/')));
+                Directory.CreateDirectory(Path.Combine(h, busy.Trim('/'), "container"));
+            }
+
+            Assert.Equal(0, CgroupMeter.RemoveLeftovers(idle, DateTime.UtcNow));
+            Assert.InRange(CgroupMeter.RemoveLeftovers(idle, DateTime.UtcNow.AddMinutes(2)), 1, hierarchies.Count);
+            Assert.All(hierarchies, h => Assert.False(Directory.Exists(Path.Combine(h, left.Trim('/')))));
+            Assert.All(hierarchies, h => Assert.True(Directory.Exists(Path.Combine(h, busy.Trim('/'), "container"))));
+        }
+        finally
+        {
+            foreach (var h in hierarchies)
+            {
+                foreach (var dir in new[] { Path.Combine(h, busy.Trim('/'), "container"), Path.Combine(h, busy.Trim('/')), Path.Combine(h, left.Trim('/')), Path.Combine(h, idle.Parent) })
+                {
+                    if (Directory.Exists(dir))
+                    {
+                        Directory.Delete(dir);
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void A_runtime_that_cannot_read_its_containers_cgroups_says_why()
     {
         var local = new IdleCgroup("pipelines", "test", Idle: false);
