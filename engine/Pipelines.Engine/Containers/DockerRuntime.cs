@@ -210,13 +210,43 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
+        // The container's own cgroup goes when it exits: it runs under a cgroup of this attempt,
+        // whose counters keep what it used until they are read, after the container is removed.
+        var unmeasurable = CgroupMeter.Unmeasurable(Idle, _options.Endpoint);
+        var attempt = unmeasurable is null ? CgroupMeter.NewAttempt(Idle) : null;
+        try
+        {
+            var result = await RunUnderAsync(spec, attempt, cancellationToken).ConfigureAwait(false);
+            if (attempt is null)
+            {
+                return CgroupMeter.Measured(result, null, unmeasurable);
+            }
+
+            var reading = CgroupMeter.Read(attempt);
+            var removed = CgroupMeter.Remove(attempt);
+            attempt = null;
+            return CgroupMeter.Measured(result, reading, null, removed);
+        }
+        finally
+        {
+            if (attempt is not null)
+            {
+                CgroupMeter.Remove(attempt);
+            }
+        }
+    }
+
+    /// <summary>One container's run under <paramref name="cgroup"/> (null: our parent), removed at the end in every case.</summary>
+    private async Task<ContainerResult> RunUnderAsync(ContainerSpec spec, string? cgroup, CancellationToken cancellationToken)
+    {
         var parameters = LockedDown(
             spec.ImageId,
             spec.Command,
             spec.Env.Concat(spec.Secrets),
             spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
             spec.Resources,
-            spec.Labels);
+            spec.Labels,
+            cgroup);
 
         string id;
         try
@@ -265,9 +295,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
                 }
             }
 
+            var wall = clock.Elapsed;
             var state = (await _client.Containers.InspectContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).State;
             var log = Mask(await ReadLogsAsync(id).ConfigureAwait(false), spec.Secrets);
-            return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, clock.Elapsed);
+            return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, wall);
         }
         catch (OperationCanceledException)
         {
@@ -296,9 +327,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     /// A container's parameters under the lock-down every container of ours gets, one-shot or
     /// warm: no network, the non-root user, a read-only root, no capabilities, no-new-privileges,
     /// memory without swap, cpu, pids, cpu shares, a small /tmp tmpfs, a capped json log and the
-    /// labels that let cleanup find it. An empty <paramref name="command"/> keeps the image's entrypoint.
+    /// labels that let cleanup find it, under our cgroup parent (or <paramref name="cgroup"/> in it).
+    /// An empty <paramref name="command"/> keeps the image's entrypoint.
     /// </summary>
-    internal CreateContainerParameters LockedDown(string imageId, IReadOnlyList<string> command, IEnumerable<KeyValuePair<string, string>> env, IList<string> binds, Model.Resources resources, IReadOnlyDictionary<string, string> labels) => new()
+    internal CreateContainerParameters LockedDown(string imageId, IReadOnlyList<string> command, IEnumerable<KeyValuePair<string, string>> env, IList<string> binds, Model.Resources resources, IReadOnlyDictionary<string, string> labels, string? cgroup = null) => new()
     {
         Image = imageId,
         // null, not empty: Docker then keeps the image's own entrypoint and command.
@@ -320,7 +352,9 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             NanoCPUs = (long)(resources.Cpus * 1_000_000_000),
             PidsLimit = resources.Pids,
             CPUShares = _options.CpuShares,
-            CgroupParent = Idle.Parent is { Length: > 0 } parent ? parent : null!,
+            // From the root of each hierarchy, where IdleCgroup makes it: a relative parent is
+            // taken by runc from its own cgroup of each controller, which need not be the root.
+            CgroupParent = cgroup ?? (Idle.Parent is { Length: > 0 } parent ? "/" + parent.Trim('/') : null!),
             Binds = binds,
             Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
             LogConfig = new LogConfig
@@ -357,7 +391,8 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     /// <summary>
     /// Removes the containers of ours whose owner is dead (<paramref name="isGone"/> judges the
     /// owner label): what a worker killed mid-step left, running or not. Containers of live
-    /// workers, of other hosts and without an owner label are left alone.
+    /// workers, of other hosts and without an owner label are left alone. The empty attempt
+    /// cgroups such a worker left go too (<see cref="CgroupMeter.RemoveLeftovers"/>).
     /// </summary>
     public async Task<int> RemoveLeftoversAsync(Func<string?, bool> isGone, CancellationToken cancellationToken)
     {
@@ -380,6 +415,11 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             {
                 // Removed meanwhile (by another worker's cleanup), or already being removed.
             }
+        }
+
+        if (CgroupMeter.Unmeasurable(Idle, _options.Endpoint) is null)
+        {
+            CgroupMeter.RemoveLeftovers(Idle, DateTime.UtcNow);
         }
 
         return removed;

@@ -49,6 +49,12 @@ public sealed record ContainerSpec(
 /// <summary>How a container ended. <see cref="Log"/> holds stdout and stderr as they came.</summary>
 public sealed record ContainerResult(long ExitCode, bool TimedOut, bool OomKilled, string Log, TimeSpan Duration)
 {
+    /// <summary>What the run used, as the container's cgroup counted it; null columns where it was not measured.</summary>
+    public ResourceUse Resources { get; init; } = ResourceUse.None;
+
+    /// <summary>Why a column of <see cref="Resources"/> is null: one line each, for the step's log.</summary>
+    public IReadOnlyList<string> ResourceNotes { get; init; } = [];
+
     public bool Succeeded => ExitCode == 0 && !TimedOut && !OomKilled;
 
     public string? Error => TimedOut ? "timed out and was killed"

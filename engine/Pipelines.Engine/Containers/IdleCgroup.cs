@@ -85,7 +85,11 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
     /// </summary>
     public static bool Freeze(string parent, string containerId, bool frozen)
     {
-        var dir = PathOf("freezer", Path.Combine(parent, containerId));
+        if (ContainerDir("freezer", parent, containerId) is not { } dir)
+        {
+            return false;
+        }
+
         var (file, value, now) = IsV2
             ? ("cgroup.freeze", frozen ? "1" : "0", Read(Path.Combine(dir, "cgroup.freeze")))
             : ("freezer.state", frozen ? "FROZEN" : "THAWED", Read(Path.Combine(dir, "freezer.state")));
@@ -109,7 +113,45 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
     public static long? ReadNumber(string path) =>
         Read(path) is { } text && long.TryParse(text.Split('\n')[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : null;
 
-    private static bool TryWrite(string path, string value)
+    /// <summary>The number of a "name value" line of a cgroup file such as cpu.stat or memory.stat; null when it has none.</summary>
+    public static long? Field(string? text, string name)
+    {
+        foreach (var line in (text ?? "").Split('\n'))
+        {
+            if (line.Length > name.Length && line.StartsWith(name, StringComparison.Ordinal) && line[name.Length] == ' ')
+            {
+                return long.TryParse(line.AsSpan(name.Length + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The folder of a container's own cgroup for one controller: under our parent (a warm
+    /// container) or under its attempt's cgroup there (a one-shot container, CgroupMeter); null when it is in neither.
+    /// </summary>
+    public static string? ContainerDir(string controller, string parent, string containerId)
+    {
+        var direct = PathOf(controller, Path.Combine(parent, containerId));
+        if (Directory.Exists(direct))
+        {
+            return direct;
+        }
+
+        try
+        {
+            return Directory.EnumerateDirectories(PathOf(controller, parent), CgroupMeter.AttemptPrefix + "*")
+                .Select(d => Path.Combine(d, containerId))
+                .FirstOrDefault(Directory.Exists);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    internal static bool TryWrite(string path, string value)
     {
         try
         {

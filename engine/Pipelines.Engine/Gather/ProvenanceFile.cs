@@ -1,25 +1,13 @@
 using Parquet;
 using Parquet.Schema;
 using Parquet.Serialization;
+using Pipelines.Containers;
 using Pipelines.RunStore;
 
 namespace Pipelines.Gather;
 
 /// <summary>One row of provenance/tasks.parquet as read back: the row and the resource columns the file has (null where it has none).</summary>
 public sealed record ProvenanceEntry(ProvenanceRow Row, ResourceUse Resources);
-
-/// <summary>
-/// What an attempt's step used, from the optional columns of tasks.parquet (cpu_seconds,
-/// peak_memory_bytes, read_bytes, written_bytes, wall_seconds). Each is null when the file has
-/// no such column or the row no value.
-/// </summary>
-public sealed record ResourceUse(double? CpuSeconds, double? PeakMemoryBytes, double? ReadBytes, double? WrittenBytes, double? WallSeconds)
-{
-    public static ResourceUse None { get; } = new(null, null, null, null, null);
-
-    /// <summary>The column names, in the order of the properties.</summary>
-    public static IReadOnlyList<string> Columns { get; } = ["cpu_seconds", "peak_memory_bytes", "read_bytes", "written_bytes", "wall_seconds"];
-}
 
 /// <summary>
 /// Reads and writes provenance/tasks.parquet one row group at a time, so that memory holds one

@@ -110,7 +110,7 @@ public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, stri
         if (_v2)
         {
             var stat = IdleCgroup.Read(Path.Combine(IdleCgroup.PathOf("cpu", cgroup), "cpu.stat"));
-            return Field(stat, "usage_usec") * 1000;
+            return (IdleCgroup.Field(stat, "usage_usec") ?? 0) * 1000;
         }
 
         return IdleCgroup.ReadNumber(Path.Combine(IdleCgroup.PathOf("cpuacct", cgroup), "cpuacct.usage")) ?? 0;
@@ -121,25 +121,7 @@ public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, stri
     {
         var dir = IdleCgroup.PathOf("memory", cgroup);
         var usage = IdleCgroup.ReadNumber(Path.Combine(dir, _v2 ? "memory.current" : "memory.usage_in_bytes")) ?? 0;
-        var inactive = Field(IdleCgroup.Read(Path.Combine(dir, "memory.stat")), _v2 ? "inactive_file" : "total_inactive_file");
+        var inactive = IdleCgroup.Field(IdleCgroup.Read(Path.Combine(dir, "memory.stat")), _v2 ? "inactive_file" : "total_inactive_file") ?? 0;
         return Math.Max(0, usage - inactive);
-    }
-
-    private static long Field(string? text, string name)
-    {
-        if (text is null)
-        {
-            return 0;
-        }
-
-        foreach (var line in text.Split('\n'))
-        {
-            if (line.Length > name.Length && line.StartsWith(name, StringComparison.Ordinal) && line[name.Length] == ' ')
-            {
-                return long.TryParse(line.AsSpan(name.Length + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : 0;
-            }
-        }
-
-        return 0;
     }
 }

@@ -176,4 +176,28 @@ public sealed class ProvenanceRow
     /// </summary>
     [JsonPropertyName("ran_because")]
     public string? RanBecause { get; set; }
+
+    // What the attempt used (Containers.ResourceUse, measured from its container's cgroup); null
+    // where it was not measured: a step that did not start, a counter the kernel does not keep,
+    // a cached row, a row of an older engine.
+
+    /// <summary>CPU time of every process of the container, user and system, in seconds.</summary>
+    [JsonPropertyName("cpu_seconds")]
+    public double? CpuSeconds { get; set; }
+
+    /// <summary>The container's peak memory as its memory cgroup counted it (page cache and /tmp included), in bytes.</summary>
+    [JsonPropertyName("peak_memory_bytes")]
+    public long? PeakMemoryBytes { get; set; }
+
+    /// <summary>Bytes the container read from block devices, as its cgroup counted them.</summary>
+    [JsonPropertyName("read_bytes")]
+    public long? ReadBytes { get; set; }
+
+    /// <summary>Bytes the container wrote to block devices, as its cgroup counted them.</summary>
+    [JsonPropertyName("written_bytes")]
+    public long? WrittenBytes { get; set; }
+
+    /// <summary>The container's run from its start to its exit, as the worker timed it, in seconds.</summary>
+    [JsonPropertyName("wall_seconds")]
+    public double? WallSeconds { get; set; }
 }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
@@ -79,6 +80,11 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                     .Append(result is null ? "" : $", {result.Duration.TotalSeconds:0.000}s").Append(" ===\n");
                 var text = result?.Log ?? error ?? "";
                 stepLog.Append(text).Append(text.Length > 0 && !text.EndsWith('\n') ? "\n" : "");
+                if (result is not null)
+                {
+                    AppendUse(stepLog, result);
+                }
+
                 lastExit = result?.ExitCode;
                 splittable = result is { TimedOut: false, OomKilled: false } && watched.StoppedBecause is null;
 
@@ -100,7 +106,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                     }
                 }
 
-                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error));
+                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error, result?.Resources));
                 if (succeeded)
                 {
                     break;
@@ -193,7 +199,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     }
 
     /// <summary>The provenance row of one attempt of one step.</summary>
-    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error) => new()
+    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null) => new()
     {
         RunId = run.RunId,
         TaskId = task.TaskId,
@@ -212,7 +218,27 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         FinishedAt = time.GetUtcNow().UtcDateTime,
         Worker = options.Name,
         Error = error,
+        CpuSeconds = used?.CpuSeconds,
+        PeakMemoryBytes = (long?)used?.PeakMemoryBytes,
+        ReadBytes = (long?)used?.ReadBytes,
+        WrittenBytes = (long?)used?.WrittenBytes,
+        WallSeconds = used?.WallSeconds,
     };
+
+    /// <summary>What the attempt used, and why anything of it was not measured (nothing is left out silently).</summary>
+    private static void AppendUse(StringBuilder stepLog, ContainerResult result)
+    {
+        var u = result.Resources;
+        stepLog.Append(CultureInfo.InvariantCulture, $"=== pipelines: used cpu {Seconds(u.CpuSeconds)}, peak memory {Bytes(u.PeakMemoryBytes)}, read {Bytes(u.ReadBytes)}, written {Bytes(u.WrittenBytes)}, wall {Seconds(u.WallSeconds)} ===\n");
+        foreach (var note in result.ResourceNotes)
+        {
+            stepLog.Append("=== pipelines: warning: ").Append(note).Append(" ===\n");
+        }
+
+        static string Seconds(double? s) => s is { } v ? v.ToString("0.000", CultureInfo.InvariantCulture) + " s" : "not measured";
+
+        static string Bytes(double? b) => b is { } v ? v.ToString("0", CultureInfo.InvariantCulture) + " bytes" : "not measured";
+    }
 
     private static string? AttemptError(ExpandedStep step, StepWatch.Watched watched) =>
         watched.StoppedBecause is not null ? $"step '{step.Name}' was stopped: {watched.StoppedBecause}"

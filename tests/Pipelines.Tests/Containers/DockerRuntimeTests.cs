@@ -151,6 +151,78 @@ public sealed class DockerRuntimeTests : IDisposable
         Assert.Empty(left);
     }
 
+    [Fact]
+    public async Task A_containers_cpu_time_and_peak_memory_are_read_from_its_cgroup_after_it_is_gone()
+    {
+        var result = await RunAsync(["sh", "-c", BurnScript], Resources.Default with { Cpus = 1, MemoryBytes = 256L * 1024 * 1024 });
+
+        Assert.True(result.Succeeded, result.Log);
+        var burned = Burned(result.Log);
+        var used = result.Resources;
+        Assert.NotNull(used.CpuSeconds);
+        Assert.InRange(used.CpuSeconds.Value, burned * 0.8, burned + 2);
+        Assert.NotNull(used.PeakMemoryBytes);
+        Assert.InRange(used.PeakMemoryBytes.Value, FillBytes, 256L * 1024 * 1024);
+        Assert.NotNull(used.WallSeconds);
+        Assert.Equal(result.Duration.TotalSeconds, used.WallSeconds.Value, 6);
+
+        // A 1-cpu limit: the wall time is at least the CPU time (less one scheduler period of slack).
+        Assert.True(used.WallSeconds >= used.CpuSeconds - 0.1, $"wall {used.WallSeconds} s, cpu {used.CpuSeconds} s");
+        AssertDiskBytesOrANote(result);
+
+        // Nothing of the attempt's cgroup is left behind once it has been read.
+        Assert.DoesNotContain(result.ResourceNotes, n => n.Contains("could not be removed", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Without_a_cgroup_parent_nothing_is_measured_and_the_result_says_why_instead_of_zeros()
+    {
+        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "" });
+        var image = await runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var result = await runtime.RunAsync(new ContainerSpec(image, ["sh", "-c", "exit 0"], new Dictionary<string, string>(), [], Resources.Default, new Dictionary<string, string> { ["org.pipelines.test"] = _label }), CancellationToken.None);
+
+        Assert.True(result.Succeeded, result.Log);
+        Assert.Equal(new ResourceUse(null, null, null, null, result.Duration.TotalSeconds), result.Resources);
+        Assert.Equal(["CPU time, peak memory and bytes read and written not measured: Docker:CgroupParent is empty, so containers have no cgroup of ours to read"], result.ResourceNotes);
+    }
+
+    /// <summary>
+    /// Burns at least half a second of CPU in the shell itself, says how much from /proc, fills
+    /// <see cref="FillBytes"/> of the /tmp tmpfs (charged to the container's memory) and writes 300 kB to /out.
+    /// </summary>
+    internal const string BurnScript =
+        "t=0; while [ $t -lt 50 ]; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; read -r s < /proc/$$/stat; set -- $s; shift 13; t=$(($1+$2)); done; echo burned=$t; "
+        + "busybox dd if=/dev/zero of=/tmp/fill bs=1048576 count=20 2>/dev/null && busybox head -c 300000 /dev/zero > /out/written && echo filled";
+
+    internal const long FillBytes = 20L * 1024 * 1024;
+
+    /// <summary>The CPU seconds the burn script's shell used, as it printed them (clock ticks of 1/100 s).</summary>
+    internal static double Burned(string log)
+    {
+        var line = log.Split('\n').Single(l => l.StartsWith("burned=", StringComparison.Ordinal));
+        Assert.Contains("filled", log, StringComparison.Ordinal);
+        return int.Parse(line["burned=".Length..], System.Globalization.CultureInfo.InvariantCulture) / 100.0;
+    }
+
+    /// <summary>
+    /// Block I/O as the cgroup counts it is written only where the kernel keeps it: cgroup v1 on a
+    /// recent kernel counts none without a blk-throttle rule, and buffered writes are written back
+    /// outside the container's cgroup on v1. So: a number, or null with the note that says why.
+    /// </summary>
+    internal static void AssertDiskBytesOrANote(ContainerResult result)
+    {
+        if (result.Resources.WrittenBytes is null || result.Resources.ReadBytes is null)
+        {
+            Assert.Null(result.Resources.WrittenBytes);
+            Assert.Null(result.Resources.ReadBytes);
+            Assert.Contains(result.ResourceNotes, n => n.StartsWith("bytes read and written not measured: ", StringComparison.Ordinal));
+        }
+        else
+        {
+            Assert.True(result.Resources.WrittenBytes >= 0 && result.Resources.ReadBytes >= 0);
+        }
+    }
+
     private async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, Resources resources, CancellationToken cancellationToken = default)
     {
         var image = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);

@@ -77,13 +77,13 @@ public sealed class HarvestTests : IDisposable
         var run = RunAsync(["sh", "-c", "while :; do :; done"], stop.Token);
         var id = await RunningContainerAsync();
 
-        // The container's own cgroup is under our parent, for the kernel, not just for Docker.
+        // The container's own cgroup is under our parent (in its attempt's cgroup there), for the kernel, not just for Docker.
         var pid = (await _docker.Containers.InspectContainerAsync(id)).State!.Pid;
         var cgroups = await File.ReadAllTextAsync($"/proc/{pid}/cgroup");
-        Assert.Contains($":cpu:/{Parent}/{id}", cgroups.Replace("cpu,cpuacct", "cpu", StringComparison.Ordinal), StringComparison.Ordinal);
-        Assert.True(Directory.Exists(Path.Combine(IdleCgroup.PathOf("cpu", Parent), id)));
+        Assert.Matches($@":cpu:/{Parent}/attempt-[0-9a-f]{{32}}/{id}\n", cgroups.Replace("cpu,cpuacct", "cpu", StringComparison.Ordinal));
+        Assert.NotNull(IdleCgroup.ContainerDir("cpu", Parent, id));
 
-        var usage = Path.Combine(IdleCgroup.PathOf("cpuacct", Parent), id, "cpuacct.usage");
+        var usage = Path.Combine(IdleCgroup.ContainerDir("cpuacct", Parent, id)!, "cpuacct.usage");
         sampler.Sample();
         var window = Stopwatch.StartNew();
         var before = IdleCgroup.ReadNumber(usage)!.Value;
@@ -158,7 +158,7 @@ public sealed class HarvestTests : IDisposable
         var run = RunAsync(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; busybox mv /out/n.tmp /out/n; busybox usleep 100000; done"], stop.Token);
         var id = await RunningContainerAsync();
         await WaitAsync(() => Progress() > 0, "the container to make progress");
-        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", Parent), id, "freezer.state");
+        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", Parent, id)!, "freezer.state");
 
         _owner.Start();
         // FREEZING until every task of the container has reached the freezer (a task of the idle

@@ -172,6 +172,12 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     internal DockerOptions Options => _options;
 
+    /// <summary>Why a warm container's requests cannot be measured from its cgroup, or null when they can.</summary>
+    internal string? Unmeasurable => CgroupMeter.Unmeasurable(_runtime.Idle, _options.Endpoint);
+
+    /// <summary>A warm container's own cgroup (it runs directly under our parent), from the root of each hierarchy.</summary>
+    internal string CgroupOf(WarmContainer container) => $"/{_runtime.Idle.Parent.Trim('/')}/{container.Id}";
+
     /// <summary>A lease ends: the container serves the next waiter, idles, or is replaced when it broke.</summary>
     internal void Release(OwnerPool pool, WarmContainer container)
     {

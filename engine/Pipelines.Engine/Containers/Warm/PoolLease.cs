@@ -41,6 +41,13 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             var frame = WarmProtocol.Request(command, env, timeout);
             var log = new BoundedLog(pool.Options.MaxLogBytes);
             using var hung = new CancellationTokenSource(timeout + pool.Options.WarmHungGrace);
+
+            // One request at a time in a fork-mode container: what its cgroup's counters grow by
+            // while the request runs is the request's (with the helper's fork and cleanup, tiny).
+            var whyNot = pool.Unmeasurable;
+            var cgroup = whyNot is null ? pool.CgroupOf(container) : null;
+            var peakReset = cgroup is not null && CgroupMeter.ResetPeak(cgroup);
+            var before = cgroup is null ? null : CgroupMeter.Read(cgroup);
             try
             {
                 var exit = await container.Fork!.RunAsync(frame, log, hung.Token, cancellationToken).ConfigureAwait(false);
@@ -49,7 +56,8 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                     cancellationToken.ThrowIfCancellationRequested();
                 }
 
-                return new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, DockerRuntime.Mask(log.ToString(), container.Spec.Secrets), exit.Run);
+                var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, DockerRuntime.Mask(log.ToString(), container.Spec.Secrets), exit.Run);
+                return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!).Since(before, peakReset), whyNot);
             }
             catch (OperationCanceledException) when (hung.IsCancellationRequested)
             {
