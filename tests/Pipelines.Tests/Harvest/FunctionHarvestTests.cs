@@ -49,7 +49,7 @@ public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : ICla
         // A long request; then the owner gets busy and its container is frozen.
         var slow = InvokeAsync(http, "600");
         var containerId = await Eventually.WaitAsync(async () => await FunctionContainerAsync("slow-echo"), () => "the function's container");
-        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", "pipelines"), containerId, "freezer.state");
+        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", "pipelines", containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine("pipelines", containerId)), "freezer.state");
         _owner.Start();
         await Eventually.WaitAsync(
             () => Task.FromResult(IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null),

@@ -192,7 +192,7 @@ public sealed class HarvestTests : IDisposable
         var run = RunAsync(["busybox", "sleep", "6"], CancellationToken.None, TimeSpan.FromSeconds(12), runtime);
         var id = await RunningContainerAsync();
         await runtime.SuspendAllAsync(CancellationToken.None);
-        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", runtime.Idle.Parent), id, "freezer.state");
+        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", runtime.Idle.Parent, id) ?? IdleCgroup.PathOf("freezer", Path.Combine(runtime.Idle.Parent, id)), "freezer.state");
         await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"}, {clock.Elapsed.TotalSeconds:0.0} s since the start, the step {run.Status})");
         await WaitAsync(() => clock.Elapsed > TimeSpan.FromSeconds(14), "the timeout to pass in wall-clock time");
         Assert.Equal(1, await runtime.ResumeAllAsync(CancellationToken.None));

@@ -46,7 +46,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         var containerId = await Eventually.WaitAsync(
             async () => (await ServerFixture.ContainersOfAsync(runId)).FirstOrDefault(c => c.State == "running")?.ID,
             () => $"the task's container to run on worker A\n{a.Output}");
-        var freezer = Path.Combine(IdleCgroup.PathOf("freezer", "pipelines"), containerId, "freezer.state");
+        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", "pipelines", containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine("pipelines", containerId)), "freezer.state");
         Assert.Equal("THAWED", IdleCgroup.Read(freezer));
 
         _owner.Start();
