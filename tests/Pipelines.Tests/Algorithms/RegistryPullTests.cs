@@ -107,19 +107,7 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_tag_moved_after_submission_fails_the_task_naming_both_images_instead_of_running_another_image()
     {
         var pinned = await PushNewImageAsync("moved");
-        var workflow = _temp.Write("moved.yaml", $$"""
-            version: 1
-            name: moved
-            input:
-              uri: {{Inputs(1)}}
-            steps:
-              - name: count
-                image: {{pinned.Name}}
-                command: ["sh", "-c", "busybox wc -c < {input} > /out/size.txt"]
-                outputs: ["size.txt"]
-            output:
-              uri: {{_temp.Combine("out")}}
-            """);
+        var workflow = OneStepWorkflow("moved", pinned.Name);
 
         string? other = null;
         var (run, _) = await SubmitThenStartWorkerAsync(workflow, afterSubmit: async () =>
@@ -144,19 +132,7 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
     public async Task A_registry_that_refuses_the_credentials_fails_the_task_with_the_registrys_answer()
     {
         var pinned = await PushNewImageAsync("refused");
-        var workflow = _temp.Write("refused.yaml", $$"""
-            version: 1
-            name: refused
-            input:
-              uri: {{Inputs(1)}}
-            steps:
-              - name: count
-                image: {{pinned.Name}}
-                command: ["sh", "-c", "busybox wc -c < {input} > /out/size.txt"]
-                outputs: ["size.txt"]
-            output:
-              uri: {{_temp.Combine("out")}}
-            """);
+        var workflow = OneStepWorkflow("refused", pinned.Name);
         var (run, _) = await SubmitThenStartWorkerAsync(workflow, afterSubmit: () => _f.RemoveImageAsync(pinned.Id), workerPassword: "not-the-password");
         var stdout = await WaitAsync(run);
         Assert.NotEqual(0, run.ExitCode);
@@ -167,6 +143,21 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     private sealed record Pushed(string Name, string Id);
+
+    /// <summary>A workflow of one step on one input that counts its bytes with IMAGE.</summary>
+    private string OneStepWorkflow(string name, string image) => _temp.Write(name + ".yaml", $$"""
+        version: 1
+        name: {{name}}
+        input:
+          uri: {{Inputs(1)}}
+        steps:
+          - name: count
+            image: {{image}}
+            command: ["sh", "-c", "busybox wc -c < {input} > /out/size.txt"]
+            outputs: ["size.txt"]
+        output:
+          uri: {{_temp.Combine("out")}}
+        """);
 
     /// <summary>An image of this test's own, pushed to the registry under host/pipelines-tests/NAME-xxxx:1.</summary>
     private async Task<Pushed> PushNewImageAsync(string name)
