@@ -62,12 +62,16 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         Assert.Contains("harvesting: policy always", b.StartLine, StringComparison.Ordinal);
 
         // A vacates (the attempt's rows wait under tasks/<task>/vacated/), and B completes the task.
-        var output = new RunFolder(fixture.Stores.Open($"s3://{fixture.Bucket}/counting/{runId}/"));
-        await Eventually.WaitAsync(
-            async () => await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null,
-            () => $"worker A to vacate the task\n{a.Output}");
         // A failure says why: the run, the task's row (state, worker, lease, attempts), and what both workers printed.
         var last = "";
+        var output = new RunFolder(fixture.Stores.Open($"s3://{fixture.Bucket}/counting/{runId}/"));
+        await Eventually.WaitAsync(
+            async () =>
+            {
+                last = $"--- tasks ---\n{await http.GetStringAsync($"/api/runs/{runId}/tasks")}";
+                return await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null;
+            },
+            () => $"worker A to vacate the task\n{last}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
         var run = (await Eventually.WaitAsync<JsonElement?>(
             async () =>
             {
