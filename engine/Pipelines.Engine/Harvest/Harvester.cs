@@ -149,6 +149,15 @@ public sealed partial class Harvester : BackgroundService
             cancellationToken);
 
     /// <summary>
+    /// Waits for at most <paramref name="hold"/> until a task could be admitted, taking nothing:
+    /// true when there is room. A worker that has just handed a task back waits here before it
+    /// fetches again, or its free Hangfire worker, first at the queue, would fetch the very job it
+    /// handed back, again and again, while the other machines poll once a second and lose the race.
+    /// </summary>
+    public async Task<bool> RoomAsync(TimeSpan hold, CancellationToken cancellationToken) =>
+        await WaitForRoomAsync(() => _admitted < Allowed() ? NoSlot.Instance : null, hold, cancellationToken).ConfigureAwait(false) is not null;
+
+    /// <summary>
     /// Waits for at most <paramref name="hold"/> for the owner to leave room for one function
     /// request (docs/harvesting.md): null without room (the caller answers 503). A request takes
     /// no task slot (each function's max, concurrency and queue bound its requests), but while
@@ -384,6 +393,15 @@ public sealed partial class Harvester : BackgroundService
     }
 
     private sealed record Vacatable(CancellationTokenSource Vacate, Func<long> Memory);
+
+    private sealed class NoSlot : IDisposable
+    {
+        public static readonly NoSlot Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 
     private sealed class Slot(Harvester owner) : IDisposable
     {

@@ -68,6 +68,20 @@ public sealed partial class TaskRunner
         {
             await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
             LogHandedBack(_log, runId, index, _harvester.Why());
+
+            // This worker stays off the queue until it has room again, for at most another hold:
+            // ended now, its Hangfire worker, free first, would fetch the job just handed back
+            // before any other machine's next poll, and hand it back again, for as long as the
+            // owner stays busy, while a machine with room never got it.
+            try
+            {
+                await _harvester.RoomAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Shutting down: the task is already back in the queue.
+            }
+
             return;
         }
 

@@ -131,12 +131,17 @@ public sealed class HarvestTests : IDisposable
         var never = Harvester(new HarvestOptions(), HarvestPolicy.Never);
         await never.TickAsync(CancellationToken.None);
         Assert.Null(await never.AdmitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
+        Assert.False(await never.RoomAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
 
         var always = Harvester(new HarvestOptions(), HarvestPolicy.Always);
         await always.TickAsync(CancellationToken.None);
+        // Room is looked at without taking any (4 slots here): nothing is counted as running.
+        Assert.True(await always.RoomAsync(TimeSpan.Zero, CancellationToken.None));
+        Assert.Equal(0, always.Status().Running);
         var running = await always.AdmitAsync(TimeSpan.Zero, CancellationToken.None);
         Assert.NotNull(running);
         always.Drain();
+        Assert.False(await always.RoomAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
         Assert.Null(await always.AdmitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
         Assert.Equal("this worker is draining", always.Why());
         Assert.Equal(1, always.Status().Running);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Text.Json;
 using Pipelines.Containers;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Server;
@@ -61,13 +62,26 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         Assert.Contains("harvesting: policy always", b.StartLine, StringComparison.Ordinal);
 
         // A vacates (the attempt's rows wait under tasks/<task>/vacated/), and B completes the task.
+        // A failure says why: the run, the task's row (state, worker, lease, attempts), and what both workers printed.
+        var last = "";
         var output = new RunFolder(fixture.Stores.Open($"s3://{fixture.Bucket}/counting/{runId}/"));
         await Eventually.WaitAsync(
-            async () => await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null,
-            () => $"worker A to vacate the task\n{a.Output}");
-        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", Eventually.Patience);
+            async () =>
+            {
+                last = $"--- tasks ---\n{await http.GetStringAsync($"/api/runs/{runId}/tasks")}";
+                return await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)) ? true : (bool?)null;
+            },
+            () => $"worker A to vacate the task\n{last}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
+        var run = (await Eventually.WaitAsync<JsonElement?>(
+            async () =>
+            {
+                var r = await ServerFixture.GetRunAsync(http, runId);
+                last = $"{r}\n--- tasks ---\n{await http.GetStringAsync($"/api/runs/{runId}/tasks")}";
+                return r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled" ? r : (JsonElement?)null;
+            },
+            () => $"the run to end, with the task completed on worker B\n{last}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}"))!.Value;
         _owner.Stop();
-        Assert.True(run.GetProperty("state").GetString() == "succeeded", $"{run}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
+        Assert.True(run.GetProperty("state").GetString() == "succeeded", $"{last}\n--- A ---\n{a.Output}\n--- B ---\n{b.Output}");
 
         var rows = await output.ProvenanceAsync();
         Assert.Equal(
