@@ -95,14 +95,14 @@ public sealed class EveryTaskEndsTests : IDisposable
         {
             var submitted = await host.Services.GetRequiredService<RunSubmitter>().SubmitAsync(yaml, "ends.yaml", _temp.Path, [], CancellationToken.None);
             var store = host.Services.GetRequiredService<IRunStore>();
-            var deadline = DateTime.UtcNow.AddSeconds(60);
+            var deadline = DateTime.UtcNow.AddSeconds(180);   // an upper bound: on a loaded machine a retry waits for the schedule poller
             RunRecord? run;
             while ((run = await store.GetRunAsync(submitted.RunId, CancellationToken.None)) is { State: var s } && !s.IsTerminal() && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(100);
             }
 
-            Assert.True(run?.State.IsTerminal(), $"run still {run?.State} after 60 s");
+            Assert.True(run?.State.IsTerminal(), $"run still {run?.State} after 180 s");
             return (run!, await store.GetTasksAsync(submitted.RunId, CancellationToken.None));
         }
         finally
