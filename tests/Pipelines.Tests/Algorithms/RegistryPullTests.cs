@@ -34,13 +34,19 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
             p.Dispose();
         }
 
-        foreach (var id in _pushed)
+        try
         {
-            await _f.RemoveImageAsync(id);
+            foreach (var id in _pushed)
+            {
+                await _f.RemoveImageAsync(id);
+            }
         }
-
-        await _registry.DisposeAsync();
-        await _f.DisposeAsync();
+        finally
+        {
+            // Stopped whatever happened above: a registry process must never outlive its test.
+            await _registry.DisposeAsync();
+            await _f.DisposeAsync();
+        }
         _temp.Dispose();
     }
 
