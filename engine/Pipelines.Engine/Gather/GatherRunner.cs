@@ -148,7 +148,7 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
             }
 
             Phase("tables");
-            var tasksParquet = await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+            await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
             Phase("provenance");
             if (definition.IsCandidate && !cancelled)
             {
@@ -181,9 +181,9 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
                 Engine = new RunSummaryEngine("pipelines", EngineVersion),
             };
 
-            // The report is read from the tasks.parquet just written, one row group at a time. A
-            // report that cannot be drawn is a warning of the run, never its failure.
-            var reportWarning = await WriteReportAsync(summary, workflow, tasksParquet, output, cancellationToken).ConfigureAwait(false);
+            // The report is drawn from the rows just written to tasks.parquet (already in memory
+            // here). A report that cannot be drawn is a warning of the run, never its failure.
+            var reportWarning = await WriteReportAsync(summary, workflow, provenance, output, cancellationToken).ConfigureAwait(false);
             if (reportWarning is not null)
             {
                 summary = summary with { Warnings = [.. warnings, reportWarning] };
@@ -261,13 +261,12 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
         }
     }
 
-    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string tasksParquet, StorageLocation output, CancellationToken ct)
+    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, IReadOnlyList<ProvenanceRow> provenance, StorageLocation output, CancellationToken ct)
     {
         byte[] html;
         try
         {
-            await using var file = new FileStream(tasksParquet, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
-            html = await RunReport.BuildAsync(summary, workflow.Steps.Select(s => s.Name).ToList(), file, ct).ConfigureAwait(false);
+            html = RunReport.Build(summary, workflow.Steps.Select(s => s.Name).ToList(), provenance);
         }
         catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
         {
@@ -279,12 +278,11 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
         return null;
     }
 
-    private static async Task<string> WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
+    private static async Task WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
     {
         var path = Path.Combine(scratch, "tasks.parquet");
         await ProvenanceFile.WriteAsync(provenance, path, ct).ConfigureAwait(false);
         await output.Store.UploadAsync(output.Key(RunLayout.ProvenanceTasks), path, "application/vnd.apache.parquet", ct).ConfigureAwait(false);
-        return path;
     }
 
     private void DeleteScratch(string scratch)

@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Net;
 using System.Text;
+using Pipelines.Containers;
 using Pipelines.Runs;
+using Pipelines.RunStore;
 
 namespace Pipelines.Gather;
 
@@ -9,7 +11,7 @@ namespace Pipelines.Gather;
 /// report.html in the run folder: one page that needs no network (inline SVG and CSS, no
 /// script): the run's summary, a timeline of tasks per worker, duration per step (and CPU,
 /// memory and I/O per step when tasks.parquet has the resource columns), the slowest and the
-/// failed task attempts with links to their logs. The provenance is read as a stream and only
+/// failed task attempts with links to their logs. The provenance is read as a stream (a tasks.parquet, or the rows a gather holds) and only
 /// what the page shows is kept: a sum per step, the <see cref="Slowest"/> slowest and the first
 /// <see cref="MaxFailed"/> failed attempts, and a <see cref="Timeline"/> (itself bounded).
 /// </summary>
@@ -44,6 +46,21 @@ public sealed class RunReport
         await foreach (var entry in ProvenanceFile.ReadAsync(tasksParquet, cancellationToken).ConfigureAwait(false))
         {
             report.Add(entry);
+        }
+
+        return Encoding.UTF8.GetBytes(report.ToHtml());
+    }
+
+    /// <summary>
+    /// The report of a run from the provenance rows its gather holds: the same page as from the
+    /// tasks.parquet written from those rows, without reading that file back.
+    /// </summary>
+    public static byte[] Build(RunSummary summary, IReadOnlyList<string> stepOrder, IEnumerable<ProvenanceRow> rows)
+    {
+        var report = new RunReport(summary, stepOrder);
+        foreach (var row in rows)
+        {
+            report.Add(new ProvenanceEntry(row, new ResourceUse(row.CpuSeconds, row.PeakMemoryBytes, row.ReadBytes, row.WrittenBytes, row.WallSeconds)));
         }
 
         return Encoding.UTF8.GetBytes(report.ToHtml());

@@ -141,6 +141,22 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
     }
 
+    /// <summary>The start of the warm-pool owner of every step of a run (reuse: true): <c>run:ID/</c>.</summary>
+    private static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
+
+    /// <summary>
+    /// A run has no task left: its warm containers on this worker are stopped, in the
+    /// background (the pool's disposal waits for the stops), so that the gather need not wait.
+    /// </summary>
+    public void RunEnded(string runId)
+    {
+        if (pool is not null)
+        {
+            var prefix = WarmOwnerPrefix(runId);
+            _ = pool.RetireWhereAsync(o => o.StartsWith(prefix, StringComparison.Ordinal), $"run {runId} has no task left");
+        }
+    }
+
     /// <summary>
     /// One attempt (reuse: true) as a request to a warm container of this run's step: the task's
     /// inputs and earlier steps' outputs are moved into the container's folders for the request
@@ -156,7 +172,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         }
 
         var spec = new WarmSpec(
-            $"run:{run.RunId}/step:{step.Name}",
+            WarmOwnerPrefix(run.RunId) + $"step:{step.Name}",
             step.ImageDigest,
             WarmMode.Fork,
             [],

@@ -352,9 +352,21 @@ public sealed partial class TaskRunner
         return [.. vacated, .. rows];
     }
 
-    /// <summary>The fan-in: whoever sees no task left starts the gather (at least once; the gather runs once).</summary>
-    private Task FanInAsync(string runId, int remaining, CancellationToken ct) =>
-        remaining == 0 ? _queue.EnqueueGatherAsync(runId, ct) : Task.CompletedTask;
+    /// <summary>
+    /// The fan-in: whoever sees no task left starts the gather (at least once; the gather runs
+    /// once), and stops this worker's warm containers of the run meanwhile, since no task is left
+    /// to use them (other workers' idle out after Worker:WarmStepIdle).
+    /// </summary>
+    private Task FanInAsync(string runId, int remaining, CancellationToken ct)
+    {
+        if (remaining != 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        _steps.RunEnded(runId);
+        return _queue.EnqueueGatherAsync(runId, ct);
+    }
 
     private RunDefinition? Definition(RunRecord run)
     {

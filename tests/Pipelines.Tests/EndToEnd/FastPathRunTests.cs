@@ -52,9 +52,14 @@ public sealed class FastPathRunTests : IDisposable
     [Fact]
     public async Task Batch_auto_cuts_four_tasks_per_worker_slot()
     {
-        var result = await RunAsync("auto", "input.batch=auto", "steps[0].reuse=true");
+        var result = await RunAsync("auto", "input.batch=auto", "steps[0].reuse=true", "-v");
 
         Assert.Equal(0, result.ExitCode);
+
+        // The run's warm containers were stopped when its last task ended, not left for the pool's shutdown.
+        var runId = RunFolder.RunIdFrom(result);
+        Assert.Contains($"stopped: run {runId} has no task left", result.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("stopped: the warm pool was shut down", result.Stdout, StringComparison.Ordinal);
 
         // 200 files over 4 local workers, 4 tasks each: batches of 13, so 16 tasks.
         Assert.Contains("16 task(s) over 200 input file(s)", result.Stdout, StringComparison.Ordinal);
@@ -69,8 +74,7 @@ public sealed class FastPathRunTests : IDisposable
         var args = new List<string> { "run", "workflows/fastq-stats.yaml", "--local-workers", "4", "--set", "output.uri=" + _temp.Combine(output) };
         foreach (var s in sets)
         {
-            args.Add("--set");
-            args.Add(s);
+            args.AddRange(s.StartsWith('-') ? [s] : ["--set", s]);
         }
 
         return CliRunner.RunAsync(args, _env);

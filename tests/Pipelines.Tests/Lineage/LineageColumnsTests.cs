@@ -116,6 +116,9 @@ public sealed class LineageColumnsTests : IDisposable
             FinishedAt = start.AddSeconds(i + (i % 50)),
             Worker = "w" + (i % 2),
             Error = i % 3 == 0 ? "exit 2: bad <input>" : null,
+            CpuSeconds = i % 4 == 0 ? null : i * 0.01,
+            PeakMemoryBytes = i % 5 == 0 ? null : 1000L * i,
+            WallSeconds = i % 7 == 0 ? null : i % 50,
         }).ToList();
         var path = _temp.Combine("tasks.parquet");
         await ProvenanceFile.WriteAsync(rows, path, CancellationToken.None);
@@ -146,6 +149,10 @@ public sealed class LineageColumnsTests : IDisposable
         Assert.Equal(RunReport.Slowest, Count(slowest, "<tr><td>"));
         Assert.Contains("<a href=\"tasks/task049/work.log\">work.log</a>", slowest, StringComparison.Ordinal);
         Assert.Equal(300, Count(html, "<rect class=\"bar "));
+
+        // The gather draws the report from the rows it holds, not from the file: the same page.
+        Assert.Equal(html, System.Text.Encoding.UTF8.GetString(RunReport.Build(summary, ["work"], rows)));
+        Assert.Contains("<h2>CPU time per step</h2>", html, StringComparison.Ordinal);
     }
 
     private async Task<TablePartRef> PartAsync(string task, string content, IReadOnlyList<string> inputs)

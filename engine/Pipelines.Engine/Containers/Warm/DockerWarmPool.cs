@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -30,6 +31,10 @@ public sealed partial class DockerWarmPool : IWarmPool
     private readonly TimeProvider _time;
     private readonly Dictionary<string, OwnerPool> _owners = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
+
+    // Stops not awaited by their cause (an idle timer, a lease's end, a retired run): the pool's
+    // disposal waits for them, so that a process that ends leaves no warm container behind.
+    private readonly ConcurrentDictionary<Task, byte> _stopping = new();
     private long _removed;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -96,7 +101,10 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
     }
 
-    public async Task RetireAsync(string owner, CancellationToken cancellationToken)
+    public Task RetireAsync(string owner, CancellationToken cancellationToken) =>
+        RetireAsync(owner, $"the warm containers of {owner} were retired");
+
+    private async Task RetireAsync(string owner, string reason)
     {
         OwnerPool? pool;
         lock (_owners)
@@ -109,10 +117,21 @@ public sealed partial class DockerWarmPool : IWarmPool
 
         if (pool is not null)
         {
-            await StopAllAsync(pool, $"the warm containers of {owner} were retired").ConfigureAwait(false);
+            await StopAllAsync(pool, reason).ConfigureAwait(false);
         }
 
         Changed();
+    }
+
+    public Task RetireWhereAsync(Func<string, bool> owner, string reason)
+    {
+        List<string> owners;
+        lock (_owners)
+        {
+            owners = [.. _owners.Keys.Where(owner)];
+        }
+
+        return Task.WhenAll(owners.Select(o => RetireAsync(o, reason)));
     }
 
     public IReadOnlyList<WarmPoolStats> Stats()
@@ -167,6 +186,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
 
         await Task.WhenAll(all.Select(p => StopAllAsync(p, "the warm pool was shut down"))).ConfigureAwait(false);
+        await Task.WhenAll(_stopping.Keys).ConfigureAwait(false);
         _disposed.Dispose();
     }
 
@@ -434,7 +454,15 @@ public sealed partial class DockerWarmPool : IWarmPool
         await Task.WhenAll(containers.Select(c => StopAsync(c, reason))).ConfigureAwait(false);
     }
 
-    private async Task StopAsync(WarmContainer container, string reason)
+    private Task StopAsync(WarmContainer container, string reason)
+    {
+        var stop = StopNowAsync(container, reason);
+        _stopping.TryAdd(stop, 0);
+        _ = stop.ContinueWith(t => _stopping.TryRemove(t, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return stop;
+    }
+
+    private async Task StopNowAsync(WarmContainer container, string reason)
     {
         container.IdleTimer?.Dispose();
         container.Fork?.Dispose();

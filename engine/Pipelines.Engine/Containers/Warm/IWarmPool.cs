@@ -70,6 +70,13 @@ public interface IWarmPool : IAsyncDisposable
     /// <summary>Stops every container of an owner (a run ended, a function deleted or deployed again).</summary>
     Task RetireAsync(string owner, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Stops every container of the owners <paramref name="owner"/> selects (all steps of a run
+    /// with no task left), for <paramref name="reason"/>. The pool's disposal waits for these
+    /// stops, so a caller need not.
+    /// </summary>
+    Task RetireWhereAsync(Func<string, bool> owner, string reason);
+
     /// <summary>Figures per owner, for the dashboard and the API.</summary>
     IReadOnlyList<WarmPoolStats> Stats();
 }
