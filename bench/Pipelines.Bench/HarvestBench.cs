@@ -60,9 +60,12 @@ internal static class HarvestBench
         var cycle = busy + idle;
         var phase = cycle * cycles;
         var workflow = Path.Combine(work, "burn.yaml");
-        await File.WriteAllTextAsync(workflow, Workflow(loops));
+        // reuse: true (the default here, BENCH_REUSE=false for a container per task): the tasks are
+        // requests to warm containers, as the batch fast path runs small files (docs/benchmarks.md).
+        var reuse = Environment.GetEnvironmentVariable("BENCH_REUSE") is not ("false" or "0");
+        await File.WriteAllTextAsync(workflow, Workflow(loops, reuse));
 
-        Console.Error.WriteLine($"harvest: owner {busy} s busy / {idle} s idle, {cycles} cycle(s) per phase; pipeline {workers} worker(s), {loops} loops per file");
+        Console.Error.WriteLine($"harvest: owner {busy} s busy / {idle} s idle, {cycles} cycle(s) per phase; pipeline {workers} worker(s), {loops} loops per file, reuse {(reuse ? "true" : "false")}");
         using var owner = StartOwner(busy, idle, 7 * 24 * 3600);
         var ownerOps = 0L;
         var ownerBusy = false;
@@ -258,7 +261,7 @@ internal static class HarvestBench
         return Process.Start(psi)!;
     }
 
-    private static string Workflow(int loops) => $$"""
+    private static string Workflow(int loops, bool reuse) => $$"""
         version: 1
         name: harvest-burn
         description: bench/harvest's pipeline, CPU-bound tasks of one file each
@@ -271,6 +274,7 @@ internal static class HarvestBench
             image: pipelines-samples/pair-check:1
             command: ["sh", "-c", 'i=0; while [ $i -lt {{loops}} ]; do i=$((i+1)); done; echo "$1,$(busybox wc -l < "$1")" > /out/part.csv', "sh", "{input}"]
             resources: { cpus: 1, memory: 32Mi, timeout: 30m }
+            reuse: {{(reuse ? "true" : "false")}}
             outputs: ["*.csv"]
         gather:
           - name: lines
@@ -403,6 +407,7 @@ internal static class HarvestBench
             // Quicker than the defaults (10 s, 5 s), which suit a desktop; bursts here are tens of seconds.
             psi.Environment["PIPELINES_Harvest__StartAfter"] = Environment.GetEnvironmentVariable("BENCH_START_AFTER") ?? "00:00:02";
             psi.Environment["PIPELINES_Harvest__ResumeAfter"] = Environment.GetEnvironmentVariable("BENCH_RESUME_AFTER") ?? "00:00:02";
+            psi.Environment["PIPELINES_Harvest__SampleInterval"] = Environment.GetEnvironmentVariable("BENCH_SAMPLE_INTERVAL") ?? "00:00:01";
             var p = Process.Start(psi)!;
             var log = new StringBuilder();
             p.OutputDataReceived += (_, e) => { lock (log) { log.AppendLine(e.Data); } };

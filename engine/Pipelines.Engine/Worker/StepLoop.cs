@@ -141,8 +141,28 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
     }
 
+    /// <summary>
+    /// The warm containers of one step of one run (reuse: true): fork mode, up to one per worker
+    /// slot, idled out after Worker:WarmStepIdle. The one home of that spec: the tasks' requests
+    /// and a submission's prewarm (RunSubmitter) must name the same containers.
+    /// </summary>
+    internal static WarmSpec WarmSpecOf(string runId, string step, string imageDigest, Resources resources, IReadOnlyDictionary<string, string> secrets, WorkerOptions options) => new(
+        WarmOwnerPrefix(runId) + $"step:{step}",
+        imageDigest,
+        WarmMode.Fork,
+        [],
+        new Dictionary<string, string>(),
+        resources,
+        new Dictionary<string, string> { ["org.pipelines.run"] = runId, ["org.pipelines.step"] = step })
+    {
+        Secrets = secrets,
+        Max = Math.Max(1, options.Concurrency),
+        MaxQueue = int.MaxValue,
+        IdleTimeout = options.WarmStepIdle,
+    };
+
     /// <summary>The start of the warm-pool owner of every step of a run (reuse: true): <c>run:ID/</c>.</summary>
-    private static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
+    internal static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
 
     /// <summary>
     /// A run has no task left: its warm containers on this worker are stopped, in the
@@ -171,20 +191,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             throw new PipelinesException($"step '{step.Name}' asks for reuse: true, but this worker has no warm pool (it needs the Docker engine)", retryHelps: false);
         }
 
-        var spec = new WarmSpec(
-            WarmOwnerPrefix(run.RunId) + $"step:{step.Name}",
-            step.ImageDigest,
-            WarmMode.Fork,
-            [],
-            new Dictionary<string, string>(),
-            step.Resources,
-            new Dictionary<string, string> { ["org.pipelines.run"] = run.RunId, ["org.pipelines.step"] = step.Name })
-        {
-            Secrets = secrets,
-            Max = Math.Max(1, options.Concurrency),
-            MaxQueue = int.MaxValue,
-            IdleTimeout = options.WarmStepIdle,
-        };
+        var spec = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options);
         // As a one-shot container would: a pinned image this engine lacks is loaded or pulled first, once per digest.
         var note = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
         var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);

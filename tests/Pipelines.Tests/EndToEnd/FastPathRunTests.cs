@@ -56,8 +56,12 @@ public sealed class FastPathRunTests : IDisposable
 
         Assert.Equal(0, result.ExitCode);
 
-        // The run's warm containers were stopped when its last task ended, not left for the pool's shutdown.
+        // The four warm containers (one per worker slot) were started while the input was
+        // planned, ahead of the first task; no other was started. They were stopped when the
+        // run's last task ended, not left for the pool's shutdown.
         var runId = RunFolder.RunIdFrom(result);
+        Assert.Equal(4, Count(result.Stdout, $"of run:{runId}/step:stats started (Fork mode, ahead of its requests)"));
+        Assert.Equal(4, Count(result.Stdout, $"of run:{runId}/step:stats started ("));
         Assert.Contains($"stopped: run {runId} has no task left", result.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("stopped: the warm pool was shut down", result.Stdout, StringComparison.Ordinal);
 
@@ -67,6 +71,17 @@ public sealed class FastPathRunTests : IDisposable
         var provenance = await Folder(result, "auto").ProvenanceAsync();
         Assert.Equal(16, provenance.Count);
         Assert.Equal(13, provenance.Max(p => p.Inputs.Count));
+    }
+
+    private static int Count(string text, string what)
+    {
+        var n = 0;
+        for (var i = text.IndexOf(what, StringComparison.Ordinal); i >= 0; i = text.IndexOf(what, i + what.Length, StringComparison.Ordinal))
+        {
+            n++;
+        }
+
+        return n;
     }
 
     private Task<CliRunner.Result> RunAsync(string output, params string[] sets)

@@ -101,6 +101,27 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
     }
 
+    public void Prewarm(WarmSpec spec, int count)
+    {
+        if (_disposed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        var pool = Owner(spec);
+        lock (pool)
+        {
+            var wanted = Math.Min(count, pool.Spec.Max) - pool.Ready.Count - pool.Starting;
+            for (var i = 0; i < wanted; i++)
+            {
+                pool.Starting++;
+                _ = StartAndAddAsync(pool, ahead: true);
+            }
+        }
+
+        Changed();
+    }
+
     public Task RetireAsync(string owner, CancellationToken cancellationToken) =>
         RetireAsync(owner, $"the warm containers of {owner} were retired");
 
@@ -315,13 +336,13 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     private static int Capacity(WarmSpec spec) => spec.Mode == WarmMode.Fork ? 1 : Math.Max(1, spec.Concurrency);
 
-    private async Task StartAndAddAsync(OwnerPool pool)
+    private async Task StartAndAddAsync(OwnerPool pool, bool ahead = false)
     {
         WarmContainer? container = null;
         Exception? failure = null;
         try
         {
-            container = await StartAsync(pool.Spec, _disposed.Token).ConfigureAwait(false);
+            container = await StartAsync(pool.Spec, ahead, _disposed.Token).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -477,7 +498,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     /// <summary>Containers this pool has removed (idle, broken, retired), for tests that await a removal.</summary>
     internal long Removed => Interlocked.Read(ref _removed);
 
-    private async Task<WarmContainer> StartAsync(WarmSpec spec, CancellationToken cancellationToken)
+    private async Task<WarmContainer> StartAsync(WarmSpec spec, bool ahead, CancellationToken cancellationToken)
     {
         var folder = Path.Combine(_options.WarmRoot, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)));
         var socketName = spec.Mode == WarmMode.Fork ? ForkSocket : HttpSocketName;
@@ -563,7 +584,7 @@ public sealed partial class DockerWarmPool : IWarmPool
                 throw new BrokenChannelException($"nothing answered on {WarmLayout.Control}/{socketName} within {_options.WarmStartTimeout.TotalSeconds:0.#} s");
             }
 
-            LogStarted(_log, container.ShortId, spec.Owner, spec.Mode);
+            LogStarted(_log, container.ShortId, spec.Owner, spec.Mode, ahead ? ", ahead of its requests" : "");
             return container;
         }
         catch (BrokenChannelException e)
@@ -631,8 +652,8 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     private void Changed() => Interlocked.Exchange(ref _changed, new(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "warm container {Container} of {Owner} started ({Mode} mode)")]
-    private static partial void LogStarted(ILogger logger, string container, string owner, WarmMode mode);
+    [LoggerMessage(Level = LogLevel.Information, Message = "warm container {Container} of {Owner} started ({Mode} mode{Ahead})")]
+    private static partial void LogStarted(ILogger logger, string container, string owner, WarmMode mode, string ahead);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "warm container {Container} of {Owner} stopped: {Reason}")]
     private static partial void LogStopped(ILogger logger, string container, string owner, string reason);

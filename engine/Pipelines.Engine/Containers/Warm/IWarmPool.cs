@@ -77,6 +77,14 @@ public interface IWarmPool : IAsyncDisposable
     /// </summary>
     Task RetireWhereAsync(Func<string, bool> owner, string reason);
 
+    /// <summary>
+    /// Starts containers of <paramref name="spec"/> ahead of its requests, up to
+    /// <paramref name="count"/> (and <see cref="WarmSpec.Max"/>) started or starting: they serve
+    /// the first requests as soon as those come, and idle out like any other if none does. A
+    /// start that fails is logged; the requests' own starts meet the cause again.
+    /// </summary>
+    void Prewarm(WarmSpec spec, int count);
+
     /// <summary>Figures per owner, for the dashboard and the API.</summary>
     IReadOnlyList<WarmPoolStats> Stats();
 }
