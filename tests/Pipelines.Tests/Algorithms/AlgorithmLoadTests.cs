@@ -128,8 +128,14 @@ public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.All(present, r => Assert.Null(r.ImageLoadSeconds));
         output.WriteLine($"loader {loaded.ImageLoadSeconds:0.000} s; waits {string.Join(", ", waited.Select(w => w.ImageLoadSeconds!.Value.ToString("0.000", CultureInfo.InvariantCulture)))}");
 
+        // `pipelines lineage` of the loader's output says so too.
+        var runFolder = Path.GetDirectoryName(Path.GetDirectoryName(parquet))!;
+        var lineage = await CliRunner.RunAsync(["lineage", Path.Combine(runFolder, loaded.Outputs.Single().Key)], new Dictionary<string, string?>());
+        Assert.True(lineage.ExitCode == 0, lineage.ToString());
+        Assert.Contains($"  image load: not on the worker's engine: loaded from the algorithm store, {load.Seconds.ToString("0.00", CultureInfo.InvariantCulture)} s", lineage.Stdout, StringComparison.Ordinal);
+
         // The run's report lists them.
-        var report = await File.ReadAllTextAsync(Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(parquet))!, "report.html"));
+        var report = await File.ReadAllTextAsync(Path.Combine(runFolder, "report.html"));
         Assert.Contains($"Image loads: {1 + waited.Count} step attempt(s) waited for their image", report, StringComparison.Ordinal);
         Assert.Contains("<td>loaded from the algorithm store</td>", report, StringComparison.Ordinal);
 

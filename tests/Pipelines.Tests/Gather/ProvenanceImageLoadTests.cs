@@ -1,5 +1,4 @@
 using System.Text;
-using System.Text.Json.Serialization;
 using Parquet.Serialization;
 using Pipelines.Containers;
 using Pipelines.Gather;
@@ -93,7 +92,7 @@ public sealed class ProvenanceImageLoadTests : IDisposable
     public async Task A_file_of_an_older_engine_without_the_image_columns_reads_with_nulls_and_its_report_lists_no_loads()
     {
         var path = _temp.Combine("older.parquet");
-        await ParquetSerializer.SerializeAsync(Enumerable.Range(0, 3).Select(i => new OlderRow(Row(i, null))).ToList(), path);
+        await ParquetSerializer.SerializeAsync(Enumerable.Range(0, 3).Select(i => new OlderProvenanceRow(Row(i, null))).ToList(), path);
 
         var entries = await ReadAsync(path);
         await using var file = File.OpenRead(path);
@@ -124,24 +123,5 @@ public sealed class ProvenanceImageLoadTests : IDisposable
         Assert.Equal(RunReport.MaxFailed + 1, table.Split("<tr>").Length - 1);
         Assert.Single(table.Split("<tr>"), r => r.Contains("<td>loaded from the algorithm store</td>", StringComparison.Ordinal));
         Assert.Contains($"and {n - RunReport.MaxFailed} more: every one is in provenance/tasks.parquet (image_load_seconds)", html, StringComparison.Ordinal);
-    }
-
-    /// <summary>A provenance row as engines before the image columns wrote it.</summary>
-    private sealed class OlderRow(ProvenanceRow p)
-    {
-        [JsonPropertyName("run_id")] public string RunId { get; set; } = p.RunId;
-        [JsonPropertyName("task_id")] public string TaskId { get; set; } = p.TaskId;
-        [JsonPropertyName("task_index")] public int TaskIndex { get; set; } = p.TaskIndex;
-        [JsonPropertyName("attempt")] public int Attempt { get; set; } = p.Attempt;
-        [JsonPropertyName("step")] public string Step { get; set; } = p.Step;
-        [JsonPropertyName("status")] public string Status { get; set; } = p.Status;
-        [JsonPropertyName("image")] public string Image { get; set; } = p.Image;
-        [JsonPropertyName("image_digest")] public string ImageDigest { get; set; } = p.ImageDigest;
-        [JsonPropertyName("log")] public string? Log { get; set; } = p.Log;
-        [JsonPropertyName("started_at")] public DateTime StartedAt { get; set; } = p.StartedAt;
-        [JsonPropertyName("finished_at")] public DateTime FinishedAt { get; set; } = p.FinishedAt;
-        [JsonPropertyName("worker")] public string Worker { get; set; } = p.Worker;
-        [JsonPropertyName("cpu_seconds")] public double? CpuSeconds { get; set; } = p.CpuSeconds;
-        [JsonPropertyName("wall_seconds")] public double? WallSeconds { get; set; } = p.WallSeconds;
     }
 }
