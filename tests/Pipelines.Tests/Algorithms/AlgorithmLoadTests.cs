@@ -154,6 +154,14 @@ public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetim
             Assert.Contains($"<td class=\"seconds\">{load.Seconds.ToString("0.00", CultureInfo.InvariantCulture)}</td>", shown, StringComparison.Ordinal);
             Assert.Contains($"<td class=\"bytes\">{load.Bytes} (", shown, StringComparison.Ordinal);
             Assert.Contains(_f.Bucket, shown, StringComparison.Ordinal);
+
+            // The run's page: each task's row says what its attempt spent on the image, and nothing for those that found it.
+            var runPage = await http.GetStringAsync($"/hangfire/runs/{loaded.RunId}");
+            var cells = System.Text.RegularExpressions.Regex.Matches(runPage, "<td class=\"image-load\">(.*?)</td>").Select(m => m.Groups[1].Value).ToList();
+            Assert.Equal(8, cells.Count);
+            Assert.Single(cells, c => c.Contains($"loaded from the algorithm store, {loaded.ImageLoadSeconds!.Value.ToString("0.00", CultureInfo.InvariantCulture)} s", StringComparison.Ordinal));
+            Assert.Equal(waited.Count, cells.Count(c => c.Contains("waited for this worker", StringComparison.Ordinal)));
+            Assert.Equal(present.Count, cells.Count(c => c.Length == 0));
         }
 
         await _f.RemoveImageAsync(digest);
