@@ -324,55 +324,60 @@ public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayR
     {
         // A server of its own whose latency margins are those of a real deployment (1.5 times and 100 ms), not the fixture's wide ones.
         var warm = Path.Combine("/tmp", "gl-" + Guid.NewGuid().ToString("N")[..8]);
-        await using (var server = await ServerProcess.StartAsync(f.Env(new Dictionary<string, string?>
+        try
         {
-            ["PIPELINES_Server__Roles"] = "api",
-            ["PIPELINES_Algorithms__Canary__MaxP95Ratio"] = "1.5",
-            ["PIPELINES_Algorithms__Canary__MaxP95IncreaseMs"] = "100",
-            ["PIPELINES_Docker__WarmRoot"] = warm,
-        })))
-        {
-            using var http = server.Client();
-            await f.DeployAsync(http, "gray-slow", ("1.0", f.Echo), ("2.0", f.Sleepy));
-            await PostOkAsync(http, "/api/algorithms/gray-slow/canary/2.0?percent=50");
-
-            // One at a time, until the guard ends the canary (it judges latency once both versions have MinRequests): a bound, not a wait.
-            var served = new List<Answer>();
-            while (served.Count < 200)
+            await using (var server = await ServerProcess.StartAsync(f.Env(new Dictionary<string, string?>
             {
-                var a = await InvokeAsync(http, "gray-slow", "x");
-                served.Add(a);
-                Assert.Equal((HttpStatusCode.OK, "x"), (a.Status, a.Body));
-                if (a.AlgorithmVersion == "2.0" && !(await GetAsync(http, "/api/algorithms/gray-slow")).GetProperty("channels").EnumerateArray().Any(c => c.GetProperty("channel").GetString() == "canary"))
+                ["PIPELINES_Server__Roles"] = "api",
+                ["PIPELINES_Algorithms__Canary__MaxP95Ratio"] = "1.5",
+                ["PIPELINES_Algorithms__Canary__MaxP95IncreaseMs"] = "100",
+                ["PIPELINES_Docker__WarmRoot"] = warm,
+            })))
+            {
+                using var http = server.Client();
+                await f.DeployAsync(http, "gray-slow", ("1.0", f.Echo), ("2.0", f.Sleepy));
+                await PostOkAsync(http, "/api/algorithms/gray-slow/canary/2.0?percent=50");
+
+                // One at a time, until the guard ends the canary (it judges latency once both versions have MinRequests): a bound, not a wait.
+                var served = new List<Answer>();
+                while (served.Count < 200)
                 {
-                    break;
+                    var a = await InvokeAsync(http, "gray-slow", "x");
+                    served.Add(a);
+                    Assert.Equal((HttpStatusCode.OK, "x"), (a.Status, a.Body));
+                    if (a.AlgorithmVersion == "2.0" && !(await GetAsync(http, "/api/algorithms/gray-slow")).GetProperty("channels").EnumerateArray().Any(c => c.GetProperty("channel").GetString() == "canary"))
+                    {
+                        break;
+                    }
+                }
+
+                var algorithm = await GetAsync(http, "/api/algorithms/gray-slow");
+                Assert.DoesNotContain(algorithm.GetProperty("channels").EnumerateArray(), c => c.GetProperty("channel").GetString() == "canary");
+                var rollback = algorithm.GetProperty("events")[0];
+                Assert.Equal(("rollback", "2.0", CanaryGuard.Who), (rollback.GetProperty("action").GetString(), rollback.GetProperty("version").GetString(), rollback.GetProperty("by").GetString()));
+                var reason = rollback.GetProperty("reason").GetString()!;
+                Assert.Matches(@"p95 latency [0-9.]+ ms \(without cold starts\) over [0-9]+ ended invocation\(s\), stable's [0-9.]+ ms over [0-9]+: more than 1.5 times \(Algorithms:Canary:MaxP95Ratio\) and 100 ms more \(Algorithms:Canary:MaxP95IncreaseMs\)", reason);
+
+                // Judged only with enough of both: the canary's minimum, and stable's, were served first.
+                var canaryServed = served.Count(a => a.AlgorithmVersion == "2.0");
+                Assert.True(canaryServed >= GrayReleaseFixture.MinRequests, $"rolled back after {canaryServed} canary invocation(s)");
+                Assert.True(served.Count(a => a.AlgorithmVersion == "1.0") >= GrayReleaseFixture.MinRequests);
+
+                // The figures in the reason are the canary's: over 500 ms, the sleep of every one of its answers.
+                var p95 = double.Parse(System.Text.RegularExpressions.Regex.Match(reason, @"p95 latency ([0-9.]+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                Assert.True(p95 >= 500, reason);
+                for (var i = 0; i < 5; i++)
+                {
+                    Assert.Equal("1.0", (await InvokeAsync(http, "gray-slow", "after")).AlgorithmVersion);
                 }
             }
-
-            var algorithm = await GetAsync(http, "/api/algorithms/gray-slow");
-            Assert.DoesNotContain(algorithm.GetProperty("channels").EnumerateArray(), c => c.GetProperty("channel").GetString() == "canary");
-            var rollback = algorithm.GetProperty("events")[0];
-            Assert.Equal(("rollback", "2.0", CanaryGuard.Who), (rollback.GetProperty("action").GetString(), rollback.GetProperty("version").GetString(), rollback.GetProperty("by").GetString()));
-            var reason = rollback.GetProperty("reason").GetString()!;
-            Assert.Matches(@"p95 latency [0-9.]+ ms \(without cold starts\) over [0-9]+ ended invocation\(s\), stable's [0-9.]+ ms over [0-9]+: more than 1.5 times \(Algorithms:Canary:MaxP95Ratio\) and 100 ms more \(Algorithms:Canary:MaxP95IncreaseMs\)", reason);
-
-            // Judged only with enough of both: the canary's minimum, and stable's, were served first.
-            var canaryServed = served.Count(a => a.AlgorithmVersion == "2.0");
-            Assert.True(canaryServed >= GrayReleaseFixture.MinRequests, $"rolled back after {canaryServed} canary invocation(s)");
-            Assert.True(served.Count(a => a.AlgorithmVersion == "1.0") >= GrayReleaseFixture.MinRequests);
-
-            // The figures in the reason are the canary's: over 500 ms, the sleep of every one of its answers.
-            var p95 = double.Parse(System.Text.RegularExpressions.Regex.Match(reason, @"p95 latency ([0-9.]+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-            Assert.True(p95 >= 500, reason);
-            for (var i = 0; i < 5; i++)
-            {
-                Assert.Equal("1.0", (await InvokeAsync(http, "gray-slow", "after")).AlgorithmVersion);
-            }
         }
-
-        if (Directory.Exists(warm))
+        finally
         {
-            Directory.Delete(warm, recursive: true);
+            if (Directory.Exists(warm))
+            {
+                Directory.Delete(warm, recursive: true);
+            }
         }
     }
 
