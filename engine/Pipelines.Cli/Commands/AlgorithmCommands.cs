@@ -35,9 +35,7 @@ public static class AlgorithmCommands
 
     private static string Who() => $"{Environment.UserName}@{Environment.MachineName}";
 
-    private static string Size(long bytes) => bytes >= 1 << 20
-        ? (bytes / (double)(1 << 20)).ToString("0.0", CultureInfo.InvariantCulture) + " MiB"
-        : (bytes / 1024.0).ToString("0.0", CultureInfo.InvariantCulture) + " KiB";
+    private static string Size(long bytes) => AlgorithmVersion.SizeText(bytes);
 
     public class VersionSettings : CommonSettings
     {

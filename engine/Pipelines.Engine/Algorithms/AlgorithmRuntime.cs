@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Storage;
@@ -51,15 +50,15 @@ public sealed partial class AlgorithmRuntime(
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
-        var note = await EnsureImageAsync(spec.ImageId, cancellationToken, pullFrom: spec.ImageName).ConfigureAwait(false);
+        var image = await EnsureImageAsync(spec.ImageId, cancellationToken, pullFrom: spec.ImageName).ConfigureAwait(false);
         var result = await docker.RunAsync(spec, cancellationToken).ConfigureAwait(false);
-        return note is null ? result : result with { Log = note + "\n" + result.Log };
+        return result.WithImage(spec.ImageId, image);
     }
 
     /// <summary>
-    /// Makes sure the image <paramref name="digest"/> is on this worker's engine; returns a line
-    /// for the step's log when it was not (how long the load or pull took, or how long this task
-    /// waited for the one another task started), or null when it was there.
+    /// Makes sure the image <paramref name="digest"/> is on this worker's engine; when it was not,
+    /// returns what this caller spent on it (the load or pull it made, or its wait for the one
+    /// another task started, in seconds), or null when it was there.
     /// </summary>
     /// <remarks>
     /// <paramref name="recentlySeenWillDo"/> skips the engine's answer for a digest seen there in
@@ -67,7 +66,7 @@ public sealed partial class AlgorithmRuntime(
     /// An image pinned from a name with a registry (<paramref name="pullFrom"/>) is pulled from
     /// that registry and must still be the pinned image; any other is loaded from the algorithm store.
     /// </remarks>
-    public async Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null)
+    public async Task<ImageArrival?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null)
     {
         if (!digest.StartsWith("sha256:", StringComparison.Ordinal)
             || (recentlySeenWillDo && _seen.TryGetValue(digest, out var at) && time.GetElapsedTime(at) < TimeSpan.FromSeconds(10)))
@@ -83,16 +82,17 @@ public sealed partial class AlgorithmRuntime(
 
         // Single flight per digest: the first task loads or pulls, the others wait for that same one.
         var registry = pullFrom is not null && HasRegistry(pullFrom) ? pullFrom : null;
-        var from = registry is null ? "loaded from the algorithm store" : $"pulled from its registry as {registry}";
         var clock = Stopwatch.StartNew();
         var mine = new Lazy<Task<TimeSpan>>(() => registry is null ? LoadAsync(digest) : PullAsync(digest, registry), LazyThreadSafetyMode.ExecutionAndPublication);
         var flight = _loads.GetOrAdd(digest, mine);
         try
         {
             var took = await flight.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+
+            // The waiter's own time is its wait, which began when it found the image missing: the load's own time is the loader's.
             return ReferenceEquals(flight, mine)
-                ? $"[pipelines: image {digest} was not on this worker's Docker engine: {from} in {Seconds(took)}]"
-                : $"[pipelines: image {digest} was not on this worker's Docker engine: waited {Seconds(clock.Elapsed)} for this worker's load of it]";
+                ? new ImageArrival(registry is null ? ImageArrivalKind.Loaded : ImageArrivalKind.Pulled, registry, took.TotalSeconds)
+                : new ImageArrival(ImageArrivalKind.Waited, registry, clock.Elapsed.TotalSeconds);
         }
         finally
         {
@@ -222,8 +222,6 @@ public sealed partial class AlgorithmRuntime(
             ? new AuthConfig { ServerAddress = host, Username = c.Username, Password = c.Password }
             : null;
     }
-
-    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) + " s";
 
     [LoggerMessage(Level = LogLevel.Information, Message = "image {Digest} loaded from {Source} in {Seconds:0.00} s ({Bytes} bytes)")]
     private static partial void LogLoaded(ILogger logger, string digest, string source, double seconds, long bytes);

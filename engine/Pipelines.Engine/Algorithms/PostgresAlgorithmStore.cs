@@ -15,7 +15,13 @@ public sealed record AlgorithmVersion(
     DateTimeOffset PushedAt,
     string? Notes,
     IReadOnlyList<string> RepoTags,
-    IReadOnlyList<string> LockDown);
+    IReadOnlyList<string> LockDown)
+{
+    /// <summary>An image's size as the CLI and the dashboard show it: KiB below a MiB, MiB from there.</summary>
+    public static string SizeText(long bytes) => bytes >= 1 << 20
+        ? (bytes / (double)(1 << 20)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MiB"
+        : (bytes / 1024.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " KiB";
+}
 
 /// <summary>
 /// A channel (stable, canary) of an algorithm and the version it names. A canary's

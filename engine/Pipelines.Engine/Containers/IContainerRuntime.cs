@@ -10,12 +10,12 @@ public interface IContainerRuntime
 
     /// <summary>
     /// Makes sure an image pinned by digest is on the engine before a container of it starts
-    /// elsewhere (a warm pool): a line for the log when it had to be loaded, null when it was
-    /// there. <paramref name="pullFrom"/> is the name the image was pinned from: when it names a
+    /// elsewhere (a warm pool): how it got there and how long this caller spent on it when it
+    /// had to be loaded or pulled, null when it was there. <paramref name="pullFrom"/> is the name the image was pinned from: when it names a
     /// registry, the image is pulled from there instead of loaded from the algorithm store. A
     /// runtime that cannot load images has nothing to do.
     /// </summary>
-    Task<string?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null) => Task.FromResult<string?>(null);
+    Task<ImageArrival?> EnsureImageAsync(string digest, CancellationToken cancellationToken, bool recentlySeenWillDo = false, string? pullFrom = null) => Task.FromResult<ImageArrival?>(null);
 
     /// <summary>Creates, starts, waits for, reads the logs of and removes a container.</summary>
     Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken);
@@ -54,6 +54,13 @@ public sealed record ContainerResult(long ExitCode, bool TimedOut, bool OomKille
 
     /// <summary>Why a column of <see cref="Resources"/> is null: one line each, for the step's log.</summary>
     public IReadOnlyList<string> ResourceNotes { get; init; } = [];
+
+    /// <summary>How the attempt got its image when the engine lacked it (loaded, pulled, or waited for); null when it was there.</summary>
+    public ImageArrival? Image { get; init; }
+
+    /// <summary>This result with how its image arrived, and the line that says so first in its log.</summary>
+    public ContainerResult WithImage(string digest, ImageArrival? image) =>
+        image is null ? this : this with { Image = image, Log = image.LogLine(digest) + "\n" + Log };
 
     public bool Succeeded => ExitCode == 0 && !TimedOut && !OomKilled;
 

@@ -11,9 +11,11 @@ namespace Pipelines.Gather;
 /// report.html in the run folder: one page that needs no network (inline SVG and CSS, no
 /// script): the run's summary, a timeline of tasks per worker, duration per step (and CPU,
 /// memory and I/O per step when tasks.parquet has the resource columns), the slowest and the
-/// failed task attempts with links to their logs. The provenance is read as a stream (a tasks.parquet, or the rows a gather holds) and only
+/// failed task attempts with links to their logs, and the attempts that waited for their image
+/// to be loaded or pulled onto a worker's engine. The provenance is read as a stream (a
+/// tasks.parquet, or the rows a gather holds) and only
 /// what the page shows is kept: a sum per step, the <see cref="Slowest"/> slowest and the first
-/// <see cref="MaxFailed"/> failed attempts, and a <see cref="Timeline"/> (itself bounded).
+/// <see cref="MaxFailed"/> failed attempts and image loads, and a <see cref="Timeline"/> (itself bounded).
 /// </summary>
 public sealed class RunReport
 {
@@ -29,7 +31,9 @@ public sealed class RunReport
     private readonly Dictionary<string, StepStats> _steps = new(StringComparer.Ordinal);
     private readonly PriorityQueue<Attempt, double> _slowest = new();
     private readonly List<Attempt> _failed = [];
+    private readonly List<Attempt> _loads = [];
     private long _failedCount;
+    private long _loadCount;
     private long _rows;
 
     public RunReport(RunSummary summary, IReadOnlyList<string> stepOrder)
@@ -80,7 +84,7 @@ public sealed class RunReport
         }
 
         stats.Attempts++;
-        var attempt = new Attempt(row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, row.Worker, seconds, row.ExitCode, row.Error, row.Log);
+        var attempt = new Attempt(row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, row.Worker, seconds, row.ExitCode, row.Error, row.Log, row.ImageLoad, row.ImageLoadSeconds);
         if (row.Status == "cached")
         {
             // A cached step did not run here: it has no duration or resource use of this run's.
@@ -93,11 +97,21 @@ public sealed class RunReport
             stats.Memory.Add(entry.Resources.PeakMemoryBytes);
             stats.Read.Add(entry.Resources.ReadBytes);
             stats.Written.Add(entry.Resources.WrittenBytes);
+            stats.ImageLoad.Add(row.ImageLoadSeconds);
             _timeline.Add(new TimelineBar(row.Worker, row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, start, end));
             _slowest.Enqueue(attempt, seconds);
             if (_slowest.Count > Slowest)
             {
                 _slowest.Dequeue();
+            }
+        }
+
+        if (row.ImageLoadSeconds is not null)
+        {
+            _loadCount++;
+            if (_loads.Count < MaxFailed)
+            {
+                _loads.Add(attempt);
             }
         }
 
@@ -223,6 +237,23 @@ public sealed class RunReport
             }
         }
 
+        if (_loadCount > 0)
+        {
+            // provenance/tasks.parquet's image_load and image_load_seconds: an attempt whose worker's engine lacked its image.
+            html.Append(CultureInfo.InvariantCulture, $"<h2>Image loads: {_loadCount} step attempt(s) waited for their image, {N(_steps.Values.Sum(st => st.ImageLoad.Sum))} s in all</h2>");
+            html.Append("<table id=\"image-loads\"><tr><th>task</th><th>step</th><th>attempt</th><th>worker</th><th>image</th><th class=\"num\">seconds</th><th>log</th></tr>");
+            foreach (var a in _loads)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{a.TaskIndex} <code>{E(a.TaskId)}</code></td><td>{E(a.Step)}</td><td>{a.Number}</td><td>{E(a.Worker)}</td><td>{E(a.ImageLoad)}</td><td class=\"num\">{N(a.ImageSeconds ?? 0)}</td><td>{LogLink(a)}</td></tr>");
+            }
+
+            html.Append("</table>");
+            if (_loadCount > _loads.Count)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<p class=\"note\">and {_loadCount - _loads.Count} more: every one is in provenance/tasks.parquet (image_load_seconds).</p>");
+            }
+        }
+
         html.Append("</body></html>\n");
         return html.ToString();
     }
@@ -274,7 +305,7 @@ public sealed class RunReport
     /// <summary>A link to a key of the run folder, relative to report.html (which is at its root).</summary>
     private static string A(string key) => E(string.Join('/', key.Split('/').Select(Uri.EscapeDataString)));
 
-    private sealed record Attempt(int TaskIndex, string TaskId, string Step, int Number, string Status, string Worker, double Seconds, long? ExitCode, string? Error, string? Log);
+    private sealed record Attempt(int TaskIndex, string TaskId, string Step, int Number, string Status, string Worker, double Seconds, long? ExitCode, string? Error, string? Log, string? ImageLoad, double? ImageSeconds);
 
     private sealed class StepStats
     {
@@ -291,6 +322,8 @@ public sealed class RunReport
         public Stat Read { get; } = new();
 
         public Stat Written { get; } = new();
+
+        public Stat ImageLoad { get; } = new();
     }
 
     /// <summary>Count, sum and maximum of the values seen (nulls are not counted).</summary>

@@ -89,4 +89,13 @@ public sealed record LineageStep(
     [property: JsonPropertyName("cached_from")] string? CachedFrom,
     [property: JsonPropertyName("error")] string? Error,
     [property: JsonPropertyName("inputs")] IReadOnlyList<LineageFile> Inputs,
-    [property: JsonPropertyName("outputs")] IReadOnlyList<LineageFile> Outputs);
+    [property: JsonPropertyName("outputs")] IReadOnlyList<LineageFile> Outputs)
+{
+    /// <summary>How the attempt got its image when the worker's engine lacked it (provenance's image_load); null when it was there.</summary>
+    [JsonPropertyName("image_load")]
+    public string? ImageLoad { get; init; }
+
+    /// <summary>The seconds the attempt spent on it (provenance's image_load_seconds).</summary>
+    [JsonPropertyName("image_load_seconds")]
+    public double? ImageLoadSeconds { get; init; }
+}

@@ -305,7 +305,11 @@ public sealed class LineageService(ObjectStoreFactory stores, IRunStore? runStor
         r.TaskIndex, r.TaskId, r.Step, r.Attempt, r.Status, r.ExitCode, r.Image, r.ImageDigest, r.Command, r.Worker,
         DateTime.SpecifyKind(r.StartedAt, DateTimeKind.Utc), DateTime.SpecifyKind(r.FinishedAt, DateTimeKind.Utc), r.Log, r.CachedFrom, r.Error,
         r.Inputs.Select(i => new LineageFile(i.Key, i.Size, i.Sha256)).ToList(),
-        r.Outputs.Select(o => new LineageFile(o.Key, o.Size, o.Sha256)).ToList());
+        r.Outputs.Select(o => new LineageFile(o.Key, o.Size, o.Sha256)).ToList())
+    {
+        ImageLoad = r.ImageLoad,
+        ImageLoadSeconds = r.ImageLoadSeconds,
+    };
 
     internal static PipelinesException Mistake(string message) => new(message, retryHelps: false);
 

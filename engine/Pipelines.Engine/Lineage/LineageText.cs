@@ -50,6 +50,11 @@ public static class LineageText
             var heading = i == 0 ? (a.Kind == "task log" ? "attempt" : "produced by") : "before it,";
             text.AppendLine(CultureInfo.InvariantCulture, $"{heading} task {s.TaskIndex} ({s.TaskId}), step {s.Step}, attempt {s.Attempt}: {s.Status}{(s.ExitCode is { } code ? $" (exit {code})" : "")}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  image:    {s.Image} @ {s.ImageDigest}");
+            if (s.ImageLoad is not null)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"  image load: not on the worker's engine: {s.ImageLoad}, {s.ImageLoadSeconds?.ToString("0.00", CultureInfo.InvariantCulture)} s");
+            }
+
             text.AppendLine(CultureInfo.InvariantCulture, $"  command:  {string.Join(' ', s.Command.Select(Quote))}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  worker:   {s.Worker}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  started:  {Time(s.StartedAt)}, finished {Time(s.FinishedAt)} ({(s.FinishedAt - s.StartedAt).TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture)} s)");

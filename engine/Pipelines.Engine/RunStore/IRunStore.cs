@@ -113,4 +113,10 @@ public interface IRunStore
     /// the commit recorded the steps, then by attempt. Empty for a run that does not exist.
     /// </summary>
     Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The provenance rows of some of a run's tasks (a page of them: what a page shows costs no
+    /// more than the page), in the order of <see cref="GetProvenanceAsync(string, CancellationToken)"/>.
+    /// </summary>
+    Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken);
 }

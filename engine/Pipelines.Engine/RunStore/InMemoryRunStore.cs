@@ -280,11 +280,15 @@ internal sealed class InMemoryRunStore : IRunStore
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) => ProvenanceOf(runId, null);
+
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) => ProvenanceOf(runId, taskIndexes);
+
+    private Task<IReadOnlyList<ProvenanceRow>> ProvenanceOf(string runId, IReadOnlyCollection<int>? taskIndexes)
     {
         lock (_lock)
         {
-            var rows = _runs.GetValueOrDefault(runId)?.Provenance ?? [];
+            var rows = (_runs.GetValueOrDefault(runId)?.Provenance ?? []).Where(p => taskIndexes is null || taskIndexes.Contains(p.Index));
             return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows.OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Row.Attempt).Select(p => p.Row).ToList());
         }
     }

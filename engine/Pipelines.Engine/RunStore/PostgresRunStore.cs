@@ -442,11 +442,21 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
         }
     }
 
-    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) => ProvenanceOfAsync(runId, null, cancellationToken);
+
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) => ProvenanceOfAsync(runId, taskIndexes, cancellationToken);
+
+    private async Task<IReadOnlyList<ProvenanceRow>> ProvenanceOfAsync(string runId, IReadOnlyCollection<int>? taskIndexes, CancellationToken cancellationToken)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT row FROM {S}.provenance WHERE run_id = @id ORDER BY task_index, step_rank, attempt, step");
+        await using var cmd = dataSource.CreateCommand(
+            $"SELECT row FROM {S}.provenance WHERE run_id = @id{(taskIndexes is null ? "" : " AND task_index = ANY(@tasks)")} ORDER BY task_index, step_rank, attempt, step");
         cmd.Parameters.AddWithValue("id", runId);
+        if (taskIndexes is not null)
+        {
+            cmd.Parameters.AddWithValue("tasks", taskIndexes.ToArray());
+        }
+
         var rows = new List<ProvenanceRow>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))

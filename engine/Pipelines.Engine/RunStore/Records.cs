@@ -200,4 +200,15 @@ public sealed class ProvenanceRow
     /// <summary>The container's run from its start to its exit, as the worker timed it, in seconds.</summary>
     [JsonPropertyName("wall_seconds")]
     public double? WallSeconds { get; set; }
+
+    // How the attempt got its image when the worker's engine lacked it (Containers.ImageArrival);
+    // both null when the image was there, on a cached row, and on a row of an older engine.
+
+    /// <summary>Seconds this attempt spent on its image: its own load or pull, or its wait for another task's load of the same digest.</summary>
+    [JsonPropertyName("image_load_seconds")]
+    public double? ImageLoadSeconds { get; set; }
+
+    /// <summary>What happened: "loaded from the algorithm store", "pulled from its registry as NAME", or "waited for this worker's load (or pull) of it ...".</summary>
+    [JsonPropertyName("image_load")]
+    public string? ImageLoad { get; set; }
 }

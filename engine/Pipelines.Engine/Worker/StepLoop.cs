@@ -106,7 +106,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                     }
                 }
 
-                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error, result?.Resources));
+                rows.Add(Row(run, task, step, attempt, succeeded ? "succeeded" : "failed", result?.ExitCode, inputs, outputs, started, RunLayout.TaskLog(task.TaskId, step.Name), error, result?.Resources, result?.Image));
                 if (succeeded)
                 {
                     break;
@@ -193,7 +193,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
 
         var spec = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options);
         // As a one-shot container would: a pinned image this engine lacks is loaded or pulled first, once per digest.
-        var note = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
+        var image = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
         var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
         await using (lease.ConfigureAwait(false))
         {
@@ -206,7 +206,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             try
             {
                 var watched = await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
-                return note is null || watched.Result is null ? watched : watched with { Result = watched.Result with { Log = note + "\n" + watched.Result.Log } };
+                return watched.Result is null ? watched : watched with { Result = watched.Result.WithImage(step.ImageDigest, image) };
             }
             finally
             {
@@ -222,7 +222,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     }
 
     /// <summary>The provenance row of one attempt of one step.</summary>
-    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null) => new()
+    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null, ImageArrival? image = null) => new()
     {
         RunId = run.RunId,
         TaskId = task.TaskId,
@@ -246,6 +246,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         ReadBytes = (long?)used?.ReadBytes,
         WrittenBytes = (long?)used?.WrittenBytes,
         WallSeconds = used?.WallSeconds,
+        ImageLoadSeconds = image?.Seconds,
+        ImageLoad = image?.Text,
     };
 
     /// <summary>What the attempt used, and why anything of it was not measured (nothing is left out silently).</summary>

@@ -8,7 +8,7 @@ using Pipelines.Server.Access;
 namespace Pipelines.Server.Dashboard;
 
 /// <summary>
-/// The Hangfire dashboard at /hangfire, with the Runs and Functions pages added to its routes and navigation,
+/// The Hangfire dashboard at /hangfire, with the Runs, Functions, Algorithms and Workers pages added to its routes and navigation,
 /// readable job names, and access by the same keys as the API (a read key gets a read-only dashboard).
 /// </summary>
 internal static class DashboardSetup
@@ -28,6 +28,11 @@ internal static class DashboardSetup
         NavigationMenu.Items.Add(page => new MenuItem("Functions", page.Url.To("/functions"))
         {
             Active = page.RequestPath.StartsWith("/functions", StringComparison.Ordinal),
+        });
+        DashboardRoutes.Routes.AddRazorPage("/algorithms", _ => new AlgorithmsPage());
+        NavigationMenu.Items.Add(page => new MenuItem("Algorithms", page.Url.To("/algorithms"))
+        {
+            Active = page.RequestPath.StartsWith("/algorithms", StringComparison.Ordinal),
         });
         DashboardRoutes.Routes.AddRazorPage("/workers", _ => new WorkersPage());
         NavigationMenu.Items.Add(page => new MenuItem("Workers", page.Url.To("/workers"))

@@ -147,6 +147,10 @@ internal sealed class RunPage(string runId) : RazorPage
         var state = Enum.TryParse<TaskState>(Query("state"), ignoreCase: true, out var s) ? s : (TaskState?)null;
         var from = int.TryParse(Query("from"), NumberStyles.None, CultureInfo.InvariantCulture, out var f) ? f : 0;
         var page = store.QueryTasksAsync(run.RunId, new TaskQuery(state, from, PageSize), ct).GetAwaiter().GetResult();
+
+        // The page's tasks' attempts that waited for their image (provenance's image_load): the rows of this page only.
+        var loads = store.GetProvenanceAsync(run.RunId, page.Items.Select(t => t.Index).ToList(), ct).GetAwaiter().GetResult()
+            .Where(r => r.ImageLoad is not null).ToLookup(r => r.TaskIndex);
         var self = Url.To("/runs/" + run.RunId);
         WriteLiteral("<h3 id=\"tasks\">Tasks</h3><ul class=\"nav nav-pills\" style=\"margin-bottom: 1em\">");
         WriteLiteral($"<li class=\"{(state is null ? "active" : "")}\"><a href=\"{E(self)}#tasks\">all</a></li>");
@@ -157,7 +161,7 @@ internal sealed class RunPage(string runId) : RazorPage
 
         WriteLiteral("""
             </ul><div class="table-responsive"><table class="table table-condensed table-hover tasks-table">
-            <thead><tr><th>#</th><th>Task id</th><th>State</th><th>Inputs</th><th>Attempts</th><th>Exit</th><th>Worker</th><th>Duration</th><th>Logs</th><th>Error</th></tr></thead><tbody>
+            <thead><tr><th>#</th><th>Task id</th><th>State</th><th>Inputs</th><th>Attempts</th><th>Exit</th><th>Worker</th><th>Duration</th><th>Image load</th><th>Logs</th><th>Error</th></tr></thead><tbody>
             """);
         foreach (var t in page.Items)
         {
@@ -167,7 +171,7 @@ internal sealed class RunPage(string runId) : RazorPage
                 : "";
             var duration = t.StartedAt is { } a && t.FinishedAt is { } b && b >= a ? Duration(b - a) : "";
             var error = t.Error is null ? "" : (t.Error.Length > 160 ? t.Error[..160] + "..." : t.Error);
-            WriteLiteral($"<tr><td>{t.Index}</td><td><code>{E(t.TaskId)}</code></td><td>{StateLabel(t.State.Name())}</td><td><small>{inputs}</small></td><td>{t.Attempts}</td><td>{t.ExitCode}</td><td><small>{E(t.Worker)}</small></td><td>{duration}</td><td>{logs}</td><td><small>{E(error)}</small></td></tr>");
+            WriteLiteral($"<tr><td>{t.Index}</td><td><code>{E(t.TaskId)}</code></td><td>{StateLabel(t.State.Name())}</td><td><small>{inputs}</small></td><td>{t.Attempts}</td><td>{t.ExitCode}</td><td><small>{E(t.Worker)}</small></td><td>{duration}</td><td class=\"image-load\">{ImageLoads(loads[t.Index])}</td><td>{logs}</td><td><small>{E(error)}</small></td></tr>");
         }
 
         WriteLiteral($"</tbody></table></div><p class=\"text-muted\">{(page.Total == 0 ? 0 : from + 1)}-{from + page.Items.Count} of {page.Total} tasks");
@@ -184,4 +188,8 @@ internal sealed class RunPage(string runId) : RazorPage
 
         WriteLiteral("</p>");
     }
+
+    /// <summary>A task's attempts that were not served by the image on their engine: what happened and the seconds, by step and attempt.</summary>
+    private static string ImageLoads(IEnumerable<ProvenanceRow> rows) => string.Join("<br>", rows.Select(r =>
+        $"<small title=\"{E(r.Step)} attempt {r.Attempt}\">{E(r.ImageLoad)}, {r.ImageLoadSeconds?.ToString("0.00", CultureInfo.InvariantCulture)} s</small>"));
 }

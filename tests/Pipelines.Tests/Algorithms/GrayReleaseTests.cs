@@ -34,6 +34,9 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
 
     public string Slow { get; private set; } = null!;
 
+    /// <summary>Echoes its input after 500 ms: a canary as correct as stable, and slower.</summary>
+    public string Sleepy { get; private set; } = null!;
+
     public async Task InitializeAsync()
     {
         Algorithms = await AlgorithmFixture.CreateAsync();
@@ -42,6 +45,7 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
         Upper = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\ncat /in/* | tr a-z A-Z > /out/out.txt\n" });
         Fail = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\necho 'this version is broken' >&2\nexit 1\n" });
         Slow = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\nsleep 2\ncat /in/* > /out/out.txt\n" });
+        Sleepy = await Algorithms.NewImageAsync(from, new Dictionary<string, string> { ["answer"] = "#!/bin/sh\nsleep 0.5\ncat /in/* > /out/out.txt\n" });
         Server = await ServerProcess.StartAsync(Env(new Dictionary<string, string?> { ["PIPELINES_Server__Roles"] = "api,dashboard" }));
     }
 
@@ -113,8 +117,9 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
 /// <summary>
 /// Gray release of functions end to end: a 50% canary splits invocations within binomial
 /// bounds and promote moves them all; an erroring canary is rolled back by the guard after its
-/// minimum of requests, with the reason recorded and shown; shadow mode answers with stable's
-/// output and records each copy equal or different.
+/// minimum of requests, with the reason recorded and shown, and so is a canary slower than
+/// stable past both latency margins; an async invocation is routed when a separate worker runs
+/// it; shadow mode answers with stable's output and records each copy equal or different.
 /// </summary>
 [Collection("end-to-end")]
 public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayReleaseFixture>
@@ -311,6 +316,147 @@ public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayR
         if (Directory.Exists(warm))
         {
             Directory.Delete(warm, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_canary_slower_than_stable_past_both_latency_margins_is_rolled_back_with_the_latency_figures_in_the_reason()
+    {
+        // A server of its own whose latency margins are those of a real deployment (1.5 times and 100 ms), not the fixture's wide ones.
+        var warm = Path.Combine("/tmp", "gl-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            await using (var server = await ServerProcess.StartAsync(f.Env(new Dictionary<string, string?>
+            {
+                ["PIPELINES_Server__Roles"] = "api",
+                ["PIPELINES_Algorithms__Canary__MaxP95Ratio"] = "1.5",
+                ["PIPELINES_Algorithms__Canary__MaxP95IncreaseMs"] = "100",
+                ["PIPELINES_Docker__WarmRoot"] = warm,
+            })))
+            {
+                using var http = server.Client();
+                await f.DeployAsync(http, "gray-slow", ("1.0", f.Echo), ("2.0", f.Sleepy));
+                await PostOkAsync(http, "/api/algorithms/gray-slow/canary/2.0?percent=50");
+
+                // One at a time, until the guard ends the canary (it judges latency once both versions have MinRequests): a bound, not a wait.
+                var served = new List<Answer>();
+                while (served.Count < 200)
+                {
+                    var a = await InvokeAsync(http, "gray-slow", "x");
+                    served.Add(a);
+                    Assert.Equal((HttpStatusCode.OK, "x"), (a.Status, a.Body));
+                    if (a.AlgorithmVersion == "2.0" && !(await GetAsync(http, "/api/algorithms/gray-slow")).GetProperty("channels").EnumerateArray().Any(c => c.GetProperty("channel").GetString() == "canary"))
+                    {
+                        break;
+                    }
+                }
+
+                var algorithm = await GetAsync(http, "/api/algorithms/gray-slow");
+                Assert.DoesNotContain(algorithm.GetProperty("channels").EnumerateArray(), c => c.GetProperty("channel").GetString() == "canary");
+                var rollback = algorithm.GetProperty("events")[0];
+                Assert.Equal(("rollback", "2.0", CanaryGuard.Who), (rollback.GetProperty("action").GetString(), rollback.GetProperty("version").GetString(), rollback.GetProperty("by").GetString()));
+                var reason = rollback.GetProperty("reason").GetString()!;
+                Assert.Matches(@"p95 latency [0-9.]+ ms \(without cold starts\) over [0-9]+ ended invocation\(s\), stable's [0-9.]+ ms over [0-9]+: more than 1.5 times \(Algorithms:Canary:MaxP95Ratio\) and 100 ms more \(Algorithms:Canary:MaxP95IncreaseMs\)", reason);
+
+                // Judged only with enough of both: the canary's minimum, and stable's, were served first.
+                var canaryServed = served.Count(a => a.AlgorithmVersion == "2.0");
+                Assert.True(canaryServed >= GrayReleaseFixture.MinRequests, $"rolled back after {canaryServed} canary invocation(s)");
+                Assert.True(served.Count(a => a.AlgorithmVersion == "1.0") >= GrayReleaseFixture.MinRequests);
+
+                // The figures in the reason are the canary's: over 500 ms, the sleep of every one of its answers.
+                var p95 = double.Parse(System.Text.RegularExpressions.Regex.Match(reason, @"p95 latency ([0-9.]+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                Assert.True(p95 >= 500, reason);
+                for (var i = 0; i < 5; i++)
+                {
+                    Assert.Equal("1.0", (await InvokeAsync(http, "gray-slow", "after")).AlgorithmVersion);
+                }
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(warm))
+            {
+                Directory.Delete(warm, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task An_async_invocation_routed_through_the_canary_is_run_by_a_separate_worker_and_its_record_names_the_canary_version()
+    {
+        // The split: a server with the api role alone (it runs no job), and a `pipelines worker` process.
+        var warm = Path.Combine("/tmp", "ga-" + Guid.NewGuid().ToString("N")[..8]);
+        var worker = CliRunner.Start(["worker", "--roles", "worker", "--verbose"], f.Env(new Dictionary<string, string?> { ["PIPELINES_Docker__WarmRoot"] = warm + "w" }));
+        var said = new StringBuilder();
+        void Keep(object? sender, System.Diagnostics.DataReceivedEventArgs e)
+        {
+            lock (said)
+            {
+                said.AppendLine(e.Data);
+            }
+        }
+
+        worker.OutputDataReceived += Keep;
+        worker.ErrorDataReceived += Keep;
+        worker.BeginOutputReadLine();
+        worker.BeginErrorReadLine();
+        try
+        {
+            await using var server = await ServerProcess.StartAsync(f.Env(new Dictionary<string, string?>
+            {
+                ["PIPELINES_Server__Roles"] = "api",
+                ["PIPELINES_Docker__WarmRoot"] = warm,
+            }));
+            using var http = server.Client();
+            await f.DeployAsync(http, "gray-async", ("1.0", f.Echo), ("2.0", f.Upper));
+            await PostOkAsync(http, "/api/algorithms/gray-async/canary/2.0?percent=100");
+
+            using var queued = await http.PostAsync("/api/functions/gray-async/invoke?async=true", new StringContent("routed later"));
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            var location = queued.Headers.Location!.OriginalString;
+
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+            JsonElement done;
+            while (true)
+            {
+                done = await GetAsync(http, location);
+                if (done.GetProperty("status").GetString() is not ("queued" or "running"))
+                {
+                    break;
+                }
+
+                await Task.Delay(250, deadline.Token);
+            }
+
+            Assert.True(done.GetProperty("status").GetString() == "succeeded", done.ToString());
+            Assert.True(done.GetProperty("async").GetBoolean());
+            Assert.Equal(("2.0", "canary"), (done.GetProperty("algorithmVersion").GetString(), done.GetProperty("route").GetString()));
+            var canaryDigest = await f.Algorithms.IdOfAsync(f.Upper);
+            Assert.Equal(canaryDigest, done.GetProperty("imageDigest").GetString());
+            using var output = await http.GetAsync(done.GetProperty("outputUrl").GetString());
+            Assert.Equal("ROUTED LATER", await output.Content.ReadAsStringAsync());
+
+            // The server has no worker role: the worker process ran it, and the server did not.
+            var ran = $"function gray-async@1 invocation {done.GetProperty("id").GetString()}: succeeded";
+            Assert.DoesNotContain(ran, server.Output, StringComparison.Ordinal);
+            lock (said)
+            {
+                Assert.Contains(ran, said.ToString(), StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            if (!worker.HasExited)
+            {
+                worker.Kill(entireProcessTree: true);
+                await worker.WaitForExitAsync();
+            }
+
+            worker.Dispose();
+            foreach (var d in new[] { warm, warm + "w" }.Where(Directory.Exists))
+            {
+                Directory.Delete(d, recursive: true);
+            }
         }
     }
 

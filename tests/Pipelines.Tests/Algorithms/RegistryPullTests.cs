@@ -104,6 +104,19 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
             Assert.Single(logs, l => l.Contains($"pulled from its registry as {image.Name} in", StringComparison.Ordinal));
         }
 
+        // Each step's provenance: the attempt that pulled it has the pull's seconds (the catalog's), one-shot and warm alike.
+        var parquet = Assert.Single(Directory.GetFiles(_temp.Combine("out"), "tasks.parquet", SearchOption.AllDirectories));
+        var rows = await ParquetTables.ProvenanceAsync(await File.ReadAllBytesAsync(parquet));
+        foreach (var (step, image) in new[] { ("count", oneShot), ("double", warm) })
+        {
+            var load = Assert.Single(await _f.Catalog.LoadsAsync(image.Id, 10, CancellationToken.None));
+            var pulled = Assert.Single(rows, r => r.Step == step && r.ImageLoad == $"pulled from its registry as {image.Name}");
+            Assert.Equal(load.Seconds, pulled.ImageLoadSeconds!.Value, 6);
+            Assert.All(rows.Where(r => r.Step == step && r != pulled), r => Assert.True(
+                r.ImageLoad is null ? r.ImageLoadSeconds is null : r.ImageLoad == $"waited for this worker's pull of it from its registry as {image.Name}" && r.ImageLoadSeconds >= 0,
+                $"{step} task {r.TaskIndex}: {r.ImageLoad} {r.ImageLoadSeconds}"));
+        }
+
         var sizes = Directory.GetFiles(_temp.Combine("out"), "sizes.txt", SearchOption.AllDirectories);
         Assert.Equal(4, sizes.Length);
         Assert.All(sizes, f => Assert.Equal(2, File.ReadAllLines(f).Length));

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json.Serialization;
 using Parquet.Serialization;
 using Pipelines.Gather;
 using Pipelines.RunStore;
@@ -38,7 +37,7 @@ public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixtur
     public async Task A_provenance_file_of_an_older_engine_without_the_resource_columns_still_draws_and_has_no_cpu_chart()
     {
         // The same run's provenance as an engine before the resource columns wrote it.
-        var rows = (await fixture.Run.ProvenanceAsync()).Select(p => new OlderRow(p)).ToList();
+        var rows = (await fixture.Run.ProvenanceAsync()).Select(p => new OlderProvenanceRow(p)).ToList();
         using var temp = new TempFolder();
         var parquet = temp.Combine("tasks.parquet");
         await ParquetSerializer.SerializeAsync(rows, parquet);
@@ -91,28 +90,5 @@ public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixtur
         }
 
         return new CliRunner.Result(p.ExitCode, await stdout, await stderr);
-    }
-
-    /// <summary>A provenance row as engines before the resource columns wrote it (the names tasks.parquet gives them).</summary>
-    private sealed class OlderRow(ProvenanceRow p)
-    {
-        [JsonPropertyName("run_id")] public string RunId { get; set; } = p.RunId;
-        [JsonPropertyName("task_id")] public string TaskId { get; set; } = p.TaskId;
-        [JsonPropertyName("task_index")] public int TaskIndex { get; set; } = p.TaskIndex;
-        [JsonPropertyName("attempt")] public int Attempt { get; set; } = p.Attempt;
-        [JsonPropertyName("step")] public string Step { get; set; } = p.Step;
-        [JsonPropertyName("status")] public string Status { get; set; } = p.Status;
-        [JsonPropertyName("exit_code")] public long? ExitCode { get; set; } = p.ExitCode;
-        [JsonPropertyName("image")] public string Image { get; set; } = p.Image;
-        [JsonPropertyName("image_digest")] public string ImageDigest { get; set; } = p.ImageDigest;
-        [JsonPropertyName("command")] public List<string> Command { get; set; } = p.Command;
-        [JsonPropertyName("inputs")] public List<FileRef> Inputs { get; set; } = p.Inputs;
-        [JsonPropertyName("outputs")] public List<FileRef> Outputs { get; set; } = p.Outputs;
-        [JsonPropertyName("log")] public string? Log { get; set; } = p.Log;
-        [JsonPropertyName("started_at")] public DateTime StartedAt { get; set; } = p.StartedAt;
-        [JsonPropertyName("finished_at")] public DateTime FinishedAt { get; set; } = p.FinishedAt;
-        [JsonPropertyName("worker")] public string Worker { get; set; } = p.Worker;
-        [JsonPropertyName("error")] public string? Error { get; set; } = p.Error;
-        [JsonPropertyName("cached_from")] public string? CachedFrom { get; set; } = p.CachedFrom;
     }
 }

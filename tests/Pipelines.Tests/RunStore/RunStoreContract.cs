@@ -286,6 +286,25 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public async Task The_provenance_of_some_tasks_is_theirs_alone_in_the_runs_order()
+    {
+        var id = await CreateAsync(3);
+        foreach (var i in new[] { 2, 0, 1 })
+        {
+            await Store.ClaimTaskAsync(id, i, "w1", Now, Now.AddSeconds(45), None);
+            await Store.CommitTaskAsync(id, i, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [Row(i, 1, "b"), Row(i, 1, "a"), Row(i, 2, "a")], None);
+        }
+
+        var some = await Store.GetProvenanceAsync(id, [2, 0], None);
+        var all = await Store.GetProvenanceAsync(id, None);
+
+        Assert.Equal(all.Where(r => r.TaskIndex != 1).Select(r => (r.TaskIndex, r.Step, r.Attempt)), some.Select(r => (r.TaskIndex, r.Step, r.Attempt)));
+        Assert.Equal(6, some.Count);
+        Assert.Empty(await Store.GetProvenanceAsync(id, [7], None));
+        Assert.Empty(await Store.GetProvenanceAsync(NewId(), [0], None));
+    }
+
+    [Fact]
     public async Task A_queued_task_can_be_committed_without_a_claim_as_a_cancel_does()
     {
         var id = await CreateAsync(1);

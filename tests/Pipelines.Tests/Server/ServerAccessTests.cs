@@ -37,6 +37,8 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             ("GET", $"/hangfire/runs/{NoRun}", false),
             ("GET", "/hangfire/servers", false),
             ("GET", "/hangfire/workers", false),
+            ("GET", "/hangfire/algorithms", false),
+            ("GET", "/api/algorithms/loads", false),
         ];
         var data = new TheoryData<string, string, bool, Caller>();
         foreach (var (method, path, changes) in endpoints)
