@@ -39,15 +39,7 @@ public sealed class VacateTests : IDisposable
     [Fact]
     public async Task A_task_suspended_past_VacateAfter_goes_back_to_the_queue_and_completes_on_the_next_delivery()
     {
-        var harvester = new Harvester(
-            new HostLoadSampler("pipelines-tests", TimeProvider.System, OwnerBurner.Cgroup),
-            HarvestPolicy.WhenIdle,
-            new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
-            4,
-            "test",
-            suspender: null,
-            TimeProvider.System,
-            NullLogger<Harvester>.Instance);
+        var harvester = ShortThresholds(suspender: null);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var runs = 0;
         using var rig = new WorkerRig(
@@ -110,15 +102,7 @@ public sealed class VacateTests : IDisposable
     {
         using var docker = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-tests", IdleClass = false });
         var image = await docker.ResolveImageAsync("pipelines-samples/pair-check:1", CancellationToken.None);
-        var harvester = new Harvester(
-            new HostLoadSampler("pipelines-tests", TimeProvider.System, OwnerBurner.Cgroup),
-            HarvestPolicy.WhenIdle,
-            new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
-            4,
-            "test",
-            docker,
-            TimeProvider.System,
-            NullLogger<Harvester>.Instance);
+        var harvester = ShortThresholds(docker);
         using var job = new CancellationTokenSource();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var runs = 0;
@@ -204,6 +188,17 @@ public sealed class VacateTests : IDisposable
     }
 
     public void Dispose() => _owner.Dispose();
+
+    /// <summary>A when-idle harvester with thresholds of a second or less, its owner the synthetic one's cgroup.</summary>
+    private static Harvester ShortThresholds(IContainerSuspender? suspender) => new(
+        new HostLoadSampler("pipelines-tests", TimeProvider.System, OwnerBurner.Cgroup),
+        HarvestPolicy.WhenIdle,
+        new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
+        4,
+        "test",
+        suspender,
+        TimeProvider.System,
+        NullLogger<Harvester>.Instance);
 
     private static async Task TickAsync(Harvester harvester, CancellationToken ct)
     {
