@@ -7,19 +7,24 @@
  * /run/pipelines), accepts ONE connection from the engine, then removes the socket so that no
  * process it starts can reach the engine's channel or take its place. For each request on that
  * connection it forks and execs the command (no shell) in /out, streams its stdout and stderr
- * back in frames, and when the command exits, times out, is cancelled or the engine goes away,
+ * back in frames, and when the command exits, is timed out or cancelled by the engine, or the engine goes away,
  * kills every other process of the container (kill(-1, SIGKILL): as PID 1 of the PID namespace it
  * is the one process that survives), reaps them, empties /tmp, /dev/shm and /dev/mqueue and the
  * SysV IPC objects, and replies with how the command ended.
  *
  * The protocol (docs/functions.md, "The helper's protocol"): every frame is
  *   u32 length (little-endian, of what follows: 1..1 MiB), u8 type, payload.
- * helper -> engine: 'H' hello "pipelines-warm/1" (once, on accept); 'O' stdout bytes; 'E'
+ * helper -> engine: 'H' hello "pipelines-warm/2" (once, on accept); 'O' stdout bytes; 'E'
  *   stderr bytes; 'X' exit (40 bytes: u32 kind 0 exited / 1 signalled / 2 not started,
  *   i32 code or signal, u32 flags 1 timed out / 2 oom-killed / 4 cancelled, u32 0,
  *   u64 fork_us, u64 run_us, u64 cleanup_us); 'P' a protocol error text, then the helper exits.
- * engine -> helper: 'R' request (u32 timeout_ms, u32 argc, u32 envc, then argc + envc strings
- *   as u32 length + bytes, no NUL inside, env as NAME=VALUE); 'C' cancel the running request.
+ * engine -> helper: 'R' request (u32 argc, u32 envc, then argc + envc strings as u32 length +
+ *   bytes, no NUL inside, env as NAME=VALUE); 'C' cancel the running request; 'T' the running
+ *   request's time is up (killed and answered as timed out).
+ * The helper keeps no clock of its own: the engine owns each request's deadline, because only
+ * the engine knows how long the container was held frozen by the harvester, which does not
+ * count (docs/harvesting.md, "Timeouts"; docs/decisions.md). A frozen helper still has the 'T'
+ * waiting in its socket when it thaws.
  * Anything else, a short frame or a frame too long ends the helper: the engine treats the
  * container as broken and replaces it. Exits 0 when the engine closes the connection.
  */
@@ -47,7 +52,7 @@
 
 #define MAX_FRAME (1u << 20)
 #define CHUNK 32768
-#define HELLO "pipelines-warm/1"
+#define HELLO "pipelines-warm/2"
 
 extern char **environ;
 
@@ -292,15 +297,15 @@ static char **merged_env(char **extra, uint32_t n)
 
 static void run_request(const unsigned char *p, uint32_t n)
 {
-    if (n < 12)
+    if (n < 8)
         fail("request too short");
-    uint32_t timeout_ms = get32(p), argc = get32(p + 4), envc = get32(p + 8);
+    uint32_t argc = get32(p), envc = get32(p + 4);
     if (argc < 1 || argc > 65536 || envc > 65536)
         fail("request counts out of range");
     char **argv = calloc((size_t)argc + 1, sizeof *argv), **extra = calloc((size_t)envc + 1, sizeof *extra);
     if (!argv || !extra)
         fail("out of memory");
-    if (!valid_strings(p + 12, n - 12, argc + envc, argv))
+    if (!valid_strings(p + 8, n - 8, argc + envc, argv))
         fail("malformed request strings");
     for (uint32_t j = 0; j < envc; j++) {
         extra[j] = argv[argc + j];
@@ -348,24 +353,13 @@ static void run_request(const unsigned char *p, uint32_t n)
     }
 
     int open_out = 1, open_err = 1, done = child < 0;
-    uint64_t deadline = t1 + (uint64_t)timeout_ms * 1000u;
     static char buf[CHUNK];
     while (!done || open_out || open_err) {
         struct pollfd fds[4] = {
             {ctl, POLLIN, 0}, {sigfd, POLLIN, 0}, {open_out ? out[0] : -1, POLLIN, 0}, {open_err ? err[0] : -1, POLLIN, 0},
         };
-        int wait_ms = -1;
-        if (!done) {
-            uint64_t t = now_us();
-            wait_ms = t >= deadline ? 0 : (int)((deadline - t + 999) / 1000);
-        }
-        if (poll(fds, 4, wait_ms) < 0 && errno != EINTR)
+        if (poll(fds, 4, -1) < 0 && errno != EINTR)
             fail("poll failed");
-        if (!done && now_us() >= deadline) {
-            flags |= 1;
-            done = 1;
-            kill_all();
-        }
         if (fds[0].revents) {
             unsigned char type, *payload;
             uint32_t len;
@@ -373,12 +367,14 @@ static void run_request(const unsigned char *p, uint32_t n)
                 kill_all();
                 _exit(0); /* the engine closed the connection: nothing will be asked again */
             }
-            if (type != 'C' || len != 0)
-                fail("only a cancel may come while a request runs");
+            if ((type != 'C' && type != 'T') || len != 0)
+                fail("only a cancel or a timeout may come while a request runs");
             free(payload);
-            flags |= 4;
-            done = 1;
-            kill_all();
+            if (!done) {
+                flags |= type == 'T' ? 1 : 4;
+                done = 1;
+                kill_all();
+            }
         }
         if (fds[1].revents) {
             struct signalfd_siginfo si;
@@ -488,7 +484,7 @@ int main(int argc, char **argv)
             return 0;
         if (type == 'R')
             run_request(payload, n);
-        else if (type != 'C') /* a cancel that crossed the exit frame is harmless */
+        else if (type != 'C' && type != 'T') /* a cancel or timeout that crossed the exit frame is harmless */
             fail("unknown frame type");
         free(payload);
     }

@@ -270,29 +270,17 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             long exitCode;
 
             // The timeout counts the time the step could run: time held suspended by the harvester is not counted.
-            var suspendedAtStart = _suspended.Total;
-            while (true)
+            using var timeout = new RunTimeout(_suspended, spec.Resources.Timeout);
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Expired);
+            try
             {
-                var left = spec.Resources.Timeout - (clock.Elapsed - (_suspended.Total - suspendedAtStart));
-                if (left <= TimeSpan.Zero)
-                {
-                    timedOut = true;
-                    await KillQuietlyAsync(id).ConfigureAwait(false);
-                    exitCode = (await _client.Containers.WaitContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).StatusCode;
-                    break;
-                }
-
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                timeout.CancelAfter(left);
-                try
-                {
-                    exitCode = (await _client.Containers.WaitContainerAsync(id, timeout.Token).ConfigureAwait(false)).StatusCode;
-                    break;
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    // Look again: part of the time may have been spent suspended.
-                }
+                exitCode = (await _client.Containers.WaitContainerAsync(id, waiting.Token).ConfigureAwait(false)).StatusCode;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && timeout.Expired.IsCancellationRequested)
+            {
+                timedOut = true;
+                await KillQuietlyAsync(id).ConfigureAwait(false);
+                exitCode = (await _client.Containers.WaitContainerAsync(id, CancellationToken.None).ConfigureAwait(false)).StatusCode;
             }
 
             var wall = clock.Elapsed;
@@ -322,6 +310,9 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     internal DockerClient Client => _client;
 
     internal DockerOptions Options => _options;
+
+    /// <summary>The time this runtime's containers were held suspended, which no timeout counts (<see cref="RunTimeout"/>).</summary>
+    internal SuspensionClock Suspensions => _suspended;
 
     /// <summary>
     /// A container's parameters under the lock-down every container of ours gets, one-shot or

@@ -4,14 +4,15 @@ namespace Pipelines.Containers;
 
 /// <summary>
 /// How long this process's containers have been held suspended (docs/harvesting.md), so that a
-/// step's timeout counts only the time it could run: suspend and resume act on every container of
-/// the process at once, so one clock serves them all.
+/// step's or a warm request's timeout counts only the time it could run (<see cref="RunTimeout"/>):
+/// suspend and resume act on every container of the process at once, so one clock serves them all.
 /// </summary>
 internal sealed class SuspensionClock
 {
     private readonly Lock _lock = new();
     private TimeSpan _before;
     private long? _since;
+    private TaskCompletionSource? _resumed;
 
     /// <summary>Every suspension so far, the current one included.</summary>
     public TimeSpan Total
@@ -25,16 +26,33 @@ internal sealed class SuspensionClock
         }
     }
 
+    /// <summary>Completes when the containers are not (or no longer) held suspended.</summary>
+    public Task WhenRunning
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _resumed?.Task ?? Task.CompletedTask;
+            }
+        }
+    }
+
     public void Suspended()
     {
         lock (_lock)
         {
-            _since ??= Stopwatch.GetTimestamp();
+            if (_since is null)
+            {
+                _since = Stopwatch.GetTimestamp();
+                _resumed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
         }
     }
 
     public void Resumed()
     {
+        TaskCompletionSource? resumed;
         lock (_lock)
         {
             if (_since is { } since)
@@ -42,6 +60,10 @@ internal sealed class SuspensionClock
                 _before += Stopwatch.GetElapsedTime(since);
                 _since = null;
             }
+
+            (resumed, _resumed) = (_resumed, null);
         }
+
+        resumed?.TrySetResult();
     }
 }

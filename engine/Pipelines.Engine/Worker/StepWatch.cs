@@ -54,7 +54,9 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
             var result = await run(cancel.Token).ConfigureAwait(false);
             return new Watched(result, null, null);
         }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested && cancel.IsCancellationRequested)
+        // A vacate is a vacate even when the job's own cancellation (a shutdown) comes while the
+        // container is being stopped: the attempt is recorded vacated, whatever else cancels.
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
         {
             await watching.CancelAsync().ConfigureAwait(false);
             if (vacate.IsCancellationRequested)

@@ -276,18 +276,8 @@ public sealed partial class TaskRunner
                 }
 
             case TaskEnd.Vacated vacated when definition is not null:
-                {
-                    // The lease is released (DecideAsync's using); the rows wait in the run's
-                    // output, under a key of their own, for the delivery that ends the task.
-                    // At-least-once: a crash before the enqueue leaves the lease to expire and
-                    // the original job's redelivery to take the task.
-                    var output = definition.Folder(_stores, run.RunId);
-                    var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
-                    await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(vacated.Rows), "application/json", ct).ConfigureAwait(false);
-                    await _queue.EnqueueTasksAsync(run.RunId, [task.Index], ct).ConfigureAwait(false);
-                    LogVacated(_log, run.RunId, task.Index);
-                    return run.Remaining;
-                }
+                await RecordVacatedAsync(run, task, definition, vacated, ct).ConfigureAwait(false);
+                return run.Remaining;
 
             case TaskEnd.Settled settled:
                 {
@@ -312,6 +302,46 @@ public sealed partial class TaskRunner
     }
 
     private static string VacatedPrefix(string taskId) => $"tasks/{taskId}/vacated/";
+
+    /// <summary>
+    /// Keeps a vacated attempt's rows in the run's output, under a key of their own, for the
+    /// delivery that ends the task, and hands the task back to the queue. The lease is released
+    /// already (DecideAsync's using). Done whatever cancels the job: a worker's shutdown or
+    /// Hangfire's restart of its server may come in the middle of a vacate, and the attempt
+    /// happened. An outage is waited out with backoff (the gate); once the job is cancelled the
+    /// record has <see cref="WorkerOptions.VacateRecordGrace"/> more, so a shutdown never hangs
+    /// on it. Given up, it is said in the log, and the job's redelivery takes the task.
+    /// At-least-once: a crash before the enqueue leaves the lease to expire and the original
+    /// job's redelivery to take the task; a redelivery beside the new job finds it claimed or ended.
+    /// </summary>
+    private async Task RecordVacatedAsync(RunRecord run, TaskRecord task, RunDefinition definition, TaskEnd.Vacated vacated, CancellationToken ct)
+    {
+        using var bound = new CancellationTokenSource();
+        using var onCancel = ct.Register(() => bound.CancelAfter(_options.VacateRecordGrace));
+        var output = definition.Folder(_stores, run.RunId);
+        var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
+        var rows = JsonSerializer.SerializeToUtf8Bytes(vacated.Rows);
+        try
+        {
+            await _gate.RunAsync(
+                async () =>
+                {
+                    await output.Store.PutAsync(key, rows, "application/json", bound.Token).ConfigureAwait(false);
+                    await _queue.EnqueueTasksAsync(run.RunId, [task.Index], bound.Token).ConfigureAwait(false);
+                    return true;
+                },
+                OutageGate.IsOutage,
+                $"run {run.RunId} task {task.Index}: recording its vacated attempt",
+                bound.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (bound.IsCancellationRequested && e is not OutOfMemoryException)
+        {
+            LogVacatedUnrecorded(_log, run.RunId, task.Index, _options.VacateRecordGrace.TotalSeconds, PipelinesException.Describe(e));
+            throw;
+        }
+
+        LogVacated(_log, run.RunId, task.Index);
+    }
 
     /// <summary>
     /// The rows of the task's vacated attempts (kept by earlier deliveries) before this
@@ -387,6 +417,9 @@ public sealed partial class TaskRunner
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
     private static partial void LogVacated(ILogger logger, string runId, int index);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} was vacated, but its vacated attempt could not be recorded within {Seconds:0} s of the job's cancellation (Worker:VacateRecordGrace): {Error}; the task's record will show only the attempts after it")]
+    private static partial void LogVacatedUnrecorded(ILogger logger, string runId, int index, double seconds, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
     private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);

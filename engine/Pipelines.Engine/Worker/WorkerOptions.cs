@@ -37,6 +37,14 @@ public sealed record WorkerOptions
     public TimeSpan OutageWait { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
+    /// How long a vacated attempt's record (its rows under tasks/TASK/vacated/, and the task
+    /// handed back) may still take once the job is cancelled (the worker shuts down, or Hangfire
+    /// restarts its server) before it is given up: well inside Hangfire's ShutdownTimeout (30 s),
+    /// so a shutdown never hangs on an object store that does not answer (docs/harvesting.md).
+    /// </summary>
+    public TimeSpan VacateRecordGrace { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Values of the secrets steps may ask for by name (configuration section Secrets, e.g.
     /// PIPELINES_Secrets__API_TOKEN), read once at start; never recorded, logged or printed.
     /// </summary>

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers;
 using Pipelines.Harvest;
 using Pipelines.RunStore;
+using Pipelines.Tests.Support;
 using Pipelines.Tests.Worker.Parts;
 
 namespace Pipelines.Tests.Harvest;
@@ -25,20 +26,20 @@ public sealed class VacateTests : IDisposable
             retries: 0
         """;
 
+    private const string SleepStep = """
+          - name: count
+            image: scripted:1
+            command: ["busybox", "sleep", "600"]
+            outputs: ["*.tsv"]
+            retries: 0
+        """;
+
     private readonly OwnerBurner _owner = new();
 
     [Fact]
     public async Task A_task_suspended_past_VacateAfter_goes_back_to_the_queue_and_completes_on_the_next_delivery()
     {
-        var harvester = new Harvester(
-            new HostLoadSampler("pipelines-tests", TimeProvider.System, OwnerBurner.Cgroup),
-            HarvestPolicy.WhenIdle,
-            new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
-            4,
-            "test",
-            suspender: null,
-            TimeProvider.System,
-            NullLogger<Harvester>.Instance);
+        var harvester = ShortThresholds(suspender: null);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var runs = 0;
         using var rig = new WorkerRig(
@@ -85,7 +86,119 @@ public sealed class VacateTests : IDisposable
         await ticks;
     }
 
+    /// <summary>
+    /// The job's own cancellation (the worker shutting down, or Hangfire restarting its server)
+    /// arriving in the middle of a vacate: while the vacated container (a real one) is being
+    /// stopped, or while the vacated attempt's rows are being written. Either way the attempt is
+    /// recorded under tasks/TASK/vacated/ and the task handed back, and the next delivery's
+    /// record holds it. Where the write never completes, the delivery still ends once
+    /// Worker:VacateRecordGrace has passed after the cancellation, and the task is delivered again.
+    /// </summary>
+    [Theory]
+    [InlineData("while the container is stopped")]
+    [InlineData("while the record is written")]
+    [InlineData("with a store that never answers")]
+    public async Task A_vacate_cut_by_the_jobs_cancellation_still_records_the_vacated_attempt(string when)
+    {
+        using var docker = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-tests", IdleClass = false });
+        var image = await docker.ResolveImageAsync("pipelines-samples/pair-check:1", CancellationToken.None);
+        var harvester = ShortThresholds(docker);
+        using var job = new CancellationTokenSource();
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var runs = 0;
+        using var rig = new WorkerRig(
+            async (spec, outDir, token) =>
+            {
+                if (Interlocked.Increment(ref runs) == 1)
+                {
+                    // The first attempt is a real container, frozen by the busy owner, then vacated.
+                    started.TrySetResult();
+                    try
+                    {
+                        return await docker.RunAsync(spec, token);
+                    }
+                    catch (OperationCanceledException) when (when == "while the container is stopped")
+                    {
+                        // The vacate has killed and removed the container; the shutdown comes now.
+                        await job.CancelAsync();
+                        throw;
+                    }
+                }
+
+                await File.WriteAllTextAsync(Path.Combine(outDir, "n.tsv"), "n\n1\n", token);
+                return ScriptedRuntime.Exit(0);
+            },
+            // A bound only: the busy owner leaves this process little CPU while the record is written.
+            new Dictionary<string, string?> { ["Worker:VacateRecordGrace"] = when == "with a store that never answers" ? "00:00:01" : "00:02:00" },
+            more: s => s.AddSingleton(harvester));
+        rig.Objects.BeforePut = async (key, token) =>
+        {
+            if (!key.Contains("/vacated/", StringComparison.Ordinal) || when == "while the container is stopped")
+            {
+                return;
+            }
+
+            await job.CancelAsync();
+            if (when == "with a store that never answers")
+            {
+                await Task.Delay(Timeout.Infinite, token);
+            }
+        };
+        using var ticking = new CancellationTokenSource();
+        var ticks = TickAsync(harvester, ticking.Token);
+        var run = await rig.SubmitAsync(SleepStep, [("a.txt", "alpha\n")], digest: image);
+        var taskId = (await rig.TaskAsync(run.RunId, 0)).TaskId;
+
+        var first = rig.DeliverAsync(run.RunId, 0, job.Token);
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(90));
+        _owner.Start();
+        var ended = await Record.ExceptionAsync(() => first.WaitAsync(TimeSpan.FromSeconds(90)));
+        _owner.Stop();
+
+        Assert.True(job.IsCancellationRequested);
+        Assert.Equal(1, harvester.Status().Vacated);
+        Assert.False((await rig.TaskAsync(run.RunId, 0)).State.IsTerminal());
+        var vacatedRows = rig.Objects.Keys.Where(k => k.Contains($"tasks/{taskId}/vacated/", StringComparison.Ordinal)).ToList();
+        if (when == "with a store that never answers")
+        {
+            // Given up after the grace (and said in the log): the job ends cancelled, and
+            // Hangfire delivers it again, as it does any job a shutdown cut.
+            Assert.IsAssignableFrom<OperationCanceledException>(ended);
+            Assert.Empty(vacatedRows);
+            Assert.Empty(rig.Queue.Tasks);
+        }
+        else
+        {
+            Assert.Null(ended);
+            Assert.Single(vacatedRows);
+            Assert.Equal([(run.RunId, 0)], rig.Queue.Tasks.ToArray());
+        }
+
+        rig.Queue.Tasks.Clear();
+        await rig.DeliverAsync(run.RunId, 0);
+
+        Assert.Equal(TaskState.Succeeded, (await rig.TaskAsync(run.RunId, 0)).State);
+        var rows = await rig.RowsAsync(run.RunId);
+        Assert.Equal(when == "with a store that never answers" ? [("succeeded", 1)] : [("vacated", 1), ("succeeded", 2)], rows.Select(r => (r.Status, r.Attempt)));
+        Assert.Equal(2, runs);
+        Assert.Equal([run.RunId], rig.Queue.Gathers.ToArray());
+
+        await ticking.CancelAsync();
+        await ticks;
+    }
+
     public void Dispose() => _owner.Dispose();
+
+    /// <summary>A when-idle harvester with thresholds of a second or less, its owner the synthetic one's cgroup.</summary>
+    private static Harvester ShortThresholds(IContainerSuspender? suspender) => new(
+        new HostLoadSampler("pipelines-tests", TimeProvider.System, OwnerBurner.Cgroup),
+        HarvestPolicy.WhenIdle,
+        new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
+        4,
+        "test",
+        suspender,
+        TimeProvider.System,
+        NullLogger<Harvester>.Instance);
 
     private static async Task TickAsync(Harvester harvester, CancellationToken ct)
     {

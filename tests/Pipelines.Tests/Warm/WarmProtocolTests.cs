@@ -8,30 +8,29 @@ namespace Pipelines.Tests.Warm;
 public sealed class WarmProtocolTests
 {
     [Fact]
-    public void A_request_frame_holds_the_timeout_the_command_and_the_variables_length_prefixed()
+    public void A_request_frame_holds_the_command_and_the_variables_length_prefixed_and_no_timeout()
     {
-        var frame = WarmProtocol.Request(["echo", "héllo"], new Dictionary<string, string> { ["A"] = "1" }, TimeSpan.FromSeconds(2));
+        var frame = WarmProtocol.Request(["echo", "héllo"], new Dictionary<string, string> { ["A"] = "1" });
         Assert.Equal((uint)frame.Length - 4, BinaryPrimitives.ReadUInt32LittleEndian(frame));
         Assert.Equal((byte)'R', frame[4]);
-        Assert.Equal(2000u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(5)));
-        Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(9)));
-        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(13)));
-        Assert.Equal(4u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(17)));
-        Assert.Equal("echo", Encoding.UTF8.GetString(frame, 21, 4));
-        Assert.Equal((uint)Encoding.UTF8.GetByteCount("héllo"), BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(25)));
+        Assert.Equal(2u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(5)));
+        Assert.Equal(1u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(9)));
+        Assert.Equal(4u, BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(13)));
+        Assert.Equal("echo", Encoding.UTF8.GetString(frame, 17, 4));
+        Assert.Equal((uint)Encoding.UTF8.GetByteCount("héllo"), BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(21)));
         Assert.EndsWith("A=1", Encoding.UTF8.GetString(frame), StringComparison.Ordinal);
     }
 
     [Fact]
     public void A_request_the_helper_would_refuse_is_refused_first_by_name()
     {
-        var e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo", "a\0b"], new Dictionary<string, string>(), TimeSpan.FromSeconds(1)));
+        var e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo", "a\0b"], new Dictionary<string, string>()));
         Assert.Equal("argument 1 of the command holds a NUL character", e.Message);
-        e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo"], new Dictionary<string, string> { ["A=B"] = "1" }, TimeSpan.FromSeconds(1)));
+        e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo"], new Dictionary<string, string> { ["A=B"] = "1" }));
         Assert.Contains("'A=B' is not a valid environment variable name", e.Message, StringComparison.Ordinal);
-        e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo", new string('x', WarmProtocol.MaxFrame)], new Dictionary<string, string>(), TimeSpan.FromSeconds(1)));
+        e = Assert.Throws<PipelinesException>(() => WarmProtocol.Request(["echo", new string('x', WarmProtocol.MaxFrame)], new Dictionary<string, string>()));
         Assert.Contains("more than a warm request may", e.Message, StringComparison.Ordinal);
-        Assert.Throws<ArgumentException>(() => WarmProtocol.Request([], new Dictionary<string, string>(), TimeSpan.FromSeconds(1)));
+        Assert.Throws<ArgumentException>(() => WarmProtocol.Request([], new Dictionary<string, string>()));
     }
 
     [Fact]

@@ -12,7 +12,7 @@
 int main(int argc, char **argv)
 {
     struct sockaddr_un addr;
-    static const unsigned char hello[] = {17, 0, 0, 0, 'H', 'p', 'i', 'p', 'e', 'l', 'i', 'n', 'e', 's', '-', 'w', 'a', 'r', 'm', '/', '1'};
+    static const unsigned char hello[] = {17, 0, 0, 0, 'H', 'p', 'i', 'p', 'e', 'l', 'i', 'n', 'e', 's', '-', 'w', 'a', 'r', 'm', '/', '2'};
     static const char garbage[] = "\xff\xff\xff\x7fgarbage, not a frame";
     char buf[4096];
     if (argc != 2 || strlen(argv[1]) >= sizeof addr.sun_path)

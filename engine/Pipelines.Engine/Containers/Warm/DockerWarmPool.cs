@@ -213,6 +213,9 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     internal DockerOptions Options => _options;
 
+    /// <summary>The time the runtime held its containers suspended, which no request's timeout counts.</summary>
+    internal SuspensionClock Suspensions => _runtime.Suspensions;
+
     /// <summary>Why a warm container's requests cannot be measured from its cgroup, or null when they can.</summary>
     internal string? Unmeasurable => CgroupMeter.Unmeasurable(_runtime.Idle, _options.Endpoint);
 

@@ -45,20 +45,26 @@ internal sealed class ForkChannel : IDisposable
 
     /// <summary>
     /// Sends one request and reads its output into <paramref name="log"/> until the exit frame.
-    /// <paramref name="cancellationToken"/> asks the helper to cancel (it kills the request's
-    /// processes and answers); <paramref name="hung"/> gives up on a helper that does not answer.
+    /// <paramref name="cancellationToken"/> asks the helper to cancel, <paramref name="timeUp"/>
+    /// tells it the request's time is up (either way it kills the request's processes and
+    /// answers); <paramref name="hung"/> gives up on a helper that does not answer.
     /// </summary>
-    public async Task<ForkExit> RunAsync(byte[] request, BoundedLog log, CancellationToken hung, CancellationToken cancellationToken)
+    public async Task<ForkExit> RunAsync(byte[] request, BoundedLog log, CancellationToken timeUp, CancellationToken hung, CancellationToken cancellationToken)
     {
         await SendAsync(request, hung).ConfigureAwait(false);
-        var cancelSent = 0;
-        using var onCancel = cancellationToken.Register(() =>
+
+        // One stop frame per request: the first of a cancel and the timeout is the one said.
+        var stopSent = 0;
+        void Stop(byte[] frame)
         {
-            if (Interlocked.Exchange(ref cancelSent, 1) == 0)
+            if (Interlocked.Exchange(ref stopSent, 1) == 0)
             {
-                _ = SendCancelAsync();
+                _ = SendStopAsync(frame);
             }
-        });
+        }
+
+        using var onCancel = cancellationToken.Register(() => Stop(WarmProtocol.Cancel()));
+        using var onTimeUp = timeUp.Register(() => Stop(WarmProtocol.TimeUp()));
         while (true)
         {
             var (type, length) = await ReadFrameAsync(hung).ConfigureAwait(false);
@@ -87,11 +93,12 @@ internal sealed class ForkChannel : IDisposable
 
     public void Dispose() => _socket.Dispose();
 
-    private async Task SendCancelAsync()
+    private async Task SendStopAsync(byte[] frame)
     {
         try
         {
-            await _socket.SendAsync(WarmProtocol.Cancel(), SocketFlags.None).ConfigureAwait(false);
+            // A frozen helper's socket still takes the frame: it reads it when it thaws.
+            await _socket.SendAsync(frame, SocketFlags.None).ConfigureAwait(false);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {

@@ -9,6 +9,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
     private int _disposed;
     private int _running;
     private CancellationTokenSource? _httpDeadline;
+    private RunTimeout? _httpTimeout;
 
     public override string ContainerId => container.Id;
 
@@ -38,9 +39,12 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} cannot serve: {broken}; it is replaced");
             }
 
-            var frame = WarmProtocol.Request(command, env, timeout);
+            var frame = WarmProtocol.Request(command, env);
             var log = new BoundedLog(pool.Options.MaxLogBytes);
-            using var hung = new CancellationTokenSource(timeout + pool.Options.WarmHungGrace);
+
+            // The engine keeps the deadline, counting only time the container could run: the
+            // helper is told when the time is up, and is hung when it has not answered a grace later.
+            using var deadline = new RunTimeout(pool.Suspensions, timeout, pool.Options.WarmHungGrace);
 
             // One request at a time in a fork-mode container: what its cgroup's counters grow by
             // while the request runs is the request's (with the helper's fork and cleanup, tiny).
@@ -50,7 +54,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             var before = cgroup is null ? null : CgroupMeter.Read(cgroup);
             try
             {
-                var exit = await container.Fork!.RunAsync(frame, log, hung.Token, cancellationToken).ConfigureAwait(false);
+                var exit = await container.Fork!.RunAsync(frame, log, deadline.Expired, deadline.Hung, cancellationToken).ConfigureAwait(false);
                 if (exit.Cancelled)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -59,7 +63,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, DockerRuntime.Mask(log.ToString(), container.Spec.Secrets), exit.Run);
                 return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!).Since(before, peakReset), whyNot);
             }
-            catch (OperationCanceledException) when (hung.IsCancellationRequested)
+            catch (OperationCanceledException) when (deadline.Hung.IsCancellationRequested)
             {
                 container.Broken = $"its helper did not answer within {pool.Options.WarmHungGrace.TotalSeconds:0.#} s after the request's timeout ({timeout.TotalSeconds:0.###} s)";
                 await pool.KillAsync(container).ConfigureAwait(false);
@@ -96,8 +100,11 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         request.RequestUri = new Uri(HttpChannel.BaseAddress, uri is null ? "/" : uri.IsAbsoluteUri ? uri.PathAndQuery : uri.OriginalString);
 
         // The timeout covers the response's body too, which the caller reads while it holds the lease.
+        // It counts only time the container could run, as every timeout does (RunTimeout).
         _httpDeadline?.Dispose();
-        _httpDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        _httpTimeout?.Dispose();
+        _httpTimeout = new RunTimeout(pool.Suspensions, timeout);
+        _httpDeadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _httpTimeout.Expired);
         var deadline = _httpDeadline;
         deadline.Token.Register(() =>
         {
@@ -107,7 +114,6 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 _ = pool.KillAsync(container);
             }
         });
-        deadline.CancelAfter(timeout);
         try
         {
             return await container.Http!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, deadline.Token).ConfigureAwait(false);
@@ -134,6 +140,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         }
 
         _httpDeadline?.Dispose();
+        _httpTimeout?.Dispose();
         if (container.Spec.Mode == WarmMode.Fork && container.Broken is null)
         {
             try

@@ -9,7 +9,7 @@ namespace Pipelines.Containers.Warm;
 /// </summary>
 internal static class WarmProtocol
 {
-    public const string Hello = "pipelines-warm/1";
+    public const string Hello = "pipelines-warm/2";
 
     /// <summary>The longest frame either side sends; anything longer is a protocol break.</summary>
     public const int MaxFrame = 1 << 20;
@@ -20,6 +20,7 @@ internal static class WarmProtocol
     public const byte HelloFrame = (byte)'H';
     public const byte RequestFrame = (byte)'R';
     public const byte CancelFrame = (byte)'C';
+    public const byte TimeUpFrame = (byte)'T';
     public const byte StdoutFrame = (byte)'O';
     public const byte StderrFrame = (byte)'E';
     public const byte ExitFrame = (byte)'X';
@@ -27,8 +28,12 @@ internal static class WarmProtocol
 
     public const int ExitPayload = 40;
 
-    /// <summary>A request frame, whole: timeout, argv and the variables added to the container's environment.</summary>
-    public static byte[] Request(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env, TimeSpan timeout)
+    /// <summary>
+    /// A request frame, whole: argv and the variables added to the container's environment. It
+    /// carries no timeout: the engine keeps the deadline (<see cref="RunTimeout"/>) and sends
+    /// <see cref="TimeUp"/>, since only the engine knows how long the container was held frozen.
+    /// </summary>
+    public static byte[] Request(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env)
     {
         if (command.Count == 0)
         {
@@ -49,7 +54,7 @@ internal static class WarmProtocol
             throw new PipelinesException($"'{name}' is not a valid environment variable name", retryHelps: false);
         }
 
-        var payload = 12 + strings.Sum(s => 4 + s.Length);
+        var payload = 8 + strings.Sum(s => 4 + s.Length);
         if (payload + 1 > MaxFrame)
         {
             throw new PipelinesException($"the command and its environment take {payload} bytes, more than a warm request may ({MaxFrame})", retryHelps: false);
@@ -58,11 +63,9 @@ internal static class WarmProtocol
         var frame = new byte[5 + payload];
         BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(payload + 1));
         frame[4] = RequestFrame;
-        var ms = (long)Math.Ceiling(timeout.TotalMilliseconds);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(5), (uint)Math.Clamp(ms, 1, uint.MaxValue));
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(9), (uint)command.Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(13), (uint)env.Count);
-        var at = 17;
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(5), (uint)command.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(9), (uint)env.Count);
+        var at = 13;
         foreach (var s in strings)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(at), (uint)s.Length);
@@ -74,6 +77,9 @@ internal static class WarmProtocol
     }
 
     public static byte[] Cancel() => [1, 0, 0, 0, CancelFrame];
+
+    /// <summary>The running request's time is up: the helper kills it and answers it timed out.</summary>
+    public static byte[] TimeUp() => [1, 0, 0, 0, TimeUpFrame];
 
     /// <summary>How a request ended, as the helper's exit frame says.</summary>
     public static ForkExit ParseExit(ReadOnlySpan<byte> payload)

@@ -55,10 +55,19 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Digest(content);
     }
 
-    public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+    /// <summary>Called as a put begins, before the token is looked at: a test's hook into the middle of a write.</summary>
+    public Func<string, CancellationToken, Task>? BeforePut { get; set; }
+
+    public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
+        if (BeforePut is { } hook)
+        {
+            await hook(key, cancellationToken);
+        }
+
+        // As a real store's client does: a cancelled write does not happen.
+        cancellationToken.ThrowIfCancellationRequested();
         _objects[key] = content.ToArray();
-        return Task.CompletedTask;
     }
 
     public Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken) => Task.FromResult(Get(key));

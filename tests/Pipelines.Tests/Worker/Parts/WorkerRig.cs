@@ -156,6 +156,8 @@ internal sealed class RecordingQueue : ITaskQueue
 
     public Task EnqueueTasksAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
     {
+        // As HangfireTaskQueue does: a cancelled enqueue enqueues nothing.
+        cancellationToken.ThrowIfCancellationRequested();
         foreach (var i in taskIndexes)
         {
             Tasks.Enqueue((runId, i));
