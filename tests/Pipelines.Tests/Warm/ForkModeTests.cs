@@ -164,8 +164,9 @@ public sealed class ForkModeTests : IAsyncLifetime
         var pool = _context.Pool();
         var spec = await _context.ForkSpecAsync() with { Resources = new Pipelines.Model.Resources(1, 256L * 1024 * 1024, Minute, 64) };
         await using var lease = await pool.AcquireAsync(spec, CancellationToken.None);
-        // 5 s for the bomb to reach the limit on a loaded machine (it then sleeps until its timeout).
-        var bomb = await lease.RunAsync(["sh", "-c", "b() { b | b & }; b; exec sleep 30"], NoEnv, TimeSpan.FromSeconds(5), CancellationToken.None);
+        // The bomb runs in a subshell, so that the shell that hits the limit is not the one that
+        // then sleeps until the timeout; 5 s for it to reach the limit on a loaded machine.
+        var bomb = await lease.RunAsync(["sh", "-c", "(b() { b | b & }; b); exec sleep 30"], NoEnv, TimeSpan.FromSeconds(5), CancellationToken.None);
         Assert.True(bomb.TimedOut, bomb.Log);
         Assert.Contains("can't fork", bomb.Log, StringComparison.Ordinal);
         var next = await lease.RunAsync(["sh", "-c", "ps -o pid | wc -l"], NoEnv, Minute, CancellationToken.None);
