@@ -1,32 +1,48 @@
+using System.Buffers;
 using System.Security.Cryptography;
 
 namespace Pipelines.Storage;
 
-/// <summary>Copies a stream while computing sha256 and md5 of the bytes that pass.</summary>
+/// <summary>Copies a stream while computing sha256 (and md5, unless the caller needs none) of the bytes that pass.</summary>
 internal static class Hashing
 {
-    public static async Task<FileDigest> CopyAsync(Stream source, Stream destination, CancellationToken cancellationToken)
+    private const int BufferSize = 81920;
+
+    /// <remarks>
+    /// <paramref name="md5"/> false leaves <see cref="FileDigest.Md5"/> null: the bytes of local
+    /// files, whose content tag is their sha256 (<see cref="ContentTags"/>), need no md5, and
+    /// planning and staging hash every small input file again (LocalHashCache). The buffer is
+    /// pooled: a run over thousands of small files would otherwise allocate one per file.
+    /// </remarks>
+    public static async Task<FileDigest> CopyAsync(Stream source, Stream destination, CancellationToken cancellationToken, bool md5 = true)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
-        var buffer = new byte[81920];
-        long total = 0;
-        int read;
-        while ((read = await source.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        using var md = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
         {
-            sha.AppendData(buffer, 0, read);
-            md5.AppendData(buffer, 0, read);
-            await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
-            total += read;
-        }
+            long total = 0;
+            int read;
+            while ((read = await source.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                sha.AppendData(buffer, 0, read);
+                md?.AppendData(buffer, 0, read);
+                await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                total += read;
+            }
 
-        return new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), Convert.ToHexStringLower(md5.GetHashAndReset()));
+            return new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), md is null ? null : Convert.ToHexStringLower(md.GetHashAndReset()));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
-    public static async Task<FileDigest> OfFileAsync(string path, CancellationToken cancellationToken)
+    public static async Task<FileDigest> OfFileAsync(string path, CancellationToken cancellationToken, bool md5 = true)
     {
-        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
-        return await CopyAsync(f, Stream.Null, cancellationToken).ConfigureAwait(false);
+        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
+        return await CopyAsync(f, Stream.Null, cancellationToken, md5).ConfigureAwait(false);
     }
 
     public static string Sha256Hex(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));

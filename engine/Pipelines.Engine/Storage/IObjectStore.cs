@@ -67,4 +67,5 @@ public interface IObjectStore
 public sealed record StoredObject(string Key, long Size, string? ETag);
 
 /// <summary>The size and hashes of bytes that were read or written.</summary>
-public sealed record FileDigest(long Size, string Sha256, string Md5);
+/// <summary>What was read or written: its size and sha256, and its md5 where it was computed (null for local files' bytes, whose tag is a sha256).</summary>
+public sealed record FileDigest(long Size, string Sha256, string? Md5);

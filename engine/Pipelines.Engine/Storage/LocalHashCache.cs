@@ -35,7 +35,7 @@ internal sealed class LocalHashCache(string folder, TimeProvider time)
     {
         if (!UnixFile.TryStat(path, followLinks: true, out var before, out _) || before.Kind != UnixFileKind.Regular || before.Size < MinSize)
         {
-            return (await Hashing.OfFileAsync(path, cancellationToken).ConfigureAwait(false)).Sha256;
+            return (await Hashing.OfFileAsync(path, cancellationToken, md5: false).ConfigureAwait(false)).Sha256;
         }
 
         var full = Path.GetFullPath(path);
@@ -47,7 +47,7 @@ internal sealed class LocalHashCache(string folder, TimeProvider time)
         }
 
         var started = time.GetUtcNow();
-        var sha = (await Hashing.OfFileAsync(path, cancellationToken).ConfigureAwait(false)).Sha256;
+        var sha = (await Hashing.OfFileAsync(path, cancellationToken, md5: false).ConfigureAwait(false)).Sha256;
         var changedAt = DateTimeOffset.FromUnixTimeMilliseconds(Math.Max(before.ChangeTimeNs, before.ModifyTimeNs) / 1_000_000);
         if (UnixFile.TryStat(path, followLinks: true, out var after, out _) && Stamp(full, after) == stamp && started - changedAt >= Settled)
         {

@@ -178,12 +178,13 @@ internal sealed partial class LocalObjectStore : IObjectStore
         // algorithm runs as another user; containers see them through a read-only mount.
         if ((File.GetUnixFileMode(source) & UnixFileMode.OtherRead) != 0 && Link(source, localPath) == 0)
         {
-            return await Hashing.OfFileAsync(localPath, cancellationToken).ConfigureAwait(false);
+            return await Hashing.OfFileAsync(localPath, cancellationToken, md5: false).ConfigureAwait(false);
         }
 
-        await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
-        await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-        return await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
+        // No md5: a folder's content tags are sha256s (ContentTags).
+        await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
+        await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 1, useAsync: true);
+        return await Hashing.CopyAsync(input, output, cancellationToken, md5: false).ConfigureAwait(false);
     }
 
     public Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>

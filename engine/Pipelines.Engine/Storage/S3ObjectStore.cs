@@ -116,7 +116,7 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
             Key = key,
             FilePath = localPath,
             UseChunkEncoding = false,
-            MD5Digest = Convert.ToBase64String(Convert.FromHexString(digest.Md5)),
+            MD5Digest = Convert.ToBase64String(Convert.FromHexString(digest.Md5!)),
             ContentType = contentType,
         };
         await Call(() => client.PutObjectAsync(request, cancellationToken), key).ConfigureAwait(false);
