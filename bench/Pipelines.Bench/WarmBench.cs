@@ -27,9 +27,9 @@ internal static class WarmBench
         await using var pool = new DockerWarmPool(runtime);
         var forkImage = await runtime.ResolveImageAsync(ForkImage, CancellationToken.None);
         var httpImage = await runtime.ResolveImageAsync(HttpImage, CancellationToken.None);
-        var fork = new WarmSpec("bench:fork", forkImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = concurrency, MaxQueue = 1000 };
+        var fork = new WarmSpec("bench:fork", forkImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = ForkMax(concurrency), MaxQueue = 1000 };
         var fastqImage = await runtime.ResolveImageAsync(FastqImage, CancellationToken.None);
-        var fastqSpec = new WarmSpec("bench:fastq", fastqImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = concurrency, MaxQueue = 1000 };
+        var fastqSpec = new WarmSpec("bench:fastq", fastqImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = ForkMax(concurrency), MaxQueue = 1000 };
         var oneShotIn = Path.Combine(options.WarmRoot, "oneshot-" + Environment.ProcessId);
         var http = new WarmSpec("bench:http", httpImage, WarmMode.Http, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = Math.Max(1, concurrency / 8), Concurrency = Math.Min(8, concurrency), MaxQueue = 1000 };
 
@@ -146,6 +146,10 @@ internal static class WarmBench
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {label} | {concurrency} | {requests} | {Pct(latencies, 0.5):0.00} | {Pct(latencies, 0.95):0.00} | {Pct(latencies, 0.99):0.00} | {requests / seconds:0} | {(engine.Count > 0 ? Pct(engine, 0.5).ToString("0.00", CultureInfo.InvariantCulture) : "")} |"));
         return 0;
     }
+
+    /// <summary>Fork containers at a concurrency: one per concurrent request, or BENCH_FORK_MAX at most (the rest queue).</summary>
+    private static int ForkMax(int concurrency) =>
+        int.TryParse(Environment.GetEnvironmentVariable("BENCH_FORK_MAX"), System.Globalization.CultureInfo.InvariantCulture, out var max) && max > 0 ? Math.Min(max, concurrency) : concurrency;
 
     private static double Pct(IReadOnlyList<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
 }
