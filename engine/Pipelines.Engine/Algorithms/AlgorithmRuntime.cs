@@ -119,7 +119,7 @@ public sealed partial class AlgorithmRuntime(
             var now = await docker.ResolveImageAsync(name, ct).ConfigureAwait(false);
             throw new PipelinesException(
                 $"pulled {name} from its registry, but it is now the image {now}, not the {digest} pinned when the run was submitted (the tag was moved): "
-                + $"name the image by its digest (`image: {Repository(name)}@sha256:…`) or submit the run again", retryHelps: false);
+                + $"name the image by its digest (`image: {ImageReference.Parse(name).Repository}@sha256:…`) or submit the run again", retryHelps: false);
         }
 
         var took = clock.Elapsed;
@@ -133,14 +133,6 @@ public sealed partial class AlgorithmRuntime(
         return took;
     }
 
-    /// <summary>A reference without its tag or digest: <c>host:5000/team/tool:3</c> is <c>host:5000/team/tool</c>.</summary>
-    private static string Repository(string name)
-    {
-        var at = name.IndexOf('@', StringComparison.Ordinal);
-        var bare = at >= 0 ? name[..at] : name;
-        var colon = bare.LastIndexOf(':');
-        return colon > bare.LastIndexOf('/') ? bare[..colon] : bare;
-    }
 
     private async Task<TimeSpan> LoadAsync(string digest)
     {
@@ -197,27 +189,12 @@ public sealed partial class AlgorithmRuntime(
         }
     }
 
-    /// <summary>Whether a reference names a registry: its first part has a '.' or a ':' or is localhost (Docker's rule); an algorithm:// reference does not.</summary>
-    internal static bool HasRegistry(string image)
-    {
-        if (AlgorithmReference.IsAlgorithm(image))
-        {
-            return false;
-        }
-
-        var slash = image.IndexOf('/', StringComparison.Ordinal);
-        if (slash < 0)
-        {
-            return false;
-        }
-
-        var first = image[..slash];
-        return first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost";
-    }
+    /// <summary>Whether a reference names a registry (<see cref="ImageReference.Registry"/>); an algorithm:// reference does not.</summary>
+    internal static bool HasRegistry(string image) => ImageReference.Parse(image).Registry is not null;
 
     private AuthConfig? Auth(string image)
     {
-        var host = image[..image.IndexOf('/', StringComparison.Ordinal)];
+        var host = ImageReference.Parse(image).Registry!;
         return options.Credentials(host) is { } c
             ? new AuthConfig { ServerAddress = host, Username = c.Username, Password = c.Password }
             : null;

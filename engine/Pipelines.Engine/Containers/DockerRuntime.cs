@@ -148,11 +148,9 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     public async Task PullImageAsync(string reference, AuthConfig? auth, CancellationToken cancellationToken)
     {
         var errors = new List<string>();
-        var at = reference.LastIndexOf('@');
-        var colon = reference.LastIndexOf(':');
-        var (from, tag) = at > 0 ? (reference, (string?)null)
-            : colon > reference.LastIndexOf('/') ? (reference[..colon], reference[(colon + 1)..])
-            : (reference, "latest");
+        // By digest the whole reference is pulled; else the repository at its tag (latest when none).
+        var parsed = ImageReference.Parse(reference);
+        var (from, tag) = parsed.Digest is not null ? (reference, (string?)null) : (parsed.Repository, parsed.Tag ?? "latest");
         try
         {
             await _client.Images.CreateImageAsync(

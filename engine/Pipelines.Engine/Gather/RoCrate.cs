@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -114,7 +115,8 @@ public static class RoCrate
         // Images: one ContainerImage per image and digest the run used.
         foreach (var (image, digest) in imageDigests.Select(kv => (kv.Key, kv.Value)).Concat(provenance.Select(p => (p.Image, p.ImageDigest))).Distinct())
         {
-            var (name, tag) = SplitImage(image);
+            var reference = ImageReference.Parse(image);
+            var (name, tag) = (reference.Repository, reference.Tag);
             Entity(w, ImageId(image, digest), "ContainerImage", () =>
             {
                 Ref(w, "additionalType", "https://w3id.org/ro/terms/workflow-run#DockerImage");
@@ -124,8 +126,7 @@ public static class RoCrate
                     w.WriteString("tag", tag);
                 }
 
-                var slash = name.IndexOf('/', StringComparison.Ordinal);
-                w.WriteString("registry", slash > 0 && name[..slash].Contains('.', StringComparison.Ordinal) ? name[..slash] : "docker.io");
+                w.WriteString("registry", reference.Registry ?? "docker.io");
                 if (digest.StartsWith("sha256:", StringComparison.Ordinal))
                 {
                     w.WriteString("sha256", digest["sha256:".Length..]);
@@ -247,13 +248,6 @@ public static class RoCrate
         return root.StartsWith('/') ? "file://" + root : root;
     }
 
-    private static (string Name, string? Tag) SplitImage(string image)
-    {
-        var at = image.IndexOf('@', StringComparison.Ordinal);
-        var bare = at < 0 ? image : image[..at];
-        var colon = bare.LastIndexOf(':');
-        return colon > bare.LastIndexOf('/') ? (bare[..colon], bare[(colon + 1)..]) : (bare, null);
-    }
 
     private static void FileEntity(Utf8JsonWriter w, HashSet<string> written, string id, long? size, string? sha256, string? format)
     {

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Pipelines.Algorithms;
+using Pipelines.Containers;
 
 namespace Pipelines.Tests.Algorithms;
 
@@ -17,6 +18,16 @@ public sealed class RegistryNameTests
     [InlineData("algorithm://fastq-stats@1.0", false)]
     public void A_name_names_a_registry_by_dockers_rule_and_an_algorithm_reference_never(string image, bool expected) =>
         Assert.Equal(expected, AlgorithmRuntime.HasRegistry(image));
+
+    [Theory]
+    [InlineData("busybox", "busybox", null, null, null)]
+    [InlineData("pipelines-samples/fastq-stats:1", "pipelines-samples/fastq-stats", "1", null, null)]
+    [InlineData("127.0.0.1:5000/team/aligner", "127.0.0.1:5000/team/aligner", null, null, "127.0.0.1:5000")]
+    [InlineData("registry.local:5000/team/aligner:3@sha256:87ca", "registry.local:5000/team/aligner", "3", "sha256:87ca", "registry.local:5000")]
+    [InlineData("localhost/aligner@sha256:87ca", "localhost/aligner", null, "sha256:87ca", "localhost")]
+    [InlineData("algorithm://fastq-stats@stable", "algorithm://fastq-stats", null, "stable", null)]
+    public void A_reference_is_taken_apart_by_dockers_rule(string image, string repository, string? tag, string? digest, string? registry) =>
+        Assert.Equal(new ImageReference(repository, tag, digest, registry), ImageReference.Parse(image));
 
     [Fact]
     public void Credentials_are_found_by_host_with_a_port_through_Host_or_by_a_plain_host_key()
