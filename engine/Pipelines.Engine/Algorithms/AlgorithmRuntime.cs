@@ -123,16 +123,9 @@ public sealed partial class AlgorithmRuntime(
         }
 
         var took = clock.Elapsed;
-        var bytes = await docker.ImageSizeAsync(digest, ct).ConfigureAwait(false);
-        LogLoaded(log, digest, name, took.TotalSeconds, bytes);
-        if (catalog is not null)
-        {
-            await catalog.RecordLoadAsync(new ImageLoad(digest, worker, name, took.TotalSeconds, bytes, time.GetUtcNow()), ct).ConfigureAwait(false);
-        }
-
+        await RecordAsync(digest, name, took, await docker.ImageSizeAsync(digest, ct).ConfigureAwait(false)).ConfigureAwait(false);
         return took;
     }
-
 
     private async Task<TimeSpan> LoadAsync(string digest)
     {
@@ -175,17 +168,22 @@ public sealed partial class AlgorithmRuntime(
             }
 
             var took = clock.Elapsed;
-            LogLoaded(log, digest, store.Display(AlgorithmService.TarballKey(digest)), took.TotalSeconds, downloaded.Size);
-            if (catalog is not null)
-            {
-                await catalog.RecordLoadAsync(new ImageLoad(digest, worker, store.Display(AlgorithmService.TarballKey(digest)), took.TotalSeconds, downloaded.Size, time.GetUtcNow()), ct).ConfigureAwait(false);
-            }
-
+            await RecordAsync(digest, store.Display(AlgorithmService.TarballKey(digest)), took, downloaded.Size).ConfigureAwait(false);
             return took;
         }
         finally
         {
             File.Delete(temp);
+        }
+    }
+
+    /// <summary>A load or pull this worker made: logged, and kept in the catalog's loads (the dashboard's Algorithms page, GET /api/algorithms/loads).</summary>
+    private async Task RecordAsync(string digest, string source, TimeSpan took, long bytes)
+    {
+        LogLoaded(log, digest, source, took.TotalSeconds, bytes);
+        if (catalog is not null)
+        {
+            await catalog.RecordLoadAsync(new ImageLoad(digest, worker, source, took.TotalSeconds, bytes, time.GetUtcNow()), CancellationToken.None).ConfigureAwait(false);
         }
     }
 

@@ -159,7 +159,7 @@ public sealed partial class RunSubmitter(
             if (count == 0 && pool is not null)
             {
                 // A refused run's prewarmed containers have no task to serve.
-                await pool.RetireWhereAsync(o => o.StartsWith(StepLoop.WarmOwnerPrefix(runId), StringComparison.Ordinal), $"run {runId} was not submitted").ConfigureAwait(false);
+                await StepLoop.RetireRunAsync(pool, runId, $"run {runId} was not submitted").ConfigureAwait(false);
             }
         }
 

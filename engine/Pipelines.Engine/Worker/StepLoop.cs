@@ -162,7 +162,14 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     };
 
     /// <summary>The start of the warm-pool owner of every step of a run (reuse: true): <c>run:ID/</c>.</summary>
-    internal static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
+    private static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
+
+    /// <summary>Stops the warm containers of every step of a run in <paramref name="pool"/> (a run with no task left, or one that was not submitted).</summary>
+    internal static Task RetireRunAsync(IWarmPool pool, string runId, string reason)
+    {
+        var prefix = WarmOwnerPrefix(runId);
+        return pool.RetireWhereAsync(o => o.StartsWith(prefix, StringComparison.Ordinal), reason);
+    }
 
     /// <summary>
     /// A run has no task left: its warm containers on this worker are stopped, in the
@@ -172,8 +179,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     {
         if (pool is not null)
         {
-            var prefix = WarmOwnerPrefix(runId);
-            _ = pool.RetireWhereAsync(o => o.StartsWith(prefix, StringComparison.Ordinal), $"run {runId} has no task left");
+            _ = RetireRunAsync(pool, runId, $"run {runId} has no task left");
         }
     }
 
