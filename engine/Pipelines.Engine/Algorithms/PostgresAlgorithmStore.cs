@@ -55,7 +55,7 @@ public sealed record ImageLoad(string Digest, string Worker, string Source, doub
 /// The algorithm catalog in PostgreSQL: versions (who pushed what digest, when), channels, and
 /// the loads workers did. The image bytes are in the object store (<see cref="AlgorithmService"/>).
 /// </summary>
-public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+public sealed class PostgresAlgorithmStore
 {
     /// <summary>The catalog's tables, created by PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
@@ -105,16 +105,18 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
     private const int DigestLock = 7310022;
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+    private readonly SchemaGate _db;
 
-    private string S => schema;
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     private const string Columns = "name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down";
 
     public async Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v");
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         cmd.Parameters.AddWithValue("v", version);
         return (await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
@@ -123,16 +125,14 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>Every version, of one algorithm or of all, newest first within a name.</summary>
     public async Task<IReadOnlyList<AlgorithmVersion>> ListAsync(string? name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name, pushed_at DESC, version");
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name, pushed_at DESC, version", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC");
+        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         var list = new List<AlgorithmChannel>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -152,8 +152,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// </summary>
     public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
         await ensureTarball(cancellationToken).ConfigureAwait(false);
@@ -206,7 +205,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
             return null;
         }
 
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
         await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ') FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
@@ -252,8 +251,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     public async Task<bool> SetChannelAsync(
         string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var cmd = version is null
             ? new NpgsqlCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c AND (@only::text IS NULL OR version = @only)", conn, tx)
@@ -297,8 +295,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>The latest channel changes of one algorithm (or of all), newest first.</summary>
     public async Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l");
+        await using var cmd = await _db.CommandAsync($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ChannelEvent>();
@@ -315,12 +312,11 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>The stable and canary versions of an algorithm with their digests, in one query; null when it has no stable version.</summary>
     public async Task<AlgorithmRoute?> RouteAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT c.channel, c.version, v.digest, c.percent, c.shadow, c.updated_at
             FROM {S}.algorithm_channels c JOIN {S}.algorithm_versions v ON v.name = c.name AND v.version = c.version
             WHERE c.name = @n
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         AlgorithmVersionRef? stable = null, canary = null;
         var percent = 0;
@@ -345,8 +341,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
 
     public async Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)");
+        await using var cmd = await _db.CommandAsync($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("d", load.Digest);
         cmd.Parameters.AddWithValue("w", load.Worker);
         cmd.Parameters.AddWithValue("s", load.Source);
@@ -359,8 +354,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>The latest loads, of one digest or of all, newest first.</summary>
     public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l");
+        await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("d", NpgsqlDbType.Text, (object?)digest ?? DBNull.Value);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ImageLoad>();

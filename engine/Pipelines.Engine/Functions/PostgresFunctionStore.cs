@@ -11,7 +11,7 @@ namespace Pipelines.Functions;
 /// each and an identical content never makes a second. Invocations are kept within a retention
 /// limit, pruned in bounded batches.
 /// </summary>
-public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+public sealed class PostgresFunctionStore
 {
     /// <summary>At most this many invocation rows are deleted by one prune.</summary>
     public const int PruneBatch = 5000;
@@ -19,9 +19,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
     private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal";
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+    private readonly SchemaGate _db;
 
-    private string S => schema;
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     /// <summary>The functions' tables, for the one schema owner (RunStore/PostgresSchema).</summary>
     public static SchemaPart Tables { get; } = new("function store", 2, SchemaSql);
@@ -82,8 +85,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// </summary>
     public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var insert = new NpgsqlCommand($"INSERT INTO {S}.functions (name, current_version, created_at, updated_at) VALUES (@n, 0, @now, @now) ON CONFLICT (name) DO NOTHING", conn, tx))
         {
@@ -135,8 +137,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>A function's current version, or the given one; null when there is none.</summary>
     public async Task<FunctionVersion?> GetAsync(string name, int? version, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         if (version is { } v)
         {
             return await ReadVersionAsync(conn, null, name, v, cancellationToken).ConfigureAwait(false);
@@ -151,16 +152,14 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>Every function's current version, by name.</summary>
     public async Task<IReadOnlyList<FunctionVersion>> ListAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"");
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Every version of a function, newest first.</summary>
     public async Task<IReadOnlyList<FunctionVersion>> VersionsAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC");
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
@@ -168,11 +167,10 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>Deletes a function with its versions and invocations; the versions it had, or empty when there was no such function.</summary>
     public async Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             WITH gone AS (DELETE FROM {S}.functions WHERE name = @n RETURNING name)
             SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.name = v.name
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         var versions = new List<int>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -187,12 +185,11 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>Records an invocation as it starts (or is queued).</summary>
     public async Task AddInvocationAsync(InvocationRecord r, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             INSERT INTO {S}.function_invocations ({InvocationColumns})
             VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller,
                     @alg, @route, @shadow_of, NULL)
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)r.AlgorithmVersion ?? DBNull.Value);
         cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)r.Route ?? DBNull.Value);
         cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Text, (object?)r.ShadowOf ?? DBNull.Value);
@@ -216,11 +213,10 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <remarks>The route chosen when the job runs is recorded here: the digest and algorithm version that serve it.</remarks>
     public async Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route
             WHERE id = @id AND status IN ('queued', 'running')
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("digest", servedBy.ImageDigest);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)servedBy.AlgorithmVersion ?? DBNull.Value);
@@ -231,13 +227,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>Records how an invocation ended, once: an invocation that has ended is never changed again.</summary>
     public async Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
                 output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
                 shadow_equal = @equal, cold_start = @cold
             WHERE id = @id AND status IN ('queued', 'running')
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("cold", end.ColdStart);
         cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", id);
@@ -256,8 +251,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
 
     public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id");
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", id);
         var list = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
@@ -266,8 +260,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// <summary>A function's latest invocations, newest first.</summary>
     public async Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id LIMIT @limit");
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id LIMIT @limit", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("fn", function);
         cmd.Parameters.AddWithValue("limit", limit);
         return await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
@@ -281,8 +274,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// </summary>
     public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, CancellationToken cancellationToken, DateTimeOffset? since = null)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT function, version, count(*),
                    count(*) FILTER (WHERE status IN ('failed', 'timed_out', 'refused')),
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
@@ -300,7 +292,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
             WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
             GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
             ORDER BY function COLLATE "C", version DESC, shadow, algorithm_version COLLATE "C"
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("fn", NpgsqlDbType.Text, (object?)function ?? DBNull.Value);
         cmd.Parameters.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)since ?? DBNull.Value);
         var list = new List<InvocationStats>();
@@ -333,8 +325,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     /// </summary>
     public async Task<int> PruneAsync(InvocationRetention retention, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             WITH cut AS (
                 SELECT GREATEST(
                     @oldest,
@@ -344,7 +335,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                 WHERE i.started_at < cut.before
                 ORDER BY i.started_at LIMIT @batch)
             DELETE FROM {S}.function_invocations WHERE id IN (SELECT id FROM doomed)
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("oldest", now - retention.KeepFor);
 
         // The Keep-th newest start: everything strictly older goes (ties at the cut stay).

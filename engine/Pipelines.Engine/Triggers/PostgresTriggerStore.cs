@@ -12,14 +12,19 @@ namespace Pipelines.Triggers;
 /// or a repeated delivery could make twice is an INSERT ... ON CONFLICT DO NOTHING or a
 /// conditional UPDATE, never a read followed by a write.
 /// </summary>
-public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+public sealed class PostgresTriggerStore
 {
     private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
 
     // pg_advisory_lock(int, int): the first number names this use, the second the trigger.
     private const int TriggerLockClass = 7310023;
 
-    private string S => schema;
+    private readonly SchemaGate _db;
+
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     /// <summary>Registered workflows, the ledger, batches and checkpoints; made by <see cref="PostgresSchema"/>.</summary>
     public static SchemaPart Tables { get; } = new("trigger store", 1, s => $"""
@@ -72,8 +77,6 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 last_error_at timestamptz);
         """);
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
-
     /// <summary>
     /// Registers or updates a workflow. Returns whether its trigger needs a baseline listing: a
     /// new registration, or a changed trigger uri (objects still pending under the old uri are
@@ -81,8 +84,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         string? oldUri;
         await using (var get = new NpgsqlCommand($"SELECT trigger_uri FROM {S}.workflows WHERE name = @n FOR UPDATE", conn, tx))
@@ -141,12 +143,11 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Ends a registration: from now on the trigger's cycle runs (see <see cref="UpsertAsync"/>).</summary>
     public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_state SET baseline_done = true, start_after = @sa, last_full_at = @now, last_full_listed = @listed,
                 last_poll_at = @now, last_poll_mode = 'baseline', last_poll_listed = @listed
             WHERE workflow = @n
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         cmd.Parameters.AddWithValue("sa", (object?)startAfter ?? DBNull.Value);
         cmd.Parameters.AddWithValue("now", now);
@@ -156,8 +157,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n");
+        await using var cmd = await _db.CommandAsync($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
     }
@@ -165,16 +165,14 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Removes a registration with its ledger; runs already started are not touched.</summary>
     public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"DELETE FROM {S}.workflows WHERE name = @n");
+        await using var cmd = await _db.CommandAsync($"DELETE FROM {S}.workflows WHERE name = @n", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
     public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name");
+        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name", cancellationToken).ConfigureAwait(false);
         var list = new List<RegisteredTrigger>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -203,18 +201,17 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         if (objects.Count == 0)
         {
             return 0;
         }
 
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             INSERT INTO {S}.trigger_objects AS o (workflow, bucket, key, etag, size, state, source, seen_at, note)
             SELECT @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
             ON CONFLICT (workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
                 WHERE o.state = 'deleted' AND excluded.state = 'pending'
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("src", source);
@@ -230,11 +227,10 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>An object was removed: its versions still waiting for a run will not get one. Claimed ones are not touched.</summary>
     public async Task<int> MarkDeletedAsync(string workflow, string bucket, string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_objects SET state = 'deleted', note = 'removed ' || to_char(@now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' before a run took it'
             WHERE workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("k", key);
@@ -244,8 +240,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<PendingObjects> PendingAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'");
+        await using var cmd = await _db.CommandAsync($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await r.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -258,8 +253,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
 
@@ -313,9 +307,8 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var batches = new List<(string RunId, DateTimeOffset At)>();
-        await using (var cmd = dataSource.CreateCommand($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id"))
+        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id", cancellationToken).ConfigureAwait(false))
         {
             cmd.Parameters.AddWithValue("w", workflow);
             await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -336,8 +329,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key");
+        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         var list = new List<LedgerObject>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -352,8 +344,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will); only once.</summary>
     public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("s", started ? "started" : "failed");
         cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
@@ -363,8 +354,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<TriggerPollState> GetPollStateAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w");
+        await using var cmd = await _db.CommandAsync($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -381,14 +371,13 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Saves what a poll did; a full listing also moves the reconciliation time.</summary>
     public async Task SavePollAsync(string workflow, PollOutcome poll, bool full, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_state SET last_poll_at = @at, last_poll_mode = @mode, last_poll_listed = @listed,
                 start_after = coalesce(@sa, start_after),
                 last_full_at = CASE WHEN @full THEN @at ELSE last_full_at END,
                 last_full_listed = CASE WHEN @full THEN @listed ELSE last_full_listed END
             WHERE workflow = @w
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("at", poll.At);
         cmd.Parameters.AddWithValue("mode", poll.Mode);
@@ -401,8 +390,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// <summary>Keeps the last error of a trigger's cycle for `pipelines triggers`; null clears it.</summary>
     public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.Add(new NpgsqlParameter("e", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
         cmd.Parameters.AddWithValue("now", now);
@@ -411,8 +399,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<TriggerSummary>> SummariesAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT w.name, w.trigger_uri, w.settle_ms, w.registered_at,
                    s.last_poll_at, s.last_poll_mode, s.last_poll_listed, s.last_error, s.last_error_at,
                    coalesce(o.seen, 0), coalesce(o.pending, 0), coalesce(o.baseline, 0), coalesce(o.rejected, 0),
@@ -432,7 +419,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = w.name AND state = 'started'
                 ORDER BY claimed_at DESC LIMIT 1) l ON true
             ORDER BY w.name
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         var list = new List<TriggerSummary>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -459,8 +446,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
     /// </summary>
     public async Task<IAsyncDisposable?> TryLockAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@c, hashtext(@k))", conn);
