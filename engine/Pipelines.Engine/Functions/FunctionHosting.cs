@@ -14,7 +14,7 @@ internal static class FunctionHosting
     public static void Add(IServiceCollection services, IConfiguration config)
     {
         services.AddSingleton(FunctionsOptions.From(config));
-        services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+        services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
         services.AddSingleton<FunctionInvoker>();
         services.AddSingleton<FunctionRouter>();
         services.AddSingleton<CanaryGuard>();

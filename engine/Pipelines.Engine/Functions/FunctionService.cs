@@ -15,7 +15,7 @@ namespace Pipelines.Functions;
 /// invocation is recorded before it runs and once when it ends.
 /// </summary>
 public sealed class FunctionService(
-    PostgresFunctionStore store,
+    IFunctionStore store,
     IContainerRuntime runtime,
     FunctionInvoker invoker,
     FunctionsOptions options,
@@ -27,7 +27,7 @@ public sealed class FunctionService(
 {
     private long _nextPrune;
 
-    public PostgresFunctionStore Store => store;
+    public IFunctionStore Store => store;
 
     /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
