@@ -97,7 +97,7 @@ public sealed class TriggersCommand : AsyncCommand<CommonSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, CommonSettings settings, CancellationToken cancellationToken)
     {
         using var host = await TriggerHost.StartAsync(settings, "`pipelines triggers`", cancellationToken).ConfigureAwait(false);
-        var list = await host.Services.GetRequiredService<PostgresTriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
+        var list = await host.Services.GetRequiredService<ITriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
         if (list.Count == 0)
         {
             Console.WriteLine("no triggers registered (`pipelines register FILE` registers a workflow with a trigger block)");

@@ -6,13 +6,12 @@ using Pipelines.RunStore;
 namespace Pipelines.Triggers;
 
 /// <summary>
-/// The triggers' tables, in the run store's schema: registered workflows, the ledger of object
-/// versions (one row per workflow, bucket, key and ETag), the batches cut from it (one per run)
-/// and each trigger's poll checkpoint. Every write that two processes, a watcher and a webhook,
-/// or a repeated delivery could make twice is an INSERT ... ON CONFLICT DO NOTHING or a
-/// conditional UPDATE, never a read followed by a write.
+/// The triggers' store in PostgreSQL, in the run store's schema (the rules are on
+/// <see cref="ITriggerStore"/>). Every write that two processes, a watcher and a webhook, or a
+/// repeated delivery could make twice is an INSERT ... ON CONFLICT or a conditional UPDATE, never
+/// a read followed by a write; a trigger's lock is a session advisory lock.
 /// </summary>
-public sealed class PostgresTriggerStore
+public sealed class PostgresTriggerStore : ITriggerStore
 {
     private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
 
@@ -77,11 +76,6 @@ public sealed class PostgresTriggerStore
                 last_error_at timestamptz);
         """);
 
-    /// <summary>
-    /// Registers or updates a workflow. Returns whether its trigger needs a baseline listing: a
-    /// new registration, or a changed trigger uri (objects still pending under the old uri are
-    /// then left behind as dropped, and the checkpoint starts again).
-    /// </summary>
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -140,7 +134,6 @@ public sealed class PostgresTriggerStore
         return needsBaseline || !await IsBaselineDoneAsync(t.Name, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Ends a registration: from now on the trigger's cycle runs (see <see cref="UpsertAsync"/>).</summary>
     public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
@@ -162,7 +155,6 @@ public sealed class PostgresTriggerStore
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
     }
 
-    /// <summary>Removes a registration with its ledger; runs already started are not touched.</summary>
     public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"DELETE FROM {S}.workflows WHERE name = @n", cancellationToken).ConfigureAwait(false);
@@ -172,7 +164,7 @@ public sealed class PostgresTriggerStore
 
     public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         var list = new List<RegisteredTrigger>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -194,10 +186,8 @@ public sealed class PostgresTriggerStore
         (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Name == workflow);
 
     /// <summary>
-    /// Records object versions (full keys) in one statement. A version already in the ledger is
-    /// left as it is (ON CONFLICT DO NOTHING), whoever reported it and however often, except
-    /// one that was deleted before its run, which a new sighting makes pending again. Returns
-    /// how many rows were new (or revived).
+    /// Records object versions in one statement: ON CONFLICT leaves a version in the ledger as it
+    /// is, except a deleted one that a pending sighting revives.
     /// </summary>
     public async Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -221,10 +211,17 @@ public sealed class PostgresTriggerStore
         cmd.Parameters.AddWithValue("sizes", objects.Select(o => o.Object.Size).ToArray());
         cmd.Parameters.AddWithValue("states", objects.Select(o => Name(o.State)).ToArray());
         cmd.Parameters.Add(new NpgsqlParameter("notes", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = objects.Select(o => (object?)o.Note ?? DBNull.Value).ToArray() });
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+        {
+            // The workflow is not registered (unregistered meanwhile): its objects are no one's work.
+            return 0;
+        }
     }
 
-    /// <summary>An object was removed: its versions still waiting for a run will not get one. Claimed ones are not touched.</summary>
     public async Task<int> MarkDeletedAsync(string workflow, string bucket, string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
@@ -247,10 +244,7 @@ public sealed class PostgresTriggerStore
         return new PendingObjects((int)r.GetInt64(0), r.IsDBNull(1) ? null : r.GetFieldValue<DateTimeOffset>(1));
     }
 
-    /// <summary>
-    /// Claims up to <paramref name="max"/> pending versions, oldest first, for the run id given,
-    /// and records the batch, in one transaction. Returns null when nothing was pending.
-    /// </summary>
+    /// <summary>Claims versions and records the batch in one transaction.</summary>
     public async Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -266,7 +260,7 @@ public sealed class PostgresTriggerStore
             WITH pick AS (
                 SELECT bucket, key, etag FROM {S}.trigger_objects
                 WHERE workflow = @w AND state = 'pending'
-                ORDER BY seen_at, key
+                ORDER BY seen_at, key COLLATE "C"
                 LIMIT @max
                 FOR UPDATE SKIP LOCKED)
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
@@ -297,18 +291,25 @@ public sealed class PostgresTriggerStore
             batch.Parameters.AddWithValue("w", workflow);
             batch.Parameters.AddWithValue("n", objects.Count);
             batch.Parameters.AddWithValue("now", now);
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // The transaction is rolled back with the claim: nothing is taken.
+                throw new ArgumentException($"run {runId} has a batch already", nameof(runId), e);
+            }
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now);
     }
 
-    /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
     {
         var batches = new List<(string RunId, DateTimeOffset At)>();
-        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id", cancellationToken).ConfigureAwait(false))
+        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id COLLATE \"C\"", cancellationToken).ConfigureAwait(false))
         {
             cmd.Parameters.AddWithValue("w", workflow);
             await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -329,7 +330,7 @@ public sealed class PostgresTriggerStore
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         var list = new List<LedgerObject>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -341,7 +342,6 @@ public sealed class PostgresTriggerStore
         return list;
     }
 
-    /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will); only once.</summary>
     public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'", cancellationToken).ConfigureAwait(false);
@@ -368,7 +368,6 @@ public sealed class PostgresTriggerStore
             r.IsDBNull(2) ? null : r.GetInt64(2));
     }
 
-    /// <summary>Saves what a poll did; a full listing also moves the reconciliation time.</summary>
     public async Task SavePollAsync(string workflow, PollOutcome poll, bool full, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
@@ -387,7 +386,6 @@ public sealed class PostgresTriggerStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Keeps the last error of a trigger's cycle for `pipelines triggers`; null clears it.</summary>
     public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
@@ -417,8 +415,8 @@ public sealed class PostgresTriggerStore
                 FROM {S}.trigger_batches WHERE workflow = w.name) b ON true
             LEFT JOIN LATERAL (
                 SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = w.name AND state = 'started'
-                ORDER BY claimed_at DESC LIMIT 1) l ON true
-            ORDER BY w.name
+                ORDER BY claimed_at DESC, run_id COLLATE "C" DESC LIMIT 1) l ON true
+            ORDER BY w.name COLLATE "C"
             """, cancellationToken).ConfigureAwait(false);
         var list = new List<TriggerSummary>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -439,11 +437,7 @@ public sealed class PostgresTriggerStore
         return list;
     }
 
-    /// <summary>
-    /// Takes the trigger's session lock if it is free: one cycle of a trigger at a time across
-    /// every trigger process. Null when another holds it. The lock ends with the returned
-    /// handle, or with the connection if this process dies.
-    /// </summary>
+    /// <summary>A session advisory lock on a connection of its own: it ends with the handle, or with the connection if this process dies.</summary>
     public async Task<IAsyncDisposable?> TryLockAsync(string workflow, CancellationToken cancellationToken)
     {
         var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

@@ -17,7 +17,7 @@ internal static class TriggerHosting
     public static void Add(IServiceCollection services, IConfiguration config, bool role)
     {
         services.AddSingleton(TriggerOptions.From(config));
-        services.AddSingleton(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+        services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
         services.AddSingleton<S3EventIngest>();
         services.AddSingleton<TriggerRegistrar>();
         services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();
