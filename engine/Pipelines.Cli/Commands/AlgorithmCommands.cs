@@ -217,7 +217,7 @@ public static class AlgorithmCommands
                 Console.WriteLine($"  {e.At.UtcDateTime:u}  {e.Action} {e.Version}{(e.Percent is { } p && e.Action is ChannelEvent.CanaryAction or ChannelEvent.ShadowAction ? $" ({p}%)" : "")} by {e.By}{(e.Reason is null ? "" : ": " + e.Reason)}");
             }
 
-            var catalog = host.Services.GetRequiredService<PostgresAlgorithmStore>();
+            var catalog = host.Services.GetRequiredService<IAlgorithmStore>();
             foreach (var v in a.Versions)
             {
                 foreach (var l in await catalog.LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false))

@@ -17,7 +17,7 @@ namespace Pipelines.Algorithms;
 public sealed partial class AlgorithmRuntime(
     DockerRuntime docker,
     AlgorithmService? algorithms,
-    PostgresAlgorithmStore? catalog,
+    IAlgorithmStore? catalog,
     AlgorithmOptions options,
     ObjectStoreFactory stores,
     string worker,

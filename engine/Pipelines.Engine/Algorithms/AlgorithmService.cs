@@ -21,7 +21,7 @@ public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersio
 /// <see cref="ResolveAsync"/> is the one place an <c>algorithm://</c> reference becomes a digest.
 /// </summary>
 public sealed partial class AlgorithmService(
-    PostgresAlgorithmStore catalog,
+    IAlgorithmStore catalog,
     AlgorithmOptions options,
     ObjectStoreFactory stores,
     DockerRuntime docker,

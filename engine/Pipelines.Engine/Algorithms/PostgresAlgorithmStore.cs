@@ -5,57 +5,12 @@ using Pipelines.RunStore;
 
 namespace Pipelines.Algorithms;
 
-/// <summary>One pushed version of an algorithm: an image kept in the algorithm store under its digest.</summary>
-public sealed record AlgorithmVersion(
-    string Name,
-    string Version,
-    string Digest,
-    long SizeBytes,
-    string PushedBy,
-    DateTimeOffset PushedAt,
-    string? Notes,
-    IReadOnlyList<string> RepoTags,
-    IReadOnlyList<string> LockDown)
-{
-    /// <summary>An image's size as the CLI and the dashboard show it: KiB below a MiB, MiB from there.</summary>
-    public static string SizeText(long bytes) => bytes >= 1 << 20
-        ? (bytes / (double)(1 << 20)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MiB"
-        : (bytes / 1024.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " KiB";
-}
-
 /// <summary>
-/// A channel (stable, canary) of an algorithm and the version it names. A canary's
-/// <see cref="Percent"/> is the share of a function's invocations it serves, or with
-/// <see cref="Shadow"/> the share of them copied to it while stable answers.
+/// The algorithm catalog in PostgreSQL (the rules are on <see cref="IAlgorithmStore"/>): a
+/// digest's lock is a transaction's advisory lock, held from before the tarball callback to the
+/// commit.
 /// </summary>
-public sealed record AlgorithmChannel(string Name, string Channel, string Version, int Percent, DateTimeOffset UpdatedAt, string UpdatedBy, bool Shadow = false);
-
-/// <summary>A change of an algorithm's channels: canary, shadow, promote, abort or rollback, by whom and why.</summary>
-public sealed record ChannelEvent(string Name, string Action, string? Version, int? Percent, string By, string? Reason, DateTimeOffset At)
-{
-    public const string CanaryAction = "canary";
-    public const string ShadowAction = "shadow";
-    public const string PromoteAction = "promote";
-    public const string AbortAction = "abort";
-
-    /// <summary>An abort by the canary guard (who is <c>auto-rollback</c>), with the figures that caused it.</summary>
-    public const string RollbackAction = "rollback";
-}
-
-/// <summary>What a function following <c>@stable</c> is served by now: the stable version, and the canary with its share when there is one.</summary>
-public sealed record AlgorithmRoute(string Name, AlgorithmVersionRef Stable, AlgorithmVersionRef? Canary, int Percent, bool Shadow, DateTimeOffset? CanarySince);
-
-/// <summary>A version and the digest it pins.</summary>
-public sealed record AlgorithmVersionRef(string Version, string Digest);
-
-/// <summary>A worker's load of an image its engine lacked: where from and how long it took.</summary>
-public sealed record ImageLoad(string Digest, string Worker, string Source, double Seconds, long Bytes, DateTimeOffset LoadedAt);
-
-/// <summary>
-/// The algorithm catalog in PostgreSQL: versions (who pushed what digest, when), channels, and
-/// the loads workers did. The image bytes are in the object store (<see cref="AlgorithmService"/>).
-/// </summary>
-public sealed class PostgresAlgorithmStore
+public sealed class PostgresAlgorithmStore : IAlgorithmStore
 {
     /// <summary>The catalog's tables, created by PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
@@ -122,17 +77,16 @@ public sealed class PostgresAlgorithmStore
         return (await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
     }
 
-    /// <summary>Every version, of one algorithm or of all, newest first within a name.</summary>
     public async Task<IReadOnlyList<AlgorithmVersion>> ListAsync(string? name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name, pushed_at DESC, version", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", pushed_at DESC, version COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", channel COLLATE \"C\" DESC", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         var list = new List<AlgorithmChannel>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -144,12 +98,6 @@ public sealed class PostgresAlgorithmStore
         return list;
     }
 
-    /// <summary>
-    /// Records a version. Under the digest's lock, <paramref name="ensureTarball"/> makes sure the
-    /// tarball is in the object store (a delete of the digest's last version cannot remove it in
-    /// between). Returns false, recording nothing, when the version exists. The first version of
-    /// a name becomes its stable channel.
-    /// </summary>
     public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
     {
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -192,11 +140,6 @@ public sealed class PostgresAlgorithmStore
         return true;
     }
 
-    /// <summary>
-    /// Removes a version; when it was the last of its digest, <paramref name="deleteTarball"/>
-    /// removes the image from the object store before the commit (a failure there keeps the
-    /// version). Returns null when there is no such version. A version a channel names is refused.
-    /// </summary>
     public async Task<AlgorithmVersion?> DeleteAsync(string name, string version, Func<string, CancellationToken, Task> deleteTarball, CancellationToken cancellationToken)
     {
         var v = await GetAsync(name, version, cancellationToken).ConfigureAwait(false);
@@ -208,13 +151,13 @@ public sealed class PostgresAlgorithmStore
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
-        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ') FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
+        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ' ORDER BY channel COLLATE \"C\" DESC) FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
         {
             channels.Parameters.AddWithValue("n", name);
             channels.Parameters.AddWithValue("v", version);
             if (await channels.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string named)
             {
-                throw new PipelinesException($"{name}@{version} is the {named} version: promote another version (or abort the canary) before deleting it", retryHelps: false);
+                throw AlgorithmStoreRules.Named(name, version, named);
             }
         }
 
@@ -241,13 +184,6 @@ public sealed class PostgresAlgorithmStore
         return v;
     }
 
-    /// <summary>
-    /// Points a channel at a version (which must exist), or removes the channel when
-    /// <paramref name="version"/> is null, and records <paramref name="recorded"/> in the same
-    /// transaction. With <paramref name="onlyIfVersion"/> a removal happens only while the channel
-    /// still names that version (the guard's rollback never ends a canary set after it looked).
-    /// Returns whether the channel changed.
-    /// </summary>
     public async Task<bool> SetChannelAsync(
         string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null)
     {
@@ -269,9 +205,16 @@ public sealed class PostgresAlgorithmStore
             cmd.Parameters.AddWithValue("shadow", shadow);
             cmd.Parameters.AddWithValue("at", now);
             cmd.Parameters.AddWithValue("by", by);
-            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            try
             {
-                return false;
+                if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+                {
+                    return false;
+                }
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+            {
+                throw AlgorithmStoreRules.NoVersion(name, version!, e);
             }
         }
 
@@ -292,7 +235,6 @@ public sealed class PostgresAlgorithmStore
         return true;
     }
 
-    /// <summary>The latest channel changes of one algorithm (or of all), newest first.</summary>
     public async Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
@@ -309,7 +251,7 @@ public sealed class PostgresAlgorithmStore
         return list;
     }
 
-    /// <summary>The stable and canary versions of an algorithm with their digests, in one query; null when it has no stable version.</summary>
+    /// <summary>The route in one query.</summary>
     public async Task<AlgorithmRoute?> RouteAsync(string name, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
@@ -351,7 +293,6 @@ public sealed class PostgresAlgorithmStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The latest loads, of one digest or of all, newest first.</summary>
     public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);

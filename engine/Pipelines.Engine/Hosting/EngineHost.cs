@@ -123,7 +123,7 @@ public static class EngineHost
         services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(
             sp.GetRequiredService<DockerRuntime>(),
             sp.GetService<AlgorithmService>(),
-            sp.GetService<PostgresAlgorithmStore>(),
+            sp.GetService<IAlgorithmStore>(),
             sp.GetRequiredService<AlgorithmOptions>(),
             sp.GetRequiredService<ObjectStoreFactory>(),
             workerOptions.Name,
@@ -156,7 +156,7 @@ public static class EngineHost
             services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             services.AddHostedService<SchemaSetup>();
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             services.AddSingleton<AlgorithmService>();
             var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
             services.AddHangfire((sp, c) =>

@@ -118,7 +118,7 @@ internal static partial class FunctionsApi
         }
 
         var route = await algorithms.RouteAsync(algorithm, ct);
-        var events = await services.GetRequiredService<PostgresAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
+        var events = await services.GetRequiredService<IAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
         return ReleaseView.From(route, events);
     }
 

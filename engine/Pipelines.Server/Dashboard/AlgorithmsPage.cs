@@ -23,7 +23,7 @@ internal sealed class AlgorithmsPage : RazorPage
         Layout = new LayoutPage("Algorithms");
         var http = Context.GetHttpContext();
         var service = http.RequestServices.GetService<AlgorithmService>();
-        var catalog = http.RequestServices.GetService<PostgresAlgorithmStore>();
+        var catalog = http.RequestServices.GetService<IAlgorithmStore>();
         WriteLiteral("<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Algorithms</h1>");
         if (service is null || catalog is null)
         {
