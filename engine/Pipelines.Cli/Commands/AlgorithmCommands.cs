@@ -17,7 +17,10 @@ public static class AlgorithmCommands
         var config = EngineHost.Configuration(settings.Config);
         if (!EngineHost.UsesPostgres(config))
         {
-            throw new PipelinesException("`pipelines algorithm` needs PostgreSQL (the catalog of versions is kept there): set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+            throw new PipelinesException(
+                "`pipelines algorithm` works on the catalog of versions in PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string; "
+                + "without PostgreSQL the catalog lives in the memory of one `pipelines server`: push through it with --server URL (or PIPELINES_SERVER) and use its /api/algorithms and dashboard",
+                retryHelps: false);
         }
 
         var host = EngineHost.Build(config, worker: false);

@@ -8,15 +8,21 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Pipelines.Server.Health;
 
-/// <summary>/healthz: the process is up. /readyz: PostgreSQL, the bucket and Docker answer. Both open to all.</summary>
+/// <summary>/healthz: the process is up. /readyz: PostgreSQL (when configured), the bucket and Docker answer. Both open to all.</summary>
 internal static class HealthEndpoints
 {
     private const string Ready = "ready";
 
-    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services)
+    /// <summary>The checks; <paramref name="postgres"/> adds PostgreSQL's (an embedded server has none to check).</summary>
+    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services, bool postgres)
     {
-        services.AddHealthChecks()
-            .AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
+        var checks = services.AddHealthChecks();
+        if (postgres)
+        {
+            checks.AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5));
+        }
+
+        checks
             .AddCheck<BucketCheck>("bucket", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<HarvestCheck>("harvest", tags: [Ready]);
