@@ -10,7 +10,7 @@ namespace Pipelines.Algorithms;
 /// digest's lock is a transaction's advisory lock, held from before the tarball callback to the
 /// commit.
 /// </summary>
-public sealed class PostgresAlgorithmStore : IAlgorithmStore
+internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 {
     /// <summary>The catalog's tables, created by PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""

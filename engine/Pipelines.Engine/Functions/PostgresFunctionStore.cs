@@ -11,7 +11,7 @@ namespace Pipelines.Functions;
 /// one version each and an identical content never makes a second. Invocations are kept within a
 /// retention limit, pruned in bounded batches (the rules are on <see cref="IFunctionStore"/>).
 /// </summary>
-public sealed class PostgresFunctionStore : IFunctionStore
+internal sealed class PostgresFunctionStore : IFunctionStore
 {
     private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
     private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal";

@@ -11,7 +11,7 @@ namespace Pipelines.Triggers;
 /// repeated delivery could make twice is an INSERT ... ON CONFLICT or a conditional UPDATE, never
 /// a read followed by a write; a trigger's lock is a session advisory lock.
 /// </summary>
-public sealed class PostgresTriggerStore : ITriggerStore
+internal sealed class PostgresTriggerStore : ITriggerStore
 {
     private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
 

@@ -45,7 +45,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
     /// <summary>The images of this fixture's own, removed when it is disposed.</summary>
     public TestImages Images { get; } = new();
 
-    public PostgresAlgorithmStore Catalog => new(Db, Schema);
+    public IAlgorithmStore Catalog => new PostgresAlgorithmStore(Db, Schema);
 
     public static async Task<AlgorithmFixture> CreateAsync()
     {
