@@ -38,22 +38,13 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
     /// </summary>
     public async Task LoadImageAsync(Stream tarball, CancellationToken cancellationToken)
     {
-        var errors = new List<string>();
+        var errors = new EngineErrors();
         try
         {
             await _engine.Client.Images.LoadImageAsync(
                 new ImageLoadParameters { Quiet = true },
                 tarball,
-                new Progress<JSONMessage>(m =>
-                {
-                    if (m.Error?.Message is { Length: > 0 } error)
-                    {
-                        lock (errors)
-                        {
-                            errors.Add(error);
-                        }
-                    }
-                }),
+                errors,
                 cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.InternalServerError && !DockerEngine.IsConnectionFailure(e))
@@ -65,12 +56,9 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
             throw _engine.Unreachable(e);
         }
 
-        lock (errors)
+        if (errors.Said is { } said)
         {
-            if (errors.Count > 0)
-            {
-                throw new PipelinesException("the Docker engine refused the image tarball: " + string.Join("; ", errors), retryHelps: false);
-            }
+            throw new PipelinesException("the Docker engine refused the image tarball: " + said, retryHelps: false);
         }
     }
 
@@ -95,7 +83,7 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
     /// <summary>`docker pull` through the engine API, with the registry's credentials when given.</summary>
     public async Task PullImageAsync(string reference, RegistryLogin? login, CancellationToken cancellationToken)
     {
-        var errors = new List<string>();
+        var errors = new EngineErrors();
         // By digest the whole reference is pulled; else the repository at its tag (latest when none).
         var parsed = ImageReference.Parse(reference);
         var (from, tag) = parsed.Digest is not null ? (reference, (string?)null) : (parsed.Repository, parsed.Tag ?? "latest");
@@ -104,16 +92,7 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
             await _engine.Client.Images.CreateImageAsync(
                 new ImagesCreateParameters { FromImage = from, Tag = tag },
                 login is null ? new AuthConfig() : new AuthConfig { ServerAddress = login.Registry, Username = login.Username, Password = login.Password },
-                new Progress<JSONMessage>(m =>
-                {
-                    if (m.Error?.Message is { Length: > 0 } error)
-                    {
-                        lock (errors)
-                        {
-                            errors.Add(error);
-                        }
-                    }
-                }),
+                errors,
                 cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException e) when (!DockerEngine.IsConnectionFailure(e))
@@ -128,12 +107,9 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
             throw _engine.Unreachable(e);
         }
 
-        lock (errors)
+        if (errors.Said is { } said)
         {
-            if (errors.Count > 0)
-            {
-                throw new PipelinesException($"the Docker engine could not pull {reference}: {string.Join("; ", errors)}", retryHelps: false);
-            }
+            throw new PipelinesException($"the Docker engine could not pull {reference}: {said}", retryHelps: false);
         }
     }
 
@@ -157,4 +133,37 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
     /// <summary>What a registry that answered says when it refuses a pull (distribution's error codes and the engine's own words).</summary>
     private static readonly string[] RegistryRefusals =
         ["unauthorized", "authentication required", "no basic auth credentials", "denied", "manifest unknown", "name unknown", "not found", "invalid reference format"];
+
+    /// <summary>
+    /// The errors the engine reports in its progress messages (a load or pull it refuses still
+    /// answers 200), kept as they are reported: <see cref="Progress{T}"/> would report them later
+    /// on the thread pool, after the call has returned and they were looked at.
+    /// </summary>
+    private sealed class EngineErrors : IProgress<JSONMessage>
+    {
+        private readonly List<string> _errors = [];
+
+        /// <summary>Every error reported so far, or null when none was.</summary>
+        public string? Said
+        {
+            get
+            {
+                lock (_errors)
+                {
+                    return _errors.Count > 0 ? string.Join("; ", _errors) : null;
+                }
+            }
+        }
+
+        public void Report(JSONMessage value)
+        {
+            if (value.Error?.Message is { Length: > 0 } error)
+            {
+                lock (_errors)
+                {
+                    _errors.Add(error);
+                }
+            }
+        }
+    }
 }
