@@ -1,7 +1,7 @@
 namespace Pipelines.Containers;
 
 /// <summary>The labels every container of ours carries, whatever runs it, beside those its caller gives.</summary>
-public static class ContainerLabels
+internal static class ContainerLabels
 {
     /// <summary>Marks a container as ours (value <c>true</c>), so that a sweep on a shared engine finds only ours.</summary>
     public const string Managed = "org.pipelines.managed";
