@@ -17,7 +17,7 @@ namespace Pipelines.Tests.Algorithms;
 /// </summary>
 public sealed class AlgorithmFixture : IAsyncDisposable
 {
-    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerRuntime docker)
+    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerEngine docker)
     {
         Schema = schema;
         Bucket = bucket;
@@ -36,7 +36,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
     public ObjectStoreFactory Stores { get; }
 
-    public DockerRuntime Docker { get; }
+    public DockerEngine Docker { get; }
 
     public DockerClient Client => Images.Client;
 
@@ -54,12 +54,12 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         await new PostgresSchema(db, schema).CreateAsync(CancellationToken.None);
         var stores = new ObjectStoreFactory(TestEnvironment.S3);
         var bucket = await TestEnvironment.NewBucketAsync(stores.S3Client);
-        return new AlgorithmFixture(schema, bucket, db, stores, new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }));
+        return new AlgorithmFixture(schema, bucket, db, stores, new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }));
     }
 
     public AlgorithmService Service(long maxImageBytes = 1L << 30) => new(
         Catalog, new AlgorithmOptions { Store = StoreUri, MaxImageBytes = maxImageBytes, Scratch = Path.Combine(Path.GetTempPath(), "pipelines-algorithm-tests") },
-        Stores, Docker, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
+        Stores, Docker.Images, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
 
     /// <summary>Builds an image of this test's own (a sample image plus a unique label) and returns its tag.</summary>
     public Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1") => Images.NewAsync(from);
@@ -76,7 +76,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
     public async Task<string> SaveAsync(string image, string path)
     {
         await using var file = File.Create(path);
-        await Docker.SaveImageAsync(image, file, CancellationToken.None);
+        await Docker.Images.SaveImageAsync(image, file, CancellationToken.None);
         return path;
     }
 
