@@ -58,7 +58,7 @@ public interface IAlgorithmStore
     /// recorded only then.
     /// </summary>
     Task<bool> SetChannelAsync(
-        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null);
+        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, string? onlyIfVersion, CancellationToken cancellationToken);
 
     /// <summary>The latest channel changes of one algorithm (or of all), newest first, at most <paramref name="limit"/>.</summary>
     Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken);

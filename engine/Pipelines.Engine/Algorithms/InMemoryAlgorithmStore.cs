@@ -96,7 +96,7 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     }
 
     public async Task<bool> SetChannelAsync(
-        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null)
+        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, string? onlyIfVersion, CancellationToken cancellationToken)
     {
         if (version is null)
         {

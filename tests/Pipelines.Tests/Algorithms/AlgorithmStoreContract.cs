@@ -113,8 +113,8 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
         await AddAsync(Version("ocr", "1.0", "sha256:a"));
 
         await Assert.ThrowsAsync<PipelinesException>(() => Store.AddAsync(Version("ocr", "2.0", "sha256:b"), _ => throw new PipelinesException("S3 is out of reach", retryHelps: true), None));
-        await Assert.ThrowsAsync<PipelinesException>(() => Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "2.0", 100, false, "t", Now, null, None));
-        await Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "1.0", 100, false, "t", Now, null, None);
+        await Assert.ThrowsAsync<PipelinesException>(() => Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "2.0", 100, false, "t", Now, null, null, None));
+        await Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "1.0", 100, false, "t", Now, null, null, None);
         await AddAsync(Version("ocr", "3.0", "sha256:c"));
         await Assert.ThrowsAsync<PipelinesException>(() => Store.DeleteAsync("ocr", "3.0", (_, _) => throw new PipelinesException("S3 is out of reach", retryHelps: true), None));
 
@@ -148,8 +148,8 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
     {
         await AddAsync(Version("ocr", "1.0", "sha256:a"));
         await AddAsync(Version("ocr", "2.0", "sha256:b"));
-        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "t", Now, null, None);
-        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "1.0", 10, false, "t", Now, null, None);
+        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "t", Now, null, null, None);
+        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "1.0", 10, false, "t", Now, null, null, None);
 
         var stable = await Assert.ThrowsAsync<PipelinesException>(() => Store.DeleteAsync("ocr", "1.0", DeleteTarball, None));
 
@@ -165,7 +165,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
     {
         await AddAsync(Version("ocr", "1.0", "sha256:a"));
 
-        var e = await Assert.ThrowsAsync<PipelinesException>(() => Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "9.9", 10, false, "t", Now, Event("ocr", "9.9"), None));
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "9.9", 10, false, "t", Now, Event("ocr", "9.9"), null, None));
 
         Assert.Equal("ocr@9.9 does not exist: a channel names a pushed version", e.Message);
         Assert.Single(await Store.ChannelsAsync("ocr", None));
@@ -178,13 +178,13 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
         await AddAsync(Version("ocr", "1.0", "sha256:a"));
         await AddAsync(Version("ocr", "2.0", "sha256:b"));
 
-        Assert.True(await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "ann", Now.AddMinutes(1), Event("ocr", "2.0", at: Now.AddMinutes(1)), None));
+        Assert.True(await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "ann", Now.AddMinutes(1), Event("ocr", "2.0", at: Now.AddMinutes(1)), null, None));
         var canary = await Store.RouteAsync("ocr", None);
-        Assert.True(await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 100, true, "bob", Now.AddMinutes(2), Event("ocr", "2.0", ChannelEvent.ShadowAction, Now.AddMinutes(2)), None));
+        Assert.True(await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 100, true, "bob", Now.AddMinutes(2), Event("ocr", "2.0", ChannelEvent.ShadowAction, Now.AddMinutes(2)), null, None));
         var shadow = await Store.RouteAsync("ocr", None);
-        var notThat = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "guard", Now.AddMinutes(3), Event("ocr", "1.0", ChannelEvent.RollbackAction, Now.AddMinutes(3)), None, onlyIfVersion: "1.0");
-        var ended = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "guard", Now.AddMinutes(4), Event("ocr", "2.0", ChannelEvent.RollbackAction, Now.AddMinutes(4)), None, onlyIfVersion: "2.0");
-        var again = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "ann", Now.AddMinutes(5), Event("ocr", "2.0", ChannelEvent.AbortAction, Now.AddMinutes(5)), None);
+        var notThat = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "guard", Now.AddMinutes(3), Event("ocr", "1.0", ChannelEvent.RollbackAction, Now.AddMinutes(3)), onlyIfVersion: "1.0", None);
+        var ended = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "guard", Now.AddMinutes(4), Event("ocr", "2.0", ChannelEvent.RollbackAction, Now.AddMinutes(4)), onlyIfVersion: "2.0", None);
+        var again = await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, null, 0, false, "ann", Now.AddMinutes(5), Event("ocr", "2.0", ChannelEvent.AbortAction, Now.AddMinutes(5)), null, None);
 
         Assert.Equal(new AlgorithmRoute("ocr", new("1.0", "sha256:a"), new("2.0", "sha256:b"), 10, false, Now.AddMinutes(1)), canary);
         Assert.Equal(new AlgorithmRoute("ocr", new("1.0", "sha256:a"), new("2.0", "sha256:b"), 100, true, Now.AddMinutes(2)), shadow);
@@ -200,9 +200,9 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
     {
         await AddAsync(Version("ocr", "1.0", "sha256:a"));
         await AddAsync(Version("ocr", "2.0", "sha256:b"));
-        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "ann", Now, null, None);
+        await Store.SetChannelAsync("ocr", AlgorithmReference.Canary, "2.0", 10, false, "ann", Now, null, null, None);
 
-        await Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "2.0", 100, false, "bob", Now.AddMinutes(1), Event("ocr", "2.0", ChannelEvent.PromoteAction, Now.AddMinutes(1)), None);
+        await Store.SetChannelAsync("ocr", AlgorithmReference.Stable, "2.0", 100, false, "bob", Now.AddMinutes(1), Event("ocr", "2.0", ChannelEvent.PromoteAction, Now.AddMinutes(1)), null, None);
 
         Assert.Equal([(AlgorithmReference.Stable, "2.0", "bob"), (AlgorithmReference.Canary, "2.0", "ann")], (await Store.ChannelsAsync("ocr", None)).Select(c => (c.Channel, c.Version, c.UpdatedBy)));
         Assert.Equal("2.0", (await Store.RouteAsync("ocr", None))!.Stable.Version);
@@ -216,7 +216,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
 
         foreach (var (name, action) in new[] { ("ocr", "canary"), ("cv", "canary"), ("ocr", "promote"), ("ocr", "abort") })
         {
-            await Store.SetChannelAsync(name, AlgorithmReference.Canary, "1.0", 5, false, "t", Now, Event(name, "1.0", action, Now), None);
+            await Store.SetChannelAsync(name, AlgorithmReference.Canary, "1.0", 5, false, "t", Now, Event(name, "1.0", action, Now), null, None);
         }
 
         Assert.Equal(["abort", "promote", "canary"], (await Store.EventsAsync("ocr", 10, None)).Select(e => e.Action));
