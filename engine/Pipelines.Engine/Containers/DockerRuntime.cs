@@ -247,6 +247,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             cgroup);
 
         string id;
+        var starting = Stopwatch.StartNew();
         try
         {
             id = (await _client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
@@ -264,6 +265,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         try
         {
             await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            Telemetry.EngineMetrics.ContainerStarted("oneshot", starting.Elapsed.TotalSeconds);
             var timedOut = false;
             long exitCode;
 

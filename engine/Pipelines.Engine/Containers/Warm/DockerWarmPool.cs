@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -6,6 +7,8 @@ using Docker.DotNet;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Model;
+
+using Pipelines.Telemetry;
 
 namespace Pipelines.Containers.Warm;
 
@@ -58,6 +61,7 @@ public sealed partial class DockerWarmPool : IWarmPool
             if (pool.TakeFree() is { } free)
             {
                 Interlocked.Increment(ref free.Leases);
+                EngineMetrics.WarmRequest(spec.Owner, coldStart: false);
                 return new PoolLease(this, pool, free, coldStart: false);
             }
 
@@ -86,7 +90,9 @@ public sealed partial class DockerWarmPool : IWarmPool
             {
                 // A waiter handed a container that never served before waited for its start: a cold start.
                 var container = await waiter.Task.ConfigureAwait(false);
-                return new PoolLease(this, pool, container, coldStart: Interlocked.Increment(ref container.Leases) == 1);
+                var cold = Interlocked.Increment(ref container.Leases) == 1;
+                EngineMetrics.WarmRequest(spec.Owner, cold);
+                return new PoolLease(this, pool, container, cold);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -548,6 +554,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         var parameters = _runtime.LockedDown(spec.ImageId, command, env.Concat(spec.Secrets), binds, spec.Resources, labels);
         var client = _runtime.Client;
         string id;
+        var clock = Stopwatch.StartNew();
         try
         {
             id = (await client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
@@ -587,6 +594,7 @@ public sealed partial class DockerWarmPool : IWarmPool
                 throw new BrokenChannelException($"nothing answered on {WarmLayout.Control}/{socketName} within {_options.WarmStartTimeout.TotalSeconds:0.#} s");
             }
 
+            EngineMetrics.ContainerStarted("warm", clock.Elapsed.TotalSeconds);
             LogStarted(_log, container.ShortId, spec.Owner, spec.Mode, ahead ? ", ahead of its requests" : "");
             return container;
         }
