@@ -30,7 +30,10 @@ public static class TelemetryHosting
             .ConfigureResource(r => r.AddService("pipelines", serviceVersion: Gather.GatherRunner.EngineVersion, serviceInstanceId: worker.Name))
             .WithTracing(t =>
             {
-                t.AddSource(EngineTracing.SourceName).SetSampler(new ParentBasedSampler(new AlwaysOnSampler()));
+                // Always on, whatever the parent says: a run's or an invocation's spans are the
+                // record its ids point at, and an unsampled parent (ASP.NET Core's request
+                // activity, which nothing here records) must not drop them.
+                t.AddSource(EngineTracing.SourceName).SetSampler(new AlwaysOnSampler());
                 if (options.ExportsOtlp)
                 {
                     t.AddOtlpExporter(o => Otlp(o, options));
