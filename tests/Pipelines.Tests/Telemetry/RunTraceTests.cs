@@ -9,9 +9,9 @@ using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Support;
-using Pipelines.Telemetry;
 
 namespace Pipelines.Tests.Telemetry;
 
