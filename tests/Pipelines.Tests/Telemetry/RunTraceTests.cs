@@ -66,15 +66,27 @@ public sealed class RunTraceTests : IAsyncLifetime
         }
 
         Assert.Equal(RunState.Succeeded, run.State);
-        _tracing.ForceFlush();
         var folder = new RunFolder(_host.Services.GetRequiredService<ObjectStoreFactory>().Open(run.OutputUri));
         var traceId = RunSummary.FromJson(await folder.ReadAsync("run.json")).TraceId;
         Assert.Matches("^[0-9a-f]{32}$", traceId);
 
+        // The run is ended (FinishRunAsync) a moment before its gather's span is: wait for that span.
         List<Activity> spans;
-        lock (_spans)
+        clock.Restart();
+        while (true)
         {
-            spans = _spans.Where(s => s.TraceId.ToHexString() == traceId).ToList();
+            _tracing.ForceFlush();
+            lock (_spans)
+            {
+                spans = _spans.Where(s => s.TraceId.ToHexString() == traceId).ToList();
+            }
+
+            if (spans.Any(s => s.OperationName == "pipelines.run.gather") || clock.Elapsed > TimeSpan.FromSeconds(30))
+            {
+                break;
+            }
+
+            await Task.Delay(50);
         }
 
         Activity One(string name) => Assert.Single(spans, s => s.OperationName == name);
