@@ -58,7 +58,8 @@ internal static class InvokeBody
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            throw TooLarge(null, null, limit);
+            // Kestrel's own limit (set just above ours) stopped a body sent without a length: more than the limit came.
+            throw TooLarge(null, body.Total, limit);
         }
 
         return new FunctionInput(folder, files, request.ContentType, body.Sha256(), body.Total);
