@@ -193,9 +193,9 @@ public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<Ser
         Assert.Equal(2, invalid.ExitCode);
         Assert.Contains("line 4, column 11: min_warm: 'lots' is not a whole number", invalid.Stderr, StringComparison.Ordinal);
         Assert.True(deleted.ExitCode == 0, deleted.ToString());
-        Assert.Equal(1, missing.ExitCode);
+        Assert.Equal(4, missing.ExitCode);
         Assert.Contains("404 there is no function 'from-cli'", missing.Stderr, StringComparison.Ordinal);
-        Assert.Equal(1, invokeMissing.ExitCode);
+        Assert.Equal(4, invokeMissing.ExitCode);
         Assert.Contains("from-cli: 404 there is no function 'from-cli'", invokeMissing.Stderr, StringComparison.Ordinal);
     }
 
