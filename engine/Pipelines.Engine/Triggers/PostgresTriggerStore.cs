@@ -250,6 +250,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
+        DateTimeOffset? firstSeen = null;
 
         // At most once: a row moves from pending to claimed only here, by a conditional update
         // under row locks (SKIP LOCKED: a second claimer at the same moment takes other rows or
@@ -266,7 +267,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
             FROM pick
             WHERE o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
-            RETURNING o.key, o.size, o.etag
+            RETURNING o.key, o.size, o.etag, o.seen_at
             """, conn, tx))
         {
             claim.Parameters.AddWithValue("w", workflow);
@@ -276,6 +277,8 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 objects.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+                var seen = r.GetFieldValue<DateTimeOffset>(3);
+                firstSeen = firstSeen is { } f && f <= seen ? f : seen;
             }
         }
 
@@ -303,7 +306,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now);
+        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now) { FirstSeenAt = firstSeen };
     }
 
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
