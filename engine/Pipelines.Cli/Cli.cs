@@ -89,7 +89,10 @@ internal static class Cli
             var why = e.GetBaseException().Message;
             var where = e.Message == why ? "" : char.ToLowerInvariant(e.Message[0]) + e.Message[1..].TrimEnd('.') + ": ";
             error.WriteLine($"error: PostgreSQL: {where}{why} (is it running? the connection string is the Postgres setting, PIPELINES_POSTGRES)");
-            return Unavailable;
+
+            // Out of reach (or shutting down) is worth trying again; a server that answered no
+            // (no such role or database, a wrong password) will answer no again.
+            return e is Npgsql.PostgresException { IsTransient: false } ? Failed : Unavailable;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
