@@ -290,13 +290,20 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
             {
                 "NoSuchBucket" => new PipelinesException($"{Name}: the bucket does not exist", retryHelps: false, e),
                 "NoSuchKey" => new ObjectNotFoundException(Name, key),
-                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "AccessDenied" or "InvalidToken" or "ExpiredToken" =>
+                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "AccessDenied" =>
                     new PipelinesException($"{Name}: access denied ({s3.ErrorCode}): check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", retryHelps: false, e),
+                "InvalidToken" or "ExpiredToken" or "TokenRefreshRequired" =>
+                    new PipelinesException($"{Name}: access denied ({s3.ErrorCode}): the session token of temporary credentials was refused; check AWS_SESSION_TOKEN, or renew the credentials", retryHelps: false, e),
                 _ when s3.StatusCode == HttpStatusCode.NotFound => new ObjectNotFoundException(Name, key),
                 _ when s3.StatusCode == HttpStatusCode.Forbidden =>
                     new PipelinesException($"{Name}: access denied: check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", retryHelps: false, e),
                 _ => new PipelinesException($"{Name}/{key}: S3 error {(int)s3.StatusCode} {s3.ErrorCode}: {s3.Message}", retryHelps: (int)s3.StatusCode >= 500, e),
             };
+        }
+
+        if (S3Settings.IsMissingCredentials(e))
+        {
+            return S3Settings.MissingCredentials(Name, e);
         }
 
         var endpoint = client.Config.ServiceURL ?? "(default endpoint)";
