@@ -81,13 +81,28 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
         Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
         using var response = await Call(() => client.GetObjectAsync(bucket, key, cancellationToken), key).ConfigureAwait(false);
         await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-        var digest = await Hashing.CopyAsync(response.ResponseStream, output, cancellationToken).ConfigureAwait(false);
+        // An ETag that is an MD5 is checked against the md5 of the bytes; any other names the
+        // version served, which the caller compares with the one it planned (ContentTags).
+        var etag = response.ETag?.Trim('"');
+        var md5 = etag is null || ContentTags.IsMd5ETag(etag, response.ServerSideEncryptionMethod?.Value, response.ServerSideEncryptionCustomerMethod?.Value);
+        FileDigest digest;
+        try
+        {
+            digest = await Hashing.CopyAsync(response.ResponseStream, output, cancellationToken, md5).ConfigureAwait(false);
+        }
+        catch (Amazon.Runtime.AmazonClientException e)
+        {
+            // The SDK checks the bytes against an ETag that is an MD5 as they stream, where S3's
+            // headers do not say the object is encrypted: they were damaged on the way.
+            throw new PipelinesException($"{Name}/{key}: the bytes received do not match the object's ETag (the MD5 of its content): {e.Message}", retryHelps: true, e);
+        }
+
         if (response.ContentLength >= 0 && digest.Size != response.ContentLength)
         {
             throw new PipelinesException($"{Name}/{key}: received {digest.Size} bytes, expected {response.ContentLength}", retryHelps: true);
         }
 
-        return digest;
+        return md5 ? digest : digest with { VersionTag = etag };
     }
 
     public Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>
