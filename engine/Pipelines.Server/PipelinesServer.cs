@@ -33,9 +33,15 @@ public static partial class PipelinesServer
         }
 
         var options = ServerOptions.From(config);
+        var listen = urls ?? options.Urls;
+        if (!options.KeysConfigured && ServerOptions.FirstBeyondLoopback(listen) is { } open)
+        {
+            throw new PipelinesException($"no access key is configured, so the server may listen on loopback only, not on {open}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", retryHelps: false);
+        }
+
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddConfiguration(config);
-        builder.WebHost.UseUrls(urls ?? options.Urls);
+        builder.WebHost.UseUrls(listen);
         builder.Logging.ClearProviders().AddSimpleConsole(o =>
         {
             o.SingleLine = true;
