@@ -50,15 +50,15 @@ public static partial class PipelinesServer
         builder.Logging.AddFilter("Hangfire", LogLevel.Warning);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
-        // Session cookies are protected with keys kept in ~/.aspnet; a warning that they are not
-        // encrypted at rest on this machine would be printed at every start.
+        // Session cookies are protected with keys kept in PostgreSQL (Access/DashboardKeyRepository);
+        // a warning that they are not encrypted at rest would be printed at every start.
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
 
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers));
-        services.AddPipelinesAccess(options);
+        services.AddPipelinesAccess(options, config["Schema"] ?? "pipelines");
         services.AddPipelinesHealth();
         services.AddProblemDetails();
         services.AddOpenApi();

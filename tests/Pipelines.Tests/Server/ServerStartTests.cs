@@ -1,3 +1,4 @@
+using System.Net;
 using Pipelines.Server;
 using Pipelines.Tests.Support;
 
@@ -5,7 +6,8 @@ namespace Pipelines.Tests.Server;
 
 /// <summary>
 /// How `pipelines server` starts where it is deployed: it will not listen beyond loopback
-/// without a key.
+/// without a key, and the keys sealing its login cookies outlive it (a container has no home
+/// folder that survives).
 /// </summary>
 public sealed class ServerStartTests : IDisposable
 {
@@ -36,5 +38,48 @@ public sealed class ServerStartTests : IDisposable
     public void Loopback_means_localhost_127_0_0_0_8_and_the_IPv6_loopback_only(string urls, string? beyond) =>
         Assert.Equal(beyond, ServerOptions.FirstBeyondLoopback(urls));
 
+    [Fact]
+    public async Task A_dashboard_session_outlives_a_restart_with_a_fresh_home_folder()
+    {
+        var schema = TestEnvironment.NewName("dpk_");
+        var key = "restart-key-" + Guid.NewGuid().ToString("N");
+        Dictionary<string, string?> Env(string home) => new()
+        {
+            ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
+            ["PIPELINES_Schema"] = schema,
+            ["PIPELINES_Hangfire__Schema"] = schema + "_hangfire",
+            ["PIPELINES_Server__Keys__0__Key"] = key,
+            ["PIPELINES_Server__Keys__0__Role"] = "read",
+            ["PIPELINES_HOME"] = _temp.Combine(home, "state"),
+
+            // As in a new container: ASP.NET Core's default key folder (~/.aspnet) starts empty.
+            ["HOME"] = _temp.Combine(home),
+        };
+        Directory.CreateDirectory(_temp.Combine("first"));
+        Directory.CreateDirectory(_temp.Combine("second"));
+        var cookies = new CookieContainer();
+
+        await using (var first = await ServerProcess.StartAsync(Env("first"), ["--roles", "api,dashboard"]))
+        {
+            using var http = Client(first, cookies);
+            using var login = await http.PostAsync("/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["key"] = key, ["returnUrl"] = "/hangfire/runs" }));
+            Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/hangfire/runs")).StatusCode);
+        }
+
+        await using var second = await ServerProcess.StartAsync(Env("second"), ["--roles", "api,dashboard"]);
+        using var again = Client(second, cookies);
+        using var runs = await again.GetAsync("/hangfire/runs");
+
+        Assert.Equal(HttpStatusCode.OK, runs.StatusCode);
+        Assert.Contains("<h1 class=\"page-header\">Runs</h1>", await runs.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_temp.Combine("first", ".aspnet", "DataProtection-Keys")));
+    }
+
     public void Dispose() => _temp.Dispose();
+
+    // The second server listens on another port of 127.0.0.1; a cookie belongs to the host, not
+    // the port, so the same container sends the first server's session cookie to it.
+    private static HttpClient Client(ServerProcess server, CookieContainer cookies) =>
+        new(new HttpClientHandler { CookieContainer = cookies, UseCookies = true, AllowAutoRedirect = false }) { BaseAddress = new Uri(server.Url) };
 }
