@@ -24,14 +24,8 @@ public sealed class S3CredentialsTests : IDisposable
 
         var result = await ListAsync(s3, new() { ["AWS_ACCESS_KEY_ID"] = KeyId, ["AWS_SECRET_ACCESS_KEY"] = Secret, ["AWS_SESSION_TOKEN"] = Token });
 
-        Assert.True(result.ExitCode == 0, result.ToString());
-        var request = Assert.Single(s3.Requests);
-        Assert.Equal(Token, request.Header("x-amz-security-token"));
-        var auth = SigV4.Parse(request.Header("authorization")!);
-        Assert.Equal(KeyId, auth.AccessKeyId);
-        Assert.Contains("x-amz-security-token", auth.SignedHeaders);
-        Assert.True(SigV4.Verify(request, Secret), "the signature is not the one the temporary secret makes");
-        Assert.False(SigV4.Verify(request, "another-secret"));
+        AssertSignedWithTheTemporaryCredentials(result, s3);
+        Assert.False(SigV4.Verify(Assert.Single(s3.Requests), "another-secret"));
     }
 
     [Fact]
@@ -51,11 +45,7 @@ public sealed class S3CredentialsTests : IDisposable
 
         var result = await ListAsync(s3, new() { ["AWS_SHARED_CREDENTIALS_FILE"] = credentials, ["AWS_PROFILE"] = "pipelines-test" });
 
-        Assert.True(result.ExitCode == 0, result.ToString());
-        var request = Assert.Single(s3.Requests);
-        Assert.Equal(KeyId, SigV4.Parse(request.Header("authorization")!).AccessKeyId);
-        Assert.Equal(Token, request.Header("x-amz-security-token"));
-        Assert.True(SigV4.Verify(request, Secret));
+        AssertSignedWithTheTemporaryCredentials(result, s3);
     }
 
     [Fact]
@@ -72,11 +62,7 @@ public sealed class S3CredentialsTests : IDisposable
             ["PIPELINES_S3__SessionToken"] = Token,
         });
 
-        Assert.True(result.ExitCode == 0, result.ToString());
-        var request = Assert.Single(s3.Requests);
-        Assert.Equal(KeyId, SigV4.Parse(request.Header("authorization")!).AccessKeyId);
-        Assert.Equal(Token, request.Header("x-amz-security-token"));
-        Assert.True(SigV4.Verify(request, Secret));
+        AssertSignedWithTheTemporaryCredentials(result, s3);
     }
 
     [Fact]
@@ -117,6 +103,18 @@ public sealed class S3CredentialsTests : IDisposable
     }
 
     public void Dispose() => _home.Dispose();
+
+    /// <summary>The listing succeeded with one request, which carries the session token and is signed, token included, with the temporary key and secret.</summary>
+    private static void AssertSignedWithTheTemporaryCredentials(CliRunner.Result result, S3Recorder s3)
+    {
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var request = Assert.Single(s3.Requests);
+        Assert.Equal(Token, request.Header("x-amz-security-token"));
+        var auth = SigV4.Parse(request.Header("authorization")!);
+        Assert.Equal(KeyId, auth.AccessKeyId);
+        Assert.Contains("x-amz-security-token", auth.SignedHeaders);
+        Assert.True(SigV4.Verify(request, Secret), "the signature is not the one the temporary secret makes");
+    }
 
     /// <summary>
     /// `pipelines s3 ls` against the recorder, with none of the suite's own credentials: HOME,
