@@ -7,6 +7,7 @@ app.Configure(c =>
 {
     c.SetApplicationName("pipelines");
     c.PropagateExceptions();
+    c.SetInterceptor(new LogFormatOption());
     c.AddCommand<ValidateCommand>("validate").WithDescription("Check a workflow file; exit 0, or 2 with every problem.");
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");

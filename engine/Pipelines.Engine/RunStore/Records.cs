@@ -211,4 +211,15 @@ public sealed class ProvenanceRow
     /// <summary>What happened: "loaded from the algorithm store", "pulled from its registry as NAME", or "waited for this worker's load (or pull) of it ...".</summary>
     [JsonPropertyName("image_load")]
     public string? ImageLoad { get; set; }
+
+    // Where the attempt is in the traces (docs/operations.md, Tracing): null on rows of older
+    // engines. A cached row, or a failure before any step ran, names its task's span.
+
+    /// <summary>The trace of the run this row belongs to (32 hex digits, W3C).</summary>
+    [JsonPropertyName("trace_id")]
+    public string? TraceId { get; set; }
+
+    /// <summary>The span of this attempt in that trace (16 hex digits).</summary>
+    [JsonPropertyName("span_id")]
+    public string? SpanId { get; set; }
 }

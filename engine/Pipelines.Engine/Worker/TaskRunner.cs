@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -8,6 +9,7 @@ using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Worker;
 
@@ -63,7 +65,10 @@ public sealed partial class TaskRunner
         // Without room within the hold it is handed back to the queue, as a new job for any
         // machine, rather than kept here; the task itself is untouched (still queued), so a
         // crash after the enqueue leaves two jobs, and the claim lets only one of them run it.
+        using var scope = LogScopes.Task(_log, runId, index);
+        var held = _harvester is null ? null : EngineMetrics.Held(HeldReason(_harvester));
         using var slot = _harvester is null ? null : await _harvester.AdmitAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+        held?.Dispose();
         if (_harvester is not null && slot is null)
         {
             await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
@@ -125,6 +130,9 @@ public sealed partial class TaskRunner
 
         var task = await _store.GetTaskAsync(runId, index, ct).ConfigureAwait(false)
             ?? throw new PipelinesException($"run {runId} has no task {index}", retryHelps: false);
+        // The task's span joins the run's trace, carried in its definition from the submission.
+        using var span = EngineTracing.StartUnder(EngineTracing.Task, TraceParentOf(run), ActivityKind.Consumer);
+        span?.SetTag("pipelines.run.id", runId).SetTag("pipelines.task.index", index).SetTag("pipelines.task.id", task.TaskId);
         var remaining = run.Remaining;
         if (task.State == TaskState.Split)
         {
@@ -185,7 +193,11 @@ public sealed partial class TaskRunner
             {
                 await using (lease.ConfigureAwait(false))
                 {
-                    return RanBecause(await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false), cache.Miss);
+                    using var running = EngineMetrics.Running();
+                    var clock = Stopwatch.StartNew();
+                    var end = await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+                    EngineMetrics.TaskRan(end is TaskEnd.Settled s ? s.Outcome.State.Name() : end is TaskEnd.Split ? TaskState.Split.Name() : "vacated", clock.Elapsed.TotalSeconds);
+                    return RanBecause(end, cache.Miss);
                 }
             }
         }
@@ -224,8 +236,13 @@ public sealed partial class TaskRunner
         {
             try
             {
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                var inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
+                var clock = Stopwatch.StartNew();
+                List<FileRef> inputs;
+                using (EngineTracing.Start(EngineTracing.StageIn))
+                {
+                    inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
+                }
+
                 var stagedIn = clock.Elapsed;
                 result = await _steps.RunAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
                 LogTaskTimes(_log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
@@ -258,6 +275,7 @@ public sealed partial class TaskRunner
     /// </summary>
     private async Task<int> SettleAsync(RunRecord run, TaskRecord task, RunDefinition? definition, TaskEnd end, CancellationToken ct)
     {
+        StampTrace(end);
         switch (end)
         {
             case TaskEnd.Split split:
@@ -265,6 +283,7 @@ public sealed partial class TaskRunner
                     var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome, split.Rows, split.Children, ct).ConfigureAwait(false);
                     if (done)
                     {
+                        Ended(TaskState.Split);
                         LogSplit(_log, run.RunId, task.Index, indexes.Count, indexes[0], indexes[^1]);
 
                         // At-least-once: a crash before this line is healed by the parent's next
@@ -283,6 +302,11 @@ public sealed partial class TaskRunner
                 {
                     var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
                     var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
+                    if (committed)
+                    {
+                        Ended(settled.Outcome.State);
+                    }
+
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded && !definition.IsCandidate)
                     {
                         await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
@@ -412,6 +436,54 @@ public sealed partial class TaskRunner
             return null;
         }
     }
+
+    /// <summary>A task ended: counted once (by the delivery whose commit ended it), and said on its span.</summary>
+    private static void Ended(TaskState state)
+    {
+        EngineMetrics.TaskEnded(state.Name());
+        Activity.Current?.SetTag("pipelines.task.state", state.Name());
+        if (state == TaskState.Failed)
+        {
+            Activity.Current.Failed("the task failed");
+        }
+    }
+
+    /// <summary>
+    /// The rows of this delivery name the trace they belong to: an attempt's row its own span
+    /// (StepLoop), any other (a cached task, a failure before a step) the task's span.
+    /// </summary>
+    private static void StampTrace(TaskEnd end)
+    {
+        var (traceId, spanId) = EngineTracing.Current();
+        var rows = end switch
+        {
+            TaskEnd.Settled settled => settled.Rows,
+            TaskEnd.Split split => split.Rows,
+            TaskEnd.Vacated vacated => vacated.Rows,
+            _ => [],
+        };
+        foreach (var row in rows.Where(r => r.TraceId is null))
+        {
+            (row.TraceId, row.SpanId) = (traceId, spanId);
+        }
+    }
+
+    /// <summary>The run's trace, from its definition; null for a run submitted before traces, or one whose definition cannot be read (its failure is reported where it is used).</summary>
+    private string? TraceParentOf(RunRecord run)
+    {
+        try
+        {
+            return _definitions.For(run).TraceParent;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Why a task waits for admission, as the held-tasks metric names it: the owner's load, a drain, or the policy never.</summary>
+    private static string HeldReason(Harvester harvester) =>
+        harvester.Draining ? "drain" : harvester.Policy == HarvestPolicy.Never ? "policy" : "owner_load";
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
 

@@ -39,6 +39,7 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             ("GET", "/hangfire/workers", false),
             ("GET", "/hangfire/algorithms", false),
             ("GET", "/api/algorithms/loads", false),
+            ("GET", "/metrics", false),
         ];
         var data = new TheoryData<string, string, bool, Caller>();
         foreach (var (method, path, changes) in endpoints)
