@@ -31,7 +31,7 @@ COPY --from=native /warm-helper /app/warm-helper
 COPY deploy/entrypoint deploy/healthcheck /app/
 # Root: a worker talks to the host's Docker engine through its socket and sets the containers'
 # cgroup (docker-compose.yml says what to mount); the algorithms themselves run as 65534.
-# The check knows each role: a server's /healthz, a worker's process and its PostgreSQL
-# connection, nothing for a one-off command.
+# The check knows each role: the /healthz of a server or of a worker's health listener (its
+# PostgreSQL connection where that listener is off), nothing for a one-off command.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 CMD ["/app/healthcheck"]
 ENTRYPOINT ["/app/entrypoint"]
