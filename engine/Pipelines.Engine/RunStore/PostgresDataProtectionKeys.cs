@@ -8,8 +8,12 @@ namespace Pipelines.RunStore;
 /// rather than the process's home folder so that a restarted server (a new container) still
 /// opens the sessions it sealed, and every server of the cluster opens every other's.
 /// </summary>
-public sealed class PostgresDataProtectionKeys(NpgsqlDataSource dataSource, string schema = "pipelines")
+public sealed class PostgresDataProtectionKeys
 {
+    private readonly SchemaGate _db;
+
+    public PostgresDataProtectionKeys(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
     /// <summary>The keys' table; made by <see cref="PostgresSchema"/>.</summary>
     public static SchemaPart Tables { get; } = new("data protection keys", 1, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.data_protection_keys (
@@ -19,14 +23,13 @@ public sealed class PostgresDataProtectionKeys(NpgsqlDataSource dataSource, stri
                 created_at timestamptz NOT NULL DEFAULT now());
             """);
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+    // The key manager's repository interface is synchronous: it reads once per key ring
+    // refresh (a day, or an unknown key) and writes once per new key (90 days).
 
     /// <summary>Every key ever stored, oldest first (the key manager decides which are still valid).</summary>
     public IReadOnlyList<string> ReadAll()
     {
-        // The key manager's repository interface is synchronous: it reads once per key ring refresh.
-        _gate.PassAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
-        using var cmd = dataSource.CreateCommand($"SELECT xml FROM {schema}.data_protection_keys ORDER BY id");
+        using var cmd = _db.CommandAsync($"SELECT xml FROM {_db.Schema}.data_protection_keys ORDER BY id", CancellationToken.None).AsTask().GetAwaiter().GetResult();
         using var reader = cmd.ExecuteReader();
         var keys = new List<string>();
         while (reader.Read())
@@ -40,8 +43,7 @@ public sealed class PostgresDataProtectionKeys(NpgsqlDataSource dataSource, stri
     /// <summary>Stores a new key (written once, never changed: a revocation is a new element).</summary>
     public void Add(string name, string xml)
     {
-        _gate.PassAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
-        using var cmd = dataSource.CreateCommand($"INSERT INTO {schema}.data_protection_keys (name, xml) VALUES (@name, @xml)");
+        using var cmd = _db.CommandAsync($"INSERT INTO {_db.Schema}.data_protection_keys (name, xml) VALUES (@name, @xml)", CancellationToken.None).AsTask().GetAwaiter().GetResult();
         cmd.Parameters.AddWithValue("name", name);
         cmd.Parameters.AddWithValue("xml", xml);
         cmd.ExecuteNonQuery();

@@ -66,9 +66,7 @@ public sealed partial class TaskRunner
         // machine, rather than kept here; the task itself is untouched (still queued), so a
         // crash after the enqueue leaves two jobs, and the claim lets only one of them run it.
         using var scope = LogScopes.Task(_log, runId, index);
-        var held = _harvester is null ? null : EngineMetrics.Held(HeldReason(_harvester));
-        using var slot = _harvester is null ? null : await _harvester.AdmitAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
-        held?.Dispose();
+        using var slot = _harvester is null ? null : await AdmitAsync(_harvester, runId, index, cancellationToken).ConfigureAwait(false);
         if (_harvester is not null && slot is null)
         {
             await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
@@ -99,6 +97,42 @@ public sealed partial class TaskRunner
             OutageGate.IsOutage,
             $"run {runId} task {index}",
             cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A slot for the task, as the harvester admits it. Without room at once the task is marked
+    /// held in the run store, with the harvester's reason, before the wait: a user sees it
+    /// (status, runs, the run page) instead of a run that does not end; the claim clears it. A
+    /// task of a run that stops needs no room: its delivery ends it cancelled without a
+    /// container, so a cancel ends a run whose tasks no machine has room for.
+    /// </summary>
+    private async Task<IDisposable?> AdmitAsync(Harvester harvester, string runId, int index, CancellationToken ct)
+    {
+        if (await harvester.AdmitAsync(TimeSpan.Zero, ct).ConfigureAwait(false) is { } slot)
+        {
+            return slot;
+        }
+
+        // Held from here until admitted: the mark for users (below) and the metric are set at this one place.
+        using var held = EngineMetrics.Held(HeldReason(harvester));
+        var why = harvester.Why();
+        try
+        {
+            if (await _store.GetRunAsync(runId, ct).ConfigureAwait(false) is not { } run || run.StopReason is not null || run.State.IsTerminal())
+            {
+                return NoRoomNeeded.Instance;
+            }
+
+            await _store.HoldTaskAsync(runId, index, new TaskHold(HoldReasons.Owner, why, _options.Name, _time.GetUtcNow()), ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (OutageGate.IsOutage(e) && !ct.IsCancellationRequested)
+        {
+            // The look and the mark are for users, not for running the task: an outage fails no
+            // delivery here (the wait below, and the delivery's own gate, ride it out).
+            LogHoldNotMarked(_log, runId, index, e.Message);
+        }
+
+        return await harvester.AdmitAsync(harvester.AdmissionHold, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -487,11 +521,24 @@ public sealed partial class TaskRunner
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
 
+    /// <summary>What a delivery that starts no container holds instead of a slot.</summary>
+    private sealed class NoRoomNeeded : IDisposable
+    {
+        public static readonly NoRoomNeeded Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
+
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
     private static partial void LogVacated(ILogger logger, string runId, int index);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} was vacated, but its vacated attempt could not be recorded within {Seconds:0} s of the job's cancellation (Worker:VacateRecordGrace): {Error}; the task's record will show only the attempts after it")]
     private static partial void LogVacatedUnrecorded(ILogger logger, string runId, int index, double seconds, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} is held back by the harvesting policy, but the run store could not be told: {Error}")]
+    private static partial void LogHoldNotMarked(ILogger logger, string runId, int index, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
     private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);
