@@ -40,21 +40,28 @@ public static partial class PipelinesServer
                 retryHelps: false);
         }
 
+        var listen = urls ?? options.Urls;
+        if (!options.KeysConfigured && ServerOptions.FirstBeyondLoopback(listen) is { } open)
+        {
+            throw new PipelinesException($"no access key is configured, so the server may listen on loopback only, not on {open}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", retryHelps: false);
+        }
+
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddConfiguration(config);
-        builder.WebHost.UseUrls(urls ?? options.Urls);
+        builder.WebHost.UseUrls(listen);
         PipelinesLogging.Configure(builder.Logging, config, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
-        // Session cookies are protected with keys kept in ~/.aspnet; a warning that they are not
-        // encrypted at rest on this machine would be printed at every start.
+        // Session cookies are protected with keys kept in PostgreSQL (Access/DashboardKeyRepository),
+        // or in ~/.aspnet for an embedded server; a warning that they are not encrypted at rest
+        // would be printed at every start.
         builder.Logging.AddFilter("Microsoft.AspNetCore.DataProtection", LogLevel.Error);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
 
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers), server: true);
-        services.AddPipelinesAccess(options);
+        services.AddPipelinesAccess(options, postgres ? config["Schema"] ?? "pipelines" : null);
         services.AddPipelinesHealth(options.Bucket, postgres);
 
         // /metrics for Prometheus; this process reports the queue unless Telemetry:QueueMetrics is false.

@@ -50,6 +50,32 @@ public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> K
         return new ServerOptions(ParseRoles(section["Roles"]), ParseKeys(section.GetSection("Keys")), section["Urls"] ?? DefaultUrls, section["Bucket"]);
     }
 
+    /// <summary>
+    /// The first of the URLs to listen on (';'-separated, as ASP.NET Core takes them) whose host is
+    /// not loopback (localhost, 127.0.0.0/8, ::1), or null: <c>0.0.0.0</c>, <c>[::]</c>, <c>*</c>,
+    /// <c>+</c>, a name or another address all answer beyond this machine.
+    /// </summary>
+    public static string? FirstBeyondLoopback(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var rest = url.Contains("://", StringComparison.Ordinal) ? url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..] : url;
+            var end = rest.IndexOf('/', StringComparison.Ordinal);
+            var authority = end < 0 ? rest : rest[..end];
+            var host = authority.StartsWith('[')
+                ? authority[1..Math.Max(1, authority.IndexOf(']', StringComparison.Ordinal))]
+                : authority.Split(':')[0];
+            var loopback = string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase)
+                || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip));
+            if (!loopback)
+            {
+                return url;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>"api,dashboard" (commas or spaces); empty means every role.</summary>
     public static ServerRoles ParseRoles(string? text)
     {

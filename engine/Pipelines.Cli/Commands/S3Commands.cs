@@ -46,6 +46,10 @@ public static class S3Commands
             {
                 // Already there and ours: nothing to do.
             }
+            catch (Exception e) when (S3Settings.IsMissingCredentials(e))
+            {
+                throw S3Settings.MissingCredentials($"s3://{bucket}", e);
+            }
             catch (Exception e) when (e is Amazon.Runtime.AmazonServiceException or Amazon.Runtime.AmazonClientException or HttpRequestException)
             {
                 throw new PipelinesException($"s3://{bucket}: cannot make the bucket: {e.GetBaseException().Message}", retryHelps: false, e);

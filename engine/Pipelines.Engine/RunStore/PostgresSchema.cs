@@ -24,6 +24,7 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         PostgresTriggerStore.Tables,
         Functions.PostgresFunctionStore.Tables,
         Algorithms.PostgresAlgorithmStore.Tables,
+        PostgresDataProtectionKeys.Tables,
     ];
 
     /// <summary>What records each part's version, so that a store can tell its tables are there and new enough.</summary>

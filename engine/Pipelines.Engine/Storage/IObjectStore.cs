@@ -66,6 +66,12 @@ public interface IObjectStore
 /// <summary>An entry of a listing. <see cref="ETag"/> is the store's version tag (quotes removed), null for local files.</summary>
 public sealed record StoredObject(string Key, long Size, string? ETag);
 
-/// <summary>The size and hashes of bytes that were read or written.</summary>
 /// <summary>What was read or written: its size and sha256, and its md5 where it was computed (null for local files' bytes, whose tag is a sha256).</summary>
-public sealed record FileDigest(long Size, string Sha256, string? Md5);
+public sealed record FileDigest(long Size, string Sha256, string? Md5)
+{
+    /// <summary>
+    /// The store's version tag of the object read, where that tag is not a hash of its bytes (an
+    /// S3 ETag of a multipart upload or of an SSE-KMS or SSE-C object); null where it is one.
+    /// </summary>
+    public string? VersionTag { get; init; }
+}

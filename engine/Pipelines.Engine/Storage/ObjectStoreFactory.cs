@@ -4,20 +4,66 @@ using Microsoft.Extensions.Configuration;
 
 namespace Pipelines.Storage;
 
-/// <summary>Settings of the S3 client, from configuration (S3:*) or the standard AWS variables.</summary>
+/// <summary>
+/// Settings of the S3 client: S3:Endpoint and S3:Region (or the standard AWS variables), and
+/// credentials only where they are given explicitly (S3:AccessKey, S3:SecretKey, optional
+/// S3:SessionToken). Without them the SDK's own chain finds them, as every AWS tool does: the
+/// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN), web identity
+/// (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN), the shared profile (AWS_PROFILE, else default),
+/// then the container's or the instance's role.
+/// </summary>
 public sealed record S3Settings(string? Endpoint, string? AccessKey, string? SecretKey, string Region)
 {
-    public static S3Settings From(IConfiguration config) => new(
-        config["S3:Endpoint"] ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL_S3") ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL"),
-        config["S3:AccessKey"] ?? Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID"),
-        config["S3:SecretKey"] ?? Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY"),
-        config["S3:Region"] ?? Environment.GetEnvironmentVariable("AWS_REGION") ?? Environment.GetEnvironmentVariable("AWS_DEFAULT_REGION") ?? "us-east-1");
+    /// <summary>The session token of explicit temporary credentials (S3:SessionToken); never printed.</summary>
+    public string? SessionToken { get; init; }
 
-    // A record's ToString prints every member; the secret key is left out, so that no message,
-    // log line or debugger view that formats the settings can show it.
+    /// <summary>What a user can set when no credentials were found or they were refused; one home for the hint.</summary>
+    public const string CredentialSources = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary credentials), AWS_PROFILE, or S3:AccessKey and S3:SecretKey; on EC2, ECS or EKS a role";
+
+    public static S3Settings From(IConfiguration config)
+    {
+        var settings = new S3Settings(
+            config["S3:Endpoint"] ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL_S3") ?? Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL"),
+            NullIfEmpty(config["S3:AccessKey"]),
+            NullIfEmpty(config["S3:SecretKey"]),
+            config["S3:Region"] ?? Environment.GetEnvironmentVariable("AWS_REGION") ?? Environment.GetEnvironmentVariable("AWS_DEFAULT_REGION") ?? "us-east-1")
+        {
+            SessionToken = NullIfEmpty(config["S3:SessionToken"]),
+        };
+        if ((settings.AccessKey is null) != (settings.SecretKey is null) || (settings.SessionToken is not null && settings.AccessKey is null))
+        {
+            throw new PipelinesException("S3: set S3:AccessKey and S3:SecretKey together (S3:SessionToken only with them), or none of them to use the AWS credential chain", retryHelps: false);
+        }
+
+        return settings;
+    }
+
+    /// <summary>The explicit credentials, or null: the SDK's default chain then resolves them at the first request (and refreshes those that expire).</summary>
+    internal AWSCredentials? ExplicitCredentials() => (AccessKey, SecretKey) switch
+    {
+        ({ } id, { } secret) when SessionToken is { } token => new SessionAWSCredentials(id, secret, token),
+        ({ } id, { } secret) => new BasicAWSCredentials(id, secret),
+        _ => null,
+    };
+
+    /// <summary>
+    /// Whether the SDK's chain found no credentials at all (it says so in an AmazonClientException
+    /// that lists every source it tried): a setting to fix, not an outage to wait out.
+    /// </summary>
+    public static bool IsMissingCredentials(Exception e) =>
+        e is AmazonClientException && e.Message.StartsWith("Failed to resolve AWS credentials", StringComparison.Ordinal);
+
+    /// <summary>The one-line error for <see cref="IsMissingCredentials"/>, naming what to set and no value.</summary>
+    public static PipelinesException MissingCredentials(string what, Exception e) =>
+        new($"{what}: no S3 credentials were found: set {CredentialSources}", retryHelps: false, e);
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    // A record's ToString prints every member; the secret key and the session token are left
+    // out, so that no message, log line or debugger view that formats the settings can show them.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append("Endpoint = ").Append(Endpoint).Append(", AccessKey = ").Append(AccessKey).Append(", Region = ").Append(Region);
+        builder.Append("Endpoint = ").Append(Endpoint).Append(", AccessKey = ").Append(AccessKey ?? "(the AWS credential chain)").Append(", Region = ").Append(Region);
         return true;
     }
 }
@@ -83,6 +129,10 @@ public sealed class ObjectStoreFactory(S3Settings settings) : IDisposable
         {
             await _client.Value.ListBucketsAsync(new Amazon.S3.Model.ListBucketsRequest(), cancellationToken).ConfigureAwait(false);
         }
+        catch (Exception e) when (S3Settings.IsMissingCredentials(e))
+        {
+            throw S3Settings.MissingCredentials("S3", e);
+        }
         catch (Exception e) when (e is AmazonServiceException or AmazonClientException or HttpRequestException or IOException)
         {
             throw new PipelinesException("S3: " + e.GetBaseException().Message, retryHelps: true, e);
@@ -120,8 +170,8 @@ public sealed class ObjectStoreFactory(S3Settings settings) : IDisposable
             config.RegionEndpoint = Amazon.RegionEndpoint.GetBySystemName(s.Region);
         }
 
-        return s.AccessKey is not null && s.SecretKey is not null
-            ? new AmazonS3Client(new BasicAWSCredentials(s.AccessKey, s.SecretKey), config)
+        return s.ExplicitCredentials() is { } credentials
+            ? new AmazonS3Client(credentials, config)
             : new AmazonS3Client(config);
     }
 }

@@ -81,13 +81,28 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
         Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
         using var response = await Call(() => client.GetObjectAsync(bucket, key, cancellationToken), key).ConfigureAwait(false);
         await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-        var digest = await Hashing.CopyAsync(response.ResponseStream, output, cancellationToken).ConfigureAwait(false);
+        // An ETag that is an MD5 is checked against the md5 of the bytes; any other names the
+        // version served, which the caller compares with the one it planned (ContentTags).
+        var etag = response.ETag?.Trim('"');
+        var md5 = etag is null || ContentTags.IsMd5ETag(etag, response.ServerSideEncryptionMethod?.Value, response.ServerSideEncryptionCustomerMethod?.Value);
+        FileDigest digest;
+        try
+        {
+            digest = await Hashing.CopyAsync(response.ResponseStream, output, cancellationToken, md5).ConfigureAwait(false);
+        }
+        catch (Amazon.Runtime.AmazonClientException e)
+        {
+            // The SDK checks the bytes against an ETag that is an MD5 as they stream, where S3's
+            // headers do not say the object is encrypted: they were damaged on the way.
+            throw new PipelinesException($"{Name}/{key}: the bytes received do not match the object's ETag (the MD5 of its content): {e.Message}", retryHelps: true, e);
+        }
+
         if (response.ContentLength >= 0 && digest.Size != response.ContentLength)
         {
             throw new PipelinesException($"{Name}/{key}: received {digest.Size} bytes, expected {response.ContentLength}", retryHelps: true);
         }
 
-        return digest;
+        return md5 ? digest : digest with { VersionTag = etag };
     }
 
     public Task<FileDigest> UploadAsync(string key, string localPath, CancellationToken cancellationToken) =>
@@ -302,13 +317,20 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
             {
                 "NoSuchBucket" => new PipelinesException($"{Name}: the bucket does not exist", retryHelps: false, e),
                 "NoSuchKey" => new ObjectNotFoundException(Name, key),
-                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "AccessDenied" or "InvalidToken" or "ExpiredToken" =>
+                "InvalidAccessKeyId" or "SignatureDoesNotMatch" or "AccessDenied" =>
                     new PipelinesException($"{Name}: access denied ({s3.ErrorCode}): check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", retryHelps: false, e),
+                "InvalidToken" or "ExpiredToken" or "TokenRefreshRequired" =>
+                    new PipelinesException($"{Name}: access denied ({s3.ErrorCode}): the session token of temporary credentials was refused; check AWS_SESSION_TOKEN, or renew the credentials", retryHelps: false, e),
                 _ when s3.StatusCode == HttpStatusCode.NotFound => new ObjectNotFoundException(Name, key),
                 _ when s3.StatusCode == HttpStatusCode.Forbidden =>
                     new PipelinesException($"{Name}: access denied: check the S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)", retryHelps: false, e),
                 _ => new PipelinesException($"{Name}/{key}: S3 error {(int)s3.StatusCode} {s3.ErrorCode}: {s3.Message}", retryHelps: (int)s3.StatusCode >= 500, e),
             };
+        }
+
+        if (S3Settings.IsMissingCredentials(e))
+        {
+            return S3Settings.MissingCredentials(Name, e);
         }
 
         var endpoint = client.Config.ServiceURL ?? "(default endpoint)";

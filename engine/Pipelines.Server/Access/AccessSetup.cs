@@ -1,17 +1,33 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Pipelines.RunStore;
 
 namespace Pipelines.Server.Access;
 
 /// <summary>Authentication (bearer key or session cookie) and the two policies, read and full.</summary>
 internal static class AccessSetup
 {
-    public static IServiceCollection AddPipelinesAccess(this IServiceCollection services, ServerOptions options)
+    /// <param name="schema">The run store's schema in PostgreSQL, where the cookies' keys are kept; null for an embedded server (no PostgreSQL).</param>
+    public static IServiceCollection AddPipelinesAccess(this IServiceCollection services, ServerOptions options, string? schema)
     {
         services.AddSingleton(new KeyRing(options));
+
+        // The keys that seal session cookies live in PostgreSQL, not in ~/.aspnet: a restarted
+        // server (a new container) keeps its sessions, and every server opens every other's. An
+        // embedded server is the whole cluster and its sessions end with it: ASP.NET's default.
+        services.AddDataProtection().SetApplicationName("pipelines");
+        if (schema is not null)
+        {
+            services.AddSingleton(sp => new PostgresDataProtectionKeys(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddOptions<KeyManagementOptions>().Configure<PostgresDataProtectionKeys>((o, keys) => o.XmlRepository = new DashboardKeyRepository(keys));
+        }
+
         services.AddAuthentication(Access.Scheme)
             .AddScheme<AuthenticationSchemeOptions, KeyAuthenticationHandler>(Access.Scheme, null)
             .AddCookie(Access.CookieScheme, o =>

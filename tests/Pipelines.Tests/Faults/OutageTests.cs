@@ -326,22 +326,7 @@ public sealed class OutageTests : IAsyncLifetime
 
     private async Task ServicesAsync(params string[] args)
     {
-        var psi = new ProcessStartInfo(Path.Combine(TestEnvironment.RepoRoot, "scripts", "services"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = TestEnvironment.RepoRoot,
-        };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi)!;
-        var output = await p.StandardOutput.ReadToEndAsync() + await p.StandardError.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        Assert.True(p.ExitCode == 0, $"scripts/services {string.Join(' ', args)}: {output}");
+        await HostCommand.CheckAsync(Path.Combine(TestEnvironment.RepoRoot, "scripts", "services"), args);
 
         // This test's own pooled connections died with a restarted PostgreSQL.
         _db.Clear();
