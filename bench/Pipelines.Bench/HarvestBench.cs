@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 
 namespace Pipelines.Bench;
 
@@ -191,12 +191,10 @@ internal static class HarvestBench
     /// <summary>The owner: one thread per core, busy in bursts; prints, once a second, its operations of that second and whether it was busy.</summary>
     public static int Owner(int busy, int idle, int total)
     {
-        // Into a cgroup of its own (cpu and cpuacct), at the default weight of an ordinary service.
-        foreach (var controller in new[] { "cpu", "cpuacct" })
+        // Into a cgroup of its own, at the default weight of an ordinary service.
+        if (!CgroupMounts.Machine.Enter(OwnerCgroup, Environment.ProcessId))
         {
-            var dir = IdleCgroup.PathOf(controller, OwnerCgroup);
-            Directory.CreateDirectory(dir);
-            File.WriteAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString(Inv));
+            throw new InvalidOperationException($"the owner could not enter the cgroup {OwnerCgroup} ({CgroupMounts.Machine.Name}); run the benchmark as root");
         }
 
         var ops = new long[Environment.ProcessorCount * 16];
@@ -378,8 +376,7 @@ internal static class HarvestBench
         return (busy, total);
     }
 
-    private static long CpuNs(string cgroup) =>
-        IdleCgroup.ReadNumber(Path.Combine(IdleCgroup.PathOf("cpuacct", cgroup), "cpuacct.usage")) ?? 0;
+    private static long CpuNs(string cgroup) => CgroupMounts.Machine.CpuNanos(cgroup) ?? 0;
 
     /// <summary>One `pipelines run` of the phase (embedded mode), stopped with SIGTERM at the phase's end.</summary>
     private sealed class Pipeline(Process process, string output, string policy, StringBuilder log)

@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Pipelines.Containers.Cgroups;
 using Pipelines.Model;
 
 namespace Pipelines.Containers;
@@ -25,15 +26,19 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     private readonly DockerOptions _options;
     private readonly Lazy<IdleCgroup> _idle;
     private readonly SuspensionClock _suspended = new();
+    private readonly ContainerFreezer _freezer;
 
     public DockerRuntime(DockerOptions options)
     {
         _options = options;
-        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass));
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
         _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
+
+        // The parent's name follows the engine's cgroup driver, asked once, before the first container.
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass, () => CgroupDriver.Ask(_client, CgroupMounts.Machine, TimeSpan.FromSeconds(15))));
+        _freezer = new(() => Idle);
     }
 
     public async Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken)
@@ -220,8 +225,8 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
                 return CgroupMeter.Measured(result, null, unmeasurable);
             }
 
-            var reading = CgroupMeter.Read(attempt);
-            var removed = CgroupMeter.Remove(attempt);
+            var reading = Idle.Hierarchy.Read(attempt.Path);
+            var removed = CgroupMeter.Remove(Idle, attempt);
             attempt = null;
             return CgroupMeter.Measured(result, reading, null, removed);
         }
@@ -229,13 +234,13 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         {
             if (attempt is not null)
             {
-                CgroupMeter.Remove(attempt);
+                CgroupMeter.Remove(Idle, attempt);
             }
         }
     }
 
     /// <summary>One container's run under <paramref name="cgroup"/> (null: our parent), removed at the end in every case.</summary>
-    private async Task<ContainerResult> RunUnderAsync(ContainerSpec spec, string? cgroup, CancellationToken cancellationToken)
+    private async Task<ContainerResult> RunUnderAsync(ContainerSpec spec, CgroupMeter.Attempt? cgroup, CancellationToken cancellationToken)
     {
         var parameters = LockedDown(
             spec.ImageId,
@@ -244,7 +249,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
             spec.Resources,
             spec.Labels,
-            cgroup);
+            cgroup?.Engine);
 
         string id;
         try
@@ -263,7 +268,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         var clock = Stopwatch.StartNew();
         try
         {
-            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            await StartAsync(id, cgroup, cancellationToken).ConfigureAwait(false);
             var timedOut = false;
             long exitCode;
 
@@ -341,9 +346,10 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             NanoCPUs = (long)(resources.Cpus * 1_000_000_000),
             PidsLimit = resources.Pids,
             CPUShares = _options.CpuShares,
-            // From the root of each hierarchy, where IdleCgroup makes it: a relative parent is
-            // taken by runc from its own cgroup of each controller, which need not be the root.
-            CgroupParent = cgroup ?? (Idle.Parent is { Length: > 0 } parent ? "/" + parent.Trim('/') : null!),
+            // As the engine's cgroup driver takes it: a slice under systemd, else a path from the
+            // root of each hierarchy, where IdleCgroup makes it (a relative parent is taken by
+            // runc from its own cgroup of each controller, which need not be the root).
+            CgroupParent = cgroup ?? Idle.EngineParent!,
             Binds = binds,
             Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
             LogConfig = new LogConfig
@@ -374,6 +380,25 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
         {
             // The engine is out of reach: the container is left with our labels, and the
             // cleanup of leftovers removes it once the engine is back.
+        }
+        finally
+        {
+            _freezer.Ended(id);
+        }
+    }
+
+    /// <summary>
+    /// Starts a created container of ours (under our parent, or in <paramref name="attempt"/>'s
+    /// cgroup there) and hands it to the freezer, which freezes it at once while this runtime's
+    /// containers are suspended.
+    /// </summary>
+    internal async Task StartAsync(string id, CgroupMeter.Attempt? attempt, CancellationToken cancellationToken)
+    {
+        await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+        var cgroup = attempt is not null ? Idle.Driver.ContainerCgroup(attempt.Path, id) : Idle.Parent.Length > 0 ? Idle.ContainerCgroup(id) : null;
+        if (_freezer.Started(id, cgroup))
+        {
+            await PauseQuietlyAsync(id).ConfigureAwait(false);
         }
     }
 
@@ -417,77 +442,54 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
     public IdleCgroup Idle => _idle.Value;
 
-    public Task<int> SuspendAllAsync(CancellationToken cancellationToken)
+    /// <summary>Suspends this runtime's containers through their freezer files (<see cref="ContainerFreezer"/>), `docker pause` where those are not ours to write.</summary>
+    public async Task<int> SuspendAllAsync(CancellationToken cancellationToken)
     {
         _suspended.Suspended();
-        return ForEachOursAsync("running", async id =>
+        var (frozen, toPause) = _freezer.Suspend();
+        foreach (var id in toPause)
         {
-            try
-            {
-                await _client.Containers.PauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
-            }
-            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.InternalServerError && Idle.Parent.Length > 0)
-            {
-                // runc gives up ("unable to freeze") when a task does not reach the freezer in
-                // time, as a task of the idle class on a machine kept busy may not: the freeze is
-                // asked of the kernel directly, which completes it when the task next runs.
-                if (!IdleCgroup.Freeze(Idle.Parent, id, frozen: true))
-                {
-                    throw;
-                }
-            }
-        }, cancellationToken);
+            frozen += await PauseQuietlyAsync(id).ConfigureAwait(false) ? 1 : 0;
+        }
+
+        return frozen;
     }
 
     public async Task<int> ResumeAllAsync(CancellationToken cancellationToken)
     {
-        var thawed = await ForEachOursAsync("running", id => Task.FromResult(Idle.Parent.Length > 0 && IdleCgroup.Freeze(Idle.Parent, id, frozen: false)), cancellationToken).ConfigureAwait(false);
-        var resumed = thawed + await ForEachOursAsync("paused", async id =>
+        var (resumed, toUnpause) = _freezer.Resume();
+        foreach (var id in toUnpause)
         {
-            await _client.Containers.UnpauseContainerAsync(id, cancellationToken).ConfigureAwait(false);
-            return true;
-        }, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _client.Containers.UnpauseContainerAsync(id, CancellationToken.None).ConfigureAwait(false);
+                resumed++;
+            }
+            catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
+            {
+                // It ended, or its pause had failed.
+            }
+        }
+
         _suspended.Resumed();
         return resumed;
     }
 
-    /// <summary>Acts on this process's containers in <paramref name="status"/>; one that ended meanwhile is skipped.</summary>
-    private Task<int> ForEachOursAsync(string status, Func<string, Task> act, CancellationToken cancellationToken) =>
-        ForEachOursAsync(
-            status,
-            async id =>
-            {
-                await act(id).ConfigureAwait(false);
-                return true;
-            },
-            cancellationToken);
+    /// <summary>The own cgroup of a live container of this runtime (a path from the root of each hierarchy); null when its files are not ours.</summary>
+    internal string? CgroupOf(string id) => _freezer.CgroupOf(id);
 
-    private async Task<int> ForEachOursAsync(string status, Func<string, Task<bool>> act, CancellationToken cancellationToken)
+    private async Task<bool> PauseQuietlyAsync(string id)
     {
-        var list = await _client.Containers.ListContainersAsync(
-            new ContainersListParameters
-            {
-                Filters = new Dictionary<string, IDictionary<string, bool>>
-                {
-                    ["label"] = new Dictionary<string, bool> { [$"{OwnerLabel}={ProcessOwner.Current}"] = true },
-                    ["status"] = new Dictionary<string, bool> { [status] = true },
-                },
-            },
-            cancellationToken).ConfigureAwait(false);
-        var done = 0;
-        foreach (var c in list)
+        try
         {
-            try
-            {
-                done += await act(c.ID).ConfigureAwait(false) ? 1 : 0;
-            }
-            catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict)
-            {
-                // It ended, or changed state, between the listing and now.
-            }
+            await _client.Containers.PauseContainerAsync(id, CancellationToken.None).ConfigureAwait(false);
+            return true;
         }
-
-        return done;
+        catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict or HttpStatusCode.InternalServerError)
+        {
+            // It ended meanwhile, or runc gave up ("unable to freeze"): it runs on, at its weight.
+            return false;
+        }
     }
 
     public void Dispose() => _client.Dispose();
@@ -505,6 +507,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
 
     internal async Task KillQuietlyAsync(string id)
     {
+        _freezer.Kill(id);
         try
         {
             await _client.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, CancellationToken.None).ConfigureAwait(false);
@@ -516,6 +519,7 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
     }
 
     private Task<string> ReadLogsAsync(string id) => ReadLogsAsync(id, _options.MaxLogBytes);
+
 
     /// <summary>A container's stdout and stderr as they came, at most <paramref name="maxBytes"/> (the first and last halves).</summary>
     internal async Task<string> ReadLogsAsync(string id, int maxBytes)

@@ -221,7 +221,7 @@ public static class EngineHost
             var docker = sp.GetRequiredService<DockerRuntime>();
             var time = sp.GetRequiredService<TimeProvider>();
             return new Harvester(
-                new HostLoadSampler(docker.Idle.Parent, time, options.OwnerCgroup),
+                new HostLoadSampler(docker.Idle.Path, time, options.OwnerCgroup, docker.Idle.Hierarchy),
                 policy,
                 options,
                 workerOptions.Concurrency,

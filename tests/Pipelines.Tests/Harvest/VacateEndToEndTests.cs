@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Server;
 using Pipelines.Tests.Support;
@@ -47,17 +48,15 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         var containerId = await Eventually.WaitAsync(
             async () => (await ServerFixture.ContainersOfAsync(runId)).FirstOrDefault(c => c.State == "running")?.ID,
             () => $"the task's container to run on worker A\n{a.Output}");
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", "pipelines", containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine("pipelines", containerId)), "freezer.state");
-        Assert.Equal("THAWED", IdleCgroup.Read(freezer));
+        Assert.Equal(FreezerState.Thawed, Freezer.StateOf("pipelines", containerId));
 
         _owner.Start();
 
-        // FREEZING until every task of the container has reached the freezer (a task of the idle
-        // class may take a while to run at all), then FROZEN; the engine says paused when its
-        // own pause did it.
+        // Freezing until every task of the container has reached the freezer (a task of the idle
+        // class may take a while to run at all), then frozen.
         await Eventually.WaitAsync(
-            async () => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null,
-            () => $"worker A to suspend the container in the freezer (freezer.state {IdleCgroup.Read(freezer)})\n{a.Output}");
+            async () => Freezer.Holds(Freezer.StateOf("pipelines", containerId)) ? true : (bool?)null,
+            () => $"worker A to suspend the container in the freezer ({Freezer.StateOf("pipelines", containerId)})\n{a.Output}");
         var b = await StartWorkerAsync([]);
         Assert.Contains("harvesting: policy always", b.StartLine, StringComparison.Ordinal);
 

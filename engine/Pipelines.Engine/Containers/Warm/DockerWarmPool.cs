@@ -220,7 +220,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     internal string? Unmeasurable => CgroupMeter.Unmeasurable(_runtime.Idle, _options.Endpoint);
 
     /// <summary>A warm container's own cgroup (it runs directly under our parent), from the root of each hierarchy.</summary>
-    internal string CgroupOf(WarmContainer container) => $"/{_runtime.Idle.Parent.Trim('/')}/{container.Id}";
+    internal string CgroupOf(WarmContainer container) => _runtime.Idle.ContainerCgroup(container.Id);
 
     /// <summary>A lease ends: the container serves the next waiter, idles, or is replaced when it broke.</summary>
     internal void Release(OwnerPool pool, WarmContainer container)
@@ -565,7 +565,7 @@ public sealed partial class DockerWarmPool : IWarmPool
 
         try
         {
-            await client.Containers.StartContainerAsync(id, new Docker.DotNet.Models.ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            await _runtime.StartAsync(id, attempt: null, cancellationToken).ConfigureAwait(false);
             var exited = WaitExitAsync(id);
             var container = new WarmContainer(id, folder, spec, exited);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
