@@ -228,7 +228,11 @@ public static class EngineHost
                 docker.Idle.Mode,
                 docker,
                 time,
-                sp.GetRequiredService<ILogger<Harvester>>());
+                sp.GetRequiredService<ILogger<Harvester>>())
+            {
+                // Looked at before each admission, so that no task starts once a drain is asked.
+                DrainRequested = () => HarvestBoard.DrainAsked(sp.GetRequiredService<JobStorage>(), workerOptions.Name),
+            };
         });
         services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
         services.AddHostedService<HarvestBoard>();

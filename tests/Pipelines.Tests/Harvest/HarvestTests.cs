@@ -151,6 +151,37 @@ public sealed class HarvestTests : IDisposable
     }
 
     [Fact]
+    public async Task A_drain_asked_where_drains_are_asked_is_seen_by_the_next_admission_and_an_unreadable_one_stops_nothing()
+    {
+        var asked = false;
+        var looks = 0;
+        var always = Harvester(new HarvestOptions(), HarvestPolicy.Always, () =>
+        {
+            looks++;
+            return asked;
+        });
+        await always.TickAsync(CancellationToken.None);
+        using var first = await always.AdmitAsync(TimeSpan.Zero, CancellationToken.None);
+        Assert.NotNull(first);
+        Assert.Equal(1, looks);
+
+        // Asked now: the very next admission sees it, whatever the board's round.
+        asked = true;
+        Assert.Null(await always.AdmitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
+        Assert.True(always.Draining);
+        Assert.True(always.Drained.IsCompleted);
+        Assert.Equal("this worker is draining", always.Why());
+        Assert.Equal(1, always.Status().Running);
+
+        // Where it cannot be read (the storage out of reach), admission goes on.
+        var unreadable = Harvester(new HarvestOptions(), HarvestPolicy.Always, () => throw new InvalidOperationException("storage out of reach"));
+        await unreadable.TickAsync(CancellationToken.None);
+        using var admitted = await unreadable.AdmitAsync(TimeSpan.Zero, CancellationToken.None);
+        Assert.NotNull(admitted);
+        Assert.False(unreadable.Draining);
+    }
+
+    [Fact]
     public async Task A_busy_owner_suspends_our_container_in_the_freezer_and_a_quiet_one_resumes_it()
     {
         var harvester = Harvester(new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromSeconds(1), ResumeAfter = TimeSpan.FromSeconds(2) });
@@ -216,8 +247,11 @@ public sealed class HarvestTests : IDisposable
         _temp.Dispose();
     }
 
-    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle) =>
-        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime, TimeProvider.System, NullLogger<Harvester>.Instance);
+    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle, Func<bool>? drainRequested = null) =>
+        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime, TimeProvider.System, NullLogger<Harvester>.Instance)
+        {
+            DrainRequested = drainRequested,
+        };
 
     private static async Task TickAsync(Harvester harvester, CancellationToken ct)
     {
