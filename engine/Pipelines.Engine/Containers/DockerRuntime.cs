@@ -291,11 +291,12 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
             var log = Mask(await ReadLogsAsync(id).ConfigureAwait(false), spec.Secrets);
             return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, wall);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e) when (e is not ContainerStoppedException)
         {
-            // Shutdown: the attempt is abandoned and will be delivered again; do not leave it running.
+            // Stopped by the caller (a vacate, a cancel, a shutdown): do not leave it running, and
+            // keep what it printed until now for the step's log.
             await KillQuietlyAsync(id).ConfigureAwait(false);
-            throw;
+            throw new ContainerStoppedException(await StoppedLogAsync(id, spec.Secrets).ConfigureAwait(false), cancellationToken);
         }
         catch (Exception e) when (IsConnectionFailure(e))
         {
@@ -520,6 +521,18 @@ public sealed class DockerRuntime : IContainerRuntime, Harvest.IContainerSuspend
 
     private Task<string> ReadLogsAsync(string id) => ReadLogsAsync(id, _options.MaxLogBytes);
 
+    /// <summary>A stopped container's output, or a note where the engine cannot give it.</summary>
+    private async Task<string> StoppedLogAsync(string id, IReadOnlyDictionary<string, string> secrets)
+    {
+        try
+        {
+            return Mask(await ReadLogsAsync(id).ConfigureAwait(false), secrets);
+        }
+        catch (Exception e) when (IsConnectionFailure(e) || e is DockerApiException)
+        {
+            return $"[pipelines: the container's output could not be read: {e.Message}]\n";
+        }
+    }
 
     /// <summary>A container's stdout and stderr as they came, at most <paramref name="maxBytes"/> (the first and last halves).</summary>
     internal async Task<string> ReadLogsAsync(string id, int maxBytes)

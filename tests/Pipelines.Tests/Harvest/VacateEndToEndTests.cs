@@ -88,6 +88,12 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
             rows.OrderBy(r => r.Attempt).Select(r => (r.Status, r.Attempt, r.Worker)));
         Assert.StartsWith("vacated: the machine's owner needed it back", rows.Single(r => r.Status == "vacated").Error, StringComparison.Ordinal);
 
+        // The step's log has both attempts under those numbers; the vacated attempt's record has left the run's output.
+        var taskId = rows[0].TaskId;
+        var log = System.Text.Encoding.UTF8.GetString(await output.Location.Store.ReadAllAsync(output.Location.Key($"tasks/{taskId}/count.log"), CancellationToken.None));
+        Assert.Matches("(?s)^=== pipelines: count attempt 1, vacated: the machine's owner needed it back.*=== pipelines: count attempt 2, exit 0", log);
+        Assert.False(await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)));
+
         // retries: 0, so a vacate counted as a failure would have failed the task.
         Assert.Equal(1, run.GetProperty("counts").GetProperty("succeeded").GetInt32());
         Assert.Equal(0, run.GetProperty("counts").GetProperty("failed").GetInt32());
