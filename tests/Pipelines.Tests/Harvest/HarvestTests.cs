@@ -18,8 +18,8 @@ public sealed class HarvestCollection;
 
 /// <summary>
 /// Harvesting against the real kernel and Docker engine: a synthetic owner (busy-loop shells)
-/// and real containers under a cgroup parent of the tests'. Alone in their collection: a
-/// suspend pauses every container of this process, and the owner's load is the whole machine's.
+/// and real containers under a cgroup parent of the tests'. Alone in their collection: the
+/// owner's load is the whole machine's.
 /// </summary>
 [Collection("harvest")]
 public sealed class HarvestTests : IDisposable
