@@ -22,7 +22,7 @@ public sealed class CgroupDriverTests
         Assert.Equal(info.CgroupDriver, driver.Name);
         Assert.Equal($"the engine's cgroup driver {info.CgroupDriver}", driver.Said);
 
-        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-cg2-driver", IdleClass = false });
+        using var runtime = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-cg2-driver", IdleClass = false });
         Assert.Equal(driver, runtime.Idle.Driver);
         Assert.Contains($"the engine's cgroup driver {info.CgroupDriver}", runtime.Idle.Mode, StringComparison.Ordinal);
         Assert.Equal(driver.IsSystemd ? "pipelines_cg2_driver_always.slice" : "/pipelines-cg2-driver-always", runtime.Idle.EngineParent);

@@ -22,7 +22,7 @@ public sealed class ContainerFreezerTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-cg2-freezer", IdleClass = false });
+    private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-cg2-freezer", IdleClass = false });
     private readonly DockerClient _docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
     private readonly TempFolder _temp = new();
     private readonly string _label = Guid.NewGuid().ToString("N");
@@ -32,12 +32,12 @@ public sealed class ContainerFreezerTests : IDisposable
     {
         // The burst's onset: the runtime is suspended before this container has started (its
         // start under way, as a slow start under the idle class on a busy machine is).
-        Assert.Equal(0, await _runtime.SuspendAllAsync(CancellationToken.None));
+        Assert.Equal(0, await _engine.Suspender.SuspendAllAsync(CancellationToken.None));
         using var stop = new CancellationTokenSource();
         var run = RunAsync(stop.Token);
         var id = await RunningContainerAsync();
-        await WaitAsync(() => Freezer.Holds(Freezer.StateOf(_runtime.Idle, id)), () => $"the container to be frozen ({Freezer.StateOf(_runtime.Idle, id)})");
-        Assert.Equal(_runtime.Idle.FindContainer(id), _runtime.CgroupOf(id));
+        await WaitAsync(() => Freezer.Holds(Freezer.StateOf(_engine.Idle, id)), () => $"the container to be frozen ({Freezer.StateOf(_engine.Idle, id)})");
+        Assert.Equal(_engine.Idle.FindContainer(id), _engine.Freezer.CgroupOf(id));
 
         // Through its files, not the engine's pause, and it makes no progress while frozen.
         Assert.False((await _docker.Containers.InspectContainerAsync(id)).State!.Paused);
@@ -45,8 +45,8 @@ public sealed class ContainerFreezerTests : IDisposable
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(frozenAt, Progress());
 
-        Assert.Equal(1, await _runtime.ResumeAllAsync(CancellationToken.None));
-        Assert.Equal(FreezerState.Thawed, Freezer.StateOf(_runtime.Idle, id));
+        Assert.Equal(1, await _engine.Suspender.ResumeAllAsync(CancellationToken.None));
+        Assert.Equal(FreezerState.Thawed, Freezer.StateOf(_engine.Idle, id));
         await WaitAsync(() => Progress() > frozenAt + 2, () => "the container to make progress once resumed");
 
         await stop.CancelAsync();
@@ -60,8 +60,8 @@ public sealed class ContainerFreezerTests : IDisposable
         var run = RunAsync(stop.Token);
         var id = await RunningContainerAsync();
         await WaitAsync(() => Progress() > 0, () => "the container to make progress");
-        Assert.Equal(1, await _runtime.SuspendAllAsync(CancellationToken.None));
-        await WaitAsync(() => Freezer.StateOf(_runtime.Idle, id) == FreezerState.Frozen, () => $"the container to be frozen ({Freezer.StateOf(_runtime.Idle, id)})");
+        Assert.Equal(1, await _engine.Suspender.SuspendAllAsync(CancellationToken.None));
+        await WaitAsync(() => Freezer.StateOf(_engine.Idle, id) == FreezerState.Frozen, () => $"the container to be frozen ({Freezer.StateOf(_engine.Idle, id)})");
 
         // A vacate or a cancel: the container is killed while frozen (cgroup.kill where the kernel
         // has it, else thawed first), and removed; nothing of it is left to thaw later.
@@ -70,18 +70,18 @@ public sealed class ContainerFreezerTests : IDisposable
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Patience));
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"the frozen container took {clock.Elapsed.TotalSeconds:0.0} s to stop");
         Assert.Empty(await MineAsync(all: true));
-        Assert.Null(_runtime.CgroupOf(id));
-        Assert.Equal(0, await _runtime.ResumeAllAsync(CancellationToken.None));
+        Assert.Null(_engine.Freezer.CgroupOf(id));
+        Assert.Equal(0, await _engine.Suspender.ResumeAllAsync(CancellationToken.None));
     }
 
     public void Dispose()
     {
-        foreach (var folder in _runtime.Idle.Hierarchy.Folders(_runtime.Idle.Path).Where(Directory.Exists))
+        foreach (var folder in _engine.Idle.Hierarchy.Folders(_engine.Idle.Path).Where(Directory.Exists))
         {
             CgroupFile.TryRemove(folder);
         }
 
-        _runtime.Dispose();
+        _engine.Dispose();
         _docker.Dispose();
         _temp.Dispose();
     }
@@ -99,7 +99,7 @@ public sealed class ContainerFreezerTests : IDisposable
             [new Mount(_temp.Combine("out"), ContainerLayout.Out, ReadOnly: false)],
             new Resources(1, 64L * 1024 * 1024, TimeSpan.FromMinutes(5), 50),
             new Dictionary<string, string> { ["org.pipelines.test"] = _label });
-        return Task.Run(() => _runtime.RunAsync(spec, ct), CancellationToken.None);
+        return Task.Run(() => _engine.Runtime.RunAsync(spec, ct), CancellationToken.None);
     }
 
     private async Task<IList<ContainerListResponse>> MineAsync(bool all) =>

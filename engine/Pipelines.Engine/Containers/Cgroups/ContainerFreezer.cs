@@ -111,6 +111,15 @@ internal sealed class ContainerFreezer(Func<IdleCgroup> idle)
         }
     }
 
+    /// <summary>Whether the suspend holds a container of ours (frozen through its files, or paused through the engine).</summary>
+    public bool Holds(string containerId)
+    {
+        lock (_lock)
+        {
+            return _frozen.Contains(containerId) || _paused.Contains(containerId);
+        }
+    }
+
     /// <summary>The own cgroup of a live container of ours; null when it is not one, or its files are not ours.</summary>
     public string? CgroupOf(string containerId)
     {
