@@ -17,7 +17,7 @@ public sealed class FunctionJob(FunctionService functions, IConfiguration config
     {
         try
         {
-            await functions.RunQueuedAsync(invocationId, cancellationToken).ConfigureAwait(false);
+            await functions.RunQueuedAsync(invocationId, context?.GetJobParameter<string>(Telemetry.EngineTracing.JobParameter), cancellationToken).ConfigureAwait(false);
         }
         catch (PipelinesException e) when (e.RetryHelps && context is not null
             && context.GetJobParameter<int>("RetryCount") >= EngineHost.RetryPolicy(config).Attempts)

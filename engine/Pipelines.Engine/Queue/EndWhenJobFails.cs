@@ -54,6 +54,7 @@ internal sealed partial class EndWhenJobFails : JobFilterAttribute, IElectStateF
                 if (run is not null && !run.State.IsTerminal())
                 {
                     store.FinishRunAsync(gatherRun, RunState.Failed, "the gather " + reason, time.GetUtcNow(), CancellationToken.None).GetAwaiter().GetResult();
+                    Telemetry.EngineMetrics.RunEnded(RunState.Failed.Name());
                     LogRunEnded(log, gatherRun, reason);
                 }
             }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -8,6 +9,7 @@ using Pipelines.Planning;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Worker;
 
@@ -51,6 +53,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             var before = earlier.Before(step.Name);
             for (var attempt = before + 1; attempt <= before + step.Retries + 1; attempt++)
             {
+                using var span = EngineTracing.Start(EngineTracing.Attempt)?.SetTag("pipelines.step", step.Name).SetTag("pipelines.attempt", attempt);
+                using var scope = LogScopes.Attempt(log, step.Name, attempt);
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
                 var limits = watch.Limits(step);
@@ -58,9 +62,13 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 try
                 {
                     var secrets = options.SecretsFor(step.Name, step.Secrets);
-                    watched = step.Reuse
-                        ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
-                        : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                    using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", step.Reuse))
+                    {
+                        watched = step.Reuse
+                            ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
+                            : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                    }
+
                     error = AttemptError(step, watched);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
@@ -105,7 +113,11 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 {
                     try
                     {
-                        outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        using (EngineTracing.Start(EngineTracing.StageOut))
+                        {
+                            outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        }
+
                         kept.Add((step.Name, outDir));
                         succeeded = true;
                     }
@@ -239,8 +251,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         }
     }
 
-    /// <summary>The provenance row of one attempt of one step.</summary>
-    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null, ImageArrival? image = null) => new()
+    /// <summary>The provenance row of one attempt of one step, naming the attempt's span.</summary>
+    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null, ImageArrival? image = null) => Ended(step, new()
     {
         RunId = run.RunId,
         TaskId = task.TaskId,
@@ -266,7 +278,18 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         WallSeconds = used?.WallSeconds,
         ImageLoadSeconds = image?.Seconds,
         ImageLoad = image?.Text,
-    };
+        TraceId = Activity.Current?.TraceId.ToHexString(),
+        SpanId = Activity.Current?.SpanId.ToHexString(),
+    });
+
+    /// <summary>Every attempt ends in exactly one row: so the attempt is counted, and its span told how it ended, here.</summary>
+    private static ProvenanceRow Ended(ExpandedStep step, ProvenanceRow row)
+    {
+        EngineMetrics.StepEnded(row.Status, step.Reuse, (row.FinishedAt - row.StartedAt).TotalSeconds);
+        Activity.Current?.SetTag("pipelines.step.status", row.Status);
+        Activity.Current.Failed(row.Status == "failed" ? row.Error : null);
+        return row;
+    }
 
     /// <summary>An attempt's output in its step's log, ended by a newline.</summary>
     private static void AppendOutput(StringBuilder stepLog, string? text) =>
