@@ -21,20 +21,25 @@ namespace Pipelines.Server;
 
 /// <summary>
 /// `pipelines server`: one ASP.NET Core host whose roles (api, dashboard, worker, triggers)
-/// come from configuration. It needs PostgreSQL: the run store and Hangfire live there, shared
-/// with every other server and worker of the cluster.
+/// come from configuration. With PostgreSQL, the stores and Hangfire live there, shared with
+/// every other server and worker of the cluster; without it (the embedded mode) this one process
+/// is the whole cluster, on the in-memory stores and Hangfire.InMemory, and nothing it keeps
+/// outlives it.
 /// </summary>
 public static partial class PipelinesServer
 {
-    /// <summary>Builds the web application; refuses without PostgreSQL.</summary>
+    /// <summary>Builds the web application; without PostgreSQL, refuses roles that would leave the work to other processes.</summary>
     public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information)
     {
-        if (!EngineHost.UsesPostgres(config))
+        var options = ServerOptions.From(config);
+        var postgres = EngineHost.UsesPostgres(config);
+        if (!postgres && !options.Roles.HasFlag(ServerRoles.Worker | ServerRoles.Triggers))
         {
-            throw new PipelinesException("the server needs PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+            throw new PipelinesException(
+                $"Server:Roles is {options.Roles.ToString().ToLowerInvariant()}: without PostgreSQL no other process shares this server's queue and stores, so it runs the worker and triggers roles itself (add them, or set PIPELINES_POSTGRES)",
+                retryHelps: false);
         }
 
-        var options = ServerOptions.From(config);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddConfiguration(config);
         builder.WebHost.UseUrls(urls ?? options.Urls);
@@ -48,9 +53,9 @@ public static partial class PipelinesServer
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers));
+        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers), server: true);
         services.AddPipelinesAccess(options);
-        services.AddPipelinesHealth(options.Bucket);
+        services.AddPipelinesHealth(options.Bucket, postgres);
 
         // /metrics for Prometheus; this process reports the queue unless Telemetry:QueueMetrics is false.
         services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
@@ -105,7 +110,7 @@ public static partial class PipelinesServer
         var options = app.Services.GetRequiredService<ServerOptions>();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pipelines.Server");
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        LogStarted(log, string.Join(", ", app.Urls), options.Roles.ToString().ToLowerInvariant(), options.KeysConfigured ? $"{options.Keys.Count} key(s)" : "no keys: loopback only");
+        LogStarted(log, string.Join(", ", app.Urls), options.Roles.ToString().ToLowerInvariant(), options.KeysConfigured ? $"{options.Keys.Count} key(s)" : "no keys: loopback only", ModeOf(app.Configuration));
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -119,6 +124,12 @@ public static partial class PipelinesServer
         await app.DisposeAsync().ConfigureAwait(false);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "pipelines server listening on {Urls}; roles {Roles}; access: {Access}")]
-    private static partial void LogStarted(ILogger logger, string urls, string roles, string access);
+    /// <summary>Where what the server keeps lives, for its start line: an embedded server says that nothing of it outlives the process.</summary>
+    private static string ModeOf(IConfiguration config) => EngineHost.UsesPostgres(config)
+        ? "stores: PostgreSQL"
+        : "embedded mode (no PostgreSQL): runs, functions and their invocations, triggers and the algorithm catalog are kept in this process's memory "
+            + "and nothing of them outlives it; run results stay in their output locations and pushed images in Algorithms:Store";
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "pipelines server listening on {Urls}; roles {Roles}; access: {Access}; {Mode}")]
+    private static partial void LogStarted(ILogger logger, string urls, string roles, string access, string mode);
 }

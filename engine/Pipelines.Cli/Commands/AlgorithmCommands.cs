@@ -16,7 +16,10 @@ public static class AlgorithmCommands
         var config = EngineHost.Configuration(settings.Config);
         if (!EngineHost.UsesPostgres(config))
         {
-            throw new PipelinesException("`pipelines algorithm` needs PostgreSQL (the catalog of versions is kept there): set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+            throw new PipelinesException(
+                "`pipelines algorithm` works on the catalog of versions in PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string; "
+                + "without PostgreSQL the catalog lives in the memory of one `pipelines server`: push through it with --server URL (or PIPELINES_SERVER) and use its /api/algorithms and dashboard",
+                retryHelps: false);
         }
 
         var host = EngineHost.Build(config, worker: false);
@@ -245,7 +248,7 @@ public static class AlgorithmCommands
                 var loads = new Dictionary<string, IReadOnlyList<ImageLoad>>(StringComparer.Ordinal);
                 foreach (var v in a.Versions)
                 {
-                    loads[v.Version] = await host.Services.GetRequiredService<PostgresAlgorithmStore>().LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false);
+                    loads[v.Version] = await host.Services.GetRequiredService<IAlgorithmStore>().LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false);
                 }
 
                 JsonOut.Write(Schema, new AlgorithmDocument(a, loads));
@@ -258,7 +261,7 @@ public static class AlgorithmCommands
                 Console.WriteLine($"  {e.At.UtcDateTime:u}  {e.Action} {e.Version}{(e.Percent is { } p && e.Action is ChannelEvent.CanaryAction or ChannelEvent.ShadowAction ? $" ({p}%)" : "")} by {e.By}{(e.Reason is null ? "" : ": " + e.Reason)}");
             }
 
-            var catalog = host.Services.GetRequiredService<PostgresAlgorithmStore>();
+            var catalog = host.Services.GetRequiredService<IAlgorithmStore>();
             foreach (var v in a.Versions)
             {
                 foreach (var l in await catalog.LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false))

@@ -17,7 +17,10 @@ internal static class TriggerHost
         var config = EngineHost.Configuration(settings.Config);
         if (!EngineHost.UsesPostgres(config))
         {
-            throw new PipelinesException($"{what} needs PostgreSQL (triggers keep their ledger there): set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", retryHelps: false);
+            throw new PipelinesException(
+                $"{what} works on the triggers' ledger in PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string; "
+                + "without PostgreSQL the ledger lives in the memory of one `pipelines server`: register through its /api/workflows, list with `pipelines triggers --server URL`",
+                retryHelps: false);
         }
 
         var host = EngineHost.Build(config, worker: false);
@@ -117,7 +120,7 @@ public sealed class TriggersCommand : AsyncCommand<TriggersCommand.Settings>
         else
         {
             using var host = await TriggerHost.StartAsync(settings, "`pipelines triggers`", cancellationToken).ConfigureAwait(false);
-            list = await host.Services.GetRequiredService<PostgresTriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
+            list = await host.Services.GetRequiredService<ITriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
         }
 
         if (settings.Json)

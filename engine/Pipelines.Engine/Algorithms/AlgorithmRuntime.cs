@@ -18,7 +18,7 @@ public sealed partial class AlgorithmRuntime(
     IContainerRuntime containers,
     IContainerImages images,
     AlgorithmService? algorithms,
-    PostgresAlgorithmStore? catalog,
+    IAlgorithmStore? catalog,
     AlgorithmOptions options,
     ObjectStoreFactory stores,
     string worker,
@@ -35,7 +35,7 @@ public sealed partial class AlgorithmRuntime(
         {
             if (algorithms is null)
             {
-                throw new PipelinesException($"{image}: algorithm:// images are kept in the algorithm catalog in PostgreSQL; set PIPELINES_POSTGRES (or Postgres) and Algorithms:Store", retryHelps: false);
+                throw new PipelinesException($"{image}: algorithm:// images are resolved through the algorithm catalog, in PostgreSQL (set PIPELINES_POSTGRES and Algorithms:Store) or, without it, in one `pipelines server`'s memory (push to it and run there: --server URL)", retryHelps: false);
             }
 
             return (await algorithms.ResolveAsync(image, cancellationToken).ConfigureAwait(false)).Digest;

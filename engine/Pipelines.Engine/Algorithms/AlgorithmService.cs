@@ -21,7 +21,7 @@ public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersio
 /// <see cref="ResolveAsync"/> is the one place an <c>algorithm://</c> reference becomes a digest.
 /// </summary>
 public sealed partial class AlgorithmService(
-    PostgresAlgorithmStore catalog,
+    IAlgorithmStore catalog,
     AlgorithmOptions options,
     ObjectStoreFactory stores,
     IContainerImages images,
@@ -136,8 +136,8 @@ public sealed partial class AlgorithmService(
     {
         _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
         var now = time.GetUtcNow();
-        await catalog.SetChannelAsync(name, AlgorithmReference.Stable, version, 100, false, by, now, new ChannelEvent(name, ChannelEvent.PromoteAction, version, 100, by, null, now), cancellationToken).ConfigureAwait(false);
-        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, null, cancellationToken, onlyIfVersion: version).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Stable, version, 100, false, by, now, new ChannelEvent(name, ChannelEvent.PromoteAction, version, 100, by, null, now), null, cancellationToken).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, null, onlyIfVersion: version, cancellationToken).ConfigureAwait(false);
         LogChannel(log, name, ChannelEvent.PromoteAction, version, by, null);
     }
 
@@ -155,7 +155,7 @@ public sealed partial class AlgorithmService(
         _ = await RequireAsync(name, version, cancellationToken).ConfigureAwait(false);
         var now = time.GetUtcNow();
         var action = shadow ? ChannelEvent.ShadowAction : ChannelEvent.CanaryAction;
-        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, version, percent, shadow, by, now, new ChannelEvent(name, action, version, percent, by, null, now), cancellationToken).ConfigureAwait(false);
+        await catalog.SetChannelAsync(name, AlgorithmReference.Canary, version, percent, shadow, by, now, new ChannelEvent(name, action, version, percent, by, null, now), null, cancellationToken).ConfigureAwait(false);
         LogChannel(log, name, action, version, by, null);
     }
 
@@ -177,7 +177,7 @@ public sealed partial class AlgorithmService(
 
         var now = time.GetUtcNow();
         var action = reason is null ? ChannelEvent.AbortAction : ChannelEvent.RollbackAction;
-        var ended = await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, new ChannelEvent(name, action, version, null, by, reason, now), cancellationToken, onlyIfVersion: version).ConfigureAwait(false);
+        var ended = await catalog.SetChannelAsync(name, AlgorithmReference.Canary, null, 0, false, by, now, new ChannelEvent(name, action, version, null, by, reason, now), onlyIfVersion: version, cancellationToken).ConfigureAwait(false);
         if (ended)
         {
             LogChannel(log, name, action, version, by, reason);

@@ -5,57 +5,12 @@ using Pipelines.RunStore;
 
 namespace Pipelines.Algorithms;
 
-/// <summary>One pushed version of an algorithm: an image kept in the algorithm store under its digest.</summary>
-public sealed record AlgorithmVersion(
-    string Name,
-    string Version,
-    string Digest,
-    long SizeBytes,
-    string PushedBy,
-    DateTimeOffset PushedAt,
-    string? Notes,
-    IReadOnlyList<string> RepoTags,
-    IReadOnlyList<string> LockDown)
-{
-    /// <summary>An image's size as the CLI and the dashboard show it: KiB below a MiB, MiB from there.</summary>
-    public static string SizeText(long bytes) => bytes >= 1 << 20
-        ? (bytes / (double)(1 << 20)).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " MiB"
-        : (bytes / 1024.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) + " KiB";
-}
-
 /// <summary>
-/// A channel (stable, canary) of an algorithm and the version it names. A canary's
-/// <see cref="Percent"/> is the share of a function's invocations it serves, or with
-/// <see cref="Shadow"/> the share of them copied to it while stable answers.
+/// The algorithm catalog in PostgreSQL (the rules are on <see cref="IAlgorithmStore"/>): a
+/// digest's lock is a transaction's advisory lock, held from before the tarball callback to the
+/// commit.
 /// </summary>
-public sealed record AlgorithmChannel(string Name, string Channel, string Version, int Percent, DateTimeOffset UpdatedAt, string UpdatedBy, bool Shadow = false);
-
-/// <summary>A change of an algorithm's channels: canary, shadow, promote, abort or rollback, by whom and why.</summary>
-public sealed record ChannelEvent(string Name, string Action, string? Version, int? Percent, string By, string? Reason, DateTimeOffset At)
-{
-    public const string CanaryAction = "canary";
-    public const string ShadowAction = "shadow";
-    public const string PromoteAction = "promote";
-    public const string AbortAction = "abort";
-
-    /// <summary>An abort by the canary guard (who is <c>auto-rollback</c>), with the figures that caused it.</summary>
-    public const string RollbackAction = "rollback";
-}
-
-/// <summary>What a function following <c>@stable</c> is served by now: the stable version, and the canary with its share when there is one.</summary>
-public sealed record AlgorithmRoute(string Name, AlgorithmVersionRef Stable, AlgorithmVersionRef? Canary, int Percent, bool Shadow, DateTimeOffset? CanarySince);
-
-/// <summary>A version and the digest it pins.</summary>
-public sealed record AlgorithmVersionRef(string Version, string Digest);
-
-/// <summary>A worker's load of an image its engine lacked: where from and how long it took.</summary>
-public sealed record ImageLoad(string Digest, string Worker, string Source, double Seconds, long Bytes, DateTimeOffset LoadedAt);
-
-/// <summary>
-/// The algorithm catalog in PostgreSQL: versions (who pushed what digest, when), channels, and
-/// the loads workers did. The image bytes are in the object store (<see cref="AlgorithmService"/>).
-/// </summary>
-public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 {
     /// <summary>The catalog's tables, created by PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
@@ -105,34 +60,33 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
     /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
     private const int DigestLock = 7310022;
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+    private readonly SchemaGate _db;
 
-    private string S => schema;
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     private const string Columns = "name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down";
 
     public async Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v");
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         cmd.Parameters.AddWithValue("v", version);
         return (await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
     }
 
-    /// <summary>Every version, of one algorithm or of all, newest first within a name.</summary>
     public async Task<IReadOnlyList<AlgorithmVersion>> ListAsync(string? name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name, pushed_at DESC, version");
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", pushed_at DESC, version COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name, channel DESC");
+        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", channel COLLATE \"C\" DESC", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         var list = new List<AlgorithmChannel>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -144,16 +98,9 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return list;
     }
 
-    /// <summary>
-    /// Records a version. Under the digest's lock, <paramref name="ensureTarball"/> makes sure the
-    /// tarball is in the object store (a delete of the digest's last version cannot remove it in
-    /// between). Returns false, recording nothing, when the version exists. The first version of
-    /// a name becomes its stable channel.
-    /// </summary>
     public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
         await ensureTarball(cancellationToken).ConfigureAwait(false);
@@ -193,11 +140,6 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return true;
     }
 
-    /// <summary>
-    /// Removes a version; when it was the last of its digest, <paramref name="deleteTarball"/>
-    /// removes the image from the object store before the commit (a failure there keeps the
-    /// version). Returns null when there is no such version. A version a channel names is refused.
-    /// </summary>
     public async Task<AlgorithmVersion?> DeleteAsync(string name, string version, Func<string, CancellationToken, Task> deleteTarball, CancellationToken cancellationToken)
     {
         var v = await GetAsync(name, version, cancellationToken).ConfigureAwait(false);
@@ -206,16 +148,16 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
             return null;
         }
 
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
-        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ') FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
+        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ' ORDER BY channel COLLATE \"C\" DESC) FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
         {
             channels.Parameters.AddWithValue("n", name);
             channels.Parameters.AddWithValue("v", version);
             if (await channels.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string named)
             {
-                throw new PipelinesException($"{name}@{version} is the {named} version: promote another version (or abort the canary) before deleting it", retryHelps: false);
+                throw AlgorithmStoreRules.Named(name, version, named);
             }
         }
 
@@ -242,18 +184,10 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return v;
     }
 
-    /// <summary>
-    /// Points a channel at a version (which must exist), or removes the channel when
-    /// <paramref name="version"/> is null, and records <paramref name="recorded"/> in the same
-    /// transaction. With <paramref name="onlyIfVersion"/> a removal happens only while the channel
-    /// still names that version (the guard's rollback never ends a canary set after it looked).
-    /// Returns whether the channel changed.
-    /// </summary>
     public async Task<bool> SetChannelAsync(
-        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, CancellationToken cancellationToken, string? onlyIfVersion = null)
+        string name, string channel, string? version, int percent, bool shadow, string by, DateTimeOffset now, ChannelEvent? recorded, string? onlyIfVersion, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var cmd = version is null
             ? new NpgsqlCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c AND (@only::text IS NULL OR version = @only)", conn, tx)
@@ -271,9 +205,16 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
             cmd.Parameters.AddWithValue("shadow", shadow);
             cmd.Parameters.AddWithValue("at", now);
             cmd.Parameters.AddWithValue("by", by);
-            if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            try
             {
-                return false;
+                if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+                {
+                    return false;
+                }
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+            {
+                throw AlgorithmStoreRules.NoVersion(name, version!, e);
             }
         }
 
@@ -294,11 +235,9 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return true;
     }
 
-    /// <summary>The latest channel changes of one algorithm (or of all), newest first.</summary>
     public async Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l");
+        await using var cmd = await _db.CommandAsync($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ChannelEvent>();
@@ -312,15 +251,14 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         return list;
     }
 
-    /// <summary>The stable and canary versions of an algorithm with their digests, in one query; null when it has no stable version.</summary>
+    /// <summary>The route in one query.</summary>
     public async Task<AlgorithmRoute?> RouteAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT c.channel, c.version, v.digest, c.percent, c.shadow, c.updated_at
             FROM {S}.algorithm_channels c JOIN {S}.algorithm_versions v ON v.name = c.name AND v.version = c.version
             WHERE c.name = @n
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         AlgorithmVersionRef? stable = null, canary = null;
         var percent = 0;
@@ -345,8 +283,7 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
 
     public async Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)");
+        await using var cmd = await _db.CommandAsync($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("d", load.Digest);
         cmd.Parameters.AddWithValue("w", load.Worker);
         cmd.Parameters.AddWithValue("s", load.Source);
@@ -356,11 +293,9 @@ public sealed class PostgresAlgorithmStore(NpgsqlDataSource dataSource, string s
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The latest loads, of one digest or of all, newest first.</summary>
     public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l");
+        await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("d", NpgsqlDbType.Text, (object?)digest ?? DBNull.Value);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ImageLoad>();

@@ -12,7 +12,7 @@ namespace Pipelines.Functions;
 /// the canary is worse by more than the margins (<see cref="CanaryOptions"/>) it aborts the
 /// canary as <c>auto-rollback</c>, with the figures as the recorded reason.
 /// </summary>
-public sealed partial class CanaryGuard(AlgorithmService algorithms, PostgresFunctionStore store, AlgorithmOptions options, TimeProvider time, ILogger<CanaryGuard> log)
+public sealed partial class CanaryGuard(AlgorithmService algorithms, IFunctionStore store, AlgorithmOptions options, TimeProvider time, ILogger<CanaryGuard> log)
 {
     /// <summary>Who a rollback is recorded as having been done by.</summary>
     public const string Who = "auto-rollback";
@@ -28,7 +28,7 @@ public sealed partial class CanaryGuard(AlgorithmService algorithms, PostgresFun
 
         var now = time.GetUtcNow();
         var since = route.CanarySince is { } set && set > now - o.Window ? set : now - o.Window;
-        var stats = (await store.StatsAsync(function.Name, cancellationToken, since).ConfigureAwait(false)).Where(s => s.Version == function.Version).ToList();
+        var stats = (await store.StatsAsync(function.Name, since, cancellationToken).ConfigureAwait(false)).Where(s => s.Version == function.Version).ToList();
         var why = Verdict(
             stats.FirstOrDefault(s => s.Shadow == route.Shadow && s.AlgorithmVersion == canary.Version),
             stats.FirstOrDefault(s => !s.Shadow && s.AlgorithmVersion == route.Stable.Version),

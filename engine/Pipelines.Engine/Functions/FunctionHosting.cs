@@ -1,20 +1,18 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 
 namespace Pipelines.Functions;
 
-/// <summary>The functions' wiring, kept out of EngineHost: one call there adds all of it (PostgreSQL only).</summary>
+/// <summary>The functions' wiring, kept out of EngineHost: one call there adds all of it (the store is EngineHost's choice: PostgreSQL or in memory).</summary>
 internal static class FunctionHosting
 {
     /// <summary>
-    /// The store, invoker, service and async job. The warm pool (IWarmPool) is registered by the
+    /// The invoker, service and async job. The warm pool (IWarmPool) is registered by the
     /// pool's own wiring; without one, invocations are refused with 503 and a reason.
     /// </summary>
     public static void Add(IServiceCollection services, IConfiguration config)
     {
         services.AddSingleton(FunctionsOptions.From(config));
-        services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
         services.AddSingleton<FunctionInvoker>();
         services.AddSingleton<FunctionRouter>();
         services.AddSingleton<CanaryGuard>();

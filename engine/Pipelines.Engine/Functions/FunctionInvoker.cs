@@ -116,7 +116,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
                     ? await ForkAsync(function, lease, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
                     : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false)) with
                 { ColdStart = lease.ColdStart };
-                LogInvoked(log, function.Name, function.Version, invocationId, PostgresFunctionStore.Name(outcome.Status), outcome.LatencyMs);
+                LogInvoked(log, function.Name, function.Version, invocationId, InvocationStatuses.Name(outcome.Status), outcome.LatencyMs);
                 return outcome;
             }
             catch (WarmContainerException e)

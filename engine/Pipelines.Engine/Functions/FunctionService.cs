@@ -17,7 +17,7 @@ namespace Pipelines.Functions;
 /// invocation is recorded before it runs and once when it ends.
 /// </summary>
 public sealed class FunctionService(
-    PostgresFunctionStore store,
+    IFunctionStore store,
     IContainerRuntime runtime,
     FunctionInvoker invoker,
     FunctionsOptions options,
@@ -29,7 +29,7 @@ public sealed class FunctionService(
 {
     private long _nextPrune;
 
-    public PostgresFunctionStore Store => store;
+    public IFunctionStore Store => store;
 
     /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
@@ -142,7 +142,7 @@ public sealed class FunctionService(
     /// <summary>An invocation was answered: counted by function and outcome, and said on its span.</summary>
     private static void Answered(string function, InvocationStatus status, int code, double seconds, string? error)
     {
-        var outcome = PostgresFunctionStore.Name(status);
+        var outcome = InvocationStatuses.Name(status);
         EngineMetrics.Invoked(function, outcome, code, seconds);
         Activity.Current?.SetTag("pipelines.function.outcome", outcome).SetTag("http.response.status_code", code);
         Activity.Current.Failed(status == InvocationStatus.Succeeded ? null : error ?? outcome);

@@ -6,22 +6,22 @@ using Pipelines.RunStore;
 namespace Pipelines.Functions;
 
 /// <summary>
-/// Functions, their versions and their invocations, in the run store's schema. A deploy is one
-/// transaction that locks the function's row, so two deploys at once make at most one version
-/// each and an identical content never makes a second. Invocations are kept within a retention
-/// limit, pruned in bounded batches.
+/// Functions, their versions and their invocations in PostgreSQL, in the run store's schema. A
+/// deploy is one transaction that locks the function's row, so two deploys at once make at most
+/// one version each and an identical content never makes a second. Invocations are kept within a
+/// retention limit, pruned in bounded batches (the rules are on <see cref="IFunctionStore"/>).
 /// </summary>
-public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+internal sealed class PostgresFunctionStore : IFunctionStore
 {
-    /// <summary>At most this many invocation rows are deleted by one prune.</summary>
-    public const int PruneBatch = 5000;
-
     private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
     private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal";
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
+    private readonly SchemaGate _db;
 
-    private string S => schema;
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     /// <summary>The functions' tables, for the one schema owner (RunStore/PostgresSchema).</summary>
     public static SchemaPart Tables { get; } = new("function store", 2, SchemaSql);
@@ -76,14 +76,9 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
         """;
 
-    /// <summary>
-    /// Records a deploy: a new version when the content differs from the current version's,
-    /// else the current version unchanged.
-    /// </summary>
     public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var insert = new NpgsqlCommand($"INSERT INTO {S}.functions (name, current_version, created_at, updated_at) VALUES (@n, 0, @now, @now) ON CONFLICT (name) DO NOTHING", conn, tx))
         {
@@ -132,11 +127,9 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         return new DeployResult(new FunctionVersion(spec.Name, version, spec, imageDigest, yaml, contentSha256, now, deployedBy), Created: true, Replaced: current > 0 ? current : null);
     }
 
-    /// <summary>A function's current version, or the given one; null when there is none.</summary>
     public async Task<FunctionVersion?> GetAsync(string name, int? version, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         if (version is { } v)
         {
             return await ReadVersionAsync(conn, null, name, v, cancellationToken).ConfigureAwait(false);
@@ -148,31 +141,25 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         return list.Count == 0 ? null : list[0];
     }
 
-    /// <summary>Every function's current version, by name.</summary>
     public async Task<IReadOnlyList<FunctionVersion>> ListAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"");
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Every version of a function, newest first.</summary>
     public async Task<IReadOnlyList<FunctionVersion>> VersionsAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC");
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Deletes a function with its versions and invocations; the versions it had, or empty when there was no such function.</summary>
     public async Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             WITH gone AS (DELETE FROM {S}.functions WHERE name = @n RETURNING name)
-            SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.name = v.name
-            """);
+            SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.name = v.name ORDER BY v.version DESC
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", name);
         var versions = new List<int>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -184,15 +171,13 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         return versions;
     }
 
-    /// <summary>Records an invocation as it starts (or is queued).</summary>
     public async Task AddInvocationAsync(InvocationRecord r, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             INSERT INTO {S}.function_invocations ({InvocationColumns})
             VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller,
                     @alg, @route, @shadow_of, NULL)
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)r.AlgorithmVersion ?? DBNull.Value);
         cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)r.Route ?? DBNull.Value);
         cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Text, (object?)r.ShadowOf ?? DBNull.Value);
@@ -200,27 +185,32 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         cmd.Parameters.AddWithValue("fn", r.Function);
         cmd.Parameters.AddWithValue("v", r.Version);
         cmd.Parameters.AddWithValue("digest", r.ImageDigest);
-        cmd.Parameters.AddWithValue("status", Name(r.Status));
+        cmd.Parameters.AddWithValue("status", InvocationStatuses.Name(r.Status));
         cmd.Parameters.AddWithValue("async", r.Async);
         cmd.Parameters.AddWithValue("in_sha", NpgsqlDbType.Text, (object?)r.InputSha256 ?? DBNull.Value);
         cmd.Parameters.AddWithValue("in_bytes", r.InputBytes);
         cmd.Parameters.AddWithValue("started", r.StartedAt);
         cmd.Parameters.AddWithValue("caller", NpgsqlDbType.Text, (object?)r.Caller ?? DBNull.Value);
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+        {
+            throw new UnknownFunctionException(r.Function, e);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new ArgumentException($"invocation {r.Id} exists already", nameof(r), e);
+        }
     }
 
-    /// <summary>
-    /// A queued invocation's job takes it: true while it is queued, or running (a second delivery
-    /// after a worker died; running it again writes the same output key). False once it has ended.
-    /// </summary>
-    /// <remarks>The route chosen when the job runs is recorded here: the digest and algorithm version that serve it.</remarks>
     public async Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route
             WHERE id = @id AND status IN ('queued', 'running')
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("digest", servedBy.ImageDigest);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)servedBy.AlgorithmVersion ?? DBNull.Value);
@@ -228,20 +218,18 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
-    /// <summary>Records how an invocation ended, once: an invocation that has ended is never changed again.</summary>
     public async Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
                 output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
                 shadow_equal = @equal, cold_start = @cold
             WHERE id = @id AND status IN ('queued', 'running')
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("cold", end.ColdStart);
         cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", id);
-        cmd.Parameters.AddWithValue("status", Name(end.Status));
+        cmd.Parameters.AddWithValue("status", InvocationStatuses.Name(end.Status));
         cmd.Parameters.AddWithValue("http", end.HttpStatus);
         cmd.Parameters.AddWithValue("out_sha", NpgsqlDbType.Text, (object?)end.OutputSha256 ?? DBNull.Value);
         cmd.Parameters.AddWithValue("out_bytes", NpgsqlDbType.Bigint, (object?)end.OutputBytes ?? DBNull.Value);
@@ -256,33 +244,24 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
 
     public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id");
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", id);
         var list = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
     }
 
-    /// <summary>A function's latest invocations, newest first.</summary>
     public async Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id LIMIT @limit");
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id COLLATE \"C\" LIMIT @limit", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("fn", function);
         cmd.Parameters.AddWithValue("limit", limit);
         return await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>
-    /// The one query of invocation figures: requests, errors (every ended invocation that did not
-    /// succeed), p50/p95 latency of the ended invocations (and p95 without cold starts), and for shadow copies how many outputs
-    /// equalled stable's answer, per function, version and algorithm version (shadow copies
-    /// apart), over what the retention keeps or since <paramref name="since"/>.
-    /// </summary>
-    public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, CancellationToken cancellationToken, DateTimeOffset? since = null)
+    /// <summary>The figures in one statement (<see cref="IFunctionStore.StatsAsync"/>).</summary>
+    public async Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, DateTimeOffset? since, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT function, version, count(*),
                    count(*) FILTER (WHERE status IN ('failed', 'timed_out', 'refused')),
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms),
@@ -300,7 +279,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
             WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
             GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
             ORDER BY function COLLATE "C", version DESC, shadow, algorithm_version COLLATE "C"
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("fn", NpgsqlDbType.Text, (object?)function ?? DBNull.Value);
         cmd.Parameters.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)since ?? DBNull.Value);
         var list = new List<InvocationStats>();
@@ -327,14 +306,12 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
     }
 
     /// <summary>
-    /// Deletes at most <see cref="PruneBatch"/> invocations beyond the retention: older than
-    /// KeepFor, or beyond the newest Keep. Both go through the started_at index; the count rule
-    /// reads Keep index entries to find its cut-off. Returns how many rows went.
+    /// The prune in one statement: both rules go through the started_at index; the count rule
+    /// reads Keep index entries to find its cut-off.
     /// </summary>
     public async Task<int> PruneAsync(InvocationRetention retention, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             WITH cut AS (
                 SELECT GREATEST(
                     @oldest,
@@ -344,23 +321,14 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
                 WHERE i.started_at < cut.before
                 ORDER BY i.started_at LIMIT @batch)
             DELETE FROM {S}.function_invocations WHERE id IN (SELECT id FROM doomed)
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("oldest", now - retention.KeepFor);
 
         // The Keep-th newest start: everything strictly older goes (ties at the cut stay).
         cmd.Parameters.AddWithValue("keep", Math.Max(0, retention.Keep - 1));
-        cmd.Parameters.AddWithValue("batch", PruneBatch);
+        cmd.Parameters.AddWithValue("batch", IFunctionStore.PruneBatch);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>A status as stored and shown: queued, running, succeeded, failed, timed_out, refused.</summary>
-    public static string Name(InvocationStatus s) => s switch
-    {
-        InvocationStatus.TimedOut => "timed_out",
-        _ => s.ToString().ToLowerInvariant(),
-    };
-
-    private static InvocationStatus ParseStatus(string s) => s == "timed_out" ? InvocationStatus.TimedOut : Enum.Parse<InvocationStatus>(s, ignoreCase: true);
 
     private async Task<FunctionVersion?> ReadVersionAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string name, int version, CancellationToken ct)
     {
@@ -392,7 +360,7 @@ public sealed class PostgresFunctionStore(NpgsqlDataSource dataSource, string sc
         while (await r.ReadAsync(ct).ConfigureAwait(false))
         {
             list.Add(new InvocationRecord(
-                r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), ParseStatus(r.GetString(4)), r.GetBoolean(5),
+                r.GetString(0), r.GetString(1), r.GetInt32(2), r.GetString(3), InvocationStatuses.Parse(r.GetString(4)), r.GetBoolean(5),
                 r.IsDBNull(6) ? null : r.GetString(6), r.GetInt64(7),
                 r.IsDBNull(8) ? null : r.GetString(8), r.IsDBNull(9) ? null : r.GetInt64(9),
                 r.IsDBNull(10) ? null : r.GetString(10), r.IsDBNull(11) ? null : r.GetString(11),

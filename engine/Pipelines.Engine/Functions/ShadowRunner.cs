@@ -25,7 +25,7 @@ public sealed record ShadowCopy(FunctionVersion To, FunctionInput Input, string 
 /// </summary>
 public sealed partial class ShadowRunner(
     FunctionInvoker invoker,
-    PostgresFunctionStore store,
+    IFunctionStore store,
     CanaryGuard guard,
     FunctionsOptions options,
     WorkerOptions worker,

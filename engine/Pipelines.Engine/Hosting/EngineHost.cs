@@ -25,8 +25,9 @@ namespace Pipelines.Hosting;
 
 /// <summary>
 /// Wires the engine's parts for one process. With a PostgreSQL connection string (configuration
-/// key Postgres, or PIPELINES_POSTGRES) the run store and Hangfire live in PostgreSQL; without
-/// one, every role runs in this process on Hangfire.InMemory (the embedded mode).
+/// key Postgres, or PIPELINES_POSTGRES) every store and Hangfire live in PostgreSQL; without
+/// one, every role runs in this process on Hangfire.InMemory and the in-memory stores (the
+/// embedded mode), which end with it.
 /// </summary>
 public static class EngineHost
 {
@@ -98,9 +99,12 @@ public static class EngineHost
     /// The engine's services (run store, queue, runtime, stores, runners) for any host: the
     /// generic host of the CLI and the web host of `pipelines server` share this wiring.
     /// <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs,
-    /// <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
+    /// <paramref name="triggers"/> the trigger role (docs/triggers.md). Functions, triggers and
+    /// the algorithm catalog are wired with PostgreSQL in every process; in the embedded mode
+    /// only for a <paramref name="server"/>, the one process that outlives a command (what a
+    /// CLI command recorded in memory would end with it, unseen).
     /// </summary>
-    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false)
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool server = false)
     {
         var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
         {
@@ -119,7 +123,7 @@ public static class EngineHost
             sp.GetRequiredKeyedService<IContainerRuntime>(EngineRuntime),
             sp.GetRequiredService<IContainerImages>(),
             sp.GetService<AlgorithmService>(),
-            sp.GetService<PostgresAlgorithmStore>(),
+            sp.GetService<IAlgorithmStore>(),
             sp.GetRequiredService<AlgorithmOptions>(),
             sp.GetRequiredService<ObjectStoreFactory>(),
             workerOptions.Name,
@@ -153,8 +157,9 @@ public static class EngineHost
             services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             services.AddHostedService<SchemaSetup>();
             services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton<AlgorithmService>();
+            services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
             var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
             services.AddHangfire((sp, c) =>
             {
@@ -165,16 +170,23 @@ public static class EngineHost
         else
         {
             services.AddSingleton<IRunStore, InMemoryRunStore>();
+            if (server)
+            {
+                services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();
+                services.AddSingleton<ITriggerStore, InMemoryTriggerStore>();
+                services.AddSingleton<IFunctionStore, InMemoryFunctionStore>();
+            }
+
             services.AddHangfire((sp, c) => Common(c, sp, config).UseInMemoryStorage(new InMemoryStorageOptions()));
         }
 
-        // Triggers (docs/triggers.md): the ledger, ingest and registration whenever PostgreSQL is
-        // configured; the trigger loop and the "triggers" queue's Hangfire server for that role.
-        if (postgres is not null)
+        if (postgres is not null || server)
         {
+            // The algorithm catalog (docs/algorithms.md); triggers (docs/triggers.md): the ledger,
+            // ingest and registration, and for that role the trigger loop and the "triggers"
+            // queue's Hangfire server; functions (docs/functions.md): invoker and async job.
+            services.AddSingleton<AlgorithmService>();
             TriggerHosting.Add(services, config, role: triggers);
-
-            // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
             FunctionHosting.Add(services, config);
         }
 

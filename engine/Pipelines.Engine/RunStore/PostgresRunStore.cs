@@ -6,12 +6,17 @@ using Pipelines.Planning;
 namespace Pipelines.RunStore;
 
 /// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
-internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
+internal sealed class PostgresRunStore : IRunStore
 {
     private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until, held_reason, held_detail, held_by, held_at";
     private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
 
-    private string S => schema;
+    private readonly SchemaGate _db;
+
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     /// <summary>Runs, tasks and provenance; made by <see cref="PostgresSchema"/>.</summary>
     public static SchemaPart Tables { get; } = new("run store", 2, s => $"""
@@ -60,11 +65,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_at timestamptz;
         """);
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
-
     public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         if (tasks.Count == 0)
         {
             throw new ArgumentException($"run {run.RunId}: a run needs at least one task", nameof(tasks));
@@ -75,8 +77,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, 0, 0, @created, NULL, NULL, NULL)", conn, tx))
         {
@@ -148,14 +149,12 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var list = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs WHERE run_id = @id", p => p.AddWithValue("id", runId), cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
     }
 
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         // RunQuery.Matches, in SQL (the run store contract holds both to one behaviour).
         const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state) AND (@since::timestamptz IS NULL OR created_at >= @since)";
         void Bind(NpgsqlParameterCollection p)
@@ -168,7 +167,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
         }
 
         var items = await QueryRunsAsync($"SELECT {RunColumns} FROM {S}.runs {where} ORDER BY created_at DESC, run_id COLLATE \"C\" OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
-        await using var count = dataSource.CreateCommand($"SELECT count(*) FROM {S}.runs {where}");
+        await using var count = await _db.CommandAsync($"SELECT count(*) FROM {S}.runs {where}", cancellationToken).ConfigureAwait(false);
         Bind(count.Parameters);
         var total = (long)(await count.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         return new Page<RunRecord>(items, (int)total);
@@ -176,7 +175,6 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         const string where = "WHERE run_id = @id AND (@state::text IS NULL OR state = @state)";
         void Bind(NpgsqlParameterCollection p)
         {
@@ -187,7 +185,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
         }
 
         var items = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks {where} ORDER BY task_index OFFSET @offset LIMIT @limit", Bind, cancellationToken).ConfigureAwait(false);
-        await using var count = dataSource.CreateCommand($"SELECT count(*) FROM {S}.tasks {where}");
+        await using var count = await _db.CommandAsync($"SELECT count(*) FROM {S}.tasks {where}", cancellationToken).ConfigureAwait(false);
         Bind(count.Parameters);
         var total = (long)(await count.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         return new Page<TaskRecord>(items, (int)total);
@@ -195,7 +193,6 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var list = await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id AND task_index = @i", p =>
         {
             p.AddWithValue("id", runId);
@@ -206,15 +203,13 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         return await QueryTasksAsync($"SELECT {TaskColumns} FROM {S}.tasks WHERE run_id = @id ORDER BY task_index", p => p.AddWithValue("id", runId), cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         // A hold counts only while the task is queued (a claim clears it; an end leaves it behind, unread).
-        await using var cmd = dataSource.CreateCommand($"SELECT state, CASE WHEN state = 'queued' THEN held_reason END, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY 1, 2");
+        await using var cmd = await _db.CommandAsync($"SELECT state, CASE WHEN state = 'queued' THEN held_reason END, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY 1, 2", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         var counts = new Dictionary<TaskState, int>();
         var held = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -236,9 +231,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         // A running task without a lease was claimed before leases existed: it counts as expired.
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until,
                 held_reason = NULL, held_detail = NULL, held_by = NULL, held_at = NULL
             FROM {S}.runs r
@@ -246,7 +240,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
               AND (t.state = 'queued' OR (t.state = 'running' AND (t.lease_until IS NULL OR t.lease_until <= @now)))
               AND r.stop_reason IS NULL AND r.state = 'running'
             RETURNING t.attempts
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", index);
         cmd.Parameters.AddWithValue("w", worker);
@@ -258,11 +252,10 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.tasks SET held_reason = @reason, held_detail = @detail, held_by = @by, held_at = COALESCE(held_at, @since)
             WHERE run_id = @id AND task_index = @i AND state = 'queued'
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", index);
         cmd.Parameters.AddWithValue("reason", hold.Reason);
@@ -274,11 +267,10 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.tasks SET lease_until = @until
             WHERE run_id = @id AND task_index = @i AND state = 'running' AND worker = @w AND started_at = @started
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", index);
         cmd.Parameters.AddWithValue("w", worker);
@@ -289,9 +281,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var ranks = RunStoreRules.StepRanks(rows);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         // The conditional update is the commit point: a second delivery of the same task finds it
         // ended and changes nothing, so no task is ever counted twice.
@@ -314,9 +305,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var ranks = RunStoreRules.StepRanks(rows);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         if (!await EndTaskAsync(conn, tx, runId, index, TaskState.Split, outcome, rows, ranks, cancellationToken).ConfigureAwait(false))
         {
@@ -426,7 +416,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
     /// <summary>Throws <see cref="UnknownRunException"/> when a conditional update of a run changed nothing because the run does not exist.</summary>
     private async Task CheckRunExistsAsync(string runId, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand($"SELECT 1 FROM {S}.runs WHERE run_id = @id");
+        await using var cmd = await _db.CommandAsync($"SELECT 1 FROM {S}.runs WHERE run_id = @id", ct).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         if (await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is null)
         {
@@ -436,8 +426,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET stop_reason = @r WHERE run_id = @id AND stop_reason IS NULL");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.runs SET stop_reason = @r WHERE run_id = @id AND stop_reason IS NULL", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("r", reason);
         if (await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
@@ -448,12 +437,11 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.runs SET state = 'gathering', gather_job = @job
             WHERE run_id = @id AND remaining = 0
               AND (state = 'running' OR (state = 'gathering' AND gather_job = @job))
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("job", gatherJobId);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
@@ -461,8 +449,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     public async Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.runs SET state = @s, error = @e, finished_at = @f WHERE run_id = @id AND state NOT IN ('succeeded', 'failed', 'cancelled')");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.runs SET state = @s, error = @e, finished_at = @f WHERE run_id = @id AND state NOT IN ('succeeded', 'failed', 'cancelled')", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("s", state.Name());
         cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
@@ -479,9 +466,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     private async Task<IReadOnlyList<ProvenanceRow>> ProvenanceOfAsync(string runId, IReadOnlyCollection<int>? taskIndexes, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand(
-            $"SELECT row FROM {S}.provenance WHERE run_id = @id{(taskIndexes is null ? "" : " AND task_index = ANY(@tasks)")} ORDER BY task_index, step_rank, attempt, step");
+        await using var cmd = await _db.CommandAsync(
+            $"SELECT row FROM {S}.provenance WHERE run_id = @id{(taskIndexes is null ? "" : " AND task_index = ANY(@tasks)")} ORDER BY task_index, step_rank, attempt, step", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         if (taskIndexes is not null)
         {
@@ -500,7 +486,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     private async Task<IReadOnlyList<RunRecord>> QueryRunsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand(sql);
+        await using var cmd = await _db.CommandAsync(sql, ct).ConfigureAwait(false);
         bind(cmd.Parameters);
         var list = new List<RunRecord>();
         await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
@@ -519,7 +505,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
 
     private async Task<IReadOnlyList<TaskRecord>> QueryTasksAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
     {
-        await using var cmd = dataSource.CreateCommand(sql);
+        await using var cmd = await _db.CommandAsync(sql, ct).ConfigureAwait(false);
         bind(cmd.Parameters);
         var list = new List<TaskRecord>();
         await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);

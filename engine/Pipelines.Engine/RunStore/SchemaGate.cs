@@ -3,15 +3,35 @@ using Npgsql;
 namespace Pipelines.RunStore;
 
 /// <summary>
-/// A store's check, before its first statement, that <see cref="PostgresSchema"/> has made its
-/// tables at its version: a clear refusal that says what to do instead of PostgreSQL's
-/// "relation does not exist". Once passed, a flag; a failed check is tried again next time.
+/// A PostgreSQL store's one way to its tables: every command and connection it hands out comes
+/// after the check that <see cref="PostgresSchema"/> has made the store's part at its version,
+/// a clear refusal that says what to do instead of PostgreSQL's "relation does not exist". A
+/// store keeps this and never the data source (its constructor gives the data source to the
+/// gate and nothing else), so no store method can reach a table without the check.
+/// Once passed, a flag; a failed check is tried again next time.
 /// </summary>
 internal sealed class SchemaGate(NpgsqlDataSource dataSource, string schema, SchemaPart part)
 {
     private volatile bool _passed;
 
-    public ValueTask PassAsync(CancellationToken cancellationToken) =>
+    /// <summary>The schema the store's tables are in, for its SQL.</summary>
+    public string Schema => schema;
+
+    /// <summary>A command on the data source (a connection of its own, opened and returned by the command).</summary>
+    public async ValueTask<NpgsqlCommand> CommandAsync(string sql, CancellationToken cancellationToken)
+    {
+        await PassAsync(cancellationToken).ConfigureAwait(false);
+        return dataSource.CreateCommand(sql);
+    }
+
+    /// <summary>An open connection, for a transaction or a session's advisory lock.</summary>
+    public async ValueTask<NpgsqlConnection> OpenConnectionAsync(CancellationToken cancellationToken)
+    {
+        await PassAsync(cancellationToken).ConfigureAwait(false);
+        return await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private ValueTask PassAsync(CancellationToken cancellationToken) =>
         _passed ? ValueTask.CompletedTask : CheckAsync(cancellationToken);
 
     private async ValueTask CheckAsync(CancellationToken ct)

@@ -6,20 +6,24 @@ using Pipelines.RunStore;
 namespace Pipelines.Triggers;
 
 /// <summary>
-/// The triggers' tables, in the run store's schema: registered workflows, the ledger of object
-/// versions (one row per workflow, bucket, key and ETag), the batches cut from it (one per run)
-/// and each trigger's poll checkpoint. Every write that two processes, a watcher and a webhook,
-/// or a repeated delivery could make twice is an INSERT ... ON CONFLICT DO NOTHING or a
-/// conditional UPDATE, never a read followed by a write.
+/// The triggers' store in PostgreSQL, in the run store's schema (the rules are on
+/// <see cref="ITriggerStore"/>). Every write that two processes, a watcher and a webhook, or a
+/// repeated delivery could make twice is an INSERT ... ON CONFLICT or a conditional UPDATE, never
+/// a read followed by a write; a trigger's lock is a session advisory lock.
 /// </summary>
-public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines")
+internal sealed class PostgresTriggerStore : ITriggerStore
 {
     private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
 
     // pg_advisory_lock(int, int): the first number names this use, the second the trigger.
     private const int TriggerLockClass = 7310023;
 
-    private string S => schema;
+    private readonly SchemaGate _db;
+
+    /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
+    public PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
+
+    private string S => _db.Schema;
 
     /// <summary>Registered workflows, the ledger, batches and checkpoints; made by <see cref="PostgresSchema"/>.</summary>
     public static SchemaPart Tables { get; } = new("trigger store", 1, s => $"""
@@ -72,17 +76,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 last_error_at timestamptz);
         """);
 
-    private readonly SchemaGate _gate = new(dataSource, schema, Tables);
-
-    /// <summary>
-    /// Registers or updates a workflow. Returns whether its trigger needs a baseline listing: a
-    /// new registration, or a changed trigger uri (objects still pending under the old uri are
-    /// then left behind as dropped, and the checkpoint starts again).
-    /// </summary>
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         string? oldUri;
         await using (var get = new NpgsqlCommand($"SELECT trigger_uri FROM {S}.workflows WHERE name = @n FOR UPDATE", conn, tx))
@@ -138,15 +134,13 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         return needsBaseline || !await IsBaselineDoneAsync(t.Name, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Ends a registration: from now on the trigger's cycle runs (see <see cref="UpsertAsync"/>).</summary>
     public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_state SET baseline_done = true, start_after = @sa, last_full_at = @now, last_full_listed = @listed,
                 last_poll_at = @now, last_poll_mode = 'baseline', last_poll_listed = @listed
             WHERE workflow = @n
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         cmd.Parameters.AddWithValue("sa", (object?)startAfter ?? DBNull.Value);
         cmd.Parameters.AddWithValue("now", now);
@@ -156,25 +150,21 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n");
+        await using var cmd = await _db.CommandAsync($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
     }
 
-    /// <summary>Removes a registration with its ledger; runs already started are not touched.</summary>
     public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"DELETE FROM {S}.workflows WHERE name = @n");
+        await using var cmd = await _db.CommandAsync($"DELETE FROM {S}.workflows WHERE name = @n", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
     public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name");
+        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         var list = new List<RegisteredTrigger>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -196,25 +186,22 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Name == workflow);
 
     /// <summary>
-    /// Records object versions (full keys) in one statement. A version already in the ledger is
-    /// left as it is (ON CONFLICT DO NOTHING), whoever reported it and however often, except
-    /// one that was deleted before its run, which a new sighting makes pending again. Returns
-    /// how many rows were new (or revived).
+    /// Records object versions in one statement: ON CONFLICT leaves a version in the ledger as it
+    /// is, except a deleted one that a pending sighting revives.
     /// </summary>
     public async Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         if (objects.Count == 0)
         {
             return 0;
         }
 
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             INSERT INTO {S}.trigger_objects AS o (workflow, bucket, key, etag, size, state, source, seen_at, note)
             SELECT @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
             ON CONFLICT (workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
                 WHERE o.state = 'deleted' AND excluded.state = 'pending'
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("src", source);
@@ -224,17 +211,23 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         cmd.Parameters.AddWithValue("sizes", objects.Select(o => o.Object.Size).ToArray());
         cmd.Parameters.AddWithValue("states", objects.Select(o => Name(o.State)).ToArray());
         cmd.Parameters.Add(new NpgsqlParameter("notes", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = objects.Select(o => (object?)o.Note ?? DBNull.Value).ToArray() });
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation)
+        {
+            // The workflow is not registered (unregistered meanwhile): its objects are no one's work.
+            return 0;
+        }
     }
 
-    /// <summary>An object was removed: its versions still waiting for a run will not get one. Claimed ones are not touched.</summary>
     public async Task<int> MarkDeletedAsync(string workflow, string bucket, string key, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_objects SET state = 'deleted', note = 'removed ' || to_char(@now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' before a run took it'
             WHERE workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("k", key);
@@ -244,22 +237,17 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<PendingObjects> PendingAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'");
+        await using var cmd = await _db.CommandAsync($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await r.ReadAsync(cancellationToken).ConfigureAwait(false);
         return new PendingObjects((int)r.GetInt64(0), r.IsDBNull(1) ? null : r.GetFieldValue<DateTimeOffset>(1));
     }
 
-    /// <summary>
-    /// Claims up to <paramref name="max"/> pending versions, oldest first, for the run id given,
-    /// and records the batch, in one transaction. Returns null when nothing was pending.
-    /// </summary>
+    /// <summary>Claims versions and records the batch in one transaction.</summary>
     public async Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
         DateTimeOffset? firstSeen = null;
@@ -273,7 +261,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
             WITH pick AS (
                 SELECT bucket, key, etag FROM {S}.trigger_objects
                 WHERE workflow = @w AND state = 'pending'
-                ORDER BY seen_at, key
+                ORDER BY seen_at, key COLLATE "C"
                 LIMIT @max
                 FOR UPDATE SKIP LOCKED)
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
@@ -306,19 +294,25 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
             batch.Parameters.AddWithValue("w", workflow);
             batch.Parameters.AddWithValue("n", objects.Count);
             batch.Parameters.AddWithValue("now", now);
-            await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // The transaction is rolled back with the claim: nothing is taken.
+                throw new ArgumentException($"run {runId} has a batch already", nameof(runId), e);
+            }
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now) { FirstSeenAt = firstSeen };
     }
 
-    /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         var batches = new List<(string RunId, DateTimeOffset At)>();
-        await using (var cmd = dataSource.CreateCommand($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id"))
+        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id COLLATE \"C\"", cancellationToken).ConfigureAwait(false))
         {
             cmd.Parameters.AddWithValue("w", workflow);
             await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -339,8 +333,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key");
+        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         var list = new List<LedgerObject>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -352,11 +345,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         return list;
     }
 
-    /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will); only once.</summary>
     public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("s", started ? "started" : "failed");
         cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
@@ -366,8 +357,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<TriggerPollState> GetPollStateAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w");
+        await using var cmd = await _db.CommandAsync($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -381,17 +371,15 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
             r.IsDBNull(2) ? null : r.GetInt64(2));
     }
 
-    /// <summary>Saves what a poll did; a full listing also moves the reconciliation time.</summary>
     public async Task SavePollAsync(string workflow, PollOutcome poll, bool full, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_state SET last_poll_at = @at, last_poll_mode = @mode, last_poll_listed = @listed,
                 start_after = coalesce(@sa, start_after),
                 last_full_at = CASE WHEN @full THEN @at ELSE last_full_at END,
                 last_full_listed = CASE WHEN @full THEN @listed ELSE last_full_listed END
             WHERE workflow = @w
-            """);
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("at", poll.At);
         cmd.Parameters.AddWithValue("mode", poll.Mode);
@@ -401,11 +389,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Keeps the last error of a trigger's cycle for `pipelines triggers`; null clears it.</summary>
     public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w");
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.Add(new NpgsqlParameter("e", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
         cmd.Parameters.AddWithValue("now", now);
@@ -414,8 +400,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
 
     public async Task<IReadOnlyList<TriggerSummary>> SummariesAsync(CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"""
+        await using var cmd = await _db.CommandAsync($"""
             SELECT w.name, w.trigger_uri, w.settle_ms, w.registered_at,
                    s.last_poll_at, s.last_poll_mode, s.last_poll_listed, s.last_error, s.last_error_at,
                    coalesce(o.seen, 0), coalesce(o.pending, 0), coalesce(o.baseline, 0), coalesce(o.rejected, 0),
@@ -433,9 +418,9 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
                 FROM {S}.trigger_batches WHERE workflow = w.name) b ON true
             LEFT JOIN LATERAL (
                 SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = w.name AND state = 'started'
-                ORDER BY claimed_at DESC LIMIT 1) l ON true
-            ORDER BY w.name
-            """);
+                ORDER BY claimed_at DESC, run_id COLLATE "C" DESC LIMIT 1) l ON true
+            ORDER BY w.name COLLATE "C"
+            """, cancellationToken).ConfigureAwait(false);
         var list = new List<TriggerSummary>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -455,15 +440,10 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         return list;
     }
 
-    /// <summary>
-    /// Takes the trigger's session lock if it is free: one cycle of a trigger at a time across
-    /// every trigger process. Null when another holds it. The lock ends with the returned
-    /// handle, or with the connection if this process dies.
-    /// </summary>
+    /// <summary>A session advisory lock on a connection of its own: it ends with the handle, or with the connection if this process dies.</summary>
     public async Task<IAsyncDisposable?> TryLockAsync(string workflow, CancellationToken cancellationToken)
     {
-        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@c, hashtext(@k))", conn);

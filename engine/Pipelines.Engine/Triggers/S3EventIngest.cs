@@ -57,7 +57,7 @@ public sealed record IngestResult(bool Malformed, string? Note, IReadOnlyList<In
 /// ledger row and at most one run. Bad input is answered record by record and never throws,
 /// except for an outage of PostgreSQL (the endpoint answers 5xx and the sender retries).
 /// </summary>
-public sealed partial class S3EventIngest(PostgresTriggerStore ledger, TimeProvider time, ILogger<S3EventIngest> log)
+public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider time, ILogger<S3EventIngest> log)
 {
     public async Task<IngestResult> HandleAsync(string jsonBody, CancellationToken cancellationToken)
     {

@@ -9,13 +9,13 @@ namespace Pipelines.Triggers;
 public sealed record CycleResult(bool Ran, PollOutcome? Poll, IReadOnlyList<string> RunsStarted, IReadOnlyList<string> BatchesFailed);
 
 /// <summary>
-/// One cycle of one trigger, under its PostgreSQL advisory lock: finish starting batches that a
+/// One cycle of one trigger, under its lock (ITriggerStore.TryLockAsync): finish starting batches that a
 /// stopped process left claimed, list the watched prefix into the ledger, then cut runs from the
 /// pending versions once they have settled. Every step is safe to repeat after a crash at any
 /// line: the ledger and the batch rows, not this process, remember what was done.
 /// </summary>
 public sealed partial class TriggerCycle(
-    PostgresTriggerStore ledger,
+    ITriggerStore ledger,
     ObjectStoreFactory stores,
     ITriggerRunStarter starter,
     TriggerOptions options,
@@ -160,7 +160,7 @@ public sealed partial class TriggerCycle(
     /// rows were new, and the last key listed (the next incremental checkpoint).
     /// </summary>
     internal static async Task<(long Listed, int Recorded, string? LastKey)> ListIntoLedgerAsync(
-        ObjectStoreFactory stores, PostgresTriggerStore ledger, RegisteredTrigger trigger, string? startAfter, LedgerState state, string source, DateTimeOffset now, CancellationToken ct)
+        ObjectStoreFactory stores, ITriggerStore ledger, RegisteredTrigger trigger, string? startAfter, LedgerState state, string source, DateTimeOffset now, CancellationToken ct)
     {
         var location = stores.Open(trigger.Uri);
         if (location.Bucket is null)

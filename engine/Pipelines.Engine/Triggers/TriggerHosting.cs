@@ -1,23 +1,21 @@
 using Hangfire;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
 using Pipelines.Worker;
 
 namespace Pipelines.Triggers;
 
-/// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it.</summary>
+/// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it (the store is EngineHost's choice: PostgreSQL or in memory).</summary>
 internal static class TriggerHosting
 {
     /// <summary>
-    /// The ledger, event ingest and registration (needed by the CLI's trigger commands and,
-    /// later, the web server); with <paramref name="role"/>, also the trigger loop and a Hangfire
+    /// Event ingest and registration (needed by the CLI's trigger commands and the web server);
+    /// with <paramref name="role"/>, also the trigger loop and a Hangfire
     /// server for the "triggers" queue that runs the reconciliation jobs.
     /// </summary>
     public static void Add(IServiceCollection services, IConfiguration config, bool role)
     {
         services.AddSingleton(TriggerOptions.From(config));
-        services.AddSingleton(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
         services.AddSingleton<S3EventIngest>();
         services.AddSingleton<TriggerRegistrar>();
         services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();

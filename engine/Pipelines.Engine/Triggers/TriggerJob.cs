@@ -9,7 +9,7 @@ namespace Pipelines.Triggers;
 /// checkpoint, overwritten objects), then the usual settle and cut. It runs on the "triggers"
 /// queue, which only processes with the triggers role take.
 /// </summary>
-public sealed class TriggerJob(PostgresTriggerStore ledger, TriggerCycle cycle, IRecurringJobManager recurring)
+public sealed class TriggerJob(ITriggerStore ledger, TriggerCycle cycle, IRecurringJobManager recurring)
 {
     public const string Queue = "triggers";
 

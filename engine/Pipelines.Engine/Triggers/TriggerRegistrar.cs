@@ -11,7 +11,7 @@ public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long E
 /// Registers a workflow with a trigger block: validate, record it, take the baseline (the objects
 /// already under trigger.uri are not new work, unless asked), and add the recurring job.
 /// </summary>
-public sealed class TriggerRegistrar(PostgresTriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
+public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
 {
     public async Task<Registration> RegisterAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, bool processExisting, CancellationToken cancellationToken)
     {

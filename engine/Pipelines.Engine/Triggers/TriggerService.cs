@@ -12,7 +12,7 @@ namespace Pipelines.Triggers;
 /// recorded on it and never stops the loop or the other triggers.
 /// </summary>
 internal sealed partial class TriggerService(
-    PostgresTriggerStore ledger,
+    ITriggerStore ledger,
     TriggerCycle cycle,
     IRecurringJobManager recurring,
     TriggerOptions options,

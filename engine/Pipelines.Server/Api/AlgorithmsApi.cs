@@ -42,7 +42,7 @@ internal static class AlgorithmsApi
             ? TypedResults.Ok(a)
             : TypedResults.Problem(statusCode: 404, title: "No such algorithm", detail: $"no algorithm is named '{name}'");
 
-    private static async Task<Ok<IReadOnlyList<ImageLoad>>> LoadsAsync(PostgresAlgorithmStore catalog, CancellationToken ct) =>
+    private static async Task<Ok<IReadOnlyList<ImageLoad>>> LoadsAsync(IAlgorithmStore catalog, CancellationToken ct) =>
         TypedResults.Ok(await catalog.LoadsAsync(null, 100, ct));
 
     private static async Task<Results<Created<PushResult>, ProblemHttpResult>> PushAsync(

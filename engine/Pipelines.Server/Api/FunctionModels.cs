@@ -124,7 +124,7 @@ public sealed record InvocationView(
     public static InvocationView From(InvocationRecord r)
     {
         var url = FunctionsApi.FunctionUrl(r.Function) + "/invocations/" + r.Id;
-        return new(r.Id, r.Function, r.Version, r.ImageDigest, PostgresFunctionStore.Name(r.Status), r.Async, r.InputSha256, r.InputBytes, r.OutputSha256,
+        return new(r.Id, r.Function, r.Version, r.ImageDigest, InvocationStatuses.Name(r.Status), r.Async, r.InputSha256, r.InputBytes, r.OutputSha256,
             r.OutputBytes, r.ContentType, r.HttpStatus, r.LatencyMs, r.ContainerId, r.StartedAt, r.FinishedAt, r.Error, url,
             r.Async && r.OutputBytes is not null ? url + "/output" : null, r.AlgorithmVersion, r.Route, r.ShadowOf, r.ShadowEqual);
     }

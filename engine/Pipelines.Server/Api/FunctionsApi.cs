@@ -97,7 +97,7 @@ internal static partial class FunctionsApi
         }
 
         var versions = await functions.Store.VersionsAsync(name, ct);
-        var stats = await functions.Store.StatsAsync(name, ct, window is null ? null : time.GetUtcNow() - span);
+        var stats = await functions.Store.StatsAsync(name, window is null ? null : time.GetUtcNow() - span, ct);
         return TypedResults.Ok(new FunctionDetailView(
             FunctionView.From(current),
             versions.Select(v => new VersionView(v.Version, v.ImageDigest, v.DeployedAt, v.DeployedBy)).ToList(),
@@ -118,7 +118,7 @@ internal static partial class FunctionsApi
         }
 
         var route = await algorithms.RouteAsync(algorithm, ct);
-        var events = await services.GetRequiredService<PostgresAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
+        var events = await services.GetRequiredService<IAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
         return ReleaseView.From(route, events);
     }
 
@@ -292,7 +292,7 @@ internal static partial class FunctionsApi
                 statusCode: record.Async && record.Status is InvocationStatus.Queued or InvocationStatus.Running ? 409 : 404,
                 title: "No output",
                 detail: record.Async
-                    ? $"invocation {id} is {PostgresFunctionStore.Name(record.Status)}{(record.Error is null ? "" : ": " + record.Error)}"
+                    ? $"invocation {id} is {InvocationStatuses.Name(record.Status)}{(record.Error is null ? "" : ": " + record.Error)}"
                     : $"invocation {id} was synchronous: its output was its response and is not kept");
         }
 

@@ -55,7 +55,7 @@ internal static partial class TriggersApi
         }
     }
 
-    private static async Task<Ok<IReadOnlyList<TriggerSummary>>> ListAsync(PostgresTriggerStore ledger, CancellationToken ct) =>
+    private static async Task<Ok<IReadOnlyList<TriggerSummary>>> ListAsync(ITriggerStore ledger, CancellationToken ct) =>
         TypedResults.Ok(await ledger.SummariesAsync(ct));
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, TriggerRegistrar registrar, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)

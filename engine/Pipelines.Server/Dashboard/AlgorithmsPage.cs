@@ -22,14 +22,9 @@ internal sealed class AlgorithmsPage : RazorPage
     {
         Layout = new LayoutPage("Algorithms");
         var http = Context.GetHttpContext();
-        var service = http.RequestServices.GetService<AlgorithmService>();
-        var catalog = http.RequestServices.GetService<PostgresAlgorithmStore>();
+        var service = http.RequestServices.GetRequiredService<AlgorithmService>();
+        var catalog = http.RequestServices.GetRequiredService<IAlgorithmStore>();
         WriteLiteral("<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Algorithms</h1>");
-        if (service is null || catalog is null)
-        {
-            WriteLiteral("<div class=\"alert alert-info\">The algorithm catalog lives in PostgreSQL: this server has none configured (<code>PIPELINES_POSTGRES</code>).</div></div></div>");
-            return;
-        }
 
         // Hangfire renders pages synchronously; the catalog is asynchronous.
         var algorithms = service.ListAsync(null, http.RequestAborted).GetAwaiter().GetResult();

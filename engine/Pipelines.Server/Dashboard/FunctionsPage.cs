@@ -21,11 +21,11 @@ internal sealed class FunctionsPage : RazorPage
     {
         Layout = new LayoutPage("Functions");
         var http = Context.GetHttpContext();
-        var store = http.RequestServices.GetRequiredService<PostgresFunctionStore>();
+        var store = http.RequestServices.GetRequiredService<IFunctionStore>();
 
         // Hangfire renders pages synchronously; the store is asynchronous.
         var functions = store.ListAsync(http.RequestAborted).GetAwaiter().GetResult();
-        var stats = store.StatsAsync(null, http.RequestAborted).GetAwaiter().GetResult();
+        var stats = store.StatsAsync(null, null, http.RequestAborted).GetAwaiter().GetResult();
 
         WriteLiteral("<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Functions</h1>");
         if (functions.Count == 0)

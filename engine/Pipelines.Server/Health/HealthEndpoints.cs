@@ -9,20 +9,28 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace Pipelines.Server.Health;
 
 /// <summary>
-/// /healthz: the process is up. /readyz: PostgreSQL, the bucket and Docker answer, and no outage
-/// is being waited out. Both open to all; served by `pipelines server` and by every worker's
-/// listener (WorkerHost), the same checks for both.
+/// /healthz: the process is up. /readyz: PostgreSQL (when configured), the bucket and Docker
+/// answer, and no outage is being waited out. Both open to all; served by `pipelines server` and
+/// by every worker's listener (WorkerHost), the same checks for both.
 /// </summary>
 internal static class HealthEndpoints
 {
     private const string Ready = "ready";
 
-    /// <summary>The checks; <paramref name="bucket"/> is the bucket /readyz lists (Server:Bucket), or null for the S3 endpoint alone.</summary>
-    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services, string? bucket)
+    /// <summary>
+    /// The checks; <paramref name="bucket"/> is the bucket /readyz lists (Server:Bucket), or null
+    /// for the S3 endpoint alone; <paramref name="postgres"/> adds PostgreSQL's (an embedded server has none to check).
+    /// </summary>
+    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services, string? bucket, bool postgres)
     {
         services.AddSingleton(new HealthOptions(bucket));
-        services.AddHealthChecks()
-            .AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
+        var checks = services.AddHealthChecks();
+        if (postgres)
+        {
+            checks.AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5));
+        }
+
+        checks
             .AddCheck<BucketCheck>("bucket", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<HarvestCheck>("harvest", tags: [Ready])

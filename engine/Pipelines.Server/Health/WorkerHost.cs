@@ -66,7 +66,7 @@ public static class WorkerHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.UseKestrel(o => o.Listen(listen));
         builder.Services.AddPipelinesEngine(config, worker, triggers);
-        builder.Services.AddPipelinesHealth(config["Server:Bucket"]);
+        builder.Services.AddPipelinesHealth(config["Server:Bucket"], EngineHost.UsesPostgres(config));
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
 
         var app = builder.Build();

@@ -1,7 +1,5 @@
-using System.Diagnostics;
 using Amazon.S3;
 using Docker.DotNet;
-using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipelines.Algorithms;
@@ -19,16 +17,13 @@ namespace Pipelines.Tests.Algorithms;
 /// </summary>
 public sealed class AlgorithmFixture : IAsyncDisposable
 {
-    private readonly List<string> _images = [];
-
-    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerEngine docker, DockerClient client)
+    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerEngine docker)
     {
         Schema = schema;
         Bucket = bucket;
         Db = db;
         Stores = stores;
         Docker = docker;
-        Client = client;
     }
 
     public string Schema { get; }
@@ -43,11 +38,14 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
     public DockerEngine Docker { get; }
 
-    public DockerClient Client { get; }
+    public DockerClient Client => Images.Client;
 
     public IAmazonS3 S3 => Stores.S3Client;
 
-    public PostgresAlgorithmStore Catalog => new(Db, Schema);
+    /// <summary>The images of this fixture's own, removed when it is disposed.</summary>
+    public TestImages Images { get; } = new();
+
+    public IAlgorithmStore Catalog => new PostgresAlgorithmStore(Db, Schema);
 
     public static async Task<AlgorithmFixture> CreateAsync()
     {
@@ -56,8 +54,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         await new PostgresSchema(db, schema).CreateAsync(CancellationToken.None);
         var stores = new ObjectStoreFactory(TestEnvironment.S3);
         var bucket = await TestEnvironment.NewBucketAsync(stores.S3Client);
-        return new AlgorithmFixture(schema, bucket, db, stores, new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }),
-            new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build());
+        return new AlgorithmFixture(schema, bucket, db, stores, new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }));
     }
 
     public AlgorithmService Service(long maxImageBytes = 1L << 30) => new(
@@ -65,64 +62,15 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         Stores, Docker.Images, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
 
     /// <summary>Builds an image of this test's own (a sample image plus a unique label) and returns its tag.</summary>
-    public Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1") => NewImageAsync(from, new Dictionary<string, string>());
+    public Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1") => Images.NewAsync(from);
 
     /// <summary>Builds an image of this test's own from <paramref name="from"/> with executable files added under /bin (name to content).</summary>
-    public async Task<string> NewImageAsync(string from, IReadOnlyDictionary<string, string> executables)
-    {
-        var tag = "pipelines-tests/algorithm-" + Guid.NewGuid().ToString("N")[..12] + ":1";
-        var context = Directory.CreateTempSubdirectory("algorithm-image-");
-        try
-        {
-            var dockerfile = new System.Text.StringBuilder($"FROM {from}\n");
-            foreach (var (name, content) in executables)
-            {
-                var path = Path.Combine(context.FullName, name);
-                await File.WriteAllTextAsync(path, content);
-                File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
-                dockerfile.Append($"COPY {name} /bin/{name}\n");
-            }
+    public Task<string> NewImageAsync(string from, IReadOnlyDictionary<string, string> executables) => Images.NewAsync(from, executables);
 
-            dockerfile.Append($"LABEL org.pipelines.test={tag}\n");
-            await File.WriteAllTextAsync(Path.Combine(context.FullName, "Dockerfile"), dockerfile.ToString());
-            var psi = new ProcessStartInfo("docker", ["build", "-q", "-t", tag, context.FullName]) { RedirectStandardOutput = true, RedirectStandardError = true };
-            psi.Environment["DOCKER_BUILDKIT"] = "0";
-            using var p = Process.Start(psi)!;
-            var err = p.StandardError.ReadToEndAsync();
-            await p.StandardOutput.ReadToEndAsync();
-            await p.WaitForExitAsync();
-            Assert.True(p.ExitCode == 0, "docker build: " + await err);
-        }
-        finally
-        {
-            context.Delete(recursive: true);
-        }
+    public Task<string> IdOfAsync(string image) => Images.IdOfAsync(image);
 
-        _images.Add(tag);
-        return tag;
-    }
-
-    public async Task<string> IdOfAsync(string image) => (await Client.Images.InspectImageAsync(image)).ID;
-
-    /// <summary>
-    /// Removes an image of this fixture's from the engine (every tag of it: it has only its own),
-    /// never its parent: a sample image retagged meanwhile leaves an untagged parent that others may have pinned.
-    /// </summary>
-    public async Task RemoveImageAsync(string idOrTag)
-    {
-        try
-        {
-            await Client.Images.DeleteImageAsync(idOrTag, new ImageDeleteParameters { Force = true, NoPrune = true });
-        }
-        catch (DockerImageNotFoundException)
-        {
-            // Gone already.
-        }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
-        {
-            // Gone already.
-        }
-    }
+    /// <summary>Removes an image of this fixture's from the engine (<see cref="TestImages.RemoveAsync"/>).</summary>
+    public Task RemoveImageAsync(string idOrTag) => Images.RemoveAsync(idOrTag);
 
     /// <summary>`docker save` of an image to a file, through the engine API.</summary>
     public async Task<string> SaveAsync(string image, string path)
@@ -145,10 +93,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var image in _images)
-        {
-            await RemoveImageAsync(image);
-        }
+        await Images.DisposeAsync();
 
         await using (var cmd = Db.CreateCommand($"DROP SCHEMA IF EXISTS {Schema} CASCADE; DROP SCHEMA IF EXISTS {Schema}_hangfire CASCADE"))
         {
@@ -157,7 +102,6 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
         await Db.DisposeAsync();
         Docker.Dispose();
-        Client.Dispose();
         Stores.Dispose();
     }
 }

@@ -250,11 +250,13 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
     }
 
     [Fact]
-    public async Task The_server_refuses_to_start_without_PostgreSQL_in_one_line()
+    public async Task Without_PostgreSQL_a_server_that_would_leave_its_jobs_to_others_refuses_to_start_in_one_line()
     {
-        var result = await CliRunner.RunAsync(["server", "--urls", "http://127.0.0.1:9"], new Dictionary<string, string?> { ["PIPELINES_HOME"] = fixture.Temp.Combine("nopg") });
+        var result = await CliRunner.RunAsync(["server", "--urls", "http://127.0.0.1:9", "--roles", "api,dashboard"], new Dictionary<string, string?> { ["PIPELINES_HOME"] = fixture.Temp.Combine("nopg") });
 
         Assert.Equal(1, result.ExitCode);
-        Assert.Equal("error: the server needs PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json) to the connection string", result.Stderr.Trim());
+        Assert.Equal(
+            "error: Server:Roles is api, dashboard: without PostgreSQL no other process shares this server's queue and stores, so it runs the worker and triggers roles itself (add them, or set PIPELINES_POSTGRES)",
+            result.Stderr.Trim());
     }
 }

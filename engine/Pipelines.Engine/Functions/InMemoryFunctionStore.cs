@@ -1,0 +1,262 @@
+namespace Pipelines.Functions;
+
+/// <summary>
+/// The function store of the embedded mode (no PostgreSQL configured): one process, kept in
+/// memory under one lock with the same rules as <see cref="PostgresFunctionStore"/> (they are on
+/// <see cref="IFunctionStore"/>). Nothing outlives the process.
+/// </summary>
+internal sealed class InMemoryFunctionStore : IFunctionStore
+{
+    private readonly Lock _lock = new();
+    private readonly SortedDictionary<string, Function> _functions = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Invocation> _invocations = new(StringComparer.Ordinal);
+
+    /// <summary>A function: its versions by number, and which is current.</summary>
+    private sealed class Function
+    {
+        public int Current { get; set; }
+
+        public SortedDictionary<int, FunctionVersion> Versions { get; } = [];
+    }
+
+    /// <summary>An invocation as recorded, and whether it waited for its container to start (kept for the figures only, as PostgreSQL keeps it).</summary>
+    private sealed class Invocation(InvocationRecord record)
+    {
+        public InvocationRecord Record { get; set; } = record;
+
+        public bool? ColdStart { get; set; }
+    }
+
+    public Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_functions.TryGetValue(spec.Name, out var function))
+            {
+                function = new Function();
+                _functions.Add(spec.Name, function);
+            }
+
+            var current = function.Current;
+            if (current > 0 && string.Equals(function.Versions[current].ContentSha256, contentSha256, StringComparison.Ordinal))
+            {
+                return Task.FromResult(new DeployResult(function.Versions[current], Created: false, Replaced: null));
+            }
+
+            var version = new FunctionVersion(spec.Name, current + 1, spec, imageDigest, yaml, contentSha256, now, deployedBy);
+            function.Versions.Add(version.Version, version);
+            function.Current = version.Version;
+            return Task.FromResult(new DeployResult(version, Created: true, Replaced: current > 0 ? current : null));
+        }
+    }
+
+    public Task<FunctionVersion?> GetAsync(string name, int? version, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult(_functions.TryGetValue(name, out var function) && function.Versions.TryGetValue(version ?? function.Current, out var v) ? v : null);
+        }
+    }
+
+    public Task<IReadOnlyList<FunctionVersion>> ListAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.Values.Select(f => f.Versions[f.Current]).ToList());
+        }
+    }
+
+    public Task<IReadOnlyList<FunctionVersion>> VersionsAsync(string name, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.TryGetValue(name, out var function) ? function.Versions.Values.Reverse().ToList() : []);
+        }
+    }
+
+    public Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_functions.Remove(name, out var function))
+            {
+                return Task.FromResult<IReadOnlyList<int>>([]);
+            }
+
+            // As the foreign key's cascade does: a function's invocations go with it.
+            foreach (var id in _invocations.Where(i => i.Value.Record.Function == name).Select(i => i.Key).ToList())
+            {
+                _invocations.Remove(id);
+            }
+
+            return Task.FromResult<IReadOnlyList<int>>(function.Versions.Keys.Reverse().ToList());
+        }
+    }
+
+    public Task AddInvocationAsync(InvocationRecord invocation, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_functions.ContainsKey(invocation.Function))
+            {
+                throw new UnknownFunctionException(invocation.Function);
+            }
+
+            if (_invocations.ContainsKey(invocation.Id))
+            {
+                throw new ArgumentException($"invocation {invocation.Id} exists already", nameof(invocation));
+            }
+
+            // As the insert writes it: what the end records is empty until FinishAsync.
+            _invocations.Add(invocation.Id, new Invocation(invocation with
+            {
+                OutputSha256 = null,
+                OutputBytes = null,
+                OutputName = null,
+                ContentType = null,
+                HttpStatus = null,
+                LatencyMs = null,
+                ContainerId = null,
+                FinishedAt = null,
+                Error = null,
+                ShadowEqual = null,
+            }));
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_invocations.TryGetValue(id, out var i) || InvocationStatuses.HasEnded(i.Record.Status))
+            {
+                return Task.FromResult(false);
+            }
+
+            i.Record = i.Record with { Status = InvocationStatus.Running, ImageDigest = servedBy.ImageDigest, AlgorithmVersion = servedBy.AlgorithmVersion, Route = route };
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!_invocations.TryGetValue(id, out var i) || InvocationStatuses.HasEnded(i.Record.Status))
+            {
+                return Task.FromResult(false);
+            }
+
+            i.Record = i.Record with
+            {
+                Status = end.Status,
+                HttpStatus = end.HttpStatus,
+                OutputSha256 = end.OutputSha256,
+                OutputBytes = end.OutputBytes,
+                OutputName = end.OutputName,
+                ContentType = end.ContentType,
+                LatencyMs = end.LatencyMs,
+                ContainerId = end.ContainerId,
+                FinishedAt = now,
+                Error = end.Error,
+                ShadowEqual = end.ShadowEqual,
+            };
+            i.ColdStart = end.ColdStart;
+            return Task.FromResult(true);
+        }
+    }
+
+    public Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult(_invocations.GetValueOrDefault(id)?.Record);
+        }
+    }
+
+    public Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<InvocationRecord>>(_invocations.Values.Select(i => i.Record).Where(r => r.Function == function)
+                .OrderByDescending(r => r.StartedAt).ThenBy(r => r.Id, StringComparer.Ordinal).Take(Math.Max(0, limit)).ToList());
+        }
+    }
+
+    public Task<IReadOnlyList<InvocationStats>> StatsAsync(string? function, DateTimeOffset? since, CancellationToken cancellationToken)
+    {
+        List<Invocation> rows;
+        lock (_lock)
+        {
+            rows = _invocations.Values.Where(i => (function is null || i.Record.Function == function) && (since is null || i.Record.StartedAt >= since))
+                .Select(i => new Invocation(i.Record) { ColdStart = i.ColdStart }).ToList();
+        }
+
+        var stats = rows
+            .GroupBy(i => (i.Record.Function, i.Record.Version, i.Record.AlgorithmVersion, Shadow: i.Record.Route == Routes.Shadow))
+            .Select(g =>
+            {
+                var latencies = g.Where(i => i.Record.LatencyMs is not null).Select(i => i.Record.LatencyMs!.Value).Order().ToList();
+                var warm = g.Where(i => i.Record.LatencyMs is not null && i.ColdStart != true).Select(i => i.Record.LatencyMs!.Value).Order().ToList();
+                return new InvocationStats(
+                    g.Key.Function, g.Key.Version, g.Count(), g.Count(i => InvocationStatuses.IsError(i.Record.Status)),
+                    Percentile(latencies, 0.5), Percentile(latencies, 0.95), g.Max(i => i.Record.StartedAt))
+                {
+                    AlgorithmVersion = g.Key.AlgorithmVersion,
+                    Shadow = g.Key.Shadow,
+                    Ended = g.Count(i => InvocationStatuses.HasEnded(i.Record.Status)),
+                    Equal = g.Count(i => i.Record.ShadowEqual == true),
+                    Different = g.Count(i => i.Record.ShadowEqual == false),
+                    ColdStarts = g.Count(i => i.ColdStart == true),
+                    WarmP95Ms = Percentile(warm, 0.95),
+                    Refused = g.Count(i => i.Record.Status == InvocationStatus.Refused),
+                };
+            })
+            .OrderBy(s => s.Function, StringComparer.Ordinal)
+            .ThenByDescending(s => s.Version)
+            .ThenBy(s => s.Shadow)
+            .ThenBy(s => s.AlgorithmVersion is null)
+            .ThenBy(s => s.AlgorithmVersion, StringComparer.Ordinal)
+            .ToList();
+        return Task.FromResult<IReadOnlyList<InvocationStats>>(stats);
+    }
+
+    /// <summary>PostgreSQL's percentile_cont over sorted values: linear between the two nearest ranks; null over none.</summary>
+    private static double? Percentile(List<double> sorted, double fraction)
+    {
+        if (sorted.Count == 0)
+        {
+            return null;
+        }
+
+        var at = fraction * (sorted.Count - 1);
+        var below = (int)Math.Floor(at);
+        var above = (int)Math.Ceiling(at);
+        return sorted[below] + ((sorted[above] - sorted[below]) * (at - below));
+    }
+
+    public Task<int> PruneAsync(InvocationRetention retention, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            // The Keep-th newest start: everything strictly older goes (ties at the cut stay).
+            var starts = _invocations.Values.Select(i => i.Record.StartedAt).OrderDescending().ToList();
+            var keep = Math.Max(0, retention.Keep - 1);
+            var cut = now - retention.KeepFor;
+            if (keep < starts.Count && starts[keep] > cut)
+            {
+                cut = starts[keep];
+            }
+
+            var doomed = _invocations.Values.Where(i => i.Record.StartedAt < cut).OrderBy(i => i.Record.StartedAt)
+                .Take(IFunctionStore.PruneBatch).Select(i => i.Record.Id).ToList();
+            foreach (var id in doomed)
+            {
+                _invocations.Remove(id);
+            }
+
+            return Task.FromResult(doomed.Count);
+        }
+    }
+}
