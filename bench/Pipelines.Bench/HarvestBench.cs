@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 
 namespace Pipelines.Bench;
 
@@ -23,6 +23,14 @@ internal static class HarvestBench
     private const string PipelineParent = "pipelines-bench";
 
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>The pipeline's two parents' cgroups, as the engine's cgroup driver names them (/pipelines-bench and /pipelines-bench-always under cgroupfs).</summary>
+    private static readonly Lazy<string[]> PipelineCgroups = new(() =>
+    {
+        using var client = new Docker.DotNet.DockerClientBuilder().WithEndpoint(new Uri(Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock")).Build();
+        var driver = CgroupDriver.Ask(client, CgroupMounts.Machine, TimeSpan.FromSeconds(30));
+        return [driver.PathOf(driver.ParentName(PipelineParent, idle: true)), driver.PathOf(driver.ParentName(PipelineParent, idle: false))];
+    });
 
     // Where the owner's threads leave their last value, so that their work cannot be optimised away.
     private static long _sink;
@@ -87,7 +95,7 @@ internal static class HarvestBench
         var clock = Stopwatch.StartNew();
         var (busyJ, totalJ) = ProcStat();
         var ownerNs = CpuNs(OwnerCgroup);
-        var pipeNs = CpuNs(PipelineParent) + CpuNs(PipelineParent + "-always");
+        var pipeNs = PipelineCgroups.Value.Sum(CpuNs);
         Pipeline? running = null;
         var completedBefore = 0;
         async Task TickAsync(string name, bool measured)
@@ -101,7 +109,7 @@ internal static class HarvestBench
 
             var (b, t) = ProcStat();
             var o = CpuNs(OwnerCgroup);
-            var p = CpuNs(PipelineParent) + CpuNs(PipelineParent + "-always");
+            var p = PipelineCgroups.Value.Sum(CpuNs);
             // Behind time (a loaded machine), two reads may fall in one clock tick: this sample
             // is then empty, and the next one covers both.
             var wall = (t - totalJ) / 100.0 / Environment.ProcessorCount;
@@ -191,12 +199,10 @@ internal static class HarvestBench
     /// <summary>The owner: one thread per core, busy in bursts; prints, once a second, its operations of that second and whether it was busy.</summary>
     public static int Owner(int busy, int idle, int total)
     {
-        // Into a cgroup of its own (cpu and cpuacct), at the default weight of an ordinary service.
-        foreach (var controller in new[] { "cpu", "cpuacct" })
+        // Into a cgroup of its own, at the default weight of an ordinary service.
+        if (!CgroupMounts.Machine.Enter(OwnerCgroup, Environment.ProcessId))
         {
-            var dir = IdleCgroup.PathOf(controller, OwnerCgroup);
-            Directory.CreateDirectory(dir);
-            File.WriteAllText(Path.Combine(dir, "cgroup.procs"), Environment.ProcessId.ToString(Inv));
+            throw new InvalidOperationException($"the owner could not enter the cgroup {OwnerCgroup} ({CgroupMounts.Machine.Name}); run the benchmark as root");
         }
 
         var ops = new long[Environment.ProcessorCount * 16];
@@ -378,8 +384,7 @@ internal static class HarvestBench
         return (busy, total);
     }
 
-    private static long CpuNs(string cgroup) =>
-        IdleCgroup.ReadNumber(Path.Combine(IdleCgroup.PathOf("cpuacct", cgroup), "cpuacct.usage")) ?? 0;
+    private static long CpuNs(string cgroup) => CgroupMounts.Machine.CpuNanos(cgroup) ?? 0;
 
     /// <summary>One `pipelines run` of the phase (embedded mode), stopped with SIGTERM at the phase's end.</summary>
     private sealed class Pipeline(Process process, string output, string policy, StringBuilder log)

@@ -13,6 +13,13 @@ using Pipelines.Storage;
 //   harvest BUSY_S IDLE_S CYCLES PNG WORK_DIR PIPELINES_CLI DATA_DIR [WORKERS] [TASK_LOOPS]
 //        an owner busy in bursts beside a pipeline run: alone, harvesting off, on (bench/harvest)
 //   harvest-owner BUSY_S IDLE_S TOTAL_S      the owner itself (started by harvest)
+//   freeze [ROUNDS] [CONTAINERS]             what suspending idle-class containers costs a busy
+//        owner: docker pause against the freezer files (bench/freeze)
+if (args.Length > 0 && args[0] == "freeze")
+{
+    return await Pipelines.Bench.FreezeBench.RunAsync(args.Length > 1 ? int.Parse(args[1], System.Globalization.CultureInfo.InvariantCulture) : 10, args.Length > 2 ? int.Parse(args[2], System.Globalization.CultureInfo.InvariantCulture) : 4);
+}
+
 if (args.Length > 0 && args[0] == "harvest")
 {
     return await Pipelines.Bench.HarvestBench.RunAsync(args[1..]);

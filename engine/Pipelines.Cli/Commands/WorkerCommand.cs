@@ -106,7 +106,7 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             return Cli.Ok;
         }
 
-        Console.WriteLine($"draining {string.Join(", ", names)}: running tasks finish, no new task starts (the request is seen within 10 s)");
+        Console.WriteLine($"draining {string.Join(", ", names)}: running tasks finish, no new task starts");
         while (true)
         {
             var left = HarvestBoard.Read(storage).Where(w => names.Contains(w.Worker) && (!w.Status.Draining || w.Status.Running > 0)).ToList();

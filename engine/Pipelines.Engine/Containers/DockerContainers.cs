@@ -18,7 +18,7 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
 
     public string? Unmeasurable => CgroupMeter.Unmeasurable(_engine.Idle, _engine.Options.Endpoint);
 
-    public string CgroupOf(string id) => $"/{_engine.Idle.Parent.Trim('/')}/{id}";
+    public string CgroupOf(string id) => _engine.Idle.ContainerCgroup(id);
 
     public async Task<string> StartAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
@@ -43,7 +43,7 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
 
         try
         {
-            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            await _engine.StartAsync(id, attempt: null, cancellationToken).ConfigureAwait(false);
             return id;
         }
         catch (Exception e) when (DockerEngine.IsConnectionFailure(e))
@@ -122,7 +122,7 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
         return new ContainerInfo(
             c.ID,
             state is null ? ContainerRunState.Exited
-                : state.Paused ? ContainerRunState.Paused
+                : state.Paused || (state.Running && _engine.Freezer.Holds(id)) ? ContainerRunState.Paused
                 : state.Running ? ContainerRunState.Running
                 : state.Status == "created" ? ContainerRunState.Created
                 : ContainerRunState.Exited,

@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Pipelines.Containers.Cgroups;
 using Pipelines.Model;
 
 namespace Pipelines.Containers;
@@ -25,11 +26,14 @@ public sealed class DockerEngine : IDisposable
     public DockerEngine(DockerOptions options)
     {
         _options = options;
-        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass));
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
         _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
+
+        // The parent's name follows the engine's cgroup driver, asked once, before the first container.
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass, () => CgroupDriver.Ask(_client, CgroupMounts.Machine, TimeSpan.FromSeconds(15))));
+        Freezer = new(() => Idle);
         Images = new DockerImages(this);
         Runtime = new DockerRuntime(this);
         Containers = new DockerContainers(this);
@@ -63,6 +67,9 @@ public sealed class DockerEngine : IDisposable
     /// <summary>The time this engine's containers were held suspended, which no timeout counts (<see cref="RunTimeout"/>).</summary>
     internal SuspensionClock Suspensions { get; } = new();
 
+    /// <summary>This engine's containers, known from their start, frozen and thawed through their freezer files.</summary>
+    internal ContainerFreezer Freezer { get; }
+
     /// <summary>
     /// A container's parameters under the lock-down every container of ours gets, one-shot or
     /// warm: no network, the non-root user, a read-only root, no capabilities, no-new-privileges,
@@ -92,9 +99,10 @@ public sealed class DockerEngine : IDisposable
             NanoCPUs = (long)(spec.Resources.Cpus * 1_000_000_000),
             PidsLimit = spec.Resources.Pids,
             CPUShares = _options.CpuShares,
-            // From the root of each hierarchy, where IdleCgroup makes it: a relative parent is
-            // taken by runc from its own cgroup of each controller, which need not be the root.
-            CgroupParent = cgroup ?? (Idle.Parent is { Length: > 0 } parent ? "/" + parent.Trim('/') : null!),
+            // As the engine's cgroup driver takes it: a slice under systemd, else a path from the
+            // root of each hierarchy, where IdleCgroup makes it (a relative parent is taken by
+            // runc from its own cgroup of each controller, which need not be the root).
+            CgroupParent = cgroup ?? Idle.EngineParent!,
             Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
             Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
             LogConfig = new LogConfig
@@ -126,10 +134,47 @@ public sealed class DockerEngine : IDisposable
             // The engine is out of reach: the container is left with our labels, and the
             // cleanup of leftovers removes it once the engine is back.
         }
+        finally
+        {
+            Freezer.Ended(id);
+        }
+    }
+
+    /// <summary>
+    /// Starts a created container of ours (under our parent, or in <paramref name="attempt"/>'s
+    /// cgroup there) and hands it to the freezer, which freezes it at once while this engine's
+    /// containers are suspended.
+    /// </summary>
+    internal async Task StartAsync(string id, CgroupMeter.Attempt? attempt, CancellationToken cancellationToken)
+    {
+        await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+        var cgroup = attempt is not null ? Idle.Driver.ContainerCgroup(attempt.Path, id) : Idle.Parent.Length > 0 ? Idle.ContainerCgroup(id) : null;
+        if (Freezer.Started(id, cgroup))
+        {
+            await PauseQuietlyAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>`docker pause`, for a container whose freezer files are not ours to write; false when it ended meanwhile or runc gave up.</summary>
+    internal async Task<bool> PauseQuietlyAsync(string id)
+    {
+        try
+        {
+            await _client.Containers.PauseContainerAsync(id, CancellationToken.None).ConfigureAwait(false);
+            return true;
+        }
+        catch (DockerApiException e) when (e.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Conflict or HttpStatusCode.InternalServerError)
+        {
+            // It ended meanwhile, or runc gave up ("unable to freeze"): it runs on, at its weight.
+            return false;
+        }
     }
 
     internal async Task KillQuietlyAsync(string id)
     {
+        // Killed at once through cgroup.kill where the kernel has it, frozen or not; else thawed
+        // first if the freezer holds it, so that the engine's kill completes.
+        Freezer.Kill(id);
         try
         {
             await _client.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, CancellationToken.None).ConfigureAwait(false);

@@ -44,8 +44,8 @@ internal sealed class DockerRuntime : IContainerRuntime
                 return CgroupMeter.Measured(result, null, unmeasurable);
             }
 
-            var reading = CgroupMeter.Read(attempt);
-            var removed = CgroupMeter.Remove(attempt);
+            var reading = Idle.Hierarchy.Read(attempt.Path);
+            var removed = CgroupMeter.Remove(Idle, attempt);
             attempt = null;
             return CgroupMeter.Measured(result, reading, null, removed);
         }
@@ -53,15 +53,15 @@ internal sealed class DockerRuntime : IContainerRuntime
         {
             if (attempt is not null)
             {
-                CgroupMeter.Remove(attempt);
+                CgroupMeter.Remove(Idle, attempt);
             }
         }
     }
 
     /// <summary>One container's run under <paramref name="cgroup"/> (null: our parent), removed at the end in every case.</summary>
-    private async Task<ContainerResult> RunUnderAsync(ContainerSpec spec, string? cgroup, CancellationToken cancellationToken)
+    private async Task<ContainerResult> RunUnderAsync(ContainerSpec spec, CgroupMeter.Attempt? cgroup, CancellationToken cancellationToken)
     {
-        var parameters = _engine.LockedDown(spec, cgroup);
+        var parameters = _engine.LockedDown(spec, cgroup?.Engine);
 
         string id;
         var starting = Stopwatch.StartNew();
@@ -81,7 +81,7 @@ internal sealed class DockerRuntime : IContainerRuntime
         var clock = Stopwatch.StartNew();
         try
         {
-            await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            await _engine.StartAsync(id, cgroup, cancellationToken).ConfigureAwait(false);
             Telemetry.EngineMetrics.ContainerStarted("oneshot", starting.Elapsed.TotalSeconds);
             var timedOut = false;
             long exitCode;
@@ -105,11 +105,12 @@ internal sealed class DockerRuntime : IContainerRuntime
             var log = LogMask.Apply(await _engine.ReadLogsAsync(id, _options.MaxLogBytes, CancellationToken.None).ConfigureAwait(false), spec.Secrets);
             return new ContainerResult(exitCode, timedOut, state?.OOMKilled == true, log, wall);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e) when (e is not ContainerStoppedException)
         {
-            // Shutdown: the attempt is abandoned and will be delivered again; do not leave it running.
+            // Stopped by the caller (a vacate, a cancel, a shutdown): do not leave it running, and
+            // keep what it printed until now for the step's log.
             await _engine.KillQuietlyAsync(id).ConfigureAwait(false);
-            throw;
+            throw new ContainerStoppedException(await StoppedLogAsync(id, spec.Secrets).ConfigureAwait(false), cancellationToken);
         }
         catch (Exception e) when (DockerEngine.IsConnectionFailure(e))
         {
@@ -120,6 +121,19 @@ internal sealed class DockerRuntime : IContainerRuntime
         finally
         {
             await _engine.RemoveQuietlyAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A stopped container's output, or a note where the engine cannot give it.</summary>
+    private async Task<string> StoppedLogAsync(string id, IReadOnlyDictionary<string, string> secrets)
+    {
+        try
+        {
+            return LogMask.Apply(await _engine.ReadLogsAsync(id, _options.MaxLogBytes, CancellationToken.None).ConfigureAwait(false), secrets);
+        }
+        catch (Exception e) when (DockerEngine.IsConnectionFailure(e) || e is DockerApiException)
+        {
+            return $"[pipelines: the container's output could not be read: {e.Message}]\n";
         }
     }
 }

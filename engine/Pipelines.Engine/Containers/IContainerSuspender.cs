@@ -1,15 +1,16 @@
 namespace Pipelines.Containers;
 
 /// <summary>
-/// Suspends and resumes this process's running containers (the cgroup freezer, through `docker
-/// pause`), for the harvester. The time they are held suspended is counted on the runtime's
-/// <see cref="SuspensionClock"/>, so that no timeout counts it.
+/// Suspends and resumes the containers this engine started (the kernel's freezer), for the
+/// harvester: every one that has started, and, while suspended, each one that starts. The time
+/// they are held suspended is counted on the runtime's <see cref="SuspensionClock"/>, so that no
+/// timeout counts it.
 /// </summary>
 public interface IContainerSuspender
 {
-    /// <summary>Pauses every running container of this process; returns how many it paused.</summary>
+    /// <summary>Freezes every container of this engine, and each one that starts until the resume; returns how many it froze.</summary>
     Task<int> SuspendAllAsync(CancellationToken cancellationToken);
 
-    /// <summary>Resumes every paused container of this process; returns how many it resumed.</summary>
+    /// <summary>Thaws every container it froze; returns how many it thawed.</summary>
     Task<int> ResumeAllAsync(CancellationToken cancellationToken);
 }

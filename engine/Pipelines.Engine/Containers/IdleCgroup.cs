@@ -1,4 +1,4 @@
-using System.Globalization;
+using Pipelines.Containers.Cgroups;
 
 namespace Pipelines.Containers;
 
@@ -7,120 +7,61 @@ namespace Pipelines.Containers;
 /// put in the kernel's idle scheduling class so that the machine's owner always comes first:
 /// cpu.idle = 1 where the kernel has it (cgroup v1 and v2), else the lowest weight (cpu.shares = 2
 /// on v1, cpu.weight = 1 on v2). Made once, before the first container, because the engine
-/// would otherwise make the parent itself with the default weight.
+/// would otherwise make the parent itself with the default weight. Its name and place follow the
+/// engine's cgroup driver (<see cref="CgroupDriver"/>: /pipelines under cgroupfs, pipelines.slice
+/// under systemd, whose class systemd keeps), its files the machine's hierarchy
+/// (<see cref="ICgroupHierarchy"/>: v1, v2 or hybrid).
 /// </summary>
 public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
 {
-    /// <summary>Where the cgroup file systems are mounted; a test can point it elsewhere.</summary>
-    public const string Root = "/sys/fs/cgroup";
+    /// <summary>The machine's cgroup file systems, where every file of ours is read and written.</summary>
+    public ICgroupHierarchy Hierarchy { get; init; } = CgroupMounts.Machine;
 
-    /// <summary>Whether this machine has the unified hierarchy only (cgroup v2).</summary>
-    public static bool IsV2 => File.Exists(Path.Combine(Root, "cgroup.controllers"));
+    /// <summary>How the engine names and places our containers' cgroups.</summary>
+    public CgroupDriver Driver { get; init; } = CgroupDriver.Cgroupfs;
 
-    /// <summary>The folder of <paramref name="parent"/> (or of a container under it) for one controller (v1), or in the one tree (v2).</summary>
-    public static string PathOf(string controller, string parent) =>
-        IsV2 ? Path.Combine(Root, parent.Trim('/')) : Path.Combine(Root, controller, parent.Trim('/'));
+    /// <summary>Our parent's cgroup, from the root of each hierarchy (/pipelines, /pipelines.slice); empty when there is none.</summary>
+    public string Path => Parent.Length == 0 ? "" : Driver.PathOf(Parent);
 
-    /// <summary>
-    /// Makes the parent and sets its class; never throws: where nothing can be set (a remote
-    /// engine, no permission) the mode says why, and containers run at their cpu shares alone.
-    /// </summary>
-    public static IdleCgroup Prepare(string parent, string endpoint, bool idle = true)
-    {
-        if (string.IsNullOrWhiteSpace(parent))
-        {
-            return new(parent, "off: Docker:CgroupParent is empty; containers run at cpu shares alone", false);
-        }
+    /// <summary>What the engine is told (HostConfig.CgroupParent); null leaves the engine's own.</summary>
+    public string? EngineParent => Parent.Length == 0 ? null : Driver.EngineParent(Parent);
 
-        if (!idle)
-        {
-            // A parent of its own, so that a when-idle worker on the same machine keeps its idle one.
-            parent += "-always";
-        }
-
-        if (!endpoint.StartsWith("unix://", StringComparison.Ordinal))
-        {
-            return new(parent, $"unknown: the Docker engine at {endpoint} is on another machine, whose cgroups this worker cannot set; containers run under {parent} at cpu shares alone", false);
-        }
-
-        try
-        {
-            var v2 = IsV2;
-            var cpu = PathOf("cpu", parent);
-            Directory.CreateDirectory(cpu);
-            if (v2)
-            {
-                // The parent's parent must hand the cpu controller down to it.
-                TryWrite(Path.Combine(Path.GetDirectoryName(cpu)!, "cgroup.subtree_control"), "+cpu +memory +pids");
-            }
-
-            if (!idle)
-            {
-                TryWrite(Path.Combine(cpu, "cpu.idle"), "0");
-                return new(parent, $"normal weight on {cpu} (Harvest:Policy always: the idle class is for when-idle)", false);
-            }
-
-            if (TryWrite(Path.Combine(cpu, "cpu.idle"), "1") && Read(Path.Combine(cpu, "cpu.idle")) == "1")
-            {
-                return new(parent, $"cpu.idle=1 on {cpu} (cgroup {(v2 ? "v2" : "v1")}): the kernel's idle class, the owner always first", true);
-            }
-
-            var (file, value) = v2 ? ("cpu.weight", "1") : ("cpu.shares", "2");
-            if (TryWrite(Path.Combine(cpu, file), value))
-            {
-                return new(parent, $"{file}={value} on {cpu} (cgroup {(v2 ? "v2" : "v1")}, no cpu.idle in this kernel): the lowest weight", false);
-            }
-
-            return new(parent, $"off: neither cpu.idle nor {file} could be set on {cpu}; containers run at cpu shares alone", false);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return new(parent, $"off: the cgroup {parent} cannot be made ({e.Message}); containers run at cpu shares alone", false);
-        }
-    }
+    /// <summary>The cgroup of a container of ours that runs directly under our parent (a warm one).</summary>
+    public string ContainerCgroup(string containerId) => Driver.ContainerCgroup(Path, containerId);
 
     /// <summary>
-    /// Freezes or thaws a container's cgroup through the kernel's freezer (freezer.state on v1,
-    /// cgroup.freeze on v2); false when the cgroup is not there or the state is already so.
+    /// The cgroup of a container of ours wherever it runs: under our parent (a warm one) or under
+    /// its attempt's cgroup there (a one-shot one); null when it is in neither.
     /// </summary>
-    public static bool Freeze(string parent, string containerId, bool frozen)
+    public string? FindContainer(string containerId)
     {
-        if (ContainerDir("freezer", parent, containerId) is not { } dir)
-        {
-            return false;
-        }
-
-        var (file, value, now) = IsV2
-            ? ("cgroup.freeze", frozen ? "1" : "0", Read(Path.Combine(dir, "cgroup.freeze")))
-            : ("freezer.state", frozen ? "FROZEN" : "THAWED", Read(Path.Combine(dir, "freezer.state")));
-        return now is not null && now != value && TryWrite(Path.Combine(dir, file), value);
-    }
-
-    /// <summary>A cgroup file's content, trimmed; null when it is not there.</summary>
-    public static string? Read(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path).Trim();
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        if (Parent.Length == 0)
         {
             return null;
         }
-    }
 
-    /// <summary>A cgroup file's first number; null when it is not there.</summary>
-    public static long? ReadNumber(string path) =>
-        Read(path) is { } text && long.TryParse(text.Split('\n')[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : null;
-
-    /// <summary>The number of a "name value" line of a cgroup file such as cpu.stat or memory.stat; null when it has none.</summary>
-    public static long? Field(string? text, string name)
-    {
-        foreach (var line in (text ?? "").Split('\n'))
+        var direct = ContainerCgroup(containerId);
+        if (Hierarchy.Folders(direct).Any(Directory.Exists))
         {
-            if (line.Length > name.Length && line.StartsWith(name, StringComparison.Ordinal) && line[name.Length] == ' ')
+            return direct;
+        }
+
+        foreach (var folder in Hierarchy.Folders(Path).Where(Directory.Exists))
+        {
+            try
             {
-                return long.TryParse(line.AsSpan(name.Length + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+                foreach (var attempt in Directory.EnumerateDirectories(folder).Select(System.IO.Path.GetFileName).Where(n => Driver.IsAttempt(Parent, n!)))
+                {
+                    var candidate = Driver.ContainerCgroup($"{Path}/{attempt}", containerId);
+                    if (Hierarchy.Folders(candidate).Any(Directory.Exists))
+                    {
+                        return candidate;
+                    }
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile, or not ours to read: the next folder may have it.
             }
         }
 
@@ -128,39 +69,86 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
     }
 
     /// <summary>
-    /// The folder of a container's own cgroup for one controller: under our parent (a warm
-    /// container) or under its attempt's cgroup there (a one-shot container, CgroupMeter); null when it is in neither.
+    /// Makes the parent and sets its class; never throws for the machine: where nothing can be set
+    /// (a remote engine, no permission) the mode says why, and containers run at their cpu shares
+    /// alone. A name the engine's driver would refuse is a clear error. <paramref name="driver"/>
+    /// asks the engine (only when there is a parent to name).
     /// </summary>
-    public static string? ContainerDir(string controller, string parent, string containerId)
+    public static IdleCgroup Prepare(string parent, string endpoint, bool idle, Func<CgroupDriver> driver, ICgroupHierarchy? machine = null)
     {
-        var direct = PathOf(controller, Path.Combine(parent, containerId));
-        if (Directory.Exists(direct))
+        var hierarchy = machine ?? CgroupMounts.Machine;
+        if (string.IsNullOrWhiteSpace(parent))
         {
-            return direct;
+            return new(parent, "off: Docker:CgroupParent is empty; containers run at cpu shares alone", false) { Hierarchy = hierarchy };
         }
 
-        try
+        var engine = driver();
+
+        // A parent of its own under policy always, so that a when-idle worker on the same machine keeps its idle one.
+        var prepared = new IdleCgroup(engine.ParentName(parent, idle), "", false) { Hierarchy = hierarchy, Driver = engine };
+        if (!endpoint.StartsWith("unix://", StringComparison.Ordinal))
         {
-            return Directory.EnumerateDirectories(PathOf(controller, parent), CgroupMeter.AttemptPrefix + "*")
-                .Select(d => Path.Combine(d, containerId))
-                .FirstOrDefault(Directory.Exists);
+            return prepared with { Mode = $"unknown: the Docker engine at {endpoint} is on another machine, whose cgroups this worker cannot set; containers run under {prepared.Parent} at cpu shares alone ({engine.Said})" };
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            return null;
-        }
+
+        var where = $"{hierarchy.Name}, {engine.Said}";
+        return engine.IsSystemd ? prepared.SetThroughSystemd(idle, where) : prepared.SetInFiles(idle, where);
     }
 
-    internal static bool TryWrite(string path, string value)
+    /// <summary>Under cgroupfs the parent is ours: made, and its class written to its files.</summary>
+    private IdleCgroup SetInFiles(bool idle, string where)
     {
-        try
+        if (Hierarchy.CpuFolder(Path) is not { } cpu || !Hierarchy.Make(Path))
         {
-            File.WriteAllText(path, value);
-            return true;
+            return this with { Mode = $"off: the cgroup {Path} cannot be made ({Hierarchy.Name}{(Hierarchy.CpuFolder(Path) is null ? ", no cpu controller mounted" : "")}); containers run at cpu shares alone" };
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+
+        if (!idle)
         {
-            return false;
+            CgroupFile.TryWrite(System.IO.Path.Combine(cpu, "cpu.idle"), "0");
+            return this with { Mode = $"normal weight on {cpu} ({where}; Harvest:Policy always: the idle class is for when-idle)" };
         }
+
+        if (CgroupFile.TryWrite(System.IO.Path.Combine(cpu, "cpu.idle"), "1") && CgroupFile.Read(System.IO.Path.Combine(cpu, "cpu.idle")) == "1")
+        {
+            return this with { Mode = $"cpu.idle=1 on {cpu} ({where}): the kernel's idle class, the owner always first", Idle = true };
+        }
+
+        var (file, value) = Hierarchy.LowestWeight;
+        return CgroupFile.TryWrite(System.IO.Path.Combine(cpu, file), value)
+            ? this with { Mode = $"{file}={value} on {cpu} ({where}; no cpu.idle in this kernel): the lowest weight" }
+            : this with { Mode = $"off: neither cpu.idle nor {file} could be set on {cpu}; containers run at cpu shares alone" };
+    }
+
+    /// <summary>
+    /// Under systemd the slice is systemd's, which writes its cpu.idle and weight itself: the class
+    /// is set on the unit (CPUWeight=idle, systemd 252 and later; the lowest weight before), and
+    /// read back from the slice's files once it is there (systemd makes it with the first container).
+    /// </summary>
+    private IdleCgroup SetThroughSystemd(bool idle, string where)
+    {
+        var folder = Hierarchy.CpuFolder(Path);
+        var idleFile = folder is null ? null : System.IO.Path.Combine(folder, "cpu.idle");
+        if (!idle)
+        {
+            return this with { Mode = $"normal weight in {Parent} ({where}; Harvest:Policy always: the idle class is for when-idle)" };
+        }
+
+        if (idleFile is not null && CgroupFile.Read(idleFile) == "1")
+        {
+            return this with { Mode = $"cpu.idle=1 on {folder} ({where}; CPUWeight=idle of {Parent}): the kernel's idle class, the owner always first", Idle = true };
+        }
+
+        var refused = SystemdSlice.SetProperty(Parent, "CPUWeight=idle");
+        if (refused is null)
+        {
+            var now = idleFile is null ? null : CgroupFile.Read(idleFile);
+            return this with { Mode = $"{(now == "1" ? $"cpu.idle=1 on {folder}" : $"CPUWeight=idle on {Parent}, set through systemd")} ({where}): the kernel's idle class, the owner always first", Idle = true };
+        }
+
+        // systemd before 252 has no CPUWeight=idle.
+        return SystemdSlice.SetProperty(Parent, "CPUWeight=1") is null
+            ? this with { Mode = $"CPUWeight=1 on {Parent}, set through systemd ({where}; this systemd has no CPUWeight=idle): the lowest weight" }
+            : this with { Mode = $"off: systemd did not take CPUWeight=idle for {Parent} ({refused}); put CPUWeight=idle in the slice's unit file; containers run at cpu shares alone" };
     }
 }

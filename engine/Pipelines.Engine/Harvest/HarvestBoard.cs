@@ -11,9 +11,11 @@ namespace Pipelines.Harvest;
 /// the embedded mode), so that the API, the dashboard and `pipelines workers` on any machine
 /// see every worker: each worker writes its <see cref="HarvestStatus"/> every 10 s to a hash
 /// that expires 2 minutes after its last write (a dead worker drops out), and reads there
-/// whether a drain was asked for it (`pipelines worker --drain`, POST /api/workers/{name}/drain).
+/// whether a drain was asked for it (`pipelines worker --drain`, POST /api/workers/{name}/drain):
+/// at every round, and, through <see cref="DrainAsked"/>, just before each admission. A drain
+/// is published at once.
 /// </summary>
-public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester, Worker.WorkerOptions options, ILogger<HarvestBoard> log) : BackgroundService
+public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester, Worker.WorkerOptions options, TimeProvider time, ILogger<HarvestBoard> log) : BackgroundService
 {
     private const string Workers = "pipelines:harvest-workers";
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
@@ -36,7 +38,7 @@ public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester
         return list;
     }
 
-    /// <summary>Asks the named workers to drain; returns the names of those that are live.</summary>
+    /// <summary>Asks the named workers to drain; returns the names of those that are live. Once it returns, none of them admits a new task.</summary>
     public static IReadOnlyList<string> RequestDrain(JobStorage storage, Func<string, bool> which)
     {
         var names = Read(storage).Select(w => w.Worker).Where(which).ToList();
@@ -49,10 +51,16 @@ public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester
         return names;
     }
 
+    /// <summary>Whether a drain was asked for <paramref name="worker"/> (one read of the storage).</summary>
+    public static bool DrainAsked(JobStorage storage, string worker)
+    {
+        using var connection = storage.GetConnection();
+        return Asked(connection, worker);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var timer = new PeriodicTimer(Every);
-        do
+        while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
@@ -63,14 +71,21 @@ public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester
                 // The storage is out of reach for a moment: the figures are late, nothing else.
                 LogPublishFailed(log, e.Message);
             }
+
+            // The next round, or at once when this worker drains, so that `pipelines worker --drain` sees it.
+            var next = Task.Delay(Every, time, stoppingToken);
+            await Task.WhenAny(next, harvester.Draining ? next : harvester.Drained).ConfigureAwait(false);
+            if (next.IsCanceled)
+            {
+                return;
+            }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
     }
 
     private void Publish()
     {
         using var connection = storage.GetConnection();
-        if (!harvester.Draining && connection.GetAllEntriesFromHash(Key(options.Name)) is { } mine && mine.TryGetValue("drain", out var drain) && drain == "1")
+        if (!harvester.Draining && Asked(connection, options.Name))
         {
             harvester.Drain();
         }
@@ -98,6 +113,9 @@ public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester
     }
 
     private static string Key(string worker) => "pipelines:harvest:" + worker;
+
+    private static bool Asked(IStorageConnection connection, string worker) =>
+        connection.GetAllEntriesFromHash(Key(worker)) is { } entries && entries.TryGetValue("drain", out var drain) && drain.Length > 0;
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: could not publish this worker's figures: {Error}")]
     private static partial void LogPublishFailed(ILogger logger, string error);

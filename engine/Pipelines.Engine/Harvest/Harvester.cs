@@ -33,6 +33,7 @@ public sealed partial class Harvester : BackgroundService
     // being stopped could be frozen before it stops (and a request would never answer).
     private readonly HashSet<long> _vacating = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private OwnerSample? _last;
     private DateTimeOffset? _quietSince;
     private DateTimeOffset? _busySince;
@@ -79,6 +80,18 @@ public sealed partial class Harvester : BackgroundService
     /// <summary>Whether a drain was asked for: running tasks finish, no new one starts.</summary>
     public bool Draining { get; private set; }
 
+    /// <summary>
+    /// Whether a drain has been asked for this worker where it is asked (HarvestBoard: Hangfire's
+    /// storage), looked at just before each task or request is admitted, so that none is admitted
+    /// once the request is written: a drain seen only at the board's next round (every 10 s)
+    /// let tasks start meanwhile. It costs one read of the storage per admission. Null: only
+    /// <see cref="Drain"/> drains.
+    /// </summary>
+    public Func<bool>? DrainRequested { get; init; }
+
+    /// <summary>Completes when this worker drains, so that its figures are published at once.</summary>
+    public Task Drained => _drained.Task;
+
     /// <summary>The policy's name as written in configuration.</summary>
     public static string Name(HarvestPolicy policy) => policy switch
     {
@@ -122,10 +135,16 @@ public sealed partial class Harvester : BackgroundService
     {
         lock (_lock)
         {
+            if (Draining)
+            {
+                return;
+            }
+
             Draining = true;
         }
 
         LogDrain(_log);
+        _drained.TrySetResult();
         Signal();
     }
 
@@ -147,7 +166,8 @@ public sealed partial class Harvester : BackgroundService
                 return new Slot(this);
             },
             hold,
-            cancellationToken);
+            cancellationToken,
+            room: () => _admitted < Allowed());
 
     /// <summary>
     /// Waits for at most <paramref name="hold"/> until a task could be admitted, taking nothing:
@@ -156,7 +176,7 @@ public sealed partial class Harvester : BackgroundService
     /// handed back, again and again, while the other machines poll once a second and lose the race.
     /// </summary>
     public async Task<bool> RoomAsync(TimeSpan hold, CancellationToken cancellationToken) =>
-        await WaitForRoomAsync(() => _admitted < Allowed() ? NoSlot.Instance : null, hold, cancellationToken).ConfigureAwait(false) is not null;
+        await WaitForRoomAsync(() => _admitted < Allowed() ? NoSlot.Instance : null, hold, cancellationToken, room: null).ConfigureAwait(false) is not null;
 
     /// <summary>
     /// Waits for at most <paramref name="hold"/> for the owner to leave room for one function
@@ -180,7 +200,8 @@ public sealed partial class Harvester : BackgroundService
                 return new Request(this, id);
             },
             hold,
-            cancellationToken);
+            cancellationToken,
+            room: () => Allowed() > 0);
 
     /// <summary>
     /// Registers a running step that can be vacated; <paramref name="vacate"/> is cancelled when
@@ -313,12 +334,21 @@ public sealed partial class Harvester : BackgroundService
         }
     }
 
-    /// <summary>Takes what <paramref name="take"/> gives (under the lock) as soon as it gives something, waiting at most <paramref name="hold"/>.</summary>
-    private async Task<IDisposable?> WaitForRoomAsync(Func<IDisposable?> take, TimeSpan hold, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes what <paramref name="take"/> gives (under the lock) as soon as it gives something,
+    /// waiting at most <paramref name="hold"/>. Where something would be taken
+    /// (<paramref name="room"/>), whether a drain was asked is looked at first.
+    /// </summary>
+    private async Task<IDisposable?> WaitForRoomAsync(Func<IDisposable?> take, TimeSpan hold, CancellationToken cancellationToken, Func<bool>? room)
     {
         var deadline = _time.GetUtcNow() + hold;
         while (true)
         {
+            if (room is not null && DrainWasAsked(room))
+            {
+                Drain();
+            }
+
             Task changed;
             lock (_lock)
             {
@@ -346,6 +376,32 @@ public sealed partial class Harvester : BackgroundService
             {
                 // The hold is over: look once more, then give up.
             }
+        }
+    }
+
+    /// <summary>
+    /// Whether a drain not yet seen here has been asked, looked at only when there is room (an
+    /// admission would follow). The storage out of reach is not a drain: admission goes on, and
+    /// the board's next round looks again.
+    /// </summary>
+    private bool DrainWasAsked(Func<bool> room)
+    {
+        lock (_lock)
+        {
+            if (DrainRequested is null || Draining || !room())
+            {
+                return false;
+            }
+        }
+
+        try
+        {
+            return DrainRequested();
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogDrainUnknown(_log, e.Message);
+            return false;
         }
     }
 
@@ -460,6 +516,9 @@ public sealed partial class Harvester : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: draining: running tasks finish, no new task starts")]
     private static partial void LogDrain(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: whether a drain was asked could not be read before an admission: {Error}")]
+    private static partial void LogDrainUnknown(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: a sampling round failed: {Error}")]
     private static partial void LogTickFailed(ILogger logger, string error);

@@ -1,21 +1,23 @@
 using System.Globalization;
-using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 
 namespace Pipelines.Harvest;
 
 /// <summary>
 /// The owner's load from the kernel's own counters: the host's busy CPU time from /proc/stat and
 /// its memory from /proc/meminfo, less what the containers under our cgroup parent used
-/// (cpuacct.usage and memory.usage_in_bytes less inactive file pages on cgroup v1; cpu.stat and
-/// memory.current on v2). Four small files per sample, no Docker API call: a sample costs well
-/// under a millisecond of CPU (HarvestTests measures it). Where the owner's work runs in a
-/// cgroup of its own (a systemd slice such as system.slice/nginx.service: Harvest:OwnerCgroup),
-/// the owner is that cgroup alone, and other load on the machine is nobody's.
+/// (the machine's hierarchy's counters, <see cref="ICgroupHierarchy.CpuNanos"/> and
+/// <see cref="ICgroupHierarchy.WorkingSet"/>: cpuacct.usage and memory.usage_in_bytes less inactive
+/// file pages on cgroup v1; cpu.stat and memory.current on v2). Four small files per sample, no
+/// Docker API call: a sample costs well under a millisecond of CPU (HarvestTests measures it).
+/// Where the owner's work runs in a cgroup of its own (a systemd slice such as
+/// system.slice/nginx.service: Harvest:OwnerCgroup), the owner is that cgroup alone, and other
+/// load on the machine is nobody's. Cgroups are paths from the root of each hierarchy.
 /// </summary>
-public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, string? ownerCgroup = null) : IOwnerLoad
+public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, string? ownerCgroup = null, ICgroupHierarchy? hierarchy = null) : IOwnerLoad
 {
     private readonly Lock _lock = new();
-    private readonly bool _v2 = IdleCgroup.IsV2;
+    private readonly ICgroupHierarchy _cgroups = hierarchy ?? CgroupMounts.Machine;
     private long _lastBusy;
     private long _lastTotal;
     private long _lastOursNs;
@@ -105,23 +107,8 @@ public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, stri
     }
 
     /// <summary>A cgroup's CPU time so far, in nanoseconds.</summary>
-    private long CpuNs(string cgroup)
-    {
-        if (_v2)
-        {
-            var stat = IdleCgroup.Read(Path.Combine(IdleCgroup.PathOf("cpu", cgroup), "cpu.stat"));
-            return (IdleCgroup.Field(stat, "usage_usec") ?? 0) * 1000;
-        }
-
-        return IdleCgroup.ReadNumber(Path.Combine(IdleCgroup.PathOf("cpuacct", cgroup), "cpuacct.usage")) ?? 0;
-    }
+    private long CpuNs(string cgroup) => _cgroups.CpuNanos(cgroup) ?? 0;
 
     /// <summary>A cgroup's working set, as `docker stats` counts it: usage less inactive file pages.</summary>
-    private long Memory(string cgroup)
-    {
-        var dir = IdleCgroup.PathOf("memory", cgroup);
-        var usage = IdleCgroup.ReadNumber(Path.Combine(dir, _v2 ? "memory.current" : "memory.usage_in_bytes")) ?? 0;
-        var inactive = IdleCgroup.Field(IdleCgroup.Read(Path.Combine(dir, "memory.stat")), _v2 ? "inactive_file" : "total_inactive_file") ?? 0;
-        return Math.Max(0, usage - inactive);
-    }
+    private long Memory(string cgroup) => _cgroups.WorkingSet(cgroup) ?? 0;
 }

@@ -253,14 +253,18 @@ public static class EngineHost
             var idle = sp.GetRequiredService<IdleCgroup>();
             var time = sp.GetRequiredService<TimeProvider>();
             return new Harvester(
-                new HostLoadSampler(idle.Parent, time, options.OwnerCgroup),
+                new HostLoadSampler(idle.Path, time, options.OwnerCgroup, idle.Hierarchy),
                 policy,
                 options,
                 workerOptions.Concurrency,
                 idle.Mode,
                 sp.GetRequiredService<IContainerSuspender>(),
                 time,
-                sp.GetRequiredService<ILogger<Harvester>>());
+                sp.GetRequiredService<ILogger<Harvester>>())
+            {
+                // Looked at before each admission, so that no task starts once a drain is asked.
+                DrainRequested = () => HarvestBoard.DrainAsked(sp.GetRequiredService<JobStorage>(), workerOptions.Name),
+            };
         });
         services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
         services.AddHostedService<HarvestBoard>();

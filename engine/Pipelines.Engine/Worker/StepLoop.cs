@@ -26,23 +26,32 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     public sealed record Result(TaskOutcome Outcome, bool Splittable)
     {
         /// <summary>A step was vacated: the task is handed back to the queue, its rows kept for the attempt that ends it.</summary>
-        public bool Vacated { get; init; }
+        public bool Vacated => VacatedLog is not null;
+
+        /// <summary>The log of the step that was vacated, up to and with its vacated attempt, kept for the delivery that ends the task.</summary>
+        public VacatedAttempts.StepLog? VacatedLog { get; init; }
     }
 
     /// <summary>The error recorded on a vacated attempt.</summary>
     public const string VacatedReason = "vacated: the machine's owner needed it back; the task went back to the queue (not a failure, not counted against retries)";
 
-    public async Task<Result> RunAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, Scratch scratch, StorageLocation runOutput, List<ProvenanceRow> rows, CancellationToken ct)
+    /// <summary>
+    /// Runs the steps; each step's attempts are numbered after the <paramref name="earlier"/>
+    /// vacated ones, and its log goes on from theirs (the retries start afresh: a vacate is not
+    /// the algorithm's failure).
+    /// </summary>
+    public async Task<Result> RunAsync(RunRecord run, TaskRecord task, IReadOnlyList<ExpandedStep> steps, List<FileRef> inputs, Scratch scratch, StorageLocation runOutput, List<ProvenanceRow> rows, VacatedAttempts earlier, CancellationToken ct)
     {
         var kept = new List<(string Name, string Dir)>();
         long? lastExit = null;
         var splittable = false;
         foreach (var step in steps)
         {
-            var stepLog = new StringBuilder();
+            var stepLog = new StringBuilder(earlier.LogOf(step.Name) ?? "");
             var succeeded = false;
             string? error = null;
-            for (var attempt = 1; attempt <= step.Retries + 1; attempt++)
+            var before = earlier.Before(step.Name);
+            for (var attempt = before + 1; attempt <= before + step.Retries + 1; attempt++)
             {
                 using var span = EngineTracing.Start(EngineTracing.Attempt)?.SetTag("pipelines.step", step.Name).SetTag("pipelines.attempt", attempt);
                 using var scope = LogScopes.Attempt(log, step.Name, attempt);
@@ -70,14 +79,18 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 var result = watched.Result;
                 if (watched.Vacated)
                 {
-                    rows.Add(Row(run, task, step, attempt, "vacated", null, inputs, [], started, null, VacatedReason));
-                    return new Result(new TaskOutcome(TaskState.Queued, null, VacatedReason, time.GetUtcNow()), Splittable: false) { Vacated = true };
+                    // Its log (what the container printed until it was stopped) is kept with its row, for the delivery that ends the task.
+                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", ").Append(VacatedReason).Append(" ===\n");
+                    AppendOutput(stepLog, watched.StoppedLog);
+                    rows.Add(Row(run, task, step, attempt, "vacated", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), VacatedReason));
+                    return new Result(new TaskOutcome(TaskState.Queued, null, VacatedReason, time.GetUtcNow()), Splittable: false) { VacatedLog = new(step.Name, stepLog.ToString()) };
                 }
 
                 if (watched.CancelledBecause is not null)
                 {
                     // A user's cancel stopped the container: the task ends cancelled, and is not retried.
                     stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(watched.CancelledBecause).Append(" ===\n");
+                    AppendOutput(stepLog, watched.StoppedLog);
                     rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
                     await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
                     return new Result(new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow()), Splittable: false);
@@ -86,8 +99,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt)
                     .Append(", ").Append(result is null ? "not started" : result.Error ?? "exit 0")
                     .Append(result is null ? "" : $", {result.Duration.TotalSeconds:0.000}s").Append(" ===\n");
-                var text = result?.Log ?? error ?? "";
-                stepLog.Append(text).Append(text.Length > 0 && !text.EndsWith('\n') ? "\n" : "");
+                AppendOutput(stepLog, result?.Log ?? error);
                 if (result is not null)
                 {
                     AppendUse(stepLog, result);
@@ -278,6 +290,10 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         Activity.Current.Failed(row.Status == "failed" ? row.Error : null);
         return row;
     }
+
+    /// <summary>An attempt's output in its step's log, ended by a newline.</summary>
+    private static void AppendOutput(StringBuilder stepLog, string? text) =>
+        stepLog.Append(text ?? "").Append(text is { Length: > 0 } && !text.EndsWith('\n') ? "\n" : "");
 
     /// <summary>What the attempt used, and why anything of it was not measured (nothing is left out silently).</summary>
     private static void AppendUse(StringBuilder stepLog, ContainerResult result)

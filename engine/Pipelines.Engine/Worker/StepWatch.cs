@@ -20,6 +20,9 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
     {
         /// <summary>The harvester vacated the step (the owner needed the machine): the task goes back to the queue.</summary>
         public bool Vacated { get; init; }
+
+        /// <summary>What the container printed until it was stopped (a vacate, a cancel); null where the runtime could not say.</summary>
+        public string? StoppedLog { get; init; }
     }
 
     /// <summary>The quotas of a step's /out: its own resources where they ask for less than the worker allows.</summary>
@@ -56,16 +59,17 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
         }
         // A vacate is a vacate even when the job's own cancellation (a shutdown) comes while the
         // container is being stopped: the attempt is recorded vacated, whatever else cancels.
-        catch (OperationCanceledException) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
+        catch (OperationCanceledException e) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
         {
             await watching.CancelAsync().ConfigureAwait(false);
+            var printed = (e as ContainerStoppedException)?.Log;
             if (vacate.IsCancellationRequested)
             {
-                return new Watched(null, null, null) { Vacated = true };
+                return new Watched(null, null, null) { Vacated = true, StoppedLog = printed };
             }
 
             var over = await quota.ConfigureAwait(false);
-            return over is not null ? new Watched(null, null, over) : new Watched(null, await watcher.ConfigureAwait(false) ?? "run stopped", null);
+            return (over is not null ? new Watched(null, null, over) : new Watched(null, await watcher.ConfigureAwait(false) ?? "run stopped", null)) with { StoppedLog = printed };
         }
         finally
         {

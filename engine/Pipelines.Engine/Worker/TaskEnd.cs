@@ -12,6 +12,13 @@ internal abstract record TaskEnd
     {
     }
 
+    /// <summary>
+    /// The task's attempts that earlier deliveries ran and the harvester vacated, read by this
+    /// delivery (its own attempts are numbered after them): committed with its rows, then
+    /// removed. Null when this delivery did not look (it ran nothing): the shell looks then.
+    /// </summary>
+    public VacatedAttempts? Earlier { get; init; }
+
     /// <summary>The task ends with this outcome and these provenance rows.</summary>
     public sealed record Settled(TaskOutcome Outcome, IReadOnlyList<ProvenanceRow> Rows) : TaskEnd;
 
@@ -22,7 +29,7 @@ internal abstract record TaskEnd
     /// The harvester vacated the task: it goes back to the queue for another machine, and its
     /// rows (the vacated attempt) are kept for the delivery that ends it (not a failure).
     /// </summary>
-    public sealed record Vacated(IReadOnlyList<ProvenanceRow> Rows) : TaskEnd;
+    public sealed record Vacated(IReadOnlyList<ProvenanceRow> Rows, VacatedAttempts.StepLog? Log) : TaskEnd;
 
     /// <summary>Nothing to write: the task had ended already, or is another delivery's to end.</summary>
     public sealed record Nothing : TaskEnd;

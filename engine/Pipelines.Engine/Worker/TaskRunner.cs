@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Harvest;
@@ -229,7 +228,10 @@ public sealed partial class TaskRunner
                 {
                     using var running = EngineMetrics.Running();
                     var clock = Stopwatch.StartNew();
-                    var end = await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+
+                    // Only a task found running when this delivery began (vacated, or its worker died) can have vacated attempts, so most cost no listing.
+                    var earlier = task.State == TaskState.Running ? await VacatedAttempts.ReadAsync(runOutput, task.TaskId, ct).ConfigureAwait(false) : VacatedAttempts.None;
+                    var end = await ExecuteAsync(run, task, definition, runOutput, earlier, ct).ConfigureAwait(false);
                     EngineMetrics.TaskRan(end is TaskEnd.Settled s ? s.Outcome.State.Name() : end is TaskEnd.Split ? TaskState.Split.Name() : "vacated", clock.Elapsed.TotalSeconds);
                     return RanBecause(end, cache.Miss);
                 }
@@ -259,8 +261,11 @@ public sealed partial class TaskRunner
         return end;
     }
 
-    /// <summary>One attempt of the task: stage in, run the steps, stage out, in a scratch folder of its own.</summary>
-    private async Task<TaskEnd> ExecuteAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation runOutput, CancellationToken ct)
+    /// <summary>
+    /// One attempt of the task: stage in, run the steps, stage out, in a scratch folder of its
+    /// own; its attempts numbered after the <paramref name="earlier"/> vacated ones.
+    /// </summary>
+    private async Task<TaskEnd> ExecuteAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation runOutput, VacatedAttempts earlier, CancellationToken ct)
     {
         var workflow = definition.Workflow;
         var steps = Planner.Expand(workflow, definition.ImageDigests, task.Inputs, task.Captures, task.TaskId);
@@ -278,7 +283,7 @@ public sealed partial class TaskRunner
                 }
 
                 var stagedIn = clock.Elapsed;
-                result = await _steps.RunAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
+                result = await _steps.RunAsync(run, task, steps, inputs, scratch, runOutput, rows, earlier, ct).ConfigureAwait(false);
                 LogTaskTimes(_log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
             }
             catch (Exception e) when (!ct.IsCancellationRequested && !OutageGate.IsOutage(e))
@@ -288,19 +293,20 @@ public sealed partial class TaskRunner
                 // ends failed with the reason, recorded as a failed attempt, and the run goes on.
                 var reason = PipelinesException.Describe(e);
                 LogTaskError(_log, run.RunId, task.Index, reason);
-                rows.Add(_steps.Row(run, task, steps[Math.Min(rows.Count, steps.Count - 1)], attempt: rows.Count + 1, "failed", null, [], [], _time.GetUtcNow(), null, reason));
+                var step = steps[Math.Min(rows.Count, steps.Count - 1)];
+                rows.Add(_steps.Row(run, task, step, attempt: earlier.Before(step.Name) + rows.Count(r => r.Step == step.Name) + 1, "failed", null, [], [], _time.GetUtcNow(), null, reason));
                 result = new StepLoop.Result(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), Splittable: true);
             }
         }
 
         if (result.Vacated)
         {
-            return new TaskEnd.Vacated(rows);
+            return new TaskEnd.Vacated(rows, result.VacatedLog);
         }
 
         return result.Outcome.State == TaskState.Failed && result.Splittable && BatchSplit.Applies(run, task, workflow)
-            ? BatchSplit.Of(run, task, definition, result.Outcome, rows)
-            : new TaskEnd.Settled(result.Outcome, rows);
+            ? BatchSplit.Of(run, task, definition, result.Outcome, rows) with { Earlier = earlier }
+            : new TaskEnd.Settled(result.Outcome, rows) { Earlier = earlier };
     }
 
     /// <summary>
@@ -314,9 +320,11 @@ public sealed partial class TaskRunner
         {
             case TaskEnd.Split split:
                 {
-                    var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome, split.Rows, split.Children, ct).ConfigureAwait(false);
+                    var earlier = await EarlierAsync(run, task, definition, split, ct).ConfigureAwait(false);
+                    var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome, [.. earlier.Rows, .. split.Rows], split.Children, ct).ConfigureAwait(false);
                     if (done)
                     {
+                        await RemoveVacatedAsync(run, task, definition, earlier, ct).ConfigureAwait(false);
                         Ended(TaskState.Split);
                         LogSplit(_log, run.RunId, task.Index, indexes.Count, indexes[0], indexes[^1]);
 
@@ -334,10 +342,11 @@ public sealed partial class TaskRunner
 
             case TaskEnd.Settled settled:
                 {
-                    var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
-                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
+                    var earlier = await EarlierAsync(run, task, definition, settled, ct).ConfigureAwait(false);
+                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, [.. earlier.Rows, .. settled.Rows], ct).ConfigureAwait(false);
                     if (committed)
                     {
+                        await RemoveVacatedAsync(run, task, definition, earlier, ct).ConfigureAwait(false);
                         Ended(settled.Outcome.State);
                     }
 
@@ -359,32 +368,30 @@ public sealed partial class TaskRunner
         }
     }
 
-    private static string VacatedPrefix(string taskId) => $"tasks/{taskId}/vacated/";
-
     /// <summary>
-    /// Keeps a vacated attempt's rows in the run's output, under a key of their own, for the
-    /// delivery that ends the task, and hands the task back to the queue. The lease is released
-    /// already (DecideAsync's using). Done whatever cancels the job: a worker's shutdown or
-    /// Hangfire's restart of its server may come in the middle of a vacate, and the attempt
-    /// happened. An outage is waited out with backoff (the gate); once the job is cancelled the
-    /// record has <see cref="WorkerOptions.VacateRecordGrace"/> more, so a shutdown never hangs
-    /// on it. Given up, it is said in the log, and the job's redelivery takes the task.
-    /// At-least-once: a crash before the enqueue leaves the lease to expire and the original
-    /// job's redelivery to take the task; a redelivery beside the new job finds it claimed or ended.
+    /// Keeps a vacated attempt's rows in the run's output, under a key of their own, with the log
+    /// of the step it was vacated in, for the delivery that ends the task (VacatedAttempts), and
+    /// hands the task back to the queue. The lease is released already (DecideAsync's using).
+    /// Done whatever cancels the job: a worker's shutdown or Hangfire's restart of its server may
+    /// come in the middle of a vacate, and the attempt happened. An outage is waited out with
+    /// backoff (the gate); once the job is cancelled the record has
+    /// <see cref="WorkerOptions.VacateRecordGrace"/> more, so a shutdown never hangs on it. Given
+    /// up, it is said in the log, and the job's redelivery takes the task. At-least-once: a crash
+    /// before the enqueue leaves the lease to expire and the original job's redelivery to take the
+    /// task; a redelivery beside the new job finds it claimed or ended.
     /// </summary>
     private async Task RecordVacatedAsync(RunRecord run, TaskRecord task, RunDefinition definition, TaskEnd.Vacated vacated, CancellationToken ct)
     {
         using var bound = new CancellationTokenSource();
         using var onCancel = ct.Register(() => bound.CancelAfter(_options.VacateRecordGrace));
         var output = definition.Folder(_stores, run.RunId);
-        var key = output.Key($"{VacatedPrefix(task.TaskId)}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
-        var rows = JsonSerializer.SerializeToUtf8Bytes(vacated.Rows);
+        var now = _time.GetUtcNow();
         try
         {
             await _gate.RunAsync(
                 async () =>
                 {
-                    await output.Store.PutAsync(key, rows, "application/json", bound.Token).ConfigureAwait(false);
+                    await VacatedAttempts.WriteAsync(output, task.TaskId, vacated.Rows, vacated.Log, now, bound.Token).ConfigureAwait(false);
                     await _queue.EnqueueTasksAsync(run.RunId, [task.Index], bound.Token).ConfigureAwait(false);
                     return true;
                 },
@@ -402,42 +409,34 @@ public sealed partial class TaskRunner
     }
 
     /// <summary>
-    /// The rows of the task's vacated attempts (kept by earlier deliveries) before this
-    /// delivery's, whose attempts are numbered after them, step by step. Only a task found
-    /// running when this delivery began (vacated, or its worker died) can have any, so most
-    /// tasks cost no listing.
+    /// The vacated attempts an end commits with its own rows: those its delivery read before it
+    /// ran (and numbered its attempts after), or, for an end that ran nothing (a run stopping, a
+    /// failure before the steps), those there are now. Only a task found running when this
+    /// delivery began can have any, so most tasks cost no listing.
     /// </summary>
-    private async Task<IReadOnlyList<ProvenanceRow>> WithVacatedAsync(RunRecord run, TaskRecord task, RunDefinition definition, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    private async Task<VacatedAttempts> EarlierAsync(RunRecord run, TaskRecord task, RunDefinition? definition, TaskEnd end, CancellationToken ct) =>
+        end.Earlier ?? (definition is null || task.State != TaskState.Running ? VacatedAttempts.None : await VacatedAttempts.ReadAsync(definition.Folder(_stores, run.RunId), task.TaskId, ct).ConfigureAwait(false));
+
+    /// <summary>
+    /// Removes the vacated attempts' records once the task's end holds their rows, so that
+    /// tasks/TASK/vacated/ does not stay in the run's output. A removal that fails is said (the
+    /// records are then left, and read by nobody: the task has ended).
+    /// </summary>
+    private async Task RemoveVacatedAsync(RunRecord run, TaskRecord task, RunDefinition? definition, VacatedAttempts earlier, CancellationToken ct)
     {
-        if (task.State != TaskState.Running)
+        if (earlier.Keys.Count == 0 || definition is null)
         {
-            return rows;
+            return;
         }
 
-        var output = definition.Folder(_stores, run.RunId);
-        var vacated = new List<ProvenanceRow>();
-        await foreach (var o in output.Store.ListAsync(output.Key(VacatedPrefix(task.TaskId)), ct).ConfigureAwait(false))
+        try
         {
-            vacated.AddRange(JsonSerializer.Deserialize<List<ProvenanceRow>>(await output.Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false)) ?? []);
+            await earlier.DeleteAsync(definition.Folder(_stores, run.RunId), ct).ConfigureAwait(false);
         }
-
-        if (vacated.Count == 0)
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
         {
-            return rows;
+            LogVacatedLeft(_log, run.RunId, task.Index, VacatedAttempts.Prefix(task.TaskId), PipelinesException.Describe(e));
         }
-
-        var offsets = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var row in vacated)
-        {
-            row.Attempt = offsets[row.Step] = offsets.GetValueOrDefault(row.Step) + 1;
-        }
-
-        foreach (var row in rows)
-        {
-            row.Attempt += offsets.GetValueOrDefault(row.Step);
-        }
-
-        return [.. vacated, .. rows];
     }
 
     /// <summary>
@@ -536,6 +535,9 @@ public sealed partial class TaskRunner
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} was vacated, but its vacated attempt could not be recorded within {Seconds:0} s of the job's cancellation (Worker:VacateRecordGrace): {Error}; the task's record will show only the attempts after it")]
     private static partial void LogVacatedUnrecorded(ILogger logger, string runId, int index, double seconds, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} ended, but the records of its vacated attempts could not be removed from {Folder}: {Error}; their rows are in the task's provenance")]
+    private static partial void LogVacatedLeft(ILogger logger, string runId, int index, string folder, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} is held back by the harvesting policy, but the run store could not be told: {Error}")]
     private static partial void LogHoldNotMarked(ILogger logger, string runId, int index, string error);

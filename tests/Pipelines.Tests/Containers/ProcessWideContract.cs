@@ -6,10 +6,10 @@ using Pipelines.Tests.Worker.Parts;
 namespace Pipelines.Tests.Containers;
 
 /// <summary>
-/// What the verbs that act on every container of this process promise (suspend and resume, for
-/// the harvester; the sweep of dead processes' leftovers), against the real Docker engine and the
-/// scripted engine. On Docker they act on every container this test process has there, so that
-/// suite runs in the "harvest" collection, alone.
+/// What the verbs that act on many containers at once promise (suspend and resume of the
+/// engine's containers, for the harvester; the sweep of dead processes' leftovers), against the
+/// real Docker engine and the scripted engine. On Docker the sweep acts on every container this
+/// test process has there, so that suite runs in the "harvest" collection, alone.
 /// </summary>
 public abstract class ProcessWideContract : ContainerContract
 {

@@ -49,11 +49,10 @@ public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : ICla
         // A long request; then the owner gets busy and its container is frozen.
         var slow = InvokeAsync(http, "600");
         var containerId = await Eventually.WaitAsync(async () => await FunctionContainerAsync("slow-echo"), () => "the function's container");
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", "pipelines", containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine("pipelines", containerId)), "freezer.state");
         _owner.Start();
         await Eventually.WaitAsync(
-            () => Task.FromResult(IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null),
-            () => $"the request's container to be suspended (freezer.state {IdleCgroup.Read(freezer)}; request {slow.Status})\n{fixture.Server.Output}");
+            () => Task.FromResult(Freezer.Holds(Freezer.StateOf("pipelines", containerId)) ? true : (bool?)null),
+            () => $"the request's container to be suspended ({Freezer.StateOf("pipelines", containerId)}; request {slow.Status})\n{fixture.Server.Output}");
 
         // A new request waits Harvest:AdmissionHold for room, then is refused: try again later.
         var clock = Stopwatch.StartNew();

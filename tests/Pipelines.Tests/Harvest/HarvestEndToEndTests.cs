@@ -25,7 +25,7 @@ public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<
         var worker = CliRunner.Start(["worker", "--roles", "worker", "--concurrency", "1", "--policy", "when-idle"], fixture.Env);
         _processes.Add(worker);
         var startLine = await worker.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.Matches(@"^worker \S+ started \(worker\); harvesting: policy when-idle, containers cpu\.idle=1 on /sys/fs/cgroup/cpu/pipelines \(cgroup v1\)", startLine);
+        Assert.Matches(@"^worker \S+ started \(worker\); harvesting: policy when-idle, containers cpu\.idle=1 on /sys/fs/cgroup/cpu/pipelines \(hybrid cgroup v1 \+ v2, the engine's cgroup driver cgroupfs\)", startLine);
         var name = startLine!.Split(' ')[1];
 
         using var http = fixture.Server.Client();

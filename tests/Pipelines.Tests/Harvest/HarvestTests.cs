@@ -3,6 +3,7 @@ using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Tests.Support;
@@ -17,8 +18,8 @@ public sealed class HarvestCollection;
 
 /// <summary>
 /// Harvesting against the real kernel and Docker engine: a synthetic owner (busy-loop shells)
-/// and real containers under a cgroup parent of the tests'. Alone in their collection: a
-/// suspend pauses every container of this process, and the owner's load is the whole machine's.
+/// and real containers under a cgroup parent of the tests'. Alone in their collection: the
+/// owner's load is the whole machine's.
 /// </summary>
 [Collection("harvest")]
 public sealed class HarvestTests : IDisposable
@@ -70,7 +71,7 @@ public sealed class HarvestTests : IDisposable
     public async Task Containers_run_in_the_idle_class_and_their_cpu_is_ours_not_the_owners()
     {
         Assert.StartsWith("cpu.idle=1", _runtime.Idle.Mode, StringComparison.Ordinal);
-        Assert.Equal("1", IdleCgroup.Read(Path.Combine(IdleCgroup.PathOf("cpu", Parent), "cpu.idle")));
+        Assert.Equal("1", CgroupFile.Read(Path.Combine(_runtime.Idle.Hierarchy.CpuFolder(_runtime.Idle.Path)!, "cpu.idle")));
 
         var sampler = new HostLoadSampler(Parent, TimeProvider.System);
         using var stop = new CancellationTokenSource();
@@ -81,14 +82,14 @@ public sealed class HarvestTests : IDisposable
         var pid = (await _docker.Containers.InspectContainerAsync(id)).State!.Pid;
         var cgroups = await File.ReadAllTextAsync($"/proc/{pid}/cgroup");
         Assert.Matches($@":cpu:/{Parent}/attempt-[0-9a-f]{{32}}/{id}\n", cgroups.Replace("cpu,cpuacct", "cpu", StringComparison.Ordinal));
-        Assert.NotNull(IdleCgroup.ContainerDir("cpu", Parent, id));
+        var cgroup = _runtime.Idle.FindContainer(id);
+        Assert.Equal(_runtime.Freezer.CgroupOf(id), cgroup);
 
-        var usage = Path.Combine(IdleCgroup.ContainerDir("cpuacct", Parent, id)!, "cpuacct.usage");
         sampler.Sample();
         var window = Stopwatch.StartNew();
-        var before = IdleCgroup.ReadNumber(usage)!.Value;
+        var before = _runtime.Idle.Hierarchy.CpuNanos(cgroup!)!.Value;
         await Task.Delay(TimeSpan.FromSeconds(2));
-        var after = IdleCgroup.ReadNumber(usage)!.Value;
+        var after = _runtime.Idle.Hierarchy.CpuNanos(cgroup!)!.Value;
         var sample = sampler.Sample();
         window.Stop();
         await stop.CancelAsync();
@@ -150,6 +151,37 @@ public sealed class HarvestTests : IDisposable
     }
 
     [Fact]
+    public async Task A_drain_asked_where_drains_are_asked_is_seen_by_the_next_admission_and_an_unreadable_one_stops_nothing()
+    {
+        var asked = false;
+        var looks = 0;
+        var always = Harvester(new HarvestOptions(), HarvestPolicy.Always, () =>
+        {
+            looks++;
+            return asked;
+        });
+        await always.TickAsync(CancellationToken.None);
+        using var first = await always.AdmitAsync(TimeSpan.Zero, CancellationToken.None);
+        Assert.NotNull(first);
+        Assert.Equal(1, looks);
+
+        // Asked now: the very next admission sees it, whatever the board's round.
+        asked = true;
+        Assert.Null(await always.AdmitAsync(TimeSpan.FromMilliseconds(200), CancellationToken.None));
+        Assert.True(always.Draining);
+        Assert.True(always.Drained.IsCompleted);
+        Assert.Equal("this worker is draining", always.Why());
+        Assert.Equal(1, always.Status().Running);
+
+        // Where it cannot be read (the storage out of reach), admission goes on.
+        var unreadable = Harvester(new HarvestOptions(), HarvestPolicy.Always, () => throw new InvalidOperationException("storage out of reach"));
+        await unreadable.TickAsync(CancellationToken.None);
+        using var admitted = await unreadable.AdmitAsync(TimeSpan.Zero, CancellationToken.None);
+        Assert.NotNull(admitted);
+        Assert.False(unreadable.Draining);
+    }
+
+    [Fact]
     public async Task A_busy_owner_suspends_our_container_in_the_freezer_and_a_quiet_one_resumes_it()
     {
         var harvester = Harvester(new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromSeconds(1), ResumeAfter = TimeSpan.FromSeconds(2) });
@@ -163,12 +195,12 @@ public sealed class HarvestTests : IDisposable
         var run = RunAsync(["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /out/n.tmp; busybox mv /out/n.tmp /out/n; busybox usleep 100000; done"], stop.Token);
         var id = await RunningContainerAsync();
         await WaitAsync(() => Progress() > 0, "the container to make progress");
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", Parent, id)!, "freezer.state");
+        Assert.Equal(FreezerState.Thawed, Freezer.StateOf(_runtime.Idle, id));
 
         _owner.Start();
-        // FREEZING until every task of the container has reached the freezer (a task of the idle
-        // class on a busy machine may take a while to run at all), then FROZEN.
-        await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (owner at {harvester.Status().Latest?.OwnerFraction:P0}, ticks {ticks.Status})");
+        // Freezing until every task of the container has reached the freezer (a task of the idle
+        // class on a busy machine may take a while to run at all), then frozen.
+        await WaitAsync(() => Freezer.Holds(Freezer.StateOf(_runtime.Idle, id)), () => $"the freezer to hold the container (owner at {harvester.Status().Latest?.OwnerFraction:P0}, ticks {ticks.Status})");
         Assert.Equal(1, harvester.Status().Suspended);
         await Task.Delay(TimeSpan.FromSeconds(0.5));
         var frozenAt = Progress();
@@ -176,7 +208,7 @@ public sealed class HarvestTests : IDisposable
         Assert.Equal(frozenAt, Progress());
 
         _owner.Stop();
-        await WaitAsync(() => IdleCgroup.Read(freezer) == "THAWED", "the container to thaw");
+        await WaitAsync(() => Freezer.StateOf(_runtime.Idle, id) == FreezerState.Thawed, "the container to thaw");
         await WaitAsync(() => Progress() > frozenAt + 3, "the container to make progress again");
         Assert.Equal(0, harvester.Status().Suspended);
 
@@ -197,8 +229,7 @@ public sealed class HarvestTests : IDisposable
         var run = RunAsync(["busybox", "sleep", "6"], CancellationToken.None, TimeSpan.FromSeconds(12), runtime);
         var id = await RunningContainerAsync();
         await runtime.Suspender.SuspendAllAsync(CancellationToken.None);
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", runtime.Idle.Parent, id) ?? IdleCgroup.PathOf("freezer", Path.Combine(runtime.Idle.Parent, id)), "freezer.state");
-        await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"}, {clock.Elapsed.TotalSeconds:0.0} s since the start, the step {run.Status})");
+        await WaitAsync(() => Freezer.Holds(Freezer.StateOf(runtime.Idle, id)), () => $"the freezer to hold the container ({Freezer.StateOf(runtime.Idle, id)}, {clock.Elapsed.TotalSeconds:0.0} s since the start, the step {run.Status})");
         await WaitAsync(() => clock.Elapsed > TimeSpan.FromSeconds(14), "the timeout to pass in wall-clock time");
         Assert.Equal(1, await runtime.Suspender.ResumeAllAsync(CancellationToken.None));
 
@@ -216,8 +247,11 @@ public sealed class HarvestTests : IDisposable
         _temp.Dispose();
     }
 
-    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle) =>
-        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance);
+    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle, Func<bool>? drainRequested = null) =>
+        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance)
+        {
+            DrainRequested = drainRequested,
+        };
 
     private static async Task TickAsync(Harvester harvester, CancellationToken ct)
     {
@@ -235,7 +269,7 @@ public sealed class HarvestTests : IDisposable
         }
     }
 
-    private long Progress() => long.TryParse(IdleCgroup.Read(_temp.Combine("out", "n")), out var n) ? n : 0;
+    private long Progress() => long.TryParse(CgroupFile.Read(_temp.Combine("out", "n")), out var n) ? n : 0;
 
     private Task<ContainerResult> RunAsync(IReadOnlyList<string> command, CancellationToken ct, TimeSpan? timeout = null, DockerEngine? runtime = null)
     {

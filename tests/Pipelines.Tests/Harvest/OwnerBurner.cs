@@ -1,6 +1,5 @@
 using System.Diagnostics;
-using System.Globalization;
-using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 
 namespace Pipelines.Tests.Harvest;
 
@@ -13,7 +12,6 @@ namespace Pipelines.Tests.Harvest;
 internal sealed class OwnerBurner(int loops = 0, string cgroup = OwnerBurner.Cgroup) : IDisposable
 {
     public const string Cgroup = "pipelines-tests-owner";
-    private static readonly string[] Controllers = ["cpu", "cpuacct", "memory"];
     private readonly List<Process> _loops = [];
 
     /// <summary>The cgroup the loops run in, relative to the cgroup root (Harvest:OwnerCgroup).</summary>
@@ -21,20 +19,15 @@ internal sealed class OwnerBurner(int loops = 0, string cgroup = OwnerBurner.Cgr
 
     public void Start()
     {
-        foreach (var controller in Controllers)
-        {
-            Directory.CreateDirectory(IdleCgroup.PathOf(controller, cgroup));
-        }
-
-        File.WriteAllText(Path.Combine(IdleCgroup.PathOf("cpu", cgroup), "cpu.shares"), "262144");
+        var machine = CgroupMounts.Machine;
+        Assert.True(machine.Make(cgroup), $"the owner's cgroup {cgroup} could not be made ({machine.Name})");
+        var (file, highest) = machine.HighestWeight;
+        File.WriteAllText(Path.Combine(machine.CpuFolder(cgroup)!, file), highest);
         for (var i = 0; i < (loops > 0 ? loops : Environment.ProcessorCount); i++)
         {
             var p = Process.Start(new ProcessStartInfo("sh", ["-c", "while :; do :; done"]) { UseShellExecute = false })!;
             _loops.Add(p);
-            foreach (var controller in Controllers)
-            {
-                File.WriteAllText(Path.Combine(IdleCgroup.PathOf(controller, cgroup), "cgroup.procs"), p.Id.ToString(CultureInfo.InvariantCulture));
-            }
+            Assert.True(machine.Enter(cgroup, p.Id), $"a busy loop could not enter the owner's cgroup {cgroup}");
         }
     }
 
@@ -56,16 +49,9 @@ internal sealed class OwnerBurner(int loops = 0, string cgroup = OwnerBurner.Cgr
         if (cgroup != Cgroup)
         {
             // A cgroup of this test's own: removed with it (rmdir of an empty cgroup).
-            foreach (var controller in Controllers)
+            foreach (var folder in CgroupMounts.Machine.Folders(cgroup))
             {
-                try
-                {
-                    Directory.Delete(IdleCgroup.PathOf(controller, cgroup));
-                }
-                catch (DirectoryNotFoundException)
-                {
-                    // Never made.
-                }
+                CgroupFile.TryRemove(folder);
             }
         }
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Pipelines.Containers;
+using Pipelines.Containers.Cgroups;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Server;
 using Pipelines.Tests.Support;
@@ -47,17 +48,15 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         var containerId = await Eventually.WaitAsync(
             async () => (await ServerFixture.ContainersOfAsync(runId)).FirstOrDefault(c => c.State == "running")?.ID,
             () => $"the task's container to run on worker A\n{a.Output}");
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", "pipelines", containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine("pipelines", containerId)), "freezer.state");
-        Assert.Equal("THAWED", IdleCgroup.Read(freezer));
+        Assert.Equal(FreezerState.Thawed, Freezer.StateOf("pipelines", containerId));
 
         _owner.Start();
 
-        // FREEZING until every task of the container has reached the freezer (a task of the idle
-        // class may take a while to run at all), then FROZEN; the engine says paused when its
-        // own pause did it.
+        // Freezing until every task of the container has reached the freezer (a task of the idle
+        // class may take a while to run at all), then frozen.
         await Eventually.WaitAsync(
-            async () => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING" ? true : (bool?)null,
-            () => $"worker A to suspend the container in the freezer (freezer.state {IdleCgroup.Read(freezer)})\n{a.Output}");
+            async () => Freezer.Holds(Freezer.StateOf("pipelines", containerId)) ? true : (bool?)null,
+            () => $"worker A to suspend the container in the freezer ({Freezer.StateOf("pipelines", containerId)})\n{a.Output}");
         var b = await StartWorkerAsync([]);
         Assert.Contains("harvesting: policy always", b.StartLine, StringComparison.Ordinal);
 
@@ -88,6 +87,12 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
             [("vacated", 1, a.Name), ("succeeded", 2, b.Name)],
             rows.OrderBy(r => r.Attempt).Select(r => (r.Status, r.Attempt, r.Worker)));
         Assert.StartsWith("vacated: the machine's owner needed it back", rows.Single(r => r.Status == "vacated").Error, StringComparison.Ordinal);
+
+        // The step's log has both attempts under those numbers; the vacated attempt's record has left the run's output.
+        var taskId = rows[0].TaskId;
+        var log = System.Text.Encoding.UTF8.GetString(await output.Location.Store.ReadAllAsync(output.Location.Key($"tasks/{taskId}/count.log"), CancellationToken.None));
+        Assert.Matches("(?s)^=== pipelines: count attempt 1, vacated: the machine's owner needed it back.*=== pipelines: count attempt 2, exit 0", log);
+        Assert.False(await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)));
 
         // retries: 0, so a vacate counted as a failure would have failed the task.
         Assert.Equal(1, run.GetProperty("counts").GetProperty("succeeded").GetInt32());

@@ -23,19 +23,24 @@ public sealed class VacateTests : IDisposable
             image: scripted:1
             command: ["count", "{inputs}"]
             outputs: ["*.tsv"]
-            retries: 0
+            retries: 1
         """;
 
     private const string SleepStep = """
           - name: count
             image: scripted:1
-            command: ["busybox", "sleep", "600"]
+            command: ["sh", "-c", "echo counting started; busybox sleep 600"]
             outputs: ["*.tsv"]
             retries: 0
         """;
 
     private readonly OwnerBurner _owner = new();
 
+    /// <summary>
+    /// The next delivery numbers its attempts after the vacated one (here a failed attempt, then
+    /// a retry that succeeds), its step log goes on from the vacated attempt's, and the vacated
+    /// attempt's record leaves the run's output once the task's end holds its row.
+    /// </summary>
     [Fact]
     public async Task A_task_suspended_past_VacateAfter_goes_back_to_the_queue_and_completes_on_the_next_delivery()
     {
@@ -45,14 +50,20 @@ public sealed class VacateTests : IDisposable
         using var rig = new WorkerRig(
             async (spec, outDir, token) =>
             {
-                if (Interlocked.Increment(ref runs) == 1)
+                var run = Interlocked.Increment(ref runs);
+                if (run == 1)
                 {
                     started.TrySetResult();
                     await Task.Delay(Timeout.Infinite, token);
                 }
 
+                if (run == 2)
+                {
+                    return ScriptedRuntime.Exit(1, "the first try after the vacate fails\n");
+                }
+
                 await File.WriteAllTextAsync(Path.Combine(outDir, "n.tsv"), "n\n1\n", token);
-                return ScriptedRuntime.Exit(0);
+                return ScriptedRuntime.Exit(0, "counted\n");
             },
             more: s => s.AddSingleton(harvester));
         using var ticking = new CancellationTokenSource();
@@ -76,9 +87,15 @@ public sealed class VacateTests : IDisposable
         var task = await rig.TaskAsync(run.RunId, 0);
         Assert.Equal(TaskState.Succeeded, task.State);
         var rows = await rig.RowsAsync(run.RunId);
-        Assert.Equal([("vacated", 1), ("succeeded", 2)], rows.Select(r => (r.Status, r.Attempt)));
+        Assert.Equal([("vacated", 1), ("failed", 2), ("succeeded", 3)], rows.Select(r => (r.Status, r.Attempt)));
         Assert.StartsWith("vacated:", rows[0].Error, StringComparison.Ordinal);
-        Assert.Equal(2, runs);
+        Assert.Equal(3, runs);
+
+        // One log for the step, every attempt in it under the number provenance gives it.
+        Assert.All(rows, r => Assert.Equal($"tasks/{task.TaskId}/count.log", r.Log));
+        var log = rig.Text(rig.Objects.Keys.Single(k => k.EndsWith($"tasks/{task.TaskId}/count.log", StringComparison.Ordinal)));
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(log, @"(?s)^=== pipelines: count attempt 1, vacated: the machine's owner needed it back.*=== pipelines: count attempt 2, exited with code 1.*the first try after the vacate fails.*=== pipelines: count attempt 3, exit 0.*counted"), log);
+        Assert.DoesNotContain(rig.Objects.Keys, k => k.Contains($"tasks/{task.TaskId}/vacated/", StringComparison.Ordinal));
         Assert.Equal([run.RunId], rig.Queue.Gathers.ToArray());
         Assert.Empty(rig.Queue.Tasks);
 
@@ -151,6 +168,9 @@ public sealed class VacateTests : IDisposable
 
         var first = rig.DeliverAsync(run.RunId, 0, job.Token);
         await started.Task.WaitAsync(TimeSpan.FromSeconds(90));
+
+        // The container has printed before the owner gets busy, so that its vacated attempt has output to keep.
+        await Eventually.WaitAsync(async () => await PrintedAsync(run.RunId) is { } printed && printed.Contains("counting started", StringComparison.Ordinal) ? true : (bool?)null, () => "the first attempt's container to print");
         _owner.Start();
         var ended = await Record.ExceptionAsync(() => first.WaitAsync(TimeSpan.FromSeconds(90)));
         _owner.Stop();
@@ -182,12 +202,37 @@ public sealed class VacateTests : IDisposable
         Assert.Equal(when == "with a store that never answers" ? [("succeeded", 1)] : [("vacated", 1), ("succeeded", 2)], rows.Select(r => (r.Status, r.Attempt)));
         Assert.Equal(2, runs);
         Assert.Equal([run.RunId], rig.Queue.Gathers.ToArray());
+        Assert.DoesNotContain(rig.Objects.Keys, k => k.Contains($"tasks/{taskId}/vacated/", StringComparison.Ordinal));
+        if (when != "with a store that never answers")
+        {
+            // The vacated attempt's log holds what its real container printed before it was stopped.
+            var log = rig.Text(rig.Objects.Keys.Single(k => k.EndsWith($"tasks/{taskId}/count.log", StringComparison.Ordinal)));
+            Assert.True(System.Text.RegularExpressions.Regex.IsMatch(log, @"(?s)^=== pipelines: count attempt 1, vacated: .*\ncounting started\n=== pipelines: count attempt 2, exit 0"), log);
+        }
 
         await ticking.CancelAsync();
         await ticks;
     }
 
     public void Dispose() => _owner.Dispose();
+
+    /// <summary>What the run's running container has printed so far; null while none runs.</summary>
+    private static async Task<string?> PrintedAsync(string runId)
+    {
+        using var docker = new Docker.DotNet.DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var running = (await docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.run=" + runId] = true } },
+        })).FirstOrDefault();
+        if (running is null)
+        {
+            return null;
+        }
+
+        using var logs = await docker.Containers.GetContainerLogsAsync(running.ID, new Docker.DotNet.Models.ContainerLogsParameters { ShowStdout = true, ShowStderr = true });
+        var (stdout, stderr) = await logs.ReadOutputToEndAsync(CancellationToken.None);
+        return stdout + stderr;
+    }
 
     /// <summary>A when-idle harvester with thresholds of a second or less, its owner the synthetic one's cgroup.</summary>
     private static Harvester ShortThresholds(IContainerSuspender? suspender) => new(

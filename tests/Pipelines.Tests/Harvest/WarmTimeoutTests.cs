@@ -134,8 +134,7 @@ public sealed class WarmTimeoutTests : IAsyncLifetime
     {
         await _runtime.Suspender.SuspendAllAsync(CancellationToken.None);
         var held = Stopwatch.StartNew();
-        var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", _runtime.Idle.Parent, containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine(_runtime.Idle.Parent, containerId)), "freezer.state");
-        await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"})");
+        await WaitAsync(() => Freezer.Holds(Freezer.StateOf(_runtime.Idle, containerId)), () => $"the freezer to hold the container ({Freezer.StateOf(_runtime.Idle, containerId)})");
         await WaitAsync(until, () => "the request's timeout to pass in wall-clock time while frozen");
         var frozen = held.Elapsed;
         Assert.Equal(1, await _runtime.Suspender.ResumeAllAsync(CancellationToken.None));

@@ -55,9 +55,10 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             try
             {
                 var exit = await container.Fork!.RunAsync(frame, log, deadline.Expired, deadline.Hung, cancellationToken).ConfigureAwait(false);
-                if (exit.Cancelled)
+                if (exit.Cancelled && cancellationToken.IsCancellationRequested)
                 {
-                    cancellationToken.ThrowIfCancellationRequested();
+                    // Stopped by the caller (a vacate, a cancel): what the request printed until then is kept for the step's log.
+                    throw new ContainerStoppedException(LogMask.Apply(log.ToString(), container.Spec.Secrets), cancellationToken);
                 }
 
                 var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, LogMask.Apply(log.ToString(), container.Spec.Secrets), exit.Run);

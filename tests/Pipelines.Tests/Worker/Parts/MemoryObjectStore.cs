@@ -78,6 +78,13 @@ internal sealed class MemoryObjectStore : IObjectStore
         return Task.CompletedTask;
     }
 
+    public Task DeleteAsync(string key, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        _objects.TryRemove(key, out _);
+        return Task.CompletedTask;
+    }
+
     private static string Md5(byte[] content) => Convert.ToHexStringLower(MD5.HashData(content));
 
     private static FileDigest Digest(byte[] content) => new(content.Length, Convert.ToHexStringLower(SHA256.HashData(content)), Md5(content));
