@@ -188,11 +188,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         }
 
         OutputScan scan;
-        var limits = new OutputLimits(
-            spec.Resources.DiskBytes > 0 ? Math.Min(spec.Resources.DiskBytes, worker.MaxOutputBytes) : worker.MaxOutputBytes,
-            spec.Resources.Files > 0 ? Math.Min(spec.Resources.Files, worker.MaxOutputFiles) : worker.MaxOutputFiles,
-            spec.Resources.DiskBytes > 0 ? "resources.disk" : "Worker:MaxOutputBytes",
-            spec.Resources.Files > 0 ? "resources.files" : "Worker:MaxOutputFiles");
+        var limits = OutputLimits.For(spec.Resources, worker, "function", function.Name);
         try
         {
             scan = OutputFolder.Collect(lease.OutDir, _ => true, limits);

@@ -44,7 +44,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             {
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
-                var limits = watch.Limits(step);
+                var limits = OutputLimits.For(step.Resources, options, "step", step.Name);
                 StepWatch.Watched watched = new(null, null, null);
                 try
                 {

@@ -22,18 +22,6 @@ internal sealed partial class StepWatch(IRunStore store, WorkerOptions options, 
         public bool Vacated { get; init; }
     }
 
-    /// <summary>The quotas of a step's /out: its own resources where they ask for less than the worker allows.</summary>
-    public OutputLimits Limits(ExpandedStep step)
-    {
-        var bytes = step.Resources.DiskBytes > 0 && step.Resources.DiskBytes <= options.MaxOutputBytes
-            ? (step.Resources.DiskBytes, $"resources.disk of step '{step.Name}' is {Quantities.FormatSize(step.Resources.DiskBytes)}")
-            : (options.MaxOutputBytes, $"Worker:MaxOutputBytes is {Quantities.FormatSize(options.MaxOutputBytes)}");
-        var files = step.Resources.Files > 0 && step.Resources.Files <= options.MaxOutputFiles
-            ? (step.Resources.Files, $"resources.files of step '{step.Name}' is {step.Resources.Files}")
-            : (options.MaxOutputFiles, $"Worker:MaxOutputFiles is {options.MaxOutputFiles}");
-        return new OutputLimits(bytes.Item1, files.Item1, bytes.Item2, files.Item2);
-    }
-
     /// <summary>
     /// Runs <paramref name="run"/> (the container, given a token that stops it) while watching
     /// <paramref name="runId"/> for a cancel and <paramref name="outDir"/> for its quotas.
