@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Pipelines.Functions;
@@ -15,7 +16,8 @@ internal static class FunctionHosting
     {
         services.AddSingleton(FunctionsOptions.From(config));
         services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-        services.AddSingleton<FunctionInvoker>();
+        services.AddSingleton(sp => new FunctionInvoker(
+            sp.GetRequiredService<Worker.AttemptShell>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionsOptions>(), sp.GetRequiredService<ILogger<FunctionInvoker>>()));
         services.AddSingleton<FunctionRouter>();
         services.AddSingleton<CanaryGuard>();
         services.AddSingleton<ShadowRunner>();

@@ -137,7 +137,8 @@ public static class EngineHost
         services.AddSingleton<RunDefinitions>();
         services.AddSingleton<TaskCache>();
         services.AddSingleton<Staging>();
-        services.AddSingleton<StepWatch>();
+        services.AddSingleton<AttemptWatch>();
+        services.AddSingleton<AttemptShell>();
         services.AddSingleton<StepLoop>();
         services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();

@@ -16,9 +16,10 @@ namespace Pipelines.Worker;
 /// task's inputs at /in, earlier steps' kept outputs under /steps and an empty /out; an attempt
 /// that fails is tried again up to the step's retries. Each attempt is a provenance row, and
 /// each step's log (every attempt's output, with what the engine did) is stored beside its
-/// outputs. Decides how the steps went; the task shell decides what that makes of the task.
+/// outputs. Each attempt goes through the <see cref="AttemptShell"/>, which sorts how it ended.
+/// Decides how the steps went; the task shell decides what that makes of the task.
 /// </summary>
-internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
+internal sealed partial class StepLoop(AttemptShell shell, Staging staging, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
 {
     /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
     public sealed record Result(TaskOutcome Outcome, bool Splittable)
@@ -45,31 +46,31 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
                 var limits = OutputLimits.For(step.Resources, options, "step", step.Name);
-                StepWatch.Watched watched = new(null, null, null);
+                ContainerResult? result = null;
+                AttemptStop? stop = null;
                 try
                 {
                     var secrets = options.SecretsFor(step.Name, step.Secrets);
-                    watched = step.Reuse
+                    (result, stop) = step.Reuse
                         ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
                         : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
-                    error = AttemptError(step, watched);
+                    error = AttemptError(step, result, stop);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
                 {
                     error = $"step '{step.Name}' could not run: {e.Message}";
                 }
 
-                var result = watched.Result;
-                if (watched.Vacated)
+                if (stop?.Kind == AttemptStopKind.Vacated)
                 {
                     rows.Add(Row(run, task, step, attempt, "vacated", null, inputs, [], started, null, VacatedReason));
                     return new Result(new TaskOutcome(TaskState.Queued, null, VacatedReason, time.GetUtcNow()), Splittable: false) { Vacated = true };
                 }
 
-                if (watched.CancelledBecause is not null)
+                if (stop?.Kind == AttemptStopKind.Cancelled)
                 {
                     // A user's cancel stopped the container: the task ends cancelled, and is not retried.
-                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(watched.CancelledBecause).Append(" ===\n");
+                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(stop.Reason).Append(" ===\n");
                     rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
                     await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
                     return new Result(new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow()), Splittable: false);
@@ -86,7 +87,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 }
 
                 lastExit = result?.ExitCode;
-                splittable = result is { TimedOut: false, OomKilled: false } && watched.StoppedBecause is null;
+                splittable = result is { TimedOut: false, OomKilled: false } && stop is null;
 
                 List<FileRef> outputs = [];
                 if (error is null)
@@ -126,7 +127,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     }
 
     /// <summary>One attempt in a new container of its own, with the task's folders bound in it.</summary>
-    private Task<StepWatch.Watched> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
     {
         var mounts = new List<Mount> { new(scratch.In, ContainerLayout.In, ReadOnly: true) };
         mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
@@ -138,7 +139,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             ["org.pipelines.step"] = step.Name,
         };
         var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets, ImageName = step.Image };
-        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
+        await using var end = await shell.RunAsync(new Attempt(limits, step.Resources.MemoryBytes) { RunId = run.RunId }, spec, ct).ConfigureAwait(false);
+        return (end.Result, end.Stop);
     }
 
     /// <summary>
@@ -190,41 +192,50 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     /// folder, so that stage-out and later steps see exactly what a container of their own would
     /// have left. The quota watch measures the container's /out while the request runs.
     /// </summary>
-    private async Task<StepWatch.Watched> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
     {
-        if (pool is null)
+        if (!shell.CanWarm)
         {
             throw new PipelinesException($"step '{step.Name}' asks for reuse: true, but this worker has no warm pool (it needs the Docker engine)", retryHelps: false);
         }
 
-        var spec = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options);
-        // As a one-shot container would: a pinned image this engine lacks is loaded or pulled first, once per digest.
-        var image = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
-        var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
-        await using (lease.ConfigureAwait(false))
+        var attempt = new Attempt(limits, step.Resources.MemoryBytes)
         {
-            NoFollow.MoveEntries(scratch.In, lease.InDir);
-            foreach (var (name, dir) in kept)
+            Warm = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options),
+            RunId = run.RunId,
+            ImageName = step.Image,
+        };
+        await using var end = await shell.RunAsync(
+            attempt,
+            async (lease, token) =>
             {
-                Directory.Move(dir, Path.Combine(lease.StepsDir, name));
-            }
-
-            try
-            {
-                var watched = await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
-                return watched.Result is null ? watched : watched with { Result = watched.Result.WithImage(step.ImageDigest, image) };
-            }
-            finally
-            {
-                NoFollow.MoveEntries(lease.InDir, scratch.In);
-                foreach (var (name, dir) in kept)
+                try
                 {
-                    Directory.Move(Path.Combine(lease.StepsDir, name), dir);
-                }
+                    NoFollow.MoveEntries(scratch.In, lease.InDir);
+                    foreach (var (name, dir) in kept)
+                    {
+                        Directory.Move(dir, Path.Combine(lease.StepsDir, name));
+                    }
 
-                NoFollow.MoveEntries(lease.OutDir, outDir);
-            }
-        }
+                    return await lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    NoFollow.MoveEntries(lease.InDir, scratch.In);
+                    foreach (var (name, dir) in kept)
+                    {
+                        var moved = Path.Combine(lease.StepsDir, name);
+                        if (Directory.Exists(moved))
+                        {
+                            Directory.Move(moved, dir);
+                        }
+                    }
+
+                    NoFollow.MoveEntries(lease.OutDir, outDir);
+                }
+            },
+            ct).ConfigureAwait(false);
+        return (end.Result?.WithImage(step.ImageDigest, end.Image), end.Stop);
     }
 
     /// <summary>The provenance row of one attempt of one step.</summary>
@@ -271,11 +282,13 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         static string Bytes(double? b) => b is { } v ? v.ToString("0", CultureInfo.InvariantCulture) + " bytes" : "not measured";
     }
 
-    private static string? AttemptError(ExpandedStep step, StepWatch.Watched watched) =>
-        watched.StoppedBecause is not null ? $"step '{step.Name}' was stopped: {watched.StoppedBecause}"
-        : watched.Result is null ? $"step '{step.Name}' was stopped: {watched.CancelledBecause}"
-        : watched.Result.Succeeded ? null
-        : $"step '{step.Name}' {watched.Result.Error}" + Tail(watched.Result.Log);
+    private static string? AttemptError(ExpandedStep step, ContainerResult? result, AttemptStop? stop) => stop switch
+    {
+        { Kind: AttemptStopKind.OverQuota or AttemptStopKind.Cancelled or AttemptStopKind.Vacated } => $"step '{step.Name}' was stopped: {stop.Reason}",
+        not null => $"step '{step.Name}' could not run: {stop.Reason}",
+        _ when result!.Succeeded => null,
+        _ => $"step '{step.Name}' {result.Error}" + Tail(result.Log),
+    };
 
     private static Task PutLogAsync(TaskRecord task, ExpandedStep step, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct) =>
         runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct);

@@ -118,6 +118,12 @@ public abstract class WarmLease : IAsyncDisposable
     public abstract string StepsDir { get; }
 
     /// <summary>
+    /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
+    /// watches against the request's quotas as it watches /out; null when there is none.
+    /// </summary>
+    public virtual string? ControlDir => null;
+
+    /// <summary>
     /// Fork mode: runs one process with <paramref name="command"/> (the program first) and
     /// <paramref name="env"/> added to the container's, in /out. A timeout kills the process and
     /// is reported as <see cref="ContainerResult.TimedOut"/>; every process the request started
