@@ -140,6 +140,7 @@ public static class EngineHost
         services.AddSingleton<AttemptWatch>();
         services.AddSingleton<AttemptShell>();
         services.AddSingleton<StepLoop>();
+        services.AddSingleton<WarmSteps>();
         services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();
         services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));

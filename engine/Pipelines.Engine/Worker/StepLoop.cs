@@ -19,7 +19,7 @@ namespace Pipelines.Worker;
 /// outputs. Each attempt goes through the <see cref="AttemptShell"/>, which sorts how it ended.
 /// Decides how the steps went; the task shell decides what that makes of the task.
 /// </summary>
-internal sealed partial class StepLoop(AttemptShell shell, Staging staging, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
+internal sealed partial class StepLoop(AttemptShell shell, Staging staging, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log)
 {
     /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
     public sealed record Result(TaskOutcome Outcome, bool Splittable)
@@ -144,48 +144,6 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
     }
 
     /// <summary>
-    /// The warm containers of one step of one run (reuse: true): fork mode, up to one per worker
-    /// slot, idled out after Worker:WarmStepIdle. The one home of that spec: the tasks' requests
-    /// and a submission's prewarm (RunSubmitter) must name the same containers.
-    /// </summary>
-    internal static WarmSpec WarmSpecOf(string runId, string step, string imageDigest, Resources resources, IReadOnlyDictionary<string, string> secrets, WorkerOptions options) => new(
-        WarmOwnerPrefix(runId) + $"step:{step}",
-        imageDigest,
-        WarmMode.Fork,
-        [],
-        new Dictionary<string, string>(),
-        resources,
-        new Dictionary<string, string> { ["org.pipelines.run"] = runId, ["org.pipelines.step"] = step })
-    {
-        Secrets = secrets,
-        Max = Math.Max(1, options.Concurrency),
-        MaxQueue = int.MaxValue,
-        IdleTimeout = options.WarmStepIdle,
-    };
-
-    /// <summary>The start of the warm-pool owner of every step of a run (reuse: true): <c>run:ID/</c>.</summary>
-    private static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
-
-    /// <summary>Stops the warm containers of every step of a run in <paramref name="pool"/> (a run with no task left, or one that was not submitted).</summary>
-    internal static Task RetireRunAsync(IWarmPool pool, string runId, string reason)
-    {
-        var prefix = WarmOwnerPrefix(runId);
-        return pool.RetireWhereAsync(o => o.StartsWith(prefix, StringComparison.Ordinal), reason);
-    }
-
-    /// <summary>
-    /// A run has no task left: its warm containers on this worker are stopped, in the
-    /// background (the pool's disposal waits for the stops), so that the gather need not wait.
-    /// </summary>
-    public void RunEnded(string runId)
-    {
-        if (pool is not null)
-        {
-            _ = RetireRunAsync(pool, runId, $"run {runId} has no task left");
-        }
-    }
-
-    /// <summary>
     /// One attempt (reuse: true) as a request to a warm container of this run's step: the task's
     /// inputs and earlier steps' outputs are moved into the container's folders for the request
     /// and back after it, and what the request left in /out is moved into this attempt's own
@@ -201,7 +159,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
 
         var attempt = new Attempt(limits, step.Resources.MemoryBytes)
         {
-            Warm = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options),
+            Warm = WarmSteps.SpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options),
             RunId = run.RunId,
             ImageName = step.Image,
         };
