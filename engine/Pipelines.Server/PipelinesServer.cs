@@ -51,7 +51,11 @@ public static partial class PipelinesServer
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers));
+        services.AddPipelinesEngine(
+            config,
+            worker: options.Roles.HasFlag(ServerRoles.Worker),
+            triggers: options.Roles.HasFlag(ServerRoles.Triggers),
+            keepWarm: options.Roles.HasFlag(ServerRoles.Api) || options.Roles.HasFlag(ServerRoles.Worker));
         services.AddPipelinesAccess(options);
         services.AddPipelinesHealth();
         services.AddProblemDetails();

@@ -61,7 +61,7 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             throw new PipelinesException($"--roles '{settings.Roles}': write worker, triggers or worker,triggers", retryHelps: false);
         }
 
-        using var host = EngineHost.Build(config, worker: roles.Contains("worker"), settings.Verbose ? LogLevel.Information : LogLevel.Warning, triggers: roles.Contains("triggers"));
+        using var host = EngineHost.Build(config, worker: roles.Contains("worker"), settings.Verbose ? LogLevel.Information : LogLevel.Warning, triggers: roles.Contains("triggers"), keepWarm: roles.Contains("worker"));
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
         var harvest = roles.Contains("worker") ? host.Services.GetRequiredService<Harvester>() : null;
         Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started ({string.Join(",", roles.Order(StringComparer.Ordinal))})"

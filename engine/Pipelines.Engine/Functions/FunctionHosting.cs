@@ -12,7 +12,12 @@ internal static class FunctionHosting
     /// The store, invoker, service and async job. The warm pool (IWarmPool) is registered by the
     /// pool's own wiring; without one, invocations are refused with 503 and a reason.
     /// </summary>
-    public static void Add(IServiceCollection services, IConfiguration config)
+    /// <remarks>
+    /// <paramref name="keepWarm"/>: this process serves functions (the server's api or worker role,
+    /// `pipelines worker`), so it keeps their min_warm containers (<see cref="WarmKeeper"/>); a
+    /// `pipelines run` or `status` does not.
+    /// </remarks>
+    public static void Add(IServiceCollection services, IConfiguration config, bool keepWarm)
     {
         services.AddSingleton(FunctionsOptions.From(config));
         services.AddSingleton(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
@@ -24,5 +29,10 @@ internal static class FunctionHosting
         services.AddHostedService(sp => sp.GetRequiredService<ShadowRunner>());
         services.AddSingleton<FunctionService>();
         services.AddTransient<FunctionJob>();
+        if (keepWarm)
+        {
+            services.AddSingleton<WarmKeeper>();
+            services.AddHostedService(sp => sp.GetRequiredService<WarmKeeper>());
+        }
     }
 }

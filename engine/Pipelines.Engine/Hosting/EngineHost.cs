@@ -81,9 +81,10 @@ public static class EngineHost
 
     /// <summary>
     /// Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather
-    /// jobs, <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
+    /// jobs, <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md),
+    /// <paramref name="keepWarm"/> keeps the functions' min_warm containers (a process that serves them).
     /// </summary>
-    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false)
+    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false, bool keepWarm = false)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
@@ -94,7 +95,7 @@ public static class EngineHost
         }).SetMinimumLevel(logLevel);
         builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
 
-        builder.Services.AddPipelinesEngine(config, worker, triggers);
+        builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm);
         return builder.Build();
     }
 
@@ -102,9 +103,10 @@ public static class EngineHost
     /// The engine's services (run store, queue, runtime, stores, runners) for any host: the
     /// generic host of the CLI and the web host of `pipelines server` share this wiring.
     /// <paramref name="worker"/> adds a Hangfire server that runs task and gather jobs,
-    /// <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
+    /// <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md),
+    /// <paramref name="keepWarm"/> keeps the functions' min_warm containers (docs/functions.md).
     /// </summary>
-    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false)
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool keepWarm = false)
     {
         var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
         {
@@ -180,7 +182,7 @@ public static class EngineHost
             TriggerHosting.Add(services, config, role: triggers);
 
             // Functions (docs/functions.md): the store, invoker and async job; they need PostgreSQL.
-            FunctionHosting.Add(services, config);
+            FunctionHosting.Add(services, config, keepWarm);
         }
 
         if (worker)
