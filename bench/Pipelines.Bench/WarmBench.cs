@@ -8,7 +8,7 @@ namespace Pipelines.Bench;
 
 /// <summary>
 /// Invoke latency of warm containers (bench/warm): the fork-mode echo and the http example at
-/// several concurrencies, against a one-shot container per request (DockerRuntime, what
+/// several concurrencies, against a one-shot container per request (DockerEngine.Runtime, what
 /// `docker run` does through the API), and the cold start of each mode.
 /// </summary>
 internal static class WarmBench
@@ -23,8 +23,9 @@ internal static class WarmBench
     public static async Task<int> RunAsync(string method, int concurrency, int requests, string? fastq = null)
     {
         var options = new DockerOptions { WarmRoot = "/tmp/pipelines-bench-warm" };
-        using var runtime = new DockerRuntime(options);
-        await using var pool = new DockerWarmPool(runtime);
+        using var docker = new DockerEngine(options);
+        var runtime = docker.Runtime;
+        await using var pool = new DockerWarmPool(docker.Containers, options);
         var forkImage = await runtime.ResolveImageAsync(ForkImage, CancellationToken.None);
         var httpImage = await runtime.ResolveImageAsync(HttpImage, CancellationToken.None);
         var fork = new WarmSpec("bench:fork", forkImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = ForkMax(concurrency), MaxQueue = 1000 };

@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.Globalization;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Algorithms;
@@ -100,15 +99,16 @@ public static class AlgorithmCommands
                 return await client.PushAlgorithmAsync(settings.Name, settings.Version, settings.Image, settings.Digest, settings.Notes, cancellationToken).ConfigureAwait(false);
             }
 
-            var config = EngineHost.Configuration(settings.Config);
-            using var docker = new Pipelines.Containers.DockerRuntime(config.GetSection("Docker").Get<Pipelines.Containers.DockerOptions>() ?? new Pipelines.Containers.DockerOptions());
-            var id = await docker.ResolveImageAsync(settings.Image, cancellationToken).ConfigureAwait(false);
+            // This machine's engine, through the same wiring as every host's: the image seam alone.
+            await using var containers = new ServiceCollection().AddContainers(EngineHost.Configuration(settings.Config)).BuildServiceProvider();
+            var images = containers.GetRequiredService<Pipelines.Containers.IContainerImages>();
+            var id = await images.ResolveImageAsync(settings.Image, cancellationToken).ConfigureAwait(false);
             var temp = Path.Combine(Path.GetTempPath(), $"pipelines-push-{Guid.NewGuid():N}.tar");
             try
             {
                 await using (var file = File.Create(temp))
                 {
-                    await docker.SaveImageAsync(settings.Image, file, cancellationToken).ConfigureAwait(false);
+                    await images.SaveImageAsync(settings.Image, file, cancellationToken).ConfigureAwait(false);
                 }
 
                 return await client.PushAlgorithmAsync(settings.Name, settings.Version, temp, settings.Digest ?? id, settings.Notes, cancellationToken).ConfigureAwait(false);

@@ -3,19 +3,20 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Storage;
-using AuthConfig = Docker.DotNet.Models.AuthConfig;
 
 namespace Pipelines.Algorithms;
 
 /// <summary>
-/// The container runtime every part uses, over <see cref="DockerRuntime"/>: resolves
-/// <c>algorithm://</c> references through the catalog (so runs and functions pin a pushed
-/// version's digest at submission and deploy), pulls images named with a registry that the
-/// engine lacks, and before a container starts makes sure its image is on this worker's engine,
-/// loading it from the algorithm store once per digest however many tasks wait for it.
+/// The container runtime every part uses, a wrapper over the seams below it (the runtime and the
+/// engine's images, never an engine's class, so that wrappers stack): resolves <c>algorithm://</c> references through the catalog
+/// (so runs and functions pin a pushed version's digest at submission and deploy), pulls images
+/// named with a registry that the engine lacks, and before a container starts makes sure its
+/// image is on this worker's engine, loading it from the algorithm store once per digest however
+/// many tasks wait for it.
 /// </summary>
 public sealed partial class AlgorithmRuntime(
-    DockerRuntime docker,
+    IContainerRuntime containers,
+    IContainerImages images,
     AlgorithmService? algorithms,
     PostgresAlgorithmStore? catalog,
     AlgorithmOptions options,
@@ -40,18 +41,18 @@ public sealed partial class AlgorithmRuntime(
             return (await algorithms.ResolveAsync(image, cancellationToken).ConfigureAwait(false)).Digest;
         }
 
-        if (HasRegistry(image) && !await docker.HasImageAsync(image, cancellationToken).ConfigureAwait(false))
+        if (HasRegistry(image) && !await images.HasImageAsync(image, cancellationToken).ConfigureAwait(false))
         {
-            await docker.PullImageAsync(image, Auth(image), cancellationToken).ConfigureAwait(false);
+            await images.PullImageAsync(image, Login(image), cancellationToken).ConfigureAwait(false);
         }
 
-        return await docker.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        return await containers.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
     {
         var image = await EnsureImageAsync(spec.ImageId, cancellationToken, pullFrom: spec.ImageName).ConfigureAwait(false);
-        var result = await docker.RunAsync(spec, cancellationToken).ConfigureAwait(false);
+        var result = await containers.RunAsync(spec, cancellationToken).ConfigureAwait(false);
         return result.WithImage(spec.ImageId, image);
     }
 
@@ -74,7 +75,7 @@ public sealed partial class AlgorithmRuntime(
             return null;
         }
 
-        if (await docker.HasImageAsync(digest, cancellationToken).ConfigureAwait(false))
+        if (await images.HasImageAsync(digest, cancellationToken).ConfigureAwait(false))
         {
             _seen[digest] = time.GetTimestamp();
             return null;
@@ -113,17 +114,17 @@ public sealed partial class AlgorithmRuntime(
     {
         var ct = CancellationToken.None;
         var clock = Stopwatch.StartNew();
-        await docker.PullImageAsync(name, Auth(name), ct).ConfigureAwait(false);
-        if (!await docker.HasImageAsync(digest, ct).ConfigureAwait(false))
+        await images.PullImageAsync(name, Login(name), ct).ConfigureAwait(false);
+        if (!await images.HasImageAsync(digest, ct).ConfigureAwait(false))
         {
-            var now = await docker.ResolveImageAsync(name, ct).ConfigureAwait(false);
+            var now = await images.ResolveImageAsync(name, ct).ConfigureAwait(false);
             throw new PipelinesException(
                 $"pulled {name} from its registry, but it is now the image {now}, not the {digest} pinned when the run was submitted (the tag was moved): "
                 + $"name the image by its digest (`image: {ImageReference.Parse(name).Repository}@sha256:…`) or submit the run again", retryHelps: false);
         }
 
         var took = clock.Elapsed;
-        await RecordAsync(digest, name, took, await docker.ImageSizeAsync(digest, ct).ConfigureAwait(false)).ConfigureAwait(false);
+        await RecordAsync(digest, name, took, await images.ImageSizeAsync(digest, ct).ConfigureAwait(false)).ConfigureAwait(false);
         return took;
     }
 
@@ -159,10 +160,10 @@ public sealed partial class AlgorithmRuntime(
 
             await using (var file = File.OpenRead(temp))
             {
-                await docker.LoadImageAsync(file, ct).ConfigureAwait(false);
+                await images.LoadImageAsync(file, ct).ConfigureAwait(false);
             }
 
-            if (!await docker.HasImageAsync(digest, ct).ConfigureAwait(false))
+            if (!await images.HasImageAsync(digest, ct).ConfigureAwait(false))
             {
                 throw new PipelinesException($"the Docker engine loaded the tarball for {digest} but has no image {digest} after it", retryHelps: false);
             }
@@ -190,12 +191,10 @@ public sealed partial class AlgorithmRuntime(
     /// <summary>Whether a reference names a registry (<see cref="ImageReference.Registry"/>); an algorithm:// reference does not.</summary>
     internal static bool HasRegistry(string image) => ImageReference.Parse(image).Registry is not null;
 
-    private AuthConfig? Auth(string image)
+    private RegistryLogin? Login(string image)
     {
         var host = ImageReference.Parse(image).Registry!;
-        return options.Credentials(host) is { } c
-            ? new AuthConfig { ServerAddress = host, Username = c.Username, Password = c.Password }
-            : null;
+        return options.Credentials(host) is { } c ? new RegistryLogin(host, c.Username, c.Password) : null;
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "image {Digest} loaded from {Source} in {Seconds:0.00} s ({Bytes} bytes)")]

@@ -24,7 +24,7 @@ public sealed partial class AlgorithmService(
     PostgresAlgorithmStore catalog,
     AlgorithmOptions options,
     ObjectStoreFactory stores,
-    DockerRuntime docker,
+    IContainerImages images,
     TimeProvider time,
     ILogger<AlgorithmService> log)
 {
@@ -56,7 +56,7 @@ public sealed partial class AlgorithmService(
     public async Task<PushResult> PushLocalImageAsync(string name, string version, string image, string? notes, string by, CancellationToken cancellationToken)
     {
         var store = await CheckNewAsync(name, version, cancellationToken).ConfigureAwait(false);
-        var id = await docker.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        var id = await images.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(options.ScratchFolder);
         var temp = Path.Combine(options.ScratchFolder, $"save-{Guid.NewGuid():N}.tar");
         try
@@ -64,7 +64,7 @@ public sealed partial class AlgorithmService(
             await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
             {
                 await using var limited = new LimitStream(file, options.MaxImageBytes);
-                await docker.SaveImageAsync(image, limited, cancellationToken).ConfigureAwait(false);
+                await images.SaveImageAsync(image, limited, cancellationToken).ConfigureAwait(false);
             }
 
             return await PushFileAsync(store, name, version, temp, $"image {image}", id, notes, by, cancellationToken).ConfigureAwait(false);

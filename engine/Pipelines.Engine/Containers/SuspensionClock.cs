@@ -7,7 +7,7 @@ namespace Pipelines.Containers;
 /// step's or a warm request's timeout counts only the time it could run (<see cref="RunTimeout"/>):
 /// suspend and resume act on every container of the process at once, so one clock serves them all.
 /// </summary>
-internal sealed class SuspensionClock
+public sealed class SuspensionClock
 {
     private readonly Lock _lock = new();
     private TimeSpan _before;

@@ -115,15 +115,14 @@ public static class EngineHost
         };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
-        var harvestPolicy = Harvester.Parse(config["Harvest:Policy"], HarvestPolicy.Always);
-        services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
+        services.AddContainers(config);
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
-        services.AddSingleton<DockerRuntime>();
         services.AddSingleton(AlgorithmOptions.From(config));
 
         // Every part's runtime: algorithm:// resolved through the catalog, missing images loaded from the algorithm store (docs/algorithms.md).
         services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(
-            sp.GetRequiredService<DockerRuntime>(),
+            sp.GetRequiredKeyedService<IContainerRuntime>(EngineRuntime),
+            sp.GetRequiredService<IContainerImages>(),
             sp.GetService<AlgorithmService>(),
             sp.GetService<PostgresAlgorithmStore>(),
             sp.GetRequiredService<AlgorithmOptions>(),
@@ -212,6 +211,29 @@ public static class EngineHost
         return services;
     }
 
+    /// <summary>The key of the engine's own runtime, under the wrappers every part gets (<see cref="AlgorithmRuntime"/>).</summary>
+    public const string EngineRuntime = "engine";
+
+    /// <summary>
+    /// The containers' seams (Containers/, docs/architecture.md), a line each, over the one
+    /// Docker engine of the process (configuration section Docker). A second runtime (Podman,
+    /// Kubernetes) is its own engine class beside DockerEngine and these lines pointed at it.
+    /// </summary>
+    public static IServiceCollection AddContainers(this IServiceCollection services, IConfiguration config)
+    {
+        var harvestPolicy = Harvester.Parse(config["Harvest:Policy"], HarvestPolicy.Always);
+        services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
+        services.AddSingleton<DockerEngine>();
+        services.AddKeyedSingleton(EngineRuntime, (sp, _) => sp.GetRequiredService<DockerEngine>().Runtime);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Images);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Containers);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Suspender);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Sweep);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Liveness);
+        services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Idle);
+        return services;
+    }
+
     /// <summary>
     /// Idle-resource harvesting (docs/harvesting.md): the owner's load sampled, admission,
     /// suspend and vacate. Making the harvester makes our cgroup parent and sets its CPU class.
@@ -222,15 +244,15 @@ public static class EngineHost
         var policy = Harvester.Parse(options.Policy, HarvestPolicy.Always);
         services.AddSingleton(sp =>
         {
-            var docker = sp.GetRequiredService<DockerRuntime>();
+            var idle = sp.GetRequiredService<IdleCgroup>();
             var time = sp.GetRequiredService<TimeProvider>();
             return new Harvester(
-                new HostLoadSampler(docker.Idle.Parent, time, options.OwnerCgroup),
+                new HostLoadSampler(idle.Parent, time, options.OwnerCgroup),
                 policy,
                 options,
                 workerOptions.Concurrency,
-                docker.Idle.Mode,
-                docker,
+                idle.Mode,
+                sp.GetRequiredService<IContainerSuspender>(),
                 time,
                 sp.GetRequiredService<ILogger<Harvester>>());
         });

@@ -10,7 +10,7 @@ namespace Pipelines.Worker;
 /// starts and every <see cref="Interval"/> after. Only things whose owner is known to be dead
 /// are touched (<see cref="ProcessOwner.IsGone"/>), never a live worker's.
 /// </summary>
-internal sealed partial class LeftoverCleaner(DockerRuntime runtime, WorkerOptions options, ILogger<LeftoverCleaner> log) : BackgroundService
+internal sealed partial class LeftoverCleaner(IContainerSweep sweep, WorkerOptions options, ILogger<LeftoverCleaner> log) : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromMinutes(1);
 
@@ -36,7 +36,7 @@ internal sealed partial class LeftoverCleaner(DockerRuntime runtime, WorkerOptio
         var containers = 0;
         try
         {
-            containers = await runtime.RemoveLeftoversAsync(ProcessOwner.IsGone, cancellationToken).ConfigureAwait(false);
+            containers = await sweep.RemoveLeftoversAsync(ProcessOwner.IsGone, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -48,14 +48,14 @@ internal sealed class BucketCheck(ObjectStoreFactory stores, ServerOptions optio
     }
 }
 
-/// <summary>The Docker engine of this process answers.</summary>
-internal sealed class DockerCheck(DockerRuntime docker) : IHealthCheck
+/// <summary>The container engine of this process (the Docker engine) answers.</summary>
+internal sealed class DockerCheck(IEngineLiveness engine) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         try
         {
-            await docker.PingAsync(cancellationToken).ConfigureAwait(false);
+            await engine.PingAsync(cancellationToken).ConfigureAwait(false);
             return HealthCheckResult.Healthy("Docker answers");
         }
         catch (PipelinesException e)

@@ -123,7 +123,7 @@ public sealed class AlgorithmApiTests : IAsyncLifetime
         var image = await _f.NewImageAsync("pipelines-examples/warm-fork:1");
         var pushed = await _f.Service().PushLocalImageAsync("wc", "1", image, null, "tester", CancellationToken.None);
         await _f.RemoveImageAsync(image);
-        Assert.False(await _f.Docker.HasImageAsync(pushed.Version.Digest, CancellationToken.None));
+        Assert.False(await _f.Docker.Images.HasImageAsync(pushed.Version.Digest, CancellationToken.None));
 
         using (var deployed = await http.PostAsync("/api/functions", new StringContent("""
             name: wc

@@ -21,7 +21,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 {
     private readonly List<string> _images = [];
 
-    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerRuntime docker, DockerClient client)
+    private AlgorithmFixture(string schema, string bucket, NpgsqlDataSource db, ObjectStoreFactory stores, DockerEngine docker, DockerClient client)
     {
         Schema = schema;
         Bucket = bucket;
@@ -41,7 +41,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
 
     public ObjectStoreFactory Stores { get; }
 
-    public DockerRuntime Docker { get; }
+    public DockerEngine Docker { get; }
 
     public DockerClient Client { get; }
 
@@ -56,13 +56,13 @@ public sealed class AlgorithmFixture : IAsyncDisposable
         await new PostgresSchema(db, schema).CreateAsync(CancellationToken.None);
         var stores = new ObjectStoreFactory(TestEnvironment.S3);
         var bucket = await TestEnvironment.NewBucketAsync(stores.S3Client);
-        return new AlgorithmFixture(schema, bucket, db, stores, new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }),
+        return new AlgorithmFixture(schema, bucket, db, stores, new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint }),
             new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build());
     }
 
     public AlgorithmService Service(long maxImageBytes = 1L << 30) => new(
         Catalog, new AlgorithmOptions { Store = StoreUri, MaxImageBytes = maxImageBytes, Scratch = Path.Combine(Path.GetTempPath(), "pipelines-algorithm-tests") },
-        Stores, Docker, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
+        Stores, Docker.Images, TimeProvider.System, NullLogger<AlgorithmService>.Instance);
 
     /// <summary>Builds an image of this test's own (a sample image plus a unique label) and returns its tag.</summary>
     public Task<string> NewImageAsync(string from = "pipelines-samples/pair-check:1") => NewImageAsync(from, new Dictionary<string, string>());
@@ -128,7 +128,7 @@ public sealed class AlgorithmFixture : IAsyncDisposable
     public async Task<string> SaveAsync(string image, string path)
     {
         await using var file = File.Create(path);
-        await Docker.SaveImageAsync(image, file, CancellationToken.None);
+        await Docker.Images.SaveImageAsync(image, file, CancellationToken.None);
         return path;
     }
 

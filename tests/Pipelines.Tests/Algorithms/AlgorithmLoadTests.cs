@@ -45,7 +45,7 @@ public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetim
 
         // The worker's engine has no such image now (only this test's own image is removed).
         await _f.RemoveImageAsync(image);
-        Assert.False(await _f.Docker.HasImageAsync(digest, CancellationToken.None));
+        Assert.False(await _f.Docker.Images.HasImageAsync(digest, CancellationToken.None));
 
         var input = _temp.Combine("in");
         Directory.CreateDirectory(input);
@@ -102,7 +102,7 @@ public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetim
         Assert.EndsWith(":" + worker.Id.ToString(CultureInfo.InvariantCulture), load.Worker, StringComparison.Ordinal);
         Assert.Equal(pushed.Version.SizeBytes, load.Bytes);
         output.WriteLine($"loaded {load.Bytes} bytes in {load.Seconds:0.00} s");
-        Assert.True(await _f.Docker.HasImageAsync(digest, CancellationToken.None));
+        Assert.True(await _f.Docker.Images.HasImageAsync(digest, CancellationToken.None));
 
         // The step logs say so: the task that loaded it, and those that waited for that load.
         var logs = Directory.GetFiles(_temp.Combine("out"), "size.log", SearchOption.AllDirectories).Select(File.ReadAllText).ToList();

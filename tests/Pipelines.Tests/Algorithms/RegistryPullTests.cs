@@ -84,8 +84,8 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
         var stdout = await WaitAsync(run);
         Assert.True(run.ExitCode == 0, stdout);
         Assert.Contains("4 succeeded", stdout, StringComparison.Ordinal);
-        Assert.True(await _f.Docker.HasImageAsync(oneShot.Id, CancellationToken.None));
-        Assert.True(await _f.Docker.HasImageAsync(warm.Id, CancellationToken.None));
+        Assert.True(await _f.Docker.Images.HasImageAsync(oneShot.Id, CancellationToken.None));
+        Assert.True(await _f.Docker.Images.HasImageAsync(warm.Id, CancellationToken.None));
 
         // One pull per image on this worker, recorded with its time and source, and said in the step logs.
         foreach (var image in new[] { oneShot, warm })
@@ -144,7 +144,7 @@ public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
         var log = File.ReadAllText(Assert.Single(Directory.GetFiles(_temp.Combine("out"), "count.log", SearchOption.AllDirectories)));
         Assert.Contains($"it is now the image {other}, not the {pinned.Id} pinned when the run was submitted", log, StringComparison.Ordinal);
         Assert.Contains("1 failed", stdout, StringComparison.Ordinal);
-        Assert.False(await _f.Docker.HasImageAsync(pinned.Id, CancellationToken.None));
+        Assert.False(await _f.Docker.Images.HasImageAsync(pinned.Id, CancellationToken.None));
     }
 
     [Fact]

@@ -16,14 +16,14 @@ namespace Pipelines.Tests.Containers;
 public sealed class DockerRuntimeTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";
-    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
+    private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
     private readonly TempFolder _temp = new();
     private readonly string _label = Guid.NewGuid().ToString("N");
 
     [Fact]
     public async Task Resolve_pins_a_tag_to_its_image_digest()
     {
-        var id = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var id = await _engine.Runtime.ResolveImageAsync(Busybox, CancellationToken.None);
         Assert.StartsWith("sha256:", id, StringComparison.Ordinal);
         Assert.Equal(71, id.Length);
     }
@@ -31,7 +31,7 @@ public sealed class DockerRuntimeTests : IDisposable
     [Fact]
     public async Task Resolve_names_a_missing_image_in_one_clear_line()
     {
-        var e = await Assert.ThrowsAsync<PipelinesException>(() => _runtime.ResolveImageAsync("pipelines-samples/no-such-image:9", CancellationToken.None));
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => _engine.Runtime.ResolveImageAsync("pipelines-samples/no-such-image:9", CancellationToken.None));
         Assert.Contains("image 'pipelines-samples/no-such-image:9' is not on the Docker engine", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
     }
@@ -177,9 +177,9 @@ public sealed class DockerRuntimeTests : IDisposable
     [Fact]
     public async Task Without_a_cgroup_parent_nothing_is_measured_and_the_result_says_why_instead_of_zeros()
     {
-        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "" });
-        var image = await runtime.ResolveImageAsync(Busybox, CancellationToken.None);
-        var result = await runtime.RunAsync(new ContainerSpec(image, ["sh", "-c", "exit 0"], new Dictionary<string, string>(), [], Resources.Default, new Dictionary<string, string> { ["org.pipelines.test"] = _label }), CancellationToken.None);
+        using var engine = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "" });
+        var image = await engine.Runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var result = await engine.Runtime.RunAsync(new ContainerSpec(image, ["sh", "-c", "exit 0"], new Dictionary<string, string>(), [], Resources.Default, new Dictionary<string, string> { ["org.pipelines.test"] = _label }), CancellationToken.None);
 
         Assert.True(result.Succeeded, result.Log);
         Assert.Equal(new ResourceUse(null, null, null, null, result.Duration.TotalSeconds), result.Resources);
@@ -225,20 +225,20 @@ public sealed class DockerRuntimeTests : IDisposable
 
     private async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, Resources resources, CancellationToken cancellationToken = default)
     {
-        var image = await _runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var image = await _engine.Runtime.ResolveImageAsync(Busybox, CancellationToken.None);
         var inDir = _temp.Combine("in");
         var outDir = _temp.Combine("out");
         Directory.CreateDirectory(inDir);
         Directory.CreateDirectory(outDir);
         File.SetUnixFileMode(outDir, (UnixFileMode)0b111_111_111);
-        return await _runtime.RunAsync(
+        return await _engine.Runtime.RunAsync(
             new ContainerSpec(image, command, new Dictionary<string, string>(), [new Mount(inDir, "/in", true), new Mount(outDir, "/out", false)], resources, new Dictionary<string, string> { ["org.pipelines.test"] = _label }),
             cancellationToken);
     }
 
     public void Dispose()
     {
-        _runtime.Dispose();
+        _engine.Dispose();
         _temp.Dispose();
     }
 }

@@ -48,8 +48,8 @@ public sealed class EmbeddedRunTests : IDisposable
 
         var provenance = await run.ProvenanceAsync();
         Assert.Equal(20, provenance.Count);
-        using var docker = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
-        var digest = await docker.ResolveImageAsync("pipelines-samples/fastq-stats:1", CancellationToken.None);
+        using var docker = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
+        var digest = await docker.Images.ResolveImageAsync("pipelines-samples/fastq-stats:1", CancellationToken.None);
         Assert.All(provenance, p =>
         {
             Assert.Equal("succeeded", p.Status);

@@ -26,7 +26,7 @@ public sealed class HarvestTests : IDisposable
     private const string Busybox = "pipelines-samples/pair-check:1";
     private const string Parent = "pipelines-tests";
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
-    private readonly DockerRuntime _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = true });
+    private readonly DockerEngine _runtime = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = true });
     private readonly DockerClient _docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
     private readonly OwnerBurner _owner = new();
     private readonly TempFolder _temp = new();
@@ -192,15 +192,15 @@ public sealed class HarvestTests : IDisposable
         // Six seconds of sleep against a timeout of twelve, held frozen until more than twelve
         // have passed on the wall clock. At normal weight (not the idle class), so that on a
         // machine that others keep busy the container runs at once when thawed.
-        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = false });
+        using var runtime = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = Parent, IdleClass = false });
         var clock = Stopwatch.StartNew();
         var run = RunAsync(["busybox", "sleep", "6"], CancellationToken.None, TimeSpan.FromSeconds(12), runtime);
         var id = await RunningContainerAsync();
-        await runtime.SuspendAllAsync(CancellationToken.None);
+        await runtime.Suspender.SuspendAllAsync(CancellationToken.None);
         var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", runtime.Idle.Parent, id) ?? IdleCgroup.PathOf("freezer", Path.Combine(runtime.Idle.Parent, id)), "freezer.state");
         await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"}, {clock.Elapsed.TotalSeconds:0.0} s since the start, the step {run.Status})");
         await WaitAsync(() => clock.Elapsed > TimeSpan.FromSeconds(14), "the timeout to pass in wall-clock time");
-        Assert.Equal(1, await runtime.ResumeAllAsync(CancellationToken.None));
+        Assert.Equal(1, await runtime.Suspender.ResumeAllAsync(CancellationToken.None));
 
         var result = await run.WaitAsync(Patience);
         Assert.False(result.TimedOut, $"timed out after {result.Duration.TotalSeconds:0.0} s: {result.Log}");
@@ -217,7 +217,7 @@ public sealed class HarvestTests : IDisposable
     }
 
     private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle) =>
-        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime, TimeProvider.System, NullLogger<Harvester>.Instance);
+        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance);
 
     private static async Task TickAsync(Harvester harvester, CancellationToken ct)
     {
@@ -237,7 +237,7 @@ public sealed class HarvestTests : IDisposable
 
     private long Progress() => long.TryParse(IdleCgroup.Read(_temp.Combine("out", "n")), out var n) ? n : 0;
 
-    private Task<ContainerResult> RunAsync(IReadOnlyList<string> command, CancellationToken ct, TimeSpan? timeout = null, DockerRuntime? runtime = null)
+    private Task<ContainerResult> RunAsync(IReadOnlyList<string> command, CancellationToken ct, TimeSpan? timeout = null, DockerEngine? runtime = null)
     {
         Directory.CreateDirectory(_temp.Combine("out"));
         File.SetUnixFileMode(_temp.Combine("out"), (UnixFileMode)0b111_111_111);
@@ -248,7 +248,7 @@ public sealed class HarvestTests : IDisposable
             [new Mount(_temp.Combine("out"), ContainerLayout.Out, ReadOnly: false)],
             new Resources(1, 64L * 1024 * 1024, timeout ?? TimeSpan.FromMinutes(5), 50),
             new Dictionary<string, string> { ["org.pipelines.test"] = _label });
-        return Task.Run(() => (runtime ?? _runtime).RunAsync(spec, ct), CancellationToken.None);
+        return Task.Run(() => (runtime ?? _runtime).Runtime.RunAsync(spec, ct), CancellationToken.None);
     }
 
     private async Task<string> RunningContainerAsync()

@@ -100,9 +100,9 @@ public sealed class VacateTests : IDisposable
     [InlineData("with a store that never answers")]
     public async Task A_vacate_cut_by_the_jobs_cancellation_still_records_the_vacated_attempt(string when)
     {
-        using var docker = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-tests", IdleClass = false });
-        var image = await docker.ResolveImageAsync("pipelines-samples/pair-check:1", CancellationToken.None);
-        var harvester = ShortThresholds(docker);
+        using var docker = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-tests", IdleClass = false });
+        var image = await docker.Images.ResolveImageAsync("pipelines-samples/pair-check:1", CancellationToken.None);
+        var harvester = ShortThresholds(docker.Suspender);
         using var job = new CancellationTokenSource();
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var runs = 0;
@@ -115,7 +115,7 @@ public sealed class VacateTests : IDisposable
                     started.TrySetResult();
                     try
                     {
-                        return await docker.RunAsync(spec, token);
+                        return await docker.Runtime.RunAsync(spec, token);
                     }
                     catch (OperationCanceledException) when (when == "while the container is stopped")
                     {

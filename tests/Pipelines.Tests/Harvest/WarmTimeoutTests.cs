@@ -20,21 +20,22 @@ public sealed class WarmTimeoutTests : IAsyncLifetime
     private static readonly Dictionary<string, string> NoEnv = [];
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(90);
     private readonly WarmTestContext _context = new();
-    private DockerRuntime _runtime = null!;
+    private DockerEngine _runtime = null!;
     private DockerWarmPool _pool = null!;
 
     public Task InitializeAsync()
     {
         Assert.True(File.Exists(WarmTestContext.Helper), $"{WarmTestContext.Helper} is missing: run scripts/build-images (it runs scripts/build-native)");
-        _runtime = new DockerRuntime(_context.Options(o => o with { CgroupParent = Parent, IdleClass = false }));
-        _pool = new DockerWarmPool(_runtime);
+        var options = _context.Options(o => o with { CgroupParent = Parent, IdleClass = false });
+        _runtime = new DockerEngine(options);
+        _pool = new DockerWarmPool(_runtime.Containers, options);
         return Task.CompletedTask;
     }
 
     public async Task DisposeAsync()
     {
         // Never leave a container frozen behind a failed assertion.
-        await _runtime.ResumeAllAsync(CancellationToken.None);
+        await _runtime.Suspender.ResumeAllAsync(CancellationToken.None);
         await _pool.DisposeAsync();
         _runtime.Dispose();
         await _context.DisposeAsync();
@@ -131,13 +132,13 @@ public sealed class WarmTimeoutTests : IAsyncLifetime
     /// </summary>
     private async Task<TimeSpan> HoldFrozenAsync(string containerId, Func<bool> until)
     {
-        await _runtime.SuspendAllAsync(CancellationToken.None);
+        await _runtime.Suspender.SuspendAllAsync(CancellationToken.None);
         var held = Stopwatch.StartNew();
         var freezer = Path.Combine(IdleCgroup.ContainerDir("freezer", _runtime.Idle.Parent, containerId) ?? IdleCgroup.PathOf("freezer", Path.Combine(_runtime.Idle.Parent, containerId)), "freezer.state");
         await WaitAsync(() => IdleCgroup.Read(freezer) is "FROZEN" or "FREEZING", () => $"the freezer to hold the container (freezer.state {IdleCgroup.Read(freezer) ?? "gone"})");
         await WaitAsync(until, () => "the request's timeout to pass in wall-clock time while frozen");
         var frozen = held.Elapsed;
-        Assert.Equal(1, await _runtime.ResumeAllAsync(CancellationToken.None));
+        Assert.Equal(1, await _runtime.Suspender.ResumeAllAsync(CancellationToken.None));
         return frozen;
     }
 

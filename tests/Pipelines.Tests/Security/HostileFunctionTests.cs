@@ -170,8 +170,8 @@ public sealed class HostileFunctionTests : IAsyncLifetime
     private async Task<FunctionVersion> FunctionAsync(string yaml)
     {
         var spec = FunctionParser.Parse(yaml, "hostile.yaml");
-        using var runtime = new DockerRuntime(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
-        var digest = await runtime.ResolveImageAsync(Image, CancellationToken.None);
+        using var docker = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
+        var digest = await docker.Images.ResolveImageAsync(Image, CancellationToken.None);
         return new FunctionVersion(spec.Name, 1, spec, digest, yaml, "test", DateTimeOffset.UtcNow, "test");
     }
 

@@ -322,8 +322,8 @@ public sealed class ForkModeTests : IAsyncLifetime
         Assert.Equal(256L * 1024 * 1024, host.Memory);
         Assert.Equal(256L * 1024 * 1024, host.MemorySwap);
         Assert.Equal(128, host.PidsLimit);
-        Assert.Equal("true", config.Labels[DockerRuntime.ManagedLabel]);
-        Assert.True(config.Labels.ContainsKey(DockerRuntime.OwnerLabel));
+        Assert.Equal("true", config.Labels[ContainerLabels.Managed]);
+        Assert.True(config.Labels.ContainsKey(ContainerLabels.Owner));
         Assert.Equal(spec.Owner, config.Labels[DockerWarmPool.WarmOwnerLabel]);
         Assert.Equal([WarmLayout.Helper, WarmLayout.Control + "/warm.sock"], [.. config.Entrypoint, .. config.Cmd ?? []]);
         var mounts = inspect.Mounts.ToDictionary(m => m.Destination, m => m.RW);

@@ -22,7 +22,7 @@ public sealed class WarmHelperTests : IAsyncLifetime
     {
         foreach (var id in _containers)
         {
-            await _context.Runtime.RemoveQuietlyAsync(id);
+            await _context.Runtime.Containers.RemoveAsync(id);
         }
 
         await _context.DisposeAsync();
@@ -89,14 +89,14 @@ public sealed class WarmHelperTests : IAsyncLifetime
         var control = Path.Combine(folder, "run");
         Directory.CreateDirectory(control);
         UnixSocket.Chown(control, "65534:65534");
-        var image = await _context.Runtime.ResolveImageAsync(WarmTestContext.ForkImage, CancellationToken.None);
-        var parameters = _context.Runtime.LockedDown(
+        var image = await _context.Runtime.Images.ResolveImageAsync(WarmTestContext.ForkImage, CancellationToken.None);
+        var parameters = _context.Runtime.LockedDown(new Pipelines.Containers.ContainerSpec(
             image,
             [WarmLayout.Helper, WarmLayout.Control + "/warm.sock"],
-            [],
-            [$"{control}:{WarmLayout.Control}:rw", $"{WarmTestContext.Helper}:{WarmLayout.Helper}:ro"],
+            new Dictionary<string, string>(),
+            [new(control, WarmLayout.Control, ReadOnly: false), new(WarmTestContext.Helper, WarmLayout.Helper, ReadOnly: true)],
             Pipelines.Model.Resources.Default,
-            new Dictionary<string, string> { ["org.pipelines.test"] = "warm-helper" });
+            new Dictionary<string, string> { ["org.pipelines.test"] = "warm-helper" }));
         var id = (await _context.Docker.Containers.CreateContainerAsync(parameters)).ID;
         _containers.Add(id);
         await _context.Docker.Containers.StartContainerAsync(id, new ContainerStartParameters());

@@ -168,7 +168,7 @@ public sealed class WarmPoolTests : IAsyncLifetime
         Assert.All(pool.Stats(), s => Assert.Equal(1, s.Started));
 
         // An owner's image is fixed: a new version is a new owner.
-        var other = one with { ImageId = await _context.Runtime.ResolveImageAsync(WarmTestContext.HttpImage, CancellationToken.None) };
+        var other = one with { ImageId = await _context.Runtime.Images.ResolveImageAsync(WarmTestContext.HttpImage, CancellationToken.None) };
         var e = await Assert.ThrowsAsync<PipelinesException>(() => pool.AcquireAsync(other, CancellationToken.None).AsTask());
         Assert.Contains("a new version is a new owner", e.Message, StringComparison.Ordinal);
     }

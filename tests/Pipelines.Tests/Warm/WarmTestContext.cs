@@ -16,17 +16,18 @@ public sealed class WarmTestContext : IAsyncDisposable
     public const string HttpImage = "pipelines-examples/warm-http:1";
 
     private readonly List<DockerWarmPool> _pools = [];
+    private readonly List<DockerEngine> _engines = [];
 
     public WarmTestContext()
     {
         Root = Path.Combine("/tmp", "pw-" + Guid.NewGuid().ToString("N")[..8]);
-        Runtime = new DockerRuntime(Options());
+        Runtime = new DockerEngine(Options());
         Docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
     }
 
     public string Root { get; }
 
-    public DockerRuntime Runtime { get; }
+    public DockerEngine Runtime { get; }
 
     public DockerClient Docker { get; }
 
@@ -49,14 +50,22 @@ public sealed class WarmTestContext : IAsyncDisposable
     public DockerWarmPool Pool(Func<DockerOptions, DockerOptions>? change = null, TimeProvider? time = null)
     {
         Assert.True(File.Exists(Helper), $"{Helper} is missing: run scripts/build-images (it runs scripts/build-native)");
-        var pool = new DockerWarmPool(change is null ? Runtime : new DockerRuntime(Options(change)), time: time);
+        var options = Options(change);
+        var engine = Runtime;
+        if (change is not null)
+        {
+            engine = new DockerEngine(options);
+            _engines.Add(engine);
+        }
+
+        var pool = new DockerWarmPool(engine.Containers, options, time: time);
         _pools.Add(pool);
         return pool;
     }
 
     public async Task<WarmSpec> ForkSpecAsync(string? owner = null) => new(
         owner ?? NewOwner(),
-        await Runtime.ResolveImageAsync(ForkImage, CancellationToken.None),
+        await Runtime.Images.ResolveImageAsync(ForkImage, CancellationToken.None),
         WarmMode.Fork,
         [],
         new Dictionary<string, string>(),
@@ -65,7 +74,7 @@ public sealed class WarmTestContext : IAsyncDisposable
 
     public async Task<WarmSpec> HttpSpecAsync(params string[] extraArgs) => new(
         NewOwner(),
-        await Runtime.ResolveImageAsync(HttpImage, CancellationToken.None),
+        await Runtime.Images.ResolveImageAsync(HttpImage, CancellationToken.None),
         WarmMode.Http,
         extraArgs.Length == 0 ? [] : ["/bin/http-example", "/model/words.tsv", .. extraArgs],
         new Dictionary<string, string>(),
@@ -94,6 +103,11 @@ public sealed class WarmTestContext : IAsyncDisposable
         foreach (var pool in _pools)
         {
             await pool.DisposeAsync();
+        }
+
+        foreach (var engine in _engines)
+        {
+            engine.Dispose();
         }
 
         Runtime.Dispose();

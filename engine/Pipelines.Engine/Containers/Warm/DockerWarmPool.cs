@@ -1,8 +1,5 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
-using Docker.DotNet;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Model;
@@ -10,8 +7,8 @@ using Pipelines.Model;
 namespace Pipelines.Containers.Warm;
 
 /// <summary>
-/// Warm containers on the Docker engine, per owner, under the same lock-down as every one-shot
-/// container (<see cref="DockerRuntime.LockedDown"/>). Rules (docs/functions.md, "The pool"):
+/// Warm containers, per owner, over <see cref="ILongLivedContainers"/> whatever engine runs them (the
+/// name is from when Docker was the only one), under the lock-down of every container. Rules (docs/functions.md, "The pool"):
 /// a free container serves the next request; when none is free and fewer than Max run, one more
 /// starts; at most MaxQueue requests wait; a container idle for IdleTimeout stops unless only
 /// MinWarm are left; a container that ends, hangs or breaks the protocol is removed and its
@@ -25,7 +22,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     private const string ForkSocket = "warm.sock";
     private const string HttpSocketName = "http.sock";
 
-    private readonly DockerRuntime _runtime;
+    private readonly ILongLivedContainers _containers;
     private readonly DockerOptions _options;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
@@ -38,10 +35,10 @@ public sealed partial class DockerWarmPool : IWarmPool
     private long _removed;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public DockerWarmPool(DockerRuntime runtime, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
+    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
     {
-        _runtime = runtime;
-        _options = runtime.Options;
+        _containers = containers;
+        _options = options;
         _log = (ILogger?)log ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
         Directory.CreateDirectory(_options.WarmRoot);
@@ -217,13 +214,13 @@ public sealed partial class DockerWarmPool : IWarmPool
     internal DockerOptions Options => _options;
 
     /// <summary>The time the runtime held its containers suspended, which no request's timeout counts.</summary>
-    internal SuspensionClock Suspensions => _runtime.Suspensions;
+    internal SuspensionClock Suspensions => _containers.Suspensions;
 
     /// <summary>Why a warm container's requests cannot be measured from its cgroup, or null when they can.</summary>
-    internal string? Unmeasurable => CgroupMeter.Unmeasurable(_runtime.Idle, _options.Endpoint);
+    internal string? Unmeasurable => _containers.Unmeasurable;
 
     /// <summary>A warm container's own cgroup (it runs directly under our parent), from the root of each hierarchy.</summary>
-    internal string CgroupOf(WarmContainer container) => $"/{_runtime.Idle.Parent.Trim('/')}/{container.Id}";
+    internal string CgroupOf(WarmContainer container) => _containers.CgroupOf(container.Id);
 
     /// <summary>A lease ends: the container serves the next waiter, idles, or is replaced when it broke.</summary>
     internal void Release(OwnerPool pool, WarmContainer container)
@@ -266,9 +263,9 @@ public sealed partial class DockerWarmPool : IWarmPool
     {
         try
         {
-            await _runtime.KillQuietlyAsync(container.Id).ConfigureAwait(false);
+            await _containers.KillAsync(container.Id).ConfigureAwait(false);
         }
-        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e))
+        catch (PipelinesException)
         {
             // The engine is out of reach: the container is marked broken and is removed once it answers (or by LeftoverCleaner).
         }
@@ -407,7 +404,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         {
             code = await container.Exited.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException || DockerRuntime.IsConnectionFailure(e) || e is DockerApiException)
+        catch (Exception e) when (e is OperationCanceledException or PipelinesException)
         {
             // Shut down, or the engine is out of reach: the container is looked at again when used.
             return;
@@ -494,7 +491,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         container.IdleTimer?.Dispose();
         container.Fork?.Dispose();
         container.Http?.Dispose();
-        await _runtime.RemoveQuietlyAsync(container.Id).ConfigureAwait(false);
+        await _containers.RemoveAsync(container.Id).ConfigureAwait(false);
         DeleteFolder(container.Folder);
         Interlocked.Increment(ref _removed);
         LogStopped(_log, container.ShortId, container.Spec.Owner, reason);
@@ -527,18 +524,18 @@ public sealed partial class DockerWarmPool : IWarmPool
         UnixSocket.Chown(Path.Combine(folder, "run"), _options.User);
         File.SetUnixFileMode(Path.Combine(folder, "run"), (UnixFileMode)0b111_000_000);
 
-        var binds = new List<string>
+        var mounts = new List<Mount>
         {
-            $"{Path.Combine(folder, "run")}:{WarmLayout.Control}:rw",
+            new(Path.Combine(folder, "run"), WarmLayout.Control, ReadOnly: false),
         };
         IReadOnlyList<string> command;
         var env = new Dictionary<string, string>(spec.Env);
         if (spec.Mode == WarmMode.Fork)
         {
-            binds.Add($"{Path.Combine(folder, "in")}:{ContainerLayout.In}:ro");
-            binds.Add($"{Path.Combine(folder, "out")}:{ContainerLayout.Out}:rw");
-            binds.Add($"{Path.Combine(folder, "steps")}:{ContainerLayout.Steps}:ro");
-            binds.Add($"{_options.WarmHelper}:{WarmLayout.Helper}:ro");
+            mounts.Add(new(Path.Combine(folder, "in"), ContainerLayout.In, ReadOnly: true));
+            mounts.Add(new(Path.Combine(folder, "out"), ContainerLayout.Out, ReadOnly: false));
+            mounts.Add(new(Path.Combine(folder, "steps"), ContainerLayout.Steps, ReadOnly: true));
+            mounts.Add(new(_options.WarmHelper, WarmLayout.Helper, ReadOnly: true));
             command = [WarmLayout.Helper, WarmLayout.Control + "/" + ForkSocket];
         }
         else
@@ -548,27 +545,19 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
 
         var labels = new Dictionary<string, string>(spec.Labels) { [WarmOwnerLabel] = spec.Owner };
-        var parameters = _runtime.LockedDown(spec.ImageId, command, env.Concat(spec.Secrets), binds, spec.Resources, labels);
-        var client = _runtime.Client;
         string id;
         try
         {
-            id = (await client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+            id = await _containers.StartAsync(new ContainerSpec(spec.ImageId, command, env, mounts, spec.Resources, labels) { Secrets = spec.Secrets }, cancellationToken).ConfigureAwait(false);
         }
-        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        catch
         {
             DeleteFolder(folder);
-            throw new PipelinesException($"image {spec.ImageId} is not on the Docker engine", retryHelps: false, e);
-        }
-        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e))
-        {
-            DeleteFolder(folder);
-            throw _runtime.Unreachable(e);
+            throw;
         }
 
         try
         {
-            await client.Containers.StartContainerAsync(id, new Docker.DotNet.Models.ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
             var exited = WaitExitAsync(id);
             var container = new WarmContainer(id, folder, spec, exited);
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -596,37 +585,30 @@ public sealed partial class DockerWarmPool : IWarmPool
         catch (BrokenChannelException e)
         {
             var tail = await TailAsync(id).ConfigureAwait(false);
-            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
+            await _containers.RemoveAsync(id).ConfigureAwait(false);
             DeleteFolder(folder);
             throw new PipelinesException($"a warm container of {spec.Owner} did not start: {e.Message}{tail}", retryHelps: false, e);
         }
-        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e) && e is not SocketException)
-        {
-            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
-            DeleteFolder(folder);
-            throw _runtime.Unreachable(e);
-        }
         catch
         {
-            await _runtime.RemoveQuietlyAsync(id).ConfigureAwait(false);
+            await _containers.RemoveAsync(id).ConfigureAwait(false);
             DeleteFolder(folder);
             throw;
         }
     }
 
-    private async Task<long> WaitExitAsync(string id) =>
-        (await _runtime.Client.Containers.WaitContainerAsync(id, _disposed.Token).ConfigureAwait(false)).StatusCode;
+    private Task<long> WaitExitAsync(string id) => _containers.WaitAsync(id, _disposed.Token);
 
     /// <summary>The end of a container's own output (the helper's or the server's), as a suffix for an error.</summary>
     private async Task<string> TailAsync(string id)
     {
         try
         {
-            var log = await _runtime.ReadLogsAsync(id, 4096).ConfigureAwait(false);
+            var log = await _containers.ReadLogAsync(id, 4096, CancellationToken.None).ConfigureAwait(false);
             log = log.Trim();
             return log.Length == 0 ? "" : "; its output ends: " + (log.Length > 2000 ? log[^2000..] : log);
         }
-        catch (Exception e) when (DockerRuntime.IsConnectionFailure(e) || e is DockerApiException)
+        catch (PipelinesException)
         {
             return "";
         }

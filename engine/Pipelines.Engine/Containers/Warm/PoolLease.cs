@@ -62,7 +62,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                     cancellationToken.ThrowIfCancellationRequested();
                 }
 
-                var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, DockerRuntime.Mask(log.ToString(), container.Spec.Secrets), exit.Run);
+                var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, LogMask.Apply(log.ToString(), container.Spec.Secrets), exit.Run);
                 return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!).Since(before, peakReset), whyNot);
             }
             catch (OperationCanceledException) when (deadline.Hung.IsCancellationRequested)
@@ -183,7 +183,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     private async Task<string> Reason(BoundedLog log)
     {
-        var request = DockerRuntime.Mask(log.Tail(2000), container.Spec.Secrets).Trim();
+        var request = LogMask.Apply(log.Tail(2000), container.Spec.Secrets).Trim();
         var own = await pool.LogTailAsync(container).ConfigureAwait(false);
         return $"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced"
             + (request.Length > 0 ? "; the request's output ends: " + request : "")

@@ -18,8 +18,9 @@ namespace Pipelines.Tests.Worker.Parts;
 /// <summary>
 /// The worker's parts wired as the engine wires them (AddPipelinesEngine), with the run store
 /// in memory, the object store in memory (mem://), the queue recording what it is given and
-/// the container runtime scripted: each step's container is a C# function given the spec and
-/// the host folder bound at /out. A delivery is a direct call of the task shell.
+/// every container seam scripted (<see cref="ScriptedRuntime"/>): each step's container is a C#
+/// function given the spec and the host folder bound at /out, and no Docker engine is asked
+/// anything. A delivery is a direct call of the task shell.
 /// </summary>
 internal sealed class WorkerRig : IDisposable
 {
@@ -48,6 +49,11 @@ internal sealed class WorkerRig : IDisposable
         services.AddSingleton<IRunStore>(Runs);
         services.AddSingleton<ITaskQueue>(Queue);
         services.AddSingleton<IContainerRuntime>(Runtime);
+        services.AddSingleton<IContainerImages>(Runtime);
+        services.AddSingleton<ILongLivedContainers>(Runtime);
+        services.AddSingleton<IContainerSuspender>(Runtime);
+        services.AddSingleton<IContainerSweep>(Runtime);
+        services.AddSingleton<IEngineLiveness>(Runtime);
         services.AddSingleton(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Serve("mem", Objects));
         more?.Invoke(services);
         _services = services.BuildServiceProvider();
@@ -97,6 +103,11 @@ internal sealed class WorkerRig : IDisposable
         var parsed = WorkflowParser.Parse(yaml, "parts.yaml", null);
         var workflow = parsed with { Input = parsed.Input with { Uri = "mem://in/" }, Output = new OutputSpec("mem://out/") };
         var digests = workflow.Steps.Select(s => s.Image).Distinct().ToDictionary(i => i, i => digest ?? "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(i))));
+        foreach (var (image, id) in digests)
+        {
+            Runtime.AddImage(image, id);
+        }
+
         var listing = new List<InputFile>();
         await foreach (var o in Objects.ListAsync("in/", CancellationToken.None))
         {
@@ -171,36 +182,4 @@ internal sealed class RecordingQueue : ITaskQueue
         Gathers.Enqueue(runId);
         return Task.CompletedTask;
     }
-}
-
-/// <summary>
-/// A container runtime whose containers are C# functions: given the spec and the host folder
-/// bound at /out (and the token that stops the container), a script writes what the algorithm
-/// would and returns how it ended. Counts its runs.
-/// </summary>
-internal sealed class ScriptedRuntime(ScriptedRuntime.Script script) : IContainerRuntime
-{
-    public delegate Task<ContainerResult> Script(ContainerSpec spec, string outDir, CancellationToken cancellationToken);
-
-    private int _runs;
-
-    public int Runs => _runs;
-
-    public ConcurrentQueue<ContainerSpec> Specs { get; } = new();
-
-    public static ContainerResult Exit(long code, string log = "") => new(code, false, false, log, TimeSpan.FromMilliseconds(1));
-
-    public Task<string> ResolveImageAsync(string image, CancellationToken cancellationToken) =>
-        Task.FromResult("sha256:" + new string('0', 64));
-
-    public Task<ContainerResult> RunAsync(ContainerSpec spec, CancellationToken cancellationToken)
-    {
-        Interlocked.Increment(ref _runs);
-        Specs.Enqueue(spec);
-        var outDir = spec.Mounts.Single(m => m.ContainerPath == ContainerLayout.Out).HostPath;
-        return script(spec, outDir, cancellationToken);
-    }
-
-    /// <summary>The host folder a spec binds at a container path.</summary>
-    public static string Host(ContainerSpec spec, string containerPath) => spec.Mounts.Single(m => m.ContainerPath == containerPath).HostPath;
 }

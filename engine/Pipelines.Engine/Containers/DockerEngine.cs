@@ -1,0 +1,203 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Pipelines.Model;
+
+namespace Pipelines.Containers;
+
+/// <summary>
+/// One Docker engine and every container seam over it: <see cref="Runtime"/> (a container per
+/// run), <see cref="Images"/>, <see cref="Containers"/> (long-lived ones, for the warm pool),
+/// <see cref="Suspender"/>, <see cref="Sweep"/> and <see cref="Liveness"/>, each a small class of
+/// its own. It holds what they share: the one Docker client of the process, the cgroup parent our
+/// containers run under, the clock of the time they were held suspended, and the lock-down every
+/// container of ours gets (<see cref="LockedDown"/>). Outside Containers/ only the host's wiring
+/// (Hosting/EngineHost.AddContainers) names it: a second runtime is a class beside this one.
+/// </summary>
+public sealed class DockerEngine : IDisposable
+{
+    private readonly DockerClient _client;
+    private readonly DockerOptions _options;
+    private readonly Lazy<IdleCgroup> _idle;
+
+    public DockerEngine(DockerOptions options)
+    {
+        _options = options;
+        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass));
+
+        // No API version is set on purpose: the client then sends unversioned URLs, which both
+        // old engines (Debian's 20.10, API 1.41) and new ones accept.
+        _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
+        Images = new DockerImages(this);
+        Runtime = new DockerRuntime(this);
+        Containers = new DockerContainers(this);
+        Suspender = new DockerSuspender(this);
+        Sweep = new DockerSweep(this);
+        Liveness = new DockerLiveness(this);
+    }
+
+    /// <summary>A container per run: created, started, waited for, read and removed.</summary>
+    public IContainerRuntime Runtime { get; }
+
+    public IContainerImages Images { get; }
+
+    /// <summary>Long-lived containers, for the warm pool.</summary>
+    public ILongLivedContainers Containers { get; }
+
+    public IContainerSuspender Suspender { get; }
+
+    public IContainerSweep Sweep { get; }
+
+    public IEngineLiveness Liveness { get; }
+
+    /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
+    public IdleCgroup Idle => _idle.Value;
+
+    /// <summary>The one Docker client of this engine, shared by its seams.</summary>
+    internal DockerClient Client => _client;
+
+    internal DockerOptions Options => _options;
+
+    /// <summary>The time this engine's containers were held suspended, which no timeout counts (<see cref="RunTimeout"/>).</summary>
+    internal SuspensionClock Suspensions { get; } = new();
+
+    /// <summary>
+    /// A container's parameters under the lock-down every container of ours gets, one-shot or
+    /// warm: no network, the non-root user, a read-only root, no capabilities, no-new-privileges,
+    /// memory without swap, cpu, pids, cpu shares, a small /tmp tmpfs, a capped json log and the
+    /// labels that let cleanup find it, under our cgroup parent (or <paramref name="cgroup"/> in it).
+    /// Its environment is the spec's variables and its secrets. An empty command keeps the image's entrypoint.
+    /// </summary>
+    internal CreateContainerParameters LockedDown(ContainerSpec spec, string? cgroup = null) => new()
+    {
+        Image = spec.ImageId,
+        // null, not empty: Docker then keeps the image's own entrypoint and command.
+        Entrypoint = spec.Command.Count > 0 ? [spec.Command[0]] : null!,
+        Cmd = spec.Command.Count > 0 ? spec.Command.Skip(1).ToList() : null!,
+        Env = spec.Env.Concat(spec.Secrets).Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+        User = _options.User,
+        WorkingDir = ContainerLayout.Out,
+        Labels = new Dictionary<string, string>(spec.Labels) { [ContainerLabels.Managed] = "true", [ContainerLabels.Owner] = ProcessOwner.Current },
+        NetworkDisabled = true,
+        HostConfig = new HostConfig
+        {
+            NetworkMode = "none",
+            ReadonlyRootfs = true,
+            CapDrop = ["ALL"],
+            SecurityOpt = ["no-new-privileges"],
+            Memory = spec.Resources.MemoryBytes,
+            MemorySwap = spec.Resources.MemoryBytes,
+            NanoCPUs = (long)(spec.Resources.Cpus * 1_000_000_000),
+            PidsLimit = spec.Resources.Pids,
+            CPUShares = _options.CpuShares,
+            // From the root of each hierarchy, where IdleCgroup makes it: a relative parent is
+            // taken by runc from its own cgroup of each controller, which need not be the root.
+            CgroupParent = cgroup ?? (Idle.Parent is { Length: > 0 } parent ? "/" + parent.Trim('/') : null!),
+            Binds = spec.Mounts.Select(m => $"{m.HostPath}:{m.ContainerPath}:{(m.ReadOnly ? "ro" : "rw")}").ToList(),
+            Tmpfs = new Dictionary<string, string> { [ContainerLayout.Tmp] = $"rw,noexec,nosuid,size={_options.TmpSize}" },
+            LogConfig = new LogConfig
+            {
+                Type = "json-file",
+
+                // Two files: Docker 20.10 reads back only about 1 MB of a 10m log with max-file 1.
+                Config = new Dictionary<string, string> { ["max-size"] = _options.LogMaxSize, ["max-file"] = "2" },
+            },
+        },
+    };
+
+    internal static bool IsConnectionFailure(Exception e) =>
+        e is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException
+        || (e is DockerApiException { StatusCode: HttpStatusCode.InternalServerError or HttpStatusCode.ServiceUnavailable } && e.Message.Contains("shutting down", StringComparison.OrdinalIgnoreCase));
+
+    internal async Task RemoveQuietlyAsync(string id)
+    {
+        try
+        {
+            await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            // Already gone: nothing to clean.
+        }
+        catch (Exception e) when (IsConnectionFailure(e) || e is DockerApiException)
+        {
+            // The engine is out of reach: the container is left with our labels, and the
+            // cleanup of leftovers removes it once the engine is back.
+        }
+    }
+
+    internal async Task KillQuietlyAsync(string id)
+    {
+        try
+        {
+            await _client.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (DockerApiException)
+        {
+            // It ended by itself between the timeout and the kill.
+        }
+    }
+
+    /// <summary>A container's stdout and stderr as they came, at most <paramref name="maxBytes"/> (the first and last halves).</summary>
+    internal async Task<string> ReadLogsAsync(string id, int maxBytes, CancellationToken cancellationToken)
+    {
+        using var stream = await _client.Containers.GetContainerLogsAsync(
+            id,
+            new ContainerLogsParameters { ShowStdout = true, ShowStderr = true, Follow = false },
+            cancellationToken).ConfigureAwait(false);
+
+        // The head and the tail are kept (an error is usually at the end), the middle is cut and said.
+        var half = Math.Max(1, maxBytes / 2);
+        var head = new MemoryStream();
+        var tail = new byte[half];
+        long tailCount = 0;
+        var buffer = new byte[16384];
+        long total = 0;
+        while (true)
+        {
+            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken).ConfigureAwait(false);
+            if (read.EOF)
+            {
+                break;
+            }
+
+            var toHead = (int)Math.Clamp(half - total, 0, read.Count);
+            head.Write(buffer, 0, toHead);
+            for (var i = toHead; i < read.Count; i++)
+            {
+                tail[tailCount++ % half] = buffer[i];
+            }
+
+            total += read.Count;
+        }
+
+        var text = new StringBuilder(Encoding.UTF8.GetString(head.GetBuffer(), 0, (int)head.Length));
+        if (tailCount > half)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"\n[pipelines: log cut: the first and last {half} of {total} bytes are kept]\n");
+        }
+
+        var start = tailCount > half ? (int)(tailCount % half) : 0;
+        var count = (int)Math.Min(tailCount, half);
+        var ordered = new byte[count];
+        for (var i = 0; i < count; i++)
+        {
+            ordered[i] = tail[(start + i) % half];
+        }
+
+        return text.Append(Encoding.UTF8.GetString(ordered)).ToString();
+    }
+
+    internal PipelinesException Unreachable(Exception e)
+    {
+        var socket = _options.Endpoint.StartsWith("unix://", StringComparison.Ordinal) ? _options.Endpoint["unix://".Length..] : null;
+        var why = socket is not null && !File.Exists(socket)
+            ? $"there is no socket at {socket}"
+            : e.GetBaseException().Message;
+        return new($"cannot reach the Docker engine at {_options.Endpoint}: {why} (is dockerd running? the endpoint is DOCKER_HOST or Docker:Endpoint)", retryHelps: true, e);
+    }
+
+    public void Dispose() => _client.Dispose();
+}

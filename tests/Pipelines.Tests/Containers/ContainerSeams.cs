@@ -1,0 +1,15 @@
+using Pipelines.Containers;
+
+namespace Pipelines.Tests.Containers;
+
+/// <summary>The container seams of one engine (Hosting/EngineHost.AddContainers wires the same six), for the contract suites.</summary>
+public sealed record ContainerSeams(
+    IContainerRuntime Runtime,
+    IContainerImages Images,
+    ILongLivedContainers Containers,
+    IContainerSuspender Suspender,
+    IContainerSweep Sweep,
+    IEngineLiveness Liveness)
+{
+    public static ContainerSeams Of(DockerEngine engine) => new(engine.Runtime, engine.Images, engine.Containers, engine.Suspender, engine.Sweep, engine.Liveness);
+}
