@@ -2,15 +2,24 @@ using Pipelines.Cli;
 using Pipelines.Cli.Commands;
 using Spectre.Console.Cli;
 
+if (VersionInfo.Asked(args))
+{
+    return VersionInfo.Print(json: args.Contains("--json"));
+}
+
 var app = new CommandApp();
 app.Configure(c =>
 {
     c.SetApplicationName("pipelines");
     c.PropagateExceptions();
+    c.SetInterceptor(new LogFormatOption());
     c.AddCommand<ValidateCommand>("validate").WithDescription("Check a workflow file; exit 0, or 2 with every problem.");
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
-    c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state and task counts.");
+    c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state, task counts (held tasks and why), results and errors; --json for scripts.");
+    c.AddCommand<RunsCommand>("runs").WithDescription("List recent runs, newest first (--state, --workflow, --since, --limit); like `nextflow log`.");
+    c.AddCommand<CancelCommand>("cancel").WithDescription("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
+    c.AddCommand<LogsCommand>("logs").WithDescription("Print a run's step logs, or one task's: logs RUN [[TASK]] [[--follow]].");
     c.AddCommand<LineageCommand>("lineage").WithDescription("Say what produced a task output or a results file (or one row: --row N, --key VALUE): run, task, step, image, command, worker, times, inputs.");
     c.AddCommand<ExplainCommand>("explain").WithDescription("Why a run's tasks ran or were taken from the cache: explain RUN [[TASK]] (TASK: index or task id).");
     c.AddCommand<WorkerCommand>("worker").WithDescription("Run task and gather jobs, and the triggers, from PostgreSQL until stopped.");

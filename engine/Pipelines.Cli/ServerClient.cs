@@ -35,6 +35,9 @@ internal sealed class ServerClient : IDisposable
         }
     }
 
+    /// <summary>The server's base URL, as messages name it.</summary>
+    public string Server => _server;
+
     /// <summary>--key, or PIPELINES_SERVER_KEY.</summary>
     public static string? KeyFrom(string? option) =>
         option ?? (Environment.GetEnvironmentVariable("PIPELINES_SERVER_KEY") is { Length: > 0 } k ? k : null);
@@ -70,6 +73,50 @@ internal sealed class ServerClient : IDisposable
         using var response = await SendAsync(() => _http.GetAsync("api/runs/" + Uri.EscapeDataString(runId), ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
         return (await response.Content.ReadFromJsonAsync<RunView>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>GET /api/runs with the query string given (workflow, state, since, offset, limit).</summary>
+    public async Task<PageView<RunView>> ListRunsAsync(string query, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/runs?" + query, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<PageView<RunView>>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>POST /api/runs/{id}/cancel: the run as it is after the request (404 no such run, 409 it has ended).</summary>
+    public async Task<RunView> CancelRunAsync(string runId, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.PostAsync($"api/runs/{Uri.EscapeDataString(runId)}/cancel", null, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<RunView>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>GET /api/runs/{id}/logs: the step logs written so far (of one task, by index or id, or all) and the run's state.</summary>
+    public async Task<LogsView> GetLogsAsync(string runId, string? task, CancellationToken ct)
+    {
+        var url = $"api/runs/{Uri.EscapeDataString(runId)}/logs" + (task is null ? "" : "?task=" + Uri.EscapeDataString(task));
+        using var response = await SendAsync(() => _http.GetAsync(url, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<LogsView>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>GET /api/workers: every live worker's harvesting figures.</summary>
+    public async Task<List<WorkerFigures>> GetWorkersAsync(CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/workers", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<List<WorkerFigures>>(Json, ct).ConfigureAwait(false))!;
+    }
+
+    /// <summary>One worker as GET /api/workers answers it.</summary>
+    public sealed record WorkerFigures(string Worker, Pipelines.Harvest.HarvestStatus Status);
+
+    /// <summary>GET /api/workflows: the registered triggers.</summary>
+    public async Task<List<Pipelines.Triggers.TriggerSummary>> GetTriggersAsync(CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/workflows", ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return (await response.Content.ReadFromJsonAsync<List<Pipelines.Triggers.TriggerSummary>>(Json, ct).ConfigureAwait(false))!;
     }
 
     public async Task<PageView<TaskView>> GetTasksAsync(string runId, string state, int limit, CancellationToken ct)
@@ -174,7 +221,12 @@ internal sealed class ServerClient : IDisposable
             var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
             var what = problem.Detail ?? problem.Title ?? response.ReasonPhrase;
             var tail = problem.Stderr is { Length: > 0 } s ? Environment.NewLine + "  its output ended with:" + Environment.NewLine + "  " + s.ReplaceLineEndings(Environment.NewLine + "  ") : "";
-            throw new FunctionCallException($"{name}: {(int)response.StatusCode} {what}", tail);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                throw new NotFoundException($"{name}: 404 {what}");
+            }
+
+            throw new FunctionCallException($"{name}: {(int)response.StatusCode} {what}", tail, retryHelps: (int)response.StatusCode is 503 or 429);
         }
 
         await using (var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
@@ -228,6 +280,11 @@ internal sealed class ServerClient : IDisposable
 
         var problem = await ReadProblemAsync(response, ct).ConfigureAwait(false);
         var what = problem.Detail ?? problem.Title ?? response.ReasonPhrase;
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new NotFoundException($"{_server}: 404 {what}");
+        }
+
         throw new PipelinesException($"{_server}: {(int)response.StatusCode} {what}", retryHelps: (int)response.StatusCode >= 500);
     }
 
@@ -250,8 +307,8 @@ internal sealed class ServerClient : IDisposable
     private sealed record Problem(string? Title, string? Detail, List<ProblemView>? Problems, string? Stderr = null);
 }
 
-/// <summary>An invocation the server refused or the function failed: the message, then the algorithm's last lines (printed below it).</summary>
-internal sealed class FunctionCallException(string message, string details) : PipelinesException(message, retryHelps: false)
+/// <summary>An invocation the server refused or the function failed: the message, then the algorithm's last lines (printed below it); a retry may help after a 503 (no capacity now) or a 429 (its queue is full).</summary>
+internal sealed class FunctionCallException(string message, string details, bool retryHelps = false) : PipelinesException(message, retryHelps)
 {
     public string Details { get; } = details;
 }

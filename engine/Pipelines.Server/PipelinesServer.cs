@@ -7,6 +7,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using Pipelines.Functions;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
@@ -14,6 +15,7 @@ using Pipelines.Server.Access;
 using Pipelines.Server.Api;
 using Pipelines.Server.Dashboard;
 using Pipelines.Server.Health;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Server;
 
@@ -36,12 +38,7 @@ public static partial class PipelinesServer
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddConfiguration(config);
         builder.WebHost.UseUrls(urls ?? options.Urls);
-        builder.Logging.ClearProviders().AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        }).SetMinimumLevel(logLevel);
-        builder.Logging.AddFilter("Hangfire", LogLevel.Warning);
+        PipelinesLogging.Configure(builder.Logging, config, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         // Session cookies are protected with keys kept in ~/.aspnet; a warning that they are not
@@ -57,7 +54,15 @@ public static partial class PipelinesServer
             triggers: options.Roles.HasFlag(ServerRoles.Triggers),
             keepWarm: options.Roles.HasFlag(ServerRoles.Api) || options.Roles.HasFlag(ServerRoles.Worker));
         services.AddPipelinesAccess(options);
-        services.AddPipelinesHealth();
+        services.AddPipelinesHealth(options.Bucket);
+
+        // /metrics for Prometheus; this process reports the queue unless Telemetry:QueueMetrics is false.
+        services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
+        if (TelemetryOptions.From(config).QueueMetrics ?? true)
+        {
+            TelemetryHosting.AddQueueSampler(services);
+        }
+
         services.AddProblemDetails();
         services.AddOpenApi();
         services.AddSingleton<JobNames>();
@@ -73,6 +78,7 @@ public static partial class PipelinesServer
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapPipelinesHealth();
+        app.MapPrometheusScrapingEndpoint().RequireAuthorization(Access.Access.ReadPolicy);
         if (options.Roles.HasFlag(ServerRoles.Api))
         {
             app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);

@@ -138,24 +138,44 @@ public static class AlgorithmCommands
         }
     }
 
-    /// <summary>`pipelines algorithm list [NAME]`.</summary>
+    /// <summary>`pipelines algorithm list [NAME] [--json]`.</summary>
     public sealed class ListCommand : AsyncCommand<ListCommand.Settings>
     {
+        public const string Schema = "pipelines.algorithms/1";
+
         public sealed class Settings : CommonSettings
         {
             [CommandArgument(0, "[NAME]")]
             [Description("Only this algorithm.")]
             public string? Name { get; init; }
+
+            [CommandOption("--json")]
+            [Description("Print the algorithms as JSON (schema pipelines.algorithms/1, docs/cli.md).")]
+            public bool Json { get; init; }
         }
+
+        /// <summary>The algorithms as --json prints them.</summary>
+        internal sealed record AlgorithmsDocument(IReadOnlyList<AlgorithmSummary> Algorithms);
 
         public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
         {
             using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
             var list = await host.Services.GetRequiredService<AlgorithmService>().ListAsync(settings.Name, cancellationToken).ConfigureAwait(false);
+            if (list.Count == 0 && settings.Name is not null)
+            {
+                throw new NotFoundException($"no algorithm is named {settings.Name}");
+            }
+
+            if (settings.Json)
+            {
+                JsonOut.Write(Schema, new AlgorithmsDocument(list));
+                return Cli.Ok;
+            }
+
             if (list.Count == 0)
             {
-                Console.WriteLine(settings.Name is null ? "no algorithms pushed (`pipelines algorithm push NAME VERSION IMAGE` adds one)" : $"no algorithm is named {settings.Name}");
-                return settings.Name is null ? Cli.Ok : Cli.Failed;
+                Console.WriteLine("no algorithms pushed (`pipelines algorithm push NAME VERSION IMAGE` adds one)");
+                return Cli.Ok;
             }
 
             foreach (var a in list)
@@ -196,21 +216,42 @@ public static class AlgorithmCommands
         }
     }
 
-    /// <summary>`pipelines algorithm show NAME`: every version with digest, tags, notes, and the recent loads on workers.</summary>
+    /// <summary>`pipelines algorithm show NAME [--json]`: every version with digest, tags, notes, and the recent loads on workers.</summary>
     public sealed class ShowCommand : AsyncCommand<ShowCommand.Settings>
     {
+        public const string Schema = "pipelines.algorithm/1";
+
         public sealed class Settings : CommonSettings
         {
             [CommandArgument(0, "<NAME>")]
             [Description("The algorithm's name.")]
             public string Name { get; init; } = "";
+
+            [CommandOption("--json")]
+            [Description("Print the algorithm as JSON (schema pipelines.algorithm/1, docs/cli.md).")]
+            public bool Json { get; init; }
         }
+
+        /// <summary>An algorithm as --json prints it: its versions, channels and events, and each version's recent loads.</summary>
+        internal sealed record AlgorithmDocument(AlgorithmSummary Algorithm, IReadOnlyDictionary<string, IReadOnlyList<ImageLoad>> Loads);
 
         public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
         {
             using var host = await StartAsync(settings, cancellationToken).ConfigureAwait(false);
             var a = (await host.Services.GetRequiredService<AlgorithmService>().ListAsync(settings.Name, cancellationToken).ConfigureAwait(false)).SingleOrDefault()
-                ?? throw new PipelinesException($"no algorithm is named {settings.Name} (`pipelines algorithm list` lists them)", retryHelps: false);
+                ?? throw new NotFoundException($"no algorithm is named {settings.Name} (`pipelines algorithm list` lists them)");
+            if (settings.Json)
+            {
+                var loads = new Dictionary<string, IReadOnlyList<ImageLoad>>(StringComparer.Ordinal);
+                foreach (var v in a.Versions)
+                {
+                    loads[v.Version] = await host.Services.GetRequiredService<PostgresAlgorithmStore>().LoadsAsync(v.Digest, 5, cancellationToken).ConfigureAwait(false);
+                }
+
+                JsonOut.Write(Schema, new AlgorithmDocument(a, loads));
+                return Cli.Ok;
+            }
+
             ListCommand.Print(a, verbose: true);
             foreach (var e in a.Events)
             {

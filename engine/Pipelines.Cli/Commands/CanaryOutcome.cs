@@ -5,8 +5,9 @@ using Pipelines.Storage;
 namespace Pipelines.Cli.Commands;
 
 /// <summary>
-/// What `pipelines run --candidate` prints once the canary's candidate has ended, in-process or
-/// through a server: canary/summary.txt, or why there is none; and the exit code it leads to.
+/// What `pipelines run --candidate` says once the canary's candidate has ended, in-process or
+/// through a server: canary/summary.txt (or why there is none), the canary's part of the run's
+/// JSON document, and the exit code it leads to.
 /// </summary>
 internal static class CanaryOutcome
 {
@@ -15,20 +16,26 @@ internal static class CanaryOutcome
         (await ReadOrNullAsync(runFolder, CanaryLink.DiffJson, ct).ConfigureAwait(false), await ReadOrNullAsync(runFolder, CanaryLink.SummaryText, ct).ConfigureAwait(false));
 
     /// <summary>
-    /// Prints the summary and returns the exit code: a run that failed exits 1 whatever the canary
-    /// says; a run that succeeded exits 0 only when the canary found both sides equal.
+    /// The text to print, the document and the exit code: a run that did not succeed keeps its
+    /// own code whatever the canary says; else equal is 0, a difference is
+    /// <see cref="Cli.Differs"/> (a finding, not a failure), and a canary that compared nothing
+    /// or not everything (its candidate failed) is <see cref="Cli.Failed"/>.
     /// </summary>
-    public static int Print(int runCode, byte[]? diff, byte[]? summary, RunState candidateState, string? candidateError)
+    public static (string Text, RunDocument.CanaryDocument Document, int Code) Evaluate(int runCode, string candidateRunId, byte[]? diff, byte[]? summary, RunState candidateState, string? candidateError)
     {
         if (diff is null || summary is null)
         {
-            Console.WriteLine($"canary: no comparison: the candidate's run ended {candidateState.Name()}{(candidateError is null ? "" : ": " + candidateError)}");
-            return Cli.Failed;
+            var text = $"canary: no comparison: the candidate's run {candidateRunId} ended {candidateState.Name()}{(candidateError is null ? "" : ": " + candidateError)}\n";
+            return (text, new RunDocument.CanaryDocument(candidateRunId, candidateState.Name(), candidateError, null, null, null), runCode == Cli.Ok ? Cli.Failed : runCode);
         }
 
-        Console.Write(System.Text.Encoding.UTF8.GetString(summary));
-        Console.WriteLine($"  diff:    {CanaryLink.DiffJson} in the run's output");
-        return runCode == Cli.Ok && CanaryDiff.FromJson(diff).Verdict == CanaryDiff.Equal ? Cli.Ok : Cli.Failed;
+        var verdict = CanaryDiff.FromJson(diff).Verdict;
+        var code = runCode != Cli.Ok ? runCode
+            : verdict == CanaryDiff.Equal ? Cli.Ok
+            : verdict == CanaryDiff.Different ? Cli.Differs
+            : Cli.Failed;
+        var document = new RunDocument.CanaryDocument(candidateRunId, candidateState.Name(), candidateError, verdict, CanaryLink.DiffJson, CanaryLink.SummaryText);
+        return (System.Text.Encoding.UTF8.GetString(summary) + $"  diff:    {CanaryLink.DiffJson} in the run's output\n", document, code);
     }
 
     private static async Task<byte[]?> ReadOrNullAsync(StorageLocation folder, string key, CancellationToken ct)

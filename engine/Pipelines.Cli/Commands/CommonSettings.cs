@@ -13,6 +13,10 @@ public class CommonSettings : CommandSettings
     [CommandOption("-v|--verbose")]
     [Description("Log what the engine does.")]
     public bool Verbose { get; init; }
+
+    [CommandOption("--log-format <FORMAT>")]
+    [Description("How log lines are written: text (default) or json, one object per line with run, task, attempt and trace ids (Logging:Format).")]
+    public string? LogFormat { get; init; }
 }
 
 /// <summary>A workflow file and overrides.</summary>

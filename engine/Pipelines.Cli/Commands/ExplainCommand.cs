@@ -19,16 +19,8 @@ public sealed class ExplainCommand : AsyncCommand<ExplainCommand.Settings>
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
 
-    public sealed class Settings : CommonSettings, IRemoteSettings
+    public sealed class Settings : RunSourceSettings
     {
-        [CommandOption("--server <URL>")]
-        [Description("Ask this `pipelines server` (or PIPELINES_SERVER) instead of the local configuration.")]
-        public string? Server { get; init; }
-
-        [CommandOption("--key <KEY>")]
-        [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
-        public string? Key { get; init; }
-
         [CommandOption("--json")]
         [Description("Print JSON for scripts instead of text.")]
         public bool Json { get; init; }
@@ -62,12 +54,12 @@ public sealed class ExplainCommand : AsyncCommand<ExplainCommand.Settings>
             await host.StartAsync(cancellationToken).ConfigureAwait(false);
             var store = host.Services.GetRequiredService<IRunStore>();
             (rows, tasks) = await Explainer.ReadRunStoreAsync(store, settings.RunId, cancellationToken).ConfigureAwait(false)
-                ?? throw new PipelinesException($"no run {settings.RunId} in PostgreSQL", retryHelps: false);
+                ?? throw new NotFoundException($"no run {settings.RunId} in PostgreSQL");
         }
         else
         {
             var outputUri = RunIndex.Find(settings.RunId)
-                ?? throw new PipelinesException($"no run {settings.RunId} is known here (embedded runs are recorded in {RunIndex.Folder}; configure Postgres to see runs of other machines)", retryHelps: false);
+                ?? throw new NotFoundException($"no run {settings.RunId} is known here (embedded runs are recorded in {RunIndex.Folder}; configure Postgres to see runs of other machines)");
             var output = host.Services.GetRequiredService<ObjectStoreFactory>().Open(outputUri);
             try
             {
@@ -86,19 +78,33 @@ public sealed class ExplainCommand : AsyncCommand<ExplainCommand.Settings>
 
         return Print(
             Explainer.Task(settings.RunId, rows, tasks, settings.Task)
-                ?? throw new PipelinesException($"run {settings.RunId} has no task '{settings.Task}' (give its index or its task id)", retryHelps: false),
+                ?? throw new NotFoundException($"run {settings.RunId} has no task '{settings.Task}' (give its index or its task id)"),
             settings);
     }
 
+    /// <summary>The schema of `explain RUN TASK --json`: one task.</summary>
+    public const string TaskSchema = "pipelines.explain-task/1";
+
+    /// <summary>The schema of `explain RUN --json`: the whole run.</summary>
+    public const string RunSchema = "pipelines.explain-run/1";
+
     private static int Print(TaskExplanation explained, Settings settings) =>
-        Print(settings.Json ? JsonSerializer.Serialize(explained, Indented) : string.Join('\n', explained.Lines()));
+        Print(settings.Json ? (TaskSchema, JsonSerializer.Serialize(explained, Indented)) : (null, string.Join('\n', explained.Lines())));
 
     private static int Print(RunExplanation explained, Settings settings) =>
-        Print(settings.Json ? JsonSerializer.Serialize(explained, Indented) : string.Join('\n', explained.Lines()));
+        Print(settings.Json ? (RunSchema, JsonSerializer.Serialize(explained, Indented)) : (null, string.Join('\n', explained.Lines())));
 
-    private static int Print(string text)
+    private static int Print((string? Schema, string Text) output)
     {
-        Console.WriteLine(text);
+        if (output.Schema is { } schema)
+        {
+            JsonOut.WriteJson(schema, output.Text);
+        }
+        else
+        {
+            Console.WriteLine(output.Text);
+        }
+
         return Cli.Ok;
     }
 }

@@ -19,6 +19,14 @@ public class FunctionServerSettings : CommonSettings, IRemoteSettings
     internal ServerClient Client() => new(Remote.ServerOf(this) ?? Pipelines.Server.ServerOptions.DefaultUrls, ServerClient.KeyFrom(Key));
 }
 
+/// <summary>The options of a function command that prints: --json too.</summary>
+public class FunctionJsonSettings : FunctionServerSettings
+{
+    [CommandOption("--json")]
+    [Description("Print JSON for scripts (docs/cli.md names the schema of each command).")]
+    public bool Json { get; init; }
+}
+
 /// <summary>The settings of a command that names one function.</summary>
 public class FunctionNameSettings : FunctionServerSettings
 {
@@ -30,7 +38,9 @@ public class FunctionNameSettings : FunctionServerSettings
 /// <summary>`pipelines function deploy FILE`: validate the function file and deploy it on the server.</summary>
 public sealed class FunctionDeployCommand : AsyncCommand<FunctionDeployCommand.Settings>
 {
-    public sealed class Settings : FunctionServerSettings
+    public const string Schema = "pipelines.deployed/1";
+
+    public sealed class Settings : FunctionJsonSettings
     {
         [CommandArgument(0, "<FILE>")]
         [Description("The function file (YAML).")]
@@ -50,6 +60,12 @@ public sealed class FunctionDeployCommand : AsyncCommand<FunctionDeployCommand.S
         Functions.FunctionParser.Parse(yaml, settings.File);
         using var client = settings.Client();
         var result = await client.DeployFunctionAsync(yaml, settings.File, cancellationToken).ConfigureAwait(false);
+        if (settings.Json)
+        {
+            JsonOut.Write(Schema, result);
+            return Cli.Ok;
+        }
+
         var f = result.Function;
         Console.WriteLine(result.Created
             ? $"deployed {f.Name} version {f.Version}{(result.Replaced is { } old ? $" (was {old})" : "")}: {f.Image} ({f.ImageDigest}), {f.Mode} mode"
@@ -59,13 +75,24 @@ public sealed class FunctionDeployCommand : AsyncCommand<FunctionDeployCommand.S
     }
 }
 
-/// <summary>`pipelines function list`: every function's current version.</summary>
-public sealed class FunctionListCommand : AsyncCommand<FunctionServerSettings>
+/// <summary>`pipelines function list [--json]`: every function's current version.</summary>
+public sealed class FunctionListCommand : AsyncCommand<FunctionJsonSettings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, FunctionServerSettings settings, CancellationToken cancellationToken)
+    public const string Schema = "pipelines.functions/1";
+
+    /// <summary>The functions as --json prints them.</summary>
+    internal sealed record FunctionsDocument(IReadOnlyList<Pipelines.Server.Api.FunctionView> Functions);
+
+    public override async Task<int> ExecuteAsync(CommandContext context, FunctionJsonSettings settings, CancellationToken cancellationToken)
     {
         using var client = settings.Client();
         var list = await client.ListFunctionsAsync(cancellationToken).ConfigureAwait(false);
+        if (settings.Json)
+        {
+            JsonOut.Write(Schema, new FunctionsDocument(list));
+            return Cli.Ok;
+        }
+
         if (list.Count == 0)
         {
             Console.WriteLine("no functions deployed (`pipelines function deploy FILE` deploys one)");
@@ -81,13 +108,28 @@ public sealed class FunctionListCommand : AsyncCommand<FunctionServerSettings>
     }
 }
 
-/// <summary>`pipelines function show NAME`: a function's version, limits, figures and warm containers.</summary>
-public sealed class FunctionShowCommand : AsyncCommand<FunctionNameSettings>
+/// <summary>`pipelines function show NAME [--json]`: a function's version, limits, figures and warm containers.</summary>
+public sealed class FunctionShowCommand : AsyncCommand<FunctionShowCommand.Settings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, FunctionNameSettings settings, CancellationToken cancellationToken)
+    public const string Schema = "pipelines.function/1";
+
+    public sealed class Settings : FunctionNameSettings
+    {
+        [CommandOption("--json")]
+        [Description("Print the function as JSON (schema pipelines.function/1, docs/cli.md).")]
+        public bool Json { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         using var client = settings.Client();
         var d = await client.GetFunctionAsync(settings.Name, cancellationToken).ConfigureAwait(false);
+        if (settings.Json)
+        {
+            JsonOut.Write(Schema, d);
+            return Cli.Ok;
+        }
+
         var f = d.Function;
         Console.WriteLine($"{f.Name} version {f.Version}: {f.Mode} mode, {f.Image} ({f.ImageDigest})");
         if (f.Description is not null)

@@ -11,6 +11,8 @@ namespace Pipelines.Cli.Commands;
 /// <summary>`pipelines lineage URI [--row N | --key VALUE] [--json]`: what produced a task output, a log, a results file or one of its rows.</summary>
 public sealed class LineageCommand : AsyncCommand<LineageCommand.Settings>
 {
+    public const string Schema = "pipelines.lineage/1";
+
     public sealed class Settings : CommonSettings
     {
         [CommandArgument(0, "<URI>")]
@@ -30,7 +32,7 @@ public sealed class LineageCommand : AsyncCommand<LineageCommand.Settings>
         public string? Column { get; init; }
 
         [CommandOption("--json")]
-        [Description("Print the answer as JSON, for scripts.")]
+        [Description("Print the answer as JSON, for scripts (schema pipelines.lineage/1, docs/cli.md).")]
         public bool Json { get; init; }
     }
 
@@ -49,7 +51,15 @@ public sealed class LineageCommand : AsyncCommand<LineageCommand.Settings>
 
         var lineage = new LineageService(host.Services.GetRequiredService<ObjectStoreFactory>(), store);
         var answer = await lineage.ExplainAsync(new LineageRequest(settings.Uri, settings.Row, settings.Key, settings.Column), cancellationToken).ConfigureAwait(false);
-        Console.Write(settings.Json ? answer.ToJson() + "\n" : LineageText.Format(answer));
+        if (settings.Json)
+        {
+            JsonOut.WriteJson(Schema, answer.ToJson());
+        }
+        else
+        {
+            Console.Write(LineageText.Format(answer));
+        }
+
         return Cli.Ok;
     }
 }

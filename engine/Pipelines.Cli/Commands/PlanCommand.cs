@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.Diagnostics;
+using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Hosting;
 using Pipelines.Planning;
@@ -7,10 +9,19 @@ using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
 
-/// <summary>`pipelines plan FILE`: validate, pin images, list and plan, and show the tasks, without running or writing anything.</summary>
-public sealed class PlanCommand : AsyncCommand<WorkflowSettings>
+/// <summary>`pipelines plan FILE [--json]`: validate, pin images, list and plan, and show the tasks, without running or writing anything.</summary>
+public sealed class PlanCommand : AsyncCommand<PlanCommand.Settings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, WorkflowSettings settings, CancellationToken cancellationToken)
+    public const string Schema = "pipelines.plan/1";
+
+    public sealed class Settings : WorkflowSettings
+    {
+        [CommandOption("--json")]
+        [Description("Print the plan as JSON (schema pipelines.plan/1, docs/cli.md): every task, written as it is planned.")]
+        public bool Json { get; init; }
+    }
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
@@ -21,6 +32,12 @@ public sealed class PlanCommand : AsyncCommand<WorkflowSettings>
         foreach (var w in preview.Workflow.Warnings)
         {
             Console.Error.WriteLine($"{settings.File}: warning: {w}");
+        }
+
+        if (settings.Json)
+        {
+            await WriteJsonAsync(preview, clock, cancellationToken).ConfigureAwait(false);
+            return Cli.Ok;
         }
 
         // Tasks are counted as they stream by; only the first few are kept to show.
@@ -58,5 +75,81 @@ public sealed class PlanCommand : AsyncCommand<WorkflowSettings>
 
         Console.WriteLine($"planned in {clock.Elapsed.TotalSeconds:0.00}s, peak memory {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB");
         return Cli.Ok;
+    }
+
+    /// <summary>
+    /// The plan as one JSON document, each task written as the plan streams it (memory does not
+    /// grow with the tasks); the counts, known at the end, come after the tasks.
+    /// </summary>
+    private static async Task WriteJsonAsync(PlanPreview preview, Stopwatch clock, CancellationToken ct)
+    {
+        await using var stdout = Console.OpenStandardOutput();
+        await using var json = new Utf8JsonWriter(stdout, new JsonWriterOptions { Indented = true });
+        json.WriteStartObject();
+        json.WriteString("schema", Schema);
+        json.WriteString("workflow", preview.Workflow.Name);
+        json.WriteStartArray("tasks");
+        await foreach (var t in preview.Tasks.WithCancellation(ct).ConfigureAwait(false))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("index", t.Index);
+            json.WriteString("task_id", t.TaskId);
+            json.WriteStartArray("inputs");
+            foreach (var i in t.Inputs)
+            {
+                json.WriteStartObject();
+                json.WriteString("key", i.Key);
+                json.WriteNumber("size", i.Size);
+                json.WriteEndObject();
+            }
+
+            json.WriteEndArray();
+            json.WriteStartObject("captures");
+            foreach (var (name, value) in t.Captures)
+            {
+                json.WriteString(name, value);
+            }
+
+            json.WriteEndObject();
+            json.WriteEndObject();
+            if (json.BytesPending > 1 << 16)
+            {
+                await json.FlushAsync(ct).ConfigureAwait(false);
+            }
+        }
+
+        json.WriteEndArray();
+        var counter = preview.Counter;
+        json.WriteNumber("task_count", counter.Tasks);
+        json.WriteNumber("files_listed", counter.Listed);
+        json.WriteNumber("files_selected", counter.Selected);
+        json.WriteNumber("files_ungrouped", preview.FilesUngrouped);
+        json.WriteStartObject("images");
+        foreach (var (image, digest) in preview.ImageDigests)
+        {
+            json.WriteString(image, digest);
+        }
+
+        json.WriteEndObject();
+        if (preview.Scope.Note is { } note)
+        {
+            json.WriteString("note", note);
+        }
+        else
+        {
+            json.WriteNull("note");
+        }
+
+        json.WriteStartArray("warnings");
+        foreach (var w in preview.Workflow.Warnings)
+        {
+            json.WriteStringValue(w.ToString());
+        }
+
+        json.WriteEndArray();
+        json.WriteNumber("planned_seconds", Math.Round(clock.Elapsed.TotalSeconds, 3));
+        json.WriteEndObject();
+        await json.FlushAsync(ct).ConfigureAwait(false);
+        await stdout.WriteAsync("\n"u8.ToArray(), ct).ConfigureAwait(false);
     }
 }

@@ -4,7 +4,6 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Canary;
-using Pipelines.Gather;
 using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -14,7 +13,11 @@ using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
 
-/// <summary>`pipelines run FILE`: plan, run, wait, summarise. Exit 0 all tasks succeeded, 1 a task failed, 2 invalid file.</summary>
+/// <summary>
+/// `pipelines run FILE`: plan, run, wait, summarise. The exit code is the run's (Cli: 0
+/// succeeded, 1 a task failed, 6 cancelled), 2 for an invalid file, and with a canary 3 when
+/// the candidate differs.
+/// </summary>
 public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 {
     public sealed class Settings : WorkflowSettings, IRemoteSettings
@@ -28,7 +31,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         public string? Key { get; init; }
 
         [CommandOption("--candidate <STEP=IMAGE>")]
-        [Description("Batch canary: run a sample of the tasks again with this image for STEP (a local image or algorithm://NAME@VERSION) and compare; exit 1 when they differ (docs/algorithms.md).")]
+        [Description("Batch canary: run a sample of the tasks again with this image for STEP (a local image or algorithm://NAME@VERSION) and compare; exit 3 when they differ (docs/algorithms.md).")]
         public string? Candidate { get; init; }
 
         [CommandOption("--sample <SHARE>")]
@@ -42,6 +45,10 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [CommandOption("-w|--local-workers <N>")]
         [Description("Tasks this process runs at once (default Worker:Concurrency, 4). With PostgreSQL, 0 leaves the tasks to `pipelines worker` processes.")]
         public int? LocalWorkers { get; init; }
+
+        [CommandOption("--json")]
+        [Description("Print the run's summary as JSON (schema pipelines.run/1, docs/cli.md) on stdout; progress goes to stderr.")]
+        public bool Json { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -49,10 +56,13 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var clock = Stopwatch.StartNew();
         var canary = CanaryRequest.Parse(settings.Candidate, settings.Sample, settings.Tolerance);
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
+
+        // With --json, stdout holds the document alone: what is said on the way goes to stderr.
+        var say = settings.Json ? Console.Error : Console.Out;
         if (Remote.ServerOf(settings) is not null)
         {
             using var client = Remote.Client(settings);
-            return await RemoteRun.RunAsync(client, settings.File, yaml, settings.Set, settings, clock, cancellationToken).ConfigureAwait(false);
+            return await RemoteRun.RunAsync(client, settings.File, yaml, settings, say, clock, cancellationToken).ConfigureAwait(false);
         }
 
         var values = new Dictionary<string, string?>();
@@ -71,6 +81,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
         using var host = EngineHost.Build(config, worker: workers > 0, settings.Verbose ? LogLevel.Information : LogLevel.Warning);
         var store = host.Services.GetRequiredService<IRunStore>();
+        var live = new List<LiveRun>();
 
         // The start makes the PostgreSQL tables (Hosting/SchemaSetup) before anything is submitted.
         await host.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -78,67 +89,125 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         {
             var submitted = await host.Services.GetRequiredService<RunSubmitter>()
                 .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken, canary).ConfigureAwait(false);
-            RunIndex.Record(submitted.RunId, submitted.OutputUri);
+            RunIndex.Record(submitted.RunId, submitted.OutputUri, submitted.WorkflowName);
             if (submitted.CanaryRunId is { } canaryRunId)
             {
-                RunIndex.Record(canaryRunId, submitted.OutputUri.TrimEnd('/') + "/" + CanaryLink.Folder);
+                RunIndex.Record(canaryRunId, submitted.OutputUri.TrimEnd('/') + "/" + CanaryLink.Folder, submitted.WorkflowName);
             }
+
             foreach (var w in submitted.Warnings.Where(w => !w.IsNote))
             {
                 Console.Error.WriteLine($"{settings.File}: warning: {w.Text}");
             }
 
-            Console.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
+            say.WriteLine($"run {submitted.RunId}: {submitted.Tasks} task(s) over {submitted.Inputs} input file(s), {(postgres ? "PostgreSQL" : "embedded")} mode, {(workers > 0 ? $"{workers} local worker(s)" : "remote workers")}");
             foreach (var note in submitted.Warnings.Where(w => w.IsNote))
             {
-                Console.WriteLine($"note: {note.Text}");
+                say.WriteLine($"note: {note.Text}");
             }
 
-            Console.WriteLine($"output: {submitted.OutputUri}");
+            say.WriteLine($"output: {submitted.OutputUri}");
             if (submitted.CanaryRunId is not null)
             {
-                Console.WriteLine($"canary: {submitted.CanaryTasks} task(s) again with {canary!.Step}={canary.Image}, as run {submitted.CanaryRunId} (in {CanaryLink.Folder})");
+                say.WriteLine($"canary: {submitted.CanaryTasks} task(s) again with {canary!.Step}={canary.Image}, as run {submitted.CanaryRunId} (in {CanaryLink.Folder})");
+            }
+
+            // An embedded run lives in this process: it says how it goes beside the run index, and takes a cancel from there.
+            LiveRun? Live(string runId)
+            {
+                if (postgres)
+                {
+                    return null;
+                }
+
+                var l = new LiveRun(store, runId, say);
+                live.Add(l);
+                return l;
             }
 
             // With no local worker, say so when no worker at all is connected: the run would wait for good.
             Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi().Servers().Count : null;
-            var run = await WaitAsync(store, submitted.RunId, liveWorkers, cancellationToken).ConfigureAwait(false);
-            var stores = host.Services.GetRequiredService<ObjectStoreFactory>();
-            await PrintSummaryAsync(store, stores, run, clock.Elapsed, cancellationToken).ConfigureAwait(false);
-            var code = run.State == RunState.Succeeded ? Cli.Ok : Cli.Failed;
+            var run = await WaitAsync(store, submitted.RunId, liveWorkers, null, Live(submitted.RunId), say, settings.Json, cancellationToken).ConfigureAwait(false);
+            await using var source = new StoreRunSource(host, ownsHost: false);
+            var document = await source.GetAsync(run.RunId, cancellationToken).ConfigureAwait(false) with { WallSeconds = Math.Round(clock.Elapsed.TotalSeconds, 3) };
+            var code = Cli.Of(run.State);
+            string? canaryText = null;
             if (submitted.CanaryRunId is { } candidate)
             {
-                var canaryRun = await WaitAsync(store, candidate, liveWorkers, cancellationToken).ConfigureAwait(false);
-                var (diff, summary) = await CanaryOutcome.ReadAsync(stores.Open(run.OutputUri), cancellationToken).ConfigureAwait(false);
-                code = CanaryOutcome.Print(code, diff, summary, canaryRun.State, canaryRun.Error);
+                if (!settings.Json)
+                {
+                    Print(document, clock);
+                }
+
+                // The candidate's own progress, labelled: it can still be going after the run's summary.
+                var canaryRun = await WaitAsync(store, candidate, liveWorkers, "canary", Live(candidate), say, settings.Json, cancellationToken).ConfigureAwait(false);
+                var (diff, summary) = await CanaryOutcome.ReadAsync(host.Services.GetRequiredService<ObjectStoreFactory>().Open(run.OutputUri), cancellationToken).ConfigureAwait(false);
+                (canaryText, var canaryDocument, code) = CanaryOutcome.Evaluate(code, candidate, diff, summary, canaryRun.State, canaryRun.Error);
+                document = document with { Canary = canaryDocument };
+            }
+
+            if (settings.Json)
+            {
+                JsonOut.Write(RunDocument.Schema, document);
+            }
+            else if (canaryText is not null)
+            {
+                Console.Write(canaryText);
+            }
+            else
+            {
+                Print(document, clock);
             }
 
             return code;
         }
         finally
         {
+            foreach (var l in live)
+            {
+                l.End();
+            }
+
             await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
 
-    private static async Task<RunRecord> WaitAsync(IRunStore store, string runId, Func<int>? liveWorkers, CancellationToken ct)
+    private static void Print(RunDocument document, Stopwatch clock)
     {
+        foreach (var line in document.Lines($"run {document.RunId} {document.State} in {clock.Elapsed.TotalSeconds:0.0}s", times: false))
+        {
+            Console.WriteLine(line);
+        }
+    }
+
+    /// <summary>
+    /// Follows a run to its end with a bar (a terminal, without --json) or plain lines to
+    /// <paramref name="say"/>; <paramref name="label"/> (canary) starts each line; an embedded run publishes itself on the way.
+    /// </summary>
+    private static async Task<RunRecord> WaitAsync(IRunStore store, string runId, Func<int>? liveWorkers, string? label, LiveRun? live, TextWriter say, bool json, CancellationToken ct)
+    {
+        var prefix = label is null ? "" : label + ": ";
         var follow = new RunFollower(store, runId, liveWorkers);
-        if (Cli.Interactive)
+        if (Cli.Interactive && !json)
         {
             RunRecord? result = null;
             await AnsiConsole.Progress()
                 .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
                 .StartAsync(async ctx =>
                 {
-                    var bar = ctx.AddTask("tasks");
+                    var bar = ctx.AddTask(label is null ? "tasks" : label + " tasks");
                     while (true)
                     {
                         if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
                         {
+                            if (live is not null)
+                            {
+                                await live.PollAsync(run, counts, ct).ConfigureAwait(false);
+                            }
+
                             bar.MaxValue = Math.Max(1, counts.Total);
                             bar.Value = counts.Ended;
-                            bar.Description = $"{counts.Ended}/{counts.Total} ended, {counts.Running} running, {counts.Failed} failed" + (run.State == RunState.Gathering ? ", gathering" : "");
+                            bar.Description = Markup.Escape($"{counts.Ended}/{counts.Total} ended, {counts.Running} running, {counts.Failed} failed" + (counts.Held > 0 ? $", {counts.Held} held" : "") + (run.State == RunState.Gathering ? ", gathering" : ""));
                             if (run.State.IsTerminal())
                             {
                                 result = run;
@@ -158,15 +227,20 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         {
             if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
             {
+                if (live is not null)
+                {
+                    await live.PollAsync(run, counts, ct).ConfigureAwait(false);
+                }
+
                 if (run.State.IsTerminal())
                 {
                     return run;
                 }
 
-                var line = $"{counts.Ended}/{counts.Total} tasks ended ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed), {counts.Running} running" + (run.State == RunState.Gathering ? ", gathering" : "");
+                var line = prefix + RunDocument.Progress(counts, run.State == RunState.Gathering);
                 if (line != last && lastPrint.Elapsed > TimeSpan.FromSeconds(2))
                 {
-                    Console.WriteLine(line);
+                    say.WriteLine(line);
                     last = line;
                     lastPrint.Restart();
                 }
@@ -174,45 +248,5 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
             await Task.Delay(follow.Delay(100), ct).ConfigureAwait(false);
         }
-    }
-
-    internal static async Task PrintSummaryAsync(IRunStore store, ObjectStoreFactory stores, RunRecord run, TimeSpan wall, CancellationToken ct)
-    {
-        var counts = await store.CountTasksAsync(run.RunId, ct).ConfigureAwait(false);
-        Console.WriteLine($"run {run.RunId} {run.State.Name()} in {wall.TotalSeconds:0.0}s");
-        Console.WriteLine($"  tasks:   {counts.Total} ({counts.Succeeded} succeeded, {counts.Cached} cached, {counts.Failed} failed, {counts.Cancelled} cancelled{(counts.Split > 0 ? $", {counts.Split} split" : "")})");
-        var output = stores.Open(run.OutputUri);
-        try
-        {
-            var summary = await RunSummary.ReadAsync(output, ct).ConfigureAwait(false);
-            RunJsonNotes.PrintResults(summary);
-            RunJsonNotes.Print(summary);
-        }
-        catch (ObjectNotFoundException)
-        {
-            Console.WriteLine("  results: none (run.json was not written)");
-        }
-
-        if (run.Error is not null)
-        {
-            Console.WriteLine($"  error:   {run.Error}");
-        }
-
-        if (counts.Failed > 0)
-        {
-            var failed = (await store.GetTasksAsync(run.RunId, ct).ConfigureAwait(false)).Where(t => t.State == TaskState.Failed).ToList();
-            foreach (var t in failed.Take(5))
-            {
-                var first = (t.Error ?? "").Split('\n')[0];
-                Console.WriteLine($"  failed:  task {t.Index} ({t.TaskId}, {string.Join(" ", t.Inputs.Take(2).Select(i => i.Key))}{(t.Inputs.Count > 2 ? " ..." : "")}): {first}");
-            }
-
-            if (failed.Count > 5)
-            {
-                Console.WriteLine($"  failed:  ... and {failed.Count - 5} more (see provenance/tasks.parquet)");
-            }
-        }
-
-        Console.WriteLine($"  output:  {run.OutputUri}");
     }
 }

@@ -91,13 +91,41 @@ public sealed class UnregisterCommand : AsyncCommand<UnregisterCommand.Settings>
     }
 }
 
-/// <summary>`pipelines triggers`: every registered trigger with its last poll, objects seen and runs started.</summary>
-public sealed class TriggersCommand : AsyncCommand<CommonSettings>
+/// <summary>`pipelines triggers [--json]`: every registered trigger with its last poll, objects seen and runs started, from PostgreSQL or a server.</summary>
+public sealed class TriggersCommand : AsyncCommand<TriggersCommand.Settings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, CommonSettings settings, CancellationToken cancellationToken)
+    public const string Schema = "pipelines.triggers/1";
+
+    public sealed class Settings : RunSourceSettings
     {
-        using var host = await TriggerHost.StartAsync(settings, "`pipelines triggers`", cancellationToken).ConfigureAwait(false);
-        var list = await host.Services.GetRequiredService<PostgresTriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
+        [CommandOption("--json")]
+        [Description("Print the triggers as JSON (schema pipelines.triggers/1, docs/cli.md).")]
+        public bool Json { get; init; }
+    }
+
+    /// <summary>The triggers as --json prints them.</summary>
+    internal sealed record TriggersDocument(IReadOnlyList<TriggerSummary> Triggers);
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<TriggerSummary> list;
+        if (Remote.ServerOf(settings) is not null)
+        {
+            using var client = Remote.Client(settings);
+            list = await client.GetTriggersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            using var host = await TriggerHost.StartAsync(settings, "`pipelines triggers`", cancellationToken).ConfigureAwait(false);
+            list = await host.Services.GetRequiredService<PostgresTriggerStore>().SummariesAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        if (settings.Json)
+        {
+            JsonOut.Write(Schema, new TriggersDocument(list));
+            return Cli.Ok;
+        }
+
         if (list.Count == 0)
         {
             Console.WriteLine("no triggers registered (`pipelines register FILE` registers a workflow with a trigger block)");

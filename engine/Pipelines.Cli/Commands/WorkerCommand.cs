@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Pipelines.Harvest;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
+using Pipelines.Server.Health;
 using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
@@ -26,6 +27,10 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         [Description("When this machine lends its cycles: always, when-idle (default) or never (docs/harvesting.md).")]
         public string? Policy { get; init; }
 
+        [CommandOption("--health-port <PORT>")]
+        [Description("Serve /healthz, /readyz and /metrics on this loopback port: a number, 0 for any free one, or off (default Worker:HealthPort, 9464).")]
+        public string? HealthPort { get; init; }
+
         [CommandOption("--drain")]
         [Description("Ask the running workers of this machine to finish their tasks and take no more, then exit.")]
         public bool Drain { get; init; }
@@ -37,6 +42,11 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         if (settings.Concurrency is { } n)
         {
             values["Worker:Concurrency"] = n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (settings.HealthPort is { } port)
+        {
+            values["Worker:HealthPort"] = port;
         }
 
         var config = EngineHost.Configuration(settings.Config, values);
@@ -61,11 +71,13 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             throw new PipelinesException($"--roles '{settings.Roles}': write worker, triggers or worker,triggers", retryHelps: false);
         }
 
-        using var host = EngineHost.Build(config, worker: roles.Contains("worker"), settings.Verbose ? LogLevel.Information : LogLevel.Warning, triggers: roles.Contains("triggers"), keepWarm: roles.Contains("worker"));
-        await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        var listen = WorkerHost.ListenOf(config);
+        using var host = WorkerHost.Build(config, listen, worker: roles.Contains("worker"), triggers: roles.Contains("triggers"), settings.Verbose ? LogLevel.Information : LogLevel.Warning);
+        await WorkerHost.StartAsync(host, listen, cancellationToken).ConfigureAwait(false);
         var harvest = roles.Contains("worker") ? host.Services.GetRequiredService<Harvester>() : null;
         Console.WriteLine($"worker {host.Services.GetRequiredService<Pipelines.Worker.WorkerOptions>().Name} started ({string.Join(",", roles.Order(StringComparer.Ordinal))})"
-            + (harvest is null ? "" : $"; harvesting: policy {Harvester.Name(harvest.Policy)}, containers {harvest.IdleMode}"));
+            + (harvest is null ? "" : $"; harvesting: policy {Harvester.Name(harvest.Policy)}, containers {harvest.IdleMode}")
+            + (WorkerHost.AddressOf(host) is { } address ? $"; health and metrics on {address}" : "; no health listener (Worker:HealthPort off)"));
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);

@@ -1,25 +1,39 @@
+using System.ComponentModel;
 using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Pipelines.Harvest;
 using Pipelines.Hosting;
 using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
 
-/// <summary>`pipelines workers`: every live worker's harvesting figures (docs/harvesting.md).</summary>
-public sealed class WorkersCommand : AsyncCommand<CommonSettings>
+/// <summary>`pipelines workers [--json]`: every live worker's harvesting figures (docs/harvesting.md), from PostgreSQL or a server.</summary>
+public sealed class WorkersCommand : AsyncCommand<WorkersCommand.Settings>
 {
-    public override async Task<int> ExecuteAsync(CommandContext context, CommonSettings settings, CancellationToken cancellationToken)
+    public const string Schema = "pipelines.workers/1";
+
+    public sealed class Settings : RunSourceSettings
     {
-        var config = EngineHost.Configuration(settings.Config);
-        if (!EngineHost.UsesPostgres(config))
+        [CommandOption("--json")]
+        [Description("Print the workers as JSON (schema pipelines.workers/1, docs/cli.md).")]
+        public bool Json { get; init; }
+    }
+
+    /// <summary>The workers as --json prints them: each worker's name and figures.</summary>
+    internal sealed record WorkersDocument(IReadOnlyList<WorkerDocument> Workers);
+
+    internal sealed record WorkerDocument(string Worker, HarvestStatus Status);
+
+    public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
+    {
+        var workers = await ReadAsync(settings, cancellationToken).ConfigureAwait(false);
+        if (settings.Json)
         {
-            throw new PipelinesException("`pipelines workers` reads the workers' figures from PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json)", retryHelps: false);
+            JsonOut.Write(Schema, new WorkersDocument(workers.Select(w => new WorkerDocument(w.Worker, w.Status)).ToList()));
+            return Cli.Ok;
         }
 
-        using var host = EngineHost.Build(config, worker: false);
-        await host.StartAsync(cancellationToken).ConfigureAwait(false);
-        var workers = HarvestBoard.Read(host.Services.GetRequiredService<Hangfire.JobStorage>());
         if (workers.Count == 0)
         {
             Console.WriteLine("no live worker");
@@ -43,6 +57,32 @@ public sealed class WorkersCommand : AsyncCommand<CommonSettings>
         }
 
         return Cli.Ok;
+    }
+
+    private static async Task<IReadOnlyList<(string Worker, HarvestStatus Status)>> ReadAsync(Settings settings, CancellationToken ct)
+    {
+        if (Remote.ServerOf(settings) is not null)
+        {
+            using var client = Remote.Client(settings);
+            return (await client.GetWorkersAsync(ct).ConfigureAwait(false)).Select(w => (w.Worker, w.Status)).ToList();
+        }
+
+        var config = EngineHost.Configuration(settings.Config);
+        if (!EngineHost.UsesPostgres(config))
+        {
+            throw new PipelinesException("`pipelines workers` reads the workers' figures from PostgreSQL: set PIPELINES_POSTGRES (or Postgres in pipelines.json), or ask a server with --server", retryHelps: false);
+        }
+
+        using var host = EngineHost.Build(config, worker: false);
+        await host.StartAsync(cancellationToken: ct).ConfigureAwait(false);
+        try
+        {
+            return HarvestBoard.Read(host.Services.GetRequiredService<Hangfire.JobStorage>());
+        }
+        finally
+        {
+            await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        }
     }
 
     private static string Line(params string[] cells) =>

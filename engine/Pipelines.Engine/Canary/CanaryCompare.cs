@@ -35,8 +35,11 @@ internal static class CanaryCompare
             var refs = (Ref(cur), Ref(cand));
             if (!EndedWell(cur) || !EndedWell(cand))
             {
-                var why = !EndedWell(cur) ? $"the current task ended {cur.State.Name()}" : $"the candidate task ended {cand.State.Name()}";
-                tasks.Add(new CanaryTask(refs.Item1, refs.Item2, CanaryDiff.Incomplete, why + ": not compared", null));
+                // Why, as the user needs it to act: the exit code and the container's last lines.
+                var failure = !EndedWell(cur)
+                    ? CanaryFailure.Of("current", cur, current.Tasks, current.Provenance)
+                    : CanaryFailure.Of("candidate", cand, candidate.Tasks, candidate.Provenance);
+                tasks.Add(new CanaryTask(refs.Item1, refs.Item2, CanaryDiff.Incomplete, failure.Line() + ": not compared", null) { Failure = failure });
                 continue;
             }
 

@@ -70,6 +70,23 @@ public sealed record CanaryDiff(
         foreach (var t in Tasks.Where(t => t.Verdict != Equal))
         {
             s.Append(CultureInfo.InvariantCulture, $"task {t.Current.Index} ({t.Current.TaskId} / candidate {t.Candidate.TaskId}): {t.Verdict}{(t.Reason is null ? "" : ": " + t.Reason)}\n");
+            if (t.Failure is { } failure)
+            {
+                if (failure.ExitCode is { } exit)
+                {
+                    s.Append(CultureInfo.InvariantCulture, $"  {failure.Side} exit code: {exit}\n");
+                }
+
+                if (failure.OutputTail is { Count: > 0 } tail)
+                {
+                    s.Append(CultureInfo.InvariantCulture, $"  {failure.Side} output (stdout and stderr) ended with:\n");
+                    foreach (var line in tail)
+                    {
+                        s.Append("    | ").Append(line).Append('\n');
+                    }
+                }
+            }
+
             foreach (var f in (t.Files ?? []).Where(f => f.Status != CanaryFile.Same))
             {
                 s.Append(CultureInfo.InvariantCulture, $"  file {f.Path}: {f.Status}{(f.Table is null ? "" : $" (a part of table {f.Table}, compared by cell)")}\n");
@@ -112,7 +129,11 @@ public sealed record CanarySide(string RunId, string Image, string Digest);
 public sealed record CanaryTaskRef(int Index, string TaskId, string State);
 
 /// <summary>One sampled task, both sides: its verdict, why it was not compared, and its kept outputs.</summary>
-public sealed record CanaryTask(CanaryTaskRef Current, CanaryTaskRef Candidate, string Verdict, string? Reason, IReadOnlyList<CanaryFile>? Files);
+public sealed record CanaryTask(CanaryTaskRef Current, CanaryTaskRef Candidate, string Verdict, string? Reason, IReadOnlyList<CanaryFile>? Files)
+{
+    /// <summary>For a task not compared because a side did not end well: that side's exit code and last lines.</summary>
+    public CanaryFailure? Failure { get; init; }
+}
 
 /// <summary>
 /// One kept output (<c>&lt;step&gt;/&lt;path&gt;</c>) of a sampled task on both sides, by sha256.

@@ -64,6 +64,7 @@ internal sealed class DockerRuntime : IContainerRuntime
         var parameters = _engine.LockedDown(spec, cgroup);
 
         string id;
+        var starting = Stopwatch.StartNew();
         try
         {
             id = (await _client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
@@ -81,6 +82,7 @@ internal sealed class DockerRuntime : IContainerRuntime
         try
         {
             await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+            Telemetry.EngineMetrics.ContainerStarted("oneshot", starting.Elapsed.TotalSeconds);
             var timedOut = false;
             long exitCode;
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using Parquet.Serialization;
 using Pipelines.Runs;
 using Pipelines.RunStore;
@@ -17,10 +16,8 @@ public static class Explainer
     /// <summary>One task, named by its index or its task id; null when the run has no such task.</summary>
     public static TaskExplanation? Task(string runId, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord>? tasks, string task)
     {
-        var all = Tasks(runId, rows, tasks);
-        var index = -1;
-        var byIndex = task.Length < 24 && int.TryParse(task, NumberStyles.None, CultureInfo.InvariantCulture, out index);
-        return all.FirstOrDefault(t => byIndex ? t.TaskIndex == index : string.Equals(t.TaskId, task, StringComparison.OrdinalIgnoreCase));
+        var names = TaskName.Matcher(task);
+        return Tasks(runId, rows, tasks).FirstOrDefault(t => names(t.TaskIndex, t.TaskId));
     }
 
     /// <summary>The whole run: cached, ran, and the reasons counted (each changed component once per task).</summary>

@@ -11,9 +11,8 @@ namespace Pipelines.Functions;
 /// </summary>
 public sealed class FunctionJob(FunctionService functions) : IEndsWhenGivenUp
 {
-    // The context is unused but kept: jobs already queued carry it in their arguments.
     public Task RunAsync(string invocationId, PerformContext? context, CancellationToken cancellationToken) =>
-        functions.RunQueuedAsync(invocationId, cancellationToken);
+        functions.RunQueuedAsync(invocationId, context?.GetJobParameter<string>(Telemetry.EngineTracing.JobParameter), cancellationToken);
 
     Task IEndsWhenGivenUp.GiveUpAsync(IReadOnlyList<object?> args, string reason, CancellationToken cancellationToken) =>
         args is [string invocationId, ..] ? functions.GiveUpAsync(invocationId, reason, cancellationToken) : Task.CompletedTask;

@@ -1,6 +1,5 @@
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Pipelines.Functions;
@@ -17,7 +16,7 @@ public static class FunctionParser
     public static FunctionSpec Parse(string yaml, string source)
     {
         var ctx = new ParseContext();
-        var root = Load(yaml, ctx);
+        var root = YamlLoader.Load(yaml, ctx, YamlLoader.Function);
         var spec = root is null ? null : Build(root, ctx);
         if (ctx.Problems.Count > 0 || spec is null)
         {
@@ -25,45 +24,6 @@ public static class FunctionParser
         }
 
         return spec;
-    }
-
-    private static YamlMappingNode? Load(string yaml, ParseContext ctx)
-    {
-        var stream = new YamlStream();
-        try
-        {
-            stream.Load(new StringReader(yaml));
-        }
-        catch (YamlException e)
-        {
-            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: " + (e.InnerException?.Message ?? e.Message), (int)e.Start.Line, (int)e.Start.Column));
-            return null;
-        }
-        catch (InvalidOperationException e)
-        {
-            // YamlDotNet throws this for some broken flow collections (see WorkflowParser).
-            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: " + e.Message + "; look for an unclosed '[', '{' or quote", 0, 0));
-            return null;
-        }
-
-        if (stream.Documents.Count == 0)
-        {
-            ctx.Problems.Add(new WorkflowProblem("(file)", "the file is empty; a function starts with 'name:' and 'image:'", 0, 0));
-            return null;
-        }
-
-        if (stream.Documents.Count > 1)
-        {
-            ctx.Add(stream.Documents[1].RootNode, "(file)", "holds more than one YAML document; put one function in each file");
-        }
-
-        if (stream.Documents[0].RootNode is not YamlMappingNode map)
-        {
-            ctx.Add(stream.Documents[0].RootNode, "(file)", "must be a mapping of fields (name, image, mode, command, ...)");
-            return null;
-        }
-
-        return map;
     }
 
     private static FunctionSpec? Build(YamlMappingNode root, ParseContext ctx)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Hangfire;
@@ -5,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Pipelines.Worker;
 
 namespace Pipelines.Functions;
@@ -85,6 +87,7 @@ public sealed class FunctionService(
     public async Task<(string Id, InvocationOutcome Outcome, FunctionVersion Served)> InvokeAsync(FunctionVersion function, FunctionInput input, string? caller, string outputFolder, CancellationToken cancellationToken)
     {
         var id = NewId();
+        using var span = EngineTracing.Start(EngineTracing.Invoke, ActivityKind.Server)?.SetTag("pipelines.function", function.Name).SetTag("pipelines.invocation.id", id);
         var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
         await store.AddInvocationAsync(Record(id, routed.Serving, input, InvocationStatus.Running, isAsync: false, caller, time.GetUtcNow(), routed.Route), cancellationToken).ConfigureAwait(false);
         var outcome = await RunRoutedAsync(routed, input, id, caller, outputFolder, cancellationToken, async o =>
@@ -105,6 +108,7 @@ public sealed class FunctionService(
             ? await services.GetRequiredService<ShadowRunner>().StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
             : null;
         InvocationOutcome outcome;
+        var clock = Stopwatch.StartNew();
         try
         {
             outcome = await invoker.InvokeAsync(routed.Serving, input, id, outputFolder, cancellationToken).ConfigureAwait(false);
@@ -112,7 +116,9 @@ public sealed class FunctionService(
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // An outage or the unforeseen: still recorded, then answered by the caller.
-            await store.FinishAsync(id, Unforeseen(e), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            var end = Unforeseen(e);
+            Answered(routed.Serving.Name, end.Status, end.HttpStatus, clock.Elapsed.TotalSeconds, end.Error);
+            await store.FinishAsync(id, end, time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
             await DiscardAsync(shadow, "stable's run ended with an error: " + PipelinesException.Describe(e)).ConfigureAwait(false);
             throw;
         }
@@ -123,6 +129,8 @@ public sealed class FunctionService(
             throw;
         }
 
+        Answered(routed.Serving.Name, outcome.Status, outcome.HttpStatus, outcome.LatencyMs / 1000, outcome.Error);
+        Activity.Current?.SetTag("pipelines.function.cold_start", outcome.ColdStart);
         await finish(outcome).ConfigureAwait(false);
         if (shadow is not null)
         {
@@ -135,6 +143,15 @@ public sealed class FunctionService(
         }
 
         return outcome;
+    }
+
+    /// <summary>An invocation was answered: counted by function and outcome, and said on its span.</summary>
+    private static void Answered(string function, InvocationStatus status, int code, double seconds, string? error)
+    {
+        var outcome = PostgresFunctionStore.Name(status);
+        EngineMetrics.Invoked(function, outcome, code, seconds);
+        Activity.Current?.SetTag("pipelines.function.outcome", outcome).SetTag("http.response.status_code", code);
+        Activity.Current.Failed(status == InvocationStatus.Succeeded ? null : error ?? outcome);
     }
 
     private Task DiscardAsync(ShadowCopy? shadow, string why) =>
@@ -162,7 +179,15 @@ public sealed class FunctionService(
         await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
 
         // The row is written before the job: a job never looks for an invocation that is not there yet.
-        services.GetRequiredService<IBackgroundJobClient>().Enqueue<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
+        // The job carries the caller's trace (a job parameter), so the worker's run of it joins that trace.
+        var job = Hangfire.Common.Job.FromExpression<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
+        var parameters = new Dictionary<string, object>();
+        if (EngineTracing.CurrentParent() is { } parent)
+        {
+            parameters[EngineTracing.JobParameter] = parent;
+        }
+
+        ((IBackgroundJobClientV2)services.GetRequiredService<IBackgroundJobClient>()).Create(job, new Hangfire.States.EnqueuedState(), parameters);
         return id;
     }
 
@@ -170,8 +195,9 @@ public sealed class FunctionService(
     /// The async job's work, safe to repeat (Hangfire delivers at least once): an ended
     /// invocation is left alone, a second run writes the same output key, and the end is recorded once.
     /// </summary>
-    public async Task RunQueuedAsync(string id, CancellationToken cancellationToken)
+    public async Task RunQueuedAsync(string id, string? traceParent, CancellationToken cancellationToken)
     {
+        using var span = EngineTracing.StartUnder(EngineTracing.Invoke, traceParent, ActivityKind.Consumer)?.SetTag("pipelines.invocation.id", id);
         var record = await store.GetInvocationAsync(id, cancellationToken).ConfigureAwait(false);
         if (record is null || record.Status is not (InvocationStatus.Queued or InvocationStatus.Running))
         {

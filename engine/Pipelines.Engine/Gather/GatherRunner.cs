@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Reflection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Canary;
@@ -7,6 +8,7 @@ using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Pipelines.Worker;
 
 namespace Pipelines.Gather;
@@ -44,6 +46,7 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
         if (run is not null && !run.State.IsTerminal())
         {
             await store.FinishRunAsync(runId, RunState.Failed, reason, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            Telemetry.EngineMetrics.RunEnded(RunState.Failed.Name());
             LogRunEndedFailed(log, runId, reason);
         }
     }
@@ -77,6 +80,9 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
 
         var run = (await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false))!;
         var definition = RunDefinition.FromJson(run.DefinitionJson);
+        using var span = EngineTracing.StartUnder(EngineTracing.Gather, definition.TraceParent, ActivityKind.Consumer)?.SetTag("pipelines.run.id", runId);
+        using var scope = LogScopes.Run(log, runId);
+        var started = Stopwatch.StartNew();
         var workflow = definition.Workflow;
         var output = definition.Folder(stores, runId);
         var tasks = await store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false);
@@ -90,7 +96,7 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
         var warnings = new List<string>();
         var problems = new List<string>();
         var cancelled = StopReasons.IsCancel(run.StopReason);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var clock = Stopwatch.StartNew();
         var phases = new List<string>();
         void Phase(string name)
         {
@@ -190,6 +196,7 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
                 OutputUri = output.Uri,
                 Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
                 Engine = new RunSummaryEngine("pipelines", EngineVersion),
+                TraceId = EngineTracing.TraceIdOf(definition.TraceParent),
             };
 
             // The report is drawn from the rows just written to tasks.parquet (already in memory
@@ -211,6 +218,10 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
             await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
             Phase("crate and run.json");
             await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
+            EngineMetrics.RunEnded(state.Name());
+            EngineMetrics.Gathered(state.Name(), started.Elapsed.TotalSeconds);
+            span?.SetTag("pipelines.run.state", state.Name());
+            span.Failed(error);
             LogRunFinished(log, runId, state.Name(), counts.Total, counts.Failed, string.Join(", ", phases));
             if (definition.Canary is { Role: CanaryRole.Current } current)
             {

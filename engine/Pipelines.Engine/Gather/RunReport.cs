@@ -9,13 +9,14 @@ namespace Pipelines.Gather;
 
 /// <summary>
 /// report.html in the run folder: one page that needs no network (inline SVG and CSS, no
-/// script): the run's summary, a timeline of tasks per worker, duration per step (and CPU,
-/// memory and I/O per step when tasks.parquet has the resource columns), the slowest and the
-/// failed task attempts with links to their logs, and the attempts that waited for their image
-/// to be loaded or pulled onto a worker's engine. The provenance is read as a stream (a
+/// script): the run's summary, a timeline of tasks per worker (every task: a step taken from the
+/// cache is a grey bar where the worker took it), duration per step (and CPU, memory and I/O
+/// per step when tasks.parquet has the resource columns) over the attempts that ran, the slowest
+/// of them and the failed ones with links to their logs, the tasks taken from the cache, and
+/// the attempts that waited for their image to be loaded or pulled onto a worker's engine. The provenance is read as a stream (a
 /// tasks.parquet, or the rows a gather holds) and only
 /// what the page shows is kept: a sum per step, the <see cref="Slowest"/> slowest and the first
-/// <see cref="MaxFailed"/> failed attempts and image loads, and a <see cref="Timeline"/> (itself bounded).
+/// <see cref="MaxFailed"/> failed attempts, cached steps and image loads, and a <see cref="Timeline"/> (itself bounded).
 /// </summary>
 public sealed class RunReport
 {
@@ -32,7 +33,9 @@ public sealed class RunReport
     private readonly PriorityQueue<Attempt, double> _slowest = new();
     private readonly List<Attempt> _failed = [];
     private readonly List<Attempt> _loads = [];
+    private readonly List<Attempt> _cached = [];
     private long _failedCount;
+    private long _cachedCount;
     private long _loadCount;
     private long _rows;
 
@@ -83,15 +86,22 @@ public sealed class RunReport
             _steps[row.Step] = stats;
         }
 
-        stats.Attempts++;
-        var attempt = new Attempt(row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, row.Worker, seconds, row.ExitCode, row.Error, row.Log, row.ImageLoad, row.ImageLoadSeconds);
+        var attempt = new Attempt(row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, row.Worker, seconds, row.ExitCode, row.Error, row.Log, row.ImageLoad, row.ImageLoadSeconds, row.CachedFrom);
         if (row.Status == "cached")
         {
-            // A cached step did not run here: it has no duration or resource use of this run's.
+            // A cached step did not run here: it has no duration or resource use of this run's,
+            // and is no attempt; it is drawn (grey) where its worker took it from the cache.
             stats.Cached++;
+            _cachedCount++;
+            _timeline.Add(new TimelineBar(row.Worker, row.TaskIndex, row.TaskId, row.Step, row.Attempt, row.Status, start, end));
+            if (_cached.Count < MaxFailed)
+            {
+                _cached.Add(attempt);
+            }
         }
         else
         {
+            stats.Attempts++;
             stats.Duration.Add(seconds);
             stats.Cpu.Add(entry.Resources.CpuSeconds);
             stats.Memory.Add(entry.Resources.PeakMemoryBytes);
@@ -147,7 +157,7 @@ public sealed class RunReport
             <tr><th>Created</th><td>{Time(s.CreatedAt)}</td></tr>
             <tr><th>Finished</th><td>{Time(s.FinishedAt)} ({N(s.DurationSeconds)} s)</td></tr>
             <tr><th>Tasks</th><td>{s.Counts.Tasks} ({s.Counts.Succeeded} succeeded, {s.Counts.Cached} cached, {s.Counts.Failed} failed, {s.Counts.Cancelled} cancelled{(s.Counts.Split > 0 ? $", {s.Counts.Split} split" : "")}) over {s.Counts.Inputs} input file(s)</td></tr>
-            <tr><th>Steps run</th><td>{_rows} step attempt(s) in provenance/tasks.parquet</td></tr>
+            <tr><th>Steps run</th><td id="steps-run">{_rows - _cachedCount} step attempt(s) ran, {_cachedCount} step(s) taken from the cache ({_rows} row(s) in provenance/tasks.parquet)</td></tr>
             <tr><th>Input</th><td><code>{E(s.InputUri)}</code></td></tr>
             <tr><th>Output</th><td><code>{E(s.OutputUri)}</code></td></tr>
             <tr><th>Engine</th><td>{E(s.Engine.Name)} {E(s.Engine.Version)}</td></tr>
@@ -213,7 +223,7 @@ public sealed class RunReport
         }
 
         slowest.Reverse();
-        html.Append(CultureInfo.InvariantCulture, $"<h2>Slowest {slowest.Count} step attempt(s)</h2><table id=\"slowest\"><tr><th>task</th><th>step</th><th>attempt</th><th>status</th><th>worker</th><th class=\"num\">seconds</th><th>log</th></tr>");
+        html.Append(CultureInfo.InvariantCulture, $"<h2>Slowest {slowest.Count} of {_rows - _cachedCount} step attempt(s) that ran</h2><table id=\"slowest\"><tr><th>task</th><th>step</th><th>attempt</th><th>status</th><th>worker</th><th class=\"num\">seconds</th><th>log</th></tr>");
         foreach (var a in slowest)
         {
             html.Append(CultureInfo.InvariantCulture, $"<tr><td>{a.TaskIndex} <code>{E(a.TaskId)}</code></td><td>{E(a.Step)}</td><td>{a.Number}</td><td class=\"status-{E(a.Status)}\">{E(a.Status)}</td><td>{E(a.Worker)}</td><td class=\"num\">{N(a.Seconds)}</td><td>{LogLink(a)}</td></tr>");
@@ -234,6 +244,23 @@ public sealed class RunReport
             if (_failedCount > _failed.Count)
             {
                 html.Append(CultureInfo.InvariantCulture, $"<p class=\"note\">and {_failedCount - _failed.Count} more: every one is in provenance/tasks.parquet (status failed).</p>");
+            }
+        }
+
+        if (_cachedCount > 0)
+        {
+            // Named here as well as drawn: a fully cached run's report names its tasks.
+            html.Append(CultureInfo.InvariantCulture, $"<h2>Taken from the cache: {_cachedCount} step(s)</h2>");
+            html.Append("<table id=\"cached\"><tr><th>task</th><th>step</th><th>from run</th><th>worker</th><th>log</th></tr>");
+            foreach (var a in _cached)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<tr><td>{a.TaskIndex} <code>{E(a.TaskId)}</code></td><td>{E(a.Step)}</td><td><code>{E(a.CachedFrom)}</code></td><td>{E(a.Worker)}</td><td>{LogLink(a)}</td></tr>");
+            }
+
+            html.Append("</table>");
+            if (_cachedCount > _cached.Count)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<p class=\"note\">and {_cachedCount - _cached.Count} more: every one is in provenance/tasks.parquet (status cached) and on the timeline.</p>");
             }
         }
 
@@ -305,7 +332,7 @@ public sealed class RunReport
     /// <summary>A link to a key of the run folder, relative to report.html (which is at its root).</summary>
     private static string A(string key) => E(string.Join('/', key.Split('/').Select(Uri.EscapeDataString)));
 
-    private sealed record Attempt(int TaskIndex, string TaskId, string Step, int Number, string Status, string Worker, double Seconds, long? ExitCode, string? Error, string? Log, string? ImageLoad, double? ImageSeconds);
+    private sealed record Attempt(int TaskIndex, string TaskId, string Step, int Number, string Status, string Worker, double Seconds, long? ExitCode, string? Error, string? Log, string? ImageLoad, double? ImageSeconds, string? CachedFrom);
 
     private sealed class StepStats
     {

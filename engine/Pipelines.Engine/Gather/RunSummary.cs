@@ -66,6 +66,14 @@ public sealed record RunSummary
     [JsonPropertyName("engine")]
     public required RunSummaryEngine Engine { get; init; }
 
+    /// <summary>
+    /// The run's trace (W3C trace id, 32 hex digits): its submission, tasks and gather are spans
+    /// of it (docs/operations.md). Left out for runs of older engines.
+    /// </summary>
+    [JsonPropertyName("trace_id")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? TraceId { get; init; }
+
     /// <summary>run.json's bytes: indented, and escaped as the first writer escaped them (the default encoder).</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

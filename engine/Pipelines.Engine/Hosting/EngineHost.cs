@@ -17,6 +17,7 @@ using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Pipelines.Triggers;
 using Pipelines.Worker;
 
@@ -88,12 +89,7 @@ public static class EngineHost
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
-        builder.Logging.AddSimpleConsole(o =>
-        {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss.fff ";
-        }).SetMinimumLevel(logLevel);
-        builder.Logging.AddFilter("Hangfire", logLevel < LogLevel.Warning ? LogLevel.Information : LogLevel.Error);
+        PipelinesLogging.Configure(builder.Logging, config, logLevel);
 
         builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm);
         return builder.Build();
@@ -115,6 +111,7 @@ public static class EngineHost
         };
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
+        TelemetryHosting.Add(services, config, workerOptions);
         services.AddContainers(config);
         services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
         services.AddSingleton(AlgorithmOptions.From(config));
@@ -152,7 +149,8 @@ public static class EngineHost
         var postgres = PostgresOf(config);
         if (postgres is not null)
         {
-            services.AddSingleton(_ => NpgsqlDataSource.Create(postgres));
+            // Named, so that Npgsql's metrics and traces label its pool "pipelines", never with the connection string.
+            services.AddSingleton(_ => new NpgsqlDataSourceBuilder(postgres) { Name = "pipelines" }.Build());
 
             // The project's tables are made here, at host start, by their one owner; first, so
             // that no hosted service registered after (Hangfire servers, triggers, Kestrel) meets a missing table.

@@ -97,13 +97,17 @@ public static partial class Quantities
         : d.TotalHours < 1 ? $"{(int)d.TotalMinutes}m{d.Seconds:00}s"
         : $"{(int)d.TotalHours}h{d.Minutes:00}m";
 
-    /// <summary>A byte count the way a user writes one: 512Mi, 10Gi, 1.5Gi, 300 bytes.</summary>
+    /// <summary>
+    /// A byte count the way a user writes one (512Mi, 10Gi, 300 bytes) when that is exact; a
+    /// rounded one carries its bytes too (64Ki (65,537 bytes)), so that two sizes that differ
+    /// never read the same, as a body one byte over a 64Ki limit once did.
+    /// </summary>
     public static string FormatSize(long bytes)
     {
         string[] units = ["Ki", "Mi", "Gi", "Ti"];
         if (bytes < 1024)
         {
-            return $"{bytes} bytes";
+            return FormatBytes(bytes);
         }
 
         double value = bytes;
@@ -114,10 +118,15 @@ public static partial class Quantities
             unit++;
         }
 
-        return value == Math.Floor(value)
-            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0}{units[unit]}")
-            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0.#}{units[unit]}");
+        // Exact when the text, read back, is the same count of bytes.
+        var text = string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{value:0.#}{units[unit]}");
+        var shown = Math.Round(value, 1, MidpointRounding.AwayFromZero) * Math.Pow(1024, unit + 1);
+        return shown == bytes ? text : $"{text} ({FormatBytes(bytes)})";
     }
+
+    /// <summary>An exact byte count: 1 byte, 65,537 bytes.</summary>
+    public static string FormatBytes(long bytes) =>
+        bytes == 1 ? "1 byte" : bytes.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " bytes";
 
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$")]
     private static partial Regex SizePattern();

@@ -1,4 +1,3 @@
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace Pipelines.Model;
@@ -17,7 +16,7 @@ public static class WorkflowParser
     public static Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string>? overrides = null)
     {
         var ctx = new ParseContext();
-        var root = Load(yaml, ctx);
+        var root = YamlLoader.Load(yaml, ctx, YamlLoader.Workflow);
         if (root is not null && overrides is not null)
         {
             foreach (var o in overrides)
@@ -40,50 +39,6 @@ public static class WorkflowParser
         }
 
         return workflow with { Warnings = ctx.Warnings };
-    }
-
-    private static YamlMappingNode? Load(string yaml, ParseContext ctx)
-    {
-        var stream = new YamlStream();
-        var scanner = new Scanner(new StringReader(yaml));
-        try
-        {
-            stream.Load(new Parser(scanner));
-        }
-        catch (YamlException e)
-        {
-            var inner = e.InnerException?.Message;
-            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: " + (inner ?? e.Message), (int)e.Start.Line, (int)e.Start.Column));
-            return null;
-        }
-        catch (InvalidOperationException)
-        {
-            // YamlDotNet throws this instead of a YamlException on some broken files, e.g. a
-            // flow list `[a, b` left open across lines; the scanner still knows where it stopped.
-            var at = scanner.CurrentPosition;
-            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: the text cannot be read from here on; look above for an unclosed '[', '{' or quote", (int)at.Line, (int)at.Column));
-            return null;
-        }
-
-        if (stream.Documents.Count == 0)
-        {
-            ctx.Problems.Add(new WorkflowProblem("(file)", "the file is empty; a workflow starts with 'version: 1'", 0, 0));
-            return null;
-        }
-
-        if (stream.Documents.Count > 1)
-        {
-            var second = stream.Documents[1].RootNode;
-            ctx.Add(second, "(file)", "holds more than one YAML document; put one workflow in each file");
-        }
-
-        if (stream.Documents[0].RootNode is not YamlMappingNode map)
-        {
-            ctx.Add(stream.Documents[0].RootNode, "(file)", "must be a mapping of fields (version, name, input, steps, ...)");
-            return null;
-        }
-
-        return map;
     }
 
     private static Workflow? Build(YamlMappingNode root, ParseContext ctx, string? baseDir)

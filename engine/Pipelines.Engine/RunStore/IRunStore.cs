@@ -50,18 +50,26 @@ public interface IRunStore
     /// <summary>All tasks of a run, by index; empty for a run that does not exist.</summary>
     Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken);
 
-    /// <summary>The run's tasks counted by state; all zero for a run that does not exist.</summary>
+    /// <summary>The run's tasks counted by state, and the queued ones held back by reason; all zero for a run that does not exist.</summary>
     Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>
     /// Marks a task running for a new attempt, held by <paramref name="worker"/> until
-    /// <paramref name="leaseUntil"/>, and returns the number of attempts made before this one.
+    /// <paramref name="leaseUntil"/> (a hold it had is cleared), and returns the number of attempts made before this one.
     /// Only a queued task, or a running one whose lease has expired (its worker died), is
     /// claimed: null when the task has ended, the run stops or has left the running state, a
     /// live lease holds it, or the run or task does not exist, so a second delivery of a task
     /// that still runs does not run it again.
     /// </summary>
     Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks a queued task held back, and why (<see cref="TaskHold"/>): a worker had it and could
+    /// not start it (the machine's owner is busy). The first hold's time is kept when it is held
+    /// again; the task's next claim clears it. False, and nothing changes, for a task that is not
+    /// queued, and for a run or task that does not exist.
+    /// </summary>
+    Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken);
 
     /// <summary>
     /// Moves the lease of the attempt that <paramref name="worker"/> claimed at

@@ -91,7 +91,7 @@ internal sealed class InMemoryRunStore : IRunStore
         lock (_lock)
         {
             var matching = _runs.Values.Select(e => e.Run)
-                .Where(r => (query.Workflow is null || r.WorkflowName == query.Workflow) && (query.State is null || r.State == query.State))
+                .Where(r => query.Matches(r.WorkflowName, r.State, r.CreatedAt))
                 .OrderByDescending(r => r.CreatedAt).ThenBy(r => r.RunId, StringComparer.Ordinal)
                 .ToList();
             return Task.FromResult(new Page<RunRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));
@@ -129,7 +129,8 @@ internal sealed class InMemoryRunStore : IRunStore
         {
             var t = _runs.GetValueOrDefault(runId)?.Tasks ?? [];
             int C(TaskState s) => t.Count(x => x.State == s);
-            return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) });
+            var held = t.Where(x => x.State == TaskState.Queued && x.Hold is not null).GroupBy(x => x.Hold!.Reason).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split), HeldBecause = held });
         }
     }
 
@@ -150,8 +151,23 @@ internal sealed class InMemoryRunStore : IRunStore
                 return Task.FromResult<int?>(null);
             }
 
-            e.Tasks[index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil };
+            e.Tasks[index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil, Hold = null };
             return Task.FromResult<int?>(task.Attempts);
+        }
+    }
+
+    public Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (!TryFind(runId, index, out var e) || e.Tasks[index].State != TaskState.Queued)
+            {
+                return Task.FromResult(false);
+            }
+
+            var task = e.Tasks[index];
+            e.Tasks[index] = task with { Hold = hold with { Since = task.Hold?.Since ?? hold.Since } };
+            return Task.FromResult(true);
         }
     }
 
@@ -226,6 +242,7 @@ internal sealed class InMemoryRunStore : IRunStore
             Error = outcome.Error,
             FinishedAt = outcome.FinishedAt,
             Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
+            Hold = null,
         };
         e.Provenance.AddRange(rows.Select((r, i) => (index, ranks[i], r)));
         return true;

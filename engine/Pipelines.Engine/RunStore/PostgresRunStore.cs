@@ -8,13 +8,13 @@ namespace Pipelines.RunStore;
 /// <summary>The run store in PostgreSQL, in its own schema beside Hangfire's.</summary>
 internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") : IRunStore
 {
-    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until";
+    private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until, held_reason, held_detail, held_by, held_at";
     private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
 
     private string S => schema;
 
     /// <summary>Runs, tasks and provenance; made by <see cref="PostgresSchema"/>.</summary>
-    public static SchemaPart Tables { get; } = new("run store", 1, s => $"""
+    public static SchemaPart Tables { get; } = new("run store", 2, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.runs (
                 run_id text PRIMARY KEY,
                 workflow_name text NOT NULL,
@@ -54,6 +54,10 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS parent_index int;
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
             ALTER TABLE {s}.provenance ADD COLUMN IF NOT EXISTS step_rank int;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_reason text;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_detail text;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_by text;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_at timestamptz;
         """);
 
     private readonly SchemaGate _gate = new(dataSource, schema, Tables);
@@ -152,11 +156,13 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state)";
+        // RunQuery.Matches, in SQL (the run store contract holds both to one behaviour).
+        const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state) AND (@since::timestamptz IS NULL OR created_at >= @since)";
         void Bind(NpgsqlParameterCollection p)
         {
             p.AddWithValue("wf", NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
             p.AddWithValue("state", NpgsqlDbType.Text, (object?)query.State?.Name() ?? DBNull.Value);
+            p.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)query.Since ?? DBNull.Value);
             p.AddWithValue("offset", query.Offset);
             p.AddWithValue("limit", query.Limit);
         }
@@ -207,17 +213,25 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
     public async Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken)
     {
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
-        await using var cmd = dataSource.CreateCommand($"SELECT state, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY state");
+        // A hold counts only while the task is queued (a claim clears it; an end leaves it behind, unread).
+        await using var cmd = dataSource.CreateCommand($"SELECT state, CASE WHEN state = 'queued' THEN held_reason END, count(*) FROM {S}.tasks WHERE run_id = @id GROUP BY 1, 2");
         cmd.Parameters.AddWithValue("id", runId);
         var counts = new Dictionary<TaskState, int>();
+        var held = new Dictionary<string, int>(StringComparer.Ordinal);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            counts[States.ParseTask(r.GetString(0))] = (int)r.GetInt64(1);
+            var state = States.ParseTask(r.GetString(0));
+            var n = (int)r.GetInt64(2);
+            counts[state] = counts.GetValueOrDefault(state) + n;
+            if (!r.IsDBNull(1))
+            {
+                held[r.GetString(1)] = n;
+            }
         }
 
         int C(TaskState s) => counts.GetValueOrDefault(s);
-        return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split) };
+        return new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split), HeldBecause = held };
     }
 
     public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
@@ -225,7 +239,8 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
         await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
         // A running task without a lease was claimed before leases existed: it counts as expired.
         await using var cmd = dataSource.CreateCommand($"""
-            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until
+            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until,
+                held_reason = NULL, held_detail = NULL, held_by = NULL, held_at = NULL
             FROM {S}.runs r
             WHERE t.run_id = @id AND t.task_index = @i AND r.run_id = t.run_id
               AND (t.state = 'queued' OR (t.state = 'running' AND (t.lease_until IS NULL OR t.lease_until <= @now)))
@@ -239,6 +254,22 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
         cmd.Parameters.AddWithValue("until", leaseUntil);
         var result = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return result is int attempts ? attempts : null;
+    }
+
+    public async Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken)
+    {
+        await _gate.PassAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = dataSource.CreateCommand($"""
+            UPDATE {S}.tasks SET held_reason = @reason, held_detail = @detail, held_by = @by, held_at = COALESCE(held_at, @since)
+            WHERE run_id = @id AND task_index = @i AND state = 'queued'
+            """);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("i", index);
+        cmd.Parameters.AddWithValue("reason", hold.Reason);
+        cmd.Parameters.AddWithValue("detail", hold.Detail);
+        cmd.Parameters.AddWithValue("by", hold.Worker);
+        cmd.Parameters.AddWithValue("since", hold.Since);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
     public async Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
@@ -507,6 +538,7 @@ internal sealed class PostgresRunStore(NpgsqlDataSource dataSource, string schem
             {
                 ParentIndex = r.IsDBNull(12) ? null : r.GetInt32(12),
                 LeaseUntil = r.IsDBNull(13) ? null : r.GetFieldValue<DateTimeOffset>(13),
+                Hold = r.IsDBNull(14) || States.ParseTask(r.GetString(3)) != TaskState.Queued ? null : new TaskHold(r.GetString(14), r.GetString(15), r.GetString(16), r.GetFieldValue<DateTimeOffset>(17)),
             });
         }
 

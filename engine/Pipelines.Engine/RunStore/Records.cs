@@ -40,8 +40,40 @@ public static class StopReasons
     public static bool IsCancel(string? reason) => reason is not null && reason.StartsWith(CancelPrefix, StringComparison.Ordinal);
 }
 
-/// <summary>Which runs to list: optional filters, newest first, one page.</summary>
-public sealed record RunQuery(string? Workflow = null, RunState? State = null, int Offset = 0, int Limit = 50);
+/// <summary>Which runs to list: optional filters (a workflow, a state, created at or after a time), newest first, one page.</summary>
+public sealed record RunQuery(string? Workflow = null, RunState? State = null, int Offset = 0, int Limit = 50, DateTimeOffset? Since = null)
+{
+    /// <summary>
+    /// Whether a run passes the filters: the rule of a listing kept in memory (the embedded
+    /// store, the CLI's index of embedded runs); PostgreSQL's WHERE says the same, and the run
+    /// store contract holds both to it.
+    /// </summary>
+    public bool Matches(string workflow, RunState state, DateTimeOffset createdAt) =>
+        (Workflow is null || string.Equals(workflow, Workflow, StringComparison.Ordinal))
+        && (State is null || state == State)
+        && (Since is null || createdAt >= Since);
+}
+
+/// <summary>
+/// Why a queued task is held back rather than waiting its turn: the kind (one of
+/// <see cref="HoldReasons"/>), what the worker that held it said, which worker, and since when.
+/// A task's next claim clears it.
+/// </summary>
+public sealed record TaskHold(string Reason, string Detail, string Worker, DateTimeOffset Since);
+
+/// <summary>The kinds of hold: one more kind (a tenant's quota) is one more constant, counted the same way.</summary>
+public static class HoldReasons
+{
+    /// <summary>The machine's owner needs it: the worker's harvesting policy (when-idle, never, a drain) admits no task now.</summary>
+    public const string Owner = "owner";
+
+    /// <summary>What a reason means, for people.</summary>
+    public static string Describe(string reason) => reason switch
+    {
+        Owner => "waiting for the machines' owners (harvesting policy)",
+        _ => reason,
+    };
+}
 
 /// <summary>Which tasks of a run to list: an optional state, by task index, one page.</summary>
 public sealed record TaskQuery(TaskState? State = null, int Offset = 0, int Limit = 100);
@@ -84,6 +116,9 @@ public sealed record TaskRecord(
 
     /// <summary>Until when the running attempt's worker holds the task; a claim before then fails.</summary>
     public DateTimeOffset? LeaseUntil { get; init; }
+
+    /// <summary>Why the task, still queued, is held back (<see cref="IRunStore.HoldTaskAsync"/>); null when it is not.</summary>
+    public TaskHold? Hold { get; init; }
 }
 
 /// <summary>How a task attempt ended, written once by <see cref="IRunStore.CommitTaskAsync"/>.</summary>
@@ -94,6 +129,21 @@ public sealed record TaskCounts(int Queued, int Running, int Succeeded, int Fail
 {
     /// <summary>Failed batches whose inputs went on as tasks of their own.</summary>
     public int Split { get; init; }
+
+    /// <summary>Of the queued tasks, those held back (a worker could not take them for a reason of <see cref="HoldReasons"/>).</summary>
+    public int Held => HeldBecause.Values.Sum();
+
+    /// <summary>The held tasks by reason.</summary>
+    public IReadOnlyDictionary<string, int> HeldBecause { get; init; } = new Dictionary<string, int>(StringComparer.Ordinal);
+
+    /// <summary>Equal counts, the held ones by reason included (a record compares the dictionary by reference).</summary>
+    public bool Equals(TaskCounts? other) =>
+        other is not null
+        && (Queued, Running, Succeeded, Failed, Cached, Cancelled, Split) == (other.Queued, other.Running, other.Succeeded, other.Failed, other.Cached, other.Cancelled, other.Split)
+        && HeldBecause.Count == other.HeldBecause.Count
+        && HeldBecause.All(h => other.HeldBecause.TryGetValue(h.Key, out var n) && n == h.Value);
+
+    public override int GetHashCode() => HashCode.Combine(Queued, Running, Succeeded, Failed, Cached, Cancelled, Split, Held);
 
     public int Total => Queued + Running + Succeeded + Failed + Cached + Cancelled + Split;
 
@@ -211,4 +261,15 @@ public sealed class ProvenanceRow
     /// <summary>What happened: "loaded from the algorithm store", "pulled from its registry as NAME", or "waited for this worker's load (or pull) of it ...".</summary>
     [JsonPropertyName("image_load")]
     public string? ImageLoad { get; set; }
+
+    // Where the attempt is in the traces (docs/operations.md, Tracing): null on rows of older
+    // engines. A cached row, or a failure before any step ran, names its task's span.
+
+    /// <summary>The trace of the run this row belongs to (32 hex digits, W3C).</summary>
+    [JsonPropertyName("trace_id")]
+    public string? TraceId { get; set; }
+
+    /// <summary>The span of this attempt in that trace (16 hex digits).</summary>
+    [JsonPropertyName("span_id")]
+    public string? SpanId { get; set; }
 }

@@ -14,6 +14,13 @@ public sealed record RunDefinition(Workflow Workflow, IReadOnlyDictionary<string
     /// <summary>The batch canary this run is a side of; null for a run without one.</summary>
     public CanaryLink? Canary { get; init; }
 
+    /// <summary>
+    /// The run's trace (a W3C traceparent of its submission's span): every task and the gather
+    /// start their spans under it, in whichever process runs them. Null for runs submitted
+    /// before traces (their tasks' spans start traces of their own).
+    /// </summary>
+    public string? TraceParent { get; init; }
+
     /// <summary>Whether this run is a canary's candidate: its own folder inside the current run's, and no cache.</summary>
     [JsonIgnore]
     public bool IsCandidate => Canary?.Role == CanaryRole.Candidate;

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -9,6 +10,7 @@ using Pipelines.Planning;
 using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Pipelines.Worker;
 
 namespace Pipelines.Runs;
@@ -75,9 +77,24 @@ public sealed partial class RunSubmitter(
     /// </remarks>
     public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null)
     {
-        // The plan streams or is whole as PreviewAsync decides; from here on there is one path.
-        var plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
-        return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, cancellationToken).ConfigureAwait(false);
+        // The run's trace starts here; its tasks and gather join it (RunDefinition.TraceParent).
+        using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
+        try
+        {
+            // The plan streams or is whole as PreviewAsync decides; from here on there is one path.
+            PlanPreview plan;
+            using (EngineTracing.Start(EngineTracing.Plan))
+            {
+                plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+            }
+
+            return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            span.Failed(PipelinesException.Describe(e));
+            throw;
+        }
     }
 
     /// <summary>
@@ -132,7 +149,9 @@ public sealed partial class RunSubmitter(
     private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CanaryRequest? canary, CancellationToken cancellationToken)
     {
         var workflow = plan.Workflow;
-        var definition = new RunDefinition(workflow, plan.ImageDigests);
+        using var scope = LogScopes.Run(log, runId);
+        Activity.Current?.SetTag("pipelines.run.id", runId).SetTag("pipelines.workflow", workflow.Name);
+        var definition = new RunDefinition(workflow, plan.ImageDigests) { TraceParent = EngineTracing.CurrentParent() };
         CanaryPlan? canaryPlan = null;
         if (canary is not null)
         {
@@ -149,7 +168,10 @@ public sealed partial class RunSubmitter(
         var count = 0;
         try
         {
+            // A streamed plan is made here, as its tasks are recorded.
+            using var recording = EngineTracing.Start(EngineTracing.Record);
             count = await store.CreateRunAsync(run, tasks, cancellationToken).ConfigureAwait(false);
+            recording?.SetTag("pipelines.run.tasks", count);
         }
         finally
         {
@@ -177,12 +199,16 @@ public sealed partial class RunSubmitter(
             canaryTasks = await canaryPlan.CreateCandidateAsync(store, stores, yaml, count, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         }
 
-        await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
-        if (canaryPlan is not null)
+        using (EngineTracing.Start(EngineTracing.Enqueue))
         {
-            await queue.EnqueueTasksAsync(canaryPlan.CurrentLink.CandidateRunId, Enumerable.Range(0, canaryTasks).ToList(), cancellationToken).ConfigureAwait(false);
+            await queue.EnqueueTasksAsync(runId, Enumerable.Range(0, count).ToList(), cancellationToken).ConfigureAwait(false);
+            if (canaryPlan is not null)
+            {
+                await queue.EnqueueTasksAsync(canaryPlan.CurrentLink.CandidateRunId, Enumerable.Range(0, canaryTasks).ToList(), cancellationToken).ConfigureAwait(false);
+            }
         }
 
+        EngineMetrics.RunSubmitted();
         LogSubmitted(log, runId, workflow.Name, count, plan.Counter.Selected);
         return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, plan.FilesUngrouped, plan.Scope))
         {
@@ -249,6 +275,7 @@ public sealed partial class RunSubmitter(
             throw new PipelinesException($"{workflow.Name}: a run over a given listing cannot use input.samplesheet", retryHelps: false);
         }
 
+        using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
         var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
         var admitted = listing.Where(f => scope.Admit(f.Key)).ToList();

@@ -284,6 +284,18 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
 
     private PipelinesException Translate(Exception e, string key)
     {
+        var translated = TranslateError(e, key);
+        if (translated is not ObjectNotFoundException)
+        {
+            // A missing key is an answer (the cache looks up many), not an error of the store.
+            Telemetry.EngineMetrics.StorageFailed(translated.RetryHelps);
+        }
+
+        return translated;
+    }
+
+    private PipelinesException TranslateError(Exception e, string key)
+    {
         if (e is AmazonS3Exception s3)
         {
             return s3.ErrorCode switch

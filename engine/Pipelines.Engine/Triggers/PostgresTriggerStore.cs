@@ -262,6 +262,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         await using var conn = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
+        DateTimeOffset? firstSeen = null;
 
         // At most once: a row moves from pending to claimed only here, by a conditional update
         // under row locks (SKIP LOCKED: a second claimer at the same moment takes other rows or
@@ -278,7 +279,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
             FROM pick
             WHERE o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
-            RETURNING o.key, o.size, o.etag
+            RETURNING o.key, o.size, o.etag, o.seen_at
             """, conn, tx))
         {
             claim.Parameters.AddWithValue("w", workflow);
@@ -288,6 +289,8 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
                 objects.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+                var seen = r.GetFieldValue<DateTimeOffset>(3);
+                firstSeen = firstSeen is { } f && f <= seen ? f : seen;
             }
         }
 
@@ -307,7 +310,7 @@ public sealed class PostgresTriggerStore(NpgsqlDataSource dataSource, string sch
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now);
+        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now) { FirstSeenAt = firstSeen };
     }
 
     /// <summary>Batches claimed but not yet known to have a run: left by a process that stopped, or still being submitted.</summary>

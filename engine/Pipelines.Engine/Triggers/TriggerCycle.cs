@@ -128,6 +128,11 @@ public sealed partial class TriggerCycle(
         // for the next cycle. If the run was queued but this update is lost, the next cycle finds
         // the run and only re-enqueues its still-queued tasks: the run is never created twice.
         await ledger.FinishBatchAsync(batch.RunId, started: true, null, time.GetUtcNow(), ct).ConfigureAwait(false);
+        if (batch.FirstSeenAt is { } seen)
+        {
+            Telemetry.EngineMetrics.TriggerLagged(trigger.Name, (time.GetUtcNow() - seen).TotalSeconds);
+        }
+
         LogRunStarted(log, trigger.Name, batch.RunId, batch.Objects.Count, (time.GetUtcNow() - batch.ClaimedAt).TotalMilliseconds);
         started.Add(batch.RunId);
     }

@@ -51,7 +51,11 @@ public enum LedgerState
 public sealed record LedgerObject(string Key, long Size, string ETag);
 
 /// <summary>A group of object versions claimed for one run, recorded before the run is created.</summary>
-public sealed record TriggerBatch(string RunId, string Workflow, IReadOnlyList<LedgerObject> Objects, DateTimeOffset ClaimedAt);
+public sealed record TriggerBatch(string RunId, string Workflow, IReadOnlyList<LedgerObject> Objects, DateTimeOffset ClaimedAt)
+{
+    /// <summary>When the ledger first saw the batch's oldest object (its listing or its event), for the trigger lag; null for a batch resumed after a stop.</summary>
+    public DateTimeOffset? FirstSeenAt { get; init; }
+}
 
 /// <summary>The objects waiting for a run: how many, and when the newest of them was first seen.</summary>
 public sealed record PendingObjects(int Count, DateTimeOffset? NewestSeenAt);

@@ -73,6 +73,7 @@ public sealed partial class OutageGate(WorkerOptions options, TimeProvider time,
             catch (Exception e) when (isOutage(e) && !cancellationToken.IsCancellationRequested && time.GetUtcNow() - started + delay < options.OutageWait)
             {
                 Close(delay, e.Message);
+                Telemetry.EngineMetrics.OutageWaited(Telemetry.OutageService.Of(e), delay.TotalSeconds);
                 LogPaused(log, what, e.Message, delay.TotalSeconds, attempt);
                 await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(60).Ticks));

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -8,6 +9,7 @@ using Pipelines.Planning;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Worker;
 
@@ -43,6 +45,8 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
             string? error = null;
             for (var attempt = 1; attempt <= step.Retries + 1; attempt++)
             {
+                using var span = EngineTracing.Start(EngineTracing.Attempt)?.SetTag("pipelines.step", step.Name).SetTag("pipelines.attempt", attempt);
+                using var scope = LogScopes.Attempt(log, step.Name, attempt);
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
                 var limits = OutputLimits.For(step.Resources, options, "step", step.Name);
@@ -51,9 +55,13 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 try
                 {
                     var secrets = options.SecretsFor(step.Name, step.Secrets);
-                    (result, stop) = step.Reuse
-                        ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
-                        : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                    using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", step.Reuse))
+                    {
+                        (result, stop) = step.Reuse
+                            ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
+                            : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                    }
+
                     error = AttemptError(step, result, stop);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
@@ -94,7 +102,11 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 {
                     try
                     {
-                        outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        using (EngineTracing.Start(EngineTracing.StageOut))
+                        {
+                            outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                        }
+
                         kept.Add((step.Name, outDir));
                         succeeded = true;
                     }
@@ -196,8 +208,8 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
         return (end.Result?.WithImage(step.ImageDigest, end.Image), end.Stop);
     }
 
-    /// <summary>The provenance row of one attempt of one step.</summary>
-    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null, ImageArrival? image = null) => new()
+    /// <summary>The provenance row of one attempt of one step, naming the attempt's span.</summary>
+    public ProvenanceRow Row(RunRecord run, TaskRecord task, ExpandedStep step, int attempt, string status, long? exit, List<FileRef> inputs, List<FileRef> outputs, DateTimeOffset started, string? logKey, string? error, ResourceUse? used = null, ImageArrival? image = null) => Ended(step, new()
     {
         RunId = run.RunId,
         TaskId = task.TaskId,
@@ -223,7 +235,18 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
         WallSeconds = used?.WallSeconds,
         ImageLoadSeconds = image?.Seconds,
         ImageLoad = image?.Text,
-    };
+        TraceId = Activity.Current?.TraceId.ToHexString(),
+        SpanId = Activity.Current?.SpanId.ToHexString(),
+    });
+
+    /// <summary>Every attempt ends in exactly one row: so the attempt is counted, and its span told how it ended, here.</summary>
+    private static ProvenanceRow Ended(ExpandedStep step, ProvenanceRow row)
+    {
+        EngineMetrics.StepEnded(row.Status, step.Reuse, (row.FinishedAt - row.StartedAt).TotalSeconds);
+        Activity.Current?.SetTag("pipelines.step.status", row.Status);
+        Activity.Current.Failed(row.Status == "failed" ? row.Error : null);
+        return row;
+    }
 
     /// <summary>What the attempt used, and why anything of it was not measured (nothing is left out silently).</summary>
     private static void AppendUse(StringBuilder stepLog, ContainerResult result)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -8,6 +9,7 @@ using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Worker;
 
@@ -65,7 +67,8 @@ public sealed partial class TaskRunner
         // Without room within the hold it is handed back to the queue, as a new job for any
         // machine, rather than kept here; the task itself is untouched (still queued), so a
         // crash after the enqueue leaves two jobs, and the claim lets only one of them run it.
-        using var slot = _harvester is null ? null : await _harvester.AdmitAsync(_harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
+        using var scope = LogScopes.Task(_log, runId, index);
+        using var slot = _harvester is null ? null : await AdmitAsync(_harvester, runId, index, cancellationToken).ConfigureAwait(false);
         if (_harvester is not null && slot is null)
         {
             await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
@@ -99,6 +102,42 @@ public sealed partial class TaskRunner
     }
 
     /// <summary>
+    /// A slot for the task, as the harvester admits it. Without room at once the task is marked
+    /// held in the run store, with the harvester's reason, before the wait: a user sees it
+    /// (status, runs, the run page) instead of a run that does not end; the claim clears it. A
+    /// task of a run that stops needs no room: its delivery ends it cancelled without a
+    /// container, so a cancel ends a run whose tasks no machine has room for.
+    /// </summary>
+    private async Task<IDisposable?> AdmitAsync(Harvester harvester, string runId, int index, CancellationToken ct)
+    {
+        if (await harvester.AdmitAsync(TimeSpan.Zero, ct).ConfigureAwait(false) is { } slot)
+        {
+            return slot;
+        }
+
+        // Held from here until admitted: the mark for users (below) and the metric are set at this one place.
+        using var held = EngineMetrics.Held(HeldReason(harvester));
+        var why = harvester.Why();
+        try
+        {
+            if (await _store.GetRunAsync(runId, ct).ConfigureAwait(false) is not { } run || run.StopReason is not null || run.State.IsTerminal())
+            {
+                return NoRoomNeeded.Instance;
+            }
+
+            await _store.HoldTaskAsync(runId, index, new TaskHold(HoldReasons.Owner, why, _options.Name, _time.GetUtcNow()), ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (OutageGate.IsOutage(e) && !ct.IsCancellationRequested)
+        {
+            // The look and the mark are for users, not for running the task: an outage fails no
+            // delivery here (the wait below, and the delivery's own gate, ride it out).
+            LogHoldNotMarked(_log, runId, index, e.Message);
+        }
+
+        return await harvester.AdmitAsync(harvester.AdmissionHold, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
     /// Ends a task failed with <paramref name="reason"/> when its job can be delivered no more
     /// (Hangfire gave up: see EndWhenJobFails), with the same consequences as any failure.
     /// </summary>
@@ -127,6 +166,9 @@ public sealed partial class TaskRunner
 
         var task = await _store.GetTaskAsync(runId, index, ct).ConfigureAwait(false)
             ?? throw new PipelinesException($"run {runId} has no task {index}", retryHelps: false);
+        // The task's span joins the run's trace, carried in its definition from the submission.
+        using var span = EngineTracing.StartUnder(EngineTracing.Task, TraceParentOf(run), ActivityKind.Consumer);
+        span?.SetTag("pipelines.run.id", runId).SetTag("pipelines.task.index", index).SetTag("pipelines.task.id", task.TaskId);
         var remaining = run.Remaining;
         if (task.State == TaskState.Split)
         {
@@ -187,7 +229,11 @@ public sealed partial class TaskRunner
             {
                 await using (lease.ConfigureAwait(false))
                 {
-                    return RanBecause(await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false), cache.Miss);
+                    using var running = EngineMetrics.Running();
+                    var clock = Stopwatch.StartNew();
+                    var end = await ExecuteAsync(run, task, definition, runOutput, ct).ConfigureAwait(false);
+                    EngineMetrics.TaskRan(end is TaskEnd.Settled s ? s.Outcome.State.Name() : end is TaskEnd.Split ? TaskState.Split.Name() : "vacated", clock.Elapsed.TotalSeconds);
+                    return RanBecause(end, cache.Miss);
                 }
             }
         }
@@ -226,8 +272,13 @@ public sealed partial class TaskRunner
         {
             try
             {
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                var inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
+                var clock = Stopwatch.StartNew();
+                List<FileRef> inputs;
+                using (EngineTracing.Start(EngineTracing.StageIn))
+                {
+                    inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
+                }
+
                 var stagedIn = clock.Elapsed;
                 result = await _steps.RunAsync(run, task, steps, inputs, scratch, runOutput, rows, ct).ConfigureAwait(false);
                 LogTaskTimes(_log, run.RunId, task.Index, inputs.Count, stagedIn.TotalMilliseconds, (clock.Elapsed - stagedIn).TotalMilliseconds);
@@ -260,6 +311,7 @@ public sealed partial class TaskRunner
     /// </summary>
     private async Task<int> SettleAsync(RunRecord run, TaskRecord task, RunDefinition? definition, TaskEnd end, CancellationToken ct)
     {
+        StampTrace(end);
         switch (end)
         {
             case TaskEnd.Split split:
@@ -267,6 +319,7 @@ public sealed partial class TaskRunner
                     var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome, split.Rows, split.Children, ct).ConfigureAwait(false);
                     if (done)
                     {
+                        Ended(TaskState.Split);
                         LogSplit(_log, run.RunId, task.Index, indexes.Count, indexes[0], indexes[^1]);
 
                         // At-least-once: a crash before this line is healed by the parent's next
@@ -285,6 +338,11 @@ public sealed partial class TaskRunner
                 {
                     var rows = definition is null ? settled.Rows : await WithVacatedAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
                     var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, rows, ct).ConfigureAwait(false);
+                    if (committed)
+                    {
+                        Ended(settled.Outcome.State);
+                    }
+
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded && !definition.IsCandidate)
                     {
                         await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
@@ -415,13 +473,74 @@ public sealed partial class TaskRunner
         }
     }
 
+    /// <summary>A task ended: counted once (by the delivery whose commit ended it), and said on its span.</summary>
+    private static void Ended(TaskState state)
+    {
+        EngineMetrics.TaskEnded(state.Name());
+        Activity.Current?.SetTag("pipelines.task.state", state.Name());
+        if (state == TaskState.Failed)
+        {
+            Activity.Current.Failed("the task failed");
+        }
+    }
+
+    /// <summary>
+    /// The rows of this delivery name the trace they belong to: an attempt's row its own span
+    /// (StepLoop), any other (a cached task, a failure before a step) the task's span.
+    /// </summary>
+    private static void StampTrace(TaskEnd end)
+    {
+        var (traceId, spanId) = EngineTracing.Current();
+        var rows = end switch
+        {
+            TaskEnd.Settled settled => settled.Rows,
+            TaskEnd.Split split => split.Rows,
+            TaskEnd.Vacated vacated => vacated.Rows,
+            _ => [],
+        };
+        foreach (var row in rows.Where(r => r.TraceId is null))
+        {
+            (row.TraceId, row.SpanId) = (traceId, spanId);
+        }
+    }
+
+    /// <summary>The run's trace, from its definition; null for a run submitted before traces, or one whose definition cannot be read (its failure is reported where it is used).</summary>
+    private string? TraceParentOf(RunRecord run)
+    {
+        try
+        {
+            return _definitions.For(run).TraceParent;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Why a task waits for admission, as the held-tasks metric names it: the owner's load, a drain, or the policy never.</summary>
+    private static string HeldReason(Harvester harvester) =>
+        harvester.Draining ? "drain" : harvester.Policy == HarvestPolicy.Never ? "policy" : "owner_load";
+
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
+
+    /// <summary>What a delivery that starts no container holds instead of a slot.</summary>
+    private sealed class NoRoomNeeded : IDisposable
+    {
+        public static readonly NoRoomNeeded Instance = new();
+
+        public void Dispose()
+        {
+        }
+    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
     private static partial void LogVacated(ILogger logger, string runId, int index);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} was vacated, but its vacated attempt could not be recorded within {Seconds:0} s of the job's cancellation (Worker:VacateRecordGrace): {Error}; the task's record will show only the attempts after it")]
     private static partial void LogVacatedUnrecorded(ILogger logger, string runId, int index, double seconds, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} is held back by the harvesting policy, but the run store could not be told: {Error}")]
+    private static partial void LogHoldNotMarked(ILogger logger, string runId, int index, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
     private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);

@@ -18,10 +18,17 @@ public sealed record SubmitRunRequest(
 /// <summary>A run that was accepted and queued (with its canary's candidate run, when one was asked for).</summary>
 public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings, string? CanaryRunId = null, string? CanaryUrl = null);
 
-/// <summary>Counts of a run's tasks by state.</summary>
-public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled, int Split)
+/// <summary>Counts of a run's tasks by state; of the queued ones, those held back, by reason (owner: the machines' owners are busy).</summary>
+public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled, int Split, int Held = 0, IReadOnlyDictionary<string, int>? HeldBecause = null)
 {
-    public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled, c.Split);
+    public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled, c.Split, c.Held, c.HeldBecause);
+
+    /// <summary>The counts again as the run store gives them.</summary>
+    public TaskCounts ToCounts() => new(Queued, Running, Succeeded, Failed, Cached, Cancelled)
+    {
+        Split = Split,
+        HeldBecause = HeldBecause ?? new Dictionary<string, int>(StringComparer.Ordinal),
+    };
 }
 
 /// <summary>A run: its state, counts and timings, and where to read more.</summary>
@@ -46,7 +53,7 @@ public sealed record PageView<T>(IReadOnlyList<T> Items, int Total, int Offset, 
 /// <summary>One input file of a task.</summary>
 public sealed record InputView(string Key, long Size);
 
-/// <summary>A task: its inputs, attempts, exit code, and the log of each step.</summary>
+/// <summary>A task: its inputs, attempts, exit code, the log of each step, and why it is held back when it is.</summary>
 public sealed record TaskView(
     int Index,
     string TaskId,
@@ -58,7 +65,14 @@ public sealed record TaskView(
     string? Worker,
     DateTimeOffset? StartedAt,
     DateTimeOffset? FinishedAt,
-    IReadOnlyDictionary<string, string> Logs);
+    IReadOnlyDictionary<string, string> Logs,
+    TaskHold? Hold = null);
+
+/// <summary>The step logs a run has written so far (a step's log is written when the step ends), and the run's state.</summary>
+public sealed record LogsView(string RunId, RunState State, IReadOnlyList<LogView> Logs);
+
+/// <summary>One step log: its task (index, id, state), its step, and where to read it.</summary>
+public sealed record LogView(int? Task, string TaskId, string? TaskState, string Step, string Url);
 
 /// <summary>One problem of a refused workflow, pointing at the user's line.</summary>
 public sealed record ProblemView(string Path, string Message, int Line, int Column)

@@ -27,7 +27,7 @@ internal static class InvokeBody
         var limit = spec.MaxRequestBytes;
         if (request.ContentLength > limit)
         {
-            throw TooLarge(request.ContentLength.Value, limit);
+            throw TooLarge(request.ContentLength.Value, null, limit);
         }
 
         // Kestrel's own limit (30 MB by default) is replaced by the function's; this reader counts too.
@@ -58,7 +58,8 @@ internal static class InvokeBody
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            throw TooLarge(null, limit);
+            // Kestrel's own limit (set just above ours) stopped a body sent without a length: more than the limit came.
+            throw TooLarge(null, body.Total, limit);
         }
 
         return new FunctionInput(folder, files, request.ContentType, body.Sha256(), body.Total);
@@ -146,10 +147,14 @@ internal static class InvokeBody
         return new InputPart(name, path, file.Length);
     }
 
-    private static RefusedException TooLarge(long? length, long limit) => new(
+    /// <summary>The 413: the body's real size (or, sent without a length, how much was read before it passed the limit) beside the limit, both in bytes.</summary>
+    private static RefusedException TooLarge(long? length, long? read, long limit) => new(
         413,
-        (length is { } n ? $"the body is {Quantities.FormatSize(n)}" : "the body passed the limit")
-        + $"; this function takes at most {Quantities.FormatSize(limit)} (max_request_size in its file)");
+        (length is { } n ? $"the body is {Quantities.FormatBytes(n)}"
+            : read is { } r ? $"the body is more than {Quantities.FormatBytes(limit)} ({Quantities.FormatBytes(r)} were read when it passed the limit)"
+            : "the body passed the limit")
+        + $"; this function takes at most {Quantities.FormatBytes(limit)}"
+        + (limit >= 1024 ? $" ({Quantities.FormatSize(limit)}, max_request_size in its file)" : " (max_request_size in its file)"));
 
     /// <summary>Counts and hashes what is read, and fails once more than the limit was read.</summary>
     private sealed class CountingStream(Stream inner, long limit) : Stream
@@ -182,7 +187,7 @@ internal static class InvokeBody
             Total += n;
             if (Total > limit)
             {
-                throw new RefusedException(413, $"the body passed the limit; this function takes at most {Quantities.FormatSize(limit)} (max_request_size in its file)");
+                throw TooLarge(null, Total, limit);
             }
 
             _sha.AppendData(buffer.Span[..n]);

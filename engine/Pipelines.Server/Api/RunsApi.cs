@@ -22,7 +22,7 @@ namespace Pipelines.Server.Api;
 /// </summary>
 internal static partial class RunsApi
 {
-    private const int MaxLimit = 500;
+    private const int MaxLimit = RunCatalog.MaxLimit;
 
     public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {
@@ -31,7 +31,7 @@ internal static partial class RunsApi
             .Accepts<SubmitRunRequest>("application/json", "application/yaml")
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Submit a run: a JSON {workflow, set} body, or the workflow YAML itself with ?set=key=value overrides.");
-        api.MapGet("/", ListAsync).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow and state; paged with offset and limit.");
+        api.MapGet("/", ListAsync).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow, state and since (a duration back, 2h, or a date or time); paged with offset and limit. Each run's counts include the tasks held back, by reason.");
         api.MapGet("/{runId}", GetAsync).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
         api.MapGet("/{runId}/tasks", TasksAsync).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
         api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
@@ -39,6 +39,8 @@ internal static partial class RunsApi
         api.MapGet("/{runId}/explain", ExplainRunAsync).ProducesProblem(404).WithSummary("Why the run's tasks ran: how many were cached, how many ran, and the reasons counted by component.");
         api.MapGet("/{runId}/tasks/{task}/explain", ExplainTaskAsync).ProducesProblem(404)
             .WithSummary("Whether a task (by index or task id) was taken from the cache and from which run, or why it ran: no earlier run, the components that changed, or a damaged cache.");
+        api.MapGet("/{runId}/logs", LogsAsync).ProducesProblem(404)
+            .WithSummary("The step logs the run has written so far (a step's log is written when the step ends): of every task, or of one (?task= index or task id), each with its url; and the run's state, to follow it.");
         api.MapGet("/{runId}/canary", CanaryAsync).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("A batch canary's comparison (canary/diff.json): 404 for a run without a canary, 409 while either side is still going.");
         api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
@@ -76,32 +78,25 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<Ok<PageView<RunView>>, ProblemHttpResult>> ListAsync(
-        IRunStore store, string? workflow, string? state, int? offset, int? limit, CancellationToken ct)
+        IRunStore store, TimeProvider time, string? workflow, string? state, string? since, int? offset, int? limit, CancellationToken ct)
     {
-        RunState? runState = null;
-        if (state is not null)
+        RunQuery query;
+        try
         {
-            if (!Enum.TryParse<RunState>(state, ignoreCase: true, out var parsed) || int.TryParse(state, out _))
+            if (Paging(offset, limit, 50) is not var (o, l))
             {
-                return TypedResults.Problem(statusCode: 400, title: "Unknown state", detail: $"state '{state}' is not one of {string.Join(", ", Enum.GetValues<RunState>().Select(s => s.Name()))}");
+                return BadPaging();
             }
 
-            runState = parsed;
+            query = new RunQuery(workflow, RunCatalog.ParseState(state), o, l, RunCatalog.ParseSince(since, time.GetUtcNow()));
         }
-
-        if (Paging(offset, limit, 50) is not var (o, l))
+        catch (RunCatalog.FilterException e)
         {
-            return BadPaging();
+            return TypedResults.Problem(statusCode: 400, title: "Bad filter", detail: e.Message);
         }
 
-        var page = await store.QueryRunsAsync(new RunQuery(workflow, runState, o, l), ct);
-        var views = new List<RunView>();
-        foreach (var run in page.Items)
-        {
-            views.Add(View(run, await store.CountTasksAsync(run.RunId, ct)));
-        }
-
-        return TypedResults.Ok(new PageView<RunView>(views, page.Total, o, l));
+        var page = await RunCatalog.ListAsync(store, query, ct);
+        return TypedResults.Ok(new PageView<RunView>(page.Items.Select(r => View(r.Run, r.Counts)).ToList(), page.Total, query.Offset, query.Limit));
     }
 
     private static async Task<Results<Ok<RunView>, ProblemHttpResult>> GetAsync(string runId, IRunStore store, CancellationToken ct)
@@ -141,7 +136,8 @@ internal static partial class RunsApi
             t.Index, t.TaskId, t.State, t.Inputs.Select(i => new InputView(i.Key, i.Size)).ToList(), t.Attempts, t.ExitCode, t.Error, t.Worker, t.StartedAt, t.FinishedAt,
             t.Attempts > 0 || t.State is TaskState.Cached or TaskState.Succeeded or TaskState.Failed
                 ? steps.ToDictionary(s => s, s => FileUrl(runId, RunLayout.TaskLog(t.TaskId, s)), StringComparer.Ordinal)
-                : new Dictionary<string, string>())).ToList();
+                : new Dictionary<string, string>(),
+            t.Hold)).ToList();
         return TypedResults.Ok(new PageView<TaskView>(views, page.Total, o, l));
     }
 
@@ -167,22 +163,42 @@ internal static partial class RunsApi
     private static async Task<Results<Accepted<RunView>, ProblemHttpResult>> CancelAsync(
         string runId, IRunStore store, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
+        var who = Access.Access.Who(user);
+        var cancelled = await RunCatalog.CancelAsync(store, runId, who, ct);
+        switch (cancelled.Outcome)
+        {
+            case RunCatalog.CancelOutcome.NotFound:
+                return NoSuchRun(runId);
+            case RunCatalog.CancelOutcome.Ended:
+                return TypedResults.Problem(statusCode: 409, title: "The run has ended", detail: RunCatalog.Refusal(cancelled, runId));
+            default:
+                LogCancelled(logs.CreateLogger("Pipelines.Server.Api"), runId, who);
+                return TypedResults.Accepted(RunUrl(runId), View(cancelled.Run!, cancelled.Counts!));
+        }
+    }
+
+    private static async Task<Results<Ok<LogsView>, ProblemHttpResult>> LogsAsync(string runId, string? task, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+    {
         var run = await store.GetRunAsync(runId, ct);
         if (run is null)
         {
             return NoSuchRun(runId);
         }
 
-        if (run.State.IsTerminal())
+        var definition = RunDefinition.FromJson(run.DefinitionJson);
+        var tasks = await RunLogs.TasksAsync(store, runId, ct);
+        string? taskId = null;
+        if (task is not null)
         {
-            return TypedResults.Problem(statusCode: 409, title: "The run has ended", detail: $"run {runId} ended {run.State.Name()}; there is nothing to cancel");
+            taskId = RunLogs.Find(tasks, task)?.TaskId;
+            if (taskId is null)
+            {
+                return TypedResults.Problem(statusCode: 404, title: "No such task", detail: $"run {runId} has no task '{task}' (give its index or its task id)");
+            }
         }
 
-        var who = Access.Access.Who(user);
-        await store.RequestStopAsync(runId, StopReasons.Cancel(who), ct);
-        LogCancelled(logs.CreateLogger("Pipelines.Server.Api"), runId, who);
-        run = (await store.GetRunAsync(runId, ct))!;
-        return TypedResults.Accepted(RunUrl(runId), View(run, await store.CountTasksAsync(runId, ct)));
+        var logs = await RunLogs.ListAsync(stores.Open(run.OutputUri), tasks, definition.Workflow.Steps.Select(s => s.Name).ToList(), taskId, ct);
+        return TypedResults.Ok(new LogsView(runId, run.State, logs.Select(l => new LogView(l.TaskIndex, l.TaskId, l.TaskState, l.Step, FileUrl(runId, l.Key))).ToList()));
     }
 
     private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FileAsync(

@@ -57,6 +57,12 @@ internal static class RunHtml
         }
 
         Add(c.Queued, "queued");
+        if (c.Held > 0)
+        {
+            // Of the queued: held back, with why on hover (the run page says more).
+            sb.Append(CultureInfo.InvariantCulture, $"<span class=\"label label-default held\" title=\"{E(Runs.RunCatalog.Held(c))}\">{c.Held} held</span> ");
+        }
+
         Add(c.Running, "running");
         Add(c.Succeeded, "succeeded");
         Add(c.Cached, "cached");

@@ -49,6 +49,16 @@ internal sealed class RunPage(string runId) : RazorPage
             {(run.Error is null ? "" : $"<dt>Error</dt><dd>{E(run.Error)}</dd>")}
             </dl>
             """);
+        if (!run.State.IsTerminal() && counts.Held > 0)
+        {
+            // Why tasks wait: the first held tasks' own words (which worker, what it saw).
+            var held = store.QueryTasksAsync(runId, new TaskQuery(TaskState.Queued, 0, 200), ct).GetAwaiter().GetResult().Items
+                .Where(t => t.Hold is not null).Take(3).ToList();
+            WriteLiteral($"<div class=\"alert alert-info\" id=\"held\"><strong>{E(RunCatalog.Held(counts))}</strong><ul>"
+                + string.Concat(held.Select(t => $"<li>task {t.Index}: held by {E(t.Hold!.Worker)} since {Time(t.Hold.Since)}: {E(t.Hold.Detail)}</li>"))
+                + "</ul>Held tasks start when a worker has room: an idle machine, or a worker with another Harvest:Policy.</div>");
+        }
+
         if (!run.State.IsTerminal())
         {
             var running = store.QueryTasksAsync(runId, new TaskQuery(TaskState.Running, 0, 100), ct).GetAwaiter().GetResult().Items;
@@ -125,7 +135,7 @@ internal sealed class RunPage(string runId) : RazorPage
             var page = store.QueryTasksAsync(run.RunId, new TaskQuery(null, from, 500), ct).GetAwaiter().GetResult();
             foreach (var t in page.Items)
             {
-                if (t.StartedAt is { } a && t.Worker is not null && t.State != TaskState.Cached)
+                if (t.StartedAt is { } a && t.Worker is not null)
                 {
                     var end = t.FinishedAt ?? DateTimeOffset.UtcNow;
                     timeline.Add(new TimelineBar(t.Worker, t.Index, t.TaskId, "task", t.Attempts, t.State.Name(), a.UtcDateTime, (end < a ? a : end).UtcDateTime));
@@ -170,7 +180,8 @@ internal sealed class RunPage(string runId) : RazorPage
                 ? string.Join(" ", steps.Select(step => $"<a href=\"{E(RunsApi.FileUrl(run.RunId, RunLayout.TaskLog(t.TaskId, step)))}\">{E(step)}</a>"))
                 : "";
             var duration = t.StartedAt is { } a && t.FinishedAt is { } b && b >= a ? Duration(b - a) : "";
-            var error = t.Error is null ? "" : (t.Error.Length > 160 ? t.Error[..160] + "..." : t.Error);
+            var error = t.Hold is { } hold ? $"held ({hold.Reason}) by {hold.Worker}: {hold.Detail}"
+                : t.Error is null ? "" : (t.Error.Length > 160 ? t.Error[..160] + "..." : t.Error);
             WriteLiteral($"<tr><td>{t.Index}</td><td><code>{E(t.TaskId)}</code></td><td>{StateLabel(t.State.Name())}</td><td><small>{inputs}</small></td><td>{t.Attempts}</td><td>{t.ExitCode}</td><td><small>{E(t.Worker)}</small></td><td>{duration}</td><td class=\"image-load\">{ImageLoads(loads[t.Index])}</td><td>{logs}</td><td><small>{E(error)}</small></td></tr>");
         }
 

@@ -8,18 +8,25 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Pipelines.Server.Health;
 
-/// <summary>/healthz: the process is up. /readyz: PostgreSQL, the bucket and Docker answer. Both open to all.</summary>
+/// <summary>
+/// /healthz: the process is up. /readyz: PostgreSQL, the bucket and Docker answer, and no outage
+/// is being waited out. Both open to all; served by `pipelines server` and by every worker's
+/// listener (WorkerHost), the same checks for both.
+/// </summary>
 internal static class HealthEndpoints
 {
     private const string Ready = "ready";
 
-    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services)
+    /// <summary>The checks; <paramref name="bucket"/> is the bucket /readyz lists (Server:Bucket), or null for the S3 endpoint alone.</summary>
+    public static IServiceCollection AddPipelinesHealth(this IServiceCollection services, string? bucket)
     {
+        services.AddSingleton(new HealthOptions(bucket));
         services.AddHealthChecks()
             .AddCheck<PostgresCheck>("postgres", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<BucketCheck>("bucket", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
             .AddCheck<DockerCheck>("docker", tags: [Ready], timeout: TimeSpan.FromSeconds(5))
-            .AddCheck<HarvestCheck>("harvest", tags: [Ready]);
+            .AddCheck<HarvestCheck>("harvest", tags: [Ready])
+            .AddCheck<OutageCheck>("outage", tags: [Ready]);
         return services;
     }
 

@@ -25,7 +25,7 @@ internal sealed class PostgresCheck(NpgsqlDataSource db) : IHealthCheck
 }
 
 /// <summary>The bucket (Server:Bucket) can be listed, or, without one, the S3 endpoint answers with these credentials.</summary>
-internal sealed class BucketCheck(ObjectStoreFactory stores, ServerOptions options) : IHealthCheck
+internal sealed class BucketCheck(ObjectStoreFactory stores, HealthOptions options) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -76,3 +76,15 @@ internal sealed class HarvestCheck(IServiceProvider services) : IHealthCheck
             : $"policy {Pipelines.Harvest.Harvester.Name(harvester.Policy)}{(harvester.Draining ? " (draining)" : "")}, containers {harvester.IdleMode}"));
     }
 }
+
+/// <summary>No job of this process is waiting an outage out (Worker/OutageGate): while one is, the worker takes no new work.</summary>
+internal sealed class OutageCheck(Pipelines.Worker.OutageGate gate) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(gate.Reason is { } reason
+            ? HealthCheckResult.Unhealthy("waiting an outage out, taking no new work: " + reason)
+            : HealthCheckResult.Healthy("no outage"));
+}
+
+/// <summary>What the readiness checks look at: the bucket (Server:Bucket), or null for the S3 endpoint alone.</summary>
+internal sealed record HealthOptions(string? Bucket);

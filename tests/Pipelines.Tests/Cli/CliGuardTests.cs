@@ -44,6 +44,22 @@ public sealed class CliGuardTests
         Assert.Equal("error: the bucket does not exist" + Environment.NewLine, failed.Stderr);
     }
 
+    [Fact]
+    public async Task Guard_gives_each_kind_of_ending_its_own_code()
+    {
+        var notFound = await GuardAsync(() => throw new Pipelines.Cli.NotFoundException("no run r in PostgreSQL"), verbose: false);
+        var outage = await GuardAsync(() => throw new PipelinesException("cannot reach the S3 endpoint", retryHelps: true), verbose: false);
+        var filter = await GuardAsync(() => throw new Pipelines.Runs.RunCatalog.FilterException("state 'x' is not one of ..."), verbose: false);
+        var stopped = await GuardAsync(() => throw new OperationCanceledException(), verbose: false);
+
+        Assert.Equal((4, 5, 2, 130), (notFound.Code, outage.Code, filter.Code, stopped.Code));
+        Assert.Equal("error: no run r in PostgreSQL" + Environment.NewLine, notFound.Stderr);
+        Assert.Equal(
+            [0, 1, 2, 3, 4, 5, 6, 130],
+            new[] { Pipelines.Cli.Cli.Ok, Pipelines.Cli.Cli.Failed, Pipelines.Cli.Cli.Invalid, Pipelines.Cli.Cli.Differs, Pipelines.Cli.Cli.NotFound, Pipelines.Cli.Cli.Unavailable, Pipelines.Cli.Cli.Cancelled, Pipelines.Cli.Cli.Interrupted });
+        Assert.Equal((0, 1, 6, 0), (Pipelines.Cli.Cli.Of(Pipelines.RunStore.RunState.Succeeded), Pipelines.Cli.Cli.Of(Pipelines.RunStore.RunState.Failed), Pipelines.Cli.Cli.Of(Pipelines.RunStore.RunState.Cancelled), Pipelines.Cli.Cli.Of(Pipelines.RunStore.RunState.Running)));
+    }
+
     private static async Task<(int Code, string Stderr)> GuardAsync(Func<Task<int>> body, bool verbose)
     {
         using var captured = new StringWriter();

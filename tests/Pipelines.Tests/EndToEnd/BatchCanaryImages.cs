@@ -7,7 +7,8 @@ namespace Pipelines.Tests.EndToEnd;
 /// Tiny images of the batch canary tests' own, built on the real engine from the busybox sample
 /// image: a script that writes one row per input file (file, lines, score = lines / 7), and its
 /// variants: the same image under another tag, one that plants a difference in one cell of one
-/// row, and one that moves every score by a relative 1e-11 (below the default tolerance).
+/// row, one that moves every score by a relative 1e-11 (below the default tolerance), and one
+/// that fails: it says why on stderr and exits 3.
 /// </summary>
 public sealed class BatchCanaryImages : IAsyncLifetime
 {
@@ -35,6 +36,8 @@ public sealed class BatchCanaryImages : IAsyncLifetime
     public string Planted => $"pipelines-tests/canary-{_id}:planted";
 
     public string Nudged => $"pipelines-tests/canary-{_id}:nudged";
+
+    public string Broken => $"pipelines-tests/canary-{_id}:broken";
 
     /// <summary>An input's content: its number of lines.</summary>
     public static string Content(int lines) => string.Concat(Enumerable.Range(1, lines).Select(i => $"line {i}\n"));
@@ -67,6 +70,7 @@ public sealed class BatchCanaryImages : IAsyncLifetime
         _tags.Add(Retagged);
         await BuildAsync(Planted, $"if (name == \"{PlantedFile}\") s = s + 0.5;");
         await BuildAsync(Nudged, "s = s * (1 + 1e-11);");
+        await BuildAsync(Broken, "printf \"cannot score %s: the candidate is broken\\n\", name > \"/dev/stderr\"; exit 3;");
     }
 
     private async Task BuildAsync(string tag, string hook)

@@ -55,11 +55,12 @@ public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<B
     }
 
     [Fact]
-    public async Task A_planted_difference_in_one_cell_is_reported_alone_and_exits_1_and_nothing_of_the_candidate_reaches_the_run_or_its_cache()
+    public async Task A_planted_difference_in_one_cell_is_reported_alone_and_exits_3_and_nothing_of_the_candidate_reaches_the_run_or_its_cache()
     {
         var result = await RunAsync(images.Current, "--candidate", "score=" + images.Planted, "--sample", "100%");
 
-        Assert.True(result.ExitCode == 1, result.ToString());
+        // A difference is a finding about the candidate, not a failure: 3, apart from a failed task's 1.
+        Assert.True(result.ExitCode == 3, result.ToString());
         Assert.Contains("canary of step score: different", result.Stdout, StringComparison.Ordinal);
         Assert.Contains($"column score: current '{Score(8)}', candidate '{Score(8, 0.5)}'", result.Stdout, StringComparison.Ordinal);
         using var diff = await DiffAsync(result);
@@ -125,9 +126,34 @@ public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<B
         Assert.All(files, f => Assert.Equal("scores", f.GetProperty("table").GetString()));
 
         var strict = await RunAsync(images.Current, "--candidate", "score=" + images.Nudged, "--sample", "100%", "--tolerance", "1e-13");
-        Assert.True(strict.ExitCode == 1, strict.ToString());
+        Assert.True(strict.ExitCode == 3, strict.ToString());
         using var strictDiff = await DiffAsync(strict);
         Assert.Equal(6, strictDiff.RootElement.GetProperty("tables")[0].GetProperty("cells_differ").GetInt64());
+    }
+
+    [Fact]
+    public async Task A_candidate_that_fails_says_its_exit_code_and_last_lines_and_its_progress_is_labelled()
+    {
+        var result = await RunAsync(images.Current, "--candidate", "score=" + images.Broken, "--sample", "1");
+
+        // The candidate's failure leaves nothing compared: a failure of the canary (1), not a difference.
+        Assert.True(result.ExitCode == 1, result.ToString());
+        Assert.Contains("canary of step score: incomplete", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("the candidate task ended split: step 'score' exited with code 3 (split into 2 task(s): 2 failed", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("  candidate exit code: 3\n", result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("  candidate output (stdout and stderr) ended with:\n", result.Stdout, StringComparison.Ordinal);
+        Assert.Matches(@"\n    \| cannot score [a-c]/[a-z]+\.txt: the candidate is broken\n", result.Stdout);
+        var summary = Encoding.UTF8.GetString(await Folder(result).ReadAsync("canary/summary.txt"));
+        Assert.Contains("  candidate exit code: 3\n", summary, StringComparison.Ordinal);
+        using var diff = await DiffAsync(result);
+        var failure = diff.RootElement.GetProperty("tasks")[0].GetProperty("failure");
+        Assert.Equal(("candidate", "split", 3), (failure.GetProperty("side").GetString(), failure.GetProperty("state").GetString(), failure.GetProperty("exit_code").GetInt64()));
+        Assert.Contains(failure.GetProperty("output_tail").EnumerateArray(), l => l.GetString()!.EndsWith(": the candidate is broken", StringComparison.Ordinal));
+
+        // After the run's own summary, any progress line is the candidate's, and says so.
+        var runId = RunFolder.RunIdFrom(result);
+        var after = result.Stdout[result.Stdout.IndexOf($"run {runId} succeeded in ", StringComparison.Ordinal)..];
+        Assert.All(after.Split('\n').Where(l => l.Contains("tasks ended", StringComparison.Ordinal)), l => Assert.StartsWith("canary: ", l, StringComparison.Ordinal));
     }
 
     [Theory]

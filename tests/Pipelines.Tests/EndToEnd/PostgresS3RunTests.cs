@@ -142,7 +142,7 @@ public sealed class PostgresS3RunTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_unreachable_bucket_is_one_clear_line_and_exit_1()
+    public async Task A_missing_bucket_is_one_clear_line_and_exit_1_and_an_unreachable_endpoint_exit_5()
     {
         var missing = await CliRunner.RunAsync(
             ["run", "workflows/fastq-stats.yaml", "--set", "input.uri=s3://no-such-bucket-x1/raw/", "--set", $"output.uri=s3://{_bucket}/x/"], _env);
@@ -152,7 +152,7 @@ public sealed class PostgresS3RunTests : IAsyncLifetime
         var env = new Dictionary<string, string?>(_env) { ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9" };
         var unreachable = await CliRunner.RunAsync(
             ["run", "workflows/fastq-stats.yaml", "--set", $"input.uri=s3://{_bucket}/raw/", "--set", $"output.uri=s3://{_bucket}/x/"], env);
-        Assert.Equal(1, unreachable.ExitCode);
+        Assert.Equal(5, unreachable.ExitCode);
         Assert.StartsWith($"error: s3://{_bucket}: cannot reach the S3 endpoint http://127.0.0.1:9", unreachable.Stderr.Trim(), StringComparison.Ordinal);
         Assert.DoesNotContain('\n', unreachable.Stderr.Trim());
     }

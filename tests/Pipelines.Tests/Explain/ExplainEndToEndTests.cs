@@ -74,10 +74,10 @@ public sealed class ExplainEndToEndTests : IDisposable
         var run = await RunAsync();
 
         var noRun = await CliRunner.RunAsync(["explain", "20000101-000000-000000"], _env);
-        Assert.Equal(1, noRun.ExitCode);
+        Assert.Equal(4, noRun.ExitCode);
         Assert.Contains("no run 20000101-000000-000000 is known here", noRun.Stdout + noRun.Stderr, StringComparison.Ordinal);
         var noTask = await CliRunner.RunAsync(["explain", RunFolder.RunIdFrom(run), "99"], _env);
-        Assert.Equal(1, noTask.ExitCode);
+        Assert.Equal(4, noTask.ExitCode);
         Assert.Contains("has no task '99'", noTask.Stdout + noTask.Stderr, StringComparison.Ordinal);
     }
 

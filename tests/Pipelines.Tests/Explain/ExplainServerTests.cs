@@ -50,7 +50,7 @@ public sealed class ExplainServerTests(ServerFixture fixture) : IClassFixture<Se
         var cliTask = await CliRunner.RunAsync(["explain", second, "0", "--server", fixture.Server.Url], env);
         Assert.Contains("steps[0].env.LC_ALL: 'C' → 'POSIX'", cliTask.Stdout, StringComparison.Ordinal);
         var cliMissing = await CliRunner.RunAsync(["explain", second, "9", "--server", fixture.Server.Url], env);
-        Assert.Equal(1, cliMissing.ExitCode);
+        Assert.Equal(4, cliMissing.ExitCode);
         Assert.Contains("has no task '9'", cliMissing.Stderr, StringComparison.Ordinal);
     }
 

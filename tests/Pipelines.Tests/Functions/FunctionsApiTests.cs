@@ -119,7 +119,8 @@ public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<Ser
         using var http = fixture.Server.Client();
         Assert.Equal(HttpStatusCode.Created, (await PostYamlAsync(http, Echo("small"))).Status);
 
-        using var sized = await http.PostAsync("/api/functions/small/invoke", new ByteArrayContent(new byte[4096]));
+        // One byte over: the message gives both sizes exactly (a rounded 1Ki for each once read as equal).
+        using var sized = await http.PostAsync("/api/functions/small/invoke", new ByteArrayContent(new byte[1025]));
 
         // No Content-Length: the body is chunked, and refused as it passes the limit.
         var chunks = new StreamContent(new NoLengthStream(new byte[64 * 1024]));
@@ -128,8 +129,11 @@ public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<Ser
         using var chunked = await http.SendAsync(request);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, sized.StatusCode);
-        Assert.Contains("at most 1Ki", JsonDocument.Parse(await sized.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(
+            "the body is 1,025 bytes; this function takes at most 1,024 bytes (1Ki, max_request_size in its file)",
+            JsonDocument.Parse(await sized.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString());
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunked.StatusCode);
+        Assert.StartsWith("the body is more than 1,024 bytes (", JsonDocument.Parse(await chunked.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -189,9 +193,9 @@ public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<Ser
         Assert.Equal(2, invalid.ExitCode);
         Assert.Contains("line 4, column 11: min_warm: 'lots' is not a whole number", invalid.Stderr, StringComparison.Ordinal);
         Assert.True(deleted.ExitCode == 0, deleted.ToString());
-        Assert.Equal(1, missing.ExitCode);
+        Assert.Equal(4, missing.ExitCode);
         Assert.Contains("404 there is no function 'from-cli'", missing.Stderr, StringComparison.Ordinal);
-        Assert.Equal(1, invokeMissing.ExitCode);
+        Assert.Equal(4, invokeMissing.ExitCode);
         Assert.Contains("from-cli: 404 there is no function 'from-cli'", invokeMissing.Stderr, StringComparison.Ordinal);
     }
 

@@ -89,7 +89,7 @@ public sealed class ProvenanceImageLoadTests : IDisposable
     }
 
     [Fact]
-    public async Task A_file_of_an_older_engine_without_the_image_columns_reads_with_nulls_and_its_report_lists_no_loads()
+    public async Task A_file_of_an_older_engine_without_the_image_and_trace_columns_reads_with_nulls_and_its_report_lists_no_loads()
     {
         var path = _temp.Combine("older.parquet");
         await ParquetSerializer.SerializeAsync(Enumerable.Range(0, 3).Select(i => new OlderProvenanceRow(Row(i, null))).ToList(), path);
@@ -100,6 +100,7 @@ public sealed class ProvenanceImageLoadTests : IDisposable
 
         Assert.Equal(3, entries.Count);
         Assert.All(entries, e => Assert.Equal((null, null), (e.Row.ImageLoad, e.Row.ImageLoadSeconds)));
+        Assert.All(entries, e => Assert.Equal((null, null), (e.Row.TraceId, e.Row.SpanId)));
         Assert.Equal(["t0", "t1", "t2"], entries.Select(e => e.Row.TaskId));
         Assert.DoesNotContain("image-loads", html, StringComparison.Ordinal);
     }

@@ -59,6 +59,25 @@ public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixtur
         Assert.True(new FileInfo(png).Length > 10_000, "the screenshot is missing or empty");
     }
 
+    [Fact]
+    public async Task The_report_of_a_fully_cached_run_draws_a_grey_bar_for_every_task_and_names_each()
+    {
+        // The same workflow into the same output again: every task is taken from the cache.
+        var again = await CliRunner.RunAsync(["run", "workflows/fastq-stats.yaml", "--set", "output.uri=" + fixture.Temp.Combine("out")], fixture.Env);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains("(0 succeeded, 20 cached, 0 failed, 0 cancelled)", again.Stdout, StringComparison.Ordinal);
+        var runId = EndToEnd.RunFolder.RunIdFrom(again);
+        var html = fixture.Temp.Combine("out", runId, "report.html");
+        var page = await File.ReadAllTextAsync(html);
+        Assert.All(Enumerable.Range(0, 20), i => Assert.Contains($"<tr><td>{i} <code>", page, StringComparison.Ordinal));
+        Assert.Contains($"<code>{fixture.RunId}</code>", page, StringComparison.Ordinal);
+
+        var png = Screenshot("report-cached.png");
+        var result = await NodeAsync("tests/browser/report.mjs", html, png, "20", "cached=20");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+    }
+
     private static string Screenshot(string name)
     {
         var png = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", name);

@@ -81,4 +81,16 @@ public sealed class QuantitiesTests
     {
         Assert.Equal(text, Quantities.FormatDuration(TimeSpan.FromMilliseconds(milliseconds)));
     }
+
+    [Theory]
+    [InlineData(300, "300 bytes")]
+    [InlineData(1, "1 byte")]
+    [InlineData(65_536, "64Ki")]
+    [InlineData(1_572_864, "1.5Mi")]
+    [InlineData(65_537, "64Ki (65,537 bytes)")]
+    [InlineData(1_073_741_825, "1Gi (1,073,741,825 bytes)")]
+    public void FormatSize_never_writes_two_different_sizes_the_same(long bytes, string text)
+    {
+        Assert.Equal(text, Quantities.FormatSize(bytes));
+    }
 }

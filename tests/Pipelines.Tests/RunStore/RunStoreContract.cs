@@ -541,6 +541,67 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public async Task Runs_are_queried_since_a_time_as_RunQuery_Matches_says()
+    {
+        var workflow = NewId();
+        var ids = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            var id = NewId();
+            ids.Add(id);
+            await Store.CreateRunAsync(Run(id) with { WorkflowName = workflow, CreatedAt = Now.AddMinutes(i) }, Tasks(id, 1), None);
+        }
+
+        var query = new RunQuery(Workflow: workflow, Since: Now.AddMinutes(2));
+        var page = await Store.QueryRunsAsync(query, None);
+
+        // At the time itself is since it; the store's WHERE and the rule in C# agree.
+        Assert.Equal([ids[3], ids[2]], page.Items.Select(r => r.RunId));
+        Assert.Equal(2, page.Total);
+        Assert.Equal([false, false, true, true], ids.Select((_, i) => query.Matches(workflow, RunState.Running, Now.AddMinutes(i))));
+        Assert.Empty((await Store.QueryRunsAsync(new RunQuery(Workflow: workflow, Since: Now.AddHours(1)), None)).Items);
+    }
+
+    [Fact]
+    public async Task A_held_queued_task_is_counted_held_by_reason_and_keeps_its_first_time_until_a_claim_clears_it()
+    {
+        var id = await CreateAsync(4);
+        var first = new TaskHold(HoldReasons.Owner, "the owner's load (85%) is above Harvest:StartBelow (50%)", "host:1", Now);
+
+        Assert.True(await Store.HoldTaskAsync(id, 0, first, None));
+        Assert.True(await Store.HoldTaskAsync(id, 1, first, None));
+        Assert.True(await Store.HoldTaskAsync(id, 1, first with { Detail = "this worker is draining", Worker = "host:2", Since = Now.AddMinutes(1) }, None));
+        Assert.True(await Store.HoldTaskAsync(id, 2, first with { Reason = "quota" }, None));
+
+        var counts = await Store.CountTasksAsync(id, None);
+        Assert.Equal((4, 3), (counts.Queued, counts.Held));
+        Assert.Equal(new Dictionary<string, int> { [HoldReasons.Owner] = 2, ["quota"] = 1 }, counts.HeldBecause);
+        Assert.Equal(new TaskCounts(4, 0, 0, 0, 0, 0) { HeldBecause = new Dictionary<string, int> { ["quota"] = 1, [HoldReasons.Owner] = 2 } }, counts);
+        Assert.NotEqual(new TaskCounts(4, 0, 0, 0, 0, 0), counts);
+        Assert.Equal(first with { Detail = "this worker is draining", Worker = "host:2" }, (await Store.GetTaskAsync(id, 1, None))!.Hold);
+        Assert.Null((await Store.GetTaskAsync(id, 3, None))!.Hold);
+
+        // A claim clears it; an ended task is no longer held, and cannot be held again.
+        await Store.ClaimTaskAsync(id, 0, "w", Now, Now.AddSeconds(45), None);
+        await Store.CommitTaskAsync(id, 1, new TaskOutcome(TaskState.Cancelled, null, "stopped", Now), [], None);
+        Assert.Null((await Store.GetTaskAsync(id, 0, None))!.Hold);
+        Assert.Null((await Store.GetTaskAsync(id, 1, None))!.Hold);
+        Assert.False(await Store.HoldTaskAsync(id, 0, first, None));
+        Assert.False(await Store.HoldTaskAsync(id, 1, first, None));
+        Assert.Equal(new Dictionary<string, int> { ["quota"] = 1 }, (await Store.CountTasksAsync(id, None)).HeldBecause);
+    }
+
+    [Fact]
+    public async Task Holding_a_task_of_an_unknown_run_or_index_says_no()
+    {
+        var id = await CreateAsync(1);
+        var hold = new TaskHold(HoldReasons.Owner, "busy", "w", Now);
+
+        Assert.False(await Store.HoldTaskAsync(NewId(), 0, hold, None));
+        Assert.False(await Store.HoldTaskAsync(id, 5, hold, None));
+    }
+
+    [Fact]
     public async Task Runs_created_at_the_same_time_are_queried_by_run_id()
     {
         var workflow = NewId();

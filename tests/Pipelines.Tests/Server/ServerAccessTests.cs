@@ -24,6 +24,9 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             ("GET", $"/api/runs/{NoRun}", false),
             ("GET", $"/api/runs/{NoRun}/tasks", false),
             ("GET", $"/api/runs/{NoRun}/files/run.json", false),
+            ("GET", $"/api/runs/{NoRun}/logs", false),
+            ("GET", $"/api/runs/{NoRun}/logs?task=0", false),
+            ("GET", "/api/runs?state=running&since=1h", false),
             ("GET", "/openapi/v1.json", false),
             ("POST", "/api/runs", true),
             ("POST", $"/api/runs/{NoRun}/cancel", true),
@@ -39,6 +42,7 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             ("GET", "/hangfire/workers", false),
             ("GET", "/hangfire/algorithms", false),
             ("GET", "/api/algorithms/loads", false),
+            ("GET", "/metrics", false),
         ];
         var data = new TheoryData<string, string, bool, Caller>();
         foreach (var (method, path, changes) in endpoints)

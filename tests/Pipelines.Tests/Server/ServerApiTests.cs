@@ -217,6 +217,31 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
         Assert.Equal(0, status.ExitCode);
         Assert.Contains($"run {runId} (fastq-stats): succeeded", status.Stdout, StringComparison.Ordinal);
 
+        // The everyday verbs, through the server and on PostgreSQL itself: the same answers.
+        var postgres = new Dictionary<string, string?>(fixture.Env) { ["PIPELINES_HOME"] = fixture.Temp.Combine("cli-home-pg") };
+        foreach (var (where, how) in new[] { (env, new[] { "--server", fixture.Server.Url }), (postgres, []) })
+        {
+            var json = JsonDocument.Parse((await CliRunner.RunAsync(["status", runId, "--json", .. how], where)).Stdout).RootElement;
+            Assert.Equal(("pipelines.run/1", "succeeded", 4, 200L), (json.GetProperty("schema").GetString(), json.GetProperty("state").GetString(), json.GetProperty("counts").GetProperty("succeeded").GetInt32(), json.GetProperty("results").GetProperty("stats").GetProperty("rows").GetInt64()));
+
+            var runs = JsonDocument.Parse((await CliRunner.RunAsync(["runs", "--state", "succeeded", "--since", "1h", "--limit", "500", "--json", .. how], where)).Stdout).RootElement;
+            Assert.Equal("pipelines.runs/1", runs.GetProperty("schema").GetString());
+            Assert.Contains(runs.GetProperty("runs").EnumerateArray(), r => r.GetProperty("run_id").GetString() == runId);
+            Assert.Matches($@"{runId}\s+fastq-stats\s+succeeded\s+4/4 \(0 failed\)", (await CliRunner.RunAsync(["runs", "--workflow", "fastq-stats", .. how], where)).Stdout);
+
+            var logs = await CliRunner.RunAsync(["logs", runId, .. how], where);
+            Assert.True(logs.ExitCode == 0, logs.ToString());
+            Assert.Equal(4, logs.Stdout.Split('\n').Count(l => l.StartsWith("==> task ", StringComparison.Ordinal) && l.EndsWith(" step stats: succeeded <==", StringComparison.Ordinal)));
+            var one = await CliRunner.RunAsync(["logs", runId, "3", .. how], where);
+            Assert.StartsWith("=== pipelines: stats attempt 1", one.Stdout, StringComparison.Ordinal);
+            Assert.Equal(4, (await CliRunner.RunAsync(["logs", runId, "7", .. how], where)).ExitCode);
+
+            var ended = await CliRunner.RunAsync(["cancel", runId, .. how], where);
+            Assert.True(ended.ExitCode == 1, ended.ToString());
+            Assert.Contains($"run {runId} ended succeeded; there is nothing to cancel", ended.Stderr, StringComparison.Ordinal);
+            Assert.Equal(4, (await CliRunner.RunAsync(["status", "20000101-000000-000000", .. how], where)).ExitCode);
+        }
+
         // The server's problems come back as the same message and exit code as a local validation.
         var bad = fixture.Temp.Write("bad.yaml", fixture.StatsWorkflow.Replace("to: [parquet, csv]", "to: [xlsx]", StringComparison.Ordinal));
         var invalid = await CliRunner.RunAsync(["run", bad, "--server", fixture.Server.Url], env);

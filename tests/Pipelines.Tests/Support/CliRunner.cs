@@ -35,6 +35,10 @@ public static class CliRunner
         // Workers of tests run whatever the machine does (a test of harvesting says otherwise):
         // on a machine that others keep busy, when-idle, a worker's default, would admit nothing.
         psi.Environment["PIPELINES_Harvest__Policy"] = "always";
+
+        // Several workers run on this machine at once: each takes a free port for its health
+        // and metrics listener (said on its start line) rather than the default one.
+        psi.Environment["PIPELINES_Worker__HealthPort"] = "0";
         foreach (var (k, v) in env ?? new Dictionary<string, string?>())
         {
             if (v is null)

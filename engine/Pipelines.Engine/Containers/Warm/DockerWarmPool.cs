@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Model;
+using Pipelines.Telemetry;
 
 namespace Pipelines.Containers.Warm;
 
@@ -55,6 +57,7 @@ public sealed partial class DockerWarmPool : IWarmPool
             if (pool.TakeFree() is { } free)
             {
                 Interlocked.Increment(ref free.Leases);
+                EngineMetrics.WarmRequest(spec.Owner, coldStart: false);
                 return new PoolLease(this, pool, free, coldStart: false);
             }
 
@@ -86,7 +89,9 @@ public sealed partial class DockerWarmPool : IWarmPool
             {
                 // A waiter handed a container that never served before waited for its start: a cold start.
                 var container = await waiter.Task.ConfigureAwait(false);
-                return new PoolLease(this, pool, container, coldStart: Interlocked.Increment(ref container.Leases) == 1);
+                var cold = Interlocked.Increment(ref container.Leases) == 1;
+                EngineMetrics.WarmRequest(spec.Owner, cold);
+                return new PoolLease(this, pool, container, cold);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -546,6 +551,7 @@ public sealed partial class DockerWarmPool : IWarmPool
 
         var labels = new Dictionary<string, string>(spec.Labels) { [WarmOwnerLabel] = spec.Owner };
         string id;
+        var clock = Stopwatch.StartNew();
         try
         {
             id = await _containers.StartAsync(new ContainerSpec(spec.ImageId, command, env, mounts, spec.Resources, labels) { Secrets = spec.Secrets }, cancellationToken).ConfigureAwait(false);
@@ -579,6 +585,7 @@ public sealed partial class DockerWarmPool : IWarmPool
                 throw new BrokenChannelException($"nothing answered on {WarmLayout.Control}/{socketName} within {_options.WarmStartTimeout.TotalSeconds:0.#} s");
             }
 
+            EngineMetrics.ContainerStarted("warm", clock.Elapsed.TotalSeconds);
             LogStarted(_log, container.ShortId, spec.Owner, spec.Mode, ahead ? ", ahead of its requests" : "");
             return container;
         }

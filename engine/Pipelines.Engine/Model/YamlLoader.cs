@@ -1,0 +1,274 @@
+using YamlDotNet.Core;
+using YamlDotNet.Core.Tokens;
+using YamlDotNet.RepresentationModel;
+using Events = YamlDotNet.Core.Events;
+
+namespace Pipelines.Model;
+
+/// <summary>
+/// Loads the one YAML document of a user's file (a workflow, a function) into a mapping, or
+/// records why it cannot, at the line and column of the problem itself. YamlDotNet does not
+/// always say where: some scanner errors carry no mark at all (a tab used as indentation is
+/// reported at line 1, column 1), some carry the start of the scalar before the fault rather
+/// than the fault (a tab that breaks a plain scalar's indentation), an alias to an anchor that
+/// does not exist is found only after the whole stream was read, and a flow collection left
+/// open can end in an InvalidOperationException. The scanner and the parser's events know
+/// where they are; this reads them. One home for both file kinds.
+/// </summary>
+internal static class YamlLoader
+{
+    /// <summary>The words a file kind's messages use: what one document is, and what it starts with.</summary>
+    public sealed record Kind(string Name, string StartsWith, string Fields);
+
+    public static readonly Kind Workflow = new("workflow", "'version: 1'", "version, name, input, steps, ...");
+
+    public static readonly Kind Function = new("function", "'name:' and 'image:'", "name, image, mode, command, ...");
+
+    /// <summary>The root mapping, or null with the problem recorded in <paramref name="ctx"/>.</summary>
+    public static YamlMappingNode? Load(string yaml, ParseContext ctx, Kind kind)
+    {
+        var stream = new YamlStream();
+        var scanner = new FlowWatch(new Scanner(new StringReader(yaml)), yaml);
+        var parser = new AliasWatch(new Parser(scanner));
+        (int Line, int Column, string Message)? fault = null;
+        try
+        {
+            stream.Load(parser);
+        }
+        catch (YamlException e)
+        {
+            fault = Place(e, yaml, scanner, parser);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet throws this instead of a YamlException on some broken files, e.g. a flow
+            // list `[a, b` left open across lines: the collection still open is what to look at.
+            fault = scanner.Open is { } open
+                ? ((int)open.Start.Line, (int)open.Start.Column, Unclosed(open))
+                : ((int)scanner.CurrentPosition.Line, (int)scanner.CurrentPosition.Column, "the text cannot be read from here on; look above for an unclosed '[', '{' or quote");
+        }
+
+        // A tab in a line's indentation, which YAML forbids and YamlDotNet lets through in some
+        // places (after a space) or takes for a fault further on (the next line's dedent): the tab
+        // is the fault, whatever else was found after it.
+        if (scanner.IndentTab is { } tab && (fault is null || tab.Line <= fault.Value.Line))
+        {
+            fault = (tab.Line, tab.Column, TabMessage(null));
+        }
+
+        if (fault is { } f)
+        {
+            ctx.Problems.Add(new WorkflowProblem("(file)", "not valid YAML: " + f.Message, f.Line, f.Column));
+            return null;
+        }
+
+        if (stream.Documents.Count == 0)
+        {
+            ctx.Problems.Add(new WorkflowProblem("(file)", $"the file is empty; a {kind.Name} starts with {kind.StartsWith}", 0, 0));
+            return null;
+        }
+
+        if (stream.Documents.Count > 1)
+        {
+            ctx.Add(stream.Documents[1].RootNode, "(file)", $"holds more than one YAML document; put one {kind.Name} in each file");
+        }
+
+        if (stream.Documents[0].RootNode is not YamlMappingNode map)
+        {
+            ctx.Add(stream.Documents[0].RootNode, "(file)", $"must be a mapping of fields ({kind.Fields})");
+            return null;
+        }
+
+        return map;
+    }
+
+    /// <summary>Where a YAML error is, and what to say: the fault's own place, not the start of what was being read.</summary>
+    private static (int Line, int Column, string Message) Place(YamlException e, string yaml, FlowWatch scanner, AliasWatch parser)
+    {
+        var unmarked = IsEmpty(e.Start) && IsEmpty(e.End);
+        if (e is AnchorNotFoundException && parser.FirstUndefinedAlias is { } alias)
+        {
+            return ((int)alias.Start.Line, (int)alias.Start.Column, $"the alias *{alias.Value} names no anchor: no &{alias.Value} comes before it in the file");
+        }
+
+        if (e.Message.Contains(" tab ", StringComparison.Ordinal))
+        {
+            // The tab itself: where the scanner stopped (an error without a mark), or the error's
+            // end (its start is the scalar before the tab).
+            var at = unmarked ? scanner.CurrentPosition : e.End;
+            var tab = FindTab(yaml, at);
+            return (tab.Line, tab.Column, TabMessage(e.Message));
+        }
+
+        if (scanner.Open is { } open && e.Message.Contains("did not find expected ','", StringComparison.Ordinal))
+        {
+            return ((int)open.Start.Line, (int)open.Start.Column, Unclosed(open) + " (" + e.Message.TrimEnd('.') + ")");
+        }
+
+        if (e.Message.StartsWith("Duplicate key ", StringComparison.Ordinal))
+        {
+            return ((int)e.Start.Line, (int)e.Start.Column, $"the key '{e.Message["Duplicate key ".Length..]}' appears twice in this mapping; keep one");
+        }
+
+        if (e.Message.Contains("quoted scalar, found unexpected end of stream", StringComparison.Ordinal)
+            || e.Message.Contains("quoted scalar, found wrong indentation", StringComparison.Ordinal))
+        {
+            // The quote that opens the text, which runs on to where the scanner gave up.
+            return ((int)e.Start.Line, (int)e.Start.Column, "the quoted text that starts here is not closed on its line; look for a missing closing quote (" + e.Message.TrimEnd('.') + ")");
+        }
+
+        // An unknown escape is at the error's end (its start is the quote).
+        var mark = unmarked ? scanner.CurrentPosition : e.Message.Contains("escape", StringComparison.Ordinal) ? e.End : e.Start;
+        return ((int)mark.Line, (int)mark.Column, e.InnerException?.Message ?? e.Message);
+    }
+
+    private static string TabMessage(string? yamlDotNet) =>
+        "a tab is used as indentation here; YAML indents with spaces only" + (yamlDotNet is null ? "" : " (" + yamlDotNet.TrimEnd('.') + ")");
+
+    private static string Unclosed(Token open) =>
+        open is FlowSequenceStart ? "the '[' opened here is never closed; look for a missing ']' or ','" : "the '{' opened here is never closed; look for a missing '}' or ','";
+
+    private static bool IsEmpty(Mark m) => m.Index == Mark.Empty.Index && m.Line == Mark.Empty.Line && m.Column == Mark.Empty.Column;
+
+    /// <summary>
+    /// The tab at or nearest after <paramref name="at"/> on its line (a mark can sit on the line
+    /// break before the tab's line), or the mark itself when there is none.
+    /// </summary>
+    private static (int Line, int Column) FindTab(string yaml, Mark at)
+    {
+        var index = (int)Math.Clamp(at.Index, 0, yaml.Length);
+        var line = (int)at.Line;
+        var column = (int)at.Column;
+        for (var i = index; i < yaml.Length; i++)
+        {
+            switch (yaml[i])
+            {
+                case '\t':
+                    return (line, column);
+                case '\n':
+                    line++;
+                    column = 1;
+                    break;
+                case '\r' when i + 1 < yaml.Length && yaml[i + 1] == '\n':
+                    break;
+                case ' ' or '\r':
+                    column++;
+                    break;
+                default:
+                    // Text before any tab: the mark was the place.
+                    return ((int)at.Line, (int)at.Column);
+            }
+        }
+
+        return ((int)at.Line, (int)at.Column);
+    }
+
+    /// <summary>
+    /// The scanner as the parser reads it, watched for the flow collections ('[' or '{') still
+    /// open (it reads ahead of the parser's events, so it knows of a '{' the parser never
+    /// reached), and for the first tab in the indentation of a line of block context.
+    /// </summary>
+    private sealed class FlowWatch(IScanner inner, string text) : IScanner
+    {
+        private readonly Stack<Token> _open = new();
+        private Token? _seen;
+        private long _line;
+
+        /// <summary>The first tab in the indentation of a line whose first token is outside a flow collection.</summary>
+        public (int Line, int Column)? IndentTab { get; private set; }
+
+        /// <summary>The innermost flow collection not closed yet.</summary>
+        public Token? Open => _open.Count > 0 ? _open.Peek() : null;
+
+        public Mark CurrentPosition => inner.CurrentPosition;
+
+        public Token? Current => inner.Current;
+
+        public bool MoveNext() => Watch(inner.MoveNext());
+
+        public bool MoveNextWithoutConsuming() => Watch(inner.MoveNextWithoutConsuming());
+
+        public void ConsumeCurrent() => inner.ConsumeCurrent();
+
+        private bool Watch(bool moved)
+        {
+            // A token can be looked at twice (without consuming, then consumed): count it once.
+            if (moved && !ReferenceEquals(inner.Current, _seen))
+            {
+                _seen = inner.Current!;
+                if (_seen is not StreamStart && _seen.Start.Line != _line)
+                {
+                    _line = _seen.Start.Line;
+                    if (_open.Count == 0 && IndentTab is null && TabBefore(_seen.Start) is { } column)
+                    {
+                        IndentTab = ((int)_line, column);
+                    }
+                }
+
+                switch (_seen)
+                {
+                    case FlowSequenceStart or FlowMappingStart:
+                        _open.Push(_seen);
+                        break;
+                    case FlowSequenceEnd or FlowMappingEnd when _open.Count > 0:
+                        _open.Pop();
+                        break;
+                }
+            }
+
+            return moved;
+        }
+
+        /// <summary>The column of the first tab in the indentation (the leading spaces and tabs) of the mark's line, if any.</summary>
+        private int? TabBefore(Mark at)
+        {
+            var start = (int)Math.Min(at.Index, text.Length);
+            while (start > 0 && text[start - 1] != '\n')
+            {
+                start--;
+            }
+
+            for (var i = start; i < text.Length && text[i] is ' ' or '\t'; i++)
+            {
+                if (text[i] == '\t')
+                {
+                    return i - start + 1;
+                }
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>The parser as the loader reads it, watched for the first alias that names no anchor defined before it.</summary>
+    private sealed class AliasWatch(IParser inner) : IParser
+    {
+        private readonly HashSet<string> _anchors = new(StringComparer.Ordinal);
+
+        public Events.ParsingEvent? Current => inner.Current;
+
+        public (string Value, Mark Start)? FirstUndefinedAlias { get; private set; }
+
+        public bool MoveNext()
+        {
+            if (!inner.MoveNext())
+            {
+                return false;
+            }
+
+            if (inner.Current is Events.AnchorAlias alias)
+            {
+                if (FirstUndefinedAlias is null && !_anchors.Contains(alias.Value.Value))
+                {
+                    FirstUndefinedAlias = (alias.Value.Value, alias.Start);
+                }
+            }
+            else if (inner.Current is Events.NodeEvent { Anchor.IsEmpty: false } node)
+            {
+                _anchors.Add(node.Anchor.Value);
+            }
+
+            return true;
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using Pipelines.Worker;
+
+namespace Pipelines.Telemetry;
+
+/// <summary>
+/// OpenTelemetry for every host (docs/operations.md): the engine's meter and Npgsql's, the
+/// engine's spans, exported over OTLP when Telemetry:Otlp:Endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT)
+/// says where. Spans are made even without an exporter: their trace id is what run.json, the
+/// provenance rows and the log lines carry. The Prometheus endpoint is added by the ASP.NET Core
+/// hosts (`pipelines server`, and the worker's listener), which add their reader to this provider.
+/// </summary>
+public static class TelemetryHosting
+{
+    /// <summary>Npgsql's own meter: its connection pool and failed commands (PostgreSQL errors).</summary>
+    public const string NpgsqlMeter = "Npgsql";
+
+    internal static void Add(IServiceCollection services, IConfiguration config, WorkerOptions worker)
+    {
+        var options = TelemetryOptions.From(config);
+        services.TryAddSingleton(options);
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("pipelines", serviceVersion: Gather.GatherRunner.EngineVersion, serviceInstanceId: worker.Name))
+            .WithTracing(t =>
+            {
+                // Always on, whatever the parent says: a run's or an invocation's spans are the
+                // record its ids point at, and an unsampled parent (ASP.NET Core's request
+                // activity, which nothing here records) must not drop them.
+                t.AddSource(EngineTracing.SourceName).SetSampler(new AlwaysOnSampler());
+                if (options.ExportsOtlp)
+                {
+                    t.AddOtlpExporter(o => Otlp(o, options));
+                }
+            })
+            .WithMetrics(m =>
+            {
+                m.AddMeter(EngineMetrics.MeterName, NpgsqlMeter);
+                if (options.ExportsOtlp)
+                {
+                    m.AddOtlpExporter(o => Otlp(o, options));
+                }
+            });
+        services.AddHostedService<EngineGauges>();
+        if (options.QueueMetrics == true)
+        {
+            AddQueueSampler(services);
+        }
+    }
+
+    /// <summary>Makes this host report the queue (QueueSampler); the server does unless Telemetry:QueueMetrics is false.</summary>
+    public static void AddQueueSampler(IServiceCollection services)
+    {
+        if (services.Any(s => s.ServiceType == typeof(QueueSampler)))
+        {
+            return;
+        }
+
+        services.AddSingleton<QueueSampler>();
+        services.AddHostedService(sp => sp.GetRequiredService<QueueSampler>());
+    }
+
+    private static void Otlp(OtlpExporterOptions o, TelemetryOptions options)
+    {
+        if (options.OtlpEndpoint is { Length: > 0 } endpoint)
+        {
+            o.Endpoint = new Uri(endpoint);
+            o.Protocol = options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Server;
+
+/// <summary>
+/// Tasks a worker holds back for the machine's owner are counted as held, with the reason, where
+/// a user looks: the API, `status` and `runs` (through the server and on PostgreSQL), the
+/// dashboard's run page; and `cancel` ends such a run. A real server (api, dashboard) and a real
+/// worker whose policy lends nothing (never), on PostgreSQL and Swift.
+/// </summary>
+[Collection("server")]
+public sealed class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
+{
+    /// <summary>A server without the worker role: the test's worker is the only one.</summary>
+    public sealed class Fixture : ServerFixture
+    {
+        protected override IReadOnlyList<string> Roles => ["api", "dashboard"];
+
+        protected override bool StartsWorker => false;
+    }
+
+    [Fact]
+    public async Task Tasks_held_for_the_owner_are_counted_with_the_reason_everywhere_a_user_looks_and_the_run_can_be_cancelled()
+    {
+        var env = new Dictionary<string, string?>(fixture.Env) { ["PIPELINES_Harvest__AdmissionHold"] = "00:00:01" };
+        using var worker = CliRunner.Start(["worker", "--roles", "worker", "--policy", "never"], env);
+        try
+        {
+            using var http = fixture.Server.Client();
+            var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflow);
+            var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() >= 3, TimeSpan.FromMinutes(2));
+            var held = run.GetProperty("counts").GetProperty("held").GetInt32();
+            Assert.Equal(held, run.GetProperty("counts").GetProperty("heldBecause").GetProperty("owner").GetInt32());
+            Assert.Equal(("running", 10, 0), (run.GetProperty("state").GetString(), run.GetProperty("counts").GetProperty("queued").GetInt32(), run.GetProperty("counts").GetProperty("running").GetInt32()));
+
+            // Each held task says by whom and why.
+            var tasks = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks?state=queued")).RootElement.GetProperty("items");
+            var hold = tasks.EnumerateArray().First(t => t.GetProperty("hold").ValueKind == JsonValueKind.Object).GetProperty("hold");
+            Assert.Equal(("owner", "Harvest:Policy is never"), (hold.GetProperty("reason").GetString(), hold.GetProperty("detail").GetString()));
+
+            // The CLI through the server, and on PostgreSQL itself: the same lines.
+            foreach (var where in new[] { new[] { "--server", fixture.Server.Url }, [] })
+            {
+                var status = await CliRunner.RunAsync(["status", runId, .. where], fixture.Env);
+                Assert.True(status.ExitCode == 0, status.ToString());
+                Assert.Matches(@"\n  held:    \d+ held \(waiting for the machines' owners \(harvesting policy\)\)\n", status.Stdout);
+                Assert.Matches(@"\n  held:    task \d+ by \S+ since \S+ \S+: Harvest:Policy is never\n", status.Stdout);
+                var json = JsonDocument.Parse((await CliRunner.RunAsync(["status", runId, "--json", .. where], fixture.Env)).Stdout).RootElement;
+                Assert.True(json.GetProperty("counts").GetProperty("held").GetInt32() >= held);
+                Assert.Equal("owner", json.GetProperty("held_tasks")[0].GetProperty("reason").GetString());
+                var runs = await CliRunner.RunAsync(["runs", "--state", "running", .. where], fixture.Env);
+                Assert.Matches($@"{runId}\s+fastq-stats\s+running\s+0/10 \(0 running, \d+ held \(waiting for the machines' owners", runs.Stdout);
+            }
+
+            var page = await http.GetStringAsync($"/hangfire/runs/{runId}");
+            Assert.Contains("id=\"held\"", page, StringComparison.Ordinal);
+            Assert.Contains("Harvest:Policy is never", page, StringComparison.Ordinal);
+            Assert.Contains("held</span>", await http.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
+
+            var cancel = await CliRunner.RunAsync(["cancel", runId, "--wait"], fixture.Env, TimeSpan.FromMinutes(2));
+            Assert.True(cancel.ExitCode == 0, cancel.ToString());
+            Assert.Contains($"run {runId} (fastq-stats): cancelled", cancel.Stdout, StringComparison.Ordinal);
+            Assert.Contains("tasks:   10 (0 succeeded, 0 cached, 0 failed, 10 cancelled)", cancel.Stdout, StringComparison.Ordinal);
+            Assert.DoesNotContain("held", cancel.Stdout, StringComparison.Ordinal);
+            var again = await CliRunner.RunAsync(["cancel", runId, "--server", fixture.Server.Url], fixture.Env);
+            Assert.True(again.ExitCode == 1, again.ToString());
+            Assert.Contains($"409 run {runId} ended cancelled; there is nothing to cancel", again.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await CliRunner.StopAsync(worker, TimeSpan.FromSeconds(30));
+        }
+    }
+}

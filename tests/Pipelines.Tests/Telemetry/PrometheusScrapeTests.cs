@@ -1,0 +1,146 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Pipelines.Tests.Support;
+using Xunit.Abstractions;
+
+namespace Pipelines.Tests.Telemetry;
+
+/// <summary>
+/// A real Prometheus scrapes a server and two workers during real work, and what it holds is
+/// what an operator's dashboard and alerts would read: the tasks counter, the queue drained to
+/// zero, every metric the shipped Grafana dashboard queries, with the names and units the docs give.
+/// </summary>
+[Collection("end-to-end")]
+public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ObservedClusterFixture>
+{
+    [Fact]
+    public async Task Prometheus_counts_every_task_and_sees_the_queue_fill_then_drain_to_zero()
+    {
+        var prometheus = fixture.Prometheus;
+        Assert.Equal(3, await prometheus.ValueAsync("sum(up)"));
+
+        // Every task of every run is counted once, by the worker that ended it, whichever it was.
+        var tasks = fixture.Runs.Sum(r => r.TaskCount);
+        Assert.True(tasks >= 21, $"{tasks} tasks");
+        await prometheus.WaitForAsync("sum(pipelines_tasks_total{job=\"pipelines-worker\"})", v => v >= tasks, TimeSpan.FromSeconds(30));
+        Assert.Equal(tasks, await prometheus.ValueAsync("sum(pipelines_tasks_total{job=\"pipelines-worker\",state=\"succeeded\"})"));
+        Assert.Equal(tasks, await prometheus.ValueAsync("sum(pipelines_tasks_total{job=\"pipelines-worker\"})"));
+        var perWorker = await prometheus.QueryAsync("sum by (instance) (pipelines_tasks_total{job=\"pipelines-worker\",state=\"succeeded\"})");
+        output.WriteLine(string.Join(", ", perWorker.Select(w => $"{w.Labels["instance"]}: {w.Value}")));
+        Assert.Equal(2, perWorker.Count);
+
+        // The queue held the batch run's jobs for a while, and is empty once the work is done.
+        output.WriteLine($"peak queue depth seen: {fixture.PeakQueueDepth}");
+        Assert.True(fixture.PeakQueueDepth > 0, "Prometheus never saw a job waiting in the queue");
+        Assert.Equal(0, await prometheus.WaitForAsync("max(pipelines_queue_depth{job=\"pipelines-server\",queue=\"default\"})", v => v == 0, TimeSpan.FromSeconds(30)));
+        Assert.True(await prometheus.ValueAsync("max_over_time(max(pipelines_queue_depth{queue=\"default\"})[10m:1s])") > 0);
+
+        // The runs ended, and were counted so, and the workers ran nothing now.
+        Assert.Equal(fixture.Runs.Count, await prometheus.ValueAsync("sum(pipelines_runs_total{state=\"succeeded\"})"));
+        Assert.Equal(0, await prometheus.ValueAsync("sum(pipelines_tasks_running)"));
+    }
+
+    [Fact]
+    public async Task Every_metric_the_grafana_dashboard_queries_is_served_after_real_work()
+    {
+        using var dashboard = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "deploy", "grafana", "pipelines.json")));
+        var expressions = Expressions(dashboard.RootElement).ToList();
+        Assert.NotEmpty(expressions);
+        var queried = expressions.SelectMany(e => MetricName().Matches(e).Select(m => m.Value)).ToHashSet(StringComparer.Ordinal);
+        output.WriteLine($"{expressions.Count} expressions over {queried.Count} metrics");
+
+        var served = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, text) in await fixture.ScrapeAllAsync())
+        {
+            served.UnionWith(ObservedClusterFixture.SampleNames(text));
+        }
+
+        Assert.Empty(queried.Where(m => !served.Contains(m)).Order(StringComparer.Ordinal));
+
+        // And Prometheus has every one of them, from the processes it scraped.
+        foreach (var metric in queried)
+        {
+            Assert.True((await fixture.Prometheus.QueryAsync($"count({metric})")).Count == 1, $"Prometheus has no series of {metric}");
+        }
+    }
+
+    [Theory]
+    [InlineData("pipelines_tasks_total", "counter")]
+    [InlineData("pipelines_tasks_running", "gauge")]
+    [InlineData("pipelines_tasks_held", "gauge")]
+    [InlineData("pipelines_task_duration_seconds", "histogram")]
+    [InlineData("pipelines_step_duration_seconds", "histogram")]
+    [InlineData("pipelines_runs_total", "counter")]
+    [InlineData("pipelines_runs_submitted_total", "counter")]
+    [InlineData("pipelines_gather_duration_seconds", "histogram")]
+    [InlineData("pipelines_queue_depth", "gauge")]
+    [InlineData("pipelines_queue_oldest_age_seconds", "gauge")]
+    [InlineData("pipelines_container_start_duration_seconds", "histogram")]
+    [InlineData("pipelines_warm_containers", "gauge")]
+    [InlineData("pipelines_warm_requests_total", "counter")]
+    [InlineData("pipelines_function_invocation_duration_seconds", "histogram")]
+    [InlineData("pipelines_function_invocation_errors_total", "counter")]
+    [InlineData("pipelines_harvest_owner_cpu_utilization", "gauge")]
+    [InlineData("pipelines_harvest_cpu_time_seconds_total", "counter")]
+    [InlineData("pipelines_harvest_suspended", "gauge")]
+    [InlineData("pipelines_harvest_vacated_total", "counter")]
+    [InlineData("pipelines_trigger_lag_seconds", "histogram")]
+    [InlineData("pipelines_storage_errors_total", "counter")]
+    [InlineData("pipelines_outage_waits_total", "counter")]
+    [InlineData("pipelines_outage_wait_time_seconds_total", "counter")]
+    [InlineData("db_client_operation_failed_total", "counter")]
+    public async Task A_metric_is_served_with_its_documented_name_unit_and_type(string name, string type)
+    {
+        var all = await fixture.ScrapeAllAsync();
+        var declared = all.Select(p => Regex.Match(p.Text, $"^# TYPE {Regex.Escape(name)} (\\w+)$", RegexOptions.Multiline)).Where(m => m.Success).ToList();
+        Assert.True(declared.Count > 0, $"no process serves {name}");
+        Assert.All(declared, m => Assert.Equal(type, m.Groups[1].Value));
+
+        // docs/operations.md lists it with the same name.
+        var docs = await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "docs", "operations.md"));
+        Assert.Contains($"`{name}`", docs, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_runs_trace_id_is_in_its_run_json_and_every_provenance_row_whichever_worker_ran_the_task()
+    {
+        var run = fixture.Runs.Single(r => r.RunId == fixture.RunId);
+        var folder = new EndToEnd.RunFolder(fixture.Stores.Open(run.OutputUri));
+        var traceId = Pipelines.Gather.RunSummary.FromJson(await folder.ReadAsync("run.json")).TraceId;
+        Assert.Matches("^[0-9a-f]{32}$", traceId);
+        var rows = await folder.ProvenanceAsync();
+        Assert.All(rows, r => Assert.Equal(traceId, r.TraceId));
+        Assert.All(rows, r => Assert.Matches("^[0-9a-f]{16}$", r.SpanId));
+        Assert.Equal(rows.Count, rows.Select(r => r.SpanId).Distinct(StringComparer.Ordinal).Count());
+        Assert.True(rows.Select(r => r.Worker).Distinct(StringComparer.Ordinal).Count() == 2, "both workers ran tasks of the run");
+    }
+
+    private static IEnumerable<string> Expressions(JsonElement element)
+    {
+        if (element.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var p in element.EnumerateObject())
+            {
+                if (p.Name == "expr" && p.Value.ValueKind == JsonValueKind.String)
+                {
+                    yield return p.Value.GetString()!;
+                }
+
+                foreach (var e in Expressions(p.Value))
+                {
+                    yield return e;
+                }
+            }
+        }
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            foreach (var e in element.EnumerateArray().SelectMany(Expressions))
+            {
+                yield return e;
+            }
+        }
+    }
+
+    [GeneratedRegex(@"\b(pipelines_[a-z0-9_]+|db_client_[a-z0-9_]+)\b")]
+    private static partial Regex MetricName();
+}
