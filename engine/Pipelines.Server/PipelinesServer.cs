@@ -60,7 +60,12 @@ public static partial class PipelinesServer
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddPipelinesEngine(config, worker: options.Roles.HasFlag(ServerRoles.Worker), triggers: options.Roles.HasFlag(ServerRoles.Triggers), server: true);
+        services.AddPipelinesEngine(
+            config,
+            worker: options.Roles.HasFlag(ServerRoles.Worker),
+            triggers: options.Roles.HasFlag(ServerRoles.Triggers),
+            server: true,
+            keepWarm: options.Roles.HasFlag(ServerRoles.Api) || options.Roles.HasFlag(ServerRoles.Worker));
         services.AddPipelinesAccess(options, postgres ? config["Schema"] ?? "pipelines" : null);
         services.AddPipelinesHealth(options.Bucket, postgres);
 

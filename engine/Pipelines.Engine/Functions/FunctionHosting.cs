@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace Pipelines.Functions;
 
@@ -10,15 +11,26 @@ internal static class FunctionHosting
     /// The invoker, service and async job. The warm pool (IWarmPool) is registered by the
     /// pool's own wiring; without one, invocations are refused with 503 and a reason.
     /// </summary>
-    public static void Add(IServiceCollection services, IConfiguration config)
+    /// <remarks>
+    /// <paramref name="keepWarm"/>: this process serves functions (the server's api or worker role,
+    /// `pipelines worker`), so it keeps their min_warm containers (<see cref="WarmKeeper"/>); a
+    /// `pipelines run` or `status` does not.
+    /// </remarks>
+    public static void Add(IServiceCollection services, IConfiguration config, bool keepWarm)
     {
         services.AddSingleton(FunctionsOptions.From(config));
-        services.AddSingleton<FunctionInvoker>();
+        services.AddSingleton(sp => new FunctionInvoker(
+            sp.GetRequiredService<Worker.AttemptShell>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionsOptions>(), sp.GetRequiredService<ILogger<FunctionInvoker>>()));
         services.AddSingleton<FunctionRouter>();
         services.AddSingleton<CanaryGuard>();
         services.AddSingleton<ShadowRunner>();
         services.AddHostedService(sp => sp.GetRequiredService<ShadowRunner>());
         services.AddSingleton<FunctionService>();
         services.AddTransient<FunctionJob>();
+        if (keepWarm)
+        {
+            services.AddSingleton<WarmKeeper>();
+            services.AddHostedService(sp => sp.GetRequiredService<WarmKeeper>());
+        }
     }
 }

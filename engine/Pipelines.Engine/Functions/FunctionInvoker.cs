@@ -1,10 +1,8 @@
 using System.Diagnostics;
 using System.Net.Http.Headers;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
-using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Storage;
 using Pipelines.Worker;
@@ -12,18 +10,28 @@ using Pipelines.Worker;
 namespace Pipelines.Functions;
 
 /// <summary>
-/// Runs one request of a function version on a warm container and sorts how it ended, the one
-/// shell around the user's code for both the API and the async job: the output is left in a
-/// file, every failure becomes an <see cref="InvocationOutcome"/> with the HTTP status that says
-/// whose fault it was. Only an outage (the Docker engine out of reach) is thrown, so that an
-/// async job is retried and a synchronous call answers 503.
+/// Runs one request of a function version on a warm container, for both the API and the async
+/// job, through the worker's <see cref="AttemptShell"/> (admission, the image, the lease, the
+/// run watched against the function's quotas, the ending sorted), and says what each ending is
+/// for the caller: the output left in a file, or an <see cref="InvocationOutcome"/> with the
+/// HTTP status that says whose fault it was. Only an outage (the Docker engine out of reach) is
+/// thrown, so that an async job is retried and a synchronous call answers 503.
 /// </summary>
-public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOptions worker, FunctionsOptions options, ILogger<FunctionInvoker> log)
+public sealed partial class FunctionInvoker
 {
     /// <summary>How much of the algorithm's output a crash reports.</summary>
     public const int TailBytes = 4096;
 
-    private IWarmPool? Pool => services.GetService<IWarmPool>();
+    /// <summary>The error of a request the harvester vacated (docs/harvesting.md).</summary>
+    public const string VacatedReason = "vacated: the machine's owner needed it back; the request was suspended for Harvest:VacateAfter and stopped; send it again";
+
+    private readonly AttemptShell _shell;
+    private readonly WorkerOptions _worker;
+    private readonly FunctionsOptions _options;
+    private readonly ILogger<FunctionInvoker> _log;
+
+    internal FunctionInvoker(AttemptShell shell, WorkerOptions worker, FunctionsOptions options, ILogger<FunctionInvoker> log) =>
+        (_shell, _worker, _options, _log) = (shell, worker, options, log);
 
     /// <summary>Runs <paramref name="input"/> through <paramref name="function"/>; a successful output is written under <paramref name="outputFolder"/>.</summary>
     public async Task<InvocationOutcome> InvokeAsync(FunctionVersion function, FunctionInput input, string invocationId, string outputFolder, CancellationToken cancellationToken)
@@ -46,91 +54,53 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         IReadOnlyDictionary<string, string> secrets;
         try
         {
-            secrets = worker.SecretsFor(function.Name, spec.Secrets);
+            secrets = _worker.SecretsFor(function.Name, spec.Secrets);
         }
         catch (PipelinesException e)
         {
             return InvocationOutcome.Failure(InvocationStatus.Refused, 500, e.Message.Replace("step '", "function '", StringComparison.Ordinal), Ms(clock));
         }
 
-        var pool = Pool;
-        if (pool is null)
+        if (!_shell.CanWarm)
         {
             return InvocationOutcome.Failure(InvocationStatus.Refused, 503, "this process has no warm container pool, so it cannot serve functions", Ms(clock));
         }
 
-        // Admission (docs/harvesting.md): a request waits, as a task does, for the machine's owner
-        // to leave room, at most Harvest:AdmissionHold, then is refused with 503 (the caller tries
-        // again, maybe on another machine). While it runs it counts as ours, so a busy owner
-        // suspends its container with the rest; one suspended past Harvest:VacateAfter is vacated.
-        var harvester = services.GetService<Harvester>();
-        using var vacate = new CancellationTokenSource();
-        using var admitted = harvester is null ? null
-            : await harvester.AdmitRequestAsync(vacate, () => spec.Resources.MemoryBytes, harvester.AdmissionHold, cancellationToken).ConfigureAwait(false);
-        if (harvester is not null && admitted is null)
+        // The same quotas as a batch step's, checked while the request writes (docs/security.md);
+        // a request waits for the harvester's room, as a task does, and can be vacated (docs/harvesting.md).
+        var attempt = new Attempt(OutputLimits.For(spec.Resources, _worker, "function", function.Name), spec.Resources.MemoryBytes)
         {
-            return InvocationOutcome.Failure(InvocationStatus.Refused, 503, $"this worker lends no capacity now ({harvester.Why()}); waited Harvest:AdmissionHold ({harvester.AdmissionHold.TotalSeconds:0.#} s); try again later", Ms(clock));
+            Warm = WarmSpecOf(function, secrets),
+            AdmitFirst = true,
+            ImageName = spec.Image,
+            RecentlySeenWillDo = true,
+        };
+        var outcome = spec.Mode == WarmMode.Fork
+            ? await ForkAsync(function, attempt, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
+            : await HttpAsync(function, attempt, input, outputFolder, clock, cancellationToken).ConfigureAwait(false);
+        if (outcome.Error == VacatedReason)
+        {
+            LogVacated(_log, function.Name, function.Version, invocationId);
         }
 
-        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, vacate.Token);
-        try
-        {
-            return await RunAdmittedAsync(function, input, invocationId, outputFolder, pool, secrets, argv, clock, stopping.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (vacate.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
-        {
-            // An HTTP request cannot move to another machine: it ends, and says so (docs/harvesting.md).
-            LogVacated(log, function.Name, function.Version, invocationId);
-            return InvocationOutcome.Failure(InvocationStatus.Failed, 503, "vacated: the machine's owner needed it back; the request was suspended for Harvest:VacateAfter and stopped; send it again", Ms(clock));
-        }
+        LogInvoked(_log, function.Name, function.Version, invocationId, InvocationStatuses.Name(outcome.Status), outcome.LatencyMs);
+        return outcome;
     }
 
-    private async Task<InvocationOutcome> RunAdmittedAsync(FunctionVersion function, FunctionInput input, string invocationId, string outputFolder, IWarmPool pool, IReadOnlyDictionary<string, string> secrets, IReadOnlyList<string>? argv, Stopwatch clock, CancellationToken cancellationToken)
+    /// <summary>What an attempt that did not run to its end is for the caller: whose fault, as an HTTP status.</summary>
+    private static InvocationOutcome Stopped(FunctionSpec spec, AttemptStop stop, Stopwatch clock, string? containerId) => stop.Kind switch
     {
-        var spec = function.Spec;
-        WarmLease lease;
-        try
-        {
-            // A version of a pushed algorithm that this engine lacks is loaded first, once per digest (docs/algorithms.md).
-            if (services.GetService<IContainerRuntime>() is { } runtime)
-            {
-                await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
-            }
+        AttemptStopKind.NotAdmitted => InvocationOutcome.Failure(InvocationStatus.Refused, 503, stop.Reason, Ms(clock)),
+        AttemptStopKind.QueueFull => InvocationOutcome.Failure(InvocationStatus.Refused, 429, stop.Reason + $"; try again later, or raise max (now {spec.Max}) or queue (now {spec.Queue})", Ms(clock)),
+        AttemptStopKind.NotStarted => InvocationOutcome.Failure(InvocationStatus.Failed, 502, "no container of the function could be started: " + stop.Reason, Ms(clock)),
+        AttemptStopKind.Broken when stop.TimedOut => InvocationOutcome.Failure(InvocationStatus.TimedOut, 504, $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; the container was killed", Ms(clock), containerId),
+        AttemptStopKind.Broken => InvocationOutcome.Failure(InvocationStatus.Failed, 502, "the container serving the request failed: " + stop.Reason, Ms(clock), containerId),
+        AttemptStopKind.OverQuota => InvocationOutcome.Failure(InvocationStatus.Failed, 502, "the function's command was stopped: " + stop.Reason, Ms(clock), containerId),
 
-            lease = await pool.AcquireAsync(WarmSpecOf(function, secrets), cancellationToken).ConfigureAwait(false);
-        }
-        catch (PoolFullException e)
-        {
-            return InvocationOutcome.Failure(InvocationStatus.Refused, 429, e.Message + $"; try again later, or raise max (now {spec.Max}) or queue (now {spec.Queue})", Ms(clock));
-        }
-        catch (PipelinesException e) when (!e.RetryHelps)
-        {
-            return InvocationOutcome.Failure(InvocationStatus.Failed, 502, "no container of the function could be started: " + e.Message, Ms(clock));
-        }
-
-        await using (lease.ConfigureAwait(false))
-        {
-            try
-            {
-                var outcome = (spec.Mode == WarmMode.Fork
-                    ? await ForkAsync(function, lease, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
-                    : await HttpAsync(function, lease, input, outputFolder, clock, cancellationToken).ConfigureAwait(false)) with
-                { ColdStart = lease.ColdStart };
-                LogInvoked(log, function.Name, function.Version, invocationId, InvocationStatuses.Name(outcome.Status), outcome.LatencyMs);
-                return outcome;
-            }
-            catch (WarmContainerException e)
-            {
-                return InvocationOutcome.Failure(
-                    e.TimedOut ? InvocationStatus.TimedOut : InvocationStatus.Failed,
-                    e.TimedOut ? 504 : 502,
-                    e.TimedOut ? $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; the container was killed" : "the container serving the request failed: " + e.Message,
-                    Ms(clock),
-                    lease.ContainerId) with
-                { ColdStart = lease.ColdStart };
-            }
-        }
-    }
+        // An HTTP request cannot move to another machine: it ends, and says so.
+        AttemptStopKind.Vacated => InvocationOutcome.Failure(InvocationStatus.Failed, 503, VacatedReason, Ms(clock), containerId),
+        _ => InvocationOutcome.Failure(InvocationStatus.Failed, 500, "the request was stopped: " + stop.Reason, Ms(clock), containerId),
+    };
 
     /// <summary>The pool's view of a function version: one owner per version (and per algorithm version serving it), never shared.</summary>
     public static WarmSpec WarmSpecOf(FunctionVersion function, IReadOnlyDictionary<string, string> secrets)
@@ -164,19 +134,35 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         return command.SelectMany(a => Placeholders.ExpandArgument(a, values)).ToList();
     }
 
-    private async Task<InvocationOutcome> ForkAsync(FunctionVersion function, WarmLease lease, FunctionInput input, IReadOnlyList<string> argv, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private async Task<InvocationOutcome> ForkAsync(FunctionVersion function, Attempt attempt, FunctionInput input, IReadOnlyList<string> argv, string outputFolder, Stopwatch clock, CancellationToken ct)
     {
         var spec = function.Spec;
-        foreach (var file in input.Files)
-        {
-            var target = Path.Combine(lease.InDir, file.Name);
+        await using var end = await _shell.RunAsync(
+            attempt,
+            (lease, token) =>
+            {
+                foreach (var file in input.Files)
+                {
+                    var target = Path.Combine(lease.InDir, file.Name);
 
-            // The staged file is this request's own: moved, not copied, when the folders share a file system.
-            File.Move(file.Path, target);
-            File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        }
+                    // The staged file is this request's own: moved, not copied, when the folders share a file system.
+                    File.Move(file.Path, target);
+                    File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+                }
 
-        var result = await lease.RunAsync(argv, spec.Env, spec.Resources.Timeout, ct).ConfigureAwait(false);
+                return lease.RunAsync(argv, spec.Env, spec.Resources.Timeout, token);
+            },
+            ct).ConfigureAwait(false);
+        var outcome = end.Result is { } result
+            ? await AnswerAsync(function, end.Lease!, result, attempt.Limits, outputFolder, clock, ct).ConfigureAwait(false)
+            : Stopped(spec, end.Stop!, clock, end.ContainerId);
+        return outcome with { ColdStart = end.ColdStart };
+    }
+
+    /// <summary>A fork request that ran to its end: its exit, then what it left in /out (read as a step's is), the output chosen.</summary>
+    private static async Task<InvocationOutcome> AnswerAsync(FunctionVersion function, WarmLease lease, ContainerResult result, OutputLimits limits, string outputFolder, Stopwatch clock, CancellationToken ct)
+    {
+        var spec = function.Spec;
         if (result.TimedOut)
         {
             return InvocationOutcome.Failure(InvocationStatus.TimedOut, 504, $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; its process was killed", Ms(clock), lease.ContainerId, Tail(result.Log));
@@ -188,18 +174,13 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         }
 
         OutputScan scan;
-        var limits = new OutputLimits(
-            spec.Resources.DiskBytes > 0 ? Math.Min(spec.Resources.DiskBytes, worker.MaxOutputBytes) : worker.MaxOutputBytes,
-            spec.Resources.Files > 0 ? Math.Min(spec.Resources.Files, worker.MaxOutputFiles) : worker.MaxOutputFiles,
-            spec.Resources.DiskBytes > 0 ? "resources.disk" : "Worker:MaxOutputBytes",
-            spec.Resources.Files > 0 ? "resources.files" : "Worker:MaxOutputFiles");
         try
         {
             scan = OutputFolder.Collect(lease.OutDir, _ => true, limits);
         }
         catch (OutputRefusedException e)
         {
-            lease.Discard(e.Message);
+            // Whatever is left is removed, never through a link, when the lease ends (or the container is replaced).
             return InvocationOutcome.Failure(InvocationStatus.Failed, 502, "the function's /out was refused: " + e.Message, Ms(clock), lease.ContainerId);
         }
 
@@ -235,7 +216,14 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         return new InvocationOutcome(InvocationStatus.Succeeded, 200, path, name, spec.ContentType ?? ContentTypes.FromName(name), digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
     }
 
-    private async Task<InvocationOutcome> HttpAsync(FunctionVersion function, WarmLease lease, FunctionInput input, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private async Task<InvocationOutcome> HttpAsync(FunctionVersion function, Attempt attempt, FunctionInput input, string outputFolder, Stopwatch clock, CancellationToken ct)
+    {
+        await using var end = await _shell.RunAsync(attempt, (lease, token) => ExchangeAsync(function, lease, input, outputFolder, clock, token), ct).ConfigureAwait(false);
+        return (end.Result ?? Stopped(function.Spec, end.Stop!, clock, end.ContainerId)) with { ColdStart = end.ColdStart };
+    }
+
+    /// <summary>An http request: the body to the function's server, its answer (up to Functions:MaxResponseSize) to a file.</summary>
+    private async Task<InvocationOutcome> ExchangeAsync(FunctionVersion function, WarmLease lease, FunctionInput input, string outputFolder, Stopwatch clock, CancellationToken ct)
     {
         var body = input.Files.Count == 1 ? input.Files[0] : throw new PipelinesException("an http-mode request carries one body", retryHelps: false);
         await using var stream = new FileStream(body.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
@@ -252,7 +240,7 @@ public sealed partial class FunctionInvoker(IServiceProvider services, WorkerOpt
         await using (var source = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
         await using (var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
         {
-            digest = await Hashing.CopyAsync(new BoundedStream(source, options.MaxResponseBytes), target, ct).ConfigureAwait(false);
+            digest = await Hashing.CopyAsync(new BoundedStream(source, _options.MaxResponseBytes), target, ct).ConfigureAwait(false);
         }
 
         var status = (int)response.StatusCode;

@@ -15,6 +15,9 @@ public sealed record FunctionVersion(string Name, int Version, FunctionSpec Spec
 
     public static string OwnerOf(string name, int version) => $"function:{name}@{version}";
 
+    /// <summary>Whether a warm pool owner is a function version's (not a run's step).</summary>
+    public static bool IsFunctionOwner(string owner) => owner.StartsWith("function:", StringComparison.Ordinal);
+
     /// <summary>Whether a warm pool owner is one of a function version's: its own, or one per algorithm version serving it.</summary>
     public static bool IsOwnerOf(string owner, string name, int version)
     {

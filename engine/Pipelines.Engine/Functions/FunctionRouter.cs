@@ -41,14 +41,13 @@ public sealed partial class FunctionRouter(IServiceProvider services, ILogger<Fu
 
     public async Task<RoutedInvocation> RouteAsync(FunctionVersion function, CancellationToken cancellationToken)
     {
-        if (FollowedAlgorithm(function.Spec) is not { } name || services.GetService<AlgorithmService>() is not { } algorithms)
+        if (await ChannelsAsync(function, cancellationToken).ConfigureAwait(false) is not { } channels)
         {
             return new RoutedInvocation(function, null, null, null);
         }
 
-        var route = await algorithms.RouteAsync(name, cancellationToken).ConfigureAwait(false);
-        var stable = function.ServedBy(route.Stable.Version, route.Stable.Digest);
-        var canary = route.Canary is { } c && c.Version != route.Stable.Version ? function.ServedBy(c.Version, c.Digest) : null;
+        var (route, stable, canary) = channels;
+
         RetireUnrouted(function, stable, canary);
         if (canary is null || Random.Shared.Next(100) >= route.Percent)
         {
@@ -56,6 +55,33 @@ public sealed partial class FunctionRouter(IServiceProvider services, ILogger<Fu
         }
 
         return route.Shadow ? new RoutedInvocation(stable, Routes.Stable, canary, route) : new RoutedInvocation(canary, Routes.Canary, null, route);
+    }
+
+    /// <summary>
+    /// The function version as each version it is routed to now serves it: itself when it is
+    /// pinned to one image; stable, and the canary when there is one (its shadow copies too),
+    /// when it follows <c>algorithm://NAME@stable</c>. What a warm container is kept for (min_warm).
+    /// </summary>
+    public async Task<IReadOnlyList<FunctionVersion>> ServingAsync(FunctionVersion function, CancellationToken cancellationToken) =>
+        await ChannelsAsync(function, cancellationToken).ConfigureAwait(false) switch
+        {
+            { Canary: { } canary } channels => [channels.Stable, canary],
+            { } channels => [channels.Stable],
+            null => [function],
+        };
+
+    /// <summary>The algorithm's channels as they route a function that follows <c>@stable</c>; null for a pinned one.</summary>
+    private async Task<(AlgorithmRoute Route, FunctionVersion Stable, FunctionVersion? Canary)?> ChannelsAsync(FunctionVersion function, CancellationToken cancellationToken)
+    {
+        if (FollowedAlgorithm(function.Spec) is not { } name || services.GetService<AlgorithmService>() is not { } algorithms)
+        {
+            return null;
+        }
+
+        var route = await algorithms.RouteAsync(name, cancellationToken).ConfigureAwait(false);
+        var stable = function.ServedBy(route.Stable.Version, route.Stable.Digest);
+        var canary = route.Canary is { } c && c.Version != route.Stable.Version ? function.ServedBy(c.Version, c.Digest) : null;
+        return (route, stable, canary);
     }
 
     /// <summary>

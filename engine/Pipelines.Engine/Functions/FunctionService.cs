@@ -44,6 +44,12 @@ public sealed class FunctionService(
             await RetireAsync(spec.Name, [old], cancellationToken).ConfigureAwait(false);
         }
 
+        // Warm means warm: min_warm containers start now, not at the first request (in a process that serves functions).
+        if (services.GetService<WarmKeeper>() is { } keeper)
+        {
+            await keeper.KeepAsync(result.Function, cancellationToken).ConfigureAwait(false);
+        }
+
         return result;
     }
 

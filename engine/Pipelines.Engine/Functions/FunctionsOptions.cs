@@ -12,6 +12,9 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
     /// <summary>Shadow copies run at once by one process (Functions:ShadowConcurrency).</summary>
     public int ShadowConcurrency { get; init; } = 2;
 
+    /// <summary>How often a process that serves functions looks that each keeps its min_warm containers (Functions:KeepWarmInterval).</summary>
+    public TimeSpan KeepWarmInterval { get; init; } = TimeSpan.FromSeconds(10);
+
     public static FunctionsOptions From(IConfiguration config)
     {
         var section = config.GetSection("Functions");
@@ -43,6 +46,12 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
             throw new PipelinesException($"Functions:ShadowQueue is {shadowQueue} and Functions:ShadowConcurrency {shadowConcurrency}; both must be at least 1", retryHelps: false);
         }
 
+        var keepWarm = section.GetValue("KeepWarmInterval", TimeSpan.FromSeconds(10));
+        if (keepWarm <= TimeSpan.Zero)
+        {
+            throw new PipelinesException($"Functions:KeepWarmInterval is {keepWarm}; write a time above zero (e.g. 00:00:10)", retryHelps: false);
+        }
+
         return new FunctionsOptions(
             section["Output"] is { Length: > 0 } output ? output : Path.Combine(home, "functions"),
             new InvocationRetention(keep, keepFor),
@@ -51,6 +60,7 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
         {
             ShadowQueue = shadowQueue,
             ShadowConcurrency = shadowConcurrency,
+            KeepWarmInterval = keepWarm,
         };
     }
 }

@@ -39,6 +39,18 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
             $"run {runId} gather",
             cancellationToken);
 
+    /// <summary>Ends a run failed with <paramref name="reason"/> when its gather can be delivered no more (Hangfire gave up: see EndWhenJobFails).</summary>
+    public async Task EndFailedAsync(string runId, string reason, CancellationToken cancellationToken)
+    {
+        var run = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
+        if (run is not null && !run.State.IsTerminal())
+        {
+            await store.FinishRunAsync(runId, RunState.Failed, reason, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            Telemetry.EngineMetrics.RunEnded(RunState.Failed.Name());
+            LogRunEndedFailed(log, runId, reason);
+        }
+    }
+
     private async Task GatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
     {
         if (await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false) is not { } before)
@@ -311,6 +323,9 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
             LogScratchLeft(log, scratch, e.Message);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} ended failed: {Reason}")]
+    private static partial void LogRunEndedFailed(ILogger logger, string runId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: gather {Name} failed: {Error}")]
     private static partial void LogGatherFailed(ILogger logger, string runId, string name, string error);

@@ -83,15 +83,16 @@ public static class EngineHost
 
     /// <summary>
     /// Builds the host; <paramref name="worker"/> adds a Hangfire server that runs task and gather
-    /// jobs, <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md).
+    /// jobs, <paramref name="triggers"/> the trigger role (PostgreSQL only, docs/triggers.md),
+    /// <paramref name="keepWarm"/> keeps the functions' min_warm containers (a process that serves them).
     /// </summary>
-    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false)
+    public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false, bool keepWarm = false)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
         PipelinesLogging.Configure(builder.Logging, config, logLevel);
 
-        builder.Services.AddPipelinesEngine(config, worker, triggers);
+        builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm);
         return builder.Build();
     }
 
@@ -102,9 +103,10 @@ public static class EngineHost
     /// <paramref name="triggers"/> the trigger role (docs/triggers.md). Functions, triggers and
     /// the algorithm catalog are wired with PostgreSQL in every process; in the embedded mode
     /// only for a <paramref name="server"/>, the one process that outlives a command (what a
-    /// CLI command recorded in memory would end with it, unseen).
+    /// CLI command recorded in memory would end with it, unseen). <paramref name="keepWarm"/>
+    /// keeps the functions' min_warm containers (docs/functions.md).
     /// </summary>
-    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool server = false)
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool server = false, bool keepWarm = false)
     {
         var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
         {
@@ -137,8 +139,10 @@ public static class EngineHost
         services.AddSingleton<RunDefinitions>();
         services.AddSingleton<TaskCache>();
         services.AddSingleton<Staging>();
-        services.AddSingleton<StepWatch>();
+        services.AddSingleton<AttemptWatch>();
+        services.AddSingleton<AttemptShell>();
         services.AddSingleton<StepLoop>();
+        services.AddSingleton<WarmSteps>();
         services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();
         services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));
@@ -187,7 +191,7 @@ public static class EngineHost
             // queue's Hangfire server; functions (docs/functions.md): invoker and async job.
             services.AddSingleton<AlgorithmService>();
             TriggerHosting.Add(services, config, role: triggers);
-            FunctionHosting.Add(services, config);
+            FunctionHosting.Add(services, config, keepWarm);
         }
 
         if (worker)

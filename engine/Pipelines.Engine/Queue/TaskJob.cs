@@ -8,18 +8,26 @@ namespace Pipelines.Queue;
 /// The Hangfire job of one task. It carries ids only; everything else is in the run store. The
 /// dashboard names jobs through the server's JobNames (a DisplayName attribute here would win over it).
 /// </summary>
-public sealed class TaskJob(TaskRunner runner)
+public sealed class TaskJob(TaskRunner runner) : IEndsWhenGivenUp
 {
     // Failures of the algorithm are recorded as task states, not thrown. What is thrown is an
     // outage (run store, store, engine): Hangfire retries it with the engine's retry policy
     // (EngineHost, Hangfire:Retries), and when retries run out EndWhenJobFails ends the task.
     public Task RunAsync(string runId, int taskIndex, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, taskIndex, cancellationToken);
+
+    // The task shell ends it, with the consequences of any failure (on_error: fail stops the run;
+    // the last task to end starts the gather).
+    Task IEndsWhenGivenUp.GiveUpAsync(IReadOnlyList<object?> args, string reason, CancellationToken cancellationToken) =>
+        args is [string runId, int index, ..] ? runner.EndFailedAsync(runId, index, reason, cancellationToken) : Task.CompletedTask;
 }
 
 /// <summary>The Hangfire job that gathers a run after its last task.</summary>
-public sealed class GatherJob(GatherRunner runner)
+public sealed class GatherJob(GatherRunner runner) : IEndsWhenGivenUp
 {
     public Task RunAsync(string runId, PerformContext? context, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, context?.BackgroundJob.Id ?? "direct", cancellationToken);
+
+    Task IEndsWhenGivenUp.GiveUpAsync(IReadOnlyList<object?> args, string reason, CancellationToken cancellationToken) =>
+        args is [string runId, ..] ? runner.EndFailedAsync(runId, "the gather " + reason, cancellationToken) : Task.CompletedTask;
 }

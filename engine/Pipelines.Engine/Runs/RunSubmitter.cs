@@ -5,8 +5,6 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Pipelines.Canary;
 using Pipelines.Containers;
-using Pipelines.Containers.Warm;
-using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
@@ -48,8 +46,7 @@ public sealed partial class RunSubmitter(
     WorkerOptions workerOptions,
     TimeProvider time,
     ILogger<RunSubmitter> log,
-    IWarmPool? pool = null,
-    Harvester? harvester = null)
+    WarmSteps warmSteps)
 {
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
         localRoots.Parse(yaml, source, baseDirectory, overrides);
@@ -166,7 +163,8 @@ public sealed partial class RunSubmitter(
         var runOutput = definition.Folder(stores, runId);
         var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null);
         var tasks = RecordsThenWorkflowYaml(canaryPlan is null ? plan.Tasks : canaryPlan.Observe(plan.Tasks, cancellationToken), runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
-        var prewarm = PrewarmAsync(runId, workflow, plan.ImageDigests, cancellationToken);
+        // The worker side may start the first step's warm containers while the input is planned.
+        var prewarm = warmSteps.StartAheadAsync(runId, workflow, plan.ImageDigests, cancellationToken);
         var count = 0;
         try
         {
@@ -178,10 +176,10 @@ public sealed partial class RunSubmitter(
         finally
         {
             await prewarm.ConfigureAwait(false);
-            if (count == 0 && pool is not null)
+            if (count == 0)
             {
                 // A refused run's prewarmed containers have no task to serve.
-                await StepLoop.RetireRunAsync(pool, runId, $"run {runId} was not submitted").ConfigureAwait(false);
+                await warmSteps.RetireAsync(runId, $"run {runId} was not submitted").ConfigureAwait(false);
             }
         }
 
@@ -217,39 +215,6 @@ public sealed partial class RunSubmitter(
             CanaryRunId = canaryPlan?.CurrentLink.CandidateRunId,
             CanaryTasks = canaryTasks,
         };
-    }
-
-    /// <summary>
-    /// When this process's worker is the only live one (a <c>pipelines run</c> in the embedded
-    /// mode, or the one worker of a small installation) and lends its CPU whatever the machine does
-    /// (Harvest:Policy always: under when-idle a container starts only when admitted), the warm
-    /// containers of the run's first step (reuse: true) start while the input is listed, hashed
-    /// and planned, rather than after the first task is delivered. Never fails the submission:
-    /// a container that cannot start is logged, and the tasks meet the cause themselves.
-    /// </summary>
-    private async Task PrewarmAsync(string runId, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
-    {
-        if (pool is null || harvester is not { Policy: HarvestPolicy.Always } || workflow.Steps is not [{ Reuse: true } first, ..])
-        {
-            return;
-        }
-
-        try
-        {
-            if (await queue.WorkerSlotsAsync(ct).ConfigureAwait(false) != workerOptions.Concurrency)
-            {
-                // Other workers are live: the tasks may run on any of them.
-                return;
-            }
-
-            var digest = digests[first.Image];
-            await runtime.EnsureImageAsync(digest, ct, pullFrom: first.Image).ConfigureAwait(false);
-            pool.Prewarm(StepLoop.WarmSpecOf(runId, first.Name, digest, first.Resources, workerOptions.SecretsFor(first.Name, first.Secrets), workerOptions), workerOptions.Concurrency);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            LogPrewarmFailed(log, runId, first.Name, PipelinesException.Describe(e));
-        }
     }
 
     /// <summary>
@@ -472,9 +437,6 @@ public sealed partial class RunSubmitter(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "{Workflow}: input.batch auto is {Batch}: {Why}")]
     private static partial void LogAutoBatch(ILogger logger, string workflow, int batch, string why);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: the warm containers of step {Step} were not started ahead of its tasks: {Reason}")]
-    private static partial void LogPrewarmFailed(ILogger logger, string runId, string step, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} of {Workflow} queued: {Tasks} tasks over {Files} files")]
     private static partial void LogSubmitted(ILogger logger, string runId, string workflow, int tasks, int files);

@@ -41,7 +41,7 @@ internal static class OutputFolder
                 var shown = Shown(rel);
                 if (++files > limits.MaxFiles)
                 {
-                    throw Refused($"the step left more than {limits.MaxFiles} files and folders in /out, over its quota ({limits.FilesSource})");
+                    throw Refused($"{limits.Who} left more than {limits.MaxFiles} files and folders in /out, over its quota ({limits.FilesSource})");
                 }
 
                 if (Encoding.UTF8.GetByteCount(rel) > MaxPathBytes)
@@ -68,7 +68,7 @@ internal static class OutputFolder
                         bytes += entry.Value.Size;
                         if (bytes > limits.MaxBytes)
                         {
-                            throw Refused($"the step left more than {Model.Quantities.FormatSize(limits.MaxBytes)} in /out (at {shown}, {Model.Quantities.FormatSize(entry.Value.Size)}), over its quota ({limits.BytesSource})");
+                            throw Refused($"{limits.Who} left more than {Model.Quantities.FormatSize(limits.MaxBytes)} in /out (at {shown}, {Model.Quantities.FormatSize(entry.Value.Size)}), over its quota ({limits.BytesSource})");
                         }
 
                         if (keep(rel))
@@ -225,9 +225,6 @@ internal static class OutputFolder
 
     private static OutputRefusedException Refused(string message) => new(message);
 }
-
-/// <summary>How much a step may leave in /out, and where each limit comes from (for the message).</summary>
-internal sealed record OutputLimits(long MaxBytes, long MaxFiles, string BytesSource, string FilesSource);
 
 /// <summary>A kept output: its path under /out and its size when it was judged.</summary>
 internal sealed record OutputFile(string Path, long Size);

@@ -18,9 +18,10 @@ namespace Pipelines.Worker;
 /// task's inputs at /in, earlier steps' kept outputs under /steps and an empty /out; an attempt
 /// that fails is tried again up to the step's retries. Each attempt is a provenance row, and
 /// each step's log (every attempt's output, with what the engine did) is stored beside its
-/// outputs. Decides how the steps went; the task shell decides what that makes of the task.
+/// outputs. Each attempt goes through the <see cref="AttemptShell"/>, which sorts how it ended.
+/// Decides how the steps went; the task shell decides what that makes of the task.
 /// </summary>
-internal sealed partial class StepLoop(IContainerRuntime runtime, Staging staging, StepWatch watch, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log, IWarmPool? pool = null)
+internal sealed partial class StepLoop(AttemptShell shell, Staging staging, WorkerOptions options, TimeProvider time, ILogger<StepLoop> log)
 {
     /// <summary>How a task's steps went: its outcome, whether one input alone could have caused a failure, and the rows.</summary>
     public sealed record Result(TaskOutcome Outcome, bool Splittable)
@@ -57,40 +58,40 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 using var scope = LogScopes.Attempt(log, step.Name, attempt);
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
-                var limits = watch.Limits(step);
-                StepWatch.Watched watched = new(null, null, null);
+                var limits = OutputLimits.For(step.Resources, options, "step", step.Name);
+                ContainerResult? result = null;
+                AttemptStop? stop = null;
                 try
                 {
                     var secrets = options.SecretsFor(step.Name, step.Secrets);
                     using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", step.Reuse))
                     {
-                        watched = step.Reuse
+                        (result, stop) = step.Reuse
                             ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
                             : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
                     }
 
-                    error = AttemptError(step, watched);
+                    error = AttemptError(step, result, stop);
                 }
                 catch (PipelinesException e) when (!ct.IsCancellationRequested && !e.RetryHelps)
                 {
                     error = $"step '{step.Name}' could not run: {e.Message}";
                 }
 
-                var result = watched.Result;
-                if (watched.Vacated)
+                if (stop?.Kind == AttemptStopKind.Vacated)
                 {
                     // Its log (what the container printed until it was stopped) is kept with its row, for the delivery that ends the task.
                     stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", ").Append(VacatedReason).Append(" ===\n");
-                    AppendOutput(stepLog, watched.StoppedLog);
+                    AppendOutput(stepLog, stop.StoppedLog);
                     rows.Add(Row(run, task, step, attempt, "vacated", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), VacatedReason));
                     return new Result(new TaskOutcome(TaskState.Queued, null, VacatedReason, time.GetUtcNow()), Splittable: false) { VacatedLog = new(step.Name, stepLog.ToString()) };
                 }
 
-                if (watched.CancelledBecause is not null)
+                if (stop?.Kind == AttemptStopKind.Cancelled)
                 {
                     // A user's cancel stopped the container: the task ends cancelled, and is not retried.
-                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(watched.CancelledBecause).Append(" ===\n");
-                    AppendOutput(stepLog, watched.StoppedLog);
+                    stepLog.Append("=== pipelines: ").Append(step.Name).Append(" attempt ").Append(attempt).Append(", stopped: ").Append(stop.Reason).Append(" ===\n");
+                    AppendOutput(stepLog, stop.StoppedLog);
                     rows.Add(Row(run, task, step, attempt, "cancelled", null, inputs, [], started, RunLayout.TaskLog(task.TaskId, step.Name), error));
                     await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
                     return new Result(new TaskOutcome(TaskState.Cancelled, null, error, time.GetUtcNow()), Splittable: false);
@@ -106,7 +107,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
                 }
 
                 lastExit = result?.ExitCode;
-                splittable = result is { TimedOut: false, OomKilled: false } && watched.StoppedBecause is null;
+                splittable = result is { TimedOut: false, OomKilled: false } && stop is null;
 
                 List<FileRef> outputs = [];
                 if (error is null)
@@ -150,7 +151,7 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     }
 
     /// <summary>One attempt in a new container of its own, with the task's folders bound in it.</summary>
-    private Task<StepWatch.Watched> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunOneShotAsync(RunRecord run, TaskRecord task, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
     {
         var mounts = new List<Mount> { new(scratch.In, ContainerLayout.In, ReadOnly: true) };
         mounts.AddRange(kept.Select(k => new Mount(k.Dir, ContainerLayout.StepFolder(k.Name), ReadOnly: true)));
@@ -162,49 +163,8 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
             ["org.pipelines.step"] = step.Name,
         };
         var spec = new ContainerSpec(step.ImageDigest, step.Command, step.Env, mounts, step.Resources, labels) { Secrets = secrets, ImageName = step.Image };
-        return watch.RunAsync(run.RunId, outDir, limits, token => runtime.RunAsync(spec, token), ct, step.Resources.MemoryBytes);
-    }
-
-    /// <summary>
-    /// The warm containers of one step of one run (reuse: true): fork mode, up to one per worker
-    /// slot, idled out after Worker:WarmStepIdle. The one home of that spec: the tasks' requests
-    /// and a submission's prewarm (RunSubmitter) must name the same containers.
-    /// </summary>
-    internal static WarmSpec WarmSpecOf(string runId, string step, string imageDigest, Resources resources, IReadOnlyDictionary<string, string> secrets, WorkerOptions options) => new(
-        WarmOwnerPrefix(runId) + $"step:{step}",
-        imageDigest,
-        WarmMode.Fork,
-        [],
-        new Dictionary<string, string>(),
-        resources,
-        new Dictionary<string, string> { ["org.pipelines.run"] = runId, ["org.pipelines.step"] = step })
-    {
-        Secrets = secrets,
-        Max = Math.Max(1, options.Concurrency),
-        MaxQueue = int.MaxValue,
-        IdleTimeout = options.WarmStepIdle,
-    };
-
-    /// <summary>The start of the warm-pool owner of every step of a run (reuse: true): <c>run:ID/</c>.</summary>
-    private static string WarmOwnerPrefix(string runId) => $"run:{runId}/";
-
-    /// <summary>Stops the warm containers of every step of a run in <paramref name="pool"/> (a run with no task left, or one that was not submitted).</summary>
-    internal static Task RetireRunAsync(IWarmPool pool, string runId, string reason)
-    {
-        var prefix = WarmOwnerPrefix(runId);
-        return pool.RetireWhereAsync(o => o.StartsWith(prefix, StringComparison.Ordinal), reason);
-    }
-
-    /// <summary>
-    /// A run has no task left: its warm containers on this worker are stopped, in the
-    /// background (the pool's disposal waits for the stops), so that the gather need not wait.
-    /// </summary>
-    public void RunEnded(string runId)
-    {
-        if (pool is not null)
-        {
-            _ = RetireRunAsync(pool, runId, $"run {runId} has no task left");
-        }
+        await using var end = await shell.RunAsync(new Attempt(limits, step.Resources.MemoryBytes) { RunId = run.RunId }, spec, ct).ConfigureAwait(false);
+        return (end.Result, end.Stop);
     }
 
     /// <summary>
@@ -214,41 +174,50 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
     /// folder, so that stage-out and later steps see exactly what a container of their own would
     /// have left. The quota watch measures the container's /out while the request runs.
     /// </summary>
-    private async Task<StepWatch.Watched> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
     {
-        if (pool is null)
+        if (!shell.CanWarm)
         {
             throw new PipelinesException($"step '{step.Name}' asks for reuse: true, but this worker has no warm pool (it needs the Docker engine)", retryHelps: false);
         }
 
-        var spec = WarmSpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options);
-        // As a one-shot container would: a pinned image this engine lacks is loaded or pulled first, once per digest.
-        var image = await runtime.EnsureImageAsync(step.ImageDigest, ct, pullFrom: step.Image).ConfigureAwait(false);
-        var lease = await pool.AcquireAsync(spec, ct).ConfigureAwait(false);
-        await using (lease.ConfigureAwait(false))
+        var attempt = new Attempt(limits, step.Resources.MemoryBytes)
         {
-            NoFollow.MoveEntries(scratch.In, lease.InDir);
-            foreach (var (name, dir) in kept)
+            Warm = WarmSteps.SpecOf(run.RunId, step.Name, step.ImageDigest, step.Resources, secrets, options),
+            RunId = run.RunId,
+            ImageName = step.Image,
+        };
+        await using var end = await shell.RunAsync(
+            attempt,
+            async (lease, token) =>
             {
-                Directory.Move(dir, Path.Combine(lease.StepsDir, name));
-            }
-
-            try
-            {
-                var watched = await watch.RunAsync(run.RunId, lease.OutDir, limits, token => lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token), ct, step.Resources.MemoryBytes).ConfigureAwait(false);
-                return watched.Result is null ? watched : watched with { Result = watched.Result.WithImage(step.ImageDigest, image) };
-            }
-            finally
-            {
-                NoFollow.MoveEntries(lease.InDir, scratch.In);
-                foreach (var (name, dir) in kept)
+                try
                 {
-                    Directory.Move(Path.Combine(lease.StepsDir, name), dir);
-                }
+                    NoFollow.MoveEntries(scratch.In, lease.InDir);
+                    foreach (var (name, dir) in kept)
+                    {
+                        Directory.Move(dir, Path.Combine(lease.StepsDir, name));
+                    }
 
-                NoFollow.MoveEntries(lease.OutDir, outDir);
-            }
-        }
+                    return await lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    NoFollow.MoveEntries(lease.InDir, scratch.In);
+                    foreach (var (name, dir) in kept)
+                    {
+                        var moved = Path.Combine(lease.StepsDir, name);
+                        if (Directory.Exists(moved))
+                        {
+                            Directory.Move(moved, dir);
+                        }
+                    }
+
+                    NoFollow.MoveEntries(lease.OutDir, outDir);
+                }
+            },
+            ct).ConfigureAwait(false);
+        return (end.Result?.WithImage(step.ImageDigest, end.Image), end.Stop);
     }
 
     /// <summary>The provenance row of one attempt of one step, naming the attempt's span.</summary>
@@ -310,11 +279,13 @@ internal sealed partial class StepLoop(IContainerRuntime runtime, Staging stagin
         static string Bytes(double? b) => b is { } v ? v.ToString("0", CultureInfo.InvariantCulture) + " bytes" : "not measured";
     }
 
-    private static string? AttemptError(ExpandedStep step, StepWatch.Watched watched) =>
-        watched.StoppedBecause is not null ? $"step '{step.Name}' was stopped: {watched.StoppedBecause}"
-        : watched.Result is null ? $"step '{step.Name}' was stopped: {watched.CancelledBecause}"
-        : watched.Result.Succeeded ? null
-        : $"step '{step.Name}' {watched.Result.Error}" + Tail(watched.Result.Log);
+    private static string? AttemptError(ExpandedStep step, ContainerResult? result, AttemptStop? stop) => stop switch
+    {
+        { Kind: AttemptStopKind.OverQuota or AttemptStopKind.Cancelled or AttemptStopKind.Vacated } => $"step '{step.Name}' was stopped: {stop.Reason}",
+        not null => $"step '{step.Name}' could not run: {stop.Reason}",
+        _ when result!.Succeeded => null,
+        _ => $"step '{step.Name}' {result.Error}" + Tail(result.Log),
+    };
 
     private static Task PutLogAsync(TaskRecord task, ExpandedStep step, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct) =>
         runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct);

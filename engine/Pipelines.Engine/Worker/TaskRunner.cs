@@ -34,10 +34,11 @@ public sealed partial class TaskRunner
     private readonly OutageGate _gate;
     private readonly TimeProvider _time;
     private readonly ILogger<TaskRunner> _log;
+    private readonly WarmSteps _warmSteps;
     private readonly Harvester? _harvester;
 
-    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, Harvester? harvester = null) =>
-        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _options, _gate, _time, _log, _harvester) = (store, queue, stores, definitions, cache, staging, steps, options, gate, time, log, harvester);
+    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WarmSteps warmSteps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, Harvester? harvester = null) =>
+        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _warmSteps, _options, _gate, _time, _log, _harvester) = (store, queue, stores, definitions, cache, staging, steps, warmSteps, options, gate, time, log, harvester);
 
     /// <summary>The shell with its parts, from the engine's services.</summary>
     public static TaskRunner Create(IServiceProvider services) => new(
@@ -48,6 +49,7 @@ public sealed partial class TaskRunner
         services.GetRequiredService<TaskCache>(),
         services.GetRequiredService<Staging>(),
         services.GetRequiredService<StepLoop>(),
+        services.GetRequiredService<WarmSteps>(),
         services.GetRequiredService<WorkerOptions>(),
         services.GetRequiredService<OutageGate>(),
         services.GetRequiredService<TimeProvider>(),
@@ -451,7 +453,7 @@ public sealed partial class TaskRunner
             return Task.CompletedTask;
         }
 
-        _steps.RunEnded(runId);
+        _warmSteps.RunEnded(runId);
         return _queue.EnqueueGatherAsync(runId, ct);
     }
 

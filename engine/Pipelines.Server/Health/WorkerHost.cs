@@ -57,7 +57,8 @@ public static class WorkerHost
     {
         if (listen is null)
         {
-            return EngineHost.Build(config, worker, logLevel, triggers);
+            // A worker serves the functions' async invocations: it keeps their min_warm containers.
+            return EngineHost.Build(config, worker, logLevel, triggers, keepWarm: worker);
         }
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
@@ -65,7 +66,7 @@ public static class WorkerHost
         PipelinesLogging.Configure(builder.Logging, config, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.UseKestrel(o => o.Listen(listen));
-        builder.Services.AddPipelinesEngine(config, worker, triggers);
+        builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm: worker);
         builder.Services.AddPipelinesHealth(config["Server:Bucket"], EngineHost.UsesPostgres(config));
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
 

@@ -18,7 +18,6 @@ public sealed class ComposeFixture : IAsyncLifetime
 {
     public const string Key = "compose-test-key-0123456789abcdef";
 
-    private static readonly string[] OwnerControllers = ["cpu", "cpuacct", "memory"];
     private readonly string _id = Guid.NewGuid().ToString("N")[..8];
     private readonly TempFolder _temp = new();
     private readonly List<string> _engineHosts = [];
@@ -53,9 +52,9 @@ public sealed class ComposeFixture : IAsyncLifetime
             Assert.True((await HostCommand.RunAsync("docker", ["image", "inspect", image])).ExitCode == 0, $"{image} is not on the engine: run scripts/build-images (scripts/test does)");
         }
 
-        foreach (var controller in OwnerControllers)
+        foreach (var folder in Pipelines.Containers.Cgroups.CgroupMounts.Machine.Folders("/" + OwnerCgroup))
         {
-            Directory.CreateDirectory(Pipelines.Containers.IdleCgroup.PathOf(controller, OwnerCgroup));
+            Directory.CreateDirectory(folder);
         }
 
         var serverPort = FreePort();
@@ -103,7 +102,7 @@ public sealed class ComposeFixture : IAsyncLifetime
         }
 
         // runc makes the parents in every hierarchy (cpuset, devices, the v2 tree beside v1 ...).
-        foreach (var hierarchy in Directory.EnumerateDirectories(Pipelines.Containers.IdleCgroup.Root).Prepend(Pipelines.Containers.IdleCgroup.Root))
+        foreach (var hierarchy in Directory.EnumerateDirectories("/sys/fs/cgroup").Prepend("/sys/fs/cgroup"))
         {
             foreach (var group in new[] { CgroupParent, CgroupParent + "-always", OwnerCgroup })
             {

@@ -50,7 +50,7 @@ public sealed class ComposeTests(ComposeFixture compose) : IClassFixture<Compose
     {
         // The test's workers run --policy always (deploy/compose/test.yml); they too made their
         // parent on the host's tree, from inside their containers, at the normal weight.
-        var always = Pipelines.Containers.IdleCgroup.PathOf("cpu", compose.CgroupParent + "-always");
+        var always = CpuFolder(compose.CgroupParent + "-always");
         Assert.Equal("0", File.ReadAllText(Path.Combine(always, "cpu.idle")).Trim());
 
         // One more worker with the shipped command line (when-idle) and the same service: the
@@ -58,7 +58,7 @@ public sealed class ComposeTests(ComposeFixture compose) : IClassFixture<Compose
         var oneOff = (await compose.ComposeAsync(["run", "-d", "--no-deps", "worker", "worker", "--concurrency", "1", "--roles", "worker", "--policy", "when-idle"])).Trim().Split('\n')[^1];
         try
         {
-            var line = $"policy when-idle, containers cpu.idle=1 on {Pipelines.Containers.IdleCgroup.PathOf("cpu", compose.CgroupParent)}";
+            var line = $"policy when-idle, containers cpu.idle=1 on {CpuFolder(compose.CgroupParent)}";
             var clock = Stopwatch.StartNew();
             while (!(await ComposeFixture.LogsAsync(oneOff)).Contains(line, StringComparison.Ordinal))
             {
@@ -67,7 +67,7 @@ public sealed class ComposeTests(ComposeFixture compose) : IClassFixture<Compose
             }
 
             // Written by the worker inside its container, through the bind of /sys/fs/cgroup: the host's file.
-            Assert.Equal("1", File.ReadAllText(Path.Combine(Pipelines.Containers.IdleCgroup.PathOf("cpu", compose.CgroupParent), "cpu.idle")).Trim());
+            Assert.Equal("1", File.ReadAllText(Path.Combine(CpuFolder(compose.CgroupParent), "cpu.idle")).Trim());
         }
         finally
         {
@@ -231,4 +231,8 @@ public sealed class ComposeTests(ComposeFixture compose) : IClassFixture<Compose
 
         throw new TimeoutException($"no task of run {runId} was seen running on a worker after one succeeded");
     }
+
+    /// <summary>Where this machine sets a cgroup's CPU class (the engine's cgroupfs driver names the parent /NAME).</summary>
+    private static string CpuFolder(string parent) =>
+        Pipelines.Containers.Cgroups.CgroupMounts.Machine.CpuFolder("/" + parent) ?? throw new InvalidOperationException("this machine mounts no cpu controller");
 }

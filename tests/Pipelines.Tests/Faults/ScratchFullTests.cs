@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Pipelines.Storage;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Support;
@@ -13,13 +12,13 @@ namespace Pipelines.Tests.Faults;
 public sealed class ScratchFullTests : IDisposable
 {
     private readonly TempFolder _temp = new();
+    private readonly Tmpfs _disk;
     private readonly string _scratch;
 
     public ScratchFullTests()
     {
-        _scratch = _temp.Combine("scratch");
-        Directory.CreateDirectory(_scratch);
-        Run("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", _scratch);
+        _disk = new Tmpfs(_temp.Combine("scratch"), "16m");
+        _scratch = _disk.Folder;
     }
 
     [Fact]
@@ -63,15 +62,7 @@ public sealed class ScratchFullTests : IDisposable
 
     public void Dispose()
     {
-        Run("umount", "-l", _scratch);
+        _disk.Dispose();
         _temp.Dispose();
-    }
-
-    private static void Run(string program, params string[] args)
-    {
-        using var p = Process.Start(new ProcessStartInfo(program, args) { RedirectStandardError = true, UseShellExecute = false })!;
-        var error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{program} {string.Join(' ', args)}: {error}");
     }
 }

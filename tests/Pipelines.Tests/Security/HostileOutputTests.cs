@@ -55,13 +55,16 @@ public class HostileRunFixture : IAsyncLifetime
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
         ["well-behaved"] = "echo ok > /out/r.tsv",
 
+        // 3 MB of output: the log kept of the attempt is its first and last 512 KiB, in a warm container too.
+        ["print-lots"] = "echo FIRST; yes 0123456789abcdef | head -c 3000000; echo; echo LAST; echo ok > /out/r.tsv",
+
         // A process left running after the command ends: in a warm container it would write into the
         // next request's /out as soon as that request's inputs are at /in (one-shot: never, /in holds only its own).
         ["linger"] = "(while :; do for f in /in/*.sh; do [ \"$f\" = /in/linger.sh ] || echo late > /out/late.tsv; done; sleep 0.01; done) & echo ok > /out/r.tsv",
     };
 
     /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
-    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger"];
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots"];
 
     public async Task InitializeAsync()
     {
@@ -195,6 +198,18 @@ public abstract class HostileOutputCases(HostileRunFixture f)
         Assert.Equal(["r.tsv"], f.Row("linger").Outputs.Select(o => o.Key.Split('/')[^1]));
         Assert.DoesNotContain(f.Provenance.SelectMany(p => p.Outputs), o => o.Key.EndsWith("/late.tsv", StringComparison.Ordinal));
         Assert.Empty(Directory.EnumerateFiles(f.Temp.Combine("out"), "late.tsv", SearchOption.AllDirectories));
+    }
+
+    [Fact]
+    public async Task A_step_printing_megabytes_keeps_the_first_and_last_half_MiB_in_its_log_and_says_it_cut()
+    {
+        var row = f.Row("print-lots");
+        Assert.Equal("succeeded", row.Status);
+        var log = Encoding.UTF8.GetString(await f.Run.ReadAsync(row.Log!));
+        Assert.Contains("\nFIRST\n", log, StringComparison.Ordinal);
+        Assert.Contains("\nLAST\n", log, StringComparison.Ordinal);
+        Assert.Contains("[pipelines: log cut: the first and last 524288 of 3000012 bytes are kept]", log, StringComparison.Ordinal);
+        Assert.InRange(log.Length, 1024 * 1024, (1024 * 1024) + 4096);
     }
 
     [Fact]

@@ -187,11 +187,11 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
     }
 
     [Theory]
-    [InlineData("Host=127.0.0.1;Port=1;Username=postgres;Password={0};Database=pipelines;Timeout=2", "error: PostgreSQL: , 5)]
-    [InlineData("Host=127.0.0.1;Port={0};Password=x", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: the value of port cannot be used, 1)]
-    [InlineData("Host=127.0.0.1;Password=ab;{0}=cd", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs, 1)]
-    [InlineData("Host=127.0.0.1;Password=ab;{0}", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs, 1)]
-    [InlineData("Host=127.0.0.1;Port=55432;Username=no_such_user;Password={0};Database=pipelines", "error: PostgreSQL: 28000: role \"no_such_user\" does not exist, 1)]
+    [InlineData("Host=127.0.0.1;Port=1;Username=postgres;Password={0};Database=pipelines;Timeout=2", "error: PostgreSQL: ", 5)]
+    [InlineData("Host=127.0.0.1;Port={0};Password=x", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: the value of port cannot be used", 1)]
+    [InlineData("Host=127.0.0.1;Password=ab;{0}=cd", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs", 1)]
+    [InlineData("Host=127.0.0.1;Password=ab;{0}", "error: the PostgreSQL connection string (Postgres, or PIPELINES_POSTGRES) is not valid: write Key=value pairs", 1)]
+    [InlineData("Host=127.0.0.1;Port=55432;Username=no_such_user;Password={0};Database=pipelines", "error: PostgreSQL: 28000: role \"no_such_user\" does not exist", 1)]
     public async Task A_server_with_a_bad_connection_string_says_so_in_one_line_without_any_of_it(string template, string expected, int exitCode)
     {
         var secret = fixture.DbPassword;

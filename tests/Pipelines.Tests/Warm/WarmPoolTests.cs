@@ -118,6 +118,33 @@ public sealed class WarmPoolTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task With_queue_0_requests_are_served_while_a_container_is_free_or_can_start_and_refused_only_beyond_max()
+    {
+        var pool = _context.Pool();
+        var spec = await _context.ForkSpecAsync() with { Max = 2, MaxQueue = 0 };
+
+        // Nothing runs: two requests at once each wait only for a container's start.
+        var first = pool.AcquireAsync(spec, CancellationToken.None).AsTask();
+        var second = pool.AcquireAsync(spec, CancellationToken.None).AsTask();
+        var held = await Task.WhenAll(first, second);
+        Assert.Equal(2, held.Select(l => l.ContainerId).Distinct().Count());
+
+        // Both of max are busy: no waiting line, so the third is refused at once.
+        var e = await Assert.ThrowsAsync<PoolFullException>(() => pool.AcquireAsync(spec, CancellationToken.None).AsTask());
+        Assert.Contains("0 requests already wait", e.Message, StringComparison.Ordinal);
+
+        // One is free again: it serves the next request.
+        await held[0].DisposeAsync();
+        await using (var again = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            Assert.Equal(held[0].ContainerId, again.ContainerId);
+        }
+
+        await held[1].DisposeAsync();
+        Assert.Equal(2, pool.Stats().Single().Started);
+    }
+
+    [Fact]
     public async Task Two_owners_never_share_a_container()
     {
         var pool = _context.Pool();

@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Worker;
 /// The engine runs in this process (embedded mode, real Hangfire.InMemory workers) with a
 /// container runtime scripted to throw, since a real engine cannot be made to throw on cue.
 /// </summary>
+[Collection(InProcessHangfire.Name)]
 public sealed class EveryTaskEndsTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -61,9 +61,12 @@ public sealed partial class DockerWarmPool : IWarmPool
                 return new PoolLease(this, pool, free, coldStart: false);
             }
 
-            if (pool.Waiting.Count >= spec.MaxQueue)
+            // The queue is the waiters that no starting container, nor one that may still start
+            // (up to Max), will serve: with queue 0 a request waits only for a container's start.
+            var queued = pool.Waiting.Count - pool.StartsAhead();
+            if (queued >= spec.MaxQueue)
             {
-                throw new PoolFullException(spec.Owner, pool.Waiting.Count);
+                throw new PoolFullException(spec.Owner, Math.Max(0, queued));
             }
 
             waiter = new TaskCompletionSource<WarmContainer>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -678,6 +681,9 @@ public sealed partial class DockerWarmPool : IWarmPool
         public long Replaced { get; set; }
 
         public bool Retired { get; set; }
+
+        /// <summary>Requests the containers starting, and those that may still start up to Max, will serve.</summary>
+        public int StartsAhead() => (Starting + Math.Max(0, Spec.Max - Ready.Count - Starting)) * Capacity(Spec);
 
         /// <summary>A fit container with room for one more request, now taken; null when none.</summary>
         public WarmContainer? TakeFree()

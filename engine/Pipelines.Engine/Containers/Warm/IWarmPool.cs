@@ -48,7 +48,11 @@ public sealed record WarmSpec(
     /// <summary>A container idle this long is stopped (never below <see cref="MinWarm"/>).</summary>
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Requests that may wait for a container; one more is refused with <see cref="PoolFullException"/>.</summary>
+    /// <summary>
+    /// Requests that may wait for a busy container once every container up to <see cref="Max"/>
+    /// is busy or starting; one more is refused with <see cref="PoolFullException"/>. A request
+    /// that waits only for a container's start is not in this queue: 0 means no waiting line.
+    /// </summary>
     public int MaxQueue { get; init; } = 100;
 }
 
@@ -62,7 +66,7 @@ public interface IWarmPool : IAsyncDisposable
     /// <summary>
     /// A warm container of <paramref name="spec"/> for one request: waits while every container
     /// of the owner is busy and <see cref="WarmSpec.Max"/> are running, starts one otherwise.
-    /// Throws <see cref="PoolFullException"/> when <see cref="WarmSpec.MaxQueue"/> already wait,
+    /// Throws <see cref="PoolFullException"/> when <see cref="WarmSpec.MaxQueue"/> already wait for a busy one,
     /// and <see cref="PipelinesException"/> when a container cannot be started (its reason).
     /// </summary>
     ValueTask<WarmLease> AcquireAsync(WarmSpec spec, CancellationToken cancellationToken);
@@ -112,6 +116,12 @@ public abstract class WarmLease : IAsyncDisposable
 
     /// <summary>Host folder seen at /steps (read-only inside). Fork mode only.</summary>
     public abstract string StepsDir { get; }
+
+    /// <summary>
+    /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
+    /// watches against the request's quotas as it watches /out; null when there is none.
+    /// </summary>
+    public virtual string? ControlDir => null;
 
     /// <summary>
     /// Fork mode: runs one process with <paramref name="command"/> (the program first) and

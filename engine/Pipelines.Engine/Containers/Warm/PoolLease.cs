@@ -19,6 +19,8 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     public override string StepsDir => ForkOnly(container.StepsDir);
 
+    public override string? ControlDir => container.ControlDir;
+
     public override async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (container.Spec.Mode != WarmMode.Fork)

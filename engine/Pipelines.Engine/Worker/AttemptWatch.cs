@@ -1,0 +1,154 @@
+using Pipelines.Containers;
+using Microsoft.Extensions.Logging;
+using Pipelines.Model;
+using Pipelines.RunStore;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// How an attempt runs watched (a step's container, or a request to a warm container, a step's
+/// or a function's): while it runs, its run is looked at for a user's cancel, and the host
+/// folders it can write are measured against its quotas and their disk's free space; when
+/// either says stop, or the harvester vacates it, the attempt's token is cancelled (the runtime
+/// kills and removes a container of its own; a warm request's processes are killed) and the
+/// reason is returned instead of a result. Part of the <see cref="AttemptShell"/>.
+/// </summary>
+internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions options, TimeProvider time, ILogger<AttemptWatch> log)
+{
+    /// <summary>
+    /// What is watched: the run looked at for a cancel (null: only the caller's token cancels),
+    /// the folders the attempt can write, its limits, and how the disk under them is named in a reason.
+    /// </summary>
+    public sealed record Plan(string? RunId, IReadOnlyList<WatchedFolder> Folders, OutputLimits Limits, string Disk);
+
+    /// <summary>A host folder the attempt can write, and where the attempt sees it (for the reason).</summary>
+    public sealed record WatchedFolder(string Host, string Shown);
+
+    /// <summary>
+    /// Runs <paramref name="run"/> (given a token that stops it) while watching <paramref name="plan"/>;
+    /// <paramref name="vacate"/> is the harvester's. Returns its result, or why it was stopped.
+    /// The caller's own cancellation is thrown, unless a vacate came first.
+    /// </summary>
+    public async Task<(T? Result, AttemptStop? Stop)> RunAsync<T>(Plan plan, CancellationTokenSource vacate, Func<CancellationToken, Task<T>> run, CancellationToken ct)
+        where T : class
+    {
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct, vacate.Token);
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var watcher = plan.RunId is null ? Task.FromResult<string?>(null) : WatchForCancelAsync(plan.RunId, cancel, watching.Token);
+        var quota = plan.Folders.Count == 0 ? Task.FromResult<string?>(null) : WatchQuotaAsync(plan, cancel, watching.Token);
+        try
+        {
+            return (await run(cancel.Token).ConfigureAwait(false), null);
+        }
+        // A vacate is a vacate even when the job's own cancellation (a shutdown) comes while the
+        // container is being stopped: the attempt is recorded vacated, whatever else cancels.
+        catch (OperationCanceledException e) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
+        {
+            await watching.CancelAsync().ConfigureAwait(false);
+            var printed = (e as ContainerStoppedException)?.Log;
+            if (vacate.IsCancellationRequested)
+            {
+                return (null, AttemptStop.Vacated with { StoppedLog = printed });
+            }
+
+            var over = await quota.ConfigureAwait(false);
+            return over is not null
+                ? (null, new AttemptStop(AttemptStopKind.OverQuota, over) { StoppedLog = printed })
+                : (null, new AttemptStop(AttemptStopKind.Cancelled, await watcher.ConfigureAwait(false) ?? "run stopped") { StoppedLog = printed });
+        }
+        finally
+        {
+            await watching.CancelAsync().ConfigureAwait(false);
+            await watcher.ConfigureAwait(false);
+            await quota.ConfigureAwait(false);
+        }
+    }
+
+    private async Task<string?> WatchQuotaAsync(Plan plan, CancellationTokenSource cancel, CancellationToken watching)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.QuotaPollInterval, time, watching).ConfigureAwait(false);
+                var over = OverQuota(plan);
+                if (over is not null)
+                {
+                    LogQuotaStop(log, plan.Folders[0].Host, over);
+                    await cancel.CancelAsync().ConfigureAwait(false);
+                    return over;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (watching.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Why the attempt must stop now, or null: what its folders hold against its quotas, and their disk's free space.</summary>
+    private string? OverQuota(Plan plan)
+    {
+        long files = 0, bytes = 0;
+        var wrote = new List<string>(plan.Folders.Count);
+        foreach (var folder in plan.Folders)
+        {
+            var (f, b) = OutputFolder.Measure(folder.Host, plan.Limits);
+            files += f;
+            bytes += b;
+            if (f > 0)
+            {
+                wrote.Add(folder.Shown);
+            }
+        }
+
+        var where = wrote.Count == 0 ? plan.Folders[0].Shown : string.Join(" and ", wrote);
+        var (free, total) = NoFollow.Space(plan.Folders[0].Host);
+        var reserve = Math.Min(options.MinScratchFree, total / 10);
+        var limits = plan.Limits;
+        return files > limits.MaxFiles ? $"it wrote more than {limits.MaxFiles} files and folders to {where}, over its quota ({limits.FilesSource})"
+            : bytes > limits.MaxBytes ? $"it wrote more than {Quantities.FormatSize(limits.MaxBytes)} to {where}, over its quota ({limits.BytesSource})"
+            : free < reserve ? $"{plan.Disk} has only {Quantities.FormatSize(free)} free, less than the {Quantities.FormatSize(reserve)} kept in reserve (Worker:MinScratchFree)"
+            : null;
+    }
+
+    private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, CancellationToken watching)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.CancelPollInterval, time, watching).ConfigureAwait(false);
+                try
+                {
+                    var reason = (await store.GetRunAsync(runId, watching).ConfigureAwait(false))?.StopReason;
+                    if (StopReasons.IsCancel(reason))
+                    {
+                        LogStoppingStep(log, runId, reason!);
+                        await cancel.CancelAsync().ConfigureAwait(false);
+                        return reason;
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The run store is out of reach for a moment: the step goes on, and the next look may see it.
+                    LogWatchFailed(log, runId, e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (watching.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: stopping a running step: {Reason}")]
+    private static partial void LogStoppingStep(ILogger logger, string runId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: could not look for a cancel: {Error}")]
+    private static partial void LogWatchFailed(ILogger logger, string runId, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "stopping the attempt writing to {OutDir}: {Reason}")]
+    private static partial void LogQuotaStop(ILogger logger, string outDir, string reason);
+}

@@ -1,0 +1,206 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Docker.DotNet;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Functions;
+using Pipelines.Hosting;
+using Pipelines.Tests.Support;
+using Pipelines.Tests.Warm;
+using Pipelines.Worker;
+
+namespace Pipelines.Tests.Security;
+
+/// <summary>
+/// Hostile functions on real warm containers (tests/images/hostile: busybox): every quota a batch
+/// step has holds while a function request runs, checked while it writes, with the same reason as
+/// a step's, and the container is clean for the next request. The engine's invoker runs in this
+/// process on a real pool, so the tests see each container.
+/// </summary>
+public sealed class HostileFunctionTests : IAsyncLifetime
+{
+    private const string Image = "pipelines-tests/hostile:1";
+
+    private readonly TempFolder _temp = new();
+    private readonly string _root = Path.Combine("/tmp", "hf-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly List<ServiceProvider> _engines = [];
+    private Tmpfs? _disk;
+
+    public Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_root);
+        return Task.CompletedTask;
+    }
+
+    [Fact]
+    public async Task A_function_writing_past_its_disk_quota_is_stopped_while_it_writes_and_its_container_serves_the_next_request_clean()
+    {
+        var (invoker, pool) = Engine();
+        var function = await FunctionAsync("""
+            name: fill
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "if grep -q fill /in/input; then yes > /out/out.txt; fi; n=$(ls -A /out | wc -l); echo $n > /out/count.txt"]
+            resources: { timeout: 60s, disk: 16Mi }
+            max: 1
+            """);
+
+        var filled = await InvokeAsync(invoker, function, "fill");
+        var next = await InvokeAsync(invoker, function, "count");
+
+        // Stopped by the quota, not its timeout (504), with a step's reason for a function.
+        Assert.Equal((InvocationStatus.Failed, 502), (filled.Outcome.Status, filled.Outcome.HttpStatus));
+        Assert.Equal("the function's command was stopped: it wrote more than 16Mi to /out, over its quota (resources.disk of function 'fill' is 16Mi)", filled.Outcome.Error);
+        Assert.Equal((InvocationStatus.Succeeded, "0"), (next.Outcome.Status, next.Output.Trim()));
+        Assert.Equal(filled.Outcome.ContainerId, next.Outcome.ContainerId);
+        Assert.Equal(0, pool.Stats().Single().Replaced);
+    }
+
+    [Fact]
+    public async Task A_function_making_more_files_than_its_quota_is_stopped_while_it_writes()
+    {
+        var (invoker, _) = Engine();
+        var function = await FunctionAsync("""
+            name: many
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "for i in $(seq 300); do : > /out/f$i; done; sleep 60"]
+            resources: { timeout: 60s, files: 100 }
+            """);
+
+        var (outcome, _) = await InvokeAsync(invoker, function, "x");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (outcome.Status, outcome.HttpStatus));
+        Assert.Equal("the function's command was stopped: it wrote more than 100 files and folders to /out, over its quota (resources.files of function 'many' is 100)", outcome.Error);
+    }
+
+    [Fact]
+    public async Task A_function_writing_into_its_control_folder_is_held_to_the_same_quota()
+    {
+        // /run/pipelines is the container user's (the sockets), a host folder under Docker:WarmRoot like /out.
+        var (invoker, _) = Engine();
+        var function = await FunctionAsync("""
+            name: control
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "yes > /run/pipelines/fill"]
+            resources: { timeout: 60s, disk: 16Mi }
+            """);
+
+        var (outcome, _) = await InvokeAsync(invoker, function, "x");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (outcome.Status, outcome.HttpStatus));
+        Assert.Equal("the function's command was stopped: it wrote more than 16Mi to /run/pipelines, over its quota (resources.disk of function 'control' is 16Mi)", outcome.Error);
+        Assert.InRange(Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length), 0, 4096);
+    }
+
+    [Fact]
+    public async Task A_function_filling_the_warm_containers_disk_is_stopped_at_the_reserve_and_the_next_request_is_served()
+    {
+        // Docker:WarmRoot on a real 64 MiB tmpfs: the reserve is a tenth of it, 6.4Mi.
+        _disk = new Tmpfs(_root, "64m");
+        var (invoker, _) = Engine();
+        var function = await FunctionAsync("""
+            name: disk
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "if grep -q fill /in/input; then head -c 63000000 /dev/zero > /out/big; sleep 60; fi; echo fine > /out/r.txt"]
+            resources: { timeout: 60s }
+            max: 1
+            """);
+
+        var (filled, _) = await InvokeAsync(invoker, function, "fill");
+        var (next, answer) = await InvokeAsync(invoker, function, "count");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (filled.Status, filled.HttpStatus));
+        Assert.True(
+            Regex.IsMatch(filled.Error!, $@"^the function's command was stopped: the warm containers' disk \({Regex.Escape(_root)}/[0-9a-f]+, under Docker:WarmRoot\) has only [0-9.]+[KM]i \([0-9,]+ bytes\) free, less than the 6\.4Mi \(6,710,886 bytes\) kept in reserve \(Worker:MinScratchFree\)$"),
+            filled.Error);
+        Assert.Equal((InvocationStatus.Succeeded, "fine"), (next.Status, answer.Trim()));
+    }
+
+    [Fact]
+    public async Task A_function_printing_without_end_keeps_the_engines_json_log_and_its_recorded_output_under_their_caps()
+    {
+        var (invoker, _) = Engine();
+        var function = await FunctionAsync("""
+            name: loud
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "yes 0123456789abcdef | head -c 24000000; yes 0123456789abcdef | head -c 24000000 > /proc/1/fd/1; echo LAST; exit 3"]
+            resources: { timeout: 60s }
+            """);
+
+        var (outcome, _) = await InvokeAsync(invoker, function, "x");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (outcome.Status, outcome.HttpStatus));
+        Assert.Equal("the function's command exited with code 3", outcome.Error);
+        Assert.EndsWith("LAST", outcome.StderrTail, StringComparison.Ordinal);
+        Assert.InRange(outcome.StderrTail!.Length, 1, FunctionInvoker.TailBytes + 3);
+
+        // What the command printed into the container's own output went to Docker's json log,
+        // which Docker:LogMaxSize (1m here) caps at two files while the container lives on.
+        using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var inspect = await docker.Containers.InspectContainerAsync(outcome.ContainerId!);
+        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*");
+        Assert.InRange(logs.Sum(l => new FileInfo(l).Length), 1024 * 1024, 2 * (1024L * 1024 + 64 * 1024));
+    }
+
+    /// <summary>An engine of this process: the pool and the attempt shell as the host wires them, and the function invoker.</summary>
+    private (FunctionInvoker Invoker, DockerWarmPool Pool) Engine()
+    {
+        Assert.True(File.Exists(WarmTestContext.Helper), $"{WarmTestContext.Helper} is missing: run scripts/build-images (it runs scripts/build-native)");
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Docker:Endpoint"] = TestEnvironment.DockerEndpoint,
+            ["Docker:WarmRoot"] = _root,
+            ["Docker:WarmHelper"] = WarmTestContext.Helper,
+            ["Docker:LogMaxSize"] = "1m",
+            ["Worker:Scratch"] = _temp.Combine("scratch"),
+            ["Worker:QuotaPollInterval"] = "00:00:00.200",
+        }).Build();
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddPipelinesEngine(config, worker: false);
+        var engine = services.BuildServiceProvider();
+        _engines.Add(engine);
+        var invoker = new FunctionInvoker(engine.GetRequiredService<AttemptShell>(), engine.GetRequiredService<WorkerOptions>(), FunctionsOptions.From(config), NullLogger<FunctionInvoker>.Instance);
+        return (invoker, (DockerWarmPool)engine.GetRequiredService<IWarmPool>());
+    }
+
+    private async Task<FunctionVersion> FunctionAsync(string yaml)
+    {
+        var spec = FunctionParser.Parse(yaml, "hostile.yaml");
+        using var docker = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
+        var digest = await docker.Images.ResolveImageAsync(Image, CancellationToken.None);
+        return new FunctionVersion(spec.Name, 1, spec, digest, yaml, "test", DateTimeOffset.UtcNow, "test");
+    }
+
+    /// <summary>One request with <paramref name="body"/> as /in/input; the outcome and the output's text when there is one.</summary>
+    private async Task<(InvocationOutcome Outcome, string Output)> InvokeAsync(FunctionInvoker invoker, FunctionVersion function, string body)
+    {
+        var id = Guid.NewGuid().ToString("N");
+        var inDir = _temp.Combine(id, "in");
+        var outDir = _temp.Combine(id, "out");
+        Directory.CreateDirectory(inDir);
+        Directory.CreateDirectory(outDir);
+        var bytes = Encoding.UTF8.GetBytes(body);
+        var path = Path.Combine(inDir, InputNames.Default);
+        await File.WriteAllBytesAsync(path, bytes);
+        var input = new FunctionInput(inDir, [new InputPart(InputNames.Default, path, bytes.Length)], null, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length);
+        using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var outcome = await invoker.InvokeAsync(function, input, id, outDir, cancel.Token);
+        return (outcome, outcome.OutputPath is { } output ? await File.ReadAllTextAsync(output) : "");
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var engine in _engines)
+        {
+            await engine.DisposeAsync();
+        }
+
+        _disk?.Dispose();
+        Directory.Delete(_root, recursive: true);
+        _temp.Dispose();
+    }
+}
