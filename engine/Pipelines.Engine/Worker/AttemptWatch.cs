@@ -1,5 +1,5 @@
-using Pipelines.Containers;
 using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.RunStore;
 using Pipelines.Storage;
