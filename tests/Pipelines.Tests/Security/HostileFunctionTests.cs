@@ -85,7 +85,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         var function = await FunctionAsync("""
             name: deep
             image: pipelines-tests/hostile:1
-            command: ["sh", "-c", "if grep -q deep /in/input; then mkdeep /out 30000 && sleep 60; fi; ls -A /out | wc -l > /out/count.txt"]
+            command: ["sh", "-c", "if grep -q deep /in/input; then mkdeep /out 30000 && sleep 60; fi; n=$(ls -A /out | wc -l); echo $n > /out/count.txt"]
             resources: { timeout: 90s }
             max: 1
             """);
