@@ -14,6 +14,7 @@ namespace Pipelines.Tests.Containers;
 /// through cpu.stat, read by the same <see cref="CgroupV2"/> a v2 machine uses. Containers run under
 /// a parent of these tests' own, at normal weight.
 /// </summary>
+[Integration]
 public sealed class CgroupV2ContainerTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";

@@ -18,6 +18,7 @@ namespace Pipelines.Tests.Containers;
 /// container whose start was under way, or began, while the runtime was suspended. Containers run
 /// under a parent of these tests' own, at normal weight, so they run at once when thawed.
 /// </summary>
+[Integration]
 public sealed class ContainerFreezerTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";

@@ -21,6 +21,7 @@ public sealed class FaultsCollection;
 /// with every task succeeded exactly once, no batch split, and the CLI following it to the end.
 /// </summary>
 [Collection("faults")]
+[Integration]
 public sealed class OutageTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

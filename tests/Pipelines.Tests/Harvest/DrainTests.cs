@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Harvest;
 /// so that slots come free exactly when the test says: right after the drain was asked.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];

@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Harvest;
 /// dashboard's Workers page, `pipelines workers` and `pipelines worker --drain`.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];

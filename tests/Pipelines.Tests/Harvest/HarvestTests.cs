@@ -22,6 +22,7 @@ public sealed class HarvestCollection;
 /// owner's load is the whole machine's.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class HarvestTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";

@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Triggers;
 /// PostgreSQL, Swift and Docker. Each test has its own schemas and bucket.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
