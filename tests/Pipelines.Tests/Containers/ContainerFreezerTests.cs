@@ -43,6 +43,9 @@ public sealed class ContainerFreezerTests : IDisposable
         // Through its files, not the engine's pause, and it makes no progress while frozen.
         Assert.False((await _docker.Containers.InspectContainerAsync(id)).State!.Paused);
         var frozenAt = Progress();
+
+        // Real time is the scenario here, not a wait for an event: no progress over 1.5 s, which
+        // the running container makes every 0.1 s.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(frozenAt, Progress());
 
