@@ -336,12 +336,14 @@ public abstract class FunctionStoreContract : IAsyncLifetime
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
+[Unit]
 public sealed class InMemoryFunctionStoreContractTests : FunctionStoreContract
 {
     protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
 }
 
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own.</summary>
+[Integration]
 public sealed class PostgresFunctionStoreContractTests : FunctionStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("fn_");

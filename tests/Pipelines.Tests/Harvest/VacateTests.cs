@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Harvest;
 /// rig's), so the suspension here is the harvester's decision alone; HarvestTests freezes real ones.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class VacateTests : IDisposable
 {
     private const string OneStep = """

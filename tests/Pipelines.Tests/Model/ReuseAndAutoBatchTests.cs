@@ -3,6 +3,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Model;
 
 /// <summary>The fast path's two fields: input.batch: auto and a step's reuse.</summary>
+[Unit]
 public sealed class ReuseAndAutoBatchTests
 {
     private static Workflow Parse(string batch, string reuse) => WorkflowParser.Parse(

@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Runs;
 /// group_by left out, and the note on earlier runs' results; the CLI and the API only show them.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class SubmitWarningTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -21,6 +21,7 @@ namespace Pipelines.Tests.Security;
 /// a step's, and the container is clean for the next request. The engine's invoker runs in this
 /// process on a real pool, so the tests see each container.
 /// </summary>
+[Integration]
 public sealed class HostileFunctionTests : IAsyncLifetime
 {
     private const string Image = "pipelines-tests/hostile:1";

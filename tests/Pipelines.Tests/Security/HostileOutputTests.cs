@@ -143,9 +143,11 @@ public sealed class HostileWarmRunFixture : HostileRunFixture
 }
 
 [Collection("end-to-end")]
+[Integration]
 public sealed class HostileOutputTests(HostileRunFixture f) : HostileOutputCases(f), IClassFixture<HostileRunFixture>;
 
 [Collection("end-to-end")]
+[Integration]
 public sealed class HostileWarmOutputTests(HostileWarmRunFixture f) : HostileOutputCases(f), IClassFixture<HostileWarmRunFixture>
 {
     [Fact]

@@ -19,6 +19,7 @@ namespace Pipelines.Tests.Security;
 /// environment of a step's container.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelper output) : IClassFixture<SecretsFixture>
 {
     [Fact]

@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Server;
 /// without a key, and the keys sealing its login cookies outlive it (a container has no home
 /// folder that survives).
 /// </summary>
+[Integration]
 public sealed class ServerStartTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Worker.Parts;
 /// container runtime, without a process, a store server or a Docker engine. The same rules run
 /// end to end against real services in the EndToEnd, Security and Faults suites.
 /// </summary>
+[Unit]
 public sealed class TaskShellTests
 {
     private const string OneStep = """
