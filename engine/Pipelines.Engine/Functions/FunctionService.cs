@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -28,9 +29,46 @@ public sealed class FunctionService(
     FunctionRouter router,
     TimeProvider time)
 {
+    private readonly ConcurrentDictionary<string, (FunctionVersion Version, long Until)> _current = new(StringComparer.Ordinal);
     private long _nextPrune;
+    private long _changes;
 
     public IFunctionStore Store => store;
+
+    /// <summary>
+    /// A function's current version as the invoke path reads it: from the store at most once per
+    /// Functions:CurrentVersionCache per function (a deploy or delete through another process is
+    /// seen within it), at once after a deploy or delete through this one; null when there is none.
+    /// </summary>
+    public async Task<FunctionVersion?> CurrentAsync(string name, CancellationToken cancellationToken)
+    {
+        var now = time.GetTimestamp();
+        if (_current.TryGetValue(name, out var known) && now < known.Until)
+        {
+            return known.Version;
+        }
+
+        var changes = Interlocked.Read(ref _changes);
+        var current = await store.GetAsync(name, null, cancellationToken).ConfigureAwait(false);
+        if (current is null)
+        {
+            _current.TryRemove(name, out _);
+        }
+        else if (Interlocked.Read(ref _changes) == changes)
+        {
+            // Kept only when no deploy or delete of this process came while it was read, which would make it old.
+            _current[name] = (current, now + (long)(options.CurrentVersionCache.TotalSeconds * time.TimestampFrequency));
+        }
+
+        return current;
+    }
+
+    /// <summary>A deploy or delete through this process: the next invocation reads the store.</summary>
+    private void Changed(string name)
+    {
+        Interlocked.Increment(ref _changes);
+        _current.TryRemove(name, out _);
+    }
 
     /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
@@ -39,6 +77,7 @@ public sealed class FunctionService(
         var digest = await runtime.ResolveImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        Changed(spec.Name);
         if (result.Replaced is { } old)
         {
             // The old version's warm containers serve no one now: new requests go to the new version.
@@ -73,6 +112,7 @@ public sealed class FunctionService(
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         var versions = await store.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
+        Changed(name);
         await RetireAsync(name, versions, cancellationToken).ConfigureAwait(false);
         return versions.Count > 0;
     }

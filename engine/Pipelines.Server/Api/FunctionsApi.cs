@@ -152,7 +152,7 @@ internal static partial class FunctionsApi
     private static async Task<IResult> InvokeAsync(
         string name, HttpContext http, FunctionService functions, WorkerOptions worker, ClaimsPrincipal user, CancellationToken ct)
     {
-        var function = await functions.Store.GetAsync(name, null, ct);
+        var function = await functions.CurrentAsync(name, ct);
         if (function is null)
         {
             return NoSuchFunction(name);
