@@ -15,6 +15,9 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
     /// <summary>How often a process that serves functions looks that each keeps its min_warm containers (Functions:KeepWarmInterval).</summary>
     public TimeSpan KeepWarmInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long the invoke path serves a function's current version before it reads the store again (Functions:CurrentVersionCache).</summary>
+    public TimeSpan CurrentVersionCache { get; init; } = TimeSpan.FromSeconds(1);
+
     public static FunctionsOptions From(IConfiguration config)
     {
         var section = config.GetSection("Functions");
@@ -52,6 +55,12 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
             throw new PipelinesException($"Functions:KeepWarmInterval is {keepWarm}; write a time above zero (e.g. 00:00:10)", retryHelps: false);
         }
 
+        var currentFor = section.GetValue("CurrentVersionCache", TimeSpan.FromSeconds(1));
+        if (currentFor < TimeSpan.Zero)
+        {
+            throw new PipelinesException($"Functions:CurrentVersionCache is {currentFor}; write zero (read the store on every invocation) or a time above it (e.g. 00:00:01)", retryHelps: false);
+        }
+
         return new FunctionsOptions(
             section["Output"] is { Length: > 0 } output ? output : Path.Combine(home, "functions"),
             new InvocationRetention(keep, keepFor),
@@ -61,6 +70,7 @@ public sealed record FunctionsOptions(string Output, InvocationRetention Retenti
             ShadowQueue = shadowQueue,
             ShadowConcurrency = shadowConcurrency,
             KeepWarmInterval = keepWarm,
+            CurrentVersionCache = currentFor,
         };
     }
 }
