@@ -77,6 +77,30 @@ public sealed class HostileFunctionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_function_nesting_folders_thirty_thousand_deep_is_stopped_and_its_container_emptied_for_the_next_request()
+    {
+        // Emptying /out after the request walks the tree: by recursion, 30,000 levels overflow the
+        // stack and kill this process (and, from Docker:WarmRoot's leftovers, every restart after).
+        var (invoker, pool) = Engine();
+        var function = await FunctionAsync("""
+            name: deep
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "if grep -q deep /in/input; then mkdeep /out 30000 && sleep 60; fi; ls -A /out | wc -l > /out/count.txt"]
+            resources: { timeout: 90s }
+            max: 1
+            """);
+
+        var deep = await InvokeAsync(invoker, function, "deep");
+        var next = await InvokeAsync(invoker, function, "count");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (deep.Outcome.Status, deep.Outcome.HttpStatus));
+        Assert.Equal("the function's command was stopped: it nested folders more than 384 deep in /out, deeper than any output path can be (768 bytes)", deep.Outcome.Error);
+        Assert.Equal((InvocationStatus.Succeeded, "0"), (next.Outcome.Status, next.Output.Trim()));
+        Assert.Equal(deep.Outcome.ContainerId, next.Outcome.ContainerId);
+        Assert.Equal(0, pool.Stats().Single().Replaced);
+    }
+
+    [Fact]
     public async Task A_function_writing_into_its_control_folder_is_held_to_the_same_quota()
     {
         // /run/pipelines is the container user's (the sockets), a host folder under Docker:WarmRoot like /out.

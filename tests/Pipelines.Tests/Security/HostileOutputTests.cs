@@ -50,6 +50,10 @@ public class HostileRunFixture : IAsyncLifetime
         ["socket-kept"] = "mksock /out/s.tsv",
         ["long-name"] = "echo ok > /out/" + new string('n', 240) + ".tsv",
         ["deep-path"] = "cd /out; mkdir keep; cd keep; for i in $(seq 200); do mkdir aaaaaaaaaaaaaaaaaaaaaaaa; cd aaaaaaaaaaaaaaaaaaaaaaaa; done; echo x > f",
+        // Folders nested 30,000 deep (a shell's cd stops near PATH_MAX; mkdeep's chdir does not), kept
+        // while the step runs: stopped for it, and emptied afterwards without recursion (deep enough to
+        // overflow a thread's stack if walked by recursion) or a descriptor per level.
+        ["nested-deep"] = "mkdeep /out 30000; sleep 30",
         ["too-many-bytes"] = "dd if=/dev/zero of=/out/big.tsv bs=1048576 count=64 2>/dev/null",
         ["sparse-file"] = "truncate -s 100G /out/sparse.tsv",
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
@@ -176,6 +180,7 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     [InlineData("fifo-kept", "/out/p.tsv is a named pipe; outputs must be regular files")]
     [InlineData("socket-kept", "/out/s.tsv is a socket; outputs must be regular files")]
     [InlineData("deep-path", "an output path may be at most 768 bytes long")]
+    [InlineData("nested-deep", "was stopped: it nested folders more than 384 deep in /out, deeper than any output path can be (768 bytes)")]
     [InlineData("too-many-bytes", "over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("sparse-file", "over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("too-many-files", "more than 1000 files and folders")]
