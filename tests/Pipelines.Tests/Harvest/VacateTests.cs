@@ -24,6 +24,7 @@ public sealed class VacateTests : IDisposable
             command: ["count", "{inputs}"]
             outputs: ["*.tsv"]
             retries: 1
+            reuse: false
         """;
 
     private const string SleepStep = """
@@ -32,6 +33,7 @@ public sealed class VacateTests : IDisposable
             command: ["sh", "-c", "echo counting started; busybox sleep 600"]
             outputs: ["*.tsv"]
             retries: 0
+            reuse: false
         """;
 
     private readonly OwnerBurner _owner = new();
