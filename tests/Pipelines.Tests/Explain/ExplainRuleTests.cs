@@ -20,6 +20,7 @@ public sealed class ExplainRuleTests
             env: { LC_ALL: C }
             resources: { memory: 256Mi }
             outputs: ["*.tsv"]
+            reuse: false
         """;
 
     private static WorkerRig Rig() => new(async (spec, outDir, ct) =>

@@ -25,6 +25,7 @@ public sealed class VacateTests : IDisposable
             command: ["count", "{inputs}"]
             outputs: ["*.tsv"]
             retries: 1
+            reuse: false
         """;
 
     private const string SleepStep = """
@@ -33,6 +34,7 @@ public sealed class VacateTests : IDisposable
             command: ["sh", "-c", "echo counting started; busybox sleep 600"]
             outputs: ["*.tsv"]
             retries: 0
+            reuse: false
         """;
 
     private readonly OwnerBurner _owner = new();

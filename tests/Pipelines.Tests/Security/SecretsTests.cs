@@ -152,6 +152,20 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Two_runs_of_one_workflow_on_one_worker_never_share_a_warm_container()
+    {
+        // The step takes the default reuse: its tasks are requests to warm containers, whose
+        // HOSTNAME is the container's id. The API's run and the CLI's run (same step, same
+        // image, same worker) must each have had containers of their own.
+        var objects = await fixture.StoredObjectsAsync();
+        string HostOf(string folder, string run) => objects
+            .Single(o => o.Where.Contains($"/{folder}/{run}/", StringComparison.Ordinal) && o.Where.EndsWith("/env.txt", StringComparison.Ordinal)).Text
+            .Split('\n').Single(l => l.StartsWith("HOSTNAME=", StringComparison.Ordinal));
+
+        Assert.NotEqual(HostOf("envdump", fixture.SucceededRun), HostOf("cli", fixture.CliRun));
+    }
+
+    [Fact]
     public async Task A_step_gets_the_worker_secret_it_names_and_its_printed_value_is_masked_in_the_log()
     {
         var objects = await fixture.StoredObjectsAsync();

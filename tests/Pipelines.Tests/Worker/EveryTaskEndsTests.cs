@@ -74,6 +74,7 @@ public sealed class EveryTaskEndsTests : IDisposable
               - name: s
                 image: scripted:1
                 command: ["true"]
+                reuse: false
             output:
               uri: {_temp.Combine("out")}
             """;
