@@ -7,6 +7,7 @@ namespace Pipelines.Tests.Functions;
 /// The invocation log writes synchronous invocations' records in batches off the request path:
 /// what a process has handed over it reads back at once, and a stop writes what is still queued.
 /// </summary>
+[Unit]
 public sealed class InvocationLogTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
