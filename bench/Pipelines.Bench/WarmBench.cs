@@ -144,7 +144,7 @@ internal static class WarmBench
             "oneshot-fastq" => "fastq-stats, docker run per request",
             _ => "echo, docker run per request (one-shot)",
         };
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {label} | {concurrency} | {requests} | {Pct(latencies, 0.5):0.00} | {Pct(latencies, 0.95):0.00} | {Pct(latencies, 0.99):0.00} | {requests / seconds:0} | {(engine.Count > 0 ? Pct(engine, 0.5).ToString("0.00", CultureInfo.InvariantCulture) : "")} |"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {label} | {concurrency} | {requests} | {Pct(latencies, 0.5):0.00} | {Pct(latencies, 0.95):0.00} | {Pct(latencies, 0.99):0.00} | {requests / seconds:0.##} | {(engine.Count > 0 ? Pct(engine, 0.5).ToString("0.00", CultureInfo.InvariantCulture) : "")} |"));
         return 0;
     }
 

@@ -44,13 +44,25 @@ public static partial class PipelinesServer
         }
 
         var listen = urls ?? options.Urls;
-        if (!options.KeysConfigured && ServerOptions.FirstBeyondLoopback(listen) is { } open)
+        if (string.IsNullOrWhiteSpace(listen))
         {
-            throw new PipelinesException($"no access key is configured, so the server may listen on loopback only, not on {open}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", retryHelps: false);
+            throw new PipelinesException("Server:Urls (or --urls) is empty: name where to listen, e.g. http://127.0.0.1:8080", retryHelps: false);
         }
+
+        // Checked here on what is asked, and again on what was bound once listening (RunAsync):
+        // Kestrel's own settings (Kestrel:Endpoints) can add addresses the URLs do not name.
+        options.RefuseOpenWithoutKey(listen);
 
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
         builder.Configuration.AddConfiguration(config);
+        if (!options.KeysConfigured && string.IsNullOrEmpty(config["AllowedHosts"]))
+        {
+            // No key: loopback peers have full access, so a page elsewhere must not reach this
+            // server through a name it points at 127.0.0.1 (DNS rebinding): only loopback names
+            // are answered (ASP.NET's host filtering, 400 otherwise).
+            builder.Configuration["AllowedHosts"] = ServerOptions.LoopbackHosts;
+        }
+
         builder.WebHost.UseUrls(listen);
         PipelinesLogging.Configure(builder.Logging, settings.Logging, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
@@ -125,6 +137,17 @@ public static partial class PipelinesServer
         var options = app.Services.GetRequiredService<ServerOptions>();
         var log = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Pipelines.Server");
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            options.RefuseOpenWithoutKey(string.Join(';', app.Urls));
+        }
+        catch (PipelinesException)
+        {
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+
         LogStarted(log, string.Join(", ", app.Urls), options.Roles.ToString().ToLowerInvariant(), options.KeysConfigured ? $"{options.Keys.Count} key(s)" : "no keys: loopback only", ModeOf(app.Configuration));
         try
         {

@@ -50,6 +50,21 @@ public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> K
         return new ServerOptions(ParseRoles(section["Roles"]), ParseKeys(section.GetSection("Keys")), section["Urls"] ?? DefaultUrls, section["Bucket"]);
     }
 
+    /// <summary>The host names a server without keys answers (ASP.NET's AllowedHosts): loopback's only.</summary>
+    public const string LoopbackHosts = "localhost;127.0.0.1;[::1]";
+
+    /// <summary>
+    /// Without a key, loopback peers have full access: the server must then listen on loopback
+    /// only. Throws naming the first address beyond it and how to set a key.
+    /// </summary>
+    public void RefuseOpenWithoutKey(string urls)
+    {
+        if (!KeysConfigured && FirstBeyondLoopback(urls) is { } open)
+        {
+            throw new PipelinesException($"no access key is configured, so the server may listen on loopback only, not on {open}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", retryHelps: false);
+        }
+    }
+
     /// <summary>
     /// The first of the URLs to listen on (';'-separated, as ASP.NET Core takes them) whose host is
     /// not loopback (localhost, 127.0.0.0/8, ::1), or null: <c>0.0.0.0</c>, <c>[::]</c>, <c>*</c>,

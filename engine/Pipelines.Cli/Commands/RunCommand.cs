@@ -8,6 +8,7 @@ using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Telemetry;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -54,6 +55,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var clock = Stopwatch.StartNew();
+
+        // PIPELINES_PROFILE=1: where the run's time went, span by span, on stderr at the end.
+        using var profile = SpanProfile.FromEnvironment();
         var canary = CanaryRequest.Parse(settings.Candidate, settings.Sample, settings.Tolerance);
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
 

@@ -1,4 +1,5 @@
 using Pipelines.Model;
+using Pipelines.Runs;
 using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
@@ -11,6 +12,11 @@ public sealed class ValidateCommand : AsyncCommand<WorkflowSettings>
         var (yaml, dir) = await WorkflowFile.ReadAsync(settings.File, cancellationToken).ConfigureAwait(false);
         var w = WorkflowParser.Parse(yaml, settings.File, dir, settings.Set);
         WorkflowFile.PrintWarnings(settings.File, w);
+        if (await OneShotAdvice.ForLocalInputAsync(w, cancellationToken).ConfigureAwait(false) is { } advice)
+        {
+            Console.Error.WriteLine($"{settings.File}: warning: {advice}");
+        }
+
         Console.WriteLine($"{settings.File}: valid workflow '{w.Name}': {w.Steps.Count} step(s), {w.Gather.Count} gather table(s)");
         Console.WriteLine($"  input:  {w.Input.Uri}");
         Console.WriteLine($"  output: {w.Output.Uri}");

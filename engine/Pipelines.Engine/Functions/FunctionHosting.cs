@@ -18,6 +18,18 @@ internal static class FunctionHosting
     public static void Add(IServiceCollection services, FunctionsOptions options, bool keepWarm)
     {
         services.AddSingleton(options);
+
+        // The store EngineHost chose, behind the invocation log that writes synchronous invocations' records in batches.
+        var chosen = services.LastOrDefault(d => d.ServiceType == typeof(IFunctionStore))
+            ?? throw new InvalidOperationException("functions need a function store (IFunctionStore) registered first");
+        services.Remove(chosen);
+        services.AddSingleton(sp => new InvocationLog(
+            chosen.ImplementationInstance as IFunctionStore
+                ?? (IFunctionStore?)chosen.ImplementationFactory?.Invoke(sp)
+                ?? (IFunctionStore)ActivatorUtilities.CreateInstance(sp, chosen.ImplementationType!),
+            sp.GetRequiredService<ILogger<InvocationLog>>()));
+        services.AddSingleton<IFunctionStore>(sp => sp.GetRequiredService<InvocationLog>());
+        services.AddHostedService(sp => sp.GetRequiredService<InvocationLog>());
         services.AddSingleton(sp => new FunctionInvoker(
             sp.GetRequiredService<Worker.AttemptShell>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionsOptions>(), sp.GetRequiredService<ILogger<FunctionInvoker>>()));
         services.AddSingleton<FunctionRouter>();

@@ -208,9 +208,9 @@ public sealed partial class FunctionInvoker
         FileDigest digest;
         using (var handle = OutputFolder.OpenKept(lease.OutDir, chosen.Path))
         {
-            await using var source = new FileStream(handle, FileAccess.Read);
-            await using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
-            digest = await Hashing.CopyAsync(source, target, ct).ConfigureAwait(false);
+            using var source = new FileStream(handle, FileAccess.Read, 1);
+            using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
+            digest = await Hashing.CopyAsync(source, target, ct, md5: false).ConfigureAwait(false);
         }
 
         return new InvocationOutcome(InvocationStatus.Succeeded, 200, path, name, spec.ContentType ?? ContentTypes.FromName(name), digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
@@ -227,7 +227,12 @@ public sealed partial class FunctionInvoker
     {
         var body = input.Files.Count == 1 ? input.Files[0] : throw new PipelinesException("an http-mode request carries one body", retryHelps: false);
         await using var stream = new FileStream(body.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
-        using var request = new HttpRequestMessage(HttpMethod.Post, "http://function/") { Content = new StreamContent(stream) };
+
+        // A small body is read at once (no thread pool hop per read of the file); a large one is streamed.
+        using var request = new HttpRequestMessage(HttpMethod.Post, "http://function/")
+        {
+            Content = body.Size <= SmallFile ? new ByteArrayContent(ReadSmall(stream, body.Size)) : new StreamContent(stream),
+        };
         if (input.ContentType is not null && MediaTypeHeaderValue.TryParse(input.ContentType, out var type))
         {
             request.Content.Headers.ContentType = type;
@@ -238,9 +243,9 @@ public sealed partial class FunctionInvoker
         var path = Path.Combine(outputFolder, "output");
         FileDigest digest;
         await using (var source = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
-        await using (var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write))
+        using (var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1))
         {
-            digest = await Hashing.CopyAsync(new BoundedStream(source, _options.MaxResponseBytes), target, ct).ConfigureAwait(false);
+            digest = await Hashing.CopyAsync(new BoundedStream(source, _options.MaxResponseBytes), target, ct, md5: false).ConfigureAwait(false);
         }
 
         var status = (int)response.StatusCode;
@@ -252,6 +257,17 @@ public sealed partial class FunctionInvoker
         }
 
         return new InvocationOutcome(InvocationStatus.Succeeded, status, path, "output", contentType, digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
+    }
+
+    /// <summary>A file this size or smaller is read whole, at once, rather than streamed.</summary>
+    public const int SmallFile = 64 * 1024;
+
+    /// <summary>All of a small file, read directly.</summary>
+    public static byte[] ReadSmall(FileStream file, long size)
+    {
+        var bytes = new byte[size];
+        file.ReadExactly(bytes);
+        return bytes;
     }
 
     private static string Listing(OutputScan scan) => scan.Kept.Count == 0 ? "no file"

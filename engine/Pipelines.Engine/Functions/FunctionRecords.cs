@@ -96,6 +96,29 @@ public sealed record InvocationEnd(
     bool ColdStart = false);
 
 /// <summary>
+/// An invocation recorded once, when it has ended (a synchronous one, written in batches off the
+/// request path: <see cref="InvocationLog"/>): the row as it started and how it ended.
+/// </summary>
+public sealed record EndedInvocation(InvocationRecord Started, InvocationEnd End, DateTimeOffset FinishedAt)
+{
+    /// <summary>The row as it reads back: its start with its end recorded.</summary>
+    public InvocationRecord Record => Started with
+    {
+        Status = End.Status,
+        HttpStatus = End.HttpStatus,
+        OutputSha256 = End.OutputSha256,
+        OutputBytes = End.OutputBytes,
+        OutputName = End.OutputName,
+        ContentType = End.ContentType,
+        LatencyMs = End.LatencyMs,
+        ContainerId = End.ContainerId,
+        FinishedAt = FinishedAt,
+        Error = End.Error,
+        ShadowEqual = End.ShadowEqual,
+    };
+}
+
+/// <summary>
 /// Figures of one function version (and the algorithm version that served it; shadow copies
 /// apart) over the retained invocations or a window, computed in SQL.
 /// </summary>

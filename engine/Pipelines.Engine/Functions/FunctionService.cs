@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
@@ -13,11 +14,12 @@ namespace Pipelines.Functions;
 
 /// <summary>
 /// What the API, the CLI and the async job do with functions: deploy (validate, pin the image,
-/// record a version), delete, invoke now, or queue an invocation for a worker. Every
-/// invocation is recorded before it runs and once when it ends.
+/// record a version), delete, invoke now, or queue an invocation for a worker. An async
+/// invocation is recorded before it is queued and once when it ends; a synchronous one once,
+/// when it has ended, through the <see cref="InvocationLog"/>.
 /// </summary>
 public sealed class FunctionService(
-    IFunctionStore store,
+    InvocationLog store,
     IContainerRuntime runtime,
     FunctionInvoker invoker,
     FunctionsOptions options,
@@ -33,7 +35,9 @@ public sealed class FunctionService(
     AlgorithmService? algorithms = null,
     IAlgorithmStore? catalog = null)
 {
+    private readonly ConcurrentDictionary<string, (FunctionVersion Version, long Until)> _current = new(StringComparer.Ordinal);
     private long _nextPrune;
+    private long _changes;
 
     public IFunctionStore Store => store;
 
@@ -62,6 +66,41 @@ public sealed class FunctionService(
         return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Name, v.Version)).Select(s => (v, s))).ToList();
     }
 
+    /// <summary>
+    /// A function's current version as the invoke path reads it: from the store at most once per
+    /// Functions:CurrentVersionCache per function (a deploy or delete through another process is
+    /// seen within it), at once after a deploy or delete through this one; null when there is none.
+    /// </summary>
+    public async Task<FunctionVersion?> CurrentAsync(string name, CancellationToken cancellationToken)
+    {
+        var now = time.GetTimestamp();
+        if (_current.TryGetValue(name, out var known) && now < known.Until)
+        {
+            return known.Version;
+        }
+
+        var changes = Interlocked.Read(ref _changes);
+        var current = await store.GetAsync(name, null, cancellationToken).ConfigureAwait(false);
+        if (current is null)
+        {
+            _current.TryRemove(name, out _);
+        }
+        else if (Interlocked.Read(ref _changes) == changes)
+        {
+            // Kept only when no deploy or delete of this process came while it was read, which would make it old.
+            _current[name] = (current, now + (long)(options.CurrentVersionCache.TotalSeconds * time.TimestampFrequency));
+        }
+
+        return current;
+    }
+
+    /// <summary>A deploy or delete through this process: the next invocation reads the store.</summary>
+    private void Changed(string name)
+    {
+        Interlocked.Increment(ref _changes);
+        _current.TryRemove(name, out _);
+    }
+
     /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
     {
@@ -69,6 +108,7 @@ public sealed class FunctionService(
         var digest = await runtime.ResolveImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        Changed(spec.Name);
         if (result.Replaced is { } old)
         {
             // The old version's warm containers serve no one now: new requests go to the new version.
@@ -103,6 +143,7 @@ public sealed class FunctionService(
     public async Task<bool> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         var versions = await store.DeleteAsync(name, cancellationToken).ConfigureAwait(false);
+        Changed(name);
         await RetireAsync(name, versions, cancellationToken).ConfigureAwait(false);
         return versions.Count > 0;
     }
@@ -120,20 +161,24 @@ public sealed class FunctionService(
         var id = NewId();
         using var span = EngineTracing.Start(EngineTracing.Invoke, ActivityKind.Server)?.SetTag("pipelines.function", function.Name).SetTag("pipelines.invocation.id", id);
         var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
-        await store.AddInvocationAsync(Record(id, routed.Serving, input, InvocationStatus.Running, isAsync: false, caller, time.GetUtcNow(), routed.Route), cancellationToken).ConfigureAwait(false);
-        var outcome = await RunRoutedAsync(routed, input, id, caller, outputFolder, cancellationToken, async o =>
-            await store.FinishAsync(id, o.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false)).ConfigureAwait(false);
+
+        // Written once, when it has ended, in a batch off the request path (InvocationLog); the answer does not wait for it.
+        var started = Record(id, routed.Serving, input, InvocationStatus.Running, isAsync: false, caller, time.GetUtcNow(), routed.Route);
+        var outcome = await RunRoutedAsync(routed, input, id, caller, outputFolder, cancellationToken, end =>
+            store.RecordAsync(new EndedInvocation(started, end, time.GetUtcNow()), CancellationToken.None).AsTask()).ConfigureAwait(false);
         await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
         return (id, outcome, routed.Serving);
     }
 
     /// <summary>
     /// The run of one routed invocation, for both the API and the async job: a shadow copy staged
-    /// before the input is consumed, the invocation, <paramref name="finish"/> (its record), then
-    /// the shadow copy queued with stable's answer and, after a canary's invocation, the guard's check.
+    /// before the input is consumed, the invocation, its end recorded (<paramref name="record"/>;
+    /// <paramref name="finish"/> for one that ran, when given), then the shadow copy queued with
+    /// stable's answer and, after a canary's invocation, the guard's check.
     /// </summary>
     private async Task<InvocationOutcome> RunRoutedAsync(
-        RoutedInvocation routed, FunctionInput input, string id, string? caller, string outputFolder, CancellationToken cancellationToken, Func<InvocationOutcome, Task> finish)
+        RoutedInvocation routed, FunctionInput input, string id, string? caller, string outputFolder, CancellationToken cancellationToken,
+        Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null)
     {
         var shadow = routed is { ShadowTo: { } to, Algorithm: { } algorithm }
             ? await shadows.StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
@@ -149,20 +194,20 @@ public sealed class FunctionService(
             // An outage or the unforeseen: still recorded, then answered by the caller.
             var end = Unforeseen(e);
             Answered(routed.Serving.Name, end.Status, end.HttpStatus, clock.Elapsed.TotalSeconds, end.Error);
-            await store.FinishAsync(id, end, time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await record(end).ConfigureAwait(false);
             await DiscardAsync(shadow, "stable's run ended with an error: " + PipelinesException.Describe(e)).ConfigureAwait(false);
             throw;
         }
         catch (OperationCanceledException)
         {
-            await store.FinishAsync(id, new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer"), time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
+            await record(new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer")).ConfigureAwait(false);
             await DiscardAsync(shadow, "the caller went away before stable's answer").ConfigureAwait(false);
             throw;
         }
 
         Answered(routed.Serving.Name, outcome.Status, outcome.HttpStatus, outcome.LatencyMs / 1000, outcome.Error);
         Activity.Current?.SetTag("pipelines.function.cold_start", outcome.ColdStart);
-        await finish(outcome).ConfigureAwait(false);
+        await (finish is null ? record(outcome.ToEnd()) : finish(outcome)).ConfigureAwait(false);
         if (shadow is not null)
         {
             await shadows.EnqueueAsync(shadow, outcome).ConfigureAwait(false);
@@ -266,7 +311,7 @@ public sealed class FunctionService(
             }
 
             var input = new FunctionInput(inDir, files, manifest.ContentType, manifest.Sha256, manifest.Bytes);
-            await RunRoutedAsync(routed, input, id, record.Caller, outDir, cancellationToken, async outcome =>
+            await RunRoutedAsync(routed, input, id, record.Caller, outDir, cancellationToken, end => store.FinishAsync(id, end, time.GetUtcNow(), CancellationToken.None), async outcome =>
             {
                 if (outcome.OutputPath is not null)
                 {

@@ -39,6 +39,10 @@ public sealed record FunctionsOptions
     [Positive]
     public TimeSpan KeepWarmInterval { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>How long the invoke path serves a function's current version before it reads the store again (Functions:CurrentVersionCache); 0s reads it on every invocation.</summary>
+    [AtLeastZero]
+    public TimeSpan CurrentVersionCache { get; init; } = TimeSpan.FromSeconds(1);
+
     public InvocationRetention Retention => new(KeepInvocations, KeepInvocationsFor);
 
     public long MaxResponseBytes => MaxResponseSize;

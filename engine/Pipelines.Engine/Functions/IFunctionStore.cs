@@ -55,6 +55,13 @@ public interface IFunctionStore
     /// <summary>Records how an invocation ended, once: true for the call that ended it, false after (or when there is no such invocation).</summary>
     Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Records invocations that have ended, each once with its start and its end, in one write
+    /// (<see cref="InvocationLog"/> batches the synchronous ones): those of a function that is no
+    /// longer there (deleted meanwhile) and those whose id exists already are left out. Returns how many were written.
+    /// </summary>
+    Task<int> AddEndedAsync(IReadOnlyList<EndedInvocation> ended, CancellationToken cancellationToken);
+
     /// <summary>The invocation, or null.</summary>
     Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken);
 

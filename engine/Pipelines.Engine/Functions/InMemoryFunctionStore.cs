@@ -148,22 +148,27 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 return Task.FromResult(false);
             }
 
-            i.Record = i.Record with
-            {
-                Status = end.Status,
-                HttpStatus = end.HttpStatus,
-                OutputSha256 = end.OutputSha256,
-                OutputBytes = end.OutputBytes,
-                OutputName = end.OutputName,
-                ContentType = end.ContentType,
-                LatencyMs = end.LatencyMs,
-                ContainerId = end.ContainerId,
-                FinishedAt = now,
-                Error = end.Error,
-                ShadowEqual = end.ShadowEqual,
-            };
+            i.Record = new EndedInvocation(i.Record, end, now).Record;
             i.ColdStart = end.ColdStart;
             return Task.FromResult(true);
+        }
+    }
+
+    public Task<int> AddEndedAsync(IReadOnlyList<EndedInvocation> ended, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var written = 0;
+            foreach (var e in ended)
+            {
+                if (_functions.ContainsKey(e.Started.Function) && !_invocations.ContainsKey(e.Started.Id))
+                {
+                    _invocations.Add(e.Started.Id, new Invocation(e.Record) { ColdStart = e.End.ColdStart });
+                    written++;
+                }
+            }
+
+            return Task.FromResult(written);
         }
     }
 

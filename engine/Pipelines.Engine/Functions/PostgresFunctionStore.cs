@@ -242,6 +242,65 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
+    public async Task<int> AddEndedAsync(IReadOnlyList<EndedInvocation> ended, CancellationToken cancellationToken)
+    {
+        if (ended.Count == 0)
+        {
+            return 0;
+        }
+
+        // One statement for the whole batch: the columns as arrays, unnested into rows. A function
+        // deleted meanwhile has no rows to keep (its invocations went with it), and an id already
+        // there is left as it is; a delete that commits between the check and the insert fails the
+        // statement on the foreign key, and the next try leaves that function's rows out.
+        var rows = ended.Select(e => (e.Record, e.End.ColdStart)).ToList();
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var cmd = await _db.CommandAsync($"""
+                INSERT INTO {S}.function_invocations ({InvocationColumns}, cold_start)
+                SELECT t.* FROM unnest(@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, @out_sha, @out_bytes, @out_name, @ct, @http,
+                                       @latency, @container, @started, @finished, @error, @caller, @alg, @route, @shadow_of, @equal, @cold)
+                    AS t(id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name,
+                         content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route,
+                         shadow_of, shadow_equal, cold_start)
+                WHERE EXISTS (SELECT 1 FROM {S}.functions f WHERE f.name = t.function)
+                ON CONFLICT (id) DO NOTHING
+                """, cancellationToken).ConfigureAwait(false);
+            cmd.Parameters.AddWithValue("id", rows.Select(r => r.Record.Id).ToArray());
+            cmd.Parameters.AddWithValue("fn", rows.Select(r => r.Record.Function).ToArray());
+            cmd.Parameters.AddWithValue("v", rows.Select(r => r.Record.Version).ToArray());
+            cmd.Parameters.AddWithValue("digest", rows.Select(r => r.Record.ImageDigest).ToArray());
+            cmd.Parameters.AddWithValue("status", rows.Select(r => InvocationStatuses.Name(r.Record.Status)).ToArray());
+            cmd.Parameters.AddWithValue("async", rows.Select(r => r.Record.Async).ToArray());
+            cmd.Parameters.AddWithValue("in_sha", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.InputSha256).ToArray());
+            cmd.Parameters.AddWithValue("in_bytes", rows.Select(r => r.Record.InputBytes).ToArray());
+            cmd.Parameters.AddWithValue("out_sha", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.OutputSha256).ToArray());
+            cmd.Parameters.AddWithValue("out_bytes", NpgsqlDbType.Array | NpgsqlDbType.Bigint, rows.Select(r => r.Record.OutputBytes).ToArray());
+            cmd.Parameters.AddWithValue("out_name", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.OutputName).ToArray());
+            cmd.Parameters.AddWithValue("ct", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.ContentType).ToArray());
+            cmd.Parameters.AddWithValue("http", NpgsqlDbType.Array | NpgsqlDbType.Integer, rows.Select(r => r.Record.HttpStatus).ToArray());
+            cmd.Parameters.AddWithValue("latency", NpgsqlDbType.Array | NpgsqlDbType.Double, rows.Select(r => r.Record.LatencyMs).ToArray());
+            cmd.Parameters.AddWithValue("container", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.ContainerId).ToArray());
+            cmd.Parameters.AddWithValue("started", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, rows.Select(r => r.Record.StartedAt).ToArray());
+            cmd.Parameters.AddWithValue("finished", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz, rows.Select(r => r.Record.FinishedAt).ToArray());
+            cmd.Parameters.AddWithValue("error", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.Error).ToArray());
+            cmd.Parameters.AddWithValue("caller", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.Caller).ToArray());
+            cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.AlgorithmVersion).ToArray());
+            cmd.Parameters.AddWithValue("route", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.Route).ToArray());
+            cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.ShadowOf).ToArray());
+            cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Array | NpgsqlDbType.Boolean, rows.Select(r => r.Record.ShadowEqual).ToArray());
+            cmd.Parameters.AddWithValue("cold", rows.Select(r => r.ColdStart).ToArray());
+            try
+            {
+                return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation && attempt < 3)
+            {
+                // A function deleted while the batch was written: try again without its rows.
+            }
+        }
+    }
+
     public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id", cancellationToken).ConfigureAwait(false);

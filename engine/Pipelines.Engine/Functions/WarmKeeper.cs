@@ -124,10 +124,12 @@ public sealed partial class WarmKeeper(
             await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
             pool!.Prewarm(FunctionInvoker.WarmSpecOf(function, secrets), function.Spec.MinWarm);
         }
-        catch (PipelinesException e) when (!e.RetryHelps)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            // A missing secret or image: said here, and to each request that meets it.
-            LogNotWarmed(log, function.Owner, e.Message);
+            // A missing secret or image: said here, and to each request that meets it. A registry
+            // or engine out of reach too, for this function only: the others of the round are
+            // still warmed and retired, and the next round tries this one again.
+            LogNotWarmed(log, function.Owner, PipelinesException.Describe(e));
         }
     }
 

@@ -90,10 +90,10 @@ internal static class StepsSection
                 f.CheckGlob("outputs", gi, glob);
             }
 
-            var reuse = f.Bool("reuse") ?? false;
+            var reuse = f.Bool("reuse");
             if (name is not null && image is not null && command is { Count: > 0 })
             {
-                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs) { Secrets = secrets, Reuse = reuse });
+                steps.Add(new StepSpec(name, image, command, env, resources, Math.Clamp(retries, 0, 10), outputs) { Secrets = secrets, Reuse = reuse ?? true, ReuseSaid = reuse is not null });
             }
         }
 

@@ -82,10 +82,19 @@ public sealed record StepSpec(
 
     /// <summary>
     /// Whether the tasks of a run run this step as requests to warm containers of the step
-    /// (fork mode, docs/functions.md) instead of a new container each. Not part of a task's
-    /// identity: the step sees the same files either way.
+    /// (fork mode, docs/functions.md) instead of a new container each: the default, as a
+    /// container start costs 0.1-0.4 s and a request milliseconds (docs/decisions.md);
+    /// <c>reuse: false</c> opts out. Not part of a task's identity: the step sees the same
+    /// files either way.
     /// </summary>
-    public bool Reuse { get; init; }
+    public bool Reuse { get; init; } = true;
+
+    /// <summary>
+    /// Whether the workflow said <c>reuse</c> itself. A step that asked for reuse fails where the
+    /// worker cannot serve warm containers; one that took the default runs a container per
+    /// task there, and the worker says so.
+    /// </summary>
+    public bool ReuseSaid { get; init; }
 }
 
 /// <summary>The limits a step's container runs under.</summary>

@@ -26,7 +26,10 @@ internal sealed record ExpandedStep(
     public IReadOnlyList<string> Secrets { get; init; } = [];
 
     /// <summary>Whether the step runs in warm containers of its run (<see cref="Model.StepSpec.Reuse"/>).</summary>
-    public bool Reuse { get; init; }
+    public bool Reuse { get; init; } = true;
+
+    /// <summary>Whether the workflow said reuse itself (<see cref="Model.StepSpec.ReuseSaid"/>).</summary>
+    public bool ReuseSaid { get; init; }
 }
 
 /// <summary>The outcome of planning: the tasks, and what was left out and why.</summary>

@@ -131,7 +131,7 @@ internal static class Planner
             s.Resources,
             s.Retries,
             s.Outputs)
-        { Secrets = s.Secrets, Reuse = s.Reuse }).ToList();
+        { Secrets = s.Secrets, Reuse = s.Reuse, ReuseSaid = s.ReuseSaid }).ToList();
     }
 
     /// <summary>

@@ -210,7 +210,7 @@ public sealed partial class RunSubmitter(
 
         EngineMetrics.RunSubmitted();
         LogSubmitted(log, runId, workflow.Name, count, plan.Counter.Selected);
-        return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, plan.FilesUngrouped, plan.Scope))
+        return new SubmittedRun(runId, workflow.Name, count, plan.Counter.Selected, runOutput.Uri, SubmitWarning.Of(workflow, count, plan.FilesUngrouped, plan.Scope))
         {
             CanaryRunId = canaryPlan?.CurrentLink.CandidateRunId,
             CanaryTasks = canaryTasks,

@@ -9,10 +9,15 @@ namespace Pipelines.Runs;
 /// </summary>
 public sealed record SubmitWarning(string Text, bool IsNote = false)
 {
-    /// <summary>Everything a run's submission has to say, in the order a user reads it.</summary>
-    public static IReadOnlyList<SubmitWarning> Of(Workflow workflow, int filesUngrouped, InputScope scope)
+    /// <summary>Everything a run's submission of <paramref name="tasks"/> tasks has to say, in the order a user reads it.</summary>
+    public static IReadOnlyList<SubmitWarning> Of(Workflow workflow, int tasks, int filesUngrouped, InputScope scope)
     {
         var warnings = workflow.Warnings.Select(w => new SubmitWarning(w.ToString())).ToList();
+        if (OneShotAdvice.For(workflow, tasks) is { } advice)
+        {
+            warnings.Add(new(advice));
+        }
+
         if (filesUngrouped > 0)
         {
             warnings.Add(new($"{filesUngrouped} selected file(s) do not match input.group_by and are left out"));

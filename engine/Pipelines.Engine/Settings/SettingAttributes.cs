@@ -9,6 +9,10 @@ public sealed record SettingInfo(string Key, string Default, PropertyInfo Proper
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class PositiveAttribute : Attribute;
 
+/// <summary>A duration that may be zero but not less.</summary>
+[AttributeUsage(AttributeTargets.Property)]
+public sealed class AtLeastZeroAttribute : Attribute;
+
 /// <summary>A value that must be set (it has no default).</summary>
 [AttributeUsage(AttributeTargets.Property)]
 public sealed class RequiredSettingAttribute : Attribute;

@@ -171,6 +171,11 @@ public static class SettingsBinder
             throw Refused(key, text ?? Format(p, value), "above zero");
         }
 
+        if (p.GetCustomAttribute<AtLeastZeroAttribute>() is not null && value is TimeSpan negative && negative < TimeSpan.Zero)
+        {
+            throw Refused(key, text ?? Format(p, value), "zero or more");
+        }
+
         if (p.GetCustomAttribute<BetweenAttribute>() is { } between && value is not null)
         {
             var n = Convert.ToDouble(value, CultureInfo.InvariantCulture);

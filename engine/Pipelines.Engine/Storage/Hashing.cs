@@ -23,11 +23,21 @@ internal static class Hashing
         {
             long total = 0;
             int read;
-            while ((read = await source.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false)) > 0)
+            // On Linux a FileStream's async read or write is the same blocking call run on the
+            // thread pool, one hop each; a local file is read and written directly instead.
+            while ((read = source is FileStream ? source.Read(buffer, 0, BufferSize) : await source.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false)) > 0)
             {
                 sha.AppendData(buffer, 0, read);
                 md?.AppendData(buffer, 0, read);
-                await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                if (destination is FileStream)
+                {
+                    destination.Write(buffer, 0, read);
+                }
+                else
+                {
+                    await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
+                }
+
                 total += read;
             }
 

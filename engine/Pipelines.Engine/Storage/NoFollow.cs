@@ -23,6 +23,7 @@ internal static unsafe partial class NoFollow
     private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
     private const int ENOENT = 2;
+    private const int EEXIST = 17;
     private const uint RenameNoReplace = 1;
 
     /// <summary>Opens a folder without following a link at its last component.</summary>
@@ -149,32 +150,92 @@ internal static unsafe partial class NoFollow
         }
     }
 
+    /// <summary>How many folders deep <see cref="EmptyFolder"/> holds open at once.</summary>
+    internal const int EmptyDepth = 64;
+
     /// <summary>
     /// Removes everything inside a folder and keeps the folder, never following a link, whatever
     /// the names (raw bytes, so a name that is not UTF-8 goes too): a folder a container wrote in.
+    /// A container can leave folders nested a hundred thousand deep: the walk keeps its own stack
+    /// (no recursion to overflow the process's) with at most <see cref="EmptyDepth"/> folders
+    /// open, and a folder found deeper is first moved up into the root under a new name, to be
+    /// emptied from there. Call it when nothing writes in the folder any more.
     /// </summary>
     public static void EmptyFolder(string path)
     {
         using var root = OpenDirectory(path);
-        Empty(root, path);
-
-        static void Empty(SafeDirectory folder, string shown)
+        var stack = new List<(SafeDirectory Folder, List<byte[]> Names, int Next, byte[]? Name)> { (root, ReadNames(root, path), 0, null) };
+        var moved = 0L;
+        try
         {
-            foreach (var raw in ReadNames(folder, shown))
+            while (stack.Count > 0)
             {
-                var entry = Stat(folder, raw, shown);
-                if (entry is { Kind: UnixFileKind.Directory })
+                var (folder, names, next, name) = stack[^1];
+                if (next == names.Count)
                 {
-                    using (var child = OpenDirectory(folder, raw, shown))
+                    // Emptied: closed, then removed from its parent (the root itself is kept).
+                    stack.RemoveAt(stack.Count - 1);
+                    if (name is not null)
                     {
-                        Empty(child, shown);
+                        folder.Dispose();
+                        Remove(stack[^1].Folder, name, folder: true, path);
                     }
 
-                    Remove(folder, raw, folder: true, shown);
+                    continue;
                 }
-                else if (entry is not null)
+
+                stack[^1] = (folder, names, next + 1, name);
+                var raw = names[next];
+                var entry = Stat(folder, raw, path);
+                if (entry is not { Kind: UnixFileKind.Directory })
                 {
-                    Remove(folder, raw, folder: false, shown);
+                    if (entry is not null)
+                    {
+                        Remove(folder, raw, folder: false, path);
+                    }
+
+                    continue;
+                }
+
+                if (stack.Count < EmptyDepth)
+                {
+                    var child = OpenDirectory(folder, raw, path);
+                    stack.Add((child, ReadNames(child, path), 0, raw));
+                    continue;
+                }
+
+                // Too deep to open another: moved up into the root, and emptied from there later.
+                var up = MoveUp(folder, raw, root, ref moved, path);
+                stack[0].Names.Add(up);
+            }
+        }
+        finally
+        {
+            for (var i = stack.Count - 1; i > 0; i--)
+            {
+                stack[i].Folder.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Moves a folder into <paramref name="root"/> under a name not taken there; returns the name.</summary>
+    private static byte[] MoveUp(SafeDirectory parent, byte[] name, SafeDirectory root, ref long moved, string shownAs)
+    {
+        while (true)
+        {
+            var up = System.Text.Encoding.ASCII.GetBytes($".pipelines-deep-{moved++}");
+            fixed (byte* from = Terminated(name))
+            fixed (byte* to = Terminated(up))
+            {
+                if (RenameAt2(parent.Fd, from, root.Fd, to, RenameNoReplace) == 0)
+                {
+                    return up;
+                }
+
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno != EEXIST)
+                {
+                    throw Error("cannot move up a deeply nested folder in", shownAs, errno);
                 }
             }
         }

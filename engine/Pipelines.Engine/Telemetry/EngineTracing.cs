@@ -31,6 +31,10 @@ public static class EngineTracing
     internal const string Attempt = "pipelines.step.attempt";
     internal const string Container = "pipelines.container";
     internal const string StageOut = "pipelines.task.stage_out";
+    internal const string CacheCheck = "pipelines.task.cache_check";
+    internal const string Claim = "pipelines.task.claim";
+    internal const string Settle = "pipelines.task.settle";
+    internal const string FanIn = "pipelines.task.fan_in";
     internal const string Gather = "pipelines.run.gather";
     internal const string Invoke = "pipelines.function.invoke";
 

@@ -23,6 +23,18 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
     /// <summary>Whether this process can serve attempts from warm containers (it has a pool, on a Docker engine).</summary>
     public bool CanWarm => pool is not null;
 
+    /// <summary>
+    /// Whether a step's tasks can be requests to warm containers here: a pool, and the fork helper
+    /// its containers start with. Null when they can; else why not, for the step that took
+    /// reuse by default and runs a container per task instead.
+    /// </summary>
+    public string? WhyNoWarmSteps => pool switch
+    {
+        null => "this worker has no warm pool (it needs the Docker engine)",
+        { CanFork: false } => "this worker has no fork helper for warm containers (build it with scripts/build-native, or set Docker:WarmHelper)",
+        _ => null,
+    };
+
     /// <summary>One attempt in a container of its own: the runtime creates, starts, waits for and removes it.</summary>
     public Task<AttemptEnd<ContainerResult>> RunAsync(Attempt attempt, ContainerSpec container, CancellationToken ct) =>
         AdmittedAsync(attempt, async (vacate, token) =>

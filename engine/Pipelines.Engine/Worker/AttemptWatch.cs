@@ -94,7 +94,12 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         var wrote = new List<string>(plan.Folders.Count);
         foreach (var folder in plan.Folders)
         {
-            var (f, b) = OutputFolder.Measure(folder.Host, plan.Limits);
+            var (f, b, tooDeep) = OutputFolder.Measure(folder.Host, plan.Limits);
+            if (tooDeep)
+            {
+                return $"it nested folders more than {OutputFolder.MaxDepth} deep in {folder.Shown}, deeper than any output path can be ({OutputFolder.MaxPathBytes} bytes)";
+            }
+
             files += f;
             bytes += b;
             if (f > 0)

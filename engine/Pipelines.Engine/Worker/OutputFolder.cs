@@ -97,13 +97,22 @@ internal static class OutputFolder
     }
 
     /// <summary>
-    /// How much a running step has written so far: entries and allocated bytes (a sparse file
-    /// counts what it really takes on disk), stopping as soon as a limit is passed. Entries that
-    /// vanish or are odd while the container writes are skipped; the final walk judges them.
+    /// The deepest folder nesting an output can have: every level adds at least two bytes ("d/")
+    /// to a path of at most <see cref="MaxPathBytes"/>, so anything deeper can never be kept.
     /// </summary>
-    public static (long Files, long Bytes) Measure(string outDir, OutputLimits limits)
+    public const int MaxDepth = MaxPathBytes / 2;
+
+    /// <summary>
+    /// How much a running step has written so far: entries and allocated bytes (a sparse file
+    /// counts what it really takes on disk), stopping as soon as a limit is passed, and whether it
+    /// nests folders deeper than <see cref="MaxDepth"/> (no output can be there: the walk does
+    /// not go down it, and the attempt is stopped for it). An entry that vanishes or changes while
+    /// the container writes is skipped, and the walk goes on past it; the final walk judges it.
+    /// </summary>
+    public static (long Files, long Bytes, bool TooDeep) Measure(string outDir, OutputLimits limits)
     {
         long files = 0, bytes = 0;
+        var tooDeep = false;
         try
         {
             using var root = NoFollow.OpenDirectory(outDir);
@@ -111,30 +120,70 @@ internal static class OutputFolder
         }
         catch (PipelinesException)
         {
-            // A folder removed or replaced mid-walk: what was counted stands.
+            // The folder itself removed or replaced: what was counted stands.
         }
 
-        return (files, bytes);
+        return (files, bytes, tooDeep);
 
         void Walk(NoFollow.SafeDirectory folder, int depth)
         {
-            foreach (var raw in NoFollow.ReadNames(folder, ContainerLayout.Out))
+            List<byte[]> names;
+            try
             {
-                if (++files > limits.MaxFiles || bytes > limits.MaxBytes)
+                names = NoFollow.ReadNames(folder, ContainerLayout.Out);
+            }
+            catch (PipelinesException)
+            {
+                return;
+            }
+
+            foreach (var raw in names)
+            {
+                if (++files > limits.MaxFiles || bytes > limits.MaxBytes || tooDeep)
                 {
                     return;
                 }
 
-                var entry = NoFollow.Stat(folder, raw, ContainerLayout.Out);
+                UnixFileStatus? entry;
+                try
+                {
+                    entry = NoFollow.Stat(folder, raw, ContainerLayout.Out);
+                }
+                catch (PipelinesException)
+                {
+                    continue;
+                }
+
                 if (entry is null)
                 {
                     continue;
                 }
 
                 bytes += entry.Value.Allocated;
-                if (entry.Value.Kind == UnixFileKind.Directory && depth < 512)
+                if (entry.Value.Kind != UnixFileKind.Directory)
                 {
-                    using var child = NoFollow.OpenDirectory(folder, raw, ContainerLayout.Out);
+                    continue;
+                }
+
+                if (depth + 1 >= MaxDepth)
+                {
+                    tooDeep = true;
+                    return;
+                }
+
+                NoFollow.SafeDirectory child;
+                try
+                {
+                    child = NoFollow.OpenDirectory(folder, raw, ContainerLayout.Out);
+                }
+                catch (PipelinesException)
+                {
+                    // Removed, or swapped for a link, since it was looked at: skipped, not the end of the walk.
+                    continue;
+                }
+
+                using (child)
+                {
                     Walk(child, depth + 1);
                 }
             }

@@ -33,6 +33,9 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
         public VacatedAttempts.StepLog? VacatedLog { get; init; }
     }
 
+    /// <summary>1 once this worker has said that steps taking the default reuse run a container per task here.</summary>
+    private int _saidNoWarm;
+
     /// <summary>The error recorded on a vacated attempt.</summary>
     public const string VacatedReason = "vacated: the machine's owner needed it back; the task went back to the queue (not a failure, not counted against retries)";
 
@@ -64,9 +67,10 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 try
                 {
                     var secrets = options.SecretsFor(step.Name, step.Secrets);
-                    using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", step.Reuse))
+                    var warm = Warm(step, stepLog);
+                    using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", warm))
                     {
-                        (result, stop) = step.Reuse
+                        (result, stop) = warm
                             ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
                             : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
                     }
@@ -148,6 +152,28 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
         }
 
         return new Result(new TaskOutcome(TaskState.Succeeded, lastExit, null, time.GetUtcNow()), Splittable: false);
+    }
+
+    /// <summary>
+    /// Whether this attempt is a request to a warm container: a step with reuse (the default)
+    /// is, unless it took the default on a worker that cannot serve warm containers: then it runs
+    /// in a container of its own, and its log and the worker's (once) say why. A step that said
+    /// reuse: true itself fails there instead (<see cref="RunWarmAsync"/>).
+    /// </summary>
+    private bool Warm(ExpandedStep step, StringBuilder stepLog)
+    {
+        if (!step.Reuse || step.ReuseSaid || shell.WhyNoWarmSteps is not { } why)
+        {
+            return step.Reuse;
+        }
+
+        stepLog.Append("=== pipelines: ").Append(step.Name).Append(" runs in a container of its own, not a warm one: ").Append(why).Append(" ===\n");
+        if (Interlocked.Exchange(ref _saidNoWarm, 1) == 0)
+        {
+            LogNoWarmSteps(log, why);
+        }
+
+        return false;
     }
 
     /// <summary>One attempt in a new container of its own, with the task's folders bound in it.</summary>
@@ -300,6 +326,9 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
 
         return ": " + (trimmed.Length > 2000 ? "..." + trimmed[^2000..] : trimmed);
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "steps that take reuse by default run a container per task on this worker: {Why}")]
+    private static partial void LogNoWarmSteps(ILogger logger, string why);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} step {Step} attempt {Attempt} failed: {Error}")]
     private static partial void LogStepFailed(ILogger logger, string runId, int index, string step, int attempt, string error);

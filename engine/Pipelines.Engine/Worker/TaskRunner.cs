@@ -200,10 +200,16 @@ public sealed partial class TaskRunner
                 end = Failed(reason);
             }
 
-            remaining = await SettleAsync(run, task, definition, end, ct).ConfigureAwait(false);
+            using (EngineTracing.Start(EngineTracing.Settle))
+            {
+                remaining = await SettleAsync(run, task, definition, end, ct).ConfigureAwait(false);
+            }
         }
 
-        await FanInAsync(runId, remaining, ct).ConfigureAwait(false);
+        using (EngineTracing.Start(EngineTracing.FanIn))
+        {
+            await FanInAsync(runId, remaining, ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>How this delivery ends the task: not started (the run stops), reused, or run.</summary>
@@ -214,16 +220,26 @@ public sealed partial class TaskRunner
         {
             // A canary's candidate always runs, and neither reads nor writes the cache: nothing of
             // it can stand in for the current image's results (docs/algorithms.md).
-            var cache = definition.IsCandidate
-                ? new CacheCheck(null, new Explain.RanBecause(Explain.RanBecause.CanaryCandidate))
-                : await _cache.CheckAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), runOutput, ct).ConfigureAwait(false);
+            CacheCheck cache;
+            using (EngineTracing.Start(EngineTracing.CacheCheck))
+            {
+                cache = definition.IsCandidate
+                    ? new CacheCheck(null, new Explain.RanBecause(Explain.RanBecause.CanaryCandidate))
+                    : await _cache.CheckAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), runOutput, ct).ConfigureAwait(false);
+            }
+
             if (cache.Reused is { } reused)
             {
                 return new TaskEnd.Settled(new TaskOutcome(TaskState.Cached, 0, null, _time.GetUtcNow()), reused);
             }
 
             // The lease keeps a second delivery from running the task while this attempt runs.
-            var lease = await TaskLease.ClaimAsync(_store, run.RunId, task.Index, _options, _time, _log, ct).ConfigureAwait(false);
+            TaskLease? lease;
+            using (EngineTracing.Start(EngineTracing.Claim))
+            {
+                lease = await TaskLease.ClaimAsync(_store, run.RunId, task.Index, _options, _time, _log, ct).ConfigureAwait(false);
+            }
+
             if (lease is not null)
             {
                 await using (lease.ConfigureAwait(false))

@@ -48,7 +48,7 @@ public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queu
     /// </summary>
     internal async Task StartAheadAsync(string runId, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
     {
-        if (pool is null || harvester is not { Policy: HarvestPolicy.Always } || workflow.Steps is not [{ Reuse: true } first, ..])
+        if (pool is not { CanFork: true } || harvester is not { Policy: HarvestPolicy.Always } || workflow.Steps is not [{ Reuse: true } first, ..])
         {
             return;
         }

@@ -135,7 +135,7 @@ internal static partial class FunctionsApi
     private static async Task<IResult> InvokeAsync(
         string name, HttpContext http, FunctionService functions, WorkerOptions worker, ClaimsPrincipal user, CancellationToken ct)
     {
-        var function = await functions.Store.GetAsync(name, null, ct);
+        var function = await functions.CurrentAsync(name, ct);
         if (function is null)
         {
             return NoSuchFunction(name);
@@ -195,6 +195,17 @@ internal static partial class FunctionsApi
 
             if (outcome.OutputPath is not null)
             {
+                http.Response.StatusCode = outcome.HttpStatus;
+                var output = new FileStream(outcome.OutputPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+                if (output.Length <= FunctionInvoker.SmallFile)
+                {
+                    // A small output is read whole and the folder removed now: no hop to the thread pool per read.
+                    using (output)
+                    {
+                        return TypedResults.Bytes(FunctionInvoker.ReadSmall(output, output.Length), outcome.ContentType);
+                    }
+                }
+
                 // The file is removed once the answer has been sent.
                 keep = true;
                 http.Response.OnCompleted(() =>
@@ -202,8 +213,7 @@ internal static partial class FunctionsApi
                     FunctionService.DeleteScratch(folder);
                     return Task.CompletedTask;
                 });
-                http.Response.StatusCode = outcome.HttpStatus;
-                return TypedResults.Stream(new FileStream(outcome.OutputPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true), outcome.ContentType);
+                return TypedResults.Stream(output, outcome.ContentType);
             }
 
             if (outcome.HttpStatus == 429)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Security.Cryptography;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -142,8 +143,24 @@ internal static class InvokeBody
     private static async Task<InputPart> SaveAsync(Stream source, string folder, string name, CancellationToken ct)
     {
         var path = Path.Combine(folder, name);
-        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
-        await source.CopyToAsync(file, ct).ConfigureAwait(false);
+
+        // Read from the network as it comes and written to the file directly: on Linux a FileStream's
+        // async write is the same blocking call run on the thread pool, one hop per write.
+        using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
+        var buffer = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int read;
+            while ((read = await source.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            {
+                file.Write(buffer, 0, read);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
         return new InputPart(name, path, file.Length);
     }
 

@@ -7,6 +7,7 @@ namespace Pipelines.Tests.Algorithms;
 
 /// <summary>/api/algorithms on a real `pipelines server` process: push with the tarball as the body, list, refusals, delete.</summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class AlgorithmApiTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

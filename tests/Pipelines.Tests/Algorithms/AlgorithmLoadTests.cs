@@ -12,6 +12,7 @@ namespace Pipelines.Tests.Algorithms;
 /// image_load_seconds), in the report, in the catalog's loads and on the dashboard.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

@@ -323,6 +323,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
+[Unit]
 public sealed class InMemoryAlgorithmStoreContractTests : AlgorithmStoreContract
 {
     protected override IAlgorithmStore? Another => null;
@@ -331,6 +332,7 @@ public sealed class InMemoryAlgorithmStoreContractTests : AlgorithmStoreContract
 }
 
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own; a second data source stands for a second process.</summary>
+[Integration]
 public sealed class PostgresAlgorithmStoreContractTests : AlgorithmStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("alg_");

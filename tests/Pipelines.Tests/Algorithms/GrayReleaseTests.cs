@@ -122,6 +122,7 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
 /// it; shadow mode answers with stable's output and records each copy equal or different.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayReleaseFixture>
 {
     private sealed record Answer(HttpStatusCode Status, string Body, string? AlgorithmVersion, string? Invocation);
@@ -503,6 +504,7 @@ public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayR
 }
 
 /// <summary>The guard's rule on figures alone: too few, errors over the margin, p95 over both latency margins.</summary>
+[Unit]
 public sealed class CanaryVerdictTests
 {
     private static readonly CanaryOptions Options = new() { MinRequests = 10, MaxErrorRateIncrease = 0.05, MaxP95Ratio = 1.5, MaxP95IncreaseMs = 100 };

@@ -5,6 +5,7 @@ using Pipelines.Containers;
 namespace Pipelines.Tests.Algorithms;
 
 /// <summary>Which names are pulled from a registry, and whose credentials a pull gets.</summary>
+[Unit]
 public sealed class RegistryNameTests
 {
     [Theory]

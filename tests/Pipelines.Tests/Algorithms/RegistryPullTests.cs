@@ -12,6 +12,7 @@ namespace Pipelines.Tests.Algorithms;
 /// task instead of running another image than the run pinned.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

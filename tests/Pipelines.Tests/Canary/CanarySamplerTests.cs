@@ -3,6 +3,7 @@ using Pipelines.Planning;
 
 namespace Pipelines.Tests.Canary;
 
+[Unit]
 public sealed class CanarySamplerTests
 {
     private static IReadOnlyList<PlannedTask> Plan(int tasks, string image = "a") =>

@@ -3,6 +3,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Cli;
 
 /// <summary>The CLI's one place where failures become a line on stderr and an exit code.</summary>
+[Unit]
 public sealed class CliGuardTests
 {
     [Fact]

@@ -7,6 +7,7 @@ namespace Pipelines.Tests.Cli;
 /// `pipelines --help` and every command's `--help` print their text: a description is markup to
 /// the console library, so a bracket that is not escaped breaks help for the whole CLI.
 /// </summary>
+[Integration]
 public sealed partial class CliHelpTests
 {
     [Fact]

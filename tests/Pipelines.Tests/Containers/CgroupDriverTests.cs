@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Containers;
 /// of our parents under systemd's driver checked against the rule Docker applies (moby's check of a
 /// systemd cgroup parent and runc's ExpandSlice), since this machine cannot run systemd as PID 1.
 /// </summary>
+[Integration]
 public sealed class CgroupDriverTests
 {
     [Fact]

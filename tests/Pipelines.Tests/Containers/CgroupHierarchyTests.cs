@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Containers;
 /// controller) is checked here against the rule only. The v2 files this machine does have (the
 /// freezer, cgroup.kill, cpu.stat) are read and written on real containers in CgroupV2ContainerTests.
 /// </summary>
+[Integration]
 public sealed class CgroupHierarchyTests : IDisposable
 {
     private readonly TempFolder _temp = new();

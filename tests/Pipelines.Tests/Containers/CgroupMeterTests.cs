@@ -8,6 +8,7 @@ namespace Pipelines.Tests.Containers;
 /// counters themselves are read from real containers in DockerRuntimeTests, and in the kernel's
 /// documented formats in CgroupHierarchyTests.
 /// </summary>
+[Unit]
 public sealed class CgroupMeterTests
 {
     [Fact]

@@ -18,6 +18,7 @@ namespace Pipelines.Tests.Containers;
 /// container whose start was under way, or began, while the runtime was suspended. Containers run
 /// under a parent of these tests' own, at normal weight, so they run at once when thawed.
 /// </summary>
+[Integration]
 public sealed class ContainerFreezerTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";
@@ -42,6 +43,9 @@ public sealed class ContainerFreezerTests : IDisposable
         // Through its files, not the engine's pause, and it makes no progress while frozen.
         Assert.False((await _docker.Containers.InspectContainerAsync(id)).State!.Paused);
         var frozenAt = Progress();
+
+        // Real time is the scenario here, not a wait for an event: no progress over 1.5 s, which
+        // the running container makes every 0.1 s.
         await Task.Delay(TimeSpan.FromSeconds(1.5));
         Assert.Equal(frozenAt, Progress());
 

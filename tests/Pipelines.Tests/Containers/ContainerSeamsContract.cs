@@ -252,6 +252,7 @@ public abstract class ContainerSeamsContract : ContainerContract
 }
 
 /// <summary>The contract against the real Docker engine, under a cgroup parent of this suite's own.</summary>
+[Integration]
 public sealed class DockerSeamsContractTests : ContainerSeamsContract
 {
     private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-seams-tests" });
@@ -270,6 +271,7 @@ public sealed class DockerSeamsContractTests : ContainerSeamsContract
 }
 
 /// <summary>The contract against the scripted engine of the parts' tests (Worker/Parts/ScriptedRuntime), running <see cref="ScriptedRuntime.Shell"/>.</summary>
+[Unit]
 public sealed class ScriptedSeamsContractTests : ContainerSeamsContract
 {
     private readonly ScriptedRuntime _engine = new(ScriptedRuntime.Shell);

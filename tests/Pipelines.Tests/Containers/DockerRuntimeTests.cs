@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Containers;
 /// The container runtime against the real Docker engine, with the busybox image that
 /// scripts/build-images makes (pipelines-samples/pair-check:1 has busybox at /bin/busybox).
 /// </summary>
+[Integration]
 public sealed class DockerRuntimeTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";

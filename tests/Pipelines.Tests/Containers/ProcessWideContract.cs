@@ -59,6 +59,7 @@ public abstract class ProcessWideContract : ContainerContract
 
 /// <summary>The process-wide verbs against the real Docker engine, alone in the "harvest" collection.</summary>
 [Collection("harvest")]
+[Integration]
 public sealed class DockerProcessWideContractTests : ProcessWideContract
 {
     private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-seams-tests" });
@@ -75,6 +76,7 @@ public sealed class DockerProcessWideContractTests : ProcessWideContract
 }
 
 /// <summary>The process-wide verbs against the scripted engine, whose containers are its own alone.</summary>
+[Unit]
 public sealed class ScriptedProcessWideContractTests : ProcessWideContract
 {
     private readonly ScriptedRuntime _engine = new(ScriptedRuntime.Shell);

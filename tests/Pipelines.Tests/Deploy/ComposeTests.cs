@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Deploy;
 /// synchronously and asynchronously, and the workers harvesting with the host's cgroup tree.
 /// </summary>
 [Collection("compose")]
+[Integration]
 public sealed class ComposeTests(ComposeFixture compose) : IClassFixture<ComposeFixture>
 {
     [Fact]

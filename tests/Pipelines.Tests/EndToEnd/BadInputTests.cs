@@ -8,6 +8,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// environment) or 2 (workflow or arguments), and never a stack trace.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class BadInputTests : IDisposable
 {
     private readonly TempFolder _temp = new();

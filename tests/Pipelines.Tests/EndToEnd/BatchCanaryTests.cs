@@ -12,6 +12,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// compared with the run's own, and nothing of the candidate in the run's results or cache.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<BatchCanaryImages>, IDisposable
 {
     private static readonly (string Key, int Lines)[] Inputs = BatchCanaryImages.Inputs;

@@ -11,6 +11,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// folders), against the real Docker engine and the sample images.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class EmbeddedRunTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -10,6 +10,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// another process is running, --version, and the exit codes they end with.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class EmbeddedRunVerbsTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -11,6 +11,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// tasks from the worker slots.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class FastPathRunTests : IDisposable
 {
     private readonly TempFolder _temp = new();

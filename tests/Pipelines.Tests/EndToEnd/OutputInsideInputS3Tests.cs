@@ -9,6 +9,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// engine cannot carry is refused as it is for a local folder.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class OutputInsideInputS3Tests : IAsyncLifetime
 {
     private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);

@@ -13,6 +13,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// and waits. Each test class has its own schemas, so nothing is shared with other tests.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class PostgresS3RunTests : IAsyncLifetime
 {
     private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);

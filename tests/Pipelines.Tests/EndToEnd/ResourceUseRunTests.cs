@@ -11,6 +11,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// (its shell reads its own from /proc), fills 20 MiB of /tmp and writes to /out.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class ResourceUseRunTests : IDisposable
 {
     private readonly TempFolder _temp = new();

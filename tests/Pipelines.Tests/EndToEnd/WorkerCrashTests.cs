@@ -20,6 +20,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// removed by the live worker's cleanup of leftovers.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

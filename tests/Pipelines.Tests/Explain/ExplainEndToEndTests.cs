@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Explain;
 /// run folder's provenance, after the process that ran it has ended.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class ExplainEndToEndTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Explain;
 /// real shell on a store in memory and a scripted runtime (<see cref="WorkerRig"/>); the same
 /// rules run end to end in <see cref="ExplainEndToEndTests"/>.
 /// </summary>
+[Unit]
 public sealed class ExplainRuleTests
 {
     private const string Step = """
@@ -19,6 +20,7 @@ public sealed class ExplainRuleTests
             env: { LC_ALL: C }
             resources: { memory: 256Mi }
             outputs: ["*.tsv"]
+            reuse: false
         """;
 
     private static WorkerRig Rig() => new(async (spec, outDir, ct) =>

@@ -12,6 +12,7 @@ namespace Pipelines.Tests.Explain;
 /// `pipelines server` with PostgreSQL, Swift and Docker: the reasons come from the run store.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class ExplainServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     [Fact]

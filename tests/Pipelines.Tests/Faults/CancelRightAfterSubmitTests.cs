@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Faults;
 /// cancel), and so a run that never ended.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class CancelRightAfterSubmitTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>
 {
     private const int Rounds = 20;

@@ -21,6 +21,7 @@ public sealed class FaultsCollection;
 /// with every task succeeded exactly once, no batch split, and the CLI following it to the end.
 /// </summary>
 [Collection("faults")]
+[Integration]
 public sealed class OutageTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();
@@ -96,7 +97,7 @@ public sealed class OutageTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task The_S3_server_stopped_for_30_seconds_mid_run_fails_and_splits_nothing()
+    public async Task The_S3_server_stopped_mid_run_until_the_worker_backs_off_twice_fails_and_splits_nothing()
     {
         var bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
         var input = _stores.Open($"s3://{bucket}/in/");
@@ -109,7 +110,7 @@ public sealed class OutageTests : IAsyncLifetime
         }
 
         var workflow = Workflow($"s3://{bucket}/in/", $"s3://{bucket}/out/", batch: 2);
-        Start(["worker", "--concurrency", "2"]);
+        var worker = Start(["worker", "--concurrency", "2"]);
         var wall = Stopwatch.StartNew();
         var run = Start(["run", workflow, "--local-workers", "0"]);
 
@@ -117,13 +118,17 @@ public sealed class OutageTests : IAsyncLifetime
         await ServicesAsync("stop", "swift");
         var stopped = Stopwatch.StartNew();
 
-        // The fault is the outage's length: 30 s of no S3 while tasks want to stage in and out.
-        await Task.Delay(TimeSpan.FromSeconds(30));
+        // The fault is an outage that outlasts the S3 client's own retries while tasks want to
+        // stage in and out: it lasts until a job of the worker has met it three times, waiting
+        // 1 s and then 2 s in between (Worker/OutageGate's backoff), which is what this test is
+        // about; a longer outage only waits longer.
+        var paused = await WaitForOutputAsync(worker, "(attempt 3), and taking no new work until then", TimeSpan.FromMinutes(2));
         await ServicesAsync("start", "swift");
 
         var (exit, stdout, stderr) = await EndAsync(run);
         Assert.True(exit == 0, stdout + stderr);
-        Assert.True(stopped.Elapsed >= TimeSpan.FromSeconds(30));
+        Assert.True(stopped.Elapsed >= TimeSpan.FromSeconds(3), $"the outage lasted {stopped.Elapsed}");
+        Assert.Contains("worker paused: ", paused, StringComparison.Ordinal);
         var runId = RunFolder.RunIdFrom(new CliRunner.Result(exit, stdout, stderr));
         var tasks = await _store.GetTasksAsync(runId, CancellationToken.None);
         Assert.Equal(4, tasks.Count);
@@ -133,7 +138,7 @@ public sealed class OutageTests : IAsyncLifetime
         Assert.All(provenance, p => Assert.Equal(1, p.Attempt));
         var sizes = await new RunFolder(_stores.Open($"s3://{bucket}/out/").Child(runId)).ResultAsync("sizes");
         Assert.Equal(files.Values.Order(), sizes.Select(r => (long)r["bytes"]!).Order());
-        Report("the S3 server stopped for 30 s mid-run (4 batches of 2)", wall.Elapsed, tasks.Count, provenance.Count, sizes.Count);
+        Report($"the S3 server stopped mid-run for {stopped.Elapsed.TotalSeconds:0} s, until a job had backed off twice (4 batches of 2)", wall.Elapsed, tasks.Count, provenance.Count, sizes.Count);
     }
 
     [Fact]
@@ -245,8 +250,8 @@ public sealed class OutageTests : IAsyncLifetime
     {
         var p = CliRunner.Start(args, _env);
         var captured = (Out: new StringBuilder(), Err: new StringBuilder());
-        p.OutputDataReceived += (_, e) => Append(captured.Out, e.Data);
-        p.ErrorDataReceived += (_, e) => Append(captured.Err, e.Data);
+        p.OutputDataReceived += (_, e) => Append(p, captured.Out, e.Data);
+        p.ErrorDataReceived += (_, e) => Append(p, captured.Err, e.Data);
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         _processes.Add(p);
@@ -254,7 +259,7 @@ public sealed class OutageTests : IAsyncLifetime
         return p;
     }
 
-    private static void Append(StringBuilder sb, string? line)
+    private void Append(Process p, StringBuilder sb, string? line)
     {
         if (line is null)
         {
@@ -264,6 +269,45 @@ public sealed class OutageTests : IAsyncLifetime
         lock (sb)
         {
             sb.AppendLine(line);
+        }
+
+        // After the line is in: a waiter that came before it is told here, one that comes after finds it.
+        lock (_awaited)
+        {
+            foreach (var (process, text, seen) in _awaited)
+            {
+                if (process == p && line.Contains(text, StringComparison.Ordinal))
+                {
+                    seen.TrySetResult(line);
+                }
+            }
+        }
+    }
+
+    private readonly List<(Process Process, string Text, TaskCompletionSource<string> Seen)> _awaited = [];
+
+    /// <summary>The first line the process printed (stdout or stderr) that holds TEXT, waiting for it at most LIMIT.</summary>
+    private async Task<string> WaitForOutputAsync(Process p, string text, TimeSpan limit)
+    {
+        var seen = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_awaited)
+        {
+            var printed = (Output(p, error: false) + Output(p, error: true)).Split('\n').FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
+            if (printed is not null)
+            {
+                return printed;
+            }
+
+            _awaited.Add((p, text, seen));
+        }
+
+        try
+        {
+            return await seen.Task.WaitAsync(limit);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"waited {limit} for \"{text}\"; the process printed:\n{Output(p, error: false)}{Output(p, error: true)}");
         }
     }
 

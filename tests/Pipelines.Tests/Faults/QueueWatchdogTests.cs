@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Faults;
 /// The queue watchdog against Hangfire.PostgreSql's real schema: which fetched rows it hands
 /// back, and that it does so by clearing fetchedat of the same row, never by adding one.
 /// </summary>
+[Integration]
 public sealed class QueueWatchdogTests : IAsyncLifetime
 {
     private readonly string _schema = TestEnvironment.NewName("wd_");

@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Faults;
 /// to log a stack trace.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class SchemaInstallTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

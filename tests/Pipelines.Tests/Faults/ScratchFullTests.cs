@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Faults;
 /// the worker goes on serving the next task. The scratch folder is a real 16 MiB tmpfs.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class ScratchFullTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -12,6 +12,7 @@ namespace Pipelines.Tests.Faults;
 /// The task lease, checked the same way on both run stores: a task is claimed when queued, or
 /// when running with an expired lease, never while another attempt's lease is live.
 /// </summary>
+[Integration]
 public sealed class TaskLeaseTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset Now = new(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);

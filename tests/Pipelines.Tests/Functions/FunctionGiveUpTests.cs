@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Functions;
 /// outlasts the retries.
 /// </summary>
 [Collection(InProcessHangfire.Name)]
+[Integration]
 public sealed class FunctionGiveUpTests : IAsyncLifetime
 {
     private readonly string _schema = TestEnvironment.NewName("fgu_");

@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Functions;
 /// process, and every invocation is recorded with its hashes, container and latency.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class FunctionInvokeTests(FunctionServerFixture fixture) : IClassFixture<FunctionServerFixture>
 {
     private const string ForkImage = "pipelines-examples/warm-fork:1";

@@ -5,6 +5,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Functions;
 
 /// <summary>The function file: what it accepts, its defaults, and every refusal pointing at the user's line.</summary>
+[Unit]
 public sealed class FunctionParserTests
 {
     private const string Fork = """

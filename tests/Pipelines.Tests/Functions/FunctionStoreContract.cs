@@ -176,6 +176,30 @@ public abstract class FunctionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Ended_invocations_are_written_in_one_call_leaving_out_unknown_functions_and_ids_already_there()
+    {
+        var deployed = (await DeployAsync("echo", "c1")).Function;
+        await Store.AddInvocationAsync(Invocation("echo", 1, "there", Now), None);
+        var ok = new EndedInvocation(
+            FunctionService.Record("e1", deployed.ServedBy("2.0", "sha256:c"), new FunctionInput("/in", [], "text/plain", "in-sha", 7), InvocationStatus.Running, isAsync: false, "tester", Now, Routes.Canary),
+            new InvocationEnd(InvocationStatus.Succeeded, 200, "ab", 12, "out.txt", "text/plain", 3.5, "c0ffee", null, ColdStart: true),
+            Now.AddSeconds(1));
+        var failed = new EndedInvocation(Invocation("echo", 1, "e2", Now), new InvocationEnd(InvocationStatus.Failed, 502, null, null, null, null, 9, "c0ffee", "exited with code 3"), Now.AddSeconds(2));
+        var unknown = new EndedInvocation(Invocation("gone", 1, "e3", Now), Ended(InvocationStatus.Succeeded, 1), Now);
+        var again = new EndedInvocation(Invocation("echo", 1, "there", Now), Ended(InvocationStatus.Succeeded, 1), Now);
+
+        var written = await Store.AddEndedAsync([ok, failed, unknown, again], None);
+
+        Assert.Equal(2, written);
+        Assert.Equal(ok.Record, await Store.GetInvocationAsync("e1", None));
+        Assert.Equal(failed.Record, await Store.GetInvocationAsync("e2", None));
+        Assert.Null(await Store.GetInvocationAsync("e3", None));
+        Assert.Equal(InvocationStatus.Running, (await Store.GetInvocationAsync("there", None))!.Status);
+        var stats = await Store.StatsAsync("echo", null, None);
+        Assert.Equal([("2.0", 1L, 0L, 1L), (null, 2L, 1L, 0L)], stats.Select(x => (x.AlgorithmVersion, x.Requests, x.Errors, x.ColdStarts)));
+    }
+
+    [Fact]
     public async Task Of_concurrent_endings_exactly_one_is_recorded()
     {
         await DeployAsync("echo", "c1");
@@ -336,12 +360,14 @@ public abstract class FunctionStoreContract : IAsyncLifetime
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
+[Unit]
 public sealed class InMemoryFunctionStoreContractTests : FunctionStoreContract
 {
     protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
 }
 
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own.</summary>
+[Integration]
 public sealed class PostgresFunctionStoreContractTests : FunctionStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("fn_");

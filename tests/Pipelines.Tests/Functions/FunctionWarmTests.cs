@@ -22,6 +22,7 @@ namespace Pipelines.Tests.Functions;
 /// one killed with `docker kill` is replaced, and after the server restarts they are there again.
 /// </summary>
 [Collection(InProcessHangfire.Name)]
+[Integration]
 public sealed class FunctionWarmTests : IAsyncLifetime
 {
     private const string Owner = "function:kept@1";

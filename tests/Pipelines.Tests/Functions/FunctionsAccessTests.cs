@@ -7,6 +7,7 @@ namespace Pipelines.Tests.Functions;
 
 /// <summary>With keys configured: reading functions needs a read key; deploying, deleting and invoking a full key.</summary>
 [Collection("server")]
+[Integration]
 public sealed class FunctionsAccessTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
 {
     public enum Caller { NoKey, ReadKey, FullKey }

@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Functions;
 /// dashboard's Functions page, and the CLI's commands against the same server.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     private const string Image = "pipelines-samples/pair-check:1";

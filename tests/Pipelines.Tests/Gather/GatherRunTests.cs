@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Gather;
 /// whatever table each input asks for, and what run.json and the summary say about it.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class GatherRunTests : IDisposable
 {
     private readonly TempFolder _temp = new();

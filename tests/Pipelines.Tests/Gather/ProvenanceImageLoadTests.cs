@@ -12,6 +12,7 @@ namespace Pipelines.Tests.Gather;
 /// The image_load and image_load_seconds columns of tasks.parquet on real files: written and read
 /// back, null in a file of an engine before them, and listed by the report within its bounds.
 /// </summary>
+[Unit]
 public sealed class ProvenanceImageLoadTests : IDisposable
 {
     private static readonly DateTime Start = new(2026, 12, 1, 12, 0, 0, DateTimeKind.Utc);

@@ -5,6 +5,7 @@ using Pipelines.RunStore;
 namespace Pipelines.Tests.Gather;
 
 /// <summary>report.html of runs with tasks taken from the cache: every task drawn (cached ones grey) and named; what ran counted apart.</summary>
+[Unit]
 public sealed class RunReportTests
 {
     private static readonly DateTime Start = new(2026, 12, 1, 0, 0, 0, DateTimeKind.Utc);

@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Gather;
 /// writes back byte for byte.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class RunSummaryTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -9,6 +9,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Gather;
 
 /// <summary>One gather's two passes over real parts in a local run folder, read back with Parquet.Net's reader.</summary>
+[Unit]
 public sealed class TableGatherTests : IDisposable
 {
     private static readonly GatherSpec Spec = new("table", "make", "*.tsv", TableFormat.Tsv, Header: true, Columns: null, [ResultFormat.Parquet, ResultFormat.Csv]);

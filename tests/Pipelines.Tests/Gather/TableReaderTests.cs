@@ -5,6 +5,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Gather;
 
 /// <summary>The streaming reader of one table part: every check a part must pass, one row at a time.</summary>
+[Unit]
 public sealed class TableReaderTests
 {
     private static readonly GatherSpec Tsv = new("stats", "s", "*.tsv", TableFormat.Tsv, Header: true, Columns: null, [ResultFormat.Parquet]);

@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Harvest;
 /// so that slots come free exactly when the test says: right after the drain was asked.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];
@@ -69,7 +70,8 @@ public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixt
         Assert.Equal((4, 0, 4), (counts.GetProperty("succeeded").GetInt32(), counts.GetProperty("running").GetInt32(), counts.GetProperty("queued").GetInt32()));
 
         // And stays so: the queued tasks' jobs come to the drained workers, which hand them back
-        // (Harvest:AdmissionHold, 10 s, each); none has started a container.
+        // (Harvest:AdmissionHold, 10 s, each); none has started a container. Real time is the
+        // scenario: longer than one hold, so that every job has come and been handed back.
         await Task.Delay(TimeSpan.FromSeconds(15));
         var later = (await ServerFixture.GetRunAsync(http, runId)).GetProperty("counts");
         Assert.Equal((4, 0, 4), (later.GetProperty("succeeded").GetInt32(), later.GetProperty("running").GetInt32(), later.GetProperty("queued").GetInt32()));

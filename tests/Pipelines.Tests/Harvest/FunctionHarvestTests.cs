@@ -18,6 +18,7 @@ namespace Pipelines.Tests.Harvest;
 /// a 503 that says so; once the owner is quiet again requests are served.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class FunctionHarvestTests(HarvestingServerFixture fixture) : IClassFixture<HarvestingServerFixture>, IDisposable
 {
     private readonly OwnerBurner _owner = new(loops: 1, cgroup: fixture.OwnerCgroup);

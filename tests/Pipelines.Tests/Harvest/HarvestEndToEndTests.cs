@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Harvest;
 /// dashboard's Workers page, `pipelines workers` and `pipelines worker --drain`.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];
@@ -66,7 +67,9 @@ public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<
         Assert.True(drain.ExitCode == 0, drain.ToString());
         Assert.Contains("drained", drain.Stdout, StringComparison.Ordinal);
 
-        // What ran finished; what had not started stays queued, for 15 s and more.
+        // What ran finished; what had not started stays queued, for 15 s and more (real time is the
+        // scenario: longer than one Harvest:AdmissionHold, 10 s, so that the queued jobs have come
+        // to the drained workers and been handed back).
         var after = await ServerFixture.GetRunAsync(http, runId);
         var counts = after.GetProperty("counts");
         Assert.Equal(0, counts.GetProperty("running").GetInt32());

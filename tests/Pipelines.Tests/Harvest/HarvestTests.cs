@@ -22,6 +22,7 @@ public sealed class HarvestCollection;
 /// owner's load is the whole machine's.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class HarvestTests : IDisposable
 {
     private const string Busybox = "pipelines-samples/pair-check:1";
@@ -41,6 +42,9 @@ public sealed class HarvestTests : IDisposable
         _owner.Start();
         host.Sample();
         scoped.Sample();
+
+        // Real time is the scenario in this class's windows (2 s, 1 s, 0.5 s, 1.5 s): the sampler
+        // and the cgroups' counters are measured over them; no event stands for CPU used.
         await Task.Delay(TimeSpan.FromSeconds(2));
         var busy = host.Sample();
         var owner = scoped.Sample();

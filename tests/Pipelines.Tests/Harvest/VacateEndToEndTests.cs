@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Harvest;
 /// Harvest:VacateAfter, and the task completing on worker B, recorded once.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixture<ApiServerFixture>, IDisposable
 {
 

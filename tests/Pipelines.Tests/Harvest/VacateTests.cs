@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Harvest;
 /// rig's), so the suspension here is the harvester's decision alone; HarvestTests freezes real ones.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class VacateTests : IDisposable
 {
     private const string OneStep = """
@@ -24,6 +25,7 @@ public sealed class VacateTests : IDisposable
             command: ["count", "{inputs}"]
             outputs: ["*.tsv"]
             retries: 1
+            reuse: false
         """;
 
     private const string SleepStep = """
@@ -32,6 +34,7 @@ public sealed class VacateTests : IDisposable
             command: ["sh", "-c", "echo counting started; busybox sleep 600"]
             outputs: ["*.tsv"]
             retries: 0
+            reuse: false
         """;
 
     private readonly OwnerBurner _owner = new();

@@ -14,6 +14,7 @@ namespace Pipelines.Tests.Harvest;
 /// weight, not in the idle class, so that on a machine others keep busy they run at once when thawed.
 /// </summary>
 [Collection("harvest")]
+[Integration]
 public sealed class WarmTimeoutTests : IAsyncLifetime
 {
     private const string Parent = "pipelines-tests";

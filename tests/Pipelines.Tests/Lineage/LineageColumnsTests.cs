@@ -7,6 +7,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Lineage;
 
 /// <summary>The gather's lineage columns, and the report's bounds, on real files in a local run folder.</summary>
+[Unit]
 public sealed class LineageColumnsTests : IDisposable
 {
     private static readonly GatherSpec Spec = new("table", "make", "*.tsv", TableFormat.Tsv, Header: true, Columns: null, [ResultFormat.Csv]);

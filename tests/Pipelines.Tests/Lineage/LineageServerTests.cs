@@ -7,6 +7,7 @@ namespace Pipelines.Tests.Lineage;
 
 /// <summary>GET /api/lineage and the dashboard's report link and timeline, against a real `pipelines server` (PostgreSQL, Swift, Docker).</summary>
 [Collection("server")]
+[Integration]
 public sealed class LineageServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     [Fact]

@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Lineage;
 
 /// <summary>`pipelines lineage` as a user runs it, on real runs: a task output, a results row (by number and by key), a copied run folder, an object in S3.</summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class LineageTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
 {
     [Fact]

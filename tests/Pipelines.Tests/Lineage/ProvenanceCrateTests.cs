@@ -4,6 +4,7 @@ namespace Pipelines.Tests.Lineage;
 
 /// <summary>The RO-Crate of a real run holds the entities the Provenance Run Crate profile 0.5 requires.</summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class ProvenanceCrateTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Lineage;
 /// network off: the timeline and charts drew. Screenshots: .build/test-results/report*.png.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
 {
     [Fact]

@@ -3,6 +3,7 @@ using Pipelines.Model;
 
 namespace Pipelines.Tests.Model;
 
+[Unit]
 public sealed class GroupByPatternTests
 {
     private const string Pattern = @"(?<sample>[^/]+)_R[12]\.fastq$";

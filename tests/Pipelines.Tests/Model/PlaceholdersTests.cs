@@ -2,6 +2,7 @@ using Pipelines.Model;
 
 namespace Pipelines.Tests.Model;
 
+[Unit]
 public sealed class PlaceholdersTests
 {
     private static readonly PlaceholderValues TwoInputs = new(

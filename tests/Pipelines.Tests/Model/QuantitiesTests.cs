@@ -2,6 +2,7 @@ using Pipelines.Model;
 
 namespace Pipelines.Tests.Model;
 
+[Unit]
 public sealed class QuantitiesTests
 {
     [Theory]

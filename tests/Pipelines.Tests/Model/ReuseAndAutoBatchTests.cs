@@ -3,6 +3,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Model;
 
 /// <summary>The fast path's two fields: input.batch: auto and a step's reuse.</summary>
+[Unit]
 public sealed class ReuseAndAutoBatchTests
 {
     private static Workflow Parse(string batch, string reuse) => WorkflowParser.Parse(
@@ -24,12 +25,22 @@ public sealed class ReuseAndAutoBatchTests
         null);
 
     [Fact]
-    public void Batch_auto_is_kept_for_the_submitter_to_size()
+    public void Batch_auto_is_kept_for_the_submitter_to_size_and_reuse_is_on_by_default()
     {
         var w = Parse("auto", "");
 
         Assert.True(w.Input.BatchAuto);
+        Assert.True(w.Steps[0].Reuse);
+        Assert.False(w.Steps[0].ReuseSaid);
+    }
+
+    [Fact]
+    public void Reuse_false_opts_out_and_is_known_to_be_said()
+    {
+        var w = Parse("1", "reuse: false");
+
         Assert.False(w.Steps[0].Reuse);
+        Assert.True(w.Steps[0].ReuseSaid);
     }
 
     [Fact]
@@ -40,6 +51,7 @@ public sealed class ReuseAndAutoBatchTests
         Assert.False(w.Input.BatchAuto);
         Assert.Equal(50, w.Input.Batch);
         Assert.True(w.Steps[0].Reuse);
+        Assert.True(w.Steps[0].ReuseSaid);
     }
 
     [Fact]

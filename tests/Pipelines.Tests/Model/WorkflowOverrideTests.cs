@@ -3,6 +3,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Model;
 
 /// <summary>The CLI's <c>--set key.path=value</c>, applied before validation.</summary>
+[Unit]
 public sealed class WorkflowOverrideTests
 {
     [Fact]

@@ -3,6 +3,7 @@ using Pipelines.Model;
 namespace Pipelines.Tests.Model;
 
 /// <summary>Every way a file breaks the contract is reported with path, line, column and a message to act on.</summary>
+[Unit]
 public sealed class WorkflowParserProblemTests
 {
     [Fact]

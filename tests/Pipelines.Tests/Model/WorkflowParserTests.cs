@@ -2,6 +2,7 @@ using Pipelines.Model;
 
 namespace Pipelines.Tests.Model;
 
+[Unit]
 public sealed class WorkflowParserTests
 {
     // The example of docs/workflow-spec.md, without `samplesheet`: the example shows it next to

@@ -4,6 +4,7 @@ using Pipelines.Planning;
 namespace Pipelines.Tests.Model;
 
 /// <summary>A step's `secrets` names variables of the worker: the workflow holds names, never values.</summary>
+[Unit]
 public sealed class WorkflowSecretsTests
 {
     private const string Yaml = """

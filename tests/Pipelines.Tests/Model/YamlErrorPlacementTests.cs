@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Model;
 /// home: Model/YamlLoader): a corpus of malformed files (MalformedYaml/, each with its place in
 /// expected.tsv), and a tab put into the indentation of every line of valid files.
 /// </summary>
+[Unit]
 public sealed class YamlErrorPlacementTests
 {
     private static readonly string Corpus = Path.Combine(TestEnvironment.RepoRoot, "tests", "Pipelines.Tests", "Model", "MalformedYaml");

@@ -3,6 +3,7 @@ using Pipelines.Planning;
 namespace Pipelines.Tests.Planning;
 
 /// <summary>input.batch: auto sizes tasks from the slots, the files and recorded times.</summary>
+[Unit]
 public sealed class AutoBatchTests
 {
     [Theory]

@@ -2,6 +2,7 @@ using Pipelines.Planning;
 
 namespace Pipelines.Tests.Planning;
 
+[Unit]
 public sealed class GlobFilterTests
 {
     private static readonly GlobFilter Fastq = new(["**/*.fastq", "**/*.fastq.gz"], ["**/tmp/**"]);

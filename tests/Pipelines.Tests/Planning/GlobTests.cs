@@ -2,6 +2,7 @@ using Pipelines.Planning;
 
 namespace Pipelines.Tests.Planning;
 
+[Unit]
 public sealed class GlobTests
 {
     [Theory]

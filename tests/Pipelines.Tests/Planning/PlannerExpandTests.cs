@@ -3,6 +3,7 @@ using static Pipelines.Tests.Planning.PlanFixtures;
 
 namespace Pipelines.Tests.Planning;
 
+[Unit]
 public sealed class PlannerExpandTests
 {
     [Fact]

@@ -5,6 +5,7 @@ using static Pipelines.Tests.Planning.PlanFixtures;
 
 namespace Pipelines.Tests.Planning;
 
+[Unit]
 public sealed class PlannerGroupByTests
 {
     private const string Pattern = @"(?<sample>s\d+)_R[12]\.fastq$";

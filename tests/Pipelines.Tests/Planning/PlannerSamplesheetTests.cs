@@ -4,6 +4,7 @@ using static Pipelines.Tests.Planning.PlanFixtures;
 
 namespace Pipelines.Tests.Planning;
 
+[Unit]
 public sealed class PlannerSamplesheetTests
 {
     private static readonly IReadOnlyList<InputFile> Listing = Files(

@@ -5,6 +5,7 @@ using static Pipelines.Tests.Planning.PlanFixtures;
 namespace Pipelines.Tests.Planning;
 
 /// <summary>A task id names the task's work: equal ids mean equal work, so a later run may reuse results.</summary>
+[Unit]
 public sealed class TaskIdTests
 {
     private static readonly IReadOnlyList<InputFile> Listing = Files("a.fastq", "b.fastq");

@@ -10,6 +10,7 @@ namespace Pipelines.Tests.RunStore;
 /// The one owner of the project's tables against the real PostgreSQL: many processes starting at
 /// once on a fresh database, a store used before its tables exist, and tables older than the code.
 /// </summary>
+[Integration]
 public sealed class PostgresSchemaTests : IAsyncLifetime
 {
     private const int Starters = 8;

@@ -712,12 +712,14 @@ public abstract class RunStoreContract
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
+[Unit]
 public sealed class InMemoryRunStoreContractTests : RunStoreContract
 {
     protected override IRunStore Store { get; } = new InMemoryRunStore();
 }
 
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of this class's own.</summary>
+[Integration]
 public sealed class PostgresRunStoreContractTests(PostgresRunStoreContractTests.Schema schema) : RunStoreContract, IClassFixture<PostgresRunStoreContractTests.Schema>
 {
     protected override IRunStore Store => schema.Store;

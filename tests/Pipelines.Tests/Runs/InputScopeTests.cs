@@ -3,6 +3,7 @@ using Pipelines.Runs;
 namespace Pipelines.Tests.Runs;
 
 /// <summary>What of a listing is a run's input when output.uri lies inside input.uri.</summary>
+[Unit]
 public sealed class InputScopeTests
 {
     [Theory]

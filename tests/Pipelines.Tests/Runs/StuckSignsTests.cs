@@ -4,6 +4,7 @@ using Pipelines.RunStore;
 namespace Pipelines.Tests.Runs;
 
 /// <summary>The dashboard's signs that a run that has not ended may be stuck.</summary>
+[Unit]
 public sealed class StuckSignsTests
 {
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);

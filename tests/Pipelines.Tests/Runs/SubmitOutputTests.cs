@@ -17,6 +17,7 @@ namespace Pipelines.Tests.Runs;
 /// PostgreSQL (run store and Hangfire, schemas of this class's own), Swift and a local folder
 /// that even root cannot write into.
 /// </summary>
+[Integration]
 public sealed class SubmitOutputTests : IAsyncLifetime
 {
     // Above the listing's chunk (512) and many COPY rows: the streamed path really streams.

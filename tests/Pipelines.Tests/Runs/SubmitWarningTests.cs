@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Runs;
 /// group_by left out, and the note on earlier runs' results; the CLI and the API only show them.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class SubmitWarningTests : IDisposable
 {
     private readonly TempFolder _temp = new();
@@ -33,7 +34,7 @@ public sealed class SubmitWarningTests : IDisposable
         var scope = new InputScope(workflow.Input.Uri, workflow.Output.Uri);
         Assert.False(scope.Admit("results/20261126-053012-7f3a9c/run.json"));
 
-        var warnings = SubmitWarning.Of(workflow, filesUngrouped: 2, scope);
+        var warnings = SubmitWarning.Of(workflow, tasks: 1, filesUngrouped: 2, scope);
 
         Assert.Equal(
             [
@@ -45,11 +46,72 @@ public sealed class SubmitWarningTests : IDisposable
     }
 
     [Fact]
-    public void Of_a_workflow_with_nothing_to_say_is_empty()
+    public void Of_a_workflow_with_nothing_to_say_is_empty_even_at_many_tasks_as_its_steps_reuse_warm_containers()
     {
         var workflow = WorkflowText.Parse(WorkflowText.Minimal);
 
-        Assert.Empty(SubmitWarning.Of(workflow, filesUngrouped: 0, new InputScope(workflow.Input.Uri, workflow.Output.Uri)));
+        Assert.Empty(SubmitWarning.Of(workflow, tasks: 100_000, filesUngrouped: 0, new InputScope(workflow.Input.Uri, workflow.Output.Uri)));
+    }
+
+    [Theory]
+    [InlineData(300, false)]
+    [InlineData(301, true)]
+    public void A_step_with_reuse_false_over_a_few_hundred_tasks_is_told_the_fix_in_one_line(int tasks, bool told)
+    {
+        var workflow = WorkflowText.Parse(WorkflowText.Minimal, "steps[0].reuse=false");
+
+        var warnings = SubmitWarning.Of(workflow, tasks, filesUngrouped: 0, new InputScope(workflow.Input.Uri, workflow.Output.Uri));
+
+        if (told)
+        {
+            var line = Assert.Single(warnings).Text;
+            Assert.StartsWith($"step 'stats' starts a container for each of {tasks} tasks (reuse: false)", line, StringComparison.Ordinal);
+            Assert.Contains("remove reuse: false", line, StringComparison.Ordinal);
+            Assert.Contains("input.batch: auto", line, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', line);
+        }
+        else
+        {
+            Assert.Empty(warnings);
+        }
+    }
+
+    [Fact]
+    public async Task Validate_counts_a_local_input_and_prints_the_same_line_a_run_prints()
+    {
+        var input = _temp.Combine("many");
+        Directory.CreateDirectory(Path.Combine(input, "sub"));
+        for (var i = 0; i < 302; i++)
+        {
+            File.WriteAllText(Path.Combine(input, "sub", $"f{i:D3}.fastq"), "x\n");
+        }
+
+        File.WriteAllText(Path.Combine(input, "sub", "notes.txt"), "not selected\n");
+        var yaml = $$"""
+            version: 1
+            name: many
+            input:
+              uri: {{input}}
+              include: ["**/*.fastq"]
+              batch: 1
+            steps:
+              - name: s
+                image: pipelines-samples/pair-check:1
+                command: ["sh", "-c", "true"]
+                reuse: false
+            output:
+              uri: {{_temp.Combine("out")}}
+            """;
+        var file = _temp.Write("many.yaml", yaml);
+
+        var told = await CliRunner.RunAsync(["validate", file], new Dictionary<string, string?> { ["PIPELINES_HOME"] = _temp.Combine("home") });
+        var quiet = await CliRunner.RunAsync(["validate", file, "--set", "steps[0].reuse=true"], new Dictionary<string, string?> { ["PIPELINES_HOME"] = _temp.Combine("home") });
+
+        Assert.True(told.ExitCode == 0, told.ToString());
+        var expected = SubmitWarning.Of(WorkflowText.Parse(yaml), tasks: 302, filesUngrouped: 0, new InputScope(input, _temp.Combine("out"))).Single().Text;
+        Assert.Equal($"{file}: warning: {expected}", told.Stderr.Trim());
+        Assert.True(quiet.ExitCode == 0, quiet.ToString());
+        Assert.Equal("", quiet.Stderr.Trim());
     }
 
     [Fact]

@@ -21,6 +21,7 @@ namespace Pipelines.Tests.Security;
 /// a step's, and the container is clean for the next request. The engine's invoker runs in this
 /// process on a real pool, so the tests see each container.
 /// </summary>
+[Integration]
 public sealed class HostileFunctionTests : IAsyncLifetime
 {
     private const string Image = "pipelines-tests/hostile:1";
@@ -74,6 +75,30 @@ public sealed class HostileFunctionTests : IAsyncLifetime
 
         Assert.Equal((InvocationStatus.Failed, 502), (outcome.Status, outcome.HttpStatus));
         Assert.Equal("the function's command was stopped: it wrote more than 100 files and folders to /out, over its quota (resources.files of function 'many' is 100)", outcome.Error);
+    }
+
+    [Fact]
+    public async Task A_function_nesting_folders_thirty_thousand_deep_is_stopped_and_its_container_emptied_for_the_next_request()
+    {
+        // Emptying /out after the request walks the tree: by recursion, 30,000 levels overflow the
+        // stack and kill this process (and, from Docker:WarmRoot's leftovers, every restart after).
+        var (invoker, pool) = Engine();
+        var function = await FunctionAsync("""
+            name: deep
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "if grep -q deep /in/input; then mkdeep /out 30000 && sleep 60; fi; n=$(ls -A /out | wc -l); echo $n > /out/count.txt"]
+            resources: { timeout: 90s }
+            max: 1
+            """);
+
+        var deep = await InvokeAsync(invoker, function, "deep");
+        var next = await InvokeAsync(invoker, function, "count");
+
+        Assert.Equal((InvocationStatus.Failed, 502), (deep.Outcome.Status, deep.Outcome.HttpStatus));
+        Assert.Equal("the function's command was stopped: it nested folders more than 384 deep in /out, deeper than any output path can be (768 bytes)", deep.Outcome.Error);
+        Assert.Equal((InvocationStatus.Succeeded, "0"), (next.Outcome.Status, next.Output.Trim()));
+        Assert.Equal(deep.Outcome.ContainerId, next.Outcome.ContainerId);
+        Assert.Equal(0, pool.Stats().Single().Replaced);
     }
 
     [Fact]

@@ -10,12 +10,14 @@ namespace Pipelines.Tests.Security;
 /// real container (tests/images/hostile: busybox and a socket maker) runs, leaving links to host
 /// files and folders, fifos, sockets, odd names, deep paths and too much in /out. The engine
 /// runs as root on the host, so every case must end its task with a reason, read nothing
-/// outside /out and touch nothing outside its scratch folder.
+/// outside /out and touch nothing outside its scratch folder. The step takes the default reuse
+/// (each case a request to a warm container of the run's step), as a user's workflow would;
+/// <see cref="HostileOneShotRunFixture"/> runs the same cases with reuse: false.
 /// </summary>
 public class HostileRunFixture : IAsyncLifetime
 {
-    /// <summary>Whether the step says reuse: true (each case a request to a warm container) instead of a container each.</summary>
-    public virtual bool Reuse => false;
+    /// <summary>What the step says of reuse: nothing (the default: warm containers), or reuse: false (a container each).</summary>
+    public virtual bool? Reuse => null;
 
     public TempFolder Temp { get; } = new();
 
@@ -48,12 +50,20 @@ public class HostileRunFixture : IAsyncLifetime
         ["socket-kept"] = "mksock /out/s.tsv",
         ["long-name"] = "echo ok > /out/" + new string('n', 240) + ".tsv",
         ["deep-path"] = "cd /out; mkdir keep; cd keep; for i in $(seq 200); do mkdir aaaaaaaaaaaaaaaaaaaaaaaa; cd aaaaaaaaaaaaaaaaaaaaaaaa; done; echo x > f",
+        // Folders nested 30,000 deep (a shell's cd stops near PATH_MAX; mkdeep's chdir does not), kept
+        // while the step runs: stopped for it, and emptied afterwards without recursion (deep enough to
+        // overflow a thread's stack if walked by recursion) or a descriptor per level.
+        ["nested-deep"] = "mkdeep /out 30000; sleep 30",
         ["too-many-bytes"] = "dd if=/dev/zero of=/out/big.tsv bs=1048576 count=64 2>/dev/null",
         ["sparse-file"] = "truncate -s 100G /out/sparse.tsv",
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
         ["well-behaved"] = "echo ok > /out/r.tsv",
+
+        // Forks until the container's process limit, then ends: every fork goes with the request (a warm
+        // container kills what a request left), and the container serves the next cases.
+        ["fork-bomb"] = "b() { b | b & }; b; echo ok > /out/r.tsv",
 
         // 3 MB of output: the log kept of the attempt is its first and last 512 KiB, in a warm container too.
         ["print-lots"] = "echo FIRST; yes 0123456789abcdef | head -c 3000000; echo; echo LAST; echo ok > /out/r.tsv",
@@ -64,7 +74,7 @@ public class HostileRunFixture : IAsyncLifetime
     };
 
     /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
-    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots"];
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb"];
 
     public async Task InitializeAsync()
     {
@@ -88,7 +98,7 @@ public class HostileRunFixture : IAsyncLifetime
                 image: pipelines-tests/hostile:1
                 command: ["sh", "{"{input}"}"]
                 outputs: ["*.tsv", "keep/**"]
-                reuse: {(Reuse ? "true" : "false")}
+                {(Reuse is { } r ? $"reuse: {(r ? "true" : "false")}" : "")}
                 resources: {"{ disk: 20Mi, files: 1000, timeout: 2m }"}
             output:
               uri: {Temp.Combine("out")}
@@ -99,7 +109,7 @@ public class HostileRunFixture : IAsyncLifetime
             ["PIPELINES_Worker__Scratch"] = Scratch,
             ["HOSTILE_TEST_SECRET"] = Secret,
         };
-        (Result, PeakRssBytes) = await CliRunner.RunMeasuredAsync(Reuse ? ["run", workflow, "-v"] : ["run", workflow], env, TimeSpan.FromMinutes(4));
+        (Result, PeakRssBytes) = await CliRunner.RunMeasuredAsync(Reuse == false ? ["run", workflow] : ["run", workflow, "-v"], env, TimeSpan.FromMinutes(4));
         var factory = new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1"));
         Run = new RunFolder(factory.Open(Temp.Combine("out")).Child(RunFolder.RunIdFrom(Result)));
         Provenance = await Run.ProvenanceAsync();
@@ -117,7 +127,7 @@ public class HostileRunFixture : IAsyncLifetime
         }
 
         sb.Append(System.Globalization.CultureInfo.InvariantCulture, $"\nengine peak RSS: {PeakRssBytes / 1024 / 1024} MiB; scratch left: {Directory.EnumerateFileSystemEntries(Scratch).Count()} entries\n");
-        var path = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", Reuse ? "hostile-cases-reuse.md" : "hostile-cases.md");
+        var path = Path.Combine(TestEnvironment.RepoRoot, ".build", "test-results", Reuse == false ? "hostile-cases-one-shot.md" : "hostile-cases.md");
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         await File.WriteAllTextAsync(path, sb.ToString());
     }
@@ -132,25 +142,28 @@ public class HostileRunFixture : IAsyncLifetime
     }
 }
 
-/// <summary>The same hostile cases with reuse: true: one warm container serves many of them in turn.</summary>
-public sealed class HostileWarmRunFixture : HostileRunFixture
+/// <summary>The same hostile cases with reuse: false: a container of its own for each.</summary>
+public sealed class HostileOneShotRunFixture : HostileRunFixture
 {
-    public override bool Reuse => true;
+    public override bool? Reuse => false;
 }
 
 [Collection("end-to-end")]
-public sealed class HostileOutputTests(HostileRunFixture f) : HostileOutputCases(f), IClassFixture<HostileRunFixture>;
+[Integration]
+public sealed class HostileOneShotOutputTests(HostileOneShotRunFixture f) : HostileOutputCases(f), IClassFixture<HostileOneShotRunFixture>;
 
+/// <summary>The hostile cases as a user's workflow runs them: reuse by default, one warm container serving many of them in turn.</summary>
 [Collection("end-to-end")]
-public sealed class HostileWarmOutputTests(HostileWarmRunFixture f) : HostileOutputCases(f), IClassFixture<HostileWarmRunFixture>
+[Integration]
+public sealed class HostileOutputTests(HostileRunFixture f) : HostileOutputCases(f), IClassFixture<HostileRunFixture>
 {
     [Fact]
     public void The_cases_ran_as_requests_to_fewer_warm_containers_than_cases()
     {
         // The verbose log says each warm container's start; a case that replaced its container (a crash) would add one.
-        var started = System.Text.RegularExpressions.Regex.Matches(f.Result.Stdout + f.Result.Stderr, "warm container [0-9a-f]+ of run:[^ ]+/step:act started").Count;
-        Assert.Equal(HostileRunFixture.Cases.Count, f.Provenance.Count);
-        Assert.DoesNotContain(f.Provenance, p => p.Error?.Contains("could not run", StringComparison.Ordinal) == true);
+        var started = System.Text.RegularExpressions.Regex.Matches(Fixture.Result.Stdout + Fixture.Result.Stderr, "warm container [0-9a-f]+ of run:[^ ]+/step:act started").Count;
+        Assert.Equal(HostileRunFixture.Cases.Count, Fixture.Provenance.Count);
+        Assert.DoesNotContain(Fixture.Provenance, p => p.Error?.Contains("could not run", StringComparison.Ordinal) == true);
         Assert.InRange(started, 1, HostileRunFixture.Cases.Count / 2);
     }
 }
@@ -158,6 +171,8 @@ public sealed class HostileWarmOutputTests(HostileWarmRunFixture f) : HostileOut
 /// <summary>What every hostile case must end with, whichever way the step's containers run.</summary>
 public abstract class HostileOutputCases(HostileRunFixture f)
 {
+    protected HostileRunFixture Fixture => f;
+
     [Theory]
     [InlineData("link-host-file", "/out/s.tsv is a symbolic link, which is never followed; outputs must be regular files")]
     [InlineData("link-engine-environ", "/out/env.tsv is a symbolic link")]
@@ -167,6 +182,7 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     [InlineData("fifo-kept", "/out/p.tsv is a named pipe; outputs must be regular files")]
     [InlineData("socket-kept", "/out/s.tsv is a socket; outputs must be regular files")]
     [InlineData("deep-path", "an output path may be at most 768 bytes long")]
+    [InlineData("nested-deep", "was stopped: it nested folders more than 384 deep in /out, deeper than any output path can be (768 bytes)")]
     [InlineData("too-many-bytes", "over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("sparse-file", "over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("too-many-files", "more than 1000 files and folders")]

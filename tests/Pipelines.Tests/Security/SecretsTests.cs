@@ -19,6 +19,7 @@ namespace Pipelines.Tests.Security;
 /// environment of a step's container.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelper output) : IClassFixture<SecretsFixture>
 {
     [Fact]
@@ -148,6 +149,20 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         Assert.Empty(names.Except(allowed));
         Assert.Empty(names.Intersect(fixture.Env.Keys.Concat(["AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "DOCKER_HOST"])));
         output.WriteLine(fixture.AssertNoSecret([("env.txt", dump)]));
+    }
+
+    [Fact]
+    public async Task Two_runs_of_one_workflow_on_one_worker_never_share_a_warm_container()
+    {
+        // The step takes the default reuse: its tasks are requests to warm containers, whose
+        // HOSTNAME is the container's id. The API's run and the CLI's run (same step, same
+        // image, same worker) must each have had containers of their own.
+        var objects = await fixture.StoredObjectsAsync();
+        string HostOf(string folder, string run) => objects
+            .Single(o => o.Where.Contains($"/{folder}/{run}/", StringComparison.Ordinal) && o.Where.EndsWith("/env.txt", StringComparison.Ordinal)).Text
+            .Split('\n').Single(l => l.StartsWith("HOSTNAME=", StringComparison.Ordinal));
+
+        Assert.NotEqual(HostOf("envdump", fixture.SucceededRun), HostOf("cli", fixture.CliRun));
     }
 
     [Fact]

@@ -14,6 +14,7 @@ namespace Pipelines.Tests.Server;
 /// PostgreSQL for the runs and the queue, Swift (S3) for the input and the outputs.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class BatchCanaryServerTests(BatchCanaryImages images, SplitServerFixture fixture) : IClassFixture<BatchCanaryImages>, IClassFixture<SplitServerFixture>, IAsyncLifetime
 {
     private readonly string _prefix = TestEnvironment.NewName("canary-");

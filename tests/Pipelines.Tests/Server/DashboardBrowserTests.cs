@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Server;
 /// is in flight. The screenshot is kept in .build/test-results/dashboard-runs.png.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class DashboardBrowserTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
 {
     [Fact]

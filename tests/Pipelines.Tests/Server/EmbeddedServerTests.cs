@@ -17,6 +17,7 @@ namespace Pipelines.Tests.Server;
 /// the ledger are instead.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class EmbeddedServerTests(EmbeddedServerTests.Embedded fixture) : IClassFixture<EmbeddedServerTests.Embedded>
 {
     private const string ForkImage = "pipelines-examples/warm-fork:1";

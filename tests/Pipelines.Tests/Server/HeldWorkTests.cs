@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Server;
 /// worker whose policy lends nothing (never), on PostgreSQL and Swift.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
 {
     /// <summary>A server without the worker role: the test's worker is the only one.</summary>

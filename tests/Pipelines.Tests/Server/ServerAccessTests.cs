@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Server;
 /// of caller, over real HTTP.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
 {
     private const string NoRun = "20000101-000000-000000";

@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Server;
 /// Docker, with no key configured: requests from loopback get full access.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>
 {
     private static readonly JsonSerializerOptions Web = new(JsonSerializerDefaults.Web);

@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Server;
 /// without a key, and the keys sealing its login cookies outlive it (a container has no home
 /// folder that survives).
 /// </summary>
+[Integration]
 public sealed class ServerStartTests : IDisposable
 {
     private readonly TempFolder _temp = new();
@@ -26,6 +27,43 @@ public sealed class ServerStartTests : IDisposable
         Assert.Equal(1, result.ExitCode);
         var open = urls.Split(';').First(u => !u.StartsWith("http://127.", StringComparison.Ordinal));
         Assert.Equal($"error: no access key is configured, so the server may listen on loopback only, not on {open}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", result.Stderr.Trim());
+    }
+
+    [Fact]
+    public async Task A_server_with_no_key_that_Kestrels_own_settings_open_beyond_loopback_stops_once_it_sees_where_it_listens()
+    {
+        // Kestrel:Endpoints overrides the URLs given: the check is made again on the addresses bound.
+        var port = ServerProcess.FreePort();
+        var result = await CliRunner.RunAsync(
+            ["server", "--urls", "http://127.0.0.1:9"],
+            new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres, ["HOME"] = _temp.Path, ["PIPELINES_Kestrel__Endpoints__Open__Url"] = $"http://0.0.0.0:{port}" });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"error: no access key is configured, so the server may listen on loopback only, not on http://0.0.0.0:{port}: set a key first, e.g. PIPELINES_Server__Keys__0__Key=$(openssl rand -hex 24) PIPELINES_Server__Keys__0__Role=full (docs/server.md)", result.Stderr.Trim().Split('\n')[^1]);
+    }
+
+    [Fact]
+    public async Task An_empty_listen_setting_is_refused_rather_than_left_to_Kestrels_default_of_every_address()
+    {
+        var result = await CliRunner.RunAsync(["server", "--urls", " "], new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres, ["HOME"] = _temp.Path });
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal("error: Server:Urls (or --urls) is empty: name where to listen, e.g. http://127.0.0.1:8080", result.Stderr.Trim());
+    }
+
+    [Fact]
+    public async Task A_server_with_no_key_answers_only_loopback_host_names_so_a_rebound_name_cannot_reach_it()
+    {
+        await using var server = await ServerProcess.StartAsync(new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres, ["HOME"] = _temp.Path }, ["--roles", "api"]);
+        using var http = server.Client();
+
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "/api/runs");
+        rebound.Headers.Host = "attacker.example";
+        using var refused = await http.SendAsync(rebound);
+        using var local = await http.GetAsync("/api/runs");
+
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, local.StatusCode);
     }
 
     [Theory]

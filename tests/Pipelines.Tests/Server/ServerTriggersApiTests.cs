@@ -13,6 +13,7 @@ namespace Pipelines.Tests.Server;
 /// the same ledger as the watcher, so an object version starts one task however it is reported.
 /// </summary>
 [Collection("server")]
+[Integration]
 public sealed class ServerTriggersApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
 {
     [Fact]

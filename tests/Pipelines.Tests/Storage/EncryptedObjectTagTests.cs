@@ -15,6 +15,7 @@ namespace Pipelines.Tests.Storage;
 /// no server-side encryption, so a listener on loopback answers as S3 does for such objects, and
 /// the real stage-in path (list, plan's content tag, download, check) runs against it.
 /// </summary>
+[Unit]
 public sealed class EncryptedObjectTagTests : IDisposable
 {
     private static readonly byte[] Bytes = Encoding.UTF8.GetBytes("@r1\nACGT\n+\nIIII\n");

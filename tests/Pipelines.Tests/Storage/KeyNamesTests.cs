@@ -3,6 +3,7 @@ using Pipelines.Storage;
 namespace Pipelines.Tests.Storage;
 
 /// <summary>The one rule for input keys, local and S3 alike: kept, or refused with the reason.</summary>
+[Unit]
 public sealed class KeyNamesTests
 {
     [Theory]

@@ -6,6 +6,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Storage;
 
 /// <summary>Local inputs' sha256 remembered by file status: trusted while nothing about the file changed, never for a file that just changed.</summary>
+[Unit]
 public sealed class LocalHashCacheTests : IDisposable
 {
     private readonly TempFolder _temp = new();

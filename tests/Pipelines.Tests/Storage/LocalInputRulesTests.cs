@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Storage;
 /// What a local input folder may hold (docs/workflow-spec.md, "Input folders"): links are
 /// followed, and whatever cannot be read as a file is refused by name, never skipped.
 /// </summary>
+[Unit]
 public sealed class LocalInputRulesTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -4,6 +4,7 @@ using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Storage;
 
+[Unit]
 public sealed class LocalObjectStoreTests : IDisposable
 {
     private readonly TempFolder _temp = new();

@@ -3,6 +3,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Storage;
 
 /// <summary>`pipelines s3 mb|cp|ls` against the real Swift server: a dataset in and back out, byte for byte.</summary>
+[Integration]
 public sealed class S3CommandTests : IDisposable
 {
     private readonly TempFolder _temp = new();

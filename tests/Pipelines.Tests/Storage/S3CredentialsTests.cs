@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Storage;
 /// tests check what the real CLI sends to a listener on loopback: the access key, the
 /// X-Amz-Security-Token header and a signature made with the matching secret.
 /// </summary>
+[Integration]
 public sealed class S3CredentialsTests : IDisposable
 {
     private const string KeyId = "ASIAPIPELINESTEST001";

@@ -6,6 +6,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Storage;
 
 /// <summary>The S3 store against the real OpenStack Swift (s3api) that scripts/test starts.</summary>
+[Integration]
 public sealed class S3ObjectStoreTests : IDisposable
 {
     private readonly ObjectStoreFactory _factory = new(TestEnvironment.S3);

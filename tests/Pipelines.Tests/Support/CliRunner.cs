@@ -15,6 +15,7 @@ public static class CliRunner
 
     public static Process Start(IEnumerable<string> args, IDictionary<string, string?>? env = null, string? workingDirectory = null)
     {
+        TestLane.Refuse("the pipelines CLI as a child process");
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,

@@ -13,6 +13,7 @@ public static class HostCommand
 
     public static async Task<Result> RunAsync(string file, IEnumerable<string> args, IDictionary<string, string?>? env = null, TimeSpan? timeout = null)
     {
+        TestLane.Refuse("a program of the machine (" + file + ")");
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardOutput = true,

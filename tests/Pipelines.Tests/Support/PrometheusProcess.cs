@@ -45,6 +45,7 @@ public sealed class PrometheusProcess : IAsyncDisposable
     /// <summary>Starts Prometheus scraping each job's targets (host:port) at /metrics every second.</summary>
     public static async Task<PrometheusProcess> StartAsync(IReadOnlyDictionary<string, IReadOnlyList<string>> jobs)
     {
+        TestLane.Refuse("Prometheus");
         var folder = new TempFolder();
         var config = new StringBuilder("global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nscrape_configs:\n");
         foreach (var (job, targets) in jobs)

@@ -31,6 +31,7 @@ public sealed class RegistryProcess : IAsyncDisposable
 
     public static async Task<RegistryProcess> StartAsync()
     {
+        TestLane.Refuse("a registry process");
         var folder = new TempFolder();
         var htpasswd = await Run("htpasswd", ["-Bbn", User, Password]);
         File.WriteAllText(folder.Combine("htpasswd"), htpasswd);

@@ -39,6 +39,7 @@ public sealed class ServerProcess : IAsyncDisposable
 
     public static async Task<ServerProcess> StartAsync(IDictionary<string, string?> env, IEnumerable<string>? extraArgs = null)
     {
+        TestLane.Refuse("a server process");
         var url = $"http://127.0.0.1:{FreePort()}";
         var server = new ServerProcess(CliRunner.Start(["server", "--urls", url, .. extraArgs ?? []], env), url);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };

@@ -19,14 +19,24 @@ public static class TestEnvironment
 
     public static S3Settings S3 => new(S3Endpoint, Require("AWS_ACCESS_KEY_ID"), Require("AWS_SECRET_ACCESS_KEY"), Environment.GetEnvironmentVariable("AWS_REGION") ?? "us-east-1");
 
-    public static string DockerEndpoint => Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock";
+    public static string DockerEndpoint
+    {
+        get
+        {
+            TestLane.Refuse("the Docker engine");
+            return Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock";
+        }
+    }
 
     public static string SampleFastq => Path.Combine(RepoRoot, "sample-data", "fastq");
 
-    public static string Require(string name) =>
-        Environment.GetEnvironmentVariable(name) is { Length: > 0 } v
+    public static string Require(string name)
+    {
+        TestLane.Refuse("a service (" + name + ")");
+        return Environment.GetEnvironmentVariable(name) is { Length: > 0 } v
             ? v
             : throw new InvalidOperationException($"{name} is not set: run the suite with scripts/test, which starts PostgreSQL, Docker and Swift and sets it");
+    }
 
     public static string NewName(string prefix) => $"{prefix}{Guid.NewGuid():N}"[..(prefix.Length + 12)];
 

@@ -10,6 +10,7 @@ namespace Pipelines.Tests.Telemetry;
 /// the one run.json names. The same set-up serves every role.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class LogFormatTests : IDisposable
 {
     private readonly TempFolder _temp = new();

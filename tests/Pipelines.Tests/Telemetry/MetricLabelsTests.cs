@@ -6,6 +6,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Telemetry;
 
 /// <summary>What the exported metrics' labels carry: never a secret.</summary>
+[Integration]
 public sealed class MetricLabelsTests
 {
     [Fact]

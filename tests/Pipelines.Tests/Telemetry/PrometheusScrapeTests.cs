@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Telemetry;
 /// zero, every metric the shipped Grafana dashboard queries, with the names and units the docs give.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ObservedClusterFixture>
 {
     [Fact]

@@ -24,6 +24,7 @@ namespace Pipelines.Tests.Telemetry;
 /// PrometheusScrapeTests's: every row of a run names the trace of its run.json.)
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class RunTraceTests : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();

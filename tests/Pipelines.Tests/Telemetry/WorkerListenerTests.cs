@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Telemetry;
 /// free ones with 0, or off; a port already taken stops the worker at start with what to do.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class WorkerListenerTests : IAsyncLifetime
 {
     private readonly string _schema = TestEnvironment.NewName("wls_");

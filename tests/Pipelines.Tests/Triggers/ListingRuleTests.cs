@@ -2,6 +2,7 @@ using Pipelines.Triggers;
 
 namespace Pipelines.Tests.Triggers;
 
+[Unit]
 public sealed class ListingRuleTests
 {
     private static readonly DateTimeOffset Then = new(2026, 11, 26, 12, 0, 0, TimeSpan.Zero);

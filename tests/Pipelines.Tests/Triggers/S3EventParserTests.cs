@@ -2,6 +2,7 @@ using Pipelines.Triggers;
 
 namespace Pipelines.Tests.Triggers;
 
+[Unit]
 public sealed class S3EventParserTests
 {
     /// <summary>An event as AWS S3 sends it (trimmed to the fields that matter, plus a few that do not).</summary>

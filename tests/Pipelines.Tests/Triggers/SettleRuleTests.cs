@@ -3,6 +3,7 @@ using Pipelines.Triggers;
 
 namespace Pipelines.Tests.Triggers;
 
+[Unit]
 public sealed class SettleRuleTests
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);

@@ -18,6 +18,7 @@ namespace Pipelines.Tests.Triggers;
 /// time under the test's control. Runs are started through a recording starter: what is under
 /// test here is which objects are handed to which run id, and that none is handed over twice.
 /// </summary>
+[Integration]
 public sealed class TriggerCycleTests : IAsyncLifetime
 {
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(30);

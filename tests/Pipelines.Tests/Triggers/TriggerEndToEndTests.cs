@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Triggers;
 /// PostgreSQL, Swift and Docker. Each test has its own schemas and bucket.
 /// </summary>
 [Collection("end-to-end")]
+[Integration]
 public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
@@ -95,7 +96,7 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         // The trigger process dies with files seen but not settled; more land while it is down;
         // a new one picks everything up.
         var third = await UploadAsync(Files("lane2", 43, 44));
-        await Task.Delay(TimeSpan.FromSeconds(1.3));
+        await WaitUntilSeenAsync(third);
         trigger.Kill(entireProcessTree: true);
         await trigger.WaitForExitAsync();
         var fourth = await UploadAsync(Files("lane3", 81, 81));
@@ -148,7 +149,12 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         var run = Assert.Single(await WaitForInputsAsync(1));
         Assert.Equal([key], await InputsAsync(run.RunId));
         Assert.Equal(1, run.TaskCount);
-        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        // A full listing after the run has ended saw the object's version in the ledger already and
+        // recorded nothing new, so nothing is left to settle into another run.
+        var ended = await ScalarAsync<DateTime>("SELECT now()");
+        await WaitForSqlAsync($"SELECT last_full_at > @after FROM {_schema}.trigger_state", ("after", ended), "a full listing after the run ended");
+        Assert.Equal(1L, await ScalarAsync<long>($"SELECT count(*) FROM {_schema}.trigger_objects WHERE key = @key", ("key", "incoming/" + key)));
         Assert.Single((await _runs.QueryRunsAsync(new RunQuery(Limit: 10), CancellationToken.None)).Items);
     }
 
@@ -159,13 +165,16 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         _processes.Add(CliRunner.Start(["worker", "--roles", "triggers"], _env));
         _processes.Add(CliRunner.Start(["worker", "--roles", "triggers"], _env));
         _processes.Add(CliRunner.Start(["worker", "--roles", "worker"], _env));
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        await WaitForSqlAsync($"SELECT last_poll_at IS NOT NULL FROM {_schema}.trigger_state", "the trigger processes' first poll");
 
+        // Three drops, each seen by a poll before the next lands, so that the two processes meet
+        // them in different cycles.
         var all = new List<string>();
         foreach (var lane in new[] { 11, 17, 23 })
         {
-            all.AddRange(await UploadAsync(Files("lane1", lane, lane + 2)));
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            var drop = await UploadAsync(Files("lane1", lane, lane + 2));
+            all.AddRange(drop);
+            await WaitUntilSeenAsync(drop);
         }
 
         var runs = await WaitForInputsAsync(all.Count);
@@ -182,6 +191,52 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(runs.Count, reader.GetInt64(0));
         Assert.Equal(runs.Count, reader.GetInt64(1));
         output.WriteLine($"{all.Count} files in {runs.Count} run(s) by two trigger processes");
+    }
+
+    /// <summary>Waits until a poll recorded every one of these files (relative to incoming/) in the ledger.</summary>
+    private Task WaitUntilSeenAsync(IReadOnlyCollection<string> files) =>
+        WaitForSqlAsync(
+            $"SELECT count(DISTINCT key) = @n FROM {_schema}.trigger_objects WHERE key = ANY(@keys)",
+            [("n", (long)files.Count), ("keys", files.Select(f => "incoming/" + f).ToArray())],
+            $"the ledger to hold {string.Join(", ", files)}");
+
+    private Task WaitForSqlAsync(string sql, (string Name, object Value) parameter, string what) => WaitForSqlAsync(sql, [parameter], what);
+
+    /// <summary>Waits until SQL (one boolean) says true in this test's schema, at most a minute.</summary>
+    private async Task WaitForSqlAsync(string sql, string what) => await WaitForSqlAsync(sql, [], what);
+
+    private async Task WaitForSqlAsync(string sql, (string Name, object Value)[] parameters, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if (await ScalarAsync<bool?>(sql, parameters) == true)
+                {
+                    return;
+                }
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+            {
+                // The schema is created by the first process to start.
+            }
+
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"waited a minute for {what}");
+            await Task.Delay(100);
+        }
+    }
+
+    private async Task<T> ScalarAsync<T>(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var cmd = _db.CreateCommand(sql);
+        foreach (var (name, value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        var result = await cmd.ExecuteScalarAsync();
+        return result is DBNull or null ? default! : (T)result;
     }
 
     private async Task RegisterAsync()

@@ -2,6 +2,7 @@ using Pipelines.Triggers;
 
 namespace Pipelines.Tests.Triggers;
 
+[Unit]
 public sealed class TriggerKeysTests
 {
     [Theory]

@@ -3,6 +3,7 @@ using Pipelines.Triggers;
 
 namespace Pipelines.Tests.Triggers;
 
+[Unit]
 public sealed class TriggerOptionsTests
 {
     private static IConfiguration Config(params (string Key, string Value)[] values) =>

@@ -354,6 +354,7 @@ public abstract class TriggerStoreContract : IAsyncLifetime
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
+[Unit]
 public sealed class InMemoryTriggerStoreContractTests : TriggerStoreContract
 {
     protected override ITriggerStore? Another => null;
@@ -362,6 +363,7 @@ public sealed class InMemoryTriggerStoreContractTests : TriggerStoreContract
 }
 
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own; a second data source stands for a second process.</summary>
+[Integration]
 public sealed class PostgresTriggerStoreContractTests : TriggerStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("trs_");

@@ -5,6 +5,7 @@ using Pipelines.Containers.Warm;
 namespace Pipelines.Tests.Warm;
 
 /// <summary>Fork mode on the real Docker engine: the engine's helper runs one command per request in a warm container.</summary>
+[Integration]
 public sealed class ForkModeTests : IAsyncLifetime
 {
     private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);

@@ -4,6 +4,7 @@ using Pipelines.Containers.Warm;
 namespace Pipelines.Tests.Warm;
 
 /// <summary>Http mode on the real Docker engine, with the C example server on its Unix socket.</summary>
+[Integration]
 public sealed class HttpModeTests : IAsyncLifetime
 {
     private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);

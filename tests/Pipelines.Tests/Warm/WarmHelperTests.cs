@@ -11,6 +11,7 @@ namespace Pipelines.Tests.Warm;
 /// locked-down container running the helper as PID 1, sent bytes that are not the protocol.
 /// It must refuse them with a 'P' frame naming the problem and exit, never run anything.
 /// </summary>
+[Integration]
 public sealed class WarmHelperTests : IAsyncLifetime
 {
     private readonly WarmTestContext _context = new();

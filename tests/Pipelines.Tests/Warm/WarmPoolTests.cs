@@ -4,6 +4,7 @@ using Pipelines.Containers.Warm;
 namespace Pipelines.Tests.Warm;
 
 /// <summary>The pool's rules on the real Docker engine: scale up to Max, queue up to MaxQueue, idle out to MinWarm, one owner per container.</summary>
+[Integration]
 public sealed class WarmPoolTests : IAsyncLifetime
 {
     private static readonly Dictionary<string, string> NoEnv = [];

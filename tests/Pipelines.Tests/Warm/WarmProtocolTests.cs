@@ -5,6 +5,7 @@ using Pipelines.Containers.Warm;
 namespace Pipelines.Tests.Warm;
 
 /// <summary>The engine's side of the helper's frames, and the bounded request log.</summary>
+[Unit]
 public sealed class WarmProtocolTests
 {
     [Fact]

@@ -16,6 +16,7 @@ namespace Pipelines.Tests.Worker;
 /// container runtime scripted to throw, since a real engine cannot be made to throw on cue.
 /// </summary>
 [Collection(InProcessHangfire.Name)]
+[Integration]
 public sealed class EveryTaskEndsTests : IDisposable
 {
     private readonly TempFolder _temp = new();
@@ -73,6 +74,7 @@ public sealed class EveryTaskEndsTests : IDisposable
               - name: s
                 image: scripted:1
                 command: ["true"]
+                reuse: false
             output:
               uri: {_temp.Combine("out")}
             """;

@@ -160,6 +160,9 @@ public sealed partial class DockerWarmPool : IWarmPool
         return Task.WhenAll(owners.Select(o => RetireAsync(o, reason)));
     }
 
+    /// <inheritdoc />
+    public bool CanFork => File.Exists(_options.WarmHelper);
+
     public IReadOnlyList<WarmPoolStats> Stats()
     {
         lock (_owners)

@@ -91,6 +91,9 @@ public interface IWarmPool : IAsyncDisposable
 
     /// <summary>Figures per owner, for the dashboard and the API.</summary>
     IReadOnlyList<WarmPoolStats> Stats();
+
+    /// <summary>Whether fork-mode containers can start here (the engine's fork helper is where Docker:WarmHelper says).</summary>
+    bool CanFork { get; }
 }
 
 /// <summary>

@@ -11,14 +11,18 @@ namespace Pipelines.Tests.Worker.Parts;
 /// container runtime, without a process, a store server or a Docker engine. The same rules run
 /// end to end against real services in the EndToEnd, Security and Faults suites.
 /// </summary>
+[Unit]
 public sealed class TaskShellTests
 {
+    // A container per task (reuse: false): the scripted runtime plays each step's container;
+    // the warm path's rules are proven against real containers (Security, Warm, EndToEnd).
     private const string OneStep = """
           - name: count
             image: scripted:1
             command: ["count", "{inputs}"]
             outputs: ["*.tsv"]
             retries: 1
+            reuse: false
         """;
 
     private static readonly (string, string)[] ThreeFiles = [("a.txt", "alpha\n"), ("b.txt", "beta\n"), ("c.txt", "gamma\n")];
