@@ -7,19 +7,19 @@ public sealed record SettingInfo(string Key, string Default, PropertyInfo Proper
 
 /// <summary>A value that must be above zero (a duration, a count).</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class PositiveAttribute : Attribute;
+internal sealed class PositiveAttribute : Attribute;
 
 /// <summary>A duration that may be zero but not less.</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class AtLeastZeroAttribute : Attribute;
+internal sealed class AtLeastZeroAttribute : Attribute;
 
 /// <summary>A value that must be set (it has no default).</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class RequiredSettingAttribute : Attribute;
+internal sealed class RequiredSettingAttribute : Attribute;
 
 /// <summary>A number within [min, max].</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class BetweenAttribute(double min, double max) : Attribute
+internal sealed class BetweenAttribute(double min, double max) : Attribute
 {
     public double Min { get; } = min;
 
@@ -28,14 +28,14 @@ public sealed class BetweenAttribute(double min, double max) : Attribute
 
 /// <summary>A word out of a list.</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class OneOfAttribute(params string[] values) : Attribute
+internal sealed class OneOfAttribute(params string[] values) : Attribute
 {
     public IReadOnlyList<string> Values { get; } = values;
 }
 
 /// <summary>Text that must match a pattern; <see cref="What"/> says what to write.</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class MatchesAttribute(string pattern, string what) : Attribute
+internal sealed class MatchesAttribute(string pattern, string what) : Attribute
 {
     public string Pattern { get; } = pattern;
 
@@ -44,19 +44,19 @@ public sealed class MatchesAttribute(string pattern, string what) : Attribute
 
 /// <summary>A count of bytes: a size (<c>10Gi</c>) or a number.</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class BytesAttribute : Attribute;
+internal sealed class BytesAttribute : Attribute;
 
 /// <summary>The default as docs/configuration.md writes it, where the value depends on the machine (a temporary folder, the host name).</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class DefaultTextAttribute(string text) : Attribute
+internal sealed class DefaultTextAttribute(string text) : Attribute
 {
     public string Text { get; } = text;
 }
 
 /// <summary>A property that the engine sets, not the configuration.</summary>
 [AttributeUsage(AttributeTargets.Property)]
-public sealed class NotASettingAttribute : Attribute;
+internal sealed class NotASettingAttribute : Attribute;
 
 /// <summary>An options type that is a section of its parent's (Algorithms:Canary).</summary>
 [AttributeUsage(AttributeTargets.Class)]
-public sealed class SettingsSectionAttribute : Attribute;
+internal sealed class SettingsSectionAttribute : Attribute;
