@@ -17,9 +17,7 @@ internal static class RunIndex
     private const string CancelSuffix = ".cancel";
 
     public static string Folder =>
-        Environment.GetEnvironmentVariable("PIPELINES_HOME") is { Length: > 0 } home
-            ? Path.Combine(home, "runs")
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "pipelines", "runs");
+        Path.Combine(Pipelines.Settings.PipelinesHome.Folder, "runs");
 
     /// <summary>An embedded run as the index knows it: its output, its workflow (older entries have none), when it was recorded.</summary>
     public sealed record Entry(string RunId, string OutputUri, string? Workflow, DateTimeOffset RecordedAt);

@@ -31,8 +31,11 @@ public static partial class PipelinesServer
     /// <summary>Builds the web application; without PostgreSQL, refuses roles that would leave the work to other processes.</summary>
     public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information)
     {
+        // The server's own defaults (it reports the queue) under every other source; then every setting read once.
+        config = EngineHost.WithDefaults(config, TelemetryOptions.ServerDefaults);
+        var settings = EngineSettings.Read(config);
         var options = ServerOptions.From(config);
-        var postgres = EngineHost.UsesPostgres(config);
+        var postgres = EngineHost.UsesPostgres(settings);
         if (!postgres && !options.Roles.HasFlag(ServerRoles.Worker | ServerRoles.Triggers))
         {
             throw new PipelinesException(
@@ -61,7 +64,7 @@ public static partial class PipelinesServer
         }
 
         builder.WebHost.UseUrls(listen);
-        PipelinesLogging.Configure(builder.Logging, config, logLevel);
+        PipelinesLogging.Configure(builder.Logging, settings.Logging, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         // Session cookies are protected with keys kept in PostgreSQL (Access/DashboardKeyRepository),
@@ -73,17 +76,17 @@ public static partial class PipelinesServer
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddPipelinesEngine(
-            config,
+            settings,
             worker: options.Roles.HasFlag(ServerRoles.Worker),
             triggers: options.Roles.HasFlag(ServerRoles.Triggers),
             server: true,
             keepWarm: options.Roles.HasFlag(ServerRoles.Api) || options.Roles.HasFlag(ServerRoles.Worker));
-        services.AddPipelinesAccess(options, postgres ? config["Schema"] ?? "pipelines" : null);
+        services.AddPipelinesAccess(options, postgres ? settings.Database.Schema : null);
         services.AddPipelinesHealth(options.Bucket, postgres);
 
         // /metrics for Prometheus; this process reports the queue unless Telemetry:QueueMetrics is false.
         services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
-        if (TelemetryOptions.From(config).QueueMetrics ?? true)
+        if (settings.Telemetry.QueueMetrics)
         {
             TelemetryHosting.AddQueueSampler(services);
         }

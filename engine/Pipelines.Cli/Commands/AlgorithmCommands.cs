@@ -103,7 +103,7 @@ public static class AlgorithmCommands
             }
 
             // This machine's engine, through the same wiring as every host's: the image seam alone.
-            await using var containers = new ServiceCollection().AddContainers(EngineHost.Configuration(settings.Config)).BuildServiceProvider();
+            await using var containers = new ServiceCollection().AddContainers(EngineSettings.Read(EngineHost.Configuration(settings.Config)).Docker).BuildServiceProvider();
             var images = containers.GetRequiredService<Pipelines.Containers.IContainerImages>();
             var id = await images.ResolveImageAsync(settings.Image, cancellationToken).ConfigureAwait(false);
             var temp = Path.Combine(Path.GetTempPath(), $"pipelines-push-{Guid.NewGuid():N}.tar");

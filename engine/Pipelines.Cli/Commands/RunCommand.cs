@@ -77,7 +77,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
         var config = EngineHost.Configuration(settings.Config, values);
         var postgres = EngineHost.UsesPostgres(config);
-        var workers = settings.LocalWorkers ?? (int.TryParse(config["Worker:Concurrency"], out var c) ? c : 4);
+        var workers = settings.LocalWorkers ?? EngineSettings.Read(config).Worker.Concurrency;
         if (workers < 0 || (workers == 0 && !postgres))
         {
             throw new PipelinesException("--local-workers must be at least 1 without PostgreSQL: nothing else would run the tasks", retryHelps: false);

@@ -60,10 +60,13 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             return await DrainAsync(config, cancellationToken).ConfigureAwait(false);
         }
 
-        // A worker lends only what the owner leaves unless told otherwise.
-        values["Harvest:Policy"] = settings.Policy ?? config["Harvest:Policy"] ?? "when-idle";
-        _ = Harvester.Parse(values["Harvest:Policy"], HarvestPolicy.WhenIdle);
-        config = EngineHost.Configuration(settings.Config, values);
+        // A worker lends only what the owner leaves unless told otherwise: its own default, under every source; --policy over them.
+        if (settings.Policy is { } policy)
+        {
+            values["Harvest:Policy"] = policy;
+        }
+
+        config = EngineHost.WithDefaults(EngineHost.Configuration(settings.Config, values), HarvestOptions.WorkerDefaults);
 
         var roles = settings.Roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         if (roles.Count == 0 || roles.Any(r => r is not ("worker" or "triggers")))

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Pipelines.Settings;
 
 namespace Pipelines.Algorithms;
 
@@ -9,9 +10,12 @@ public sealed record AlgorithmOptions
     public string? Store { get; init; }
 
     /// <summary>The largest image tarball a push accepts.</summary>
+    [Bytes]
+    [Positive]
     public long MaxImageBytes { get; init; } = 4L * 1024 * 1024 * 1024;
 
     /// <summary>Where tarballs are held while they are checked, pushed or loaded; the system's temporary folder by default.</summary>
+    [DefaultText("$TMPDIR/pipelines-algorithms")]
     public string? Scratch { get; init; }
 
     /// <summary>
@@ -33,11 +37,10 @@ public sealed record AlgorithmOptions
 
     public static AlgorithmOptions From(IConfiguration config)
     {
-        var o = config.GetSection("Algorithms").Get<AlgorithmOptions>() ?? new AlgorithmOptions();
+        var o = SettingsBinder.Bind<AlgorithmOptions>(config, "Algorithms");
         var registries = config.GetSection("Algorithms:Registries").GetChildren()
             .ToDictionary(c => c.Key, c => c.Get<RegistryCredentials>() ?? new RegistryCredentials(), StringComparer.OrdinalIgnoreCase);
-        o.Canary.Check();
-        return o with { Store = string.IsNullOrWhiteSpace(o.Store) ? null : o.Store, Registries = registries };
+        return o with { Registries = registries };
     }
 }
 
@@ -48,31 +51,27 @@ public sealed record AlgorithmOptions
 /// stable's by more than <see cref="MaxErrorRateIncrease"/>, or when its p95 latency is over
 /// stable's times <see cref="MaxP95Ratio"/> and by more than <see cref="MaxP95IncreaseMs"/>.
 /// </summary>
+[SettingsSection]
 public sealed record CanaryOptions
 {
+    [Positive]
     public TimeSpan Window { get; init; } = TimeSpan.FromMinutes(5);
 
+    [Positive]
     public int MinRequests { get; init; } = 20;
 
     /// <summary>A fraction: 0.05 allows the canary 5 points more errors than stable.</summary>
+    [Between(0, 1)]
     public double MaxErrorRateIncrease { get; init; } = 0.05;
 
+    [Between(1, double.MaxValue)]
     public double MaxP95Ratio { get; init; } = 1.5;
 
+    [Between(0, double.MaxValue)]
     public double MaxP95IncreaseMs { get; init; } = 100;
 
     /// <summary>False turns the automatic rollback off (the figures are still shown).</summary>
     public bool AutoRollback { get; init; } = true;
-
-    public void Check()
-    {
-        if (Window <= TimeSpan.Zero || MinRequests < 1 || MaxErrorRateIncrease is < 0 or > 1 || MaxP95Ratio < 1 || MaxP95IncreaseMs < 0)
-        {
-            throw new PipelinesException(
-                $"Algorithms:Canary is not usable: Window {Window} (more than 0), MinRequests {MinRequests} (at least 1), MaxErrorRateIncrease {MaxErrorRateIncrease} (0 to 1), MaxP95Ratio {MaxP95Ratio} (at least 1), MaxP95IncreaseMs {MaxP95IncreaseMs} (at least 0)",
-                retryHelps: false);
-        }
-    }
 }
 
 /// <summary>A registry's user and password (or token), for pulls.</summary>

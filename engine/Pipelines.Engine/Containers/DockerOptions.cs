@@ -1,15 +1,19 @@
+using Pipelines.Settings;
+
 namespace Pipelines.Containers;
 
 /// <summary>How containers are run (configuration section Docker).</summary>
 public sealed record DockerOptions
 {
     /// <summary>The engine's endpoint; DOCKER_HOST, else the local socket.</summary>
+    [DefaultText("unix:///var/run/docker.sock")]
     public string Endpoint { get; init; } = Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock";
 
     /// <summary>The non-root user the algorithm runs as.</summary>
     public string User { get; init; } = "65534:65534";
 
     /// <summary>Relative CPU weight (the engine's default is 1024): the host's own work comes first.</summary>
+    [Positive]
     public long CpuShares { get; init; } = 256;
 
     /// <summary>
@@ -23,6 +27,7 @@ public sealed record DockerOptions
     /// and never. Off (policy always, a machine of our own), containers run under
     /// CgroupParent-always at the normal weight, still counted as ours.
     /// </summary>
+    [NotASetting]
     public bool IdleClass { get; init; }
 
     /// <summary>Size of the writable /tmp.</summary>
@@ -36,6 +41,7 @@ public sealed record DockerOptions
     public string LogMaxSize { get; init; } = "8m";
 
     /// <summary>At most this much of a step's stdout and stderr is kept: its first and last halves, the middle cut with a note.</summary>
+    [Positive]
     public int MaxLogBytes { get; init; } = 1024 * 1024;
 
     /// <summary>
@@ -43,15 +49,19 @@ public sealed record DockerOptions
     /// mounted read-only as the first process of fork-mode warm containers. PIPELINES_WARM_HELPER,
     /// else warm-helper beside the engine, else .build/native/warm-helper of the checkout it runs from.
     /// </summary>
+    [DefaultText("warm-helper")]
     public string WarmHelper { get; init; } = DefaultWarmHelper();
 
     /// <summary>Where warm containers' host folders (/in, /out, /steps, the control folder) are made; a short path, as a Unix socket's path is at most 107 bytes.</summary>
+    [DefaultText("$TMPDIR/pipelines-warm")]
     public string WarmRoot { get; init; } = Path.Combine(Path.GetTempPath(), "pipelines-warm");
 
     /// <summary>How long a warm container may take to start and answer on its socket before it counts as broken.</summary>
+    [Positive]
     public TimeSpan WarmStartTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long past a fork-mode request's own timeout the helper may take to answer before its container counts as hung.</summary>
+    [Positive]
     public TimeSpan WarmHungGrace { get; init; } = TimeSpan.FromSeconds(5);
 
     private static string DefaultWarmHelper()

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -16,9 +15,9 @@ internal static class FunctionHosting
     /// `pipelines worker`), so it keeps their min_warm containers (<see cref="WarmKeeper"/>); a
     /// `pipelines run` or `status` does not.
     /// </remarks>
-    public static void Add(IServiceCollection services, IConfiguration config, bool keepWarm)
+    public static void Add(IServiceCollection services, FunctionsOptions options, bool keepWarm)
     {
-        services.AddSingleton(FunctionsOptions.From(config));
+        services.AddSingleton(options);
 
         // The store EngineHost chose, behind the invocation log that writes synchronous invocations' records in batches.
         var chosen = services.LastOrDefault(d => d.ServiceType == typeof(IFunctionStore))

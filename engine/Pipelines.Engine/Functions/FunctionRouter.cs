@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
@@ -22,7 +21,7 @@ public sealed record RoutedInvocation(FunctionVersion Serving, string? Route, Fu
 /// same probability, a copy goes to the canary. Any other image (a plain image, or an algorithm
 /// named by version or <c>@canary</c>) stays pinned at deploy.
 /// </summary>
-public sealed partial class FunctionRouter(IServiceProvider services, ILogger<FunctionRouter> log)
+public sealed partial class FunctionRouter(ILogger<FunctionRouter> log, AlgorithmService? algorithms = null, IWarmPool? pool = null)
 {
     // The owners each function version was last served by in this process, to retire those no longer routed to.
     private readonly ConcurrentDictionary<string, string> _lastOwners = new(StringComparer.Ordinal);
@@ -73,7 +72,7 @@ public sealed partial class FunctionRouter(IServiceProvider services, ILogger<Fu
     /// <summary>The algorithm's channels as they route a function that follows <c>@stable</c>; null for a pinned one.</summary>
     private async Task<(AlgorithmRoute Route, FunctionVersion Stable, FunctionVersion? Canary)?> ChannelsAsync(FunctionVersion function, CancellationToken cancellationToken)
     {
-        if (FollowedAlgorithm(function.Spec) is not { } name || services.GetService<AlgorithmService>() is not { } algorithms)
+        if (FollowedAlgorithm(function.Spec) is not { } name || algorithms is null)
         {
             return null;
         }
@@ -98,7 +97,7 @@ public sealed partial class FunctionRouter(IServiceProvider services, ILogger<Fu
         }
 
         _lastOwners[mine] = key;
-        if (services.GetService<IWarmPool>() is not { } pool)
+        if (pool is null)
         {
             return;
         }

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Hangfire;
-using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Storage;
@@ -25,15 +25,46 @@ public sealed class FunctionService(
     FunctionsOptions options,
     ObjectStoreFactory stores,
     WorkerOptions worker,
-    IServiceProvider services,
     FunctionRouter router,
-    TimeProvider time)
+    ShadowRunner shadows,
+    CanaryGuard guard,
+    IBackgroundJobClient jobs,
+    TimeProvider time,
+    WarmKeeper? keeper = null,
+    IWarmPool? pool = null,
+    AlgorithmService? algorithms = null,
+    IAlgorithmStore? catalog = null)
 {
     private readonly ConcurrentDictionary<string, (FunctionVersion Version, long Until)> _current = new(StringComparer.Ordinal);
     private long _nextPrune;
     private long _changes;
 
     public IFunctionStore Store => store;
+
+    /// <summary>The gray release of a function that follows an algorithm's stable channel (its route and latest channel events), for the API and the dashboard; null for a pinned one.</summary>
+    public async Task<(AlgorithmRoute Route, IReadOnlyList<ChannelEvent> Events)?> ReleaseAsync(FunctionVersion function, CancellationToken cancellationToken)
+    {
+        if (FunctionRouter.FollowedAlgorithm(function.Spec) is not { } algorithm || algorithms is null || catalog is null)
+        {
+            return null;
+        }
+
+        var route = await algorithms.RouteAsync(algorithm, cancellationToken).ConfigureAwait(false);
+        var events = await catalog.EventsAsync(algorithm, AlgorithmService.EventsShown, cancellationToken).ConfigureAwait(false);
+        return (route, events);
+    }
+
+    /// <summary>The warm pool's figures of these versions (each version's own owner and those of the algorithm versions that served it); none without a pool.</summary>
+    public IReadOnlyList<(FunctionVersion Version, WarmPoolStats Stats)> WarmStats(IReadOnlyList<FunctionVersion> versions)
+    {
+        if (pool is null)
+        {
+            return [];
+        }
+
+        var stats = pool.Stats();
+        return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Name, v.Version)).Select(s => (v, s))).ToList();
+    }
 
     /// <summary>
     /// A function's current version as the invoke path reads it: from the store at most once per
@@ -85,7 +116,7 @@ public sealed class FunctionService(
         }
 
         // Warm means warm: min_warm containers start now, not at the first request (in a process that serves functions).
-        if (services.GetService<WarmKeeper>() is { } keeper)
+        if (keeper is not null)
         {
             await keeper.KeepAsync(result.Function, cancellationToken).ConfigureAwait(false);
         }
@@ -96,7 +127,7 @@ public sealed class FunctionService(
     /// <summary>Stops the warm containers of function versions: their own, and one owner per algorithm version that served them.</summary>
     private async Task RetireAsync(string name, IReadOnlyList<int> versions, CancellationToken cancellationToken)
     {
-        if (services.GetService<IWarmPool>() is not { } pool)
+        if (pool is null)
         {
             return;
         }
@@ -150,7 +181,7 @@ public sealed class FunctionService(
         Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null)
     {
         var shadow = routed is { ShadowTo: { } to, Algorithm: { } algorithm }
-            ? await services.GetRequiredService<ShadowRunner>().StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
+            ? await shadows.StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
             : null;
         InvocationOutcome outcome;
         var clock = Stopwatch.StartNew();
@@ -179,12 +210,12 @@ public sealed class FunctionService(
         await (finish is null ? record(outcome.ToEnd()) : finish(outcome)).ConfigureAwait(false);
         if (shadow is not null)
         {
-            await services.GetRequiredService<ShadowRunner>().EnqueueAsync(shadow, outcome).ConfigureAwait(false);
+            await shadows.EnqueueAsync(shadow, outcome).ConfigureAwait(false);
         }
 
         if (routed is { Route: Routes.Canary, Algorithm: { } route })
         {
-            await services.GetRequiredService<CanaryGuard>().CheckAsync(routed.Serving, route, cancellationToken).ConfigureAwait(false);
+            await guard.CheckAsync(routed.Serving, route, cancellationToken).ConfigureAwait(false);
         }
 
         return outcome;
@@ -200,7 +231,7 @@ public sealed class FunctionService(
     }
 
     private Task DiscardAsync(ShadowCopy? shadow, string why) =>
-        shadow is null ? Task.CompletedTask : services.GetRequiredService<ShadowRunner>().Discard(shadow, why);
+        shadow is null ? Task.CompletedTask : shadows.Discard(shadow, why);
 
     /// <summary>How an invocation that threw is recorded: an outage is a 503, anything else a 500, with its description.</summary>
     internal static InvocationEnd Unforeseen(Exception e) =>
@@ -232,7 +263,7 @@ public sealed class FunctionService(
             parameters[EngineTracing.JobParameter] = parent;
         }
 
-        ((IBackgroundJobClientV2)services.GetRequiredService<IBackgroundJobClient>()).Create(job, new Hangfire.States.EnqueuedState(), parameters);
+        ((IBackgroundJobClientV2)jobs).Create(job, new Hangfire.States.EnqueuedState(), parameters);
         return id;
     }
 

@@ -1,76 +1,51 @@
 using Microsoft.Extensions.Configuration;
-using Pipelines.Model;
+using Pipelines.Settings;
 
 namespace Pipelines.Functions;
 
-/// <summary>The functions' settings (configuration section Functions), read once at start.</summary>
-public sealed record FunctionsOptions(string Output, InvocationRetention Retention, long MaxResponseBytes, TimeSpan PruneInterval)
+/// <summary>The functions' settings (configuration section Functions), read once at start by <see cref="SettingsBinder"/>.</summary>
+public sealed record FunctionsOptions
 {
+    /// <summary>Where async invocations keep their inputs and outputs: a folder, or s3:// when workers run on other machines.</summary>
+    [DefaultText("$PIPELINES_HOME/functions")]
+    public string Output { get; init; } = Path.Combine(PipelinesHome.Folder, "functions");
+
+    /// <summary>The newest invocations kept.</summary>
+    [Positive]
+    public int KeepInvocations { get; init; } = InvocationRetention.Default.Keep;
+
+    /// <summary>Invocations older than this are pruned.</summary>
+    [Positive]
+    public TimeSpan KeepInvocationsFor { get; init; } = InvocationRetention.Default.KeepFor;
+
+    /// <summary>The largest response body an http-mode function may send.</summary>
+    [Bytes]
+    [Positive]
+    public long MaxResponseSize { get; init; } = 1024L * 1024 * 1024;
+
+    /// <summary>How often one process prunes invocations.</summary>
+    [Positive]
+    public TimeSpan PruneInterval { get; init; } = TimeSpan.FromMinutes(1);
+
     /// <summary>Shadow copies waiting to run in one process (Functions:ShadowQueue); one more is dropped, counted and recorded.</summary>
+    [Positive]
     public int ShadowQueue { get; init; } = 100;
 
     /// <summary>Shadow copies run at once by one process (Functions:ShadowConcurrency).</summary>
+    [Positive]
     public int ShadowConcurrency { get; init; } = 2;
 
     /// <summary>How often a process that serves functions looks that each keeps its min_warm containers (Functions:KeepWarmInterval).</summary>
+    [Positive]
     public TimeSpan KeepWarmInterval { get; init; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>How long the invoke path serves a function's current version before it reads the store again (Functions:CurrentVersionCache).</summary>
+    /// <summary>How long the invoke path serves a function's current version before it reads the store again (Functions:CurrentVersionCache); 0s reads it on every invocation.</summary>
+    [AtLeastZero]
     public TimeSpan CurrentVersionCache { get; init; } = TimeSpan.FromSeconds(1);
 
-    public static FunctionsOptions From(IConfiguration config)
-    {
-        var section = config.GetSection("Functions");
-        var home = Environment.GetEnvironmentVariable("PIPELINES_HOME") is { Length: > 0 } h
-            ? h
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "pipelines");
-        var keep = section.GetValue("KeepInvocations", InvocationRetention.Default.Keep);
-        if (keep < 1)
-        {
-            throw new PipelinesException($"Functions:KeepInvocations is {keep}; keep at least 1 invocation", retryHelps: false);
-        }
+    public InvocationRetention Retention => new(KeepInvocations, KeepInvocationsFor);
 
-        var keepFor = InvocationRetention.Default.KeepFor;
-        if (section["KeepInvocationsFor"] is { Length: > 0 } text && (!Quantities.TryParseDuration(text, out keepFor) || keepFor <= TimeSpan.Zero))
-        {
-            throw new PipelinesException($"Functions:KeepInvocationsFor is '{text}', not a duration (e.g. 30d, 12h)", retryHelps: false);
-        }
+    public long MaxResponseBytes => MaxResponseSize;
 
-        var maxResponse = 1024L * 1024 * 1024;
-        if (section["MaxResponseSize"] is { Length: > 0 } size && (!Quantities.TryParseSize(size, out maxResponse) || maxResponse <= 0))
-        {
-            throw new PipelinesException($"Functions:MaxResponseSize is '{size}', not a size (e.g. 100Mi, 1Gi)", retryHelps: false);
-        }
-
-        var shadowQueue = section.GetValue("ShadowQueue", 100);
-        var shadowConcurrency = section.GetValue("ShadowConcurrency", 2);
-        if (shadowQueue < 1 || shadowConcurrency < 1)
-        {
-            throw new PipelinesException($"Functions:ShadowQueue is {shadowQueue} and Functions:ShadowConcurrency {shadowConcurrency}; both must be at least 1", retryHelps: false);
-        }
-
-        var keepWarm = section.GetValue("KeepWarmInterval", TimeSpan.FromSeconds(10));
-        if (keepWarm <= TimeSpan.Zero)
-        {
-            throw new PipelinesException($"Functions:KeepWarmInterval is {keepWarm}; write a time above zero (e.g. 00:00:10)", retryHelps: false);
-        }
-
-        var currentFor = section.GetValue("CurrentVersionCache", TimeSpan.FromSeconds(1));
-        if (currentFor < TimeSpan.Zero)
-        {
-            throw new PipelinesException($"Functions:CurrentVersionCache is {currentFor}; write zero (read the store on every invocation) or a time above it (e.g. 00:00:01)", retryHelps: false);
-        }
-
-        return new FunctionsOptions(
-            section["Output"] is { Length: > 0 } output ? output : Path.Combine(home, "functions"),
-            new InvocationRetention(keep, keepFor),
-            maxResponse,
-            section.GetValue("PruneInterval", TimeSpan.FromMinutes(1)))
-        {
-            ShadowQueue = shadowQueue,
-            ShadowConcurrency = shadowConcurrency,
-            KeepWarmInterval = keepWarm,
-            CurrentVersionCache = currentFor,
-        };
-    }
+    public static FunctionsOptions From(IConfiguration config) => SettingsBinder.Bind<FunctionsOptions>(config, "Functions");
 }

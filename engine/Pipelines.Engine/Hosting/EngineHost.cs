@@ -16,6 +16,7 @@ using Pipelines.Harvest;
 using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
+using Pipelines.Settings;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
 using Pipelines.Triggers;
@@ -50,17 +51,26 @@ public static class EngineHost
         return builder.AddEnvironmentVariables("PIPELINES_").AddInMemoryCollection(values ?? []).Build();
     }
 
+    /// <summary>
+    /// The configuration with a role's own defaults under every other source (e.g.
+    /// <see cref="HarvestOptions.WorkerDefaults"/>): each written once, beside its setting.
+    /// </summary>
+    public static IConfiguration WithDefaults(IConfiguration config, IReadOnlyDictionary<string, string?> defaults) =>
+        new ConfigurationBuilder().AddInMemoryCollection(defaults).AddConfiguration(config).Build();
+
     /// <summary>Whether a PostgreSQL connection string is configured; refuses one that Npgsql cannot read.</summary>
-    public static bool UsesPostgres(IConfiguration config) => PostgresOf(config) is not null;
+    public static bool UsesPostgres(IConfiguration config) => PostgresOf(SettingsBinder.Bind<DatabaseOptions>(config, "").Postgres) is not null;
+
+    /// <summary>Whether these settings name a PostgreSQL database (the connection string was checked when they were read).</summary>
+    public static bool UsesPostgres(EngineSettings settings) => settings.Database.Postgres is not null;
 
     /// <summary>
     /// The configured connection string, checked once here so that a bad one is a one-line error
     /// that names the setting. Npgsql's own exceptions quote values, and a password holding an
     /// unquoted ';' turns into keywords, so no part of the string is ever put into the message.
     /// </summary>
-    private static string? PostgresOf(IConfiguration config)
+    internal static string? PostgresOf(string? text)
     {
-        var text = config["Postgres"];
         if (string.IsNullOrWhiteSpace(text))
         {
             return null;
@@ -88,11 +98,12 @@ public static class EngineHost
     /// </summary>
     public static IHost Build(IConfiguration config, bool worker, LogLevel logLevel = LogLevel.Warning, bool triggers = false, bool keepWarm = false)
     {
+        var settings = EngineSettings.Read(config);
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddConfiguration(config);
-        PipelinesLogging.Configure(builder.Logging, config, logLevel);
+        PipelinesLogging.Configure(builder.Logging, settings.Logging, logLevel);
 
-        builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm);
+        builder.Services.AddPipelinesEngine(settings, worker, triggers, keepWarm: keepWarm);
         return builder.Build();
     }
 
@@ -106,19 +117,22 @@ public static class EngineHost
     /// CLI command recorded in memory would end with it, unseen). <paramref name="keepWarm"/>
     /// keeps the functions' min_warm containers (docs/functions.md).
     /// </summary>
-    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool server = false, bool keepWarm = false)
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, IConfiguration config, bool worker, bool triggers = false, bool server = false, bool keepWarm = false) =>
+        services.AddPipelinesEngine(EngineSettings.Read(config), worker, triggers, server, keepWarm);
+
+    /// <summary>The engine's services from settings already read (<see cref="EngineSettings.Read"/>).</summary>
+    public static IServiceCollection AddPipelinesEngine(this IServiceCollection services, EngineSettings settings, bool worker, bool triggers = false, bool server = false, bool keepWarm = false)
     {
-        var workerOptions = (config.GetSection("Worker").Get<WorkerOptions>() ?? new WorkerOptions()) with
-        {
-            Secrets = config.GetSection("Secrets").GetChildren().Where(c => c.Value is not null)
-                .ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase),
-        };
+        var workerOptions = settings.Worker;
+        services.AddSingleton(settings);
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(workerOptions);
-        TelemetryHosting.Add(services, config, workerOptions);
-        services.AddContainers(config);
-        services.AddSingleton(_ => new ObjectStoreFactory(S3Settings.From(config)));
-        services.AddSingleton(AlgorithmOptions.From(config));
+        services.AddSingleton(settings.Hangfire);
+        services.AddSingleton(settings.Harvest);
+        TelemetryHosting.Add(services, settings.Telemetry, workerOptions);
+        services.AddContainers(settings.Docker);
+        services.AddSingleton(_ => new ObjectStoreFactory(settings.S3));
+        services.AddSingleton(settings.Algorithms);
 
         // Every part's runtime: algorithm:// resolved through the catalog, missing images loaded from the algorithm store (docs/algorithms.md).
         services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(
@@ -145,12 +159,12 @@ public static class EngineHost
         services.AddSingleton<WarmSteps>();
         services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<GatherRunner>();
-        services.AddSingleton(new LocalRoots(config.GetSection("Submit:LocalRoots").Get<string[]>() ?? []));
+        services.AddSingleton(settings.LocalRoots);
         services.AddSingleton<RunSubmitter>();
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
 
-        var postgres = PostgresOf(config);
+        var postgres = settings.Database.Postgres;
         if (postgres is not null)
         {
             // Named, so that Npgsql's metrics and traces label its pool "pipelines", never with the connection string.
@@ -158,17 +172,17 @@ public static class EngineHost
 
             // The project's tables are made here, at host start, by their one owner; first, so
             // that no hosted service registered after (Hangfire servers, triggers, Kestrel) meets a missing table.
-            services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
+            var schema = settings.Database.Schema;
+            services.AddSingleton(sp => new PostgresSchema(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddHostedService<SchemaSetup>();
-            services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), config["Schema"] ?? "pipelines"));
-            var hangfireSchema = config["Hangfire:Schema"] ?? "hangfire";
+            services.AddSingleton<IRunStore>(sp => new PostgresRunStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddHangfire((sp, c) =>
             {
-                HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), hangfireSchema);
-                ConfigurePostgres(Common(c, sp, config), postgres, hangfireSchema, config);
+                HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), settings.Hangfire.Schema);
+                ConfigurePostgres(Common(c, sp, settings.Hangfire), postgres, settings.Hangfire);
             });
         }
         else
@@ -181,7 +195,7 @@ public static class EngineHost
                 services.AddSingleton<IFunctionStore, InMemoryFunctionStore>();
             }
 
-            services.AddHangfire((sp, c) => Common(c, sp, config).UseInMemoryStorage(new InMemoryStorageOptions()));
+            services.AddHangfire((sp, c) => Common(c, sp, settings.Hangfire).UseInMemoryStorage(new InMemoryStorageOptions()));
         }
 
         if (postgres is not null || server)
@@ -190,8 +204,8 @@ public static class EngineHost
             // ingest and registration, and for that role the trigger loop and the "triggers"
             // queue's Hangfire server; functions (docs/functions.md): invoker and async job.
             services.AddSingleton<AlgorithmService>();
-            TriggerHosting.Add(services, config, role: triggers);
-            FunctionHosting.Add(services, config, keepWarm);
+            TriggerHosting.Add(services, settings.Triggers, role: triggers);
+            FunctionHosting.Add(services, settings.Functions, keepWarm);
         }
 
         if (worker)
@@ -202,17 +216,14 @@ public static class EngineHost
                 o.ServerName = workerOptions.Name;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(30);
-                SetServerTimings(o, config);
+                SetServerTimings(o, settings.Hangfire);
             });
 
             services.AddHostedService<LeftoverCleaner>();
-            AddHarvester(services, config, workerOptions);
+            AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {
-                services.AddSingleton(new QueueWatchdogOptions(
-                    config["Hangfire:Schema"] ?? "hangfire",
-                    config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30)),
-                    config.GetValue("Hangfire:WatchdogInterval", TimeSpan.FromSeconds(10))));
+                services.AddSingleton(new QueueWatchdogOptions(settings.Hangfire.Schema, settings.Hangfire.ServerTimeout, settings.Hangfire.WatchdogInterval));
                 services.AddSingleton<QueueWatchdog>();
                 services.AddHostedService(sp => sp.GetRequiredService<QueueWatchdog>());
             }
@@ -229,10 +240,9 @@ public static class EngineHost
     /// Docker engine of the process (configuration section Docker). A second runtime (Podman,
     /// Kubernetes) is its own engine class beside DockerEngine and these lines pointed at it.
     /// </summary>
-    public static IServiceCollection AddContainers(this IServiceCollection services, IConfiguration config)
+    public static IServiceCollection AddContainers(this IServiceCollection services, DockerOptions options)
     {
-        var harvestPolicy = Harvester.Parse(config["Harvest:Policy"], HarvestPolicy.Always);
-        services.AddSingleton((config.GetSection("Docker").Get<DockerOptions>() ?? new DockerOptions()) with { IdleClass = harvestPolicy != HarvestPolicy.Always });
+        services.AddSingleton(options);
         services.AddSingleton<DockerEngine>();
         services.AddKeyedSingleton(EngineRuntime, (sp, _) => sp.GetRequiredService<DockerEngine>().Runtime);
         services.AddSingleton(sp => sp.GetRequiredService<DockerEngine>().Images);
@@ -248,9 +258,8 @@ public static class EngineHost
     /// Idle-resource harvesting (docs/harvesting.md): the owner's load sampled, admission,
     /// suspend and vacate. Making the harvester makes our cgroup parent and sets its CPU class.
     /// </summary>
-    private static void AddHarvester(IServiceCollection services, IConfiguration config, WorkerOptions workerOptions)
+    private static void AddHarvester(IServiceCollection services, HarvestOptions options, WorkerOptions workerOptions)
     {
-        var options = config.GetSection("Harvest").Get<HarvestOptions>() ?? new HarvestOptions();
         var policy = Harvester.Parse(options.Policy, HarvestPolicy.Always);
         services.AddSingleton(sp =>
         {
@@ -279,18 +288,18 @@ public static class EngineHost
     /// after each delay (Hangfire:Retries, Hangfire:RetryDelays in seconds; the last delay
     /// repeats), about 48 minutes in all by default, before EndWhenJobFails ends it.
     /// </summary>
-    public static AutomaticRetryAttribute RetryPolicy(IConfiguration config)
+    public static AutomaticRetryAttribute RetryPolicy(HangfireOptions options)
     {
-        var attempts = config.GetValue("Hangfire:Retries", 10);
-        var delays = config.GetSection("Hangfire:RetryDelays").Get<int[]>() is { Length: > 0 } d ? d : [5, 15, 30, 60, 120, 300, 300, 600, 600, 900];
+        var attempts = options.Retries;
+        var delays = options.RetryDelays;
         return new AutomaticRetryAttribute
         {
-            Attempts = Math.Max(0, attempts),
-            DelaysInSeconds = Enumerable.Range(0, Math.Max(1, attempts)).Select(i => delays[Math.Min(i, delays.Length - 1)]).ToArray(),
+            Attempts = attempts,
+            DelaysInSeconds = Enumerable.Range(0, Math.Max(1, attempts)).Select(i => delays[Math.Min(i, delays.Count - 1)]).ToArray(),
         };
     }
 
-    private static IGlobalConfiguration Common(IGlobalConfiguration c, IServiceProvider services, IConfiguration config)
+    private static IGlobalConfiguration Common(IGlobalConfiguration c, IServiceProvider services, HangfireOptions options)
     {
         // Hangfire's filters are global: replace ours (and its default retry) rather than add a
         // second copy when a process builds more than one host.
@@ -303,7 +312,7 @@ public static class EngineHost
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings()
-            .UseFilter(RetryPolicy(config))
+            .UseFilter(RetryPolicy(options))
             .UseFilter(new EndWhenJobFails(services));
     }
 
@@ -313,18 +322,18 @@ public static class EngineHost
     /// server of a process (the trigger role's too) must use these: a server that beats less
     /// often than another's ServerTimeout is removed as dead while it lives.
     /// </summary>
-    internal static void SetServerTimings(BackgroundJobServerOptions o, IConfiguration config)
+    internal static void SetServerTimings(BackgroundJobServerOptions o, HangfireOptions options)
     {
-        o.HeartbeatInterval = config.GetValue("Hangfire:HeartbeatInterval", TimeSpan.FromSeconds(5));
-        o.ServerTimeout = config.GetValue("Hangfire:ServerTimeout", TimeSpan.FromSeconds(30));
-        o.ServerCheckInterval = config.GetValue("Hangfire:ServerCheckInterval", TimeSpan.FromSeconds(10));
+        o.HeartbeatInterval = options.HeartbeatInterval;
+        o.ServerTimeout = options.ServerTimeout;
+        o.ServerCheckInterval = options.ServerCheckInterval;
     }
 
-    private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, string schema, IConfiguration config) => c.UsePostgreSqlStorage(
+    private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, HangfireOptions options) => c.UsePostgreSqlStorage(
         o => o.UseNpgsqlConnection(postgres),
         new PostgreSqlStorageOptions
         {
-            SchemaName = schema,
+            SchemaName = options.Schema,
 
             // Installed once by HangfireSchema.Install, under a lock.
             PrepareSchemaIfNecessary = false,
@@ -332,7 +341,7 @@ public static class EngineHost
             // A worker that dies leaves its job invisible until this timeout (the QueueWatchdog
             // hands it back within a minute); sliding keeps a live worker's long job from being
             // delivered twice (facts.md).
-            InvisibilityTimeout = config.GetValue("Hangfire:InvisibilityTimeout", TimeSpan.FromMinutes(5)),
+            InvisibilityTimeout = options.InvisibilityTimeout,
             UseSlidingInvisibilityTimeout = true,
             QueuePollInterval = TimeSpan.FromSeconds(1),
 

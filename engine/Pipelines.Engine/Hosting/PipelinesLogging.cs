@@ -16,7 +16,7 @@ public static class PipelinesLogging
     public const string FormatKey = "Logging:Format";
 
     /// <summary>Reads Logging:Format: text (the default) or json; a clear error for anything else.</summary>
-    public static LogFormat FormatOf(IConfiguration config) => Parse(config[FormatKey]);
+    public static LogFormat FormatOf(IConfiguration config) => Parse(Settings.SettingsBinder.Bind<LoggingOptions>(config, "Logging").Format);
 
     public static LogFormat Parse(string? text) => text?.Trim().ToLowerInvariant() switch
     {
@@ -29,9 +29,13 @@ public static class PipelinesLogging
     /// Sets up <paramref name="logging"/> at <paramref name="level"/>. Hangfire's own messages
     /// show from its warnings on when this role logs its information, and only its errors otherwise.
     /// </summary>
-    public static ILoggingBuilder Configure(ILoggingBuilder logging, IConfiguration config, LogLevel level)
+    public static ILoggingBuilder Configure(ILoggingBuilder logging, IConfiguration config, LogLevel level) =>
+        Configure(logging, Settings.SettingsBinder.Bind<LoggingOptions>(config, "Logging"), level);
+
+    /// <summary>Sets up <paramref name="logging"/> from settings already read.</summary>
+    public static ILoggingBuilder Configure(ILoggingBuilder logging, LoggingOptions options, LogLevel level)
     {
-        var format = FormatOf(config);
+        var format = Parse(options.Format);
         logging.ClearProviders();
 
         // Lines written inside a span carry its trace and span id as a scope (json: properties).

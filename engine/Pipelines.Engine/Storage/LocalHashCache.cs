@@ -23,9 +23,7 @@ internal sealed class LocalHashCache(string folder, TimeProvider time)
 
     /// <summary>$PIPELINES_HOME/hashes, or ~/.local/state/pipelines/hashes (beside the embedded runs' index).</summary>
     public static LocalHashCache Default { get; } = new(
-        Environment.GetEnvironmentVariable("PIPELINES_HOME") is { Length: > 0 } home
-            ? Path.Combine(home, "hashes")
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "state", "pipelines", "hashes"),
+        Path.Combine(Settings.PipelinesHome.Folder, "hashes"),
         TimeProvider.System);
 
     public string Folder => folder;

@@ -1,5 +1,4 @@
 using System.Diagnostics.Metrics;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Containers.Warm;
 using Pipelines.Harvest;
@@ -12,7 +11,7 @@ namespace Pipelines.Telemetry;
 /// last read it. Each host has its own meter (the same name as <see cref="EngineMetrics"/>'s),
 /// disposed when the host stops, so that a stopped host is no longer read.
 /// </summary>
-internal sealed class EngineGauges(IServiceProvider services) : IHostedService, IDisposable
+internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool = null, QueueSampler? queue = null) : IHostedService, IDisposable
 {
     private Meter? _meter;
 
@@ -20,17 +19,17 @@ internal sealed class EngineGauges(IServiceProvider services) : IHostedService, 
     {
         _meter = new Meter(EngineMetrics.MeterName, Gather.GatherRunner.EngineVersion);
         EngineMetrics.StartAtZero();
-        if (services.GetService<Harvester>() is { } harvester)
+        if (harvester is not null)
         {
             AddHarvest(_meter, harvester);
         }
 
-        if (services.GetService<IWarmPool>() is { } pool)
+        if (pool is not null)
         {
             AddWarm(_meter, pool);
         }
 
-        if (services.GetService<QueueSampler>() is { } queue)
+        if (queue is not null)
         {
             _meter.CreateObservableGauge("pipelines.queue.depth", () => queue.Latest.Select(q => new Measurement<long>(q.Depth, new KeyValuePair<string, object?>("queue", q.Queue))), "{job}", "Jobs waiting in a queue, not yet fetched by a worker (task, gather and async invocation jobs in default).");
             _meter.CreateObservableGauge("pipelines.queue.oldest.age", () => queue.Latest.Select(q => new Measurement<double>(q.OldestAgeSeconds, new KeyValuePair<string, object?>("queue", q.Queue))), "s", "How long the oldest job waiting in a queue has waited (0 when none waits).");

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry;
@@ -22,9 +21,8 @@ public static class TelemetryHosting
     /// <summary>Npgsql's own meter: its connection pool and failed commands (PostgreSQL errors).</summary>
     public const string NpgsqlMeter = "Npgsql";
 
-    internal static void Add(IServiceCollection services, IConfiguration config, WorkerOptions worker)
+    internal static void Add(IServiceCollection services, TelemetryOptions options, WorkerOptions worker)
     {
-        var options = TelemetryOptions.From(config);
         services.TryAddSingleton(options);
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("pipelines", serviceVersion: Gather.GatherRunner.EngineVersion, serviceInstanceId: worker.Name))
@@ -48,7 +46,7 @@ public static class TelemetryHosting
                 }
             });
         services.AddHostedService<EngineGauges>();
-        if (options.QueueMetrics == true)
+        if (options.QueueMetrics)
         {
             AddQueueSampler(services);
         }
@@ -68,10 +66,10 @@ public static class TelemetryHosting
 
     private static void Otlp(OtlpExporterOptions o, TelemetryOptions options)
     {
-        if (options.OtlpEndpoint is { Length: > 0 } endpoint)
+        if (options.Otlp.Endpoint is { Length: > 0 } endpoint)
         {
             o.Endpoint = new Uri(endpoint);
-            o.Protocol = options.OtlpProtocol == "grpc" ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
+            o.Protocol = string.Equals(options.Otlp.Protocol, "grpc", StringComparison.OrdinalIgnoreCase) ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
         }
     }
 }

@@ -1,56 +1,46 @@
 using Microsoft.Extensions.Configuration;
+using Pipelines.Settings;
 
 namespace Pipelines.Telemetry;
 
 /// <summary>The telemetry settings (configuration section Telemetry, docs/configuration.md), read once at start.</summary>
 public sealed record TelemetryOptions
 {
-    /// <summary>
-    /// Where to send metrics and traces over OTLP (e.g. http://127.0.0.1:4317); unset: nowhere,
-    /// unless OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT is set.
-    /// </summary>
-    public string? OtlpEndpoint { get; init; }
-
-    /// <summary>OTLP's protocol: grpc (the default) or http/protobuf.</summary>
-    public string OtlpProtocol { get; init; } = "grpc";
+    /// <summary>Where and how metrics and traces are sent over OTLP (Telemetry:Otlp).</summary>
+    public OtlpOptions Otlp { get; init; } = new();
 
     /// <summary>
     /// Whether this process reports the queue's depth and its oldest job's age, read from
-    /// Hangfire's storage every <see cref="QueueInterval"/>. On in `pipelines server`, off in
-    /// workers: one reporter is enough, and every worker reading it would cost the database.
+    /// Hangfire's storage every <see cref="QueueInterval"/>. Off by default, on in `pipelines
+    /// server` (<see cref="ServerDefaults"/>): one reporter is enough, and every worker reading
+    /// it would cost the database.
     /// </summary>
-    public bool? QueueMetrics { get; init; }
+    public bool QueueMetrics { get; init; }
+
+    /// <summary>The one role with a default of its own: `pipelines server` reports the queue; a layer under every other source.</summary>
+    public static IReadOnlyDictionary<string, string?> ServerDefaults { get; } = new Dictionary<string, string?> { ["Telemetry:QueueMetrics"] = "true" };
 
     /// <summary>How often the queue is read when this process reports it.</summary>
+    [Positive]
     public TimeSpan QueueInterval { get; init; } = TimeSpan.FromSeconds(15);
 
-    public bool ExportsOtlp => !string.IsNullOrWhiteSpace(OtlpEndpoint) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    public bool ExportsOtlp => !string.IsNullOrWhiteSpace(Otlp.Endpoint) || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT"));
 
-    public static TelemetryOptions From(IConfiguration config)
-    {
-        var section = config.GetSection("Telemetry");
-        var options = new TelemetryOptions
-        {
-            OtlpEndpoint = section["Otlp:Endpoint"],
-            OtlpProtocol = section["Otlp:Protocol"] ?? "grpc",
-            QueueMetrics = section.GetValue<bool?>("QueueMetrics"),
-            QueueInterval = section.GetValue("QueueInterval", TimeSpan.FromSeconds(15)),
-        };
-        if (options.OtlpProtocol is not ("grpc" or "http/protobuf"))
-        {
-            throw new PipelinesException($"Telemetry:Otlp:Protocol '{options.OtlpProtocol}': write grpc or http/protobuf", retryHelps: false);
-        }
+    public static TelemetryOptions From(IConfiguration config) => SettingsBinder.Bind<TelemetryOptions>(config, "Telemetry");
+}
 
-        if (options.OtlpEndpoint is { Length: > 0 } endpoint && !Uri.TryCreate(endpoint, UriKind.Absolute, out _))
-        {
-            throw new PipelinesException($"Telemetry:Otlp:Endpoint '{endpoint}' is not an absolute URL (e.g. http://127.0.0.1:4317)", retryHelps: false);
-        }
+/// <summary>OTLP's endpoint and protocol (Telemetry:Otlp).</summary>
+[SettingsSection]
+public sealed record OtlpOptions
+{
+    /// <summary>
+    /// Where to send metrics and traces (e.g. http://127.0.0.1:4317); unset: nowhere, unless
+    /// OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    /// </summary>
+    [Matches(@"^[A-Za-z][A-Za-z0-9+.-]*://[^\s/]+", "an absolute URL (e.g. http://127.0.0.1:4317)")]
+    public string? Endpoint { get; init; }
 
-        if (options.QueueInterval <= TimeSpan.Zero)
-        {
-            throw new PipelinesException("Telemetry:QueueInterval must be longer than 0 (e.g. 00:00:15)", retryHelps: false);
-        }
-
-        return options;
-    }
+    /// <summary>grpc (the default) or http/protobuf.</summary>
+    [OneOf("grpc", "http/protobuf")]
+    public string Protocol { get; init; } = "grpc";
 }

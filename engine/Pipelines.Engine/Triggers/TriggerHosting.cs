@@ -1,5 +1,4 @@
 using Hangfire;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Worker;
 
@@ -13,9 +12,9 @@ internal static class TriggerHosting
     /// with <paramref name="role"/>, also the trigger loop and a Hangfire
     /// server for the "triggers" queue that runs the reconciliation jobs.
     /// </summary>
-    public static void Add(IServiceCollection services, IConfiguration config, bool role)
+    public static void Add(IServiceCollection services, TriggerOptions options, bool role)
     {
-        services.AddSingleton(TriggerOptions.From(config));
+        services.AddSingleton(options);
         services.AddSingleton<S3EventIngest>();
         services.AddSingleton<TriggerRegistrar>();
         services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();
@@ -33,7 +32,7 @@ internal static class TriggerHosting
             o.Queues = [TriggerJob.Queue];
             o.WorkerCount = 1;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(15);
-            Hosting.EngineHost.SetServerTimings(o, config);
+            Hosting.EngineHost.SetServerTimings(o, sp.GetRequiredService<Queue.HangfireOptions>());
         });
     }
 }

@@ -1,39 +1,51 @@
+using Pipelines.Settings;
+
 namespace Pipelines.Worker;
 
-/// <summary>How this process runs tasks (configuration section Worker).</summary>
+/// <summary>How this process runs tasks (configuration section Worker, read by <see cref="SettingsBinder"/>).</summary>
 public sealed record WorkerOptions
 {
     /// <summary>Tasks run at once by this process (Hangfire workers). Containers level off at about 4 on 2 cores.</summary>
+    [Positive]
     public int Concurrency { get; init; } = 4;
 
     /// <summary>Local folder for staged inputs and outputs; the Docker engine must see the same path.</summary>
+    [DefaultText("$TMPDIR/pipelines-scratch")]
     public string Scratch { get; init; } = Path.Combine(Path.GetTempPath(), "pipelines-scratch");
 
     /// <summary>Transfers at once within one task.</summary>
+    [Positive]
     public int TransferConcurrency { get; init; } = 16;
 
     /// <summary>How often a running step looks whether its run was cancelled.</summary>
+    [Positive]
     public TimeSpan CancelPollInterval { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>At most this many bytes may a step leave in /out (a step's resources.disk may ask for less).</summary>
+    [Bytes]
+    [Positive]
     public long MaxOutputBytes { get; init; } = 10L * 1024 * 1024 * 1024;
 
     /// <summary>At most this many files and folders may a step leave in /out (a step's resources.files may ask for less).</summary>
+    [Positive]
     public long MaxOutputFiles { get; init; } = 100_000;
 
     /// <summary>How often a running step's /out is measured against its quotas and the scratch disk's free space.</summary>
+    [Positive]
     public TimeSpan QuotaPollInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
     /// A running step is stopped when the scratch file system has less than this free (or less
     /// than a tenth of its size, whichever is smaller), so one step cannot fill the worker's disk.
     /// </summary>
+    [Bytes]
     public long MinScratchFree { get; init; } = 256L * 1024 * 1024;
 
     /// <summary>
     /// How long one job waits an outage out in-process (with backoff, the worker taking no new
     /// work meanwhile) before it gives up to Hangfire's retries (Hangfire:Retries).
     /// </summary>
+    [Positive]
     public TimeSpan OutageWait { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
@@ -42,6 +54,7 @@ public sealed record WorkerOptions
     /// restarts its server) before it is given up: well inside Hangfire's ShutdownTimeout (30 s),
     /// so a shutdown never hangs on an object store that does not answer (docs/harvesting.md).
     /// </summary>
+    [Positive]
     public TimeSpan VacateRecordGrace { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
@@ -54,9 +67,11 @@ public sealed record WorkerOptions
     /// How long a claim holds a running task against a second delivery; a dead worker's task
     /// can be claimed again after this (docs/architecture.md, Delivery semantics).
     /// </summary>
+    [Positive]
     public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(45);
 
     /// <summary>How often a running task's lease is renewed; a lease survives two missed renewals.</summary>
+    [Positive]
     public TimeSpan LeaseRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
@@ -64,9 +79,22 @@ public sealed record WorkerOptions
     /// (docs/functions.md): long enough to bridge the gaps between one run's tasks, short enough
     /// that a finished run leaves none behind for long.
     /// </summary>
+    [Positive]
     public TimeSpan WarmStepIdle { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The port of a `pipelines worker`'s listener for /healthz, /readyz and /metrics: a number,
+    /// 0 for any free port, or off (OpenTelemetry's Prometheus exporter port by default).
+    /// </summary>
+    [Matches(@"^([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]|off|false)$", "a port number (0 for any free one) or off")]
+    public string HealthPort { get; init; } = "9464";
+
+    /// <summary>The address that listener listens on.</summary>
+    [Matches(@"^[0-9a-fA-F:.]+$", "an IP address (127.0.0.1, or 0.0.0.0 for every interface)")]
+    public string HealthAddress { get; init; } = "127.0.0.1";
+
     /// <summary>The name recorded in provenance.</summary>
+    [DefaultText("HOST:PID")]
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
     /// <summary>The secrets one step asks for, by the names it gives; a name this worker lacks fails the step.</summary>

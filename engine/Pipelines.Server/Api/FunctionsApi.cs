@@ -82,7 +82,7 @@ internal static partial class FunctionsApi
     }
 
     private static async Task<Results<Ok<FunctionDetailView>, ProblemHttpResult>> GetAsync(
-        string name, string? window, FunctionService functions, IServiceProvider services, TimeProvider time, CancellationToken ct)
+        string name, string? window, FunctionService functions, TimeProvider time, CancellationToken ct)
     {
         TimeSpan span = default;
         if (window is not null && (!Quantities.TryParseDuration(window, out span) || span <= TimeSpan.Zero))
@@ -102,41 +102,24 @@ internal static partial class FunctionsApi
             FunctionView.From(current),
             versions.Select(v => new VersionView(v.Version, v.ImageDigest, v.DeployedAt, v.DeployedBy)).ToList(),
             stats.Select(StatsView.From).ToList(),
-            WarmOf(services, versions))
+            WarmOf(functions, versions))
         {
             Window = window is null ? null : Quantities.FormatDuration(span),
-            Release = await ReleaseOfAsync(services, current, ct),
+            Release = await ReleaseOfAsync(functions, current, ct),
         });
     }
 
     /// <summary>The gray release of a function that follows an algorithm's stable channel, for the API and the dashboard; null for a pinned one.</summary>
-    internal static async Task<ReleaseView?> ReleaseOfAsync(IServiceProvider services, FunctionVersion function, CancellationToken ct)
-    {
-        if (FunctionRouter.FollowedAlgorithm(function.Spec) is not { } algorithm || services.GetService<AlgorithmService>() is not { } algorithms)
-        {
-            return null;
-        }
-
-        var route = await algorithms.RouteAsync(algorithm, ct);
-        var events = await services.GetRequiredService<IAlgorithmStore>().EventsAsync(algorithm, AlgorithmService.EventsShown, ct);
-        return ReleaseView.From(route, events);
-    }
+    internal static async Task<ReleaseView?> ReleaseOfAsync(FunctionService functions, FunctionVersion function, CancellationToken ct) =>
+        await functions.ReleaseAsync(function, ct) is { } release ? ReleaseView.From(release.Route, release.Events) : null;
 
     /// <summary>The pool's figures of the versions given, for the API and the dashboard.</summary>
-    internal static List<WarmView> WarmOf(IServiceProvider services, IReadOnlyList<FunctionVersion> versions)
-    {
-        if (services.GetService<IWarmPool>() is not { } pool)
-        {
-            return [];
-        }
-
-        var stats = pool.Stats();
-        return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Name, v.Version)).Select(s =>
-            new WarmView(v.Version, s.Warm, s.Busy, s.Starting, s.Waiting, s.Started, s.Replaced)
+    internal static List<WarmView> WarmOf(FunctionService functions, IReadOnlyList<FunctionVersion> versions) =>
+        functions.WarmStats(versions).Select(w =>
+            new WarmView(w.Version.Version, w.Stats.Warm, w.Stats.Busy, w.Stats.Starting, w.Stats.Waiting, w.Stats.Started, w.Stats.Replaced)
             {
-                AlgorithmVersion = s.Owner.Length > v.Owner.Length ? s.Owner[(v.Owner.Length + 1)..] : null,
-            })).ToList();
-    }
+                AlgorithmVersion = w.Stats.Owner.Length > w.Version.Owner.Length ? w.Stats.Owner[(w.Version.Owner.Length + 1)..] : null,
+            }).ToList();
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {

@@ -21,7 +21,9 @@ internal sealed class FunctionsPage : RazorPage
     {
         Layout = new LayoutPage("Functions");
         var http = Context.GetHttpContext();
-        var store = http.RequestServices.GetRequiredService<IFunctionStore>();
+        // A Hangfire page is made by Hangfire, not by the container: what it shows comes from the service, looked up once here.
+        var service = http.RequestServices.GetRequiredService<FunctionService>();
+        var store = service.Store;
 
         // Hangfire renders pages synchronously; the store is asynchronous.
         var functions = store.ListAsync(http.RequestAborted).GetAwaiter().GetResult();
@@ -41,8 +43,8 @@ internal sealed class FunctionsPage : RazorPage
         foreach (var f in functions)
         {
             var versions = store.VersionsAsync(f.Name, http.RequestAborted).GetAwaiter().GetResult();
-            var warm = FunctionsApi.WarmOf(http.RequestServices, versions);
-            var release = FunctionsApi.ReleaseOfAsync(http.RequestServices, f, http.RequestAborted).GetAwaiter().GetResult();
+            var warm = FunctionsApi.WarmOf(service, versions);
+            var release = FunctionsApi.ReleaseOfAsync(service, f, http.RequestAborted).GetAwaiter().GetResult();
             if (release is not null)
             {
                 WriteRelease(f.Name, release);

@@ -66,15 +66,12 @@ internal sealed class DockerCheck(IEngineLiveness engine) : IHealthCheck
 }
 
 /// <summary>How this process harvests: its policy and our containers' CPU class (docs/harvesting.md); healthy whatever the mode.</summary>
-internal sealed class HarvestCheck(IServiceProvider services) : IHealthCheck
+internal sealed class HarvestCheck(Pipelines.Harvest.Harvester? harvester = null) : IHealthCheck
 {
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        var harvester = services.GetService(typeof(Pipelines.Harvest.Harvester)) as Pipelines.Harvest.Harvester;
-        return Task.FromResult(HealthCheckResult.Healthy(harvester is null
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(HealthCheckResult.Healthy(harvester is null
             ? "no worker role here: nothing harvested"
             : $"policy {Pipelines.Harvest.Harvester.Name(harvester.Policy)}{(harvester.Draining ? " (draining)" : "")}, containers {harvester.IdleMode}"));
-    }
 }
 
 /// <summary>No job of this process is waiting an outage out (Worker/OutageGate): while one is, the worker takes no new work.</summary>

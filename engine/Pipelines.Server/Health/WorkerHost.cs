@@ -10,6 +10,8 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry.Metrics;
 using Pipelines.Hosting;
+using Pipelines.Settings;
+using Pipelines.Worker;
 
 namespace Pipelines.Server.Health;
 
@@ -31,25 +33,19 @@ public static class WorkerHost
     /// </summary>
     public static IPEndPoint? ListenOf(IConfiguration config)
     {
-        var port = config["Worker:HealthPort"]?.Trim();
-        if (string.Equals(port, "off", StringComparison.OrdinalIgnoreCase) || string.Equals(port, "false", StringComparison.OrdinalIgnoreCase))
+        // The port's and the address's forms are checked by the binder (WorkerOptions), with the one error form of every setting.
+        var worker = SettingsBinder.Bind<WorkerOptions>(config, "Worker");
+        if (string.Equals(worker.HealthPort, "off", StringComparison.OrdinalIgnoreCase) || string.Equals(worker.HealthPort, "false", StringComparison.OrdinalIgnoreCase))
         {
             return null;
         }
 
-        var number = DefaultPort;
-        if (!string.IsNullOrEmpty(port) && (!int.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out number) || number > 65535))
+        if (!IPAddress.TryParse(worker.HealthAddress, out var ip))
         {
-            throw new PipelinesException($"Worker:HealthPort (or --health-port) '{port}': write a port number (0 for any free one) or off", retryHelps: false);
+            throw new PipelinesException($"Worker:HealthAddress: '{worker.HealthAddress}' is not an IP address (127.0.0.1, or 0.0.0.0 for every interface)", retryHelps: false);
         }
 
-        var address = config["Worker:HealthAddress"]?.Trim() is { Length: > 0 } text ? text : "127.0.0.1";
-        if (!IPAddress.TryParse(address, out var ip))
-        {
-            throw new PipelinesException($"Worker:HealthAddress '{address}': write an IP address (127.0.0.1, the default, or 0.0.0.0 for every interface)", retryHelps: false);
-        }
-
-        return new IPEndPoint(ip, number);
+        return new IPEndPoint(ip, int.Parse(worker.HealthPort, NumberStyles.None, CultureInfo.InvariantCulture));
     }
 
     /// <summary>Builds the worker's host: with the listener when <paramref name="listen"/> is given, the engine's plain host otherwise.</summary>
@@ -62,12 +58,13 @@ public static class WorkerHost
         }
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "pipelines", ContentRootPath = AppContext.BaseDirectory });
+        var settings = EngineSettings.Read(config);
         builder.Configuration.AddConfiguration(config);
-        PipelinesLogging.Configure(builder.Logging, config, logLevel);
+        PipelinesLogging.Configure(builder.Logging, settings.Logging, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.UseKestrel(o => o.Listen(listen));
-        builder.Services.AddPipelinesEngine(config, worker, triggers, keepWarm: worker);
-        builder.Services.AddPipelinesHealth(config["Server:Bucket"], EngineHost.UsesPostgres(config));
+        builder.Services.AddPipelinesEngine(settings, worker, triggers, keepWarm: worker);
+        builder.Services.AddPipelinesHealth(ServerOptions.From(config).Bucket, EngineHost.UsesPostgres(settings));
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
 
         var app = builder.Build();

@@ -94,6 +94,6 @@ public sealed class WorkerListenerTests : IAsyncLifetime
     {
         var result = await CliRunner.RunAsync(["worker", "--health-port", "ninety"], _env, TimeSpan.FromMinutes(1));
         Assert.NotEqual(0, result.ExitCode);
-        Assert.Contains("Worker:HealthPort (or --health-port) 'ninety': write a port number (0 for any free one) or off", result.Stderr + result.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Worker:HealthPort: 'ninety' is not a port number (0 for any free one) or off", result.Stderr + result.Stdout, StringComparison.Ordinal);
     }
 }

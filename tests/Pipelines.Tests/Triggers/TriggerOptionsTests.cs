@@ -31,7 +31,7 @@ public sealed class TriggerOptionsTests
     public void A_value_that_cannot_be_read_names_its_key()
     {
         var e = Assert.Throws<PipelinesException>(() => TriggerOptions.From(Config(("Triggers:PollInterval", "often"))));
-        Assert.Equal("Triggers:PollInterval: 'often' is not a positive duration (e.g. 5s, 2m, 00:00:05)", e.Message);
+        Assert.Equal("Triggers:PollInterval: 'often' is not a duration (e.g. 5s, 2m, 1h30m)", e.Message);
         Assert.Throws<PipelinesException>(() => TriggerOptions.From(Config(("Triggers:MaxObjectsPerRun", "0"))));
     }
 }
