@@ -9,6 +9,7 @@ namespace Pipelines.Tests.Hosting;
 /// docs/configuration.md lists every setting once, with the default its options type writes,
 /// checked against the types (<see cref="EngineSettings.Sections"/>) so that the two cannot drift.
 /// </summary>
+[Unit]
 public sealed partial class ConfigurationDocsTests
 {
     /// <summary>

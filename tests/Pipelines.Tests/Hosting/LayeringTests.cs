@@ -1,6 +1,7 @@
 namespace Pipelines.Tests.Hosting;
 
 /// <summary>The engine's parts depend on each other in one direction only (docs/architecture.md).</summary>
+[Unit]
 public sealed class LayeringTests
 {
     private static string Bin(string assembly) => Path.Combine(AppContext.BaseDirectory, assembly + ".dll");

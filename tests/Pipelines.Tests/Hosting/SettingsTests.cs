@@ -6,6 +6,7 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Hosting;
 
 /// <summary>Every setting is read once, by one binder, and a value it cannot use stops the process at start with one line.</summary>
+[Integration]
 public sealed class SettingsTests
 {
     private static IConfiguration Config(params (string Key, string Value)[] values) =>
