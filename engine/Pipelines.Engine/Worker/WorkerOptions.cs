@@ -43,9 +43,9 @@ public sealed record WorkerOptions
 
     /// <summary>
     /// How long one job waits an outage out in-process (with backoff, the worker taking no new
-    /// work meanwhile) before it gives up to Hangfire's retries (Hangfire:Retries).
+    /// work meanwhile) before it gives up to Hangfire's retries (Hangfire:Retries); 0 gives up at once.
     /// </summary>
-    [Positive]
+    [AtLeastZero]
     public TimeSpan OutageWait { get; init; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
