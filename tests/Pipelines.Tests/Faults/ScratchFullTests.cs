@@ -39,6 +39,9 @@ public sealed class ScratchFullTests : IDisposable
                 image: pipelines-samples/pair-check:1
                 command: ["sh", "-c", "set -e; case $1 in *big*) dd if=/dev/zero of=/out/fill.bin bs=1048576 count=40;; esac; wc -c < $1 > /out/size.txt", "sh", "{input}"]
                 outputs: ["size.txt"]
+                # A container of its own, whose /out is in the worker's scratch (a warm container's is
+                # under Docker:WarmRoot: HostileFunctionTests fill that disk).
+                reuse: false
             output:
               uri: {{_temp.Combine("out")}}
             """);
