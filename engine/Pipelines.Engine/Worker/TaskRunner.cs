@@ -492,10 +492,18 @@ public sealed partial class TaskRunner
     private static void Ended(TaskState state)
     {
         EngineMetrics.TaskEnded(state.Name());
-        Activity.Current?.SetTag("pipelines.task.state", state.Name());
+
+        // Said on the task's span, not the settle's (or another part's) that is current here.
+        var span = Activity.Current;
+        while (span is not null && span.OperationName != EngineTracing.Task)
+        {
+            span = span.Parent;
+        }
+
+        span?.SetTag("pipelines.task.state", state.Name());
         if (state == TaskState.Failed)
         {
-            Activity.Current.Failed("the task failed");
+            span.Failed("the task failed");
         }
     }
 

@@ -115,6 +115,8 @@ public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixt
             command: ["sh", "-c", "while [ ! -e /tmp/go ]; do busybox usleep 100000; done; echo n > /out/done.tsv"]
             resources: { cpus: 0.1, memory: 32Mi, timeout: 5m }
             outputs: ["*.tsv"]
+            # A container per task: each waits for its own /tmp/go, and none may start while drained.
+            reuse: false
         output:
           uri: s3://{{fixture.Bucket}}/waiting/
         """;
