@@ -5,8 +5,8 @@ namespace Pipelines.Worker;
 /// <summary>How this process runs tasks (configuration section Worker, read by <see cref="SettingsBinder"/>).</summary>
 public sealed record WorkerOptions
 {
-    /// <summary>Tasks run at once by this process (Hangfire workers). Containers level off at about 4 on 2 cores.</summary>
-    [Positive]
+    /// <summary>Tasks run at once by this process (Hangfire workers). Containers level off at about 4 on 2 cores. 0: none (a `pipelines run --local-workers 0` that leaves its tasks to remote workers).</summary>
+    [AtLeastZero]
     public int Concurrency { get; init; } = 4;
 
     /// <summary>Local folder for staged inputs and outputs; the Docker engine must see the same path.</summary>
