@@ -171,7 +171,7 @@ public static class SettingsBinder
             throw Refused(key, text ?? Format(p, value), "above zero");
         }
 
-        if (p.GetCustomAttribute<AtLeastZeroAttribute>() is not null && value is TimeSpan negative && negative < TimeSpan.Zero)
+        if (p.GetCustomAttribute<AtLeastZeroAttribute>() is not null && (value is TimeSpan span ? span < TimeSpan.Zero : value is (int and < 0) or (long and < 0) or (double and < 0)))
         {
             throw Refused(key, text ?? Format(p, value), "zero or more");
         }

@@ -14,7 +14,7 @@ public sealed class SettingsTests
 
     [Theory]
     [InlineData("Worker:Concurrency", "four", "Worker:Concurrency: 'four' is not a whole number")]
-    [InlineData("Worker:Concurrency", "0", "Worker:Concurrency: '0' is not above zero")]
+    [InlineData("Worker:Concurrency", "-1", "Worker:Concurrency: '-1' is not zero or more")]
     [InlineData("Worker:CancelPollInterval", "soon", "Worker:CancelPollInterval: 'soon' is not a duration (e.g. 5s, 2m, 1h30m)")]
     [InlineData("Worker:MaxOutputBytes", "lots", "Worker:MaxOutputBytes: 'lots' is not a size (e.g. 256Mi, 10Gi) or a number of bytes")]
     [InlineData("Worker:HealthPort", "ninety", "Worker:HealthPort: 'ninety' is not a port number (0 for any free one) or off")]
