@@ -212,7 +212,7 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         var secret = fixture.DbPassword;
         var result = await CliRunner.RunAsync(
             ["server", "--urls", "http://127.0.0.1:9"],
-            new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = string.Format(CultureInfo.InvariantCulture, template, secret), ["PIPELINES_HOME"] = fixture.Temp.Combine("badpg") });
+            new Dictionary<string, string?> { ["PIPELINES_POSTGRES"] = string.Format(CultureInfo.InvariantCulture, template.Replace("Port=55432", "Port=" + new NpgsqlConnectionStringBuilder(TestEnvironment.Postgres).Port.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal), secret), ["PIPELINES_HOME"] = fixture.Temp.Combine("badpg") });
 
         // Unreachable is 5 (trying again may work: docs/cli.md), a refused or malformed one 1.
         Assert.Equal(exitCode, result.ExitCode);
