@@ -71,6 +71,10 @@ public sealed class ComposeFixture : IAsyncLifetime
         Env["PIPELINES_SCRATCH"] = _temp.Combine("scratch");
         Env["TEST_CGROUP_PARENT"] = CgroupParent;
         Env["TEST_OWNER_CGROUP"] = OwnerCgroup;
+
+        // The engine the test runs on, wherever its socket is: a bind of a path with no socket
+        // would make the engine create a folder there, and no daemon could listen on it again.
+        Env["DOCKER_SOCKET"] = new Uri(TestEnvironment.DockerEndpoint).AbsolutePath;
         Stores = new ObjectStoreFactory(new S3Settings(S3Endpoint, "test:tester", "testing", "us-east-1"));
 
         var clock = System.Diagnostics.Stopwatch.StartNew();
