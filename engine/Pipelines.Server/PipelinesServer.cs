@@ -34,7 +34,7 @@ public static partial class PipelinesServer
         // The server's own defaults (it reports the queue) under every other source; then every setting read once.
         config = EngineHost.WithDefaults(config, TelemetryOptions.ServerDefaults);
         var settings = EngineSettings.Read(config);
-        var options = ServerOptions.From(config);
+        var options = ServerOptions.From(config, settings.Tenants);
         var postgres = EngineHost.UsesPostgres(settings);
         if (!postgres && !options.Roles.HasFlag(ServerRoles.Worker | ServerRoles.Triggers))
         {
