@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Server;
 
@@ -23,16 +24,22 @@ public enum ServerRoles
     All = Api | Dashboard | Worker | Triggers,
 }
 
-/// <summary>What a key may do: read (view) or full (also submit, cancel, delete).</summary>
-public enum KeyRole { Read, Full }
+/// <summary>
+/// What a key may do: read (view its tenant's objects), full (also submit, cancel, delete
+/// them), admin (full over every tenant, and the cluster's own pages: docs/tenants.md).
+/// </summary>
+public enum KeyRole { Read, Full, Admin }
 
-/// <summary>One configured access key (Server:Keys:N:Key, :Role, optional :Name).</summary>
+/// <summary>One configured access key (Server:Keys:N:Key, :Role, optional :Name and :Tenant).</summary>
 public sealed record AccessKey(string Key, KeyRole Role, string Name)
 {
+    /// <summary>The tenant the key belongs to: what it sees, and where an admin key creates unless it names another.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+
     // A record's ToString prints every member; the key itself is left out of it.
     private bool PrintMembers(System.Text.StringBuilder builder)
     {
-        builder.Append("Role = ").Append(Role).Append(", Name = ").Append(Name);
+        builder.Append("Role = ").Append(Role).Append(", Name = ").Append(Name).Append(", Tenant = ").Append(Tenant);
         return true;
     }
 }
@@ -44,10 +51,20 @@ public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> K
 
     public bool KeysConfigured => Keys.Count > 0;
 
-    public static ServerOptions From(IConfiguration config)
+    /// <summary>The server's tenants (the engine's <c>Tenants</c> section, read once by EngineSettings).</summary>
+    public TenantOptions Tenants { get; init; } = TenantOptions.None;
+
+    /// <summary>
+    /// What a key may do here: its role, except that on a server without tenants a full key is
+    /// also admin (there is no other tenant to keep apart, and the cluster's pages stay open to
+    /// it as before tenants existed).
+    /// </summary>
+    public KeyRole RoleOf(AccessKey key) => key.Role == KeyRole.Full && !Tenants.Configured ? KeyRole.Admin : key.Role;
+
+    public static ServerOptions From(IConfiguration config, TenantOptions tenants)
     {
         var section = config.GetSection("Server");
-        return new ServerOptions(ParseRoles(section["Roles"]), ParseKeys(section.GetSection("Keys")), section["Urls"] ?? DefaultUrls, section["Bucket"]);
+        return new ServerOptions(ParseRoles(section["Roles"]), ParseKeys(section.GetSection("Keys"), tenants), section["Urls"] ?? DefaultUrls, section["Bucket"]) { Tenants = tenants };
     }
 
     /// <summary>The host names a server without keys answers (ASP.NET's AllowedHosts): loopback's only.</summary>
@@ -116,7 +133,7 @@ public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> K
         return roles;
     }
 
-    private static List<AccessKey> ParseKeys(IConfigurationSection keys)
+    private static List<AccessKey> ParseKeys(IConfigurationSection keys, TenantOptions tenants)
     {
         var list = new List<AccessKey>();
         foreach (var entry in keys.GetChildren())
@@ -132,9 +149,20 @@ public sealed record ServerOptions(ServerRoles Roles, IReadOnlyList<AccessKey> K
             {
                 "read" => KeyRole.Read,
                 "full" => KeyRole.Full,
-                var other => throw new PipelinesException($"Server:Keys:{entry.Key}:Role is '{other}'; write read or full", retryHelps: false),
+                "admin" => KeyRole.Admin,
+                var other => throw new PipelinesException($"Server:Keys:{entry.Key}:Role is '{other}'; write read, full or admin", retryHelps: false),
             };
-            list.Add(new AccessKey(key, role, entry["Name"] ?? $"key {entry.Key}"));
+            var tenant = string.IsNullOrWhiteSpace(entry["Tenant"]) ? TenantId.Default : TenantId.Parse(entry["Tenant"]!.Trim(), $"Server:Keys:{entry.Key}:Tenant");
+            if (!tenants.Exists(tenant))
+            {
+                throw new PipelinesException(
+                    tenants.Configured
+                        ? $"Server:Keys:{entry.Key}:Tenant is '{tenant}', which has no Tenants:{tenant} section: list the tenant, or give the key one that is listed"
+                        : $"Server:Keys:{entry.Key}:Tenant is '{tenant}', but this server has no Tenants section: every key belongs to the default tenant (docs/tenants.md)",
+                    retryHelps: false);
+            }
+
+            list.Add(new AccessKey(key, role, entry["Name"] ?? $"key {entry.Key}") { Tenant = tenant });
         }
 
         return list;

@@ -30,7 +30,8 @@ public sealed record EngineSettings(
     FunctionsOptions Functions,
     AlgorithmOptions Algorithms,
     S3Settings S3,
-    Runs.LocalRoots LocalRoots)
+    Runs.LocalRoots LocalRoots,
+    Tenancy.TenantOptions Tenants)
 {
     /// <summary>The sections bound by <see cref="SettingsBinder"/>, with their options types: what docs/configuration.md is checked against.</summary>
     public static IReadOnlyList<(string Section, Type Type)> Sections { get; } =
@@ -57,6 +58,7 @@ public sealed record EngineSettings(
                 .ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase),
         };
         var database = SettingsBinder.Bind<DatabaseOptions>(config, "");
+        var localRoots = new Runs.LocalRoots(config.GetSection("Submit:LocalRoots").GetChildren().Select(c => c.Value).OfType<string>().Where(v => v.Length > 0).ToArray());
         return new EngineSettings(
             database with { Postgres = EngineHost.PostgresOf(database.Postgres) },
             HangfireOptions.From(config),
@@ -69,6 +71,7 @@ public sealed record EngineSettings(
             FunctionsOptions.From(config),
             AlgorithmOptions.From(config),
             S3Settings.From(config),
-            new Runs.LocalRoots(config.GetSection("Submit:LocalRoots").GetChildren().Select(c => c.Value).OfType<string>().Where(v => v.Length > 0).ToArray()));
+            localRoots,
+            Tenancy.TenantOptions.From(config, localRoots.Allows));
     }
 }

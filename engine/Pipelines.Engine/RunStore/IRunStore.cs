@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.RunStore;
 
 /// <summary>
@@ -17,6 +19,13 @@ namespace Pipelines.RunStore;
 /// </remarks>
 public interface IRunStore
 {
+    /// <summary>
+    /// The store as <paramref name="scope"/> sees it: itself for every tenant; for one tenant, a
+    /// view (<see cref="TenantRunStore"/>) where another tenant's run is answered as a missing
+    /// one and created runs are the tenant's. Front ends take views; the engine keeps the whole store.
+    /// </summary>
+    IRunStore For(TenantScope scope) => scope.Tenant is { } tenant ? new TenantRunStore(this, tenant) : this;
+
     /// <summary>
     /// Creates a run with all its tasks in one transaction. The run's task count and remaining
     /// tasks are the number of tasks given. Refused (<see cref="ArgumentException"/>, nothing

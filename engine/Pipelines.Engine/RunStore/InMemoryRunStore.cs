@@ -91,7 +91,7 @@ internal sealed class InMemoryRunStore : IRunStore
         lock (_lock)
         {
             var matching = _runs.Values.Select(e => e.Run)
-                .Where(r => query.Matches(r.WorkflowName, r.State, r.CreatedAt))
+                .Where(r => query.Matches(r.WorkflowName, r.State, r.CreatedAt, r.Tenant))
                 .OrderByDescending(r => r.CreatedAt).ThenBy(r => r.RunId, StringComparer.Ordinal)
                 .ToList();
             return Task.FromResult(new Page<RunRecord>(matching.Skip(query.Offset).Take(query.Limit).ToList(), matching.Count));

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using Pipelines.Planning;
+using Pipelines.Tenancy;
 
 namespace Pipelines.RunStore;
 
@@ -9,7 +10,7 @@ namespace Pipelines.RunStore;
 internal sealed class PostgresRunStore : IRunStore
 {
     private const string TaskColumns = "run_id, task_index, task_id, state, inputs, captures, attempts, exit_code, error, worker, started_at, finished_at, parent_index, lease_until, held_reason, held_detail, held_by, held_at";
-    private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error";
+    private const string RunColumns = "run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at, finished_at, stop_reason, error, tenant, submitted_by";
 
     private readonly SchemaGate _db;
 
@@ -19,7 +20,7 @@ internal sealed class PostgresRunStore : IRunStore
     private string S => _db.Schema;
 
     /// <summary>Runs, tasks and provenance; made by <see cref="PostgresSchema"/>.</summary>
-    public static SchemaPart Tables { get; } = new("run store", 2, s => $"""
+    public static SchemaPart Tables { get; } = new("run store", 3, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.runs (
                 run_id text PRIMARY KEY,
                 workflow_name text NOT NULL,
@@ -63,6 +64,12 @@ internal sealed class PostgresRunStore : IRunStore
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_detail text;
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_by text;
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_at timestamptz;
+            -- v3, tenants (docs/tenants.md): the owner on runs and, for a per-tenant queue, on tasks.
+            -- A constant default adds the column without rewriting the table; rows from before are the default tenant's.
+            ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS submitted_by text;
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            CREATE INDEX IF NOT EXISTS runs_tenant_created ON {s}.runs (tenant, created_at DESC);
         """);
 
     public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
@@ -79,7 +86,7 @@ internal sealed class PostgresRunStore : IRunStore
     {
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, 0, 0, @created, NULL, NULL, NULL)", conn, tx))
+        await using (var cmd = new NpgsqlCommand($"INSERT INTO {S}.runs ({RunColumns}) VALUES (@id, @name, @yaml, @def, @out, @state, 0, 0, @created, NULL, NULL, NULL, @tenant, @by)", conn, tx))
         {
             cmd.Parameters.AddWithValue("id", run.RunId);
             cmd.Parameters.AddWithValue("name", run.WorkflowName);
@@ -88,6 +95,8 @@ internal sealed class PostgresRunStore : IRunStore
             cmd.Parameters.AddWithValue("out", run.OutputUri);
             cmd.Parameters.AddWithValue("state", run.State.Name());
             cmd.Parameters.AddWithValue("created", run.CreatedAt);
+            cmd.Parameters.AddWithValue("tenant", run.Tenant.Value);
+            cmd.Parameters.AddWithValue("by", NpgsqlDbType.Text, (object?)run.SubmittedBy ?? DBNull.Value);
             try
             {
                 await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -101,7 +110,7 @@ internal sealed class PostgresRunStore : IRunStore
 
         // Binary COPY as the plan streams: one round trip for all tasks, never one per file.
         var count = 0;
-        await using (var copy = await conn.BeginBinaryImportAsync($"COPY {S}.tasks (run_id, task_index, task_id, state, inputs, captures) FROM STDIN (FORMAT BINARY)", cancellationToken).ConfigureAwait(false))
+        await using (var copy = await conn.BeginBinaryImportAsync($"COPY {S}.tasks (run_id, task_index, task_id, state, inputs, captures, tenant) FROM STDIN (FORMAT BINARY)", cancellationToken).ConfigureAwait(false))
         {
             await foreach (var t in tasks.WithCancellation(cancellationToken).ConfigureAwait(false))
             {
@@ -114,6 +123,7 @@ internal sealed class PostgresRunStore : IRunStore
                 await copy.WriteAsync(t.State.Name(), NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(JsonSerializer.Serialize(t.Inputs), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(JsonSerializer.Serialize(t.Captures), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(run.Tenant.Value, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 count++;
             }
 
@@ -156,12 +166,13 @@ internal sealed class PostgresRunStore : IRunStore
     public async Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken)
     {
         // RunQuery.Matches, in SQL (the run store contract holds both to one behaviour).
-        const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state) AND (@since::timestamptz IS NULL OR created_at >= @since)";
+        const string where = "WHERE (@wf::text IS NULL OR workflow_name = @wf) AND (@state::text IS NULL OR state = @state) AND (@since::timestamptz IS NULL OR created_at >= @since) AND (@tenant::text IS NULL OR tenant = @tenant)";
         void Bind(NpgsqlParameterCollection p)
         {
             p.AddWithValue("wf", NpgsqlDbType.Text, (object?)query.Workflow ?? DBNull.Value);
             p.AddWithValue("state", NpgsqlDbType.Text, (object?)query.State?.Name() ?? DBNull.Value);
             p.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)query.Since ?? DBNull.Value);
+            p.AddWithValue("tenant", NpgsqlDbType.Text, (object?)query.Tenant?.Value ?? DBNull.Value);
             p.AddWithValue("offset", query.Offset);
             p.AddWithValue("limit", query.Limit);
         }
@@ -332,7 +343,7 @@ internal sealed class PostgresRunStore : IRunStore
         foreach (var child in children)
         {
             var childIndex = taskCount + indexes.Count;
-            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.tasks (run_id, task_index, task_id, state, inputs, captures, parent_index) VALUES (@id, @i, @t, 'queued', @in, @cap, @p)", conn, tx);
+            await using var ins = new NpgsqlCommand($"INSERT INTO {S}.tasks (run_id, task_index, task_id, state, inputs, captures, parent_index, tenant) VALUES (@id, @i, @t, 'queued', @in, @cap, @p, (SELECT tenant FROM {S}.runs WHERE run_id = @id))", conn, tx);
             ins.Parameters.AddWithValue("id", runId);
             ins.Parameters.AddWithValue("i", childIndex);
             ins.Parameters.AddWithValue("t", child.TaskId);
@@ -497,7 +508,11 @@ internal sealed class PostgresRunStore : IRunStore
                 r.GetInt32(6), r.GetInt32(7), r.GetFieldValue<DateTimeOffset>(8),
                 r.IsDBNull(9) ? null : r.GetFieldValue<DateTimeOffset>(9),
                 r.IsDBNull(10) ? null : r.GetString(10),
-                r.IsDBNull(11) ? null : r.GetString(11)));
+                r.IsDBNull(11) ? null : r.GetString(11))
+            {
+                Tenant = TenantId.TryParse(r.GetString(12)) ?? throw new InvalidDataException($"run {r.GetString(0)}: the tenant column holds '{r.GetString(12)}', which is not a tenant name"),
+                SubmittedBy = r.IsDBNull(13) ? null : r.GetString(13),
+            });
         }
 
         return list;

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using Pipelines.Planning;
+using Pipelines.Tenancy;
 
 namespace Pipelines.RunStore;
 
@@ -40,18 +41,22 @@ public static class StopReasons
     public static bool IsCancel(string? reason) => reason is not null && reason.StartsWith(CancelPrefix, StringComparison.Ordinal);
 }
 
-/// <summary>Which runs to list: optional filters (a workflow, a state, created at or after a time), newest first, one page.</summary>
+/// <summary>Which runs to list: optional filters (a workflow, a state, created at or after a time, a tenant), newest first, one page.</summary>
 public sealed record RunQuery(string? Workflow = null, RunState? State = null, int Offset = 0, int Limit = 50, DateTimeOffset? Since = null)
 {
+    /// <summary>Only this tenant's runs (a tenant's view of the store sets it; an admin may); null: every tenant's.</summary>
+    public TenantId? Tenant { get; init; }
+
     /// <summary>
     /// Whether a run passes the filters: the rule of a listing kept in memory (the embedded
-    /// store, the CLI's index of embedded runs); PostgreSQL's WHERE says the same, and the run
-    /// store contract holds both to it.
+    /// store, the CLI's index of embedded runs, whose runs are the default tenant's); PostgreSQL's
+    /// WHERE says the same, and the run store contract holds both to it.
     /// </summary>
-    public bool Matches(string workflow, RunState state, DateTimeOffset createdAt) =>
+    public bool Matches(string workflow, RunState state, DateTimeOffset createdAt, TenantId tenant = default) =>
         (Workflow is null || string.Equals(workflow, Workflow, StringComparison.Ordinal))
         && (State is null || state == State)
-        && (Since is null || createdAt >= Since);
+        && (Since is null || createdAt >= Since)
+        && (Tenant is null || Tenant == tenant);
 }
 
 /// <summary>
@@ -94,7 +99,14 @@ public sealed record RunRecord(
     DateTimeOffset CreatedAt,
     DateTimeOffset? FinishedAt,
     string? StopReason,
-    string? Error);
+    string? Error)
+{
+    /// <summary>The tenant that owns the run (docs/tenants.md); a tenant's view of the store stamps it on creation.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+
+    /// <summary>Who submitted the run (a key's name, "name (tenant)", a trigger), when it was recorded; null for runs from before it was.</summary>
+    public string? SubmittedBy { get; init; }
+}
 
 /// <summary>A task as the run store keeps it.</summary>
 public sealed record TaskRecord(

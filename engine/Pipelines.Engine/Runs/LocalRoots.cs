@@ -55,7 +55,8 @@ public sealed record LocalRoots(IReadOnlyList<string> Roots)
         }
     }
 
-    private bool Allows(string path)
+    /// <summary>Whether a local path, its links resolved, is one of the roots or inside one.</summary>
+    public bool Allows(string path)
     {
         var real = Resolve(path);
         return Roots.Select(Resolve).Any(root => real == root || real.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));

@@ -10,7 +10,7 @@ using Pipelines.RunStore;
 
 namespace Pipelines.Server.Access;
 
-/// <summary>Authentication (bearer key or session cookie) and the two policies, read and full.</summary>
+/// <summary>Authentication (bearer key or session cookie) and the three policies, read, full and admin.</summary>
 internal static class AccessSetup
 {
     /// <param name="schema">The run store's schema in PostgreSQL, where the cookies' keys are kept; null for an embedded server (no PostgreSQL).</param>
@@ -41,13 +41,16 @@ internal static class AccessSetup
                 o.LoginPath = "/login";
                 o.Events = new CookieAuthenticationEvents
                 {
-                    // A session lasts only while its key is still configured with the same role.
+                    // A session lasts only while its key is still configured with the same role and tenant.
                     OnValidatePrincipal = ctx =>
                     {
                         var ring = ctx.HttpContext.RequestServices.GetRequiredService<KeyRing>();
+                        var server = ctx.HttpContext.RequestServices.GetRequiredService<ServerOptions>();
                         var id = ctx.Principal?.FindFirst(Access.KeyIdClaim)?.Value;
                         var key = id is null ? null : ring.FindById(id);
-                        if (key is null || !ctx.Principal!.IsInRole(key.Role.ToString().ToLowerInvariant()))
+                        if (key is null
+                            || ctx.Principal!.FindFirst(Access.KeyRoleClaim)?.Value != KeyRing.RoleName(server.RoleOf(key))
+                            || ctx.Principal.FindFirst(Access.TenantClaim)?.Value != key.Tenant.Value)
                         {
                             ctx.RejectPrincipal();
                         }
@@ -57,8 +60,9 @@ internal static class AccessSetup
                 };
             });
         services.AddAuthorizationBuilder()
-            .AddPolicy(Access.ReadPolicy, p => p.RequireAuthenticatedUser().RequireRole("read", "full"))
-            .AddPolicy(Access.FullPolicy, p => p.RequireAuthenticatedUser().RequireRole("full"));
+            .AddPolicy(Access.ReadPolicy, p => p.RequireAuthenticatedUser().RequireRole("read"))
+            .AddPolicy(Access.FullPolicy, p => p.RequireAuthenticatedUser().RequireRole("full"))
+            .AddPolicy(Access.AdminPolicy, p => p.RequireAuthenticatedUser().RequireRole("admin"));
         return services;
     }
 }

@@ -10,7 +10,7 @@ namespace Pipelines.Server.Access;
 
 /// <summary>
 /// Who is asking. With no key configured, requests from loopback get full access and others
-/// none (Hangfire's local-requests-only rule). With keys, a request carries
+/// none (Hangfire's local-requests-only rule); such a loopback caller is an admin of the default tenant. With keys, a request carries
 /// `Authorization: Bearer KEY`, or the session cookie that the login form sets.
 /// </summary>
 internal sealed class KeyAuthenticationHandler(
@@ -26,7 +26,7 @@ internal sealed class KeyAuthenticationHandler(
         if (!server.KeysConfigured)
         {
             return Context.Connection.RemoteIpAddress is { } ip && IPAddress.IsLoopback(ip)
-                ? AuthenticateResult.Success(new AuthenticationTicket(KeyRing.Principal("local", KeyRole.Full, null, Scheme.Name), Scheme.Name))
+                ? AuthenticateResult.Success(new AuthenticationTicket(KeyRing.Principal("local", KeyRole.Admin, Tenancy.TenantId.Default, null, Scheme.Name), Scheme.Name))
                 : AuthenticateResult.NoResult();
         }
 
@@ -41,7 +41,7 @@ internal sealed class KeyAuthenticationHandler(
             var key = ring.Find(header["Bearer ".Length..].Trim());
             return key is null
                 ? AuthenticateResult.Fail("the key is not valid")
-                : AuthenticateResult.Success(new AuthenticationTicket(KeyRing.Principal(key, Scheme.Name), Scheme.Name));
+                : AuthenticateResult.Success(new AuthenticationTicket(KeyRing.Principal(key, server.RoleOf(key), Scheme.Name), Scheme.Name));
         }
 
         return await Context.AuthenticateAsync(Access.CookieScheme).ConfigureAwait(false);

@@ -39,7 +39,7 @@ internal static partial class LoginEndpoints
             return Form(returnUrl, "That key is not valid.", StatusCodes.Status401Unauthorized);
         }
 
-        await http.SignInAsync(Access.CookieScheme, KeyRing.Principal(key, Access.CookieScheme));
+        await http.SignInAsync(Access.CookieScheme, KeyRing.Principal(key, server.RoleOf(key), Access.CookieScheme));
         return TypedResults.Redirect(returnUrl);
     }
 

@@ -64,7 +64,7 @@ public static class WorkerHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.UseKestrel(o => o.Listen(listen));
         builder.Services.AddPipelinesEngine(settings, worker, triggers, keepWarm: worker);
-        builder.Services.AddPipelinesHealth(ServerOptions.From(config).Bucket, EngineHost.UsesPostgres(settings));
+        builder.Services.AddPipelinesHealth(ServerOptions.From(config, settings.Tenants).Bucket, EngineHost.UsesPostgres(settings));
         builder.Services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
 
         var app = builder.Build();

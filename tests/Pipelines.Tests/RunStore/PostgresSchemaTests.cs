@@ -1,6 +1,7 @@
 using Npgsql;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
 using Pipelines.Triggers;
 
@@ -129,6 +130,47 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         await new PostgresSchema(db, _schema).CreateAsync(None);
 
         Assert.Null(await new PostgresRunStore(db, _schema).GetRunAsync("r1", None));
+    }
+
+    [Fact]
+    public async Task Tables_of_the_previous_versions_with_rows_are_upgraded_to_the_default_tenant_and_keep_their_keys()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.RunStoreV2(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('run store', 2);
+            INSERT INTO {_schema}.runs (run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at)
+                VALUES ('old-run', 'wf', 'version: 1', '{"{}"}', 's3://out/old-run/', 'running', 2, 1, '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.tasks (run_id, task_index, task_id, state, inputs, captures, attempts)
+                VALUES ('old-run', 0, 'id0000', 'succeeded', '[]', '{"{}"}', 1), ('old-run', 1, 'id0001', 'queued', '[]', '{"{}"}', 0);
+            INSERT INTO {_schema}.provenance (run_id, task_index, attempt, step, step_rank, row)
+                VALUES ('old-run', 0, 1, 'stats', 0, @row);
+            """))
+        {
+            older.Parameters.AddWithValue("row", NpgsqlTypes.NpgsqlDbType.Jsonb, System.Text.Json.JsonSerializer.Serialize(new ProvenanceRow { TaskId = "id0000", TaskIndex = 0, Attempt = 1, Step = "stats", Status = "succeeded" }));
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        IRunStore store = new PostgresRunStore(db, _schema);
+        var run = await store.GetRunAsync("old-run", None);
+        Assert.NotNull(run);
+        Assert.Equal((TenantId.Default, (string?)null, 2, 1), (run.Tenant, run.SubmittedBy, run.TaskCount, run.Remaining));
+        Assert.Equal([TaskState.Succeeded, TaskState.Queued], (await store.GetTasksAsync("old-run", None)).Select(t => t.State));
+        Assert.Single(await store.GetProvenanceAsync("old-run", None));
+        Assert.Null(await store.For(TenantScope.Of(TenantId.Parse("lab-a", "test"))).GetRunAsync("old-run", None));
+        Assert.Contains(("run store", PostgresRunStore.Tables.Version), await VersionsAsync(db));
+
+        // The old rows keep their keys: the claim and commit of the queued task work as on a run made today.
+        Assert.Equal(0, await store.ClaimTaskAsync("old-run", 1, "w", Now, Now.AddMinutes(1), None));
+        Assert.Equal((true, 0), await store.CommitTaskAsync("old-run", 1, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [], None));
+        await Assert.ThrowsAsync<DuplicateRunException>(() => store.CreateRunAsync(Run("old-run"), [OneTask("old-run")], None));
+        await using var tenants = db.CreateCommand($"SELECT DISTINCT tenant FROM {_schema}.tasks");
+        Assert.Equal("default", await tenants.ExecuteScalarAsync());
     }
 
     private async Task<List<(string, int)>> VersionsAsync(NpgsqlDataSource db)

@@ -261,7 +261,7 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         var key = new Pipelines.Server.AccessKey(fixture.FullKey, Pipelines.Server.KeyRole.Full, "operator");
 
         Assert.Equal("S3Settings { Endpoint = http://s3.example, AccessKey = access, Region = us-east-1 }", s3.ToString());
-        Assert.Equal("AccessKey { Role = Full, Name = operator }", key.ToString());
+        Assert.Equal("AccessKey { Role = Full, Name = operator, Tenant = default }", key.ToString());
         Assert.DoesNotContain(fixture.TestSecret, $"{s3} {s3 with { Region = "x" }}", StringComparison.Ordinal);
     }
 

@@ -1,0 +1,103 @@
+using Pipelines.Tenancy;
+
+namespace Pipelines.RunStore;
+
+/// <summary>
+/// One tenant's view of a run store (<see cref="IRunStore.For"/>), the same for both homes: a
+/// run of another tenant is answered exactly as a missing one (null, false, an empty page or
+/// list, zero counts, <see cref="UnknownRunException"/>), so a front end's not-found path cannot
+/// tell them apart; runs it creates are stamped with the tenant; its listings hold only the tenant's.
+/// </summary>
+/// <remarks>
+/// A run's tenant never changes and run ids are global and never reused, so checking the owner
+/// of a run before a verb of the store has no race: the check and the verb see the same owner.
+/// The engine's own singletons are not views (they reach every tenant): the hot path of workers
+/// (claim, renew, commit) pays nothing; a front end's verb on one run costs one primary-key read more.
+/// </remarks>
+internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunStore
+{
+    public TenantId Tenant => tenant;
+
+    /// <summary>A view narrows only: to its own tenant (or all, which it already is) it is itself.</summary>
+    public IRunStore For(TenantScope scope) => scope.Admits(tenant)
+        ? this
+        : throw new InvalidOperationException($"a view of tenant {tenant} cannot reach {scope}: take the view from the engine's store");
+
+    public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken) =>
+        inner.CreateRunAsync(run with { Tenant = tenant }, tasks, cancellationToken);
+
+    public Task<int> CreateRunAsync(RunRecord run, IAsyncEnumerable<TaskRecord> tasks, CancellationToken cancellationToken) =>
+        inner.CreateRunAsync(run with { Tenant = tenant }, tasks, cancellationToken);
+
+    public async Task<RunRecord?> GetRunAsync(string runId, CancellationToken cancellationToken) =>
+        await inner.GetRunAsync(runId, cancellationToken).ConfigureAwait(false) is { } run && run.Tenant == tenant ? run : null;
+
+    public Task<Page<RunRecord>> QueryRunsAsync(RunQuery query, CancellationToken cancellationToken) =>
+        inner.QueryRunsAsync(query with { Tenant = tenant }, cancellationToken);
+
+    public async Task<Page<TaskRecord>> QueryTasksAsync(string runId, TaskQuery query, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.QueryTasksAsync(runId, query, cancellationToken).ConfigureAwait(false) : new Page<TaskRecord>([], 0);
+
+    public async Task<TaskRecord?> GetTaskAsync(string runId, int index, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.GetTaskAsync(runId, index, cancellationToken).ConfigureAwait(false) : null;
+
+    public async Task<IReadOnlyList<TaskRecord>> GetTasksAsync(string runId, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false) : [];
+
+    public async Task<TaskCounts> CountTasksAsync(string runId, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.CountTasksAsync(runId, cancellationToken).ConfigureAwait(false) : new TaskCounts(0, 0, 0, 0, 0, 0);
+
+    public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.ClaimTaskAsync(runId, index, worker, now, leaseUntil, cancellationToken).ConfigureAwait(false) : null;
+
+    public async Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) && await inner.HoldTaskAsync(runId, index, hold, cancellationToken).ConfigureAwait(false);
+
+    public async Task<bool> RenewLeaseAsync(string runId, int index, string worker, DateTimeOffset startedAt, DateTimeOffset leaseUntil, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) && await inner.RenewLeaseAsync(runId, index, worker, startedAt, leaseUntil, cancellationToken).ConfigureAwait(false);
+
+    public async Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
+    {
+        await RequireAsync(runId, cancellationToken).ConfigureAwait(false);
+        return await inner.CommitTaskAsync(runId, index, outcome, rows, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
+    {
+        await RequireAsync(runId, cancellationToken).ConfigureAwait(false);
+        return await inner.SplitTaskAsync(runId, index, outcome, rows, children, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
+    {
+        await RequireAsync(runId, cancellationToken).ConfigureAwait(false);
+        await inner.RequestStopAsync(runId, reason, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<bool> TryBeginGatherAsync(string runId, string gatherJobId, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) && await inner.TryBeginGatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false);
+
+    public async Task FinishRunAsync(string runId, RunState state, string? error, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await RequireAsync(runId, cancellationToken).ConfigureAwait(false);
+        await inner.FinishRunAsync(runId, state, error, now, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.GetProvenanceAsync(runId, cancellationToken).ConfigureAwait(false) : [];
+
+    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.GetProvenanceAsync(runId, taskIndexes, cancellationToken).ConfigureAwait(false) : [];
+
+    private async Task<bool> OwnsAsync(string runId, CancellationToken ct) =>
+        await inner.GetRunAsync(runId, ct).ConfigureAwait(false) is { } run && run.Tenant == tenant;
+
+    /// <summary>For the verbs that throw for a missing run: the same exception for a foreign one.</summary>
+    private async Task RequireAsync(string runId, CancellationToken ct)
+    {
+        if (!await OwnsAsync(runId, ct).ConfigureAwait(false))
+        {
+            throw new UnknownRunException(runId);
+        }
+    }
+}

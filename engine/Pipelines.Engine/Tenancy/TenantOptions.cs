@@ -1,0 +1,98 @@
+using Microsoft.Extensions.Configuration;
+
+namespace Pipelines.Tenancy;
+
+/// <summary>
+/// The tenants of a server (configuration section <c>Tenants:&lt;id&gt;</c>, read once at start,
+/// docs/tenants.md). With no such section the server is single-tenant: everything belongs to
+/// <see cref="TenantId.Default"/> and behaves as before tenants existed. With one, the default
+/// tenant still exists (it owns what was made before), listed or not, and every other tenant
+/// names its own output folder; no two tenants' folders overlap.
+/// </summary>
+public sealed class TenantOptions
+{
+    private readonly Dictionary<TenantId, TenantSettings> _tenants;
+
+    private TenantOptions(Dictionary<TenantId, TenantSettings> tenants) => _tenants = tenants;
+
+    /// <summary>A server without a <c>Tenants</c> section: the default tenant alone.</summary>
+    public static TenantOptions None { get; } = new([]);
+
+    /// <summary>Whether the configuration lists tenants (otherwise the server is single-tenant).</summary>
+    public bool Configured => _tenants.Count > 0;
+
+    /// <summary>Every tenant, the default one included, by id.</summary>
+    public IEnumerable<TenantSettings> All =>
+        (_tenants.ContainsKey(TenantId.Default) ? _tenants.Values : _tenants.Values.Append(DefaultOnly)).OrderBy(t => t.Id.Value, StringComparer.Ordinal);
+
+    /// <summary>Whether <paramref name="tenant"/> exists on this server (the default one always does).</summary>
+    public bool Exists(TenantId tenant) => tenant.IsDefault || _tenants.ContainsKey(tenant);
+
+    /// <summary>The tenant's settings; the default one's are empty when it is not listed. Throws for a tenant that does not exist.</summary>
+    public TenantSettings Settings(TenantId tenant) =>
+        _tenants.TryGetValue(tenant, out var s) ? s
+        : tenant.IsDefault ? DefaultOnly
+        : throw new InvalidOperationException($"tenant {tenant} is not configured");
+
+    private static TenantSettings DefaultOnly { get; } = new(TenantId.Default, "default", null, []);
+
+    /// <summary>
+    /// Reads <c>Tenants</c>, refusing at start (naming the key) a tenant id that is not valid, a
+    /// tenant other than default without <c>Output</c>, a location that is not an s3 folder or a
+    /// local folder that <paramref name="localAllowed"/> (Submit:LocalRoots) admits, and two
+    /// tenants whose folders overlap.
+    /// </summary>
+    public static TenantOptions From(IConfiguration config, Func<string, bool> localAllowed)
+    {
+        var tenants = new Dictionary<TenantId, TenantSettings>();
+        var where = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var section in config.GetSection("Tenants").GetChildren())
+        {
+            var id = TenantId.Parse(section.Key, $"Tenants:{section.Key}");
+            var output = Location(section.GetSection("Output"));
+            if (output is null && !id.IsDefault)
+            {
+                throw new PipelinesException($"Tenants:{id}:Output is unset: every tenant but default writes under a folder of its own (e.g. s3://{id}/ or s3://data/{id}/)", retryHelps: false);
+            }
+
+            var inputs = section.GetSection("Inputs").GetChildren().Select(Location).OfType<string>().ToList();
+            var name = section["Name"] is { Length: > 0 } n ? n.Trim() : id.Value;
+            var settings = new TenantSettings(id, name, output, inputs);
+            foreach (var (location, key) in settings.Locations.Zip(Keys(section, settings)))
+            {
+                foreach (var (other, otherKey) in where)
+                {
+                    if (!otherKey.StartsWith($"Tenants:{id}:", StringComparison.Ordinal) && TenantLocations.Overlaps(location, other))
+                    {
+                        throw new PipelinesException($"{key}: '{location}' overlaps {otherKey} ('{other}'): two tenants' folders may not hold one another", retryHelps: false);
+                    }
+                }
+
+                where.TryAdd(location, key);
+            }
+
+            tenants[id] = settings;
+        }
+
+        return new TenantOptions(tenants);
+
+        string? Location(IConfigurationSection entry)
+        {
+            if (string.IsNullOrWhiteSpace(entry.Value))
+            {
+                return null;
+            }
+
+            var text = entry.Value.Trim();
+            var folder = TenantLocations.Folder(text)
+                ?? throw new PipelinesException($"{entry.Path}: '{text}' is not a folder: write s3://bucket/ or s3://bucket/prefix/, or an absolute local folder under Submit:LocalRoots", retryHelps: false);
+            return folder.StartsWith("s3://", StringComparison.Ordinal) || localAllowed(folder)
+                ? folder
+                : throw new PipelinesException($"{entry.Path}: '{text}' is a local folder outside Submit:LocalRoots: a tenant's local folders must be under one of them", retryHelps: false);
+        }
+    }
+
+    private static IEnumerable<string> Keys(IConfigurationSection section, TenantSettings settings) =>
+        (settings.Output is null ? [] : new[] { $"Tenants:{settings.Id}:Output" })
+            .Concat(section.GetSection("Inputs").GetChildren().Where(c => !string.IsNullOrWhiteSpace(c.Value)).Select(c => $"Tenants:{settings.Id}:Inputs:{c.Key}"));
+}
