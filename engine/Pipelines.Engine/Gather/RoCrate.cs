@@ -109,7 +109,7 @@ public static class RoCrate
         Entity(w, EngineId, "SoftwareApplication", () =>
         {
             w.WriteString("name", "Pipelines");
-            w.WriteString("version", GatherRunner.EngineVersion);
+            w.WriteString("version", EngineVersion.Current);
         });
 
         // Images: one ContainerImage per image and digest the run used.

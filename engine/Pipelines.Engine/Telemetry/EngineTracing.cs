@@ -19,7 +19,7 @@ public static class EngineTracing
     /// <summary>The Hangfire job parameter that carries a W3C traceparent.</summary>
     public const string JobParameter = "traceparent";
 
-    internal static readonly ActivitySource Source = new(SourceName, Pipelines.Gather.GatherRunner.EngineVersion);
+    internal static readonly ActivitySource Source = new(SourceName, EngineVersion.Current);
 
     // Span names: low-cardinality, what was done; the ids are attributes.
     internal const string Submit = "pipelines.run.submit";
