@@ -158,8 +158,11 @@ public static class EngineHost
         services.AddSingleton<AttemptShell>();
         services.AddSingleton<StepLoop>();
         services.AddSingleton<WarmSteps>();
+        services.AddSingleton<ILocalWorkers>(sp => sp.GetRequiredService<WarmSteps>());
         services.AddSingleton(TaskRunner.Create);
+        services.AddSingleton<ITaskHandler>(sp => sp.GetRequiredService<TaskRunner>());
         services.AddSingleton<GatherRunner>();
+        services.AddSingleton<IGatherHandler>(sp => sp.GetRequiredService<GatherRunner>());
         services.AddSingleton(settings.LocalRoots);
         services.AddSingleton<RunSubmitter>();
         services.AddTransient<TaskJob>();
