@@ -66,7 +66,6 @@ public sealed class LayeringTests
     /// </summary>
     private static readonly string[] TwoWayPairsLeft =
     [
-        "Canary <-> Gather", "Canary <-> Runs",
     ];
 
     [Fact]
