@@ -14,7 +14,7 @@ namespace Pipelines.Worker;
 /// start ahead of a run's first tasks (for the submitter, as its <see cref="ILocalWorkers"/>), and
 /// their stop when the run has no task left.
 /// </summary>
-public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queue, WorkerOptions options, ILogger<WarmSteps> log, IWarmPool? pool = null, Harvester? harvester = null) : ILocalWorkers
+internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queue, WorkerOptions options, ILogger<WarmSteps> log, IWarmPool? pool = null, Harvester? harvester = null) : ILocalWorkers
 {
     /// <summary>
     /// The warm containers of one step of one run: fork mode, up to one per worker slot, idled
