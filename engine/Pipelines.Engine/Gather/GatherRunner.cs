@@ -18,7 +18,7 @@ namespace Pipelines.Gather;
 /// provenance (tasks.parquet, RO-Crate) and run.json, and ends the run. It reads only task
 /// outputs, never inputs. run.json is written last: a run folder without it is not finished.
 /// </summary>
-public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log) : IGatherHandler
+internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log) : IGatherHandler
 {
     /// <summary>
     /// Gathers a run once its tasks have ended. An outage on the way (the bucket or the run store

@@ -15,7 +15,7 @@ namespace Pipelines.Gather;
 /// files (result), times, actionStatus and the container image with its digest. Ids of the run
 /// folder's files are relative to the run folder. Written as a stream: one entity at a time.
 /// </summary>
-public static class RoCrate
+internal static class RoCrate
 {
     public const string ProvenanceProfile = "https://w3id.org/ro/wfrun/provenance/0.5";
     public const string WorkflowProfile = "https://w3id.org/ro/wfrun/workflow/0.5";

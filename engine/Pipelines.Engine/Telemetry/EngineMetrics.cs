@@ -12,7 +12,7 @@ namespace Pipelines.Telemetry;
 /// run or task id. A tenant label joins the task and run instruments when tenants exist: it is
 /// one more tag in <see cref="Of"/>'s callers here, nowhere else.
 /// </summary>
-public static class EngineMetrics
+internal static class EngineMetrics
 {
     /// <summary>The meter's name, for exporters (MeterProviderBuilder.AddMeter).</summary>
     public const string MeterName = "Pipelines";

@@ -11,7 +11,7 @@ namespace Pipelines.Telemetry;
 /// join the run's trace whichever process or delivery runs them. An async invocation carries its
 /// context in its Hangfire job's parameters.
 /// </summary>
-public static class EngineTracing
+internal static class EngineTracing
 {
     /// <summary>The activity source's name, for exporters (TracerProviderBuilder.AddSource).</summary>
     public const string SourceName = "Pipelines";
