@@ -72,6 +72,18 @@ public sealed class LayeringTests
         "Server", "Cli",
     ];
 
+    /// <summary>
+    /// Uses of a higher part not yet undone, each with why: one list, a ratchet (a listed edge that
+    /// is gone fails the test below, so that the list only shrinks). docs/architecture.md names them too.
+    /// </summary>
+    internal static readonly Dictionary<(string From, string To), string> NotYetUndone = new()
+    {
+        // Came with the idle warm containers' quota check (merged 2026-12-06): the pool measures an idle
+        // container's folders by the attempt's rule. Cure: OutputLimits and AttemptWatch's measuring move
+        // down beside the pool (or the pool is handed the check as a delegate by the host).
+        [("Containers", "Worker")] = "DockerWarmPool and WarmSpec use Worker's OutputLimits, AttemptWatch and WorkerOptions",
+    };
+
     /// <summary>Every use of a part by one at or below it in <paramref name="layers"/>, or by or of a part not in it, each named with its types.</summary>
     internal static List<string> Breaches(Dictionary<(string From, string To), List<string>> edges, string[] layers)
     {
@@ -96,7 +108,10 @@ public sealed class LayeringTests
     [Fact]
     public void Every_part_uses_only_the_parts_below_it()
     {
-        var breaches = Breaches(Edges(), Layers);
+        var edges = Edges();
+        var breaches = Breaches(edges.Where(e => !NotYetUndone.ContainsKey(e.Key)).ToDictionary(), Layers);
+        var undone = NotYetUndone.Keys.Where(e => !edges.ContainsKey(e)).Select(e => $"{e.From} -> {e.To}").ToList();
+        Assert.True(undone.Count == 0, "no longer used: take them off NotYetUndone and docs/architecture.md: " + string.Join("; ", undone));
         Assert.True(breaches.Count == 0, "parts that use a part above them (cure: move the small type down, or an interface owned by the lower part):\n" + string.Join("\n", breaches));
     }
 
