@@ -13,9 +13,9 @@ internal static class VersionInfo
 
     public static int Print(bool json)
     {
-        var informational = typeof(Pipelines.Gather.GatherRunner).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "";
+        var informational = typeof(EngineVersion).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "";
         var commit = informational.Contains('+', StringComparison.Ordinal) ? informational[(informational.IndexOf('+', StringComparison.Ordinal) + 1)..] : null;
-        var version = Pipelines.Gather.GatherRunner.EngineVersion;
+        var version = EngineVersion.Current;
         var dotnet = RuntimeInformation.FrameworkDescription;
         if (json)
         {

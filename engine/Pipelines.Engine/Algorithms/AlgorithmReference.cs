@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Pipelines.Containers;
 
 namespace Pipelines.Algorithms;
 
@@ -8,7 +9,8 @@ namespace Pipelines.Algorithms;
 /// </summary>
 public sealed partial record AlgorithmReference(string Name, string Version)
 {
-    public const string Scheme = "algorithm://";
+    /// <summary>The scheme, whose one home is <see cref="ImageReference.AlgorithmScheme"/> (the image parser below this part needs it too).</summary>
+    public const string Scheme = ImageReference.AlgorithmScheme;
 
     public const string Stable = "stable";
 
@@ -18,7 +20,7 @@ public sealed partial record AlgorithmReference(string Name, string Version)
 
     public override string ToString() => $"{Scheme}{Name}@{Version}";
 
-    public static bool IsAlgorithm(string image) => image.StartsWith(Scheme, StringComparison.Ordinal);
+    public static bool IsAlgorithm(string image) => ImageReference.IsAlgorithm(image);
 
     /// <summary>Parses a reference, or throws a refusal that says how to write one.</summary>
     public static AlgorithmReference Parse(string image)

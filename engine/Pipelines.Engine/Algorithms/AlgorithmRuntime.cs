@@ -14,7 +14,7 @@ namespace Pipelines.Algorithms;
 /// image is on this worker's engine, loading it from the algorithm store once per digest however
 /// many tasks wait for it.
 /// </summary>
-public sealed partial class AlgorithmRuntime(
+internal sealed partial class AlgorithmRuntime(
     IContainerRuntime containers,
     IContainerImages images,
     AlgorithmService? algorithms,

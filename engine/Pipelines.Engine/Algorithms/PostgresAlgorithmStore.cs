@@ -12,7 +12,7 @@ namespace Pipelines.Algorithms;
 /// </summary>
 internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 {
-    /// <summary>The catalog's tables, created by PostgresSchema.</summary>
+    /// <summary>The catalog's tables, created by Hosting/PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
         CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
             name text NOT NULL,

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Pipelines.Planning;
-using Pipelines.Worker;
 
 namespace Pipelines.Canary;
 
@@ -22,7 +21,7 @@ internal sealed class CanarySampler(string workflow, CanarySample sample)
 
     /// <summary>A task's place in [0, 2^64): the first 16 hex digits of its unit's digest.</summary>
     public static ulong Place(string workflow, PlannedTask task) =>
-        ulong.Parse(TaskCache.UnitDigest(workflow, task.Inputs, task.Captures).AsSpan(0, 16), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        ulong.Parse(TaskIdentity.UnitDigest(workflow, task.Inputs, task.Captures).AsSpan(0, 16), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
 
     public void Observe(PlannedTask task)
     {

@@ -1,5 +1,3 @@
-using Pipelines.Algorithms;
-
 namespace Pipelines.Containers;
 
 /// <summary>
@@ -15,15 +13,21 @@ namespace Pipelines.Containers;
 /// <c>algorithm://</c> reference, which names no registry.</param>
 public sealed record ImageReference(string Repository, string? Tag, string? Digest, string? Registry)
 {
+    /// <summary>How a pushed algorithm is named instead of an image (Algorithms/AlgorithmReference), here because a reference that starts with it names no registry.</summary>
+    public const string AlgorithmScheme = "algorithm://";
+
+    /// <summary>Whether <paramref name="image"/> names a pushed algorithm rather than an image.</summary>
+    public static bool IsAlgorithm(string image) => image.StartsWith(AlgorithmScheme, StringComparison.Ordinal);
+
     public static ImageReference Parse(string image)
     {
-        var at = image.IndexOf('@', AlgorithmReference.IsAlgorithm(image) ? "algorithm://".Length : 0);
+        var at = image.IndexOf('@', IsAlgorithm(image) ? AlgorithmScheme.Length : 0);
         var (bare, digest) = at >= 0 ? (image[..at], image[(at + 1)..]) : (image, (string?)null);
         var colon = bare.LastIndexOf(':');
         var (repository, tag) = colon > bare.LastIndexOf('/') ? (bare[..colon], bare[(colon + 1)..]) : (bare, (string?)null);
         var slash = repository.IndexOf('/', StringComparison.Ordinal);
         var first = slash > 0 ? repository[..slash] : null;
-        var registry = AlgorithmReference.IsAlgorithm(image) || first is null ? null
+        var registry = IsAlgorithm(image) || first is null ? null
             : first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost" ? first
             : null;
         return new ImageReference(repository, tag, digest, registry);

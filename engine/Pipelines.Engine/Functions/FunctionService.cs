@@ -324,7 +324,7 @@ public sealed class FunctionService(
         }
         finally
         {
-            OutputFolder.DeleteTree(scratch);
+            NoFollow.DeleteTree(scratch);
         }
     }
 
@@ -340,7 +340,7 @@ public sealed class FunctionService(
     }
 
     /// <summary>Removes a request's scratch folder, never following a link a container may have left in it.</summary>
-    public static void DeleteScratch(string folder) => OutputFolder.DeleteTree(folder);
+    public static void DeleteScratch(string folder) => NoFollow.DeleteTree(folder);
 
     /// <summary>The keys of an async invocation under Functions:Output.</summary>
     public static string InputKey(string function, string id, string file) => $"{function}/{id}/in/{file}";

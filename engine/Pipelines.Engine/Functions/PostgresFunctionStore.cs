@@ -23,12 +23,12 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     private string S => _db.Schema;
 
-    /// <summary>The functions' tables, for the one schema owner (RunStore/PostgresSchema).</summary>
+    /// <summary>The functions' tables, for the one schema owner (Hosting/PostgresSchema).</summary>
     public static SchemaPart Tables { get; } = new("function store", 2, SchemaSql);
 
     /// <summary>
     /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
-    /// times (under the engine's schema lock: RunStore/PostgresSchema runs it at host start).
+    /// times (under the engine's schema lock: Hosting/PostgresSchema runs it at host start).
     /// </summary>
     public static string SchemaSql(string schema) => $"""
         CREATE SCHEMA IF NOT EXISTS {schema};

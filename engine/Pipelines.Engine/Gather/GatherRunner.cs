@@ -18,11 +18,8 @@ namespace Pipelines.Gather;
 /// provenance (tasks.parquet, RO-Crate) and run.json, and ends the run. It reads only task
 /// outputs, never inputs. run.json is written last: a run folder without it is not finished.
 /// </summary>
-public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log)
+internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log) : IGatherHandler
 {
-    public static string EngineVersion { get; } =
-        typeof(GatherRunner).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
-
     /// <summary>
     /// Gathers a run once its tasks have ended. An outage on the way (the bucket or the run store
     /// out of reach) is waited out in-process with backoff (<see cref="OutageGate"/>): a gather
@@ -195,7 +192,7 @@ public sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Obje
                 InputUri = workflow.Input.Uri,
                 OutputUri = output.Uri,
                 Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
-                Engine = new RunSummaryEngine("pipelines", EngineVersion),
+                Engine = new RunSummaryEngine("pipelines", EngineVersion.Current),
                 TraceId = EngineTracing.TraceIdOf(definition.TraceParent),
             };
 

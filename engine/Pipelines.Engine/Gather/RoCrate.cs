@@ -15,7 +15,7 @@ namespace Pipelines.Gather;
 /// files (result), times, actionStatus and the container image with its digest. Ids of the run
 /// folder's files are relative to the run folder. Written as a stream: one entity at a time.
 /// </summary>
-public static class RoCrate
+internal static class RoCrate
 {
     public const string ProvenanceProfile = "https://w3id.org/ro/wfrun/provenance/0.5";
     public const string WorkflowProfile = "https://w3id.org/ro/wfrun/workflow/0.5";
@@ -109,7 +109,7 @@ public static class RoCrate
         Entity(w, EngineId, "SoftwareApplication", () =>
         {
             w.WriteString("name", "Pipelines");
-            w.WriteString("version", GatherRunner.EngineVersion);
+            w.WriteString("version", EngineVersion.Current);
         });
 
         // Images: one ContainerImage per image and digest the run used.

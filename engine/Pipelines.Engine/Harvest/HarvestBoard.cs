@@ -15,7 +15,7 @@ namespace Pipelines.Harvest;
 /// at every round, and, through <see cref="DrainAsked"/>, just before each admission. A drain
 /// is published at once.
 /// </summary>
-public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester, Worker.WorkerOptions options, TimeProvider time, ILogger<HarvestBoard> log) : BackgroundService
+public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester, string workerName, TimeProvider time, ILogger<HarvestBoard> log) : BackgroundService
 {
     private const string Workers = "pipelines:harvest-workers";
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
@@ -85,23 +85,23 @@ public sealed partial class HarvestBoard(JobStorage storage, Harvester harvester
     private void Publish()
     {
         using var connection = storage.GetConnection();
-        if (!harvester.Draining && Asked(connection, options.Name))
+        if (!harvester.Draining && Asked(connection, workerName))
         {
             harvester.Drain();
         }
 
         using var tx = connection.CreateWriteTransaction();
-        tx.AddToSet(Workers, options.Name);
-        tx.SetRangeInHash(Key(options.Name), [new("status", JsonSerializer.Serialize(harvester.Status()))]);
+        tx.AddToSet(Workers, workerName);
+        tx.SetRangeInHash(Key(workerName), [new("status", JsonSerializer.Serialize(harvester.Status()))]);
         if (tx is JobStorageTransaction expiring)
         {
-            expiring.ExpireHash(Key(options.Name), Expiry);
+            expiring.ExpireHash(Key(workerName), Expiry);
         }
 
         tx.Commit();
 
         // Names of workers whose figures expired leave the set, so it does not grow with dead workers.
-        foreach (var name in connection.GetAllItemsFromSet(Workers).Where(n => n != options.Name))
+        foreach (var name in connection.GetAllItemsFromSet(Workers).Where(n => n != workerName))
         {
             if (connection.GetAllEntriesFromHash(Key(name)) is not { Count: > 0 } entries || !entries.ContainsKey("status"))
             {

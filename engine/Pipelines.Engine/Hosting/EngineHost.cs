@@ -129,7 +129,8 @@ public static class EngineHost
         services.AddSingleton(workerOptions);
         services.AddSingleton(settings.Hangfire);
         services.AddSingleton(settings.Harvest);
-        TelemetryHosting.Add(services, settings.Telemetry, workerOptions);
+        TelemetryHosting.Add(services, settings.Telemetry, workerOptions.Name);
+        services.AddHostedService<EngineGauges>();
         services.AddContainers(settings.Docker);
         services.AddSingleton(_ => new ObjectStoreFactory(settings.S3));
         services.AddSingleton(settings.Algorithms);
@@ -157,8 +158,11 @@ public static class EngineHost
         services.AddSingleton<AttemptShell>();
         services.AddSingleton<StepLoop>();
         services.AddSingleton<WarmSteps>();
+        services.AddSingleton<ILocalWorkers>(sp => sp.GetRequiredService<WarmSteps>());
         services.AddSingleton(TaskRunner.Create);
+        services.AddSingleton<ITaskHandler>(sp => sp.GetRequiredService<TaskRunner>());
         services.AddSingleton<GatherRunner>();
+        services.AddSingleton<IGatherHandler>(sp => sp.GetRequiredService<GatherRunner>());
         services.AddSingleton(settings.LocalRoots);
         services.AddSingleton<RunSubmitter>();
         services.AddTransient<TaskJob>();
@@ -216,7 +220,7 @@ public static class EngineHost
                 o.ServerName = workerOptions.Name;
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
                 o.ShutdownTimeout = TimeSpan.FromSeconds(30);
-                SetServerTimings(o, settings.Hangfire);
+                settings.Hangfire.SetServerTimings(o);
             });
 
             services.AddHostedService<LeftoverCleaner>();
@@ -280,7 +284,7 @@ public static class EngineHost
             };
         });
         services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
-        services.AddHostedService<HarvestBoard>();
+        services.AddHostedService(sp => ActivatorUtilities.CreateInstance<HarvestBoard>(sp, workerOptions.Name));
     }
 
     /// <summary>
@@ -314,19 +318,6 @@ public static class EngineHost
             .UseRecommendedSerializerSettings()
             .UseFilter(RetryPolicy(options))
             .UseFilter(new EndWhenJobFails(services));
-    }
-
-    /// <summary>
-    /// A dead worker is noticed in seconds, not minutes: its server entry goes stale after
-    /// ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue. Every Hangfire
-    /// server of a process (the trigger role's too) must use these: a server that beats less
-    /// often than another's ServerTimeout is removed as dead while it lives.
-    /// </summary>
-    internal static void SetServerTimings(BackgroundJobServerOptions o, HangfireOptions options)
-    {
-        o.HeartbeatInterval = options.HeartbeatInterval;
-        o.ServerTimeout = options.ServerTimeout;
-        o.ServerCheckInterval = options.ServerCheckInterval;
     }
 
     private static void ConfigurePostgres(IGlobalConfiguration c, string postgres, HangfireOptions options) => c.UsePostgreSqlStorage(

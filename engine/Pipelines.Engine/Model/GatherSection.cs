@@ -53,7 +53,7 @@ internal static class GatherSection
                         ctx.Add(f.Node("from")!, path + ".from", $"names step '{fromStep}', which is not a step of this workflow (steps: {string.Join(", ", steps.Select(s => s.Name))})");
                     }
 
-                    var globError = Planning.Glob.Check(fromGlob);
+                    var globError = Glob.Check(fromGlob);
                     if (globError is not null)
                     {
                         ctx.Add(f.Node("from")!, path + ".from", globError);

@@ -204,7 +204,7 @@ internal sealed class YamlFields(YamlMappingNode map, string path, ParseContext 
     /// <summary>Reports the item of a glob list (include, exclude, outputs) that is not a valid glob.</summary>
     public void CheckGlob(string field, int index, string glob)
     {
-        var error = Planning.Glob.Check(glob);
+        var error = Glob.Check(glob);
         if (error is not null)
         {
             var seq = Node(field) as YamlSequenceNode;

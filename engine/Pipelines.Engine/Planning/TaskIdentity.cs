@@ -70,6 +70,15 @@ internal sealed record TaskIdentity(
 
         return sb.ToString();
     }
+
+    /// <summary>The sha256 (hex) of a task's unit and workflow name: the same on every run of it, whatever its images (the cache's unit index, the canary's sample).</summary>
+    public static string UnitDigest(string workflow, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures)
+    {
+        var unit = captures.Count > 0
+            ? "captures\0" + string.Join("\0", captures.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => c.Key + "=" + c.Value))
+            : "inputs\0" + string.Join("\0", inputs.Select(i => i.Key).Order(StringComparer.Ordinal));
+        return Hashing.Sha256Hex(Encoding.UTF8.GetBytes(workflow + "\0" + unit));
+    }
 }
 
 /// <summary>An input of a task's identity: its key relative to input.uri and its content tag (an ETag or a sha256).</summary>

@@ -1,3 +1,4 @@
+using Hangfire;
 using Microsoft.Extensions.Configuration;
 using Pipelines.Settings;
 
@@ -47,5 +48,18 @@ public sealed record HangfireOptions
         var options = SettingsBinder.Bind<HangfireOptions>(config, "Hangfire");
         var delays = SettingsBinder.BindList<int>(config, "Hangfire:RetryDelays", "a whole number of seconds above zero", text => int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0 ? n : (int?)null);
         return delays.Count > 0 ? options with { RetryDelays = delays } : options;
+    }
+
+    /// <summary>
+    /// A dead worker is noticed in seconds, not minutes: its server entry goes stale after
+    /// ServerTimeout, and the QueueWatchdog then hands its jobs back to the queue. Every Hangfire
+    /// server of a process (the trigger role's too) must use these: a server that beats less
+    /// often than another's ServerTimeout is removed as dead while it lives.
+    /// </summary>
+    internal void SetServerTimings(BackgroundJobServerOptions o)
+    {
+        o.HeartbeatInterval = HeartbeatInterval;
+        o.ServerTimeout = ServerTimeout;
+        o.ServerCheckInterval = ServerCheckInterval;
     }
 }

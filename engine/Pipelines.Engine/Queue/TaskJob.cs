@@ -1,6 +1,4 @@
 using Hangfire.Server;
-using Pipelines.Gather;
-using Pipelines.Worker;
 
 namespace Pipelines.Queue;
 
@@ -8,7 +6,7 @@ namespace Pipelines.Queue;
 /// The Hangfire job of one task. It carries ids only; everything else is in the run store. The
 /// dashboard names jobs through the server's JobNames (a DisplayName attribute here would win over it).
 /// </summary>
-public sealed class TaskJob(TaskRunner runner) : IEndsWhenGivenUp
+public sealed class TaskJob(ITaskHandler runner) : IEndsWhenGivenUp
 {
     // Failures of the algorithm are recorded as task states, not thrown. What is thrown is an
     // outage (run store, store, engine): Hangfire retries it with the engine's retry policy
@@ -23,7 +21,7 @@ public sealed class TaskJob(TaskRunner runner) : IEndsWhenGivenUp
 }
 
 /// <summary>The Hangfire job that gathers a run after its last task.</summary>
-public sealed class GatherJob(GatherRunner runner) : IEndsWhenGivenUp
+public sealed class GatherJob(IGatherHandler runner) : IEndsWhenGivenUp
 {
     public Task RunAsync(string runId, PerformContext? context, CancellationToken cancellationToken) =>
         runner.RunAsync(runId, context?.BackgroundJob.Id ?? "direct", cancellationToken);

@@ -14,7 +14,7 @@ namespace Pipelines.RunStore;
 /// <item>Changes that can say "no" (claim, renew, begin gather) say false or null for a run or task that does not exist;
 /// the others (commit, split, stop, finish) throw <see cref="UnknownRunException"/> and write nothing.</item>
 /// <item>Creating a run whose id exists throws <see cref="DuplicateRunException"/> and writes nothing.</item>
-/// <item>The store makes no tables: <see cref="PostgresSchema"/> does, once at host start; a PostgreSQL store used before refuses with what to do.</item>
+/// <item>The store makes no tables: Hosting/PostgresSchema does, once at host start; a PostgreSQL store used before refuses with what to do.</item>
 /// </list>
 /// </remarks>
 public interface IRunStore

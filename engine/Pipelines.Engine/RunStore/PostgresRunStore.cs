@@ -19,7 +19,7 @@ internal sealed class PostgresRunStore : IRunStore
 
     private string S => _db.Schema;
 
-    /// <summary>Runs, tasks and provenance; made by <see cref="PostgresSchema"/>.</summary>
+    /// <summary>Runs, tasks and provenance; made by Hosting/PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("run store", 3, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.runs (
                 run_id text PRIMARY KEY,

@@ -4,7 +4,7 @@ namespace Pipelines.RunStore;
 
 /// <summary>
 /// A PostgreSQL store's one way to its tables: every command and connection it hands out comes
-/// after the check that <see cref="PostgresSchema"/> has made the store's part at its version,
+/// after the check that Hosting/PostgresSchema has made the store's part at its version,
 /// a clear refusal that says what to do instead of PostgreSQL's "relation does not exist". A
 /// store keeps this and never the data source (its constructor gives the data source to the
 /// gate and nothing else), so no store method can reach a table without the check.
@@ -12,6 +12,9 @@ namespace Pipelines.RunStore;
 /// </summary>
 internal sealed class SchemaGate(NpgsqlDataSource dataSource, string schema, SchemaPart part)
 {
+    /// <summary>What records each part's version, so that a store can tell its tables are there and new enough.</summary>
+    internal const string VersionsTable = "schema_parts";
+
     private volatile bool _passed;
 
     /// <summary>The schema the store's tables are in, for its SQL.</summary>
@@ -39,7 +42,7 @@ internal sealed class SchemaGate(NpgsqlDataSource dataSource, string schema, Sch
         int? version;
         try
         {
-            await using var cmd = dataSource.CreateCommand($"SELECT version FROM {schema}.{PostgresSchema.VersionsTable} WHERE part = @p");
+            await using var cmd = dataSource.CreateCommand($"SELECT version FROM {schema}.{VersionsTable} WHERE part = @p");
             cmd.Parameters.AddWithValue("p", part.Name);
             version = await cmd.ExecuteScalarAsync(ct).ConfigureAwait(false) as int?;
         }

@@ -11,7 +11,6 @@ using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
-using Pipelines.Worker;
 
 namespace Pipelines.Runs;
 
@@ -43,10 +42,9 @@ public sealed partial class RunSubmitter(
     IContainerRuntime runtime,
     ObjectStoreFactory stores,
     LocalRoots localRoots,
-    WorkerOptions workerOptions,
     TimeProvider time,
     ILogger<RunSubmitter> log,
-    WarmSteps warmSteps)
+    ILocalWorkers localWorkers)
 {
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
         localRoots.Parse(yaml, source, baseDirectory, overrides);
@@ -164,7 +162,7 @@ public sealed partial class RunSubmitter(
         var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null);
         var tasks = RecordsThenWorkflowYaml(canaryPlan is null ? plan.Tasks : canaryPlan.Observe(plan.Tasks, cancellationToken), runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
         // The worker side may start the first step's warm containers while the input is planned.
-        var prewarm = warmSteps.StartAheadAsync(runId, workflow, plan.ImageDigests, cancellationToken);
+        var prewarm = localWorkers.StartAheadAsync(runId, workflow, plan.ImageDigests, cancellationToken);
         var count = 0;
         try
         {
@@ -179,7 +177,7 @@ public sealed partial class RunSubmitter(
             if (count == 0)
             {
                 // A refused run's prewarmed containers have no task to serve.
-                await warmSteps.RetireAsync(runId, $"run {runId} was not submitted").ConfigureAwait(false);
+                await localWorkers.RetireAsync(runId, $"run {runId} was not submitted").ConfigureAwait(false);
             }
         }
 
@@ -307,7 +305,7 @@ public sealed partial class RunSubmitter(
         var slots = await queue.WorkerSlotsAsync(ct).ConfigureAwait(false);
         if (slots <= 0)
         {
-            slots = workerOptions.Concurrency;
+            slots = localWorkers.Slots;
         }
 
         var (batch, why) = AutoBatch.Size(units, bytes, slots, perUnit: null);

@@ -6,7 +6,7 @@ namespace Pipelines.Runs;
 /// How a user names a task of a run on the command line and in the API: its index (digits) or
 /// its task id (any case). One rule for `explain`, `logs` and their endpoints.
 /// </summary>
-public static class TaskName
+internal static class TaskName
 {
     /// <summary>Whether <paramref name="name"/> names the task with this index and id.</summary>
     public static Func<int, string, bool> Matcher(string name)

@@ -163,6 +163,21 @@ internal static unsafe partial class NoFollow
     internal const int EmptyDepth = 64;
 
     /// <summary>
+    /// Removes a folder and everything in it without following any link, whatever the names
+    /// (raw bytes, so a name that is not UTF-8 is removed too).
+    /// </summary>
+    public static void DeleteTree(string path)
+    {
+        if (!Directory.Exists(path) || new FileInfo(path).LinkTarget is not null)
+        {
+            return;
+        }
+
+        EmptyFolder(path);
+        Directory.Delete(path);
+    }
+
+    /// <summary>
     /// Removes everything inside a folder and keeps the folder, never following a link, whatever
     /// the names (raw bytes, so a name that is not UTF-8 goes too): a folder a container wrote in.
     /// A container can leave folders nested a hundred thousand deep: the walk keeps its own stack

@@ -12,7 +12,7 @@ namespace Pipelines.Telemetry;
 /// run or task id. A tenant label joins the task and run instruments when tenants exist: it is
 /// one more tag in <see cref="Of"/>'s callers here, nowhere else.
 /// </summary>
-public static class EngineMetrics
+internal static class EngineMetrics
 {
     /// <summary>The meter's name, for exporters (MeterProviderBuilder.AddMeter).</summary>
     public const string MeterName = "Pipelines";
@@ -23,7 +23,7 @@ public static class EngineMetrics
     /// <summary>Bucket bounds in seconds for what takes seconds to hours: steps, tasks, gathers, trigger lag.</summary>
     private static readonly double[] LongSeconds = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200];
 
-    private static readonly Meter Meter = new(MeterName, Gather.GatherRunner.EngineVersion);
+    private static readonly Meter Meter = new(MeterName, EngineVersion.Current);
 
     private static readonly Counter<long> Tasks = Meter.CreateCounter<long>("pipelines.tasks", "{task}", "Tasks that ended, by their end state.");
     private static readonly UpDownCounter<long> TasksRunning = Meter.CreateUpDownCounter<long>("pipelines.tasks.running", "{task}", "Tasks this process runs now.");

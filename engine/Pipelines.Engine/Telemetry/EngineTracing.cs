@@ -11,7 +11,7 @@ namespace Pipelines.Telemetry;
 /// join the run's trace whichever process or delivery runs them. An async invocation carries its
 /// context in its Hangfire job's parameters.
 /// </summary>
-public static class EngineTracing
+internal static class EngineTracing
 {
     /// <summary>The activity source's name, for exporters (TracerProviderBuilder.AddSource).</summary>
     public const string SourceName = "Pipelines";
@@ -19,7 +19,7 @@ public static class EngineTracing
     /// <summary>The Hangfire job parameter that carries a W3C traceparent.</summary>
     public const string JobParameter = "traceparent";
 
-    internal static readonly ActivitySource Source = new(SourceName, Pipelines.Gather.GatherRunner.EngineVersion);
+    internal static readonly ActivitySource Source = new(SourceName, EngineVersion.Current);
 
     // Span names: low-cardinality, what was done; the ids are attributes.
     internal const string Submit = "pipelines.run.submit";

@@ -7,7 +7,7 @@ namespace Pipelines.Telemetry;
 /// <c>--log-format json</c> lines can be filtered by them (the trace and span ids come from the
 /// current span: the logging set-up tracks activities). One home for their names.
 /// </summary>
-public static class LogScopes
+internal static class LogScopes
 {
     /// <summary>A task's delivery: its run, index and task id.</summary>
     public static IDisposable? Task(ILogger log, string runId, int index, string? taskId = null) =>

@@ -11,7 +11,7 @@ namespace Pipelines.Telemetry;
 /// Two cheap monitoring calls per queue: a count of the jobs not fetched, and the first of them
 /// (Hangfire.PostgreSql lists the enqueued jobs by job id, so the first is the oldest).
 /// </summary>
-public sealed partial class QueueSampler(JobStorage storage, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler> log) : BackgroundService
+internal sealed partial class QueueSampler(JobStorage storage, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler> log) : BackgroundService
 {
     /// <summary>The queues of the engine's jobs: tasks, gathers and async invocations (default), triggers' reconciliation.</summary>
     public static readonly string[] Queues = ["default", "triggers"];
@@ -85,4 +85,4 @@ public sealed partial class QueueSampler(JobStorage storage, TelemetryOptions op
 }
 
 /// <summary>One queue as last read: the jobs waiting in it and how long the oldest has waited, in seconds.</summary>
-public sealed record QueueSample(string Queue, long Depth, double OldestAgeSeconds);
+internal sealed record QueueSample(string Queue, long Depth, double OldestAgeSeconds);

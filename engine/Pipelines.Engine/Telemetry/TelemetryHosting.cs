@@ -5,7 +5,6 @@ using OpenTelemetry.Exporter;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
-using Pipelines.Worker;
 
 namespace Pipelines.Telemetry;
 
@@ -21,11 +20,11 @@ public static class TelemetryHosting
     /// <summary>Npgsql's own meter: its connection pool and failed commands (PostgreSQL errors).</summary>
     public const string NpgsqlMeter = "Npgsql";
 
-    internal static void Add(IServiceCollection services, TelemetryOptions options, WorkerOptions worker)
+    internal static void Add(IServiceCollection services, TelemetryOptions options, string workerName)
     {
         services.TryAddSingleton(options);
         services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService("pipelines", serviceVersion: Gather.GatherRunner.EngineVersion, serviceInstanceId: worker.Name))
+            .ConfigureResource(r => r.AddService("pipelines", serviceVersion: EngineVersion.Current, serviceInstanceId: workerName))
             .WithTracing(t =>
             {
                 // Always on, whatever the parent says: a run's or an invocation's spans are the
@@ -45,7 +44,6 @@ public static class TelemetryHosting
                     m.AddOtlpExporter(o => Otlp(o, options));
                 }
             });
-        services.AddHostedService<EngineGauges>();
         if (options.QueueMetrics)
         {
             AddQueueSampler(services);

@@ -25,7 +25,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     private string S => _db.Schema;
 
-    /// <summary>Registered workflows, the ledger, batches and checkpoints; made by <see cref="PostgresSchema"/>.</summary>
+    /// <summary>Registered workflows, the ledger, batches and checkpoints; made by Hosting/PostgresSchema.</summary>
     public static SchemaPart Tables { get; } = new("trigger store", 1, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.workflows (
                 name text PRIMARY KEY,

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Pipelines.Planning;
+using Pipelines.Model;
 using Pipelines.Runs;
 using Pipelines.Storage;
 

@@ -32,7 +32,7 @@ internal static class TriggerHosting
             o.Queues = [TriggerJob.Queue];
             o.WorkerCount = 1;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(15);
-            Hosting.EngineHost.SetServerTimings(o, sp.GetRequiredService<Queue.HangfireOptions>());
+            sp.GetRequiredService<Queue.HangfireOptions>().SetServerTimings(o);
         });
     }
 }

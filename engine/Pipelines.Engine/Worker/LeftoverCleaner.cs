@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
+using Pipelines.Storage;
 
 namespace Pipelines.Worker;
 
@@ -51,7 +52,7 @@ internal sealed partial class LeftoverCleaner(IContainerSweep sweep, WorkerOptio
             {
                 if (ProcessOwner.IsGone(ProcessOwner.OwnerOf(folder)))
                 {
-                    OutputFolder.DeleteTree(folder);
+                    NoFollow.DeleteTree(folder);
                     folders++;
                 }
             }

@@ -220,21 +220,6 @@ internal static class OutputFolder
         }
     }
 
-    /// <summary>
-    /// Removes a folder and everything in it without following any link, whatever the names
-    /// (raw bytes, so a name that is not UTF-8 is removed too).
-    /// </summary>
-    public static void DeleteTree(string path)
-    {
-        if (!Directory.Exists(path) || new FileInfo(path).LinkTarget is not null)
-        {
-            return;
-        }
-
-        NoFollow.EmptyFolder(path);
-        Directory.Delete(path);
-    }
-
     /// <summary>A name as the user should see it: control characters and bytes that are not UTF-8 escaped.</summary>
     public static string Escape(string text)
     {

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
+using Pipelines.Storage;
 
 namespace Pipelines.Worker;
 
@@ -55,7 +56,7 @@ internal sealed partial class Scratch : IDisposable
         try
         {
             // Never through a link, whatever the names: a container made this tree.
-            OutputFolder.DeleteTree(Path);
+            NoFollow.DeleteTree(Path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
         {

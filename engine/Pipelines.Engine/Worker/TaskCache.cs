@@ -127,16 +127,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
     /// so the nearest earlier task of a unit is one read, not a scan of the cache.
     /// </summary>
     public static string UnitKey(string workflow, TaskRecord task) =>
-        RunLayout.UnitPrefix + UnitDigest(workflow, task.Inputs, task.Captures)[..32] + ".json";
-
-    /// <summary>The sha256 (hex) of a task's unit and workflow name: the same on every run of it, whatever its images.</summary>
-    public static string UnitDigest(string workflow, IReadOnlyList<InputFile> inputs, IReadOnlyDictionary<string, string> captures)
-    {
-        var unit = captures.Count > 0
-            ? "captures\0" + string.Join("\0", captures.OrderBy(c => c.Key, StringComparer.Ordinal).Select(c => c.Key + "=" + c.Value))
-            : "inputs\0" + string.Join("\0", inputs.Select(i => i.Key).Order(StringComparer.Ordinal));
-        return Hashing.Sha256Hex(Encoding.UTF8.GetBytes(workflow + "\0" + unit));
-    }
+        RunLayout.UnitPrefix + TaskIdentity.UnitDigest(workflow, task.Inputs, task.Captures)[..32] + ".json";
 
     private Task WriteUnitAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, CancellationToken ct)
     {

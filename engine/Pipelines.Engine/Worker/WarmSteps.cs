@@ -4,16 +4,17 @@ using Pipelines.Containers.Warm;
 using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Queue;
+using Pipelines.Runs;
 
 namespace Pipelines.Worker;
 
 /// <summary>
 /// The warm containers of runs' steps with <c>reuse: true</c> on this worker: their spec (one
 /// home, so that the tasks' requests and a start ahead of them name the same containers), their
-/// start ahead of a run's first tasks, and their stop when the run has no task left. Public only
-/// because the submitter's constructor, which the host's container calls, names it.
+/// start ahead of a run's first tasks (for the submitter, as its <see cref="ILocalWorkers"/>), and
+/// their stop when the run has no task left.
 /// </summary>
-public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queue, WorkerOptions options, ILogger<WarmSteps> log, IWarmPool? pool = null, Harvester? harvester = null)
+internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queue, WorkerOptions options, ILogger<WarmSteps> log, IWarmPool? pool = null, Harvester? harvester = null) : ILocalWorkers
 {
     /// <summary>
     /// The warm containers of one step of one run: fork mode, up to one per worker slot, idled
@@ -38,6 +39,9 @@ public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queu
     /// <summary>The start of the warm-pool owner of every step of a run: <c>run:ID/</c>.</summary>
     private static string OwnerPrefix(string runId) => $"run:{runId}/";
 
+    /// <inheritdoc/>
+    public int Slots => options.Concurrency;
+
     /// <summary>
     /// A run is being submitted: when this process's worker is the only live one (a <c>pipelines
     /// run</c> in the embedded mode, or the one worker of a small installation) and lends its CPU
@@ -47,7 +51,7 @@ public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queu
     /// task is delivered. Never fails the submission: a container that cannot start is logged, and
     /// the tasks meet the cause themselves.
     /// </summary>
-    internal async Task StartAheadAsync(string runId, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
+    public async Task StartAheadAsync(string runId, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
     {
         if (pool is not { CanFork: true } || harvester is not { Policy: HarvestPolicy.Always } || workflow.Steps is not [{ Reuse: true } first, ..])
         {
@@ -73,7 +77,7 @@ public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queu
     }
 
     /// <summary>Stops the warm containers of every step of a run (a run with no task left, or one that was not submitted).</summary>
-    internal Task RetireAsync(string runId, string reason) =>
+    public Task RetireAsync(string runId, string reason) =>
         pool is null ? Task.CompletedTask : pool.RetireWhereAsync(o => o.StartsWith(OwnerPrefix(runId), StringComparison.Ordinal), reason);
 
     /// <summary>

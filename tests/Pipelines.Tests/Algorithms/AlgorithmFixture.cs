@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Pipelines.Algorithms;
 using Pipelines.Containers;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;

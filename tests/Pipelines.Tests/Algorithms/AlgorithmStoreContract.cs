@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Npgsql;
 using Pipelines.Algorithms;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;
 

@@ -1,4 +1,5 @@
 using Pipelines.Canary;
+using Pipelines.Gather;
 using Pipelines.Planning;
 
 namespace Pipelines.Tests.Canary;

@@ -3,6 +3,7 @@ using System.Globalization;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;

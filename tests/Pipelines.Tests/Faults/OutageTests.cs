@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.EndToEnd;

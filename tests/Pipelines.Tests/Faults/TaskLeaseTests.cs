@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.Planning;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;

@@ -1,5 +1,6 @@
 using Npgsql;
 using Pipelines.Functions;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;
 

@@ -1,3 +1,5 @@
+using Pipelines.Tests.Support;
+
 namespace Pipelines.Tests.Hosting;
 
 /// <summary>The engine's parts depend on each other in one direction only (docs/architecture.md).</summary>
@@ -59,29 +61,136 @@ public sealed class LayeringTests
     }
 
     /// <summary>
-    /// The pairs of parts that still use each other both ways (16 when this test was written,
-    /// 2026-12-06, read from the compiled assemblies): a ratchet, not an allowance. A new pair
-    /// fails the test, and so does a pair listed here that is gone, so that the list only shrinks
-    /// as the cycles are broken (docs/architecture.md, "Layering").
+    /// The parts from the bottom up: a part uses only the parts before it, never one after it
+    /// (docs/architecture.md, "Layering", lists the same order; a test below holds the two
+    /// together). A new part takes its place here and there.
     /// </summary>
-    private static readonly string[] TwoWayPairsLeft =
+    internal static readonly string[] Layers =
     [
-        "Algorithms <-> Containers", "Algorithms <-> RunStore", "Canary <-> Gather", "Canary <-> Runs",
-        "Containers <-> Telemetry", "Containers <-> Worker", "Functions <-> RunStore", "Gather <-> Queue",
-        "Gather <-> Telemetry", "Harvest <-> Worker", "Hosting <-> Triggers", "Model <-> Planning",
-        "Queue <-> Worker", "RunStore <-> Triggers", "Runs <-> Worker", "Telemetry <-> Worker",
+        "Core", "Model", "Settings", "Tenancy", "Telemetry", "Storage", "Planning", "RunStore", "Queue", "Containers", "Harvest",
+        "Algorithms", "Canary", "Runs", "Explain", "Worker", "Gather", "Lineage", "Triggers", "Functions", "Hosting",
+        "Server", "Cli",
+    ];
+
+    /// <summary>
+    /// Uses of a higher part not yet undone, each with why: one list, a ratchet (a listed edge that
+    /// is gone fails the test below, so that the list only shrinks). docs/architecture.md names them too.
+    /// </summary>
+    internal static readonly Dictionary<(string From, string To), string> NotYetUndone = new()
+    {
+        // Came with the idle warm containers' quota check (merged 2026-12-06): the pool measures an idle
+        // container's folders by the attempt's rule. Cure: OutputLimits and AttemptWatch's measuring move
+        // down beside the pool (or the pool is handed the check as a delegate by the host).
+        [("Containers", "Worker")] = "DockerWarmPool and WarmSpec use Worker's OutputLimits, AttemptWatch and WorkerOptions",
+    };
+
+    /// <summary>Every use of a part by one at or below it in <paramref name="layers"/>, or by or of a part not in it, each named with its types.</summary>
+    internal static List<string> Breaches(Dictionary<(string From, string To), List<string>> edges, string[] layers)
+    {
+        var breaches = new List<string>();
+        foreach (var ((from, to), why) in edges.OrderBy(e => e.Key.From, StringComparer.Ordinal).ThenBy(e => e.Key.To, StringComparer.Ordinal))
+        {
+            int low = Array.IndexOf(layers, from), high = Array.IndexOf(layers, to);
+            var types = string.Join(", ", why.Distinct().Order(StringComparer.Ordinal).Take(6));
+            if (low < 0 || high < 0)
+            {
+                breaches.Add($"{from} -> {to}: {(low < 0 ? from : to)} is not in the layer order ({types})");
+            }
+            else if (high > low)
+            {
+                breaches.Add($"{from} -> {to}: {from} is below {to} and may not use it ({types})");
+            }
+        }
+
+        return breaches;
+    }
+
+    [Fact]
+    public void Every_part_uses_only_the_parts_below_it()
+    {
+        var edges = Edges();
+        var breaches = Breaches(edges.Where(e => !NotYetUndone.ContainsKey(e.Key)).ToDictionary(), Layers);
+        var undone = NotYetUndone.Keys.Where(e => !edges.ContainsKey(e)).Select(e => $"{e.From} -> {e.To}").ToList();
+        Assert.True(undone.Count == 0, "no longer used: take them off NotYetUndone and docs/architecture.md: " + string.Join("; ", undone));
+        Assert.True(breaches.Count == 0, "parts that use a part above them (cure: move the small type down, or an interface owned by the lower part):\n" + string.Join("\n", breaches));
+    }
+
+    [Fact]
+    public void A_use_of_a_higher_part_or_of_an_unplaced_one_is_named_with_its_types()
+    {
+        var edges = new Dictionary<(string From, string To), List<string>>
+        {
+            [("Model", "Hosting")] = ["Workflow -> EngineHost"],
+            [("Hosting", "Model")] = ["EngineHost -> Workflow"],
+            [("Model", "Tenants")] = ["Workflow -> Tenant"],
+        };
+
+        var breaches = Breaches(edges, Layers);
+
+        Assert.Equal(2, breaches.Count);
+        Assert.Contains(breaches, b => b.StartsWith("Model -> Hosting: Model is below Hosting", StringComparison.Ordinal) && b.Contains("Workflow -> EngineHost", StringComparison.Ordinal));
+        Assert.Contains(breaches, b => b.StartsWith("Model -> Tenants: Tenants is not in the layer order", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_architecture_doc_lists_the_same_layers_in_the_same_order()
+    {
+        // The line of docs/architecture.md that starts "Layers, from the bottom up:" names each part in backquotes.
+        var line = File.ReadLines(Path.Combine(TestEnvironment.RepoRoot, "docs", "architecture.md"))
+            .SingleOrDefault(l => l.StartsWith("Layers, from the bottom up:", StringComparison.Ordinal));
+        if (line is null)
+        {
+            Assert.Fail("docs/architecture.md has no line starting \"Layers, from the bottom up:\"");
+            return;
+        }
+
+        var listed = line.Split('`').Where((_, i) => i % 2 == 1).ToArray();
+        Assert.Equal(Layers, listed);
+    }
+
+    /// <summary>Who may name Hangfire's types: the queue, the hosting, and the dashboard's pages (Server/Dashboard).</summary>
+    private static bool MayNameHangfire(TypeReferences.TypeName type) =>
+        PartOf(type) is "Queue" or "Hosting" || type.Namespace.StartsWith("Pipelines.Server.Dashboard", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The types elsewhere that still name Hangfire (12 when this test was written, 2026-12-06), each
+    /// to go behind a seam of the queue: a ratchet, not an allowance. A new one fails the test, and
+    /// so does one listed here that no longer names Hangfire, so that the list only shrinks.
+    /// </summary>
+    private static readonly string[] HangfireOutsideItsPartsLeft =
+    [
+        // The trigger role's Hangfire server and its recurring reconciliation job.
+        "Pipelines.Triggers.TriggerHosting", "Pipelines.Triggers.TriggerJob", "Pipelines.Triggers.TriggerRegistrar", "Pipelines.Triggers.TriggerService",
+
+        // Async invocations: enqueued by the service, delivered as a FunctionJob.
+        "Pipelines.Functions.FunctionJob", "Pipelines.Functions.FunctionService",
+
+        // The workers' board and the queue's depth, kept in Hangfire's storage, and those who read them.
+        "Pipelines.Harvest.HarvestBoard", "Pipelines.Telemetry.QueueSampler", "Pipelines.Server.Api.WorkersApi",
+        "Pipelines.Cli.Commands.RunCommand", "Pipelines.Cli.Commands.WorkerCommand", "Pipelines.Cli.Commands.WorkersCommand",
     ];
 
     [Fact]
-    public void No_pair_of_parts_uses_each_other_both_ways_beyond_those_not_yet_broken()
+    public void Hangfire_is_named_only_by_the_queue_the_hosting_and_the_dashboard_beyond_those_not_yet_moved()
     {
-        var edges = Edges();
-        var pairs = edges.Keys.Where(e => string.CompareOrdinal(e.From, e.To) < 0 && edges.ContainsKey((e.To, e.From)))
-            .ToDictionary(e => $"{e.From} <-> {e.To}", e => string.Join(", ", edges[e].Distinct().Take(3)) + " / " + string.Join(", ", edges[(e.To, e.From)].Distinct().Take(3)), StringComparer.Ordinal);
-        var added = pairs.Keys.Except(TwoWayPairsLeft, StringComparer.Ordinal).Select(p => $"{p} ({pairs[p]})").ToList();
-        var broken = TwoWayPairsLeft.Except(pairs.Keys, StringComparer.Ordinal).ToList();
-        Assert.True(added.Count == 0, "parts that now use each other both ways: " + string.Join("; ", added));
-        Assert.True(broken.Count == 0, "cycles broken: take them off TwoWayPairsLeft and docs/architecture.md: " + string.Join("; ", broken));
+        var naming = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var assembly in new[] { "Pipelines.Engine", "Pipelines.Server", "pipelines" })
+        {
+            foreach (var (type, uses) in TypeReferences.Read(Bin(assembly)))
+            {
+                var hangfire = uses.Where(u => u.Assembly.StartsWith("Hangfire", StringComparison.Ordinal)).Select(u => u.Name).Distinct().Order(StringComparer.Ordinal).ToList();
+                if (hangfire.Count > 0 && !MayNameHangfire(type))
+                {
+                    naming[type.ToString()] = string.Join(", ", hangfire.Take(6));
+                }
+            }
+        }
+
+        Assert.Contains("Pipelines.Queue.HangfireTaskQueue", TypeReferences.Read(Bin("Pipelines.Engine")).Where(t => t.Value.Any(u => u.Assembly == "Hangfire.Core")).Select(t => t.Key.ToString()));
+        var added = naming.Keys.Except(HangfireOutsideItsPartsLeft, StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(t => $"{t} ({naming[t]})").ToList();
+        var moved = HangfireOutsideItsPartsLeft.Except(naming.Keys, StringComparer.Ordinal).ToList();
+        Assert.True(added.Count == 0, "types outside Queue/, Hosting/ and Server/Dashboard/ that name Hangfire (put it behind a seam of the queue): " + string.Join("; ", added));
+        Assert.True(moved.Count == 0, "no longer name Hangfire: take them off HangfireOutsideItsPartsLeft: " + string.Join("; ", moved));
     }
 
     [Fact]
@@ -94,13 +203,5 @@ public sealed class LayeringTests
         Assert.Contains(("Cli", "Server"), edges.Keys);
         Assert.DoesNotContain(("Model", "Hosting"), edges.Keys);
         Assert.DoesNotContain(("Settings", "Hosting"), edges.Keys);
-    }
-
-    [Fact]
-    public void Settings_and_model_use_no_part_above_them()
-    {
-        var edges = Edges();
-        Assert.DoesNotContain(edges.Keys, e => e.From == "Settings" && e.To is not ("Core" or "Model"));
-        Assert.DoesNotContain(edges.Keys, e => e.From == "Core");
     }
 }

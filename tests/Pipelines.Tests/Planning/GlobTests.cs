@@ -1,4 +1,4 @@
-using Pipelines.Planning;
+using Pipelines.Model;
 
 namespace Pipelines.Tests.Planning;
 

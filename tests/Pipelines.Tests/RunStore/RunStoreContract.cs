@@ -1,4 +1,5 @@
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.Planning;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;

@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;
 

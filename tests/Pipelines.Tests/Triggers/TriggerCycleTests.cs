@@ -6,6 +6,7 @@ using Hangfire.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
+using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;

@@ -723,7 +723,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     {
         try
         {
-            Worker.OutputFolder.DeleteTree(folder);
+            Storage.NoFollow.DeleteTree(folder);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
         {

@@ -1,12 +1,16 @@
 using Npgsql;
+using Pipelines.Algorithms;
+using Pipelines.Functions;
+using Pipelines.RunStore;
 using Pipelines.Triggers;
 
-namespace Pipelines.RunStore;
+namespace Pipelines.Hosting;
 
 /// <summary>
 /// The one owner of the project's own tables in PostgreSQL: creates or upgrades every store's
 /// <see cref="SchemaPart"/> under one advisory lock, once when a process starts
-/// (Hosting/SchemaSetup), never on a request. The stores only check that their part is there.
+/// (<see cref="SchemaSetup"/>), never on a request. The stores only check that their part is there
+/// (RunStore/SchemaGate). Here, above every store, because it lists them all.
 /// </summary>
 internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema = "pipelines")
 {
@@ -22,13 +26,10 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
     [
         PostgresRunStore.Tables,
         PostgresTriggerStore.Tables,
-        Functions.PostgresFunctionStore.Tables,
-        Algorithms.PostgresAlgorithmStore.Tables,
+        PostgresFunctionStore.Tables,
+        PostgresAlgorithmStore.Tables,
         PostgresDataProtectionKeys.Tables,
     ];
-
-    /// <summary>What records each part's version, so that a store can tell its tables are there and new enough.</summary>
-    internal const string VersionsTable = "schema_parts";
 
     /// <summary>Creates the schema and every part, or upgrades them; safe to call again and from many processes at once.</summary>
     public async Task CreateAsync(CancellationToken cancellationToken)
@@ -40,15 +41,15 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         await ExecAsync(conn, tx, $"SELECT pg_advisory_xact_lock({Lock})", cancellationToken).ConfigureAwait(false);
         await ExecAsync(conn, tx, $"""
             CREATE SCHEMA IF NOT EXISTS {schema};
-            CREATE TABLE IF NOT EXISTS {schema}.{VersionsTable} (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE IF NOT EXISTS {schema}.{SchemaGate.VersionsTable} (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
             """, cancellationToken).ConfigureAwait(false);
         foreach (var part in Parts)
         {
             await ExecAsync(conn, tx, part.Ddl(schema), cancellationToken).ConfigureAwait(false);
             await using var record = new NpgsqlCommand($"""
-                INSERT INTO {schema}.{VersionsTable} (part, version) VALUES (@p, @v)
+                INSERT INTO {schema}.{SchemaGate.VersionsTable} (part, version) VALUES (@p, @v)
                 ON CONFLICT (part) DO UPDATE SET version = excluded.version, updated_at = now()
-                WHERE {VersionsTable}.version < excluded.version
+                WHERE {SchemaGate.VersionsTable}.version < excluded.version
                 """, conn, tx);
             record.Parameters.AddWithValue("p", part.Name);
             record.Parameters.AddWithValue("v", part.Version);

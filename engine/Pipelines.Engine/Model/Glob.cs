@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Pipelines.Planning;
+namespace Pipelines.Model;
 
 /// <summary>
 /// Globs over '/'-separated keys: <c>**</c> spans folders (also none), <c>*</c> and <c>?</c> stay

@@ -2,8 +2,9 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Containers.Warm;
 using Pipelines.Harvest;
+using Pipelines.Telemetry;
 
-namespace Pipelines.Telemetry;
+namespace Pipelines.Hosting;
 
 /// <summary>
 /// The instruments read when an exporter collects (a scrape), from this host's parts: the
@@ -17,7 +18,7 @@ internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool 
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _meter = new Meter(EngineMetrics.MeterName, Gather.GatherRunner.EngineVersion);
+        _meter = new Meter(EngineMetrics.MeterName, EngineVersion.Current);
         EngineMetrics.StartAtZero();
         if (harvester is not null)
         {

@@ -1,11 +1,11 @@
 using System.Runtime.CompilerServices;
+using Pipelines.Canary;
 using Pipelines.Containers;
 using Pipelines.Planning;
-using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 
-namespace Pipelines.Canary;
+namespace Pipelines.Runs;
 
 /// <summary>
 /// A canary being submitted with its run: the candidate's image pinned to a digest, the sample

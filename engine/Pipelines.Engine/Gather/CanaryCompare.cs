@@ -1,12 +1,12 @@
 using System.Globalization;
-using Pipelines.Gather;
+using Pipelines.Canary;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 
-namespace Pipelines.Canary;
+namespace Pipelines.Gather;
 
 /// <summary>The tasks, provenance and folder of one side of a canary, as its gather sees them.</summary>
 internal sealed record CanaryRun(RunRecord Run, RunDefinition Definition, IReadOnlyList<TaskRecord> Tasks, IReadOnlyList<ProvenanceRow> Provenance, StorageLocation Folder);
