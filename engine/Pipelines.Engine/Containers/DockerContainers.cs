@@ -36,6 +36,10 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
         {
             throw _engine.Unreachable(e);
         }
+        catch (DockerApiException e) when (_engine.ParentRefused(e, parameters.HostConfig?.CgroupParent) is { } refused)
+        {
+            throw refused;
+        }
         catch (DockerApiException e)
         {
             throw Refused("create", spec, e);
@@ -54,7 +58,7 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
         catch (DockerApiException e)
         {
             await _engine.RemoveQuietlyAsync(id).ConfigureAwait(false);
-            throw Refused("start", spec, e);
+            throw _engine.ParentRefused(e, parameters.HostConfig?.CgroupParent) ?? Refused("start", spec, e);
         }
         catch
         {

@@ -22,17 +22,26 @@ public sealed class DockerEngine : IDisposable
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
     private readonly Lazy<IdleCgroup> _idle;
+    private readonly TimeProvider _time;
+    private readonly Lock _idleLock = new();
 
-    public DockerEngine(DockerOptions options)
+    // The parent and class as known now, where they changed since the first: the engine's
+    // cgroup driver asked again, or the class read from a slice systemd made since.
+    private IdleCgroup? _current;
+    private DateTimeOffset _askAgainAt;
+
+    public DockerEngine(DockerOptions options, TimeProvider? time = null)
     {
         _options = options;
+        _time = time ?? TimeProvider.System;
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
         _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
 
-        // The parent's name follows the engine's cgroup driver, asked once, before the first container.
-        _idle = new(() => IdleCgroup.Prepare(options.CgroupParent, options.Endpoint, options.IdleClass, () => CgroupDriver.Ask(_client, CgroupMounts.Machine, TimeSpan.FromSeconds(15))));
+        // The parent's name follows the engine's cgroup driver, asked before the first container;
+        // a driver assumed because the engine did not say is asked again (Idle).
+        _idle = new(() => Prepare(DriverPatience));
         Freezer = new(() => Idle);
         Images = new DockerImages(this);
         Runtime = new DockerRuntime(this);
@@ -56,8 +65,99 @@ public sealed class DockerEngine : IDisposable
 
     public IEngineLiveness Liveness { get; }
 
-    /// <summary>The cgroup parent of our containers and its CPU class, made before the first container.</summary>
-    public IdleCgroup Idle => _idle.Value;
+    /// <summary>
+    /// The cgroup parent of our containers and its CPU class, made before the first container.
+    /// Where the engine did not say which cgroup driver it uses (slow, or out of reach), the one
+    /// assumed is not kept for good: the engine is asked again at most every
+    /// <see cref="AskAgainEvery"/> (and at once after it refused a parent), and the parent named
+    /// again from its answer, since on a systemd engine a parent named for cgroupfs fails every container.
+    /// </summary>
+    public IdleCgroup Idle
+    {
+        get
+        {
+            var idle = Volatile.Read(ref _current) ?? _idle.Value;
+            if (!idle.Driver.Assumed || _time.GetUtcNow() < _askAgainAt)
+            {
+                return idle;
+            }
+
+            lock (_idleLock)
+            {
+                idle = _current ?? _idle.Value;
+                if (idle.Driver.Assumed && _time.GetUtcNow() >= _askAgainAt)
+                {
+                    _askAgainAt = _time.GetUtcNow() + AskAgainEvery;
+                    var asked = Prepare(AskAgainPatience);
+                    if (!asked.Driver.Assumed)
+                    {
+                        Volatile.Write(ref _current, idle = asked);
+                    }
+                }
+
+                return idle;
+            }
+        }
+    }
+
+    /// <summary>How long the engine is given to say its cgroup driver before the first container.</summary>
+    internal static readonly TimeSpan DriverPatience = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often a driver that was assumed is asked again, and how long the engine is given then.</summary>
+    internal static readonly TimeSpan AskAgainEvery = TimeSpan.FromSeconds(30);
+
+    private static readonly TimeSpan AskAgainPatience = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The CPU class again where it comes from a slice systemd makes (<see cref="IdleCgroup.Reread"/>):
+    /// after each container start, and at the harvester's admissions and rounds.
+    /// </summary>
+    public IdleCgroup RereadIdleClass()
+    {
+        var idle = Idle;
+        var now = idle.Reread();
+        if (now.Mode != idle.Mode)
+        {
+            lock (_idleLock)
+            {
+                Volatile.Write(ref _current, now);
+            }
+        }
+
+        return now;
+    }
+
+    /// <summary>
+    /// Where the engine refused a container for its cgroup parent: an error that names the parent
+    /// and the driver it was named for (and why that driver was assumed, where it was); an assumed
+    /// driver is asked again before the next container. Null for any other refusal.
+    /// </summary>
+    internal PipelinesException? ParentRefused(DockerApiException e, string? parent)
+    {
+        if (parent is null || !e.Message.Contains("cgroup", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var driver = Idle.Driver;
+        if (driver.Assumed)
+        {
+            lock (_idleLock)
+            {
+                _askAgainAt = DateTimeOffset.MinValue;
+            }
+        }
+
+        var said = (e.ResponseBody is { Length: > 0 } body ? body : e.Message).Trim();
+        return new PipelinesException(
+            $"the Docker engine refused the cgroup parent {parent} ({said}): it was named for {driver.Said}"
+            + (driver.Assumed ? "; the engine is asked for its driver again before the next container" : "; set Docker:CgroupParent to a name this engine takes"),
+            retryHelps: driver.Assumed,
+            e);
+    }
+
+    private IdleCgroup Prepare(TimeSpan patience) =>
+        IdleCgroup.Prepare(_options.CgroupParent, _options.Endpoint, _options.IdleClass, () => CgroupDriver.Ask(_client, CgroupMounts.Machine, patience));
 
     /// <summary>The one Docker client of this engine, shared by its seams.</summary>
     internal DockerClient Client => _client;
@@ -148,6 +248,9 @@ public sealed class DockerEngine : IDisposable
     internal async Task StartAsync(string id, CgroupMeter.Attempt? attempt, CancellationToken cancellationToken)
     {
         await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), cancellationToken).ConfigureAwait(false);
+
+        // Under systemd the slice exists from the first container on: a class pending on it is read now.
+        RereadIdleClass();
         var cgroup = attempt is not null ? Idle.Driver.ContainerCgroup(attempt.Path, id) : Idle.Parent.Length > 0 ? Idle.ContainerCgroup(id) : null;
         if (Freezer.Started(id, cgroup))
         {

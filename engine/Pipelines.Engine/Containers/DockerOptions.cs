@@ -18,8 +18,11 @@ public sealed record DockerOptions
 
     /// <summary>
     /// The cgroup our containers run under, in the kernel's idle class (IdleCgroup,
-    /// docs/harvesting.md); empty runs them where the engine puts its own.
+    /// docs/harvesting.md); empty runs them where the engine puts its own. Never the root nor a
+    /// slice or scope systemd owns (or a path in one): its class and weight would be every
+    /// service's, every user's or every VM's, and systemd rewrites them.
     /// </summary>
+    [Matches(@"^$|^(?!/+$)(?!/*(?:-|system|user|machine)\.slice(?:/|$))(?!/*init\.scope(?:/|$))", "a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
     public string CgroupParent { get; init; } = "pipelines";
 
     /// <summary>

@@ -77,6 +77,10 @@ internal sealed class DockerRuntime : IContainerRuntime
         {
             throw _engine.Unreachable(e);
         }
+        catch (DockerApiException e) when (_engine.ParentRefused(e, parameters.HostConfig?.CgroupParent) is { } refused)
+        {
+            throw refused;
+        }
 
         var clock = Stopwatch.StartNew();
         try
@@ -111,6 +115,10 @@ internal sealed class DockerRuntime : IContainerRuntime
             // keep what it printed until now for the step's log.
             await _engine.KillQuietlyAsync(id).ConfigureAwait(false);
             throw new ContainerStoppedException(await StoppedLogAsync(id, spec.Secrets).ConfigureAwait(false), cancellationToken);
+        }
+        catch (DockerApiException e) when (_engine.ParentRefused(e, parameters.HostConfig?.CgroupParent) is { } refused)
+        {
+            throw refused;
         }
         catch (Exception e) when (DockerEngine.IsConnectionFailure(e))
         {

@@ -27,6 +27,7 @@ internal sealed class DockerSweep(DockerEngine engine) : IContainerSweep
         {
             try
             {
+                await ThawAsync(c, cancellationToken).ConfigureAwait(false);
                 await _client.Containers.RemoveContainerAsync(c.ID, new ContainerRemoveParameters { Force = true }, cancellationToken).ConfigureAwait(false);
                 removed++;
             }
@@ -46,6 +47,33 @@ internal sealed class DockerSweep(DockerEngine engine) : IContainerSweep
         }
 
         return removed;
+    }
+
+    /// <summary>
+    /// A leftover its dead worker had suspended is thawed before it is removed: a task frozen in
+    /// the v1 freezer does not die of the engine's SIGKILL until it thaws, so the removal would
+    /// fail ("did not receive an exit event") and the container stay frozen for good. Thawed
+    /// through its files in every freezer it is in (the worker froze it there, not the engine),
+    /// and unpaused through the engine where the worker had to pause it so.
+    /// </summary>
+    private async Task ThawAsync(ContainerListResponse container, CancellationToken cancellationToken)
+    {
+        if (_options.Endpoint.StartsWith("unix://", StringComparison.Ordinal) && Idle.FindContainer(container.ID) is { } cgroup)
+        {
+            Idle.Hierarchy.Freeze(cgroup, frozen: false);
+        }
+
+        if (container.State == "paused")
+        {
+            try
+            {
+                await _client.Containers.UnpauseContainerAsync(container.ID, cancellationToken).ConfigureAwait(false);
+            }
+            catch (DockerApiException)
+            {
+                // Unpaused or gone meanwhile: the removal says the rest.
+            }
+        }
     }
 
     /// <summary>Every container of ours on the engine, of any process and in any state.</summary>

@@ -122,19 +122,21 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
 
     /// <summary>
     /// Under systemd the slice is systemd's, which writes its cpu.idle and weight itself: the class
-    /// is set on the unit (CPUWeight=idle, systemd 252 and later; the lowest weight before), and
-    /// read back from the slice's files once it is there (systemd makes it with the first container).
+    /// is set on the unit (CPUWeight=idle, systemd 252 and later; the lowest weight before). Where
+    /// systemd cannot be reached (a worker in a container has neither systemctl nor the host's
+    /// bus) the class is the slice unit's own (deploy/systemd/pipelines.slice): read from the
+    /// slice's files, and pending until systemd makes the slice with the first container
+    /// (<see cref="Reread"/>).
     /// </summary>
     private IdleCgroup SetThroughSystemd(bool idle, string where)
     {
         var folder = Hierarchy.CpuFolder(Path);
-        var idleFile = folder is null ? null : System.IO.Path.Combine(folder, "cpu.idle");
         if (!idle)
         {
             return this with { Mode = $"normal weight in {Parent} ({where}; Harvest:Policy always: the idle class is for when-idle)" };
         }
 
-        if (idleFile is not null && CgroupFile.Read(idleFile) == "1")
+        if (folder is not null && CgroupFile.Read(System.IO.Path.Combine(folder, "cpu.idle")) == "1")
         {
             return this with { Mode = $"cpu.idle=1 on {folder} ({where}; CPUWeight=idle of {Parent}): the kernel's idle class, the owner always first", Idle = true };
         }
@@ -142,13 +144,86 @@ public sealed record IdleCgroup(string Parent, string Mode, bool Idle)
         var refused = SystemdSlice.SetProperty(Parent, "CPUWeight=idle");
         if (refused is null)
         {
-            var now = idleFile is null ? null : CgroupFile.Read(idleFile);
+            var now = folder is null ? null : CgroupFile.Read(System.IO.Path.Combine(folder, "cpu.idle"));
             return this with { Mode = $"{(now == "1" ? $"cpu.idle=1 on {folder}" : $"CPUWeight=idle on {Parent}, set through systemd")} ({where}): the kernel's idle class, the owner always first", Idle = true };
         }
 
-        // systemd before 252 has no CPUWeight=idle.
-        return SystemdSlice.SetProperty(Parent, "CPUWeight=1") is null
-            ? this with { Mode = $"CPUWeight=1 on {Parent}, set through systemd ({where}; this systemd has no CPUWeight=idle): the lowest weight" }
-            : this with { Mode = $"off: systemd did not take CPUWeight=idle for {Parent} ({refused}); put CPUWeight=idle in the slice's unit file; containers run at cpu shares alone" };
+        // systemd before 252 has no CPUWeight=idle; without systemctl there is nothing more to ask.
+        if (!refused.StartsWith(SystemdSlice.CannotRun, StringComparison.Ordinal) && SystemdSlice.SetProperty(Parent, "CPUWeight=1") is null)
+        {
+            return this with { Mode = $"CPUWeight=1 on {Parent}, set through systemd ({where}; this systemd has no CPUWeight=idle): the lowest weight" };
+        }
+
+        return (this with { NotSetBecause = refused }).ReadSlice();
     }
+
+    /// <summary>
+    /// The class again where it comes from the slice's files (systemd could not be asked): read
+    /// once systemd has made the slice (after the first container start, and at later admissions
+    /// while it is pending), and again later, so that a slice unit installed while the worker runs
+    /// is seen; this one where the worker set the class itself.
+    /// </summary>
+    public IdleCgroup Reread() => NotSetBecause is null ? this : ReadSlice();
+
+    /// <summary>Whether the class cannot be known yet: systemd could not be asked, and the slice it makes with the first container is not there yet.</summary>
+    public bool Pending => Mode.StartsWith(PendingMode, StringComparison.Ordinal);
+
+    /// <summary>Whether a mode says our containers run without a class set for them (off, or unknown on a remote engine): a when-idle worker says so as a warning.</summary>
+    public static bool RunsWithoutClass(string mode) => mode.StartsWith("off:", StringComparison.Ordinal) || mode.StartsWith("unknown:", StringComparison.Ordinal);
+
+    /// <summary>
+    /// A mode in a word, for the metrics (pipelines.harvest.idle.class): idle (cpu.idle=1 or
+    /// CPUWeight=idle), lowest_weight, normal (policy always), pending, off or unknown.
+    /// </summary>
+    public static string ClassOf(string mode) => mode switch
+    {
+        _ when mode.StartsWith("cpu.idle=1", StringComparison.Ordinal) || mode.StartsWith("CPUWeight=idle", StringComparison.Ordinal) => "idle",
+        _ when mode.StartsWith("normal weight", StringComparison.Ordinal) => "normal",
+        _ when mode.StartsWith(PendingMode, StringComparison.Ordinal) => "pending",
+        _ when mode.StartsWith("off:", StringComparison.Ordinal) => "off",
+        _ when mode.StartsWith("unknown:", StringComparison.Ordinal) => "unknown",
+        _ => "lowest_weight",
+    };
+
+    private const string PendingMode = "pending:";
+
+    /// <summary>Why systemd could not set the slice's class (what systemctl said), where it could not.</summary>
+    private string? NotSetBecause { get; init; }
+
+    /// <summary>
+    /// The slice's class as its unit gave it, read from its cgroup's files: cpu.idle=1 (the
+    /// unit says CPUWeight=idle), the lowest weight (CPUWeight=1), or normal weight, which a
+    /// when-idle worker must not run at silently: the mode names the fix.
+    /// </summary>
+    private IdleCgroup ReadSlice()
+    {
+        var where = $"{Hierarchy.Name}, {Driver.Said}; systemd could not be asked: {NotSetBecause}";
+        if (Hierarchy.CpuFolder(Path) is not { } folder)
+        {
+            return this with { Mode = $"off: no cpu controller is mounted where {Parent} would be ({where}); containers run at cpu shares alone" };
+        }
+
+        if (!Directory.Exists(folder))
+        {
+            return this with { Mode = $"{PendingMode} {Parent} does not exist yet; systemd makes it with the first container, and its class is read from its files then ({where})" };
+        }
+
+        if (CgroupFile.Read(System.IO.Path.Combine(folder, "cpu.idle")) == "1")
+        {
+            return this with { Mode = $"cpu.idle=1 on {folder} (read from the slice's files: its unit says CPUWeight=idle; {where}): the kernel's idle class, the owner always first", Idle = true };
+        }
+
+        var (file, value) = Hierarchy.LowestWeight;
+        if (CgroupFile.Read(System.IO.Path.Combine(folder, file)) == value)
+        {
+            return this with { Mode = $"{file}={value} on {folder} (read from the slice's files; {where}): the lowest weight" };
+        }
+
+        return this with { Mode = $"off: {Parent} runs at normal weight ({folder} has no cpu.idle=1; {where}); {InstallSlice}" };
+    }
+
+    /// <summary>The fix for a slice at normal weight, on the host whose systemd owns it (README, "Deployment").</summary>
+    private string InstallSlice => Parent == "pipelines.slice"
+        ? "install deploy/systemd/pipelines.slice on the host: sudo install -m 644 deploy/systemd/pipelines.slice /etc/systemd/system/ && sudo systemctl daemon-reload"
+        : $"install deploy/systemd/pipelines.slice on the host as /etc/systemd/system/{Parent}, then sudo systemctl daemon-reload";
 }

@@ -28,6 +28,8 @@ public sealed partial class Harvester : BackgroundService
     private readonly Lock _lock = new();
     private readonly Queue<HarvestPoint> _history = new();
     private readonly Dictionary<long, Vacatable> _running = [];
+    private readonly Func<string> _idleMode;
+    private string _idleModeSeen;
 
     // Vacated and not ended yet: until they have, nothing is suspended again, or a container
     // being stopped could be frozen before it stops (and a request would never answer).
@@ -45,9 +47,15 @@ public sealed partial class Harvester : BackgroundService
     private long _nextId;
     private double _harvestedCpuSeconds;
 
-    public Harvester(IOwnerLoad load, HarvestPolicy policy, HarvestOptions options, int concurrency, string idleMode, IContainerSuspender? suspender, TimeProvider time, ILogger<Harvester> log)
+    /// <summary>
+    /// <paramref name="idleMode"/> says how our containers' CPU class is set now (IdleCgroup.Mode,
+    /// read again where it depends on a slice systemd makes with the first container): asked at
+    /// each round and admission, and a change is logged.
+    /// </summary>
+    public Harvester(IOwnerLoad load, HarvestPolicy policy, HarvestOptions options, int concurrency, Func<string> idleMode, IContainerSuspender? suspender, TimeProvider time, ILogger<Harvester> log)
     {
-        (_load, Policy, _options, _concurrency, IdleMode, _suspender, _time, _log) = (load, policy, options, Math.Max(1, concurrency), idleMode, suspender, time, log);
+        (_load, Policy, _options, _concurrency, _idleMode, _suspender, _time, _log) = (load, policy, options, Math.Max(1, concurrency), idleMode, suspender, time, log);
+        _idleModeSeen = idleMode();
 
         // The first sample covers the time since boot: taken now, so the first real interval is one interval long.
         _load.Sample();
@@ -57,8 +65,44 @@ public sealed partial class Harvester : BackgroundService
     /// <summary>The policy in force.</summary>
     public HarvestPolicy Policy { get; }
 
-    /// <summary>How our containers' CPU class is set (IdleCgroup.Mode): said in the start line and on /readyz.</summary>
-    public string IdleMode { get; }
+    /// <summary>How our containers' CPU class is set (IdleCgroup.Mode), as last read: said in the start line, on /readyz, in the metrics and the workers' figures.</summary>
+    public string IdleMode
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _idleModeSeen;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads how our containers' CPU class is set, and logs a change: a when-idle worker whose
+    /// containers would run without the idle class says so as a warning that names the fix.
+    /// </summary>
+    private void ReadIdleMode()
+    {
+        var mode = _idleMode();
+        lock (_lock)
+        {
+            if (mode == _idleModeSeen)
+            {
+                return;
+            }
+
+            _idleModeSeen = mode;
+        }
+
+        if (Policy == HarvestPolicy.WhenIdle && IdleCgroup.RunsWithoutClass(mode))
+        {
+            LogIdleClassOff(_log, mode);
+        }
+        else
+        {
+            LogIdleClassNow(_log, mode);
+        }
+    }
 
     /// <summary>How long a delivered task waits for room before it is handed back.</summary>
     public TimeSpan AdmissionHold => _options.AdmissionHold;
@@ -118,7 +162,7 @@ public sealed partial class Harvester : BackgroundService
             return new HarvestStatus(
                 Name(Policy),
                 Draining,
-                IdleMode,
+                _idleModeSeen,
                 _last,
                 _admitted,
                 _requests,
@@ -153,8 +197,10 @@ public sealed partial class Harvester : BackgroundService
     /// task is done, or null when there was no room (the caller hands the task back to the queue
     /// for another machine rather than keep it from them).
     /// </summary>
-    public Task<IDisposable?> AdmitAsync(TimeSpan hold, CancellationToken cancellationToken) =>
-        WaitForRoomAsync(
+    public Task<IDisposable?> AdmitAsync(TimeSpan hold, CancellationToken cancellationToken)
+    {
+        ReadIdleMode();
+        return WaitForRoomAsync(
             () =>
             {
                 if (_admitted >= Allowed())
@@ -168,6 +214,7 @@ public sealed partial class Harvester : BackgroundService
             hold,
             cancellationToken,
             room: () => _admitted < Allowed());
+    }
 
     /// <summary>
     /// Waits for at most <paramref name="hold"/> until a task could be admitted, taking nothing:
@@ -185,8 +232,10 @@ public sealed partial class Harvester : BackgroundService
     /// it runs it counts as ours: a busy owner suspends our containers, and one suspended for
     /// VacateAfter (or the largest under memory pressure) is vacated: <paramref name="vacate"/> is cancelled.
     /// </summary>
-    public Task<IDisposable?> AdmitRequestAsync(CancellationTokenSource vacate, Func<long> memory, TimeSpan hold, CancellationToken cancellationToken) =>
-        WaitForRoomAsync(
+    public Task<IDisposable?> AdmitRequestAsync(CancellationTokenSource vacate, Func<long> memory, TimeSpan hold, CancellationToken cancellationToken)
+    {
+        ReadIdleMode();
+        return WaitForRoomAsync(
             () =>
             {
                 if (Allowed() == 0)
@@ -202,6 +251,7 @@ public sealed partial class Harvester : BackgroundService
             hold,
             cancellationToken,
             room: () => Allowed() > 0);
+    }
 
     /// <summary>
     /// Registers a running step that can be vacated; <paramref name="vacate"/> is cancelled when
@@ -220,6 +270,7 @@ public sealed partial class Harvester : BackgroundService
     /// <summary>One sampling round; public so tests can drive it without waiting for the loop.</summary>
     public async Task TickAsync(CancellationToken cancellationToken)
     {
+        ReadIdleMode();
         var sample = _load.Sample();
         var now = sample.At;
         bool suspend = false, resume = false;
@@ -306,7 +357,15 @@ public sealed partial class Harvester : BackgroundService
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        LogStarted(_log, Name(Policy), IdleMode);
+        if (Policy == HarvestPolicy.WhenIdle && IdleCgroup.RunsWithoutClass(IdleMode))
+        {
+            LogIdleClassOff(_log, IdleMode);
+        }
+        else
+        {
+            LogStarted(_log, Name(Policy), IdleMode);
+        }
+
         using var timer = new PeriodicTimer(_options.SampleInterval, _time);
         try
         {
@@ -507,6 +566,12 @@ public sealed partial class Harvester : BackgroundService
 
     [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: policy {Policy}, containers {Mode}")]
     private static partial void LogStarted(ILogger logger, string policy, string mode);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: policy when-idle, but our containers run without the idle class, so they compete with the machine's owner: {Mode}")]
+    private static partial void LogIdleClassOff(ILogger logger, string mode);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: containers {Mode}")]
+    private static partial void LogIdleClassNow(ILogger logger, string mode);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "harvesting: the owner is busy ({Load:P0}): {Count} container(s) suspended")]
     private static partial void LogSuspended(ILogger logger, int count, double load);

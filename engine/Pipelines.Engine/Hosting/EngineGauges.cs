@@ -59,6 +59,7 @@ internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool 
         meter.CreateObservableCounter("pipelines.harvest.cpu.time", () => harvester.Status().HarvestedCpuSeconds, "s", "CPU time our containers used on this machine since the worker started.");
         meter.CreateObservableGauge("pipelines.harvest.slots", () => harvester.Status().Allowed, "{task}", "Tasks the owner's load allows to run now.");
         meter.CreateObservableGauge("pipelines.harvest.suspended", () => harvester.Status().Suspended, "{attempt}", "Running tasks and function requests held suspended because the owner is busy.");
+        meter.CreateObservableGauge("pipelines.harvest.idle.class", () => new Measurement<int>(1, new KeyValuePair<string, object?>("class", Pipelines.Containers.IdleCgroup.ClassOf(harvester.IdleMode))), "1", "How our containers' CPU class is set (class: idle, lowest_weight, normal, pending, off, unknown); the worker's log and /readyz say it in full.");
         meter.CreateObservableCounter("pipelines.harvest.vacated", () => (long)harvester.Status().Vacated, "{attempt}", "Tasks and function requests vacated (stopped and handed back) since the worker started.");
     }
 

@@ -274,7 +274,9 @@ public static class EngineHost
                 policy,
                 options,
                 workerOptions.Concurrency,
-                idle.Mode,
+
+                // Read again where the class comes from a slice systemd makes with the first container.
+                () => sp.GetRequiredService<DockerEngine>().RereadIdleClass().Mode,
                 sp.GetRequiredService<IContainerSuspender>(),
                 time,
                 sp.GetRequiredService<ILogger<Harvester>>())

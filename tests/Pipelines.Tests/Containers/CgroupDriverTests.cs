@@ -1,4 +1,6 @@
+using System.Net;
 using Docker.DotNet;
+using Microsoft.Extensions.Time.Testing;
 using Pipelines.Containers;
 using Pipelines.Containers.Cgroups;
 using Pipelines.Tests.Support;
@@ -46,6 +48,70 @@ public sealed class CgroupDriverTests
         Assert.Equal("cgroupfs", CgroupDriver.FromEngine("cgroupfs").Name);
         Assert.True(CgroupDriver.FromEngine("systemd").IsSystemd);
         Assert.Equal("the engine said 'none', taken as the cgroup driver cgroupfs", CgroupDriver.FromEngine("none").Said);
+    }
+
+    [Fact]
+    public void A_driver_assumed_because_the_engine_did_not_answer_is_asked_again_not_kept_for_good()
+    {
+        // The engine's socket is not there at first (a slow or restarting engine), then is.
+        using var temp = new TempFolder();
+        var socket = temp.Combine("docker.sock");
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var engine = new DockerEngine(new DockerOptions { Endpoint = $"unix://{socket}", CgroupParent = "pipelines-cg2-reask", IdleClass = false }, time);
+        try
+        {
+            var assumed = engine.Idle;
+            Assert.True(assumed.Driver.Assumed);
+            Assert.StartsWith("assumed (the engine did not say: ", assumed.Driver.Said, StringComparison.Ordinal);
+
+            File.CreateSymbolicLink(socket, TestEnvironment.DockerEndpoint["unix://".Length..]);
+
+            // Not asked at every use: once the wait is over.
+            Assert.Same(assumed, engine.Idle);
+            time.Advance(DockerEngine.AskAgainEvery);
+            var asked = engine.Idle;
+
+            Assert.False(asked.Driver.Assumed);
+            Assert.StartsWith("the engine's cgroup driver ", asked.Driver.Said, StringComparison.Ordinal);
+            Assert.Contains(asked.Driver.Said, asked.Mode, StringComparison.Ordinal);
+            Assert.Same(asked, engine.Idle);
+        }
+        finally
+        {
+            foreach (var folder in engine.Idle.Hierarchy.Folders(engine.Idle.Path).Where(Directory.Exists))
+            {
+                CgroupFile.TryRemove(folder);
+            }
+        }
+    }
+
+    [Fact]
+    public void A_parent_the_engine_refuses_is_said_with_the_driver_it_was_named_for_and_why_that_one()
+    {
+        using var temp = new TempFolder();
+        using var engine = new DockerEngine(new DockerOptions { Endpoint = $"unix://{temp.Combine("none.sock")}", CgroupParent = "pipelines-cg2-refused", IdleClass = false });
+        try
+        {
+            // moby's answer on its systemd driver to a parent named for cgroupfs (daemon/daemon_unix.go).
+            var moby = new DockerApiException(HttpStatusCode.BadRequest, "{\"message\":\"cgroup-parent for systemd cgroup should be a valid slice named as \\\"xxx.slice\\\"\"}");
+            var refused = engine.ParentRefused(moby, "/pipelines-cg2-refused-always");
+
+            Assert.NotNull(refused);
+            Assert.StartsWith("the Docker engine refused the cgroup parent /pipelines-cg2-refused-always ({\"message\":\"cgroup-parent for systemd cgroup should be a valid slice", refused.Message, StringComparison.Ordinal);
+            Assert.Contains("): it was named for assumed (the engine did not say: ", refused.Message, StringComparison.Ordinal);
+            Assert.EndsWith("Docker's default cgroup driver cgroupfs; the engine is asked for its driver again before the next container", refused.Message, StringComparison.Ordinal);
+            Assert.True(refused.RetryHelps);
+
+            // Any other refusal is not about the parent.
+            Assert.Null(engine.ParentRefused(new DockerApiException(HttpStatusCode.BadRequest, "{\"message\":\"invalid mount config\"}"), "/pipelines-cg2-refused-always"));
+        }
+        finally
+        {
+            foreach (var folder in engine.Idle.Hierarchy.Folders(engine.Idle.Path).Where(Directory.Exists))
+            {
+                CgroupFile.TryRemove(folder);
+            }
+        }
     }
 
     [Theory]
@@ -124,12 +190,12 @@ public sealed class CgroupDriverTests
         using var temp = new TempFolder();
         var v2 = new CgroupV2(temp.Path);
 
-        // This machine's systemctl answers that systemd is not PID 1: the class could not be set, and the mode says how to set it.
+        // This machine's systemctl answers that systemd is not PID 1: the class could not be set, and
+        // is read from the slice's files once systemd has made it (SystemdSliceClassTests).
         var refused = IdleCgroup.Prepare("pipelines", "unix:///var/run/docker.sock", idle: true, () => CgroupDriver.Systemd, v2);
         Assert.Equal("pipelines.slice", refused.Parent);
         Assert.False(refused.Idle);
-        Assert.StartsWith("off: systemd did not take CPUWeight=idle for pipelines.slice (systemctl ", refused.Mode, StringComparison.Ordinal);
-        Assert.EndsWith("put CPUWeight=idle in the slice's unit file; containers run at cpu shares alone", refused.Mode, StringComparison.Ordinal);
+        Assert.StartsWith("pending: pipelines.slice does not exist yet; systemd makes it with the first container, and its class is read from its files then (cgroup v2, the engine's cgroup driver systemd; systemd could not be asked: systemctl set-property --runtime pipelines.slice CPUWeight=idle: ", refused.Mode, StringComparison.Ordinal);
         Assert.False(Directory.Exists(temp.Combine("pipelines.slice")), "the slice's cgroup is systemd's to make");
 
         // A slice whose unit says CPUWeight=idle: its cgroup reads cpu.idle 1, and nothing is asked of systemd.

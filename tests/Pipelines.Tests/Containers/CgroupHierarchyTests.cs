@@ -124,6 +124,41 @@ public sealed class CgroupHierarchyTests : IDisposable
     }
 
     [Fact]
+    public void On_v2_a_byte_through_LVM_is_counted_once_not_on_the_volume_and_again_on_its_disk()
+    {
+        // sysfs as the kernel lays it out for an LVM volume dm-0 (253:0) on the partition sda2 of
+        // sda (8:0), a volume dm-1 (253:1) stacked on dm-0, and a disk sdb (8:16) of its own:
+        // /sys/dev/block/MAJ:MIN links to the device's folder, whose slaves/ links to the devices under it.
+        var sys = _temp.Combine("sys");
+        var block = Path.Combine(sys, "devices", "virtual", "block");
+        var sda = Path.Combine(sys, "devices", "pci0000:00", "block", "sda");
+        Write(sda, "dev", "8:0\n");
+        Write(Path.Combine(sda, "sda2"), "dev", "8:2\n");
+        Write(Path.Combine(sda, "sda2"), "partition", "2\n");
+        Write(Path.Combine(sys, "devices", "pci0000:00", "block", "sdb"), "dev", "8:16\n");
+        Write(Path.Combine(block, "dm-0"), "dev", "253:0\n");
+        Write(Path.Combine(block, "dm-1"), "dev", "253:1\n");
+        Directory.CreateDirectory(Path.Combine(block, "dm-0", "slaves"));
+        Directory.CreateDirectory(Path.Combine(block, "dm-1", "slaves"));
+        Directory.CreateSymbolicLink(Path.Combine(block, "dm-0", "slaves", "sda2"), Path.Combine(sda, "sda2"));
+        Directory.CreateSymbolicLink(Path.Combine(block, "dm-1", "slaves", "dm-0"), Path.Combine(block, "dm-0"));
+        Directory.CreateDirectory(Path.Combine(sys, "dev", "block"));
+        foreach (var (number, folder) in new[] { ("8:0", sda), ("8:2", Path.Combine(sda, "sda2")), ("8:16", Path.Combine(sys, "devices", "pci0000:00", "block", "sdb")), ("253:0", Path.Combine(block, "dm-0")), ("253:1", Path.Combine(block, "dm-1")) })
+        {
+            Directory.CreateSymbolicLink(Path.Combine(sys, "dev", "block", number), folder);
+        }
+
+        // The kernel's sample lines (cgroup-v2.rst, "io.stat"), with a write through dm-1 that
+        // dm-0 and sda were charged for again, and sdb's own.
+        const string ioStat = "253:1 rbytes=4096 wbytes=1048576 rios=1 wios=16 dbytes=0 dios=0\n253:0 rbytes=4096 wbytes=1048576 rios=1 wios=16 dbytes=0 dios=0\n8:0 rbytes=4096 wbytes=1048576 rios=1 wios=8 dbytes=0 dios=0\n8:16 rbytes=1459200 wbytes=314773504 rios=192 wios=353 dbytes=0 dios=0\n";
+
+        Assert.Equal((1_459_200L + 4096, 314_773_504L + 1_048_576), CgroupV2.SumIoStat(ioStat, sys));
+
+        // Without the stack (plain disks), every line counts.
+        Assert.Equal((1_459_200L + 4096, 314_773_504L + 1_048_576), CgroupV2.SumIoStat("8:0 rbytes=4096 wbytes=1048576\n8:16 rbytes=1459200 wbytes=314773504\n", sys));
+    }
+
+    [Fact]
     public void On_v2_the_freezer_is_cgroup_freeze_and_cgroup_events_says_when_it_is_done()
     {
         var root = V2Root(controllers: "");

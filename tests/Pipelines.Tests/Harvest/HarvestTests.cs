@@ -252,7 +252,7 @@ public sealed class HarvestTests : IDisposable
     }
 
     private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle, Func<bool>? drainRequested = null) =>
-        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, _runtime.Idle.Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance)
+        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, () => _runtime.RereadIdleClass().Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance)
         {
             DrainRequested = drainRequested,
         };

@@ -243,7 +243,7 @@ public sealed class VacateTests : IDisposable
         HarvestPolicy.WhenIdle,
         new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromMilliseconds(500), ResumeAfter = TimeSpan.FromSeconds(1), VacateAfter = TimeSpan.FromSeconds(1), AdmissionHold = TimeSpan.FromSeconds(60) },
         4,
-        "test",
+        () => "test",
         suspender,
         TimeProvider.System,
         NullLogger<Harvester>.Instance);

@@ -28,6 +28,12 @@ public sealed class SettingsTests
     [InlineData("Algorithms:Canary:MaxP95Ratio", "0.5", "Algorithms:Canary:MaxP95Ratio: '0.5' is not at least 1")]
     [InlineData("Functions:KeepInvocationsFor", "forever", "Functions:KeepInvocationsFor: 'forever' is not a duration (e.g. 5s, 2m, 1h30m)")]
     [InlineData("Triggers:MaxObjectsPerRun", "-1", "Triggers:MaxObjectsPerRun: '-1' is not above zero")]
+    [InlineData("Docker:CgroupParent", "system.slice", "Docker:CgroupParent: 'system.slice' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
+    [InlineData("Docker:CgroupParent", "/user.slice/pipelines", "Docker:CgroupParent: '/user.slice/pipelines' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
+    [InlineData("Docker:CgroupParent", "-.slice", "Docker:CgroupParent: '-.slice' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
+    [InlineData("Docker:CgroupParent", "machine.slice", "Docker:CgroupParent: 'machine.slice' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
+    [InlineData("Docker:CgroupParent", "/init.scope", "Docker:CgroupParent: '/init.scope' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
+    [InlineData("Docker:CgroupParent", "/", "Docker:CgroupParent: '/' is not a cgroup of our own: not the root, nor -.slice, system.slice, user.slice, machine.slice or init.scope, which systemd owns (write e.g. pipelines)")]
     public void A_setting_it_cannot_use_stops_the_host_before_it_starts_naming_the_setting(string key, string value, string message)
     {
         var e = Assert.Throws<PipelinesException>(() => EngineHost.Build(Config((key, value)), worker: false));

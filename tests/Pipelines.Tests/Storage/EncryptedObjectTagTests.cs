@@ -25,9 +25,11 @@ public sealed class EncryptedObjectTagTests : IDisposable
 
     private readonly TempFolder _temp = new();
 
-    // SSE-C is in the rule below only: reading such an object needs its key in the request, which
-    // the engine has no setting for, so S3 refuses the read before any ETag is seen.
-    public static TheoryData<string> Encryptions => ["SSE-KMS", "DSSE-KMS"];
+    // SSE-C too, as the client meets its answer: reading such an object from S3 needs its key in
+    // the request, which the engine has no setting for (S3 refuses the read before any ETag is
+    // seen), but a store that answers with the SSE-C headers must not be taken for an MD5 either
+    // by the rule or by the SDK's own check.
+    public static TheoryData<string> Encryptions => ["SSE-KMS", "DSSE-KMS", "SSE-C"];
 
     [Theory]
     [MemberData(nameof(Encryptions))]
@@ -99,11 +101,12 @@ public sealed class EncryptedObjectTagTests : IDisposable
         return await staging.StageInAsync(workflow, task, _temp.Combine("in"), CancellationToken.None);
     }
 
-    /// <summary>The headers S3 sends with an object stored under SSE-KMS or DSSE-KMS, whose ETag is no MD5.</summary>
+    /// <summary>The headers S3 sends with an object stored under SSE-KMS, DSSE-KMS or SSE-C, whose ETag is no MD5.</summary>
     private static (string Name, string Value)[] HeadersOf(string encryption) => encryption switch
     {
         "SSE-KMS" => [("x-amz-server-side-encryption", "aws:kms"), ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")],
         "DSSE-KMS" => [("x-amz-server-side-encryption", "aws:kms:dsse"), ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab")],
+        "SSE-C" => [("x-amz-server-side-encryption-customer-algorithm", "AES256"), ("x-amz-server-side-encryption-customer-key-MD5", "ZjQ2NjRkYjg1YzNkMjM4ZjY4ZjNlZTQ3YjQ4MzVkOGI=")],
         _ => throw new ArgumentOutOfRangeException(nameof(encryption), encryption, null),
     };
 

@@ -88,6 +88,7 @@ public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture
     [InlineData("pipelines_harvest_cpu_time_seconds_total", "counter")]
     [InlineData("pipelines_harvest_suspended", "gauge")]
     [InlineData("pipelines_harvest_vacated_total", "counter")]
+    [InlineData("pipelines_harvest_idle_class", "gauge")]
     [InlineData("pipelines_trigger_lag_seconds", "histogram")]
     [InlineData("pipelines_storage_errors_total", "counter")]
     [InlineData("pipelines_outage_waits_total", "counter")]

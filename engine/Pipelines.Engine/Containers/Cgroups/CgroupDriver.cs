@@ -23,6 +23,13 @@ public sealed record CgroupDriver(string Name, string Source)
     /// <summary>The systemd driver, as the engine said.</summary>
     public static readonly CgroupDriver Systemd = new("systemd", "the engine's");
 
+    /// <summary>
+    /// Whether the engine did not say and the driver is Docker's default for this machine: asked
+    /// again before a later container (DockerEngine), since a wrong guess names a parent the
+    /// engine refuses for every container.
+    /// </summary>
+    public bool Assumed { get; init; }
+
     /// <summary>Whether containers are systemd units in slices.</summary>
     public bool IsSystemd => Name == "systemd";
 
@@ -56,7 +63,7 @@ public sealed record CgroupDriver(string Name, string Source)
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             var systemd = machine is CgroupV2 && Directory.Exists("/run/systemd/system");
-            return new(systemd ? "systemd" : "cgroupfs", $"assumed (the engine did not say: {e.GetBaseException().Message}) Docker's default");
+            return new(systemd ? "systemd" : "cgroupfs", $"assumed (the engine did not say: {e.GetBaseException().Message}) Docker's default") { Assumed = true };
         }
     }
 

@@ -31,7 +31,21 @@ public sealed class CgroupHybrid(CgroupV1 controllers, CgroupV2 tree) : ICgroupH
 
     public bool Enter(string cgroup, int pid) => controllers.Enter(cgroup, pid);
 
-    public bool Freeze(string cgroup, bool frozen) => Freezer(cgroup).Freeze(cgroup, frozen);
+    /// <summary>
+    /// Freezes in the freezer of <see cref="Freezer"/>; thaws in both, since a cgroup frozen in
+    /// the v1 freezer (by a worker that used it, or by hand) stays frozen whatever the v2 tree says.
+    /// </summary>
+    public bool Freeze(string cgroup, bool frozen)
+    {
+        if (frozen)
+        {
+            return Freezer(cgroup).Freeze(cgroup, frozen: true);
+        }
+
+        var v1 = controllers.Freeze(cgroup, frozen: false);
+        var v2 = tree.Freeze(cgroup, frozen: false);
+        return Freezer(cgroup) == tree ? v2 : v1;
+    }
 
     public FreezerState FreezerState(string cgroup) => Freezer(cgroup).FreezerState(cgroup);
 

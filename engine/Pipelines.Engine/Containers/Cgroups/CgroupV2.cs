@@ -130,22 +130,91 @@ public sealed class CgroupV2(string root) : ICgroupHierarchy
 
     public bool ResetPeak(string cgroup) => false;
 
-    /// <summary>The rbytes and wbytes of every device of an io.stat (a line per device: "8:0 rbytes=... wbytes=... ..."); no line is no I/O.</summary>
-    public static (long Read, long Written) SumIoStat(string text)
+    /// <summary>
+    /// The rbytes and wbytes of an io.stat (a line per device: "8:0 rbytes=... wbytes=... ..."; no
+    /// line is no I/O), each byte once: a device stacked on others (LVM and other device-mapper
+    /// targets, md RAID) is charged for a bio and its disks again for the bios it sends down, so
+    /// a device under another one of the lines (its slave, or a partition's disk, in
+    /// <paramref name="sys"/>/dev/block/MAJ:MIN/slaves, followed down the stack) is not counted.
+    /// </summary>
+    public static (long Read, long Written) SumIoStat(string text, string sys = "/sys")
     {
-        long read = 0, written = 0;
-        foreach (var field in text.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries))
+        var devices = new List<(string Device, long Read, long Written)>();
+        foreach (var line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            if (field.StartsWith("rbytes=", StringComparison.Ordinal) && long.TryParse(field.AsSpan(7), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var r))
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            long read = 0, written = 0;
+            foreach (var field in fields.Skip(1))
             {
-                read += r;
+                if (field.StartsWith("rbytes=", StringComparison.Ordinal) && long.TryParse(field.AsSpan(7), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var r))
+                {
+                    read = r;
+                }
+                else if (field.StartsWith("wbytes=", StringComparison.Ordinal) && long.TryParse(field.AsSpan(7), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var w))
+                {
+                    written = w;
+                }
             }
-            else if (field.StartsWith("wbytes=", StringComparison.Ordinal) && long.TryParse(field.AsSpan(7), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var w))
-            {
-                written += w;
-            }
+
+            devices.Add((fields[0], read, written));
         }
 
-        return (read, written);
+        var under = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (device, _, _) in devices)
+        {
+            AddLower(Real(Path.Combine(sys, "dev", "block", device)), under, depth: 0);
+        }
+
+        var counted = devices.Where(d => !under.Contains(d.Device)).ToList();
+        return (counted.Sum(d => d.Read), counted.Sum(d => d.Written));
+    }
+
+    /// <summary>
+    /// The devices under a block device (its real folder in sysfs): each slave, the disk of a
+    /// slave that is a partition (io.stat names disks; the partition's folder is in its disk's),
+    /// and theirs in turn.
+    /// </summary>
+    private static void AddLower(string device, HashSet<string> under, int depth)
+    {
+        var slaves = Path.Combine(device, "slaves");
+        if (depth > 8 || !Directory.Exists(slaves))
+        {
+            return;
+        }
+
+        try
+        {
+            foreach (var slave in Directory.EnumerateFileSystemEntries(slaves).Select(Real))
+            {
+                var lower = File.Exists(Path.Combine(slave, "partition")) && Path.GetDirectoryName(slave) is { } disk ? [slave, disk] : new[] { slave };
+                foreach (var folder in lower)
+                {
+                    if (CgroupFile.Read(Path.Combine(folder, "dev")) is { } number && under.Add(number))
+                    {
+                        AddLower(folder, under, depth + 1);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A device that went meanwhile: what was read counts as it is.
+        }
+    }
+
+    /// <summary>
+    /// Where a sysfs link leads: its target joined to the link's own folder, which must be a real
+    /// one (sysfs links are relative, and .NET joins ".." by the text, not by the folders).
+    /// </summary>
+    private static string Real(string path)
+    {
+        try
+        {
+            return new DirectoryInfo(path).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return path;
+        }
     }
 }

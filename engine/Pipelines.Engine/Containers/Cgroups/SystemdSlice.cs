@@ -14,6 +14,9 @@ internal static class SystemdSlice
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(15);
 
+    /// <summary>How an answer starts where systemctl itself could not be run (not installed, as in the worker's image).</summary>
+    public const string CannotRun = "systemctl cannot be run";
+
     /// <summary>Sets one property of a slice (e.g. CPUWeight=idle) for this boot; null when systemd took it, else what it said.</summary>
     public static string? SetProperty(string slice, string property) => Systemctl("set-property", "--runtime", slice, property);
 
@@ -42,7 +45,7 @@ internal static class SystemdSlice
         }
         catch (Exception e) when (e is System.ComponentModel.Win32Exception or InvalidOperationException or IOException)
         {
-            return $"systemctl cannot be run: {e.Message}";
+            return $"{CannotRun}: {e.Message}";
         }
     }
 }
