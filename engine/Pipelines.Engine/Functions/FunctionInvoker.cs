@@ -68,9 +68,10 @@ public sealed partial class FunctionInvoker
 
         // The same quotas as a batch step's, checked while the request writes (docs/security.md);
         // a request waits for the harvester's room, as a task does, and can be vacated (docs/harvesting.md).
-        var attempt = new Attempt(OutputLimits.For(spec.Resources, _worker, "function", function.Name), spec.Resources.MemoryBytes)
+        var warm = WarmSpecOf(function, secrets, _worker);
+        var attempt = new Attempt(warm.Limits!, spec.Resources.MemoryBytes)
         {
-            Warm = WarmSpecOf(function, secrets),
+            Warm = warm,
             AdmitFirst = true,
             ImageName = spec.Image,
             RecentlySeenWillDo = true,
@@ -103,7 +104,7 @@ public sealed partial class FunctionInvoker
     };
 
     /// <summary>The pool's view of a function version: one owner per version (and per algorithm version serving it), never shared.</summary>
-    public static WarmSpec WarmSpecOf(FunctionVersion function, IReadOnlyDictionary<string, string> secrets)
+    public static WarmSpec WarmSpecOf(FunctionVersion function, IReadOnlyDictionary<string, string> secrets, WorkerOptions worker)
     {
         var spec = function.Spec;
         return new WarmSpec(function.Owner, function.ImageDigest, spec.Mode, spec.Command, spec.Env, spec.Resources, new Dictionary<string, string>
@@ -119,6 +120,7 @@ public sealed partial class FunctionInvoker
             Max = spec.Max,
             MaxQueue = spec.Queue,
             IdleTimeout = spec.IdleTimeout,
+            Limits = OutputLimits.For(spec.Resources, worker, "function", function.Name),
         };
     }
 

@@ -122,7 +122,7 @@ public sealed partial class WarmKeeper(
         {
             var secrets = worker.SecretsFor(function.Name, function.Spec.Secrets);
             await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
-            pool!.Prewarm(FunctionInvoker.WarmSpecOf(function, secrets), function.Spec.MinWarm);
+            pool!.Prewarm(FunctionInvoker.WarmSpecOf(function, secrets, worker), function.Spec.MinWarm);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

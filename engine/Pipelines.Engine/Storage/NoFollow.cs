@@ -80,8 +80,15 @@ internal static unsafe partial class NoFollow
         return UnixFile.Parse(buffer);
     }
 
-    /// <summary>The names in an open folder, as raw bytes, without "." and "..".</summary>
-    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs)
+    /// <summary>How many names <see cref="EmptyFolder"/> and <see cref="MoveEntries"/> read at once.</summary>
+    internal const int NameBatch = 4096;
+
+    /// <summary>
+    /// The names in an open folder, as raw bytes, without "." and "..", read from its start: at
+    /// most <paramref name="max"/> of them, so that a folder a container filled with a million
+    /// names is never held whole (a caller passes its quota on files plus one, or a batch).
+    /// </summary>
+    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs, long max)
     {
         // fdopendir takes the descriptor it is given; a duplicate keeps ours open for *at() calls.
         var dup = Dup(folder.Fd);
@@ -101,7 +108,9 @@ internal static unsafe partial class NoFollow
         var names = new List<byte[]>();
         try
         {
-            while (true)
+            // The duplicate shares the folder's offset, where a read before this one ended.
+            RewindDir(dir);
+            while (names.Count < max)
             {
                 Marshal.SetLastPInvokeError(0);
                 var entry = ReadDir(dir);
@@ -164,13 +173,21 @@ internal static unsafe partial class NoFollow
     public static void EmptyFolder(string path)
     {
         using var root = OpenDirectory(path);
-        var stack = new List<(SafeDirectory Folder, List<byte[]> Names, int Next, byte[]? Name)> { (root, ReadNames(root, path), 0, null) };
+        var stack = new List<(SafeDirectory Folder, List<byte[]> Names, int Next, byte[]? Name)> { (root, ReadNames(root, path, NameBatch), 0, null) };
         var moved = 0L;
         try
         {
             while (stack.Count > 0)
             {
                 var (folder, names, next, name) = stack[^1];
+                if (next == names.Count && names.Count > 0)
+                {
+                    // A batch is done, and every name in it gone (or moved up into the root): the
+                    // folder's next names are what it still holds.
+                    stack[^1] = (folder, ReadNames(folder, path, NameBatch), 0, name);
+                    continue;
+                }
+
                 if (next == names.Count)
                 {
                     // Emptied: closed, then removed from its parent (the root itself is kept).
@@ -200,13 +217,12 @@ internal static unsafe partial class NoFollow
                 if (stack.Count < EmptyDepth)
                 {
                     var child = OpenDirectory(folder, raw, path);
-                    stack.Add((child, ReadNames(child, path), 0, raw));
+                    stack.Add((child, ReadNames(child, path, NameBatch), 0, raw));
                     continue;
                 }
 
-                // Too deep to open another: moved up into the root, and emptied from there later.
-                var up = MoveUp(folder, raw, root, ref moved, path);
-                stack[0].Names.Add(up);
+                // Too deep to open another: moved up into the root, and emptied from there when the root's names are read again.
+                MoveUp(folder, raw, root, ref moved, path);
             }
         }
         finally
@@ -218,8 +234,8 @@ internal static unsafe partial class NoFollow
         }
     }
 
-    /// <summary>Moves a folder into <paramref name="root"/> under a name not taken there; returns the name.</summary>
-    private static byte[] MoveUp(SafeDirectory parent, byte[] name, SafeDirectory root, ref long moved, string shownAs)
+    /// <summary>Moves a folder into <paramref name="root"/> under a name not taken there.</summary>
+    private static void MoveUp(SafeDirectory parent, byte[] name, SafeDirectory root, ref long moved, string shownAs)
     {
         while (true)
         {
@@ -229,7 +245,7 @@ internal static unsafe partial class NoFollow
             {
                 if (RenameAt2(parent.Fd, from, root.Fd, to, RenameNoReplace) == 0)
                 {
-                    return up;
+                    return;
                 }
 
                 var errno = Marshal.GetLastPInvokeError();
@@ -250,13 +266,18 @@ internal static unsafe partial class NoFollow
     {
         using var source = OpenDirectory(from);
         using var target = OpenDirectory(to);
-        foreach (var name in ReadNames(source, from))
+
+        // A batch at a time: each batch leaves the source, so the next read gives what is left.
+        for (var names = ReadNames(source, from, NameBatch); names.Count > 0; names = ReadNames(source, from, NameBatch))
         {
-            fixed (byte* n = Terminated(name))
+            foreach (var name in names)
             {
-                if (RenameAt2(source.Fd, n, target.Fd, n, RenameNoReplace) != 0)
+                fixed (byte* n = Terminated(name))
                 {
-                    throw Error("cannot move", Path.Combine(from, System.Text.Encoding.UTF8.GetString(name)) + " to " + to);
+                    if (RenameAt2(source.Fd, n, target.Fd, n, RenameNoReplace) != 0)
+                    {
+                        throw Error("cannot move", Path.Combine(from, System.Text.Encoding.UTF8.GetString(name)) + " to " + to);
+                    }
                 }
             }
         }
@@ -333,6 +354,9 @@ internal static unsafe partial class NoFollow
 
     [LibraryImport("libc", EntryPoint = "readdir", SetLastError = true)]
     private static partial IntPtr ReadDir(IntPtr dir);
+
+    [LibraryImport("libc", EntryPoint = "rewinddir")]
+    private static partial void RewindDir(IntPtr dir);
 
     [LibraryImport("libc", EntryPoint = "closedir", SetLastError = true)]
     private static partial int CloseDir(IntPtr dir);

@@ -35,6 +35,7 @@ public static class EngineMetrics
     private static readonly Histogram<double> GatherDuration = Meter.CreateHistogram("pipelines.gather.duration", "s", "How long a run's gather took (tables, provenance, report, run.json), by the run's end state.", advice: Buckets(LongSeconds));
     private static readonly Histogram<double> ContainerStart = Meter.CreateHistogram("pipelines.container.start.duration", "s", "From asking the Docker engine for a container to its start (warm: to its helper or server answering); the count is the starts.", advice: Buckets(ShortSeconds));
     private static readonly Counter<long> WarmRequests = Meter.CreateCounter<long>("pipelines.warm.requests", "{request}", "Requests given a warm container, and whether they waited for its start (a cold start).");
+    private static readonly Counter<long> WarmReplacements = Meter.CreateCounter<long>("pipelines.warm.replaced", "{container}", "Warm containers removed and replaced because they could not serve on, by why: broken (crashed, hung, timed out, broke the protocol or a rule), ended (by itself while idle), idle_over_quota (its folders passed its quotas while it held no request).");
     private static readonly Histogram<double> InvocationDuration = Meter.CreateHistogram("pipelines.function.invocation.duration", "s", "A function invocation from its admission to its answer, by function and outcome.", advice: Buckets(ShortSeconds));
     private static readonly Counter<long> InvocationErrors = Meter.CreateCounter<long>("pipelines.function.invocation.errors", "{invocation}", "Function invocations that did not succeed, by function, outcome and HTTP status.");
     private static readonly Histogram<double> TriggerLag = Meter.CreateHistogram("pipelines.trigger.lag", "s", "From an object landing in a watched bucket (its last-modified time) to the run over it being queued.", advice: Buckets(LongSeconds));
@@ -78,6 +79,14 @@ public static class EngineMetrics
             OutageWaitTime.Add(0, Of("service", service));
         }
 
+        foreach (var kind in new[] { "function", "step" })
+        {
+            foreach (var reason in WarmReplacedReasons)
+            {
+                WarmReplacements.Add(0, new TagList { { "kind", kind }, { "reason", reason } });
+            }
+        }
+
         StorageErrors.Add(0, Of("retryable", "true"));
         StorageErrors.Add(0, Of("retryable", "false"));
     }
@@ -112,6 +121,13 @@ public static class EngineMetrics
     /// <summary>A request was given a warm container of <paramref name="owner"/>.</summary>
     public static void WarmRequest(string owner, bool coldStart) =>
         WarmRequests.Add(1, new TagList { { "kind", WarmKind(owner) }, { "cold_start", coldStart ? "true" : "false" } });
+
+    /// <summary>A warm container of <paramref name="owner"/> was replaced for <paramref name="reason"/> (<see cref="WarmReplacedReasons"/>).</summary>
+    public static void WarmReplaced(string owner, string reason) =>
+        WarmReplacements.Add(1, new TagList { { "kind", WarmKind(owner) }, { "reason", reason } });
+
+    /// <summary>Why a warm container is replaced.</summary>
+    public static readonly string[] WarmReplacedReasons = ["broken", "ended", "idle_over_quota"];
 
     /// <summary>What a warm pool owner serves: a step of a run (reuse: true) or a function.</summary>
     public static string WarmKind(string owner) => owner.StartsWith("run:", StringComparison.Ordinal) ? "step" : "function";

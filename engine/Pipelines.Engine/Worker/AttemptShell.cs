@@ -144,25 +144,7 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
         }
     }
 
-    /// <summary>
-    /// What a warm request is watched for: the folders of its container it can write (fork: /out and
-    /// the control folder /run/pipelines; http: the control folder, where its server's socket is),
-    /// which are host folders under Docker:WarmRoot, and the run's cancel for a batch step.
-    /// </summary>
-    private static AttemptWatch.Plan Plan(Attempt attempt, WarmSpec spec, WarmLease lease)
-    {
-        var folders = new List<AttemptWatch.WatchedFolder>(2);
-        if (spec.Mode == WarmMode.Fork)
-        {
-            folders.Add(new(lease.OutDir, ContainerLayout.Out));
-        }
-
-        if (lease.ControlDir is { } control)
-        {
-            folders.Add(new(control, WarmLayout.Control));
-        }
-
-        var disk = $"the warm containers' disk ({Path.GetDirectoryName(folders.Count == 0 ? "" : folders[0].Host) ?? "?"}, under Docker:WarmRoot)";
-        return new AttemptWatch.Plan(attempt.RunId, folders, attempt.Limits, disk);
-    }
+    /// <summary>What a warm request is watched for (<see cref="AttemptWatch.ForWarm"/>).</summary>
+    private static AttemptWatch.Plan Plan(Attempt attempt, WarmSpec spec, WarmLease lease) =>
+        AttemptWatch.ForWarm(attempt.RunId, spec.Mode == WarmMode.Fork ? lease.OutDir : null, lease.ControlDir, attempt.Limits);
 }

@@ -27,7 +27,7 @@ internal static class OutputFolder
     {
         var kept = new List<OutputFile>();
         var warnings = new List<string>();
-        long files = 0, bytes = 0;
+        long files = 0, bytes = 0, listed = 0;
         using var root = NoFollow.OpenDirectory(outDir);
         Walk(root, "");
         kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
@@ -35,7 +35,11 @@ internal static class OutputFolder
 
         void Walk(NoFollow.SafeDirectory folder, string prefix)
         {
-            foreach (var raw in NoFollow.ReadNames(folder, Shown(prefix)))
+            // Every name listed is counted against the quota before the walk is done, so no folder
+            // is read past the quota plus one: a million names are refused, never held.
+            var names = NoFollow.ReadNames(folder, Shown(prefix), Math.Max(1, limits.MaxFiles + 1 - listed));
+            listed += names.Count;
+            foreach (var raw in names)
             {
                 var rel = prefix + CheckedName(raw, prefix);
                 var shown = Shown(rel);
@@ -111,7 +115,7 @@ internal static class OutputFolder
     /// </summary>
     public static (long Files, long Bytes, bool TooDeep) Measure(string outDir, OutputLimits limits)
     {
-        long files = 0, bytes = 0;
+        long files = 0, bytes = 0, listed = 0;
         var tooDeep = false;
         try
         {
@@ -130,7 +134,8 @@ internal static class OutputFolder
             List<byte[]> names;
             try
             {
-                names = NoFollow.ReadNames(folder, ContainerLayout.Out);
+                names = NoFollow.ReadNames(folder, ContainerLayout.Out, Math.Max(1, limits.MaxFiles + 1 - listed));
+                listed += names.Count;
             }
             catch (PipelinesException)
             {

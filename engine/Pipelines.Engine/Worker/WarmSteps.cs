@@ -32,6 +32,7 @@ public sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue queu
         Max = Math.Max(1, options.Concurrency),
         MaxQueue = int.MaxValue,
         IdleTimeout = options.WarmStepIdle,
+        Limits = OutputLimits.For(resources, options, "step", step),
     };
 
     /// <summary>The start of the warm-pool owner of every step of a run: <c>run:ID/</c>.</summary>

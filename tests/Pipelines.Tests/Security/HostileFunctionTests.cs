@@ -1,9 +1,12 @@
+using System.Collections.Concurrent;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Docker.DotNet;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
@@ -29,6 +32,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
     private readonly TempFolder _temp = new();
     private readonly string _root = Path.Combine("/tmp", "hf-" + Guid.NewGuid().ToString("N")[..8]);
     private readonly List<ServiceProvider> _engines = [];
+    private readonly LogLines _logs = new();
     private Tmpfs? _disk;
 
     public Task InitializeAsync()
@@ -170,6 +174,45 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         Assert.InRange(logs.Sum(l => new FileInfo(l).Length), 1024 * 1024, 2 * (1024L * 1024 + 64 * 1024));
     }
 
+    [Fact]
+    public async Task An_http_function_whose_server_writes_between_requests_is_retired_at_its_quota_and_the_next_request_gets_a_fresh_container()
+    {
+        // The server answers, then writes 1 MiB every 20 ms to /run/pipelines while it holds no
+        // request. Docker:WarmRoot is a 256 MiB tmpfs: unwatched, it would be full in seconds.
+        _disk = new Tmpfs(_root, "256m");
+        var (invoker, pool) = Engine();
+        var function = await FunctionAsync(WarmTestContext.HttpImage, """
+            name: spill
+            image: pipelines-examples/warm-http:1
+            mode: http
+            command: ["/bin/http-example", "/model/words.tsv", "--spill"]
+            resources: { timeout: 60s, disk: 16Mi }
+            max: 1
+            """);
+
+        var (first, _) = await InvokeAsync(invoker, function, "hello");
+        var folder = Assert.Single(Directory.GetDirectories(_root));
+        using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await pool.WaitForAsync(_ => pool.Removed == 1, wait.Token);
+        var (next, _) = await InvokeAsync(invoker, function, "again");
+
+        Assert.Equal(InvocationStatus.Succeeded, first.Status);
+        var line = Assert.Single(_logs.Lines, l => l.Contains("is replaced", StringComparison.Ordinal));
+        var said = Regex.Match(line, @"is replaced: while it held no request, it wrote more than 16Mi to /run/pipelines, over its quota \(resources\.disk of function 'spill' is 16Mi\); its folders held ([0-9.]+[KMG]i)(?: \(([0-9,]+) bytes\))?$");
+        Assert.True(said.Success, line);
+
+        // Held at about its quota (checked every 200 ms here, as a request is): far from the disk's 256 MiB.
+        var held = said.Groups[2].Success ? long.Parse(said.Groups[2].Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture)
+            : Pipelines.Model.Quantities.TryParseSize(said.Groups[1].Value, out var exact) ? exact : -1;
+        Assert.InRange(held, 16L << 20, 64L << 20);
+        Assert.False(Directory.Exists(folder), "the retired container's host folder is gone");
+        using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        await Assert.ThrowsAsync<DockerContainerNotFoundException>(() => docker.Containers.InspectContainerAsync(first.ContainerId!));
+        Assert.Equal(InvocationStatus.Succeeded, next.Status);
+        Assert.NotEqual(first.ContainerId, next.ContainerId);
+        Assert.Equal(1, pool.Stats().Single().Replaced);
+    }
+
     /// <summary>An engine of this process: the pool and the attempt shell as the host wires them, and the function invoker.</summary>
     private (FunctionInvoker Invoker, DockerWarmPool Pool) Engine()
     {
@@ -184,7 +227,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
             ["Worker:QuotaPollInterval"] = "00:00:00.200",
         }).Build();
         var services = new ServiceCollection();
-        services.AddLogging();
+        services.AddLogging(b => b.AddProvider(_logs));
         services.AddPipelinesEngine(config, worker: false);
         var engine = services.BuildServiceProvider();
         _engines.Add(engine);
@@ -192,11 +235,13 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         return (invoker, (DockerWarmPool)engine.GetRequiredService<IWarmPool>());
     }
 
-    private async Task<FunctionVersion> FunctionAsync(string yaml)
+    private Task<FunctionVersion> FunctionAsync(string yaml) => FunctionAsync(Image, yaml);
+
+    private async Task<FunctionVersion> FunctionAsync(string image, string yaml)
     {
         var spec = FunctionParser.Parse(yaml, "hostile.yaml");
         using var docker = new DockerEngine(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint });
-        var digest = await docker.Images.ResolveImageAsync(Image, CancellationToken.None);
+        var digest = await docker.Images.ResolveImageAsync(image, CancellationToken.None);
         return new FunctionVersion(spec.Name, 1, spec, digest, yaml, "test", DateTimeOffset.UtcNow, "test");
     }
 
@@ -227,5 +272,27 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         _disk?.Dispose();
         Directory.Delete(_root, recursive: true);
         _temp.Dispose();
+    }
+
+    /// <summary>The engine's log lines, to read what it said about a container.</summary>
+    private sealed class LogLines : ILoggerProvider, ILogger
+    {
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        public IReadOnlyList<string> Lines => [.. _lines];
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            _lines.Enqueue(formatter(state, exception));
+
+        public void Dispose()
+        {
+        }
     }
 }

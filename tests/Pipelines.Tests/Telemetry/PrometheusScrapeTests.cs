@@ -81,6 +81,7 @@ public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture
     [InlineData("pipelines_container_start_duration_seconds", "histogram")]
     [InlineData("pipelines_warm_containers", "gauge")]
     [InlineData("pipelines_warm_requests_total", "counter")]
+    [InlineData("pipelines_warm_replaced_total", "counter")]
     [InlineData("pipelines_function_invocation_duration_seconds", "histogram")]
     [InlineData("pipelines_function_invocation_errors_total", "counter")]
     [InlineData("pipelines_harvest_owner_cpu_utilization", "gauge")]

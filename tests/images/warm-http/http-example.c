@@ -1,5 +1,5 @@
 /*
- * http-example MODEL [--hostile] [--never-listen] [--die]
+ * http-example MODEL [--hostile] [--never-listen] [--die] [--spill]
  *
  * The http-mode example of docs/functions.md: an HTTP/1.1 server on the Unix socket named by
  * $PIPELINES_HTTP_SOCKET (no network: the engine connects through the bound control folder).
@@ -10,7 +10,8 @@
  *
  * For the tests only, --hostile adds /crash (the process exits), /hang (never answers),
  * /garbage (bytes that are not HTTP) and /slow?ms=N; --never-listen starts and never listens;
- * --die exits at once.
+ * --die exits at once; --spill, once it has answered its first request, writes to
+ * /run/pipelines/spill in the background without end (1 MiB every 20 ms), between requests.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -36,6 +37,24 @@ static size_t nwords;
 static int model_loads;
 static int hostile;
 static atomic_long served;
+static int spill;
+static atomic_int spilling;
+
+/* --spill: what a server leaking to its folder between requests does; the engine must retire it. */
+static void *spill_forever(void *arg)
+{
+    (void)arg;
+    static char chunk[1 << 20];
+    memset(chunk, 'x', sizeof chunk);
+    FILE *f = fopen("/run/pipelines/spill", "we");
+    struct timespec pause_ = {0, 20 * 1000000};
+    for (;;) {
+        if (f && fwrite(chunk, 1, sizeof chunk, f) == sizeof chunk)
+            fflush(f);
+        nanosleep(&pause_, NULL);
+    }
+    return NULL;
+}
 
 static void load_model(const char *path)
 {
@@ -202,6 +221,11 @@ static void *serve(void *arg)
             free(out);
         }
         free(body);
+        if (spill && atomic_exchange(&spilling, 1) == 0) {
+            pthread_t t;
+            pthread_create(&t, NULL, spill_forever, NULL);
+            pthread_detach(t);
+        }
         if (rc || !keep)
             break;
     }
@@ -215,12 +239,14 @@ int main(int argc, char **argv)
 {
     int never_listen = 0;
     if (argc < 2) {
-        fprintf(stderr, "usage: http-example MODEL [--hostile] [--never-listen] [--die]\n");
+        fprintf(stderr, "usage: http-example MODEL [--hostile] [--never-listen] [--die] [--spill]\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--hostile"))
             hostile = 1;
+        else if (!strcmp(argv[i], "--spill"))
+            spill = 1;
         else if (!strcmp(argv[i], "--never-listen"))
             never_listen = 1;
         else if (!strcmp(argv[i], "--die")) {

@@ -14,7 +14,9 @@ namespace Pipelines.Containers.Warm;
 /// a free container serves the next request; when none is free and fewer than Max run, one more
 /// starts; at most MaxQueue requests wait; a container idle for IdleTimeout stops unless only
 /// MinWarm are left; a container that ends, hangs or breaks the protocol is removed and its
-/// request fails with <see cref="WarmContainerException"/>; no container ever serves two owners.
+/// request fails with <see cref="WarmContainerException"/>; a container whose folders pass its
+/// quotas while it holds no request (an http server writing in the background) is retired and
+/// replaced; no container ever serves two owners.
 /// </summary>
 public sealed partial class DockerWarmPool : IWarmPool
 {
@@ -28,6 +30,8 @@ public sealed partial class DockerWarmPool : IWarmPool
     private readonly DockerOptions _options;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
+    private readonly Worker.WorkerOptions _worker;
+    private readonly Task _idleWatch;
     private readonly Dictionary<string, OwnerPool> _owners = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
 
@@ -37,14 +41,18 @@ public sealed partial class DockerWarmPool : IWarmPool
     private long _removed;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
+    /// <param name="worker">The quotas' defaults, the disk's reserve and the cadence of the idle
+    /// containers' watch (Worker:QuotaPollInterval), as a request is watched.</param>
+    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null, Worker.WorkerOptions? worker = null)
     {
         _containers = containers;
         _options = options;
         _log = (ILogger?)log ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
+        _worker = worker ?? new Worker.WorkerOptions();
         Directory.CreateDirectory(_options.WarmRoot);
         RemoveDeadFolders();
+        _idleWatch = WatchIdleAsync();
     }
 
     public async ValueTask<WarmLease> AcquireAsync(WarmSpec spec, CancellationToken cancellationToken)
@@ -214,6 +222,7 @@ public sealed partial class DockerWarmPool : IWarmPool
             }
         }
 
+        await _idleWatch.ConfigureAwait(false);
         await Task.WhenAll(all.Select(p => StopAllAsync(p, "the warm pool was shut down"))).ConfigureAwait(false);
         await Task.WhenAll(_stopping.Keys).ConfigureAwait(false);
         _disposed.Dispose();
@@ -244,6 +253,7 @@ public sealed partial class DockerWarmPool : IWarmPool
                 if (stop && container.Broken is not null && !pool.Retired)
                 {
                     pool.Replaced++;
+                    EngineMetrics.WarmReplaced(pool.Spec.Owner, "broken");
                     LogReplaced(_log, container.ShortId, pool.Spec.Owner, container.Broken);
                 }
             }
@@ -428,6 +438,7 @@ public sealed partial class DockerWarmPool : IWarmPool
                 if (!pool.Retired)
                 {
                     pool.Replaced++;
+                    EngineMetrics.WarmReplaced(pool.Spec.Owner, "ended");
                     StartWhatIsNeeded(pool);
                 }
             }
@@ -439,6 +450,90 @@ public sealed partial class DockerWarmPool : IWarmPool
             await StopAsync(container, container.Broken).ConfigureAwait(false);
         }
 
+        Changed();
+    }
+
+    /// <summary>
+    /// Between requests an http-mode server still runs, and may write to its control folder in
+    /// the background: every Worker:QuotaPollInterval each container that holds no request is
+    /// measured by the rule a request is (AttemptWatch), and one over its quotas is retired,
+    /// killed and replaced up to min_warm. A fork-mode container runs only the helper between
+    /// requests (it kills whatever a request left), and is measured all the same.
+    /// </summary>
+    private async Task WatchIdleAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_worker.QuotaPollInterval, _time, _disposed.Token).ConfigureAwait(false);
+                foreach (var (pool, container, epoch) in Idle())
+                {
+                    (string? Reason, long Bytes) over;
+                    try
+                    {
+                        var limits = container.Spec.Limits ?? Worker.OutputLimits.For(container.Spec.Resources, _worker, "warm owner", container.Spec.Owner);
+                        var plan = Worker.AttemptWatch.ForWarm(null, container.Spec.Mode == WarmMode.Fork ? container.OutDir : null, container.ControlDir, limits);
+                        over = Worker.AttemptWatch.OverQuota(plan, _worker.MinScratchFree, idle: true);
+                    }
+                    catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
+                    {
+                        // Its folder went with a stop that came first: nothing to hold.
+                        continue;
+                    }
+
+                    if (over.Reason is not null)
+                    {
+                        RetireIdle(pool, container, epoch, over.Reason, over.Bytes);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
+        {
+            // The pool is shut down: its containers are stopped with it.
+        }
+    }
+
+    /// <summary>Every fit container that holds no request now, with its idle period's mark.</summary>
+    private List<(OwnerPool Pool, WarmContainer Container, long Epoch)> Idle()
+    {
+        List<OwnerPool> pools;
+        lock (_owners)
+        {
+            pools = [.. _owners.Values];
+        }
+
+        var idle = new List<(OwnerPool, WarmContainer, long)>();
+        foreach (var pool in pools)
+        {
+            lock (pool)
+            {
+                idle.AddRange(pool.Ready.Where(c => c.InFlight == 0 && c.Broken is null).Select(c => (pool, c, c.IdleEpoch)));
+            }
+        }
+
+        return idle;
+    }
+
+    /// <summary>Retires a container found over its quotas while idle, unless a request took it meanwhile (its own watch holds it then).</summary>
+    private void RetireIdle(OwnerPool pool, WarmContainer container, long epoch, string reason, long held)
+    {
+        lock (pool)
+        {
+            if (pool.Retired || container.InFlight > 0 || container.IdleEpoch != epoch || container.Broken is not null || !pool.Ready.Remove(container))
+            {
+                return;
+            }
+
+            container.Broken = "while it held no request, " + reason;
+            pool.Replaced++;
+            StartWhatIsNeeded(pool);
+        }
+
+        EngineMetrics.WarmReplaced(pool.Spec.Owner, "idle_over_quota");
+        LogRetiredIdle(_log, container.ShortId, pool.Spec.Owner, container.Broken, Quantities.FormatSize(held));
+        _ = StopAsync(container, container.Broken);
         Changed();
     }
 
@@ -658,6 +753,9 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "warm container {Container} of {Owner} is replaced: {Reason}")]
     internal static partial void LogReplaced(ILogger logger, string container, string owner, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "warm container {Container} of {Owner} is replaced: {Reason}; its folders held {Held}")]
+    private static partial void LogRetiredIdle(ILogger logger, string container, string owner, string reason, string held);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "a warm container of {Owner} could not start: {Error}")]
     private static partial void LogStartFailed(ILogger logger, string owner, string error);

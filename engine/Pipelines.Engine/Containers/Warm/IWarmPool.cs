@@ -54,6 +54,13 @@ public sealed record WarmSpec(
     /// that waits only for a container's start is not in this queue: 0 means no waiting line.
     /// </summary>
     public int MaxQueue { get; init; } = 100;
+
+    /// <summary>
+    /// The quotas of the folders its containers can write (Worker.OutputLimits.For, the one home
+    /// of the rule), held while a request runs and, by the pool, between requests; null: the
+    /// worker's own limits and the spec's resources.
+    /// </summary>
+    internal Worker.OutputLimits? Limits { get; init; }
 }
 
 /// <summary>
