@@ -45,9 +45,11 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     /// request has ended), and <see cref="OutputFolder"/> reads /out without following any
     /// link: only regular files inside it are taken, each opened by descriptor and uploaded
     /// through that descriptor. What was left out is told in <paramref name="stepLog"/>; what
-    /// cannot be taken throws <see cref="OutputRefusedException"/>.
+    /// cannot be taken throws <see cref="OutputRefusedException"/>. <paramref name="alongside"/>
+    /// (if any) starts once <paramref name="stepLog"/> has every note of the scan, and runs beside
+    /// the uploads: the step log's own upload, one round trip less per task against S3.
     /// </summary>
-    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct)
+    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
     {
         var globs = step.Outputs.Select(Glob.Parse).ToList();
         var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
@@ -57,7 +59,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
         }
 
         var refs = new FileRef[scan.Kept.Count];
-        await EachAsync(
+        var beside = alongside?.Invoke(ct) ?? Task.CompletedTask;
+        var uploads = EachAsync(
             scan.Kept.Count,
             async (i, token) =>
             {
@@ -69,7 +72,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
                 var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), $"/proc/self/fd/{handle.DangerousGetHandle()}", token).ConfigureAwait(false);
                 refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
             },
-            ct).ConfigureAwait(false);
+            ct);
+        await Task.WhenAll(uploads, beside).ConfigureAwait(false);
         return refs.ToList();
     }
 

@@ -53,6 +53,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
         {
             var stepLog = new StringBuilder(earlier.LogOf(step.Name) ?? "");
             var succeeded = false;
+            var logStored = false;
             string? error = null;
             var before = earlier.Before(step.Name);
             for (var attempt = before + 1; attempt <= before + step.Retries + 1; attempt++)
@@ -120,11 +121,14 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                     {
                         using (EngineTracing.Start(EngineTracing.StageOut))
                         {
-                            outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, ct).ConfigureAwait(false);
+                            // The log is stored beside the outputs: once they are up, nothing
+                            // more is said in it. If stage-out fails, the log is stored again,
+                            // whole, when the step's attempts end (below).
+                            outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, token => PutLogAsync(task, step, runOutput, stepLog, token), ct).ConfigureAwait(false);
                         }
 
                         kept.Add((step.Name, outDir));
-                        succeeded = true;
+                        succeeded = logStored = true;
                     }
                     catch (OutputRefusedException e)
                     {
@@ -144,7 +148,11 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 LogStepFailed(log, run.RunId, task.Index, step.Name, attempt, error!);
             }
 
-            await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
+            if (!logStored)
+            {
+                await PutLogAsync(task, step, runOutput, stepLog, ct).ConfigureAwait(false);
+            }
+
             if (!succeeded)
             {
                 return new Result(new TaskOutcome(TaskState.Failed, lastExit, error, time.GetUtcNow()), splittable);

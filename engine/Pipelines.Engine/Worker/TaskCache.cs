@@ -117,8 +117,11 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
     {
         var identity = Planner.Identity(definition.Workflow, definition.ImageDigests, task.Inputs, task.Captures);
         var manifest = new CacheManifest(run.RunId, task.TaskId, rows.Where(r => r.Status == "succeeded").ToList()) { Identity = identity };
-        await root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct).ConfigureAwait(false);
-        await WriteUnitAsync(run, task, definition, root, ct).ConfigureAwait(false);
+        // Side by side: one round trip rather than two. A unit entry whose task's manifest is
+        // missing (a crash between the two) is read as "earlier identity unknown" already.
+        await Task.WhenAll(
+            root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct),
+            WriteUnitAsync(run, task, definition, root, ct)).ConfigureAwait(false);
     }
 
     /// <summary>
