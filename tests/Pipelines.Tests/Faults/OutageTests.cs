@@ -324,7 +324,17 @@ public sealed class OutageTests : IAsyncLifetime
     private async Task<(int Exit, string Stdout, string Stderr)> EndAsync(Process run)
     {
         using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-        await run.WaitForExitAsync(limit.Token);
+        try
+        {
+            await run.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Say where every process of the test was, not only that the time ran out.
+            var said = string.Join("\n", _output.Keys.Select(p => $"--- pipelines {string.Join(' ', p.StartInfo.ArgumentList)}:\n{Output(p, error: false)}\n{Output(p, error: true)}"));
+            Assert.Fail($"the run did not end within 4 minutes:\n{said}");
+        }
+
         run.WaitForExit();
         return (run.ExitCode, Output(run, error: false), Output(run, error: true));
     }
