@@ -1,4 +1,5 @@
 using Pipelines.Model;
+using Pipelines.Storage;
 
 namespace Pipelines.Runs;
 
@@ -58,26 +59,7 @@ public sealed record LocalRoots(IReadOnlyList<string> Roots)
     /// <summary>Whether a local path, its links resolved, is one of the roots or inside one.</summary>
     public bool Allows(string path)
     {
-        var real = Resolve(path);
-        return Roots.Select(Resolve).Any(root => real == root || real.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));
-    }
-
-    /// <summary>The path with every link on the way resolved, as far as the path exists.</summary>
-    private static string Resolve(string path)
-    {
-        var full = Path.GetFullPath(path);
-        var resolved = "/";
-        foreach (var part in full.Split('/', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var next = Path.Combine(resolved, part);
-            for (var hops = 0; hops < 40 && new FileInfo(next).LinkTarget is { } target; hops++)
-            {
-                next = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(next)!, target));
-            }
-
-            resolved = next;
-        }
-
-        return resolved;
+        var real = LocalPaths.Resolve(path);
+        return Roots.Select(LocalPaths.Resolve).Any(root => real == root || real.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));
     }
 }

@@ -1,4 +1,5 @@
 using Pipelines.Model;
+using Pipelines.Storage;
 
 namespace Pipelines.Tenancy;
 
@@ -13,7 +14,7 @@ public static class TenantLocations
 {
     /// <summary>
     /// A location as a folder URI: <c>s3://bucket/prefix/</c> (a trailing <c>/</c> added) or an
-    /// absolute local path made full and ending in <c>/</c>. Null when it is neither, or when an
+    /// absolute local path made full, its links resolved (<see cref="LocalPaths.Resolve"/>), and ending in <c>/</c>. Null when it is neither, or when an
     /// s3 key has a <c>.</c> or <c>..</c> segment or an empty one (S3 keeps them literally, and
     /// a reader that resolves them would leave the folder).
     /// </summary>
@@ -36,7 +37,8 @@ public static class TenantLocations
             uri = uri["file://".Length..];
         }
 
-        return Path.IsPathFullyQualified(uri) ? Path.GetFullPath(uri).TrimEnd('/') + "/" : null;
+        // Links resolved as Submit:LocalRoots resolves them: a link inside a tenant's folder to another's leads there.
+        return Path.IsPathFullyQualified(uri) ? LocalPaths.Resolve(uri).TrimEnd('/') + "/" : null;
     }
 
     /// <summary>Whether <paramref name="inner"/> is <paramref name="outer"/> or inside it (both folders as <see cref="Folder"/> writes them).</summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Pipelines.Model;
 using Pipelines.Tenancy;
+using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Tenancy;
 
@@ -102,6 +103,29 @@ public sealed class TenantLocationTests
 
         var problem = Refused(Flow(input: "/srv/lab-c/../lab-d/", output: "/srv/lab-c/out/"), c);
         Assert.Equal("input.uri", problem.Path);
+    }
+
+    [Fact]
+    public void A_link_in_a_tenants_local_folder_to_another_tenants_folder_is_outside_its_folders()
+    {
+        using var temp = new TempFolder();
+        Directory.CreateDirectory(temp.Combine("x", "in"));
+        Directory.CreateDirectory(temp.Combine("y", "secret"));
+        File.CreateSymbolicLink(temp.Combine("x", "in", "to-y"), temp.Combine("y"));
+        var options = TenantOptions.From(
+            new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Tenants:lab-x:Output"] = temp.Combine("x"),
+                ["Tenants:lab-y:Output"] = temp.Combine("y"),
+            }).Build(),
+            path => path.StartsWith(temp.Path, StringComparison.Ordinal));
+        var x = TenantId.Parse("lab-x", "test");
+        TenantLocations.Check(Flow(input: temp.Combine("x", "in") + "/", output: temp.Combine("x", "out") + "/"), x, options);
+
+        void ThroughTheLink() => TenantLocations.Check(Flow(input: temp.Combine("x", "in", "to-y", "secret") + "/", output: temp.Combine("x", "out") + "/"), x, options);
+        var problem = Assert.Single(Assert.Throws<WorkflowInvalidException>(ThroughTheLink).Problems);
+        Assert.Equal("input.uri", problem.Path);
+        Assert.DoesNotContain(temp.Combine("y"), problem.Message.Replace(temp.Combine("x", "in", "to-y"), "", StringComparison.Ordinal), StringComparison.Ordinal);
     }
 
     [Fact]
