@@ -15,6 +15,14 @@ public sealed record Workflow(
     /// <summary>What is accepted but has no effect (e.g. include next to a samplesheet), for the user to see.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public IReadOnlyList<WorkflowProblem> Warnings { get; init; } = [];
+
+    /// <summary>
+    /// Every location the workflow names, by its field, and whether the workflow writes there: the
+    /// one list the rules of where a workflow may read and write (Submit:LocalRoots, a tenant's
+    /// folders) go through, so that a location field added later is checked by each of them.
+    /// </summary>
+    public IReadOnlyList<(string Field, string? Uri, bool Output)> Locations() =>
+        [("input.uri", Input.Uri, false), ("input.samplesheet", Input.Samplesheet, false), ("trigger.uri", Trigger?.Uri, false), ("output.uri", Output.Uri, true)];
 }
 
 /// <summary>Where the dataset is and how it is split into units and tasks.</summary>

@@ -33,10 +33,11 @@ public sealed record LocalRoots(IReadOnlyList<string> Roots)
     public void Check(Workflow workflow)
     {
         var problems = new List<WorkflowProblem>();
-        Add("input.uri", workflow.Input.Uri);
-        Add("output.uri", workflow.Output.Uri);
-        Add("input.samplesheet", workflow.Input.Samplesheet);
-        Add("trigger.uri", workflow.Trigger?.Uri);
+        foreach (var (field, uri, _) in workflow.Locations())
+        {
+            Add(field, uri);
+        }
+
         if (problems.Count > 0)
         {
             throw new WorkflowInvalidException("the submitted workflow", problems);

@@ -61,10 +61,11 @@ public static class TenantLocations
 
         var own = options.Settings(tenant);
         var problems = new List<WorkflowProblem>();
-        Add("input.uri", workflow.Input.Uri, output: false);
-        Add("input.samplesheet", workflow.Input.Samplesheet, output: false);
-        Add("trigger.uri", workflow.Trigger?.Uri, output: false);
-        Add("output.uri", workflow.Output.Uri, output: true);
+        foreach (var (field, uri, output) in workflow.Locations())
+        {
+            Add(field, uri, output);
+        }
+
         if (problems.Count > 0)
         {
             throw new WorkflowInvalidException("the submitted workflow", problems);
