@@ -155,8 +155,12 @@ public abstract class WarmLease : IAsyncDisposable
 }
 
 /// <summary>The container serving a request died, hung or broke the protocol; it has been replaced.</summary>
-public sealed class WarmContainerException(string message, bool timedOut = false, Exception? inner = null)
-    : PipelinesException(message, retryHelps: false, inner)
+/// <remarks>
+/// <paramref name="engineLost"/>: the container ended while the engine could not say how (its wait
+/// failed: the engine restarted or went out of reach), an outage to wait out, not the algorithm's failure.
+/// </remarks>
+public sealed class WarmContainerException(string message, bool timedOut = false, Exception? inner = null, bool engineLost = false)
+    : PipelinesException(message, retryHelps: engineLost, inner)
 {
     public bool TimedOut { get; } = timedOut;
 }

@@ -76,7 +76,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             {
                 container.Broken = container.Exited.IsCompleted ? $"it ended (exit code {await ExitCodeAsync().ConfigureAwait(false)})" : e.Message;
                 await pool.KillAsync(container).ConfigureAwait(false);
-                throw new WarmContainerException(await Reason(log).ConfigureAwait(false), inner: e);
+                throw new WarmContainerException(await Reason(log).ConfigureAwait(false), inner: e, engineLost: EngineLost);
             }
         }
         finally
@@ -129,7 +129,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         {
             container.Broken ??= container.Exited.IsCompleted ? $"it ended (exit code {await ExitCodeAsync().ConfigureAwait(false)})" : "its server broke the HTTP exchange: " + e.Message;
             await pool.KillAsync(container).ConfigureAwait(false);
-            throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced{await pool.LogTailAsync(container).ConfigureAwait(false)}", inner: e);
+            throw new WarmContainerException($"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced{await pool.LogTailAsync(container).ConfigureAwait(false)}", inner: e, engineLost: EngineLost);
         }
     }
 
@@ -168,6 +168,9 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
     private string ForkOnly(string path) => container.Spec.Mode == WarmMode.Fork
         ? path
         : throw new InvalidOperationException($"{container.Spec.Owner} is in http mode: it has no bound /in, /out or /steps");
+
+    /// <summary>Whether the container ended while the engine could not say how (its wait failed): the engine's outage, not the request's.</summary>
+    private bool EngineLost => container.Exited.IsFaulted;
 
     private async Task<long> ExitCodeAsync()
     {
