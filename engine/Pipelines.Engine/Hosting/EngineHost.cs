@@ -148,6 +148,7 @@ public static class EngineHost
             sp.GetRequiredService<ILogger<AlgorithmRuntime>>()));
 
         // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
+        services.AddSingleton(workerOptions.QuotaWatch());
         services.AddSingleton<IWarmPool, DockerWarmPool>();
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
         services.AddSingleton<OutageGate>();

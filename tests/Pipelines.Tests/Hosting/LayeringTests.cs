@@ -78,10 +78,6 @@ public sealed class LayeringTests
     /// </summary>
     internal static readonly Dictionary<(string From, string To), string> NotYetUndone = new()
     {
-        // Came with the idle warm containers' quota check (merged 2026-12-06): the pool measures an idle
-        // container's folders by the attempt's rule. Cure: OutputLimits and AttemptWatch's measuring move
-        // down beside the pool (or the pool is handed the check as a delegate by the host).
-        [("Containers", "Worker")] = "DockerWarmPool and WarmSpec use Worker's OutputLimits, AttemptWatch and WorkerOptions",
     };
 
     /// <summary>Every use of a part by one at or below it in <paramref name="layers"/>, or by or of a part not in it, each named with its types.</summary>
