@@ -155,9 +155,6 @@ public sealed class LayeringTests
     /// </summary>
     private static readonly string[] HangfireOutsideItsPartsLeft =
     [
-        // The trigger role's Hangfire server and its recurring reconciliation job.
-        "Pipelines.Triggers.TriggerHosting", "Pipelines.Triggers.TriggerJob", "Pipelines.Triggers.TriggerRegistrar", "Pipelines.Triggers.TriggerService",
-
         // Async invocations: enqueued by the service, delivered as a FunctionJob.
         "Pipelines.Functions.FunctionJob", "Pipelines.Functions.FunctionService",
 
