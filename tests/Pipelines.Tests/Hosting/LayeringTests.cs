@@ -157,10 +157,6 @@ public sealed class LayeringTests
     [
         // Async invocations: enqueued by the service, delivered as a FunctionJob.
         "Pipelines.Functions.FunctionJob", "Pipelines.Functions.FunctionService",
-
-        // The workers' board and the queue's depth, kept in Hangfire's storage, and those who read them.
-        "Pipelines.Harvest.HarvestBoard", "Pipelines.Telemetry.QueueSampler", "Pipelines.Server.Api.WorkersApi",
-        "Pipelines.Cli.Commands.RunCommand", "Pipelines.Cli.Commands.WorkerCommand", "Pipelines.Cli.Commands.WorkersCommand",
     ];
 
     [Fact]
