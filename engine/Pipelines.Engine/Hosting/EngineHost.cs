@@ -336,6 +336,7 @@ public static class EngineHost
         return c
             .SetDataCompatibilityLevel(CompatibilityLevel.Version_180)
             .UseSimpleAssemblyNameTypeSerializer()
+            .UseTypeResolver(MovedJobTypes.Resolve)
             .UseRecommendedSerializerSettings()
             .UseFilter(RetryPolicy(options))
             .UseFilter(new EndWhenJobFails(services));
