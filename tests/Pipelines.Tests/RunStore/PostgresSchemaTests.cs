@@ -173,6 +173,74 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.Equal("default", await tenants.ExecuteScalarAsync());
     }
 
+    [Fact]
+    public async Task Trigger_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.TriggerStoreV1(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('trigger store', 1);
+            INSERT INTO {_schema}.workflows (name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at, updated_at)
+                VALUES ('wf', 'version: 1', 'wf.yaml', NULL, '[]', 's3://b/in/', 'b', 'in/', '["**/*.fastq"]', '[]', 30000, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.trigger_objects (workflow, bucket, key, etag, size, state, source, seen_at, run_id)
+                VALUES ('wf', 'b', 'in/a.fastq', 'e1', 1, 'claimed', 'watch', '2026-11-01T00:00:00Z', 'old-run'),
+                       ('wf', 'b', 'in/b.fastq', 'e2', 1, 'pending', 'watch', '2026-11-01T00:00:00Z', NULL);
+            INSERT INTO {_schema}.trigger_batches (run_id, workflow, state, objects, claimed_at) VALUES ('old-run', 'wf', 'claimed', 1, '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.trigger_state (workflow, baseline_done, start_after) VALUES ('wf', true, 'in/b.fastq');
+            """))
+        {
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        ITriggerStore store = new PostgresTriggerStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        Assert.Equal((TenantId.Default, "s3://b/in/"), ((await store.GetAsync("wf", None))!.Tenant, (await store.GetAsync("wf", None))!.Uri));
+        Assert.True(await store.IsBaselineDoneAsync("wf", None));
+        Assert.Equal(1, (await store.PendingAsync("wf", None)).Count);
+        Assert.Equal(["old-run"], (await store.OpenBatchesAsync("wf", None)).Select(b => b.RunId));
+        Assert.Null(await labA.GetAsync("wf", None));
+        Assert.Empty(await labA.BatchObjectsAsync("old-run", None));
+        Assert.Contains(("trigger store", PostgresTriggerStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: an old version seen again is still recorded once, lab-a may take the name,
+        // and a removal still takes the default tenant's ledger, batches and checkpoint with it (the references moved too).
+        Assert.Equal(0, await store.RecordAsync("wf", "b", [(new LedgerObject("in/b.fastq", 1, "e2"), LedgerState.Pending, null)], "watch", Now, None));
+        Assert.True(await labA.UpsertAsync(new RegisteredTrigger("wf", "version: 1", "wf.yaml", null, [], "s3://a/in/", "a", "in/", ["**"], [], TimeSpan.Zero, Now), Now, None));
+        Assert.Equal(1, await labA.RecordAsync("wf", "b", [(new LedgerObject("in/b.fastq", 1, "e2"), LedgerState.Pending, null)], "watch", Now, None));
+        Assert.True(await store.RemoveAsync("wf", None));
+        await using (var left = db.CreateCommand($"SELECT (SELECT count(*) FROM {_schema}.trigger_objects WHERE tenant = 'default') + (SELECT count(*) FROM {_schema}.trigger_batches) + (SELECT count(*) FROM {_schema}.trigger_state WHERE tenant = 'default')"))
+        {
+            Assert.Equal(0L, await left.ExecuteScalarAsync());
+        }
+
+        Assert.Equal(1, (await labA.PendingAsync("wf", None)).Count);
+        Assert.Equal(["tenant, name"], await PrimaryKeysAsync(db, "workflows"));
+    }
+
+    /// <summary>A table's primary key, as its columns in order.</summary>
+    private async Task<List<string>> PrimaryKeysAsync(NpgsqlDataSource db, string table)
+    {
+        await using var cmd = db.CreateCommand($"""
+            SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM pg_constraint c
+            CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+            WHERE c.conrelid = '{_schema}.{table}'::regclass AND c.contype = 'p' GROUP BY c.oid
+            """);
+        var list = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            list.Add(r.GetString(0));
+        }
+
+        return list;
+    }
+
     private async Task<List<(string, int)>> VersionsAsync(NpgsqlDataSource db)
     {
         await using var cmd = db.CreateCommand($"SELECT part, version FROM {_schema}.schema_parts ORDER BY part");

@@ -53,4 +53,55 @@ public static class OlderSchema
         ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_by text;
         ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_at timestamptz;
         """;
+
+    /// <summary>The trigger store at version 1 (names unique across the schema, before tenants), as PostgresTriggerStore.Tables wrote it.</summary>
+    public static string TriggerStoreV1(string s) => $"""
+        CREATE TABLE IF NOT EXISTS {s}.workflows (
+            name text PRIMARY KEY,
+            yaml text NOT NULL,
+            source text NOT NULL,
+            base_dir text,
+            overrides jsonb NOT NULL,
+            trigger_uri text NOT NULL,
+            bucket text NOT NULL,
+            prefix text NOT NULL,
+            include jsonb NOT NULL,
+            exclude jsonb NOT NULL,
+            settle_ms bigint NOT NULL,
+            registered_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS {s}.trigger_objects (
+            workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
+            bucket text NOT NULL,
+            key text NOT NULL,
+            etag text NOT NULL,
+            size bigint NOT NULL,
+            state text NOT NULL,
+            source text NOT NULL,
+            seen_at timestamptz NOT NULL,
+            run_id text,
+            note text,
+            PRIMARY KEY (workflow, bucket, key, etag));
+        CREATE INDEX IF NOT EXISTS trigger_objects_pending ON {s}.trigger_objects (workflow, seen_at) WHERE state = 'pending';
+        CREATE INDEX IF NOT EXISTS trigger_objects_run ON {s}.trigger_objects (run_id) WHERE run_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS {s}.trigger_batches (
+            run_id text PRIMARY KEY,
+            workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
+            state text NOT NULL,
+            objects int NOT NULL,
+            claimed_at timestamptz NOT NULL,
+            started_at timestamptz,
+            error text);
+        CREATE TABLE IF NOT EXISTS {s}.trigger_state (
+            workflow text PRIMARY KEY REFERENCES {s}.workflows ON DELETE CASCADE,
+            baseline_done boolean NOT NULL DEFAULT false,
+            start_after text,
+            last_full_at timestamptz,
+            last_full_listed bigint,
+            last_poll_at timestamptz,
+            last_poll_mode text,
+            last_poll_listed bigint,
+            last_error text,
+            last_error_at timestamptz);
+        """;
 }
