@@ -222,6 +222,49 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.Equal(["tenant, name"], await PrimaryKeysAsync(db, "workflows"));
     }
 
+    [Fact]
+    public async Task Function_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.FunctionStoreV2(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('function store', 2);
+            INSERT INTO {_schema}.functions (name, current_version, created_at, updated_at) VALUES ('echo', 1, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.function_versions (name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
+                VALUES ('echo', 1, @spec, 'sha256:old', 'yaml', 'content-1', '2026-11-01T00:00:00Z', 'op');
+            INSERT INTO {_schema}.function_invocations (id, function, version, image_digest, status, async, input_bytes, started_at)
+                VALUES ('inv-old', 'echo', 1, 'sha256:old', 'succeeded', false, 7, '2026-11-01T00:00:00Z');
+            """))
+        {
+            older.Parameters.AddWithValue("spec", NpgsqlTypes.NpgsqlDbType.Jsonb, Pipelines.Functions.FunctionParser.Parse("name: echo\nimage: busybox:1\ncommand: [cat, \"{input}\"]\n", "f.yaml").ToJson());
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Pipelines.Functions.IFunctionStore store = new Pipelines.Functions.PostgresFunctionStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        var echo = await store.GetAsync("echo", null, None);
+        Assert.Equal((TenantId.Default, 1, "sha256:old", "function:echo@1"), (echo!.Tenant, echo.Version, echo.ImageDigest, echo.Owner));
+        Assert.Equal(TenantId.Default, (await store.GetInvocationAsync("inv-old", None))!.Tenant);
+        Assert.Null(await labA.GetAsync("echo", null, None));
+        Assert.Null(await labA.GetInvocationAsync("inv-old", None));
+        Assert.Contains(("function store", Pipelines.Functions.PostgresFunctionStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: the default tenant's next deploy is version 2, lab-a's first is 1, and a
+        // delete still takes the default tenant's versions and invocations with it (the references moved too).
+        var spec = Pipelines.Functions.FunctionParser.Parse("name: echo\nimage: busybox:1\ncommand: [cat, \"{input}\"]\n", "f.yaml");
+        Assert.Equal(2, (await store.DeployAsync(spec, "y", "sha256:new", "content-2", "op", Now, None)).Function.Version);
+        Assert.Equal(1, (await labA.DeployAsync(spec, "y", "sha256:a", "content-a", "alice", Now, None)).Function.Version);
+        Assert.Equal([2, 1], await store.DeleteAsync("echo", None));
+        Assert.Null(await store.GetInvocationAsync("inv-old", None));
+        Assert.NotNull(await labA.GetAsync("echo", 1, None));
+        Assert.Equal(["tenant, name, version"], await PrimaryKeysAsync(db, "function_versions"));
+    }
+
     /// <summary>A table's primary key, as its columns in order.</summary>
     private async Task<List<string>> PrimaryKeysAsync(NpgsqlDataSource db, string table)
     {

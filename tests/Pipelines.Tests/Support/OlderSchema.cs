@@ -104,4 +104,51 @@ public static class OlderSchema
             last_error text,
             last_error_at timestamptz);
         """;
+
+    /// <summary>The function store at version 2 (names unique across the schema, before tenants), as PostgresFunctionStore.SchemaSql wrote it.</summary>
+    public static string FunctionStoreV2(string schema) => $"""
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        CREATE TABLE IF NOT EXISTS {schema}.functions (
+            name text PRIMARY KEY,
+            current_version int NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS {schema}.function_versions (
+            name text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            spec jsonb NOT NULL,
+            image_digest text NOT NULL,
+            yaml text NOT NULL,
+            content_sha256 text NOT NULL,
+            deployed_at timestamptz NOT NULL,
+            deployed_by text NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE TABLE IF NOT EXISTS {schema}.function_invocations (
+            id text PRIMARY KEY,
+            function text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            image_digest text NOT NULL,
+            status text NOT NULL,
+            async boolean NOT NULL,
+            input_sha256 text,
+            input_bytes bigint NOT NULL,
+            output_sha256 text,
+            output_bytes bigint,
+            output_name text,
+            content_type text,
+            http_status int,
+            latency_ms double precision,
+            container_id text,
+            started_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            error text,
+            caller text);
+        CREATE INDEX IF NOT EXISTS function_invocations_started ON {schema}.function_invocations (started_at);
+        CREATE INDEX IF NOT EXISTS function_invocations_function ON {schema}.function_invocations (function, version, started_at);
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS algorithm_version text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS route text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_of text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
+        """;
 }
