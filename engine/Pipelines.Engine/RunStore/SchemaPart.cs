@@ -28,10 +28,10 @@ public sealed record SchemaPart(string Name, int Version, Func<string, string> D
 
     /// <summary>
     /// DDL that makes <paramref name="child"/>'s reference to <paramref name="parent"/> the one over
-    /// <paramref name="columns"/> (ON DELETE CASCADE) when no reference between them has
+    /// <paramref name="columns"/> (<paramref name="onDelete"/>) when no reference between them has
     /// <paramref name="marker"/>: any older reference is dropped first. Safe to run again.
     /// </summary>
-    public static string MoveForeignKey(string schema, string child, string columns, string parent, string parentColumns, string marker = "tenant") => $"""
+    public static string MoveForeignKey(string schema, string child, string columns, string parent, string parentColumns, string onDelete = "ON DELETE CASCADE", string marker = "tenant") => $"""
         DO $$
         DECLARE old record;
         BEGIN
@@ -42,7 +42,7 @@ public sealed record SchemaPart(string Name, int Version, Func<string, string> D
                            WHERE conrelid = '{schema}.{child}'::regclass AND confrelid = '{schema}.{parent}'::regclass AND contype = 'f' LOOP
                     EXECUTE format('ALTER TABLE {schema}.{child} DROP CONSTRAINT %I', old.conname);
                 END LOOP;
-                ALTER TABLE {schema}.{child} ADD FOREIGN KEY ({columns}) REFERENCES {schema}.{parent} ({parentColumns}) ON DELETE CASCADE;
+                ALTER TABLE {schema}.{child} ADD FOREIGN KEY ({columns}) REFERENCES {schema}.{parent} ({parentColumns}) {onDelete};
             END IF;
         END $$;
         """;

@@ -265,6 +265,47 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.Equal(["tenant, name, version"], await PrimaryKeysAsync(db, "function_versions"));
     }
 
+    [Fact]
+    public async Task Algorithm_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.AlgorithmCatalogV2(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('algorithm catalog', 2);
+            INSERT INTO {_schema}.algorithm_versions (name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down)
+                VALUES ('ocr', '1.0', 'sha256:old', 10, 'op', '2026-11-01T00:00:00Z', NULL, '[]', '[]'),
+                       ('ocr', '2.0', 'sha256:two', 10, 'op', '2026-11-02T00:00:00Z', NULL, '[]', '[]');
+            INSERT INTO {_schema}.algorithm_channels (name, channel, version, percent, updated_at, updated_by) VALUES ('ocr', 'stable', '1.0', 100, '2026-11-01T00:00:00Z', 'op');
+            INSERT INTO {_schema}.algorithm_events (name, action, version, percent, by_whom, at) VALUES ('ocr', 'promote', '1.0', 100, 'op', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES ('sha256:old', 'w1', 's3://x', 1, 10, '2026-11-01T00:00:00Z');
+            """))
+        {
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Pipelines.Algorithms.IAlgorithmStore store = new Pipelines.Algorithms.PostgresAlgorithmStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        Assert.Equal((TenantId.Default, "sha256:old"), ((await store.GetAsync("ocr", "1.0", None))!.Tenant, (await store.RouteAsync("ocr", None))!.Stable.Digest));
+        Assert.Equal([TenantId.Default], (await store.EventsAsync("ocr", 10, None)).Select(e => e.Tenant));
+        Assert.Equal([TenantId.Default], (await store.LoadsAsync(null, 10, None)).Select(l => l.Tenant));
+        Assert.Null(await labA.RouteAsync("ocr", None));
+        Assert.Empty(await labA.LoadsAsync(null, 10, None));
+        Assert.Contains(("algorithm catalog", Pipelines.Algorithms.PostgresAlgorithmStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: lab-a may push ocr 1.0 too, a channel still needs its version (the reference
+        // moved with the keys), and a version a channel names is still refused.
+        Assert.True(await labA.AddAsync(new Pipelines.Algorithms.AlgorithmVersion("ocr", "1.0", "sha256:a", 1, "alice", Now, null, [], []), _ => Task.CompletedTask, None));
+        await Assert.ThrowsAsync<PipelinesException>(() => labA.SetChannelAsync("ocr", "canary", "2.0", 10, false, "alice", Now, null, null, None));
+        Assert.True(await store.SetChannelAsync("ocr", "canary", "2.0", 10, false, "op", Now, null, null, None));
+        await Assert.ThrowsAsync<PipelinesException>(() => store.DeleteAsync("ocr", "1.0", (_, _) => Task.CompletedTask, None));
+        Assert.Equal(["tenant, name, channel"], await PrimaryKeysAsync(db, "algorithm_channels"));
+    }
+
     /// <summary>A table's primary key, as its columns in order.</summary>
     private async Task<List<string>> PrimaryKeysAsync(NpgsqlDataSource db, string table)
     {

@@ -151,4 +151,49 @@ public static class OlderSchema
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
         """;
+
+    /// <summary>The algorithm catalog at version 2 (names unique across the schema, before tenants), as PostgresAlgorithmStore.Tables wrote it.</summary>
+    public static string AlgorithmCatalogV2(string s) => $"""
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
+            name text NOT NULL,
+            version text NOT NULL,
+            digest text NOT NULL,
+            size_bytes bigint NOT NULL,
+            pushed_by text NOT NULL,
+            pushed_at timestamptz NOT NULL,
+            notes text,
+            repo_tags jsonb NOT NULL,
+            lock_down jsonb NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE INDEX IF NOT EXISTS algorithm_versions_digest ON {s}.algorithm_versions (digest);
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_channels (
+            name text NOT NULL,
+            channel text NOT NULL,
+            version text NOT NULL,
+            percent int NOT NULL DEFAULT 100,
+            updated_at timestamptz NOT NULL,
+            updated_by text NOT NULL,
+            PRIMARY KEY (name, channel),
+            FOREIGN KEY (name, version) REFERENCES {s}.algorithm_versions (name, version));
+        CREATE TABLE IF NOT EXISTS {s}.image_loads (
+            id bigserial PRIMARY KEY,
+            digest text NOT NULL,
+            worker text NOT NULL,
+            source text NOT NULL,
+            seconds double precision NOT NULL,
+            bytes bigint NOT NULL,
+            loaded_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS image_loads_digest ON {s}.image_loads (digest, loaded_at);
+        ALTER TABLE {s}.algorithm_channels ADD COLUMN IF NOT EXISTS shadow boolean NOT NULL DEFAULT false;
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_events (
+            id bigserial PRIMARY KEY,
+            name text NOT NULL,
+            action text NOT NULL,
+            version text,
+            percent int,
+            by_whom text NOT NULL,
+            reason text,
+            at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS algorithm_events_name ON {s}.algorithm_events (name, at);
+        """;
 }
