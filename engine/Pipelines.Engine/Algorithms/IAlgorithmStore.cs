@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Algorithms;
 
 /// <summary>
@@ -18,12 +20,23 @@ namespace Pipelines.Algorithms;
 /// nothing (null) and touches no tarball. A failed tarball callback records nothing.</item>
 /// <item>Names and versions sort by ordinal (byte) order.</item>
 /// </list>
-/// One store is one namespace of algorithms: names are unique within it and no method reaches
-/// past it (loads are of digests, shared by every reader of the store), so that a tenant can later be
-/// a store of its own (or a store scoped to it) without a change to these verbs.
+/// A tenant is one namespace of algorithms: a name is unique within a tenant and two tenants may
+/// each push the same name. A view of one tenant (<see cref="For"/>) is held to the same rules as the
+/// store, and answers for another tenant's algorithm exactly as for a missing one
+/// (AlgorithmStoreIsolationContract). Images stay content-addressed: a digest's lock, and whether a
+/// delete leaves its tarball to another version, reach every tenant's versions. The whole store (the
+/// engine's) names algorithms in the default tenant and lists every tenant's; the engine reaches
+/// another tenant's algorithm by name through a view of that tenant.
 /// </remarks>
 public interface IAlgorithmStore
 {
+    /// <summary>
+    /// The store as <paramref name="scope"/> sees it: itself for all tenants; for one tenant, a view
+    /// whose names are that tenant's, whose versions, channel events and loads are stamped with it,
+    /// and whose listings reach only its own. A view cannot be widened (<see cref="TenantScope.Narrow"/>).
+    /// </summary>
+    IAlgorithmStore For(TenantScope scope);
+
     /// <summary>The version, or null.</summary>
     Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken);
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Algorithms;
 
@@ -12,17 +13,36 @@ namespace Pipelines.Algorithms;
 internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<(string Name, string Version), AlgorithmVersion> _versions = [];
-    private readonly Dictionary<(string Name, string Channel), AlgorithmChannel> _channels = [];
+    private readonly Dictionary<(string Tenant, string Name, string Version), AlgorithmVersion> _versions = [];
+    private readonly Dictionary<(string Tenant, string Name, string Channel), AlgorithmChannel> _channels = [];
     private readonly List<ChannelEvent> _events = [];
     private readonly List<ImageLoad> _loads = [];
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _digests = new(StringComparer.Ordinal);
+
+    // Null: the whole store (names in the default tenant, listings of every tenant).
+    private readonly TenantId? _tenant;
+
+    public InMemoryAlgorithmStore()
+    {
+    }
+
+    /// <summary>A view of <paramref name="whole"/>'s data: the same collections and digest locks.</summary>
+    private InMemoryAlgorithmStore(InMemoryAlgorithmStore whole, TenantId? tenant) =>
+        (_lock, _versions, _channels, _events, _loads, _digests, _tenant) = (whole._lock, whole._versions, whole._channels, whole._events, whole._loads, whole._digests, tenant);
+
+    private TenantId Home => _tenant ?? TenantId.Default;
+
+    public IAlgorithmStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new InMemoryAlgorithmStore(this, t);
+
+    /// <summary>One name in this store's tenant, or (no name) every algorithm in its scope: PostgreSQL's NameOrScope.</summary>
+    private bool Reaches(TenantId owner, string ownerName, string? name) =>
+        name is null ? _tenant is not { } t || t == owner : owner == Home && ownerName == name;
 
     public Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken)
     {
         lock (_lock)
         {
-            return Task.FromResult(_versions.GetValueOrDefault((name, version)));
+            return Task.FromResult(_versions.GetValueOrDefault((Home.Value, name, version)));
         }
     }
 
@@ -30,8 +50,8 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<AlgorithmVersion>>(_versions.Values.Where(v => name is null || v.Name == name)
-                .OrderBy(v => v.Name, StringComparer.Ordinal).ThenByDescending(v => v.PushedAt).ThenBy(v => v.Version, StringComparer.Ordinal).ToList());
+            return Task.FromResult<IReadOnlyList<AlgorithmVersion>>(_versions.Values.Where(v => Reaches(v.Tenant, v.Name, name))
+                .OrderBy(v => v.Name, StringComparer.Ordinal).ThenBy(v => v.Tenant.Value, StringComparer.Ordinal).ThenByDescending(v => v.PushedAt).ThenBy(v => v.Version, StringComparer.Ordinal).ToList());
         }
     }
 
@@ -39,23 +59,25 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<AlgorithmChannel>>(_channels.Values.Where(c => name is null || c.Name == name)
-                .OrderBy(c => c.Name, StringComparer.Ordinal).ThenByDescending(c => c.Channel, StringComparer.Ordinal).ToList());
+            return Task.FromResult<IReadOnlyList<AlgorithmChannel>>(_channels.Values.Where(c => Reaches(c.Tenant, c.Name, name))
+                .OrderBy(c => c.Name, StringComparer.Ordinal).ThenBy(c => c.Tenant.Value, StringComparer.Ordinal).ThenByDescending(c => c.Channel, StringComparer.Ordinal).ToList());
         }
     }
 
     public async Task<bool> AddAsync(AlgorithmVersion version, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
     {
+        version = version with { Tenant = _tenant ?? version.Tenant };
+        var tenant = version.Tenant.Value;
         using var held = await LockDigestAsync(version.Digest, cancellationToken).ConfigureAwait(false);
         await ensureTarball(cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {
-            if (!_versions.TryAdd((version.Name, version.Version), version))
+            if (!_versions.TryAdd((tenant, version.Name, version.Version), version))
             {
                 return false;
             }
 
-            _channels.TryAdd((version.Name, AlgorithmReference.Stable), new AlgorithmChannel(version.Name, AlgorithmReference.Stable, version.Version, 100, version.PushedAt, version.PushedBy));
+            _channels.TryAdd((tenant, version.Name, AlgorithmReference.Stable), new AlgorithmChannel(version.Name, AlgorithmReference.Stable, version.Version, 100, version.PushedAt, version.PushedBy) { Tenant = version.Tenant });
             return true;
         }
     }
@@ -72,13 +94,15 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         bool last;
         lock (_lock)
         {
-            if (!_versions.ContainsKey((name, version)))
+            if (!_versions.ContainsKey((Home.Value, name, version)))
             {
                 return null;
             }
 
             CheckNotNamed(name, version);
-            last = !_versions.Values.Any(o => o.Digest == v.Digest && (o.Name, o.Version) != (name, version));
+
+            // Images are content-addressed: another tenant's version of the digest keeps its tarball.
+            last = !_versions.Values.Any(o => o.Digest == v.Digest && (o.Tenant, o.Name, o.Version) != (Home, name, version));
         }
 
         // Before the version goes, as before PostgreSQL's commit: a failure here keeps it.
@@ -90,7 +114,7 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         lock (_lock)
         {
             // A channel set meanwhile waited for the digest's lock (as PostgreSQL's foreign key waits for the row).
-            _versions.Remove((name, version));
+            _versions.Remove((Home.Value, name, version));
             return v;
         }
     }
@@ -102,12 +126,12 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         {
             lock (_lock)
             {
-                if (!_channels.TryGetValue((name, channel), out var current) || (onlyIfVersion is not null && current.Version != onlyIfVersion))
+                if (!_channels.TryGetValue((Home.Value, name, channel), out var current) || (onlyIfVersion is not null && current.Version != onlyIfVersion))
                 {
                     return false;
                 }
 
-                _channels.Remove((name, channel));
+                _channels.Remove((Home.Value, name, channel));
                 Record(recorded);
                 return true;
             }
@@ -118,12 +142,12 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         using var held = await LockDigestAsync(digest, cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {
-            if (!_versions.ContainsKey((name, version)))
+            if (!_versions.ContainsKey((Home.Value, name, version)))
             {
                 throw AlgorithmStoreRules.NoVersion(name, version);
             }
 
-            _channels[(name, channel)] = new AlgorithmChannel(name, channel, version, percent, now, by, shadow);
+            _channels[(Home.Value, name, channel)] = new AlgorithmChannel(name, channel, version, percent, now, by, shadow) { Tenant = Home };
             Record(recorded);
             return true;
         }
@@ -134,7 +158,7 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         lock (_lock)
         {
             // The list is in the order recorded: newest first is its reverse, as PostgreSQL's "at DESC, id DESC".
-            return Task.FromResult<IReadOnlyList<ChannelEvent>>(_events.Select((e, i) => (e, i)).Where(x => name is null || x.e.Name == name)
+            return Task.FromResult<IReadOnlyList<ChannelEvent>>(_events.Select((e, i) => (e, i)).Where(x => Reaches(x.e.Tenant, x.e.Name, name))
                 .OrderByDescending(x => x.e.At).ThenByDescending(x => x.i).Select(x => x.e).Take(Math.Max(0, limit)).ToList());
         }
     }
@@ -143,14 +167,14 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         lock (_lock)
         {
-            AlgorithmVersionRef? Ref(AlgorithmChannel c) => _versions.TryGetValue((name, c.Version), out var v) ? new AlgorithmVersionRef(v.Version, v.Digest) : null;
-            var stable = _channels.GetValueOrDefault((name, AlgorithmReference.Stable)) is { } s ? Ref(s) : null;
+            AlgorithmVersionRef? Ref(AlgorithmChannel c) => _versions.TryGetValue((Home.Value, name, c.Version), out var v) ? new AlgorithmVersionRef(v.Version, v.Digest) : null;
+            var stable = _channels.GetValueOrDefault((Home.Value, name, AlgorithmReference.Stable)) is { } s ? Ref(s) : null;
             if (stable is null)
             {
                 return Task.FromResult<AlgorithmRoute?>(null);
             }
 
-            var canary = _channels.GetValueOrDefault((name, AlgorithmReference.Canary));
+            var canary = _channels.GetValueOrDefault((Home.Value, name, AlgorithmReference.Canary));
             var canaryRef = canary is null ? null : Ref(canary);
             return Task.FromResult<AlgorithmRoute?>(canaryRef is null
                 ? new AlgorithmRoute(name, stable, null, 0, false, null)
@@ -162,7 +186,7 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         lock (_lock)
         {
-            _loads.Add(load);
+            _loads.Add(load with { Tenant = _tenant ?? load.Tenant });
             return Task.CompletedTask;
         }
     }
@@ -171,14 +195,14 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<ImageLoad>>(_loads.Select((l, i) => (l, i)).Where(x => digest is null || x.l.Digest == digest)
+            return Task.FromResult<IReadOnlyList<ImageLoad>>(_loads.Select((l, i) => (l, i)).Where(x => (digest is null || x.l.Digest == digest) && (_tenant is not { } t || t == x.l.Tenant))
                 .OrderByDescending(x => x.l.LoadedAt).ThenByDescending(x => x.i).Select(x => x.l).Take(Math.Max(0, limit)).ToList());
         }
     }
 
     private void CheckNotNamed(string name, string version)
     {
-        var named = _channels.Values.Where(c => c.Name == name && c.Version == version).Select(c => c.Channel).OrderDescending(StringComparer.Ordinal).ToList();
+        var named = _channels.Values.Where(c => c.Tenant == Home && c.Name == name && c.Version == version).Select(c => c.Channel).OrderDescending(StringComparer.Ordinal).ToList();
         if (named.Count > 0)
         {
             throw AlgorithmStoreRules.Named(name, version, string.Join(", ", named));
@@ -189,7 +213,7 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
     {
         if (recorded is not null)
         {
-            _events.Add(recorded);
+            _events.Add(recorded with { Tenant = Home });
         }
     }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Algorithms;
 
@@ -13,7 +14,7 @@ namespace Pipelines.Algorithms;
 internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 {
     /// <summary>The catalog's tables, created by Hosting/PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("algorithm catalog", 2, s => $"""
+    public static SchemaPart Tables { get; } = new("algorithm catalog", 3, s => $"""
         CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
             name text NOT NULL,
             version text NOT NULL,
@@ -55,6 +56,16 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
             reason text,
             at timestamptz NOT NULL);
         CREATE INDEX IF NOT EXISTS algorithm_events_name ON {s}.algorithm_events (name, at);
+        -- v3, tenants (docs/tenants.md): an algorithm's name is unique within its tenant; a load names the
+        -- tenant that caused it. The constant default adds the columns without a rewrite; rows from before are
+        -- the default tenant's. Digests stay shared: the digest index and lock reach every tenant.
+        ALTER TABLE {s}.algorithm_versions ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        ALTER TABLE {s}.algorithm_channels ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        ALTER TABLE {s}.algorithm_events ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        ALTER TABLE {s}.image_loads ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        {SchemaPart.MovePrimaryKey(s, "algorithm_versions", "tenant, name, version")}
+        {SchemaPart.MovePrimaryKey(s, "algorithm_channels", "tenant, name, channel")}
+        {SchemaPart.MoveForeignKey(s, "algorithm_channels", "tenant, name, version", "algorithm_versions", "tenant, name, version", onDelete: "")}
         """);
 
     /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
@@ -62,16 +73,40 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     private readonly SchemaGate _db;
 
+    // Null: the whole store (names in the default tenant, listings of every tenant).
+    private readonly TenantId? _tenant;
+
     /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
     public PostgresAlgorithmStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
+    private PostgresAlgorithmStore(SchemaGate db, TenantId? tenant) => (_db, _tenant) = (db, tenant);
+
     private string S => _db.Schema;
 
-    private const string Columns = "name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down";
+    /// <summary>The tenant whose names this store's verbs address.</summary>
+    private string Home => (_tenant ?? TenantId.Default).Value;
+
+    /// <summary>The scope as a parameter: null reaches every tenant.</summary>
+    private object Scope => (object?)_tenant?.Value ?? DBNull.Value;
+
+    public IAlgorithmStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresAlgorithmStore(_db, t);
+
+    private const string Columns = "name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down, tenant";
+
+    /// <summary>One name in this store's tenant, or (no name) every algorithm in its scope.</summary>
+    private const string NameOrScope = "(@n::text IS NULL AND (@t::text IS NULL OR tenant = @t)) OR (tenant = @home AND name = @n)";
+
+    private void BindNameOrScope(NpgsqlCommand cmd, string? name)
+    {
+        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("home", Home);
+    }
 
     public async Task<AlgorithmVersion?> GetAsync(string name, string version, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE name = @n AND version = @v", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE tenant = @t AND name = @n AND version = @v", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         cmd.Parameters.AddWithValue("v", version);
         return (await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
@@ -79,20 +114,23 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task<IReadOnlyList<AlgorithmVersion>> ListAsync(string? name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", pushed_at DESC, version COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
-        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        await using var cmd = await _db.CommandAsync($"SELECT {Columns} FROM {S}.algorithm_versions WHERE {NameOrScope} ORDER BY name COLLATE \"C\", tenant COLLATE \"C\", pushed_at DESC, version COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        BindNameOrScope(cmd, name);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<AlgorithmChannel>> ChannelsAsync(string? name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow FROM {S}.algorithm_channels WHERE @n::text IS NULL OR name = @n ORDER BY name COLLATE \"C\", channel COLLATE \"C\" DESC", cancellationToken).ConfigureAwait(false);
-        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        await using var cmd = await _db.CommandAsync($"SELECT name, channel, version, percent, updated_at, updated_by, shadow, tenant FROM {S}.algorithm_channels WHERE {NameOrScope} ORDER BY name COLLATE \"C\", tenant COLLATE \"C\", channel COLLATE \"C\" DESC", cancellationToken).ConfigureAwait(false);
+        BindNameOrScope(cmd, name);
         var list = new List<AlgorithmChannel>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            list.Add(new AlgorithmChannel(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetFieldValue<DateTimeOffset>(4), r.GetString(5), r.GetBoolean(6)));
+            list.Add(new AlgorithmChannel(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetFieldValue<DateTimeOffset>(4), r.GetString(5), r.GetBoolean(6))
+            {
+                Tenant = TenantOf(r.GetString(7), r.GetString(0)),
+            });
         }
 
         return list;
@@ -100,15 +138,17 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
     {
+        var tenant = (_tenant ?? v.Tenant).Value;
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
         await ensureTarball(cancellationToken).ConfigureAwait(false);
         await using (var ins = new NpgsqlCommand($"""
-            INSERT INTO {S}.algorithm_versions ({Columns}) VALUES (@n, @v, @d, @size, @by, @at, @notes, @tags, @lock)
+            INSERT INTO {S}.algorithm_versions ({Columns}) VALUES (@n, @v, @d, @size, @by, @at, @notes, @tags, @lock, @t)
             ON CONFLICT DO NOTHING
             """, conn, tx))
         {
+            ins.Parameters.AddWithValue("t", tenant);
             ins.Parameters.AddWithValue("n", v.Name);
             ins.Parameters.AddWithValue("v", v.Version);
             ins.Parameters.AddWithValue("d", v.Digest);
@@ -125,10 +165,11 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
         }
 
         await using (var stable = new NpgsqlCommand($"""
-            INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by)
-            VALUES (@n, 'stable', @v, 100, @at, @by) ON CONFLICT DO NOTHING
+            INSERT INTO {S}.algorithm_channels (tenant, name, channel, version, percent, updated_at, updated_by)
+            VALUES (@t, @n, 'stable', @v, 100, @at, @by) ON CONFLICT DO NOTHING
             """, conn, tx))
         {
+            stable.Parameters.AddWithValue("t", tenant);
             stable.Parameters.AddWithValue("n", v.Name);
             stable.Parameters.AddWithValue("v", v.Version);
             stable.Parameters.AddWithValue("at", v.PushedAt);
@@ -151,8 +192,9 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
-        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ' ORDER BY channel COLLATE \"C\" DESC) FROM {S}.algorithm_channels WHERE name = @n AND version = @v", conn, tx))
+        await using (var channels = new NpgsqlCommand($"SELECT string_agg(channel, ', ' ORDER BY channel COLLATE \"C\" DESC) FROM {S}.algorithm_channels WHERE tenant = @t AND name = @n AND version = @v", conn, tx))
         {
+            channels.Parameters.AddWithValue("t", Home);
             channels.Parameters.AddWithValue("n", name);
             channels.Parameters.AddWithValue("v", version);
             if (await channels.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is string named)
@@ -161,8 +203,9 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
             }
         }
 
-        await using (var del = new NpgsqlCommand($"DELETE FROM {S}.algorithm_versions WHERE name = @n AND version = @v", conn, tx))
+        await using (var del = new NpgsqlCommand($"DELETE FROM {S}.algorithm_versions WHERE tenant = @t AND name = @n AND version = @v", conn, tx))
         {
+            del.Parameters.AddWithValue("t", Home);
             del.Parameters.AddWithValue("n", name);
             del.Parameters.AddWithValue("v", version);
             if (await del.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
@@ -190,13 +233,14 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         await using (var cmd = version is null
-            ? new NpgsqlCommand($"DELETE FROM {S}.algorithm_channels WHERE name = @n AND channel = @c AND (@only::text IS NULL OR version = @only)", conn, tx)
+            ? new NpgsqlCommand($"DELETE FROM {S}.algorithm_channels WHERE tenant = @t AND name = @n AND channel = @c AND (@only::text IS NULL OR version = @only)", conn, tx)
             : new NpgsqlCommand($"""
-                INSERT INTO {S}.algorithm_channels (name, channel, version, percent, updated_at, updated_by, shadow) VALUES (@n, @c, @v, @p, @at, @by, @shadow)
-                ON CONFLICT (name, channel) DO UPDATE SET version = excluded.version, percent = excluded.percent, updated_at = excluded.updated_at,
+                INSERT INTO {S}.algorithm_channels (tenant, name, channel, version, percent, updated_at, updated_by, shadow) VALUES (@t, @n, @c, @v, @p, @at, @by, @shadow)
+                ON CONFLICT (tenant, name, channel) DO UPDATE SET version = excluded.version, percent = excluded.percent, updated_at = excluded.updated_at,
                     updated_by = excluded.updated_by, shadow = excluded.shadow
                 """, conn, tx))
         {
+            cmd.Parameters.AddWithValue("t", Home);
             cmd.Parameters.AddWithValue("n", name);
             cmd.Parameters.AddWithValue("c", channel);
             cmd.Parameters.AddWithValue("v", NpgsqlDbType.Text, (object?)version ?? DBNull.Value);
@@ -220,7 +264,8 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
         if (recorded is not null)
         {
-            await using var ev = new NpgsqlCommand($"INSERT INTO {S}.algorithm_events (name, action, version, percent, by_whom, reason, at) VALUES (@n, @a, @v, @p, @by, @r, @at)", conn, tx);
+            await using var ev = new NpgsqlCommand($"INSERT INTO {S}.algorithm_events (tenant, name, action, version, percent, by_whom, reason, at) VALUES (@t, @n, @a, @v, @p, @by, @r, @at)", conn, tx);
+            ev.Parameters.AddWithValue("t", Home);
             ev.Parameters.AddWithValue("n", recorded.Name);
             ev.Parameters.AddWithValue("a", recorded.Action);
             ev.Parameters.AddWithValue("v", NpgsqlDbType.Text, (object?)recorded.Version ?? DBNull.Value);
@@ -237,15 +282,18 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task<IReadOnlyList<ChannelEvent>> EventsAsync(string? name, int limit, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT name, action, version, percent, by_whom, reason, at FROM {S}.algorithm_events WHERE @n::text IS NULL OR name = @n ORDER BY at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
-        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
+        await using var cmd = await _db.CommandAsync($"SELECT name, action, version, percent, by_whom, reason, at, tenant FROM {S}.algorithm_events WHERE {NameOrScope} ORDER BY at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
+        BindNameOrScope(cmd, name);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ChannelEvent>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
             list.Add(new ChannelEvent(r.GetString(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2), r.IsDBNull(3) ? null : r.GetInt32(3),
-                r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.GetFieldValue<DateTimeOffset>(6)));
+                r.GetString(4), r.IsDBNull(5) ? null : r.GetString(5), r.GetFieldValue<DateTimeOffset>(6))
+            {
+                Tenant = TenantOf(r.GetString(7), r.GetString(0)),
+            });
         }
 
         return list;
@@ -256,9 +304,10 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
     {
         await using var cmd = await _db.CommandAsync($"""
             SELECT c.channel, c.version, v.digest, c.percent, c.shadow, c.updated_at
-            FROM {S}.algorithm_channels c JOIN {S}.algorithm_versions v ON v.name = c.name AND v.version = c.version
-            WHERE c.name = @n
+            FROM {S}.algorithm_channels c JOIN {S}.algorithm_versions v ON v.tenant = c.tenant AND v.name = c.name AND v.version = c.version
+            WHERE c.tenant = @t AND c.name = @n
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         AlgorithmVersionRef? stable = null, canary = null;
         var percent = 0;
@@ -283,7 +332,8 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES (@d, @w, @s, @sec, @b, @at)", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"INSERT INTO {S}.image_loads (digest, worker, source, seconds, bytes, loaded_at, tenant) VALUES (@d, @w, @s, @sec, @b, @at, @t)", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", (_tenant ?? load.Tenant).Value);
         cmd.Parameters.AddWithValue("d", load.Digest);
         cmd.Parameters.AddWithValue("w", load.Worker);
         cmd.Parameters.AddWithValue("s", load.Source);
@@ -295,14 +345,18 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at FROM {S}.image_loads WHERE @d::text IS NULL OR digest = @d ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at, tenant FROM {S}.image_loads WHERE (@d::text IS NULL OR digest = @d) AND (@t::text IS NULL OR tenant = @t) ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("d", NpgsqlDbType.Text, (object?)digest ?? DBNull.Value);
         cmd.Parameters.AddWithValue("l", limit);
         var list = new List<ImageLoad>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            list.Add(new ImageLoad(r.GetString(0), r.GetString(1), r.GetString(2), r.GetDouble(3), r.GetInt64(4), r.GetFieldValue<DateTimeOffset>(5)));
+            list.Add(new ImageLoad(r.GetString(0), r.GetString(1), r.GetString(2), r.GetDouble(3), r.GetInt64(4), r.GetFieldValue<DateTimeOffset>(5))
+            {
+                Tenant = TenantOf(r.GetString(6), r.GetString(0)),
+            });
         }
 
         return list;
@@ -325,9 +379,15 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
                 r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), r.GetFieldValue<DateTimeOffset>(5),
                 r.IsDBNull(6) ? null : r.GetString(6),
                 JsonSerializer.Deserialize<List<string>>(r.GetString(7)) ?? [],
-                JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? []));
+                JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? [])
+            {
+                Tenant = TenantOf(r.GetString(9), r.GetString(0)),
+            });
         }
 
         return list;
     }
+
+    private static TenantId TenantOf(string text, string what) =>
+        TenantId.TryParse(text) ?? throw new InvalidDataException($"algorithm catalog row {what}: the tenant column holds '{text}', which is not a tenant name");
 }

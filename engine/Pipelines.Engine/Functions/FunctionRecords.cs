@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Functions;
 
 /// <summary>One deployed version of a function: its file, its definition and the image digest it pins.</summary>
@@ -10,10 +12,17 @@ public sealed record FunctionVersion(string Name, int Version, FunctionSpec Spec
     /// </summary>
     public string? AlgorithmVersion { get; init; }
 
-    /// <summary>The owner of its warm containers: never shared with another function version, nor with another algorithm version.</summary>
-    public string Owner => AlgorithmVersion is null ? OwnerOf(Name, Version) : OwnerOf(Name, Version) + "/" + AlgorithmVersion;
+    /// <summary>The tenant that deployed the function (docs/tenants.md); a tenant's view of the store stamps it.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
 
-    public static string OwnerOf(string name, int version) => $"function:{name}@{version}";
+    /// <summary>The owner of its warm containers: never shared with another function version, nor with another algorithm version, nor with another tenant's function of the same name.</summary>
+    public string Owner => AlgorithmVersion is null ? OwnerOf(Tenant, Name, Version) : OwnerOf(Tenant, Name, Version) + "/" + AlgorithmVersion;
+
+    /// <summary>A default tenant's function version's owner, as it was named before tenants.</summary>
+    public static string OwnerOf(string name, int version) => OwnerOf(TenantId.Default, name, version);
+
+    /// <summary><c>function:NAME@V</c> in the default tenant (the name warm containers had before tenants), <c>function:TENANT/NAME@V</c> in another.</summary>
+    public static string OwnerOf(TenantId tenant, string name, int version) => tenant.IsDefault ? $"function:{name}@{version}" : $"function:{tenant}/{name}@{version}";
 
     /// <summary>Whether a warm pool owner is a function version's (not a run's step).</summary>
     public static bool IsFunctionOwner(string owner) => owner.StartsWith("function:", StringComparison.Ordinal);
@@ -71,7 +80,11 @@ public sealed record InvocationRecord(
     string? AlgorithmVersion = null,
     string? Route = null,
     string? ShadowOf = null,
-    bool? ShadowEqual = null);
+    bool? ShadowEqual = null)
+{
+    /// <summary>The tenant whose function was invoked; a tenant's view of the store stamps it.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+}
 
 /// <summary>How an invocation was routed: to stable, to the canary, or a shadow copy of another (docs/algorithms.md).</summary>
 public static class Routes
@@ -126,6 +139,9 @@ public sealed record InvocationStats(string Function, int Version, long Requests
 {
     /// <summary>The algorithm version that served these invocations; null for a function pinned to one image.</summary>
     public string? AlgorithmVersion { get; init; }
+
+    /// <summary>The tenant whose function this is.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
 
     /// <summary>Whether these are shadow copies (their answers went to no caller).</summary>
     public bool Shadow { get; init; }

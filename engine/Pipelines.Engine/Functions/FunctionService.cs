@@ -359,7 +359,10 @@ public sealed class FunctionService(
     internal static InvocationRecord Record(
         string id, FunctionVersion function, FunctionInput input, InvocationStatus status, bool isAsync, string? caller, DateTimeOffset now, string? route = null, string? shadowOf = null) => new(
         id, function.Name, function.Version, function.ImageDigest, status, isAsync, input.Sha256, input.Bytes,
-        null, null, null, null, null, null, null, now, null, null, caller, function.AlgorithmVersion, route, shadowOf);
+        null, null, null, null, null, null, null, now, null, null, caller, function.AlgorithmVersion, route, shadowOf)
+        {
+            Tenant = function.Tenant,
+        };
 
     private sealed record QueuedInput(List<string> Files, string? ContentType, string Sha256, long Bytes);
 }

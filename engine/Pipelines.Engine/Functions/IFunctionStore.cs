@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Functions;
 
 /// <summary>
@@ -15,12 +17,23 @@ namespace Pipelines.Functions;
 /// <see cref="UnknownFunctionException"/>, one whose id exists with <see cref="ArgumentException"/>; nothing is written.</item>
 /// <item>Names and ids compare and sort by ordinal (byte) order.</item>
 /// </list>
-/// One store is one namespace of functions: names and invocation ids are unique within it, and no
-/// method reaches past it, so that a tenant can later be a store of its own (or a store scoped to
-/// it) without a change to these verbs.
+/// A tenant is one namespace of functions: a name is unique within a tenant, two tenants may each
+/// deploy the same name, and invocation ids are unique across all. A view of one tenant
+/// (<see cref="For"/>) is held to the same rules as the store, and answers for another tenant's
+/// function or invocation exactly as for a missing one (FunctionStoreIsolationContract). The whole
+/// store (the engine's) names functions in the default tenant, finds invocations of every tenant by
+/// id and lists every tenant's; the engine reaches another tenant's function by name through a view
+/// of the record's tenant (<see cref="FunctionVersion.Tenant"/>, <see cref="InvocationRecord.Tenant"/>).
 /// </remarks>
 public interface IFunctionStore
 {
+    /// <summary>
+    /// The store as <paramref name="scope"/> sees it: itself for all tenants; for one tenant, a view
+    /// whose names are that tenant's, whose deploys and invocations are stamped with it, and whose
+    /// reads, figures and pruning reach only its own. A view cannot be widened (<see cref="TenantScope.Narrow"/>).
+    /// </summary>
+    IFunctionStore For(TenantScope scope);
+
     /// <summary>At most this many invocations are deleted by one <see cref="PruneAsync"/>.</summary>
     public const int PruneBatch = 5000;
 
@@ -42,7 +55,10 @@ public interface IFunctionStore
     /// <summary>Deletes a function with its versions and invocations; the versions it had, newest first, or empty when there was no such function.</summary>
     Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken);
 
-    /// <summary>Records an invocation as it starts (or is queued); what it ended with is left empty until <see cref="FinishAsync"/>.</summary>
+    /// <summary>
+    /// Records an invocation as it starts (or is queued); what it ended with is left empty until
+    /// <see cref="FinishAsync"/>. A view records it in its tenant; the whole store in the record's.
+    /// </summary>
     Task AddInvocationAsync(InvocationRecord invocation, CancellationToken cancellationToken);
 
     /// <summary>

@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Functions;
 
 /// <summary>
@@ -8,8 +10,34 @@ namespace Pipelines.Functions;
 internal sealed class InMemoryFunctionStore : IFunctionStore
 {
     private readonly Lock _lock = new();
-    private readonly SortedDictionary<string, Function> _functions = new(StringComparer.Ordinal);
+
+    // By name, then tenant (as PostgreSQL's listing orders them).
+    private readonly SortedDictionary<(string Name, string Tenant), Function> _functions = new(Comparer<(string Name, string Tenant)>.Create(
+        (a, b) => string.CompareOrdinal(a.Name, b.Name) is var byName and not 0 ? byName : string.CompareOrdinal(a.Tenant, b.Tenant)));
+
     private readonly Dictionary<string, Invocation> _invocations = new(StringComparer.Ordinal);
+
+    // Null: the whole store (names in the default tenant; invocations by id, listings and figures of every tenant).
+    private readonly TenantId? _tenant;
+
+    public InMemoryFunctionStore()
+    {
+    }
+
+    /// <summary>A view of <paramref name="whole"/>'s data: the same collections under the same lock.</summary>
+    private InMemoryFunctionStore(InMemoryFunctionStore whole, TenantId? tenant) =>
+        (_lock, _functions, _invocations, _tenant) = (whole._lock, whole._functions, whole._invocations, tenant);
+
+    private TenantId Home => _tenant ?? TenantId.Default;
+
+    public IFunctionStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new InMemoryFunctionStore(this, t);
+
+    private (string Name, string Tenant) Key(string name) => (name, Home.Value);
+
+    private bool InScope(TenantId owner) => _tenant is not { } t || t == owner;
+
+    /// <summary>The invocation of that id in this store's scope, or null.</summary>
+    private Invocation? Find(string id) => _invocations.GetValueOrDefault(id) is { } i && InScope(i.Record.Tenant) ? i : null;
 
     /// <summary>A function: its versions by number, and which is current.</summary>
     private sealed class Function
@@ -31,10 +59,10 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (!_functions.TryGetValue(spec.Name, out var function))
+            if (!_functions.TryGetValue(Key(spec.Name), out var function))
             {
                 function = new Function();
-                _functions.Add(spec.Name, function);
+                _functions.Add(Key(spec.Name), function);
             }
 
             var current = function.Current;
@@ -43,7 +71,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 return Task.FromResult(new DeployResult(function.Versions[current], Created: false, Replaced: null));
             }
 
-            var version = new FunctionVersion(spec.Name, current + 1, spec, imageDigest, yaml, contentSha256, now, deployedBy);
+            var version = new FunctionVersion(spec.Name, current + 1, spec, imageDigest, yaml, contentSha256, now, deployedBy) { Tenant = Home };
             function.Versions.Add(version.Version, version);
             function.Current = version.Version;
             return Task.FromResult(new DeployResult(version, Created: true, Replaced: current > 0 ? current : null));
@@ -54,7 +82,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            return Task.FromResult(_functions.TryGetValue(name, out var function) && function.Versions.TryGetValue(version ?? function.Current, out var v) ? v : null);
+            return Task.FromResult(_functions.TryGetValue(Key(name), out var function) && function.Versions.TryGetValue(version ?? function.Current, out var v) ? v : null);
         }
     }
 
@@ -62,7 +90,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.Values.Select(f => f.Versions[f.Current]).ToList());
+            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.Values.Select(f => f.Versions[f.Current]).Where(v => InScope(v.Tenant)).ToList());
         }
     }
 
@@ -70,7 +98,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.TryGetValue(name, out var function) ? function.Versions.Values.Reverse().ToList() : []);
+            return Task.FromResult<IReadOnlyList<FunctionVersion>>(_functions.TryGetValue(Key(name), out var function) ? function.Versions.Values.Reverse().ToList() : []);
         }
     }
 
@@ -78,13 +106,13 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (!_functions.Remove(name, out var function))
+            if (!_functions.Remove(Key(name), out var function))
             {
                 return Task.FromResult<IReadOnlyList<int>>([]);
             }
 
             // As the foreign key's cascade does: a function's invocations go with it.
-            foreach (var id in _invocations.Where(i => i.Value.Record.Function == name).Select(i => i.Key).ToList())
+            foreach (var id in _invocations.Where(i => i.Value.Record.Tenant == Home && i.Value.Record.Function == name).Select(i => i.Key).ToList())
             {
                 _invocations.Remove(id);
             }
@@ -95,9 +123,10 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
 
     public Task AddInvocationAsync(InvocationRecord invocation, CancellationToken cancellationToken)
     {
+        invocation = invocation with { Tenant = _tenant ?? invocation.Tenant };
         lock (_lock)
         {
-            if (!_functions.ContainsKey(invocation.Function))
+            if (!_functions.ContainsKey((invocation.Function, invocation.Tenant.Value)))
             {
                 throw new UnknownFunctionException(invocation.Function);
             }
@@ -129,7 +158,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (!_invocations.TryGetValue(id, out var i) || InvocationStatuses.HasEnded(i.Record.Status))
+            if (Find(id) is not { } i || InvocationStatuses.HasEnded(i.Record.Status))
             {
                 return Task.FromResult(false);
             }
@@ -143,7 +172,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (!_invocations.TryGetValue(id, out var i) || InvocationStatuses.HasEnded(i.Record.Status))
+            if (Find(id) is not { } i || InvocationStatuses.HasEnded(i.Record.Status))
             {
                 return Task.FromResult(false);
             }
@@ -161,9 +190,10 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
             var written = 0;
             foreach (var e in ended)
             {
-                if (_functions.ContainsKey(e.Started.Function) && !_invocations.ContainsKey(e.Started.Id))
+                var record = e.Record with { Tenant = _tenant ?? e.Record.Tenant };
+                if (_functions.ContainsKey((record.Function, record.Tenant.Value)) && !_invocations.ContainsKey(record.Id))
                 {
-                    _invocations.Add(e.Started.Id, new Invocation(e.Record) { ColdStart = e.End.ColdStart });
+                    _invocations.Add(record.Id, new Invocation(record) { ColdStart = e.End.ColdStart });
                     written++;
                 }
             }
@@ -176,7 +206,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            return Task.FromResult(_invocations.GetValueOrDefault(id)?.Record);
+            return Task.FromResult(Find(id)?.Record);
         }
     }
 
@@ -184,7 +214,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<InvocationRecord>>(_invocations.Values.Select(i => i.Record).Where(r => r.Function == function)
+            return Task.FromResult<IReadOnlyList<InvocationRecord>>(_invocations.Values.Select(i => i.Record).Where(r => r.Tenant == Home && r.Function == function)
                 .OrderByDescending(r => r.StartedAt).ThenBy(r => r.Id, StringComparer.Ordinal).Take(Math.Max(0, limit)).ToList());
         }
     }
@@ -194,12 +224,13 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
         List<Invocation> rows;
         lock (_lock)
         {
-            rows = _invocations.Values.Where(i => (function is null || i.Record.Function == function) && (since is null || i.Record.StartedAt >= since))
+            rows = _invocations.Values.Where(i => InScope(i.Record.Tenant)
+                    && (function is null || (i.Record.Tenant == Home && i.Record.Function == function)) && (since is null || i.Record.StartedAt >= since))
                 .Select(i => new Invocation(i.Record) { ColdStart = i.ColdStart }).ToList();
         }
 
         var stats = rows
-            .GroupBy(i => (i.Record.Function, i.Record.Version, i.Record.AlgorithmVersion, Shadow: i.Record.Route == Routes.Shadow))
+            .GroupBy(i => (i.Record.Function, i.Record.Tenant, i.Record.Version, i.Record.AlgorithmVersion, Shadow: i.Record.Route == Routes.Shadow))
             .Select(g =>
             {
                 var latencies = g.Where(i => i.Record.LatencyMs is not null).Select(i => i.Record.LatencyMs!.Value).Order().ToList();
@@ -216,9 +247,11 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                     ColdStarts = g.Count(i => i.ColdStart == true),
                     WarmP95Ms = Percentile(warm, 0.95),
                     Refused = g.Count(i => i.Record.Status == InvocationStatus.Refused),
+                    Tenant = g.Key.Tenant,
                 };
             })
             .OrderBy(s => s.Function, StringComparer.Ordinal)
+            .ThenBy(s => s.Tenant.Value, StringComparer.Ordinal)
             .ThenByDescending(s => s.Version)
             .ThenBy(s => s.Shadow)
             .ThenBy(s => s.AlgorithmVersion is null)
@@ -246,7 +279,8 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
         lock (_lock)
         {
             // The Keep-th newest start: everything strictly older goes (ties at the cut stay).
-            var starts = _invocations.Values.Select(i => i.Record.StartedAt).OrderDescending().ToList();
+            var mine = _invocations.Values.Where(i => InScope(i.Record.Tenant)).ToList();
+            var starts = mine.Select(i => i.Record.StartedAt).OrderDescending().ToList();
             var keep = Math.Max(0, retention.Keep - 1);
             var cut = now - retention.KeepFor;
             if (keep < starts.Count && starts[keep] > cut)
@@ -254,7 +288,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 cut = starts[keep];
             }
 
-            var doomed = _invocations.Values.Where(i => i.Record.StartedAt < cut).OrderBy(i => i.Record.StartedAt)
+            var doomed = mine.Where(i => i.Record.StartedAt < cut).OrderBy(i => i.Record.StartedAt)
                 .Take(IFunctionStore.PruneBatch).Select(i => i.Record.Id).ToList();
             foreach (var id in doomed)
             {

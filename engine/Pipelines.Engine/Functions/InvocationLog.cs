@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
 
@@ -32,10 +33,26 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
     private readonly Task _writer;
     private long _pending;
 
+    // Null for the log itself; for a tenant's view of it (For), the log whose queue and writer it uses.
+    private readonly InvocationLog? _root;
+
     public InvocationLog(IFunctionStore store, ILogger<InvocationLog> log)
     {
         (_store, _log) = (store, log);
         _writer = Task.Run(WriteAsync);
+    }
+
+    /// <summary>A view: the store's view for its verbs, the log's queue for its reads to wait on.</summary>
+    private InvocationLog(InvocationLog root, IFunctionStore scoped) => (_root, _store, _log, _writer) = (root, scoped, root._log, Task.CompletedTask);
+
+    /// <summary>
+    /// The store's view of <paramref name="scope"/>, whose reads still wait for the records this
+    /// process handed over before them (they may be the tenant's).
+    /// </summary>
+    public IFunctionStore For(TenantScope scope)
+    {
+        var scoped = _store.For(scope);
+        return ReferenceEquals(scoped, _store) ? this : new InvocationLog(_root ?? this, scoped);
     }
 
     /// <summary>One thing queued: an ended record, or a reader's mark that is set once everything before it is written.</summary>
@@ -44,6 +61,13 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
     /// <summary>Hands over an ended invocation's record; returns at once unless the queue is full.</summary>
     public async ValueTask RecordAsync(EndedInvocation ended, CancellationToken cancellationToken)
     {
+        if (_root is { } root)
+        {
+            // A record carries its tenant; the log writes it through the whole store.
+            await root.RecordAsync(ended, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         Interlocked.Increment(ref _pending);
         try
         {
@@ -60,6 +84,12 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
     /// <summary>Waits until every record handed over before this call is written.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
+        if (_root is { } root)
+        {
+            await root.FlushAsync(cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         if (Interlocked.Read(ref _pending) == 0)
         {
             return;
@@ -159,6 +189,11 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
     /// <summary>Writes what is queued before the process ends; an outage is waited out until the host's stop gives up.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_root is not null)
+        {
+            return;
+        }
+
         _queue.Writer.TryComplete();
         await using (cancellationToken.Register(() => _stopping.Cancel()))
         {
@@ -168,6 +203,12 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
 
     public async ValueTask DisposeAsync()
     {
+        if (_root is not null)
+        {
+            _stopping.Dispose();
+            return;
+        }
+
         _queue.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);

@@ -2,6 +2,7 @@ using System.Data.Common;
 using Npgsql;
 using NpgsqlTypes;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
 
@@ -13,18 +14,31 @@ namespace Pipelines.Functions;
 /// </summary>
 internal sealed class PostgresFunctionStore : IFunctionStore
 {
-    private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by";
-    private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal";
+    private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by, v.tenant";
+    private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal, tenant";
 
     private readonly SchemaGate _db;
+
+    // Null: the whole store (names in the default tenant; invocations by id, listings and figures of every tenant).
+    private readonly TenantId? _tenant;
 
     /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
     public PostgresFunctionStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
+    private PostgresFunctionStore(SchemaGate db, TenantId? tenant) => (_db, _tenant) = (db, tenant);
+
     private string S => _db.Schema;
 
+    /// <summary>The tenant whose names this store's verbs address.</summary>
+    private string Home => (_tenant ?? TenantId.Default).Value;
+
+    /// <summary>The scope as a parameter: null reaches every tenant.</summary>
+    private object Scope => (object?)_tenant?.Value ?? DBNull.Value;
+
+    public IFunctionStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresFunctionStore(_db, t);
+
     /// <summary>The functions' tables, for the one schema owner (Hosting/PostgresSchema).</summary>
-    public static SchemaPart Tables { get; } = new("function store", 2, SchemaSql);
+    public static SchemaPart Tables { get; } = new("function store", 3, SchemaSql);
 
     /// <summary>
     /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
@@ -74,14 +88,24 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_of text;
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
+        -- v3, tenants (docs/tenants.md): a function's name is unique within its tenant. The constant
+        -- default adds the columns without a rewrite; rows from before are the default tenant's.
+        ALTER TABLE {schema}.functions ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        ALTER TABLE {schema}.function_versions ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+        {SchemaPart.MovePrimaryKey(schema, "functions", "tenant, name")}
+        {SchemaPart.MovePrimaryKey(schema, "function_versions", "tenant, name, version")}
+        {SchemaPart.MoveForeignKey(schema, "function_versions", "tenant, name", "functions", "tenant, name")}
+        {SchemaPart.MoveForeignKey(schema, "function_invocations", "tenant, function", "functions", "tenant, name")}
         """;
 
     public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-        await using (var insert = new NpgsqlCommand($"INSERT INTO {S}.functions (name, current_version, created_at, updated_at) VALUES (@n, 0, @now, @now) ON CONFLICT (name) DO NOTHING", conn, tx))
+        await using (var insert = new NpgsqlCommand($"INSERT INTO {S}.functions (tenant, name, current_version, created_at, updated_at) VALUES (@t, @n, 0, @now, @now) ON CONFLICT (tenant, name) DO NOTHING", conn, tx))
         {
+            insert.Parameters.AddWithValue("t", Home);
             insert.Parameters.AddWithValue("n", spec.Name);
             insert.Parameters.AddWithValue("now", now);
             await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -89,8 +113,9 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
         // The row lock orders concurrent deploys of one function: the second sees the first's version.
         int current;
-        await using (var select = new NpgsqlCommand($"SELECT current_version FROM {S}.functions WHERE name = @n FOR UPDATE", conn, tx))
+        await using (var select = new NpgsqlCommand($"SELECT current_version FROM {S}.functions WHERE tenant = @t AND name = @n FOR UPDATE", conn, tx))
         {
+            select.Parameters.AddWithValue("t", Home);
             select.Parameters.AddWithValue("n", spec.Name);
             current = (int)(await select.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
         }
@@ -107,11 +132,12 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
         var version = current + 1;
         await using (var add = new NpgsqlCommand($"""
-            INSERT INTO {S}.function_versions (name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
-            VALUES (@n, @v, @spec, @digest, @yaml, @sha, @now, @by);
-            UPDATE {S}.functions SET current_version = @v, updated_at = @now WHERE name = @n;
+            INSERT INTO {S}.function_versions (tenant, name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
+            VALUES (@t, @n, @v, @spec, @digest, @yaml, @sha, @now, @by);
+            UPDATE {S}.functions SET current_version = @v, updated_at = @now WHERE tenant = @t AND name = @n;
             """, conn, tx))
         {
+            add.Parameters.AddWithValue("t", Home);
             add.Parameters.AddWithValue("n", spec.Name);
             add.Parameters.AddWithValue("v", version);
             add.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, spec.ToJson());
@@ -124,7 +150,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new DeployResult(new FunctionVersion(spec.Name, version, spec, imageDigest, yaml, contentSha256, now, deployedBy), Created: true, Replaced: current > 0 ? current : null);
+        return new DeployResult(new FunctionVersion(spec.Name, version, spec, imageDigest, yaml, contentSha256, now, deployedBy) { Tenant = _tenant ?? TenantId.Default }, Created: true, Replaced: current > 0 ? current : null);
     }
 
     public async Task<FunctionVersion?> GetAsync(string name, int? version, CancellationToken cancellationToken)
@@ -135,7 +161,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             return await ReadVersionAsync(conn, null, name, v, cancellationToken).ConfigureAwait(false);
         }
 
-        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version WHERE f.name = @n", conn);
+        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.tenant = f.tenant AND v.name = f.name AND v.version = f.current_version WHERE f.tenant = @t AND f.name = @n", conn);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         var list = await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
@@ -143,13 +170,15 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<IReadOnlyList<FunctionVersion>> ListAsync(CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.name = f.name AND v.version = f.current_version ORDER BY f.name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.functions f JOIN {S}.function_versions v ON v.tenant = f.tenant AND v.name = f.name AND v.version = f.current_version WHERE @t::text IS NULL OR f.tenant = @t ORDER BY f.name COLLATE \"C\", f.tenant COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<IReadOnlyList<FunctionVersion>> VersionsAsync(string name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n ORDER BY v.version DESC", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.tenant = @t AND v.name = @n ORDER BY v.version DESC", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         return await ReadVersionsAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
@@ -157,9 +186,10 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public async Task<IReadOnlyList<int>> DeleteAsync(string name, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
-            WITH gone AS (DELETE FROM {S}.functions WHERE name = @n RETURNING name)
-            SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.name = v.name ORDER BY v.version DESC
+            WITH gone AS (DELETE FROM {S}.functions WHERE tenant = @t AND name = @n RETURNING tenant, name)
+            SELECT v.version FROM {S}.function_versions v JOIN gone ON gone.tenant = v.tenant AND gone.name = v.name ORDER BY v.version DESC
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         var versions = new List<int>();
         await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -176,8 +206,9 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         await using var cmd = await _db.CommandAsync($"""
             INSERT INTO {S}.function_invocations ({InvocationColumns})
             VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller,
-                    @alg, @route, @shadow_of, NULL)
+                    @alg, @route, @shadow_of, NULL, @t)
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", (_tenant ?? r.Tenant).Value);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)r.AlgorithmVersion ?? DBNull.Value);
         cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)r.Route ?? DBNull.Value);
         cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Text, (object?)r.ShadowOf ?? DBNull.Value);
@@ -209,8 +240,9 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     {
         await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route
-            WHERE id = @id AND status IN ('queued', 'running')
+            WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("digest", servedBy.ImageDigest);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)servedBy.AlgorithmVersion ?? DBNull.Value);
@@ -224,8 +256,9 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
                 output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
                 shadow_equal = @equal, cold_start = @cold
-            WHERE id = @id AND status IN ('queued', 'running')
+            WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("cold", end.ColdStart);
         cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
         cmd.Parameters.AddWithValue("id", id);
@@ -259,11 +292,11 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             await using var cmd = await _db.CommandAsync($"""
                 INSERT INTO {S}.function_invocations ({InvocationColumns}, cold_start)
                 SELECT t.* FROM unnest(@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, @out_sha, @out_bytes, @out_name, @ct, @http,
-                                       @latency, @container, @started, @finished, @error, @caller, @alg, @route, @shadow_of, @equal, @cold)
+                                       @latency, @container, @started, @finished, @error, @caller, @alg, @route, @shadow_of, @equal, @tenant, @cold)
                     AS t(id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name,
                          content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route,
-                         shadow_of, shadow_equal, cold_start)
-                WHERE EXISTS (SELECT 1 FROM {S}.functions f WHERE f.name = t.function)
+                         shadow_of, shadow_equal, tenant, cold_start)
+                WHERE EXISTS (SELECT 1 FROM {S}.functions f WHERE f.tenant = t.tenant AND f.name = t.function)
                 ON CONFLICT (id) DO NOTHING
                 """, cancellationToken).ConfigureAwait(false);
             cmd.Parameters.AddWithValue("id", rows.Select(r => r.Record.Id).ToArray());
@@ -289,6 +322,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             cmd.Parameters.AddWithValue("route", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.Route).ToArray());
             cmd.Parameters.AddWithValue("shadow_of", NpgsqlDbType.Array | NpgsqlDbType.Text, rows.Select(r => r.Record.ShadowOf).ToArray());
             cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Array | NpgsqlDbType.Boolean, rows.Select(r => r.Record.ShadowEqual).ToArray());
+            cmd.Parameters.AddWithValue("tenant", rows.Select(r => (_tenant ?? r.Record.Tenant).Value).ToArray());
             cmd.Parameters.AddWithValue("cold", rows.Select(r => r.ColdStart).ToArray());
             try
             {
@@ -303,7 +337,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("id", id);
         var list = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
         return list.Count == 0 ? null : list[0];
@@ -311,7 +346,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE function = @fn ORDER BY started_at DESC, id COLLATE \"C\" LIMIT @limit", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE tenant = @t AND function = @fn ORDER BY started_at DESC, id COLLATE \"C\" LIMIT @limit", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("fn", function);
         cmd.Parameters.AddWithValue("limit", limit);
         return await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
@@ -333,12 +369,16 @@ internal sealed class PostgresFunctionStore : IFunctionStore
                    count(*) FILTER (WHERE NOT shadow_equal),
                    count(*) FILTER (WHERE cold_start),
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE cold_start IS NOT TRUE),
-                   count(*) FILTER (WHERE status = 'refused')
+                   count(*) FILTER (WHERE status = 'refused'),
+                   tenant
             FROM {S}.function_invocations
-            WHERE (@fn::text IS NULL OR function = @fn) AND (@since::timestamptz IS NULL OR started_at >= @since)
-            GROUP BY function, version, algorithm_version, COALESCE(route = 'shadow', false)
-            ORDER BY function COLLATE "C", version DESC, shadow, algorithm_version COLLATE "C"
+            WHERE (@fn::text IS NULL OR (tenant = @home AND function = @fn)) AND (@t::text IS NULL OR tenant = @t)
+                AND (@since::timestamptz IS NULL OR started_at >= @since)
+            GROUP BY function, tenant, version, algorithm_version, COALESCE(route = 'shadow', false)
+            ORDER BY function COLLATE "C", tenant COLLATE "C", version DESC, shadow, algorithm_version COLLATE "C"
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("home", Home);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("fn", NpgsqlDbType.Text, (object?)function ?? DBNull.Value);
         cmd.Parameters.AddWithValue("since", NpgsqlDbType.TimestampTz, (object?)since ?? DBNull.Value);
         var list = new List<InvocationStats>();
@@ -358,6 +398,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
                 ColdStarts = reader.GetInt64(12),
                 WarmP95Ms = reader.IsDBNull(13) ? null : reader.GetDouble(13),
                 Refused = reader.GetInt64(14),
+                Tenant = TenantOf(reader.GetString(15), reader.GetString(0)),
             });
         }
 
@@ -374,13 +415,15 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             WITH cut AS (
                 SELECT GREATEST(
                     @oldest,
-                    COALESCE((SELECT started_at FROM {S}.function_invocations ORDER BY started_at DESC OFFSET @keep LIMIT 1), '-infinity'::timestamptz)) AS before),
+                    COALESCE((SELECT started_at FROM {S}.function_invocations WHERE @t::text IS NULL OR tenant = @t
+                              ORDER BY started_at DESC OFFSET @keep LIMIT 1), '-infinity'::timestamptz)) AS before),
             doomed AS (
                 SELECT i.id FROM {S}.function_invocations i, cut
-                WHERE i.started_at < cut.before
+                WHERE i.started_at < cut.before AND (@t::text IS NULL OR i.tenant = @t)
                 ORDER BY i.started_at LIMIT @batch)
             DELETE FROM {S}.function_invocations WHERE id IN (SELECT id FROM doomed)
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("oldest", now - retention.KeepFor);
 
         // The Keep-th newest start: everything strictly older goes (ties at the cut stay).
@@ -391,7 +434,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     private async Task<FunctionVersion?> ReadVersionAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string name, int version, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.name = @n AND v.version = @v", conn, tx);
+        await using var cmd = new NpgsqlCommand($"SELECT {VersionColumns} FROM {S}.function_versions v WHERE v.tenant = @t AND v.name = @n AND v.version = @v", conn, tx);
+        cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("n", name);
         cmd.Parameters.AddWithValue("v", version);
         var list = await ReadVersionsAsync(cmd, ct).ConfigureAwait(false);
@@ -406,7 +450,10 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         {
             list.Add(new FunctionVersion(
                 reader.GetString(0), reader.GetInt32(1), FunctionSpec.FromJson(reader.GetString(2)), reader.GetString(3),
-                reader.GetString(4), reader.GetString(5), reader.GetFieldValue<DateTimeOffset>(6), reader.GetString(7)));
+                reader.GetString(4), reader.GetString(5), reader.GetFieldValue<DateTimeOffset>(6), reader.GetString(7))
+            {
+                Tenant = TenantOf(reader.GetString(8), reader.GetString(0)),
+            });
         }
 
         return list;
@@ -428,9 +475,15 @@ internal sealed class PostgresFunctionStore : IFunctionStore
                 r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16), r.IsDBNull(17) ? null : r.GetString(17),
                 r.IsDBNull(18) ? null : r.GetString(18),
                 r.IsDBNull(19) ? null : r.GetString(19), r.IsDBNull(20) ? null : r.GetString(20),
-                r.IsDBNull(21) ? null : r.GetString(21), r.IsDBNull(22) ? null : r.GetBoolean(22)));
+                r.IsDBNull(21) ? null : r.GetString(21), r.IsDBNull(22) ? null : r.GetBoolean(22))
+            {
+                Tenant = TenantOf(r.GetString(23), r.GetString(1)),
+            });
         }
 
         return list;
     }
+
+    private static TenantId TenantOf(string text, string function) =>
+        TenantId.TryParse(text) ?? throw new InvalidDataException($"function {function}: the tenant column holds '{text}', which is not a tenant name");
 }

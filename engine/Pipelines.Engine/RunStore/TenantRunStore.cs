@@ -19,9 +19,11 @@ internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunSto
     public TenantId Tenant => tenant;
 
     /// <summary>A view narrows only: to its own tenant (or all, which it already is) it is itself.</summary>
-    public IRunStore For(TenantScope scope) => scope.Admits(tenant)
-        ? this
-        : throw new InvalidOperationException($"a view of tenant {tenant} cannot reach {scope}: take the view from the engine's store");
+    public IRunStore For(TenantScope scope)
+    {
+        _ = scope.Narrow(tenant);
+        return this;
+    }
 
     public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken) =>
         inner.CreateRunAsync(run with { Tenant = tenant }, tasks, cancellationToken);

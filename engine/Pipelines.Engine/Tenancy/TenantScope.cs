@@ -23,5 +23,14 @@ public sealed record TenantScope
     /// <summary>Whether an object of <paramref name="owner"/> is inside this scope.</summary>
     public bool Admits(TenantId owner) => Tenant is not { } t || t == owner;
 
+    /// <summary>
+    /// The tenant of a view taken with this scope from a store whose own scope is <paramref name="current"/>
+    /// (null: the whole store), the one rule of every store's <c>For</c>: a whole store narrows to
+    /// any scope; a view stays itself for its own tenant or all, and cannot be widened to another.
+    /// </summary>
+    public TenantId? Narrow(TenantId? current) => current is not { } own
+        ? Tenant
+        : Admits(own) ? own : throw new InvalidOperationException($"a view of tenant {own} cannot reach {this}: take the view from the engine's store");
+
     public override string ToString() => Tenant is { } t ? "tenant " + t : "all tenants";
 }

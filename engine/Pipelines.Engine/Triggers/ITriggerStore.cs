@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Triggers;
 
 /// <summary>
@@ -17,17 +19,28 @@ namespace Pipelines.Triggers;
 /// batch already is refused with <see cref="ArgumentException"/> and claims nothing.</item>
 /// <item>Names and keys sort by ordinal (byte) order.</item>
 /// </list>
-/// One store is one namespace of workflows: names and run ids are unique within it, and no method
-/// reaches past it, so that a tenant can later be a store of its own (or a store scoped to it)
-/// without a change to these verbs.
+/// A tenant is one namespace of workflows: a name is unique within a tenant, two tenants may each
+/// register the same name, and run ids are unique across all. A view of one tenant
+/// (<see cref="For"/>) is held to the same rules as the store, and answers for another tenant's
+/// workflow or batch exactly as for a missing one (TriggerStoreIsolationContract). The whole store
+/// (the engine's) names workflows in the default tenant and lists every tenant's; the engine reaches
+/// another tenant's workflow by name through a view of the record's <see cref="RegisteredTrigger.Tenant"/>.
 /// </remarks>
 public interface ITriggerStore
 {
     /// <summary>
+    /// The store as <paramref name="scope"/> sees it: itself for all tenants; for one tenant, a view
+    /// whose names are that tenant's, whose registrations are stamped with it and whose listings,
+    /// batches and locks hold only its own. A view cannot be widened (<see cref="TenantScope.Narrow"/>).
+    /// </summary>
+    ITriggerStore For(TenantScope scope);
+
+    /// <summary>
     /// Registers or updates a workflow (its first registration time is kept). Returns whether its
     /// trigger needs a baseline listing: a new registration, a changed trigger uri (objects still
     /// pending under the old uri are then left behind as dropped, and the checkpoint starts
-    /// again), or a baseline that never finished.
+    /// again), or a baseline that never finished. A view registers in its tenant; the whole store
+    /// in the record's <see cref="RegisteredTrigger.Tenant"/>.
     /// </summary>
     Task<bool> UpsertAsync(RegisteredTrigger trigger, DateTimeOffset now, CancellationToken cancellationToken);
 

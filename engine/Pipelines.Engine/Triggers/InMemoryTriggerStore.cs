@@ -1,4 +1,5 @@
 using System.Globalization;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -10,9 +11,32 @@ namespace Pipelines.Triggers;
 internal sealed class InMemoryTriggerStore : ITriggerStore
 {
     private readonly Lock _lock = new();
-    private readonly SortedDictionary<string, Workflow> _workflows = new(StringComparer.Ordinal);
+
+    // By name, then tenant (as PostgreSQL's listing orders them).
+    private readonly SortedDictionary<(string Name, string Tenant), Workflow> _workflows = new(Comparer<(string Name, string Tenant)>.Create(
+        (a, b) => string.CompareOrdinal(a.Name, b.Name) is var byName and not 0 ? byName : string.CompareOrdinal(a.Tenant, b.Tenant)));
+
     private readonly Dictionary<string, Batch> _batches = new(StringComparer.Ordinal);
     private readonly HashSet<string> _held = new(StringComparer.Ordinal);
+
+    // Null: the whole store (names in the default tenant, listings of every tenant).
+    private readonly TenantId? _tenant;
+
+    public InMemoryTriggerStore()
+    {
+    }
+
+    /// <summary>A view of <paramref name="whole"/>'s data: the same collections under the same lock.</summary>
+    private InMemoryTriggerStore(InMemoryTriggerStore whole, TenantId? tenant) =>
+        (_lock, _workflows, _batches, _held, _tenant) = (whole._lock, whole._workflows, whole._batches, whole._held, tenant);
+
+    private TenantId Home => _tenant ?? TenantId.Default;
+
+    public ITriggerStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new InMemoryTriggerStore(this, t);
+
+    private (string Name, string Tenant) Key(string workflow) => (workflow, Home.Value);
+
+    private bool InScope(TenantId owner) => _tenant is not { } t || t == owner;
 
     /// <summary>A registered workflow with its ledger (by bucket, key and ETag) and checkpoint.</summary>
     private sealed class Workflow(RegisteredTrigger trigger)
@@ -59,8 +83,10 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     }
 
     /// <summary>A batch: claimed, then started or failed.</summary>
-    private sealed class Batch(string workflow, DateTimeOffset claimedAt)
+    private sealed class Batch(TenantId tenant, string workflow, DateTimeOffset claimedAt)
     {
+        public TenantId Tenant { get; } = tenant;
+
         public string Workflow { get; } = workflow;
 
         public string State { get; set; } = "claimed";
@@ -74,11 +100,12 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
 
     public Task<bool> UpsertAsync(RegisteredTrigger trigger, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        trigger = trigger with { Tenant = _tenant ?? trigger.Tenant };
         lock (_lock)
         {
-            if (!_workflows.TryGetValue(trigger.Name, out var w))
+            if (!_workflows.TryGetValue((trigger.Name, trigger.Tenant.Value), out var w))
             {
-                _workflows.Add(trigger.Name, new Workflow(trigger with { RegisteredAt = now }));
+                _workflows.Add((trigger.Name, trigger.Tenant.Value), new Workflow(trigger with { RegisteredAt = now }));
                 return Task.FromResult(true);
             }
 
@@ -109,7 +136,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (_workflows.TryGetValue(workflow, out var w))
+            if (_workflows.TryGetValue(Key(workflow), out var w))
             {
                 w.BaselineDone = true;
                 w.StartAfter = startAfter;
@@ -126,7 +153,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            return Task.FromResult(_workflows.GetValueOrDefault(workflow)?.BaselineDone == true);
+            return Task.FromResult(_workflows.GetValueOrDefault(Key(workflow))?.BaselineDone == true);
         }
     }
 
@@ -134,13 +161,13 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (!_workflows.Remove(workflow))
+            if (!_workflows.Remove(Key(workflow)))
             {
                 return Task.FromResult(false);
             }
 
             // As the foreign keys' cascade does: the workflow's batches go with it.
-            foreach (var runId in _batches.Where(b => b.Value.Workflow == workflow).Select(b => b.Key).ToList())
+            foreach (var runId in _batches.Where(b => b.Value.Tenant == Home && b.Value.Workflow == workflow).Select(b => b.Key).ToList())
             {
                 _batches.Remove(runId);
             }
@@ -153,7 +180,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<RegisteredTrigger>>(_workflows.Values.Select(w => w.Trigger).ToList());
+            return Task.FromResult<IReadOnlyList<RegisteredTrigger>>(_workflows.Values.Select(w => w.Trigger).Where(t => InScope(t.Tenant)).ToList());
         }
     }
 
@@ -161,7 +188,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            return Task.FromResult(_workflows.GetValueOrDefault(workflow)?.Trigger);
+            return Task.FromResult(_workflows.GetValueOrDefault(Key(workflow))?.Trigger);
         }
     }
 
@@ -169,7 +196,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (!_workflows.TryGetValue(workflow, out var w))
+            if (!_workflows.TryGetValue(Key(workflow), out var w))
             {
                 return Task.FromResult(0);
             }
@@ -238,7 +265,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
                 (e.State, e.RunId) = (LedgerState.Claimed, runId);
             }
 
-            _batches.Add(runId, new Batch(workflow, now));
+            _batches.Add(runId, new Batch(Home, workflow, now));
             return Task.FromResult<TriggerBatch?>(new TriggerBatch(runId, workflow, picked.Select(e => e.Object).OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now));
         }
     }
@@ -248,7 +275,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
         lock (_lock)
         {
             return Task.FromResult<IReadOnlyList<TriggerBatch>>(_batches
-                .Where(b => b.Value.Workflow == workflow && b.Value.State == "claimed")
+                .Where(b => b.Value.Tenant == Home && b.Value.Workflow == workflow && b.Value.State == "claimed")
                 .OrderBy(b => b.Value.ClaimedAt).ThenBy(b => b.Key, StringComparer.Ordinal)
                 .Select(b => new TriggerBatch(b.Key, workflow, ObjectsOf(b.Key), b.Value.ClaimedAt))
                 .ToList());
@@ -267,7 +294,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (!_batches.TryGetValue(runId, out var b) || b.State != "claimed")
+            if (!_batches.TryGetValue(runId, out var b) || b.State != "claimed" || !InScope(b.Tenant))
             {
                 return Task.FromResult(false);
             }
@@ -281,7 +308,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            var w = _workflows.GetValueOrDefault(workflow);
+            var w = _workflows.GetValueOrDefault(Key(workflow));
             return Task.FromResult(new TriggerPollState(w?.StartAfter, w?.LastFullAt, w?.LastFullListed));
         }
     }
@@ -290,7 +317,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (_workflows.TryGetValue(workflow, out var w))
+            if (_workflows.TryGetValue(Key(workflow), out var w))
             {
                 (w.LastPollAt, w.LastPollMode, w.LastPollListed) = (poll.At, poll.Mode, poll.Listed);
                 w.StartAfter = poll.StartAfter ?? w.StartAfter;
@@ -308,7 +335,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            if (_workflows.TryGetValue(workflow, out var w))
+            if (_workflows.TryGetValue(Key(workflow), out var w))
             {
                 w.LastError = error;
                 w.LastErrorAt = error is null ? w.LastErrorAt : now;
@@ -322,10 +349,10 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<TriggerSummary>>(_workflows.Values.Select(w =>
+            return Task.FromResult<IReadOnlyList<TriggerSummary>>(_workflows.Values.Where(w => InScope(w.Trigger.Tenant)).Select(w =>
             {
                 var entries = w.Ledger.Values;
-                var batches = _batches.Where(b => b.Value.Workflow == w.Trigger.Name).ToList();
+                var batches = _batches.Where(b => b.Value.Tenant == w.Trigger.Tenant && b.Value.Workflow == w.Trigger.Name).ToList();
                 var last = batches.Where(b => b.Value.State == "started")
                     .OrderByDescending(b => b.Value.ClaimedAt).ThenByDescending(b => b.Key, StringComparer.Ordinal).FirstOrDefault();
                 return new TriggerSummary(
@@ -338,7 +365,10 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
                     batches.Count(b => b.Value.State == "started"),
                     batches.Count(b => b.Value.State == "failed"),
                     last.Key,
-                    last.Value?.ClaimedAt);
+                    last.Value?.ClaimedAt)
+                {
+                    Tenant = w.Trigger.Tenant,
+                };
             }).ToList());
         }
     }
@@ -347,18 +377,19 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         lock (_lock)
         {
-            return Task.FromResult<IAsyncDisposable?>(_held.Add(workflow) ? new HeldLock(this, workflow) : null);
+            var key = Home.Value + "/" + workflow;
+            return Task.FromResult<IAsyncDisposable?>(_held.Add(key) ? new HeldLock(this, key) : null);
         }
     }
 
     private IEnumerable<Entry> Pending(string workflow) =>
-        _workflows.TryGetValue(workflow, out var w) ? w.Ledger.Values.Where(e => e.State == LedgerState.Pending) : [];
+        _workflows.TryGetValue(Key(workflow), out var w) ? w.Ledger.Values.Where(e => e.State == LedgerState.Pending) : [];
 
     private List<LedgerObject> ObjectsOf(string runId) =>
-        _workflows.Values.SelectMany(w => w.Ledger.Values).Where(e => e.RunId == runId).Select(e => e.Object).OrderBy(o => o.Key, StringComparer.Ordinal).ToList();
+        _workflows.Values.Where(w => InScope(w.Trigger.Tenant)).SelectMany(w => w.Ledger.Values).Where(e => e.RunId == runId).Select(e => e.Object).OrderBy(o => o.Key, StringComparer.Ordinal).ToList();
 
     /// <summary>A held lock: released once, however often it is disposed.</summary>
-    private sealed class HeldLock(InMemoryTriggerStore store, string workflow) : IAsyncDisposable
+    private sealed class HeldLock(InMemoryTriggerStore store, string key) : IAsyncDisposable
     {
         private int _released;
 
@@ -368,7 +399,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
             {
                 lock (store._lock)
                 {
-                    store._held.Remove(workflow);
+                    store._held.Remove(key);
                 }
             }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -13,20 +14,30 @@ namespace Pipelines.Triggers;
 /// </summary>
 internal sealed class PostgresTriggerStore : ITriggerStore
 {
-    private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at";
+    private const string WorkflowColumns = "name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at, tenant";
 
     // pg_advisory_lock(int, int): the first number names this use, the second the trigger.
     private const int TriggerLockClass = 7310023;
 
     private readonly SchemaGate _db;
 
+    // Null: the whole store (names in the default tenant, listings of every tenant).
+    private readonly TenantId? _tenant;
+
     /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
     public PostgresTriggerStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
+    private PostgresTriggerStore(SchemaGate db, TenantId? tenant) => (_db, _tenant) = (db, tenant);
+
     private string S => _db.Schema;
 
+    /// <summary>The tenant whose names this store's verbs address.</summary>
+    private TenantId Home => _tenant ?? TenantId.Default;
+
+    public ITriggerStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresTriggerStore(_db, t);
+
     /// <summary>Registered workflows, the ledger, batches and checkpoints; made by Hosting/PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("trigger store", 1, s => $"""
+    public static SchemaPart Tables { get; } = new("trigger store", 2, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.workflows (
                 name text PRIMARY KEY,
                 yaml text NOT NULL,
@@ -74,23 +85,37 @@ internal sealed class PostgresTriggerStore : ITriggerStore
                 last_poll_listed bigint,
                 last_error text,
                 last_error_at timestamptz);
+            -- v2, tenants (docs/tenants.md): a workflow's name is unique within its tenant. The constant
+            -- default adds the columns without a rewrite; rows from before are the default tenant's.
+            ALTER TABLE {s}.workflows ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            ALTER TABLE {s}.trigger_objects ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            ALTER TABLE {s}.trigger_batches ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            ALTER TABLE {s}.trigger_state ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
+            {SchemaPart.MovePrimaryKey(s, "workflows", "tenant, name")}
+            {SchemaPart.MovePrimaryKey(s, "trigger_objects", "tenant, workflow, bucket, key, etag")}
+            {SchemaPart.MovePrimaryKey(s, "trigger_state", "tenant, workflow")}
+            {SchemaPart.MoveForeignKey(s, "trigger_objects", "tenant, workflow", "workflows", "tenant, name")}
+            {SchemaPart.MoveForeignKey(s, "trigger_batches", "tenant, workflow", "workflows", "tenant, name")}
+            {SchemaPart.MoveForeignKey(s, "trigger_state", "tenant, workflow", "workflows", "tenant, name")}
         """);
 
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        var tenant = _tenant ?? t.Tenant;
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         string? oldUri;
-        await using (var get = new NpgsqlCommand($"SELECT trigger_uri FROM {S}.workflows WHERE name = @n FOR UPDATE", conn, tx))
+        await using (var get = new NpgsqlCommand($"SELECT trigger_uri FROM {S}.workflows WHERE tenant = @t AND name = @n FOR UPDATE", conn, tx))
         {
+            get.Parameters.AddWithValue("t", tenant.Value);
             get.Parameters.AddWithValue("n", t.Name);
             oldUri = await get.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string;
         }
 
         await using (var up = new NpgsqlCommand($"""
             INSERT INTO {S}.workflows ({WorkflowColumns}, updated_at)
-            VALUES (@n, @yaml, @src, @dir, @ovr, @uri, @b, @p, @inc, @exc, @settle, @now, @now)
-            ON CONFLICT (name) DO UPDATE SET yaml = excluded.yaml, source = excluded.source, base_dir = excluded.base_dir,
+            VALUES (@n, @yaml, @src, @dir, @ovr, @uri, @b, @p, @inc, @exc, @settle, @now, @t, @now)
+            ON CONFLICT (tenant, name) DO UPDATE SET yaml = excluded.yaml, source = excluded.source, base_dir = excluded.base_dir,
                 overrides = excluded.overrides, trigger_uri = excluded.trigger_uri, bucket = excluded.bucket, prefix = excluded.prefix,
                 include = excluded.include, exclude = excluded.exclude, settle_ms = excluded.settle_ms, updated_at = excluded.updated_at
             """, conn, tx))
@@ -107,6 +132,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             up.Parameters.AddWithValue("exc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Exclude));
             up.Parameters.AddWithValue("settle", (long)t.Settle.TotalMilliseconds);
             up.Parameters.AddWithValue("now", now);
+            up.Parameters.AddWithValue("t", tenant.Value);
             await up.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -115,23 +141,25 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         {
             await using var reset = new NpgsqlCommand($"""
                 UPDATE {S}.trigger_objects SET state = 'dropped', note = 'pending when the trigger uri changed from ' || @old
-                WHERE workflow = @n AND state = 'pending';
-                DELETE FROM {S}.trigger_state WHERE workflow = @n;
-                INSERT INTO {S}.trigger_state (workflow, baseline_done) VALUES (@n, false);
+                WHERE tenant = @t AND workflow = @n AND state = 'pending';
+                DELETE FROM {S}.trigger_state WHERE tenant = @t AND workflow = @n;
+                INSERT INTO {S}.trigger_state (tenant, workflow, baseline_done) VALUES (@t, @n, false);
                 """, conn, tx);
+            reset.Parameters.AddWithValue("t", tenant.Value);
             reset.Parameters.AddWithValue("n", t.Name);
             reset.Parameters.AddWithValue("old", oldUri ?? "");
             await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
         else
         {
-            await using var ensure = new NpgsqlCommand($"INSERT INTO {S}.trigger_state (workflow) VALUES (@n) ON CONFLICT DO NOTHING", conn, tx);
+            await using var ensure = new NpgsqlCommand($"INSERT INTO {S}.trigger_state (tenant, workflow) VALUES (@t, @n) ON CONFLICT DO NOTHING", conn, tx);
+            ensure.Parameters.AddWithValue("t", tenant.Value);
             ensure.Parameters.AddWithValue("n", t.Name);
             await ensure.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return needsBaseline || !await IsBaselineDoneAsync(t.Name, cancellationToken).ConfigureAwait(false);
+        return needsBaseline || !await IsBaselineDoneAsync(tenant, t.Name, cancellationToken).ConfigureAwait(false);
     }
 
     public async Task CompleteBaselineAsync(string workflow, string? startAfter, DateTimeOffset now, long listed, CancellationToken cancellationToken)
@@ -139,8 +167,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_state SET baseline_done = true, start_after = @sa, last_full_at = @now, last_full_listed = @listed,
                 last_poll_at = @now, last_poll_mode = 'baseline', last_poll_listed = @listed
-            WHERE workflow = @n
+            WHERE tenant = @t AND workflow = @n
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("n", workflow);
         cmd.Parameters.AddWithValue("sa", (object?)startAfter ?? DBNull.Value);
         cmd.Parameters.AddWithValue("now", now);
@@ -148,23 +177,35 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken)
+    public Task<bool> IsBaselineDoneAsync(string workflow, CancellationToken cancellationToken) => IsBaselineDoneAsync(Home, workflow, cancellationToken);
+
+    private async Task<bool> IsBaselineDoneAsync(TenantId tenant, string workflow, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT baseline_done FROM {S}.trigger_state WHERE workflow = @n", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT baseline_done FROM {S}.trigger_state WHERE tenant = @t AND workflow = @n", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", tenant.Value);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
     }
 
     public async Task<bool> RemoveAsync(string workflow, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"DELETE FROM {S}.workflows WHERE name = @n", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"DELETE FROM {S}.workflows WHERE tenant = @t AND name = @n", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("n", workflow);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
-    public async Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken)
+    public Task<IReadOnlyList<RegisteredTrigger>> ListAsync(CancellationToken cancellationToken) =>
+        ReadTriggersAsync("@t::text IS NULL OR tenant = @t", _tenant, null, cancellationToken);
+
+    public async Task<RegisteredTrigger?> GetAsync(string workflow, CancellationToken cancellationToken) =>
+        (await ReadTriggersAsync("tenant = @t AND name = @n", Home, workflow, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+
+    private async Task<IReadOnlyList<RegisteredTrigger>> ReadTriggersAsync(string where, TenantId? tenant, string? name, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows ORDER BY name COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {WorkflowColumns} FROM {S}.workflows WHERE {where} ORDER BY name COLLATE \"C\", tenant COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, (object?)tenant?.Value ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("n", NpgsqlDbType.Text, (object?)name ?? DBNull.Value);
         var list = new List<RegisteredTrigger>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -176,14 +217,14 @@ internal sealed class PostgresTriggerStore : ITriggerStore
                 JsonSerializer.Deserialize<List<string>>(r.GetString(8))!,
                 JsonSerializer.Deserialize<List<string>>(r.GetString(9))!,
                 TimeSpan.FromMilliseconds(r.GetInt64(10)),
-                r.GetFieldValue<DateTimeOffset>(11)));
+                r.GetFieldValue<DateTimeOffset>(11))
+            {
+                Tenant = TenantOf(r.GetString(12), r.GetString(0)),
+            });
         }
 
         return list;
     }
-
-    public async Task<RegisteredTrigger?> GetAsync(string workflow, CancellationToken cancellationToken) =>
-        (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(t => t.Name == workflow);
 
     /// <summary>
     /// Records object versions in one statement: ON CONFLICT leaves a version in the ledger as it
@@ -197,11 +238,12 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         }
 
         await using var cmd = await _db.CommandAsync($"""
-            INSERT INTO {S}.trigger_objects AS o (workflow, bucket, key, etag, size, state, source, seen_at, note)
-            SELECT @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
-            ON CONFLICT (workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
+            INSERT INTO {S}.trigger_objects AS o (tenant, workflow, bucket, key, etag, size, state, source, seen_at, note)
+            SELECT @t, @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
+            ON CONFLICT (tenant, workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
                 WHERE o.state = 'deleted' AND excluded.state = 'pending'
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("src", source);
@@ -226,8 +268,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
     {
         await using var cmd = await _db.CommandAsync($"""
             UPDATE {S}.trigger_objects SET state = 'deleted', note = 'removed ' || to_char(@now AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || ' before a run took it'
-            WHERE workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
+            WHERE tenant = @t AND workflow = @w AND bucket = @b AND key = @k AND state = 'pending'
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("b", bucket);
         cmd.Parameters.AddWithValue("k", key);
@@ -237,7 +280,8 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task<PendingObjects> PendingAsync(string workflow, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE workflow = @w AND state = 'pending'", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT count(*), max(seen_at) FROM {S}.trigger_objects WHERE tenant = @t AND workflow = @w AND state = 'pending'", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         await r.ReadAsync(cancellationToken).ConfigureAwait(false);
@@ -260,16 +304,17 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         await using (var claim = new NpgsqlCommand($"""
             WITH pick AS (
                 SELECT bucket, key, etag FROM {S}.trigger_objects
-                WHERE workflow = @w AND state = 'pending'
+                WHERE tenant = @t AND workflow = @w AND state = 'pending'
                 ORDER BY seen_at, key COLLATE "C"
                 LIMIT @max
                 FOR UPDATE SKIP LOCKED)
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
             FROM pick
-            WHERE o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
+            WHERE o.tenant = @t AND o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
             RETURNING o.key, o.size, o.etag, o.seen_at
             """, conn, tx))
         {
+            claim.Parameters.AddWithValue("t", Home.Value);
             claim.Parameters.AddWithValue("w", workflow);
             claim.Parameters.AddWithValue("run", runId);
             claim.Parameters.AddWithValue("max", max);
@@ -288,8 +333,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             return null;
         }
 
-        await using (var batch = new NpgsqlCommand($"INSERT INTO {S}.trigger_batches (run_id, workflow, state, objects, claimed_at) VALUES (@run, @w, 'claimed', @n, @now)", conn, tx))
+        await using (var batch = new NpgsqlCommand($"INSERT INTO {S}.trigger_batches (run_id, tenant, workflow, state, objects, claimed_at) VALUES (@run, @t, @w, 'claimed', @n, @now)", conn, tx))
         {
+            batch.Parameters.AddWithValue("t", Home.Value);
             batch.Parameters.AddWithValue("run", runId);
             batch.Parameters.AddWithValue("w", workflow);
             batch.Parameters.AddWithValue("n", objects.Count);
@@ -312,8 +358,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
     {
         var batches = new List<(string RunId, DateTimeOffset At)>();
-        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id COLLATE \"C\"", cancellationToken).ConfigureAwait(false))
+        await using (var cmd = await _db.CommandAsync($"SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE tenant = @t AND workflow = @w AND state = 'claimed' ORDER BY claimed_at, run_id COLLATE \"C\"", cancellationToken).ConfigureAwait(false))
         {
+            cmd.Parameters.AddWithValue("t", Home.Value);
             cmd.Parameters.AddWithValue("w", workflow);
             await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -333,8 +380,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run AND (@t::text IS NULL OR tenant = @t) ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, (object?)_tenant?.Value ?? DBNull.Value);
         var list = new List<LedgerObject>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -347,8 +395,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task<bool> FinishBatchAsync(string runId, bool started, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed'", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_batches SET state = @s, started_at = @now, error = @e WHERE run_id = @run AND state = 'claimed' AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, (object?)_tenant?.Value ?? DBNull.Value);
         cmd.Parameters.AddWithValue("s", started ? "started" : "failed");
         cmd.Parameters.AddWithValue("e", (object?)error ?? DBNull.Value);
         cmd.Parameters.AddWithValue("now", now);
@@ -357,7 +406,8 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task<TriggerPollState> GetPollStateAsync(string workflow, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT start_after, last_full_at, last_full_listed FROM {S}.trigger_state WHERE tenant = @t AND workflow = @w", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -378,8 +428,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
                 start_after = coalesce(@sa, start_after),
                 last_full_at = CASE WHEN @full THEN @at ELSE last_full_at END,
                 last_full_listed = CASE WHEN @full THEN @listed ELSE last_full_listed END
-            WHERE workflow = @w
+            WHERE tenant = @t AND workflow = @w
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.AddWithValue("at", poll.At);
         cmd.Parameters.AddWithValue("mode", poll.Mode);
@@ -391,7 +442,8 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task SaveErrorAsync(string workflow, string? error, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE workflow = @w", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"UPDATE {S}.trigger_state SET last_error = @e, last_error_at = CASE WHEN @e IS NULL THEN last_error_at ELSE @now END WHERE tenant = @t AND workflow = @w", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", Home.Value);
         cmd.Parameters.AddWithValue("w", workflow);
         cmd.Parameters.Add(new NpgsqlParameter("e", NpgsqlDbType.Text) { Value = (object?)error ?? DBNull.Value });
         cmd.Parameters.AddWithValue("now", now);
@@ -404,23 +456,25 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             SELECT w.name, w.trigger_uri, w.settle_ms, w.registered_at,
                    s.last_poll_at, s.last_poll_mode, s.last_poll_listed, s.last_error, s.last_error_at,
                    coalesce(o.seen, 0), coalesce(o.pending, 0), coalesce(o.baseline, 0), coalesce(o.rejected, 0),
-                   coalesce(b.started, 0), coalesce(b.failed, 0), l.run_id, l.claimed_at
+                   coalesce(b.started, 0), coalesce(b.failed, 0), l.run_id, l.claimed_at, w.tenant
             FROM {S}.workflows w
-            LEFT JOIN {S}.trigger_state s ON s.workflow = w.name
+            LEFT JOIN {S}.trigger_state s ON s.tenant = w.tenant AND s.workflow = w.name
             LEFT JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE state NOT IN ('baseline', 'rejected')) AS seen,
                        count(*) FILTER (WHERE state = 'pending') AS pending,
                        count(*) FILTER (WHERE state = 'baseline') AS baseline,
                        count(*) FILTER (WHERE state = 'rejected') AS rejected
-                FROM {S}.trigger_objects WHERE workflow = w.name) o ON true
+                FROM {S}.trigger_objects WHERE tenant = w.tenant AND workflow = w.name) o ON true
             LEFT JOIN LATERAL (
                 SELECT count(*) FILTER (WHERE state = 'started') AS started, count(*) FILTER (WHERE state = 'failed') AS failed
-                FROM {S}.trigger_batches WHERE workflow = w.name) b ON true
+                FROM {S}.trigger_batches WHERE tenant = w.tenant AND workflow = w.name) b ON true
             LEFT JOIN LATERAL (
-                SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE workflow = w.name AND state = 'started'
+                SELECT run_id, claimed_at FROM {S}.trigger_batches WHERE tenant = w.tenant AND workflow = w.name AND state = 'started'
                 ORDER BY claimed_at DESC, run_id COLLATE "C" DESC LIMIT 1) l ON true
-            ORDER BY w.name COLLATE "C"
+            WHERE @t::text IS NULL OR w.tenant = @t
+            ORDER BY w.name COLLATE "C", w.tenant COLLATE "C"
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, (object?)_tenant?.Value ?? DBNull.Value);
         var list = new List<TriggerSummary>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
@@ -434,7 +488,10 @@ internal sealed class PostgresTriggerStore : ITriggerStore
                 r.IsDBNull(8) ? null : r.GetFieldValue<DateTimeOffset>(8),
                 r.GetInt64(9), r.GetInt64(10), r.GetInt64(11), r.GetInt64(12), r.GetInt64(13), r.GetInt64(14),
                 r.IsDBNull(15) ? null : r.GetString(15),
-                r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16)));
+                r.IsDBNull(16) ? null : r.GetFieldValue<DateTimeOffset>(16))
+            {
+                Tenant = TenantOf(r.GetString(17), r.GetString(0)),
+            });
         }
 
         return list;
@@ -448,10 +505,10 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         {
             await using var cmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@c, hashtext(@k))", conn);
             cmd.Parameters.AddWithValue("c", TriggerLockClass);
-            cmd.Parameters.AddWithValue("k", S + "/" + workflow);
+            cmd.Parameters.AddWithValue("k", LockKey(workflow));
             if (await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
             {
-                return new HeldLock(conn, S + "/" + workflow);
+                return new HeldLock(conn, LockKey(workflow));
             }
         }
         catch
@@ -465,6 +522,12 @@ internal sealed class PostgresTriggerStore : ITriggerStore
     }
 
     internal static string Name(LedgerState s) => s.ToString().ToLowerInvariant();
+
+    /// <summary>The lock's name: the default tenant's keeps the one it had before tenants (the workflow's name), another tenant's adds the tenant.</summary>
+    private string LockKey(string workflow) => S + "/" + (Home.IsDefault ? workflow : Home.Value + "/" + workflow);
+
+    private static TenantId TenantOf(string text, string workflow) =>
+        TenantId.TryParse(text) ?? throw new InvalidDataException($"workflow {workflow}: the tenant column holds '{text}', which is not a tenant name");
 
     private sealed class HeldLock(NpgsqlConnection conn, string key) : IAsyncDisposable
     {

@@ -1,3 +1,5 @@
+using Pipelines.Tenancy;
+
 namespace Pipelines.Triggers;
 
 /// <summary>
@@ -19,6 +21,9 @@ public sealed record RegisteredTrigger(
     TimeSpan Settle,
     DateTimeOffset RegisteredAt)
 {
+    /// <summary>The tenant that registered the workflow; a tenant's view of the store stamps it (docs/tenants.md).</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+
     /// <summary>The Hangfire recurring job's id, readable on the dashboard.</summary>
     public string RecurringJobId => RecurringJobIdOf(Name);
 
@@ -84,4 +89,8 @@ public sealed record TriggerSummary(
     long RunsStarted,
     long BatchesFailed,
     string? LastRunId,
-    DateTimeOffset? LastRunAt);
+    DateTimeOffset? LastRunAt)
+{
+    /// <summary>The tenant whose workflow this is.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+}

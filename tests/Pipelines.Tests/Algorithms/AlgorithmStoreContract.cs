@@ -3,6 +3,7 @@ using Npgsql;
 using Pipelines.Algorithms;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Algorithms;
@@ -31,9 +32,17 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
 
     protected abstract Task<IAlgorithmStore> CreateStoreAsync();
 
+    /// <summary>What the tests see of the store: all of it, or one tenant's view (which must behave the same for its own).</summary>
+    protected virtual TenantScope Scope => TenantScope.All;
+
+    /// <summary>The tenant whose records the tests' store makes.</summary>
+    private TenantId Tenant => Scope.Tenant ?? TenantId.Default;
+
     public virtual Task DisposeAsync() => Task.CompletedTask;
 
-    public async Task InitializeAsync() => Store = await CreateStoreAsync();
+    public async Task InitializeAsync() => Store = (await CreateStoreAsync()).For(Scope);
+
+    private IAlgorithmStore? Second => Another?.For(Scope);
 
     [Fact]
     public async Task A_pushed_version_reads_back_as_given_and_the_first_of_a_name_becomes_stable()
@@ -48,7 +57,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
         Assert.Equal(v1.RepoTags, read.RepoTags);
         Assert.Equal(v1.LockDown, read.LockDown);
         var stable = Assert.Single(await Store.ChannelsAsync("ocr", None));
-        Assert.Equal(new AlgorithmChannel("ocr", AlgorithmReference.Stable, "1.0", 100, Now, "tester"), stable);
+        Assert.Equal(new AlgorithmChannel("ocr", AlgorithmReference.Stable, "1.0", 100, Now, "tester") { Tenant = Tenant }, stable);
         Assert.Equal(new AlgorithmRoute("ocr", new AlgorithmVersionRef("1.0", "sha256:a"), null, 0, false, null), await Store.RouteAsync("ocr", None));
     }
 
@@ -69,7 +78,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
     public async Task Of_concurrent_pushes_of_one_version_one_records_it()
     {
         var added = await Task.WhenAll(Enumerable.Range(0, Callers).Select(i => Task.Run(() =>
-            AddAsync(Version("ocr", "1.0", "sha256:" + i), Another is { } other && i % 2 == 1 ? other : Store))));
+            AddAsync(Version("ocr", "1.0", "sha256:" + i), Second is { } other && i % 2 == 1 ? other : Store))));
 
         Assert.Single(added, a => a);
         var winner = Array.IndexOf(added, true);
@@ -233,7 +242,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
         await Store.RecordLoadAsync(new ImageLoad("sha256:a", "w3", "s3://b/a.tar", 3.5, 100, Now.AddSeconds(2)), None);
 
         Assert.Equal(["w3", "w2", "w1"], (await Store.LoadsAsync("sha256:a", 10, None)).Select(l => l.Worker));
-        Assert.Equal(new ImageLoad("sha256:a", "w3", "s3://b/a.tar", 3.5, 100, Now.AddSeconds(2)), (await Store.LoadsAsync("sha256:a", 1, None)).Single());
+        Assert.Equal(new ImageLoad("sha256:a", "w3", "s3://b/a.tar", 3.5, 100, Now.AddSeconds(2)) { Tenant = Tenant }, (await Store.LoadsAsync("sha256:a", 1, None)).Single());
         Assert.Equal(["sha256:a", "sha256:a", "sha256:b", "sha256:a"], (await Store.LoadsAsync(null, 10, None)).Select(l => l.Digest));
     }
 
@@ -256,7 +265,7 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
             deleteDone = true;
         }, None);
         await inDelete.Task.WaitAsync(Enough);
-        var push = (Another ?? Store).AddAsync(Version("other", "1.0", "sha256:shared"), ct =>
+        var push = (Second ?? Store).AddAsync(Version("other", "1.0", "sha256:shared"), ct =>
         {
             uploadedAfterDelete = deleteDone;
             _tarballs.TryAdd("sha256:shared", 1);
@@ -286,12 +295,12 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
             await letGo.Task;
         }, None);
         await inFirst.Task.WaitAsync(Enough);
-        var second = (Another ?? Store).AddAsync(Version("b", "1", "sha256:one"), ct =>
+        var second = (Second ?? Store).AddAsync(Version("b", "1", "sha256:one"), ct =>
         {
             secondEntered = true;
             return Task.CompletedTask;
         }, None);
-        var elsewhere = await (Another ?? Store).AddAsync(Version("c", "1", "sha256:two"), EnsureTarball("sha256:two"), None).WaitAsync(Enough);
+        var elsewhere = await (Second ?? Store).AddAsync(Version("c", "1", "sha256:two"), EnsureTarball("sha256:two"), None).WaitAsync(Enough);
         var enteredWhileHeld = secondEntered;
         letGo.SetResult();
         await Task.WhenAll(first, second).WaitAsync(Enough);
@@ -319,8 +328,8 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
     private static AlgorithmVersion Version(string name, string version, string digest, DateTimeOffset? at = null) =>
         new(name, version, digest, 1234, "tester", at ?? Now, null, [], []);
 
-    private static ChannelEvent Event(string name, string version, string action = ChannelEvent.CanaryAction, DateTimeOffset? at = null) =>
-        new(name, action, version, 10, "tester", action == ChannelEvent.RollbackAction ? "p95 over stable's" : null, at ?? Now);
+    private ChannelEvent Event(string name, string version, string action = ChannelEvent.CanaryAction, DateTimeOffset? at = null) =>
+        new(name, action, version, 10, "tester", action == ChannelEvent.RollbackAction ? "p95 over stable's" : null, at ?? Now) { Tenant = Tenant };
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
@@ -332,9 +341,27 @@ public sealed class InMemoryAlgorithmStoreContractTests : AlgorithmStoreContract
     protected override Task<IAlgorithmStore> CreateStoreAsync() => Task.FromResult<IAlgorithmStore>(new InMemoryAlgorithmStore());
 }
 
+/// <summary>The contract against one tenant's view of the embedded mode's store.</summary>
+[Unit]
+public sealed class InMemoryTenantViewAlgorithmStoreContractTests : AlgorithmStoreContract
+{
+    protected override IAlgorithmStore? Another => null;
+
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+
+    protected override Task<IAlgorithmStore> CreateStoreAsync() => Task.FromResult<IAlgorithmStore>(new InMemoryAlgorithmStore());
+}
+
+/// <summary>The contract against one tenant's view of PostgreSQL's store, a second process's view beside it.</summary>
+[Integration]
+public sealed class PostgresTenantViewAlgorithmStoreContractTests : PostgresAlgorithmStoreContractTests
+{
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+}
+
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own; a second data source stands for a second process.</summary>
 [Integration]
-public sealed class PostgresAlgorithmStoreContractTests : AlgorithmStoreContract
+public class PostgresAlgorithmStoreContractTests : AlgorithmStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("alg_");
     private NpgsqlDataSource _db = null!;

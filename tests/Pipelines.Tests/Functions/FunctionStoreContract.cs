@@ -2,6 +2,7 @@ using Npgsql;
 using Pipelines.Functions;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Functions;
@@ -22,9 +23,12 @@ public abstract class FunctionStoreContract : IAsyncLifetime
 
     protected abstract Task<IFunctionStore> CreateStoreAsync();
 
+    /// <summary>What the tests see of the store: all of it, or one tenant's view (which must behave the same for its own).</summary>
+    protected virtual TenantScope Scope => TenantScope.All;
+
     public virtual Task DisposeAsync() => Task.CompletedTask;
 
-    public async Task InitializeAsync() => Store = await CreateStoreAsync();
+    public async Task InitializeAsync() => Store = (await CreateStoreAsync()).For(Scope);
 
     /// <summary>Records invocations of a function that started at the given times; a store may do it faster than one by one.</summary>
     protected virtual async Task AddStartedAsync(string function, int version, IEnumerable<(string Id, DateTimeOffset StartedAt)> invocations)
@@ -58,7 +62,7 @@ public abstract class FunctionStoreContract : IAsyncLifetime
         Assert.Equal((2, true, (int?)1), (second.Function.Version, second.Created, second.Replaced));
         Assert.Equal((2, "sha256:c2", "head", "c2", "tester"), (current!.Version, current.ImageDigest, current.Spec.Command[0], current.ContentSha256, current.DeployedBy));
         Assert.Equal((1, "sha256:c1", "cat", "yaml of c1", Now), (old!.Version, old.ImageDigest, old.Spec.Command[0], old.Yaml, old.DeployedAt));
-        Assert.Equal("function:resize@2", current.Owner);
+        Assert.Equal(Scope.Tenant is null ? "function:resize@2" : $"function:{Scope.Tenant}/resize@2", current.Owner);
         Assert.Equal([2, 1], (await Store.VersionsAsync("resize", None)).Select(v => v.Version));
     }
 
@@ -356,8 +360,9 @@ public abstract class FunctionStoreContract : IAsyncLifetime
 
     private static InvocationEnd Ended(InvocationStatus status, double latencyMs) => new(status, 200, null, null, null, null, latencyMs, null, null);
 
-    protected static InvocationRecord Invocation(string fn, int version, string id, DateTimeOffset at, InvocationStatus status = InvocationStatus.Running, bool isAsync = false, string caller = "tester") =>
-        new(id, fn, version, "sha256:c1", status, isAsync, "in-sha", 7, null, null, null, null, null, null, null, at, null, null, caller);
+    /// <summary>An invocation as the tests' store records it: in the view's tenant when the tests see one.</summary>
+    protected InvocationRecord Invocation(string fn, int version, string id, DateTimeOffset at, InvocationStatus status = InvocationStatus.Running, bool isAsync = false, string caller = "tester") =>
+        new(id, fn, version, "sha256:c1", status, isAsync, "in-sha", 7, null, null, null, null, null, null, null, at, null, null, caller) { Tenant = Scope.Tenant ?? TenantId.Default };
 }
 
 /// <summary>The contract against the embedded mode's store, a new one per test.</summary>
@@ -367,9 +372,25 @@ public sealed class InMemoryFunctionStoreContractTests : FunctionStoreContract
     protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
 }
 
+/// <summary>The contract against one tenant's view of the embedded mode's store.</summary>
+[Unit]
+public sealed class InMemoryTenantViewFunctionStoreContractTests : FunctionStoreContract
+{
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+
+    protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
+}
+
+/// <summary>The contract against one tenant's view of PostgreSQL's store.</summary>
+[Integration]
+public sealed class PostgresTenantViewFunctionStoreContractTests : PostgresFunctionStoreContractTests
+{
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+}
+
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own.</summary>
 [Integration]
-public sealed class PostgresFunctionStoreContractTests : FunctionStoreContract
+public class PostgresFunctionStoreContractTests : FunctionStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("fn_");
     private NpgsqlDataSource _db = null!;
@@ -396,9 +417,10 @@ public sealed class PostgresFunctionStoreContractTests : FunctionStoreContract
     {
         var list = invocations.ToList();
         await using var cmd = _db.CreateCommand($"""
-            INSERT INTO {_schema}.function_invocations (id, function, version, image_digest, status, async, input_bytes, started_at)
-            SELECT id, @fn, @v, 'sha256:c1', 'succeeded', false, 7, started FROM unnest(@ids, @starts) AS t(id, started)
+            INSERT INTO {_schema}.function_invocations (id, function, version, image_digest, status, async, input_bytes, started_at, tenant)
+            SELECT id, @fn, @v, 'sha256:c1', 'succeeded', false, 7, started, @tenant FROM unnest(@ids, @starts) AS t(id, started)
             """);
+        cmd.Parameters.AddWithValue("tenant", (Scope.Tenant ?? TenantId.Default).Value);
         cmd.Parameters.AddWithValue("fn", function);
         cmd.Parameters.AddWithValue("v", version);
         cmd.Parameters.AddWithValue("ids", list.Select(i => i.Id).ToArray());

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Functions;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Tests.Functions;
 
@@ -57,6 +58,23 @@ public sealed class InvocationLogTests
         await DeployAsync(store);
 
         Assert.Null(await log.GetInvocationAsync("i1", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_tenants_view_of_the_log_reads_its_own_records_handed_over_before_and_not_another_tenants()
+    {
+        var store = new InMemoryFunctionStore();
+        await using var log = new InvocationLog(store, NullLogger<InvocationLog>.Instance);
+        var labA = log.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        var labB = log.For(TenantScope.Of(TenantId.Parse("lab-b", "test")));
+        var deployed = (await labA.DeployAsync(FunctionParser.Parse("name: echo\nimage: busybox:1\ncommand: [cat, \"{input}\"]\n", "f.yaml"), "y", "sha256:e", "e", "tester", Now, CancellationToken.None)).Function;
+
+        await log.RecordAsync(Ended(deployed, "i1"), CancellationToken.None);
+
+        Assert.Same(log, log.For(TenantScope.All));
+        Assert.Equal(InvocationStatus.Succeeded, (await labA.GetInvocationAsync("i1", CancellationToken.None))!.Status);
+        Assert.Null(await labB.GetInvocationAsync("i1", CancellationToken.None));
+        Assert.Empty(await labB.StatsAsync(null, null, CancellationToken.None));
     }
 
     private static async Task<FunctionVersion> DeployAsync(InMemoryFunctionStore store) =>

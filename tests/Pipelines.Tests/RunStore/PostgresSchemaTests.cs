@@ -173,6 +173,158 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.Equal("default", await tenants.ExecuteScalarAsync());
     }
 
+    [Fact]
+    public async Task Trigger_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.TriggerStoreV1(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('trigger store', 1);
+            INSERT INTO {_schema}.workflows (name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at, updated_at)
+                VALUES ('wf', 'version: 1', 'wf.yaml', NULL, '[]', 's3://b/in/', 'b', 'in/', '["**/*.fastq"]', '[]', 30000, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.trigger_objects (workflow, bucket, key, etag, size, state, source, seen_at, run_id)
+                VALUES ('wf', 'b', 'in/a.fastq', 'e1', 1, 'claimed', 'watch', '2026-11-01T00:00:00Z', 'old-run'),
+                       ('wf', 'b', 'in/b.fastq', 'e2', 1, 'pending', 'watch', '2026-11-01T00:00:00Z', NULL);
+            INSERT INTO {_schema}.trigger_batches (run_id, workflow, state, objects, claimed_at) VALUES ('old-run', 'wf', 'claimed', 1, '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.trigger_state (workflow, baseline_done, start_after) VALUES ('wf', true, 'in/b.fastq');
+            """))
+        {
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        ITriggerStore store = new PostgresTriggerStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        Assert.Equal((TenantId.Default, "s3://b/in/"), ((await store.GetAsync("wf", None))!.Tenant, (await store.GetAsync("wf", None))!.Uri));
+        Assert.True(await store.IsBaselineDoneAsync("wf", None));
+        Assert.Equal(1, (await store.PendingAsync("wf", None)).Count);
+        Assert.Equal(["old-run"], (await store.OpenBatchesAsync("wf", None)).Select(b => b.RunId));
+        Assert.Null(await labA.GetAsync("wf", None));
+        Assert.Empty(await labA.BatchObjectsAsync("old-run", None));
+        Assert.Contains(("trigger store", PostgresTriggerStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: an old version seen again is still recorded once, lab-a may take the name,
+        // and a removal still takes the default tenant's ledger, batches and checkpoint with it (the references moved too).
+        Assert.Equal(0, await store.RecordAsync("wf", "b", [(new LedgerObject("in/b.fastq", 1, "e2"), LedgerState.Pending, null)], "watch", Now, None));
+        Assert.True(await labA.UpsertAsync(new RegisteredTrigger("wf", "version: 1", "wf.yaml", null, [], "s3://a/in/", "a", "in/", ["**"], [], TimeSpan.Zero, Now), Now, None));
+        Assert.Equal(1, await labA.RecordAsync("wf", "b", [(new LedgerObject("in/b.fastq", 1, "e2"), LedgerState.Pending, null)], "watch", Now, None));
+        Assert.True(await store.RemoveAsync("wf", None));
+        await using (var left = db.CreateCommand($"SELECT (SELECT count(*) FROM {_schema}.trigger_objects WHERE tenant = 'default') + (SELECT count(*) FROM {_schema}.trigger_batches) + (SELECT count(*) FROM {_schema}.trigger_state WHERE tenant = 'default')"))
+        {
+            Assert.Equal(0L, await left.ExecuteScalarAsync());
+        }
+
+        Assert.Equal(1, (await labA.PendingAsync("wf", None)).Count);
+        Assert.Equal(["tenant, name"], await PrimaryKeysAsync(db, "workflows"));
+    }
+
+    [Fact]
+    public async Task Function_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.FunctionStoreV2(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('function store', 2);
+            INSERT INTO {_schema}.functions (name, current_version, created_at, updated_at) VALUES ('echo', 1, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.function_versions (name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
+                VALUES ('echo', 1, @spec, 'sha256:old', 'yaml', 'content-1', '2026-11-01T00:00:00Z', 'op');
+            INSERT INTO {_schema}.function_invocations (id, function, version, image_digest, status, async, input_bytes, started_at)
+                VALUES ('inv-old', 'echo', 1, 'sha256:old', 'succeeded', false, 7, '2026-11-01T00:00:00Z');
+            """))
+        {
+            older.Parameters.AddWithValue("spec", NpgsqlTypes.NpgsqlDbType.Jsonb, Pipelines.Functions.FunctionParser.Parse("name: echo\nimage: busybox:1\ncommand: [cat, \"{input}\"]\n", "f.yaml").ToJson());
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Pipelines.Functions.IFunctionStore store = new Pipelines.Functions.PostgresFunctionStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        var echo = await store.GetAsync("echo", null, None);
+        Assert.Equal((TenantId.Default, 1, "sha256:old", "function:echo@1"), (echo!.Tenant, echo.Version, echo.ImageDigest, echo.Owner));
+        Assert.Equal(TenantId.Default, (await store.GetInvocationAsync("inv-old", None))!.Tenant);
+        Assert.Null(await labA.GetAsync("echo", null, None));
+        Assert.Null(await labA.GetInvocationAsync("inv-old", None));
+        Assert.Contains(("function store", Pipelines.Functions.PostgresFunctionStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: the default tenant's next deploy is version 2, lab-a's first is 1, and a
+        // delete still takes the default tenant's versions and invocations with it (the references moved too).
+        var spec = Pipelines.Functions.FunctionParser.Parse("name: echo\nimage: busybox:1\ncommand: [cat, \"{input}\"]\n", "f.yaml");
+        Assert.Equal(2, (await store.DeployAsync(spec, "y", "sha256:new", "content-2", "op", Now, None)).Function.Version);
+        Assert.Equal(1, (await labA.DeployAsync(spec, "y", "sha256:a", "content-a", "alice", Now, None)).Function.Version);
+        Assert.Equal([2, 1], await store.DeleteAsync("echo", None));
+        Assert.Null(await store.GetInvocationAsync("inv-old", None));
+        Assert.NotNull(await labA.GetAsync("echo", 1, None));
+        Assert.Equal(["tenant, name, version"], await PrimaryKeysAsync(db, "function_versions"));
+    }
+
+    [Fact]
+    public async Task Algorithm_tables_of_the_previous_version_with_rows_become_the_default_tenants_and_take_keys_with_the_tenant()
+    {
+        await using var db = NpgsqlDataSource.Create(_fresh);
+        await using (var older = db.CreateCommand($"""
+            CREATE SCHEMA {_schema};
+            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+            {OlderSchema.AlgorithmCatalogV2(_schema)}
+            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('algorithm catalog', 2);
+            INSERT INTO {_schema}.algorithm_versions (name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down)
+                VALUES ('ocr', '1.0', 'sha256:old', 10, 'op', '2026-11-01T00:00:00Z', NULL, '[]', '[]'),
+                       ('ocr', '2.0', 'sha256:two', 10, 'op', '2026-11-02T00:00:00Z', NULL, '[]', '[]');
+            INSERT INTO {_schema}.algorithm_channels (name, channel, version, percent, updated_at, updated_by) VALUES ('ocr', 'stable', '1.0', 100, '2026-11-01T00:00:00Z', 'op');
+            INSERT INTO {_schema}.algorithm_events (name, action, version, percent, by_whom, at) VALUES ('ocr', 'promote', '1.0', 100, 'op', '2026-11-01T00:00:00Z');
+            INSERT INTO {_schema}.image_loads (digest, worker, source, seconds, bytes, loaded_at) VALUES ('sha256:old', 'w1', 's3://x', 1, 10, '2026-11-01T00:00:00Z');
+            """))
+        {
+            await older.ExecuteNonQueryAsync();
+        }
+
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+        await new PostgresSchema(db, _schema).CreateAsync(None);
+
+        Pipelines.Algorithms.IAlgorithmStore store = new Pipelines.Algorithms.PostgresAlgorithmStore(db, _schema);
+        var labA = store.For(TenantScope.Of(TenantId.Parse("lab-a", "test")));
+        Assert.Equal((TenantId.Default, "sha256:old"), ((await store.GetAsync("ocr", "1.0", None))!.Tenant, (await store.RouteAsync("ocr", None))!.Stable.Digest));
+        Assert.Equal([TenantId.Default], (await store.EventsAsync("ocr", 10, None)).Select(e => e.Tenant));
+        Assert.Equal([TenantId.Default], (await store.LoadsAsync(null, 10, None)).Select(l => l.Tenant));
+        Assert.Null(await labA.RouteAsync("ocr", None));
+        Assert.Empty(await labA.LoadsAsync(null, 10, None));
+        Assert.Contains(("algorithm catalog", Pipelines.Algorithms.PostgresAlgorithmStore.Tables.Version), await VersionsAsync(db));
+
+        // The keys hold the tenant: lab-a may push ocr 1.0 too, a channel still needs its version (the reference
+        // moved with the keys), and a version a channel names is still refused.
+        Assert.True(await labA.AddAsync(new Pipelines.Algorithms.AlgorithmVersion("ocr", "1.0", "sha256:a", 1, "alice", Now, null, [], []), _ => Task.CompletedTask, None));
+        await Assert.ThrowsAsync<PipelinesException>(() => labA.SetChannelAsync("ocr", "canary", "2.0", 10, false, "alice", Now, null, null, None));
+        Assert.True(await store.SetChannelAsync("ocr", "canary", "2.0", 10, false, "op", Now, null, null, None));
+        await Assert.ThrowsAsync<PipelinesException>(() => store.DeleteAsync("ocr", "1.0", (_, _) => Task.CompletedTask, None));
+        Assert.Equal(["tenant, name, channel"], await PrimaryKeysAsync(db, "algorithm_channels"));
+    }
+
+    /// <summary>A table's primary key, as its columns in order.</summary>
+    private async Task<List<string>> PrimaryKeysAsync(NpgsqlDataSource db, string table)
+    {
+        await using var cmd = db.CreateCommand($"""
+            SELECT string_agg(a.attname, ', ' ORDER BY k.ord) FROM pg_constraint c
+            CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+            WHERE c.conrelid = '{_schema}.{table}'::regclass AND c.contype = 'p' GROUP BY c.oid
+            """);
+        var list = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            list.Add(r.GetString(0));
+        }
+
+        return list;
+    }
+
     private async Task<List<(string, int)>> VersionsAsync(NpgsqlDataSource db)
     {
         await using var cmd = db.CreateCommand($"SELECT part, version FROM {_schema}.schema_parts ORDER BY part");

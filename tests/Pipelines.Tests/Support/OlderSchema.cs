@@ -53,4 +53,147 @@ public static class OlderSchema
         ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_by text;
         ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS held_at timestamptz;
         """;
+
+    /// <summary>The trigger store at version 1 (names unique across the schema, before tenants), as PostgresTriggerStore.Tables wrote it.</summary>
+    public static string TriggerStoreV1(string s) => $"""
+        CREATE TABLE IF NOT EXISTS {s}.workflows (
+            name text PRIMARY KEY,
+            yaml text NOT NULL,
+            source text NOT NULL,
+            base_dir text,
+            overrides jsonb NOT NULL,
+            trigger_uri text NOT NULL,
+            bucket text NOT NULL,
+            prefix text NOT NULL,
+            include jsonb NOT NULL,
+            exclude jsonb NOT NULL,
+            settle_ms bigint NOT NULL,
+            registered_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS {s}.trigger_objects (
+            workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
+            bucket text NOT NULL,
+            key text NOT NULL,
+            etag text NOT NULL,
+            size bigint NOT NULL,
+            state text NOT NULL,
+            source text NOT NULL,
+            seen_at timestamptz NOT NULL,
+            run_id text,
+            note text,
+            PRIMARY KEY (workflow, bucket, key, etag));
+        CREATE INDEX IF NOT EXISTS trigger_objects_pending ON {s}.trigger_objects (workflow, seen_at) WHERE state = 'pending';
+        CREATE INDEX IF NOT EXISTS trigger_objects_run ON {s}.trigger_objects (run_id) WHERE run_id IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS {s}.trigger_batches (
+            run_id text PRIMARY KEY,
+            workflow text NOT NULL REFERENCES {s}.workflows ON DELETE CASCADE,
+            state text NOT NULL,
+            objects int NOT NULL,
+            claimed_at timestamptz NOT NULL,
+            started_at timestamptz,
+            error text);
+        CREATE TABLE IF NOT EXISTS {s}.trigger_state (
+            workflow text PRIMARY KEY REFERENCES {s}.workflows ON DELETE CASCADE,
+            baseline_done boolean NOT NULL DEFAULT false,
+            start_after text,
+            last_full_at timestamptz,
+            last_full_listed bigint,
+            last_poll_at timestamptz,
+            last_poll_mode text,
+            last_poll_listed bigint,
+            last_error text,
+            last_error_at timestamptz);
+        """;
+
+    /// <summary>The function store at version 2 (names unique across the schema, before tenants), as PostgresFunctionStore.SchemaSql wrote it.</summary>
+    public static string FunctionStoreV2(string schema) => $"""
+        CREATE SCHEMA IF NOT EXISTS {schema};
+        CREATE TABLE IF NOT EXISTS {schema}.functions (
+            name text PRIMARY KEY,
+            current_version int NOT NULL,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL);
+        CREATE TABLE IF NOT EXISTS {schema}.function_versions (
+            name text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            spec jsonb NOT NULL,
+            image_digest text NOT NULL,
+            yaml text NOT NULL,
+            content_sha256 text NOT NULL,
+            deployed_at timestamptz NOT NULL,
+            deployed_by text NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE TABLE IF NOT EXISTS {schema}.function_invocations (
+            id text PRIMARY KEY,
+            function text NOT NULL REFERENCES {schema}.functions ON DELETE CASCADE,
+            version int NOT NULL,
+            image_digest text NOT NULL,
+            status text NOT NULL,
+            async boolean NOT NULL,
+            input_sha256 text,
+            input_bytes bigint NOT NULL,
+            output_sha256 text,
+            output_bytes bigint,
+            output_name text,
+            content_type text,
+            http_status int,
+            latency_ms double precision,
+            container_id text,
+            started_at timestamptz NOT NULL,
+            finished_at timestamptz,
+            error text,
+            caller text);
+        CREATE INDEX IF NOT EXISTS function_invocations_started ON {schema}.function_invocations (started_at);
+        CREATE INDEX IF NOT EXISTS function_invocations_function ON {schema}.function_invocations (function, version, started_at);
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS algorithm_version text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS route text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_of text;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS shadow_equal boolean;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS cold_start boolean;
+        """;
+
+    /// <summary>The algorithm catalog at version 2 (names unique across the schema, before tenants), as PostgresAlgorithmStore.Tables wrote it.</summary>
+    public static string AlgorithmCatalogV2(string s) => $"""
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_versions (
+            name text NOT NULL,
+            version text NOT NULL,
+            digest text NOT NULL,
+            size_bytes bigint NOT NULL,
+            pushed_by text NOT NULL,
+            pushed_at timestamptz NOT NULL,
+            notes text,
+            repo_tags jsonb NOT NULL,
+            lock_down jsonb NOT NULL,
+            PRIMARY KEY (name, version));
+        CREATE INDEX IF NOT EXISTS algorithm_versions_digest ON {s}.algorithm_versions (digest);
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_channels (
+            name text NOT NULL,
+            channel text NOT NULL,
+            version text NOT NULL,
+            percent int NOT NULL DEFAULT 100,
+            updated_at timestamptz NOT NULL,
+            updated_by text NOT NULL,
+            PRIMARY KEY (name, channel),
+            FOREIGN KEY (name, version) REFERENCES {s}.algorithm_versions (name, version));
+        CREATE TABLE IF NOT EXISTS {s}.image_loads (
+            id bigserial PRIMARY KEY,
+            digest text NOT NULL,
+            worker text NOT NULL,
+            source text NOT NULL,
+            seconds double precision NOT NULL,
+            bytes bigint NOT NULL,
+            loaded_at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS image_loads_digest ON {s}.image_loads (digest, loaded_at);
+        ALTER TABLE {s}.algorithm_channels ADD COLUMN IF NOT EXISTS shadow boolean NOT NULL DEFAULT false;
+        CREATE TABLE IF NOT EXISTS {s}.algorithm_events (
+            id bigserial PRIMARY KEY,
+            name text NOT NULL,
+            action text NOT NULL,
+            version text,
+            percent int,
+            by_whom text NOT NULL,
+            reason text,
+            at timestamptz NOT NULL);
+        CREATE INDEX IF NOT EXISTS algorithm_events_name ON {s}.algorithm_events (name, at);
+        """;
 }

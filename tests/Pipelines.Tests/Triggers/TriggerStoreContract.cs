@@ -1,6 +1,7 @@
 using Npgsql;
 using Pipelines.Hosting;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
 using Pipelines.Triggers;
 
@@ -25,9 +26,14 @@ public abstract class TriggerStoreContract : IAsyncLifetime
 
     protected abstract Task<ITriggerStore> CreateStoreAsync();
 
+    /// <summary>What the tests see of the store: all of it, or one tenant's view (which must behave the same for its own).</summary>
+    protected virtual TenantScope Scope => TenantScope.All;
+
     public virtual Task DisposeAsync() => Task.CompletedTask;
 
-    public async Task InitializeAsync() => Store = await CreateStoreAsync();
+    public async Task InitializeAsync() => Store = (await CreateStoreAsync()).For(Scope);
+
+    private ITriggerStore Second => Another?.For(Scope) ?? Store;
 
     [Fact]
     public async Task A_new_registration_needs_a_baseline_until_it_is_completed_and_keeps_its_first_time()
@@ -220,7 +226,7 @@ public abstract class TriggerStoreContract : IAsyncLifetime
         await RegisterAsync("wf");
         var objects = Enumerable.Range(0, 40).Select(i => Pending($"in/{i:D2}.fastq", "e" + i)).ToList();
         await Store.RecordAsync("wf", "b", objects, "watch", Now, None);
-        var stores = new[] { Store, Another ?? Store };
+        var stores = new[] { Store, Second };
 
         var batches = await Task.WhenAll(Enumerable.Range(0, Callers).Select(i => Task.Run(() =>
             stores[i % 2].ClaimAsync("wf", $"run-{i}", 7, Now, None))));
@@ -316,7 +322,7 @@ public abstract class TriggerStoreContract : IAsyncLifetime
     public async Task A_triggers_lock_is_held_by_one_caller_until_it_is_let_go()
     {
         await RegisterAsync("wf");
-        var other = Another ?? Store;
+        var other = Second;
 
         var first = await Store.TryLockAsync("wf", None);
         var second = await other.TryLockAsync("wf", None);
@@ -335,7 +341,7 @@ public abstract class TriggerStoreContract : IAsyncLifetime
     [Fact]
     public async Task Of_many_callers_at_once_one_takes_a_triggers_lock()
     {
-        var stores = new[] { Store, Another ?? Store };
+        var stores = new[] { Store, Second };
 
         var held = await Task.WhenAll(Enumerable.Range(0, Callers).Select(i => Task.Run(() => stores[i % 2].TryLockAsync("wf", None))));
 
@@ -363,9 +369,27 @@ public sealed class InMemoryTriggerStoreContractTests : TriggerStoreContract
     protected override Task<ITriggerStore> CreateStoreAsync() => Task.FromResult<ITriggerStore>(new InMemoryTriggerStore());
 }
 
+/// <summary>The contract against one tenant's view of the embedded mode's store.</summary>
+[Unit]
+public sealed class InMemoryTenantViewTriggerStoreContractTests : TriggerStoreContract
+{
+    protected override ITriggerStore? Another => null;
+
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+
+    protected override Task<ITriggerStore> CreateStoreAsync() => Task.FromResult<ITriggerStore>(new InMemoryTriggerStore());
+}
+
+/// <summary>The contract against one tenant's view of PostgreSQL's store, a second process's view beside it.</summary>
+[Integration]
+public sealed class PostgresTenantViewTriggerStoreContractTests : PostgresTriggerStoreContractTests
+{
+    protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
+}
+
 /// <summary>The contract against the real PostgreSQL that scripts/test starts, in a schema of each test's own; a second data source stands for a second process.</summary>
 [Integration]
-public sealed class PostgresTriggerStoreContractTests : TriggerStoreContract
+public class PostgresTriggerStoreContractTests : TriggerStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("trs_");
     private NpgsqlDataSource _db = null!;
