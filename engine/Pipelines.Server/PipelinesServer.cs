@@ -103,6 +103,7 @@ public static partial class PipelinesServer
         services.AddProblemDetails();
         services.AddOpenApi();
         services.AddSingleton<JobNames>();
+        services.AddSingleton<Functions.RequestFolders>();
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower));

@@ -187,7 +187,7 @@ public sealed class FunctionService(
         var clock = Stopwatch.StartNew();
         try
         {
-            outcome = await invoker.InvokeAsync(routed.Serving, input, id, outputFolder, cancellationToken).ConfigureAwait(false);
+            outcome = await invoker.InvokeAsync(routed.Serving, input, id, outputFolder, synchronous: finish is null, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {

@@ -138,7 +138,7 @@ public sealed partial class ShadowRunner(
             InvocationEnd end;
             try
             {
-                var outcome = await invoker.InvokeAsync(copy.To, copy.Input, id, outDir, ct).ConfigureAwait(false);
+                var outcome = await invoker.InvokeAsync(copy.To, copy.Input, id, outDir, synchronous: false, ct).ConfigureAwait(false);
                 end = outcome.ToEnd() with { ShadowEqual = outcome.Succeeded ? string.Equals(outcome.OutputSha256, copy.PrimarySha256, StringComparison.Ordinal) : null };
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)

@@ -27,6 +27,13 @@ internal static class YamlLoader
     /// <summary>The root mapping, or null with the problem recorded in <paramref name="ctx"/>.</summary>
     public static YamlMappingNode? Load(string yaml, ParseContext ctx, Kind kind)
     {
+        // A byte order mark (an editor on Windows writes one) starts the stream, as YAML allows; it
+        // is not text: YamlDotNet read it into the first key and counted it as a column.
+        if (yaml.StartsWith('\uFEFF'))
+        {
+            yaml = yaml[1..];
+        }
+
         var stream = new YamlStream();
         var scanner = new FlowWatch(new Scanner(new StringReader(yaml)), yaml);
         var parser = new AliasWatch(new Parser(scanner));
@@ -54,6 +61,13 @@ internal static class YamlLoader
         if (scanner.IndentTab is { } tab && (fault is null || tab.Line <= fault.Value.Line))
         {
             fault = (tab.Line, tab.Column, TabMessage(null));
+        }
+
+        // A character YAML does not allow in a file (a control character, a lone surrogate):
+        // YamlDotNet reads most of them into the text silently, and a NUL ends its reading there.
+        if (Unprintable(yaml) is { } bad && (fault is null || bad.Line < fault.Value.Line || (bad.Line == fault.Value.Line && bad.Column <= fault.Value.Column)))
+        {
+            fault = bad;
         }
 
         if (fault is { } f)
@@ -121,6 +135,65 @@ internal static class YamlLoader
         var mark = unmarked ? scanner.CurrentPosition : e.Message.Contains("escape", StringComparison.Ordinal) ? e.End : e.Start;
         return ((int)mark.Line, (int)mark.Column, e.InnerException?.Message ?? e.Message);
     }
+
+    /// <summary>
+    /// The first character that is not in YAML's printable set (tab, line ends, U+0020-U+007E,
+    /// U+0085, U+00A0-U+D7FF, U+E000-U+FFFD, and pairs of surrogates), with its place.
+    /// </summary>
+    private static (int Line, int Column, string Message)? Unprintable(string yaml)
+    {
+        var line = 1;
+        var column = 1;
+        for (var i = 0; i < yaml.Length; i++)
+        {
+            var c = yaml[i];
+            if (c == '\n')
+            {
+                line++;
+                column = 1;
+                continue;
+            }
+
+            if (char.IsHighSurrogate(c) && i + 1 < yaml.Length && char.IsLowSurrogate(yaml[i + 1]))
+            {
+                i++;
+                column++;
+                continue;
+            }
+
+            var printable = c is '\t' or '\r' or '\u0085' or (>= ' ' and <= '~') or (>= '\u00A0' and <= '\uD7FF') or (>= '\uE000' and <= '\uFFFD');
+            if (!printable)
+            {
+                return (line, column, $"the character U+{(int)c:X4} ({Describe(c)}) is not allowed in a YAML file; remove it, or write it as an escape in double quotes (\"{Escape(c)}\")");
+            }
+
+            if (c == '\r')
+            {
+                // The CR of a CRLF pair is the line's end, not a column; a CR alone is a line's end too.
+                if (i + 1 >= yaml.Length || yaml[i + 1] != '\n')
+                {
+                    line++;
+                    column = 1;
+                }
+
+                continue;
+            }
+
+            column++;
+        }
+
+        return null;
+    }
+
+    private static string Escape(char c) => c <= '\u00FF' ? $"\\x{(int)c:x2}" : $"\\u{(int)c:x4}";
+
+    private static string Describe(char c) => c switch
+    {
+        '\0' => "a NUL",
+        < ' ' or (>= '\u007F' and <= '\u009F') => "a control character",
+        _ when char.IsSurrogate(c) => "half of a surrogate pair",
+        _ => "not a character",
+    };
 
     private static string TabMessage(string? yamlDotNet) =>
         "a tab is used as indentation here; YAML indents with spaces only" + (yamlDotNet is null ? "" : " (" + yamlDotNet.TrimEnd('.') + ")");

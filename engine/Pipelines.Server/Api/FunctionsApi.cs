@@ -133,7 +133,7 @@ internal static partial class FunctionsApi
     }
 
     private static async Task<IResult> InvokeAsync(
-        string name, HttpContext http, FunctionService functions, WorkerOptions worker, ClaimsPrincipal user, CancellationToken ct)
+        string name, HttpContext http, FunctionService functions, RequestFolders folders, ClaimsPrincipal user, CancellationToken ct)
     {
         var function = await functions.CurrentAsync(name, ct);
         if (function is null)
@@ -142,14 +142,14 @@ internal static partial class FunctionsApi
         }
 
         var isAsync = string.Equals(http.Request.Query["async"], "true", StringComparison.OrdinalIgnoreCase);
-        var folder = Path.Combine(worker.Scratch, "functions", "requests", Guid.NewGuid().ToString("N"));
+        var folder = folders.Take();
         var keep = false;
         try
         {
             FunctionInput input;
             try
             {
-                input = await InvokeBody.ReadAsync(http.Request, function.Spec, Path.Combine(folder, "in"), ct);
+                input = await InvokeBody.ReadAsync(http.Request, function.Spec, RequestFolders.In(folder), ct);
             }
             catch (InvokeBody.RefusedException e)
             {
@@ -171,8 +171,7 @@ internal static partial class FunctionsApi
                 return TypedResults.Accepted(url, InvocationView.From(record!));
             }
 
-            var outputFolder = Path.Combine(folder, "out");
-            Directory.CreateDirectory(outputFolder);
+            var outputFolder = RequestFolders.Out(folder);
             InvocationOutcome outcome;
             string invocation;
             FunctionVersion served;
@@ -210,7 +209,7 @@ internal static partial class FunctionsApi
                 keep = true;
                 http.Response.OnCompleted(() =>
                 {
-                    FunctionService.DeleteScratch(folder);
+                    folders.Return(folder);
                     return Task.CompletedTask;
                 });
                 return TypedResults.Stream(output, outcome.ContentType);
@@ -238,7 +237,7 @@ internal static partial class FunctionsApi
         {
             if (!keep)
             {
-                FunctionService.DeleteScratch(folder);
+                folders.Return(folder);
             }
         }
     }

@@ -186,6 +186,41 @@ public sealed class HarvestTests : IDisposable
     }
 
     [Fact]
+    public async Task Function_requests_share_one_look_at_the_drain_a_second_while_every_task_admission_looks()
+    {
+        var asked = false;
+        var looks = 0;
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var always = Harvester(new HarvestOptions(), HarvestPolicy.Always, () =>
+        {
+            looks++;
+            return asked;
+        }, time);
+        await always.TickAsync(CancellationToken.None);
+        using var vacate = new CancellationTokenSource();
+        using (await always.AdmitRequestAsync(vacate, () => 0, TimeSpan.Zero, CancellationToken.None))
+        using (await always.AdmitRequestAsync(vacate, () => 0, TimeSpan.Zero, CancellationToken.None))
+        {
+            Assert.Equal(1, looks);
+        }
+
+        // A task's admission reads the request every time.
+        using (await always.AdmitAsync(TimeSpan.Zero, CancellationToken.None))
+        {
+            Assert.Equal(2, looks);
+        }
+
+        // A drain asked now stops function requests from the next look, at most a second later.
+        asked = true;
+        using var beforeTheLook = await always.AdmitRequestAsync(vacate, () => 0, TimeSpan.Zero, CancellationToken.None);
+        Assert.NotNull(beforeTheLook);
+        time.Advance(Pipelines.Harvest.Harvester.RequestDrainLook);
+        Assert.Null(await always.AdmitRequestAsync(vacate, () => 0, TimeSpan.Zero, CancellationToken.None));
+        Assert.Equal(3, looks);
+        Assert.True(always.Draining);
+    }
+
+    [Fact]
     public async Task A_busy_owner_suspends_our_container_in_the_freezer_and_a_quiet_one_resumes_it()
     {
         var harvester = Harvester(new HarvestOptions { StartBelow = 0.3, StartAfter = TimeSpan.Zero, SuspendAbove = 0.5, SuspendAfter = TimeSpan.FromSeconds(1), ResumeAfter = TimeSpan.FromSeconds(2) });
@@ -251,8 +286,8 @@ public sealed class HarvestTests : IDisposable
         _temp.Dispose();
     }
 
-    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle, Func<bool>? drainRequested = null) =>
-        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, () => _runtime.RereadIdleClass().Mode, _runtime.Suspender, TimeProvider.System, NullLogger<Harvester>.Instance)
+    private Harvester Harvester(HarvestOptions options, HarvestPolicy policy = HarvestPolicy.WhenIdle, Func<bool>? drainRequested = null, TimeProvider? time = null) =>
+        new(new HostLoadSampler(Parent, TimeProvider.System, OwnerBurner.Cgroup), policy, options with { SampleInterval = TimeSpan.FromMilliseconds(250) }, 4, () => _runtime.RereadIdleClass().Mode, _runtime.Suspender, time ?? TimeProvider.System, NullLogger<Harvester>.Instance)
         {
             DrainRequested = drainRequested,
         };

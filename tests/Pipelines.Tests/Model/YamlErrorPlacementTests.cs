@@ -14,7 +14,7 @@ public sealed class YamlErrorPlacementTests
 {
     private static readonly string Corpus = Path.Combine(TestEnvironment.RepoRoot, "tests", "Pipelines.Tests", "Model", "MalformedYaml");
 
-    private const string Function = """
+    internal const string Function = """
         name: thumbnail
         image: pipelines-samples/pair-check:1
         # the command, as a block list
@@ -28,7 +28,7 @@ public sealed class YamlErrorPlacementTests
         output: thumb.png
         """;
 
-    private const string Workflow = """
+    internal const string Workflow = """
         version: 1
         name: tabs
         # a comment

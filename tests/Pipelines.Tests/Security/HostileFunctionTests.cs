@@ -258,7 +258,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         await File.WriteAllBytesAsync(path, bytes);
         var input = new FunctionInput(inDir, [new InputPart(InputNames.Default, path, bytes.Length)], null, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var outcome = await invoker.InvokeAsync(function, input, id, outDir, cancel.Token);
+        var outcome = await invoker.InvokeAsync(function, input, id, outDir, synchronous: true, cancel.Token);
         return (outcome, outcome.OutputPath is { } output ? await File.ReadAllTextAsync(output) : "");
     }
 

@@ -8,6 +8,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     private int _disposed;
     private int _running;
+    private bool _stepsGiven;
     private CancellationTokenSource? _httpDeadline;
     private RunTimeout? _httpTimeout;
 
@@ -17,7 +18,16 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     public override string OutDir => ForkOnly(container.OutDir);
 
-    public override string StepsDir => ForkOnly(container.StepsDir);
+    /// <summary>The steps folder, which only the engine writes in (it is read-only in the container): emptied after a lease that was given it.</summary>
+    public override string StepsDir
+    {
+        get
+        {
+            var path = ForkOnly(container.StepsDir);
+            _stepsGiven = true;
+            return path;
+        }
+    }
 
     public override string? ControlDir => container.ControlDir;
 
@@ -151,7 +161,11 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 // /tmp is the helper's to empty; the bound folders are the engine's, as root.
                 NoFollow.EmptyFolder(container.InDir);
                 NoFollow.EmptyFolder(container.OutDir);
-                NoFollow.EmptyFolder(container.StepsDir);
+                if (_stepsGiven)
+                {
+                    NoFollow.EmptyFolder(container.StepsDir);
+                }
+
                 NoFollow.EmptyFolder(container.ControlDir);
                 File.SetUnixFileMode(container.OutDir, (UnixFileMode)0b111_101_101);
             }
