@@ -43,17 +43,16 @@ internal static class EngineMetrics
     private static readonly Counter<long> OutageWaits = Meter.CreateCounter<long>("pipelines.outage.waits", "{wait}", "Times a job met an outage and waited it out (Worker/OutageGate), by the service out of reach.");
     private static readonly Counter<double> OutageWaitTime = Meter.CreateCounter<double>("pipelines.outage.wait.time", "s", "Time jobs spent waiting outages out, by the service out of reach.");
 
-    /// <summary>Why a worker holds a task back: the owner's load (when-idle), a drain, the policy never; a quota later (issue 25).</summary>
-    public static readonly string[] HeldReasons = ["owner_load", "drain", "policy"];
-
     /// <summary>The services an outage is told apart by (the outage instruments start at zero for each).</summary>
     public static readonly string[] Services = ["s3", "postgres", "docker", "other"];
 
     /// <summary>
     /// Series that read 0 before anything happened, so that rate(), alerts and dashboards see
     /// them from the start: every known state, reason and service of the counters.
+    /// <paramref name="heldReasons"/> are the run store's (RunStore/HoldReasons, above this layer):
+    /// one vocabulary for the metric and what status, runs and the run page say.
     /// </summary>
-    public static void StartAtZero()
+    public static void StartAtZero(IEnumerable<string> heldReasons)
     {
         foreach (var state in new[] { "succeeded", "failed", "cached", "cancelled", "split" })
         {
@@ -65,7 +64,7 @@ internal static class EngineMetrics
             Runs.Add(0, Of("state", state));
         }
 
-        foreach (var reason in HeldReasons)
+        foreach (var reason in heldReasons)
         {
             TasksHeld.Add(0, Of("reason", reason));
         }
@@ -100,7 +99,7 @@ internal static class EngineMetrics
     /// <summary>Counts a task as running on this process until the result is disposed.</summary>
     public static IDisposable Running() => new Gauge(TasksRunning, default);
 
-    /// <summary>Counts a task as held back for <paramref name="reason"/> until the result is disposed.</summary>
+    /// <summary>Counts a task as held back for <paramref name="reason"/> (one of RunStore/HoldReasons) until the result is disposed.</summary>
     public static IDisposable Held(string reason) => new Gauge(TasksHeld, Of("reason", reason));
 
     /// <summary>One attempt of one step ended.</summary>
