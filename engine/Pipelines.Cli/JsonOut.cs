@@ -17,6 +17,10 @@ internal static class JsonOut
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DictionaryKeyPolicy = null,
         WriteIndented = true,
+
+        // Read by scripts and people, never embedded in HTML: "+00:00" and a file named "é.fastq"
+        // as written, not as \u002B and \u00E9 (still valid JSON either way).
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 

@@ -20,7 +20,7 @@ internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool 
     public Task StartAsync(CancellationToken cancellationToken)
     {
         _meter = new Meter(EngineMetrics.MeterName, EngineVersion.Current);
-        EngineMetrics.StartAtZero();
+        EngineMetrics.StartAtZero(Pipelines.RunStore.HoldReasons.All);
         if (harvester is not null)
         {
             AddHarvest(_meter, harvester);

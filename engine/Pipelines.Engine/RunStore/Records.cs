@@ -66,16 +66,32 @@ public sealed record RunQuery(string? Workflow = null, RunState? State = null, i
 /// </summary>
 public sealed record TaskHold(string Reason, string Detail, string Worker, DateTimeOffset Since);
 
-/// <summary>The kinds of hold: one more kind (a tenant's quota) is one more constant, counted the same way.</summary>
+/// <summary>
+/// The kinds of hold, one vocabulary for the run store (status, runs, the API, the run page) and
+/// the held-tasks metric (pipelines.tasks.held's reason label). An open set: a tenant's quota
+/// (issue 25) is one more constant here, in <see cref="All"/> and <see cref="Describe"/>, counted
+/// the same way everywhere.
+/// </summary>
 public static class HoldReasons
 {
-    /// <summary>The machine's owner needs it: the worker's harvesting policy (when-idle, never, a drain) admits no task now.</summary>
-    public const string Owner = "owner";
+    /// <summary>The machine's owner needs it: under when-idle, the owner's load leaves no slot now.</summary>
+    public const string OwnerLoad = "owner_load";
 
-    /// <summary>What a reason means, for people.</summary>
+    /// <summary>The worker that took the task is draining: it starts nothing new.</summary>
+    public const string Drain = "drain";
+
+    /// <summary>The worker's harvesting policy is never: it lends nothing.</summary>
+    public const string Policy = "policy";
+
+    /// <summary>Every kind, for what counts them from zero (the metric's series).</summary>
+    public static readonly IReadOnlyList<string> All = [OwnerLoad, Drain, Policy];
+
+    /// <summary>What a reason means, for people; a reason not known here (a newer engine's) is shown as it is.</summary>
     public static string Describe(string reason) => reason switch
     {
-        Owner => "waiting for the machines' owners (harvesting policy)",
+        OwnerLoad => "waiting for the machines' owners to leave room (Harvest:Policy when-idle)",
+        Drain => "waiting: the worker that took them is draining",
+        Policy => "waiting: the worker's harvesting policy lends nothing (Harvest:Policy never)",
         _ => reason,
     };
 }

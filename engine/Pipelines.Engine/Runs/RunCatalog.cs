@@ -128,7 +128,7 @@ public static class RunCatalog
         throw new FilterException($"since '{text}' is neither a duration back from now (30m, 2h, 7d) nor a date or time (2026-11-26, 2026-11-26T10:00:00Z)");
     }
 
-    /// <summary>The held tasks as one phrase: "3 held (waiting for the machines' owners (harvesting policy))", or null when none is.</summary>
+    /// <summary>The held tasks as one phrase: "3 held (waiting for the machines' owners to leave room (Harvest:Policy when-idle))", or null when none is.</summary>
     public static string? Held(TaskCounts counts) =>
         counts.Held == 0 ? null
         : $"{counts.Held} held ({string.Join("; ", counts.HeldBecause.OrderBy(h => h.Key, StringComparer.Ordinal).Select(h => counts.HeldBecause.Count == 1 ? HoldReasons.Describe(h.Key) : $"{h.Value} {HoldReasons.Describe(h.Key)}"))})";

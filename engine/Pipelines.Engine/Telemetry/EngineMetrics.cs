@@ -38,13 +38,10 @@ internal static class EngineMetrics
     private static readonly Counter<long> WarmReplacements = Meter.CreateCounter<long>("pipelines.warm.replaced", "{container}", "Warm containers removed and replaced because they could not serve on, by why: broken (crashed, hung, timed out, broke the protocol or a rule), ended (by itself while idle), idle_over_quota (its folders passed its quotas while it held no request).");
     private static readonly Histogram<double> InvocationDuration = Meter.CreateHistogram("pipelines.function.invocation.duration", "s", "A function invocation from its admission to its answer, by function and outcome.", advice: Buckets(ShortSeconds));
     private static readonly Counter<long> InvocationErrors = Meter.CreateCounter<long>("pipelines.function.invocation.errors", "{invocation}", "Function invocations that did not succeed, by function, outcome and HTTP status.");
-    private static readonly Histogram<double> TriggerLag = Meter.CreateHistogram("pipelines.trigger.lag", "s", "From an object landing in a watched bucket (its last-modified time) to the run over it being queued.", advice: Buckets(LongSeconds));
+    private static readonly Histogram<double> TriggerLag = Meter.CreateHistogram("pipelines.trigger.lag", "s", "From the first object of a batch being seen by its trigger (its listing or S3 event) to the run over it being queued.", advice: Buckets(LongSeconds));
     private static readonly Counter<long> StorageErrors = Meter.CreateCounter<long>("pipelines.storage.errors", "{error}", "Object store (S3) requests that failed, by whether a retry helps (an outage) or not.");
     private static readonly Counter<long> OutageWaits = Meter.CreateCounter<long>("pipelines.outage.waits", "{wait}", "Times a job met an outage and waited it out (Worker/OutageGate), by the service out of reach.");
     private static readonly Counter<double> OutageWaitTime = Meter.CreateCounter<double>("pipelines.outage.wait.time", "s", "Time jobs spent waiting outages out, by the service out of reach.");
-
-    /// <summary>Why a worker holds a task back: the owner's load (when-idle), a drain, the policy never; a quota later (issue 25).</summary>
-    public static readonly string[] HeldReasons = ["owner_load", "drain", "policy"];
 
     /// <summary>The services an outage is told apart by (the outage instruments start at zero for each).</summary>
     public static readonly string[] Services = ["s3", "postgres", "docker", "other"];
@@ -52,8 +49,10 @@ internal static class EngineMetrics
     /// <summary>
     /// Series that read 0 before anything happened, so that rate(), alerts and dashboards see
     /// them from the start: every known state, reason and service of the counters.
+    /// <paramref name="heldReasons"/> are the run store's (RunStore/HoldReasons, above this layer):
+    /// one vocabulary for the metric and what status, runs and the run page say.
     /// </summary>
-    public static void StartAtZero()
+    public static void StartAtZero(IEnumerable<string> heldReasons)
     {
         foreach (var state in new[] { "succeeded", "failed", "cached", "cancelled", "split" })
         {
@@ -65,7 +64,7 @@ internal static class EngineMetrics
             Runs.Add(0, Of("state", state));
         }
 
-        foreach (var reason in HeldReasons)
+        foreach (var reason in heldReasons)
         {
             TasksHeld.Add(0, Of("reason", reason));
         }
@@ -100,7 +99,7 @@ internal static class EngineMetrics
     /// <summary>Counts a task as running on this process until the result is disposed.</summary>
     public static IDisposable Running() => new Gauge(TasksRunning, default);
 
-    /// <summary>Counts a task as held back for <paramref name="reason"/> until the result is disposed.</summary>
+    /// <summary>Counts a task as held back for <paramref name="reason"/> (one of RunStore/HoldReasons) until the result is disposed.</summary>
     public static IDisposable Held(string reason) => new Gauge(TasksHeld, Of("reason", reason));
 
     /// <summary>One attempt of one step ended.</summary>
@@ -144,7 +143,7 @@ internal static class EngineMetrics
         }
     }
 
-    /// <summary>A trigger of <paramref name="workflow"/> queued a run over an object that landed <paramref name="seconds"/> ago.</summary>
+    /// <summary>A trigger of <paramref name="workflow"/> queued a run over a batch whose first object it saw <paramref name="seconds"/> ago.</summary>
     public static void TriggerLagged(string workflow, double seconds) => TriggerLag.Record(Math.Max(0, seconds), Of("workflow", workflow));
 
     /// <summary>An object store request failed.</summary>

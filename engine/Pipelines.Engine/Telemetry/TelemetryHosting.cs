@@ -33,7 +33,7 @@ public static class TelemetryHosting
                 t.AddSource(EngineTracing.SourceName).SetSampler(new AlwaysOnSampler());
                 if (options.ExportsOtlp)
                 {
-                    t.AddOtlpExporter(o => Otlp(o, options));
+                    t.AddOtlpExporter(o => Otlp(o, options, "v1/traces"));
                 }
             })
             .WithMetrics(m =>
@@ -41,17 +41,25 @@ public static class TelemetryHosting
                 m.AddMeter(EngineMetrics.MeterName, NpgsqlMeter);
                 if (options.ExportsOtlp)
                 {
-                    m.AddOtlpExporter(o => Otlp(o, options));
+                    m.AddOtlpExporter(o => Otlp(o, options, "v1/metrics"));
                 }
             });
     }
 
-    private static void Otlp(OtlpExporterOptions o, TelemetryOptions options)
+    /// <summary>
+    /// Telemetry:Otlp:Endpoint is the collector's base URL, as OTEL_EXPORTER_OTLP_ENDPOINT is: over
+    /// http/protobuf each signal goes to its own path under it (<paramref name="signalPath"/>,
+    /// v1/traces or v1/metrics). The exporter appends that path only to an endpoint it read from
+    /// the environment; one set here is used as it is, and both signals would go to the base URL,
+    /// which a collector answers 404. gRPC names its service in the call, not in the URL.
+    /// </summary>
+    internal static void Otlp(OtlpExporterOptions o, TelemetryOptions options, string signalPath)
     {
         if (options.Otlp.Endpoint is { Length: > 0 } endpoint)
         {
-            o.Endpoint = new Uri(endpoint);
-            o.Protocol = string.Equals(options.Otlp.Protocol, "grpc", StringComparison.OrdinalIgnoreCase) ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
+            var grpc = string.Equals(options.Otlp.Protocol, "grpc", StringComparison.OrdinalIgnoreCase);
+            o.Protocol = grpc ? OtlpExportProtocol.Grpc : OtlpExportProtocol.HttpProtobuf;
+            o.Endpoint = grpc ? new Uri(endpoint) : new Uri(endpoint.TrimEnd('/') + "/" + signalPath);
         }
     }
 }

@@ -114,8 +114,9 @@ public sealed partial class TaskRunner : ITaskHandler
             return slot;
         }
 
-        // Held from here until admitted: the mark for users (below) and the metric are set at this one place.
-        using var held = EngineMetrics.Held(HeldReason(harvester));
+        // Held from here until admitted: the mark for users (below) and the metric are set at this one place, with one reason.
+        var reason = HeldReason(harvester);
+        using var held = EngineMetrics.Held(reason);
         var why = harvester.Why();
         try
         {
@@ -124,7 +125,7 @@ public sealed partial class TaskRunner : ITaskHandler
                 return NoRoomNeeded.Instance;
             }
 
-            await _store.HoldTaskAsync(runId, index, new TaskHold(HoldReasons.Owner, why, _options.Name, _time.GetUtcNow()), ct).ConfigureAwait(false);
+            await _store.HoldTaskAsync(runId, index, new TaskHold(reason, why, _options.Name, _time.GetUtcNow()), ct).ConfigureAwait(false);
         }
         catch (Exception e) when (OutageGate.IsOutage(e) && !ct.IsCancellationRequested)
         {
@@ -540,9 +541,9 @@ public sealed partial class TaskRunner : ITaskHandler
         }
     }
 
-    /// <summary>Why a task waits for admission, as the held-tasks metric names it: the owner's load, a drain, or the policy never.</summary>
+    /// <summary>Why a task waits for admission (<see cref="HoldReasons"/>): a drain, the policy never, or the owner's load.</summary>
     private static string HeldReason(Harvester harvester) =>
-        harvester.Draining ? "drain" : harvester.Policy == HarvestPolicy.Never ? "policy" : "owner_load";
+        harvester.Draining ? HoldReasons.Drain : harvester.Policy == HarvestPolicy.Never ? HoldReasons.Policy : HoldReasons.OwnerLoad;
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
 

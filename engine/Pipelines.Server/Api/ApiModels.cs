@@ -18,7 +18,7 @@ public sealed record SubmitRunRequest(
 /// <summary>A run that was accepted and queued (with its canary's candidate run, when one was asked for).</summary>
 public sealed record SubmittedRunView(string RunId, string Url, string Workflow, int Tasks, int Inputs, string OutputUri, IReadOnlyList<string> Warnings, string? CanaryRunId = null, string? CanaryUrl = null);
 
-/// <summary>Counts of a run's tasks by state; of the queued ones, those held back, by reason (owner: the machines' owners are busy).</summary>
+/// <summary>Counts of a run's tasks by state; of the queued ones, those held back, by reason (RunStore/HoldReasons: owner_load, drain, policy).</summary>
 public sealed record CountsView(int Total, int Queued, int Running, int Succeeded, int Cached, int Failed, int Cancelled, int Split, int Held = 0, IReadOnlyDictionary<string, int>? HeldBecause = null)
 {
     public static CountsView From(TaskCounts c) => new(c.Total, c.Queued, c.Running, c.Succeeded, c.Cached, c.Failed, c.Cancelled, c.Split, c.Held, c.HeldBecause);

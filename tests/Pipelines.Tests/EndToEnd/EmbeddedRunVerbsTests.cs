@@ -41,7 +41,9 @@ public sealed class EmbeddedRunVerbsTests : IDisposable
         Assert.True(badState.ExitCode == 2, badState.ToString());
         Assert.Contains("state 'finished' is not one of running, gathering, succeeded, failed, cancelled", badState.Stderr, StringComparison.Ordinal);
 
-        var status = JsonDocument.Parse((await Cli("status", runId, "--json")).Stdout).RootElement;
+        var statusText = (await Cli("status", runId, "--json")).Stdout;
+        Assert.Matches("\"created_at\": \"[0-9T:.-]+\\+00:00\"", statusText);
+        var status = JsonDocument.Parse(statusText).RootElement;
         Assert.Equal("pipelines.run/1", status.GetProperty("schema").GetString());
         Assert.Equal(("fastq-stats", "succeeded"), (status.GetProperty("workflow").GetString(), status.GetProperty("state").GetString()));
         Assert.Equal(200, status.GetProperty("results").GetProperty("stats").GetProperty("rows").GetInt64());
@@ -121,6 +123,53 @@ public sealed class EmbeddedRunVerbsTests : IDisposable
         var after = await Cli("status", runId);
         Assert.True(after.ExitCode == 6, after.ToString());
         Assert.Contains("tasks:   3 (0 succeeded, 0 cached, 0 failed, 3 cancelled)", after.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Logs_follow_prints_each_steps_log_while_the_run_goes_on_and_ends_with_the_run()
+    {
+        var input = _temp.Combine("slow");
+        Directory.CreateDirectory(input);
+        foreach (var name in new[] { "a.txt", "b.txt", "c.txt" })
+        {
+            await File.WriteAllTextAsync(Path.Combine(input, name), name);
+        }
+
+        // One task at a time, each some seconds long: the first log is written well before the run ends.
+        var workflow = _temp.Write("slow.yaml", $$"""
+            version: 1
+            name: slow
+            input:
+              uri: {{input}}
+            steps:
+              - name: nap
+                image: pipelines-samples/pair-check:1
+                command: ["busybox", "sh", "-c", "sleep 5; echo napped"]
+                resources: { cpus: 0.1, memory: 32Mi, timeout: 5m }
+            output:
+              uri: {{_temp.Combine("slow-out")}}
+            """);
+        using var run = CliRunner.Start(["run", workflow, "--local-workers", "1"], _env);
+        var first = await run.StandardOutput.ReadLineAsync();
+        Assert.NotNull(first);
+        var runId = first.Split(' ', ':')[1];
+
+        using var follow = CliRunner.Start(["logs", runId, "--follow"], _env);
+        var header = await follow.StandardOutput.ReadLineAsync();
+        Assert.NotNull(header);
+        // A run still going is known here by its folder alone: its tasks by their ids (docs/cli.md).
+        Assert.Matches(@"^==> task \([0-9a-f]+\) step nap <==$", header);
+        Assert.False(run.HasExited, "the run ended before --follow printed its first log: nothing was followed");
+
+        // It stops by itself once the run has ended, having printed every step's log once.
+        var rest = await follow.StandardOutput.ReadToEndAsync();
+        await follow.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(3)).Token);
+        Assert.True(follow.ExitCode == 0, $"exit {follow.ExitCode}\n{rest}");
+        await run.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token);
+        Assert.Equal(0, run.ExitCode);
+        var headers = (header + "\n" + rest).Split('\n').Where(l => l.StartsWith("==> task ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, headers.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal(3, rest.Split('\n').Count(l => l == "napped"));
     }
 
     [Fact]

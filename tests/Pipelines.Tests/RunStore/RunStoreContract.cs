@@ -567,7 +567,7 @@ public abstract class RunStoreContract
     public async Task A_held_queued_task_is_counted_held_by_reason_and_keeps_its_first_time_until_a_claim_clears_it()
     {
         var id = await CreateAsync(4);
-        var first = new TaskHold(HoldReasons.Owner, "the owner's load (85%) is above Harvest:StartBelow (50%)", "host:1", Now);
+        var first = new TaskHold(HoldReasons.OwnerLoad, "the owner's load (85%) is above Harvest:StartBelow (50%)", "host:1", Now);
 
         Assert.True(await Store.HoldTaskAsync(id, 0, first, None));
         Assert.True(await Store.HoldTaskAsync(id, 1, first, None));
@@ -576,8 +576,8 @@ public abstract class RunStoreContract
 
         var counts = await Store.CountTasksAsync(id, None);
         Assert.Equal((4, 3), (counts.Queued, counts.Held));
-        Assert.Equal(new Dictionary<string, int> { [HoldReasons.Owner] = 2, ["quota"] = 1 }, counts.HeldBecause);
-        Assert.Equal(new TaskCounts(4, 0, 0, 0, 0, 0) { HeldBecause = new Dictionary<string, int> { ["quota"] = 1, [HoldReasons.Owner] = 2 } }, counts);
+        Assert.Equal(new Dictionary<string, int> { [HoldReasons.OwnerLoad] = 2, ["quota"] = 1 }, counts.HeldBecause);
+        Assert.Equal(new TaskCounts(4, 0, 0, 0, 0, 0) { HeldBecause = new Dictionary<string, int> { ["quota"] = 1, [HoldReasons.OwnerLoad] = 2 } }, counts);
         Assert.NotEqual(new TaskCounts(4, 0, 0, 0, 0, 0), counts);
         Assert.Equal(first with { Detail = "this worker is draining", Worker = "host:2" }, (await Store.GetTaskAsync(id, 1, None))!.Hold);
         Assert.Null((await Store.GetTaskAsync(id, 3, None))!.Hold);
@@ -596,7 +596,7 @@ public abstract class RunStoreContract
     public async Task Holding_a_task_of_an_unknown_run_or_index_says_no()
     {
         var id = await CreateAsync(1);
-        var hold = new TaskHold(HoldReasons.Owner, "busy", "w", Now);
+        var hold = new TaskHold(HoldReasons.OwnerLoad, "busy", "w", Now);
 
         Assert.False(await Store.HoldTaskAsync(NewId(), 0, hold, None));
         Assert.False(await Store.HoldTaskAsync(id, 5, hold, None));

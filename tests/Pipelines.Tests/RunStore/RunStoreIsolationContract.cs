@@ -35,7 +35,7 @@ public abstract class RunStoreIsolationContract
             $"tasks {(await view.GetTasksAsync(runId, None)).Count}",
             $"counts {await view.CountTasksAsync(runId, None)}",
             $"claim {await view.ClaimTaskAsync(runId, 0, "w", Now, Now.AddMinutes(1), None)}",
-            $"hold {await view.HoldTaskAsync(runId, 0, new TaskHold(HoldReasons.Owner, "busy", "w", Now), None)}",
+            $"hold {await view.HoldTaskAsync(runId, 0, new TaskHold(HoldReasons.OwnerLoad, "busy", "w", Now), None)}",
             $"renew {await view.RenewLeaseAsync(runId, 0, "w", Now, Now.AddMinutes(1), None)}",
             $"gather {await view.TryBeginGatherAsync(runId, "job", None)}",
             $"provenance {(await view.GetProvenanceAsync(runId, None)).Count} {(await view.GetProvenanceAsync(runId, [0], None)).Count}",

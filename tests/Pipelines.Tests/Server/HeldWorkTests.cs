@@ -1,18 +1,21 @@
-using System.Diagnostics;
 using System.Text.Json;
+using System.Text.RegularExpressions;
+using Pipelines.Tests.Harvest;
 using Pipelines.Tests.Support;
+using Pipelines.Tests.Telemetry;
 
 namespace Pipelines.Tests.Server;
 
 /// <summary>
 /// Tasks a worker holds back for the machine's owner are counted as held, with the reason, where
 /// a user looks: the API, `status` and `runs` (through the server and on PostgreSQL), the
-/// dashboard's run page; and `cancel` ends such a run. A real server (api, dashboard) and a real
-/// worker whose policy lends nothing (never), on PostgreSQL and Swift.
+/// dashboard's run page and the worker's metrics, all with the same reason; and `cancel` ends
+/// such a run. A real server (api, dashboard) and a real worker whose policy lends nothing
+/// (never), on PostgreSQL and Swift.
 /// </summary>
 [Collection("server")]
 [Integration]
-public sealed class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
+public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
 {
     /// <summary>A server without the worker role: the test's worker is the only one.</summary>
     public sealed class Fixture : ServerFixture
@@ -23,55 +26,60 @@ public sealed class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture
     }
 
     [Fact]
-    public async Task Tasks_held_for_the_owner_are_counted_with_the_reason_everywhere_a_user_looks_and_the_run_can_be_cancelled()
+    public async Task Tasks_held_back_are_counted_with_one_reason_everywhere_a_user_looks_the_metrics_too_and_the_run_can_be_cancelled()
     {
         var env = new Dictionary<string, string?>(fixture.Env) { ["PIPELINES_Harvest__AdmissionHold"] = "00:00:01" };
-        using var worker = CliRunner.Start(["worker", "--roles", "worker", "--policy", "never"], env);
-        try
+        await using var worker = await ObservedClusterFixture.WorkerProcess.StartAsync(env, "--policy", "never");
+        using var http = fixture.Server.Client();
+        var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflow);
+        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() >= 3, TimeSpan.FromMinutes(2));
+        var held = run.GetProperty("counts").GetProperty("held").GetInt32();
+        Assert.Equal(held, run.GetProperty("counts").GetProperty("heldBecause").GetProperty("policy").GetInt32());
+        Assert.Equal(("running", 10, 0), (run.GetProperty("state").GetString(), run.GetProperty("counts").GetProperty("queued").GetInt32(), run.GetProperty("counts").GetProperty("running").GetInt32()));
+
+        // Each held task says by whom and why.
+        var tasks = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks?state=queued")).RootElement.GetProperty("items");
+        var hold = tasks.EnumerateArray().First(t => t.GetProperty("hold").ValueKind == JsonValueKind.Object).GetProperty("hold");
+        Assert.Equal(("policy", "Harvest:Policy is never"), (hold.GetProperty("reason").GetString(), hold.GetProperty("detail").GetString()));
+
+        // The CLI through the server, and on PostgreSQL itself: the same lines.
+        foreach (var where in new[] { new[] { "--server", fixture.Server.Url }, [] })
         {
-            using var http = fixture.Server.Client();
-            var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflow);
-            var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() >= 3, TimeSpan.FromMinutes(2));
-            var held = run.GetProperty("counts").GetProperty("held").GetInt32();
-            Assert.Equal(held, run.GetProperty("counts").GetProperty("heldBecause").GetProperty("owner").GetInt32());
-            Assert.Equal(("running", 10, 0), (run.GetProperty("state").GetString(), run.GetProperty("counts").GetProperty("queued").GetInt32(), run.GetProperty("counts").GetProperty("running").GetInt32()));
-
-            // Each held task says by whom and why.
-            var tasks = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks?state=queued")).RootElement.GetProperty("items");
-            var hold = tasks.EnumerateArray().First(t => t.GetProperty("hold").ValueKind == JsonValueKind.Object).GetProperty("hold");
-            Assert.Equal(("owner", "Harvest:Policy is never"), (hold.GetProperty("reason").GetString(), hold.GetProperty("detail").GetString()));
-
-            // The CLI through the server, and on PostgreSQL itself: the same lines.
-            foreach (var where in new[] { new[] { "--server", fixture.Server.Url }, [] })
-            {
-                var status = await CliRunner.RunAsync(["status", runId, .. where], fixture.Env);
-                Assert.True(status.ExitCode == 0, status.ToString());
-                Assert.Matches(@"\n  held:    \d+ held \(waiting for the machines' owners \(harvesting policy\)\)\n", status.Stdout);
-                Assert.Matches(@"\n  held:    task \d+ by \S+ since \S+ \S+: Harvest:Policy is never\n", status.Stdout);
-                var json = JsonDocument.Parse((await CliRunner.RunAsync(["status", runId, "--json", .. where], fixture.Env)).Stdout).RootElement;
-                Assert.True(json.GetProperty("counts").GetProperty("held").GetInt32() >= held);
-                Assert.Equal("owner", json.GetProperty("held_tasks")[0].GetProperty("reason").GetString());
-                var runs = await CliRunner.RunAsync(["runs", "--state", "running", .. where], fixture.Env);
-                Assert.Matches($@"{runId}\s+fastq-stats\s+running\s+0/10 \(0 running, \d+ held \(waiting for the machines' owners", runs.Stdout);
-            }
-
-            var page = await http.GetStringAsync($"/hangfire/runs/{runId}");
-            Assert.Contains("id=\"held\"", page, StringComparison.Ordinal);
-            Assert.Contains("Harvest:Policy is never", page, StringComparison.Ordinal);
-            Assert.Contains("held</span>", await http.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
-
-            var cancel = await CliRunner.RunAsync(["cancel", runId, "--wait"], fixture.Env, TimeSpan.FromMinutes(2));
-            Assert.True(cancel.ExitCode == 0, cancel.ToString());
-            Assert.Contains($"run {runId} (fastq-stats): cancelled", cancel.Stdout, StringComparison.Ordinal);
-            Assert.Contains("tasks:   10 (0 succeeded, 0 cached, 0 failed, 10 cancelled)", cancel.Stdout, StringComparison.Ordinal);
-            Assert.DoesNotContain("held", cancel.Stdout, StringComparison.Ordinal);
-            var again = await CliRunner.RunAsync(["cancel", runId, "--server", fixture.Server.Url], fixture.Env);
-            Assert.True(again.ExitCode == 1, again.ToString());
-            Assert.Contains($"409 run {runId} ended cancelled; there is nothing to cancel", again.Stderr, StringComparison.Ordinal);
+            var status = await CliRunner.RunAsync(["status", runId, .. where], fixture.Env);
+            Assert.True(status.ExitCode == 0, status.ToString());
+            Assert.Matches(@"\n  held:    \d+ held \(waiting: the worker's harvesting policy lends nothing \(Harvest:Policy never\)\)\n", status.Stdout);
+            Assert.Matches(@"\n  held:    task \d+ by \S+ since \S+ \S+: Harvest:Policy is never\n", status.Stdout);
+            var json = JsonDocument.Parse((await CliRunner.RunAsync(["status", runId, "--json", .. where], fixture.Env)).Stdout).RootElement;
+            Assert.True(json.GetProperty("counts").GetProperty("held").GetInt32() >= held);
+            Assert.Equal("policy", json.GetProperty("held_tasks")[0].GetProperty("reason").GetString());
+            var runs = await CliRunner.RunAsync(["runs", "--state", "running", .. where], fixture.Env);
+            Assert.Matches($@"{runId}\s+fastq-stats\s+running\s+0/10 \(0 running, \d+ held \(waiting: the worker's harvesting policy", runs.Stdout);
         }
-        finally
+
+        var page = await http.GetStringAsync($"/hangfire/runs/{runId}");
+        Assert.Contains("id=\"held\"", page, StringComparison.Ordinal);
+        Assert.Contains("Harvest:Policy is never", page, StringComparison.Ordinal);
+        Assert.Contains("held</span>", await http.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
+
+        // The worker's metrics count what it holds under the reason the run store was told.
+        using var scrape = new HttpClient { BaseAddress = new Uri(worker.Url), Timeout = TimeSpan.FromSeconds(30) };
+        var reasons = await Eventually.WaitAsync(async () =>
         {
-            await CliRunner.StopAsync(worker, TimeSpan.FromSeconds(30));
-        }
+            var heldNow = HeldSeries().Matches(await scrape.GetStringAsync("/metrics")).Where(m => int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0).Select(m => m.Groups[1].Value).ToList();
+            return heldNow.Count > 0 ? heldNow : null;
+        }, () => "the worker's pipelines_tasks_held to count a held task");
+        Assert.Equal(["policy"], reasons);
+
+        var cancel = await CliRunner.RunAsync(["cancel", runId, "--wait"], fixture.Env, TimeSpan.FromMinutes(2));
+        Assert.True(cancel.ExitCode == 0, cancel.ToString());
+        Assert.Contains($"run {runId} (fastq-stats): cancelled", cancel.Stdout, StringComparison.Ordinal);
+        Assert.Contains("tasks:   10 (0 succeeded, 0 cached, 0 failed, 10 cancelled)", cancel.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("held", cancel.Stdout, StringComparison.Ordinal);
+        var again = await CliRunner.RunAsync(["cancel", runId, "--server", fixture.Server.Url], fixture.Env);
+        Assert.True(again.ExitCode == 1, again.ToString());
+        Assert.Contains($"409 run {runId} ended cancelled; there is nothing to cancel", again.Stderr, StringComparison.Ordinal);
     }
+
+    [GeneratedRegex(@"^pipelines_tasks_held\{[^}]*reason=""([a-z_]+)""[^}]*\} (\d+)", RegexOptions.Multiline)]
+    private static partial Regex HeldSeries();
 }

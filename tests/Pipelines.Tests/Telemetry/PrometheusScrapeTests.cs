@@ -107,6 +107,28 @@ public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture
     }
 
     [Fact]
+    public async Task Every_metric_a_doc_names_is_served_and_every_metric_of_ours_served_is_in_the_operations_table()
+    {
+        var served = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (_, text) in await fixture.ScrapeAllAsync())
+        {
+            served.UnionWith(DeclaredMetric().Matches(text).Select(m => m.Groups[1].Value));
+        }
+
+        // Named anywhere in docs/ (`pipelines_tasks_total`, in backquotes): served by some process after real work.
+        var docs = Directory.EnumerateFiles(Path.Combine(TestEnvironment.RepoRoot, "docs"), "*.md")
+            .SelectMany(f => DocumentedMetric().Matches(File.ReadAllText(f)).Select(m => (Doc: Path.GetFileName(f), Name: m.Groups[1].Value)))
+            .ToList();
+        Assert.Empty(docs.Where(d => !served.Contains(d.Name)).Select(d => $"{d.Doc}: {d.Name}").Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal));
+
+        // And the reverse: every metric of the engine's meter that a process serves has its row in the operations table.
+        var table = (await File.ReadAllTextAsync(Path.Combine(TestEnvironment.RepoRoot, "docs", "operations.md")))
+            .Split('\n').Select(l => TableRow().Match(l)).Where(m => m.Success).Select(m => m.Groups[1].Value).ToHashSet(StringComparer.Ordinal);
+        Assert.True(table.Count >= 25, $"{table.Count} rows in docs/operations.md's metrics table");
+        Assert.Empty(served.Where(n => n.StartsWith("pipelines_", StringComparison.Ordinal) && !table.Contains(n)).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task The_runs_trace_id_is_in_its_run_json_and_every_provenance_row_whichever_worker_ran_the_task()
     {
         var run = fixture.Runs.Single(r => r.RunId == fixture.RunId);
@@ -148,4 +170,16 @@ public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture
 
     [GeneratedRegex(@"\b(pipelines_[a-z0-9_]+|db_client_[a-z0-9_]+)\b")]
     private static partial Regex MetricName();
+
+    /// <summary>A metric family a process serves: its # TYPE line.</summary>
+    [GeneratedRegex(@"^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) \w+$", RegexOptions.Multiline)]
+    private static partial Regex DeclaredMetric();
+
+    /// <summary>A metric of ours a doc names, whole, in backquotes (not `pipelines_always.slice`); Npgsql's are the theory's.</summary>
+    [GeneratedRegex(@"`(pipelines_[a-z0-9_]+)`")]
+    private static partial Regex DocumentedMetric();
+
+    /// <summary>A row of the metrics table: its first cell, the Prometheus name.</summary>
+    [GeneratedRegex(@"^\| `([a-z_][a-z0-9_]*)` \|")]
+    private static partial Regex TableRow();
 }
