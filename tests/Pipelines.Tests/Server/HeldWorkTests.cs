@@ -10,7 +10,7 @@ namespace Pipelines.Tests.Server;
 /// dashboard's run page; and `cancel` ends such a run. A real server (api, dashboard) and a real
 /// worker whose policy lends nothing (never), on PostgreSQL and Swift.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
 public sealed class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
 {
