@@ -3,6 +3,7 @@ using System.Globalization;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
+using Pipelines.Worker;
 
 namespace Pipelines.Bench;
 
@@ -18,6 +19,8 @@ internal static class WarmBench
     private const string FastqImage = "pipelines-samples/fastq-stats:1";
     private static readonly Dictionary<string, string> NoEnv = [];
     private static readonly Resources Limits = new(1, 128L * 1024 * 1024, TimeSpan.FromMinutes(1), 64);
+    private static readonly WorkerOptions Worker = new();
+    private static readonly OutputLimits OutputLimits = Worker.LimitsFor(Limits, "function", "bench");
 
     /// <summary>warm METHOD CONCURRENCY REQUESTS: prints one table row.</summary>
     public static async Task<int> RunAsync(string method, int concurrency, int requests, string? fastq = null)
@@ -25,14 +28,14 @@ internal static class WarmBench
         var options = new DockerOptions { WarmRoot = "/tmp/pipelines-bench-warm" };
         using var docker = new DockerEngine(options);
         var runtime = docker.Runtime;
-        await using var pool = new DockerWarmPool(docker.Containers, options);
+        await using var pool = new DockerWarmPool(docker.Containers, options, Worker.QuotaWatch());
         var forkImage = await runtime.ResolveImageAsync(ForkImage, CancellationToken.None);
         var httpImage = await runtime.ResolveImageAsync(HttpImage, CancellationToken.None);
-        var fork = new WarmSpec("bench:fork", forkImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = ForkMax(concurrency), MaxQueue = 1000 };
+        var fork = new WarmSpec("bench:fork", forkImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Limits = OutputLimits, Max = ForkMax(concurrency), MaxQueue = 1000 };
         var fastqImage = await runtime.ResolveImageAsync(FastqImage, CancellationToken.None);
-        var fastqSpec = new WarmSpec("bench:fastq", fastqImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = ForkMax(concurrency), MaxQueue = 1000 };
+        var fastqSpec = new WarmSpec("bench:fastq", fastqImage, WarmMode.Fork, [], NoEnv, Limits, new Dictionary<string, string>()) { Limits = OutputLimits, Max = ForkMax(concurrency), MaxQueue = 1000 };
         var oneShotIn = Path.Combine(options.WarmRoot, "oneshot-" + Environment.ProcessId);
-        var http = new WarmSpec("bench:http", httpImage, WarmMode.Http, [], NoEnv, Limits, new Dictionary<string, string>()) { Max = Math.Max(1, concurrency / 8), Concurrency = Math.Min(8, concurrency), MaxQueue = 1000 };
+        var http = new WarmSpec("bench:http", httpImage, WarmMode.Http, [], NoEnv, Limits, new Dictionary<string, string>()) { Limits = OutputLimits, Max = Math.Max(1, concurrency / 8), Concurrency = Math.Min(8, concurrency), MaxQueue = 1000 };
 
         if (method == "cold")
         {

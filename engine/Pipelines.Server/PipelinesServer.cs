@@ -97,7 +97,7 @@ public static partial class PipelinesServer
         services.AddOpenTelemetry().WithMetrics(m => m.AddPrometheusExporter());
         if (settings.Telemetry.QueueMetrics)
         {
-            TelemetryHosting.AddQueueSampler(services);
+            EngineHost.AddQueueSampler(services);
         }
 
         services.AddProblemDetails();

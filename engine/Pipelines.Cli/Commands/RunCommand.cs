@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Canary;
 using Pipelines.Hosting;
+using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
@@ -130,7 +131,7 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
             }
 
             // With no local worker, say so when no worker at all is connected: the run would wait for good.
-            Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<Hangfire.JobStorage>().GetMonitoringApi().Servers().Count : null;
+            Func<int>? liveWorkers = workers == 0 ? () => host.Services.GetRequiredService<IWorkerBoard>().LiveServers() : null;
             var run = await WaitAsync(store, submitted.RunId, liveWorkers, null, Live(submitted.RunId), say, settings.Json, cancellationToken).ConfigureAwait(false);
             await using var source = new StoreRunSource(host, ownsHost: false);
             var document = await source.GetAsync(run.RunId, cancellationToken).ConfigureAwait(false) with { WallSeconds = Math.Round(clock.Elapsed.TotalSeconds, 3) };

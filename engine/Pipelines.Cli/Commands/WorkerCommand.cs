@@ -4,6 +4,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Harvest;
 using Pipelines.Hosting;
+using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Server.Health;
 using Spectre.Console.Cli;
@@ -100,9 +101,9 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
     {
         using var host = EngineHost.Build(config, worker: false);
         await host.StartAsync(ct).ConfigureAwait(false);
-        var storage = host.Services.GetRequiredService<Hangfire.JobStorage>();
+        var board = host.Services.GetRequiredService<IWorkerBoard>();
         var prefix = Environment.MachineName + ":";
-        var names = HarvestBoard.RequestDrain(storage, n => n.StartsWith(prefix, StringComparison.Ordinal));
+        var names = HarvestBoard.RequestDrain(board, n => n.StartsWith(prefix, StringComparison.Ordinal));
         if (names.Count == 0)
         {
             Console.WriteLine($"no live worker on {Environment.MachineName} to drain");
@@ -112,7 +113,7 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
         Console.WriteLine($"draining {string.Join(", ", names)}: running tasks finish, no new task starts");
         while (true)
         {
-            var left = HarvestBoard.Read(storage).Where(w => names.Contains(w.Worker) && (!w.Status.Draining || w.Status.Running > 0)).ToList();
+            var left = HarvestBoard.Read(board).Where(w => names.Contains(w.Worker) && (!w.Status.Draining || w.Status.Running > 0)).ToList();
             if (left.Count == 0)
             {
                 Console.WriteLine("drained: no task runs on them");

@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Harvest;
 using Pipelines.Hosting;
+using Pipelines.Queue;
 using Spectre.Console.Cli;
 
 namespace Pipelines.Cli.Commands;
@@ -77,7 +78,7 @@ public sealed class WorkersCommand : AsyncCommand<WorkersCommand.Settings>
         await host.StartAsync(cancellationToken: ct).ConfigureAwait(false);
         try
         {
-            return HarvestBoard.Read(host.Services.GetRequiredService<Hangfire.JobStorage>());
+            return HarvestBoard.Read(host.Services.GetRequiredService<IWorkerBoard>());
         }
         finally
         {

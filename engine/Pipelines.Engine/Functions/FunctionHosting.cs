@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Queue;
 
 namespace Pipelines.Functions;
 
@@ -37,7 +38,9 @@ internal static class FunctionHosting
         services.AddSingleton<ShadowRunner>();
         services.AddHostedService(sp => sp.GetRequiredService<ShadowRunner>());
         services.AddSingleton<FunctionService>();
-        services.AddTransient<FunctionJob>();
+        services.AddSingleton<IInvocationHandler>(sp => sp.GetRequiredService<FunctionService>());
+        services.AddSingleton<IInvocationQueue, HangfireInvocationQueue>();
+        services.AddTransient<InvocationJob>();
         if (keepWarm)
         {
             services.AddSingleton<WarmKeeper>();

@@ -120,7 +120,7 @@ public sealed partial class FunctionInvoker
             Max = spec.Max,
             MaxQueue = spec.Queue,
             IdleTimeout = spec.IdleTimeout,
-            Limits = OutputLimits.For(spec.Resources, worker, "function", function.Name),
+            Limits = worker.LimitsFor(spec.Resources, "function", function.Name),
         };
     }
 

@@ -2,10 +2,10 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Hangfire;
 using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
+using Pipelines.Queue;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
 using Pipelines.Worker;
@@ -28,12 +28,12 @@ public sealed class FunctionService(
     FunctionRouter router,
     ShadowRunner shadows,
     CanaryGuard guard,
-    IBackgroundJobClient jobs,
+    IInvocationQueue jobs,
     TimeProvider time,
     WarmKeeper? keeper = null,
     IWarmPool? pool = null,
     AlgorithmService? algorithms = null,
-    IAlgorithmStore? catalog = null)
+    IAlgorithmStore? catalog = null) : IInvocationHandler
 {
     private readonly ConcurrentDictionary<string, (FunctionVersion Version, long Until)> _current = new(StringComparer.Ordinal);
     private long _nextPrune;
@@ -256,14 +256,7 @@ public sealed class FunctionService(
 
         // The row is written before the job: a job never looks for an invocation that is not there yet.
         // The job carries the caller's trace (a job parameter), so the worker's run of it joins that trace.
-        var job = Hangfire.Common.Job.FromExpression<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
-        var parameters = new Dictionary<string, object>();
-        if (EngineTracing.CurrentParent() is { } parent)
-        {
-            parameters[EngineTracing.JobParameter] = parent;
-        }
-
-        ((IBackgroundJobClientV2)jobs).Create(job, new Hangfire.States.EnqueuedState(), parameters);
+        jobs.Enqueue(id, EngineTracing.CurrentParent());
         return id;
     }
 

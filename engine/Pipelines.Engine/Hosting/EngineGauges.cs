@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Hosting;
 using Pipelines.Containers.Warm;
 using Pipelines.Harvest;
+using Pipelines.Queue;
 using Pipelines.Telemetry;
 
 namespace Pipelines.Hosting;

@@ -130,6 +130,11 @@ public static class EngineHost
         services.AddSingleton(settings.Hangfire);
         services.AddSingleton(settings.Harvest);
         TelemetryHosting.Add(services, settings.Telemetry, workerOptions.Name);
+        if (settings.Telemetry.QueueMetrics)
+        {
+            AddQueueSampler(services);
+        }
+
         services.AddHostedService<EngineGauges>();
         services.AddContainers(settings.Docker);
         services.AddSingleton(_ => new ObjectStoreFactory(settings.S3));
@@ -148,8 +153,10 @@ public static class EngineHost
             sp.GetRequiredService<ILogger<AlgorithmRuntime>>()));
 
         // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
+        services.AddSingleton(workerOptions.QuotaWatch());
         services.AddSingleton<IWarmPool, DockerWarmPool>();
         services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
+        services.AddSingleton<IWorkerBoard, HangfireWorkerBoard>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<RunDefinitions>();
         services.AddSingleton<TaskCache>();
@@ -282,11 +289,23 @@ public static class EngineHost
                 sp.GetRequiredService<ILogger<Harvester>>())
             {
                 // Looked at before each admission, so that no task starts once a drain is asked.
-                DrainRequested = () => HarvestBoard.DrainAsked(sp.GetRequiredService<JobStorage>(), workerOptions.Name),
+                DrainRequested = () => HarvestBoard.DrainAsked(sp.GetRequiredService<IWorkerBoard>(), workerOptions.Name),
             };
         });
         services.AddHostedService(sp => sp.GetRequiredService<Harvester>());
         services.AddHostedService(sp => ActivatorUtilities.CreateInstance<HarvestBoard>(sp, workerOptions.Name));
+    }
+
+    /// <summary>Makes this host report the queue (Queue/QueueSampler); the server does unless Telemetry:QueueMetrics is false.</summary>
+    public static void AddQueueSampler(IServiceCollection services)
+    {
+        if (services.Any(s => s.ServiceType == typeof(QueueSampler)))
+        {
+            return;
+        }
+
+        services.AddSingleton<QueueSampler>();
+        services.AddHostedService(sp => sp.GetRequiredService<QueueSampler>());
     }
 
     /// <summary>

@@ -44,22 +44,6 @@ public static class TelemetryHosting
                     m.AddOtlpExporter(o => Otlp(o, options));
                 }
             });
-        if (options.QueueMetrics)
-        {
-            AddQueueSampler(services);
-        }
-    }
-
-    /// <summary>Makes this host report the queue (QueueSampler); the server does unless Telemetry:QueueMetrics is false.</summary>
-    public static void AddQueueSampler(IServiceCollection services)
-    {
-        if (services.Any(s => s.ServiceType == typeof(QueueSampler)))
-        {
-            return;
-        }
-
-        services.AddSingleton<QueueSampler>();
-        services.AddHostedService(sp => sp.GetRequiredService<QueueSampler>());
     }
 
     private static void Otlp(OtlpExporterOptions o, TelemetryOptions options)

@@ -1,5 +1,5 @@
-using Hangfire;
 using Pipelines.Model;
+using Pipelines.Queue;
 using Pipelines.Storage;
 
 namespace Pipelines.Triggers;
@@ -11,7 +11,7 @@ public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long E
 /// Registers a workflow with a trigger block: validate, record it, take the baseline (the objects
 /// already under trigger.uri are not new work, unless asked), and add the recurring job.
 /// </summary>
-public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobManager recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
+public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobs recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
 {
     public async Task<Registration> RegisterAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, bool processExisting, CancellationToken cancellationToken)
     {
@@ -77,10 +77,6 @@ public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory st
     }
 
     /// <summary>The reconciliation job of a trigger, on the dashboard's Recurring Jobs page as trigger:&lt;name&gt;.</summary>
-    public static void AddRecurringJob(IRecurringJobManager recurring, string name, TriggerOptions options) =>
-        recurring.AddOrUpdate<TriggerJob>(
-            RegisteredTrigger.RecurringJobIdOf(name),
-            TriggerJob.Queue,
-            j => j.ReconcileAsync(name, CancellationToken.None),
-            options.ReconcileCron());
+    public static void AddRecurringJob(IRecurringJobs recurring, string name, TriggerOptions options) =>
+        recurring.AddOrUpdate(RegisteredTrigger.RecurringJobIdOf(name), TriggerJob.Queue, TriggerJob.JobKind, name, options.ReconcileCron());
 }

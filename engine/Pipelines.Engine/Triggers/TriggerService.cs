@@ -1,6 +1,6 @@
-using Hangfire;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Queue;
 
 namespace Pipelines.Triggers;
 
@@ -14,7 +14,7 @@ namespace Pipelines.Triggers;
 internal sealed partial class TriggerService(
     ITriggerStore ledger,
     TriggerCycle cycle,
-    IRecurringJobManager recurring,
+    IRecurringJobs recurring,
     TriggerOptions options,
     TimeProvider time,
     ILogger<TriggerService> log) : BackgroundService

@@ -1,3 +1,4 @@
+using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 
 namespace Pipelines.Worker;

@@ -40,7 +40,7 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
         AdmittedAsync(attempt, async (vacate, token) =>
         {
             var outDir = container.Mounts.Single(m => m.ContainerPath == ContainerLayout.Out).HostPath;
-            var plan = new AttemptWatch.Plan(attempt.RunId, [new(outDir, ContainerLayout.Out)], attempt.Limits, $"the worker's scratch disk ({options.Scratch})");
+            var plan = new AttemptWatch.Plan(attempt.RunId, new FolderQuota([new(outDir, ContainerLayout.Out)], attempt.Limits, $"the worker's scratch disk ({options.Scratch})"));
             var (result, stop) = await watch.RunAsync(plan, vacate, t => runtime.RunAsync(container, t), token).ConfigureAwait(false);
             return new AttemptEnd<ContainerResult>(result, stop);
         }, ct);
@@ -144,7 +144,7 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
         }
     }
 
-    /// <summary>What a warm request is watched for (<see cref="AttemptWatch.ForWarm"/>).</summary>
+    /// <summary>What a warm request is watched for (<see cref="FolderQuota.ForWarm"/>), and the run's cancel for a batch step.</summary>
     private static AttemptWatch.Plan Plan(Attempt attempt, WarmSpec spec, WarmLease lease) =>
-        AttemptWatch.ForWarm(attempt.RunId, spec.Mode == WarmMode.Fork ? lease.OutDir : null, lease.ControlDir, attempt.Limits);
+        new(attempt.RunId, FolderQuota.ForWarm(spec.Mode == WarmMode.Fork ? lease.OutDir : null, lease.ControlDir, attempt.Limits));
 }

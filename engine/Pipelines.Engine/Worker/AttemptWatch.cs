@@ -19,12 +19,9 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
 {
     /// <summary>
     /// What is watched: the run looked at for a cancel (null: only the caller's token cancels),
-    /// the folders the attempt can write, its limits, and how the disk under them is named in a reason.
+    /// and the folders the attempt can write with their limits (the rule lives with them, in Containers).
     /// </summary>
-    public sealed record Plan(string? RunId, IReadOnlyList<WatchedFolder> Folders, OutputLimits Limits, string Disk);
-
-    /// <summary>A host folder the attempt can write, and where the attempt sees it (for the reason).</summary>
-    public sealed record WatchedFolder(string Host, string Shown);
+    public sealed record Plan(string? RunId, FolderQuota Quota);
 
     /// <summary>
     /// Runs <paramref name="run"/> (given a token that stops it) while watching <paramref name="plan"/>;
@@ -37,7 +34,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct, vacate.Token);
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var watcher = plan.RunId is null ? Task.FromResult<string?>(null) : WatchForCancelAsync(plan.RunId, cancel, watching.Token);
-        var quota = plan.Folders.Count == 0 ? Task.FromResult<string?>(null) : WatchQuotaAsync(plan, cancel, watching.Token);
+        var quota = plan.Quota.Folders.Count == 0 ? Task.FromResult<string?>(null) : WatchQuotaAsync(plan, cancel, watching.Token);
         try
         {
             return (await run(cancel.Token).ConfigureAwait(false), null);
@@ -73,10 +70,10 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
             while (true)
             {
                 await Task.Delay(options.QuotaPollInterval, time, watching).ConfigureAwait(false);
-                var over = OverQuota(plan, options.MinScratchFree).Reason;
+                var over = plan.Quota.Over(options.MinScratchFree).Reason;
                 if (over is not null)
                 {
-                    LogQuotaStop(log, plan.Folders[0].Host, over);
+                    LogQuotaStop(log, plan.Quota.Folders[0].Host, over);
                     await cancel.CancelAsync().ConfigureAwait(false);
                     return over;
                 }
@@ -86,80 +83,6 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         {
             return null;
         }
-    }
-
-    /// <summary>
-    /// What a request to a warm container is watched for: the folders of its container it can
-    /// write (fork: /out, given as <paramref name="outDir"/>, and the control folder
-    /// /run/pipelines; http: the control folder, where its server's socket is), host folders
-    /// under Docker:WarmRoot, and the run's cancel for a batch step. The same plan holds an idle
-    /// warm container to its quotas between requests (Containers.Warm.DockerWarmPool).
-    /// </summary>
-    public static Plan ForWarm(string? runId, string? outDir, string? controlDir, OutputLimits limits)
-    {
-        var folders = new List<WatchedFolder>(2);
-        if (outDir is not null)
-        {
-            folders.Add(new(outDir, ContainerLayout.Out));
-        }
-
-        if (controlDir is not null)
-        {
-            folders.Add(new(controlDir, WarmLayout.Control));
-        }
-
-        var disk = $"the warm containers' disk ({Path.GetDirectoryName(folders.Count == 0 ? "" : folders[0].Host) ?? "?"}, under Docker:WarmRoot)";
-        return new Plan(runId, folders, limits, disk);
-    }
-
-    /// <summary>
-    /// Why the attempt must stop now, or null: what its folders hold against its quotas, and
-    /// their disk's free space (<paramref name="minScratchFree"/>, Worker:MinScratchFree). The one
-    /// home of the rule, for a running attempt and for an idle warm container alike; for an idle
-    /// one (<paramref name="idle"/>) a short disk is its reason only when it holds bytes there,
-    /// since stopping a container that wrote nothing frees nothing. Also what was counted (the
-    /// walk stops once a quota is passed).
-    /// </summary>
-    internal static (string? Reason, long Bytes) OverQuota(Plan plan, long minScratchFree, bool idle = false)
-    {
-        long files = 0, bytes = 0;
-        var wrote = new List<string>(plan.Folders.Count);
-        foreach (var folder in plan.Folders)
-        {
-            var (f, b, tooDeep) = OutputFolder.Measure(folder.Host, plan.Limits);
-            if (tooDeep)
-            {
-                return ($"it nested folders more than {OutputFolder.MaxDepth} deep in {folder.Shown}, deeper than any output path can be ({OutputFolder.MaxPathBytes} bytes)", bytes + b);
-            }
-
-            files += f;
-            bytes += b;
-            if (f > 0)
-            {
-                wrote.Add(folder.Shown);
-            }
-        }
-
-        var where = wrote.Count == 0 ? plan.Folders[0].Shown : string.Join(" and ", wrote);
-        var limits = plan.Limits;
-        if (files > limits.MaxFiles)
-        {
-            return ($"it wrote more than {limits.MaxFiles} files and folders to {where}, over its quota ({limits.FilesSource})", bytes);
-        }
-
-        if (bytes > limits.MaxBytes)
-        {
-            return ($"it wrote more than {Quantities.FormatSize(limits.MaxBytes)} to {where}, over its quota ({limits.BytesSource})", bytes);
-        }
-
-        if (idle && bytes == 0)
-        {
-            return (null, 0);
-        }
-
-        var (free, total) = NoFollow.Space(plan.Folders[0].Host);
-        var reserve = Math.Min(minScratchFree, total / 10);
-        return (free < reserve ? $"{plan.Disk} has only {Quantities.FormatSize(free)} free, less than the {Quantities.FormatSize(reserve)} kept in reserve (Worker:MinScratchFree)" : null, bytes);
     }
 
     private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, CancellationToken watching)

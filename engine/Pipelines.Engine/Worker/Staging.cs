@@ -1,4 +1,5 @@
 using System.Text;
+using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Runs;

@@ -62,7 +62,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 using var scope = LogScopes.Attempt(log, step.Name, attempt);
                 var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
-                var limits = OutputLimits.For(step.Resources, options, "step", step.Name);
+                var limits = options.LimitsFor(step.Resources, "step", step.Name);
                 ContainerResult? result = null;
                 AttemptStop? stop = null;
                 try

@@ -33,7 +33,7 @@ internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue qu
         Max = Math.Max(1, options.Concurrency),
         MaxQueue = int.MaxValue,
         IdleTimeout = options.WarmStepIdle,
-        Limits = OutputLimits.For(resources, options, "step", step),
+        Limits = options.LimitsFor(resources, "step", step),
     };
 
     /// <summary>The start of the warm-pool owner of every step of a run: <c>run:ID/</c>.</summary>

@@ -1,3 +1,6 @@
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Model;
 using Pipelines.Settings;
 
 namespace Pipelines.Worker;
@@ -96,6 +99,12 @@ public sealed record WorkerOptions
     /// <summary>The name recorded in provenance.</summary>
     [DefaultText("HOST:PID")]
     public string Name { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>The quotas of one step's or function's /out under this worker's caps (<see cref="OutputLimits.For"/>, the rule's one home).</summary>
+    public OutputLimits LimitsFor(Resources resources, string kind, string name) => OutputLimits.For(resources, MaxOutputBytes, MaxOutputFiles, kind, name);
+
+    /// <summary>How the warm pool holds its idle containers to their quotas: as a running attempt, every QuotaPollInterval, keeping MinScratchFree.</summary>
+    public QuotaWatch QuotaWatch() => new(QuotaPollInterval, MinScratchFree);
 
     /// <summary>The secrets one step asks for, by the names it gives; a name this worker lacks fails the step.</summary>
     public IReadOnlyDictionary<string, string> SecretsFor(string step, IReadOnlyList<string> names) => names.ToDictionary(

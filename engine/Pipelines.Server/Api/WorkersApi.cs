@@ -1,9 +1,9 @@
-using Hangfire;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Pipelines.Harvest;
+using Pipelines.Queue;
 
 namespace Pipelines.Server.Api;
 
@@ -21,11 +21,11 @@ internal static class WorkersApi
             .WithSummary("Ask a worker to finish its running tasks and take no more (seen within 10 s).");
     }
 
-    private static Ok<IReadOnlyList<WorkerFigures>> List(JobStorage storage) =>
-        TypedResults.Ok<IReadOnlyList<WorkerFigures>>(HarvestBoard.Read(storage).Select(w => new WorkerFigures(w.Worker, w.Status)).ToList());
+    private static Ok<IReadOnlyList<WorkerFigures>> List(IWorkerBoard board) =>
+        TypedResults.Ok<IReadOnlyList<WorkerFigures>>(HarvestBoard.Read(board).Select(w => new WorkerFigures(w.Worker, w.Status)).ToList());
 
-    private static Results<Accepted, ProblemHttpResult> Drain(string name, JobStorage storage) =>
-        HarvestBoard.RequestDrain(storage, n => n == name).Count > 0
+    private static Results<Accepted, ProblemHttpResult> Drain(string name, IWorkerBoard board) =>
+        HarvestBoard.RequestDrain(board, n => n == name).Count > 0
             ? TypedResults.Accepted($"/api/workers")
             : TypedResults.Problem($"no live worker is named {name} (GET /api/workers lists them)", statusCode: StatusCodes.Status404NotFound);
 }

@@ -5,6 +5,7 @@ using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Harvest;
+using Pipelines.Queue;
 using static Pipelines.Server.Dashboard.RunHtml;
 
 namespace Pipelines.Server.Dashboard;
@@ -19,8 +20,7 @@ internal sealed class WorkersPage : RazorPage
     public override void Execute()
     {
         Layout = new LayoutPage("Workers");
-        var storage = Context.GetHttpContext().RequestServices.GetRequiredService<JobStorage>();
-        var workers = HarvestBoard.Read(storage);
+        var workers = HarvestBoard.Read(Context.GetHttpContext().RequestServices.GetRequiredService<IWorkerBoard>());
         WriteLiteral("<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Workers</h1>");
         if (workers.Count == 0)
         {

@@ -54,7 +54,7 @@ public sealed class FunctionGiveUpTests : IAsyncLifetime
         await functions.Store.AddInvocationAsync(FunctionService.Record(id, deployed.Function, input, InvocationStatus.Queued, isAsync: true, "test", DateTimeOffset.UtcNow), CancellationToken.None);
 
         // As FunctionService.QueueAsync enqueues it, whose upload the dead endpoint would refuse first.
-        _host.Services.GetRequiredService<IBackgroundJobClient>().Enqueue<FunctionJob>(j => j.RunAsync(id, null, CancellationToken.None));
+        _host.Services.GetRequiredService<IBackgroundJobClient>().Enqueue<Pipelines.Queue.InvocationJob>(j => j.RunAsync(id, null, CancellationToken.None));
 
         var ended = await EndedAsync(functions, id);
         Assert.Equal((InvocationStatus.Failed, (int?)503), (ended.Status, ended.HttpStatus));

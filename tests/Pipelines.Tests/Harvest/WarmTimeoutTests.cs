@@ -29,7 +29,7 @@ public sealed class WarmTimeoutTests : IAsyncLifetime
         Assert.True(File.Exists(WarmTestContext.Helper), $"{WarmTestContext.Helper} is missing: run scripts/build-images (it runs scripts/build-native)");
         var options = _context.Options(o => o with { CgroupParent = Parent, IdleClass = false });
         _runtime = new DockerEngine(options);
-        _pool = new DockerWarmPool(_runtime.Containers, options);
+        _pool = new DockerWarmPool(_runtime.Containers, options, WarmTestContext.Worker.QuotaWatch());
         return Task.CompletedTask;
     }
 

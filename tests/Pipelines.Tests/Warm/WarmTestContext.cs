@@ -2,6 +2,7 @@ using Docker.DotNet;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Tests.Support;
+using Pipelines.Worker;
 using Resources = Pipelines.Model.Resources;
 
 namespace Pipelines.Tests.Warm;
@@ -58,7 +59,7 @@ public sealed class WarmTestContext : IAsyncDisposable
             _engines.Add(engine);
         }
 
-        var pool = new DockerWarmPool(engine.Containers, options, time: time);
+        var pool = new DockerWarmPool(engine.Containers, options, Worker.QuotaWatch(), time: time);
         _pools.Add(pool);
         return pool;
     }
@@ -69,8 +70,9 @@ public sealed class WarmTestContext : IAsyncDisposable
         WarmMode.Fork,
         [],
         new Dictionary<string, string>(),
-        new Resources(1, 256L * 1024 * 1024, TimeSpan.FromMinutes(1), 128),
-        new Dictionary<string, string> { ["org.pipelines.test"] = "warm" });
+        Resources,
+        new Dictionary<string, string> { ["org.pipelines.test"] = "warm" })
+    { Limits = Worker.LimitsFor(Resources, "function", "test") };
 
     public async Task<WarmSpec> HttpSpecAsync(params string[] extraArgs) => new(
         NewOwner(),
@@ -78,9 +80,14 @@ public sealed class WarmTestContext : IAsyncDisposable
         WarmMode.Http,
         extraArgs.Length == 0 ? [] : ["/bin/http-example", "/model/words.tsv", .. extraArgs],
         new Dictionary<string, string>(),
-        new Resources(1, 256L * 1024 * 1024, TimeSpan.FromMinutes(1), 128),
+        Resources,
         new Dictionary<string, string> { ["org.pipelines.test"] = "warm" })
-    { Concurrency = 4 };
+    { Concurrency = 4, Limits = Worker.LimitsFor(Resources, "function", "test") };
+
+    /// <summary>The worker settings the pool and the specs take their quotas from: the defaults.</summary>
+    public static WorkerOptions Worker { get; } = new();
+
+    private static Resources Resources { get; } = new(1, 256L * 1024 * 1024, TimeSpan.FromMinutes(1), 128);
 
     public static string NewOwner() => TestEnvironment.NewName("function:test-") + "@1";
 

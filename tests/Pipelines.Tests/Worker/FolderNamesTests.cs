@@ -29,10 +29,10 @@ public sealed class FolderNamesTests : IDisposable
     public void The_quota_walks_refuse_a_folder_over_the_file_quota_having_read_no_more_than_it_plus_one()
     {
         var folder = Filled("out", 3000);
-        var limits = new Pipelines.Worker.OutputLimits(1L << 30, 100, "resources.disk", "resources.files of step 'many' is 100");
+        var limits = new Pipelines.Containers.OutputLimits(1L << 30, 100, "resources.disk", "resources.files of step 'many' is 100");
 
-        var (files, _, _) = Pipelines.Worker.OutputFolder.Measure(folder, limits);
-        var refused = Assert.Throws<Pipelines.Worker.OutputRefusedException>(() => Pipelines.Worker.OutputFolder.Collect(folder, _ => true, limits));
+        var (files, _, _) = Pipelines.Containers.OutputFolder.Measure(folder, limits);
+        var refused = Assert.Throws<Pipelines.Containers.OutputRefusedException>(() => Pipelines.Containers.OutputFolder.Collect(folder, _ => true, limits));
 
         Assert.Equal(101, files);
         Assert.Equal("the step left more than 100 files and folders in /out, over its quota (resources.files of step 'many' is 100)", refused.Message);

@@ -30,7 +30,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     private readonly DockerOptions _options;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
-    private readonly Worker.WorkerOptions _worker;
+    private readonly QuotaWatch _quotaWatch;
     private readonly Task _idleWatch;
     private readonly Dictionary<string, OwnerPool> _owners = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
@@ -41,15 +41,14 @@ public sealed partial class DockerWarmPool : IWarmPool
     private long _removed;
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <param name="worker">The quotas' defaults, the disk's reserve and the cadence of the idle
-    /// containers' watch (Worker:QuotaPollInterval), as a request is watched.</param>
-    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null, Worker.WorkerOptions? worker = null)
+    /// <param name="quotaWatch">The cadence of the idle containers' watch and their disk's reserve, as a request is watched.</param>
+    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, QuotaWatch quotaWatch, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
     {
         _containers = containers;
         _options = options;
         _log = (ILogger?)log ?? NullLogger.Instance;
         _time = time ?? TimeProvider.System;
-        _worker = worker ?? new Worker.WorkerOptions();
+        _quotaWatch = quotaWatch;
         Directory.CreateDirectory(_options.WarmRoot);
         RemoveDeadFolders();
         _idleWatch = WatchIdleAsync();
@@ -456,7 +455,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     /// <summary>
     /// Between requests an http-mode server still runs, and may write to its control folder in
     /// the background: every Worker:QuotaPollInterval each container that holds no request is
-    /// measured by the rule a request is (AttemptWatch), and one over its quotas is retired,
+    /// measured by the rule a request is (<see cref="FolderQuota"/>, against its spec's limits), and one over its quotas is retired,
     /// killed and replaced up to min_warm. A fork-mode container runs only the helper between
     /// requests (it kills whatever a request left), and is measured all the same.
     /// </summary>
@@ -466,15 +465,14 @@ public sealed partial class DockerWarmPool : IWarmPool
         {
             while (true)
             {
-                await Task.Delay(_worker.QuotaPollInterval, _time, _disposed.Token).ConfigureAwait(false);
+                await Task.Delay(_quotaWatch.Interval, _time, _disposed.Token).ConfigureAwait(false);
                 foreach (var (pool, container, epoch) in Idle())
                 {
                     (string? Reason, long Bytes) over;
                     try
                     {
-                        var limits = container.Spec.Limits ?? Worker.OutputLimits.For(container.Spec.Resources, _worker, "warm owner", container.Spec.Owner);
-                        var plan = Worker.AttemptWatch.ForWarm(null, container.Spec.Mode == WarmMode.Fork ? container.OutDir : null, container.ControlDir, limits);
-                        over = Worker.AttemptWatch.OverQuota(plan, _worker.MinScratchFree, idle: true);
+                        var quota = FolderQuota.ForWarm(container.Spec.Mode == WarmMode.Fork ? container.OutDir : null, container.ControlDir, container.Spec.Limits);
+                        over = quota.Over(_quotaWatch.MinFree, idle: true);
                     }
                     catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
                     {

@@ -56,11 +56,10 @@ public sealed record WarmSpec(
     public int MaxQueue { get; init; } = 100;
 
     /// <summary>
-    /// The quotas of the folders its containers can write (Worker.OutputLimits.For, the one home
-    /// of the rule), held while a request runs and, by the pool, between requests; null: the
-    /// worker's own limits and the spec's resources.
+    /// The quotas of the folders its containers can write (<see cref="OutputLimits.For"/>, the one
+    /// home of the rule), held while a request runs and, by the pool, between requests.
     /// </summary>
-    internal Worker.OutputLimits? Limits { get; init; }
+    public required OutputLimits Limits { get; init; }
 }
 
 /// <summary>

@@ -1,10 +1,12 @@
 using Hangfire;
 using Microsoft.Extensions.DependencyInjection;
+using Pipelines.Queue;
+using Pipelines.Triggers;
 using Pipelines.Worker;
 
-namespace Pipelines.Triggers;
+namespace Pipelines.Hosting;
 
-/// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it (the store is EngineHost's choice: PostgreSQL or in memory).</summary>
+/// <summary>The triggers' wiring, kept out of EngineHost: one call there adds all of it (the store is EngineHost's choice: PostgreSQL or in memory), their reconciliation jobs kept by the queue (<see cref="IRecurringJobs"/>).</summary>
 internal static class TriggerHosting
 {
     /// <summary>
@@ -19,7 +21,9 @@ internal static class TriggerHosting
         services.AddSingleton<TriggerRegistrar>();
         services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();
         services.AddSingleton<TriggerCycle>();
-        services.AddTransient<TriggerJob>();
+        services.AddSingleton<IRecurringJobs, HangfireRecurringJobs>();
+        services.AddTransient<ScheduledJob>();
+        services.AddTransient<IRecurringHandler, TriggerJob>();
         if (!role)
         {
             return;
@@ -32,7 +36,7 @@ internal static class TriggerHosting
             o.Queues = [TriggerJob.Queue];
             o.WorkerCount = 1;
             o.SchedulePollingInterval = TimeSpan.FromSeconds(15);
-            sp.GetRequiredService<Queue.HangfireOptions>().SetServerTimings(o);
+            sp.GetRequiredService<HangfireOptions>().SetServerTimings(o);
         });
     }
 }

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 using Pipelines.Model;
 using Pipelines.Storage;
 
-namespace Pipelines.Worker;
+namespace Pipelines.Containers;
 
 /// <summary>
 /// What a step left in its <c>/out</c>, read without trusting it: the container is other

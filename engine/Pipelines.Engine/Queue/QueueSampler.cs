@@ -1,15 +1,17 @@
 using Hangfire;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Pipelines.Telemetry;
 
-namespace Pipelines.Telemetry;
+namespace Pipelines.Queue;
 
 /// <summary>
 /// Reads the queue's depth and its oldest job's age from Hangfire's storage every
 /// Telemetry:QueueInterval, in the one process that reports them (Telemetry:QueueMetrics), so
 /// that a scrape costs the database nothing and a hundred workers do not each count the queue.
 /// Two cheap monitoring calls per queue: a count of the jobs not fetched, and the first of them
-/// (Hangfire.PostgreSql lists the enqueued jobs by job id, so the first is the oldest).
+/// (Hangfire.PostgreSql lists the enqueued jobs by job id, so the first is the oldest). Part of the
+/// queue, which alone reads Hangfire's storage; Hosting/EngineGauges reports its figures.
 /// </summary>
 internal sealed partial class QueueSampler(JobStorage storage, TelemetryOptions options, TimeProvider time, ILogger<QueueSampler> log) : BackgroundService
 {
