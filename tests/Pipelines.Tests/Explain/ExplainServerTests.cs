@@ -11,9 +11,9 @@ namespace Pipelines.Tests.Explain;
 /// Explain over the REST API and through `pipelines explain --server`, against a real
 /// `pipelines server` with PostgreSQL, Swift and Docker: the reasons come from the run store.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class ExplainServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed class ExplainServerTests(ServerFixture fixture)
 {
     [Fact]
     public async Task The_API_and_the_CLI_explain_a_run_whose_env_changed_and_a_task_taken_from_the_cache()

@@ -14,7 +14,7 @@ namespace Pipelines.Tests.Functions;
 /// full queue a 429, a read key may not invoke, an async invocation runs on a separate worker
 /// process, and every invocation is recorded with its hashes, container and latency.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
 public sealed class FunctionInvokeTests(FunctionServerFixture fixture) : IClassFixture<FunctionServerFixture>
 {

@@ -6,9 +6,9 @@ using Pipelines.Tests.Server;
 namespace Pipelines.Tests.Functions;
 
 /// <summary>With keys configured: reading functions needs a read key; deploying, deleting and invoking a full key.</summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class FunctionsAccessTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
+public sealed class FunctionsAccessTests(KeyedServerFixture fixture)
 {
     public enum Caller { NoKey, ReadKey, FullKey }
 

@@ -12,9 +12,9 @@ namespace Pipelines.Tests.Functions;
 /// show, delete, the refusals of invoke that come before any container (404, 413, 400), the
 /// dashboard's Functions page, and the CLI's commands against the same server.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class FunctionsApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed class FunctionsApiTests(ServerFixture fixture)
 {
     private const string Image = "pipelines-samples/pair-check:1";
 

@@ -16,7 +16,7 @@ namespace Pipelines.Tests.Harvest;
 /// </summary>
 [Collection("harvest")]
 [Integration]
-public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
+public sealed class DrainTests(ShortHoldServerFixture fixture) : IClassFixture<ShortHoldServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];
     private readonly DockerClient _docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
@@ -70,9 +70,9 @@ public sealed class DrainTests(ServerFixture fixture) : IClassFixture<ServerFixt
         Assert.Equal((4, 0, 4), (counts.GetProperty("succeeded").GetInt32(), counts.GetProperty("running").GetInt32(), counts.GetProperty("queued").GetInt32()));
 
         // And stays so: the queued tasks' jobs come to the drained workers, which hand them back
-        // (Harvest:AdmissionHold, 10 s, each); none has started a container. Real time is the
-        // scenario: longer than one hold, so that every job has come and been handed back.
-        await Task.Delay(TimeSpan.FromSeconds(15));
+        // (Harvest:AdmissionHold, 2 s here, each); none has started a container. Real time is the
+        // scenario: longer than two holds, so that every job has come and been handed back.
+        await Task.Delay(ShortHoldServerFixture.AdmissionHold * 2.5);
         var later = (await ServerFixture.GetRunAsync(http, runId)).GetProperty("counts");
         Assert.Equal((4, 0, 4), (later.GetProperty("succeeded").GetInt32(), later.GetProperty("running").GetInt32(), later.GetProperty("queued").GetInt32()));
         Assert.Empty(await ServerFixture.ContainersOfAsync(runId));

@@ -14,7 +14,7 @@ namespace Pipelines.Tests.Harvest;
 /// </summary>
 [Collection("harvest")]
 [Integration]
-public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<ServerFixture>, IDisposable
+public sealed class HarvestEndToEndTests(ShortHoldServerFixture fixture) : IClassFixture<ShortHoldServerFixture>, IDisposable
 {
     private readonly List<Process> _processes = [];
 
@@ -67,15 +67,15 @@ public sealed class HarvestEndToEndTests(ServerFixture fixture) : IClassFixture<
         Assert.True(drain.ExitCode == 0, drain.ToString());
         Assert.Contains("drained", drain.Stdout, StringComparison.Ordinal);
 
-        // What ran finished; what had not started stays queued, for 15 s and more (real time is the
-        // scenario: longer than one Harvest:AdmissionHold, 10 s, so that the queued jobs have come
-        // to the drained workers and been handed back).
+        // What ran finished; what had not started stays queued, for two holds and more (real time
+        // is the scenario: longer than two Harvest:AdmissionHold, 2 s here, so that the queued jobs
+        // have come to the drained workers and been handed back).
         var after = await ServerFixture.GetRunAsync(http, runId);
         var counts = after.GetProperty("counts");
         Assert.Equal(0, counts.GetProperty("running").GetInt32());
         Assert.True(counts.GetProperty("succeeded").GetInt32() > 0, after.ToString());
         Assert.True(counts.GetProperty("queued").GetInt32() > 0, after.ToString());
-        await Task.Delay(TimeSpan.FromSeconds(15));
+        await Task.Delay(ShortHoldServerFixture.AdmissionHold * 2.5);
         var later = (await ServerFixture.GetRunAsync(http, runId)).GetProperty("counts");
         Assert.Equal(counts.GetProperty("succeeded").GetInt32(), later.GetProperty("succeeded").GetInt32());
         Assert.Equal(0, later.GetProperty("running").GetInt32());

@@ -4,7 +4,7 @@ using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Lineage;
 
-/// <summary>One real embedded run of the sample workflow (local input and output, the real Docker engine), shared by the lineage, crate and report tests.</summary>
+/// <summary>One real embedded run of the sample workflow (local input and output, the real Docker engine), shared by the lineage, crate and report tests (<see cref="LineageCollection"/>).</summary>
 public sealed class LineageRunFixture : IAsyncLifetime
 {
     public TempFolder Temp { get; } = new();

@@ -6,17 +6,17 @@ using Pipelines.Tests.Server;
 namespace Pipelines.Tests.Lineage;
 
 /// <summary>GET /api/lineage and the dashboard's report link and timeline, against a real `pipelines server` (PostgreSQL, Swift, Docker).</summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class LineageServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed class LineageServerTests(ServerFixture fixture)
 {
     [Fact]
     public async Task The_API_names_a_results_rows_task_and_input_and_the_run_page_links_the_report_and_draws_the_timeline()
     {
         using var http = fixture.Server.Client();
-        var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflow);
+        var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflowInto("lineage"));
         await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() == "succeeded", TimeSpan.FromMinutes(2));
-        var folder = $"s3://{fixture.Bucket}/results/{runId}/";
+        var folder = $"s3://{fixture.Bucket}/lineage/{runId}/";
 
         var answer = await LineageAsync(http, $"/api/lineage?uri={Uri.EscapeDataString(folder + "results/stats.parquet")}&key=lane2/S070_R2.fastq");
         var row = answer.GetProperty("row");

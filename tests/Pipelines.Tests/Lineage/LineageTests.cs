@@ -9,9 +9,9 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Lineage;
 
 /// <summary>`pipelines lineage` as a user runs it, on real runs: a task output, a results row (by number and by key), a copied run folder, an object in S3.</summary>
-[Collection("end-to-end")]
+[Collection(LineageCollection.Name)]
 [Integration]
-public sealed class LineageTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
+public sealed class LineageTests(LineageRunFixture fixture)
 {
     [Fact]
     public async Task Lineage_of_a_task_output_names_its_task_step_image_command_worker_times_and_every_input_with_size_and_hash()

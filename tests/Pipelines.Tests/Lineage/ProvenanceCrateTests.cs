@@ -3,9 +3,9 @@ using System.Text.Json;
 namespace Pipelines.Tests.Lineage;
 
 /// <summary>The RO-Crate of a real run holds the entities the Provenance Run Crate profile 0.5 requires.</summary>
-[Collection("end-to-end")]
+[Collection(LineageCollection.Name)]
 [Integration]
-public sealed class ProvenanceCrateTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
+public sealed class ProvenanceCrateTests(LineageRunFixture fixture)
 {
     [Fact]
     public async Task The_crate_conforms_to_the_Provenance_Run_Crate_profile_with_steps_actions_images_and_the_engine()

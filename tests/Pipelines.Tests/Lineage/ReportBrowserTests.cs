@@ -10,9 +10,9 @@ namespace Pipelines.Tests.Lineage;
 /// report.html opened in headless Chromium (Debian's, driven by tests/browser/report.mjs) with the
 /// network off: the timeline and charts drew. Screenshots: .build/test-results/report*.png.
 /// </summary>
-[Collection("end-to-end")]
+[Collection(LineageCollection.Name)]
 [Integration]
-public sealed class ReportBrowserTests(LineageRunFixture fixture) : IClassFixture<LineageRunFixture>
+public sealed class ReportBrowserTests(LineageRunFixture fixture)
 {
     [Fact]
     public async Task The_report_of_a_real_run_draws_its_timeline_and_duration_chart_and_links_the_logs()

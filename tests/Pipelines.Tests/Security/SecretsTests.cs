@@ -7,6 +7,7 @@ using System.Text.RegularExpressions;
 using Docker.DotNet;
 using Npgsql;
 using Pipelines.Storage;
+using Pipelines.Tests.Server;
 using Pipelines.Tests.Support;
 using Xunit.Abstractions;
 
@@ -18,7 +19,7 @@ namespace Pipelines.Tests.Security;
 /// Hangfire's tables, API answers, dashboard pages, the server's log, the CLI's output, or the
 /// environment of a step's container.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
 public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelper output) : IClassFixture<SecretsFixture>
 {

@@ -13,7 +13,7 @@ namespace Pipelines.Tests.Server;
 /// with the api role only, a `pipelines worker` process running every task and both gathers,
 /// PostgreSQL for the runs and the queue, Swift (S3) for the input and the outputs.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
 public sealed class BatchCanaryServerTests(BatchCanaryImages images, SplitServerFixture fixture) : IClassFixture<BatchCanaryImages>, IClassFixture<SplitServerFixture>, IAsyncLifetime
 {

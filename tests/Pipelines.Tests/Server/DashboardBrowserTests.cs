@@ -9,9 +9,9 @@ namespace Pipelines.Tests.Server;
 /// playwright-core from tests/browser) logs in with a key and opens the Runs page while a run
 /// is in flight. The screenshot is kept in .build/test-results/dashboard-runs.png.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class DashboardBrowserTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
+public sealed class DashboardBrowserTests(KeyedServerFixture fixture)
 {
     [Fact]
     public async Task A_person_logs_in_and_sees_the_run_in_flight_on_the_Runs_page()

@@ -13,7 +13,7 @@ namespace Pipelines.Tests.Server;
 /// such a run. A real server (api, dashboard) and a real worker whose policy lends nothing
 /// (never), on PostgreSQL and Swift.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
 public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClassFixture<HeldWorkTests.Fixture>
 {

@@ -9,9 +9,9 @@ namespace Pipelines.Tests.Server;
 /// same key, and a read key may look but not change. Checked on every endpoint, for every kind
 /// of caller, over real HTTP.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixture<KeyedServerFixture>
+public sealed class ServerAccessTests(KeyedServerFixture fixture)
 {
     private const string NoRun = "20000101-000000-000000";
 
@@ -145,6 +145,7 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
     public async Task Keys_never_reach_the_servers_log()
     {
         using var http = NoRedirects();
+        var from = fixture.Server.Output.Length;
         foreach (var key in new[] { ServerFixture.ReadKey, ServerFixture.FullKey, "wrong-key-not-configured-1234" })
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, "/api/runs");
@@ -153,15 +154,16 @@ public sealed class ServerAccessTests(KeyedServerFixture fixture) : IClassFixtur
             using var __ = await http.PostAsync("/login", new FormUrlEncodedContent(new Dictionary<string, string> { ["key"] = key }));
         }
 
-        // The server's output is read by another process's pipe: wait for the refusal's line.
+        // The server's output is read by another process's pipe: wait for this test's refusal's
+        // line (the server is shared, so an earlier class may have logged one too).
         var log = fixture.Server.Output;
-        for (var waited = 0; !log.Contains("login refused from 127.0.0.1", StringComparison.Ordinal) && waited < 100; waited++)
+        for (var waited = 0; !log[from..].Contains("login refused from 127.0.0.1", StringComparison.Ordinal) && waited < 100; waited++)
         {
             await Task.Delay(100);
             log = fixture.Server.Output;
         }
 
-        Assert.Contains("login refused from 127.0.0.1", log, StringComparison.Ordinal);
+        Assert.Contains("login refused from 127.0.0.1", log[from..], StringComparison.Ordinal);
         Assert.DoesNotContain(ServerFixture.ReadKey, log, StringComparison.Ordinal);
         Assert.DoesNotContain(ServerFixture.FullKey, log, StringComparison.Ordinal);
         Assert.DoesNotContain("wrong-key-not-configured-1234", log, StringComparison.Ordinal);

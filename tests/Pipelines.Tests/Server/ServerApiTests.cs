@@ -12,9 +12,9 @@ namespace Pipelines.Tests.Server;
 /// The REST API over real HTTP against a `pipelines server` process with PostgreSQL, Swift and
 /// Docker, with no key configured: requests from loopback get full access.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper output) : IClassFixture<ServerFixture>
+public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper output)
 {
     private static readonly JsonSerializerOptions Web = new(JsonSerializerDefaults.Web);
 

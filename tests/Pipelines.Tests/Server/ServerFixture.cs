@@ -12,7 +12,9 @@ namespace Pipelines.Tests.Server;
 
 /// <summary>
 /// One `pipelines server` process with its own PostgreSQL schemas and its own bucket holding the
-/// sample dataset, shared by the tests of one class. Keys, when given, are configured through
+/// sample dataset. A fixture of the server collection (<see cref="ServerCollection"/>) is shared
+/// by its classes for the whole run, so a test there names what it makes and looks only at that;
+/// a class fixture is its class's own. Keys, when given, are configured through
 /// PIPELINES_Server__Keys__N__* variables as an operator would.
 /// </summary>
 public class ServerFixture : IAsyncLifetime
@@ -103,10 +105,17 @@ public class ServerFixture : IAsyncLifetime
         Temp.Dispose();
     }
 
-    /// <summary>The sample workflow over the bucket's dataset, 10 tasks of 20 files.</summary>
-    public string StatsWorkflow => File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "workflows", "fastq-stats.yaml"))
+    /// <summary>The sample workflow over the bucket's dataset, 10 tasks of 20 files, writing under results/.</summary>
+    public string StatsWorkflow => StatsWorkflowInto("results");
+
+    /// <summary>
+    /// The same, writing under a prefix of the caller's own. The task cache is kept per output
+    /// root: two classes on one shared server writing this workflow under one prefix would take
+    /// each other's results from the cache instead of running them.
+    /// </summary>
+    public string StatsWorkflowInto(string prefix) => File.ReadAllText(Path.Combine(TestEnvironment.RepoRoot, "workflows", "fastq-stats.yaml"))
         .Replace("../sample-data/fastq/", $"s3://{Bucket}/raw/", StringComparison.Ordinal)
-        .Replace("../output/fastq-stats/", $"s3://{Bucket}/results/", StringComparison.Ordinal)
+        .Replace("../output/fastq-stats/", $"s3://{Bucket}/{prefix}/", StringComparison.Ordinal)
         .Replace("batch: 10 ", "batch: 20 ", StringComparison.Ordinal);
 
     /// <summary>A workflow whose every task sleeps for two minutes: something to watch and cancel.</summary>
@@ -189,4 +198,19 @@ public sealed class KeyedServerFixture : ServerFixture
 public sealed class SplitServerFixture : ServerFixture
 {
     protected override IReadOnlyList<string> Roles => ["api"];
+}
+
+/// <summary>
+/// The same, whose workers hold a task they may not start for <see cref="AdmissionHold"/> before
+/// they hand it back (Harvest:AdmissionHold, 10 s by default): a drain test waits for held tasks
+/// to be handed back, and need not wait 10 s for each.
+/// </summary>
+public sealed class ShortHoldServerFixture : ServerFixture
+{
+    public static readonly TimeSpan AdmissionHold = TimeSpan.FromSeconds(2);
+
+    protected override IReadOnlyDictionary<string, string?> MoreEnv => new Dictionary<string, string?>
+    {
+        ["PIPELINES_Harvest__AdmissionHold"] = AdmissionHold.ToString("c", System.Globalization.CultureInfo.InvariantCulture),
+    };
 }

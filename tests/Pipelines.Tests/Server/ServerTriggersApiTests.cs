@@ -13,9 +13,9 @@ namespace Pipelines.Tests.Server;
 /// Workflows with triggers over the REST API, and S3 event notifications posted to the server:
 /// the same ledger as the watcher, so an object version starts one task however it is reported.
 /// </summary>
-[Collection("server")]
+[Collection(ServerCollection.Name)]
 [Integration]
-public sealed class ServerTriggersApiTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+public sealed class ServerTriggersApiTests(ServerFixture fixture)
 {
     [Fact]
     public async Task A_workflow_registered_over_the_API_runs_the_objects_that_events_report_once()
