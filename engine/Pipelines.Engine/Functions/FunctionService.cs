@@ -273,6 +273,7 @@ public sealed class FunctionService(
             return;
         }
 
+        span?.SetTag("pipelines.function", record.Function);
         var function = await store.GetAsync(record.Function, record.Version, cancellationToken).ConfigureAwait(false);
         if (function is null)
         {

@@ -64,7 +64,11 @@ public interface IObjectStore
 }
 
 /// <summary>An entry of a listing. <see cref="ETag"/> is the store's version tag (quotes removed), null for local files.</summary>
-public sealed record StoredObject(string Key, long Size, string? ETag);
+public sealed record StoredObject(string Key, long Size, string? ETag)
+{
+    /// <summary>When the object was written, as the listing says (S3's LastModified); null where the store does not say.</summary>
+    public DateTimeOffset? LastModified { get; init; }
+}
 
 /// <summary>What was read or written: its size and sha256, and its md5 where it was computed (null for local files' bytes, whose tag is a sha256).</summary>
 public sealed record FileDigest(long Size, string Sha256, string? Md5)

@@ -50,7 +50,11 @@ internal sealed class S3ObjectStore(IAmazonS3 client, string bucket, long multip
             {
                 if (!o.Key.EndsWith('/'))
                 {
-                    yield return new StoredObject(o.Key, o.Size ?? 0, o.ETag?.Trim('"'));
+                    yield return new StoredObject(o.Key, o.Size ?? 0, o.ETag?.Trim('"'))
+                    {
+                        // The SDK v4 gives UTC; an unspecified kind is taken as UTC, not as this machine's zone.
+                        LastModified = o.LastModified is { } at ? new DateTimeOffset(at.Kind == DateTimeKind.Unspecified ? DateTime.SpecifyKind(at, DateTimeKind.Utc) : at.ToUniversalTime()) : null,
+                    };
                 }
             }
 

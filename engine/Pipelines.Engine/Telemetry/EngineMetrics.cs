@@ -38,7 +38,7 @@ internal static class EngineMetrics
     private static readonly Counter<long> WarmReplacements = Meter.CreateCounter<long>("pipelines.warm.replaced", "{container}", "Warm containers removed and replaced because they could not serve on, by why: broken (crashed, hung, timed out, broke the protocol or a rule), ended (by itself while idle), idle_over_quota (its folders passed its quotas while it held no request).");
     private static readonly Histogram<double> InvocationDuration = Meter.CreateHistogram("pipelines.function.invocation.duration", "s", "A function invocation from its admission to its answer, by function and outcome.", advice: Buckets(ShortSeconds));
     private static readonly Counter<long> InvocationErrors = Meter.CreateCounter<long>("pipelines.function.invocation.errors", "{invocation}", "Function invocations that did not succeed, by function, outcome and HTTP status.");
-    private static readonly Histogram<double> TriggerLag = Meter.CreateHistogram("pipelines.trigger.lag", "s", "From the first object of a batch being seen by its trigger (its listing or S3 event) to the run over it being queued.", advice: Buckets(LongSeconds));
+    private static readonly Histogram<double> TriggerLag = Meter.CreateHistogram("pipelines.trigger.lag", "s", "From the oldest object of a batch landing in the bucket (its Last-Modified, or its S3 event's eventTime) to the run over it being queued.", advice: Buckets(LongSeconds));
     private static readonly Counter<long> StorageErrors = Meter.CreateCounter<long>("pipelines.storage.errors", "{error}", "Object store (S3) requests that failed, by whether a retry helps (an outage) or not.");
     private static readonly Counter<long> OutageWaits = Meter.CreateCounter<long>("pipelines.outage.waits", "{wait}", "Times a job met an outage and waited it out (Worker/OutageGate), by the service out of reach.");
     private static readonly Counter<double> OutageWaitTime = Meter.CreateCounter<double>("pipelines.outage.wait.time", "s", "Time jobs spent waiting outages out, by the service out of reach.");
@@ -143,7 +143,7 @@ internal static class EngineMetrics
         }
     }
 
-    /// <summary>A trigger of <paramref name="workflow"/> queued a run over a batch whose first object it saw <paramref name="seconds"/> ago.</summary>
+    /// <summary>A trigger of <paramref name="workflow"/> queued a run over a batch whose oldest object landed <paramref name="seconds"/> ago (0 when a skewed clock makes it negative).</summary>
     public static void TriggerLagged(string workflow, double seconds) => TriggerLag.Record(Math.Max(0, seconds), Of("workflow", workflow));
 
     /// <summary>An object store request failed.</summary>

@@ -62,8 +62,9 @@ public interface ITriggerStore
     /// <summary>
     /// Records object versions (full keys) seen by <paramref name="source"/>. A version already
     /// in the ledger is left as it is, whoever reported it and however often, except one that was
-    /// deleted before its run, which a new pending sighting makes pending again. Returns how many
-    /// versions were new (or revived).
+    /// deleted before its run, which a new pending sighting makes pending again. A version's
+    /// <see cref="LedgerObject.LandedAt"/> is kept as recorded (a revival that names one replaces it).
+    /// Returns how many versions were new (or revived).
     /// </summary>
     Task<int> RecordAsync(string workflow, string bucket, IReadOnlyList<(LedgerObject Object, LedgerState State, string? Note)> objects, string source, DateTimeOffset now, CancellationToken cancellationToken);
 
@@ -75,14 +76,15 @@ public interface ITriggerStore
 
     /// <summary>
     /// Claims up to <paramref name="max"/> pending versions, oldest seen first (then by key), for
-    /// the run id given, and records the batch, at once. Null when nothing was pending.
+    /// the run id given, and records the batch, at once, with when its oldest object was first seen
+    /// and when it landed (<see cref="TriggerBatch.LandedAt"/>). Null when nothing was pending.
     /// </summary>
     Task<TriggerBatch?> ClaimAsync(string workflow, string runId, int max, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Batches claimed but not yet known to have a run (a process stopped, or one is still being submitted), oldest first.</summary>
     Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken);
 
-    /// <summary>The versions a batch claimed, by key; empty for a run id that names no batch.</summary>
+    /// <summary>The versions a batch claimed (with their landed times), by key; empty for a run id that names no batch.</summary>
     Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>Marks a claimed batch started (its run exists and is queued) or failed (it never will), once: false after, or for no such batch.</summary>

@@ -69,7 +69,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
     {
         public string Bucket { get; } = bucket;
 
-        public LedgerObject Object { get; } = o;
+        public LedgerObject Object { get; set; } = o;
 
         public LedgerState State { get; set; } = state;
 
@@ -213,6 +213,7 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
                 else if (e.State == LedgerState.Deleted && state == LedgerState.Pending)
                 {
                     (e.State, e.SeenAt, e.Source, e.Note) = (LedgerState.Pending, now, source, null);
+                    e.Object = e.Object with { LandedAt = o.LandedAt ?? e.Object.LandedAt };
                     recorded++;
                 }
             }
@@ -266,7 +267,11 @@ internal sealed class InMemoryTriggerStore : ITriggerStore
             }
 
             _batches.Add(runId, new Batch(Home, workflow, now));
-            return Task.FromResult<TriggerBatch?>(new TriggerBatch(runId, workflow, picked.Select(e => e.Object).OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now));
+            return Task.FromResult<TriggerBatch?>(new TriggerBatch(runId, workflow, picked.Select(e => e.Object).OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now)
+            {
+                FirstSeenAt = picked.Min(e => e.SeenAt),
+                LandedAt = picked.Min(e => e.Object.LandedAt ?? e.SeenAt),
+            });
         }
     }
 

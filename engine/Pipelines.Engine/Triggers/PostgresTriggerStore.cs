@@ -37,7 +37,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
     public ITriggerStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresTriggerStore(_db, t);
 
     /// <summary>Registered workflows, the ledger, batches and checkpoints; made by Hosting/PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("trigger store", 2, s => $"""
+    public static SchemaPart Tables { get; } = new("trigger store", 3, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.workflows (
                 name text PRIMARY KEY,
                 yaml text NOT NULL,
@@ -97,6 +97,9 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             {SchemaPart.MoveForeignKey(s, "trigger_objects", "tenant, workflow", "workflows", "tenant, name")}
             {SchemaPart.MoveForeignKey(s, "trigger_batches", "tenant, workflow", "workflows", "tenant, name")}
             {SchemaPart.MoveForeignKey(s, "trigger_state", "tenant, workflow", "workflows", "tenant, name")}
+            -- v3: when a version landed in the bucket (its Last-Modified, or its event's eventTime), for the
+            -- trigger lag; null for rows from before and for reporters that do not say.
+            ALTER TABLE {s}.trigger_objects ADD COLUMN IF NOT EXISTS landed_at timestamptz;
         """);
 
     public async Task<bool> UpsertAsync(RegisteredTrigger t, DateTimeOffset now, CancellationToken cancellationToken)
@@ -238,9 +241,10 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         }
 
         await using var cmd = await _db.CommandAsync($"""
-            INSERT INTO {S}.trigger_objects AS o (tenant, workflow, bucket, key, etag, size, state, source, seen_at, note)
-            SELECT @t, @w, @b, k, e, s, st, @src, @now, n FROM unnest(@keys, @etags, @sizes, @states, @notes) AS t(k, e, s, st, n)
-            ON CONFLICT (tenant, workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL
+            INSERT INTO {S}.trigger_objects AS o (tenant, workflow, bucket, key, etag, size, state, source, seen_at, note, landed_at)
+            SELECT @t, @w, @b, k, e, s, st, @src, @now, n, l FROM unnest(@keys, @etags, @sizes, @states, @notes, @landed) AS t(k, e, s, st, n, l)
+            ON CONFLICT (tenant, workflow, bucket, key, etag) DO UPDATE SET state = 'pending', seen_at = excluded.seen_at, source = excluded.source, note = NULL,
+                landed_at = coalesce(excluded.landed_at, o.landed_at)
                 WHERE o.state = 'deleted' AND excluded.state = 'pending'
             """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", Home.Value);
@@ -253,6 +257,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         cmd.Parameters.AddWithValue("sizes", objects.Select(o => o.Object.Size).ToArray());
         cmd.Parameters.AddWithValue("states", objects.Select(o => Name(o.State)).ToArray());
         cmd.Parameters.Add(new NpgsqlParameter("notes", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = objects.Select(o => (object?)o.Note ?? DBNull.Value).ToArray() });
+        cmd.Parameters.Add(new NpgsqlParameter("landed", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = objects.Select(o => (object?)o.Object.LandedAt ?? DBNull.Value).ToArray() });
         try
         {
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -295,6 +300,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
         var objects = new List<LedgerObject>();
         DateTimeOffset? firstSeen = null;
+        DateTimeOffset? landed = null;
 
         // At most once: a row moves from pending to claimed only here, by a conditional update
         // under row locks (SKIP LOCKED: a second claimer at the same moment takes other rows or
@@ -311,7 +317,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             UPDATE {S}.trigger_objects o SET state = 'claimed', run_id = @run
             FROM pick
             WHERE o.tenant = @t AND o.workflow = @w AND o.bucket = pick.bucket AND o.key = pick.key AND o.etag = pick.etag AND o.state = 'pending'
-            RETURNING o.key, o.size, o.etag, o.seen_at
+            RETURNING o.key, o.size, o.etag, o.seen_at, o.landed_at
             """, conn, tx))
         {
             claim.Parameters.AddWithValue("t", Home.Value);
@@ -321,9 +327,11 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             await using var r = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                objects.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
                 var seen = r.GetFieldValue<DateTimeOffset>(3);
+                var at = r.IsDBNull(4) ? (DateTimeOffset?)null : r.GetFieldValue<DateTimeOffset>(4);
+                objects.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)) { LandedAt = at });
                 firstSeen = firstSeen is { } f && f <= seen ? f : seen;
+                landed = landed is { } l && l <= (at ?? seen) ? l : at ?? seen;
             }
         }
 
@@ -352,7 +360,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         }
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now) { FirstSeenAt = firstSeen };
+        return new TriggerBatch(runId, workflow, objects.OrderBy(o => o.Key, StringComparer.Ordinal).ToList(), now) { FirstSeenAt = firstSeen, LandedAt = landed };
     }
 
     public async Task<IReadOnlyList<TriggerBatch>> OpenBatchesAsync(string workflow, CancellationToken cancellationToken)
@@ -380,14 +388,14 @@ internal sealed class PostgresTriggerStore : ITriggerStore
 
     public async Task<IReadOnlyList<LedgerObject>> BatchObjectsAsync(string runId, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag FROM {S}.trigger_objects WHERE run_id = @run AND (@t::text IS NULL OR tenant = @t) ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT key, size, etag, landed_at FROM {S}.trigger_objects WHERE run_id = @run AND (@t::text IS NULL OR tenant = @t) ORDER BY key COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("run", runId);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, (object?)_tenant?.Value ?? DBNull.Value);
         var list = new List<LedgerObject>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            list.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)));
+            list.Add(new LedgerObject(r.GetString(0), r.GetInt64(1), r.GetString(2)) { LandedAt = r.IsDBNull(3) ? null : r.GetFieldValue<DateTimeOffset>(3) });
         }
 
         return list;

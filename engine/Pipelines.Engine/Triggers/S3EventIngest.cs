@@ -140,7 +140,7 @@ public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider tim
                 continue;
             }
 
-            var recorded = await ledger.RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size.Value, r.ETag), LedgerState.Pending, null)], "event", now, ct).ConfigureAwait(false);
+            var recorded = await ledger.RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size.Value, r.ETag) { LandedAt = r.EventTime }, LedgerState.Pending, null)], "event", now, ct).ConfigureAwait(false);
             notes.Add(recorded == 1
                 ? Note(IngestOutcome.Accepted, $"new version {r.ETag}, waits {Quantities.FormatDuration(t.Settle)} of quiet for a run", t.Name)
                 : Note(IngestOutcome.Duplicate, $"version {r.ETag} is in the ledger already", t.Name));

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 
@@ -7,14 +8,18 @@ namespace Pipelines.Triggers;
 internal enum S3EventKind { Created, Removed, Other }
 
 /// <summary>One record of an S3 event notification, with the key URL-decoded. Missing fields are null.</summary>
-internal sealed record S3EventRecord(int Index, string EventName, S3EventKind Kind, string? Bucket, string? Key, string? ETag, long? Size);
+internal sealed record S3EventRecord(int Index, string EventName, S3EventKind Kind, string? Bucket, string? Key, string? ETag, long? Size)
+{
+    /// <summary>The record's <c>eventTime</c> (when the change happened in the bucket); null when missing or not an ISO 8601 time.</summary>
+    public DateTimeOffset? EventTime { get; init; }
+}
 
 /// <summary>A parsed body: the records, or why there are none (a test event, a subscription confirmation).</summary>
 internal sealed record S3EventBody(IReadOnlyList<S3EventRecord> Records, string? Note);
 
 /// <summary>
 /// Reads S3 event notifications in the standard shape that AWS S3, MinIO and Ceph send
-/// (<c>Records[].eventName</c>, <c>Records[].s3.bucket.name</c>, <c>s3.object.key</c> URL-encoded,
+/// (<c>Records[].eventName</c>, <c>Records[].eventTime</c>, <c>Records[].s3.bucket.name</c>, <c>s3.object.key</c> URL-encoded,
 /// <c>eTag</c>, <c>size</c>), bare or inside an SNS envelope (<c>{"Type":"Notification","Message":"..."}</c>).
 /// </summary>
 internal static class S3EventParser
@@ -106,7 +111,9 @@ internal static class S3EventParser
             }
         }
 
-        return new S3EventRecord(index, name, kind, bucket, key, string.IsNullOrEmpty(etag) ? null : etag, size);
+        // AWS writes "2026-12-06T20:50:00.123Z"; a time without a zone is taken as UTC, as S3 means it.
+        DateTimeOffset? at = DateTimeOffset.TryParse(Text(r, "eventTime"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
+        return new S3EventRecord(index, name, kind, bucket, key, string.IsNullOrEmpty(etag) ? null : etag, size) { EventTime = at };
     }
 
     private static string? Text(JsonElement e, string property) =>

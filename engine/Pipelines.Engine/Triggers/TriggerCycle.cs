@@ -128,9 +128,10 @@ public sealed partial class TriggerCycle(
         // for the next cycle. If the run was queued but this update is lost, the next cycle finds
         // the run and only re-enqueues its still-queued tasks: the run is never created twice.
         await ledger.FinishBatchAsync(batch.RunId, started: true, null, time.GetUtcNow(), ct).ConfigureAwait(false);
-        if (batch.FirstSeenAt is { } seen)
+        if ((batch.LandedAt ?? batch.FirstSeenAt) is { } landed)
         {
-            Telemetry.EngineMetrics.TriggerLagged(trigger.Name, (time.GetUtcNow() - seen).TotalSeconds);
+            // Landed is the bucket's clock, now ours: a skewed bucket clock would give a negative lag, which TriggerLagged clamps at 0.
+            Telemetry.EngineMetrics.TriggerLagged(trigger.Name, (time.GetUtcNow() - landed).TotalSeconds);
         }
 
         LogRunStarted(log, trigger.Name, batch.RunId, batch.Objects.Count, (time.GetUtcNow() - batch.ClaimedAt).TotalMilliseconds);
@@ -185,7 +186,7 @@ public sealed partial class TriggerCycle(
             }
             else if (filter.IsMatch(relative))
             {
-                chunk.Add((new LedgerObject(o.Key, o.Size, o.ETag ?? ""), state, null));
+                chunk.Add((new LedgerObject(o.Key, o.Size, o.ETag ?? "") { LandedAt = o.LastModified }, state, null));
             }
 
             if (chunk.Count == RecordChunk)

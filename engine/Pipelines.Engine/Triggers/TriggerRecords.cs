@@ -53,13 +53,26 @@ public enum LedgerState
 }
 
 /// <summary>One object version as the ledger knows it; <see cref="Key"/> is the full key in the bucket.</summary>
-public sealed record LedgerObject(string Key, long Size, string ETag);
+public sealed record LedgerObject(string Key, long Size, string ETag)
+{
+    /// <summary>
+    /// When the version landed in the bucket, by the bucket's clock: its Last-Modified in a listing, or
+    /// the S3 event's eventTime; null when the reporter did not say. Kept as first recorded (the trigger lag starts here).
+    /// </summary>
+    public DateTimeOffset? LandedAt { get; init; }
+}
 
 /// <summary>A group of object versions claimed for one run, recorded before the run is created.</summary>
 public sealed record TriggerBatch(string RunId, string Workflow, IReadOnlyList<LedgerObject> Objects, DateTimeOffset ClaimedAt)
 {
-    /// <summary>When the ledger first saw the batch's oldest object (its listing or its event), for the trigger lag; null for a batch resumed after a stop.</summary>
+    /// <summary>When the ledger first saw the batch's oldest object (its listing or its event); null for a batch resumed after a stop.</summary>
     public DateTimeOffset? FirstSeenAt { get; init; }
+
+    /// <summary>
+    /// When the batch's oldest object landed in the bucket (<see cref="LedgerObject.LandedAt"/>, or its
+    /// first sighting where that is unknown), for the trigger lag; null for a batch resumed after a stop.
+    /// </summary>
+    public DateTimeOffset? LandedAt { get; init; }
 }
 
 /// <summary>The objects waiting for a run: how many, and when the newest of them was first seen.</summary>

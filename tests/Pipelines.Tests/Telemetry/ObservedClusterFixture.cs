@@ -240,9 +240,12 @@ public sealed partial class ObservedClusterFixture : IAsyncLifetime
             }
         }
 
-        public static async Task<WorkerProcess> StartAsync(IDictionary<string, string?> env, params string[] more)
+        public static Task<WorkerProcess> StartAsync(IDictionary<string, string?> env, params string[] more) => StartAsync("worker", env, more);
+
+        /// <summary>Starts `pipelines worker --roles <paramref name="roles"/>` and waits for its start line (with its listener's address).</summary>
+        public static async Task<WorkerProcess> StartAsync(string roles, IDictionary<string, string?> env, params string[] more)
         {
-            var worker = new WorkerProcess(CliRunner.Start(["worker", "--roles", "worker", .. more], env));
+            var worker = new WorkerProcess(CliRunner.Start(["worker", "--roles", roles, .. more], env));
             var started = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
             void Line(string? line)
             {

@@ -14,7 +14,7 @@ public sealed class S3EventParserTests
         """;
 
     [Fact]
-    public void An_AWS_record_gives_bucket_decoded_key_etag_and_size()
+    public void An_AWS_record_gives_bucket_decoded_key_etag_size_and_event_time()
     {
         var body = S3EventParser.Parse(AwsEvent("raw", "in/run+42/S%2B1_R1.fastq", "9b2cf535f27731c974343645a3985328", 3291));
 
@@ -24,6 +24,7 @@ public sealed class S3EventParserTests
         Assert.Equal("in/run 42/S+1_R1.fastq", r.Key);
         Assert.Equal("9b2cf535f27731c974343645a3985328", r.ETag);
         Assert.Equal(3291, r.Size);
+        Assert.Equal(new DateTimeOffset(2026, 11, 26, 12, 0, 0, TimeSpan.Zero), r.EventTime);
     }
 
     [Fact]
@@ -84,6 +85,7 @@ public sealed class S3EventParserTests
         Assert.Equal(3, body.Records.Count);
         Assert.Null(body.Records[0].Size);
         Assert.Null(body.Records[0].ETag);
+        Assert.Null(body.Records[0].EventTime);
         Assert.Equal(S3EventKind.Other, body.Records[1].Kind);
         Assert.Equal("", body.Records[2].EventName);
     }

@@ -6,6 +6,7 @@ using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Support;
+using Pipelines.Tests.Telemetry;
 using Xunit.Abstractions;
 
 namespace Pipelines.Tests.Triggers;
@@ -100,10 +101,30 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
         trigger.Kill(entireProcessTree: true);
         await trigger.WaitForExitAsync();
         var fourth = await UploadAsync(Files("lane3", 81, 81));
-        _processes.Add(CliRunner.Start(["worker", "--roles", "triggers"], _env));
+        var fourthLanded = DateTimeOffset.UtcNow;
+        await using var restarted = await ObservedClusterFixture.WorkerProcess.StartAsync("triggers", _env);
 
         var all = first.Concat(second).Concat(third).Concat(fourth).Order(StringComparer.Ordinal).ToList();
         var final = await WaitForInputsAsync(all.Count);
+
+        // The trigger lag runs from when the objects landed in the bucket, not from when the new
+        // process first saw them: it holds the time the trigger process was down and starting. The
+        // bucket's Last-Modified is whole seconds (rounded up by Swift), hence a second's tolerance.
+        RunRecord? fourthRun = null;
+        foreach (var r in final)
+        {
+            fourthRun = (await InputsAsync(r.RunId)).Contains(fourth[0]) ? r : fourthRun;
+        }
+
+        using (var http = new HttpClient { BaseAddress = new Uri(restarted.Url), Timeout = TimeSpan.FromSeconds(30) })
+        {
+            var metrics = await http.GetStringAsync("/metrics");
+            var lagSum = Sample(metrics, "pipelines_trigger_lag_seconds_sum");
+            var atLeast = (fourthRun!.CreatedAt - fourthLanded).TotalSeconds - 1;
+            output.WriteLine($"trigger lag of the restarted process: {lagSum:0.00}s in all, at least {atLeast:0.00}s expected");
+            Assert.True(Sample(metrics, "pipelines_trigger_lag_seconds_count") >= 1, metrics);
+            Assert.True(lagSum >= atLeast, $"lag {lagSum:0.00}s < {atLeast:0.00}s from the upload to the run's start");
+        }
         var inputs = new List<string>();
         foreach (var r in final)
         {
@@ -237,6 +258,14 @@ public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifet
 
         var result = await cmd.ExecuteScalarAsync();
         return result is DBNull or null ? default! : (T)result;
+    }
+
+    /// <summary>The value of the one sample of <paramref name="name"/> (any labels; a timestamp after it is ignored) in a Prometheus exposition.</summary>
+    private static double Sample(string exposition, string name)
+    {
+        var line = Assert.Single(exposition.Split('\n'), l => l.StartsWith(name + "{", StringComparison.Ordinal) || l.StartsWith(name + " ", StringComparison.Ordinal));
+        var rest = line[name.Length] == '{' ? line[(line.LastIndexOf('}') + 1)..] : line[name.Length..];
+        return double.Parse(rest.Trim().Split(' ')[0], CultureInfo.InvariantCulture);
     }
 
     private async Task RegisterAsync()

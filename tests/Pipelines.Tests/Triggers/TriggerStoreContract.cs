@@ -207,6 +207,22 @@ public abstract class TriggerStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_version_keeps_when_it_first_landed_and_a_batch_dates_from_its_oldest_landing_or_its_first_sighting()
+    {
+        await RegisterAsync("wf");
+        await Store.RecordAsync("wf", "b", [Landed("in/a.fastq", Now.AddSeconds(-10)), Pending("in/b.fastq", "e1")], "watch", Now, None);
+        await Store.RecordAsync("wf", "b", [Landed("in/a.fastq", Now.AddSeconds(-50)), Landed("in/c.fastq", Now.AddSeconds(-20))], "event", Now.AddSeconds(1), None);
+        var landed = await Store.ClaimAsync("wf", "r1", 10, Now.AddSeconds(30), None);
+        await Store.RecordAsync("wf", "b", [Pending("in/d.fastq", "e1")], "watch", Now.AddSeconds(40), None);
+        var unknown = await Store.ClaimAsync("wf", "r2", 10, Now.AddSeconds(70), None);
+
+        Assert.Equal((Now, Now.AddSeconds(-20)), (landed!.FirstSeenAt, landed.LandedAt));
+        Assert.Equal([Now.AddSeconds(-10), null, Now.AddSeconds(-20)], landed.Objects.Select(o => o.LandedAt));
+        Assert.Equal(landed.Objects, await Store.BatchObjectsAsync("r1", None));
+        Assert.Equal((Now.AddSeconds(40), Now.AddSeconds(40)), (unknown!.FirstSeenAt, unknown.LandedAt));
+    }
+
+    [Fact]
     public async Task A_claim_for_a_run_id_that_has_a_batch_is_refused_and_claims_nothing()
     {
         await RegisterAsync("wf");
@@ -353,6 +369,8 @@ public abstract class TriggerStoreContract : IAsyncLifetime
     }
 
     private static (LedgerObject Object, LedgerState State, string? Note) Pending(string key, string etag) => (new LedgerObject(key, 1, etag), LedgerState.Pending, null);
+
+    private static (LedgerObject Object, LedgerState State, string? Note) Landed(string key, DateTimeOffset at) => (new LedgerObject(key, 1, "e1") { LandedAt = at }, LedgerState.Pending, null);
 
     private Task<bool> RegisterAsync(string name) => Store.UpsertAsync(Trigger(name), Now, None);
 
