@@ -257,7 +257,7 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         cmd.Parameters.AddWithValue("sizes", objects.Select(o => o.Object.Size).ToArray());
         cmd.Parameters.AddWithValue("states", objects.Select(o => Name(o.State)).ToArray());
         cmd.Parameters.Add(new NpgsqlParameter("notes", NpgsqlDbType.Array | NpgsqlDbType.Text) { Value = objects.Select(o => (object?)o.Note ?? DBNull.Value).ToArray() });
-        cmd.Parameters.Add(new NpgsqlParameter("landed", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = objects.Select(o => (object?)o.Object.LandedAt ?? DBNull.Value).ToArray() });
+        cmd.Parameters.Add(new NpgsqlParameter("landed", NpgsqlDbType.Array | NpgsqlDbType.TimestampTz) { Value = objects.Select(o => (object?)o.Object.LandedAt?.ToUniversalTime() ?? DBNull.Value).ToArray() });
         try
         {
             return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);

@@ -10,7 +10,7 @@ internal enum S3EventKind { Created, Removed, Other }
 /// <summary>One record of an S3 event notification, with the key URL-decoded. Missing fields are null.</summary>
 internal sealed record S3EventRecord(int Index, string EventName, S3EventKind Kind, string? Bucket, string? Key, string? ETag, long? Size)
 {
-    /// <summary>The record's <c>eventTime</c> (when the change happened in the bucket); null when missing or not an ISO 8601 time.</summary>
+    /// <summary>The record's <c>eventTime</c> (when the change happened in the bucket), in UTC; null when missing or odd (<see cref="S3EventParser.EventTimeOf"/>).</summary>
     public DateTimeOffset? EventTime { get; init; }
 }
 
@@ -111,10 +111,23 @@ internal static class S3EventParser
             }
         }
 
-        // AWS writes "2026-12-06T20:50:00.123Z"; a time without a zone is taken as UTC, as S3 means it.
-        DateTimeOffset? at = DateTimeOffset.TryParse(Text(r, "eventTime"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t) ? t : null;
-        return new S3EventRecord(index, name, kind, bucket, key, string.IsNullOrEmpty(etag) ? null : etag, size) { EventTime = at };
+        return new S3EventRecord(index, name, kind, bucket, key, string.IsNullOrEmpty(etag) ? null : etag, size) { EventTime = EventTimeOf(Text(r, "eventTime")) };
     }
+
+    /// <summary>The earliest event time taken as said: before it, a sender's clock is wrong (or the field a placeholder).</summary>
+    internal static readonly DateTimeOffset EarliestEventTime = new(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    /// <summary>
+    /// An ISO 8601 date and time as AWS writes it ("2026-12-06T20:50:00.123Z"; an offset is
+    /// converted, no zone is taken as UTC, as S3 means it), in UTC; null when missing, not in that
+    /// form, or before <see cref="EarliestEventTime"/>. It only dates the trigger's lag: an odd one
+    /// falls back to when the trigger saw the object, and never refuses or loses the record.
+    /// </summary>
+    internal static DateTimeOffset? EventTimeOf(string? text) =>
+        DateTimeOffset.TryParseExact(text, "yyyy-MM-dd'T'HH:mm:ss.FFFFFFFK", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var t)
+            && t >= EarliestEventTime
+            ? t.ToUniversalTime()
+            : null;
 
     private static string? Text(JsonElement e, string property) =>
         e.TryGetProperty(property, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;

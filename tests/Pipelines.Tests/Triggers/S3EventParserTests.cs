@@ -89,4 +89,22 @@ public sealed class S3EventParserTests
         Assert.Equal(S3EventKind.Other, body.Records[1].Kind);
         Assert.Equal("", body.Records[2].EventName);
     }
+
+    [Theory]
+    [InlineData("2026-12-06T20:50:00.123Z", "2026-12-06T20:50:00.1230000+00:00")]
+    [InlineData("2026-12-06T22:50:00+02:00", "2026-12-06T20:50:00.0000000+00:00")] // an offset is converted: the store takes UTC only
+    [InlineData("2026-12-06T20:50:00", "2026-12-06T20:50:00.0000000+00:00")] // no zone: UTC, as S3 means it
+    [InlineData("1970-01-01T00:00:00.000Z", null)] // a placeholder, not a landing
+    [InlineData("0001-01-01T00:00:00Z", null)]
+    [InlineData("20:50", null)] // not a date and time
+    [InlineData("Sun, 06 Dec 2026 20:50:00 GMT", null)]
+    [InlineData("", null)]
+    public void An_event_time_is_read_in_UTC_or_not_at_all(string text, string? expected)
+    {
+        var body = S3EventParser.Parse($$$$"""{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"{{{{text}}}}","s3":{"bucket":{"name":"raw"},"object":{"key":"a","size":1,"eTag":"e"}}}]}""");
+
+        var at = Assert.Single(body.Records).EventTime;
+        Assert.Equal(expected, at?.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(at is null || at.Value.Offset == TimeSpan.Zero);
+    }
 }

@@ -223,6 +223,19 @@ public abstract class TriggerStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_landing_with_an_offset_is_kept_as_the_same_instant()
+    {
+        // A sender's time with an offset (PostgreSQL's timestamptz takes UTC only through Npgsql): the store takes the instant, whatever its offset.
+        var at = Now.AddSeconds(-30).ToOffset(TimeSpan.FromHours(2));
+        await RegisterAsync("wf");
+        await Store.RecordAsync("wf", "b", [Landed("in/a.fastq", at)], "event", Now, None);
+        var batch = await Store.ClaimAsync("wf", "r1", 10, Now.AddSeconds(1), None);
+
+        Assert.Equal(Now.AddSeconds(-30), batch!.LandedAt);
+        Assert.Equal(Now.AddSeconds(-30), Assert.Single(batch.Objects).LandedAt);
+    }
+
+    [Fact]
     public async Task A_claim_for_a_run_id_that_has_a_batch_is_refused_and_claims_nothing()
     {
         await RegisterAsync("wf");
