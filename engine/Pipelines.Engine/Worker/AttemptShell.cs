@@ -132,9 +132,11 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
 
             return new AttemptEnd<T>(result, stop, lease, image);
         }
-        catch (WarmContainerException e)
+        catch (WarmContainerException e) when (!e.RetryHelps)
         {
-            // The pool has replaced the container; the request fails with the reason.
+            // The pool has replaced the container; the request fails with the reason. One that
+            // ended while the engine could not say how (a Docker restart) is the engine's outage,
+            // not the request's: it goes on, below, to be waited out and delivered again.
             return new AttemptEnd<T>(null, new AttemptStop(AttemptStopKind.Broken, e.Message) { TimedOut = e.TimedOut }, lease, image);
         }
         catch
