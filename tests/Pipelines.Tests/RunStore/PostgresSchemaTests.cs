@@ -137,10 +137,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     {
         await using var db = NpgsqlDataSource.Create(_fresh);
         await using (var older = db.CreateCommand($"""
-            CREATE SCHEMA {_schema};
-            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-            {OlderSchema.RunStoreV2(_schema)}
-            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('run store', 2);
+            {OlderSchema.WithPart(_schema, "run store", 2, OlderSchema.RunStoreV2(_schema))}
             INSERT INTO {_schema}.runs (run_id, workflow_name, workflow_yaml, definition, output_uri, state, task_count, remaining, created_at)
                 VALUES ('old-run', 'wf', 'version: 1', '{"{}"}', 's3://out/old-run/', 'running', 2, 1, '2026-11-01T00:00:00Z');
             INSERT INTO {_schema}.tasks (run_id, task_index, task_id, state, inputs, captures, attempts)
@@ -178,10 +175,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     {
         await using var db = NpgsqlDataSource.Create(_fresh);
         await using (var older = db.CreateCommand($"""
-            CREATE SCHEMA {_schema};
-            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-            {OlderSchema.TriggerStoreV1(_schema)}
-            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('trigger store', 1);
+            {OlderSchema.WithPart(_schema, "trigger store", 1, OlderSchema.TriggerStoreV1(_schema))}
             INSERT INTO {_schema}.workflows (name, yaml, source, base_dir, overrides, trigger_uri, bucket, prefix, include, exclude, settle_ms, registered_at, updated_at)
                 VALUES ('wf', 'version: 1', 'wf.yaml', NULL, '[]', 's3://b/in/', 'b', 'in/', '["**/*.fastq"]', '[]', 30000, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
             INSERT INTO {_schema}.trigger_objects (workflow, bucket, key, etag, size, state, source, seen_at, run_id)
@@ -227,10 +221,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     {
         await using var db = NpgsqlDataSource.Create(_fresh);
         await using (var older = db.CreateCommand($"""
-            CREATE SCHEMA {_schema};
-            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-            {OlderSchema.FunctionStoreV2(_schema)}
-            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('function store', 2);
+            {OlderSchema.WithPart(_schema, "function store", 2, OlderSchema.FunctionStoreV2(_schema))}
             INSERT INTO {_schema}.functions (name, current_version, created_at, updated_at) VALUES ('echo', 1, '2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z');
             INSERT INTO {_schema}.function_versions (name, version, spec, image_digest, yaml, content_sha256, deployed_at, deployed_by)
                 VALUES ('echo', 1, @spec, 'sha256:old', 'yaml', 'content-1', '2026-11-01T00:00:00Z', 'op');
@@ -270,10 +261,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
     {
         await using var db = NpgsqlDataSource.Create(_fresh);
         await using (var older = db.CreateCommand($"""
-            CREATE SCHEMA {_schema};
-            CREATE TABLE {_schema}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
-            {OlderSchema.AlgorithmCatalogV2(_schema)}
-            INSERT INTO {_schema}.schema_parts (part, version) VALUES ('algorithm catalog', 2);
+            {OlderSchema.WithPart(_schema, "algorithm catalog", 2, OlderSchema.AlgorithmCatalogV2(_schema))}
             INSERT INTO {_schema}.algorithm_versions (name, version, digest, size_bytes, pushed_by, pushed_at, notes, repo_tags, lock_down)
                 VALUES ('ocr', '1.0', 'sha256:old', 10, 'op', '2026-11-01T00:00:00Z', NULL, '[]', '[]'),
                        ('ocr', '2.0', 'sha256:two', 10, 'op', '2026-11-02T00:00:00Z', NULL, '[]', '[]');

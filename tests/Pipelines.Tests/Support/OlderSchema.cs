@@ -7,6 +7,17 @@ namespace Pipelines.Tests.Support;
 /// </summary>
 public static class OlderSchema
 {
+    /// <summary>
+    /// A database as an older build left it: the schema, its parts' table, and one part's
+    /// <paramref name="tables"/> (one of the versions below) recorded at <paramref name="version"/>.
+    /// </summary>
+    public static string WithPart(string s, string part, int version, string tables) => $"""
+        CREATE SCHEMA {s};
+        CREATE TABLE {s}.schema_parts (part text PRIMARY KEY, version int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
+        {tables}
+        INSERT INTO {s}.schema_parts (part, version) VALUES ('{part}', {version});
+        """;
+
     /// <summary>The run store at version 2 (runs, tasks, provenance, before tenants), as PostgresRunStore.Tables wrote it.</summary>
     public static string RunStoreV2(string s) => $"""
         CREATE TABLE IF NOT EXISTS {s}.runs (
