@@ -6,7 +6,6 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Algorithms;
 
 /// <summary>/api/algorithms on a real `pipelines server` process: push with the tarball as the body, list, refusals, delete.</summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class AlgorithmApiTests : IAsyncLifetime
 {

@@ -11,7 +11,6 @@ namespace Pipelines.Tests.Algorithms;
 /// and the load shows in the step's log, in each attempt's provenance (image_load,
 /// image_load_seconds), in the report, in the catalog's loads and on the dashboard.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class AlgorithmLoadTests(ITestOutputHelper output) : IAsyncLifetime
 {

@@ -5,7 +5,6 @@ using Pipelines.Tests.Support;
 namespace Pipelines.Tests.Algorithms;
 
 /// <summary>Push, list, delete and the checks at push, against the real PostgreSQL, Swift (S3) and Docker engine.</summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class AlgorithmPushTests : IAsyncLifetime
 {

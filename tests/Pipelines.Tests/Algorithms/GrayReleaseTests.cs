@@ -121,7 +121,6 @@ public sealed class GrayReleaseFixture : IAsyncLifetime
 /// stable past both latency margins; an async invocation is routed when a separate worker runs
 /// it; shadow mode answers with stable's output and records each copy equal or different.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class GrayReleaseTests(GrayReleaseFixture f) : IClassFixture<GrayReleaseFixture>
 {

@@ -11,7 +11,6 @@ namespace Pipelines.Tests.Algorithms;
 /// for one-shot and warm (reuse: true) steps alike, and a tag moved after submission fails the
 /// task instead of running another image than the run pinned.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class RegistryPullTests(ITestOutputHelper output) : IAsyncLifetime
 {

@@ -7,7 +7,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// The real CLI on bad input: one line that names the problem and its path, exit 1 (input or
 /// environment) or 2 (workflow or arguments), and never a stack trace.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class BadInputTests : IDisposable
 {

@@ -11,7 +11,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// real Docker engine): a sample of the tasks run again with the candidate image into canary/,
 /// compared with the run's own, and nothing of the candidate in the run's results or cache.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class BatchCanaryTests(BatchCanaryImages images) : IClassFixture<BatchCanaryImages>, IDisposable
 {

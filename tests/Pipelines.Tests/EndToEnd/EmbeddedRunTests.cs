@@ -10,7 +10,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// The CLI as a user runs it, in the embedded mode (no PostgreSQL: Hangfire.InMemory, local
 /// folders), against the real Docker engine and the sample images.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class EmbeddedRunTests : IDisposable
 {

@@ -9,7 +9,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// the real Docker engine): runs, status and logs with and without --json, cancel of a run that
 /// another process is running, --version, and the exit codes they end with.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class EmbeddedRunVerbsTests : IDisposable
 {

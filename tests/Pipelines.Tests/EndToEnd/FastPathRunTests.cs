@@ -10,7 +10,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// leaves the same rows and provenance as one container per task; input.batch: auto sizes the
 /// tasks from the worker slots.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class FastPathRunTests : IDisposable
 {

@@ -8,7 +8,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// output prefix under the input prefix is left out of the next run's input, and a key the
 /// engine cannot carry is refused as it is for a local folder.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class OutputInsideInputS3Tests : IAsyncLifetime
 {

@@ -12,7 +12,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// the tasks done by two separate `pipelines worker` processes while `pipelines run` only submits
 /// and waits. Each test class has its own schemas, so nothing is shared with other tests.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class PostgresS3RunTests : IAsyncLifetime
 {

@@ -10,7 +10,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// and for one served by a warm container (reuse: true). The step burns a known amount of CPU
 /// (its shell reads its own from /proc), fills 20 MiB of /tmp and writes to /out.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class ResourceUseRunTests : IDisposable
 {

@@ -20,7 +20,6 @@ namespace Pipelines.Tests.EndToEnd;
 /// minute; the run counts it once, and the dead worker's container and scratch folder are
 /// removed by the live worker's cleanup of leftovers.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
 {

@@ -9,7 +9,6 @@ namespace Pipelines.Tests.Explain;
 /// the real Docker engine and the sample image): the reason each task ran is read back from the
 /// run folder's provenance, after the process that ran it has ended.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class ExplainEndToEndTests : IDisposable
 {

@@ -10,7 +10,6 @@ namespace Pipelines.Tests.Faults;
 /// quietly: Hangfire.PostgreSql's own installer takes no lock, and the loser of the race used
 /// to log a stack trace.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class SchemaInstallTests : IAsyncLifetime
 {

@@ -8,7 +8,6 @@ namespace Pipelines.Tests.Faults;
 /// A worker whose scratch disk fills up: the step that fills it fails with a clear reason and
 /// the worker goes on serving the next task. The scratch folder is a real 16 MiB tmpfs.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class ScratchFullTests : IDisposable
 {

@@ -9,7 +9,6 @@ namespace Pipelines.Tests.Gather;
 /// Gathers as a user meets them: the CLI in the embedded mode, a busybox step that writes
 /// whatever table each input asks for, and what run.json and the summary say about it.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class GatherRunTests : IDisposable
 {

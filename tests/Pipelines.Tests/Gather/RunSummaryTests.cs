@@ -12,7 +12,6 @@ namespace Pipelines.Tests.Gather;
 /// run.json written before the record existed (and one written by the CLI now) reads and
 /// writes back byte for byte.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class RunSummaryTests : IDisposable
 {

@@ -12,9 +12,10 @@ namespace Pipelines.Tests.Harvest;
 /// `pipelines worker --drain` against real processes: a `pipelines server` (two task slots) and a
 /// `pipelines worker` (two more) on PostgreSQL, both at policy always, and real containers that
 /// run until the test lets them end (each waits for /tmp/go, which the test makes with an exec),
-/// so that slots come free exactly when the test says: right after the drain was asked.
+/// so that slots come free exactly when the test says: right after the drain was asked. Not in
+/// the "harvest" collection: at policy always nothing here reads the owner's load or suspends a
+/// container, and the server and worker are its own, so it runs beside other collections.
 /// </summary>
-[Collection("harvest")]
 [Integration]
 public sealed class DrainTests(ShortHoldServerFixture fixture) : IClassFixture<ShortHoldServerFixture>, IDisposable
 {

@@ -10,9 +10,11 @@ namespace Pipelines.Tests.Harvest;
 /// <summary>
 /// The harvesting figures and the drain across real processes: a `pipelines server` (which runs
 /// jobs too) and a `pipelines worker` on PostgreSQL, a run of real containers, the API, the
-/// dashboard's Workers page, `pipelines workers` and `pipelines worker --drain`.
+/// dashboard's Workers page, `pipelines workers` and `pipelines worker --drain`. Not in the
+/// "harvest" collection: it suspends nothing and asserts no owner's load (its when-idle worker
+/// may admit nothing on a busy machine, and the test allows for that), and its processes are
+/// its own, so it runs beside other collections.
 /// </summary>
-[Collection("harvest")]
 [Integration]
 public sealed class HarvestEndToEndTests(ShortHoldServerFixture fixture) : IClassFixture<ShortHoldServerFixture>, IDisposable
 {

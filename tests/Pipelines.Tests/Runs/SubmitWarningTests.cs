@@ -8,7 +8,6 @@ namespace Pipelines.Tests.Runs;
 /// A submission's warnings are written by the engine, once: the workflow's own, the files that
 /// group_by left out, and the note on earlier runs' results; the CLI and the API only show them.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class SubmitWarningTests : IDisposable
 {

@@ -150,12 +150,10 @@ public sealed class HostileOneShotRunFixture : HostileRunFixture
     public override bool? Reuse => false;
 }
 
-[Collection("end-to-end")]
 [Integration]
 public sealed class HostileOneShotOutputTests(HostileOneShotRunFixture f) : HostileOutputCases(f), IClassFixture<HostileOneShotRunFixture>;
 
 /// <summary>The hostile cases as a user's workflow runs them: reuse by default, one warm container serving many of them in turn.</summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class HostileOutputTests(HostileRunFixture f) : HostileOutputCases(f), IClassFixture<HostileRunFixture>
 {

@@ -16,7 +16,6 @@ namespace Pipelines.Tests.Server;
 /// process, and the CLI's in-process algorithm and trigger commands say where the catalog and
 /// the ledger are instead.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class EmbeddedServerTests(EmbeddedServerTests.Embedded fixture) : IClassFixture<EmbeddedServerTests.Embedded>
 {

@@ -9,7 +9,6 @@ namespace Pipelines.Tests.Telemetry;
 /// attempt and trace it is about as scopes, so a collector can filter a run's lines; the trace is
 /// the one run.json names. The same set-up serves every role.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class LogFormatTests : IDisposable
 {

@@ -10,7 +10,6 @@ namespace Pipelines.Tests.Telemetry;
 /// what an operator's dashboard and alerts would read: the tasks counter, the queue drained to
 /// zero, every metric the shipped Grafana dashboard queries, with the names and units the docs give.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed partial class PrometheusScrapeTests(ObservedClusterFixture fixture, ITestOutputHelper output) : IClassFixture<ObservedClusterFixture>
 {

@@ -23,7 +23,6 @@ namespace Pipelines.Tests.Telemetry;
 /// as in another process. (That it does across processes, a server and two worker processes, is
 /// PrometheusScrapeTests's: every row of a run names the trace of its run.json.)
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class RunTraceTests : IAsyncLifetime
 {

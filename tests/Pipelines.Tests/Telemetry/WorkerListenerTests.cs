@@ -10,7 +10,6 @@ namespace Pipelines.Tests.Telemetry;
 /// server does; the port is chosen by option (Worker:HealthPort, --health-port), taken from the
 /// free ones with 0, or off; a port already taken stops the worker at start with what to do.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class WorkerListenerTests : IAsyncLifetime
 {

@@ -16,7 +16,6 @@ namespace Pipelines.Tests.Triggers;
 /// `pipelines worker` processes (the real CLI) that start runs by themselves, against the real
 /// PostgreSQL, Swift and Docker. Each test has its own schemas and bucket.
 /// </summary>
-[Collection("end-to-end")]
 [Integration]
 public sealed class TriggerEndToEndTests(ITestOutputHelper output) : IAsyncLifetime
 {
