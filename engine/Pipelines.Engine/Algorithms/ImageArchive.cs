@@ -9,7 +9,7 @@ namespace Pipelines.Algorithms;
 /// manifest, its config (whose sha256 is the image id the engine reports) and its layers. A file
 /// that is not such a tarball is refused by <see cref="ReadAsync"/> with what is wrong.
 /// </summary>
-public sealed record ImageArchive(string Digest, IReadOnlyList<string> RepoTags, int Layers, IReadOnlyList<string> LockDownNotes)
+internal sealed record ImageArchive(string Digest, IReadOnlyList<string> RepoTags, int Layers, IReadOnlyList<string> LockDownNotes)
 {
     private const int MaxManifestBytes = 1 << 20;
     private const int MaxConfigBytes = 8 << 20;

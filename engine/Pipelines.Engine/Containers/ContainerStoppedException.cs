@@ -5,7 +5,7 @@ namespace Pipelines.Containers;
 /// shutdown. A cancellation like any other, carrying what the container printed until it was
 /// stopped, so that the step's log keeps it.
 /// </summary>
-public sealed class ContainerStoppedException(string log, CancellationToken token)
+internal sealed class ContainerStoppedException(string log, CancellationToken token)
     : OperationCanceledException("the container was stopped before it ended", token)
 {
     /// <summary>Its stdout and stderr until it was stopped (at most Docker:MaxLogBytes, secrets masked).</summary>

@@ -11,7 +11,7 @@ namespace Pipelines.Containers;
 /// <param name="Digest">What follows the '@': a digest (for an <c>algorithm://</c> reference, its version or channel), or null.</param>
 /// <param name="Registry">The registry host (with its port), or null for Docker Hub and for an
 /// <c>algorithm://</c> reference, which names no registry.</param>
-public sealed record ImageReference(string Repository, string? Tag, string? Digest, string? Registry)
+internal sealed record ImageReference(string Repository, string? Tag, string? Digest, string? Registry)
 {
     /// <summary>How a pushed algorithm is named instead of an image (Algorithms/AlgorithmReference), here because a reference that starts with it names no registry.</summary>
     public const string AlgorithmScheme = "algorithm://";

@@ -87,7 +87,7 @@ public sealed record InvocationRecord(
 }
 
 /// <summary>How an invocation was routed: to stable, to the canary, or a shadow copy of another (docs/algorithms.md).</summary>
-public static class Routes
+internal static class Routes
 {
     public const string Stable = "stable";
     public const string Canary = "canary";

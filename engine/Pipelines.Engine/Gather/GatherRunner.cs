@@ -290,10 +290,10 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
         {
             LogReportFailed(log, summary.RunId, PipelinesException.Describe(e));
-            return $"{RunReport.Key} was not written: {PipelinesException.Describe(e)}";
+            return $"{RunLayout.Report} was not written: {PipelinesException.Describe(e)}";
         }
 
-        await output.Store.PutAsync(output.Key(RunReport.Key), html, "text/html; charset=utf-8", ct).ConfigureAwait(false);
+        await output.Store.PutAsync(output.Key(RunLayout.Report), html, "text/html; charset=utf-8", ct).ConfigureAwait(false);
         return null;
     }
 

@@ -7,7 +7,7 @@ using Pipelines.RunStore;
 namespace Pipelines.Gather;
 
 /// <summary>One row of provenance/tasks.parquet as read back: the row and the resource columns the file has (null where it has none).</summary>
-public sealed record ProvenanceEntry(ProvenanceRow Row, ResourceUse Resources);
+internal sealed record ProvenanceEntry(ProvenanceRow Row, ResourceUse Resources);
 
 /// <summary>
 /// Reads and writes provenance/tasks.parquet one row group at a time, so that memory holds one

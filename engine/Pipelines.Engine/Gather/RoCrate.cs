@@ -48,7 +48,7 @@ internal static class RoCrate
 
         var runAction = "#run-" + run.RunId;
         var organize = "#organize-" + run.RunId;
-        var rootParts = new List<string> { RunLayout.WorkflowYaml, RunLayout.ProvenanceTasks, RunLayout.RunJson, RunReport.Key };
+        var rootParts = new List<string> { RunLayout.WorkflowYaml, RunLayout.ProvenanceTasks, RunLayout.RunJson, RunLayout.Report };
         rootParts.AddRange(resultKeys);
         Entity(w, "./", "Dataset", () =>
         {
@@ -226,7 +226,7 @@ internal static class RoCrate
 
         FileEntity(w, written, RunLayout.ProvenanceTasks, null, null, "application/vnd.apache.parquet");
         FileEntity(w, written, RunLayout.RunJson, null, null, "application/json");
-        FileEntity(w, written, RunReport.Key, null, null, "text/html");
+        FileEntity(w, written, RunLayout.Report, null, null, "text/html");
         w.WriteEndArray();
         w.WriteEndObject();
     }

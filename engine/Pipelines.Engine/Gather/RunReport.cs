@@ -18,11 +18,8 @@ namespace Pipelines.Gather;
 /// what the page shows is kept: a sum per step, the <see cref="Slowest"/> slowest and the first
 /// <see cref="MaxFailed"/> failed attempts, cached steps and image loads, and a <see cref="Timeline"/> (itself bounded).
 /// </summary>
-public sealed class RunReport
+internal sealed class RunReport
 {
-    /// <summary>The report's key in the run folder.</summary>
-    public const string Key = "report.html";
-
     public const int Slowest = 20;
     public const int MaxFailed = 50;
 

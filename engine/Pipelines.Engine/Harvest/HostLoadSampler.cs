@@ -14,7 +14,7 @@ namespace Pipelines.Harvest;
 /// system.slice/nginx.service: Harvest:OwnerCgroup), the owner is that cgroup alone, and other
 /// load on the machine is nobody's. Cgroups are paths from the root of each hierarchy.
 /// </summary>
-public sealed class HostLoadSampler(string cgroupParent, TimeProvider time, string? ownerCgroup = null, ICgroupHierarchy? hierarchy = null) : IOwnerLoad
+internal sealed class HostLoadSampler(string cgroupParent, TimeProvider time, string? ownerCgroup = null, ICgroupHierarchy? hierarchy = null) : IOwnerLoad
 {
     private readonly Lock _lock = new();
     private readonly ICgroupHierarchy _cgroups = hierarchy ?? CgroupMounts.Machine;

@@ -4,7 +4,7 @@ namespace Pipelines.Queue;
 /// What a <see cref="ScheduledJob"/> delivers one recurrence to: the part that owns the work
 /// (Triggers/TriggerJob). Owned here, below it, as <see cref="ITaskHandler"/> is.
 /// </summary>
-public interface IRecurringHandler
+internal interface IRecurringHandler
 {
     /// <summary>The kind of work this handler does, as its jobs carry it (and the dashboard names them: "trigger NAME: reconcile").</summary>
     string Kind { get; }

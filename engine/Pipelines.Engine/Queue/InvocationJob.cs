@@ -10,7 +10,7 @@ namespace Pipelines.Queue;
 /// (<see cref="EndWhenJobFails"/>, the one place that decides so for every job), the invocation
 /// ends failed with the reason, so that none stays queued for ever.
 /// </summary>
-public sealed class InvocationJob(IInvocationHandler functions) : IEndsWhenGivenUp
+internal sealed class InvocationJob(IInvocationHandler functions) : IEndsWhenGivenUp
 {
     public Task RunAsync(string invocationId, PerformContext? context, CancellationToken cancellationToken) =>
         functions.RunQueuedAsync(invocationId, context?.GetJobParameter<string>(EngineTracing.JobParameter), cancellationToken);

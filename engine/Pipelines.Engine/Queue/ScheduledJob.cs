@@ -7,7 +7,7 @@ namespace Pipelines.Queue;
 /// The Hangfire job of one recurring piece of work (<see cref="IRecurringJobs"/>): it carries the
 /// work's kind and key only, and hands the key to the <see cref="IRecurringHandler"/> of that kind.
 /// </summary>
-public sealed class ScheduledJob(IEnumerable<IRecurringHandler> handlers)
+internal sealed class ScheduledJob(IEnumerable<IRecurringHandler> handlers)
 {
     // No automatic retry: the next recurrence is the retry (a trigger's fast loop keeps polling meanwhile).
     [DisplayName("{0} {1}: reconcile")]

@@ -32,7 +32,7 @@ public static class States
 /// Why a run stops. A user's cancel is told apart from on_error: fail by its prefix, so that the
 /// workers stop its running containers and the gather ends the run cancelled, not failed.
 /// </summary>
-public static class StopReasons
+internal static class StopReasons
 {
     private const string CancelPrefix = "cancelled by ";
 
@@ -72,7 +72,7 @@ public sealed record TaskHold(string Reason, string Detail, string Worker, DateT
 /// (issue 25) is one more constant here, in <see cref="All"/> and <see cref="Describe"/>, counted
 /// the same way everywhere.
 /// </summary>
-public static class HoldReasons
+internal static class HoldReasons
 {
     /// <summary>The machine's owner needs it: under when-idle, the owner's load leaves no slot now.</summary>
     public const string OwnerLoad = "owner_load";

@@ -47,6 +47,9 @@ public static class RunLayout
     public const string ProvenanceTasks = "provenance/tasks.parquet";
     public const string RoCrate = "provenance/ro-crate-metadata.json";
 
+    /// <summary>The run's report (Gather/RunReport), written with the gather.</summary>
+    public const string Report = "report.html";
+
     /// <summary>Under the output root (beside the runs): one manifest per succeeded task id, for reuse.</summary>
     public const string CachePrefix = ".cache/";
 

@@ -5,7 +5,7 @@ namespace Pipelines.Storage;
 /// rule that asks whether a local path is inside a folder (Submit:LocalRoots, a tenant's folders),
 /// since a link inside an allowed folder may lead anywhere.
 /// </summary>
-public static class LocalPaths
+internal static class LocalPaths
 {
     /// <summary>The path made full, with every link on the way resolved, as far as the path exists.</summary>
     public static string Resolve(string path)

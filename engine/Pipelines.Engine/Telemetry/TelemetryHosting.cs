@@ -15,7 +15,7 @@ namespace Pipelines.Telemetry;
 /// provenance rows and the log lines carry. The Prometheus endpoint is added by the ASP.NET Core
 /// hosts (`pipelines server`, and the worker's listener), which add their reader to this provider.
 /// </summary>
-public static class TelemetryHosting
+internal static class TelemetryHosting
 {
     /// <summary>Npgsql's own meter: its connection pool and failed commands (PostgreSQL errors).</summary>
     public const string NpgsqlMeter = "Npgsql";

@@ -10,7 +10,7 @@ namespace Pipelines.Tenancy;
 /// <c>s3://data/lab-a/</c> does not admit <c>s3://data/lab-ab/</c>. A refusal names the field
 /// and this tenant's own folders, never whose another folder is.
 /// </summary>
-public static class TenantLocations
+internal static class TenantLocations
 {
     /// <summary>
     /// A location as a folder URI: <c>s3://bucket/prefix/</c> (a trailing <c>/</c> added) or an

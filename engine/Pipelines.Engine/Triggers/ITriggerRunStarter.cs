@@ -1,7 +1,7 @@
 namespace Pipelines.Triggers;
 
 /// <summary>The seam between a trigger and the run machinery: start (or finish starting) the run of a claimed batch.</summary>
-public interface ITriggerRunStarter
+internal interface ITriggerRunStarter
 {
     /// <summary>
     /// Creates and queues the run <see cref="TriggerBatch.RunId"/> over the batch's objects, or,

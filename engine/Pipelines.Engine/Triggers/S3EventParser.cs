@@ -134,4 +134,4 @@ internal static class S3EventParser
 }
 
 /// <summary>The body is not an S3 event notification at all (an HTTP endpoint answers 400).</summary>
-public sealed class MalformedEventException(string message) : PipelinesException("malformed event body: " + message, retryHelps: false);
+internal sealed class MalformedEventException(string message) : PipelinesException("malformed event body: " + message, retryHelps: false);

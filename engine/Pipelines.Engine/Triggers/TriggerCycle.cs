@@ -6,7 +6,7 @@ using Pipelines.Storage;
 namespace Pipelines.Triggers;
 
 /// <summary>What one cycle of one trigger did.</summary>
-public sealed record CycleResult(bool Ran, PollOutcome? Poll, IReadOnlyList<string> RunsStarted, IReadOnlyList<string> BatchesFailed);
+internal sealed record CycleResult(bool Ran, PollOutcome? Poll, IReadOnlyList<string> RunsStarted, IReadOnlyList<string> BatchesFailed);
 
 /// <summary>
 /// One cycle of one trigger, under its lock (ITriggerStore.TryLockAsync): finish starting batches that a
@@ -14,7 +14,7 @@ public sealed record CycleResult(bool Ran, PollOutcome? Poll, IReadOnlyList<stri
 /// pending versions once they have settled. Every step is safe to repeat after a crash at any
 /// line: the ledger and the batch rows, not this process, remember what was done.
 /// </summary>
-public sealed partial class TriggerCycle(
+internal sealed partial class TriggerCycle(
     ITriggerStore ledger,
     ObjectStoreFactory stores,
     ITriggerRunStarter starter,

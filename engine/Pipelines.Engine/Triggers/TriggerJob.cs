@@ -8,7 +8,7 @@ namespace Pipelines.Triggers;
 /// incremental polls cannot (keys that sort before the checkpoint, overwritten objects), then the
 /// usual settle and cut. It runs on the "triggers" queue, which only processes with the triggers role take.
 /// </summary>
-public sealed class TriggerJob(ITriggerStore ledger, TriggerCycle cycle, IRecurringJobs recurring) : IRecurringHandler
+internal sealed class TriggerJob(ITriggerStore ledger, TriggerCycle cycle, IRecurringJobs recurring) : IRecurringHandler
 {
     public const string Queue = "triggers";
 

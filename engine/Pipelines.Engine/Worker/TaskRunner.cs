@@ -21,7 +21,7 @@ namespace Pipelines.Worker;
 /// the reason. Hangfire delivers at least once, so every part is safe to repeat: output keys are
 /// deterministic, and the commit is a conditional update that a second delivery cannot repeat.
 /// </summary>
-public sealed partial class TaskRunner : ITaskHandler
+internal sealed partial class TaskRunner : ITaskHandler
 {
     private readonly IRunStore _store;
     private readonly ITaskQueue _queue;

@@ -112,8 +112,8 @@ internal sealed class RunPage(string runId) : RazorPage
             return;
         }
 
-        WriteLiteral($"<p><a class=\"btn btn-sm btn-default\" id=\"run-report\" href=\"{E(RunsApi.FileUrl(run.RunId, RunReport.Key))}\">Report: timeline, time and memory per step, slowest and failed tasks</a></p>");
-        files.AddRange([RunReport.Key, RunLayout.RunJson, RunLayout.ProvenanceTasks, RunLayout.RoCrate, RunLayout.WorkflowYaml]);
+        WriteLiteral($"<p><a class=\"btn btn-sm btn-default\" id=\"run-report\" href=\"{E(RunsApi.FileUrl(run.RunId, RunLayout.Report))}\">Report: timeline, time and memory per step, slowest and failed tasks</a></p>");
+        files.AddRange([RunLayout.Report, RunLayout.RunJson, RunLayout.ProvenanceTasks, RunLayout.RoCrate, RunLayout.WorkflowYaml]);
         WriteLiteral("<ul>");
         foreach (var f in files)
         {

@@ -9,7 +9,7 @@ namespace Pipelines.Containers.Cgroups;
 /// asked, and a frozen cgroup can be killed at once. Where a cgroup is not in the tree, the v1
 /// freezer is used.
 /// </summary>
-public sealed class CgroupHybrid(CgroupV1 controllers, CgroupV2 tree) : ICgroupHierarchy
+internal sealed class CgroupHybrid(CgroupV1 controllers, CgroupV2 tree) : ICgroupHierarchy
 {
     /// <summary>The v1 controllers.</summary>
     public CgroupV1 Controllers => controllers;

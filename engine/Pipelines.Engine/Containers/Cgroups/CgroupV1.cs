@@ -7,7 +7,7 @@ namespace Pipelines.Containers.Cgroups;
 /// memory memory.usage_in_bytes and memory.max_usage_in_bytes, the freezer freezer.state. v1 has
 /// no cgroup.kill and keeps no count of a container's I/O to trust (<see cref="NoBlockIo"/>).
 /// </summary>
-public sealed class CgroupV1(IReadOnlyDictionary<string, string> mounts) : ICgroupHierarchy
+internal sealed class CgroupV1(IReadOnlyDictionary<string, string> mounts) : ICgroupHierarchy
 {
     /// <summary>
     /// cgroup v1 has no count of a container's file I/O to trust: its blkio counts only bios that

@@ -9,7 +9,7 @@ namespace Pipelines.Containers.Cgroups;
 /// kills a whole cgroup, frozen or not. The core files (cgroup.*, cpu.stat's usage) are in every
 /// cgroup; the others only where their controller is enabled.
 /// </summary>
-public sealed class CgroupV2(string root) : ICgroupHierarchy
+internal sealed class CgroupV2(string root) : ICgroupHierarchy
 {
     /// <summary>The controllers our parent needs handed down: the CPU class, and the counters of memory, I/O and tasks.</summary>
     private static readonly string[] Wanted = ["cpu", "memory", "io", "pids"];

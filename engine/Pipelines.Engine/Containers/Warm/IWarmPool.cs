@@ -158,14 +158,14 @@ public abstract class WarmLease : IAsyncDisposable
 /// <paramref name="engineLost"/>: the container ended while the engine could not say how (its wait
 /// failed: the engine restarted or went out of reach), an outage to wait out, not the algorithm's failure.
 /// </remarks>
-public sealed class WarmContainerException(string message, bool timedOut = false, Exception? inner = null, bool engineLost = false)
+internal sealed class WarmContainerException(string message, bool timedOut = false, Exception? inner = null, bool engineLost = false)
     : PipelinesException(message, retryHelps: engineLost, inner)
 {
     public bool TimedOut { get; } = timedOut;
 }
 
 /// <summary>Too many requests already wait for this owner's containers.</summary>
-public sealed class PoolFullException(string owner, int waiting)
+internal sealed class PoolFullException(string owner, int waiting)
     : PipelinesException($"{waiting} requests already wait for a warm container of {owner}", retryHelps: false)
 {
     public string Owner { get; } = owner;
