@@ -139,6 +139,7 @@ public static class EngineHost
         services.AddContainers(settings.Docker);
         services.AddSingleton(_ => new ObjectStoreFactory(settings.S3));
         services.AddSingleton(settings.Algorithms);
+        services.TryAddSingleton(settings.Tenants);
 
         // Every part's runtime: algorithm:// resolved through the catalog, missing images loaded from the algorithm store (docs/algorithms.md).
         services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(
@@ -206,7 +207,10 @@ public static class EngineHost
                 services.AddSingleton<IFunctionStore, InMemoryFunctionStore>();
             }
 
-            services.AddHangfire((sp, c) => Common(c, sp, settings.Hangfire).UseInMemoryStorage(new InMemoryStorageOptions()));
+            // A finished job is dropped a minute after it ends, not after Hangfire.InMemory's
+            // default of 3 hours: no reader needs it (a task's record is the run store's), and
+            // kept it grew the engine by about 1 KB a task (docs/benchmarks.md, "Growth").
+            services.AddHangfire((sp, c) => Common(c, sp, settings.Hangfire).UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromMinutes(1) }));
         }
 
         if (postgres is not null || server)

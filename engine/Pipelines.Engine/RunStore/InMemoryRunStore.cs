@@ -1,3 +1,6 @@
+using System.Text.Json;
+using Microsoft.Win32.SafeHandles;
+
 namespace Pipelines.RunStore;
 
 /// <summary>
@@ -6,19 +9,34 @@ namespace Pipelines.RunStore;
 /// <see cref="IRunStore"/>). What a user keeps of a run (run.json, provenance, results) is
 /// written to the output location either way.
 /// </summary>
-internal sealed class InMemoryRunStore : IRunStore
+/// <remarks>
+/// Provenance rows, the bulk of what a finished task leaves (its command, inputs and outputs
+/// with their digests: about 1.5 KB a row), are not held in memory: each is appended as JSON to
+/// one spill file, and memory keeps where it is (24 bytes a row), so a run of 100,000 one-file
+/// tasks does not grow the process by its rows. The file is unlinked as soon as it is opened:
+/// it lives as long as the process (or <see cref="Dispose"/>), and a killed engine leaves none.
+/// Rows are stored as PostgreSQL stores them (their JSON), so a row read back is a copy, never
+/// the object the worker committed.
+/// </remarks>
+internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStore, IDisposable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);
+    private SafeFileHandle? _spill;
+    private long _spillLength;
+    private bool _disposed;
 
-    /// <summary>A run with its tasks (a task's index is its position) and provenance rows.</summary>
+    /// <summary>Where one provenance row is in the spill file, with what orders it.</summary>
+    private readonly record struct RowAt(int Index, int StepRank, int Attempt, long Offset, int Length);
+
+    /// <summary>A run with its tasks (a task's index is its position) and where its provenance rows are.</summary>
     private sealed class Entry(RunRecord run, List<TaskRecord> tasks)
     {
         public RunRecord Run { get; set; } = run;
 
         public List<TaskRecord> Tasks { get; } = tasks;
 
-        public List<(int Index, int StepRank, ProvenanceRow Row)> Provenance { get; } = [];
+        public List<RowAt> Provenance { get; } = [];
 
         public string? GatherJob { get; set; }
     }
@@ -194,10 +212,11 @@ internal sealed class InMemoryRunStore : IRunStore
     public Task<(bool Committed, int Remaining)> CommitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, CancellationToken cancellationToken)
     {
         var ranks = RunStoreRules.StepRanks(rows);
+        var json = Serialise(rows);
         lock (_lock)
         {
             var e = Find(runId, index);
-            if (!EndTask(e, index, outcome.State, outcome, rows, ranks))
+            if (!EndTask(e, index, outcome.State, outcome, rows, ranks, json))
             {
                 return Task.FromResult((false, e.Run.Remaining));
             }
@@ -210,10 +229,11 @@ internal sealed class InMemoryRunStore : IRunStore
     public Task<(bool Committed, IReadOnlyList<int> Children, int Remaining)> SplitTaskAsync(string runId, int index, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, IReadOnlyList<TaskRecord> children, CancellationToken cancellationToken)
     {
         var ranks = RunStoreRules.StepRanks(rows);
+        var json = Serialise(rows);
         lock (_lock)
         {
             var e = Find(runId, index);
-            if (!EndTask(e, index, TaskState.Split, outcome, rows, ranks))
+            if (!EndTask(e, index, TaskState.Split, outcome, rows, ranks, json))
             {
                 return Task.FromResult<(bool, IReadOnlyList<int>, int)>((false, [], e.Run.Remaining));
             }
@@ -227,12 +247,19 @@ internal sealed class InMemoryRunStore : IRunStore
     }
 
     /// <summary>Ends a task that has not ended yet, with its provenance rows (under the lock); false when it had ended.</summary>
-    private static bool EndTask(Entry e, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, int[] ranks)
+    private bool EndTask(Entry e, int index, TaskState state, TaskOutcome outcome, IReadOnlyList<ProvenanceRow> rows, int[] ranks, byte[][] json)
     {
         var task = e.Tasks[index];
         if (task.State is not (TaskState.Queued or TaskState.Running))
         {
             return false;
+        }
+
+        // The rows first: a write that fails (a full disk, a disposed store) leaves the task open.
+        var at = new RowAt[rows.Count];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            at[i] = new RowAt(index, ranks[i], rows[i].Attempt, Append(json[i]), json[i].Length);
         }
 
         e.Tasks[index] = task with
@@ -244,8 +271,46 @@ internal sealed class InMemoryRunStore : IRunStore
             Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
             Hold = null,
         };
-        e.Provenance.AddRange(rows.Select((r, i) => (index, ranks[i], r)));
+        e.Provenance.AddRange(at);
         return true;
+    }
+
+    private static byte[][] Serialise(IReadOnlyList<ProvenanceRow> rows)
+    {
+        var json = new byte[rows.Count][];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            json[i] = JsonSerializer.SerializeToUtf8Bytes(rows[i]);
+        }
+
+        return json;
+    }
+
+    /// <summary>Appends one row to the spill file (under the lock) and returns where it starts.</summary>
+    private long Append(byte[] json)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_spill is null)
+        {
+            var dir = spillDirectory ?? Path.GetTempPath();
+            var path = Path.Combine(dir, $"pipelines-provenance-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            _spill = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
+            File.Delete(path);
+        }
+
+        var at = _spillLength;
+        RandomAccess.Write(_spill, json, at);
+        _spillLength += json.Length;
+        return at;
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _disposed = true;
+            _spill?.Dispose();
+        }
     }
 
     public Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
@@ -303,11 +368,37 @@ internal sealed class InMemoryRunStore : IRunStore
 
     private Task<IReadOnlyList<ProvenanceRow>> ProvenanceOf(string runId, IReadOnlyCollection<int>? taskIndexes)
     {
+        List<RowAt> at;
+        SafeFileHandle? spill;
         lock (_lock)
         {
-            var rows = (_runs.GetValueOrDefault(runId)?.Provenance ?? []).Where(p => taskIndexes is null || taskIndexes.Contains(p.Index));
-            return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows.OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Row.Attempt).Select(p => p.Row).ToList());
+            at = (_runs.GetValueOrDefault(runId)?.Provenance ?? []).Where(p => taskIndexes is null || taskIndexes.Contains(p.Index))
+                .OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Attempt).ToList();
+            spill = _spill;
         }
+
+        // Read outside the lock: written rows never change, and positional reads of one handle
+        // may run beside the appends of commits.
+        var rows = new List<ProvenanceRow>(at.Count);
+        var buffer = new byte[4096];
+        foreach (var p in at)
+        {
+            if (buffer.Length < p.Length)
+            {
+                buffer = new byte[Math.Max(p.Length, buffer.Length * 2)];
+            }
+
+            var span = buffer.AsSpan(0, p.Length);
+            for (var read = 0; read < p.Length;)
+            {
+                var n = RandomAccess.Read(spill!, span[read..], p.Offset + read);
+                read += n > 0 ? n : throw new IOException($"the provenance spill file ended at {p.Offset + read} bytes, before a row of {p.Length} bytes at {p.Offset}");
+            }
+
+            rows.Add(JsonSerializer.Deserialize<ProvenanceRow>(span) ?? throw new InvalidDataException($"run {runId}: a provenance row of task {p.Index} read back as null"));
+        }
+
+        return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows);
     }
 
     private bool TryFind(string runId, int index, out Entry e) =>

@@ -494,6 +494,28 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public async Task A_committed_provenance_row_reads_back_whole_and_as_committed_even_when_the_committers_object_changes_after()
+    {
+        var id = await CreateAsync(1);
+        var row = Row(0, 1);
+        row.ExitCode = 0;
+        row.Image = "pipelines-samples/fastq-stats:1";
+        row.ImageDigest = "sha256:ab";
+        row.Log = "logs/0.log";
+        row.Outputs = [new FileRef { Key = "out/0/stats.tsv", Size = 42, Sha256 = "cd" }];
+        await Store.CommitTaskAsync(id, 0, Succeeded(), [row], None);
+
+        row.Step = "changed";
+        row.Outputs.Clear();
+        var read = Assert.Single(await Store.GetProvenanceAsync(id, None));
+
+        Assert.Equal(("stats", (long?)0, "pipelines-samples/fastq-stats:1", "sha256:ab", "logs/0.log", Now.UtcDateTime), (read.Step, read.ExitCode, read.Image, read.ImageDigest, read.Log, read.FinishedAt));
+        Assert.Equal([("out/0/stats.tsv", 42L, "cd")], read.Outputs.Select(f => (f.Key, f.Size, f.Sha256)));
+        Assert.Equal([("k", 1L, "s")], read.Inputs.Select(f => (f.Key, f.Size, f.Sha256)));
+        Assert.Equal(["x"], read.Command);
+    }
+
+    [Fact]
     public async Task Provenance_with_one_attempt_and_step_twice_is_refused_and_the_task_stays_open()
     {
         var id = await CreateAsync(1);
