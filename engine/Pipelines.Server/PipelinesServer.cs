@@ -109,6 +109,7 @@ public static partial class PipelinesServer
         }
 
         services.AddProblemDetails();
+        services.AddExceptionHandler<Api.BadRequestAnswer>();
         services.AddOpenApi();
         services.AddSingleton<JobNames>();
         services.AddSingleton<Functions.RequestFolders>();
