@@ -4,6 +4,7 @@ using Pipelines.Containers;
 using Pipelines.Planning;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Runs;
 
@@ -56,7 +57,7 @@ internal sealed class CanaryPlan
     }
 
     /// <summary>Records the candidate's run of the sample (after the current run's plan has streamed) and returns its task count.</summary>
-    public async Task<int> CreateCandidateAsync(IRunStore store, ObjectStoreFactory stores, string yaml, int tasksInRun, DateTimeOffset now, CancellationToken ct)
+    public async Task<int> CreateCandidateAsync(IRunStore store, ObjectStoreFactory stores, string yaml, int tasksInRun, DateTimeOffset now, RunOwner owner, CancellationToken ct)
     {
         var sampled = _sampler.Sampled();
         var workflow = _request.Apply(_current.Workflow);
@@ -65,7 +66,12 @@ internal sealed class CanaryPlan
         var definition = new RunDefinition(workflow, digests) { Canary = link };
         var runId = link.CandidateRunId;
         var folder = definition.Folder(stores, runId);
-        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), folder.Uri, RunState.Running, 0, 0, now, null, null, null);
+        // The candidate's run is the current run's owner's, as its usage and its visibility are.
+        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), folder.Uri, RunState.Running, 0, 0, now, null, null, null)
+        {
+            Tenant = owner.Tenant,
+            SubmittedBy = owner.SubmittedBy,
+        };
 
         // Another image gives other task ids, so its tasks never meet the current image's in any cache;
         // an identical image gives the same ids, and the candidate still runs (it reads no cache, TaskRunner).

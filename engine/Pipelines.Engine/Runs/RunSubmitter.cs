@@ -11,6 +11,7 @@ using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Runs;
 
@@ -73,7 +74,7 @@ public sealed partial class RunSubmitter(
     /// With <paramref name="canary"/>, a sample of the tasks is run a second time with the
     /// candidate's image for its step, as a run of its own in canary/ (docs/algorithms.md, "Canary for batch runs").
     /// </remarks>
-    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null)
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null, RunOwner? owner = null)
     {
         // The run's trace starts here; its tasks and gather join it (RunDefinition.TraceParent).
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
@@ -86,7 +87,7 @@ public sealed partial class RunSubmitter(
                 plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
             }
 
-            return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, cancellationToken).ConfigureAwait(false);
+            return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -144,7 +145,7 @@ public sealed partial class RunSubmitter(
     /// store as they are planned, so a million inputs never sit in memory at once
     /// (docs/benchmarks.md), and the run is committed only after its last task and workflow.yaml.
     /// </summary>
-    private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CanaryRequest? canary, CancellationToken cancellationToken)
+    private async Task<SubmittedRun> QueueAsync(string yaml, PlanPreview plan, string runId, CanaryRequest? canary, RunOwner owner, CancellationToken cancellationToken)
     {
         var workflow = plan.Workflow;
         using var scope = LogScopes.Run(log, runId);
@@ -159,7 +160,11 @@ public sealed partial class RunSubmitter(
         }
 
         var runOutput = definition.Folder(stores, runId);
-        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null);
+        var run = new RunRecord(runId, workflow.Name, yaml, definition.ToJson(), runOutput.Uri, RunState.Running, 0, 0, time.GetUtcNow(), null, null, null)
+        {
+            Tenant = owner.Tenant,
+            SubmittedBy = owner.SubmittedBy,
+        };
         var tasks = RecordsThenWorkflowYaml(canaryPlan is null ? plan.Tasks : canaryPlan.Observe(plan.Tasks, cancellationToken), runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
         // The worker side may start the first step's warm containers while the input is planned.
         var prewarm = localWorkers.StartAheadAsync(runId, workflow, plan.ImageDigests, cancellationToken);
@@ -194,7 +199,7 @@ public sealed partial class RunSubmitter(
         var canaryTasks = 0;
         if (canaryPlan is not null)
         {
-            canaryTasks = await canaryPlan.CreateCandidateAsync(store, stores, yaml, count, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+            canaryTasks = await canaryPlan.CreateCandidateAsync(store, stores, yaml, count, time.GetUtcNow(), owner, cancellationToken).ConfigureAwait(false);
         }
 
         using (EngineTracing.Start(EngineTracing.Enqueue))
@@ -266,7 +271,7 @@ public sealed partial class RunSubmitter(
     /// a crash names the same run rather than a new one (<see cref="IRunStore.CreateRunAsync(RunRecord, IAsyncEnumerable{TaskRecord}, CancellationToken)"/>
     /// refuses a run id that exists).
     /// </summary>
-    public async Task<SubmittedRun> SubmitListingAsync(string yaml, Workflow workflow, IReadOnlyList<InputFile> listing, string runId, CancellationToken cancellationToken)
+    public async Task<SubmittedRun> SubmitListingAsync(string yaml, Workflow workflow, IReadOnlyList<InputFile> listing, string runId, CancellationToken cancellationToken, RunOwner? owner = null)
     {
         if (workflow.Input.Samplesheet is not null)
         {
@@ -280,7 +285,7 @@ public sealed partial class RunSubmitter(
         workflow = await SizedAsync(workflow, admitted, null, digests, cancellationToken).ConfigureAwait(false);
 
         var plan = PlanOrRefuse(workflow, digests, admitted, null, workflow.Input.Uri, scope);
-        return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, canary: null, cancellationToken).ConfigureAwait(false);
+        return await QueueAsync(yaml, Whole(new PreparedRun(workflow, digests, plan, scope)), runId, canary: null, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
