@@ -29,13 +29,21 @@ namespace Pipelines.Server;
 public static partial class PipelinesServer
 {
     /// <summary>Builds the web application; without PostgreSQL, refuses roles that would leave the work to other processes.</summary>
-    public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information)
+    public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information) =>
+        Build(config, urls, logLevel, scopedPartsOnly: false);
+
+    /// <summary>
+    /// The same, where <paramref name="scopedPartsOnly"/> lets tests of the parts already scoped by tenant
+    /// (functions, algorithms) start a server with tenants, which the guard below refuses to every
+    /// other caller; internal, never reachable from configuration. It goes with the guard.
+    /// </summary>
+    internal static WebApplication Build(IConfiguration config, string? urls, LogLevel logLevel, bool scopedPartsOnly)
     {
         // The server's own defaults (it reports the queue) under every other source; then every setting read once.
         config = EngineHost.WithDefaults(config, TelemetryOptions.ServerDefaults);
         var settings = EngineSettings.Read(config);
         var options = ServerOptions.From(config, settings.Tenants);
-        if (options.Tenants.Configured)
+        if (options.Tenants.Configured && !scopedPartsOnly)
         {
             // The model, keys and run store views exist, but the API and the dashboard do not take
             // the views yet: a tenant's key would see and change every tenant's runs. Refused until they do.

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Pipelines.Algorithms;
 using Pipelines.Canary;
 using Pipelines.Containers;
 using Pipelines.Model;
@@ -45,15 +46,16 @@ public sealed partial class RunSubmitter(
     LocalRoots localRoots,
     TimeProvider time,
     ILogger<RunSubmitter> log,
-    ILocalWorkers localWorkers)
+    ILocalWorkers localWorkers,
+    AlgorithmService? algorithms = null)
 {
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
         localRoots.Parse(yaml, source, baseDirectory, overrides);
 
     /// <summary>Everything up to queuing for a plan made whole: validate, pin images, list, plan. Writes nothing.</summary>
-    private async Task<PreparedRun> PrepareAsync(Workflow workflow, CancellationToken cancellationToken)
+    private async Task<PreparedRun> PrepareAsync(Workflow workflow, RunOwner owner, CancellationToken cancellationToken)
     {
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner, cancellationToken).ConfigureAwait(false);
 
         var input = stores.Open(workflow.Input.Uri);
         var scope = OpenScope(workflow, input);
@@ -84,7 +86,7 @@ public sealed partial class RunSubmitter(
             PlanPreview plan;
             using (EngineTracing.Start(EngineTracing.Plan))
             {
-                plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken).ConfigureAwait(false);
+                plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken, owner).ConfigureAwait(false);
             }
 
             return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
@@ -98,17 +100,19 @@ public sealed partial class RunSubmitter(
 
     /// <summary>
     /// The plan as it streams, without holding the listing: what can be planned a batch at a
-    /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing.
+    /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing. Images are
+    /// pinned as <paramref name="owner"/>'s (the operator's when none is given).
     /// </summary>
-    public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken)
+    public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, RunOwner? owner = null)
     {
+        owner ??= RunOwner.Operator;
         var workflow = Parse(yaml, source, baseDirectory, overrides);
         if (!Planner.CanStream(workflow))
         {
-            return Whole(await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false));
+            return Whole(await PrepareAsync(workflow, owner, cancellationToken).ConfigureAwait(false));
         }
 
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner, cancellationToken).ConfigureAwait(false);
         var counter = new PlanCounter();
         var input = stores.Open(workflow.Input.Uri);
         var scope = OpenScope(workflow, input);
@@ -155,7 +159,7 @@ public sealed partial class RunSubmitter(
         if (canary is not null)
         {
             // Refused before anything is kept: a step the workflow lacks, an image that does not resolve.
-            canaryPlan = await CanaryPlan.PrepareAsync(canary, definition, runId, runtime, cancellationToken).ConfigureAwait(false);
+            canaryPlan = await CanaryPlan.PrepareAsync(canary, definition, runId, (image, ct) => AlgorithmService.PinAsync(algorithms, runtime, image, owner.Tenant, ct), cancellationToken).ConfigureAwait(false);
             definition = definition with { Canary = canaryPlan.CurrentLink };
         }
 
@@ -279,7 +283,7 @@ public sealed partial class RunSubmitter(
         }
 
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
         var admitted = listing.Where(f => scope.Admit(f.Key)).ToList();
         workflow = await SizedAsync(workflow, admitted, null, digests, cancellationToken).ConfigureAwait(false);
@@ -318,12 +322,13 @@ public sealed partial class RunSubmitter(
         return workflow with { Input = workflow.Input with { Batch = batch } };
     }
 
-    private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
+    /// <summary>Each step's image pinned for the run's tenant: its algorithms, and no image only other tenants pushed (docs/tenants.md, "Images").</summary>
+    private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, RunOwner owner, CancellationToken ct)
     {
         var digests = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var image in workflow.Steps.Select(s => s.Image).Distinct())
         {
-            digests[image] = await runtime.ResolveImageAsync(image, ct).ConfigureAwait(false);
+            digests[image] = await AlgorithmService.PinAsync(algorithms, runtime, image, owner.Tenant, ct).ConfigureAwait(false);
         }
 
         return digests;
