@@ -138,7 +138,8 @@ internal static class YamlLoader
 
     /// <summary>
     /// The first character that is not in YAML's printable set (tab, line ends, U+0020-U+007E,
-    /// U+0085, U+00A0-U+D7FF, U+E000-U+FFFD, and pairs of surrogates), with its place.
+    /// U+00A0-U+D7FF, U+E000-U+FFFD, and pairs of surrogates), or that YAML 1.1 reads as a line
+    /// break (U+0085, U+2028, U+2029), with its place.
     /// </summary>
     private static (int Line, int Column, string Message)? Unprintable(string yaml)
     {
@@ -161,7 +162,14 @@ internal static class YamlLoader
                 continue;
             }
 
-            var printable = c is '\t' or '\r' or '\u0085' or (>= ' ' and <= '~') or (>= '\u00A0' and <= '\uD7FF') or (>= '\uE000' and <= '\uFFFD');
+            if (c is '\u0085' or '\u2028' or '\u2029')
+            {
+                // YAML 1.1's other line breaks: YamlDotNet ends the line there, so a value holding one
+                // is cut or folded into another text without a word.
+                return (line, column, $"the character U+{(int)c:X4} ({Describe(c)}) is read by YAML as a line break, which would change this value silently; remove it, or write it as an escape in double quotes (\"{Escape(c)}\")");
+            }
+
+            var printable = c is '\t' or '\r' or (>= ' ' and <= '~') or (>= '\u00A0' and <= '\uD7FF') or (>= '\uE000' and <= '\uFFFD');
             if (!printable)
             {
                 return (line, column, $"the character U+{(int)c:X4} ({Describe(c)}) is not allowed in a YAML file; remove it, or write it as an escape in double quotes (\"{Escape(c)}\")");
@@ -190,6 +198,9 @@ internal static class YamlLoader
     private static string Describe(char c) => c switch
     {
         '\0' => "a NUL",
+        '\u0085' => "a next-line character",
+        '\u2028' => "a line separator",
+        '\u2029' => "a paragraph separator",
         < ' ' or (>= '\u007F' and <= '\u009F') => "a control character",
         _ when char.IsSurrogate(c) => "half of a surrogate pair",
         _ => "not a character",

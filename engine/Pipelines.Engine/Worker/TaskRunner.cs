@@ -371,7 +371,7 @@ public sealed partial class TaskRunner : ITaskHandler
 
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Succeeded && !definition.IsCandidate)
                     {
-                        await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), settled.Rows, ct).ConfigureAwait(false);
+                        await WriteCacheAsync(run, task, definition, settled.Rows, ct).ConfigureAwait(false);
                     }
 
                     if (committed && definition is not null && settled.Outcome.State == TaskState.Failed && definition.Workflow.OnError == OnError.Fail)
@@ -425,6 +425,33 @@ public sealed partial class TaskRunner : ITaskHandler
         }
 
         LogVacated(_log, run.RunId, task.Index);
+    }
+
+    /// <summary>
+    /// Records a committed task's result in the cache for later runs. The task has ended already, so
+    /// nothing here may fail it, and no redelivery would write the entry: an outage of the output's
+    /// store is waited out with backoff (the gate) while the job lives; an entry that still cannot be
+    /// written (a refusal, or the job cancelled during an outage) is said as a warning naming what a
+    /// later run will do (run the task again), never lost without a word.
+    /// </summary>
+    private async Task WriteCacheAsync(RunRecord run, TaskRecord task, RunDefinition definition, IReadOnlyList<ProvenanceRow> rows, CancellationToken ct)
+    {
+        try
+        {
+            await _gate.RunAsync(
+                async () =>
+                {
+                    await _cache.WriteAsync(run, task, definition, _stores.Open(definition.Workflow.Output.Uri), rows, ct).ConfigureAwait(false);
+                    return true;
+                },
+                OutageGate.IsOutage,
+                $"run {run.RunId} task {task.Index}: writing its cache entry",
+                ct).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogCacheUnwritten(_log, run.RunId, task.Index, task.TaskId, PipelinesException.Describe(e));
+        }
     }
 
     /// <summary>
@@ -559,6 +586,9 @@ public sealed partial class TaskRunner : ITaskHandler
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
     private static partial void LogVacated(ILogger logger, string runId, int index);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} ({TaskId}) succeeded, but its cache entry could not be written: {Error}; a later run over the same input will run this task again")]
+    private static partial void LogCacheUnwritten(ILogger logger, string runId, int index, string taskId, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} was vacated, but its vacated attempt could not be recorded within {Seconds:0} s of the job's cancellation (Worker:VacateRecordGrace): {Error}; the task's record will show only the attempts after it")]
     private static partial void LogVacatedUnrecorded(ILogger logger, string runId, int index, double seconds, string error);

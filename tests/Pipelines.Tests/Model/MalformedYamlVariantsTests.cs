@@ -86,6 +86,7 @@ public sealed partial class MalformedYamlVariantsTests
         ["anchor with no name"] = (lines, i, m) => Value(lines, i, m, "& x", 0),
         ["duplicate key"] = DuplicateKey,
         ["control character"] = Control,
+        ["YAML 1.1 line break in a value"] = OtherLineBreak,
         ["over-indented key"] = OverIndented,
         ["under-indented key"] = UnderIndented,
         ["text after a closing quote"] = (lines, i, m) => Value(lines, i, m, "\"x\" y", 4),
@@ -161,6 +162,19 @@ public sealed partial class MalformedYamlVariantsTests
     {
         // C0 controls but tab and line ends, DEL, a C1 control: YAML allows none of them in a file.
         foreach (var c in new[] { '\u0000', '\u0001', '\u0007', '\u001b', '\u007f', '\u0090' })
+        {
+            foreach (var v in Value(lines, i, m, "a" + c + "b", 1))
+            {
+                yield return v;
+            }
+        }
+    }
+
+    private static IEnumerable<(string[], int, int)> OtherLineBreak(string[] lines, int i, Match m)
+    {
+        // NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR: YamlDotNet ends a line at each, so the value
+        // would come back cut or folded; refused where it stands.
+        foreach (var c in new[] { '\u0085', '\u2028', '\u2029' })
         {
             foreach (var v in Value(lines, i, m, "a" + c + "b", 1))
             {

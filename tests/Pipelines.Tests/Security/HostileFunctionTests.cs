@@ -273,26 +273,4 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         Directory.Delete(_root, recursive: true);
         _temp.Dispose();
     }
-
-    /// <summary>The engine's log lines, to read what it said about a container.</summary>
-    private sealed class LogLines : ILoggerProvider, ILogger
-    {
-        private readonly ConcurrentQueue<string> _lines = new();
-
-        public IReadOnlyList<string> Lines => [.. _lines];
-
-        public ILogger CreateLogger(string categoryName) => this;
-
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            _lines.Enqueue(formatter(state, exception));
-
-        public void Dispose()
-        {
-        }
-    }
 }

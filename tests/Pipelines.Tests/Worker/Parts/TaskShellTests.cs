@@ -1,7 +1,10 @@
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Model;
 using Pipelines.RunStore;
+using Pipelines.Tests.Support;
 
 namespace Pipelines.Tests.Worker.Parts;
 
@@ -150,6 +153,56 @@ public sealed class TaskShellTests
         var row = Assert.Single(await rig.RowsAsync(second.RunId));
         Assert.Equal(("cached", "run-1"), (row.Status, row.CachedFrom));
         Assert.Equal("made\n", rig.Text($"out/run-2/{row.Outputs[0].Key}"));
+    }
+
+    [Fact]
+    public async Task A_cache_entry_that_meets_an_outage_is_written_once_the_store_is_back_and_the_task_stays_succeeded()
+    {
+        using var rig = new WorkerRig(
+            async (_, outDir, ct) =>
+            {
+                await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+                return ScriptedRuntime.Exit(0);
+            },
+            new Dictionary<string, string?> { ["Worker:OutageWait"] = "00:01:00" });
+        var refusedPuts = 0;
+        rig.Objects.BeforePut = (key, _) => key.StartsWith("out/.cache/", StringComparison.Ordinal) && Interlocked.Increment(ref refusedPuts) == 1
+            ? throw new PipelinesException("S3 is out of reach", retryHelps: true)
+            : Task.CompletedTask;
+        var run = await rig.SubmitAsync(OneStep, [("a.txt", "x")]);
+
+        await rig.DeliverAsync(run.RunId, 0);
+
+        var task = await rig.TaskAsync(run.RunId, 0);
+        Assert.Equal(TaskState.Succeeded, task.State);
+        Assert.True(rig.Objects.Contains($"out/.cache/{task.TaskId}.json"), "the cache entry was lost to the outage");
+        Assert.True(refusedPuts >= 2, $"the cache write was not tried again after the outage ({refusedPuts} put(s))");
+        Assert.Equal([run.RunId], rig.Queue.Gathers);
+    }
+
+    [Fact]
+    public async Task A_cache_entry_that_cannot_be_written_is_said_and_neither_fails_the_task_nor_stops_the_fan_in()
+    {
+        var logs = new LogLines();
+        using var rig = new WorkerRig(
+            async (_, outDir, ct) =>
+            {
+                await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+                return ScriptedRuntime.Exit(0);
+            },
+            more: services => services.AddLogging(l => l.AddProvider(logs)));
+        rig.Objects.BeforePut = (key, _) => key.StartsWith("out/.cache/", StringComparison.Ordinal)
+            ? throw new PipelinesException("access denied to out/.cache/", retryHelps: false)
+            : Task.CompletedTask;
+        var run = await rig.SubmitAsync(OneStep, [("a.txt", "x")]);
+
+        await rig.DeliverAsync(run.RunId, 0);
+
+        var task = await rig.TaskAsync(run.RunId, 0);
+        Assert.Equal(TaskState.Succeeded, task.State);
+        Assert.Equal([run.RunId], rig.Queue.Gathers);
+        Assert.Contains(logs.Lines, m => m.Contains($"task 0 ({task.TaskId}) succeeded, but its cache entry could not be written: access denied", StringComparison.Ordinal)
+            && m.Contains("will run this task again", StringComparison.Ordinal));
     }
 
     [Fact]
