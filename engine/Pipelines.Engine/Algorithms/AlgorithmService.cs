@@ -1,11 +1,16 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Algorithms;
 
-/// <summary>What a push did: the version recorded, where its image is, and how the image will be run.</summary>
+/// <summary>
+/// What a push did: the version recorded, where its image is, whether this tenant had pushed the same
+/// image before (<see cref="TarballWasThere"/>: another tenant's copy is not told), and how the image will be run.
+/// </summary>
 public sealed record PushResult(AlgorithmVersion Version, string StoredAt, bool TarballWasThere, bool IsStable);
 
 /// <summary>An algorithm's versions and channels, for list and show.</summary>
@@ -13,12 +18,18 @@ public sealed record AlgorithmSummary(string Name, IReadOnlyList<AlgorithmVersio
 {
     /// <summary>The latest channel changes (canary, shadow, promote, abort, rollback with its reason), newest first.</summary>
     public IReadOnlyList<ChannelEvent> Events { get; init; } = [];
+
+    /// <summary>The tenant whose algorithm this is.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
 }
 
 /// <summary>
 /// Algorithms as versioned images: a push checks a `docker save` tarball, keeps it in the
 /// algorithm store (Algorithms:Store) under its digest, and records the version in PostgreSQL;
-/// <see cref="ResolveAsync"/> is the one place an <c>algorithm://</c> reference becomes a digest.
+/// <see cref="ResolveAsync"/> is the one place an <c>algorithm://</c> reference becomes a digest,
+/// and <see cref="PinAsync"/> the one place any image of a run or a function does. A tenant's view
+/// (<see cref="For"/>) names that tenant's algorithms; images stay content-addressed, one tarball
+/// per digest whoever pushed it.
 /// </summary>
 public sealed partial class AlgorithmService(
     IAlgorithmStore catalog,
@@ -28,6 +39,71 @@ public sealed partial class AlgorithmService(
     TimeProvider time,
     ILogger<AlgorithmService> log)
 {
+    // The service over the whole catalog, for a view (null for that service itself); its views, one per tenant, made once.
+    private AlgorithmService? _whole;
+    private TenantId _tenant = TenantId.Default;
+    private readonly ConcurrentDictionary<TenantId, AlgorithmService> _views = new();
+
+    private IAlgorithmStore Catalog => catalog;
+
+    /// <summary>The catalog as every tenant's: where an image's owners are looked up.</summary>
+    private IAlgorithmStore Whole => _whole?.Catalog ?? catalog;
+
+    /// <summary>
+    /// The service as <paramref name="scope"/> sees it: itself for all tenants; for one tenant, the
+    /// same service over that tenant's view of the catalog (its names, its pushes stamped with it),
+    /// made once per tenant, so the invoke path allocates nothing for it.
+    /// </summary>
+    public AlgorithmService For(TenantScope scope)
+    {
+        var root = _whole ?? this;
+        if (scope.Tenant is not { } tenant)
+        {
+            return _whole is null ? this : throw new InvalidOperationException($"a view of one tenant cannot reach {scope}: take the view from the engine's service");
+        }
+
+        return root._views.GetOrAdd(tenant, t => new AlgorithmService(root.Catalog.For(TenantScope.Of(t)), options, stores, images, time, log) { _whole = root, _tenant = t });
+    }
+
+    /// <summary>
+    /// The one home of image access (docs/tenants.md, "Images"): an image whose digest only other
+    /// tenants' algorithm versions name is, for <paramref name="tenant"/>, an image that is not there,
+    /// refused with the words of a missing one, so that a loaded image of one tenant never runs for
+    /// another by its digest or a name that resolves to it. A digest no algorithm names is an image the
+    /// operator put on the engine, which every tenant may run.
+    /// </summary>
+    public async Task CheckImageAccessAsync(TenantId tenant, string digest, string image, CancellationToken cancellationToken)
+    {
+        var owners = await Whole.DigestTenantsAsync(digest, cancellationToken).ConfigureAwait(false);
+        if (owners.Count > 0 && !owners.Contains(tenant))
+        {
+            throw images.Missing(image);
+        }
+    }
+
+    /// <summary>
+    /// An image of a run's step or a function, pinned to its digest for <paramref name="tenant"/>:
+    /// <c>algorithm://</c> through that tenant's catalog, any other name through
+    /// <paramref name="runtime"/> and then <see cref="CheckImageAccessAsync"/>. Without a catalog
+    /// (<paramref name="algorithms"/> null: one tenant, nothing pushed) the runtime alone.
+    /// </summary>
+    public static async Task<string> PinAsync(AlgorithmService? algorithms, IContainerRuntime runtime, string image, TenantId tenant, CancellationToken cancellationToken)
+    {
+        if (algorithms is null)
+        {
+            return await runtime.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (AlgorithmReference.IsAlgorithm(image))
+        {
+            return (await algorithms.For(TenantScope.Of(tenant)).ResolveAsync(image, cancellationToken).ConfigureAwait(false)).Digest;
+        }
+
+        var digest = await runtime.ResolveImageAsync(image, cancellationToken).ConfigureAwait(false);
+        await algorithms.CheckImageAccessAsync(tenant, digest, image, cancellationToken).ConfigureAwait(false);
+        return digest;
+    }
+
     /// <summary>The key of an image's tarball under the store's prefix: content-addressed by the image id.</summary>
     public static string TarballKey(string digest) => "images/sha256/" + digest["sha256:".Length..] + ".tar";
 
@@ -90,13 +166,17 @@ public sealed partial class AlgorithmService(
         }
 
         var key = store.Key(TarballKey(archive.Digest));
+
+        // "Already there" is this tenant's own earlier push of the image: that another tenant has it is not told.
+        var own = (await Whole.DigestTenantsAsync(archive.Digest, ct).ConfigureAwait(false)).Contains(_tenant);
         var wasThere = false;
         var v = new AlgorithmVersion(name, version, archive.Digest, size, by, time.GetUtcNow(), notes, archive.RepoTags, archive.LockDownNotes);
         var added = await catalog.AddAsync(v, async token =>
         {
             var there = await store.Store.StatAsync(key, token).ConfigureAwait(false);
-            wasThere = there is not null && there.Size == size;
-            if (!wasThere)
+            var stored = there is not null && there.Size == size;
+            wasThere = stored && own;
+            if (!stored)
             {
                 await store.Store.UploadAsync(key, path, "application/x-tar", token).ConfigureAwait(false);
             }
@@ -119,8 +199,9 @@ public sealed partial class AlgorithmService(
         var versions = await catalog.ListAsync(name, cancellationToken).ConfigureAwait(false);
         var channels = await catalog.ChannelsAsync(name, cancellationToken).ConfigureAwait(false);
         var events = name is null ? [] : await catalog.EventsAsync(name, EventsShown, cancellationToken).ConfigureAwait(false);
-        return versions.GroupBy(v => v.Name, StringComparer.Ordinal)
-            .Select(g => new AlgorithmSummary(g.Key, g.ToList(), channels.Where(c => c.Name == g.Key).ToList()) { Events = events })
+        // By tenant too: a view of every tenant (an admin's) lists two tenants' algorithms of one name apart.
+        return versions.GroupBy(v => (v.Name, v.Tenant))
+            .Select(g => new AlgorithmSummary(g.Key.Name, g.ToList(), channels.Where(c => c.Name == g.Key.Name && c.Tenant == g.Key.Tenant).ToList()) { Events = events, Tenant = g.Key.Tenant })
             .ToList();
     }
 

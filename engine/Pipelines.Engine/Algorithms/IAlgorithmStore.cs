@@ -79,6 +79,12 @@ public interface IAlgorithmStore
     /// <summary>The stable and canary versions of an algorithm with their digests, read at once; null when it has no stable version.</summary>
     Task<AlgorithmRoute?> RouteAsync(string name, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The tenants in this store's scope whose versions name <paramref name="digest"/>, by name; empty
+    /// when none does. What <see cref="AlgorithmService.CheckImageAccessAsync"/> asks the whole store.
+    /// </summary>
+    Task<IReadOnlyList<TenantId>> DigestTenantsAsync(string digest, CancellationToken cancellationToken);
+
     /// <summary>Records a worker's load (or pull) of an image.</summary>
     Task RecordLoadAsync(ImageLoad load, CancellationToken cancellationToken);
 

@@ -82,6 +82,15 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         }
     }
 
+    public Task<IReadOnlyList<TenantId>> DigestTenantsAsync(string digest, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<TenantId>>(_versions.Values.Where(v => v.Digest == digest && (_tenant is not { } t || t == v.Tenant))
+                .Select(v => v.Tenant).Distinct().OrderBy(t => t.Value, StringComparer.Ordinal).ToList());
+        }
+    }
+
     public async Task<AlgorithmVersion?> DeleteAsync(string name, string version, Func<string, CancellationToken, Task> deleteTarball, CancellationToken cancellationToken)
     {
         var v = await GetAsync(name, version, cancellationToken).ConfigureAwait(false);

@@ -343,6 +343,21 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task<IReadOnlyList<TenantId>> DigestTenantsAsync(string digest, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"SELECT DISTINCT tenant FROM {S}.algorithm_versions WHERE digest = @d AND (@t::text IS NULL OR tenant = @t) ORDER BY tenant COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("d", digest);
+        var list = new List<TenantId>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            list.Add(TenantOf(r.GetString(0), digest));
+        }
+
+        return list;
+    }
+
     public async Task<IReadOnlyList<ImageLoad>> LoadsAsync(string? digest, int limit, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"SELECT digest, worker, source, seconds, bytes, loaded_at, tenant FROM {S}.image_loads WHERE (@d::text IS NULL OR digest = @d) AND (@t::text IS NULL OR tenant = @t) ORDER BY loaded_at DESC, id DESC LIMIT @l", cancellationToken).ConfigureAwait(false);

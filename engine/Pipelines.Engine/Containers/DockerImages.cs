@@ -114,6 +114,9 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
     }
 
     /// <summary>An image as the engine holds it; a missing one is said in one line, and retrying does not help.</summary>
+    public PipelinesException Missing(string image, Exception? inner = null) =>
+        new($"image '{image}' is not on the Docker engine at {_engine.Options.Endpoint}; build or load it there first (`docker images` lists what is there)", retryHelps: false, inner);
+
     private async Task<ImageInspectResponse> InspectAsync(string image, CancellationToken cancellationToken)
     {
         try
@@ -122,7 +125,7 @@ internal sealed class DockerImages(DockerEngine engine) : IContainerImages
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
-            throw new PipelinesException($"image '{image}' is not on the Docker engine at {_engine.Options.Endpoint}; build or load it there first (`docker images` lists what is there)", retryHelps: false, e);
+            throw Missing(image, e);
         }
         catch (Exception e) when (DockerEngine.IsConnectionFailure(e))
         {

@@ -29,4 +29,11 @@ public interface IContainerImages
     /// missing repository or tag) does not.
     /// </summary>
     Task PullImageAsync(string reference, RegistryLogin? login, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// What a verb says of an image that is not on the engine: the one text, so that an image a
+    /// tenant may not run (<see cref="Algorithms.AlgorithmService.CheckImageAccessAsync"/>) reads as a missing one.
+    /// </summary>
+    PipelinesException Missing(string image, Exception? inner = null) =>
+        new($"image '{image}' is not on the Docker engine; build or load it there first (`docker images` lists what is there)", retryHelps: false, inner);
 }

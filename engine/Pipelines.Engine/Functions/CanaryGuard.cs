@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Pipelines.Algorithms;
 using Pipelines.Model;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
 
@@ -28,7 +29,7 @@ public sealed partial class CanaryGuard(AlgorithmService algorithms, IFunctionSt
 
         var now = time.GetUtcNow();
         var since = route.CanarySince is { } set && set > now - o.Window ? set : now - o.Window;
-        var stats = (await store.StatsAsync(function.Name, since, cancellationToken).ConfigureAwait(false)).Where(s => s.Version == function.Version).ToList();
+        var stats = (await store.For(TenantScope.Of(function.Tenant)).StatsAsync(function.Name, since, cancellationToken).ConfigureAwait(false)).Where(s => s.Version == function.Version).ToList();
         var why = Verdict(
             stats.FirstOrDefault(s => s.Shadow == route.Shadow && s.AlgorithmVersion == canary.Version),
             stats.FirstOrDefault(s => !s.Shadow && s.AlgorithmVersion == route.Stable.Version),
@@ -39,7 +40,7 @@ public sealed partial class CanaryGuard(AlgorithmService algorithms, IFunctionSt
         }
 
         var reason = $"{(route.Shadow ? "shadow " : "")}canary {canary.Version} of function {function.Name} (version {function.Version.ToString(CultureInfo.InvariantCulture)}): {why}, over the {Quantities.FormatDuration(now - since)} since {since.UtcDateTime:u}";
-        if (!await algorithms.AbortCanaryAsync(route.Name, Who, reason, canary.Version, cancellationToken).ConfigureAwait(false))
+        if (!await algorithms.For(TenantScope.Of(function.Tenant)).AbortCanaryAsync(route.Name, Who, reason, canary.Version, cancellationToken).ConfigureAwait(false))
         {
             // Another invocation's check (or a person) ended it first.
             return null;

@@ -18,9 +18,6 @@ public sealed record FunctionVersion(string Name, int Version, FunctionSpec Spec
     /// <summary>The owner of its warm containers: never shared with another function version, nor with another algorithm version, nor with another tenant's function of the same name.</summary>
     public string Owner => AlgorithmVersion is null ? OwnerOf(Tenant, Name, Version) : OwnerOf(Tenant, Name, Version) + "/" + AlgorithmVersion;
 
-    /// <summary>A default tenant's function version's owner, as it was named before tenants.</summary>
-    public static string OwnerOf(string name, int version) => OwnerOf(TenantId.Default, name, version);
-
     /// <summary><c>function:NAME@V</c> in the default tenant (the name warm containers had before tenants), <c>function:TENANT/NAME@V</c> in another.</summary>
     public static string OwnerOf(TenantId tenant, string name, int version) => tenant.IsDefault ? $"function:{name}@{version}" : $"function:{tenant}/{name}@{version}";
 
@@ -28,9 +25,9 @@ public sealed record FunctionVersion(string Name, int Version, FunctionSpec Spec
     public static bool IsFunctionOwner(string owner) => owner.StartsWith("function:", StringComparison.Ordinal);
 
     /// <summary>Whether a warm pool owner is one of a function version's: its own, or one per algorithm version serving it.</summary>
-    public static bool IsOwnerOf(string owner, string name, int version)
+    public static bool IsOwnerOf(string owner, TenantId tenant, string name, int version)
     {
-        var own = OwnerOf(name, version);
+        var own = OwnerOf(tenant, name, version);
         return owner == own || (owner.StartsWith(own, StringComparison.Ordinal) && owner[own.Length] == '/');
     }
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
 
@@ -77,7 +78,8 @@ public sealed partial class FunctionRouter(ILogger<FunctionRouter> log, Algorith
             return null;
         }
 
-        var route = await algorithms.RouteAsync(name, cancellationToken).ConfigureAwait(false);
+        // The algorithm is the function's tenant's: the same name in another tenant is another algorithm.
+        var route = await algorithms.For(TenantScope.Of(function.Tenant)).RouteAsync(name, cancellationToken).ConfigureAwait(false);
         var stable = function.ServedBy(route.Stable.Version, route.Stable.Digest);
         var canary = route.Canary is { } c && c.Version != route.Stable.Version ? function.ServedBy(c.Version, c.Digest) : null;
         return (route, stable, canary);
@@ -103,7 +105,7 @@ public sealed partial class FunctionRouter(ILogger<FunctionRouter> log, Algorith
         }
 
         var doomed = pool.Stats().Select(s => s.Owner)
-            .Where(o => FunctionVersion.IsOwnerOf(o, function.Name, function.Version) && o != stable.Owner && o != canary?.Owner)
+            .Where(o => FunctionVersion.IsOwnerOf(o, function.Tenant, function.Name, function.Version) && o != stable.Owner && o != canary?.Owner)
             .ToList();
         foreach (var owner in doomed)
         {

@@ -8,6 +8,7 @@ using Pipelines.Containers.Warm;
 using Pipelines.Queue;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
+using Pipelines.Tenancy;
 using Pipelines.Worker;
 
 namespace Pipelines.Functions;
@@ -16,7 +17,9 @@ namespace Pipelines.Functions;
 /// What the API, the CLI and the async job do with functions: deploy (validate, pin the image,
 /// record a version), delete, invoke now, or queue an invocation for a worker. An async
 /// invocation is recorded before it is queued and once when it ends; a synchronous one once,
-/// when it has ended, through the <see cref="InvocationLog"/>.
+/// when it has ended, through the <see cref="InvocationLog"/>. A tenant's view (<see cref="For"/>)
+/// names that tenant's functions; the engine's own paths (the async job, the warm keeper) take
+/// the tenant from the record they hold.
 /// </summary>
 public sealed class FunctionService(
     InvocationLog store,
@@ -33,13 +36,64 @@ public sealed class FunctionService(
     WarmKeeper? keeper = null,
     IWarmPool? pool = null,
     AlgorithmService? algorithms = null,
-    IAlgorithmStore? catalog = null) : IInvocationHandler
+    IAlgorithmStore? catalog = null,
+    TenantOptions? tenants = null) : IInvocationHandler
 {
-    private readonly ConcurrentDictionary<string, (FunctionVersion Version, long Until)> _current = new(StringComparer.Ordinal);
-    private long _nextPrune;
-    private long _changes;
+    // What the service and its views share: the current versions read, and when to prune next.
+    private sealed class Shared
+    {
+        public readonly ConcurrentDictionary<(TenantId Tenant, string Name), (FunctionVersion Version, long Until)> Current = new();
+        public readonly ConcurrentDictionary<TenantId, FunctionService> Views = new();
+        public long NextPrune;
+        public long Changes;
+    }
+
+    private Shared _shared = new();
+
+    // Null for the service over every tenant (the engine's); a view's tenant otherwise.
+    private TenantId? _tenant;
+
+    // A view's whole log (null for the whole service): pruning keeps Functions:KeepInvocations over every tenant.
+    private InvocationLog? _whole;
+
+    /// <summary>The tenant whose names this service's verbs address: a view's, or default for the whole service.</summary>
+    private TenantId Home => _tenant ?? TenantId.Default;
 
     public IFunctionStore Store => store;
+
+    /// <summary>
+    /// The service as <paramref name="scope"/> sees it: itself for all tenants; for one tenant, the
+    /// same service over that tenant's view of the store (deploys stamped with it, its functions and
+    /// invocations only; another's answer as missing ones), made once per tenant and sharing the
+    /// current-version cache, so that the invoke path pays nothing for it.
+    /// </summary>
+    public FunctionService For(TenantScope scope)
+    {
+        if (scope.Tenant is not { } tenant)
+        {
+            return _tenant is null ? this : throw new InvalidOperationException($"a view of tenant {_tenant} cannot reach {scope}: take the view from the engine's service");
+        }
+
+        if (_tenant is { } own)
+        {
+            return own == tenant ? this : throw new InvalidOperationException($"a view of tenant {own} cannot reach {scope}: take the view from the engine's service");
+        }
+
+        return _shared.Views.GetOrAdd(tenant, t => new FunctionService(
+            store.For(TenantScope.Of(t)), runtime, invoker, options, stores, worker, router, shadows, guard, jobs, time, keeper, pool, algorithms, catalog, tenants)
+        {
+            _shared = _shared,
+            _tenant = t,
+            _whole = store,
+        });
+    }
+
+    /// <summary>
+    /// Where a tenant's async invocations keep their input and output: under its own output folder,
+    /// <c>functions/</c> (docs/tenants.md), when it has one; Functions:Output otherwise (the default tenant of a server without tenants).
+    /// </summary>
+    public string OutputOf(TenantId tenant) =>
+        tenants is { Configured: true } t && t.Exists(tenant) && t.Settings(tenant).Output is { } root ? root + "functions/" : options.Output;
 
     /// <summary>The gray release of a function that follows an algorithm's stable channel (its route and latest channel events), for the API and the dashboard; null for a pinned one.</summary>
     public async Task<(AlgorithmRoute Route, IReadOnlyList<ChannelEvent> Events)?> ReleaseAsync(FunctionVersion function, CancellationToken cancellationToken)
@@ -49,8 +103,9 @@ public sealed class FunctionService(
             return null;
         }
 
-        var route = await algorithms.RouteAsync(algorithm, cancellationToken).ConfigureAwait(false);
-        var events = await catalog.EventsAsync(algorithm, AlgorithmService.EventsShown, cancellationToken).ConfigureAwait(false);
+        var scope = TenantScope.Of(function.Tenant);
+        var route = await algorithms.For(scope).RouteAsync(algorithm, cancellationToken).ConfigureAwait(false);
+        var events = await catalog.For(scope).EventsAsync(algorithm, AlgorithmService.EventsShown, cancellationToken).ConfigureAwait(false);
         return (route, events);
     }
 
@@ -63,7 +118,7 @@ public sealed class FunctionService(
         }
 
         var stats = pool.Stats();
-        return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Name, v.Version)).Select(s => (v, s))).ToList();
+        return versions.SelectMany(v => stats.Where(s => FunctionVersion.IsOwnerOf(s.Owner, v.Tenant, v.Name, v.Version)).Select(s => (v, s))).ToList();
     }
 
     /// <summary>
@@ -74,21 +129,22 @@ public sealed class FunctionService(
     public async Task<FunctionVersion?> CurrentAsync(string name, CancellationToken cancellationToken)
     {
         var now = time.GetTimestamp();
-        if (_current.TryGetValue(name, out var known) && now < known.Until)
+        var key = (Home, name);
+        if (_shared.Current.TryGetValue(key, out var known) && now < known.Until)
         {
             return known.Version;
         }
 
-        var changes = Interlocked.Read(ref _changes);
+        var changes = Interlocked.Read(ref _shared.Changes);
         var current = await store.GetAsync(name, null, cancellationToken).ConfigureAwait(false);
         if (current is null)
         {
-            _current.TryRemove(name, out _);
+            _shared.Current.TryRemove(key, out _);
         }
-        else if (Interlocked.Read(ref _changes) == changes)
+        else if (Interlocked.Read(ref _shared.Changes) == changes)
         {
             // Kept only when no deploy or delete of this process came while it was read, which would make it old.
-            _current[name] = (current, now + (long)(options.CurrentVersionCache.TotalSeconds * time.TimestampFrequency));
+            _shared.Current[key] = (current, now + (long)(options.CurrentVersionCache.TotalSeconds * time.TimestampFrequency));
         }
 
         return current;
@@ -97,15 +153,18 @@ public sealed class FunctionService(
     /// <summary>A deploy or delete through this process: the next invocation reads the store.</summary>
     private void Changed(string name)
     {
-        Interlocked.Increment(ref _changes);
-        _current.TryRemove(name, out _);
+        Interlocked.Increment(ref _shared.Changes);
+        _shared.Current.TryRemove((Home, name), out _);
     }
 
-    /// <summary>Validates the file, resolves its image to a digest and records a version (or finds the same content already current).</summary>
+    /// <summary>
+    /// Validates the file, resolves its image to a digest (as this tenant's: its algorithms, no image only
+    /// other tenants pushed) and records a version (or finds the same content already current).
+    /// </summary>
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
     {
         var spec = FunctionParser.Parse(yaml, source);
-        var digest = await runtime.ResolveImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
+        var digest = await AlgorithmService.PinAsync(algorithms, runtime, spec.Image, Home, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
         Changed(spec.Name);
@@ -132,8 +191,8 @@ public sealed class FunctionService(
             return;
         }
 
-        var owners = pool.Stats().Select(s => s.Owner).Where(o => versions.Any(v => FunctionVersion.IsOwnerOf(o, name, v)));
-        foreach (var owner in owners.Union(versions.Select(v => FunctionVersion.OwnerOf(name, v))).ToList())
+        var owners = pool.Stats().Select(s => s.Owner).Where(o => versions.Any(v => FunctionVersion.IsOwnerOf(o, Home, name, v)));
+        foreach (var owner in owners.Union(versions.Select(v => FunctionVersion.OwnerOf(Home, name, v))).ToList())
         {
             await pool.RetireAsync(owner, cancellationToken).ConfigureAwait(false);
         }
@@ -238,13 +297,13 @@ public sealed class FunctionService(
         new(InvocationStatus.Failed, e is PipelinesException { RetryHelps: true } ? 503 : 500, null, null, null, null, 0, null, PipelinesException.Describe(e));
 
     /// <summary>
-    /// Stores the input in the function output location (Functions:Output) under
+    /// Stores the input in the tenant's function output location (<see cref="OutputOf"/>) under
     /// &lt;name&gt;/&lt;id&gt;/in/, records the invocation queued and enqueues its job.
     /// </summary>
     public async Task<string> QueueAsync(FunctionVersion function, FunctionInput input, string? caller, CancellationToken cancellationToken)
     {
         var id = NewId();
-        var location = stores.Open(options.Output);
+        var location = stores.Open(OutputOf(function.Tenant));
         foreach (var file in input.Files)
         {
             await location.Store.UploadAsync(location.Key(InputKey(function.Name, id, file.Name)), file.Path, cancellationToken).ConfigureAwait(false);
@@ -274,7 +333,9 @@ public sealed class FunctionService(
         }
 
         span?.SetTag("pipelines.function", record.Function);
-        var function = await store.GetAsync(record.Function, record.Version, cancellationToken).ConfigureAwait(false);
+
+        // The function is the invocation's tenant's: the same name in another tenant is another function.
+        var function = await store.For(TenantScope.Of(record.Tenant)).GetAsync(record.Function, record.Version, cancellationToken).ConfigureAwait(false);
         if (function is null)
         {
             return;
@@ -287,7 +348,7 @@ public sealed class FunctionService(
             return;
         }
 
-        var location = stores.Open(options.Output);
+        var location = stores.Open(OutputOf(record.Tenant));
         var scratch = Path.Combine(worker.Scratch, "functions", id + "-" + Guid.NewGuid().ToString("N")[..8]);
         var inDir = Path.Combine(scratch, "in");
         var outDir = Path.Combine(scratch, "out");
@@ -329,14 +390,14 @@ public sealed class FunctionService(
     /// <summary>Copies an async invocation's stored output to a local file.</summary>
     public async Task DownloadOutputAsync(InvocationRecord record, string localPath, CancellationToken cancellationToken)
     {
-        var location = stores.Open(options.Output);
+        var location = stores.Open(OutputOf(record.Tenant));
         await location.Store.DownloadAsync(location.Key(OutputKey(record.Function, record.Id)), localPath, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Removes a request's scratch folder, never following a link a container may have left in it.</summary>
     public static void DeleteScratch(string folder) => NoFollow.DeleteTree(folder);
 
-    /// <summary>The keys of an async invocation under Functions:Output.</summary>
+    /// <summary>The keys of an async invocation under its tenant's function output location (<see cref="OutputOf"/>).</summary>
     public static string InputKey(string function, string id, string file) => $"{function}/{id}/in/{file}";
 
     public static string ManifestKey(string function, string id) => $"{function}/{id}/input.json";
@@ -347,13 +408,14 @@ public sealed class FunctionService(
     private async Task PruneIfDueAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        var due = Interlocked.Read(ref _nextPrune);
-        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _nextPrune, (now + options.PruneInterval).UtcTicks, due) != due)
+        var due = Interlocked.Read(ref _shared.NextPrune);
+        if (now.UtcTicks < due || Interlocked.CompareExchange(ref _shared.NextPrune, (now + options.PruneInterval).UtcTicks, due) != due)
         {
             return;
         }
 
-        await store.PruneAsync(options.Retention, now, cancellationToken).ConfigureAwait(false);
+        // The retention is the whole store's (Functions:KeepInvocations over every tenant), as before tenants.
+        await (_whole ?? store).PruneAsync(options.Retention, now, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>An invocation's row as it starts: the function version as served (its digest and algorithm version) and its route.</summary>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -45,15 +46,26 @@ public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsy
     /// <summary>A view: the store's view for its verbs, the log's queue for its reads to wait on.</summary>
     private InvocationLog(InvocationLog root, IFunctionStore scoped) => (_root, _store, _log, _writer) = (root, scoped, root._log, Task.CompletedTask);
 
+    // The log's views, one per tenant, made once: a request's scoping allocates nothing.
+    private readonly ConcurrentDictionary<TenantId, InvocationLog> _views = new();
+
     /// <summary>
     /// The store's view of <paramref name="scope"/>, whose reads still wait for the records this
     /// process handed over before them (they may be the tenant's).
     /// </summary>
-    public IFunctionStore For(TenantScope scope)
+    public InvocationLog For(TenantScope scope)
     {
+        if (_root is null && scope.Tenant is { } tenant)
+        {
+            return _views.GetOrAdd(tenant, t => new InvocationLog(this, _store.For(TenantScope.Of(t))));
+        }
+
+        // The whole log for all tenants; a view itself for its own tenant, or refused for another (TenantScope.Narrow).
         var scoped = _store.For(scope);
         return ReferenceEquals(scoped, _store) ? this : new InvocationLog(_root ?? this, scoped);
     }
+
+    IFunctionStore IFunctionStore.For(TenantScope scope) => For(scope);
 
     /// <summary>One thing queued: an ended record, or a reader's mark that is set once everything before it is written.</summary>
     private readonly record struct Item(EndedInvocation? Ended, TaskCompletionSource? Written);

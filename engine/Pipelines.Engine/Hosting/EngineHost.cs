@@ -139,6 +139,7 @@ public static class EngineHost
         services.AddContainers(settings.Docker);
         services.AddSingleton(_ => new ObjectStoreFactory(settings.S3));
         services.AddSingleton(settings.Algorithms);
+        services.TryAddSingleton(settings.Tenants);
 
         // Every part's runtime: algorithm:// resolved through the catalog, missing images loaded from the algorithm store (docs/algorithms.md).
         services.AddSingleton<IContainerRuntime>(sp => new AlgorithmRuntime(

@@ -29,13 +29,14 @@ internal sealed class CanaryPlan
     /// <summary>The link the current run's definition keeps.</summary>
     public CanaryLink CurrentLink { get; }
 
-    public static async Task<CanaryPlan> PrepareAsync(CanaryRequest request, RunDefinition current, string runId, IContainerRuntime runtime, CancellationToken ct)
+    /// <summary>The canary's plan, its candidate image pinned by <paramref name="pin"/> (as the run's tenant pins its images).</summary>
+    public static async Task<CanaryPlan> PrepareAsync(CanaryRequest request, RunDefinition current, string runId, Func<string, CancellationToken, Task<string>> pin, CancellationToken ct)
     {
         var step = request.StepOf(current.Workflow);
         string digest;
         try
         {
-            digest = await runtime.ResolveImageAsync(request.Image, ct).ConfigureAwait(false);
+            digest = await pin(request.Image, ct).ConfigureAwait(false);
         }
         catch (PipelinesException e) when (!e.RetryHelps)
         {

@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Pipelines.Algorithms;
 using Pipelines.Canary;
 using Pipelines.Containers;
 using Pipelines.Model;
@@ -46,7 +47,8 @@ public sealed partial class RunSubmitter(
     TenantOptions tenants,
     TimeProvider time,
     ILogger<RunSubmitter> log,
-    ILocalWorkers localWorkers)
+    ILocalWorkers localWorkers,
+    AlgorithmService? algorithms = null)
 {
     /// <summary>Parses a workflow and refuses, before anything is listed or kept, a location outside the owner's (TenantLocations).</summary>
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, RunOwner owner)
@@ -57,9 +59,9 @@ public sealed partial class RunSubmitter(
     }
 
     /// <summary>Everything up to queuing for a plan made whole: validate, pin images, list, plan. Writes nothing.</summary>
-    private async Task<PreparedRun> PrepareAsync(Workflow workflow, CancellationToken cancellationToken)
+    private async Task<PreparedRun> PrepareAsync(Workflow workflow, RunOwner owner, CancellationToken cancellationToken)
     {
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner, cancellationToken).ConfigureAwait(false);
 
         var input = stores.Open(workflow.Input.Uri);
         var scope = OpenScope(workflow, input);
@@ -105,17 +107,19 @@ public sealed partial class RunSubmitter(
     /// <summary>
     /// The plan as it streams, without holding the listing: what can be planned a batch at a
     /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing. The
-    /// workflow's locations must be the <paramref name="owner"/>'s (the operator's when null).
+    /// workflow's locations must be <paramref name="owner"/>'s, and its images are pinned as its
+    /// (the operator's when none is given).
     /// </summary>
     public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, RunOwner? owner = null)
     {
-        var workflow = Parse(yaml, source, baseDirectory, overrides, owner ?? RunOwner.Operator);
+        owner ??= RunOwner.Operator;
+        var workflow = Parse(yaml, source, baseDirectory, overrides, owner);
         if (!Planner.CanStream(workflow))
         {
-            return Whole(await PrepareAsync(workflow, cancellationToken).ConfigureAwait(false));
+            return Whole(await PrepareAsync(workflow, owner, cancellationToken).ConfigureAwait(false));
         }
 
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner, cancellationToken).ConfigureAwait(false);
         var counter = new PlanCounter();
         var input = stores.Open(workflow.Input.Uri);
         var scope = OpenScope(workflow, input);
@@ -162,7 +166,7 @@ public sealed partial class RunSubmitter(
         if (canary is not null)
         {
             // Refused before anything is kept: a step the workflow lacks, an image that does not resolve.
-            canaryPlan = await CanaryPlan.PrepareAsync(canary, definition, runId, runtime, cancellationToken).ConfigureAwait(false);
+            canaryPlan = await CanaryPlan.PrepareAsync(canary, definition, runId, (image, ct) => AlgorithmService.PinAsync(algorithms, runtime, image, owner.Tenant, ct), cancellationToken).ConfigureAwait(false);
             definition = definition with { Canary = canaryPlan.CurrentLink };
         }
 
@@ -289,7 +293,7 @@ public sealed partial class RunSubmitter(
         TenantLocations.Check(workflow, (owner ?? RunOwner.Operator).Tenant, tenants);
 
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
-        var digests = await ResolveImagesAsync(workflow, cancellationToken).ConfigureAwait(false);
+        var digests = await ResolveImagesAsync(workflow, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
         var scope = OpenScope(workflow, stores.Open(workflow.Input.Uri));
         var admitted = listing.Where(f => scope.Admit(f.Key)).ToList();
         workflow = await SizedAsync(workflow, admitted, null, digests, cancellationToken).ConfigureAwait(false);
@@ -328,12 +332,13 @@ public sealed partial class RunSubmitter(
         return workflow with { Input = workflow.Input with { Batch = batch } };
     }
 
-    private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, CancellationToken ct)
+    /// <summary>Each step's image pinned for the run's tenant: its algorithms, and no image only other tenants pushed (docs/tenants.md, "Images").</summary>
+    private async Task<Dictionary<string, string>> ResolveImagesAsync(Workflow workflow, RunOwner owner, CancellationToken ct)
     {
         var digests = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var image in workflow.Steps.Select(s => s.Image).Distinct())
         {
-            digests[image] = await runtime.ResolveImageAsync(image, ct).ConfigureAwait(false);
+            digests[image] = await AlgorithmService.PinAsync(algorithms, runtime, image, owner.Tenant, ct).ConfigureAwait(false);
         }
 
         return digests;

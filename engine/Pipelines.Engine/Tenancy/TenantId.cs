@@ -7,6 +7,7 @@ namespace Pipelines.Tenancy;
 /// letters, digits and hyphens, starting with a letter or digit (docs/tenants.md). It goes into
 /// keys, owner strings, SQL parameters and messages, so nothing else is ever a tenant.
 /// </summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(TenantIdJsonConverter))]
 public readonly partial record struct TenantId
 {
     private readonly string? _value;

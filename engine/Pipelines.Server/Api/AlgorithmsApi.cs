@@ -1,10 +1,10 @@
-using System.Security.Claims;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Pipelines.Algorithms;
+using Pipelines.Server.Access;
 
 namespace Pipelines.Server.Api;
 
@@ -34,19 +34,19 @@ internal static class AlgorithmsApi
             .WithSummary("Delete a version (its image goes from the store when no other version has it).");
     }
 
-    private static async Task<Ok<IReadOnlyList<AlgorithmSummary>>> ListAsync(AlgorithmService algorithms, CancellationToken ct) =>
-        TypedResults.Ok(await algorithms.ListAsync(null, ct));
+    private static async Task<Ok<IReadOnlyList<AlgorithmSummary>>> ListAsync(TenantContext tenant, CancellationToken ct) =>
+        TypedResults.Ok(await tenant.Algorithms.ListAsync(null, ct));
 
-    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ShowAsync(string name, AlgorithmService algorithms, CancellationToken ct) =>
-        (await algorithms.ListAsync(name, ct)).SingleOrDefault() is { } a
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ShowAsync(string name, TenantContext tenant, CancellationToken ct) =>
+        (await tenant.Algorithms.ListAsync(name, ct)).SingleOrDefault() is { } a
             ? TypedResults.Ok(a)
             : TypedResults.Problem(statusCode: 404, title: "No such algorithm", detail: $"no algorithm is named '{name}'");
 
-    private static async Task<Ok<IReadOnlyList<ImageLoad>>> LoadsAsync(IAlgorithmStore catalog, CancellationToken ct) =>
-        TypedResults.Ok(await catalog.LoadsAsync(null, 100, ct));
+    private static async Task<Ok<IReadOnlyList<ImageLoad>>> LoadsAsync(TenantContext tenant, CancellationToken ct) =>
+        TypedResults.Ok(await tenant.Catalog.LoadsAsync(null, 100, ct));
 
     private static async Task<Results<Created<PushResult>, ProblemHttpResult>> PushAsync(
-        string name, string version, string? digest, string? notes, HttpRequest request, AlgorithmService algorithms, AlgorithmOptions options, ClaimsPrincipal user, CancellationToken ct)
+        string name, string version, string? digest, string? notes, HttpRequest request, TenantContext tenant, AlgorithmOptions options, CancellationToken ct)
     {
         if (request.ContentLength > options.MaxImageBytes)
         {
@@ -61,7 +61,7 @@ internal static class AlgorithmsApi
 
         try
         {
-            var r = await algorithms.PushAsync(name, version, request.Body, digest, notes, Access.Access.Who(user), ct);
+            var r = await tenant.OwnAlgorithms.PushAsync(name, version, request.Body, digest, notes, tenant.Owner.SubmittedBy!, ct);
             return TypedResults.Created($"/api/algorithms/{Uri.EscapeDataString(name)}", r);
         }
         catch (PipelinesException e)
@@ -71,23 +71,23 @@ internal static class AlgorithmsApi
     }
 
     private static Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> CanaryAsync(
-        string name, string version, int? percent, bool? shadow, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
-        ChannelAsync(name, algorithms, () => algorithms.CanaryAsync(name, version, percent ?? (shadow == true ? 100 : 10), Access.Access.Who(user), ct, shadow == true), ct);
+        string name, string version, int? percent, bool? shadow, TenantContext tenant, CancellationToken ct) =>
+        ChannelAsync(name, tenant.Algorithms, a => a.CanaryAsync(name, version, percent ?? (shadow == true ? 100 : 10), tenant.Owner.SubmittedBy!, ct, shadow == true), ct);
 
-    private static Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> PromoteAsync(string name, string version, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
-        ChannelAsync(name, algorithms, () => algorithms.PromoteAsync(name, version, Access.Access.Who(user), ct), ct);
+    private static Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> PromoteAsync(string name, string version, TenantContext tenant, CancellationToken ct) =>
+        ChannelAsync(name, tenant.Algorithms, a => a.PromoteAsync(name, version, tenant.Owner.SubmittedBy!, ct), ct);
 
-    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> AbortAsync(string name, AlgorithmService algorithms, ClaimsPrincipal user, CancellationToken ct) =>
-        await algorithms.AbortCanaryAsync(name, Access.Access.Who(user), ct)
-            ? await ChannelAsync(name, algorithms, () => Task.CompletedTask, ct)
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> AbortAsync(string name, TenantContext tenant, CancellationToken ct) =>
+        await tenant.Algorithms.AbortCanaryAsync(name, tenant.Owner.SubmittedBy!, ct)
+            ? await ChannelAsync(name, tenant.Algorithms, _ => Task.CompletedTask, ct)
             : TypedResults.Problem(statusCode: 404, title: "No canary", detail: $"algorithm '{name}' has no canary");
 
     /// <summary>A channel change, answered with the algorithm as it is after it (its events say who and why).</summary>
-    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ChannelAsync(string name, AlgorithmService algorithms, Func<Task> change, CancellationToken ct)
+    private static async Task<Results<Ok<AlgorithmSummary>, ProblemHttpResult>> ChannelAsync(string name, AlgorithmService algorithms, Func<AlgorithmService, Task> change, CancellationToken ct)
     {
         try
         {
-            await change();
+            await change(algorithms);
         }
         catch (PipelinesException e)
         {
@@ -97,11 +97,11 @@ internal static class AlgorithmsApi
         return TypedResults.Ok((await algorithms.ListAsync(name, ct)).Single());
     }
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, string version, AlgorithmService algorithms, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, string version, TenantContext tenant, CancellationToken ct)
     {
         try
         {
-            return await algorithms.DeleteAsync(name, version, ct) is null
+            return await tenant.Algorithms.DeleteAsync(name, version, ct) is null
                 ? TypedResults.Problem(statusCode: 404, title: "No such version", detail: $"there is no {name}@{version}")
                 : TypedResults.NoContent();
         }

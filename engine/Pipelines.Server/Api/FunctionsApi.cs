@@ -1,4 +1,3 @@
-using System.Security.Claims;
 using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -10,6 +9,7 @@ using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Model;
+using Pipelines.Server.Access;
 using Pipelines.Worker;
 
 namespace Pipelines.Server.Api;
@@ -46,7 +46,7 @@ internal static partial class FunctionsApi
     internal static string FunctionUrl(string name) => "/api/functions/" + Uri.EscapeDataString(name);
 
     private static async Task<Results<Created<DeployedView>, Ok<DeployedView>, ProblemHttpResult>> DeployAsync(
-        HttpRequest request, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+        HttpRequest request, TenantContext tenant, ILoggerFactory logs, CancellationToken ct)
     {
         string yaml;
         using (var reader = new StreamReader(request.Body, Encoding.UTF8))
@@ -56,8 +56,8 @@ internal static partial class FunctionsApi
 
         try
         {
-            var who = Access.Access.Who(user);
-            var result = await functions.DeployAsync(yaml, "the function file", who, ct);
+            var who = tenant.Owner.SubmittedBy!;
+            var result = await tenant.OwnFunctions.DeployAsync(yaml, "the function file", who, ct);
             var view = new DeployedView(FunctionView.From(result.Function), result.Created, result.Replaced);
             LogDeployed(logs.CreateLogger("Pipelines.Server.Api"), result.Function.Name, result.Function.Version, result.Created ? "new version" : "unchanged", who);
             return result.Created ? TypedResults.Created(FunctionUrl(result.Function.Name), view) : TypedResults.Ok(view);
@@ -76,14 +76,15 @@ internal static partial class FunctionsApi
         }
     }
 
-    private static async Task<Ok<List<FunctionView>>> ListAsync(FunctionService functions, CancellationToken ct)
+    private static async Task<Ok<List<FunctionView>>> ListAsync(TenantContext tenant, CancellationToken ct)
     {
-        return TypedResults.Ok((await functions.Store.ListAsync(ct)).Select(FunctionView.From).ToList());
+        return TypedResults.Ok((await tenant.Functions.Store.ListAsync(ct)).Select(FunctionView.From).ToList());
     }
 
     private static async Task<Results<Ok<FunctionDetailView>, ProblemHttpResult>> GetAsync(
-        string name, string? window, FunctionService functions, TimeProvider time, CancellationToken ct)
+        string name, string? window, TenantContext tenant, TimeProvider time, CancellationToken ct)
     {
+        var functions = tenant.Functions;
         TimeSpan span = default;
         if (window is not null && (!Quantities.TryParseDuration(window, out span) || span <= TimeSpan.Zero))
         {
@@ -121,20 +122,21 @@ internal static partial class FunctionsApi
                 AlgorithmVersion = w.Stats.Owner.Length > w.Version.Owner.Length ? w.Stats.Owner[(w.Version.Owner.Length + 1)..] : null,
             }).ToList();
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, FunctionService functions, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, TenantContext tenant, ILoggerFactory logs, CancellationToken ct)
     {
-        if (!await functions.DeleteAsync(name, ct))
+        if (!await tenant.Functions.DeleteAsync(name, ct))
         {
             return NoSuchFunction(name);
         }
 
-        LogDeleted(logs.CreateLogger("Pipelines.Server.Api"), name, Access.Access.Who(user));
+        LogDeleted(logs.CreateLogger("Pipelines.Server.Api"), name, tenant.Owner.SubmittedBy!);
         return TypedResults.NoContent();
     }
 
     private static async Task<IResult> InvokeAsync(
-        string name, HttpContext http, FunctionService functions, RequestFolders folders, ClaimsPrincipal user, CancellationToken ct)
+        string name, HttpContext http, TenantContext tenant, RequestFolders folders, CancellationToken ct)
     {
+        var functions = tenant.Functions;
         var function = await functions.CurrentAsync(name, ct);
         if (function is null)
         {
@@ -162,7 +164,7 @@ internal static partial class FunctionsApi
                 return TypedResults.Problem(statusCode: e.Status, title: e.Status == 413 ? "The request is too large" : "Bad input", detail: e.Message);
             }
 
-            var caller = Access.Access.Who(user);
+            var caller = tenant.Owner.SubmittedBy;
             if (isAsync)
             {
                 var id = await functions.QueueAsync(function, input, caller, ct);
@@ -253,8 +255,9 @@ internal static partial class FunctionsApi
         _ => "The function was not run",
     };
 
-    private static async Task<Results<Ok<List<InvocationView>>, ProblemHttpResult>> InvocationsAsync(string name, int? limit, FunctionService functions, CancellationToken ct)
+    private static async Task<Results<Ok<List<InvocationView>>, ProblemHttpResult>> InvocationsAsync(string name, int? limit, TenantContext tenant, CancellationToken ct)
     {
+        var functions = tenant.Functions;
         if (await functions.Store.GetAsync(name, null, ct) is null)
         {
             return NoSuchFunction(name);
@@ -264,14 +267,15 @@ internal static partial class FunctionsApi
         return TypedResults.Ok((await functions.Store.ListInvocationsAsync(name, l, ct)).Select(InvocationView.From).ToList());
     }
 
-    private static async Task<Results<Ok<InvocationView>, ProblemHttpResult>> InvocationAsync(string name, string id, FunctionService functions, CancellationToken ct)
+    private static async Task<Results<Ok<InvocationView>, ProblemHttpResult>> InvocationAsync(string name, string id, TenantContext tenant, CancellationToken ct)
     {
-        var record = await functions.Store.GetInvocationAsync(id, ct);
+        var record = await tenant.Functions.Store.GetInvocationAsync(id, ct);
         return record is null || !string.Equals(record.Function, name, StringComparison.Ordinal) ? NoSuchInvocation(name, id) : TypedResults.Ok(InvocationView.From(record));
     }
 
-    private static async Task<IResult> OutputAsync(string name, string id, HttpContext http, FunctionService functions, WorkerOptions worker, CancellationToken ct)
+    private static async Task<IResult> OutputAsync(string name, string id, HttpContext http, TenantContext tenant, WorkerOptions worker, CancellationToken ct)
     {
+        var functions = tenant.Functions;
         var record = await functions.Store.GetInvocationAsync(id, ct);
         if (record is null || !string.Equals(record.Function, name, StringComparison.Ordinal))
         {

@@ -3,6 +3,7 @@ using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Algorithms;
+using Pipelines.Server.Access;
 using static Pipelines.Server.Dashboard.RunHtml;
 
 namespace Pipelines.Server.Dashboard;
@@ -22,8 +23,9 @@ internal sealed class AlgorithmsPage : RazorPage
     {
         Layout = new LayoutPage("Algorithms");
         var http = Context.GetHttpContext();
-        var service = http.RequestServices.GetRequiredService<AlgorithmService>();
-        var catalog = http.RequestServices.GetRequiredService<IAlgorithmStore>();
+        var tenant = TenantContext.Of(http);
+        var service = tenant.Algorithms;
+        var catalog = tenant.Catalog;
         WriteLiteral("<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Algorithms</h1>");
 
         // Hangfire renders pages synchronously; the catalog is asynchronous.

@@ -4,6 +4,7 @@ using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Algorithms;
 using Pipelines.Functions;
+using Pipelines.Server.Access;
 using Pipelines.Server.Api;
 using static Pipelines.Server.Dashboard.RunHtml;
 
@@ -21,8 +22,8 @@ internal sealed class FunctionsPage : RazorPage
     {
         Layout = new LayoutPage("Functions");
         var http = Context.GetHttpContext();
-        // A Hangfire page is made by Hangfire, not by the container: what it shows comes from the service, looked up once here.
-        var service = http.RequestServices.GetRequiredService<FunctionService>();
+        // A Hangfire page is made by Hangfire, not by the container: what it shows comes from the caller's tenant's view of the service.
+        var service = TenantContext.Of(http).Functions;
         var store = service.Store;
 
         // Hangfire renders pages synchronously; the store is asynchronous.
