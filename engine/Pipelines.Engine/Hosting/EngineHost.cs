@@ -172,7 +172,6 @@ public static class EngineHost
         services.AddSingleton<GatherRunner>();
         services.AddSingleton<IGatherHandler>(sp => sp.GetRequiredService<GatherRunner>());
         services.AddSingleton(settings.LocalRoots);
-        services.AddSingleton(settings.Tenants);
         services.AddSingleton<RunSubmitter>();
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
