@@ -345,7 +345,7 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
 
     public async Task<IReadOnlyList<TenantId>> DigestTenantsAsync(string digest, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT DISTINCT tenant FROM {S}.algorithm_versions WHERE digest = @d AND (@t::text IS NULL OR tenant = @t) ORDER BY tenant COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT tenant FROM {S}.algorithm_versions WHERE digest = @d AND (@t::text IS NULL OR tenant = @t) GROUP BY tenant ORDER BY tenant COLLATE \"C\"", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("d", digest);
         var list = new List<TenantId>();
