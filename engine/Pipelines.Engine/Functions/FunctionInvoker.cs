@@ -63,7 +63,7 @@ public sealed partial class FunctionInvoker
         IReadOnlyDictionary<string, string> secrets;
         try
         {
-            secrets = _worker.SecretsFor(function.Name, spec.Secrets);
+            secrets = _worker.SecretsFor(function.Tenant, function.Name, spec.Secrets);
         }
         catch (PipelinesException e)
         {
