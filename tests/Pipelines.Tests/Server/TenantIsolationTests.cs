@@ -130,6 +130,19 @@ public sealed partial class TenantIsolationTests(TenantServerFixture fixture) : 
         Assert.Equal(0, JsonDocument.Parse(answer).RootElement.GetProperty("accepted").GetInt32());
     }
 
+    [Theory]
+    [InlineData("/api/runs?tenant=lab-c", "this server has no tenant 'lab-c'")]
+    [InlineData("/api/functions?tenant=Lab_A", "'Lab_A' is not a tenant name")]
+    public async Task An_admin_key_naming_a_tenant_the_server_does_not_have_is_refused_naming_it(string path, string detail)
+    {
+        using var admin = fixture.As(TenantServerFixture.Admin);
+
+        var (status, body) = await SendAsync(admin, "GET", path);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(detail, JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// The body without what differs from request to request: a problem's traceId, or for a
     /// dashboard page the layout around its content (it names the time it was drawn).
