@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using Microsoft.Extensions.Logging;
+using Microsoft.Win32.SafeHandles;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
@@ -35,7 +37,9 @@ public sealed partial class FunctionInvoker
 
     /// <summary>
     /// Runs <paramref name="input"/> through <paramref name="function"/>; a successful output is
-    /// written under <paramref name="outputFolder"/>. The ending is logged at Information for an
+    /// written under <paramref name="outputFolder"/>, or for a <paramref name="synchronous"/>
+    /// request one of at most <see cref="SmallFile"/> bytes is held in memory
+    /// (<see cref="InvocationOutcome.Content"/>): its caller answers with it at once. The ending is logged at Information for an
     /// invocation nobody waits on (async, a shadow copy), at Debug for a <paramref name="synchronous"/>
     /// one: its caller has the answer, and its row and metrics count it (a line per request was about 3% of a busy server's time).
     /// </summary>
@@ -59,7 +63,7 @@ public sealed partial class FunctionInvoker
         IReadOnlyDictionary<string, string> secrets;
         try
         {
-            secrets = _worker.SecretsFor(function.Name, spec.Secrets);
+            secrets = _worker.SecretsFor(function.Tenant, function.Name, spec.Secrets);
         }
         catch (PipelinesException e)
         {
@@ -82,8 +86,8 @@ public sealed partial class FunctionInvoker
             RecentlySeenWillDo = true,
         };
         var outcome = spec.Mode == WarmMode.Fork
-            ? await ForkAsync(function, attempt, input, argv!, outputFolder, clock, cancellationToken).ConfigureAwait(false)
-            : await HttpAsync(function, attempt, input, outputFolder, clock, cancellationToken).ConfigureAwait(false);
+            ? await ForkAsync(function, attempt, input, argv!, outputFolder, synchronous, clock, cancellationToken).ConfigureAwait(false)
+            : await HttpAsync(function, attempt, input, outputFolder, synchronous, clock, cancellationToken).ConfigureAwait(false);
         if (outcome.Error == VacatedReason)
         {
             LogVacated(_log, function.Name, function.Version, invocationId);
@@ -141,7 +145,7 @@ public sealed partial class FunctionInvoker
         return command.SelectMany(a => Placeholders.ExpandArgument(a, values)).ToList();
     }
 
-    private async Task<InvocationOutcome> ForkAsync(FunctionVersion function, Attempt attempt, FunctionInput input, IReadOnlyList<string> argv, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private async Task<InvocationOutcome> ForkAsync(FunctionVersion function, Attempt attempt, FunctionInput input, IReadOnlyList<string> argv, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
         var spec = function.Spec;
         await using var end = await _shell.RunAsync(
@@ -161,13 +165,13 @@ public sealed partial class FunctionInvoker
             },
             ct).ConfigureAwait(false);
         var outcome = end.Result is { } result
-            ? await AnswerAsync(function, end.Lease!, result, attempt.Limits, outputFolder, clock, ct).ConfigureAwait(false)
+            ? await AnswerAsync(function, end.Lease!, result, attempt.Limits, outputFolder, inMemory, clock, ct).ConfigureAwait(false)
             : Stopped(spec, end.Stop!, clock, end.ContainerId);
         return outcome with { ColdStart = end.ColdStart };
     }
 
     /// <summary>A fork request that ran to its end: its exit, then what it left in /out (read as a step's is), the output chosen.</summary>
-    private static async Task<InvocationOutcome> AnswerAsync(FunctionVersion function, WarmLease lease, ContainerResult result, OutputLimits limits, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private static async Task<InvocationOutcome> AnswerAsync(FunctionVersion function, WarmLease lease, ContainerResult result, OutputLimits limits, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
         var spec = function.Spec;
         if (result.TimedOut)
@@ -211,26 +215,34 @@ public sealed partial class FunctionInvoker
         }
 
         var name = Path.GetFileName(chosen.Path);
+        var contentType = spec.ContentType ?? ContentTypes.FromName(name);
         var path = Path.Combine(outputFolder, name);
         FileDigest digest;
         using (var handle = OutputFolder.OpenKept(lease.OutDir, chosen.Path))
         {
+            // A small answer is read straight from the container's /out into memory: no copy to a
+            // file of ours to read back (a file made and removed per request, docs/benchmarks.md).
+            if (inMemory && chosen.Size <= SmallFile && ReadSmall(handle) is { } content)
+            {
+                return new InvocationOutcome(InvocationStatus.Succeeded, 200, null, name, contentType, Hashing.Sha256Hex(content), content.Length, lease.ContainerId, null, null, Ms(clock)) { Content = content };
+            }
+
             using var source = new FileStream(handle, FileAccess.Read, 1);
             using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1);
             digest = await Hashing.CopyAsync(source, target, ct, md5: false).ConfigureAwait(false);
         }
 
-        return new InvocationOutcome(InvocationStatus.Succeeded, 200, path, name, spec.ContentType ?? ContentTypes.FromName(name), digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
+        return new InvocationOutcome(InvocationStatus.Succeeded, 200, path, name, contentType, digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
     }
 
-    private async Task<InvocationOutcome> HttpAsync(FunctionVersion function, Attempt attempt, FunctionInput input, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private async Task<InvocationOutcome> HttpAsync(FunctionVersion function, Attempt attempt, FunctionInput input, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
-        await using var end = await _shell.RunAsync(attempt, (lease, token) => ExchangeAsync(function, lease, input, outputFolder, clock, token), ct).ConfigureAwait(false);
+        await using var end = await _shell.RunAsync(attempt, (lease, token) => ExchangeAsync(function, lease, input, outputFolder, inMemory, clock, token), ct).ConfigureAwait(false);
         return (end.Result ?? Stopped(function.Spec, end.Stop!, clock, end.ContainerId)) with { ColdStart = end.ColdStart };
     }
 
     /// <summary>An http request: the body to the function's server, its answer (up to Functions:MaxResponseSize) to a file.</summary>
-    private async Task<InvocationOutcome> ExchangeAsync(FunctionVersion function, WarmLease lease, FunctionInput input, string outputFolder, Stopwatch clock, CancellationToken ct)
+    private async Task<InvocationOutcome> ExchangeAsync(FunctionVersion function, WarmLease lease, FunctionInput input, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
         var body = input.Files.Count == 1 ? input.Files[0] : throw new PipelinesException("an http-mode request carries one body", retryHelps: false);
         await using var stream = new FileStream(body.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
@@ -247,6 +259,21 @@ public sealed partial class FunctionInvoker
 
         request.Content.Headers.ContentLength = body.Size;
         using var response = await lease.SendAsync(request, function.Spec.Resources.Timeout, ct).ConfigureAwait(false);
+        var status = (int)response.StatusCode;
+        var contentType = response.Content.Headers.ContentType?.ToString() ?? ContentTypes.Binary;
+
+        // The server's own answer is still the function's response; one of 400 or more counts as an error.
+        var error = status >= 400 ? $"the function's server answered {status}" : null;
+        var outcomeStatus = status >= 400 ? InvocationStatus.Failed : InvocationStatus.Succeeded;
+
+        // A small answer of a stated length is kept in memory for the caller (the handler reads no
+        // more than the length it stated); any other is written to a file, counted against Functions:MaxResponseSize.
+        if (inMemory && response.Content.Headers.ContentLength is { } length && length <= Math.Min(SmallFile, _options.MaxResponseBytes))
+        {
+            var content = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+            return new InvocationOutcome(outcomeStatus, status, null, "output", contentType, Hashing.Sha256Hex(content), content.Length, lease.ContainerId, error, null, Ms(clock)) { Content = content };
+        }
+
         var path = Path.Combine(outputFolder, "output");
         FileDigest digest;
         await using (var source = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false))
@@ -255,15 +282,7 @@ public sealed partial class FunctionInvoker
             digest = await Hashing.CopyAsync(new BoundedStream(source, _options.MaxResponseBytes), target, ct, md5: false).ConfigureAwait(false);
         }
 
-        var status = (int)response.StatusCode;
-        var contentType = response.Content.Headers.ContentType?.ToString() ?? ContentTypes.Binary;
-        if (status >= 400)
-        {
-            // The server's own answer is still the function's response; it counts as an error.
-            return new InvocationOutcome(InvocationStatus.Failed, status, path, "output", contentType, digest.Sha256, digest.Size, lease.ContainerId, $"the function's server answered {status}", null, Ms(clock));
-        }
-
-        return new InvocationOutcome(InvocationStatus.Succeeded, status, path, "output", contentType, digest.Sha256, digest.Size, lease.ContainerId, null, null, Ms(clock));
+        return new InvocationOutcome(outcomeStatus, status, path, "output", contentType, digest.Sha256, digest.Size, lease.ContainerId, error, null, Ms(clock));
     }
 
     /// <summary>A file this size or smaller is read whole, at once, rather than streamed.</summary>
@@ -275,6 +294,30 @@ public sealed partial class FunctionInvoker
         var bytes = new byte[size];
         file.ReadExactly(bytes);
         return bytes;
+    }
+
+    /// <summary>
+    /// All of an opened file when it holds at most <see cref="SmallFile"/> bytes as it is read
+    /// (a process of the container may still write to it); null when it holds more.
+    /// </summary>
+    private static byte[]? ReadSmall(SafeFileHandle file)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(SmallFile + 1);
+        try
+        {
+            var total = 0;
+            int read;
+            while (total <= SmallFile && (read = RandomAccess.Read(file, buffer.AsSpan(total, SmallFile + 1 - total), total)) > 0)
+            {
+                total += read;
+            }
+
+            return total > SmallFile ? null : buffer[..total];
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     private static string Listing(OutputScan scan) => scan.Kept.Count == 0 ? "no file"

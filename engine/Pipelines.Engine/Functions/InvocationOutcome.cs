@@ -22,6 +22,13 @@ public sealed record InvocationOutcome(
     /// <summary>Whether the request waited for its warm container to start (its latency includes the start).</summary>
     public bool ColdStart { get; init; }
 
+    /// <summary>
+    /// A synchronous request's output of at most <see cref="FunctionInvoker.SmallFile"/> bytes,
+    /// held in memory for the answer instead of written to a file (<see cref="OutputPath"/> is
+    /// null then); its name, type, sha256 and size are set as for a file.
+    /// </summary>
+    public byte[]? Content { get; init; }
+
     public InvocationEnd ToEnd() => new(Status, HttpStatus, OutputSha256, OutputBytes, OutputName, ContentType, LatencyMs, ContainerId,
         StderrTail is null ? Error : Error + Environment.NewLine + StderrTail, ColdStart: ColdStart);
 

@@ -120,7 +120,7 @@ public sealed partial class WarmKeeper(
     {
         try
         {
-            var secrets = worker.SecretsFor(function.Name, function.Spec.Secrets);
+            var secrets = worker.SecretsFor(function.Tenant, function.Name, function.Spec.Secrets);
             await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
             pool!.Prewarm(FunctionInvoker.WarmSpecOf(function, secrets, worker), function.Spec.MinWarm);
         }

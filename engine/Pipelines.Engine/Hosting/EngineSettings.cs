@@ -54,8 +54,10 @@ public sealed record EngineSettings(
         var harvest = SettingsBinder.Bind<HarvestOptions>(config, "Harvest");
         var worker = SettingsBinder.Bind<WorkerOptions>(config, "Worker") with
         {
-            Secrets = config.GetSection("Secrets").GetChildren().Where(c => c.Value is not null)
-                .ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase),
+            Secrets = SecretsOf(config.GetSection("Secrets")),
+            TenantSecrets = config.GetSection("Tenants").GetChildren()
+                .Where(t => t.GetSection("Secrets").Exists())
+                .ToDictionary(t => Tenancy.TenantId.Parse(t.Key, $"Tenants:{t.Key}"), t => (IReadOnlyDictionary<string, string>)SecretsOf(t.GetSection("Secrets"))),
         };
         var database = SettingsBinder.Bind<DatabaseOptions>(config, "");
         var localRoots = new Runs.LocalRoots(config.GetSection("Submit:LocalRoots").GetChildren().Select(c => c.Value).OfType<string>().Where(v => v.Length > 0).ToArray());
@@ -74,4 +76,7 @@ public sealed record EngineSettings(
             localRoots,
             Tenancy.TenantOptions.From(config, localRoots.Allows));
     }
+
+    private static Dictionary<string, string> SecretsOf(IConfigurationSection section) =>
+        section.GetChildren().Where(c => c.Value is not null).ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase);
 }

@@ -44,13 +44,19 @@ public sealed partial class RunSubmitter(
     IContainerRuntime runtime,
     ObjectStoreFactory stores,
     LocalRoots localRoots,
+    TenantOptions tenants,
     TimeProvider time,
     ILogger<RunSubmitter> log,
     ILocalWorkers localWorkers,
     AlgorithmService? algorithms = null)
 {
-    private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides) =>
-        localRoots.Parse(yaml, source, baseDirectory, overrides);
+    /// <summary>Parses a workflow and refuses, before anything is listed or kept, a location outside the owner's (TenantLocations).</summary>
+    private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, RunOwner owner)
+    {
+        var workflow = localRoots.Parse(yaml, source, baseDirectory, overrides);
+        TenantLocations.Check(workflow, owner.Tenant, tenants);
+        return workflow;
+    }
 
     /// <summary>Everything up to queuing for a plan made whole: validate, pin images, list, plan. Writes nothing.</summary>
     private async Task<PreparedRun> PrepareAsync(Workflow workflow, RunOwner owner, CancellationToken cancellationToken)
@@ -100,13 +106,14 @@ public sealed partial class RunSubmitter(
 
     /// <summary>
     /// The plan as it streams, without holding the listing: what can be planned a batch at a
-    /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing. Images are
-    /// pinned as <paramref name="owner"/>'s (the operator's when none is given).
+    /// time (no group_by, no sample sheet) is; the rest is planned whole. Writes nothing. The
+    /// workflow's locations must be <paramref name="owner"/>'s, and its images are pinned as its
+    /// (the operator's when none is given).
     /// </summary>
     public async Task<PlanPreview> PreviewAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, RunOwner? owner = null)
     {
         owner ??= RunOwner.Operator;
-        var workflow = Parse(yaml, source, baseDirectory, overrides);
+        var workflow = Parse(yaml, source, baseDirectory, overrides, owner);
         if (!Planner.CanStream(workflow))
         {
             return Whole(await PrepareAsync(workflow, owner, cancellationToken).ConfigureAwait(false));
@@ -171,7 +178,7 @@ public sealed partial class RunSubmitter(
         };
         var tasks = RecordsThenWorkflowYaml(canaryPlan is null ? plan.Tasks : canaryPlan.Observe(plan.Tasks, cancellationToken), runId, runOutput, yaml, workflow.Output.Uri, cancellationToken);
         // The worker side may start the first step's warm containers while the input is planned.
-        var prewarm = localWorkers.StartAheadAsync(runId, workflow, plan.ImageDigests, cancellationToken);
+        var prewarm = localWorkers.StartAheadAsync(runId, owner.Tenant, workflow, plan.ImageDigests, cancellationToken);
         var count = 0;
         try
         {
@@ -281,6 +288,9 @@ public sealed partial class RunSubmitter(
         {
             throw new PipelinesException($"{workflow.Name}: a run over a given listing cannot use input.samplesheet", retryHelps: false);
         }
+
+        // Checked at registration too; again here, for a trigger registered before its tenant's folders changed.
+        TenantLocations.Check(workflow, (owner ?? RunOwner.Operator).Tenant, tenants);
 
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
         var digests = await ResolveImagesAsync(workflow, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Pipelines.Model;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -59,6 +60,16 @@ public sealed record IngestResult(bool Malformed, string? Note, IReadOnlyList<In
 /// </summary>
 public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider time, ILogger<S3EventIngest> log)
 {
+    /// <summary>
+    /// The ingest of a caller in <paramref name="scope"/>: its events are matched only against that
+    /// tenant's registered workflows (every tenant's for <see cref="TenantScope.All"/>), so one tenant's
+    /// notifications never record work for another's trigger, and its answers name none of them.
+    /// </summary>
+    public S3EventIngest For(TenantScope scope) => new(ledger.For(scope), time, log);
+
+    /// <summary>The ledger as the trigger's own tenant keeps it (the store names a workflow within a tenant).</summary>
+    private ITriggerStore LedgerOf(RegisteredTrigger trigger) => ledger.For(TenantScope.Of(trigger.Tenant));
+
     public async Task<IngestResult> HandleAsync(string jsonBody, CancellationToken cancellationToken)
     {
         S3EventBody body;
@@ -116,7 +127,7 @@ public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider tim
             if ((TriggerKeys.Problem(relative) ?? TriggerKeys.OutputProblem(TriggerKeys.OutputScope(t), relative)) is { } problem)
             {
                 // Recorded, so `pipelines triggers` counts it; it never becomes a pending version.
-                await ledger.RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size ?? 0, r.ETag ?? "-"), LedgerState.Rejected, problem)], "event", now, ct).ConfigureAwait(false);
+                await LedgerOf(t).RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size ?? 0, r.ETag ?? "-"), LedgerState.Rejected, problem)], "event", now, ct).ConfigureAwait(false);
                 notes.Add(Note(IngestOutcome.Rejected, problem, t.Name));
                 continue;
             }
@@ -129,7 +140,7 @@ public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider tim
 
             if (r.Kind == S3EventKind.Removed)
             {
-                var removed = await ledger.MarkDeletedAsync(t.Name, r.Bucket, r.Key, now, ct).ConfigureAwait(false);
+                var removed = await LedgerOf(t).MarkDeletedAsync(t.Name, r.Bucket, r.Key, now, ct).ConfigureAwait(false);
                 notes.Add(Note(IngestOutcome.Removed, removed > 0 ? $"{removed} pending version(s) will not get a run" : "no pending version (a run took it already, or none was recorded)", t.Name));
                 continue;
             }
@@ -140,7 +151,7 @@ public sealed partial class S3EventIngest(ITriggerStore ledger, TimeProvider tim
                 continue;
             }
 
-            var recorded = await ledger.RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size.Value, r.ETag) { LandedAt = r.EventTime }, LedgerState.Pending, null)], "event", now, ct).ConfigureAwait(false);
+            var recorded = await LedgerOf(t).RecordAsync(t.Name, r.Bucket, [(new LedgerObject(r.Key, r.Size.Value, r.ETag) { LandedAt = r.EventTime }, LedgerState.Pending, null)], "event", now, ct).ConfigureAwait(false);
             notes.Add(recorded == 1
                 ? Note(IngestOutcome.Accepted, $"new version {r.ETag}, waits {Quantities.FormatDuration(t.Settle)} of quiet for a run", t.Name)
                 : Note(IngestOutcome.Duplicate, $"version {r.ETag} is in the ledger already", t.Name));

@@ -3,6 +3,7 @@ using Pipelines.Planning;
 using Pipelines.Queue;
 using Pipelines.Runs;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -24,7 +25,8 @@ internal sealed class SubmitterRunStarter(RunSubmitter submitter, IRunStore runs
         var listing = batch.Objects.Select(o => new InputFile(o.Key[trigger.Prefix.Length..], o.Size, o.ETag)).ToList();
         try
         {
-            await submitter.SubmitListingAsync(trigger.Yaml, workflow, listing, batch.RunId, cancellationToken).ConfigureAwait(false);
+            // The run is the trigger's tenant's, and says which trigger submitted it.
+            await submitter.SubmitListingAsync(trigger.Yaml, workflow, listing, batch.RunId, cancellationToken, new RunOwner(trigger.Tenant, "trigger " + trigger.Name)).ConfigureAwait(false);
         }
         catch (DuplicateRunException)
         {

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Pipelines.Model;
 using Pipelines.Runs;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -24,10 +25,13 @@ internal sealed partial class TriggerCycle(
 {
     private const int RecordChunk = 1000;
 
+    /// <summary>The ledger as the trigger's tenant keeps it: the store names a workflow within a tenant (docs/tenants.md).</summary>
+    private ITriggerStore LedgerOf(RegisteredTrigger trigger) => ledger.For(TenantScope.Of(trigger.Tenant));
+
     /// <summary>Runs a cycle if no other process is running one for this trigger; <paramref name="reconcile"/> lists in full.</summary>
     public async Task<CycleResult> RunAsync(RegisteredTrigger trigger, bool reconcile, CancellationToken cancellationToken)
     {
-        await using var held = await ledger.TryLockAsync(trigger.Name, cancellationToken).ConfigureAwait(false);
+        await using var held = await LedgerOf(trigger).TryLockAsync(trigger.Name, cancellationToken).ConfigureAwait(false);
         if (held is null)
         {
             return new CycleResult(false, null, [], []);
@@ -42,7 +46,7 @@ internal sealed partial class TriggerCycle(
         var until = time.GetUtcNow() + wait;
         while (true)
         {
-            await using (var held = await ledger.TryLockAsync(trigger.Name, cancellationToken).ConfigureAwait(false))
+            await using (var held = await LedgerOf(trigger).TryLockAsync(trigger.Name, cancellationToken).ConfigureAwait(false))
             {
                 if (held is not null)
                 {
@@ -61,11 +65,11 @@ internal sealed partial class TriggerCycle(
 
     private async Task<CycleResult> RunLockedAsync(RegisteredTrigger trigger, bool reconcile, CancellationToken ct)
     {
-        if (!await ledger.IsBaselineDoneAsync(trigger.Name, ct).ConfigureAwait(false))
+        if (!await LedgerOf(trigger).IsBaselineDoneAsync(trigger.Name, ct).ConfigureAwait(false))
         {
             // `pipelines register` stopped before it had recorded what was already there; polling
             // now would take every existing object for new work. Registering again finishes it.
-            await ledger.SaveErrorAsync(trigger.Name, "registration did not finish (no baseline listing): run `pipelines register` again", time.GetUtcNow(), ct).ConfigureAwait(false);
+            await LedgerOf(trigger).SaveErrorAsync(trigger.Name, "registration did not finish (no baseline listing): run `pipelines register` again", time.GetUtcNow(), ct).ConfigureAwait(false);
             return new CycleResult(false, null, [], []);
         }
 
@@ -73,7 +77,7 @@ internal sealed partial class TriggerCycle(
         var failed = new List<string>();
 
         // 1. Batches claimed by a process that stopped before their run was queued.
-        foreach (var batch in await ledger.OpenBatchesAsync(trigger.Name, ct).ConfigureAwait(false))
+        foreach (var batch in await LedgerOf(trigger).OpenBatchesAsync(trigger.Name, ct).ConfigureAwait(false))
         {
             LogResuming(log, trigger.Name, batch.RunId, batch.Objects.Count);
             await StartAsync(trigger, batch, started, failed, ct).ConfigureAwait(false);
@@ -86,13 +90,13 @@ internal sealed partial class TriggerCycle(
         while (true)
         {
             var now = time.GetUtcNow();
-            var pending = await ledger.PendingAsync(trigger.Name, ct).ConfigureAwait(false);
+            var pending = await LedgerOf(trigger).PendingAsync(trigger.Name, ct).ConfigureAwait(false);
             if (!SettleRule.Decide(pending, now, trigger.Settle, options.MaxObjectsPerRun).Cut)
             {
                 break;
             }
 
-            var batch = await ledger.ClaimAsync(trigger.Name, RunSubmitter.NewRunId(now), options.MaxObjectsPerRun, now, ct).ConfigureAwait(false);
+            var batch = await LedgerOf(trigger).ClaimAsync(trigger.Name, RunSubmitter.NewRunId(now), options.MaxObjectsPerRun, now, ct).ConfigureAwait(false);
             if (batch is null)
             {
                 break;
@@ -103,7 +107,7 @@ internal sealed partial class TriggerCycle(
             await StartAsync(trigger, batch, started, failed, ct).ConfigureAwait(false);
         }
 
-        await ledger.SaveErrorAsync(trigger.Name, null, time.GetUtcNow(), ct).ConfigureAwait(false);
+        await LedgerOf(trigger).SaveErrorAsync(trigger.Name, null, time.GetUtcNow(), ct).ConfigureAwait(false);
         return new CycleResult(true, poll, started, failed);
     }
 
@@ -118,7 +122,7 @@ internal sealed partial class TriggerCycle(
             // It never will start (the workflow no longer parses, an image does not exist, no
             // object matched group_by): the batch ends failed with the reason, its objects stay
             // claimed by it, and nothing is retried in a loop.
-            await ledger.FinishBatchAsync(batch.RunId, started: false, e.Message, time.GetUtcNow(), ct).ConfigureAwait(false);
+            await LedgerOf(trigger).FinishBatchAsync(batch.RunId, started: false, e.Message, time.GetUtcNow(), ct).ConfigureAwait(false);
             LogBatchFailed(log, trigger.Name, batch.RunId, e.Message);
             failed.Add(batch.RunId);
             return;
@@ -127,7 +131,7 @@ internal sealed partial class TriggerCycle(
         // An outage (thrown above as retryable, or any other exception) leaves the batch claimed
         // for the next cycle. If the run was queued but this update is lost, the next cycle finds
         // the run and only re-enqueues its still-queued tasks: the run is never created twice.
-        await ledger.FinishBatchAsync(batch.RunId, started: true, null, time.GetUtcNow(), ct).ConfigureAwait(false);
+        await LedgerOf(trigger).FinishBatchAsync(batch.RunId, started: true, null, time.GetUtcNow(), ct).ConfigureAwait(false);
         if ((batch.LandedAt ?? batch.FirstSeenAt) is { } landed)
         {
             // Landed is the bucket's clock, now ours: a skewed bucket clock would give a negative lag, which TriggerLagged clamps at 0.
@@ -140,12 +144,12 @@ internal sealed partial class TriggerCycle(
 
     private async Task<PollOutcome> PollAsync(RegisteredTrigger trigger, bool reconcile, CancellationToken ct)
     {
-        var state = await ledger.GetPollStateAsync(trigger.Name, ct).ConfigureAwait(false);
+        var state = await LedgerOf(trigger).GetPollStateAsync(trigger.Name, ct).ConfigureAwait(false);
         var (full, startAfter) = ListingRule.Choose(state, reconcile, options.FullListingLimit);
         var at = time.GetUtcNow();
-        var (listed, recorded, last) = await ListIntoLedgerAsync(stores, ledger, trigger, startAfter, LedgerState.Pending, full ? (reconcile ? "reconcile" : "full") : "incremental", at, ct).ConfigureAwait(false);
+        var (listed, recorded, last) = await ListIntoLedgerAsync(stores, LedgerOf(trigger), trigger, startAfter, LedgerState.Pending, full ? (reconcile ? "reconcile" : "full") : "incremental", at, ct).ConfigureAwait(false);
         var outcome = new PollOutcome(at, full ? (reconcile ? "reconcile" : "full") : "incremental", listed, recorded, last, null);
-        await ledger.SavePollAsync(trigger.Name, outcome, full, ct).ConfigureAwait(false);
+        await LedgerOf(trigger).SavePollAsync(trigger.Name, outcome, full, ct).ConfigureAwait(false);
         if (recorded > 0)
         {
             LogRecorded(log, trigger.Name, recorded, outcome.Mode, listed);

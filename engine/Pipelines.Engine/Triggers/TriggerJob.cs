@@ -1,4 +1,5 @@
 using Pipelines.Queue;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -19,7 +20,10 @@ internal sealed class TriggerJob(ITriggerStore ledger, TriggerCycle cycle, IRecu
 
     public async Task RunAsync(string key, CancellationToken cancellationToken)
     {
-        var trigger = await ledger.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        // The key names the trigger in its tenant (RegisteredTrigger.JobKeyOf): a name alone is the default tenant's.
+        var trigger = RegisteredTrigger.ParseJobKey(key) is var (tenant, name)
+            ? await ledger.For(TenantScope.Of(tenant)).GetAsync(name, cancellationToken).ConfigureAwait(false)
+            : null;
         if (trigger is null)
         {
             recurring.RemoveIfExists(RegisteredTrigger.RecurringJobIdOf(key));

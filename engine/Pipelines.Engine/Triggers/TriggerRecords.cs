@@ -25,9 +25,32 @@ public sealed record RegisteredTrigger(
     public TenantId Tenant { get; init; } = TenantId.Default;
 
     /// <summary>The Hangfire recurring job's id, readable on the dashboard.</summary>
-    public string RecurringJobId => RecurringJobIdOf(Name);
+    public string RecurringJobId => RecurringJobIdOf(JobKey);
 
-    public static string RecurringJobIdOf(string name) => "trigger:" + name;
+    /// <summary>What the recurring job carries to name this trigger (<see cref="JobKeyOf"/>).</summary>
+    public string JobKey => JobKeyOf(Tenant, Name);
+
+    /// <summary>The recurring job's id for a job key: trigger:NAME, or trigger:TENANT/NAME.</summary>
+    public static string RecurringJobIdOf(string jobKey) => "trigger:" + jobKey;
+
+    /// <summary>
+    /// A trigger's key in its recurring job: the name for the default tenant (the key every
+    /// deployment before tenants has, so its job stays the same), TENANT/NAME for another (neither
+    /// a tenant id nor a workflow name holds a '/').
+    /// </summary>
+    public static string JobKeyOf(TenantId tenant, string name) => tenant.IsDefault ? name : $"{tenant}/{name}";
+
+    /// <summary>The tenant and the name a job key names (<see cref="JobKeyOf"/>); null for a key no trigger can have.</summary>
+    public static (TenantId Tenant, string Name)? ParseJobKey(string key)
+    {
+        var slash = key.IndexOf('/', StringComparison.Ordinal);
+        if (slash < 0)
+        {
+            return (TenantId.Default, key);
+        }
+
+        return TenantId.TryParse(key[..slash]) is { } tenant ? (tenant, key[(slash + 1)..]) : null;
+    }
 }
 
 /// <summary>Where an object version is in the ledger.</summary>

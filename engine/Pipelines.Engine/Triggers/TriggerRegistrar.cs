@@ -1,6 +1,7 @@
 using Pipelines.Model;
 using Pipelines.Queue;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -9,13 +10,24 @@ public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long E
 
 /// <summary>
 /// Registers a workflow with a trigger block: validate, record it, take the baseline (the objects
-/// already under trigger.uri are not new work, unless asked), and add the recurring job.
+/// already under trigger.uri are not new work, unless asked), and add the recurring job. The
+/// engine's registrar works in the default tenant; <see cref="For"/> gives one that registers,
+/// checks locations and unregisters in another (docs/tenants.md).
 /// </summary>
-public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobs recurring, TriggerOptions options, Runs.LocalRoots localRoots, TimeProvider time)
+public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobs recurring, TriggerOptions options, Runs.LocalRoots localRoots, TenantOptions tenants, TimeProvider time)
 {
+    private TenantId _tenant = TenantId.Default;
+
+    /// <summary>The registrar of <paramref name="tenant"/>: its workflows, its locations, its recurring jobs.</summary>
+    public TriggerRegistrar For(TenantId tenant) =>
+        new(ledger.For(TenantScope.Of(tenant)), stores, recurring, options, localRoots, tenants, time) { _tenant = tenant };
+
     public async Task<Registration> RegisterAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, bool processExisting, CancellationToken cancellationToken)
     {
         var workflow = localRoots.Parse(yaml, source, baseDirectory, overrides);
+
+        // input.uri, output.uri and trigger.uri must be this tenant's (400 naming the field), before anything is listed.
+        TenantLocations.Check(workflow, _tenant, tenants);
         var spec = workflow.Trigger
             ?? throw new PipelinesException($"{source} has no trigger block: there is nothing to register (`pipelines run` runs it once)", retryHelps: false);
         if (!spec.Uri.StartsWith("s3://", StringComparison.Ordinal))
@@ -32,7 +44,10 @@ public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory st
         var bucket = location.Bucket!;
         var trigger = new RegisteredTrigger(
             workflow.Name, yaml, source, baseDirectory, overrides, location.Uri, bucket, location.Prefix,
-            spec.Include, workflow.Input.Exclude, spec.Settle, time.GetUtcNow());
+            spec.Include, workflow.Input.Exclude, spec.Settle, time.GetUtcNow())
+        {
+            Tenant = _tenant,
+        };
 
         // The runs' view of the workflow must plan: checked now, not at the first upload.
         SubmitterRunStarter.ForTrigger(trigger);
@@ -66,17 +81,21 @@ public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory st
             }
         }
 
-        AddRecurringJob(recurring, trigger.Name, options);
+        AddRecurringJob(recurring, trigger.JobKey, options);
         return new Registration(trigger, needsBaseline, existing, processExisting);
     }
 
     public async Task<bool> UnregisterAsync(string name, CancellationToken cancellationToken)
     {
-        recurring.RemoveIfExists(RegisteredTrigger.RecurringJobIdOf(name));
+        // This tenant's job only: another tenant's workflow of the same name keeps its own.
+        recurring.RemoveIfExists(RegisteredTrigger.RecurringJobIdOf(RegisteredTrigger.JobKeyOf(_tenant, name)));
         return await ledger.RemoveAsync(name, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>The reconciliation job of a trigger, on the dashboard's Recurring Jobs page as trigger:&lt;name&gt;.</summary>
-    public static void AddRecurringJob(IRecurringJobs recurring, string name, TriggerOptions options) =>
-        recurring.AddOrUpdate(RegisteredTrigger.RecurringJobIdOf(name), TriggerJob.Queue, TriggerJob.JobKind, name, options.ReconcileCron());
+    /// <summary>
+    /// The reconciliation job of a trigger (<paramref name="jobKey"/>: <see cref="RegisteredTrigger.JobKey"/>), on the
+    /// dashboard's Recurring Jobs page as trigger:&lt;name&gt; (trigger:&lt;tenant&gt;/&lt;name&gt; for a tenant other than default).
+    /// </summary>
+    public static void AddRecurringJob(IRecurringJobs recurring, string jobKey, TriggerOptions options) =>
+        recurring.AddOrUpdate(RegisteredTrigger.RecurringJobIdOf(jobKey), TriggerJob.Queue, TriggerJob.JobKind, jobKey, options.ReconcileCron());
 }

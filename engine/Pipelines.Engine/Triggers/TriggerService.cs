@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Queue;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Triggers;
 
@@ -49,29 +50,29 @@ internal sealed partial class TriggerService(
         {
             try
             {
-                if (_jobs.Add(trigger.Name))
+                if (_jobs.Add(trigger.JobKey))
                 {
                     // Registered by `pipelines register` too; again here so that a changed
                     // ReconcileInterval or a job deleted on the dashboard comes back.
-                    TriggerRegistrar.AddRecurringJob(recurring, trigger.Name, options);
+                    TriggerRegistrar.AddRecurringJob(recurring, trigger.JobKey, options);
                 }
 
                 await cycle.RunAsync(trigger, reconcile: false, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
-                _jobs.Remove(trigger.Name);
+                _jobs.Remove(trigger.JobKey);
                 LogCycleFailed(log, trigger.Name, e.Message);
-                await RecordErrorAsync(trigger.Name, e.Message, ct).ConfigureAwait(false);
+                await RecordErrorAsync(trigger, e.Message, ct).ConfigureAwait(false);
             }
         }
     }
 
-    private async Task RecordErrorAsync(string workflow, string error, CancellationToken ct)
+    private async Task RecordErrorAsync(RegisteredTrigger trigger, string error, CancellationToken ct)
     {
         try
         {
-            await ledger.SaveErrorAsync(workflow, error, time.GetUtcNow(), ct).ConfigureAwait(false);
+            await ledger.For(TenantScope.Of(trigger.Tenant)).SaveErrorAsync(trigger.Name, error, time.GetUtcNow(), ct).ConfigureAwait(false);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
         {

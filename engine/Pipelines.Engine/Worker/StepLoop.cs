@@ -67,7 +67,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 AttemptStop? stop = null;
                 try
                 {
-                    var secrets = options.SecretsFor(step.Name, step.Secrets);
+                    var secrets = options.SecretsFor(run.Tenant, step.Name, step.Secrets);
                     var warm = Warm(step, stepLog);
                     using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", warm))
                     {

@@ -5,6 +5,7 @@ using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Queue;
 using Pipelines.Runs;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Worker;
 
@@ -51,7 +52,7 @@ internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue qu
     /// task is delivered. Never fails the submission: a container that cannot start is logged, and
     /// the tasks meet the cause themselves.
     /// </summary>
-    public async Task StartAheadAsync(string runId, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
+    public async Task StartAheadAsync(string runId, TenantId tenant, Workflow workflow, IReadOnlyDictionary<string, string> digests, CancellationToken ct)
     {
         if (pool is not { CanFork: true } || harvester is not { Policy: HarvestPolicy.Always } || workflow.Steps is not [{ Reuse: true } first, ..])
         {
@@ -68,7 +69,7 @@ internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue qu
 
             var digest = digests[first.Image];
             await runtime.EnsureImageAsync(digest, ct, pullFrom: first.Image).ConfigureAwait(false);
-            pool.Prewarm(SpecOf(runId, first.Name, digest, first.Resources, options.SecretsFor(first.Name, first.Secrets), options), options.Concurrency);
+            pool.Prewarm(SpecOf(runId, first.Name, digest, first.Resources, options.SecretsFor(tenant, first.Name, first.Secrets), options), options.Concurrency);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -2,6 +2,7 @@ using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Model;
 using Pipelines.Settings;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Worker;
 
@@ -106,11 +107,28 @@ public sealed record WorkerOptions
     /// <summary>How the warm pool holds its idle containers to their quotas: as a running attempt, every QuotaPollInterval, keeping MinScratchFree.</summary>
     public QuotaWatch QuotaWatch() => new(QuotaPollInterval, MinScratchFree);
 
-    /// <summary>The secrets one step asks for, by the names it gives; a name this worker lacks fails the step.</summary>
-    public IReadOnlyDictionary<string, string> SecretsFor(string step, IReadOnlyList<string> names) => names.ToDictionary(
-        n => n,
-        n => Secrets.TryGetValue(n, out var v)
-            ? v
-            : throw new PipelinesException($"this worker has no secret {n}: set Secrets:{n} in its configuration, or PIPELINES_Secrets__{n} (step '{step}' asks for it)", retryHelps: false),
-        StringComparer.Ordinal);
+    /// <summary>
+    /// Values of the secrets of each tenant other than default (configuration Tenants:&lt;id&gt;:Secrets,
+    /// e.g. PIPELINES_Tenants__lab-a__Secrets__API_TOKEN), read once at start. The default tenant's are
+    /// <see cref="Secrets"/> (with Tenants:default:Secrets, if listed, taking precedence).
+    /// </summary>
+    public IReadOnlyDictionary<TenantId, IReadOnlyDictionary<string, string>> TenantSecrets { get; init; } = new Dictionary<TenantId, IReadOnlyDictionary<string, string>>();
+
+    /// <summary>
+    /// The secrets one step (or function) of <paramref name="tenant"/> asks for, by the names it gives;
+    /// a name this worker lacks for that tenant fails the step. Another tenant's secret of that name is
+    /// not there for it, and the refusal is the same words as for a secret no one has (docs/tenants.md).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> SecretsFor(TenantId tenant, string step, IReadOnlyList<string> names)
+    {
+        var own = TenantSecrets.GetValueOrDefault(tenant);
+        var shared = tenant.IsDefault ? Secrets : null;
+        var setting = tenant.IsDefault ? "Secrets:" : $"Tenants:{tenant}:Secrets:";
+        return names.ToDictionary(
+            n => n,
+            n => own is not null && own.TryGetValue(n, out var v) ? v
+                : shared is not null && shared.TryGetValue(n, out v) ? v
+                : throw new PipelinesException($"this worker has no secret {n}: set {setting}{n} in its configuration, or PIPELINES_{setting.Replace(":", "__", StringComparison.Ordinal)}{n} (step '{step}' asks for it)", retryHelps: false),
+            StringComparer.Ordinal);
+    }
 }

@@ -56,6 +56,13 @@ internal sealed partial class TenantContext
             throw new BadHttpRequestException(e.Message, StatusCodes.Status400BadRequest, e);
         }
 
+        // Only an admin key names a tenant; one the server does not have is refused rather than
+        // shown as empty (and no view is made for it: the services keep one per tenant).
+        if (scope.Tenant is { } named && !http.RequestServices.GetRequiredService<TenantOptions>().Exists(named))
+        {
+            throw new BadHttpRequestException($"tenant: this server has no tenant '{named}'", StatusCodes.Status400BadRequest);
+        }
+
         var owner = new RunOwner(scope.Tenant ?? Access.TenantOf(http.User), Access.Who(http.User));
         context = new TenantContext(http.RequestServices, scope, owner);
         http.Items[Key] = context;

@@ -194,6 +194,12 @@ internal static partial class FunctionsApi
                 http.Response.Headers["Pipelines-Algorithm-Version"] = algorithmVersion;
             }
 
+            if (outcome.Content is { } content)
+            {
+                http.Response.StatusCode = outcome.HttpStatus;
+                return TypedResults.Bytes(content, outcome.ContentType);
+            }
+
             if (outcome.OutputPath is not null)
             {
                 http.Response.StatusCode = outcome.HttpStatus;

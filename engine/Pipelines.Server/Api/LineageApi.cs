@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Pipelines.Lineage;
 using Pipelines.RunStore;
+using Pipelines.Server.Access;
 using Pipelines.Storage;
 
 namespace Pipelines.Server.Api;
@@ -17,7 +18,7 @@ internal static class LineageApi
             .WithSummary("What produced a file of a run (uri: s3:// or, for runs of this server, a local path), or one row of a results file (row=N, or key=VALUE with an optional column).");
 
     private static async Task<Results<Ok<LineageAnswer>, ProblemHttpResult>> ExplainAsync(
-        string? uri, long? row, string? key, string? column, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+        string? uri, long? row, string? key, string? column, TenantContext tenant, ObjectStoreFactory stores, CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(uri))
         {
@@ -25,15 +26,20 @@ internal static class LineageApi
         }
 
         // The server runs as root: a local path answers only inside the output folder of a run it knows,
-        // so that a key holder cannot probe the host's folders through lineage.
-        if (!uri.StartsWith("s3://", StringComparison.Ordinal) && !await InKnownRunAsync(uri, store, stores, ct))
+        // so that a key holder cannot probe the host's folders through lineage. On a server with
+        // tenants an s3 URI does too (of a run of the caller's tenant): the server's credentials read
+        // every tenant's bucket, and a run folder of another tenant must answer as no run at all.
+        var s3 = uri.StartsWith("s3://", StringComparison.Ordinal);
+        if ((!s3 || tenant.Confined) && !await InKnownRunAsync(uri, tenant.Runs, stores, ct))
         {
-            return TypedResults.Problem(statusCode: 404, title: "Not a run of this server", detail: $"{uri} is not inside the output folder of a run this server knows; local paths answer only for those (s3:// URIs for any run)");
+            return TypedResults.Problem(statusCode: 404, title: "Not a run of this server", detail: tenant.Confined
+                ? $"{uri} is not inside the output folder of a run this server knows"
+                : $"{uri} is not inside the output folder of a run this server knows; local paths answer only for those (s3:// URIs for any run)");
         }
 
         try
         {
-            return TypedResults.Ok(await new LineageService(stores, store).ExplainAsync(new LineageRequest(uri, row, key, column), ct));
+            return TypedResults.Ok(await new LineageService(stores, tenant.Runs).ExplainAsync(new LineageRequest(uri, row, key, column), ct));
         }
         catch (PipelinesException e) when (!e.RetryHelps)
         {
@@ -43,8 +49,11 @@ internal static class LineageApi
 
     private static async Task<bool> InKnownRunAsync(string uri, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
     {
-        var full = Path.GetFullPath(uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri);
-        if (full.Split('/').Contains(".."))
+        var s3 = uri.StartsWith("s3://", StringComparison.Ordinal);
+        var full = s3 ? uri : Path.GetFullPath(uri.StartsWith("file://", StringComparison.Ordinal) ? uri["file://".Length..] : uri);
+
+        // S3 keeps . and .. in a key literally (a local path has them resolved above): no run folder names them.
+        if (full.Split('/').Any(s => s is "." or ".."))
         {
             return false;
         }
@@ -53,7 +62,7 @@ internal static class LineageApi
         for (var i = segments.Length - 1; i >= 0; i--)
         {
             var run = await store.GetRunAsync(segments[i], ct);
-            if (run is not null && !run.OutputUri.StartsWith("s3://", StringComparison.Ordinal))
+            if (run is not null && run.OutputUri.StartsWith("s3://", StringComparison.Ordinal) == s3)
             {
                 var folder = stores.Open(run.OutputUri).Uri;
                 if (full.StartsWith(folder, StringComparison.Ordinal))

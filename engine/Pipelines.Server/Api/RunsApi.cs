@@ -48,7 +48,7 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<Accepted<SubmittedRunView>, ProblemHttpResult>> SubmitAsync(
-        HttpRequest request, RunSubmitter submitter, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+        HttpRequest request, RunSubmitter submitter, TenantContext tenant, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
         var (body, problem) = await WorkflowBody.ReadAsync(request, "submission", ct);
         if (body is null)
@@ -61,7 +61,8 @@ internal static partial class RunsApi
             var canary = CanaryRequest.Parse(body.Canary.Candidate, body.Canary.Sample, body.Canary.Tolerance);
 
             // An API submission has no folder: the parser refuses relative local paths (baseDirectory null).
-            var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct, canary);
+            // The run is the caller's tenant's, and its locations must be that tenant's (400 naming the field).
+            var run = await submitter.SubmitAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, ct, canary, tenant.Owner);
             LogSubmitted(logs.CreateLogger("Pipelines.Server.Api"), run.RunId, run.WorkflowName, Access.Access.Who(user));
             var url = RunUrl(run.RunId);
             var warnings = run.Warnings.Select(w => w.Text).ToList();
@@ -78,7 +79,7 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<Ok<PageView<RunView>>, ProblemHttpResult>> ListAsync(
-        IRunStore store, TimeProvider time, string? workflow, string? state, string? since, int? offset, int? limit, CancellationToken ct)
+        TenantContext tenant, TimeProvider time, string? workflow, string? state, string? since, int? offset, int? limit, CancellationToken ct)
     {
         RunQuery query;
         try
@@ -95,19 +96,21 @@ internal static partial class RunsApi
             return TypedResults.Problem(statusCode: 400, title: "Bad filter", detail: e.Message);
         }
 
-        var page = await RunCatalog.ListAsync(store, query, ct);
+        var page = await RunCatalog.ListAsync(tenant.Runs, query, ct);
         return TypedResults.Ok(new PageView<RunView>(page.Items.Select(r => View(r.Run, r.Counts)).ToList(), page.Total, query.Offset, query.Limit));
     }
 
-    private static async Task<Results<Ok<RunView>, ProblemHttpResult>> GetAsync(string runId, IRunStore store, CancellationToken ct)
+    private static async Task<Results<Ok<RunView>, ProblemHttpResult>> GetAsync(string runId, TenantContext tenant, CancellationToken ct)
     {
+        var store = tenant.Runs;
         var run = await store.GetRunAsync(runId, ct);
         return run is null ? NoSuchRun(runId) : TypedResults.Ok(View(run, await store.CountTasksAsync(runId, ct)));
     }
 
     private static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> TasksAsync(
-        string runId, IRunStore store, string? state, int? offset, int? limit, CancellationToken ct)
+        string runId, TenantContext tenant, string? state, int? offset, int? limit, CancellationToken ct)
     {
+        var store = tenant.Runs;
         TaskState? taskState = null;
         if (state is not null)
         {
@@ -141,15 +144,15 @@ internal static partial class RunsApi
         return TypedResults.Ok(new PageView<TaskView>(views, page.Total, o, l));
     }
 
-    private static async Task<Results<Ok<RunExplanation>, ProblemHttpResult>> ExplainRunAsync(string runId, IRunStore store, CancellationToken ct)
+    private static async Task<Results<Ok<RunExplanation>, ProblemHttpResult>> ExplainRunAsync(string runId, TenantContext tenant, CancellationToken ct)
     {
-        var read = await Explainer.ReadRunStoreAsync(store, runId, ct);
+        var read = await Explainer.ReadRunStoreAsync(tenant.Runs, runId, ct);
         return read is not var (rows, tasks) ? NoSuchRun(runId) : TypedResults.Ok(Explainer.Run(runId, rows, tasks));
     }
 
-    private static async Task<Results<Ok<TaskExplanation>, ProblemHttpResult>> ExplainTaskAsync(string runId, string task, IRunStore store, CancellationToken ct)
+    private static async Task<Results<Ok<TaskExplanation>, ProblemHttpResult>> ExplainTaskAsync(string runId, string task, TenantContext tenant, CancellationToken ct)
     {
-        var read = await Explainer.ReadRunStoreAsync(store, runId, ct);
+        var read = await Explainer.ReadRunStoreAsync(tenant.Runs, runId, ct);
         if (read is not var (rows, tasks))
         {
             return NoSuchRun(runId);
@@ -161,10 +164,10 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<Accepted<RunView>, ProblemHttpResult>> CancelAsync(
-        string runId, IRunStore store, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+        string runId, TenantContext tenant, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
         var who = Access.Access.Who(user);
-        var cancelled = await RunCatalog.CancelAsync(store, runId, who, ct);
+        var cancelled = await RunCatalog.CancelAsync(tenant.Runs, runId, who, ct);
         switch (cancelled.Outcome)
         {
             case RunCatalog.CancelOutcome.NotFound:
@@ -177,8 +180,9 @@ internal static partial class RunsApi
         }
     }
 
-    private static async Task<Results<Ok<LogsView>, ProblemHttpResult>> LogsAsync(string runId, string? task, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+    private static async Task<Results<Ok<LogsView>, ProblemHttpResult>> LogsAsync(string runId, string? task, TenantContext tenant, ObjectStoreFactory stores, CancellationToken ct)
     {
+        var store = tenant.Runs;
         var run = await store.GetRunAsync(runId, ct);
         if (run is null)
         {
@@ -202,8 +206,9 @@ internal static partial class RunsApi
     }
 
     private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> FileAsync(
-        string runId, string path, HttpContext http, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+        string runId, string path, HttpContext http, TenantContext tenant, ObjectStoreFactory stores, CancellationToken ct)
     {
+        var store = tenant.Runs;
         var run = await store.GetRunAsync(runId, ct);
         if (run is null)
         {
@@ -234,8 +239,9 @@ internal static partial class RunsApi
         }
     }
 
-    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> CanaryAsync(string runId, IRunStore store, ObjectStoreFactory stores, CancellationToken ct)
+    private static async Task<Results<FileContentHttpResult, ProblemHttpResult>> CanaryAsync(string runId, TenantContext tenant, ObjectStoreFactory stores, CancellationToken ct)
     {
+        var store = tenant.Runs;
         var run = await store.GetRunAsync(runId, ct);
         if (run is null)
         {

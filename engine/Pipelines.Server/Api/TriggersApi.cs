@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using Pipelines.Model;
+using Pipelines.Server.Access;
 using Pipelines.Triggers;
 
 namespace Pipelines.Server.Api;
@@ -35,7 +36,7 @@ internal static partial class TriggersApi
     }
 
     private static async Task<Results<Created<Registration>, ProblemHttpResult>> RegisterAsync(
-        HttpRequest request, TriggerRegistrar registrar, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+        HttpRequest request, TenantContext tenant, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
         var (body, problem) = await WorkflowBody.ReadAsync(request, "registration", ct);
         if (body is null)
@@ -45,7 +46,7 @@ internal static partial class TriggersApi
 
         try
         {
-            var registration = await registrar.RegisterAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, body.ProcessExisting, ct);
+            var registration = await tenant.Registrar.RegisterAsync(body.Yaml, "the submitted workflow", baseDirectory: null, body.Set, body.ProcessExisting, ct);
             LogRegistered(logs.CreateLogger("Pipelines.Server.Api"), registration.Trigger.Name, Access.Access.Who(user));
             return TypedResults.Created($"/api/workflows/{Uri.EscapeDataString(registration.Trigger.Name)}", registration);
         }
@@ -55,12 +56,12 @@ internal static partial class TriggersApi
         }
     }
 
-    private static async Task<Ok<IReadOnlyList<TriggerSummary>>> ListAsync(ITriggerStore ledger, CancellationToken ct) =>
-        TypedResults.Ok(await ledger.SummariesAsync(ct));
+    private static async Task<Ok<IReadOnlyList<TriggerSummary>>> ListAsync(TenantContext tenant, CancellationToken ct) =>
+        TypedResults.Ok(await tenant.Triggers.SummariesAsync(ct));
 
-    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, TriggerRegistrar registrar, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
+    private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string name, TenantContext tenant, ClaimsPrincipal user, ILoggerFactory logs, CancellationToken ct)
     {
-        if (!await registrar.UnregisterAsync(name, ct))
+        if (!await tenant.Registrar.UnregisterAsync(name, ct))
         {
             return TypedResults.Problem(statusCode: 404, title: "No such workflow", detail: $"no registered workflow is named '{name}'");
         }
@@ -69,11 +70,11 @@ internal static partial class TriggersApi
         return TypedResults.NoContent();
     }
 
-    private static async Task<Results<Ok<IngestResult>, ProblemHttpResult>> IngestAsync(HttpRequest request, S3EventIngest ingest, CancellationToken ct)
+    private static async Task<Results<Ok<IngestResult>, ProblemHttpResult>> IngestAsync(HttpRequest request, TenantContext tenant, CancellationToken ct)
     {
         using var reader = new StreamReader(request.Body, Encoding.UTF8);
         var body = await reader.ReadToEndAsync(ct);
-        var result = await ingest.HandleAsync(body, ct);
+        var result = await tenant.Ingest.HandleAsync(body, ct);
         if (result.Malformed)
         {
             return TypedResults.Problem(statusCode: 400, title: "Not an S3 event notification", detail: result.Note ?? result.Summary);

@@ -2,10 +2,12 @@ using System.Globalization;
 using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.Dashboard.Pages;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Gather;
 using Pipelines.Runs;
 using Pipelines.RunStore;
+using Pipelines.Server.Access;
 using Pipelines.Server.Api;
 using Pipelines.Storage;
 using static Pipelines.Server.Dashboard.RunHtml;
@@ -22,13 +24,15 @@ internal sealed class RunPage(string runId) : RazorPage
         Layout = new LayoutPage("Run " + runId);
         var http = Context.GetHttpContext();
         var ct = http.RequestAborted;
-        var store = http.RequestServices.GetRequiredService<IRunStore>();
+        var store = TenantContext.Of(http).Runs;
 
         // Hangfire renders pages synchronously; the run store is asynchronous.
         var run = store.GetRunAsync(runId, ct).GetAwaiter().GetResult();
         WriteLiteral($"<div class=\"row\"><div class=\"col-md-12\"><h1 class=\"page-header\">Run <code>{E(runId)}</code></h1>");
         if (run is null)
         {
+            // Another tenant's run reads as a missing one, status and page alike (docs/tenants.md).
+            http.Response.StatusCode = StatusCodes.Status404NotFound;
             WriteLiteral($"<div class=\"alert alert-warning\">There is no run {E(runId)}. <a href=\"{E(Url.To("/runs"))}\">All runs</a></div></div></div>");
             return;
         }

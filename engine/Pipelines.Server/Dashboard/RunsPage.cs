@@ -5,6 +5,7 @@ using Hangfire.Dashboard.Pages;
 using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Runs;
 using Pipelines.RunStore;
+using Pipelines.Server.Access;
 using Pipelines.Server.Api;
 using static Pipelines.Server.Dashboard.RunHtml;
 
@@ -19,7 +20,7 @@ internal sealed class RunsPage : RazorPage
     {
         Layout = new LayoutPage("Runs");
         var http = Context.GetHttpContext();
-        var store = http.RequestServices.GetRequiredService<IRunStore>();
+        var store = TenantContext.Of(http).Runs;
         var state = Enum.TryParse<RunState>(Query("state"), ignoreCase: true, out var s) ? s : (RunState?)null;
         var from = int.TryParse(Query("from"), NumberStyles.None, CultureInfo.InvariantCulture, out var f) ? f : 0;
 

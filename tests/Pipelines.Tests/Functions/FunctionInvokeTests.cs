@@ -137,6 +137,39 @@ public sealed class FunctionInvokeTests(FunctionServerFixture fixture) : IClassF
     }
 
     [Fact]
+    public async Task An_output_up_to_64_KiB_held_in_memory_and_one_past_it_streamed_from_its_file_are_each_answered_byte_for_byte()
+    {
+        using var http = fixture.Client();
+        await DeployAsync(http, $$"""
+            name: echo-sizes
+            image: {{ForkImage}}
+            command: ["cp", "{input}", "/out/echo.bin"]
+            output: echo.bin
+            max_request_size: 1Mi
+            max: 1
+            """);
+
+        // 64 KiB is the largest answer held in memory (FunctionInvoker.SmallFile); one byte more is copied to a file and streamed.
+        var sizes = new[] { 12, 64 * 1024, 64 * 1024 + 1, 300_000 };
+        var sent = sizes.Select(n => Enumerable.Range(0, n).Select(i => (byte)(i * 7 % 251)).ToArray()).ToList();
+        foreach (var body in sent)
+        {
+            using var response = await http.PostAsync("/api/functions/echo-sizes/invoke", new ByteArrayContent(body));
+            var answer = await response.Content.ReadAsByteArrayAsync();
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal(body, answer);
+        }
+
+        var rows = (await GetJsonAsync(http, "/api/functions/echo-sizes/invocations")).EnumerateArray().Reverse().ToList();
+        Assert.Equal(sizes.Length, rows.Count);
+        for (var i = 0; i < sizes.Length; i++)
+        {
+            Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(sent[i])), rows[i].GetProperty("outputSha256").GetString());
+            Assert.Equal(sizes[i], rows[i].GetProperty("outputBytes").GetInt64());
+        }
+    }
+
+    [Fact]
     public async Task An_http_function_loads_its_model_once_and_serves_the_request_body()
     {
         using var http = fixture.Client();

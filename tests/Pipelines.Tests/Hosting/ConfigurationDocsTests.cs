@@ -23,6 +23,7 @@ public sealed partial class ConfigurationDocsTests
         "Algorithms:Registries:LABEL:Host", "Algorithms:Registries:LABEL:Username", "Algorithms:Registries:LABEL:Password", // AlgorithmOptions.From
         "Server:Urls", "Server:Roles", "Server:Keys", "Server:Bucket", // Pipelines.Server/ServerOptions.From
         "Tenants:ID:Name", "Tenants:ID:Output", "Tenants:ID:Inputs", // Tenancy/TenantOptions.From
+        "Tenants:ID:Secrets:NAME", // Hosting/EngineSettings.Read
     ];
 
     private static Dictionary<string, List<string>> Rows()

@@ -259,7 +259,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         var input = new FunctionInput(inDir, [new InputPart(InputNames.Default, path, bytes.Length)], null, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length);
         using var cancel = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var outcome = await invoker.InvokeAsync(function, input, id, outDir, synchronous: true, cancel.Token);
-        return (outcome, outcome.OutputPath is { } output ? await File.ReadAllTextAsync(output) : "");
+        return (outcome, outcome.Content is { } content ? Encoding.UTF8.GetString(content) : outcome.OutputPath is { } output ? await File.ReadAllTextAsync(output) : "");
     }
 
     public async Task DisposeAsync()

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Docker.DotNet;
+using Microsoft.Extensions.Configuration;
 using Npgsql;
 using Pipelines.Storage;
 using Pipelines.Tests.Server;
@@ -264,6 +265,33 @@ public sealed partial class SecretsTests(SecretsFixture fixture, ITestOutputHelp
         Assert.Equal("S3Settings { Endpoint = http://s3.example, AccessKey = access, Region = us-east-1 }", s3.ToString());
         Assert.Equal("AccessKey { Role = Full, Name = operator, Tenant = default }", key.ToString());
         Assert.DoesNotContain(fixture.TestSecret, $"{s3} {s3 with { Region = "x" }}", StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_step_of_one_tenant_never_gets_another_tenants_secret_and_hears_what_it_would_for_a_missing_one()
+    {
+        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Secrets:SHARED_TOKEN"] = "default-value",
+            ["Tenants:lab-a:Output"] = "s3://data/lab-a/",
+            ["Tenants:lab-a:Secrets:A_TOKEN"] = "a-value",
+            ["Tenants:lab-b:Output"] = "s3://data/lab-b/",
+            ["Tenants:lab-b:Secrets:B_TOKEN"] = fixture.TestSecret,
+        }).Build();
+        var worker = Pipelines.Hosting.EngineSettings.Read(config).Worker;
+        var labA = Pipelines.Tenancy.TenantId.Parse("lab-a", "test");
+        string Refusal(Pipelines.Tenancy.TenantId tenant, string name) =>
+            Assert.Throws<PipelinesException>(() => worker.SecretsFor(tenant, "use", [name])).Message.Replace(name, "X", StringComparison.Ordinal);
+
+        Assert.Equal("a-value", worker.SecretsFor(labA, "use", ["A_TOKEN"])["A_TOKEN"]);
+        Assert.Equal("default-value", worker.SecretsFor(Pipelines.Tenancy.TenantId.Default, "use", ["SHARED_TOKEN"])["SHARED_TOKEN"]);
+        Assert.Equal(
+            "this worker has no secret X: set Tenants:lab-a:Secrets:X in its configuration, or PIPELINES_Tenants__lab-a__Secrets__X (step 'use' asks for it)",
+            Refusal(labA, "NOT_ANYWHERE"));
+        Assert.Equal(Refusal(labA, "NOT_ANYWHERE"), Refusal(labA, "B_TOKEN"));
+        Assert.Equal(Refusal(labA, "NOT_ANYWHERE"), Refusal(labA, "SHARED_TOKEN"));
+        Assert.Equal(Refusal(Pipelines.Tenancy.TenantId.Default, "NOT_ANYWHERE"), Refusal(Pipelines.Tenancy.TenantId.Default, "A_TOKEN"));
+        Assert.DoesNotContain(fixture.TestSecret, Refusal(labA, "B_TOKEN"), StringComparison.Ordinal);
     }
 
     [GeneratedRegex("/jobs/details/(?<id>[0-9]+)")]

@@ -272,7 +272,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
             trigger: {"{"} uri: "s3://{missing}/in/", include: ["**/*.fastq"], settle: 30s {"}"}
             """;
         var storage = new InMemoryStorage();
-        var registrar = new TriggerRegistrar(_ledger, _stores, new Pipelines.Queue.HangfireRecurringJobs(new RecurringJobManager(storage)), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, _time);
+        var registrar = new TriggerRegistrar(_ledger, _stores, new Pipelines.Queue.HangfireRecurringJobs(new RecurringJobManager(storage)), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, Pipelines.Tenancy.TenantOptions.None, _time);
 
         var e = await Assert.ThrowsAsync<PipelinesException>(() => registrar.RegisterAsync(yaml, "gone.yaml", null, [], processExisting: false, CancellationToken.None));
 
@@ -299,7 +299,7 @@ public sealed class TriggerCycleTests : IAsyncLifetime
             output: {"{"} uri: "s3://{_bucket}/{output}" {"}"}
             trigger: {"{"} uri: "s3://{_bucket}/in/", include: ["**/*.fastq"], settle: 30s {"}"}
             """;
-        var registrar = new TriggerRegistrar(_ledger, _stores, new Pipelines.Queue.HangfireRecurringJobs(new RecurringJobManager(new InMemoryStorage())), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, _time);
+        var registrar = new TriggerRegistrar(_ledger, _stores, new Pipelines.Queue.HangfireRecurringJobs(new RecurringJobManager(new InMemoryStorage())), new TriggerOptions(), Pipelines.Runs.LocalRoots.None, Pipelines.Tenancy.TenantOptions.None, _time);
         var registration = await registrar.RegisterAsync(yaml, "test.yaml", null, [], processExisting: false, CancellationToken.None);
         Assert.Equal(existing, registration.Existing);
         return registration.Trigger;

@@ -1,4 +1,6 @@
+using System.Buffers.Text;
 using System.Globalization;
+using System.Text;
 
 namespace Pipelines.Containers.Cgroups;
 
@@ -23,8 +25,36 @@ public static class CgroupFile
     }
 
     /// <summary>A cgroup file's first number; null when it is not there or says "max".</summary>
-    public static long? ReadNumber(string path) =>
-        Read(path) is { } text && long.TryParse(text.Split('\n')[0], NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) ? n : null;
+    /// <remarks>
+    /// Read into a buffer on the stack and parsed there: a warm request reads its container's
+    /// counters before and after it runs, and a stream, a reader and two strings per file were a
+    /// visible part of a request's CPU (docs/benchmarks.md). A first line too long for the buffer
+    /// holds no number a long can take.
+    /// </remarks>
+    public static long? ReadNumber(string path)
+    {
+        Span<byte> buffer = stackalloc byte[64];
+        int read;
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            read = RandomAccess.Read(handle, buffer, 0);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        var text = buffer[..read];
+        var end = text.IndexOf((byte)'\n');
+        if (end < 0 && read == buffer.Length)
+        {
+            return null;
+        }
+
+        text = (end < 0 ? text : text[..end]).Trim(" \t\r"u8);
+        return Utf8Parser.TryParse(text, out long n, out var used) && used == text.Length ? n : null;
+    }
 
     /// <summary>The number of a "name value" line of a cgroup file such as cpu.stat, memory.stat or cgroup.events; null when it has none.</summary>
     public static long? Field(string? text, string name)
@@ -45,7 +75,10 @@ public static class CgroupFile
     {
         try
         {
-            File.WriteAllText(path, value);
+            // One write(2) of the whole value at offset 0, as the kernel takes a cgroup file's value
+            // (a warm request resets its container's memory peak this way each time).
+            using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

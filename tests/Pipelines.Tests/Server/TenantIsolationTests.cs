@@ -1,0 +1,171 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace Pipelines.Tests.Server;
+
+/// <summary>
+/// One tenant's key on another tenant's runs and triggers, over real HTTP to a server with two
+/// tenants: every answer is the one a missing object gets (status and body, the id aside), listings
+/// leave them out, and a workflow naming the other tenant's folders is refused naming the field.
+/// </summary>
+[Integration]
+public sealed partial class TenantIsolationTests(TenantServerFixture fixture) : IClassFixture<TenantServerFixture>
+{
+    private const string NoRun = "20000101-000000-000000";
+
+    /// <summary>What a run id addresses, read or changed (%s: the run id).</summary>
+    public static TheoryData<string, string> RunEndpoints() => new()
+    {
+        { "GET", "/api/runs/%s" },
+        { "GET", "/api/runs/%s/tasks" },
+        { "GET", "/api/runs/%s/logs" },
+        { "GET", "/api/runs/%s/logs?task=0" },
+        { "GET", "/api/runs/%s/explain" },
+        { "GET", "/api/runs/%s/tasks/0/explain" },
+        { "GET", "/api/runs/%s/canary" },
+        { "GET", "/api/runs/%s/files/run.json" },
+        { "POST", "/api/runs/%s/cancel" },
+        { "GET", "/hangfire/runs/%s" },
+    };
+
+    [Theory]
+    [MemberData(nameof(RunEndpoints))]
+    public async Task Another_tenants_run_answers_exactly_as_a_missing_one(string method, string path)
+    {
+        using var a = fixture.As(TenantServerFixture.LabAFull);
+        var (foreignStatus, foreignBody) = await SendAsync(a, method, path.Replace("%s", fixture.LabBRun, StringComparison.Ordinal));
+        var (missingStatus, missingBody) = await SendAsync(a, method, path.Replace("%s", NoRun, StringComparison.Ordinal));
+
+        Assert.Equal(HttpStatusCode.NotFound, missingStatus);
+        Assert.Equal(missingStatus, foreignStatus);
+        Assert.Equal(Answer(path, missingBody), Answer(path, foreignBody.Replace(fixture.LabBRun, NoRun, StringComparison.Ordinal)));
+
+        // The owner (and the admin key) reach it: the 404 above is the scope, not a broken endpoint.
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+        var (own, _) = await SendAsync(b, method == "POST" ? "GET" : method, path.Replace("%s", fixture.LabBRun, StringComparison.Ordinal).Replace("/cancel", "", StringComparison.Ordinal));
+        Assert.True(own is HttpStatusCode.OK || path.EndsWith("/canary", StringComparison.Ordinal), $"lab-b on its own run: {(int)own} for {path}");
+    }
+
+    [Fact]
+    public async Task The_run_listing_of_a_tenant_leaves_out_another_tenants_runs()
+    {
+        using var a = fixture.As(TenantServerFixture.LabARead);
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+        using var admin = fixture.As(TenantServerFixture.Admin);
+
+        Assert.DoesNotContain(fixture.LabBRun, await a.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.LabBRun, await a.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
+        Assert.Contains(fixture.LabBRun, await b.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
+        Assert.Contains(fixture.LabBRun, await b.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
+        Assert.Contains(fixture.LabBRun, await admin.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.LabBRun, await admin.GetStringAsync("/api/runs?limit=500&tenant=lab-a"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lineage_of_a_file_in_another_tenants_run_folder_answers_as_for_no_run()
+    {
+        using var a = fixture.As(TenantServerFixture.LabARead);
+        var foreign = $"s3://{fixture.Bucket}/lab-b/out/{fixture.LabBRun}/run.json";
+        var missing = $"s3://{fixture.Bucket}/lab-b/out/{NoRun}/run.json";
+
+        var (foreignStatus, foreignBody) = await SendAsync(a, "GET", "/api/lineage?uri=" + Uri.EscapeDataString(foreign));
+        var (missingStatus, missingBody) = await SendAsync(a, "GET", "/api/lineage?uri=" + Uri.EscapeDataString(missing));
+
+        Assert.Equal(HttpStatusCode.NotFound, foreignStatus);
+        Assert.Equal(missingStatus, foreignStatus);
+        Assert.Equal(Answer("", missingBody), Answer("", foreignBody.Replace(fixture.LabBRun, NoRun, StringComparison.Ordinal)));
+
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+        var (own, body) = await SendAsync(b, "GET", "/api/lineage?uri=" + Uri.EscapeDataString($"s3://{fixture.Bucket}/lab-b/out/{fixture.LabBRun}/results/stats.parquet"));
+        Assert.True(own == HttpStatusCode.OK, $"{(int)own}: {body}");
+    }
+
+    [Fact]
+    public async Task A_run_that_names_another_tenants_folder_is_refused_naming_the_field_and_only_its_own_folders()
+    {
+        using var a = fixture.As(TenantServerFixture.LabAFull);
+        using var response = await a.PostAsJsonAsync("/api/runs", new { workflow = fixture.LaneWorkflow(1, $"s3://{fixture.Bucket}/lab-b/stolen/") });
+        var body = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = Assert.Single(JsonDocument.Parse(body).RootElement.GetProperty("problems").EnumerateArray());
+        Assert.Equal("output.uri", problem.GetProperty("path").GetString());
+        Assert.Contains($"allowed is: s3://{fixture.Bucket}/lab-a/ (Tenants:lab-a)", problem.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("lab-b", body.Replace($"s3://{fixture.Bucket}/lab-b/stolen/", "", StringComparison.Ordinal), StringComparison.Ordinal);
+
+        // The same workflow over lab-a's own folders is accepted, and the run is lab-a's alone.
+        var run = await ServerFixture.SubmitAsync(a, fixture.LaneWorkflow(1, $"s3://{fixture.Bucket}/lab-a/out/"));
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+        Assert.Equal(HttpStatusCode.NotFound, (await b.GetAsync($"/api/runs/{run}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await a.PostAsync($"/api/runs/{run}/cancel", null)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Another_tenants_registered_workflow_is_not_listed_and_answers_as_missing()
+    {
+        using var a = fixture.As(TenantServerFixture.LabAFull);
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+
+        Assert.DoesNotContain(TenantServerFixture.LabBWorkflow, await a.GetStringAsync("/api/workflows"), StringComparison.Ordinal);
+        Assert.Contains(TenantServerFixture.LabBWorkflow, await b.GetStringAsync("/api/workflows"), StringComparison.Ordinal);
+
+        var (foreignStatus, foreignBody) = await SendAsync(a, "DELETE", "/api/workflows/" + TenantServerFixture.LabBWorkflow);
+        var (missingStatus, missingBody) = await SendAsync(a, "DELETE", "/api/workflows/no-such-workflow");
+        Assert.Equal(HttpStatusCode.NotFound, foreignStatus);
+        Assert.Equal(missingStatus, foreignStatus);
+        Assert.Equal(Answer("", missingBody), Answer("", foreignBody.Replace(TenantServerFixture.LabBWorkflow, "no-such-workflow", StringComparison.Ordinal)));
+        Assert.Contains(TenantServerFixture.LabBWorkflow, await b.GetStringAsync("/api/workflows"), StringComparison.Ordinal);
+
+        // An S3 event under lab-b's watched prefix, posted with lab-a's key, records nothing for lab-b's workflow.
+        var key = "lab-b/incoming/x/S001_R1.fastq";
+        var notice = """{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"2026-01-01T00:00:00Z","s3":{"bucket":{"name":"BUCKET"},"object":{"key":"KEY","size":10,"eTag":"abc"}}}]}"""
+            .Replace("BUCKET", fixture.Bucket, StringComparison.Ordinal).Replace("KEY", key, StringComparison.Ordinal);
+        using var ingested = await a.PostAsync("/api/triggers/events", new StringContent(notice, Encoding.UTF8, "application/json"));
+        var answer = await ingested.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, ingested.StatusCode);
+        Assert.DoesNotContain(TenantServerFixture.LabBWorkflow, answer, StringComparison.Ordinal);
+        Assert.Equal(0, JsonDocument.Parse(answer).RootElement.GetProperty("accepted").GetInt32());
+    }
+
+    [Theory]
+    [InlineData("/api/runs?tenant=lab-c", "this server has no tenant 'lab-c'")]
+    [InlineData("/api/functions?tenant=Lab_A", "'Lab_A' is not a tenant name")]
+    public async Task An_admin_key_naming_a_tenant_the_server_does_not_have_is_refused_naming_it(string path, string detail)
+    {
+        using var admin = fixture.As(TenantServerFixture.Admin);
+
+        var (status, body) = await SendAsync(admin, "GET", path);
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains(detail, JsonDocument.Parse(body).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The body without what differs from request to request: a problem's traceId, or for a
+    /// dashboard page the layout around its content (it names the time it was drawn).
+    /// </summary>
+    private static string Answer(string path, string body)
+    {
+        if (!path.StartsWith("/hangfire", StringComparison.Ordinal))
+        {
+            return TraceId().Replace(body, "");
+        }
+
+        var start = body.IndexOf("<h1 class=\"page-header\">", StringComparison.Ordinal);
+        Assert.True(start >= 0, body);
+        return body[start..body.IndexOf("</div></div></div>", start, StringComparison.Ordinal)];
+    }
+
+    private static async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpClient http, string method, string path)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        using var response = await http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    [GeneratedRegex(",?\"traceId\":\"[0-9a-f-]+\"")]
+    private static partial Regex TraceId();
+}
