@@ -231,7 +231,8 @@ internal static class HarvestBench
             }
 
             Interlocked.Exchange(ref _sink, (long)x);
-        }) { IsBackground = true }).ToList();
+        })
+        { IsBackground = true }).ToList();
         threads.ForEach(t => t.Start());
         var last = 0L;
         for (var s = 1; s <= total; s++)
