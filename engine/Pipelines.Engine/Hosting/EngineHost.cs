@@ -317,7 +317,7 @@ public static class EngineHost
     /// after each delay (Hangfire:Retries, Hangfire:RetryDelays in seconds; the last delay
     /// repeats), about 48 minutes in all by default, before EndWhenJobFails ends it.
     /// </summary>
-    public static AutomaticRetryAttribute RetryPolicy(HangfireOptions options)
+    internal static AutomaticRetryAttribute RetryPolicy(HangfireOptions options)
     {
         var attempts = options.Retries;
         var delays = options.RetryDelays;

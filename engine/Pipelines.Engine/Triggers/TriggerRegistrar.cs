@@ -96,6 +96,6 @@ public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory st
     /// The reconciliation job of a trigger (<paramref name="jobKey"/>: <see cref="RegisteredTrigger.JobKey"/>), on the
     /// dashboard's Recurring Jobs page as trigger:&lt;name&gt; (trigger:&lt;tenant&gt;/&lt;name&gt; for a tenant other than default).
     /// </summary>
-    public static void AddRecurringJob(IRecurringJobs recurring, string jobKey, TriggerOptions options) =>
+    internal static void AddRecurringJob(IRecurringJobs recurring, string jobKey, TriggerOptions options) =>
         recurring.AddOrUpdate(RegisteredTrigger.RecurringJobIdOf(jobKey), TriggerJob.Queue, TriggerJob.JobKind, jobKey, options.ReconcileCron());
 }
