@@ -59,7 +59,7 @@ public sealed class DockerEngine : IDisposable
     /// <summary>Long-lived containers, for the warm pool.</summary>
     public ILongLivedContainers Containers { get; }
 
-    public IContainerSuspender Suspender { get; }
+    internal IContainerSuspender Suspender { get; }
 
     internal IContainerSweep Sweep { get; }
 

@@ -6,7 +6,7 @@ namespace Pipelines.Containers;
 /// they are held suspended is counted on the runtime's <see cref="SuspensionClock"/>, so that no
 /// timeout counts it.
 /// </summary>
-public interface IContainerSuspender
+internal interface IContainerSuspender
 {
     /// <summary>Freezes every container of this engine, and each one that starts until the resume; returns how many it froze.</summary>
     Task<int> SuspendAllAsync(CancellationToken cancellationToken);

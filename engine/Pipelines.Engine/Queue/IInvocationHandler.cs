@@ -4,7 +4,7 @@ namespace Pipelines.Queue;
 /// What an <see cref="InvocationJob"/> delivers an async invocation to: the functions' service
 /// (Functions/FunctionService). Owned here, below it, as <see cref="ITaskHandler"/> is.
 /// </summary>
-public interface IInvocationHandler
+internal interface IInvocationHandler
 {
     /// <summary>Runs the queued invocation, under the caller's trace where the job carried one; safe to repeat; an outage is thrown, for the queue to deliver it again.</summary>
     Task RunQueuedAsync(string id, string? traceParent, CancellationToken cancellationToken);

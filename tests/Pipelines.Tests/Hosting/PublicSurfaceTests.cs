@@ -6,8 +6,9 @@ namespace Pipelines.Tests.Hosting;
 /// <summary>
 /// The engine's public surface is what the CLI, the server and the bench use (docs/architecture.md):
 /// a public engine type is one their compiled assemblies name (read from their metadata, so no
-/// list is kept by hand), or one that the public members, base types or interfaces of such a type
-/// expose (C# requires those to be public too). Every other type is internal; the tests see it
+/// list is kept by hand), or one that the public members, base types or (for an interface) base
+/// interfaces of such a type expose (C# requires those to be public too; a class may implement an
+/// internal interface). Every other type is internal; the tests see it
 /// through InternalsVisibleTo. A constant is copied into the assembly that uses it and leaves no
 /// reference there: a constant others use lives in a type they name otherwise (RunLayout), or its
 /// type is listed in <see cref="ReadForConstants"/>.
@@ -55,11 +56,11 @@ public sealed class PublicSurfaceTests
     [Fact]
     public void A_public_type_nobody_names_is_named_and_one_a_named_types_public_member_exposes_is_not()
     {
-        Type[] types = [typeof(NamedShape), typeof(ExposedShape), typeof(ExposedByExposed), typeof(HiddenUse), typeof(Unused)];
+        Type[] types = [typeof(NamedShape), typeof(ExposedShape), typeof(ExposedByExposed), typeof(HiddenUse), typeof(Unused), typeof(IImplementedOnly), typeof(INamedContract), typeof(IBaseOfNamed)];
 
-        var needless = Needless(types, new HashSet<string>([typeof(NamedShape).FullName!], StringComparer.Ordinal));
+        var needless = Needless(types, new HashSet<string>([typeof(NamedShape).FullName!, typeof(INamedContract).FullName!], StringComparer.Ordinal));
 
-        Assert.Equal([typeof(HiddenUse).FullName!, typeof(Unused).FullName!], needless);
+        Assert.Equal([typeof(HiddenUse).FullName!, typeof(IImplementedOnly).FullName!, typeof(Unused).FullName!], needless);
     }
 
     /// <summary>The public types of <paramref name="types"/> (top-level only) that are neither in <paramref name="named"/> nor exposed by the public surface of one that is, however indirectly.</summary>
@@ -88,11 +89,12 @@ public sealed class PublicSurfaceTests
 
     private static string Bin(string assembly) => Path.Combine(AppContext.BaseDirectory, assembly + ".dll");
 
-    /// <summary>The types a type shows to other assemblies: its base type, interfaces, constraints and the signatures of its public and protected members, nested public types' included; each as its outermost type.</summary>
+    /// <summary>The types a type shows to other assemblies: its base type, an interface's base interfaces, constraints and the signatures of its public and protected members, nested public types' included; each as its outermost type.</summary>
     private static IEnumerable<Type> Exposed(Type type)
     {
         const BindingFlags declared = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
-        IEnumerable<Type> shown = [.. type.GetInterfaces(), .. type.IsGenericTypeDefinition ? type.GetGenericArguments().SelectMany(g => g.GetGenericParameterConstraints()) : []];
+        // A class or struct may implement an internal interface (only an interface's base interfaces must be as public as it), so only those count.
+        IEnumerable<Type> shown = [.. type.IsInterface ? type.GetInterfaces() : [], .. type.IsGenericTypeDefinition ? type.GetGenericArguments().SelectMany(g => g.GetGenericParameterConstraints()) : []];
         if (type.BaseType is { } baseType)
         {
             shown = shown.Append(baseType);
@@ -157,8 +159,8 @@ public sealed class PublicSurfaceTests
         return type;
     }
 
-    /// <summary>Named by a user; its public method exposes <see cref="ExposedShape"/>, its private one does not expose <see cref="HiddenUse"/>.</summary>
-    public sealed class NamedShape
+    /// <summary>Named by a user; its public method exposes <see cref="ExposedShape"/>, its private one does not expose <see cref="HiddenUse"/>, and the interface it implements could be internal.</summary>
+    public sealed class NamedShape : IImplementedOnly
     {
         public ExposedShape Make() => new(new ExposedByExposed());
 
@@ -172,4 +174,11 @@ public sealed class PublicSurfaceTests
     public sealed class HiddenUse;
 
     public sealed class Unused;
+
+    public interface IImplementedOnly;
+
+    /// <summary>Named by a user: its base interface must be as public as it.</summary>
+    public interface INamedContract : IBaseOfNamed;
+
+    public interface IBaseOfNamed;
 }

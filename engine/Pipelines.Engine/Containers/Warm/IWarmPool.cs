@@ -67,7 +67,7 @@ public sealed record WarmSpec(
 /// <see cref="WarmSpec.MinWarm"/>, idled out, and replaced when one crashes, hangs or breaks
 /// the protocol. One real implementation, on the Docker engine.
 /// </summary>
-public interface IWarmPool : IAsyncDisposable
+internal interface IWarmPool : IAsyncDisposable
 {
     /// <summary>
     /// A warm container of <paramref name="spec"/> for one request: waits while every container
