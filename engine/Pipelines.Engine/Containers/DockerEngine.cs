@@ -61,7 +61,7 @@ public sealed class DockerEngine : IDisposable
 
     public IContainerSuspender Suspender { get; }
 
-    public IContainerSweep Sweep { get; }
+    internal IContainerSweep Sweep { get; }
 
     public IEngineLiveness Liveness { get; }
 

@@ -1,7 +1,7 @@
 namespace Pipelines.Containers;
 
 /// <summary>The sweep of what dead processes left on the engine (<c>Worker/LeftoverCleaner</c> runs it).</summary>
-public interface IContainerSweep
+internal interface IContainerSweep
 {
     /// <summary>
     /// Removes the containers of ours (<see cref="ContainerLabels.Managed"/>) whose owner is dead,

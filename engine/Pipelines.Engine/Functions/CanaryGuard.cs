@@ -13,7 +13,7 @@ namespace Pipelines.Functions;
 /// the canary is worse by more than the margins (<see cref="CanaryOptions"/>) it aborts the
 /// canary as <c>auto-rollback</c>, with the figures as the recorded reason.
 /// </summary>
-public sealed partial class CanaryGuard(AlgorithmService algorithms, IFunctionStore store, AlgorithmOptions options, TimeProvider time, ILogger<CanaryGuard> log)
+internal sealed partial class CanaryGuard(AlgorithmService algorithms, IFunctionStore store, AlgorithmOptions options, TimeProvider time, ILogger<CanaryGuard> log)
 {
     /// <summary>Who a rollback is recorded as having been done by.</summary>
     public const string Who = "auto-rollback";

@@ -1,6 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Algorithms;
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
 using Pipelines.Queue;
+using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
 
@@ -37,7 +42,11 @@ internal static class FunctionHosting
         services.AddSingleton<CanaryGuard>();
         services.AddSingleton<ShadowRunner>();
         services.AddHostedService(sp => sp.GetRequiredService<ShadowRunner>());
-        services.AddSingleton<FunctionService>();
+        services.AddSingleton(sp => new FunctionService(
+            sp.GetRequiredService<InvocationLog>(), sp.GetRequiredService<IContainerRuntime>(), sp.GetRequiredService<FunctionInvoker>(), sp.GetRequiredService<FunctionsOptions>(),
+            sp.GetRequiredService<ObjectStoreFactory>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionRouter>(), sp.GetRequiredService<ShadowRunner>(),
+            sp.GetRequiredService<CanaryGuard>(), sp.GetRequiredService<IInvocationQueue>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<WarmKeeper>(),
+            sp.GetService<IWarmPool>(), sp.GetService<AlgorithmService>(), sp.GetService<IAlgorithmStore>(), sp.GetService<TenantOptions>()));
         services.AddSingleton<IInvocationHandler>(sp => sp.GetRequiredService<FunctionService>());
         services.AddSingleton<IInvocationQueue, HangfireInvocationQueue>();
         services.AddTransient<InvocationJob>();

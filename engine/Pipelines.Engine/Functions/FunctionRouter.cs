@@ -11,7 +11,7 @@ namespace Pipelines.Functions;
 /// <see cref="Route"/>: stable, canary, or null for a function pinned to one image);
 /// <see cref="ShadowTo"/>, when set, gets a copy of the request whose answer goes to no one.
 /// </summary>
-public sealed record RoutedInvocation(FunctionVersion Serving, string? Route, FunctionVersion? ShadowTo, AlgorithmRoute? Algorithm);
+internal sealed record RoutedInvocation(FunctionVersion Serving, string? Route, FunctionVersion? ShadowTo, AlgorithmRoute? Algorithm);
 
 /// <summary>
 /// Gray release of functions: a function whose image is <c>algorithm://NAME@stable</c> follows
@@ -22,7 +22,7 @@ public sealed record RoutedInvocation(FunctionVersion Serving, string? Route, Fu
 /// same probability, a copy goes to the canary. Any other image (a plain image, or an algorithm
 /// named by version or <c>@canary</c>) stays pinned at deploy.
 /// </summary>
-public sealed partial class FunctionRouter(ILogger<FunctionRouter> log, AlgorithmService? algorithms = null, IWarmPool? pool = null)
+internal sealed partial class FunctionRouter(ILogger<FunctionRouter> log, AlgorithmService? algorithms = null, IWarmPool? pool = null)
 {
     // The owners each function version was last served by in this process, to retire those no longer routed to.
     private readonly ConcurrentDictionary<string, string> _lastOwners = new(StringComparer.Ordinal);

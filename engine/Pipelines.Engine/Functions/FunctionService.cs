@@ -21,24 +21,62 @@ namespace Pipelines.Functions;
 /// names that tenant's functions; the engine's own paths (the async job, the warm keeper) take
 /// the tenant from the record they hold.
 /// </summary>
-public sealed class FunctionService(
-    InvocationLog store,
-    IContainerRuntime runtime,
-    FunctionInvoker invoker,
-    FunctionsOptions options,
-    ObjectStoreFactory stores,
-    WorkerOptions worker,
-    FunctionRouter router,
-    ShadowRunner shadows,
-    CanaryGuard guard,
-    IInvocationQueue jobs,
-    TimeProvider time,
-    WarmKeeper? keeper = null,
-    IWarmPool? pool = null,
-    AlgorithmService? algorithms = null,
-    IAlgorithmStore? catalog = null,
-    TenantOptions? tenants = null) : IInvocationHandler
+public sealed class FunctionService : IInvocationHandler
 {
+    private readonly InvocationLog store;
+    private readonly IContainerRuntime runtime;
+    private readonly FunctionInvoker invoker;
+    private readonly FunctionsOptions options;
+    private readonly ObjectStoreFactory stores;
+    private readonly WorkerOptions worker;
+    private readonly FunctionRouter router;
+    private readonly ShadowRunner shadows;
+    private readonly CanaryGuard guard;
+    private readonly IInvocationQueue jobs;
+    private readonly TimeProvider time;
+    private readonly WarmKeeper? keeper;
+    private readonly IWarmPool? pool;
+    private readonly AlgorithmService? algorithms;
+    private readonly IAlgorithmStore? catalog;
+    private readonly TenantOptions? tenants;
+
+    // Internal: only the engine's wiring (a factory, since DI takes public constructors only) and the tests build it, so its parts stay internal.
+    internal FunctionService(
+        InvocationLog store,
+        IContainerRuntime runtime,
+        FunctionInvoker invoker,
+        FunctionsOptions options,
+        ObjectStoreFactory stores,
+        WorkerOptions worker,
+        FunctionRouter router,
+        ShadowRunner shadows,
+        CanaryGuard guard,
+        IInvocationQueue jobs,
+        TimeProvider time,
+        WarmKeeper? keeper = null,
+        IWarmPool? pool = null,
+        AlgorithmService? algorithms = null,
+        IAlgorithmStore? catalog = null,
+        TenantOptions? tenants = null)
+    {
+        this.store = store;
+        this.runtime = runtime;
+        this.invoker = invoker;
+        this.options = options;
+        this.stores = stores;
+        this.worker = worker;
+        this.router = router;
+        this.shadows = shadows;
+        this.guard = guard;
+        this.jobs = jobs;
+        this.time = time;
+        this.keeper = keeper;
+        this.pool = pool;
+        this.algorithms = algorithms;
+        this.catalog = catalog;
+        this.tenants = tenants;
+    }
+
     // What the service and its views share: the current versions read, and when to prune next.
     private sealed class Shared
     {

@@ -19,7 +19,7 @@ namespace Pipelines.Functions;
 /// written, whose answers went to their clients; a stop writes them first. Async invocations never
 /// come here: their rows are written before their job is queued and when it ends, as before.
 /// </summary>
-public sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsyncDisposable
+internal sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsyncDisposable
 {
     /// <summary>Ended records waiting to be written; one more waits for room.</summary>
     public const int Capacity = 10_000;

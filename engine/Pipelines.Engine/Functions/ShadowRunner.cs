@@ -8,7 +8,7 @@ using Pipelines.Worker;
 namespace Pipelines.Functions;
 
 /// <summary>A request copied for the canary in shadow mode: its staged input and what stable answered.</summary>
-public sealed record ShadowCopy(FunctionVersion To, FunctionInput Input, string Folder, string PrimaryId, string? Caller, AlgorithmRoute Route)
+internal sealed record ShadowCopy(FunctionVersion To, FunctionInput Input, string Folder, string PrimaryId, string? Caller, AlgorithmRoute Route)
 {
     /// <summary>The sha256 of stable's output when it succeeded; null when it failed (a shadow success is then "different").</summary>
     public string? PrimarySha256 { get; init; }
@@ -23,7 +23,7 @@ public sealed record ShadowCopy(FunctionVersion To, FunctionInput Input, string 
 /// (route shadow, shadow_of the caller's invocation) with whether its output's sha256 equalled
 /// stable's, then the <see cref="CanaryGuard"/> looks at the shadow figures.
 /// </summary>
-public sealed partial class ShadowRunner(
+internal sealed partial class ShadowRunner(
     FunctionInvoker invoker,
     IFunctionStore store,
     CanaryGuard guard,

@@ -18,7 +18,7 @@ namespace Pipelines.Functions;
 /// Only where the process lends its CPU whatever the machine does (no harvester, or policy
 /// always): under when-idle a container starts only when a request is admitted.
 /// </summary>
-public sealed partial class WarmKeeper(
+internal sealed partial class WarmKeeper(
     IFunctionStore store,
     FunctionRouter router,
     IContainerRuntime runtime,

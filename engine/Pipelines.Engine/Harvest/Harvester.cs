@@ -53,7 +53,7 @@ public sealed partial class Harvester : BackgroundService
     /// read again where it depends on a slice systemd makes with the first container): asked at
     /// each round and admission, and a change is logged.
     /// </summary>
-    public Harvester(IOwnerLoad load, HarvestPolicy policy, HarvestOptions options, int concurrency, Func<string> idleMode, IContainerSuspender? suspender, TimeProvider time, ILogger<Harvester> log)
+    internal Harvester(IOwnerLoad load, HarvestPolicy policy, HarvestOptions options, int concurrency, Func<string> idleMode, IContainerSuspender? suspender, TimeProvider time, ILogger<Harvester> log)
     {
         (_load, Policy, _options, _concurrency, _idleMode, _suspender, _time, _log) = (load, policy, options, Math.Max(1, concurrency), idleMode, suspender, time, log);
         _idleModeSeen = idleMode();

@@ -172,7 +172,10 @@ public static class EngineHost
         services.AddSingleton<GatherRunner>();
         services.AddSingleton<IGatherHandler>(sp => sp.GetRequiredService<GatherRunner>());
         services.AddSingleton(settings.LocalRoots);
-        services.AddSingleton<RunSubmitter>();
+        services.AddSingleton(sp => new RunSubmitter(
+            sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<ITaskQueue>(), sp.GetRequiredService<IContainerRuntime>(), sp.GetRequiredService<ObjectStoreFactory>(),
+            sp.GetRequiredService<LocalRoots>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RunSubmitter>>(),
+            sp.GetRequiredService<ILocalWorkers>(), sp.GetService<AlgorithmService>()));
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
 
@@ -317,7 +320,7 @@ public static class EngineHost
     /// after each delay (Hangfire:Retries, Hangfire:RetryDelays in seconds; the last delay
     /// repeats), about 48 minutes in all by default, before EndWhenJobFails ends it.
     /// </summary>
-    public static AutomaticRetryAttribute RetryPolicy(HangfireOptions options)
+    internal static AutomaticRetryAttribute RetryPolicy(HangfireOptions options)
     {
         var attempts = options.Retries;
         var delays = options.RetryDelays;

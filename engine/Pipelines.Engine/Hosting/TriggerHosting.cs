@@ -18,7 +18,9 @@ internal static class TriggerHosting
     {
         services.AddSingleton(options);
         services.AddSingleton<S3EventIngest>();
-        services.AddSingleton<TriggerRegistrar>();
+        services.AddSingleton(sp => new TriggerRegistrar(
+            sp.GetRequiredService<ITriggerStore>(), sp.GetRequiredService<Storage.ObjectStoreFactory>(), sp.GetRequiredService<IRecurringJobs>(), sp.GetRequiredService<TriggerOptions>(),
+            sp.GetRequiredService<Runs.LocalRoots>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<ITriggerRunStarter, SubmitterRunStarter>();
         services.AddSingleton<TriggerCycle>();
         services.AddSingleton<IRecurringJobs, HangfireRecurringJobs>();

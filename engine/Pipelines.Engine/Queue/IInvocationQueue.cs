@@ -5,7 +5,7 @@ namespace Pipelines.Queue;
 /// as an <see cref="InvocationJob"/> to the <see cref="IInvocationHandler"/>. The functions name
 /// this, never Hangfire (docs/architecture.md, "Layering").
 /// </summary>
-public interface IInvocationQueue
+internal interface IInvocationQueue
 {
     /// <summary>Queues invocation <paramref name="id"/>, recorded before; <paramref name="traceParent"/>, the caller's trace, goes with it so that the worker's run joins it.</summary>
     void Enqueue(string id, string? traceParent);

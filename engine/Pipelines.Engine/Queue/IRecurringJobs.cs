@@ -6,7 +6,7 @@ namespace Pipelines.Queue;
 /// to the <see cref="IRecurringHandler"/> of its kind. The parts above name this, never Hangfire
 /// (docs/architecture.md, "Layering"); <see cref="HangfireRecurringJobs"/> keeps it in Hangfire's storage.
 /// </summary>
-public interface IRecurringJobs
+internal interface IRecurringJobs
 {
     /// <summary>
     /// Adds the recurring job <paramref name="id"/>, or updates it: on <paramref name="cron"/>, on

@@ -1,7 +1,7 @@
 namespace Pipelines.Queue;
 
 /// <summary>The seam to Hangfire: jobs carry ids only, never payloads.</summary>
-public interface ITaskQueue
+internal interface ITaskQueue
 {
     /// <summary>One job per task of the run.</summary>
     Task EnqueueTasksAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken);

@@ -15,7 +15,7 @@ public sealed class PostgresDataProtectionKeys
     public PostgresDataProtectionKeys(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
     /// <summary>The keys' table; made by Hosting/PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("data protection keys", 1, s => $"""
+    internal static SchemaPart Tables { get; } = new("data protection keys", 1, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.data_protection_keys (
                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 name text NOT NULL,

@@ -6,7 +6,7 @@ namespace Pipelines.RunStore;
 /// version, raised whenever the DDL changes, so that a store refuses tables older than its code.
 /// </summary>
 /// <param name="Name">How messages name the tables, e.g. "run store".</param>
-public sealed record SchemaPart(string Name, int Version, Func<string, string> Ddl)
+internal sealed record SchemaPart(string Name, int Version, Func<string, string> Ddl)
 {
     /// <summary>
     /// DDL that moves <paramref name="table"/>'s primary key to <paramref name="columns"/> when the

@@ -7,7 +7,7 @@ namespace Pipelines.Runs;
 /// What the submitter asks of this process's worker side (Worker/WarmSteps): owned here, so that
 /// the runs part names no part above it (docs/architecture.md, "Layering").
 /// </summary>
-public interface ILocalWorkers
+internal interface ILocalWorkers
 {
     /// <summary>The tasks this process's worker runs at once (Worker:Concurrency): the auto batch's slots when no live worker has said its own.</summary>
     int Slots { get; }

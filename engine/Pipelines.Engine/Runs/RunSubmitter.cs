@@ -38,18 +38,44 @@ public sealed record SubmittedRun(string RunId, string WorkflowName, int Tasks, 
 /// Everything that can be refused is refused before anything is kept: a run is recorded,
 /// written and queued whole or not at all (docs/reliability.md, "Submission").
 /// </summary>
-public sealed partial class RunSubmitter(
-    IRunStore store,
-    ITaskQueue queue,
-    IContainerRuntime runtime,
-    ObjectStoreFactory stores,
-    LocalRoots localRoots,
-    TenantOptions tenants,
-    TimeProvider time,
-    ILogger<RunSubmitter> log,
-    ILocalWorkers localWorkers,
-    AlgorithmService? algorithms = null)
+public sealed partial class RunSubmitter
 {
+    private readonly IRunStore store;
+    private readonly ITaskQueue queue;
+    private readonly IContainerRuntime runtime;
+    private readonly ObjectStoreFactory stores;
+    private readonly LocalRoots localRoots;
+    private readonly TenantOptions tenants;
+    private readonly TimeProvider time;
+    private readonly ILogger<RunSubmitter> log;
+    private readonly ILocalWorkers localWorkers;
+    private readonly AlgorithmService? algorithms;
+
+    // Internal: only the engine's wiring (a factory, since DI takes public constructors only) and the tests build it, so its parts stay internal.
+    internal RunSubmitter(
+        IRunStore store,
+        ITaskQueue queue,
+        IContainerRuntime runtime,
+        ObjectStoreFactory stores,
+        LocalRoots localRoots,
+        TenantOptions tenants,
+        TimeProvider time,
+        ILogger<RunSubmitter> log,
+        ILocalWorkers localWorkers,
+        AlgorithmService? algorithms = null)
+    {
+        this.store = store;
+        this.queue = queue;
+        this.runtime = runtime;
+        this.stores = stores;
+        this.localRoots = localRoots;
+        this.tenants = tenants;
+        this.time = time;
+        this.log = log;
+        this.localWorkers = localWorkers;
+        this.algorithms = algorithms;
+    }
+
     /// <summary>Parses a workflow and refuses, before anything is listed or kept, a location outside the owner's (TenantLocations).</summary>
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, RunOwner owner)
     {

@@ -3,7 +3,7 @@ using System.Reflection;
 namespace Pipelines.Settings;
 
 /// <summary>One setting as <see cref="SettingsBinder.Describe"/> lists it.</summary>
-public sealed record SettingInfo(string Key, string Default, PropertyInfo Property);
+internal sealed record SettingInfo(string Key, string Default, PropertyInfo Property);
 
 /// <summary>A value that must be above zero (a duration, a count).</summary>
 [AttributeUsage(AttributeTargets.Property)]

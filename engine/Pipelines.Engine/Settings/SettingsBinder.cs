@@ -57,7 +57,7 @@ public static class SettingsBinder
     }
 
     /// <summary>Every setting of <paramref name="type"/> under <paramref name="section"/>: its key, its default as the docs write it, its kind.</summary>
-    public static IEnumerable<SettingInfo> Describe(Type type, string section)
+    internal static IEnumerable<SettingInfo> Describe(Type type, string section)
     {
         var defaults = Activator.CreateInstance(type)!;
         foreach (var p in ListedProperties(type))

@@ -14,8 +14,35 @@ public sealed record Registration(RegisteredTrigger Trigger, bool Listed, long E
 /// engine's registrar works in the default tenant; <see cref="For"/> gives one that registers,
 /// checks locations and unregisters in another (docs/tenants.md).
 /// </summary>
-public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory stores, IRecurringJobs recurring, TriggerOptions options, Runs.LocalRoots localRoots, TenantOptions tenants, TimeProvider time)
+public sealed class TriggerRegistrar
 {
+    private readonly ITriggerStore ledger;
+    private readonly ObjectStoreFactory stores;
+    private readonly IRecurringJobs recurring;
+    private readonly TriggerOptions options;
+    private readonly Runs.LocalRoots localRoots;
+    private readonly TenantOptions tenants;
+    private readonly TimeProvider time;
+
+    // Internal: only the engine's wiring (a factory, since DI takes public constructors only) and the tests build it, so its parts stay internal.
+    internal TriggerRegistrar(
+        ITriggerStore ledger,
+        ObjectStoreFactory stores,
+        IRecurringJobs recurring,
+        TriggerOptions options,
+        Runs.LocalRoots localRoots,
+        TenantOptions tenants,
+        TimeProvider time)
+    {
+        this.ledger = ledger;
+        this.stores = stores;
+        this.recurring = recurring;
+        this.options = options;
+        this.localRoots = localRoots;
+        this.tenants = tenants;
+        this.time = time;
+    }
+
     private TenantId _tenant = TenantId.Default;
 
     /// <summary>The registrar of <paramref name="tenant"/>: its workflows, its locations, its recurring jobs.</summary>
@@ -96,6 +123,6 @@ public sealed class TriggerRegistrar(ITriggerStore ledger, ObjectStoreFactory st
     /// The reconciliation job of a trigger (<paramref name="jobKey"/>: <see cref="RegisteredTrigger.JobKey"/>), on the
     /// dashboard's Recurring Jobs page as trigger:&lt;name&gt; (trigger:&lt;tenant&gt;/&lt;name&gt; for a tenant other than default).
     /// </summary>
-    public static void AddRecurringJob(IRecurringJobs recurring, string jobKey, TriggerOptions options) =>
+    internal static void AddRecurringJob(IRecurringJobs recurring, string jobKey, TriggerOptions options) =>
         recurring.AddOrUpdate(RegisteredTrigger.RecurringJobIdOf(jobKey), TriggerJob.Queue, TriggerJob.JobKind, jobKey, options.ReconcileCron());
 }

@@ -19,7 +19,7 @@ public abstract class ContainerContract : IAsyncLifetime
 
     private readonly List<string> _started = [];
 
-    protected abstract ContainerSeams Seams { get; }
+    private protected abstract ContainerSeams Seams { get; }
 
     protected TempFolder Temp { get; } = new();
 

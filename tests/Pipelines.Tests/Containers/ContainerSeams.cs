@@ -3,7 +3,7 @@ using Pipelines.Containers;
 namespace Pipelines.Tests.Containers;
 
 /// <summary>The container seams of one engine (Hosting/EngineHost.AddContainers wires the same six), for the contract suites.</summary>
-public sealed record ContainerSeams(
+internal sealed record ContainerSeams(
     IContainerRuntime Runtime,
     IContainerImages Images,
     ILongLivedContainers Containers,
@@ -11,5 +11,5 @@ public sealed record ContainerSeams(
     IContainerSweep Sweep,
     IEngineLiveness Liveness)
 {
-    public static ContainerSeams Of(DockerEngine engine) => new(engine.Runtime, engine.Images, engine.Containers, engine.Suspender, engine.Sweep, engine.Liveness);
+    internal static ContainerSeams Of(DockerEngine engine) => new(engine.Runtime, engine.Images, engine.Containers, engine.Suspender, engine.Sweep, engine.Liveness);
 }

@@ -21,7 +21,7 @@ public abstract class ContainerSeamsContract : ContainerContract
     private static readonly string MissingId = "sha256:" + new string('0', 64);
 
     /// <summary>The same engine's seams, its engine out of reach.</summary>
-    protected abstract ContainerSeams OutOfReach { get; }
+    private protected abstract ContainerSeams OutOfReach { get; }
 
     [Fact]
     public async Task A_present_image_resolves_to_its_sha256_id_by_name_and_by_id_and_has_a_size()
@@ -258,9 +258,9 @@ public sealed class DockerSeamsContractTests : ContainerSeamsContract
     private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-seams-tests" });
     private readonly DockerEngine _down = new(new DockerOptions { Endpoint = "unix:///tmp/pipelines-seams-tests-no-engine.sock", CgroupParent = "pipelines-seams-tests" });
 
-    protected override ContainerSeams Seams => ContainerSeams.Of(_engine);
+    private protected override ContainerSeams Seams => ContainerSeams.Of(_engine);
 
-    protected override ContainerSeams OutOfReach => ContainerSeams.Of(_down);
+    private protected override ContainerSeams OutOfReach => ContainerSeams.Of(_down);
 
     public override async Task DisposeAsync()
     {
@@ -283,7 +283,7 @@ public sealed class ScriptedSeamsContractTests : ContainerSeamsContract
         _down.AddImage(Present);
     }
 
-    protected override ContainerSeams Seams => new(_engine, _engine, _engine, _engine, _engine, _engine);
+    private protected override ContainerSeams Seams => new(_engine, _engine, _engine, _engine, _engine, _engine);
 
-    protected override ContainerSeams OutOfReach => new(_down, _down, _down, _down, _down, _down);
+    private protected override ContainerSeams OutOfReach => new(_down, _down, _down, _down, _down, _down);
 }

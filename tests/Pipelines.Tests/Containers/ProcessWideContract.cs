@@ -64,7 +64,7 @@ public sealed class DockerProcessWideContractTests : ProcessWideContract
 {
     private readonly DockerEngine _engine = new(new DockerOptions { Endpoint = TestEnvironment.DockerEndpoint, CgroupParent = "pipelines-seams-tests" });
 
-    protected override ContainerSeams Seams => ContainerSeams.Of(_engine);
+    private protected override ContainerSeams Seams => ContainerSeams.Of(_engine);
 
     public override async Task DisposeAsync()
     {
@@ -83,5 +83,5 @@ public sealed class ScriptedProcessWideContractTests : ProcessWideContract
 
     public ScriptedProcessWideContractTests() => _engine.AddImage(Present);
 
-    protected override ContainerSeams Seams => new(_engine, _engine, _engine, _engine, _engine, _engine);
+    private protected override ContainerSeams Seams => new(_engine, _engine, _engine, _engine, _engine, _engine);
 }
