@@ -237,6 +237,16 @@ public sealed class ForkModeTests : IAsyncLifetime
         {
             dead = lease.ContainerId;
             var run = lease.RunAsync(["sh", "-c", "echo about to die >&2; sleep 60"], NoEnv, Minute, CancellationToken.None);
+
+            // Killed once the request is running in it (its sleep is in the container's process
+            // list), not while the request may still be on its way to the helper.
+            var running = Timeout(30);
+            while (!(await _context.Docker.Containers.ListProcessesAsync(dead, new ContainerListProcessesParameters(), running)).Processes
+                .Any(p => p.Any(c => c.Contains("sleep 60", StringComparison.Ordinal))))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(50), running);
+            }
+
             await _context.Docker.Containers.KillContainerAsync(dead, new ContainerKillParameters { Signal = "KILL" });
             var e = await Assert.ThrowsAsync<WarmContainerException>(() => run);
             Assert.Contains("is replaced", e.Message, StringComparison.Ordinal);
