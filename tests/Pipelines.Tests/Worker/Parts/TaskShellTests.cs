@@ -28,6 +28,13 @@ public sealed class TaskShellTests
             reuse: false
         """;
 
+    /// <summary>A step that writes r.tsv ("made") and exits 0.</summary>
+    private static readonly ScriptedRuntime.Script WritesMade = async (_, outDir, ct) =>
+    {
+        await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+        return ScriptedRuntime.Exit(0);
+    };
+
     private static readonly (string, string)[] ThreeFiles = [("a.txt", "alpha\n"), ("b.txt", "beta\n"), ("c.txt", "gamma\n")];
 
     [Fact]
@@ -137,11 +144,7 @@ public sealed class TaskShellTests
     [Fact]
     public async Task A_later_run_reuses_a_succeeded_task_from_the_cache_without_running_it()
     {
-        using var rig = new WorkerRig(async (_, outDir, ct) =>
-        {
-            await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
-            return ScriptedRuntime.Exit(0);
-        });
+        using var rig = new WorkerRig(WritesMade);
         var first = await rig.SubmitAsync(OneStep, [("a.txt", "x")], runId: "run-1");
         await rig.DeliverAsync(first.RunId, 0);
         var second = await rig.SubmitAsync(OneStep, [("a.txt", "x")], runId: "run-2");
@@ -159,11 +162,7 @@ public sealed class TaskShellTests
     public async Task A_cache_entry_that_meets_an_outage_is_written_once_the_store_is_back_and_the_task_stays_succeeded()
     {
         using var rig = new WorkerRig(
-            async (_, outDir, ct) =>
-            {
-                await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
-                return ScriptedRuntime.Exit(0);
-            },
+            WritesMade,
             new Dictionary<string, string?> { ["Worker:OutageWait"] = "00:01:00" });
         var refusedPuts = 0;
         rig.Objects.BeforePut = (key, _) => key.StartsWith("out/.cache/", StringComparison.Ordinal) && Interlocked.Increment(ref refusedPuts) == 1
@@ -185,11 +184,7 @@ public sealed class TaskShellTests
     {
         var logs = new LogLines();
         using var rig = new WorkerRig(
-            async (_, outDir, ct) =>
-            {
-                await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
-                return ScriptedRuntime.Exit(0);
-            },
+            WritesMade,
             more: services => services.AddLogging(l => l.AddProvider(logs)));
         rig.Objects.BeforePut = (key, _) => key.StartsWith("out/.cache/", StringComparison.Ordinal)
             ? throw new PipelinesException("access denied to out/.cache/", retryHelps: false)
@@ -208,11 +203,7 @@ public sealed class TaskShellTests
     [Fact]
     public async Task A_cached_output_whose_bytes_changed_is_not_reused_and_the_task_runs_again()
     {
-        using var rig = new WorkerRig(async (_, outDir, ct) =>
-        {
-            await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
-            return ScriptedRuntime.Exit(0);
-        });
+        using var rig = new WorkerRig(WritesMade);
         var first = await rig.SubmitAsync(OneStep, [("a.txt", "x")], runId: "run-1");
         await rig.DeliverAsync(first.RunId, 0);
         var key = (await rig.RowsAsync(first.RunId))[0].Outputs[0].Key;
