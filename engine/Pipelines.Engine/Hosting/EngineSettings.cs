@@ -46,6 +46,7 @@ public sealed record EngineSettings(
         ("Triggers", typeof(TriggerOptions)),
         ("Functions", typeof(FunctionsOptions)),
         ("Algorithms", typeof(AlgorithmOptions)),
+        ("Tenancy", typeof(Tenancy.TenancyOptions)),
     ];
 
     /// <summary>Reads and checks every section (the PostgreSQL connection string too, never quoting it); throws a <see cref="PipelinesException"/> naming the first setting it cannot use.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Pipelines.Settings;
 
 namespace Pipelines.Tenancy;
 
@@ -13,17 +14,27 @@ public sealed class TenantOptions
 {
     private readonly Dictionary<TenantId, TenantSettings> _tenants;
 
-    private TenantOptions(Dictionary<TenantId, TenantSettings> tenants) => _tenants = tenants;
+    private readonly TenantSettings _defaultOnly;
 
-    /// <summary>A server without a <c>Tenants</c> section: the default tenant alone.</summary>
-    public static TenantOptions None { get; } = new([]);
+    private TenantOptions(Dictionary<TenantId, TenantSettings> tenants, TenancyOptions tenancy)
+    {
+        _tenants = tenants;
+        Tenancy = tenancy;
+        _defaultOnly = new(TenantId.Default, "default", null, []) { Share = tenancy.Defaults.Share, Quotas = tenancy.Defaults.Quotas };
+    }
+
+    /// <summary>A server without a <c>Tenants</c> section and with no quotas: the default tenant alone.</summary>
+    public static TenantOptions None { get; } = new([], new TenancyOptions());
+
+    /// <summary>The <c>Tenancy</c> section: fair share and the defaults every tenant's settings are read over.</summary>
+    public TenancyOptions Tenancy { get; }
 
     /// <summary>Whether the configuration lists tenants (otherwise the server is single-tenant).</summary>
     public bool Configured => _tenants.Count > 0;
 
     /// <summary>Every tenant, the default one included, by id.</summary>
     public IEnumerable<TenantSettings> All =>
-        (_tenants.ContainsKey(TenantId.Default) ? _tenants.Values : _tenants.Values.Append(DefaultOnly)).OrderBy(t => t.Id.Value, StringComparer.Ordinal);
+        (_tenants.ContainsKey(TenantId.Default) ? _tenants.Values : _tenants.Values.Append(_defaultOnly)).OrderBy(t => t.Id.Value, StringComparer.Ordinal);
 
     /// <summary>Whether <paramref name="tenant"/> exists on this server (the default one always does).</summary>
     public bool Exists(TenantId tenant) => tenant.IsDefault || _tenants.ContainsKey(tenant);
@@ -31,10 +42,8 @@ public sealed class TenantOptions
     /// <summary>The tenant's settings; the default one's are empty when it is not listed. Throws for a tenant that does not exist.</summary>
     public TenantSettings Settings(TenantId tenant) =>
         _tenants.TryGetValue(tenant, out var s) ? s
-        : tenant.IsDefault ? DefaultOnly
+        : tenant.IsDefault ? _defaultOnly
         : throw new InvalidOperationException($"tenant {tenant} is not configured");
-
-    private static TenantSettings DefaultOnly { get; } = new(TenantId.Default, "default", null, []);
 
     /// <summary>
     /// Reads <c>Tenants</c>, refusing at start (naming the key) a tenant id that is not valid, a
@@ -44,6 +53,7 @@ public sealed class TenantOptions
     /// </summary>
     public static TenantOptions From(IConfiguration config, Func<string, bool> localAllowed)
     {
+        var tenancy = SettingsBinder.Bind<TenancyOptions>(config, "Tenancy");
         var tenants = new Dictionary<TenantId, TenantSettings>();
         var where = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var section in config.GetSection("Tenants").GetChildren())
@@ -57,7 +67,12 @@ public sealed class TenantOptions
 
             var inputs = section.GetSection("Inputs").GetChildren().Select(Location).OfType<string>().ToList();
             var name = section["Name"] is { Length: > 0 } n ? n.Trim() : id.Value;
-            var settings = new TenantSettings(id, name, output, inputs);
+            var own = SettingsBinder.Bind<TenancyDefaults>(config, $"Tenants:{id}");
+            var settings = new TenantSettings(id, name, output, inputs)
+            {
+                Share = section["Share"] is { Length: > 0 } ? own.Share : tenancy.Defaults.Share,
+                Quotas = own.Quotas.Over(tenancy.Defaults.Quotas),
+            };
             foreach (var (location, key) in settings.Locations.Zip(Keys(section, settings)))
             {
                 foreach (var (other, otherKey) in where)
@@ -74,7 +89,7 @@ public sealed class TenantOptions
             tenants[id] = settings;
         }
 
-        return new TenantOptions(tenants);
+        return new TenantOptions(tenants, tenancy);
 
         string? Location(IConfigurationSection entry)
         {

@@ -11,4 +11,10 @@ public sealed record TenantSettings(TenantId Id, string Name, string? Output, IR
 {
     /// <summary>Every folder of the tenant: its output, then its inputs.</summary>
     public IEnumerable<string> Locations => Output is null ? Inputs : [Output, .. Inputs];
+
+    /// <summary>The tenant's part of the workers against the other tenants' (<c>Tenants:ID:Share</c>, else <c>Tenancy:Defaults:Share</c>).</summary>
+    public double Share { get; init; } = 1;
+
+    /// <summary>The tenant's quotas: its own section's keys over <c>Tenancy:Defaults:Quotas</c> (unset: no limit).</summary>
+    public QuotaSettings Quotas { get; init; } = new();
 }

@@ -87,4 +87,32 @@ public sealed class TenantOptionsTests
         var options = Read(("Tenants:lab-a:Output", "s3://data/lab-a/"), ("Tenants:lab-ab:Output", "s3://data/lab-ab/"));
         Assert.Equal(3, options.All.Count());
     }
+
+    [Fact]
+    public void A_tenants_own_quotas_and_share_are_read_over_the_defaults_key_by_key_and_unset_is_no_limit()
+    {
+        var options = Read(("Tenancy:Defaults:Share", "2"), ("Tenancy:Defaults:Quotas:RunningTasks", "10"), ("Tenancy:Defaults:Quotas:MaxMemory", "4Gi"),
+            ("Tenants:lab-a:Output", "s3://lab-a/"), ("Tenants:lab-a:Share", "3"), ("Tenants:lab-a:Quotas:RunningTasks", "2"), ("Tenants:lab-a:Quotas:MaxTimeout", "10m"),
+            ("Tenants:lab-b:Output", "s3://lab-b/"));
+
+        var a = options.Settings(TenantId.Parse("lab-a", "test"));
+        Assert.Equal(3, a.Share);
+        Assert.Equal(2, a.Quotas.RunningTasks);
+        Assert.Equal(4L << 30, a.Quotas.MaxMemory);
+        Assert.Equal(TimeSpan.FromMinutes(10), a.Quotas.MaxTimeout);
+        Assert.Null(a.Quotas.ConcurrentInvocations);
+        var b = options.Settings(TenantId.Parse("lab-b", "test"));
+        Assert.Equal(2, b.Share);
+        Assert.Equal(10, b.Quotas.RunningTasks);
+        Assert.Null(b.Quotas.MaxTimeout);
+        Assert.Equal(10, options.Settings(TenantId.Default).Quotas.RunningTasks);
+        Assert.Equal(TimeSpan.FromDays(1), options.Tenancy.HalfLife);
+    }
+
+    [Theory]
+    [InlineData("Tenants:lab-a:Quotas:RunningTasks", "0", "Tenants:lab-a:Quotas:RunningTasks: '0' is not above zero")]
+    [InlineData("Tenants:lab-a:Share", "-1", "Tenants:lab-a:Share: '-1' is not above zero")]
+    [InlineData("Tenancy:Defaults:Quotas:MaxMemory", "lots", "Tenancy:Defaults:Quotas:MaxMemory: 'lots' is not a size")]
+    public void A_quota_or_share_that_is_not_a_positive_value_is_refused_naming_its_key(string key, string value, string expected) =>
+        Assert.StartsWith(expected, Refusal(("Tenants:lab-a:Output", "s3://lab-a/"), (key, value)));
 }
