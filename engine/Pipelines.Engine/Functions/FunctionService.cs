@@ -202,6 +202,7 @@ public sealed class FunctionService : IInvocationHandler
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
     {
         var spec = FunctionParser.Parse(yaml, source);
+        ResourceCeiling.Check(spec, source, Home, tenants ?? TenantOptions.None);
         var digest = await AlgorithmService.PinAsync(algorithms, runtime, spec.Image, Home, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
