@@ -5,6 +5,7 @@ using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Queue;
 using Pipelines.Storage;
+using Pipelines.Quotas;
 using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;

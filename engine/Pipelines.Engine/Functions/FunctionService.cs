@@ -8,6 +8,7 @@ using Pipelines.Containers.Warm;
 using Pipelines.Queue;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
+using Pipelines.Quotas;
 using Pipelines.Tenancy;
 using Pipelines.Worker;
 
@@ -205,7 +206,11 @@ public sealed class FunctionService : IInvocationHandler
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
     {
         var spec = FunctionParser.Parse(yaml, source);
-        ResourceCeiling.Check(spec, source, Home, tenants ?? TenantOptions.None);
+        // The tenant's resource quotas, the rule's one home (Tenancy/ResourceCeiling), at the function's own fields.
+        if (ResourceCeiling.Problems(spec.Resources, "resources", (tenants ?? TenantOptions.None).Settings(Home).Quotas) is { Count: > 0 } over)
+        {
+            throw new FunctionInvalidException(source, over);
+        }
         var digest = await AlgorithmService.PinAsync(algorithms, runtime, spec.Image, Home, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Pipelines.Functions;
 using Pipelines.Model;
 using Pipelines.Settings;
 
@@ -54,16 +53,6 @@ internal static class ResourceCeiling
         if (problems.Count > 0)
         {
             throw new WorkflowInvalidException("the submitted workflow", problems);
-        }
-    }
-
-    /// <summary>Refuses (<see cref="FunctionInvalidException"/>) a function of <paramref name="tenant"/> asking for more than its quotas.</summary>
-    public static void Check(FunctionSpec spec, string source, TenantId tenant, TenantOptions options)
-    {
-        var problems = Problems(spec.Resources, "resources", options.Settings(tenant).Quotas);
-        if (problems.Count > 0)
-        {
-            throw new FunctionInvalidException(source, problems);
         }
     }
 

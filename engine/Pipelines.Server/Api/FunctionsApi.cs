@@ -10,6 +10,7 @@ using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Model;
 using Pipelines.Server.Access;
+using Pipelines.Quotas;
 using Pipelines.Tenancy;
 using Pipelines.Worker;
 

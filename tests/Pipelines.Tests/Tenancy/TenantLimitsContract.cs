@@ -1,5 +1,6 @@
 using Npgsql;
 using Pipelines.Hosting;
+using Pipelines.Quotas;
 using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
 
@@ -18,9 +19,9 @@ public abstract class TenantLimitsContract : IAsyncLifetime
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 12, 0, 0, TimeSpan.Zero);
     private static readonly CancellationToken None = CancellationToken.None;
 
-    protected ITenantLimits Limits { get; private set; } = null!;
+    private protected ITenantLimits Limits { get; private set; } = null!;
 
-    protected abstract Task<ITenantLimits> CreateAsync();
+    private protected abstract Task<ITenantLimits> CreateAsync();
 
     public virtual Task DisposeAsync() => Task.CompletedTask;
 
@@ -115,7 +116,7 @@ public abstract class TenantLimitsContract : IAsyncLifetime
 [Unit]
 public sealed class InMemoryTenantLimitsContractTests : TenantLimitsContract
 {
-    protected override Task<ITenantLimits> CreateAsync() => Task.FromResult<ITenantLimits>(new InMemoryTenantLimits());
+    private protected override Task<ITenantLimits> CreateAsync() => Task.FromResult<ITenantLimits>(new InMemoryTenantLimits());
 }
 
 /// <summary>
@@ -128,7 +129,7 @@ public sealed class PostgresTenantLimitsContractTests : TenantLimitsContract
     private readonly string _schema = TestEnvironment.NewName("lim_");
     private NpgsqlDataSource _db = null!;
 
-    protected override async Task<ITenantLimits> CreateAsync()
+    private protected override async Task<ITenantLimits> CreateAsync()
     {
         _db = await TestEnvironment.PostgresAsync();
         await new PostgresSchema(_db, _schema).CreateAsync(CancellationToken.None);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
+using Pipelines.Tenancy;
 
-namespace Pipelines.Tenancy;
+namespace Pipelines.Quotas;
 
 /// <summary>A quota that stopped a piece of work for now: which one, how long until it may allow it, and what to tell the caller.</summary>
 /// <param name="Quota">The quota's key, e.g. <c>InvocationsPerMinute</c>.</param>

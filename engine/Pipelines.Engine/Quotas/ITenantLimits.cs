@@ -1,7 +1,9 @@
-namespace Pipelines.Tenancy;
+using Pipelines.Tenancy;
+
+namespace Pipelines.Quotas;
 
 /// <summary>What a tenant holds a counted slot of: running invocations, warm containers.</summary>
-public enum LimitKind
+internal enum LimitKind
 {
     /// <summary>An invocation running (synchronous or asynchronous): Quotas:ConcurrentInvocations.</summary>
     Invocations,
@@ -18,7 +20,7 @@ public enum LimitKind
 /// holding slots leaves them for a while only: the cluster's store gives them back once the
 /// process has been unseen for <see cref="PostgresTenantLimits.DeadAfter"/>.
 /// </summary>
-public interface ITenantLimits
+internal interface ITenantLimits
 {
     /// <summary>
     /// Takes a slot of <paramref name="kind"/> for <paramref name="holder"/> when the tenant holds

@@ -1,4 +1,6 @@
-namespace Pipelines.Tenancy;
+using Pipelines.Tenancy;
+
+namespace Pipelines.Quotas;
 
 /// <summary>The tenant counters of the embedded mode (one process, which keeps every holder): a lock around two dictionaries.</summary>
 internal sealed class InMemoryTenantLimits : ITenantLimits

@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace Pipelines.Tenancy;
+namespace Pipelines.Quotas;
 
 /// <summary>
 /// Says every <see cref="PostgresTenantLimits.BeatInterval"/> that this process is alive, so that

@@ -1,7 +1,8 @@
 using Npgsql;
 using Pipelines.RunStore;
+using Pipelines.Tenancy;
 
-namespace Pipelines.Tenancy;
+namespace Pipelines.Quotas;
 
 /// <summary>
 /// The tenant counters of a cluster, in PostgreSQL (part "tenant limits"). A slot is a row of
@@ -13,7 +14,7 @@ namespace Pipelines.Tenancy;
 /// gives its slots back within a minute. The token bucket is one row per tenant, refilled and
 /// taken from in one upsert.
 /// </summary>
-public sealed class PostgresTenantLimits : ITenantLimits
+internal sealed class PostgresTenantLimits : ITenantLimits
 {
     /// <summary>The advisory lock class of the per-tenant counters (two-key form: this and the tenant's hash), beside the engine's 7310021-7310023.</summary>
     public const int LockClass = 7310024;
