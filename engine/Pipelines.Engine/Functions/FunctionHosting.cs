@@ -4,8 +4,8 @@ using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Queue;
-using Pipelines.Storage;
 using Pipelines.Quotas;
+using Pipelines.Storage;
 using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;

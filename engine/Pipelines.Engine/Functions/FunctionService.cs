@@ -6,9 +6,9 @@ using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Queue;
+using Pipelines.Quotas;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
-using Pipelines.Quotas;
 using Pipelines.Tenancy;
 using Pipelines.Worker;
 

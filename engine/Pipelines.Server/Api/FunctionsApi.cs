@@ -9,8 +9,8 @@ using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Model;
-using Pipelines.Server.Access;
 using Pipelines.Quotas;
+using Pipelines.Server.Access;
 using Pipelines.Tenancy;
 using Pipelines.Worker;
 
