@@ -135,10 +135,14 @@ public static partial class PipelinesServer
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapPipelinesHealth();
-        app.MapPrometheusScrapingEndpoint().RequireAuthorization(Access.Access.ReadPolicy);
+
+        // The metrics are every tenant's (labelled by tenant) and the machines': with tenants, an admin key's only.
+        app.MapPrometheusScrapingEndpoint()
+            .RequireAuthorization(options.Tenants.Configured ? Access.Access.AdminPolicy : Access.Access.ReadPolicy)
+            .WithMetadata(TenantAccess.Admin);
         if (options.Roles.HasFlag(ServerRoles.Api))
         {
-            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
+            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy).WithMetadata(TenantAccess.Open);
             app.MapRunsApi();
             app.MapTriggersApi();
             app.MapFunctionsApi();
@@ -151,7 +155,7 @@ public static partial class PipelinesServer
         {
             app.MapLogin();
             app.MapPipelinesDashboard(app.Services.GetRequiredService<JobNames>());
-            app.MapGet("/", () => TypedResults.Redirect("/hangfire/runs")).ExcludeFromDescription();
+            app.MapGet("/", () => TypedResults.Redirect("/hangfire/runs")).WithMetadata(TenantAccess.Open).ExcludeFromDescription();
         }
 
         return app;
