@@ -26,8 +26,9 @@ namespace Pipelines.Tests.Server;
 /// is held to the rule its <see cref="TenantAccess"/> names (docs/tenants.md, "The access matrix").
 /// An endpoint added without that metadata, or without a sample for a route parameter, fails here by name.
 /// </summary>
+[Collection(TenantServerCollection.Name)]
 [Integration]
-public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture) : IClassFixture<TenantServerFixture>
+public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
 {
     private const string NoRun = "20000101-000000-000000";
     private const string NoInvocation = "0000000000007000800000000000beef";
@@ -393,7 +394,6 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
         var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Server:Urls"] = "http://127.0.0.1:0",
-            ["Tenancy:TestOnlyUnscopedParts"] = "true",
             ["Tenants:lab-a:Output"] = "s3://matrix/lab-a/",
             ["Tenants:lab-b:Output"] = "s3://matrix/lab-b/",
             ["Server:Keys:0:Key"] = TenantServerFixture.Admin,

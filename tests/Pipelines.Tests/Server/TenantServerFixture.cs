@@ -48,7 +48,6 @@ public sealed class TenantServerFixture : ServerFixture, IAsyncLifetime
 
     protected override IReadOnlyDictionary<string, string?> MoreEnv => new Dictionary<string, string?>
     {
-        ["PIPELINES_Tenancy__TestOnlyUnscopedParts"] = "true",
         ["PIPELINES_Algorithms__Store"] = $"s3://{Bucket}/algorithms/",
         ["PIPELINES_Docker__WarmRoot"] = _warmRoot,
         ["PIPELINES_Tenants__lab-a__Output"] = $"s3://{Bucket}/lab-a/",
