@@ -16,6 +16,8 @@ namespace Pipelines.Tests.Server;
 [Integration]
 public sealed partial class TenantIsolationTests(TenantServerFixture fixture)
 {
+    private const string NoRun = "20000101-000000-000000";
+
     [Fact]
     public async Task A_run_that_names_another_tenants_folder_is_refused_naming_the_field_and_only_its_own_folders()
     {
