@@ -28,40 +28,13 @@ namespace Pipelines.Server;
 /// </summary>
 public static partial class PipelinesServer
 {
-    /// <summary>
-    /// Test-only: with this setting true, a `pipelines server` process starts with a Tenants section
-    /// although some of its parts do not keep tenants apart yet (docs/tenants.md, "Not yet done"), as
-    /// the internal overload's <c>scopedPartsOnly</c> lets a server in the test process: the tests of
-    /// the parts that do (TenantServerFixture) run on the server users run. Never set it in a
-    /// deployment; it goes with the guard.
-    /// </summary>
-    internal const string UnscopedPartsForTests = "Tenancy:TestOnlyUnscopedParts";
-
     /// <summary>Builds the web application; without PostgreSQL, refuses roles that would leave the work to other processes.</summary>
-    public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information) =>
-        Build(config, urls, logLevel, scopedPartsOnly: string.Equals(config[UnscopedPartsForTests], "true", StringComparison.OrdinalIgnoreCase));
-
-    /// <summary>
-    /// The same, where <paramref name="scopedPartsOnly"/> lets tests of the parts already scoped by tenant
-    /// (functions, algorithms) start a server with tenants, which the guard below refuses to every
-    /// other caller (but a server process given <see cref="UnscopedPartsForTests"/>); internal. It goes with the guard.
-    /// </summary>
-    internal static WebApplication Build(IConfiguration config, string? urls, LogLevel logLevel, bool scopedPartsOnly)
+    public static WebApplication Build(IConfiguration config, string? urls = null, LogLevel logLevel = LogLevel.Information)
     {
         // The server's own defaults (it reports the queue) under every other source; then every setting read once.
         config = EngineHost.WithDefaults(config, TelemetryOptions.ServerDefaults);
         var settings = EngineSettings.Read(config);
         var options = ServerOptions.From(config, settings.Tenants);
-        if (options.Tenants.Configured && !scopedPartsOnly)
-        {
-            // Runs, triggers, functions, algorithms and their pages are scoped; Hangfire's own pages
-            // (jobs, retries, recurring jobs) are not yet: a tenant's key would see every tenant's job
-            // arguments there. Refused until they are.
-            throw new PipelinesException(
-                "Tenants: this server cannot keep tenants apart yet (its API and dashboard are not scoped; docs/tenants.md, \"Not yet done\"): remove the Tenants section to serve as one tenant",
-                retryHelps: false);
-        }
-
         var postgres = EngineHost.UsesPostgres(settings);
         if (!postgres && !options.Roles.HasFlag(ServerRoles.Worker | ServerRoles.Triggers))
         {
@@ -135,10 +108,14 @@ public static partial class PipelinesServer
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapPipelinesHealth();
-        app.MapPrometheusScrapingEndpoint().RequireAuthorization(Access.Access.ReadPolicy);
+
+        // The metrics are every tenant's (labelled by tenant) and the machines': with tenants, an admin key's only.
+        app.MapPrometheusScrapingEndpoint()
+            .RequireAuthorization(options.Tenants.Configured ? Access.Access.AdminPolicy : Access.Access.ReadPolicy)
+            .WithMetadata(TenantAccess.Admin);
         if (options.Roles.HasFlag(ServerRoles.Api))
         {
-            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy);
+            app.MapOpenApi().RequireAuthorization(Access.Access.ReadPolicy).WithMetadata(TenantAccess.Open);
             app.MapRunsApi();
             app.MapTriggersApi();
             app.MapFunctionsApi();
@@ -151,7 +128,7 @@ public static partial class PipelinesServer
         {
             app.MapLogin();
             app.MapPipelinesDashboard(app.Services.GetRequiredService<JobNames>());
-            app.MapGet("/", () => TypedResults.Redirect("/hangfire/runs")).ExcludeFromDescription();
+            app.MapGet("/", () => TypedResults.Redirect("/hangfire/runs")).WithMetadata(TenantAccess.Open).ExcludeFromDescription();
         }
 
         return app;

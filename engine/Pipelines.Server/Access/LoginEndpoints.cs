@@ -13,13 +13,13 @@ internal static partial class LoginEndpoints
 {
     public static IEndpointRouteBuilder MapLogin(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/login", (string? returnUrl) => Form(returnUrl, null)).ExcludeFromDescription();
-        app.MapPost("/login", LoginAsync).ExcludeFromDescription();
+        app.MapGet("/login", (string? returnUrl) => Form(returnUrl, null)).WithMetadata(TenantAccess.Open).ExcludeFromDescription();
+        app.MapPost("/login", LoginAsync).WithMetadata(TenantAccess.Open).ExcludeFromDescription();
         app.MapPost("/logout", async (HttpContext http) =>
         {
             await http.SignOutAsync(Access.CookieScheme);
             return TypedResults.Redirect("/login");
-        }).ExcludeFromDescription();
+        }).WithMetadata(TenantAccess.Open).ExcludeFromDescription();
         return app;
     }
 

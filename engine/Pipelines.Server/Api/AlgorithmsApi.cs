@@ -18,19 +18,19 @@ internal static class AlgorithmsApi
     public static void MapAlgorithmsApi(this IEndpointRouteBuilder app)
     {
         var g = app.MapGroup("/api/algorithms").WithTags("algorithms").RequireAuthorization(Access.Access.ReadPolicy);
-        g.MapGet("/", ListAsync).WithSummary("Every algorithm with its versions and channels.");
-        g.MapGet("/loads", LoadsAsync).WithSummary("The latest loads of images onto workers' engines: digest, worker, seconds.");
-        g.MapGet("/{name}", ShowAsync).ProducesProblem(404).WithSummary("One algorithm's versions and channels.");
-        g.MapPost("/{name}/versions/{version}", PushAsync).RequireAuthorization(Access.Access.FullPolicy)
+        g.MapGet("/", ListAsync).WithMetadata(TenantAccess.Listing).WithSummary("Every algorithm with its versions and channels.");
+        g.MapGet("/loads", LoadsAsync).WithMetadata(TenantAccess.Listing).WithSummary("The latest loads of images onto workers' engines: digest, worker, seconds.");
+        g.MapGet("/{name}", ShowAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("One algorithm's versions and channels.");
+        g.MapPost("/{name}/versions/{version}", PushAsync).WithMetadata(TenantAccess.Creating).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<Stream>("application/x-tar").ProducesProblem(413).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Push a version: the body is a `docker save` tarball of one image; ?digest= refuses another image id, ?notes= is kept.");
-        g.MapPost("/{name}/canary/{version}", CanaryAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
+        g.MapPost("/{name}/canary/{version}", CanaryAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
             .WithSummary("Make a version the canary: ?percent= (default 10) of the invocations of functions following @stable go to it; with ?shadow=true that share is copied to it while stable answers.");
-        g.MapPost("/{name}/promote/{version}", PromoteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
+        g.MapPost("/{name}/promote/{version}", PromoteAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(422)
             .WithSummary("Make a version stable (a canary of that version ends).");
-        g.MapPost("/{name}/abort", AbortAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+        g.MapPost("/{name}/abort", AbortAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
             .WithSummary("End the canary: every invocation goes to stable.");
-        g.MapDelete("/{name}/versions/{version}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(422)
+        g.MapDelete("/{name}/versions/{version}", DeleteAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(422)
             .WithSummary("Delete a version (its image goes from the store when no other version has it).");
     }
 

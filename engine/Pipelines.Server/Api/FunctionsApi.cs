@@ -27,21 +27,21 @@ internal static partial class FunctionsApi
     public static void MapFunctionsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/functions").WithTags("functions").RequireAuthorization(Access.Access.ReadPolicy);
-        api.MapPost("/", DeployAsync).RequireAuthorization(Access.Access.FullPolicy)
+        api.MapPost("/", DeployAsync).WithMetadata(TenantAccess.Creating).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<string>("application/yaml", "text/plain")
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Deploy a function: the function file (YAML) is the body. A changed file makes a new version (201); the same content again changes nothing (200).");
-        api.MapGet("/", ListAsync).WithSummary("Every function's current version.");
-        api.MapGet("/{name}", GetAsync).ProducesProblem(400).ProducesProblem(404)
+        api.MapGet("/", ListAsync).WithMetadata(TenantAccess.Listing).WithSummary("Every function's current version.");
+        api.MapGet("/{name}", GetAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(400).ProducesProblem(404)
             .WithSummary("A function: its current version, every version, requests, errors, error rate and p50/p95 latency per version and algorithm version (shadow copies with equal/different), over ?window= (e.g. 5m) or every kept invocation; warm containers; its gray release.");
-        api.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+        api.MapDelete("/{name}", DeleteAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
             .WithSummary("Delete a function with its versions and recorded invocations; its warm containers are stopped.");
-        api.MapPost("/{name}/invoke", InvokeAsync).RequireAuthorization(Access.Access.FullPolicy)
+        api.MapPost("/{name}/invoke", InvokeAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy)
             .ProducesProblem(400).ProducesProblem(404).ProducesProblem(413).ProducesProblem(429).ProducesProblem(502).ProducesProblem(503).ProducesProblem(504)
             .WithSummary("Invoke: the body is the input (any bytes, or multipart/form-data for several files); the response is the output. ?async=true answers 202 with the invocation's location.");
-        api.MapGet("/{name}/invocations", InvocationsAsync).ProducesProblem(404).WithSummary("A function's latest invocations, newest first (limit, default 50).");
-        api.MapGet("/{name}/invocations/{id}", InvocationAsync).ProducesProblem(404).WithSummary("One invocation: status, latency, hashes, error.");
-        api.MapGet("/{name}/invocations/{id}/output", OutputAsync).ProducesProblem(404).ProducesProblem(409)
+        api.MapGet("/{name}/invocations", InvocationsAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("A function's latest invocations, newest first (limit, default 50).");
+        api.MapGet("/{name}/invocations/{id}", InvocationAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("One invocation: status, latency, hashes, error.");
+        api.MapGet("/{name}/invocations/{id}/output", OutputAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("An async invocation's output, once it has succeeded.");
     }
 

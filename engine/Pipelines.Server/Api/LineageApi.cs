@@ -13,7 +13,7 @@ namespace Pipelines.Server.Api;
 internal static class LineageApi
 {
     public static RouteHandlerBuilder MapLineageApi(this IEndpointRouteBuilder app) =>
-        app.MapGet("/api/lineage", ExplainAsync).WithTags("lineage").RequireAuthorization(Access.Access.ReadPolicy)
+        app.MapGet("/api/lineage", ExplainAsync).WithMetadata(TenantAccess.Owned).WithTags("lineage").RequireAuthorization(Access.Access.ReadPolicy)
             .ProducesProblem(400).ProducesProblem(404)
             .WithSummary("What produced a file of a run (uri: s3:// or, for runs of this server, a local path), or one row of a results file (row=N, or key=VALUE with an optional column).");
 

@@ -27,23 +27,23 @@ internal static partial class RunsApi
     public static RouteGroupBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/runs").WithTags("runs").RequireAuthorization(Access.Access.ReadPolicy);
-        api.MapPost("/", SubmitAsync).RequireAuthorization(Access.Access.FullPolicy)
+        api.MapPost("/", SubmitAsync).WithMetadata(TenantAccess.Creating).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<SubmitRunRequest>("application/json", "application/yaml")
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Submit a run: a JSON {workflow, set} body, or the workflow YAML itself with ?set=key=value overrides.");
-        api.MapGet("/", ListAsync).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow, state and since (a duration back, 2h, or a date or time); paged with offset and limit. Each run's counts include the tasks held back, by reason.");
-        api.MapGet("/{runId}", GetAsync).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
-        api.MapGet("/{runId}/tasks", TasksAsync).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
-        api.MapPost("/{runId}/cancel", CancelAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
+        api.MapGet("/", ListAsync).WithMetadata(TenantAccess.Listing).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow, state and since (a duration back, 2h, or a date or time); paged with offset and limit. Each run's counts include the tasks held back, by reason.");
+        api.MapGet("/{runId}", GetAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
+        api.MapGet("/{runId}/tasks", TasksAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
+        api.MapPost("/{runId}/cancel", CancelAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
-        api.MapGet("/{runId}/explain", ExplainRunAsync).ProducesProblem(404).WithSummary("Why the run's tasks ran: how many were cached, how many ran, and the reasons counted by component.");
-        api.MapGet("/{runId}/tasks/{task}/explain", ExplainTaskAsync).ProducesProblem(404)
+        api.MapGet("/{runId}/explain", ExplainRunAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("Why the run's tasks ran: how many were cached, how many ran, and the reasons counted by component.");
+        api.MapGet("/{runId}/tasks/{task}/explain", ExplainTaskAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404)
             .WithSummary("Whether a task (by index or task id) was taken from the cache and from which run, or why it ran: no earlier run, the components that changed, or a damaged cache.");
-        api.MapGet("/{runId}/logs", LogsAsync).ProducesProblem(404)
+        api.MapGet("/{runId}/logs", LogsAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404)
             .WithSummary("The step logs the run has written so far (a step's log is written when the step ends): of every task, or of one (?task= index or task id), each with its url; and the run's state, to follow it.");
-        api.MapGet("/{runId}/canary", CanaryAsync).ProducesProblem(404).ProducesProblem(409)
+        api.MapGet("/{runId}/canary", CanaryAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("A batch canary's comparison (canary/diff.json): 404 for a run without a canary, 409 while either side is still going.");
-        api.MapGet("/{runId}/files/{**path}", FileAsync).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
+        api.MapGet("/{runId}/files/{**path}", FileAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("A file the run wrote: a task's log, a result table, run.json, provenance.");
         return api;
     }
 

@@ -22,15 +22,15 @@ internal static partial class TriggersApi
     public static void MapTriggersApi(this IEndpointRouteBuilder app)
     {
         var workflows = app.MapGroup("/api/workflows").WithTags("workflows").RequireAuthorization(Access.Access.ReadPolicy);
-        workflows.MapPost("/", RegisterAsync).RequireAuthorization(Access.Access.FullPolicy)
+        workflows.MapPost("/", RegisterAsync).WithMetadata(TenantAccess.Creating).RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<SubmitRunRequest>("application/json", "application/yaml")
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Register a workflow with a trigger block: a JSON {workflow, set, process_existing} body, or the YAML itself.");
-        workflows.MapGet("/", ListAsync).WithSummary("Registered workflows with their triggers: last poll, objects seen, runs started.");
-        workflows.MapDelete("/{name}", DeleteAsync).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+        workflows.MapGet("/", ListAsync).WithMetadata(TenantAccess.Listing).WithSummary("Registered workflows with their triggers: last poll, objects seen, runs started.");
+        workflows.MapDelete("/{name}", DeleteAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
             .WithSummary("Stop triggering a registered workflow (its runs and ledger stay).");
 
-        app.MapPost("/api/triggers/events", IngestAsync).WithTags("triggers").RequireAuthorization(Access.Access.FullPolicy)
+        app.MapPost("/api/triggers/events", IngestAsync).WithMetadata(TenantAccess.Listing).WithTags("triggers").RequireAuthorization(Access.Access.FullPolicy)
             .Accepts<JsonElement>("application/json").ProducesProblem(400)
             .WithSummary("An S3 event notification body (Records[].s3.bucket.name, s3.object.key, eTag, size, eventName); each record is answered.");
     }

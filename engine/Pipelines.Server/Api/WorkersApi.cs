@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
 using Pipelines.Harvest;
 using Pipelines.Queue;
+using Pipelines.Server.Access;
 
 namespace Pipelines.Server.Api;
 
@@ -16,8 +17,8 @@ internal static class WorkersApi
     public static void MapWorkersApi(this IEndpointRouteBuilder app)
     {
         var workers = app.MapGroup("/api/workers").WithTags("workers").RequireAuthorization(Access.Access.ReadPolicy);
-        workers.MapGet("/", List).WithSummary("Every live worker: policy, owner load, harvested CPU, tasks running, suspended and vacated, and its last hour.");
-        workers.MapPost("/{name}/drain", Drain).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404)
+        workers.MapGet("/", List).WithMetadata(TenantAccess.Open).WithSummary("Every live worker: policy, owner load, harvested CPU, tasks running, suspended and vacated, and its last hour.");
+        workers.MapPost("/{name}/drain", Drain).RequireAuthorization(Access.Access.AdminPolicy).WithMetadata(TenantAccess.Admin).ProducesProblem(404)
             .WithSummary("Ask a worker to finish its running tasks and take no more (seen within 10 s).");
     }
 

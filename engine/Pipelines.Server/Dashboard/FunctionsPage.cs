@@ -6,6 +6,7 @@ using Pipelines.Algorithms;
 using Pipelines.Functions;
 using Pipelines.Server.Access;
 using Pipelines.Server.Api;
+using Pipelines.Tenancy;
 using static Pipelines.Server.Dashboard.RunHtml;
 
 namespace Pipelines.Server.Dashboard;
@@ -43,9 +44,11 @@ internal sealed class FunctionsPage : RazorPage
             """);
         foreach (var f in functions)
         {
-            var versions = store.VersionsAsync(f.Name, http.RequestAborted).GetAwaiter().GetResult();
-            var warm = FunctionsApi.WarmOf(service, versions);
-            var release = FunctionsApi.ReleaseOfAsync(service, f, http.RequestAborted).GetAwaiter().GetResult();
+            // Names are per tenant: an admin key over every tenant reads each function in its own tenant's view.
+            var own = TenantContext.Of(http).Scope.IsAll ? service.For(TenantScope.Of(f.Tenant)) : service;
+            var versions = own.Store.VersionsAsync(f.Name, http.RequestAborted).GetAwaiter().GetResult();
+            var warm = FunctionsApi.WarmOf(own, versions);
+            var release = FunctionsApi.ReleaseOfAsync(own, f, http.RequestAborted).GetAwaiter().GetResult();
             if (release is not null)
             {
                 WriteRelease(f.Name, release);

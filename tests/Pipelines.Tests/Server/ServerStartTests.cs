@@ -114,7 +114,45 @@ public sealed class ServerStartTests : IDisposable
         Assert.False(Directory.Exists(_temp.Combine("first", ".aspnet", "DataProtection-Keys")));
     }
 
+    [Fact]
+    public async Task A_server_with_two_tenants_starts_and_answers_each_tenants_key_and_the_admin_key()
+    {
+        var schema = TestEnvironment.NewName("ten_");
+        await using var server = await ServerProcess.StartAsync(
+            new Dictionary<string, string?>
+            {
+                ["PIPELINES_POSTGRES"] = TestEnvironment.Postgres,
+                ["PIPELINES_Schema"] = schema,
+                ["PIPELINES_Hangfire__Schema"] = schema + "_hangfire",
+                ["PIPELINES_HOME"] = _temp.Combine("home"),
+                ["HOME"] = _temp.Path,
+                ["PIPELINES_Tenants__lab-a__Output"] = "s3://lab-a-results/",
+                ["PIPELINES_Tenants__lab-b__Output"] = "s3://lab-b-results/",
+                ["PIPELINES_Server__Keys__0__Key"] = "start-lab-a-0123456789",
+                ["PIPELINES_Server__Keys__0__Role"] = "full",
+                ["PIPELINES_Server__Keys__0__Tenant"] = "lab-a",
+                ["PIPELINES_Server__Keys__1__Key"] = "start-admin-0123456789",
+                ["PIPELINES_Server__Keys__1__Role"] = "admin",
+            },
+            ["--roles", "api,dashboard"]);
+
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(server, "start-lab-a-0123456789", "/api/runs"));
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(server, "start-lab-a-0123456789", "/hangfire/runs"));
+        Assert.Equal(HttpStatusCode.NotFound, await StatusAsync(server, "start-lab-a-0123456789", "/hangfire/servers"));
+        Assert.Equal(HttpStatusCode.Forbidden, await StatusAsync(server, "start-lab-a-0123456789", "/metrics"));
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(server, "start-admin-0123456789", "/hangfire/servers"));
+        Assert.Equal(HttpStatusCode.OK, await StatusAsync(server, "start-admin-0123456789", "/api/runs?tenant=lab-b"));
+    }
+
     public void Dispose() => _temp.Dispose();
+
+    private static async Task<HttpStatusCode> StatusAsync(ServerProcess server, string key, string path)
+    {
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri(server.Url) };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        using var response = await http.GetAsync(path);
+        return response.StatusCode;
+    }
 
     // The second server listens on another port of 127.0.0.1; a cookie belongs to the host, not
     // the port, so the same container sends the first server's session cookie to it.

@@ -8,80 +8,15 @@ namespace Pipelines.Tests.Server;
 
 /// <summary>
 /// One tenant's key on another tenant's runs and triggers, over real HTTP to a server with two
-/// tenants: every answer is the one a missing object gets (status and body, the id aside), listings
-/// leave them out, and a workflow naming the other tenant's folders is refused naming the field.
+/// tenants, beyond what the access matrix (TenantAccessMatrixTests) holds every endpoint to: a
+/// refused workflow names only the caller's own folders and its own run is accepted, an S3 event
+/// under another tenant's prefix starts nothing, and an admin key names only tenants that exist.
 /// </summary>
+[Collection(TenantServerCollection.Name)]
 [Integration]
-public sealed partial class TenantIsolationTests(TenantServerFixture fixture) : IClassFixture<TenantServerFixture>
+public sealed partial class TenantIsolationTests(TenantServerFixture fixture)
 {
     private const string NoRun = "20000101-000000-000000";
-
-    /// <summary>What a run id addresses, read or changed (%s: the run id).</summary>
-    public static TheoryData<string, string> RunEndpoints() => new()
-    {
-        { "GET", "/api/runs/%s" },
-        { "GET", "/api/runs/%s/tasks" },
-        { "GET", "/api/runs/%s/logs" },
-        { "GET", "/api/runs/%s/logs?task=0" },
-        { "GET", "/api/runs/%s/explain" },
-        { "GET", "/api/runs/%s/tasks/0/explain" },
-        { "GET", "/api/runs/%s/canary" },
-        { "GET", "/api/runs/%s/files/run.json" },
-        { "POST", "/api/runs/%s/cancel" },
-        { "GET", "/hangfire/runs/%s" },
-    };
-
-    [Theory]
-    [MemberData(nameof(RunEndpoints))]
-    public async Task Another_tenants_run_answers_exactly_as_a_missing_one(string method, string path)
-    {
-        using var a = fixture.As(TenantServerFixture.LabAFull);
-        var (foreignStatus, foreignBody) = await SendAsync(a, method, path.Replace("%s", fixture.LabBRun, StringComparison.Ordinal));
-        var (missingStatus, missingBody) = await SendAsync(a, method, path.Replace("%s", NoRun, StringComparison.Ordinal));
-
-        Assert.Equal(HttpStatusCode.NotFound, missingStatus);
-        Assert.Equal(missingStatus, foreignStatus);
-        Assert.Equal(Answer(path, missingBody), Answer(path, foreignBody.Replace(fixture.LabBRun, NoRun, StringComparison.Ordinal)));
-
-        // The owner (and the admin key) reach it: the 404 above is the scope, not a broken endpoint.
-        using var b = fixture.As(TenantServerFixture.LabBFull);
-        var (own, _) = await SendAsync(b, method == "POST" ? "GET" : method, path.Replace("%s", fixture.LabBRun, StringComparison.Ordinal).Replace("/cancel", "", StringComparison.Ordinal));
-        Assert.True(own is HttpStatusCode.OK || path.EndsWith("/canary", StringComparison.Ordinal), $"lab-b on its own run: {(int)own} for {path}");
-    }
-
-    [Fact]
-    public async Task The_run_listing_of_a_tenant_leaves_out_another_tenants_runs()
-    {
-        using var a = fixture.As(TenantServerFixture.LabARead);
-        using var b = fixture.As(TenantServerFixture.LabBFull);
-        using var admin = fixture.As(TenantServerFixture.Admin);
-
-        Assert.DoesNotContain(fixture.LabBRun, await a.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
-        Assert.DoesNotContain(fixture.LabBRun, await a.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
-        Assert.Contains(fixture.LabBRun, await b.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
-        Assert.Contains(fixture.LabBRun, await b.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
-        Assert.Contains(fixture.LabBRun, await admin.GetStringAsync("/api/runs?limit=500"), StringComparison.Ordinal);
-        Assert.DoesNotContain(fixture.LabBRun, await admin.GetStringAsync("/api/runs?limit=500&tenant=lab-a"), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Lineage_of_a_file_in_another_tenants_run_folder_answers_as_for_no_run()
-    {
-        using var a = fixture.As(TenantServerFixture.LabARead);
-        var foreign = $"s3://{fixture.Bucket}/lab-b/out/{fixture.LabBRun}/run.json";
-        var missing = $"s3://{fixture.Bucket}/lab-b/out/{NoRun}/run.json";
-
-        var (foreignStatus, foreignBody) = await SendAsync(a, "GET", "/api/lineage?uri=" + Uri.EscapeDataString(foreign));
-        var (missingStatus, missingBody) = await SendAsync(a, "GET", "/api/lineage?uri=" + Uri.EscapeDataString(missing));
-
-        Assert.Equal(HttpStatusCode.NotFound, foreignStatus);
-        Assert.Equal(missingStatus, foreignStatus);
-        Assert.Equal(Answer("", missingBody), Answer("", foreignBody.Replace(fixture.LabBRun, NoRun, StringComparison.Ordinal)));
-
-        using var b = fixture.As(TenantServerFixture.LabBFull);
-        var (own, body) = await SendAsync(b, "GET", "/api/lineage?uri=" + Uri.EscapeDataString($"s3://{fixture.Bucket}/lab-b/out/{fixture.LabBRun}/results/stats.parquet"));
-        Assert.True(own == HttpStatusCode.OK, $"{(int)own}: {body}");
-    }
 
     [Fact]
     public async Task A_run_that_names_another_tenants_folder_is_refused_naming_the_field_and_only_its_own_folders()

@@ -93,16 +93,6 @@ public sealed class TenantKeysTests
         Assert.Throws<PipelinesException>(() => Access.ScopeOf(admin, Request("?tenant=Lab%20B")));
     }
 
-    [Fact]
-    public void A_server_with_tenants_refuses_to_start_while_its_api_cannot_keep_them_apart()
-    {
-        var config = Config([.. TwoTenants, ("Server:Keys:0:Key", KeyA), ("Server:Keys:0:Role", "full"), ("Server:Keys:0:Tenant", "lab-a")]);
-
-        var e = Assert.Throws<PipelinesException>(() => PipelinesServer.Build(config));
-
-        Assert.StartsWith("Tenants: this server cannot keep tenants apart yet", e.Message, StringComparison.Ordinal);
-    }
-
     private static HttpRequest Request(string query, string? header = null)
     {
         var http = new DefaultHttpContext();

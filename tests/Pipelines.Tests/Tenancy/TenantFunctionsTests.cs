@@ -260,7 +260,7 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
                 ["Server:Keys:1:Name"] = "bob",
                 ["Server:Keys:1:Tenant"] = "lab-b",
             }).Build();
-            _server = PipelinesServer.Build(config, _url, LogLevel.Warning, scopedPartsOnly: true);
+            _server = PipelinesServer.Build(config, _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var b = Client(KeyB);
