@@ -1,3 +1,5 @@
+using Pipelines.RunStore;
+
 namespace Pipelines.Tenancy;
 
 /// <summary>
@@ -24,22 +26,19 @@ namespace Pipelines.Tenancy;
 /// </remarks>
 internal sealed class FairShare(TimeProvider time, TimeSpan halfLife)
 {
-    private readonly Dictionary<TenantId, Usage> _use = [];
+    private readonly Dictionary<TenantId, TenantUse> _use = [];
     private readonly Dictionary<TenantId, double> _virtual = [];
     private HashSet<TenantId> _waiting = [];
     private double _clock;
-
-    /// <summary>A tenant's decayed use in slot-seconds, as of <paramref name="UpdatedAt"/>.</summary>
-    public readonly record struct Usage(double Decayed, DateTimeOffset UpdatedAt);
 
     /// <summary>One tenant in play at a tick: its share, the units it holds (released or running), its waiting ones, and its running-tasks quota (null: none).</summary>
     public readonly record struct Demand(TenantId Tenant, double Share, int InFlight, int Pending, int? Quota = null);
 
     /// <summary>Every tenant's decayed use as last accounted (what the dispatcher stores).</summary>
-    public IReadOnlyDictionary<TenantId, Usage> Uses => _use;
+    public IReadOnlyDictionary<TenantId, TenantUse> Uses => _use;
 
     /// <summary>Takes uses kept from before (a previous dispatcher's), over what this one has.</summary>
-    public void Restore(IEnumerable<KeyValuePair<TenantId, Usage>> saved)
+    public void Restore(IEnumerable<KeyValuePair<TenantId, TenantUse>> saved)
     {
         foreach (var (tenant, use) in saved)
         {
@@ -59,9 +58,9 @@ internal sealed class FairShare(TimeProvider time, TimeSpan halfLife)
         var now = time.GetUtcNow();
         foreach (var tenant in _use.Keys.Union(inFlight.Keys).ToList())
         {
-            var use = _use.TryGetValue(tenant, out var u) ? u : new Usage(0, now);
+            var use = _use.TryGetValue(tenant, out var u) ? u : new TenantUse(0, now);
             var seconds = Math.Max(0, (now - use.UpdatedAt).TotalSeconds);
-            _use[tenant] = new Usage(Decay(use, now) + (inFlight.GetValueOrDefault(tenant) * seconds), now);
+            _use[tenant] = new TenantUse(Decay(use, now) + (inFlight.GetValueOrDefault(tenant) * seconds), now);
         }
     }
 
@@ -128,6 +127,6 @@ internal sealed class FairShare(TimeProvider time, TimeSpan halfLife)
         return given;
     }
 
-    private double Decay(Usage use, DateTimeOffset now) =>
+    private double Decay(TenantUse use, DateTimeOffset now) =>
         use.Decayed * Math.Pow(2, -Math.Max(0, (now - use.UpdatedAt).TotalSeconds) / halfLife.TotalSeconds);
 }
