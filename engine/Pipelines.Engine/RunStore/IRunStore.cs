@@ -153,10 +153,21 @@ public interface IRunStore
     Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Makes queued tasks of the run pending again (a hand-back, a vacated attempt's task, split
-    /// children): the dispatcher releases them in their turn. Tasks not queued are left as they are.
+    /// First come, first served across tenants (Tenancy:FairShare false): releases up to
+    /// <paramref name="count"/> pending tasks of any tenant but <paramref name="except"/>, oldest run
+    /// first and by task index, as <see cref="ReleaseTasksAsync"/> does for one tenant.
     /// </summary>
-    Task MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken);
+    Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Runs asked to stop that still have pending tasks (which no release will start: <see cref="CancelPendingAsync"/> ends them).</summary>
+    Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes queued tasks of the run pending again (a hand-back, split children): the dispatcher
+    /// releases them in their turn. Tasks not queued are left as they are and returned (a running
+    /// task whose attempt was vacated, its lease released, needs a job now: it is in flight already).
+    /// </summary>
+    Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken);
 
     /// <summary>
     /// Releases again up to <paramref name="count"/> tasks released before <paramref name="releasedBefore"/>

@@ -425,12 +425,19 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
         }
     }
 
-    public Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Task.FromResult(Release(e => e.Run.Tenant == tenant, count, now));
+
+    public Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Task.FromResult(Release(e => !except.Contains(e.Run.Tenant), count, now));
+
+    /// <summary>Releases up to <paramref name="count"/> pending tasks of the runs <paramref name="which"/> picks that may start tasks, oldest run first, by index.</summary>
+    private IReadOnlyList<TaskKey> Release(Func<Entry, bool> which, int count, DateTimeOffset now)
     {
         lock (_lock)
         {
             var released = new List<TaskKey>();
-            foreach (var e in _runs.Values.Where(e => e.Run.Tenant == tenant && e.Starts).OrderBy(e => e.Run.RunId, StringComparer.Ordinal))
+            foreach (var e in _runs.Values.Where(e => which(e) && e.Starts).OrderBy(e => e.Run.RunId, StringComparer.Ordinal))
             {
                 foreach (var t in e.Tasks.Where(e.IsPending).Take(count - released.Count).ToList())
                 {
@@ -440,24 +447,42 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
                 }
             }
 
-            return Task.FromResult<IReadOnlyList<TaskKey>>(released);
+            return released;
         }
     }
 
-    public Task MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
     {
         lock (_lock)
         {
+            return Task.FromResult<IReadOnlyList<string>>([.. _runs.Values.Where(e => e.Run.StopReason is not null && e.Tasks.Any(e.IsPending)).Select(e => e.Run.RunId).Order(StringComparer.Ordinal)]);
+        }
+    }
+
+    public Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var others = new SortedSet<int>();
             foreach (var i in taskIndexes)
             {
-                if (TryFind(runId, i, out var e) && e.Tasks[i].State == TaskState.Queued)
+                if (!TryFind(runId, i, out var e))
+                {
+                    continue;
+                }
+
+                if (e.Tasks[i].State == TaskState.Queued)
                 {
                     e.Released.Remove(i);
                 }
+                else
+                {
+                    others.Add(i);
+                }
             }
-        }
 
-        return Task.CompletedTask;
+            return Task.FromResult<IReadOnlyList<int>>([.. others]);
+        }
     }
 
     public Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken)

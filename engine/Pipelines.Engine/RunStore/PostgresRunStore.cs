@@ -14,6 +14,18 @@ internal sealed class PostgresRunStore : IRunStore
 
     private readonly SchemaGate _db;
 
+    /// <summary>The release of the rows a CTE <c>picked</c> chose: stamped, and a hold by quota lifted (the one statement of both releases).</summary>
+    private string ReleasePicked => $"""
+        UPDATE {S}.tasks t SET released_at = @now,
+            held_reason = NULLIF(t.held_reason, @quota),
+            held_detail = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_detail END,
+            held_by = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_by END,
+            held_at = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_at END
+        FROM picked
+        WHERE t.run_id = picked.run_id AND t.task_index = picked.task_index
+        RETURNING t.run_id, t.task_index
+        """;
+
     /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
     public PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
@@ -539,14 +551,7 @@ internal sealed class PostgresRunStore : IRunStore
                 WHERE p.tenant = @tenant AND p.state = 'queued' AND p.released_at IS NULL AND r.state = 'running' AND r.stop_reason IS NULL
                 ORDER BY p.tenant, p.run_id COLLATE "C", p.task_index
                 LIMIT @n FOR UPDATE OF p SKIP LOCKED)
-            UPDATE {S}.tasks t SET released_at = @now,
-                held_reason = NULLIF(t.held_reason, @quota),
-                held_detail = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_detail END,
-                held_by = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_by END,
-                held_at = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_at END
-            FROM picked
-            WHERE t.run_id = picked.run_id AND t.task_index = picked.task_index
-            RETURNING t.run_id, t.task_index
+            {ReleasePicked}
             """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("tenant", tenant.Value);
         cmd.Parameters.AddWithValue("n", count);
@@ -555,12 +560,60 @@ internal sealed class PostgresRunStore : IRunStore
         return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
-    public async Task MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"UPDATE {S}.tasks SET released_at = NULL WHERE run_id = @id AND task_index = ANY(@i) AND state = 'queued' AND released_at IS NOT NULL", cancellationToken).ConfigureAwait(false);
+        // As ReleaseTasksAsync, over every tenant: the pending rows are sorted across tenants (the mode of before tenants).
+        await using var cmd = await _db.CommandAsync($"""
+            WITH picked AS (
+                SELECT p.run_id, p.task_index FROM {S}.tasks p JOIN {S}.runs r ON r.run_id = p.run_id
+                WHERE p.state = 'queued' AND p.released_at IS NULL AND NOT (p.tenant = ANY(@except)) AND r.state = 'running' AND r.stop_reason IS NULL
+                ORDER BY p.run_id COLLATE "C", p.task_index
+                LIMIT @n FOR UPDATE OF p SKIP LOCKED)
+            {ReleasePicked}
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("except", except.Select(t => t.Value).ToArray());
+        cmd.Parameters.AddWithValue("n", count);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("quota", HoldReasons.Quota);
+        return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            SELECT DISTINCT t.run_id FROM {S}.tasks t JOIN {S}.runs r ON r.run_id = t.run_id
+            WHERE t.state = 'queued' AND t.released_at IS NULL AND r.stop_reason IS NOT NULL
+            """, cancellationToken).ConfigureAwait(false);
+        var ids = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            ids.Add(r.GetString(0));
+        }
+
+        return [.. ids.Order(StringComparer.Ordinal)];
+    }
+
+    public async Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    {
+        // The SELECT reads the tasks as they were before the update, which changes no state.
+        await using var cmd = await _db.CommandAsync($"""
+            WITH marked AS (
+                UPDATE {S}.tasks SET released_at = NULL
+                WHERE run_id = @id AND task_index = ANY(@i) AND state = 'queued' AND released_at IS NOT NULL
+                RETURNING task_index)
+            SELECT task_index FROM {S}.tasks WHERE run_id = @id AND task_index = ANY(@i) AND state <> 'queued' ORDER BY task_index
+            """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", taskIndexes.ToArray());
-        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        var others = new List<int>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            others.Add(r.GetInt32(0));
+        }
+
+        return others;
     }
 
     public async Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken)

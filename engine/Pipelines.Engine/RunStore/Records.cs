@@ -39,6 +39,9 @@ internal static class StopReasons
     public static string Cancel(string who) => CancelPrefix + who;
 
     public static bool IsCancel(string? reason) => reason is not null && reason.StartsWith(CancelPrefix, StringComparison.Ordinal);
+
+    /// <summary>How a task of a stopping run that never started ends (a delivery of it, or the dispatcher's cancel of pending tasks).</summary>
+    public static TaskOutcome NotStarted(string reason, DateTimeOffset now) => new(TaskState.Cancelled, null, "not started: " + reason, now);
 }
 
 /// <summary>Which runs to list: optional filters (a workflow, a state, created at or after a time, a tenant), newest first, one page.</summary>

@@ -99,13 +99,26 @@ internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunSto
     public async Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId of, int count, DateTimeOffset now, CancellationToken cancellationToken) =>
         of == tenant ? await inner.ReleaseTasksAsync(of, count, now, cancellationToken).ConfigureAwait(false) : [];
 
-    public async Task MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    /// <summary>A view's first come, first served is its own tenant's release.</summary>
+    public async Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken) =>
+        except.Contains(tenant) ? [] : await inner.ReleaseTasksAsync(tenant, count, now, cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
     {
-        if (await OwnsAsync(runId, cancellationToken).ConfigureAwait(false))
+        var mine = new List<string>();
+        foreach (var id in await inner.StoppingWithPendingAsync(cancellationToken).ConfigureAwait(false))
         {
-            await inner.MarkPendingAsync(runId, taskIndexes, cancellationToken).ConfigureAwait(false);
+            if (await OwnsAsync(id, cancellationToken).ConfigureAwait(false))
+            {
+                mine.Add(id);
+            }
         }
+
+        return mine;
     }
+
+    public async Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.MarkPendingAsync(runId, taskIndexes, cancellationToken).ConfigureAwait(false) : [];
 
     /// <summary>Stuck releases are the whole store's to heal (the engine's dispatcher): a view has none.</summary>
     public Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken) =>

@@ -91,14 +91,15 @@ public abstract class RunStoreDispatchContract
     }
 
     [Fact]
-    public async Task A_task_handed_back_is_pending_again_and_a_running_one_is_not_touched()
+    public async Task A_task_handed_back_is_pending_again_and_a_running_one_is_left_as_it_is_and_named()
     {
         var id = await CreateAsync("1", 2);
         await Store.ReleaseTasksAsync(_tenant, 2, Now, None);
         await Store.ClaimTaskAsync(id, 1, "w", Now, Now.AddMinutes(1), None);
 
-        await Store.MarkPendingAsync(id, [0, 1], None);
+        var notQueued = await Store.MarkPendingAsync(id, [0, 1, 7], None);
 
+        Assert.Equal([1], notQueued);
         Assert.Equal(new TenantLoad(_tenant, 1, 1), await LoadAsync());
         Assert.Equal([new TaskKey(id, 0)], await Store.ReleaseTasksAsync(_tenant, 5, Now, None));
     }
