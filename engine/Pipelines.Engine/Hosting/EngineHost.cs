@@ -156,7 +156,10 @@ public static class EngineHost
         // Warm containers for steps with reuse: true (and functions): one pool per process, its containers removed when the host stops.
         services.AddSingleton(workerOptions.QuotaWatch());
         services.AddSingleton<IWarmPool, DockerWarmPool>();
-        services.AddSingleton<ITaskQueue, HangfireTaskQueue>();
+        // Tasks wait in the run store until the dispatcher (below, where workers run) releases them to Hangfire (docs/tenants.md).
+        services.AddSingleton<HangfireTaskQueue>();
+        services.AddSingleton(sp => new DispatchSignal(sp.GetService<NpgsqlDataSource>()));
+        services.AddSingleton<ITaskQueue, DispatchingTaskQueue>();
         services.AddSingleton<IWorkerBoard, HangfireWorkerBoard>();
         services.AddSingleton<OutageGate>();
         services.AddSingleton<RunDefinitions>();
@@ -244,6 +247,9 @@ public static class EngineHost
             });
 
             services.AddHostedService<LeftoverCleaner>();
+            services.AddHostedService(sp => new TaskDispatcher(
+                sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<DispatchSignal>(), sp.GetRequiredService<Tenancy.TenantOptions>(),
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(), settings.Database.Schema));
             AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {

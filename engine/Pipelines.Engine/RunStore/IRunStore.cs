@@ -136,4 +136,66 @@ public interface IRunStore
     /// more than the page), in the order of <see cref="GetProvenanceAsync(string, CancellationToken)"/>.
     /// </summary>
     Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken);
+    // The dispatcher's verbs (Queue/TaskDispatcher, docs/tenants.md): a queued task is pending
+    // until released into Hangfire's queue; released, it is in flight until it ends.
+
+    /// <summary>
+    /// Per tenant, its pending tasks (queued, not released, of a running run not asked to stop)
+    /// and its tasks in flight (released and queued, or running); tenants with neither are left out.
+    /// </summary>
+    Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Releases up to <paramref name="count"/> of the tenant's pending tasks, oldest run first
+    /// (run ids are time-ordered) and by task index, stamping <paramref name="now"/>, and clears
+    /// their hold by quota; returns them. Rows another releaser holds are skipped, never waited for.
+    /// </summary>
+    Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// First come, first served across tenants (Tenancy:FairShare false): releases up to
+    /// <paramref name="count"/> pending tasks of any tenant but <paramref name="except"/>, oldest run
+    /// first and by task index, as <see cref="ReleaseTasksAsync"/> does for one tenant.
+    /// </summary>
+    Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>Runs asked to stop that still have pending tasks (which no release will start: <see cref="CancelPendingAsync"/> ends them).</summary>
+    Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Makes queued tasks of the run pending again (a hand-back, split children): the dispatcher
+    /// releases them in their turn. Tasks not queued are left as they are and returned (a running
+    /// task whose attempt was vacated, its lease released, needs a job now: it is in flight already).
+    /// </summary>
+    Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Releases again up to <paramref name="count"/> tasks released before <paramref name="releasedBefore"/>
+    /// and still queued (the dispatcher stopped between the release and the enqueue); returns them.
+    /// Tasks released by the upgrade to tables v4 (their jobs were enqueued at submission) are not among them.
+    /// </summary>
+    Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Marks the tenant's pending tasks that are not held already held with <paramref name="hold"/>
+    /// (one set-based update); returns how many it marked.
+    /// </summary>
+    Task<int> HoldPendingAsync(TenantId tenant, TaskHold hold, CancellationToken cancellationToken);
+
+    /// <summary>Clears the hold of <paramref name="reason"/> from the tenant's pending tasks; returns how many it cleared.</summary>
+    Task<int> ClearPendingHoldAsync(TenantId tenant, string reason, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Ends at once, with <paramref name="outcome"/>, the pending tasks of a run asked to stop (none
+    /// for a run that was not), in one statement, lowering its remaining tasks; returns how many
+    /// ended and the tasks still to end (at 0 the caller enqueues the gather, as after a commit).
+    /// <see cref="UnknownRunException"/> when the run does not exist.
+    /// </summary>
+    Task<(int Ended, int Remaining)> CancelPendingAsync(string runId, TaskOutcome outcome, CancellationToken cancellationToken);
+
+    /// <summary>Every tenant's decayed use as the dispatcher last kept it (Tenancy/FairShare).</summary>
+    Task<IReadOnlyDictionary<TenantId, TenantUse>> ReadTenantUsageAsync(CancellationToken cancellationToken);
+
+    /// <summary>Keeps the tenants' decayed uses, over what was kept for them.</summary>
+    Task WriteTenantUsageAsync(IReadOnlyDictionary<TenantId, TenantUse> uses, CancellationToken cancellationToken);
 }

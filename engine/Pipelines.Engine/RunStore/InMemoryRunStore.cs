@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
+using Pipelines.Tenancy;
 
 namespace Pipelines.RunStore;
 
@@ -22,6 +23,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);
+    private readonly Dictionary<TenantId, TenantUse> _usage = [];
     private SafeFileHandle? _spill;
     private long _spillLength;
     private bool _disposed;
@@ -39,6 +41,16 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
         public List<RowAt> Provenance { get; } = [];
 
         public string? GatherJob { get; set; }
+
+        /// <summary>When each released task was released (a task not here is pending while queued).</summary>
+        public Dictionary<int, DateTimeOffset> Released { get; } = [];
+
+        /// <summary>Whether the run may still start tasks.</summary>
+        public bool Starts => Run.State == RunState.Running && Run.StopReason is null;
+
+        public bool IsPending(TaskRecord t) => t.State == TaskState.Queued && !Released.ContainsKey(t.Index);
+
+        public bool InFlight(TaskRecord t) => t.State == TaskState.Running || (t.State == TaskState.Queued && Released.ContainsKey(t.Index));
     }
 
     public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
@@ -399,6 +411,167 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
         }
 
         return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows);
+    }
+
+    public Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var loads = _runs.Values.GroupBy(e => e.Run.Tenant)
+                .Select(g => new TenantLoad(g.Key, g.Where(e => e.Starts).Sum(e => e.Tasks.Count(e.IsPending)), g.Sum(e => e.Tasks.Count(e.InFlight))))
+                .Where(l => l.Pending > 0 || l.InFlight > 0)
+                .OrderBy(l => l.Tenant.Value, StringComparer.Ordinal);
+            return Task.FromResult<IReadOnlyList<TenantLoad>>([.. loads]);
+        }
+    }
+
+    public Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Task.FromResult(Release(e => e.Run.Tenant == tenant, count, now));
+
+    public Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Task.FromResult(Release(e => !except.Contains(e.Run.Tenant), count, now));
+
+    /// <summary>Releases up to <paramref name="count"/> pending tasks of the runs <paramref name="which"/> picks that may start tasks, oldest run first, by index.</summary>
+    private IReadOnlyList<TaskKey> Release(Func<Entry, bool> which, int count, DateTimeOffset now)
+    {
+        lock (_lock)
+        {
+            var released = new List<TaskKey>();
+            foreach (var e in _runs.Values.Where(e => which(e) && e.Starts).OrderBy(e => e.Run.RunId, StringComparer.Ordinal))
+            {
+                foreach (var t in e.Tasks.Where(e.IsPending).Take(count - released.Count).ToList())
+                {
+                    e.Released[t.Index] = now;
+                    e.Tasks[t.Index] = t with { Hold = t.Hold?.Reason == HoldReasons.Quota ? null : t.Hold };
+                    released.Add(new TaskKey(e.Run.RunId, t.Index));
+                }
+            }
+
+            return released;
+        }
+    }
+
+    public Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<string>>([.. _runs.Values.Where(e => e.Run.StopReason is not null && e.Tasks.Any(e.IsPending)).Select(e => e.Run.RunId).Order(StringComparer.Ordinal)]);
+        }
+    }
+
+    public Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var others = new SortedSet<int>();
+            foreach (var i in taskIndexes)
+            {
+                if (!TryFind(runId, i, out var e))
+                {
+                    continue;
+                }
+
+                if (e.Tasks[i].State == TaskState.Queued)
+                {
+                    e.Released.Remove(i);
+                }
+                else
+                {
+                    others.Add(i);
+                }
+            }
+
+            return Task.FromResult<IReadOnlyList<int>>([.. others]);
+        }
+    }
+
+    public Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var stuck = _runs.Values
+                .SelectMany(e => e.Released.Where(r => r.Value < releasedBefore && e.Tasks[r.Key].State == TaskState.Queued).Select(r => (e, Index: r.Key, At: r.Value)))
+                .OrderBy(s => s.At).Take(count).ToList();
+            foreach (var (e, index, _) in stuck)
+            {
+                e.Released[index] = now;
+            }
+
+            return Task.FromResult<IReadOnlyList<TaskKey>>([.. stuck.Select(s => new TaskKey(s.e.Run.RunId, s.Index)).OrderBy(k => k.RunId, StringComparer.Ordinal).ThenBy(k => k.Index)]);
+        }
+    }
+
+    public Task<int> HoldPendingAsync(TenantId tenant, TaskHold hold, CancellationToken cancellationToken) =>
+        Task.FromResult(RewritePending(tenant, t => t.Hold is null, t => t with { Hold = hold }));
+
+    public Task<int> ClearPendingHoldAsync(TenantId tenant, string reason, CancellationToken cancellationToken) =>
+        Task.FromResult(RewritePending(tenant, t => t.Hold?.Reason == reason, t => t with { Hold = null }));
+
+    /// <summary>Rewrites the tenant's pending tasks that <paramref name="which"/> picks (of every run: PostgreSQL's set-based update does not look at runs); returns how many.</summary>
+    private int RewritePending(TenantId tenant, Func<TaskRecord, bool> which, Func<TaskRecord, TaskRecord> rewrite)
+    {
+        lock (_lock)
+        {
+            var n = 0;
+            foreach (var e in _runs.Values.Where(e => e.Run.Tenant == tenant))
+            {
+                for (var i = 0; i < e.Tasks.Count; i++)
+                {
+                    if (e.IsPending(e.Tasks[i]) && which(e.Tasks[i]))
+                    {
+                        e.Tasks[i] = rewrite(e.Tasks[i]);
+                        n++;
+                    }
+                }
+            }
+
+            return n;
+        }
+    }
+
+    public Task<(int Ended, int Remaining)> CancelPendingAsync(string runId, TaskOutcome outcome, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var e = _runs.GetValueOrDefault(runId) ?? throw new UnknownRunException(runId);
+            var ended = 0;
+            if (e.Run.StopReason is not null)
+            {
+                for (var i = 0; i < e.Tasks.Count; i++)
+                {
+                    if (e.IsPending(e.Tasks[i]))
+                    {
+                        e.Tasks[i] = e.Tasks[i] with { State = outcome.State, ExitCode = outcome.ExitCode, Error = outcome.Error, FinishedAt = outcome.FinishedAt, Hold = null };
+                        ended++;
+                    }
+                }
+
+                e.Run = e.Run with { Remaining = e.Run.Remaining - ended };
+            }
+
+            return Task.FromResult((ended, e.Run.Remaining));
+        }
+    }
+
+    public Task<IReadOnlyDictionary<TenantId, TenantUse>> ReadTenantUsageAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyDictionary<TenantId, TenantUse>>(new Dictionary<TenantId, TenantUse>(_usage));
+        }
+    }
+
+    public Task WriteTenantUsageAsync(IReadOnlyDictionary<TenantId, TenantUse> uses, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            foreach (var (tenant, use) in uses)
+            {
+                _usage[tenant] = use;
+            }
+        }
+
+        return Task.CompletedTask;
     }
 
     private bool TryFind(string runId, int index, out Entry e) =>

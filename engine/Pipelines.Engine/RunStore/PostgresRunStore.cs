@@ -14,13 +14,25 @@ internal sealed class PostgresRunStore : IRunStore
 
     private readonly SchemaGate _db;
 
+    /// <summary>The release of the rows a CTE <c>picked</c> chose: stamped, and a hold by quota lifted (the one statement of both releases).</summary>
+    private string ReleasePicked => $"""
+        UPDATE {S}.tasks t SET released_at = @now,
+            held_reason = NULLIF(t.held_reason, @quota),
+            held_detail = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_detail END,
+            held_by = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_by END,
+            held_at = CASE WHEN t.held_reason = @quota THEN NULL ELSE t.held_at END
+        FROM picked
+        WHERE t.run_id = picked.run_id AND t.task_index = picked.task_index
+        RETURNING t.run_id, t.task_index
+        """;
+
     /// <summary>The store over the tables in <paramref name="schema"/>; the data source is the gate's alone.</summary>
     public PostgresRunStore(NpgsqlDataSource dataSource, string schema = "pipelines") => _db = new SchemaGate(dataSource, schema, Tables);
 
     private string S => _db.Schema;
 
     /// <summary>Runs, tasks and provenance; made by Hosting/PostgresSchema.</summary>
-    public static SchemaPart Tables { get; } = new("run store", 3, s => $"""
+    public static SchemaPart Tables { get; } = new("run store", 4, s => $"""
             CREATE TABLE IF NOT EXISTS {s}.runs (
                 run_id text PRIMARY KEY,
                 workflow_name text NOT NULL,
@@ -70,6 +82,18 @@ internal sealed class PostgresRunStore : IRunStore
             ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS submitted_by text;
             ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS tenant text NOT NULL DEFAULT 'default';
             CREATE INDEX IF NOT EXISTS runs_tenant_created ON {s}.runs (tenant, created_at DESC);
+            -- v4, the dispatcher (docs/tenants.md, Fair share): a queued task is pending (released_at NULL) until the
+            -- dispatcher releases it into Hangfire's queue. Rows from before had their jobs enqueued at submission: the
+            -- constant default (no table rewrite) marks them released at -infinity, which a re-release of stuck tasks
+            -- passes over; rows made after start pending. The indexes keep a tick's reads to pending and in-flight rows.
+            ALTER TABLE {s}.tasks ADD COLUMN IF NOT EXISTS released_at timestamptz DEFAULT '-infinity';
+            ALTER TABLE {s}.tasks ALTER COLUMN released_at DROP DEFAULT;
+            CREATE INDEX IF NOT EXISTS tasks_pending ON {s}.tasks (tenant, run_id COLLATE "C", task_index) WHERE state = 'queued' AND released_at IS NULL;
+            CREATE INDEX IF NOT EXISTS tasks_in_flight ON {s}.tasks (tenant, released_at) WHERE state = 'running' OR (state = 'queued' AND released_at IS NOT NULL);
+            CREATE TABLE IF NOT EXISTS {s}.tenant_usage (
+                tenant text PRIMARY KEY,
+                decayed double precision NOT NULL,
+                updated_at timestamptz NOT NULL);
         """);
 
     public async Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
@@ -494,6 +518,216 @@ internal sealed class PostgresRunStore : IRunStore
 
         return rows;
     }
+
+    public async Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)
+    {
+        // Pending counted per run first (an index-only scan), then only runs that may still start tasks.
+        await using var cmd = await _db.CommandAsync($"""
+            WITH p AS (SELECT tenant, run_id, count(*) AS n FROM {S}.tasks WHERE state = 'queued' AND released_at IS NULL GROUP BY tenant, run_id),
+                 pending AS (SELECT p.tenant, sum(p.n) AS n FROM p JOIN {S}.runs r ON r.run_id = p.run_id
+                             WHERE r.state = 'running' AND r.stop_reason IS NULL GROUP BY p.tenant),
+                 flight AS (SELECT tenant, count(*) AS n FROM {S}.tasks
+                            WHERE state = 'running' OR (state = 'queued' AND released_at IS NOT NULL) GROUP BY tenant)
+            SELECT coalesce(pending.tenant, flight.tenant), coalesce(pending.n, 0)::int, coalesce(flight.n, 0)::int
+            FROM pending FULL JOIN flight ON flight.tenant = pending.tenant
+            """, cancellationToken).ConfigureAwait(false);
+        var loads = new List<TenantLoad>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            loads.Add(new TenantLoad(Tenant(r.GetString(0)), r.GetInt32(1), r.GetInt32(2)));
+        }
+
+        return [.. loads.OrderBy(l => l.Tenant.Value, StringComparer.Ordinal)];
+    }
+
+    public async Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId tenant, int count, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // The pick is a CTE, run once: as an IN (subquery) the planner may run it again per row,
+        // and SKIP LOCKED then finds other rows each time (more than the limit are released).
+        await using var cmd = await _db.CommandAsync($"""
+            WITH picked AS (
+                SELECT p.run_id, p.task_index FROM {S}.tasks p JOIN {S}.runs r ON r.run_id = p.run_id
+                WHERE p.tenant = @tenant AND p.state = 'queued' AND p.released_at IS NULL AND r.state = 'running' AND r.stop_reason IS NULL
+                ORDER BY p.tenant, p.run_id COLLATE "C", p.task_index
+                LIMIT @n FOR UPDATE OF p SKIP LOCKED)
+            {ReleasePicked}
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("tenant", tenant.Value);
+        cmd.Parameters.AddWithValue("n", count);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("quota", HoldReasons.Quota);
+        return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        // As ReleaseTasksAsync, over every tenant: the pending rows are sorted across tenants (the mode of before tenants).
+        await using var cmd = await _db.CommandAsync($"""
+            WITH picked AS (
+                SELECT p.run_id, p.task_index FROM {S}.tasks p JOIN {S}.runs r ON r.run_id = p.run_id
+                WHERE p.state = 'queued' AND p.released_at IS NULL AND NOT (p.tenant = ANY(@except)) AND r.state = 'running' AND r.stop_reason IS NULL
+                ORDER BY p.run_id COLLATE "C", p.task_index
+                LIMIT @n FOR UPDATE OF p SKIP LOCKED)
+            {ReleasePicked}
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("except", except.Select(t => t.Value).ToArray());
+        cmd.Parameters.AddWithValue("n", count);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("quota", HoldReasons.Quota);
+        return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            SELECT DISTINCT t.run_id FROM {S}.tasks t JOIN {S}.runs r ON r.run_id = t.run_id
+            WHERE t.state = 'queued' AND t.released_at IS NULL AND r.stop_reason IS NOT NULL
+            """, cancellationToken).ConfigureAwait(false);
+        var ids = new List<string>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            ids.Add(r.GetString(0));
+        }
+
+        return [.. ids.Order(StringComparer.Ordinal)];
+    }
+
+    public async Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
+    {
+        // The SELECT reads the tasks as they were before the update, which changes no state.
+        await using var cmd = await _db.CommandAsync($"""
+            WITH marked AS (
+                UPDATE {S}.tasks SET released_at = NULL
+                WHERE run_id = @id AND task_index = ANY(@i) AND state = 'queued' AND released_at IS NOT NULL
+                RETURNING task_index)
+            SELECT task_index FROM {S}.tasks WHERE run_id = @id AND task_index = ANY(@i) AND state <> 'queued' ORDER BY task_index
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("i", taskIndexes.ToArray());
+        var others = new List<int>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            others.Add(r.GetInt32(0));
+        }
+
+        return others;
+    }
+
+    public async Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            WITH picked AS (
+                SELECT run_id, task_index FROM {S}.tasks
+                WHERE state = 'queued' AND released_at IS NOT NULL AND released_at > '-infinity' AND released_at < @before
+                ORDER BY released_at LIMIT @n FOR UPDATE SKIP LOCKED)
+            UPDATE {S}.tasks t SET released_at = @now
+            FROM picked
+            WHERE t.run_id = picked.run_id AND t.task_index = picked.task_index
+            RETURNING t.run_id, t.task_index
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("before", releasedBefore);
+        cmd.Parameters.AddWithValue("now", now);
+        cmd.Parameters.AddWithValue("n", count);
+        return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<int> HoldPendingAsync(TenantId tenant, TaskHold hold, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            UPDATE {S}.tasks SET held_reason = @r, held_detail = @d, held_by = @w, held_at = @at
+            WHERE tenant = @tenant AND state = 'queued' AND released_at IS NULL AND held_reason IS NULL
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("tenant", tenant.Value);
+        cmd.Parameters.AddWithValue("r", hold.Reason);
+        cmd.Parameters.AddWithValue("d", hold.Detail);
+        cmd.Parameters.AddWithValue("w", hold.Worker);
+        cmd.Parameters.AddWithValue("at", hold.Since);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<int> ClearPendingHoldAsync(TenantId tenant, string reason, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            UPDATE {S}.tasks SET held_reason = NULL, held_detail = NULL, held_by = NULL, held_at = NULL
+            WHERE tenant = @tenant AND state = 'queued' AND released_at IS NULL AND held_reason = @r
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("tenant", tenant.Value);
+        cmd.Parameters.AddWithValue("r", reason);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<(int Ended, int Remaining)> CancelPendingAsync(string runId, TaskOutcome outcome, CancellationToken cancellationToken)
+    {
+        // One statement: the tasks (locked first, as a commit locks them) and then the run's count.
+        await using var cmd = await _db.CommandAsync($"""
+            WITH ended AS (
+                UPDATE {S}.tasks t SET state = @s, exit_code = @e, error = @err, finished_at = @f
+                FROM {S}.runs r
+                WHERE t.run_id = @id AND r.run_id = t.run_id AND r.stop_reason IS NOT NULL
+                  AND t.state = 'queued' AND t.released_at IS NULL
+                RETURNING 1)
+            UPDATE {S}.runs SET remaining = remaining - (SELECT count(*) FROM ended)
+            WHERE run_id = @id
+            RETURNING (SELECT count(*) FROM ended)::int, remaining
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("id", runId);
+        cmd.Parameters.AddWithValue("s", outcome.State.Name());
+        cmd.Parameters.AddWithValue("e", NpgsqlDbType.Bigint, (object?)outcome.ExitCode ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("err", NpgsqlDbType.Text, (object?)outcome.Error ?? DBNull.Value);
+        cmd.Parameters.AddWithValue("f", outcome.FinishedAt);
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await r.ReadAsync(cancellationToken).ConfigureAwait(false) ? (r.GetInt32(0), r.GetInt32(1)) : throw new UnknownRunException(runId);
+    }
+
+    public async Task<IReadOnlyDictionary<TenantId, TenantUse>> ReadTenantUsageAsync(CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"SELECT tenant, decayed, updated_at FROM {S}.tenant_usage", cancellationToken).ConfigureAwait(false);
+        var uses = new Dictionary<TenantId, TenantUse>();
+        await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            uses[Tenant(r.GetString(0))] = new TenantUse(r.GetDouble(1), r.GetFieldValue<DateTimeOffset>(2));
+        }
+
+        return uses;
+    }
+
+    public async Task WriteTenantUsageAsync(IReadOnlyDictionary<TenantId, TenantUse> uses, CancellationToken cancellationToken)
+    {
+        if (uses.Count == 0)
+        {
+            return;
+        }
+
+        await using var cmd = await _db.CommandAsync($"""
+            INSERT INTO {S}.tenant_usage (tenant, decayed, updated_at)
+            SELECT * FROM unnest(@t::text[], @d::double precision[], @at::timestamptz[])
+            ON CONFLICT (tenant) DO UPDATE SET decayed = excluded.decayed, updated_at = excluded.updated_at
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", uses.Keys.Select(t => t.Value).ToArray());
+        cmd.Parameters.AddWithValue("d", uses.Values.Select(u => u.Decayed).ToArray());
+        cmd.Parameters.AddWithValue("at", uses.Values.Select(u => u.UpdatedAt).ToArray());
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<IReadOnlyList<TaskKey>> KeysAsync(NpgsqlCommand cmd, CancellationToken ct)
+    {
+        var keys = new List<TaskKey>();
+        await using var r = await cmd.ExecuteReaderAsync(ct).ConfigureAwait(false);
+        while (await r.ReadAsync(ct).ConfigureAwait(false))
+        {
+            keys.Add(new TaskKey(r.GetString(0), r.GetInt32(1)));
+        }
+
+        // RETURNING keeps no order: the store's is oldest run first, then task index.
+        return [.. keys.OrderBy(k => k.RunId, StringComparer.Ordinal).ThenBy(k => k.Index)];
+    }
+
+    private static TenantId Tenant(string text) =>
+        TenantId.TryParse(text) ?? throw new InvalidDataException($"the tenant column holds '{text}', which is not a tenant name");
 
     private async Task<IReadOnlyList<RunRecord>> QueryRunsAsync(string sql, Action<NpgsqlParameterCollection> bind, CancellationToken ct)
     {

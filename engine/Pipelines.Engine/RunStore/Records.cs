@@ -39,6 +39,9 @@ internal static class StopReasons
     public static string Cancel(string who) => CancelPrefix + who;
 
     public static bool IsCancel(string? reason) => reason is not null && reason.StartsWith(CancelPrefix, StringComparison.Ordinal);
+
+    /// <summary>How a task of a stopping run that never started ends (a delivery of it, or the dispatcher's cancel of pending tasks).</summary>
+    public static TaskOutcome NotStarted(string reason, DateTimeOffset now) => new(TaskState.Cancelled, null, "not started: " + reason, now);
 }
 
 /// <summary>Which runs to list: optional filters (a workflow, a state, created at or after a time, a tenant), newest first, one page.</summary>
@@ -68,9 +71,8 @@ public sealed record TaskHold(string Reason, string Detail, string Worker, DateT
 
 /// <summary>
 /// The kinds of hold, one vocabulary for the run store (status, runs, the API, the run page) and
-/// the held-tasks metric (pipelines.tasks.held's reason label). An open set: a tenant's quota
-/// (issue 25) is one more constant here, in <see cref="All"/> and <see cref="Describe"/>, counted
-/// the same way everywhere.
+/// the held-tasks metric (pipelines.tasks.held's reason label). An open set: a new kind is one
+/// more constant here, in <see cref="All"/> and <see cref="Describe"/>, counted the same way everywhere.
 /// </summary>
 internal static class HoldReasons
 {
@@ -83,8 +85,11 @@ internal static class HoldReasons
     /// <summary>The worker's harvesting policy is never: it lends nothing.</summary>
     public const string Policy = "policy";
 
+    /// <summary>The tenant runs as many tasks as its running-tasks quota allows: the dispatcher releases no more until one ends.</summary>
+    public const string Quota = "quota";
+
     /// <summary>Every kind, for what counts them from zero (the metric's series).</summary>
-    public static readonly IReadOnlyList<string> All = [OwnerLoad, Drain, Policy];
+    public static readonly IReadOnlyList<string> All = [OwnerLoad, Drain, Policy, Quota];
 
     /// <summary>What a reason means, for people; a reason not known here (a newer engine's) is shown as it is.</summary>
     public static string Describe(string reason) => reason switch
@@ -92,9 +97,19 @@ internal static class HoldReasons
         OwnerLoad => "waiting for the machines' owners to leave room (Harvest:Policy when-idle)",
         Drain => "waiting: the worker that took them is draining",
         Policy => "waiting: the worker's harvesting policy lends nothing (Harvest:Policy never)",
+        Quota => "waiting: the tenant runs as many tasks as its quota allows (Quotas:RunningTasks)",
         _ => reason,
     };
 }
+
+/// <summary>One task, by run and index.</summary>
+public readonly record struct TaskKey(string RunId, int Index);
+
+/// <summary>A tenant's queued work as the dispatcher sees it: pending (not released yet) and in flight (released or running).</summary>
+public sealed record TenantLoad(TenantId Tenant, int Pending, int InFlight);
+
+/// <summary>A tenant's decayed use in slot-seconds as of <paramref name="UpdatedAt"/> (the dispatcher's fair share, docs/tenants.md).</summary>
+public readonly record struct TenantUse(double Decayed, DateTimeOffset UpdatedAt);
 
 /// <summary>Which tasks of a run to list: an optional state, by task index, one page.</summary>
 public sealed record TaskQuery(TaskState? State = null, int Offset = 0, int Limit = 100);

@@ -91,6 +91,57 @@ internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunSto
     public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) =>
         await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.GetProvenanceAsync(runId, taskIndexes, cancellationToken).ConfigureAwait(false) : [];
 
+    // The dispatcher's verbs are the engine's; a view answers them for its own tenant only.
+
+    public async Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken) =>
+        [.. (await inner.TenantLoadsAsync(cancellationToken).ConfigureAwait(false)).Where(l => l.Tenant == tenant)];
+
+    public async Task<IReadOnlyList<TaskKey>> ReleaseTasksAsync(TenantId of, int count, DateTimeOffset now, CancellationToken cancellationToken) =>
+        of == tenant ? await inner.ReleaseTasksAsync(of, count, now, cancellationToken).ConfigureAwait(false) : [];
+
+    /// <summary>A view's first come, first served is its own tenant's release.</summary>
+    public async Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken) =>
+        except.Contains(tenant) ? [] : await inner.ReleaseTasksAsync(tenant, count, now, cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
+    {
+        var mine = new List<string>();
+        foreach (var id in await inner.StoppingWithPendingAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (await OwnsAsync(id, cancellationToken).ConfigureAwait(false))
+            {
+                mine.Add(id);
+            }
+        }
+
+        return mine;
+    }
+
+    public async Task<IReadOnlyList<int>> MarkPendingAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken) =>
+        await OwnsAsync(runId, cancellationToken).ConfigureAwait(false) ? await inner.MarkPendingAsync(runId, taskIndexes, cancellationToken).ConfigureAwait(false) : [];
+
+    /// <summary>Stuck releases are the whole store's to heal (the engine's dispatcher): a view has none.</summary>
+    public Task<IReadOnlyList<TaskKey>> ReleaseStuckAsync(DateTimeOffset releasedBefore, DateTimeOffset now, int count, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<TaskKey>>([]);
+
+    public async Task<int> HoldPendingAsync(TenantId of, TaskHold hold, CancellationToken cancellationToken) =>
+        of == tenant ? await inner.HoldPendingAsync(of, hold, cancellationToken).ConfigureAwait(false) : 0;
+
+    public async Task<int> ClearPendingHoldAsync(TenantId of, string reason, CancellationToken cancellationToken) =>
+        of == tenant ? await inner.ClearPendingHoldAsync(of, reason, cancellationToken).ConfigureAwait(false) : 0;
+
+    public async Task<(int Ended, int Remaining)> CancelPendingAsync(string runId, TaskOutcome outcome, CancellationToken cancellationToken)
+    {
+        await RequireAsync(runId, cancellationToken).ConfigureAwait(false);
+        return await inner.CancelPendingAsync(runId, outcome, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<IReadOnlyDictionary<TenantId, TenantUse>> ReadTenantUsageAsync(CancellationToken cancellationToken) =>
+        (await inner.ReadTenantUsageAsync(cancellationToken).ConfigureAwait(false)).Where(u => u.Key == tenant).ToDictionary();
+
+    public Task WriteTenantUsageAsync(IReadOnlyDictionary<TenantId, TenantUse> uses, CancellationToken cancellationToken) =>
+        inner.WriteTenantUsageAsync(uses.Where(u => u.Key == tenant).ToDictionary(), cancellationToken);
+
     private async Task<bool> OwnsAsync(string runId, CancellationToken ct) =>
         await inner.GetRunAsync(runId, ct).ConfigureAwait(false) is { } run && run.Tenant == tenant;
 

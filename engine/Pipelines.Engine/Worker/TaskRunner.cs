@@ -98,6 +98,9 @@ internal sealed partial class TaskRunner : ITaskHandler
             OutageGate.IsOutage,
             $"run {runId} task {index}",
             cancellationToken).ConfigureAwait(false);
+
+        // The slot is free: the dispatcher may release the next task now.
+        await _queue.TaskEndedAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -259,7 +262,7 @@ internal sealed partial class TaskRunner : ITaskHandler
 
         // The run is stopping (on_error: fail, or a cancel): a task that has not started never will.
         var reason = (await _store.GetRunAsync(run.RunId, ct).ConfigureAwait(false))?.StopReason ?? run.StopReason ?? "run stopped";
-        return new TaskEnd.Settled(new TaskOutcome(TaskState.Cancelled, null, "not started: " + reason, _time.GetUtcNow()), []);
+        return new TaskEnd.Settled(StopReasons.NotStarted(reason, _time.GetUtcNow()), []);
     }
 
     /// <summary>Why the task ran, as the cache said when it was consulted, kept on each of its rows (explain reads it).</summary>

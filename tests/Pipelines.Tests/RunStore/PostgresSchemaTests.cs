@@ -70,7 +70,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
 
             Assert.Equal(PostgresSchema.Parts.Select(p => (p.Name, p.Version)).Order(), await VersionsAsync(sources[0]));
             Assert.Equal(
-                ["algorithm_channels", "algorithm_events", "algorithm_versions", "data_protection_keys", "function_invocations", "function_versions", "functions", "image_loads", "provenance", "runs", "schema_parts", "tasks", "tenant_buckets", "tenant_holders", "tenant_processes", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
+                ["algorithm_channels", "algorithm_events", "algorithm_versions", "data_protection_keys", "function_invocations", "function_versions", "functions", "image_loads", "provenance", "runs", "schema_parts", "tasks", "tenant_buckets", "tenant_holders", "tenant_processes", "tenant_usage", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
                 await TablesAsync(sources[0], _schema));
             Assert.Contains("job", await TablesAsync(sources[0], _schema + "_hangfire"));
 
@@ -161,6 +161,11 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
         Assert.Single(await store.GetProvenanceAsync("old-run", None));
         Assert.Null(await store.For(TenantScope.Of(TenantId.Parse("lab-a", "test"))).GetRunAsync("old-run", None));
         Assert.Contains(("run store", PostgresRunStore.Tables.Version), await VersionsAsync(db));
+
+        // A queued task of before had its job enqueued at submission: it counts as released (in
+        // flight), so the dispatcher neither releases it again nor takes it for a stuck release.
+        Assert.Equal(new TenantLoad(TenantId.Default, 0, 1), Assert.Single(await store.TenantLoadsAsync(None)));
+        Assert.Empty(await store.ReleaseStuckAsync(Now.AddYears(1), Now, 100, None));
 
         // The old rows keep their keys: the claim and commit of the queued task work as on a run made today.
         Assert.Equal(0, await store.ClaimTaskAsync("old-run", 1, "w", Now, Now.AddMinutes(1), None));

@@ -1,0 +1,270 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipelines.RunStore;
+using Pipelines.Tenancy;
+using Pipelines.Worker;
+
+namespace Pipelines.Queue;
+
+/// <summary>
+/// Releases pending tasks into Hangfire's queue as worker slots free up (docs/tenants.md, Fair
+/// share): free slots are the live workers' slots plus a prefetch of one per slot, less the tasks
+/// in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
+/// <c>Tenancy:FairShare</c> false), and a tenant at its running-tasks quota gets none: its
+/// pending tasks show held with the reason "quota". Runs asked to stop have their pending tasks
+/// ended at once, in one statement, not one job each.
+/// </summary>
+/// <remarks>
+/// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
+/// advisory lock 7310023 (beside the queue watchdog's 7310022) on the connection that also
+/// listens for <see cref="DispatchSignal.Channel"/>; the others wait for the lock. Embedded, the
+/// process's own. A new leader first releases again the tasks released before it led and still
+/// queued (a leader that died between its release and its enqueue); a second job for a task is
+/// harmless (the claim). An enqueue that fails is tried again at the next tick.
+/// </remarks>
+internal sealed partial class TaskDispatcher(
+    IRunStore store,
+    HangfireTaskQueue hangfire,
+    DispatchSignal signal,
+    TenantOptions tenants,
+    TimeProvider time,
+    ILogger<TaskDispatcher> log,
+    NpgsqlDataSource? dataSource = null,
+    string schema = "pipelines") : BackgroundService
+{
+    /// <summary>The advisory lock of the one acting dispatcher, with the run store schema's hash as its second key.</summary>
+    private const int LeadLock = 7310023;
+
+    private const string Dispatcher = "dispatcher";
+
+    private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
+    private readonly List<TaskKey> _unenqueued = [];
+    private readonly HashSet<TenantId> _quotaHeld = [];
+
+    private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (dataSource is null)
+                {
+                    await LeadAsync(stoppingToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await LeadIfFirstAsync(dataSource, stoppingToken).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (OutageGate.IsOutage(e) && !stoppingToken.IsCancellationRequested)
+            {
+                // An outage ends this lead: the lock went with the connection; try again later.
+                LogOutage(log, e.Message);
+            }
+
+            try
+            {
+                await Task.Delay(Interval * 5, time, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Leads while this process holds the lock (returns at once when another does).</summary>
+    private async Task LeadIfFirstAsync(NpgsqlDataSource db, CancellationToken ct)
+    {
+        await using var conn = await db.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using (var lockCmd = new NpgsqlCommand("SELECT pg_try_advisory_lock(@k, hashtext(@schema))", conn))
+        {
+            lockCmd.Parameters.AddWithValue("k", LeadLock);
+            lockCmd.Parameters.AddWithValue("schema", schema);
+            if (await lockCmd.ExecuteScalarAsync(ct).ConfigureAwait(false) is not true)
+            {
+                return;
+            }
+        }
+
+        await using (var listen = new NpgsqlCommand($"LISTEN {DispatchSignal.Channel}", conn))
+        {
+            await listen.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        conn.Notification += (_, _) => signal.Pulse();
+        using var lead = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var listening = ListenAsync(conn, lead.Token);
+        try
+        {
+            await LeadAsync(lead.Token, listening).ConfigureAwait(false);
+        }
+        finally
+        {
+            await lead.CancelAsync().ConfigureAwait(false);
+            try
+            {
+                await listening.ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or NpgsqlException)
+            {
+                // The lead is over either way; the lock goes with the connection.
+            }
+        }
+    }
+
+    private static async Task ListenAsync(NpgsqlConnection conn, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await conn.WaitAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    private async Task LeadAsync(CancellationToken ct, Task? listening = null)
+    {
+        LogLeading(log);
+        var since = time.GetUtcNow();
+        _share.Restore(await store.ReadTenantUsageAsync(ct).ConfigureAwait(false));
+        IReadOnlyList<TaskKey> stuck;
+        do
+        {
+            stuck = await store.ReleaseStuckAsync(since, time.GetUtcNow(), 1000, ct).ConfigureAwait(false);
+            await EnqueueAsync(stuck, ct).ConfigureAwait(false);
+        }
+        while (stuck.Count == 1000);
+
+        while (!ct.IsCancellationRequested && listening is not { IsCompleted: true })
+        {
+            await TickAsync(ct).ConfigureAwait(false);
+            try
+            {
+                await signal.WaitAsync(Interval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+
+        // The listening connection ended (an outage): its exception ends this lead.
+        if (listening is { IsFaulted: true })
+        {
+            await listening.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Returns how many tasks it released.</summary>
+    public async Task<int> TickAsync(CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        if (_unenqueued.Count > 0)
+        {
+            var again = _unenqueued.ToList();
+            _unenqueued.Clear();
+            await EnqueueAsync(again, ct).ConfigureAwait(false);
+        }
+
+        foreach (var runId in await store.StoppingWithPendingAsync(ct).ConfigureAwait(false))
+        {
+            var reason = (await store.GetRunAsync(runId, ct).ConfigureAwait(false))?.StopReason ?? "run stopped";
+            var (ended, remaining) = await store.CancelPendingAsync(runId, StopReasons.NotStarted(reason, now), ct).ConfigureAwait(false);
+            if (ended > 0 && remaining == 0)
+            {
+                await hangfire.EnqueueGatherAsync(runId, ct).ConfigureAwait(false);
+            }
+        }
+
+        var loads = await store.TenantLoadsAsync(ct).ConfigureAwait(false);
+        _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
+        await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
+        var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
+        await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
+
+        var slots = await hangfire.WorkerSlotsAsync(ct).ConfigureAwait(false);
+        var free = (2 * slots) - loads.Sum(l => l.InFlight);
+        if (free <= 0 || demands.All(d => d.Pending == 0))
+        {
+            return 0;
+        }
+
+        var released = new List<TaskKey>();
+        if (tenants.Tenancy.FairShare)
+        {
+            foreach (var (tenant, n) in _share.Allocate(free, demands))
+            {
+                released.AddRange(await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+            }
+        }
+        else
+        {
+            // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
+            var bound = demands.Where(d => d.Quota is not null).ToList();
+            foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))
+            {
+                released.AddRange(await store.ReleaseTasksAsync(d.Tenant, Math.Min(free - released.Count, d.Quota!.Value - d.InFlight), now, ct).ConfigureAwait(false));
+            }
+
+            if (free > released.Count)
+            {
+                released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant)], now, ct).ConfigureAwait(false));
+            }
+        }
+
+        await EnqueueAsync(released, ct).ConfigureAwait(false);
+        return released.Count;
+    }
+
+    /// <summary>A tenant at its quota with work waiting: its pending tasks show held by "quota"; below it again, the mark goes.</summary>
+    private async Task MarkQuotasAsync(IReadOnlyList<FairShare.Demand> demands, DateTimeOffset now, CancellationToken ct)
+    {
+        foreach (var d in demands)
+        {
+            if (d.Quota is { } quota && d.InFlight >= quota && d.Pending > 0)
+            {
+                var hold = new TaskHold(HoldReasons.Quota, $"{d.InFlight} of the tenant's {quota} running tasks (Quotas:RunningTasks) are taken", Dispatcher, now);
+                await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
+                _quotaHeld.Add(d.Tenant);
+            }
+            else if (_quotaHeld.Remove(d.Tenant))
+            {
+                await store.ClearPendingHoldAsync(d.Tenant, HoldReasons.Quota, ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task EnqueueAsync(IReadOnlyList<TaskKey> keys, CancellationToken ct)
+    {
+        foreach (var run in keys.GroupBy(k => k.RunId))
+        {
+            try
+            {
+                await hangfire.EnqueueTasksAsync(run.Key, [.. run.Select(k => k.Index)], ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (OutageGate.IsOutage(e) && !ct.IsCancellationRequested)
+            {
+                LogEnqueueFailed(log, run.Key, e.Message);
+                _unenqueued.AddRange(run);
+            }
+        }
+    }
+
+    private TenantSettings SettingsOf(TenantId tenant) =>
+        tenants.Exists(tenant) ? tenants.Settings(tenant) : tenants.Settings(TenantId.Default);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "dispatcher: this process releases queued tasks to the workers")]
+    private static partial void LogLeading(ILogger logger);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "dispatcher: the run store is out of reach, trying again: {Error}")]
+    private static partial void LogOutage(ILogger logger, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "dispatcher: released tasks of run {RunId} could not be enqueued yet, trying again: {Error}")]
+    private static partial void LogEnqueueFailed(ILogger logger, string runId, string error);
+}
