@@ -20,6 +20,7 @@ using Pipelines.Settings;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
 using Pipelines.Triggers;
+using Pipelines.Usage;
 using Pipelines.Worker;
 
 namespace Pipelines.Hosting;
@@ -194,6 +195,7 @@ public static class EngineHost
             services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<IUsageStore>(sp => new PostgresUsageStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddHangfire((sp, c) =>
             {
                 HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), settings.Hangfire.Schema);
@@ -202,7 +204,10 @@ public static class EngineHost
         }
         else
         {
-            services.AddSingleton<IRunStore, InMemoryRunStore>();
+            // One ledger, written by the run store's commits and the function store's finishes.
+            services.AddSingleton<InMemoryUsageStore>();
+            services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<InMemoryUsageStore>());
+            services.AddSingleton<IRunStore>(sp => new InMemoryRunStore(usage: sp.GetRequiredService<InMemoryUsageStore>()));
             if (server)
             {
                 services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();
