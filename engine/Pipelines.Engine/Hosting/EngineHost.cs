@@ -212,7 +212,7 @@ public static class EngineHost
             {
                 services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();
                 services.AddSingleton<ITriggerStore, InMemoryTriggerStore>();
-                services.AddSingleton<IFunctionStore, InMemoryFunctionStore>();
+                services.AddSingleton<IFunctionStore>(sp => new InMemoryFunctionStore(sp.GetRequiredService<InMemoryUsageStore>()));
             }
 
             // A finished job is dropped a minute after it ends, not after Hangfire.InMemory's

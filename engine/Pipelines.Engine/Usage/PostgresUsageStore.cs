@@ -60,12 +60,38 @@ internal sealed class PostgresUsageStore : IUsageStore
     /// </summary>
     public static async Task<bool> InsertAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string schema, UsageRecord record, CancellationToken ct)
     {
-        await using var cmd = new NpgsqlCommand($"""
-            INSERT INTO {schema}.usage ({Columns})
-            VALUES (@id, @tenant, @kind, @run, @index, @delivery, @function, @version, @route, @worker, @started, @ended, @wall, @cpu, @peak, @reserved, @gbs, @in, @out, @harvested, @outcome, @reason)
-            ON CONFLICT (id) DO NOTHING
-            """, conn, tx);
-        var p = cmd.Parameters;
+        await using var cmd = new NpgsqlCommand(InsertSql(schema), conn, tx);
+        Bind(cmd.Parameters, record);
+        return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>Inserts <paramref name="records"/> as <see cref="InsertAsync(NpgsqlConnection, NpgsqlTransaction?, string, UsageRecord, CancellationToken)"/> does each, in one round trip.</summary>
+    public static async Task InsertAsync(NpgsqlConnection conn, NpgsqlTransaction? tx, string schema, IReadOnlyList<UsageRecord> records, CancellationToken ct)
+    {
+        if (records.Count == 0)
+        {
+            return;
+        }
+
+        await using var batch = new NpgsqlBatch(conn, tx);
+        foreach (var record in records)
+        {
+            var cmd = new NpgsqlBatchCommand(InsertSql(schema));
+            Bind(cmd.Parameters, record);
+            batch.BatchCommands.Add(cmd);
+        }
+
+        await batch.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+    }
+
+    private static string InsertSql(string schema) => $"""
+        INSERT INTO {schema}.usage ({Columns})
+        VALUES (@id, @tenant, @kind, @run, @index, @delivery, @function, @version, @route, @worker, @started, @ended, @wall, @cpu, @peak, @reserved, @gbs, @in, @out, @harvested, @outcome, @reason)
+        ON CONFLICT (id) DO NOTHING
+        """;
+
+    private static void Bind(NpgsqlParameterCollection p, UsageRecord record)
+    {
         p.AddWithValue("id", record.Id);
         p.AddWithValue("tenant", record.Tenant.Value);
         p.AddWithValue("kind", record.Kind);
@@ -88,7 +114,6 @@ internal sealed class PostgresUsageStore : IUsageStore
         p.AddWithValue("harvested", record.Harvested);
         p.AddWithValue("outcome", record.Outcome);
         p.AddWithValue("reason", NpgsqlDbType.Text, (object?)record.Reason ?? DBNull.Value);
-        return await cmd.ExecuteNonQueryAsync(ct).ConfigureAwait(false) == 1;
     }
 
     public async Task<bool> RecordAsync(UsageRecord record, CancellationToken cancellationToken)
