@@ -130,6 +130,7 @@ public static class EngineHost
         services.AddSingleton(workerOptions);
         services.AddSingleton(settings.Hangfire);
         services.AddSingleton(settings.Harvest);
+        services.AddSingleton(settings.Prices);
         TelemetryHosting.Add(services, settings.Telemetry, workerOptions.Name);
         if (settings.Telemetry.QueueMetrics)
         {
