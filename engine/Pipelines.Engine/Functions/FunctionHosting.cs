@@ -46,7 +46,8 @@ internal static class FunctionHosting
             sp.GetRequiredService<InvocationLog>(), sp.GetRequiredService<IContainerRuntime>(), sp.GetRequiredService<FunctionInvoker>(), sp.GetRequiredService<FunctionsOptions>(),
             sp.GetRequiredService<ObjectStoreFactory>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionRouter>(), sp.GetRequiredService<ShadowRunner>(),
             sp.GetRequiredService<CanaryGuard>(), sp.GetRequiredService<IInvocationQueue>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<WarmKeeper>(),
-            sp.GetService<IWarmPool>(), sp.GetService<AlgorithmService>(), sp.GetService<IAlgorithmStore>(), sp.GetService<TenantOptions>()));
+            sp.GetService<IWarmPool>(), sp.GetService<AlgorithmService>(), sp.GetService<IAlgorithmStore>(), sp.GetService<TenantOptions>(),
+            sp.GetService<TenantQuotas>()));
         services.AddSingleton<IInvocationHandler>(sp => sp.GetRequiredService<FunctionService>());
         services.AddSingleton<IInvocationQueue, HangfireInvocationQueue>();
         services.AddTransient<InvocationJob>();

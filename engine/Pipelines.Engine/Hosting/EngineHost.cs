@@ -180,6 +180,8 @@ public static class EngineHost
             sp.GetRequiredService<ILocalWorkers>(), sp.GetService<AlgorithmService>()));
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
+        services.AddSingleton(sp => new Tenancy.TenantQuotas(sp.GetRequiredService<Tenancy.ITenantLimits>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<Tenancy.TenantQuotas>>()));
 
         var postgres = settings.Database.Postgres;
         if (postgres is not null)
@@ -197,6 +199,9 @@ public static class EngineHost
             services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<IUsageStore>(sp => new PostgresUsageStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton(sp => new Tenancy.PostgresTenantLimits(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<Tenancy.ITenantLimits>(sp => sp.GetRequiredService<Tenancy.PostgresTenantLimits>());
+            services.AddHostedService<Tenancy.TenantLimitsHeartbeat>();
             services.AddHangfire((sp, c) =>
             {
                 HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), settings.Hangfire.Schema);
@@ -209,6 +214,7 @@ public static class EngineHost
             services.AddSingleton<InMemoryUsageStore>();
             services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<InMemoryUsageStore>());
             services.AddSingleton<IRunStore>(sp => new InMemoryRunStore(usage: sp.GetRequiredService<InMemoryUsageStore>()));
+            services.AddSingleton<Tenancy.ITenantLimits, Tenancy.InMemoryTenantLimits>();
             if (server)
             {
                 services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();

@@ -30,6 +30,7 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         PostgresFunctionStore.Tables,
         PostgresAlgorithmStore.Tables,
         PostgresDataProtectionKeys.Tables,
+        Tenancy.PostgresTenantLimits.Tables,
         PostgresUsageStore.Tables,
     ];
 
