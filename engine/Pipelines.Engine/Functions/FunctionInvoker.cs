@@ -88,6 +88,9 @@ public sealed partial class FunctionInvoker
         var outcome = spec.Mode == WarmMode.Fork
             ? await ForkAsync(function, attempt, input, argv!, outputFolder, synchronous, clock, cancellationToken).ConfigureAwait(false)
             : await HttpAsync(function, attempt, input, outputFolder, synchronous, clock, cancellationToken).ConfigureAwait(false);
+
+        // What the usage record's GB-seconds are of (Usage/InvocationUsage).
+        outcome = outcome with { ReservedMemoryBytes = spec.Resources.MemoryBytes };
         if (outcome.Error == VacatedReason)
         {
             LogVacated(_log, function.Name, function.Version, invocationId);
@@ -167,7 +170,9 @@ public sealed partial class FunctionInvoker
         var outcome = end.Result is { } result
             ? await AnswerAsync(function, end.Lease!, result, attempt.Limits, outputFolder, inMemory, clock, ct).ConfigureAwait(false)
             : Stopped(spec, end.Stop!, clock, end.ContainerId);
-        return outcome with { ColdStart = end.ColdStart };
+
+        // One request at a time in a fork-mode container: its cgroup's growth is the request's (PoolLease).
+        return outcome with { ColdStart = end.ColdStart, Resources = end.Result?.Resources };
     }
 
     /// <summary>A fork request that ran to its end: its exit, then what it left in /out (read as a step's is), the output chosen.</summary>
@@ -238,7 +243,11 @@ public sealed partial class FunctionInvoker
     private async Task<InvocationOutcome> HttpAsync(FunctionVersion function, Attempt attempt, FunctionInput input, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
         await using var end = await _shell.RunAsync(attempt, (lease, token) => ExchangeAsync(function, lease, input, outputFolder, inMemory, clock, token), ct).ConfigureAwait(false);
-        return (end.Result ?? Stopped(function.Spec, end.Stop!, clock, end.ContainerId)) with { ColdStart = end.ColdStart };
+        return (end.Result ?? Stopped(function.Spec, end.Stop!, clock, end.ContainerId)) with
+        {
+            ColdStart = end.ColdStart,
+            ResourceNote = $"CPU and memory not measured: an http-mode container serves requests side by side (concurrency {function.Spec.Concurrency}), so its cgroup's growth is no one request's",
+        };
     }
 
     /// <summary>An http request: the body to the function's server, its answer (up to Functions:MaxResponseSize) to a file.</summary>

@@ -106,7 +106,10 @@ public sealed record InvocationEnd(
     string? ContainerId,
     string? Error,
     bool? ShadowEqual = null,
-    bool ColdStart = false);
+    bool ColdStart = false,
+    Containers.ResourceUse? Resources = null,
+    long? ReservedMemoryBytes = null,
+    string? ResourceNote = null);
 
 /// <summary>
 /// An invocation recorded once, when it has ended (a synchronous one, written in batches off the

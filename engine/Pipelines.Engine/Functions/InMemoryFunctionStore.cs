@@ -1,4 +1,5 @@
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.Functions;
 
@@ -20,13 +21,14 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     // Null: the whole store (names in the default tenant; invocations by id, listings and figures of every tenant).
     private readonly TenantId? _tenant;
 
-    public InMemoryFunctionStore()
-    {
-    }
+    // The ledger an invocation's end is written to (Usage/InvocationUsage), shared with the in-memory run store.
+    private readonly InMemoryUsageStore _usage;
+
+    public InMemoryFunctionStore(InMemoryUsageStore? usage = null) => _usage = usage ?? new InMemoryUsageStore();
 
     /// <summary>A view of <paramref name="whole"/>'s data: the same collections under the same lock.</summary>
     private InMemoryFunctionStore(InMemoryFunctionStore whole, TenantId? tenant) =>
-        (_lock, _functions, _invocations, _tenant) = (whole._lock, whole._functions, whole._invocations, tenant);
+        (_lock, _functions, _invocations, _usage, _tenant) = (whole._lock, whole._functions, whole._invocations, whole._usage, tenant);
 
     private TenantId Home => _tenant ?? TenantId.Default;
 
@@ -190,8 +192,10 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 return Task.FromResult(false);
             }
 
-            i.Record = new EndedInvocation(i.Record, end, now).Record;
+            var ended = new EndedInvocation(i.Record, end, now);
+            i.Record = ended.Record;
             i.ColdStart = end.ColdStart;
+            _usage.Add(InvocationUsage.Of(ended));
             return Task.FromResult(true);
         }
     }
@@ -207,6 +211,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 if (_functions.ContainsKey((record.Function, record.Tenant.Value)) && !_invocations.ContainsKey(record.Id))
                 {
                     _invocations.Add(record.Id, new Invocation(record) { ColdStart = e.End.ColdStart });
+                    _usage.Add(InvocationUsage.Of(e with { Started = e.Started with { Tenant = record.Tenant } }));
                     written++;
                 }
             }

@@ -1,3 +1,5 @@
+using Pipelines.Containers;
+
 namespace Pipelines.Functions;
 
 /// <summary>
@@ -29,8 +31,17 @@ public sealed record InvocationOutcome(
     /// </summary>
     public byte[]? Content { get; init; }
 
+    /// <summary>What the request used, as its warm container's cgroup grew for it (a fork-mode request); null where not measured.</summary>
+    public ResourceUse? Resources { get; init; }
+
+    /// <summary>Why <see cref="Resources"/> is not measured, when it is not for a reason of the mode.</summary>
+    public string? ResourceNote { get; init; }
+
+    /// <summary>The memory reserved for the request (the function's resources.memory); null when no container served it.</summary>
+    public long? ReservedMemoryBytes { get; init; }
+
     public InvocationEnd ToEnd() => new(Status, HttpStatus, OutputSha256, OutputBytes, OutputName, ContentType, LatencyMs, ContainerId,
-        StderrTail is null ? Error : Error + Environment.NewLine + StderrTail, ColdStart: ColdStart);
+        StderrTail is null ? Error : Error + Environment.NewLine + StderrTail, ColdStart: ColdStart, Resources: Resources, ReservedMemoryBytes: ReservedMemoryBytes, ResourceNote: ResourceNote);
 
     public static InvocationOutcome Failure(InvocationStatus status, int httpStatus, string error, double latencyMs, string? containerId = null, string? stderrTail = null) =>
         new(status, httpStatus, null, null, null, null, null, containerId, error, stderrTail, latencyMs);

@@ -3,6 +3,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.Functions;
 
@@ -264,12 +265,16 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"""
+        // The end and its usage record in one transaction: only the call that ends the invocation writes either.
+        await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using var cmd = new NpgsqlCommand($"""
             UPDATE {S}.function_invocations SET status = @status, http_status = @http, output_sha256 = @out_sha, output_bytes = @out_bytes,
                 output_name = @out_name, content_type = @ct, latency_ms = @latency, container_id = @container, finished_at = @now, error = @error,
                 shadow_equal = @equal, cold_start = @cold
             WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)
-            """, cancellationToken).ConfigureAwait(false);
+            RETURNING {InvocationColumns}
+            """, conn, tx);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("cold", end.ColdStart);
         cmd.Parameters.AddWithValue("equal", NpgsqlDbType.Boolean, (object?)end.ShadowEqual ?? DBNull.Value);
@@ -284,7 +289,15 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         cmd.Parameters.AddWithValue("container", NpgsqlDbType.Text, (object?)end.ContainerId ?? DBNull.Value);
         cmd.Parameters.AddWithValue("now", now);
         cmd.Parameters.AddWithValue("error", NpgsqlDbType.Text, (object?)end.Error ?? DBNull.Value);
-        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+        var finished = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
+        if (finished.Count == 0)
+        {
+            return false;
+        }
+
+        await PostgresUsageStore.InsertAsync(conn, tx, S, InvocationUsage.Of(new EndedInvocation(finished[0], end, now)), cancellationToken).ConfigureAwait(false);
+        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     public async Task<int> AddEndedAsync(IReadOnlyList<EndedInvocation> ended, CancellationToken cancellationToken)
@@ -301,7 +314,10 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         var rows = ended.Select(e => (e.Record, e.End.ColdStart)).ToList();
         for (var attempt = 1; ; attempt++)
         {
-            await using var cmd = await _db.CommandAsync($"""
+            // The rows and the usage records of those written, in one transaction (an id already there has both).
+            await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using var cmd = new NpgsqlCommand($"""
                 INSERT INTO {S}.function_invocations ({InvocationColumns}, cold_start)
                 SELECT t.* FROM unnest(@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, @out_sha, @out_bytes, @out_name, @ct, @http,
                                        @latency, @container, @started, @finished, @error, @caller, @alg, @route, @shadow_of, @equal, @tenant, @cold)
@@ -310,7 +326,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
                          shadow_of, shadow_equal, tenant, cold_start)
                 WHERE EXISTS (SELECT 1 FROM {S}.functions f WHERE f.tenant = t.tenant AND f.name = t.function)
                 ON CONFLICT (id) DO NOTHING
-                """, cancellationToken).ConfigureAwait(false);
+                RETURNING id
+                """, conn, tx);
             cmd.Parameters.AddWithValue("id", rows.Select(r => r.Record.Id).ToArray());
             cmd.Parameters.AddWithValue("fn", rows.Select(r => r.Record.Function).ToArray());
             cmd.Parameters.AddWithValue("v", rows.Select(r => r.Record.Version).ToArray());
@@ -338,7 +355,19 @@ internal sealed class PostgresFunctionStore : IFunctionStore
             cmd.Parameters.AddWithValue("cold", rows.Select(r => r.ColdStart).ToArray());
             try
             {
-                return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                var written = new HashSet<string>(StringComparer.Ordinal);
+                await using (var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    {
+                        written.Add(r.GetString(0));
+                    }
+                }
+
+                var usage = ended.Where(e => written.Contains(e.Record.Id)).Select(e => InvocationUsage.Of(e with { Started = e.Started with { Tenant = _tenant ?? e.Started.Tenant } })).ToList();
+                await PostgresUsageStore.InsertAsync(conn, tx, S, usage, cancellationToken).ConfigureAwait(false);
+                await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return written.Count;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ForeignKeyViolation && attempt < 3)
             {

@@ -9,6 +9,7 @@ using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
+using Pipelines.Usage;
 using Pipelines.Worker;
 
 namespace Pipelines.Gather;
@@ -18,7 +19,7 @@ namespace Pipelines.Gather;
 /// provenance (tasks.parquet, RO-Crate) and run.json, and ends the run. It reads only task
 /// outputs, never inputs. run.json is written last: a run folder without it is not finished.
 /// </summary>
-internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log) : IGatherHandler
+internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, OutageGate gate, TimeProvider time, ILogger<GatherRunner> log, IUsageStore usage, PriceSheets prices) : IGatherHandler
 {
     /// <summary>
     /// Gathers a run once its tasks have ended. An outage on the way (the bucket or the run store
@@ -194,6 +195,9 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
                 Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
                 Engine = new RunSummaryEngine("pipelines", EngineVersion.Current),
                 TraceId = EngineTracing.TraceIdOf(definition.TraceParent),
+
+                // Every delivery has ended (remaining is 0), and each wrote its record with its end.
+                Usage = RunUsage.Of(await usage.ForRunAsync(runId, cancellationToken).ConfigureAwait(false), prices.For(run.Tenant)),
             };
 
             // The report is drawn from the rows just written to tasks.parquet (already in memory

@@ -183,6 +183,14 @@ internal sealed class RunReport
             html.Append(CultureInfo.InvariantCulture, $"<p class=\"note\">{E(p)}</p>");
         }
 
+        if (s.Usage is { } u)
+        {
+            // What the run used and cost (run.json's usage block), wasted work apart, as HTCondor shows good and bad put apart.
+            html.Append("<h2>Usage and cost</h2><table id=\"usage\"><tr><th></th><th class=\"num\">deliveries</th><th class=\"num\">CPU s</th><th class=\"num\">GB-s</th><th class=\"num\">wall s</th><th class=\"num\">in</th><th class=\"num\">out</th><th class=\"num\">harvested</th><th class=\"num\">cost</th></tr>");
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>all</td><td class=\"num\">{u.Deliveries}</td><td class=\"num\">{N(u.CpuSeconds)}</td><td class=\"num\">{N(u.GbSeconds)}</td><td class=\"num\">{N(u.WallSeconds)}</td><td class=\"num\">{Bytes(u.BytesIn)}</td><td class=\"num\">{Bytes(u.BytesOut)}</td><td class=\"num\">{u.HarvestedShare:P0}</td><td class=\"num\">{u.Cost:0.######} {E(u.Currency)}</td></tr>");
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td>wasted (vacated, failed)</td><td class=\"num\">{u.Wasted.Deliveries}</td><td class=\"num\">{N(u.Wasted.CpuSeconds)}</td><td></td><td class=\"num\">{N(u.Wasted.WallSeconds)}</td><td></td><td></td><td></td><td></td></tr></table>");
+        }
+
         html.Append("<h2 id=\"timeline-title\">Timeline: task steps per worker</h2>");
         html.Append(_timeline.ToSvg("timeline"));
 

@@ -74,6 +74,14 @@ public sealed record RunSummary
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? TraceId { get; init; }
 
+    /// <summary>
+    /// What the run's task deliveries used and what it cost (the usage ledger's records of the run,
+    /// priced by its tenant's sheet; docs/provenance.md). Left out for runs of older engines.
+    /// </summary>
+    [JsonPropertyName("usage")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Usage.RunUsage? Usage { get; init; }
+
     /// <summary>run.json's bytes: indented, and escaped as the first writer escaped them (the default encoder).</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
 

@@ -20,6 +20,7 @@ using Pipelines.Settings;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
 using Pipelines.Triggers;
+using Pipelines.Usage;
 using Pipelines.Worker;
 
 namespace Pipelines.Hosting;
@@ -129,6 +130,7 @@ public static class EngineHost
         services.AddSingleton(workerOptions);
         services.AddSingleton(settings.Hangfire);
         services.AddSingleton(settings.Harvest);
+        services.AddSingleton(settings.Prices);
         TelemetryHosting.Add(services, settings.Telemetry, workerOptions.Name);
         if (settings.Telemetry.QueueMetrics)
         {
@@ -199,6 +201,7 @@ public static class EngineHost
             services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<IUsageStore>(sp => new PostgresUsageStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton(sp => new Quotas.PostgresTenantLimits(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<Quotas.ITenantLimits>(sp => sp.GetRequiredService<Quotas.PostgresTenantLimits>());
             services.AddHostedService<Quotas.TenantLimitsHeartbeat>();
@@ -210,13 +213,16 @@ public static class EngineHost
         }
         else
         {
-            services.AddSingleton<IRunStore, InMemoryRunStore>();
+            // One ledger, written by the run store's commits and the function store's finishes.
+            services.AddSingleton<InMemoryUsageStore>();
+            services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<InMemoryUsageStore>());
+            services.AddSingleton<IRunStore>(sp => new InMemoryRunStore(usage: sp.GetRequiredService<InMemoryUsageStore>()));
             services.AddSingleton<Quotas.ITenantLimits, Quotas.InMemoryTenantLimits>();
             if (server)
             {
                 services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();
                 services.AddSingleton<ITriggerStore, InMemoryTriggerStore>();
-                services.AddSingleton<IFunctionStore, InMemoryFunctionStore>();
+                services.AddSingleton<IFunctionStore>(sp => new InMemoryFunctionStore(sp.GetRequiredService<InMemoryUsageStore>()));
             }
 
             // A finished job is dropped a minute after it ends, not after Hangfire.InMemory's

@@ -47,6 +47,7 @@ public sealed record EngineSettings(
         ("Functions", typeof(FunctionsOptions)),
         ("Algorithms", typeof(AlgorithmOptions)),
         ("Tenancy", typeof(Tenancy.TenancyOptions)),
+        ("Prices", typeof(Usage.PriceSheet)),
     ];
 
     /// <summary>Reads and checks every section (the PostgreSQL connection string too, never quoting it); throws a <see cref="PipelinesException"/> naming the first setting it cannot use.</summary>
@@ -75,8 +76,14 @@ public sealed record EngineSettings(
             AlgorithmOptions.From(config),
             S3Settings.From(config),
             localRoots,
-            Tenancy.TenantOptions.From(config, localRoots.Allows));
+            Tenancy.TenantOptions.From(config, localRoots.Allows))
+        {
+            Prices = Usage.PriceSheets.From(config),
+        };
     }
+
+    /// <summary>Each tenant's price sheet (<c>Prices</c>, <c>Tenants:ID:Prices</c>).</summary>
+    public Usage.PriceSheets Prices { get; init; } = Usage.PriceSheets.None;
 
     private static Dictionary<string, string> SecretsOf(IConfigurationSection section) =>
         section.GetChildren().Where(c => c.Value is not null).ToDictionary(c => c.Key, c => c.Value!, StringComparer.OrdinalIgnoreCase);

@@ -3,6 +3,7 @@ using Pipelines.Algorithms;
 using Pipelines.Functions;
 using Pipelines.RunStore;
 using Pipelines.Triggers;
+using Pipelines.Usage;
 
 namespace Pipelines.Hosting;
 
@@ -30,6 +31,7 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         PostgresAlgorithmStore.Tables,
         PostgresDataProtectionKeys.Tables,
         Quotas.PostgresTenantLimits.Tables,
+        PostgresUsageStore.Tables,
     ];
 
     /// <summary>Creates the schema and every part, or upgrades them; safe to call again and from many processes at once.</summary>

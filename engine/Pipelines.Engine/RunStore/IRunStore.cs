@@ -64,7 +64,10 @@ public interface IRunStore
 
     /// <summary>
     /// Marks a task running for a new attempt, held by <paramref name="worker"/> until
-    /// <paramref name="leaseUntil"/> (a hold it had is cleared), and returns the number of attempts made before this one.
+    /// <paramref name="leaseUntil"/> (a hold it had is cleared), and returns the number of deliveries before this one
+    /// (this one is that + 1; its usage record is keyed by it, Usage/UsageRecord.TaskId). A running task's
+    /// previous delivery that left no usage record (its worker was lost) gets one here, vacated
+    /// (Usage/TaskUsage.Lost), in the claim's statement, and is counted.
     /// Only a queued task, or a running one whose lease has expired (its worker died), is
     /// claimed: null when the task has ended, the run stops or has left the running state, a
     /// live lease holds it, or the run or task does not exist, so a second delivery of a task

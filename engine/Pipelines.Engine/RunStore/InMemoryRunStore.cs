@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Win32.SafeHandles;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.RunStore;
 
@@ -19,8 +20,11 @@ namespace Pipelines.RunStore;
 /// Rows are stored as PostgreSQL stores them (their JSON), so a row read back is a copy, never
 /// the object the worker committed.
 /// </remarks>
-internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStore, IDisposable
+internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUsageStore? usage = null) : IRunStore, IDisposable
 {
+    /// <summary>The ledger its commits and claims write (one of its own when none is shared).</summary>
+    public InMemoryUsageStore Usage { get; } = usage ?? new InMemoryUsageStore();
+
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<TenantId, TenantUse> _usage = [];
@@ -181,8 +185,17 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
                 return Task.FromResult<int?>(null);
             }
 
+            // The deliveries before this one; a running task's last delivery ended without recording
+            // its end (its worker was lost), so it is recorded vacated here (PostgresRunStore's rule).
+            var (deliveries, recorded) = Usage.DeliveriesOf(runId, index, task.StartedAt);
+            if (task.State == TaskState.Running && task.StartedAt is { } started && !recorded
+                && Usage.Add(TaskUsage.Lost(runId, index, deliveries + 1, e.Run.Tenant, task.Worker, started, task.LeaseUntil, now, leaseUntil)))
+            {
+                deliveries++;
+            }
+
             e.Tasks[index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil, Hold = null };
-            return Task.FromResult<int?>(task.Attempts);
+            return Task.FromResult<int?>(deliveries);
         }
     }
 
@@ -284,6 +297,11 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null) : IRunStor
             Hold = null,
         };
         e.Provenance.AddRange(at);
+        if (outcome.Usage is { } used)
+        {
+            Usage.Add(used);
+        }
+
         return true;
     }
 

@@ -3,6 +3,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Pipelines.Planning;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.RunStore;
 
@@ -267,22 +268,46 @@ internal sealed class PostgresRunStore : IRunStore
     public async Task<int?> ClaimTaskAsync(string runId, int index, string worker, DateTimeOffset now, DateTimeOffset leaseUntil, CancellationToken cancellationToken)
     {
         // A running task without a lease was claimed before leases existed: it counts as expired.
+        // A running task's last delivery ended without recording its end (its worker was lost, or
+        // it ended without a commit): the claim records it vacated, in this statement, from the
+        // task's row (TaskUsage.Lost is the same rule in C#), unless a record of it (by its claim's
+        // time) is there; the deliveries before this one are the task's records then.
         await using var cmd = await _db.CommandAsync($"""
-            UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until,
-                held_reason = NULL, held_detail = NULL, held_by = NULL, held_at = NULL
-            FROM {S}.runs r
-            WHERE t.run_id = @id AND t.task_index = @i AND r.run_id = t.run_id
-              AND (t.state = 'queued' OR (t.state = 'running' AND (t.lease_until IS NULL OR t.lease_until <= @now)))
-              AND r.stop_reason IS NULL AND r.state = 'running'
-            RETURNING t.attempts
+            WITH prev AS (
+                SELECT t.state, t.worker, t.started_at, t.lease_until, r.tenant
+                FROM {S}.tasks t JOIN {S}.runs r ON r.run_id = t.run_id
+                WHERE t.run_id = @id AND t.task_index = @i
+                  AND (t.state = 'queued' OR (t.state = 'running' AND (t.lease_until IS NULL OR t.lease_until <= @now)))
+                  AND r.stop_reason IS NULL AND r.state = 'running'
+                FOR UPDATE OF t),
+            known AS (
+                SELECT count(*) AS n, coalesce(bool_or(u.started_at = p.started_at), false) AS recorded
+                FROM {S}.usage u, prev p WHERE u.run_id = @id AND u.task_index = @i),
+            lost AS (
+                INSERT INTO {S}.usage (id, tenant, kind, run_id, task_index, delivery, worker, started_at, ended_at, wall_seconds, outcome, reason)
+                SELECT @id || '/' || @i || '/' || (k.n + 1), p.tenant, 'task', @id, @i, k.n + 1, p.worker, p.started_at, e.ended,
+                       round(extract(epoch FROM e.ended - p.started_at), 3)::float8, 'vacated', @lost
+                FROM prev p CROSS JOIN known k
+                CROSS JOIN LATERAL (SELECT LEAST(@now, GREATEST(p.started_at, coalesce(p.lease_until - (@until - @now), p.started_at))) AS ended) e
+                WHERE p.state = 'running' AND p.started_at IS NOT NULL AND NOT k.recorded
+                ON CONFLICT (id) DO NOTHING
+                RETURNING 1),
+            claimed AS (
+                UPDATE {S}.tasks t SET state = 'running', worker = @w, started_at = @now, lease_until = @until,
+                    held_reason = NULL, held_detail = NULL, held_by = NULL, held_at = NULL
+                FROM prev
+                WHERE t.run_id = @id AND t.task_index = @i
+                RETURNING 1)
+            SELECT ((SELECT n FROM known) + (SELECT count(*) FROM lost))::int FROM claimed
             """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("id", runId);
         cmd.Parameters.AddWithValue("i", index);
         cmd.Parameters.AddWithValue("w", worker);
         cmd.Parameters.AddWithValue("now", now);
         cmd.Parameters.AddWithValue("until", leaseUntil);
+        cmd.Parameters.AddWithValue("lost", UsageOutcomes.WorkerLost);
         var result = await cmd.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        return result is int attempts ? attempts : null;
+        return result is int deliveries ? deliveries : null;
     }
 
     public async Task<bool> HoldTaskAsync(string runId, int index, TaskHold hold, CancellationToken cancellationToken)
@@ -425,6 +450,11 @@ internal sealed class PostgresRunStore : IRunStore
             ins.Parameters.AddWithValue("rank", ranks[n]);
             ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
             await ins.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+
+        if (outcome.Usage is { } usage)
+        {
+            await PostgresUsageStore.InsertAsync(conn, tx, S, usage, ct).ConfigureAwait(false);
         }
 
         return true;

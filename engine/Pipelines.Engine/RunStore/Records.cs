@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Pipelines.Planning;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.RunStore;
 
@@ -165,7 +166,15 @@ public sealed record TaskRecord(
 }
 
 /// <summary>How a task attempt ended, written once by <see cref="IRunStore.CommitTaskAsync"/>.</summary>
-public sealed record TaskOutcome(TaskState State, long? ExitCode, string? Error, DateTimeOffset FinishedAt);
+public sealed record TaskOutcome(TaskState State, long? ExitCode, string? Error, DateTimeOffset FinishedAt)
+{
+    /// <summary>
+    /// What the delivery that ends the task used, written to the usage ledger with the end, in its
+    /// transaction, only by the call that ends the task; null for an end that ran nothing (a cached
+    /// task, one the run's stop ended before it started).
+    /// </summary>
+    public UsageRecord? Usage { get; init; }
+}
 
 /// <summary>Counts of a run's tasks by state.</summary>
 public sealed record TaskCounts(int Queued, int Running, int Succeeded, int Failed, int Cached, int Cancelled)

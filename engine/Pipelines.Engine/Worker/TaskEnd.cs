@@ -1,4 +1,5 @@
 using Pipelines.RunStore;
+using Pipelines.Usage;
 
 namespace Pipelines.Worker;
 
@@ -18,6 +19,9 @@ internal abstract record TaskEnd
     /// removed. Null when this delivery did not look (it ran nothing): the shell looks then.
     /// </summary>
     public VacatedAttempts? Earlier { get; init; }
+
+    /// <summary>What this delivery used (its own attempts only), for the usage ledger; null when it ran nothing.</summary>
+    public UsageRecord? Usage { get; init; }
 
     /// <summary>The task ends with this outcome and these provenance rows.</summary>
     public sealed record Settled(TaskOutcome Outcome, IReadOnlyList<ProvenanceRow> Rows) : TaskEnd;

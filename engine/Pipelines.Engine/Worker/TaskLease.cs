@@ -21,11 +21,17 @@ internal sealed partial class TaskLease : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _renewing;
 
-    private TaskLease(IRunStore store, string runId, int index, WorkerOptions options, TimeProvider time, ILogger log, DateTimeOffset claimedAt)
+    private TaskLease(IRunStore store, string runId, int index, WorkerOptions options, TimeProvider time, ILogger log, DateTimeOffset claimedAt, int delivery)
     {
-        (_store, _runId, _index, _options, _time, _log, _claimedAt) = (store, runId, index, options, time, log, claimedAt);
+        (_store, _runId, _index, _options, _time, _log, _claimedAt, Delivery) = (store, runId, index, options, time, log, claimedAt, delivery);
         _renewing = RenewAsync(_stop.Token);
     }
+
+    /// <summary>This delivery of the task, from 1 (the claim counts the ones before): its usage record's key.</summary>
+    public int Delivery { get; }
+
+    /// <summary>When this delivery claimed the task: its usage record's start, and how the claim knows it was recorded.</summary>
+    public DateTimeOffset ClaimedAt => _claimedAt;
 
     /// <summary>
     /// Claims the task for this worker. While another attempt's lease is live (and the run goes
@@ -38,9 +44,9 @@ internal sealed partial class TaskLease : IAsyncDisposable
         while (true)
         {
             var now = time.GetUtcNow();
-            if (await store.ClaimTaskAsync(runId, index, options.Name, now, now + options.LeaseDuration, ct).ConfigureAwait(false) is not null)
+            if (await store.ClaimTaskAsync(runId, index, options.Name, now, now + options.LeaseDuration, ct).ConfigureAwait(false) is { } before)
             {
-                return new TaskLease(store, runId, index, options, time, log, now);
+                return new TaskLease(store, runId, index, options, time, log, now, before + 1);
             }
 
             var task = await store.GetTaskAsync(runId, index, ct).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Pipelines.Containers;
 using Pipelines.Harvest;
 using Pipelines.Model;
 using Pipelines.Planning;
@@ -9,6 +10,7 @@ using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
+using Pipelines.Usage;
 
 namespace Pipelines.Worker;
 
@@ -36,9 +38,10 @@ internal sealed partial class TaskRunner : ITaskHandler
     private readonly ILogger<TaskRunner> _log;
     private readonly WarmSteps _warmSteps;
     private readonly Harvester? _harvester;
+    private readonly IUsageStore _usage;
 
-    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WarmSteps warmSteps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, Harvester? harvester = null) =>
-        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _warmSteps, _options, _gate, _time, _log, _harvester) = (store, queue, stores, definitions, cache, staging, steps, warmSteps, options, gate, time, log, harvester);
+    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WarmSteps warmSteps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, IUsageStore usage, Harvester? harvester = null) =>
+        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _warmSteps, _options, _gate, _time, _log, _usage, _harvester) = (store, queue, stores, definitions, cache, staging, steps, warmSteps, options, gate, time, log, usage, harvester);
 
     /// <summary>The shell with its parts, from the engine's services.</summary>
     public static TaskRunner Create(IServiceProvider services) => new(
@@ -54,6 +57,7 @@ internal sealed partial class TaskRunner : ITaskHandler
         services.GetRequiredService<OutageGate>(),
         services.GetRequiredService<TimeProvider>(),
         services.GetRequiredService<ILogger<TaskRunner>>(),
+        services.GetRequiredService<IUsageStore>(),
         services.GetService<Harvester>());
 
     /// <summary>
@@ -255,7 +259,7 @@ internal sealed partial class TaskRunner : ITaskHandler
                     var earlier = task.State == TaskState.Running ? await VacatedAttempts.ReadAsync(runOutput, task.TaskId, ct).ConfigureAwait(false) : VacatedAttempts.None;
                     var end = await ExecuteAsync(run, task, definition, runOutput, earlier, ct).ConfigureAwait(false);
                     EngineMetrics.TaskRan(end is TaskEnd.Settled s ? s.Outcome.State.Name() : end is TaskEnd.Split ? TaskState.Split.Name() : "vacated", clock.Elapsed.TotalSeconds);
-                    return RanBecause(end, cache.Miss);
+                    return RanBecause(end, cache.Miss) with { Usage = UsageOf(run, task, definition, lease, end) };
                 }
             }
         }
@@ -343,7 +347,8 @@ internal sealed partial class TaskRunner : ITaskHandler
             case TaskEnd.Split split:
                 {
                     var earlier = await EarlierAsync(run, task, definition, split, ct).ConfigureAwait(false);
-                    var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome, [.. earlier.Rows, .. split.Rows], split.Children, ct).ConfigureAwait(false);
+                    var (done, indexes, remaining) = await _store.SplitTaskAsync(run.RunId, task.Index, split.Outcome with { Usage = split.Usage }, [.. earlier.Rows, .. split.Rows], split.Children, ct).ConfigureAwait(false);
+                    await RecordUnendedAsync(done, split, ct).ConfigureAwait(false);
                     if (done)
                     {
                         await RemoveVacatedAsync(run, task, definition, earlier, ct).ConfigureAwait(false);
@@ -365,7 +370,8 @@ internal sealed partial class TaskRunner : ITaskHandler
             case TaskEnd.Settled settled:
                 {
                     var earlier = await EarlierAsync(run, task, definition, settled, ct).ConfigureAwait(false);
-                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome, [.. earlier.Rows, .. settled.Rows], ct).ConfigureAwait(false);
+                    var (committed, remaining) = await _store.CommitTaskAsync(run.RunId, task.Index, settled.Outcome with { Usage = settled.Usage }, [.. earlier.Rows, .. settled.Rows], ct).ConfigureAwait(false);
+                    await RecordUnendedAsync(committed, settled, ct).ConfigureAwait(false);
                     if (committed)
                     {
                         await RemoveVacatedAsync(run, task, definition, earlier, ct).ConfigureAwait(false);
@@ -414,6 +420,13 @@ internal sealed partial class TaskRunner : ITaskHandler
                 async () =>
                 {
                     await VacatedAttempts.WriteAsync(output, task.TaskId, vacated.Rows, vacated.Log, now, bound.Token).ConfigureAwait(false);
+
+                    // Before the enqueue, so that the next delivery's claim finds the record (and does not take the delivery for a lost one).
+                    if (vacated.Usage is { } usage)
+                    {
+                        await _usage.RecordAsync(usage, bound.Token).ConfigureAwait(false);
+                    }
+
                     await _queue.EnqueueTasksAsync(run.RunId, [task.Index], bound.Token).ConfigureAwait(false);
                     return true;
                 },
@@ -428,6 +441,42 @@ internal sealed partial class TaskRunner : ITaskHandler
         }
 
         LogVacated(_log, run.RunId, task.Index);
+    }
+
+    /// <summary>
+    /// What one delivery that ran used (Usage/TaskUsage.Of over its own rows), keyed by the lease's
+    /// delivery; harvested when this worker's containers run in the kernel's idle class.
+    /// </summary>
+    private UsageRecord UsageOf(RunRecord run, TaskRecord task, RunDefinition definition, TaskLease lease, TaskEnd end)
+    {
+        var (rows, outcome, reason) = end switch
+        {
+            TaskEnd.Settled s => (s.Rows, s.Outcome.State switch
+            {
+                TaskState.Succeeded => UsageOutcomes.Succeeded,
+                TaskState.Cancelled => UsageOutcomes.Cancelled,
+                _ => UsageOutcomes.Failed,
+            }, (string?)null),
+            TaskEnd.Split s => (s.Rows, UsageOutcomes.Failed, "the batch failed and was split"),
+            TaskEnd.Vacated v => (v.Rows, UsageOutcomes.Vacated, StepLoop.VacatedReason),
+            _ => ([], UsageOutcomes.Failed, null),
+        };
+        var memory = definition.Workflow.Steps.ToDictionary(s => s.Name, s => s.Resources.MemoryBytes, StringComparer.Ordinal);
+        var harvested = _harvester is not null && IdleCgroup.ClassOf(_harvester.IdleMode) == "idle";
+        return TaskUsage.Of(run, task.Index, lease.Delivery, _options.Name, lease.ClaimedAt, _time.GetUtcNow(), outcome, rows, step => memory.TryGetValue(step, out var m) ? m : null, harvested, reason);
+    }
+
+    /// <summary>
+    /// A delivery that ran but did not end the task (another delivery ended it first, after this
+    /// one's lease was lost) still used what it used: recorded as vacated, under its own key, so
+    /// nothing is counted twice and nothing is dropped.
+    /// </summary>
+    private async Task RecordUnendedAsync(bool ended, TaskEnd end, CancellationToken ct)
+    {
+        if (!ended && end.Usage is { } usage)
+        {
+            await _usage.RecordAsync(usage with { Outcome = UsageOutcomes.Vacated, Reason = "another delivery ended the task first" }, ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>

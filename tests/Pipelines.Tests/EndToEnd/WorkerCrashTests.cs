@@ -7,6 +7,7 @@ using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;
+using Pipelines.Usage;
 using Xunit.Abstractions;
 using TaskState = Pipelines.RunStore.TaskState;
 
@@ -63,7 +64,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_task_whose_worker_is_killed_runs_on_the_live_worker_within_a_minute_and_is_counted_once()
+    public async Task A_task_whose_worker_is_killed_runs_on_the_live_worker_within_a_minute_and_is_counted_once_with_its_lost_delivery_recorded_vacated()
     {
         var input = _temp.Combine("in");
         Directory.CreateDirectory(input);
@@ -148,6 +149,16 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(_temp.Combine("out")).Child(task.RunId));
         var sizes = await folder.ResultAsync("sizes");
         Assert.Equal(new FileInfo(Path.Combine(input, "a.fastq")).Length, Assert.Single(sizes)["bytes"]);
+
+        // The usage ledger: the killed delivery is recorded vacated (worker lost, CPU not measured),
+        // the live one succeeded with its row's figures; one record each, however the jobs were redelivered.
+        var usage = await new PostgresUsageStore(db, _schema).ForRunAsync(task.RunId, CancellationToken.None);
+        Assert.Equal(
+            [(1, UsageOutcomes.Vacated, task.Worker), (2, UsageOutcomes.Succeeded, ended.Worker)],
+            usage.Select(u => (u.Delivery!.Value, u.Outcome, u.Worker)));
+        Assert.Equal((UsageOutcomes.WorkerLost, (double?)null, task.StartedAt!.Value), (usage[0].Reason, usage[0].CpuSeconds, usage[0].StartedAt));
+        Assert.Equal((row.CpuSeconds, UsageRecord.Seconds(row.WallSeconds!.Value), row.PeakMemoryBytes), (usage[1].CpuSeconds, usage[1].WallSeconds, usage[1].PeakMemoryBytes));
+        Assert.NotNull(usage[1].CpuSeconds);
 
         // No container of the run is left: the dead worker's was removed by the cleanup, the live one's by itself.
         await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).Count == 0 ? "none" : null, TimeSpan.FromSeconds(10));

@@ -88,7 +88,7 @@ public sealed class TaskLeaseTests : IAsyncLifetime
 
         // The attempt ends without a commit (an outage, a shutdown): its redelivery need not wait.
         await lease.DisposeAsync();
-        Assert.Equal(0, await store.ClaimTaskAsync("renew", 0, "w2", time.GetUtcNow(), time.GetUtcNow() + Lease, CancellationToken.None));
+        Assert.Equal(1, await store.ClaimTaskAsync("renew", 0, "w2", time.GetUtcNow(), time.GetUtcNow() + Lease, CancellationToken.None));
     }
 
     [Fact]
@@ -141,13 +141,13 @@ public sealed class TaskLeaseTests : IAsyncLifetime
         Assert.False(await store.RenewLeaseAsync("r", 0, "w1", Now.AddSeconds(1), Now.AddSeconds(99), ct));
         Assert.Null(await store.ClaimTaskAsync("r", 0, "w2", Now.AddSeconds(60), Now.AddSeconds(105), ct));
 
-        // Expired (the worker died): the next delivery claims it, and the old attempt can no longer renew.
-        Assert.Equal(0, await store.ClaimTaskAsync("r", 0, "w2", Now.AddSeconds(70), Now.AddSeconds(115), ct));
+        // Expired (the worker died): the next delivery claims it (the second: the first is recorded lost), and the old attempt can no longer renew.
+        Assert.Equal(1, await store.ClaimTaskAsync("r", 0, "w2", Now.AddSeconds(70), Now.AddSeconds(115), ct));
         Assert.False(await store.RenewLeaseAsync("r", 0, "w1", Now, Now.AddSeconds(130), ct));
 
         // Released (a renewal to the past): claimed at once.
         Assert.True(await store.RenewLeaseAsync("r", 0, "w2", Now.AddSeconds(70), Now.AddSeconds(71), ct));
-        Assert.Equal(0, await store.ClaimTaskAsync("r", 0, "w3", Now.AddSeconds(71), Now.AddSeconds(116), ct));
+        Assert.Equal(2, await store.ClaimTaskAsync("r", 0, "w3", Now.AddSeconds(71), Now.AddSeconds(116), ct));
 
         // Ended: never claimed or renewed again.
         await store.CommitTaskAsync("r", 0, new TaskOutcome(TaskState.Succeeded, 0, null, Now.AddSeconds(80)), [], ct);

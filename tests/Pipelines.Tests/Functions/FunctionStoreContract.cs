@@ -4,6 +4,7 @@ using Pipelines.Hosting;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
+using Pipelines.Usage;
 
 namespace Pipelines.Tests.Functions;
 
@@ -22,6 +23,9 @@ public abstract class FunctionStoreContract : IAsyncLifetime
     protected IFunctionStore Store { get; private set; } = null!;
 
     protected abstract Task<IFunctionStore> CreateStoreAsync();
+
+    /// <summary>The usage ledger the store writes invocations' ends to (the whole ledger, not a view).</summary>
+    protected abstract IUsageStore Ledger { get; }
 
     /// <summary>What the tests see of the store: all of it, or one tenant's view (which must behave the same for its own).</summary>
     protected virtual TenantScope Scope => TenantScope.All;
@@ -205,6 +209,33 @@ public abstract class FunctionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_invocation_s_end_writes_one_usage_record_in_its_tenant_and_a_batch_one_for_each_row_it_wrote()
+    {
+        await DeployAsync("metered", "c1");
+        await Store.AddInvocationAsync(Invocation("metered", 1, "m1", Now, InvocationStatus.Queued, isAsync: true), None);
+        await Store.AddInvocationAsync(Invocation("metered", 1, "there", Now), None);
+        var used = new InvocationEnd(InvocationStatus.Succeeded, 200, "ab", 12, "out.txt", "text/plain", 1500, "c0ffee", null,
+            Resources: new Pipelines.Containers.ResourceUse(0.25, 1_000_000, null, null, 1.4), ReservedMemoryBytes: 512L * 1024 * 1024);
+
+        Assert.True(await Store.FinishAsync("m1", used, Now.AddSeconds(2), None));
+        Assert.False(await Store.FinishAsync("m1", used with { Status = InvocationStatus.Failed, LatencyMs = 9000 }, Now.AddSeconds(3), None));
+        var http = new EndedInvocation(Invocation("metered", 1, "m2", Now), new InvocationEnd(InvocationStatus.Failed, 502, null, null, null, null, 250, "c0ffee", "exited",
+            ReservedMemoryBytes: 1L << 30, ResourceNote: "not one request's"), Now.AddSeconds(1));
+        var again = new EndedInvocation(Invocation("metered", 1, "there", Now), Ended(InvocationStatus.Succeeded, 1), Now);
+        Assert.Equal(1, await Store.AddEndedAsync([http, again], None));
+
+        var records = await Ledger.RecordsAsync(new UsageQuery(Function: "metered"), None).ToListAsync();
+        Assert.Equal(["m2", "m1"], records.Select(r => r.Id));
+        var tenant = Scope.Tenant ?? TenantId.Default;
+        Assert.All(records, r => Assert.Equal((tenant, UsageKinds.Invocation, 1, "stable"), (r.Tenant, r.Kind, r.Version!.Value, r.Route)));
+        var m1 = records[1];
+        Assert.Equal(
+            (UsageOutcomes.Succeeded, 1.5, (double?)0.25, (long?)1_000_000, (long?)(512L * 1024 * 1024), (double?)0.75, 7L, 12L, Now, Now.AddSeconds(2)),
+            (m1.Outcome, m1.WallSeconds, m1.CpuSeconds, m1.PeakMemoryBytes, m1.ReservedMemoryBytes, m1.GbSeconds, m1.BytesIn, m1.BytesOut, m1.StartedAt, m1.EndedAt));
+        Assert.Equal((UsageOutcomes.Failed, 0.25, (double?)null, (double?)0.25, "not one request's"), (records[0].Outcome, records[0].WallSeconds, records[0].CpuSeconds, records[0].GbSeconds, records[0].Reason));
+    }
+
+    [Fact]
     public async Task Of_concurrent_endings_exactly_one_is_recorded()
     {
         await DeployAsync("echo", "c1");
@@ -369,16 +400,24 @@ public abstract class FunctionStoreContract : IAsyncLifetime
 [Unit]
 public sealed class InMemoryFunctionStoreContractTests : FunctionStoreContract
 {
-    protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
+    private readonly InMemoryUsageStore _ledger = new();
+
+    protected override IUsageStore Ledger => _ledger;
+
+    protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore(_ledger));
 }
 
 /// <summary>The contract against one tenant's view of the embedded mode's store.</summary>
 [Unit]
 public sealed class InMemoryTenantViewFunctionStoreContractTests : FunctionStoreContract
 {
+    private readonly InMemoryUsageStore _ledger = new();
+
     protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
 
-    protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore());
+    protected override IUsageStore Ledger => _ledger;
+
+    protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore(_ledger));
 }
 
 /// <summary>The contract against one tenant's view of PostgreSQL's store.</summary>
@@ -394,6 +433,8 @@ public class PostgresFunctionStoreContractTests : FunctionStoreContract
 {
     private readonly string _schema = TestEnvironment.NewName("fn_");
     private NpgsqlDataSource _db = null!;
+
+    protected override IUsageStore Ledger => new PostgresUsageStore(_db, _schema);
 
     protected override async Task<IFunctionStore> CreateStoreAsync()
     {

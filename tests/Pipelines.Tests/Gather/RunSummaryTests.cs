@@ -2,8 +2,10 @@ using System.Text;
 using System.Text.Json;
 using Pipelines.Gather;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Support;
+using Pipelines.Usage;
 
 namespace Pipelines.Tests.Gather;
 
@@ -64,6 +66,26 @@ public sealed class RunSummaryTests : IDisposable
         Assert.Contains("\"created_at\": \"2026-12-01T09:45:47.0000000Z\"", text, StringComparison.Ordinal);
         Assert.Contains("\"finished_at\": \"2026-12-01T09:45:48.6180000Z\"", text, StringComparison.Ordinal);
         Assert.Contains("\"error\": \"1 malformed table part(s) left out\"", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_usage_block_round_trips_and_an_older_run_json_reads_without_it()
+    {
+        var usage = RunUsage.Of(
+            [
+                new UsageRecord("r/0/1", TenantId.Default, UsageKinds.Task, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddSeconds(4), UsageOutcomes.Vacated) { WallSeconds = 4, CpuSeconds = 1, Harvested = true },
+                new UsageRecord("r/0/2", TenantId.Default, UsageKinds.Task, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddSeconds(6), UsageOutcomes.Succeeded) { WallSeconds = 6, CpuSeconds = 3, GbSeconds = 2, BytesIn = 5, BytesOut = 7 },
+            ],
+            new PriceSheet { Currency = "credits", CpuSecond = 1, GbSecond = 0.5, HarvestedDiscount = 0.5 });
+        var summary = RunSummary.FromJson(Fixture()) with { Usage = usage };
+
+        var read = RunSummary.FromJson(summary.ToJson());
+
+        Assert.Equal(usage, read.Usage);
+        Assert.Equal((2L, 4.0, 10.0, 0.4, 1L, 4.0), (usage.Deliveries, usage.CpuSeconds, usage.WallSeconds, usage.HarvestedShare, usage.Wasted.Deliveries, usage.Wasted.WallSeconds));
+        Assert.Equal((1 * 1 * 0.5) + (3 * 1) + (2 * 0.5), usage.Cost, 9); // the harvested delivery's CPU at half price
+        Assert.Null(RunSummary.FromJson(Fixture()).Usage);
+        Assert.DoesNotContain("\"usage\"", Encoding.UTF8.GetString(RunSummary.FromJson(Fixture()).ToJson()), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -6,6 +6,7 @@ using Pipelines.Containers.Cgroups;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Server;
 using Pipelines.Tests.Support;
+using Pipelines.Usage;
 
 namespace Pipelines.Tests.Harvest;
 
@@ -94,6 +95,16 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         var log = System.Text.Encoding.UTF8.GetString(await output.Location.Store.ReadAllAsync(output.Location.Key($"tasks/{taskId}/count.log"), CancellationToken.None));
         Assert.Matches("(?s)^=== pipelines: count attempt 1, vacated: the machine's owner needed it back.*=== pipelines: count attempt 2, exit 0", log);
         Assert.False(await output.Location.Store.ListAsync(output.Location.Key("tasks/"), CancellationToken.None).AnyAsync(o => o.Key.Contains("/vacated/", StringComparison.Ordinal)));
+
+        // The usage ledger: one record per delivery, A's vacated (wasted, harvested in the idle class), B's succeeded.
+        await using (var db = await TestEnvironment.PostgresAsync())
+        {
+            var usage = await new PostgresUsageStore(db, fixture.Env["PIPELINES_Schema"]!).ForRunAsync(runId, CancellationToken.None);
+            Assert.Equal(
+                [(1, UsageOutcomes.Vacated, a.Name, true), (2, UsageOutcomes.Succeeded, b.Name, false)],
+                usage.Select(u => (u.Delivery!.Value, u.Outcome, u.Worker!, u.Harvested)));
+            Assert.StartsWith("vacated: the machine's owner needed it back", usage[0].Reason, StringComparison.Ordinal);
+        }
 
         // retries: 0, so a vacate counted as a failure would have failed the task.
         Assert.Equal(1, run.GetProperty("counts").GetProperty("succeeded").GetInt32());

@@ -24,6 +24,7 @@ public sealed partial class ConfigurationDocsTests
         "Server:Urls", "Server:Roles", "Server:Keys", "Server:Bucket", // Pipelines.Server/ServerOptions.From
         "Tenants:ID:Name", "Tenants:ID:Output", "Tenants:ID:Inputs", "Tenants:ID:Share", "Tenants:ID:Quotas:KEY", // Tenancy/TenantOptions.From
         "Tenants:ID:Secrets:NAME", // Hosting/EngineSettings.Read
+        "Tenants:ID:Prices:KEY", // Usage/PriceSheets.From
     ];
 
     private static Dictionary<string, List<string>> Rows()
