@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
-using Pipelines.Worker;
 
 namespace Pipelines.Queue;
 
@@ -63,7 +62,7 @@ internal sealed partial class TaskDispatcher(
             {
                 return;
             }
-            catch (Exception e) when (OutageGate.IsOutage(e) && !stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (Outage.Is(e) && !stoppingToken.IsCancellationRequested)
             {
                 // An outage ends this lead: the lock went with the connection; try again later.
                 LogOutage(log, e.Message);
@@ -248,7 +247,7 @@ internal sealed partial class TaskDispatcher(
             {
                 await hangfire.EnqueueTasksAsync(run.Key, [.. run.Select(k => k.Index)], ct).ConfigureAwait(false);
             }
-            catch (Exception e) when (OutageGate.IsOutage(e) && !ct.IsCancellationRequested)
+            catch (Exception e) when (Outage.Is(e) && !ct.IsCancellationRequested)
             {
                 LogEnqueueFailed(log, run.Key, e.Message);
                 _unenqueued.AddRange(run);

@@ -109,8 +109,6 @@ public readonly record struct TaskKey(string RunId, int Index);
 /// <summary>A tenant's queued work as the dispatcher sees it: pending (not released yet) and in flight (released or running).</summary>
 public sealed record TenantLoad(TenantId Tenant, int Pending, int InFlight);
 
-/// <summary>A tenant's decayed use in slot-seconds as of <paramref name="UpdatedAt"/> (the dispatcher's fair share, docs/tenants.md).</summary>
-public readonly record struct TenantUse(double Decayed, DateTimeOffset UpdatedAt);
 
 /// <summary>Which tasks of a run to list: an optional state, by task index, one page.</summary>
 public sealed record TaskQuery(TaskState? State = null, int Offset = 0, int Limit = 100);

@@ -78,14 +78,14 @@ public sealed record UsageRecord(string Id, TenantId Tenant, string Kind, DateTi
 }
 
 /// <summary>What a usage record is of.</summary>
-public static class UsageKinds
+internal static class UsageKinds
 {
     public const string Task = "task";
     public const string Invocation = "invocation";
 }
 
 /// <summary>How the work of a usage record ended.</summary>
-public static class UsageOutcomes
+internal static class UsageOutcomes
 {
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";

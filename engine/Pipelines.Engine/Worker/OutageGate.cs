@@ -18,8 +18,7 @@ public sealed partial class OutageGate(WorkerOptions options, TimeProvider time,
     private string? _reason;
 
     /// <summary>An outage (the store, the run store or the Docker engine out of reach): a retry helps, the algorithm is not to blame.</summary>
-    public static bool IsOutage(Exception e) =>
-        e is PipelinesException { RetryHelps: true } or Npgsql.NpgsqlException { IsTransient: true } or TimeoutException or OperationCanceledException;
+    public static bool IsOutage(Exception e) => Outage.Is(e);
 
     /// <summary>Why the gate is closed, or null while it is open (for health reports).</summary>
     public string? Reason

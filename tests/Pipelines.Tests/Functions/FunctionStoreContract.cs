@@ -25,7 +25,7 @@ public abstract class FunctionStoreContract : IAsyncLifetime
     protected abstract Task<IFunctionStore> CreateStoreAsync();
 
     /// <summary>The usage ledger the store writes invocations' ends to (the whole ledger, not a view).</summary>
-    protected abstract IUsageStore Ledger { get; }
+    private protected abstract IUsageStore Ledger { get; }
 
     /// <summary>What the tests see of the store: all of it, or one tenant's view (which must behave the same for its own).</summary>
     protected virtual TenantScope Scope => TenantScope.All;
@@ -402,7 +402,7 @@ public sealed class InMemoryFunctionStoreContractTests : FunctionStoreContract
 {
     private readonly InMemoryUsageStore _ledger = new();
 
-    protected override IUsageStore Ledger => _ledger;
+    private protected override IUsageStore Ledger => _ledger;
 
     protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore(_ledger));
 }
@@ -415,7 +415,7 @@ public sealed class InMemoryTenantViewFunctionStoreContractTests : FunctionStore
 
     protected override TenantScope Scope => TenantScope.Of(TenantId.Parse("lab-a", "test"));
 
-    protected override IUsageStore Ledger => _ledger;
+    private protected override IUsageStore Ledger => _ledger;
 
     protected override Task<IFunctionStore> CreateStoreAsync() => Task.FromResult<IFunctionStore>(new InMemoryFunctionStore(_ledger));
 }
@@ -434,7 +434,7 @@ public class PostgresFunctionStoreContractTests : FunctionStoreContract
     private readonly string _schema = TestEnvironment.NewName("fn_");
     private NpgsqlDataSource _db = null!;
 
-    protected override IUsageStore Ledger => new PostgresUsageStore(_db, _schema);
+    private protected override IUsageStore Ledger => new PostgresUsageStore(_db, _schema);
 
     protected override async Task<IFunctionStore> CreateStoreAsync()
     {

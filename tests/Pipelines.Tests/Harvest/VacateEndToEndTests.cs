@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Pipelines.Containers;
 using Pipelines.Containers.Cgroups;
+using Pipelines.RunStore;
 using Pipelines.Tests.EndToEnd;
 using Pipelines.Tests.Server;
 using Pipelines.Tests.Support;

@@ -261,7 +261,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
                 ["Server:Keys:1:Role"] = "full",
                 ["Server:Keys:1:Tenant"] = "lab-c",
             }).Build();
-            _server = PipelinesServer.Build(config, _url, LogLevel.Warning, scopedPartsOnly: true);
+            _server = PipelinesServer.Build(config, _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var r = Client(KeyR);

@@ -17,7 +17,7 @@ public abstract class UsageStoreContract
     private static readonly DateTimeOffset Now = new(2026, 12, 1, 10, 30, 0, TimeSpan.Zero);
     private static readonly CancellationToken None = CancellationToken.None;
 
-    protected abstract IUsageStore Usage { get; }
+    private protected abstract IUsageStore Usage { get; }
 
     /// <summary>A run store that writes into <see cref="Usage"/>.</summary>
     protected abstract IRunStore Runs { get; }
@@ -243,7 +243,7 @@ public sealed class InMemoryUsageStoreContractTests : UsageStoreContract
 
     public InMemoryUsageStoreContractTests() => Runs = new InMemoryRunStore(usage: _usage);
 
-    protected override IUsageStore Usage => _usage;
+    private protected override IUsageStore Usage => _usage;
 
     protected override IRunStore Runs { get; }
 }
@@ -252,7 +252,7 @@ public sealed class InMemoryUsageStoreContractTests : UsageStoreContract
 [Integration]
 public sealed class PostgresUsageStoreContractTests(PostgresUsageStoreContractTests.Schema schema) : UsageStoreContract, IClassFixture<PostgresUsageStoreContractTests.Schema>
 {
-    protected override IUsageStore Usage => schema.Usage;
+    private protected override IUsageStore Usage => schema.Usage;
 
     protected override IRunStore Runs => schema.Runs;
 
@@ -262,7 +262,7 @@ public sealed class PostgresUsageStoreContractTests(PostgresUsageStoreContractTe
         private NpgsqlDataSource _db = null!;
         private readonly string _name = TestEnvironment.NewName("t_");
 
-        public IUsageStore Usage { get; private set; } = null!;
+        internal IUsageStore Usage { get; private set; } = null!;
 
         public IRunStore Runs { get; private set; } = null!;
 

@@ -1,6 +1,6 @@
-using Pipelines.Functions;
+using Pipelines.Usage;
 
-namespace Pipelines.Usage;
+namespace Pipelines.Functions;
 
 /// <summary>
 /// The usage record of one ended invocation, one home for both function stores (written in their
@@ -9,7 +9,7 @@ namespace Pipelines.Usage;
 /// request; an http-mode container serves requests side by side, so its growth is no one
 /// request's: null, with that reason), GB-seconds its reserved memory times its wall.
 /// </summary>
-public static class InvocationUsage
+internal static class InvocationUsage
 {
     public static UsageRecord Of(EndedInvocation ended)
     {

@@ -1,14 +1,14 @@
-using Pipelines.RunStore;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
-namespace Pipelines.Usage;
+namespace Pipelines.RunStore;
 
 /// <summary>
 /// The usage records of task deliveries, one home for how a delivery's figures come from its
 /// provenance rows (so that a run's usage is the sum of its rows' figures, as UsageRunTests checks)
 /// and for the record of a delivery whose worker was lost.
 /// </summary>
-public static class TaskUsage
+internal static class TaskUsage
 {
     /// <summary>
     /// The record of one delivery from the rows of its own step attempts (not the vacated ones of

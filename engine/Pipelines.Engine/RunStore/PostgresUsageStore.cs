@@ -1,10 +1,10 @@
 using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
-using Pipelines.RunStore;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
-namespace Pipelines.Usage;
+namespace Pipelines.RunStore;
 
 /// <summary>
 /// The usage ledger in PostgreSQL: table <c>usage</c>, one row per id. The run store's commit and
