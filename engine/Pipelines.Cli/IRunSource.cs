@@ -40,8 +40,15 @@ internal interface IRunSource : IAsyncDisposable
         }
 
         var config = EngineHost.Configuration(settings.Config);
-        return EngineHost.UsesPostgres(config)
-            ? await StoreRunSource.StartAsync(config, ct).ConfigureAwait(false)
+        var tenant = Remote.TenantOf(settings);
+        if (EngineHost.UsesPostgres(config))
+        {
+            return await StoreRunSource.StartAsync(config, tenant, ct).ConfigureAwait(false);
+        }
+
+        // This machine's embedded runs have no tenants but the default one.
+        return tenant is { IsDefault: false }
+            ? throw new PipelinesException($"--tenant {tenant}: this machine's embedded runs belong to the default tenant only; name a server (--server) or PostgreSQL (Postgres) that has tenant {tenant}", retryHelps: false)
             : new EmbeddedRunSource(EngineHost.Build(config, worker: false));
     }
 }

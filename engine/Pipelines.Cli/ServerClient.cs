@@ -25,13 +25,19 @@ internal sealed class ServerClient : IDisposable
     private readonly HttpClient _http;
     private readonly string _server;
 
-    public ServerClient(string server, string? key)
+    public ServerClient(string server, string? key, Pipelines.Tenancy.TenantId? tenant = null)
     {
         _server = server.TrimEnd('/');
         _http = new HttpClient { BaseAddress = new Uri(_server + "/"), Timeout = TimeSpan.FromMinutes(5) };
         if (!string.IsNullOrEmpty(key))
         {
             _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+        }
+
+        if (tenant is { } t)
+        {
+            // The server's one way of naming the tenant an admin key works in (Access.ScopeOf); a tenant's own key ignores it.
+            _http.DefaultRequestHeaders.Add(Pipelines.Server.Access.Access.TenantHeader, t.Value);
         }
     }
 

@@ -6,6 +6,7 @@ using Pipelines.Hosting;
 using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Cli;
 
@@ -13,21 +14,22 @@ namespace Pipelines.Cli;
 /// The runs of a run store (PostgreSQL's; or, for the summary of `pipelines run`, the store of
 /// the host that ran it), read and cancelled through Runs.RunCatalog, as the server does.
 /// </summary>
-internal sealed class StoreRunSource(IHost host, bool ownsHost = true) : IRunSource
+internal sealed class StoreRunSource(IHost host, bool ownsHost = true, TenantId? tenant = null) : IRunSource
 {
-    private readonly IRunStore _store = host.Services.GetRequiredService<IRunStore>();
+    // With --tenant, the operator reads and cancels as that tenant's keys would: the store's tenant view (another tenant's run is a missing one).
+    private readonly IRunStore _store = host.Services.GetRequiredService<IRunStore>().For(tenant is { } t ? TenantScope.Of(t) : TenantScope.All);
     private readonly ObjectStoreFactory _stores = host.Services.GetRequiredService<ObjectStoreFactory>();
 
     public string Name => "PostgreSQL";
 
     /// <summary>Starts the host first: its start makes the tables (Hosting/SchemaSetup), so a new database has no run rather than no table.</summary>
-    public static async Task<IRunSource> StartAsync(IConfiguration config, CancellationToken ct)
+    public static async Task<IRunSource> StartAsync(IConfiguration config, TenantId? tenant, CancellationToken ct)
     {
         var host = EngineHost.Build(config, worker: false);
         try
         {
             await host.StartAsync(ct).ConfigureAwait(false);
-            return new StoreRunSource(host);
+            return new StoreRunSource(host, tenant: tenant);
         }
         catch
         {

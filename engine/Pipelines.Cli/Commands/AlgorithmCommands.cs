@@ -62,6 +62,9 @@ public static class AlgorithmCommands
             [CommandOption("--key <KEY>")]
             [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
             public string? Key { get; init; }
+            [CommandOption("--tenant <ID>")]
+            [Description(Remote.TenantHelp)]
+            public string? Tenant { get; init; }
 
             [CommandArgument(2, "<IMAGE>")]
             [Description("An image on this machine's Docker engine (name or id), or the path of a `docker save` tarball.")]

@@ -16,7 +16,11 @@ public class FunctionServerSettings : CommonSettings, IRemoteSettings
     [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
     public string? Key { get; init; }
 
-    internal ServerClient Client() => new(Remote.ServerOf(this) ?? Pipelines.Server.ServerOptions.DefaultUrls, ServerClient.KeyFrom(Key));
+    [CommandOption("--tenant <ID>")]
+    [Description(Remote.TenantHelp)]
+    public string? Tenant { get; init; }
+
+    internal ServerClient Client() => Remote.Client(this, Remote.ServerOf(this) ?? Pipelines.Server.ServerOptions.DefaultUrls);
 }
 
 /// <summary>The options of a function command that prints: --json too.</summary>

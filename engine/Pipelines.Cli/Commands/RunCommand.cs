@@ -31,6 +31,9 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         [CommandOption("--key <KEY>")]
         [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
         public string? Key { get; init; }
+        [CommandOption("--tenant <ID>")]
+        [Description(Remote.TenantHelp)]
+        public string? Tenant { get; init; }
 
         [CommandOption("--candidate <STEP=IMAGE>")]
         [Description("Batch canary: run a sample of the tasks again with this image for STEP (a local image or algorithm://NAME@VERSION) and compare; exit 3 when they differ (docs/algorithms.md).")]

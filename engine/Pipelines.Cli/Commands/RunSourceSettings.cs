@@ -13,4 +13,8 @@ public class RunSourceSettings : CommonSettings, IRemoteSettings
     [CommandOption("--key <KEY>")]
     [Description("The server's access key (default PIPELINES_SERVER_KEY).")]
     public string? Key { get; init; }
+
+    [CommandOption("--tenant <ID>")]
+    [Description(Remote.TenantHelp)]
+    public string? Tenant { get; init; }
 }

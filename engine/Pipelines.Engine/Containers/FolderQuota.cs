@@ -44,7 +44,7 @@ internal sealed record FolderQuota(IReadOnlyList<WatchedFolder> Folders, OutputL
     /// </summary>
     public (string? Reason, long Bytes) Over(long minFree, bool idle = false)
     {
-        long files = 0, bytes = 0;
+        long files = 0, bytes = 0, held = 0;
         var wrote = new List<string>(Folders.Count);
         foreach (var folder in Folders)
         {
@@ -60,6 +60,18 @@ internal sealed record FolderQuota(IReadOnlyList<WatchedFolder> Folders, OutputL
             {
                 wrote.Add(folder.Shown);
             }
+
+            // What no walk sees: files the container deleted but holds open there (their disk is taken all the same).
+            var hidden = DeletedFiles.HeldUnder(folder.Host);
+            if (hidden > 0)
+            {
+                bytes += hidden;
+                held += hidden;
+                if (f == 0)
+                {
+                    wrote.Add(folder.Shown);
+                }
+            }
         }
 
         var where = wrote.Count == 0 ? Folders[0].Shown : string.Join(" and ", wrote);
@@ -70,7 +82,8 @@ internal sealed record FolderQuota(IReadOnlyList<WatchedFolder> Folders, OutputL
 
         if (bytes > Limits.MaxBytes)
         {
-            return ($"it wrote more than {Quantities.FormatSize(Limits.MaxBytes)} to {where}, over its quota ({Limits.BytesSource})", bytes);
+            var deleted = held > 0 ? $" ({Quantities.FormatSize(held)} of it in files it deleted but holds open)" : "";
+            return ($"it wrote more than {Quantities.FormatSize(Limits.MaxBytes)} to {where}{deleted}, over its quota ({Limits.BytesSource})", bytes);
         }
 
         if (idle && bytes == 0)

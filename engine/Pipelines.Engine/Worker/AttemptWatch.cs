@@ -67,16 +67,22 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
     {
         try
         {
+            var wait = options.QuotaPollInterval;
+            var (before, at) = (0L, time.GetTimestamp());
             while (true)
             {
-                await Task.Delay(options.QuotaPollInterval, time, watching).ConfigureAwait(false);
-                var over = plan.Quota.Over(options.MinScratchFree).Reason;
+                await Task.Delay(wait, time, watching).ConfigureAwait(false);
+                var (over, bytes) = plan.Quota.Over(options.MinScratchFree);
                 if (over is not null)
                 {
                     LogQuotaStop(log, plan.Quota.Folders[0].Host, over);
                     await cancel.CancelAsync().ConfigureAwait(false);
                     return over;
                 }
+
+                // Sooner while a writer nears its quota (Containers/QuotaPace).
+                wait = QuotaPace.Next(options.QuotaPollInterval, plan.Quota.Limits.MaxBytes, before, bytes, time.GetElapsedTime(at));
+                (before, at) = (bytes, time.GetTimestamp());
             }
         }
         catch (OperationCanceledException) when (watching.IsCancellationRequested)

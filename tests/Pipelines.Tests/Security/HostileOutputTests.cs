@@ -56,6 +56,9 @@ public class HostileRunFixture : IAsyncLifetime
         ["nested-deep"] = "mkdeep /out 30000; sleep 30",
         ["too-many-bytes"] = "dd if=/dev/zero of=/out/big.tsv bs=1048576 count=64 2>/dev/null",
         ["sparse-file"] = "truncate -s 100G /out/sparse.tsv",
+
+        // 64 MiB in a file removed while held open: no walk of /out sees it, the disk under /out holds it all the same.
+        ["deleted-but-open"] = "exec 3>/out/hidden; rm /out/hidden; dd if=/dev/zero bs=1048576 count=64 >&3 2>/dev/null; sleep 60",
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
@@ -185,6 +188,7 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     [InlineData("nested-deep", "was stopped: it nested folders more than 384 deep in /out, deeper than any output path can be (768 bytes)")]
     [InlineData("too-many-bytes", "over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("sparse-file", "over its quota (resources.disk of step 'act' is 20Mi)")]
+    [InlineData("deleted-but-open", "of it in files it deleted but holds open), over its quota (resources.disk of step 'act' is 20Mi)")]
     [InlineData("too-many-files", "more than 1000 files and folders")]
     [InlineData("name-not-utf8", "/out/\\xff.tsv: the name is not valid UTF-8")]
     [InlineData("name-with-newline", "/out/a\\nb.tsv: the name holds a control character")]
