@@ -37,7 +37,8 @@ public sealed partial class AlgorithmService(
     ObjectStoreFactory stores,
     IContainerImages images,
     TimeProvider time,
-    ILogger<AlgorithmService> log)
+    ILogger<AlgorithmService> log,
+    TenantOptions? tenants = null)
 {
     // The service over the whole catalog, for a view (null for that service itself); its views, one per tenant, made once.
     private AlgorithmService? _whole;
@@ -62,7 +63,7 @@ public sealed partial class AlgorithmService(
             return _whole is null ? this : throw new InvalidOperationException($"a view of one tenant cannot reach {scope}: take the view from the engine's service");
         }
 
-        return root._views.GetOrAdd(tenant, t => new AlgorithmService(root.Catalog.For(TenantScope.Of(t)), options, stores, images, time, log) { _whole = root, _tenant = t });
+        return root._views.GetOrAdd(tenant, t => new AlgorithmService(root.Catalog.For(TenantScope.Of(t)), options, stores, images, time, log, tenants) { _whole = root, _tenant = t });
     }
 
     /// <summary>
@@ -171,6 +172,9 @@ public sealed partial class AlgorithmService(
         var own = (await Whole.DigestTenantsAsync(archive.Digest, ct).ConfigureAwait(false)).Contains(_tenant);
         var wasThere = false;
         var v = new AlgorithmVersion(name, version, archive.Digest, size, by, time.GetUtcNow(), notes, archive.RepoTags, archive.LockDownNotes);
+
+        // The tenant's quota StoredBytes is checked by the catalog under its lock, before the tarball is uploaded.
+        var quota = tenants is not null && tenants.Exists(_tenant) ? tenants.Settings(_tenant).Quotas.StoredBytes : null;
         var added = await catalog.AddAsync(v, async token =>
         {
             var there = await store.Store.StatAsync(key, token).ConfigureAwait(false);
@@ -180,7 +184,7 @@ public sealed partial class AlgorithmService(
             {
                 await store.Store.UploadAsync(key, path, "application/x-tar", token).ConfigureAwait(false);
             }
-        }, ct).ConfigureAwait(false);
+        }, ct, quota).ConfigureAwait(false);
         if (!added)
         {
             throw Exists(name, version);

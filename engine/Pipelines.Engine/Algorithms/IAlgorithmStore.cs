@@ -50,9 +50,13 @@ public interface IAlgorithmStore
     /// Records a version. Under the digest's lock, <paramref name="ensureTarball"/> makes sure the
     /// tarball is in the object store (a delete of the digest's last version cannot remove it in
     /// between). Returns false, recording nothing, when the version exists. The first version of
-    /// a name becomes its stable channel.
+    /// a name becomes its stable channel. With <paramref name="storedBytes"/> (the tenant's quota
+    /// StoredBytes), a version whose image the tenant does not have yet and whose size would take
+    /// the tenant's images (each digest once) past it is refused with
+    /// <see cref="Tenancy.QuotaExceededException"/> before <paramref name="ensureTarball"/> runs; the
+    /// sum and the insert are under a lock per tenant, so two pushes at once cannot both pass.
     /// </summary>
-    Task<bool> AddAsync(AlgorithmVersion version, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken);
+    Task<bool> AddAsync(AlgorithmVersion version, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken, long? storedBytes = null);
 
     /// <summary>
     /// Removes a version; when it was the last of its digest, <paramref name="deleteTarball"/>

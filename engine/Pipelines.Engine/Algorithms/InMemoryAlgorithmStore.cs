@@ -64,11 +64,31 @@ internal sealed class InMemoryAlgorithmStore : IAlgorithmStore
         }
     }
 
-    public async Task<bool> AddAsync(AlgorithmVersion version, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
+    public async Task<bool> AddAsync(AlgorithmVersion version, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken, long? storedBytes = null)
     {
         version = version with { Tenant = _tenant ?? version.Tenant };
         var tenant = version.Tenant.Value;
+
+        // The tenant's lock, then the digest's (as PostgreSQL's): the sum of its images and the insert are one step.
+        using var own = storedBytes is null ? null : await LockDigestAsync("tenant:" + tenant, cancellationToken).ConfigureAwait(false);
         using var held = await LockDigestAsync(version.Digest, cancellationToken).ConfigureAwait(false);
+        if (storedBytes is { } limit)
+        {
+            long stored;
+            bool has;
+            lock (_lock)
+            {
+                var mine = _versions.Values.Where(v => v.Tenant == version.Tenant).DistinctBy(v => v.Digest).ToList();
+                stored = mine.Sum(v => v.SizeBytes);
+                has = mine.Any(v => v.Digest == version.Digest);
+            }
+
+            if (!has && stored + version.SizeBytes > limit)
+            {
+                throw Tenancy.QuotaExceededException.StoredBytes(stored, version.SizeBytes, limit);
+            }
+        }
+
         await ensureTarball(cancellationToken).ConfigureAwait(false);
         lock (_lock)
         {

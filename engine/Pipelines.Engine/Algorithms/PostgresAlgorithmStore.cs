@@ -71,6 +71,9 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
     /// <summary>The advisory lock class under which a digest's versions and its tarball change together.</summary>
     private const int DigestLock = 7310022;
 
+    // Beside the digests' class: a tenant's pushes, while its stored bytes are summed (quota StoredBytes).
+    private const int TenantLock = 7310025;
+
     private readonly SchemaGate _db;
 
     // Null: the whole store (names in the default tenant, listings of every tenant).
@@ -136,11 +139,33 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
         return list;
     }
 
-    public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken)
+    public async Task<bool> AddAsync(AlgorithmVersion v, Func<CancellationToken, Task> ensureTarball, CancellationToken cancellationToken, long? storedBytes = null)
     {
         var tenant = (_tenant ?? v.Tenant).Value;
         await using var conn = await _db.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using var tx = await conn.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        if (storedBytes is { } limit)
+        {
+            // The tenant's lock, then the digest's (a delete takes the digest's only): the sum and the insert are one step.
+            await using var sum = new NpgsqlCommand($"""
+                SELECT pg_advisory_xact_lock({TenantLock}, hashtext(@t));
+                SELECT coalesce(sum(size_bytes), 0)::bigint, coalesce(bool_or(digest = @d), false)
+                FROM (SELECT DISTINCT ON (digest) digest, size_bytes FROM {S}.algorithm_versions WHERE tenant = @t) d;
+                """, conn, tx);
+            sum.Parameters.AddWithValue("t", tenant);
+            sum.Parameters.AddWithValue("d", v.Digest);
+            await using (var r = await sum.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                await r.NextResultAsync(cancellationToken).ConfigureAwait(false);
+                await r.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var (stored, has) = (r.GetInt64(0), r.GetBoolean(1));
+                if (!has && stored + v.SizeBytes > limit)
+                {
+                    throw Tenancy.QuotaExceededException.StoredBytes(stored, v.SizeBytes, limit);
+                }
+            }
+        }
+
         await LockAsync(conn, tx, v.Digest, cancellationToken).ConfigureAwait(false);
         await ensureTarball(cancellationToken).ConfigureAwait(false);
         await using (var ins = new NpgsqlCommand($"""

@@ -4,6 +4,7 @@ using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Queue;
+using Pipelines.Quotas;
 using Pipelines.Storage;
 using Pipelines.Tenancy;
 
@@ -46,7 +47,8 @@ internal static class FunctionHosting
             sp.GetRequiredService<InvocationLog>(), sp.GetRequiredService<IContainerRuntime>(), sp.GetRequiredService<FunctionInvoker>(), sp.GetRequiredService<FunctionsOptions>(),
             sp.GetRequiredService<ObjectStoreFactory>(), sp.GetRequiredService<Worker.WorkerOptions>(), sp.GetRequiredService<FunctionRouter>(), sp.GetRequiredService<ShadowRunner>(),
             sp.GetRequiredService<CanaryGuard>(), sp.GetRequiredService<IInvocationQueue>(), sp.GetRequiredService<TimeProvider>(), sp.GetService<WarmKeeper>(),
-            sp.GetService<IWarmPool>(), sp.GetService<AlgorithmService>(), sp.GetService<IAlgorithmStore>(), sp.GetService<TenantOptions>()));
+            sp.GetService<IWarmPool>(), sp.GetService<AlgorithmService>(), sp.GetService<IAlgorithmStore>(), sp.GetService<TenantOptions>(),
+            sp.GetService<TenantQuotas>()));
         services.AddSingleton<IInvocationHandler>(sp => sp.GetRequiredService<FunctionService>());
         services.AddSingleton<IInvocationQueue, HangfireInvocationQueue>();
         services.AddTransient<InvocationJob>();

@@ -81,6 +81,9 @@ public sealed record InvocationRecord(
 {
     /// <summary>The tenant whose function was invoked; a tenant's view of the store stamps it.</summary>
     public TenantId Tenant { get; init; } = TenantId.Default;
+
+    /// <summary>Why a queued async invocation waits (a tenant quota, and when it is tried again); null once it starts, and for every other.</summary>
+    public string? Held { get; init; }
 }
 
 /// <summary>How an invocation was routed: to stable, to the canary, or a shadow copy of another (docs/algorithms.md).</summary>

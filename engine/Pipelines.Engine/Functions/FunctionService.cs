@@ -6,6 +6,7 @@ using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
 using Pipelines.Queue;
+using Pipelines.Quotas;
 using Pipelines.Storage;
 using Pipelines.Telemetry;
 using Pipelines.Tenancy;
@@ -39,6 +40,7 @@ public sealed class FunctionService : IInvocationHandler
     private readonly AlgorithmService? algorithms;
     private readonly IAlgorithmStore? catalog;
     private readonly TenantOptions? tenants;
+    private readonly TenantQuotas? quotas;
 
     // Internal: only the engine's wiring (a factory, since DI takes public constructors only) and the tests build it, so its parts stay internal.
     internal FunctionService(
@@ -57,7 +59,8 @@ public sealed class FunctionService : IInvocationHandler
         IWarmPool? pool = null,
         AlgorithmService? algorithms = null,
         IAlgorithmStore? catalog = null,
-        TenantOptions? tenants = null)
+        TenantOptions? tenants = null,
+        TenantQuotas? quotas = null)
     {
         this.store = store;
         this.runtime = runtime;
@@ -75,6 +78,7 @@ public sealed class FunctionService : IInvocationHandler
         this.algorithms = algorithms;
         this.catalog = catalog;
         this.tenants = tenants;
+        this.quotas = quotas;
     }
 
     // What the service and its views share: the current versions read, and when to prune next.
@@ -118,7 +122,7 @@ public sealed class FunctionService : IInvocationHandler
         }
 
         return _shared.Views.GetOrAdd(tenant, t => new FunctionService(
-            store.For(TenantScope.Of(t)), runtime, invoker, options, stores, worker, router, shadows, guard, jobs, time, keeper, pool, algorithms, catalog, tenants)
+            store.For(TenantScope.Of(t)), runtime, invoker, options, stores, worker, router, shadows, guard, jobs, time, keeper, pool, algorithms, catalog, tenants, quotas)
         {
             _shared = _shared,
             _tenant = t,
@@ -202,6 +206,11 @@ public sealed class FunctionService : IInvocationHandler
     public async Task<DeployResult> DeployAsync(string yaml, string source, string deployedBy, CancellationToken cancellationToken)
     {
         var spec = FunctionParser.Parse(yaml, source);
+        // The tenant's resource quotas, the rule's one home (Tenancy/ResourceCeiling), at the function's own fields.
+        if (ResourceCeiling.Problems(spec.Resources, "resources", (tenants ?? TenantOptions.None).Settings(Home).Quotas) is { Count: > 0 } over)
+        {
+            throw new FunctionInvalidException(source, over);
+        }
         var digest = await AlgorithmService.PinAsync(algorithms, runtime, spec.Image, Home, cancellationToken).ConfigureAwait(false);
         var content = Hashing.Sha256Hex(Encoding.UTF8.GetBytes(spec.ToJson() + "\n" + digest));
         var result = await store.DeployAsync(spec, yaml, digest, content, deployedBy, time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
@@ -266,6 +275,24 @@ public sealed class FunctionService : IInvocationHandler
         await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
         return (id, outcome, routed.Serving);
     }
+
+    /// <summary>
+    /// Records a synchronous invocation that a quota of its tenant refused before its body was
+    /// read (its input unknown: no hash, 0 bytes), as a full queue's refusal is recorded, and
+    /// counts it; returns its id.
+    /// </summary>
+    public string RecordRefused(FunctionVersion function, string? caller, QuotaRefusal refusal)
+    {
+        var id = NewId();
+        var now = time.GetUtcNow();
+        var started = Record(id, function, NoInput, InvocationStatus.Running, isAsync: false, caller, now) with { InputSha256 = null };
+        var error = $"refused by the tenant's quota {refusal.Quota}: {refusal.Detail}";
+        Answered(function.Name, InvocationStatus.Refused, 429, 0, error);
+        _ = store.RecordAsync(new EndedInvocation(started, new InvocationEnd(InvocationStatus.Refused, 429, null, null, null, null, 0, null, error), now), CancellationToken.None);
+        return id;
+    }
+
+    private static readonly FunctionInput NoInput = new("", [], null, "", 0);
 
     /// <summary>
     /// The run of one routed invocation, for both the API and the async job: a shadow copy staged
@@ -379,6 +406,31 @@ public sealed class FunctionService : IInvocationHandler
             return;
         }
 
+        // The tenant's running and rate quotas: past them it stays queued, says why, and is tried again (never failed by a quota).
+        if (quotas is not null && await quotas.AdmitInvocationAsync(record.Tenant, id, cancellationToken).ConfigureAwait(false) is { } refused)
+        {
+            var again = time.GetUtcNow() + refused.RetryAfter;
+            // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
+            jobs.Schedule(id, traceParent, refused.RetryAfter);
+            await store.HoldAsync(id, $"held by the tenant's quota {refused.Quota} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await RunAdmittedAsync(id, record, function, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (quotas is not null)
+            {
+                await quotas.EndInvocationAsync(record.Tenant, id).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task RunAdmittedAsync(string id, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)
+    {
         // Routed when it runs, not when it was queued: a canary aborted meanwhile serves it no more.
         var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
         if (!await store.TryStartAsync(id, routed.Serving, routed.Route, cancellationToken).ConfigureAwait(false))

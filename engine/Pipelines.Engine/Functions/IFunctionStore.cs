@@ -68,6 +68,12 @@ public interface IFunctionStore
     /// </summary>
     Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Says why a queued invocation waits (a tenant's quota: docs/tenants.md), for the caller who
+    /// looks at it; <see cref="TryStartAsync"/> clears it. Nothing for one that is not queued.
+    /// </summary>
+    Task HoldAsync(string id, string reason, CancellationToken cancellationToken);
+
     /// <summary>Records how an invocation ended, once: true for the call that ended it, false after (or when there is no such invocation).</summary>
     Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken);
 

@@ -163,8 +163,21 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 return Task.FromResult(false);
             }
 
-            i.Record = i.Record with { Status = InvocationStatus.Running, ImageDigest = servedBy.ImageDigest, AlgorithmVersion = servedBy.AlgorithmVersion, Route = route };
+            i.Record = i.Record with { Status = InvocationStatus.Running, ImageDigest = servedBy.ImageDigest, AlgorithmVersion = servedBy.AlgorithmVersion, Route = route, Held = null };
             return Task.FromResult(true);
+        }
+    }
+
+    public Task HoldAsync(string id, string reason, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (Find(id) is { Record.Status: InvocationStatus.Queued } i)
+            {
+                i.Record = i.Record with { Held = reason };
+            }
+
+            return Task.CompletedTask;
         }
     }
 

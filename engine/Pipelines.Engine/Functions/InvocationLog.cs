@@ -248,6 +248,8 @@ internal sealed partial class InvocationLog : IFunctionStore, IHostedService, IA
 
     public Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken) => _store.TryStartAsync(id, servedBy, route, cancellationToken);
 
+    public Task HoldAsync(string id, string reason, CancellationToken cancellationToken) => _store.HoldAsync(id, reason, cancellationToken);
+
     public Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken) => _store.FinishAsync(id, end, now, cancellationToken);
 
     public Task<int> AddEndedAsync(IReadOnlyList<EndedInvocation> ended, CancellationToken cancellationToken) => _store.AddEndedAsync(ended, cancellationToken);

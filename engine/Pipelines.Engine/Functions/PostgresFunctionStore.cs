@@ -38,7 +38,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public IFunctionStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresFunctionStore(_db, t);
 
     /// <summary>The functions' tables, for the one schema owner (Hosting/PostgresSchema).</summary>
-    public static SchemaPart Tables { get; } = new("function store", 3, SchemaSql);
+    public static SchemaPart Tables { get; } = new("function store", 4, SchemaSql);
 
     /// <summary>
     /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
@@ -97,6 +97,8 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         {SchemaPart.MovePrimaryKey(schema, "function_versions", "tenant, name, version")}
         {SchemaPart.MoveForeignKey(schema, "function_versions", "tenant, name", "functions", "tenant, name")}
         {SchemaPart.MoveForeignKey(schema, "function_invocations", "tenant, function", "functions", "tenant, name")}
+        -- v4, quotas (docs/tenants.md): why a queued async invocation waits.
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS held text;
         """;
 
     public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
@@ -239,7 +241,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public async Task<bool> TryStartAsync(string id, FunctionVersion servedBy, string? route, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
-            UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route
+            UPDATE {S}.function_invocations SET status = 'running', image_digest = @digest, algorithm_version = @alg, route = @route, held = NULL
             WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)
             """, cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
@@ -248,6 +250,16 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)servedBy.AlgorithmVersion ?? DBNull.Value);
         cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)route ?? DBNull.Value);
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    public async Task HoldAsync(string id, string reason, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync(
+            $"UPDATE {S}.function_invocations SET held = @reason WHERE id = @id AND status = 'queued' AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("id", id);
+        cmd.Parameters.AddWithValue("reason", reason);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task<bool> FinishAsync(string id, InvocationEnd end, DateTimeOffset now, CancellationToken cancellationToken)
@@ -337,7 +349,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<InvocationRecord?> GetInvocationAsync(string id, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE id = @id AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns}, held FROM {S}.function_invocations WHERE id = @id AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("id", id);
         var list = await ReadInvocationsAsync(cmd, cancellationToken).ConfigureAwait(false);
@@ -346,7 +358,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
 
     public async Task<IReadOnlyList<InvocationRecord>> ListInvocationsAsync(string function, int limit, CancellationToken cancellationToken)
     {
-        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns} FROM {S}.function_invocations WHERE tenant = @t AND function = @fn ORDER BY started_at DESC, id COLLATE \"C\" LIMIT @limit", cancellationToken).ConfigureAwait(false);
+        await using var cmd = await _db.CommandAsync($"SELECT {InvocationColumns}, held FROM {S}.function_invocations WHERE tenant = @t AND function = @fn ORDER BY started_at DESC, id COLLATE \"C\" LIMIT @limit", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", Home);
         cmd.Parameters.AddWithValue("fn", function);
         cmd.Parameters.AddWithValue("limit", limit);
@@ -478,6 +490,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
                 r.IsDBNull(21) ? null : r.GetString(21), r.IsDBNull(22) ? null : r.GetBoolean(22))
             {
                 Tenant = TenantOf(r.GetString(23), r.GetString(1)),
+                Held = r.FieldCount > 24 && !r.IsDBNull(24) ? r.GetString(24) : null,
             });
         }
 

@@ -179,6 +179,8 @@ public static class EngineHost
             sp.GetRequiredService<ILocalWorkers>(), sp.GetService<AlgorithmService>()));
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
+        services.AddSingleton(sp => new Quotas.TenantQuotas(sp.GetRequiredService<Quotas.ITenantLimits>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>()));
 
         var postgres = settings.Database.Postgres;
         if (postgres is not null)
@@ -195,6 +197,9 @@ public static class EngineHost
             services.AddSingleton<IAlgorithmStore>(sp => new PostgresAlgorithmStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<ITriggerStore>(sp => new PostgresTriggerStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
             services.AddSingleton<IFunctionStore>(sp => new PostgresFunctionStore(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton(sp => new Quotas.PostgresTenantLimits(sp.GetRequiredService<NpgsqlDataSource>(), schema));
+            services.AddSingleton<Quotas.ITenantLimits>(sp => sp.GetRequiredService<Quotas.PostgresTenantLimits>());
+            services.AddHostedService<Quotas.TenantLimitsHeartbeat>();
             services.AddHangfire((sp, c) =>
             {
                 HangfireSchema.Install(sp.GetRequiredService<NpgsqlDataSource>(), settings.Hangfire.Schema);
@@ -204,6 +209,7 @@ public static class EngineHost
         else
         {
             services.AddSingleton<IRunStore, InMemoryRunStore>();
+            services.AddSingleton<Quotas.ITenantLimits, Quotas.InMemoryTenantLimits>();
             if (server)
             {
                 services.AddSingleton<IAlgorithmStore, InMemoryAlgorithmStore>();

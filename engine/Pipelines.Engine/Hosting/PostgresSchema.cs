@@ -29,6 +29,7 @@ internal sealed class PostgresSchema(NpgsqlDataSource dataSource, string schema 
         PostgresFunctionStore.Tables,
         PostgresAlgorithmStore.Tables,
         PostgresDataProtectionKeys.Tables,
+        Quotas.PostgresTenantLimits.Tables,
     ];
 
     /// <summary>Creates the schema and every part, or upgrades them; safe to call again and from many processes at once.</summary>

@@ -8,7 +8,11 @@ namespace Pipelines.Queue;
 /// <summary>Queues async invocations through Hangfire's client, the caller's trace as a job parameter.</summary>
 internal sealed class HangfireInvocationQueue(IBackgroundJobClient client) : IInvocationQueue
 {
-    public void Enqueue(string id, string? traceParent)
+    public void Enqueue(string id, string? traceParent) => Create(id, traceParent, new EnqueuedState());
+
+    public void Schedule(string id, string? traceParent, TimeSpan delay) => Create(id, traceParent, new ScheduledState(delay));
+
+    private void Create(string id, string? traceParent, IState state)
     {
         var job = Job.FromExpression<InvocationJob>(j => j.RunAsync(id, null, CancellationToken.None));
         var parameters = new Dictionary<string, object>();
@@ -17,6 +21,6 @@ internal sealed class HangfireInvocationQueue(IBackgroundJobClient client) : IIn
             parameters[EngineTracing.JobParameter] = traceParent;
         }
 
-        ((IBackgroundJobClientV2)client).Create(job, new EnqueuedState(), parameters);
+        ((IBackgroundJobClientV2)client).Create(job, state, parameters);
     }
 }

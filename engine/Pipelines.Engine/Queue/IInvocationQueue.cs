@@ -9,4 +9,7 @@ internal interface IInvocationQueue
 {
     /// <summary>Queues invocation <paramref name="id"/>, recorded before; <paramref name="traceParent"/>, the caller's trace, goes with it so that the worker's run joins it.</summary>
     void Enqueue(string id, string? traceParent);
+
+    /// <summary>Queues invocation <paramref name="id"/> again after <paramref name="delay"/>: a tenant quota held it (it stays queued meanwhile).</summary>
+    void Schedule(string id, string? traceParent, TimeSpan delay);
 }

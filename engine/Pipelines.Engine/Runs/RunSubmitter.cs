@@ -76,12 +76,19 @@ public sealed partial class RunSubmitter
         this.algorithms = algorithms;
     }
 
-    /// <summary>Parses a workflow and refuses, before anything is listed or kept, a location outside the owner's (TenantLocations).</summary>
+    /// <summary>Parses a workflow and refuses, before anything is listed or kept, what its owner may not ask for (<see cref="CheckOwner"/>).</summary>
     private Workflow Parse(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, RunOwner owner)
     {
         var workflow = localRoots.Parse(yaml, source, baseDirectory, overrides);
-        TenantLocations.Check(workflow, owner.Tenant, tenants);
+        CheckOwner(workflow, owner);
         return workflow;
+    }
+
+    /// <summary>A location outside the owner's (TenantLocations), a step over the owner's resource quotas (ResourceCeiling).</summary>
+    private void CheckOwner(Workflow workflow, RunOwner owner)
+    {
+        TenantLocations.Check(workflow, owner.Tenant, tenants);
+        ResourceCeiling.Check(workflow, owner.Tenant, tenants);
     }
 
     /// <summary>Everything up to queuing for a plan made whole: validate, pin images, list, plan. Writes nothing.</summary>
@@ -315,8 +322,8 @@ public sealed partial class RunSubmitter
             throw new PipelinesException($"{workflow.Name}: a run over a given listing cannot use input.samplesheet", retryHelps: false);
         }
 
-        // Checked at registration too; again here, for a trigger registered before its tenant's folders changed.
-        TenantLocations.Check(workflow, (owner ?? RunOwner.Operator).Tenant, tenants);
+        // Checked at registration too; again here, for a trigger registered before its tenant's folders or quotas changed.
+        CheckOwner(workflow, owner ?? RunOwner.Operator);
 
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
         var digests = await ResolveImagesAsync(workflow, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);

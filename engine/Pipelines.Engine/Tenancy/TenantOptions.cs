@@ -8,7 +8,8 @@ namespace Pipelines.Tenancy;
 /// docs/tenants.md). With no such section the server is single-tenant: everything belongs to
 /// <see cref="TenantId.Default"/> and behaves as before tenants existed. With one, the default
 /// tenant still exists (it owns what was made before), listed or not, and every other tenant
-/// names its own output folder; no two tenants' folders overlap.
+/// names its own output folder; no tenant's output folder overlaps another tenant's folders
+/// (two tenants may read one input folder).
 /// </summary>
 public sealed class TenantOptions
 {
@@ -77,9 +78,11 @@ public sealed class TenantOptions
             {
                 foreach (var (other, otherKey) in where)
                 {
-                    if (!otherKey.StartsWith($"Tenants:{id}:", StringComparison.Ordinal) && TenantLocations.Overlaps(location, other))
+                    // Two tenants may read one folder (a shared reference), but nobody else's folder may hold or be held by a tenant's output.
+                    var anOutput = key.EndsWith(":Output", StringComparison.Ordinal) || otherKey.EndsWith(":Output", StringComparison.Ordinal);
+                    if (anOutput && !otherKey.StartsWith($"Tenants:{id}:", StringComparison.Ordinal) && TenantLocations.Overlaps(location, other))
                     {
-                        throw new PipelinesException($"{key}: '{location}' overlaps {otherKey} ('{other}'): two tenants' folders may not hold one another", retryHelps: false);
+                        throw new PipelinesException($"{key}: '{location}' overlaps {otherKey} ('{other}'): a tenant's output folder may not hold, or be held by, another tenant's folders", retryHelps: false);
                     }
                 }
 

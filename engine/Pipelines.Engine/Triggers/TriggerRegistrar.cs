@@ -53,8 +53,9 @@ public sealed class TriggerRegistrar
     {
         var workflow = localRoots.Parse(yaml, source, baseDirectory, overrides);
 
-        // input.uri, output.uri and trigger.uri must be this tenant's (400 naming the field), before anything is listed.
+        // input.uri, output.uri and trigger.uri must be this tenant's and its steps within its quotas (400 naming the field), before anything is listed.
         TenantLocations.Check(workflow, _tenant, tenants);
+        ResourceCeiling.Check(workflow, _tenant, tenants);
         var spec = workflow.Trigger
             ?? throw new PipelinesException($"{source} has no trigger block: there is nothing to register (`pipelines run` runs it once)", retryHelps: false);
         if (!spec.Uri.StartsWith("s3://", StringComparison.Ordinal))

@@ -64,6 +64,10 @@ internal static class AlgorithmsApi
             var r = await tenant.OwnAlgorithms.PushAsync(name, version, request.Body, digest, notes, tenant.Owner.SubmittedBy!, ct);
             return TypedResults.Created($"/api/algorithms/{Uri.EscapeDataString(name)}", r);
         }
+        catch (Tenancy.QuotaExceededException e)
+        {
+            return TypedResults.Problem(statusCode: 413, title: "The tenant's quota is reached", detail: e.Message, extensions: new Dictionary<string, object?> { ["quota"] = e.Quota });
+        }
         catch (PipelinesException e)
         {
             return TypedResults.Problem(statusCode: e.RetryHelps ? 503 : e.Message.Contains("over the limit", StringComparison.Ordinal) ? 413 : 422, title: "The version was not pushed", detail: e.Message);

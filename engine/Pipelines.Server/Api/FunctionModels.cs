@@ -121,11 +121,17 @@ public sealed record InvocationView(
     string? ShadowOf,
     bool? ShadowEqual)
 {
+    /// <summary>Why a queued async invocation waits: a quota of its tenant, and when it is tried again (docs/tenants.md).</summary>
+    public string? Held { get; init; }
+
     public static InvocationView From(InvocationRecord r)
     {
         var url = FunctionsApi.FunctionUrl(r.Function) + "/invocations/" + r.Id;
         return new(r.Id, r.Function, r.Version, r.ImageDigest, InvocationStatuses.Name(r.Status), r.Async, r.InputSha256, r.InputBytes, r.OutputSha256,
             r.OutputBytes, r.ContentType, r.HttpStatus, r.LatencyMs, r.ContainerId, r.StartedAt, r.FinishedAt, r.Error, url,
-            r.Async && r.OutputBytes is not null ? url + "/output" : null, r.AlgorithmVersion, r.Route, r.ShadowOf, r.ShadowEqual);
+            r.Async && r.OutputBytes is not null ? url + "/output" : null, r.AlgorithmVersion, r.Route, r.ShadowOf, r.ShadowEqual)
+        {
+            Held = r.Held,
+        };
     }
 }

@@ -9,7 +9,9 @@ using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Model;
+using Pipelines.Quotas;
 using Pipelines.Server.Access;
+using Pipelines.Tenancy;
 using Pipelines.Worker;
 
 namespace Pipelines.Server.Api;
@@ -134,7 +136,7 @@ internal static partial class FunctionsApi
     }
 
     private static async Task<IResult> InvokeAsync(
-        string name, HttpContext http, TenantContext tenant, RequestFolders folders, CancellationToken ct)
+        string name, HttpContext http, TenantContext tenant, RequestFolders folders, TenantQuotas quotas, CancellationToken ct)
     {
         var functions = tenant.Functions;
         var function = await functions.CurrentAsync(name, ct);
@@ -144,6 +146,19 @@ internal static partial class FunctionsApi
         }
 
         var isAsync = string.Equals(http.Request.Query["async"], "true", StringComparison.OrdinalIgnoreCase);
+
+        // A synchronous invoke meets its tenant's quotas before its body is read, so a refused one is not uploaded;
+        // an async one is accepted now and meets them when it runs (it waits, never refused).
+        string? slot = null;
+        if (!isAsync)
+        {
+            slot = "sync-" + FunctionService.NewId();
+            if (await AdmitAsync(http, quotas, functions, function, slot, tenant.Owner.SubmittedBy, ct) is { } refused)
+            {
+                return refused;
+            }
+        }
+
         var folder = folders.Take();
         var keep = false;
         try
@@ -247,7 +262,48 @@ internal static partial class FunctionsApi
             {
                 folders.Return(folder);
             }
+
+            if (slot is not null)
+            {
+                await quotas.EndInvocationAsync(function.Tenant, slot);
+            }
         }
+    }
+
+    /// <summary>
+    /// The tenant's running and rate quotas for a synchronous invoke: null when admitted (a running
+    /// slot held by <paramref name="slot"/>); else 429 with Retry-After naming the quota, recorded as a
+    /// refused invocation, the connection closed as for an oversized body (the body is never read);
+    /// 503 when the counters are out of reach.
+    /// </summary>
+    private static async Task<IResult?> AdmitAsync(HttpContext http, TenantQuotas quotas, FunctionService functions, FunctionVersion function, string slot, string? caller, CancellationToken ct)
+    {
+        QuotaRefusal? refused;
+        try
+        {
+            refused = await quotas.AdmitInvocationAsync(function.Tenant, slot, ct);
+        }
+        catch (PipelinesException e) when (e.RetryHelps)
+        {
+            http.Response.Headers.RetryAfter = "5";
+            http.Response.Headers.Connection = "close";
+            return TypedResults.Problem(statusCode: 503, title: "A service is out of reach", detail: e.Message);
+        }
+
+        if (refused is null)
+        {
+            return null;
+        }
+
+        var invocation = functions.RecordRefused(function, caller, refused);
+        http.Response.Headers.Connection = "close";
+        http.Response.Headers.RetryAfter = refused.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        http.Response.Headers["Pipelines-Invocation"] = invocation;
+        return TypedResults.Problem(
+            statusCode: 429,
+            title: "A quota of this tenant is reached",
+            detail: refused.Detail,
+            extensions: new Dictionary<string, object?> { ["quota"] = refused.Quota, ["invocation"] = invocation, ["retryAfter"] = refused.RetryAfterSeconds });
     }
 
     private static string Title(int status) => status switch

@@ -311,6 +311,44 @@ public abstract class AlgorithmStoreContract : IAsyncLifetime
         Assert.Equal(["a", "b", "c"], (await Store.ListAsync(null, None)).Select(v => v.Name));
     }
 
+    [Fact]
+    public async Task A_push_past_the_stored_bytes_quota_is_refused_before_its_tarball_and_an_image_already_kept_counts_once()
+    {
+        Assert.True(await Store.AddAsync(Version("a", "1", "sha256:one"), EnsureTarball("sha256:one"), None, storedBytes: 2500));
+        Assert.True(await Store.AddAsync(Version("a", "2", "sha256:one"), EnsureTarball("sha256:one"), None, storedBytes: 2500));
+        Assert.True(await Store.AddAsync(Version("b", "1", "sha256:two"), EnsureTarball("sha256:two"), None, storedBytes: 2500));
+
+        var refused = await Assert.ThrowsAsync<Pipelines.Tenancy.QuotaExceededException>(() =>
+            Store.AddAsync(Version("c", "1", "sha256:three"), _ => throw new InvalidOperationException("a refused push must not store its tarball"), None, storedBytes: 2500));
+
+        Assert.Equal("StoredBytes", refused.Quota);
+        Assert.Contains("2.4Ki (2,468 bytes)", refused.Message, StringComparison.Ordinal);
+        Assert.Null(await Store.GetAsync("c", "1", None));
+        Assert.True(await Store.AddAsync(Version("c", "1", "sha256:two"), EnsureTarball("sha256:two"), None, storedBytes: 2500));
+    }
+
+    [Fact]
+    public async Task Two_pushes_at_once_with_room_for_one_image_are_one_kept_and_one_refused()
+    {
+        var pushes = new[] { ("a", "sha256:one", Store), ("b", "sha256:two", Second ?? Store) }
+            .Select(p => Task.Run(async () =>
+            {
+                try
+                {
+                    return await p.Item3.AddAsync(Version(p.Item1, "1", p.Item2), EnsureTarball(p.Item2), None, storedBytes: 2000);
+                }
+                catch (Pipelines.Tenancy.QuotaExceededException)
+                {
+                    return false;
+                }
+            }));
+
+        var kept = await Task.WhenAll(pushes).WaitAsync(Enough);
+
+        Assert.Single(kept, k => k);
+        Assert.Single(await Store.ListAsync(null, None));
+    }
+
     private Task<bool> AddAsync(AlgorithmVersion v, IAlgorithmStore? store = null) => (store ?? Store).AddAsync(v, EnsureTarball(v.Digest), None);
 
     private Func<CancellationToken, Task> EnsureTarball(string digest) => _ =>

@@ -67,7 +67,7 @@ public sealed class LayeringTests
     /// </summary>
     internal static readonly string[] Layers =
     [
-        "Core", "Model", "Settings", "Telemetry", "Storage", "Tenancy", "Planning", "RunStore", "Queue", "Containers", "Harvest",
+        "Core", "Model", "Settings", "Telemetry", "Storage", "Tenancy", "Planning", "RunStore", "Quotas", "Queue", "Containers", "Harvest",
         "Algorithms", "Canary", "Runs", "Explain", "Worker", "Gather", "Lineage", "Triggers", "Functions", "Hosting",
         "Server", "Cli",
     ];

@@ -70,7 +70,7 @@ public sealed class PostgresSchemaTests : IAsyncLifetime
 
             Assert.Equal(PostgresSchema.Parts.Select(p => (p.Name, p.Version)).Order(), await VersionsAsync(sources[0]));
             Assert.Equal(
-                ["algorithm_channels", "algorithm_events", "algorithm_versions", "data_protection_keys", "function_invocations", "function_versions", "functions", "image_loads", "provenance", "runs", "schema_parts", "tasks", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
+                ["algorithm_channels", "algorithm_events", "algorithm_versions", "data_protection_keys", "function_invocations", "function_versions", "functions", "image_loads", "provenance", "runs", "schema_parts", "tasks", "tenant_buckets", "tenant_holders", "tenant_processes", "trigger_batches", "trigger_objects", "trigger_state", "workflows"],
                 await TablesAsync(sources[0], _schema));
             Assert.Contains("job", await TablesAsync(sources[0], _schema + "_hangfire"));
 

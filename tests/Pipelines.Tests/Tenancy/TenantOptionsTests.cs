@@ -115,4 +115,15 @@ public sealed class TenantOptionsTests
     [InlineData("Tenancy:Defaults:Quotas:MaxMemory", "lots", "Tenancy:Defaults:Quotas:MaxMemory: 'lots' is not a size")]
     public void A_quota_or_share_that_is_not_a_positive_value_is_refused_naming_its_key(string key, string value, string expected) =>
         Assert.StartsWith(expected, Refusal(("Tenants:lab-a:Output", "s3://lab-a/"), (key, value)));
+
+    [Fact]
+    public void Two_tenants_may_read_one_folder_but_neither_may_read_inside_the_others_output()
+    {
+        var shared = Read(("Tenants:lab-a:Output", "s3://lab-a/"), ("Tenants:lab-a:Inputs:0", "s3://reference/genomes/"),
+            ("Tenants:lab-b:Output", "s3://lab-b/"), ("Tenants:lab-b:Inputs:0", "s3://reference/"));
+        Assert.Equal(["s3://reference/"], shared.Settings(TenantId.Parse("lab-b", "test")).Inputs);
+
+        var message = Refusal(("Tenants:lab-a:Output", "s3://lab-a/"), ("Tenants:lab-b:Output", "s3://lab-b/"), ("Tenants:lab-b:Inputs:0", "s3://lab-a/results/"));
+        Assert.StartsWith("Tenants:lab-b:Inputs:0: 's3://lab-a/results/' overlaps Tenants:lab-a:Output", message, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,128 @@
+using Microsoft.Extensions.Logging;
+using Pipelines.Tenancy;
+
+namespace Pipelines.Quotas;
+
+/// <summary>A quota that stopped a piece of work for now: which one, how long until it may allow it, and what to tell the caller.</summary>
+/// <param name="Quota">The quota's key, e.g. <c>InvocationsPerMinute</c>.</param>
+public sealed record QuotaRefusal(string Quota, TimeSpan RetryAfter, string Detail)
+{
+    /// <summary>Whole seconds, as the <c>Retry-After</c> header takes them.</summary>
+    public int RetryAfterSeconds => (int)Math.Ceiling(RetryAfter.TotalSeconds);
+}
+
+/// <summary>
+/// The one home of the running-work quotas a request meets (docs/tenants.md, "Quotas"): the
+/// tenant's concurrent invocations and invocations per minute, read from its
+/// settings (<see cref="TenantOptions.Settings"/>) and counted in <see cref="ITenantLimits"/>.
+/// The callers decide what a refusal means: a synchronous invoke answers 429, an async
+/// invocation waits and tries again.
+/// </summary>
+public sealed partial class TenantQuotas
+{
+    /// <summary>How long a caller refused for concurrency is told to wait: a slot frees when any running invocation ends.</summary>
+    public static readonly TimeSpan ConcurrencyRetry = TimeSpan.FromSeconds(1);
+
+    private readonly ITenantLimits limits;
+    private readonly TenantOptions tenants;
+    private readonly TimeProvider time;
+    private readonly ILogger log;
+
+    internal TenantQuotas(ITenantLimits limits, TenantOptions tenants, TimeProvider time, ILogger<TenantQuotas> log)
+    {
+        this.limits = limits;
+        this.tenants = tenants;
+        this.time = time;
+        this.log = log;
+    }
+
+    private QuotaSettings Of(TenantId tenant) => tenants.Exists(tenant) ? tenants.Settings(tenant).Quotas : new QuotaSettings();
+
+    /// <summary>
+    /// Admits one invocation of <paramref name="tenant"/>: a running slot held by
+    /// <paramref name="holder"/> (until <see cref="EndInvocationAsync"/>), then a token of the rate.
+    /// Null when admitted; else the quota that refused it, and nothing is taken: a request refused
+    /// for concurrency spends no token, and one refused for the rate holds no slot.
+    /// </summary>
+    public async Task<QuotaRefusal?> AdmitInvocationAsync(TenantId tenant, string holder, CancellationToken cancellationToken)
+    {
+        var quotas = Of(tenant);
+        if (quotas.ConcurrentInvocations is { } running
+            && !await limits.TryAcquireAsync(tenant, LimitKind.Invocations, holder, running, cancellationToken).ConfigureAwait(false))
+        {
+            return new QuotaRefusal(
+                nameof(QuotaSettings.ConcurrentInvocations),
+                ConcurrencyRetry,
+                $"this tenant has {running} invocation{(running == 1 ? "" : "s")} running, its quota ConcurrentInvocations: try again when one has ended");
+        }
+
+        if (quotas.InvocationsPerMinute is { } rate
+            && await limits.TakeAsync(tenant, rate, time.GetUtcNow(), cancellationToken).ConfigureAwait(false) is { } wait)
+        {
+            if (quotas.ConcurrentInvocations is not null)
+            {
+                await limits.ReleaseAsync(tenant, LimitKind.Invocations, holder, cancellationToken).ConfigureAwait(false);
+            }
+
+            return new QuotaRefusal(
+                nameof(QuotaSettings.InvocationsPerMinute),
+                wait,
+                $"this tenant's quota InvocationsPerMinute ({rate} a minute) is spent for now: the next invocation is allowed in {Math.Ceiling(wait.TotalSeconds)} s");
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// An admitted invocation ended (however it ended): its running slot is given back before this
+    /// returns, so the caller's next request finds it free. An outage of the counters is waited
+    /// out with backoff off the caller's path (the slot would otherwise stay held for as long as this process lives).
+    /// </summary>
+    public async Task EndInvocationAsync(TenantId tenant, string holder)
+    {
+        if (Of(tenant).ConcurrentInvocations is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await limits.ReleaseAsync(tenant, LimitKind.Invocations, holder, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (PipelinesException e) when (e.RetryHelps)
+        {
+            LogReleaseWaits(log, holder, tenant.Value, 1, 1, e.Message);
+            _ = ReleaseLaterAsync(tenant, LimitKind.Invocations, holder);
+        }
+    }
+
+    private async Task ReleaseLaterAsync(TenantId tenant, LimitKind kind, string holder)
+    {
+        var wait = TimeSpan.FromSeconds(1);
+        for (var attempt = 2; ; attempt++)
+        {
+            await Task.Delay(wait, time).ConfigureAwait(false);
+            wait = TimeSpan.FromSeconds(Math.Min(60, wait.TotalSeconds * 2));
+            try
+            {
+                await limits.ReleaseAsync(tenant, kind, holder, CancellationToken.None).ConfigureAwait(false);
+                return;
+            }
+            catch (PipelinesException e) when (e.RetryHelps)
+            {
+                LogReleaseWaits(log, holder, tenant.Value, attempt, wait.TotalSeconds, e.Message);
+            }
+            catch (Exception e)
+            {
+                LogReleaseFailed(log, holder, tenant.Value, PipelinesException.Describe(e));
+                return;
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the quota slot of {Holder} (tenant {Tenant}) could not be given back, try {Attempt}; again in {Seconds} s: {Reason}")]
+    private static partial void LogReleaseWaits(ILogger logger, string holder, string tenant, int attempt, double seconds, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "the quota slot of {Holder} (tenant {Tenant}) could not be given back: {Reason}; it stays held until this process stops")]
+    private static partial void LogReleaseFailed(ILogger logger, string holder, string tenant, string reason);
+}

@@ -1,0 +1,295 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Pipelines.Server;
+using Pipelines.Storage;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Tenancy;
+
+/// <summary>
+/// A tenant's quotas on one real server (in this process, with the worker role: PostgreSQL, S3,
+/// Docker): lab-r may invoke twice a minute, lab-c run one invocation at once and ask for at most
+/// 1Gi. Past them a synchronous invoke gets 429 with Retry-After naming the quota, an async one
+/// waits (held, saying why) and then runs; a run or a deploy asking for too much is refused 400.
+/// </summary>
+[Collection(InProcessHangfire.Name)]
+[Integration]
+public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassFixture<TenantQuotaTests.QuotaServer>
+{
+    [Fact]
+    public async Task Sync_invokes_past_the_rate_get_429_with_Retry_After_naming_the_quota_and_are_recorded_refused()
+    {
+        using var r = lab.Client(QuotaServer.KeyR);
+        for (var i = 0; i < 2; i++)
+        {
+            using var ok = await r.PostAsync("/api/functions/echo-r/invoke", new StringContent("x"));
+            Assert.True(ok.StatusCode == HttpStatusCode.OK, await ok.Content.ReadAsStringAsync());
+        }
+
+        using var third = await r.PostAsync("/api/functions/echo-r/invoke", new StringContent("x"));
+
+        var body = JsonDocument.Parse(await third.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.TooManyRequests, third.StatusCode);
+        Assert.Equal("InvocationsPerMinute", body.GetProperty("quota").GetString());
+        var retryAfter = third.Headers.RetryAfter?.Delta ?? throw new InvalidOperationException("no Retry-After");
+        Assert.InRange(retryAfter, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(30));
+        Assert.True(third.Headers.ConnectionClose);
+
+        // The refusal is an invocation of its own, refused, naming the quota.
+        var id = third.Headers.GetValues("Pipelines-Invocation").Single();
+        var recorded = await lab.EventuallyAsync(r, $"/api/functions/echo-r/invocations/{id}", i => i.GetProperty("status").GetString() == "refused");
+        Assert.Equal(429, recorded.GetProperty("httpStatus").GetInt32());
+        Assert.Contains("InvocationsPerMinute", recorded.GetProperty("error").GetString(), StringComparison.Ordinal);
+
+        // Another tenant's rate is its own.
+        using var c = lab.Client(QuotaServer.KeyC);
+        using var other = await c.PostAsync("/api/functions/echo-c/invoke", new StringContent("x"));
+        Assert.Equal(HttpStatusCode.OK, other.StatusCode);
+    }
+
+    [Fact]
+    public async Task With_one_invocation_running_a_second_sync_one_gets_429_and_an_async_one_waits_then_succeeds()
+    {
+        using var c = lab.Client(QuotaServer.KeyC);
+        var slow = c.PostAsync("/api/functions/slow-c/invoke", new StringContent("x"));
+        await lab.EventuallyHeldAsync("lab-c", 1);
+
+        using (var second = await c.PostAsync("/api/functions/slow-c/invoke", new StringContent("x")))
+        {
+            Assert.Equal(HttpStatusCode.TooManyRequests, second.StatusCode);
+            Assert.Equal(TimeSpan.FromSeconds(1), second.Headers.RetryAfter?.Delta);
+            Assert.Contains("ConcurrentInvocations", await second.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        string url;
+        using (var queued = await c.PostAsync("/api/functions/echo-c/invoke?async=true", new StringContent("x")))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            url = queued.Headers.Location!.OriginalString;
+        }
+
+        var held = await lab.EventuallyAsync(c, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
+        Assert.Equal("queued", held.GetProperty("status").GetString());
+        Assert.Contains("ConcurrentInvocations", held.GetProperty("held").GetString(), StringComparison.Ordinal);
+
+        using (var first = await slow)
+        {
+            Assert.Equal((HttpStatusCode.OK, "slow"), (first.StatusCode, await first.Content.ReadAsStringAsync()));
+        }
+
+        var done = await lab.EventuallyAsync(c, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+        Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        Assert.False(done.TryGetProperty("held", out var after) && after.ValueKind == JsonValueKind.String);
+    }
+
+    [Fact]
+    public async Task A_run_or_a_deploy_asking_for_more_memory_than_the_tenants_quota_is_refused_naming_the_field()
+    {
+        using var c = lab.Client(QuotaServer.KeyC);
+        var workflow = $$"""
+            version: 1
+            name: big
+            input:
+              uri: s3://{{lab.Bucket}}/lab-c/raw/
+            steps:
+              - name: look
+                image: pipelines-samples/pair-check:1
+                command: ["busybox", "true"]
+                resources: {memory: 2Gi}
+            output:
+              uri: s3://{{lab.Bucket}}/lab-c/out/
+            """;
+
+        using var run = await c.PostAsync("/api/runs", new StringContent(JsonSerializer.Serialize(new { workflow }), Encoding.UTF8, "application/json"));
+        var runBody = await run.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, run.StatusCode);
+        Assert.Contains("steps[0].resources.memory: 2Gi is over this tenant's limit of 1Gi (quota MaxMemory)", runBody, StringComparison.Ordinal);
+
+        using var deploy = await c.PostAsync("/api/functions", new StringContent(QuotaServer.Function("big-c", "x") + "resources: {memory: 2Gi}\n", Encoding.UTF8, "application/yaml"));
+        var deployBody = await deploy.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, deploy.StatusCode);
+        Assert.Contains("resources.memory: 2Gi is over this tenant's limit of 1Gi (quota MaxMemory)", deployBody, StringComparison.Ordinal);
+        using var missing = await c.GetAsync("/api/functions/big-c");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_push_past_the_tenants_stored_bytes_is_refused_413_naming_the_quota_and_its_tarball_is_not_kept()
+    {
+        using var c = lab.Client(QuotaServer.KeyC);
+        var tar = await lab.SavedImageAsync();
+
+        await using var body = File.OpenRead(tar);
+        var content = new StreamContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        using var push = await c.PostAsync("/api/algorithms/seg-c/versions/1", content);
+
+        var problem = JsonDocument.Parse(await push.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, push.StatusCode);
+        Assert.Equal("StoredBytes", problem.GetProperty("quota").GetString());
+        Assert.Contains("over its quota StoredBytes of 1Ki", problem.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        using var missing = await c.GetAsync("/api/algorithms/seg-c");
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Empty(await lab.KeysAsync("algorithms/"));
+    }
+
+    /// <summary>The server (api, dashboard and worker roles, in this process) and each tenant's functions.</summary>
+    public sealed class QuotaServer : IAsyncLifetime
+    {
+        public const string KeyR = "lab-r-full-key-0123456789";
+        public const string KeyC = "lab-c-full-key-9876543210";
+        private const string Image = "pipelines-samples/pair-check:1";
+        private readonly string _schema = TestEnvironment.NewName("quo_");
+        private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
+        private readonly TempFolder _temp = new();
+        private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
+        private readonly TestImages _images = new();
+        private WebApplication _server = null!;
+        private string _url = null!;
+
+        public string Bucket { get; private set; } = null!;
+
+        /// <summary>A function that answers <paramref name="answer"/> after <paramref name="seconds"/>.</summary>
+        public static string Function(string name, string answer, int seconds = 0) => $"""
+            name: {name}
+            image: {Image}
+            command: ["busybox", "sh", "-c", "sleep {seconds}; printf {answer} > /out/answer"]
+
+            """;
+
+        public HttpClient Client(string key)
+        {
+            var http = new HttpClient { BaseAddress = new Uri(_url), Timeout = TimeSpan.FromSeconds(90) };
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            return http;
+        }
+
+        /// <summary>Reads <paramref name="path"/> until <paramref name="done"/> holds (a minute at most).</summary>
+        public async Task<JsonElement> EventuallyAsync(HttpClient http, string path, Func<JsonElement, bool> done)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                using (var response = await http.GetAsync(path, cts.Token))
+                {
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        var element = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cts.Token)).RootElement;
+                        if (done(element))
+                        {
+                            return element;
+                        }
+                    }
+                }
+
+                await Task.Delay(100, cts.Token);
+            }
+        }
+
+        /// <summary>Waits until <paramref name="tenant"/> holds <paramref name="count"/> running invocations (its slots in PostgreSQL).</summary>
+        public async Task EventuallyHeldAsync(string tenant, int count)
+        {
+            await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                await using (var cmd = db.CreateCommand($"SELECT count(*) FROM {_schema}.tenant_holders WHERE tenant = @t AND kind = 'invocations'"))
+                {
+                    cmd.Parameters.AddWithValue("t", tenant);
+                    if ((long)(await cmd.ExecuteScalarAsync(cts.Token))! == count)
+                    {
+                        return;
+                    }
+                }
+
+                await Task.Delay(50, cts.Token);
+            }
+        }
+
+        /// <summary>A new image, saved as a tarball to push.</summary>
+        public async Task<string> SavedImageAsync()
+        {
+            var image = await _images.NewAsync();
+            var tar = _temp.Combine(Guid.NewGuid().ToString("N")[..8] + ".tar");
+            await using var file = File.Create(tar);
+            await using var saved = await _images.Client.Images.SaveImageAsync(image, CancellationToken.None);
+            await saved.CopyToAsync(file);
+            return tar;
+        }
+
+        /// <summary>The bucket's keys under <paramref name="prefix"/>.</summary>
+        public async Task<IReadOnlyList<string>> KeysAsync(string prefix)
+        {
+            var listed = await _stores.S3Client.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = Bucket, Prefix = prefix });
+            return (listed.S3Objects ?? []).Select(o => o.Key).ToList();
+        }
+
+        public async Task InitializeAsync()
+        {
+            Bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
+            _url = $"http://127.0.0.1:{ServerProcess.FreePort()}";
+            var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Postgres"] = TestEnvironment.Postgres,
+                ["Schema"] = _schema,
+                ["Hangfire:Schema"] = _schema + "_hangfire",
+                ["Server:Roles"] = "api,dashboard,worker",
+                ["Server:Bucket"] = Bucket,
+                ["Worker:Concurrency"] = "2",
+                ["Docker:WarmRoot"] = _warmRoot,
+                ["Docker:WarmHelper"] = Path.Combine(TestEnvironment.RepoRoot, ".build", "native", "warm-helper"),
+                ["Worker:Scratch"] = _temp.Combine("scratch"),
+                ["Functions:Output"] = $"s3://{Bucket}/functions/",
+                ["Algorithms:Store"] = $"s3://{Bucket}/algorithms/",
+                ["Algorithms:Scratch"] = _temp.Combine("algorithms"),
+                ["Tenants:lab-r:Output"] = $"s3://{Bucket}/lab-r/",
+                ["Tenants:lab-r:Quotas:InvocationsPerMinute"] = "2",
+                ["Tenants:lab-c:Output"] = $"s3://{Bucket}/lab-c/",
+                ["Tenants:lab-c:Quotas:ConcurrentInvocations"] = "1",
+                ["Tenants:lab-c:Quotas:MaxMemory"] = "1Gi",
+                ["Tenants:lab-c:Quotas:StoredBytes"] = "1Ki",
+                ["Server:Keys:0:Key"] = KeyR,
+                ["Server:Keys:0:Role"] = "full",
+                ["Server:Keys:0:Tenant"] = "lab-r",
+                ["Server:Keys:1:Key"] = KeyC,
+                ["Server:Keys:1:Role"] = "full",
+                ["Server:Keys:1:Tenant"] = "lab-c",
+            }).Build();
+            _server = PipelinesServer.Build(config, _url, LogLevel.Warning, scopedPartsOnly: true);
+            await _server.StartAsync();
+
+            using var r = Client(KeyR);
+            using var c = Client(KeyC);
+            await DeployAsync(r, Function("echo-r", "r"));
+            await DeployAsync(c, Function("echo-c", "c"));
+            await DeployAsync(c, Function("slow-c", "slow", seconds: 3));
+        }
+
+        private static async Task DeployAsync(HttpClient http, string yaml)
+        {
+            using var response = await http.PostAsync("/api/functions", new StringContent(yaml, Encoding.UTF8, "application/yaml"));
+            Assert.True(response.StatusCode == HttpStatusCode.Created, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        }
+
+        public async Task DisposeAsync()
+        {
+            await _server.StopAsync();
+            await _server.DisposeAsync();
+            await _images.DisposeAsync();
+            await using (var db = NpgsqlDataSource.Create(TestEnvironment.Postgres))
+            await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
+            {
+                await cmd.ExecuteNonQueryAsync();
+            }
+
+            _stores.Dispose();
+            _temp.Dispose();
+        }
+    }
+}
