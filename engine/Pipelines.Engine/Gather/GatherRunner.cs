@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Pipelines.Canary;
 using Pipelines.Model;
@@ -85,8 +86,6 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         var output = definition.Folder(stores, runId);
         var tasks = await store.GetTasksAsync(runId, cancellationToken).ConfigureAwait(false);
         var stepOrder = workflow.Steps.Select((s, i) => (s.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
-        var provenance = (await store.GetProvenanceAsync(runId, cancellationToken).ConfigureAwait(false))
-            .OrderBy(r => r.TaskIndex).ThenBy(r => stepOrder.GetValueOrDefault(r.Step)).ThenBy(r => r.Attempt).ToList();
         var counts = await store.CountTasksAsync(runId, cancellationToken).ConfigureAwait(false);
 
         string? error = null;
@@ -107,6 +106,13 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         Directory.CreateDirectory(scratch);
         try
         {
+            // The run's provenance streams from the store into tasks.parquet, a row group at a
+            // time; every later reader (the tables' parts, the report, the RO-Crate) reads that
+            // file a row group at a time, so memory does not grow with the run's rows.
+            var provenance = Path.Combine(scratch, "tasks.parquet");
+            await ProvenanceFile.WriteAsync(InStepOrder(store.ReadProvenanceAsync(runId, cancellationToken), stepOrder, cancellationToken), provenance, cancellationToken).ConfigureAwait(false);
+            IAsyncEnumerable<ProvenanceRow> Provenance() => ProvenanceFile.ReadRowsAsync(provenance, cancellationToken);
+            Phase("provenance");
             if (cancelled)
             {
                 // A user's cancel: no tables from a partial run; the provenance and run.json still say what ran.
@@ -120,7 +126,7 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
             {
                 foreach (var spec in workflow.Gather)
                 {
-                    var (parts, partWarnings) = TableGather.SelectParts(spec, tasks, provenance);
+                    var (parts, partWarnings) = await TableGather.SelectPartsAsync(spec, tasks, Provenance(), cancellationToken).ConfigureAwait(false);
                     warnings.AddRange(partWarnings);
                     try
                     {
@@ -163,12 +169,14 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
             }
 
             Phase("tables");
-            await WriteProvenanceAsync(provenance, output, scratch, cancellationToken).ConfigureAwait(false);
-            Phase("provenance");
+            await output.Store.UploadAsync(output.Key(RunLayout.ProvenanceTasks), provenance, "application/vnd.apache.parquet", cancellationToken).ConfigureAwait(false);
+            Phase("provenance upload");
             if (definition.IsCandidate && !cancelled)
             {
                 // The canary's one home: the candidate's gather, which runs once both sides have ended.
-                var compareError = await CompareAsync(run, definition, tasks, provenance, output, scratch, cancellationToken).ConfigureAwait(false);
+                // The comparison holds both runs' rows (canaries compare runs of a sample, not of millions).
+                var rows = await Provenance().ToListAsync(cancellationToken).ConfigureAwait(false);
+                var compareError = await CompareAsync(run, definition, tasks, rows, output, scratch, cancellationToken).ConfigureAwait(false);
                 error ??= compareError;
                 Phase("canary comparison");
             }
@@ -200,8 +208,8 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
                 Usage = RunUsage.Of(await usage.ForRunAsync(runId, cancellationToken).ConfigureAwait(false), prices.For(run.Tenant)),
             };
 
-            // The report is drawn from the rows just written to tasks.parquet (already in memory
-            // here). A report that cannot be drawn is a warning of the run, never its failure.
+            // The report is drawn from tasks.parquet as written, as the Runs page draws it from
+            // the run folder. A report that cannot be drawn is a warning of the run, never its failure.
             var reportWarning = await WriteReportAsync(summary, workflow, provenance, output, cancellationToken).ConfigureAwait(false);
             if (reportWarning is not null)
             {
@@ -212,7 +220,7 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
             var crate = Path.Combine(scratch, "ro-crate-metadata.json");
             await using (var file = new FileStream(crate, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
             {
-                RoCrate.Write(file, run, workflow, definition.ImageDigests, tasks, provenance, results.SelectMany(r => r.Keys).ToList(), state, finished);
+                await RoCrate.WriteAsync(file, run, workflow, definition.ImageDigests, tasks, Provenance, results.SelectMany(r => r.Keys).ToList(), state, finished, cancellationToken).ConfigureAwait(false);
             }
 
             await output.Store.UploadAsync(output.Key(RunLayout.RoCrate), crate, "application/ld+json", cancellationToken).ConfigureAwait(false);
@@ -284,12 +292,13 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         }
     }
 
-    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, IReadOnlyList<ProvenanceRow> provenance, StorageLocation output, CancellationToken ct)
+    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string provenance, StorageLocation output, CancellationToken ct)
     {
         byte[] html;
         try
         {
-            html = RunReport.Build(summary, workflow.Steps.Select(s => s.Name).ToList(), provenance);
+            await using var file = new FileStream(provenance, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
+            html = await RunReport.BuildAsync(summary, workflow.Steps.Select(s => s.Name).ToList(), file, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
         {
@@ -301,11 +310,34 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         return null;
     }
 
-    private static async Task WriteProvenanceAsync(List<ProvenanceRow> provenance, StorageLocation output, string scratch, CancellationToken ct)
+    /// <summary>
+    /// The store's rows (by task, then as each commit recorded its steps, then by attempt) with
+    /// each task's rows in the workflow's step order, then by attempt: one task's rows held at a time.
+    /// </summary>
+    private static async IAsyncEnumerable<ProvenanceRow> InStepOrder(IAsyncEnumerable<ProvenanceRow> rows, Dictionary<string, int> stepOrder, [EnumeratorCancellation] CancellationToken ct)
     {
-        var path = Path.Combine(scratch, "tasks.parquet");
-        await ProvenanceFile.WriteAsync(provenance, path, ct).ConfigureAwait(false);
-        await output.Store.UploadAsync(output.Key(RunLayout.ProvenanceTasks), path, "application/vnd.apache.parquet", ct).ConfigureAwait(false);
+        var task = new List<ProvenanceRow>();
+        await foreach (var row in rows.WithCancellation(ct).ConfigureAwait(false))
+        {
+            if (task.Count > 0 && task[0].TaskIndex != row.TaskIndex)
+            {
+                foreach (var r in Ordered())
+                {
+                    yield return r;
+                }
+
+                task.Clear();
+            }
+
+            task.Add(row);
+        }
+
+        foreach (var r in Ordered())
+        {
+            yield return r;
+        }
+
+        List<ProvenanceRow> Ordered() => task.OrderBy(r => stepOrder.GetValueOrDefault(r.Step)).ThenBy(r => r.Attempt).ToList();
     }
 
     private void DeleteScratch(string scratch)

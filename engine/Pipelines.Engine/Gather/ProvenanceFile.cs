@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Parquet;
 using Parquet.Schema;
 using Parquet.Serialization;
@@ -19,14 +20,61 @@ internal static class ProvenanceFile
     public const int RowGroupRows = 10_000;
 
     /// <summary>Writes the rows to a local file in row groups of <see cref="RowGroupRows"/>.</summary>
-    public static async Task WriteAsync(IReadOnlyList<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
+    public static Task<long> WriteAsync(IEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken) =>
+        WriteAsync(rows.ToAsyncEnumerable(), path, cancellationToken);
+
+    /// <summary>
+    /// Writes the rows to a local file as they come, a row group of <see cref="RowGroupRows"/> at a
+    /// time (each appended to the file before the next is read), and returns how many were
+    /// written. No row gives a file of no row group, with the columns.
+    /// </summary>
+    public static async Task<long> WriteAsync(IAsyncEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
     {
-        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536);
-        await ParquetSerializer.SerializeAsync(rows, file, new ParquetOptions { RowGroupSize = RowGroupRows }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 65536);
+        var group = new List<ProvenanceRow>();
+        var groups = 0;
+        long written = 0;
+        await foreach (var row in rows.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            group.Add(row);
+            if (group.Count == RowGroupRows)
+            {
+                await FlushAsync().ConfigureAwait(false);
+            }
+        }
+
+        if (group.Count > 0 || groups == 0)
+        {
+            await FlushAsync().ConfigureAwait(false);
+        }
+
+        return written;
+
+        async Task FlushAsync()
+        {
+            // Append reads the footer back and writes the group after the last: the file is whole after each group.
+            await ParquetSerializer.SerializeAsync(group, file, new ParquetOptions { RowGroupSize = RowGroupRows, Append = groups > 0 }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            groups++;
+            written += group.Count;
+            group.Clear();
+        }
+    }
+
+    /// <summary>The rows of a local tasks.parquet, in file order, a row group in memory at a time (the gather's reads of what it wrote).</summary>
+    public static async IAsyncEnumerable<ProvenanceRow> ReadRowsAsync(string path, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
+        await foreach (var entry in ReadAsync(file, resources: false, cancellationToken).ConfigureAwait(false))
+        {
+            yield return entry.Row;
+        }
     }
 
     /// <summary>Every row of a tasks.parquet stream (seekable), in file order, with its resource columns.</summary>
-    public static async IAsyncEnumerable<ProvenanceEntry> ReadAsync(Stream parquet, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    public static IAsyncEnumerable<ProvenanceEntry> ReadAsync(Stream parquet, CancellationToken cancellationToken) => ReadAsync(parquet, resources: true, cancellationToken);
+
+    /// <summary>The rows; their resource columns read apart (as any number type a writer chose) only when asked for.</summary>
+    private static async IAsyncEnumerable<ProvenanceEntry> ReadAsync(Stream parquet, bool resources, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         int groups;
         DataField?[] resourceFields;
@@ -34,17 +82,17 @@ internal static class ProvenanceFile
         {
             groups = reader.RowGroupCount;
             var fields = reader.Schema.GetDataFields();
-            resourceFields = ResourceUse.Columns.Select(c => fields.FirstOrDefault(f => f.Name == c && f.MaxRepetitionLevel == 0)).ToArray();
+            resourceFields = ResourceUse.Columns.Select(c => resources ? fields.FirstOrDefault(f => f.Name == c && f.MaxRepetitionLevel == 0) : null).ToArray();
         }
 
         for (var g = 0; g < groups; g++)
         {
             parquet.Position = 0;
             var rows = (await ParquetSerializer.DeserializeAsync<ProvenanceRow>(parquet, null, g, cancellationToken).ConfigureAwait(false)).Data;
-            var resources = await ReadResourcesAsync(parquet, g, resourceFields, rows.Count, cancellationToken).ConfigureAwait(false);
+            var read = await ReadResourcesAsync(parquet, g, resourceFields, rows.Count, cancellationToken).ConfigureAwait(false);
             for (var i = 0; i < rows.Count; i++)
             {
-                yield return new ProvenanceEntry(rows[i], resources?[i] ?? ResourceUse.None);
+                yield return new ProvenanceEntry(rows[i], read?[i] ?? ResourceUse.None);
             }
         }
     }

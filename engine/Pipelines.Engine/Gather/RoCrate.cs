@@ -23,16 +23,17 @@ internal static class RoCrate
     public const string WorkflowRoCrate = "https://w3id.org/workflowhub/workflow-ro-crate/1.0";
     public const string EngineId = "#pipelines-engine";
 
-    public static byte[] Build(RunRecord run, Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished)
-    {
-        using var buffer = new MemoryStream();
-        Write(buffer, run, workflow, imageDigests, tasks, provenance, resultKeys, state, finished);
-        return buffer.ToArray();
-    }
+    // The writer holds what it has written until it is flushed: past this, it goes to the stream.
+    private const int FlushBytes = 64 * 1024;
 
-    public static void Write(Stream output, RunRecord run, Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished)
+    /// <summary>
+    /// Writes the crate to <paramref name="output"/>. The provenance is read as a stream, a few
+    /// times over (<paramref name="provenance"/> starts a new read each time: images, each step's
+    /// actions, the attempts, the files), so the rows are never all in memory.
+    /// </summary>
+    public static async Task WriteAsync(Stream output, RunRecord run, Workflow workflow, IReadOnlyDictionary<string, string> imageDigests, IReadOnlyList<TaskRecord> tasks, Func<IAsyncEnumerable<ProvenanceRow>> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished, CancellationToken cancellationToken)
     {
-        using var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
+        await using var w = new Utf8JsonWriter(output, new JsonWriterOptions { Indented = true });
         w.WriteStartObject();
         w.WriteStartArray("@context");
         w.WriteStringValue("https://w3id.org/ro/crate/1.1/context");
@@ -113,7 +114,17 @@ internal static class RoCrate
         });
 
         // Images: one ContainerImage per image and digest the run used.
-        foreach (var (image, digest) in imageDigests.Select(kv => (kv.Key, kv.Value)).Concat(provenance.Select(p => (p.Image, p.ImageDigest))).Distinct())
+        var images = imageDigests.Select(kv => (kv.Key, kv.Value)).ToList();
+        var seen = images.ToHashSet();
+        await foreach (var p in provenance().WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            if (seen.Add((p.Image, p.ImageDigest)))
+            {
+                images.Add((p.Image, p.ImageDigest));
+            }
+        }
+
+        foreach (var (image, digest) in images)
         {
             var reference = ImageReference.Parse(image);
             var (name, tag) = (reference.Repository, reference.Tag);
@@ -137,7 +148,6 @@ internal static class RoCrate
         }
 
         // The engine's run, the workflow's run, and a ControlAction per step.
-        var stepRuns = provenance.Select((p, i) => (p, i)).GroupBy(x => x.p.Step, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Select(x => ActionId(x.p)).ToList(), StringComparer.Ordinal);
         Entity(w, organize, "OrganizeAction", () =>
         {
             w.WriteString("name", $"Pipelines orchestrating run {run.RunId}");
@@ -163,16 +173,28 @@ internal static class RoCrate
         });
         foreach (var step in workflow.Steps)
         {
-            Entity(w, "#control-" + step.Name, "ControlAction", () =>
+            // A step's actions: one read of the rows per step, rather than every action id held.
+            Begin(w, "#control-" + step.Name, ["ControlAction"]);
+            w.WriteString("name", $"orchestrate step {step.Name}");
+            Ref(w, "instrument", StepId(step.Name));
+            w.WriteStartArray("object");
+            await foreach (var p in provenance().WithCancellation(cancellationToken).ConfigureAwait(false))
             {
-                w.WriteString("name", $"orchestrate step {step.Name}");
-                Ref(w, "instrument", StepId(step.Name));
-                Ids(w, "object", stepRuns.GetValueOrDefault(step.Name) ?? []);
-            });
+                if (string.Equals(p.Step, step.Name, StringComparison.Ordinal))
+                {
+                    w.WriteStartObject();
+                    w.WriteString("@id", ActionId(p));
+                    w.WriteEndObject();
+                    await FlushFullAsync(w, cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            w.WriteEndArray();
+            w.WriteEndObject();
         }
 
         // Each task attempt step: a CreateAction with its tool, image, inputs, outputs and times.
-        foreach (var p in provenance)
+        await foreach (var p in provenance().WithCancellation(cancellationToken).ConfigureAwait(false))
         {
             Entity(w, ActionId(p), "CreateAction", () =>
             {
@@ -197,12 +219,14 @@ internal static class RoCrate
                 Ids(w, "object", p.Inputs.Select(i => IsRunKey(i.Key) ? i.Key : InputId(workflow, i.Key)));
                 Ids(w, "result", p.Outputs.Select(o => o.Key));
             });
+            await FlushFullAsync(w, cancellationToken).ConfigureAwait(false);
         }
 
         // The files: inputs (by their URI), outputs, logs, results and provenance (in the run folder).
         var written = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var p in provenance)
+        await foreach (var p in provenance().WithCancellation(cancellationToken).ConfigureAwait(false))
         {
+            await FlushFullAsync(w, cancellationToken).ConfigureAwait(false);
             foreach (var f in p.Inputs)
             {
                 FileEntity(w, written, IsRunKey(f.Key) ? f.Key : InputId(workflow, f.Key), f.Size, f.Sha256, null);
@@ -229,6 +253,15 @@ internal static class RoCrate
         FileEntity(w, written, RunLayout.Report, null, null, "text/html");
         w.WriteEndArray();
         w.WriteEndObject();
+        await w.FlushAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async ValueTask FlushFullAsync(Utf8JsonWriter w, CancellationToken ct)
+    {
+        if (w.BytesPending >= FlushBytes)
+        {
+            await w.FlushAsync(ct).ConfigureAwait(false);
+        }
     }
 
     /// <summary>The id of a task attempt step's CreateAction.</summary>
@@ -285,6 +318,14 @@ internal static class RoCrate
 
     private static void Entity(Utf8JsonWriter w, string id, string[] types, Action body)
     {
+        Begin(w, id, types);
+        body();
+        w.WriteEndObject();
+    }
+
+    /// <summary>Opens an entity with its id and types; the caller writes the rest and closes it.</summary>
+    private static void Begin(Utf8JsonWriter w, string id, string[] types)
+    {
         w.WriteStartObject();
         w.WriteString("@id", id);
         if (types.Length == 1)
@@ -301,9 +342,6 @@ internal static class RoCrate
 
             w.WriteEndArray();
         }
-
-        body();
-        w.WriteEndObject();
     }
 
     private static void Ref(Utf8JsonWriter w, string name, string id)

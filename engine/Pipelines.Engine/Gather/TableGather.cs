@@ -40,7 +40,8 @@ internal static class TableGather
     /// The parts of a gather, in task order then key order, and a warning for each task that
     /// ended well but left no output the gather matches (and for a gather that matches nothing).
     /// </summary>
-    public static (IReadOnlyList<TablePartRef> Parts, IReadOnlyList<string> Warnings) SelectParts(GatherSpec spec, IReadOnlyList<TaskRecord> tasks, IReadOnlyList<ProvenanceRow> provenance)
+    /// <remarks>The provenance is read as a stream (the gather's tasks.parquet): only the parts are kept.</remarks>
+    public static async Task<(IReadOnlyList<TablePartRef> Parts, IReadOnlyList<string> Warnings)> SelectPartsAsync(GatherSpec spec, IReadOnlyList<TaskRecord> tasks, IAsyncEnumerable<ProvenanceRow> provenance, CancellationToken cancellationToken)
     {
         var glob = Glob.Parse(spec.FromGlob);
         var parts = new List<TablePartRef>();
@@ -49,8 +50,13 @@ internal static class TableGather
         // succeeded, but its inputs are reported as failed (or run again as tasks of their own).
         var contributing = tasks.Where(t => t.State is TaskState.Succeeded or TaskState.Cached).ToDictionary(t => t.Index);
         var withParts = new HashSet<int>();
-        foreach (var row in provenance.Where(r => r.Step == spec.FromStep && r.Status is "succeeded" or "cached" && contributing.ContainsKey(r.TaskIndex)))
+        await foreach (var row in provenance.WithCancellation(cancellationToken).ConfigureAwait(false))
         {
+            if (!(row.Step == spec.FromStep && row.Status is "succeeded" or "cached" && contributing.ContainsKey(row.TaskIndex)))
+            {
+                continue;
+            }
+
             var prefix = RunLayout.TaskStepPrefix(row.TaskId, row.Step);
             foreach (var o in row.Outputs.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal) && glob.IsMatch(o.Key[prefix.Length..])))
             {

@@ -172,6 +172,7 @@ public static class EngineHost
         services.AddSingleton<StepLoop>();
         services.AddSingleton<WarmSteps>();
         services.AddSingleton<ILocalWorkers>(sp => sp.GetRequiredService<WarmSteps>());
+        services.AddSingleton<TaskFolders>();
         services.AddSingleton(TaskRunner.Create);
         services.AddSingleton<ITaskHandler>(sp => sp.GetRequiredService<TaskRunner>());
         services.AddSingleton<GatherRunner>();

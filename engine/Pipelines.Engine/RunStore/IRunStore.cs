@@ -135,6 +135,13 @@ public interface IRunStore
     Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken);
 
     /// <summary>
+    /// The rows of <see cref="GetProvenanceAsync(string, CancellationToken)"/>, in its order, read as
+    /// they are taken: memory holds a row at a time, not the run's rows (the gather reads a run of
+    /// any size this way). Empty for a run that does not exist.
+    /// </summary>
+    IAsyncEnumerable<ProvenanceRow> ReadProvenanceAsync(string runId, CancellationToken cancellationToken);
+
+    /// <summary>
     /// The provenance rows of some of a run's tasks (a page of them: what a page shows costs no
     /// more than the page), in the order of <see cref="GetProvenanceAsync(string, CancellationToken)"/>.
     /// </summary>

@@ -392,43 +392,49 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         return Task.CompletedTask;
     }
 
-    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) => ProvenanceOf(runId, null);
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<ProvenanceRow>>(ProvenanceOf(runId, null, cancellationToken).ToList());
 
-    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) => ProvenanceOf(runId, taskIndexes);
+    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<ProvenanceRow>>(ProvenanceOf(runId, taskIndexes, cancellationToken).ToList());
 
-    private Task<IReadOnlyList<ProvenanceRow>> ProvenanceOf(string runId, IReadOnlyCollection<int>? taskIndexes)
+    public IAsyncEnumerable<ProvenanceRow> ReadProvenanceAsync(string runId, CancellationToken cancellationToken) =>
+        ProvenanceOf(runId, null, cancellationToken).ToAsyncEnumerable();
+
+    /// <summary>
+    /// The rows read one by one from the spill file as they are taken: what memory holds for the
+    /// read is where each row is (24 bytes a row, ordered here) and the row being read.
+    /// </summary>
+    private IEnumerable<ProvenanceRow> ProvenanceOf(string runId, IReadOnlyCollection<int>? taskIndexes, CancellationToken cancellationToken)
     {
-        List<RowAt> at;
+        RowAt[] at;
         SafeFileHandle? spill;
         lock (_lock)
         {
             at = (_runs.GetValueOrDefault(runId)?.Provenance ?? []).Where(p => taskIndexes is null || taskIndexes.Contains(p.Index))
-                .OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Attempt).ToList();
+                .OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Attempt).ToArray();
             spill = _spill;
         }
 
         // Read outside the lock: written rows never change, and positional reads of one handle
         // may run beside the appends of commits.
-        var rows = new List<ProvenanceRow>(at.Count);
         var buffer = new byte[4096];
         foreach (var p in at)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (buffer.Length < p.Length)
             {
                 buffer = new byte[Math.Max(p.Length, buffer.Length * 2)];
             }
 
-            var span = buffer.AsSpan(0, p.Length);
             for (var read = 0; read < p.Length;)
             {
-                var n = RandomAccess.Read(spill!, span[read..], p.Offset + read);
+                var n = RandomAccess.Read(spill!, buffer.AsSpan(read, p.Length - read), p.Offset + read);
                 read += n > 0 ? n : throw new IOException($"the provenance spill file ended at {p.Offset + read} bytes, before a row of {p.Length} bytes at {p.Offset}");
             }
 
-            rows.Add(JsonSerializer.Deserialize<ProvenanceRow>(span) ?? throw new InvalidDataException($"run {runId}: a provenance row of task {p.Index} read back as null"));
+            yield return JsonSerializer.Deserialize<ProvenanceRow>(buffer.AsSpan(0, p.Length)) ?? throw new InvalidDataException($"run {runId}: a provenance row of task {p.Index} read back as null");
         }
-
-        return Task.FromResult<IReadOnlyList<ProvenanceRow>>(rows);
     }
 
     public Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)

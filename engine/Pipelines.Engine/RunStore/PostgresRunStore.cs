@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
@@ -525,11 +526,20 @@ internal sealed class PostgresRunStore : IRunStore
         }
     }
 
-    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) => ProvenanceOfAsync(runId, null, cancellationToken);
+    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, CancellationToken cancellationToken) =>
+        await ProvenanceOfAsync(runId, null, cancellationToken).ToListAsync(cancellationToken).ConfigureAwait(false);
 
-    public Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) => ProvenanceOfAsync(runId, taskIndexes, cancellationToken);
+    public async Task<IReadOnlyList<ProvenanceRow>> GetProvenanceAsync(string runId, IReadOnlyCollection<int> taskIndexes, CancellationToken cancellationToken) =>
+        await ProvenanceOfAsync(runId, taskIndexes, cancellationToken).ToListAsync(cancellationToken).ConfigureAwait(false);
 
-    private async Task<IReadOnlyList<ProvenanceRow>> ProvenanceOfAsync(string runId, IReadOnlyCollection<int>? taskIndexes, CancellationToken cancellationToken)
+    public IAsyncEnumerable<ProvenanceRow> ReadProvenanceAsync(string runId, CancellationToken cancellationToken) => ProvenanceOfAsync(runId, null, cancellationToken);
+
+    /// <summary>
+    /// The rows as the reader takes them from the connection: Npgsql reads a result row by row
+    /// from the socket, so a run's rows are never all in memory at once (the server waits while
+    /// the caller works); the command's connection goes back to the pool when the stream ends.
+    /// </summary>
+    private async IAsyncEnumerable<ProvenanceRow> ProvenanceOfAsync(string runId, IReadOnlyCollection<int>? taskIndexes, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync(
             $"SELECT row FROM {S}.provenance WHERE run_id = @id{(taskIndexes is null ? "" : " AND task_index = ANY(@tasks)")} ORDER BY task_index, step_rank, attempt, step", cancellationToken).ConfigureAwait(false);
@@ -539,14 +549,11 @@ internal sealed class PostgresRunStore : IRunStore
             cmd.Parameters.AddWithValue("tasks", taskIndexes.ToArray());
         }
 
-        var rows = new List<ProvenanceRow>();
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            rows.Add(JsonSerializer.Deserialize<ProvenanceRow>(r.GetString(0))!);
+            yield return JsonSerializer.Deserialize<ProvenanceRow>(r.GetString(0))!;
         }
-
-        return rows;
     }
 
     public async Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Pipelines.Tenancy;
 
 namespace Pipelines.RunStore;
@@ -141,6 +142,19 @@ internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunSto
 
     public Task WriteTenantUsageAsync(IReadOnlyDictionary<TenantId, TenantUse> uses, CancellationToken cancellationToken) =>
         inner.WriteTenantUsageAsync(uses.Where(u => u.Key == tenant).ToDictionary(), cancellationToken);
+
+    public async IAsyncEnumerable<ProvenanceRow> ReadProvenanceAsync(string runId, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        if (!await OwnsAsync(runId, cancellationToken).ConfigureAwait(false))
+        {
+            yield break;
+        }
+
+        await foreach (var row in inner.ReadProvenanceAsync(runId, cancellationToken).ConfigureAwait(false))
+        {
+            yield return row;
+        }
+    }
 
     private async Task<bool> OwnsAsync(string runId, CancellationToken ct) =>
         await inner.GetRunAsync(runId, ct).ConfigureAwait(false) is { } run && run.Tenant == tenant;

@@ -1,24 +1,24 @@
 using Microsoft.Extensions.Logging;
-using Pipelines.Containers;
-using Pipelines.Storage;
 
 namespace Pipelines.Worker;
 
 /// <summary>
-/// A task's scratch folder on the worker: made so that only the engine may enter it
-/// (containers see their binds, not the path to them), marked with the owning process, and
-/// deleted without ever following a link, whatever a container left in it.
+/// A task's scratch folder on the worker, taken from the worker's <see cref="TaskFolders"/>:
+/// made so that only the engine may enter it (containers see their binds, not the path to
+/// them), marked with the owning process, and given back when the task is done, to be emptied
+/// without ever following a link, whatever a container left in it, or removed.
 /// </summary>
 internal sealed partial class Scratch : IDisposable
 {
+    private readonly TaskFolders _folders;
     private readonly ILogger _log;
 
-    private Scratch(string path, ILogger log) => (Path, _log) = (path, log);
+    private Scratch(string path, TaskFolders folders, ILogger log) => (Path, _folders, _log) = (path, folders, log);
 
     public string Path { get; }
 
     /// <summary>The staged inputs, bound read-only at /in.</summary>
-    public string In => System.IO.Path.Combine(Path, "in");
+    public string In => TaskFolders.In(Path);
 
     /// <summary>A new, empty folder for one attempt of one step's /out, writable by the container's user.</summary>
     public string NewOut(string step, int attempt)
@@ -31,16 +31,8 @@ internal sealed partial class Scratch : IDisposable
         return outDir;
     }
 
-    public static Scratch Create(WorkerOptions options, string runId, int index, ILogger log)
-    {
-        PrepareRoot(options);
-        var path = System.IO.Path.Combine(options.Scratch, $"{runId}-{index}-{Guid.NewGuid():N}"[..^20]);
-        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        ProcessOwner.Mark(path);
-        var scratch = new Scratch(path, log);
-        Directory.CreateDirectory(scratch.In);
-        return scratch;
-    }
+    /// <summary>A folder for one task: only the owner marker and an empty in/ in it.</summary>
+    public static Scratch Take(TaskFolders folders, ILogger log) => new(folders.Take(), folders, log);
 
     /// <summary>The worker's scratch root, made private to the engine if it is not there.</summary>
     public static void PrepareRoot(WorkerOptions options)
@@ -53,14 +45,10 @@ internal sealed partial class Scratch : IDisposable
 
     public void Dispose()
     {
-        try
+        // Never through a link, whatever the names: a container made what is in it.
+        if (_folders.Return(Path) is { } error)
         {
-            // Never through a link, whatever the names: a container made this tree.
-            NoFollow.DeleteTree(Path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or PipelinesException)
-        {
-            LogScratchLeft(_log, Path, e.Message);
+            LogScratchLeft(_log, Path, error);
         }
     }
 

@@ -39,9 +39,10 @@ internal sealed partial class TaskRunner : ITaskHandler
     private readonly WarmSteps _warmSteps;
     private readonly Harvester? _harvester;
     private readonly IUsageStore _usage;
+    private readonly TaskFolders _folders;
 
-    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WarmSteps warmSteps, WorkerOptions options, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, IUsageStore usage, Harvester? harvester = null) =>
-        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _warmSteps, _options, _gate, _time, _log, _usage, _harvester) = (store, queue, stores, definitions, cache, staging, steps, warmSteps, options, gate, time, log, usage, harvester);
+    internal TaskRunner(IRunStore store, ITaskQueue queue, ObjectStoreFactory stores, RunDefinitions definitions, TaskCache cache, Staging staging, StepLoop steps, WarmSteps warmSteps, WorkerOptions options, TaskFolders folders, OutageGate gate, TimeProvider time, ILogger<TaskRunner> log, IUsageStore usage, Harvester? harvester = null) =>
+        (_store, _queue, _stores, _definitions, _cache, _staging, _steps, _warmSteps, _options, _folders, _gate, _time, _log, _usage, _harvester) = (store, queue, stores, definitions, cache, staging, steps, warmSteps, options, folders, gate, time, log, usage, harvester);
 
     /// <summary>The shell with its parts, from the engine's services.</summary>
     public static TaskRunner Create(IServiceProvider services) => new(
@@ -54,6 +55,7 @@ internal sealed partial class TaskRunner : ITaskHandler
         services.GetRequiredService<StepLoop>(),
         services.GetRequiredService<WarmSteps>(),
         services.GetRequiredService<WorkerOptions>(),
+        services.GetRequiredService<TaskFolders>(),
         services.GetRequiredService<OutageGate>(),
         services.GetRequiredService<TimeProvider>(),
         services.GetRequiredService<ILogger<TaskRunner>>(),
@@ -297,7 +299,7 @@ internal sealed partial class TaskRunner : ITaskHandler
         var steps = Planner.Expand(workflow, definition.ImageDigests, task.Inputs, task.Captures, task.TaskId);
         var rows = new List<ProvenanceRow>();
         StepLoop.Result result;
-        using (var scratch = Scratch.Create(_options, run.RunId, task.Index, _log))
+        using (var scratch = Scratch.Take(_folders, _log))
         {
             try
             {

@@ -307,6 +307,25 @@ public abstract class RunStoreContract
     }
 
     [Fact]
+    public async Task The_provenance_read_as_a_stream_is_the_whole_runs_rows_in_the_same_order()
+    {
+        var id = await CreateAsync(4);
+        foreach (var i in new[] { 3, 1, 0, 2 })
+        {
+            await Store.ClaimTaskAsync(id, i, "w1", Now, Now.AddSeconds(45), None);
+            await Store.CommitTaskAsync(id, i, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [Row(i, 1, "b"), Row(i, 1, "a"), Row(i, 2, "b"), Row(i, 2, "a")], None);
+        }
+
+        var listed = await Store.GetProvenanceAsync(id, None);
+        var streamed = await Store.ReadProvenanceAsync(id, None).ToListAsync();
+
+        Assert.Equal(16, streamed.Count);
+        Assert.Equal(listed.Select(r => (r.TaskIndex, r.Step, r.Attempt)), streamed.Select(r => (r.TaskIndex, r.Step, r.Attempt)));
+        Assert.Equal([(0, "b", 1), (0, "b", 2), (0, "a", 1), (0, "a", 2)], streamed.Take(4).Select(r => (r.TaskIndex, r.Step, r.Attempt)));
+        Assert.Empty(await Store.ReadProvenanceAsync(NewId(), None).ToListAsync());
+    }
+
+    [Fact]
     public async Task A_queued_task_can_be_committed_without_a_claim_as_a_cancel_does()
     {
         var id = await CreateAsync(1);

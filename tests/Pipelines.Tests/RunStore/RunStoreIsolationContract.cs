@@ -38,7 +38,7 @@ public abstract class RunStoreIsolationContract
             $"hold {await view.HoldTaskAsync(runId, 0, new TaskHold(HoldReasons.OwnerLoad, "busy", "w", Now), None)}",
             $"renew {await view.RenewLeaseAsync(runId, 0, "w", Now, Now.AddMinutes(1), None)}",
             $"gather {await view.TryBeginGatherAsync(runId, "job", None)}",
-            $"provenance {(await view.GetProvenanceAsync(runId, None)).Count} {(await view.GetProvenanceAsync(runId, [0], None)).Count}",
+            $"provenance {(await view.GetProvenanceAsync(runId, None)).Count} {(await view.GetProvenanceAsync(runId, [0], None)).Count} {(await view.ReadProvenanceAsync(runId, None).ToListAsync()).Count}",
             await ThrownAsync(() => view.CommitTaskAsync(runId, 0, outcome, [], None)),
             await ThrownAsync(() => view.SplitTaskAsync(runId, 0, outcome, [], [], None)),
             await ThrownAsync(() => view.RequestStopAsync(runId, "stop", None)),

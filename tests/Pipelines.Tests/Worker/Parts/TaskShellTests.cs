@@ -64,10 +64,13 @@ public sealed class TaskShellTests
         Assert.DoesNotContain(rig.Objects.Keys, k => k.EndsWith("scratch.bin", StringComparison.Ordinal));
         Assert.Contains("counted", rig.Text($"out/{run.RunId}/tasks/{task.TaskId}/count.log"), StringComparison.Ordinal);
 
-        // The shell's consequences: a cache entry for later runs, the fan-in to the gather, and no scratch left.
+        // The shell's consequences: a cache entry for later runs, the fan-in to the gather, and the
+        // scratch folder emptied for the next task (its owner marker and an empty in/ left, no out-*).
         Assert.True(rig.Objects.Contains($"out/.cache/{task.TaskId}.json"));
         Assert.Equal([run.RunId], rig.Queue.Gathers);
-        Assert.Empty(Directory.EnumerateFileSystemEntries(rig.Scratch));
+        var scratch = Assert.Single(Directory.EnumerateDirectories(rig.Scratch));
+        Assert.Equal([".owner", "in"], Directory.EnumerateFileSystemEntries(scratch).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(Path.Combine(scratch, "in")));
 
         // A second delivery of the committed task changes nothing and runs nothing.
         await rig.DeliverAsync(run.RunId, 0);

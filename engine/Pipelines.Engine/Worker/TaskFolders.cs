@@ -1,0 +1,106 @@
+using System.Text;
+using Pipelines.Containers;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// The tasks' scratch folders on this worker (<see cref="Scratch"/>), used again by later tasks
+/// (a <see cref="FolderPool"/> of at most <see cref="Kept"/> idle ones, removed when the worker
+/// stops). A folder is made private to the engine, marked with its owner (so that
+/// <see cref="LeftoverCleaner"/> removes it once this process is gone, idle or not) and given
+/// an in/. When a task is done, everything else in it goes (the out-* folders the containers
+/// wrote, and whatever they left there: links, fifos, folders without write permission, names
+/// that are not UTF-8), without following a link, and in/ is emptied; the folder is kept only
+/// if it then holds just the owner marker, naming this process, and an empty in/ folder.
+/// </summary>
+internal sealed class TaskFolders(WorkerOptions options) : IDisposable
+{
+    /// <summary>How many idle folders are kept: more than a worker runs tasks at once.</summary>
+    public const int Kept = 64;
+
+    private const string InName = "in";
+
+    private static readonly byte[] OwnerBytes = Encoding.UTF8.GetBytes(ProcessOwner.MarkerFile);
+    private static readonly byte[] InBytes = Encoding.UTF8.GetBytes(InName);
+
+    private readonly FolderPool _pool = new(Kept, () => Make(options), Reset);
+
+    /// <summary>How many idle folders are kept now.</summary>
+    public int Idle => _pool.Idle;
+
+    /// <summary>A folder that holds only its owner marker and an empty in/.</summary>
+    public string Take() => _pool.Take();
+
+    /// <summary>Resets a folder for the next task, or removes it; null, or why it could not be removed.</summary>
+    public string? Return(string folder) => _pool.Return(folder);
+
+    public void Dispose() => _pool.Dispose();
+
+    public static string In(string folder) => Path.Combine(folder, InName);
+
+    private static string Make(WorkerOptions options)
+    {
+        Scratch.PrepareRoot(options);
+        var path = Path.Combine(options.Scratch, "task-" + Guid.NewGuid().ToString("N")[..16]);
+        Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        ProcessOwner.Mark(path);
+        Directory.CreateDirectory(In(path));
+        return path;
+    }
+
+    /// <summary>Removes all but the marker and in/, empties in/, and says whether the folder is as <see cref="Make"/> left it.</summary>
+    private static bool Reset(string folder)
+    {
+        using (var root = NoFollow.OpenDirectory(folder))
+        {
+            // A batch of names at a time: what is removed leaves, so the next read gives what is left.
+            for (var names = Others(root, folder); names.Count > 0; names = Others(root, folder))
+            {
+                foreach (var name in names)
+                {
+                    if (NoFollow.Stat(root, name, folder) is not { Kind: UnixFileKind.Directory })
+                    {
+                        NoFollow.Remove(root, name, folder: false, folder);
+                        continue;
+                    }
+
+                    // Only the engine names entries here (out-STEP-ATTEMPT); a name that does not
+                    // read back as the same bytes is not ours: the folder is not used again.
+                    var text = Encoding.UTF8.GetString(name);
+                    if (!Encoding.UTF8.GetBytes(text).AsSpan().SequenceEqual(name))
+                    {
+                        return false;
+                    }
+
+                    NoFollow.DeleteTree(Path.Combine(folder, text));
+                }
+            }
+        }
+
+        NoFollow.EmptyFolder(In(folder));
+        return IsAsMade(folder);
+    }
+
+    /// <summary>The names in the folder other than the marker and in/, a batch at most.</summary>
+    private static List<byte[]> Others(NoFollow.SafeDirectory root, string folder) =>
+        NoFollow.ReadNames(root, folder, NoFollow.NameBatch + 2)
+            .Where(n => !n.AsSpan().SequenceEqual(OwnerBytes) && !n.AsSpan().SequenceEqual(InBytes))
+            .ToList();
+
+    /// <summary>Just the marker (a file naming this process) and an empty in/ folder (not a link).</summary>
+    private static bool IsAsMade(string folder)
+    {
+        using var root = NoFollow.OpenDirectory(folder);
+        if (NoFollow.ReadNames(root, folder, 3).Count != 2
+            || NoFollow.Stat(root, OwnerBytes, folder) is not { Kind: UnixFileKind.Regular }
+            || NoFollow.Stat(root, InBytes, folder) is not { Kind: UnixFileKind.Directory }
+            || !string.Equals(ProcessOwner.OwnerOf(folder), ProcessOwner.Current, StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        using var input = NoFollow.OpenDirectory(root, InBytes, folder);
+        return NoFollow.ReadNames(input, folder, 1).Count == 0;
+    }
+}

@@ -1,0 +1,74 @@
+using Parquet;
+using Pipelines.Gather;
+using Pipelines.RunStore;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Gather;
+
+/// <summary>
+/// tasks.parquet written from a stream of rows, as the gather writes it: a row group at a time,
+/// every row back in order, and a file with the columns when there is no row.
+/// </summary>
+[Unit]
+public sealed class ProvenanceFileTests : IDisposable
+{
+    private static readonly DateTime Start = new(2026, 12, 7, 2, 0, 0, DateTimeKind.Utc);
+
+    private readonly TempFolder _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    [Fact]
+    public async Task A_stream_of_rows_is_written_a_bounded_row_group_at_a_time_and_reads_back_in_order()
+    {
+        var n = (2 * ProvenanceFile.RowGroupRows) + 1;
+        var path = _temp.Combine("tasks.parquet");
+
+        var written = await ProvenanceFile.WriteAsync(Rows(n), path, CancellationToken.None);
+
+        Assert.Equal(n, written);
+        await using (var file = File.OpenRead(path))
+        await using (var reader = await ParquetReader.CreateAsync(file))
+        {
+            Assert.Equal(3, reader.RowGroupCount);
+            Assert.Equal([ProvenanceFile.RowGroupRows, ProvenanceFile.RowGroupRows, 1], Enumerable.Range(0, 3).Select(g => reader.OpenRowGroupReader(g).RowCount));
+        }
+
+        var read = await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync();
+        Assert.Equal(Enumerable.Range(0, n), read.Select(r => r.TaskIndex));
+        Assert.Equal(("t20000", "tasks/t20000/stats/out.tsv", Start.AddSeconds(20_000)), (read[^1].TaskId, read[^1].Outputs[0].Key, read[^1].StartedAt));
+    }
+
+    [Fact]
+    public async Task A_run_of_no_row_gets_a_file_of_no_row_that_reads_back_empty()
+    {
+        var path = _temp.Combine("tasks.parquet");
+
+        Assert.Equal(0, await ProvenanceFile.WriteAsync(AsyncEnumerable.Empty<ProvenanceRow>(), path, CancellationToken.None));
+
+        Assert.Empty(await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync());
+    }
+
+    private static async IAsyncEnumerable<ProvenanceRow> Rows(int n)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            await Task.Yield();
+            yield return new ProvenanceRow
+            {
+                RunId = "r",
+                TaskId = "t" + i,
+                TaskIndex = i,
+                Attempt = 1,
+                Step = "stats",
+                Status = "succeeded",
+                Command = ["stats", "/in"],
+                Inputs = [new FileRef { Key = $"in/{i}.fastq", Size = 10, Sha256 = "s" }],
+                Outputs = [new FileRef { Key = $"tasks/t{i}/stats/out.tsv", Size = 5, Sha256 = "o" }],
+                StartedAt = Start.AddSeconds(i),
+                FinishedAt = Start.AddSeconds(i + 1),
+                Worker = "w:1",
+            };
+        }
+    }
+}
