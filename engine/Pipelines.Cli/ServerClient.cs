@@ -263,6 +263,22 @@ internal sealed class ServerClient : IDisposable
         return (await response.Content.ReadFromJsonAsync<TaskExplanation>(Json, ct).ConfigureAwait(false))!;
     }
 
+    /// <summary>GET /api/usage with the query string given: the server's JSON, as it wrote it.</summary>
+    public async Task<string> GetUsageAsync(string query, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/usage?" + query, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        return await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>GET /api/usage/records (csv or json lines), streamed into <paramref name="to"/>.</summary>
+    public async Task DownloadUsageAsync(string query, Stream to, CancellationToken ct)
+    {
+        using var response = await SendAsync(() => _http.GetAsync("api/usage/records?" + query, HttpCompletionOption.ResponseHeadersRead, ct)).ConfigureAwait(false);
+        await EnsureAsync(response, ct).ConfigureAwait(false);
+        await response.Content.CopyToAsync(to, ct).ConfigureAwait(false);
+    }
+
     public void Dispose() => _http.Dispose();
 
     private async Task<HttpResponseMessage> SendAsync(Func<Task<HttpResponseMessage>> send)

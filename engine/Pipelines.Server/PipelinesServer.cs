@@ -122,6 +122,7 @@ public static partial class PipelinesServer
             app.MapLineageApi();
             app.MapWorkersApi();
             app.MapAlgorithmsApi();
+            app.MapUsageApi();
         }
 
         if (options.Roles.HasFlag(ServerRoles.Dashboard))

@@ -14,19 +14,26 @@ internal sealed partial class TenantLimitsHeartbeat(PostgresTenantLimits limits,
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(PostgresTenantLimits.BeatInterval, time);
-        do
+        try
         {
-            try
+            do
             {
-                await limits.BeatAsync(stoppingToken).ConfigureAwait(false);
+                try
+                {
+                    await limits.BeatAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // Missed beats are harmless until six in a row: the next one may reach PostgreSQL again.
+                    LogBeatFailed(log, limits.Process, PipelinesException.Describe(e));
+                }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                // Missed beats are harmless until six in a row: the next one may reach PostgreSQL again.
-                LogBeatFailed(log, limits.Process, PipelinesException.Describe(e));
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The host stops (or is disposed without a stop): the beats end with it, quietly.
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "process {Process} could not say it is alive to the tenant counters: {Reason}")]

@@ -12,7 +12,7 @@ namespace Pipelines.Usage;
 /// record per id however often it is written (the first write wins); aggregates sum figures only
 /// (a price is C#'s, PriceSheet); a tenant's view reaches only that tenant's records.
 /// </remarks>
-internal interface IUsageStore
+public interface IUsageStore
 {
     /// <summary>
     /// The ledger as <paramref name="scope"/> sees it: itself for every tenant; for one tenant a view

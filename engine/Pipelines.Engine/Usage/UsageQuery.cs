@@ -3,13 +3,13 @@ using Pipelines.Tenancy;
 namespace Pipelines.Usage;
 
 /// <summary>The width of an aggregate's time buckets (by a record's end, in UTC).</summary>
-internal enum UsageBucket { Day, Hour }
+public enum UsageBucket { Day, Hour }
 
 /// <summary>
 /// Which usage records a read covers: ended in [<see cref="From"/>, <see cref="To"/>), of one run or
 /// one function, of one tenant (an admin's filter; a tenant's view sets it); null filters nothing.
 /// </summary>
-internal sealed record UsageQuery(DateTimeOffset? From = null, DateTimeOffset? To = null, string? RunId = null, string? Function = null, UsageBucket By = UsageBucket.Day)
+public sealed record UsageQuery(DateTimeOffset? From = null, DateTimeOffset? To = null, string? RunId = null, string? Function = null, UsageBucket By = UsageBucket.Day)
 {
     /// <summary>Only this tenant's records; null: every tenant's the store reaches.</summary>
     public TenantId? Tenant { get; init; }

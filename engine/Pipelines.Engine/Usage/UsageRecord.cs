@@ -78,14 +78,14 @@ public sealed record UsageRecord(string Id, TenantId Tenant, string Kind, DateTi
 }
 
 /// <summary>What a usage record is of.</summary>
-internal static class UsageKinds
+public static class UsageKinds
 {
     public const string Task = "task";
     public const string Invocation = "invocation";
 }
 
 /// <summary>How the work of a usage record ended.</summary>
-internal static class UsageOutcomes
+public static class UsageOutcomes
 {
     public const string Succeeded = "succeeded";
     public const string Failed = "failed";
