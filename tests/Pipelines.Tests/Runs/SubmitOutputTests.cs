@@ -172,10 +172,13 @@ public sealed class SubmitOutputTests : IAsyncLifetime
               uri: {output}
             """;
 
-    /// <summary>Runs, tasks and Hangfire jobs in this class's schemas.</summary>
-    private async Task<(long Runs, long Tasks, long Jobs)> CountAsync()
+    /// <summary>
+    /// Runs, tasks, and the work queued to run in this class's schemas: tasks pending for the
+    /// dispatcher (docs/tenants.md, Fair share) plus the jobs it has released into Hangfire.
+    /// </summary>
+    private async Task<(long Runs, long Tasks, long Queued)> CountAsync()
     {
-        await using var cmd = _db.CreateCommand($"SELECT (SELECT count(*) FROM {_schema}.runs), (SELECT count(*) FROM {_schema}.tasks), (SELECT count(*) FROM {_schema}_hangfire.job)");
+        await using var cmd = _db.CreateCommand($"SELECT (SELECT count(*) FROM {_schema}.runs), (SELECT count(*) FROM {_schema}.tasks), (SELECT count(*) FROM {_schema}.tasks WHERE state = 'queued' AND released_at IS NULL) + (SELECT count(*) FROM {_schema}_hangfire.job)");
         await using var reader = await cmd.ExecuteReaderAsync();
         await reader.ReadAsync();
         return (reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2));
