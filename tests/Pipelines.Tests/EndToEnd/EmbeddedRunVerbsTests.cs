@@ -99,12 +99,13 @@ public sealed class EmbeddedRunVerbsTests : IDisposable
         // Seen from another process while it runs: the counts its process publishes.
         var clock = Stopwatch.StartNew();
         JsonElement? status = null;
+        CliRunner.Result? last = null;
         while (status is not { } s || s.GetProperty("counts").ValueKind != JsonValueKind.Object || s.GetProperty("counts").GetProperty("running").GetInt32() < 2)
         {
-            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"the run was not seen running within a minute: {status}");
+            Assert.True(clock.Elapsed < TimeSpan.FromMinutes(1), $"the run was not seen running within a minute; the last status read: {last}");
             await Task.Delay(300);
-            var read = await Cli("status", runId, "--json");
-            status = read.ExitCode == 0 ? JsonDocument.Parse(read.Stdout).RootElement : null;
+            last = await Cli("status", runId, "--json");
+            status = last.ExitCode == 0 ? JsonDocument.Parse(last.Stdout).RootElement : null;
         }
 
         Assert.Equal("running", status.Value.GetProperty("state").GetString());
