@@ -98,9 +98,9 @@ public static class RunCatalog
     /// <summary>
     /// A since filter as a user writes it: a duration back from <paramref name="now"/> (30m, 2h,
     /// 7d), or a date or a time with its offset (2026-11-26, 2026-11-26T10:00:00Z; a date alone
-    /// is its midnight UTC); a clear error for anything else.
+    /// is its midnight UTC); a clear error naming the filter (<paramref name="name"/>) for anything else.
     /// </summary>
-    public static DateTimeOffset? ParseSince(string? text, DateTimeOffset now)
+    public static DateTimeOffset? ParseSince(string? text, DateTimeOffset now, string name = "since")
     {
         if (string.IsNullOrWhiteSpace(text))
         {
@@ -125,7 +125,7 @@ public static class RunCatalog
             return at;
         }
 
-        throw new FilterException($"since '{text}' is neither a duration back from now (30m, 2h, 7d) nor a date or time (2026-11-26, 2026-11-26T10:00:00Z)");
+        throw new FilterException($"{name} '{text}' is neither a duration back from now (30m, 2h, 7d) nor a date or time (2026-11-26, 2026-11-26T10:00:00Z)");
     }
 
     /// <summary>The held tasks as one phrase: "3 held (waiting for the machines' owners to leave room (Harvest:Policy when-idle))", or null when none is.</summary>

@@ -6,8 +6,8 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Pipelines.Runs;
 using Pipelines.Server.Access;
-using Pipelines.Settings;
 using Pipelines.Usage;
 
 namespace Pipelines.Server.Api;
@@ -47,11 +47,16 @@ internal static class UsageApi
     /// <summary>The sums of every row in one currency; wasted work (vacated, failed) apart.</summary>
     internal sealed record UsageTotal(string Currency, long Records, double CpuSeconds, double GbSeconds, double WallSeconds, long BytesIn, long BytesOut, double Cost, long WastedRecords, double WastedCpuSeconds, double WastedCost);
 
-    private static async Task<Results<Ok<UsageSummary>, ProblemHttpResult>> SummaryAsync(HttpRequest request, TenantContext tenant, CancellationToken ct)
+    private static async Task<Results<Ok<UsageSummary>, ProblemHttpResult>> SummaryAsync(HttpRequest request, TenantContext tenant, TimeProvider time, CancellationToken ct)
     {
-        if (Query(request) is not { } query)
+        UsageQuery query;
+        try
         {
-            return Bad(request);
+            query = Query(request, time.GetUtcNow());
+        }
+        catch (RunCatalog.FilterException e)
+        {
+            return Bad(e);
         }
 
         var rows = new List<UsageSummaryRow>();
@@ -72,13 +77,18 @@ internal static class UsageApi
         return TypedResults.Ok(new UsageSummary(query.By == UsageBucket.Hour ? "hour" : "day", query.From, query.To, rows, totals));
     }
 
-    private static async Task RecordsAsync(HttpContext http, TenantContext tenant, CancellationToken ct)
+    private static async Task RecordsAsync(HttpContext http, TenantContext tenant, TimeProvider time, CancellationToken ct)
     {
         var request = http.Request;
         var format = request.Query["format"].FirstOrDefault() ?? "csv";
-        if (Query(request) is not { } query || format is not ("csv" or "json"))
+        UsageQuery query;
+        try
         {
-            await (format is "csv" or "json" ? Bad(request) : TypedResults.Problem(statusCode: 400, title: "Not a usage query", detail: $"format '{format}' is not csv or json")).ExecuteAsync(http);
+            query = format is "csv" or "json" ? Query(request, time.GetUtcNow()) : throw new RunCatalog.FilterException($"format '{format}' is not csv or json");
+        }
+        catch (RunCatalog.FilterException e)
+        {
+            await Bad(e).ExecuteAsync(http);
             return;
         }
 
@@ -120,49 +130,21 @@ internal static class UsageApi
 
     private static double Round(double value) => Math.Round(value, 3);
 
-    /// <summary>The query the request asks (null when a parameter cannot be read: <see cref="Bad"/> says which).</summary>
-    private static UsageQuery? Query(HttpRequest request)
+    /// <summary>The query the request asks; a parameter it cannot read is refused naming it (the runs' own rule for times, RunCatalog.ParseSince).</summary>
+    private static UsageQuery Query(HttpRequest request, DateTimeOffset now)
     {
         var q = request.Query;
-        DateTimeOffset? from = null, to = null;
-        if (q["from"].FirstOrDefault() is { Length: > 0 } f && (from = When(f)) is null)
-        {
-            return null;
-        }
-
-        if (q["to"].FirstOrDefault() is { Length: > 0 } t && (to = When(t)) is null)
-        {
-            return null;
-        }
-
         var by = q["by"].FirstOrDefault() ?? "day";
         if (by is not ("day" or "hour"))
         {
-            return null;
+            throw new RunCatalog.FilterException($"by '{by}' is not day or hour");
         }
 
-        return new UsageQuery(from, to, q["run"].FirstOrDefault() is { Length: > 0 } run ? run : null, q["function"].FirstOrDefault() is { Length: > 0 } fn ? fn : null,
+        return new UsageQuery(
+            RunCatalog.ParseSince(q["from"].FirstOrDefault(), now, "from"), RunCatalog.ParseSince(q["to"].FirstOrDefault(), now, "to"),
+            q["run"].FirstOrDefault() is { Length: > 0 } run ? run : null, q["function"].FirstOrDefault() is { Length: > 0 } fn ? fn : null,
             by == "hour" ? UsageBucket.Hour : UsageBucket.Day);
     }
 
-    /// <summary>A time as the CLI's --since takes it: 30d, 12h (that long ago), a date, or a date and time.</summary>
-    internal static DateTimeOffset? When(string text)
-    {
-        if (SettingsBinder.TryParseDuration(text, out var ago) && ago > TimeSpan.Zero && !text.Contains(':', StringComparison.Ordinal))
-        {
-            return DateTimeOffset.UtcNow - ago;
-        }
-
-        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at) ? at : null;
-    }
-
-    private static ProblemHttpResult Bad(HttpRequest request)
-    {
-        var q = request.Query;
-        var detail = q["by"].FirstOrDefault() is { } by && by is not ("day" or "hour") ? $"by '{by}' is not day or hour"
-            : q["from"].FirstOrDefault() is { Length: > 0 } f && When(f) is null ? $"from '{f}' is not a time (2026-12-01, 2026-12-01T10:00:00Z) or a span back (30d, 12h)"
-            : q["to"].FirstOrDefault() is { Length: > 0 } t && When(t) is null ? $"to '{t}' is not a time (2026-12-01, 2026-12-01T10:00:00Z) or a span back (30d, 12h)"
-            : "the query cannot be read";
-        return TypedResults.Problem(statusCode: 400, title: "Not a usage query", detail: detail);
-    }
+    private static ProblemHttpResult Bad(RunCatalog.FilterException e) => TypedResults.Problem(statusCode: 400, title: "Not a usage query", detail: e.Message);
 }

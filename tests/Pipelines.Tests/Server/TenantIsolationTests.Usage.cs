@@ -36,7 +36,7 @@ public sealed partial class TenantIsolationTests
 
     [Theory]
     [InlineData("by=week", "by 'week' is not day or hour")]
-    [InlineData("from=yesterday", "from 'yesterday' is not a time")]
+    [InlineData("from=yesterday", "from 'yesterday' is neither a duration back from now")]
     public async Task A_usage_query_that_cannot_be_read_is_refused_naming_the_parameter(string query, string detail)
     {
         using var b = fixture.As(TenantServerFixture.LabBFull);
