@@ -232,7 +232,6 @@ public static class EngineHost
             services.AddHangfire((sp, c) => Common(c, sp, settings.Hangfire).UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromMinutes(1) }));
         }
 
-        services.AddHostedService<HangfireLogReset>();
         if (postgres is not null || server)
         {
             // The algorithm catalog (docs/algorithms.md); triggers (docs/triggers.md): the ledger,
@@ -365,6 +364,7 @@ public static class EngineHost
             .UseSimpleAssemblyNameTypeSerializer()
             .UseTypeResolver(MovedJobTypes.Resolve)
             .UseRecommendedSerializerSettings()
+            .UseLogProvider(new HangfireLogs(services.GetRequiredService<ILoggerFactory>()))
             .UseFilter(RetryPolicy(options))
             .UseFilter(new EndWhenJobFails(services));
     }

@@ -18,9 +18,6 @@ public sealed class QueueWatchdogTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // Hangfire's log provider is global: an in-process host of another test sets its own and
-        // disposes it, and the installer's static logger would then fail to be made.
-        Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
         _db = await TestEnvironment.PostgresAsync();
         await using var conn = await _db.OpenConnectionAsync();
         PostgreSqlObjectsInstaller.Install(conn, _schema);

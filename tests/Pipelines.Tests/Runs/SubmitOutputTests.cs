@@ -74,7 +74,6 @@ public sealed class SubmitOutputTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         _host.Dispose();
-        Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
         await using (var cmd = _db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
         {
             await cmd.ExecuteNonQueryAsync();

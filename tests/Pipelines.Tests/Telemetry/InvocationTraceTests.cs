@@ -67,7 +67,6 @@ public sealed class InvocationTraceTests : IAsyncLifetime
         await _server.StopAsync();
         await _server.DisposeAsync();
         _tracing.Dispose();
-        Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
         await using (var db = NpgsqlDataSource.Create(TestEnvironment.Postgres))
         await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
         {

@@ -43,7 +43,6 @@ public sealed class RunTraceTests : IAsyncLifetime
         await _host.StopAsync();
         _host.Dispose();
         _tracing.Dispose();
-        Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
         _temp.Dispose();
     }
 

@@ -111,10 +111,6 @@ public sealed class EveryTaskEndsTests : IDisposable
         finally
         {
             await host.StopAsync();
-
-            // Hangfire's log provider is global and points at this host's logger factory, which
-            // is disposed with the host: other tests' Hangfire storages must not inherit it.
-            Hangfire.Logging.LogProvider.SetCurrentLogProvider(null);
         }
     }
 
