@@ -186,7 +186,7 @@ public static class EngineHost
         services.AddTransient<GatherJob>();
         services.AddSingleton(sp => new Quotas.TenantBudgets(sp.GetRequiredService<IUsageStore>(), settings.Prices, sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new Quotas.TenantQuotas(sp.GetRequiredService<Quotas.ITenantLimits>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>()));
+            sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>(), sp.GetRequiredService<Quotas.TenantBudgets>()));
 
         var postgres = settings.Database.Postgres;
         if (postgres is not null)
