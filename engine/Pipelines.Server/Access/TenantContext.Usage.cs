@@ -1,3 +1,4 @@
+using Pipelines.RunStore;
 using Pipelines.Usage;
 
 namespace Pipelines.Server.Access;
@@ -10,4 +11,12 @@ internal sealed partial class TenantContext
 
     /// <summary>The price sheets (each tenant's over the common one).</summary>
     public PriceSheets Prices => Service<PriceSheets>();
+
+    /// <summary>
+    /// A run's usage and cost from the ledger as it is now (while the run goes on, what its deliveries
+    /// recorded so far), priced by its tenant's sheet: the rule run.json's block is made by (RunUsage),
+    /// from the ledger's sums rather than every record. GET /api/runs/{id} and the run page show it.
+    /// </summary>
+    public async Task<RunUsage> RunUsageAsync(RunRecord run, CancellationToken ct) =>
+        RunUsage.Of(await Usage.AggregateAsync(new UsageQuery(RunId: run.RunId), ct).ConfigureAwait(false), Prices.For(run.Tenant));
 }
