@@ -80,7 +80,7 @@ public sealed record RunUsage
 
     /// <summary>The run's cost line, as `pipelines status` prints it: the cost, what it was for, the wasted part.</summary>
     public string Line() => string.Create(CultureInfo.InvariantCulture,
-        $"{Cost:0.######} {Currency} for {Deliveries} deliveries: {CpuSeconds:0.###} CPU s, {GbSeconds:0.###} GB-s, {WallSeconds:0.###} wall s, {HarvestedShare:P0} harvested; wasted (vacated, failed): {Wasted.Deliveries} deliveries, {Wasted.CpuSeconds:0.###} CPU s");
+        $"{Cost:0.######} {Currency} for {Deliveries} deliveries: {CpuSeconds:0.###} CPU s, {GbSeconds:0.###} GB-s, {WallSeconds:0.###} wall s, {HarvestedShare * 100:0}% harvested; wasted (vacated, failed): {Wasted.Deliveries} deliveries, {Wasted.CpuSeconds:0.###} CPU s");
 
     private static UsageFigures Sum(IEnumerable<UsageRecord> records) => records.Aggregate(UsageFigures.Zero, (s, r) => s.Add(UsageFigures.Of(r)));
 }
