@@ -2,6 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Amazon.S3.Model;
 using Pipelines.Tests.Server;
 
@@ -104,6 +105,45 @@ public sealed class TenantFunctionsTests(TenantServerFixture lab)
         Assert.Equal(HttpStatusCode.NoContent, (await AnswerAsync(a, "DELETE", "/api/functions/same", null)).Status);
         Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(b, "GET", "/api/functions/same", null)).Status);
     }
+
+    [Fact]
+    public async Task An_admin_key_over_every_tenant_sees_two_tenants_functions_of_one_name_apart_on_the_page_and_in_the_listing()
+    {
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        using var admin = lab.As(TenantServerFixture.Admin);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(a, "POST", "/api/functions", TenantServerFixture.Echo("twin", "A"))).Status);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TenantServerFixture.Echo("twin", "B"))).Status);
+        foreach (var (http, times) in new[] { (a, 2), (b, 1) })
+        {
+            for (var i = 0; i < times; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(http, "POST", "/api/functions/twin/invoke", "x")).Status);
+            }
+        }
+
+        // The page over every tenant: one row per tenant's function, each with its own figures, and whose it is.
+        var page = await AnswerAsync(admin, "GET", "/hangfire/functions", null);
+        Assert.Equal(HttpStatusCode.OK, page.Status);
+        Assert.Equal([("lab-a", "2"), ("lab-b", "1")], Rows(page.Body, "twin"));
+        Assert.Contains("<th>Tenant</th>", page.Body, StringComparison.Ordinal);
+        Assert.Contains("href=\"/api/functions/twin?tenant=lab-b\"", page.Body, StringComparison.Ordinal);
+
+        // lab-a's own page: its function alone, with no tenant column (everything there is its own).
+        var own = await AnswerAsync(a, "GET", "/hangfire/functions", null);
+        Assert.Equal([("lab-a", "2")], Rows(own.Body, "twin"));
+        Assert.DoesNotContain("<th>Tenant</th>", own.Body, StringComparison.Ordinal);
+
+        // The listing behind it names each function's tenant.
+        var listed = JsonDocument.Parse((await AnswerAsync(admin, "GET", "/api/functions", null)).Body).RootElement.EnumerateArray()
+            .Where(f => f.GetProperty("name").GetString() == "twin").Select(f => f.GetProperty("tenant").GetString()).ToList();
+        Assert.Equal(["lab-a", "lab-b"], listed);
+    }
+
+    /// <summary>The Functions page's rows of a function: each row's tenant and requests.</summary>
+    private static List<(string Tenant, string Requests)> Rows(string page, string function) =>
+        Regex.Matches(page, $"<tr data-tenant=\"([^\"]*)\" data-function=\"{function}\".*?<td class=\"requests\">([0-9]+)</td>", RegexOptions.Singleline)
+            .Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
 
     [Fact]
     public async Task A_deploy_or_a_run_of_lab_a_naming_lab_bs_pushed_image_is_refused_as_an_image_that_is_not_there()
