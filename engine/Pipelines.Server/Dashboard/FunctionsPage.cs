@@ -75,7 +75,7 @@ internal sealed class FunctionsPage : RazorPage
                 {
                     var w = shadow ? null : warm.FirstOrDefault(x => x.Version == v.Version && x.AlgorithmVersion == algorithmVersion);
                     WriteLiteral($"""
-                        <tr data-tenant="{E(f.Tenant.Value)}" data-function="{E(f.Name)}" data-version="{v.Version}" data-algorithm-version="{E(algorithmVersion ?? "")}" data-shadow="{(shadow ? "true" : "false")}">
+                        <tr data-function="{E(f.Name)}" data-version="{v.Version}" data-algorithm-version="{E(algorithmVersion ?? "")}" data-shadow="{(shadow ? "true" : "false")}" data-tenant="{E(f.Tenant.Value)}">
                         {(tenants ? $"<td class=\"tenant\"><code>{E(f.Tenant.Value)}</code></td>" : "")}<td><a href="{E(Link(f, tenants))}"><code>{E(f.Name)}</code></a></td>
                         <td>{v.Version}{(v.Version == f.Version ? " <span class=\"label label-success\">current</span>" : "")}</td>
                         <td class="algorithm">{Algorithm(algorithmVersion, shadow, release)}</td>
@@ -131,7 +131,7 @@ internal sealed class FunctionsPage : RazorPage
         var last = r.Events.FirstOrDefault();
         var change = last is null ? "" : $"; last change {Time(last.At)}: {E(last.Action)} {E(last.Version ?? "")} by {E(last.By)}{(last.Reason is null ? "" : ": " + E(last.Reason))}";
         WriteLiteral($"""
-            <tr class="release{(last?.Action == ChannelEvent.RollbackAction ? " danger" : "")}" data-tenant="{E(f.Tenant.Value)}" data-function="{E(function)}"><td colspan="{(tenants ? 14 : 13)}">
+            <tr class="release{(last?.Action == ChannelEvent.RollbackAction ? " danger" : "")}" data-function="{E(function)}"><td colspan="{(tenants ? 14 : 13)}">
             <code>{E(function)}</code> follows <code>{E(r.Algorithm)}@stable</code>: stable <code>{E(r.Stable)}</code>, {canary}{change}
             </td></tr>
             """);

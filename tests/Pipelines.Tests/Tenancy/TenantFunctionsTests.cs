@@ -142,7 +142,7 @@ public sealed class TenantFunctionsTests(TenantServerFixture lab)
 
     /// <summary>The Functions page's rows of a function: each row's tenant and requests.</summary>
     private static List<(string Tenant, string Requests)> Rows(string page, string function) =>
-        Regex.Matches(page, $"<tr data-tenant=\"([^\"]*)\" data-function=\"{function}\".*?<td class=\"requests\">([0-9]+)</td>", RegexOptions.Singleline)
+        Regex.Matches(page, $"<tr data-function=\"{function}\"[^>]* data-tenant=\"([^\"]*)\">.*?<td class=\"requests\">([0-9]+)</td>", RegexOptions.Singleline)
             .Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
 
     [Fact]
