@@ -35,6 +35,13 @@ internal sealed partial class TenantContext
     /// </summary>
     public RunOwner Owner { get; }
 
+    /// <summary>
+    /// Whether this request sees several tenants' objects side by side (an admin key over every tenant
+    /// of a server with tenants): names are per tenant there, so a page keys its rows by tenant and
+    /// name and shows whose each is. On a server without tenants everything is the one tenant's.
+    /// </summary>
+    public bool SeesTenants => Scope.IsAll && Service<TenantOptions>().Configured;
+
     /// <summary>The run store seen through <see cref="Scope"/>.</summary>
     public IRunStore Runs => _runs ??= Service<IRunStore>().For(Scope);
 

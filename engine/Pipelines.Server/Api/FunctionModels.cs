@@ -2,6 +2,7 @@ using Pipelines.Algorithms;
 using Pipelines.Containers.Warm;
 using Pipelines.Functions;
 using Pipelines.Model;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Server.Api;
 
@@ -28,11 +29,17 @@ public sealed record FunctionView(
     string Url,
     string InvokeUrl)
 {
+    /// <summary>Whose function this is: names are per tenant, and an admin key over every tenant lists each tenant's.</summary>
+    public TenantId Tenant { get; init; } = TenantId.Default;
+
     public static FunctionView From(FunctionVersion f) => new(
         f.Name, f.Version, f.Spec.Description, f.Spec.Image, f.ImageDigest, f.Spec.Mode == WarmMode.Fork ? "fork" : "http", f.Spec.Command,
         Quantities.FormatDuration(f.Spec.Resources.Timeout), f.Spec.Concurrency, f.Spec.MinWarm, f.Spec.Max, f.Spec.Queue,
         Quantities.FormatDuration(f.Spec.IdleTimeout), f.Spec.MaxRequestBytes, f.Spec.Output, f.Spec.ContentType, f.DeployedAt, f.DeployedBy,
-        FunctionsApi.FunctionUrl(f.Name), FunctionsApi.FunctionUrl(f.Name) + "/invoke");
+        FunctionsApi.FunctionUrl(f.Name), FunctionsApi.FunctionUrl(f.Name) + "/invoke")
+    {
+        Tenant = f.Tenant,
+    };
 }
 
 /// <summary>What a deploy did: <see cref="Created"/> false when the same content was already the current version.</summary>

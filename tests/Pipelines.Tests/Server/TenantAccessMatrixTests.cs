@@ -1,14 +1,9 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Hangfire.Dashboard;
-using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Configuration;
 using Pipelines.Algorithms;
 using Pipelines.Functions;
 using Pipelines.RunStore;
@@ -30,47 +25,40 @@ namespace Pipelines.Tests.Server;
 [Integration]
 public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
 {
-    private const string NoRun = "20000101-000000-000000";
-    private const string NoInvocation = "0000000000007000800000000000beef";
+    private const string NoRun = AccessRoutes.NoRun;
 
     /// <summary>What a handler must not take: a store or service over every tenant (the request's TenantContext gives the scoped views).</summary>
     private static readonly Type[] Unscoped =
         [typeof(IRunStore), typeof(IFunctionStore), typeof(ITriggerStore), typeof(IAlgorithmStore), typeof(FunctionService), typeof(AlgorithmService), typeof(TriggerRegistrar), typeof(S3EventIngest)];
 
-    private static readonly Lazy<IReadOnlyList<Endpoint>> Table = new(ReadRouteTable);
+    private static IReadOnlyList<AccessRoutes.Endpoint> Table => AccessRoutes.Table(tenants: true);
 
     public enum Caller { None, ARead, AFull, BFull, Admin }
-
-    /// <summary>One endpoint: method, route template, access kind, whether it needs no key.</summary>
-    internal sealed record Endpoint(string Method, string Pattern, TenantAccess? Access, bool Anonymous, IReadOnlyList<string> Parameters, MethodInfo? Handler)
-    {
-        public override string ToString() => $"{Method} {Pattern}";
-    }
 
     [Fact]
     public void Every_endpoint_declares_its_tenant_access_has_a_sample_for_each_route_parameter_and_takes_no_unscoped_store()
     {
         var problems = new List<string>();
-        foreach (var e in Table.Value)
+        foreach (var e in Table)
         {
             if (e.Access is null)
             {
                 problems.Add($"{e}: no TenantAccess metadata (.WithMetadata(TenantAccess.X))");
             }
 
-            problems.AddRange(e.Parameters.Where(p => Sample(e.Pattern, p) is null).Select(p => $"{e}: no sample for route parameter {{{p}}} (TenantAccessMatrixTests.Sample)"));
+            problems.AddRange(e.Parameters.Where(p => Sample(e.Pattern, p) is null).Select(p => $"{e}: no sample for route parameter {{{p}}} (AccessRoutes.Missing, and TenantAccessMatrixTests.Sample for lab-b's)"));
             problems.AddRange((e.Handler?.GetParameters() ?? []).Where(p => Unscoped.Contains(p.ParameterType))
                 .Select(p => $"{e}: its handler takes {p.ParameterType.Name} {p.Name}, which reaches every tenant: take TenantContext"));
         }
 
         Assert.True(problems.Count == 0, string.Join("\n", problems));
-        Assert.Contains(Table.Value, e => e.Pattern == "/api/runs/{runId}" && e.Access == TenantAccess.Owned);
+        Assert.Contains(Table, e => e.Pattern == "/api/runs/{runId}" && e.Access == TenantAccess.Owned);
     }
 
     [Fact]
     public async Task Every_endpoint_answers_each_caller_as_its_tenant_access_says()
     {
-        var rows = Table.Value.Where(e => e.Access is not null).SelectMany(e => Enum.GetValues<Caller>().Select(c => (Endpoint: e, Caller: c))).ToList();
+        var rows = Table.Where(e => e.Access is not null).SelectMany(e => Enum.GetValues<Caller>().Select(c => (Endpoint: e, Caller: c))).ToList();
         var failures = new ConcurrentBag<string>();
         await Parallel.ForEachAsync(rows, new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (row, _) =>
         {
@@ -110,16 +98,15 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
     [Fact]
     public async Task Every_hangfire_route_answers_404_to_a_tenants_keys_and_is_served_to_the_admin_key()
     {
-        var routes = HangfireRoutes().Where(r => DashboardSetup.Pages.All(p => p.Route != r.Route)).ToList();
+        var routes = AccessRoutes.HangfireRoutes().Where(r => DashboardSetup.Pages.All(p => p.Route != r.Route)).ToList();
         Assert.Contains(routes, r => r.Route == "/jobs/details/(?<JobId>.+)");
         var failures = new ConcurrentBag<string>();
         var rows = routes.SelectMany(r => new[] { Caller.ARead, Caller.AFull, Caller.BFull, Caller.Admin }.Select(c => (Route: r, Caller: c)));
         await Parallel.ForEachAsync(rows, new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (row, _) =>
         {
-            var path = DashboardSetup.Path + SamplePath(row.Route.Route);
+            var path = DashboardSetup.Path + AccessRoutes.SamplePath(row.Route.Route);
             var isStatic = DashboardSetup.StaticAssets.Contains(row.Route.Route) || row.Route.Route.StartsWith("/fonts/", StringComparison.Ordinal);
-            // Commands and the counters are POSTs (Hangfire's own answer to a GET is a 500 for those).
-            var post = row.Route.Kind is "CommandDispatcher" or "BatchCommandDispatcher" or "JsonStats";
+            var post = AccessRoutes.IsPost(row.Route.Kind);
             var (status, _) = await SendAsync(row.Caller, post ? "POST" : "GET", path, post ? new FormUrlEncodedContent([]) : null);
             var expected = (row.Caller, row.Route.Kind) switch
             {
@@ -268,29 +255,24 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
     /// A route parameter's sample: lab-b's object (foreign) and an object nobody has (missing); null
     /// when the matrix has none (an endpoint with a new parameter must add it here).
     /// </summary>
-    private (string Foreign, string Missing)? Sample(string pattern, string parameter) => (parameter, Area(pattern)) switch
-    {
-        ("runId", _) => (fixture.LabBRun, NoRun),
-        ("task", _) => ("0", "0"),
-        ("path", _) => ("run.json", "run.json"),
-        ("id", "functions") => (fixture.LabBAsyncInvocation, NoInvocation),
-        ("version", "algorithms") => ("2", "2"),
-        ("name", "functions") => (TenantServerFixture.LabBFunction, "nope-b"),
-        ("name", "algorithms") => (TenantServerFixture.LabBAlgorithm, "nope-b"),
-        ("name", "workflows") => (TenantServerFixture.LabBWorkflow, "no-such-workflow"),
-        ("name", "workers") => ("no-such-worker", "no-such-worker"),
-        ("documentName", _) => ("v1", "v1"),
-        _ => null,
-    };
-
-    private static string Area(string pattern) => pattern.Split('/', StringSplitOptions.RemoveEmptyEntries) is [_, var area, ..] ? area : "";
+    private (string Foreign, string Missing)? Sample(string pattern, string parameter) => AccessRoutes.Missing(pattern, parameter) is { } missing
+        ? ((parameter, AccessRoutes.Area(pattern)) switch
+        {
+            ("runId", _) => fixture.LabBRun,
+            ("id", "functions") => fixture.LabBAsyncInvocation,
+            ("name", "functions") => TenantServerFixture.LabBFunction,
+            ("name", "algorithms") => TenantServerFixture.LabBAlgorithm,
+            ("name", "workflows") => TenantServerFixture.LabBWorkflow,
+            _ => missing,
+        }, missing)
+        : null;
 
     /// <summary>The request path: route parameters filled with lab-b's samples or missing ones, and the query an endpoint needs.</summary>
     private string Fill(string pattern, bool foreign)
     {
-        var path = Parameter().Replace(pattern, m =>
+        var path = AccessRoutes.Fill(pattern, p =>
         {
-            var s = Sample(pattern, m.Groups[1].Value) ?? throw new InvalidOperationException($"no sample for {m.Value}");
+            var s = Sample(pattern, p) ?? throw new InvalidOperationException($"no sample for {{{p}}}");
             return foreign ? s.Foreign : s.Missing;
         });
         return pattern switch
@@ -302,7 +284,7 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
     }
 
     private IEnumerable<(string Missing, string Foreign)> Pairs(string pattern) =>
-        Parameter().Matches(pattern).Select(m => Sample(pattern, m.Groups[1].Value)!.Value).Select(s => (s.Missing, s.Foreign))
+        AccessRoutes.ParametersOf(pattern).Select(p => Sample(pattern, p)!.Value).Select(s => (s.Missing, s.Foreign))
             .Concat(pattern == "/api/lineage" ? [(NoRun, fixture.LabBRun)] : [])
             .Concat(pattern == "/api/functions" ? [(MissingImage, fixture.LabBDigest)] : [])
             .Where(p => p.Missing != p.Foreign);
@@ -388,62 +370,6 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
         var end = start < 0 ? -1 : body.IndexOf("</div></div></div>", start, StringComparison.Ordinal);
         return start < 0 || end < 0 ? body : body[start..end];
     }
-
-    /// <summary>The server's route table, as `pipelines server` builds it with tenants (built, not started).</summary>
-    private static IReadOnlyList<Endpoint> ReadRouteTable()
-    {
-        var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-        {
-            ["Server:Urls"] = "http://127.0.0.1:0",
-            ["Tenants:lab-a:Output"] = "s3://matrix/lab-a/",
-            ["Tenants:lab-b:Output"] = "s3://matrix/lab-b/",
-            ["Server:Keys:0:Key"] = TenantServerFixture.Admin,
-            ["Server:Keys:0:Role"] = "admin",
-        }).Build();
-        var app = PipelinesServer.Build(config);
-        try
-        {
-            return ((IEndpointRouteBuilder)app).DataSources.SelectMany(d => d.Endpoints).OfType<RouteEndpoint>()
-                .SelectMany(e => (e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? ["GET"]).Select(m => new Endpoint(
-                    m,
-                    "/" + e.RoutePattern.RawText!.Trim('/'),
-                    e.Metadata.GetMetadata<TenantAccess>(),
-                    e.Metadata.GetMetadata<IAllowAnonymous>() is not null || e.Metadata.GetMetadata<IAuthorizeData>() is null,
-                    e.RoutePattern.Parameters.Select(p => p.Name).ToList(),
-                    e.Metadata.GetMetadata<MethodInfo>())))
-                .Where(e => e.Method != "HEAD")
-                .OrderBy(e => e.Pattern, StringComparer.Ordinal).ThenBy(e => e.Method, StringComparer.Ordinal)
-                .ToList();
-        }
-        finally
-        {
-            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        }
-    }
-
-    /// <summary>
-    /// Hangfire's own routes (DashboardRoutes.Routes), read by reflection here only: Hangfire keeps
-    /// them private. A Hangfire that renames its list fails this loudly, so that the gate is re-checked.
-    /// </summary>
-    private static IReadOnlyList<(string Route, string Kind)> HangfireRoutes()
-    {
-        _ = Table.Value;
-        var field = typeof(Hangfire.Dashboard.RouteCollection).GetField("_dispatchers", BindingFlags.NonPublic | BindingFlags.Instance)
-            ?? throw new InvalidOperationException("Hangfire's RouteCollection has no _dispatchers field any more: read its routes anew and check DashboardSetup's gate against them");
-        var list = (IEnumerable<Tuple<string, IDashboardDispatcher>>)field.GetValue(DashboardRoutes.Routes)!;
-        return list.Select(t => (t.Item1, t.Item2.GetType().Name)).ToList();
-    }
-
-    /// <summary>A path one of Hangfire's route regexes matches: its named groups filled, [0-9]+ a digit.</summary>
-    private static string SamplePath(string route)
-    {
-        var path = Regex.Replace(route, @"\(\?<(\w+)>[^)]*\)", m => m.Groups[1].Value == "JobId" ? "0" : "default").Replace("[0-9]+", "0", StringComparison.Ordinal);
-        Assert.Matches("^" + route + "$", path);
-        return path;
-    }
-
-    [GeneratedRegex(@"\{\**(\w+)\}")]
-    private static partial Regex Parameter();
 
     [GeneratedRegex(",?\"traceId\":\"[0-9a-f-]+\"")]
     private static partial Regex TraceId();

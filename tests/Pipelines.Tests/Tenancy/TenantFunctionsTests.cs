@@ -1,42 +1,39 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
 using Amazon.S3.Model;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
-using Npgsql;
-using Pipelines.Server;
-using Pipelines.Storage;
-using Pipelines.Tests.Support;
+using Pipelines.Tests.Server;
 
 namespace Pipelines.Tests.Tenancy;
 
 /// <summary>
-/// Functions and algorithms of two tenants on one real server (in this process, PostgreSQL, S3, Docker):
-/// lab-b deploys a function, invokes it (once now, once queued) and pushes an algorithm; lab-a's key finds
-/// none of it: every answer about lab-b's objects is, byte for byte, the answer about a missing one.
+/// Functions and algorithms of two tenants on the tenant classes' one server (<see cref="TenantServerFixture"/>:
+/// a `pipelines server` process, PostgreSQL, S3, Docker): lab-b deployed a function, invoked it (once
+/// now, once queued) and pushed an algorithm; lab-a's key finds none of it: every answer about lab-b's
+/// objects is, byte for byte, the answer about a missing one.
 /// </summary>
-[Collection(InProcessHangfire.Name)]
+[Collection(TenantServerCollection.Name)]
 [Integration]
-public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : IClassFixture<TenantFunctionsTests.TwoTenants>
+public sealed class TenantFunctionsTests(TenantServerFixture lab)
 {
     private const string MissingId = "0000000000007000800000000000beef";
 
     [Fact]
     public async Task Lab_as_key_on_lab_bs_function_invocations_and_algorithm_gets_what_it_gets_for_missing_ones()
     {
-        using var a = lab.Client(TwoTenants.KeyA);
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        var channelsBefore = Channels((await AnswerAsync(b, "GET", "/api/algorithms/seg-b", null)).Body);
         (string Method, string Path, string Missing, string? Body)[] calls =
         [
             ("GET", "/api/functions/echo-b", "/api/functions/nope-b", null),
             ("GET", "/api/functions/echo-b?window=5m", "/api/functions/nope-b?window=5m", null),
             ("GET", "/api/functions/echo-b/invocations", "/api/functions/nope-b/invocations", null),
-            ("GET", $"/api/functions/echo-b/invocations/{lab.SyncId}", $"/api/functions/echo-b/invocations/{MissingId}", null),
-            ("GET", $"/api/functions/echo-b/invocations/{lab.AsyncId}", $"/api/functions/echo-b/invocations/{MissingId}", null),
-            ("GET", $"/api/functions/echo-b/invocations/{lab.AsyncId}/output", $"/api/functions/echo-b/invocations/{MissingId}/output", null),
+            ("GET", $"/api/functions/echo-b/invocations/{lab.LabBSyncInvocation}", $"/api/functions/echo-b/invocations/{MissingId}", null),
+            ("GET", $"/api/functions/echo-b/invocations/{lab.LabBAsyncInvocation}", $"/api/functions/echo-b/invocations/{MissingId}", null),
+            ("GET", $"/api/functions/echo-b/invocations/{lab.LabBAsyncInvocation}/output", $"/api/functions/echo-b/invocations/{MissingId}/output", null),
             ("POST", "/api/functions/echo-b/invoke", "/api/functions/nope-b/invoke", "hello"),
             ("POST", "/api/functions/echo-b/invoke?async=true", "/api/functions/nope-b/invoke?async=true", "hello"),
             ("DELETE", "/api/functions/echo-b", "/api/functions/nope-b", null),
@@ -57,22 +54,22 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
         }
 
         // None of it was touched: lab-b still has its function, invocations and algorithm as they were.
-        using var b = lab.Client(TwoTenants.KeyB);
-        foreach (var path in new[] { "/api/functions/echo-b", $"/api/functions/echo-b/invocations/{lab.SyncId}", $"/api/functions/echo-b/invocations/{lab.AsyncId}" })
+        foreach (var path in new[] { "/api/functions/echo-b", $"/api/functions/echo-b/invocations/{lab.LabBSyncInvocation}", $"/api/functions/echo-b/invocations/{lab.LabBAsyncInvocation}" })
         {
             Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(b, "GET", path, null)).Status);
         }
 
-        var algorithm = JsonDocument.Parse((await AnswerAsync(b, "GET", "/api/algorithms/seg-b", null)).Body).RootElement;
-        Assert.Equal(["stable"], algorithm.GetProperty("channels").EnumerateArray().Select(c => c.GetProperty("channel").GetString()));
-        Assert.Equal("lab-b", algorithm.GetProperty("tenant").GetString());
+        var algorithm = (await AnswerAsync(b, "GET", "/api/algorithms/seg-b", null)).Body;
+        Assert.Contains("stable", channelsBefore);
+        Assert.Equal(channelsBefore, Channels(algorithm));
+        Assert.Equal("lab-b", JsonDocument.Parse(algorithm).RootElement.GetProperty("tenant").GetString());
     }
 
     [Fact]
     public async Task Listings_and_pages_of_lab_a_leave_out_lab_bs_functions_algorithms_and_loads()
     {
-        using var a = lab.Client(TwoTenants.KeyA);
-        using var b = lab.Client(TwoTenants.KeyB);
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
 
         foreach (var path in new[] { "/api/functions", "/api/algorithms", "/api/algorithms/loads", "/hangfire/functions", "/hangfire/algorithms" })
         {
@@ -80,7 +77,7 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
             var mine = await AnswerAsync(a, "GET", path, null);
 
             Assert.Equal((HttpStatusCode.OK, HttpStatusCode.OK), (theirs.Status, mine.Status));
-            foreach (var name in new[] { "echo-b", "seg-b", "by-digest-b", lab.Digest })
+            foreach (var name in new[] { "echo-b", "seg-b", "by-digest-b", lab.LabBDigest })
             {
                 Assert.DoesNotContain(name, mine.Body, StringComparison.Ordinal);
             }
@@ -95,10 +92,10 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
     [Fact]
     public async Task Two_tenants_each_have_a_function_of_one_name_and_each_invokes_its_own()
     {
-        using var a = lab.Client(TwoTenants.KeyA);
-        using var b = lab.Client(TwoTenants.KeyB);
-        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(a, "POST", "/api/functions", TwoTenants.Echo("same", "A"))).Status);
-        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TwoTenants.Echo("same", "B"))).Status);
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(a, "POST", "/api/functions", TenantServerFixture.Echo("same", "A"))).Status);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TenantServerFixture.Echo("same", "B"))).Status);
 
         var fromA = await AnswerAsync(a, "POST", "/api/functions/same/invoke", "x");
         var fromB = await AnswerAsync(b, "POST", "/api/functions/same/invoke", "x");
@@ -110,34 +107,105 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
     }
 
     [Fact]
+    public async Task An_admin_key_over_every_tenant_sees_two_tenants_functions_of_one_name_apart_on_the_page_and_in_the_listing()
+    {
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        using var admin = lab.As(TenantServerFixture.Admin);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(a, "POST", "/api/functions", TenantServerFixture.Echo("twin", "A"))).Status);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TenantServerFixture.Echo("twin", "B"))).Status);
+        foreach (var (http, times) in new[] { (a, 2), (b, 1) })
+        {
+            for (var i = 0; i < times; i++)
+            {
+                Assert.Equal(HttpStatusCode.OK, (await AnswerAsync(http, "POST", "/api/functions/twin/invoke", "x")).Status);
+            }
+        }
+
+        // The page over every tenant: one row per tenant's function, each with its own figures, and whose it is.
+        var page = await AnswerAsync(admin, "GET", "/hangfire/functions", null);
+        Assert.Equal(HttpStatusCode.OK, page.Status);
+        Assert.Equal([("lab-a", "2"), ("lab-b", "1")], Rows(page.Body, "twin"));
+        Assert.Contains("<th>Tenant</th>", page.Body, StringComparison.Ordinal);
+        Assert.Contains("href=\"/api/functions/twin?tenant=lab-b\"", page.Body, StringComparison.Ordinal);
+
+        // lab-a's own page: its function alone, with no tenant column (everything there is its own).
+        var own = await AnswerAsync(a, "GET", "/hangfire/functions", null);
+        Assert.Equal([("lab-a", "2")], Rows(own.Body, "twin"));
+        Assert.DoesNotContain("<th>Tenant</th>", own.Body, StringComparison.Ordinal);
+
+        // The listing behind it names each function's tenant.
+        var listed = JsonDocument.Parse((await AnswerAsync(admin, "GET", "/api/functions", null)).Body).RootElement.EnumerateArray()
+            .Where(f => f.GetProperty("name").GetString() == "twin").Select(f => f.GetProperty("tenant").GetString()).ToList();
+        Assert.Equal(["lab-a", "lab-b"], listed);
+    }
+
+    /// <summary>The Functions page's rows of a function: each row's tenant and requests.</summary>
+    private static List<(string Tenant, string Requests)> Rows(string page, string function) =>
+        Regex.Matches(page, $"<tr data-function=\"{function}\"[^>]* data-tenant=\"([^\"]*)\">.*?<td class=\"requests\">([0-9]+)</td>", RegexOptions.Singleline)
+            .Select(m => (m.Groups[1].Value, m.Groups[2].Value)).ToList();
+
+    [Fact]
     public async Task A_deploy_or_a_run_of_lab_a_naming_lab_bs_pushed_image_is_refused_as_an_image_that_is_not_there()
     {
-        using var a = lab.Client(TwoTenants.KeyA);
+        using var a = lab.As(TenantServerFixture.LabAFull);
         var missing = "pipelines-tests/no-such-image:" + Guid.NewGuid().ToString("N")[..8];
 
-        var deploy = await AnswerAsync(a, "POST", "/api/functions", TwoTenants.Echo("stolen", "x", lab.Digest));
-        var deployMissing = await AnswerAsync(a, "POST", "/api/functions", TwoTenants.Echo("stolen", "x", missing));
+        var deploy = await AnswerAsync(a, "POST", "/api/functions", TenantServerFixture.Echo("stolen", "x", lab.LabBDigest));
+        var deployMissing = await AnswerAsync(a, "POST", "/api/functions", TenantServerFixture.Echo("stolen", "x", missing));
         Assert.Equal(HttpStatusCode.UnprocessableEntity, deploy.Status);
         Assert.Contains("is not on the Docker engine", deploy.Body, StringComparison.Ordinal);
-        Assert.Equal((deployMissing.Status, deployMissing.Body.Replace(missing, lab.Digest, StringComparison.Ordinal)), (deploy.Status, deploy.Body));
+        Assert.Equal((deployMissing.Status, deployMissing.Body.Replace(missing, lab.LabBDigest, StringComparison.Ordinal)), (deploy.Status, deploy.Body));
 
-        var run = await AnswerAsync(a, "POST", "/api/runs", JsonSerializer.Serialize(new { workflow = lab.Workflow(lab.Digest) }), json: true);
-        var runMissing = await AnswerAsync(a, "POST", "/api/runs", JsonSerializer.Serialize(new { workflow = lab.Workflow(missing) }), json: true);
+        var run = await AnswerAsync(a, "POST", "/api/runs", JsonSerializer.Serialize(new { workflow = Workflow(lab.LabBDigest) }), json: true);
+        var runMissing = await AnswerAsync(a, "POST", "/api/runs", JsonSerializer.Serialize(new { workflow = Workflow(missing) }), json: true);
         Assert.True(run.Status is >= HttpStatusCode.BadRequest and < HttpStatusCode.InternalServerError, $"{run.Status} {run.Body}");
         Assert.Contains("is not on the Docker engine", run.Body, StringComparison.Ordinal);
-        Assert.Equal((runMissing.Status, runMissing.Body.Replace(missing, lab.Digest, StringComparison.Ordinal)), (run.Status, run.Body));
+        Assert.Equal((runMissing.Status, runMissing.Body.Replace(missing, lab.LabBDigest, StringComparison.Ordinal)), (run.Status, run.Body));
 
         // lab-b deploys its own image by digest.
-        using var b = lab.Client(TwoTenants.KeyB);
-        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TwoTenants.Echo("by-digest-b", "x", lab.Digest))).Status);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        Assert.Equal(HttpStatusCode.Created, (await AnswerAsync(b, "POST", "/api/functions", TenantServerFixture.Echo("by-digest-b", "x", lab.LabBDigest))).Status);
     }
 
     [Fact]
-    public void An_async_invocation_of_lab_b_keeps_its_input_under_lab_bs_own_output_folder()
+    public async Task An_async_invocation_of_lab_b_keeps_its_input_under_lab_bs_own_output_folder()
     {
-        Assert.Contains($"lab-b/functions/echo-b/{lab.AsyncId}/input.json", lab.KeysAtStart);
-        Assert.DoesNotContain(lab.KeysAtStart, k => k.StartsWith("functions/", StringComparison.Ordinal));
+        // Every key of the bucket that names the invocation (the server is shared: other keys are other tests').
+        var keys = new List<string>();
+        var request = new ListObjectsV2Request { BucketName = lab.Bucket };
+        ListObjectsV2Response page;
+        do
+        {
+            page = await lab.Stores.S3Client.ListObjectsV2Async(request);
+            keys.AddRange((page.S3Objects ?? []).Select(o => o.Key).Where(k => k.Contains(lab.LabBAsyncInvocation, StringComparison.Ordinal)));
+            request.ContinuationToken = page.NextContinuationToken;
+        }
+        while (page.IsTruncated == true);
+
+        Assert.Contains($"lab-b/functions/echo-b/{lab.LabBAsyncInvocation}/input.json", keys);
+        Assert.All(keys, k => Assert.StartsWith($"lab-b/functions/echo-b/{lab.LabBAsyncInvocation}/", k, StringComparison.Ordinal));
     }
+
+    /// <summary>An algorithm's channels (name, version, share), as its owner reads them.</summary>
+    private static string Channels(string algorithm) =>
+        string.Join(", ", JsonDocument.Parse(algorithm).RootElement.GetProperty("channels").EnumerateArray().Select(c => c.GetRawText()));
+
+    /// <summary>A workflow of lab-a's over its own folders whose one step runs <paramref name="image"/>.</summary>
+    private string Workflow(string image) => $$"""
+        version: 1
+        name: stolen
+        input:
+          uri: s3://{{lab.Bucket}}/lab-a/raw/
+          include: ["*.fastq"]
+        steps:
+          - name: look
+            image: {{image}}
+            command: ["busybox", "true"]
+            outputs: ["*.tsv"]
+        output:
+          uri: s3://{{lab.Bucket}}/lab-a/out/
+        """;
 
     private static string Unname(string body, string missingPath, string foreignPath)
     {
@@ -172,151 +240,5 @@ public sealed class TenantFunctionsTests(TenantFunctionsTests.TwoTenants lab) : 
         var node = JsonNode.Parse(text)!.AsObject();
         node.Remove("traceId");
         return node.ToJsonString();
-    }
-
-    /// <summary>
-    /// The server (api role, in this process, with an internal switch past the guard that still refuses
-    /// tenants to every other caller) and lab-b's function, invocations and pushed algorithm.
-    /// </summary>
-    public sealed class TwoTenants : IAsyncLifetime
-    {
-        public const string KeyA = "lab-a-full-key-0123456789";
-        public const string KeyB = "lab-b-full-key-9876543210";
-        private const string Image = "pipelines-samples/pair-check:1";
-        private readonly string _schema = TestEnvironment.NewName("ten_");
-        private readonly string _warmRoot = Path.Combine("/tmp", "tw-" + Guid.NewGuid().ToString("N")[..8]);
-        private readonly TempFolder _temp = new();
-        private readonly TestImages _images = new();
-        private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
-        private WebApplication _server = null!;
-        private string _url = null!;
-
-        public string Bucket { get; private set; } = null!;
-
-        public string SyncId { get; private set; } = null!;
-
-        public string AsyncId { get; private set; } = null!;
-
-        /// <summary>The image lab-b pushed as seg-b@1.</summary>
-        public string Digest { get; private set; } = null!;
-
-        /// <summary>The bucket's keys once lab-b's invocations were made.</summary>
-        public IReadOnlyList<string> KeysAtStart { get; private set; } = [];
-
-        /// <summary>A function that answers <paramref name="answer"/> to every request.</summary>
-        public static string Echo(string name, string answer, string image = Image) => $"""
-            name: {name}
-            image: {image}
-            command: ["busybox", "sh", "-c", "printf {answer} > /out/answer"]
-            """;
-
-        public string Workflow(string image) => $$"""
-            version: 1
-            name: stolen
-            input:
-              uri: s3://{{Bucket}}/lab-a/raw/
-              include: ["*.fastq"]
-            steps:
-              - name: look
-                image: {{image}}
-                command: ["busybox", "true"]
-                outputs: ["*.tsv"]
-            output:
-              uri: s3://{{Bucket}}/lab-a/out/
-            """;
-
-        public HttpClient Client(string key)
-        {
-            var http = new HttpClient { BaseAddress = new Uri(_url), Timeout = TimeSpan.FromSeconds(90) };
-            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
-            return http;
-        }
-
-        public async Task InitializeAsync()
-        {
-            Bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
-            _url = $"http://127.0.0.1:{ServerProcess.FreePort()}";
-            var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["Postgres"] = TestEnvironment.Postgres,
-                ["Schema"] = _schema,
-                ["Hangfire:Schema"] = _schema + "_hangfire",
-                ["Server:Roles"] = "api,dashboard",
-                ["Server:Bucket"] = Bucket,
-                ["Docker:WarmRoot"] = _warmRoot,
-                ["Docker:WarmHelper"] = Path.Combine(TestEnvironment.RepoRoot, ".build", "native", "warm-helper"),
-                ["Worker:Scratch"] = _temp.Combine("scratch"),
-                ["Functions:Output"] = $"s3://{Bucket}/functions/",
-                ["Algorithms:Store"] = $"s3://{Bucket}/algorithms/",
-                ["Algorithms:Scratch"] = _temp.Combine("algorithms"),
-                ["Tenants:lab-a:Output"] = $"s3://{Bucket}/lab-a/",
-                ["Tenants:lab-b:Output"] = $"s3://{Bucket}/lab-b/",
-                ["Server:Keys:0:Key"] = KeyA,
-                ["Server:Keys:0:Role"] = "full",
-                ["Server:Keys:0:Name"] = "alice",
-                ["Server:Keys:0:Tenant"] = "lab-a",
-                ["Server:Keys:1:Key"] = KeyB,
-                ["Server:Keys:1:Role"] = "full",
-                ["Server:Keys:1:Name"] = "bob",
-                ["Server:Keys:1:Tenant"] = "lab-b",
-            }).Build();
-            _server = PipelinesServer.Build(config, _url, LogLevel.Warning);
-            await _server.StartAsync();
-
-            using var b = Client(KeyB);
-            await ExpectAsync(HttpStatusCode.Created, b.PostAsync("/api/functions", new StringContent(Echo("echo-b", "from-b"), Encoding.UTF8, "application/yaml")));
-            using (var sync = await b.PostAsync("/api/functions/echo-b/invoke", new StringContent("x")))
-            {
-                var answer = await sync.Content.ReadAsStringAsync();
-                Assert.True(answer == "from-b", answer);
-                SyncId = sync.Headers.GetValues("Pipelines-Invocation").Single();
-            }
-
-            using (var queued = await b.PostAsync("/api/functions/echo-b/invoke?async=true", new StringContent("x")))
-            {
-                Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
-                AsyncId = JsonDocument.Parse(await queued.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetString()!;
-            }
-
-            var image = await _images.NewAsync();
-            Digest = await _images.IdOfAsync(image);
-            var tar = _temp.Combine("seg.tar");
-            await using (var file = File.Create(tar))
-            await using (var saved = await _images.Client.Images.SaveImageAsync(image, CancellationToken.None))
-            {
-                await saved.CopyToAsync(file);
-            }
-
-            await using (var body = File.OpenRead(tar))
-            {
-                var content = new StreamContent(body);
-                content.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
-                await ExpectAsync(HttpStatusCode.Created, b.PostAsync("/api/algorithms/seg-b/versions/1", content));
-            }
-
-            var listed = await _stores.S3Client.ListObjectsV2Async(new ListObjectsV2Request { BucketName = Bucket });
-            KeysAtStart = listed.S3Objects.Select(o => o.Key).ToList();
-        }
-
-        private static async Task ExpectAsync(HttpStatusCode status, Task<HttpResponseMessage> call)
-        {
-            using var response = await call;
-            Assert.True(response.StatusCode == status, $"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
-        }
-
-        public async Task DisposeAsync()
-        {
-            await _server.StopAsync();
-            await _server.DisposeAsync();
-            await _images.DisposeAsync();
-            await using (var db = NpgsqlDataSource.Create(TestEnvironment.Postgres))
-            await using (var cmd = db.CreateCommand($"DROP SCHEMA IF EXISTS {_schema} CASCADE; DROP SCHEMA IF EXISTS {_schema}_hangfire CASCADE"))
-            {
-                await cmd.ExecuteNonQueryAsync();
-            }
-
-            _stores.Dispose();
-            _temp.Dispose();
-        }
     }
 }
