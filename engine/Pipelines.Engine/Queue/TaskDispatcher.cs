@@ -8,11 +8,15 @@ namespace Pipelines.Queue;
 
 /// <summary>
 /// Releases pending tasks into Hangfire's queue as worker slots free up (docs/tenants.md, Fair
-/// share): free slots are the live workers' slots plus a prefetch of one per slot, less the tasks
-/// in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
+/// share): free slots are the slots the live workers offer now (<see cref="WorkerSlots"/>: their
+/// harvesters' allowed slots, else their configured ones) plus a prefetch of one per offered slot,
+/// less the tasks in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
 /// <c>Tenancy:FairShare</c> false), and a tenant at its running-tasks quota gets none: its
-/// pending tasks show held with the reason "quota". Runs asked to stop have their pending tasks
-/// ended at once, in one statement, not one job each.
+/// pending tasks show held with the reason "quota"; when live workers offer no slot at all (their
+/// owners are busy, their policy is never, they drain), every pending task shows held with the
+/// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
+/// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
+/// pipelines.tasks.pending gauge.
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -25,6 +29,7 @@ namespace Pipelines.Queue;
 internal sealed partial class TaskDispatcher(
     IRunStore store,
     HangfireTaskQueue hangfire,
+    WorkerSlots workers,
     DispatchSignal signal,
     TenantOptions tenants,
     TimeProvider time,
@@ -40,6 +45,15 @@ internal sealed partial class TaskDispatcher(
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
     private readonly List<TaskKey> _unenqueued = [];
     private readonly HashSet<TenantId> _quotaHeld = [];
+    private readonly Dictionary<TenantId, string> _harvestHeld = [];
+    private IReadOnlyList<(TenantId Tenant, int Pending)> _pending = [];
+
+    /// <summary>
+    /// Each tenant's pending tasks (not released yet) as this dispatcher's last look counted them,
+    /// before it released any, while it leads; empty when it does not (the leading process's
+    /// dispatcher reports them).
+    /// </summary>
+    public IReadOnlyList<(TenantId Tenant, int Pending)> Pending => Volatile.Read(ref _pending);
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -107,6 +121,7 @@ internal sealed partial class TaskDispatcher(
         }
         finally
         {
+            Volatile.Write(ref _pending, []);
             await lead.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -182,13 +197,22 @@ internal sealed partial class TaskDispatcher(
         }
 
         var loads = await store.TenantLoadsAsync(ct).ConfigureAwait(false);
+        // Every configured tenant reads 0 when it has nothing waiting, rather than dropping out of the gauge.
+        var pending = tenants.All.ToDictionary(t => t.Id, _ => 0);
+        foreach (var l in loads)
+        {
+            pending[l.Tenant] = l.Pending;
+        }
+
+        Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
         _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
 
-        var slots = await hangfire.WorkerSlotsAsync(ct).ConfigureAwait(false);
-        var free = (2 * slots) - loads.Sum(l => l.InFlight);
+        var capacity = workers.Read();
+        await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
+        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight);
         if (free <= 0 || demands.All(d => d.Pending == 0))
         {
             return 0;
@@ -219,6 +243,38 @@ internal sealed partial class TaskDispatcher(
 
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;
+    }
+
+    /// <summary>
+    /// Live workers that offer no slot at all while tasks wait: the pending tasks show held, with
+    /// the first holding worker's reason and words (a quota's mark stays first). Once a slot is
+    /// offered again, the marks go (a task released meanwhile keeps its mark until it is claimed).
+    /// </summary>
+    private async Task MarkHarvestHoldsAsync(IReadOnlyList<FairShare.Demand> demands, WorkerCapacity capacity, DateTimeOffset now, CancellationToken ct)
+    {
+        if (capacity is { Offered: 0, Holding: [var (worker, offer), ..] })
+        {
+            var hold = new TaskHold(offer.Hold!, offer.Detail ?? HoldReasons.Describe(offer.Hold!), worker, now);
+            foreach (var d in demands.Where(d => d.Pending > 0))
+            {
+                if (_harvestHeld.TryGetValue(d.Tenant, out var before) && before != hold.Reason)
+                {
+                    await store.ClearPendingHoldAsync(d.Tenant, before, ct).ConfigureAwait(false);
+                }
+
+                await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
+                _harvestHeld[d.Tenant] = hold.Reason;
+            }
+
+            return;
+        }
+
+        foreach (var (tenant, reason) in _harvestHeld)
+        {
+            await store.ClearPendingHoldAsync(tenant, reason, ct).ConfigureAwait(false);
+        }
+
+        _harvestHeld.Clear();
     }
 
     /// <summary>A tenant at its quota with work waiting: its pending tasks show held by "quota"; below it again, the mark goes.</summary>
