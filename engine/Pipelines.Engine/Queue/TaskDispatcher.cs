@@ -197,6 +197,7 @@ internal sealed partial class TaskDispatcher(
         }
 
         var loads = await store.TenantLoadsAsync(ct).ConfigureAwait(false);
+
         // Every configured tenant reads 0 when it has nothing waiting, rather than dropping out of the gauge.
         var pending = tenants.All.ToDictionary(t => t.Id, _ => 0);
         foreach (var l in loads)
@@ -208,41 +209,48 @@ internal sealed partial class TaskDispatcher(
         _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
-        await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
-
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
         var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight);
-        if (free <= 0 || demands.All(d => d.Pending == 0))
-        {
-            return 0;
-        }
-
         var released = new List<TaskKey>();
-        if (tenants.Tenancy.FairShare)
+        var releasedBy = new Dictionary<TenantId, int>();
+        if (free > 0 && demands.Any(d => d.Pending > 0))
         {
-            foreach (var (tenant, n) in _share.Allocate(free, demands))
+            if (tenants.Tenancy.FairShare)
             {
-                released.AddRange(await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                foreach (var (tenant, n) in _share.Allocate(free, demands))
+                {
+                    Add(tenant, await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                }
+            }
+            else
+            {
+                // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
+                var bound = demands.Where(d => d.Quota is not null).ToList();
+                foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))
+                {
+                    Add(d.Tenant, await store.ReleaseTasksAsync(d.Tenant, Math.Min(free - released.Count, d.Quota!.Value - d.InFlight), now, ct).ConfigureAwait(false));
+                }
+
+                if (free > released.Count)
+                {
+                    released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant)], now, ct).ConfigureAwait(false));
+                }
             }
         }
-        else
-        {
-            // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
-            var bound = demands.Where(d => d.Quota is not null).ToList();
-            foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))
-            {
-                released.AddRange(await store.ReleaseTasksAsync(d.Tenant, Math.Min(free - released.Count, d.Quota!.Value - d.InFlight), now, ct).ConfigureAwait(false));
-            }
 
-            if (free > released.Count)
-            {
-                released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant)], now, ct).ConfigureAwait(false));
-            }
-        }
-
+        // Marked as the look leaves the tenants, after its release: a tenant whose task has just
+        // ended and whose next one this look released is still at its quota, so its marks stay
+        // (cleared before the release, they went for a moment at every task's end).
+        await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;
+
+        void Add(TenantId tenant, IReadOnlyList<TaskKey> keys)
+        {
+            released.AddRange(keys);
+            releasedBy[tenant] = releasedBy.GetValueOrDefault(tenant) + keys.Count;
+        }
     }
 
     /// <summary>
@@ -255,7 +263,7 @@ internal sealed partial class TaskDispatcher(
         if (capacity is { Offered: 0, Holding: [var (worker, offer), ..] })
         {
             var hold = new TaskHold(offer.Hold!, offer.Detail ?? HoldReasons.Describe(offer.Hold!), worker, now);
-            foreach (var d in demands.Where(d => d.Pending > 0))
+            foreach (var d in demands.Where(d => d.Pending > 0 && !(d.Quota is { } quota && d.InFlight >= quota)))
             {
                 if (_harvestHeld.TryGetValue(d.Tenant, out var before) && before != hold.Reason)
                 {
