@@ -17,10 +17,11 @@ namespace Pipelines.Tests.Tenancy;
 /// Docker): lab-r may invoke twice a minute, lab-c run one invocation at once and ask for at most
 /// 1Gi. Past them a synchronous invoke gets 429 with Retry-After naming the quota, an async one
 /// waits (held, saying why) and then runs; a run or a deploy asking for too much is refused 400.
+/// lab-m has a budget its first tasks spend (TenantQuotaTests.Budget.cs).
 /// </summary>
 [Collection(InProcessHangfire.Name)]
 [Integration]
-public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassFixture<TenantQuotaTests.QuotaServer>
+public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassFixture<TenantQuotaTests.QuotaServer>
 {
     [Fact]
     public async Task Sync_invokes_past_the_rate_get_429_with_Retry_After_naming_the_quota_and_are_recorded_refused()
@@ -144,6 +145,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
     {
         public const string KeyR = "lab-r-full-key-0123456789";
         public const string KeyC = "lab-c-full-key-9876543210";
+        public const string KeyM = "lab-m-full-key-5555566666";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
@@ -152,6 +154,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         private readonly TestImages _images = new();
         private WebApplication _server = null!;
         private string _url = null!;
+        private Dictionary<string, string?> _config = null!;
 
         public string Bucket { get; private set; } = null!;
 
@@ -234,7 +237,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         {
             Bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
             _url = $"http://127.0.0.1:{ServerProcess.FreePort()}";
-            var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            _config = new Dictionary<string, string?>
             {
                 ["Postgres"] = TestEnvironment.Postgres,
                 ["Schema"] = _schema,
@@ -260,8 +263,16 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
                 ["Server:Keys:1:Key"] = KeyC,
                 ["Server:Keys:1:Role"] = "full",
                 ["Server:Keys:1:Tenant"] = "lab-c",
-            }).Build();
-            _server = PipelinesServer.Build(config, _url, LogLevel.Warning);
+                ["Tenants:lab-m:Output"] = $"s3://{Bucket}/lab-m/",
+                ["Tenants:lab-m:Prices:CpuSecond"] = "1",
+                ["Tenants:lab-m:Prices:GbSecond"] = "1",
+                ["Tenants:lab-m:Prices:Currency"] = "CR",
+                ["Tenants:lab-m:Budget:Amount"] = "0.000001",
+                ["Server:Keys:2:Key"] = KeyM,
+                ["Server:Keys:2:Role"] = "full",
+                ["Server:Keys:2:Tenant"] = "lab-m",
+            };
+            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var r = Client(KeyR);
@@ -269,6 +280,35 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
             await DeployAsync(r, Function("echo-r", "r"));
             await DeployAsync(c, Function("echo-c", "c"));
             await DeployAsync(c, Function("slow-c", "slow", seconds: 3));
+            using var m = Client(KeyM);
+            await DeployAsync(m, Function("echo-m", "m"));
+        }
+
+        /// <summary>The server's URL, for the CLI.</summary>
+        public string Url => _url;
+
+        /// <summary>
+        /// Stops the server and starts it again on the same URL and schema with <paramref name="changes"/>
+        /// to its configuration (which is read once at start): how an operator changes a setting.
+        /// </summary>
+        public async Task RestartAsync(params (string Key, string Value)[] changes)
+        {
+            await _server.StopAsync();
+            await _server.DisposeAsync();
+            foreach (var (key, value) in changes)
+            {
+                _config[key] = value;
+            }
+
+            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
+            await _server.StartAsync();
+        }
+
+        /// <summary>Puts a small file at <paramref name="key"/> of the bucket.</summary>
+        public async Task PutAsync(string key, string text)
+        {
+            var location = _stores.Open($"s3://{Bucket}/");
+            await location.Store.PutAsync(location.Key(key), Encoding.UTF8.GetBytes(text), "text/plain", CancellationToken.None);
         }
 
         private static async Task DeployAsync(HttpClient http, string yaml)
