@@ -9,8 +9,9 @@ namespace Pipelines.Harvest;
 /// The workers' harvesting figures, shared through the queue's workers' board
 /// (<see cref="IWorkerBoard"/>: PostgreSQL, or memory in the embedded mode), so that the API,
 /// the dashboard and `pipelines workers` on any machine see every worker: each worker posts its
-/// <see cref="HarvestStatus"/> every 10 s, to expire 2 minutes after its last post (a dead
-/// worker drops out), and reads there whether a drain was asked for it (`pipelines worker
+/// <see cref="HarvestStatus"/> and what it offers the queue (<see cref="Harvester.Offer"/>, the
+/// dispatcher's capacity) every 10 s and as soon as the offer changes, to expire 2 minutes after
+/// its last post (a dead worker drops out), and reads there whether a drain was asked for it (`pipelines worker
 /// --drain`, POST /api/workers/{name}/drain): at every round, and, through
 /// <see cref="DrainAsked"/>, just before each admission. A drain is published at once.
 /// </summary>
@@ -18,6 +19,12 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
 {
     private static readonly TimeSpan Every = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Expiry = TimeSpan.FromMinutes(2);
+
+    /// <summary>The least time between two posts for a changed offer: an owner's load that hovers at a bound changes it at every sample.</summary>
+    private static readonly TimeSpan OfferGap = TimeSpan.FromSeconds(2);
+
+    private int _posted = -1;
+    private DateTimeOffset _postedAt;
 
     /// <summary>Every live worker's latest figures, by name.</summary>
     public static IReadOnlyList<(string Worker, HarvestStatus Status)> Read(IWorkerBoard board)
@@ -63,9 +70,17 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
                 LogPublishFailed(log, e.Message);
             }
 
-            // The next round, or at once when this worker drains, so that `pipelines worker --drain` sees it.
+            // The next round, or at once when this worker drains (so that `pipelines worker --drain`
+            // sees it) or offers another number of slots (so that the dispatcher releases no task
+            // to a worker whose owner took it back, and some as soon as the owner leaves).
             var next = Task.Delay(Every, time, stoppingToken);
-            await Task.WhenAny(next, harvester.Draining ? next : harvester.Drained).ConfigureAwait(false);
+            var draining = harvester.Draining;
+            while (!next.IsCompleted && harvester.Draining == draining && (harvester.Offer().Slots == _posted || time.GetUtcNow() - _postedAt < OfferGap))
+            {
+                var changed = harvester.Changed;
+                await Task.WhenAny(next, draining ? next : harvester.Drained, changed).ConfigureAwait(false);
+            }
+
             if (next.IsCanceled)
             {
                 return;
@@ -80,7 +95,10 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
             harvester.Drain();
         }
 
-        board.Post(workerName, JsonSerializer.Serialize(harvester.Status()), Expiry);
+        // Taken as posted before the post: a post that fails is tried again at the next round, not at once.
+        var offer = harvester.Offer();
+        (_posted, _postedAt) = (offer.Slots, time.GetUtcNow());
+        board.Post(workerName, JsonSerializer.Serialize(harvester.Status()), offer, Expiry);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: could not publish this worker's figures: {Error}")]

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pipelines.Containers;
+using Pipelines.Queue;
+using Pipelines.RunStore;
 
 namespace Pipelines.Harvest;
 
@@ -172,6 +174,39 @@ public sealed partial class Harvester : BackgroundService
                 Allowed(),
                 _harvestedCpuSeconds,
                 [.. _history]);
+        }
+    }
+
+    /// <summary>Why a task would wait for admission here (RunStore/HoldReasons): a drain, the policy never, or the owner's load.</summary>
+    public string HoldReason => Draining ? HoldReasons.Drain : Policy == HarvestPolicy.Never ? HoldReasons.Policy : HoldReasons.OwnerLoad;
+
+    /// <summary>
+    /// What this worker offers the queue now (posted by <see cref="HarvestBoard"/>; the dispatcher's
+    /// capacity is the live workers' offers, Queue/WorkerSlots): the tasks it would admit and,
+    /// when fewer than its concurrency, why, in the words a held task gets.
+    /// </summary>
+    public WorkerOffer Offer()
+    {
+        int allowed;
+        lock (_lock)
+        {
+            allowed = Allowed();
+        }
+
+        return allowed < _concurrency
+            ? new WorkerOffer(allowed, HoldReason, Why(), _time.GetUtcNow())
+            : new WorkerOffer(allowed, null, null, _time.GetUtcNow());
+    }
+
+    /// <summary>Completes at the next change: a sample, an admission, a slot given back, a drain.</summary>
+    public Task Changed
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _changed.Task;
+            }
         }
     }
 

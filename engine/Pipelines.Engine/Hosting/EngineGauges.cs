@@ -9,11 +9,12 @@ namespace Pipelines.Hosting;
 
 /// <summary>
 /// The instruments read when an exporter collects (a scrape), from this host's parts: the
-/// harvester's figures, the warm pool's containers and the queue as <see cref="QueueSampler"/>
-/// last read it. Each host has its own meter (the same name as <see cref="EngineMetrics"/>'s),
+/// harvester's figures, the warm pool's containers, the queue as <see cref="QueueSampler"/>
+/// last read it and each tenant's pending tasks as the leading <see cref="TaskDispatcher"/> last
+/// counted them. Each host has its own meter (the same name as <see cref="EngineMetrics"/>'s),
 /// disposed when the host stops, so that a stopped host is no longer read.
 /// </summary>
-internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool = null, QueueSampler? queue = null) : IHostedService, IDisposable
+internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool = null, QueueSampler? queue = null, TaskDispatcher? dispatcher = null) : IHostedService, IDisposable
 {
     private Meter? _meter;
 
@@ -35,6 +36,11 @@ internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool 
         {
             _meter.CreateObservableGauge("pipelines.queue.depth", () => queue.Latest.Select(q => new Measurement<long>(q.Depth, new KeyValuePair<string, object?>("queue", q.Queue))), "{job}", "Jobs waiting in a queue, not yet fetched by a worker (task, gather and async invocation jobs in default).");
             _meter.CreateObservableGauge("pipelines.queue.oldest.age", () => queue.Latest.Select(q => new Measurement<double>(q.OldestAgeSeconds, new KeyValuePair<string, object?>("queue", q.Queue))), "s", "How long the oldest job waiting in a queue has waited (0 when none waits).");
+        }
+
+        if (dispatcher is not null)
+        {
+            _meter.CreateObservableGauge("pipelines.tasks.pending", () => dispatcher.Pending.Select(p => new Measurement<long>(p.Pending, new KeyValuePair<string, object?>("tenant", p.Tenant.Value))), "{task}", "Tasks waiting in the run store for the dispatcher to release them to the workers, by tenant (reported by the process whose dispatcher leads).");
         }
 
         return Task.CompletedTask;

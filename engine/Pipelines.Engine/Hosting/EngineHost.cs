@@ -255,10 +255,12 @@ public static class EngineHost
             });
 
             services.AddHostedService<LeftoverCleaner>();
-            services.AddHostedService(sp => new TaskDispatcher(
-                sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<DispatchSignal>(), sp.GetRequiredService<Tenancy.TenantOptions>(),
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(), settings.Database.Schema,
-                sp.GetRequiredService<Quotas.TenantBudgets>()));
+            services.AddSingleton(sp => new WorkerSlots(sp.GetRequiredService<JobStorage>(), sp.GetRequiredService<IWorkerBoard>(), sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton(sp => new TaskDispatcher(
+                sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<WorkerSlots>(), sp.GetRequiredService<DispatchSignal>(),
+                sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(),
+                settings.Database.Schema, sp.GetRequiredService<Quotas.TenantBudgets>()));
+            services.AddHostedService(sp => sp.GetRequiredService<TaskDispatcher>());
             AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {

@@ -6,17 +6,12 @@ namespace Pipelines.Queue;
 internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage storage) : ITaskQueue
 {
     /// <summary>
-    /// The workers of the Hangfire servers that take task jobs (the default queue) and have
-    /// sent a heartbeat in the last minute; 0 when none does (a submit-only host with no worker yet).
+    /// The configured slots of the live workers (<see cref="WorkerSlots.LiveServers"/>), whatever
+    /// their harvesters offer now (for input.batch: auto, sized for the run's whole life); 0 when
+    /// none is live (a submit-only host with no worker yet).
     /// </summary>
-    public Task<int> WorkerSlotsAsync(CancellationToken cancellationToken)
-    {
-        var fresh = DateTime.UtcNow - TimeSpan.FromMinutes(1);
-        var slots = storage.GetMonitoringApi().Servers()
-            .Where(s => s.Queues.Contains("default") && (s.Heartbeat ?? s.StartedAt) >= fresh)
-            .Sum(s => s.WorkersCount);
-        return Task.FromResult(slots);
-    }
+    public Task<int> WorkerSlotsAsync(CancellationToken cancellationToken) =>
+        Task.FromResult(WorkerSlots.LiveServers(storage, DateTimeOffset.UtcNow).Sum(s => s.Workers));
 
     public async Task EnqueueTasksAsync(string runId, IReadOnlyList<int> taskIndexes, CancellationToken cancellationToken)
     {

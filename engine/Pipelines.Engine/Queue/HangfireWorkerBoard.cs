@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Hangfire;
 using Hangfire.Storage;
 
@@ -28,13 +29,13 @@ internal sealed class HangfireWorkerBoard(JobStorage storage) : IWorkerBoard
         return list;
     }
 
-    public void Post(string worker, string figures, TimeSpan expiry)
+    public void Post(string worker, string figures, WorkerOffer offer, TimeSpan expiry)
     {
         using var connection = storage.GetConnection();
         using (var tx = connection.CreateWriteTransaction())
         {
             tx.AddToSet(Workers, worker);
-            tx.SetRangeInHash(Key(worker), [new("status", figures)]);
+            tx.SetRangeInHash(Key(worker), [new("status", figures), new("offer", JsonSerializer.Serialize(offer))]);
             if (tx is JobStorageTransaction expiring)
             {
                 expiring.ExpireHash(Key(worker), expiry);
@@ -52,6 +53,21 @@ internal sealed class HangfireWorkerBoard(JobStorage storage) : IWorkerBoard
                 remove.Commit();
             }
         }
+    }
+
+    public IReadOnlyDictionary<string, WorkerOffer> Offers()
+    {
+        using var connection = storage.GetConnection();
+        var offers = new Dictionary<string, WorkerOffer>(StringComparer.Ordinal);
+        foreach (var name in connection.GetAllItemsFromSet(Workers))
+        {
+            if (connection.GetAllEntriesFromHash(Key(name)) is { } entries && entries.TryGetValue("offer", out var json) && JsonSerializer.Deserialize<WorkerOffer>(json) is { } offer)
+            {
+                offers[name] = offer;
+            }
+        }
+
+        return offers;
     }
 
     public void AskDrain(string worker)

@@ -13,10 +13,14 @@ public interface IWorkerBoard
     IReadOnlyList<(string Worker, string Figures)> Read();
 
     /// <summary>
-    /// Posts <paramref name="worker"/>'s figures, gone after <paramref name="expiry"/> unless posted
-    /// again; workers whose figures expired leave the board, so that it does not grow with dead workers.
+    /// Posts <paramref name="worker"/>'s figures and what it offers the queue now, gone after
+    /// <paramref name="expiry"/> unless posted again; workers whose figures expired leave the
+    /// board, so that it does not grow with dead workers.
     /// </summary>
-    void Post(string worker, string figures, TimeSpan expiry);
+    void Post(string worker, string figures, WorkerOffer offer, TimeSpan expiry);
+
+    /// <summary>Every worker's latest offer, by name (a worker of a build before offers posts none).</summary>
+    IReadOnlyDictionary<string, WorkerOffer> Offers();
 
     /// <summary>Asks <paramref name="worker"/> to drain; it sees the request at its next look.</summary>
     void AskDrain(string worker);

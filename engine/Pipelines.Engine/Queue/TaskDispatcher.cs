@@ -9,12 +9,16 @@ namespace Pipelines.Queue;
 
 /// <summary>
 /// Releases pending tasks into Hangfire's queue as worker slots free up (docs/tenants.md, Fair
-/// share): free slots are the live workers' slots plus a prefetch of one per slot, less the tasks
-/// in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
+/// share): free slots are the slots the live workers offer now (<see cref="WorkerSlots"/>: their
+/// harvesters' allowed slots, else their configured ones) plus a prefetch of one per offered slot,
+/// less the tasks in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
 /// <c>Tenancy:FairShare</c> false), and a tenant at its running-tasks quota gets none: its
 /// pending tasks show held with the reason "quota"; nor does a tenant whose budget is spent
-/// (<see cref="TenantBudgets"/>): held with the reason "budget". Runs asked to stop have their pending tasks
-/// ended at once, in one statement, not one job each.
+/// (<see cref="TenantBudgets"/>): held with the reason "budget"; when live workers offer no slot at all (their
+/// owners are busy, their policy is never, they drain), every pending task shows held with the
+/// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
+/// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
+/// pipelines.tasks.pending gauge.
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -27,6 +31,7 @@ namespace Pipelines.Queue;
 internal sealed partial class TaskDispatcher(
     IRunStore store,
     HangfireTaskQueue hangfire,
+    WorkerSlots workers,
     DispatchSignal signal,
     TenantOptions tenants,
     TimeProvider time,
@@ -43,10 +48,19 @@ internal sealed partial class TaskDispatcher(
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
     private readonly List<TaskKey> _unenqueued = [];
     private readonly HashSet<TenantId> _quotaHeld = [];
+    private readonly Dictionary<TenantId, string> _harvestHeld = [];
     private readonly HashSet<TenantId> _budgetHeld = [];
 
     // A new lead does not know which budget marks the one before left: its first look clears those of every tenant not spent.
     private bool _budgetsUnknown = true;
+    private IReadOnlyList<(TenantId Tenant, int Pending)> _pending = [];
+
+    /// <summary>
+    /// Each tenant's pending tasks (not released yet) as this dispatcher's last look counted them,
+    /// before it released any, while it leads; empty when it does not (the leading process's
+    /// dispatcher reports them).
+    /// </summary>
+    public IReadOnlyList<(TenantId Tenant, int Pending)> Pending => Volatile.Read(ref _pending);
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -114,6 +128,7 @@ internal sealed partial class TaskDispatcher(
         }
         finally
         {
+            Volatile.Write(ref _pending, []);
             await lead.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -190,45 +205,94 @@ internal sealed partial class TaskDispatcher(
         }
 
         var loads = await store.TenantLoadsAsync(ct).ConfigureAwait(false);
+
+        // Every configured tenant reads 0 when it has nothing waiting, rather than dropping out of the gauge.
+        var pending = tenants.All.ToDictionary(t => t.Id, _ => 0);
+        foreach (var l in loads)
+        {
+            pending[l.Tenant] = l.Pending;
+        }
+
+        Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
         _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
         demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
-        await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
-
-        var slots = await hangfire.WorkerSlotsAsync(ct).ConfigureAwait(false);
-        var free = (2 * slots) - loads.Sum(l => l.InFlight);
-        if (free <= 0 || demands.All(d => d.Pending == 0))
-        {
-            return 0;
-        }
-
+        var capacity = workers.Read();
+        await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
+        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight);
         var released = new List<TaskKey>();
-        if (tenants.Tenancy.FairShare)
+        var releasedBy = new Dictionary<TenantId, int>();
+        if (free > 0 && demands.Any(d => d.Pending > 0))
         {
-            foreach (var (tenant, n) in _share.Allocate(free, demands))
+            if (tenants.Tenancy.FairShare)
             {
-                released.AddRange(await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                foreach (var (tenant, n) in _share.Allocate(free, demands))
+                {
+                    Add(tenant, await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                }
+            }
+            else
+            {
+                // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
+                var bound = demands.Where(d => d.Quota is not null).ToList();
+                foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))
+                {
+                    Add(d.Tenant, await store.ReleaseTasksAsync(d.Tenant, Math.Min(free - released.Count, d.Quota!.Value - d.InFlight), now, ct).ConfigureAwait(false));
+                }
+
+                if (free > released.Count)
+                {
+                    released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
+                }
             }
         }
-        else
-        {
-            // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
-            var bound = demands.Where(d => d.Quota is not null).ToList();
-            foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))
-            {
-                released.AddRange(await store.ReleaseTasksAsync(d.Tenant, Math.Min(free - released.Count, d.Quota!.Value - d.InFlight), now, ct).ConfigureAwait(false));
-            }
 
-            if (free > released.Count)
-            {
-                released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
-            }
-        }
-
+        // Marked as the look leaves the tenants, after its release: a tenant whose task has just
+        // ended and whose next one this look released is still at its quota, so its marks stay
+        // (cleared before the release, they went for a moment at every task's end).
+        await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;
+
+        void Add(TenantId tenant, IReadOnlyList<TaskKey> keys)
+        {
+            released.AddRange(keys);
+            releasedBy[tenant] = releasedBy.GetValueOrDefault(tenant) + keys.Count;
+        }
+    }
+
+    /// <summary>
+    /// Live workers that offer no slot at all while tasks wait: the pending tasks show held, with
+    /// the first holding worker's reason and words (a quota's mark stays first). Once a slot is
+    /// offered again, the marks go (a task released meanwhile keeps its mark until it is claimed).
+    /// </summary>
+    private async Task MarkHarvestHoldsAsync(IReadOnlyList<FairShare.Demand> demands, WorkerCapacity capacity, DateTimeOffset now, CancellationToken ct)
+    {
+        if (capacity is { Offered: 0, Holding: [var (worker, offer), ..] })
+        {
+            var hold = new TaskHold(offer.Hold!, offer.Detail ?? HoldReasons.Describe(offer.Hold!), worker, now);
+            foreach (var d in demands.Where(d => d.Pending > 0 && !(d.Quota is { } quota && d.InFlight >= quota)))
+            {
+                if (_harvestHeld.TryGetValue(d.Tenant, out var before) && before != hold.Reason)
+                {
+                    await store.ClearPendingHoldAsync(d.Tenant, before, ct).ConfigureAwait(false);
+                }
+
+                await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
+                _harvestHeld[d.Tenant] = hold.Reason;
+            }
+
+            return;
+        }
+
+        foreach (var (tenant, reason) in _harvestHeld)
+        {
+            await store.ClearPendingHoldAsync(tenant, reason, ct).ConfigureAwait(false);
+        }
+
+        _harvestHeld.Clear();
     }
 
     /// <summary>

@@ -124,7 +124,7 @@ internal sealed partial class TaskRunner : ITaskHandler
         }
 
         // Held from here until admitted: the mark for users (below) and the metric are set at this one place, with one reason.
-        var reason = HeldReason(harvester);
+        var reason = harvester.HoldReason;
         using var held = EngineMetrics.Held(reason);
         var why = harvester.Why();
         try
@@ -621,10 +621,6 @@ internal sealed partial class TaskRunner : ITaskHandler
             return null;
         }
     }
-
-    /// <summary>Why a task waits for admission (<see cref="HoldReasons"/>): a drain, the policy never, or the owner's load.</summary>
-    private static string HeldReason(Harvester harvester) =>
-        harvester.Draining ? HoldReasons.Drain : harvester.Policy == HarvestPolicy.Never ? HoldReasons.Policy : HoldReasons.OwnerLoad;
 
     private TaskEnd.Settled Failed(string reason) => new(new TaskOutcome(TaskState.Failed, null, reason, _time.GetUtcNow()), []);
 

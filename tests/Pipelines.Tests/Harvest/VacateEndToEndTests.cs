@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Pipelines.Containers;
@@ -15,7 +16,8 @@ namespace Pipelines.Tests.Harvest;
 /// Vacate across machines, all of it real: a `pipelines server` (API only) and two `pipelines
 /// worker` processes on PostgreSQL, a real container on worker A, a synthetic owner on A's
 /// machine that stays busy, A's freezer holding the container, the vacate after
-/// Harvest:VacateAfter, and the task completing on worker B, recorded once.
+/// Harvest:VacateAfter, and the task completing on worker B, recorded once. And the dispatcher's
+/// capacity from the harvesters: a worker whose busy owner leaves no slot is released no task.
 /// </summary>
 [Collection("harvest")]
 [Integration]
@@ -123,6 +125,52 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the containers of run {runId} are still there a minute after it ended");
             await Task.Delay(250);
         }
+    }
+
+    [Fact]
+    public async Task A_worker_whose_busy_owner_leaves_no_slot_is_released_no_task_until_the_owner_leaves()
+    {
+        // A burning core is far above StartBelow: A's harvester offers no slot, and says so on the board.
+        _owner.Start();
+        var a = await StartWorkerAsync(new Dictionary<string, string?>
+        {
+            ["PIPELINES_Harvest__Policy"] = "when-idle",
+            ["PIPELINES_Harvest__OwnerCgroup"] = _owner.Group,
+            ["PIPELINES_Harvest__StartBelow"] = "0.1",
+            ["PIPELINES_Harvest__StartAfter"] = "00:00:00",
+            ["PIPELINES_Harvest__AdmissionHold"] = "00:00:02",
+        });
+        using var http = fixture.Server.Client();
+        await Eventually.WaitAsync(
+            async () => (await http.GetFromJsonAsync<JsonElement>("/api/workers")).EnumerateArray().Any(w => w.GetProperty("worker").GetString() == a.Name
+                && w.GetProperty("status").TryGetProperty("latest", out var latest) && latest.GetProperty("ownerFraction").GetDouble() > 0.1) ? true : (bool?)null,
+            () => $"worker A's figures to show its owner's load\n{a.Output}");
+
+        // The dispatcher (worker A's, the only one) sees no slot offered: the task stays pending, held in A's words.
+        var runId = await ServerFixture.SubmitAsync(http, Counting);
+        var held = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() == 1, TimeSpan.FromMinutes(2));
+        Assert.Equal(1, held.GetProperty("counts").GetProperty("heldBecause").GetProperty("owner_load").GetInt32());
+        var hold = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks")).RootElement.GetProperty("items")[0].GetProperty("hold");
+        Assert.Equal(a.Name, hold.GetProperty("worker").GetString());
+        Assert.Matches(@"^the owner's load \(\d+\s?%\) is above Harvest:StartBelow \(10\s?%\)$", hold.GetProperty("detail").GetString());
+        Assert.Equal((0L, 0), await ReleasedAndDeliveredAsync(runId));
+
+        // The owner leaves: the offer comes back, the task is released and runs, delivered once (never handed back).
+        _owner.Stop();
+        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", TimeSpan.FromMinutes(3));
+        Assert.True(run.GetProperty("state").GetString() == "succeeded", $"{run}\n{a.Output}");
+        Assert.Equal((1L, 1), await ReleasedAndDeliveredAsync(runId));
+    }
+
+    /// <summary>How many of the run's tasks the dispatcher released, and the most deliveries (claims) one had.</summary>
+    private async Task<(long Released, int Deliveries)> ReleasedAndDeliveredAsync(string runId)
+    {
+        await using var db = await TestEnvironment.PostgresAsync();
+        await using var cmd = db.CreateCommand($"SELECT count(*) FILTER (WHERE released_at IS NOT NULL), max(attempts) FROM {fixture.Env["PIPELINES_Schema"]}.tasks WHERE run_id = @run");
+        cmd.Parameters.AddWithValue("run", runId);
+        await using var row = await cmd.ExecuteReaderAsync();
+        Assert.True(await row.ReadAsync());
+        return (row.GetInt64(0), row.GetInt32(1));
     }
 
     public void Dispose()

@@ -7,11 +7,12 @@ using Pipelines.Tests.Telemetry;
 namespace Pipelines.Tests.Server;
 
 /// <summary>
-/// Tasks a worker holds back for the machine's owner are counted as held, with the reason, where
-/// a user looks: the API, `status` and `runs` (through the server and on PostgreSQL), the
-/// dashboard's run page and the worker's metrics, all with the same reason; and `cancel` ends
-/// such a run. A real server (api, dashboard) and a real worker whose policy lends nothing
-/// (never), on PostgreSQL and Swift.
+/// Tasks held back because the only worker lends nothing are counted as held, with the reason,
+/// where a user looks: the API, `status` and `runs` (through the server and on PostgreSQL), the
+/// dashboard's run page, all with the worker's reason and words; the dispatcher releases none of
+/// them to that worker (it offers no slot: Queue/WorkerSlots) and its pipelines.tasks.pending
+/// gauge counts them; and `cancel` ends such a run. A real server (api, dashboard) and a real
+/// worker whose policy lends nothing (never), on PostgreSQL and Swift.
 /// </summary>
 [Collection(ServerCollection.Name)]
 [Integration]
@@ -32,15 +33,25 @@ public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClas
         await using var worker = await ObservedClusterFixture.WorkerProcess.StartAsync(env, "--policy", "never");
         using var http = fixture.Server.Client();
         var runId = await ServerFixture.SubmitAsync(http, fixture.StatsWorkflow);
-        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() >= 3, TimeSpan.FromMinutes(2));
+        var run = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() == 10, TimeSpan.FromMinutes(2));
         var held = run.GetProperty("counts").GetProperty("held").GetInt32();
         Assert.Equal(held, run.GetProperty("counts").GetProperty("heldBecause").GetProperty("policy").GetInt32());
         Assert.Equal(("running", 10, 0), (run.GetProperty("state").GetString(), run.GetProperty("counts").GetProperty("queued").GetInt32(), run.GetProperty("counts").GetProperty("running").GetInt32()));
 
-        // Each held task says by whom and why.
+        // Each held task says by whom and why: the worker that offers no slot, in its harvester's words.
         var tasks = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks?state=queued")).RootElement.GetProperty("items");
         var hold = tasks.EnumerateArray().First(t => t.GetProperty("hold").ValueKind == JsonValueKind.Object).GetProperty("hold");
-        Assert.Equal(("policy", "Harvest:Policy is never"), (hold.GetProperty("reason").GetString(), hold.GetProperty("detail").GetString()));
+        Assert.Equal(("policy", "Harvest:Policy is never", worker.Name), (hold.GetProperty("reason").GetString(), hold.GetProperty("detail").GetString(), hold.GetProperty("worker").GetString()));
+
+        // None was released to the worker (it would have taken and handed them back): all pending, never delivered.
+        await using (var db = await TestEnvironment.PostgresAsync())
+        {
+            await using var cmd = db.CreateCommand($"SELECT count(*) FILTER (WHERE released_at IS NOT NULL), max(attempts) FROM {fixture.Env["PIPELINES_Schema"]}.tasks WHERE run_id = @run");
+            cmd.Parameters.AddWithValue("run", runId);
+            await using var row = await cmd.ExecuteReaderAsync();
+            Assert.True(await row.ReadAsync());
+            Assert.Equal((0L, 0), (row.GetInt64(0), row.GetInt32(1)));
+        }
 
         // The CLI through the server, and on PostgreSQL itself: the same lines.
         foreach (var where in new[] { new[] { "--server", fixture.Server.Url }, [] })
@@ -61,14 +72,15 @@ public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClas
         Assert.Contains("Harvest:Policy is never", page, StringComparison.Ordinal);
         Assert.Contains("held</span>", await http.GetStringAsync("/hangfire/runs"), StringComparison.Ordinal);
 
-        // The worker's metrics count what it holds under the reason the run store was told.
+        // The worker's dispatcher (it leads: the server runs none) counts the ten waiting for the
+        // default tenant; the worker itself holds none, since none came to it.
         using var scrape = new HttpClient { BaseAddress = new Uri(worker.Url), Timeout = TimeSpan.FromSeconds(30) };
-        var reasons = await Eventually.WaitAsync(async () =>
+        var metrics = await Eventually.WaitAsync(async () =>
         {
-            var heldNow = HeldSeries().Matches(await scrape.GetStringAsync("/metrics")).Where(m => int.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture) > 0).Select(m => m.Groups[1].Value).ToList();
-            return heldNow.Count > 0 ? heldNow : null;
-        }, () => "the worker's pipelines_tasks_held to count a held task");
-        Assert.Equal(["policy"], reasons);
+            var text = await scrape.GetStringAsync("/metrics");
+            return PendingSeries().Match(text) is { Success: true } m && m.Groups[1].Value == "10" ? text : null;
+        }, () => "the worker's pipelines_tasks_pending{tenant=\"default\"} to count the ten waiting tasks");
+        Assert.All(HeldSeries().Matches(metrics), m => Assert.Equal("0", m.Groups[2].Value));
 
         var cancel = await CliRunner.RunAsync(["cancel", runId, "--wait"], fixture.Env, TimeSpan.FromMinutes(2));
         Assert.True(cancel.ExitCode == 0, cancel.ToString());
@@ -82,4 +94,7 @@ public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClas
 
     [GeneratedRegex(@"^pipelines_tasks_held\{[^}]*reason=""([a-z_]+)""[^}]*\} (\d+)", RegexOptions.Multiline)]
     private static partial Regex HeldSeries();
+
+    [GeneratedRegex(@"^pipelines_tasks_pending\{[^}]*tenant=""default""[^}]*\} (\d+)", RegexOptions.Multiline)]
+    private static partial Regex PendingSeries();
 }

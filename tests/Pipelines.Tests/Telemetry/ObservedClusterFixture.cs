@@ -229,6 +229,9 @@ public sealed partial class ObservedClusterFixture : IAsyncLifetime
 
         public string Url { get; private set; } = "";
 
+        /// <summary>The worker's name, from its start line (<c>worker NAME started ...</c>).</summary>
+        public string Name { get; private set; } = "";
+
         public string Output
         {
             get
@@ -274,6 +277,7 @@ public sealed partial class ObservedClusterFixture : IAsyncLifetime
             Assert.True(first == started.Task, "the worker did not start:\n" + worker.Output);
             var match = Regex.Match(started.Task.Result, "health and metrics on (http://[0-9.]+:[0-9]+)");
             worker.Url = match.Success ? match.Groups[1].Value : "";
+            worker.Name = started.Task.Result.Split(' ')[1];
             return worker;
         }
 
