@@ -302,7 +302,7 @@ public sealed class FunctionService : IInvocationHandler
     /// </summary>
     private async Task<InvocationOutcome> RunRoutedAsync(
         RoutedInvocation routed, FunctionInput input, string id, string? caller, string outputFolder, CancellationToken cancellationToken,
-        Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null)
+        Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null, Func<QuotaRefusal, Task>? held = null)
     {
         var shadow = routed is { ShadowTo: { } to, Algorithm: { } algorithm }
             ? await shadows.StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
@@ -327,6 +327,14 @@ public sealed class FunctionService : IInvocationHandler
             await record(new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer")).ConfigureAwait(false);
             await DiscardAsync(shadow, "the caller went away before stable's answer").ConfigureAwait(false);
             throw;
+        }
+
+        if (outcome.Quota is { } quota && held is not null)
+        {
+            // No warm container its tenant's quota allows (WarmContainers): it never ran, and waits rather than ends.
+            await DiscardAsync(shadow, $"stable's run waits for its tenant's quota {quota.Quota}").ConfigureAwait(false);
+            await held(quota).ConfigureAwait(false);
+            return outcome;
         }
 
         Answered(routed.Serving.Name, outcome.Status, outcome.HttpStatus, outcome.LatencyMs / 1000, outcome.Error);
@@ -409,16 +417,13 @@ public sealed class FunctionService : IInvocationHandler
         // The tenant's running and rate quotas: past them it stays queued, says why, and is tried again (never failed by a quota).
         if (quotas is not null && await quotas.AdmitInvocationAsync(record.Tenant, id, cancellationToken).ConfigureAwait(false) is { } refused)
         {
-            var again = time.GetUtcNow() + refused.RetryAfter;
-            // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
-            jobs.Schedule(id, traceParent, refused.RetryAfter);
-            await store.HoldAsync(id, $"held by the tenant's quota {refused.Quota} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+            await HoldAsync(id, traceParent, refused, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         try
         {
-            await RunAdmittedAsync(id, record, function, cancellationToken).ConfigureAwait(false);
+            await RunAdmittedAsync(id, traceParent, record, function, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -429,7 +434,16 @@ public sealed class FunctionService : IInvocationHandler
         }
     }
 
-    private async Task RunAdmittedAsync(string id, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)
+    /// <summary>An async invocation a quota of its tenant stopped for now: it stays (or goes back to) queued, says why and when it is tried again, and is.</summary>
+    private async Task HoldAsync(string id, string? traceParent, QuotaRefusal refused, CancellationToken cancellationToken)
+    {
+        var again = time.GetUtcNow() + refused.RetryAfter;
+        // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
+        jobs.Schedule(id, traceParent, refused.RetryAfter);
+        await store.HoldAsync(id, $"held by the tenant's quota {refused.Quota} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunAdmittedAsync(string id, string? traceParent, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)
     {
         // Routed when it runs, not when it was queued: a canary aborted meanwhile serves it no more.
         var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
@@ -464,7 +478,7 @@ public sealed class FunctionService : IInvocationHandler
                 }
 
                 await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+            }, refused => HoldAsync(id, traceParent, refused, cancellationToken)).ConfigureAwait(false);
             await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
         }
         finally

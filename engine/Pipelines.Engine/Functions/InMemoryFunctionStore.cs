@@ -174,9 +174,9 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (Find(id) is { Record.Status: InvocationStatus.Queued } i)
+            if (Find(id) is { Record.Status: InvocationStatus.Queued or InvocationStatus.Running } i)
             {
-                i.Record = i.Record with { Held = reason };
+                i.Record = i.Record with { Held = reason, Status = InvocationStatus.Queued };
             }
 
             return Task.CompletedTask;

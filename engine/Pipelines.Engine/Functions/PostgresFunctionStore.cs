@@ -256,7 +256,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public async Task HoldAsync(string id, string reason, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync(
-            $"UPDATE {S}.function_invocations SET held = @reason WHERE id = @id AND status = 'queued' AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+            $"UPDATE {S}.function_invocations SET held = @reason, status = 'queued' WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("reason", reason);

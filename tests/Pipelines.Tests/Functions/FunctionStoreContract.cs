@@ -185,6 +185,30 @@ public abstract class FunctionStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_hold_says_why_a_queued_or_started_invocation_waits_puts_it_back_to_queued_and_never_touches_an_ended_one()
+    {
+        var deployed = (await DeployAsync("echo", "c1")).Function;
+        await Store.AddInvocationAsync(Invocation("echo", 1, "x1", Now, InvocationStatus.Queued, isAsync: true), None);
+        await Store.AddInvocationAsync(Invocation("echo", 1, "x2", Now, InvocationStatus.Queued, isAsync: true), None);
+
+        await Store.HoldAsync("x1", "held by the quota A", None);
+        Assert.True(await Store.TryStartAsync("x2", deployed, null, None));
+        await Store.HoldAsync("x2", "held by the quota B", None);
+
+        Assert.Equal((InvocationStatus.Queued, "held by the quota A"), await StatusAsync("x1"));
+        Assert.Equal((InvocationStatus.Queued, "held by the quota B"), await StatusAsync("x2"));
+
+        // Started again, the hold is cleared; ended, a late hold writes nothing.
+        Assert.True(await Store.TryStartAsync("x2", deployed, null, None));
+        Assert.Equal((InvocationStatus.Running, (string?)null), await StatusAsync("x2"));
+        Assert.True(await Store.FinishAsync("x2", new InvocationEnd(InvocationStatus.Succeeded, 200, "ab", 12, "out.txt", "text/plain", 3.5, "c0ffee", null), Now.AddSeconds(1), None));
+        await Store.HoldAsync("x2", "late", None);
+        Assert.Equal((InvocationStatus.Succeeded, (string?)null), await StatusAsync("x2"));
+
+        async Task<(InvocationStatus, string?)> StatusAsync(string id) => await Store.GetInvocationAsync(id, None) is { } r ? (r.Status, r.Held) : throw new InvalidOperationException("no invocation " + id);
+    }
+
+    [Fact]
     public async Task Ended_invocations_are_written_in_one_call_leaving_out_unknown_functions_and_ids_already_there()
     {
         var deployed = (await DeployAsync("echo", "c1")).Function;
