@@ -384,11 +384,11 @@ public sealed class FunctionService : IInvocationHandler
 
         var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));
         await location.Store.PutAsync(location.Key(ManifestKey(function.Name, id)), manifest, "application/json", cancellationToken).ConfigureAwait(false);
-        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
-
-        // The row is written before the job: a job never looks for an invocation that is not there yet.
-        // The job carries the caller's trace (a job parameter), so the worker's run of it joins that trace.
-        jobs.Enqueue(id, EngineTracing.CurrentParent());
+        // Recorded waiting, with the caller's trace: the dispatcher releases it by fair share (docs/decisions.md), and
+        // its job carries that trace (a job parameter), so the worker's run of it joins the caller's.
+        var queued = Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()) with { TraceParent = EngineTracing.CurrentParent() };
+        await store.AddInvocationAsync(queued, cancellationToken).ConfigureAwait(false);
+        await jobs.ChangedAsync(cancellationToken).ConfigureAwait(false);
         return id;
     }
 
@@ -431,6 +431,9 @@ public sealed class FunctionService : IInvocationHandler
             {
                 await quotas.EndInvocationAsync(record.Tenant, id).ConfigureAwait(false);
             }
+
+            // Its worker slot is free: the dispatcher fills it now.
+            await jobs.ChangedAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
 

@@ -256,7 +256,8 @@ public static class EngineHost
             services.AddHostedService<LeftoverCleaner>();
             services.AddHostedService(sp => new TaskDispatcher(
                 sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<DispatchSignal>(), sp.GetRequiredService<Tenancy.TenantOptions>(),
-                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(), settings.Database.Schema));
+                sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(), settings.Database.Schema,
+                sp.GetService<InvocationRelease>()));
             AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {

@@ -12,7 +12,8 @@ namespace Pipelines.Queue;
 /// in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
 /// <c>Tenancy:FairShare</c> false), and a tenant at its running-tasks quota gets none: its
 /// pending tasks show held with the reason "quota". Runs asked to stop have their pending tasks
-/// ended at once, in one statement, not one job each.
+/// ended at once, in one statement, not one job each. Async invocations share the slots, released
+/// by the same fair share (<see cref="InvocationRelease"/>).
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -30,7 +31,8 @@ internal sealed partial class TaskDispatcher(
     TimeProvider time,
     ILogger<TaskDispatcher> log,
     NpgsqlDataSource? dataSource = null,
-    string schema = "pipelines") : BackgroundService
+    string schema = "pipelines",
+    InvocationRelease? invocations = null) : BackgroundService
 {
     /// <summary>The advisory lock of the one acting dispatcher, with the run store schema's hash as its second key.</summary>
     private const int LeadLock = 7310023;
@@ -182,14 +184,15 @@ internal sealed partial class TaskDispatcher(
         }
 
         var loads = await store.TenantLoadsAsync(ct).ConfigureAwait(false);
-        _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
+        var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
+        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
 
         var slots = await hangfire.WorkerSlotsAsync(ct).ConfigureAwait(false);
-        var free = (2 * slots) - loads.Sum(l => l.InFlight);
-        if (free <= 0 || demands.All(d => d.Pending == 0))
+        var free = (2 * slots) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
+        if (free <= 0 || (demands.All(d => d.Pending == 0) && invocationLoads.All(l => l.Pending == 0)))
         {
             return 0;
         }
@@ -197,13 +200,22 @@ internal sealed partial class TaskDispatcher(
         var released = new List<TaskKey>();
         if (tenants.Tenancy.FairShare)
         {
-            foreach (var (tenant, n) in _share.Allocate(free, demands))
+            foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
             {
-                released.AddRange(await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                if (n > invoked)
+                {
+                    released.AddRange(await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
+                }
             }
         }
         else
         {
+            if (invocations is not null)
+            {
+                await invocations.ReleaseAllAsync(invocationLoads, now, ct).ConfigureAwait(false);
+            }
+
             // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
             var bound = demands.Where(d => d.Quota is not null).ToList();
             foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))

@@ -159,6 +159,51 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
     }
 
     [Fact]
+    public async Task A_tenant_flooding_async_invocations_does_not_hold_back_another_tenants_few_and_every_one_runs()
+    {
+        using var f = lab.Client(QuotaServer.KeyF);
+        using var g = lab.Client(QuotaServer.KeyG);
+        var flood = new List<string>();
+        for (var i = 0; i < 16; i++)
+        {
+            flood.Add(await QueueAsync(f, "/api/functions/flood-f/invoke?async=true"));
+        }
+
+        var few = new[] { await QueueAsync(g, "/api/functions/few-g/invoke?async=true"), await QueueAsync(g, "/api/functions/few-g/invoke?async=true") };
+        foreach (var url in few)
+        {
+            var done = await lab.EventuallyAsync(g, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+            Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        }
+
+        // When lab-g's two have ended, lab-f's flood (16 of a second each, on two worker slots) has
+        // not: first come, first served would have run lab-g's after all of them.
+        var ended = 0;
+        foreach (var url in flood)
+        {
+            using var response = await f.GetAsync(url);
+            var status = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString();
+            ended += status is "queued" or "running" ? 0 : 1;
+        }
+
+        Assert.True(ended < flood.Count, $"all {flood.Count} of lab-f's invocations had ended before lab-g's two");
+
+        // Nothing dropped: the flood runs to its end.
+        foreach (var url in flood)
+        {
+            var done = await lab.EventuallyAsync(f, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+            Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        }
+
+        static async Task<string> QueueAsync(HttpClient http, string path)
+        {
+            using var queued = await http.PostAsync(path, new StringContent("x"));
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            return queued.Headers.Location!.OriginalString;
+        }
+    }
+
+    [Fact]
     public async Task A_run_or_a_deploy_asking_for_more_memory_than_the_tenants_quota_is_refused_naming_the_field()
     {
         using var c = lab.Client(QuotaServer.KeyC);
@@ -216,6 +261,8 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         public const string KeyC = "lab-c-full-key-9876543210";
         public const string KeyW = "lab-w-full-key-5555555555";
         public const string KeyM = "lab-m-full-key-7777777777";
+        public const string KeyF = "lab-f-full-key-1111111111";
+        public const string KeyG = "lab-g-full-key-2222222222";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
@@ -351,6 +398,14 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
                 ["Server:Keys:3:Key"] = KeyM,
                 ["Server:Keys:3:Role"] = "full",
                 ["Server:Keys:3:Tenant"] = "lab-m",
+                ["Tenants:lab-f:Output"] = $"s3://{Bucket}/lab-f/",
+                ["Tenants:lab-g:Output"] = $"s3://{Bucket}/lab-g/",
+                ["Server:Keys:4:Key"] = KeyF,
+                ["Server:Keys:4:Role"] = "full",
+                ["Server:Keys:4:Tenant"] = "lab-f",
+                ["Server:Keys:5:Key"] = KeyG,
+                ["Server:Keys:5:Role"] = "full",
+                ["Server:Keys:5:Tenant"] = "lab-g",
                 ["Server:Keys:0:Key"] = KeyR,
                 ["Server:Keys:0:Role"] = "full",
                 ["Server:Keys:0:Tenant"] = "lab-r",
@@ -371,6 +426,10 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
             await DeployAsync(w, Function("w1", "w1"));
             await DeployAsync(w, Function("w2", "w2"));
             await DeployAsync(m, Function("m2", "m2") + "min_warm: 2\nmax: 2\n");
+            using var f = Client(KeyF);
+            using var g = Client(KeyG);
+            await DeployAsync(f, Function("flood-f", "f", seconds: 1));
+            await DeployAsync(g, Function("few-g", "g", seconds: 1));
         }
 
         private static async Task DeployAsync(HttpClient http, string yaml)
