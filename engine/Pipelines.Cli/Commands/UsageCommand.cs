@@ -82,6 +82,7 @@ public sealed class UsageCommand : AsyncCommand<UsageCommand.Settings>
         if (rows.GetArrayLength() == 0)
         {
             Console.WriteLine("no usage recorded in this period");
+            WriteBudgets(document.RootElement);
             return Cli.Ok;
         }
 
@@ -102,6 +103,23 @@ public sealed class UsageCommand : AsyncCommand<UsageCommand.Settings>
         }
 
         Console.WriteLine("(* harvested: ran in the kernel's idle class)");
+        WriteBudgets(document.RootElement);
         return Cli.Ok;
+    }
+
+    /// <summary>Each budget the answer holds (a tenant's current period, whatever the query's): amount, spent, balance, and whether new work waits.</summary>
+    private static void WriteBudgets(JsonElement answer)
+    {
+        if (!answer.TryGetProperty("budgets", out var budgets))
+        {
+            return;
+        }
+
+        foreach (var b in budgets.EnumerateArray())
+        {
+            var currency = b.GetProperty("currency").GetString();
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"budget of {b.GetProperty("tenant").GetString()} for {b.GetProperty("period").GetString()}: {b.GetProperty("amount").GetDouble():0.######} {currency}, spent {b.GetProperty("spent").GetDouble():0.######}, balance {b.GetProperty("balance").GetDouble():0.######}{(b.GetProperty("waits").GetBoolean() ? " (spent: new work waits)" : "")}"));
+        }
     }
 }

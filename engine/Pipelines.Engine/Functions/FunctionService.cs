@@ -286,7 +286,7 @@ public sealed class FunctionService : IInvocationHandler
         var id = NewId();
         var now = time.GetUtcNow();
         var started = Record(id, function, NoInput, InvocationStatus.Running, isAsync: false, caller, now) with { InputSha256 = null };
-        var error = $"refused by the tenant's quota {refusal.Quota}: {refusal.Detail}";
+        var error = $"refused by the tenant's {refusal.What}: {refusal.Detail}";
         Answered(function.Name, InvocationStatus.Refused, 429, 0, error);
         _ = store.RecordAsync(new EndedInvocation(started, new InvocationEnd(InvocationStatus.Refused, 429, null, null, null, null, 0, null, error), now), CancellationToken.None);
         return id;
@@ -414,7 +414,7 @@ public sealed class FunctionService : IInvocationHandler
             return;
         }
 
-        // The tenant's running and rate quotas: past them it stays queued, says why, and is tried again (never failed by a quota).
+        // The tenant's budget, running and rate quotas: past them it stays queued, says why, and is tried again (never failed by a quota or a budget).
         if (quotas is not null && await quotas.AdmitInvocationAsync(record.Tenant, id, cancellationToken).ConfigureAwait(false) is { } refused)
         {
             await HoldAsync(id, traceParent, refused, cancellationToken).ConfigureAwait(false);
@@ -443,7 +443,7 @@ public sealed class FunctionService : IInvocationHandler
         var again = time.GetUtcNow() + refused.RetryAfter;
         // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
         jobs.Schedule(id, traceParent, refused.RetryAfter);
-        await store.HoldAsync(id, $"held by the tenant's quota {refused.Quota} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+        await store.HoldAsync(id, $"held by the tenant's {refused.What} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
     }
 
     private async Task RunAdmittedAsync(string id, string? traceParent, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)

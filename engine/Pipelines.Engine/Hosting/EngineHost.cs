@@ -184,8 +184,9 @@ public static class EngineHost
             sp.GetRequiredService<ILocalWorkers>(), sp.GetService<AlgorithmService>()));
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
+        services.AddSingleton(sp => new Quotas.TenantBudgets(sp.GetRequiredService<IUsageStore>(), settings.Prices, sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton(sp => new Quotas.TenantQuotas(sp.GetRequiredService<Quotas.ITenantLimits>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(),
-            sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>()));
+            sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>(), sp.GetRequiredService<Quotas.TenantBudgets>()));
 
         var postgres = settings.Database.Postgres;
         if (postgres is not null)
@@ -257,7 +258,7 @@ public static class EngineHost
             services.AddHostedService(sp => new TaskDispatcher(
                 sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<DispatchSignal>(), sp.GetRequiredService<Tenancy.TenantOptions>(),
                 sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(), settings.Database.Schema,
-                sp.GetService<InvocationRelease>()));
+                sp.GetRequiredService<Quotas.TenantBudgets>(), sp.GetService<InvocationRelease>()));
             AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))
             {

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Quotas;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
 
@@ -11,7 +12,8 @@ namespace Pipelines.Queue;
 /// share): free slots are the live workers' slots plus a prefetch of one per slot, less the tasks
 /// in flight; they go to tenants by <see cref="FairShare"/> (or first come, first served with
 /// <c>Tenancy:FairShare</c> false), and a tenant at its running-tasks quota gets none: its
-/// pending tasks show held with the reason "quota". Runs asked to stop have their pending tasks
+/// pending tasks show held with the reason "quota"; nor does a tenant whose budget is spent
+/// (<see cref="TenantBudgets"/>): held with the reason "budget". Runs asked to stop have their pending tasks
 /// ended at once, in one statement, not one job each. Async invocations share the slots, released
 /// by the same fair share (<see cref="InvocationRelease"/>).
 /// </summary>
@@ -32,6 +34,7 @@ internal sealed partial class TaskDispatcher(
     ILogger<TaskDispatcher> log,
     NpgsqlDataSource? dataSource = null,
     string schema = "pipelines",
+    TenantBudgets? budgets = null,
     InvocationRelease? invocations = null) : BackgroundService
 {
     /// <summary>The advisory lock of the one acting dispatcher, with the run store schema's hash as its second key.</summary>
@@ -42,6 +45,10 @@ internal sealed partial class TaskDispatcher(
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
     private readonly List<TaskKey> _unenqueued = [];
     private readonly HashSet<TenantId> _quotaHeld = [];
+    private readonly HashSet<TenantId> _budgetHeld = [];
+
+    // A new lead does not know which budget marks the one before left: its first look clears those of every tenant not spent.
+    private bool _budgetsUnknown = true;
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -132,6 +139,7 @@ internal sealed partial class TaskDispatcher(
     private async Task LeadAsync(CancellationToken ct, Task? listening = null)
     {
         LogLeading(log);
+        _budgetsUnknown = true;
         var since = time.GetUtcNow();
         _share.Restore(await store.ReadTenantUsageAsync(ct).ConfigureAwait(false));
         IReadOnlyList<TaskKey> stuck;
@@ -188,6 +196,8 @@ internal sealed partial class TaskDispatcher(
         _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
+        var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
+        demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
         await MarkQuotasAsync(demands, now, ct).ConfigureAwait(false);
 
         var slots = await hangfire.WorkerSlotsAsync(ct).ConfigureAwait(false);
@@ -225,12 +235,48 @@ internal sealed partial class TaskDispatcher(
 
             if (free > released.Count)
             {
-                released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant)], now, ct).ConfigureAwait(false));
+                released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
             }
         }
 
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;
+    }
+
+    /// <summary>
+    /// The tenants with work waiting whose budget is spent: none of their tasks is released, and
+    /// their pending tasks show held by "budget" (a quota's mark gives way to it); positive again
+    /// (a raised budget, a new month), the mark goes. Running tasks are not touched: they finish.
+    /// </summary>
+    private async Task<HashSet<TenantId>> MarkBudgetsAsync(IReadOnlyList<FairShare.Demand> demands, DateTimeOffset now, CancellationToken ct)
+    {
+        var spent = new HashSet<TenantId>();
+        if (budgets is null)
+        {
+            return spent;
+        }
+
+        foreach (var d in demands.Where(d => d.Pending > 0))
+        {
+            if (budgets.Has(d.Tenant) && await budgets.BalanceAsync(d.Tenant, ct).ConfigureAwait(false) is { IsSpent: true } balance)
+            {
+                spent.Add(d.Tenant);
+                if (_quotaHeld.Remove(d.Tenant))
+                {
+                    await store.ClearPendingHoldAsync(d.Tenant, HoldReasons.Quota, ct).ConfigureAwait(false);
+                }
+
+                await store.HoldPendingAsync(d.Tenant, new TaskHold(HoldReasons.Budget, balance.Detail, Dispatcher, now), ct).ConfigureAwait(false);
+                _budgetHeld.Add(d.Tenant);
+            }
+            else if (_budgetHeld.Remove(d.Tenant) || _budgetsUnknown)
+            {
+                await store.ClearPendingHoldAsync(d.Tenant, HoldReasons.Budget, ct).ConfigureAwait(false);
+            }
+        }
+
+        _budgetsUnknown = false;
+        return spent;
     }
 
     /// <summary>A tenant at its quota with work waiting: its pending tasks show held by "quota"; below it again, the mark goes.</summary>

@@ -9,12 +9,18 @@ public sealed record QuotaRefusal(string Quota, TimeSpan RetryAfter, string Deta
 {
     /// <summary>Whole seconds, as the <c>Retry-After</c> header takes them.</summary>
     public int RetryAfterSeconds => (int)Math.Ceiling(RetryAfter.TotalSeconds);
+
+    /// <summary>Whether the tenant's budget refused it, rather than a quota.</summary>
+    public bool IsBudget => Quota == TenantBudgets.Key;
+
+    /// <summary>What refused it, as the hold and the refused invocation say: <c>budget</c> or <c>quota NAME</c>.</summary>
+    public string What => IsBudget ? "budget" : $"quota {Quota}";
 }
 
 /// <summary>
 /// The one home of the running-work quotas a request meets (docs/tenants.md, "Quotas"): the
-/// tenant's concurrent invocations, invocations per minute and warm containers, read from its
-/// settings (<see cref="TenantOptions.Settings"/>) and counted in <see cref="ITenantLimits"/>.
+/// tenant's budget (<see cref="TenantBudgets"/>), its concurrent invocations, invocations per
+/// minute and warm containers, read from its settings (<see cref="TenantOptions.Settings"/>) and counted in <see cref="ITenantLimits"/>.
 /// The callers decide what a refusal means: a synchronous invoke answers 429, an async
 /// invocation waits and tries again.
 /// </summary>
@@ -30,25 +36,32 @@ public sealed partial class TenantQuotas
     private readonly TenantOptions tenants;
     private readonly TimeProvider time;
     private readonly ILogger log;
+    private readonly TenantBudgets? budgets;
 
-    internal TenantQuotas(ITenantLimits limits, TenantOptions tenants, TimeProvider time, ILogger<TenantQuotas> log)
+    internal TenantQuotas(ITenantLimits limits, TenantOptions tenants, TimeProvider time, ILogger<TenantQuotas> log, TenantBudgets? budgets = null)
     {
         this.limits = limits;
         this.tenants = tenants;
         this.time = time;
         this.log = log;
+        this.budgets = budgets;
     }
 
     private QuotaSettings Of(TenantId tenant) => tenants.Exists(tenant) ? tenants.Settings(tenant).Quotas : new QuotaSettings();
 
     /// <summary>
-    /// Admits one invocation of <paramref name="tenant"/>: a running slot held by
+    /// Admits one invocation of <paramref name="tenant"/>: a budget not spent, a running slot held by
     /// <paramref name="holder"/> (until <see cref="EndInvocationAsync"/>), then a token of the rate.
-    /// Null when admitted; else the quota that refused it, and nothing is taken: a request refused
-    /// for concurrency spends no token, and one refused for the rate holds no slot.
+    /// Null when admitted; else the budget or quota that refused it, and nothing is taken: a request
+    /// refused by the budget or for concurrency spends no token, and one refused for the rate holds no slot.
     /// </summary>
     public async Task<QuotaRefusal?> AdmitInvocationAsync(TenantId tenant, string holder, CancellationToken cancellationToken)
     {
+        if (budgets is not null && budgets.Refusal(await budgets.BalanceAsync(tenant, cancellationToken).ConfigureAwait(false)) is { } spent)
+        {
+            return spent;
+        }
+
         var quotas = Of(tenant);
         if (quotas.ConcurrentInvocations is { } running
             && !await limits.TryAcquireAsync(tenant, LimitKind.Invocations, holder, running, cancellationToken).ConfigureAwait(false))

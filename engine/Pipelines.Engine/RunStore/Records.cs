@@ -89,8 +89,11 @@ internal static class HoldReasons
     /// <summary>The tenant runs as many tasks as its running-tasks quota allows: the dispatcher releases no more until one ends.</summary>
     public const string Quota = "quota";
 
+    /// <summary>The tenant's budget for the period is spent: the dispatcher releases none of its tasks until it is positive again.</summary>
+    public const string Budget = "budget";
+
     /// <summary>Every kind, for what counts them from zero (the metric's series).</summary>
-    public static readonly IReadOnlyList<string> All = [OwnerLoad, Drain, Policy, Quota];
+    public static readonly IReadOnlyList<string> All = [OwnerLoad, Drain, Policy, Quota, Budget];
 
     /// <summary>What a reason means, for people; a reason not known here (a newer engine's) is shown as it is.</summary>
     public static string Describe(string reason) => reason switch
@@ -99,6 +102,7 @@ internal static class HoldReasons
         Drain => "waiting: the worker that took them is draining",
         Policy => "waiting: the worker's harvesting policy lends nothing (Harvest:Policy never)",
         Quota => "waiting: the tenant runs as many tasks as its quota allows (Quotas:RunningTasks)",
+        Budget => "waiting: the tenant's budget for this period is spent (Budget:Amount)",
         _ => reason,
     };
 }

@@ -35,6 +35,30 @@ public sealed record TenancyDefaults
 
     /// <summary>The quotas (unset: no limit).</summary>
     public QuotaSettings Quotas { get; init; } = new();
+
+    /// <summary>The budget (unset: none).</summary>
+    public BudgetSettings Budget { get; init; } = new();
+}
+
+/// <summary>
+/// A tenant's budget (<c>Tenancy:Defaults:Budget</c>, <c>Tenants:ID:Budget</c>; docs/tenants.md,
+/// Budgets), in its price sheet's currency: at zero or below new work waits (batch tasks held with
+/// the reason "budget", a synchronous invoke answered 429, async invocations queued) and running
+/// work finishes. Nothing is failed or dropped by a budget.
+/// </summary>
+[SettingsSection]
+public sealed record BudgetSettings
+{
+    /// <summary>What the tenant may spend in a period, priced by its sheet (Prices); unset: no budget.</summary>
+    [AtLeastZero]
+    public double? Amount { get; init; }
+
+    /// <summary><c>month</c> (the calendar month, UTC: the budget is whole again on the 1st) or <c>total</c> (all the tenant's usage ever).</summary>
+    [OneOf(Month, Total)]
+    public string Period { get; init; } = Month;
+
+    public const string Month = "month";
+    public const string Total = "total";
 }
 
 /// <summary>

@@ -21,7 +21,7 @@ public sealed class TenantOptions
     {
         _tenants = tenants;
         Tenancy = tenancy;
-        _defaultOnly = new(TenantId.Default, "default", null, []) { Share = tenancy.Defaults.Share, Quotas = tenancy.Defaults.Quotas };
+        _defaultOnly = new(TenantId.Default, "default", null, []) { Share = tenancy.Defaults.Share, Quotas = tenancy.Defaults.Quotas, Budget = tenancy.Defaults.Budget };
     }
 
     /// <summary>A server without a <c>Tenants</c> section and with no quotas: the default tenant alone.</summary>
@@ -73,6 +73,13 @@ public sealed class TenantOptions
             {
                 Share = section["Share"] is { Length: > 0 } ? own.Share : tenancy.Defaults.Share,
                 Quotas = own.Quotas.Over(tenancy.Defaults.Quotas),
+
+                // Key by key, as the quotas: a tenant that sets only its amount keeps the default period.
+                Budget = new BudgetSettings
+                {
+                    Amount = own.Budget.Amount ?? tenancy.Defaults.Budget.Amount,
+                    Period = section["Budget:Period"] is { Length: > 0 } ? own.Budget.Period : tenancy.Defaults.Budget.Period,
+                },
             };
             foreach (var (location, key) in settings.Locations.Zip(Keys(section, settings)))
             {

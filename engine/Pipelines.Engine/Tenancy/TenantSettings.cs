@@ -17,4 +17,7 @@ public sealed record TenantSettings(TenantId Id, string Name, string? Output, IR
 
     /// <summary>The tenant's quotas: its own section's keys over <c>Tenancy:Defaults:Quotas</c> (unset: no limit).</summary>
     public QuotaSettings Quotas { get; init; } = new();
+
+    /// <summary>The tenant's budget: its own <c>Budget</c> keys over <c>Tenancy:Defaults:Budget</c> (no amount: no budget).</summary>
+    public BudgetSettings Budget { get; init; } = new();
 }

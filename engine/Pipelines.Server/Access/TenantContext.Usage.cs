@@ -1,3 +1,5 @@
+using Pipelines.Quotas;
+using Pipelines.Tenancy;
 using Pipelines.Usage;
 
 namespace Pipelines.Server.Access;
@@ -10,4 +12,21 @@ internal sealed partial class TenantContext
 
     /// <summary>The price sheets (each tenant's over the common one).</summary>
     public PriceSheets Prices => Service<PriceSheets>();
+
+    /// <summary>
+    /// The balances of the budgets <see cref="Scope"/> reaches, by tenant: a tenant's key its own
+    /// (when it has one), an admin key over every tenant every tenant's that has one.
+    /// </summary>
+    public async Task<IReadOnlyList<BudgetBalance>> BudgetsAsync(CancellationToken cancellationToken)
+    {
+        var budgets = Service<TenantBudgets>();
+        IEnumerable<TenantId> reached = Scope.Tenant is { } one ? [one] : Service<TenantOptions>().All.Select(t => t.Id);
+        var balances = new List<BudgetBalance>();
+        foreach (var t in reached.Where(budgets.Has))
+        {
+            balances.Add((await budgets.BalanceAsync(t, cancellationToken))!);
+        }
+
+        return balances;
+    }
 }

@@ -284,7 +284,7 @@ internal static partial class FunctionsApi
     }
 
     /// <summary>
-    /// The tenant's running and rate quotas for a synchronous invoke: null when admitted (a running
+    /// The tenant's budget, running and rate quotas for a synchronous invoke: null when admitted (a running
     /// slot held by <paramref name="slot"/>); else 429 with Retry-After naming the quota, recorded as a
     /// refused invocation, the connection closed as for an oversized body (the body is never read);
     /// 503 when the counters are out of reach.
@@ -314,7 +314,7 @@ internal static partial class FunctionsApi
         http.Response.Headers["Pipelines-Invocation"] = invocation;
         return TypedResults.Problem(
             statusCode: 429,
-            title: "A quota of this tenant is reached",
+            title: refused.IsBudget ? "The budget of this tenant is spent" : "A quota of this tenant is reached",
             detail: refused.Detail,
             extensions: new Dictionary<string, object?> { ["quota"] = refused.Quota, ["invocation"] = invocation, ["retryAfter"] = refused.RetryAfterSeconds });
     }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Routing;
+using Pipelines.Quotas;
 using Pipelines.Runs;
 using Pipelines.Server.Access;
 using Pipelines.Usage;
@@ -37,7 +38,17 @@ internal static class UsageApi
     }
 
     /// <summary>GET /api/usage's answer.</summary>
-    internal sealed record UsageSummary(string By, DateTimeOffset? From, DateTimeOffset? To, IReadOnlyList<UsageSummaryRow> Rows, IReadOnlyList<UsageTotal> Totals);
+    internal sealed record UsageSummary(string By, DateTimeOffset? From, DateTimeOffset? To, IReadOnlyList<UsageSummaryRow> Rows, IReadOnlyList<UsageTotal> Totals)
+    {
+        /// <summary>The budgets of the tenants read (those that have one), for the period they are in now, whatever the query's period; left out when none.</summary>
+        public IReadOnlyList<BudgetView>? Budgets { get; init; }
+    }
+
+    /// <summary>A tenant's budget for its current period: amount, spent and balance in its sheet's currency (from/until unset for a total budget); waits: the balance is at zero or below, so new work waits.</summary>
+    internal sealed record BudgetView(string Tenant, string Period, DateTimeOffset? From, DateTimeOffset? Until, double Amount, double Spent, double Balance, string Currency, bool Waits)
+    {
+        public static BudgetView Of(BudgetBalance b) => new(b.Tenant.Value, b.PeriodName, b.From, b.Until, b.Amount, Math.Round(b.Spent, 6), Math.Round(b.Balance, 6), b.Currency, b.IsSpent);
+    }
 
     /// <summary>One bucket's sums for a tenant, kind, outcome and class, priced.</summary>
     internal sealed record UsageSummaryRow(
@@ -74,7 +85,11 @@ internal static class UsageApi
             return new UsageTotal(g.Key, g.Sum(r => r.Records), Round(g.Sum(r => r.CpuSeconds)), Round(g.Sum(r => r.GbSeconds)), Round(g.Sum(r => r.WallSeconds)),
                 g.Sum(r => r.BytesIn), g.Sum(r => r.BytesOut), Math.Round(g.Sum(r => r.Cost), 6), wasted.Sum(r => r.Records), Round(wasted.Sum(r => r.CpuSeconds)), Math.Round(wasted.Sum(r => r.Cost), 6));
         }).ToList();
-        return TypedResults.Ok(new UsageSummary(query.By == UsageBucket.Hour ? "hour" : "day", query.From, query.To, rows, totals));
+        var budgets = await tenant.BudgetsAsync(ct);
+        return TypedResults.Ok(new UsageSummary(query.By == UsageBucket.Hour ? "hour" : "day", query.From, query.To, rows, totals)
+        {
+            Budgets = budgets.Count == 0 ? null : [.. budgets.Select(BudgetView.Of)],
+        });
     }
 
     private static async Task RecordsAsync(HttpContext http, TenantContext tenant, TimeProvider time, CancellationToken ct)

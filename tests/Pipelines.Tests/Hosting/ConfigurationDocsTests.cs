@@ -22,7 +22,7 @@ public sealed partial class ConfigurationDocsTests
         "Submit:LocalRoots", "Secrets:NAME", // Hosting/EngineSettings.Read
         "Algorithms:Registries:LABEL:Host", "Algorithms:Registries:LABEL:Username", "Algorithms:Registries:LABEL:Password", // AlgorithmOptions.From
         "Server:Urls", "Server:Roles", "Server:Keys", "Server:Bucket", // Pipelines.Server/ServerOptions.From
-        "Tenants:ID:Name", "Tenants:ID:Output", "Tenants:ID:Inputs", "Tenants:ID:Share", "Tenants:ID:Quotas:KEY", // Tenancy/TenantOptions.From
+        "Tenants:ID:Name", "Tenants:ID:Output", "Tenants:ID:Inputs", "Tenants:ID:Share", "Tenants:ID:Quotas:KEY", "Tenants:ID:Budget:KEY", // Tenancy/TenantOptions.From
         "Tenants:ID:Secrets:NAME", // Hosting/EngineSettings.Read
         "Tenants:ID:Prices:KEY", // Usage/PriceSheets.From
     ];

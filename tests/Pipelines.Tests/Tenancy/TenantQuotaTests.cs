@@ -17,14 +17,15 @@ namespace Pipelines.Tests.Tenancy;
 /// <summary>
 /// A tenant's quotas on one real server (in this process, with the worker role: PostgreSQL, S3,
 /// Docker): lab-r may invoke twice a minute, lab-c run one invocation at once and ask for at most
-/// 1Gi; lab-w and lab-m keep one warm container each. Past them a synchronous invoke gets 429
+/// 1Gi; lab-w and lab-n keep one warm container each. Past them a synchronous invoke gets 429
 /// with Retry-After naming the quota, an async one waits (held, saying why) and then runs, a
 /// min_warm above the quota starts what it allows and says why not the rest; a run or a deploy
-/// asking for too much is refused 400.
+/// asking for too much is refused 400. lab-f floods async invocations beside lab-g's few. lab-m
+/// has a budget its first tasks spend (TenantQuotaTests.Budget.cs).
 /// </summary>
 [Collection(InProcessHangfire.Name)]
 [Integration]
-public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassFixture<TenantQuotaTests.QuotaServer>
+public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassFixture<TenantQuotaTests.QuotaServer>
 {
     [Fact]
     public async Task Sync_invokes_past_the_rate_get_429_with_Retry_After_naming_the_quota_and_are_recorded_refused()
@@ -144,17 +145,17 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
     [Fact]
     public async Task A_min_warm_above_the_warm_containers_quota_starts_what_the_quota_allows_and_the_function_says_why_not_the_rest()
     {
-        using var m = lab.Client(QuotaServer.KeyM);
-        var function = await lab.EventuallyAsync(m, "/api/functions/m2", f => f.GetProperty("warm") is { ValueKind: JsonValueKind.Array } warm
+        using var n = lab.Client(QuotaServer.KeyN);
+        var function = await lab.EventuallyAsync(n, "/api/functions/m2", f => f.GetProperty("warm") is { ValueKind: JsonValueKind.Array } warm
             && warm.EnumerateArray().Any(v => v.GetProperty("warm").GetInt32() == 1 && v.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String));
 
         var view = function.GetProperty("warm").EnumerateArray().Single();
         Assert.Equal((1, 0), (view.GetProperty("warm").GetInt32(), view.GetProperty("starting").GetInt32()));
         Assert.Contains("quota WarmContainers", view.GetProperty("held").GetString(), StringComparison.Ordinal);
-        await lab.EventuallyHeldAsync("lab-m", 1, "warm");
+        await lab.EventuallyHeldAsync("lab-n", 1, "warm");
 
         // The one container serves the function's requests.
-        using var invoked = await m.PostAsync("/api/functions/m2/invoke", new StringContent("x"));
+        using var invoked = await n.PostAsync("/api/functions/m2/invoke", new StringContent("x"));
         Assert.Equal((HttpStatusCode.OK, "m2"), (invoked.StatusCode, await invoked.Content.ReadAsStringAsync()));
     }
 
@@ -260,9 +261,10 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         public const string KeyR = "lab-r-full-key-0123456789";
         public const string KeyC = "lab-c-full-key-9876543210";
         public const string KeyW = "lab-w-full-key-5555555555";
-        public const string KeyM = "lab-m-full-key-7777777777";
+        public const string KeyN = "lab-n-full-key-7777777777";
         public const string KeyF = "lab-f-full-key-1111111111";
         public const string KeyG = "lab-g-full-key-2222222222";
+        public const string KeyM = "lab-m-full-key-5555566666";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
@@ -271,6 +273,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         private readonly TestImages _images = new();
         private WebApplication _server = null!;
         private string _url = null!;
+        private Dictionary<string, string?> _config = null!;
 
         public string Bucket { get; private set; } = null!;
 
@@ -368,7 +371,7 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
         {
             Bucket = await TestEnvironment.NewBucketAsync(_stores.S3Client);
             _url = $"http://127.0.0.1:{ServerProcess.FreePort()}";
-            var config = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+            _config = new Dictionary<string, string?>
             {
                 ["Postgres"] = TestEnvironment.Postgres,
                 ["Schema"] = _schema,
@@ -390,14 +393,14 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
                 ["Tenants:lab-c:Quotas:StoredBytes"] = "1Ki",
                 ["Tenants:lab-w:Output"] = $"s3://{Bucket}/lab-w/",
                 ["Tenants:lab-w:Quotas:WarmContainers"] = "1",
-                ["Tenants:lab-m:Output"] = $"s3://{Bucket}/lab-m/",
-                ["Tenants:lab-m:Quotas:WarmContainers"] = "1",
-                ["Server:Keys:2:Key"] = KeyW,
-                ["Server:Keys:2:Role"] = "full",
-                ["Server:Keys:2:Tenant"] = "lab-w",
-                ["Server:Keys:3:Key"] = KeyM,
+                ["Tenants:lab-n:Output"] = $"s3://{Bucket}/lab-n/",
+                ["Tenants:lab-n:Quotas:WarmContainers"] = "1",
+                ["Server:Keys:6:Key"] = KeyW,
+                ["Server:Keys:6:Role"] = "full",
+                ["Server:Keys:6:Tenant"] = "lab-w",
+                ["Server:Keys:3:Key"] = KeyN,
                 ["Server:Keys:3:Role"] = "full",
-                ["Server:Keys:3:Tenant"] = "lab-m",
+                ["Server:Keys:3:Tenant"] = "lab-n",
                 ["Tenants:lab-f:Output"] = $"s3://{Bucket}/lab-f/",
                 ["Tenants:lab-g:Output"] = $"s3://{Bucket}/lab-g/",
                 ["Server:Keys:4:Key"] = KeyF,
@@ -412,8 +415,16 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
                 ["Server:Keys:1:Key"] = KeyC,
                 ["Server:Keys:1:Role"] = "full",
                 ["Server:Keys:1:Tenant"] = "lab-c",
-            }).Build();
-            _server = PipelinesServer.Build(config, _url, LogLevel.Warning);
+                ["Tenants:lab-m:Output"] = $"s3://{Bucket}/lab-m/",
+                ["Tenants:lab-m:Prices:CpuSecond"] = "1",
+                ["Tenants:lab-m:Prices:GbSecond"] = "1",
+                ["Tenants:lab-m:Prices:Currency"] = "CR",
+                ["Tenants:lab-m:Budget:Amount"] = "0.000001",
+                ["Server:Keys:2:Key"] = KeyM,
+                ["Server:Keys:2:Role"] = "full",
+                ["Server:Keys:2:Tenant"] = "lab-m",
+            };
+            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var r = Client(KeyR);
@@ -422,14 +433,43 @@ public sealed class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) : IClassF
             await DeployAsync(c, Function("echo-c", "c"));
             await DeployAsync(c, Function("slow-c", "slow", seconds: 3));
             using var w = Client(KeyW);
-            using var m = Client(KeyM);
+            using var n = Client(KeyN);
             await DeployAsync(w, Function("w1", "w1"));
             await DeployAsync(w, Function("w2", "w2"));
-            await DeployAsync(m, Function("m2", "m2") + "min_warm: 2\nmax: 2\n");
+            await DeployAsync(n, Function("m2", "m2") + "min_warm: 2\nmax: 2\n");
             using var f = Client(KeyF);
             using var g = Client(KeyG);
             await DeployAsync(f, Function("flood-f", "f", seconds: 1));
             await DeployAsync(g, Function("few-g", "g", seconds: 1));
+            using var m = Client(KeyM);
+            await DeployAsync(m, Function("echo-m", "m"));
+        }
+
+        /// <summary>The server's URL, for the CLI.</summary>
+        public string Url => _url;
+
+        /// <summary>
+        /// Stops the server and starts it again on the same URL and schema with <paramref name="changes"/>
+        /// to its configuration (which is read once at start): how an operator changes a setting.
+        /// </summary>
+        public async Task RestartAsync(params (string Key, string Value)[] changes)
+        {
+            await _server.StopAsync();
+            await _server.DisposeAsync();
+            foreach (var (key, value) in changes)
+            {
+                _config[key] = value;
+            }
+
+            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
+            await _server.StartAsync();
+        }
+
+        /// <summary>Puts a small file at <paramref name="key"/> of the bucket.</summary>
+        public async Task PutAsync(string key, string text)
+        {
+            var location = _stores.Open($"s3://{Bucket}/");
+            await location.Store.PutAsync(location.Key(key), Encoding.UTF8.GetBytes(text), "text/plain", CancellationToken.None);
         }
 
         private static async Task DeployAsync(HttpClient http, string yaml)
