@@ -16,7 +16,7 @@ app.Configure(c =>
     c.AddCommand<ValidateCommand>("validate").WithDescription("Check a workflow file; exit 0, or 2 with every problem.");
     c.AddCommand<PlanCommand>("plan").WithDescription("Validate, list and plan a workflow and show its tasks, without running anything.");
     c.AddCommand<RunCommand>("run").WithDescription("Plan, run and gather a workflow; wait and print the summary.");
-    c.AddCommand<UsageCommand>("usage").WithDescription("What a tenant used and what it cost, by day or hour (--since 30d, --by hour, --run, --function); --csv FILE or --jsonl FILE export the records.");
+    c.AddCommand<UsageCommand>("usage").WithDescription("What a tenant used and what it cost, by day or hour (--since 30d, --by hour, --run, --function); --csv, --jsonl or --parquet FILE export the records.");
     c.AddCommand<StatusCommand>("status").WithDescription("Show a run's state, task counts (held tasks and why), results and errors; --json for scripts.");
     c.AddCommand<RunsCommand>("runs").WithDescription("List recent runs, newest first (--state, --workflow, --since, --limit); like `nextflow log`.");
     c.AddCommand<CancelCommand>("cancel").WithDescription("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");

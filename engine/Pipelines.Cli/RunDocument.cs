@@ -49,6 +49,9 @@ internal sealed record RunDocument(
     /// <summary>`run --candidate` only: how the canary went.</summary>
     public CanaryDocument? Canary { get; init; }
 
+    /// <summary>What the run used and cost (run.json's usage block): once it has ended, its run.json's; while it goes on, the ledger's so far (a server, PostgreSQL).</summary>
+    public Usage.RunUsage? Usage { get; init; }
+
     /// <summary>Something the reader should know: the run has not ended and its counts are not known here, and the like.</summary>
     public string? Note { get; init; }
 
@@ -87,6 +90,7 @@ internal sealed record RunDocument(
         Results = summary.Results,
         Problems = summary.Problems,
         Warnings = summary.Warnings,
+        Usage = summary.Usage ?? Usage,
     };
 
     /// <summary>The failed tasks to show, from the run's tasks (the first <see cref="FailedShown"/>).</summary>
@@ -128,6 +132,11 @@ internal sealed record RunDocument(
         else if (Ended && State != Interrupted)
         {
             lines.Add("  results: none (run.json was not written)");
+        }
+
+        if (Usage is { } usage)
+        {
+            lines.Add("  cost:    " + usage.Line());
         }
 
         lines.AddRange(Notes(Problems, "problem"));

@@ -21,6 +21,7 @@ internal sealed class ServerRunSource(ServerClient client) : IRunSource
             Results = summary?.Results,
             Problems = summary?.Problems,
             Warnings = summary?.Warnings,
+            Usage = summary?.Usage ?? run.Usage,
             FailedTasks = failed.Take(5).Select(t => new RunDocument.FailedTask(t.Index, t.TaskId, t.ExitCode, (t.Error ?? "").Split('\n')[0], t.Inputs.Take(2).Select(i => i.Key).ToList())).ToList(),
             HeldTasks = held.Where(t => t.Hold is not null).Take(3).Select(t => new RunDocument.HeldTask(t.Index, t.TaskId, t.Hold!.Reason, t.Hold.Detail, t.Hold.Worker, t.Hold.Since)).ToList(),
         };

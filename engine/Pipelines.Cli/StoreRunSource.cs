@@ -7,6 +7,7 @@ using Pipelines.Runs;
 using Pipelines.RunStore;
 using Pipelines.Storage;
 using Pipelines.Tenancy;
+using Pipelines.Usage;
 
 namespace Pipelines.Cli;
 
@@ -18,6 +19,8 @@ internal sealed class StoreRunSource(IHost host, bool ownsHost = true, TenantId?
 {
     // With --tenant, the operator reads and cancels as that tenant's keys would: the store's tenant view (another tenant's run is a missing one).
     private readonly IRunStore _store = host.Services.GetRequiredService<IRunStore>().For(tenant is { } t ? TenantScope.Of(t) : TenantScope.All);
+    private readonly IUsageStore _usage = host.Services.GetRequiredService<IUsageStore>().For(tenant is { } t ? TenantScope.Of(t) : TenantScope.All);
+    private readonly PriceSheets _prices = host.Services.GetRequiredService<PriceSheets>();
     private readonly ObjectStoreFactory _stores = host.Services.GetRequiredService<ObjectStoreFactory>();
 
     public string Name => "PostgreSQL";
@@ -111,6 +114,8 @@ internal sealed class StoreRunSource(IHost host, bool ownsHost = true, TenantId?
 
         var failed = counts.Failed == 0 ? [] : (await _store.QueryTasksAsync(run.RunId, new TaskQuery(TaskState.Failed, 0, 5), ct).ConfigureAwait(false)).Items;
         var held = counts.Held == 0 ? [] : (await _store.QueryTasksAsync(run.RunId, new TaskQuery(TaskState.Queued, 0, 200), ct).ConfigureAwait(false)).Items;
-        return RunDocument.From(run, counts, summary) with { FailedTasks = RunDocument.Failed(failed), HeldTasks = RunDocument.Held(held) };
+        // The usage so far from the ledger, as the server's GET /api/runs/{id} (an ended run's run.json has it, WithSummary).
+        var usage = summary?.Usage ?? RunUsage.Of(await _usage.AggregateAsync(new UsageQuery(RunId: run.RunId), ct).ConfigureAwait(false), _prices.For(run.Tenant));
+        return RunDocument.From(run, counts, summary) with { FailedTasks = RunDocument.Failed(failed), HeldTasks = RunDocument.Held(held), Usage = usage };
     }
 }

@@ -8,7 +8,7 @@ namespace Pipelines.Cli.Commands;
 /// <summary>
 /// `pipelines usage`: what the caller's tenant (an admin key: every tenant, or --tenant) used and
 /// what it cost, summed by day or hour from the server's usage ledger (GET /api/usage), or the
-/// records themselves exported (GET /api/usage/records) to a CSV or JSON-lines file.
+/// records themselves exported (GET /api/usage/records) to a CSV, JSON-lines or Parquet file.
 /// </summary>
 public sealed class UsageCommand : AsyncCommand<UsageCommand.Settings>
 {
@@ -43,6 +43,10 @@ public sealed class UsageCommand : AsyncCommand<UsageCommand.Settings>
         [CommandOption("--jsonl <FILE>")]
         [Description("Write the records themselves to FILE as JSON lines (streamed) instead of the sums.")]
         public string? Jsonl { get; init; }
+
+        [CommandOption("--parquet <FILE>")]
+        [Description("Write the records themselves to FILE as Parquet (streamed, in row groups) instead of the sums.")]
+        public string? Parquet { get; init; }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
@@ -52,20 +56,21 @@ public sealed class UsageCommand : AsyncCommand<UsageCommand.Settings>
             ("from", (string?)settings.Since), ("to", settings.Until), ("by", settings.By), ("run", settings.Run), ("function", settings.Function),
         }.Where(p => !string.IsNullOrEmpty(p.Item2)).Select(p => p.Item1 + "=" + Uri.EscapeDataString(p.Item2!)));
         using var client = settings.Client();
-        if ((settings.Csv ?? settings.Jsonl) is { } file)
+        var exports = new[] { ("--csv", settings.Csv, "csv"), ("--jsonl", settings.Jsonl, "json"), ("--parquet", settings.Parquet, "parquet") }.Where(e => e.Item2 is not null).ToList();
+        if (exports.Count > 1)
         {
-            if (settings.Csv is not null && settings.Jsonl is not null)
-            {
-                throw new PipelinesException("--csv and --jsonl: give one of them", retryHelps: false);
-            }
+            throw new PipelinesException($"{string.Join(" and ", exports.Select(e => e.Item1))}: give one of them", retryHelps: false);
+        }
 
+        if (exports is [var (_, file, format)])
+        {
             var part = file + ".part";
             await using (var output = File.Create(part))
             {
-                await client.DownloadUsageAsync(query + "&format=" + (settings.Csv is not null ? "csv" : "json"), output, cancellationToken).ConfigureAwait(false);
+                await client.DownloadUsageAsync(query + "&format=" + format, output, cancellationToken).ConfigureAwait(false);
             }
 
-            File.Move(part, file, overwrite: true);
+            File.Move(part, file!, overwrite: true);
             Console.Error.WriteLine($"usage records written to {file}");
             return Cli.Ok;
         }

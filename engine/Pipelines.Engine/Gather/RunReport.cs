@@ -186,9 +186,7 @@ internal sealed class RunReport
         if (s.Usage is { } u)
         {
             // What the run used and cost (run.json's usage block), wasted work apart, as HTCondor shows good and bad put apart.
-            html.Append("<h2>Usage and cost</h2><table id=\"usage\"><tr><th></th><th class=\"num\">deliveries</th><th class=\"num\">CPU s</th><th class=\"num\">GB-s</th><th class=\"num\">wall s</th><th class=\"num\">in</th><th class=\"num\">out</th><th class=\"num\">harvested</th><th class=\"num\">cost</th></tr>");
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>all</td><td class=\"num\">{u.Deliveries}</td><td class=\"num\">{N(u.CpuSeconds)}</td><td class=\"num\">{N(u.GbSeconds)}</td><td class=\"num\">{N(u.WallSeconds)}</td><td class=\"num\">{Bytes(u.BytesIn)}</td><td class=\"num\">{Bytes(u.BytesOut)}</td><td class=\"num\">{u.HarvestedShare:P0}</td><td class=\"num\">{u.Cost:0.######} {E(u.Currency)}</td></tr>");
-            html.Append(CultureInfo.InvariantCulture, $"<tr><td>wasted (vacated, failed)</td><td class=\"num\">{u.Wasted.Deliveries}</td><td class=\"num\">{N(u.Wasted.CpuSeconds)}</td><td></td><td class=\"num\">{N(u.Wasted.WallSeconds)}</td><td></td><td></td><td></td><td></td></tr></table>");
+            html.Append("<h2>Usage and cost</h2>").Append(UsageTable.ToHtml(u));
         }
 
         html.Append("<h2 id=\"timeline-title\">Timeline: task steps per worker</h2>");
@@ -318,7 +316,7 @@ internal sealed class RunReport
 
     private static string LogLink(Attempt a) => a.Log is null ? "" : $"<a href=\"{A(a.Log)}\">{E(a.Step)}.log</a>";
 
-    private static string Bytes(double b) => b switch
+    internal static string Bytes(double b) => b switch
     {
         >= 1 << 30 => (b / (1 << 30)).ToString("0.##", CultureInfo.InvariantCulture) + " GiB",
         >= 1 << 20 => (b / (1 << 20)).ToString("0.##", CultureInfo.InvariantCulture) + " MiB",
@@ -328,7 +326,7 @@ internal sealed class RunReport
 
     private static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture) + " UTC";
 
-    private static string N(double v) => v.ToString(v >= 100 ? "0" : "0.###", CultureInfo.InvariantCulture);
+    internal static string N(double v) => v.ToString(v >= 100 ? "0" : "0.###", CultureInfo.InvariantCulture);
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
 

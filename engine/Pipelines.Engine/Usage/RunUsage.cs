@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json.Serialization;
 
 namespace Pipelines.Usage;
@@ -47,12 +48,20 @@ public sealed record RunUsage
     public required RunUsagePrices Prices { get; init; }
 
     /// <summary>The block of <paramref name="records"/> priced by <paramref name="sheet"/>.</summary>
-    public static RunUsage Of(IReadOnlyList<UsageRecord> records, PriceSheet sheet)
+    public static RunUsage Of(IReadOnlyList<UsageRecord> records, PriceSheet sheet) =>
+        Of(records.GroupBy(r => (r.Kind, r.Outcome, r.Harvested))
+            .Select(g => new UsageRow(default, g.First().Tenant, g.Key.Kind, g.Key.Outcome, g.Key.Harvested, Sum(g))).ToList(), sheet);
+
+    /// <summary>
+    /// The block of a run's aggregated records (IUsageStore.AggregateAsync with the run's id; any
+    /// buckets) priced by <paramref name="sheet"/>: the run page's live usage, without reading every record.
+    /// </summary>
+    public static RunUsage Of(IReadOnlyList<UsageRow> rows, PriceSheet sheet)
     {
-        var all = Sum(records);
-        var wasted = Sum(records.Where(r => r.Wasted));
-        var harvestedWall = records.Where(r => r.Harvested).Sum(r => r.WallSeconds);
-        var cost = records.GroupBy(r => r.Harvested).Sum(g => sheet.Cost(Sum(g), g.Key, g.Count(r => r.Kind == UsageKinds.Invocation)));
+        var all = rows.Aggregate(UsageFigures.Zero, (s, r) => s.Add(r.Figures));
+        var wasted = rows.Where(r => UsageOutcomes.IsWasted(r.Outcome)).Aggregate(UsageFigures.Zero, (s, r) => s.Add(r.Figures));
+        var harvestedWall = rows.Where(r => r.Harvested).Sum(r => r.Figures.WallSeconds);
+        var cost = sheet.Cost(rows);
         return new RunUsage
         {
             Deliveries = all.Records,
@@ -68,6 +77,10 @@ public sealed record RunUsage
             Prices = new RunUsagePrices(sheet.CpuSecond, sheet.GbSecond, sheet.Invocation, sheet.HarvestedDiscount),
         };
     }
+
+    /// <summary>The run's cost line, as `pipelines status` prints it: the cost, what it was for, the wasted part.</summary>
+    public string Line() => string.Create(CultureInfo.InvariantCulture,
+        $"{Cost:0.######} {Currency} for {Deliveries} deliveries: {CpuSeconds:0.###} CPU s, {GbSeconds:0.###} GB-s, {WallSeconds:0.###} wall s, {HarvestedShare * 100:0}% harvested; wasted (vacated, failed): {Wasted.Deliveries} deliveries, {Wasted.CpuSeconds:0.###} CPU s");
 
     private static UsageFigures Sum(IEnumerable<UsageRecord> records) => records.Aggregate(UsageFigures.Zero, (s, r) => s.Add(UsageFigures.Of(r)));
 }

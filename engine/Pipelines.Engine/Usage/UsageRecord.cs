@@ -74,7 +74,7 @@ public sealed record UsageRecord(string Id, TenantId Tenant, string Kind, DateTi
     public static double GbSecondsOf(long bytes, double seconds) => bytes / (double)(1L << 30) * seconds;
 
     /// <summary>Whether it is wasted work (HTCondor's bad put): vacated or failed.</summary>
-    public bool Wasted => Outcome is UsageOutcomes.Vacated or UsageOutcomes.Failed;
+    public bool Wasted => UsageOutcomes.IsWasted(Outcome);
 }
 
 /// <summary>What a usage record is of.</summary>
@@ -101,4 +101,7 @@ public static class UsageOutcomes
     public const string WorkerLost = "worker lost: the delivery ended without recording its end; wall up to its lease's last renewal, CPU not measured";
 
     public static IReadOnlyList<string> All { get; } = [Succeeded, Failed, Cancelled, Vacated, Refused];
+
+    /// <summary>Whether work that ended so is wasted (HTCondor's bad put): vacated or failed.</summary>
+    public static bool IsWasted(string outcome) => outcome is Vacated or Failed;
 }

@@ -1,4 +1,5 @@
 using Pipelines.Quotas;
+using Pipelines.RunStore;
 using Pipelines.Tenancy;
 using Pipelines.Usage;
 
@@ -29,4 +30,12 @@ internal sealed partial class TenantContext
 
         return balances;
     }
+
+    /// <summary>
+    /// A run's usage and cost from the ledger as it is now (while the run goes on, what its deliveries
+    /// recorded so far), priced by its tenant's sheet: the rule run.json's block is made by (RunUsage),
+    /// from the ledger's sums rather than every record. GET /api/runs/{id} and the run page show it.
+    /// </summary>
+    public async Task<RunUsage> RunUsageAsync(RunRecord run, CancellationToken ct) =>
+        RunUsage.Of(await Usage.AggregateAsync(new UsageQuery(RunId: run.RunId), ct).ConfigureAwait(false), Prices.For(run.Tenant));
 }

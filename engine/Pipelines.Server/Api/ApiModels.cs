@@ -31,7 +31,10 @@ public sealed record CountsView(int Total, int Queued, int Running, int Succeede
     };
 }
 
-/// <summary>A run: its state, counts and timings, and where to read more.</summary>
+/// <summary>
+/// A run: its state, counts and timings, and where to read more; one run's view (GET /api/runs/{id})
+/// carries its usage and cost so far (run.json's usage block, from the ledger), a listing's does not.
+/// </summary>
 public sealed record RunView(
     string RunId,
     string Workflow,
@@ -45,7 +48,8 @@ public sealed record RunView(
     string? Error,
     string Url,
     string TasksUrl,
-    string RunJsonUrl);
+    string RunJsonUrl,
+    Pipelines.Usage.RunUsage? Usage = null);
 
 /// <summary>One page of a listing.</summary>
 public sealed record PageView<T>(IReadOnlyList<T> Items, int Total, int Offset, int Limit);

@@ -32,7 +32,7 @@ internal static partial class RunsApi
             .ProducesProblem(400).ProducesProblem(422).ProducesProblem(503)
             .WithSummary("Submit a run: a JSON {workflow, set} body, or the workflow YAML itself with ?set=key=value overrides.");
         api.MapGet("/", ListAsync).WithMetadata(TenantAccess.Listing).ProducesProblem(400).WithSummary("List runs, newest first; filter by workflow, state and since (a duration back, 2h, or a date or time); paged with offset and limit. Each run's counts include the tasks held back, by reason.");
-        api.MapGet("/{runId}", GetAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("One run with its task counts and timings.");
+        api.MapGet("/{runId}", GetAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(404).WithSummary("One run with its task counts, timings, and its usage and cost so far (run.json's usage block).");
         api.MapGet("/{runId}/tasks", TasksAsync).WithMetadata(TenantAccess.Owned).ProducesProblem(400).ProducesProblem(404).WithSummary("A run's tasks by index; filter by state; paged with offset and limit.");
         api.MapPost("/{runId}/cancel", CancelAsync).WithMetadata(TenantAccess.Owned).RequireAuthorization(Access.Access.FullPolicy).ProducesProblem(404).ProducesProblem(409)
             .WithSummary("Cancel a run: queued tasks never start, running containers are stopped, the run ends cancelled.");
@@ -104,7 +104,7 @@ internal static partial class RunsApi
     {
         var store = tenant.Runs;
         var run = await store.GetRunAsync(runId, ct);
-        return run is null ? NoSuchRun(runId) : TypedResults.Ok(View(run, await store.CountTasksAsync(runId, ct)));
+        return run is null ? NoSuchRun(runId) : TypedResults.Ok(View(run, await store.CountTasksAsync(runId, ct)) with { Usage = await tenant.RunUsageAsync(run, ct) });
     }
 
     private static async Task<Results<Ok<PageView<TaskView>>, ProblemHttpResult>> TasksAsync(

@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Text;
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -16,25 +13,19 @@ namespace Pipelines.Server.Api;
 /// <summary>
 /// The usage ledger over HTTP (docs/tenants.md, Usage and cost): <c>GET /api/usage</c> sums the
 /// records a query covers by day or hour, tenant, kind, outcome and class, each sum priced by its
-/// tenant's sheet; <c>GET /api/usage/records</c> streams the records themselves as CSV or JSON
-/// lines. A tenant's key reads only its own records (the ledger's view); an admin key reads every
+/// tenant's sheet; <c>GET /api/usage/records</c> streams the records themselves as CSV, JSON
+/// lines or Parquet (Usage/UsageExport, one list of columns). A tenant's key reads only its own records (the ledger's view); an admin key reads every
 /// tenant's, or one with <c>?tenant=</c>.
 /// </summary>
 internal static class UsageApi
 {
-    // The API's names (camelCase, as every answer of the API); null figures left out.
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
-    {
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-    };
-
     public static void MapUsageApi(this IEndpointRouteBuilder app)
     {
         var usage = app.MapGroup("/api/usage").WithTags("usage").RequireAuthorization(Access.Access.ReadPolicy);
         usage.MapGet("/", SummaryAsync).WithMetadata(TenantAccess.Listing).ProducesProblem(400)
             .WithSummary("Usage summed by day or hour (by), tenant, kind, outcome and class, with its cost: from, to (a date, a time, or 30d for since 30 days ago), run, function.");
         usage.MapGet("/records", RecordsAsync).WithMetadata(TenantAccess.Listing).ProducesProblem(400)
-            .WithSummary("The usage records themselves, streamed: format=csv (default) or json (one record per line); the same filters.");
+            .WithSummary("The usage records themselves, streamed: format=csv (default), json (one record per line) or parquet (in row groups), the same columns in each; the same filters.");
     }
 
     /// <summary>GET /api/usage's answer.</summary>
@@ -53,7 +44,12 @@ internal static class UsageApi
     /// <summary>One bucket's sums for a tenant, kind, outcome and class, priced.</summary>
     internal sealed record UsageSummaryRow(
         DateTimeOffset Start, string Tenant, string Kind, string Outcome, bool Harvested, long Records,
-        double WallSeconds, double CpuSeconds, double GbSeconds, long BytesIn, long BytesOut, double Cost, string Currency);
+        double WallSeconds, double CpuSeconds, double GbSeconds, long BytesIn, long BytesOut, double Cost, string Currency)
+    {
+        /// <summary>Whether its records are wasted work (vacated, failed).</summary>
+        [JsonIgnore]
+        public bool Wasted => UsageOutcomes.IsWasted(Outcome);
+    }
 
     /// <summary>The sums of every row in one currency; wasted work (vacated, failed) apart.</summary>
     internal sealed record UsageTotal(string Currency, long Records, double CpuSeconds, double GbSeconds, double WallSeconds, long BytesIn, long BytesOut, double Cost, long WastedRecords, double WastedCpuSeconds, double WastedCost);
@@ -70,6 +66,16 @@ internal static class UsageApi
             return Bad(e);
         }
 
+        return TypedResults.Ok(await SummarizeAsync(tenant, query, ct));
+    }
+
+    /// <summary>
+    /// The records <paramref name="query"/> covers in the caller's view, summed and each sum priced by its
+    /// tenant's sheet, with the totals per currency (wasted work apart): GET /api/usage's answer and the
+    /// dashboard's Usage page, one rule.
+    /// </summary>
+    internal static async Task<UsageSummary> SummarizeAsync(TenantContext tenant, UsageQuery query, CancellationToken ct)
+    {
         var rows = new List<UsageSummaryRow>();
         foreach (var r in await tenant.Usage.AggregateAsync(query, ct))
         {
@@ -79,27 +85,33 @@ internal static class UsageApi
                 Round(r.Figures.WallSeconds), Round(r.Figures.CpuSeconds), Round(r.Figures.GbSeconds), r.Figures.BytesIn, r.Figures.BytesOut, Math.Round(cost, 6), sheet.Currency));
         }
 
-        var totals = rows.GroupBy(r => r.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g =>
-        {
-            var wasted = g.Where(r => r.Outcome is UsageOutcomes.Vacated or UsageOutcomes.Failed).ToList();
-            return new UsageTotal(g.Key, g.Sum(r => r.Records), Round(g.Sum(r => r.CpuSeconds)), Round(g.Sum(r => r.GbSeconds)), Round(g.Sum(r => r.WallSeconds)),
-                g.Sum(r => r.BytesIn), g.Sum(r => r.BytesOut), Math.Round(g.Sum(r => r.Cost), 6), wasted.Sum(r => r.Records), Round(wasted.Sum(r => r.CpuSeconds)), Math.Round(wasted.Sum(r => r.Cost), 6));
-        }).ToList();
+        var totals = rows.GroupBy(r => r.Currency, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => Total(g.Key, g)).ToList();
         var budgets = await tenant.BudgetsAsync(ct);
-        return TypedResults.Ok(new UsageSummary(query.By == UsageBucket.Hour ? "hour" : "day", query.From, query.To, rows, totals)
+        return new UsageSummary(query.By == UsageBucket.Hour ? "hour" : "day", query.From, query.To, rows, totals)
         {
             Budgets = budgets.Count == 0 ? null : [.. budgets.Select(BudgetView.Of)],
-        });
+        };
+    }
+
+    /// <summary>The sums of <paramref name="rows"/> (of one currency), wasted work (vacated, failed) apart.</summary>
+    internal static UsageTotal Total(string currency, IEnumerable<UsageSummaryRow> rows)
+    {
+        var all = rows.ToList();
+        var wasted = all.Where(r => r.Wasted).ToList();
+        return new UsageTotal(currency, all.Sum(r => r.Records), Round(all.Sum(r => r.CpuSeconds)), Round(all.Sum(r => r.GbSeconds)), Round(all.Sum(r => r.WallSeconds)),
+            all.Sum(r => r.BytesIn), all.Sum(r => r.BytesOut), Math.Round(all.Sum(r => r.Cost), 6), wasted.Sum(r => r.Records), Round(wasted.Sum(r => r.CpuSeconds)), Math.Round(wasted.Sum(r => r.Cost), 6));
     }
 
     private static async Task RecordsAsync(HttpContext http, TenantContext tenant, TimeProvider time, CancellationToken ct)
     {
         var request = http.Request;
-        var format = request.Query["format"].FirstOrDefault() ?? "csv";
+        var name = request.Query["format"].FirstOrDefault() ?? "csv";
         UsageQuery query;
+        UsageFormat format;
         try
         {
-            query = format is "csv" or "json" ? Query(request, time.GetUtcNow()) : throw new RunCatalog.FilterException($"format '{format}' is not csv or json");
+            format = UsageExport.Parse(name) ?? throw new RunCatalog.FilterException($"format '{name}' is not csv, json or parquet");
+            query = Query(request, time.GetUtcNow());
         }
         catch (RunCatalog.FilterException e)
         {
@@ -107,41 +119,9 @@ internal static class UsageApi
             return;
         }
 
-        var response = http.Response;
-        response.ContentType = format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
-        await using var writer = new StreamWriter(response.Body, new UTF8Encoding(false), bufferSize: 16384);
-        if (format == "csv")
-        {
-            await writer.WriteLineAsync(string.Join(',', Columns));
-        }
-
-        await foreach (var r in tenant.Usage.RecordsAsync(query, ct))
-        {
-            await writer.WriteLineAsync(format == "csv" ? CsvLine(r) : JsonSerializer.Serialize(r, Json));
-        }
+        http.Response.ContentType = UsageExport.ContentType(format);
+        await UsageExport.WriteAsync(tenant.Usage.RecordsAsync(query, ct), http.Response.Body, format, ct);
     }
-
-    /// <summary>The export's columns, in order (docs/tenants.md).</summary>
-    internal static readonly string[] Columns =
-    [
-        "id", "tenant", "kind", "run_id", "task_index", "delivery", "function", "version", "route", "worker", "started_at", "ended_at",
-        "wall_seconds", "cpu_seconds", "peak_memory_bytes", "reserved_memory_bytes", "gb_seconds", "bytes_in", "bytes_out", "harvested", "outcome", "reason",
-    ];
-
-    private static string CsvLine(UsageRecord r) => string.Join(',',
-        Csv(r.Id), Csv(r.Tenant.Value), Csv(r.Kind), Csv(r.RunId), N(r.TaskIndex), N(r.Delivery), Csv(r.Function), N(r.Version), Csv(r.Route), Csv(r.Worker),
-        r.StartedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture), r.EndedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture),
-        D(r.WallSeconds), D(r.CpuSeconds), N(r.PeakMemoryBytes), N(r.ReservedMemoryBytes), D(r.GbSeconds), N<long>(r.BytesIn), N<long>(r.BytesOut),
-        r.Harvested ? "true" : "false", Csv(r.Outcome), Csv(r.Reason));
-
-    private static string N<T>(T? value)
-        where T : struct, IFormattable => value is { } v ? v.ToString(null, CultureInfo.InvariantCulture) : "";
-
-    private static string D(double? value) => value is { } v ? v.ToString("R", CultureInfo.InvariantCulture) : "";
-
-    // RFC 4180: a field with a comma, a quote or a line break is quoted, its quotes doubled.
-    private static string Csv(string? value) =>
-        value is null ? "" : value.AsSpan().IndexOfAny(",\"\r\n") < 0 ? value : "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     private static double Round(double value) => Math.Round(value, 3);
 

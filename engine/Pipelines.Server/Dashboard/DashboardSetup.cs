@@ -11,7 +11,7 @@ using Pipelines.Tenancy;
 namespace Pipelines.Server.Dashboard;
 
 /// <summary>
-/// The Hangfire dashboard at /hangfire, with the Runs, Functions, Algorithms and Workers pages added to its routes and navigation,
+/// The Hangfire dashboard at /hangfire, with the Runs, Functions, Algorithms, Usage and Workers pages added to its routes and navigation,
 /// readable job names, and access by the same keys as the API (a read key gets a read-only dashboard). On a server with
 /// tenants, a caller who is not admin reaches only <see cref="Pages"/> (and Hangfire's static assets): Hangfire's own pages
 /// show every tenant's jobs and their arguments, so they answer 404 there, and their menu items and counters are not drawn.
@@ -32,6 +32,7 @@ internal static class DashboardSetup
         new("/runs/(?<runId>[0-9A-Za-z-]+)", "/runs/{runId}", TenantAccess.Owned, m => new RunPage(m.Groups["runId"].Value), null),
         new("/functions", "/functions", TenantAccess.Listing, _ => new FunctionsPage(), "Functions"),
         new("/algorithms", "/algorithms", TenantAccess.Listing, _ => new AlgorithmsPage(), "Algorithms"),
+        new("/usage", "/usage", TenantAccess.Listing, _ => new UsagePage(), "Usage"),
 
         // The machines are the operator's, but the page names no run, function or tenant: every key sees it.
         new("/workers", "/workers", TenantAccess.Open, _ => new WorkersPage(), "Workers"),

@@ -82,7 +82,9 @@ internal sealed class RunPage(string runId) : RazorPage
                 """);
         }
 
-        WriteResults(http.RequestServices.GetRequiredService<ObjectStoreFactory>(), run, ct);
+        var summary = run.State.IsTerminal() ? Summary(http.RequestServices.GetRequiredService<ObjectStoreFactory>(), run, ct) : null;
+        WriteUsage(TenantContext.Of(http), run, summary, ct);
+        WriteResults(run, summary);
         WriteTimeline(store, run, ct);
         WriteTasks(store, run, steps, ct);
         WriteLiteral("</div></div>");
@@ -92,23 +94,36 @@ internal sealed class RunPage(string runId) : RazorPage
         }
     }
 
-    private void WriteResults(ObjectStoreFactory stores, RunRecord run, CancellationToken ct)
+    /// <summary>The run's run.json, or null when it ended without one (a failed gather).</summary>
+    private static RunSummary? Summary(ObjectStoreFactory stores, RunRecord run, CancellationToken ct)
+    {
+        try
+        {
+            return RunSummary.ReadAsync(stores.Open(run.OutputUri), ct).GetAwaiter().GetResult();
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// What the run used and cost, in report.html's table (UsageTable, one rule): once it has ended, its
+    /// run.json's block; while it goes on (or when it ended without run.json), the ledger's records so far.
+    /// </summary>
+    private void WriteUsage(TenantContext tenant, RunRecord run, RunSummary? summary, CancellationToken ct)
+    {
+        var usage = summary?.Usage ?? tenant.RunUsageAsync(run, ct).GetAwaiter().GetResult();
+        var source = summary?.Usage is not null ? "from run.json" : run.State.IsTerminal() ? "from the usage ledger (the run has no run.json)" : "so far, from the usage ledger: deliveries that have ended";
+        WriteLiteral($"<h3 id=\"usage-title\">Usage and cost <small>{E(source)}</small></h3>");
+        WriteLiteral(UsageTable.ToHtml(usage, "table table-condensed"));
+    }
+
+    private void WriteResults(RunRecord run, RunSummary? summary)
     {
         WriteLiteral("<h3 id=\"results\">Results</h3>");
         var files = new List<string>();
-        if (run.State.IsTerminal())
-        {
-            var output = stores.Open(run.OutputUri);
-            try
-            {
-                var summary = RunSummary.ReadAsync(output, ct).GetAwaiter().GetResult();
-                files.AddRange(summary.Results.Values.SelectMany(r => r.Files));
-            }
-            catch (ObjectNotFoundException)
-            {
-                // A run that ended without run.json (a failed gather) has no result files to list.
-            }
-        }
+        files.AddRange(summary?.Results.Values.SelectMany(r => r.Files) ?? []);
 
         if (!run.State.IsTerminal())
         {

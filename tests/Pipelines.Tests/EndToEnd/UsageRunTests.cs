@@ -8,7 +8,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// <summary>
 /// A run's usage as a user finds it in run.json (and report.html): the sums of its provenance
 /// rows' figures (CPU, wall, reserved memory times wall, staged and kept bytes), one delivery a
-/// task, priced by the configured sheet. The step burns a known amount of CPU in a container of its own.
+/// task, priced by the configured sheet; `pipelines status` prints its cost. The step burns a known amount of CPU in a container of its own.
 /// </summary>
 [Integration]
 public sealed class UsageRunTests : IDisposable
@@ -55,6 +55,11 @@ public sealed class UsageRunTests : IDisposable
         var report = System.Text.Encoding.UTF8.GetString(await run.ReadAsync("report.html"));
         Assert.Contains("id=\"usage\"", report, StringComparison.Ordinal);
         Assert.Contains("credits", report, StringComparison.Ordinal);
+
+        // `pipelines status` on this machine's ended run prints run.json's cost line.
+        var status = await CliRunner.RunAsync(["status", RunFolder.RunIdFrom(result)], env);
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.Contains($"  cost:    {usage.GetProperty("cost").GetDouble().ToString("0.######", System.Globalization.CultureInfo.InvariantCulture)} credits for 2 deliveries: ", status.Stdout, StringComparison.Ordinal);
     }
 
     private string Workflow()

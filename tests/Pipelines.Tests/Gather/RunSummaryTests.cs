@@ -89,6 +89,36 @@ public sealed class RunSummaryTests : IDisposable
     }
 
     [Fact]
+    public async Task The_usage_of_a_run_going_on_from_the_ledgers_sums_is_the_block_its_records_make()
+    {
+        // A run across midnight: the ledger sums it in two day buckets; the run page and GET /api/runs/{id} add them up.
+        var ledger = new InMemoryUsageStore();
+        var midnight = new DateTimeOffset(2026, 12, 2, 0, 0, 0, TimeSpan.Zero);
+        UsageRecord[] records =
+        [
+            new("r/0/1", TenantId.Default, UsageKinds.Task, midnight.AddHours(-1), midnight.AddMinutes(-1), UsageOutcomes.Vacated) { RunId = "r", TaskIndex = 0, Delivery = 1, WallSeconds = 3540.25, CpuSeconds = 10.125, Harvested = true },
+            new("r/0/2", TenantId.Default, UsageKinds.Task, midnight, midnight.AddMinutes(1), UsageOutcomes.Succeeded) { RunId = "r", TaskIndex = 0, Delivery = 2, WallSeconds = 60.5, CpuSeconds = 30.333, GbSeconds = 15.125, BytesIn = 5, BytesOut = 7 },
+            new("r/1/1", TenantId.Default, UsageKinds.Task, midnight, midnight.AddMinutes(2), UsageOutcomes.Failed) { RunId = "r", TaskIndex = 1, Delivery = 1, WallSeconds = 120, CpuSeconds = 2.5, GbSeconds = 30 },
+            new("other/0/1", TenantId.Default, UsageKinds.Task, midnight, midnight.AddMinutes(2), UsageOutcomes.Succeeded) { RunId = "other", TaskIndex = 0, Delivery = 1, WallSeconds = 99, CpuSeconds = 99 },
+        ];
+        foreach (var r in records)
+        {
+            ledger.Add(r);
+        }
+
+        var sheet = new PriceSheet { Currency = "credits", CpuSecond = 0.5, GbSecond = 0.25, HarvestedDiscount = 0.5 };
+        var rows = await ledger.AggregateAsync(new UsageQuery(RunId: "r"), CancellationToken.None);
+        var live = RunUsage.Of(rows, sheet);
+
+        Assert.Equal(2, rows.Select(r => r.Bucket).Distinct().Count());
+        Assert.Equal(RunUsage.Of(await ledger.ForRunAsync("r", CancellationToken.None), sheet), live);
+        Assert.Equal((3L, 42.958, 2L, 12.625), (live.Deliveries, live.CpuSeconds, live.Wasted.Deliveries, live.Wasted.CpuSeconds));
+        Assert.Equal(
+            "30.229 credits for 3 deliveries: 42.958 CPU s, 45.125 GB-s, 3720.75 wall s, 95% harvested; wasted (vacated, failed): 2 deliveries, 12.625 CPU s",
+            live.Line());
+    }
+
+    [Fact]
     public void A_summary_without_an_error_writes_error_null_as_before()
     {
         var summary = RunSummary.FromJson(Fixture()) with { Error = null };

@@ -343,6 +343,7 @@ public sealed partial class TenantAccessMatrixTests(TenantServerFixture fixture)
         "/api/workflows" => TenantServerFixture.LabBWorkflow,
         "/api/functions" or "/hangfire/functions" => TenantServerFixture.LabBFunction,
         "/api/algorithms" or "/hangfire/algorithms" => TenantServerFixture.LabBAlgorithm,
+        "/hangfire/usage" => "<td>lab-b</td>",
         _ => null,
     };
 
