@@ -168,7 +168,8 @@ public sealed class FunctionShowCommand : AsyncCommand<FunctionShowCommand.Setti
 
         foreach (var w in d.Warm)
         {
-            Console.WriteLine($"  version {w.Version}{(w.AlgorithmVersion is null ? "" : " (" + w.AlgorithmVersion + ")")}: {w.Warm} warm container(s), {w.Busy} busy, {w.Starting} starting, {w.Waiting} request(s) waiting");
+            Console.WriteLine($"  version {w.Version}{(w.AlgorithmVersion is null ? "" : " (" + w.AlgorithmVersion + ")")}: {w.Warm} warm container(s), {w.Busy} busy, {w.Starting} starting, {w.Waiting} request(s) waiting"
+                + (w.Held is null ? "" : $"; not started: {w.Held}"));
         }
 
         return Cli.Ok;

@@ -51,6 +51,8 @@ internal static class FunctionHosting
             sp.GetService<TenantQuotas>()));
         services.AddSingleton<IInvocationHandler>(sp => sp.GetRequiredService<FunctionService>());
         services.AddSingleton<IInvocationQueue, HangfireInvocationQueue>();
+        services.AddSingleton<IInvocationBacklog>(sp => sp.GetRequiredService<InvocationLog>());
+        services.AddSingleton(sp => new InvocationRelease(sp.GetRequiredService<IInvocationBacklog>(), sp.GetRequiredService<IInvocationQueue>()));
         services.AddTransient<InvocationJob>();
         if (keepWarm)
         {

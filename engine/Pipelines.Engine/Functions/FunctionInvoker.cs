@@ -104,6 +104,7 @@ public sealed partial class FunctionInvoker
     private static InvocationOutcome Stopped(FunctionSpec spec, AttemptStop stop, Stopwatch clock, string? containerId) => stop.Kind switch
     {
         AttemptStopKind.NotAdmitted => InvocationOutcome.Failure(InvocationStatus.Refused, 503, stop.Reason, Ms(clock)),
+        AttemptStopKind.TenantQuota => InvocationOutcome.Failure(InvocationStatus.Refused, 429, stop.Reason, Ms(clock)) with { Quota = stop.Quota },
         AttemptStopKind.QueueFull => InvocationOutcome.Failure(InvocationStatus.Refused, 429, stop.Reason + $"; try again later, or raise max (now {spec.Max}) or queue (now {spec.Queue})", Ms(clock)),
         AttemptStopKind.NotStarted => InvocationOutcome.Failure(InvocationStatus.Failed, 502, "no container of the function could be started: " + stop.Reason, Ms(clock)),
         AttemptStopKind.Broken when stop.TimedOut => InvocationOutcome.Failure(InvocationStatus.TimedOut, 504, $"the request took longer than its timeout of {Quantities.FormatDuration(spec.Resources.Timeout)}; the container was killed", Ms(clock), containerId),
@@ -133,6 +134,7 @@ public sealed partial class FunctionInvoker
             MaxQueue = spec.Queue,
             IdleTimeout = spec.IdleTimeout,
             Limits = worker.LimitsFor(spec.Resources, "function", function.Name),
+            Tenant = function.Tenant,
         };
     }
 

@@ -84,6 +84,9 @@ public sealed record InvocationRecord(
 
     /// <summary>Why a queued async invocation waits (a tenant quota, and when it is tried again); null once it starts, and for every other.</summary>
     public string? Held { get; init; }
+
+    /// <summary>An async invocation's caller's trace, written with it for the job the dispatcher queues; not read back with the record.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>How an invocation was routed: to stable, to the canary, or a shadow copy of another (docs/algorithms.md).</summary>

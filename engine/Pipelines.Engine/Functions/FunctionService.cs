@@ -302,7 +302,7 @@ public sealed class FunctionService : IInvocationHandler
     /// </summary>
     private async Task<InvocationOutcome> RunRoutedAsync(
         RoutedInvocation routed, FunctionInput input, string id, string? caller, string outputFolder, CancellationToken cancellationToken,
-        Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null)
+        Func<InvocationEnd, Task> record, Func<InvocationOutcome, Task>? finish = null, Func<QuotaRefusal, Task>? held = null)
     {
         var shadow = routed is { ShadowTo: { } to, Algorithm: { } algorithm }
             ? await shadows.StageAsync(to, input, id, caller, algorithm, cancellationToken).ConfigureAwait(false)
@@ -327,6 +327,14 @@ public sealed class FunctionService : IInvocationHandler
             await record(new InvocationEnd(InvocationStatus.Failed, 499, null, null, null, null, 0, null, "the caller went away before the answer")).ConfigureAwait(false);
             await DiscardAsync(shadow, "the caller went away before stable's answer").ConfigureAwait(false);
             throw;
+        }
+
+        if (outcome.Quota is { } quota && held is not null)
+        {
+            // No warm container its tenant's quota allows (WarmContainers): it never ran, and waits rather than ends.
+            await DiscardAsync(shadow, $"stable's run waits for its tenant's quota {quota.Quota}").ConfigureAwait(false);
+            await held(quota).ConfigureAwait(false);
+            return outcome;
         }
 
         Answered(routed.Serving.Name, outcome.Status, outcome.HttpStatus, outcome.LatencyMs / 1000, outcome.Error);
@@ -376,11 +384,11 @@ public sealed class FunctionService : IInvocationHandler
 
         var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));
         await location.Store.PutAsync(location.Key(ManifestKey(function.Name, id)), manifest, "application/json", cancellationToken).ConfigureAwait(false);
-        await store.AddInvocationAsync(Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()), cancellationToken).ConfigureAwait(false);
-
-        // The row is written before the job: a job never looks for an invocation that is not there yet.
-        // The job carries the caller's trace (a job parameter), so the worker's run of it joins that trace.
-        jobs.Enqueue(id, EngineTracing.CurrentParent());
+        // Recorded waiting, with the caller's trace: the dispatcher releases it by fair share (docs/decisions.md), and
+        // its job carries that trace (a job parameter), so the worker's run of it joins the caller's.
+        var queued = Record(id, function, input, InvocationStatus.Queued, isAsync: true, caller, time.GetUtcNow()) with { TraceParent = EngineTracing.CurrentParent() };
+        await store.AddInvocationAsync(queued, cancellationToken).ConfigureAwait(false);
+        await jobs.ChangedAsync(cancellationToken).ConfigureAwait(false);
         return id;
     }
 
@@ -409,16 +417,13 @@ public sealed class FunctionService : IInvocationHandler
         // The tenant's budget, running and rate quotas: past them it stays queued, says why, and is tried again (never failed by a quota or a budget).
         if (quotas is not null && await quotas.AdmitInvocationAsync(record.Tenant, id, cancellationToken).ConfigureAwait(false) is { } refused)
         {
-            var again = time.GetUtcNow() + refused.RetryAfter;
-            // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
-            jobs.Schedule(id, traceParent, refused.RetryAfter);
-            await store.HoldAsync(id, $"held by the tenant's {refused.What} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+            await HoldAsync(id, traceParent, refused, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         try
         {
-            await RunAdmittedAsync(id, record, function, cancellationToken).ConfigureAwait(false);
+            await RunAdmittedAsync(id, traceParent, record, function, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -426,10 +431,22 @@ public sealed class FunctionService : IInvocationHandler
             {
                 await quotas.EndInvocationAsync(record.Tenant, id).ConfigureAwait(false);
             }
+
+            // Its worker slot is free: the dispatcher fills it now.
+            await jobs.ChangedAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
 
-    private async Task RunAdmittedAsync(string id, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)
+    /// <summary>An async invocation a quota of its tenant stopped for now: it stays (or goes back to) queued, says why and when it is tried again, and is.</summary>
+    private async Task HoldAsync(string id, string? traceParent, QuotaRefusal refused, CancellationToken cancellationToken)
+    {
+        var again = time.GetUtcNow() + refused.RetryAfter;
+        // The next try is queued before the hold is said: a crash between the two leaves it waiting, never lost.
+        jobs.Schedule(id, traceParent, refused.RetryAfter);
+        await store.HoldAsync(id, $"held by the tenant's {refused.What} ({refused.Detail}); tried again at {again:u}", cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunAdmittedAsync(string id, string? traceParent, InvocationRecord record, FunctionVersion function, CancellationToken cancellationToken)
     {
         // Routed when it runs, not when it was queued: a canary aborted meanwhile serves it no more.
         var routed = await router.RouteAsync(function, cancellationToken).ConfigureAwait(false);
@@ -464,7 +481,7 @@ public sealed class FunctionService : IInvocationHandler
                 }
 
                 await store.FinishAsync(id, outcome.ToEnd(), time.GetUtcNow(), cancellationToken).ConfigureAwait(false);
-            }).ConfigureAwait(false);
+            }, refused => HoldAsync(id, traceParent, refused, cancellationToken)).ConfigureAwait(false);
             await PruneIfDueAsync(cancellationToken).ConfigureAwait(false);
         }
         finally

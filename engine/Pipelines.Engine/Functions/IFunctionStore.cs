@@ -70,7 +70,9 @@ public interface IFunctionStore
 
     /// <summary>
     /// Says why a queued invocation waits (a tenant's quota: docs/tenants.md), for the caller who
-    /// looks at it; <see cref="TryStartAsync"/> clears it. Nothing for one that is not queued.
+    /// looks at it; <see cref="TryStartAsync"/> clears it. A running one goes back to queued with it
+    /// (its job started it, then found no warm container its tenant's quota allows: it never ran).
+    /// Nothing for one that has ended.
     /// </summary>
     Task HoldAsync(string id, string reason, CancellationToken cancellationToken);
 

@@ -1,3 +1,4 @@
+using Pipelines.Queue;
 using Pipelines.Tenancy;
 using Pipelines.Usage;
 
@@ -8,7 +9,7 @@ namespace Pipelines.Functions;
 /// memory under one lock with the same rules as <see cref="PostgresFunctionStore"/> (they are on
 /// <see cref="IFunctionStore"/>). Nothing outlives the process.
 /// </summary>
-internal sealed class InMemoryFunctionStore : IFunctionStore
+internal sealed class InMemoryFunctionStore : IFunctionStore, IInvocationBacklog
 {
     private readonly Lock _lock = new();
 
@@ -55,6 +56,12 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
         public InvocationRecord Record { get; set; } = record;
 
         public bool? ColdStart { get; set; }
+
+        /// <summary>Whether the dispatcher released it (its job is queued); an async invocation waits for that.</summary>
+        public bool Released { get; set; }
+
+        /// <summary>The caller's trace, for its job (kept apart: not read back with the record, as PostgreSQL's).</summary>
+        public string? TraceParent { get; init; }
     }
 
     public Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
@@ -141,6 +148,7 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
             // As the insert writes it: what the end records is empty until FinishAsync.
             _invocations.Add(invocation.Id, new Invocation(invocation with
             {
+                TraceParent = null,
                 OutputSha256 = null,
                 OutputBytes = null,
                 OutputName = null,
@@ -151,7 +159,57 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
                 FinishedAt = null,
                 Error = null,
                 ShadowEqual = null,
-            }));
+            })
+            { TraceParent = invocation.TraceParent });
+            return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>An async invocation not ended (nor a shadow copy): the dispatcher's to count.</summary>
+    private static bool Waiting(Invocation i) => i.Record is { Async: true, ShadowOf: null, Status: InvocationStatus.Queued or InvocationStatus.Running };
+
+    public Task<IReadOnlyList<InvocationLoad>> LoadsAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            // One pass over the kept invocations (the embedded mode's few); the rule is PostgreSQL's query's.
+            IReadOnlyList<InvocationLoad> loads = _invocations.Values.Where(i => InScope(i.Record.Tenant) && Waiting(i))
+                .GroupBy(i => i.Record.Tenant)
+                .Select(g => new InvocationLoad(
+                    g.Key,
+                    g.Count(i => !i.Released && i.Record.Status == InvocationStatus.Queued),
+                    g.Count(i => i.Released && i.Record.Held is null)))
+                .ToList();
+            return Task.FromResult(loads);
+        }
+    }
+
+    public Task<IReadOnlyList<PendingInvocation>> OldestPendingAsync(TenantId tenant, int count, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            IReadOnlyList<PendingInvocation> pending = _invocations.Values
+                .Where(i => i.Record.Tenant == tenant && InScope(tenant) && Waiting(i) && !i.Released && i.Record.Status == InvocationStatus.Queued)
+                .OrderBy(i => i.Record.StartedAt).ThenBy(i => i.Record.Id, StringComparer.Ordinal)
+                .Take(count)
+                .Select(i => new PendingInvocation(i.Record.Id, i.TraceParent))
+                .ToList();
+            return Task.FromResult(pending);
+        }
+    }
+
+    public Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            foreach (var id in ids)
+            {
+                if (Find(id) is { } i)
+                {
+                    i.Released = true;
+                }
+            }
+
             return Task.CompletedTask;
         }
     }
@@ -174,9 +232,9 @@ internal sealed class InMemoryFunctionStore : IFunctionStore
     {
         lock (_lock)
         {
-            if (Find(id) is { Record.Status: InvocationStatus.Queued } i)
+            if (Find(id) is { Record.Status: InvocationStatus.Queued or InvocationStatus.Running } i)
             {
-                i.Record = i.Record with { Held = reason };
+                i.Record = i.Record with { Held = reason, Status = InvocationStatus.Queued };
             }
 
             return Task.CompletedTask;

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Queue;
 using Pipelines.Tenancy;
 
 namespace Pipelines.Functions;
@@ -19,7 +20,7 @@ namespace Pipelines.Functions;
 /// written, whose answers went to their clients; a stop writes them first. Async invocations never
 /// come here: their rows are written before their job is queued and when it ends, as before.
 /// </summary>
-internal sealed partial class InvocationLog : IFunctionStore, IHostedService, IAsyncDisposable
+internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog, IHostedService, IAsyncDisposable
 {
     /// <summary>Ended records waiting to be written; one more waits for room.</summary>
     public const int Capacity = 10_000;
@@ -66,6 +67,18 @@ internal sealed partial class InvocationLog : IFunctionStore, IHostedService, IA
     }
 
     IFunctionStore IFunctionStore.For(TenantScope scope) => For(scope);
+
+    // The dispatcher's reads and marks go to the store as they are: async invocations are written at once, never batched here.
+    public Task<IReadOnlyList<InvocationLoad>> LoadsAsync(CancellationToken cancellationToken) => Backlog.LoadsAsync(cancellationToken);
+
+    public Task<IReadOnlyList<PendingInvocation>> OldestPendingAsync(TenantId tenant, int count, CancellationToken cancellationToken) =>
+        Backlog.OldestPendingAsync(tenant, count, cancellationToken);
+
+    public Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken) =>
+        Backlog.MarkReleasedAsync(ids, now, cancellationToken);
+
+    private IInvocationBacklog Backlog => _store as IInvocationBacklog
+        ?? throw new InvalidOperationException($"the function store {_store.GetType().Name} keeps no async invocations for the dispatcher (IInvocationBacklog)");
 
     /// <summary>One thing queued: an ended record, or a reader's mark that is set once everything before it is written.</summary>
     private readonly record struct Item(EndedInvocation? Ended, TaskCompletionSource? Written);

@@ -31,6 +31,9 @@ public sealed record InvocationOutcome(
     /// </summary>
     public byte[]? Content { get; init; }
 
+    /// <summary>The tenant's quota that refused it (429): a synchronous caller is told its Retry-After, an async invocation waits and is tried again.</summary>
+    public Quotas.QuotaRefusal? Quota { get; init; }
+
     /// <summary>What the request used, as its warm container's cgroup grew for it (a fork-mode request); null where not measured.</summary>
     public ResourceUse? Resources { get; init; }
 

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using Npgsql;
 using NpgsqlTypes;
+using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
 using Pipelines.Usage;
@@ -13,7 +14,7 @@ namespace Pipelines.Functions;
 /// one version each and an identical content never makes a second. Invocations are kept within a
 /// retention limit, pruned in bounded batches (the rules are on <see cref="IFunctionStore"/>).
 /// </summary>
-internal sealed class PostgresFunctionStore : IFunctionStore
+internal sealed class PostgresFunctionStore : IFunctionStore, IInvocationBacklog
 {
     private const string VersionColumns = "v.name, v.version, v.spec, v.image_digest, v.yaml, v.content_sha256, v.deployed_at, v.deployed_by, v.tenant";
     private const string InvocationColumns = "id, function, version, image_digest, status, async, input_sha256, input_bytes, output_sha256, output_bytes, output_name, content_type, http_status, latency_ms, container_id, started_at, finished_at, error, caller, algorithm_version, route, shadow_of, shadow_equal, tenant";
@@ -39,7 +40,7 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public IFunctionStore For(TenantScope scope) => scope.Narrow(_tenant) is var t && t == _tenant ? this : new PostgresFunctionStore(_db, t);
 
     /// <summary>The functions' tables, for the one schema owner (Hosting/PostgresSchema).</summary>
-    public static SchemaPart Tables { get; } = new("function store", 4, SchemaSql);
+    public static SchemaPart Tables { get; } = new("function store", 5, SchemaSql);
 
     /// <summary>
     /// The functions' DDL, idempotent: safe to run by any number of processes, any number of
@@ -100,6 +101,13 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         {SchemaPart.MoveForeignKey(schema, "function_invocations", "tenant, function", "functions", "tenant, name")}
         -- v4, quotas (docs/tenants.md): why a queued async invocation waits.
         ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS held text;
+        -- v5, fair share (docs/decisions.md): an async invocation waits for the dispatcher until released_at
+        -- is set. Rows from before had their jobs queued at once: they are released (the default, then dropped).
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS released_at timestamptz DEFAULT now();
+        ALTER TABLE {schema}.function_invocations ALTER COLUMN released_at DROP DEFAULT;
+        ALTER TABLE {schema}.function_invocations ADD COLUMN IF NOT EXISTS trace_parent text;
+        CREATE INDEX IF NOT EXISTS function_invocations_waiting ON {schema}.function_invocations (tenant, started_at)
+            WHERE async AND shadow_of IS NULL AND status IN ('queued', 'running');
         """;
 
     public async Task<DeployResult> DeployAsync(FunctionSpec spec, string yaml, string imageDigest, string contentSha256, string deployedBy, DateTimeOffset now, CancellationToken cancellationToken)
@@ -207,10 +215,11 @@ internal sealed class PostgresFunctionStore : IFunctionStore
     public async Task AddInvocationAsync(InvocationRecord r, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""
-            INSERT INTO {S}.function_invocations ({InvocationColumns})
+            INSERT INTO {S}.function_invocations ({InvocationColumns}, trace_parent)
             VALUES (@id, @fn, @v, @digest, @status, @async, @in_sha, @in_bytes, NULL, NULL, NULL, NULL, NULL, NULL, NULL, @started, NULL, NULL, @caller,
-                    @alg, @route, @shadow_of, NULL, @t)
+                    @alg, @route, @shadow_of, NULL, @t, @trace)
             """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("trace", NpgsqlDbType.Text, (object?)r.TraceParent ?? DBNull.Value);
         cmd.Parameters.AddWithValue("t", (_tenant ?? r.Tenant).Value);
         cmd.Parameters.AddWithValue("alg", NpgsqlDbType.Text, (object?)r.AlgorithmVersion ?? DBNull.Value);
         cmd.Parameters.AddWithValue("route", NpgsqlDbType.Text, (object?)r.Route ?? DBNull.Value);
@@ -253,10 +262,60 @@ internal sealed class PostgresFunctionStore : IFunctionStore
         return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
+    public async Task<IReadOnlyList<InvocationLoad>> LoadsAsync(CancellationToken cancellationToken)
+    {
+        // Through the partial index of async invocations not ended; one held by a quota holds no worker (its job is scheduled).
+        await using var cmd = await _db.CommandAsync($"""
+            SELECT tenant, count(*) FILTER (WHERE released_at IS NULL AND status = 'queued'), count(*) FILTER (WHERE released_at IS NOT NULL AND held IS NULL)
+            FROM {S}.function_invocations
+            WHERE async AND shadow_of IS NULL AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)
+            GROUP BY tenant
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        var loads = new List<InvocationLoad>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            loads.Add(new InvocationLoad(TenantId.Parse(reader.GetString(0), "function_invocations.tenant"), (int)reader.GetInt64(1), (int)reader.GetInt64(2)));
+        }
+
+        return loads;
+    }
+
+    public async Task<IReadOnlyList<PendingInvocation>> OldestPendingAsync(TenantId tenant, int count, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync($"""
+            SELECT id, trace_parent FROM {S}.function_invocations
+            WHERE tenant = @tenant AND async AND shadow_of IS NULL AND status = 'queued' AND released_at IS NULL AND (@t::text IS NULL OR tenant = @t)
+            ORDER BY started_at, id COLLATE "C" LIMIT @n
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("tenant", tenant.Value);
+        cmd.Parameters.AddWithValue("n", count);
+        var pending = new List<PendingInvocation>();
+        await using var reader = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            pending.Add(new PendingInvocation(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+        }
+
+        return pending;
+    }
+
+    public async Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await using var cmd = await _db.CommandAsync(
+            $"UPDATE {S}.function_invocations SET released_at = @now WHERE id = ANY(@ids) AND released_at IS NULL AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("ids", ids.ToArray());
+        cmd.Parameters.AddWithValue("now", now);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task HoldAsync(string id, string reason, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync(
-            $"UPDATE {S}.function_invocations SET held = @reason WHERE id = @id AND status = 'queued' AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+            $"UPDATE {S}.function_invocations SET held = @reason, status = 'queued' WHERE id = @id AND status IN ('queued', 'running') AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("id", id);
         cmd.Parameters.AddWithValue("reason", reason);

@@ -259,7 +259,7 @@ public static class EngineHost
             services.AddSingleton(sp => new TaskDispatcher(
                 sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<WorkerSlots>(), sp.GetRequiredService<DispatchSignal>(),
                 sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<TaskDispatcher>>(), sp.GetService<NpgsqlDataSource>(),
-                settings.Database.Schema, sp.GetRequiredService<Quotas.TenantBudgets>()));
+                settings.Database.Schema, sp.GetRequiredService<Quotas.TenantBudgets>(), sp.GetService<InvocationRelease>()));
             services.AddHostedService(sp => sp.GetRequiredService<TaskDispatcher>());
             AddHarvester(services, settings.Harvest, workerOptions);
             if (!string.IsNullOrWhiteSpace(postgres))

@@ -6,8 +6,10 @@ using Pipelines.Telemetry;
 namespace Pipelines.Queue;
 
 /// <summary>Queues async invocations through Hangfire's client, the caller's trace as a job parameter.</summary>
-internal sealed class HangfireInvocationQueue(IBackgroundJobClient client) : IInvocationQueue
+internal sealed class HangfireInvocationQueue(IBackgroundJobClient client, DispatchSignal signal) : IInvocationQueue
 {
+    public Task ChangedAsync(CancellationToken cancellationToken) => signal.PulseAsync(cancellationToken);
+
     public void Enqueue(string id, string? traceParent) => Create(id, traceParent, new EnqueuedState());
 
     public void Schedule(string id, string? traceParent, TimeSpan delay) => Create(id, traceParent, new ScheduledState(delay));

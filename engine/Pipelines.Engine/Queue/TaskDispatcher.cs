@@ -18,7 +18,8 @@ namespace Pipelines.Queue;
 /// owners are busy, their policy is never, they drain), every pending task shows held with the
 /// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
 /// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
-/// pipelines.tasks.pending gauge.
+/// pipelines.tasks.pending gauge. Async invocations share the slots, released by the same fair
+/// share (<see cref="InvocationRelease"/>).
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -38,7 +39,8 @@ internal sealed partial class TaskDispatcher(
     ILogger<TaskDispatcher> log,
     NpgsqlDataSource? dataSource = null,
     string schema = "pipelines",
-    TenantBudgets? budgets = null) : BackgroundService
+    TenantBudgets? budgets = null,
+    InvocationRelease? invocations = null) : BackgroundService
 {
     /// <summary>The advisory lock of the one acting dispatcher, with the run store schema's hash as its second key.</summary>
     private const int LeadLock = 7310023;
@@ -214,27 +216,37 @@ internal sealed partial class TaskDispatcher(
         }
 
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
-        _share.Account(loads.ToDictionary(l => l.Tenant, l => l.InFlight));
+        var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
+        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
         demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
-        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight);
+        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
         var released = new List<TaskKey>();
         var releasedBy = new Dictionary<TenantId, int>();
-        if (free > 0 && demands.Any(d => d.Pending > 0))
+        if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
         {
             if (tenants.Tenancy.FairShare)
             {
-                foreach (var (tenant, n) in _share.Allocate(free, demands))
+                foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
                 {
-                    Add(tenant, await store.ReleaseTasksAsync(tenant, n, now, ct).ConfigureAwait(false));
+                    var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    if (n > invoked)
+                    {
+                        Add(tenant, await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
+                    }
                 }
             }
             else
             {
+                if (invocations is not null)
+                {
+                    await invocations.ReleaseAllAsync(invocationLoads, now, ct).ConfigureAwait(false);
+                }
+
                 // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
                 var bound = demands.Where(d => d.Quota is not null).ToList();
                 foreach (var d in bound.Where(d => d.Pending > 0 && d.InFlight < d.Quota))

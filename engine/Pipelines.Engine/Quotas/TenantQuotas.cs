@@ -19,8 +19,8 @@ public sealed record QuotaRefusal(string Quota, TimeSpan RetryAfter, string Deta
 
 /// <summary>
 /// The one home of the running-work quotas a request meets (docs/tenants.md, "Quotas"): the
-/// tenant's budget (<see cref="TenantBudgets"/>), its concurrent invocations and invocations per
-/// minute, read from its settings (<see cref="TenantOptions.Settings"/>) and counted in <see cref="ITenantLimits"/>.
+/// tenant's budget (<see cref="TenantBudgets"/>), its concurrent invocations, invocations per
+/// minute and warm containers, read from its settings (<see cref="TenantOptions.Settings"/>) and counted in <see cref="ITenantLimits"/>.
 /// The callers decide what a refusal means: a synchronous invoke answers 429, an async
 /// invocation waits and tries again.
 /// </summary>
@@ -28,6 +28,9 @@ public sealed partial class TenantQuotas
 {
     /// <summary>How long a caller refused for concurrency is told to wait: a slot frees when any running invocation ends.</summary>
     public static readonly TimeSpan ConcurrencyRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long a caller refused a warm container is told to wait: one frees when another of the tenant's idles out or is retired.</summary>
+    public static readonly TimeSpan WarmRetry = TimeSpan.FromSeconds(5);
 
     private readonly ITenantLimits limits;
     private readonly TenantOptions tenants;
@@ -106,6 +109,43 @@ public sealed partial class TenantQuotas
         {
             LogReleaseWaits(log, holder, tenant.Value, 1, 1, e.Message);
             _ = ReleaseLaterAsync(tenant, LimitKind.Invocations, holder);
+        }
+    }
+
+    /// <summary>
+    /// Takes a warm-container slot of <paramref name="tenant"/> for <paramref name="holder"/> (one
+    /// container about to start, until <see cref="EndWarmAsync"/>): null when taken, or when the
+    /// tenant has no WarmContainers quota; else the refusal naming the quota. An outage of the
+    /// counters is thrown (retry helps), never a refusal.
+    /// </summary>
+    public async Task<QuotaRefusal?> TakeWarmAsync(TenantId tenant, string holder, CancellationToken cancellationToken)
+    {
+        if (Of(tenant).WarmContainers is not { } warm
+            || await limits.TryAcquireAsync(tenant, LimitKind.WarmContainers, holder, warm, cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        return new QuotaRefusal(
+            nameof(QuotaSettings.WarmContainers),
+            WarmRetry,
+            $"this tenant has {warm} warm container{(warm == 1 ? "" : "s")}, its quota WarmContainers: another starts when one of its functions' containers idles out or is retired");
+    }
+
+    /// <summary>
+    /// A warm container that held a slot is gone (stopped, killed, crashed, its pool disposed): the
+    /// slot is given back, an outage waited out with backoff off the caller's path, as for an invocation's.
+    /// </summary>
+    public async Task EndWarmAsync(TenantId tenant, string holder)
+    {
+        try
+        {
+            await limits.ReleaseAsync(tenant, LimitKind.WarmContainers, holder, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (PipelinesException e) when (e.RetryHelps)
+        {
+            LogReleaseWaits(log, holder, tenant.Value, 1, 1, e.Message);
+            _ = ReleaseLaterAsync(tenant, LimitKind.WarmContainers, holder);
         }
     }
 

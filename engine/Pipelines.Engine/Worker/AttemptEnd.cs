@@ -41,6 +41,9 @@ internal sealed record AttemptStop(AttemptStopKind Kind, string Reason)
     /// <summary>The warm container broke by passing the request's timeout (an http request, or a hung fork helper).</summary>
     public bool TimedOut { get; init; }
 
+    /// <summary>The tenant's quota that kept a container from starting (<see cref="AttemptStopKind.TenantQuota"/>).</summary>
+    public Quotas.QuotaRefusal? Quota { get; init; }
+
     /// <summary>What the container printed until it was stopped (a vacate, a cancel, a quota); null where the runtime could not say.</summary>
     public string? StoppedLog { get; init; }
 
@@ -55,6 +58,9 @@ internal enum AttemptStopKind
 
     /// <summary>The warm containers are all busy, up to max, and the queue is full.</summary>
     QueueFull,
+
+    /// <summary>No container could start for it: its tenant's warm containers are at the quota WarmContainers (not the function's failure).</summary>
+    TenantQuota,
 
     /// <summary>No container could be started (its image, the fork helper, a server that never listened).</summary>
     NotStarted,

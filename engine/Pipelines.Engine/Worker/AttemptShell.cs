@@ -111,6 +111,10 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
             {
                 return AttemptEnd<T>.Stopped(AttemptStopKind.QueueFull, e.Message);
             }
+            catch (WarmQuotaException e)
+            {
+                return new AttemptEnd<T>(null, new AttemptStop(AttemptStopKind.TenantQuota, e.Message) { Quota = e.Refusal });
+            }
             catch (PipelinesException e) when (!e.RetryHelps)
             {
                 return AttemptEnd<T>.Stopped(AttemptStopKind.NotStarted, e.Message);

@@ -100,6 +100,9 @@ public sealed record StatsView(
 public sealed record WarmView(int Version, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced)
 {
     public string? AlgorithmVersion { get; init; }
+
+    /// <summary>Why fewer containers run than min_warm (or a request waits): its tenant's quota WarmContainers refused a start; null otherwise.</summary>
+    public string? Held { get; init; }
 }
 
 /// <summary>One recorded invocation.</summary>

@@ -121,6 +121,7 @@ internal static partial class FunctionsApi
         functions.WarmStats(versions).Select(w =>
             new WarmView(w.Version.Version, w.Stats.Warm, w.Stats.Busy, w.Stats.Starting, w.Stats.Waiting, w.Stats.Started, w.Stats.Replaced)
             {
+                Held = w.Stats.Held,
                 AlgorithmVersion = w.Stats.Owner.Length > w.Version.Owner.Length ? w.Stats.Owner[(w.Version.Owner.Length + 1)..] : null,
             }).ToList();
 
@@ -238,7 +239,12 @@ internal static partial class FunctionsApi
                 return TypedResults.Stream(output, outcome.ContentType);
             }
 
-            if (outcome.HttpStatus == 429)
+            if (outcome.Quota is { } quota)
+            {
+                // No warm container its tenant's quota WarmContainers allows: as a quota met at admission, naming it.
+                http.Response.Headers.RetryAfter = quota.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else if (outcome.HttpStatus == 429)
             {
                 http.Response.Headers.RetryAfter = "1";
             }
@@ -249,6 +255,13 @@ internal static partial class FunctionsApi
             }
 
             var extensions = new Dictionary<string, object?> { ["invocation"] = invocation, ["version"] = function.Version, ["algorithmVersion"] = served.AlgorithmVersion };
+            if (outcome.Quota is { } refusal)
+            {
+                extensions["quota"] = refusal.Quota;
+                extensions["retryAfter"] = refusal.RetryAfterSeconds;
+                return TypedResults.Problem(statusCode: 429, title: "A quota of this tenant is reached", detail: outcome.Error, extensions: extensions);
+            }
+
             if (outcome.StderrTail is not null)
             {
                 extensions["stderr"] = outcome.StderrTail;

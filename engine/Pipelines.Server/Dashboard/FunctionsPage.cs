@@ -87,7 +87,7 @@ internal sealed class FunctionsPage : RazorPage
                         <td class="p50">{Ms(s?.P50Ms)}</td>
                         <td class="p95">{Ms(s?.P95Ms)}</td>
                         <td class="shadow">{(shadow && s is not null ? $"{s.Equal} / {s.Different}" : "")}</td>
-                        <td class="warm">{(w is null ? "0" : $"{w.Warm} ({w.Busy} busy, {w.Starting} starting, {w.Waiting} waiting)")}</td>
+                        <td class="warm">{(w is null ? "0" : $"{w.Warm} ({w.Busy} busy, {w.Starting} starting, {w.Waiting} waiting){(w.Held is null ? "" : $" <span class=\"label label-warning\" title=\"{E(w.Held)}\">held by quota</span>")}")}</td>
                         <td>{Time(s?.Last)}</td>
                         </tr>
                         """);

@@ -1,6 +1,7 @@
 using Npgsql;
 using Pipelines.Functions;
 using Pipelines.Hosting;
+using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
 using Pipelines.Tests.Support;
@@ -182,6 +183,60 @@ public abstract class FunctionStoreContract : IAsyncLifetime
         Assert.Equal((InvocationStatus.Succeeded, 200, "ab", 12L, "out.txt", "text/plain", 3.5, "c0ffee", (string?)null), (r!.Status, r.HttpStatus, r.OutputSha256, r.OutputBytes, r.OutputName, r.ContentType, r.LatencyMs, r.ContainerId, r.Error));
         Assert.Equal(("in-sha", 7L, "sha256:c1", true, "tester"), (r.InputSha256, r.InputBytes, r.ImageDigest, r.Async, r.Caller));
         Assert.Equal(Now.AddSeconds(1), r.FinishedAt);
+    }
+
+    [Fact]
+    public async Task A_hold_says_why_a_queued_or_started_invocation_waits_puts_it_back_to_queued_and_never_touches_an_ended_one()
+    {
+        var deployed = (await DeployAsync("echo", "c1")).Function;
+        await Store.AddInvocationAsync(Invocation("echo", 1, "x1", Now, InvocationStatus.Queued, isAsync: true), None);
+        await Store.AddInvocationAsync(Invocation("echo", 1, "x2", Now, InvocationStatus.Queued, isAsync: true), None);
+
+        await Store.HoldAsync("x1", "held by the quota A", None);
+        Assert.True(await Store.TryStartAsync("x2", deployed, null, None));
+        await Store.HoldAsync("x2", "held by the quota B", None);
+
+        Assert.Equal((InvocationStatus.Queued, "held by the quota A"), await StatusAsync("x1"));
+        Assert.Equal((InvocationStatus.Queued, "held by the quota B"), await StatusAsync("x2"));
+
+        // Started again, the hold is cleared; ended, a late hold writes nothing.
+        Assert.True(await Store.TryStartAsync("x2", deployed, null, None));
+        Assert.Equal((InvocationStatus.Running, (string?)null), await StatusAsync("x2"));
+        Assert.True(await Store.FinishAsync("x2", new InvocationEnd(InvocationStatus.Succeeded, 200, "ab", 12, "out.txt", "text/plain", 3.5, "c0ffee", null), Now.AddSeconds(1), None));
+        await Store.HoldAsync("x2", "late", None);
+        Assert.Equal((InvocationStatus.Succeeded, (string?)null), await StatusAsync("x2"));
+
+        async Task<(InvocationStatus, string?)> StatusAsync(string id) => await Store.GetInvocationAsync(id, None) is { } r ? (r.Status, r.Held) : throw new InvalidOperationException("no invocation " + id);
+    }
+
+    [Fact]
+    public async Task Async_invocations_wait_for_the_dispatcher_oldest_first_and_count_in_flight_once_released_until_they_end_or_a_quota_holds_them()
+    {
+        var deployed = (await DeployAsync("echo", "c1")).Function;
+        var backlog = (IInvocationBacklog)Store;
+        var tenant = Scope.Tenant ?? TenantId.Default;
+        await Store.AddInvocationAsync(Invocation("echo", 1, "b", Now.AddSeconds(1), InvocationStatus.Queued, isAsync: true) with { TraceParent = "00-trace-b" }, None);
+        await Store.AddInvocationAsync(Invocation("echo", 1, "a", Now, InvocationStatus.Queued, isAsync: true), None);
+        await Store.AddInvocationAsync(Invocation("echo", 1, "c", Now.AddSeconds(2), InvocationStatus.Queued, isAsync: true), None);
+        await Store.AddInvocationAsync(Invocation("echo", 1, "sync", Now, InvocationStatus.Running), None);
+
+        Assert.Equal([new InvocationLoad(tenant, 3, 0)], await backlog.LoadsAsync(None));
+        var oldest = await backlog.OldestPendingAsync(tenant, 2, None);
+        Assert.Equal([new PendingInvocation("a", null), new PendingInvocation("b", "00-trace-b")], oldest);
+
+        await backlog.MarkReleasedAsync(["a", "b"], Now, None);
+        Assert.Equal([new InvocationLoad(tenant, 1, 2)], await backlog.LoadsAsync(None));
+        Assert.Equal([new PendingInvocation("c", null)], await backlog.OldestPendingAsync(tenant, 5, None));
+
+        // Started, still in flight; held by a quota, it holds no worker; ended, it is gone from the counts.
+        Assert.True(await Store.TryStartAsync("a", deployed, null, None));
+        await Store.HoldAsync("b", "held by the quota X", None);
+        Assert.Equal([new InvocationLoad(tenant, 1, 1)], await backlog.LoadsAsync(None));
+        Assert.True(await Store.FinishAsync("a", Ended(InvocationStatus.Succeeded, 1), Now.AddSeconds(3), None));
+        Assert.Equal([new InvocationLoad(tenant, 1, 0)], await backlog.LoadsAsync(None));
+
+        // The record reads back as written: the trace is the job's, not the record's.
+        Assert.Null((await Store.GetInvocationAsync("b", None))!.TraceParent);
     }
 
     [Fact]

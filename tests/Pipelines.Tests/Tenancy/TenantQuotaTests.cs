@@ -2,10 +2,12 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Docker.DotNet.Models;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Pipelines.Containers.Warm;
 using Pipelines.Server;
 using Pipelines.Storage;
 using Pipelines.Tests.Support;
@@ -15,9 +17,11 @@ namespace Pipelines.Tests.Tenancy;
 /// <summary>
 /// A tenant's quotas on one real server (in this process, with the worker role: PostgreSQL, S3,
 /// Docker): lab-r may invoke twice a minute, lab-c run one invocation at once and ask for at most
-/// 1Gi. Past them a synchronous invoke gets 429 with Retry-After naming the quota, an async one
-/// waits (held, saying why) and then runs; a run or a deploy asking for too much is refused 400.
-/// lab-m has a budget its first tasks spend (TenantQuotaTests.Budget.cs).
+/// 1Gi; lab-w and lab-n keep one warm container each. Past them a synchronous invoke gets 429
+/// with Retry-After naming the quota, an async one waits (held, saying why) and then runs, a
+/// min_warm above the quota starts what it allows and says why not the rest; a run or a deploy
+/// asking for too much is refused 400. lab-f floods async invocations beside lab-g's few. lab-m
+/// has a budget its first tasks spend (TenantQuotaTests.Budget.cs).
 /// </summary>
 [Collection(InProcessHangfire.Name)]
 [Integration]
@@ -90,6 +94,117 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
     }
 
     [Fact]
+    public async Task At_its_warm_containers_quota_a_tenants_other_function_gets_429_sync_and_waits_async_until_a_container_goes()
+    {
+        using var w = lab.Client(QuotaServer.KeyW);
+        using (var first = await w.PostAsync("/api/functions/w1/invoke", new StringContent("x")))
+        {
+            Assert.Equal((HttpStatusCode.OK, "w1"), (first.StatusCode, await first.Content.ReadAsStringAsync()));
+        }
+
+        // w1's container stays warm (idle_timeout 5m) and holds the tenant's one slot.
+        await lab.EventuallyHeldAsync("lab-w", 1, "warm");
+        using (var refused = await w.PostAsync("/api/functions/w2/invoke", new StringContent("x")))
+        {
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Equal("WarmContainers", problem.GetProperty("quota").GetString());
+            Assert.Equal(TimeSpan.FromSeconds(5), refused.Headers.RetryAfter?.Delta);
+            var id = refused.Headers.GetValues("Pipelines-Invocation").Single();
+            var recorded = await lab.EventuallyAsync(w, $"/api/functions/w2/invocations/{id}", i => i.GetProperty("status").GetString() == "refused");
+            Assert.Equal(429, recorded.GetProperty("httpStatus").GetInt32());
+            Assert.Contains("quota WarmContainers", recorded.GetProperty("error").GetString(), StringComparison.Ordinal);
+        }
+
+        string url;
+        using (var queued = await w.PostAsync("/api/functions/w2/invoke?async=true", new StringContent("x")))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            url = queued.Headers.Location!.OriginalString;
+        }
+
+        var held = await lab.EventuallyAsync(w, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
+        Assert.Equal("queued", held.GetProperty("status").GetString());
+        Assert.Contains("WarmContainers", held.GetProperty("held").GetString(), StringComparison.Ordinal);
+
+        // w1 deleted, its container goes and gives the slot back: the waiting invocation runs.
+        using (var delete = await w.DeleteAsync("/api/functions/w1"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+
+        var done = await lab.EventuallyAsync(w, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+        Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        await lab.EventuallyHeldAsync("lab-w", 1, "warm");
+
+        // Killed, w2's container gives its slot back too.
+        await lab.KillWarmAsync("function:lab-w/w2@1");
+        await lab.EventuallyHeldAsync("lab-w", 0, "warm");
+    }
+
+    [Fact]
+    public async Task A_min_warm_above_the_warm_containers_quota_starts_what_the_quota_allows_and_the_function_says_why_not_the_rest()
+    {
+        using var n = lab.Client(QuotaServer.KeyN);
+        var function = await lab.EventuallyAsync(n, "/api/functions/m2", f => f.GetProperty("warm") is { ValueKind: JsonValueKind.Array } warm
+            && warm.EnumerateArray().Any(v => v.GetProperty("warm").GetInt32() == 1 && v.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String));
+
+        var view = function.GetProperty("warm").EnumerateArray().Single();
+        Assert.Equal((1, 0), (view.GetProperty("warm").GetInt32(), view.GetProperty("starting").GetInt32()));
+        Assert.Contains("quota WarmContainers", view.GetProperty("held").GetString(), StringComparison.Ordinal);
+        await lab.EventuallyHeldAsync("lab-n", 1, "warm");
+
+        // The one container serves the function's requests.
+        using var invoked = await n.PostAsync("/api/functions/m2/invoke", new StringContent("x"));
+        Assert.Equal((HttpStatusCode.OK, "m2"), (invoked.StatusCode, await invoked.Content.ReadAsStringAsync()));
+    }
+
+    [Fact]
+    public async Task A_tenant_flooding_async_invocations_does_not_hold_back_another_tenants_few_and_every_one_runs()
+    {
+        using var f = lab.Client(QuotaServer.KeyF);
+        using var g = lab.Client(QuotaServer.KeyG);
+        var flood = new List<string>();
+        for (var i = 0; i < 16; i++)
+        {
+            flood.Add(await QueueAsync(f, "/api/functions/flood-f/invoke?async=true"));
+        }
+
+        var few = new[] { await QueueAsync(g, "/api/functions/few-g/invoke?async=true"), await QueueAsync(g, "/api/functions/few-g/invoke?async=true") };
+        foreach (var url in few)
+        {
+            var done = await lab.EventuallyAsync(g, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+            Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        }
+
+        // When lab-g's two have ended, lab-f's flood (16 of a second each, on two worker slots) has
+        // not: first come, first served would have run lab-g's after all of them.
+        var ended = 0;
+        foreach (var url in flood)
+        {
+            using var response = await f.GetAsync(url);
+            var status = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString();
+            ended += status is "queued" or "running" ? 0 : 1;
+        }
+
+        Assert.True(ended < flood.Count, $"all {flood.Count} of lab-f's invocations had ended before lab-g's two");
+
+        // Nothing dropped: the flood runs to its end.
+        foreach (var url in flood)
+        {
+            var done = await lab.EventuallyAsync(f, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+            Assert.Equal("succeeded", done.GetProperty("status").GetString());
+        }
+
+        static async Task<string> QueueAsync(HttpClient http, string path)
+        {
+            using var queued = await http.PostAsync(path, new StringContent("x"));
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            return queued.Headers.Location!.OriginalString;
+        }
+    }
+
+    [Fact]
     public async Task A_run_or_a_deploy_asking_for_more_memory_than_the_tenants_quota_is_refused_naming_the_field()
     {
         using var c = lab.Client(QuotaServer.KeyC);
@@ -145,6 +260,10 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
     {
         public const string KeyR = "lab-r-full-key-0123456789";
         public const string KeyC = "lab-c-full-key-9876543210";
+        public const string KeyW = "lab-w-full-key-5555555555";
+        public const string KeyN = "lab-n-full-key-7777777777";
+        public const string KeyF = "lab-f-full-key-1111111111";
+        public const string KeyG = "lab-g-full-key-2222222222";
         public const string KeyM = "lab-m-full-key-5555566666";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
@@ -195,16 +314,17 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             }
         }
 
-        /// <summary>Waits until <paramref name="tenant"/> holds <paramref name="count"/> running invocations (its slots in PostgreSQL).</summary>
-        public async Task EventuallyHeldAsync(string tenant, int count)
+        /// <summary>Waits until <paramref name="tenant"/> holds <paramref name="count"/> slots of <paramref name="kind"/> (running invocations, or warm containers: its slots in PostgreSQL).</summary>
+        public async Task EventuallyHeldAsync(string tenant, int count, string kind = "invocations")
         {
             await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             while (true)
             {
-                await using (var cmd = db.CreateCommand($"SELECT count(*) FROM {_schema}.tenant_holders WHERE tenant = @t AND kind = 'invocations'"))
+                await using (var cmd = db.CreateCommand($"SELECT count(*) FROM {_schema}.tenant_holders WHERE tenant = @t AND kind = @kind"))
                 {
                     cmd.Parameters.AddWithValue("t", tenant);
+                    cmd.Parameters.AddWithValue("kind", kind);
                     if ((long)(await cmd.ExecuteScalarAsync(cts.Token))! == count)
                     {
                         return;
@@ -212,6 +332,20 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 }
 
                 await Task.Delay(50, cts.Token);
+            }
+        }
+
+        /// <summary>Kills (as a crash would) the running warm containers of <paramref name="owner"/> this server started.</summary>
+        public async Task KillWarmAsync(string owner)
+        {
+            var containers = (await _images.Client.Containers.ListContainersAsync(new ContainersListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{DockerWarmPool.WarmOwnerLabel}={owner}"] = true } },
+            })).Where(c => c.Mounts.Any(mount => mount.Source.StartsWith(_warmRoot, StringComparison.Ordinal))).ToList();
+            Assert.NotEmpty(containers);
+            foreach (var container in containers)
+            {
+                await _images.Client.Containers.KillContainerAsync(container.ID, new ContainerKillParameters { Signal = "KILL" });
             }
         }
 
@@ -257,6 +391,24 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 ["Tenants:lab-c:Quotas:ConcurrentInvocations"] = "1",
                 ["Tenants:lab-c:Quotas:MaxMemory"] = "1Gi",
                 ["Tenants:lab-c:Quotas:StoredBytes"] = "1Ki",
+                ["Tenants:lab-w:Output"] = $"s3://{Bucket}/lab-w/",
+                ["Tenants:lab-w:Quotas:WarmContainers"] = "1",
+                ["Tenants:lab-n:Output"] = $"s3://{Bucket}/lab-n/",
+                ["Tenants:lab-n:Quotas:WarmContainers"] = "1",
+                ["Server:Keys:6:Key"] = KeyW,
+                ["Server:Keys:6:Role"] = "full",
+                ["Server:Keys:6:Tenant"] = "lab-w",
+                ["Server:Keys:3:Key"] = KeyN,
+                ["Server:Keys:3:Role"] = "full",
+                ["Server:Keys:3:Tenant"] = "lab-n",
+                ["Tenants:lab-f:Output"] = $"s3://{Bucket}/lab-f/",
+                ["Tenants:lab-g:Output"] = $"s3://{Bucket}/lab-g/",
+                ["Server:Keys:4:Key"] = KeyF,
+                ["Server:Keys:4:Role"] = "full",
+                ["Server:Keys:4:Tenant"] = "lab-f",
+                ["Server:Keys:5:Key"] = KeyG,
+                ["Server:Keys:5:Role"] = "full",
+                ["Server:Keys:5:Tenant"] = "lab-g",
                 ["Server:Keys:0:Key"] = KeyR,
                 ["Server:Keys:0:Role"] = "full",
                 ["Server:Keys:0:Tenant"] = "lab-r",
@@ -280,6 +432,15 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             await DeployAsync(r, Function("echo-r", "r"));
             await DeployAsync(c, Function("echo-c", "c"));
             await DeployAsync(c, Function("slow-c", "slow", seconds: 3));
+            using var w = Client(KeyW);
+            using var n = Client(KeyN);
+            await DeployAsync(w, Function("w1", "w1"));
+            await DeployAsync(w, Function("w2", "w2"));
+            await DeployAsync(n, Function("m2", "m2") + "min_warm: 2\nmax: 2\n");
+            using var f = Client(KeyF);
+            using var g = Client(KeyG);
+            await DeployAsync(f, Function("flood-f", "f", seconds: 1));
+            await DeployAsync(g, Function("few-g", "g", seconds: 1));
             using var m = Client(KeyM);
             await DeployAsync(m, Function("echo-m", "m"));
         }

@@ -4,7 +4,9 @@ using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Model;
+using Pipelines.Quotas;
 using Pipelines.Telemetry;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Containers.Warm;
 
@@ -16,7 +18,9 @@ namespace Pipelines.Containers.Warm;
 /// MinWarm are left; a container that ends, hangs or breaks the protocol is removed and its
 /// request fails with <see cref="WarmContainerException"/>; a container whose folders pass its
 /// quotas while it holds no request (an http server writing in the background) is retired and
-/// replaced; no container ever serves two owners.
+/// replaced; no container ever serves two owners. A container of a tenant's function
+/// (<see cref="WarmSpec.Tenant"/>) takes a slot of the tenant's quota WarmContainers before it
+/// starts and gives it back when it is gone, however it goes (docs/tenants.md, "Warm containers").
 /// </summary>
 public sealed partial class DockerWarmPool : IWarmPool
 {
@@ -31,6 +35,7 @@ public sealed partial class DockerWarmPool : IWarmPool
     private readonly ILogger _log;
     private readonly TimeProvider _time;
     private readonly QuotaWatch _quotaWatch;
+    private readonly TenantQuotas? _quotas;
     private readonly Task _idleWatch;
     private readonly Dictionary<string, OwnerPool> _owners = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _disposed = new();
@@ -42,8 +47,10 @@ public sealed partial class DockerWarmPool : IWarmPool
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <param name="quotaWatch">The cadence of the idle containers' watch and their disk's reserve, as a request is watched.</param>
-    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, QuotaWatch quotaWatch, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null)
+    /// <param name="quotas">The tenants' quotas, whose WarmContainers a function's container takes a slot of; none without (every container starts).</param>
+    public DockerWarmPool(ILongLivedContainers containers, DockerOptions options, QuotaWatch quotaWatch, ILogger<DockerWarmPool>? log = null, TimeProvider? time = null, TenantQuotas? quotas = null)
     {
+        _quotas = quotas;
         _containers = containers;
         _options = options;
         _log = (ILogger?)log ?? NullLogger.Instance;
@@ -178,7 +185,9 @@ public sealed partial class DockerWarmPool : IWarmPool
             {
                 lock (p)
                 {
-                    return new WarmPoolStats(p.Spec.Owner, p.Ready.Count, p.Ready.Count(c => c.InFlight > 0), p.Starting, p.Waiting.Count, p.Started, p.Replaced);
+                    // The quota's refusal is said while it keeps the owner below min_warm or a request waits.
+                    var held = p.Held is not null && (p.Ready.Count + p.Starting < p.Spec.MinWarm || p.Waiting.Count > 0) ? p.Held : null;
+                    return new WarmPoolStats(p.Spec.Owner, p.Ready.Count, p.Ready.Count(c => c.InFlight > 0), p.Starting, p.Waiting.Count, p.Started, p.Replaced, held);
                 }
             }).ToList();
         }
@@ -360,19 +369,35 @@ public sealed partial class DockerWarmPool : IWarmPool
     {
         WarmContainer? container = null;
         Exception? failure = null;
+        string? slot = null;
         try
         {
+            slot = await TakeSlotAsync(pool).ConfigureAwait(false);
             container = await StartAsync(pool.Spec, ahead, _disposed.Token).ConfigureAwait(false);
+            container.Slot = slot;
         }
         catch (Exception e)
         {
             failure = e is OperationCanceledException ? new PipelinesException("the warm pool was shut down", retryHelps: true, e) : e;
+            if (slot is not null)
+            {
+                await GiveBackAsync(pool.Spec, slot).ConfigureAwait(false);
+            }
         }
 
         var stop = false;
         lock (pool)
         {
             pool.Starting--;
+            if (failure is WarmQuotaException refused)
+            {
+                pool.Held = refused.Message;
+            }
+            else if (container is not null)
+            {
+                pool.Held = null;
+            }
+
             if (container is not null && !pool.Retired)
             {
                 pool.Started++;
@@ -393,8 +418,9 @@ public sealed partial class DockerWarmPool : IWarmPool
                     first.Value.TrySetException(failure!);
                 }
             }
-            else if (pool.Waiting.First is { } oldest)
+            else if (failure is not WarmQuotaException && pool.Waiting.First is { } oldest)
             {
+                // A start refused by the tenant's quota fails no one while a container of the owner will serve them.
                 pool.Waiting.RemoveFirst();
                 oldest.Value.TrySetException(failure!);
             }
@@ -411,6 +437,37 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
 
         Changed();
+    }
+
+    /// <summary>
+    /// The tenant's warm-container slot for one container about to start (null when its spec names
+    /// no tenant or there are no quotas here); past the quota, <see cref="WarmQuotaException"/>. An
+    /// outage of the counters is thrown as it is (retry helps): the request waits it out.
+    /// </summary>
+    private async Task<string?> TakeSlotAsync(OwnerPool pool)
+    {
+        if (_quotas is null || pool.Spec.Tenant is not { } tenant)
+        {
+            return null;
+        }
+
+        var slot = $"{pool.Spec.Owner}#{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+        return await _quotas.TakeWarmAsync(tenant, slot, _disposed.Token).ConfigureAwait(false) is { } refusal
+            ? throw new WarmQuotaException(refusal)
+            : slot;
+    }
+
+    /// <summary>A container's slot back to its tenant (TenantQuotas waits an outage out); never throws.</summary>
+    private async Task GiveBackAsync(WarmSpec spec, string slot)
+    {
+        try
+        {
+            await _quotas!.EndWarmAsync(spec.Tenant!.Value, slot).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogSlotLeft(_log, slot, PipelinesException.Describe(e));
+        }
     }
 
     /// <summary>A container that ends by itself (a crash, an OOM kill of the helper) is removed; a request on it fails through its channel.</summary>
@@ -592,7 +649,20 @@ public sealed partial class DockerWarmPool : IWarmPool
         container.IdleTimer?.Dispose();
         container.Fork?.Dispose();
         container.Http?.Dispose();
-        await _containers.RemoveAsync(container.Id).ConfigureAwait(false);
+        try
+        {
+            await _containers.RemoveAsync(container.Id).ConfigureAwait(false);
+        }
+        finally
+        {
+            // However it went, it serves no one now: its tenant's slot is free for another.
+            if (container.Slot is { } slot)
+            {
+                container.Slot = null;
+                await GiveBackAsync(container.Spec, slot).ConfigureAwait(false);
+            }
+        }
+
         DeleteFolder(container.Folder);
         Interlocked.Increment(ref _removed);
         LogStopped(_log, container.ShortId, container.Spec.Owner, reason);
@@ -758,6 +828,9 @@ public sealed partial class DockerWarmPool : IWarmPool
     [LoggerMessage(Level = LogLevel.Warning, Message = "a warm container of {Owner} could not start: {Error}")]
     private static partial void LogStartFailed(ILogger logger, string owner, string error);
 
+    [LoggerMessage(Level = LogLevel.Warning, Message = "the warm-container slot {Slot} could not be given back: {Error}; a dead process's slots are swept by the next acquirer")]
+    private static partial void LogSlotLeft(ILogger logger, string slot, string error);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "warm folder {Folder} was left: {Error}")]
     private static partial void LogFolderLeft(ILogger logger, string folder, string error);
 
@@ -780,6 +853,9 @@ public sealed partial class DockerWarmPool : IWarmPool
         public long Replaced { get; set; }
 
         public bool Retired { get; set; }
+
+        /// <summary>Why the last start was refused by the tenant's quota WarmContainers; null once a container started.</summary>
+        public string? Held { get; set; }
 
         /// <summary>Requests the containers starting, and those that may still start up to Max, will serve.</summary>
         public int StartsAhead() => (Starting + Math.Max(0, Spec.Max - Ready.Count - Starting)) * Capacity(Spec);

@@ -1,4 +1,6 @@
 using Pipelines.Model;
+using Pipelines.Quotas;
+using Pipelines.Tenancy;
 
 namespace Pipelines.Containers.Warm;
 
@@ -60,6 +62,12 @@ public sealed record WarmSpec(
     /// home of the rule), held while a request runs and, by the pool, between requests.
     /// </summary>
     public required OutputLimits Limits { get; init; }
+
+    /// <summary>
+    /// The tenant whose quota WarmContainers each of these containers takes a slot of, from before
+    /// it starts until it is gone (a function's); null for containers no tenant quota counts (a run's step).
+    /// </summary>
+    public TenantId? Tenant { get; init; }
 }
 
 /// <summary>
@@ -171,8 +179,20 @@ internal sealed class PoolFullException(string owner, int waiting)
     public string Owner { get; } = owner;
 }
 
+/// <summary>
+/// No container could start for this request: its tenant's warm containers are at its quota
+/// WarmContainers (<see cref="Refusal"/>). Not the function's failure: a synchronous request is
+/// refused 429 with the quota's Retry-After, an async one waits and is tried again.
+/// </summary>
+internal sealed class WarmQuotaException(QuotaRefusal refusal)
+    : PipelinesException($"refused by the tenant's quota {refusal.Quota}: {refusal.Detail}", retryHelps: false)
+{
+    public QuotaRefusal Refusal { get; } = refusal;
+}
+
 /// <summary>One owner's containers and requests at a moment.</summary>
-public sealed record WarmPoolStats(string Owner, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced);
+/// <param name="Held">Why fewer than min_warm run, when its tenant's quota WarmContainers keeps one from starting; null otherwise.</param>
+public sealed record WarmPoolStats(string Owner, int Warm, int Busy, int Starting, int Waiting, long Started, long Replaced, string? Held = null);
 
 /// <summary>Paths inside a warm container, beside <see cref="ContainerLayout"/>.</summary>
 internal static class WarmLayout

@@ -45,5 +45,8 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
 
     public ITimer? IdleTimer { get; set; }
 
+    /// <summary>The tenant's warm-container slot it holds (<see cref="WarmSpec.Tenant"/>), given back when it is removed; null when none.</summary>
+    public string? Slot { get; set; }
+
     public int Capacity => Spec.Mode == WarmMode.Fork ? 1 : Math.Max(1, Spec.Concurrency);
 }
