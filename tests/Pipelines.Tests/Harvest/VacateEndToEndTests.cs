@@ -47,7 +47,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         Assert.Contains("harvesting: policy when-idle, containers cpu.idle=1", a.StartLine, StringComparison.Ordinal);
 
         using var http = fixture.Server.Client();
-        var runId = await ServerFixture.SubmitAsync(http, Counting);
+        var runId = await ServerFixture.SubmitAsync(http, CountingFor(fixture.Bucket, "vacate"));
 
         // Only A runs yet: the task's container is A's.
         var containerId = await Eventually.WaitAsync(
@@ -147,7 +147,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
             () => $"worker A's figures to show its owner's load\n{a.Output}");
 
         // The dispatcher (worker A's, the only one) sees no slot offered: the task stays pending, held in A's words.
-        var runId = await ServerFixture.SubmitAsync(http, Counting);
+        var runId = await ServerFixture.SubmitAsync(http, CountingFor(fixture.Bucket, "no-slot"));
         var held = await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("held").GetInt32() == 1, TimeSpan.FromMinutes(2));
         Assert.Equal(1, held.GetProperty("counts").GetProperty("heldBecause").GetProperty("owner_load").GetInt32());
         var hold = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{runId}/tasks")).RootElement.GetProperty("items")[0].GetProperty("hold");
@@ -182,18 +182,23 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
         }
     }
 
-    /// <summary>One task over lane1's files that counts for a while (usleep in steps, so that time frozen is not counted), then writes a row per input.</summary>
-    private string Counting => $$"""
+    /// <summary>
+    /// One task over lane1's files that counts for a while (usleep in steps, so that time frozen is
+    /// not counted), then writes a row per input. Each test's task is its own (the env names the
+    /// test): a task of one test would otherwise be taken from the other's cache and run no container.
+    /// </summary>
+    private static string CountingFor(string bucket, string test) => $$"""
         version: 1
         name: counting
         input:
-          uri: s3://{{fixture.Bucket}}/raw/
+          uri: s3://{{bucket}}/raw/
           include: ["lane1/*.fastq"]
           batch: 1000
         steps:
           - name: count
             image: pipelines-samples/pair-check:1
             command: ["sh", "-c", 'i=0; while [ $i -lt 150 ]; do busybox usleep 100000; i=$((i+1)); done; for f in "$@"; do echo "$f,1"; done > /out/rows.csv', "sh", "{inputs}"]
+            env: { TEST: {{test}} }
             resources: { cpus: 0.5, memory: 32Mi, timeout: 10m }
             retries: 0
             outputs: ["*.csv"]
@@ -204,7 +209,7 @@ public sealed class VacateEndToEndTests(ApiServerFixture fixture) : IClassFixtur
             header: false
             columns: [file, n]
         output:
-          uri: s3://{{fixture.Bucket}}/counting/
+          uri: s3://{{bucket}}/counting/
         """;
 
     private async Task<WorkerProcess> StartWorkerAsync(Dictionary<string, string?> env)
