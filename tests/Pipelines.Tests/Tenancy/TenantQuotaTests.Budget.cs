@@ -71,15 +71,7 @@ public sealed partial class TenantQuotaTests
             Assert.Contains("budget", body.GetProperty("title").GetString(), StringComparison.Ordinal);
         }
 
-        string url;
-        using (var queued = await m.PostAsync("/api/functions/echo-m/invoke?async=true", new StringContent("x")))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
-            url = queued.Headers.Location!.OriginalString;
-        }
-
-        var heldInvocation = await lab.EventuallyAsync(m, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
-        Assert.Equal("queued", heldInvocation.GetProperty("status").GetString());
+        var (url, heldInvocation) = await lab.QueueUntilHeldAsync(m, "echo-m");
         Assert.StartsWith("held by the tenant's budget (the tenant spent ", heldInvocation.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         // The operator raises the budget (configuration is read at start): everything waiting runs, nothing failed.

@@ -72,15 +72,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             Assert.Contains("ConcurrentInvocations", await second.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        string url;
-        using (var queued = await c.PostAsync("/api/functions/echo-c/invoke?async=true", new StringContent("x")))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
-            url = queued.Headers.Location!.OriginalString;
-        }
-
-        var held = await lab.EventuallyAsync(c, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
-        Assert.Equal("queued", held.GetProperty("status").GetString());
+        var (url, held) = await lab.QueueUntilHeldAsync(c, "echo-c");
         Assert.Contains("ConcurrentInvocations", held.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         using (var first = await slow)
@@ -116,15 +108,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             Assert.Contains("quota WarmContainers", recorded.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
 
-        string url;
-        using (var queued = await w.PostAsync("/api/functions/w2/invoke?async=true", new StringContent("x")))
-        {
-            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
-            url = queued.Headers.Location!.OriginalString;
-        }
-
-        var held = await lab.EventuallyAsync(w, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
-        Assert.Equal("queued", held.GetProperty("status").GetString());
+        var (url, held) = await lab.QueueUntilHeldAsync(w, "w2");
         Assert.Contains("WarmContainers", held.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         // w1 deleted, its container goes and gives the slot back: the waiting invocation runs.
@@ -290,6 +274,24 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             var http = new HttpClient { BaseAddress = new Uri(_url), Timeout = TimeSpan.FromSeconds(90) };
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", key);
             return http;
+        }
+
+        /// <summary>
+        /// Invokes <paramref name="function"/> async (202, its invocation's URL) and reads the invocation
+        /// until it is held: still queued, with a held text saying why. Returns the URL and what was read.
+        /// </summary>
+        public async Task<(string Url, JsonElement Invocation)> QueueUntilHeldAsync(HttpClient http, string function)
+        {
+            string url;
+            using (var queued = await http.PostAsync($"/api/functions/{function}/invoke?async=true", new StringContent("x")))
+            {
+                Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+                url = queued.Headers.Location!.OriginalString;
+            }
+
+            var held = await EventuallyAsync(http, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
+            Assert.Equal("queued", held.GetProperty("status").GetString());
+            return (url, held);
         }
 
         /// <summary>Reads <paramref name="path"/> until <paramref name="done"/> holds (a minute at most).</summary>
