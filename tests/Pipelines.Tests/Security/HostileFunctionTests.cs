@@ -168,10 +168,16 @@ public sealed class HostileFunctionTests : IAsyncLifetime
 
         // What the command printed into the container's own output went to Docker's json log,
         // which Docker:LogMaxSize (1m here) caps at two files while the container lives on.
+        // Docker reads max-size in decimal units: 1m is 1,000,000 bytes. It rotates once a file
+        // has reached that, so the rotated file holds at least 1,000,000 bytes and each file at
+        // most that plus one entry (a 17-byte line as JSON); the current file holds anything up to it.
         using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
         var inspect = await docker.Containers.InspectContainerAsync(outcome.ContainerId!);
-        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*");
-        Assert.InRange(logs.Sum(l => new FileInfo(l).Length), 1024 * 1024, 2 * (1024L * 1024 + 64 * 1024));
+        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*")
+            .ToDictionary(l => Path.GetFileName(l), l => new FileInfo(l).Length);
+        var sizes = string.Join(", ", logs.Select(l => $"{l.Key}: {l.Value:N0} bytes"));
+        Assert.True(logs.Count == 2 && logs.Values.All(size => size <= 1_000_000 + 4096), $"two files of at most 1m and an entry: {sizes}");
+        Assert.True(logs[Path.GetFileName(inspect.LogPath) + ".1"] >= 1_000_000, $"the rotated file holds at least 1m: {sizes}");
     }
 
     [Fact]
