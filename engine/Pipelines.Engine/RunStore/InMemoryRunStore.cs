@@ -46,7 +46,11 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
 
         public string? GatherJob { get; set; }
 
-        /// <summary>When each released task was released (a task not here is pending while queued).</summary>
+        /// <summary>
+        /// When each released task was released (a task not here is pending while queued). Only a
+        /// queued task's entry is ever read (pending, in flight, stuck), so a task's entry goes when
+        /// the task ends: the map holds the tasks in flight, not every task the run has released.
+        /// </summary>
         public Dictionary<int, DateTimeOffset> Released { get; } = [];
 
         /// <summary>Whether the run may still start tasks.</summary>
@@ -287,6 +291,12 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             at[i] = new RowAt(index, ranks[i], rows[i].Attempt, Append(json[i]), json[i].Length);
         }
 
+        // The usage record too (it goes to the ledger's spill file): a write that fails leaves the task open.
+        if (outcome.Usage is { } used)
+        {
+            Usage.Add(used);
+        }
+
         e.Tasks[index] = task with
         {
             State = state,
@@ -297,11 +307,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             Hold = null,
         };
         e.Provenance.AddRange(at);
-        if (outcome.Usage is { } used)
-        {
-            Usage.Add(used);
-        }
-
+        e.Released.Remove(index);
         return true;
     }
 
@@ -472,6 +478,15 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             }
 
             return released;
+        }
+    }
+
+    /// <summary>How many release times the run holds: its tasks released and not ended (what the prune keeps bounded).</summary>
+    public int ReleaseTimesHeld(string runId)
+    {
+        lock (_lock)
+        {
+            return _runs.GetValueOrDefault(runId)?.Released.Count ?? 0;
         }
     }
 

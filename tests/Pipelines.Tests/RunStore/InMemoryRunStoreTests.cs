@@ -6,7 +6,7 @@ namespace Pipelines.Tests.RunStore;
 
 /// <summary>
 /// What only the embedded store does: provenance rows leave memory for a spill file that no one
-/// else can see and that nothing leaves behind.
+/// else can see and that nothing leaves behind; a task's release time goes when the task ends.
 /// </summary>
 [Unit]
 public sealed class InMemoryRunStoreTests
@@ -44,6 +44,29 @@ public sealed class InMemoryRunStoreTests
 
         await Assert.ThrowsAsync<ObjectDisposedException>(() => store.CommitTaskAsync("r1", 1, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [Row(1, 1)], None));
         Assert.Empty(Directory.EnumerateFileSystemEntries(folder.Path));
+    }
+
+    [Fact]
+    public async Task A_tasks_release_time_goes_when_the_task_ends_so_the_store_holds_only_those_in_flight()
+    {
+        using var store = new InMemoryRunStore();
+        const int Count = 1000;
+        await store.CreateRunAsync(Run("r1"), Tasks("r1", Count), None);
+        await store.ReleaseTasksAsync(Run("r1").Tenant, Count, Now, None);
+        for (var i = 0; i < Count; i++)
+        {
+            await store.ClaimTaskAsync("r1", i, "w", Now, Now.AddMinutes(1), None);
+        }
+
+        var running = store.ReleaseTimesHeld("r1");
+        for (var i = 0; i < Count - 3; i++)
+        {
+            await store.CommitTaskAsync("r1", i, new TaskOutcome(i % 2 == 0 ? TaskState.Succeeded : TaskState.Failed, 0, null, Now), [Row(i, 1)], None);
+        }
+
+        Assert.Equal(Count, running);
+        Assert.Equal(3, store.ReleaseTimesHeld("r1"));
+        Assert.Equal(new TenantLoad(Run("r1").Tenant, 0, 3), (await store.TenantLoadsAsync(None)).Single());
     }
 
     private static RunRecord Run(string id) =>

@@ -105,6 +105,30 @@ public abstract class RunStoreDispatchContract
     }
 
     [Fact]
+    public async Task A_vacated_task_stays_in_flight_through_its_next_delivery_and_an_ended_task_is_never_released_again()
+    {
+        var id = await CreateAsync("1", 2);
+        await Store.ReleaseTasksAsync(_tenant, 2, Now, None);
+        var first = await Store.ClaimTaskAsync(id, 0, "w", Now, Now.AddMinutes(1), None);
+
+        // A vacate: the lease released (renewed to the past) and the task handed back to the queue while still running.
+        await Store.RenewLeaseAsync(id, 0, "w", Now, Now, None);
+        var handedBack = await Store.MarkPendingAsync(id, [0], None);
+        var vacatedLoad = await LoadAsync();
+        var second = await Store.ClaimTaskAsync(id, 0, "w2", Now.AddSeconds(1), Now.AddMinutes(1), None);
+        await Store.CommitTaskAsync(id, 0, new TaskOutcome(TaskState.Succeeded, 0, null, Now.AddSeconds(2)), [], None);
+        await Store.CommitTaskAsync(id, 1, new TaskOutcome(TaskState.Succeeded, 0, null, Now.AddSeconds(2)), [], None);
+
+        Assert.Equal((0, 1), (first, second));
+        Assert.Equal([0], handedBack);
+        Assert.Equal(new TenantLoad(_tenant, 0, 2), vacatedLoad);
+        Assert.Null(await LoadAsync());
+        Assert.Empty(Mine(await Store.ReleaseStuckAsync(Now.AddHours(1), Now.AddHours(1), 10_000, None)));
+        Assert.Equal([0, 1], await Store.MarkPendingAsync(id, [0, 1], None));
+        Assert.Empty(await Store.ReleaseTasksAsync(_tenant, 5, Now, None));
+    }
+
+    [Fact]
     public async Task Split_children_are_pending()
     {
         var id = await CreateAsync("1", 1);
