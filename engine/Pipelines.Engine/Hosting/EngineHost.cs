@@ -216,7 +216,8 @@ public static class EngineHost
         else
         {
             // One ledger, written by the run store's commits and the function store's finishes.
-            services.AddSingleton<InMemoryUsageStore>();
+            // Its records go to a spill file in the temporary folder (unlinked), as the run store's provenance rows.
+            services.AddSingleton(_ => new InMemoryUsageStore());
             services.AddSingleton<IUsageStore>(sp => sp.GetRequiredService<InMemoryUsageStore>());
             services.AddSingleton<IRunStore>(sp => new InMemoryRunStore(usage: sp.GetRequiredService<InMemoryUsageStore>()));
             services.AddSingleton<Quotas.ITenantLimits, Quotas.InMemoryTenantLimits>();
