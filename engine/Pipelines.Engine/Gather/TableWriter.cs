@@ -25,9 +25,14 @@ internal sealed class TableWriter : IAsyncDisposable
     private readonly ParquetWriter? _parquet;
     private readonly StreamWriter? _csvText;
     private readonly CsvWriter? _csv;
+    // Column buffers are sized to the rows held, doubling from FirstRows up to the row group: a
+    // table of a few thousand rows (a run's tasks) does not allocate 65,536 cells a column.
+    private const int FirstRows = 1024;
+
     private readonly long?[][] _longs;
     private readonly double?[][] _doubles;
     private readonly string[][] _strings;
+    private int _capacity = FirstRows;
     private int _buffered;
     private long _bufferedChars;
 
@@ -36,9 +41,9 @@ internal sealed class TableWriter : IAsyncDisposable
         _types = types;
         _fields = fields;
         _parquet = parquet;
-        _longs = types.Select(t => t == ColumnType.Int64 ? new long?[RowGroupRows] : []).ToArray();
-        _doubles = types.Select(t => t == ColumnType.Double ? new double?[RowGroupRows] : []).ToArray();
-        _strings = types.Select(t => t == ColumnType.Text ? new string[RowGroupRows] : []).ToArray();
+        _longs = types.Select(t => t == ColumnType.Int64 ? new long?[FirstRows] : []).ToArray();
+        _doubles = types.Select(t => t == ColumnType.Double ? new double?[FirstRows] : []).ToArray();
+        _strings = types.Select(t => t == ColumnType.Text ? new string[FirstRows] : []).ToArray();
         if (csv is not null)
         {
             _csvText = new StreamWriter(csv, new UTF8Encoding(false), bufferSize: 65536, leaveOpen: true);
@@ -86,6 +91,11 @@ internal sealed class TableWriter : IAsyncDisposable
         if (_parquet is null)
         {
             return;
+        }
+
+        if (_buffered == _capacity)
+        {
+            Grow();
         }
 
         for (var i = 0; i < row.Length; i++)
@@ -154,6 +164,27 @@ internal sealed class TableWriter : IAsyncDisposable
 
         _buffered = 0;
         _bufferedChars = 0;
+    }
+
+    /// <summary>Doubles every column's buffer (at most to a row group's rows), keeping the rows held.</summary>
+    private void Grow()
+    {
+        _capacity = Math.Min(_capacity * 2, RowGroupRows);
+        for (var i = 0; i < _types.Length; i++)
+        {
+            switch (_types[i])
+            {
+                case ColumnType.Int64:
+                    Array.Resize(ref _longs[i], _capacity);
+                    break;
+                case ColumnType.Double:
+                    Array.Resize(ref _doubles[i], _capacity);
+                    break;
+                default:
+                    Array.Resize(ref _strings[i], _capacity);
+                    break;
+            }
+        }
     }
 
     private static DataField[] Fields(IReadOnlyList<string> columns, ColumnType[] types) =>

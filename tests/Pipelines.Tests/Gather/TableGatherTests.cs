@@ -54,7 +54,7 @@ public sealed class TableGatherTests : IDisposable
 
         var rows = await ParquetTables.ReadAsync(bytes);
         Assert.Equal(200_000, rows.Count);
-        foreach (var i in new[] { 0, 1, 65_535, 65_536, 89_999, 90_000, 131_072, 199_999 })
+        foreach (var i in new[] { 0, 1, 1_023, 1_024, 2_047, 2_048, 65_535, 65_536, 89_999, 90_000, 131_072, 199_999 })
         {
             Assert.Equal((long)i, rows[i]["n"]);
             Assert.Equal(i / 4.0, rows[i]["ratio"]);
