@@ -18,7 +18,7 @@ internal static class ProvenanceFile
 {
     /// <summary>
     /// Rows per row group of tasks.parquet, at most. 2,000, not 10,000: side by side at 20,000
-    /// tasks the gather's peak was 48 MiB lower and the gather no slower (docs/benchmarks.md, Growth).
+    /// tasks the run's peak (the gather's) was 47 MiB lower and the gather no slower (docs/benchmarks.md, Growth).
     /// </summary>
     public const int RowGroupRows = 2_000;
 

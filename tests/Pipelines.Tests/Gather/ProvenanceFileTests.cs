@@ -36,7 +36,7 @@ public sealed class ProvenanceFileTests : IDisposable
 
         var read = await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync();
         Assert.Equal(Enumerable.Range(0, n), read.Select(r => r.TaskIndex));
-        Assert.Equal(("t20000", "tasks/t20000/stats/out.tsv", Start.AddSeconds(20_000)), (read[^1].TaskId, read[^1].Outputs[0].Key, read[^1].StartedAt));
+        Assert.Equal(($"t{n - 1}", $"tasks/t{n - 1}/stats/out.tsv", Start.AddSeconds(n - 1)), (read[^1].TaskId, read[^1].Outputs[0].Key, read[^1].StartedAt));
     }
 
     [Fact]
