@@ -83,9 +83,12 @@ public sealed class TenantBudgetTests
         var budgets = new TenantBudgets(ledger, prices, Read(("Tenants:lab-a:Budget:Amount", "10")), time);
 
         // In December: 4 CPU-s and 4 GB-s (3), harvested 2 CPU-s (0.5), an invocation of nothing (0.1): 3.6.
+        // Two refused invocations are free: they never ran.
         ledger.Add(Delivery("a1", LabA, new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero), cpu: 4, gb: 4));
         ledger.Add(Delivery("a2", LabA, new DateTimeOffset(2026, 12, 6, 0, 0, 0, TimeSpan.Zero), cpu: 2, gb: 0) with { Harvested = true });
-        ledger.Add(new UsageRecord("i1", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused));
+        ledger.Add(new UsageRecord("i1", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Succeeded));
+        ledger.Add(new UsageRecord("i2", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused));
+        ledger.Add(new UsageRecord("i3", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused) { WallSeconds = 0.001 });
 
         // Not counted: ended in November, or lab-b's.
         ledger.Add(Delivery("a0", LabA, new DateTimeOffset(2026, 11, 30, 23, 59, 59, TimeSpan.Zero), cpu: 1000, gb: 0));
@@ -113,6 +116,32 @@ public sealed class TenantBudgetTests
         var january = (await budgets.BalanceAsync(LabA, CancellationToken.None))!;
         Assert.Equal((0.0, 10.0, "2027-01", false), (january.Spent, january.Balance, january.PeriodName, january.IsSpent));
         Assert.Null(budgets.Refusal(january));
+    }
+
+    [Fact]
+    public async Task Refused_invocations_cost_nothing_so_a_spent_budget_hammered_by_refusals_keeps_its_balance()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 4, 44, 0, TimeSpan.Zero));
+        var ledger = new InMemoryUsageStore();
+        var prices = PriceSheets.From(Config(("Prices:Invocation", "1"), ("Prices:CpuSecond", "1")));
+        var budgets = new TenantBudgets(ledger, prices, Read(("Tenants:lab-a:Budget:Amount", "0")), time);
+        var before = (await budgets.BalanceAsync(LabA, CancellationToken.None))!;
+
+        for (var i = 0; i < 50; i++)
+        {
+            ledger.Add(new UsageRecord($"i{i}", LabA, UsageKinds.Invocation, time.GetUtcNow(), time.GetUtcNow(), UsageOutcomes.Refused) { Function = "f" });
+        }
+
+        time.Advance(TenantBudgets.CacheFor);
+        var after = (await budgets.BalanceAsync(LabA, CancellationToken.None))!;
+        Assert.Equal((0.0, 0.0, true), (after.Spent, after.Balance, after.IsSpent));
+        Assert.Equal(before.Balance, after.Balance);
+
+        // Still in the ledger as refused, each at cost 0; any other outcome pays its invocation.
+        var rows = await ledger.AggregateAsync(new UsageQuery(), CancellationToken.None);
+        var refused = Assert.Single(rows);
+        Assert.Equal((UsageOutcomes.Refused, 50L, 0.0), (refused.Outcome, refused.Figures.Records, prices.For(LabA).Cost(refused)));
+        Assert.Equal(50.0, prices.For(LabA).Cost(refused with { Outcome = UsageOutcomes.Failed }));
     }
 
     [Fact]

@@ -89,6 +89,36 @@ public sealed partial class TenantQuotaTests
         Assert.Equal((1000.0, false), (after.GetProperty("amount").GetDouble(), after.GetProperty("waits").GetBoolean()));
     }
 
+    [Fact]
+    public async Task Sync_invokes_refused_by_a_spent_budget_are_recorded_refused_at_cost_0_and_leave_the_balance_as_it_was()
+    {
+        using var z = lab.Client(QuotaServer.KeyZ);
+        const int Hammered = 12;
+        for (var i = 0; i < Hammered; i++)
+        {
+            using var refused = await z.PostAsync("/api/functions/echo-z/invoke", new StringContent("x"));
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal((HttpStatusCode.TooManyRequests, "Budget"), (refused.StatusCode, problem.GetProperty("quota").GetString()));
+        }
+
+        // Every refusal is in the usage, refused, at cost 0 (the tenant's sheet prices an invocation at 1 CR).
+        var usage = await lab.EventuallyAsync(z, "/api/usage", u => Refused(u).Records == Hammered);
+        Assert.Equal((Hammered, 0.0), Refused(usage));
+        Assert.Equal(0.0, usage.GetProperty("totals").EnumerateArray().Single().GetProperty("cost").GetDouble());
+
+        // The balance is read again once its cache has run out: still the budget of zero, nothing spent.
+        await Task.Delay(Pipelines.Quotas.TenantBudgets.CacheFor);
+        var budget = JsonDocument.Parse(await z.GetStringAsync("/api/usage")).RootElement.GetProperty("budgets").EnumerateArray().Single();
+        Assert.Equal(("lab-z", 0.0, 0.0, 0.0, true), (budget.GetProperty("tenant").GetString(), budget.GetProperty("amount").GetDouble(),
+            budget.GetProperty("spent").GetDouble(), budget.GetProperty("balance").GetDouble(), budget.GetProperty("waits").GetBoolean()));
+
+        static (long Records, double Cost) Refused(JsonElement usage)
+        {
+            var rows = usage.GetProperty("rows").EnumerateArray().Where(r => r.GetProperty("outcome").GetString() == "refused").ToList();
+            return (rows.Sum(r => r.GetProperty("records").GetInt64()), rows.Sum(r => r.GetProperty("cost").GetDouble()));
+        }
+    }
+
     private static int Counts(JsonElement run, string state) => run.GetProperty("counts").GetProperty(state).GetInt32();
 
     private static int Budget(JsonElement run) =>

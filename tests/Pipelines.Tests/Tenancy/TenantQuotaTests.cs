@@ -249,6 +249,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
         public const string KeyF = "lab-f-full-key-1111111111";
         public const string KeyG = "lab-g-full-key-2222222222";
         public const string KeyM = "lab-m-full-key-5555566666";
+        public const string KeyZ = "lab-z-full-key-0000000000";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
@@ -425,6 +426,13 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 ["Server:Keys:2:Key"] = KeyM,
                 ["Server:Keys:2:Role"] = "full",
                 ["Server:Keys:2:Tenant"] = "lab-m",
+                ["Tenants:lab-z:Output"] = $"s3://{Bucket}/lab-z/",
+                ["Tenants:lab-z:Prices:Invocation"] = "1",
+                ["Tenants:lab-z:Prices:Currency"] = "CR",
+                ["Tenants:lab-z:Budget:Amount"] = "0",
+                ["Server:Keys:7:Key"] = KeyZ,
+                ["Server:Keys:7:Role"] = "full",
+                ["Server:Keys:7:Tenant"] = "lab-z",
             };
             _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
             await _server.StartAsync();
@@ -445,6 +453,8 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             await DeployAsync(g, Function("few-g", "g", seconds: 1));
             using var m = Client(KeyM);
             await DeployAsync(m, Function("echo-m", "m"));
+            using var z = Client(KeyZ);
+            await DeployAsync(z, Function("echo-z", "z"));
         }
 
         /// <summary>The server's URL, for the CLI.</summary>
