@@ -18,7 +18,8 @@ namespace Pipelines.Queue;
 /// owners are busy, their policy is never, they drain), every pending task shows held with the
 /// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
 /// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
-/// pipelines.tasks.pending gauge. Async invocations share the slots, released by the same fair
+/// pipelines.tasks.pending gauge, and <see cref="Held"/>, why they wait (the
+/// pipelines.tasks.pending.held gauge). Async invocations share the slots, released by the same fair
 /// share (<see cref="InvocationRelease"/>).
 /// </summary>
 /// <remarks>
@@ -56,6 +57,8 @@ internal sealed partial class TaskDispatcher(
     // A new lead does not know which budget marks the one before left: its first look clears those of every tenant not spent.
     private bool _budgetsUnknown = true;
     private IReadOnlyList<(TenantId Tenant, int Pending)> _pending = [];
+    private IReadOnlyList<(TenantId Tenant, string Reason, int Held)> _held = [];
+    private readonly Dictionary<(TenantId Tenant, string Reason), int> _holding = [];
 
     /// <summary>
     /// Each tenant's pending tasks (not released yet) as this dispatcher's last look counted them,
@@ -63,6 +66,14 @@ internal sealed partial class TaskDispatcher(
     /// dispatcher reports them).
     /// </summary>
     public IReadOnlyList<(TenantId Tenant, int Pending)> Pending => Volatile.Read(ref _pending);
+
+    /// <summary>
+    /// Each tenant's pending tasks this dispatcher's last look left held, by the reason it marked them
+    /// with (<see cref="HoldReasons"/>: quota, budget, or the holding worker's owner_load, policy or
+    /// drain), after its release: the marks `status` and the run page show, counted. Every configured
+    /// tenant reads 0 for each reason with none held; empty when this process does not lead.
+    /// </summary>
+    public IReadOnlyList<(TenantId Tenant, string Reason, int Held)> Held => Volatile.Read(ref _held);
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -131,6 +142,7 @@ internal sealed partial class TaskDispatcher(
         finally
         {
             Volatile.Write(ref _pending, []);
+            Volatile.Write(ref _held, []);
             await lead.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -216,6 +228,7 @@ internal sealed partial class TaskDispatcher(
         }
 
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
+        _holding.Clear();
         var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
         _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
@@ -265,6 +278,8 @@ internal sealed partial class TaskDispatcher(
         // ended and whose next one this look released is still at its quota, so its marks stay
         // (cleared before the release, they went for a moment at every task's end).
         await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
+        PublishHeld();
+
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;
 
@@ -294,6 +309,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _harvestHeld[d.Tenant] = hold.Reason;
+                _holding[(d.Tenant, hold.Reason)] = d.Pending;
             }
 
             return;
@@ -332,6 +348,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, new TaskHold(HoldReasons.Budget, balance.Detail, Dispatcher, now), ct).ConfigureAwait(false);
                 _budgetHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Budget)] = d.Pending;
             }
             else if (_budgetHeld.Remove(d.Tenant) || _budgetsUnknown)
             {
@@ -353,12 +370,25 @@ internal sealed partial class TaskDispatcher(
                 var hold = new TaskHold(HoldReasons.Quota, $"{d.InFlight} of the tenant's {quota} running tasks (Quotas:RunningTasks) are taken", Dispatcher, now);
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _quotaHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Quota)] = d.Pending;
             }
             else if (_quotaHeld.Remove(d.Tenant))
             {
                 await store.ClearPendingHoldAsync(d.Tenant, HoldReasons.Quota, ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// What this look left held, for <see cref="Held"/>: every configured tenant (and every tenant
+    /// held) with each reason, 0 where none, so that a series falls to 0 rather than going away.
+    /// </summary>
+    private void PublishHeld()
+    {
+        var held = tenants.All.Select(t => t.Id).Union(_holding.Keys.Select(k => k.Tenant))
+            .SelectMany(t => HoldReasons.All.Select(r => (t, r, _holding.GetValueOrDefault((t, r)))))
+            .Concat(_holding.Where(h => !HoldReasons.All.Contains(h.Key.Reason)).Select(h => (h.Key.Tenant, h.Key.Reason, h.Value)));
+        Volatile.Write(ref _held, [.. held]);
     }
 
     private async Task EnqueueAsync(IReadOnlyList<TaskKey> keys, CancellationToken ct)
