@@ -20,7 +20,7 @@ namespace Pipelines.Queue;
 /// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
 /// pipelines.tasks.pending gauge, and <see cref="Held"/>, why they wait (the
 /// pipelines.tasks.pending.held gauge). Async invocations share the slots, released by the same fair
-/// share (<see cref="InvocationRelease"/>).
+/// share (<see cref="InvocationRelease"/>); those a look leaves waiting are told why (their held).
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -240,6 +240,7 @@ internal sealed partial class TaskDispatcher(
         var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
         var released = new List<TaskKey>();
         var releasedBy = new Dictionary<TenantId, int>();
+        var invokedBy = new Dictionary<TenantId, int>();
         if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
         {
             if (tenants.Tenancy.FairShare)
@@ -247,6 +248,7 @@ internal sealed partial class TaskDispatcher(
                 foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
                 {
                     var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    invokedBy[tenant] = invokedBy.GetValueOrDefault(tenant) + invoked;
                     if (n > invoked)
                     {
                         Add(tenant, await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
@@ -258,6 +260,10 @@ internal sealed partial class TaskDispatcher(
                 if (invocations is not null)
                 {
                     await invocations.ReleaseAllAsync(invocationLoads, now, ct).ConfigureAwait(false);
+                    foreach (var l in invocationLoads)
+                    {
+                        invokedBy[l.Tenant] = l.Pending;
+                    }
                 }
 
                 // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
@@ -279,6 +285,12 @@ internal sealed partial class TaskDispatcher(
         // (cleared before the release, they went for a moment at every task's end).
         await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
         PublishHeld();
+
+        // The async invocations this look left waiting say why, as a held task does.
+        if (invocations is not null)
+        {
+            await invocations.HoldWaitingAsync(invocationLoads, invokedBy, capacity, ct).ConfigureAwait(false);
+        }
 
         await EnqueueAsync(released, ct).ConfigureAwait(false);
         return released.Count;

@@ -71,7 +71,7 @@ public sealed partial class TenantQuotaTests
             Assert.Contains("budget", body.GetProperty("title").GetString(), StringComparison.Ordinal);
         }
 
-        var (url, heldInvocation) = await lab.QueueUntilHeldAsync(m, "echo-m");
+        var (url, heldInvocation) = await lab.QueueUntilHeldAsync(m, "echo-m", "budget");
         Assert.StartsWith("held by the tenant's budget (the tenant spent ", heldInvocation.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         // The operator raises the budget (configuration is read at start): everything waiting runs, nothing failed.
