@@ -161,6 +161,63 @@ public sealed class TenantBudgetTests
         Assert.True((await budgets.BalanceAsync(LabB, CancellationToken.None))!.IsSpent);
     }
 
+    [Fact]
+    public async Task A_changed_configuration_raises_a_budget_in_place_but_a_bad_value_or_other_tenants_keep_the_budgets_as_they_were()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 4, 44, 0, TimeSpan.Zero));
+        var log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        (string, string)[] tenants = [("Tenants:lab-a:Output", "s3://lab-a/"), ("Tenants:lab-b:Output", "s3://lab-b/")];
+        using var budgets = new TenantBudgets(new InMemoryUsageStore(), PriceSheets.None, Read(("Tenants:lab-a:Budget:Amount", "0")), time);
+        Assert.True((await budgets.BalanceAsync(LabA, CancellationToken.None))!.IsSpent);
+
+        // Raised: taken at once, the kept balance dropped.
+        Assert.True(budgets.Reload(Config([.. tenants, ("Tenants:lab-a:Budget:Amount", "5")]), _ => false, log));
+        Assert.Equal((5.0, false), ((await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.IsSpent));
+
+        // A value that cannot be used, or tenants other than those the process started with: nothing changes.
+        Assert.False(budgets.Reload(Config([.. tenants, ("Tenants:lab-a:Budget:Amount", "lots")]), _ => false, log));
+        Assert.False(budgets.Reload(Config([.. tenants, ("Tenants:lab-c:Output", "s3://lab-c/"), ("Tenants:lab-a:Budget:Amount", "0")]), _ => false, log));
+        Assert.False(budgets.Reload(Config(("Tenants:lab-a:Budget:Amount", "0")), _ => false, log));
+        time.Advance(TenantBudgets.CacheFor);
+        Assert.Equal(5.0, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount);
+    }
+
+    [Fact]
+    public async Task A_server_configuration_file_read_with_reloadOnChange_follows_an_edit_and_a_half_written_file_is_no_crash()
+    {
+        using var temp = new Pipelines.Tests.Support.TempFolder();
+        var file = temp.Combine("pipelines.json");
+        await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3://lab-a/", "Budget": {"Amount": "1"}}}}""");
+        var config = Pipelines.Hosting.EngineHost.Configuration(file, reloadOnChange: true);
+        using var budgets = new TenantBudgets(new InMemoryUsageStore(), PriceSheets.None, TenantOptions.From(config, _ => false), TimeProvider.System);
+        budgets.Follow(config, _ => false, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        // Caught half written: read again (the reload's event), not thrown on the watcher's thread; the budget stays.
+        var reread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (config.GetReloadToken().RegisterChangeCallback(_ => reread.TrySetResult(), null))
+        {
+            await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3": """);
+            await reread.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.Equal(1.0, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount);
+        await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3://lab-a/", "Budget": {"Amount": "1000"}}}}""");
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount != 1000)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the budget was not read again within 30 s of the file's change");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal("1000", config["Tenants:lab-a:Budget:Amount"]);
+
+        // Read once (a CLI command): a file that cannot be read stops it, naming the file.
+        await File.WriteAllTextAsync(file, "{ not json");
+        Assert.Contains("pipelines.json", Assert.ThrowsAny<Exception>(() => Pipelines.Hosting.EngineHost.Configuration(file)).Message, StringComparison.Ordinal);
+        Assert.Contains("pipelines.json", Assert.ThrowsAny<Exception>(() => Pipelines.Hosting.EngineHost.Configuration(file, reloadOnChange: true)).Message, StringComparison.Ordinal);
+    }
+
     private static UsageRecord Delivery(string id, TenantId tenant, DateTimeOffset ended, double cpu, double gb) =>
         new(id, tenant, UsageKinds.Task, ended.AddSeconds(-1), ended, UsageOutcomes.Succeeded) { CpuSeconds = cpu, GbSeconds = gb, WallSeconds = 1, RunId = "r-" + id, TaskIndex = 0, Delivery = 1 };
 }

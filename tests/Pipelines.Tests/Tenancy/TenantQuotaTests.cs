@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Docker.DotNet.Models;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers.Warm;
@@ -300,6 +299,9 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
         private readonly TempFolder _temp = new();
+
+        /// <summary>The server's configuration file: lab-m's budget, the part an operator edits while it runs.</summary>
+        private string ConfigFile => _temp.Combine("pipelines.json");
         private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
         private readonly TestImages _images = new();
         private WebApplication _server = null!;
@@ -471,7 +473,6 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 ["Tenants:lab-m:Prices:Currency"] = "CR",
                 ["Server:Keys:2:Key"] = KeyM,
                 ["Server:Keys:2:Role"] = "full",
-                ["Tenants:lab-m:Budget:Amount"] = "0.000001",
                 ["Server:Keys:2:Tenant"] = "lab-m",
                 ["Tenants:lab-z:Output"] = $"s3://{Bucket}/lab-z/",
                 ["Tenants:lab-z:Prices:Invocation"] = "1",
@@ -485,7 +486,9 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 ["Server:Keys:8:Role"] = "full",
                 ["Server:Keys:8:Tenant"] = "lab-s",
             };
-            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
+            // lab-m's budget is in a configuration file, as an operator keeps it, read again when it changes.
+            await File.WriteAllTextAsync(ConfigFile, """{"Tenants": {"lab-m": {"Budget": {"Amount": "0.000001"}}}}""");
+            _server = PipelinesServer.Build(Pipelines.Hosting.EngineHost.Configuration(ConfigFile, _config, reloadOnChange: true), _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var r = Client(KeyR);
@@ -513,22 +516,9 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
         /// <summary>The server's URL, for the CLI.</summary>
         public string Url => _url;
 
-        /// <summary>
-        /// Stops the server and starts it again on the same URL and schema with <paramref name="changes"/>
-        /// to its configuration (which is read once at start): how an operator changes a setting.
-        /// </summary>
-        public async Task RestartAsync(params (string Key, string Value)[] changes)
-        {
-            await _server.StopAsync();
-            await _server.DisposeAsync();
-            foreach (var (key, value) in changes)
-            {
-                _config[key] = value;
-            }
-
-            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
-            await _server.StartAsync();
-        }
+        /// <summary>Writes lab-m's budget into the running server's configuration file, as an operator raises it (no restart).</summary>
+        public Task SetBudgetOfLabMAsync(string amount) =>
+            File.WriteAllTextAsync(ConfigFile, """{"Tenants": {"lab-m": {"Budget": {"Amount": "AMOUNT"}}}}""".Replace("AMOUNT", amount, StringComparison.Ordinal));
 
         /// <summary>Puts a small file at <paramref name="key"/> of the bucket.</summary>
         public async Task PutAsync(string key, string text)
