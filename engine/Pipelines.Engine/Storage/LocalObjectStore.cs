@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
@@ -269,8 +268,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
         Span<byte> statx = stackalloc byte[256];
         var fd = (int)file.DangerousGetHandle();
         if (Statx(fd, "", AtEmptyPath, StatxBasicStats, ref MemoryMarshal.GetReference(statx)) != 0
-            || UnixFile.Parse(statx).Kind != UnixFileKind.Regular
-            || BinaryPrimitives.ReadUInt32LittleEndian(statx[16..]) != 1)
+            || UnixFile.Parse(statx) is not { Kind: UnixFileKind.Regular, Links: 1 })
         {
             return false;
         }
