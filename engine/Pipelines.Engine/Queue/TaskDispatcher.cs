@@ -48,7 +48,12 @@ internal sealed partial class TaskDispatcher(
     private const string Dispatcher = "dispatcher";
 
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
-    private readonly List<TaskKey> _unenqueued = [];
+    private readonly List<(string RunId, int[] Tasks)> _unenqueued = [];
+
+    // The jobs of several tasks this dispatcher released, until their last task ends: each counts
+    // as one job in flight, however many of its tasks are. Jobs it did not release (another
+    // leader's, a vacated task's) count a job per task in flight: never fewer than there are.
+    private readonly List<ReleasedJob> _jobs = [];
     private readonly HashSet<TenantId> _quotaHeld = [];
     private readonly Dictionary<TenantId, string> _harvestHeld = [];
     private readonly HashSet<TenantId> _budgetHeld = [];
@@ -161,7 +166,7 @@ internal sealed partial class TaskDispatcher(
         do
         {
             stuck = await store.ReleaseStuckAsync(since, time.GetUtcNow(), 1000, ct).ConfigureAwait(false);
-            await EnqueueAsync(stuck, ct).ConfigureAwait(false);
+            await EnqueueAsync([.. stuck.Select(k => (k.RunId, new[] { k.Index }))], ct).ConfigureAwait(false);
         }
         while (stuck.Count == 1000);
 
@@ -185,7 +190,12 @@ internal sealed partial class TaskDispatcher(
         }
     }
 
-    /// <summary>One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Returns how many tasks it released.</summary>
+    /// <summary>
+    /// One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Slots are
+    /// counted in jobs (a job of several tasks holds one slot, or one place in the queue), the
+    /// free ones filled with jobs of up to <see cref="JobSizes.Of"/> tasks each; fair share and
+    /// quotas count tasks, so a tenant's jobs carry no more than its grant. Returns how many tasks it released.
+    /// </summary>
     public async Task<int> TickAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -217,15 +227,20 @@ internal sealed partial class TaskDispatcher(
 
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
         var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
-        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
+        var jobs = await JobsInFlightAsync(loads, ct).ConfigureAwait(false);
+
+        // A tenant's use is the slots it held: its jobs (one task each but those released together).
+        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, jobs.GetValueOrDefault(l.Tenant, l.InFlight))), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
         demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
-        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
-        var released = new List<TaskKey>();
+        var freeJobs = (2 * capacity.Offered) - loads.Sum(l => jobs.GetValueOrDefault(l.Tenant, l.InFlight)) - invocationLoads.Sum(l => l.InFlight);
+        var size = JobSizes.Of(demands.Sum(d => d.Pending), capacity.Offered, tenants.Tenancy.TasksPerJob, invocationLoads.Count > 0);
+        var free = Math.Max(0, freeJobs) * size;
+        var released = new List<(TenantId? Tenant, TaskKey Key)>();
         var releasedBy = new Dictionary<TenantId, int>();
         if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
         {
@@ -233,7 +248,8 @@ internal sealed partial class TaskDispatcher(
             {
                 foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
                 {
-                    var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    // Jobs of several tasks are made only when no invocation waited at this look: one that came since waits for the next.
+                    var invoked = invocations is null || size > 1 ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
                     if (n > invoked)
                     {
                         Add(tenant, await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
@@ -256,7 +272,7 @@ internal sealed partial class TaskDispatcher(
 
                 if (free > released.Count)
                 {
-                    released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
+                    released.AddRange((await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false)).Select(k => ((TenantId?)null, k)));
                 }
             }
         }
@@ -265,12 +281,12 @@ internal sealed partial class TaskDispatcher(
         // ended and whose next one this look released is still at its quota, so its marks stay
         // (cleared before the release, they went for a moment at every task's end).
         await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
-        await EnqueueAsync(released, ct).ConfigureAwait(false);
+        await EnqueueAsync(await JobsOfAsync(released, size, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         return released.Count;
 
         void Add(TenantId tenant, IReadOnlyList<TaskKey> keys)
         {
-            released.AddRange(keys);
+            released.AddRange(keys.Select(k => ((TenantId?)tenant, k)));
             releasedBy[tenant] = releasedBy.GetValueOrDefault(tenant) + keys.Count;
         }
     }
@@ -361,13 +377,62 @@ internal sealed partial class TaskDispatcher(
         }
     }
 
-    private async Task EnqueueAsync(IReadOnlyList<TaskKey> keys, CancellationToken ct)
+    /// <summary>
+    /// Each tenant's released tasks as jobs, run by run, of at most <paramref name="size"/> tasks
+    /// (<see cref="JobSizes.Split"/>); a job of several is kept in <see cref="_jobs"/> until its last task ends.
+    /// </summary>
+    private async Task<IReadOnlyList<(string RunId, int[] Tasks)>> JobsOfAsync(IReadOnlyList<(TenantId? Tenant, TaskKey Key)> released, int size, CancellationToken ct)
     {
-        foreach (var run in keys.GroupBy(k => k.RunId))
+        var result = new List<(string, int[])>();
+        foreach (var run in released.GroupBy(r => r.Key.RunId))
+        {
+            foreach (var job in JobSizes.Split([.. run.Select(r => r.Key.Index)], size))
+            {
+                result.Add((run.Key, job));
+                if (job.Length > 1)
+                {
+                    // First come, first served releases across tenants: the run says whose it is.
+                    var tenant = run.First().Tenant ?? (await store.GetRunAsync(run.Key, ct).ConfigureAwait(false))?.Tenant ?? TenantId.Default;
+                    _jobs.Add(new ReleasedJob(tenant, run.Key, job));
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Each tenant's jobs in flight: its tasks in flight, less the tasks beyond the first still in
+    /// flight of each job of several; the jobs whose tasks have all ended are forgotten.
+    /// </summary>
+    private async Task<Dictionary<TenantId, int>> JobsInFlightAsync(IReadOnlyList<TenantLoad> loads, CancellationToken ct)
+    {
+        var jobs = loads.ToDictionary(l => l.Tenant, l => l.InFlight);
+        if (_jobs.Count == 0)
+        {
+            return jobs;
+        }
+
+        var alive = (await store.InFlightAsync([.. _jobs.SelectMany(j => j.Tasks.Select(i => new TaskKey(j.RunId, i)))], ct).ConfigureAwait(false)).ToHashSet();
+        _jobs.RemoveAll(j => !j.Tasks.Any(i => alive.Contains(new TaskKey(j.RunId, i))));
+        foreach (var j in _jobs)
+        {
+            if (jobs.TryGetValue(j.Tenant, out var n))
+            {
+                jobs[j.Tenant] = Math.Max(0, n - (j.Tasks.Count(i => alive.Contains(new TaskKey(j.RunId, i))) - 1));
+            }
+        }
+
+        return jobs;
+    }
+
+    private async Task EnqueueAsync(IReadOnlyList<(string RunId, int[] Tasks)> jobs, CancellationToken ct)
+    {
+        foreach (var run in jobs.GroupBy(j => j.RunId))
         {
             try
             {
-                await hangfire.EnqueueTasksAsync(run.Key, [.. run.Select(k => k.Index)], ct).ConfigureAwait(false);
+                await hangfire.EnqueueJobsAsync(run.Key, [.. run.Select(j => j.Tasks)], ct).ConfigureAwait(false);
             }
             catch (Exception e) when (Outage.Is(e) && !ct.IsCancellationRequested)
             {
@@ -379,6 +444,9 @@ internal sealed partial class TaskDispatcher(
 
     private TenantSettings SettingsOf(TenantId tenant) =>
         tenants.Exists(tenant) ? tenants.Settings(tenant) : tenants.Settings(TenantId.Default);
+
+    /// <summary>A job of several tasks the dispatcher released: whose, of which run, which tasks.</summary>
+    private sealed record ReleasedJob(TenantId Tenant, string RunId, int[] Tasks);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "dispatcher: this process releases queued tasks to the workers")]
     private static partial void LogLeading(ILogger logger);
