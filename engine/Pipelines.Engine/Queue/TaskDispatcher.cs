@@ -51,9 +51,12 @@ internal sealed partial class TaskDispatcher(
     private readonly List<(string RunId, int[] Tasks)> _unenqueued = [];
 
     // The jobs of several tasks this dispatcher released, until their last task ends: each counts
-    // as one job in flight, however many of its tasks are. Jobs it did not release (another
-    // leader's, a vacated task's) count a job per task in flight: never fewer than there are.
-    private readonly List<ReleasedJob> _jobs = [];
+    // as one job in flight, however many of its tasks are. A task belongs to the job that released
+    // it last (one handed back and released again is in its new job only). Tasks it did not release
+    // in such a job (another leader's, a vacated task's) count a job each: never fewer than there are.
+    private readonly Dictionary<TaskKey, long> _jobOf = [];
+    private readonly Dictionary<long, TenantId> _jobTenant = [];
+    private long _lastJob;
     private readonly HashSet<TenantId> _quotaHeld = [];
     private readonly Dictionary<TenantId, string> _harvestHeld = [];
     private readonly HashSet<TenantId> _budgetHeld = [];
@@ -166,6 +169,11 @@ internal sealed partial class TaskDispatcher(
         do
         {
             stuck = await store.ReleaseStuckAsync(since, time.GetUtcNow(), 1000, ct).ConfigureAwait(false);
+            foreach (var k in stuck)
+            {
+                _jobOf.Remove(k);
+            }
+
             await EnqueueAsync([.. stuck.Select(k => (k.RunId, new[] { k.Index }))], ct).ConfigureAwait(false);
         }
         while (stuck.Count == 1000);
@@ -379,7 +387,7 @@ internal sealed partial class TaskDispatcher(
 
     /// <summary>
     /// Each tenant's released tasks as jobs, run by run, of at most <paramref name="size"/> tasks
-    /// (<see cref="JobSizes.Split"/>); a job of several is kept in <see cref="_jobs"/> until its last task ends.
+    /// (<see cref="JobSizes.Split"/>); a job of several is kept until its last task ends.
     /// </summary>
     private async Task<IReadOnlyList<(string RunId, int[] Tasks)>> JobsOfAsync(IReadOnlyList<(TenantId? Tenant, TaskKey Key)> released, int size, CancellationToken ct)
     {
@@ -389,11 +397,18 @@ internal sealed partial class TaskDispatcher(
             foreach (var job in JobSizes.Split([.. run.Select(r => r.Key.Index)], size))
             {
                 result.Add((run.Key, job));
-                if (job.Length > 1)
+                if (job.Length == 1)
                 {
-                    // First come, first served releases across tenants: the run says whose it is.
-                    var tenant = run.First().Tenant ?? (await store.GetRunAsync(run.Key, ct).ConfigureAwait(false))?.Tenant ?? TenantId.Default;
-                    _jobs.Add(new ReleasedJob(tenant, run.Key, job));
+                    _jobOf.Remove(new TaskKey(run.Key, job[0]));
+                    continue;
+                }
+
+                // First come, first served releases across tenants: the run says whose it is.
+                var number = ++_lastJob;
+                _jobTenant[number] = run.First().Tenant ?? (await store.GetRunAsync(run.Key, ct).ConfigureAwait(false))?.Tenant ?? TenantId.Default;
+                foreach (var i in job)
+                {
+                    _jobOf[new TaskKey(run.Key, i)] = number;
                 }
             }
         }
@@ -403,23 +418,34 @@ internal sealed partial class TaskDispatcher(
 
     /// <summary>
     /// Each tenant's jobs in flight: its tasks in flight, less the tasks beyond the first still in
-    /// flight of each job of several; the jobs whose tasks have all ended are forgotten.
+    /// flight of each job of several; the tasks that ended or went back are forgotten.
     /// </summary>
     private async Task<Dictionary<TenantId, int>> JobsInFlightAsync(IReadOnlyList<TenantLoad> loads, CancellationToken ct)
     {
         var jobs = loads.ToDictionary(l => l.Tenant, l => l.InFlight);
-        if (_jobs.Count == 0)
+        if (_jobOf.Count == 0)
         {
             return jobs;
         }
 
-        var alive = (await store.InFlightAsync([.. _jobs.SelectMany(j => j.Tasks.Select(i => new TaskKey(j.RunId, i)))], ct).ConfigureAwait(false)).ToHashSet();
-        _jobs.RemoveAll(j => !j.Tasks.Any(i => alive.Contains(new TaskKey(j.RunId, i))));
-        foreach (var j in _jobs)
+        var alive = (await store.InFlightAsync([.. _jobOf.Keys], ct).ConfigureAwait(false)).ToHashSet();
+        foreach (var gone in _jobOf.Keys.Where(k => !alive.Contains(k)).ToList())
         {
-            if (jobs.TryGetValue(j.Tenant, out var n))
+            _jobOf.Remove(gone);
+        }
+
+        var byJob = _jobOf.GroupBy(j => j.Value).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var number in _jobTenant.Keys.Where(n => !byJob.ContainsKey(n)).ToList())
+        {
+            _jobTenant.Remove(number);
+        }
+
+        foreach (var (number, n) in byJob)
+        {
+            var tenant = _jobTenant[number];
+            if (jobs.TryGetValue(tenant, out var all))
             {
-                jobs[j.Tenant] = Math.Max(0, n - (j.Tasks.Count(i => alive.Contains(new TaskKey(j.RunId, i))) - 1));
+                jobs[tenant] = Math.Max(0, all - (n - 1));
             }
         }
 
@@ -444,9 +470,6 @@ internal sealed partial class TaskDispatcher(
 
     private TenantSettings SettingsOf(TenantId tenant) =>
         tenants.Exists(tenant) ? tenants.Settings(tenant) : tenants.Settings(TenantId.Default);
-
-    /// <summary>A job of several tasks the dispatcher released: whose, of which run, which tasks.</summary>
-    private sealed record ReleasedJob(TenantId Tenant, string RunId, int[] Tasks);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "dispatcher: this process releases queued tasks to the workers")]
     private static partial void LogLeading(ILogger logger);
