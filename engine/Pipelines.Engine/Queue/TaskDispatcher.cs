@@ -18,8 +18,9 @@ namespace Pipelines.Queue;
 /// owners are busy, their policy is never, they drain), every pending task shows held with the
 /// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
 /// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
-/// pipelines.tasks.pending gauge. Async invocations share the slots, released by the same fair
-/// share (<see cref="InvocationRelease"/>).
+/// pipelines.tasks.pending gauge, and <see cref="Held"/>, why they wait (the
+/// pipelines.tasks.pending.held gauge). Async invocations share the slots, released by the same fair
+/// share (<see cref="InvocationRelease"/>); those a look leaves waiting are told why (their held).
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -64,6 +65,8 @@ internal sealed partial class TaskDispatcher(
     // A new lead does not know which budget marks the one before left: its first look clears those of every tenant not spent.
     private bool _budgetsUnknown = true;
     private IReadOnlyList<(TenantId Tenant, int Pending)> _pending = [];
+    private IReadOnlyList<(TenantId Tenant, string Reason, int Held)> _held = [];
+    private readonly Dictionary<(TenantId Tenant, string Reason), int> _holding = [];
 
     /// <summary>
     /// Each tenant's pending tasks (not released yet) as this dispatcher's last look counted them,
@@ -71,6 +74,14 @@ internal sealed partial class TaskDispatcher(
     /// dispatcher reports them).
     /// </summary>
     public IReadOnlyList<(TenantId Tenant, int Pending)> Pending => Volatile.Read(ref _pending);
+
+    /// <summary>
+    /// Each tenant's pending tasks this dispatcher's last look left held, by the reason it marked them
+    /// with (<see cref="HoldReasons"/>: quota, budget, or the holding worker's owner_load, policy or
+    /// drain), after its release: the marks `status` and the run page show, counted. Every configured
+    /// tenant reads 0 for each reason with none held; empty when this process does not lead.
+    /// </summary>
+    public IReadOnlyList<(TenantId Tenant, string Reason, int Held)> Held => Volatile.Read(ref _held);
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -139,6 +150,7 @@ internal sealed partial class TaskDispatcher(
         finally
         {
             Volatile.Write(ref _pending, []);
+            Volatile.Write(ref _held, []);
             await lead.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -234,6 +246,7 @@ internal sealed partial class TaskDispatcher(
         }
 
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
+        _holding.Clear();
         var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
         var jobs = await JobsInFlightAsync(loads, ct).ConfigureAwait(false);
 
@@ -250,6 +263,7 @@ internal sealed partial class TaskDispatcher(
         var free = Math.Max(0, freeJobs) * size;
         var released = new List<(TenantId? Tenant, TaskKey Key)>();
         var releasedBy = new Dictionary<TenantId, int>();
+        var invokedBy = new Dictionary<TenantId, int>();
         if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
         {
             if (tenants.Tenancy.FairShare)
@@ -258,6 +272,7 @@ internal sealed partial class TaskDispatcher(
                 {
                     // Jobs of several tasks are made only when no invocation waited at this look: one that came since waits for the next.
                     var invoked = invocations is null || size > 1 ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    invokedBy[tenant] = invokedBy.GetValueOrDefault(tenant) + invoked;
                     if (n > invoked)
                     {
                         Add(tenant, await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
@@ -269,6 +284,10 @@ internal sealed partial class TaskDispatcher(
                 if (invocations is not null)
                 {
                     await invocations.ReleaseAllAsync(invocationLoads, now, ct).ConfigureAwait(false);
+                    foreach (var l in invocationLoads)
+                    {
+                        invokedBy[l.Tenant] = l.Pending;
+                    }
                 }
 
                 // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
@@ -289,6 +308,14 @@ internal sealed partial class TaskDispatcher(
         // ended and whose next one this look released is still at its quota, so its marks stay
         // (cleared before the release, they went for a moment at every task's end).
         await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
+        PublishHeld();
+
+        // The async invocations this look left waiting say why, as a held task does.
+        if (invocations is not null)
+        {
+            await invocations.HoldWaitingAsync(invocationLoads, invokedBy, capacity, ct).ConfigureAwait(false);
+        }
+
         await EnqueueAsync(await JobsOfAsync(released, size, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         return released.Count;
 
@@ -318,6 +345,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _harvestHeld[d.Tenant] = hold.Reason;
+                _holding[(d.Tenant, hold.Reason)] = d.Pending;
             }
 
             return;
@@ -356,6 +384,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, new TaskHold(HoldReasons.Budget, balance.Detail, Dispatcher, now), ct).ConfigureAwait(false);
                 _budgetHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Budget)] = d.Pending;
             }
             else if (_budgetHeld.Remove(d.Tenant) || _budgetsUnknown)
             {
@@ -377,12 +406,25 @@ internal sealed partial class TaskDispatcher(
                 var hold = new TaskHold(HoldReasons.Quota, $"{d.InFlight} of the tenant's {quota} running tasks (Quotas:RunningTasks) are taken", Dispatcher, now);
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _quotaHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Quota)] = d.Pending;
             }
             else if (_quotaHeld.Remove(d.Tenant))
             {
                 await store.ClearPendingHoldAsync(d.Tenant, HoldReasons.Quota, ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// What this look left held, for <see cref="Held"/>: every configured tenant (and every tenant
+    /// held) with each reason, 0 where none, so that a series falls to 0 rather than going away.
+    /// </summary>
+    private void PublishHeld()
+    {
+        var held = tenants.All.Select(t => t.Id).Union(_holding.Keys.Select(k => k.Tenant))
+            .SelectMany(t => HoldReasons.All.Select(r => (t, r, _holding.GetValueOrDefault((t, r)))))
+            .Concat(_holding.Where(h => !HoldReasons.All.Contains(h.Key.Reason)).Select(h => (h.Key.Tenant, h.Key.Reason, h.Value)));
+        Volatile.Write(ref _held, [.. held]);
     }
 
     /// <summary>
