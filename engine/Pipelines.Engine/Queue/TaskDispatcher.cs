@@ -49,7 +49,15 @@ internal sealed partial class TaskDispatcher(
     private const string Dispatcher = "dispatcher";
 
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
-    private readonly List<TaskKey> _unenqueued = [];
+    private readonly List<(string RunId, int[] Tasks)> _unenqueued = [];
+
+    // The jobs of several tasks this dispatcher released, until their last task ends: each counts
+    // as one job in flight, however many of its tasks are. A task belongs to the job that released
+    // it last (one handed back and released again is in its new job only). Tasks it did not release
+    // in such a job (another leader's, a vacated task's) count a job each: never fewer than there are.
+    private readonly Dictionary<TaskKey, long> _jobOf = [];
+    private readonly Dictionary<long, TenantId> _jobTenant = [];
+    private long _lastJob;
     private readonly HashSet<TenantId> _quotaHeld = [];
     private readonly Dictionary<TenantId, string> _harvestHeld = [];
     private readonly HashSet<TenantId> _budgetHeld = [];
@@ -173,7 +181,12 @@ internal sealed partial class TaskDispatcher(
         do
         {
             stuck = await store.ReleaseStuckAsync(since, time.GetUtcNow(), 1000, ct).ConfigureAwait(false);
-            await EnqueueAsync(stuck, ct).ConfigureAwait(false);
+            foreach (var k in stuck)
+            {
+                _jobOf.Remove(k);
+            }
+
+            await EnqueueAsync([.. stuck.Select(k => (k.RunId, new[] { k.Index }))], ct).ConfigureAwait(false);
         }
         while (stuck.Count == 1000);
 
@@ -197,7 +210,12 @@ internal sealed partial class TaskDispatcher(
         }
     }
 
-    /// <summary>One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Returns how many tasks it released.</summary>
+    /// <summary>
+    /// One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Slots are
+    /// counted in jobs (a job of several tasks holds one slot, or one place in the queue), the
+    /// free ones filled with jobs of up to <see cref="JobSizes.Of"/> tasks each; fair share and
+    /// quotas count tasks, so a tenant's jobs carry no more than its grant. Returns how many tasks it released.
+    /// </summary>
     public async Task<int> TickAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -230,15 +248,20 @@ internal sealed partial class TaskDispatcher(
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
         _holding.Clear();
         var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
-        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
+        var jobs = await JobsInFlightAsync(loads, ct).ConfigureAwait(false);
+
+        // A tenant's use is the slots it held: its jobs (one task each but those released together).
+        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, jobs.GetValueOrDefault(l.Tenant, l.InFlight))), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
         demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
-        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
-        var released = new List<TaskKey>();
+        var freeJobs = (2 * capacity.Offered) - loads.Sum(l => jobs.GetValueOrDefault(l.Tenant, l.InFlight)) - invocationLoads.Sum(l => l.InFlight);
+        var size = JobSizes.Of(demands.Sum(d => d.Pending), capacity.Offered, tenants.Tenancy.TasksPerJob, invocationLoads.Count > 0);
+        var free = Math.Max(0, freeJobs) * size;
+        var released = new List<(TenantId? Tenant, TaskKey Key)>();
         var releasedBy = new Dictionary<TenantId, int>();
         var invokedBy = new Dictionary<TenantId, int>();
         if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
@@ -247,7 +270,8 @@ internal sealed partial class TaskDispatcher(
             {
                 foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
                 {
-                    var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    // Jobs of several tasks are made only when no invocation waited at this look: one that came since waits for the next.
+                    var invoked = invocations is null || size > 1 ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
                     invokedBy[tenant] = invokedBy.GetValueOrDefault(tenant) + invoked;
                     if (n > invoked)
                     {
@@ -275,7 +299,7 @@ internal sealed partial class TaskDispatcher(
 
                 if (free > released.Count)
                 {
-                    released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
+                    released.AddRange((await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false)).Select(k => ((TenantId?)null, k)));
                 }
             }
         }
@@ -292,12 +316,12 @@ internal sealed partial class TaskDispatcher(
             await invocations.HoldWaitingAsync(invocationLoads, invokedBy, capacity, ct).ConfigureAwait(false);
         }
 
-        await EnqueueAsync(released, ct).ConfigureAwait(false);
+        await EnqueueAsync(await JobsOfAsync(released, size, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         return released.Count;
 
         void Add(TenantId tenant, IReadOnlyList<TaskKey> keys)
         {
-            released.AddRange(keys);
+            released.AddRange(keys.Select(k => ((TenantId?)tenant, k)));
             releasedBy[tenant] = releasedBy.GetValueOrDefault(tenant) + keys.Count;
         }
     }
@@ -403,13 +427,80 @@ internal sealed partial class TaskDispatcher(
         Volatile.Write(ref _held, [.. held]);
     }
 
-    private async Task EnqueueAsync(IReadOnlyList<TaskKey> keys, CancellationToken ct)
+    /// <summary>
+    /// Each tenant's released tasks as jobs, run by run, of at most <paramref name="size"/> tasks
+    /// (<see cref="JobSizes.Split"/>); a job of several is kept until its last task ends.
+    /// </summary>
+    private async Task<IReadOnlyList<(string RunId, int[] Tasks)>> JobsOfAsync(IReadOnlyList<(TenantId? Tenant, TaskKey Key)> released, int size, CancellationToken ct)
     {
-        foreach (var run in keys.GroupBy(k => k.RunId))
+        var result = new List<(string, int[])>();
+        foreach (var run in released.GroupBy(r => r.Key.RunId))
+        {
+            foreach (var job in JobSizes.Split([.. run.Select(r => r.Key.Index)], size))
+            {
+                result.Add((run.Key, job));
+                if (job.Length == 1)
+                {
+                    _jobOf.Remove(new TaskKey(run.Key, job[0]));
+                    continue;
+                }
+
+                // First come, first served releases across tenants: the run says whose it is.
+                var number = ++_lastJob;
+                _jobTenant[number] = run.First().Tenant ?? (await store.GetRunAsync(run.Key, ct).ConfigureAwait(false))?.Tenant ?? TenantId.Default;
+                foreach (var i in job)
+                {
+                    _jobOf[new TaskKey(run.Key, i)] = number;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Each tenant's jobs in flight: its tasks in flight, less the tasks beyond the first still in
+    /// flight of each job of several; the tasks that ended or went back are forgotten.
+    /// </summary>
+    private async Task<Dictionary<TenantId, int>> JobsInFlightAsync(IReadOnlyList<TenantLoad> loads, CancellationToken ct)
+    {
+        var jobs = loads.ToDictionary(l => l.Tenant, l => l.InFlight);
+        if (_jobOf.Count == 0)
+        {
+            return jobs;
+        }
+
+        var alive = (await store.InFlightAsync([.. _jobOf.Keys], ct).ConfigureAwait(false)).ToHashSet();
+        foreach (var gone in _jobOf.Keys.Where(k => !alive.Contains(k)).ToList())
+        {
+            _jobOf.Remove(gone);
+        }
+
+        var byJob = _jobOf.GroupBy(j => j.Value).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var number in _jobTenant.Keys.Where(n => !byJob.ContainsKey(n)).ToList())
+        {
+            _jobTenant.Remove(number);
+        }
+
+        foreach (var (number, n) in byJob)
+        {
+            var tenant = _jobTenant[number];
+            if (jobs.TryGetValue(tenant, out var all))
+            {
+                jobs[tenant] = Math.Max(0, all - (n - 1));
+            }
+        }
+
+        return jobs;
+    }
+
+    private async Task EnqueueAsync(IReadOnlyList<(string RunId, int[] Tasks)> jobs, CancellationToken ct)
+    {
+        foreach (var run in jobs.GroupBy(j => j.RunId))
         {
             try
             {
-                await hangfire.EnqueueTasksAsync(run.Key, [.. run.Select(k => k.Index)], ct).ConfigureAwait(false);
+                await hangfire.EnqueueJobsAsync(run.Key, [.. run.Select(j => j.Tasks)], ct).ConfigureAwait(false);
             }
             catch (Exception e) when (Outage.Is(e) && !ct.IsCancellationRequested)
             {
