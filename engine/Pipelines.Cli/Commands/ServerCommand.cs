@@ -28,7 +28,7 @@ public sealed class ServerCommand : AsyncCommand<ServerCommand.Settings>
             values["Server:Roles"] = settings.Roles;
         }
 
-        var config = EngineHost.Configuration(settings.Config, values);
+        var config = EngineHost.Configuration(settings.Config, values, reloadOnChange: true);
         var app = PipelinesServer.Build(config, settings.Urls, settings.Verbose ? LogLevel.Debug : LogLevel.Information);
         await PipelinesServer.RunAsync(app, cancellationToken).ConfigureAwait(false);
         return Cli.Ok;

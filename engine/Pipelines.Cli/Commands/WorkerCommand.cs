@@ -67,7 +67,7 @@ public sealed class WorkerCommand : AsyncCommand<WorkerCommand.Settings>
             values["Harvest:Policy"] = policy;
         }
 
-        config = EngineHost.WithDefaults(EngineHost.Configuration(settings.Config, values), HarvestOptions.WorkerDefaults);
+        config = EngineHost.WithDefaults(EngineHost.Configuration(settings.Config, values, reloadOnChange: true), HarvestOptions.WorkerDefaults);
 
         var roles = settings.Roles.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(StringComparer.Ordinal);
         if (roles.Count == 0 || roles.Any(r => r is not ("worker" or "triggers")))

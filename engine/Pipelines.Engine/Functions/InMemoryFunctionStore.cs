@@ -204,10 +204,24 @@ internal sealed class InMemoryFunctionStore : IFunctionStore, IInvocationBacklog
         {
             foreach (var id in ids)
             {
-                if (Find(id) is { } i)
+                if (Find(id) is { } i && !i.Released)
                 {
                     i.Released = true;
+                    i.Record = i.Record with { Held = null };
                 }
+            }
+
+            return Task.CompletedTask;
+        }
+    }
+
+    public Task HoldPendingAsync(TenantId tenant, string held, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            foreach (var i in _invocations.Values.Where(i => i.Record.Tenant == tenant && InScope(tenant) && Waiting(i) && !i.Released && i.Record.Status == InvocationStatus.Queued))
+            {
+                i.Record = i.Record with { Held = held };
             }
 
             return Task.CompletedTask;

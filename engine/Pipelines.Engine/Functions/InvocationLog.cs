@@ -77,6 +77,9 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
     public Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken) =>
         Backlog.MarkReleasedAsync(ids, now, cancellationToken);
 
+    public Task HoldPendingAsync(TenantId tenant, string held, CancellationToken cancellationToken) =>
+        Backlog.HoldPendingAsync(tenant, held, cancellationToken);
+
     private IInvocationBacklog Backlog => _store as IInvocationBacklog
         ?? throw new InvalidOperationException($"the function store {_store.GetType().Name} keeps no async invocations for the dispatcher (IInvocationBacklog)");
 

@@ -305,10 +305,23 @@ internal sealed class PostgresFunctionStore : IFunctionStore, IInvocationBacklog
     public async Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync(
-            $"UPDATE {S}.function_invocations SET released_at = @now WHERE id = ANY(@ids) AND released_at IS NULL AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
+            $"UPDATE {S}.function_invocations SET released_at = @now, held = NULL WHERE id = ANY(@ids) AND released_at IS NULL AND (@t::text IS NULL OR tenant = @t)", cancellationToken).ConfigureAwait(false);
         cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
         cmd.Parameters.AddWithValue("ids", ids.ToArray());
         cmd.Parameters.AddWithValue("now", now);
+        await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task HoldPendingAsync(TenantId tenant, string held, CancellationToken cancellationToken)
+    {
+        // The rows OldestPendingAsync reads (the partial index of async invocations not ended), only where the words differ.
+        await using var cmd = await _db.CommandAsync($"""
+            UPDATE {S}.function_invocations SET held = @held
+            WHERE tenant = @tenant AND async AND shadow_of IS NULL AND status = 'queued' AND released_at IS NULL AND held IS DISTINCT FROM @held AND (@t::text IS NULL OR tenant = @t)
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("t", NpgsqlDbType.Text, Scope);
+        cmd.Parameters.AddWithValue("tenant", tenant.Value);
+        cmd.Parameters.AddWithValue("held", held);
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 

@@ -10,8 +10,8 @@ namespace Pipelines.Hosting;
 /// <summary>
 /// The instruments read when an exporter collects (a scrape), from this host's parts: the
 /// harvester's figures, the warm pool's containers, the queue as <see cref="QueueSampler"/>
-/// last read it and each tenant's pending tasks as the leading <see cref="TaskDispatcher"/> last
-/// counted them. Each host has its own meter (the same name as <see cref="EngineMetrics"/>'s),
+/// last read it and each tenant's pending tasks, and those it holds by reason, as the leading
+/// <see cref="TaskDispatcher"/> last counted them. Each host has its own meter (the same name as <see cref="EngineMetrics"/>'s),
 /// disposed when the host stops, so that a stopped host is no longer read.
 /// </summary>
 internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool = null, QueueSampler? queue = null, TaskDispatcher? dispatcher = null) : IHostedService, IDisposable
@@ -41,6 +41,7 @@ internal sealed class EngineGauges(Harvester? harvester = null, IWarmPool? pool 
         if (dispatcher is not null)
         {
             _meter.CreateObservableGauge("pipelines.tasks.pending", () => dispatcher.Pending.Select(p => new Measurement<long>(p.Pending, new KeyValuePair<string, object?>("tenant", p.Tenant.Value))), "{task}", "Tasks waiting in the run store for the dispatcher to release them to the workers, by tenant (reported by the process whose dispatcher leads).");
+            _meter.CreateObservableGauge("pipelines.tasks.pending.held", () => dispatcher.Held.Select(h => new Measurement<long>(h.Held, new KeyValuePair<string, object?>("tenant", h.Tenant.Value), new KeyValuePair<string, object?>("reason", h.Reason))), "{task}", "Pending tasks the dispatcher holds back, by tenant and reason (quota, budget, or the workers' owner_load, policy, drain), as its last look left them (reported by the process whose dispatcher leads).");
         }
 
         return Task.CompletedTask;

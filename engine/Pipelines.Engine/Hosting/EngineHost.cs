@@ -33,12 +33,19 @@ namespace Pipelines.Hosting;
 /// </summary>
 public static class EngineHost
 {
-    /// <summary>The configuration: pipelines.json files, PIPELINES_* variables, then the given values.</summary>
-    public static IConfiguration Configuration(string? configFile, IEnumerable<KeyValuePair<string, string?>>? values = null)
+    /// <summary>
+    /// The configuration: pipelines.json files, PIPELINES_* variables, then the given values. With
+    /// <paramref name="reloadOnChange"/> (the long-lived processes: server, worker) the files are
+    /// read again when they change (those there at start), which only what follows the configuration
+    /// sees (the tenants' budgets, Quotas/TenantBudgets); a file caught half written is read again at
+    /// its next change.
+    /// </summary>
+    public static IConfiguration Configuration(string? configFile, IEnumerable<KeyValuePair<string, string?>>? values = null, bool reloadOnChange = false)
     {
-        var builder = new ConfigurationBuilder()
-            .AddJsonFile("/etc/pipelines/pipelines.json", optional: true)
-            .AddJsonFile(Path.Combine(Directory.GetCurrentDirectory(), "pipelines.json"), optional: true);
+        var builder = new ConfigurationBuilder();
+        var built = false;
+        Json("/etc/pipelines/pipelines.json", optional: true);
+        Json(Path.Combine(Directory.GetCurrentDirectory(), "pipelines.json"), optional: true);
         if (configFile is not null)
         {
             if (!File.Exists(configFile))
@@ -46,10 +53,26 @@ public static class EngineHost
                 throw new PipelinesException($"configuration file {configFile} does not exist", retryHelps: false);
             }
 
-            builder.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+            Json(Path.GetFullPath(configFile), optional: false);
         }
 
-        return builder.AddEnvironmentVariables("PIPELINES_").AddInMemoryCollection(values ?? []).Build();
+        var config = builder.AddEnvironmentVariables("PIPELINES_").AddInMemoryCollection(values ?? []).Build();
+        built = true;
+        return config;
+
+        void Json(string path, bool optional) => builder.AddJsonFile(source =>
+        {
+            source.Path = path;
+            source.Optional = optional;
+            // Only a file there at start is watched: the watch is on its folder, and a file that is not
+            // there would put it on the nearest folder that is (/etc, or /), with all below it.
+            source.ReloadOnChange = reloadOnChange && File.Exists(path);
+            source.ResolveFileProvider();
+
+            // At start a file that cannot be read stops the process, naming it; a reload that cannot
+            // (caught half written) is ignored rather than thrown on the watcher's thread, a crash.
+            source.OnLoadException = context => context.Ignore = built;
+        });
     }
 
     /// <summary>
@@ -184,7 +207,17 @@ public static class EngineHost
             sp.GetRequiredService<ILocalWorkers>(), sp.GetService<AlgorithmService>()));
         services.AddTransient<TaskJob>();
         services.AddTransient<GatherJob>();
-        services.AddSingleton(sp => new Quotas.TenantBudgets(sp.GetRequiredService<IUsageStore>(), settings.Prices, sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton(sp =>
+        {
+            var budgets = new Quotas.TenantBudgets(sp.GetRequiredService<IUsageStore>(), settings.Prices, sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>());
+            if (settings.Source is { } source)
+            {
+                // A raised budget is taken when the configuration's files change (docs/tenants.md, Budgets).
+                budgets.Follow(source, settings.LocalRoots.Allows, sp.GetRequiredService<ILogger<Quotas.TenantBudgets>>());
+            }
+
+            return budgets;
+        });
         services.AddSingleton(sp => new Quotas.TenantQuotas(sp.GetRequiredService<Quotas.ITenantLimits>(), sp.GetRequiredService<Tenancy.TenantOptions>(), sp.GetRequiredService<TimeProvider>(),
             sp.GetRequiredService<ILogger<Quotas.TenantQuotas>>(), sp.GetRequiredService<Quotas.TenantBudgets>()));
 

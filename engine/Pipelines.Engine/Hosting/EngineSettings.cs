@@ -79,8 +79,15 @@ public sealed record EngineSettings(
             Tenancy.TenantOptions.From(config, localRoots.Allows))
         {
             Prices = Usage.PriceSheets.From(config),
+            Source = config,
         };
     }
+
+    /// <summary>
+    /// The configuration these settings were read from, for the few parts that follow its changes
+    /// (the tenants' budgets: Quotas/TenantBudgets.Follow); everything else is read once, here.
+    /// </summary>
+    public IConfiguration? Source { get; init; }
 
     /// <summary>Each tenant's price sheet (<c>Prices</c>, <c>Tenants:ID:Prices</c>).</summary>
     public Usage.PriceSheets Prices { get; init; } = Usage.PriceSheets.None;

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -10,7 +11,18 @@ namespace Pipelines.Model;
 /// </summary>
 internal sealed class Glob
 {
+    /// <summary>How many parsed globs are kept for their patterns (<see cref="Parse"/>); past it, the cache starts again.</summary>
+    internal const int Cached = 256;
+
+    // A glob compiles its regex to code, which costs about a millisecond of CPU: a pattern used
+    // for every task (a step's outputs, a trigger's filter) is compiled once per process, not per
+    // use. Bounded, so a server that meets ever new patterns does not grow with them.
+    private static readonly ConcurrentDictionary<string, Glob> Parsed = new(StringComparer.Ordinal);
+
     private readonly Regex _regex;
+
+    /// <summary>How many globs the cache holds now.</summary>
+    internal static int CachedCount => Parsed.Count;
 
     private Glob(string pattern, Regex regex)
     {
@@ -20,7 +32,25 @@ internal sealed class Glob
 
     public string Pattern { get; }
 
+    /// <summary>The glob of <paramref name="pattern"/>, parsed once while it is in the cache (a glob never changes).</summary>
     public static Glob Parse(string pattern)
+    {
+        if (Parsed.TryGetValue(pattern, out var known))
+        {
+            return known;
+        }
+
+        var glob = Compile(pattern);
+        if (Parsed.Count >= Cached)
+        {
+            Parsed.Clear();
+        }
+
+        Parsed[pattern] = glob;
+        return glob;
+    }
+
+    private static Glob Compile(string pattern)
     {
         var error = Check(pattern);
         if (error is not null)

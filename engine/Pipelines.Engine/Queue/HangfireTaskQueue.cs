@@ -24,6 +24,27 @@ internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage 
         }).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// The dispatcher's release: one job per group of task indexes of the run (a group of one
+    /// is the job of one task, as <see cref="EnqueueTasksAsync"/> makes).
+    /// </summary>
+    public async Task EnqueueJobsAsync(string runId, IReadOnlyList<int[]> jobs, CancellationToken cancellationToken)
+    {
+        await Parallel.ForEachAsync(jobs, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, (job, _) =>
+        {
+            if (job is [var one])
+            {
+                client.Enqueue<TaskJob>(j => j.RunAsync(runId, one, CancellationToken.None));
+            }
+            else
+            {
+                client.Enqueue<TaskJob>(j => j.RunTasksAsync(runId, job, CancellationToken.None));
+            }
+
+            return ValueTask.CompletedTask;
+        }).ConfigureAwait(false);
+    }
+
     public Task EnqueueGatherAsync(string runId, CancellationToken cancellationToken)
     {
         client.Enqueue<GatherJob>(j => j.RunAsync(runId, null, CancellationToken.None));

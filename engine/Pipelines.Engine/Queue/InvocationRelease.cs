@@ -21,8 +21,14 @@ internal interface IInvocationBacklog
     /// <summary>A tenant's oldest invocations waiting to be released, at most <paramref name="count"/>, oldest first.</summary>
     Task<IReadOnlyList<PendingInvocation>> OldestPendingAsync(TenantId tenant, int count, CancellationToken cancellationToken);
 
-    /// <summary>Marks invocations released (their jobs are queued): they wait no more for the dispatcher.</summary>
+    /// <summary>Marks invocations released (their jobs are queued): they wait no more for the dispatcher, and their wait's held goes.</summary>
     Task MarkReleasedAsync(IReadOnlyList<string> ids, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Says why a tenant's invocations still waiting to be released wait: <paramref name="held"/> on
+    /// each of them (written only where it differs, so a look that finds the same reason writes nothing).
+    /// </summary>
+    Task HoldPendingAsync(TenantId tenant, string held, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -93,6 +99,34 @@ internal sealed class InvocationRelease(IInvocationBacklog backlog, IInvocationQ
         }
 
         return queued.Count;
+    }
+
+    /// <summary>
+    /// Why an invocation the dispatcher's look left waiting waits, in words, the one home of them
+    /// (docs/tenants.md, "Fair share"): no live worker offers a slot (the first holding worker's
+    /// reason, as a held task shows it), or every slot offered is taken and the fair share gave
+    /// this look's free ones to other work.
+    /// </summary>
+    public static string Waiting(WorkerCapacity capacity) => capacity switch
+    {
+        { Offered: 0, Holding: [var (worker, offer), ..] } =>
+            $"waiting for a worker slot: no live worker offers one ({offer.Detail ?? offer.Hold}, by {worker}); released when one does",
+        { Offered: 0 } => "waiting for a worker slot: no live worker (a process with the worker role); released when one starts",
+        _ => $"waiting for a worker slot: the {capacity.Offered} slots the workers offer are taken by tasks and invocations in flight; released by fair share as they free up",
+    };
+
+    /// <summary>
+    /// Marks the waiting invocations of each tenant that has some left after this look's release
+    /// (<paramref name="released"/>: how many of its invocations the look released) with
+    /// <see cref="Waiting"/>'s words.
+    /// </summary>
+    public async Task HoldWaitingAsync(IReadOnlyList<InvocationLoad> loads, IReadOnlyDictionary<TenantId, int> released, WorkerCapacity capacity, CancellationToken cancellationToken)
+    {
+        var held = Waiting(capacity);
+        foreach (var l in loads.Where(l => l.Pending > released.GetValueOrDefault(l.Tenant)))
+        {
+            await backlog.HoldPendingAsync(l.Tenant, held, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Without fair share (Tenancy:FairShare false): every waiting invocation is released at once, as before the dispatcher.</summary>

@@ -18,8 +18,9 @@ namespace Pipelines.Queue;
 /// owners are busy, their policy is never, they drain), every pending task shows held with the
 /// first such worker's reason and words. Runs asked to stop have their pending tasks ended at
 /// once, in one statement, not one job each. Its last look is <see cref="Pending"/>, the
-/// pipelines.tasks.pending gauge. Async invocations share the slots, released by the same fair
-/// share (<see cref="InvocationRelease"/>).
+/// pipelines.tasks.pending gauge, and <see cref="Held"/>, why they wait (the
+/// pipelines.tasks.pending.held gauge). Async invocations share the slots, released by the same fair
+/// share (<see cref="InvocationRelease"/>); those a look leaves waiting are told why (their held).
 /// </summary>
 /// <remarks>
 /// One dispatcher acts per run store: with PostgreSQL, the process that holds the session
@@ -48,7 +49,15 @@ internal sealed partial class TaskDispatcher(
     private const string Dispatcher = "dispatcher";
 
     private readonly FairShare _share = new(time, tenants.Tenancy.HalfLife);
-    private readonly List<TaskKey> _unenqueued = [];
+    private readonly List<(string RunId, int[] Tasks)> _unenqueued = [];
+
+    // The jobs of several tasks this dispatcher released, until their last task ends: each counts
+    // as one job in flight, however many of its tasks are. A task belongs to the job that released
+    // it last (one handed back and released again is in its new job only). Tasks it did not release
+    // in such a job (another leader's, a vacated task's) count a job each: never fewer than there are.
+    private readonly Dictionary<TaskKey, long> _jobOf = [];
+    private readonly Dictionary<long, TenantId> _jobTenant = [];
+    private long _lastJob;
     private readonly HashSet<TenantId> _quotaHeld = [];
     private readonly Dictionary<TenantId, string> _harvestHeld = [];
     private readonly HashSet<TenantId> _budgetHeld = [];
@@ -56,6 +65,8 @@ internal sealed partial class TaskDispatcher(
     // A new lead does not know which budget marks the one before left: its first look clears those of every tenant not spent.
     private bool _budgetsUnknown = true;
     private IReadOnlyList<(TenantId Tenant, int Pending)> _pending = [];
+    private IReadOnlyList<(TenantId Tenant, string Reason, int Held)> _held = [];
+    private readonly Dictionary<(TenantId Tenant, string Reason), int> _holding = [];
 
     /// <summary>
     /// Each tenant's pending tasks (not released yet) as this dispatcher's last look counted them,
@@ -63,6 +74,14 @@ internal sealed partial class TaskDispatcher(
     /// dispatcher reports them).
     /// </summary>
     public IReadOnlyList<(TenantId Tenant, int Pending)> Pending => Volatile.Read(ref _pending);
+
+    /// <summary>
+    /// Each tenant's pending tasks this dispatcher's last look left held, by the reason it marked them
+    /// with (<see cref="HoldReasons"/>: quota, budget, or the holding worker's owner_load, policy or
+    /// drain), after its release: the marks `status` and the run page show, counted. Every configured
+    /// tenant reads 0 for each reason with none held; empty when this process does not lead.
+    /// </summary>
+    public IReadOnlyList<(TenantId Tenant, string Reason, int Held)> Held => Volatile.Read(ref _held);
 
     private TimeSpan Interval => tenants.Tenancy.DispatchInterval;
 
@@ -131,6 +150,7 @@ internal sealed partial class TaskDispatcher(
         finally
         {
             Volatile.Write(ref _pending, []);
+            Volatile.Write(ref _held, []);
             await lead.CancelAsync().ConfigureAwait(false);
             try
             {
@@ -161,7 +181,12 @@ internal sealed partial class TaskDispatcher(
         do
         {
             stuck = await store.ReleaseStuckAsync(since, time.GetUtcNow(), 1000, ct).ConfigureAwait(false);
-            await EnqueueAsync(stuck, ct).ConfigureAwait(false);
+            foreach (var k in stuck)
+            {
+                _jobOf.Remove(k);
+            }
+
+            await EnqueueAsync([.. stuck.Select(k => (k.RunId, new[] { k.Index }))], ct).ConfigureAwait(false);
         }
         while (stuck.Count == 1000);
 
@@ -185,7 +210,12 @@ internal sealed partial class TaskDispatcher(
         }
     }
 
-    /// <summary>One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Returns how many tasks it released.</summary>
+    /// <summary>
+    /// One look: stopping runs' pending tasks ended, quotas marked, free slots filled. Slots are
+    /// counted in jobs (a job of several tasks holds one slot, or one place in the queue), the
+    /// free ones filled with jobs of up to <see cref="JobSizes.Of"/> tasks each; fair share and
+    /// quotas count tasks, so a tenant's jobs carry no more than its grant. Returns how many tasks it released.
+    /// </summary>
     public async Task<int> TickAsync(CancellationToken ct)
     {
         var now = time.GetUtcNow();
@@ -216,24 +246,33 @@ internal sealed partial class TaskDispatcher(
         }
 
         Volatile.Write(ref _pending, [.. pending.Select(p => (p.Key, p.Value))]);
+        _holding.Clear();
         var invocationLoads = invocations is null ? [] : await invocations.LoadsAsync(ct).ConfigureAwait(false);
-        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, l.InFlight)), invocationLoads));
+        var jobs = await JobsInFlightAsync(loads, ct).ConfigureAwait(false);
+
+        // A tenant's use is the slots it held: its jobs (one task each but those released together).
+        _share.Account(InvocationRelease.InFlight(loads.Select(l => (l.Tenant, jobs.GetValueOrDefault(l.Tenant, l.InFlight))), invocationLoads));
         await store.WriteTenantUsageAsync(_share.Uses, ct).ConfigureAwait(false);
         var demands = loads.Select(l => new FairShare.Demand(l.Tenant, SettingsOf(l.Tenant).Share, l.InFlight, l.Pending, SettingsOf(l.Tenant).Quotas.RunningTasks)).ToList();
         var spent = await MarkBudgetsAsync(demands, now, ct).ConfigureAwait(false);
         demands = [.. demands.Select(d => spent.Contains(d.Tenant) ? d with { Pending = 0 } : d)];
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
-        var free = (2 * capacity.Offered) - loads.Sum(l => l.InFlight) - invocationLoads.Sum(l => l.InFlight);
-        var released = new List<TaskKey>();
+        var freeJobs = (2 * capacity.Offered) - loads.Sum(l => jobs.GetValueOrDefault(l.Tenant, l.InFlight)) - invocationLoads.Sum(l => l.InFlight);
+        var size = JobSizes.Of(demands.Sum(d => d.Pending), capacity.Offered, tenants.Tenancy.TasksPerJob, invocationLoads.Count > 0);
+        var free = Math.Max(0, freeJobs) * size;
+        var released = new List<(TenantId? Tenant, TaskKey Key)>();
         var releasedBy = new Dictionary<TenantId, int>();
+        var invokedBy = new Dictionary<TenantId, int>();
         if (free > 0 && (demands.Any(d => d.Pending > 0) || invocationLoads.Any(l => l.Pending > 0)))
         {
             if (tenants.Tenancy.FairShare)
             {
                 foreach (var (tenant, n) in _share.Allocate(free, InvocationRelease.Combine(demands, invocationLoads, t => SettingsOf(t).Share)))
                 {
-                    var invoked = invocations is null ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    // Jobs of several tasks are made only when no invocation waited at this look: one that came since waits for the next.
+                    var invoked = invocations is null || size > 1 ? 0 : await invocations.ReleaseAsync(tenant, n, now, ct).ConfigureAwait(false);
+                    invokedBy[tenant] = invokedBy.GetValueOrDefault(tenant) + invoked;
                     if (n > invoked)
                     {
                         Add(tenant, await store.ReleaseTasksAsync(tenant, n - invoked, now, ct).ConfigureAwait(false));
@@ -245,6 +284,10 @@ internal sealed partial class TaskDispatcher(
                 if (invocations is not null)
                 {
                     await invocations.ReleaseAllAsync(invocationLoads, now, ct).ConfigureAwait(false);
+                    foreach (var l in invocationLoads)
+                    {
+                        invokedBy[l.Tenant] = l.Pending;
+                    }
                 }
 
                 // First come, first served, but a quota still binds: a tenant with one gets at most its room, apart.
@@ -256,7 +299,7 @@ internal sealed partial class TaskDispatcher(
 
                 if (free > released.Count)
                 {
-                    released.AddRange(await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false));
+                    released.AddRange((await store.ReleaseOldestAsync(free - released.Count, [.. bound.Select(d => d.Tenant).Union(spent)], now, ct).ConfigureAwait(false)).Select(k => ((TenantId?)null, k)));
                 }
             }
         }
@@ -265,12 +308,20 @@ internal sealed partial class TaskDispatcher(
         // ended and whose next one this look released is still at its quota, so its marks stay
         // (cleared before the release, they went for a moment at every task's end).
         await MarkQuotasAsync([.. demands.Select(d => d with { InFlight = d.InFlight + releasedBy.GetValueOrDefault(d.Tenant), Pending = d.Pending - releasedBy.GetValueOrDefault(d.Tenant) })], now, ct).ConfigureAwait(false);
-        await EnqueueAsync(released, ct).ConfigureAwait(false);
+        PublishHeld();
+
+        // The async invocations this look left waiting say why, as a held task does.
+        if (invocations is not null)
+        {
+            await invocations.HoldWaitingAsync(invocationLoads, invokedBy, capacity, ct).ConfigureAwait(false);
+        }
+
+        await EnqueueAsync(await JobsOfAsync(released, size, ct).ConfigureAwait(false), ct).ConfigureAwait(false);
         return released.Count;
 
         void Add(TenantId tenant, IReadOnlyList<TaskKey> keys)
         {
-            released.AddRange(keys);
+            released.AddRange(keys.Select(k => ((TenantId?)tenant, k)));
             releasedBy[tenant] = releasedBy.GetValueOrDefault(tenant) + keys.Count;
         }
     }
@@ -294,6 +345,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _harvestHeld[d.Tenant] = hold.Reason;
+                _holding[(d.Tenant, hold.Reason)] = d.Pending;
             }
 
             return;
@@ -332,6 +384,7 @@ internal sealed partial class TaskDispatcher(
 
                 await store.HoldPendingAsync(d.Tenant, new TaskHold(HoldReasons.Budget, balance.Detail, Dispatcher, now), ct).ConfigureAwait(false);
                 _budgetHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Budget)] = d.Pending;
             }
             else if (_budgetHeld.Remove(d.Tenant) || _budgetsUnknown)
             {
@@ -353,6 +406,7 @@ internal sealed partial class TaskDispatcher(
                 var hold = new TaskHold(HoldReasons.Quota, $"{d.InFlight} of the tenant's {quota} running tasks (Quotas:RunningTasks) are taken", Dispatcher, now);
                 await store.HoldPendingAsync(d.Tenant, hold, ct).ConfigureAwait(false);
                 _quotaHeld.Add(d.Tenant);
+                _holding[(d.Tenant, HoldReasons.Quota)] = d.Pending;
             }
             else if (_quotaHeld.Remove(d.Tenant))
             {
@@ -361,13 +415,92 @@ internal sealed partial class TaskDispatcher(
         }
     }
 
-    private async Task EnqueueAsync(IReadOnlyList<TaskKey> keys, CancellationToken ct)
+    /// <summary>
+    /// What this look left held, for <see cref="Held"/>: every configured tenant (and every tenant
+    /// held) with each reason, 0 where none, so that a series falls to 0 rather than going away.
+    /// </summary>
+    private void PublishHeld()
     {
-        foreach (var run in keys.GroupBy(k => k.RunId))
+        var held = tenants.All.Select(t => t.Id).Union(_holding.Keys.Select(k => k.Tenant))
+            .SelectMany(t => HoldReasons.All.Select(r => (t, r, _holding.GetValueOrDefault((t, r)))))
+            .Concat(_holding.Where(h => !HoldReasons.All.Contains(h.Key.Reason)).Select(h => (h.Key.Tenant, h.Key.Reason, h.Value)));
+        Volatile.Write(ref _held, [.. held]);
+    }
+
+    /// <summary>
+    /// Each tenant's released tasks as jobs, run by run, of at most <paramref name="size"/> tasks
+    /// (<see cref="JobSizes.Split"/>); a job of several is kept until its last task ends.
+    /// </summary>
+    private async Task<IReadOnlyList<(string RunId, int[] Tasks)>> JobsOfAsync(IReadOnlyList<(TenantId? Tenant, TaskKey Key)> released, int size, CancellationToken ct)
+    {
+        var result = new List<(string, int[])>();
+        foreach (var run in released.GroupBy(r => r.Key.RunId))
+        {
+            foreach (var job in JobSizes.Split([.. run.Select(r => r.Key.Index)], size))
+            {
+                result.Add((run.Key, job));
+                if (job.Length == 1)
+                {
+                    _jobOf.Remove(new TaskKey(run.Key, job[0]));
+                    continue;
+                }
+
+                // First come, first served releases across tenants: the run says whose it is.
+                var number = ++_lastJob;
+                _jobTenant[number] = run.First().Tenant ?? (await store.GetRunAsync(run.Key, ct).ConfigureAwait(false))?.Tenant ?? TenantId.Default;
+                foreach (var i in job)
+                {
+                    _jobOf[new TaskKey(run.Key, i)] = number;
+                }
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Each tenant's jobs in flight: its tasks in flight, less the tasks beyond the first still in
+    /// flight of each job of several; the tasks that ended or went back are forgotten.
+    /// </summary>
+    private async Task<Dictionary<TenantId, int>> JobsInFlightAsync(IReadOnlyList<TenantLoad> loads, CancellationToken ct)
+    {
+        var jobs = loads.ToDictionary(l => l.Tenant, l => l.InFlight);
+        if (_jobOf.Count == 0)
+        {
+            return jobs;
+        }
+
+        var alive = (await store.InFlightAsync([.. _jobOf.Keys], ct).ConfigureAwait(false)).ToHashSet();
+        foreach (var gone in _jobOf.Keys.Where(k => !alive.Contains(k)).ToList())
+        {
+            _jobOf.Remove(gone);
+        }
+
+        var byJob = _jobOf.GroupBy(j => j.Value).ToDictionary(g => g.Key, g => g.Count());
+        foreach (var number in _jobTenant.Keys.Where(n => !byJob.ContainsKey(n)).ToList())
+        {
+            _jobTenant.Remove(number);
+        }
+
+        foreach (var (number, n) in byJob)
+        {
+            var tenant = _jobTenant[number];
+            if (jobs.TryGetValue(tenant, out var all))
+            {
+                jobs[tenant] = Math.Max(0, all - (n - 1));
+            }
+        }
+
+        return jobs;
+    }
+
+    private async Task EnqueueAsync(IReadOnlyList<(string RunId, int[] Tasks)> jobs, CancellationToken ct)
+    {
+        foreach (var run in jobs.GroupBy(j => j.RunId))
         {
             try
             {
-                await hangfire.EnqueueTasksAsync(run.Key, [.. run.Select(k => k.Index)], ct).ConfigureAwait(false);
+                await hangfire.EnqueueJobsAsync(run.Key, [.. run.Select(j => j.Tasks)], ct).ConfigureAwait(false);
             }
             catch (Exception e) when (Outage.Is(e) && !ct.IsCancellationRequested)
             {

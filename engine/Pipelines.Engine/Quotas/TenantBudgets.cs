@@ -1,5 +1,8 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Primitives;
 using Pipelines.Tenancy;
 using Pipelines.Usage;
 
@@ -35,12 +38,12 @@ public sealed record BudgetBalance(TenantId Tenant, double Amount, string Period
 /// the ledger only sums. Balances are kept for <see cref="CacheFor"/>, so the dispatcher's looks and
 /// the invocations do not read the ledger each time: work that ends is seen spent within it.
 /// </summary>
-public sealed class TenantBudgets
+public sealed partial class TenantBudgets : IDisposable
 {
     /// <summary>How long a balance read from the ledger is used before it is read again.</summary>
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(3);
 
-    /// <summary>The longest a refused caller is told to wait: a raised budget (a restart with it) is seen by then.</summary>
+    /// <summary>The longest a refused caller is told to wait: a raised budget (the configuration file changed) is seen by then.</summary>
     public static readonly TimeSpan Recheck = TimeSpan.FromSeconds(10);
 
     /// <summary>The key a refusal names (<see cref="QuotaRefusal.Quota"/>).</summary>
@@ -48,8 +51,9 @@ public sealed class TenantBudgets
 
     private readonly IUsageStore usage;
     private readonly PriceSheets prices;
-    private readonly TenantOptions tenants;
     private readonly TimeProvider time;
+    private TenantOptions tenants;
+    private IDisposable? _following;
     private readonly ConcurrentDictionary<TenantId, (BudgetBalance Balance, DateTimeOffset Until)> _cache = new();
 
     internal TenantBudgets(IUsageStore usage, PriceSheets prices, TenantOptions tenants, TimeProvider time)
@@ -61,7 +65,74 @@ public sealed class TenantBudgets
     }
 
     /// <summary>The tenant's budget settings; a tenant not configured has the defaults (as its quotas).</summary>
-    private BudgetSettings Of(TenantId tenant) => tenants.Exists(tenant) ? tenants.Settings(tenant).Budget : tenants.Tenancy.Defaults.Budget;
+    private BudgetSettings Of(TenantId tenant)
+    {
+        var now = Volatile.Read(ref tenants);
+        return now.Exists(tenant) ? now.Settings(tenant).Budget : now.Tenancy.Defaults.Budget;
+    }
+
+    /// <summary>
+    /// Follows <paramref name="config"/>: when a file it was read from changes (EngineHost.Configuration
+    /// with reloadOnChange), the tenants' budgets (<c>Tenants:ID:Budget</c>, <c>Tenancy:Defaults:Budget</c>)
+    /// are read again and the kept balances dropped, so a raised budget releases held work at the
+    /// dispatcher's next look, without a restart. Only budgets follow: everything else is read once at start.
+    /// </summary>
+    public void Follow(IConfiguration config, Func<string, bool> localAllowed, ILogger log)
+    {
+        _following?.Dispose();
+        _following = ChangeToken.OnChange(config.GetReloadToken, () => Reload(config, localAllowed, log));
+    }
+
+    /// <summary>Stops following the configuration (the host's end: a server built again in the same process follows its own).</summary>
+    public void Dispose()
+    {
+        _following?.Dispose();
+        _following = null;
+    }
+
+    /// <summary>
+    /// Reads the budgets again from <paramref name="config"/>. Refused, keeping the budgets it has,
+    /// when the settings cannot be used (naming the key, as at start) or when the tenants listed are
+    /// not the ones the process started with (a tenant added or removed needs a restart; a file read
+    /// while half written lists none).
+    /// </summary>
+    internal bool Reload(IConfiguration config, Func<string, bool> localAllowed, ILogger log)
+    {
+        TenantOptions fresh;
+        try
+        {
+            fresh = TenantOptions.From(config, localAllowed);
+        }
+        catch (Exception e)
+        {
+            // On the file watcher's thread: whatever the changed file holds, it is logged, never a crash.
+            LogNotReloaded(log, e.Message);
+            return false;
+        }
+
+        var before = Volatile.Read(ref tenants);
+        if (!fresh.All.Select(t => t.Id).SequenceEqual(before.All.Select(t => t.Id)))
+        {
+            LogNotReloaded(log, $"the tenants listed changed (now {string.Join(", ", fresh.All.Select(t => t.Id.Value))}): adding or removing a tenant needs a restart");
+            return false;
+        }
+
+        var changed = fresh.All.Where(t => t.Budget != before.Settings(t.Id).Budget).Select(t => $"{t.Id}: {t.Budget.Amount?.ToString(CultureInfo.InvariantCulture) ?? "none"} a {t.Budget.Period}").ToList();
+        Volatile.Write(ref tenants, fresh);
+        _cache.Clear();
+        if (changed.Count > 0)
+        {
+            LogReloaded(log, string.Join("; ", changed));
+        }
+
+        return true;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "budgets: read again from the changed configuration: {Changes}")]
+    private static partial void LogReloaded(ILogger logger, string changes);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "budgets: the changed configuration was not taken, the budgets stay as they were: {Error}")]
+    private static partial void LogNotReloaded(ILogger logger, string error);
 
     /// <summary>Whether the tenant has a budget at all (no ledger read for one that has none).</summary>
     public bool Has(TenantId tenant) => Of(tenant).Amount is not null;

@@ -169,6 +169,13 @@ public interface IRunStore
     /// </summary>
     Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Those of <paramref name="keys"/> still in flight (released and queued, or running), in the
+    /// store's order: the dispatcher's look at the jobs of several tasks it released, so that a
+    /// job counts as one until its last task ends (docs/decisions.md, "Several tasks per Hangfire job").
+    /// </summary>
+    Task<IReadOnlyList<TaskKey>> InFlightAsync(IReadOnlyList<TaskKey> keys, CancellationToken cancellationToken);
+
     /// <summary>Runs asked to stop that still have pending tasks (which no release will start: <see cref="CancelPendingAsync"/> ends them).</summary>
     Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken);
 

@@ -490,6 +490,16 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         }
     }
 
+    public Task<IReadOnlyList<TaskKey>> InFlightAsync(IReadOnlyList<TaskKey> keys, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            return Task.FromResult<IReadOnlyList<TaskKey>>([.. keys.Distinct()
+                .Where(k => TryFind(k.RunId, k.Index, out var e) && e.InFlight(e.Tasks[k.Index]))
+                .OrderBy(k => k.RunId, StringComparer.Ordinal).ThenBy(k => k.Index)]);
+        }
+    }
+
     public Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
     {
         lock (_lock)

@@ -615,6 +615,23 @@ internal sealed class PostgresRunStore : IRunStore
         return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task<IReadOnlyList<TaskKey>> InFlightAsync(IReadOnlyList<TaskKey> keys, CancellationToken cancellationToken)
+    {
+        if (keys.Count == 0)
+        {
+            return [];
+        }
+
+        await using var cmd = await _db.CommandAsync($"""
+            SELECT t.run_id, t.task_index FROM {S}.tasks t
+            JOIN unnest(@runs, @indexes) AS k(run_id, task_index) ON t.run_id = k.run_id AND t.task_index = k.task_index
+            WHERE t.state = 'running' OR (t.state = 'queued' AND t.released_at IS NOT NULL)
+            """, cancellationToken).ConfigureAwait(false);
+        cmd.Parameters.AddWithValue("runs", keys.Select(k => k.RunId).ToArray());
+        cmd.Parameters.AddWithValue("indexes", keys.Select(k => k.Index).ToArray());
+        return await KeysAsync(cmd, cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
     {
         await using var cmd = await _db.CommandAsync($"""

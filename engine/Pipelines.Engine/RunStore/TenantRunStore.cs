@@ -104,6 +104,20 @@ internal sealed class TenantRunStore(IRunStore inner, TenantId tenant) : IRunSto
     public async Task<IReadOnlyList<TaskKey>> ReleaseOldestAsync(int count, IReadOnlyCollection<TenantId> except, DateTimeOffset now, CancellationToken cancellationToken) =>
         except.Contains(tenant) ? [] : await inner.ReleaseTasksAsync(tenant, count, now, cancellationToken).ConfigureAwait(false);
 
+    public async Task<IReadOnlyList<TaskKey>> InFlightAsync(IReadOnlyList<TaskKey> keys, CancellationToken cancellationToken)
+    {
+        var mine = new List<TaskKey>();
+        foreach (var run in keys.GroupBy(k => k.RunId))
+        {
+            if (await OwnsAsync(run.Key, cancellationToken).ConfigureAwait(false))
+            {
+                mine.AddRange(run);
+            }
+        }
+
+        return mine.Count == 0 ? [] : await inner.InFlightAsync(mine, cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task<IReadOnlyList<string>> StoppingWithPendingAsync(CancellationToken cancellationToken)
     {
         var mine = new List<string>();

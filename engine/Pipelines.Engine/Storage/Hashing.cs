@@ -55,5 +55,30 @@ internal static class Hashing
         return await CopyAsync(f, Stream.Null, cancellationToken, md5).ConfigureAwait(false);
     }
 
+    /// <summary>The size and hashes of an open file's bytes, read from its start through the descriptor.</summary>
+    public static FileDigest OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle file, bool md5 = true)
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var md = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+        var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        try
+        {
+            long total = 0;
+            int read;
+            while ((read = RandomAccess.Read(file, buffer.AsSpan(0, BufferSize), total)) > 0)
+            {
+                sha.AppendData(buffer, 0, read);
+                md?.AppendData(buffer, 0, read);
+                total += read;
+            }
+
+            return new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), md is null ? null : Convert.ToHexStringLower(md.GetHashAndReset()));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     public static string Sha256Hex(ReadOnlySpan<byte> data) => Convert.ToHexStringLower(SHA256.HashData(data));
 }

@@ -49,6 +49,16 @@ public interface IObjectStore
     /// <summary>Stores a local file under a key, streamed from the file, with a content type.</summary>
     Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Stores a file its caller gives up, opened as <paramref name="file"/>: nothing writes it any
+    /// more (the processes that made it are gone) and the caller only removes its own name for it
+    /// afterwards. A local folder may take the file itself rather than a copy (LocalObjectStore);
+    /// any other store uploads it as <see cref="UploadAsync(string, string, CancellationToken)"/>
+    /// would, read through the descriptor.
+    /// </summary>
+    Task<FileDigest> AdoptAsync(string key, Microsoft.Win32.SafeHandles.SafeFileHandle file, CancellationToken cancellationToken) =>
+        UploadAsync(key, $"/proc/self/fd/{file.DangerousGetHandle()}", cancellationToken);
+
     /// <summary>Stores bytes under a key.</summary>
     Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken);
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Pipelines.Storage;
 
@@ -216,6 +217,96 @@ internal sealed partial class LocalObjectStore : IObjectStore
             File.Delete(temp);
         }
     }
+
+    /// <summary>
+    /// Takes the file itself where it can: a hard link into this folder (no bytes copied, no new
+    /// file made, and the caller's name for it, when removed, frees nothing), then the rename into
+    /// place as any write. Only a plain file is taken as is: a regular file with no other name and
+    /// no extended attributes (ACLs included), which this process can make its own: owned by it,
+    /// mode 0644, modified now, as a copy would be. Anything else, or a folder on another file
+    /// system, is copied (<see cref="UploadAsync(string, string, CancellationToken)"/>). The hashes
+    /// are of the bytes read through the descriptor, as a copy's are.
+    /// </summary>
+    public async Task<FileDigest> AdoptAsync(string key, SafeFileHandle file, CancellationToken cancellationToken)
+    {
+        var source = $"/proc/self/fd/{file.DangerousGetHandle()}";
+        var target = PathOf(key);
+        if (!MakePlain(file))
+        {
+            return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
+        }
+
+        var temp = TempPath(target);
+        try
+        {
+            if (LinkAt(AtFdCwd, source, AtFdCwd, temp, AtSymlinkFollow) != 0)
+            {
+                // Another file system (EXDEV), or links refused here: a copy, as any upload.
+                return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
+            }
+
+            var digest = Hashing.OfHandle(file);
+            File.Move(temp, target, overwrite: true);
+            return digest;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw WriteFailed(target, e);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    /// <summary>
+    /// Whether the open file is a regular file with one name and no extended attributes, made this
+    /// process's own (owner, mode 0644, modified now); false leaves it to be copied.
+    /// </summary>
+    private static bool MakePlain(SafeFileHandle file)
+    {
+        Span<byte> statx = stackalloc byte[256];
+        var fd = (int)file.DangerousGetHandle();
+        if (Statx(fd, "", AtEmptyPath, StatxBasicStats, ref MemoryMarshal.GetReference(statx)) != 0
+            || UnixFile.Parse(statx) is not { Kind: UnixFileKind.Regular, Links: 1 })
+        {
+            return false;
+        }
+
+        return FListXattr(fd, IntPtr.Zero, 0) == 0
+            && FChown(fd, GetEuid(), GetEgid()) == 0
+            && FChmod(fd, 0b110_100_100) == 0
+            && FUtimens(fd, IntPtr.Zero) == 0;
+    }
+
+    private const int AtFdCwd = -100;
+    private const int AtSymlinkFollow = 0x400;
+    private const int AtEmptyPath = 0x1000;
+    private const uint StatxBasicStats = 0x7ff;
+
+    [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int LinkAt(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int dirfd, string path, int flags, uint mask, ref byte buffer);
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    private static partial nint FListXattr(int fd, IntPtr list, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "fchown", SetLastError = true)]
+    private static partial int FChown(int fd, uint owner, uint group);
+
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    private static partial int FChmod(int fd, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "futimens", SetLastError = true)]
+    private static partial int FUtimens(int fd, IntPtr times);
+
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    private static partial uint GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "getegid")]
+    private static partial uint GetEgid();
 
     public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {

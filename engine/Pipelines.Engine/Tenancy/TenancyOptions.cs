@@ -21,6 +21,14 @@ public sealed record TenancyOptions
     [Positive]
     public TimeSpan DispatchInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// The most tasks of one run a Hangfire job carries (docs/decisions.md, "Several tasks per
+    /// Hangfire job"): fewer when few tasks wait (never fewer jobs than the live slots x 2), 1
+    /// while async invocations wait or run; 1 is one job per task.
+    /// </summary>
+    [Positive]
+    public int TasksPerJob { get; init; } = 8;
+
     /// <summary>The quotas of a tenant whose section does not set them.</summary>
     public TenancyDefaults Defaults { get; init; } = new();
 }

@@ -7,7 +7,7 @@ namespace Pipelines.Usage;
 /// <summary>
 /// What work costs (section <c>Prices</c>, per tenant <c>Tenants:ID:Prices</c> over it;
 /// docs/tenants.md): a linear sheet, so the stores sum figures and only this prices the sums
-/// (<see cref="Cost(UsageFigures, bool, long)"/>), and no price is ever written in SQL. Unset prices are 0:
+/// (<see cref="Cost(UsageRow)"/>), and no price is ever written in SQL. Unset prices are 0:
 /// a server without a sheet shows usage at no cost.
 /// </summary>
 [SettingsSection]
@@ -36,14 +36,22 @@ public sealed record PriceSheet
     /// The price of <paramref name="figures"/>, harvested or not, with <paramref name="invocations"/>
     /// invocations among them: CPU seconds and GB-seconds at their prices (less the discount when
     /// harvested), plus the invocations at theirs. Every kind and outcome is priced alike: wasted work is
-    /// shown apart (<see cref="RunUsage"/>), not priced apart.
+    /// shown apart (<see cref="RunUsage"/>), not priced apart; only a refusal is free (<see cref="Cost(UsageRow)"/>).
     /// </summary>
-    public double Cost(UsageFigures figures, bool harvested, long invocations) =>
+    private double Cost(UsageFigures figures, bool harvested, long invocations) =>
         ((figures.CpuSeconds * CpuSecond) + (figures.GbSeconds * GbSecond)) * (harvested ? 1 - HarvestedDiscount : 1) + (invocations * Invocation);
 
+    /// <summary>
+    /// The price of one aggregate row: the one home of what is priced. A refused invocation (a quota,
+    /// the rate, a spent budget) never ran, so it costs nothing: it stays in the ledger, shown as
+    /// refused, but a tenant hammering a spent budget does not deepen it. Every other outcome is
+    /// priced by its figures, its invocations at <see cref="Invocation"/> each.
+    /// </summary>
+    public double Cost(UsageRow row) =>
+        row.Outcome == UsageOutcomes.Refused ? 0 : Cost(row.Figures, row.Harvested, row.Kind == UsageKinds.Invocation ? row.Figures.Records : 0);
+
     /// <summary>The price of an aggregate's rows.</summary>
-    public double Cost(IEnumerable<UsageRow> rows) =>
-        rows.Sum(r => Cost(r.Figures, r.Harvested, r.Kind == UsageKinds.Invocation ? r.Figures.Records : 0));
+    public double Cost(IEnumerable<UsageRow> rows) => rows.Sum(Cost);
 }
 
 /// <summary>Each tenant's price sheet: <c>Prices</c>, with a tenant's <c>Tenants:ID:Prices</c> keys over it. Read once at start.</summary>

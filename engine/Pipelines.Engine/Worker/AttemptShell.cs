@@ -97,15 +97,23 @@ internal sealed class AttemptShell(IContainerRuntime runtime, AttemptWatch watch
             return AttemptEnd<T>.Stopped(AttemptStopKind.NotStarted, "this worker has no warm pool (it needs the Docker engine)");
         }
 
-        ImageArrival? image;
+        ImageArrival? image = null;
         WarmLease lease;
         using (var starting = CancellationTokenSource.CreateLinkedTokenSource(ct, vacate.Token))
         {
             try
             {
-                // As a container of its own would: a pinned image this engine lacks is loaded or pulled first, once per digest.
-                image = await runtime.EnsureImageAsync(spec.ImageId, starting.Token, attempt.RecentlySeenWillDo, attempt.ImageName).ConfigureAwait(false);
-                lease = await pool.AcquireAsync(spec, starting.Token).ConfigureAwait(false);
+                // A free container runs the image already. Else, as a container of its own would:
+                // a pinned image this engine lacks is loaded or pulled first, once per digest.
+                if (pool.TryAcquireFree(spec) is { } free)
+                {
+                    lease = free;
+                }
+                else
+                {
+                    image = await runtime.EnsureImageAsync(spec.ImageId, starting.Token, attempt.RecentlySeenWillDo, attempt.ImageName).ConfigureAwait(false);
+                    lease = await pool.AcquireAsync(spec, starting.Token).ConfigureAwait(false);
+                }
             }
             catch (PoolFullException e)
             {

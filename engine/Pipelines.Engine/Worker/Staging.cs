@@ -69,8 +69,11 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
                 var key = RunLayout.TaskOutput(task.TaskId, step.Name, file.Path);
                 using var handle = OutputFolder.OpenKept(outDir, file.Path);
 
-                // The store reads the file through the descriptor already judged, not by its path again.
-                var digest = await runOutput.Store.UploadAsync(runOutput.Key(key), $"/proc/self/fd/{handle.DangerousGetHandle()}", token).ConfigureAwait(false);
+                // The store reads the file through the descriptor already judged, not by its path
+                // again. Every process that could write it is gone (the container removed, or the
+                // warm request's processes killed), and the scratch folder is emptied after: the
+                // file is given up, and a local output folder takes it without a copy (AdoptAsync).
+                var digest = await runOutput.Store.AdoptAsync(runOutput.Key(key), handle, token).ConfigureAwait(false);
                 refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
             },
             ct);

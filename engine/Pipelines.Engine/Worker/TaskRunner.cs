@@ -63,10 +63,46 @@ internal sealed partial class TaskRunner : ITaskHandler
         services.GetService<Harvester>());
 
     /// <summary>
-    /// One delivery of a task job. An outage met on the way is waited out here, in-process and
-    /// with backoff (<see cref="OutageGate"/>): every step below is safe to do again.
+    /// One delivery of a task job: its tasks, one at a time, each through the delivery of one
+    /// task (<see cref="RunOneAsync"/>) with its own claim, lease, cache entry, provenance and
+    /// commit (docs/decisions.md, "Several tasks per Hangfire job"). A job delivered again skips
+    /// its tasks that ended (their commit is conditional) and waits out the lease of one still
+    /// running elsewhere. Past <see cref="WorkerOptions.JobTime"/> it starts no further task: the
+    /// rest go back to the dispatcher, to be released again in their tenant's turn, so a job of
+    /// long tasks holds no queue behind one slot. A cancelled job (a shutdown) stops between tasks
+    /// and is delivered again.
     /// </summary>
-    public async Task RunAsync(string runId, int index, CancellationToken cancellationToken)
+    public async Task RunAsync(string runId, IReadOnlyList<int> indexes, CancellationToken cancellationToken)
+    {
+        var started = _time.GetTimestamp();
+        for (var i = 0; i < indexes.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var rest = indexes.Skip(i + 1).ToList();
+            if (i > 0 && _time.GetElapsedTime(started) >= _options.JobTime)
+            {
+                await _queue.EnqueueTasksAsync(runId, [indexes[i], .. rest], cancellationToken).ConfigureAwait(false);
+                LogJobTimeUp(_log, runId, indexes.Count - i, i, _options.JobTime.TotalSeconds);
+                break;
+            }
+
+            if (!await RunOneAsync(runId, indexes[i], rest, cancellationToken).ConfigureAwait(false))
+            {
+                return;
+            }
+        }
+
+        // The slot is free: the dispatcher may release the next job now.
+        await _queue.TaskEndedAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// One delivery of one task. An outage met on the way is waited out here, in-process and
+    /// with backoff (<see cref="OutageGate"/>): every step below is safe to do again. False when
+    /// the worker had no room: the task was handed back, with <paramref name="rest"/> (the tasks
+    /// after it in its job), and the job ends.
+    /// </summary>
+    private async Task<bool> RunOneAsync(string runId, int index, IReadOnlyList<int> rest, CancellationToken cancellationToken)
     {
         // Admission (docs/harvesting.md): a task starts only when the machine's owner leaves room.
         // Without room within the hold it is handed back to the queue, as a new job for any
@@ -76,7 +112,7 @@ internal sealed partial class TaskRunner : ITaskHandler
         using var slot = _harvester is null ? null : await AdmitAsync(_harvester, runId, index, cancellationToken).ConfigureAwait(false);
         if (_harvester is not null && slot is null)
         {
-            await _queue.EnqueueTasksAsync(runId, [index], cancellationToken).ConfigureAwait(false);
+            await _queue.EnqueueTasksAsync(runId, [index, .. rest], cancellationToken).ConfigureAwait(false);
             LogHandedBack(_log, runId, index, _harvester.Why());
 
             // This worker stays off the queue until it has room again, for at most another hold:
@@ -92,7 +128,7 @@ internal sealed partial class TaskRunner : ITaskHandler
                 // Shutting down: the task is already back in the queue.
             }
 
-            return;
+            return false;
         }
 
         await _gate.RunAsync(
@@ -104,9 +140,7 @@ internal sealed partial class TaskRunner : ITaskHandler
             OutageGate.IsOutage,
             $"run {runId} task {index}",
             cancellationToken).ConfigureAwait(false);
-
-        // The slot is free: the dispatcher may release the next task now.
-        await _queue.TaskEndedAsync(cancellationToken).ConfigureAwait(false);
+        return true;
     }
 
     /// <summary>
@@ -648,6 +682,9 @@ internal sealed partial class TaskRunner : ITaskHandler
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index} is held back by the harvesting policy, but the run store could not be told: {Error}")]
     private static partial void LogHoldNotMarked(ILogger logger, string runId, int index, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId}: {Count} tasks of a job handed back to the dispatcher after {Ran} ran, past Worker:JobTime ({Seconds:0.#} s)")]
+    private static partial void LogJobTimeUp(ILogger logger, string runId, int count, int ran, double seconds);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} handed back to the queue: {Why}")]
     private static partial void LogHandedBack(ILogger logger, string runId, int index, string why);

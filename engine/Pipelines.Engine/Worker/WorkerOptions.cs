@@ -62,6 +62,15 @@ public sealed record WorkerOptions
     public TimeSpan VacateRecordGrace { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
+    /// How long a job of several tasks (Tenancy:TasksPerJob) may go on starting its next task:
+    /// past it, the tasks it has not started go back to the dispatcher, to be released again in
+    /// their tenant's turn. A job of short tasks walks them all; one of long tasks runs one, so
+    /// another tenant's work never waits behind a queue of tasks held in one job.
+    /// </summary>
+    [Positive]
+    public TimeSpan JobTime { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
     /// Values of the secrets steps may ask for by name (configuration section Secrets, e.g.
     /// PIPELINES_Secrets__API_TOKEN), read once at start; never recorded, logged or printed.
     /// </summary>

@@ -80,7 +80,7 @@ internal static class UsageApi
         foreach (var r in await tenant.Usage.AggregateAsync(query, ct))
         {
             var sheet = tenant.Prices.For(r.Tenant);
-            var cost = sheet.Cost(r.Figures, r.Harvested, r.Kind == UsageKinds.Invocation ? r.Figures.Records : 0);
+            var cost = sheet.Cost(r);
             rows.Add(new UsageSummaryRow(r.Bucket, r.Tenant.Value, r.Kind, r.Outcome, r.Harvested, r.Figures.Records,
                 Round(r.Figures.WallSeconds), Round(r.Figures.CpuSeconds), Round(r.Figures.GbSeconds), r.Figures.BytesIn, r.Figures.BytesOut, Math.Round(cost, 6), sheet.Currency));
         }

@@ -12,7 +12,11 @@ namespace Pipelines.Server.Dashboard;
 /// The dashboard's Algorithms page (docs/algorithms.md): each algorithm's versions with their
 /// digests and the channels that name them, its latest channel change, and the latest loads of
 /// images onto workers' engines (what <c>GET /api/algorithms/loads</c> returns: digest, worker,
-/// source, seconds, bytes, when), each load named by the versions that have its digest.
+/// source, seconds, bytes, when), each load named by the versions that have its digest. Names are
+/// per tenant: an admin key over every tenant sees two tenants' algorithms of one name on rows keyed
+/// by tenant and name, under a Tenant column (the Functions page's rule,
+/// <see cref="TenantContext.SeesTenants"/>), and a load's versions named with their tenant; a
+/// tenant's key sees its own only, with no such column.
 /// </summary>
 internal sealed class AlgorithmsPage : RazorPage
 {
@@ -31,13 +35,14 @@ internal sealed class AlgorithmsPage : RazorPage
         // Hangfire renders pages synchronously; the catalog is asynchronous.
         var algorithms = service.ListAsync(null, http.RequestAborted).GetAwaiter().GetResult();
         var loads = catalog.LoadsAsync(null, Loads, http.RequestAborted).GetAwaiter().GetResult();
-        WriteVersions(algorithms);
-        WriteLoads(algorithms, loads);
+        var tenants = tenant.SeesTenants;
+        WriteVersions(algorithms, tenants);
+        WriteLoads(algorithms, loads, tenants);
         WriteLiteral("</div></div>");
         WriteLiteral(Refresh.Replace("3000", "5000", StringComparison.Ordinal));
     }
 
-    private void WriteVersions(IReadOnlyList<AlgorithmSummary> algorithms)
+    private void WriteVersions(IReadOnlyList<AlgorithmSummary> algorithms, bool tenants)
     {
         if (algorithms.Count == 0)
         {
@@ -45,10 +50,10 @@ internal sealed class AlgorithmsPage : RazorPage
             return;
         }
 
-        WriteLiteral("""
+        WriteLiteral($"""
             <h3 id="versions">Versions</h3>
             <div class="table-responsive"><table class="table table-hover algorithms-table">
-            <thead><tr><th>Algorithm</th><th>Version</th><th>Channel</th><th>Digest</th><th>Size</th><th>Pushed</th><th>By</th><th>Notes</th></tr></thead><tbody>
+            <thead><tr>{(tenants ? "<th>Tenant</th>" : "")}<th>Algorithm</th><th>Version</th><th>Channel</th><th>Digest</th><th>Size</th><th>Pushed</th><th>By</th><th>Notes</th></tr></thead><tbody>
             """);
         foreach (var a in algorithms)
         {
@@ -56,7 +61,7 @@ internal sealed class AlgorithmsPage : RazorPage
             if (last is not null)
             {
                 WriteLiteral($"""
-                    <tr class="release{(last.Action == ChannelEvent.RollbackAction ? " danger" : "")}" data-algorithm="{E(a.Name)}"><td colspan="8">
+                    <tr class="release{(last.Action == ChannelEvent.RollbackAction ? " danger" : "")}" data-algorithm="{E(a.Name)}" data-tenant="{E(a.Tenant.Value)}"><td colspan="{(tenants ? 9 : 8)}">
                     <code>{E(a.Name)}</code>: last change {Time(last.At)}: {E(last.Action)} {E(last.Version ?? "")}{(last.Percent is { } p ? $" ({p}%)" : "")} by {E(last.By)}{(last.Reason is null ? "" : ": " + E(last.Reason))}
                     </td></tr>
                     """);
@@ -66,8 +71,8 @@ internal sealed class AlgorithmsPage : RazorPage
             {
                 var channels = string.Join(" ", a.Channels.Where(c => c.Version == v.Version).Select(Channel));
                 WriteLiteral($"""
-                    <tr data-algorithm="{E(a.Name)}" data-version="{E(v.Version)}">
-                    <td><code>{E(a.Name)}</code></td>
+                    <tr data-algorithm="{E(a.Name)}" data-version="{E(v.Version)}" data-tenant="{E(a.Tenant.Value)}">
+                    {(tenants ? $"<td class=\"tenant\"><code>{E(a.Tenant.Value)}</code></td>" : "")}<td><code>{E(a.Name)}</code></td>
                     <td><code>{E(v.Version)}</code></td>
                     <td class="channels">{channels}</td>
                     <td class="digest"><code>{E(v.Digest)}</code></td>
@@ -83,7 +88,7 @@ internal sealed class AlgorithmsPage : RazorPage
         WriteLiteral("</tbody></table></div>");
     }
 
-    private void WriteLoads(IReadOnlyList<AlgorithmSummary> algorithms, IReadOnlyList<ImageLoad> loads)
+    private void WriteLoads(IReadOnlyList<AlgorithmSummary> algorithms, IReadOnlyList<ImageLoad> loads, bool tenants)
     {
         WriteLiteral("<h3 id=\"loads\">Image loads onto workers</h3>");
         if (loads.Count == 0)
@@ -98,7 +103,7 @@ internal sealed class AlgorithmsPage : RazorPage
             """);
         foreach (var l in loads)
         {
-            var versions = string.Join(", ", algorithms.SelectMany(a => a.Versions).Where(v => v.Digest == l.Digest).Select(v => $"<code>{E(v.Name)}@{E(v.Version)}</code>"));
+            var versions = string.Join(", ", algorithms.SelectMany(a => a.Versions).Where(v => v.Digest == l.Digest).Select(v => $"<code>{(tenants ? E(v.Tenant.Value) + "/" : "")}{E(v.Name)}@{E(v.Version)}</code>"));
             WriteLiteral(string.Create(CultureInfo.InvariantCulture, $"""
                 <tr data-digest="{E(l.Digest)}" data-worker="{E(l.Worker)}">
                 <td>{Time(l.LoadedAt)}</td>

@@ -35,14 +35,23 @@ internal sealed partial class JobNames(IRunStore store, ILogger<JobNames> log)
                 return $"{workflow} run {runId} task {index}" + (files is null ? "" : $": {files} file{(files == 1 ? "" : "s")}");
             }
 
+            if (job.Type == typeof(TaskJob) && job.Args.Count > 1 && job.Args[1] is int[] { Length: > 0 } tasks)
+            {
+                return $"{workflow} run {runId} tasks {Tasks(tasks)}";
+            }
+
             return job.Type == typeof(GatherJob) ? $"{workflow} run {runId} gather" : $"{workflow} run {runId} {job.Method.Name}";
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
         {
             LogLookupFailed(log, runId, e.Message);
-            return job.Type == typeof(TaskJob) ? $"run {runId} task {job.Args[1]}" : $"run {runId} {job.Method.Name}";
+            return job.Type == typeof(TaskJob) ? $"run {runId} " + (job.Args[1] is int[] tasks ? $"tasks {Tasks(tasks)}" : $"task {job.Args[1]}") : $"run {runId} {job.Method.Name}";
         }
     }
+
+    /// <summary>A job's tasks: "3-10" when they follow each other, else "3, 5, 9".</summary>
+    private static string Tasks(int[] tasks) =>
+        tasks.Length > 1 && tasks[^1] - tasks[0] == tasks.Length - 1 ? $"{tasks[0]}-{tasks[^1]}" : string.Join(", ", tasks);
 
     private string Workflow(string runId)
     {

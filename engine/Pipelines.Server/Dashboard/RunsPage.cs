@@ -11,7 +11,11 @@ using static Pipelines.Server.Dashboard.RunHtml;
 
 namespace Pipelines.Server.Dashboard;
 
-/// <summary>The dashboard's Runs page: every run, newest first, with progress, counts, duration and links.</summary>
+/// <summary>
+/// The dashboard's Runs page: every run, newest first, with progress, counts, duration and links.
+/// An admin key over every tenant sees whose each run is in a Tenant column (the Functions page's rule,
+/// <see cref="TenantContext.SeesTenants"/>); a tenant's key, whose runs are all its own, sees none.
+/// </summary>
 internal sealed class RunsPage : RazorPage
 {
     private const int PageSize = 25;
@@ -20,7 +24,9 @@ internal sealed class RunsPage : RazorPage
     {
         Layout = new LayoutPage("Runs");
         var http = Context.GetHttpContext();
-        var store = TenantContext.Of(http).Runs;
+        var tenant = TenantContext.Of(http);
+        var store = tenant.Runs;
+        var tenants = tenant.SeesTenants;
         var state = Enum.TryParse<RunState>(Query("state"), ignoreCase: true, out var s) ? s : (RunState?)null;
         var from = int.TryParse(Query("from"), NumberStyles.None, CultureInfo.InvariantCulture, out var f) ? f : 0;
 
@@ -42,9 +48,9 @@ internal sealed class RunsPage : RazorPage
             return;
         }
 
-        WriteLiteral("""
+        WriteLiteral($"""
             <div class="table-responsive"><table class="table table-hover runs-table">
-            <thead><tr><th>Run</th><th>Workflow</th><th>State</th><th style="width: 22%">Progress</th><th>Tasks</th><th>Created</th><th>Duration</th><th>Files</th></tr></thead><tbody>
+            <thead><tr>{(tenants ? "<th>Tenant</th>" : "")}<th>Run</th><th>Workflow</th><th>State</th><th style="width: 22%">Progress</th><th>Tasks</th><th>Created</th><th>Duration</th><th>Files</th></tr></thead><tbody>
             """);
         var moving = false;
         var servers = http.RequestServices.GetRequiredService<JobStorage>().GetMonitoringApi().Servers().Count;
@@ -55,8 +61,8 @@ internal sealed class RunsPage : RazorPage
             moving |= !run.State.IsTerminal();
             var runPage = Url.To("/runs/" + run.RunId);
             WriteLiteral($"""
-                <tr data-run-id="{E(run.RunId)}">
-                <td><a href="{E(runPage)}"><code>{E(run.RunId)}</code></a></td>
+                <tr data-run-id="{E(run.RunId)}" data-tenant="{E(run.Tenant.Value)}">
+                {(tenants ? $"<td class=\"tenant\"><code>{E(run.Tenant.Value)}</code></td>" : "")}<td><a href="{E(runPage)}"><code>{E(run.RunId)}</code></a></td>
                 <td>{E(run.WorkflowName)}</td>
                 <td>{StateLabel(run.State.Name())}{(stuck.Count == 0 ? "" : $" <span class=\"label label-warning stuck\" title=\"{E(string.Join("; ", stuck))}\">stuck?</span>")}</td>
                 <td>{Progress(counts)}</td>

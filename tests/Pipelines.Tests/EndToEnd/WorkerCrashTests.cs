@@ -164,6 +164,92 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         await WaitForAsync(async () => (await docker.Containers.ListContainersAsync(byRun)).Count == 0 ? "none" : null, TimeSpan.FromSeconds(10));
     }
 
+    [Fact]
+    public async Task A_worker_killed_in_the_middle_of_a_job_of_several_tasks_leaves_each_task_to_end_once_and_be_counted_once()
+    {
+        // Eight one-file tasks for one worker slot: the dispatcher releases them as two jobs of
+        // four (JobSizes: 8 waiting over 1 slot x 2); the job's time is long enough to walk all four.
+        var input = _temp.Combine("in8");
+        Directory.CreateDirectory(input);
+        for (var i = 0; i < 8; i++)
+        {
+            File.Copy(Path.Combine(TestEnvironment.SampleFastq, "lane1", "S001_R1.fastq"), Path.Combine(input, $"f{i}.fastq"));
+        }
+
+        var workflow = _temp.Write("crash8.yaml", $$"""
+            version: 1
+            name: crash8
+            input:
+              uri: {{input}}
+            steps:
+              - name: slow
+                image: pipelines-samples/pair-check:1
+                command: ["sh", "-c", "busybox sleep 2; busybox wc -c < {input} > /out/size.txt"]
+                outputs: ["size.txt"]
+            gather:
+              - name: sizes
+                from: slow/size.txt
+                header: false
+                columns: [bytes]
+            output:
+              uri: {{_temp.Combine("out8")}}
+            """);
+        _env["PIPELINES_Worker__JobTime"] = "00:05:00";
+
+        await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
+        await new PostgresSchema(db, _schema).CreateAsync(CancellationToken.None);
+        var store = new PostgresRunStore(db, _schema);
+        var first = Start(["worker", "--concurrency", "1"]);
+        var run = Start(["run", workflow, "--local-workers", "0"]);
+
+        // With one slot a job's tasks run one after another: a task running after another ended is
+        // the second (or a later) task of the job the worker holds.
+        var runId = await WaitForAsync(async () =>
+        {
+            var runs = (await store.QueryRunsAsync(new RunQuery(Limit: 1), CancellationToken.None)).Items;
+            return runs.Count == 0 ? null : runs[0].RunId;
+        });
+        var running = await WaitForAsync(async () =>
+        {
+            var tasks = await store.GetTasksAsync(runId, CancellationToken.None);
+            return tasks.Any(t => t.State == TaskState.Succeeded) ? tasks.FirstOrDefault(t => t.State == TaskState.Running) : null;
+        });
+        var endedBefore = (await store.GetTasksAsync(runId, CancellationToken.None)).Where(t => t.State == TaskState.Succeeded).Select(t => t.Index).ToList();
+        first.Kill(entireProcessTree: true);
+        await first.WaitForExitAsync();
+        output.WriteLine($"killed the worker while task {running.Index} ran, after tasks {string.Join(", ", endedBefore)} ended");
+        var second = Start(["worker", "--concurrency", "1"]);
+
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await run.WaitForExitAsync(limit.Token);
+        var stdout = await run.StandardOutput.ReadToEndAsync();
+        Assert.True(run.ExitCode == 0, stdout + await run.StandardError.ReadToEndAsync());
+
+        // Every task ended once: succeeded, one row each from its one counted attempt, the run's count at 0.
+        var ended = await store.GetTasksAsync(runId, CancellationToken.None);
+        Assert.Equal(8, ended.Count);
+        Assert.All(ended, t => Assert.Equal(TaskState.Succeeded, t.State));
+        Assert.Equal(0, (await store.GetRunAsync(runId, CancellationToken.None))!.Remaining);
+        var rows = await store.GetProvenanceAsync(runId, CancellationToken.None);
+        Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7], rows.Select(r => r.TaskIndex));
+        Assert.All(rows, r => Assert.Equal(("succeeded", 1), (r.Status, r.Attempt)));
+        Assert.All(endedBefore, i => Assert.DoesNotContain(":" + second.Id.ToString(CultureInfo.InvariantCulture), ended[i].Worker, StringComparison.Ordinal));
+        var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(_temp.Combine("out8")).Child(runId));
+        Assert.Equal(8, (await folder.ResultAsync("sizes")).Count);
+
+        // The ledger: the killed task's lost delivery vacated beside its counted one; every other task one record.
+        var usage = await new PostgresUsageStore(db, _schema).ForRunAsync(runId, CancellationToken.None);
+        Assert.Equal(
+            [(UsageOutcomes.Vacated, 1), (UsageOutcomes.Succeeded, 2)],
+            usage.Where(u => u.TaskIndex == running.Index).Select(u => (u.Outcome, u.Delivery!.Value)));
+        Assert.All(usage.Where(u => u.TaskIndex != running.Index).GroupBy(u => u.TaskIndex), g => Assert.Equal(UsageOutcomes.Succeeded, Assert.Single(g).Outcome));
+        Assert.Equal(7, usage.Count(u => u.TaskIndex != running.Index));
+
+        // The tasks were carried by jobs of several (not one job each).
+        await using var jobs = db.CreateCommand($"SELECT count(*) FROM {_schema}_hangfire.job WHERE invocationdata::text LIKE '%RunTasksAsync%'");
+        Assert.True((long)(await jobs.ExecuteScalarAsync())! >= 1, "no job of several tasks was queued");
+    }
+
     private Process Start(IEnumerable<string> args)
     {
         var p = CliRunner.Start(args, _env);

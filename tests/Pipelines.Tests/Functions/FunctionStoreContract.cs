@@ -228,12 +228,23 @@ public abstract class FunctionStoreContract : IAsyncLifetime
         Assert.Equal([new InvocationLoad(tenant, 1, 2)], await backlog.LoadsAsync(None));
         Assert.Equal([new PendingInvocation("c", null)], await backlog.OldestPendingAsync(tenant, 5, None));
 
+        // The dispatcher says why the one left waits: on it alone (the released are not waiting), and it still counts as waiting.
+        await backlog.HoldPendingAsync(tenant, "waiting for a worker slot", None);
+        Assert.Equal(("waiting for a worker slot", (string?)null, (string?)null), ((await Store.GetInvocationAsync("c", None))!.Held, (await Store.GetInvocationAsync("a", None))!.Held, (await Store.GetInvocationAsync("b", None))!.Held));
+        Assert.Equal([new InvocationLoad(tenant, 1, 2)], await backlog.LoadsAsync(None));
+
         // Started, still in flight; held by a quota, it holds no worker; ended, it is gone from the counts.
         Assert.True(await Store.TryStartAsync("a", deployed, null, None));
         await Store.HoldAsync("b", "held by the quota X", None);
         Assert.Equal([new InvocationLoad(tenant, 1, 1)], await backlog.LoadsAsync(None));
         Assert.True(await Store.FinishAsync("a", Ended(InvocationStatus.Succeeded, 1), Now.AddSeconds(3), None));
         Assert.Equal([new InvocationLoad(tenant, 1, 0)], await backlog.LoadsAsync(None));
+
+        // Released, the wait's words go and it is in flight; a quota's hold of a released one is not the dispatcher's to write.
+        await backlog.MarkReleasedAsync(["c"], Now, None);
+        await backlog.HoldPendingAsync(tenant, "waiting again", None);
+        Assert.Equal(((string?)null, "held by the quota X"), ((await Store.GetInvocationAsync("c", None))!.Held, (await Store.GetInvocationAsync("b", None))!.Held));
+        Assert.Equal([new InvocationLoad(tenant, 0, 1)], await backlog.LoadsAsync(None));
 
         // The record reads back as written: the trace is the job's, not the record's.
         Assert.Null((await Store.GetInvocationAsync("b", None))!.TraceParent);

@@ -155,4 +155,21 @@ public sealed class GlobTests
 
         Assert.StartsWith("'[ab' has unbalanced brackets or braces", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Parse_compiles_a_pattern_once_and_the_cache_stays_bounded()
+    {
+        // A step's outputs are matched at every task's stage-out: the same pattern gives the same glob, not a new compiled regex.
+        var pattern = "cache-" + Guid.NewGuid().ToString("N") + "/*.tsv";
+        Assert.Same(Glob.Parse(pattern), Glob.Parse(pattern));
+
+        // Ever new patterns (a server's many workflows) do not grow the cache past its bound, and still match.
+        for (var i = 0; i < Glob.Cached * 3; i++)
+        {
+            Assert.True(Glob.Parse($"many-{i}/*.tsv").IsMatch($"many-{i}/a.tsv"));
+        }
+
+        Assert.InRange(Glob.CachedCount, 1, Glob.Cached);
+        Assert.False(Glob.Parse(pattern).IsMatch("other/a.tsv"));
+    }
 }

@@ -50,6 +50,21 @@ public abstract class RunStoreDispatchContract
     }
 
     [Fact]
+    public async Task Of_the_tasks_asked_about_those_released_or_running_are_in_flight_and_not_the_pending_or_ended_ones()
+    {
+        var id = await CreateAsync("1", 5);
+        await Store.ReleaseTasksAsync(_tenant, 3, Now, None);
+        await Store.ClaimTaskAsync(id, 1, "w", Now, Now.AddMinutes(1), None);
+        await Store.ClaimTaskAsync(id, 2, "w", Now, Now.AddMinutes(1), None);
+        await Store.CommitTaskAsync(id, 2, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [], None);
+
+        // 0 released and queued, 1 running, 2 ended, 3 pending; 4 is not asked about, the last key names no task.
+        var asked = new TaskKey[] { new(id, 3), new(id, 2), new(id, 1), new(id, 0), new(_tag + "-none", 0) };
+        Assert.Equal([new TaskKey(id, 0), new TaskKey(id, 1)], await Store.InFlightAsync(asked, None));
+        Assert.Empty(await Store.InFlightAsync([], None));
+    }
+
+    [Fact]
     public async Task Another_tenants_release_takes_none_of_these_tasks()
     {
         await CreateAsync("1", 2);

@@ -10,9 +10,10 @@ namespace Pipelines.Tests.Server;
 /// Tasks held back because the only worker lends nothing are counted as held, with the reason,
 /// where a user looks: the API, `status` and `runs` (through the server and on PostgreSQL), the
 /// dashboard's run page, all with the worker's reason and words; the dispatcher releases none of
-/// them to that worker (it offers no slot: Queue/WorkerSlots) and its pipelines.tasks.pending
-/// gauge counts them; and `cancel` ends such a run. A real server (api, dashboard) and a real
-/// worker whose policy lends nothing (never), on PostgreSQL and Swift.
+/// them to that worker (it offers no slot: Queue/WorkerSlots), its pipelines.tasks.pending
+/// gauge counts them and pipelines.tasks.pending.held says why; and `cancel` ends such a run. A
+/// real server (api, dashboard) and a real worker whose policy lends nothing (never), on
+/// PostgreSQL and Swift.
 /// </summary>
 [Collection(ServerCollection.Name)]
 [Integration]
@@ -78,9 +79,16 @@ public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClas
         var metrics = await Eventually.WaitAsync(async () =>
         {
             var text = await scrape.GetStringAsync("/metrics");
-            return PendingSeries().Match(text) is { Success: true } m && m.Groups[1].Value == "10" ? text : null;
-        }, () => "the worker's pipelines_tasks_pending{tenant=\"default\"} to count the ten waiting tasks");
+            return PendingSeries().Match(text) is { Success: true } m && m.Groups[1].Value == "10"
+                && PendingHeldSeries().Matches(text).Any(h => h.Groups["tenant"].Value == "default" && h.Groups["reason"].Value == "policy" && h.Groups["n"].Value == "10") ? text : null;
+        }, () => "the worker's pipelines_tasks_pending{tenant=\"default\"} to count the ten waiting tasks, and pipelines_tasks_pending_held{reason=\"policy\"} to hold them");
         Assert.All(HeldSeries().Matches(metrics), m => Assert.Equal("0", m.Groups[2].Value));
+
+        // Why they wait, from the same look: all ten held by the worker's policy, none by anything else.
+        var why = PendingHeldSeries().Matches(metrics).Where(m => m.Groups["tenant"].Value == "default").ToDictionary(m => m.Groups["reason"].Value, m => m.Groups["n"].Value);
+        Assert.Equal("10", why.GetValueOrDefault("policy"));
+        Assert.All(why.Where(w => w.Key != "policy"), w => Assert.Equal("0", w.Value));
+        Assert.Equal(["budget", "drain", "owner_load", "policy", "quota"], why.Keys.Order(StringComparer.Ordinal));
 
         var cancel = await CliRunner.RunAsync(["cancel", runId, "--wait"], fixture.Env, TimeSpan.FromMinutes(2));
         Assert.True(cancel.ExitCode == 0, cancel.ToString());
@@ -94,6 +102,9 @@ public sealed partial class HeldWorkTests(HeldWorkTests.Fixture fixture) : IClas
 
     [GeneratedRegex(@"^pipelines_tasks_held\{[^}]*reason=""([a-z_]+)""[^}]*\} (\d+)", RegexOptions.Multiline)]
     private static partial Regex HeldSeries();
+
+    [GeneratedRegex(@"^pipelines_tasks_pending_held\{(?=[^}]*reason=""(?<reason>[a-z_]+)"")(?=[^}]*tenant=""(?<tenant>[a-z0-9-]+)"")[^}]*\} (?<n>\d+)", RegexOptions.Multiline)]
+    private static partial Regex PendingHeldSeries();
 
     [GeneratedRegex(@"^pipelines_tasks_pending\{[^}]*tenant=""default""[^}]*\} (\d+)", RegexOptions.Multiline)]
     private static partial Regex PendingSeries();

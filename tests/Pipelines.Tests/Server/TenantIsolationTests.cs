@@ -65,6 +65,42 @@ public sealed partial class TenantIsolationTests(TenantServerFixture fixture)
         Assert.Equal(0, JsonDocument.Parse(answer).RootElement.GetProperty("accepted").GetInt32());
     }
 
+    [Fact]
+    public async Task The_runs_page_names_each_runs_tenant_to_an_admin_key_over_every_tenant_and_a_tenants_key_sees_no_such_column()
+    {
+        using var admin = fixture.As(TenantServerFixture.Admin);
+        using var a = fixture.As(TenantServerFixture.LabAFull);
+        using var b = fixture.As(TenantServerFixture.LabBFull);
+
+        // Filtered by the state lab-b's run ended in, so that other tests' runs do not push it off the first page.
+        var state = JsonDocument.Parse(await b.GetStringAsync($"/api/runs/{fixture.LabBRun}")).RootElement.GetProperty("state").GetString();
+        var runs = $"/hangfire/runs?state={state}";
+        var labA = await a.GetStringAsync(runs);
+        var (status, page) = await SendAsync(admin, "GET", runs);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Contains("<th>Tenant</th>", page, StringComparison.Ordinal);
+        Assert.Equal(("lab-b", "lab-b"), RunRow(page, fixture.LabBRun));
+
+        // lab-b's key: its run, no column; lab-a's key: no lab-b run at all.
+        var theirs = await b.GetStringAsync(runs);
+        Assert.Equal(("lab-b", ""), RunRow(theirs, fixture.LabBRun));
+        Assert.DoesNotContain("<th>Tenant</th>", theirs, StringComparison.Ordinal);
+        Assert.DoesNotContain(fixture.LabBRun, labA, StringComparison.Ordinal);
+        Assert.DoesNotContain("<th>Tenant</th>", labA, StringComparison.Ordinal);
+
+        // The admin key naming one tenant works in that tenant: its runs, nothing to tell apart.
+        var named = await admin.GetStringAsync(runs + "&tenant=lab-b");
+        Assert.Equal(("lab-b", ""), RunRow(named, fixture.LabBRun));
+    }
+
+    /// <summary>A run's row on the Runs page: its data-tenant and the Tenant column's text (empty: no column).</summary>
+    private static (string Tenant, string Column) RunRow(string page, string runId)
+    {
+        var row = Regex.Match(page, $"<tr data-run-id=\"{runId}\" data-tenant=\"([^\"]*)\">\\s*(?:<td class=\"tenant\"><code>([^<]*)</code></td>)?<td><a");
+        Assert.True(row.Success, page);
+        return (row.Groups[1].Value, row.Groups[2].Value);
+    }
+
     [Theory]
     [InlineData("/api/runs?tenant=lab-c", "this server has no tenant 'lab-c'")]
     [InlineData("/api/functions?tenant=Lab_A", "'Lab_A' is not a tenant name")]

@@ -97,5 +97,67 @@ public sealed class LocalObjectStoreTests : IDisposable
         Assert.Contains("does not exist", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Adopt_takes_a_plain_file_itself_made_the_engines_own_and_hashes_its_bytes()
+    {
+        // A step's kept output, as a container leaves it: private to its maker, with an old time.
+        var source = _temp.Combine("scratch", "stats.tsv");
+        Directory.CreateDirectory(Path.GetDirectoryName(source)!);
+        await File.WriteAllTextAsync(source, "a\t1\n");
+        File.SetUnixFileMode(source, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetLastWriteTimeUtc(source, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
+        var store = new LocalObjectStore(_temp.Combine("output"));
+
+        FileDigest digest;
+        using (var handle = File.OpenHandle(source))
+        {
+            digest = await store.AdoptAsync("tasks/t/stats/stats.tsv", handle, CancellationToken.None);
+        }
+
+        var stored = _temp.Combine("output", "tasks", "t", "stats", "stats.tsv");
+        Assert.Equal(Hashing.Sha256Hex("a\t1\n"u8), digest.Sha256);
+        Assert.Equal(4, digest.Size);
+        Assert.NotNull(digest.Md5);
+        Assert.Equal("a\t1\n", await File.ReadAllTextAsync(stored));
+        Assert.Equal(Inode(source), Inode(stored));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(stored));
+        Assert.True(File.GetLastWriteTimeUtc(stored) > DateTime.UtcNow.AddMinutes(-5));
+        Assert.Single(Directory.GetFiles(Path.GetDirectoryName(stored)!));
+    }
+
+    [Fact]
+    public async Task Adopt_copies_a_file_with_another_name()
+    {
+        // A second name is a way to the same bytes that the store would not own: the file is copied.
+        var source = _temp.Combine("scratch", "stats.tsv");
+        Directory.CreateDirectory(Path.GetDirectoryName(source)!);
+        await File.WriteAllTextAsync(source, "shared");
+        File.CreateSymbolicLink(_temp.Combine("scratch", "not-a-hard-link"), source);
+        Assert.Equal(0, Link(source, _temp.Combine("scratch", "other-name")));
+        var store = new LocalObjectStore(_temp.Combine("output"));
+
+        FileDigest digest;
+        using (var handle = File.OpenHandle(source))
+        {
+            digest = await store.AdoptAsync("out/stats.tsv", handle, CancellationToken.None);
+        }
+
+        var stored = _temp.Combine("output", "out", "stats.tsv");
+        Assert.Equal(Hashing.Sha256Hex("shared"u8), digest.Sha256);
+        Assert.Equal("shared", await File.ReadAllTextAsync(stored));
+        Assert.NotEqual(Inode(source), Inode(stored));
+    }
+
+    private static ulong Inode(string path) =>
+        UnixFile.TryStat(path, followLinks: false, out var st, out _) ? st.Inode : throw new FileNotFoundException(path);
+
+    /// <summary>A second name for a file (ln, without -s), as a container could make in its /out; the exit code.</summary>
+    private static int Link(string existing, string created)
+    {
+        using var ln = System.Diagnostics.Process.Start("ln", [existing, created]);
+        ln.WaitForExit();
+        return ln.ExitCode;
+    }
+
     public void Dispose() => _temp.Dispose();
 }

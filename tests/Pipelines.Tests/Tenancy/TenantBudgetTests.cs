@@ -83,9 +83,12 @@ public sealed class TenantBudgetTests
         var budgets = new TenantBudgets(ledger, prices, Read(("Tenants:lab-a:Budget:Amount", "10")), time);
 
         // In December: 4 CPU-s and 4 GB-s (3), harvested 2 CPU-s (0.5), an invocation of nothing (0.1): 3.6.
+        // Two refused invocations are free: they never ran.
         ledger.Add(Delivery("a1", LabA, new DateTimeOffset(2026, 12, 1, 0, 0, 0, TimeSpan.Zero), cpu: 4, gb: 4));
         ledger.Add(Delivery("a2", LabA, new DateTimeOffset(2026, 12, 6, 0, 0, 0, TimeSpan.Zero), cpu: 2, gb: 0) with { Harvested = true });
-        ledger.Add(new UsageRecord("i1", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused));
+        ledger.Add(new UsageRecord("i1", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Succeeded));
+        ledger.Add(new UsageRecord("i2", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused));
+        ledger.Add(new UsageRecord("i3", LabA, UsageKinds.Invocation, time.GetUtcNow().AddSeconds(-2), time.GetUtcNow().AddSeconds(-1), UsageOutcomes.Refused) { WallSeconds = 0.001 });
 
         // Not counted: ended in November, or lab-b's.
         ledger.Add(Delivery("a0", LabA, new DateTimeOffset(2026, 11, 30, 23, 59, 59, TimeSpan.Zero), cpu: 1000, gb: 0));
@@ -116,6 +119,32 @@ public sealed class TenantBudgetTests
     }
 
     [Fact]
+    public async Task Refused_invocations_cost_nothing_so_a_spent_budget_hammered_by_refusals_keeps_its_balance()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 4, 44, 0, TimeSpan.Zero));
+        var ledger = new InMemoryUsageStore();
+        var prices = PriceSheets.From(Config(("Prices:Invocation", "1"), ("Prices:CpuSecond", "1")));
+        var budgets = new TenantBudgets(ledger, prices, Read(("Tenants:lab-a:Budget:Amount", "0")), time);
+        var before = (await budgets.BalanceAsync(LabA, CancellationToken.None))!;
+
+        for (var i = 0; i < 50; i++)
+        {
+            ledger.Add(new UsageRecord($"i{i}", LabA, UsageKinds.Invocation, time.GetUtcNow(), time.GetUtcNow(), UsageOutcomes.Refused) { Function = "f" });
+        }
+
+        time.Advance(TenantBudgets.CacheFor);
+        var after = (await budgets.BalanceAsync(LabA, CancellationToken.None))!;
+        Assert.Equal((0.0, 0.0, true), (after.Spent, after.Balance, after.IsSpent));
+        Assert.Equal(before.Balance, after.Balance);
+
+        // Still in the ledger as refused, each at cost 0; any other outcome pays its invocation.
+        var rows = await ledger.AggregateAsync(new UsageQuery(), CancellationToken.None);
+        var refused = Assert.Single(rows);
+        Assert.Equal((UsageOutcomes.Refused, 50L, 0.0), (refused.Outcome, refused.Figures.Records, prices.For(LabA).Cost(refused)));
+        Assert.Equal(50.0, prices.For(LabA).Cost(refused with { Outcome = UsageOutcomes.Failed }));
+    }
+
+    [Fact]
     public async Task A_total_budget_counts_every_record_of_the_tenant_and_zero_is_spent()
     {
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 4, 44, 0, TimeSpan.Zero));
@@ -130,6 +159,63 @@ public sealed class TenantBudgetTests
 
         // A budget of zero is spent before anything ran: nothing of the tenant's starts.
         Assert.True((await budgets.BalanceAsync(LabB, CancellationToken.None))!.IsSpent);
+    }
+
+    [Fact]
+    public async Task A_changed_configuration_raises_a_budget_in_place_but_a_bad_value_or_other_tenants_keep_the_budgets_as_they_were()
+    {
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 12, 7, 4, 44, 0, TimeSpan.Zero));
+        var log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+        (string, string)[] tenants = [("Tenants:lab-a:Output", "s3://lab-a/"), ("Tenants:lab-b:Output", "s3://lab-b/")];
+        using var budgets = new TenantBudgets(new InMemoryUsageStore(), PriceSheets.None, Read(("Tenants:lab-a:Budget:Amount", "0")), time);
+        Assert.True((await budgets.BalanceAsync(LabA, CancellationToken.None))!.IsSpent);
+
+        // Raised: taken at once, the kept balance dropped.
+        Assert.True(budgets.Reload(Config([.. tenants, ("Tenants:lab-a:Budget:Amount", "5")]), _ => false, log));
+        Assert.Equal((5.0, false), ((await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.IsSpent));
+
+        // A value that cannot be used, or tenants other than those the process started with: nothing changes.
+        Assert.False(budgets.Reload(Config([.. tenants, ("Tenants:lab-a:Budget:Amount", "lots")]), _ => false, log));
+        Assert.False(budgets.Reload(Config([.. tenants, ("Tenants:lab-c:Output", "s3://lab-c/"), ("Tenants:lab-a:Budget:Amount", "0")]), _ => false, log));
+        Assert.False(budgets.Reload(Config(("Tenants:lab-a:Budget:Amount", "0")), _ => false, log));
+        time.Advance(TenantBudgets.CacheFor);
+        Assert.Equal(5.0, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount);
+    }
+
+    [Fact]
+    public async Task A_server_configuration_file_read_with_reloadOnChange_follows_an_edit_and_a_half_written_file_is_no_crash()
+    {
+        using var temp = new Pipelines.Tests.Support.TempFolder();
+        var file = temp.Combine("pipelines.json");
+        await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3://lab-a/", "Budget": {"Amount": "1"}}}}""");
+        var config = Pipelines.Hosting.EngineHost.Configuration(file, reloadOnChange: true);
+        using var budgets = new TenantBudgets(new InMemoryUsageStore(), PriceSheets.None, TenantOptions.From(config, _ => false), TimeProvider.System);
+        budgets.Follow(config, _ => false, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        // Caught half written: read again (the reload's event), not thrown on the watcher's thread; the budget stays.
+        var reread = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using (config.GetReloadToken().RegisterChangeCallback(_ => reread.TrySetResult(), null))
+        {
+            await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3": """);
+            await reread.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        Assert.Equal(1.0, (await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount);
+        await File.WriteAllTextAsync(file, """{"Tenants": {"lab-a": {"Output": "s3://lab-a/", "Budget": {"Amount": "1000"}}}}""");
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((await budgets.BalanceAsync(LabA, CancellationToken.None))!.Amount != 1000)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the budget was not read again within 30 s of the file's change");
+            await Task.Delay(50);
+        }
+
+        Assert.Equal("1000", config["Tenants:lab-a:Budget:Amount"]);
+
+        // Read once (a CLI command): a file that cannot be read stops it, naming the file.
+        await File.WriteAllTextAsync(file, "{ not json");
+        Assert.Contains("pipelines.json", Assert.ThrowsAny<Exception>(() => Pipelines.Hosting.EngineHost.Configuration(file)).Message, StringComparison.Ordinal);
+        Assert.Contains("pipelines.json", Assert.ThrowsAny<Exception>(() => Pipelines.Hosting.EngineHost.Configuration(file, reloadOnChange: true)).Message, StringComparison.Ordinal);
     }
 
     private static UsageRecord Delivery(string id, TenantId tenant, DateTimeOffset ended, double cpu, double gb) =>

@@ -140,6 +140,51 @@ public sealed class TenantFunctionsTests(TenantServerFixture lab)
         Assert.Equal(["lab-a", "lab-b"], listed);
     }
 
+    [Fact]
+    public async Task An_admin_key_over_every_tenant_sees_two_tenants_algorithms_of_one_name_on_rows_of_their_own_under_a_tenant_column()
+    {
+        using var a = lab.As(TenantServerFixture.LabAFull);
+        using var b = lab.As(TenantServerFixture.LabBFull);
+        using var admin = lab.As(TenantServerFixture.Admin);
+
+        // A new image (no other test's digest), pushed by each tenant as its own algorithm twin-alg: lab-a version 1, lab-b 1 and 2.
+        var image = await lab.Images.NewAsync();
+        var tar = lab.Temp.Combine("twin-alg.tar");
+        await using (var file = File.Create(tar))
+        await using (var saved = await lab.Images.Client.Images.SaveImageAsync(image, CancellationToken.None))
+        {
+            await saved.CopyToAsync(file);
+        }
+
+        foreach (var (http, version) in new[] { (a, "1"), (b, "1"), (b, "2") })
+        {
+            await using var body = File.OpenRead(tar);
+            using var content = new StreamContent(body);
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-tar");
+            using var pushed = await http.PostAsync($"/api/algorithms/twin-alg/versions/{version}", content);
+            Assert.True(pushed.StatusCode == HttpStatusCode.Created, await pushed.Content.ReadAsStringAsync());
+        }
+
+        // Over every tenant: a row per tenant's version, each naming its tenant in the Tenant column.
+        var page = await AnswerAsync(admin, "GET", "/hangfire/algorithms", null);
+        Assert.Equal(HttpStatusCode.OK, page.Status);
+        Assert.Contains("<th>Tenant</th>", page.Body, StringComparison.Ordinal);
+        Assert.Equal([("lab-a", "1", "lab-a"), ("lab-b", "1", "lab-b"), ("lab-b", "2", "lab-b")], AlgorithmRows(page.Body, "twin-alg").Order().ToList());
+
+        // A tenant's key: its own versions only, and no Tenant column.
+        var own = await AnswerAsync(a, "GET", "/hangfire/algorithms", null);
+        Assert.Equal([("lab-a", "1", "")], AlgorithmRows(own.Body, "twin-alg"));
+        Assert.DoesNotContain("<th>Tenant</th>", own.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("class=\"tenant\"", own.Body, StringComparison.Ordinal);
+        var theirs = await AnswerAsync(b, "GET", "/hangfire/algorithms", null);
+        Assert.Equal([("lab-b", "1", ""), ("lab-b", "2", "")], AlgorithmRows(theirs.Body, "twin-alg").Order().ToList());
+    }
+
+    /// <summary>The Algorithms page's version rows of an algorithm: each row's data-tenant, version and the Tenant column's text (empty: no column).</summary>
+    private static List<(string Tenant, string Version, string Column)> AlgorithmRows(string page, string algorithm) =>
+        Regex.Matches(page, $"<tr data-algorithm=\"{algorithm}\" data-version=\"([^\"]*)\" data-tenant=\"([^\"]*)\">\\s*(?:<td class=\"tenant\"><code>([^<]*)</code></td>)?<td><code>{algorithm}</code>")
+            .Select(m => (m.Groups[2].Value, m.Groups[1].Value, m.Groups[3].Value)).ToList();
+
     /// <summary>The Functions page's rows of a function: each row's tenant and requests.</summary>
     private static List<(string Tenant, string Requests)> Rows(string page, string function) =>
         Regex.Matches(page, $"<tr data-function=\"{function}\"[^>]* data-tenant=\"([^\"]*)\">.*?<td class=\"requests\">([0-9]+)</td>", RegexOptions.Singleline)

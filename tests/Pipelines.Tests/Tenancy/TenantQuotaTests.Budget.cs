@@ -9,8 +9,8 @@ namespace Pipelines.Tests.Tenancy;
 /// <summary>
 /// lab-m's budget (docs/tenants.md, Budgets) on the quota server: a run's first tasks spend it,
 /// the rest wait held by "budget" while the running ones finish, a synchronous invoke gets 429
-/// naming Budget, an async one is accepted and held; a restart with a raised budget releases all
-/// of it. Nothing is failed or dropped.
+/// naming Budget, an async one is accepted and held; the budget raised in the running server's
+/// configuration file releases all of it, without a restart. Nothing is failed or dropped.
 /// </summary>
 public sealed partial class TenantQuotaTests
 {
@@ -71,11 +71,11 @@ public sealed partial class TenantQuotaTests
             Assert.Contains("budget", body.GetProperty("title").GetString(), StringComparison.Ordinal);
         }
 
-        var (url, heldInvocation) = await lab.QueueUntilHeldAsync(m, "echo-m");
+        var (url, heldInvocation) = await lab.QueueUntilHeldAsync(m, "echo-m", "budget");
         Assert.StartsWith("held by the tenant's budget (the tenant spent ", heldInvocation.GetProperty("held").GetString(), StringComparison.Ordinal);
 
-        // The operator raises the budget (configuration is read at start): everything waiting runs, nothing failed.
-        await lab.RestartAsync(("Tenants:lab-m:Budget:Amount", "1000"));
+        // The operator raises the budget in the configuration file of the running server: everything waiting runs, nothing failed.
+        await lab.SetBudgetOfLabMAsync("1000");
         var done = await ServerFixture.WaitForAsync(m, runId, r => r.GetProperty("state").GetString() is "succeeded" or "failed" or "cancelled", TimeSpan.FromMinutes(3));
         Assert.Equal(("succeeded", BudgetTasks, 0, 0), (done.GetProperty("state").GetString(), Counts(done, "succeeded"), Counts(done, "failed"), Counts(done, "held")));
         var ran = await lab.EventuallyAsync(m, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
@@ -87,6 +87,36 @@ public sealed partial class TenantQuotaTests
 
         var after = JsonDocument.Parse(await m.GetStringAsync("/api/usage")).RootElement.GetProperty("budgets").EnumerateArray().Single();
         Assert.Equal((1000.0, false), (after.GetProperty("amount").GetDouble(), after.GetProperty("waits").GetBoolean()));
+    }
+
+    [Fact]
+    public async Task Sync_invokes_refused_by_a_spent_budget_are_recorded_refused_at_cost_0_and_leave_the_balance_as_it_was()
+    {
+        using var z = lab.Client(QuotaServer.KeyZ);
+        const int Hammered = 12;
+        for (var i = 0; i < Hammered; i++)
+        {
+            using var refused = await z.PostAsync("/api/functions/echo-z/invoke", new StringContent("x"));
+            var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement;
+            Assert.Equal((HttpStatusCode.TooManyRequests, "Budget"), (refused.StatusCode, problem.GetProperty("quota").GetString()));
+        }
+
+        // Every refusal is in the usage, refused, at cost 0 (the tenant's sheet prices an invocation at 1 CR).
+        var usage = await lab.EventuallyAsync(z, "/api/usage", u => Refused(u).Records == Hammered);
+        Assert.Equal((Hammered, 0.0), Refused(usage));
+        Assert.Equal(0.0, usage.GetProperty("totals").EnumerateArray().Single().GetProperty("cost").GetDouble());
+
+        // The balance is read again once its cache has run out: still the budget of zero, nothing spent.
+        await Task.Delay(Pipelines.Quotas.TenantBudgets.CacheFor);
+        var budget = JsonDocument.Parse(await z.GetStringAsync("/api/usage")).RootElement.GetProperty("budgets").EnumerateArray().Single();
+        Assert.Equal(("lab-z", 0.0, 0.0, 0.0, true), (budget.GetProperty("tenant").GetString(), budget.GetProperty("amount").GetDouble(),
+            budget.GetProperty("spent").GetDouble(), budget.GetProperty("balance").GetDouble(), budget.GetProperty("waits").GetBoolean()));
+
+        static (long Records, double Cost) Refused(JsonElement usage)
+        {
+            var rows = usage.GetProperty("rows").EnumerateArray().Where(r => r.GetProperty("outcome").GetString() == "refused").ToList();
+            return (rows.Sum(r => r.GetProperty("records").GetInt64()), rows.Sum(r => r.GetProperty("cost").GetDouble()));
+        }
     }
 
     private static int Counts(JsonElement run, string state) => run.GetProperty("counts").GetProperty(state).GetInt32();

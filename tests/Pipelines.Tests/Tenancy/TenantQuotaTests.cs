@@ -4,7 +4,6 @@ using System.Text;
 using System.Text.Json;
 using Docker.DotNet.Models;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Pipelines.Containers.Warm;
@@ -20,7 +19,8 @@ namespace Pipelines.Tests.Tenancy;
 /// 1Gi; lab-w and lab-n keep one warm container each. Past them a synchronous invoke gets 429
 /// with Retry-After naming the quota, an async one waits (held, saying why) and then runs, a
 /// min_warm above the quota starts what it allows and says why not the rest; a run or a deploy
-/// asking for too much is refused 400. lab-f floods async invocations beside lab-g's few. lab-m
+/// asking for too much is refused 400. lab-f floods async invocations beside lab-g's few, lab-s
+/// queues more than the slots and is told it waits for one. lab-m
 /// has a budget its first tasks spend (TenantQuotaTests.Budget.cs).
 /// </summary>
 [Collection(InProcessHangfire.Name)]
@@ -72,7 +72,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             Assert.Contains("ConcurrentInvocations", await second.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         }
 
-        var (url, held) = await lab.QueueUntilHeldAsync(c, "echo-c");
+        var (url, held) = await lab.QueueUntilHeldAsync(c, "echo-c", "ConcurrentInvocations");
         Assert.Contains("ConcurrentInvocations", held.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         using (var first = await slow)
@@ -108,7 +108,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             Assert.Contains("quota WarmContainers", recorded.GetProperty("error").GetString(), StringComparison.Ordinal);
         }
 
-        var (url, held) = await lab.QueueUntilHeldAsync(w, "w2");
+        var (url, held) = await lab.QueueUntilHeldAsync(w, "w2", "WarmContainers");
         Assert.Contains("WarmContainers", held.GetProperty("held").GetString(), StringComparison.Ordinal);
 
         // w1 deleted, its container goes and gives the slot back: the waiting invocation runs.
@@ -189,6 +189,50 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
     }
 
     [Fact]
+    public async Task An_async_invocation_waiting_for_a_worker_slot_says_so_in_held_and_runs_when_one_frees()
+    {
+        // Six invocations of four seconds on two slots (and a prefetch of two): the look releases four, two wait.
+        using var s = lab.Client(QuotaServer.KeyS);
+        var urls = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            using var queued = await s.PostAsync("/api/functions/slow-s/invoke?async=true", new StringContent("x"));
+            Assert.Equal(HttpStatusCode.Accepted, queued.StatusCode);
+            urls.Add(queued.Headers.Location!.OriginalString);
+        }
+
+        var waiting = await EventuallyAnyAsync(s, urls, i => i.GetProperty("status").GetString() == "queued"
+            && i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
+        Assert.Matches(@"^waiting for a worker slot: the \d+ slots the workers offer are taken by tasks and invocations in flight; released by fair share as they free up$", waiting.GetProperty("held").GetString());
+
+        // Every one runs; once released, the wait's words are gone.
+        foreach (var url in urls)
+        {
+            var done = await lab.EventuallyAsync(s, url, i => i.GetProperty("status").GetString() is not ("queued" or "running"));
+            Assert.Equal("succeeded", done.GetProperty("status").GetString());
+            Assert.False(done.TryGetProperty("held", out var after) && after.ValueKind == JsonValueKind.String, done.ToString());
+        }
+
+        async Task<JsonElement> EventuallyAnyAsync(HttpClient http, IReadOnlyList<string> paths, Func<JsonElement, bool> done)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (true)
+            {
+                foreach (var path in paths)
+                {
+                    var element = JsonDocument.Parse(await http.GetStringAsync(path, cts.Token)).RootElement;
+                    if (done(element))
+                    {
+                        return element;
+                    }
+                }
+
+                await Task.Delay(100, cts.Token);
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_run_or_a_deploy_asking_for_more_memory_than_the_tenants_quota_is_refused_naming_the_field()
     {
         using var c = lab.Client(QuotaServer.KeyC);
@@ -249,10 +293,15 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
         public const string KeyF = "lab-f-full-key-1111111111";
         public const string KeyG = "lab-g-full-key-2222222222";
         public const string KeyM = "lab-m-full-key-5555566666";
+        public const string KeyZ = "lab-z-full-key-0000000000";
+        public const string KeyS = "lab-s-full-key-3333333333";
         private const string Image = "pipelines-samples/pair-check:1";
         private readonly string _schema = TestEnvironment.NewName("quo_");
         private readonly string _warmRoot = Path.Combine("/tmp", "tq-" + Guid.NewGuid().ToString("N")[..8]);
         private readonly TempFolder _temp = new();
+
+        /// <summary>The server's configuration file: lab-m's budget, the part an operator edits while it runs.</summary>
+        private string ConfigFile => _temp.Combine("pipelines.json");
         private readonly ObjectStoreFactory _stores = new(TestEnvironment.S3);
         private readonly TestImages _images = new();
         private WebApplication _server = null!;
@@ -278,9 +327,10 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
 
         /// <summary>
         /// Invokes <paramref name="function"/> async (202, its invocation's URL) and reads the invocation
-        /// until it is held: still queued, with a held text saying why. Returns the URL and what was read.
+        /// until it is held by <paramref name="by"/>: still queued, with a held text naming it (before
+        /// its release it may say first that it waits for a worker slot). Returns the URL and what was read.
         /// </summary>
-        public async Task<(string Url, JsonElement Invocation)> QueueUntilHeldAsync(HttpClient http, string function)
+        public async Task<(string Url, JsonElement Invocation)> QueueUntilHeldAsync(HttpClient http, string function, string by)
         {
             string url;
             using (var queued = await http.PostAsync($"/api/functions/{function}/invoke?async=true", new StringContent("x")))
@@ -289,7 +339,7 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 url = queued.Headers.Location!.OriginalString;
             }
 
-            var held = await EventuallyAsync(http, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String);
+            var held = await EventuallyAsync(http, url, i => i.TryGetProperty("held", out var h) && h.ValueKind == JsonValueKind.String && h.GetString()!.Contains(by, StringComparison.Ordinal));
             Assert.Equal("queued", held.GetProperty("status").GetString());
             return (url, held);
         }
@@ -421,12 +471,24 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
                 ["Tenants:lab-m:Prices:CpuSecond"] = "1",
                 ["Tenants:lab-m:Prices:GbSecond"] = "1",
                 ["Tenants:lab-m:Prices:Currency"] = "CR",
-                ["Tenants:lab-m:Budget:Amount"] = "0.000001",
                 ["Server:Keys:2:Key"] = KeyM,
                 ["Server:Keys:2:Role"] = "full",
                 ["Server:Keys:2:Tenant"] = "lab-m",
+                ["Tenants:lab-z:Output"] = $"s3://{Bucket}/lab-z/",
+                ["Tenants:lab-z:Prices:Invocation"] = "1",
+                ["Tenants:lab-z:Prices:Currency"] = "CR",
+                ["Tenants:lab-z:Budget:Amount"] = "0",
+                ["Server:Keys:7:Key"] = KeyZ,
+                ["Server:Keys:7:Role"] = "full",
+                ["Server:Keys:7:Tenant"] = "lab-z",
+                ["Tenants:lab-s:Output"] = $"s3://{Bucket}/lab-s/",
+                ["Server:Keys:8:Key"] = KeyS,
+                ["Server:Keys:8:Role"] = "full",
+                ["Server:Keys:8:Tenant"] = "lab-s",
             };
-            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
+            // lab-m's budget is in a configuration file, as an operator keeps it, read again when it changes.
+            await File.WriteAllTextAsync(ConfigFile, """{"Tenants": {"lab-m": {"Budget": {"Amount": "0.000001"}}}}""");
+            _server = PipelinesServer.Build(Pipelines.Hosting.EngineHost.Configuration(ConfigFile, _config, reloadOnChange: true), _url, LogLevel.Warning);
             await _server.StartAsync();
 
             using var r = Client(KeyR);
@@ -445,27 +507,18 @@ public sealed partial class TenantQuotaTests(TenantQuotaTests.QuotaServer lab) :
             await DeployAsync(g, Function("few-g", "g", seconds: 1));
             using var m = Client(KeyM);
             await DeployAsync(m, Function("echo-m", "m"));
+            using var z = Client(KeyZ);
+            await DeployAsync(z, Function("echo-z", "z"));
+            using var slow = Client(KeyS);
+            await DeployAsync(slow, Function("slow-s", "s", seconds: 4));
         }
 
         /// <summary>The server's URL, for the CLI.</summary>
         public string Url => _url;
 
-        /// <summary>
-        /// Stops the server and starts it again on the same URL and schema with <paramref name="changes"/>
-        /// to its configuration (which is read once at start): how an operator changes a setting.
-        /// </summary>
-        public async Task RestartAsync(params (string Key, string Value)[] changes)
-        {
-            await _server.StopAsync();
-            await _server.DisposeAsync();
-            foreach (var (key, value) in changes)
-            {
-                _config[key] = value;
-            }
-
-            _server = PipelinesServer.Build(new ConfigurationBuilder().AddInMemoryCollection(_config).Build(), _url, LogLevel.Warning);
-            await _server.StartAsync();
-        }
+        /// <summary>Writes lab-m's budget into the running server's configuration file, as an operator raises it (no restart).</summary>
+        public Task SetBudgetOfLabMAsync(string amount) =>
+            File.WriteAllTextAsync(ConfigFile, """{"Tenants": {"lab-m": {"Budget": {"Amount": "AMOUNT"}}}}""".Replace("AMOUNT", amount, StringComparison.Ordinal));
 
         /// <summary>Puts a small file at <paramref name="key"/> of the bucket.</summary>
         public async Task PutAsync(string key, string text)

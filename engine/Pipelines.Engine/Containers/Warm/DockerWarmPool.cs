@@ -68,11 +68,9 @@ public sealed partial class DockerWarmPool : IWarmPool
         TaskCompletionSource<WarmContainer> waiter;
         lock (pool)
         {
-            if (pool.TakeFree() is { } free)
+            if (TakeFree(pool) is { } lease)
             {
-                Interlocked.Increment(ref free.Leases);
-                EngineMetrics.WarmRequest(spec.Owner, coldStart: false);
-                return new PoolLease(this, pool, free, coldStart: false);
+                return lease;
             }
 
             // The queue is the waiters that no starting container, nor one that may still start
@@ -118,6 +116,29 @@ public sealed partial class DockerWarmPool : IWarmPool
                 throw;
             }
         }
+    }
+
+    public WarmLease? TryAcquireFree(WarmSpec spec)
+    {
+        ObjectDisposedException.ThrowIf(_disposed.IsCancellationRequested, this);
+        var pool = Owner(spec);
+        lock (pool)
+        {
+            return TakeFree(pool);
+        }
+    }
+
+    /// <summary>A lease on a free container of the pool, or null. Under the pool's lock.</summary>
+    private PoolLease? TakeFree(OwnerPool pool)
+    {
+        if (pool.TakeFree() is not { } free)
+        {
+            return null;
+        }
+
+        Interlocked.Increment(ref free.Leases);
+        EngineMetrics.WarmRequest(pool.Spec.Owner, coldStart: false);
+        return new PoolLease(this, pool, free, coldStart: false);
     }
 
     public void Prewarm(WarmSpec spec, int count)

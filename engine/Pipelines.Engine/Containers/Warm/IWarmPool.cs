@@ -85,6 +85,13 @@ internal interface IWarmPool : IAsyncDisposable
     /// </summary>
     ValueTask<WarmLease> AcquireAsync(WarmSpec spec, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// A container of <paramref name="spec"/> that is free now, or null (then <see cref="AcquireAsync"/>
+    /// waits or starts one). A free container runs its image already, so a request it serves needs
+    /// no look at the engine's images first: a per-file task's round trip to Docker is saved.
+    /// </summary>
+    WarmLease? TryAcquireFree(WarmSpec spec);
+
     /// <summary>Stops every container of an owner (a run ended, a function deleted or deployed again).</summary>
     Task RetireAsync(string owner, CancellationToken cancellationToken);
 

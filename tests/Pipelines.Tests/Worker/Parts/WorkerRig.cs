@@ -121,7 +121,7 @@ internal sealed class WorkerRig : IDisposable
     }
 
     /// <summary>Delivers task <paramref name="index"/> of the run once, as Hangfire would.</summary>
-    public Task DeliverAsync(string runId, int index, CancellationToken ct = default) => Runner.RunAsync(runId, index, ct);
+    public Task DeliverAsync(string runId, int index, CancellationToken ct = default) => Runner.RunAsync(runId, [index], ct);
 
     /// <summary>Delivers each task of the run once, then each task the shell queued (a split's children), as Hangfire would.</summary>
     public async Task DeliverAllAsync(string runId)

@@ -1,0 +1,161 @@
+using Pipelines.Queue;
+using Pipelines.RunStore;
+using Pipelines.Tests.Support;
+
+namespace Pipelines.Tests.Worker.Parts;
+
+/// <summary>
+/// A job of several tasks (docs/decisions.md, "Several tasks per Hangfire job") on the task
+/// shell's parts: each task walked through its own delivery, a redelivery that counts nothing
+/// twice, Hangfire's giving up that ends each open task, the job's time that hands the rest back,
+/// and a cancel that stops the job's remaining tasks. The same end to end, with a worker killed in
+/// the middle of such a job: WorkerCrashTests.
+/// </summary>
+[Unit]
+public sealed class SeveralTasksPerJobTests
+{
+    private const string OneStep = """
+          - name: count
+            image: scripted:1
+            command: ["count", "{inputs}"]
+            outputs: ["*.tsv"]
+            reuse: false
+        """;
+
+    private static readonly (string, string)[] FiveFiles = [("a.txt", "a\n"), ("b.txt", "b\n"), ("c.txt", "c\n"), ("d.txt", "d\n"), ("e.txt", "e\n")];
+
+    private static readonly ScriptedRuntime.Script WritesMade = async (_, outDir, ct) =>
+    {
+        await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+        return ScriptedRuntime.Exit(0);
+    };
+
+    [Fact]
+    public async Task A_job_walks_each_of_its_tasks_through_its_own_delivery_and_its_redelivery_counts_none_twice()
+    {
+        using var rig = new WorkerRig(WritesMade);
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2, 3, 4], CancellationToken.None);
+
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.All(tasks, t => Assert.Equal(TaskState.Succeeded, t.State));
+        Assert.Equal(5, rig.Runtime.Runs);
+        var rows = await rig.RowsAsync(run.RunId);
+        Assert.Equal([0, 1, 2, 3, 4], rows.Select(r => r.TaskIndex));
+        Assert.All(rows, r => Assert.Equal(("succeeded", 1), (r.Status, r.Attempt)));
+        Assert.All(tasks, t => Assert.True(rig.Objects.Contains($"out/.cache/{t.TaskId}.json"), $"task {t.Index}'s cache entry"));
+        Assert.Equal(0, (await rig.Runs.GetRunAsync(run.RunId, CancellationToken.None))!.Remaining);
+        Assert.Equal([run.RunId], rig.Queue.Gathers);
+
+        // Delivered again (its worker died after the last commit): every task has ended, nothing runs or counts again.
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2, 3, 4], CancellationToken.None);
+        Assert.Equal(5, rig.Runtime.Runs);
+        Assert.Equal(5, (await rig.RowsAsync(run.RunId)).Count);
+        Assert.Equal(0, (await rig.Runs.GetRunAsync(run.RunId, CancellationToken.None))!.Remaining);
+        Assert.Empty(rig.Queue.Tasks);
+    }
+
+    [Fact]
+    public async Task A_job_delivered_again_after_some_of_its_tasks_ended_runs_only_the_rest()
+    {
+        using var rig = new WorkerRig(WritesMade);
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+        await rig.DeliverAsync(run.RunId, 0);
+        await rig.DeliverAsync(run.RunId, 1);
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2, 3, 4], CancellationToken.None);
+
+        Assert.Equal(5, rig.Runtime.Runs);
+        Assert.Equal([0, 1, 2, 3, 4], (await rig.RowsAsync(run.RunId)).Select(r => r.TaskIndex));
+        Assert.Equal(0, (await rig.Runs.GetRunAsync(run.RunId, CancellationToken.None))!.Remaining);
+    }
+
+    [Fact]
+    public async Task Hangfire_giving_up_on_a_job_ends_each_of_its_open_tasks_with_the_reason_and_leaves_the_ended_ones()
+    {
+        using var rig = new WorkerRig(WritesMade);
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+        await rig.DeliverAsync(run.RunId, 0);
+        IEndsWhenGivenUp job = new TaskJob(rig.Runner);
+
+        await job.GiveUpAsync([run.RunId, new[] { 0, 1, 2 }, null], "gave up after 4 deliveries: the store is out of reach", CancellationToken.None);
+
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.Equal(TaskState.Succeeded, tasks[0].State);
+        Assert.All(tasks.Skip(1).Take(2), t => Assert.Equal((TaskState.Failed, "gave up after 4 deliveries: the store is out of reach"), (t.State, t.Error)));
+        Assert.All(tasks.Skip(3), t => Assert.Equal(TaskState.Queued, t.State));
+        Assert.Equal(2, (await rig.Runs.GetRunAsync(run.RunId, CancellationToken.None))!.Remaining);
+
+        // A job of one task, as Hangfire stored it before jobs of several, is ended the same way.
+        await job.GiveUpAsync([run.RunId, 3, null], "gave up", CancellationToken.None);
+        Assert.Equal(TaskState.Failed, (await rig.TaskAsync(run.RunId, 3)).State);
+    }
+
+    [Fact]
+    public async Task A_job_past_its_time_starts_no_further_task_and_hands_the_rest_back_to_the_dispatcher()
+    {
+        using var rig = new WorkerRig(WritesMade, new Dictionary<string, string?> { ["Worker:JobTime"] = "00:00:00.001" });
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
+
+        // The first task always runs; the others are handed back untouched, still queued.
+        Assert.Equal(1, rig.Runtime.Runs);
+        Assert.Equal(TaskState.Succeeded, (await rig.TaskAsync(run.RunId, 0)).State);
+        Assert.Equal([TaskState.Queued, TaskState.Queued], [(await rig.TaskAsync(run.RunId, 1)).State, (await rig.TaskAsync(run.RunId, 2)).State]);
+        Assert.Equal([(run.RunId, 1), (run.RunId, 2)], rig.Queue.Tasks);
+    }
+
+    [Fact]
+    public async Task A_cancel_in_the_middle_of_a_job_stops_its_running_task_and_ends_the_rest_without_starting_them()
+    {
+        var started = new TaskCompletionSource();
+        using var rig = new WorkerRig(async (_, outDir, ct) =>
+        {
+            if (started.TrySetResult())
+            {
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+
+            await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+            return ScriptedRuntime.Exit(0);
+        });
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+
+        var delivery = rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
+        await started.Task;
+        await rig.Runs.RequestStopAsync(run.RunId, StopReasons.Cancel("a test"), CancellationToken.None);
+        await delivery;
+
+        Assert.Equal(1, rig.Runtime.Runs);
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.Equal(TaskState.Cancelled, tasks[0].State);
+        Assert.All(tasks.Skip(1).Take(2), t => Assert.Equal((TaskState.Cancelled, "not started: cancelled by a test"), (t.State, t.Error)));
+        Assert.Equal(["cancelled"], (await rig.RowsAsync(run.RunId)).Select(r => r.Status));
+    }
+
+    [Fact]
+    public async Task A_job_cancelled_between_its_tasks_stops_there_and_leaves_the_rest_for_its_redelivery()
+    {
+        using var stop = new CancellationTokenSource();
+        using var rig = new WorkerRig(async (_, outDir, ct) =>
+        {
+            await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
+            await stop.CancelAsync();
+            return ScriptedRuntime.Exit(0);
+        });
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => rig.Runner.RunAsync(run.RunId, [0, 1, 2], stop.Token));
+
+        // The worker shut down during task 0: it ended (or is left for the redelivery); 1 and 2 never started.
+        Assert.Equal(1, rig.Runtime.Runs);
+        Assert.Equal([TaskState.Queued, TaskState.Queued], [(await rig.TaskAsync(run.RunId, 1)).State, (await rig.TaskAsync(run.RunId, 2)).State]);
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.All(tasks.Take(3), t => Assert.Equal(TaskState.Succeeded, t.State));
+        Assert.Equal([0, 1, 2], (await rig.RowsAsync(run.RunId)).Select(r => r.TaskIndex).Distinct());
+    }
+}
