@@ -103,7 +103,9 @@ internal static class DeletedFiles
                 continue;
             }
 
-            if (!UnixFile.TryStat(entry, followLinks: true, out var status, out _) || status.Kind != UnixFileKind.Regular || found.ContainsKey((status.Device, status.Inode)))
+            // The kernel's " (deleted)" is also what a live file may be named: only a file with no
+            // name left (no link) is invisible to the walk; one still named is counted there.
+            if (!UnixFile.TryStat(entry, followLinks: true, out var status, out _) || status.Kind != UnixFileKind.Regular || status.Links != 0 || found.ContainsKey((status.Device, status.Inode)))
             {
                 continue;
             }

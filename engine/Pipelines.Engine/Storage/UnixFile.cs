@@ -21,7 +21,7 @@ internal enum UnixFileKind
 /// folder, the bytes allocated on disk, and the change and modification times (ns since the epoch)
 /// that tell a local input's remembered hash still holds.
 /// </summary>
-internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated, long ChangeTimeNs = 0, long ModifyTimeNs = 0);
+internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated, long ChangeTimeNs = 0, long ModifyTimeNs = 0, uint Links = 1);
 
 /// <summary>
 /// stat(2) through statx, whose struct has one layout on every architecture. .NET's FileInfo
@@ -60,7 +60,7 @@ internal static partial class UnixFile
     /// <summary>Reads a struct statx (one layout on every architecture).</summary>
     public static UnixFileStatus Parse(ReadOnlySpan<byte> buffer)
     {
-        // stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_blocks (512-byte units) at 48,
+        // stx_nlink (u32) at 16, stx_mode (u16) at 28, stx_ino at 32, stx_size at 40, stx_blocks (512-byte units) at 48,
         // stx_ctime and stx_mtime (s64 seconds, u32 nanoseconds) at 96 and 112, stx_dev_major/minor at 136/140.
         var mode = BinaryPrimitives.ReadUInt16LittleEndian(buffer[28..]);
         var kind = (mode & 0xF000) switch
@@ -82,7 +82,8 @@ internal static partial class UnixFile
             BinaryPrimitives.ReadUInt64LittleEndian(buffer[32..]),
             (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[48..]) * 512,
             Nanoseconds(buffer[96..]),
-            Nanoseconds(buffer[112..]));
+            Nanoseconds(buffer[112..]),
+            BinaryPrimitives.ReadUInt32LittleEndian(buffer[16..]));
     }
 
     private static long Nanoseconds(ReadOnlySpan<byte> timestamp) =>

@@ -1,4 +1,5 @@
 using Pipelines.Containers;
+using Pipelines.Storage;
 
 namespace Pipelines.Tests.Containers;
 
@@ -33,5 +34,24 @@ public sealed class DeletedFilesTests
         Assert.NotNull(located);
         Assert.EndsWith("/", located.Value.Path, StringComparison.Ordinal);
         Assert.EndsWith(Path.GetFileName(temp.Path) + "/", located.Value.Path, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("f")]
+    [InlineData("f (deleted)")]
+    public void An_open_file_has_a_link_while_it_is_named_and_none_once_removed_whatever_its_name(string name)
+    {
+        // What DeletedFiles tells a removed file by: /proc/PID/fd's " (deleted)" can be a live file's own name.
+        using var temp = new Support.TempFolder();
+        var path = Path.Combine(temp.Path, name);
+        using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        var fd = "/proc/self/fd/" + stream.SafeFileHandle.DangerousGetHandle();
+
+        Assert.True(UnixFile.TryStat(fd, followLinks: true, out var named, out _));
+        Assert.Equal(1u, named.Links);
+        File.Delete(path);
+        Assert.True(UnixFile.TryStat(fd, followLinks: true, out var removed, out _));
+        Assert.Equal(0u, removed.Links);
+        Assert.EndsWith(name + " (deleted)", new FileInfo(fd).LinkTarget, StringComparison.Ordinal);
     }
 }

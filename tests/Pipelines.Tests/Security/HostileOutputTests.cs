@@ -59,6 +59,9 @@ public class HostileRunFixture : IAsyncLifetime
 
         // 64 MiB in a file removed while held open: no walk of /out sees it, the disk under /out holds it all the same.
         ["deleted-but-open"] = "exec 3>/out/hidden; rm /out/hidden; dd if=/dev/zero bs=1048576 count=64 >&3 2>/dev/null; sleep 60",
+        // 12 MiB held open in a live file whose name ends as the kernel marks a deleted one: counted
+        // once (by the walk), it is under the 20Mi quota; counted as deleted too it would be 24 MiB.
+        ["named-deleted"] = "exec 3>\"/out/big (deleted)\"; dd if=/dev/zero bs=1048576 count=12 >&3 2>/dev/null; sleep 3; exec 3>&-; rm \"/out/big (deleted)\"; echo ok > /out/r.tsv",
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
@@ -79,7 +82,7 @@ public class HostileRunFixture : IAsyncLifetime
     };
 
     /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
-    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb"];
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb", "named-deleted"];
 
     public async Task InitializeAsync()
     {
@@ -210,6 +213,14 @@ public abstract class HostileOutputCases(HostileRunFixture f)
         Assert.Equal(["r.tsv"], row.Outputs.Select(o => o.Key.Split('/')[^1]));
         var log = Encoding.UTF8.GetString(await f.Run.ReadAsync(row.Log!));
         Assert.Contains(warning, log, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_live_file_named_like_a_deleted_one_counts_once_against_the_quota()
+    {
+        var row = f.Row("named-deleted");
+        Assert.True(row.Status == "succeeded", row.Error);
+        Assert.Equal(["r.tsv"], row.Outputs.Select(o => o.Key.Split('/')[^1]));
     }
 
     [Fact]
