@@ -6,7 +6,7 @@
  * Listens on the Unix socket SOCKET (in the control folder the engine binds at
  * /run/pipelines), accepts ONE connection from the engine, then removes the socket so that no
  * process it starts can reach the engine's channel or take its place. For each request on that
- * connection it forks and execs the command (no shell) in /out, streams its stdout and stderr
+ * connection it starts the command (vfork and exec, no shell) in /out, streams its stdout and stderr
  * back in frames, and when the command exits, is timed out or cancelled by the engine, or the engine goes away,
  * kills every other process of the container (kill(-1, SIGKILL): as PID 1 of the PID namespace it
  * is the one process that survives), reaps them, empties /tmp, /dev/shm and /dev/mqueue and the
@@ -17,7 +17,8 @@
  * helper -> engine: 'H' hello "pipelines-warm/2" (once, on accept); 'O' stdout bytes; 'E'
  *   stderr bytes; 'X' exit (40 bytes: u32 kind 0 exited / 1 signalled / 2 not started,
  *   i32 code or signal, u32 flags 1 timed out / 2 oom-killed / 4 cancelled, u32 0,
- *   u64 fork_us, u64 run_us, u64 cleanup_us); 'P' a protocol error text, then the helper exits.
+ *   u64 start_us (the vfork until the exec), u64 run_us, u64 cleanup_us); 'P' a protocol error
+ *   text, then the helper exits.
  * engine -> helper: 'R' request (u32 argc, u32 envc, then argc + envc strings as u32 length +
  *   bytes, no NUL inside, env as NAME=VALUE); 'C' cancel the running request; 'T' the running
  *   request's time is up (killed and answered as timed out).
@@ -27,6 +28,11 @@
  * waiting in its socket when it thaws.
  * Anything else, a short frame or a frame too long ends the helper: the engine treats the
  * container as broken and replaces it. Exits 0 when the engine closes the connection.
+ *
+ * What it opens once (docs/benchmarks.md, "The fork helper's cost per request"): /dev/null, the
+ * folders it empties (/tmp, /dev/shm, /dev/mqueue: mount points, which a process without
+ * CAP_SYS_ADMIN can neither move nor cover) and the memory cgroup's OOM count, so that a request
+ * walks no path of the helper's; every fd of its own is close-on-exec.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -58,6 +64,14 @@ extern char **environ;
 
 static int ctl = -1;   /* the engine's connection */
 static int sigfd = -1; /* SIGCHLD */
+static int nullfd = -1; /* /dev/null, a request's stdin */
+static int tmpfd = -1, shmfd = -1, mqfd = -1; /* /tmp, /dev/shm, /dev/mqueue */
+static int oomfd = -1;  /* the memory cgroup's OOM count (v1 memory.oom_control, v2 memory.events) */
+static long oom_last = -1; /* that count after the last request (or at start): nothing runs between requests */
+
+/* What the engine sent and a frame has not taken yet: a frame is read in one read() when it can be. */
+static unsigned char inbuf[65536];
+static size_t in_at, in_len;
 
 static uint64_t now_us(void)
 {
@@ -96,14 +110,20 @@ static void write_all(int fd, const void *buf, size_t n)
     }
 }
 
+/* One frame, in one write when it fits in a chunk's frame (every frame but a long protocol error). */
 static void send_frame(char type, const void *payload, uint32_t n)
 {
-    unsigned char head[5];
-    put32(head, n + 1);
-    head[4] = (unsigned char)type;
-    write_all(ctl, head, 5);
-    if (n > 0)
-        write_all(ctl, payload, n);
+    static unsigned char frame[5 + CHUNK];
+    put32(frame, n + 1);
+    frame[4] = (unsigned char)type;
+    if (n <= CHUNK) {
+        if (n > 0)
+            memcpy(frame + 5, payload, n);
+        write_all(ctl, frame, 5 + (size_t)n);
+        return;
+    }
+    write_all(ctl, frame, 5);
+    write_all(ctl, payload, n);
 }
 
 static void fail(const char *why)
@@ -112,13 +132,25 @@ static void fail(const char *why)
     _exit(2);
 }
 
-/* Reads exactly n bytes; 0 at a clean end before the first byte, 1 when read, exits otherwise. */
-static int read_exact(int fd, void *buf, size_t n, int eof_ok)
+/*
+ * Reads exactly n bytes of the engine's connection, what is buffered first; 0 at a clean end
+ * before the first byte, 1 when read, exits otherwise. A short read fills the buffer with what
+ * has come (the whole frame, usually); a long one goes straight to its destination.
+ */
+static int read_exact(void *buf, size_t n, int eof_ok)
 {
     char *p = buf;
     size_t got = 0;
     while (got < n) {
-        ssize_t r = read(fd, p + got, n - got);
+        if (in_at < in_len) {
+            size_t take = in_len - in_at < n - got ? in_len - in_at : n - got;
+            memcpy(p + got, inbuf + in_at, take);
+            in_at += take;
+            got += take;
+            continue;
+        }
+        int direct = n - got >= sizeof inbuf;
+        ssize_t r = direct ? read(ctl, p + got, n - got) : read(ctl, inbuf, sizeof inbuf);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -128,7 +160,10 @@ static int read_exact(int fd, void *buf, size_t n, int eof_ok)
                 return 0;
             _exit(3);
         }
-        got += (size_t)r;
+        if (direct)
+            got += (size_t)r;
+        else
+            in_at = 0, in_len = (size_t)r;
     }
     return 1;
 }
@@ -137,23 +172,47 @@ static int read_exact(int fd, void *buf, size_t n, int eof_ok)
 static int read_frame(unsigned char *type, unsigned char **buf, uint32_t *n)
 {
     unsigned char head[4];
-    if (!read_exact(ctl, head, 4, 1))
+    if (!read_exact(head, 4, 1))
         return 0;
     uint32_t len = get32(head);
     if (len < 1 || len > MAX_FRAME)
         fail("frame length out of range");
-    read_exact(ctl, type, 1, 0);
+    read_exact(type, 1, 0);
     *n = len - 1;
     *buf = malloc(*n + 1);
     if (!*buf)
         fail("out of memory");
     if (*n > 0)
-        read_exact(ctl, *buf, *n, 0);
+        read_exact(*buf, *n, 0);
     (*buf)[*n] = 0;
     return 1;
 }
 
 /* --- cleaning between requests ------------------------------------------------ */
+
+static void empty_at(int dfd);
+
+/* Removes one entry of an open folder, never following a link: a folder with what is inside it. */
+static void remove_entry(int dfd, const char *name)
+{
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return;
+    if (unlinkat(dfd, name, 0) == 0)
+        return;
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+        return;
+    /* a folder made unreadable (chmod 000) is opened again after giving it back its mode */
+    int child = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child < 0 && fchmodat(dfd, name, 0700, 0) == 0)
+        child = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (child >= 0) {
+        fchmod(child, 0700);
+        empty_at(child);
+        close(child);
+    }
+    unlinkat(dfd, name, AT_REMOVEDIR);
+}
 
 /* Removes everything inside an open folder, never following a link. */
 static void empty_at(int dfd)
@@ -162,41 +221,46 @@ static void empty_at(int dfd)
     struct dirent *e;
     if (!d)
         return;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (unlinkat(dfd, e->d_name, 0) == 0)
-            continue;
-        struct stat st;
-        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
-            continue;
-        /* a folder made unreadable (chmod 000) is opened again after giving it back its mode */
-        int child = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child < 0 && fchmodat(dfd, e->d_name, 0700, 0) == 0)
-            child = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (child >= 0) {
-            fchmod(child, 0700);
-            empty_at(child);
-            close(child);
-        }
-        unlinkat(dfd, e->d_name, AT_REMOVEDIR);
-    }
+    while ((e = readdir(d)) != NULL)
+        remove_entry(dfd, e->d_name);
     closedir(d);
 }
 
-static void empty_folder(const char *path)
+/*
+ * Empties a folder the helper keeps open (fd -1: it could not be opened at start, as a missing
+ * one was skipped before): read again from its start with getdents64 into a buffer of its own,
+ * three system calls when it is empty, where opening it by path each time walked the path and
+ * took eight. What is inside a folder in it is removed by empty_at.
+ */
+static void empty_kept(int dfd)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        empty_at(fd);
-        close(fd);
+    static char buf[8192] __attribute__((aligned(8)));
+    if (dfd < 0 || lseek(dfd, 0, SEEK_SET) != 0)
+        return;
+    for (;;) {
+        ssize_t n = getdents64(dfd, buf, sizeof buf);
+        if (n <= 0)
+            return;
+        for (ssize_t at = 0; at < n;) {
+            struct dirent64 *e = (struct dirent64 *)(buf + at);
+            at += e->d_reclen;
+            remove_entry(dfd, e->d_name);
+        }
     }
+}
+
+static int open_folder(const char *path)
+{
+    return open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 static void remove_ipc(void)
 {
+    /* Each kind's INFO says how many exist: with none (every request but a hostile one), no look at its slots. */
     struct shm_info si;
     int max = shmctl(0, SHM_INFO, (struct shmid_ds *)&si);
+    if (max >= 0 && si.used_ids == 0)
+        max = -1;
     for (int i = 0; i <= max; i++) {
         struct shmid_ds ds;
         int id = shmctl(i, SHM_STAT, &ds);
@@ -205,6 +269,8 @@ static void remove_ipc(void)
     }
     struct seminfo sem;
     max = semctl(0, 0, SEM_INFO, &sem);
+    if (max >= 0 && sem.semusz == 0)
+        max = -1;
     for (int i = 0; i <= max; i++) {
         struct semid_ds ds;
         int id = semctl(i, 0, SEM_STAT, &ds);
@@ -213,6 +279,8 @@ static void remove_ipc(void)
     }
     struct msginfo mi;
     max = msgctl(0, MSG_INFO, (struct msqid_ds *)&mi);
+    if (max >= 0 && mi.msgpool == 0)
+        max = -1;
     for (int i = 0; i <= max; i++) {
         struct msqid_ds ds;
         int id = msgctl(i, MSG_STAT, &ds);
@@ -232,22 +300,30 @@ static void kill_all(void)
     }
 }
 
-/* The memory cgroup's count of OOM kills (v1 memory.oom_control, v2 memory.events); -1 unknown. */
-static long oom_kills(void)
+/* The memory cgroup's file of OOM counts, opened once: v1 memory.oom_control, else v2 memory.events. */
+static int open_oom(void)
 {
     static const char *files[] = {"/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-        FILE *f = fopen(files[i], "re");
-        char line[128];
-        long n;
-        if (!f)
-            continue;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "oom_kill %ld", &n) == 1) {
-                fclose(f);
-                return n;
-            }
-        fclose(f);
+        int fd = open(files[i], O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            return fd;
+    }
+    return -1;
+}
+
+/* The memory cgroup's count of OOM kills, read again from the file's start (the kernel renders it anew); -1 unknown. */
+static long oom_kills(void)
+{
+    char text[512];
+    ssize_t n = oomfd < 0 ? -1 : pread(oomfd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return -1;
+    text[n] = 0;
+    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        long count;
+        if (sscanf(line, "oom_kill %ld", &count) == 1)
+            return count;
     }
     return -1;
 }
@@ -295,6 +371,48 @@ static char **merged_env(char **extra, uint32_t n)
     return env;
 }
 
+/*
+ * The vfork child's last words on stderr (the request's): formatted on its stack, with no
+ * allocation in the memory it shares with the helper, then it exits with code.
+ */
+static void child_fails(const char *what, const char *command, int code)
+{
+    int e = errno;
+    char msg[512];
+    int n = command ? snprintf(msg, sizeof msg, "pipelines-warm: %s '%s': %s\n", what, command, strerror(e))
+                    : snprintf(msg, sizeof msg, "pipelines-warm: %s: %s\n", what, strerror(e));
+    if (n > 0)
+        write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    _exit(code);
+}
+
+/*
+ * Starts the command with vfork: the child borrows the helper's memory (no copy of its page
+ * tables, no copy-on-write faults after) and the helper waits until it has exec'd or exited.
+ * What the child changes is its own (signal mask, handlers, fds, working folder) but for
+ * environ, which execvp searches PATH in: the caller puts the helper's own back when this
+ * returns. A function of its own, so that nothing of the caller's frame is live across the vfork.
+ */
+__attribute__((noinline)) static pid_t start_child(char **argv, char **env, int out, int err)
+{
+    pid_t child = vfork();
+    if (child == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(nullfd, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        if (chdir("/out") != 0)
+            child_fails("cannot enter /out", NULL, 126);
+        environ = env;
+        execvp(argv[0], argv);
+        child_fails("cannot run", argv[0], errno == ENOENT ? 127 : 126);
+    }
+    return child;
+}
+
 static void run_request(const unsigned char *p, uint32_t n)
 {
     if (n < 8)
@@ -314,32 +432,21 @@ static void run_request(const unsigned char *p, uint32_t n)
             fail("an environment entry is not NAME=VALUE");
     }
 
-    long oom_before = oom_kills();
+    /* Nothing runs in the container between requests: the count the last request left is this one's start. */
+    long oom_before = oom_last;
     int out[2], err[2];
+    /* Made before the vfork: the child shares the helper's memory until it execs, and must not allocate. */
+    char **env = merged_env(extra, envc);
+    if (!env)
+        fail("out of memory");
+    char **own_env = environ;
     uint64_t t0 = now_us();
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0)
         fail("pipe failed");
-    pid_t child = fork();
-    if (child == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        int null = open("/dev/null", O_RDONLY);
-        dup2(null, 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        if (chdir("/out") != 0) {
-            dprintf(2, "pipelines-warm: cannot enter /out: %s\n", strerror(errno));
-            _exit(126);
-        }
-        char **env = merged_env(extra, envc);
-        if (env)
-            environ = env;
-        execvp(argv[0], argv);
-        dprintf(2, "pipelines-warm: cannot run '%s': %s\n", argv[0], strerror(errno));
-        _exit(errno == ENOENT ? 127 : 126);
-    }
+    pid_t child = start_child(argv, env, out[1], err[1]);
+    int start_errno = errno;
+    environ = own_env;
+    free(env);
     close(out[1]);
     close(err[1]);
     uint64_t t1 = now_us();
@@ -347,7 +454,7 @@ static void run_request(const unsigned char *p, uint32_t n)
     int32_t value = 0;
     if (child < 0) {
         kind = 2;
-        value = errno;
+        value = start_errno;
         const char *msg = "pipelines-warm: cannot start the command: fork failed (the container's pids limit?)\n";
         send_frame('E', msg, (uint32_t)strlen(msg));
     }
@@ -358,8 +465,12 @@ static void run_request(const unsigned char *p, uint32_t n)
         struct pollfd fds[4] = {
             {ctl, POLLIN, 0}, {sigfd, POLLIN, 0}, {open_out ? out[0] : -1, POLLIN, 0}, {open_err ? err[0] : -1, POLLIN, 0},
         };
-        if (poll(fds, 4, -1) < 0 && errno != EINTR)
+        /* a cancel or timeout already read into the buffer is waiting as surely as one in the socket */
+        int pending = in_at < in_len;
+        if (poll(fds, 4, pending ? 0 : -1) < 0 && errno != EINTR)
             fail("poll failed");
+        if (pending)
+            fds[0].revents |= POLLIN;
         if (fds[0].revents) {
             unsigned char type, *payload;
             uint32_t len;
@@ -413,11 +524,12 @@ static void run_request(const unsigned char *p, uint32_t n)
         kind = 1, value = SIGKILL;
     uint64_t t2 = now_us();
 
-    empty_folder("/tmp");
-    empty_folder("/dev/shm");
-    empty_folder("/dev/mqueue");
+    empty_kept(tmpfd);
+    empty_kept(shmfd);
+    empty_kept(mqfd);
     remove_ipc();
     long oom_after = oom_kills();
+    oom_last = oom_after;
     if (oom_before >= 0 && oom_after > oom_before)
         flags |= 2;
 
@@ -467,6 +579,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "warm-helper: cannot listen on %s: %s\n", argv[1], strerror(errno));
         return 1;
     }
+    nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nullfd < 0) {
+        fprintf(stderr, "warm-helper: cannot open /dev/null: %s\n", strerror(errno));
+        return 1;
+    }
+    tmpfd = open_folder("/tmp");
+    shmfd = open_folder("/dev/shm");
+    mqfd = open_folder("/dev/mqueue");
+    oomfd = open_oom();
+    oom_last = oom_kills();
+
     ctl = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
     if (ctl < 0) {
         fprintf(stderr, "warm-helper: accept failed: %s\n", strerror(errno));
