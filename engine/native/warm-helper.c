@@ -46,6 +46,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sys/prctl.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
@@ -562,6 +563,15 @@ int main(int argc, char **argv)
         /* kill(-1) is only safe as the first process of the container's own PID namespace */
         fprintf(stderr, "warm-helper: must be the container's first process (pid 1), not %d\n", (int)getpid());
         return 2;
+    }
+    /* A request's processes run as this helper's user: while the helper is dumpable they may
+     * ptrace it or write its memory through /proc/1/mem (no capability needed for one's own
+     * user), and so outlive the kill that ends a request, inside the helper that serves the next
+     * one. Not dumpable, /proc/1 is closed to them (mem, maps, fd, environ) and ptrace refused;
+     * a command exec'd by the helper is dumpable again, as any program is. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        fprintf(stderr, "warm-helper: cannot make itself undumpable: %s\n", strerror(errno));
+        return 1;
     }
     signal(SIGPIPE, SIG_IGN);
     sigset_t chld;

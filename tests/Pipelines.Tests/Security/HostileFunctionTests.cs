@@ -155,7 +155,7 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         var function = await FunctionAsync("""
             name: loud
             image: pipelines-tests/hostile:1
-            command: ["sh", "-c", "yes 0123456789abcdef | head -c 24000000; yes 0123456789abcdef | head -c 24000000 > /proc/1/fd/1; echo LAST; exit 3"]
+            command: ["sh", "-c", "yes 0123456789abcdef | head -c 24000000; yes 0123456789abcdef | head -c 24000000 > /proc/1/fd/1; yes 0123456789abcdef | head -c 24000000 > /proc/1/fd/2; echo LAST; exit 3"]
             resources: { timeout: 60s }
             """);
 
@@ -166,18 +166,40 @@ public sealed class HostileFunctionTests : IAsyncLifetime
         Assert.EndsWith("LAST", outcome.StderrTail, StringComparison.Ordinal);
         Assert.InRange(outcome.StderrTail!.Length, 1, FunctionInvoker.TailBytes + 3);
 
-        // What the command printed into the container's own output went to Docker's json log,
-        // which Docker:LogMaxSize (1m here) caps at two files while the container lives on.
-        // Docker reads max-size in decimal units: 1m is 1,000,000 bytes. It rotates once a file
-        // has reached that, so the rotated file holds at least 1,000,000 bytes and each file at
-        // most that plus one entry (a 17-byte line as JSON); the current file holds anything up to it.
+        // The container's own output (Docker's json log, capped by Docker:LogMaxSize) is the
+        // helper's: the command cannot open the helper's descriptors (/proc/1/fd is closed to it,
+        // the helper is not dumpable), so nothing of its 48 MB reached that log.
+        Assert.Contains("/proc/1/fd/1: Permission denied", outcome.StderrTail, StringComparison.Ordinal);
+        Assert.Contains("/proc/1/fd/2: Permission denied", outcome.StderrTail, StringComparison.Ordinal);
         using var docker = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
         var inspect = await docker.Containers.InspectContainerAsync(outcome.ContainerId!);
-        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*")
-            .ToDictionary(l => Path.GetFileName(l), l => new FileInfo(l).Length);
-        var sizes = string.Join(", ", logs.Select(l => $"{l.Key}: {l.Value:N0} bytes"));
-        Assert.True(logs.Count == 2 && logs.Values.All(size => size <= 1_000_000 + 4096), $"two files of at most 1m and an entry: {sizes}");
-        Assert.True(logs[Path.GetFileName(inspect.LogPath) + ".1"] >= 1_000_000, $"the rotated file holds at least 1m: {sizes}");
+        var logs = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*");
+        Assert.InRange(logs.Sum(l => new FileInfo(l).Length), 0, 64 * 1024);
+    }
+
+    [Fact]
+    public async Task A_request_can_neither_read_nor_write_the_helpers_memory_and_the_next_request_is_served_by_an_unchanged_helper()
+    {
+        // A request's processes run as the helper's user: without more, they could write the
+        // helper's memory through /proc/1/mem (or ptrace it) and outlive the kill that ends the
+        // request, inside the helper that serves the next one.
+        var (invoker, pool) = Engine();
+        var function = await FunctionAsync("""
+            name: poke
+            image: pipelines-tests/hostile:1
+            command: ["sh", "-c", "for f in maps environ mem; do if head -c1 /proc/1/$f >/dev/null 2>&1; then echo $f:open; else echo $f:closed; fi; done > /out/out.txt; a=$(grep -m1 rw-p /proc/1/maps | cut -d- -f1); [ -n \"$a\" ] || a=0; printf X | dd of=/proc/1/mem bs=1 seek=$((0x$a)) conv=notrunc 2>/dev/null && echo mem:written >> /out/out.txt; true"]
+            resources: { timeout: 30s }
+            max: 1
+            """);
+
+        var first = await InvokeAsync(invoker, function, "x");
+        var next = await InvokeAsync(invoker, function, "y");
+
+        Assert.Equal(InvocationStatus.Succeeded, first.Outcome.Status);
+        Assert.Equal("maps:closed\nenviron:closed\nmem:closed\n", first.Output);
+        Assert.Equal((InvocationStatus.Succeeded, first.Output), (next.Outcome.Status, next.Output));
+        Assert.Equal(first.Outcome.ContainerId, next.Outcome.ContainerId);
+        Assert.Equal(0, pool.Stats().Single().Replaced);
     }
 
     [Fact]
