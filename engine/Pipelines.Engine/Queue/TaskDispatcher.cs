@@ -259,7 +259,7 @@ internal sealed partial class TaskDispatcher(
         var capacity = workers.Read();
         await MarkHarvestHoldsAsync(demands, capacity, now, ct).ConfigureAwait(false);
         var freeJobs = (2 * capacity.Offered) - loads.Sum(l => jobs.GetValueOrDefault(l.Tenant, l.InFlight)) - invocationLoads.Sum(l => l.InFlight);
-        var size = JobSizes.Of(demands.Sum(d => d.Pending), capacity.Offered, tenants.Tenancy.TasksPerJob, invocationLoads.Count > 0);
+        var size = JobSizes.Of(demands.Sum(d => d.Pending), capacity.Offered, tenants.Tenancy.TasksPerJob, invocationLoads.Count > 0 || demands.Count(d => d.Pending > 0) > 1);
         var free = Math.Max(0, freeJobs) * size;
         var released = new List<(TenantId? Tenant, TaskKey Key)>();
         var releasedBy = new Dictionary<TenantId, int>();

@@ -14,9 +14,9 @@ public sealed class JobSizesTests
     [InlineData(0, 4, 8, false, 1)]
     [InlineData(400, 0, 8, false, 1)] // no live slot
     [InlineData(400, 4, 1, false, 1)] // Tenancy:TasksPerJob 1: one job per task, as before
-    [InlineData(400, 4, 8, true, 1)] // invocations waiting or running: one per job
-    public void A_job_carries_the_waiting_tasks_spread_over_twice_the_slots_within_the_bound(int pending, int offered, int max, bool invocations, int expected) =>
-        Assert.Equal(expected, JobSizes.Of(pending, offered, max, invocations));
+    [InlineData(400, 4, 8, true, 1)] // contended (invocations waiting or running, or two tenants' tasks waiting): one per job
+    public void A_job_carries_the_waiting_tasks_spread_over_twice_the_slots_within_the_bound(int pending, int offered, int max, bool contended, int expected) =>
+        Assert.Equal(expected, JobSizes.Of(pending, offered, max, contended));
 
     [Fact]
     public void Released_tasks_become_as_few_jobs_as_the_size_allows_as_even_as_they_can_be_in_task_order()
