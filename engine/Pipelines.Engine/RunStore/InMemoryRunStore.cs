@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Microsoft.Win32.SafeHandles;
+using Pipelines.Storage;
 using Pipelines.Tenancy;
 using Pipelines.Usage;
 
@@ -23,14 +23,12 @@ namespace Pipelines.RunStore;
 internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUsageStore? usage = null) : IRunStore, IDisposable
 {
     /// <summary>The ledger its commits and claims write (one of its own when none is shared).</summary>
-    public InMemoryUsageStore Usage { get; } = usage ?? new InMemoryUsageStore();
+    public InMemoryUsageStore Usage { get; } = usage ?? new InMemoryUsageStore(spillDirectory);
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Entry> _runs = new(StringComparer.Ordinal);
     private readonly Dictionary<TenantId, TenantUse> _usage = [];
-    private SafeFileHandle? _spill;
-    private long _spillLength;
-    private bool _disposed;
+    private readonly SpillFile _spill = new(spillDirectory, "provenance");
 
     /// <summary>Where one provenance row is in the spill file, with what orders it.</summary>
     private readonly record struct RowAt(int Index, int StepRank, int Attempt, long Offset, int Length);
@@ -288,7 +286,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         var at = new RowAt[rows.Count];
         for (var i = 0; i < rows.Count; i++)
         {
-            at[i] = new RowAt(index, ranks[i], rows[i].Attempt, Append(json[i]), json[i].Length);
+            at[i] = new RowAt(index, ranks[i], rows[i].Attempt, _spill.Append(json[i]), json[i].Length);
         }
 
         // The usage record too (it goes to the ledger's spill file): a write that fails leaves the task open.
@@ -322,32 +320,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         return json;
     }
 
-    /// <summary>Appends one row to the spill file (under the lock) and returns where it starts.</summary>
-    private long Append(byte[] json)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_spill is null)
-        {
-            var dir = spillDirectory ?? Path.GetTempPath();
-            var path = Path.Combine(dir, $"pipelines-provenance-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            _spill = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-            File.Delete(path);
-        }
-
-        var at = _spillLength;
-        RandomAccess.Write(_spill, json, at);
-        _spillLength += json.Length;
-        return at;
-    }
-
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            _disposed = true;
-            _spill?.Dispose();
-        }
-    }
+    public void Dispose() => _spill.Dispose();
 
     public Task RequestStopAsync(string runId, string reason, CancellationToken cancellationToken)
     {
@@ -414,33 +387,14 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
     private IEnumerable<ProvenanceRow> ProvenanceOf(string runId, IReadOnlyCollection<int>? taskIndexes, CancellationToken cancellationToken)
     {
         RowAt[] at;
-        SafeFileHandle? spill;
         lock (_lock)
         {
             at = (_runs.GetValueOrDefault(runId)?.Provenance ?? []).Where(p => taskIndexes is null || taskIndexes.Contains(p.Index))
                 .OrderBy(p => p.Index).ThenBy(p => p.StepRank).ThenBy(p => p.Attempt).ToArray();
-            spill = _spill;
         }
 
-        // Read outside the lock: written rows never change, and positional reads of one handle
-        // may run beside the appends of commits.
-        var buffer = new byte[4096];
-        foreach (var p in at)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (buffer.Length < p.Length)
-            {
-                buffer = new byte[Math.Max(p.Length, buffer.Length * 2)];
-            }
-
-            for (var read = 0; read < p.Length;)
-            {
-                var n = RandomAccess.Read(spill!, buffer.AsSpan(read, p.Length - read), p.Offset + read);
-                read += n > 0 ? n : throw new IOException($"the provenance spill file ended at {p.Offset + read} bytes, before a row of {p.Length} bytes at {p.Offset}");
-            }
-
-            yield return JsonSerializer.Deserialize<ProvenanceRow>(buffer.AsSpan(0, p.Length)) ?? throw new InvalidDataException($"run {runId}: a provenance row of task {p.Index} read back as null");
-        }
+        // Read outside the lock: written rows never change (SpillFile).
+        return _spill.Read<ProvenanceRow>(at.Select(p => (p.Offset, p.Length)), cancellationToken);
     }
 
     public Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)

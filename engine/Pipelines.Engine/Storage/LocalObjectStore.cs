@@ -265,10 +265,8 @@ internal sealed partial class LocalObjectStore : IObjectStore
     /// </summary>
     private static bool MakePlain(SafeFileHandle file)
     {
-        Span<byte> statx = stackalloc byte[256];
         var fd = (int)file.DangerousGetHandle();
-        if (Statx(fd, "", AtEmptyPath, StatxBasicStats, ref MemoryMarshal.GetReference(statx)) != 0
-            || UnixFile.Parse(statx) is not { Kind: UnixFileKind.Regular, Links: 1 })
+        if (!UnixFile.TryStat(fd, out var status, out _) || status is not { Kind: UnixFileKind.Regular, Links: 1 })
         {
             return false;
         }
@@ -281,14 +279,9 @@ internal sealed partial class LocalObjectStore : IObjectStore
 
     private const int AtFdCwd = -100;
     private const int AtSymlinkFollow = 0x400;
-    private const int AtEmptyPath = 0x1000;
-    private const uint StatxBasicStats = 0x7ff;
 
     [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LinkAt(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int dirfd, string path, int flags, uint mask, ref byte buffer);
 
     [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
     private static partial nint FListXattr(int fd, IntPtr list, nuint size);

@@ -20,7 +20,6 @@ internal static unsafe partial class NoFollow
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;
     private const int AtRemoveDir = 0x200;
-    private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
     private const int ENOENT = 2;
     private const int EEXIST = 17;
@@ -310,20 +309,8 @@ internal static unsafe partial class NoFollow
         ? "a symbolic link, which is never followed"
         : kind == UnixFileKind.Fifo ? "a named pipe" : UnixFile.Describe(kind);
 
-    private static UnixFileStatus StatDescriptor(int fd, string shownAs)
-    {
-        Span<byte> buffer = stackalloc byte[256];
-        byte empty = 0;
-        fixed (byte* b = buffer)
-        {
-            if (Statx(fd, &empty, AtEmptyPath | AtSymlinkNoFollow, StatxBasicStats, b) != 0)
-            {
-                throw Error("cannot look at", shownAs);
-            }
-        }
-
-        return UnixFile.Parse(buffer);
-    }
+    private static UnixFileStatus StatDescriptor(int fd, string shownAs) =>
+        UnixFile.TryStat(fd, out var status, out var errno) ? status : throw Error("cannot look at", shownAs, errno);
 
     private static int OpenAt(int dirFd, byte[] name, int flags)
     {

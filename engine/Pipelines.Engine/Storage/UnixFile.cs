@@ -33,6 +33,7 @@ internal static partial class UnixFile
 {
     private const int AtFdCwd = -100;
     private const int AtSymlinkNoFollow = 0x100;
+    private const int AtEmptyPath = 0x1000;
     private const uint StatxBasicStats = 0x7ff;
 
     public const int ENOENT = 2;
@@ -46,6 +47,22 @@ internal static partial class UnixFile
     {
         Span<byte> buffer = stackalloc byte[256];
         if (Statx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            status = default;
+            return false;
+        }
+
+        status = Parse(buffer);
+        errno = 0;
+        return true;
+    }
+
+    /// <summary>The status of an open file (statx of the descriptor itself, AT_EMPTY_PATH); on failure, the errno.</summary>
+    public static bool TryStat(int fd, out UnixFileStatus status, out int errno)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        if (Statx(fd, "", AtEmptyPath, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
         {
             errno = Marshal.GetLastPInvokeError();
             status = default;

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text.Json;
-using Microsoft.Win32.SafeHandles;
+using Pipelines.Storage;
 
 namespace Pipelines.Usage;
 
@@ -27,9 +27,7 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
     private readonly List<RecordAt> _all = [];
     private readonly Dictionary<string, RunLedger> _byRun = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RecordAt> _byId = new(StringComparer.Ordinal);
-    private SafeFileHandle? _spill;
-    private long _spillLength;
-    private bool _disposed;
+    private readonly SpillFile _spill = new(spillDirectory, "usage");
 
     /// <summary>Where one record is in the spill file.</summary>
     private readonly record struct RecordAt(long Offset, int Length);
@@ -71,7 +69,7 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
                 return false;
             }
 
-            var at = new RecordAt(Append(json), json.Length);
+            var at = new RecordAt(_spill.Append(json), json.Length);
             _all.Add(at);
             if (key is { } taskKey)
             {
@@ -169,14 +167,7 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    public void Dispose()
-    {
-        lock (_lock)
-        {
-            _disposed = true;
-            _spill?.Dispose();
-        }
-    }
+    public void Dispose() => _spill.Dispose();
 
     private RecordAt[] Snapshot()
     {
@@ -186,56 +177,10 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
         }
     }
 
-    /// <summary>Appends one record to the spill file (under the lock) and returns where it starts.</summary>
-    private long Append(byte[] json)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        if (_spill is null)
-        {
-            var dir = spillDirectory ?? Path.GetTempPath();
-            var path = Path.Combine(dir, $"pipelines-usage-{Environment.ProcessId}-{Guid.NewGuid():N}");
-            _spill = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None);
-            File.Delete(path);
-        }
-
-        var at = _spillLength;
-        RandomAccess.Write(_spill, json, at);
-        _spillLength += json.Length;
-        return at;
-    }
-
     private IEnumerable<UsageRecord> Read(IReadOnlyList<RecordAt> at, CancellationToken cancellationToken) =>
-        ReadPlaced(at, cancellationToken).Select(p => p.Record);
+        _spill.Read<UsageRecord>(at.Select(p => (p.Offset, p.Length)), cancellationToken);
 
-    /// <summary>
-    /// The records at <paramref name="at"/>, read one by one from the spill file as they are taken.
-    /// Read outside the lock: written records never change, and positional reads of one handle may
-    /// run beside the appends.
-    /// </summary>
-    private IEnumerable<(UsageRecord Record, RecordAt At)> ReadPlaced(IReadOnlyList<RecordAt> at, CancellationToken cancellationToken)
-    {
-        SafeFileHandle? spill;
-        lock (_lock)
-        {
-            spill = _spill;
-        }
-
-        var buffer = new byte[4096];
-        foreach (var p in at)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (buffer.Length < p.Length)
-            {
-                buffer = new byte[Math.Max(p.Length, buffer.Length * 2)];
-            }
-
-            for (var read = 0; read < p.Length;)
-            {
-                var n = RandomAccess.Read(spill!, buffer.AsSpan(read, p.Length - read), p.Offset + read);
-                read += n > 0 ? n : throw new IOException($"the usage spill file ended at {p.Offset + read} bytes, before a record of {p.Length} bytes at {p.Offset}");
-            }
-
-            yield return (JsonSerializer.Deserialize<UsageRecord>(buffer.AsSpan(0, p.Length)) ?? throw new InvalidDataException($"a usage record at {p.Offset} of the spill file read back as null"), p);
-        }
-    }
+    /// <summary>The records at <paramref name="at"/>, each with where it is, read one by one from the spill file as they are taken.</summary>
+    private IEnumerable<(UsageRecord Record, RecordAt At)> ReadPlaced(IReadOnlyList<RecordAt> at, CancellationToken cancellationToken) =>
+        Read(at, cancellationToken).Zip(at);
 }
