@@ -66,27 +66,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_task_whose_worker_is_killed_runs_on_the_live_worker_within_a_minute_and_is_counted_once_with_its_lost_delivery_recorded_vacated()
     {
-        var input = _temp.Combine("in");
-        Directory.CreateDirectory(input);
-        File.Copy(Path.Combine(TestEnvironment.SampleFastq, "lane1", "S001_R1.fastq"), Path.Combine(input, "a.fastq"));
-        var workflow = _temp.Write("crash.yaml", $$"""
-            version: 1
-            name: crash
-            input:
-              uri: {{input}}
-            steps:
-              - name: slow
-                image: pipelines-samples/pair-check:1
-                command: ["sh", "-c", "busybox sleep 6; busybox wc -c < {input} > /out/size.txt"]
-                outputs: ["size.txt"]
-            gather:
-              - name: sizes
-                from: slow/size.txt
-                header: false
-                columns: [bytes]
-            output:
-              uri: {{_temp.Combine("out")}}
-            """);
+        var (workflow, input, results) = SlowWorkflow("crash", ["a.fastq"], seconds: 6);
 
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
         await new PostgresSchema(db, _schema).CreateAsync(CancellationToken.None);
@@ -146,7 +126,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         var row = Assert.Single(provenance);
         Assert.Equal(1, row.Attempt);
         Assert.Equal("succeeded", row.Status);
-        var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(_temp.Combine("out")).Child(task.RunId));
+        var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(results).Child(task.RunId));
         var sizes = await folder.ResultAsync("sizes");
         Assert.Equal(new FileInfo(Path.Combine(input, "a.fastq")).Length, Assert.Single(sizes)["bytes"]);
 
@@ -169,31 +149,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
     {
         // Eight one-file tasks for one worker slot: the dispatcher releases them as two jobs of
         // four (JobSizes: 8 waiting over 1 slot x 2); the job's time is long enough to walk all four.
-        var input = _temp.Combine("in8");
-        Directory.CreateDirectory(input);
-        for (var i = 0; i < 8; i++)
-        {
-            File.Copy(Path.Combine(TestEnvironment.SampleFastq, "lane1", "S001_R1.fastq"), Path.Combine(input, $"f{i}.fastq"));
-        }
-
-        var workflow = _temp.Write("crash8.yaml", $$"""
-            version: 1
-            name: crash8
-            input:
-              uri: {{input}}
-            steps:
-              - name: slow
-                image: pipelines-samples/pair-check:1
-                command: ["sh", "-c", "busybox sleep 2; busybox wc -c < {input} > /out/size.txt"]
-                outputs: ["size.txt"]
-            gather:
-              - name: sizes
-                from: slow/size.txt
-                header: false
-                columns: [bytes]
-            output:
-              uri: {{_temp.Combine("out8")}}
-            """);
+        var (workflow, _, results) = SlowWorkflow("crash8", [.. Enumerable.Range(0, 8).Select(i => $"f{i}.fastq")], seconds: 2);
         _env["PIPELINES_Worker__JobTime"] = "00:05:00";
 
         await using var db = NpgsqlDataSource.Create(TestEnvironment.Postgres);
@@ -234,7 +190,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal([0, 1, 2, 3, 4, 5, 6, 7], rows.Select(r => r.TaskIndex));
         Assert.All(rows, r => Assert.Equal(("succeeded", 1), (r.Status, r.Attempt)));
         Assert.All(endedBefore, i => Assert.DoesNotContain(":" + second.Id.ToString(CultureInfo.InvariantCulture), ended[i].Worker, StringComparison.Ordinal));
-        var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(_temp.Combine("out8")).Child(runId));
+        var folder = new RunFolder(new ObjectStoreFactory(new S3Settings(null, null, null, "us-east-1")).Open(results).Child(runId));
         Assert.Equal(8, (await folder.ResultAsync("sizes")).Count);
 
         // The ledger: the killed task's lost delivery vacated beside its counted one; every other task one record.
@@ -248,6 +204,38 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         // The tasks were carried by jobs of several (not one job each).
         await using var jobs = db.CreateCommand($"SELECT count(*) FROM {_schema}_hangfire.job WHERE invocationdata::text LIKE '%RunTasksAsync%'");
         Assert.True((long)(await jobs.ExecuteScalarAsync())! >= 1, "no job of several tasks was queued");
+    }
+
+    /// <summary>A workflow of one task per file (copies of one sample FASTQ), each sleeping, then counting its bytes.</summary>
+    private (string Workflow, string Input, string Results) SlowWorkflow(string name, string[] files, int seconds)
+    {
+        var input = _temp.Combine("in-" + name);
+        Directory.CreateDirectory(input);
+        foreach (var file in files)
+        {
+            File.Copy(Path.Combine(TestEnvironment.SampleFastq, "lane1", "S001_R1.fastq"), Path.Combine(input, file));
+        }
+
+        var results = _temp.Combine("out-" + name);
+        var workflow = _temp.Write(name + ".yaml", $$"""
+            version: 1
+            name: {{name}}
+            input:
+              uri: {{input}}
+            steps:
+              - name: slow
+                image: pipelines-samples/pair-check:1
+                command: ["sh", "-c", "busybox sleep {{seconds}}; busybox wc -c < {input} > /out/size.txt"]
+                outputs: ["size.txt"]
+            gather:
+              - name: sizes
+                from: slow/size.txt
+                header: false
+                columns: [bytes]
+            output:
+              uri: {{results}}
+            """);
+        return (workflow, input, results);
     }
 
     private Process Start(IEnumerable<string> args)
