@@ -328,6 +328,18 @@ internal sealed partial class LocalObjectStore : IObjectStore
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
 
+    // Absence answered by the stat, without an exception (a cache look per task, mostly a miss).
+    public async Task<byte[]?> TryReadAllAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = PathOf(key);
+        if (!RequireFile(path, key, missingIsNull: true))
+        {
+            return null;
+        }
+
+        return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         File.Delete(PathOf(key));
@@ -396,17 +408,22 @@ internal sealed partial class LocalObjectStore : IObjectStore
     /// Only a regular file (or a link to one) is read: opening a fifo would block until a writer
     /// came, and a device has no end. An entry may change kind between listing and reading.
     /// </summary>
-    private void RequireFile(string path, string key)
+    /// <remarks>With <paramref name="missingIsNull"/>, a missing file returns false instead of throwing.</remarks>
+    private bool RequireFile(string path, string key, bool missingIsNull = false)
     {
         if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
         {
-            throw errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false);
+            return errno == UnixFile.ENOENT && missingIsNull
+                ? false
+                : throw (errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false));
         }
 
         if (st.Kind != UnixFileKind.Regular)
         {
             throw new PipelinesException($"{path} is {UnixFile.Describe(st.Kind)}, not a file to read", retryHelps: false);
         }
+
+        return true;
     }
 
     private static PipelinesException WriteFailed(string target, Exception e) =>
