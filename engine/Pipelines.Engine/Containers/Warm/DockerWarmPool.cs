@@ -799,7 +799,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         try
         {
             var log = await _containers.ReadLogAsync(id, 4096, CancellationToken.None).ConfigureAwait(false);
-            log = log.Trim();
+            log = PrintedText.Quotable(log.Trim());
             return log.Length == 0 ? "" : "; its output ends: " + (log.Length > 2000 ? log[^2000..] : log);
         }
         catch (PipelinesException)
