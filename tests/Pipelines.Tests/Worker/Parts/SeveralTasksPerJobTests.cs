@@ -147,7 +147,10 @@ public sealed class SeveralTasksPerJobTests
 
             await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
             return ScriptedRuntime.Exit(0);
-        });
+        },
+        // The job's time (2 s by default) is not what this test is about: on a loaded machine the
+        // cancel reached the first task after it, and the rest were handed back, still queued.
+        new Dictionary<string, string?> { ["Worker:JobTime"] = "00:05:00" });
         var run = await rig.SubmitAsync(OneStep, FiveFiles);
 
         var delivery = rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
