@@ -337,7 +337,7 @@ public sealed partial class FunctionInvoker
     /// <summary>The last lines of what the algorithm wrote, at most <see cref="TailBytes"/> characters.</summary>
     public static string? Tail(string log)
     {
-        var text = log.TrimEnd();
+        var text = PrintedText.Quotable(log.TrimEnd());
         if (text.Length == 0)
         {
             return null;

@@ -26,17 +26,29 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
     /// Gathers a run once its tasks have ended. An outage on the way (the bucket or the run store
     /// out of reach) is waited out in-process with backoff (<see cref="OutageGate"/>): a gather
     /// begun by this job id may begin again, and every write goes to a deterministic key.
+    /// What is not an outage no retry helps (the temporary folder's disk full under the run's
+    /// provenance file, a bug): the run ends failed with the reason now, as a table's failure
+    /// does, rather than staying 'gathering' through every retry of the job (about 48 minutes).
     /// </summary>
-    public Task RunAsync(string runId, string gatherJobId, CancellationToken cancellationToken) =>
-        gate.RunAsync(
-            async () =>
-            {
-                await GatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false);
-                return true;
-            },
-            OutageGate.IsOutage,
-            $"run {runId} gather",
-            cancellationToken);
+    public async Task RunAsync(string runId, string gatherJobId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await gate.RunAsync(
+                async () =>
+                {
+                    await GatherAsync(runId, gatherJobId, cancellationToken).ConfigureAwait(false);
+                    return true;
+                },
+                OutageGate.IsOutage,
+                $"run {runId} gather",
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && !OutageGate.IsOutage(e))
+        {
+            await EndFailedAsync(runId, $"the gather failed: {PipelinesException.Describe(e)}" + (e is IOException ? $" (its local files are under {Path.GetTempPath()}, TMPDIR)" : ""), cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>Ends a run failed with <paramref name="reason"/> when its gather can be delivered no more (Hangfire gave up: see EndWhenJobFails).</summary>
     public async Task EndFailedAsync(string runId, string reason, CancellationToken cancellationToken)

@@ -332,7 +332,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
             return "";
         }
 
-        return ": " + (trimmed.Length > 2000 ? "..." + trimmed[^2000..] : trimmed);
+        return ": " + PrintedText.Quotable(trimmed.Length > 2000 ? "..." + trimmed[^2000..] : trimmed);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "steps that take reuse by default run a container per task on this worker: {Why}")]

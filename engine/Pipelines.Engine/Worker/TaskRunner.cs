@@ -131,15 +131,27 @@ internal sealed partial class TaskRunner : ITaskHandler
             return false;
         }
 
-        await _gate.RunAsync(
-            async () =>
-            {
-                await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
-                return true;
-            },
-            OutageGate.IsOutage,
-            $"run {runId} task {index}",
-            cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await _gate.RunAsync(
+                async () =>
+                {
+                    await DeliverAsync(runId, index, cancellationToken).ConfigureAwait(false);
+                    return true;
+                },
+                OutageGate.IsOutage,
+                $"run {runId} task {index}",
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && !OutageGate.IsOutage(e))
+        {
+            // What is not an outage no retry helps (an end the run store refuses to write, a task
+            // the run does not have): the task ends failed now with the reason, as DecideAsync ends
+            // one whose run threw, rather than after every retry of its job (about 48 minutes),
+            // while the tasks after it in a job of several waited and then ended with its reason.
+            await EndFailedAsync(runId, index, PipelinesException.Describe(e), cancellationToken).ConfigureAwait(false);
+        }
+
         return true;
     }
 

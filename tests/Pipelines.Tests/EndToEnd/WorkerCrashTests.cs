@@ -22,7 +22,7 @@ namespace Pipelines.Tests.EndToEnd;
 /// removed by the live worker's cleanup of leftovers.
 /// </summary>
 [Integration]
-public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly TempFolder _temp = new();
     private readonly string _schema = TestEnvironment.NewName("crash_");
@@ -206,8 +206,11 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True((long)(await jobs.ExecuteScalarAsync())! >= 1, "no job of several tasks was queued");
     }
 
-    /// <summary>A workflow of one task per file (copies of one sample FASTQ), each sleeping, then counting its bytes.</summary>
-    private (string Workflow, string Input, string Results) SlowWorkflow(string name, string[] files, int seconds)
+    /// <summary>
+    /// A workflow of one task per file (copies of one sample FASTQ), each sleeping, then counting
+    /// its bytes; <paramref name="prelude"/> is shell run first (in the YAML's double quotes).
+    /// </summary>
+    private (string Workflow, string Input, string Results) SlowWorkflow(string name, string[] files, int seconds, string prelude = "")
     {
         var input = _temp.Combine("in-" + name);
         Directory.CreateDirectory(input);
@@ -225,7 +228,7 @@ public sealed class WorkerCrashTests(ITestOutputHelper output) : IAsyncLifetime
             steps:
               - name: slow
                 image: pipelines-samples/pair-check:1
-                command: ["sh", "-c", "busybox sleep {{seconds}}; busybox wc -c < {input} > /out/size.txt"]
+                command: ["sh", "-c", "{{prelude}}busybox sleep {{seconds}}; busybox wc -c < {input} > /out/size.txt"]
                 outputs: ["size.txt"]
             gather:
               - name: sizes

@@ -79,10 +79,22 @@ public class HostileRunFixture : IAsyncLifetime
         // A process left running after the command ends: in a warm container it would write into the
         // next request's /out as soon as that request's inputs are at /in (one-shot: never, /in holds only its own).
         ["linger"] = "(while :; do for f in /in/*.sh; do [ \"$f\" = /in/linger.sh ] || echo late > /out/late.tsv; done; sleep 0.01; done) & echo ok > /out/r.tsv",
+
+        // A kept output that a process left behind (its own session, orphaned, deaf to HUP, INT and
+        // TERM) holds open and keeps appending to: a local output folder takes the file itself (a hard
+        // link, LocalObjectStore.AdoptAsync), so a writer alive at stage-out would change the stored
+        // bytes after they were hashed. Its file must hold what provenance says, long after the run.
+        ["held-open"] = "echo made > /out/held.tsv; (setsid sh -c 'trap \"\" HUP INT TERM; exec 3>>/out/held.tsv; while :; do echo late >&3; done' &); until grep -q late /out/held.tsv; do sleep 0.01; done",
+        // A kept output with a second name in /out (kept too) and one that is not kept, setuid and
+        // setgid: neither may be taken as is (one inode under two keys, or a set-id file of the engine's).
+        ["two-names"] = "echo x > /out/a.tsv; ln /out/a.tsv /out/b.tsv; ln /out/a.tsv /out/c; chmod 6755 /out/a.tsv",
+        // Fails after printing a NUL: the reason quotes what it printed, and a NUL cannot go into
+        // PostgreSQL's text (the run store's error, the provenance row's jsonb) as it is.
+        ["prints-nul"] = "printf 'before\\000after\\n'; exit 3",
     };
 
     /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
-    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb", "named-deleted"];
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb", "named-deleted", "held-open", "two-names"];
 
     public async Task InitializeAsync()
     {
@@ -241,6 +253,56 @@ public abstract class HostileOutputCases(HostileRunFixture f)
         Assert.Contains("\nLAST\n", log, StringComparison.Ordinal);
         Assert.Contains("[pipelines: log cut: the first and last 524288 of 3000012 bytes are kept]", log, StringComparison.Ordinal);
         Assert.InRange(log.Length, 1024 * 1024, (1024 * 1024) + 4096);
+    }
+
+    [Fact]
+    public async Task A_kept_file_a_left_process_held_open_is_stored_with_the_bytes_its_hash_names_and_nothing_writes_it_after()
+    {
+        var row = f.Row("held-open");
+        Assert.True(row.Status == "succeeded", row.Error);
+        var kept = Assert.Single(row.Outputs);
+        var stored = StoredPath(kept.Key);
+        var bytes = await File.ReadAllBytesAsync(stored);
+
+        // The writer ran (its lines are there) and was gone before stage-out: every case after it ran
+        // since, and the file still holds exactly the bytes provenance hashed.
+        Assert.StartsWith("made\nlate\n", Encoding.ASCII.GetString(bytes), StringComparison.Ordinal);
+        Assert.Equal((kept.Size, kept.Sha256), (bytes.LongLength, Hashing.Sha256Hex(bytes)));
+        AssertPlain(stored);
+    }
+
+    [Fact]
+    public void A_kept_file_with_a_second_name_and_set_id_bits_is_stored_as_two_plain_files_of_the_engines()
+    {
+        var row = f.Row("two-names");
+        Assert.True(row.Status == "succeeded", row.Error);
+        Assert.Equal(["a.tsv", "b.tsv"], row.Outputs.Select(o => o.Key.Split('/')[^1]).Order(StringComparer.Ordinal));
+        var stored = row.Outputs.Select(o => StoredPath(o.Key)).ToList();
+        Assert.All(stored, AssertPlain);
+        Assert.All(stored, p => Assert.Equal("x\n", File.ReadAllText(p)));
+        Assert.True(UnixFile.TryStat(stored[0], followLinks: false, out var a, out _));
+        Assert.True(UnixFile.TryStat(stored[1], followLinks: false, out var b, out _));
+        Assert.NotEqual(a.Inode, b.Inode);
+    }
+
+    [Fact]
+    public void A_step_that_prints_a_NUL_and_fails_is_told_with_the_NUL_shown()
+    {
+        var row = f.Row("prints-nul");
+        Assert.Equal("failed", row.Status);
+        Assert.Contains("exited with code 3: before\\0after", row.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain('\0', row.Error!);
+    }
+
+    /// <summary>Where a kept output's key is in the run's local output folder.</summary>
+    private string StoredPath(string key) => Path.Combine(f.Temp.Combine("out"), RunFolder.RunIdFrom(f.Result), key);
+
+    /// <summary>A stored output is a regular file of the engine's, mode 0644 (no set-id bit), with one name: nothing else reaches it.</summary>
+    private static void AssertPlain(string path)
+    {
+        Assert.True(UnixFile.TryStat(path, followLinks: false, out var st, out _), path);
+        Assert.Equal((UnixFileKind.Regular, 1u), (st.Kind, st.Links));
+        Assert.Equal((UnixFileMode)0b110_100_100, File.GetUnixFileMode(path));
     }
 
     [Fact]

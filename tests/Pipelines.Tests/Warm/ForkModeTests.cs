@@ -213,6 +213,32 @@ public sealed class ForkModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_request_that_leaves_stopped_orphaned_and_zombie_processes_and_signals_the_helper_ends_whole()
+    {
+        // The vfork helper ends a request by kill(-1, SIGKILL) and reaps until it has no child:
+        // a stopped process, an orphan in its own session, a zombie its parent never waited for,
+        // and STOP, TERM, HUP and CHLD sent to PID 1 (which has no handler for them: dropped).
+        var pool = _context.Pool();
+        var spec = await _context.ForkSpecAsync();
+        await using var lease = await pool.AcquireAsync(spec, CancellationToken.None);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var left = await lease.RunAsync(
+            ["sh", "-c", "sleep 1000 & kill -STOP $!; (setsid sleep 1001 &); sh -c 'sleep 1002 & exec true'; sh -c 'true & exec sleep 1003' &  kill -STOP 1; kill -TERM 1; kill -HUP 1; kill -CHLD 1; echo left"],
+            NoEnv,
+            Minute,
+            CancellationToken.None);
+        Assert.Equal((0, "left\n"), (left.ExitCode, left.Log));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), clock.Elapsed.ToString());
+
+        // The same helper serves the next request, and nothing of the last one is alive.
+        var next = await lease.RunAsync(["sh", "-c", "for p in /proc/[0-9]*; do echo \"${p#/proc/} $(cat $p/cmdline | tr '\\0' ' ')\"; done"], NoEnv, Minute, CancellationToken.None);
+        Assert.Equal(0, next.ExitCode);
+        Assert.DoesNotContain("sleep", next.Log, StringComparison.Ordinal);
+        Assert.Contains("\n1 ", "\n" + next.Log, StringComparison.Ordinal);
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
+    [Fact]
     public async Task A_request_cannot_reach_or_replace_the_engines_channel()
     {
         var pool = _context.Pool();

@@ -145,6 +145,26 @@ public sealed class HttpModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_server_that_prints_its_secret_and_never_listens_fails_to_start_with_the_secret_masked()
+    {
+        // The container's own output (Docker's log of it) ends the start failure's reason, which
+        // reaches the caller (a 502) and the invocation's record: a secret it printed is masked
+        // there as in a request's output (LogMask), never quoted.
+        var pool = _context.Pool(o => o with { WarmStartTimeout = TimeSpan.FromSeconds(3) });
+        var secret = "warm-secret-" + Guid.NewGuid().ToString("N");
+        var spec = await _context.HttpSpecAsync() with
+        {
+            ImageId = await _context.Runtime.Images.ResolveImageAsync("pipelines-tests/hostile:1", CancellationToken.None),
+            Command = ["sh", "-c", "echo the token is $API_TOKEN; sleep 60"],
+            Secrets = new Dictionary<string, string> { ["API_TOKEN"] = secret },
+        };
+
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => pool.AcquireAsync(spec, CancellationToken.None).AsTask());
+        Assert.Contains("its output ends: the token is ***", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(secret, e.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_http_container_is_locked_down_and_told_its_socket()
     {
         var pool = _context.Pool();

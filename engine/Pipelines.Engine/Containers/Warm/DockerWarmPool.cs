@@ -318,7 +318,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
     }
 
-    internal Task<string> LogTailAsync(WarmContainer container) => TailAsync(container.Id);
+    internal Task<string> LogTailAsync(WarmContainer container) => TailAsync(container.Id, container.Spec.Secrets);
 
     private OwnerPool Owner(WarmSpec spec)
     {
@@ -778,7 +778,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
         catch (BrokenChannelException e)
         {
-            var tail = await TailAsync(id).ConfigureAwait(false);
+            var tail = await TailAsync(id, spec.Secrets).ConfigureAwait(false);
             await _containers.RemoveAsync(id).ConfigureAwait(false);
             DeleteFolder(folder);
             throw new PipelinesException($"a warm container of {spec.Owner} did not start: {e.Message}{tail}", retryHelps: false, e);
@@ -793,13 +793,13 @@ public sealed partial class DockerWarmPool : IWarmPool
 
     private Task<long> WaitExitAsync(string id) => _containers.WaitAsync(id, _disposed.Token);
 
-    /// <summary>The end of a container's own output (the helper's or the server's), as a suffix for an error.</summary>
-    private async Task<string> TailAsync(string id)
+    /// <summary>The end of a container's own output (the helper's or the server's), its secrets masked as a request's output is (LogMask), as a suffix for an error.</summary>
+    private async Task<string> TailAsync(string id, IReadOnlyDictionary<string, string> secrets)
     {
         try
         {
             var log = await _containers.ReadLogAsync(id, 4096, CancellationToken.None).ConfigureAwait(false);
-            log = log.Trim();
+            log = PrintedText.Quotable(LogMask.Apply(log, secrets).Trim());
             return log.Length == 0 ? "" : "; its output ends: " + (log.Length > 2000 ? log[^2000..] : log);
         }
         catch (PipelinesException)

@@ -201,7 +201,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     private async Task<string> Reason(BoundedLog log)
     {
-        var request = LogMask.Apply(log.Tail(2000), container.Spec.Secrets).Trim();
+        var request = PrintedText.Quotable(LogMask.Apply(log.Tail(2000), container.Spec.Secrets).Trim());
         var own = await pool.LogTailAsync(container).ConfigureAwait(false);
         return $"the warm container {container.ShortId} of {container.Spec.Owner} failed the request: {container.Broken}; it is replaced"
             + (request.Length > 0 ? "; the request's output ends: " + request : "")

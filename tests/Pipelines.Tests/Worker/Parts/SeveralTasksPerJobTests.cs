@@ -1,3 +1,6 @@
+using System.Reflection;
+using System.Runtime.ExceptionServices;
+using Microsoft.Extensions.DependencyInjection;
 using Pipelines.Queue;
 using Pipelines.RunStore;
 using Pipelines.Tests.Support;
@@ -93,6 +96,30 @@ public sealed class SeveralTasksPerJobTests
     }
 
     [Fact]
+    public async Task A_task_whose_delivery_throws_what_no_retry_helps_does_not_hold_the_rest_of_its_job()
+    {
+        // Task 1's end cannot be written (as PostgreSQL refused a NUL in its reason: no outage, so
+        // Hangfire's retries would not help), once: the job's other tasks still run now, and the
+        // task ends failed at once with the reason instead of after every retry of the whole job.
+        var refused = 0;
+        InMemoryRunStore? inner = null;
+        using var rig = new WorkerRig(WritesMade, more: services => services.AddSingleton<IRunStore>(_ => RefusingCommit.Wrap(() => inner!, (index, outcome) =>
+            index == 1 && outcome.State == TaskState.Succeeded && Interlocked.Increment(ref refused) == 1
+                ? new InvalidOperationException("22021: invalid byte sequence for encoding \"UTF8\": 0x00")
+                : null)));
+        inner = rig.Runs;
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
+
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.Equal([TaskState.Succeeded, TaskState.Failed, TaskState.Succeeded], tasks.Take(3).Select(t => t.State));
+        Assert.Equal("InvalidOperationException: 22021: invalid byte sequence for encoding \"UTF8\": 0x00", tasks[1].Error);
+        Assert.Equal(3, rig.Runtime.Runs);
+        Assert.Equal(2, (await rig.Runs.GetRunAsync(run.RunId, CancellationToken.None))!.Remaining);
+    }
+
+    [Fact]
     public async Task A_job_past_its_time_starts_no_further_task_and_hands_the_rest_back_to_the_dispatcher()
     {
         using var rig = new WorkerRig(WritesMade, new Dictionary<string, string?> { ["Worker:JobTime"] = "00:00:00.001" });
@@ -120,7 +147,10 @@ public sealed class SeveralTasksPerJobTests
 
             await File.WriteAllTextAsync(Path.Combine(outDir, "r.tsv"), "made\n", ct);
             return ScriptedRuntime.Exit(0);
-        });
+        },
+        // The job's time (2 s by default) is not what this test is about: on a loaded machine the
+        // cancel reached the first task after it, and the rest were handed back, still queued.
+        new Dictionary<string, string?> { ["Worker:JobTime"] = "00:05:00" });
         var run = await rig.SubmitAsync(OneStep, FiveFiles);
 
         var delivery = rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
@@ -157,5 +187,38 @@ public sealed class SeveralTasksPerJobTests
         var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
         Assert.All(tasks.Take(3), t => Assert.Equal(TaskState.Succeeded, t.State));
         Assert.Equal([0, 1, 2], (await rig.RowsAsync(run.RunId)).Select(r => r.TaskIndex).Distinct());
+    }
+
+    /// <summary>A run store whose commit of a task throws what <c>refuse</c> names (a store that cannot write that end), else the store it wraps.</summary>
+    public class RefusingCommit : DispatchProxy
+    {
+        private Func<IRunStore> _inner = null!;
+        private Func<int, TaskOutcome, Exception?> _refuse = null!;
+
+        public static IRunStore Wrap(Func<IRunStore> inner, Func<int, TaskOutcome, Exception?> refuse)
+        {
+            var proxy = Create<IRunStore, RefusingCommit>();
+            var self = (RefusingCommit)(object)proxy;
+            (self._inner, self._refuse) = (inner, refuse);
+            return proxy;
+        }
+
+        protected override object? Invoke(MethodInfo? method, object?[]? args)
+        {
+            if (method!.Name == nameof(IRunStore.CommitTaskAsync) && _refuse((int)args![1]!, (TaskOutcome)args[2]!) is { } refused)
+            {
+                throw refused;
+            }
+
+            try
+            {
+                return method.Invoke(_inner(), args);
+            }
+            catch (TargetInvocationException e) when (e.InnerException is not null)
+            {
+                ExceptionDispatchInfo.Throw(e.InnerException);
+                throw;
+            }
+        }
     }
 }
