@@ -49,10 +49,10 @@ internal static class CgroupMeter
     }
 
     /// <summary>The counters of a cgroup (a path from the root of each hierarchy) on this machine.</summary>
-    public static CgroupReading Read(string cgroup) => CgroupMounts.Machine.Read(cgroup);
+    public static CgroupReading Read(string cgroup, CgroupFiles? files = null) => CgroupMounts.Machine.Read(cgroup, files);
 
     /// <summary>Starts a new peak of a warm container's memory for one request; false where that cannot be done (<see cref="ICgroupHierarchy.ResetPeak"/>).</summary>
-    public static bool ResetPeak(string cgroup) => CgroupMounts.Machine.ResetPeak(cgroup);
+    public static bool ResetPeak(string cgroup, CgroupFiles? files = null) => CgroupMounts.Machine.ResetPeak(cgroup, files);
 
     /// <summary>
     /// Removes an attempt's cgroup, once its container's cgroup is gone; what cannot be removed

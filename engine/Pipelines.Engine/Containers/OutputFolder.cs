@@ -25,10 +25,16 @@ internal static class OutputFolder
     /// </summary>
     public static OutputScan Collect(string outDir, Func<string, bool> keep, OutputLimits limits)
     {
+        using var root = NoFollow.OpenDirectory(outDir);
+        return Collect(root, keep, limits);
+    }
+
+    /// <summary><see cref="Collect(string, Func{string, bool}, OutputLimits)"/> of an open /out (a warm container's, held open), which is left open.</summary>
+    public static OutputScan Collect(NoFollow.SafeDirectory root, Func<string, bool> keep, OutputLimits limits)
+    {
         var kept = new List<OutputFile>();
         var warnings = new List<string>();
         long files = 0, bytes = 0, listed = 0;
-        using var root = NoFollow.OpenDirectory(outDir);
         Walk(root, "");
         kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
         return new OutputScan(kept, warnings);
@@ -201,14 +207,25 @@ internal static class OutputFolder
     /// </summary>
     public static SafeFileHandle OpenKept(string outDir, string relative)
     {
+        using var root = NoFollow.OpenDirectory(outDir);
+        return OpenKept(root, relative);
+    }
+
+    /// <summary><see cref="OpenKept(string, string)"/> from an open /out, which is left open.</summary>
+    public static SafeFileHandle OpenKept(NoFollow.SafeDirectory root, string relative)
+    {
         var parts = relative.Split('/');
-        var folder = NoFollow.OpenDirectory(outDir);
+        var folder = root;
         try
         {
             for (var i = 0; i < parts.Length - 1; i++)
             {
                 var next = NoFollow.OpenDirectory(folder, Encoding.UTF8.GetBytes(parts[i]), Shown(relative));
-                folder.Dispose();
+                if (folder != root)
+                {
+                    folder.Dispose();
+                }
+
                 folder = next;
             }
 
@@ -216,7 +233,10 @@ internal static class OutputFolder
         }
         finally
         {
-            folder.Dispose();
+            if (folder != root)
+            {
+                folder.Dispose();
+            }
         }
     }
 

@@ -9,8 +9,17 @@ namespace Pipelines.Functions;
 /// </summary>
 public sealed record FunctionInput(string Folder, IReadOnlyList<InputPart> Files, string? ContentType, string Sha256, long Bytes);
 
-/// <summary>One input file: its name under /in and where it is staged.</summary>
-public sealed record InputPart(string Name, string Path, long Size);
+/// <summary>
+/// One input file: its name under /in and where it is staged, or, for a small body of a
+/// synchronous request, its bytes in <see cref="Content"/> and nothing at <see cref="Path"/>:
+/// the request writes them straight into its container's /in (fork) or sends them (http), with no
+/// file of the server's made, moved and removed on the way (docs/benchmarks.md).
+/// </summary>
+public sealed record InputPart(string Name, string Path, long Size)
+{
+    /// <summary>The file's bytes when they are held in memory (at most FunctionInvoker.SmallFile); null when it is staged at <see cref="Path"/>.</summary>
+    public byte[]? Content { get; init; }
+}
 
 /// <summary>What an input file may be called: one plain name, as it appears under /in.</summary>
 public static partial class InputNames

@@ -159,9 +159,15 @@ public sealed partial class FunctionInvoker
             {
                 foreach (var file in input.Files)
                 {
-                    var target = Path.Combine(lease.InDir, file.Name);
+                    if (file.Content is { } content)
+                    {
+                        // A small body held in memory: made once, in its place, with its mode.
+                        lease.WriteInput(file.Name, content);
+                        continue;
+                    }
 
                     // The staged file is this request's own: moved, not copied, when the folders share a file system.
+                    var target = Path.Combine(lease.InDir, file.Name);
                     File.Move(file.Path, target);
                     File.SetUnixFileMode(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
                 }
@@ -194,7 +200,7 @@ public sealed partial class FunctionInvoker
         OutputScan scan;
         try
         {
-            scan = OutputFolder.Collect(lease.OutDir, _ => true, limits);
+            scan = OutputFolder.Collect(lease.OutFolder, _ => true, limits);
         }
         catch (OutputRefusedException e)
         {
@@ -225,7 +231,7 @@ public sealed partial class FunctionInvoker
         var contentType = spec.ContentType ?? ContentTypes.FromName(name);
         var path = Path.Combine(outputFolder, name);
         FileDigest digest;
-        using (var handle = OutputFolder.OpenKept(lease.OutDir, chosen.Path))
+        using (var handle = OutputFolder.OpenKept(lease.OutFolder, chosen.Path))
         {
             // A small answer is read straight from the container's /out into memory: no copy to a
             // file of ours to read back (a file made and removed per request, docs/benchmarks.md).
@@ -256,12 +262,13 @@ public sealed partial class FunctionInvoker
     private async Task<InvocationOutcome> ExchangeAsync(FunctionVersion function, WarmLease lease, FunctionInput input, string outputFolder, bool inMemory, Stopwatch clock, CancellationToken ct)
     {
         var body = input.Files.Count == 1 ? input.Files[0] : throw new PipelinesException("an http-mode request carries one body", retryHelps: false);
-        await using var stream = new FileStream(body.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+        await using var stream = body.Content is null ? new FileStream(body.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true) : null;
 
-        // A small body is read at once (no thread pool hop per read of the file); a large one is streamed.
+        // A small body is sent from memory (held there, or read at once: no thread pool hop per read of the file); a large one is streamed.
         using var request = new HttpRequestMessage(HttpMethod.Post, "http://function/")
         {
-            Content = body.Size <= SmallFile ? new ByteArrayContent(ReadSmall(stream, body.Size)) : new StreamContent(stream),
+            Content = body.Content is { } held ? new ByteArrayContent(held)
+                : body.Size <= SmallFile ? new ByteArrayContent(ReadSmall(stream!, body.Size)) : new StreamContent(stream!),
         };
         if (input.ContentType is not null && MediaTypeHeaderValue.TryParse(input.ContentType, out var type))
         {

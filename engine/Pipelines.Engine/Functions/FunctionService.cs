@@ -379,7 +379,10 @@ public sealed class FunctionService : IInvocationHandler
         var location = stores.Open(OutputOf(function.Tenant));
         foreach (var file in input.Files)
         {
-            await location.Store.UploadAsync(location.Key(InputKey(function.Name, id, file.Name)), file.Path, cancellationToken).ConfigureAwait(false);
+            var key = location.Key(InputKey(function.Name, id, file.Name));
+            await (file.Content is { } content
+                ? location.Store.PutAsync(key, content, ContentTypes.Binary, cancellationToken)
+                : location.Store.UploadAsync(key, file.Path, cancellationToken)).ConfigureAwait(false);
         }
 
         var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));

@@ -23,8 +23,13 @@ public sealed class RequestFolders(WorkerOptions worker) : IDisposable
     /// <summary>A folder whose in/ and out/ exist and are empty.</summary>
     public string Take() => _pool.Take();
 
-    /// <summary>Empties a folder for the next request, or removes it.</summary>
-    public void Return(string folder) => _pool.Return(folder);
+    /// <summary>
+    /// Empties a folder for the next request, or removes it. One the request wrote nothing in
+    /// (<paramref name="untouched"/>: its body and its answer were held in memory, and no container
+    /// sees these folders) is kept as it is: emptying two empty folders was most of a small fork
+    /// request's file work (docs/benchmarks.md).
+    /// </summary>
+    public void Return(string folder, bool untouched = false) => _pool.Return(folder, untouched);
 
     public void Dispose() => _pool.Dispose();
 

@@ -63,6 +63,13 @@ internal sealed partial class ShadowRunner(
             var files = new List<InputPart>();
             foreach (var f in input.Files)
             {
+                if (f.Content is not null)
+                {
+                    // Held in memory: stable's run only reads it, so the canary's can share it.
+                    files.Add(f);
+                    continue;
+                }
+
                 var path = Path.Combine(inDir, f.Name);
                 await using (var source = new FileStream(f.Path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true))
                 await using (var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))

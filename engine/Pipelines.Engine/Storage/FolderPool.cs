@@ -48,13 +48,15 @@ internal sealed class FolderPool(int bound, Func<string> make, Func<string, bool
 
     /// <summary>
     /// Resets a folder for the next taker, or removes it; null when it was kept or removed, or
-    /// why it could not be removed (it is left where it is, out of the pool).
+    /// why it could not be removed (it is left where it is, out of the pool). A folder its taker
+    /// knows it left as it was given (<paramref name="untouched"/>: nothing but the taker can
+    /// write in it, and it wrote nothing) is kept without a reset.
     /// </summary>
-    public string? Return(string folder)
+    public string? Return(string folder, bool untouched = false)
     {
         try
         {
-            if (reset(folder))
+            if (untouched || reset(folder))
             {
                 lock (_lock)
                 {

@@ -13,6 +13,9 @@ internal static unsafe partial class NoFollow
     // Flag values differ between architectures for O_DIRECTORY and O_NOFOLLOW (asm-generic vs x86).
     private static readonly bool IsArm = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm;
     private const int ORdOnly = 0;
+    private const int OWrOnly = 1;
+    private const int OCreat = 0x40;
+    private const int OExcl = 0x80;
     private const int ONonBlock = 0x800;
     private const int OCloExec = 0x80000;
     private static readonly int ODirectory = IsArm ? 0x4000 : 0x10000;
@@ -187,6 +190,12 @@ internal static unsafe partial class NoFollow
     public static void EmptyFolder(string path)
     {
         using var root = OpenDirectory(path);
+        EmptyFolder(root, path);
+    }
+
+    /// <summary>Empties an open folder (<see cref="EmptyFolder(string)"/>), named <paramref name="path"/> in messages.</summary>
+    public static void EmptyFolder(SafeDirectory root, string path)
+    {
         var stack = new List<(SafeDirectory Folder, List<byte[]> Names, int Next, byte[]? Name)> { (root, ReadNames(root, path, NameBatch), 0, null) };
         var moved = 0L;
         try
@@ -297,6 +306,39 @@ internal static unsafe partial class NoFollow
         }
     }
 
+    /// <summary>Sets an open folder's mode (fchmod: no path is looked up).</summary>
+    public static void SetMode(SafeDirectory folder, UnixFileMode mode, string shownAs)
+    {
+        if (FChmod(folder.Fd, (uint)mode) != 0)
+        {
+            throw Error("cannot set the mode of", shownAs);
+        }
+    }
+
+    /// <summary>
+    /// Makes a new file in an open folder with exactly <paramref name="mode"/> (whatever the
+    /// process's umask) and opens it for writing: never through a link, and never a name that is
+    /// there already (O_EXCL).
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle CreateFile(SafeDirectory parent, string name, UnixFileMode mode, string shownAs)
+    {
+        var fd = OpenAtNative(parent.Fd, name, OWrOnly | OCreat | OExcl | ONoFollow | OCloExec, (int)mode);
+        if (fd < 0)
+        {
+            throw Error("cannot make", shownAs);
+        }
+
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        if (FChmod(fd, (uint)mode) != 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw Error("cannot set the mode of", shownAs, errno);
+        }
+
+        return handle;
+    }
+
     /// <summary>Free and total bytes of the file system that holds a path (statvfs).</summary>
     public static (long Free, long Total) Space(string path)
     {
@@ -311,6 +353,14 @@ internal static unsafe partial class NoFollow
 
     private static UnixFileStatus StatDescriptor(int fd, string shownAs) =>
         UnixFile.TryStat(fd, out var status, out var errno) ? status : throw Error("cannot look at", shownAs, errno);
+
+    private static int OpenAtNative(int dirFd, string name, int flags, int mode)
+    {
+        fixed (byte* n = Terminated(System.Text.Encoding.UTF8.GetBytes(name)))
+        {
+            return OpenAtNative(dirFd, n, flags, mode);
+        }
+    }
 
     private static int OpenAt(int dirFd, byte[] name, int flags)
     {
@@ -335,6 +385,9 @@ internal static unsafe partial class NoFollow
 
     [LibraryImport("libc", EntryPoint = "openat", SetLastError = true)]
     private static partial int OpenAtNative(int dirFd, byte* path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
+    private static partial int FChmod(int fd, uint mode);
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static partial int Statx(int dirFd, byte* path, int flags, uint mask, byte* buffer);

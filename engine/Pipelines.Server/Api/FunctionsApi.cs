@@ -162,12 +162,15 @@ internal static partial class FunctionsApi
 
         var folder = folders.Take();
         var keep = false;
+
+        // Whether the request wrote nothing in its folder: its body held in memory, its answer too.
+        var untouched = false;
         try
         {
             FunctionInput input;
             try
             {
-                input = await InvokeBody.ReadAsync(http.Request, function.Spec, RequestFolders.In(folder), ct);
+                input = await InvokeBody.ReadAsync(http.Request, function.Spec, RequestFolders.In(folder), inMemory: !isAsync, ct);
             }
             catch (InvokeBody.RefusedException e)
             {
@@ -212,6 +215,7 @@ internal static partial class FunctionsApi
 
             if (outcome.Content is { } content)
             {
+                untouched = input.Files.All(f => f.Content is not null);
                 http.Response.StatusCode = outcome.HttpStatus;
                 return TypedResults.Bytes(content, outcome.ContentType);
             }
@@ -273,7 +277,7 @@ internal static partial class FunctionsApi
         {
             if (!keep)
             {
-                folders.Return(folder);
+                folders.Return(folder, untouched);
             }
 
             if (slot is not null)

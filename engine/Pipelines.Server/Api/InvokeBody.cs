@@ -13,7 +13,9 @@ namespace Pipelines.Server.Api;
 /// An invoke request's body, streamed to files in a folder of its own, never held in memory:
 /// the raw body is one file (named by ?filename= or its Content-Disposition, else "input"), a
 /// multipart/form-data body one file per part under the part's validated file name. A body over
-/// the function's max_request_size is refused as soon as it passes it.
+/// the function's max_request_size is refused as soon as it passes it. For a synchronous request
+/// (<c>inMemory</c>) a raw body of a stated length of at most FunctionInvoker.SmallFile bytes is
+/// held in memory instead (<see cref="InputPart.Content"/>): no file is made for it here.
 /// </summary>
 internal static class InvokeBody
 {
@@ -23,7 +25,7 @@ internal static class InvokeBody
         public int Status { get; } = status;
     }
 
-    public static async Task<FunctionInput> ReadAsync(HttpRequest request, FunctionSpec spec, string folder, CancellationToken ct)
+    public static async Task<FunctionInput> ReadAsync(HttpRequest request, FunctionSpec spec, string folder, bool inMemory, CancellationToken ct)
     {
         var limit = spec.MaxRequestBytes;
         if (request.ContentLength > limit)
@@ -37,7 +39,6 @@ internal static class InvokeBody
             feature.MaxRequestBodySize = limit + 1;
         }
 
-        Directory.CreateDirectory(folder);
         await using var body = new CountingStream(request.Body, limit);
         var files = new List<InputPart>();
         try
@@ -51,7 +52,9 @@ internal static class InvokeBody
             else
             {
                 var name = spec.Mode == Containers.Warm.WarmMode.Http ? "body" : RawName(request);
-                files.Add(await SaveAsync(body, folder, name, ct).ConfigureAwait(false));
+                files.Add(inMemory && request.ContentLength is { } length && length <= FunctionInvoker.SmallFile
+                    ? await HoldAsync(body, folder, name, (int)length, ct).ConfigureAwait(false)
+                    : await SaveAsync(body, folder, name, ct).ConfigureAwait(false));
             }
 
             // Whatever follows the last part still counts and is hashed: the sha256 is of the body as sent.
@@ -140,8 +143,33 @@ internal static class InvokeBody
         }
     }
 
+    /// <summary>
+    /// A body of a stated length held in memory. What comes beyond the length is left to the
+    /// caller's read to the end, which counts and hashes it, so a body longer than it said is
+    /// refused as any other is (Kestrel itself ends a body at its Content-Length).
+    /// </summary>
+    private static async Task<InputPart> HoldAsync(Stream source, string folder, string name, int length, CancellationToken ct)
+    {
+        var content = new byte[length];
+        var got = 0;
+        while (got < length)
+        {
+            var read = await source.ReadAsync(content.AsMemory(got), ct).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            got += read;
+        }
+
+        // A body that ended short of its stated length is what came: Kestrel fails such a read itself.
+        return new InputPart(name, Path.Combine(folder, name), got) { Content = got == length ? content : content[..got] };
+    }
+
     private static async Task<InputPart> SaveAsync(Stream source, string folder, string name, CancellationToken ct)
     {
+        Directory.CreateDirectory(folder);
         var path = Path.Combine(folder, name);
 
         // Read from the network as it comes and written to the file directly: on Linux a FileStream's

@@ -225,6 +225,49 @@ public sealed class CgroupHierarchyTests : IDisposable
     }
 
     [Fact]
+    public void A_kept_set_of_counter_files_reads_each_again_from_its_start_and_reads_what_direct_reads()
+    {
+        // As the warm pool reads a container's counters before and after each request: opened once, read again at offset 0.
+        var v1 = new CgroupV1(new Dictionary<string, string> { ["cpuacct"] = _temp.Combine("cpuacct"), ["memory"] = _temp.Combine("memory") });
+        var cpu = _temp.Combine("cpuacct", "p", "a");
+        var memory = _temp.Combine("memory", "p", "a");
+        Write(cpu, "cpuacct.usage", "2500000000\n");
+        Write(memory, "memory.max_usage_in_bytes", "104857600\n");
+        using var kept = CgroupFiles.Kept();
+
+        var first = v1.Read("/p/a", kept);
+        Assert.Equal((2_500_000_000L, 104_857_600L), (first.CpuNanos!.Value, first.PeakMemoryBytes!.Value));
+        Assert.True(v1.ResetPeak("/p/a", kept));
+        Assert.Equal("0", CgroupFile.Read(Path.Combine(memory, "memory.max_usage_in_bytes")));
+
+        // The same files, changed in place (as the kernel's counters are): the kept set reads the new values from their start.
+        File.WriteAllText(Path.Combine(cpu, "cpuacct.usage"), "7\n");
+        File.WriteAllText(Path.Combine(memory, "memory.max_usage_in_bytes"), "123456789012\n");
+        var second = v1.Read("/p/a", kept);
+        Assert.Equal((7L, 123_456_789_012L), (second.CpuNanos!.Value, second.PeakMemoryBytes!.Value));
+        Assert.Equal((second.CpuNanos, second.PeakMemoryBytes), (v1.Read("/p/a").CpuNanos, v1.Read("/p/a").PeakMemoryBytes));
+
+        // A file that is not there is a note, as read directly, and is looked for again next time.
+        var gone = v1.Read("/p/gone", kept);
+        Assert.Null(gone.CpuNanos);
+        Assert.Equal(v1.Read("/p/gone").Notes, gone.Notes);
+        Write(_temp.Combine("cpuacct", "p", "gone"), "cpuacct.usage", "5\n");
+        Assert.Equal(5L, v1.Read("/p/gone", kept).CpuNanos);
+
+        // v2's text files (cpu.stat, io.stat) read whole through kept files, longer than one read's buffer too.
+        var v2 = new CgroupV2(_temp.Combine("v2"));
+        var attempt = _temp.Combine("v2", "p", "b");
+        var devices = string.Concat(Enumerable.Range(0, 200).Select(i => $"7:{i} rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n"));
+        Write(attempt, "cpu.stat", "usage_usec 2500000\nuser_usec 2000000\n");
+        Write(attempt, "memory.peak", "1048576\n");
+        Write(attempt, "io.stat", devices);
+        var direct = v2.Read("/p/b");
+        var viaKept = v2.Read("/p/b", kept);
+        Assert.Equal((direct.CpuNanos, direct.PeakMemoryBytes, direct.ReadBytes, direct.WrittenBytes), (viaKept.CpuNanos, viaKept.PeakMemoryBytes, viaKept.ReadBytes, viaKept.WrittenBytes));
+        Assert.Equal((2_500_000_000L, 200L, 400L), (viaKept.CpuNanos!.Value, viaKept.ReadBytes!.Value, viaKept.WrittenBytes!.Value));
+    }
+
+    [Fact]
     public void On_a_hybrid_machine_a_cgroup_in_the_v2_tree_is_frozen_there_and_one_only_on_v1_through_freezer_state()
     {
         var v1 = new CgroupV1(new Dictionary<string, string> { ["freezer"] = _temp.Combine("freezer"), ["cpu"] = _temp.Combine("cpu") });

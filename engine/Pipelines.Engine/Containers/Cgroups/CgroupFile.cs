@@ -33,7 +33,7 @@ public static class CgroupFile
     /// </remarks>
     public static long? ReadNumber(string path)
     {
-        Span<byte> buffer = stackalloc byte[64];
+        Span<byte> buffer = stackalloc byte[NumberBuffer];
         int read;
         try
         {
@@ -45,9 +45,17 @@ public static class CgroupFile
             return null;
         }
 
-        var text = buffer[..read];
+        return ParseNumber(buffer[..read]);
+    }
+
+    /// <summary>How much of a file <see cref="ReadNumber"/> reads: a first line longer holds no number a long can take.</summary>
+    internal const int NumberBuffer = 64;
+
+    /// <summary>The first line of what was read of a cgroup file (at most <see cref="NumberBuffer"/> bytes) as a number; null when it is not one.</summary>
+    internal static long? ParseNumber(ReadOnlySpan<byte> text)
+    {
         var end = text.IndexOf((byte)'\n');
-        if (end < 0 && read == buffer.Length)
+        if (end < 0 && text.Length == NumberBuffer)
         {
             return null;
         }

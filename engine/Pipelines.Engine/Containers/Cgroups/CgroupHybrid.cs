@@ -55,9 +55,9 @@ internal sealed class CgroupHybrid(CgroupV1 controllers, CgroupV2 tree) : ICgrou
 
     public long? WorkingSet(string cgroup) => controllers.WorkingSet(cgroup);
 
-    public CgroupReading Read(string cgroup) => controllers.Read(cgroup);
+    public CgroupReading Read(string cgroup, CgroupFiles? files = null) => controllers.Read(cgroup, files);
 
-    public bool ResetPeak(string cgroup) => controllers.ResetPeak(cgroup);
+    public bool ResetPeak(string cgroup, CgroupFiles? files = null) => controllers.ResetPeak(cgroup, files);
 
     private ICgroupHierarchy Freezer(string cgroup) =>
         File.Exists(Path.Combine(CgroupFile.Under(tree.Root, cgroup), "cgroup.freeze")) ? tree : controllers;

@@ -112,19 +112,20 @@ internal sealed class CgroupV1(IReadOnlyDictionary<string, string> mounts) : ICg
         return Math.Max(0, usage - inactive);
     }
 
-    public CgroupReading Read(string cgroup)
+    public CgroupReading Read(string cgroup, CgroupFiles? files = null)
     {
         var notes = new List<string>();
-        var cpu = Number(PathOf("cpuacct", cgroup), "cpuacct", "cpuacct.usage", "CPU time", notes);
-        var peak = Number(PathOf("memory", cgroup), "memory", "memory.max_usage_in_bytes", "peak memory", notes);
+        var io = files ?? CgroupFiles.Direct;
+        var cpu = Number(io, PathOf("cpuacct", cgroup), "cpuacct", "cpuacct.usage", "CPU time", notes);
+        var peak = Number(io, PathOf("memory", cgroup), "memory", "memory.max_usage_in_bytes", "peak memory", notes);
         notes.Add(NoBlockIo);
         return new CgroupReading(cpu, peak, null, null, notes);
     }
 
-    public bool ResetPeak(string cgroup) =>
-        PathOf("memory", cgroup) is { } dir && CgroupFile.TryWrite(Path.Combine(dir, "memory.max_usage_in_bytes"), "0");
+    public bool ResetPeak(string cgroup, CgroupFiles? files = null) =>
+        PathOf("memory", cgroup) is { } dir && (files ?? CgroupFiles.Direct).TryWrite(Path.Combine(dir, "memory.max_usage_in_bytes"), "0");
 
-    private static long? Number(string? dir, string controller, string file, string what, List<string> notes)
+    private static long? Number(CgroupFiles io, string? dir, string controller, string file, string what, List<string> notes)
     {
         if (dir is null)
         {
@@ -133,7 +134,7 @@ internal sealed class CgroupV1(IReadOnlyDictionary<string, string> mounts) : ICg
         }
 
         var path = Path.Combine(dir, file);
-        var n = CgroupFile.ReadNumber(path);
+        var n = io.ReadNumber(path);
         if (n is null)
         {
             notes.Add($"{what} not measured: {path} cannot be read");

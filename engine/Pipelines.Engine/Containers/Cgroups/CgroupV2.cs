@@ -96,11 +96,12 @@ internal sealed class CgroupV2(string root) : ICgroupHierarchy
         return Math.Max(0, usage - inactive);
     }
 
-    public CgroupReading Read(string cgroup)
+    public CgroupReading Read(string cgroup, CgroupFiles? files = null)
     {
         var notes = new List<string>();
+        var io = files ?? CgroupFiles.Direct;
         var dir = CgroupFile.Under(root, cgroup);
-        var cpuStat = CgroupFile.Read(Path.Combine(dir, "cpu.stat"));
+        var cpuStat = io.Read(Path.Combine(dir, "cpu.stat"));
         var usec = CgroupFile.Field(cpuStat, "usage_usec");
         if (usec is null)
         {
@@ -108,7 +109,7 @@ internal sealed class CgroupV2(string root) : ICgroupHierarchy
         }
 
         var peakFile = Path.Combine(dir, "memory.peak");
-        var peak = CgroupFile.ReadNumber(peakFile);
+        var peak = io.ReadNumber(peakFile);
         if (peak is null)
         {
             notes.Add($"peak memory not measured: {peakFile} cannot be read (memory.peak needs Linux 5.19 or later and the memory controller enabled for our cgroup parent)");
@@ -116,9 +117,9 @@ internal sealed class CgroupV2(string root) : ICgroupHierarchy
 
         var ioFile = Path.Combine(dir, "io.stat");
         long? read = null, written = null;
-        if (CgroupFile.Read(ioFile) is { } io)
+        if (io.Read(ioFile) is { } ioStat)
         {
-            (read, written) = SumIoStat(io);
+            (read, written) = SumIoStat(ioStat);
         }
         else
         {
@@ -128,7 +129,7 @@ internal sealed class CgroupV2(string root) : ICgroupHierarchy
         return new CgroupReading(usec * 1000, peak, read, written, notes);
     }
 
-    public bool ResetPeak(string cgroup) => false;
+    public bool ResetPeak(string cgroup, CgroupFiles? files = null) => false;
 
     /// <summary>
     /// The rbytes and wbytes of an io.stat (a line per device: "8:0 rbytes=... wbytes=... ..."; no

@@ -45,9 +45,13 @@ public interface ICgroupHierarchy
     /// <summary>A cgroup's memory in use less its inactive file pages (as `docker stats` counts it); null when it cannot be read.</summary>
     long? WorkingSet(string cgroup);
 
-    /// <summary>The counters of an attempt or a request: CPU time, peak memory, bytes read and written, each null with a note where it cannot be read.</summary>
-    CgroupReading Read(string cgroup);
+    /// <summary>
+    /// The counters of an attempt or a request: CPU time, peak memory, bytes read and written, each
+    /// null with a note where it cannot be read. <paramref name="files"/> keeps the files open
+    /// between readings (a warm container's, <see cref="CgroupFiles.Kept"/>); null opens them each time.
+    /// </summary>
+    CgroupReading Read(string cgroup, CgroupFiles? files = null);
 
     /// <summary>Starts a new peak of a cgroup's memory (for one warm request); false where the kernel cannot (v2 resets memory.peak for one open file only).</summary>
-    bool ResetPeak(string cgroup);
+    bool ResetPeak(string cgroup, CgroupFiles? files = null);
 }

@@ -684,6 +684,8 @@ public sealed partial class DockerWarmPool : IWarmPool
             }
         }
 
+        // No lease holds it (a busy container is stopped when its lease ends): what it kept open is closed.
+        container.Dispose();
         DeleteFolder(container.Folder);
         Interlocked.Increment(ref _removed);
         LogStopped(_log, container.ShortId, container.Spec.Owner, reason);
@@ -749,10 +751,16 @@ public sealed partial class DockerWarmPool : IWarmPool
             throw;
         }
 
+        WarmContainer? container = null;
         try
         {
             var exited = WaitExitAsync(id);
-            var container = new WarmContainer(id, folder, spec, exited);
+            container = new WarmContainer(id, folder, spec, exited);
+            if (spec.Mode == WarmMode.Fork)
+            {
+                container.OpenFolders();
+            }
+
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(_options.WarmStartTimeout);
             try
@@ -778,6 +786,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
         catch (BrokenChannelException e)
         {
+            container?.Dispose();
             var tail = await TailAsync(id, spec.Secrets).ConfigureAwait(false);
             await _containers.RemoveAsync(id).ConfigureAwait(false);
             DeleteFolder(folder);
@@ -785,6 +794,7 @@ public sealed partial class DockerWarmPool : IWarmPool
         }
         catch
         {
+            container?.Dispose();
             await _containers.RemoveAsync(id).ConfigureAwait(false);
             DeleteFolder(folder);
             throw;

@@ -142,6 +142,17 @@ public abstract class WarmLease : IAsyncDisposable
     public abstract string StepsDir { get; }
 
     /// <summary>
+    /// Fork mode: makes the file /in/<paramref name="name"/> holding <paramref name="content"/>,
+    /// readable by the container's user (mode 0644) and no one's to write: made in its final place
+    /// with its final mode through the folder the container holds open, never through a link (a
+    /// small request body, which the server holds in memory; docs/functions.md).
+    /// </summary>
+    public abstract void WriteInput(string name, ReadOnlySpan<byte> content);
+
+    /// <summary>Fork mode: <see cref="OutDir"/> as the container holds it open from its start (read through it, never closed by the reader).</summary>
+    internal abstract Storage.NoFollow.SafeDirectory OutFolder { get; }
+
+    /// <summary>
     /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
     /// watches against the request's quotas as it watches /out; null when there is none.
     /// </summary>

@@ -31,6 +31,27 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
 
     public override string? ControlDir => container.ControlDir;
 
+    internal override NoFollow.SafeDirectory OutFolder
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            _ = ForkOnly(container.OutDir);
+            return container.Out!;
+        }
+    }
+
+    public override void WriteInput(string name, ReadOnlySpan<byte> content)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        var shownAs = Path.Combine(ForkOnly(container.InDir), name);
+        using var file = NoFollow.CreateFile(container.In!, name, InputMode, shownAs);
+        RandomAccess.Write(file, content, 0);
+    }
+
+    /// <summary>An input file's mode: the container's user reads it, only root (the engine) writes it.</summary>
+    internal const UnixFileMode InputMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
     public override async Task<ContainerResult> RunAsync(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> env, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (container.Spec.Mode != WarmMode.Fork)
@@ -62,8 +83,8 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             // while the request runs is the request's (with the helper's fork and cleanup, tiny).
             var whyNot = pool.Unmeasurable;
             var cgroup = whyNot is null ? pool.CgroupOf(container) : null;
-            var peakReset = cgroup is not null && CgroupMeter.ResetPeak(cgroup);
-            var before = cgroup is null ? null : CgroupMeter.Read(cgroup);
+            var peakReset = cgroup is not null && CgroupMeter.ResetPeak(cgroup, container.Counters);
+            var before = cgroup is null ? null : CgroupMeter.Read(cgroup, container.Counters);
             try
             {
                 var exit = await container.Fork!.RunAsync(frame, log, deadline.Expired, deadline.Hung, cancellationToken).ConfigureAwait(false);
@@ -74,7 +95,7 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 }
 
                 var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, LogMask.Apply(log.ToString(), container.Spec.Secrets), exit.Run);
-                return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!).Since(before, peakReset), whyNot);
+                return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!, container.Counters).Since(before, peakReset), whyNot);
             }
             catch (OperationCanceledException) when (deadline.Hung.IsCancellationRequested)
             {
@@ -158,16 +179,17 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         {
             try
             {
-                // /tmp is the helper's to empty; the bound folders are the engine's, as root.
-                NoFollow.EmptyFolder(container.InDir);
-                NoFollow.EmptyFolder(container.OutDir);
+                // /tmp is the helper's to empty; the bound folders are the engine's, as root, through
+                // the descriptors the container holds open from its start (no path walked per request).
+                NoFollow.EmptyFolder(container.In!, container.InDir);
+                NoFollow.EmptyFolder(container.Out!, container.OutDir);
                 if (_stepsGiven)
                 {
-                    NoFollow.EmptyFolder(container.StepsDir);
+                    NoFollow.EmptyFolder(container.Steps!, container.StepsDir);
                 }
 
-                NoFollow.EmptyFolder(container.ControlDir);
-                File.SetUnixFileMode(container.OutDir, (UnixFileMode)0b111_101_101);
+                NoFollow.EmptyFolder(container.Control!, container.ControlDir);
+                NoFollow.SetMode(container.Out!, (UnixFileMode)0b111_101_101, container.OutDir);
             }
             catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
             {

@@ -1,11 +1,16 @@
+using Pipelines.Containers.Cgroups;
+using Pipelines.Storage;
+
 namespace Pipelines.Containers.Warm;
 
 /// <summary>
 /// One long-lived container of one owner: its Docker id, its host folders, and its channel (the
 /// fork helper's connection, or an HttpClient on the image's socket). State is changed under the
-/// owner's lock in <see cref="DockerWarmPool"/>.
+/// owner's lock in <see cref="DockerWarmPool"/>. What it holds open (its folders in fork mode,
+/// its cgroup's counter files) is closed by <see cref="Dispose"/> when the pool removes it, which
+/// it does only once no lease holds it.
 /// </summary>
-internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Task<long> exited)
+internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Task<long> exited) : IDisposable
 {
     public string Id { get; } = id;
 
@@ -23,6 +28,27 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
     public string ControlDir => Path.Combine(Folder, "run");
 
     public WarmSpec Spec { get; } = spec;
+
+    /// <summary>
+    /// Fork mode: in/, out/, steps/ and run/ opened once (<see cref="OpenFolders"/>), so that the
+    /// folders emptied after each request are read through a descriptor, with no path walked
+    /// (docs/benchmarks.md, "A fork request's file work"). Nothing the container does can put
+    /// another folder in their place: they are its mount points' host folders, whose parent it
+    /// never sees. Null in http mode.
+    /// </summary>
+    public NoFollow.SafeDirectory? In { get; private set; }
+
+    /// <inheritdoc cref="In"/>
+    public NoFollow.SafeDirectory? Out { get; private set; }
+
+    /// <inheritdoc cref="In"/>
+    public NoFollow.SafeDirectory? Steps { get; private set; }
+
+    /// <inheritdoc cref="In"/>
+    public NoFollow.SafeDirectory? Control { get; private set; }
+
+    /// <summary>Its cgroup's counter files, kept open between requests (<see cref="CgroupFiles.Kept"/>).</summary>
+    public CgroupFiles Counters { get; } = CgroupFiles.Kept();
 
     /// <summary>Completes with the exit code when the container ends, for whatever reason.</summary>
     public Task<long> Exited { get; } = exited;
@@ -49,4 +75,22 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
     public string? Slot { get; set; }
 
     public int Capacity => Spec.Mode == WarmMode.Fork ? 1 : Math.Max(1, Spec.Concurrency);
+
+    /// <summary>Opens the fork-mode folders (<see cref="In"/>), never through a link; throws when one cannot be opened.</summary>
+    public void OpenFolders()
+    {
+        In = NoFollow.OpenDirectory(InDir);
+        Out = NoFollow.OpenDirectory(OutDir);
+        Steps = NoFollow.OpenDirectory(StepsDir);
+        Control = NoFollow.OpenDirectory(ControlDir);
+    }
+
+    public void Dispose()
+    {
+        In?.Dispose();
+        Out?.Dispose();
+        Steps?.Dispose();
+        Control?.Dispose();
+        Counters.Dispose();
+    }
 }
