@@ -149,6 +149,11 @@ internal sealed partial class TaskRunner : ITaskHandler
             // the run does not have): the task ends failed now with the reason, as DecideAsync ends
             // one whose run threw, rather than after every retry of its job (about 48 minutes),
             // while the tasks after it in a job of several waited and then ended with its reason.
+            if (await HeldElsewhereAsync(runId, index, PipelinesException.Describe(e), cancellationToken).ConfigureAwait(false))
+            {
+                return true;
+            }
+
             await EndFailedAsync(runId, index, PipelinesException.Describe(e), cancellationToken).ConfigureAwait(false);
         }
 
@@ -210,6 +215,24 @@ internal sealed partial class TaskRunner : ITaskHandler
         await FanInAsync(runId, remaining, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Whether the task runs on another worker under a live lease, so that this delivery, which
+    /// threw, must not end it: a second delivery of one task (a duplicate job) ends nothing of
+    /// it; the holder's end is the task's, and if the holder is lost its lease runs out and a
+    /// later delivery claims the task.
+    /// </summary>
+    private async Task<bool> HeldElsewhereAsync(string runId, int index, string error, CancellationToken ct)
+    {
+        if (await _store.GetTaskAsync(runId, index, ct).ConfigureAwait(false) is { State: TaskState.Running } held
+            && held.Worker != _options.Name && held.LeaseUntil > _time.GetUtcNow())
+        {
+            LogNotEndedHeld(_log, runId, index, held.Worker ?? "", error);
+            return true;
+        }
+
+        return false;
+    }
+
     private async Task DeliverAsync(string runId, int index, CancellationToken ct)
     {
         var run = await _store.GetRunAsync(runId, ct).ConfigureAwait(false)
@@ -252,6 +275,11 @@ internal sealed partial class TaskRunner : ITaskHandler
                 // outage's worth of retries. Outages go on to Hangfire, and EndWhenJobFails ends
                 // the task if they outlast it.
                 var reason = PipelinesException.Describe(e);
+                if (await HeldElsewhereAsync(runId, index, reason, ct).ConfigureAwait(false))
+                {
+                    return;
+                }
+
                 LogTaskError(_log, runId, index, reason);
                 end = Failed(reason);
             }
@@ -679,6 +707,9 @@ internal sealed partial class TaskRunner : ITaskHandler
         {
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId} task {Index}: this delivery failed ({Error}) while worker {Worker} holds the task under a live lease; its end is left to that worker")]
+    private static partial void LogNotEndedHeld(ILogger logger, string runId, int index, string worker, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "run {RunId} task {Index} vacated: handed back to the queue for another machine")]
     private static partial void LogVacated(ILogger logger, string runId, int index);

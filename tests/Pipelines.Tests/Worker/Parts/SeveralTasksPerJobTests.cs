@@ -120,6 +120,30 @@ public sealed class SeveralTasksPerJobTests
     }
 
     [Fact]
+    public async Task A_duplicate_delivery_that_throws_leaves_a_task_another_worker_holds_to_that_worker()
+    {
+        // Task 1 runs on another worker under a live lease when a second job delivers it here and
+        // the delivery throws (the claim refused, as a store that cannot write it would): its end
+        // is the holder's, so this delivery ends nothing of it and goes on with the job's rest.
+        InMemoryRunStore? inner = null;
+        using var rig = new WorkerRig(WritesMade, more: services => services.AddSingleton<IRunStore>(_ => RefusingCommit.WrapAny(() => inner!, (name, args) =>
+            name == nameof(IRunStore.ClaimTaskAsync) && (int)args[1]! == 1 && (string)args[2]! != "elsewhere"
+                ? new InvalidOperationException("the claim could not be written")
+                : null)));
+        inner = rig.Runs;
+        var run = await rig.SubmitAsync(OneStep, FiveFiles);
+        var now = DateTimeOffset.UtcNow;
+        Assert.NotNull(await rig.Runs.ClaimTaskAsync(run.RunId, 1, "elsewhere", now, now.AddMinutes(10), CancellationToken.None));
+
+        await rig.Runner.RunAsync(run.RunId, [0, 1, 2], CancellationToken.None);
+
+        var tasks = await rig.Runs.GetTasksAsync(run.RunId, CancellationToken.None);
+        Assert.Equal([TaskState.Succeeded, TaskState.Running, TaskState.Succeeded], tasks.Take(3).Select(t => t.State));
+        Assert.Equal("elsewhere", tasks[1].Worker);
+        Assert.Equal(2, rig.Runtime.Runs);
+    }
+
+    [Fact]
     public async Task A_job_past_its_time_starts_no_further_task_and_hands_the_rest_back_to_the_dispatcher()
     {
         using var rig = new WorkerRig(WritesMade, new Dictionary<string, string?> { ["Worker:JobTime"] = "00:00:00.001" });
@@ -193,9 +217,13 @@ public sealed class SeveralTasksPerJobTests
     public class RefusingCommit : DispatchProxy
     {
         private Func<IRunStore> _inner = null!;
-        private Func<int, TaskOutcome, Exception?> _refuse = null!;
+        private Func<string, object?[], Exception?> _refuse = null!;
 
-        public static IRunStore Wrap(Func<IRunStore> inner, Func<int, TaskOutcome, Exception?> refuse)
+        public static IRunStore Wrap(Func<IRunStore> inner, Func<int, TaskOutcome, Exception?> refuse) =>
+            WrapAny(inner, (name, args) => name == nameof(IRunStore.CommitTaskAsync) ? refuse((int)args[1]!, (TaskOutcome)args[2]!) : null);
+
+        /// <summary>Any call of the store, by its method's name and arguments, may be refused.</summary>
+        public static IRunStore WrapAny(Func<IRunStore> inner, Func<string, object?[], Exception?> refuse)
         {
             var proxy = Create<IRunStore, RefusingCommit>();
             var self = (RefusingCommit)(object)proxy;
@@ -205,7 +233,7 @@ public sealed class SeveralTasksPerJobTests
 
         protected override object? Invoke(MethodInfo? method, object?[]? args)
         {
-            if (method!.Name == nameof(IRunStore.CommitTaskAsync) && _refuse((int)args![1]!, (TaskOutcome)args[2]!) is { } refused)
+            if (_refuse(method!.Name, args ?? []) is { } refused)
             {
                 throw refused;
             }
