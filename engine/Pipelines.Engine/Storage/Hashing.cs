@@ -70,7 +70,7 @@ internal static class Hashing
         {
             long total = 0;
             int read;
-            while ((read = RandomAccess.Read(file, buffer.AsSpan(0, BufferSize), total)) > 0)
+            while ((read = UnixFile.ReadAt(file, buffer.AsSpan(0, BufferSize), total)) > 0)
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 sha.AppendData(buffer, 0, read);

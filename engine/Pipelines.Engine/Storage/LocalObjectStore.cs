@@ -278,7 +278,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
             return digest;
         }
 
-        if (linked != EEXIST)
+        if (linked != UnixFile.EEXIST)
         {
             // Another file system (EXDEV), or links refused here: a copy, as any upload.
             return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
@@ -386,8 +386,6 @@ internal sealed partial class LocalObjectStore : IObjectStore
             }
         }
     }
-
-    private const int EEXIST = 17;
 
     /// <summary>
     /// Makes a name in a folder (<paramref name="make"/>: 0, or the errno), and makes the folder

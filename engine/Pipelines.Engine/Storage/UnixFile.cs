@@ -127,7 +127,47 @@ internal static partial class UnixFile
     /// </summary>
     public static int WriteNew(string path, ReadOnlySpan<byte> content)
     {
-        var fd = Open(path, OWrOnly | OCreat | OExcl | OCloExec, 0b110_110_110);
+        var errno = WriteOpen(path, OWrOnly | OCreat | OExcl | OCloExec, content, out var opened);
+        if (errno != 0 && opened)
+        {
+            _ = Unlink(path);
+        }
+
+        return errno;
+    }
+
+    /// <summary>
+    /// Writes to a file that is there (a kernel's file: a cgroup's value is taken from one write at
+    /// offset 0), by open, write, close: 0, or the errno.
+    /// </summary>
+    public static int WriteExisting(string path, ReadOnlySpan<byte> content) => WriteOpen(path, OWrOnly | OCloExec, content, out _);
+
+    /// <summary>
+    /// Reads into <paramref name="buffer"/> at <paramref name="offset"/> by one pread (RandomAccess
+    /// looks at a descriptor it did not open with an lseek first); the bytes read, 0 at the end.
+    /// </summary>
+    public static int ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle file, Span<byte> buffer, long offset)
+    {
+        while (true)
+        {
+            var read = PRead((int)file.DangerousGetHandle(), ref MemoryMarshal.GetReference(buffer), (nuint)buffer.Length, offset);
+            if (read >= 0)
+            {
+                return (int)read;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR)
+            {
+                throw new IOException($"cannot read: {Marshal.GetPInvokeErrorMessage(errno)}");
+            }
+        }
+    }
+
+    private static int WriteOpen(string path, int flags, ReadOnlySpan<byte> content, out bool opened)
+    {
+        var fd = Open(path, flags, 0b110_110_110);
+        opened = fd >= 0;
         if (fd < 0)
         {
             return Marshal.GetLastPInvokeError();
@@ -155,11 +195,6 @@ internal static partial class UnixFile
         if (Close(fd) != 0 && errno == 0)
         {
             errno = Marshal.GetLastPInvokeError();
-        }
-
-        if (errno != 0)
-        {
-            _ = Unlink(path);
         }
 
         return errno;
@@ -192,6 +227,7 @@ internal static partial class UnixFile
     public static void Discard(string path) => _ = Unlink(path);
 
     public const int EINTR = 4;
+    public const int EEXIST = 17;
 
     // Flag values differ between architectures for O_NOFOLLOW (asm-generic vs x86).
     private const int ORdOnly = 0;
@@ -206,6 +242,9 @@ internal static partial class UnixFile
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    private static partial nint PRead(int fd, ref byte buffer, nuint count, long offset);
 
     [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
     private static partial nint Write(int fd, ref byte buffer, nuint count);

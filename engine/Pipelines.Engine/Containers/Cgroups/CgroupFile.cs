@@ -37,8 +37,9 @@ public static class CgroupFile
         int read;
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            read = RandomAccess.Read(handle, buffer, 0);
+            // One open call: File.OpenHandle adds an fstat and a lock, and a warm request reads these files four times.
+            using var handle = Storage.UnixFile.OpenRead(path, followLinks: true);
+            read = Storage.UnixFile.ReadAt(handle, buffer, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -77,9 +78,8 @@ public static class CgroupFile
         {
             // One write(2) of the whole value at offset 0, as the kernel takes a cgroup file's value
             // (a warm request resets its container's memory peak this way each time).
-            using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-            RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
-            return true;
+            // Open, write, close: File.OpenHandle adds a truncate, an fstatfs and a lock.
+            return Storage.UnixFile.WriteExisting(path, Encoding.UTF8.GetBytes(value)) == 0;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
