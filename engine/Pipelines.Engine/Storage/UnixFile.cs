@@ -137,12 +137,6 @@ internal static partial class UnixFile
     }
 
     /// <summary>
-    /// Writes to a file that is there (a kernel's file: a cgroup's value is taken from one write at
-    /// offset 0), by open, write, close: 0, or the errno.
-    /// </summary>
-    public static int WriteExisting(string path, ReadOnlySpan<byte> content) => WriteOpen(path, OWrOnly | OCloExec, content, out _);
-
-    /// <summary>
     /// Reads into <paramref name="buffer"/> at <paramref name="offset"/> by one pread (RandomAccess
     /// looks at a descriptor it did not open with an lseek first); the bytes read, 0 at the end.
     /// </summary>

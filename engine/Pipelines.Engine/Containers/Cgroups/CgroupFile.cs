@@ -78,8 +78,9 @@ public static class CgroupFile
         {
             // One write(2) of the whole value at offset 0, as the kernel takes a cgroup file's value
             // (a warm request resets its container's memory peak this way each time).
-            // Open, write, close: File.OpenHandle adds a truncate, an fstatfs and a lock.
-            return Storage.UnixFile.WriteExisting(path, Encoding.UTF8.GetBytes(value)) == 0;
+            using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+            RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
