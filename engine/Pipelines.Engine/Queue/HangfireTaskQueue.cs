@@ -1,10 +1,20 @@
+using System.Reflection;
 using Hangfire;
+using Hangfire.Common;
+using Hangfire.States;
 
 namespace Pipelines.Queue;
 
 /// <summary>Enqueues task and gather jobs through Hangfire's client.</summary>
 internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage storage) : ITaskQueue
 {
+    // The jobs are made from their methods, not from a lambda: Hangfire takes a lambda's
+    // expression tree apart and evaluates each argument through it at every enqueue, about 2% of
+    // the engine's CPU at 2,000 one-file tasks (docs/benchmarks.md, "The managed CPU of a one-file
+    // task"). The job stored is the same: type, method and arguments.
+    private static readonly MethodInfo RunOne = typeof(TaskJob).GetMethod(nameof(TaskJob.RunAsync))!;
+    private static readonly MethodInfo RunSeveral = typeof(TaskJob).GetMethod(nameof(TaskJob.RunTasksAsync))!;
+
     /// <summary>
     /// The configured slots of the live workers (<see cref="WorkerSlots.LiveServers"/>), whatever
     /// their harvesters offer now (for input.batch: auto, sized for the run's whole life); 0 when
@@ -19,7 +29,7 @@ internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage 
         // submission short against a remote PostgreSQL.
         await Parallel.ForEachAsync(taskIndexes, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, (i, _) =>
         {
-            client.Enqueue<TaskJob>(j => j.RunAsync(runId, i, CancellationToken.None));
+            Enqueue(RunOne, runId, i);
             return ValueTask.CompletedTask;
         }).ConfigureAwait(false);
     }
@@ -34,16 +44,20 @@ internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage 
         {
             if (job is [var one])
             {
-                client.Enqueue<TaskJob>(j => j.RunAsync(runId, one, CancellationToken.None));
+                Enqueue(RunOne, runId, one);
             }
             else
             {
-                client.Enqueue<TaskJob>(j => j.RunTasksAsync(runId, job, CancellationToken.None));
+                Enqueue(RunSeveral, runId, job);
             }
 
             return ValueTask.CompletedTask;
         }).ConfigureAwait(false);
     }
+
+    /// <summary>What <c>client.Enqueue&lt;TaskJob&gt;(j => j.METHOD(runId, tasks, CancellationToken.None))</c> makes.</summary>
+    private void Enqueue(MethodInfo method, string runId, object tasks) =>
+        client.Create(new Job(typeof(TaskJob), method, runId, tasks, CancellationToken.None), new EnqueuedState());
 
     public Task EnqueueGatherAsync(string runId, CancellationToken cancellationToken)
     {

@@ -33,12 +33,33 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
     /// <summary>Where one provenance row is in the spill file, with what orders it.</summary>
     private readonly record struct RowAt(int Index, int StepRank, int Attempt, long Offset, int Length);
 
-    /// <summary>A run with its tasks (a task's index is its position) and where its provenance rows are.</summary>
-    private sealed class Entry(RunRecord run, List<TaskRecord> tasks)
+    /// <summary>
+    /// A run with its tasks (a task's index is its position) and where its provenance rows are.
+    /// Its tasks change only through <see cref="Set"/>, <see cref="Add"/>, <see cref="Release"/>
+    /// and <see cref="Unrelease"/>, which keep its counts of pending and in-flight tasks as they
+    /// change: the dispatcher looks at them after every task's end, and a look over every task
+    /// grew with the run (docs/benchmarks.md, "The managed CPU of a one-file task").
+    /// </summary>
+    private sealed class Entry
     {
-        public RunRecord Run { get; set; } = run;
+        private readonly List<TaskRecord> _tasks;
+        private readonly Dictionary<int, DateTimeOffset> _released = [];
 
-        public List<TaskRecord> Tasks { get; } = tasks;
+        // No task below it is pending: a release looks from here, not from the first task.
+        private int _firstPending;
+
+        public Entry(RunRecord run, List<TaskRecord> tasks)
+        {
+            (Run, _tasks) = (run, tasks);
+            for (var i = 0; i < tasks.Count; i++)
+            {
+                Count(i, 1);
+            }
+        }
+
+        public RunRecord Run { get; set; }
+
+        public IReadOnlyList<TaskRecord> Tasks => _tasks;
 
         public List<RowAt> Provenance { get; } = [];
 
@@ -49,14 +70,78 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         /// queued task's entry is ever read (pending, in flight, stuck), so a task's entry goes when
         /// the task ends: the map holds the tasks in flight, not every task the run has released.
         /// </summary>
-        public Dictionary<int, DateTimeOffset> Released { get; } = [];
+        public IReadOnlyDictionary<int, DateTimeOffset> Released => _released;
+
+        /// <summary>Its tasks queued and not released (<see cref="IsPending"/>), counted as they change.</summary>
+        public int Pending { get; private set; }
+
+        /// <summary>Its tasks running, or queued and released (<see cref="InFlightTask"/>), counted as they change.</summary>
+        public int InFlight { get; private set; }
 
         /// <summary>Whether the run may still start tasks.</summary>
         public bool Starts => Run.State == RunState.Running && Run.StopReason is null;
 
-        public bool IsPending(TaskRecord t) => t.State == TaskState.Queued && !Released.ContainsKey(t.Index);
+        public bool IsPending(TaskRecord t) => t.State == TaskState.Queued && !_released.ContainsKey(t.Index);
 
-        public bool InFlight(TaskRecord t) => t.State == TaskState.Running || (t.State == TaskState.Queued && Released.ContainsKey(t.Index));
+        public bool InFlightTask(TaskRecord t) => t.State == TaskState.Running || (t.State == TaskState.Queued && _released.ContainsKey(t.Index));
+
+        public void Set(int index, TaskRecord task)
+        {
+            Count(index, -1);
+            _tasks[index] = task;
+            Count(index, 1);
+        }
+
+        public void Add(TaskRecord task)
+        {
+            _tasks.Add(task);
+            Count(_tasks.Count - 1, 1);
+        }
+
+        public void Release(int index, DateTimeOffset at)
+        {
+            Count(index, -1);
+            _released[index] = at;
+            Count(index, 1);
+        }
+
+        public void Unrelease(int index)
+        {
+            Count(index, -1);
+            _released.Remove(index);
+            Count(index, 1);
+        }
+
+        /// <summary>The pending tasks' indexes, in order; the tasks may be changed while they are walked.</summary>
+        public IEnumerable<int> PendingIndexes()
+        {
+            while (_firstPending < _tasks.Count && !IsPending(_tasks[_firstPending]))
+            {
+                _firstPending++;
+            }
+
+            for (var i = _firstPending; i < _tasks.Count && Pending > 0; i++)
+            {
+                if (IsPending(_tasks[i]))
+                {
+                    yield return i;
+                }
+            }
+        }
+
+        private void Count(int index, int by)
+        {
+            var t = _tasks[index];
+            if (IsPending(t))
+            {
+                Pending += by;
+                _firstPending = by > 0 ? Math.Min(_firstPending, index) : _firstPending;
+            }
+            else if (InFlightTask(t))
+            {
+                InFlight += by;
+            }
+        }
     }
 
     public Task CreateRunAsync(RunRecord run, IReadOnlyList<TaskRecord> tasks, CancellationToken cancellationToken)
@@ -163,9 +248,19 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
     {
         lock (_lock)
         {
-            var t = _runs.GetValueOrDefault(runId)?.Tasks ?? [];
-            int C(TaskState s) => t.Count(x => x.State == s);
-            var held = t.Where(x => x.State == TaskState.Queued && x.Hold is not null).GroupBy(x => x.Hold!.Reason).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            // One pass over the tasks (`pipelines run` asks four times a second while it follows the run).
+            var byState = new int[Enum.GetValues<TaskState>().Max(s => (int)s) + 1];
+            var held = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var x in _runs.GetValueOrDefault(runId)?.Tasks ?? [])
+            {
+                byState[(int)x.State]++;
+                if (x is { State: TaskState.Queued, Hold: { } hold })
+                {
+                    held[hold.Reason] = held.GetValueOrDefault(hold.Reason) + 1;
+                }
+            }
+
+            int C(TaskState s) => byState[(int)s];
             return Task.FromResult(new TaskCounts(C(TaskState.Queued), C(TaskState.Running), C(TaskState.Succeeded), C(TaskState.Failed), C(TaskState.Cached), C(TaskState.Cancelled)) { Split = C(TaskState.Split), HeldBecause = held });
         }
     }
@@ -196,7 +291,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
                 deliveries++;
             }
 
-            e.Tasks[index] = task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil, Hold = null };
+            e.Set(index, task with { State = TaskState.Running, Worker = worker, StartedAt = now, LeaseUntil = leaseUntil, Hold = null });
             return Task.FromResult<int?>(deliveries);
         }
     }
@@ -211,7 +306,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             }
 
             var task = e.Tasks[index];
-            e.Tasks[index] = task with { Hold = hold with { Since = task.Hold?.Since ?? hold.Since } };
+            e.Set(index, task with { Hold = hold with { Since = task.Hold?.Since ?? hold.Since } });
             return Task.FromResult(true);
         }
     }
@@ -231,7 +326,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
                 return Task.FromResult(false);
             }
 
-            e.Tasks[index] = task with { LeaseUntil = leaseUntil };
+            e.Set(index, task with { LeaseUntil = leaseUntil });
             return Task.FromResult(true);
         }
     }
@@ -267,7 +362,11 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
 
             // As PostgreSQL stores a child: its id, inputs and captures; the rest is a new queued task.
             var first = e.Tasks.Count;
-            e.Tasks.AddRange(children.Select((c, i) => new TaskRecord(runId, first + i, c.TaskId, TaskState.Queued, c.Inputs, c.Captures, 0, null, null, null, null, null) { ParentIndex = index }));
+            foreach (var (c, i) in children.Select((c, i) => (c, i)))
+            {
+                e.Add(new TaskRecord(runId, first + i, c.TaskId, TaskState.Queued, c.Inputs, c.Captures, 0, null, null, null, null, null) { ParentIndex = index });
+            }
+
             e.Run = e.Run with { TaskCount = e.Run.TaskCount + children.Count, Remaining = e.Run.Remaining - 1 + children.Count };
             return Task.FromResult<(bool, IReadOnlyList<int>, int)>((true, Enumerable.Range(first, children.Count).ToList(), e.Run.Remaining));
         }
@@ -295,7 +394,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             Usage.Add(used);
         }
 
-        e.Tasks[index] = task with
+        e.Set(index, task with
         {
             State = state,
             ExitCode = outcome.ExitCode,
@@ -303,9 +402,9 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             FinishedAt = outcome.FinishedAt,
             Attempts = rows.Count == 0 ? 0 : rows.Max(r => r.Attempt),
             Hold = null,
-        };
+        });
         e.Provenance.AddRange(at);
-        e.Released.Remove(index);
+        e.Unrelease(index);
         return true;
     }
 
@@ -402,7 +501,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         lock (_lock)
         {
             var loads = _runs.Values.GroupBy(e => e.Run.Tenant)
-                .Select(g => new TenantLoad(g.Key, g.Where(e => e.Starts).Sum(e => e.Tasks.Count(e.IsPending)), g.Sum(e => e.Tasks.Count(e.InFlight))))
+                .Select(g => new TenantLoad(g.Key, g.Where(e => e.Starts).Sum(e => e.Pending), g.Sum(e => e.InFlight)))
                 .Where(l => l.Pending > 0 || l.InFlight > 0)
                 .OrderBy(l => l.Tenant.Value, StringComparer.Ordinal);
             return Task.FromResult<IReadOnlyList<TenantLoad>>([.. loads]);
@@ -423,11 +522,12 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             var released = new List<TaskKey>();
             foreach (var e in _runs.Values.Where(e => which(e) && e.Starts).OrderBy(e => e.Run.RunId, StringComparer.Ordinal))
             {
-                foreach (var t in e.Tasks.Where(e.IsPending).Take(count - released.Count).ToList())
+                foreach (var i in e.PendingIndexes().Take(count - released.Count).ToList())
                 {
-                    e.Released[t.Index] = now;
-                    e.Tasks[t.Index] = t with { Hold = t.Hold?.Reason == HoldReasons.Quota ? null : t.Hold };
-                    released.Add(new TaskKey(e.Run.RunId, t.Index));
+                    var t = e.Tasks[i];
+                    e.Release(i, now);
+                    e.Set(i, t with { Hold = t.Hold?.Reason == HoldReasons.Quota ? null : t.Hold });
+                    released.Add(new TaskKey(e.Run.RunId, i));
                 }
             }
 
@@ -449,7 +549,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         lock (_lock)
         {
             return Task.FromResult<IReadOnlyList<TaskKey>>([.. keys.Distinct()
-                .Where(k => TryFind(k.RunId, k.Index, out var e) && e.InFlight(e.Tasks[k.Index]))
+                .Where(k => TryFind(k.RunId, k.Index, out var e) && e.InFlightTask(e.Tasks[k.Index]))
                 .OrderBy(k => k.RunId, StringComparer.Ordinal).ThenBy(k => k.Index)]);
         }
     }
@@ -458,7 +558,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
     {
         lock (_lock)
         {
-            return Task.FromResult<IReadOnlyList<string>>([.. _runs.Values.Where(e => e.Run.StopReason is not null && e.Tasks.Any(e.IsPending)).Select(e => e.Run.RunId).Order(StringComparer.Ordinal)]);
+            return Task.FromResult<IReadOnlyList<string>>([.. _runs.Values.Where(e => e.Run.StopReason is not null && e.Pending > 0).Select(e => e.Run.RunId).Order(StringComparer.Ordinal)]);
         }
     }
 
@@ -476,7 +576,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
 
                 if (e.Tasks[i].State == TaskState.Queued)
                 {
-                    e.Released.Remove(i);
+                    e.Unrelease(i);
                 }
                 else
                 {
@@ -497,7 +597,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
                 .OrderBy(s => s.At).Take(count).ToList();
             foreach (var (e, index, _) in stuck)
             {
-                e.Released[index] = now;
+                e.Release(index, now);
             }
 
             return Task.FromResult<IReadOnlyList<TaskKey>>([.. stuck.Select(s => new TaskKey(s.e.Run.RunId, s.Index)).OrderBy(k => k.RunId, StringComparer.Ordinal).ThenBy(k => k.Index)]);
@@ -516,15 +616,12 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         lock (_lock)
         {
             var n = 0;
-            foreach (var e in _runs.Values.Where(e => e.Run.Tenant == tenant))
+            foreach (var e in _runs.Values.Where(e => e.Run.Tenant == tenant && e.Pending > 0))
             {
-                for (var i = 0; i < e.Tasks.Count; i++)
+                foreach (var i in e.PendingIndexes().Where(i => which(e.Tasks[i])).ToList())
                 {
-                    if (e.IsPending(e.Tasks[i]) && which(e.Tasks[i]))
-                    {
-                        e.Tasks[i] = rewrite(e.Tasks[i]);
-                        n++;
-                    }
+                    e.Set(i, rewrite(e.Tasks[i]));
+                    n++;
                 }
             }
 
@@ -540,13 +637,10 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
             var ended = 0;
             if (e.Run.StopReason is not null)
             {
-                for (var i = 0; i < e.Tasks.Count; i++)
+                foreach (var i in e.PendingIndexes().ToList())
                 {
-                    if (e.IsPending(e.Tasks[i]))
-                    {
-                        e.Tasks[i] = e.Tasks[i] with { State = outcome.State, ExitCode = outcome.ExitCode, Error = outcome.Error, FinishedAt = outcome.FinishedAt, Hold = null };
-                        ended++;
-                    }
+                    e.Set(i, e.Tasks[i] with { State = outcome.State, ExitCode = outcome.ExitCode, Error = outcome.Error, FinishedAt = outcome.FinishedAt, Hold = null });
+                    ended++;
                 }
 
                 e.Run = e.Run with { Remaining = e.Run.Remaining - ended };

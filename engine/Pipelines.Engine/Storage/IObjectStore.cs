@@ -65,6 +65,24 @@ public interface IObjectStore
     /// <summary>Reads a whole object into memory (small objects: tables, manifests).</summary>
     Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Reads a whole object into memory, or null when there is none: for a look where absence is
+    /// the common answer (a task's cache entry), so that it costs no exception. A store that can
+    /// tell absence without one overrides it (LocalObjectStore); anything else (a refusal, an
+    /// outage) throws as <see cref="ReadAllAsync"/> does.
+    /// </summary>
+    async Task<byte[]?> TryReadAllAsync(string key, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReadAllAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Copies an object inside the store, streamed (objects of any size).</summary>
     Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken);
 

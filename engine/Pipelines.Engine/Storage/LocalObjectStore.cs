@@ -176,7 +176,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
         // may be relative, or outside the container's view. Stage the file it leads to.
         if (!UnixFile.TryStat(source, followLinks: false, out var st, out _) || st.Kind == UnixFileKind.SymbolicLink)
         {
-            st = RequireFile(source, key);
+            st = RequireFile(source, key)!.Value;
             source = File.ResolveLinkTarget(source, returnFinalTarget: true)?.FullName ?? source;
         }
         else if (st.Kind != UnixFileKind.Regular)
@@ -426,6 +426,18 @@ internal sealed partial class LocalObjectStore : IObjectStore
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
 
+    // Absence answered by the stat, without an exception (a cache look per task, mostly a miss).
+    public async Task<byte[]?> TryReadAllAsync(string key, CancellationToken cancellationToken)
+    {
+        var path = PathOf(key);
+        if (RequireFile(path, key, missingIsNull: true) is null)
+        {
+            return null;
+        }
+
+        return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+    }
+
     public Task DeleteAsync(string key, CancellationToken cancellationToken)
     {
         File.Delete(PathOf(key));
@@ -494,11 +506,14 @@ internal sealed partial class LocalObjectStore : IObjectStore
     /// Only a regular file (or a link to one) is read: opening a fifo would block until a writer
     /// came, and a device has no end. An entry may change kind between listing and reading.
     /// </summary>
-    private UnixFileStatus RequireFile(string path, string key)
+    /// <remarks>Its status; with <paramref name="missingIsNull"/>, a missing file returns null instead of throwing.</remarks>
+    private UnixFileStatus? RequireFile(string path, string key, bool missingIsNull = false)
     {
         if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
         {
-            throw errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false);
+            return errno == UnixFile.ENOENT && missingIsNull
+                ? null
+                : throw (errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false));
         }
 
         if (st.Kind != UnixFileKind.Regular)

@@ -26,12 +26,8 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
     /// </summary>
     public async Task<CacheCheck> CheckAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, StorageLocation runOutput, CancellationToken ct)
     {
-        byte[] manifestBytes;
-        try
-        {
-            manifestBytes = await root.Store.ReadAllAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), ct).ConfigureAwait(false);
-        }
-        catch (ObjectNotFoundException)
+        // A miss is the common answer (every task of a first run): read without an exception.
+        if (await root.Store.TryReadAllAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), ct).ConfigureAwait(false) is not { } manifestBytes)
         {
             return new CacheCheck(null, await NearestEarlierAsync(run, task, definition, root, ct).ConfigureAwait(false));
         }
@@ -144,11 +140,12 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         UnitEntry? unit;
         try
         {
-            unit = JsonSerializer.Deserialize<UnitEntry>(await root.Store.ReadAllAsync(root.Key(UnitKey(definition.Workflow.Name, task)), ct).ConfigureAwait(false));
-        }
-        catch (ObjectNotFoundException)
-        {
-            return new RanBecause(RanBecause.NoEarlierRun);
+            if (await root.Store.TryReadAllAsync(root.Key(UnitKey(definition.Workflow.Name, task)), ct).ConfigureAwait(false) is not { } unitBytes)
+            {
+                return new RanBecause(RanBecause.NoEarlierRun);
+            }
+
+            unit = JsonSerializer.Deserialize<UnitEntry>(unitBytes);
         }
         catch (JsonException e)
         {

@@ -93,7 +93,14 @@ internal sealed partial class TaskLease : IAsyncDisposable
         {
             while (true)
             {
-                await Task.Delay(_options.LeaseRefreshInterval, _time, stop).ConfigureAwait(false);
+                // The attempt's end stops the renewal: the wait ends without throwing (an exception
+                // per task, docs/benchmarks.md "The managed CPU of a one-file task").
+                await Task.Delay(_options.LeaseRefreshInterval, _time, stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (stop.IsCancellationRequested)
+                {
+                    return;
+                }
+
                 try
                 {
                     if (!await _store.RenewLeaseAsync(_runId, _index, _options.Name, _claimedAt, _time.GetUtcNow() + _options.LeaseDuration, stop).ConfigureAwait(false))

@@ -120,6 +120,27 @@ public abstract class RunStoreDispatchContract
     }
 
     [Fact]
+    public async Task The_counts_follow_every_change_and_a_task_handed_back_below_the_released_ones_is_released_first()
+    {
+        var id = await CreateAsync("1", 5);
+        var first = await Store.ReleaseTasksAsync(_tenant, 3, Now, None);
+        await Store.ClaimTaskAsync(id, 0, "w", Now, Now.AddMinutes(1), None);
+        await Store.CommitTaskAsync(id, 0, new TaskOutcome(TaskState.Succeeded, 0, null, Now), [], None);
+        await Store.MarkPendingAsync(id, [1], None);
+        var handedBack = await LoadAsync();
+        var again = await Store.ReleaseTasksAsync(_tenant, 2, Now, None);
+
+        // A delivery of a task never released (a vacated task's job, straight to Hangfire) claims it.
+        await Store.ClaimTaskAsync(id, 4, "w", Now, Now.AddMinutes(1), None);
+
+        Assert.Equal([new(id, 0), new(id, 1), new TaskKey(id, 2)], first);
+        Assert.Equal(new TenantLoad(_tenant, 3, 1), handedBack);
+        Assert.Equal([new(id, 1), new TaskKey(id, 3)], again);
+        Assert.Equal(new TenantLoad(_tenant, 0, 4), await LoadAsync());
+        Assert.Empty(await Store.ReleaseTasksAsync(_tenant, 5, Now, None));
+    }
+
+    [Fact]
     public async Task A_vacated_task_stays_in_flight_through_its_next_delivery_and_an_ended_task_is_never_released_again()
     {
         var id = await CreateAsync("1", 2);
