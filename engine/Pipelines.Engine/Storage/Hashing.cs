@@ -49,14 +49,19 @@ internal static class Hashing
         }
     }
 
-    public static async Task<FileDigest> OfFileAsync(string path, CancellationToken cancellationToken, bool md5 = true)
+    /// <summary>
+    /// The size and hashes of a file's bytes (a link followed). Opened by one open call, not a
+    /// FileStream (which adds a lock and a look at the file system): planning and staging hash
+    /// every small input file, and a FileStream's reads here were blocking calls all the same.
+    /// </summary>
+    public static Task<FileDigest> OfFileAsync(string path, CancellationToken cancellationToken, bool md5 = true)
     {
-        await using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
-        return await CopyAsync(f, Stream.Null, cancellationToken, md5).ConfigureAwait(false);
+        using var file = UnixFile.OpenRead(path, followLinks: true);
+        return Task.FromResult(OfHandle(file, md5, cancellationToken));
     }
 
     /// <summary>The size and hashes of an open file's bytes, read from its start through the descriptor.</summary>
-    public static FileDigest OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle file, bool md5 = true)
+    public static FileDigest OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle file, bool md5 = true, CancellationToken cancellationToken = default)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         using var md = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
@@ -65,8 +70,9 @@ internal static class Hashing
         {
             long total = 0;
             int read;
-            while ((read = RandomAccess.Read(file, buffer.AsSpan(0, BufferSize), total)) > 0)
+            while ((read = UnixFile.ReadAt(file, buffer.AsSpan(0, BufferSize), total)) > 0)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 sha.AppendData(buffer, 0, read);
                 md?.AppendData(buffer, 0, read);
                 total += read;

@@ -5,8 +5,11 @@ using Microsoft.Win32.SafeHandles;
 namespace Pipelines.Storage;
 
 /// <summary>
-/// A local folder as an object store. Writes go to a temporary file and are renamed into place.
-/// Downloads to the same file system are hard links (no bytes copied), then read once for hashes.
+/// A local folder as an object store. Writes go to a temporary file and are renamed into place;
+/// a file adopted whole is linked in. Downloads to the same file system are hard links (no bytes
+/// copied), then read once for hashes. A task makes a few files here (its log, outputs, cache and
+/// unit entries), so each costs few system calls: a folder is made only when the first try
+/// finds it missing, and nothing is looked up twice (docs/benchmarks.md, "The files a task makes").
 /// </summary>
 internal sealed partial class LocalObjectStore : IObjectStore
 {
@@ -167,22 +170,30 @@ internal sealed partial class LocalObjectStore : IObjectStore
     public async Task<FileDigest> DownloadAsync(string key, string localPath, CancellationToken cancellationToken)
     {
         var source = PathOf(key);
-        RequireFile(source, key);
 
+        // One look at the name itself: a plain file (the usual input) is linked as it is.
         // link(2) does not follow a symbolic link: it would stage the link itself, whose target
         // may be relative, or outside the container's view. Stage the file it leads to.
-        source = File.ResolveLinkTarget(source, returnFinalTarget: true)?.FullName ?? source;
-
-        Directory.CreateDirectory(Path.GetDirectoryName(localPath)!);
+        if (!UnixFile.TryStat(source, followLinks: false, out var st, out _) || st.Kind == UnixFileKind.SymbolicLink)
+        {
+            st = RequireFile(source, key)!.Value;
+            source = File.ResolveLinkTarget(source, returnFinalTarget: true)?.FullName ?? source;
+        }
+        else if (st.Kind != UnixFileKind.Regular)
+        {
+            throw new PipelinesException($"{source} is {UnixFile.Describe(st.Kind)}, not a file to read", retryHelps: false);
+        }
 
         // A hard link shares the bytes: only files everyone may read are linked, since the
         // algorithm runs as another user; containers see them through a read-only mount.
-        if ((File.GetUnixFileMode(source) & UnixFileMode.OtherRead) != 0 && Link(source, localPath) == 0)
+        // No md5: a folder's content tags are sha256s (ContentTags).
+        if ((st.Mode & (uint)UnixFileMode.OtherRead) != 0 && InFolder(localPath, () => Link(source, localPath) == 0 ? 0 : Marshal.GetLastPInvokeError()) == 0)
         {
-            return await Hashing.OfFileAsync(localPath, cancellationToken, md5: false).ConfigureAwait(false);
+            using var linked = UnixFile.OpenRead(localPath);
+            return Hashing.OfHandle(linked, md5: false, cancellationToken);
         }
 
-        // No md5: a folder's content tags are sha256s (ContentTags).
+        CreateFolder(Path.GetDirectoryName(localPath)!);
         await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1, useAsync: true);
         await using var output = new FileStream(localPath, FileMode.Create, FileAccess.Write, FileShare.None, 1, useAsync: true);
         return await Hashing.CopyAsync(input, output, cancellationToken, md5: false).ConfigureAwait(false);
@@ -196,16 +207,17 @@ internal sealed partial class LocalObjectStore : IObjectStore
     {
         var target = PathOf(key);
         var temp = TempPath(target);
+        var renamed = false;
         try
         {
             FileDigest digest;
             await using (var input = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true))
-            await using (var output = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            await using (var output = CreateTemp(temp))
             {
                 digest = await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
             }
 
-            File.Move(temp, target, overwrite: true);
+            renamed = Rename(temp, target);
             return digest;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -214,7 +226,24 @@ internal sealed partial class LocalObjectStore : IObjectStore
         }
         finally
         {
-            File.Delete(temp);
+            if (!renamed)
+            {
+                UnixFile.Discard(temp);
+            }
+        }
+    }
+
+    /// <summary>A new temporary file to copy into, its folder made if the first try finds it missing.</summary>
+    private static FileStream CreateTemp(string temp)
+    {
+        try
+        {
+            return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            CreateFolder(Path.GetDirectoryName(temp)!);
+            return new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
         }
     }
 
@@ -236,17 +265,35 @@ internal sealed partial class LocalObjectStore : IObjectStore
             return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
         }
 
+        // Hashed before any name is given to it: a failure publishes nothing.
+        var digest = Hashing.OfHandle(file, cancellationToken: cancellationToken);
+
+        // Straight to its name when none is there (a first delivery): link(2) gives the whole
+        // file its name at once, as a rename would, and nothing writes it any more, so a reader
+        // sees no file or all of it. A name already there (a delivery again) is replaced through
+        // a temporary name and a rename, which replaces atomically where link(2) would refuse.
+        var linked = InFolder(target, () => LinkAt(AtFdCwd, source, AtFdCwd, target, AtSymlinkFollow) == 0 ? 0 : Marshal.GetLastPInvokeError());
+        if (linked == 0)
+        {
+            return digest;
+        }
+
+        if (linked != UnixFile.EEXIST)
+        {
+            // Another file system (EXDEV), or links refused here: a copy, as any upload.
+            return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
+        }
+
         var temp = TempPath(target);
+        var renamed = false;
         try
         {
             if (LinkAt(AtFdCwd, source, AtFdCwd, temp, AtSymlinkFollow) != 0)
             {
-                // Another file system (EXDEV), or links refused here: a copy, as any upload.
                 return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
             }
 
-            var digest = Hashing.OfHandle(file);
-            File.Move(temp, target, overwrite: true);
+            renamed = Rename(temp, target);
             return digest;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -255,7 +302,10 @@ internal sealed partial class LocalObjectStore : IObjectStore
         }
         finally
         {
-            File.Delete(temp);
+            if (!renamed)
+            {
+                UnixFile.Discard(temp);
+            }
         }
     }
 
@@ -301,14 +351,28 @@ internal sealed partial class LocalObjectStore : IObjectStore
     [LibraryImport("libc", EntryPoint = "getegid")]
     private static partial uint GetEgid();
 
-    public async Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes the bytes to a new temporary file (open, write, close: no lock, no truncate) and
+    /// renames it into place, so a reader never sees part of it; no fsync, as before: a crash
+    /// of the machine may lose the file, and every reader takes a missing or damaged entry for
+    /// none (the cache runs the task again, docs/workflow-spec.md "Reuse").
+    /// </summary>
+    public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var target = PathOf(key);
         var temp = TempPath(target);
+        var renamed = false;
         try
         {
-            await File.WriteAllBytesAsync(temp, content.ToArray(), cancellationToken).ConfigureAwait(false);
-            File.Move(temp, target, overwrite: true);
+            var errno = InFolder(temp, () => UnixFile.WriteNew(temp, content.Span));
+            if (errno != 0)
+            {
+                throw new IOException(Marshal.GetPInvokeErrorMessage(errno));
+            }
+
+            renamed = Rename(temp, target);
+            return Task.CompletedTask;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -316,14 +380,48 @@ internal sealed partial class LocalObjectStore : IObjectStore
         }
         finally
         {
-            File.Delete(temp);
+            if (!renamed)
+            {
+                UnixFile.Discard(temp);
+            }
         }
     }
+
+    /// <summary>
+    /// Makes a name in a folder (<paramref name="make"/>: 0, or the errno), and makes the folder
+    /// only when the first try finds it missing: most writes go to a folder that is there, and
+    /// making it first would cost a mkdir and a stat each time. The errno of the last try.
+    /// </summary>
+    private static int InFolder(string path, Func<int> make)
+    {
+        var errno = make();
+        if (errno is UnixFile.ENOENT or UnixFile.ENOTDIR)
+        {
+            CreateFolder(Path.GetDirectoryName(path)!);
+            errno = make();
+        }
+
+        return errno;
+    }
+
+    /// <summary>rename(2) of a temporary file onto its target (true), or an IOException naming why not.</summary>
+    private static bool Rename(string temp, string target)
+    {
+        if (RenameNative(temp, target) != 0)
+        {
+            throw new IOException(Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError()));
+        }
+
+        return true;
+    }
+
+    [LibraryImport("libc", EntryPoint = "rename", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int RenameNative(string from, string to);
 
     public async Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
-        RequireFile(path, key);
+        _ = RequireFile(path, key);
 
         return await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
     }
@@ -332,7 +430,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
     public async Task<byte[]?> TryReadAllAsync(string key, CancellationToken cancellationToken)
     {
         var path = PathOf(key);
-        if (!RequireFile(path, key, missingIsNull: true))
+        if (RequireFile(path, key, missingIsNull: true) is null)
         {
             return null;
         }
@@ -349,7 +447,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
     public Task CopyAsync(string sourceKey, string destinationKey, CancellationToken cancellationToken) =>
         UploadAsync(destinationKey, PathOf(sourceKey), cancellationToken);
 
-    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8)]
+    [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
 
     private const string TemporaryMarker = ".pipelines-tmp-";
@@ -362,12 +460,12 @@ internal sealed partial class LocalObjectStore : IObjectStore
     /// <summary>
     /// A temporary name of fixed length (27 characters) in the target's folder, so the rename stays
     /// on one file system and a target name near the 255-byte limit still has a temporary name.
+    /// 48 random bits, not a Guid: a Guid reads /dev/urandom each time, and the name needs only
+    /// to differ from other writers' (every temporary file is created exclusively, O_EXCL).
+    /// The folder is not made here: the write makes it if it is missing.
     /// </summary>
-    internal static string TempPath(string target)
-    {
-        CreateFolder(Path.GetDirectoryName(target)!);
-        return Path.Combine(Path.GetDirectoryName(target)!, TemporaryMarker + Guid.NewGuid().ToString("N")[..12]);
-    }
+    internal static string TempPath(string target) =>
+        Path.Combine(Path.GetDirectoryName(target)!, TemporaryMarker + Random.Shared.NextInt64(1L << 48).ToString("x12", System.Globalization.CultureInfo.InvariantCulture));
 
     private static void CreateFolder(string folder)
     {
@@ -408,13 +506,13 @@ internal sealed partial class LocalObjectStore : IObjectStore
     /// Only a regular file (or a link to one) is read: opening a fifo would block until a writer
     /// came, and a device has no end. An entry may change kind between listing and reading.
     /// </summary>
-    /// <remarks>With <paramref name="missingIsNull"/>, a missing file returns false instead of throwing.</remarks>
-    private bool RequireFile(string path, string key, bool missingIsNull = false)
+    /// <remarks>Its status; with <paramref name="missingIsNull"/>, a missing file returns null instead of throwing.</remarks>
+    private UnixFileStatus? RequireFile(string path, string key, bool missingIsNull = false)
     {
         if (!UnixFile.TryStat(path, followLinks: true, out var st, out var errno))
         {
             return errno == UnixFile.ENOENT && missingIsNull
-                ? false
+                ? null
                 : throw (errno == UnixFile.ENOENT ? new ObjectNotFoundException(Name, key) : new PipelinesException(Refusal(path, Path.GetFileName(path), errno), retryHelps: false));
         }
 
@@ -423,7 +521,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
             throw new PipelinesException($"{path} is {UnixFile.Describe(st.Kind)}, not a file to read", retryHelps: false);
         }
 
-        return true;
+        return st;
     }
 
     private static PipelinesException WriteFailed(string target, Exception e) =>

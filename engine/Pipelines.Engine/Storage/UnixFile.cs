@@ -19,9 +19,9 @@ internal enum UnixFileKind
 /// <summary>
 /// The parts of a stat the engine needs: kind, apparent size, the device and inode that identify a
 /// folder, the bytes allocated on disk, and the change and modification times (ns since the epoch)
-/// that tell a local input's remembered hash still holds.
+/// that tell a local input's remembered hash still holds, the number of names, and the permission bits.
 /// </summary>
-internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated, long ChangeTimeNs = 0, long ModifyTimeNs = 0, uint Links = 1);
+internal readonly record struct UnixFileStatus(UnixFileKind Kind, long Size, ulong Device, ulong Inode, long Allocated, long ChangeTimeNs = 0, long ModifyTimeNs = 0, uint Links = 1, uint Mode = 0);
 
 /// <summary>
 /// stat(2) through statx, whose struct has one layout on every architecture. .NET's FileInfo
@@ -100,7 +100,8 @@ internal static partial class UnixFile
             (long)BinaryPrimitives.ReadUInt64LittleEndian(buffer[48..]) * 512,
             Nanoseconds(buffer[96..]),
             Nanoseconds(buffer[112..]),
-            BinaryPrimitives.ReadUInt32LittleEndian(buffer[16..]));
+            BinaryPrimitives.ReadUInt32LittleEndian(buffer[16..]),
+            (uint)(mode & 0xFFF));
     }
 
     private static long Nanoseconds(ReadOnlySpan<byte> timestamp) =>
@@ -119,6 +120,132 @@ internal static partial class UnixFile
         _ => "not a regular file",
     };
 
+    /// <summary>
+    /// Writes a new file whole: open (O_CREAT | O_EXCL: never an existing file, nor through a
+    /// link), write, close, and nothing else (a FileStream adds a lock, a truncate and a look at
+    /// the file system). 0, or the errno; a file begun and not finished is removed.
+    /// </summary>
+    public static int WriteNew(string path, ReadOnlySpan<byte> content)
+    {
+        var errno = WriteOpen(path, OWrOnly | OCreat | OExcl | OCloExec, content, out var opened);
+        if (errno != 0 && opened)
+        {
+            _ = Unlink(path);
+        }
+
+        return errno;
+    }
+
+    /// <summary>
+    /// Reads into <paramref name="buffer"/> at <paramref name="offset"/> by one pread (RandomAccess
+    /// looks at a descriptor it did not open with an lseek first); the bytes read, 0 at the end.
+    /// </summary>
+    public static int ReadAt(Microsoft.Win32.SafeHandles.SafeFileHandle file, Span<byte> buffer, long offset)
+    {
+        while (true)
+        {
+            var read = PRead((int)file.DangerousGetHandle(), ref MemoryMarshal.GetReference(buffer), (nuint)buffer.Length, offset);
+            if (read >= 0)
+            {
+                return (int)read;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR)
+            {
+                throw new IOException($"cannot read: {Marshal.GetPInvokeErrorMessage(errno)}");
+            }
+        }
+    }
+
+    private static int WriteOpen(string path, int flags, ReadOnlySpan<byte> content, out bool opened)
+    {
+        var fd = Open(path, flags, 0b110_110_110);
+        opened = fd >= 0;
+        if (fd < 0)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+
+        var errno = 0;
+        while (!content.IsEmpty)
+        {
+            var written = Write(fd, ref MemoryMarshal.GetReference(content), (nuint)content.Length);
+            if (written < 0)
+            {
+                errno = Marshal.GetLastPInvokeError();
+                if (errno == EINTR)
+                {
+                    errno = 0;
+                    continue;
+                }
+
+                break;
+            }
+
+            content = content[(int)written..];
+        }
+
+        if (Close(fd) != 0 && errno == 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+        }
+
+        return errno;
+    }
+
+    /// <summary>
+    /// Opens a file for reading by one open call (no lock, no look at the file system), through a
+    /// link at its last name only with <paramref name="followLinks"/>. A missing file throws
+    /// FileNotFoundException, as a FileStream's open does; any other failure an IOException.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenRead(string path, bool followLinks = false)
+    {
+        var fd = Open(path, ORdOnly | (followLinks ? 0 : ONoFollow) | OCloExec, 0);
+        if (fd >= 0)
+        {
+            return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        }
+
+        var errno = Marshal.GetLastPInvokeError();
+        var message = $"cannot open {path}: {Marshal.GetPInvokeErrorMessage(errno)}";
+        throw errno switch
+        {
+            ENOENT => new FileNotFoundException(message, path),
+            EACCES => new UnauthorizedAccessException(message),
+            _ => new IOException(message),
+        };
+    }
+
+    /// <summary>Removes a file that may not be there (a temporary file given up), whatever stands in the way: nothing to say if it cannot.</summary>
+    public static void Discard(string path) => _ = Unlink(path);
+
+    public const int EINTR = 4;
+    public const int EEXIST = 17;
+
+    // Flag values differ between architectures for O_NOFOLLOW (asm-generic vs x86).
+    private const int ORdOnly = 0;
+    private const int OWrOnly = 1;
+    private const int OCreat = 0x40;
+    private const int OExcl = 0x80;
+    private const int OCloExec = 0x80000;
+    private static readonly int ONoFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
+
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(int dirfd, string path, int flags, uint mask, ref byte buffer);
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "pread", SetLastError = true)]
+    private static partial nint PRead(int fd, ref byte buffer, nuint count, long offset);
+
+    [LibraryImport("libc", EntryPoint = "write", SetLastError = true)]
+    private static partial nint Write(int fd, ref byte buffer, nuint count);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Unlink(string path);
 }

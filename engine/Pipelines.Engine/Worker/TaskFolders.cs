@@ -12,7 +12,7 @@ namespace Pipelines.Worker;
 /// an in/. When a task is done, everything else in it goes (the out-* folders the containers
 /// wrote, and whatever they left there: links, fifos, folders without write permission, names
 /// that are not UTF-8), without following a link, and in/ is emptied; the folder is kept only
-/// if it then holds just the owner marker, naming this process, and an empty in/ folder.
+/// if it then holds just the owner marker (a file) and in/ (a folder).
 /// </summary>
 internal sealed class TaskFolders(WorkerOptions options) : IDisposable
 {
@@ -49,58 +49,70 @@ internal sealed class TaskFolders(WorkerOptions options) : IDisposable
         return path;
     }
 
-    /// <summary>Removes all but the marker and in/, empties in/, and says whether the folder is as <see cref="Make"/> left it.</summary>
+    /// <summary>
+    /// Removes all but the marker and in/, empties in/, and says whether the folder is as
+    /// <see cref="Make"/> left it: just the marker (a regular file) and in/ (a folder, not a link).
+    /// Everything is reached through the folder's descriptor, never by a path a container could
+    /// have changed. The marker's content is not read again: the folder is private to the engine
+    /// (mode 0700, containers see only their binds), this process wrote the marker when it made
+    /// the folder, and the pool gives out only folders this process made.
+    /// </summary>
     private static bool Reset(string folder)
     {
-        using (var root = NoFollow.OpenDirectory(folder))
+        using var root = NoFollow.OpenDirectory(folder);
+
+        // A batch of names at a time: what is removed leaves, so the next read gives what is left.
+        // A batch short of the most read at once was the whole folder (nothing else writes in it
+        // now): what it held besides the others says whether the marker and in/ are there.
+        while (true)
         {
-            // A batch of names at a time: what is removed leaves, so the next read gives what is left.
-            for (var names = Others(root, folder); names.Count > 0; names = Others(root, folder))
+            var names = NoFollow.ReadNames(root, folder, NoFollow.NameBatch + 2);
+            var others = names.Where(n => !n.AsSpan().SequenceEqual(OwnerBytes) && !n.AsSpan().SequenceEqual(InBytes)).ToList();
+            var whole = names.Count < NoFollow.NameBatch + 2;
+            if (whole && names.Count - others.Count != 2)
             {
-                foreach (var name in names)
+                return false;
+            }
+
+            foreach (var name in others)
+            {
+                if (NoFollow.Stat(root, name, folder) is not { Kind: UnixFileKind.Directory })
                 {
-                    if (NoFollow.Stat(root, name, folder) is not { Kind: UnixFileKind.Directory })
-                    {
-                        NoFollow.Remove(root, name, folder: false, folder);
-                        continue;
-                    }
-
-                    // Only the engine names entries here (out-STEP-ATTEMPT); a name that does not
-                    // read back as the same bytes is not ours: the folder is not used again.
-                    var text = Encoding.UTF8.GetString(name);
-                    if (!Encoding.UTF8.GetBytes(text).AsSpan().SequenceEqual(name))
-                    {
-                        return false;
-                    }
-
-                    NoFollow.DeleteTree(Path.Combine(folder, text));
+                    NoFollow.Remove(root, name, folder: false, folder);
+                    continue;
                 }
+
+                // Only the engine names entries here (out-STEP-ATTEMPT); a name that does not
+                // read back as the same bytes is not ours: the folder is not used again.
+                var text = Encoding.UTF8.GetString(name);
+                if (!Encoding.UTF8.GetBytes(text).AsSpan().SequenceEqual(name))
+                {
+                    return false;
+                }
+
+                // Emptied through its own descriptor (opened without following a link), then removed.
+                using (var child = NoFollow.OpenDirectory(root, name, Path.Combine(folder, text)))
+                {
+                    NoFollow.EmptyFolder(child, Path.Combine(folder, text));
+                }
+
+                NoFollow.Remove(root, name, folder: true, folder);
+            }
+
+            if (whole)
+            {
+                break;
             }
         }
 
-        NoFollow.EmptyFolder(In(folder));
-        return IsAsMade(folder);
-    }
-
-    /// <summary>The names in the folder other than the marker and in/, a batch at most.</summary>
-    private static List<byte[]> Others(NoFollow.SafeDirectory root, string folder) =>
-        NoFollow.ReadNames(root, folder, NoFollow.NameBatch + 2)
-            .Where(n => !n.AsSpan().SequenceEqual(OwnerBytes) && !n.AsSpan().SequenceEqual(InBytes))
-            .ToList();
-
-    /// <summary>Just the marker (a file naming this process) and an empty in/ folder (not a link).</summary>
-    private static bool IsAsMade(string folder)
-    {
-        using var root = NoFollow.OpenDirectory(folder);
-        if (NoFollow.ReadNames(root, folder, 3).Count != 2
-            || NoFollow.Stat(root, OwnerBytes, folder) is not { Kind: UnixFileKind.Regular }
-            || NoFollow.Stat(root, InBytes, folder) is not { Kind: UnixFileKind.Directory }
-            || !string.Equals(ProcessOwner.OwnerOf(folder), ProcessOwner.Current, StringComparison.Ordinal))
+        if (NoFollow.Stat(root, OwnerBytes, folder) is not { Kind: UnixFileKind.Regular }
+            || NoFollow.Stat(root, InBytes, folder) is not { Kind: UnixFileKind.Directory })
         {
             return false;
         }
 
-        using var input = NoFollow.OpenDirectory(root, InBytes, folder);
-        return NoFollow.ReadNames(input, folder, 1).Count == 0;
+        using var input = NoFollow.OpenDirectory(root, InBytes, In(folder));
+        NoFollow.EmptyFolder(input, In(folder));
+        return true;
     }
 }

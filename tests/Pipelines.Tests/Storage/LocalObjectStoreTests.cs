@@ -148,6 +148,46 @@ public sealed class LocalObjectStoreTests : IDisposable
         Assert.NotEqual(Inode(source), Inode(stored));
     }
 
+    [Fact]
+    public async Task Adopt_over_a_name_already_there_replaces_it_whole_and_leaves_no_temporary_file()
+    {
+        // A delivery again finds the first delivery's output: link(2) would refuse the name, so the
+        // file is linked under a temporary name and renamed over it.
+        var store = new LocalObjectStore(_temp.Combine("output"));
+        await store.PutAsync("tasks/t/stats/stats.tsv", "first delivery"u8.ToArray(), "text/plain", CancellationToken.None);
+        var source = _temp.Combine("scratch", "stats.tsv");
+        Directory.CreateDirectory(Path.GetDirectoryName(source)!);
+        await File.WriteAllTextAsync(source, "second delivery");
+
+        FileDigest digest;
+        using (var handle = File.OpenHandle(source))
+        {
+            digest = await store.AdoptAsync("tasks/t/stats/stats.tsv", handle, CancellationToken.None);
+        }
+
+        var stored = _temp.Combine("output", "tasks", "t", "stats", "stats.tsv");
+        Assert.Equal(Hashing.Sha256Hex("second delivery"u8), digest.Sha256);
+        Assert.Equal("second delivery", await File.ReadAllTextAsync(stored));
+        Assert.Equal(Inode(source), Inode(stored));
+        Assert.Equal([stored], Directory.GetFiles(Path.GetDirectoryName(stored)!));
+    }
+
+    [Fact]
+    public void A_new_file_is_written_whole_and_never_over_a_name_already_there()
+    {
+        var path = _temp.Combine("new.json");
+        Assert.Equal(0, UnixFile.WriteNew(path, "{}"u8));
+        Assert.Equal("{}", File.ReadAllText(path));
+
+        // O_EXCL: a temporary name another writer took (or a link planted there) is not written through.
+        File.CreateSymbolicLink(_temp.Combine("planted"), _temp.Combine("victim"));
+        Assert.Equal(17, UnixFile.WriteNew(path, "other"u8));
+        Assert.Equal(17, UnixFile.WriteNew(_temp.Combine("planted"), "other"u8));
+        Assert.Equal("{}", File.ReadAllText(path));
+        Assert.False(File.Exists(_temp.Combine("victim")));
+        Assert.Equal(UnixFile.ENOENT, UnixFile.WriteNew(_temp.Combine("missing", "x"), "x"u8));
+    }
+
     private static ulong Inode(string path) =>
         UnixFile.TryStat(path, followLinks: false, out var st, out _) ? st.Inode : throw new FileNotFoundException(path);
 

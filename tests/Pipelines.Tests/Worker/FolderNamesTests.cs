@@ -26,6 +26,26 @@ public sealed class FolderNamesTests : IDisposable
     }
 
     [Fact]
+    public void A_folder_larger_than_one_read_of_the_kernel_gives_every_name_once()
+    {
+        // 3,000 names of 60 bytes are about 240 KB of directory entries: several getdents64 reads.
+        var folder = _temp.Combine("long");
+        Directory.CreateDirectory(folder);
+        var names = Enumerable.Range(0, 3000).Select(i => $"{i:D6}-" + new string('n', 53)).ToList();
+        foreach (var name in names)
+        {
+            File.Create(Path.Combine(folder, name)).Dispose();
+        }
+
+        using var open = NoFollow.OpenDirectory(folder);
+        var read = NoFollow.ReadNames(open, "/out", long.MaxValue).Select(n => System.Text.Encoding.UTF8.GetString(n)).ToList();
+        var again = NoFollow.ReadNames(open, "/out", long.MaxValue);
+
+        Assert.Equal(names.Order(StringComparer.Ordinal), read.Order(StringComparer.Ordinal));
+        Assert.Equal(3000, again.Count);
+    }
+
+    [Fact]
     public void The_quota_walks_refuse_a_folder_over_the_file_quota_having_read_no_more_than_it_plus_one()
     {
         var folder = Filled("out", 3000);

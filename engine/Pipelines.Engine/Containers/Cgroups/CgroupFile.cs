@@ -37,8 +37,9 @@ public static class CgroupFile
         int read;
         try
         {
-            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            read = RandomAccess.Read(handle, buffer, 0);
+            // One open call: File.OpenHandle adds an fstat and a lock, and a warm request reads these files four times.
+            using var handle = Storage.UnixFile.OpenRead(path, followLinks: true);
+            read = Storage.UnixFile.ReadAt(handle, buffer, 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
