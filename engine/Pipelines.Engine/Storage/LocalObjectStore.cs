@@ -205,20 +205,36 @@ internal sealed partial class LocalObjectStore : IObjectStore
     // A folder keeps no content type.
     public async Task<FileDigest> UploadAsync(string key, string localPath, string contentType, CancellationToken cancellationToken)
     {
-        var target = PathOf(key);
+        FileDigest? digest = null;
+        await ThroughTempAsync(PathOf(key), async temp =>
+        {
+            await using var input = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+            await using var output = CreateTemp(temp);
+            digest = await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
+            return true;
+        }).ConfigureAwait(false);
+        return digest!;
+    }
+
+    /// <summary>
+    /// The one way a file is put in place here: <paramref name="write"/> makes it under a temporary
+    /// name in the target's folder (false: it made nothing), then a rename gives it the target's
+    /// name, so a reader sees no file or all of it. A temporary file not renamed is removed; an
+    /// I/O failure says which file could not be written.
+    /// </summary>
+    private static async ValueTask<bool> ThroughTempAsync(string target, Func<string, ValueTask<bool>> write)
+    {
         var temp = TempPath(target);
         var renamed = false;
         try
         {
-            FileDigest digest;
-            await using (var input = new FileStream(localPath, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true))
-            await using (var output = CreateTemp(temp))
+            if (!await write(temp).ConfigureAwait(false))
             {
-                digest = await Hashing.CopyAsync(input, output, cancellationToken).ConfigureAwait(false);
+                return false;
             }
 
             renamed = Rename(temp, target);
-            return digest;
+            return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -284,29 +300,9 @@ internal sealed partial class LocalObjectStore : IObjectStore
             return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
         }
 
-        var temp = TempPath(target);
-        var renamed = false;
-        try
-        {
-            if (LinkAt(AtFdCwd, source, AtFdCwd, temp, AtSymlinkFollow) != 0)
-            {
-                return await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
-            }
-
-            renamed = Rename(temp, target);
-            return digest;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw WriteFailed(target, e);
-        }
-        finally
-        {
-            if (!renamed)
-            {
-                UnixFile.Discard(temp);
-            }
-        }
+        return await ThroughTempAsync(target, temp => ValueTask.FromResult(LinkAt(AtFdCwd, source, AtFdCwd, temp, AtSymlinkFollow) == 0)).ConfigureAwait(false)
+            ? digest
+            : await UploadAsync(key, source, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -360,31 +356,11 @@ internal sealed partial class LocalObjectStore : IObjectStore
     public Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var target = PathOf(key);
-        var temp = TempPath(target);
-        var renamed = false;
-        try
+        return ThroughTempAsync(PathOf(key), temp =>
         {
             var errno = InFolder(temp, () => UnixFile.WriteNew(temp, content.Span));
-            if (errno != 0)
-            {
-                throw new IOException(Marshal.GetPInvokeErrorMessage(errno));
-            }
-
-            renamed = Rename(temp, target);
-            return Task.CompletedTask;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw WriteFailed(target, e);
-        }
-        finally
-        {
-            if (!renamed)
-            {
-                UnixFile.Discard(temp);
-            }
-        }
+            return errno == 0 ? ValueTask.FromResult(true) : throw new IOException(Marshal.GetPInvokeErrorMessage(errno));
+        }).AsTask();
     }
 
     /// <summary>
