@@ -16,19 +16,16 @@ internal static class Hashing
     /// </remarks>
     public static async Task<FileDigest> CopyAsync(Stream source, Stream destination, CancellationToken cancellationToken, bool md5 = true)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var md = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+        using var digest = new Digest(md5);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            long total = 0;
             int read;
             // On Linux a FileStream's async read or write is the same blocking call run on the
             // thread pool, one hop each; a local file is read and written directly instead.
             while ((read = source is FileStream ? source.Read(buffer, 0, BufferSize) : await source.ReadAsync(buffer.AsMemory(0, BufferSize), cancellationToken).ConfigureAwait(false)) > 0)
             {
-                sha.AppendData(buffer, 0, read);
-                md?.AppendData(buffer, 0, read);
+                digest.Append(buffer, read);
                 if (destination is FileStream)
                 {
                     destination.Write(buffer, 0, read);
@@ -37,11 +34,9 @@ internal static class Hashing
                 {
                     await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken).ConfigureAwait(false);
                 }
-
-                total += read;
             }
 
-            return new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), md is null ? null : Convert.ToHexStringLower(md.GetHashAndReset()));
+            return digest.Result();
         }
         finally
         {
@@ -63,26 +58,47 @@ internal static class Hashing
     /// <summary>The size and hashes of an open file's bytes, read from its start through the descriptor.</summary>
     public static FileDigest OfHandle(Microsoft.Win32.SafeHandles.SafeFileHandle file, bool md5 = true, CancellationToken cancellationToken = default)
     {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var md = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+        using var digest = new Digest(md5);
         var buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
         try
         {
-            long total = 0;
             int read;
-            while ((read = UnixFile.ReadAt(file, buffer.AsSpan(0, BufferSize), total)) > 0)
+            while ((read = UnixFile.ReadAt(file, buffer.AsSpan(0, BufferSize), digest.Size)) > 0)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                sha.AppendData(buffer, 0, read);
-                md?.AppendData(buffer, 0, read);
-                total += read;
+                digest.Append(buffer, read);
             }
 
-            return new FileDigest(total, Convert.ToHexStringLower(sha.GetHashAndReset()), md is null ? null : Convert.ToHexStringLower(md.GetHashAndReset()));
+            return digest.Result();
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The sha256 (and md5, when asked) of the bytes appended so far, and their count.</summary>
+    private sealed class Digest(bool md5) : IDisposable
+    {
+        private readonly IncrementalHash _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly IncrementalHash? _md5 = md5 ? IncrementalHash.CreateHash(HashAlgorithmName.MD5) : null;
+
+        public long Size { get; private set; }
+
+        public void Append(byte[] buffer, int count)
+        {
+            _sha.AppendData(buffer, 0, count);
+            _md5?.AppendData(buffer, 0, count);
+            Size += count;
+        }
+
+        public FileDigest Result() =>
+            new(Size, Convert.ToHexStringLower(_sha.GetHashAndReset()), _md5 is null ? null : Convert.ToHexStringLower(_md5.GetHashAndReset()));
+
+        public void Dispose()
+        {
+            _sha.Dispose();
+            _md5?.Dispose();
         }
     }
 

@@ -43,26 +43,17 @@ internal static partial class UnixFile
     public const int ELOOP = 40;
 
     /// <summary>The entry's status, following symbolic links or not; on failure, the errno.</summary>
-    public static bool TryStat(string path, bool followLinks, out UnixFileStatus status, out int errno)
-    {
-        Span<byte> buffer = stackalloc byte[256];
-        if (Statx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
-        {
-            errno = Marshal.GetLastPInvokeError();
-            status = default;
-            return false;
-        }
-
-        status = Parse(buffer);
-        errno = 0;
-        return true;
-    }
+    public static bool TryStat(string path, bool followLinks, out UnixFileStatus status, out int errno) =>
+        TryStatx(AtFdCwd, path, followLinks ? 0 : AtSymlinkNoFollow, out status, out errno);
 
     /// <summary>The status of an open file (statx of the descriptor itself, AT_EMPTY_PATH); on failure, the errno.</summary>
-    public static bool TryStat(int fd, out UnixFileStatus status, out int errno)
+    public static bool TryStat(int fd, out UnixFileStatus status, out int errno) =>
+        TryStatx(fd, "", AtEmptyPath, out status, out errno);
+
+    private static bool TryStatx(int dirFd, string path, int flags, out UnixFileStatus status, out int errno)
     {
         Span<byte> buffer = stackalloc byte[256];
-        if (Statx(fd, "", AtEmptyPath, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
+        if (Statx(dirFd, path, flags, StatxBasicStats, ref MemoryMarshal.GetReference(buffer)) != 0)
         {
             errno = Marshal.GetLastPInvokeError();
             status = default;
