@@ -1,6 +1,7 @@
 using System.Buffers.Text;
 using System.Globalization;
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 
 namespace Pipelines.Containers.Cgroups;
 
@@ -16,13 +17,50 @@ public static class CgroupFile
     {
         try
         {
-            return File.ReadAllText(path).Trim();
+            using var handle = OpenRead(path);
+            return ReadAll(handle);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
     }
+
+    /// <summary>
+    /// A cgroup file opened for reading, by one open call (File.OpenHandle adds an fstat and a
+    /// lock, and a warm request reads these files four times); read from offset 0 each time, the
+    /// kernel renders it anew.
+    /// </summary>
+    internal static SafeFileHandle OpenRead(string path) => Storage.UnixFile.OpenRead(path, followLinks: true);
+
+    /// <summary>A cgroup file opened for writing a value at offset 0 (<see cref="Write"/>).</summary>
+    internal static SafeFileHandle OpenWrite(string path) =>
+        File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
+
+    /// <summary>The whole content of an open cgroup file, read from its start, trimmed.</summary>
+    internal static string ReadAll(SafeFileHandle handle)
+    {
+        var buffer = new byte[4096];
+        var total = 0;
+        int n;
+        while ((n = Storage.UnixFile.ReadAt(handle, buffer.AsSpan(total), total)) > 0)
+        {
+            total += n;
+            if (total == buffer.Length)
+            {
+                Array.Resize(ref buffer, buffer.Length * 2);
+            }
+        }
+
+        return Encoding.UTF8.GetString(buffer, 0, total).Trim();
+    }
+
+    /// <summary>An open cgroup file's first number, read from its start into <paramref name="buffer"/> (<see cref="NumberBuffer"/> bytes).</summary>
+    internal static long? ReadNumber(SafeFileHandle handle, Span<byte> buffer) =>
+        ParseNumber(buffer[..Storage.UnixFile.ReadAt(handle, buffer, 0)]);
+
+    /// <summary>One write(2) of the whole value at offset 0, as the kernel takes a cgroup file's value.</summary>
+    internal static void Write(SafeFileHandle handle, string value) => RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
 
     /// <summary>A cgroup file's first number; null when it is not there or says "max".</summary>
     /// <remarks>
@@ -34,19 +72,15 @@ public static class CgroupFile
     public static long? ReadNumber(string path)
     {
         Span<byte> buffer = stackalloc byte[NumberBuffer];
-        int read;
         try
         {
-            // One open call: File.OpenHandle adds an fstat and a lock, and a warm request reads these files four times.
-            using var handle = Storage.UnixFile.OpenRead(path, followLinks: true);
-            read = Storage.UnixFile.ReadAt(handle, buffer, 0);
+            using var handle = OpenRead(path);
+            return ReadNumber(handle, buffer);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return null;
         }
-
-        return ParseNumber(buffer[..read]);
     }
 
     /// <summary>How much of a file <see cref="ReadNumber"/> reads: a first line longer holds no number a long can take.</summary>
@@ -84,10 +118,9 @@ public static class CgroupFile
     {
         try
         {
-            // One write(2) of the whole value at offset 0, as the kernel takes a cgroup file's value
-            // (a warm request resets its container's memory peak this way each time).
-            using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete);
-            RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
+            // A warm request resets its container's memory peak this way each time.
+            using var handle = OpenWrite(path);
+            Write(handle, value);
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

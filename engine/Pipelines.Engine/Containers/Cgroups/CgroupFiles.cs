@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Win32.SafeHandles;
 
 namespace Pipelines.Containers.Cgroups;
@@ -39,7 +38,7 @@ public sealed class CgroupFiles : IDisposable
         }
 
         // Read and parsed under the set's lock, in its one buffer.
-        return Use(path, write: false, handle => CgroupFile.ParseNumber(_number.AsSpan(0, RandomAccess.Read(handle, _number, 0))), null);
+        return Use(path, write: false, handle => CgroupFile.ReadNumber(handle, _number), null);
     }
 
     /// <summary>A cgroup file's content, trimmed; null when it is not there.</summary>
@@ -50,22 +49,7 @@ public sealed class CgroupFiles : IDisposable
             return CgroupFile.Read(path);
         }
 
-        return Use<string?>(path, write: false, handle =>
-        {
-            var buffer = new byte[4096];
-            var total = 0;
-            int n;
-            while ((n = RandomAccess.Read(handle, buffer.AsSpan(total), total)) > 0)
-            {
-                total += n;
-                if (total == buffer.Length)
-                {
-                    Array.Resize(ref buffer, buffer.Length * 2);
-                }
-            }
-
-            return Encoding.UTF8.GetString(buffer, 0, total).Trim();
-        }, null);
+        return Use<string?>(path, write: false, CgroupFile.ReadAll, null);
     }
 
     /// <summary>Writes <paramref name="value"/> at offset 0 in one write; false when the kernel refused it or the file is not there.</summary>
@@ -73,7 +57,7 @@ public sealed class CgroupFiles : IDisposable
         ? CgroupFile.TryWrite(path, value)
         : Use(path, write: true, handle =>
         {
-            RandomAccess.Write(handle, Encoding.UTF8.GetBytes(value), 0);
+            CgroupFile.Write(handle, value);
             return true;
         }, false);
 
@@ -124,7 +108,5 @@ public sealed class CgroupFiles : IDisposable
     }
 
     /// <summary>Opened as <see cref="CgroupFile"/> opens it for one use.</summary>
-    private static SafeFileHandle Open(string path, bool write) => write
-        ? File.OpenHandle(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite | FileShare.Delete)
-        : File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+    private static SafeFileHandle Open(string path, bool write) => write ? CgroupFile.OpenWrite(path) : CgroupFile.OpenRead(path);
 }
