@@ -133,6 +133,35 @@ public sealed class ForkModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Folders_nested_deeper_than_the_helpers_descriptors_in_tmp_are_gone_for_the_next_request()
+    {
+        // The helper empties /tmp as the container's user: 15,000 folders, one in the other, are
+        // more than its descriptors (20,000) allow holding two a level, and more than its stack
+        // allows by recursion: it left the folders below the ~10,000th level (and so every level
+        // above) to the next request. What it cannot empty it says, and the container is replaced.
+        var pool = _context.Pool();
+        var spec = await HostileSpecAsync();
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            var deep = await lease.RunAsync(["sh", "-c", "echo caller-one > /tmp/top && mkdeep /tmp 15000"], NoEnv, Minute, CancellationToken.None);
+            Assert.True(deep.Succeeded, deep.Log);
+        }
+
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            var next = await lease.RunAsync(["sh", "-c", "echo tmp=$(ls -A /tmp | wc -l)"], NoEnv, Minute, CancellationToken.None);
+            Assert.Equal((0, "tmp=0\n"), (next.ExitCode, next.Log));
+        }
+
+        // Emptied by the helper itself, without recursion: the container serves on.
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
+    /// <summary>A fork-mode spec of tests/images/hostile (busybox, mkdeep, xattr), with the helper's usual resources.</summary>
+    private async Task<WarmSpec> HostileSpecAsync() =>
+        await _context.ForkSpecAsync() with { ImageId = await _context.Runtime.Images.ResolveImageAsync("pipelines-tests/hostile:1", CancellationToken.None) };
+
+    [Fact]
     public async Task A_command_past_its_timeout_is_killed_with_its_children_and_the_container_serves_on()
     {
         var pool = _context.Pool();
