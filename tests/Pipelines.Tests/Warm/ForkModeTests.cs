@@ -157,6 +157,42 @@ public sealed class ForkModeTests : IAsyncLifetime
         Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
     }
 
+    [Fact]
+    public async Task What_a_request_sets_on_its_out_and_control_folders_themselves_is_gone_for_the_next_request()
+    {
+        // /out and /run/pipelines are the container user's own folders, kept for its life and only
+        // emptied between requests: their extended attributes (an ACL among them) and times would
+        // carry one caller's data to the next caller of the same function.
+        var pool = _context.Pool();
+        var spec = await HostileSpecAsync();
+        string first;
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            first = lease.ContainerId;
+            var set = await lease.RunAsync(
+                ["sh", "-c", "for d in /out /run/pipelines; do xattr set $d user.left caller-one || exit 1; touch -d '2001-02-03 04:05:06' $d || exit 1; done"],
+                NoEnv,
+                Minute,
+                CancellationToken.None);
+            Assert.True(set.Succeeded, set.Log);
+        }
+
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            Assert.Equal(first, lease.ContainerId);
+            var next = await lease.RunAsync(
+                ["sh", "-c", "for d in /out /run/pipelines; do echo \"$d $(xattr get $d user.left) $(stat -c %Y $d)\"; done"],
+                NoEnv,
+                Minute,
+                CancellationToken.None);
+            Assert.Equal(0, next.ExitCode);
+            Assert.DoesNotContain("caller-one", next.Log, StringComparison.Ordinal);
+            Assert.DoesNotContain("981173106", next.Log, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
     /// <summary>A fork-mode spec of tests/images/hostile (busybox, mkdeep, xattr), with the helper's usual resources.</summary>
     private async Task<WarmSpec> HostileSpecAsync() =>
         await _context.ForkSpecAsync() with { ImageId = await _context.Runtime.Images.ResolveImageAsync("pipelines-tests/hostile:1", CancellationToken.None) };
