@@ -423,7 +423,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
 
-    private const string TemporaryMarker = ".pipelines-tmp-";
+    internal const string TemporaryMarker = ".pipelines-tmp-";
 
     /// <summary>
     /// A write's temporary file, or one left by a crash; the older form was the target's name plus the marker.

@@ -65,6 +65,9 @@ public class HostileRunFixture : IAsyncLifetime
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
+        // A kept name a local output folder takes for one of its own temporary files: stored, it would
+        // be left out of every listing of the folder (a later run's input) without a word.
+        ["name-temporary"] = "echo x > /out/a.pipelines-tmp-0123456789ab.tsv",
         ["well-behaved"] = "echo ok > /out/r.tsv",
 
         // Forks until the container's process limit, then ends: every fork goes with the request (a warm
@@ -213,6 +216,7 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     [InlineData("too-many-files", "more than 1000 files and folders")]
     [InlineData("name-not-utf8", "/out/\\xff.tsv: the name is not valid UTF-8")]
     [InlineData("name-with-newline", "/out/a\\nb.tsv: the name holds a control character")]
+    [InlineData("name-temporary", "/out/a.pipelines-tmp-0123456789ab.tsv: the name holds '.pipelines-tmp-', which output folders keep for the engine's temporary files; output names may not")]
     public void A_hostile_output_fails_its_attempt_with_a_reason_naming_it(string name, string reason)
     {
         var row = f.Row(name);
