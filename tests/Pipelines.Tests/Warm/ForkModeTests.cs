@@ -139,11 +139,12 @@ public sealed class ForkModeTests : IAsyncLifetime
         // more than its descriptors (20,000) allow holding two a level, and more than its stack
         // allows by recursion: it left the folders below the ~10,000th level (and so every level
         // above) to the next request. What it cannot empty it says, and the container is replaced.
+        // Beside it, folders made unreadable and unwritable are emptied too.
         var pool = _context.Pool();
         var spec = await HostileSpecAsync();
         await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
         {
-            var deep = await lease.RunAsync(["sh", "-c", "echo caller-one > /tmp/top && mkdeep /tmp 15000"], NoEnv, Minute, CancellationToken.None);
+            var deep = await lease.RunAsync(["sh", "-c", "echo caller-one > /tmp/top && mkdir -p /tmp/w/a /tmp/w/b/c && echo x > /tmp/w/b/c/f && chmod 000 /tmp/w/b/c /tmp/w/b && chmod 500 /tmp/w && mkdeep /tmp 15000"], NoEnv, Minute, CancellationToken.None);
             Assert.True(deep.Succeeded, deep.Log);
         }
 
