@@ -162,7 +162,7 @@ public sealed class ForkModeTests : IAsyncLifetime
     public async Task What_a_request_sets_on_its_out_and_control_folders_themselves_is_gone_for_the_next_request()
     {
         // /out and /run/pipelines are the container user's own folders, kept for its life and only
-        // emptied between requests: their extended attributes (an ACL among them) and times would
+        // emptied between requests: their extended attributes (an ACL among them), inode flags and times would
         // carry one caller's data to the next caller of the same function.
         var pool = _context.Pool();
         var spec = await HostileSpecAsync();
@@ -171,7 +171,7 @@ public sealed class ForkModeTests : IAsyncLifetime
         {
             first = lease.ContainerId;
             var set = await lease.RunAsync(
-                ["sh", "-c", "for d in /out /run/pipelines; do xattr set $d user.left caller-one || exit 1; touch -d '2001-02-03 04:05:06' $d || exit 1; done"],
+                ["sh", "-c", "for d in /out /run/pipelines; do xattr set $d user.left caller-one && xattr flags $d 100c8 >/dev/null && touch -d '2001-02-03 04:05:06' $d || exit 1; done"],
                 NoEnv,
                 Minute,
                 CancellationToken.None);
@@ -182,13 +182,18 @@ public sealed class ForkModeTests : IAsyncLifetime
         {
             Assert.Equal(first, lease.ContainerId);
             var next = await lease.RunAsync(
-                ["sh", "-c", "for d in /out /run/pipelines; do echo \"$d $(xattr get $d user.left) $(stat -c %Y $d)\"; done"],
+                ["sh", "-c", "for d in /out /run/pipelines; do echo \"$d $(xattr get $d user.left) $(stat -c %Y $d) flags=$(xattr flags $d)\"; done"],
                 NoEnv,
                 Minute,
                 CancellationToken.None);
             Assert.Equal(0, next.ExitCode);
             Assert.DoesNotContain("caller-one", next.Log, StringComparison.Ordinal);
             Assert.DoesNotContain("981173106", next.Log, StringComparison.Ordinal);
+
+            // sync, nodump, noatime and dirsync (0x100c8), which the owner may set: back as the engine made them.
+            var flags = System.Text.RegularExpressions.Regex.Matches(next.Log, "flags=([0-9a-f]+)").Select(m => Convert.ToInt32(m.Groups[1].Value, 16)).ToList();
+            Assert.Equal(2, flags.Count);
+            Assert.All(flags, f => Assert.Equal(0, f & 0x100c8));
         }
 
         Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);

@@ -195,8 +195,8 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 }
 
                 NoFollow.EmptyFolder(container.Control!, container.ControlDir);
-                NoFollow.ResetFolder(container.Out!, (UnixFileMode)0b111_101_101, container.OutDir);
-                NoFollow.ResetFolder(container.Control!, (UnixFileMode)0b111_000_000, container.ControlDir);
+                NoFollow.ResetFolder(container.Out!, (UnixFileMode)0b111_101_101, container.OutFlags, container.OutDir);
+                NoFollow.ResetFolder(container.Control!, (UnixFileMode)0b111_000_000, container.ControlFlags, container.ControlDir);
             }
             catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
             {
