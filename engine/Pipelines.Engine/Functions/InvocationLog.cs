@@ -210,7 +210,7 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
         }
     }
 
-    private static bool IsOutage(Exception e) => e is NpgsqlException { IsTransient: true } or PipelinesException { RetryHelps: true } or TimeoutException;
+    private static bool IsOutage(Exception e) => Outage.Is(e) && e is not OperationCanceledException;
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 

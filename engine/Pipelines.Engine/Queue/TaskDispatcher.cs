@@ -109,6 +109,13 @@ internal sealed partial class TaskDispatcher(
                 // An outage ends this lead: the lock went with the connection; try again later.
                 LogOutage(log, e.Message);
             }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // Whatever else ends a lead, the dispatcher goes on: without it no queued task is
+                // released and every run waits (it ended the whole worker process once, as a
+                // BackgroundService's exception stops the host).
+                LogLeadFailed(log, e);
+            }
 
             try
             {
@@ -518,6 +525,9 @@ internal sealed partial class TaskDispatcher(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "dispatcher: the run store is out of reach, trying again: {Error}")]
     private static partial void LogOutage(ILogger logger, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "dispatcher: its lead ended on an error, leading again shortly")]
+    private static partial void LogLeadFailed(ILogger logger, Exception error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "dispatcher: released tasks of run {RunId} could not be enqueued yet, trying again: {Error}")]
     private static partial void LogEnqueueFailed(ILogger logger, string runId, string error);

@@ -32,7 +32,16 @@ internal sealed partial class WarmStepWatch(IRunStore store, WorkerOptions optio
                 return;
             }
 
-            await LookAsync(stoppingToken).ConfigureAwait(false);
+            try
+            {
+                await LookAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                // A look that fails is tried again at the next; the watch never ends the worker
+                // (a BackgroundService's exception stops the host).
+                LogLookFailed(log, "(every run)", e.Message);
+            }
         }
     }
 

@@ -286,6 +286,27 @@ public sealed class OutageTests : IAsyncLifetime
         return p;
     }
 
+    /// <summary>The last lines every process of the test printed, for a failure's message.</summary>
+    private string Printed()
+    {
+        var text = new StringBuilder();
+        foreach (var (p, (o, e)) in _output)
+        {
+            string Tail(StringBuilder sb)
+            {
+                lock (sb)
+                {
+                    var all = sb.ToString();
+                    return all.Length > 6000 ? "..." + all[^6000..] : all;
+                }
+            }
+
+            text.Append($"\n--- {string.Join(' ', p.StartInfo.ArgumentList.Skip(1).Take(2))} (pid {p.Id}) stdout:\n{Tail(o)}--- stderr:\n{Tail(e)}");
+        }
+
+        return text.ToString();
+    }
+
     private void Append(Process p, StringBuilder sb, string? line)
     {
         if (line is null)
@@ -377,14 +398,14 @@ public sealed class OutageTests : IAsyncLifetime
         return runs.Count > 0 && (await _store.CountTasksAsync(runs[0].RunId, CancellationToken.None)).Running > 0;
     });
 
-    private static async Task WaitForAsync(Process run, Func<Task<bool>> probe)
+    private async Task WaitForAsync(Process run, Func<Task<bool>> probe)
     {
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < TimeSpan.FromMinutes(2))
         {
             if (run.HasExited)
             {
-                throw new InvalidOperationException($"pipelines run ended early with {run.ExitCode}");
+                throw new InvalidOperationException($"pipelines run ended early with {run.ExitCode}{Printed()}");
             }
 
             try
@@ -402,7 +423,7 @@ public sealed class OutageTests : IAsyncLifetime
             await Task.Delay(200);
         }
 
-        throw new TimeoutException("the run did not get there in 2 minutes");
+        throw new TimeoutException("the run did not get there in 2 minutes" + Printed());
     }
 
     private async Task ServicesAsync(params string[] args)
