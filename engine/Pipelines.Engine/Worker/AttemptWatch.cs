@@ -43,7 +43,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         // container is being stopped: the attempt is recorded vacated, whatever else cancels.
         catch (OperationCanceledException e) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
         {
-            await watching.CancelAsync().ConfigureAwait(false);
+            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
             var printed = (e as ContainerStoppedException)?.Log;
             if (vacate.IsCancellationRequested)
             {
@@ -57,10 +57,29 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         }
         finally
         {
-            await watching.CancelAsync().ConfigureAwait(false);
+            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
             await watcher.ConfigureAwait(false);
             await quota.ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Ends the watches' waits. Without a run to look at (a function request) the only thing
+    /// waiting on <paramref name="watching"/> is the quota watch's timer: it is cancelled here, on
+    /// this thread, and the watch only returns. CancelAsync ran it on the thread pool and the
+    /// request waited for that hop before its answer, a second thread woken per request
+    /// (docs/benchmarks.md, "A fork request at concurrency 1"). A run's cancel watch may be in a
+    /// query, whose cancellation goes to the database: that stays off this thread.
+    /// </summary>
+    private static Task EndWatchesAsync(CancellationTokenSource watching, Plan plan)
+    {
+        if (plan.RunId is not null)
+        {
+            return watching.CancelAsync();
+        }
+
+        watching.Cancel();
+        return Task.CompletedTask;
     }
 
     private async Task<string?> WatchQuotaAsync(Plan plan, CancellationTokenSource cancel, CancellationToken watching)
