@@ -65,11 +65,11 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
 
     /// <summary>
     /// Ends the watches' waits. Without a run to look at (a function request) the only thing
-    /// waiting on <paramref name="watching"/> is the quota watch's timer: it is cancelled here, on
-    /// this thread, and the watch only returns. CancelAsync ran it on the thread pool and the
-    /// request waited for that hop before its answer, a second thread woken per request
-    /// (docs/benchmarks.md, "A fork request at concurrency 1"). A run's cancel watch may be in a
-    /// query, whose cancellation goes to the database: that stays off this thread.
+    /// waiting on <paramref name="watching"/> is the quota watch's wait (<see cref="StopWait"/>):
+    /// it ends here, on this thread, and the watch only returns. With CancelAsync the watch ended
+    /// on the thread pool and the request waited for that hop before its answer, a second thread
+    /// woken per request (docs/benchmarks.md, "A fork request at concurrency 1"). A run's cancel
+    /// watch may be in a query, whose cancellation goes to the database: that stays off this thread.
     /// </summary>
     private static Task EndWatchesAsync(CancellationTokenSource watching, Plan plan)
     {
@@ -91,8 +91,9 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
             while (true)
             {
                 // The attempt's end stops the watch: the wait ends without throwing (an exception
-                // per request was about 2% of a busy server's CPU, docs/benchmarks.md).
-                await Task.Delay(wait, time, watching).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                // per request was about 2% of a busy server's CPU, docs/benchmarks.md), and on the
+                // thread that ends the attempt (StopWait), with no hop to the thread pool.
+                await StopWait.DelayAsync(wait, time, watching).ConfigureAwait(false);
                 if (watching.IsCancellationRequested)
                 {
                     return null;
@@ -125,7 +126,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
             {
                 // The attempt's end stops the watch: the wait ends without throwing (an exception
                 // per task was about 1% of the engine's CPU at 2,000 one-file tasks, docs/benchmarks.md).
-                await Task.Delay(options.CancelPollInterval, time, watching).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await StopWait.DelayAsync(options.CancelPollInterval, time, watching).ConfigureAwait(false);
                 if (watching.IsCancellationRequested)
                 {
                     return null;
