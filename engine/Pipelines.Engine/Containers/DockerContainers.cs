@@ -26,7 +26,7 @@ internal sealed class DockerContainers(DockerEngine engine) : ILongLivedContaine
         string id;
         try
         {
-            id = (await _client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+            id = await _engine.CreateAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {

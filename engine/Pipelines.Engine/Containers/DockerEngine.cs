@@ -3,6 +3,8 @@ using System.Net;
 using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers.Cgroups;
 using Pipelines.Model;
 
@@ -17,12 +19,13 @@ namespace Pipelines.Containers;
 /// container of ours gets (<see cref="LockedDown"/>). Outside Containers/ only the host's wiring
 /// (Hosting/EngineHost.AddContainers) names it: a second runtime is a class beside this one.
 /// </summary>
-public sealed class DockerEngine : IDisposable
+public sealed partial class DockerEngine : IDisposable
 {
     private readonly DockerClient _client;
     private readonly DockerOptions _options;
     private readonly Lazy<IdleCgroup> _idle;
     private readonly TimeProvider _time;
+    private readonly ILogger _log;
     private readonly Lock _idleLock = new();
 
     // The parent and class as known now, where they changed since the first: the engine's
@@ -30,10 +33,11 @@ public sealed class DockerEngine : IDisposable
     private IdleCgroup? _current;
     private DateTimeOffset _askAgainAt;
 
-    public DockerEngine(DockerOptions options, TimeProvider? time = null)
+    public DockerEngine(DockerOptions options, TimeProvider? time = null, ILogger<DockerEngine>? log = null)
     {
         _options = options;
         _time = time ?? TimeProvider.System;
+        _log = log ?? NullLogger<DockerEngine>.Instance;
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
@@ -219,26 +223,102 @@ public sealed class DockerEngine : IDisposable
         e is HttpRequestException or IOException or System.Net.Sockets.SocketException or TimeoutException
         || (e is DockerApiException { StatusCode: HttpStatusCode.InternalServerError or HttpStatusCode.ServiceUnavailable } && e.Message.Contains("shutting down", StringComparison.OrdinalIgnoreCase));
 
+    /// <summary>
+    /// Creates a container. The request goes to the engine uncancelled: an engine makes the
+    /// container even when the caller gives the request up half way (a cancel or a vacate while
+    /// it is being created), and its id would then be known to no one and the container left for
+    /// good. A caller that stops waiting gets its cancellation at once, and the container is
+    /// removed as soon as the engine has made it.
+    /// </summary>
+    internal async Task<string> CreateAsync(CreateContainerParameters parameters, CancellationToken cancellationToken)
+    {
+        var creating = _client.Containers.CreateContainerAsync(parameters, CancellationToken.None);
+        try
+        {
+            return (await creating.WaitAsync(cancellationToken).ConfigureAwait(false)).ID;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            _ = RemoveOnceMadeAsync(creating);
+            throw;
+        }
+    }
+
+    private async Task RemoveOnceMadeAsync(Task<CreateContainerResponse> creating)
+    {
+        string id;
+        try
+        {
+            id = (await creating.ConfigureAwait(false)).ID;
+        }
+        catch (Exception)
+        {
+            // It was not made: nothing to remove (the caller had already stopped waiting).
+            return;
+        }
+
+        try
+        {
+            await RemoveQuietlyAsync(id).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The process is shutting down: the container is left with our labels, and the
+            // cleanup of leftovers removes it.
+        }
+    }
+
+    /// <summary>
+    /// Removes a container of ours, killing it first. An engine that refuses for a moment (a
+    /// removal racing the container's own end, a busy file system under load) is asked again
+    /// with backoff; a container that still cannot be removed is said in the log with the
+    /// engine's reason, never left silently. An engine out of reach leaves it with our labels
+    /// for the cleanup of leftovers.
+    /// </summary>
     internal async Task RemoveQuietlyAsync(string id)
     {
         try
         {
-            await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
-        {
-            // Already gone: nothing to clean.
-        }
-        catch (Exception e) when (IsConnectionFailure(e) || e is DockerApiException)
-        {
-            // The engine is out of reach: the container is left with our labels, and the
-            // cleanup of leftovers removes it once the engine is back.
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true }, CancellationToken.None).ConfigureAwait(false);
+                    return;
+                }
+                catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound
+                    || (e.StatusCode == HttpStatusCode.Conflict && e.Message.Contains("already in progress", StringComparison.OrdinalIgnoreCase)))
+                {
+                    // Already gone, or being removed by another call: nothing to clean.
+                    return;
+                }
+                catch (Exception e) when (IsConnectionFailure(e))
+                {
+                    // The engine is out of reach: the container is left with our labels, and the
+                    // cleanup of leftovers removes it once the engine is back.
+                    return;
+                }
+                catch (DockerApiException) when (attempt < RemoveAttempts)
+                {
+                    await Task.Delay(RemoveBackoff * (1 << (attempt - 1)), _time).ConfigureAwait(false);
+                }
+                catch (DockerApiException e)
+                {
+                    LogNotRemoved(_log, id.Length > 12 ? id[..12] : id, attempt, e.Message);
+                    return;
+                }
+            }
         }
         finally
         {
             Freezer.Ended(id);
         }
     }
+
+    /// <summary>How often a refused removal is asked for, and the first wait between (doubling).</summary>
+    internal const int RemoveAttempts = 4;
+
+    internal static readonly TimeSpan RemoveBackoff = TimeSpan.FromMilliseconds(250);
 
     /// <summary>
     /// Starts a created container of ours (under our parent, or in <paramref name="attempt"/>'s
@@ -348,4 +428,7 @@ public sealed class DockerEngine : IDisposable
     }
 
     public void Dispose() => _client.Dispose();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "container {Container} could not be removed after {Attempts} attempts, and is left on the engine: {Error}")]
+    private static partial void LogNotRemoved(ILogger logger, string container, int attempts, string error);
 }

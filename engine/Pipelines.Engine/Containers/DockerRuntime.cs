@@ -67,7 +67,7 @@ internal sealed class DockerRuntime : IContainerRuntime
         var starting = Stopwatch.StartNew();
         try
         {
-            id = (await _client.Containers.CreateContainerAsync(parameters, cancellationToken).ConfigureAwait(false)).ID;
+            id = await _engine.CreateAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {

@@ -83,6 +83,13 @@ internal static class OutputFolder
 
                         if (keep(rel))
                         {
+                            // A local output folder would take it for its own temporary file and leave
+                            // it out of every listing (a later run's input) without a word.
+                            if (LocalObjectStore.IsTemporary(rel[(rel.LastIndexOf('/') + 1)..]))
+                            {
+                                throw Refused($"{shown}: the name holds '{LocalObjectStore.TemporaryMarker}', which output folders keep for the engine's temporary files; output names may not");
+                            }
+
                             kept.Add(new OutputFile(rel, entry.Value.Size));
                         }
                         else

@@ -289,6 +289,7 @@ public static class EngineHost
             });
 
             services.AddHostedService<LeftoverCleaner>();
+            services.AddHostedService<WarmStepWatch>();
             services.AddSingleton(sp => new WorkerSlots(sp.GetRequiredService<JobStorage>(), sp.GetRequiredService<IWorkerBoard>(), sp.GetRequiredService<TimeProvider>()));
             services.AddSingleton(sp => new TaskDispatcher(
                 sp.GetRequiredService<IRunStore>(), sp.GetRequiredService<HangfireTaskQueue>(), sp.GetRequiredService<WorkerSlots>(), sp.GetRequiredService<DispatchSignal>(),

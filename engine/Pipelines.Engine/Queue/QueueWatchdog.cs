@@ -17,6 +17,11 @@ namespace Pipelines.Queue;
 /// <item>(B) a job fetched but still Enqueued or Scheduled for longer than
 /// <see cref="QueueWatchdogOptions.StuckAfter"/> (2 min): fetched and never started. The keep-alive refreshes fetchedat, so
 /// such rows are remembered by id across scans.</item>
+/// <item>(C) sooner, a job still Enqueued or Scheduled whose row was fetched before the database
+/// last started, once <see cref="QueueWatchdogOptions.RestartGrace"/> (30 s) has passed since that
+/// start: a fetch cut off by the restart (the update committed, its answer never reached the
+/// worker) is held by no one, while a worker that did get the row has since had the grace to
+/// start the job or refresh the row.</item>
 /// </list>
 /// The reset is the invisibility timeout, only earlier: a guarded update of the same row (no
 /// second queue row), which fails if anyone touched the row since it was read. A delivery it
@@ -87,12 +92,13 @@ internal sealed partial class QueueWatchdog(
 
         var rows = new List<(long Id, long JobId, DateTime FetchedAt, string? State, bool ServerDead)>();
         DateTime now;
+        DateTime started = DateTime.MinValue;
         await using (var cmd = new NpgsqlCommand($"""
             SELECT q.id, q.jobid, q.fetchedat, j.statename,
                    j.statename = 'Processing' AND NOT EXISTS (
                        SELECT 1 FROM {s}.server sv
                        WHERE sv.id = st.data->>'ServerId' AND sv.lastheartbeat > now() - @timeout),
-                   now()
+                   now(), pg_postmaster_start_time()
             FROM {s}.jobqueue q
             JOIN {s}.job j ON j.id = q.jobid
             LEFT JOIN {s}.state st ON st.id = j.stateid
@@ -106,6 +112,7 @@ internal sealed partial class QueueWatchdog(
             {
                 rows.Add((r.GetInt64(0), r.GetInt64(1), r.GetDateTime(2), r.IsDBNull(3) ? null : r.GetString(3), !r.IsDBNull(4) && r.GetBoolean(4)));
                 now = r.GetDateTime(5);
+                started = r.GetDateTime(6);
             }
         }
 
@@ -118,6 +125,10 @@ internal sealed partial class QueueWatchdog(
             if (row.ServerDead)
             {
                 reason = $"it is Processing on a server that has sent no heartbeat for {options.ServerTimeout.TotalSeconds:0} s";
+            }
+            else if (row.State is "Enqueued" or "Scheduled" && row.FetchedAt < started && now - started >= options.RestartGrace)
+            {
+                reason = $"it was fetched before the database restarted and is still {row.State} {(now - started).TotalSeconds:0} s after";
             }
             else if (row.State is "Enqueued" or "Scheduled")
             {
@@ -177,4 +188,10 @@ internal sealed record QueueWatchdogOptions(string Schema, TimeSpan ServerTimeou
     /// slowest legitimate path (Hangfire's state-change retries) takes about a minute.
     /// </summary>
     public TimeSpan StuckAfter { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// A job fetched before the database last started and not Processing this long after the
+    /// start was fetched by a connection the restart cut: rule (C).
+    /// </summary>
+    public TimeSpan RestartGrace { get; init; } = TimeSpan.FromSeconds(30);
 }

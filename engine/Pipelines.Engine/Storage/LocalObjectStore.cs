@@ -317,7 +317,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
             return false;
         }
 
-        return FListXattr(fd, IntPtr.Zero, 0) == 0
+        return !UnixFile.HasExtendedAttributes(file)
             && FChown(fd, GetEuid(), GetEgid()) == 0
             && FChmod(fd, 0b110_100_100) == 0
             && FUtimens(fd, IntPtr.Zero) == 0;
@@ -328,9 +328,6 @@ internal sealed partial class LocalObjectStore : IObjectStore
 
     [LibraryImport("libc", EntryPoint = "linkat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int LinkAt(int olddirfd, string oldpath, int newdirfd, string newpath, int flags);
-
-    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
-    private static partial nint FListXattr(int fd, IntPtr list, nuint size);
 
     [LibraryImport("libc", EntryPoint = "fchown", SetLastError = true)]
     private static partial int FChown(int fd, uint owner, uint group);
@@ -426,7 +423,7 @@ internal sealed partial class LocalObjectStore : IObjectStore
     [LibraryImport("libc", EntryPoint = "link", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Link(string existing, string created);
 
-    private const string TemporaryMarker = ".pipelines-tmp-";
+    internal const string TemporaryMarker = ".pipelines-tmp-";
 
     /// <summary>
     /// A write's temporary file, or one left by a crash; the older form was the target's name plus the marker.

@@ -311,14 +311,79 @@ internal static unsafe partial class NoFollow
         }
     }
 
-    /// <summary>Sets an open folder's mode (fchmod: no path is looked up).</summary>
-    public static void SetMode(SafeDirectory folder, UnixFileMode mode, string shownAs)
+    /// <summary>
+    /// An open folder's inode flags (chattr's: FS_IOC_GETFLAGS), or null where its file system
+    /// has none; <see cref="ResetFolder"/> puts them back as they were.
+    /// </summary>
+    public static int? InodeFlags(SafeDirectory folder)
     {
+        var flags = 0;
+        return IoctlInt(folder.Fd, FsIocGetFlags, &flags) == 0 ? flags : null;
+    }
+
+    /// <summary>
+    /// Gives an open folder that a container's user owns (a warm container's /out and control
+    /// folder, kept for its life and only emptied between requests) back what that user may set on
+    /// it, by descriptor (no path is looked up): no extended attributes (an ACL is one), its inode
+    /// flags as <paramref name="flags"/> (<see cref="InodeFlags"/> when it was made; the owner may
+    /// set sync, dirsync, noatime, nodump, projinherit...), the <paramref name="mode"/>, and its
+    /// times now. Kept, they would carry one request's data to the next caller's (ForkModeTests).
+    /// </summary>
+    public static void ResetFolder(SafeDirectory folder, UnixFileMode mode, int? flags, string shownAs)
+    {
+        if (flags is { } wanted && InodeFlags(folder) is { } now && now != wanted && IoctlInt(folder.Fd, FsIocSetFlags, &wanted) != 0)
+        {
+            throw Error("cannot set the inode flags of", shownAs);
+        }
+
+        var size = FListXattr(folder.Fd, null, 0);
+        if (size < 0 && Marshal.GetLastPInvokeError() != EOpNotSupp)
+        {
+            throw Error("cannot list the extended attributes of", shownAs);
+        }
+
+        if (size > 0)
+        {
+            var names = new byte[size];
+            fixed (byte* list = names)
+            {
+                size = FListXattr(folder.Fd, list, (nuint)names.Length);
+                if (size < 0)
+                {
+                    throw Error("cannot list the extended attributes of", shownAs);
+                }
+
+                for (var start = 0; start < size;)
+                {
+                    var end = Array.IndexOf(names, (byte)0, start, (int)size - start);
+                    end = end < 0 ? (int)size : end;
+                    if (end > start && FRemoveXattr(folder.Fd, list + start) != 0 && Marshal.GetLastPInvokeError() != ENoData)
+                    {
+                        throw Error($"cannot remove the extended attribute {System.Text.Encoding.UTF8.GetString(names, start, end - start)} of", shownAs);
+                    }
+
+                    start = end + 1;
+                }
+            }
+        }
+
         if (FChmod(folder.Fd, (uint)mode) != 0)
         {
             throw Error("cannot set the mode of", shownAs);
         }
+
+        if (FUtimens(folder.Fd, null) != 0)
+        {
+            throw Error("cannot set the times of", shownAs);
+        }
     }
+
+    // _IOR('f', 1, long) and _IOW('f', 2, long): the same numbers on x86-64 and arm64; the kernel reads an int.
+    private const nuint FsIocGetFlags = 0x80086601;
+    private const nuint FsIocSetFlags = 0x40086602;
+
+    private const int ENoData = 61;
+    private const int EOpNotSupp = 95;
 
     /// <summary>
     /// Makes a new file in an open folder with exactly <paramref name="mode"/> (whatever the
@@ -393,6 +458,18 @@ internal static unsafe partial class NoFollow
 
     [LibraryImport("libc", EntryPoint = "fchmod", SetLastError = true)]
     private static partial int FChmod(int fd, uint mode);
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    private static partial nint FListXattr(int fd, byte* list, nuint size);
+
+    [LibraryImport("libc", EntryPoint = "fremovexattr", SetLastError = true)]
+    private static partial int FRemoveXattr(int fd, byte* name);
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int IoctlInt(int fd, nuint request, int* value);
+
+    [LibraryImport("libc", EntryPoint = "futimens", SetLastError = true)]
+    private static partial int FUtimens(int fd, void* times);
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true)]
     private static partial int Statx(int dirFd, byte* path, int flags, uint mask, byte* buffer);

@@ -208,6 +208,13 @@ internal static partial class UnixFile
         };
     }
 
+    /// <summary>
+    /// Whether an open file has any extended attribute (an ACL is one), or cannot say (flistxattr
+    /// failed): such a file is copied, never taken as it is (LocalObjectStore.AdoptAsync).
+    /// </summary>
+    public static bool HasExtendedAttributes(Microsoft.Win32.SafeHandles.SafeFileHandle file) =>
+        FListXattr((int)file.DangerousGetHandle(), IntPtr.Zero, 0) != 0;
+
     /// <summary>Removes a file that may not be there (a temporary file given up), whatever stands in the way: nothing to say if it cannot.</summary>
     public static void Discard(string path) => _ = Unlink(path);
 
@@ -236,6 +243,9 @@ internal static partial class UnixFile
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "flistxattr", SetLastError = true)]
+    private static partial nint FListXattr(int fd, IntPtr list, nuint size);
 
     [LibraryImport("libc", EntryPoint = "unlink", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Unlink(string path);

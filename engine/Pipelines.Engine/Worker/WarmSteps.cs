@@ -79,7 +79,18 @@ internal sealed partial class WarmSteps(IContainerRuntime runtime, ITaskQueue qu
 
     /// <summary>Stops the warm containers of every step of a run (a run with no task left, or one that was not submitted).</summary>
     public Task RetireAsync(string runId, string reason) =>
-        pool is null ? Task.CompletedTask : pool.RetireWhereAsync(o => o.StartsWith(OwnerPrefix(runId), StringComparison.Ordinal), reason);
+        pool is null ? Task.CompletedTask : Retire(pool, runId, reason);
+
+    /// <summary>Stops the warm containers of every step of a run in <paramref name="pool"/>.</summary>
+    internal static Task Retire(IWarmPool pool, string runId, string reason) =>
+        pool.RetireWhereAsync(o => o.StartsWith(OwnerPrefix(runId), StringComparison.Ordinal), reason);
+
+    /// <summary>The runs whose steps have warm containers in <paramref name="pool"/>, each once.</summary>
+    internal static IReadOnlyList<string> RunsIn(IWarmPool pool) =>
+        [.. pool.Stats().Select(s => s.Owner)
+            .Where(o => o.StartsWith("run:", StringComparison.Ordinal) && o.IndexOf('/', StringComparison.Ordinal) > 4)
+            .Select(o => o[4..o.IndexOf('/', StringComparison.Ordinal)])
+            .Distinct(StringComparer.Ordinal)];
 
     /// <summary>
     /// A run has no task left: its warm containers on this worker are stopped, in the background

@@ -153,6 +153,35 @@ public sealed class DockerRuntimeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_cancelled_at_any_moment_of_its_creation_leaves_no_container()
+    {
+        // An engine makes the container even when the client gives the create request up half
+        // way: a cancel (a user's, a vacate, a shutdown) at that moment left a container that no
+        // one knew the id of. The cancel is swept over the first moments of the run.
+        var image = await _engine.Runtime.ResolveImageAsync(Busybox, CancellationToken.None);
+        var spec = new ContainerSpec(image, ["busybox", "sleep", "60"], new Dictionary<string, string>(), [], Resources.Default, new Dictionary<string, string> { ["org.pipelines.test"] = _label });
+        foreach (var ms in new[] { 0, 1, 2, 3, 5, 8, 12, 17, 23, 30, 40, 55, 75, 100, 150 })
+        {
+            using var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(ms));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _engine.Runtime.RunAsync(spec, cancel.Token));
+        }
+
+        using var client = new DockerClientBuilder().WithEndpoint(new Uri(TestEnvironment.DockerEndpoint)).Build();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        IList<ContainerListResponse> left;
+        while ((left = await client.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { ["org.pipelines.test=" + _label] = true } },
+        })).Count > 0 && clock.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(left.Count == 0, $"{left.Count} container(s) left: {string.Join("; ", left.Select(c => $"{c.ID[..12]} {c.State} {c.Status}"))}");
+    }
+
+    [Fact]
     public async Task A_containers_cpu_time_and_peak_memory_are_read_from_its_cgroup_after_it_is_gone()
     {
         var result = await RunAsync(["sh", "-c", BurnScript], Resources.Default with { Cpus = 1, MemoryBytes = 256L * 1024 * 1024 });

@@ -69,6 +69,30 @@ public sealed class QueueWatchdogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_job_fetched_before_the_database_restarted_and_not_started_since_is_handed_back_after_the_restart_grace()
+    {
+        // A fetch the restart cut off: the row's update committed before the database stopped,
+        // and no worker got it. Another fetched before the start but Processing on a live server,
+        // and one fetched since the start, are left alone.
+        await ExecAsync($"INSERT INTO {_schema}.server (id, data, lastheartbeat) VALUES ('live:1:a', '{{}}', now())");
+        var cut = await JobAsync("Enqueued", null);
+        var running = await JobAsync("Processing", "live:1:a");
+        var since = await JobAsync("Enqueued", null);
+        await ExecAsync($"UPDATE {_schema}.jobqueue SET fetchedat = pg_postmaster_start_time() - interval '1 minute' WHERE id IN ({cut}, {running})");
+        var patient = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { RestartGrace = TimeSpan.FromDays(365) }, NullLogger<QueueWatchdog>.Instance);
+        var watchdog = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { RestartGrace = TimeSpan.FromMilliseconds(1) }, NullLogger<QueueWatchdog>.Instance);
+
+        // Within the grace after the start nothing is handed back (a worker that got the row may still start it).
+        Assert.Equal(0, await patient.ScanAsync(CancellationToken.None));
+        Assert.True(await FetchedAsync(cut));
+
+        Assert.Equal(1, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.False(await FetchedAsync(cut));
+        Assert.True(await FetchedAsync(running));
+        Assert.True(await FetchedAsync(since));
+    }
+
+    [Fact]
     public async Task A_job_fetched_a_moment_ago_is_left_alone()
     {
         var fresh = await JobAsync("Enqueued", null);

@@ -48,7 +48,7 @@ public class HostileRunFixture : IAsyncLifetime
         ["fifo-kept"] = "mkfifo /out/p.tsv",
         ["fifo-not-kept"] = "mkfifo /out/p; echo ok > /out/r.tsv",
         ["socket-kept"] = "mksock /out/s.tsv",
-        ["long-name"] = "echo ok > /out/" + new string('n', 240) + ".tsv",
+        ["long-name"] = "echo ok > /out/" + new string('n', 251) + ".tsv",
         ["deep-path"] = "cd /out; mkdir keep; cd keep; for i in $(seq 200); do mkdir aaaaaaaaaaaaaaaaaaaaaaaa; cd aaaaaaaaaaaaaaaaaaaaaaaa; done; echo x > f",
         // Folders nested 30,000 deep (a shell's cd stops near PATH_MAX; mkdeep's chdir does not), kept
         // while the step runs: stopped for it, and emptied afterwards without recursion (deep enough to
@@ -65,6 +65,9 @@ public class HostileRunFixture : IAsyncLifetime
         ["too-many-files"] = "for i in $(seq 1200); do : > /out/f$i; done",
         ["name-not-utf8"] = "touch \"/out/$(printf '\\377').tsv\"",
         ["name-with-newline"] = "touch \"/out/a\nb.tsv\"",
+        // A kept name a local output folder takes for one of its own temporary files: stored, it would
+        // be left out of every listing of the folder (a later run's input) without a word.
+        ["name-temporary"] = "echo x > /out/a.pipelines-tmp-0123456789ab.tsv",
         ["well-behaved"] = "echo ok > /out/r.tsv",
 
         // Forks until the container's process limit, then ends: every fork goes with the request (a warm
@@ -88,13 +91,19 @@ public class HostileRunFixture : IAsyncLifetime
         // A kept output with a second name in /out (kept too) and one that is not kept, setuid and
         // setgid: neither may be taken as is (one inode under two keys, or a set-id file of the engine's).
         ["two-names"] = "echo x > /out/a.tsv; ln /out/a.tsv /out/b.tsv; ln /out/a.tsv /out/c; chmod 6755 /out/a.tsv",
+        // A process left in its own session, deaf to HUP, INT and TERM, that writes nothing while its
+        // command runs and, once another task's input is at /in, appends to that task's kept /out/r.tsv.
+        ["late-writer"] = "(setsid sh -c 'trap \"\" HUP INT TERM; while :; do for f in /in/*; do [ \"$f\" = /in/late-writer.sh ] || [ ! -f /out/r.tsv ] || echo late >> /out/r.tsv; done; sleep 0.01; done' &); echo ok > /out/r.tsv",
+        // A kept output with an extended attribute set from inside (busybox has no setfattr: the
+        // image's xattr tool): it must be copied, never taken with the attribute as it is.
+        ["xattr-kept"] = "echo x > /out/x.tsv; xattr set /out/x.tsv user.planted yes",
         // Fails after printing a NUL: the reason quotes what it printed, and a NUL cannot go into
         // PostgreSQL's text (the run store's error, the provenance row's jsonb) as it is.
         ["prints-nul"] = "printf 'before\\000after\\n'; exit 3",
     };
 
     /// <summary>The cases whose task succeeds: what they leave is kept, removed with a warning, or fine.</summary>
-    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb", "named-deleted", "held-open", "two-names"];
+    public static readonly string[] Succeeding = ["link-host-dir-not-kept", "fifo-not-kept", "long-name", "well-behaved", "linger", "print-lots", "fork-bomb", "named-deleted", "held-open", "two-names", "late-writer", "xattr-kept"];
 
     public async Task InitializeAsync()
     {
@@ -207,6 +216,7 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     [InlineData("too-many-files", "more than 1000 files and folders")]
     [InlineData("name-not-utf8", "/out/\\xff.tsv: the name is not valid UTF-8")]
     [InlineData("name-with-newline", "/out/a\\nb.tsv: the name holds a control character")]
+    [InlineData("name-temporary", "/out/a.pipelines-tmp-0123456789ab.tsv: the name holds '.pipelines-tmp-', which output folders keep for the engine's temporary files; output names may not")]
     public void A_hostile_output_fails_its_attempt_with_a_reason_naming_it(string name, string reason)
     {
         var row = f.Row(name);
@@ -286,6 +296,30 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     }
 
     [Fact]
+    public async Task A_detached_writer_left_by_a_command_adds_nothing_to_a_later_tasks_kept_output()
+    {
+        Assert.True(f.Row("late-writer").Status == "succeeded", f.Row("late-writer").Error);
+        var kept = f.Provenance.Where(p => p.Status == "succeeded").SelectMany(p => p.Outputs).Where(o => o.Key.EndsWith("/r.tsv", StringComparison.Ordinal)).ToList();
+        Assert.True(kept.Count >= 8, $"{kept.Count} r.tsv");
+        foreach (var o in kept)
+        {
+            Assert.Equal("ok\n", await File.ReadAllTextAsync(StoredPath(o.Key)));
+        }
+    }
+
+    [Fact]
+    public void A_kept_file_with_an_extended_attribute_is_stored_as_a_plain_copy_without_it()
+    {
+        var row = f.Row("xattr-kept");
+        Assert.True(row.Status == "succeeded", row.Error);
+        var stored = StoredPath(Assert.Single(row.Outputs).Key);
+        AssertPlain(stored);
+        Assert.Equal("x\n", File.ReadAllText(stored));
+        using var file = UnixFile.OpenRead(stored);
+        Assert.False(UnixFile.HasExtendedAttributes(file), $"{stored} kept the attribute set in the container");
+    }
+
+    [Fact]
     public void A_step_that_prints_a_NUL_and_fails_is_told_with_the_NUL_shown()
     {
         var row = f.Row("prints-nul");
@@ -306,11 +340,11 @@ public abstract class HostileOutputCases(HostileRunFixture f)
     }
 
     [Fact]
-    public void A_name_near_the_255_byte_limit_is_kept()
+    public void A_name_of_255_bytes_the_limit_is_kept()
     {
         var row = f.Row("long-name");
         Assert.Equal("succeeded", row.Status);
-        Assert.Equal(new string('n', 240) + ".tsv", row.Outputs.Single().Key.Split('/')[^1]);
+        Assert.Equal(new string('n', 251) + ".tsv", row.Outputs.Single().Key.Split('/')[^1]);
     }
 
     [Fact]

@@ -89,6 +89,7 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
     public async Task Cancel_stops_running_containers_and_the_run_ends_cancelled()
     {
         using var http = fixture.Server.Client();
+        var outputFrom = fixture.Server.Output.Length;
         var runId = await ServerFixture.SubmitAsync(http, fixture.SleepWorkflow);
         await ServerFixture.WaitForAsync(http, runId, r => r.GetProperty("counts").GetProperty("running").GetInt32() > 0, TimeSpan.FromMinutes(1));
         var containers = TimeSpan.Zero;
@@ -113,7 +114,10 @@ public sealed class ServerApiTests(ServerFixture fixture, ITestOutputHelper outp
             await Task.Delay(200);
         }
 
-        Assert.Empty(await ServerFixture.ContainersOfAsync(runId));
+        var left = await ServerFixture.ContainersOfAsync(runId);
+        Assert.True(left.Count == 0, $"{left.Count} container(s) of the run left {clock.Elapsed} after the cancel: "
+            + string.Join("; ", left.Select(c => $"{c.ID[..12]} {c.State} {c.Status} task={(c.Labels.TryGetValue("org.pipelines.task", out var t) ? t : "-")}"))
+            + "\nthe server's log:\n" + fixture.Server.Output[outputFrom..]);
         output.WriteLine($"cancel to no container left: {containers.TotalMilliseconds:0} ms");
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"cancelling took {clock.Elapsed}");
         var counts = run.GetProperty("counts");

@@ -133,6 +133,77 @@ public sealed class ForkModeTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Folders_nested_deeper_than_the_helpers_descriptors_in_tmp_are_gone_for_the_next_request()
+    {
+        // The helper empties /tmp as the container's user: 15,000 folders, one in the other, are
+        // more than its descriptors (20,000) allow holding two a level, and more than its stack
+        // allows by recursion: it left the folders below the ~10,000th level (and so every level
+        // above) to the next request. What it cannot empty it says, and the container is replaced.
+        // Beside it, folders made unreadable and unwritable are emptied too.
+        var pool = _context.Pool();
+        var spec = await HostileSpecAsync();
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            var deep = await lease.RunAsync(["sh", "-c", "echo caller-one > /tmp/top && mkdir -p /tmp/w/a /tmp/w/b/c && echo x > /tmp/w/b/c/f && chmod 000 /tmp/w/b/c /tmp/w/b && chmod 500 /tmp/w && mkdeep /tmp 15000"], NoEnv, Minute, CancellationToken.None);
+            Assert.True(deep.Succeeded, deep.Log);
+        }
+
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            var next = await lease.RunAsync(["sh", "-c", "echo tmp=$(ls -A /tmp | wc -l)"], NoEnv, Minute, CancellationToken.None);
+            Assert.Equal((0, "tmp=0\n"), (next.ExitCode, next.Log));
+        }
+
+        // Emptied by the helper itself, without recursion: the container serves on.
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
+    [Fact]
+    public async Task What_a_request_sets_on_its_out_and_control_folders_themselves_is_gone_for_the_next_request()
+    {
+        // /out and /run/pipelines are the container user's own folders, kept for its life and only
+        // emptied between requests: their extended attributes (an ACL among them), inode flags and times would
+        // carry one caller's data to the next caller of the same function.
+        var pool = _context.Pool();
+        var spec = await HostileSpecAsync();
+        string first;
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            first = lease.ContainerId;
+            var set = await lease.RunAsync(
+                ["sh", "-c", "for d in /out /run/pipelines; do xattr set $d user.left caller-one && xattr flags $d 100c8 >/dev/null && touch -d '2001-02-03 04:05:06' $d || exit 1; done"],
+                NoEnv,
+                Minute,
+                CancellationToken.None);
+            Assert.True(set.Succeeded, set.Log);
+        }
+
+        await using (var lease = await pool.AcquireAsync(spec, CancellationToken.None))
+        {
+            Assert.Equal(first, lease.ContainerId);
+            var next = await lease.RunAsync(
+                ["sh", "-c", "for d in /out /run/pipelines; do echo \"$d $(xattr get $d user.left) $(stat -c %Y $d) flags=$(xattr flags $d)\"; done"],
+                NoEnv,
+                Minute,
+                CancellationToken.None);
+            Assert.Equal(0, next.ExitCode);
+            Assert.DoesNotContain("caller-one", next.Log, StringComparison.Ordinal);
+            Assert.DoesNotContain("981173106", next.Log, StringComparison.Ordinal);
+
+            // sync, nodump, noatime and dirsync (0x100c8), which the owner may set: back as the engine made them.
+            var flags = System.Text.RegularExpressions.Regex.Matches(next.Log, "flags=([0-9a-f]+)").Select(m => Convert.ToInt32(m.Groups[1].Value, 16)).ToList();
+            Assert.Equal(2, flags.Count);
+            Assert.All(flags, f => Assert.Equal(0, f & 0x100c8));
+        }
+
+        Assert.Equal(0, Assert.Single(pool.Stats()).Replaced);
+    }
+
+    /// <summary>A fork-mode spec of tests/images/hostile (busybox, mkdeep, xattr), with the helper's usual resources.</summary>
+    private async Task<WarmSpec> HostileSpecAsync() =>
+        await _context.ForkSpecAsync() with { ImageId = await _context.Runtime.Images.ResolveImageAsync("pipelines-tests/hostile:1", CancellationToken.None) };
+
+    [Fact]
     public async Task A_command_past_its_timeout_is_killed_with_its_children_and_the_container_serves_on()
     {
         var pool = _context.Pool();

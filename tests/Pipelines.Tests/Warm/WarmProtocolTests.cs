@@ -47,7 +47,11 @@ public sealed class WarmProtocolTests
         Assert.True(exit.TimedOut);
         Assert.True(exit.OomKilled);
         Assert.False(exit.Cancelled);
+        Assert.False(exit.NotEmptied);
         Assert.Equal(TimeSpan.FromMicroseconds(1500), exit.Run);
+
+        BinaryPrimitives.WriteUInt32LittleEndian(payload.AsSpan(8), 8);
+        Assert.True(WarmProtocol.ParseExit(payload).NotEmptied);
 
         BinaryPrimitives.WriteUInt32LittleEndian(payload.AsSpan(8), 64);
         Assert.Throws<FormatException>(() => WarmProtocol.ParseExit(payload));

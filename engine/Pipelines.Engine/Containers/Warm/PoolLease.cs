@@ -94,6 +94,12 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                     throw new ContainerStoppedException(LogMask.Apply(log.ToString(), container.Spec.Secrets), cancellationToken);
                 }
 
+                if (exit.NotEmptied)
+                {
+                    // The request's own end stands; the container does not serve another.
+                    container.Broken = "its helper could not empty /tmp, /dev/shm or /dev/mqueue after a request";
+                }
+
                 var result = new ContainerResult(exit.ExitCode, exit.TimedOut, exit.OomKilled, LogMask.Apply(log.ToString(), container.Spec.Secrets), exit.Run);
                 return CgroupMeter.Measured(result, before is null ? null : CgroupMeter.Read(cgroup!, container.Counters).Since(before, peakReset), whyNot);
             }
@@ -189,7 +195,8 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
                 }
 
                 NoFollow.EmptyFolder(container.Control!, container.ControlDir);
-                NoFollow.SetMode(container.Out!, (UnixFileMode)0b111_101_101, container.OutDir);
+                NoFollow.ResetFolder(container.Out!, (UnixFileMode)0b111_101_101, container.OutFlags, container.OutDir);
+                NoFollow.ResetFolder(container.Control!, (UnixFileMode)0b111_000_000, container.ControlFlags, container.ControlDir);
             }
             catch (Exception e) when (e is PipelinesException or IOException or UnauthorizedAccessException)
             {

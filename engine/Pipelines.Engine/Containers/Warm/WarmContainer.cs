@@ -47,6 +47,12 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
     /// <inheritdoc cref="In"/>
     public NoFollow.SafeDirectory? Control { get; private set; }
 
+    /// <summary>The inode flags <see cref="Out"/> and <see cref="Control"/> had when opened, put back after each request (<see cref="NoFollow.ResetFolder"/>).</summary>
+    public int? OutFlags { get; private set; }
+
+    /// <inheritdoc cref="OutFlags"/>
+    public int? ControlFlags { get; private set; }
+
     /// <summary>Its cgroup's counter files, kept open between requests (<see cref="CgroupFiles.Kept"/>).</summary>
     public CgroupFiles Counters { get; } = CgroupFiles.Kept();
 
@@ -83,6 +89,8 @@ internal sealed class WarmContainer(string id, string folder, WarmSpec spec, Tas
         Out = NoFollow.OpenDirectory(OutDir);
         Steps = NoFollow.OpenDirectory(StepsDir);
         Control = NoFollow.OpenDirectory(ControlDir);
+        OutFlags = NoFollow.InodeFlags(Out);
+        ControlFlags = NoFollow.InodeFlags(Control);
     }
 
     public void Dispose()

@@ -92,7 +92,7 @@ internal static class WarmProtocol
         var kind = BinaryPrimitives.ReadUInt32LittleEndian(payload);
         var value = BinaryPrimitives.ReadInt32LittleEndian(payload[4..]);
         var flags = BinaryPrimitives.ReadUInt32LittleEndian(payload[8..]);
-        if (kind > 2 || (flags & ~7u) != 0)
+        if (kind > 2 || (flags & ~15u) != 0)
         {
             throw new FormatException($"an exit frame with kind {kind} and flags {flags}");
         }
@@ -103,6 +103,7 @@ internal static class WarmProtocol
             TimedOut: (flags & 1) != 0,
             OomKilled: (flags & 2) != 0,
             Cancelled: (flags & 4) != 0,
+            NotEmptied: (flags & 8) != 0,
             Fork: Micros(payload[16..]),
             Run: Micros(payload[24..]),
             Cleanup: Micros(payload[32..]));
@@ -111,5 +112,8 @@ internal static class WarmProtocol
     }
 }
 
-/// <summary>The helper's account of one request: exit code as Docker would say it, and where its time went.</summary>
-internal sealed record ForkExit(long ExitCode, bool TimedOut, bool OomKilled, bool Cancelled, TimeSpan Fork, TimeSpan Run, TimeSpan Cleanup);
+/// <summary>
+/// The helper's account of one request: exit code as Docker would say it, where its time went, and
+/// whether it left /tmp, /dev/shm or /dev/mqueue not empty (<see cref="NotEmptied"/>: the container must not serve again).
+/// </summary>
+internal sealed record ForkExit(long ExitCode, bool TimedOut, bool OomKilled, bool Cancelled, bool NotEmptied, TimeSpan Fork, TimeSpan Run, TimeSpan Cleanup);
