@@ -206,8 +206,9 @@ internal static class TableGather
 
     private static string PartName(TablePartRef part) => $"task {part.TaskId}: {part.Key}";
 
+    // Unbuffered: the table reader reads in blocks of its own (TableReader.BufferSize).
     private static FileStream OpenRead(string path) =>
-        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 65536, FileOptions.SequentialScan);
+        new(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
 
     private static FileStream Create(string path) =>
         new(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536);

@@ -35,7 +35,7 @@ internal sealed class TableReader : IDisposable
             IgnoreBlankLines = true,
             BadDataFound = args => throw new MalformedPartException($"{Prefix}, line {args.Context.Parser?.RawRow}: malformed field {args.Field}"),
         };
-        _text = new StreamReader(new Utf8CheckingStream(content, Prefix), StrictUtf8, detectEncodingFromByteOrderMarks: true, bufferSize: 65536);
+        _text = new StreamReader(new Utf8CheckingStream(content, Prefix), StrictUtf8, detectEncodingFromByteOrderMarks: true, bufferSize: BufferSize(content));
         _parser = new CsvParser(_text, config);
         if (spec.Header && Next() is { } header)
         {
@@ -44,6 +44,15 @@ internal sealed class TableReader : IDisposable
 
         _width = spec.Header ? Header?.Count ?? 0 : spec.Columns!.Count;
     }
+
+    /// <summary>
+    /// The reads' size: 64 KiB, or the part's own size when it is smaller. A one-file task's part
+    /// is a line or two, and a run gathers thousands of them, each read twice: at 64 KiB the
+    /// reader's character buffer and the UTF-8 check's were 128 KiB each, on the large object
+    /// heap, four of them a part (docs/benchmarks.md, "Where the wall time of a run goes").
+    /// </summary>
+    private static int BufferSize(Stream content) =>
+        content.CanSeek ? (int)Math.Clamp(content.Length - content.Position + 1, 128, 65536) : 65536;
 
     /// <summary>The part's header row (trimmed) when the gather says parts have one; null for an empty part.</summary>
     public IReadOnlyList<string>? Header { get; }

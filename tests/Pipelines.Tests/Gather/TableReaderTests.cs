@@ -112,6 +112,23 @@ public sealed class TableReaderTests
         Assert.Empty(rows);
     }
 
+    [Fact]
+    public void A_small_part_is_read_with_buffers_of_its_size_not_of_64_KiB()
+    {
+        // A run of one-file tasks gathers thousands of one-line parts, each read twice: buffers of
+        // 64 KiB (a 128 KiB character buffer on the large object heap, and the UTF-8 check's) made
+        // the gather's cost grow with the parts, not the rows.
+        var bytes = "a\tb\n1\t2\n"u8.ToArray();
+        ReadAll(Tsv, bytes);
+        var before = GC.GetAllocatedBytesForCurrentThread();
+
+        var (_, rows) = ReadAll(Tsv, bytes);
+
+        Assert.Single(rows);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(allocated < 32 * 1024, $"reading a part of {bytes.Length} bytes allocated {allocated} bytes");
+    }
+
     private static IEnumerable<string?> Cells(params string?[] cells) => cells;
 
     private static (IReadOnlyList<string>? Header, List<string?[]> Rows) ReadAll(GatherSpec spec, string content) =>
