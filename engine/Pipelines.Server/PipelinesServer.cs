@@ -64,6 +64,14 @@ public static partial class PipelinesServer
         }
 
         builder.WebHost.UseUrls(listen);
+
+        // A request's code runs on the thread that read its bytes, and its answer is sent from the
+        // thread that wrote it, where Kestrel otherwise queued each to the thread pool: two hops,
+        // each waking threads, per request (docs/benchmarks.md, "A fork request at concurrency 1").
+        // "Unsafe" names the case where socket reads complete on the socket engine's own thread
+        // (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS): not set here, they complete on the thread
+        // pool, so no request's code holds up the reads of other connections.
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = true);
         PipelinesLogging.Configure(builder.Logging, settings.Logging, logLevel);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 

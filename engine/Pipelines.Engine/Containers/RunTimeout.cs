@@ -70,7 +70,8 @@ internal sealed class RunTimeout : IDisposable
 
             // Look again when the time would be up: part of it may be spent suspended meanwhile.
             var left = (_expired.IsCancellationRequested ? timeout + grace!.Value : timeout) - ran;
-            await Task.Delay(TimeSpan.FromTicks(Math.Clamp(left.Ticks, TimeSpan.TicksPerMillisecond, TimeSpan.TicksPerDay)), stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            // The request's end (Dispose) ends this wait on its own thread, with no hop to the thread pool (StopWait).
+            await StopWait.DelayAsync(TimeSpan.FromTicks(Math.Clamp(left.Ticks, TimeSpan.TicksPerMillisecond, TimeSpan.TicksPerDay)), TimeProvider.System, stop).ConfigureAwait(false);
             if (stop.IsCancellationRequested)
             {
                 return;

@@ -28,12 +28,24 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
     /// <summary>The most rows one statement writes.</summary>
     public const int MaxBatch = 1_000;
 
+    /// <summary>
+    /// How long the writer gathers records after the first before it writes them, unless a read
+    /// waits for them or the process stops. Without it a request every 2 ms (one connection) was a
+    /// transaction per request: the database's and this process's CPU, and the wake-ups of its
+    /// round trips, per request (docs/benchmarks.md, "A fork request at concurrency 1").
+    /// </summary>
+    public static readonly TimeSpan Linger = TimeSpan.FromMilliseconds(20);
+
     private readonly IFunctionStore _store;
     private readonly ILogger<InvocationLog> _log;
     private readonly Channel<Item> _queue = Channel.CreateBounded<Item>(new BoundedChannelOptions(Capacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _writer;
     private long _pending;
+
+    // Released when a read waits for the records (a mark) or the queue is closed: the writer stops gathering.
+    private readonly SemaphoreSlim _hurry = new(0);
+    private volatile bool _closing;
 
     // Null for the log itself; for a tenant's view of it (For), the log whose queue and writer it uses.
     private readonly InvocationLog? _root;
@@ -138,6 +150,8 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
             }
         }
 
+        Hurry();
+
         await written.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -148,16 +162,17 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
         var reader = _queue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            while (batch.Count < MaxBatch && reader.TryRead(out var item))
+            Drain(reader, batch, marks);
+            if (marks.Count == 0 && batch.Count < MaxBatch && !_closing)
             {
-                if (item.Ended is { } ended)
-                {
-                    batch.Add(ended);
-                }
-                else
-                {
-                    marks.Add(item.Written!);
-                }
+                // Gather the records that end meanwhile into this statement (Linger); a read that waits cuts it short.
+                await _hurry.WaitAsync(Linger).ConfigureAwait(false);
+                Drain(reader, batch, marks);
+            }
+
+            while (_hurry.CurrentCount > 0 && _hurry.Wait(0))
+            {
+                // What hurried this batch is written with it.
             }
 
             await WriteBatchAsync(batch).ConfigureAwait(false);
@@ -169,6 +184,30 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
             }
 
             marks.Clear();
+        }
+    }
+
+    private static void Drain(ChannelReader<Item> reader, List<EndedInvocation> batch, List<TaskCompletionSource> marks)
+    {
+        while (batch.Count < MaxBatch && reader.TryRead(out var item))
+        {
+            if (item.Ended is { } ended)
+            {
+                batch.Add(ended);
+            }
+            else
+            {
+                marks.Add(item.Written!);
+            }
+        }
+    }
+
+    /// <summary>The writer stops gathering: a read waits, or the queue is closed.</summary>
+    private void Hurry()
+    {
+        if (_hurry.CurrentCount == 0)
+        {
+            _hurry.Release();
         }
     }
 
@@ -223,6 +262,8 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
         }
 
         _queue.Writer.TryComplete();
+        _closing = true;
+        Hurry();
         await using (cancellationToken.Register(() => _stopping.Cancel()))
         {
             await _writer.ConfigureAwait(false);
@@ -238,9 +279,12 @@ internal sealed partial class InvocationLog : IFunctionStore, IInvocationBacklog
         }
 
         _queue.Writer.TryComplete();
+        _closing = true;
+        Hurry();
         await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);
         _stopping.Dispose();
+        _hurry.Dispose();
     }
 
     // Reads of invocations wait for the records handed over before them; the rest passes through.

@@ -43,7 +43,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         // container is being stopped: the attempt is recorded vacated, whatever else cancels.
         catch (OperationCanceledException e) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
         {
-            await watching.CancelAsync().ConfigureAwait(false);
+            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
             var printed = (e as ContainerStoppedException)?.Log;
             if (vacate.IsCancellationRequested)
             {
@@ -57,10 +57,29 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         }
         finally
         {
-            await watching.CancelAsync().ConfigureAwait(false);
+            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
             await watcher.ConfigureAwait(false);
             await quota.ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Ends the watches' waits. Without a run to look at (a function request) the only thing
+    /// waiting on <paramref name="watching"/> is the quota watch's wait (<see cref="StopWait"/>):
+    /// it ends here, on this thread, and the watch only returns. With CancelAsync the watch ended
+    /// on the thread pool and the request waited for that hop before its answer, a second thread
+    /// woken per request (docs/benchmarks.md, "A fork request at concurrency 1"). A run's cancel
+    /// watch may be in a query, whose cancellation goes to the database: that stays off this thread.
+    /// </summary>
+    private static Task EndWatchesAsync(CancellationTokenSource watching, Plan plan)
+    {
+        if (plan.RunId is not null)
+        {
+            return watching.CancelAsync();
+        }
+
+        watching.Cancel();
+        return Task.CompletedTask;
     }
 
     private async Task<string?> WatchQuotaAsync(Plan plan, CancellationTokenSource cancel, CancellationToken watching)
@@ -72,8 +91,9 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
             while (true)
             {
                 // The attempt's end stops the watch: the wait ends without throwing (an exception
-                // per request was about 2% of a busy server's CPU, docs/benchmarks.md).
-                await Task.Delay(wait, time, watching).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                // per request was about 2% of a busy server's CPU, docs/benchmarks.md), and on the
+                // thread that ends the attempt (StopWait), with no hop to the thread pool.
+                await StopWait.DelayAsync(wait, time, watching).ConfigureAwait(false);
                 if (watching.IsCancellationRequested)
                 {
                     return null;
@@ -106,7 +126,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
             {
                 // The attempt's end stops the watch: the wait ends without throwing (an exception
                 // per task was about 1% of the engine's CPU at 2,000 one-file tasks, docs/benchmarks.md).
-                await Task.Delay(options.CancelPollInterval, time, watching).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                await StopWait.DelayAsync(options.CancelPollInterval, time, watching).ConfigureAwait(false);
                 if (watching.IsCancellationRequested)
                 {
                     return null;
