@@ -120,7 +120,7 @@ public sealed class OutageTests : IAsyncLifetime
             await Task.Delay(200);
         }
 
-        Assert.True(fetched.Count == 0, "queue rows still fetched: " + string.Join("; ", fetched));
+        Assert.True(fetched.Count == 0, "queue rows still fetched: " + string.Join("; ", fetched) + Printed());
     }
 
     [Fact]
