@@ -191,41 +191,79 @@ static int read_frame(unsigned char *type, unsigned char **buf, uint32_t *n)
 
 /* --- cleaning between requests ------------------------------------------------ */
 
-/* The name of the first folder left in an open folder after removing every other entry, read from
- * its start; 1 found one (in name), 0 none left, -1 an entry that is not a folder could not go. */
-static int clear_files(int dfd, char name[256])
+/*
+ * Calls each(dfd, name, ctx) on every entry of an open folder but "." and "..", read from its
+ * start with getdents64 into buf (the caller's own: a walk reads other folders from inside one
+ * entry's call). -1 when the folder cannot be read or an each returned < 0, else 0.
+ */
+static int each_entry(int dfd, char *buf, size_t size, int (*each)(int dfd, const char *name, void *ctx), void *ctx)
 {
-    static char buf[8192] __attribute__((aligned(8)));
-    int found = 0;
     if (lseek(dfd, 0, SEEK_SET) != 0)
         return -1;
     for (;;) {
-        ssize_t n = getdents64(dfd, buf, sizeof buf);
+        ssize_t n = getdents64(dfd, buf, size);
         if (n < 0)
             return -1;
         if (n == 0)
-            return found;
+            return 0;
         for (ssize_t at = 0; at < n;) {
             struct dirent64 *e = (struct dirent64 *)(buf + at);
             at += e->d_reclen;
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
                 continue;
-            if (unlinkat(dfd, e->d_name, 0) == 0 || errno == ENOENT)
-                continue;
-            if (errno != EISDIR && errno != EPERM)
+            if (each(dfd, e->d_name, ctx) < 0)
                 return -1;
-            if (unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-                continue;
-            if (errno != ENOTEMPTY && errno != EEXIST)
-                return -1;
-            if (!found) {
-                size_t len = strnlen(e->d_name, 255);
-                memcpy(name, e->d_name, len);
-                name[len] = 0;
-                found = 1;
-            }
         }
     }
+}
+
+struct first_folder {
+    char *name;
+    int found;
+};
+
+/* Removes one entry that is not a folder, or an empty folder; keeps the name of the first folder left. */
+static int clear_one(int dfd, const char *name, void *ctx)
+{
+    struct first_folder *first = ctx;
+    if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return -1;
+    if (unlinkat(dfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != ENOTEMPTY && errno != EEXIST)
+        return -1;
+    if (!first->found) {
+        size_t len = strnlen(name, 255);
+        memcpy(first->name, name, len);
+        first->name[len] = 0;
+        first->found = 1;
+    }
+    return 0;
+}
+
+/* The name of the first folder left in an open folder after removing every other entry, read from
+ * its start; 1 found one (in name), 0 none left, -1 an entry that is not a folder could not go. */
+static int clear_files(int dfd, char name[256])
+{
+    static char buf[8192] __attribute__((aligned(8)));
+    struct first_folder first = { name, 0 };
+    return each_entry(dfd, buf, sizeof buf, clear_one, &first) < 0 ? -1 : first.found;
+}
+
+/* A folder of an open folder, opened without following a link and given the mode 0700, so that
+ * one a request made unreadable or unwritable (chmod 000, 500) can be read and emptied; -1 when not. */
+static int open_own_folder(int parent, const char *name)
+{
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && fchmodat(parent, name, 0700, 0) == 0)
+        fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && fchmod(fd, 0700) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
 }
 
 /*
@@ -240,27 +278,17 @@ static int remove_tree(int parent, const char *top)
 {
     char name[256];
     int depth = 0;
-    int cur = openat(parent, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (cur < 0 && fchmodat(parent, top, 0700, 0) == 0)
-        cur = openat(parent, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (cur < 0 || fchmod(cur, 0700) != 0) {
-        if (cur >= 0)
-            close(cur);
+    int cur = open_own_folder(parent, top);
+    if (cur < 0)
         return -1;
-    }
     for (;;) {
         int found = clear_files(cur, name);
         if (found < 0)
             break;
         if (found) {
-            int child = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (child < 0 && fchmodat(cur, name, 0700, 0) == 0)
-                child = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (child < 0 || fchmod(child, 0700) != 0) {
-                if (child >= 0)
-                    close(child);
+            int child = open_own_folder(cur, name);
+            if (child < 0)
                 break;
-            }
             close(cur);
             cur = child;
             depth++;
@@ -295,6 +323,14 @@ static int remove_entry(int dfd, const char *name)
     return remove_tree(dfd, name);
 }
 
+/* Removes one entry of a kept folder; what cannot go is counted, and the walk goes on. */
+static int remove_counted(int dfd, const char *name, void *ctx)
+{
+    if (remove_entry(dfd, name) != 0)
+        *(int *)ctx = -1;
+    return 0;
+}
+
 /*
  * Empties a folder the helper keeps open (fd -1: it could not be opened at start, as a missing
  * one was skipped before): read again from its start with getdents64 into a buffer of its own,
@@ -308,21 +344,7 @@ static int empty_kept(int dfd)
     int left = 0;
     if (dfd < 0)
         return 0;
-    if (lseek(dfd, 0, SEEK_SET) != 0)
-        return -1;
-    for (;;) {
-        ssize_t n = getdents64(dfd, buf, sizeof buf);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            return left;
-        for (ssize_t at = 0; at < n;) {
-            struct dirent64 *e = (struct dirent64 *)(buf + at);
-            at += e->d_reclen;
-            if (remove_entry(dfd, e->d_name) != 0)
-                left = -1;
-        }
-    }
+    return each_entry(dfd, buf, sizeof buf, remove_counted, &left) < 0 ? -1 : left;
 }
 
 static int open_folder(const char *path)
