@@ -105,6 +105,9 @@ internal static class YamlLoader
         return map;
     }
 
+    /// <summary>A parser of a YAML text that refuses nesting past <see cref="FlowWatch.MaxDepth"/> (a YamlException), for a value read on its own (--set).</summary>
+    public static IParser Parser(string yaml) => new Parser(new FlowWatch(new Scanner(new StringReader(yaml)), yaml));
+
     /// <summary>Where a YAML error is, and what to say: the fault's own place, not the start of what was being read.</summary>
     private static (int Line, int Column, string Message) Place(YamlException e, string yaml, FlowWatch scanner, AliasWatch parser)
     {
