@@ -25,8 +25,10 @@ internal static partial class WorkflowOverrides
         YamlNode value;
         try
         {
+            // Read with the file's nesting limit: a deep value (the API's "set" takes any length)
+            // would otherwise overflow the stack and end the server.
             var s = new YamlStream();
-            s.Load(new StringReader(valueText.Length == 0 ? "''" : valueText));
+            s.Load(YamlLoader.Parser(valueText.Length == 0 ? "''" : valueText));
             value = s.Documents.Count > 0 ? s.Documents[0].RootNode : new YamlScalarNode(valueText);
         }
         catch (Exception e) when (e is YamlException or InvalidOperationException)

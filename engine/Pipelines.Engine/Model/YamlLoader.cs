@@ -55,6 +55,13 @@ internal static class YamlLoader
                 : ((int)scanner.CurrentPosition.Line, (int)scanner.CurrentPosition.Column, "the text cannot be read from here on; look above for an unclosed '[', '{' or quote");
         }
 
+        // An alias before its anchor: YAML reads an alias only after its anchor, and YamlDotNet
+        // takes one from further on without a word (a value then comes from a later line).
+        if (fault is null && parser.FirstUndefinedAlias is { } forward)
+        {
+            fault = ((int)forward.Start.Line, (int)forward.Start.Column, $"the alias *{forward.Value} names no anchor: no &{forward.Value} comes before it in the file (an anchor must come before its aliases)");
+        }
+
         // A tab in a line's indentation, which YAML forbids and YamlDotNet lets through in some
         // places (after a space) or takes for a fault further on (the next line's dedent): the tab
         // is the fault, whatever else was found after it.
@@ -84,7 +91,9 @@ internal static class YamlLoader
 
         if (stream.Documents.Count > 1)
         {
-            ctx.Add(stream.Documents[1].RootNode, "(file)", $"holds more than one YAML document; put one {kind.Name} in each file");
+            // At the second document's start (its '---'), the line to remove, not its first key.
+            var second = parser.SecondDocument ?? stream.Documents[1].RootNode.Start;
+            ctx.Problems.Add(new WorkflowProblem("(file)", $"holds more than one YAML document (a second one starts here); put one {kind.Name} in each file", (int)second.Line, (int)second.Column));
         }
 
         if (stream.Documents[0].RootNode is not YamlMappingNode map)
@@ -96,10 +105,18 @@ internal static class YamlLoader
         return map;
     }
 
+    /// <summary>A parser of a YAML text that refuses nesting past <see cref="FlowWatch.MaxDepth"/> (a YamlException), for a value read on its own (--set).</summary>
+    public static IParser Parser(string yaml) => new Parser(new FlowWatch(new Scanner(new StringReader(yaml)), yaml));
+
     /// <summary>Where a YAML error is, and what to say: the fault's own place, not the start of what was being read.</summary>
     private static (int Line, int Column, string Message) Place(YamlException e, string yaml, FlowWatch scanner, AliasWatch parser)
     {
         var unmarked = IsEmpty(e.Start) && IsEmpty(e.End);
+        if (e is TooDeepException)
+        {
+            return ((int)e.Start.Line, (int)e.Start.Column, e.Message);
+        }
+
         if (e is AnchorNotFoundException && parser.FirstUndefinedAlias is { } alias)
         {
             return ((int)alias.Start.Line, (int)alias.Start.Column, $"the alias *{alias.Value} names no anchor: no &{alias.Value} comes before it in the file");
@@ -114,7 +131,8 @@ internal static class YamlLoader
             return (tab.Line, tab.Column, TabMessage(e.Message));
         }
 
-        if (scanner.Open is { } open && e.Message.Contains("did not find expected ','", StringComparison.Ordinal))
+        if (scanner.Open is { } open && (e.Message.Contains("did not find expected ','", StringComparison.Ordinal)
+            || e.Message.Contains("did not find expected node content", StringComparison.Ordinal)))
         {
             return ((int)open.Start.Line, (int)open.Start.Column, Unclosed(open) + " (" + e.Message.TrimEnd('.') + ")");
         }
@@ -131,8 +149,19 @@ internal static class YamlLoader
             return ((int)e.Start.Line, (int)e.Start.Column, "the quoted text that starts here is not closed on its line; look for a missing closing quote (" + e.Message.TrimEnd('.') + ")");
         }
 
-        // An unknown escape is at the error's end (its start is the quote).
-        var mark = unmarked ? scanner.CurrentPosition : e.Message.Contains("escape", StringComparison.Ordinal) ? e.End : e.Start;
+        if (scanner.LongQuote is { } quote && !unmarked && e.Start.Line >= quote.Start.Line && e.Start.Line <= quote.End.Line + 1)
+        {
+            // A quote left open where the lines after it are indented deeper (the value of a key
+            // that holds a block, e.g. `steps: "x`) runs on to the next quote in the file, and the
+            // fault shows only there: the quote that starts the run is what to look at.
+            return ((int)quote.Start.Line, (int)quote.Start.Column, $"the quoted text that starts here runs on to line {quote.End.Line}, column {quote.End.Column}; look for a missing closing quote (then: " + e.Message.TrimEnd('.') + ")");
+        }
+
+        // An unknown escape, a bad hexadecimal digit in one, a block scalar's bad indicator: at
+        // the error's end (its start is the quote, or the '|').
+        var atEnd = e.Message.Contains("escape", StringComparison.Ordinal) || e.Message.Contains("hexadecimal", StringComparison.Ordinal)
+            || e.Message.Contains("block scalar", StringComparison.Ordinal);
+        var mark = unmarked ? scanner.CurrentPosition : atEnd ? e.End : e.Start;
         return ((int)mark.Line, (int)mark.Column, e.InnerException?.Message ?? e.Message);
     }
 
@@ -160,6 +189,13 @@ internal static class YamlLoader
                 i++;
                 column++;
                 continue;
+            }
+
+            if (c == '\uFFFD')
+            {
+                // What a reader puts in place of bytes that are not UTF-8 (a file saved as Latin-1 or
+                // Windows-1252, a cut multi-byte character): the text here is lost, not read.
+                return (line, column, "the file is not valid UTF-8 here (bytes that are not UTF-8 text are read as U+FFFD, the replacement character); save the file as UTF-8, or write a real U+FFFD as \"\\uFFFD\" in double quotes");
             }
 
             if (c is '\u0085' or '\u2028' or '\u2029')
@@ -254,12 +290,23 @@ internal static class YamlLoader
     /// </summary>
     private sealed class FlowWatch(IScanner inner, string text) : IScanner
     {
+        /// <summary>
+        /// How deep collections may nest. YamlDotNet loads a nested collection by recursion, so a
+        /// few kilobytes of '[' (or of indented '- ') end the process with a stack overflow, which
+        /// no catch stops: refused at the token that goes deeper. A workflow nests a few levels.
+        /// </summary>
+        public const int MaxDepth = 64;
+
         private readonly Stack<Token> _open = new();
         private Token? _seen;
         private long _line;
+        private int _blocks;
 
         /// <summary>The first tab in the indentation of a line whose first token is outside a flow collection.</summary>
         public (int Line, int Column)? IndentTab { get; private set; }
+
+        /// <summary>The last quoted scalar that ran over more than one line, if any.</summary>
+        public Scalar? LongQuote { get; private set; }
 
         /// <summary>The innermost flow collection not closed yet.</summary>
         public Token? Open => _open.Count > 0 ? _open.Peek() : null;
@@ -294,9 +341,25 @@ internal static class YamlLoader
                     case FlowSequenceStart or FlowMappingStart:
                         _open.Push(_seen);
                         break;
-                    case FlowSequenceEnd or FlowMappingEnd when _open.Count > 0:
+                    case FlowSequenceEnd when _open.Count > 0 && _open.Peek() is FlowSequenceStart:
+                    case FlowMappingEnd when _open.Count > 0 && _open.Peek() is FlowMappingStart:
+                        // A closer of the other kind closes nothing: what it meets is still open.
                         _open.Pop();
                         break;
+                    case BlockSequenceStart or BlockMappingStart:
+                        _blocks++;
+                        break;
+                    case BlockEnd when _blocks > 0:
+                        _blocks--;
+                        break;
+                    case Scalar { Style: ScalarStyle.DoubleQuoted or ScalarStyle.SingleQuoted } quoted when quoted.End.Line > quoted.Start.Line:
+                        LongQuote = quoted;
+                        break;
+                }
+
+                if (_open.Count + _blocks > MaxDepth)
+                {
+                    throw new TooDeepException(_seen.Start, _seen.End, $"the lists and mappings nest more than {MaxDepth} deep here, deeper than the reader can follow; look for '[', '{{' or '- ' repeated");
                 }
             }
 
@@ -324,10 +387,20 @@ internal static class YamlLoader
         }
     }
 
-    /// <summary>The parser as the loader reads it, watched for the first alias that names no anchor defined before it.</summary>
+    /// <summary>Collections nested deeper than the reader can follow.</summary>
+    private sealed class TooDeepException(Mark start, Mark end, string message) : YamlException(start, end, message);
+
+    /// <summary>
+    /// The parser as the loader reads it, watched for the first alias that names no anchor
+    /// defined before it, and for where a second document starts.
+    /// </summary>
     private sealed class AliasWatch(IParser inner) : IParser
     {
         private readonly HashSet<string> _anchors = new(StringComparer.Ordinal);
+        private int _documents;
+
+        /// <summary>The start of the second document (its '---', or its first token when it has none).</summary>
+        public Mark? SecondDocument { get; private set; }
 
         public Events.ParsingEvent? Current => inner.Current;
 
@@ -338,6 +411,11 @@ internal static class YamlLoader
             if (!inner.MoveNext())
             {
                 return false;
+            }
+
+            if (inner.Current is Events.DocumentStart start && ++_documents == 2)
+            {
+                SecondDocument = start.Start;
             }
 
             if (inner.Current is Events.AnchorAlias alias)

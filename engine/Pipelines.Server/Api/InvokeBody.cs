@@ -25,6 +25,14 @@ internal static class InvokeBody
         public int Status { get; } = status;
     }
 
+    /// <summary>
+    /// How much past the limit a body sent without a length is read (and dropped, through one
+    /// pooled buffer) to give its real size in the 413: a body a little over the limit, the
+    /// usual mistake, gets its exact size; one far over gets "more than" this much, and is not
+    /// read to its end (a client may send a gigabyte).
+    /// </summary>
+    internal const long CountPast = 1024 * 1024;
+
     public static async Task<FunctionInput> ReadAsync(HttpRequest request, FunctionSpec spec, string folder, bool inMemory, CancellationToken ct)
     {
         var limit = spec.MaxRequestBytes;
@@ -33,10 +41,11 @@ internal static class InvokeBody
             throw TooLarge(request.ContentLength.Value, null, limit);
         }
 
-        // Kestrel's own limit (30 MB by default) is replaced by the function's; this reader counts too.
+        // Kestrel's own limit (30 MB by default) is replaced by the function's and the stretch
+        // counted past it; this reader counts and stops first.
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } feature)
         {
-            feature.MaxRequestBodySize = limit + 1;
+            feature.MaxRequestBodySize = limit + CountPast + 1;
         }
 
         await using var body = new CountingStream(request.Body, limit);
@@ -62,8 +71,9 @@ internal static class InvokeBody
         }
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
-            // Kestrel's own limit (set just above ours) stopped a body sent without a length: more than the limit came.
-            throw TooLarge(null, body.Total, limit);
+            // Kestrel's own limit (set just above what this reader counts) stopped a body sent
+            // without a length: it counts what arrived, ahead of what was read here.
+            throw TooLarge(null, Math.Max(body.Total, limit + CountPast), limit);
         }
 
         return new FunctionInput(folder, files, request.ContentType, body.Sha256(), body.Total);
@@ -192,11 +202,14 @@ internal static class InvokeBody
         return new InputPart(name, path, file.Length);
     }
 
-    /// <summary>The 413: the body's real size (or, sent without a length, how much was read before it passed the limit) beside the limit, both in bytes.</summary>
-    private static RefusedException TooLarge(long? length, long? read, long limit) => new(
+    /// <summary>
+    /// The 413: the body's real size (its Content-Length, or, sent without one, all of it counted
+    /// when it ended within <see cref="CountPast"/> of the limit), else at least how much came, beside the limit, in bytes.
+    /// </summary>
+    private static RefusedException TooLarge(long? length, long? moreThan, long limit) => new(
         413,
         (length is { } n ? $"the body is {Quantities.FormatBytes(n)}"
-            : read is { } r ? $"the body is more than {Quantities.FormatBytes(limit)} ({Quantities.FormatBytes(r)} were read when it passed the limit)"
+            : moreThan is { } m ? $"the body is more than {Quantities.FormatBytes(m)} (sent without a Content-Length; read no further)"
             : "the body passed the limit")
         + $"; this function takes at most {Quantities.FormatBytes(limit)}"
         + (limit >= 1024 ? $" ({Quantities.FormatSize(limit)}, max_request_size in its file)" : " (max_request_size in its file)"));
@@ -232,11 +245,40 @@ internal static class InvokeBody
             Total += n;
             if (Total > limit)
             {
-                throw TooLarge(null, Total, limit);
+                await CountRestAsync(cancellationToken).ConfigureAwait(false);
             }
 
             _sha.AppendData(buffer.Span[..n]);
             return n;
+        }
+
+        /// <summary>Past the limit: the rest counted and dropped, up to <see cref="CountPast"/> more, for the 413's size.</summary>
+        private async Task CountRestAsync(CancellationToken cancellationToken)
+        {
+            var scratch = ArrayPool<byte>.Shared.Rent(16 * 1024);
+            try
+            {
+                while (Total <= limit + CountPast)
+                {
+                    var n = await inner.ReadAsync(scratch, cancellationToken).ConfigureAwait(false);
+                    if (n == 0)
+                    {
+                        throw TooLarge(Total, null, limit);
+                    }
+
+                    Total += n;
+                }
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                // Kestrel's limit, just past what is counted here.
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+
+            throw TooLarge(null, limit + CountPast, limit);
         }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -123,18 +123,29 @@ public sealed class FunctionsApiTests(ServerFixture fixture)
         // One byte over: the message gives both sizes exactly (a rounded 1Ki for each once read as equal).
         using var sized = await http.PostAsync("/api/functions/small/invoke", new ByteArrayContent(new byte[1025]));
 
-        // No Content-Length: the body is chunked, and refused as it passes the limit.
+        // No Content-Length: the body is chunked, and counted on past the limit to its end (a
+        // little over: its real size), or to a MiB past the limit (far over: "more than").
         var chunks = new StreamContent(new NoLengthStream(new byte[64 * 1024]));
         using var request = new HttpRequestMessage(HttpMethod.Post, "/api/functions/small/invoke") { Content = chunks };
         request.Headers.TransferEncodingChunked = true;
         using var chunked = await http.SendAsync(request);
+        var far = new StreamContent(new NoLengthStream(new byte[3 * 1024 * 1024]));
+        using var farRequest = new HttpRequestMessage(HttpMethod.Post, "/api/functions/small/invoke") { Content = far };
+        farRequest.Headers.TransferEncodingChunked = true;
+        using var farOver = await http.SendAsync(farRequest);
 
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, sized.StatusCode);
         Assert.Equal(
             "the body is 1,025 bytes; this function takes at most 1,024 bytes (1Ki, max_request_size in its file)",
             JsonDocument.Parse(await sized.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString());
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, chunked.StatusCode);
-        Assert.StartsWith("the body is more than 1,024 bytes (", JsonDocument.Parse(await chunked.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(
+            "the body is 65,536 bytes; this function takes at most 1,024 bytes (1Ki, max_request_size in its file)",
+            JsonDocument.Parse(await chunked.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString());
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, farOver.StatusCode);
+        Assert.Equal(
+            "the body is more than 1,049,600 bytes (sent without a Content-Length; read no further); this function takes at most 1,024 bytes (1Ki, max_request_size in its file)",
+            JsonDocument.Parse(await farOver.Content.ReadAsStringAsync()).RootElement.GetProperty("detail").GetString());
     }
 
     [Fact]

@@ -48,6 +48,18 @@ public sealed class WorkflowOverrideTests
     }
 
     [Fact]
+    public void Set_value_nested_past_the_files_limit_is_text_not_a_stack_overflow()
+    {
+        // The API's "set" takes any length: 200,000 '[' overflowed the stack while YamlDotNet read
+        // them and ended the server. Past the nesting limit the value is not YAML, so it is text.
+        var deep = new string('[', 200_000);
+
+        var w = WorkflowText.Parse(WorkflowText.Minimal, "description=" + deep);
+
+        Assert.Equal(deep, w.Description);
+    }
+
+    [Fact]
     public void Set_several_overrides_apply_in_order()
     {
         var w = WorkflowText.Parse(WorkflowText.Minimal, "input.batch=2", "on_error=fail", "input.batch=3");

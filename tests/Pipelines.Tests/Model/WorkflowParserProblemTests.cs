@@ -729,8 +729,8 @@ public sealed class WorkflowParserProblemTests
         var p = WorkflowText.Problem(WorkflowText.Minimal + "\n---\nversion: 1\n");
 
         Assert.Equal("(file)", p.Path);
-        Assert.Equal("holds more than one YAML document; put one workflow in each file", p.Message);
-        Assert.Equal(12, p.Line);
+        Assert.Equal("holds more than one YAML document (a second one starts here); put one workflow in each file", p.Message);
+        Assert.Equal((11, 1), (p.Line, p.Column)); // the '---' to remove, not the second document's first key
     }
 
     [Fact]

@@ -88,6 +88,23 @@ public sealed class YamlErrorPlacementTests
         Assert.Equal((line, column, true), (p.Line, p.Column, p.Message.Contains(says, StringComparison.Ordinal)));
     }
 
+    [Theory]
+    [InlineData("[")]
+    [InlineData("{a: ")]
+    public void Nesting_that_would_overflow_the_stack_is_refused_at_the_level_past_the_limit(string opener)
+    {
+        // 200,000 levels: YamlDotNet read them by recursion, and the stack overflow ended the
+        // process (the server's deploy and submit routes with it), which no catch can stop. The
+        // root mapping is the first level, so the 64th opener is the 65th level.
+        var yaml = "name: x\nimage: " + string.Concat(Enumerable.Repeat(opener, 200_000)) + "\n";
+
+        var workflow = Assert.Single(Assert.Throws<WorkflowInvalidException>(() => WorkflowParser.Parse(yaml, "deep.yaml", "/work/flows")).Problems);
+        var function = Assert.Single(Assert.Throws<FunctionInvalidException>(() => FunctionParser.Parse(yaml, "deep.yaml")).Problems);
+
+        Assert.Equal((2, 8 + (63 * opener.Length), true), (workflow.Line, workflow.Column, workflow.Message.Contains("nest more than 64 deep", StringComparison.Ordinal)));
+        Assert.Equal(workflow, function);
+    }
+
     [Fact]
     public void Every_file_of_the_corpus_is_in_the_list_of_expected_places()
     {
