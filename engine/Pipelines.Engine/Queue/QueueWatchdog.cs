@@ -23,6 +23,11 @@ namespace Pipelines.Queue;
 /// worker) is held by no one, while a worker that did get the row has since had the grace to
 /// start the job or refresh the row.</item>
 /// </list>
+/// and deletes (D) the fetched row of a job that has ended (Succeeded, Failed or Deleted) when it is
+/// still there, fetched at the same moment, <see cref="QueueWatchdogOptions.EndedAfter"/> (5 s) after
+/// it was first seen: Hangfire commits a job's end and then removes its queue row in a second
+/// statement, so a restart between the two left a row no one runs, invisible until the
+/// invisibility timeout (5 min) and then delivered once more for nothing.
 /// The reset is the invisibility timeout, only earlier: a guarded update of the same row (no
 /// second queue row), which fails if anyone touched the row since it was read. A delivery it
 /// causes for a task that still runs is harmless: the task's lease (IRunStore.ClaimTaskAsync)
@@ -41,10 +46,18 @@ internal sealed partial class QueueWatchdog(
 
     // Row id → (when it was first seen fetched and not started, its job's state then).
     private readonly Dictionary<long, (DateTime Since, string State)> _notStarted = [];
+
+    // Row id → (when it was first seen fetched with its job ended, its fetchedat then).
+    private readonly Dictionary<long, (DateTime Since, DateTime FetchedAt)> _ended = [];
     private long _resets;
+
+    private long _removed;
 
     /// <summary>Queue rows this process has handed back so far.</summary>
     public long Resets => Interlocked.Read(ref _resets);
+
+    /// <summary>Queue rows of ended jobs this process has deleted so far (rule D).</summary>
+    public long Removed => Interlocked.Read(ref _removed);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -75,7 +88,7 @@ internal sealed partial class QueueWatchdog(
         }
     }
 
-    /// <summary>One scan; returns the rows it handed back (or -1 when another process holds the scan).</summary>
+    /// <summary>One scan; returns the rows it handed back or deleted (or -1 when another process holds the scan).</summary>
     public async Task<int> ScanAsync(CancellationToken cancellationToken)
     {
         var s = options.Schema;
@@ -117,10 +130,38 @@ internal sealed partial class QueueWatchdog(
         }
 
         var resets = 0;
+        var removed = 0;
         var seen = new HashSet<long>();
         foreach (var row in rows)
         {
             seen.Add(row.Id);
+            if (row.State is "Succeeded" or "Failed" or "Deleted")
+            {
+                if (!_ended.TryGetValue(row.Id, out var first) || first.FetchedAt != row.FetchedAt)
+                {
+                    _ended[row.Id] = (now, row.FetchedAt);
+                    continue;
+                }
+
+                if (now - first.Since < options.EndedAfter)
+                {
+                    continue;
+                }
+
+                // Guarded as the reset is: a row fetched again since (a job requeued by hand) is left.
+                await using var delete = new NpgsqlCommand($"DELETE FROM {s}.jobqueue WHERE id = @id AND fetchedat = @seen", conn, tx);
+                delete.Parameters.AddWithValue("id", row.Id);
+                delete.Parameters.AddWithValue("seen", row.FetchedAt);
+                if (await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+                {
+                    removed++;
+                    LogRemoved(log, row.JobId.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Id, row.State);
+                }
+
+                _ended.Remove(row.Id);
+                continue;
+            }
+
             string? reason = null;
             if (row.ServerDead)
             {
@@ -168,13 +209,22 @@ internal sealed partial class QueueWatchdog(
             _notStarted.Remove(gone);
         }
 
+        foreach (var gone in _ended.Keys.Where(id => !seen.Contains(id)).ToList())
+        {
+            _ended.Remove(gone);
+        }
+
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         Interlocked.Add(ref _resets, resets);
-        return resets;
+        Interlocked.Add(ref _removed, removed);
+        return resets + removed;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: job {JobId} (queue row {RowId}) handed back to the queue: {Reason}")]
     private static partial void LogReset(ILogger logger, string jobId, long rowId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: job {JobId} ended {State} but its queue row {RowId} was left fetched (a restart between the end and the row's removal): deleted")]
+    private static partial void LogRemoved(ILogger logger, string jobId, long rowId, string state);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: scan failed, trying again later: {Error}")]
     private static partial void LogScanFailed(ILogger logger, string error);
@@ -194,4 +244,10 @@ internal sealed record QueueWatchdogOptions(string Schema, TimeSpan ServerTimeou
     /// start was fetched by a connection the restart cut: rule (C).
     /// </summary>
     public TimeSpan RestartGrace { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// A job that has ended whose queue row is still fetched, unchanged, this long after it was first
+    /// seen lost the row's removal: rule (D). Hangfire removes it a moment after the end commits.
+    /// </summary>
+    public TimeSpan EndedAfter { get; init; } = TimeSpan.FromSeconds(5);
 }

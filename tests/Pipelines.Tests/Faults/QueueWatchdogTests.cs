@@ -93,6 +93,42 @@ public sealed class QueueWatchdogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_row_of_a_job_that_ended_left_fetched_by_a_restart_is_deleted_at_its_second_sight_and_no_sooner()
+    {
+        // Hangfire commits a job's end, then deletes its queue row: a restart between the two left
+        // the row fetched (OutageTests, 2026-12-07). One of each ended state; one whose worker
+        // refreshes the row between the scans (a live fetch), and a running job, are left alone.
+        await ExecAsync($"INSERT INTO {_schema}.server (id, data, lastheartbeat) VALUES ('live:1:a', '{{}}', now())");
+        var succeeded = await JobAsync("Succeeded", null);
+        var failed = await JobAsync("Failed", null);
+        var deleted = await JobAsync("Deleted", null);
+        var refreshed = await JobAsync("Succeeded", null);
+        var running = await JobAsync("Processing", "live:1:a");
+        var patient = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { EndedAfter = TimeSpan.FromDays(365) }, NullLogger<QueueWatchdog>.Instance);
+        var watchdog = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { EndedAfter = TimeSpan.FromMilliseconds(1) }, NullLogger<QueueWatchdog>.Instance);
+
+        // First sight: only remembered; and a watchdog whose EndedAfter has not passed keeps them.
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.Equal(0, await patient.ScanAsync(CancellationToken.None));
+        Assert.Equal(0, await patient.ScanAsync(CancellationToken.None));
+        Assert.Equal(5L, await ScalarAsync($"SELECT count(*) FROM {_schema}.jobqueue"));
+
+        await ExecAsync($"UPDATE {_schema}.jobqueue SET fetchedat = fetchedat + interval '1 second' WHERE id = {refreshed}");
+        Assert.Equal(3, await watchdog.ScanAsync(CancellationToken.None));
+
+        Assert.Equal(3, watchdog.Removed);
+        Assert.Equal(0, watchdog.Resets);
+        Assert.Equal([refreshed, running], await RowsAsync());
+        Assert.DoesNotContain(succeeded, await RowsAsync());
+        Assert.DoesNotContain(failed, await RowsAsync());
+        Assert.DoesNotContain(deleted, await RowsAsync());
+
+        // The refreshed row is now at its first sight under its new fetch time.
+        Assert.Equal(1, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.Equal([running], await RowsAsync());
+    }
+
+    [Fact]
     public async Task A_job_fetched_a_moment_ago_is_left_alone()
     {
         var fresh = await JobAsync("Enqueued", null);
@@ -120,6 +156,19 @@ public sealed class QueueWatchdogTests : IAsyncLifetime
         var data = serverId is null ? "{}" : $$"""{"ServerId": "{{serverId}}", "WorkerId": "w"}""";
         var stateId = (long)(await ScalarAsync($"INSERT INTO {_schema}.state (jobid, name, createdat, data) VALUES ({job}, '{state}', now(), '{data}') RETURNING id"))!;
         await ExecAsync($"UPDATE {_schema}.job SET stateid = {stateId}, statename = '{state}' WHERE id = {job}");
+    }
+
+    private async Task<List<long>> RowsAsync()
+    {
+        var rows = new List<long>();
+        await using var cmd = _db.CreateCommand($"SELECT id FROM {_schema}.jobqueue ORDER BY id");
+        await using var r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            rows.Add(r.GetInt64(0));
+        }
+
+        return rows;
     }
 
     private async Task<bool> FetchedAsync(long row) => (bool)(await ScalarAsync($"SELECT fetchedat IS NOT NULL FROM {_schema}.jobqueue WHERE id = {row}"))!;
