@@ -28,6 +28,14 @@ namespace Pipelines.Queue;
 /// it was first seen: Hangfire commits a job's end and then removes its queue row in a second
 /// statement, so a restart between the two left a row no one runs, invisible until the
 /// invisibility timeout (5 min) and then delivered once more for nothing.
+/// It also deletes (E) Hangfire's distributed locks (its <c>lock</c> table: a job's state lock,
+/// a scheduler's) taken before the database last started, once
+/// <see cref="QueueWatchdogOptions.RestartGrace"/> has passed since that start: the restart cut
+/// the connection of every holder, so a lock whose release the restart cut is held by no one, yet
+/// Hangfire.PostgreSql frees it only after its DistributedLockTimeout (10 min). Until then the
+/// job's state could not change: it stayed fetched and Enqueued, or Processing and kept alive,
+/// and its run stalled (OutageTests, 2026-12-07). The lock's time is its taker's clock: a taker more
+/// than the grace behind the database's is a clock to fix, not a case this rule guards.
 /// The reset is the invisibility timeout, only earlier: a guarded update of the same row (no
 /// second queue row), which fails if anyone touched the row since it was read. A delivery it
 /// causes for a task that still runs is harmless: the task's lease (IRunStore.ClaimTaskAsync)
@@ -204,6 +212,22 @@ internal sealed partial class QueueWatchdog(
             }
         }
 
+        // The database's own clock on both sides, whether or not any row is fetched.
+        await using (var locks = new NpgsqlCommand($"""
+            DELETE FROM {s}.lock
+            WHERE acquired < pg_postmaster_start_time() AND now() - pg_postmaster_start_time() >= @grace
+            RETURNING resource, acquired
+            """, conn, tx))
+        {
+            locks.Parameters.AddWithValue("grace", options.RestartGrace);
+            await using var r = await locks.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                removed++;
+                LogLockRemoved(log, r.GetString(0), r.GetDateTime(1));
+            }
+        }
+
         foreach (var gone in _notStarted.Keys.Where(id => !seen.Contains(id)).ToList())
         {
             _notStarted.Remove(gone);
@@ -225,6 +249,9 @@ internal sealed partial class QueueWatchdog(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: job {JobId} ended {State} but its queue row {RowId} was left fetched (a restart between the end and the row's removal): deleted")]
     private static partial void LogRemoved(ILogger logger, string jobId, long rowId, string state);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: Hangfire's lock {Resource}, taken at {Acquired:O} before the database restarted, was held by no one (the restart cut its holder's connection): deleted")]
+    private static partial void LogLockRemoved(ILogger logger, string resource, DateTime acquired);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: scan failed, trying again later: {Error}")]
     private static partial void LogScanFailed(ILogger logger, string error);

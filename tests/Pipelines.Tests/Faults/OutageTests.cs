@@ -72,7 +72,7 @@ public sealed class OutageTests : IAsyncLifetime
         _temp.Dispose();
     }
 
-    [Fact(Skip = "Known bug, open (docs/reliability.md, \"Open: a run that stalls after a PostgreSQL restart\"): when the restart cuts the dispatcher's enqueue of released tasks, the run can stall with no task running; about 1 run in 7 under load")]
+    [Fact]
     public async Task PostgreSQL_restarted_twice_mid_run_the_workers_reconnect_and_the_CLI_follows_the_run_to_its_end()
     {
         var (workflow, files) = await LocalWorkflowAsync(10);

@@ -129,6 +129,30 @@ public sealed class QueueWatchdogTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Hangfire_locks_taken_before_the_database_restarted_are_deleted_after_the_restart_grace_and_later_ones_kept()
+    {
+        // A restart between a job's state lock being taken and released left the row: the job's
+        // state could not change for Hangfire.PostgreSql's DistributedLockTimeout (10 min) and its
+        // run stalled (OutageTests, 2026-12-07). No queue row is fetched here: the rule does not need one.
+        await ExecAsync($"""
+            INSERT INTO {_schema}.lock (resource, updatecount, acquired) VALUES
+                ('job:7:state-lock', 0, pg_postmaster_start_time() - interval '2 seconds'),
+                ('{_schema}:lock:recurring-job:r', 0, pg_postmaster_start_time() - interval '1 day'),
+                ('job:8:state-lock', 0, now())
+            """);
+        var patient = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { RestartGrace = TimeSpan.FromDays(365) }, NullLogger<QueueWatchdog>.Instance);
+        var watchdog = new QueueWatchdog(_db, new QueueWatchdogOptions(_schema, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(10)) { RestartGrace = TimeSpan.FromMilliseconds(1) }, NullLogger<QueueWatchdog>.Instance);
+
+        // Within the grace after the start a holder may still be releasing: nothing goes.
+        Assert.Equal(0, await patient.ScanAsync(CancellationToken.None));
+        Assert.Equal(3L, await ScalarAsync($"SELECT count(*) FROM {_schema}.lock"));
+
+        Assert.Equal(2, await watchdog.ScanAsync(CancellationToken.None));
+        Assert.Equal("job:8:state-lock", await ScalarAsync($"SELECT string_agg(resource, ',') FROM {_schema}.lock"));
+        Assert.Equal(0, await watchdog.ScanAsync(CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_job_fetched_a_moment_ago_is_left_alone()
     {
         var fresh = await JobAsync("Enqueued", null);
