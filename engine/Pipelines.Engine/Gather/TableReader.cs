@@ -27,15 +27,20 @@ internal sealed class TableReader : IDisposable
     {
         _spec = spec;
         _partName = partName;
+        var bufferSize = BufferSize(content);
         var config = new CsvConfiguration(CultureInfo.InvariantCulture)
         {
+            // The parser's own buffers at the part's size too (they grow for a longer row): at their
+            // defaults (4,096 and 1,024 characters) they were 10 KiB a part, each read twice.
+            BufferSize = bufferSize,
+            ProcessFieldBufferSize = Math.Min(bufferSize, 1024),
             Delimiter = spec.Format == TableFormat.Tsv ? "\t" : ",",
             HasHeaderRecord = false,
             Mode = spec.Format == TableFormat.Tsv ? CsvMode.NoEscape : CsvMode.RFC4180,
             IgnoreBlankLines = true,
             BadDataFound = args => throw new MalformedPartException($"{Prefix}, line {args.Context.Parser?.RawRow}: malformed field {args.Field}"),
         };
-        _text = new StreamReader(new Utf8CheckingStream(content, Prefix), StrictUtf8, detectEncodingFromByteOrderMarks: true, bufferSize: BufferSize(content));
+        _text = new StreamReader(new Utf8CheckingStream(content, Prefix), StrictUtf8, detectEncodingFromByteOrderMarks: true, bufferSize: bufferSize);
         _parser = new CsvParser(_text, config);
         if (spec.Header && Next() is { } header)
         {

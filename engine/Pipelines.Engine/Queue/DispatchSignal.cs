@@ -18,6 +18,13 @@ internal sealed class DispatchSignal(NpgsqlDataSource? dataSource)
     /// <summary>Wakes this process's dispatcher (a wake already pending is one wake).</summary>
     public void Pulse()
     {
+        // A wake already pending is the usual case while tasks end one after the other: no
+        // Release, which would throw; the catch is for two pulses racing past the look.
+        if (_wake.CurrentCount > 0)
+        {
+            return;
+        }
+
         try
         {
             _wake.Release();

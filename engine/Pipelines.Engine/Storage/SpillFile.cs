@@ -46,13 +46,15 @@ internal sealed class SpillFile(string? directory, string what) : IDisposable
             file = _file;
         }
 
-        var buffer = new byte[4096];
+        // Made at the first record: a claim asks for a task's records not keyed by delivery, and
+        // there are none in a run the engine wrote, so most reads are of nothing (4 KiB a task).
+        byte[]? buffer = null;
         foreach (var (offset, length) in at)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (buffer.Length < length)
+            if (buffer is null || buffer.Length < length)
             {
-                buffer = new byte[Math.Max(length, buffer.Length * 2)];
+                buffer = new byte[Math.Max(length, Math.Max(4096, (buffer?.Length ?? 0) * 2))];
             }
 
             for (var read = 0; read < length;)

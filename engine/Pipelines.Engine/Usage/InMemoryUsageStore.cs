@@ -110,10 +110,16 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
                 recorded |= startedAt is { } s && at.StartedAt == s.UtcTicks;
             }
 
-            others = [.. run?.Others ?? []];
+            others = run is { Others.Count: > 0 } ? [.. run.Others] : [];
         }
 
-        // A record of the run not keyed by its delivery (written by hand, none of the engine's) is read back.
+        // A record of the run not keyed by its delivery (written by hand, none of the engine's) is
+        // read back; a run without one (every run the engine wrote) reads nothing, at every claim.
+        if (others.Length == 0)
+        {
+            return (count, recorded);
+        }
+
         foreach (var r in Read(others, CancellationToken.None).Where(r => r.TaskIndex == index))
         {
             count++;

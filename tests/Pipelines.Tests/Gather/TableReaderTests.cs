@@ -117,7 +117,8 @@ public sealed class TableReaderTests
     {
         // A run of one-file tasks gathers thousands of one-line parts, each read twice: buffers of
         // 64 KiB (a 128 KiB character buffer on the large object heap, and the UTF-8 check's) made
-        // the gather's cost grow with the parts, not the rows.
+        // the gather's cost grow with the parts, not the rows; then CsvHelper's own buffers at their
+        // defaults and the check's character array were most of what a small part still cost.
         var bytes = "a\tb\n1\t2\n"u8.ToArray();
         ReadAll(Tsv, bytes);
         var before = GC.GetAllocatedBytesForCurrentThread();
@@ -126,7 +127,9 @@ public sealed class TableReaderTests
 
         Assert.Single(rows);
         var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated < 32 * 1024, $"reading a part of {bytes.Length} bytes allocated {allocated} bytes");
+        // About 12 KiB now: the parser's buffers are of the part's size too, and the UTF-8 check
+        // decodes into the stack (about 30 KiB before, 8 KiB of it each).
+        Assert.True(allocated < 16 * 1024, $"reading a part of {bytes.Length} bytes allocated {allocated} bytes");
     }
 
     private static IEnumerable<string?> Cells(params string?[] cells) => cells;
