@@ -41,7 +41,7 @@ public sealed partial class DockerEngine : IDisposable
 
         // No API version is set on purpose: the client then sends unversioned URLs, which both
         // old engines (Debian's 20.10, API 1.41) and new ones accept.
-        _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).Build();
+        _client = new DockerClientBuilder().WithEndpoint(new Uri(options.Endpoint)).WithTimeout(options.RequestTimeout).Build();
 
         // The parent's name follows the engine's cgroup driver, asked before the first container;
         // a driver assumed because the engine did not say is asked again (Idle).

@@ -9,6 +9,14 @@ public sealed record DockerOptions
     [DefaultText("unix:///var/run/docker.sock")]
     public string Endpoint { get; init; } = Environment.GetEnvironmentVariable("DOCKER_HOST") ?? "unix:///var/run/docker.sock";
 
+    /// <summary>
+    /// How long one request to the engine may take (a container's wait and its log stream are
+    /// not bounded by it) before it is given up: an engine that stops answering is then an outage,
+    /// waited out like one out of reach. Docker.DotNet's own default.
+    /// </summary>
+    [Positive]
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(100);
+
     /// <summary>The non-root user the algorithm runs as.</summary>
     public string User { get; init; } = "65534:65534";
 

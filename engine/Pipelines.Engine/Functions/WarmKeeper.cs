@@ -49,7 +49,7 @@ internal sealed partial class WarmKeeper(
                 await WarmAsync(served, cancellationToken).ConfigureAwait(false);
             }
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             LogNotWarmed(log, function.Owner, PipelinesException.Describe(e));
         }
@@ -106,7 +106,7 @@ internal sealed partial class WarmKeeper(
             {
                 await KeepAllAsync(stoppingToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 // PostgreSQL or the Docker engine out of reach: the next round tries again.
                 LogRoundFailed(log, PipelinesException.Describe(e));
@@ -124,7 +124,7 @@ internal sealed partial class WarmKeeper(
             await runtime.EnsureImageAsync(function.ImageDigest, cancellationToken, recentlySeenWillDo: true, pullFrom: function.Spec.Image).ConfigureAwait(false);
             pool!.Prewarm(FunctionInvoker.WarmSpecOf(function, secrets, worker), function.Spec.MinWarm);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // A missing secret or image: said here, and to each request that meets it. A registry
             // or engine out of reach too, for this function only: the others of the round are

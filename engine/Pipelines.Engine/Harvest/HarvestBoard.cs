@@ -64,7 +64,7 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
             {
                 Publish();
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 // The storage is out of reach for a moment: the figures are late, nothing else.
                 LogPublishFailed(log, e.Message);

@@ -419,7 +419,7 @@ public sealed partial class Harvester : BackgroundService
                 {
                     await TickAsync(stoppingToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
                     // A sample that cannot be read or an engine out of reach for a moment: the
                     // next round tries again; what runs goes on as it was.

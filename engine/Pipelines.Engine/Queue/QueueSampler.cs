@@ -68,7 +68,7 @@ internal sealed partial class QueueSampler(JobStorage storage, TelemetryOptions 
             {
                 Sample();
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
                 // The storage is out of reach: no figure is better than a stale one.
                 lock (_lock)

@@ -22,7 +22,7 @@ internal sealed partial class TenantLimitsHeartbeat(PostgresTenantLimits limits,
                 {
                     await limits.BeatAsync(stoppingToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
                 {
                     // Missed beats are harmless until six in a row: the next one may reach PostgreSQL again.
                     LogBeatFailed(log, limits.Process, PipelinesException.Describe(e));

@@ -39,9 +39,10 @@ internal sealed partial class LeftoverCleaner(IContainerSweep sweep, WorkerOptio
         {
             containers = await sweep.RemoveLeftoversAsync(ProcessOwner.IsGone, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // The engine is out of reach for now: the next pass tries again.
+            // The engine is out of reach for now, or did not answer in time (Docker.DotNet's
+            // timeout is a TaskCanceledException, not the host stopping): the next pass tries again.
             LogFailed(log, "containers", e.Message);
         }
 

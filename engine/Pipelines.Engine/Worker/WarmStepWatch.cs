@@ -61,7 +61,7 @@ internal sealed partial class WarmStepWatch(IRunStore store, WorkerOptions optio
             {
                 run = await store.GetRunAsync(runId, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
                 // The run store is out of reach for a moment: the next look asks again.
                 LogLookFailed(log, runId, e.Message);
