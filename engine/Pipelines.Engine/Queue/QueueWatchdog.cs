@@ -64,7 +64,7 @@ internal sealed partial class QueueWatchdog(
     /// <summary>Queue rows this process has handed back so far.</summary>
     public long Resets => Interlocked.Read(ref _resets);
 
-    /// <summary>Queue rows of ended jobs this process has deleted so far (rule D).</summary>
+    /// <summary>Queue rows of ended jobs (rule D) and locks held by no one (rule E) this process has deleted so far.</summary>
     public long Removed => Interlocked.Read(ref _removed);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -96,7 +96,7 @@ internal sealed partial class QueueWatchdog(
         }
     }
 
-    /// <summary>One scan; returns the rows it handed back or deleted (or -1 when another process holds the scan).</summary>
+    /// <summary>One scan; returns the queue rows it handed back or deleted and the locks it deleted (or -1 when another process holds the scan).</summary>
     public async Task<int> ScanAsync(CancellationToken cancellationToken)
     {
         var s = options.Schema;
