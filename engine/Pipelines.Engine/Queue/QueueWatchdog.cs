@@ -111,7 +111,7 @@ internal sealed partial class QueueWatchdog(
             }
         }
 
-        var rows = new List<(long Id, long JobId, DateTime FetchedAt, string? State, bool ServerDead)>();
+        var rows = new List<FetchedRow>();
         DateTime now;
         DateTime started = DateTime.MinValue;
         await using (var cmd = new NpgsqlCommand($"""
@@ -131,7 +131,7 @@ internal sealed partial class QueueWatchdog(
             await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                rows.Add((r.GetInt64(0), r.GetInt64(1), r.GetDateTime(2), r.IsDBNull(3) ? null : r.GetString(3), !r.IsDBNull(4) && r.GetBoolean(4)));
+                rows.Add(new FetchedRow(r.GetInt64(0), r.GetInt64(1), r.GetDateTime(2), r.IsDBNull(3) ? null : r.GetString(3), !r.IsDBNull(4) && r.GetBoolean(4)));
                 now = r.GetDateTime(5);
                 started = r.GetDateTime(6);
             }
@@ -157,10 +157,7 @@ internal sealed partial class QueueWatchdog(
                 }
 
                 // Guarded as the reset is: a row fetched again since (a job requeued by hand) is left.
-                await using var delete = new NpgsqlCommand($"DELETE FROM {s}.jobqueue WHERE id = @id AND fetchedat = @seen", conn, tx);
-                delete.Parameters.AddWithValue("id", row.Id);
-                delete.Parameters.AddWithValue("seen", row.FetchedAt);
-                if (await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+                if (await OnRowAsReadAsync($"DELETE FROM {s}.jobqueue", row, conn, tx, cancellationToken).ConfigureAwait(false))
                 {
                     removed++;
                     LogRemoved(log, row.JobId.ToString(System.Globalization.CultureInfo.InvariantCulture), row.Id, row.State);
@@ -200,11 +197,7 @@ internal sealed partial class QueueWatchdog(
                 continue;
             }
 
-            // Guarded: only the row as it was read. A worker that fetched or refreshed it since wins.
-            await using var reset = new NpgsqlCommand($"UPDATE {s}.jobqueue SET fetchedat = NULL WHERE id = @id AND fetchedat = @seen", conn, tx);
-            reset.Parameters.AddWithValue("id", row.Id);
-            reset.Parameters.AddWithValue("seen", row.FetchedAt);
-            if (await reset.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1)
+            if (await OnRowAsReadAsync($"UPDATE {s}.jobqueue SET fetchedat = NULL", row, conn, tx, cancellationToken).ConfigureAwait(false))
             {
                 resets++;
                 _notStarted.Remove(row.Id);
@@ -228,20 +221,38 @@ internal sealed partial class QueueWatchdog(
             }
         }
 
-        foreach (var gone in _notStarted.Keys.Where(id => !seen.Contains(id)).ToList())
-        {
-            _notStarted.Remove(gone);
-        }
-
-        foreach (var gone in _ended.Keys.Where(id => !seen.Contains(id)).ToList())
-        {
-            _ended.Remove(gone);
-        }
+        ForgetUnseen(_notStarted, seen);
+        ForgetUnseen(_ended, seen);
 
         await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
         Interlocked.Add(ref _resets, resets);
         Interlocked.Add(ref _removed, removed);
         return resets + removed;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="statement"/> (an UPDATE or DELETE of jobqueue, without its WHERE) on
+    /// <paramref name="row"/> only as this scan read it: a worker that fetched or refreshed the row
+    /// since wins. True when it was changed.
+    /// </summary>
+    private static async Task<bool> OnRowAsReadAsync(string statement, FetchedRow row, NpgsqlConnection conn, NpgsqlTransaction tx, CancellationToken cancellationToken)
+    {
+        await using var cmd = new NpgsqlCommand(statement + " WHERE id = @id AND fetchedat = @seen", conn, tx);
+        cmd.Parameters.AddWithValue("id", row.Id);
+        cmd.Parameters.AddWithValue("seen", row.FetchedAt);
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>A fetched queue row as a scan read it, with its job's state and whether it runs on a dead server.</summary>
+    private readonly record struct FetchedRow(long Id, long JobId, DateTime FetchedAt, string? State, bool ServerDead);
+
+    /// <summary>Forgets the rows remembered across scans that this scan no longer saw fetched.</summary>
+    private static void ForgetUnseen<T>(Dictionary<long, T> remembered, HashSet<long> seen)
+    {
+        foreach (var gone in remembered.Keys.Where(id => !seen.Contains(id)).ToList())
+        {
+            remembered.Remove(gone);
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "queue watchdog: job {JobId} (queue row {RowId}) handed back to the queue: {Reason}")]
