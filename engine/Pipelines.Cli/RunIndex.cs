@@ -73,7 +73,7 @@ internal static class RunIndex
         var live = new Live(Environment.ProcessId, StartOf(Environment.ProcessId) ?? 0, state, counts, DateTimeOffset.UtcNow);
         var path = Path.Combine(Folder, runId + LiveSuffix);
         var temp = path + "." + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        File.WriteAllText(temp, JsonSerializer.Serialize(live));
+        File.WriteAllText(temp, JsonSerializer.Serialize(live, CliJson.Default.Live));
         File.Move(temp, path, overwrite: true);
     }
 
@@ -90,7 +90,7 @@ internal static class RunIndex
         Live? live;
         try
         {
-            live = JsonSerializer.Deserialize<Live>(File.ReadAllText(path));
+            live = JsonSerializer.Deserialize(File.ReadAllText(path), CliJson.Default.Live);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or JsonException)
         {

@@ -35,9 +35,7 @@ public sealed record RanBecause(
     /// <summary>The task is a batch canary's candidate, which always runs and uses no cache (docs/algorithms.md).</summary>
     public const string CanaryCandidate = "canary-candidate";
 
-    private static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
-
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, ExplainJson.Default.RanBecause);
 
     /// <summary>The reason read back from a provenance row, or null for a row without one (a task that did not run, or an older engine's row).</summary>
     public static RanBecause? FromJson(string? json)
@@ -49,7 +47,7 @@ public sealed record RanBecause(
 
         try
         {
-            return JsonSerializer.Deserialize<RanBecause>(json, Json);
+            return JsonSerializer.Deserialize(json, ExplainJson.Default.RanBecause);
         }
         catch (JsonException e)
         {

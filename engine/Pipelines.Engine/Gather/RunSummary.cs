@@ -13,8 +13,6 @@ namespace Pipelines.Gather;
 /// </summary>
 public sealed record RunSummary
 {
-    private static readonly JsonSerializerOptions Options = new() { WriteIndented = true };
-
     [JsonPropertyName("run_id")]
     public required string RunId { get; init; }
 
@@ -83,11 +81,11 @@ public sealed record RunSummary
     public Usage.RunUsage? Usage { get; init; }
 
     /// <summary>run.json's bytes: indented, and escaped as the first writer escaped them (the default encoder).</summary>
-    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Options);
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, GatherJson.Default.RunSummary);
 
     /// <summary>Reads run.json; the lists that older runs lack (problems, warnings) read as empty.</summary>
     public static RunSummary FromJson(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize<RunSummary>(json, Options)
+        JsonSerializer.Deserialize(json, GatherJson.Default.RunSummary)
         ?? throw new JsonException("run.json is null, not a run summary");
 
     /// <summary>Reads the run.json of a run folder; <see cref="ObjectNotFoundException"/> when the run wrote none (yet).</summary>
@@ -98,7 +96,7 @@ public sealed record RunSummary
     /// The times as run.json has always held them (<c>2026-12-01T09:45:47.4025001Z</c>, the round-trip
     /// format in UTC); the serializer's own format would drop trailing zeros and write +00:00.
     /// </summary>
-    private sealed class RoundTripTimeConverter : JsonConverter<DateTimeOffset>
+    internal sealed class RoundTripTimeConverter : JsonConverter<DateTimeOffset>
     {
         public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
             DateTimeOffset.Parse(reader.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);

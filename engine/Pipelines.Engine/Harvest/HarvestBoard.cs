@@ -32,7 +32,7 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
         var list = new List<(string, HarvestStatus)>();
         foreach (var (name, json) in board.Read())
         {
-            if (JsonSerializer.Deserialize<HarvestStatus>(json) is { } status)
+            if (JsonSerializer.Deserialize(json, HarvestJson.Default.HarvestStatus) is { } status)
             {
                 list.Add((name, status));
             }
@@ -98,7 +98,7 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
         // Taken as posted before the post: a post that fails is tried again at the next round, not at once.
         var offer = harvester.Offer();
         (_posted, _postedAt) = (offer.Slots, time.GetUtcNow());
-        board.Post(workerName, JsonSerializer.Serialize(harvester.Status()), offer, Expiry);
+        board.Post(workerName, JsonSerializer.Serialize(harvester.Status(), HarvestJson.Default.HarvestStatus), offer, Expiry);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "harvesting: could not publish this worker's figures: {Error}")]

@@ -35,7 +35,7 @@ internal sealed class HangfireWorkerBoard(JobStorage storage) : IWorkerBoard
         using (var tx = connection.CreateWriteTransaction())
         {
             tx.AddToSet(Workers, worker);
-            tx.SetRangeInHash(Key(worker), [new("status", figures), new("offer", JsonSerializer.Serialize(offer))]);
+            tx.SetRangeInHash(Key(worker), [new("status", figures), new("offer", JsonSerializer.Serialize(offer, QueueJson.Default.WorkerOffer))]);
             if (tx is JobStorageTransaction expiring)
             {
                 expiring.ExpireHash(Key(worker), expiry);
@@ -61,7 +61,7 @@ internal sealed class HangfireWorkerBoard(JobStorage storage) : IWorkerBoard
         var offers = new Dictionary<string, WorkerOffer>(StringComparer.Ordinal);
         foreach (var name in connection.GetAllItemsFromSet(Workers))
         {
-            if (connection.GetAllEntriesFromHash(Key(name)) is { } entries && entries.TryGetValue("offer", out var json) && JsonSerializer.Deserialize<WorkerOffer>(json) is { } offer)
+            if (connection.GetAllEntriesFromHash(Key(name)) is { } entries && entries.TryGetValue("offer", out var json) && JsonSerializer.Deserialize(json, QueueJson.Default.WorkerOffer) is { } offer)
             {
                 offers[name] = offer;
             }

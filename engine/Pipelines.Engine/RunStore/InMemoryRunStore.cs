@@ -413,7 +413,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         var json = new byte[rows.Count][];
         for (var i = 0; i < rows.Count; i++)
         {
-            json[i] = JsonSerializer.SerializeToUtf8Bytes(rows[i]);
+            json[i] = JsonSerializer.SerializeToUtf8Bytes(rows[i], RunStoreJson.Default.ProvenanceRow);
         }
 
         return json;
@@ -493,7 +493,7 @@ internal sealed class InMemoryRunStore(string? spillDirectory = null, InMemoryUs
         }
 
         // Read outside the lock: written rows never change (SpillFile).
-        return _spill.Read<ProvenanceRow>(at.Select(p => (p.Offset, p.Length)), cancellationToken);
+        return _spill.Read(at.Select(p => (p.Offset, p.Length)), RunStoreJson.Default.ProvenanceRow, cancellationToken);
     }
 
     public Task<IReadOnlyList<TenantLoad>> TenantLoadsAsync(CancellationToken cancellationToken)

@@ -147,8 +147,8 @@ internal sealed class PostgresRunStore : IRunStore
                 await copy.WriteAsync(t.Index, NpgsqlDbType.Integer, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(t.TaskId, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(t.State.Name(), NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
-                await copy.WriteAsync(JsonSerializer.Serialize(t.Inputs), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
-                await copy.WriteAsync(JsonSerializer.Serialize(t.Captures), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(JsonSerializer.Serialize(t.Inputs, RunStoreJson.Default.IReadOnlyListInputFile), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
+                await copy.WriteAsync(JsonSerializer.Serialize(t.Captures, RunStoreJson.Default.IReadOnlyDictionaryStringString), NpgsqlDbType.Jsonb, cancellationToken).ConfigureAwait(false);
                 await copy.WriteAsync(run.Tenant.Value, NpgsqlDbType.Text, cancellationToken).ConfigureAwait(false);
                 count++;
             }
@@ -397,8 +397,8 @@ internal sealed class PostgresRunStore : IRunStore
             ins.Parameters.AddWithValue("id", runId);
             ins.Parameters.AddWithValue("i", childIndex);
             ins.Parameters.AddWithValue("t", child.TaskId);
-            ins.Parameters.AddWithValue("in", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Inputs));
-            ins.Parameters.AddWithValue("cap", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Captures));
+            ins.Parameters.AddWithValue("in", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Inputs, RunStoreJson.Default.IReadOnlyListInputFile));
+            ins.Parameters.AddWithValue("cap", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(child.Captures, RunStoreJson.Default.IReadOnlyDictionaryStringString));
             ins.Parameters.AddWithValue("p", index);
             await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             indexes.Add(childIndex);
@@ -449,7 +449,7 @@ internal sealed class PostgresRunStore : IRunStore
             ins.Parameters.AddWithValue("a", row.Attempt);
             ins.Parameters.AddWithValue("s", row.Step);
             ins.Parameters.AddWithValue("rank", ranks[n]);
-            ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row));
+            ins.Parameters.AddWithValue("row", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(row, RunStoreJson.Default.ProvenanceRow));
             await ins.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
 
@@ -552,7 +552,7 @@ internal sealed class PostgresRunStore : IRunStore
         await using var r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await r.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            yield return JsonSerializer.Deserialize<ProvenanceRow>(r.GetString(0))!;
+            yield return JsonSerializer.Deserialize(r.GetString(0), RunStoreJson.Default.ProvenanceRow)!;
         }
     }
 
@@ -816,8 +816,8 @@ internal sealed class PostgresRunStore : IRunStore
         {
             list.Add(new TaskRecord(
                 r.GetString(0), r.GetInt32(1), r.GetString(2), States.ParseTask(r.GetString(3)),
-                JsonSerializer.Deserialize<List<InputFile>>(r.GetString(4))!,
-                JsonSerializer.Deserialize<Dictionary<string, string>>(r.GetString(5))!,
+                JsonSerializer.Deserialize(r.GetString(4), RunStoreJson.Default.ListInputFile)!,
+                JsonSerializer.Deserialize(r.GetString(5), RunStoreJson.Default.DictionaryStringString)!,
                 r.GetInt32(6),
                 r.IsDBNull(7) ? null : r.GetInt64(7),
                 r.IsDBNull(8) ? null : r.GetString(8),

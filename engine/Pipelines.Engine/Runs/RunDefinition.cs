@@ -9,8 +9,6 @@ namespace Pipelines.Runs;
 /// <summary>What a run needs besides its tasks: the resolved workflow and the image digests it is pinned to.</summary>
 public sealed record RunDefinition(Workflow Workflow, IReadOnlyDictionary<string, string> ImageDigests)
 {
-    private static readonly JsonSerializerOptions Json = new() { Converters = { new JsonStringEnumConverter() } };
-
     /// <summary>The batch canary this run is a side of; null for a run without one.</summary>
     public CanaryLink? Canary { get; init; }
 
@@ -33,10 +31,10 @@ public sealed record RunDefinition(Workflow Workflow, IReadOnlyDictionary<string
         ? stores.Open(Workflow.Output.Uri).Child(Canary!.CurrentRunId).Child(CanaryLink.Folder)
         : stores.Open(Workflow.Output.Uri).Child(runId);
 
-    public string ToJson() => JsonSerializer.Serialize(this, Json);
+    public string ToJson() => JsonSerializer.Serialize(this, RunsJson.Default.RunDefinition);
 
     public static RunDefinition FromJson(string json) =>
-        JsonSerializer.Deserialize<RunDefinition>(json, Json) ?? throw new InvalidOperationException("empty run definition");
+        JsonSerializer.Deserialize(json, RunsJson.Default.RunDefinition) ?? throw new InvalidOperationException("empty run definition");
 }
 
 /// <summary>The keys a run writes under <c>&lt;output.uri&gt;/&lt;run-id&gt;/</c> (docs/workflow-spec.md).</summary>

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.Win32.SafeHandles;
 
 namespace Pipelines.Storage;
@@ -37,8 +38,8 @@ internal sealed class SpillFile(string? directory, string what) : IDisposable
         }
     }
 
-    /// <summary>The records at <paramref name="at"/> (offset and length each), read one by one as they are taken.</summary>
-    public IEnumerable<T> Read<T>(IEnumerable<(long Offset, int Length)> at, CancellationToken cancellationToken)
+    /// <summary>The records at <paramref name="at"/> (offset and length each), read one by one as they are taken, with the metadata of their type made at build time.</summary>
+    public IEnumerable<T> Read<T>(IEnumerable<(long Offset, int Length)> at, JsonTypeInfo<T> type, CancellationToken cancellationToken)
     {
         SafeFileHandle? file;
         lock (_lock)
@@ -63,7 +64,7 @@ internal sealed class SpillFile(string? directory, string what) : IDisposable
                 read += n > 0 ? n : throw new IOException($"the {what} spill file ended at {offset + read} bytes, before a record of {length} bytes at {offset}");
             }
 
-            yield return JsonSerializer.Deserialize<T>(buffer.AsSpan(0, length)) ?? throw new InvalidDataException($"a {what} record at {offset} of the spill file read back as null");
+            yield return JsonSerializer.Deserialize(buffer.AsSpan(0, length), type) ?? throw new InvalidDataException($"a {what} record at {offset} of the spill file read back as null");
         }
     }
 

@@ -51,7 +51,7 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
     /// </summary>
     public bool Add(UsageRecord record)
     {
-        var json = JsonSerializer.SerializeToUtf8Bytes(record);
+        var json = JsonSerializer.SerializeToUtf8Bytes(record, UsageJson.Default.UsageRecord);
 
         // A task delivery's id is its key (UsageRecord.TaskId): kept as numbers, not as the string.
         (int Index, int Delivery)? key = record is { RunId: { } runId, TaskIndex: { } index, Delivery: { } delivery }
@@ -184,7 +184,7 @@ internal sealed class InMemoryUsageStore(string? spillDirectory = null) : IUsage
     }
 
     private IEnumerable<UsageRecord> Read(IReadOnlyList<RecordAt> at, CancellationToken cancellationToken) =>
-        _spill.Read<UsageRecord>(at.Select(p => (p.Offset, p.Length)), cancellationToken);
+        _spill.Read(at.Select(p => (p.Offset, p.Length)), UsageJson.Default.UsageRecord, cancellationToken);
 
     /// <summary>The records at <paramref name="at"/>, each with where it is, read one by one from the spill file as they are taken.</summary>
     private IEnumerable<(UsageRecord Record, RecordAt At)> ReadPlaced(IReadOnlyList<RecordAt> at, CancellationToken cancellationToken) =>

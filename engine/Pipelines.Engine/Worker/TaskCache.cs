@@ -35,7 +35,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         CacheManifest? manifest;
         try
         {
-            manifest = JsonSerializer.Deserialize<CacheManifest>(manifestBytes);
+            manifest = JsonSerializer.Deserialize(manifestBytes, WorkerJson.Default.CacheManifest);
         }
         catch (JsonException e)
         {
@@ -116,7 +116,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         // Side by side: one round trip rather than two. A unit entry whose task's manifest is
         // missing (a crash between the two) is read as "earlier identity unknown" already.
         await Task.WhenAll(
-            root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest), "application/json", ct),
+            root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest, WorkerJson.Default.CacheManifest), "application/json", ct),
             WriteUnitAsync(run, task, definition, root, ct)).ConfigureAwait(false);
     }
 
@@ -131,7 +131,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
     private Task WriteUnitAsync(RunRecord run, TaskRecord task, RunDefinition definition, StorageLocation root, CancellationToken ct)
     {
         var entry = new UnitEntry(definition.Workflow.Name, run.RunId, task.TaskId);
-        return root.Store.PutAsync(root.Key(UnitKey(definition.Workflow.Name, task)), JsonSerializer.SerializeToUtf8Bytes(entry), "application/json", ct);
+        return root.Store.PutAsync(root.Key(UnitKey(definition.Workflow.Name, task)), JsonSerializer.SerializeToUtf8Bytes(entry, WorkerJson.Default.UnitEntry), "application/json", ct);
     }
 
     /// <summary>Why a task with no cache entry runs: its unit's nearest earlier task, and how its identity differed.</summary>
@@ -145,7 +145,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
                 return new RanBecause(RanBecause.NoEarlierRun);
             }
 
-            unit = JsonSerializer.Deserialize<UnitEntry>(unitBytes);
+            unit = JsonSerializer.Deserialize(unitBytes, WorkerJson.Default.UnitEntry);
         }
         catch (JsonException e)
         {
@@ -161,7 +161,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         CacheManifest? earlier;
         try
         {
-            earlier = JsonSerializer.Deserialize<CacheManifest>(await root.Store.ReadAllAsync(root.Key(RunLayout.CachePrefix + unit.TaskId + ".json"), ct).ConfigureAwait(false));
+            earlier = JsonSerializer.Deserialize(await root.Store.ReadAllAsync(root.Key(RunLayout.CachePrefix + unit.TaskId + ".json"), ct).ConfigureAwait(false), WorkerJson.Default.CacheManifest);
         }
         catch (Exception e) when (e is ObjectNotFoundException or JsonException)
         {

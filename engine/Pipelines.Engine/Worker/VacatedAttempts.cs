@@ -50,7 +50,7 @@ internal sealed class VacatedAttempts
         await foreach (var o in output.Store.ListAsync(output.Key(Prefix(taskId)), ct).ConfigureAwait(false))
         {
             keys.Add(o.Key);
-            rows.AddRange(JsonSerializer.Deserialize<List<ProvenanceRow>>(await output.Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false)) ?? []);
+            rows.AddRange(JsonSerializer.Deserialize(await output.Store.ReadAllAsync(o.Key, ct).ConfigureAwait(false), WorkerJson.Default.ListProvenanceRow) ?? []);
         }
 
         if (rows.Count == 0)
@@ -89,7 +89,7 @@ internal sealed class VacatedAttempts
         }
 
         var key = output.Key($"{Prefix(taskId)}{now.ToUnixTimeMilliseconds():D15}-{Guid.NewGuid():N}.json");
-        await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(rows), "application/json", ct).ConfigureAwait(false);
+        await output.Store.PutAsync(key, JsonSerializer.SerializeToUtf8Bytes(rows, WorkerJson.Default.ListProvenanceRow), "application/json", ct).ConfigureAwait(false);
     }
 
     /// <summary>Removes the records once the task's end (with their rows) is committed.</summary>
