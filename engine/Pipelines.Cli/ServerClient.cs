@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Pipelines.Explain;
 using Pipelines.Functions;
 using Pipelines.Gather;
@@ -20,6 +21,7 @@ internal sealed class ServerClient : IDisposable
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        TypeInfoResolver = ServerClientJson.Default,
     };
 
     private readonly HttpClient _http;
@@ -44,6 +46,9 @@ internal sealed class ServerClient : IDisposable
     /// <summary>The server's base URL, as messages name it.</summary>
     public string Server => _server;
 
+    /// <summary>A view's metadata under <see cref="Json"/>'s options: made at build time (<see cref="ServerClientJson"/>); a view not listed there throws.</summary>
+    private static JsonTypeInfo<T> Info<T>() => (JsonTypeInfo<T>)Json.GetTypeInfo(typeof(T));
+
     /// <summary>--key, or PIPELINES_SERVER_KEY.</summary>
     public static string? KeyFrom(string? option) =>
         option ?? (Environment.GetEnvironmentVariable("PIPELINES_SERVER_KEY") is { Length: > 0 } k ? k : null);
@@ -51,7 +56,7 @@ internal sealed class ServerClient : IDisposable
     public async Task<SubmittedRunView> SubmitAsync(string yaml, string source, IReadOnlyList<string> set, CancellationToken ct, (string? Candidate, string? Sample, double? Tolerance) canary = default)
     {
         var body = new SubmitRunRequest(yaml, set, Candidate: canary.Candidate, Sample: canary.Sample, Tolerance: canary.Tolerance);
-        using var response = await SendAsync(() => _http.PostAsJsonAsync("api/runs", body, Json, ct)).ConfigureAwait(false);
+        using var response = await SendAsync(() => _http.PostAsJsonAsync("api/runs", body, Info<SubmitRunRequest>(), ct)).ConfigureAwait(false);
         if (response.StatusCode == HttpStatusCode.BadRequest && canary.Candidate is not null)
         {
             var refused = await ReadProblemAsync(response, ct).ConfigureAwait(false);
@@ -71,14 +76,14 @@ internal sealed class ServerClient : IDisposable
         }
 
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<SubmittedRunView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<SubmittedRunView>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<RunView> GetRunAsync(string runId, CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync("api/runs/" + Uri.EscapeDataString(runId), ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<RunView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<RunView>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>GET /api/runs with the query string given (workflow, state, since, offset, limit).</summary>
@@ -86,7 +91,7 @@ internal sealed class ServerClient : IDisposable
     {
         using var response = await SendAsync(() => _http.GetAsync("api/runs?" + query, ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<PageView<RunView>>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<PageView<RunView>>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>POST /api/runs/{id}/cancel: the run as it is after the request (404 no such run, 409 it has ended).</summary>
@@ -94,7 +99,7 @@ internal sealed class ServerClient : IDisposable
     {
         using var response = await SendAsync(() => _http.PostAsync($"api/runs/{Uri.EscapeDataString(runId)}/cancel", null, ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<RunView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<RunView>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>GET /api/runs/{id}/logs: the step logs written so far (of one task, by index or id, or all) and the run's state.</summary>
@@ -103,7 +108,7 @@ internal sealed class ServerClient : IDisposable
         var url = $"api/runs/{Uri.EscapeDataString(runId)}/logs" + (task is null ? "" : "?task=" + Uri.EscapeDataString(task));
         using var response = await SendAsync(() => _http.GetAsync(url, ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<LogsView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<LogsView>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>GET /api/workers: every live worker's harvesting figures.</summary>
@@ -111,7 +116,7 @@ internal sealed class ServerClient : IDisposable
     {
         using var response = await SendAsync(() => _http.GetAsync("api/workers", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<List<WorkerFigures>>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<List<WorkerFigures>>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>One worker as GET /api/workers answers it.</summary>
@@ -122,14 +127,14 @@ internal sealed class ServerClient : IDisposable
     {
         using var response = await SendAsync(() => _http.GetAsync("api/workflows", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<List<Pipelines.Triggers.TriggerSummary>>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<List<Pipelines.Triggers.TriggerSummary>>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<PageView<TaskView>> GetTasksAsync(string runId, string state, int limit, CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/tasks?state={state}&limit={limit}", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<PageView<TaskView>>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<PageView<TaskView>>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>A file of a run's folder (GET /api/runs/{id}/files/{path}), or null when it is not there.</summary>
@@ -168,7 +173,7 @@ internal sealed class ServerClient : IDisposable
         var url = $"api/algorithms/{Uri.EscapeDataString(name)}/versions/{Uri.EscapeDataString(version)}" + (query.Length > 0 ? "?" + query : "");
         using var response = await SendAsync(() => _http.PostAsync(url, content, ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<Pipelines.Algorithms.PushResult>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<Pipelines.Algorithms.PushResult>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<DeployedView> DeployFunctionAsync(string yaml, string source, CancellationToken ct)
@@ -185,21 +190,21 @@ internal sealed class ServerClient : IDisposable
         }
 
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<DeployedView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<DeployedView>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<List<FunctionView>> ListFunctionsAsync(CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync("api/functions", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<List<FunctionView>>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<List<FunctionView>>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<FunctionDetailView> GetFunctionAsync(string name, CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync("api/functions/" + Uri.EscapeDataString(name), ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<FunctionDetailView>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<FunctionDetailView>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task DeleteFunctionAsync(string name, CancellationToken ct)
@@ -253,14 +258,14 @@ internal sealed class ServerClient : IDisposable
     {
         using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/explain", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<RunExplanation>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<RunExplanation>(), ct).ConfigureAwait(false))!;
     }
 
     public async Task<TaskExplanation> ExplainTaskAsync(string runId, string task, CancellationToken ct)
     {
         using var response = await SendAsync(() => _http.GetAsync($"api/runs/{Uri.EscapeDataString(runId)}/tasks/{Uri.EscapeDataString(task)}/explain", ct)).ConfigureAwait(false);
         await EnsureAsync(response, ct).ConfigureAwait(false);
-        return (await response.Content.ReadFromJsonAsync<TaskExplanation>(Json, ct).ConfigureAwait(false))!;
+        return (await response.Content.ReadFromJsonAsync(Info<TaskExplanation>(), ct).ConfigureAwait(false))!;
     }
 
     /// <summary>GET /api/usage with the query string given: the server's JSON, as it wrote it.</summary>
@@ -317,7 +322,7 @@ internal sealed class ServerClient : IDisposable
     {
         try
         {
-            return await response.Content.ReadFromJsonAsync<Problem>(Json, ct).ConfigureAwait(false) ?? new Problem(null, null, null);
+            return await response.Content.ReadFromJsonAsync(Info<Problem>(), ct).ConfigureAwait(false) ?? new Problem(null, null, null);
         }
         catch (Exception e) when (e is JsonException or NotSupportedException)
         {
@@ -326,7 +331,7 @@ internal sealed class ServerClient : IDisposable
         }
     }
 
-    private sealed record Problem(string? Title, string? Detail, List<ProblemView>? Problems, string? Stderr = null);
+    internal sealed record Problem(string? Title, string? Detail, List<ProblemView>? Problems, string? Stderr = null);
 }
 
 /// <summary>An invocation the server refused or the function failed: the message, then the algorithm's last lines (printed below it); a retry may help after a 503 (no capacity now) or a 429 (its queue is full).</summary>
