@@ -181,8 +181,8 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
             ins.Parameters.AddWithValue("by", v.PushedBy);
             ins.Parameters.AddWithValue("at", v.PushedAt);
             ins.Parameters.AddWithValue("notes", (object?)v.Notes ?? DBNull.Value);
-            ins.Parameters.AddWithValue("tags", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.RepoTags));
-            ins.Parameters.AddWithValue("lock", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.LockDown));
+            ins.Parameters.AddWithValue("tags", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.RepoTags, AlgorithmsJson.Default.IReadOnlyListString));
+            ins.Parameters.AddWithValue("lock", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(v.LockDown, AlgorithmsJson.Default.IReadOnlyListString));
             if (await ins.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
             {
                 return false;
@@ -418,8 +418,8 @@ internal sealed class PostgresAlgorithmStore : IAlgorithmStore
             list.Add(new AlgorithmVersion(
                 r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetString(4), r.GetFieldValue<DateTimeOffset>(5),
                 r.IsDBNull(6) ? null : r.GetString(6),
-                JsonSerializer.Deserialize<List<string>>(r.GetString(7)) ?? [],
-                JsonSerializer.Deserialize<List<string>>(r.GetString(8)) ?? [])
+                JsonSerializer.Deserialize(r.GetString(7), AlgorithmsJson.Default.ListString) ?? [],
+                JsonSerializer.Deserialize(r.GetString(8), AlgorithmsJson.Default.ListString) ?? [])
             {
                 Tenant = TenantOf(r.GetString(9), r.GetString(0)),
             });

@@ -385,7 +385,7 @@ public sealed class FunctionService : IInvocationHandler
                 : location.Store.UploadAsync(key, file.Path, cancellationToken)).ConfigureAwait(false);
         }
 
-        var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes));
+        var manifest = JsonSerializer.SerializeToUtf8Bytes(new QueuedInput(input.Files.Select(f => f.Name).ToList(), input.ContentType, input.Sha256, input.Bytes), FunctionsJson.Default.QueuedInput);
         await location.Store.PutAsync(location.Key(ManifestKey(function.Name, id)), manifest, "application/json", cancellationToken).ConfigureAwait(false);
         // Recorded waiting, with the caller's trace: the dispatcher releases it by fair share (docs/decisions.md), and
         // its job carries that trace (a job parameter), so the worker's run of it joins the caller's.
@@ -466,7 +466,7 @@ public sealed class FunctionService : IInvocationHandler
         Directory.CreateDirectory(outDir);
         try
         {
-            var manifest = JsonSerializer.Deserialize<QueuedInput>(await location.Store.ReadAllAsync(location.Key(ManifestKey(function.Name, id)), cancellationToken).ConfigureAwait(false))!;
+            var manifest = JsonSerializer.Deserialize(await location.Store.ReadAllAsync(location.Key(ManifestKey(function.Name, id)), cancellationToken).ConfigureAwait(false), FunctionsJson.Default.QueuedInput)!;
             var files = new List<InputPart>();
             foreach (var name in manifest.Files)
             {
@@ -537,5 +537,5 @@ public sealed class FunctionService : IInvocationHandler
             Tenant = function.Tenant,
         };
 
-    private sealed record QueuedInput(List<string> Files, string? ContentType, string Sha256, long Bytes);
+    internal sealed record QueuedInput(List<string> Files, string? ContentType, string Sha256, long Bytes);
 }

@@ -127,12 +127,12 @@ internal sealed class PostgresTriggerStore : ITriggerStore
             up.Parameters.AddWithValue("yaml", t.Yaml);
             up.Parameters.AddWithValue("src", t.Source);
             up.Parameters.AddWithValue("dir", (object?)t.BaseDirectory ?? DBNull.Value);
-            up.Parameters.AddWithValue("ovr", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Overrides));
+            up.Parameters.AddWithValue("ovr", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Overrides, TriggersJson.Default.IReadOnlyListString));
             up.Parameters.AddWithValue("uri", t.Uri);
             up.Parameters.AddWithValue("b", t.Bucket);
             up.Parameters.AddWithValue("p", t.Prefix);
-            up.Parameters.AddWithValue("inc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Include));
-            up.Parameters.AddWithValue("exc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Exclude));
+            up.Parameters.AddWithValue("inc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Include, TriggersJson.Default.IReadOnlyListString));
+            up.Parameters.AddWithValue("exc", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(t.Exclude, TriggersJson.Default.IReadOnlyListString));
             up.Parameters.AddWithValue("settle", (long)t.Settle.TotalMilliseconds);
             up.Parameters.AddWithValue("now", now);
             up.Parameters.AddWithValue("t", tenant.Value);
@@ -215,10 +215,10 @@ internal sealed class PostgresTriggerStore : ITriggerStore
         {
             list.Add(new RegisteredTrigger(
                 r.GetString(0), r.GetString(1), r.GetString(2), r.IsDBNull(3) ? null : r.GetString(3),
-                JsonSerializer.Deserialize<List<string>>(r.GetString(4))!,
+                JsonSerializer.Deserialize(r.GetString(4), TriggersJson.Default.ListString)!,
                 r.GetString(5), r.GetString(6), r.GetString(7),
-                JsonSerializer.Deserialize<List<string>>(r.GetString(8))!,
-                JsonSerializer.Deserialize<List<string>>(r.GetString(9))!,
+                JsonSerializer.Deserialize(r.GetString(8), TriggersJson.Default.ListString)!,
+                JsonSerializer.Deserialize(r.GetString(9), TriggersJson.Default.ListString)!,
                 TimeSpan.FromMilliseconds(r.GetInt64(10)),
                 r.GetFieldValue<DateTimeOffset>(11))
             {

@@ -17,6 +17,7 @@ using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
 using Pipelines.Runs;
+using Pipelines.Server.Api;
 using Pipelines.RunStore;
 using Pipelines.Tenancy;
 using Pipelines.Tests.Model;
@@ -42,16 +43,13 @@ public sealed class GeneratedJsonTests
     /// </summary>
     internal static readonly Dictionary<string, string> KeptReflection = new(StringComparer.Ordinal)
     {
-        ["Pipelines.Server.Health.HealthEndpoints"] = "an anonymous type (the health document), once per probe",
+        ["Pipelines.Server.Health.HealthEndpoints"] = "an anonymous type (the health document), once per probe (not converted yet)",
         ["Pipelines.Server.Api.WorkflowBody"] = "the submit body, through the server's JSON options, whose resolver chain starts with ServerJson (generated)",
         ["Pipelines.Cli.JsonOut"] = "truly dynamic: any command's document by its runtime type (document.GetType()), once per command",
-        ["Pipelines.Cli.Commands.ExplainCommand"] = "`explain --json`, once per command",
-        ["Pipelines.Triggers.PostgresTriggerStore"] = "the trigger role's lists of strings, not a run's path",
-        ["Pipelines.Algorithms.PostgresAlgorithmStore"] = "the algorithm store's lists of strings, not a run's path",
-        ["Pipelines.Functions.FunctionSpec"] = "functions (serving), not a run's path",
-        ["Pipelines.Functions.FunctionService"] = "functions (serving): a queued invocation's manifest",
-        ["Pipelines.Canary.CanaryDiff"] = "a canary's diff, once per canary",
-        ["Pipelines.Lineage.LineageAnswer"] = "`lineage`, once per question",
+        ["Pipelines.Cli.Commands.ExplainCommand"] = "`explain --json`, once per command (not converted yet)",
+        ["Pipelines.Functions.FunctionSpec"] = "a function's stored definition (snake_case enums), read when a function is deployed or loaded, not a run's path (not converted yet)",
+        ["Pipelines.Canary.CanaryDiff"] = "a canary's diff.json, once per canary (not converted yet)",
+        ["Pipelines.Lineage.LineageAnswer"] = "`lineage --json`, once per question (not converted yet)",
     };
 
     private static readonly string[] Assemblies = ["Pipelines.Engine", "Pipelines.Server", "pipelines"];
@@ -164,6 +162,12 @@ public sealed class GeneratedJsonTests
         Same(new HarvestStatus("idle", false, "suspend", sample, 2, 1, 0, 3, 4, 12.5, [new HarvestPoint(DateTimeOffset.UnixEpoch, 0.5, 0.25, 1 << 30, 2, 0, 1)]), HarvestJson.Default.HarvestStatus, Defaults);
         var counts = new TaskCounts(1, 2, 3, 4, 5, 6) { Split = 7, HeldBecause = new Dictionary<string, int> { ["memory"] = 1 } };
         Same(new RunIndex.Live(42, 1234567, "running", counts, DateTimeOffset.UnixEpoch), CliJson.Default.Live, Defaults);
+
+        IReadOnlyList<string> strings = ["**/*.fastq", "ü<&>\"", ""];
+        Same(strings, Pipelines.Triggers.TriggersJson.Default.IReadOnlyListString, Defaults);
+        Same(strings.ToList(), Pipelines.Triggers.TriggersJson.Default.ListString, Defaults);
+        Same(strings, Pipelines.Algorithms.AlgorithmsJson.Default.IReadOnlyListString, Defaults);
+        Same(new Pipelines.Functions.FunctionService.QueuedInput(["a.bin", "b"], null, "sha256:ab", 12), Pipelines.Functions.FunctionsJson.Default.QueuedInput, Defaults);
     }
 
     [Fact]
@@ -178,6 +182,44 @@ public sealed class GeneratedJsonTests
         Assert.Equal(unit, JsonSerializer.SerializeToUtf8Bytes(JsonSerializer.Deserialize(unit, WorkerJson.Default.UnitEntry)!, WorkerJson.Default.UnitEntry));
         var run = File.ReadAllBytes(Path.Combine(folder, "run.json"));
         Assert.Equal(run, RunSummary.FromJson(run).ToJson());
+    }
+
+    [Fact]
+    public void The_run_api_writes_its_views_as_by_reflection_and_the_cli_reads_them_back()
+    {
+        // The server's options (PipelinesServer) with the generated context first, against the same options by reflection.
+        JsonSerializerOptions Server(IJsonTypeInfoResolver resolver) => new(JsonSerializerDefaults.Web)
+        {
+            Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            TypeInfoResolver = resolver,
+        };
+        var generated = Server(ServerJson.Default);
+        var reflection = Server(new DefaultJsonTypeInfoResolver());
+
+        // The CLI's options (ServerClient): the generated context alone.
+        var client = new JsonSerializerOptions(JsonSerializerDefaults.Web) { Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) }, TypeInfoResolver = ServerClientJson.Default };
+
+        var usage = RunUsage.Of(
+            [new UsageRecord("r/0/1", TenantId.Default, UsageKinds.Task, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddSeconds(4), UsageOutcomes.Vacated) { WallSeconds = 4, CpuSeconds = 1, Harvested = true }],
+            new PriceSheet { Currency = "credits", CpuSecond = 1, GbSecond = 0.5, HarvestedDiscount = 0.5 });
+        var counts = new CountsView(3, 1, 1, 1, 0, 0, 0, 0, 1, new Dictionary<string, int> { ["owner_load"] = 1 });
+        var run = new RunView("r1", "w", RunState.Gathering, counts, DateTimeOffset.UnixEpoch, null, 1.5, "/out/r1/", null, "ü<&>", "/api/runs/r1", "/api/runs/r1/tasks", "/api/runs/r1/files/run.json", usage);
+        var task = new TaskView(0, "t", TaskState.Queued, [new InputView("a.fastq", 3)], 0, null, null, null, null, null, new Dictionary<string, string> { ["stats"] = "/x" }, new TaskHold("owner_load", "busy", "w1", DateTimeOffset.UnixEpoch));
+        var submitted = new SubmittedRunView("r1", "/api/runs/r1", "w", 3, 4, "/out/", ["a warning"]);
+        var logs = new LogsView("r1", RunState.Running, [new LogView(0, "t", "succeeded", "stats", "/x")]);
+
+        Assert.Equal(JsonSerializer.Serialize(run, reflection), JsonSerializer.Serialize(run, generated));
+        Assert.Equal(JsonSerializer.Serialize(run with { Usage = null }, reflection), JsonSerializer.Serialize(run with { Usage = null }, generated));
+        var page = new PageView<TaskView>([task], 1, 0, 50);
+        Assert.Equal(JsonSerializer.Serialize(page, reflection), JsonSerializer.Serialize(page, generated));
+        Assert.Equal(JsonSerializer.Serialize(submitted, reflection), JsonSerializer.Serialize(submitted, generated));
+        Assert.Equal(JsonSerializer.Serialize(logs, reflection), JsonSerializer.Serialize(logs, generated));
+        Assert.Contains("\"state\":\"gathering\"", JsonSerializer.Serialize(run, generated), StringComparison.Ordinal);
+
+        Assert.Equal(JsonSerializer.Serialize(run, reflection), JsonSerializer.Serialize(JsonSerializer.Deserialize<RunView>(JsonSerializer.Serialize(run, generated), client), reflection));
+        Assert.Equal(JsonSerializer.Serialize(page, reflection), JsonSerializer.Serialize(JsonSerializer.Deserialize<PageView<TaskView>>(JsonSerializer.Serialize(page, generated), client), reflection));
+        Assert.Throws<NotSupportedException>(() => JsonSerializer.Serialize(new UnitEntry("w", "r", "t"), client));
     }
 
     private static ProvenanceRow Row() => new()
