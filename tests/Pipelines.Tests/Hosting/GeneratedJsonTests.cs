@@ -17,8 +17,8 @@ using Pipelines.Model;
 using Pipelines.Planning;
 using Pipelines.Queue;
 using Pipelines.Runs;
-using Pipelines.Server.Api;
 using Pipelines.RunStore;
+using Pipelines.Server.Api;
 using Pipelines.Tenancy;
 using Pipelines.Tests.Model;
 using Pipelines.Tests.Support;
@@ -112,7 +112,16 @@ public sealed class GeneratedJsonTests
         Same(
             new UsageRecord("r/0/1", TenantId.Default, UsageKinds.Task, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch.AddSeconds(4.25), UsageOutcomes.Vacated)
             {
-                RunId = "r", TaskIndex = 0, Delivery = 1, Worker = "w1", WallSeconds = 4.25, CpuSeconds = 1.5, PeakMemoryBytes = 1 << 20, Harvested = true, BytesIn = 5, BytesOut = 7,
+                RunId = "r",
+                TaskIndex = 0,
+                Delivery = 1,
+                Worker = "w1",
+                WallSeconds = 4.25,
+                CpuSeconds = 1.5,
+                PeakMemoryBytes = 1 << 20,
+                Harvested = true,
+                BytesIn = 5,
+                BytesOut = 7,
             },
             UsageJson.Default.UsageRecord,
             Defaults);
