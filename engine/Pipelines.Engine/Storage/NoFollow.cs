@@ -293,7 +293,16 @@ internal static unsafe partial class NoFollow
     {
         using var source = OpenDirectory(from);
         using var target = OpenDirectory(to);
+        MoveEntries(source, from, target, to);
+    }
 
+    /// <summary>
+    /// <see cref="MoveEntries(string, string)"/> between open folders (a warm container's, held
+    /// open for its life, on either side), named <paramref name="from"/> and <paramref name="to"/>
+    /// in messages; both are left open.
+    /// </summary>
+    public static void MoveEntries(SafeDirectory source, string from, SafeDirectory target, string to)
+    {
         // A batch at a time: each batch leaves the source, so the next read gives what is left;
         // a batch short of NameBatch was all there was (nothing else writes in the folder).
         for (var names = ReadNames(source, from, NameBatch); names.Count > 0; names = names.Count < NameBatch ? [] : ReadNames(source, from, NameBatch))

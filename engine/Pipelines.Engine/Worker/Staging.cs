@@ -42,15 +42,16 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     }
 
     /// <summary>
-    /// Uploads the kept outputs of a finished step. The container has been removed (or its
-    /// request has ended), and <see cref="OutputFolder"/> reads /out without following any
-    /// link: only regular files inside it are taken, each opened by descriptor and uploaded
-    /// through that descriptor. What was left out is told in <paramref name="stepLog"/>; what
+    /// Uploads the kept outputs of a finished step from its /out, open as <paramref name="outDir"/>
+    /// (the attempt's folder, or a warm container's own out/ while its request is held). The
+    /// container has been removed (or its request has ended), and <see cref="OutputFolder"/> reads
+    /// /out without following any link: only regular files inside it are taken, each opened by
+    /// descriptor from the open folder and uploaded through that descriptor. What was left out is told in <paramref name="stepLog"/>; what
     /// cannot be taken throws <see cref="OutputRefusedException"/>. <paramref name="alongside"/>
     /// (if any) starts once <paramref name="stepLog"/> has every note of the scan, and runs beside
     /// the uploads: the step log's own upload, one round trip less per task against S3.
     /// </summary>
-    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, string outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
+    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, NoFollow.SafeDirectory outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
     {
         var globs = step.Outputs.Select(Glob.Parse).ToList();
         var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
@@ -71,8 +72,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
 
                 // The store reads the file through the descriptor already judged, not by its path
                 // again. Every process that could write it is gone (the container removed, or the
-                // warm request's processes killed), and the scratch folder is emptied after: the
-                // file is given up, and a local output folder takes it without a copy (AdoptAsync).
+                // warm request's processes killed), and the folder is emptied after: the file is
+                // given up, and a local output folder takes it without a copy (AdoptAsync).
                 var digest = await runOutput.Store.AdoptAsync(runOutput.Key(key), handle, token).ConfigureAwait(false);
                 refs[i] = new FileRef { Key = key, Size = digest.Size, Sha256 = digest.Sha256 };
             },

@@ -60,20 +60,25 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
             {
                 using var span = EngineTracing.Start(EngineTracing.Attempt)?.SetTag("pipelines.step", step.Name).SetTag("pipelines.attempt", attempt);
                 using var scope = LogScopes.Attempt(log, step.Name, attempt);
-                var outDir = scratch.NewOut(step.Name, attempt);
                 var started = time.GetUtcNow();
                 var limits = options.LimitsFor(step.Resources, "step", step.Name);
+                var last = ReferenceEquals(step, steps[^1]);
                 ContainerResult? result = null;
                 AttemptStop? stop = null;
+                var warm = Warm(step, stepLog);
+
+                // A container of its own writes this attempt's folder; a warm request writes its
+                // container's out/, read there while the request is held (WarmRequest).
+                var outDir = warm ? null : scratch.NewOut(step.Name, attempt);
+                await using var request = warm ? new WarmRequest(scratch, kept) : null;
                 try
                 {
                     var secrets = options.SecretsFor(run.Tenant, step.Name, step.Secrets);
-                    var warm = Warm(step, stepLog);
                     using (EngineTracing.Start(EngineTracing.Container)?.SetTag("pipelines.reuse", warm))
                     {
                         (result, stop) = warm
-                            ? await RunWarmAsync(run, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false)
-                            : await RunOneShotAsync(run, task, step, scratch, kept, outDir, limits, secrets, ct).ConfigureAwait(false);
+                            ? await RunWarmAsync(run, step, request!, limits, secrets, ct).ConfigureAwait(false)
+                            : await RunOneShotAsync(run, task, step, scratch, kept, outDir!, limits, secrets, ct).ConfigureAwait(false);
                     }
 
                     error = AttemptError(step, result, stop);
@@ -124,11 +129,31 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                             // The log is stored beside the outputs: once they are up, nothing
                             // more is said in it. If stage-out fails, the log is stored again,
                             // whole, when the step's attempts end (below).
-                            outputs = await staging.StageOutAsync(task, step, outDir, limits, runOutput, stepLog, token => PutLogAsync(task, step, runOutput, stepLog, token), ct).ConfigureAwait(false);
+                            var put = (CancellationToken token) => PutLogAsync(task, step, runOutput, stepLog, token);
+                            if (request?.Out is { } held)
+                            {
+                                outputs = await staging.StageOutAsync(task, step, held, limits, runOutput, stepLog, put, ct).ConfigureAwait(false);
+                            }
+                            else
+                            {
+                                using var folder = NoFollow.OpenDirectory(outDir!);
+                                outputs = await staging.StageOutAsync(task, step, folder, limits, runOutput, stepLog, put, ct).ConfigureAwait(false);
+                            }
                         }
 
-                        kept.Add((step.Name, outDir));
                         succeeded = logStored = true;
+                        if (request is not null)
+                        {
+                            // The last step's inputs are not needed again, and its /out is taken:
+                            // both are left for the lease to empty. A later step sees this one's
+                            // outputs at /steps/NAME: they go to a folder of this attempt's.
+                            request.Done(keepInputs: !last, outDir: last ? null : scratch.NewOut(step.Name, attempt));
+                        }
+
+                        if ((request is null ? outDir : request.KeptOut) is { } keptDir)
+                        {
+                            kept.Add((step.Name, keptDir));
+                        }
                     }
                     catch (OutputRefusedException e)
                     {
@@ -203,12 +228,14 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
 
     /// <summary>
     /// One attempt (reuse: true) as a request to a warm container of this run's step: the task's
-    /// inputs and earlier steps' outputs are moved into the container's folders for the request
-    /// and back after it, and what the request left in /out is moved into this attempt's own
-    /// folder, so that stage-out and later steps see exactly what a container of their own would
-    /// have left. The quota watch measures the container's /out while the request runs.
+    /// inputs and earlier steps' outputs are moved into the container's folders for the request,
+    /// and the lease is held by <paramref name="request"/> until the attempt is settled, so that
+    /// stage-out reads what the request left in the container's /out itself (as a container of
+    /// its own would have left it, judged the same way) and what is not needed again is left for
+    /// the lease to empty (<see cref="WarmRequest"/>). The quota watch measures the container's
+    /// /out while the request runs.
     /// </summary>
-    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunWarmAsync(RunRecord run, ExpandedStep step, Scratch scratch, List<(string Name, string Dir)> kept, string outDir, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
+    private async Task<(ContainerResult? Result, AttemptStop? Stop)> RunWarmAsync(RunRecord run, ExpandedStep step, WarmRequest request, OutputLimits limits, IReadOnlyDictionary<string, string> secrets, CancellationToken ct)
     {
         if (!shell.CanWarm)
         {
@@ -221,36 +248,25 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
             RunId = run.RunId,
             ImageName = step.Image,
         };
-        await using var end = await shell.RunAsync(
+        var end = await shell.RunAsync(
             attempt,
             async (lease, token) =>
             {
                 try
                 {
-                    NoFollow.MoveEntries(scratch.In, lease.InDir);
-                    foreach (var (name, dir) in kept)
-                    {
-                        Directory.Move(dir, Path.Combine(lease.StepsDir, name));
-                    }
-
+                    request.MoveIn(lease);
                     return await lease.RunAsync(step.Command, step.Env, step.Resources.Timeout, token).ConfigureAwait(false);
                 }
-                finally
+                catch
                 {
-                    NoFollow.MoveEntries(lease.InDir, scratch.In);
-                    foreach (var (name, dir) in kept)
-                    {
-                        var moved = Path.Combine(lease.StepsDir, name);
-                        if (Directory.Exists(moved))
-                        {
-                            Directory.Move(moved, dir);
-                        }
-                    }
-
-                    NoFollow.MoveEntries(lease.OutDir, outDir);
+                    // Stopped, broken or an outage: everything goes back now, before the shell
+                    // gives the lease up on its way out.
+                    request.MoveBack();
+                    throw;
                 }
             },
             ct).ConfigureAwait(false);
+        request.Hold(end);
         return (end.Result?.WithImage(step.ImageDigest, end.Image), end.Stop);
     }
 

@@ -152,6 +152,9 @@ public abstract class WarmLease : IAsyncDisposable
     /// <summary>Fork mode: <see cref="OutDir"/> as the container holds it open from its start (read through it, never closed by the reader).</summary>
     internal abstract Storage.NoFollow.SafeDirectory OutFolder { get; }
 
+    /// <summary>Fork mode: <see cref="InDir"/> as the container holds it open from its start (never closed by the user).</summary>
+    internal abstract Storage.NoFollow.SafeDirectory InFolder { get; }
+
     /// <summary>
     /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
     /// watches against the request's quotas as it watches /out; null when there is none.

@@ -41,6 +41,16 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         }
     }
 
+    internal override NoFollow.SafeDirectory InFolder
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_disposed != 0, this);
+            _ = ForkOnly(container.InDir);
+            return container.In!;
+        }
+    }
+
     public override void WriteInput(string name, ReadOnlySpan<byte> content)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);

@@ -1,0 +1,115 @@
+using Pipelines.Containers;
+using Pipelines.Containers.Warm;
+using Pipelines.Storage;
+
+namespace Pipelines.Worker;
+
+/// <summary>
+/// One attempt of a step as a request to a warm container (<see cref="StepLoop"/>): the task's
+/// staged inputs and earlier steps' kept outputs are moved into the container's folders for the
+/// request, and the lease is held until the attempt is settled. A request that ran is staged out
+/// from the container's own /out, through the descriptor the container holds open, while the
+/// lease is held (the request's processes are gone: <see cref="WarmLease.RunAsync"/>); what is
+/// needed again goes back to the task's scratch folder, and the rest is left for the lease to
+/// empty. So the last step's inputs do not go back, and its /out is not moved into a folder of
+/// the attempt's first (docs/benchmarks.md, "The system calls of a one-file task"). Anything
+/// that ends the attempt otherwise (a failure to retry, a stop, a broken container, an outage)
+/// moves everything back, as before the request, before the lease is given up.
+/// </summary>
+internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir)> kept) : IAsyncDisposable
+{
+    private WarmLease? _lease;
+    private AttemptEnd<ContainerResult>? _end;
+
+    /// <summary>Whether the task's files are back where they were (or were never moved).</summary>
+    private bool _back = true;
+
+    /// <summary>What the request left in the container's /out, open, while the request is held and nothing was moved back; else null.</summary>
+    public NoFollow.SafeDirectory? Out => !_back && _end?.Lease is { } lease ? lease.OutFolder : null;
+
+    /// <summary>The folder this attempt's outputs were moved to for the later steps (<see cref="Done"/>); null when none.</summary>
+    public string? KeptOut { get; private set; }
+
+    /// <summary>Moves the inputs and the earlier steps' outputs into the lease's folders.</summary>
+    public void MoveIn(WarmLease lease)
+    {
+        _lease = lease;
+        _back = false;
+        using (var staged = NoFollow.OpenDirectory(scratch.In))
+        {
+            NoFollow.MoveEntries(staged, scratch.In, lease.InFolder, lease.InDir);
+        }
+
+        foreach (var (name, dir) in kept)
+        {
+            Directory.Move(dir, Path.Combine(lease.StepsDir, name));
+        }
+    }
+
+    /// <summary>Holds the attempt's end, and with it the lease, until this is disposed.</summary>
+    public void Hold(AttemptEnd<ContainerResult> end) => _end = end;
+
+    /// <summary>
+    /// The attempt succeeded and its outputs are staged out: the earlier steps' outputs go back;
+    /// the inputs go back only when <paramref name="keepInputs"/> (a later step reads them); what
+    /// the request left in /out is moved into <paramref name="outDir"/> when one is given (a later
+    /// step reads it at /steps/NAME). Whatever is left is the lease's to empty.
+    /// </summary>
+    public void Done(bool keepInputs, string? outDir)
+    {
+        if (_back || _lease is null)
+        {
+            return;
+        }
+
+        MoveBack(inputs: keepInputs);
+        if (outDir is not null)
+        {
+            using var folder = NoFollow.OpenDirectory(outDir);
+            NoFollow.MoveEntries(_lease.OutFolder, _lease.OutDir, folder, outDir);
+            KeptOut = outDir;
+        }
+    }
+
+    /// <summary>Moves the inputs and the earlier steps' outputs back into the task's scratch folder (what is there of them).</summary>
+    public void MoveBack() => MoveBack(inputs: true);
+
+    private void MoveBack(bool inputs)
+    {
+        if (_back || _lease is null)
+        {
+            return;
+        }
+
+        _back = true;
+        if (inputs)
+        {
+            using var staged = NoFollow.OpenDirectory(scratch.In);
+            NoFollow.MoveEntries(_lease.InFolder, _lease.InDir, staged, scratch.In);
+        }
+
+        foreach (var (name, dir) in kept)
+        {
+            var moved = Path.Combine(_lease.StepsDir, name);
+            if (Directory.Exists(moved))
+            {
+                Directory.Move(moved, dir);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            MoveBack();
+        }
+        finally
+        {
+            if (_end is not null)
+            {
+                await _end.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+}
