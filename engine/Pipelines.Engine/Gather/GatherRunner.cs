@@ -120,10 +120,11 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         {
             // The run's provenance streams from the store into tasks.parquet, a row group at a
             // time; every later reader (the tables' parts, the report, the RO-Crate) reads that
-            // file a row group at a time, so memory does not grow with the run's rows.
+            // file a row group at a time, so memory does not grow with the run's rows. A run
+            // whose rows are one group is read from the rows the writer held instead.
             var provenance = Path.Combine(scratch, "tasks.parquet");
-            await ProvenanceFile.WriteAsync(InStepOrder(store.ReadProvenanceAsync(runId, cancellationToken), stepOrder, cancellationToken), provenance, cancellationToken).ConfigureAwait(false);
-            IAsyncEnumerable<ProvenanceRow> Provenance() => ProvenanceFile.ReadRowsAsync(provenance, cancellationToken);
+            var (_, held) = await ProvenanceFile.WriteAndHoldAsync(InStepOrder(store.ReadProvenanceAsync(runId, cancellationToken), stepOrder, cancellationToken), provenance, cancellationToken).ConfigureAwait(false);
+            IAsyncEnumerable<ProvenanceRow> Provenance() => held?.ToAsyncEnumerable() ?? ProvenanceFile.ReadRowsAsync(provenance, cancellationToken);
             Phase("provenance");
             if (cancelled)
             {
@@ -220,9 +221,9 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
                 Usage = RunUsage.Of(await usage.ForRunAsync(runId, cancellationToken).ConfigureAwait(false), prices.For(run.Tenant)),
             };
 
-            // The report is drawn from tasks.parquet as written, as the Runs page draws it from
-            // the run folder. A report that cannot be drawn is a warning of the run, never its failure.
-            var reportWarning = await WriteReportAsync(summary, workflow, provenance, output, cancellationToken).ConfigureAwait(false);
+            // The report is drawn from tasks.parquet as written (or the rows it was written from,
+            // when held), as the Runs page draws it from the run folder. A report that cannot be drawn is a warning of the run, never its failure.
+            var reportWarning = await WriteReportAsync(summary, workflow, provenance, held, output, cancellationToken).ConfigureAwait(false);
             if (reportWarning is not null)
             {
                 summary = summary with { Warnings = [.. warnings, reportWarning] };
@@ -304,13 +305,22 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         }
     }
 
-    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string provenance, StorageLocation output, CancellationToken ct)
+    private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string provenance, IReadOnlyList<ProvenanceRow>? held, StorageLocation output, CancellationToken ct)
     {
         byte[] html;
         try
         {
-            await using var file = new FileStream(provenance, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
-            html = await RunReport.BuildAsync(summary, workflow.Steps.Select(s => s.Name).ToList(), file, ct).ConfigureAwait(false);
+            var steps = workflow.Steps.Select(s => s.Name).ToList();
+            if (held is not null)
+            {
+                // The same page as from the file (RunReport.Build): the rows it was written from.
+                html = RunReport.Build(summary, steps, held);
+            }
+            else
+            {
+                await using var file = new FileStream(provenance, FileMode.Open, FileAccess.Read, FileShare.Read, 65536);
+                html = await RunReport.BuildAsync(summary, steps, file, ct).ConfigureAwait(false);
+            }
         }
         catch (Exception e) when (!OutageGate.IsOutage(e) && e is not OperationCanceledException)
         {

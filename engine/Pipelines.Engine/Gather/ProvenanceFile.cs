@@ -31,10 +31,21 @@ internal static class ProvenanceFile
     /// time (each appended to the file before the next is read), and returns how many were
     /// written. No row gives a file of no row group, with the columns.
     /// </summary>
-    public static async Task<long> WriteAsync(IAsyncEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
+    public static async Task<long> WriteAsync(IAsyncEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken) =>
+        (await WriteAndHoldAsync(rows, path, cancellationToken).ConfigureAwait(false)).Written;
+
+    /// <summary>
+    /// Writes the rows as <see cref="WriteAsync(IAsyncEnumerable{ProvenanceRow}, string, CancellationToken)"/>
+    /// does, and returns them too when they were one row group at most (null when more): a run
+    /// of a few thousand tasks is then read from memory by the gather's later readers (its
+    /// tables' parts, the report, the RO-Crate's four passes) rather than decoded from the file
+    /// each time. The writer held that group anyway, so memory keeps its bound of one group.
+    /// </summary>
+    public static async Task<(long Written, IReadOnlyList<ProvenanceRow>? Held)> WriteAndHoldAsync(IAsyncEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
     {
         await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 65536);
         var group = new List<ProvenanceRow>();
+        List<ProvenanceRow>? first = null;
         var groups = 0;
         long written = 0;
         await foreach (var row in rows.WithCancellation(cancellationToken).ConfigureAwait(false))
@@ -51,7 +62,7 @@ internal static class ProvenanceFile
             await FlushAsync().ConfigureAwait(false);
         }
 
-        return written;
+        return (written, groups == 1 ? first : null);
 
         async Task FlushAsync()
         {
@@ -59,8 +70,34 @@ internal static class ProvenanceFile
             await ParquetSerializer.SerializeAsync(group, file, new ParquetOptions { RowGroupSize = RowGroupRows, Append = groups > 0 }, cancellationToken: cancellationToken).ConfigureAwait(false);
             groups++;
             written += group.Count;
+
+            // The first group is kept while it may be the only one; a second lets it go.
+            first = groups == 1 && AsReadBack(group) ? group : null;
+            group = groups == 1 ? [] : group;
             group.Clear();
         }
+    }
+
+    /// <summary>
+    /// Makes written rows what reading them back gives, for the held rows to stand for the file:
+    /// a time comes back to the tick but of no kind (the engine's rows hold UTC), so it is given
+    /// none. False (the rows are not held) for a local time, which the file may have converted.
+    /// The rows are the writer's own: the store's stream makes them for this write.
+    /// </summary>
+    private static bool AsReadBack(List<ProvenanceRow> rows)
+    {
+        if (rows.Exists(r => r.StartedAt.Kind == DateTimeKind.Local || r.FinishedAt.Kind == DateTimeKind.Local))
+        {
+            return false;
+        }
+
+        foreach (var r in rows)
+        {
+            r.StartedAt = DateTime.SpecifyKind(r.StartedAt, DateTimeKind.Unspecified);
+            r.FinishedAt = DateTime.SpecifyKind(r.FinishedAt, DateTimeKind.Unspecified);
+        }
+
+        return true;
     }
 
     /// <summary>The rows of a local tasks.parquet, in file order, a row group in memory at a time (the gather's reads of what it wrote).</summary>

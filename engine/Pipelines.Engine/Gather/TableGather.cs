@@ -23,8 +23,19 @@ internal sealed record GatheredTable(string Name, long Rows, IReadOnlyList<strin
 /// </summary>
 internal static class TableGather
 {
-    // Parts are downloaded a few at a time: enough to hide a store's latency, few enough for a shared disk.
-    private const int Downloads = 4;
+    // Parts are read a few at a time: enough to hide a store's latency and use every core, few
+    // enough for a shared disk; a window of them is read before it is folded in order.
+    private const int Readers = 4;
+    private const int Window = 256;
+
+    /// <summary>A part this size or smaller is read whole into memory and parsed once.</summary>
+    internal const int SmallPart = 64 * 1024;
+
+    /// <summary>
+    /// What the rows kept from small parts for pass 2 may take, estimated (<see cref="HeldRows"/>):
+    /// about 70,000 one-line parts; past it, parts are read twice from local copies.
+    /// </summary>
+    internal const long HeldBudget = 32L * 1024 * 1024;
 
     // More tasks than this that left nothing to gather are one warning, not one each.
     private const int WarningsPerTask = 5;
@@ -92,48 +103,76 @@ internal static class TableGather
     /// <see cref="MalformedPartException"/> and nothing is written. <paramref name="scratch"/> is
     /// a local folder the caller deletes.
     /// </summary>
+    /// <remarks>
+    /// Pass 1 reads the parts a window at a time, <see cref="Readers"/> at once (the download and
+    /// the parse of one overlap the others', on every core), and folds each window's reads in part
+    /// order, so the first kept header, the left-out parts and their problems are what a read in
+    /// order gives. A small part (<see cref="SmallPart"/>) is read whole into memory (in place
+    /// from a local folder: no copy) and parsed once, its rows kept for pass 2 while the kept rows
+    /// of all parts stay under <see cref="HeldBudget"/>; any other part is a local copy, read again
+    /// by pass 2 (docs/benchmarks.md, "Gathering many small parts").
+    /// </remarks>
     public static async Task<GatheredTable> GatherAsync(GatherSpec spec, IReadOnlyList<TablePartRef> parts, StorageLocation output, bool leaveOutMalformed, string scratch, CancellationToken ct)
     {
         var folder = Path.Combine(scratch, "gather-" + spec.Name);
         Directory.CreateDirectory(folder);
-        var files = parts.Select((_, i) => Path.Combine(folder, $"part-{i:D6}")).ToArray();
-        await Parallel.ForEachAsync(Enumerable.Range(0, parts.Count), new ParallelOptions { MaxDegreeOfParallelism = Downloads, CancellationToken = ct }, async (i, token) =>
-        {
-            await output.Store.DownloadAsync(output.Key(parts[i].Key), files[i], token).ConfigureAwait(false);
-        }).ConfigureAwait(false);
 
         // Pass 1: check every part, and infer the column types from the parts that are kept.
         IReadOnlyList<string>? columns = spec.Header ? null : spec.Columns;
         ColumnTypes? types = columns is null ? null : new ColumnTypes(columns.Count);
-        var kept = new List<int>();
+        var kept = new List<KeptPart>();
         var problems = new List<string>();
-        for (var i = 0; i < parts.Count; i++)
+        var budget = new HeldRows(HeldBudget);
+        var window = new PartRead[Math.Min(Window, parts.Count)];
+        for (var start = 0; start < parts.Count; start += Window)
         {
-            ct.ThrowIfCancellationRequested();
-            try
+            var count = Math.Min(Window, parts.Count - start);
+            var first = start;
+            await Parallel.ForEachAsync(Enumerable.Range(first, count), new ParallelOptions { MaxDegreeOfParallelism = Readers, CancellationToken = ct }, async (i, token) =>
             {
-                var (header, partTypes) = Check(files[i], parts[i], spec, columns);
-                if (header is not null && columns is null)
-                {
-                    // The first kept part's header names the columns, or `columns` renames them.
-                    columns = spec.Columns is not null && spec.Columns.Count == header.Count ? spec.Columns : header;
-                    types = new ColumnTypes(columns.Count);
-                }
+                window[i - first] = await ReadAsync(spec, parts[i], output, Path.Combine(folder, $"part-{i:D6}"), budget, token).ConfigureAwait(false);
+            }).ConfigureAwait(false);
 
-                if (partTypes is not null)
-                {
-                    types!.Merge(partTypes);
-                }
-
-                kept.Add(i);
-            }
-            catch (MalformedPartException e) when (leaveOutMalformed)
+            for (var j = 0; j < count; j++)
             {
-                problems.Add(e.Message);
+                var read = window[j];
+                window[j] = null!;
+                try
+                {
+                    var header = read.Header;
+                    if (spec.Header && header is not null && columns is not null
+                        && !header.SequenceEqual(spec.Columns is not null && spec.Columns.Count == header.Count ? header : columns))
+                    {
+                        throw new MalformedPartException($"gather '{spec.Name}': {PartName(parts[first + j])} has the header ({string.Join(", ", header)}), but earlier parts have ({string.Join(", ", columns)})");
+                    }
+
+                    if (read.Problem is not null)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(read.Problem);
+                    }
+
+                    if (header is not null && columns is null)
+                    {
+                        // The first kept part's header names the columns, or `columns` renames them.
+                        columns = spec.Columns is not null && spec.Columns.Count == header.Count ? spec.Columns : header;
+                        types = new ColumnTypes(columns.Count);
+                    }
+
+                    if (read.Types is not null)
+                    {
+                        types!.Merge(read.Types);
+                    }
+
+                    kept.Add(new KeptPart(first + j, read.File, read.Rows));
+                }
+                catch (MalformedPartException e) when (leaveOutMalformed)
+                {
+                    problems.Add(e.Message);
+                }
             }
         }
 
-        // Pass 2: the kept parts again, in order, into the result files, each row with its lineage:
+        // Pass 2: the kept parts in order into the result files, each row with its lineage:
         // the task, the input file it comes from, and the part it was read from.
         columns ??= spec.Columns ?? [];
         if (columns.FirstOrDefault(LineageColumns.Contains) is { } taken)
@@ -150,18 +189,24 @@ internal static class TableGather
         await using (var csv = csvPath is null ? null : Create(csvPath))
         {
             await using var writer = await TableWriter.CreateAsync(allColumns, allTypes, parquet, csv, ct).ConfigureAwait(false);
-            foreach (var i in kept)
+            foreach (var k in kept)
             {
-                using var reader = TableReader.Open(OpenRead(files[i]), PartName(parts[i]), spec);
-                var source = new SourceFile(parts[i].Inputs ?? []);
+                var part = parts[k.Index];
+                var source = new SourceFile(part.Inputs ?? []);
+                if (k.Rows is { } held)
+                {
+                    foreach (var row in held)
+                    {
+                        await writer.WriteAsync(WithLineage(row, part, source), ct).ConfigureAwait(false);
+                    }
+
+                    continue;
+                }
+
+                using var reader = TableReader.Open(OpenRead(k.File!), PartName(part), spec);
                 while (reader.TryRead(out var row))
                 {
-                    var withLineage = new string?[row.Length + LineageColumns.Count];
-                    row.CopyTo(withLineage, 0);
-                    withLineage[row.Length] = parts[i].TaskId;
-                    withLineage[row.Length + 1] = source.Of(row);
-                    withLineage[row.Length + 2] = parts[i].Key;
-                    await writer.WriteAsync(withLineage, ct).ConfigureAwait(false);
+                    await writer.WriteAsync(WithLineage(row, part, source), ct).ConfigureAwait(false);
                 }
             }
 
@@ -183,25 +228,99 @@ internal static class TableGather
         return new GatheredTable(spec.Name, rows, keys, problems);
     }
 
-    /// <summary>Reads a part through: its header (checked against the columns so far) and its column types (null without rows).</summary>
-    private static (IReadOnlyList<string>? Header, ColumnTypes? Types) Check(string file, TablePartRef part, GatherSpec spec, IReadOnlyList<string>? columns)
+    private static string?[] WithLineage(string?[] row, TablePartRef part, SourceFile source)
     {
-        using var reader = TableReader.Open(OpenRead(file), PartName(part), spec);
-        var header = reader.Header;
-        if (spec.Header && header is not null && columns is not null
-            && !header.SequenceEqual(spec.Columns is not null && spec.Columns.Count == header.Count ? header : columns))
+        var withLineage = new string?[row.Length + LineageColumns.Count];
+        row.CopyTo(withLineage, 0);
+        withLineage[row.Length] = part.TaskId;
+        withLineage[row.Length + 1] = source.Of(row);
+        withLineage[row.Length + 2] = part.Key;
+        return withLineage;
+    }
+
+    /// <summary>
+    /// Pass 1's read of one part: a small part whole into memory and parsed once (its rows kept
+    /// when the budget allows), any other from a local copy. A malformed part is a read with its
+    /// problem (and its header, when that was read), for the fold to judge in part order.
+    /// </summary>
+    private static async Task<PartRead> ReadAsync(GatherSpec spec, TablePartRef part, StorageLocation output, string file, HeldRows budget, CancellationToken ct)
+    {
+        // In place: no link followed, its size checked (LocalObjectStore.TryReadSmall).
+        if (output.Store is LocalObjectStore local && local.TryReadSmall(output.Key(part.Key), SmallPart) is { } inPlace && budget.TryTake(inPlace.Length))
         {
-            throw new MalformedPartException($"gather '{spec.Name}': {PartName(part)} has the header ({string.Join(", ", header)}), but earlier parts have ({string.Join(", ", columns)})");
+            return Parse(new MemoryStream(inPlace, writable: false), part, spec, hold: true);
         }
 
-        ColumnTypes? types = null;
-        while (reader.TryRead(out var row))
-        {
-            types ??= new ColumnTypes(row.Length);
-            types.Observe(row);
-        }
+        return await ReadCopyAsync().ConfigureAwait(false);
 
-        return (header, types);
+        async Task<PartRead> ReadCopyAsync()
+        {
+            await output.Store.DownloadAsync(output.Key(part.Key), file, ct).ConfigureAwait(false);
+            var stream = OpenRead(file);
+            if (stream.Length <= SmallPart && budget.TryTake(stream.Length))
+            {
+                // A small copy (from a bucket) is read once too, its rows kept.
+                return Parse(stream, part, spec, hold: true);
+            }
+
+            return Parse(stream, part, spec, hold: false) with { File = file };
+        }
+    }
+
+    /// <summary>Reads a part through: its header and column types (null without rows), and its rows when <paramref name="hold"/>.</summary>
+    private static PartRead Parse(Stream content, TablePartRef part, GatherSpec spec, bool hold)
+    {
+        IReadOnlyList<string>? header = null;
+        try
+        {
+            using var reader = TableReader.Open(content, PartName(part), spec);
+            header = reader.Header;
+            ColumnTypes? types = null;
+            List<string?[]>? rows = hold ? [] : null;
+            while (reader.TryRead(out var row))
+            {
+                types ??= new ColumnTypes(row.Length);
+                types.Observe(row);
+                rows?.Add(row);
+            }
+
+            return new PartRead(header, types, rows, null);
+        }
+        catch (MalformedPartException e)
+        {
+            return new PartRead(header, null, null, e);
+        }
+    }
+
+    /// <summary>One part as pass 1 read it: header, types, the rows kept (or the local copy to read again), or its problem.</summary>
+    private sealed record PartRead(IReadOnlyList<string>? Header, ColumnTypes? Types, List<string?[]>? Rows, MalformedPartException? Problem)
+    {
+        public string? File { get; init; }
+    }
+
+    /// <summary>A kept part for pass 2: its rows as pass 1 read them, or its local copy.</summary>
+    private sealed record KeptPart(int Index, string? File, List<string?[]>? Rows);
+
+    /// <summary>
+    /// What the kept rows of small parts may hold, estimated from their bytes (a cell's string is
+    /// about twice its UTF-8 bytes, and each cell and row has its object's overhead): taken as
+    /// parts are read, at once by several readers.
+    /// </summary>
+    private sealed class HeldRows(long budget)
+    {
+        private long _left = budget;
+
+        public bool TryTake(long bytes)
+        {
+            var cost = (bytes * 3) + 256;
+            if (Interlocked.Add(ref _left, -cost) >= 0)
+            {
+                return true;
+            }
+
+            Interlocked.Add(ref _left, cost);
+            return false;
+        }
     }
 
     private static string PartName(TablePartRef part) => $"task {part.TaskId}: {part.Key}";

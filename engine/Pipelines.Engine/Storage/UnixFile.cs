@@ -187,12 +187,14 @@ internal static partial class UnixFile
 
     /// <summary>
     /// Opens a file for reading by one open call (no lock, no look at the file system), through a
-    /// link at its last name only with <paramref name="followLinks"/>. A missing file throws
-    /// FileNotFoundException, as a FileStream's open does; any other failure an IOException.
+    /// link at its last name only with <paramref name="followLinks"/>, and with
+    /// <paramref name="nonBlocking"/> without waiting on a fifo (O_NONBLOCK: its caller looks at
+    /// what it opened). A missing file throws FileNotFoundException, as a FileStream's open does;
+    /// any other failure an IOException.
     /// </summary>
-    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenRead(string path, bool followLinks = false)
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle OpenRead(string path, bool followLinks = false, bool nonBlocking = false)
     {
-        var fd = Open(path, ORdOnly | (followLinks ? 0 : ONoFollow) | OCloExec, 0);
+        var fd = Open(path, ORdOnly | (followLinks ? 0 : ONoFollow) | (nonBlocking ? ONonBlock : 0) | OCloExec, 0);
         if (fd >= 0)
         {
             return new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
@@ -226,6 +228,7 @@ internal static partial class UnixFile
     private const int OWrOnly = 1;
     private const int OCreat = 0x40;
     private const int OExcl = 0x80;
+    private const int ONonBlock = 0x800;
     private const int OCloExec = 0x80000;
     private static readonly int ONoFollow = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x8000 : 0x20000;
 

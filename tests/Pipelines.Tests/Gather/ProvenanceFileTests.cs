@@ -49,12 +49,36 @@ public sealed class ProvenanceFileTests : IDisposable
         Assert.Empty(await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync());
     }
 
-    private static async IAsyncEnumerable<ProvenanceRow> Rows(int n)
+    [Theory]
+    [InlineData(1)]
+    [InlineData(ProvenanceFile.RowGroupRows)]
+    [InlineData(ProvenanceFile.RowGroupRows + 1)]
+    public async Task The_rows_of_one_row_group_are_held_as_the_file_reads_them_back_and_more_are_not(int n)
+    {
+        var path = _temp.Combine("tasks.parquet");
+
+        var (written, held) = await ProvenanceFile.WriteAndHoldAsync(Rows(n, odd: true), path, CancellationToken.None);
+
+        Assert.Equal(n, written);
+        if (n > ProvenanceFile.RowGroupRows)
+        {
+            Assert.Null(held);
+            return;
+        }
+
+        // Every field as the file gives it back (times to the tick, nulls, lists): the report
+        // and the RO-Crate drawn from the held rows are those drawn from the file.
+        var read = await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync();
+        Assert.NotNull(held);
+        Assert.Equal(read.Select(r => System.Text.Json.JsonSerializer.Serialize(r)), held.Select(r => System.Text.Json.JsonSerializer.Serialize(r)));
+    }
+
+    private static async IAsyncEnumerable<ProvenanceRow> Rows(int n, bool odd = false)
     {
         for (var i = 0; i < n; i++)
         {
             await Task.Yield();
-            yield return new ProvenanceRow
+            var row = new ProvenanceRow
             {
                 RunId = "r",
                 TaskId = "t" + i,
@@ -69,6 +93,21 @@ public sealed class ProvenanceFileTests : IDisposable
                 FinishedAt = Start.AddSeconds(i + 1),
                 Worker = "w:1",
             };
+            if (odd)
+            {
+                // What a real row holds besides: times to the tick, an error, a cache's origin, resources, a second output.
+                row.StartedAt = row.StartedAt.AddTicks(1_234_567 + i);
+                row.FinishedAt = row.FinishedAt.AddTicks(7_654_321);
+                row.ExitCode = i % 2 == 0 ? 0 : null;
+                row.Error = i % 3 == 0 ? null : "exit 1: ünïcode";
+                row.CachedFrom = i % 5 == 0 ? "run-0" : null;
+                row.Log = "tasks/t/stats.log";
+                row.CpuSeconds = i % 4 == 0 ? null : 0.123456789 * i;
+                row.PeakMemoryBytes = 1L << 40;
+                row.Outputs.Add(new FileRef { Key = "tasks/t/stats/b.tsv", Size = 0, Sha256 = "" });
+            }
+
+            yield return row;
         }
     }
 }

@@ -142,6 +142,120 @@ public sealed class TableGatherTests : IDisposable
     // Parquet.Net's untyped reader leaves null cells out of a row.
     private static object? Cell(IDictionary<string, object?> row, string column) => row.TryGetValue(column, out var v) ? v : null;
 
+    [Fact]
+    public async Task Many_parts_read_at_once_keep_their_order_and_a_malformed_one_among_them_is_named()
+    {
+        // More parts than a window of reads, each read path among them: small parts read in place
+        // (rows kept), a part larger than a small one (a local copy read twice), a part that is a
+        // link (downloaded to the file it leads to, as before), and two malformed parts.
+        var parts = new List<TablePartRef>();
+        var expected = new List<string>();
+        for (var i = 0; i < 700; i++)
+        {
+            var task = $"t{i:D3}";
+            var lines = i == 400 ? 8_000 : 1 + (i % 3);
+            var text = new StringBuilder("n\tname\n");
+            for (var l = 0; l < lines; l++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{i * 10_000 + l}\tpart {i} line {l}\n");
+            }
+
+            if (i is 290 or 517)
+            {
+                text.Append("1\t2\t3\n");
+            }
+            else
+            {
+                expected.AddRange(Enumerable.Range(0, lines).Select(l => $"{i * 10_000 + l},part {i} line {l},{task},,tasks/{task}/make/a.tsv"));
+            }
+
+            if (i == 3)
+            {
+                _temp.Write("elsewhere/a.tsv", text.ToString());
+                Directory.CreateDirectory(_temp.Combine("run", "tasks", task, "make"));
+                File.CreateSymbolicLink(_temp.Combine("run", "tasks", task, "make", "a.tsv"), _temp.Combine("elsewhere", "a.tsv"));
+                parts.Add(new TablePartRef(task, $"tasks/{task}/make/a.tsv"));
+                continue;
+            }
+
+            parts.Add(await PartAsync(task, "a.tsv", text.ToString()));
+        }
+
+        Assert.True(new FileInfo(_temp.Combine("run", "tasks", "t400", "make", "a.tsv")).Length > TableGather.SmallPart);
+
+        var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: true, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(
+            [
+                "gather 'table': task t290: tasks/t290/make/a.tsv, line 5: 3 cells, expected 2 (n, name)",
+                "gather 'table': task t517: tasks/t517/make/a.tsv, line 4: 3 cells, expected 2 (n, name)",
+            ],
+            table.Problems);
+        Assert.Equal(expected.Count, table.Rows);
+        var csv = await File.ReadAllLinesAsync(_temp.Combine("run", "results", "table.csv"));
+        Assert.Equal(["n,name,_task_id,_source_file,_part", .. expected], csv);
+        var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
+        Assert.Equal(expected.Select(e => long.Parse(e.Split(',')[0], CultureInfo.InvariantCulture)), rows.Select(r => (long)r["n"]!));
+
+        // Refused rather than left out: the first malformed part in task order is the one named, and nothing is written.
+        var e = await Assert.ThrowsAsync<MalformedPartException>(() => TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch2"), CancellationToken.None));
+        Assert.Equal("gather 'table': task t290: tasks/t290/make/a.tsv, line 5: 3 cells, expected 2 (n, name)", e.Message);
+    }
+
+    [Fact]
+    public async Task Small_parts_past_the_budget_of_kept_rows_are_read_twice_from_copies_in_their_order()
+    {
+        // 220 parts just under the small-part size: their kept rows would pass the budget, so
+        // the first are held and the last are local copies read again by pass 2.
+        var cell = new string('x', 600);
+        var rowsPerPart = (TableGather.SmallPart - 100) / 620;
+        var parts = new List<TablePartRef>();
+        for (var i = 0; i < 220; i++)
+        {
+            var text = new StringBuilder("n\tname\n");
+            for (var l = 0; l < rowsPerPart; l++)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{(i * 1000) + l}\t{cell}\n");
+            }
+
+            parts.Add(await PartAsync($"t{i:D3}", "a.tsv", text.ToString()));
+        }
+
+        Assert.True(220L * 3 * new FileInfo(_temp.Combine("run", "tasks", "t000", "make", "a.tsv")).Length > TableGather.HeldBudget);
+
+        var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(220L * rowsPerPart, table.Rows);
+        var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
+        Assert.Equal(Enumerable.Range(0, 220).SelectMany(i => Enumerable.Range(0, rowsPerPart).Select(l => (long)((i * 1000) + l))), rows.Select(r => (long)r["n"]!));
+        Assert.False(File.Exists(_temp.Combine("scratch", "gather-table", "part-000000")), "the first part was read in place");
+        Assert.True(File.Exists(_temp.Combine("scratch", "gather-table", "part-000219")), "the last part was copied");
+    }
+
+    [Fact]
+    public async Task A_header_unlike_the_first_kept_parts_is_named_beyond_the_first_window_of_reads()
+    {
+        var parts = new List<TablePartRef>
+        {
+            // The first part is malformed: its header does not name the columns, the second's does.
+            await PartAsync("t000", "a.tsv", "x\ty\n1\n"),
+        };
+        for (var i = 1; i < 300; i++)
+        {
+            parts.Add(await PartAsync($"t{i:D3}", "a.tsv", i == 299 ? "n\tname\n5\tb\n" : "n\tother\n1\tx\n"));
+        }
+
+        var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: true, _temp.Combine("scratch"), CancellationToken.None);
+
+        Assert.Equal(298, table.Rows);
+        Assert.Equal(
+            [
+                "gather 'table': task t000: tasks/t000/make/a.tsv, line 2: 1 cells, expected 2 (x, y)",
+                "gather 'table': task t299: tasks/t299/make/a.tsv has the header (n, name), but earlier parts have (n, other)",
+            ],
+            table.Problems);
+    }
+
     private async Task<TablePartRef> PartAsync(string task, string name, string content)
     {
         var key = $"tasks/{task}/make/{name}";

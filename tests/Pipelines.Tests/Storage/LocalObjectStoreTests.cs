@@ -199,5 +199,34 @@ public sealed class LocalObjectStoreTests : IDisposable
         return ln.ExitCode;
     }
 
+    [Fact]
+    public async Task A_small_file_is_read_in_place_and_anything_else_is_left_to_the_download()
+    {
+        _temp.Write("run/part.tsv", "a\t1\n");
+        _temp.Write("run/empty.tsv", "");
+        _temp.Write("run/large.tsv", new string('x', 101));
+        _temp.Write("elsewhere/secret.tsv", "not yours\n");
+        File.CreateSymbolicLink(_temp.Combine("run", "link.tsv"), _temp.Combine("elsewhere", "secret.tsv"));
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [_temp.Combine("run", "pipe.tsv")]))
+        {
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        var store = new LocalObjectStore(_temp.Combine("run"));
+
+        Assert.Equal("a\t1\n", Encoding.UTF8.GetString(store.TryReadSmall("part.tsv", 100)!));
+        Assert.Equal(0, store.TryReadSmall("empty.tsv", 100)?.Length);
+        Assert.Null(store.TryReadSmall("large.tsv", 100));
+        Assert.Null(store.TryReadSmall("link.tsv", 100));
+        Assert.Null(store.TryReadSmall("pipe.tsv", 100));
+        Assert.Null(store.TryReadSmall("missing.tsv", 100));
+        Assert.Throws<PipelinesException>(() => store.TryReadSmall("../elsewhere/secret.tsv", 100));
+
+        // The download still takes the link to its file, as it always has.
+        var digest = await store.DownloadAsync("link.tsv", _temp.Combine("copy", "link.tsv"), CancellationToken.None);
+        Assert.Equal(10, digest.Size);
+    }
+
     public void Dispose() => _temp.Dispose();
 }
