@@ -32,8 +32,9 @@ internal static class TableGather
     internal const int SmallPart = 64 * 1024;
 
     /// <summary>
-    /// What the rows kept from small parts for pass 2 may take, estimated (<see cref="HeldRows"/>):
-    /// about 70,000 one-line parts; past it, parts are read twice from local copies.
+    /// What the rows kept from small parts for pass 2 may take on the heap, as <see cref="HeldRows"/>
+    /// counts them (strings, arrays and slots): about 70,000 one-line parts of five cells; past it,
+    /// parts are read twice from local copies.
     /// </summary>
     internal const long HeldBudget = 32L * 1024 * 1024;
 
@@ -248,7 +249,7 @@ internal static class TableGather
         // In place: no link followed, its size checked (LocalObjectStore.TryReadSmall).
         if (output.Store is LocalObjectStore local && local.TryReadSmall(output.Key(part.Key), SmallPart) is { } inPlace && budget.TryTake(inPlace.Length))
         {
-            return Parse(new MemoryStream(inPlace, writable: false), part, spec, hold: true);
+            return budget.Settle(inPlace.Length, Parse(new MemoryStream(inPlace, writable: false), part, spec, hold: true));
         }
 
         return await ReadCopyAsync().ConfigureAwait(false);
@@ -260,7 +261,7 @@ internal static class TableGather
             if (stream.Length <= SmallPart && budget.TryTake(stream.Length))
             {
                 // A small copy (from a bucket) is read once too, its rows kept.
-                return Parse(stream, part, spec, hold: true);
+                return budget.Settle(stream.Length, Parse(stream, part, spec, hold: true));
             }
 
             return Parse(stream, part, spec, hold: false) with { File = file };
@@ -293,7 +294,7 @@ internal static class TableGather
     }
 
     /// <summary>One part as pass 1 read it: header, types, the rows kept (or the local copy to read again), or its problem.</summary>
-    private sealed record PartRead(IReadOnlyList<string>? Header, ColumnTypes? Types, List<string?[]>? Rows, MalformedPartException? Problem)
+    internal sealed record PartRead(IReadOnlyList<string>? Header, ColumnTypes? Types, List<string?[]>? Rows, MalformedPartException? Problem)
     {
         public string? File { get; init; }
     }
@@ -302,17 +303,47 @@ internal static class TableGather
     private sealed record KeptPart(int Index, string? File, List<string?[]>? Rows);
 
     /// <summary>
-    /// What the kept rows of small parts may hold, estimated from their bytes (a cell's string is
-    /// about twice its UTF-8 bytes, and each cell and row has its object's overhead): taken as
-    /// parts are read, at once by several readers.
+    /// What the kept rows of small parts hold, taken as parts are read, at once by several
+    /// readers: a part's worst case is taken before it is parsed (<see cref="WorstCase"/>), and
+    /// once its rows are held, what they take (<see cref="SizeOf"/>) is kept and the rest given
+    /// back (all of it for a malformed part, whose rows are not kept).
     /// </summary>
-    private sealed class HeldRows(long budget)
+    internal sealed class HeldRows(long budget)
     {
         private long _left = budget;
 
+        /// <summary>The budget not taken.</summary>
+        public long Left => Interlocked.Read(ref _left);
+
+        /// <summary>
+        /// The most the rows of a part of <paramref name="bytes"/> can take: a one-character cell
+        /// and its line end (2 bytes) is a string (24 bytes with its header and length, rounded
+        /// to 8: 32), its slot in the row (8), the row's array (32 with one cell) and its slot in
+        /// the part's list (8): 80 bytes, so 40 a byte; more cells a line take less a byte.
+        /// </summary>
+        public static long WorstCase(long bytes) => (bytes * 40) + 256;
+
+        /// <summary>What held rows take on the heap, as <see cref="WorstCase"/> counts them.</summary>
+        public static long SizeOf(List<string?[]> rows)
+        {
+            long size = 256;
+            foreach (var row in rows)
+            {
+                size += 8 + Align(24 + (8L * row.Length));
+                foreach (var cell in row)
+                {
+                    size += cell is null ? 0 : Align(22 + (2L * cell.Length));
+                }
+            }
+
+            return size;
+
+            static long Align(long n) => (n + 7) & ~7L;
+        }
+
         public bool TryTake(long bytes)
         {
-            var cost = (bytes * 3) + 256;
+            var cost = WorstCase(bytes);
             if (Interlocked.Add(ref _left, -cost) >= 0)
             {
                 return true;
@@ -320,6 +351,14 @@ internal static class TableGather
 
             Interlocked.Add(ref _left, cost);
             return false;
+        }
+
+        /// <summary>Keeps what the part's held rows take of its worst case, and gives the rest back.</summary>
+        public PartRead Settle(long bytes, PartRead read)
+        {
+            var held = read.Rows is { } rows ? Math.Min(SizeOf(rows), WorstCase(bytes)) : 0;
+            Interlocked.Add(ref _left, WorstCase(bytes) - held);
+            return read;
         }
     }
 

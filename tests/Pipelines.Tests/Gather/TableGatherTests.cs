@@ -205,12 +205,13 @@ public sealed class TableGatherTests : IDisposable
     [Fact]
     public async Task Small_parts_past_the_budget_of_kept_rows_are_read_twice_from_copies_in_their_order()
     {
-        // 220 parts just under the small-part size: their kept rows would pass the budget, so
-        // the first are held and the last are local copies read again by pass 2.
+        // 300 parts just under the small-part size: their kept rows (a cell's characters are two
+        // bytes each) would pass the budget, so the first are held and the last are local copies
+        // read again by pass 2.
         var cell = new string('x', 600);
         var rowsPerPart = (TableGather.SmallPart - 100) / 620;
         var parts = new List<TablePartRef>();
-        for (var i = 0; i < 220; i++)
+        for (var i = 0; i < 300; i++)
         {
             var text = new StringBuilder("n\tname\n");
             for (var l = 0; l < rowsPerPart; l++)
@@ -221,15 +222,15 @@ public sealed class TableGatherTests : IDisposable
             parts.Add(await PartAsync($"t{i:D3}", "a.tsv", text.ToString()));
         }
 
-        Assert.True(220L * 3 * new FileInfo(_temp.Combine("run", "tasks", "t000", "make", "a.tsv")).Length > TableGather.HeldBudget);
+        Assert.True(300L * 2 * new FileInfo(_temp.Combine("run", "tasks", "t000", "make", "a.tsv")).Length > TableGather.HeldBudget);
 
         var table = await TableGather.GatherAsync(Spec, parts, _run, leaveOutMalformed: false, _temp.Combine("scratch"), CancellationToken.None);
 
-        Assert.Equal(220L * rowsPerPart, table.Rows);
+        Assert.Equal(300L * rowsPerPart, table.Rows);
         var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
-        Assert.Equal(Enumerable.Range(0, 220).SelectMany(i => Enumerable.Range(0, rowsPerPart).Select(l => (long)((i * 1000) + l))), rows.Select(r => (long)r["n"]!));
+        Assert.Equal(Enumerable.Range(0, 300).SelectMany(i => Enumerable.Range(0, rowsPerPart).Select(l => (long)((i * 1000) + l))), rows.Select(r => (long)r["n"]!));
         Assert.False(File.Exists(_temp.Combine("scratch", "gather-table", "part-000000")), "the first part was read in place");
-        Assert.True(File.Exists(_temp.Combine("scratch", "gather-table", "part-000219")), "the last part was copied");
+        Assert.True(File.Exists(_temp.Combine("scratch", "gather-table", "part-000299")), "the last part was copied");
     }
 
     [Fact]
