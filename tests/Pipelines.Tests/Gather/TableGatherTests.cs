@@ -206,8 +206,8 @@ public sealed class TableGatherTests : IDisposable
     public async Task Small_parts_past_the_budget_of_kept_rows_are_read_twice_from_copies_in_their_order()
     {
         // 300 parts just under the small-part size: their kept rows (a cell's characters are two
-        // bytes each) would pass the budget, so the first are held and the last are local copies
-        // read again by pass 2.
+        // bytes each) would pass the budget, so the first are held and later ones are local
+        // copies read again by pass 2, in their order.
         var cell = new string('x', 600);
         var rowsPerPart = (TableGather.SmallPart - 100) / 620;
         var parts = new List<TablePartRef>();
@@ -230,7 +230,9 @@ public sealed class TableGatherTests : IDisposable
         var rows = await ParquetTables.ReadAsync(await File.ReadAllBytesAsync(_temp.Combine("run", "results", "table.parquet")));
         Assert.Equal(Enumerable.Range(0, 300).SelectMany(i => Enumerable.Range(0, rowsPerPart).Select(l => (long)((i * 1000) + l))), rows.Select(r => (long)r["n"]!));
         Assert.False(File.Exists(_temp.Combine("scratch", "gather-table", "part-000000")), "the first part was read in place");
-        Assert.True(File.Exists(_temp.Combine("scratch", "gather-table", "part-000299")), "the last part was copied");
+        // Which parts are copied depends on the order the four readers take the budget in (a
+        // part takes its worst case before it is parsed); that some are is the budget held.
+        Assert.NotEmpty(Directory.GetFiles(_temp.Combine("scratch", "gather-table"), "part-*"));
     }
 
     [Fact]
