@@ -297,11 +297,6 @@ public sealed class GeneratedJsonTests
         return callers;
     }
 
-    private static readonly Dictionary<short, OperandType> Operands = typeof(OpCodes)
-        .GetFields(BindingFlags.Public | BindingFlags.Static)
-        .Select(f => (OpCode)f.GetValue(null)!)
-        .ToDictionary(o => o.Value, o => o.OperandType);
-
     private static readonly HashSet<string> SerializerTypes = new(StringComparer.Ordinal)
     {
         "System.Text.Json.JsonSerializer",
@@ -314,45 +309,9 @@ public sealed class GeneratedJsonTests
 
     private static bool CallsByReflection(MetadataReader md, MethodBodyBlock body)
     {
-        var il = body.GetILReader();
-        while (il.RemainingBytes > 0)
-        {
-            short code = il.ReadByte();
-            if (code == 0xFE)
-            {
-                code = unchecked((short)(0xFE00 | il.ReadByte()));
-            }
-
-            switch (Operands[code])
-            {
-                case OperandType.InlineMethod:
-                    if (IsReflectionOverload(md, MetadataTokens.EntityHandle(il.ReadInt32())))
-                    {
-                        return true;
-                    }
-
-                    break;
-                case OperandType.InlineField or OperandType.InlineType or OperandType.InlineTok or OperandType.InlineSig
-                    or OperandType.InlineBrTarget or OperandType.InlineI or OperandType.InlineString or OperandType.ShortInlineR:
-                    il.Offset += 4;
-                    break;
-                case OperandType.InlineSwitch:
-                    var targets = il.ReadInt32();
-                    il.Offset += 4 * targets;
-                    break;
-                case OperandType.InlineI8 or OperandType.InlineR:
-                    il.Offset += 8;
-                    break;
-                case OperandType.InlineVar:
-                    il.Offset += 2;
-                    break;
-                case OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar:
-                    il.Offset += 1;
-                    break;
-            }
-        }
-
-        return false;
+        var calls = false;
+        TypeReferences.Tokens(body, (operand, token) => calls |= operand == OperandType.InlineMethod && IsReflectionOverload(md, token));
+        return calls;
     }
 
     private static bool IsReflectionOverload(MetadataReader md, EntityHandle handle)

@@ -29,6 +29,52 @@ internal static class TypeReferences
         .Select(f => (OpCode)f.GetValue(null)!)
         .ToDictionary(o => o.Value, o => o.OperandType);
 
+    /// <summary>
+    /// Walks a method body's IL and hands every metadata token operand (a method, field, type,
+    /// token or signature) to <paramref name="token"/> with its operand type, stepping over the rest.
+    /// </summary>
+    public static void Tokens(MethodBodyBlock body, Action<OperandType, EntityHandle> token)
+    {
+        var il = body.GetILReader();
+        while (il.RemainingBytes > 0)
+        {
+            short code = il.ReadByte();
+            if (code == 0xFE)
+            {
+                code = unchecked((short)(0xFE00 | il.ReadByte()));
+            }
+
+            if (!Operands.TryGetValue(code, out var operand))
+            {
+                throw new InvalidOperationException($"IL opcode 0x{code:X} at {il.Offset - 1} is not one .NET knows: the reader lost its place");
+            }
+
+            switch (operand)
+            {
+                case OperandType.InlineMethod or OperandType.InlineField or OperandType.InlineType or OperandType.InlineTok or OperandType.InlineSig:
+                    token(operand, MetadataTokens.EntityHandle(il.ReadInt32()));
+                    break;
+                case OperandType.InlineSwitch:
+                    // Read first: "Offset += 4 * ReadInt32()" would take Offset before the count is read.
+                    var targets = il.ReadInt32();
+                    il.Offset += 4 * targets;
+                    break;
+                case OperandType.InlineI8 or OperandType.InlineR:
+                    il.Offset += 8;
+                    break;
+                case OperandType.InlineBrTarget or OperandType.InlineI or OperandType.InlineString or OperandType.ShortInlineR:
+                    il.Offset += 4;
+                    break;
+                case OperandType.InlineVar:
+                    il.Offset += 2;
+                    break;
+                case OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar:
+                    il.Offset += 1;
+                    break;
+            }
+        }
+    }
+
     /// <summary>Every type defined in the assembly at <paramref name="path"/> with the types it uses.</summary>
     public static Dictionary<TypeName, HashSet<TypeName>> Read(string path)
     {
@@ -214,44 +260,7 @@ internal static class TypeReferences
                 Entity(region.CatchType);
             }
 
-            var il = body.GetILReader();
-            while (il.RemainingBytes > 0)
-            {
-                short code = il.ReadByte();
-                if (code == 0xFE)
-                {
-                    code = unchecked((short)(0xFE00 | il.ReadByte()));
-                }
-
-                if (!Operands.TryGetValue(code, out var operand))
-                {
-                    throw new InvalidOperationException($"IL opcode 0x{code:X} at {il.Offset - 1} is not one .NET knows: the reader lost its place");
-                }
-
-                switch (operand)
-                {
-                    case OperandType.InlineMethod or OperandType.InlineField or OperandType.InlineType or OperandType.InlineTok or OperandType.InlineSig:
-                        Entity(MetadataTokens.EntityHandle(il.ReadInt32()));
-                        break;
-                    case OperandType.InlineSwitch:
-                        // Read first: "Offset += 4 * ReadInt32()" would take Offset before the count is read.
-                        var targets = il.ReadInt32();
-                        il.Offset += 4 * targets;
-                        break;
-                    case OperandType.InlineI8 or OperandType.InlineR:
-                        il.Offset += 8;
-                        break;
-                    case OperandType.InlineBrTarget or OperandType.InlineI or OperandType.InlineString or OperandType.ShortInlineR:
-                        il.Offset += 4;
-                        break;
-                    case OperandType.InlineVar:
-                        il.Offset += 2;
-                        break;
-                    case OperandType.ShortInlineBrTarget or OperandType.ShortInlineI or OperandType.ShortInlineVar:
-                        il.Offset += 1;
-                        break;
-                }
-            }
+            Tokens(body, (_, token) => Entity(token));
         }
 
         public bool GetTypeFromDefinition(MetadataReader reader, TypeDefinitionHandle handle, byte rawTypeKind)
