@@ -44,6 +44,38 @@ internal static class ProvenanceFile
     public static async Task<(long Written, IReadOnlyList<ProvenanceRow>? Held)> WriteAndHoldAsync(IAsyncEnumerable<ProvenanceRow> rows, string path, CancellationToken cancellationToken)
     {
         await using var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 65536);
+        return await WriteAndHoldAsync(rows, file, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Makes, ahead of a gather, what its first write of tasks.parquet would make: Parquet.Net
+    /// builds its serializer for a row type (expression trees compiled to code: nothing an
+    /// ahead-of-time compiler sees) at its first use and keeps it for the process, and that, with
+    /// the first use of the writer's column encoders, was most of the gather's provenance phase
+    /// (200-250 ms for 2,000 rows as for 16; the rows themselves take 20-60 ms). One row like the
+    /// engine's, every column given a value, is written through the same call into memory and
+    /// dropped: nothing is written anywhere, and a gather that comes before it is done is only as
+    /// slow as it was (the serializer's cache is made for concurrent use). `pipelines run` starts it
+    /// beside its own start-up, on the core that start-up leaves idle (docs/benchmarks.md, "A
+    /// run's fixed cost").
+    /// </summary>
+    internal static async Task PrepareAsync(CancellationToken cancellationToken)
+    {
+        var at = DateTime.SpecifyKind(DateTime.UnixEpoch, DateTimeKind.Unspecified);
+        FileRef File() => new() { Key = "k", Size = 1, Sha256 = "s" };
+        var row = new ProvenanceRow
+        {
+            RunId = "r", TaskId = "t", Step = "s", Status = "succeeded", ExitCode = 0, Image = "i", ImageDigest = "d",
+            Command = ["c"], Inputs = [File()], Outputs = [File()], Log = "l", StartedAt = at, FinishedAt = at, Worker = "w",
+            Error = "e", CachedFrom = "c", RanBecause = "r", CpuSeconds = 0, PeakMemoryBytes = 0, ReadBytes = 0, WrittenBytes = 0, WallSeconds = 0,
+            ImageLoadSeconds = 0, ImageLoad = "l", TraceId = "t", SpanId = "s",
+        };
+        using var memory = new MemoryStream();
+        await WriteAndHoldAsync(new[] { row }.ToAsyncEnumerable(), memory, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<(long Written, IReadOnlyList<ProvenanceRow>? Held)> WriteAndHoldAsync(IAsyncEnumerable<ProvenanceRow> rows, Stream file, CancellationToken cancellationToken)
+    {
         var group = new List<ProvenanceRow>();
         List<ProvenanceRow>? first = null;
         var groups = 0;

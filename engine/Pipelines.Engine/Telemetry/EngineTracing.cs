@@ -36,6 +36,7 @@ internal static class EngineTracing
     internal const string Settle = "pipelines.task.settle";
     internal const string FanIn = "pipelines.task.fan_in";
     internal const string Gather = "pipelines.run.gather";
+    internal const string GatherPrepare = "pipelines.gather.prepare";
     internal const string Invoke = "pipelines.function.invoke";
 
     /// <summary>A span under the current one (none without a listener: callers use <c>?.</c>).</summary>
