@@ -100,6 +100,10 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
         var stepOrder = workflow.Steps.Select((s, i) => (s.Name, i)).ToDictionary(x => x.Name, x => x.i, StringComparer.Ordinal);
         var counts = await store.CountTasksAsync(runId, cancellationToken).ConfigureAwait(false);
 
+        // Every delivery has ended (remaining is 0), and each wrote its record with its end: the
+        // run's usage is summed beside the provenance and the tables, which do not need it.
+        var runUsage = Task.Run(() => usage.ForRunAsync(runId, cancellationToken), cancellationToken);
+
         string? error = null;
         var results = new List<GatheredTable>();
         var warnings = new List<string>();
@@ -216,29 +220,25 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
                 Images = definition.ImageDigests.ToDictionary(StringComparer.Ordinal),
                 Engine = new RunSummaryEngine("pipelines", EngineVersion.Current),
                 TraceId = EngineTracing.TraceIdOf(definition.TraceParent),
-
-                // Every delivery has ended (remaining is 0), and each wrote its record with its end.
-                Usage = RunUsage.Of(await usage.ForRunAsync(runId, cancellationToken).ConfigureAwait(false), prices.For(run.Tenant)),
+                Usage = RunUsage.Of(await runUsage.ConfigureAwait(false), prices.For(run.Tenant)),
             };
 
             // The report is drawn from tasks.parquet as written (or the rows it was written from,
             // when held), as the Runs page draws it from the run folder. A report that cannot be drawn is a warning of the run, never its failure.
-            var reportWarning = await WriteReportAsync(summary, workflow, provenance, held, output, cancellationToken).ConfigureAwait(false);
-            if (reportWarning is not null)
+            // The report and the RO-Crate read the same rows and write files of their own: they are
+            // made side by side (the gather is otherwise one thread, and a small machine's other core idles).
+            var resultKeys = results.SelectMany(r => r.Keys).ToList();
+            var report = Task.Run(() => WriteReportAsync(summary, workflow, provenance, held, output, cancellationToken), cancellationToken);
+            var crate = Task.Run(() => WriteCrateAsync(run, workflow, definition, tasks, Provenance, resultKeys, state, finished, output, scratch, cancellationToken), cancellationToken);
+            await Task.WhenAll(report, crate).ConfigureAwait(false);
+            if (await report.ConfigureAwait(false) is { } reportWarning)
             {
                 summary = summary with { Warnings = [.. warnings, reportWarning] };
             }
 
-            Phase("report");
-            var crate = Path.Combine(scratch, "ro-crate-metadata.json");
-            await using (var file = new FileStream(crate, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
-            {
-                await RoCrate.WriteAsync(file, run, workflow, definition.ImageDigests, tasks, Provenance, results.SelectMany(r => r.Keys).ToList(), state, finished, cancellationToken).ConfigureAwait(false);
-            }
-
-            await output.Store.UploadAsync(output.Key(RunLayout.RoCrate), crate, "application/ld+json", cancellationToken).ConfigureAwait(false);
+            Phase("report and crate");
             await output.Store.PutAsync(output.Key(RunLayout.RunJson), summary.ToJson(), "application/json", cancellationToken).ConfigureAwait(false);
-            Phase("crate and run.json");
+            Phase("run.json");
             await store.FinishRunAsync(runId, state, error, finished, cancellationToken).ConfigureAwait(false);
             EngineMetrics.RunEnded(state.Name());
             EngineMetrics.Gathered(state.Name(), started.Elapsed.TotalSeconds);
@@ -303,6 +303,17 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
             LogGatherFailed(log, run.RunId, "canary", why);
             return why;
         }
+    }
+
+    private static async Task WriteCrateAsync(RunRecord run, Workflow workflow, RunDefinition definition, IReadOnlyList<TaskRecord> tasks, Func<IAsyncEnumerable<ProvenanceRow>> provenance, IReadOnlyList<string> resultKeys, RunState state, DateTimeOffset finished, StorageLocation output, string scratch, CancellationToken ct)
+    {
+        var crate = Path.Combine(scratch, "ro-crate-metadata.json");
+        await using (var file = new FileStream(crate, FileMode.CreateNew, FileAccess.Write, FileShare.None, 65536))
+        {
+            await RoCrate.WriteAsync(file, run, workflow, definition.ImageDigests, tasks, provenance, resultKeys, state, finished, ct).ConfigureAwait(false);
+        }
+
+        await output.Store.UploadAsync(output.Key(RunLayout.RoCrate), crate, "application/ld+json", ct).ConfigureAwait(false);
     }
 
     private async Task<string?> WriteReportAsync(RunSummary summary, Workflow workflow, string provenance, IReadOnlyList<ProvenanceRow>? held, StorageLocation output, CancellationToken ct)

@@ -61,17 +61,22 @@ internal static class ProvenanceFile
     /// </summary>
     internal static async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        using var memory = new MemoryStream();
+        await WriteAndHoldAsync(new[] { PreparationRow() }.ToAsyncEnumerable(), memory, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The row <see cref="PrepareAsync"/> writes: a value in every column (ProvenanceFileTests holds it so when a column is added).</summary>
+    internal static ProvenanceRow PreparationRow()
+    {
         var at = DateTime.SpecifyKind(DateTime.UnixEpoch, DateTimeKind.Unspecified);
         FileRef File() => new() { Key = "k", Size = 1, Sha256 = "s" };
-        var row = new ProvenanceRow
+        return new ProvenanceRow
         {
-            RunId = "r", TaskId = "t", Step = "s", Status = "succeeded", ExitCode = 0, Image = "i", ImageDigest = "d",
+            RunId = "r", TaskId = "t", TaskIndex = 1, Attempt = 1, Step = "s", Status = "succeeded", ExitCode = 0, Image = "i", ImageDigest = "d",
             Command = ["c"], Inputs = [File()], Outputs = [File()], Log = "l", StartedAt = at, FinishedAt = at, Worker = "w",
             Error = "e", CachedFrom = "c", RanBecause = "r", CpuSeconds = 0, PeakMemoryBytes = 0, ReadBytes = 0, WrittenBytes = 0, WallSeconds = 0,
             ImageLoadSeconds = 0, ImageLoad = "l", TraceId = "t", SpanId = "s",
         };
-        using var memory = new MemoryStream();
-        await WriteAndHoldAsync(new[] { row }.ToAsyncEnumerable(), memory, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<(long Written, IReadOnlyList<ProvenanceRow>? Held)> WriteAndHoldAsync(IAsyncEnumerable<ProvenanceRow> rows, Stream file, CancellationToken cancellationToken)

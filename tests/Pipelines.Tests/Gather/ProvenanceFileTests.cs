@@ -19,6 +19,24 @@ public sealed class ProvenanceFileTests : IDisposable
     public void Dispose() => _temp.Dispose();
 
     [Fact]
+    public async Task The_preparation_row_has_a_value_in_every_column_and_writes_a_file_that_reads_back()
+    {
+        // The preparation (GatherPreparation) makes every column's encoder ahead of a gather only
+        // when its row fills every column: a column added to ProvenanceRow must be given a value there.
+        var row = ProvenanceFile.PreparationRow();
+        var empty = typeof(ProvenanceRow).GetProperties()
+            .Where(p => p.GetValue(row) is null or "" or System.Collections.ICollection { Count: 0 })
+            .Select(p => p.Name);
+        Assert.Empty(empty);
+
+        await ProvenanceFile.PrepareAsync(CancellationToken.None);
+        var path = _temp.Combine("prepared.parquet");
+        await ProvenanceFile.WriteAsync([row], path, CancellationToken.None);
+        var back = Assert.Single(await ProvenanceFile.ReadRowsAsync(path, CancellationToken.None).ToListAsync());
+        Assert.Equal((row.TaskId, row.Outputs[0].Key, row.SpanId), (back.TaskId, back.Outputs[0].Key, back.SpanId));
+    }
+
+    [Fact]
     public async Task A_stream_of_rows_is_written_a_bounded_row_group_at_a_time_and_reads_back_in_order()
     {
         var n = (2 * ProvenanceFile.RowGroupRows) + 1;
