@@ -99,12 +99,25 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         var store = host.Services.GetRequiredService<IRunStore>();
         var live = new List<LiveRun>();
 
-        // The start makes the PostgreSQL tables (Hosting/SchemaSetup) before anything is submitted.
-        await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        // With PostgreSQL the start makes the tables (Hosting/SchemaSetup) before anything is
+        // submitted. Embedded, it has nothing the plan's first part (the file parsed, the images
+        // pinned) needs: the two go side by side, on the two cores, and the run is recorded once the
+        // host has started (its worker is then on the board: the warm containers start ahead).
+        Task started;
+        if (postgres)
+        {
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            started = Task.CompletedTask;
+        }
+        else
+        {
+            started = Task.Run(() => host.StartAsync(cancellationToken), cancellationToken);
+        }
+
         try
         {
             var submitted = await host.Services.GetRequiredService<RunSubmitter>()
-                .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken, canary).ConfigureAwait(false);
+                .SubmitAsync(yaml, settings.File, dir, settings.Set, cancellationToken, canary, ready: started).ConfigureAwait(false);
             RunIndex.Record(submitted.RunId, submitted.OutputUri, submitted.WorkflowName);
             if (submitted.CanaryRunId is { } canaryRunId)
             {
@@ -184,6 +197,8 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 l.End();
             }
 
+            // A plan refused before the host had started: its start ends first (it says nothing the refusal has not).
+            await Task.WhenAny(started).ConfigureAwait(false);
             await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }

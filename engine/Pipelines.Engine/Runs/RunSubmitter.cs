@@ -114,8 +114,11 @@ public sealed partial class RunSubmitter
     /// <remarks>
     /// With <paramref name="canary"/>, a sample of the tasks is run a second time with the
     /// candidate's image for its step, as a run of its own in canary/ (docs/algorithms.md, "Canary for batch runs").
+    /// <paramref name="ready"/>, when given, is awaited once the plan is previewed (the file
+    /// parsed, the images pinned) and before anything is recorded, queued or started ahead: the
+    /// embedded CLI's host start, made side by side with that first part (docs/benchmarks.md, "A run's fixed cost").
     /// </remarks>
-    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null, RunOwner? owner = null)
+    public async Task<SubmittedRun> SubmitAsync(string yaml, string source, string? baseDirectory, IReadOnlyList<string> overrides, CancellationToken cancellationToken, CanaryRequest? canary = null, RunOwner? owner = null, Task? ready = null)
     {
         // The run's trace starts here; its tasks and gather join it (RunDefinition.TraceParent).
         using var span = EngineTracing.Start(EngineTracing.Submit, ActivityKind.Producer);
@@ -126,6 +129,11 @@ public sealed partial class RunSubmitter
             using (EngineTracing.Start(EngineTracing.Plan))
             {
                 plan = await PreviewAsync(yaml, source, baseDirectory, overrides, cancellationToken, owner).ConfigureAwait(false);
+            }
+
+            if (ready is not null)
+            {
+                await ready.ConfigureAwait(false);
             }
 
             return await QueueAsync(yaml, plan, NewRunId(time.GetUtcNow()), canary, owner ?? RunOwner.Operator, cancellationToken).ConfigureAwait(false);
