@@ -72,10 +72,34 @@ internal static class ProvenanceFile
         FileRef File() => new() { Key = "k", Size = 1, Sha256 = "s" };
         return new ProvenanceRow
         {
-            RunId = "r", TaskId = "t", TaskIndex = 1, Attempt = 1, Step = "s", Status = "succeeded", ExitCode = 0, Image = "i", ImageDigest = "d",
-            Command = ["c"], Inputs = [File()], Outputs = [File()], Log = "l", StartedAt = at, FinishedAt = at, Worker = "w",
-            Error = "e", CachedFrom = "c", RanBecause = "r", CpuSeconds = 0, PeakMemoryBytes = 0, ReadBytes = 0, WrittenBytes = 0, WallSeconds = 0,
-            ImageLoadSeconds = 0, ImageLoad = "l", TraceId = "t", SpanId = "s",
+            RunId = "r",
+            TaskId = "t",
+            TaskIndex = 1,
+            Attempt = 1,
+            Step = "s",
+            Status = "succeeded",
+            ExitCode = 0,
+            Image = "i",
+            ImageDigest = "d",
+            Command = ["c"],
+            Inputs = [File()],
+            Outputs = [File()],
+            Log = "l",
+            StartedAt = at,
+            FinishedAt = at,
+            Worker = "w",
+            Error = "e",
+            CachedFrom = "c",
+            RanBecause = "r",
+            CpuSeconds = 0,
+            PeakMemoryBytes = 0,
+            ReadBytes = 0,
+            WrittenBytes = 0,
+            WallSeconds = 0,
+            ImageLoadSeconds = 0,
+            ImageLoad = "l",
+            TraceId = "t",
+            SpanId = "s",
         };
     }
 
