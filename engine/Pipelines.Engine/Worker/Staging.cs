@@ -51,7 +51,7 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     /// (if any) starts once <paramref name="stepLog"/> has every note of the scan, and runs beside
     /// the uploads: the step log's own upload, one round trip less per task against S3.
     /// </summary>
-    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, NoFollow.SafeDirectory outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
+    public async Task<StagedOut> StageOutAsync(TaskRecord task, ExpandedStep step, NoFollow.SafeDirectory outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
     {
         var globs = step.Outputs.Select(Glob.Parse).ToList();
         var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
@@ -79,10 +79,17 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
             },
             ct);
         await Task.WhenAll(uploads, beside).ConfigureAwait(false);
-        return refs.ToList();
+        return new StagedOut(refs.ToList(), scan.Flat ? scan.Kept.Select(k => k.Path).ToList() : null);
     }
 
     /// <summary>The transfers of one task, <see cref="WorkerOptions.TransferConcurrency"/> at a time.</summary>
     private Task EachAsync(int count, Func<int, CancellationToken, ValueTask> transfer, CancellationToken ct) =>
         Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct }, transfer);
 }
+
+/// <summary>
+/// A step's kept outputs as stored, and their names in /out when it held nothing else
+/// (<see cref="OutputScan.Flat"/>): a warm request's /out is then emptied by those names, unread
+/// (<see cref="WarmRequest.Done"/>).
+/// </summary>
+internal sealed record StagedOut(List<FileRef> Refs, IReadOnlyList<string>? Names);

@@ -156,6 +156,15 @@ public abstract class WarmLease : IAsyncDisposable
     internal abstract Storage.NoFollow.SafeDirectory InFolder { get; }
 
     /// <summary>
+    /// Says that the request's /out is empty now (its processes are gone, and the engine removed
+    /// by name all the stage-out's walk found there), so that the lease's end resets the folder
+    /// without reading it again. Nothing is written in it after this, by the request or the engine.
+    /// </summary>
+    internal virtual void OutEmptied()
+    {
+    }
+
+    /// <summary>
     /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
     /// watches against the request's quotas as it watches /out; null when there is none.
     /// </summary>
