@@ -186,6 +186,43 @@ internal static unsafe partial class NoFollow
         }
     }
 
+    /// <summary>
+    /// Removes one entry of an open folder, whatever it is: a folder with all it holds
+    /// (<see cref="EmptyFolder(SafeDirectory, string)"/>, opened without following a link), anything
+    /// else (a link itself) unlinked. Nothing when it is not there. For a name the caller knows it
+    /// put there: the folder's other names are not read.
+    /// </summary>
+    public static void RemoveEntry(SafeDirectory parent, byte[] name, string shownAs)
+    {
+        var fd = OpenAt(parent.Fd, name, ORdOnly | ODirectory | ONoFollow | ONonBlock | OCloExec);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOTDIR or ELOOP)
+            {
+                Remove(parent, name, folder: false, shownAs);
+                return;
+            }
+
+            if (errno != ENOENT)
+            {
+                throw Error("cannot open folder", shownAs, errno);
+            }
+
+            return;
+        }
+
+        using (var child = new SafeDirectory(fd))
+        {
+            EmptyFolder(child, shownAs);
+        }
+
+        Remove(parent, name, folder: true, shownAs);
+    }
+
+    private const int ENOTDIR = 20;
+    private const int ELOOP = 40;
+
     /// <summary>How many folders deep <see cref="EmptyFolder"/> holds open at once.</summary>
     internal const int EmptyDepth = 64;
 

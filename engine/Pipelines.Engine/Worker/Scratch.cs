@@ -20,8 +20,21 @@ internal sealed partial class Scratch : IDisposable
 
     public string Path { get; }
 
-    /// <summary>The staged inputs, bound read-only at /in.</summary>
+    /// <summary>The staged inputs, bound read-only at /in. Written only after <see cref="BeginStaging"/>.</summary>
     public string In => TaskFolders.In(Path);
+
+    /// <summary>
+    /// in/, to stage the task's inputs into: from now on what it holds is not known (it is read
+    /// when the folder is given back, and moved by a listing) until <see cref="Staged"/> says.
+    /// </summary>
+    public string BeginStaging()
+    {
+        InNames = null;
+        return In;
+    }
+
+    /// <summary>The stage-in finished: in/ holds the inputs of these keys, and nothing else.</summary>
+    public void Staged(IEnumerable<string> keys) => InNames = TopNames(keys);
 
     /// <summary>
     /// The names the engine put at the top of <see cref="In"/> (the first path segments of the
@@ -29,7 +42,8 @@ internal sealed partial class Scratch : IDisposable
     /// when they were all moved out; null when it is not known (a stage-in that did not finish,
     /// inputs moved back from a warm container: what is there is then read). Nothing but this
     /// process writes in in/: the folder is private to the engine, and a container of its own
-    /// has it bound read-only.
+    /// has it bound read-only. Set by <see cref="BeginStaging"/>, <see cref="Staged"/> and
+    /// the warm request that moves the inputs out and back (WarmRequest).
     /// </summary>
     public IReadOnlyCollection<string>? InNames { get; set; } = [];
 
@@ -40,7 +54,7 @@ internal sealed partial class Scratch : IDisposable
     public bool AsTaken => !_touched && InNames is { Count: 0 };
 
     /// <summary>The names at the top of in/ of a task's input keys (a key "a/b.fastq" puts "a" there).</summary>
-    public static IReadOnlyCollection<string> TopNames(IEnumerable<string> keys)
+    private static HashSet<string> TopNames(IEnumerable<string> keys)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
         foreach (var key in keys)

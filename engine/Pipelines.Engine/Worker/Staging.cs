@@ -24,6 +24,14 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     {
         var input = stores.Open(workflow.Input.Uri);
         var refs = new FileRef[task.Inputs.Count];
+
+        // The inputs' folders are made first, once each (parents first), in the new in/: a
+        // download that had to find its folder missing would cost a failed link every folder.
+        foreach (var folder in task.Inputs.Select(i => Path.GetDirectoryName(i.Key)).Where(f => !string.IsNullOrEmpty(f)).Distinct(StringComparer.Ordinal))
+        {
+            Directory.CreateDirectory(Path.Combine(inDir, folder!));
+        }
+
         await EachAsync(
             task.Inputs.Count,
             async (i, token) =>
@@ -60,6 +68,11 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
             stepLog.Append("=== pipelines: warning: ").Append(warning).Append(" ===\n");
         }
 
+        // The task's folder and the step's are new on a first delivery: made before the log and
+        // the outputs are written, each write does not find its folder missing first.
+        var stepFolder = runOutput.Key(RunLayout.TaskOutput(task.TaskId, step.Name, ""));
+        var taskFolder = stepFolder[..(stepFolder.LastIndexOf('/', stepFolder.Length - 2) + 1)];
+        runOutput.Store.NewFolders(scan.Kept.Count == 0 ? [taskFolder] : [taskFolder, stepFolder]);
         var refs = new FileRef[scan.Kept.Count];
         var beside = alongside?.Invoke(ct) ?? Task.CompletedTask;
         var uploads = EachAsync(

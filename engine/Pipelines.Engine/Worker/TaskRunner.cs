@@ -382,9 +382,8 @@ internal sealed partial class TaskRunner : ITaskHandler
                 using (EngineTracing.Start(EngineTracing.StageIn))
                 {
                     // What in/ holds is known once the stage-in has finished: the inputs' keys.
-                    scratch.InNames = null;
-                    inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
-                    scratch.InNames = Scratch.TopNames(task.Inputs.Select(i => i.Key));
+                    inputs = await _staging.StageInAsync(workflow, task, scratch.BeginStaging(), ct).ConfigureAwait(false);
+                    scratch.Staged(task.Inputs.Select(i => i.Key));
                 }
 
                 var stagedIn = clock.Elapsed;

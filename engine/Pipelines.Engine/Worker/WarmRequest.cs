@@ -24,6 +24,9 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
     /// <summary>Whether the task's files are back where they were (or were never moved).</summary>
     private bool _back = true;
 
+    /// <summary>The names the inputs were moved into the container's in/ by (<see cref="Scratch.InNames"/>); null when they were moved by a listing.</summary>
+    private IReadOnlyCollection<string>? _inNames;
+
     /// <summary>What the request left in the container's /out, open, while the request is held and nothing was moved back; else null.</summary>
     public NoFollow.SafeDirectory? Out => !_back && _end?.Lease is { } lease ? lease.OutFolder : null;
 
@@ -35,7 +38,8 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
     {
         _lease = lease;
         _back = false;
-        if (scratch.InNames is { } names)
+        _inNames = scratch.InNames;
+        if (_inNames is { } names)
         {
             // The engine knows what it put in the scratch folder's in/: moved by name, unread.
             foreach (var name in names)
@@ -77,6 +81,25 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
         }
 
         MoveBack(inputs: keepInputs);
+        if (!keepInputs && _inNames is { } inNames)
+        {
+            try
+            {
+                // /in holds what the engine moved in, and nothing else (the container cannot write
+                // in it): removed by those names, it is empty, and the lease does not read it.
+                foreach (var name in inNames)
+                {
+                    NoFollow.RemoveEntry(_lease.InFolder, System.Text.Encoding.UTF8.GetBytes(name), Path.Combine(_lease.InDir, name));
+                }
+
+                _lease.InEmptied();
+            }
+            catch (PipelinesException)
+            {
+                // Not told: the lease empties /in as always, and retires the container if it cannot.
+            }
+        }
+
         if (outDir is not null)
         {
             using var folder = NoFollow.OpenDirectory(outDir);

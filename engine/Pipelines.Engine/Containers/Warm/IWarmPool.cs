@@ -165,6 +165,15 @@ public abstract class WarmLease : IAsyncDisposable
     }
 
     /// <summary>
+    /// Says that the request's /in is empty now: the engine removed by name all it put there (the
+    /// container cannot write in it: a read-only bind of a folder of root's), so that the lease's
+    /// end does not read it again. Nothing is put in it after this.
+    /// </summary>
+    internal virtual void InEmptied()
+    {
+    }
+
+    /// <summary>
     /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
     /// watches against the request's quotas as it watches /out; null when there is none.
     /// </summary>
