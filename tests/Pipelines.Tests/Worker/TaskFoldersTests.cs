@@ -1,8 +1,8 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers;
 using Pipelines.Model;
-using Pipelines.Tests.Support;
 using Pipelines.Storage;
+using Pipelines.Tests.Support;
 using Pipelines.Worker;
 using ContainerSpec = Pipelines.Containers.ContainerSpec;
 using Mount = Pipelines.Containers.Mount;
