@@ -362,14 +362,35 @@ internal sealed partial class LocalObjectStore : IObjectStore
 
     /// <summary>
     /// Makes each folder with one mkdir, parents first: one already there (a delivery again) costs
-    /// that failed mkdir and nothing else; any other failure is left to the writes that follow,
-    /// which make their folder as always (<see cref="InFolder"/>) and say what stops them.
+    /// that failed mkdir and nothing else, and a missing parent is made as a write would make it.
+    /// Any other failure is left to the writes that follow, which make their folder as always
+    /// (<see cref="InFolder"/>) and say what stops them.
     /// </summary>
     public void NewFolders(IReadOnlyList<string> prefixes)
     {
         foreach (var prefix in prefixes)
         {
-            if (MkDir(PathOf(prefix.TrimEnd('/')), 0b111_111_111) != 0 && Marshal.GetLastPInvokeError() != UnixFile.EEXIST)
+            var path = PathOf(prefix.TrimEnd('/'));
+            if (MkDir(path, 0b111_111_111) == 0)
+            {
+                continue;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == UnixFile.ENOENT)
+            {
+                try
+                {
+                    Directory.CreateDirectory(path);
+                    continue;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return;
+                }
+            }
+
+            if (errno != UnixFile.EEXIST)
             {
                 return;
             }
