@@ -35,9 +35,10 @@ internal static class OutputFolder
         var kept = new List<OutputFile>();
         var warnings = new List<string>();
         long files = 0, bytes = 0, listed = 0;
+        var folders = false;
         Walk(root, "");
         kept.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path));
-        return new OutputScan(kept, warnings);
+        return new OutputScan(kept, warnings) { Flat = !folders };
 
         void Walk(NoFollow.SafeDirectory folder, string prefix)
         {
@@ -68,6 +69,7 @@ internal static class OutputFolder
                 switch (entry.Value.Kind)
                 {
                     case UnixFileKind.Directory:
+                        folders = true;
                         using (var child = NoFollow.OpenDirectory(folder, raw, shown))
                         {
                             Walk(child, rel + "/");
@@ -296,7 +298,14 @@ internal static class OutputFolder
 internal sealed record OutputFile(string Path, long Size);
 
 /// <summary>The kept outputs of a step, in ordinal order, and what was removed with a warning.</summary>
-internal sealed record OutputScan(IReadOnlyList<OutputFile> Kept, IReadOnlyList<string> Warnings);
+internal sealed record OutputScan(IReadOnlyList<OutputFile> Kept, IReadOnlyList<string> Warnings)
+{
+    /// <summary>
+    /// Whether /out held no folder: the walk read all of it, removed what is not kept, so it
+    /// holds the kept files alone, at its top (nothing writes in it any more when it is judged).
+    /// </summary>
+    public bool Flat { get; init; }
+}
 
 /// <summary>What a step left in /out cannot be taken: the attempt fails with this reason.</summary>
 internal sealed class OutputRefusedException(string message) : PipelinesException(message, retryHelps: false);

@@ -36,6 +36,15 @@ public interface IObjectStore
     /// <summary>Why this store's root cannot hold objects (a file or a device where a folder should be), or null.</summary>
     string? RootBlocker() => null;
 
+    /// <summary>
+    /// Says that the next writes go under these key prefixes (each ending in '/', parents first),
+    /// which are most likely new: a local folder makes them now, rather than have a write find each
+    /// missing first (a failed open or link, then the mkdir). A store without folders does nothing.
+    /// </summary>
+    void NewFolders(IReadOnlyList<string> prefixes)
+    {
+    }
+
     /// <summary>The object's size and version tag, or null when it does not exist.</summary>
     Task<StoredObject?> StatAsync(string key, CancellationToken cancellationToken);
 

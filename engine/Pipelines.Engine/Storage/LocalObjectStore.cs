@@ -361,6 +361,46 @@ internal sealed partial class LocalObjectStore : IObjectStore
     }
 
     /// <summary>
+    /// Makes each folder with one mkdir, parents first: one already there (a delivery again) costs
+    /// that failed mkdir and nothing else, and a missing parent is made as a write would make it.
+    /// Any other failure is left to the writes that follow, which make their folder as always
+    /// (<see cref="InFolder"/>) and say what stops them.
+    /// </summary>
+    public void NewFolders(IReadOnlyList<string> prefixes)
+    {
+        foreach (var prefix in prefixes)
+        {
+            var path = PathOf(prefix.TrimEnd('/'));
+            if (MkDir(path, 0b111_111_111) == 0)
+            {
+                continue;
+            }
+
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno == UnixFile.ENOENT)
+            {
+                try
+                {
+                    Directory.CreateDirectory(path);
+                    continue;
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    return;
+                }
+            }
+
+            if (errno != UnixFile.EEXIST)
+            {
+                return;
+            }
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "mkdir", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int MkDir(string path, uint mode);
+
+    /// <summary>
     /// Makes a name in a folder (<paramref name="make"/>: 0, or the errno), and makes the folder
     /// only when the first try finds it missing: most writes go to a folder that is there, and
     /// making it first would cost a mkdir and a stat each time. The errno of the last try.

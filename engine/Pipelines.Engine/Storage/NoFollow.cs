@@ -90,7 +90,16 @@ internal static unsafe partial class NoFollow
     /// most <paramref name="max"/> of them, so that a folder a container filled with a million
     /// names is never held whole (a caller passes its quota on files plus one, or a batch).
     /// </summary>
-    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs, long max)
+    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs, long max) => ReadNames(folder, shownAs, max, kinds: null);
+
+    /// <summary>
+    /// <see cref="ReadNames(SafeDirectory, string, long)"/>, and each name's kind as its folder
+    /// entry says it (getdents64's d_type) in <paramref name="kinds"/>: null where the file system
+    /// does not say (DT_UNKNOWN), and the caller looks (<see cref="Stat"/>). A walk that only
+    /// removes needs no statx per name: what it does with the kind is checked by the kernel
+    /// again (unlinkat of a folder fails, and a folder is opened with O_DIRECTORY and O_NOFOLLOW).
+    /// </summary>
+    public static List<byte[]> ReadNames(SafeDirectory folder, string shownAs, long max, List<UnixFileKind?>? kinds)
     {
         // getdents64 on the folder's own descriptor, from its start: no duplicate, no DIR stream
         // (fdopendir, its fstat and fcntls, rewinddir, closedir cost five calls more per read, and
@@ -129,6 +138,7 @@ internal static unsafe partial class NoFollow
                         if (!name.SequenceEqual("."u8) && !name.SequenceEqual(".."u8))
                         {
                             names.Add(name.ToArray());
+                            kinds?.Add(KindOf(entry[18]));
                         }
                     }
                 }
@@ -141,6 +151,19 @@ internal static unsafe partial class NoFollow
 
         return names;
     }
+
+    /// <summary>A folder entry's d_type as a kind; null for DT_UNKNOWN (or a type not known here).</summary>
+    private static UnixFileKind? KindOf(byte type) => type switch
+    {
+        1 => UnixFileKind.Fifo,
+        2 => UnixFileKind.CharacterDevice,
+        4 => UnixFileKind.Directory,
+        6 => UnixFileKind.BlockDevice,
+        8 => UnixFileKind.Regular,
+        10 => UnixFileKind.SymbolicLink,
+        12 => UnixFileKind.Socket,
+        _ => null,
+    };
 
     /// <summary>The bytes of directory entries one getdents64 call may return.</summary>
     private const int DirentBuffer = 32 * 1024;
@@ -162,6 +185,43 @@ internal static unsafe partial class NoFollow
             }
         }
     }
+
+    /// <summary>
+    /// Removes one entry of an open folder, whatever it is: a folder with all it holds
+    /// (<see cref="EmptyFolder(SafeDirectory, string)"/>, opened without following a link), anything
+    /// else (a link itself) unlinked. Nothing when it is not there. For a name the caller knows it
+    /// put there: the folder's other names are not read.
+    /// </summary>
+    public static void RemoveEntry(SafeDirectory parent, byte[] name, string shownAs)
+    {
+        var fd = OpenAt(parent.Fd, name, ORdOnly | ODirectory | ONoFollow | ONonBlock | OCloExec);
+        if (fd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is ENOTDIR or ELOOP)
+            {
+                Remove(parent, name, folder: false, shownAs);
+                return;
+            }
+
+            if (errno != ENOENT)
+            {
+                throw Error("cannot open folder", shownAs, errno);
+            }
+
+            return;
+        }
+
+        using (var child = new SafeDirectory(fd))
+        {
+            EmptyFolder(child, shownAs);
+        }
+
+        Remove(parent, name, folder: true, shownAs);
+    }
+
+    private const int ENOTDIR = 20;
+    private const int ELOOP = 40;
 
     /// <summary>How many folders deep <see cref="EmptyFolder"/> holds open at once.</summary>
     internal const int EmptyDepth = 64;
@@ -195,47 +255,53 @@ internal static unsafe partial class NoFollow
         EmptyFolder(root, path);
     }
 
-    /// <summary>Empties an open folder (<see cref="EmptyFolder(string)"/>), named <paramref name="path"/> in messages.</summary>
+    /// <summary>
+    /// Empties an open folder (<see cref="EmptyFolder(string)"/>), named <paramref name="path"/> in
+    /// messages. Each name's kind is its folder entry's (d_type), looked at with a statx only where
+    /// the file system does not say: a name taken for a file and unlinked that is a folder fails
+    /// (EISDIR), and one taken for a folder is opened with O_DIRECTORY and O_NOFOLLOW, which
+    /// refuses anything else, so a wrong kind stops the walk with an error and removes nothing else.
+    /// </summary>
     public static void EmptyFolder(SafeDirectory root, string path)
     {
-        var stack = new List<(SafeDirectory Folder, List<byte[]> Names, int Next, byte[]? Name)> { (root, ReadNames(root, path, NameBatch), 0, null) };
+        var stack = new List<Level> { Level.Read(root, path, null) };
         var moved = 0L;
         try
         {
             while (stack.Count > 0)
             {
-                var (folder, names, next, name) = stack[^1];
-                if (next == names.Count && names.Count > 0)
+                var level = stack[^1];
+                if (level.Next == level.Names.Count && level.Names.Count > 0)
                 {
                     // A batch is done, and every name in it gone (or moved up into the root): the
                     // folder's next names are what it still holds. A batch short of NameBatch was
                     // the whole folder, and nothing else writes in it: it is empty now, unless
                     // it is the root and folders were moved up into it.
-                    stack[^1] = (folder, names.Count < NameBatch && (stack.Count > 1 || moved == 0) ? [] : ReadNames(folder, path, NameBatch), 0, name);
+                    stack[^1] = level.Names.Count < NameBatch && (stack.Count > 1 || moved == 0) ? level.Done() : Level.Read(level.Folder, path, level.Name);
                     continue;
                 }
 
-                if (next == names.Count)
+                if (level.Next == level.Names.Count)
                 {
                     // Emptied: closed, then removed from its parent (the root itself is kept).
                     stack.RemoveAt(stack.Count - 1);
-                    if (name is not null)
+                    if (level.Name is not null)
                     {
-                        folder.Dispose();
-                        Remove(stack[^1].Folder, name, folder: true, path);
+                        level.Folder.Dispose();
+                        Remove(stack[^1].Folder, level.Name, folder: true, path);
                     }
 
                     continue;
                 }
 
-                stack[^1] = (folder, names, next + 1, name);
-                var raw = names[next];
-                var entry = Stat(folder, raw, path);
-                if (entry is not { Kind: UnixFileKind.Directory })
+                var raw = level.Names[level.Next];
+                var kind = level.Kinds[level.Next] ?? Stat(level.Folder, raw, path)?.Kind;
+                stack[^1] = level with { Next = level.Next + 1 };
+                if (kind != UnixFileKind.Directory)
                 {
-                    if (entry is not null)
+                    if (kind is not null)
                     {
-                        Remove(folder, raw, folder: false, path);
+                        Remove(level.Folder, raw, folder: false, path);
                     }
 
                     continue;
@@ -243,13 +309,13 @@ internal static unsafe partial class NoFollow
 
                 if (stack.Count < EmptyDepth)
                 {
-                    var child = OpenDirectory(folder, raw, path);
-                    stack.Add((child, ReadNames(child, path, NameBatch), 0, raw));
+                    var child = OpenDirectory(level.Folder, raw, path);
+                    stack.Add(Level.Read(child, path, raw));
                     continue;
                 }
 
                 // Too deep to open another: moved up into the root, and emptied from there when the root's names are read again.
-                MoveUp(folder, raw, root, ref moved, path);
+                MoveUp(level.Folder, raw, root, ref moved, path);
             }
         }
         finally
@@ -259,6 +325,18 @@ internal static unsafe partial class NoFollow
                 stack[i].Folder.Dispose();
             }
         }
+    }
+
+    /// <summary>One open folder of <see cref="EmptyFolder(SafeDirectory, string)"/>'s walk: a batch of its names, their kinds, the next to take, and its name in its parent (null for the root).</summary>
+    private readonly record struct Level(SafeDirectory Folder, List<byte[]> Names, List<UnixFileKind?> Kinds, int Next, byte[]? Name)
+    {
+        public static Level Read(SafeDirectory folder, string path, byte[]? name)
+        {
+            var kinds = new List<UnixFileKind?>();
+            return new(folder, ReadNames(folder, path, NameBatch, kinds), kinds, 0, name);
+        }
+
+        public Level Done() => this with { Names = [], Kinds = [], Next = 0 };
     }
 
     /// <summary>Moves a folder into <paramref name="root"/> under a name not taken there.</summary>
@@ -316,6 +394,25 @@ internal static unsafe partial class NoFollow
                         throw Error("cannot move", Path.Combine(from, System.Text.Encoding.UTF8.GetString(name)) + " to " + to);
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Moves one entry, named <paramref name="name"/> in <paramref name="from"/>, into an open
+    /// folder under the same name (renameat2, never replacing a name there): the entry itself,
+    /// whatever it is, not followed. <paramref name="from"/> is walked by its path: only for a
+    /// folder the engine alone writes in and whose names it knows (a task's scratch in/), which
+    /// spares the listing <see cref="MoveEntries(SafeDirectory, string, SafeDirectory, string)"/> reads.
+    /// </summary>
+    public static void MoveEntry(string from, string name, SafeDirectory target, string to)
+    {
+        fixed (byte* source = Terminated(System.Text.Encoding.UTF8.GetBytes(Path.Combine(from, name))))
+        fixed (byte* n = Terminated(System.Text.Encoding.UTF8.GetBytes(name)))
+        {
+            if (RenameAt2(AtFdCwd, source, target.Fd, n, RenameNoReplace) != 0)
+            {
+                throw Error("cannot move", Path.Combine(from, name) + " to " + to);
             }
         }
     }

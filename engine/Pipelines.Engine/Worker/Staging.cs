@@ -24,6 +24,14 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     {
         var input = stores.Open(workflow.Input.Uri);
         var refs = new FileRef[task.Inputs.Count];
+
+        // The inputs' folders are made first, once each (parents first), in the new in/: a
+        // download that had to find its folder missing would cost a failed link every folder.
+        foreach (var folder in task.Inputs.Select(i => Path.GetDirectoryName(i.Key)).Where(f => !string.IsNullOrEmpty(f)).Distinct(StringComparer.Ordinal))
+        {
+            Directory.CreateDirectory(Path.Combine(inDir, folder!));
+        }
+
         await EachAsync(
             task.Inputs.Count,
             async (i, token) =>
@@ -51,7 +59,7 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
     /// (if any) starts once <paramref name="stepLog"/> has every note of the scan, and runs beside
     /// the uploads: the step log's own upload, one round trip less per task against S3.
     /// </summary>
-    public async Task<List<FileRef>> StageOutAsync(TaskRecord task, ExpandedStep step, NoFollow.SafeDirectory outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
+    public async Task<StagedOut> StageOutAsync(TaskRecord task, ExpandedStep step, NoFollow.SafeDirectory outDir, OutputLimits limits, StorageLocation runOutput, StringBuilder stepLog, Func<CancellationToken, Task>? alongside, CancellationToken ct)
     {
         var globs = step.Outputs.Select(Glob.Parse).ToList();
         var scan = OutputFolder.Collect(outDir, rel => globs.Any(g => g.IsMatch(rel)), limits);
@@ -60,6 +68,11 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
             stepLog.Append("=== pipelines: warning: ").Append(warning).Append(" ===\n");
         }
 
+        // The task's folder and the step's are new on a first delivery: made before the log and
+        // the outputs are written, each write does not find its folder missing first.
+        var stepFolder = runOutput.Key(RunLayout.TaskOutput(task.TaskId, step.Name, ""));
+        var taskFolder = stepFolder[..(stepFolder.LastIndexOf('/', stepFolder.Length - 2) + 1)];
+        runOutput.Store.NewFolders(scan.Kept.Count == 0 ? [taskFolder] : [taskFolder, stepFolder]);
         var refs = new FileRef[scan.Kept.Count];
         var beside = alongside?.Invoke(ct) ?? Task.CompletedTask;
         var uploads = EachAsync(
@@ -79,10 +92,17 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
             },
             ct);
         await Task.WhenAll(uploads, beside).ConfigureAwait(false);
-        return refs.ToList();
+        return new StagedOut(refs.ToList(), scan.Flat ? scan.Kept.Select(k => k.Path).ToList() : null);
     }
 
     /// <summary>The transfers of one task, <see cref="WorkerOptions.TransferConcurrency"/> at a time.</summary>
     private Task EachAsync(int count, Func<int, CancellationToken, ValueTask> transfer, CancellationToken ct) =>
         Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = options.TransferConcurrency, CancellationToken = ct }, transfer);
 }
+
+/// <summary>
+/// A step's kept outputs as stored, and their names in /out when it held nothing else
+/// (<see cref="OutputScan.Flat"/>): a warm request's /out is then emptied by those names, unread
+/// (<see cref="WarmRequest.Done"/>).
+/// </summary>
+internal sealed record StagedOut(List<FileRef> Refs, IReadOnlyList<string>? Names);

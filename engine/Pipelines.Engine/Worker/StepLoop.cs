@@ -120,6 +120,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                 splittable = result is { TimedOut: false, OomKilled: false } && stop is null;
 
                 List<FileRef> outputs = [];
+                IReadOnlyList<string>? outNames = null;
                 if (error is null)
                 {
                     try
@@ -132,12 +133,12 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                             var put = (CancellationToken token) => PutLogAsync(task, step, runOutput, stepLog, token);
                             if (request?.Out is { } held)
                             {
-                                outputs = await staging.StageOutAsync(task, step, held, limits, runOutput, stepLog, put, ct).ConfigureAwait(false);
+                                (outputs, outNames) = await staging.StageOutAsync(task, step, held, limits, runOutput, stepLog, put, ct).ConfigureAwait(false);
                             }
                             else
                             {
                                 using var folder = NoFollow.OpenDirectory(outDir!);
-                                outputs = await staging.StageOutAsync(task, step, folder, limits, runOutput, stepLog, put, ct).ConfigureAwait(false);
+                                outputs = (await staging.StageOutAsync(task, step, folder, limits, runOutput, stepLog, put, ct).ConfigureAwait(false)).Refs;
                             }
                         }
 
@@ -147,7 +148,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
                             // The last step's inputs are not needed again, and its /out is taken:
                             // both are left for the lease to empty. A later step sees this one's
                             // outputs at /steps/NAME: they go to a folder of this attempt's.
-                            request.Done(keepInputs: !last, outDir: last ? null : scratch.NewOut(step.Name, attempt));
+                            request.Done(keepInputs: !last, outDir: last ? null : scratch.NewOut(step.Name, attempt), outNames);
                         }
 
                         if ((request is null ? outDir : request.KeptOut) is { } keptDir)

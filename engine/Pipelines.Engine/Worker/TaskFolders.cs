@@ -32,8 +32,12 @@ internal sealed class TaskFolders(WorkerOptions options) : IDisposable
     /// <summary>A folder that holds only its owner marker and an empty in/.</summary>
     public string Take() => _pool.Take();
 
-    /// <summary>Resets a folder for the next task, or removes it; null, or why it could not be removed.</summary>
-    public string? Return(string folder) => _pool.Return(folder);
+    /// <summary>
+    /// Resets a folder for the next task, or removes it; null, or why it could not be removed. A
+    /// folder its task left as it was taken (<paramref name="asTaken"/>: <see cref="Scratch.AsTaken"/>)
+    /// is kept without the reset.
+    /// </summary>
+    public string? Return(string folder, bool asTaken = false) => _pool.Return(folder, asTaken);
 
     public void Dispose() => _pool.Dispose();
 
@@ -63,20 +67,40 @@ internal sealed class TaskFolders(WorkerOptions options) : IDisposable
 
         // A batch of names at a time: what is removed leaves, so the next read gives what is left.
         // A batch short of the most read at once was the whole folder (nothing else writes in it
-        // now): what it held besides the others says whether the marker and in/ are there.
+        // now): what it held besides the others says whether the marker and in/ are there. Each
+        // name's kind is its folder entry's (d_type), looked at only where the file system does
+        // not say (NoFollow.ReadNames).
+        UnixFileKind? owner = null, inKind = null;
         while (true)
         {
-            var names = NoFollow.ReadNames(root, folder, NoFollow.NameBatch + 2);
-            var others = names.Where(n => !n.AsSpan().SequenceEqual(OwnerBytes) && !n.AsSpan().SequenceEqual(InBytes)).ToList();
+            var kinds = new List<UnixFileKind?>();
+            var names = NoFollow.ReadNames(root, folder, NoFollow.NameBatch + 2, kinds);
+            var others = new List<(byte[] Name, UnixFileKind? Kind)>();
+            for (var i = 0; i < names.Count; i++)
+            {
+                if (names[i].AsSpan().SequenceEqual(OwnerBytes))
+                {
+                    owner = kinds[i] ?? NoFollow.Stat(root, OwnerBytes, folder)?.Kind;
+                }
+                else if (names[i].AsSpan().SequenceEqual(InBytes))
+                {
+                    inKind = kinds[i] ?? NoFollow.Stat(root, InBytes, folder)?.Kind;
+                }
+                else
+                {
+                    others.Add((names[i], kinds[i]));
+                }
+            }
+
             var whole = names.Count < NoFollow.NameBatch + 2;
             if (whole && names.Count - others.Count != 2)
             {
                 return false;
             }
 
-            foreach (var name in others)
+            foreach (var (name, kind) in others)
             {
-                if (NoFollow.Stat(root, name, folder) is not { Kind: UnixFileKind.Directory })
+                if ((kind ?? NoFollow.Stat(root, name, folder)?.Kind) is not UnixFileKind.Directory)
                 {
                     NoFollow.Remove(root, name, folder: false, folder);
                     continue;
@@ -105,8 +129,8 @@ internal sealed class TaskFolders(WorkerOptions options) : IDisposable
             }
         }
 
-        if (NoFollow.Stat(root, OwnerBytes, folder) is not { Kind: UnixFileKind.Regular }
-            || NoFollow.Stat(root, InBytes, folder) is not { Kind: UnixFileKind.Directory })
+        // Opening in/ below (O_DIRECTORY, O_NOFOLLOW) checks its kind again.
+        if (owner is not UnixFileKind.Regular || inKind is not UnixFileKind.Directory)
         {
             return false;
         }

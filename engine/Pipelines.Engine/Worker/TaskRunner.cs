@@ -381,7 +381,9 @@ internal sealed partial class TaskRunner : ITaskHandler
                 List<FileRef> inputs;
                 using (EngineTracing.Start(EngineTracing.StageIn))
                 {
-                    inputs = await _staging.StageInAsync(workflow, task, scratch.In, ct).ConfigureAwait(false);
+                    // What in/ holds is known once the stage-in has finished: the inputs' keys.
+                    inputs = await _staging.StageInAsync(workflow, task, scratch.BeginStaging(), ct).ConfigureAwait(false);
+                    scratch.Staged(task.Inputs.Select(i => i.Key));
                 }
 
                 var stagedIn = clock.Elapsed;

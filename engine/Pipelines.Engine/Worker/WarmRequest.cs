@@ -24,6 +24,9 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
     /// <summary>Whether the task's files are back where they were (or were never moved).</summary>
     private bool _back = true;
 
+    /// <summary>The names the inputs were moved into the container's in/ by (<see cref="Scratch.InNames"/>); null when they were moved by a listing.</summary>
+    private IReadOnlyCollection<string>? _inNames;
+
     /// <summary>What the request left in the container's /out, open, while the request is held and nothing was moved back; else null.</summary>
     public NoFollow.SafeDirectory? Out => !_back && _end?.Lease is { } lease ? lease.OutFolder : null;
 
@@ -35,10 +38,22 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
     {
         _lease = lease;
         _back = false;
-        using (var staged = NoFollow.OpenDirectory(scratch.In))
+        _inNames = scratch.InNames;
+        if (_inNames is { } names)
         {
+            // The engine knows what it put in the scratch folder's in/: moved by name, unread.
+            foreach (var name in names)
+            {
+                NoFollow.MoveEntry(scratch.In, name, lease.InFolder, lease.InDir);
+            }
+        }
+        else
+        {
+            using var staged = NoFollow.OpenDirectory(scratch.In);
             NoFollow.MoveEntries(staged, scratch.In, lease.InFolder, lease.InDir);
         }
+
+        scratch.InNames = [];
 
         foreach (var (name, dir) in kept)
         {
@@ -53,9 +68,12 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
     /// The attempt succeeded and its outputs are staged out: the earlier steps' outputs go back;
     /// the inputs go back only when <paramref name="keepInputs"/> (a later step reads them); what
     /// the request left in /out is moved into <paramref name="outDir"/> when one is given (a later
-    /// step reads it at /steps/NAME). Whatever is left is the lease's to empty.
+    /// step reads it at /steps/NAME). Whatever is left is the lease's to empty. When /out is not
+    /// moved and held nothing but the kept files (<paramref name="outNames"/>, from the stage-out's
+    /// walk: <see cref="StagedOut.Names"/>), they are removed by name here and the lease is told
+    /// /out is empty, so it is not read a second time (<see cref="WarmLease.OutEmptied"/>).
     /// </summary>
-    public void Done(bool keepInputs, string? outDir)
+    public void Done(bool keepInputs, string? outDir, IReadOnlyList<string>? outNames = null)
     {
         if (_back || _lease is null)
         {
@@ -63,11 +81,46 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
         }
 
         MoveBack(inputs: keepInputs);
+        if (!keepInputs && _inNames is { } inNames)
+        {
+            try
+            {
+                // /in holds what the engine moved in, and nothing else (the container cannot write
+                // in it): removed by those names, it is empty, and the lease does not read it.
+                foreach (var name in inNames)
+                {
+                    NoFollow.RemoveEntry(_lease.InFolder, System.Text.Encoding.UTF8.GetBytes(name), Path.Combine(_lease.InDir, name));
+                }
+
+                _lease.InEmptied();
+            }
+            catch (PipelinesException)
+            {
+                // Not told: the lease empties /in as always, and retires the container if it cannot.
+            }
+        }
+
         if (outDir is not null)
         {
             using var folder = NoFollow.OpenDirectory(outDir);
             NoFollow.MoveEntries(_lease.OutFolder, _lease.OutDir, folder, outDir);
             KeptOut = outDir;
+        }
+        else if (outNames is not null)
+        {
+            try
+            {
+                foreach (var name in outNames)
+                {
+                    NoFollow.Remove(_lease.OutFolder, System.Text.Encoding.UTF8.GetBytes(name), folder: false, Path.Combine(_lease.OutDir, name));
+                }
+
+                _lease.OutEmptied();
+            }
+            catch (PipelinesException)
+            {
+                // Not told: the lease empties /out as always, and retires the container if it cannot.
+            }
         }
     }
 
@@ -84,6 +137,8 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
         _back = true;
         if (inputs)
         {
+            // What is back in in/ is read again when the folder is given back (Scratch.InNames).
+            scratch.InNames = null;
             using var staged = NoFollow.OpenDirectory(scratch.In);
             NoFollow.MoveEntries(_lease.InFolder, _lease.InDir, staged, scratch.In);
         }

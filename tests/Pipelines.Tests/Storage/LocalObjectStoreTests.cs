@@ -36,6 +36,28 @@ public sealed class LocalObjectStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task New_folders_are_made_parents_first_one_there_already_is_fine_and_one_that_cannot_be_is_left_to_the_write_to_say()
+    {
+        var store = new LocalObjectStore(_temp.Path);
+        IObjectStore asStore = store;
+
+        asStore.NewFolders(["tasks/t1/", "tasks/t1/stats/"]);
+        Assert.True(Directory.Exists(_temp.Combine("tasks/t1/stats")));
+
+        // A delivery again finds them there.
+        asStore.NewFolders(["tasks/t1/", "tasks/t1/stats/"]);
+        await store.PutAsync("tasks/t1/stats.log", "log"u8.ToArray(), "text/plain", CancellationToken.None);
+        Assert.Equal("log", await File.ReadAllTextAsync(_temp.Combine("tasks/t1/stats.log")));
+
+        // A file where a folder should be: nothing is made, and the write says what stops it.
+        _temp.Write("tasks/t2", "not a folder");
+        asStore.NewFolders(["tasks/t2/", "tasks/t2/stats/"]);
+        var e = await Assert.ThrowsAsync<PipelinesException>(() => store.PutAsync("tasks/t2/stats.log", "log"u8.ToArray(), "text/plain", CancellationToken.None));
+        Assert.Contains("tasks/t2", e.Message, StringComparison.Ordinal);
+        Assert.Equal("not a folder", await File.ReadAllTextAsync(_temp.Combine("tasks/t2")));
+    }
+
+    [Fact]
     public async Task List_walks_folders_in_the_same_ordinal_order_as_sorting_the_full_keys()
     {
         string[] keys = ["ab", "a/b.txt", "a.txt", "a-b/c", "a/a/z", "a/B", "b/x/y/z.fastq", "a0"];

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Pipelines.Containers;
 using Pipelines.Model;
+using Pipelines.Storage;
 using Pipelines.Tests.Support;
 using Pipelines.Worker;
 using ContainerSpec = Pipelines.Containers.ContainerSpec;
@@ -38,7 +39,7 @@ public sealed class TaskFoldersTests : IDisposable
 
         var scratch = Scratch.Take(folders, NullLogger.Instance);
         var path = scratch.Path;
-        await File.WriteAllTextAsync(Path.Combine(scratch.In, "a.fastq"), "@r\nACGT\n+\nIIII\n");
+        await File.WriteAllTextAsync(Path.Combine(scratch.BeginStaging(), "a.fastq"), "@r\nACGT\n+\nIIII\n");
         var outDir = scratch.NewOut("stats", 1);
         var result = await RunAsync(scratch.In, outDir, string.Join("; ", [
             "busybox ln -s /in/a.fastq /out/in-link",
@@ -63,6 +64,49 @@ public sealed class TaskFoldersTests : IDisposable
     }
 
     [Fact]
+    public async Task A_folder_its_task_left_as_taken_goes_back_unread_and_one_whose_inputs_came_back_is_read_and_emptied()
+    {
+        using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
+
+        // Staged, then all moved out by name (as a warm request does): in/ is known to be empty.
+        var scratch = Scratch.Take(folders, NullLogger.Instance);
+        var path = scratch.Path;
+        Assert.True(scratch.AsTaken);
+        var input = scratch.BeginStaging();
+        Assert.False(scratch.AsTaken);
+        Directory.CreateDirectory(Path.Combine(input, "part"));
+        await File.WriteAllTextAsync(Path.Combine(input, "part", "a.fastq"), "@r\nACGT\n+\nIIII\n");
+        scratch.Staged(["part/a.fastq"]);
+        Assert.Equal(["part"], scratch.InNames!);
+        var elsewhere = _temp.Combine("elsewhere");
+        Directory.CreateDirectory(elsewhere);
+        using (var target = NoFollow.OpenDirectory(elsewhere))
+        {
+            NoFollow.MoveEntry(scratch.In, "part", target, elsewhere);
+        }
+
+        scratch.InNames = [];
+        Assert.True(scratch.AsTaken);
+        scratch.Dispose();
+        Assert.Equal(1, folders.Idle);
+
+        // Inputs moved back (what is there is not known), or a folder made for an attempt: read and emptied.
+        scratch = Scratch.Take(folders, NullLogger.Instance);
+        Assert.Equal(path, scratch.Path);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(scratch.In));
+        scratch.InNames = null;
+        Directory.Move(Path.Combine(elsewhere, "part"), Path.Combine(scratch.In, "part"));
+        scratch.Dispose();
+        scratch = Scratch.Take(folders, NullLogger.Instance);
+        Assert.Equal(path, scratch.Path);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(scratch.In));
+        scratch.NewOut("stats", 1);
+        Assert.False(scratch.AsTaken);
+        scratch.Dispose();
+        Assert.Equal([ProcessOwner.MarkerFile, "in"], Directory.EnumerateFileSystemEntries(path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void A_folder_not_as_it_was_made_is_removed_without_following_its_links_and_not_given_out_again()
     {
         using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
@@ -72,8 +116,12 @@ public sealed class TaskFoldersTests : IDisposable
 
         var scratch = Scratch.Take(folders, NullLogger.Instance);
         var path = scratch.Path;
-        Directory.Delete(scratch.In);
-        Directory.CreateSymbolicLink(scratch.In, victim);
+
+        // Whatever writes in/ says first that what is there is no longer known (the stage-in does),
+        // so the folder is read when it is given back rather than taken as it was made.
+        var input = scratch.BeginStaging();
+        Directory.Delete(input);
+        Directory.CreateSymbolicLink(input, victim);
         scratch.Dispose();
         using var next = Scratch.Take(folders, NullLogger.Instance);
 

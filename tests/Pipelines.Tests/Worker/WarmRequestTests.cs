@@ -37,8 +37,11 @@ public sealed class WarmRequestTests : IAsyncLifetime
         var spec = await _context.ForkSpecAsync();
         using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
         using var scratch = Scratch.Take(folders, NullLogger.Instance);
-        Directory.CreateDirectory(Path.Combine(scratch.In, "part"));
+        Directory.CreateDirectory(Path.Combine(scratch.BeginStaging(), "part"));
         await File.WriteAllTextAsync(Path.Combine(scratch.In, "part", "a.txt"), "input\n");
+
+        // The first request moves the inputs by the names staged; once they came back, by a listing.
+        scratch.Staged(["part/a.txt"]);
         var earlier = Path.Combine(scratch.Path, "out-first-1");
         Directory.CreateDirectory(earlier);
         await File.WriteAllTextAsync(Path.Combine(earlier, "kept.txt"), "kept\n");
@@ -85,9 +88,13 @@ public sealed class WarmRequestTests : IAsyncLifetime
                 Assert.Equal("input\nkept\n", System.Text.Encoding.UTF8.GetString(bytes, 0, RandomAccess.Read(file, bytes, 0)));
             }
 
-            request.Done(keepInputs: false, outDir: null);
+            // /out held the kept file alone: it is removed by name, and the lease does not read /out again.
+            var scan = OutputFolder.Collect(held, _ => true, Limits);
+            Assert.True(scan.Flat);
+            request.Done(keepInputs: false, outDir: null, scan.Kept.Select(k => k.Path).ToList());
             Assert.Null(request.KeptOut);
             Assert.Null(request.Out);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(lease.OutDir));
         }
 
         Assert.Empty(Directory.EnumerateFileSystemEntries(scratch.In));
@@ -101,6 +108,40 @@ public sealed class WarmRequestTests : IAsyncLifetime
         Assert.Contains("in=0 out=0 steps=0", look.Log, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_request_that_left_a_fifo_a_link_and_a_folder_beside_its_output_leaves_nothing_to_the_next()
+    {
+        var pool = _context.Pool();
+        var spec = await _context.ForkSpecAsync();
+        using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
+        using var scratch = Scratch.Take(folders, NullLogger.Instance);
+        Directory.CreateDirectory(Path.Combine(scratch.BeginStaging(), "part"));
+        await File.WriteAllTextAsync(Path.Combine(scratch.In, "part", "a.txt"), "input\n");
+        scratch.Staged(["part/a.txt"]);
+
+        string containerId;
+        await using (var request = new WarmRequest(scratch, []))
+        {
+            var (result, lease) = await RunAsync(pool, spec, request, "cat /in/part/a.txt > /out/r.txt; mkfifo /out/fifo; ln -s /in/part/a.txt /out/link; mkdir -p /out/d/e; echo x > /out/d/e/f; chmod 500 /out/d");
+            containerId = lease.ContainerId;
+            Assert.True(result.Succeeded, result.Log);
+
+            // The walk removes what is not kept but a folder: /out is not flat, and the lease reads and empties it.
+            var scan = OutputFolder.Collect(request.Out!, rel => rel == "r.txt", Limits);
+            Assert.False(scan.Flat);
+            Assert.Equal(["r.txt"], scan.Kept.Select(k => k.Path));
+            request.Done(keepInputs: false, outDir: null, scan.Flat ? scan.Kept.Select(k => k.Path).ToList() : null);
+        }
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(scratch.In));
+        await using var next = await pool.AcquireAsync(spec, CancellationToken.None);
+        Assert.Equal(containerId, next.ContainerId);
+        var look = await next.RunAsync(["sh", "-c", "echo in=$(ls -A /in | wc -l) out=$(ls -A /out | wc -l)"], NoEnv, Minute, CancellationToken.None);
+        Assert.Contains("in=0 out=0", look.Log, StringComparison.Ordinal);
+    }
+
+    private static Pipelines.Containers.OutputLimits Limits => WarmTestContext.Worker.LimitsFor(new Pipelines.Model.Resources(1, 256L * 1024 * 1024, Minute, 128), "step", "test");
+
     /// <summary>One request as StepLoop makes it: the files moved in, the command run, the end held by the request.</summary>
     private static async Task<(ContainerResult Result, WarmLease Lease)> RunAsync(DockerWarmPool pool, WarmSpec spec, WarmRequest request, string script)
     {
@@ -112,5 +153,5 @@ public sealed class WarmRequestTests : IAsyncLifetime
     }
 
     private static List<string> Kept(WarmRequest request) =>
-        OutputFolder.Collect(request.Out!, _ => true, WarmTestContext.Worker.LimitsFor(new Pipelines.Model.Resources(1, 256L * 1024 * 1024, Minute, 128), "step", "test")).Kept.Select(k => k.Path).ToList();
+        OutputFolder.Collect(request.Out!, _ => true, Limits).Kept.Select(k => k.Path).ToList();
 }

@@ -196,7 +196,14 @@ public sealed partial class DockerWarmPool : IWarmPool
     }
 
     /// <inheritdoc />
-    public bool CanFork => File.Exists(_options.WarmHelper);
+    /// <remarks>
+    /// Looked at until the helper is found, then taken as there: the question is asked twice a task,
+    /// and each look was an lstat (docs/benchmarks.md, "The kernel work of a one-file task"). A
+    /// helper removed later is said when a container would start with it (<see cref="AcquireAsync"/>).
+    /// </remarks>
+    public bool CanFork => _helperFound || (_helperFound = File.Exists(_options.WarmHelper));
+
+    private volatile bool _helperFound;
 
     public IReadOnlyList<WarmPoolStats> Stats()
     {

@@ -156,6 +156,24 @@ public abstract class WarmLease : IAsyncDisposable
     internal abstract Storage.NoFollow.SafeDirectory InFolder { get; }
 
     /// <summary>
+    /// Says that the request's /out is empty now (its processes are gone, and the engine removed
+    /// by name all the stage-out's walk found there), so that the lease's end resets the folder
+    /// without reading it again. Nothing is written in it after this, by the request or the engine.
+    /// </summary>
+    internal virtual void OutEmptied()
+    {
+    }
+
+    /// <summary>
+    /// Says that the request's /in is empty now: the engine removed by name all it put there (the
+    /// container cannot write in it: a read-only bind of a folder of root's), so that the lease's
+    /// end does not read it again. Nothing is put in it after this.
+    /// </summary>
+    internal virtual void InEmptied()
+    {
+    }
+
+    /// <summary>
     /// Host folder seen at /run/pipelines (writable inside: the sockets), which the engine
     /// watches against the request's quotas as it watches /out; null when there is none.
     /// </summary>

@@ -51,6 +51,16 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
         }
     }
 
+    /// <summary>Whether /out is known to be empty (<see cref="OutEmptied"/>): not read again when the lease ends.</summary>
+    private bool _outEmpty;
+
+    internal override void OutEmptied() => _outEmpty = true;
+
+    /// <summary>Whether /in is known to be empty (<see cref="InEmptied"/>): not read again when the lease ends.</summary>
+    private bool _inEmpty;
+
+    internal override void InEmptied() => _inEmpty = true;
+
     public override void WriteInput(string name, ReadOnlySpan<byte> content)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
@@ -197,8 +207,16 @@ internal sealed class PoolLease(DockerWarmPool pool, DockerWarmPool.OwnerPool ow
             {
                 // /tmp is the helper's to empty; the bound folders are the engine's, as root, through
                 // the descriptors the container holds open from its start (no path walked per request).
-                NoFollow.EmptyFolder(container.In!, container.InDir);
-                NoFollow.EmptyFolder(container.Out!, container.OutDir);
+                if (!_inEmpty)
+                {
+                    NoFollow.EmptyFolder(container.In!, container.InDir);
+                }
+
+                if (!_outEmpty)
+                {
+                    NoFollow.EmptyFolder(container.Out!, container.OutDir);
+                }
+
                 if (_stepsGiven)
                 {
                     NoFollow.EmptyFolder(container.Steps!, container.StepsDir);
