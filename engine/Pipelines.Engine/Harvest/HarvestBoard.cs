@@ -77,7 +77,7 @@ public sealed partial class HarvestBoard(IWorkerBoard board, Harvester harvester
             var draining = harvester.Draining;
             while (!next.IsCompleted && harvester.Draining == draining && (harvester.Offer().Slots == _posted || time.GetUtcNow() - _postedAt < OfferGap))
             {
-                var changed = harvester.Changed;
+                var changed = harvester.OfferChanged;
                 await Task.WhenAny(next, draining ? next : harvester.Drained, changed).ConfigureAwait(false);
             }
 

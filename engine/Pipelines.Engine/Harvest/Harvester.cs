@@ -38,6 +38,7 @@ public sealed partial class Harvester : BackgroundService
     // being stopped could be frozen before it stops (and a request would never answer).
     private readonly HashSet<long> _vacating = [];
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource _offerChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private OwnerSample? _last;
     private DateTimeOffset? _quietSince;
@@ -198,14 +199,19 @@ public sealed partial class Harvester : BackgroundService
             : new WorkerOffer(allowed, null, null, _time.GetUtcNow());
     }
 
-    /// <summary>Completes at the next change: a sample, an admission, a slot given back, a drain.</summary>
-    public Task Changed
+    /// <summary>
+    /// Completes when the offer may have changed: at the next sample or a drain (<see cref="Offer"/>
+    /// reads nothing else). Not at an admission or a slot given back, which leave the offer as it
+    /// was: the board (HarvestBoard) waited on those too, and was woken on the thread pool at
+    /// every task's end to find its offer the same.
+    /// </summary>
+    public Task OfferChanged
     {
         get
         {
             lock (_lock)
             {
-                return _changed.Task;
+                return _offerChanged.Task;
             }
         }
     }
@@ -225,7 +231,7 @@ public sealed partial class Harvester : BackgroundService
 
         LogDrain(_log);
         _drained.TrySetResult();
-        Signal();
+        SignalOffer();
     }
 
     /// <summary>
@@ -396,7 +402,7 @@ public sealed partial class Harvester : BackgroundService
             }
         }
 
-        Signal();
+        SignalOffer();
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -544,6 +550,20 @@ public sealed partial class Harvester : BackgroundService
         }
 
         old.TrySetResult();
+    }
+
+    /// <summary>A change of the offer (a sample, a drain): also a change for who waits for room.</summary>
+    private void SignalOffer()
+    {
+        TaskCompletionSource old;
+        lock (_lock)
+        {
+            old = _offerChanged;
+            _offerChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        old.TrySetResult();
+        Signal();
     }
 
     private void Release()

@@ -40,19 +40,34 @@ internal sealed class HangfireTaskQueue(IBackgroundJobClient client, JobStorage 
     /// </summary>
     public async Task EnqueueJobsAsync(string runId, IReadOnlyList<int[]> jobs, CancellationToken cancellationToken)
     {
+        if (jobs is [var only])
+        {
+            // The usual release while tasks end one after another: one job, made on this thread.
+            // Through Parallel.ForEachAsync it was a work item of the thread pool, a second
+            // thread woken for it, and the dispatcher's continuation a third.
+            cancellationToken.ThrowIfCancellationRequested();
+            EnqueueJob(runId, only);
+            return;
+        }
+
         await Parallel.ForEachAsync(jobs, new ParallelOptions { MaxDegreeOfParallelism = 4, CancellationToken = cancellationToken }, (job, _) =>
         {
-            if (job is [var one])
-            {
-                Enqueue(RunOne, runId, one);
-            }
-            else
-            {
-                Enqueue(RunSeveral, runId, job);
-            }
-
+            EnqueueJob(runId, job);
             return ValueTask.CompletedTask;
         }).ConfigureAwait(false);
+    }
+
+    /// <summary>The job of one task, or of several.</summary>
+    private void EnqueueJob(string runId, int[] job)
+    {
+        if (job is [var one])
+        {
+            Enqueue(RunOne, runId, one);
+        }
+        else
+        {
+            Enqueue(RunSeveral, runId, job);
+        }
     }
 
     /// <summary>What <c>client.Enqueue&lt;TaskJob&gt;(j => j.METHOD(runId, tasks, CancellationToken.None))</c> makes.</summary>

@@ -11,7 +11,8 @@ namespace Pipelines.Telemetry;
 /// process's time line (its first start and last end, in seconds since the process started, and
 /// for spans met at least ten times the rate between the tenth and the ninetieth percentile of
 /// their ends: the steady state, without the ramp and the tail), under a line of the process's
-/// allocations, collections and JIT (counts that a loaded machine does not blur as it does
+/// allocations, collections, JIT, thread-pool work items (each a hop between threads, a wake-up
+/// on a saturated machine) and lock contentions (counts that a loaded machine does not blur as it does
 /// times). The table is written to standard
 /// error when the profile is disposed. Made to find where a task's milliseconds, and a run's
 /// fixed seconds, go (docs/benchmarks.md, "Where a per-file task's time goes", "Where the wall
@@ -49,7 +50,8 @@ public sealed class SpanProfile : IDisposable
         var sb = new StringBuilder()
             .Append(CultureInfo.InvariantCulture, $"profile ({_clock.Elapsed.TotalSeconds:0.00} s, {(DateTime.UtcNow - _processStart).TotalSeconds:0.00} s since the process started; ")
             .Append(CultureInfo.InvariantCulture, $"allocated {GC.GetTotalAllocatedBytes() / 1048576.0:0.0} MiB, collections {GC.CollectionCount(0)}/{GC.CollectionCount(1)}/{GC.CollectionCount(2)} (gen 0/1/2), GC pauses {GC.GetTotalPauseDuration().TotalMilliseconds:0} ms; ")
-            .Append(CultureInfo.InvariantCulture, $"JIT {System.Runtime.JitInfo.GetCompiledMethodCount()} methods in {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:0} ms)\n")
+            .Append(CultureInfo.InvariantCulture, $"JIT {System.Runtime.JitInfo.GetCompiledMethodCount()} methods in {System.Runtime.JitInfo.GetCompilationTime().TotalMilliseconds:0} ms; ")
+            .Append(CultureInfo.InvariantCulture, $"thread-pool work items {ThreadPool.CompletedWorkItemCount}, lock contentions {Monitor.LockContentionCount})\n")
             .Append("  span, count, total ms, mean ms, max ms, first start s, last end s, steady /s\n");
         foreach (var (name, t) in _spans.OrderByDescending(kv => kv.Value.TotalTicks))
         {

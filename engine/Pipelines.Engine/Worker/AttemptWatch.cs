@@ -32,8 +32,10 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         where T : class
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct, vacate.Token);
-        using var watching = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var watcher = plan.RunId is null ? Task.FromResult<string?>(null) : WatchForCancelAsync(plan.RunId, cancel, watching.Token);
+        using var watching = new LoopStop();
+        // The job's own cancellation (a shutdown) stops the watches too.
+        using var onCancel = ct.UnsafeRegister(static s => _ = ((LoopStop)s!).StopAsync(), watching);
+        var watcher = plan.RunId is null ? Task.FromResult<string?>(null) : WatchForCancelAsync(plan.RunId, cancel, watching);
         var quota = plan.Quota.Folders.Count == 0 ? Task.FromResult<string?>(null) : WatchQuotaAsync(plan, cancel, watching.Token);
         try
         {
@@ -43,7 +45,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         // container is being stopped: the attempt is recorded vacated, whatever else cancels.
         catch (OperationCanceledException e) when (cancel.IsCancellationRequested && (vacate.IsCancellationRequested || !ct.IsCancellationRequested))
         {
-            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
+            await watching.StopAsync().ConfigureAwait(false);
             var printed = (e as ContainerStoppedException)?.Log;
             if (vacate.IsCancellationRequested)
             {
@@ -57,29 +59,10 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         }
         finally
         {
-            await EndWatchesAsync(watching, plan).ConfigureAwait(false);
+            await watching.StopAsync().ConfigureAwait(false);
             await watcher.ConfigureAwait(false);
             await quota.ConfigureAwait(false);
         }
-    }
-
-    /// <summary>
-    /// Ends the watches' waits. Without a run to look at (a function request) the only thing
-    /// waiting on <paramref name="watching"/> is the quota watch's wait (<see cref="StopWait"/>):
-    /// it ends here, on this thread, and the watch only returns. With CancelAsync the watch ended
-    /// on the thread pool and the request waited for that hop before its answer, a second thread
-    /// woken per request (docs/benchmarks.md, "A fork request at concurrency 1"). A run's cancel
-    /// watch may be in a query, whose cancellation goes to the database: that stays off this thread.
-    /// </summary>
-    private static Task EndWatchesAsync(CancellationTokenSource watching, Plan plan)
-    {
-        if (plan.RunId is not null)
-        {
-            return watching.CancelAsync();
-        }
-
-        watching.Cancel();
-        return Task.CompletedTask;
     }
 
     private async Task<string?> WatchQuotaAsync(Plan plan, CancellationTokenSource cancel, CancellationToken watching)
@@ -118,8 +101,15 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
         }
     }
 
-    private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, CancellationToken watching)
+    /// <summary>
+    /// Looks at the run for a cancel every Worker:CancelPollInterval. The attempt's end stops the
+    /// watch (<see cref="LoopStop"/>): on the thread that ends the attempt while the watch waits, as
+    /// the quota watch's, with no hop to the thread pool (a second thread woken per task); on the
+    /// thread pool while it is in its query, whose cancellation may go to the database.
+    /// </summary>
+    private async Task<string?> WatchForCancelAsync(string runId, CancellationTokenSource cancel, LoopStop loop)
     {
+        var watching = loop.Token;
         try
         {
             while (true)
@@ -127,7 +117,7 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
                 // The attempt's end stops the watch: the wait ends without throwing (an exception
                 // per task was about 1% of the engine's CPU at 2,000 one-file tasks, docs/benchmarks.md).
                 await StopWait.DelayAsync(options.CancelPollInterval, time, watching).ConfigureAwait(false);
-                if (watching.IsCancellationRequested)
+                if (watching.IsCancellationRequested || !loop.TryCall())
                 {
                     return null;
                 }
@@ -146,6 +136,10 @@ internal sealed partial class AttemptWatch(IRunStore store, WorkerOptions option
                 {
                     // The run store is out of reach for a moment: the step goes on, and the next look may see it.
                     LogWatchFailed(log, runId, e.Message);
+                }
+                finally
+                {
+                    loop.EndCall();
                 }
             }
         }

@@ -18,13 +18,13 @@ internal sealed partial class TaskLease : IAsyncDisposable
     private readonly TimeProvider _time;
     private readonly ILogger _log;
     private readonly DateTimeOffset _claimedAt;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly LoopStop _stop = new();
     private readonly Task _renewing;
 
     private TaskLease(IRunStore store, string runId, int index, WorkerOptions options, TimeProvider time, ILogger log, DateTimeOffset claimedAt, int delivery)
     {
         (_store, _runId, _index, _options, _time, _log, _claimedAt, Delivery) = (store, runId, index, options, time, log, claimedAt, delivery);
-        _renewing = RenewAsync(_stop.Token);
+        _renewing = RenewAsync(_stop);
     }
 
     /// <summary>This delivery of the task, from 1 (the claim counts the ones before): its usage record's key.</summary>
@@ -70,7 +70,9 @@ internal sealed partial class TaskLease : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
+        // The renewal is almost always in its wait: it ends on this thread (LoopStop), with no
+        // hop to the thread pool and back at every task's end.
+        await _stop.StopAsync().ConfigureAwait(false);
         await _renewing.ConfigureAwait(false);
         _stop.Dispose();
         try
@@ -87,8 +89,9 @@ internal sealed partial class TaskLease : IAsyncDisposable
         }
     }
 
-    private async Task RenewAsync(CancellationToken stop)
+    private async Task RenewAsync(LoopStop loop)
     {
+        var stop = loop.Token;
         try
         {
             while (true)
@@ -96,7 +99,7 @@ internal sealed partial class TaskLease : IAsyncDisposable
                 // The attempt's end stops the renewal: the wait ends without throwing (an exception
                 // per task, docs/benchmarks.md "The managed CPU of a one-file task").
                 await Task.Delay(_options.LeaseRefreshInterval, _time, stop).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                if (stop.IsCancellationRequested)
+                if (stop.IsCancellationRequested || !loop.TryCall())
                 {
                     return;
                 }
@@ -115,6 +118,10 @@ internal sealed partial class TaskLease : IAsyncDisposable
                 {
                     // The run store is out of reach for a moment; the lease has room for missed renewals.
                     LogRenewFailed(_log, _runId, _index, e.Message);
+                }
+                finally
+                {
+                    loop.EndCall();
                 }
             }
         }
