@@ -174,11 +174,6 @@ public static class FunctionParser
             return $"'{output}' is outside /out; name a file the command leaves in /out, e.g. result.png";
         }
 
-        if (path.Split('/').Any(s => s is "" or "." or ".."))
-        {
-            return $"'{output}' is not a plain path under /out (no empty, '.' or '..' parts)";
-        }
-
         return Storage.KeyNames.Problem(path) is { } p ? $"'{output}' {p}" : null;
     }
 

@@ -31,6 +31,38 @@ internal static class KeyNames
             }
         }
 
+        // A task stages an input at in/KEY (and a function's output is read from /out/PATH): a
+        // leading '/', an empty segment or a '.' or '..' segment would name a path outside that
+        // folder, or another file than the key says. The one home of this rule, for a run's
+        // listing (local folders and S3 alike), a trigger's keys and a function's output.
+        if (key.Length == 0)
+        {
+            return "is empty";
+        }
+
+        var start = 0;
+        while (start <= key.Length)
+        {
+            var end = key.IndexOf('/', start);
+            var segment = key.AsSpan(start, (end < 0 ? key.Length : end) - start);
+            if (segment is "." or "..")
+            {
+                return "escapes the prefix (a '.' or '..' segment: not a plain path)";
+            }
+
+            if (segment.IsEmpty)
+            {
+                return "has an empty segment (a leading '/', '//' or a trailing '/': not a plain path)";
+            }
+
+            if (end < 0)
+            {
+                break;
+            }
+
+            start = end + 1;
+        }
+
         var bytes = Encoding.UTF8.GetByteCount(key);
         return bytes > MaxKeyBytes ? $"is {bytes} bytes long in UTF-8; S3 allows at most {MaxKeyBytes}" : null;
     }

@@ -16,31 +16,14 @@ internal static class TriggerKeys
             return "the key is the prefix itself";
         }
 
-        if (relativeKey.StartsWith('/'))
-        {
-            return "the key has an empty segment after the prefix ('//')";
-        }
-
         if (relativeKey.Contains('\0', StringComparison.Ordinal) || relativeKey.Contains('\\', StringComparison.Ordinal))
         {
             return "the key holds a NUL or backslash";
         }
 
-        foreach (var segment in relativeKey.Split('/'))
-        {
-            if (segment is ".." or ".")
-            {
-                return "the key escapes the prefix ('.' or '..' segment)";
-            }
-
-            if (segment.Length == 0)
-            {
-                return "the key has an empty segment ('//') or ends in '/'";
-            }
-        }
-
-        // The rule every run's listing applies (control characters, bad UTF-8, S3's length limit):
-        // such a key is recorded as rejected with the reason, never handed to a run.
+        // The rule every run's listing applies (no '.', '..' or empty segment, control characters,
+        // bad UTF-8, S3's length limit): such a key is recorded as rejected with the reason, never
+        // handed to a run.
         return Storage.KeyNames.Problem(relativeKey) is { } problem ? "the key " + problem : null;
     }
 

@@ -25,6 +25,17 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
         var input = stores.Open(workflow.Input.Uri);
         var refs = new FileRef[task.Inputs.Count];
 
+        // The listing admitted each key by the one rule (KeyNames); a task recorded by an older
+        // build or edited in the run store is held to it again before anything is written, as a
+        // key with a leading '/' or a '..' segment would name a path outside in/ (the engine is root).
+        foreach (var file in task.Inputs)
+        {
+            if (KeyNames.Problem(file.Key) is { } problem)
+            {
+                throw new PipelinesException($"input {KeyNames.Escape(file.Key)} {problem}: the task cannot stage it", retryHelps: false);
+            }
+        }
+
         // The inputs' folders are made first, once each (parents first), in the new in/: a
         // download that had to find its folder missing would cost a failed link every folder.
         foreach (var folder in task.Inputs.Select(i => Path.GetDirectoryName(i.Key)).Where(f => !string.IsNullOrEmpty(f)).Distinct(StringComparer.Ordinal))

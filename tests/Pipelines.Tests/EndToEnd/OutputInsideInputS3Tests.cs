@@ -68,4 +68,32 @@ public sealed class OutputInsideInputS3Tests : IAsyncLifetime
         Assert.Equal($@"error: input 'lane\n2/a.fastq' under s3://{_bucket}/reads/ holds a control character: rename it (names like this are refused, never skipped)", r.Stderr.TrimEnd());
         Assert.DoesNotContain("   at ", r.Stderr, StringComparison.Ordinal);
     }
+
+    /// <summary>
+    /// A key is staged at in/KEY by a root process: a key whose part after the prefix starts with
+    /// '/' (reads//x) or climbs with '..' would name a path outside in/, on the host. It is refused
+    /// at the listing, naming it, and nothing is written where it points.
+    /// </summary>
+    [Theory]
+    [InlineData("/tmp/pipelines-escape-{0}.fastq", "has an empty segment (a leading '/', '//' or a trailing '/': not a plain path)")]
+    [InlineData("lane1/../../../../../../../../../../../../tmp/pipelines-escape-{0}.fastq", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    public async Task A_key_that_would_stage_outside_in_is_refused_and_nothing_is_written_where_it_points(string shape, string problem)
+    {
+        var name = $"pipelines-escape-{Guid.NewGuid():N}.fastq";
+        var relative = string.Format(System.Globalization.CultureInfo.InvariantCulture, shape, name[("pipelines-escape-".Length)..^".fastq".Length]);
+        var input = _stores.Open($"s3://{_bucket}/reads/");
+        await input.Store.PutAsync(input.Key(relative), "@r\nACGT\n+\nIIII\n"u8.ToArray(), "text/plain", CancellationToken.None);
+        var listed = new List<string>();
+        await foreach (var o in input.Store.ListAsync("reads/", CancellationToken.None))
+        {
+            listed.Add(o.Key);
+        }
+
+        var r = await CliRunner.RunAsync(["run", "workflows/fastq-stats.yaml", "--set", $"input.uri=s3://{_bucket}/reads/", "--set", $"output.uri={_temp.Combine("out")}", "--set", "input.include=[\"**\"]"], _env);
+
+        Assert.Contains("reads/" + relative, listed);
+        Assert.True(r.ExitCode == 1, r.ToString());
+        Assert.Equal($"error: input '{relative}' under s3://{_bucket}/reads/ {problem}: rename it (names like this are refused, never skipped)", r.Stderr.TrimEnd());
+        Assert.False(File.Exists(Path.Combine("/tmp", name)), "the key's content was written outside in/");
+    }
 }

@@ -30,6 +30,31 @@ public sealed class KeyNamesTests
     }
 
     [Theory]
+    [InlineData("/abs.fastq", "has an empty segment (a leading '/', '//' or a trailing '/': not a plain path)")]
+    [InlineData("a//b.fastq", "has an empty segment (a leading '/', '//' or a trailing '/': not a plain path)")]
+    [InlineData("folder/", "has an empty segment (a leading '/', '//' or a trailing '/': not a plain path)")]
+    [InlineData("../x.fastq", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    [InlineData("a/../../x.fastq", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    [InlineData("a/./b.fastq", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    [InlineData("a/..", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    [InlineData(".", "escapes the prefix (a '.' or '..' segment: not a plain path)")]
+    [InlineData("", "is empty")]
+    public void Problem_refuses_keys_that_are_not_plain_paths(string key, string problem)
+    {
+        // Staged at in/KEY by a root process: each of these names a path outside in/ or another file.
+        Assert.Equal(problem, KeyNames.Problem(key));
+    }
+
+    [Theory]
+    [InlineData("..hidden/x..y.fastq")]
+    [InlineData(".x/.y.fastq")]
+    [InlineData("a/...")]
+    public void Problem_keeps_names_with_dots_that_are_plain_segments(string key)
+    {
+        Assert.Null(KeyNames.Problem(key));
+    }
+
+    [Theory]
     [InlineData("\uFFFD.fastq")]
     [InlineData("lone\uD800.fastq")]
     [InlineData("lone\uDC00.fastq")]
