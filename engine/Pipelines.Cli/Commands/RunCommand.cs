@@ -111,9 +111,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
         }
         else
         {
+            // The run's trace starts with the submit: spans are made once the tracer listens.
+            EngineHost.StartTracing(host);
             started = Task.Run(() => host.StartAsync(cancellationToken), cancellationToken);
         }
 
+        Exception? failure = null;
         try
         {
             var submitted = await host.Services.GetRequiredService<RunSubmitter>()
@@ -190,6 +193,11 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
             return code;
         }
+        catch (Exception e)
+        {
+            failure = e;
+            throw;
+        }
         finally
         {
             foreach (var l in live)
@@ -197,8 +205,14 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 l.End();
             }
 
-            // A plan refused before the host had started: its start ends first (it says nothing the refusal has not).
+            // A plan refused before the host had started: its start ends first. When it failed too
+            // (a refused plan did not wait for it), that is said, not dropped.
             await Task.WhenAny(started).ConfigureAwait(false);
+            if (started.IsFaulted && failure is not null && !ReferenceEquals(failure, started.Exception!.InnerException))
+            {
+                Console.Error.WriteLine($"note: the engine's start failed too: {started.Exception.GetBaseException().Message}");
+            }
+
             await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
         }
     }
@@ -227,12 +241,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
                 .StartAsync(async ctx =>
                 {
                     var bar = ctx.AddTask(label is null ? "tasks" : label + " tasks");
-                    var gathering = false;
+                    Stopwatch? gathering = null;
                     while (true)
                     {
                         if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
                         {
-                            gathering = run.State == RunState.Gathering;
+                            gathering = run.State == RunState.Gathering ? gathering ?? Stopwatch.StartNew() : null;
                             if (live is not null)
                             {
                                 await live.PollAsync(run, counts, ct).ConfigureAwait(false);
@@ -256,12 +270,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
 
         string? last = null;
         var lastPrint = Stopwatch.StartNew();
-        var gathering = false;
+        Stopwatch? gathering = null;
         while (true)
         {
             if (await follow.PollAsync(ct).ConfigureAwait(false) is var (run, counts))
             {
-                gathering = run.State == RunState.Gathering;
+                gathering = run.State == RunState.Gathering ? gathering ?? Stopwatch.StartNew() : null;
                 if (live is not null)
                 {
                     await live.PollAsync(run, counts, ct).ConfigureAwait(false);
@@ -286,10 +300,12 @@ public sealed class RunCommand : AsyncCommand<RunCommand.Settings>
     }
 
     /// <summary>
-    /// The wait before the next look at the run: <paramref name="usual"/>, but 10 ms once an
-    /// embedded run gathers (<paramref name="live"/>: its store is this process's memory, a look
-    /// costs microseconds). Its end is what the command waits for, and at 100 ms it was seen 50 ms
-    /// after it in the mean (docs/benchmarks.md, "A run's fixed cost").
+    /// The wait before the next look at the run: <paramref name="usual"/>, but 10 ms in the first
+    /// seconds of an embedded run's gather (<paramref name="live"/>: its store is this process's
+    /// memory, a look costs microseconds). Its end is what the command waits for, and at 100 ms it
+    /// was seen 50 ms after it in the mean (docs/benchmarks.md, "A run's fixed cost"). A gather
+    /// that lasts (a large one, or one waiting out an S3 outage) is looked at as usual again.
     /// </summary>
-    private static int PollMilliseconds(int usual, LiveRun? live, bool gathering) => live is not null && gathering ? 10 : usual;
+    private static int PollMilliseconds(int usual, LiveRun? live, Stopwatch? gathering) =>
+        live is not null && gathering is not null && gathering.Elapsed < TimeSpan.FromSeconds(5) ? 10 : usual;
 }

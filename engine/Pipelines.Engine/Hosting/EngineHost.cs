@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using OpenTelemetry.Trace;
 using Pipelines.Algorithms;
 using Pipelines.Containers;
 using Pipelines.Containers.Warm;
@@ -130,6 +131,15 @@ public static class EngineHost
         builder.Services.AddPipelinesEngine(settings, worker, triggers, keepWarm: keepWarm);
         return builder.Build();
     }
+
+    /// <summary>
+    /// Makes the host's tracer provider now, as its start would: the engine's spans are made only
+    /// once it listens, and a span started before it is lost with its trace id. `pipelines run`
+    /// submits beside the host's start, and its submit span is the run's trace, which run.json,
+    /// the provenance rows and every log line of the run carry (a run whose plan came first had
+    /// none, and each task a trace of its own: LogFormatTests saw it in a CI run).
+    /// </summary>
+    public static void StartTracing(IHost host) => host.Services.GetService<TracerProvider>();
 
     /// <summary>
     /// The engine's services (run store, queue, runtime, stores, runners) for any host: the
