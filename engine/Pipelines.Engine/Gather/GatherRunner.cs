@@ -230,7 +230,18 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
             var resultKeys = results.SelectMany(r => r.Keys).ToList();
             var report = Task.Run(() => WriteReportAsync(summary, workflow, provenance, held, output, cancellationToken), cancellationToken);
             var crate = Task.Run(() => WriteCrateAsync(run, workflow, definition, tasks, Provenance, resultKeys, state, finished, output, scratch, cancellationToken), cancellationToken);
-            await Task.WhenAll(report, crate).ConfigureAwait(false);
+            try
+            {
+                await Task.WhenAll(report, crate).ConfigureAwait(false);
+            }
+            catch when (report.IsFaulted && crate.IsFaulted)
+            {
+                // Both failed: the report's is thrown (an outage is waited out, the gather made
+                // again); the crate's is said, not dropped.
+                LogCrateFailedToo(log, runId, crate.Exception!.GetBaseException().Message);
+                throw;
+            }
+
             if (await report.ConfigureAwait(false) is { } reportWarning)
             {
                 summary = summary with { Warnings = [.. warnings, reportWarning] };
@@ -401,6 +412,9 @@ internal sealed partial class GatherRunner(IRunStore store, ITaskQueue queue, Ob
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "could not delete the gather's temporary folder {Folder}: {Error}")]
     private static partial void LogScratchLeft(ILogger logger, string folder, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: the RO-Crate failed too, beside the report: {Error}")]
+    private static partial void LogCrateFailedToo(ILogger logger, string runId, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "run {RunId}: report.html was not written: {Error}")]
     private static partial void LogReportFailed(ILogger logger, string runId, string error);

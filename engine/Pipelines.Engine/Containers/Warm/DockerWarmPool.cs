@@ -331,6 +331,9 @@ public sealed partial class DockerWarmPool : IWarmPool
     {
         if (spec.Mode == WarmMode.Fork && !File.Exists(_options.WarmHelper))
         {
+            // Looked for again from now on (CanFork): a step that took reuse by default then runs
+            // in a container of its own, as it did before the helper was found.
+            _helperFound = false;
             throw new PipelinesException($"the fork helper {_options.WarmHelper} is missing: build it with scripts/build-native, or set Docker:WarmHelper (PIPELINES_WARM_HELPER)", retryHelps: false);
         }
 
