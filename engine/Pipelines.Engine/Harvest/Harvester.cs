@@ -540,30 +540,26 @@ public sealed partial class Harvester : BackgroundService
         return Math.Clamp((int)Math.Ceiling(_concurrency * (1 - _last.OwnerFraction)), 1, _concurrency);
     }
 
-    private void Signal()
-    {
-        TaskCompletionSource old;
-        lock (_lock)
-        {
-            old = _changed;
-            _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        }
-
-        old.TrySetResult();
-    }
+    private void Signal() => Fire(ref _changed);
 
     /// <summary>A change of the offer (a sample, a drain): also a change for who waits for room.</summary>
     private void SignalOffer()
     {
+        Fire(ref _offerChanged);
+        Signal();
+    }
+
+    /// <summary>Completes what waits on <paramref name="signal"/>, which a new one replaces for the next change.</summary>
+    private void Fire(ref TaskCompletionSource signal)
+    {
         TaskCompletionSource old;
         lock (_lock)
         {
-            old = _offerChanged;
-            _offerChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            old = signal;
+            signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
         }
 
         old.TrySetResult();
-        Signal();
     }
 
     private void Release()
