@@ -137,7 +137,7 @@ internal static class CanaryCompare
         foreach (var row in provenance.Where(r => r.Status is "succeeded" or "cached" && (tasks is null || tasks.Contains(r.TaskIndex))))
         {
             var files = byTask.TryGetValue(row.TaskIndex, out var f) ? f : byTask[row.TaskIndex] = new(StringComparer.Ordinal);
-            var prefix = $"tasks/{row.TaskId}/";
+            var prefix = RunLayout.TaskPrefix(row.TaskId);
             foreach (var o in row.Outputs.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal)))
             {
                 files[o.Key[prefix.Length..]] = o;

@@ -54,11 +54,14 @@ public static class RunLayout
     /// <summary>Under the output root: one small entry per workflow and unit naming its latest succeeded task, for explain.</summary>
     public const string UnitPrefix = CachePrefix + "units/";
 
-    public static string TaskOutput(string taskId, string step, string relative) => $"tasks/{taskId}/{step}/{relative}";
+    /// <summary>A task's folder in its run's: its steps' outputs and logs, and its vacated attempts' logs.</summary>
+    public static string TaskPrefix(string taskId) => $"tasks/{taskId}/";
 
-    public static string TaskStepPrefix(string taskId, string step) => $"tasks/{taskId}/{step}/";
+    public static string TaskOutput(string taskId, string step, string relative) => $"{TaskPrefix(taskId)}{step}/{relative}";
 
-    public static string TaskLog(string taskId, string step) => $"tasks/{taskId}/{step}.log";
+    public static string TaskStepPrefix(string taskId, string step) => $"{TaskPrefix(taskId)}{step}/";
+
+    public static string TaskLog(string taskId, string step) => $"{TaskPrefix(taskId)}{step}.log";
 
     public static string Result(string name, string extension) => $"results/{name}.{extension}";
 }

@@ -81,9 +81,8 @@ internal sealed class Staging(ObjectStoreFactory stores, WorkerOptions options)
 
         // The task's folder and the step's are new on a first delivery: made before the log and
         // the outputs are written, each write does not find its folder missing first.
-        var stepFolder = runOutput.Key(RunLayout.TaskOutput(task.TaskId, step.Name, ""));
-        var taskFolder = stepFolder[..(stepFolder.LastIndexOf('/', stepFolder.Length - 2) + 1)];
-        runOutput.Store.NewFolders(scan.Kept.Count == 0 ? [taskFolder] : [taskFolder, stepFolder]);
+        var taskFolder = runOutput.Key(RunLayout.TaskPrefix(task.TaskId));
+        runOutput.Store.NewFolders(scan.Kept.Count == 0 ? [taskFolder] : [taskFolder, runOutput.Key(RunLayout.TaskStepPrefix(task.TaskId, step.Name))]);
         var refs = new FileRef[scan.Kept.Count];
         var beside = alongside?.Invoke(ct) ?? Task.CompletedTask;
         var uploads = EachAsync(

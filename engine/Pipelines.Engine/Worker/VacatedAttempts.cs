@@ -40,7 +40,7 @@ internal sealed class VacatedAttempts
     public string? LogOf(string step) => _logs.GetValueOrDefault(step);
 
     /// <summary>Where a task's vacated attempts wait.</summary>
-    public static string Prefix(string taskId) => $"tasks/{taskId}/vacated/";
+    public static string Prefix(string taskId) => RunLayout.TaskPrefix(taskId) + "vacated/";
 
     /// <summary>The vacated attempts of a task (its records in key order, which is the order they were written), with the logs of their steps.</summary>
     public static async Task<VacatedAttempts> ReadAsync(StorageLocation output, string taskId, CancellationToken ct)
