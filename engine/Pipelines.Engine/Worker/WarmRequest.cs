@@ -81,23 +81,13 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
         }
 
         MoveBack(inputs: keepInputs);
-        if (!keepInputs && _inNames is { } inNames)
-        {
-            try
-            {
-                // /in holds what the engine moved in, and nothing else (the container cannot write
-                // in it): removed by those names, it is empty, and the lease does not read it.
-                foreach (var name in inNames)
-                {
-                    NoFollow.RemoveEntry(_lease.InFolder, System.Text.Encoding.UTF8.GetBytes(name), Path.Combine(_lease.InDir, name));
-                }
 
-                _lease.InEmptied();
-            }
-            catch (PipelinesException)
-            {
-                // Not told: the lease empties /in as always, and retires the container if it cannot.
-            }
+        // /in holds what the engine moved in, and nothing else (the container cannot write in
+        // it): removed by those names (a top folder with what it holds), it is empty.
+        if (!keepInputs && _inNames is { } inNames
+            && RemovedByName(inNames, _lease.InFolder, _lease.InDir, static (at, name, shown) => NoFollow.RemoveEntry(at, name, shown)))
+        {
+            _lease.InEmptied();
         }
 
         if (outDir is not null)
@@ -106,21 +96,32 @@ internal sealed class WarmRequest(Scratch scratch, List<(string Name, string Dir
             NoFollow.MoveEntries(_lease.OutFolder, _lease.OutDir, folder, outDir);
             KeptOut = outDir;
         }
-        else if (outNames is not null)
+        else if (outNames is not null
+            && RemovedByName(outNames, _lease.OutFolder, _lease.OutDir, static (at, name, shown) => NoFollow.Remove(at, name, folder: false, shown)))
         {
-            try
-            {
-                foreach (var name in outNames)
-                {
-                    NoFollow.Remove(_lease.OutFolder, System.Text.Encoding.UTF8.GetBytes(name), folder: false, Path.Combine(_lease.OutDir, name));
-                }
+            _lease.OutEmptied();
+        }
+    }
 
-                _lease.OutEmptied();
-            }
-            catch (PipelinesException)
+    /// <summary>
+    /// Removes the names of a lease folder the engine knows to be all it holds: true when every
+    /// one went (the folder is empty, and the lease is told so, not to read it again); false when
+    /// one could not, and the lease empties the folder as always (and retires the container if it cannot).
+    /// </summary>
+    private static bool RemovedByName(IEnumerable<string> names, NoFollow.SafeDirectory folder, string dir, Action<NoFollow.SafeDirectory, byte[], string> remove)
+    {
+        try
+        {
+            foreach (var name in names)
             {
-                // Not told: the lease empties /out as always, and retires the container if it cannot.
+                remove(folder, System.Text.Encoding.UTF8.GetBytes(name), Path.Combine(dir, name));
             }
+
+            return true;
+        }
+        catch (PipelinesException)
+        {
+            return false;
         }
     }
 

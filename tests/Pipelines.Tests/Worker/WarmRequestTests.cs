@@ -36,12 +36,8 @@ public sealed class WarmRequestTests : IAsyncLifetime
         var pool = _context.Pool();
         var spec = await _context.ForkSpecAsync();
         using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
-        using var scratch = Scratch.Take(folders, NullLogger.Instance);
-        Directory.CreateDirectory(Path.Combine(scratch.BeginStaging(), "part"));
-        await File.WriteAllTextAsync(Path.Combine(scratch.In, "part", "a.txt"), "input\n");
-
         // The first request moves the inputs by the names staged; once they came back, by a listing.
-        scratch.Staged(["part/a.txt"]);
+        using var scratch = await StagedAsync(folders);
         var earlier = Path.Combine(scratch.Path, "out-first-1");
         Directory.CreateDirectory(earlier);
         await File.WriteAllTextAsync(Path.Combine(earlier, "kept.txt"), "kept\n");
@@ -114,10 +110,7 @@ public sealed class WarmRequestTests : IAsyncLifetime
         var pool = _context.Pool();
         var spec = await _context.ForkSpecAsync();
         using var folders = new TaskFolders(new WorkerOptions { Scratch = _temp.Combine("scratch") });
-        using var scratch = Scratch.Take(folders, NullLogger.Instance);
-        Directory.CreateDirectory(Path.Combine(scratch.BeginStaging(), "part"));
-        await File.WriteAllTextAsync(Path.Combine(scratch.In, "part", "a.txt"), "input\n");
-        scratch.Staged(["part/a.txt"]);
+        using var scratch = await StagedAsync(folders);
 
         string containerId;
         await using (var request = new WarmRequest(scratch, []))
@@ -154,4 +147,14 @@ public sealed class WarmRequestTests : IAsyncLifetime
 
     private static List<string> Kept(WarmRequest request) =>
         OutputFolder.Collect(request.Out!, _ => true, Limits).Kept.Select(k => k.Path).ToList();
+
+    /// <summary>A scratch folder whose in/ holds part/a.txt ("input"), staged as a task's stage-in stages it (its names known).</summary>
+    private static async Task<Scratch> StagedAsync(TaskFolders folders)
+    {
+        var scratch = Scratch.Take(folders, NullLogger.Instance);
+        Directory.CreateDirectory(Path.Combine(scratch.BeginStaging(), "part"));
+        await File.WriteAllTextAsync(Path.Combine(scratch.In, "part", "a.txt"), "input\n");
+        scratch.Staged(["part/a.txt"]);
+        return scratch;
+    }
 }
