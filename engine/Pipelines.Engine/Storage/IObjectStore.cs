@@ -71,17 +71,6 @@ public interface IObjectStore
     /// <summary>Stores bytes under a key.</summary>
     Task PutAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken);
 
-    /// <summary>
-    /// Stores bytes under a key whose object no reader trusts until a record written after it says
-    /// so (a step's log: read once the run store holds the task's rows; a cache manifest: looked up
-    /// only by a later run, and a partial one is not valid JSON, so a miss). A local folder writes a
-    /// new name in place, with no temporary name and rename (docs/decisions.md); a name already
-    /// there (an earlier attempt's, whole or partial) is replaced as <see cref="PutAsync"/> does.
-    /// Any other store puts it as <see cref="PutAsync"/> does.
-    /// </summary>
-    Task PutUnreadAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken) =>
-        PutAsync(key, content, contentType, cancellationToken);
-
     /// <summary>Reads a whole object into memory (small objects: tables, manifests).</summary>
     Task<byte[]> ReadAllAsync(string key, CancellationToken cancellationToken);
 

@@ -361,22 +361,6 @@ internal sealed partial class LocalObjectStore : IObjectStore
     }
 
     /// <summary>
-    /// Writes a new name in place (open O_CREAT | O_EXCL, write, close: no rename, one inode made
-    /// and no directory entry moved); a name already there, or any other failure, goes the
-    /// temporary file's way (<see cref="PutAsync"/>), which replaces it whole. A write that fails
-    /// part way removes its file (<see cref="UnixFile.WriteNew"/>); a crash may leave part of one,
-    /// which its readers take for damaged or none, and the next write replaces.
-    /// </summary>
-    public Task PutUnreadAsync(string key, ReadOnlyMemory<byte> content, string contentType, CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var path = PathOf(key);
-        return InFolder(path, () => UnixFile.WriteNew(path, content.Span)) == 0
-            ? Task.CompletedTask
-            : PutAsync(key, content, contentType, cancellationToken);
-    }
-
-    /// <summary>
     /// Makes each folder with one mkdir, parents first: one already there (a delivery again) costs
     /// that failed mkdir and nothing else, and a missing parent is made as a write would make it.
     /// Any other failure is left to the writes that follow, which make their folder as always

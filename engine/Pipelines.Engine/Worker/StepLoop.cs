@@ -339,7 +339,7 @@ internal sealed partial class StepLoop(AttemptShell shell, Staging staging, Work
     };
 
     private static Task PutLogAsync(TaskRecord task, ExpandedStep step, StorageLocation runOutput, StringBuilder stepLog, CancellationToken ct) =>
-        runOutput.Store.PutUnreadAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct);
+        runOutput.Store.PutAsync(runOutput.Key(RunLayout.TaskLog(task.TaskId, step.Name)), Encoding.UTF8.GetBytes(stepLog.ToString()), "text/plain; charset=utf-8", ct);
 
     private static string Tail(string log)
     {

@@ -116,7 +116,7 @@ internal sealed partial class TaskCache(WorkerOptions options, TimeProvider time
         // Side by side: one round trip rather than two. A unit entry whose task's manifest is
         // missing (a crash between the two) is read as "earlier identity unknown" already.
         await Task.WhenAll(
-            root.Store.PutUnreadAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest, WorkerJson.Default.CacheManifest), "application/json", ct),
+            root.Store.PutAsync(root.Key(RunLayout.CachePrefix + task.TaskId + ".json"), JsonSerializer.SerializeToUtf8Bytes(manifest, WorkerJson.Default.CacheManifest), "application/json", ct),
             WriteUnitAsync(run, task, definition, root, ct)).ConfigureAwait(false);
     }
 

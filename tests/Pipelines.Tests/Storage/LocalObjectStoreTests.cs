@@ -195,35 +195,6 @@ public sealed class LocalObjectStoreTests : IDisposable
     }
 
     [Fact]
-    public async Task An_unread_put_writes_a_new_name_in_place_and_replaces_what_a_killed_attempt_left_whole()
-    {
-        var store = new LocalObjectStore(_temp.Combine("out"));
-        Directory.CreateDirectory(_temp.Combine("out"));
-
-        // A new name, its folder missing: the folder is made and the file written whole.
-        await store.PutUnreadAsync("tasks/t1/count.log", Encoding.UTF8.GetBytes("attempt 1\n"), "text/plain", CancellationToken.None);
-        Assert.Equal("attempt 1\n", await File.ReadAllTextAsync(_temp.Combine("out", "tasks", "t1", "count.log")));
-
-        // What a killed attempt left: part of a log, sharing its inode with another name (an
-        // earlier run's file). The next attempt's write replaces the name and writes nothing through it.
-        var partial = _temp.Combine("out", "tasks", "t1", "count.log");
-        await File.WriteAllTextAsync(_temp.Combine("earlier.log"), "earlier run");
-        File.Delete(partial);
-        Assert.Equal(0, Link(_temp.Combine("earlier.log"), partial));
-        await store.PutUnreadAsync("tasks/t1/count.log", Encoding.UTF8.GetBytes("attempt 2\n"), "text/plain", CancellationToken.None);
-        Assert.Equal("attempt 2\n", await File.ReadAllTextAsync(partial));
-        Assert.Equal("earlier run", await File.ReadAllTextAsync(_temp.Combine("earlier.log")));
-
-        // A link planted at the name is replaced, not followed.
-        File.Delete(partial);
-        File.CreateSymbolicLink(partial, _temp.Combine("victim"));
-        await store.PutUnreadAsync("tasks/t1/count.log", Encoding.UTF8.GetBytes("attempt 3\n"), "text/plain", CancellationToken.None);
-        Assert.Equal("attempt 3\n", await File.ReadAllTextAsync(partial));
-        Assert.False(File.Exists(_temp.Combine("victim")));
-        Assert.Equal(["count.log"], Directory.GetFileSystemEntries(_temp.Combine("out", "tasks", "t1")).Select(Path.GetFileName));
-    }
-
-    [Fact]
     public void A_new_file_is_written_whole_and_never_over_a_name_already_there()
     {
         var path = _temp.Combine("new.json");
